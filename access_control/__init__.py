@@ -1,0 +1,1 @@
+"""Safe people and projects: identities, policy, entry decisions, audit ledger."""

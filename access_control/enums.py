@@ -1,0 +1,57 @@
+"""Stored enumerations. Values are written to the database and the ledger:
+changing or removing one needs a migration; adding one does not."""
+from __future__ import annotations
+
+import enum
+
+
+class Role(enum.Enum):
+    """What a person may do; one person may hold several roles."""
+
+    RESEARCHER = "RESEARCHER"
+    REVIEWER = "REVIEWER"
+    ADMINISTRATOR = "ADMINISTRATOR"
+
+
+class Outcome(enum.Enum):
+    """How the audited action ended."""
+
+    OK = "OK"
+    DENIED = "DENIED"
+    FAILED = "FAILED"
+
+
+class AuditEventType(enum.Enum):
+    """What happened, as NOUN_VERB. Every state change of the path writes one."""
+
+    # entry and sessions
+    ENTRY_DECIDE = "ENTRY_DECIDE"  # a login or spawn entry decision, allowed or denied
+    LOGIN_FAIL = "LOGIN_FAIL"  # wrong password or unknown account
+    SESSION_START = "SESSION_START"
+    SESSION_STOP = "SESSION_STOP"
+    # administration
+    PERSON_ADD = "PERSON_ADD"
+    PERSON_CHANGE = "PERSON_CHANGE"
+    ROLE_GRANT = "ROLE_GRANT"
+    ROLE_REVOKE = "ROLE_REVOKE"
+    PROJECT_ADD = "PROJECT_ADD"
+    PROJECT_CHANGE = "PROJECT_CHANGE"
+    MEMBER_ADD = "MEMBER_ADD"
+    MEMBER_REMOVE = "MEMBER_REMOVE"
+    DATASET_INGEST = "DATASET_INGEST"
+    GRANT_ADD = "GRANT_ADD"
+    GRANT_REVOKE = "GRANT_REVOKE"
+    FACILITY_ADD = "FACILITY_ADD"
+    FACILITY_CHANGE = "FACILITY_CHANGE"
+    TERMINAL_ADD = "TERMINAL_ADD"
+    TERMINAL_REMOVE = "TERMINAL_REMOVE"
+    # disclosure review
+    RELEASE_SUBMIT = "RELEASE_SUBMIT"
+    OUTPUT_CHECK = "OUTPUT_CHECK"
+    OUTPUT_DECIDE = "OUTPUT_DECIDE"
+    RELEASE_DECIDE = "RELEASE_DECIDE"
+    RELEASE_PACKAGE = "RELEASE_PACKAGE"
+    RELEASE_COLLECT = "RELEASE_COLLECT"
+    RELEASE_WITHDRAW = "RELEASE_WITHDRAW"
+    # the ledger itself
+    LEDGER_VERIFY = "LEDGER_VERIFY"

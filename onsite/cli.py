@@ -1,0 +1,59 @@
+"""The `onsite` command line.
+
+Each area registers its own commands (`register(subparsers)`); a command is a
+function `(args, settings) -> int` stored as `args.run`. A `UserError` prints
+its message and exits 2 without a traceback: the command changed nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from onsite.errors import UserError
+from onsite.settings import Settings
+
+# (module, group): group None registers top-level commands, "admin" under `onsite admin`.
+COMMAND_MODULES = [
+    ("onsite.demo", None),
+    ("access_control.cli", None),
+    ("access_control.cli", "admin"),
+    ("analysis_kernel.cli", "admin"),
+    ("disclosure_review.cli", None),
+    ("bench.cli", None),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="onsite",
+        description="Onsite: secure on-site microdata analysis. State lives in $ONSITE_HOME "
+        "(default ./var); the policy store is $ONSITE_DB_URL (default SQLite in $ONSITE_HOME).",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    top = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    admin = top.add_parser(
+        "admin", help="manage datasets, people, projects, grants, facilities and terminals"
+    ).add_subparsers(dest="admin_command", metavar="OBJECT", required=True)
+    groups = {None: top, "admin": admin}
+    for module_name, group in COMMAND_MODULES:
+        module = importlib.import_module(module_name)
+        register = module.register if group is None else module.register_admin
+        register(groups[group])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.run(args, Settings.from_env()) or 0
+    except UserError as e:
+        print(f"onsite: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
