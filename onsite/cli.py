@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     ("onsite.demo", None),
     ("access_control.cli", None),
     ("access_control.cli", "admin"),
+    ("analysis_kernel.cli", None),
     ("analysis_kernel.cli", "admin"),
     ("disclosure_review.cli", None),
     ("bench.cli", None),
