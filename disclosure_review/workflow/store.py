@@ -1,0 +1,146 @@
+"""Workflow tables (the data-access layer) on the shared `access_control.db.Base`.
+
+Only `service.py` reads and writes these. Project, dataset and person are kept
+as their ids/usernames, not foreign keys, so the workflow's schema branch
+evolves apart from access_control's. The schema is created by the Alembic
+revisions in `disclosure_review/workflow/migrations/` (branch `workflow`).
+"""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Enum, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint, select
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+
+from access_control.db import Base
+from disclosure_review.workflow.enums import Decision, OutputKind, ReleaseStatus
+from disclosure_review.workflow.exceptions import ReleaseRequestNotFound
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _enum(cls) -> Enum:
+    # Stored as the value string (portable across SQLite and PostgreSQL, no native ENUM type).
+    return Enum(cls, native_enum=False, length=32, values_callable=lambda e: [m.value for m in e])
+
+
+class ReleaseRequest(Base):
+    __tablename__ = "release_request"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(64), index=True)
+    requester: Mapped[str] = mapped_column(String(128), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    purpose: Mapped[str] = mapped_column(Text)
+    status: Mapped[ReleaseStatus] = mapped_column(_enum(ReleaseStatus), index=True)
+    preset: Mapped[str] = mapped_column(String(64))
+    """The sdc rule preset the outputs were checked under."""
+    required_approvals: Mapped[int] = mapped_column(Integer)
+    """Independent approvals each output needs, fixed at submission."""
+    return_comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    outputs: Mapped[list[ReleaseOutput]] = relationship(
+        back_populates="request", order_by="ReleaseOutput.position", cascade="all, delete-orphan"
+    )
+    package: Mapped[ReleasePackage | None] = relationship(back_populates="request", uselist=False)
+
+
+class ReleaseOutput(Base):
+    __tablename__ = "release_output"
+    __table_args__ = (UniqueConstraint("request_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("release_request.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[OutputKind] = mapped_column(_enum(OutputKind))
+    # declarative: the spec as submitted; what the session claimed (shown, never trusted)
+    spec: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    claimed: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # opaque: the file as submitted, with the code that made it
+    filename: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    media_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    content: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    code: Mapped[str | None] = mapped_column(Text, nullable=True)
+    explanation: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # what the service computed itself: the verdict that counts
+    verdict: Mapped[str] = mapped_column(String(16))
+    """sdc Verdict value (pass / fail / review) of the service's own check."""
+    verified: Mapped[bool] = mapped_column(default=False)
+    """True only when the service recomputed the output from the source data."""
+    recomputed: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    """The released view: {"columns": [...], "rows": [[...], ...]}."""
+    shadow: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    """Shadow statistics, for reviewers only; never released."""
+    report: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    mismatch: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    decision: Mapped[Decision | None] = mapped_column(_enum(Decision), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    request: Mapped[ReleaseRequest] = relationship(back_populates="outputs")
+    votes: Mapped[list[OutputVote]] = relationship(
+        back_populates="output", order_by="OutputVote.id", cascade="all, delete-orphan"
+    )
+
+
+class OutputVote(Base):
+    __tablename__ = "output_vote"
+    __table_args__ = (UniqueConstraint("output_id", "reviewer"),)  # one vote per reviewer per output
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    output_id: Mapped[int] = mapped_column(ForeignKey("release_output.id", ondelete="CASCADE"), index=True)
+    reviewer: Mapped[str] = mapped_column(String(128))
+    decision: Mapped[Decision] = mapped_column(_enum(Decision))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    override_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """Written reason for approving an output whose verdict is fail."""
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    output: Mapped[ReleaseOutput] = relationship(back_populates="votes")
+
+
+class ReleasePackage(Base):
+    __tablename__ = "release_package"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("release_request.id", ondelete="CASCADE"), unique=True)
+    path: Mapped[str] = mapped_column(String(1000))
+    manifest_sha256: Mapped[str] = mapped_column(String(64))
+    files: Mapped[list[Any]] = mapped_column(JSON)
+    """[{"name", "sha256", "bytes"}] of the released files."""
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    request: Mapped[ReleaseRequest] = relationship(back_populates="package")
+
+
+def get_request(session: Session, request_id: int, *, for_update: bool = False) -> ReleaseRequest:
+    stmt = select(ReleaseRequest).where(ReleaseRequest.id == request_id)
+    if for_update:
+        stmt = stmt.with_for_update()  # PostgreSQL: serialize votes on one request
+    found = session.scalars(stmt).one_or_none()
+    if found is None:
+        raise ReleaseRequestNotFound(f"no release request {request_id}")
+    return found
+
+
+def get_output(session: Session, output_id: int) -> ReleaseOutput:
+    found = session.get(ReleaseOutput, output_id)
+    if found is None:
+        raise ReleaseRequestNotFound(f"no output {output_id}")
+    return found
+
+
+def requests_with_status(session: Session, statuses) -> list[ReleaseRequest]:
+    stmt = select(ReleaseRequest).where(ReleaseRequest.status.in_(list(statuses))).order_by(ReleaseRequest.id)
+    return list(session.scalars(stmt))
+
+
+def requests_of(session: Session, requester: str) -> list[ReleaseRequest]:
+    stmt = select(ReleaseRequest).where(ReleaseRequest.requester == requester).order_by(ReleaseRequest.id.desc())
+    return list(session.scalars(stmt))

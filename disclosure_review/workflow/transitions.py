@@ -1,0 +1,72 @@
+"""The release-request state machine as data, and the one function that moves it.
+
+`docs/reference/release-states.md` is generated from these tables
+(`onsite review states --write`); a unit test fails when it is stale.
+"""
+from __future__ import annotations
+
+from access_control.enums import AuditEventType
+from disclosure_review.workflow.enums import ReleaseStatus as S
+from disclosure_review.workflow.enums import StatusOwner
+from disclosure_review.workflow.exceptions import InvalidStateTransition
+
+INITIAL_STATUS = S.SUBMITTED
+
+VALID_TRANSITIONS: dict[S, list[S]] = {
+    # REVIEWED straight from SUBMITTED when one vote decides every output (1 approval required).
+    S.SUBMITTED: [S.PARTIALLY_REVIEWED, S.REVIEWED, S.RETURNED, S.WITHDRAWN],
+    S.PARTIALLY_REVIEWED: [S.REVIEWED, S.RETURNED, S.WITHDRAWN],
+    S.REVIEWED: [S.APPROVED, S.REJECTED],
+    S.APPROVED: [S.RELEASED],
+    S.RETURNED: [],
+    S.REJECTED: [],
+    S.RELEASED: [],
+    S.WITHDRAWN: [],
+}
+
+STATUS_AUDIT_EVENT: dict[S, AuditEventType] = {
+    S.SUBMITTED: AuditEventType.RELEASE_SUBMIT,
+    S.PARTIALLY_REVIEWED: AuditEventType.RELEASE_DECIDE,
+    S.REVIEWED: AuditEventType.RELEASE_DECIDE,
+    S.RETURNED: AuditEventType.RELEASE_DECIDE,
+    S.APPROVED: AuditEventType.RELEASE_DECIDE,
+    S.REJECTED: AuditEventType.RELEASE_DECIDE,
+    S.RELEASED: AuditEventType.RELEASE_PACKAGE,
+    S.WITHDRAWN: AuditEventType.RELEASE_WITHDRAW,
+}
+
+STATUS_OWNER: dict[S, StatusOwner] = {
+    S.SUBMITTED: StatusOwner.REVIEWER,
+    S.PARTIALLY_REVIEWED: StatusOwner.REVIEWER,
+    S.REVIEWED: StatusOwner.SERVICE,
+    S.APPROVED: StatusOwner.SERVICE,
+    S.RETURNED: StatusOwner.REQUESTER,
+    S.REJECTED: StatusOwner.NOBODY,
+    S.RELEASED: StatusOwner.NOBODY,
+    S.WITHDRAWN: StatusOwner.NOBODY,
+}
+
+FINAL_STATUSES = frozenset(s for s, targets in VALID_TRANSITIONS.items() if not targets)
+OPEN_FOR_REVIEW = frozenset({S.SUBMITTED, S.PARTIALLY_REVIEWED})
+
+
+def can_transition(current: S, new: S) -> bool:
+    return new in VALID_TRANSITIONS[current]
+
+
+def check_transition(current: S, new: S) -> None:
+    """Raise `InvalidStateTransition` unless `current -> new` is in the table. Changes nothing."""
+    if not can_transition(current, new):
+        allowed = ", ".join(s.value for s in VALID_TRANSITIONS[current]) or "none (final status)"
+        raise InvalidStateTransition(
+            f"a release request cannot go from {current.value} to {new.value}; allowed from {current.value}: {allowed}"
+        )
+
+
+def mermaid_diagram() -> str:
+    """The state diagram in Mermaid syntax, from the tables above."""
+    lines = ["stateDiagram-v2", f"    [*] --> {INITIAL_STATUS.value}"]
+    for source, targets in VALID_TRANSITIONS.items():
+        lines += [f"    {source.value} --> {target.value}" for target in targets]
+    lines += [f"    {status.value} --> [*]" for status in S if status in FINAL_STATUSES]
+    return "\n".join(lines)
