@@ -7,24 +7,16 @@ revisions in `disclosure_review/workflow/migrations/` (branch `workflow`).
 """
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Enum, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint, select
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from access_control.db import Base
+from access_control.models import UTCDateTime, stored_enum, utcnow
 from disclosure_review.workflow.enums import Decision, OutputKind, ReleaseStatus
 from disclosure_review.workflow.exceptions import ReleaseRequestNotFound
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _enum(cls) -> Enum:
-    # Stored as the value string (portable across SQLite and PostgreSQL, no native ENUM type).
-    return Enum(cls, native_enum=False, length=32, values_callable=lambda e: [m.value for m in e])
 
 
 class ReleaseRequest(Base):
@@ -35,14 +27,14 @@ class ReleaseRequest(Base):
     requester: Mapped[str] = mapped_column(String(128), index=True)
     title: Mapped[str] = mapped_column(String(200))
     purpose: Mapped[str] = mapped_column(Text)
-    status: Mapped[ReleaseStatus] = mapped_column(_enum(ReleaseStatus), index=True)
+    status: Mapped[ReleaseStatus] = mapped_column(stored_enum(ReleaseStatus), index=True)
     preset: Mapped[str] = mapped_column(String(64))
     """The sdc rule preset the outputs were checked under."""
     required_approvals: Mapped[int] = mapped_column(Integer)
     """Independent approvals each output needs, fixed at submission."""
     return_comment: Mapped[str | None] = mapped_column(Text, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     outputs: Mapped[list[ReleaseOutput]] = relationship(
         back_populates="request", order_by="ReleaseOutput.position", cascade="all, delete-orphan"
@@ -58,7 +50,7 @@ class ReleaseOutput(Base):
     request_id: Mapped[int] = mapped_column(ForeignKey("release_request.id", ondelete="CASCADE"), index=True)
     position: Mapped[int] = mapped_column(Integer)
     name: Mapped[str] = mapped_column(String(100))
-    kind: Mapped[OutputKind] = mapped_column(_enum(OutputKind))
+    kind: Mapped[OutputKind] = mapped_column(stored_enum(OutputKind))
     # declarative: the spec as submitted; what the session claimed (shown, never trusted)
     spec: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     claimed: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
@@ -69,9 +61,9 @@ class ReleaseOutput(Base):
     code: Mapped[str | None] = mapped_column(Text, nullable=True)
     explanation: Mapped[str | None] = mapped_column(Text, nullable=True)
     # what the service computed itself: the verdict that counts
-    verdict: Mapped[str] = mapped_column(String(16))
+    verdict: Mapped[str] = mapped_column(String(40))
     """sdc Verdict value (pass / fail / review) of the service's own check."""
-    verified: Mapped[bool] = mapped_column(default=False)
+    verified: Mapped[bool] = mapped_column(Boolean, default=False)
     """True only when the service recomputed the output from the source data."""
     recomputed: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     """The released view: {"columns": [...], "rows": [[...], ...]}."""
@@ -80,8 +72,8 @@ class ReleaseOutput(Base):
     report: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     mismatch: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    decision: Mapped[Decision | None] = mapped_column(_enum(Decision), nullable=True)
-    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    decision: Mapped[Decision | None] = mapped_column(stored_enum(Decision), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     request: Mapped[ReleaseRequest] = relationship(back_populates="outputs")
     votes: Mapped[list[OutputVote]] = relationship(
@@ -96,11 +88,11 @@ class OutputVote(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     output_id: Mapped[int] = mapped_column(ForeignKey("release_output.id", ondelete="CASCADE"), index=True)
     reviewer: Mapped[str] = mapped_column(String(128))
-    decision: Mapped[Decision] = mapped_column(_enum(Decision))
+    decision: Mapped[Decision] = mapped_column(stored_enum(Decision))
     comment: Mapped[str] = mapped_column(Text, default="")
     override_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     """Written reason for approving an output whose verdict is fail."""
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     output: Mapped[ReleaseOutput] = relationship(back_populates="votes")
 
@@ -114,7 +106,7 @@ class ReleasePackage(Base):
     manifest_sha256: Mapped[str] = mapped_column(String(64))
     files: Mapped[list[Any]] = mapped_column(JSON)
     """[{"name", "sha256", "bytes"}] of the released files."""
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     request: Mapped[ReleaseRequest] = relationship(back_populates="package")
 
