@@ -36,11 +36,21 @@ def make_engine(url: str) -> Engine:
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):
             # Several processes (hub, review service, CLI) share the file.
+            # pysqlite's own BEGIN handling is switched off so that _begin_immediate
+            # below decides how every transaction starts (SQLAlchemy's documented recipe).
+            dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin_immediate(conn):
+            # Take the write lock at BEGIN: transactions that read then write (the
+            # ledger append reads the chain head) queue on busy_timeout instead of
+            # failing with "database is locked" or forking the chain.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True)

@@ -1,0 +1,259 @@
+"""The audit ledger: append-only, hash-chained audit events.
+
+Each event's hash is SHA-256 over a canonical JSON of its own fields and the
+previous event's hash, so editing, deleting, inserting or reordering any event
+breaks the chain at that point. Appends are serialized across processes (hub,
+review service, CLI): PostgreSQL takes a transaction-scoped advisory lock,
+SQLite takes the write lock at BEGIN IMMEDIATE (see access_control.db), and
+`prev_hash` is unique so a fork cannot even be stored.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy import String, func, select, text, type_coerce
+from sqlalchemy.orm import Session
+
+from access_control.enums import AuditEventType, Outcome
+from access_control.models import AuditEvent
+
+log = logging.getLogger(__name__)
+
+GENESIS_HASH = "0" * 64
+"""prev_hash of the first event."""
+LEDGER_LOCK_KEY = 0x4F4E534954454C47  # "ONSITELG": the advisory lock every PostgreSQL writer takes
+EXPORT_SCHEMA = "onsite.audit_event/v1"
+
+DetailValue = str | int | float | bool | None | list[Any] | dict[str, Any]
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def event_hash(
+    *,
+    seq: int,
+    created_at: datetime,
+    actor: str,
+    action: str,
+    object: str,
+    outcome: str,
+    details: Mapping[str, Any],
+    prev_hash: str,
+) -> str:
+    """The hash that chains an event; every stored column but `hash` is covered."""
+    payload = [seq, created_at.isoformat(), actor, action, object, outcome, dict(details), prev_hash]
+    return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
+
+
+def _chain_rows(session: Session):
+    """Stored events in seq order, with action and outcome as the raw stored text so
+    a tampered, unknown value is reported rather than crashing the reader."""
+    cols = (
+        AuditEvent.seq,
+        AuditEvent.created_at,
+        AuditEvent.actor,
+        type_coerce(AuditEvent.action, String).label("action"),
+        AuditEvent.object,
+        type_coerce(AuditEvent.outcome, String).label("outcome"),
+        AuditEvent.details,
+        AuditEvent.prev_hash,
+        AuditEvent.hash,
+    )
+    return session.execute(select(*cols).order_by(AuditEvent.seq).execution_options(yield_per=1000))
+
+
+def _recomputed_hash(row: Any) -> str:
+    return event_hash(
+        seq=row.seq,
+        created_at=row.created_at,
+        actor=row.actor,
+        action=row.action,
+        object=row.object,
+        outcome=row.outcome,
+        details=json.loads(row.details),
+        prev_hash=row.prev_hash,
+    )
+
+
+def _lock_ledger(session: Session) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LEDGER_LOCK_KEY})
+    # SQLite: the transaction already holds the database write lock (BEGIN IMMEDIATE).
+
+
+def record(
+    session: Session,
+    action: AuditEventType,
+    *,
+    actor: str,
+    object: str = "",
+    outcome: Outcome = Outcome.OK,
+    details: Mapping[str, DetailValue] | None = None,
+) -> AuditEvent:
+    """Append one audit event in the caller's transaction: it is stored if and
+    only if the caller's change commits. Holds the ledger lock until then."""
+    if not isinstance(action, AuditEventType) or not isinstance(outcome, Outcome):
+        raise TypeError("action must be an AuditEventType and outcome an Outcome")
+    details_text = canonical_json(dict(details or {}))
+    _lock_ledger(session)
+    session.flush()  # earlier pending rows of this transaction first
+    head = session.execute(select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)).first()
+    seq, prev_hash = (head.seq + 1, head.hash) if head else (1, GENESIS_HASH)
+    created_at = datetime.now(timezone.utc)
+    event = AuditEvent(
+        seq=seq,
+        created_at=created_at,
+        actor=actor,
+        action=action,
+        object=object,
+        outcome=outcome,
+        details=details_text,
+        prev_hash=prev_hash,
+    )
+    event.hash = event_hash(
+        seq=seq,
+        created_at=created_at,
+        actor=actor,
+        action=action.value,
+        object=object,
+        outcome=outcome.value,
+        details=json.loads(details_text),
+        prev_hash=prev_hash,
+    )
+    session.add(event)
+    session.flush()
+    log.debug("audit event %d %s by %s", seq, action.value, actor)
+    return event
+
+
+@dataclass(frozen=True)
+class LedgerVerification:
+    ok: bool
+    checked: int
+    """Events read before the verdict (all of them when ok)."""
+    first_bad_seq: int | None = None
+    problem: str = ""
+    head_seq: int = 0
+    head_hash: str = GENESIS_HASH
+
+
+def verify(session: Session, anchor: LedgerAnchor | None = None) -> LedgerVerification:
+    """Walk the chain from the first event; name the first event that breaks it.
+
+    Edited event: its hash no longer matches. Deleted: a gap in seq, or the next
+    event's prev_hash names a hash that is not its predecessor. Inserted or
+    reordered: the same two checks fail at the first misplaced event. With an
+    `anchor` (a head recorded outside the database), a rewrite of the whole
+    table or a truncation of its tail is detected too.
+    """
+    expected_seq, prev_hash, checked = 1, GENESIS_HASH, 0
+    anchor_seen = anchor is None
+    for event in _chain_rows(session):
+        if event.seq != expected_seq:
+            problem = (
+                f"event {expected_seq} is missing (next stored event is {event.seq})"
+                if event.seq > expected_seq
+                else f"event {event.seq} is out of order"
+            )
+            return LedgerVerification(False, checked, min(expected_seq, event.seq), problem)
+        if event.prev_hash != prev_hash:
+            return LedgerVerification(
+                False, checked, event.seq, f"event {event.seq} does not follow event {event.seq - 1}: its prev_hash differs"
+            )
+        try:
+            recomputed = _recomputed_hash(event)
+        except (ValueError, TypeError) as e:  # details no longer JSON
+            return LedgerVerification(False, checked, event.seq, f"event {event.seq} is unreadable: {e}")
+        if recomputed != event.hash:
+            return LedgerVerification(False, checked, event.seq, f"event {event.seq} was altered: its hash does not match its contents")
+        if anchor is not None and event.seq == anchor.seq:
+            if event.hash != anchor.hash:
+                return LedgerVerification(
+                    False, checked, event.seq, f"event {event.seq} differs from the anchor written at {anchor.written_at}"
+                )
+            anchor_seen = True
+        prev_hash = event.hash
+        expected_seq += 1
+        checked += 1
+    if not anchor_seen:
+        assert anchor is not None
+        return LedgerVerification(
+            False, checked, anchor.seq, f"event {anchor.seq} named by the anchor written at {anchor.written_at} is missing"
+        )
+    return LedgerVerification(True, checked, head_seq=expected_seq - 1, head_hash=prev_hash)
+
+
+def count(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(AuditEvent)) or 0
+
+
+def event_as_dict(event: Any) -> dict[str, Any]:
+    """One exported event (an AuditEvent or a stored row)."""
+    return {
+        "schema": EXPORT_SCHEMA,
+        "seq": event.seq,
+        "created_at": event.created_at.isoformat(),
+        "actor": event.actor,
+        "action": getattr(event.action, "value", event.action),
+        "object": event.object,
+        "outcome": getattr(event.outcome, "value", event.outcome),
+        "details": json.loads(event.details),
+        "prev_hash": event.prev_hash,
+        "hash": event.hash,
+    }
+
+
+def export(session: Session, fh: IO[str]) -> int:
+    """Write every event as one JSON object per line, in chain order; returns the count.
+    Each line carries what is needed to re-check its hash (see `event_hash`)."""
+    n = 0
+    for event in _chain_rows(session):
+        fh.write(canonical_json(event_as_dict(event)) + "\n")
+        n += 1
+    return n
+
+
+@dataclass(frozen=True)
+class LedgerAnchor:
+    """The chain head written outside the database: whoever rewrites the table
+    cannot rewrite this file too (keep it on other storage or print it)."""
+
+    seq: int
+    hash: str
+    written_at: str
+
+    @classmethod
+    def read(cls, path: Path) -> LedgerAnchor:
+        """The last anchor line in `path` (one JSON object per line)."""
+        try:
+            lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            last = json.loads(lines[-1])
+            return cls(seq=int(last["seq"]), hash=str(last["hash"]), written_at=str(last["written_at"]))
+        except (OSError, IndexError, KeyError, ValueError) as e:
+            raise ValueError(f"cannot read a ledger anchor from {path}: {e}") from e
+
+    def append_to(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write(canonical_json({"seq": self.seq, "hash": self.hash, "written_at": self.written_at}) + "\n")
+
+
+def anchor_head(session: Session, path: Path) -> LedgerAnchor:
+    """Verify the ledger and append its head to the anchor file `path`.
+    Refuses (ValueError) to anchor a chain that does not verify against the last anchor."""
+    previous = LedgerAnchor.read(path) if path.exists() and path.stat().st_size else None
+    result = verify(session, previous)
+    if not result.ok:
+        raise ValueError(f"ledger does not verify, not anchoring: {result.problem}")
+    anchor = LedgerAnchor(result.head_seq, result.head_hash, datetime.now(timezone.utc).isoformat())
+    anchor.append_to(path)
+    return anchor

@@ -1,0 +1,142 @@
+"""The local identity store: argon2 password hashes kept in the policy store.
+
+The embedded default directory (LDAP is the production one, see issue 5).
+User names are canonicalised the same way everywhere (NFKC, lower case) and
+must look like an OS account name, because sessions run as that account.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from access_control import audit
+from access_control.entry import DenialReason
+from access_control.enums import AuditEventType, Outcome
+from access_control.models import Person
+from onsite.errors import UserError
+
+log = logging.getLogger(__name__)
+
+USERNAME_PATTERN = re.compile(r"[a-z_][a-z0-9._-]{0,31}")
+MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 1024
+MAX_FAILED_LOGINS = 5
+LOCKOUT = timedelta(minutes=15)
+
+
+def canonical_username(raw: str) -> str:
+    """The stored form of a user name: NFKC-normalised and lower-cased, so that
+    full-width or look-alike spellings map to one account or are refused.
+    Raises UserError when the result is not a valid OS account name."""
+    name = unicodedata.normalize("NFKC", raw).lower()
+    if not USERNAME_PATTERN.fullmatch(name):
+        raise UserError(
+            f"user name {raw!r} is not allowed: use 1-32 characters a-z, 0-9, '.', '_' or '-', "
+            "starting with a letter or '_' (it becomes an OS account name)"
+        )
+    return name
+
+
+def check_password_rules(password: str, username: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise UserError(f"password too short: use at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise UserError(f"password too long: use at most {MAX_PASSWORD_LENGTH} characters")
+    if username and username in password.lower():
+        raise UserError("password must not contain the user name")
+    if len(set(password)) < 4:
+        raise UserError("password too simple: use at least 4 different characters")
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    person: Person | None
+    """The authenticated person, or None when the login is refused."""
+    reason: DenialReason | None = None
+    """Why it was refused (BAD_CREDENTIALS or ACCOUNT_LOCKED)."""
+
+
+class LocalIdentityStore:
+    """Passwords checked against argon2 hashes, with lock-out after repeated failures.
+
+    The caller owns the transaction and must commit it whether or not the login
+    succeeds: failure counts, locks and LOGIN_FAIL audit events are written in it.
+    """
+
+    def __init__(
+        self,
+        *,
+        hasher: PasswordHasher | None = None,
+        max_failed_logins: int = MAX_FAILED_LOGINS,
+        lockout: timedelta = LOCKOUT,
+    ) -> None:
+        self.hasher = hasher or PasswordHasher()
+        self.max_failed_logins = max_failed_logins
+        self.lockout = lockout
+        # Verified against for unknown users, so they cost the same time as known ones.
+        self._dummy_hash = self.hasher.hash("onsite-timing-equaliser")
+
+    def hash_password(self, password: str, username: str) -> str:
+        check_password_rules(password, username)
+        return self.hasher.hash(password)
+
+    def _verify(self, stored_hash: str | None, password: str) -> bool:
+        try:
+            return self.hasher.verify(stored_hash or self._dummy_hash, password) and stored_hash is not None
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    def check_login(self, session: Session, username: str, password: str, now: datetime | None = None) -> LoginResult:
+        now = now or datetime.now(timezone.utc)
+        try:
+            name = canonical_username(username)
+        except UserError:
+            name = None
+        person = session.scalar(select(Person).where(Person.username == name)) if name else None
+        password_ok = self._verify(person.password_hash if person else None, password[:MAX_PASSWORD_LENGTH])
+        shown_name = name or unicodedata.normalize("NFKC", username)[:64]
+        if person is None:
+            self._refuse(session, shown_name, DenialReason.BAD_CREDENTIALS, {"known": False})
+            return LoginResult(None, DenialReason.BAD_CREDENTIALS)
+        if person.locked_until is not None and person.locked_until > now:
+            # Refused even with the right password: the lock-out is what stops guessing.
+            self._refuse(session, shown_name, DenialReason.ACCOUNT_LOCKED, {"locked_until": person.locked_until.isoformat()})
+            return LoginResult(None, DenialReason.ACCOUNT_LOCKED)
+        if not password_ok:
+            person.failed_logins += 1
+            details: dict[str, str | int] = {"failed_logins": person.failed_logins}
+            if person.failed_logins >= self.max_failed_logins:
+                person.locked_until = now + self.lockout
+                person.failed_logins = 0
+                details["locked_until"] = person.locked_until.isoformat()
+                log.warning("account %s locked after %d failed logins", person.username, self.max_failed_logins)
+            self._refuse(session, shown_name, DenialReason.BAD_CREDENTIALS, details)
+            return LoginResult(None, DenialReason.BAD_CREDENTIALS)
+        person.failed_logins = 0
+        person.locked_until = None
+        if self.hasher.check_needs_rehash(person.password_hash or ""):
+            person.password_hash = self.hasher.hash(password)
+        return LoginResult(person)
+
+    def authenticate(self, session: Session, username: str, password: str, now: datetime | None = None) -> Person | None:
+        """The person if the password is right and the account not locked, else None."""
+        return self.check_login(session, username, password, now).person
+
+    @staticmethod
+    def _refuse(session: Session, name: str, reason: DenialReason, details: dict) -> None:
+        audit.record(
+            session,
+            AuditEventType.LOGIN_FAIL,
+            actor=name,
+            object=f"person:{name}",
+            outcome=Outcome.DENIED,
+            details={"reason": reason.value, **details},
+        )

@@ -1,0 +1,220 @@
+"""Policy and audit tables: people, roles, projects, memberships, datasets,
+grants, facilities, terminals and the audit ledger.
+
+Enums are stored by value as plain strings (no native or CHECK constraint), so
+adding a member needs no migration; renaming or removing one does.
+Times are stored as UTC and always come back timezone-aware.
+"""
+from __future__ import annotations
+
+import enum
+import json
+from datetime import date, datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy import Enum as SAEnum
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from access_control.db import Base
+from access_control.enums import AuditEventType, Outcome, Role
+
+
+class ProjectStatus(enum.Enum):
+    """Administrative state of a project; only ACTIVE projects admit researchers."""
+
+    ACTIVE = "ACTIVE"
+    SUSPENDED = "SUSPENDED"
+    CLOSED = "CLOSED"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as naive UTC and returned timezone-aware on every backend
+    (SQLite keeps no offset), so values and their ISO text round-trip exactly."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("timestamps must be timezone-aware")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+def stored_enum(enum_class: type[enum.Enum]) -> SAEnum:
+    return SAEnum(
+        enum_class,
+        native_enum=False,
+        create_constraint=False,
+        length=40,
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )
+
+
+class Person(Base):
+    __tablename__ = "person"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(32), unique=True)
+    """Canonical (NFKC, lower case) and shaped like an OS account name."""
+    display_name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(254), default="")
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    password_hash: Mapped[str | None] = mapped_column(String(255), default=None)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    roles: Mapped[list[PersonRole]] = relationship(
+        back_populates="person", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+    @property
+    def role_set(self) -> set[Role]:
+        return {r.role for r in self.roles}
+
+
+class PersonRole(Base):
+    __tablename__ = "person_role"
+    __table_args__ = (UniqueConstraint("person_id", "role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"), index=True)
+    role: Mapped[Role] = mapped_column(stored_enum(Role))
+
+    person: Mapped[Person] = relationship(back_populates="roles")
+
+
+class Project(Base):
+    __tablename__ = "project"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    title: Mapped[str] = mapped_column(String(300))
+    purpose: Mapped[str] = mapped_column(Text, default="")
+    legal_basis: Mapped[str] = mapped_column(String(300), default="")
+    """Reference to the approval, e.g. the article of the Statistics Act."""
+    start_date: Mapped[date] = mapped_column(Date)
+    end_date: Mapped[date] = mapped_column(Date)
+    """Last day on which the project is valid (inclusive)."""
+    status: Mapped[ProjectStatus] = mapped_column(stored_enum(ProjectStatus), default=ProjectStatus.ACTIVE)
+    preset: Mapped[str] = mapped_column(String(64), default="acro-default")
+    """Disclosure-control rule preset the review service applies."""
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def is_active_on(self, day: date) -> bool:
+        return self.status is ProjectStatus.ACTIVE and self.start_date <= day <= self.end_date
+
+
+class Membership(Base):
+    __tablename__ = "membership"
+    __table_args__ = (UniqueConstraint("project_id", "person_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("project.id"), index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), index=True)
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    project: Mapped[Project] = relationship()
+    person: Mapped[Person] = relationship()
+
+
+class Dataset(Base):
+    __tablename__ = "dataset"
+
+    id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    """Also the SQL view name in sessions: ^[a-z][a-z0-9_]{0,62}$."""
+    title_ja: Mapped[str] = mapped_column(String(300))
+    title_en: Mapped[str] = mapped_column(String(300))
+    path: Mapped[str] = mapped_column(String(1024))
+    rows: Mapped[int] = mapped_column(BigInteger)
+    source_sha256: Mapped[str] = mapped_column(String(64))
+    ingested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Grant(Base):
+    """A dataset granted to a project for a period (inclusive dates)."""
+
+    __tablename__ = "dataset_grant"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("project.id"), index=True)
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("dataset.id"), index=True)
+    valid_from: Mapped[date] = mapped_column(Date)
+    valid_until: Mapped[date] = mapped_column(Date)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    project: Mapped[Project] = relationship()
+    dataset: Mapped[Dataset] = relationship()
+
+    def is_valid_on(self, day: date) -> bool:
+        return self.revoked_at is None and self.valid_from <= day <= self.valid_until
+
+
+class Facility(Base):
+    __tablename__ = "facility"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    address: Mapped[str] = mapped_column(String(500), default="")
+    timezone: Mapped[str] = mapped_column(String(64), default="Asia/Tokyo")
+    """IANA zone in which the facility's dates (project validity) are read."""
+
+    terminals: Mapped[list[Terminal]] = relationship(back_populates="facility", lazy="selectin")
+
+
+class Terminal(Base):
+    __tablename__ = "terminal"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    facility_id: Mapped[int] = mapped_column(ForeignKey("facility.id"), index=True)
+    address: Mapped[str] = mapped_column(String(64), unique=True)
+    """Normalised CIDR text, IPv4 or IPv6 (a single host is /32 or /128)."""
+    label: Mapped[str] = mapped_column(String(200), default="")
+
+    facility: Mapped[Facility] = relationship(back_populates="terminals")
+
+
+class AuditEvent(Base):
+    """One event of the hash-chained ledger. Rows are only ever appended
+    (access_control.audit.record); `hash` covers every other column."""
+
+    __tablename__ = "audit_event"
+
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[AuditEventType] = mapped_column(stored_enum(AuditEventType), index=True)
+    object: Mapped[str] = mapped_column(String(500), default="")
+    outcome: Mapped[Outcome] = mapped_column(stored_enum(Outcome))
+    details: Mapped[str] = mapped_column(Text, default="{}")
+    """Canonical JSON text (sorted keys)."""
+    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    """Unique: two events can never follow the same one, so the chain cannot fork."""
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+    @property
+    def details_dict(self) -> dict[str, Any]:
+        return json.loads(self.details)
