@@ -1,0 +1,22 @@
+"""sdc: statistical disclosure control of research outputs (a pure library).
+
+Shadow statistics in, verdicts out. The kernel (immediate feedback) and the review
+service (the verdict that counts) call the same functions:
+
+    spec = TableSpec(TableKind.FREQUENCY, "SELECT * FROM survey", rows=("pref",), columns=("sex",))
+    shadow = compute_shadow(con, spec)
+    report = check_table(shadow, load_preset("acro-default"))
+"""
+from __future__ import annotations
+
+from .checks import CHECKS, CheckReport, CheckResult, check_table, checks_for
+from .enums import Statistic, TableKind, Verdict
+from .rules import DEFAULT_PRESET, InvalidPreset, Rules, load_preset, preset_names
+from .shadow import MARGIN_LABEL, ShadowError, ShadowTable, compute_shadow, shadow_from_frame
+from .spec import InvalidSpec, TableSpec
+
+__all__ = [
+    "CHECKS", "CheckReport", "CheckResult", "DEFAULT_PRESET", "InvalidPreset", "InvalidSpec", "MARGIN_LABEL",
+    "Rules", "ShadowError", "ShadowTable", "Statistic", "TableKind", "TableSpec", "Verdict", "check_table",
+    "checks_for", "compute_shadow", "load_preset", "preset_names", "shadow_from_frame",
+]

@@ -1,0 +1,313 @@
+"""Checks: pure functions (shadow statistics, rules) -> CheckResult, registered by name.
+
+Each result cites its rule, the numbers it used and the cells it flagged (by their
+released labels). A check that lacks a number or a statistic it needs says
+`review`, never `pass`.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import polars as pl
+
+from .enums import Statistic, TableKind, Verdict
+from .rules import Rules
+from .shadow import GROUPING, MISSING, NEGATIVE, RECORDS, SUM, TOP, UNITS, VALUES, ZERO, ShadowTable
+
+REPORT_VERSION = 1
+CellKey = tuple[str | None, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckResult:
+    """One check's verdict on one output, with the cells it flagged."""
+
+    rule: str
+    verdict: Verdict
+    message: str
+    parameters: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    cells: tuple[CellKey, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "verdict": self.verdict.value,
+            "message": self.message,
+            "parameters": dict(self.parameters),
+            "cells": [list(c) for c in self.cells],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CheckResult:
+        return cls(
+            rule=str(data["rule"]),
+            verdict=Verdict(data["verdict"]),
+            message=str(data["message"]),
+            parameters=dict(data.get("parameters", {})),
+            cells=tuple(tuple(c) for c in data.get("cells", [])),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckReport:
+    """All checks of one output and the output's verdict (fail > review > pass)."""
+
+    output: str
+    preset: str
+    verdict: Verdict
+    results: tuple[CheckResult, ...]
+
+    @classmethod
+    def from_results(cls, output: str, preset: str, results: list[CheckResult]) -> CheckReport:
+        return cls(output, preset, Verdict.combine(r.verdict for r in results), tuple(results))
+
+    def result(self, rule: str) -> CheckResult:
+        for result in self.results:
+            if result.rule == rule:
+                return result
+        raise KeyError(f"no result for rule {rule!r} in the report of {self.output!r}")
+
+    def cell_verdicts(self) -> dict[CellKey, Verdict]:
+        """Flagged cells only, each with the combined verdict of the checks that flagged it."""
+        flagged: dict[CellKey, list[Verdict]] = {}
+        for result in self.results:
+            for cell in result.cells:
+                flagged.setdefault(cell, []).append(result.verdict)
+        return {cell: Verdict.combine(verdicts) for cell, verdicts in flagged.items()}
+
+    def reasons(self) -> list[str]:
+        """One line per check that did not pass."""
+        return [f"{r.rule} ({r.verdict.value}): {r.message}" for r in self.results if r.verdict is not Verdict.PASS]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": REPORT_VERSION,
+            "output": self.output,
+            "preset": self.preset,
+            "verdict": self.verdict.value,
+            "results": [r.to_dict() for r in self.results],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CheckReport:
+        if data.get("version") != REPORT_VERSION:
+            raise ValueError(f"check report version {data.get('version')!r} is not supported")
+        results = tuple(CheckResult.from_dict(r) for r in data["results"])
+        return cls(str(data["output"]), str(data["preset"]), Verdict(data["verdict"]), results)
+
+
+TableCheck = Callable[[ShadowTable, Rules], CheckResult]
+CHECKS: dict[str, TableCheck] = {}
+
+
+def register_check(name: str) -> Callable[[TableCheck], TableCheck]:
+    def decorate(function: TableCheck) -> TableCheck:
+        CHECKS[name] = function
+        return function
+
+    return decorate
+
+
+def checks_for(shadow: ShadowTable) -> list[str]:
+    """Names of the checks that apply to a table, in the order they run."""
+    spec = shadow.spec
+    if spec.kind is TableKind.FREQUENCY:
+        names = ["threshold", "zeros", "class_disclosure"]
+    elif spec.statistic.is_dominance:
+        names = ["threshold", "zeros", "nk_dominance", "p_percent", "negatives"]
+    elif spec.statistic.is_single_unit_value:
+        names = ["threshold", "zeros", "single_unit"]
+    else:  # std, var
+        names = ["degrees_of_freedom"]
+    if spec.kind is TableKind.MAGNITUDE or spec.weight:
+        names.append("missing")
+    return names
+
+
+def check_table(shadow: ShadowTable, rules: Rules) -> CheckReport:
+    """Run every applicable check; the verdict is fail > review > pass (no result: review)."""
+    results = [CHECKS[name](shadow, rules) for name in checks_for(shadow)]
+    return CheckReport.from_results(shadow.spec.name, rules.name, results)
+
+
+# -- helpers -------------------------------------------------------------------------
+
+
+def flagged_cells(shadow: ShadowTable, mask: pl.Expr) -> tuple[CellKey, ...]:
+    return tuple(tuple(r) for r in shadow.frame.filter(mask).select(shadow.label_exprs()).iter_rows())
+
+
+def unset(rule: str, rules: Rules, *names: str) -> CheckResult | None:
+    """A review result when the preset sets none of the numbers the rule needs."""
+    missing = [n for n in names if getattr(rules, n) is None]
+    if not missing:
+        return None
+    return CheckResult(
+        rule, Verdict.REVIEW, f"preset {rules.name!r} sets no {', '.join(missing)}: a reviewer must judge this rule",
+        {n: None for n in missing},
+    )
+
+
+def flag(rule: str, shadow: ShadowTable, mask: pl.Expr, verdict: Verdict, message: str,
+         parameters: Mapping[str, Any], clean: str) -> CheckResult:
+    """`verdict` with the cells matching `mask`, or pass with the `clean` message when none do."""
+    cells = flagged_cells(shadow, mask)
+    if not cells:
+        return CheckResult(rule, Verdict.PASS, clean, parameters)
+    return CheckResult(rule, verdict, f"{len(cells)} of {shadow.frame.height} cells: {message}", parameters, cells)
+
+
+def assessable() -> pl.Expr:
+    """Cells whose dominance can be judged: some contribution, none negative, positive total."""
+    return (pl.col(VALUES) > 0) & (pl.col(NEGATIVE) == 0) & (pl.col(SUM) > 0)
+
+
+# -- table checks ----------------------------------------------------------------------
+
+
+@register_check("threshold")
+def check_threshold(shadow: ShadowTable, rules: Rules) -> CheckResult:
+    """Fail non-empty cells with fewer than `threshold` contributors (units when declared)."""
+    if (result := unset("threshold", rules, "threshold")) is not None:
+        return result
+    who = "units" if shadow.spec.unit else "records"
+    return flag(
+        "threshold", shadow, (pl.col(RECORDS) > 0) & (pl.col(UNITS) < rules.threshold), Verdict.FAIL,
+        f"fewer than {rules.threshold} contributing {who} (threshold rule: n < {rules.threshold} fails)",
+        {"threshold": rules.threshold, "counted": who},
+        f"every non-empty cell has at least {rules.threshold} contributing {who}",
+    )
+
+
+@register_check("zeros")
+def check_zeros(shadow: ShadowTable, rules: Rules) -> CheckResult:
+    """Empty cells, and magnitude cells whose contributions are all zero, fail when zeros are disclosive."""
+    if shadow.spec.kind is TableKind.FREQUENCY:
+        mask, what = pl.col(RECORDS) == 0, "count is zero"
+    else:
+        mask = (pl.col(RECORDS) == 0) | ((pl.col(VALUES) > 0) & (pl.col(ZERO) == pl.col(VALUES)))
+        what = "no contributors, or every contribution is zero"
+    parameters = {"zeros_disclosive": rules.zeros_disclosive}
+    if not rules.zeros_disclosive:
+        count = shadow.frame.filter(mask).height
+        return CheckResult("zeros", Verdict.PASS, f"{count} cells where {what}; zeros are not disclosive under "
+                           f"preset {rules.name!r}", parameters)
+    return flag("zeros", shadow, mask, Verdict.FAIL, f"{what} (zeros are disclosive)", parameters, "no zero cells")
+
+
+@register_check("nk_dominance")
+def check_nk_dominance(shadow: ShadowTable, rules: Rules) -> CheckResult:
+    """Fail cells whose `nk_n` largest contributions are >= `nk_k` of the cell total."""
+    if (result := unset("nk_dominance", rules, "nk_n", "nk_k")) is not None:
+        return result
+    n, k = rules.nk_n, rules.nk_k
+    parameters = {"n": n, "k": k, "contributions": "per unit" if shadow.spec.unit else "per record"}
+    if shadow.top_n < n:
+        return CheckResult("nk_dominance", Verdict.REVIEW,
+                           f"shadow statistics keep the top {shadow.top_n} contributions; the rule needs {n}",
+                           parameters)
+    share = pl.col(TOP).list.head(n).list.sum() / pl.col(SUM)
+    return flag(
+        "nk_dominance", shadow, assessable() & (share >= k), Verdict.FAIL,
+        f"the largest {n} contributions make up {k:.0%} or more of the total (NK rule n={n}, k={k})",
+        parameters, f"in every cell the largest {n} contributions are under {k:.0%} of the total",
+    )
+
+
+@register_check("p_percent")
+def check_p_percent(shadow: ShadowTable, rules: Rules) -> CheckResult:
+    """Fail cells where the second-largest contributor could estimate the largest within p %.
+
+    (total - largest - second) / largest < p fails; exactly p passes. All-zero cells pass
+    (nobody's value can be estimated beyond what the zeros check already judges).
+    """
+    if (result := unset("p_percent", rules, "p_ratio")) is not None:
+        return result
+    p = rules.p_ratio
+    top1 = pl.col(TOP).list.get(0, null_on_oob=True)
+    top2 = pl.col(TOP).list.get(1, null_on_oob=True).fill_null(0.0)
+    remainder = (pl.col(SUM) - top1 - top2) / top1
+    return flag(
+        "p_percent", shadow, assessable() & (remainder < p), Verdict.FAIL,
+        f"total minus the two largest contributions is under {p:.0%} of the largest (p% rule, p={p})",
+        {"p": p, "contributions": "per unit" if shadow.spec.unit else "per record"},
+        f"in every cell the others' contributions are at least {p:.0%} of the largest",
+    )
+
+
+@register_check("negatives")
+def check_negatives(shadow: ShadowTable, rules: Rules) -> CheckResult:
+    """Cells with negative values go to review: dominance is not defined for them."""
+    return flag("negatives", shadow, pl.col(NEGATIVE) > 0, Verdict.REVIEW,
+                "negative values; dominance rules are not defined for them, a reviewer must judge",
+                {}, "no negative values")
+
+
+@register_check("missing")
+def check_missing(shadow: ShadowTable, rules: Rules) -> CheckResult:
+    """Cells where the value or weight is missing for some records go to review (when the preset says so)."""
+    parameters = {"check_missing": rules.check_missing}
+    if not rules.check_missing:
+        return CheckResult("missing", Verdict.PASS, f"missing values are not checked under preset {rules.name!r}",
+                           parameters)
+    return flag("missing", shadow, pl.col(MISSING) > 0, Verdict.REVIEW,
+                "records with a missing value or weight, left out of the statistic", parameters,
+                "no missing values")
+
+
+@register_check("single_unit")
+def check_single_unit(shadow: ShadowTable, rules: Rules) -> CheckResult:
+    """Min and max are one unit's own value: every non-empty cell is flagged (ACRO lets them pass).
+
+    Median and mode are flagged when fewer than `threshold` units contribute (the
+    value may then be one unit's), or always when the preset sets no threshold.
+    """
+    statistic = shadow.spec.statistic
+    verdict = rules.single_unit_stats_verdict
+    if statistic in (Statistic.MIN, Statistic.MAX):
+        mask, why = pl.col(VALUES) > 0, f"the {statistic.value} is one contributor's own value"
+    else:
+        limit = rules.threshold
+        mask = (pl.col(VALUES) > 0) & (pl.col(UNITS) < limit) if limit is not None else pl.col(VALUES) > 0
+        why = f"the {statistic.value} may be one contributor's own value (fewer than {limit} contributors)"
+    return flag("single_unit", shadow, mask, verdict, why,
+                {"statistic": statistic.value, "verdict": verdict.value, "threshold": rules.threshold},
+                f"no {statistic.value} can come from a single contributor")
+
+
+@register_check("degrees_of_freedom")
+def check_degrees_of_freedom(shadow: ShadowTable, rules: Rules) -> CheckResult:
+    """Standard deviation / variance: fail cells with n - 1 < dof_threshold (n contributors)."""
+    if (result := unset("degrees_of_freedom", rules, "dof_threshold")) is not None:
+        return result
+    t = rules.dof_threshold
+    return flag("degrees_of_freedom", shadow, (pl.col(VALUES) > 0) & (pl.col(VALUES) - 1 < t), Verdict.FAIL,
+                f"fewer than {t} degrees of freedom (n - 1 < {t})", {"dof_threshold": t},
+                f"every non-empty cell has at least {t} degrees of freedom")
+
+
+@register_check("class_disclosure")
+def check_class_disclosure(shadow: ShadowTable, rules: Rules) -> CheckResult:
+    """All of a row group in one column category (or a column group in one row category).
+
+    Revealing that everybody with some row attributes shares one column attribute is
+    group attribute disclosure, whatever the count. Needs row and column variables.
+    """
+    spec = shadow.spec
+    verdict = rules.class_disclosure_verdict
+    if not spec.rows or not spec.columns:
+        return CheckResult("class_disclosure", Verdict.PASS, "table has no row × column structure", {})
+    inner = shadow.frame.with_row_index("_cell").filter(pl.col(GROUPING) == 0)
+    hits: set[int] = set()
+    for fixed, varying in ((spec.rows, spec.columns), (spec.columns, spec.rows)):
+        groups = inner.group_by(list(fixed)).agg(
+            pl.len().alias("_levels"), (pl.col(RECORDS) > 0).sum().alias("_non_empty"),
+            pl.col("_cell").filter(pl.col(RECORDS) > 0).alias("_cells"),
+        ).filter((pl.col("_levels") > 1) & (pl.col("_non_empty") == 1))
+        hits.update(groups.get_column("_cells").explode().to_list())
+    mask = pl.int_range(pl.len()).is_in(sorted(hits))
+    return flag("class_disclosure", shadow, mask, verdict,
+                "all of a row (or column) group falls in this one category", {"verdict": verdict.value},
+                "no row or column group falls entirely in one category")

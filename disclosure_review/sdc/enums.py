@@ -1,0 +1,72 @@
+"""Enums of the disclosure-control library.
+
+Values are stored in request JSON and in the workflow's database: changing a
+value is a data migration.
+"""
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+
+
+class Verdict(enum.Enum):
+    """Outcome of a check, of an output, of a cell."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    REVIEW = "review"
+
+    @classmethod
+    def combine(cls, verdicts: Iterable[Verdict]) -> Verdict:
+        """Fail if any fails, else review if any reviews, else pass.
+
+        An empty set could not be decided, so it is review, never pass.
+        """
+        seen = set(verdicts)
+        if not seen:
+            return cls.REVIEW
+        if cls.FAIL in seen:
+            return cls.FAIL
+        if cls.REVIEW in seen:
+            return cls.REVIEW
+        return cls.PASS
+
+
+class TableKind(enum.Enum):
+    """Frequency tables count records; magnitude tables aggregate a value variable."""
+
+    FREQUENCY = "frequency"
+    MAGNITUDE = "magnitude"
+
+
+class Statistic(enum.Enum):
+    """The statistic a table releases per cell."""
+
+    COUNT = "count"
+    SUM = "sum"
+    MEAN = "mean"
+    MEDIAN = "median"
+    MIN = "min"
+    MAX = "max"
+    MODE = "mode"
+    STD = "std"
+    VAR = "var"
+
+    @property
+    def is_dominance(self) -> bool:
+        """Totals and means: a large contributor can be estimated from them."""
+        return self in (Statistic.SUM, Statistic.MEAN)
+
+    @property
+    def is_single_unit_value(self) -> bool:
+        """Order statistics: the released number is (or may be) one unit's own value."""
+        return self in (Statistic.MEDIAN, Statistic.MIN, Statistic.MAX, Statistic.MODE)
+
+    @property
+    def is_spread(self) -> bool:
+        return self in (Statistic.STD, Statistic.VAR)
+
+    @property
+    def weightable(self) -> bool:
+        """Statistics that the shadow computation can weight by a sampling weight."""
+        return self in (Statistic.COUNT, Statistic.SUM, Statistic.MEAN)

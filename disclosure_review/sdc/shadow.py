@@ -1,0 +1,269 @@
+"""Shadow statistics: per cell, what the checks need and the release never shows.
+
+One DuckDB statement computes, for every cell and every margin (GROUPING SETS),
+the number of records, of distinct units, the weighted count, the sum, the top-n
+contributions (summed per unit first when the table declares a unit), min, max,
+and the counts of missing, negative and zero values, plus the released statistic.
+
+Cells: every combination of the levels observed for each variable is a cell, the
+empty ones included (count 0), like ACRO (pandas crosstab with dropna=False).
+A missing level (NULL) of a row or column variable is a level of its own, shown
+empty; margins are labelled `MARGIN_LABEL`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import decimal
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from .enums import Statistic, TableKind
+from .spec import TableSpec, quote_identifier
+
+log = logging.getLogger(__name__)
+
+SHADOW_VERSION = 1
+MARGIN_LABEL = "Total"
+# Shadow columns, after the row and column variables.
+GROUPING = "sdc_grouping"  # bit i set: dimension i is summed over (a margin)
+RECORDS = "sdc_records"  # records in the cell
+VALUES = "sdc_values"  # records with a non-missing value (frequency: = records)
+UNITS = "sdc_units"  # contributors: distinct units, or records when no unit is declared;
+# in magnitude tables only those with a non-missing value
+WEIGHTED = "sdc_weighted"  # sum of weights (no weight: null)
+SUM = "sdc_sum"  # unweighted sum of the value
+TOP = "sdc_top"  # largest contributions, descending (per unit when declared)
+MIN = "sdc_min"
+MAX = "sdc_max"
+MISSING = "sdc_missing"  # records whose value or weight is missing
+NEGATIVE = "sdc_negative"
+ZERO = "sdc_zero"
+VALUE = "sdc_value"  # the released statistic
+SHADOW_COLUMNS = (GROUPING, RECORDS, VALUES, UNITS, WEIGHTED, SUM, TOP, MIN, MAX, MISSING, NEGATIVE, ZERO, VALUE)
+
+
+class ShadowError(RuntimeError):
+    """The table's query could not be computed (bad SQL, unknown variable, …)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ShadowTable:
+    """A table's cells with their shadow statistics (polars frame) and the spec that made it."""
+
+    spec: TableSpec
+    frame: pl.DataFrame
+    top_n: int = 2
+
+    @property
+    def dimensions(self) -> tuple[str, ...]:
+        return self.spec.dimensions
+
+    @property
+    def value_column(self) -> str:
+        """Name of the statistic column in the released view."""
+        name = self.spec.statistic.value
+        return name if name not in self.dimensions else f"{name}_of_{self.spec.value or 'records'}"
+
+    def is_margin(self) -> pl.Expr:
+        return pl.col(GROUPING) != 0
+
+    def label_exprs(self) -> list[pl.Expr]:
+        """Each dimension as text: its level, MARGIN_LABEL in margins, null for a missing level."""
+        k = len(self.dimensions)
+        return [
+            pl.when((pl.col(GROUPING) & (1 << (k - 1 - i))) != 0)
+            .then(pl.lit(MARGIN_LABEL))
+            .otherwise(pl.col(dim).cast(pl.String))
+            .alias(dim)
+            for i, dim in enumerate(self.dimensions)
+        ]
+
+    def released_view(self) -> pl.DataFrame:
+        """The table as it would be released: dimension labels and the statistic, nothing else."""
+        return self.frame.select(*self.label_exprs(), pl.col(VALUE).alias(self.value_column))
+
+    def labels(self) -> list[tuple[str | None, ...]]:
+        """Cell keys (released labels) in frame order; checks list failing cells by these."""
+        return [tuple(row) for row in self.frame.select(self.label_exprs()).iter_rows()]
+
+    def with_frame(self, frame: pl.DataFrame) -> ShadowTable:
+        return dataclasses.replace(self, frame=frame)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (the kernel's claimed shadow; the service stores it for comparison only)."""
+        return {
+            "version": SHADOW_VERSION,
+            "spec": self.spec.to_dict(),
+            "top_n": self.top_n,
+            "columns": self.frame.columns,
+            "rows": [[_jsonable(v) for v in row] for row in self.frame.iter_rows()],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ShadowTable:
+        if data.get("version") != SHADOW_VERSION:
+            raise ValueError(f"shadow table version {data.get('version')!r} is not supported")
+        spec = TableSpec.from_dict(data["spec"])
+        expected = [*spec.dimensions, *SHADOW_COLUMNS]
+        if list(data["columns"]) != expected:
+            raise ValueError(f"shadow table columns {data['columns']!r} differ from {expected!r}")
+        schema = {dim: None for dim in spec.dimensions} | _SHADOW_SCHEMA
+        frame = pl.DataFrame(data["rows"], schema=list(schema.items()), orient="row", strict=False)
+        return cls(spec=spec, frame=frame, top_n=int(data["top_n"]))
+
+
+_SHADOW_SCHEMA: dict[str, pl.DataType | None] = {
+    GROUPING: pl.Int64, RECORDS: pl.Int64, VALUES: pl.Int64, UNITS: pl.Int64, WEIGHTED: pl.Float64,
+    SUM: pl.Float64, TOP: pl.List(pl.Float64), MIN: pl.Float64, MAX: pl.Float64, MISSING: pl.Int64,
+    NEGATIVE: pl.Int64, ZERO: pl.Int64, VALUE: pl.Float64,
+}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (dt.date, dt.datetime, dt.time)):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def grouping_sets(spec: TableSpec) -> list[tuple[int, ...]]:
+    """Cells, row margins, column margins, grand total — as dimension positions, without repeats."""
+    k = len(spec.dimensions)
+    rows = tuple(range(len(spec.rows)))
+    columns = tuple(range(len(spec.rows), k))
+    sets: list[tuple[int, ...]] = []
+    for positions in (tuple(range(k)), rows, columns, ()):
+        if positions not in sets:
+            sets.append(positions)
+    return sets
+
+
+def _statistic_sql(spec: TableSpec) -> str:
+    weighted = spec.weight is not None
+    match spec.statistic:
+        case Statistic.COUNT:
+            return "sum(w)" if weighted else "count(*)"
+        case Statistic.SUM:
+            return "sum(w * v)" if weighted else "sum(v)"
+        case Statistic.MEAN:
+            return "sum(w * v) / sum(w) FILTER (WHERE v IS NOT NULL)" if weighted else "avg(v)"
+        case Statistic.MEDIAN:
+            return "quantile_cont(v, 0.5)"
+        case Statistic.MIN:
+            return "min(v)"
+        case Statistic.MAX:
+            return "max(v)"
+        case Statistic.MODE:
+            return "mode(v)"
+        case Statistic.STD:
+            return "stddev_samp(v)"
+        case Statistic.VAR:
+            return "var_samp(v)"
+    raise AssertionError(spec.statistic)
+
+
+def shadow_sql(spec: TableSpec, top_n: int = 2) -> str:
+    """The single SQL statement computing a table's cells and shadow statistics."""
+    if not isinstance(top_n, int) or top_n < 1:
+        raise ValueError("top_n must be a positive integer")
+    k = len(spec.dimensions)
+    d = [f"d{i}" for i in range(k)]
+    dims = ", ".join(d)
+    magnitude = spec.kind is TableKind.MAGNITUDE
+    src_columns = [f"{quote_identifier(name)} AS {alias}" for name, alias in zip(spec.dimensions, d)]
+    src_columns.append(f"CAST({quote_identifier(spec.value)} AS DOUBLE) AS v" if magnitude else "CAST(NULL AS DOUBLE) AS v")
+    src_columns.append(f"CAST({quote_identifier(spec.weight)} AS DOUBLE) AS w" if spec.weight else "CAST(NULL AS DOUBLE) AS w")
+    if spec.unit:
+        src_columns.append(f"{quote_identifier(spec.unit)} AS u")
+    missing_terms = (["v IS NULL"] if magnitude else []) + (["w IS NULL"] if spec.weight else [])
+    missing = f"count(*) FILTER (WHERE {' OR '.join(missing_terms)})" if missing_terms else "CAST(0 AS BIGINT)"
+    sets = grouping_sets(spec)
+    gsets = ", ".join("(" + ", ".join(d[i] for i in s) + ")" for s in sets)
+    gsets_unit = ", ".join("(" + ", ".join([*(d[i] for i in s), "u"]) + ")" for s in sets)
+    contributors = "count(v)" if magnitude else "count(*)"
+    record_top = "" if spec.unit else f", max(v, {top_n}) AS top, {contributors} AS n_units"
+    ctes = [
+        f"src AS MATERIALIZED (SELECT {', '.join(src_columns)} FROM ({spec.query}) AS q)",
+        f"""rec AS (SELECT {dims}, GROUPING({dims}) AS g, count(*) AS n_records, count(v) AS n_values,
+            sum(w) AS weighted, sum(v) AS total, min(v) AS vmin, max(v) AS vmax, {missing} AS n_missing,
+            count(*) FILTER (WHERE v < 0) AS n_negative, count(*) FILTER (WHERE v = 0) AS n_zero,
+            CAST({_statistic_sql(spec)} AS DOUBLE) AS value{record_top}
+            FROM src GROUP BY GROUPING SETS ({gsets}))""",
+    ]
+    if spec.unit:
+        ctes.append(
+            f"per_unit AS (SELECT {dims}, GROUPING({dims}) AS g, u, sum(v) AS contrib "
+            f"FROM src GROUP BY GROUPING SETS ({gsets_unit}))"
+        )
+        ctes.append(
+            f"units AS (SELECT {dims}, g, {'count(contrib)' if magnitude else 'count(*)'} AS n_units, "
+            f"max(contrib, {top_n}) AS top "
+            f"FROM per_unit GROUP BY {dims}, g)"
+        )
+    ctes += [f"lv{i} AS (SELECT DISTINCT {d[i]} FROM src)" for i in range(k)]
+    cell_selects = []
+    for s in sets:
+        g = sum(1 << (k - 1 - i) for i in range(k) if i not in s)
+        select = ", ".join(f"lv{i}.{d[i]}" if i in s else f"NULL AS {d[i]}" for i in range(k))
+        source = " CROSS JOIN ".join(f"lv{i}" for i in s)
+        cell_selects.append(f"SELECT {select}, {g} AS g" + (f" FROM {source}" if source else ""))
+    ctes.append("cells AS (" + " UNION ALL ".join(cell_selects) + ")")
+    stats = "un" if spec.unit else "r"
+
+    def join(alias: str) -> str:
+        keys = " AND ".join(f"c.{x} IS NOT DISTINCT FROM {alias}.{x}" for x in d)
+        return f"LEFT JOIN {'units' if alias == 'un' else 'rec'} {alias} ON {keys} AND c.g = {alias}.g"
+
+    outputs = [f"c.{x} AS {quote_identifier(name)}" for x, name in zip(d, spec.dimensions)] + [
+        f"CAST(c.g AS BIGINT) AS {GROUPING}",
+        f"coalesce(r.n_records, 0) AS {RECORDS}",
+        f"coalesce(r.n_values, 0) AS {VALUES}" if magnitude else f"coalesce(r.n_records, 0) AS {VALUES}",
+        f"coalesce({stats}.n_units, 0) AS {UNITS}",
+        f"r.weighted AS {WEIGHTED}",
+        f"r.total AS {SUM}",
+        f"CAST(coalesce({stats}.top, []) AS DOUBLE[]) AS {TOP}",
+        f"r.vmin AS {MIN}",
+        f"r.vmax AS {MAX}",
+        f"coalesce(r.n_missing, 0) AS {MISSING}",
+        f"coalesce(r.n_negative, 0) AS {NEGATIVE}",
+        f"coalesce(r.n_zero, 0) AS {ZERO}",
+        f"{'coalesce(r.value, 0)' if spec.statistic is Statistic.COUNT else 'r.value'} AS {VALUE}",
+    ]
+    joins = join("r") + (" " + join("un") if spec.unit else "")
+    order = ", ".join(["c.g", *(f"c.{x} NULLS LAST" for x in d)])
+    return (
+        "WITH " + ",\n".join(ctes) + f"\nSELECT {', '.join(outputs)} FROM cells c {joins} ORDER BY {order}"
+    )
+
+
+def compute_shadow(con: duckdb.DuckDBPyConnection, spec: TableSpec, *, top_n: int = 2) -> ShadowTable:
+    """Run the spec's query on `con` and compute every cell's shadow statistics in one statement."""
+    sql = shadow_sql(spec, top_n)
+    try:
+        frame = con.sql(sql).pl()
+    except duckdb.Error as exc:
+        raise ShadowError(f"table {spec.name!r}: the query could not be computed: {exc}") from None
+    log.debug("shadow statistics for table %s: %d cells", spec.name, frame.height)
+    frame = frame.with_columns(pl.col(c).cast(t) for c, t in _SHADOW_SCHEMA.items() if t is not None)
+    return ShadowTable(spec=spec, frame=frame, top_n=top_n)
+
+
+def shadow_from_frame(frame: Any, spec: TableSpec, *, view: str = "data", top_n: int = 2) -> ShadowTable:
+    """Shadow statistics of a polars/pandas frame, registered as `view` in a fresh in-memory DuckDB.
+
+    The spec's query reads from `view` (e.g. ``SELECT * FROM data``).
+    """
+    con = duckdb.connect(":memory:")
+    try:
+        con.register(view, frame)
+        return compute_shadow(con, spec, top_n=top_n)
+    finally:
+        con.close()

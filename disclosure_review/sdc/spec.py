@@ -1,0 +1,174 @@
+"""Declarative table specifications: what a table is, so that anyone can recompute it.
+
+A `TableSpec` is researcher input: the review service re-runs its query on the
+source data, so `from_dict` validates strictly and refuses anything it does not
+know, with a message that says what to fix.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import duckdb
+
+from .enums import Statistic, TableKind
+
+SPEC_VERSION = 1
+MAX_QUERY_CHARS = 100_000
+# Unicode word characters, so Japanese variable names are allowed; always quoted in SQL.
+IDENTIFIER_RE = re.compile(r"^[^\W\d]\w{0,127}$")
+NAME_RE = re.compile(r"^\w[\w .()-]{0,119}$")
+# Shadow statistics columns use this prefix; variables may not.
+RESERVED_PREFIX = "sdc_"
+
+
+class InvalidSpec(ValueError):
+    """A table specification that cannot be used; the message says what to fix."""
+
+
+def check_identifier(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not IDENTIFIER_RE.match(value):
+        raise InvalidSpec(
+            f"{what} {value!r} is not a variable name: use letters, digits and _ "
+            "(starting with a letter or _), at most 128 characters"
+        )
+    if value.lower().startswith(RESERVED_PREFIX):
+        raise InvalidSpec(f"{what} {value!r}: names starting with {RESERVED_PREFIX!r} are reserved")
+    return value
+
+
+def check_query(query: Any) -> str:
+    """One SELECT statement (no trailing `;`); anything else is refused."""
+    if not isinstance(query, str) or not query.strip():
+        raise InvalidSpec("query must be non-empty SQL text (a SELECT over dataset views)")
+    if len(query) > MAX_QUERY_CHARS:
+        raise InvalidSpec(f"query is {len(query)} characters; the limit is {MAX_QUERY_CHARS}")
+    try:
+        statements = duckdb.extract_statements(query)
+    except duckdb.Error as exc:
+        raise InvalidSpec(f"query is not valid SQL: {exc}") from None
+    if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+        raise InvalidSpec("query must be exactly one SELECT statement")
+    return query.strip().rstrip(";").strip()
+
+
+@dataclasses.dataclass(frozen=True)
+class TableSpec:
+    """A table over the result of `query`: cells by `rows` x `columns`, with margins.
+
+    `value` is the magnitude variable (magnitude tables only), `weight` a sampling
+    weight, `unit` a household/enterprise id: contributions are summed per unit
+    before dominance is judged, and thresholds count units.
+    """
+
+    kind: TableKind
+    query: str
+    rows: tuple[str, ...]
+    columns: tuple[str, ...] = ()
+    value: str | None = None
+    statistic: Statistic = Statistic.COUNT
+    weight: str | None = None
+    unit: str | None = None
+    name: str = "table"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.kind, TableKind):
+            raise InvalidSpec(f"kind must be one of {[k.value for k in TableKind]}")
+        if not isinstance(self.statistic, Statistic):
+            raise InvalidSpec(f"statistic must be one of {[s.value for s in Statistic]}")
+        object.__setattr__(self, "query", check_query(self.query))
+        for field in ("rows", "columns"):
+            values = getattr(self, field)
+            if isinstance(values, str) or not isinstance(values, Sequence):
+                raise InvalidSpec(f"{field} must be a list of variable names")
+            object.__setattr__(self, field, tuple(check_identifier(v, f"{field} variable") for v in values))
+        if not self.rows and not self.columns:
+            raise InvalidSpec("a table needs at least one row or column variable")
+        for field in ("value", "weight", "unit"):
+            if getattr(self, field) is not None:
+                check_identifier(getattr(self, field), field)
+        if not isinstance(self.name, str) or not NAME_RE.match(self.name):
+            raise InvalidSpec(
+                f"name {self.name!r}: use letters, digits, spaces and . _ - ( ), at most 120 characters"
+            )
+        used = [*self.rows, *self.columns, *(v for v in (self.value, self.weight, self.unit) if v)]
+        duplicates = sorted({v for v in used if used.count(v) > 1})
+        if duplicates:
+            raise InvalidSpec(f"variable(s) {duplicates} used twice; each may have one role in a table")
+        if self.kind is TableKind.FREQUENCY:
+            if self.value is not None or self.statistic is not Statistic.COUNT:
+                raise InvalidSpec("a frequency table counts records: give no value and statistic 'count'")
+        else:
+            if self.value is None:
+                raise InvalidSpec("a magnitude table needs a value variable")
+            if self.statistic is Statistic.COUNT:
+                raise InvalidSpec("a magnitude table needs a statistic other than 'count' (use a frequency table)")
+        if self.weight is not None and not self.statistic.weightable:
+            raise InvalidSpec(
+                f"statistic {self.statistic.value!r} cannot be weighted; weights work with count, sum and mean"
+            )
+
+    @property
+    def dimensions(self) -> tuple[str, ...]:
+        return (*self.rows, *self.columns)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": SPEC_VERSION,
+            "name": self.name,
+            "kind": self.kind.value,
+            "query": self.query,
+            "rows": list(self.rows),
+            "columns": list(self.columns),
+            "value": self.value,
+            "statistic": self.statistic.value,
+            "weight": self.weight,
+            "unit": self.unit,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TableSpec:
+        if not isinstance(data, Mapping):
+            raise InvalidSpec("a table spec must be a JSON object")
+        known = {"version", "name", "kind", "query", "rows", "columns", "value", "statistic", "weight", "unit"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InvalidSpec(f"unknown key(s) {unknown} in table spec; known keys are {sorted(known)}")
+        missing = sorted({"version", "name", "kind", "query", "rows"} - set(data))
+        if missing:
+            raise InvalidSpec(f"table spec lacks {missing}")
+        if data["version"] != SPEC_VERSION:
+            raise InvalidSpec(f"table spec version {data['version']!r} is not supported (expected {SPEC_VERSION})")
+        try:
+            kind = TableKind(data["kind"])
+        except ValueError:
+            raise InvalidSpec(f"kind {data['kind']!r} is not one of {[k.value for k in TableKind]}") from None
+        default_statistic = Statistic.COUNT.value if kind is TableKind.FREQUENCY else None
+        statistic_value = data.get("statistic", default_statistic)
+        try:
+            statistic = Statistic(statistic_value)
+        except ValueError:
+            raise InvalidSpec(
+                f"statistic {statistic_value!r} is not one of {[s.value for s in Statistic]}"
+            ) from None
+        for field in ("rows", "columns"):
+            if field in data and not isinstance(data[field], list):
+                raise InvalidSpec(f"{field} must be a list of variable names")
+        return cls(
+            kind=kind,
+            query=data["query"],
+            rows=tuple(data["rows"]),
+            columns=tuple(data.get("columns", [])),
+            value=data.get("value"),
+            statistic=statistic,
+            weight=data.get("weight"),
+            unit=data.get("unit"),
+            name=data["name"],
+        )
+
+
+def quote_identifier(name: str) -> str:
+    """Double-quote an SQL identifier (embedded quotes doubled)."""
+    return '"' + name.replace('"', '""') + '"'
