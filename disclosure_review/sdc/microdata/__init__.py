@@ -1,0 +1,17 @@
+"""Record-level disclosure risk and protection (sdcMicro parity), computed in DuckDB and numpy."""
+from __future__ import annotations
+
+from ._data import InvalidMicrodataInput
+from .frequencies import Frequencies, frequencies
+from .risk import GlobalRisk, RiskMethod, global_risk, household_risk, individual_risk
+
+__all__ = [
+    "Frequencies",
+    "GlobalRisk",
+    "InvalidMicrodataInput",
+    "RiskMethod",
+    "frequencies",
+    "global_risk",
+    "household_risk",
+    "individual_risk",
+]

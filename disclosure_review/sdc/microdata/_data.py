@@ -1,0 +1,150 @@
+"""Reading microdata from a DuckDB relation or a data frame, checking it, encoding key variables.
+
+Every measure works on integer codes: each key variable's distinct values become
+0, 1, 2, … and a missing value (NULL, or NaN in a float column) becomes -1.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import polars as pl
+import pyarrow.compute as pc
+
+MISSING = -1
+
+
+class InvalidMicrodataInput(ValueError):
+    """The data or a parameter cannot be used; the message says what to fix."""
+
+
+def _columns_of(data: Any) -> list[str]:
+    if isinstance(data, duckdb.DuckDBPyRelation):
+        return list(data.columns)
+    if isinstance(data, pa.Table):
+        return list(data.column_names)
+    if isinstance(data, pl.LazyFrame):
+        return list(data.collect_schema().names())
+    if hasattr(data, "columns"):
+        return [str(c) for c in data.columns]
+    raise InvalidMicrodataInput(
+        f"cannot read microdata from a {type(data).__name__}: pass a DuckDB relation "
+        "(e.g. con.table('microdata')), a polars or pandas DataFrame, or a pyarrow Table"
+    )
+
+
+def to_arrow(data: Any, columns: Sequence[str]) -> pa.Table:
+    """The named columns of `data` as an Arrow table, in the data's row order."""
+    available = _columns_of(data)
+    missing = [c for c in columns if c not in available]
+    if missing:
+        raise InvalidMicrodataInput(
+            f"variable(s) {', '.join(map(repr, missing))} not in the data; "
+            f"it has: {', '.join(available)}"
+        )
+    cols = list(dict.fromkeys(columns))
+    if isinstance(data, duckdb.DuckDBPyRelation):
+        return data.select(*[duckdb.ColumnExpression(c) for c in cols]).to_arrow_table()
+    if isinstance(data, pa.Table):
+        return data.select(cols)
+    if isinstance(data, pl.LazyFrame):
+        return data.select(cols).collect().to_arrow()
+    if isinstance(data, pl.DataFrame):
+        return data.select(cols).to_arrow()
+    return pa.Table.from_pandas(data[cols], preserve_index=False)
+
+
+def _is_missing(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    missing = pc.is_null(col)
+    if pa.types.is_floating(col.type):
+        missing = pc.or_(missing, pc.is_nan(col))
+    return pc.fill_null(missing, True)
+
+
+def encode(col: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
+    """Integer codes (MISSING for missing values) and the distinct values they stand for."""
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if pa.types.is_dictionary(col.type):
+        col = col.cast(col.type.value_type)
+    if pa.types.is_floating(col.type):
+        col = pc.if_else(pc.is_nan(col), pa.scalar(None, col.type), col)
+    encoded = pc.dictionary_encode(col)
+    codes = encoded.indices.to_numpy(zero_copy_only=False)
+    codes = np.where(pc.is_null(encoded).to_numpy(zero_copy_only=False), MISSING, codes)
+    return codes.astype(np.int64), encoded.dictionary
+
+
+@dataclass(frozen=True)
+class KeyData:
+    """Key variables as codes (n × p, MISSING for missing), optional weights and household ids."""
+
+    keys: tuple[str, ...]
+    codes: np.ndarray
+    levels: tuple[pa.Array, ...]
+    weight: np.ndarray | None
+    household: np.ndarray | None
+
+    @property
+    def n(self) -> int:
+        return int(self.codes.shape[0])
+
+    def decode(self, row_codes: Sequence[int]) -> tuple[Any, ...]:
+        """The original values of one combination of codes (None for missing)."""
+        return tuple(
+            None if c == MISSING else self.levels[j][int(c)].as_py() for j, c in enumerate(row_codes)
+        )
+
+
+def check_k(k: float) -> None:
+    if not k >= 1:
+        raise InvalidMicrodataInput(f"k must be at least 1 (got {k!r})")
+
+
+def check_weight(values: np.ndarray, name: str) -> np.ndarray:
+    weight = np.asarray(values, dtype=np.float64)
+    bad = ~np.isfinite(weight) | (weight <= 0)
+    if bad.any():
+        raise InvalidMicrodataInput(
+            f"sampling weight {name!r} must be positive and present for every record: "
+            f"{int(bad.sum())} record(s) have a missing, zero or negative weight"
+        )
+    return weight
+
+
+def load_keys(
+    data: Any,
+    keys: Sequence[str],
+    *,
+    weight: str | None = None,
+    household: str | None = None,
+    extra: Sequence[str] = (),
+) -> tuple[KeyData, pa.Table]:
+    """Read and check the key variables (and weight, household id, extra columns) of `data`."""
+    keys = tuple(keys)
+    if not keys:
+        raise InvalidMicrodataInput("name at least one key variable")
+    if len(set(keys)) != len(keys):
+        raise InvalidMicrodataInput(f"key variables are repeated: {list(keys)}")
+    wanted = [*keys, *([weight] if weight else []), *([household] if household else []), *extra]
+    table = to_arrow(data, wanted)
+    if table.num_rows == 0:
+        raise InvalidMicrodataInput("the data has no records")
+    encoded = [encode(table.column(k)) for k in keys]
+    codes = np.column_stack([c for c, _ in encoded]).astype(np.int64)
+    w = None
+    if weight:
+        col = table.column(weight)
+        if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_decimal(col.type)):
+            raise InvalidMicrodataInput(f"sampling weight {weight!r} must be numeric, not {col.type}")
+        w = check_weight(pc.fill_null(col.cast(pa.float64()), np.nan).to_numpy(), weight)
+    hh = None
+    if household:
+        hh_codes, _ = encode(table.column(household))
+        if (hh_codes == MISSING).any():
+            raise InvalidMicrodataInput(f"household id {household!r} is missing for some records")
+        hh = hh_codes
+    return KeyData(keys, codes, tuple(lv for _, lv in encoded), w, hh), table

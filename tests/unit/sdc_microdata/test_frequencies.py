@@ -1,0 +1,110 @@
+"""f_k / F_k against sdcMicro's tests/testthat/test_freqCalc.R and test_indivRisk.R (v5.8.1).
+
+R builds the data with array(c(...), dim=c(8,3)): column-major, so each
+column below is a slice of that vector. Expected numbers are copied from those tests.
+"""
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+
+from disclosure_review.sdc.microdata import InvalidMicrodataInput, RiskMethod, frequencies, individual_risk
+
+NA = None
+W = [18.0, 45.5, 39.0, 17.0, 92.0, 8.0, 123.5, 51]
+
+
+def frame(values: list, ncol: int, weight: list[float] = W) -> pl.DataFrame:
+    nrow = len(values) // ncol
+    cols = {chr(ord("A") + j): values[j * nrow : (j + 1) * nrow] for j in range(ncol)}
+    return pl.DataFrame({**cols, "weight": weight}, schema_overrides={c: pl.Float64 for c in cols})
+
+
+COMPLETE = [2, 3, 2, 2, 3, 3, 1, 2, 3, 3, 3, 3, 3, 3, 4, 3, 1, 3, 1, 2, 1, 1, 1, 1]
+WITH_NA = [2, 3, 2, 2, 3, 3, 1, 2, 3, 3, 3, 3, 3, 3, 4, 3, 1, 3, NA, 2, 1, 1, NA, 1]
+COLUMN_AND_ROW_NA = [2, 3, NA, 2, 3, 3, 1, 2, 3, 3, NA, 3, 3, 3, 4, 3] + [NA] * 8
+
+# (data, ncol, weight, weighted Fk, fk, n1, n2) from test_freqCalc.R
+CASES = [
+    ("no NA", frame(COMPLETE, 3), [108.0, 45.5, 108.0, 17.0, 100.0, 100.0, 123.5, 108.0], [3, 1, 3, 1, 2, 2, 1, 3], 3, 2),
+    ("NA", frame(WITH_NA, 3), [108.0, 45.5, 125.0, 56.0, 100.0, 100.0, 123.5, 108.0], [3, 1, 4, 2, 2, 2, 1, 3], 2, 3),
+    ("NA column and row", frame(COLUMN_AND_ROW_NA, 3), [125.0, 184.5, 394.0, 125.0, 184.5, 184.5, 162.5, 125.0], [4, 4, 8, 4, 4, 4, 2, 4], 0, 1),
+    ("one key with NA", frame([2, 3, NA, 2, 1, NA, 1, 2], 1), [133.0, 92.5, 394.0, 133.0, 262.5, 394.0, 262.5, 133.0], [5, 3, 8, 5, 4, 8, 4, 5], 0, 0),
+    ("more keys than records", frame([2, 3, NA, 2, 3, 3, 1, NA, 3, 3, NA, 3, 3, 2, 2, 3, NA, NA, 1, 2, NA, NA, 4, 4], 8, [18.0, 45.5, 122]), [18.0, 167.5, 167.5], [1, 2, 2], 1, 2),
+]
+
+
+@pytest.mark.parametrize("name,data,Fk,fk,n1,n2", CASES, ids=[c[0] for c in CASES])
+def test_freqcalc_reference(name, data, Fk, fk, n1, n2):
+    keys = [c for c in data.columns if c != "weight"]
+    weighted = frequencies(data, keys, weight="weight")  # freqCalc(x, keyVars, w=weight)
+    np.testing.assert_allclose(weighted.Fk, Fk, rtol=1e-9)
+    np.testing.assert_allclose(weighted.fk, fk)
+    assert (weighted.n1, weighted.n2) == (n1, n2)
+    unweighted = frequencies(data, keys)  # freqCalc(x, keyVars): Fk == fk
+    np.testing.assert_allclose(unweighted.Fk, fk)
+    np.testing.assert_allclose(unweighted.fk, fk)
+
+
+def test_same_result_from_relation_pandas_and_polars():
+    data = frame(WITH_NA, 3)
+    con = duckdb.connect()
+    rel = con.from_arrow(data.to_arrow())
+    expected = frequencies(data, ["A", "B", "C"], weight="weight").Fk
+    for source in (rel, data.to_pandas(), data.lazy(), data.to_arrow()):
+        np.testing.assert_allclose(frequencies(source, ["A", "B", "C"], weight="weight").Fk, expected)
+
+
+def test_pandas_nan_is_missing():
+    data = frame(WITH_NA, 3).to_pandas()
+    assert data["C"].isna().sum() == 2 and isinstance(data, pd.DataFrame)
+    np.testing.assert_allclose(frequencies(data, ["A", "B", "C"]).fk, [3, 1, 4, 2, 2, 2, 1, 3])
+
+
+IR_COMPLETE = {
+    (RiskMethod.APPROX, 1): [0.01369863, 0.08579129, 0.01369863, 0.17707583, 0.01877883, 0.01877883, 0.03931625, 0.01369863],
+    (RiskMethod.APPROX, 2): [0.02739726, 0.17158258, 0.02739726, 0.35415167, 0.03755767, 0.03755767, 0.07863251, 0.02739726],
+    (RiskMethod.EXACT, 1): [0.01355297, 0.08579129, 0.01355297, 0.17707583, 0.01877883, 0.01877883, 0.03931625, 0.01355297],
+    (RiskMethod.EXACT, 2): [0.02710594, 0.17158258, 0.02710594, 0.35415167, 0.03755767, 0.03755767, 0.07863251, 0.02710594],
+}
+IR_NA = {
+    (RiskMethod.APPROX, 1): [0.013698630, 0.085791288, 0.010554090, 0.032466112, 0.009836066, 0.009836066, 0.039316254, 0.005973716],
+    (RiskMethod.APPROX, 2): [0.02739726, 0.17158258, 0.02110818, 0.06493222, 0.01967213, 0.01967213, 0.07863251, 0.01194743],
+    (RiskMethod.EXACT, 1): [0.013552968, 0.085791288, 0.010504889, 0.032466112, 0.009756889, 0.009756889, 0.039316254, 0.005962551],
+    (RiskMethod.EXACT, 2): [0.02710594, 0.17158258, 0.02100978, 0.06493222, 0.01951378, 0.01951378, 0.07863251, 0.01192510],
+}
+# test_indivRisk.R's "with missing" data: A has an NA in row 8 too
+IR_NA_DATA = [2, 3, 2, 2, 3, 3, 1, NA, 3, 3, 3, 3, 3, 3, 4, 3, 1, 3, NA, 2, 1, 1, NA, 1]
+
+
+@pytest.mark.parametrize("values,expected", [(COMPLETE, IR_COMPLETE), (IR_NA_DATA, IR_NA)], ids=["complete", "NA"])
+@pytest.mark.parametrize("method,qual", list(IR_COMPLETE))
+def test_indivrisk_reference(values, expected, method, qual):
+    """indivRisk(freqCalc(x, keyVars=1:3, w=4), method, qual, survey=TRUE); values given to 8 digits."""
+    freq = frequencies(frame(values, 3), ["A", "B", "C"], weight="weight")
+    np.testing.assert_allclose(individual_risk(freq, method=method, qual=qual), expected[(method, qual)], rtol=1e-6, atol=5e-9)
+
+
+def test_indivrisk_without_survey_is_inverse_fk():
+    """indivRisk(..., survey=FALSE) and unweighted survey=TRUE: 1/fk (test_indivRisk.R, rounded to 5 digits)."""
+    freq = frequencies(frame(IR_NA_DATA, 3), ["A", "B", "C"], weight="weight")
+    np.testing.assert_allclose(individual_risk(freq, survey=False), [1 / 3, 1, 0.25, 0.5, 1 / 3, 1 / 3, 1, 0.2])
+    unweighted = frequencies(frame(IR_NA_DATA, 3), ["A", "B", "C"])
+    np.testing.assert_allclose(individual_risk(unweighted, qual=2), [2 / 3, 2, 0.5, 1, 2 / 3, 2 / 3, 2, 0.4])
+
+
+def test_bad_input_is_refused():
+    data = frame(COMPLETE, 3)
+    with pytest.raises(InvalidMicrodataInput, match="'D'.*not in the data"):
+        frequencies(data, ["A", "D"])
+    with pytest.raises(InvalidMicrodataInput, match="positive"):
+        frequencies(data.with_columns(weight=pl.lit(0.0)), ["A"], weight="weight")
+    with pytest.raises(InvalidMicrodataInput, match="positive"):
+        frequencies(data.with_columns(weight=-pl.col("weight")), ["A"], weight="weight")
+    with pytest.raises(InvalidMicrodataInput, match="no records"):
+        frequencies(data.head(0), ["A"])
+    with pytest.raises(InvalidMicrodataInput, match="k must be at least 1"):
+        frequencies(data, ["A"]).violations(0)
