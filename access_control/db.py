@@ -7,6 +7,7 @@ database to the newest revision and is what every entry point calls.
 from __future__ import annotations
 
 from collections.abc import Iterator
+import logging
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -84,6 +85,14 @@ def alembic_config(url: str):
 
 def migrate(url: str) -> None:
     """Bring the database at `url` to the newest schema revision of every area."""
-    from alembic import command
+    # Alembic announces every step at INFO; an up-to-date store should be silent.
+    alembic_log = logging.getLogger("alembic")
+    level = alembic_log.level
+    if not alembic_log.isEnabledFor(logging.DEBUG):
+        alembic_log.setLevel(logging.WARNING)
+    try:
+        from alembic import command
 
-    command.upgrade(alembic_config(url), "heads")
+        command.upgrade(alembic_config(url), "heads")
+    finally:
+        alembic_log.setLevel(level)

@@ -1,0 +1,639 @@
+"""`onsite audit …` and `onsite admin person|role|project|member|grant|facility|terminal …`.
+
+Every command is one transaction: bad input is refused with the reason and
+nothing changes. Changes are audit events whose actor is `admin:<OS login>`.
+"""
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from access_control import audit, policy
+from access_control.db import make_engine, migrate, session_factory, transaction
+from access_control.enums import AuditEventType, Role
+from access_control.models import Facility, Grant, Person, Project, ProjectStatus, Terminal
+from onsite.errors import UserError
+from onsite.settings import Settings
+
+ANCHOR_FILE_NAME = "ledger-anchor.jsonl"
+
+
+def admin_actor() -> str:
+    return f"admin:{getpass.getuser()}"
+
+
+def in_transaction(settings: Settings, work: Callable[[Session], int]) -> int:
+    """Run `work` in one transaction on a migrated store; UserError rolls everything back."""
+    migrate(settings.db_url)
+    engine = make_engine(settings.db_url)
+    try:
+        with transaction(session_factory(engine)) as session:
+            return work(session)
+    finally:
+        engine.dispose()
+
+
+def iso_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date: use YYYY-MM-DD") from None
+
+
+def role_arg(text: str) -> Role:
+    try:
+        return Role(text.upper())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"unknown role {text!r}: choose from {', '.join(r.value.lower() for r in Role)}") from None
+
+
+def status_arg(text: str) -> ProjectStatus:
+    try:
+        return ProjectStatus(text.upper())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"unknown status {text!r}: choose from {', '.join(s.value.lower() for s in ProjectStatus)}"
+        ) from None
+
+
+def print_json(value: Any) -> None:
+    print(json.dumps(value, ensure_ascii=False, indent=2, default=str))
+
+
+def print_rows(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    if not rows:
+        print("(none)")
+        return
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
+    for cells in [columns, *([str(row[c]) for c in columns] for row in rows)]:
+        print("  ".join(cell.ljust(widths[c]) for cell, c in zip(cells, columns)).rstrip())
+
+
+# ---------------------------------------------------------------- plain views
+
+
+def person_view(session: Session, person: Person) -> dict[str, Any]:
+    return {
+        "username": person.username,
+        "display_name": person.display_name,
+        "email": person.email,
+        "roles": sorted(r.value.lower() for r in person.role_set),
+        "disabled": person.disabled,
+        "locked_until": person.locked_until.isoformat() if person.locked_until else None,
+        "failed_logins": person.failed_logins,
+        "has_password": person.password_hash is not None,
+        "projects": [p.id for p in policy.projects_of(session, person.username)],
+        "created_at": person.created_at.isoformat(),
+    }
+
+
+def project_view(project: Project) -> dict[str, Any]:
+    return {
+        "id": project.id,
+        "title": project.title,
+        "purpose": project.purpose,
+        "legal_basis": project.legal_basis,
+        "start_date": project.start_date.isoformat(),
+        "end_date": project.end_date.isoformat(),
+        "status": project.status.value.lower(),
+        "preset": project.preset,
+    }
+
+
+def grant_view(grant: Grant) -> dict[str, Any]:
+    return {
+        "id": grant.id,
+        "project": grant.project_id,
+        "dataset": grant.dataset_id,
+        "valid_from": grant.valid_from.isoformat(),
+        "valid_until": grant.valid_until.isoformat(),
+        "revoked_at": grant.revoked_at.isoformat() if grant.revoked_at else None,
+        "created_by": grant.created_by,
+    }
+
+
+def facility_view(facility: Facility) -> dict[str, Any]:
+    return {"name": facility.name, "address": facility.address, "timezone": facility.timezone, "terminals": len(facility.terminals)}
+
+
+def terminal_view(terminal: Terminal) -> dict[str, Any]:
+    return {"address": terminal.address, "facility": terminal.facility.name, "label": terminal.label}
+
+
+# ---------------------------------------------------------------- audit commands
+
+
+def default_anchor(settings: Settings) -> Path:
+    return settings.runtime_dir / ANCHOR_FILE_NAME
+
+
+def run_verify(args: argparse.Namespace, settings: Settings) -> int:
+    anchor_path = Path(args.anchor) if args.anchor else default_anchor(settings)
+    try:
+        anchor = audit.LedgerAnchor.read(anchor_path) if anchor_path.exists() else None
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    if args.anchor and anchor is None:
+        raise UserError(f"anchor file {anchor_path} does not exist")
+
+    def work(session: Session) -> int:
+        result = audit.verify(session, anchor)
+        if result.ok:
+            print(f"ok: {result.checked} events" + (f" (anchor at event {anchor.seq} matches)" if anchor else ""))
+            return 0
+        print(f"TAMPERED: first bad event {result.first_bad_seq}: {result.problem}")
+        return 1
+
+    return in_transaction(settings, work)
+
+
+def run_export(args: argparse.Namespace, settings: Settings) -> int:
+    def work(session: Session) -> int:
+        if args.out is None:
+            audit.export(session, sys.stdout)
+            return 0
+        out = Path(args.out)
+        with out.open("w", encoding="utf-8") as fh:
+            n = audit.export(session, fh)
+        print(f"wrote {n} events to {out}", file=sys.stderr)
+        return 0
+
+    return in_transaction(settings, work)
+
+
+def run_anchor(args: argparse.Namespace, settings: Settings) -> int:
+    path = Path(args.file) if args.file else default_anchor(settings)
+
+    def work(session: Session) -> int:
+        try:
+            anchor = audit.anchor_head(session, path)
+        except ValueError as e:
+            print(f"TAMPERED: {e}")
+            return 1
+        audit.record(session, AuditEventType.LEDGER_VERIFY, actor=admin_actor(), object="ledger", details={"anchored_seq": anchor.seq, "file": str(path)})
+        print(f"anchored event {anchor.seq} ({anchor.hash[:16]}…) in {path}")
+        return 0
+
+    return in_transaction(settings, work)
+
+
+def register(top: argparse._SubParsersAction) -> None:
+    parser = top.add_parser("audit", help="verify or export the hash-chained audit ledger")
+    sub = parser.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+    p = sub.add_parser(
+        "verify",
+        help="check the ledger's hash chain; exit 1 and name the first bad event if it was tampered with",
+        description="Recompute every audit event's hash in order. Prints 'ok: N events', or the first edited, "
+        "deleted, inserted or reordered event and exits 1. If an anchor file exists (see `audit anchor`) the "
+        "anchored event must still be there with the same hash, which also catches a rewrite of the whole table.",
+    )
+    p.add_argument("--anchor", metavar="FILE", help=f"anchor file to check against (default $ONSITE_HOME/run/{ANCHOR_FILE_NAME} if present)")
+    p.set_defaults(run=run_verify)
+    p = sub.add_parser("export", help="write every audit event as JSON lines (schema onsite.audit_event/v1)")
+    p.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
+    p.set_defaults(run=run_export)
+    p = sub.add_parser(
+        "anchor",
+        help="verify, then append the chain head to a file outside the database",
+        description="Keep the anchor file on storage the database administrator cannot rewrite (or print it); "
+        "run this periodically, e.g. from cron.",
+    )
+    p.add_argument("--file", metavar="FILE", help=f"anchor file (default $ONSITE_HOME/run/{ANCHOR_FILE_NAME})")
+    p.set_defaults(run=run_anchor)
+
+
+# ---------------------------------------------------------------- admin: people and roles
+
+
+def read_password(args: argparse.Namespace, username: str) -> str | None:
+    if getattr(args, "no_password", False):
+        return None
+    if args.password_stdin:
+        line = sys.stdin.readline()
+        if not line:
+            raise UserError("--password-stdin: no password on standard input")
+        return line.rstrip("\r\n")
+    first = getpass.getpass(f"New password for {username}: ")
+    if first != getpass.getpass("Repeat it: "):
+        raise UserError("the two passwords differ: nothing changed")
+    return first
+
+
+def run_person_add(args: argparse.Namespace, settings: Settings) -> int:
+    password = read_password(args, args.username)
+
+    def work(session: Session) -> int:
+        person = policy.add_person(
+            session,
+            username=args.username,
+            display_name=args.name,
+            email=args.email,
+            roles=args.role or [],
+            password=password,
+            actor=admin_actor(),
+        )
+        print(f"added person {person.username}")
+        return 0
+
+    return in_transaction(settings, work)
+
+
+def run_person_list(args: argparse.Namespace, settings: Settings) -> int:
+    def work(session: Session) -> int:
+        rows = [person_view(session, p) for p in policy.list_people(session)]
+        if args.json:
+            print_json(rows)
+        else:
+            for row in rows:
+                row["roles"] = ",".join(row["roles"]) or "-"
+                row["state"] = "disabled" if row["disabled"] else "locked" if row["locked_until"] else "ok"
+            print_rows(rows, ["username", "display_name", "roles", "state"])
+        return 0
+
+    return in_transaction(settings, work)
+
+
+def run_person_show(args: argparse.Namespace, settings: Settings) -> int:
+    def work(session: Session) -> int:
+        view = person_view(session, policy.require_person(session, args.username))
+        if args.json:
+            print_json(view)
+        else:
+            for key, value in view.items():
+                print(f"{key}: {', '.join(value) if isinstance(value, list) else value}")
+        return 0
+
+    return in_transaction(settings, work)
+
+
+def run_person_disabled(disabled: bool) -> Callable[[argparse.Namespace, Settings], int]:
+    def run(args: argparse.Namespace, settings: Settings) -> int:
+        def work(session: Session) -> int:
+            policy.set_disabled(session, args.username, disabled, actor=admin_actor())
+            print(f"{'disabled' if disabled else 'enabled'} {args.username}")
+            return 0
+
+        return in_transaction(settings, work)
+
+    return run
+
+
+def run_person_passwd(args: argparse.Namespace, settings: Settings) -> int:
+    password = read_password(args, args.username)
+    assert password is not None
+
+    def work(session: Session) -> int:
+        policy.set_password(session, args.username, password, actor=admin_actor())
+        print(f"password set for {args.username}")
+        return 0
+
+    return in_transaction(settings, work)
+
+
+def run_person_unlock(args: argparse.Namespace, settings: Settings) -> int:
+    def work(session: Session) -> int:
+        policy.unlock_person(session, args.username, actor=admin_actor())
+        print(f"unlocked {args.username}")
+        return 0
+
+    return in_transaction(settings, work)
+
+
+def run_role(args: argparse.Namespace, settings: Settings) -> int:
+    def work(session: Session) -> int:
+        change = policy.grant_role if args.role_command == "grant" else policy.revoke_role
+        change(session, args.username, args.role, actor=admin_actor())
+        print(f"{args.role_command}ed role {args.role.value.lower()} {'to' if args.role_command == 'grant' else 'from'} {args.username}")
+        return 0
+
+    return in_transaction(settings, work)
+
+
+# ---------------------------------------------------------------- admin: projects and members
+
+
+def run_project_add(args: argparse.Namespace, settings: Settings) -> int:
+    def work(session: Session) -> int:
+        project = policy.add_project(
+            session,
+            project_id=args.project_id,
+            title=args.title,
+            purpose=args.purpose,
+            legal_basis=args.legal_basis,
+            start_date=args.start,
+            end_date=args.end,
+            preset=args.preset,
+            actor=admin_actor(),
+        )
+        print(f"added project {project.id} ({project.start_date} to {project.end_date})")
+        return 0
+
+    return in_transaction(settings, work)
+
+
+def run_project_list(args: argparse.Namespace, settings: Settings) -> int:
+    def work(session: Session) -> int:
+        rows = [project_view(p) for p in policy.list_projects(session)]
+        if args.json:
+            print_json(rows)
+        else:
+            print_rows(rows, ["id", "status", "start_date", "end_date", "title"])
+        return 0
+
+    return in_transaction(settings, work)
+
+
+def run_project_show(args: argparse.Namespace, settings: Settings) -> int:
+    def work(session: Session) -> int:
+        view = project_view(policy.require_project(session, args.project_id))
+        view["members"] = [p.username for p in policy.members_of(session, args.project_id)]
+        view["grants"] = [grant_view(g) for g in policy.list_grants(session, args.project_id)]
+        if args.json:
+            print_json(view)
+        else:
+            for key, value in view.items():
+                if key == "grants":
+                    print("grants:" + ("" if value else " (none)"))
+                    for g in value:
+                        state = f"revoked {g['revoked_at']}" if g["revoked_at"] else "valid"
+                        print(f"  {g['id']}: {g['dataset']} {g['valid_from']} to {g['valid_until']} ({state})")
+                else:
+                    print(f"{key}: {', '.join(value) if isinstance(value, list) else value}")
+        return 0
+
+    return in_transaction(settings, work)
+
+
+def run_project_change(args: argparse.Namespace, settings: Settings) -> int:
+    def work(session: Session) -> int:
+        policy.change_project(
+            session,
+            args.project_id,
+            title=args.title,
+            purpose=args.purpose,
+            legal_basis=args.legal_basis,
+            start_date=args.start,
+            end_date=args.end,
+            status=args.status,
+            preset=args.preset,
+            actor=admin_actor(),
+        )
+        print(f"changed project {args.project_id}")
+        return 0
+
+    return in_transaction(settings, work)
+
+
+def run_member(args: argparse.Namespace, settings: Settings) -> int:
+    def work(session: Session) -> int:
+        if args.member_command == "add":
+            policy.add_member(session, args.project_id, args.username, actor=admin_actor())
+            print(f"added {args.username} to project {args.project_id}")
+        else:
+            policy.remove_member(session, args.project_id, args.username, actor=admin_actor())
+            print(f"removed {args.username} from project {args.project_id}")
+        return 0
+
+    return in_transaction(settings, work)
+
+
+# ---------------------------------------------------------------- admin: grants
+
+
+def run_grant_add(args: argparse.Namespace, settings: Settings) -> int:
+    def work(session: Session) -> int:
+        project = policy.require_project(session, args.project_id)
+        grant = policy.add_grant(
+            session,
+            project_id=project.id,
+            dataset_id=args.dataset_id,
+            valid_from=args.valid_from or project.start_date,
+            valid_until=args.valid_until or project.end_date,
+            actor=admin_actor(),
+        )
+        print(f"grant {grant.id}: {grant.dataset_id} to {grant.project_id} from {grant.valid_from} until {grant.valid_until}")
+        return 0
+
+    return in_transaction(settings, work)
+
+
+def run_grant_list(args: argparse.Namespace, settings: Settings) -> int:
+    def work(session: Session) -> int:
+        rows = [grant_view(g) for g in policy.list_grants(session, args.project)]
+        if args.json:
+            print_json(rows)
+        else:
+            for row in rows:
+                row["revoked_at"] = row["revoked_at"] or "-"
+            print_rows(rows, ["id", "project", "dataset", "valid_from", "valid_until", "revoked_at"])
+        return 0
+
+    return in_transaction(settings, work)
+
+
+def run_grant_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    def work(session: Session) -> int:
+        grant = policy.revoke_grant(session, args.grant_id, actor=admin_actor())
+        print(f"revoked grant {grant.id} ({grant.dataset_id} to {grant.project_id})")
+        return 0
+
+    return in_transaction(settings, work)
+
+
+# ---------------------------------------------------------------- admin: facilities and terminals
+
+
+def run_facility_add(args: argparse.Namespace, settings: Settings) -> int:
+    def work(session: Session) -> int:
+        facility = policy.add_facility(session, name=args.name, address=args.address, timezone_name=args.timezone, actor=admin_actor())
+        print(f"added facility {facility.name} ({facility.timezone})")
+        return 0
+
+    return in_transaction(settings, work)
+
+
+def run_facility_list(args: argparse.Namespace, settings: Settings) -> int:
+    def work(session: Session) -> int:
+        rows = [facility_view(f) for f in policy.list_facilities(session)]
+        if args.json:
+            print_json(rows)
+        else:
+            print_rows(rows, ["name", "timezone", "terminals", "address"])
+        return 0
+
+    return in_transaction(settings, work)
+
+
+def run_terminal_add(args: argparse.Namespace, settings: Settings) -> int:
+    def work(session: Session) -> int:
+        terminal = policy.add_terminal(session, facility=args.facility, address=args.address, label=args.label, actor=admin_actor())
+        print(f"added terminal {terminal.address} at {args.facility}")
+        return 0
+
+    return in_transaction(settings, work)
+
+
+def run_terminal_list(args: argparse.Namespace, settings: Settings) -> int:
+    def work(session: Session) -> int:
+        rows = [terminal_view(t) for t in policy.list_terminals(session)]
+        if args.json:
+            print_json(rows)
+        else:
+            print_rows(rows, ["address", "facility", "label"])
+        return 0
+
+    return in_transaction(settings, work)
+
+
+def run_terminal_remove(args: argparse.Namespace, settings: Settings) -> int:
+    def work(session: Session) -> int:
+        policy.remove_terminal(session, address=args.address, actor=admin_actor())
+        print(f"removed terminal {args.address}")
+        return 0
+
+    return in_transaction(settings, work)
+
+
+# ---------------------------------------------------------------- admin parser
+
+
+def _json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _password_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--password-stdin", action="store_true", help="read the password from the first line of standard input instead of prompting"
+    )
+
+
+def register_admin(admin: argparse._SubParsersAction) -> None:
+    roles_help = ", ".join(r.value.lower() for r in Role)
+
+    person = admin.add_parser("person", help="people: add, list, show, disable, enable, passwd, unlock").add_subparsers(
+        dest="person_command", metavar="ACTION", required=True
+    )
+    p = person.add_parser("add", help="register a person (user names become OS account names)")
+    p.add_argument("username", help="1-32 of a-z 0-9 . _ -, starting with a letter or _ (full-width input is normalised)")
+    p.add_argument("--name", required=True, help="display name")
+    p.add_argument("--email", default="", help="e-mail address")
+    p.add_argument("--role", type=role_arg, action="append", help=f"role to grant ({roles_help}); repeat for several")
+    _password_flags(p)
+    p.add_argument("--no-password", action="store_true", help="no local password (the person cannot log in until `person passwd`)")
+    p.set_defaults(run=run_person_add)
+    p = person.add_parser("list", help="everyone, with roles and whether disabled or locked")
+    _json_flag(p)
+    p.set_defaults(run=run_person_list)
+    p = person.add_parser("show", help="one person: roles, projects, lock state")
+    p.add_argument("username")
+    _json_flag(p)
+    p.set_defaults(run=run_person_show)
+    for action, disabled, text in (("disable", True, "refuse entry from now on"), ("enable", False, "allow entry again")):
+        p = person.add_parser(action, help=f"{action} an account ({text}); nothing is deleted")
+        p.add_argument("username")
+        p.set_defaults(run=run_person_disabled(disabled))
+    p = person.add_parser("passwd", help="set a person's local password (prompted twice unless --password-stdin)")
+    p.add_argument("username")
+    _password_flags(p)
+    p.set_defaults(run=run_person_passwd)
+    p = person.add_parser("unlock", help="lift the lock-out after repeated failed logins")
+    p.add_argument("username")
+    p.set_defaults(run=run_person_unlock)
+
+    role = admin.add_parser("role", help="grant or revoke a role").add_subparsers(dest="role_command", metavar="ACTION", required=True)
+    for action in ("grant", "revoke"):
+        p = role.add_parser(action, help=f"{action} a role ({roles_help})")
+        p.add_argument("username")
+        p.add_argument("role", type=role_arg, help=roles_help)
+        p.set_defaults(run=run_role)
+
+    project = admin.add_parser("project", help="projects: add, list, show, change").add_subparsers(
+        dest="project_command", metavar="ACTION", required=True
+    )
+    p = project.add_parser("add", help="register an approved project with its validity dates")
+    p.add_argument("project_id", help="e.g. p2026-001 (a-z, 0-9, '-')")
+    p.add_argument("--title", required=True)
+    p.add_argument("--start", type=iso_date, required=True, help="first valid day, YYYY-MM-DD")
+    p.add_argument("--end", type=iso_date, required=True, help="last valid day (inclusive), YYYY-MM-DD, in the facility's time zone")
+    p.add_argument("--purpose", default="", help="purpose of use as approved")
+    p.add_argument("--legal-basis", default="", help="reference to the approval, e.g. Statistics Act art. 33")
+    p.add_argument("--preset", default="acro-default", help="disclosure-control rule preset (default acro-default)")
+    p.set_defaults(run=run_project_add)
+    p = project.add_parser("list", help="all projects with status and dates")
+    _json_flag(p)
+    p.set_defaults(run=run_project_list)
+    p = project.add_parser("show", help="one project with members and grants")
+    p.add_argument("project_id")
+    _json_flag(p)
+    p.set_defaults(run=run_project_show)
+    p = project.add_parser("change", help="change title, dates, status (active, suspended, closed) or preset")
+    p.add_argument("project_id")
+    p.add_argument("--title")
+    p.add_argument("--purpose")
+    p.add_argument("--legal-basis")
+    p.add_argument("--start", type=iso_date, help="YYYY-MM-DD")
+    p.add_argument("--end", type=iso_date, help="YYYY-MM-DD (inclusive)")
+    p.add_argument("--status", type=status_arg, help="active, suspended or closed; only active projects admit researchers")
+    p.add_argument("--preset")
+    p.set_defaults(run=run_project_change)
+
+    member = admin.add_parser("member", help="add or remove a project member").add_subparsers(
+        dest="member_command", metavar="ACTION", required=True
+    )
+    for action in ("add", "remove"):
+        p = member.add_parser(action, help=f"{action} a person {'to' if action == 'add' else 'from'} a project")
+        p.add_argument("project_id")
+        p.add_argument("username")
+        p.set_defaults(run=run_member)
+
+    grant = admin.add_parser("grant", help="grant datasets to projects: add, list, revoke").add_subparsers(
+        dest="grant_command", metavar="ACTION", required=True
+    )
+    p = grant.add_parser("add", help="grant a dataset to a project for a period (default: the project's dates)")
+    p.add_argument("project_id")
+    p.add_argument("dataset_id")
+    p.add_argument("--from", dest="valid_from", type=iso_date, help="first valid day, YYYY-MM-DD (default project start)")
+    p.add_argument("--until", dest="valid_until", type=iso_date, help="last valid day, YYYY-MM-DD (default project end)")
+    p.set_defaults(run=run_grant_add)
+    p = grant.add_parser("list", help="grants, revoked ones included")
+    p.add_argument("--project", help="only this project's grants")
+    _json_flag(p)
+    p.set_defaults(run=run_grant_list)
+    p = grant.add_parser("revoke", help="revoke a grant now (its number from `grant list`)")
+    p.add_argument("grant_id", type=int)
+    p.set_defaults(run=run_grant_revoke)
+
+    facility = admin.add_parser("facility", help="on-site facilities: add, list").add_subparsers(
+        dest="facility_command", metavar="ACTION", required=True
+    )
+    p = facility.add_parser("add", help="register a facility")
+    p.add_argument("name")
+    p.add_argument("--address", default="", help="postal address")
+    p.add_argument("--timezone", default="Asia/Tokyo", help="IANA time zone in which project dates are read (default Asia/Tokyo)")
+    p.set_defaults(run=run_facility_add)
+    p = facility.add_parser("list", help="all facilities")
+    _json_flag(p)
+    p.set_defaults(run=run_facility_list)
+
+    terminal = admin.add_parser("terminal", help="terminals (IP addresses or networks) of facilities: add, list, remove").add_subparsers(
+        dest="terminal_command", metavar="ACTION", required=True
+    )
+    p = terminal.add_parser("add", help="register a terminal address; only registered terminals may log in")
+    p.add_argument("facility", help="facility name")
+    p.add_argument("address", help="IPv4/IPv6 address or CIDR network, e.g. 192.0.2.10 or 2001:db8::/64")
+    p.add_argument("--label", default="", help="e.g. the seat number")
+    p.set_defaults(run=run_terminal_add)
+    p = terminal.add_parser("list", help="all terminals with their facility")
+    _json_flag(p)
+    p.set_defaults(run=run_terminal_list)
+    p = terminal.add_parser("remove", help="unregister a terminal address")
+    p.add_argument("address")
+    p.set_defaults(run=run_terminal_remove)
