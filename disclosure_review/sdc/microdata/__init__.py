@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from ._data import InvalidMicrodataInput
 from .frequencies import Frequencies, frequencies
+from .ldiversity import LDiversity, l_diversity
 from .risk import GlobalRisk, RiskMethod, global_risk, household_risk, individual_risk
 
 __all__ = [
     "Frequencies",
+    "LDiversity",
     "GlobalRisk",
     "InvalidMicrodataInput",
     "RiskMethod",
@@ -14,4 +16,5 @@ __all__ = [
     "global_risk",
     "household_risk",
     "individual_risk",
+    "l_diversity",
 ]

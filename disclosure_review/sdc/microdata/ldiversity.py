@@ -1,0 +1,102 @@
+"""l-diversity of sensitive variables within key combinations (sdcMicro ldiversity()).
+
+Groups are records with identical key values; here, as in sdcMicro's
+measure_risk_cpp, a missing key value is a value of its own (not a wildcard).
+Per group and sensitive variable:
+
+- distinct: number of distinct non-missing values, plus one when the group also
+  has missing values (and at least one value);
+- entropy: exp(−Σ p·ln p) over those values (missing counted as one value when
+  the group has any other value), p = count / group size;
+- recursive (c, l): with the value counts r_1 ≥ r_2 ≥ … ≥ r_m, the largest l
+  such that r_1 < c·(r_l + … + r_m), or 1.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from ._data import InvalidMicrodataInput, to_arrow
+from .frequencies import _nan_to_null, private_connection
+
+
+@dataclass(frozen=True)
+class LDiversity:
+    """Per-record l-diversity of one sensitive variable (in the data's row order)."""
+
+    sensitive: str
+    distinct: np.ndarray
+    entropy: np.ndarray
+    recursive: np.ndarray
+    c: float
+
+    def violations(self, l: float, *, measure: str = "distinct") -> int:
+        """Records whose group has an l-diversity below l (measure: distinct, entropy or recursive)."""
+        values = {"distinct": self.distinct, "entropy": self.entropy, "recursive": self.recursive}[measure]
+        return int(np.sum(values < l))
+
+
+def l_diversity(
+    data: Any, keys: Sequence[str], sensitive: Sequence[str] | str, *, c: float = 2.0
+) -> dict[str, LDiversity]:
+    """l-diversity of each sensitive variable; sdcMicro: ldiversity(obj, keyVars, ldiv_index, l_recurs_c=c)."""
+    keys = tuple(keys)
+    sensitive = (sensitive,) if isinstance(sensitive, str) else tuple(sensitive)
+    if not keys or not sensitive:
+        raise InvalidMicrodataInput("name at least one key variable and one sensitive variable")
+    overlap = set(keys) & set(sensitive)
+    if overlap:
+        raise InvalidMicrodataInput(f"a sensitive variable cannot be a key variable: {sorted(overlap)}")
+    if c <= 0:
+        c = 1.0  # as sdcMicro's measure_risk_cpp
+    table = to_arrow(data, [*keys, *sensitive])
+    if table.num_rows == 0:
+        raise InvalidMicrodataInput("the data has no records")
+    n = table.num_rows
+    kcols = [f"k{j}" for j in range(len(keys))]
+    cols: dict[str, Any] = {"rid": pa.array(np.arange(n, dtype=np.int64))}
+    cols.update({kc: _nan_to_null(table.column(k)) for kc, k in zip(kcols, keys)})
+    cols.update({f"s{j}": _nan_to_null(table.column(s)) for j, s in enumerate(sensitive)})
+    con = private_connection()
+    try:
+        con.register("t", pa.table(cols))
+        kl = ", ".join(kcols)
+        on = " AND ".join(f"t.{kc} IS NOT DISTINCT FROM g.{kc}" for kc in kcols)
+        result: dict[str, LDiversity] = {}
+        for j, name in enumerate(sensitive):
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE cnt AS SELECT {kl}, s{j} AS v, count(*)::DOUBLE AS c "
+                f"FROM t GROUP BY ALL"
+            )
+            con.execute(
+                f"""CREATE OR REPLACE TEMP TABLE grp AS
+                WITH sized AS (SELECT *, sum(c) OVER g AS size, count(v) OVER g AS used,
+                    max(c) FILTER (WHERE v IS NOT NULL) OVER g AS r1,
+                    sum(c) FILTER (WHERE v IS NOT NULL) OVER (PARTITION BY {kl} ORDER BY
+                        CASE WHEN v IS NULL THEN -1 ELSE c END DESC
+                        ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING) AS tail,
+                    row_number() OVER (PARTITION BY {kl} ORDER BY CASE WHEN v IS NULL THEN -1 ELSE c END DESC)
+                        AS pos
+                    FROM cnt WINDOW g AS (PARTITION BY {kl}))
+                SELECT {kl},
+                    count(v) + CASE WHEN count(v) > 0 AND count(*) > count(v) THEN 1 ELSE 0 END AS l_distinct,
+                    exp(-sum(CASE WHEN used > 0 THEN c / size * ln(c / size) ELSE 0 END)) AS l_entropy,
+                    CASE WHEN max(used) = 0 THEN 0
+                         ELSE 1 + count(*) FILTER (WHERE v IS NOT NULL AND pos >= 2 AND {float(c)!r} * tail > r1)
+                    END AS l_recursive
+                FROM sized GROUP BY ALL"""
+            )
+            res = con.execute(
+                f"SELECT t.rid, g.l_distinct, g.l_entropy, g.l_recursive FROM t JOIN grp g ON {on}"
+            ).fetchnumpy()
+            out = {m: np.empty(n) for m in ("l_distinct", "l_entropy", "l_recursive")}
+            for m, arr in out.items():
+                arr[res["rid"]] = res[m]
+            result[name] = LDiversity(name, out["l_distinct"], out["l_entropy"], out["l_recursive"], c)
+        return result
+    finally:
+        con.close()
