@@ -4,6 +4,7 @@ from __future__ import annotations
 from ._data import InvalidMicrodataInput
 from .frequencies import Frequencies, frequencies
 from .ldiversity import LDiversity, l_diversity
+from .suda2 import Suda2Result, suda2
 from .risk import GlobalRisk, RiskMethod, global_risk, household_risk, individual_risk
 
 __all__ = [
@@ -12,9 +13,11 @@ __all__ = [
     "GlobalRisk",
     "InvalidMicrodataInput",
     "RiskMethod",
+    "Suda2Result",
     "frequencies",
     "global_risk",
     "household_risk",
     "individual_risk",
     "l_diversity",
+    "suda2",
 ]
