@@ -1,0 +1,174 @@
+"""`connect()`: the researcher's entry point to the datasets their project grants.
+
+    import analysis_kernel
+    db = analysis_kernel.connect()
+    db.datasets()                                  # what this project may read
+    db.sql("SELECT sex, count(*) FROM demo_household GROUP BY sex").pl()
+
+Queries go straight to DuckDB (`.sql()` and `.table()` return its lazy
+relations), so there is no per-query overhead beyond DuckDB's own.
+"""
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from analysis_kernel.catalogue import DatasetInfo, DatasetMetadata, attached_metadata, guarded_connection
+from analysis_kernel.session import SessionManifest
+from onsite.errors import UserError
+
+
+class ProjectNotChosen(UserError):
+    """The session has several projects (or none matching) and connect() was not told which."""
+
+
+class DatasetNotGranted(UserError):
+    pass
+
+
+def connect(
+    project: str | None = None,
+    *,
+    manifest: SessionManifest | Path | None = None,
+    memory_limit: str = "4GB",
+    threads: int | None = None,
+) -> AnalysisConnection:
+    """Open the datasets granted to `project` (the only project of the session if omitted), read-only.
+
+    `manifest` defaults to the session manifest at `$ONSITE_SESSION`. Datasets of
+    other projects are not attached at all.
+    """
+    if not isinstance(manifest, SessionManifest):
+        manifest = SessionManifest.load(manifest)
+    project_id = choose_project(manifest, project)
+    con = guarded_connection(manifest.projects[project_id].datasets, memory_limit=memory_limit, threads=threads)
+    return AnalysisConnection(con, project_id, manifest)
+
+
+def choose_project(manifest: SessionManifest, project: str | None) -> str:
+    choices = ", ".join(f"{pid!r} ({grant.title})" for pid, grant in manifest.projects.items())
+    if project is None:
+        if len(manifest.projects) == 1:
+            return next(iter(manifest.projects))
+        if not manifest.projects:
+            raise ProjectNotChosen(f"user {manifest.user} has no active project in this session")
+        raise ProjectNotChosen(f"this session has several projects; choose one: connect(project=...) with {choices}")
+    if project not in manifest.projects:
+        raise ProjectNotChosen(f"project {project!r} is not active in this session; active: {choices or 'none'}")
+    return project
+
+
+class AnalysisConnection:
+    """A read-only DuckDB connection over one project's granted datasets, plus their metadata."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, project: str, manifest: SessionManifest) -> None:
+        self._con = con
+        self.project = project
+        self.manifest = manifest
+        self._info: dict[str, DatasetInfo] = {}
+
+    @property
+    def duckdb(self) -> duckdb.DuckDBPyConnection:
+        """The raw (guarded) DuckDB connection."""
+        return self._con
+
+    @property
+    def project_title(self) -> str:
+        return self.manifest.projects[self.project].title
+
+    @property
+    def preset(self) -> str:
+        """The project's disclosure-control rule preset."""
+        return self.manifest.projects[self.project].preset
+
+    @property
+    def dataset_ids(self) -> list[str]:
+        return list(self.manifest.projects[self.project].datasets)
+
+    def sql(self, query: str, *, params: object = None) -> duckdb.DuckDBPyRelation:
+        """Run SQL over the granted datasets (each is a view named by its id); returns a lazy relation."""
+        return self._con.sql(query, params=params)
+
+    def table(self, dataset_id: str) -> duckdb.DuckDBPyRelation:
+        self._check_granted(dataset_id)
+        return self._con.table(dataset_id)
+
+    def info(self, dataset_id: str) -> DatasetInfo:
+        self._check_granted(dataset_id)
+        if dataset_id not in self._info:
+            self._info[dataset_id] = attached_metadata(self._con, dataset_id)
+        return self._info[dataset_id]
+
+    def metadata(self, dataset_id: str) -> DatasetMetadata:
+        return self.info(dataset_id).metadata
+
+    def datasets(self) -> pl.DataFrame:
+        """The granted datasets: id, titles, rows and number of variables."""
+        infos = [self.info(d) for d in self.dataset_ids]
+        return pl.DataFrame(
+            {
+                "dataset": [i.id for i in infos],
+                "title_ja": [i.metadata.title.ja for i in infos],
+                "title_en": [i.metadata.title.en for i in infos],
+                "rows": [i.rows for i in infos],
+                "variables": [len(i.metadata.variables) for i in infos],
+            },
+            schema={"dataset": pl.String, "title_ja": pl.String, "title_en": pl.String, "rows": pl.Int64,
+                    "variables": pl.Int64},
+        )
+
+    def variables(self, dataset_id: str) -> pl.DataFrame:
+        """One row per variable: name, labels, role, DuckDB type and code list."""
+        variables = self.metadata(dataset_id).variables
+        return pl.DataFrame(
+            {
+                "name": [v.name for v in variables],
+                "label_ja": [v.label.ja for v in variables],
+                "label_en": [v.label.en for v in variables],
+                "role": [v.role.name.lower() for v in variables],
+                "type": [v.type for v in variables],
+                "codes": [[{"code": c, "ja": t.ja, "en": t.en} for c, t in v.codes.items()] for v in variables],
+            },
+            schema={"name": pl.String, "label_ja": pl.String, "label_en": pl.String, "role": pl.String,
+                    "type": pl.String,
+                    "codes": pl.List(pl.Struct({"code": pl.String, "ja": pl.String, "en": pl.String}))},
+        )
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> AnalysisConnection:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _check_granted(self, dataset_id: str) -> None:
+        if dataset_id not in self.manifest.projects[self.project].datasets:
+            granted = ", ".join(self.dataset_ids) or "none"
+            raise DatasetNotGranted(
+                f"dataset {dataset_id!r} is not granted to project {self.project!r} (granted: {granted})"
+            )
+
+    def __repr__(self) -> str:
+        return f"<AnalysisConnection project={self.project!r} user={self.manifest.user!r} datasets={self.dataset_ids}>"
+
+    def _repr_html_(self) -> str:
+        esc = html.escape
+        rows = "".join(
+            f"<tr><td><code>{esc(i.id)}</code></td><td>{esc(i.metadata.title.ja)}<br>{esc(i.metadata.title.en)}</td>"
+            f"<td style='text-align:right'>{i.rows:,}</td><td style='text-align:right'>{len(i.metadata.variables)}</td></tr>"
+            for i in (self.info(d) for d in self.dataset_ids)
+        )
+        return (
+            f"<div><b>Onsite</b> — project <code>{esc(self.project)}</code> ({esc(self.project_title)}), "
+            f"user <code>{esc(self.manifest.user)}</code>, rule preset <code>{esc(self.preset)}</code>"
+            "<table><thead><tr><th>dataset</th><th>title</th><th>rows</th><th>variables</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table>"
+            "<small>Query with <code>db.sql(\"SELECT … FROM &lt;dataset&gt;\")</code>; "
+            "<code>db.variables(\"&lt;dataset&gt;\")</code> lists labels, roles and codes.</small></div>"
+        )
