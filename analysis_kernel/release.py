@@ -1,0 +1,119 @@
+"""Asking for the release of outputs: `request_release([...], title=..., purpose=...)`.
+
+The kernel holds no Hub token (it runs researcher code), so the request is
+written to the session outbox; the single-user server's extension
+(`hub_config.serverext`) posts it to the review service with the server's
+token and writes the answer back next to it. The review service recomputes
+every declarative output itself: what this function sends is a request, not
+evidence.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from onsite.errors import UserError
+
+POLL_S = 0.2
+
+
+class ReleaseError(UserError):
+    """A release request could not be made or was refused; the message says why."""
+
+
+def _manifest() -> dict[str, Any]:
+    from analysis_kernel.session import SessionManifest, SessionManifestInvalid
+
+    try:
+        manifest = SessionManifest.load()
+    except SessionManifestInvalid as e:
+        raise ReleaseError(f"request_release works inside an Onsite session: {e}") from e
+    return {"projects": dict(manifest.projects), "outbox": manifest.outbox}
+
+
+def _choose_project(projects: dict[str, Any], project: str | None) -> str:
+    if project is not None:
+        if project not in projects:
+            raise ReleaseError(f"project {project!r} is not active in this session; choose one of: {', '.join(sorted(projects)) or '(none)'}")
+        return project
+    if len(projects) == 1:
+        return next(iter(projects))
+    if not projects:
+        raise ReleaseError("this session has no active project, so nothing can be released")
+    raise ReleaseError(f"this session has several projects: pass project= one of {', '.join(sorted(projects))}")
+
+
+def _request_payload(output: Any) -> dict[str, Any]:
+    to_request = getattr(output, "to_request", None)
+    if to_request is None:
+        raise ReleaseError(
+            f"{type(output).__name__} is not an output: build it with analysis_kernel.outputs "
+            "(frequency_table(...), file_output(...))"
+        )
+    return to_request()
+
+
+def _write_atomic(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, ensure_ascii=False, default=str))
+    os.replace(tmp, path)
+
+
+def request_release(
+    outputs: Sequence[Any],
+    *,
+    title: str,
+    purpose: str,
+    project: str | None = None,
+    timeout: float = 60,
+) -> dict[str, Any]:
+    """Send `outputs` for disclosure review and return the service's answer.
+
+    The answer is `{"id", "status", "outputs": [{"name", "verdict"}, ...]}`: the
+    verdicts the review service reached on its own recomputation. Reviewers then
+    decide; approved outputs appear as a release package to collect.
+    Raises ReleaseError with the service's message when it refuses.
+    """
+    if not title.strip():
+        raise ReleaseError("give the request a title (what these outputs are)")
+    if not purpose.strip():
+        raise ReleaseError("give the request a purpose (why they need to leave the facility)")
+    if isinstance(outputs, (str, bytes)) or not isinstance(outputs, Sequence) or not outputs:
+        raise ReleaseError("pass a non-empty list of outputs, e.g. request_release([table], title=..., purpose=...)")
+    session = _manifest()
+    project_id = _choose_project(session["projects"], project)
+    outbox = Path(session["outbox"])
+    if not outbox.is_dir():
+        raise ReleaseError(f"the session outbox {outbox} does not exist: restart your server from the hub")
+    payload = {"project": project_id, "title": title, "purpose": purpose, "outputs": [_request_payload(o) for o in outputs]}
+    rid = uuid.uuid4().hex
+    _write_atomic(outbox / f"{rid}.request.json", payload)
+    response_path = outbox / f"{rid}.response.json"
+    error_path = outbox / f"{rid}.error.json"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if response_path.exists():
+            answer = json.loads(response_path.read_text())
+            _print_verdicts(answer)
+            return answer
+        if error_path.exists():
+            error = json.loads(error_path.read_text())
+            status = error.get("status")
+            where = f" (HTTP {status})" if status else ""
+            raise ReleaseError(f"the review service refused the request{where}: {error.get('message', 'no message')}")
+        time.sleep(POLL_S)
+    raise ReleaseError(
+        f"no answer from the review service within {timeout:g} s; the request is still in the outbox "
+        f"as {rid} and will be sent when the service is back"
+    )
+
+
+def _print_verdicts(answer: dict[str, Any]) -> None:
+    print(f"release request {answer.get('id')}: {answer.get('status')}")
+    for item in answer.get("outputs", []):
+        print(f"  {item.get('name')}: {item.get('verdict')}")

@@ -1,0 +1,186 @@
+"""Log-in to the hub: the password, then the entry decision.
+
+`OnsiteAuthenticator` checks the password against the identity store (the
+local argon2 store here; an LDAP-backed subclass overrides `check_password`
+only), then takes the entry decision for the client's terminal address and
+writes it to the ledger either way. A refused entry shows its reasons on the
+login page, in Japanese and English; a wrong password shows only that.
+
+Client address: JupyterHub sits behind configurable-http-proxy, which appends
+the address of the TCP peer it saw to `X-Forwarded-For`. Tornado's
+`request.remote_ip` is not used because it also honours `X-Real-Ip`, a header
+the proxy passes through untouched from the browser (so anyone could claim any
+terminal). We trust the forwarding headers only from `trusted_proxy_ips`.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timezone
+from typing import Any
+
+from jupyterhub.auth import Authenticator
+from sqlalchemy.orm import Session, sessionmaker
+from tornado import web
+from traitlets import Any as AnyTrait
+from traitlets import List, Unicode, default
+
+from access_control.db import make_engine, session_factory, transaction
+from access_control.entry import DenialReason, EntryDecision, decide_entry, load_entry_facts, parse_client_address, record_entry
+from access_control.enums import Role
+from onsite.settings import Settings
+
+log = logging.getLogger(__name__)
+
+def hub_roles() -> dict[Role, dict]:
+    """Hub role definitions mirroring the policy store's roles, synced at every login."""
+    from hub_config.config import HUB_MANAGER_ROLE, RESEARCHER_ROLE, REVIEWER_ROLE
+
+    return {Role.RESEARCHER: RESEARCHER_ROLE, Role.REVIEWER: REVIEWER_ROLE, Role.ADMINISTRATOR: HUB_MANAGER_ROLE}
+
+
+class EntryDenied(web.HTTPError):
+    """A refused log-in or spawn; the message lists every reason in Japanese and English."""
+
+    def __init__(self, reasons: tuple[DenialReason, ...] | list[DenialReason]) -> None:
+        super().__init__(403, log_message="entry refused: %s" % ",".join(r.value for r in reasons))
+        self.reasons = tuple(reasons)
+        # JupyterHub's login page and error page show `jupyterhub_message`.
+        self.jupyterhub_message = entry_message(self.reasons)
+
+
+def entry_message(reasons: tuple[DenialReason, ...]) -> str:
+    ja = " ".join(r.message("ja") for r in reasons)
+    en = " ".join(r.message("en") for r in reasons)
+    return f"入室できません: {ja} / Entry refused: {en}"
+
+
+def client_address(request: Any, trusted_proxies: set[str]) -> str:
+    """The address of the terminal that sent `request`.
+
+    Walks `X-Forwarded-For` from the right (each hop appends the peer it saw)
+    while the hop that wrote the entry is trusted; the first address written
+    by a trusted hop but not itself a trusted proxy is the client.
+    """
+    context = request.connection.context
+    address = getattr(context, "address", None)
+    peer = address[0] if isinstance(address, tuple) and address else ""
+    hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
+    candidate = peer
+    while _normalise(candidate) in trusted_proxies and hops:
+        candidate = hops.pop()
+    return _normalise(candidate)
+
+
+def _normalise(raw: str) -> str:
+    parsed = parse_client_address(raw)
+    return str(parsed) if parsed is not None else raw
+
+
+class OnsiteAuthenticator(Authenticator):
+    """Password check, then the entry decision (project active today, registered terminal)."""
+
+    settings = AnyTrait(
+        help="""The `onsite.settings.Settings` whose policy store holds people,
+        projects and terminals. Default: read from $ONSITE_HOME / $ONSITE_DB_URL.""",
+    ).tag(config=True)
+
+    trusted_proxy_ips = List(
+        Unicode(),
+        ["127.0.0.1", "::1"],
+        help="""Addresses of the proxies in front of the hub whose `X-Forwarded-For`
+        entries are believed. Default: loopback, where configurable-http-proxy
+        runs. Add the address of a TLS front end if there is one. Every other
+        peer's headers are ignored and its own address is the terminal address.
+        Security: a local process that can reach the hub port directly could
+        claim any address; the hub's port listens on loopback only.""",
+    ).tag(config=True)
+
+    @default("settings")
+    def _settings_default(self) -> Settings:
+        return Settings.from_env()
+
+    @default("allow_all")
+    def _allow_all_default(self) -> bool:
+        # Who may enter is the entry decision's business, taken in `authenticate`.
+        return True
+
+    _factory: sessionmaker[Session] | None = None
+    _identity_store: Any = None
+
+    @property
+    def session_factory(self) -> sessionmaker[Session]:
+        if self._factory is None:
+            self._factory = session_factory(make_engine(self.settings.db_url))
+        return self._factory
+
+    # --- the seam for other identity backends (LDAP in issue 5) ---------------
+
+    def check_password(self, session: Session, username: str, password: str) -> DenialReason | None:
+        """None when the password is right, else why not (written to the ledger by the store).
+
+        Runs in a worker thread, inside the transaction that also records the
+        entry decision. Subclasses for other directories override only this.
+        """
+        from access_control.identity import LocalIdentityStore
+
+        if self._identity_store is None:  # built once: it hashes a timing-equaliser password
+            self._identity_store = LocalIdentityStore()
+        result = self._identity_store.check_login(session, username, password)
+        return None if result.person is not None else (result.reason or DenialReason.BAD_CREDENTIALS)
+
+    # --- JupyterHub hooks ------------------------------------------------------
+
+    async def authenticate(self, handler: web.RequestHandler, data: dict[str, str]) -> dict | None:
+        username = data.get("username", "")
+        password = data.get("password", "")
+        address = client_address(handler.request, set(self.trusted_proxy_ips))
+        outcome = await asyncio.to_thread(self._login, username, password, address)
+        if isinstance(outcome, DenialReason):
+            if outcome is DenialReason.BAD_CREDENTIALS:
+                return None  # JupyterHub's own "Invalid username or password"
+            raise EntryDenied([outcome])
+        name, decision, roles = outcome
+        if not decision.allowed:
+            self.log.warning("entry refused for %s from %s: %s", name, address, [r.value for r in decision.reasons])
+            raise EntryDenied(decision.reasons)
+        self.log.info("entry allowed for %s from %s (facility %s)", name, address, decision.facility)
+        definitions = hub_roles()
+        return {"name": name, "admin": False, "roles": [dict(definitions[r]) for r in sorted(roles, key=lambda r: r.value)]}
+
+    def _login(self, username: str, password: str, address: str) -> DenialReason | tuple[str, EntryDecision, frozenset[Role]]:
+        # Failure counts and LOGIN_FAIL events must commit even when the login fails.
+        with transaction(self.session_factory) as session:
+            refused = self.check_password(session, username, password)
+            if refused is not None:
+                return refused
+            facts = load_entry_facts(session, username, address)
+            decision = decide_entry(facts, datetime.now(timezone.utc))
+            record_entry(session, decision, username=facts.username, client_address=address, stage="login")
+            return facts.username, decision, facts.roles
+
+    def entry_check(self, username: str, address: str, stage: str) -> EntryDecision:
+        """The entry decision again (at spawn), recorded in the ledger."""
+        with transaction(self.session_factory) as session:
+            facts = load_entry_facts(session, username, address)
+            decision = decide_entry(facts, datetime.now(timezone.utc))
+            record_entry(session, decision, username=facts.username, client_address=address, stage=stage)
+            return decision
+
+    def client_address(self, handler: web.RequestHandler) -> str:
+        return client_address(handler.request, set(self.trusted_proxy_ips))
+
+    async def load_managed_roles(self) -> list[dict]:
+        return [dict(role) for role in hub_roles().values()]
+
+
+def default_url(handler: web.RequestHandler) -> str:
+    """Where a person lands after log-in: researchers their server, reviewers the queue."""
+    user = handler.current_user
+    names = {r.name for r in getattr(user, "roles", [])} if user else set()
+    definitions = hub_roles()
+    if not user or definitions[Role.RESEARCHER]["name"] in names:
+        return ""  # JupyterHub's default: spawn and open the server
+    if definitions[Role.REVIEWER]["name"] in names:
+        return "/services/onsite-review/"
+    return "/hub/admin"

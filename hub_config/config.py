@@ -1,0 +1,264 @@
+"""The whole JupyterHub configuration of Onsite, built from `Settings`.
+
+`configure(c, settings)` fills a traitlets `Config` (the `c` of a
+`jupyterhub_config.py`): our authenticator and spawner, the hub's own
+database, secrets created 0600 in `settings.runtime_dir`, the proxy installed
+in the project, the review service as a managed JupyterHub service, and the
+roles. `run_hub()` starts JupyterHub in this process with that configuration.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import socket
+import sys
+from pathlib import Path
+
+from onsite.errors import UserError
+from onsite.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROXY_COMMAND = PROJECT_ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
+SINGLEUSER_CONFIG_DIR = Path(__file__).resolve().parent / "singleuser"
+REVIEW_SERVICE = "onsite-review"
+KERNEL_NAME = "onsite"
+
+# Hub roles mirror the policy store's roles and are synced from it at every
+# log-in (the authenticator manages them). None holds `self`, which would let a
+# person create API tokens and share servers (issue 6 attacks both).
+RESEARCHER_ROLE = {
+    "name": "onsite-researcher",
+    "description": "Onsite researcher: own server, the review service",
+    "scopes": [
+        "read:users!user",
+        "users:activity!user",
+        "servers!user",
+        "access:servers!user",
+        f"access:services!service={REVIEW_SERVICE}",
+    ],
+}
+REVIEWER_ROLE = {
+    "name": "onsite-reviewer",
+    "description": "Onsite reviewer (output checker): the review service only, no server",
+    "scopes": ["read:users!user", f"access:services!service={REVIEW_SERVICE}"],
+}
+# Administrators manage the hub (see users, stop servers) but cannot open a
+# researcher's server: no `access:servers`, no `tokens`.
+HUB_MANAGER_ROLE = {
+    "name": "onsite-hub-manager",
+    "description": "Onsite administrator: hub management without access to researchers' servers",
+    "scopes": [
+        "admin-ui",
+        "list:users",
+        "read:users",
+        "read:servers",
+        "servers",
+        "list:services",
+        "read:services",
+        "read:hub",
+        f"access:services!service={REVIEW_SERVICE}",
+    ],
+}
+# JupyterHub's default role of every user: nothing beyond reading oneself, so
+# an account the authenticator did not give an Onsite role can do nothing.
+USER_SCOPES = ["read:users!user"]
+# The single-user server's own token: activity, its own server, and the review
+# service (the release outbox forwarder posts with it).
+SERVER_TOKEN_SCOPES = [
+    "users:activity!user",
+    "access:servers!server",
+    f"access:services!service={REVIEW_SERVICE}",
+]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now (there is a small race; fine for local use)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def secret_file(path: Path, nbytes: int = 32) -> Path:
+    """Create `path` with a fresh random hex secret, mode 0600, unless it exists.
+
+    An existing file that others can read is refused: JupyterHub would refuse
+    it too, later and less clearly.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            raise UserError(f"{path} is readable by others (mode {mode:o}); run: chmod 600 {path}") from None
+        return path
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(nbytes))
+    return path
+
+
+def singleuser_command() -> list[str]:
+    """The venv's jupyterhub-singleuser, so servers run with the hub's packages."""
+    return [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
+
+
+def write_kernelspec(settings: Settings) -> Path:
+    """The one kernel sessions may start: the venv's Python, with Hub tokens stripped.
+
+    The kernel runs researcher code, so it must not hold the server's Hub token
+    (the outbox forwarder in the server does the posting). Returns the
+    directory to put on the sessions' JUPYTER_PATH.
+    """
+    import json
+
+    data_dir = settings.runtime_dir / "jupyter-data"
+    spec_dir = data_dir / "kernels" / KERNEL_NAME
+    spec_dir.mkdir(parents=True, exist_ok=True)
+    spec = {
+        "display_name": "Python 3 (Onsite)",
+        "language": "python",
+        "argv": [
+            "/usr/bin/env",
+            "-u", "JUPYTERHUB_API_TOKEN",
+            "-u", "JPY_API_TOKEN",
+            "-u", "JUPYTERHUB_CLIENT_ID",
+            "-u", "ONSITE_REVIEW_URL",
+            sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
+        ],
+        "metadata": {"debugger": False},
+    }
+    (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1))
+    return data_dir
+
+
+def configure(
+    c,
+    settings: Settings,
+    *,
+    ip: str = "127.0.0.1",
+    port: int = 8000,
+    hub_port: int | None = None,
+    proxy_api_port: int | None = None,
+    review_port: int | None = None,
+    concurrent_spawn_limit: int = 20,
+    trusted_proxy_ips: list[str] | None = None,
+) -> None:
+    """Fill the traitlets config `c` for a hub serving `settings`.
+
+    `ip`/`port` is the public address (the proxy). The hub API, the proxy's
+    REST API and the review service listen on loopback ports, free ones unless
+    given.
+    """
+    if not PROXY_COMMAND.exists():
+        raise UserError(f"the proxy is not installed at {PROXY_COMMAND}: run `make up` (or `npm ci`) in {PROJECT_ROOT}")
+    run = settings.runtime_dir
+    run.mkdir(parents=True, exist_ok=True)
+    os.chmod(run, 0o700)
+    settings.workspaces_dir.mkdir(parents=True, exist_ok=True)
+
+    from hub_config.authenticator import OnsiteAuthenticator, default_url
+    from hub_config.spawner import OnsiteSpawner
+
+    c.JupyterHub.ip = ip
+    c.JupyterHub.port = port
+    c.JupyterHub.hub_ip = "127.0.0.1"
+    c.JupyterHub.hub_port = hub_port or free_port()
+    c.JupyterHub.db_url = os.environ.get("ONSITE_HUB_DB_URL") or f"sqlite:///{run / 'jupyterhub.sqlite'}"
+    c.JupyterHub.cookie_secret_file = str(secret_file(run / "jupyterhub_cookie_secret"))
+    c.JupyterHub.pid_file = str(run / "jupyterhub.pid")
+    c.JupyterHub.authenticator_class = OnsiteAuthenticator
+    c.JupyterHub.spawner_class = OnsiteSpawner
+    c.JupyterHub.allow_named_servers = False
+    c.JupyterHub.concurrent_spawn_limit = concurrent_spawn_limit
+    c.JupyterHub.default_url = default_url
+
+    c.ConfigurableHTTPProxy.command = [str(PROXY_COMMAND)]
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{proxy_api_port or free_port()}"
+    c.ConfigurableHTTPProxy.auth_token = secret_file(run / "proxy_auth_token").read_text().strip()
+    c.ConfigurableHTTPProxy.pid_file = str(run / "jupyterhub-proxy.pid")
+
+    review_url = f"http://127.0.0.1:{review_port or free_port()}"
+    c.JupyterHub.services = [
+        {
+            "name": REVIEW_SERVICE,
+            "display": True,
+            "info": {"description": "Disclosure review of release requests"},
+            "url": review_url,
+            "command": [sys.executable, "-m", "disclosure_review.web"],
+            "environment": settings.environ(),
+            "oauth_no_confirm": True,
+        }
+    ]
+
+    c.Authenticator.manage_roles = True
+    c.Authenticator.enable_auth_state = False
+    c.OnsiteAuthenticator.settings = settings
+    if trusted_proxy_ips is not None:
+        c.OnsiteAuthenticator.trusted_proxy_ips = trusted_proxy_ips
+    c.JupyterHub.load_roles = [
+        {"name": "user", "description": "Onsite researchers and reviewers", "scopes": USER_SCOPES},
+    ]
+
+    c.Spawner.cmd = singleuser_command()
+    c.Spawner.default_url = "/lab"
+    c.Spawner.disable_user_config = True
+    c.Spawner.server_token_scopes = SERVER_TOKEN_SCOPES
+    c.Spawner.http_timeout = 60
+    c.Spawner.start_timeout = 90
+    c.OnsiteSpawner.settings = settings
+    c.OnsiteSpawner.review_url = f"{review_url}/services/{REVIEW_SERVICE}/"
+    c.OnsiteSpawner.kernel_data_dir = str(write_kernelspec(settings))
+    c.OnsiteSpawner.interrupt_timeout = 5
+    c.OnsiteSpawner.term_timeout = 5
+
+
+def site_config_file(settings: Settings) -> Path:
+    """Optional site overrides, loaded after `configure()` (absent by default)."""
+    return settings.home / "jupyterhub_config.py"
+
+
+def reset_sigint() -> None:
+    """Make SIGINT stop this process and every child it starts.
+
+    A process started as a background job of a non-interactive shell inherits
+    SIGINT *ignored*, and an ignored signal stays ignored across exec: the proxy,
+    the review service and the servers would then ignore the hub's SIGINT on
+    shutdown and each be waited for until its timeout (about a minute in all).
+    """
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def run_hub(settings: Settings, *, ip: str = "127.0.0.1", port: int = 8000, log_level: str = "INFO") -> int:
+    """Run JupyterHub in this process until Ctrl-C (or SIGTERM)."""
+    from jupyterhub.app import JupyterHub
+    from tornado.ioloop import IOLoop
+    from traitlets.config import Config
+
+    class OnsiteHub(JupyterHub):
+        def load_config_file(self, filename, path=None):
+            # Never a jupyterhub_config.py lying in the cwd; only the site's own
+            # overrides in $ONSITE_HOME (e.g. LDAP settings), applied over ours.
+            site_file = site_config_file(settings)
+            if site_file.is_file():
+                super().load_config_file(str(site_file))
+
+    reset_sigint()
+    c = Config()
+    configure(c, settings, ip=ip, port=port)
+    c.JupyterHub.log_level = log_level
+    app = OnsiteHub.instance(config=c)
+    app._init_asyncio_patch()
+    loop = IOLoop(make_current=False)
+    try:
+        loop.run_sync(lambda: app.launch_instance_async([]))
+        loop.start()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        loop.stop()
+        loop.close()
+    return 0

@@ -1,0 +1,154 @@
+"""Single-user server extension: forwards release requests from the outbox.
+
+The kernel runs researcher code and holds no Hub token, so
+`analysis_kernel.request_release` only drops `<rid>.request.json` into the
+session outbox (`manifest.outbox`). This extension, running inside the
+single-user server with the server's Hub token, posts each request to the
+review service (`$ONSITE_REVIEW_URL` + `api/requests`) and writes the answer
+next to it: `<rid>.response.json` on success, `<rid>.error.json` with the
+service's status and message otherwise. The service takes the requester's
+identity from the token, never from the file.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from tornado.ioloop import PeriodicCallback
+
+log = logging.getLogger(__name__)
+
+POLL_MS = 300
+REQUEST_SUFFIX = ".request.json"
+RESPONSE_SUFFIX = ".response.json"
+ERROR_SUFFIX = ".error.json"
+REQUEST_TIMEOUT_S = 120.0
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    return [{"module": "hub_config.serverext"}]
+
+
+def _load_jupyter_server_extension(serverapp: Any) -> None:
+    outbox = outbox_from_manifest(os.environ.get("ONSITE_SESSION", ""))
+    review_url = os.environ.get("ONSITE_REVIEW_URL", "")
+    token = os.environ.get("JUPYTERHUB_API_TOKEN", "")
+    if outbox is None or not review_url or not token:
+        serverapp.log.warning(
+            "onsite: release outbox forwarder off (ONSITE_SESSION manifest, ONSITE_REVIEW_URL or "
+            "JUPYTERHUB_API_TOKEN missing): release requests will not reach the review service"
+        )
+        return
+    forwarder = OutboxForwarder(outbox, review_url, token)
+    serverapp.web_app.settings["onsite_outbox_forwarder"] = forwarder
+    forwarder.start()
+    serverapp.log.info("onsite: forwarding release requests from %s to %s", outbox, review_url)
+
+
+def outbox_from_manifest(manifest_path: str) -> Path | None:
+    if not manifest_path:
+        return None
+    try:
+        data = json.loads(Path(manifest_path).read_text())
+    except (OSError, ValueError):
+        log.warning("onsite: cannot read the session manifest %s", manifest_path)
+        return None
+    outbox = data.get("outbox")
+    return Path(outbox) if outbox else None
+
+
+def write_atomic(path: Path, data: dict) -> None:
+    """Readers never see a half-written file: write a temporary file, then rename."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, ensure_ascii=False))
+    os.replace(tmp, path)
+
+
+class OutboxForwarder:
+    """Polls the outbox and posts each new request once."""
+
+    def __init__(self, outbox: Path, review_url: str, token: str) -> None:
+        self.outbox = outbox
+        self.endpoint = review_url.rstrip("/") + "/api/requests"
+        self.token = token
+        self._in_flight: set[str] = set()
+        self._callback = PeriodicCallback(self.scan, POLL_MS)
+
+    def start(self) -> None:
+        self._callback.start()
+
+    def stop(self) -> None:
+        self._callback.stop()
+
+    def pending(self) -> list[Path]:
+        if not self.outbox.is_dir():
+            return []
+        found = []
+        for path in sorted(self.outbox.glob("*" + REQUEST_SUFFIX)):
+            rid = path.name[: -len(REQUEST_SUFFIX)]
+            answered = (self.outbox / (rid + RESPONSE_SUFFIX)).exists() or (self.outbox / (rid + ERROR_SUFFIX)).exists()
+            if not answered and rid not in self._in_flight:
+                found.append(path)
+        return found
+
+    async def scan(self) -> None:
+        for path in self.pending():
+            rid = path.name[: -len(REQUEST_SUFFIX)]
+            self._in_flight.add(rid)
+            try:
+                await self.forward(rid, path)
+            finally:
+                self._in_flight.discard(rid)
+
+    async def forward(self, rid: str, path: Path) -> None:
+        try:
+            body = path.read_bytes()
+            json.loads(body)
+        except (OSError, ValueError) as e:
+            write_atomic(self.outbox / (rid + ERROR_SUFFIX), {"status": 0, "message": f"unreadable request file: {e}"})
+            return
+        request = HTTPRequest(
+            self.endpoint,
+            method="POST",
+            body=body,
+            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
+            request_timeout=REQUEST_TIMEOUT_S,
+        )
+        try:
+            response = await AsyncHTTPClient().fetch(request)
+        except HTTPClientError as e:
+            message = _service_message(e.response.body if e.response is not None else b"") or str(e)
+            log.warning("onsite: release request %s refused by the review service: HTTP %s", rid, e.code)
+            write_atomic(self.outbox / (rid + ERROR_SUFFIX), {"status": e.code, "message": message})
+            return
+        except OSError as e:
+            log.warning("onsite: review service unreachable for request %s: %s", rid, e)
+            write_atomic(self.outbox / (rid + ERROR_SUFFIX), {"status": 0, "message": f"review service unreachable: {e}"})
+            return
+        try:
+            answer = json.loads(response.body)
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            write_atomic(self.outbox / (rid + ERROR_SUFFIX), {"status": response.code, "message": "review service answered with something that is not a JSON object"})
+            return
+        write_atomic(self.outbox / (rid + RESPONSE_SUFFIX), answer)
+        log.info("onsite: release request %s submitted as %s", rid, answer.get("id"))
+
+
+def _service_message(body: bytes) -> str:
+    """The review service's own explanation from an error body (JSON `message`/`error`, else text)."""
+    text = body.decode("utf-8", "replace").strip()
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text[:2000]
+    if isinstance(data, dict):
+        for key in ("message", "error", "detail", "reason"):
+            if data.get(key):
+                return str(data[key])
+    return text[:2000]

@@ -1,0 +1,263 @@
+"""`onsite up` (demo set-up, then the hub) and `onsite hub` (the hub alone).
+
+`onsite up` makes everything the one path needs, reusing what already exists:
+the store's schema, the synthetic survey, the dataset `lfs_demo`, four demo
+people (a researcher, two reviewers, an administrator) with passwords
+generated once and kept in `$ONSITE_HOME/run/demo-logins.txt`, a demo project
+granted the dataset from today, and a facility whose terminals are this
+machine (127.0.0.1 and ::1). Then it runs the hub until Ctrl-C.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+from access_control.enums import Role
+from onsite.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ACTOR = "onsite-up"
+DEMO_DATASET = "lfs_demo"
+DEMO_PROJECT = "p-demo"
+DEMO_FACILITY = "Demo facility (this machine)"
+DEMO_TERMINALS = ("127.0.0.1", "::1")
+DEMO_SEED = 2026
+LOGINS_FILE = "demo-logins.txt"
+
+
+@dataclass(frozen=True)
+class DemoPerson:
+    username: str
+    display_name: str
+    role: Role
+
+
+DEMO_PEOPLE = (
+    DemoPerson("tanaka", "田中 健一 (Tanaka Ken'ichi)", Role.RESEARCHER),
+    DemoPerson("sato", "佐藤 美咲 (Sato Misaki)", Role.REVIEWER),
+    DemoPerson("suzuki", "鈴木 誠 (Suzuki Makoto)", Role.REVIEWER),
+    DemoPerson("takahashi", "高橋 由美 (Takahashi Yumi)", Role.ADMINISTRATOR),
+)
+
+
+@dataclass(frozen=True)
+class DemoLogin:
+    username: str
+    password: str
+    role: Role
+    display_name: str
+
+
+def read_logins(path: Path) -> dict[str, str]:
+    """username -> password from the demo log-ins file (tab separated: name, role, password)."""
+    if not path.exists():
+        return {}
+    logins = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#"):
+            name, _role, password = line.split("\t")[:3]
+            logins[name] = password
+    return logins
+
+
+def write_logins(path: Path, logins: list[DemoLogin]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write("# Onsite demo log-ins (user, role, password); generated once by `onsite up`\n")
+        for login in logins:
+            f.write(f"{login.username}\t{login.role.value}\t{login.password}\n")
+
+
+def new_password(username: str) -> str:
+    while True:
+        password = secrets.token_urlsafe(12)
+        if username not in password.lower():
+            return password
+
+
+def demo_data_file(settings: Settings, rows: int, seed: int) -> Path:
+    return settings.home / "demo" / f"{DEMO_DATASET}-{rows}-{seed}.parquet"
+
+
+def ensure_dataset(settings: Settings, factory, *, dataset_id: str = DEMO_DATASET, rows: int, seed: int = DEMO_SEED,
+                   progress: bool = True) -> Path:
+    """Generate the synthetic survey and ingest it as `dataset_id`, unless already there."""
+    from access_control import policy
+    from access_control.db import transaction
+    from analysis_kernel import catalogue, demo_data
+
+    target = settings.datasets_dir / f"{dataset_id}.duckdb"
+    with transaction(factory) as session:
+        registered = policy.get_dataset(session, dataset_id) is not None
+    if target.exists() and registered:
+        log.info("dataset %s already ingested at %s", dataset_id, target)
+        return target
+
+    def register(info) -> None:
+        with transaction(factory) as session:
+            policy.register_dataset(
+                session,
+                dataset_id=dataset_id,
+                title_ja=info.metadata.title.ja,
+                title_en=info.metadata.title.en,
+                path=str(target),
+                rows=info.rows,
+                source_sha256=info.source_sha256,
+                actor=ACTOR,
+                replace=registered,
+            )
+
+    if target.exists():
+        register(catalogue.read_dataset_info(target))
+        return target
+    source = demo_data_file(settings, rows, seed)
+    if not source.exists():
+        demo_data.generate(rows, seed, source, progress=progress)
+    metadata = catalogue.load_metadata(demo_data.METADATA_PATH)
+    catalogue.ingest(source, metadata, dataset_id, settings.datasets_dir, progress=progress, before_commit=register)
+    return target
+
+
+def ensure_people(settings: Settings, factory) -> list[DemoLogin]:
+    """The demo people with their roles; passwords from the log-ins file, new ones only when missing."""
+    from access_control import policy
+    from access_control.db import transaction
+
+    path = settings.runtime_dir / LOGINS_FILE
+    known = read_logins(path)
+    logins = []
+    with transaction(factory) as session:
+        for person in DEMO_PEOPLE:
+            password = known.get(person.username)
+            if policy.get_person(session, person.username) is None:
+                password = password or new_password(person.username)
+                policy.add_person(session, username=person.username, display_name=person.display_name,
+                                  actor=ACTOR, roles=[person.role], password=password)
+            elif password is None:
+                # The person exists but its password was not kept: issue a new one.
+                password = new_password(person.username)
+                policy.set_password(session, person.username, password, actor=ACTOR)
+            if person.role not in policy.person_roles(session, person.username):
+                policy.grant_role(session, person.username, person.role, actor=ACTOR)
+            logins.append(DemoLogin(person.username, password, person.role, person.display_name))
+    write_logins(path, logins)
+    return logins
+
+
+def ensure_project(settings: Settings, factory, *, today: date, researcher: str, dataset_id: str = DEMO_DATASET) -> None:
+    """The demo project (researcher as member) with a grant of the dataset valid from today."""
+    from access_control import policy
+    from access_control.db import transaction
+    from access_control.models import Project
+
+    with transaction(factory) as session:
+        project = session.get(Project, DEMO_PROJECT)
+        if project is None:
+            policy.add_project(session, project_id=DEMO_PROJECT, title="デモ分析 (Demo analysis of household income)",
+                               purpose="Try the whole path: query, tables, release request, review.",
+                               start_date=today, end_date=today + timedelta(days=365), actor=ACTOR)
+        if researcher not in {p.username for p in policy.members_of(session, DEMO_PROJECT)}:
+            policy.add_member(session, DEMO_PROJECT, researcher, actor=ACTOR)
+        grants = [g for g in policy.list_grants(session, DEMO_PROJECT)
+                  if g.dataset_id == dataset_id and g.revoked_at is None and g.valid_from <= today <= g.valid_until]
+        if not grants:
+            policy.add_grant(session, project_id=DEMO_PROJECT, dataset_id=dataset_id, valid_from=today,
+                             valid_until=today + timedelta(days=365), actor=ACTOR)
+
+
+def ensure_facility(settings: Settings, factory, *, terminals: tuple[str, ...] = DEMO_TERMINALS) -> None:
+    from access_control import policy
+    from access_control.db import transaction
+
+    with transaction(factory) as session:
+        if DEMO_FACILITY not in {f.name for f in policy.list_facilities(session)}:
+            policy.add_facility(session, name=DEMO_FACILITY, actor=ACTOR)
+        registered = {str(policy.parse_network(t.address)) for t in policy.list_terminals(session)}
+        for address in terminals:
+            if str(policy.parse_network(address)) not in registered:
+                policy.add_terminal(session, facility=DEMO_FACILITY, address=address, actor=ACTOR, label="demo terminal")
+
+
+def set_up_demo(settings: Settings, *, rows: int = 200_000, seed: int = DEMO_SEED, today: date | None = None,
+                progress: bool = True) -> list[DemoLogin]:
+    """Everything `onsite up` needs before the hub starts; idempotent."""
+    from access_control.db import make_engine, migrate, session_factory
+
+    today = today or date.today()
+    migrate(settings.db_url)
+    engine = make_engine(settings.db_url)
+    try:
+        factory = session_factory(engine)
+        ensure_dataset(settings, factory, rows=rows, seed=seed, progress=progress)
+        logins = ensure_people(settings, factory)
+        researcher = next(login.username for login in logins if login.role is Role.RESEARCHER)
+        ensure_project(settings, factory, today=today, researcher=researcher)
+        ensure_facility(settings, factory)
+    finally:
+        engine.dispose()
+    return logins
+
+
+def banner(url: str, logins: list[DemoLogin], logins_file: Path) -> str:
+    width = max(len(login.username) for login in logins)
+    lines = ["", "=" * 72, f"  Onsite is starting at {url}", "", "  Log in as:"]
+    for login in logins:
+        lines.append(f"    {login.username:<{width}}  {login.password}   {login.role.value.lower():<13} {login.display_name}")
+    lines += ["", f"  (kept in {logins_file})", "  Stop with Ctrl-C.", "=" * 72, ""]
+    return "\n".join(lines)
+
+
+def run_up(args: argparse.Namespace, settings: Settings) -> int:
+    from hub_config.config import run_hub
+
+    logins = set_up_demo(settings, rows=args.rows, seed=args.seed)
+    print(banner(f"http://{args.ip}:{args.port}/", logins, settings.runtime_dir / LOGINS_FILE), flush=True)
+    return run_hub(settings, ip=args.ip, port=args.port)
+
+
+def run_hub_command(args: argparse.Namespace, settings: Settings) -> int:
+    from access_control.db import migrate
+    from hub_config.config import run_hub
+
+    migrate(settings.db_url)
+    print(f"Onsite hub starting at http://{args.ip}:{args.port}/ (stop with Ctrl-C)", flush=True)
+    return run_hub(settings, ip=args.ip, port=args.port)
+
+
+def _address_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ip", default="127.0.0.1",
+                        help="address the hub listens on (default 127.0.0.1: only this machine; the "
+                             "terminals of your facilities must be able to reach it)")
+    parser.add_argument("--port", type=int, default=8000, help="port the hub listens on (default 8000)")
+
+
+def register(top) -> None:
+    up = top.add_parser(
+        "up",
+        help="set up the demo (data, people, project, facility) if missing, then run the hub",
+        description="Create what the demo needs, reusing whatever exists: the store's schema, a synthetic "
+        f"household survey ingested as dataset {DEMO_DATASET}, a researcher, two reviewers and an administrator "
+        f"(passwords generated once, kept in $ONSITE_HOME/run/{LOGINS_FILE}), project {DEMO_PROJECT} granted the "
+        "dataset from today, and a facility whose terminals are this machine. Then run JupyterHub until Ctrl-C.",
+    )
+    up.add_argument("--rows", type=int, default=200_000, help="rows of demo data to generate the first time (default 200000)")
+    up.add_argument("--seed", type=int, default=DEMO_SEED, help=f"random seed of the demo data (default {DEMO_SEED})")
+    _address_arguments(up)
+    up.set_defaults(run=run_up)
+
+    hub = top.add_parser(
+        "hub",
+        help="run the hub (no demo set-up)",
+        description="Run JupyterHub with the Onsite configuration (authenticator with entry decisions, spawner, "
+        "review service) on the policy store $ONSITE_DB_URL and the state in $ONSITE_HOME. Optional site "
+        "overrides: $ONSITE_HOME/jupyterhub_config.py.",
+    )
+    _address_arguments(hub)
+    hub.set_defaults(run=run_hub_command)

@@ -1,0 +1,232 @@
+"""A real Onsite hub in a subprocess, and an HTTP client that uses it like a browser.
+
+`RunningHub` starts `onsite hub` (the CLI, so the same code path as an
+operator) on a free port and stops it with SIGINT, as Ctrl-C would.
+`HubUser` logs in through the login form (with its _xsrf), starts the server
+through the hub API, opens the server through the OAuth redirects, and runs
+code in a real kernel over the kernel websocket. Nothing is mocked.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+import websocket
+from requests.adapters import HTTPAdapter
+
+ROOT = Path(__file__).resolve().parents[2]
+ONSITE = [sys.executable, "-m", "onsite.cli"]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class RunningHub:
+    """`onsite hub` on `ip:port` with state in `home`; use as a context manager."""
+
+    def __init__(self, home: Path, *, db_url: str | None = None, ip: str = "127.0.0.1", port: int | None = None) -> None:
+        self.home = home
+        self.ip = ip
+        self.port = port or free_port(ip)
+        self.env = {**os.environ, "ONSITE_HOME": str(home)}
+        self.env.pop("ONSITE_DB_URL", None)
+        if db_url:
+            self.env["ONSITE_DB_URL"] = db_url
+        self.log_path = home / "hub.log"
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.ip}:{self.port}"
+
+    def start(self, timeout: float = 60) -> RunningHub:
+        self.home.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [*ONSITE, "hub", "--ip", self.ip, "--port", str(self.port)],
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the hub exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                hub = requests.get(f"{self.url}/hub/api/", timeout=2)
+                review = requests.get(f"{self.url}/services/onsite-review/", timeout=2, allow_redirects=False)
+                if hub.status_code == 200 and review.status_code not in (404, 502, 503):
+                    return self
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"the hub did not answer within {timeout} s:\n{self.log_tail()}")
+
+    def stop(self, timeout: float = 30) -> float:
+        """SIGINT (Ctrl-C) and wait; returns the seconds it took to exit."""
+        if self.proc is None or self.proc.poll() is not None:
+            return 0.0
+        started = time.monotonic()
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        return time.monotonic() - started
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def __enter__(self) -> RunningHub:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class _SourceAddressAdapter(HTTPAdapter):
+    """Connect from a chosen local address (e.g. 127.0.0.2: another terminal)."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["source_address"] = (self.source, 0)
+        super().init_poolmanager(*args, **kwargs)
+
+
+def login_error(html: str) -> str | None:
+    """The message JupyterHub's login page shows, unescaped."""
+    import html as html_lib
+
+    match = re.search(r'class="login_error">(.*?)</p>', html, re.S)
+    return html_lib.unescape(match.group(1)).strip() if match else None
+
+
+@dataclass
+class KernelResult:
+    stdout: str
+    error: str | None
+    data: list[dict] = field(default_factory=list)
+
+
+class HubUser:
+    """One person in one browser: cookies, _xsrf, optional source address."""
+
+    def __init__(self, hub: RunningHub, username: str, *, source_address: str | None = None) -> None:
+        self.hub = hub
+        self.username = username
+        self.http = requests.Session()
+        if source_address:
+            self.http.mount("http://", _SourceAddressAdapter(source_address))
+
+    def login(self, password: str, *, headers: dict[str, str] | None = None) -> requests.Response:
+        page = self.http.get(f"{self.hub.url}/hub/login", timeout=10)
+        xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
+        return self.http.post(
+            f"{self.hub.url}/hub/login?next=",
+            data={"username": self.username, "password": password, "_xsrf": xsrf},
+            headers=headers or {}, allow_redirects=False, timeout=30,
+        )
+
+    def _hub_xsrf(self) -> dict[str, str]:
+        return {"X-XSRFToken": self.http.cookies.get("_xsrf", path="/hub/") or ""}
+
+    def start_server(self, timeout: float = 90) -> requests.Response:
+        """POST the hub API to start the server, then wait until it is ready."""
+        api = f"{self.hub.url}/hub/api/users/{self.username}"
+        r = self.http.post(f"{api}/server", headers=self._hub_xsrf(), timeout=30)
+        if r.status_code not in (201, 202):
+            return r
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            model = self.http.get(api, headers=self._hub_xsrf(), timeout=10).json()
+            server = model.get("servers", {}).get("", {})
+            if server.get("ready"):
+                return r
+            if not server.get("pending") and not server:
+                raise RuntimeError(f"the server of {self.username} stopped while starting:\n{self.hub.log_tail()}")
+            time.sleep(0.5)
+        raise RuntimeError(f"the server of {self.username} was not ready in {timeout} s:\n{self.hub.log_tail()}")
+
+    @property
+    def server_url(self) -> str:
+        return f"{self.hub.url}/user/{self.username}"
+
+    def open_server(self) -> requests.Response:
+        """Follow the OAuth redirects into the single-user server (sets its cookies)."""
+        page = self.http.get(f"{self.server_url}/lab", timeout=60)
+        if page.status_code != 200:
+            return page
+        return self.http.get(f"{self.server_url}/api/status", timeout=30)
+
+    def _server_xsrf(self) -> dict[str, str]:
+        return {"X-XSRFToken": self.http.cookies.get("_xsrf", path=f"/user/{self.username}/") or ""}
+
+    def start_kernel(self, name: str | None = None) -> str:
+        body = {"name": name} if name else {}
+        r = self.http.post(f"{self.server_url}/api/kernels", json=body, headers=self._server_xsrf(), timeout=60)
+        r.raise_for_status()
+        return r.json()["id"]
+
+    def execute(self, kernel_id: str, code: str, timeout: float = 120) -> KernelResult:
+        """Run `code` in the kernel over its websocket; returns stdout and the error, if any."""
+        ws_url = self.server_url.replace("http://", "ws://") + f"/api/kernels/{kernel_id}/channels"
+        cookie = "; ".join(f"{c.name}={c.value}" for c in self.http.cookies)
+        ws = websocket.create_connection(ws_url, header=[f"Cookie: {cookie}"], timeout=timeout)
+        msg_id = uuid.uuid4().hex
+        ws.send(json.dumps({
+            "header": {"msg_id": msg_id, "username": self.username, "session": uuid.uuid4().hex,
+                       "msg_type": "execute_request", "version": "5.3"},
+            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+            "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
+                        "allow_stdin": False, "stop_on_error": True},
+        }))
+        stdout: list[str] = []
+        error = None
+        data: list[dict] = []
+        replied = idle = False
+        deadline = time.monotonic() + timeout
+        try:
+            while not (replied and idle) and time.monotonic() < deadline:
+                msg = json.loads(ws.recv())
+                if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                    continue
+                kind = msg["msg_type"]
+                if kind == "stream":
+                    stdout.append(msg["content"]["text"])
+                elif kind == "error":
+                    error = "\n".join(msg["content"]["traceback"])
+                elif kind in ("execute_result", "display_data"):
+                    data.append(msg["content"]["data"])
+                elif kind == "execute_reply":
+                    replied = True
+                elif kind == "status" and msg["content"]["execution_state"] == "idle":
+                    idle = True
+        finally:
+            ws.close()
+        if not replied:
+            raise TimeoutError(f"no execute_reply within {timeout} s; output so far: {''.join(stdout)}")
+        return KernelResult("".join(stdout), _strip_ansi(error) if error else None, data)
+
+
+def _strip_ansi(text: str) -> str:
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
