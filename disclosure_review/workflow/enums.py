@@ -9,7 +9,7 @@ import enum
 
 
 class ReleaseStatus(enum.Enum):
-    """Where a release request stands. See docs/reference/release-states.md."""
+    """Where a release request stands; meanings and moves in `transitions.py`."""
 
     SUBMITTED = "SUBMITTED"  # checked by the service, waiting for reviewers
     PARTIALLY_REVIEWED = "PARTIALLY_REVIEWED"  # some votes cast, some outputs still undecided

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from access_control.db import Base
 from access_control.models import UTCDateTime, stored_enum, utcnow
+from disclosure_review.sdc.enums import Verdict
 from disclosure_review.workflow.enums import Decision, OutputKind, ReleaseStatus
 from disclosure_review.workflow.exceptions import ReleaseRequestNotFound
 
@@ -61,8 +62,8 @@ class ReleaseOutput(Base):
     code: Mapped[str | None] = mapped_column(Text, nullable=True)
     explanation: Mapped[str | None] = mapped_column(Text, nullable=True)
     # what the service computed itself: the verdict that counts
-    verdict: Mapped[str] = mapped_column(String(40))
-    """sdc Verdict value (pass / fail / review) of the service's own check."""
+    verdict: Mapped[Verdict] = mapped_column(stored_enum(Verdict))
+    """The service's own verdict: the one that counts."""
     verified: Mapped[bool] = mapped_column(Boolean, default=False)
     """True only when the service recomputed the output from the source data."""
     recomputed: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)

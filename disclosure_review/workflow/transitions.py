@@ -46,6 +46,17 @@ STATUS_OWNER: dict[S, StatusOwner] = {
     S.WITHDRAWN: StatusOwner.NOBODY,
 }
 
+STATUS_MEANING: dict[S, str] = {
+    S.SUBMITTED: "checked by the service, waiting for reviewers",
+    S.PARTIALLY_REVIEWED: "some votes cast, some outputs still undecided",
+    S.REVIEWED: "every output has its decision (momentary: approved or rejected next)",
+    S.RETURNED: "a reviewer asked for changes; the researcher submits a new request",
+    S.APPROVED: "at least one output approved; the release package is being written",
+    S.REJECTED: "every output rejected; nothing leaves",
+    S.RELEASED: "the release package is in the egress store for the requester",
+    S.WITHDRAWN: "the requester took the request back before it was decided",
+}
+
 FINAL_STATUSES = frozenset(s for s, targets in VALID_TRANSITIONS.items() if not targets)
 OPEN_FOR_REVIEW = frozenset({S.SUBMITTED, S.PARTIALLY_REVIEWED})
 

@@ -1,0 +1,121 @@
+"""Who may do what to a release request, as paired functions.
+
+`check_can_*` raises `ReleasePermissionDenied` with the reason and changes
+nothing; `can_*` returns a bool for templates. Roles and memberships come from
+the policy store (access_control), read in the caller's session.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from access_control.enums import Role
+from disclosure_review.workflow import policies
+from disclosure_review.workflow.enums import ReleaseStatus
+from disclosure_review.workflow.exceptions import ReleasePermissionDenied
+from disclosure_review.workflow.store import ReleaseOutput, ReleaseRequest
+
+
+def _roles(session: Session, username: str) -> set[Role]:
+    from access_control.policy import person_roles
+
+    return set(person_roles(session, username))
+
+
+def _is_member(session: Session, username: str, project_id: str) -> bool:
+    from access_control.models import Membership, Person
+
+    stmt = (
+        select(Membership.id)
+        .join(Person, Membership.person_id == Person.id)
+        .where(Membership.project_id == project_id, Person.username == username)
+    )
+    return session.scalar(stmt) is not None
+
+
+def _as_bool(check: Callable[..., None]) -> Callable[..., bool]:
+    def can(*args, **kwargs) -> bool:
+        try:
+            check(*args, **kwargs)
+        except ReleasePermissionDenied:
+            return False
+        return True
+
+    can.__name__ = check.__name__.replace("check_", "", 1)
+    can.__doc__ = f"True when `{check.__name__}` would not raise."
+    return can
+
+
+def check_can_use_queue(session: Session, username: str) -> None:
+    if Role.REVIEWER not in _roles(session, username):
+        raise ReleasePermissionDenied(f"{username} is not a reviewer: only reviewers see the review queue")
+
+
+def check_can_review(session: Session, username: str, request: ReleaseRequest) -> None:
+    """A reviewer may review any request but their own and those of projects they belong to."""
+    check_can_use_queue(session, username)
+    if request.requester == username:
+        raise ReleasePermissionDenied("you cannot review your own release request")
+    if _is_member(session, username, request.project_id):
+        raise ReleasePermissionDenied(
+            f"you are a member of project {request.project_id}: its requests must be reviewed by someone outside it"
+        )
+
+
+def check_can_vote(session: Session, username: str, output: ReleaseOutput) -> None:
+    request = output.request
+    check_can_review(session, username, request)
+    if not policies.status_allows_votes(request.status):
+        raise ReleasePermissionDenied(f"release request {request.id} is {request.status.value}: it takes no more votes")
+    if output.decision is not None:
+        raise ReleasePermissionDenied(f"output {output.name} is already decided ({output.decision.value})")
+    if any(vote.reviewer == username for vote in output.votes):
+        raise ReleasePermissionDenied(f"you have already voted on output {output.name}: each reviewer votes once")
+
+
+def check_can_view(session: Session, username: str, request: ReleaseRequest) -> None:
+    """The requester sees their request; eligible reviewers see any they may review."""
+    if request.requester == username:
+        return
+    check_can_review(session, username, request)
+
+
+def check_can_withdraw(username: str, request: ReleaseRequest) -> None:
+    if request.requester != username:
+        raise ReleasePermissionDenied("only the requester can withdraw a release request")
+    if not policies.status_allows_withdraw(request.status):
+        raise ReleasePermissionDenied(f"release request {request.id} is {request.status.value}: it can no longer be withdrawn")
+
+
+def check_can_download(username: str, request: ReleaseRequest) -> None:
+    """Only the requester collects a release package, once it is released."""
+    if request.requester != username:
+        raise ReleasePermissionDenied("only the requester can collect a release package")
+    if request.status is not ReleaseStatus.RELEASED or request.package is None:
+        raise ReleasePermissionDenied(f"release request {request.id} is {request.status.value}: nothing to collect")
+
+
+def check_can_submit(session: Session, username: str, project_id: str, dataset_ids: set[str], on: date) -> None:
+    """The requester belongs to the project and it holds an active grant for every dataset read."""
+    from access_control.policy import granted_datasets
+
+    if not _is_member(session, username, project_id):
+        raise ReleasePermissionDenied(f"{username} is not a member of project {project_id}")
+    granted = {dataset.id for dataset in granted_datasets(session, project_id, on)}
+    missing = sorted(dataset_ids - granted)
+    if missing:
+        raise ReleasePermissionDenied(
+            f"project {project_id} has no active grant for dataset(s) {', '.join(missing)}"
+        )
+
+
+can_use_queue = _as_bool(check_can_use_queue)
+can_review = _as_bool(check_can_review)
+can_vote = _as_bool(check_can_vote)
+can_view = _as_bool(check_can_view)
+can_withdraw = _as_bool(check_can_withdraw)
+can_download = _as_bool(check_can_download)
+can_submit = _as_bool(check_can_submit)

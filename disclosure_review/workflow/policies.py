@@ -1,0 +1,71 @@
+"""What a status, an output type or a verdict allows: rules about things, not people.
+
+(Who may act is `permissions.py`.)
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from disclosure_review.sdc.enums import Verdict
+from disclosure_review.workflow.enums import Decision, ReleaseStatus
+from disclosure_review.workflow.exceptions import VoteInvalid
+from disclosure_review.workflow.transitions import OPEN_FOR_REVIEW
+
+DEFAULT_REQUIRED_APPROVALS = 2
+"""Independent approvals each output needs (the two-reviewer rule)."""
+
+# Opaque file types the service can re-render (never released byte for byte).
+IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
+TEXT_TYPES = {".txt": "text/plain", ".csv": "text/csv", ".md": "text/markdown"}
+ALLOWED_FILE_TYPES = IMAGE_TYPES | TEXT_TYPES
+MAX_FILE_BYTES = 16 * 1024 * 1024
+MAX_OUTPUTS = 50
+MAX_TEXT = 20_000  # characters in a title, purpose, explanation, comment
+OUTPUT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+"""Output names become file names in the release package."""
+
+
+@dataclass(frozen=True)
+class ReviewPolicy:
+    """Configurable review rules; fixed per request at submission."""
+
+    required_approvals: int = DEFAULT_REQUIRED_APPROVALS
+    query_timeout_s: float = 60.0
+    query_memory_limit: str = "2GB"
+
+    def __post_init__(self) -> None:
+        if self.required_approvals < 1:
+            raise ValueError("required_approvals must be at least 1")
+
+
+def status_allows_votes(status: ReleaseStatus) -> bool:
+    return status in OPEN_FOR_REVIEW
+
+
+def status_allows_withdraw(status: ReleaseStatus) -> bool:
+    return status in OPEN_FOR_REVIEW
+
+
+def check_vote_content(decision: Decision, verdict: Verdict, comment: str, override_reason: str | None) -> None:
+    """Raise `VoteInvalid` unless the vote carries what its decision needs.
+
+    `verdict` is the service's own verdict (what the session claimed plays no part).
+    - approving a fail needs a written override reason;
+    - approving a review (opaque file or undecidable check) needs a comment saying why it is safe;
+    - returning or rejecting needs a comment for the researcher.
+    """
+    comment = (comment or "").strip()
+    reason = (override_reason or "").strip()
+    if decision is Decision.APPROVE and verdict is Verdict.FAIL and not reason:
+        raise VoteInvalid(
+            "this output failed its disclosure checks: approving it needs a written override reason"
+        )
+    if decision is Decision.APPROVE and verdict is Verdict.REVIEW and not comment:
+        raise VoteInvalid(
+            "this output needs human judgement (verdict review): say in a comment why it is safe to release"
+        )
+    if decision in (Decision.RETURN, Decision.REJECT) and not comment:
+        raise VoteInvalid(f"a {decision.value.lower()} needs a comment telling the researcher why")
+    if len(comment) > MAX_TEXT or len(reason) > MAX_TEXT:
+        raise VoteInvalid(f"comments are limited to {MAX_TEXT} characters")

@@ -1,0 +1,201 @@
+"""Recompute declarative outputs from the source data; the verdict that counts.
+
+A table's query is researcher input: it runs in a guarded DuckDB connection
+holding only the project's currently granted datasets (read-only, external
+access off, configuration locked), under a memory limit and a time limit. The
+shadow statistics and checks are the same `sdc` functions the kernel uses. What
+the session claimed is compared and stored beside, never used for the verdict.
+Anything that cannot be computed is `fail` with the error shown, never `pass`.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from disclosure_review.sdc.enums import Verdict
+from disclosure_review.sdc.shadow import MARGIN_LABEL, RECORDS, VALUE, ShadowTable, compute_shadow
+from disclosure_review.sdc.spec import TableSpec
+from disclosure_review.workflow.policies import ReviewPolicy
+
+log = logging.getLogger(__name__)
+
+MAX_MISMATCHES = 50  # cells listed; the count says how many more differ
+RELATIVE_TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True)
+class CheckedOutput:
+    """What the service found for one output."""
+
+    verdict: Verdict
+    verified: bool
+    recomputed: dict[str, Any] | None = None
+    shadow: dict[str, Any] | None = None
+    report: dict[str, Any] | None = None
+    mismatch: list[dict[str, Any]] | None = None
+    error: str | None = None
+
+
+def opaque_output() -> CheckedOutput:
+    """A file made by arbitrary code cannot be recomputed: a human judges it."""
+    return CheckedOutput(verdict=Verdict.REVIEW, verified=False)
+
+
+def datasets_read(spec: TableSpec) -> set[str]:
+    """Names of the tables a spec's query reads (CTE names excluded), as DuckDB parses them."""
+    con = duckdb.connect(":memory:")
+    try:
+        return set(con.get_table_names(spec.query))
+    except duckdb.Error:
+        return set()  # unparsable here: the recomputation fails and says why
+    finally:
+        con.close()
+
+
+def known_dataset_ids(session: Session) -> set[str]:
+    from access_control.models import Dataset
+
+    return set(session.scalars(select(Dataset.id)))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (dt.date, dt.datetime, dt.time)):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    return value
+
+
+def _frame_json(frame) -> dict[str, Any]:
+    return {"columns": list(frame.columns), "rows": [[_jsonable(v) for v in row] for row in frame.iter_rows()]}
+
+
+class QueryTimeout(Exception):
+    """The recorded query ran past the time limit and was interrupted."""
+
+
+def _run_with_limits(con: duckdb.DuckDBPyConnection, spec: TableSpec, timeout_s: float) -> ShadowTable:
+    fired = threading.Event()
+
+    def stop() -> None:
+        fired.set()
+        con.interrupt()  # DuckDB stops the running query
+
+    timer = threading.Timer(timeout_s, stop)
+    timer.start()
+    try:
+        return compute_shadow(con, spec)
+    except Exception:
+        if fired.is_set():
+            raise QueryTimeout(f"the query ran longer than {timeout_s:g} s and was stopped") from None
+        raise
+    finally:
+        timer.cancel()
+
+
+def recompute_table(
+    spec: TableSpec,
+    claimed: Mapping[str, Any] | None,
+    datasets: Mapping[str, str],
+    preset: str,
+    policy: ReviewPolicy,
+) -> CheckedOutput:
+    """Re-run `spec` over `datasets` ({dataset id: path}, the project's grants today) and check it."""
+    from analysis_kernel.catalogue import guarded_connection
+    from disclosure_review.sdc import check_table, load_preset
+
+    try:
+        rules = load_preset(preset)
+    except Exception as exc:  # an unknown preset must not let anything pass
+        log.error("rule preset %r could not be loaded: %s", preset, exc)
+        return CheckedOutput(verdict=Verdict.FAIL, verified=False, error=f"rule preset {preset!r}: {exc}")
+    try:
+        con = guarded_connection(dict(datasets), memory_limit=policy.query_memory_limit)
+    except Exception as exc:
+        log.error("guarded connection failed: %s", exc)
+        return CheckedOutput(verdict=Verdict.FAIL, verified=False, error=f"the datasets could not be opened: {exc}")
+    try:
+        shadow = _run_with_limits(con, spec, policy.query_timeout_s)
+    except Exception as exc:  # any failure fails closed, with the reason shown to reviewers
+        log.info("table %s could not be recomputed: %s", spec.name, exc)
+        return CheckedOutput(verdict=Verdict.FAIL, verified=False, error=str(exc))
+    finally:
+        con.close()
+    report = check_table(shadow, rules)
+    recomputed = _frame_json(shadow.released_view())
+    return CheckedOutput(
+        verdict=report.verdict,
+        verified=True,
+        recomputed=recomputed,
+        shadow=shadow.to_dict(),
+        report=report.to_dict(),
+        mismatch=compare_claimed(claimed, shadow, report.verdict),
+    )
+
+
+def _claimed_shadow(claimed: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    inner = claimed.get("shadow")
+    if isinstance(inner, Mapping):
+        return inner
+    return claimed if "columns" in claimed and "rows" in claimed else None
+
+
+def _differs(a: Any, b: Any) -> bool:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return abs(a - b) > RELATIVE_TOLERANCE * max(1.0, abs(a), abs(b))
+    return a != b
+
+
+def compare_claimed(claimed: Mapping[str, Any] | None, shadow: ShadowTable, verdict: Verdict) -> list[dict[str, Any]]:
+    """Where the session's claim differs from the recomputation: [{"what", "claimed", "recomputed"}]."""
+    if not claimed:
+        return []
+    differences: list[dict[str, Any]] = []
+    claimed_verdict = claimed.get("verdict")
+    if claimed_verdict is not None and claimed_verdict != verdict.value:
+        differences.append({"what": "verdict", "claimed": claimed_verdict, "recomputed": verdict.value})
+    claimed_shadow = _claimed_shadow(claimed)
+    if claimed_shadow is None:
+        return differences
+    try:
+        columns = list(claimed_shadow["columns"])
+        rows = [dict(zip(columns, row)) for row in claimed_shadow["rows"]]
+    except (TypeError, KeyError):
+        return [*differences, {"what": "shadow statistics", "claimed": "unreadable", "recomputed": None}]
+    dims = shadow.dimensions
+    ours = {
+        tuple(label): dict(zip(shadow.frame.columns, row))
+        for label, row in zip(shadow.labels(), shadow.frame.iter_rows())
+    }
+
+    def key(row: Mapping[str, Any]) -> tuple:
+        # Claimed rows carry raw levels with a grouping bit set for margins, as ours do.
+        grouping = row.get("sdc_grouping") or 0
+        k = len(dims)
+        return tuple(
+            MARGIN_LABEL if grouping & (1 << (k - 1 - i)) else (None if row.get(d) is None else str(row.get(d)))
+            for i, d in enumerate(dims)
+        )
+
+    theirs = {key(row): row for row in rows}
+    cell_diffs = []
+    for cell in sorted(set(ours) | set(theirs), key=lambda c: tuple("" if v is None else v for v in c)):
+        mine, claim = ours.get(cell), theirs.get(cell)
+        for column in (RECORDS, VALUE):
+            a = None if claim is None else claim.get(column)
+            b = None if mine is None else mine.get(column)
+            if _differs(a, b):
+                cell_diffs.append({"what": f"{' / '.join(str(v) for v in cell)}: {column}", "claimed": a, "recomputed": b})
+    differences += cell_diffs[:MAX_MISMATCHES]
+    if len(cell_diffs) > MAX_MISMATCHES:
+        differences.append({"what": f"{len(cell_diffs) - MAX_MISMATCHES} more differing figures", "claimed": None, "recomputed": None})
+    return differences

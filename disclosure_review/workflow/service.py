@@ -1,0 +1,414 @@
+"""The disclosure-review workflow: the only entry point the web app and CLI call.
+
+Every function takes the caller's SQLAlchemy session and does its work, its
+permission checks and its audit events in that one transaction: the change and
+its audit event are stored together or not at all. Identities are arguments
+(from the Hub token or OAuth cookie), never read from a payload.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from access_control import audit
+from access_control.enums import AuditEventType, Outcome
+from access_control.models import Project, utcnow
+from disclosure_review.sdc.spec import InvalidSpec, TableSpec
+from disclosure_review.workflow import package, permissions, policies, recompute
+from disclosure_review.workflow.enums import Decision, OutputKind, ReleaseStatus
+from disclosure_review.workflow.exceptions import PackageError, ReleasePermissionDenied, ReleaseRequestInvalid
+from disclosure_review.workflow.store import (
+    OutputVote,
+    ReleaseOutput,
+    ReleasePackage,
+    ReleaseRequest,
+    get_output,
+    get_request,
+    requests_of,
+    requests_with_status,
+)
+from disclosure_review.workflow.transitions import INITIAL_STATUS, OPEN_FOR_REVIEW, STATUS_AUDIT_EVENT, check_transition
+from onsite.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SERVICE_ACTOR = "onsite-review"
+"""Actor of the steps the service takes by itself (packaging after the last decision)."""
+
+
+def request_object(request: ReleaseRequest) -> str:
+    return f"release_request/{request.id}"
+
+
+# ---------------------------------------------------------------- submission
+
+
+@dataclass(frozen=True)
+class SubmittedOutput:
+    """One output of a payload, validated."""
+
+    name: str
+    kind: OutputKind
+    spec: TableSpec | None = None
+    claimed: dict[str, Any] | None = None
+    filename: str | None = None
+    media_type: str | None = None
+    content: bytes | None = None
+    code: str | None = None
+    explanation: str | None = None
+
+
+@dataclass(frozen=True)
+class Submission:
+    project: str
+    title: str
+    purpose: str
+    outputs: tuple[SubmittedOutput, ...]
+
+
+def _text(data: dict[str, Any], key: str, where: str, *, required: bool = True, limit: int = policies.MAX_TEXT) -> str:
+    value = data.get(key, "")
+    if not isinstance(value, str):
+        raise ReleaseRequestInvalid(f"{where}: {key} must be text")
+    if required and not value.strip():
+        raise ReleaseRequestInvalid(f"{where}: {key} is required")
+    if len(value) > limit:
+        raise ReleaseRequestInvalid(f"{where}: {key} is longer than {limit} characters")
+    return value.strip()
+
+
+def _exact_keys(data: Any, required: set[str], optional: set[str], where: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise ReleaseRequestInvalid(f"{where} must be a JSON object")
+    unknown = sorted(set(data) - required - optional)
+    if unknown:
+        raise ReleaseRequestInvalid(f"{where}: unknown key(s) {unknown}; allowed: {sorted(required | optional)}")
+    missing = sorted(required - set(data))
+    if missing:
+        raise ReleaseRequestInvalid(f"{where}: missing key(s) {missing}")
+    return data
+
+
+def _validate_output(data: Any, index: int) -> SubmittedOutput:
+    where = f"output {index + 1}"
+    if not isinstance(data, dict):
+        raise ReleaseRequestInvalid(f"{where} must be a JSON object")
+    name = data.get("name")
+    if not isinstance(name, str) or not policies.OUTPUT_NAME.match(name):
+        raise ReleaseRequestInvalid(
+            f"{where}: name {name!r} must be 1-100 letters, digits, '_', '.' or '-' (it becomes a file name)"
+        )
+    where = f"output {name!r}"
+    kind = data.get("kind")
+    if kind == "table":
+        _exact_keys(data, {"name", "kind", "spec"}, {"claimed"}, where)
+        try:
+            spec = TableSpec.from_dict(data["spec"])
+        except InvalidSpec as exc:
+            raise ReleaseRequestInvalid(f"{where}: {exc}") from None
+        claimed = data.get("claimed")
+        if claimed is not None and not isinstance(claimed, dict):
+            raise ReleaseRequestInvalid(f"{where}: claimed must be a JSON object")
+        return SubmittedOutput(name=name, kind=OutputKind.TABLE, spec=spec, claimed=claimed)
+    if kind == "file":
+        _exact_keys(data, {"name", "kind", "filename", "content_b64", "code", "explanation"}, set(), where)
+        filename = _text(data, "filename", where, limit=200)
+        suffix = "." + filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+        if suffix not in policies.ALLOWED_FILE_TYPES or "/" in filename or "\\" in filename:
+            raise ReleaseRequestInvalid(
+                f"{where}: file type of {filename!r} cannot be released; allowed: "
+                f"{', '.join(sorted(policies.ALLOWED_FILE_TYPES))} (tables go as declarative table outputs)"
+            )
+        if not isinstance(data["content_b64"], str):
+            raise ReleaseRequestInvalid(f"{where}: content_b64 must be base64 text")
+        try:
+            content = base64.b64decode(data["content_b64"], validate=True)
+        except (binascii.Error, ValueError):
+            raise ReleaseRequestInvalid(f"{where}: content_b64 is not valid base64") from None
+        if not content or len(content) > policies.MAX_FILE_BYTES:
+            raise ReleaseRequestInvalid(f"{where}: the file must hold 1 byte to {policies.MAX_FILE_BYTES} bytes")
+        media_type = policies.ALLOWED_FILE_TYPES[suffix]
+        package.check_renderable(content, media_type, where)
+        return SubmittedOutput(
+            name=name,
+            kind=OutputKind.FILE,
+            filename=filename,
+            media_type=media_type,
+            content=content,
+            code=_text(data, "code", where, limit=policies.MAX_TEXT * 5),
+            explanation=_text(data, "explanation", where),
+        )
+    raise ReleaseRequestInvalid(f"{where}: kind must be 'table' or 'file', not {kind!r}")
+
+
+def validate_payload(payload: Any) -> Submission:
+    """Check a release request payload strictly; raise `ReleaseRequestInvalid` naming the problem."""
+    data = _exact_keys(payload, {"project", "title", "purpose", "outputs"}, set(), "the release request")
+    project = _text(data, "project", "the release request", limit=64)
+    outputs = data["outputs"]
+    if not isinstance(outputs, list) or not outputs:
+        raise ReleaseRequestInvalid("the release request needs a non-empty list of outputs")
+    if len(outputs) > policies.MAX_OUTPUTS:
+        raise ReleaseRequestInvalid(f"at most {policies.MAX_OUTPUTS} outputs per release request")
+    validated = tuple(_validate_output(item, i) for i, item in enumerate(outputs))
+    names = [o.name for o in validated]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ReleaseRequestInvalid(f"output name(s) {duplicates} used twice; each output needs its own name")
+    return Submission(
+        project=project,
+        title=_text(data, "title", "the release request", limit=200),
+        purpose=_text(data, "purpose", "the release request"),
+        outputs=validated,
+    )
+
+
+def submit(
+    session: Session,
+    payload: Any,
+    requester: str,
+    *,
+    policy: policies.ReviewPolicy | None = None,
+    today: date | None = None,
+) -> ReleaseRequest:
+    """Validate, authorize, recompute and check every output, and store the release request.
+
+    The requester must be a member of the project, which must be active and hold
+    an active grant for every dataset the table queries read. Each table is
+    re-run under the project's grants; the verdict stored is the service's own.
+    """
+    from access_control.policy import granted_datasets
+
+    policy = policy or policies.ReviewPolicy()
+    today = today or date.today()
+    submission = validate_payload(payload)
+    project = session.get(Project, submission.project)
+    if project is None:
+        raise ReleaseRequestInvalid(f"there is no project {submission.project!r}")
+    granted = {d.id: d.path for d in granted_datasets(session, project.id, today)}
+    read = set().union(*(recompute.datasets_read(o.spec) for o in submission.outputs if o.spec))
+    known = recompute.known_dataset_ids(session)
+    permissions.check_can_submit(session, requester, project.id, read & known, today)
+    if not project.is_active_on(today):
+        raise ReleasePermissionDenied(f"project {project.id} is not active on {today.isoformat()}")
+
+    request = ReleaseRequest(
+        project_id=project.id,
+        requester=requester,
+        title=submission.title,
+        purpose=submission.purpose,
+        status=INITIAL_STATUS,
+        preset=project.preset,
+        required_approvals=policy.required_approvals,
+    )
+    for position, item in enumerate(submission.outputs):
+        if item.kind is OutputKind.TABLE:
+            checked = recompute.recompute_table(item.spec, item.claimed, granted, project.preset, policy)
+        else:
+            checked = recompute.opaque_output()
+        request.outputs.append(
+            ReleaseOutput(
+                position=position,
+                name=item.name,
+                kind=item.kind,
+                spec=item.spec.to_dict() if item.spec else None,
+                claimed=item.claimed,
+                filename=item.filename,
+                media_type=item.media_type,
+                content=item.content,
+                code=item.code,
+                explanation=item.explanation,
+                verdict=checked.verdict,
+                verified=checked.verified,
+                recomputed=checked.recomputed,
+                shadow=checked.shadow,
+                report=checked.report,
+                mismatch=checked.mismatch,
+                error=checked.error,
+            )
+        )
+    session.add(request)
+    session.flush()
+    audit.record(
+        session,
+        STATUS_AUDIT_EVENT[INITIAL_STATUS],
+        actor=requester,
+        object=request_object(request),
+        details={"project": project.id, "title": request.title, "outputs": len(request.outputs)},
+    )
+    for output in request.outputs:
+        audit.record(
+            session,
+            AuditEventType.OUTPUT_CHECK,
+            actor=SERVICE_ACTOR,
+            object=f"{request_object(request)}/{output.name}",
+            details={
+                "verdict": output.verdict.value,
+                "verified": output.verified,
+                "mismatch": bool(output.mismatch),
+                "error": output.error,
+                "preset": request.preset,
+            },
+        )
+    log.info("release request %s submitted by %s for project %s", request.id, requester, project.id)
+    return request
+
+
+# ---------------------------------------------------------------- decisions
+
+
+def _set_status(session: Session, request: ReleaseRequest, new: ReleaseStatus, actor: str, **details: Any) -> None:
+    check_transition(request.status, new)
+    old = request.status
+    request.status = new
+    request.updated_at = utcnow()
+    audit.record(
+        session,
+        STATUS_AUDIT_EVENT[new],
+        actor=actor,
+        object=request_object(request),
+        details={"from": old.value, "to": new.value, "project": request.project_id, **details},
+    )
+
+
+def _decide(output: ReleaseOutput, decision: Decision) -> None:
+    output.decision = decision
+    output.decided_at = utcnow()
+
+
+def vote(
+    session: Session,
+    output_id: int,
+    reviewer: str,
+    decision: Decision,
+    *,
+    settings: Settings,
+    comment: str = "",
+    override_reason: str | None = None,
+) -> ReleaseOutput:
+    """Record one reviewer's vote on one output and move the request on.
+
+    An output is approved once it has the request's required number of
+    independent approvals, and rejected at the first rejection (the safe side).
+    A return sends the whole request back. When every output is decided the
+    request is approved (some approved) or rejected (none), and an approved one
+    is packaged at once.
+    """
+    output = get_output(session, output_id)
+    request = get_request(session, output.request_id, for_update=True)
+    permissions.check_can_vote(session, reviewer, output)
+    policies.check_vote_content(decision, output.verdict, comment, override_reason)
+    reason = (override_reason or "").strip() or None
+    output.votes.append(
+        OutputVote(
+            reviewer=reviewer,
+            decision=decision,
+            comment=(comment or "").strip(),
+            override_reason=reason if decision is Decision.APPROVE else None,
+        )
+    )
+    audit.record(
+        session,
+        AuditEventType.OUTPUT_DECIDE,
+        actor=reviewer,
+        object=f"{request_object(request)}/{output.name}",
+        details={
+            "decision": decision.value,
+            "verdict": output.verdict.value,
+            "comment": (comment or "").strip(),
+            "override_reason": reason if decision is Decision.APPROVE else None,
+        },
+    )
+    if decision is Decision.RETURN:
+        request.return_comment = comment.strip()
+        _set_status(session, request, ReleaseStatus.RETURNED, reviewer, comment=request.return_comment)
+        return output
+    approvals = sum(1 for v in output.votes if v.decision is Decision.APPROVE)
+    if decision is Decision.REJECT:
+        _decide(output, Decision.REJECT)
+    elif approvals >= request.required_approvals:
+        _decide(output, Decision.APPROVE)
+    _advance(session, request, reviewer, settings)
+    return output
+
+
+def _advance(session: Session, request: ReleaseRequest, actor: str, settings: Settings) -> None:
+    if any(o.decision is None for o in request.outputs):
+        if request.status is ReleaseStatus.SUBMITTED:
+            _set_status(session, request, ReleaseStatus.PARTIALLY_REVIEWED, actor)
+        return
+    _set_status(session, request, ReleaseStatus.REVIEWED, actor)
+    approved = [o.name for o in request.outputs if o.decision is Decision.APPROVE]
+    if not approved:
+        _set_status(session, request, ReleaseStatus.REJECTED, actor)
+        return
+    _set_status(session, request, ReleaseStatus.APPROVED, actor, approved=approved)
+    try:
+        release(session, request.id, settings=settings)
+    except PackageError:
+        # The decisions stand; the request stays APPROVED and `onsite review release ID` retries.
+        log.exception("writing the release package of request %s failed; it stays APPROVED", request.id)
+
+
+def release(session: Session, request_id: int, *, settings: Settings, actor: str = SERVICE_ACTOR) -> ReleasePackage:
+    """Write the release package of an APPROVED request into the egress store and mark it RELEASED."""
+    request = get_request(session, request_id, for_update=True)
+    check_transition(request.status, ReleaseStatus.RELEASED)
+    written = package.write_package(request, settings.egress_dir)
+    record = ReleasePackage(
+        request_id=request.id, path=str(written.path), manifest_sha256=written.manifest_sha256, files=written.files
+    )
+    session.add(record)
+    request.package = record
+    _set_status(
+        session, request, ReleaseStatus.RELEASED, actor, manifest_sha256=written.manifest_sha256, files=len(written.files)
+    )
+    return record
+
+
+def withdraw(session: Session, request_id: int, requester: str) -> ReleaseRequest:
+    request = get_request(session, request_id, for_update=True)
+    permissions.check_can_withdraw(requester, request)
+    _set_status(session, request, ReleaseStatus.WITHDRAWN, requester)
+    return request
+
+
+# ---------------------------------------------------------------- reading
+
+
+def queue(session: Session, reviewer: str) -> list[ReleaseRequest]:
+    """Requests waiting for review that this reviewer may review (never their own project's)."""
+    permissions.check_can_use_queue(session, reviewer)
+    return [r for r in requests_with_status(session, OPEN_FOR_REVIEW) if permissions.can_review(session, reviewer, r)]
+
+
+def my_requests(session: Session, requester: str) -> list[ReleaseRequest]:
+    return requests_of(session, requester)
+
+
+def view(session: Session, request_id: int, username: str) -> ReleaseRequest:
+    request = get_request(session, request_id)
+    permissions.check_can_view(session, username, request)
+    return request
+
+
+def collect(session: Session, request_id: int, requester: str) -> tuple[str, bytes]:
+    """The release package as a zip for its requester; each collection is an audit event."""
+    request = get_request(session, request_id)
+    permissions.check_can_download(requester, request)
+    name, data = package.zip_package(request.package)
+    audit.record(
+        session,
+        AuditEventType.RELEASE_COLLECT,
+        actor=requester,
+        object=request_object(request),
+        outcome=Outcome.OK,
+        details={"manifest_sha256": request.package.manifest_sha256, "bytes": len(data)},
+    )
+    return name, data

@@ -1,0 +1,106 @@
+"""Helpers to build a workflow world: people, a project, datasets with real DuckDB files, requests."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+
+from access_control import policy
+from access_control.db import transaction
+from access_control.enums import Role
+from disclosure_review.workflow import service
+from disclosure_review.workflow.enums import Decision, ReleaseStatus
+from disclosure_review.workflow.policies import ReviewPolicy
+from onsite.settings import Settings
+
+# region -> number of records; "C" is the small cell a threshold of 10 must catch.
+REGION_COUNTS = {"A": 30, "B": 25, "C": 2}
+ADMIN = "admin"
+
+
+def write_dataset(path: Path, counts: dict[str, int]) -> None:
+    """A `microdata` table: one row per person, region, sex alternating, income = 100 * row number."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = []
+    n = 0
+    for region, count in counts.items():
+        for i in range(count):
+            n += 1
+            rows.append((n, region, "F" if i % 2 else "M", 100.0 * n))
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE microdata (person_id INTEGER, region VARCHAR, sex VARCHAR, income DOUBLE)")
+    con.executemany("INSERT INTO microdata VALUES (?, ?, ?, ?)", rows)
+    con.close()
+
+
+@dataclass
+class World:
+    factory: object
+    settings: Settings
+    project: str = "p1"
+    researcher: str = "alice"
+    reviewers: tuple[str, str] = ("bob", "carol")
+    member_reviewer: str = "dave"  # a reviewer who is also a member of p1
+
+
+def make_world(db, settings: Settings) -> World:
+    today = date.today()
+    survey = settings.datasets_dir / "survey.duckdb"
+    secret = settings.datasets_dir / "secret.duckdb"
+    write_dataset(survey, REGION_COUNTS)
+    write_dataset(secret, {"X": 50})
+    with transaction(db) as s:
+        policy.add_person(s, username="alice", display_name="Alice", actor=ADMIN, roles=[Role.RESEARCHER])
+        policy.add_person(s, username="bob", display_name="Bob", actor=ADMIN, roles=[Role.REVIEWER])
+        policy.add_person(s, username="carol", display_name="Carol", actor=ADMIN, roles=[Role.REVIEWER])
+        policy.add_person(s, username="dave", display_name="Dave", actor=ADMIN, roles=[Role.REVIEWER, Role.RESEARCHER])
+        policy.add_person(s, username="erin", display_name="Erin", actor=ADMIN, roles=[Role.RESEARCHER])
+        policy.add_project(
+            s, project_id="p1", title="Income", start_date=today - timedelta(days=1),
+            end_date=today + timedelta(days=30), actor=ADMIN, preset="acro-default",
+        )
+        policy.add_member(s, "p1", "alice", actor=ADMIN)
+        policy.add_member(s, "p1", "dave", actor=ADMIN)
+        for dataset_id, path, rows in (("survey", survey, 57), ("secret", secret, 50)):
+            policy.register_dataset(
+                s, dataset_id=dataset_id, title_ja=dataset_id, title_en=dataset_id, path=str(path),
+                rows=rows, source_sha256="0" * 64, actor=ADMIN,
+            )
+        policy.add_grant(
+            s, project_id="p1", dataset_id="survey", valid_from=today - timedelta(days=1),
+            valid_until=today + timedelta(days=30), actor=ADMIN,
+        )
+    return World(factory=db, settings=settings)
+
+
+def table_output(name: str = "by_region", query: str = "SELECT * FROM survey", rows=("region",), claimed=None) -> dict:
+    spec = {"version": 1, "name": name, "kind": "frequency", "query": query, "rows": list(rows), "columns": []}
+    out = {"name": name, "kind": "table", "spec": spec}
+    if claimed is not None:
+        out["claimed"] = claimed
+    return out
+
+
+def payload(*outputs: dict, project: str = "p1") -> dict:
+    return {"project": project, "title": "Income by region", "purpose": "Paper on regional income", "outputs": list(outputs)}
+
+
+def submit(world: World, *outputs: dict, requester: str = "alice", policy_: ReviewPolicy | None = None):
+    with transaction(world.factory) as s:
+        request = service.submit(s, payload(*outputs), requester, policy=policy_)
+        return request.id
+
+
+def vote(world: World, request_id: int, reviewer: str, decision: Decision, position: int = 0, **kwargs):
+    with transaction(world.factory) as s:
+        request = service.view(s, request_id, reviewer)
+        output = request.outputs[position]
+        service.vote(s, output.id, reviewer, decision, settings=world.settings, **kwargs)
+        return request.status
+
+
+def status_of(world: World, request_id: int) -> ReleaseStatus:
+    with transaction(world.factory) as s:
+        return service.view(s, request_id, "alice").status
