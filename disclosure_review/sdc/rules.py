@@ -90,7 +90,7 @@ def _coerce(key: str, value: Any) -> Any:
         try:
             return Verdict(value)
         except ValueError:
-            raise InvalidPreset(f"{key}: {value!r} is not one of 'fail', 'review'") from None
+            raise InvalidPreset(f"{key}: {value!r} is not 'fail' or 'review'") from None
     return value
 
 
@@ -149,12 +149,18 @@ def rules_from_document(document: Any, origin: str) -> Rules:
     if not isinstance(document, Mapping):
         raise InvalidPreset(f"preset {origin!r} must be a YAML mapping")
     unknown = sorted(set(document) - {"version", "name", "description", "sources", "rules", "omitted"})
+    # `omitted` names numbers the preset's sources do not give: they stay unset (checks say review).
     if unknown:
         raise InvalidPreset(f"preset {origin!r}: unknown key(s) {unknown}")
     if document.get("version") != PRESET_VERSION:
         raise InvalidPreset(f"preset {origin!r}: version must be {PRESET_VERSION} (got {document.get('version')!r})")
     if not isinstance(document.get("name"), str) or not isinstance(document.get("rules"), Mapping):
         raise InvalidPreset(f"preset {origin!r} needs a 'name' (text) and 'rules' (mapping)")
+    omitted = document.get("omitted", [])
+    if not isinstance(omitted, list) or not set(omitted) <= set(RULE_FIELDS) or set(omitted) & set(document["rules"]):
+        raise InvalidPreset(
+            f"preset {origin!r}: 'omitted' must list rule names that the preset does not set (got {omitted!r})"
+        )
     try:
         return Rules.from_dict({"name": document["name"], **document["rules"]})
     except InvalidPreset as exc:

@@ -19,7 +19,7 @@ SPEC_VERSION = 1
 MAX_QUERY_CHARS = 100_000
 # Unicode word characters, so Japanese variable names are allowed; always quoted in SQL.
 IDENTIFIER_RE = re.compile(r"^[^\W\d]\w{0,127}$")
-NAME_RE = re.compile(r"^\w[\w .()-]{0,119}$")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")  # becomes a file name in the release package
 # Shadow statistics columns use this prefix; variables may not.
 RESERVED_PREFIX = "sdc_"
 
@@ -91,7 +91,7 @@ class TableSpec:
                 check_identifier(getattr(self, field), field)
         if not isinstance(self.name, str) or not NAME_RE.match(self.name):
             raise InvalidSpec(
-                f"name {self.name!r}: use letters, digits, spaces and . _ - ( ), at most 120 characters"
+                f"name {self.name!r}: use 1-100 letters, digits, _ . - (starting with a letter or digit); it becomes a file name"
             )
         used = [*self.rows, *self.columns, *(v for v in (self.value, self.weight, self.unit) if v)]
         duplicates = sorted({v for v in used if used.count(v) > 1})

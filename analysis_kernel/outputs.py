@@ -1,0 +1,325 @@
+"""Output builders: tables and files a researcher may ask to release.
+
+    t = outputs.frequency_table(db, "SELECT * FROM demo_household", rows="prefecture", columns="sex")
+    t                      # the table, failing cells marked, the verdict and its reasons
+    request_release([t], title=..., purpose=...)
+
+A table is declarative: its query (SQL over the granted datasets) and spec are
+what the review service re-runs; the cells, shadow statistics and verdict shown
+here are feedback only (the service computes its own). A file made by arbitrary
+code is opaque: verdict `review`, unverified, judged by a person with its code.
+"""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import html
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import duckdb
+import polars as pl
+
+from disclosure_review.sdc import (
+    DEFAULT_PRESET,
+    CheckReport,
+    InvalidPreset,
+    InvalidSpec,
+    Rules,
+    ShadowError,
+    ShadowTable,
+    Statistic,
+    TableKind,
+    TableSpec,
+    Verdict,
+    check_table,
+    compute_shadow,
+    load_preset,
+)
+from onsite.errors import UserError
+
+HTML_MAX_ROWS = 200
+_VERDICT_COLOURS = {Verdict.PASS: "#1a7f37", Verdict.REVIEW: "#9a6700", Verdict.FAIL: "#cf222e"}
+_CELL_BACKGROUNDS = {Verdict.REVIEW: "#fff8c5", Verdict.FAIL: "#ffebe9"}
+
+
+class OutputInvalid(UserError):
+    """An output that cannot be built as asked; the message says what to change."""
+
+
+class Connection(Protocol):
+    """What the builders need of `analysis_kernel.connect()`'s AnalysisConnection."""
+
+    project: str
+    manifest: Any
+
+    @property
+    def duckdb(self) -> duckdb.DuckDBPyConnection: ...
+
+    @property
+    def dataset_ids(self) -> list[str]: ...
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class TableOutput:
+    """A declarative table: spec (with its query), shadow statistics and the automatic check report."""
+
+    spec: TableSpec
+    shadow: ShadowTable
+    report: CheckReport
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def verdict(self) -> Verdict:
+        return self.report.verdict
+
+    @property
+    def table(self) -> pl.DataFrame:
+        """The table as it would be released (labels and the statistic)."""
+        return self.shadow.released_view()
+
+    def to_request(self) -> dict[str, Any]:
+        view = self.table
+        return {
+            "name": self.name,
+            "kind": "table",
+            "spec": self.spec.to_dict(),
+            "claimed": {
+                "cells": {"columns": view.columns, "rows": [list(r) for r in view.iter_rows()]},
+                "shadow": self.shadow.to_dict(),
+                "verdict": self.verdict.value,
+            },
+        }
+
+    def __repr__(self) -> str:
+        reasons = "".join(f"\n  - {r}" for r in self.report.reasons())
+        return f"<TableOutput {self.name!r}: {self.verdict.value} ({self.report.preset}){reasons}>\n{self.table}"
+
+    def _repr_html_(self) -> str:
+        return render_table_html(self)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class FileOutput:
+    """An opaque file (figure, model summary, …): never verified automatically, a reviewer judges it."""
+
+    name: str
+    filename: str
+    content: bytes
+    explanation: str
+    code: str
+
+    verdict = Verdict.REVIEW
+    verified = False
+
+    def to_request(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": "file",
+            "filename": self.filename,
+            "content_b64": base64.b64encode(self.content).decode("ascii"),
+            "code": self.code,
+            "explanation": self.explanation,
+        }
+
+    def __repr__(self) -> str:
+        return f"<FileOutput {self.name!r} ({self.filename}, {len(self.content)} bytes): review, unverified>"
+
+    def _repr_html_(self) -> str:
+        esc = html.escape
+        return (
+            f"<div><b>{esc(self.name)}</b> <code>{esc(self.filename)}</code> ({len(self.content):,} bytes) — "
+            f"{_badge(Verdict.REVIEW)} <i>unverified</i>: made by code, so a reviewer judges it with the "
+            f"code and your explanation.<br><small>{esc(self.explanation)}</small></div>"
+        )
+
+
+Output = TableOutput | FileOutput
+
+
+def frequency_table(
+    db: Connection,
+    source: str | duckdb.DuckDBPyRelation,
+    rows: str | Sequence[str],
+    columns: str | Sequence[str] = (),
+    *,
+    weight: str | None = None,
+    unit: str | None = None,
+    name: str | None = None,
+) -> TableOutput:
+    """Counts of records (weighted counts with `weight`) by `rows` × `columns`, with margins.
+
+    `source` is SQL over the granted datasets (``"SELECT * FROM demo_household WHERE age >= 65"``)
+    or a relation from ``db.sql(...)``. `unit` (a household id) makes the threshold count units.
+    """
+    rows_t, columns_t = _names(rows, "rows"), _names(columns, "columns")
+    return _build(db, source, name or _default_name("freq", rows_t, columns_t), TableKind.FREQUENCY, rows_t,
+                  columns_t, value=None, statistic=Statistic.COUNT, weight=weight, unit=unit)
+
+
+def magnitude_table(
+    db: Connection,
+    source: str | duckdb.DuckDBPyRelation,
+    rows: str | Sequence[str],
+    columns: str | Sequence[str] = (),
+    *,
+    value: str,
+    statistic: str | Statistic = "sum",
+    weight: str | None = None,
+    unit: str | None = None,
+    name: str | None = None,
+) -> TableOutput:
+    """`statistic` (sum, mean, median, min, max, mode, std, var) of `value` by `rows` × `columns`.
+
+    Give `unit` (household or enterprise id) when records belong to units: dominance
+    is judged on each unit's summed contribution, and thresholds count units.
+    """
+    try:
+        stat = statistic if isinstance(statistic, Statistic) else Statistic(str(statistic).lower())
+    except ValueError:
+        choices = ", ".join(s.value for s in Statistic if s is not Statistic.COUNT)
+        raise OutputInvalid(f"statistic {statistic!r} is not one of {choices}") from None
+    rows_t, columns_t = _names(rows, "rows"), _names(columns, "columns")
+    return _build(db, source, name or _default_name(f"{stat.value}_{value}", rows_t, columns_t),
+                  TableKind.MAGNITUDE, rows_t, columns_t, value=value, statistic=stat, weight=weight, unit=unit)
+
+
+def file_output(path: str | Path, *, explanation: str, code: str, name: str | None = None) -> FileOutput:
+    """A file made by your code (figure, model summary, …), with the code and why it is safe to release.
+
+    It is never verified automatically: its verdict is `review` and a reviewer reads
+    the code and your explanation.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise OutputInvalid(f"no file at {path}")
+    if not isinstance(explanation, str) or not explanation.strip():
+        raise OutputInvalid("explain what the file shows and why it is safe to release (explanation=...)")
+    if not isinstance(code, str) or not code.strip():
+        raise OutputInvalid("give the code that made the file (code=...), so a reviewer can judge it")
+    content = path.read_bytes()
+    if not content:
+        raise OutputInvalid(f"{path} is empty")
+    return FileOutput(_safe_name(name or path.stem, "file"), path.name, content, explanation.strip(), code)
+
+
+def rules_for(db: Connection) -> Rules:
+    """The rules of the connection's project preset (acro-default when the manifest names none)."""
+    preset = getattr(db.manifest.projects[db.project], "preset", None) or DEFAULT_PRESET
+    if preset == "default":  # the manifest's placeholder when a project names no preset
+        preset = DEFAULT_PRESET
+    try:
+        return load_preset(preset)
+    except InvalidPreset as exc:
+        raise OutputInvalid(f"the project's rule preset cannot be used: {exc}") from None
+
+
+def tables_read(sql: str) -> set[str] | None:
+    """Names of the tables or views `sql` reads (CTE names excluded); None when DuckDB cannot tell."""
+    con = duckdb.connect(":memory:")
+    try:
+        return set(con.get_table_names(sql))
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
+
+
+def source_sql(db: Connection, source: str | duckdb.DuckDBPyRelation) -> str:
+    """The SQL text the review service will re-run; refused when it reads anything but granted datasets."""
+    if isinstance(source, duckdb.DuckDBPyRelation):
+        sql, given = source.sql_query(), "this relation"
+    elif isinstance(source, str):
+        sql, given = source, "this query"
+    else:
+        raise OutputInvalid("source must be SQL text or a relation from db.sql(...)")
+    read = tables_read(sql)
+    outside = sorted((read or set()) - set(db.dataset_ids))
+    if outside:
+        hint = (" (a Python frame or a table made in this session?): pass the SQL text of a query over "
+                "the granted datasets instead" if given == "this relation" else "")
+        raise OutputInvalid(
+            f"{given} reads {', '.join(outside)}, which the review service cannot re-run{hint}; "
+            f"granted datasets: {', '.join(db.dataset_ids) or 'none'}"
+        )
+    return sql
+
+
+def _build(db: Connection, source: str | duckdb.DuckDBPyRelation, name: str, kind: TableKind,
+           rows: tuple[str, ...], columns: tuple[str, ...], *, value: str | None, statistic: Statistic,
+           weight: str | None, unit: str | None) -> TableOutput:
+    try:
+        spec = TableSpec(kind=kind, query=source_sql(db, source), rows=rows, columns=columns, value=value,
+                         statistic=statistic, weight=weight, unit=unit, name=name)
+    except InvalidSpec as exc:
+        raise OutputInvalid(str(exc)) from None
+    rules = rules_for(db)
+    try:
+        shadow = compute_shadow(db.duckdb, spec, top_n=max(2, rules.nk_n or 2))
+    except ShadowError as exc:
+        raise OutputInvalid(str(exc)) from None
+    return TableOutput(spec, shadow, check_table(shadow, rules))
+
+
+def _names(value: str | Sequence[str], what: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, Sequence) or not all(isinstance(v, str) for v in value):
+        raise OutputInvalid(f"{what} must be a variable name or a list of them")
+    return tuple(value)
+
+
+def _safe_name(text: str, fallback: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_.-")[:100]
+    return name or fallback
+
+
+def _default_name(prefix: str, rows: tuple[str, ...], columns: tuple[str, ...]) -> str:
+    by = "_".join(rows) + (("_by_" + "_".join(columns)) if columns else "")
+    return _safe_name(f"{prefix}_{by}", "table")
+
+
+def _badge(verdict: Verdict) -> str:
+    colour = _VERDICT_COLOURS[verdict]
+    return (f"<span style='background:{colour};color:white;padding:1px 6px;border-radius:3px;"
+            f"font-weight:bold'>{verdict.value}</span>")
+
+
+def render_table_html(output: TableOutput) -> str:
+    """The table with flagged cells marked (red: fail, yellow: review) and the verdict with its reasons."""
+    esc = html.escape
+    shadow, report = output.shadow, output.report
+    flagged = report.cell_verdicts()
+    rules_by_cell: dict[tuple, list[str]] = {}
+    for result in report.results:
+        for cell in result.cells:
+            rules_by_cell.setdefault(cell, []).append(result.rule)
+    view = output.table
+    contributors = shadow.frame.get_column("sdc_units").to_list()
+    header = "".join(f"<th>{esc(c)}</th>" for c in view.columns) + "<th>contributors</th><th>checks</th>"
+    body = []
+    for i, row in enumerate(view.iter_rows()):
+        if i == HTML_MAX_ROWS:
+            body.append(f"<tr><td colspan='{len(view.columns) + 2}'>… {view.height - i} more cells "
+                        "(all are checked; see .report)</td></tr>")
+            break
+        key = tuple(row[: len(shadow.dimensions)])
+        verdict = flagged.get(key)
+        style = f" style='background:{_CELL_BACKGROUNDS[verdict]}'" if verdict in _CELL_BACKGROUNDS else ""
+        labels = "".join(f"<td>{esc('' if v is None else str(v))}</td>" for v in key)
+        value = row[-1]
+        shown = "" if value is None else (f"{value:,.6g}" if isinstance(value, float) else str(value))
+        checks = ", ".join(rules_by_cell.get(key, []))
+        body.append(f"<tr>{labels}<td{style} title='{esc(checks)}'>{esc(shown)}</td>"
+                    f"<td style='text-align:right'>{contributors[i]}</td><td>{esc(checks)}</td></tr>")
+    reasons = "".join(f"<li>{esc(r)}</li>" for r in report.reasons()) or "<li>every check passed</li>"
+    return (
+        f"<div><b>{esc(output.name)}</b> — {_badge(output.verdict)} under preset <code>{esc(report.preset)}</code>"
+        f" <small>(feedback: the review service recomputes the table and decides)</small>"
+        f"<ul>{reasons}</ul><table><thead><tr>{header}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
+    )

@@ -1,0 +1,110 @@
+"""Output builders on a small dataset file opened the guarded way (real DuckDB, real checks)."""
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from analysis_kernel.catalogue import guarded_connection
+from analysis_kernel.connection import AnalysisConnection
+from analysis_kernel.outputs import OutputInvalid, file_output, frequency_table, magnitude_table
+from analysis_kernel.session import SessionManifest
+from disclosure_review.sdc import MARGIN_LABEL, CheckReport, ShadowTable, TableSpec, Verdict, check_table, load_preset
+
+
+@pytest.fixture
+def db(tmp_path: Path):
+    path = tmp_path / "survey.duckdb"
+    con = duckdb.connect(str(path))
+    # 40 people in 20 households: area "big" has 30 people, area "tiny" 10 with 3 in the "rare" group.
+    con.execute("""
+        CREATE TABLE microdata AS
+        SELECT i AS person_id, i // 2 AS household_id,
+               CASE WHEN i < 30 THEN 'big' ELSE 'tiny' END AS area,
+               CASE WHEN i >= 37 THEN 'rare' WHEN i % 2 = 0 THEN 'f' ELSE 'm' END AS grp,
+               CASE WHEN i = 5 THEN 1000000.0 ELSE 100.0 + i END AS income
+        FROM range(40) t(i)""")
+    con.close()
+    manifest = SessionManifest.from_dict({
+        "user": "r.tanaka", "outbox": str(tmp_path / "outbox"),
+        "projects": {"p1": {"title": "Test", "preset": "acro-default", "datasets": {"survey": str(path)}}},
+    })
+    connection = AnalysisConnection(guarded_connection(manifest.projects["p1"].datasets), "p1", manifest)
+    yield connection
+    connection.close()
+
+
+def test_frequency_table_from_sql_fails_on_small_cells(db: AnalysisConnection) -> None:
+    out = frequency_table(db, "SELECT * FROM survey", rows="area", columns="grp")
+    counts = {tuple(r[:2]): r[2] for r in out.table.iter_rows()}
+    assert counts[("big", "f")] == 15 and counts[("tiny", "rare")] == 3 and counts[("big", "rare")] == 0
+    assert counts[(MARGIN_LABEL, MARGIN_LABEL)] == 40
+    assert out.verdict is Verdict.FAIL
+    assert ("tiny", "rare") in out.report.result("threshold").cells
+    html = out._repr_html_()
+    assert "fail" in html and "#ffebe9" in html and "threshold" in html
+
+
+def test_request_carries_spec_and_claims_and_service_side_recomputes_the_same(db: AnalysisConnection) -> None:
+    out = frequency_table(db, db.sql("SELECT area, grp FROM survey WHERE area = 'big'"), rows="area",
+                          columns="grp", name="big_area")
+    request = json.loads(json.dumps(out.to_request()))
+    assert request["name"] == "big_area" and request["kind"] == "table"
+    spec = TableSpec.from_dict(request["spec"])
+    # what the review service does: a fresh guarded connection with the same views, the recorded query
+    from disclosure_review.sdc import compute_shadow
+
+    fresh = guarded_connection(db.manifest.projects["p1"].datasets)
+    try:
+        recomputed = compute_shadow(fresh, spec)
+    finally:
+        fresh.close()
+    assert recomputed.frame.equals(out.shadow.frame)
+    assert check_table(recomputed, load_preset("acro-default")).verdict.value == request["claimed"]["verdict"]
+    assert ShadowTable.from_dict(request["claimed"]["shadow"]).labels() == out.shadow.labels()
+    assert request["claimed"]["cells"]["columns"] == ["area", "grp", "count"]
+
+
+def test_magnitude_table_with_units_finds_the_dominant_household(db: AnalysisConnection) -> None:
+    out = magnitude_table(db, "SELECT * FROM survey", rows="area", value="income", statistic="sum",
+                          unit="household_id")
+    nk = out.report.result("nk_dominance")
+    assert ("big",) in nk.cells and nk.parameters["contributions"] == "per unit"
+    assert out.verdict is Verdict.FAIL
+    assert CheckReport.from_dict(out.report.to_dict()) == out.report
+
+
+def test_sources_the_service_cannot_rerun_are_refused(db: AnalysisConnection) -> None:
+    # a table made in this session (it could hold anything) is not a granted dataset
+    db.duckdb.execute("CREATE TEMP TABLE mine AS SELECT 'x' AS area FROM range(20)")
+    with pytest.raises(OutputInvalid, match="reads mine.*Python frame or a table made in this session"):
+        frequency_table(db, db.sql("SELECT * FROM mine"), rows="area")
+    with pytest.raises(OutputInvalid, match="reads mine, which the review service cannot re-run"):
+        frequency_table(db, "SELECT * FROM mine", rows="area")
+
+
+def test_bad_builder_input_is_refused_with_the_reason(db: AnalysisConnection) -> None:
+    with pytest.raises(OutputInvalid, match="not one of"):
+        magnitude_table(db, "SELECT * FROM survey", rows="area", value="income", statistic="geomean")
+    with pytest.raises(OutputInvalid, match="exactly one SELECT"):
+        frequency_table(db, "SELECT * FROM survey; DROP VIEW survey", rows="area")
+    with pytest.raises(OutputInvalid, match="nonexistent"):
+        frequency_table(db, "SELECT * FROM survey", rows="nonexistent")
+
+
+def test_file_output_is_review_and_unverified(tmp_path: Path) -> None:
+    figure = tmp_path / "plot.png"
+    figure.write_bytes(b"\x89PNG fake")
+    out = file_output(figure, explanation="bars of counts >= 10", code="plt.bar(...)")
+    request = out.to_request()
+    assert out.verdict is Verdict.REVIEW and out.verified is False
+    assert request == {"name": "plot", "kind": "file", "filename": "plot.png",
+                       "content_b64": base64.b64encode(b"\x89PNG fake").decode(), "code": "plt.bar(...)",
+                       "explanation": "bars of counts >= 10"}
+    with pytest.raises(OutputInvalid, match="explain"):
+        file_output(figure, explanation=" ", code="x")
+    with pytest.raises(OutputInvalid, match="code"):
+        file_output(figure, explanation="why", code="")
