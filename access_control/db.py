@@ -75,6 +75,7 @@ def alembic_config(url: str):
     root = Path(__file__).resolve().parent.parent
     cfg = Config()
     cfg.set_main_option("script_location", str(root / "onsite" / "migrations"))
+    cfg.set_main_option("path_separator", "space")
     cfg.set_main_option(
         "version_locations",
         " ".join(str(root / d) for d in ("access_control/migrations", "disclosure_review/workflow/migrations")),

@@ -1,0 +1,75 @@
+"""Helpers for access_control tests: a small policy world and a 'refused and
+nothing changed' assertion that compares every policy and ledger row."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from access_control import policy
+from access_control.db import Base, transaction
+from access_control.enums import Role
+from onsite.errors import UserError
+
+ACTOR = "admin:test"
+POLICY_TABLES = ("person", "person_role", "project", "membership", "dataset", "dataset_grant", "facility", "terminal", "audit_event")
+PASSWORD = "correct horse battery"
+SHA = "ab" * 32
+
+
+def snapshot(db: sessionmaker[Session]) -> dict[str, list[tuple]]:
+    """Every row of every policy and ledger table, for before/after comparison."""
+    with db() as session:
+        return {
+            name: sorted(tuple(row) for row in session.execute(select(Base.metadata.tables[name])))
+            for name in POLICY_TABLES
+        }
+
+
+@pytest.fixture
+def refused(db) -> Callable[[Callable[[Session], object]], str]:
+    """`refused(action)` runs action in a transaction, asserts it raises UserError
+    and changed no row; returns the message."""
+
+    def check(action: Callable[[Session], object]) -> str:
+        before = snapshot(db)
+        with pytest.raises(UserError) as caught:
+            with transaction(db) as session:
+                action(session)
+        assert snapshot(db) == before
+        return str(caught.value)
+
+    return check
+
+
+@dataclass(frozen=True)
+class World:
+    """alice: researcher in p2026-001 (2026-04-01..2027-03-31) with dataset lfs granted;
+    rita: reviewer; adam: administrator; facility Tokyo with terminals 127.0.0.1 and 2001:db8::/64."""
+
+    project: str = "p2026-001"
+    start: date = date(2026, 4, 1)
+    end: date = date(2027, 3, 31)
+
+
+@pytest.fixture
+def world(db) -> World:
+    w = World()
+    with transaction(db) as s:
+        policy.add_person(s, username="alice", display_name="Alice", roles=[Role.RESEARCHER], password=PASSWORD, actor=ACTOR)
+        policy.add_person(s, username="rita", display_name="Rita", roles=[Role.REVIEWER], actor=ACTOR)
+        policy.add_person(s, username="adam", display_name="Adam", roles=[Role.ADMINISTRATOR], actor=ACTOR)
+        policy.add_project(s, project_id=w.project, title="Income", start_date=w.start, end_date=w.end, actor=ACTOR)
+        policy.add_member(s, w.project, "alice", actor=ACTOR)
+        policy.register_dataset(
+            s, dataset_id="lfs", title_ja="労働力調査", title_en="Labour force survey", path="/d/lfs.duckdb", rows=10, source_sha256=SHA, actor=ACTOR
+        )
+        policy.add_grant(s, project_id=w.project, dataset_id="lfs", valid_from=w.start, valid_until=w.end, actor=ACTOR)
+        policy.add_facility(s, name="Tokyo", actor=ACTOR)
+        policy.add_terminal(s, facility="Tokyo", address="127.0.0.1", label="seat 1", actor=ACTOR)
+        policy.add_terminal(s, facility="Tokyo", address="2001:db8::/64", actor=ACTOR)
+    return w

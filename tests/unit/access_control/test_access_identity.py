@@ -1,0 +1,118 @@
+"""The local identity store: argon2 verification, lock-out, unlock, timing."""
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from argon2 import PasswordHasher
+from sqlalchemy import select
+
+from access_control import policy
+from access_control.db import transaction
+from access_control.entry import DenialReason
+from access_control.enums import AuditEventType, Outcome
+from access_control.identity import LocalIdentityStore, canonical_username
+from access_control.models import AuditEvent
+from onsite.errors import UserError
+
+PASSWORD = "correct horse battery"  # alice's, set by the world fixture
+ACTOR = "admin:test"
+
+
+def login_failures(session) -> list[dict]:
+    rows = session.scalars(select(AuditEvent).where(AuditEvent.action == AuditEventType.LOGIN_FAIL).order_by(AuditEvent.seq))
+    return [{"actor": e.actor, "outcome": e.outcome, **json.loads(e.details)} for e in rows]
+
+
+def test_stored_hash_is_argon2id_and_verifies_with_argon2(db, world):
+    with db() as s:
+        stored = policy.get_person(s, "alice").password_hash
+    assert stored.startswith("$argon2id$")
+    assert PasswordHasher().verify(stored, PASSWORD)
+
+
+def test_right_password_authenticates_wrong_does_not(db, world):
+    store = LocalIdentityStore()
+    with transaction(db) as s:
+        assert store.authenticate(s, "alice", PASSWORD).username == "alice"
+        assert store.authenticate(s, "ＡＬＩＣＥ", PASSWORD).username == "alice"  # full-width is the same account
+        assert store.authenticate(s, "alice", PASSWORD + "x") is None
+        assert store.authenticate(s, "alice", "") is None
+        assert store.authenticate(s, "rita", "anything at all") is None  # no password set
+        assert store.authenticate(s, "ghost", PASSWORD) is None
+        assert store.authenticate(s, "alice)(|(uid=*", PASSWORD) is None
+    with db() as s:
+        failures = login_failures(s)
+    assert [f["actor"] for f in failures] == ["alice", "alice", "rita", "ghost", "alice)(|(uid=*"]
+    assert all(f["outcome"] is Outcome.DENIED and f["reason"] == "BAD_CREDENTIALS" for f in failures)
+    assert [f["actor"] for f in failures if f.get("known") is False] == ["ghost", "alice)(|(uid=*"]
+
+
+def test_brute_force_locks_account_even_for_the_right_password_until_unlocked(db, world):
+    store = LocalIdentityStore(max_failed_logins=3, lockout=timedelta(minutes=15))
+    now = datetime(2026, 6, 1, 10, 0, tzinfo=timezone.utc)
+    with transaction(db) as s:
+        for guess in ("guess-one-1", "guess-two-2", "guess-three-3"):
+            assert store.check_login(s, "alice", guess, now).reason is DenialReason.BAD_CREDENTIALS
+        result = store.check_login(s, "alice", PASSWORD, now + timedelta(minutes=1))
+        assert result.person is None and result.reason is DenialReason.ACCOUNT_LOCKED
+        assert policy.get_person(s, "alice").locked_until == now + timedelta(minutes=15)
+    with db() as s:
+        failures = login_failures(s)
+    assert failures[2]["locked_until"] == (now + timedelta(minutes=15)).isoformat()
+    assert failures[3]["reason"] == "ACCOUNT_LOCKED"
+    # The lock expires on its own ...
+    with transaction(db) as s:
+        assert store.authenticate(s, "alice", PASSWORD, now + timedelta(minutes=16)) is not None
+    # ... and an administrator can lift it at once.
+    with transaction(db) as s:
+        for guess in ("guess-one-1", "guess-two-2", "guess-three-3"):
+            store.check_login(s, "alice", guess, now + timedelta(minutes=20))
+        assert store.authenticate(s, "alice", PASSWORD, now + timedelta(minutes=21)) is None
+        policy.unlock_person(s, "alice", actor=ACTOR)
+    with transaction(db) as s:
+        assert store.authenticate(s, "alice", PASSWORD, now + timedelta(minutes=21)) is not None
+        person = policy.get_person(s, "alice")
+        assert (person.failed_logins, person.locked_until) == (0, None)
+
+
+def test_success_resets_failure_count(db, world):
+    store = LocalIdentityStore(max_failed_logins=3)
+    with transaction(db) as s:
+        store.authenticate(s, "alice", "wrong-password-1")
+        store.authenticate(s, "alice", "wrong-password-2")
+        assert policy.get_person(s, "alice").failed_logins == 2
+        store.authenticate(s, "alice", PASSWORD)
+        assert policy.get_person(s, "alice").failed_logins == 0
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_unknown_user_costs_as_much_as_a_known_one(db, world):
+    """No timing oracle for which accounts exist: both paths run one argon2 verify."""
+    store = LocalIdentityStore()
+
+    def median_seconds(username: str) -> float:
+        times = []
+        with transaction(db) as s:
+            for _ in range(5):
+                start = time.perf_counter()
+                store.authenticate(s, username, "wrong-password-x")
+                times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    known, unknown = median_seconds("alice"), median_seconds("nobody")
+    assert unknown > 0.5 * known, (known, unknown)
+
+
+@pytest.mark.parametrize("raw, expected", [("Alice", "alice"), ("ａｌｉｃｅ", "alice"), ("_svc.x-1", "_svc.x-1")])
+def test_canonical_username(raw, expected):
+    assert canonical_username(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["", "a b", "ａ ｂ", "αlice", "-x", "x" * 40, "a\u0000"])
+def test_canonical_username_refuses(raw):
+    with pytest.raises(UserError, match="not allowed"):
+        canonical_username(raw)
