@@ -1,0 +1,166 @@
+"""`onsite admin …` and `onsite audit …` through the real dispatcher."""
+from __future__ import annotations
+
+import getpass
+import io
+import json
+import sys
+
+import pytest
+from sqlalchemy import text
+
+from onsite import cli as onsite_cli
+from access_control import policy
+from access_control.db import make_engine, session_factory, transaction
+from access_control.enums import Role
+from access_control.identity import LocalIdentityStore
+
+
+@pytest.fixture
+def onsite(monkeypatch, tmp_path, db_url, capsys):
+    """Run `onsite ARGS…` in-process; returns (exit code, stdout, stderr)."""
+    monkeypatch.setenv("ONSITE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ONSITE_DB_URL", db_url)
+    # Only this area's commands: the others are tested in their own areas.
+    monkeypatch.setattr(onsite_cli, "COMMAND_MODULES", [("access_control.cli", None), ("access_control.cli", "admin")])
+
+    def run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
+        if stdin is not None:
+            monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        capsys.readouterr()
+        code = onsite_cli.main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+@pytest.fixture
+def factory(db_url):
+    engine = make_engine(db_url)
+    yield session_factory(engine)
+    engine.dispose()
+
+
+def ledger_length(factory) -> int:
+    with factory() as s:
+        return s.execute(text("SELECT COUNT(*) FROM audit_event")).scalar_one()
+
+
+def test_person_lifecycle(onsite, factory):
+    code, out, _ = onsite("admin", "person", "add", "ｈａｎａｋｏ", "--name", "山田花子", "--role", "researcher", "--role", "reviewer",
+                          "--password-stdin", stdin="a long enough secret\n")
+    assert (code, out.strip()) == (0, "added person hanako")
+    with transaction(factory) as s:
+        assert LocalIdentityStore().authenticate(s, "hanako", "a long enough secret") is not None
+        assert policy.person_roles(s, "hanako") == {Role.RESEARCHER, Role.REVIEWER}
+    code, out, _ = onsite("admin", "person", "show", "hanako", "--json")
+    shown = json.loads(out)
+    assert (code, shown["display_name"], shown["roles"], shown["disabled"]) == (0, "山田花子", ["researcher", "reviewer"], False)
+    assert onsite("admin", "person", "disable", "hanako")[0] == 0
+    assert json.loads(onsite("admin", "person", "list", "--json")[1])[0]["disabled"] is True
+    assert onsite("admin", "person", "enable", "hanako")[0] == 0
+    assert onsite("admin", "role", "revoke", "hanako", "reviewer")[0] == 0
+    assert onsite("admin", "person", "passwd", "hanako", "--password-stdin", stdin="another long secret\n")[0] == 0
+    with transaction(factory) as s:
+        assert policy.person_roles(s, "hanako") == {Role.RESEARCHER}
+        store = LocalIdentityStore(max_failed_logins=2)
+        assert store.authenticate(s, "hanako", "another long secret") is not None
+        store.authenticate(s, "hanako", "wrong-one-11")
+        store.authenticate(s, "hanako", "wrong-two-22")
+    assert json.loads(onsite("admin", "person", "show", "hanako", "--json")[1])["locked_until"] is not None
+    assert onsite("admin", "person", "unlock", "hanako")[0] == 0
+    assert json.loads(onsite("admin", "person", "show", "hanako", "--json")[1])["locked_until"] is None
+    code, out, _ = onsite("audit", "export")
+    events = [json.loads(line) for line in out.splitlines()]
+    assert {e["actor"] for e in events if e["action"] != "LOGIN_FAIL"} == {f"admin:{getpass.getuser()}"}
+
+
+@pytest.mark.parametrize(
+    "args, stdin, fragment",
+    [
+        (("admin", "person", "add", "bad name", "--name", "X", "--no-password"), None, "not allowed"),
+        (("admin", "person", "add", "bob", "--name", "X", "--password-stdin"), "short\n", "too short"),
+        (("admin", "person", "add", "bob", "--name", "X", "--password-stdin"), "", "no password"),
+        (("admin", "person", "show", "nobody"), None, "unknown person"),
+        (("admin", "project", "add", "p1", "--title", "T", "--start", "2026-05-01", "--end", "2026-04-01"), None, "before the start"),
+        (("admin", "member", "add", "p404", "alice"), None, "unknown project"),
+        (("admin", "grant", "add", "p404", "lfs"), None, "unknown project"),
+        (("admin", "grant", "revoke", "77"), None, "unknown grant"),
+        (("admin", "terminal", "add", "Nowhere", "10.0.0.1"), None, "unknown facility"),
+        (("admin", "facility", "add", "X", "--timezone", "Tokyo"), None, "unknown time zone"),
+    ],
+)
+def test_bad_input_is_refused_with_reason_and_changes_nothing(onsite, factory, args, stdin, fragment):
+    assert onsite("admin", "person", "list")[0] == 0  # migrates the store
+    before = ledger_length(factory)
+    code, out, err = onsite(*args, stdin=stdin)
+    assert code == 2 and fragment in err and "Traceback" not in err
+    assert ledger_length(factory) == before
+    with factory() as s:
+        assert s.execute(text("SELECT COUNT(*) FROM person")).scalar_one() == 0
+
+
+def test_prompted_passwords_must_match(onsite, factory, monkeypatch):
+    answers = iter(["first long password", "second long password"])
+    monkeypatch.setattr(getpass, "getpass", lambda prompt="": next(answers))
+    code, _, err = onsite("admin", "person", "add", "bob", "--name", "Bob")
+    assert code == 2 and "differ" in err
+    with factory() as s:
+        assert policy.get_person(s, "bob") is None
+
+
+def test_project_grant_facility_terminal_commands(onsite, factory):
+    assert onsite("admin", "person", "add", "alice", "--name", "Alice", "--role", "researcher", "--no-password")[0] == 0
+    assert onsite("admin", "project", "add", "p2026-001", "--title", "所得分析", "--start", "2026-04-01", "--end", "2027-03-31",
+                  "--legal-basis", "統計法第33条")[0] == 0
+    assert onsite("admin", "member", "add", "p2026-001", "alice")[0] == 0
+    with transaction(factory) as s:
+        policy.register_dataset(s, dataset_id="lfs", title_ja="労働力", title_en="LFS", path="/d", rows=1, source_sha256="0" * 64, actor="t")
+    code, out, _ = onsite("admin", "grant", "add", "p2026-001", "lfs", "--until", "2026-12-31")
+    assert code == 0 and "from 2026-04-01 until 2026-12-31" in out  # start defaults to the project's
+    grants = json.loads(onsite("admin", "grant", "list", "--project", "p2026-001", "--json")[1])
+    assert [(g["dataset"], g["valid_from"], g["valid_until"], g["revoked_at"]) for g in grants] == [("lfs", "2026-04-01", "2026-12-31", None)]
+    assert onsite("admin", "project", "change", "p2026-001", "--status", "suspended")[0] == 0
+    shown = json.loads(onsite("admin", "project", "show", "p2026-001", "--json")[1])
+    assert (shown["status"], shown["members"], shown["legal_basis"]) == ("suspended", ["alice"], "統計法第33条")
+    assert onsite("admin", "grant", "revoke", str(grants[0]["id"]))[0] == 0
+    assert json.loads(onsite("admin", "grant", "list", "--json")[1])[0]["revoked_at"] is not None
+    assert onsite("admin", "member", "remove", "p2026-001", "alice")[0] == 0
+
+    assert onsite("admin", "facility", "add", "東京センター", "--address", "東京都")[0] == 0
+    assert onsite("admin", "terminal", "add", "東京センター", "2001:DB8::/48", "--label", "room A")[0] == 0
+    code, out, err = onsite("admin", "terminal", "add", "東京センター", "192.0.2.1/24")
+    assert code == 2 and "did you mean 192.0.2.0/24" in err
+    assert json.loads(onsite("admin", "terminal", "list", "--json")[1]) == [
+        {"address": "2001:db8::/48", "facility": "東京センター", "label": "room A"}
+    ]
+    assert json.loads(onsite("admin", "facility", "list", "--json")[1])[0]["terminals"] == 1
+    assert onsite("admin", "terminal", "remove", "2001:db8::/48")[0] == 0
+    assert json.loads(onsite("admin", "terminal", "list", "--json")[1]) == []
+
+
+def test_audit_verify_reports_ok_then_first_tampered_event(onsite, factory, tmp_path):
+    for name in ("a1", "a2", "a3"):
+        assert onsite("admin", "person", "add", name, "--name", name, "--no-password")[0] == 0
+    assert onsite("audit", "verify")[:2] == (0, "ok: 3 events\n")
+    with transaction(factory) as s:
+        s.execute(text("UPDATE audit_event SET object = 'person:zz' WHERE seq = 2"))
+    code, out, _ = onsite("audit", "verify")
+    assert code == 1 and out.startswith("TAMPERED: first bad event 2:")
+
+
+def test_audit_anchor_and_export_file(onsite, factory, tmp_path):
+    for name in ("a1", "a2"):
+        assert onsite("admin", "person", "add", name, "--name", name, "--no-password")[0] == 0
+    code, out, _ = onsite("audit", "anchor")
+    assert code == 0 and out.startswith("anchored event 2 ")
+    assert onsite("audit", "verify")[1] == "ok: 3 events (anchor at event 2 matches)\n"
+    with transaction(factory) as s:
+        s.execute(text("DELETE FROM audit_event WHERE seq >= 2"))  # truncate the tail: a valid but shorter chain
+    code, out, _ = onsite("audit", "verify")
+    assert code == 1 and "first bad event 2" in out and "anchor" in out
+    target = tmp_path / "ledger.jsonl"
+    code, _, err = onsite("audit", "export", "--out", str(target))
+    assert code == 0 and "wrote 1 events" in err
+    assert [json.loads(line)["seq"] for line in target.read_text().splitlines()] == [1]
