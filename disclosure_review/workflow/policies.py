@@ -22,8 +22,8 @@ ALLOWED_FILE_TYPES = IMAGE_TYPES | TEXT_TYPES
 MAX_FILE_BYTES = 16 * 1024 * 1024
 MAX_OUTPUTS = 50
 MAX_TEXT = 20_000  # characters in a title, purpose, explanation, comment
-OUTPUT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-"""Output names become file names in the release package."""
+OUTPUT_NAME = re.compile(r"^\w[\w .()-]{0,119}$")
+"""Output names (as sdc table names) become file names in the release package: no '/'."""
 
 
 @dataclass(frozen=True)

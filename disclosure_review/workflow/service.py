@@ -22,7 +22,12 @@ from access_control.models import Project, utcnow
 from disclosure_review.sdc.spec import InvalidSpec, TableSpec
 from disclosure_review.workflow import package, permissions, policies, recompute
 from disclosure_review.workflow.enums import Decision, OutputKind, ReleaseStatus
-from disclosure_review.workflow.exceptions import PackageError, ReleasePermissionDenied, ReleaseRequestInvalid
+from disclosure_review.workflow.exceptions import (
+    PackageError,
+    ReleasePermissionDenied,
+    ReleaseRequestInvalid,
+    ReleaseRequestNotFound,
+)
 from disclosure_review.workflow.store import (
     OutputVote,
     ReleaseOutput,
@@ -102,7 +107,8 @@ def _validate_output(data: Any, index: int) -> SubmittedOutput:
     name = data.get("name")
     if not isinstance(name, str) or not policies.OUTPUT_NAME.match(name):
         raise ReleaseRequestInvalid(
-            f"{where}: name {name!r} must be 1-100 letters, digits, '_', '.' or '-' (it becomes a file name)"
+            f"{where}: name {name!r} must be 1-120 letters, digits, spaces or _ . - ( ), "
+            "starting with a letter or digit (it becomes a file name)"
         )
     where = f"output {name!r}"
     kind = data.get("kind")
@@ -396,6 +402,19 @@ def view(session: Session, request_id: int, username: str) -> ReleaseRequest:
     request = get_request(session, request_id)
     permissions.check_can_view(session, username, request)
     return request
+
+
+def output_of(session: Session, request_id: int, output_id: int) -> ReleaseOutput:
+    """Output `output_id`, which must belong to request `request_id`."""
+    output = get_output(session, output_id)
+    if output.request_id != request_id:
+        raise ReleaseRequestNotFound(f"release request {request_id} has no output {output_id}")
+    return output
+
+
+def record_refusal(session: Session, action: AuditEventType, *, actor: str, object: str, reason: str) -> None:
+    """Audit a refused attempt (its own transaction: the attempt itself changed nothing)."""
+    audit.record(session, action, actor=actor, object=object, outcome=Outcome.DENIED, details={"reason": reason[:2000]})
 
 
 def collect(session: Session, request_id: int, requester: str) -> tuple[str, bytes]:

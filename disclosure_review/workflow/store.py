@@ -50,7 +50,7 @@ class ReleaseOutput(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     request_id: Mapped[int] = mapped_column(ForeignKey("release_request.id", ondelete="CASCADE"), index=True)
     position: Mapped[int] = mapped_column(Integer)
-    name: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(120))
     kind: Mapped[OutputKind] = mapped_column(stored_enum(OutputKind))
     # declarative: the spec as submitted; what the session claimed (shown, never trusted)
     spec: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)

@@ -45,7 +45,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("position", sa.Integer(), nullable=False),
-        sa.Column("name", sa.String(100), nullable=False),
+        sa.Column("name", sa.String(120), nullable=False),
         sa.Column("kind", ENUM, nullable=False),
         sa.Column("spec", sa.JSON(), nullable=True),
         sa.Column("claimed", sa.JSON(), nullable=True),

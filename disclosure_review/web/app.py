@@ -1,0 +1,444 @@
+"""The reviewer web app: a tornado application run as the JupyterHub service `onsite-review`.
+
+People are identified by the Hub: pages through Hub OAuth (cookie, with
+JupyterHub's XSRF protection on forms), the API only through a Hub token in
+the Authorization header (the single-user server forwards release requests
+with its own token; the requester is the token's user). Every action goes
+through `disclosure_review.workflow.service`.
+
+URL paths (under the service prefix, e.g. /services/onsite-review/):
+
+    GET  ./                                  home: the queue for reviewers, else "my requests"
+    GET  ./queue                             reviewer queue
+    GET  ./mine                              the signed-in researcher's requests
+    GET  ./requests/<id>                     request page
+    POST ./requests/<id>/outputs/<oid>/vote  vote form (decision, comment, override_reason, _xsrf)
+    POST ./requests/<id>/withdraw            requester withdraws (_xsrf)
+    GET  ./requests/<id>/package.zip         requester downloads the release package
+    POST ./api/requests                      JSON submission (token auth)
+    GET  ./api/requests/<id>                 JSON status for the requester (token auth)
+    GET  ./oauth_callback                    Hub OAuth
+"""
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
+from sqlalchemy.orm import Session, sessionmaker
+from tornado import web
+from tornado.ioloop import IOLoop
+
+from access_control.db import make_engine, session_factory, transaction
+from access_control.enums import AuditEventType, Outcome
+from disclosure_review.sdc.enums import Verdict
+from disclosure_review.web.i18n import LANGUAGES, negotiate, translator
+from disclosure_review.workflow import permissions, service
+from disclosure_review.workflow.enums import Decision, OutputKind, ReleaseStatus
+from disclosure_review.workflow.exceptions import ReleasePermissionDenied, ReleaseRequestNotFound
+from onsite.errors import UserError
+from onsite.settings import Settings
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent
+MAX_BODY_BYTES = 64 * 1024 * 1024  # 16 MB files, base64, several per request
+
+Identity = Callable[[web.RequestHandler], "str | None"]
+"""Test seam: (handler) -> username or None, used instead of the Hub when given to make_app."""
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
+
+
+def marked_rows(output) -> list[tuple[list[Any], str | None]]:
+    """Rows of the recomputed table, each with "fail" / "review" / None from the service's own report."""
+    if not output.recomputed:
+        return []
+    marks = _cell_marks(output)
+    return [(row, marks.get(tuple(row[:-1]))) for row in output.recomputed["rows"]]
+
+
+def _cell_marks(output) -> dict[tuple, str]:
+    """{released labels of a cell: "fail" | "review"} from the service's own check report."""
+    marks: dict[tuple, str] = {}
+    for result in (output.report or {}).get("results", []):
+        if result.get("verdict") == Verdict.PASS.value:
+            continue
+        for cell in result.get("cells", []):
+            key = tuple(cell)
+            if marks.get(key) != Verdict.FAIL.value:
+                marks[key] = result["verdict"]
+    return marks
+
+
+def make_jinja() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(HERE / "templates")),
+        autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["when"] = _when
+    env.filters["tojson_pretty"] = lambda v: json.dumps(v, ensure_ascii=False, indent=2)
+    env.globals.update(Verdict=Verdict, Decision=Decision, OutputKind=OutputKind, ReleaseStatus=ReleaseStatus)
+    return env
+
+
+class BaseHandler(HubOAuthenticated, web.RequestHandler):
+    """Identity, language, database and rendering shared by every page."""
+
+    @property
+    def factory(self) -> sessionmaker[Session]:
+        return self.settings["session_factory"]
+
+    @property
+    def seam(self) -> Identity | None:
+        return self.settings.get("test_identity")
+
+    def get_current_user(self) -> str | None:
+        if self.seam is not None:
+            return self.seam(self)
+        model = HubOAuthenticated.get_current_user(self)
+        if not model or model.get("kind", "user") != "user":
+            return None
+        return model["name"]
+
+    # Under the Hub, JupyterHub's XSRF (tied to the OAuth session); with the test seam, tornado's own.
+    @property
+    def xsrf_token(self) -> bytes:
+        if self.seam is not None:
+            return web.RequestHandler.xsrf_token.fget(self)
+        return HubOAuthenticated.xsrf_token.fget(self)
+
+    def check_xsrf_cookie(self) -> None:
+        if self.seam is not None:
+            return web.RequestHandler.check_xsrf_cookie(self)
+        return HubOAuthenticated.check_xsrf_cookie(self)
+
+    @property
+    def language(self) -> str:
+        if not hasattr(self, "_language"):
+            query = self.get_query_argument("lang", None)
+            self._language = negotiate(query, self.get_cookie("lang"), self.request.headers.get("Accept-Language"))
+            if query in LANGUAGES:
+                self.set_cookie("lang", query, path=self.settings["prefix"], httponly=True, samesite="Lax")
+        return self._language
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Referrer-Policy", "same-origin")
+        self.set_header("Cache-Control", "no-store")
+
+    def render_page(self, template: str, session: Session, status: int = 200, **context: Any) -> None:
+        """Render inside the caller's transaction (SQLite: one writer at a time, so never nest one)."""
+        t = translator(self.language)
+        is_reviewer = bool(self.current_user) and permissions.can_use_queue(session, self.current_user)
+        html = self.settings["jinja"].get_template(template).render(
+            t=t,
+            lang=self.language,
+            languages=LANGUAGES,
+            prefix=self.settings["prefix"],
+            user=self.current_user,
+            is_reviewer=is_reviewer,
+            xsrf_form_html=self.xsrf_form_html,
+            **context,
+        )
+        self.set_status(status)
+        self.set_header("Content-Type", "text/html; charset=UTF-8")
+        self.finish(html)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        t = translator(self.language)
+        exc = kwargs.get("exc_info", (None, None))[1]
+        key = {403: "error_forbidden", 404: "error_not_found", 400: "error_bad_request"}.get(status_code, "error_server")
+        detail = exc.log_message if isinstance(exc, web.HTTPError) and exc.log_message else ""
+        if isinstance(exc, web.HTTPError) and "_xsrf" in (exc.log_message or ""):
+            detail = t("error_xsrf")
+        if status_code >= 500:
+            detail = ""
+        try:
+            with transaction(self.factory) as session:
+                self.render_page("error.html", session, status=status_code, heading=t(key), detail=detail)
+        except Exception:  # the database may be what failed
+            self.finish(f"{status_code} {t(key)}")
+
+    def fail(self, exc: UserError) -> None:
+        status = 404 if isinstance(exc, ReleaseRequestNotFound) else 403 if isinstance(exc, ReleasePermissionDenied) else 400
+        raise web.HTTPError(status, str(exc))
+
+
+class HomeHandler(BaseHandler):
+    @web.authenticated
+    def get(self) -> None:
+        with transaction(self.factory) as session:
+            reviewer = permissions.can_use_queue(session, self.current_user)
+        self.redirect(self.settings["prefix"] + ("queue" if reviewer else "mine"))
+
+
+class QueueHandler(BaseHandler):
+    @web.authenticated
+    def get(self) -> None:
+        with transaction(self.factory) as session:
+            try:
+                requests = service.queue(session, self.current_user)
+            except UserError as exc:
+                self.fail(exc)
+            rows = [
+                {
+                    "request": r,
+                    "verdicts": {v: sum(1 for o in r.outputs if o.verdict is v) for v in Verdict},
+                    "awaiting": sum(1 for o in r.outputs if permissions.can_vote(session, self.current_user, o)),
+                }
+                for r in requests
+            ]
+            self.render_page("queue.html", session, rows=rows)
+
+
+class MineHandler(BaseHandler):
+    @web.authenticated
+    def get(self) -> None:
+        with transaction(self.factory) as session:
+            self.render_page("mine.html", session, requests=service.my_requests(session, self.current_user))
+
+
+class RequestHandler(BaseHandler):
+    @web.authenticated
+    def get(self, request_id: str) -> None:
+        self.show(int(request_id))
+
+    def show(self, request_id: int, *, status: int = 200, message: str = "", error: str = "", error_output: int | None = None) -> None:
+        user = self.current_user
+        with transaction(self.factory) as session:
+            try:
+                request = service.view(session, request_id, user)
+            except UserError as exc:
+                self.fail(exc)
+            reviewer_view = permissions.can_review(session, user, request)
+            outputs = [
+                {
+                    "output": o,
+                    "rows": marked_rows(o),
+                    "can_vote": reviewer_view and permissions.can_vote(session, user, o),
+                    "votes_visible": not reviewer_view
+                    or o.decision is not None
+                    or any(v.reviewer == user for v in o.votes)
+                    or request.status not in (ReleaseStatus.SUBMITTED, ReleaseStatus.PARTIALLY_REVIEWED),
+                    "preview": base64.b64encode(o.content).decode() if o.content and o.media_type.startswith("image/") else None,
+                    "text": o.content.decode("utf-8", "replace") if o.content and o.media_type.startswith("text/") else None,
+                }
+                for o in request.outputs
+            ]
+            self.render_page(
+                "request.html",
+                session,
+                status=status,
+                request=request,
+                outputs=outputs,
+                reviewer_view=reviewer_view,
+                is_requester=request.requester == user,
+                can_withdraw=permissions.can_withdraw(user, request),
+                can_download=permissions.can_download(user, request),
+                message=message,
+                error=error,
+                error_output=error_output,
+            )
+
+
+class VoteHandler(RequestHandler):
+    @web.authenticated
+    def post(self, request_id: str, output_id: str) -> None:
+        t = translator(self.language)
+        try:
+            decision = Decision(self.get_body_argument("decision", ""))
+        except ValueError:
+            raise web.HTTPError(400, "choose approve, reject or return") from None
+        try:
+            with transaction(self.factory) as session:
+                output = service.output_of(session, int(request_id), int(output_id))
+                service.vote(
+                    session,
+                    output.id,
+                    self.current_user,
+                    decision,
+                    settings=self.settings["onsite"],
+                    comment=self.get_body_argument("comment", ""),
+                    override_reason=self.get_body_argument("override_reason", ""),
+                )
+        except ReleaseRequestNotFound as exc:
+            self.fail(exc)
+        except UserError as exc:
+            self.record_denied(AuditEventType.OUTPUT_DECIDE, f"release_request/{request_id}/{output_id}", exc)
+            self.show(int(request_id), status=HTTPStatus.BAD_REQUEST if not isinstance(exc, ReleasePermissionDenied) else 403,
+                      error=str(exc), error_output=int(output_id))
+            return
+        self.show(int(request_id), message=t("vote_recorded"))
+
+    def record_denied(self, action: AuditEventType, obj: str, exc: UserError) -> None:
+        with transaction(self.factory) as session:
+            service.record_refusal(session, action, actor=self.current_user, object=obj, reason=str(exc))
+
+
+class WithdrawHandler(RequestHandler):
+    @web.authenticated
+    def post(self, request_id: str) -> None:
+        t = translator(self.language)
+        try:
+            with transaction(self.factory) as session:
+                service.withdraw(session, int(request_id), self.current_user)
+        except UserError as exc:
+            self.fail(exc)
+        self.show(int(request_id), message=t("withdrawn_done"))
+
+
+class DownloadHandler(BaseHandler):
+    @web.authenticated
+    def get(self, request_id: str) -> None:
+        try:
+            with transaction(self.factory) as session:
+                name, data = service.collect(session, int(request_id), self.current_user)
+        except UserError as exc:
+            with transaction(self.factory) as session:
+                service.record_refusal(
+                    session, AuditEventType.RELEASE_COLLECT, actor=self.current_user,
+                    object=f"release_request/{request_id}", reason=str(exc),
+                )
+            self.fail(exc)
+        self.set_header("Content-Type", "application/zip")
+        self.set_header("Content-Disposition", f'attachment; filename="{name}"')
+        self.finish(data)
+
+
+class ApiHandler(BaseHandler):
+    """JSON over Hub token auth only: no cookies, so no cross-site request can reach it."""
+
+    def get_current_user(self) -> str | None:
+        api_seam = self.settings.get("test_api_identity")
+        if api_seam is not None:
+            return api_seam(self)
+        user = super().get_current_user()
+        return user if getattr(self, "_token_authenticated", False) else None
+
+    def check_xsrf_cookie(self) -> None:
+        return None  # token auth only (see get_current_user)
+
+    def prepare(self) -> None:
+        if not self.current_user:
+            self.send_json(401, {"message": "authenticate with a Hub token: Authorization: token <token>"})
+
+    def send_json(self, status: int, body: dict[str, Any]) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(json.dumps(body, ensure_ascii=False))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None))[1]
+        message = exc.log_message if isinstance(exc, web.HTTPError) and exc.log_message and status_code < 500 else HTTPStatus(status_code).phrase
+        self.send_json(status_code, {"message": message})
+
+    @staticmethod
+    def summary(request) -> dict[str, Any]:
+        return {
+            "id": request.id,
+            "status": request.status.value,
+            "return_comment": request.return_comment,
+            "outputs": [
+                {
+                    "name": o.name,
+                    "verdict": o.verdict.value,
+                    "verified": o.verified,
+                    "error": o.error,
+                    "decision": o.decision.value if o.decision else None,
+                }
+                for o in request.outputs
+            ],
+        }
+
+
+class ApiRequestsHandler(ApiHandler):
+    async def post(self) -> None:
+        try:
+            payload = json.loads(self.request.body)
+        except ValueError:
+            self.send_json(400, {"message": "the body must be a JSON object"})
+            return
+        requester = self.current_user
+
+        def submit() -> dict[str, Any]:
+            with transaction(self.factory) as session:
+                return self.summary(service.submit(session, payload, requester))
+
+        try:
+            body = await IOLoop.current().run_in_executor(None, submit)
+        except UserError as exc:
+            status = 403 if isinstance(exc, ReleasePermissionDenied) else 400
+            with transaction(self.factory) as session:
+                service.record_refusal(session, AuditEventType.RELEASE_SUBMIT, actor=requester, object="", reason=str(exc))
+            self.send_json(status, {"message": str(exc)})
+            return
+        self.send_json(201, body)
+
+
+class ApiRequestHandler(ApiHandler):
+    def get(self, request_id: str) -> None:
+        with transaction(self.factory) as session:
+            try:
+                request = service.view(session, int(request_id), self.current_user)
+            except UserError as exc:
+                status = 404 if isinstance(exc, ReleaseRequestNotFound) else 403
+                self.send_json(status, {"message": str(exc)})
+                return
+            self.send_json(200, self.summary(request))
+
+
+def make_app(
+    settings: Settings,
+    *,
+    prefix: str = "/",
+    test_identity: Identity | None = None,
+    test_api_identity: Identity | None = None,
+    cookie_secret: bytes | None = None,
+) -> web.Application:
+    """The application. `test_identity`/`test_api_identity` replace the Hub in tests only."""
+    import os
+
+    prefix = "/" + prefix.strip("/") + "/" if prefix.strip("/") else "/"
+    p = prefix
+    routes = [
+        (rf"{p}", HomeHandler),
+        (rf"{p}queue", QueueHandler),
+        (rf"{p}mine", MineHandler),
+        (rf"{p}requests/(\d+)", RequestHandler),
+        (rf"{p}requests/(\d+)/outputs/(\d+)/vote", VoteHandler),
+        (rf"{p}requests/(\d+)/withdraw", WithdrawHandler),
+        (rf"{p}requests/(\d+)/package\.zip", DownloadHandler),
+        (rf"{p}api/requests", ApiRequestsHandler),
+        (rf"{p}api/requests/(\d+)", ApiRequestHandler),
+        (rf"{p}oauth_callback", HubOAuthCallbackHandler),
+    ]
+    return web.Application(
+        routes,
+        prefix=prefix,
+        onsite=settings,
+        session_factory=session_factory(make_engine(settings.db_url)),
+        jinja=make_jinja(),
+        static_path=str(HERE / "static"),
+        static_url_prefix=f"{prefix}static/",
+        xsrf_cookies=True,
+        xsrf_cookie_kwargs={"path": prefix, "httponly": True, "samesite": "Strict"},
+        cookie_secret=cookie_secret or os.urandom(32),
+        login_url=f"{prefix}oauth_callback",  # replaced by the Hub's login URL when the Hub is used
+        test_identity=test_identity,
+        test_api_identity=test_api_identity,
+        max_body_size=MAX_BODY_BYTES,
+    )

@@ -1,0 +1,163 @@
+"""Every string of the reviewer app in Japanese and English (Japanese first).
+
+The language comes from `?lang=` (remembered in the `lang` cookie), else the
+cookie, else Accept-Language, else Japanese.
+"""
+from __future__ import annotations
+
+LANGUAGES = ("ja", "en")
+DEFAULT_LANGUAGE = "ja"
+
+MESSAGES: dict[str, dict[str, str]] = {
+    "app_title": {"ja": "Onsite 出力審査", "en": "Onsite disclosure review"},
+    "nav_queue": {"ja": "審査待ち一覧", "en": "Review queue"},
+    "nav_mine": {"ja": "自分の申請", "en": "My requests"},
+    "signed_in_as": {"ja": "ログイン中", "en": "Signed in as"},
+    "language": {"ja": "言語", "en": "Language"},
+    "queue_heading": {"ja": "審査待ちの公表申請", "en": "Release requests waiting for review"},
+    "queue_empty": {"ja": "審査待ちの申請はありません。", "en": "No release request is waiting for you."},
+    "queue_note": {
+        "ja": "自分の申請と、自分が参加しているプロジェクトの申請は表示されません。",
+        "en": "Your own requests and those of projects you belong to are not shown.",
+    },
+    "mine_heading": {"ja": "自分の公表申請", "en": "My release requests"},
+    "mine_empty": {"ja": "公表申請はまだありません。", "en": "You have no release requests yet."},
+    "col_id": {"ja": "番号", "en": "No."},
+    "col_project": {"ja": "プロジェクト", "en": "Project"},
+    "col_title": {"ja": "件名", "en": "Title"},
+    "col_requester": {"ja": "申請者", "en": "Requester"},
+    "col_submitted": {"ja": "申請日時", "en": "Submitted"},
+    "col_status": {"ja": "状態", "en": "Status"},
+    "col_outputs": {"ja": "出力", "en": "Outputs"},
+    "col_verdicts": {"ja": "自動判定", "en": "Verdicts"},
+    "col_your_votes": {"ja": "未投票の出力", "en": "Outputs awaiting your vote"},
+    "request_heading": {"ja": "公表申請", "en": "Release request"},
+    "purpose": {"ja": "目的", "en": "Purpose"},
+    "preset": {"ja": "審査基準", "en": "Rule preset"},
+    "required_approvals": {"ja": "必要な承認数(出力ごと)", "en": "Approvals needed per output"},
+    "return_comment": {"ja": "差し戻しの理由", "en": "Reason for return"},
+    "output": {"ja": "出力", "en": "Output"},
+    "kind_TABLE": {"ja": "集計表(サービスが再計算)", "en": "Table (recomputed by the service)"},
+    "kind_FILE": {"ja": "ファイル(再計算不可)", "en": "File (cannot be recomputed)"},
+    "verdict": {"ja": "自動判定", "en": "Verdict"},
+    "verdict_pass": {"ja": "合格", "en": "pass"},
+    "verdict_fail": {"ja": "不合格", "en": "fail"},
+    "verdict_review": {"ja": "要審査", "en": "review"},
+    "verified": {"ja": "検証済み:元データから再計算しました", "en": "Verified: recomputed from the source data"},
+    "unverified": {
+        "ja": "未検証:研究者のコードで作られたファイルです。審査者が内容を判断してください。",
+        "en": "Unverified: a file made by researcher code. A reviewer must judge its content.",
+    },
+    "decision": {"ja": "決定", "en": "Decision"},
+    "undecided": {"ja": "未決定", "en": "undecided"},
+    "decision_APPROVE": {"ja": "承認", "en": "approve"},
+    "decision_REJECT": {"ja": "却下", "en": "reject"},
+    "decision_RETURN": {"ja": "差し戻し", "en": "return"},
+    "recomputed_table": {"ja": "再計算した表(公表される内容)", "en": "Recomputed table (what would be released)"},
+    "failing_cell": {"ja": "不合格のセル", "en": "failing cell"},
+    "review_cell": {"ja": "要審査のセル", "en": "cell needing review"},
+    "legend": {
+        "ja": "✗ 印のセルは審査基準を満たしていません。△ 印は判断が必要なセルです。",
+        "en": "Cells marked ✗ fail a check; cells marked △ need judgement.",
+    },
+    "checks": {"ja": "チェック結果", "en": "Checks"},
+    "col_rule": {"ja": "規則", "en": "Rule"},
+    "col_result": {"ja": "結果", "en": "Result"},
+    "col_message": {"ja": "内容", "en": "Detail"},
+    "col_parameters": {"ja": "パラメータ", "en": "Parameters"},
+    "col_cells": {"ja": "該当セル数", "en": "Cells flagged"},
+    "query": {"ja": "集計クエリ(SQL)", "en": "Query (SQL)"},
+    "error": {"ja": "再計算できませんでした", "en": "Could not be recomputed"},
+    "shadow": {"ja": "影統計(審査者のみ・公表されません)", "en": "Shadow statistics (reviewers only; never released)"},
+    "claimed": {"ja": "セッションが申告した値", "en": "Claimed by the session"},
+    "claimed_note": {
+        "ja": "分析環境から送られた値です。判定には使いません。",
+        "en": "Sent by the analysis session; never used for the verdict.",
+    },
+    "mismatch": {"ja": "再計算と一致しない申告値", "en": "Claimed figures that differ from the recomputation"},
+    "no_mismatch": {"ja": "申告値は再計算と一致しています。", "en": "The claimed figures match the recomputation."},
+    "col_what": {"ja": "項目", "en": "Item"},
+    "col_claimed": {"ja": "申告値", "en": "Claimed"},
+    "col_recomputed": {"ja": "再計算値", "en": "Recomputed"},
+    "file": {"ja": "ファイル", "en": "File"},
+    "explanation": {"ja": "研究者の説明", "en": "Researcher's explanation"},
+    "code": {"ja": "ファイルを作成したコード", "en": "Code that made the file"},
+    "votes": {"ja": "投票", "en": "Votes"},
+    "no_votes": {"ja": "まだ投票はありません。", "en": "No votes yet."},
+    "votes_hidden": {
+        "ja": "他の審査者の投票 {n} 件は、あなたが投票するまで表示されません(独立審査)。",
+        "en": "{n} vote(s) by other reviewers are hidden until you vote (independent review).",
+    },
+    "col_reviewer": {"ja": "審査者", "en": "Reviewer"},
+    "col_comment": {"ja": "コメント", "en": "Comment"},
+    "col_override": {"ja": "例外承認の理由", "en": "Override reason"},
+    "col_when": {"ja": "日時", "en": "When"},
+    "vote_heading": {"ja": "この出力に投票する", "en": "Vote on this output"},
+    "comment": {"ja": "コメント(研究者に表示されます)", "en": "Comment (shown to the researcher)"},
+    "comment_hint": {
+        "ja": "却下・差し戻し、および要審査の出力の承認にはコメントが必要です。",
+        "en": "Required to reject, to return, and to approve an output whose verdict is review.",
+    },
+    "override_reason": {"ja": "例外承認の理由", "en": "Override reason"},
+    "override_hint": {
+        "ja": "この出力は自動判定で不合格です。承認するには理由を書いてください。",
+        "en": "This output failed its checks: approving it needs a written reason.",
+    },
+    "submit_vote": {"ja": "投票する", "en": "Cast vote"},
+    "vote_recorded": {"ja": "投票を記録しました。", "en": "Your vote was recorded."},
+    "cannot_vote": {"ja": "この出力には投票できません", "en": "You cannot vote on this output"},
+    "withdraw": {"ja": "申請を取り下げる", "en": "Withdraw this request"},
+    "withdrawn_done": {"ja": "申請を取り下げました。", "en": "The request was withdrawn."},
+    "download": {"ja": "公表パッケージをダウンロード(zip)", "en": "Download the release package (zip)"},
+    "package_note": {
+        "ja": "ダウンロードは記録されます。ファイルは manifest.json の SHA-256 で確認できます。",
+        "en": "Downloads are recorded. Check the files against the SHA-256 in manifest.json.",
+    },
+    "status_SUBMITTED": {"ja": "審査待ち", "en": "submitted"},
+    "status_PARTIALLY_REVIEWED": {"ja": "審査中", "en": "partially reviewed"},
+    "status_REVIEWED": {"ja": "審査完了", "en": "reviewed"},
+    "status_RETURNED": {"ja": "差し戻し", "en": "returned"},
+    "status_APPROVED": {"ja": "承認(パッケージ作成中)", "en": "approved (packaging)"},
+    "status_REJECTED": {"ja": "却下", "en": "rejected"},
+    "status_RELEASED": {"ja": "公表済み", "en": "released"},
+    "status_WITHDRAWN": {"ja": "取り下げ", "en": "withdrawn"},
+    "error_heading": {"ja": "エラー", "en": "Error"},
+    "error_forbidden": {"ja": "この操作は許可されていません", "en": "This is not allowed"},
+    "error_not_found": {"ja": "見つかりません", "en": "Not found"},
+    "error_bad_request": {"ja": "入力に問題があります", "en": "There is a problem with the input"},
+    "error_xsrf": {
+        "ja": "フォームの確認トークンがありません。ページを再読み込みしてやり直してください。",
+        "en": "The form's check token is missing or wrong. Reload the page and try again.",
+    },
+    "error_server": {"ja": "サーバーエラーが発生しました", "en": "The server hit an error"},
+    "back": {"ja": "戻る", "en": "Back"},
+}
+
+
+def translator(language: str):
+    """`t(key, **values)` for one language; an unknown key raises KeyError (caught by the test)."""
+
+    def t(key: str, **values: object) -> str:
+        text = MESSAGES[key][language]
+        return text.format(**values) if values else text
+
+    return t
+
+
+def negotiate(query: str | None, cookie: str | None, accept_language: str | None) -> str:
+    for candidate in (query, cookie):
+        if candidate in LANGUAGES:
+            return candidate
+    ranked = []
+    for index, part in enumerate((accept_language or "").split(",")):
+        tag, _, params = part.strip().partition(";")
+        quality = 1.0
+        if params.strip().startswith("q="):
+            try:
+                quality = float(params.strip()[2:])
+            except ValueError:
+                quality = 0.0
+        primary = tag.strip().lower().split("-")[0]
+        if primary in LANGUAGES and quality > 0:
+            ranked.append((-quality, index, primary))
+    return sorted(ranked)[0][2] if ranked else DEFAULT_LANGUAGE

@@ -1,0 +1,48 @@
+"""Start the real reviewer app with the test seam for identity (no Hub): tests only.
+
+    python review_web_server.py PORT PREFIX
+
+Pages: the user is a signed cookie set by GET PREFIX/test-login?user=NAME.
+API: `Authorization: token test-NAME` identifies NAME. Everything else — the
+handlers, XSRF, the workflow service, the database — is the real thing.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+from tornado import web
+
+from disclosure_review.web.app import make_app
+from onsite.settings import Settings
+
+COOKIE = "onsite-test-user"
+
+
+def page_identity(handler: web.RequestHandler) -> str | None:
+    value = handler.get_signed_cookie(COOKIE)
+    return value.decode() if value else None
+
+
+def api_identity(handler: web.RequestHandler) -> str | None:
+    header = handler.request.headers.get("Authorization", "")
+    return header.removeprefix("token test-") if header.startswith("token test-") else None
+
+
+class TestLogin(web.RequestHandler):
+    def get(self) -> None:
+        self.set_signed_cookie(COOKIE, self.get_query_argument("user"), path="/")
+        self.finish("ok")
+
+
+async def main(port: int, prefix: str) -> None:
+    app = make_app(Settings.from_env(), prefix=prefix, test_identity=page_identity, test_api_identity=api_identity)
+    app.add_handlers(r".*", [(app.settings["prefix"] + "test-login", TestLogin)])
+    app.listen(port, address="127.0.0.1", max_body_size=app.settings["max_body_size"])
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    asyncio.run(main(int(sys.argv[1]), sys.argv[2]))

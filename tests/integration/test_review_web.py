@@ -1,0 +1,171 @@
+"""The reviewer app in a real subprocess, driven over HTTP (identity through the test seam only)."""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "workflow"))
+from workflow_factories import make_world, table_output  # noqa: E402
+
+from access_control.db import make_engine, session_factory  # noqa: E402
+from hub_config.config import free_port  # noqa: E402
+
+pytestmark = pytest.mark.integration
+PREFIX = "/services/onsite-review/"
+PASSING = "SELECT * FROM survey WHERE region <> 'C'"
+FORGED = {"verdict": "pass", "shadow": {"version": 1, "columns": ["region", "sdc_grouping", "sdc_records", "sdc_value"],
+                                        "rows": [["C", 0, 200, 200]]}}
+
+
+@pytest.fixture
+def server(db_url, settings):
+    engine = make_engine(db_url)
+    make_world(session_factory(engine), settings)
+    engine.dispose()
+    port = free_port()
+    env = os.environ | settings.environ()
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("review_web_server.py")), str(port), PREFIX],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}{PREFIX}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            requests.get(base + "api/requests/1", timeout=1)
+            break
+        except requests.ConnectionError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail("review app did not start:\n" + proc.stdout.read().decode())
+            time.sleep(0.2)
+    yield base, settings
+    proc.terminate()
+    proc.wait(10)
+    print(proc.stdout.read().decode()[-8000:])  # the app's log, shown when a test fails
+
+
+def login(base: str, user: str, **headers) -> requests.Session:
+    browser = requests.Session()
+    browser.headers.update(headers)
+    assert browser.get(base + "test-login", params={"user": user}).ok
+    return browser
+
+
+def xsrf_of(html: str) -> str:
+    return re.search(r'name="_xsrf" value="([^"]+)"', html).group(1)
+
+
+def output_ids(html: str) -> list[int]:
+    return [int(i) for i in re.findall(r'<section class="output" id="output-(\d+)"', html)]
+
+
+def submit(base: str, *outputs) -> requests.Response:
+    body = {"project": "p1", "title": "Income by region", "purpose": "regional paper", "outputs": list(outputs)}
+    return requests.post(base + "api/requests", json=body, headers={"Authorization": "token test-alice"})
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_review_through_the_web(server):
+    base, settings = server
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.new("RGB", (4, 4), (0, 0, 255)).save(png, format="PNG")
+    figure = {"name": "figure", "kind": "file", "filename": "f.png", "content_b64": base64.b64encode(png.getvalue()).decode(),
+              "code": "plt.plot(x)", "explanation": "a line"}
+
+    # --- API: token only; the requester is the token's user
+    assert requests.post(base + "api/requests", json={}).status_code == 401
+    answer = submit(base, table_output("passing", PASSING), table_output("small", claimed=FORGED), figure)
+    assert answer.status_code == 201, answer.text
+    created = answer.json()
+    assert created["status"] == "SUBMITTED"
+    assert [(o["name"], o["verdict"]) for o in created["outputs"]] == [("passing", "pass"), ("small", "fail"), ("figure", "review")]
+    request_id = created["id"]
+    refused = submit(base, table_output("secret", "SELECT * FROM secret"))
+    assert refused.status_code == 403 and "secret" in refused.json()["message"]
+    bad = submit(base, {"name": "x", "kind": "table", "spec": {"kind": "frequency"}})
+    assert bad.status_code == 400 and "spec" in bad.json()["message"]
+    # a browser session (cookie) cannot use the API: no cross-site submission
+    assert login(base, "alice").post(base + "api/requests", json={}).status_code == 401
+
+    # --- queue: reviewers only, never their own project's requests
+    bob = login(base, "bob")
+    queue = bob.get(base + "queue")
+    assert queue.status_code == 200 and f'href="{PREFIX}requests/{request_id}"' in queue.text
+    dave_queue = login(base, "dave").get(base + "queue")
+    assert dave_queue.status_code == 200 and "queue-empty" in dave_queue.text
+    assert login(base, "alice").get(base + "queue").status_code == 403
+    assert login(base, "dave").get(base + f"requests/{request_id}").status_code == 403
+
+    # --- request page: failing cell marked, checks, claimed vs recomputed
+    page = bob.get(base + f"requests/{request_id}").text
+    passing_id, small_id, figure_id = output_ids(page)
+    small = page.split(f'id="output-{small_id}"')[1].split('<section class="output"')[0]
+    failing_row = re.search(r'<tr class="cell-fail">\s*<th scope="row">C</th>\s*<td class="num">(.*?)</td>', small, re.S)
+    assert failing_row and "✗" in failing_row.group(1) and failing_row.group(1).rstrip().endswith("2.0")
+    assert "mismatch-row" in small and "200" in small  # the forged claim, shown as differing
+    assert "plt.plot(x)" in page and "unverified" in page
+
+    # --- votes: XSRF required; override required to approve a failing output
+    vote_url = base + f"requests/{request_id}/outputs/{small_id}/vote"
+    no_token = bob.post(vote_url, data={"decision": "APPROVE", "override_reason": "published"})
+    assert no_token.status_code == 403
+    token = xsrf_of(page)
+    no_reason = bob.post(vote_url, data={"decision": "APPROVE", "_xsrf": token})
+    assert no_reason.status_code == 400 and "override reason" in no_reason.text
+    ok = bob.post(vote_url, data={"decision": "APPROVE", "override_reason": "published census figure", "_xsrf": token})
+    assert ok.status_code == 200 and 'id="request-status"' in ok.text
+    twice = bob.post(vote_url, data={"decision": "APPROVE", "override_reason": "again", "_xsrf": token})
+    assert twice.status_code == 403 and "already voted" in twice.text
+
+    carol = login(base, "carol")
+    carol_page = carol.get(base + f"requests/{request_id}").text
+    assert "published census figure" not in carol_page  # bob's vote hidden until carol votes
+    carol_token = xsrf_of(carol_page)
+    for output_id, extra in ((passing_id, {}), (small_id, {"override_reason": "agree"}), (figure_id, {"comment": "axis only"})):
+        r = carol.post(base + f"requests/{request_id}/outputs/{output_id}/vote", data={"decision": "APPROVE", "_xsrf": carol_token, **extra})
+        assert r.status_code == 200, r.text
+    for output_id, extra in ((passing_id, {}), (figure_id, {"comment": "fine"})):
+        r = bob.post(base + f"requests/{request_id}/outputs/{output_id}/vote", data={"decision": "APPROVE", "_xsrf": token, **extra})
+        assert r.status_code == 200, r.text
+
+    # --- researcher: status, download for the requester only
+    status = requests.get(base + f"api/requests/{request_id}", headers={"Authorization": "token test-alice"}).json()
+    assert status["status"] == "RELEASED" and {o["decision"] for o in status["outputs"]} == {"APPROVE"}
+    alice = login(base, "alice")
+    assert f'requests/{request_id}/package.zip' in alice.get(base + f"requests/{request_id}").text
+    assert bob.get(base + f"requests/{request_id}/package.zip").status_code == 403
+    download = alice.get(base + f"requests/{request_id}/package.zip")
+    assert download.status_code == 200 and download.headers["Content-Type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(download.content)) as archive:
+        manifest = json.loads(archive.read(f"release-{request_id}/manifest.json"))
+        assert sorted(f["name"] for f in manifest["files"]) == ["figure.png", "passing.csv", "small.csv"]
+        small_csv = archive.read(f"release-{request_id}/small.csv").decode()
+    assert "C,2.0" in small_csv  # the service's recomputed count, not the forged 200
+    assert (settings.egress_dir / str(request_id) / "small.csv").read_text() == small_csv
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_language_switch(server):
+    base, _ = server
+    alice = login(base, "alice")
+    assert "自分の公表申請" in alice.get(base + "mine").text  # Japanese first
+    english = alice.get(base + "mine", params={"lang": "en"})
+    assert "My release requests" in english.text and english.cookies.get("lang") == "en"
+    assert "My release requests" in alice.get(base + "mine").text  # remembered in the cookie
+    assert "自分の公表申請" in alice.get(base + "mine", params={"lang": "ja"}).text
+    fresh = login(base, "alice", **{"Accept-Language": "en-GB,en;q=0.9,ja;q=0.5"})
+    assert '<html lang="en">' in fresh.get(base + "mine").text
