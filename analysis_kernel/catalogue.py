@@ -275,6 +275,13 @@ def _parse_variable(raw: Any, where: str) -> VariableMeta:
     return VariableMeta(name=name, label=label, role=role, type=type_, codes=codes)
 
 
+def first_row(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> tuple | None:
+    """The first row of a query, read to its end: DuckDB 2 refuses further work on a connection
+    while an `execute()` result is only partly fetched."""
+    rows = con.execute(sql, params).fetchall()
+    return rows[0] if rows else None
+
+
 def _sql_string(value: str | Path) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
@@ -423,7 +430,7 @@ def _build(con: duckdb.DuckDBPyConnection, source: Path, metadata: DatasetMetada
         _run_with_progress(con, f"CREATE TABLE {MICRODATA_TABLE} AS SELECT {select} FROM {scan}", "copying", progress)
     except duckdb.Error as e:
         raise SourceInvalid(f"{source}: cannot load it: {e}") from e
-    rows = con.execute(f"SELECT count(*) FROM {MICRODATA_TABLE}").fetchone()[0]
+    (rows,) = first_row(con, f"SELECT count(*) FROM {MICRODATA_TABLE}")
     if rows == 0:
         raise SourceInvalid(f"{source}: the file has no rows")
     actual_types = dict(con.execute(f"SELECT column_name, data_type FROM duckdb_columns() "
@@ -449,7 +456,7 @@ def read_dataset_info(path: Path) -> DatasetInfo:
         raise DatasetNotFound(f"no dataset file at {path}")
     try:
         with duckdb.connect(str(path), read_only=True) as con:
-            row = con.execute(f"SELECT metadata, source_sha256, rows FROM {METADATA_TABLE}").fetchone()
+            row = first_row(con, f"SELECT metadata, source_sha256, rows FROM {METADATA_TABLE}")
     except duckdb.Error as e:
         raise DatasetNotFound(f"{path} is not an Onsite dataset file: {e}") from e
     return _info_from_row(path, row)
@@ -518,6 +525,6 @@ def guarded_connection(
 def attached_metadata(con: duckdb.DuckDBPyConnection, dataset_id: str) -> DatasetInfo:
     """Metadata of a dataset attached by `guarded_connection` (read through the open connection)."""
     catalog = attached_name(check_dataset_id(dataset_id))
-    row = con.execute(f"SELECT metadata, source_sha256, rows FROM {_ident(catalog)}.{METADATA_TABLE}").fetchone()
-    path = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = ?", [catalog]).fetchone()
+    row = first_row(con, f"SELECT metadata, source_sha256, rows FROM {_ident(catalog)}.{METADATA_TABLE}")
+    path = first_row(con, "SELECT path FROM duckdb_databases() WHERE database_name = ?", [catalog])
     return _info_from_row(Path(path[0]) if path and path[0] else Path(catalog), row)

@@ -111,7 +111,7 @@ class AnalysisConnection:
         infos = [self.info(d) for d in self.dataset_ids]
         return pl.DataFrame(
             {
-                "dataset": [i.id for i in infos],
+                "dataset": self.dataset_ids,  # the view names; a file may have been ingested under another id
                 "title_ja": [i.metadata.title.ja for i in infos],
                 "title_en": [i.metadata.title.en for i in infos],
                 "rows": [i.rows for i in infos],
@@ -160,9 +160,9 @@ class AnalysisConnection:
     def _repr_html_(self) -> str:
         esc = html.escape
         rows = "".join(
-            f"<tr><td><code>{esc(i.id)}</code></td><td>{esc(i.metadata.title.ja)}<br>{esc(i.metadata.title.en)}</td>"
+            f"<tr><td><code>{esc(d)}</code></td><td>{esc(i.metadata.title.ja)}<br>{esc(i.metadata.title.en)}</td>"
             f"<td style='text-align:right'>{i.rows:,}</td><td style='text-align:right'>{len(i.metadata.variables)}</td></tr>"
-            for i in (self.info(d) for d in self.dataset_ids)
+            for d, i in ((d, self.info(d)) for d in self.dataset_ids)
         )
         return (
             f"<div><b>Onsite</b> — project <code>{esc(self.project)}</code> ({esc(self.project_title)}), "

@@ -45,7 +45,7 @@ PREFECTURES = np.array(list(PREFECTURE_POPULATION))
 # Municipalities per prefecture: 12 cities (codes x201..), 6 towns (x3..) and 2
 # villages (x5..) whose tiny weights give cells of one or two persons.
 CITY_COUNT, TOWN_COUNT, VILLAGE_COUNT = 12, 6, 2
-_MUNICIPALITY_SUFFIXES = (
+MUNICIPALITY_SUFFIXES = np.array(
     [f"{201 + i}" for i in range(CITY_COUNT)]
     + [f"{301 + 20 * i}" for i in range(TOWN_COUNT)]
     + [f"{501 + 20 * i}" for i in range(VILLAGE_COUNT)]
@@ -83,6 +83,7 @@ INDUSTRY_P /= INDUSTRY_P.sum()
 
 SURNAMES = np.array(["佐藤", "鈴木", "高橋", "田中", "伊藤", "渡辺", "山本", "中村", "小林", "加藤",
                      "吉田", "山田", "佐々木", "山口", "松本", "井上", "木村", "林", "斎藤", "清水"])
+MOBILE_PREFIXES = np.array(["070", "080", "090"])
 GIVEN_NAMES = np.array(["翔太", "陽菜", "大輔", "美咲", "健一", "由美", "蓮", "結衣", "誠", "恵子",
                         "拓也", "愛", "浩", "直子", "悠真", "さくら", "修", "千尋", "学", "真由美"])
 
@@ -127,6 +128,11 @@ def generate(rows: int, seed: int, out: Path, *, chunk_rows: int = DEFAULT_CHUNK
     return out
 
 
+def _pick(values: np.ndarray, index: np.ndarray) -> pl.Series:
+    """`values[index]` as a polars string column (gathering in polars avoids numpy's slow str arrays)."""
+    return pl.Series(values.tolist(), dtype=pl.String).gather(index)
+
+
 def _chunk(rng: np.random.Generator, n: int, first_household: int, first_person: int,
            base_weight: float) -> pl.DataFrame:
     """`n` persons in whole households (the last household is cut to fit `n`)."""
@@ -140,9 +146,8 @@ def _chunk(rng: np.random.Generator, n: int, first_household: int, first_person:
     # Household level.
     pref_p = np.array(list(PREFECTURE_POPULATION.values()), dtype=float)
     pref_idx = rng.choice(PREFECTURES.size, size=households, p=pref_p / pref_p.sum())
-    muni_idx = rng.choice(len(_MUNICIPALITY_SUFFIXES), size=households, p=_MUNICIPALITY_WEIGHTS)
+    muni_idx = rng.choice(MUNICIPALITY_SUFFIXES.size, size=households, p=_MUNICIPALITY_WEIGHTS)
     urban = np.where(muni_idx < CITY_COUNT, 1, 2)
-    municipality = np.char.add(PREFECTURES[pref_idx], np.array(_MUNICIPALITY_SUFFIXES)[muni_idx])
     # Households of one nationality; the second member may differ (international marriages).
     hh_nationality = rng.choice(NATIONALITY_P.size, size=households, p=NATIONALITY_P) + 1
     # Weight = persons represented, so weighted totals land near Japan's population; larger in
@@ -185,8 +190,8 @@ def _chunk(rng: np.random.Generator, n: int, first_household: int, first_person:
     employment = np.where(working_age, employment, 9).astype(np.int8)
     employed = employment <= 7
 
-    occupation = OCCUPATIONS[rng.choice(OCCUPATIONS.size, size=n, p=OCCUPATION_P)]
-    industry = INDUSTRIES[rng.choice(INDUSTRIES.size, size=n, p=INDUSTRY_P)]
+    occupation = rng.choice(OCCUPATIONS.size, size=n, p=OCCUPATION_P)
+    industry = rng.choice(INDUSTRIES.size, size=n, p=INDUSTRY_P)
 
     full_time = np.isin(employment, (1, 3, 4, 5, 7))
     hours = np.where(full_time, rng.normal(43, 8, n), rng.normal(21, 9, n))
@@ -203,30 +208,30 @@ def _chunk(rng: np.random.Generator, n: int, first_household: int, first_person:
     income = np.where(top, 50_000 * (1 + rng.pareto(1.2, n)), income)
     income = np.rint(np.minimum(income, 5_000_000)).astype(np.int32)
 
-    surname = SURNAMES[rng.integers(0, SURNAMES.size, households)][hh]
-    given = GIVEN_NAMES[rng.integers(0, GIVEN_NAMES.size, n)]
+    surname = rng.integers(0, SURNAMES.size, households)[hh]
+    given = rng.integers(0, GIVEN_NAMES.size, n)
     phone = rng.integers(10_000_000, 100_000_000, n)
-    mobile_prefix = np.array(["070", "080", "090"])[rng.integers(0, 3, n)]
+    mobile_prefix = rng.integers(0, 3, n)
 
     household_id = (first_household + hh).astype(np.int64)
     return pl.DataFrame({
         "household_id": household_id,
         "person_id": np.arange(first_person, first_person + n, dtype=np.int64),
         "person_no": member.astype(np.int8),
-        "name": surname,
-        "given": given,
-        "phone_prefix": mobile_prefix,
+        "name": _pick(SURNAMES, surname),
+        "given": _pick(GIVEN_NAMES, given),
+        "phone_prefix": _pick(MOBILE_PREFIXES, mobile_prefix),
         "phone_number": phone,
-        "prefecture": PREFECTURES[pref_idx][hh],
-        "municipality": municipality[hh],
+        "prefecture": _pick(PREFECTURES, pref_idx[hh]),
+        "municipality_suffix": _pick(MUNICIPALITY_SUFFIXES, muni_idx[hh]),
         "urban_rural": urban[hh].astype(np.int8),
         "sex": sex,
         "age": age,
         "marital_status": marital,
         "nationality": nationality.astype(np.int16),
         "household_size": size.astype(np.int8),
-        "occupation": occupation,
-        "industry": industry,
+        "occupation": _pick(OCCUPATIONS, occupation),
+        "industry": _pick(INDUSTRIES, industry),
         "employment_status": employment,
         "annual_income": income,
         "hours_worked": hours,
@@ -236,6 +241,7 @@ def _chunk(rng: np.random.Generator, n: int, first_household: int, first_person:
         pl.when("employed").then("occupation").alias("occupation"),  # null when not employed
         pl.when("employed").then("industry").alias("industry"),
         pl.concat_str(pl.col("name"), pl.lit(" "), pl.col("given")).alias("name"),
+        pl.concat_str("prefecture", "municipality_suffix").alias("municipality"),
         pl.format("{}-{}-{}", pl.col("phone_prefix"), pl.col("phone_number") // 10_000,
                   (pl.col("phone_number") % 10_000).cast(pl.String).str.zfill(4)).alias("phone"),
     ).select(

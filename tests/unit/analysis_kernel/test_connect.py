@@ -84,6 +84,14 @@ def test_datasets_and_variables_describe_the_granted_data(write_manifest, demo_d
     assert "demo_household" in html and "3,000" in html and demo_metadata.title.ja in html
 
 
+def test_queries_still_run_after_reading_metadata(write_manifest, demo_dataset):
+    # The metadata is read through the same connection; it must leave no half-read result behind.
+    with connect(manifest=write_manifest({"p1": {"renamed": demo_dataset}})) as db:
+        assert db.datasets()["dataset"].to_list() == ["renamed"]
+        db.variables("renamed")
+        assert db.sql("SELECT count(*) AS n FROM renamed").pl()["n"].to_list() == [3000]
+
+
 def test_html_escapes_titles(tmp_path, write_manifest, demo_dataset):
     from analysis_kernel.session import ProjectGrant, SessionManifest
 
