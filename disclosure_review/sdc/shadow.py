@@ -189,12 +189,21 @@ def shadow_sql(spec: TableSpec, top_n: int = 2) -> str:
     gsets = ", ".join("(" + ", ".join(d[i] for i in s) + ")" for s in sets)
     gsets_unit = ", ".join("(" + ", ".join([*(d[i] for i in s), "u"]) + ")" for s in sets)
     contributors = "count(v)" if magnitude else "count(*)"
-    record_top = "" if spec.unit else f", max(v, {top_n}) AS top, {contributors} AS n_units"
+    record_top = "" if spec.unit else f", {'max(v, ' + str(top_n) + ')' if magnitude else 'NULL'} AS top, {contributors} AS n_units"
+    # Frequency tables have no value: skip the value aggregates rather than aggregate nulls.
+    value_stats = (
+        "count(v) AS n_values, sum(v) AS total, min(v) AS vmin, max(v) AS vmax, "
+        "count(*) FILTER (WHERE v < 0) AS n_negative, count(*) FILTER (WHERE v = 0) AS n_zero"
+        if magnitude else
+        "count(*) AS n_values, CAST(NULL AS DOUBLE) AS total, CAST(NULL AS DOUBLE) AS vmin, "
+        "CAST(NULL AS DOUBLE) AS vmax, 0 AS n_negative, 0 AS n_zero"
+    )
     ctes = [
-        f"src AS MATERIALIZED (SELECT {', '.join(src_columns)} FROM ({spec.query}) AS q)",
-        f"""rec AS (SELECT {dims}, GROUPING({dims}) AS g, count(*) AS n_records, count(v) AS n_values,
-            sum(w) AS weighted, sum(v) AS total, min(v) AS vmin, max(v) AS vmax, {missing} AS n_missing,
-            count(*) FILTER (WHERE v < 0) AS n_negative, count(*) FILTER (WHERE v = 0) AS n_zero,
+        # Read once: materialize only when the per-unit pass reads it a second time.
+        f"src AS {'MATERIALIZED' if spec.unit else 'NOT MATERIALIZED'} "
+        f"(SELECT {', '.join(src_columns)} FROM ({spec.query}) AS q)",
+        f"""rec AS MATERIALIZED (SELECT {dims}, GROUPING({dims}) AS g, count(*) AS n_records, {value_stats},
+            {'sum(w)' if spec.weight else 'CAST(NULL AS DOUBLE)'} AS weighted, {missing} AS n_missing,
             CAST({_statistic_sql(spec)} AS DOUBLE) AS value{record_top}
             FROM src GROUP BY GROUPING SETS ({gsets}))""",
     ]
@@ -208,7 +217,8 @@ def shadow_sql(spec: TableSpec, top_n: int = 2) -> str:
             f"max(contrib, {top_n}) AS top "
             f"FROM per_unit GROUP BY {dims}, g)"
         )
-    ctes += [f"lv{i} AS (SELECT DISTINCT {d[i]} FROM src)" for i in range(k)]
+    # Observed levels, from the finest cells (g = 0) rather than a new scan of the data.
+    ctes += [f"lv{i} AS (SELECT DISTINCT {d[i]} FROM rec WHERE g = 0)" for i in range(k)]
     cell_selects = []
     for s in sets:
         g = sum(1 << (k - 1 - i) for i in range(k) if i not in s)
