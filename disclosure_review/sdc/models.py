@@ -1,0 +1,112 @@
+"""Checks for fitted models (statsmodels results): OLS, WLS, GLS, logit, probit, Poisson, GLM.
+
+- residual degrees of freedom >= `dof_threshold` (ACRO's rule);
+- every level of a categorical regressor (a 0/1 dummy column, grouped by term) and
+  its reference level hold at least `threshold` observations (a coefficient on a
+  level of 3 people describes those 3 people);
+- binary-outcome models (logit, probit): each outcome class holds at least
+  `threshold` observations.
+Each result reports n. A model type not listed is sent to review.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+
+from .checks import CheckReport, CheckResult
+from .enums import Verdict
+from .rules import Rules
+
+SUPPORTED_MODELS = {"OLS", "WLS", "GLS", "Logit", "Probit", "Poisson", "GLM", "NegativeBinomial"}
+BINARY_OUTCOME_MODELS = {"Logit", "Probit"}
+# "C(region)[T.north]" / "region[north]" -> term "C(region)", level "north"
+DUMMY_NAME = re.compile(r"^(?P<term>.+)\[(?:T\.)?(?P<level>[^\]]+)\]$")
+
+
+def _binary(column: np.ndarray) -> bool:
+    return bool(np.isin(column, (0.0, 1.0)).all()) and not bool((column == 1).all())
+
+
+def level_counts(exog: np.ndarray, names: list[str]) -> dict[str, int]:
+    """Observations per categorical level: each dummy's ones, each term's reference level, 0/1 variables' groups."""
+    counts: dict[str, int] = {}
+    terms: dict[str, list[int]] = {}
+    for j, name in enumerate(names):
+        column = exog[:, j]
+        if not _binary(column):
+            continue
+        match = DUMMY_NAME.match(name)
+        if match:
+            terms.setdefault(match["term"], []).append(j)
+            counts[name] = int(column.sum())
+        else:  # a 0/1 variable: both of its groups are categories
+            counts[f"{name}=1"] = int(column.sum())
+            counts[f"{name}=0"] = int((column == 0).sum())
+    for term, columns in terms.items():
+        block = exog[:, columns]
+        if (block.sum(axis=1) <= 1).all():  # one-hot: rows with no dummy set are the reference level
+            counts[f"{term}[reference level]"] = int((block.sum(axis=1) == 0).sum())
+    return counts
+
+
+def check_model(result: Any, rules: Rules, *, name: str = "model") -> CheckReport:
+    """Check a fitted statsmodels results object; fail > review > pass."""
+    model = getattr(result, "model", None)
+    kind = type(model).__name__ if model is not None else type(result).__name__
+    if kind not in SUPPORTED_MODELS or getattr(model, "exog", None) is None:
+        reason = f"{kind} models are not checked automatically: a reviewer must judge this output"
+        return CheckReport.from_results(name, rules.name, [CheckResult("model_type", Verdict.REVIEW, reason,
+                                                                       {"model": kind})])
+    n = int(result.nobs)
+    results = [_dof_result(float(result.df_resid), n, kind, rules), _levels_result(model, n, rules)]
+    if kind in BINARY_OUTCOME_MODELS:
+        results.append(_outcome_result(np.asarray(model.endog), n, rules))
+    return CheckReport.from_results(name, rules.name, results)
+
+
+def _dof_result(df_resid: float, n: int, kind: str, rules: Rules) -> CheckResult:
+    parameters = {"model": kind, "n": n, "df_resid": df_resid, "dof_threshold": rules.dof_threshold}
+    if rules.dof_threshold is None:
+        return CheckResult("residual_dof", Verdict.REVIEW, f"preset {rules.name!r} sets no dof_threshold; "
+                           f"n = {n}, residual degrees of freedom = {df_resid:g}", parameters)
+    ok = df_resid >= rules.dof_threshold
+    return CheckResult(
+        "residual_dof", Verdict.PASS if ok else Verdict.FAIL,
+        f"{kind}: n = {n}, residual degrees of freedom {df_resid:g} {'>=' if ok else '<'} {rules.dof_threshold}",
+        parameters,
+    )
+
+
+def _levels_result(model: Any, n: int, rules: Rules) -> CheckResult:
+    counts = level_counts(np.asarray(model.exog, dtype=float), list(model.exog_names))
+    parameters: dict[str, Any] = {"n": n, "threshold": rules.threshold, "levels": counts}
+    if not counts:
+        return CheckResult("categorical_levels", Verdict.PASS, "no categorical regressors", parameters)
+    if rules.threshold is None:
+        return CheckResult("categorical_levels", Verdict.REVIEW,
+                           f"preset {rules.name!r} sets no threshold for categorical levels", parameters)
+    small = {level: c for level, c in counts.items() if c < rules.threshold}
+    if not small:
+        return CheckResult("categorical_levels", Verdict.PASS,
+                           f"every categorical level has at least {rules.threshold} observations", parameters)
+    listed = ", ".join(f"{level} ({c})" for level, c in sorted(small.items()))
+    return CheckResult("categorical_levels", Verdict.FAIL,
+                       f"levels with fewer than {rules.threshold} observations: {listed}", parameters,
+                       tuple((level,) for level in sorted(small)))
+
+
+def _outcome_result(endog: np.ndarray, n: int, rules: Rules) -> CheckResult:
+    classes = {"outcome=1": int((endog == 1).sum()), "outcome=0": int((endog == 0).sum())}
+    parameters: dict[str, Any] = {"n": n, "threshold": rules.threshold, "classes": classes}
+    if rules.threshold is None:
+        return CheckResult("outcome_classes", Verdict.REVIEW,
+                           f"preset {rules.name!r} sets no threshold for outcome classes", parameters)
+    small = [c for c, count in classes.items() if count < rules.threshold]
+    if not small:
+        return CheckResult("outcome_classes", Verdict.PASS,
+                           f"each outcome class has at least {rules.threshold} observations", parameters)
+    return CheckResult("outcome_classes", Verdict.FAIL,
+                       f"outcome classes with fewer than {rules.threshold} observations: "
+                       + ", ".join(f"{c} ({classes[c]})" for c in small), parameters, tuple((c,) for c in small))
