@@ -18,7 +18,11 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "workflow"))
 from workflow_factories import make_world, table_output  # noqa: E402
 
+from sqlalchemy import select  # noqa: E402
+
 from access_control.db import make_engine, session_factory  # noqa: E402
+from access_control.enums import AuditEventType, Outcome  # noqa: E402
+from access_control.models import AuditEvent  # noqa: E402
 from hub_config.config import free_port  # noqa: E402
 
 pytestmark = pytest.mark.integration
@@ -130,6 +134,11 @@ def test_review_through_the_web(server):
     assert ok.status_code == 200 and 'id="request-status"' in ok.text
     twice = bob.post(vote_url, data={"decision": "APPROVE", "override_reason": "again", "_xsrf": token})
     assert twice.status_code == 403 and "already voted" in twice.text
+    with session_factory(make_engine(settings.db_url))() as session:
+        refusals = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == AuditEventType.OUTPUT_DECIDE, AuditEvent.outcome == Outcome.DENIED)
+        ).all()
+    assert ["override reason" in e.details for e in refusals] == [True, False]  # both refusals are audit events
 
     carol = login(base, "carol")
     carol_page = carol.get(base + f"requests/{request_id}").text

@@ -1,0 +1,147 @@
+"""`onsite review …` (release requests from the command line) and `onsite review-service`."""
+from __future__ import annotations
+
+import argparse
+import getpass
+
+from onsite.errors import UserError
+from onsite.settings import Settings
+
+
+def register(top: argparse._SubParsersAction) -> None:
+    review = top.add_parser(
+        "review",
+        help="list and inspect release requests, retry a release package, render the states reference",
+        description="Release requests as the review service stores them. Voting happens in the review web app "
+        "(/services/onsite-review/), where the two-reviewer rule and the reviewer's identity are enforced.",
+    ).add_subparsers(dest="review_command", metavar="ACTION", required=True)
+
+    listing = review.add_parser("list", help="list release requests (newest first)")
+    listing.add_argument(
+        "--status", action="append", metavar="STATUS",
+        help="only these statuses (repeatable), e.g. SUBMITTED, PARTIALLY_REVIEWED, APPROVED, RELEASED",
+    )
+    listing.set_defaults(run=_list)
+
+    show = review.add_parser("show", help="one request: its outputs, verdicts, errors, votes and package")
+    show.add_argument("request_id", type=int, metavar="ID")
+    show.set_defaults(run=_show)
+
+    release = review.add_parser(
+        "release",
+        help="write the release package of an APPROVED request again (after a failed write)",
+        description="A request whose outputs are all decided is packaged at once; if writing the package "
+        "failed (disk full, permissions) it stays APPROVED and this retries it. Writes an audit event.",
+    )
+    release.add_argument("request_id", type=int, metavar="ID")
+    release.set_defaults(run=_release)
+
+    states = review.add_parser("states", help="print docs/reference/release-states.md from the transition table")
+    mode = states.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help="write the file instead of printing it")
+    mode.add_argument("--check", action="store_true", help="exit 1 when the file is stale")
+    states.set_defaults(run=_states)
+
+    service = top.add_parser(
+        "review-service",
+        help="run the reviewer web app (normally started by JupyterHub as the service onsite-review)",
+        description="Same as `python -m disclosure_review.web`: listens where $JUPYTERHUB_SERVICE_URL says, "
+        "under $JUPYTERHUB_SERVICE_PREFIX, and authenticates people through the Hub.",
+    )
+    service.set_defaults(run=_service)
+
+
+def _factory(settings: Settings):
+    from access_control.db import make_engine, session_factory
+
+    return session_factory(make_engine(settings.db_url))
+
+
+def _list(args: argparse.Namespace, settings: Settings) -> int:
+    from sqlalchemy import select
+
+    from access_control.db import transaction
+    from disclosure_review.workflow.enums import ReleaseStatus
+    from disclosure_review.workflow.store import ReleaseRequest
+
+    try:
+        statuses = [ReleaseStatus(s.upper()) for s in args.status or []]
+    except ValueError:
+        raise UserError(f"unknown status in {args.status}; use one of {', '.join(s.value for s in ReleaseStatus)}") from None
+    with transaction(_factory(settings)) as session:
+        stmt = select(ReleaseRequest).order_by(ReleaseRequest.id.desc())
+        if statuses:
+            stmt = stmt.where(ReleaseRequest.status.in_(statuses))
+        requests = list(session.scalars(stmt))
+        print(f"{'ID':>5}  {'STATUS':<18} {'PROJECT':<12} {'REQUESTER':<12} VERDICTS  TITLE")
+        for r in requests:
+            verdicts = "".join(o.verdict.value[0].upper() for o in r.outputs)
+            print(f"{r.id:>5}  {r.status.value:<18} {r.project_id:<12} {r.requester:<12} {verdicts:<9} {r.title}")
+    return 0
+
+
+def _show(args: argparse.Namespace, settings: Settings) -> int:
+    from access_control.db import transaction
+    from disclosure_review.workflow.store import get_request
+
+    with transaction(_factory(settings)) as session:
+        r = get_request(session, args.request_id)
+        print(f"release request {r.id}: {r.title}")
+        print(f"  status {r.status.value}; project {r.project_id}; requester {r.requester}; submitted {r.created_at:%Y-%m-%d %H:%M} UTC")
+        print(f"  preset {r.preset}; approvals needed per output {r.required_approvals}")
+        if r.return_comment:
+            print(f"  returned: {r.return_comment}")
+        for o in r.outputs:
+            decided = o.decision.value if o.decision else "undecided"
+            trust = "verified" if o.verified else "UNVERIFIED"
+            print(f"  - output {o.id} {o.name!r} ({o.kind.value.lower()}): verdict {o.verdict.value}, {trust}, {decided}")
+            if o.error:
+                print(f"      error: {o.error}")
+            for check in (o.report or {}).get("results", []):
+                if check["verdict"] != "pass":
+                    print(f"      {check['rule']} ({check['verdict']}): {check['message']}")
+            if o.mismatch:
+                print(f"      {len(o.mismatch)} claimed figure(s) differ from the recomputation")
+            for v in o.votes:
+                extra = f"; override: {v.override_reason}" if v.override_reason else ""
+                print(f"      vote by {v.reviewer}: {v.decision.value} {v.comment!r}{extra}")
+        if r.package:
+            print(f"  package {r.package.path} (manifest SHA-256 {r.package.manifest_sha256})")
+    return 0
+
+
+def _release(args: argparse.Namespace, settings: Settings) -> int:
+    from access_control.db import transaction
+    from disclosure_review.workflow import service
+    from disclosure_review.workflow.exceptions import PackageError
+
+    try:
+        with transaction(_factory(settings)) as session:
+            package = service.release(session, args.request_id, settings=settings, actor=f"cli:{getpass.getuser()}")
+    except PackageError as exc:
+        raise UserError(f"{exc}; check that {settings.egress_dir} exists and is writable by this account") from None
+    print(f"release request {args.request_id} released: {package.path}")
+    return 0
+
+
+def _states(args: argparse.Namespace, settings: Settings) -> int:
+    from disclosure_review.workflow import statedoc
+
+    if args.write:
+        print(f"wrote {statedoc.write()}")
+        return 0
+    if args.check:
+        current = statedoc.DOC_PATH.read_text(encoding="utf-8") if statedoc.DOC_PATH.exists() else ""
+        if current != statedoc.render():
+            print(f"{statedoc.DOC_PATH} is stale: run `onsite review states --write`")
+            return 1
+        print(f"{statedoc.DOC_PATH} is current")
+        return 0
+    print(statedoc.render(), end="")
+    return 0
+
+
+def _service(args: argparse.Namespace, settings: Settings) -> int:
+    from disclosure_review.web.__main__ import main
+
+    return main()

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from disclosure_review.web import i18n
+
+TEMPLATES = Path(i18n.__file__).resolve().parent / "templates"
+
+
+def test_every_message_has_every_language():
+    for key, texts in i18n.MESSAGES.items():
+        assert set(texts) == set(i18n.LANGUAGES), key
+        assert all(texts[lang].strip() for lang in i18n.LANGUAGES), key
+
+
+def test_every_key_used_in_templates_exists():
+    used = set()
+    for template in TEMPLATES.glob("*.html"):
+        used |= set(re.findall(r"""t\(["'](\w+)["']\s*[,)]""", template.read_text()))
+    assert used and used - set(i18n.MESSAGES) == set()
+    # keys built from enum values
+    from disclosure_review.workflow.enums import Decision, OutputKind, ReleaseStatus
+
+    built = {f"status_{s.value}" for s in ReleaseStatus} | {f"decision_{d.value}" for d in Decision}
+    built |= {f"kind_{k.value}" for k in OutputKind} | {f"verdict_{v}" for v in ("pass", "fail", "review")}
+    assert built - set(i18n.MESSAGES) == set()
+
+
+@pytest.mark.parametrize(
+    "query,cookie,header,expected",
+    [
+        (None, None, None, "ja"),
+        ("en", "ja", "ja", "en"),
+        (None, "en", "ja", "en"),
+        ("fr", None, "en-US,en;q=0.9", "en"),
+        (None, None, "fr, en;q=0.3, ja;q=0.8", "ja"),
+        (None, None, "de", "ja"),
+    ],
+)
+def test_language_negotiation(query, cookie, header, expected):
+    assert i18n.negotiate(query, cookie, header) == expected
