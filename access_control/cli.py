@@ -9,6 +9,7 @@ import argparse
 import getpass
 import json
 import sys
+import unicodedata
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -68,13 +69,19 @@ def print_json(value: Any) -> None:
     print(json.dumps(value, ensure_ascii=False, indent=2, default=str))
 
 
+def display_width(text: str) -> int:
+    """Terminal columns: Japanese (wide) characters take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
 def print_rows(rows: list[dict[str, Any]], columns: list[str]) -> None:
     if not rows:
         print("(none)")
         return
-    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
-    for cells in [columns, *([str(row[c]) for c in columns] for row in rows)]:
-        print("  ".join(cell.ljust(widths[c]) for cell, c in zip(cells, columns)).rstrip())
+    table = [columns, *([str(row[c]) for c in columns] for row in rows)]
+    widths = [max(display_width(line[i]) for line in table) for i in range(len(columns))]
+    for line in table:
+        print("  ".join(cell + " " * (width - display_width(cell)) for cell, width in zip(line, widths)).rstrip())
 
 
 # ---------------------------------------------------------------- plain views
@@ -309,9 +316,13 @@ def run_person_unlock(args: argparse.Namespace, settings: Settings) -> int:
 
 def run_role(args: argparse.Namespace, settings: Settings) -> int:
     def work(session: Session) -> int:
-        change = policy.grant_role if args.role_command == "grant" else policy.revoke_role
-        change(session, args.username, args.role, actor=admin_actor())
-        print(f"{args.role_command}ed role {args.role.value.lower()} {'to' if args.role_command == 'grant' else 'from'} {args.username}")
+        role = args.role.value.lower()
+        if args.role_command == "grant":
+            policy.grant_role(session, args.username, args.role, actor=admin_actor())
+            print(f"granted role {role} to {args.username}")
+        else:
+            policy.revoke_role(session, args.username, args.role, actor=admin_actor())
+            print(f"revoked role {role} from {args.username}")
         return 0
 
     return in_transaction(settings, work)
