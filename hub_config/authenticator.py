@@ -171,7 +171,26 @@ class OnsiteAuthenticator(Authenticator):
         return client_address(handler.request, set(self.trusted_proxy_ips))
 
     async def load_managed_roles(self) -> list[dict]:
-        return [dict(role) for role in hub_roles().values()]
+        """The hub roles with their members as the policy store has them now.
+
+        Listing the members re-syncs them at every start (with
+        `reset_managed_roles_on_startup`): a role revoked while the hub was down
+        is gone when it comes back. It also avoids a JupyterHub 6.1 crash on
+        restart with managed roles whose members are not listed.
+        """
+        members = await asyncio.to_thread(self._role_members)
+        return [{**definition, "users": members.get(role, [])} for role, definition in hub_roles().items()]
+
+    def _role_members(self) -> dict[Role, list[str]]:
+        from access_control.policy import list_people
+
+        members: dict[Role, list[str]] = {role: [] for role in Role}
+        with self.session_factory() as session:
+            for person in list_people(session):
+                if not person.disabled:
+                    for role in person.role_set:
+                        members[role].append(person.username)
+        return members
 
 
 def default_url(handler: web.RequestHandler) -> str:

@@ -195,6 +195,7 @@ def configure(
     ]
 
     c.Authenticator.manage_roles = True
+    c.Authenticator.reset_managed_roles_on_startup = True
     c.Authenticator.enable_auth_state = False
     c.OnsiteAuthenticator.settings = settings
     if trusted_proxy_ips is not None:

@@ -113,11 +113,16 @@ class _SourceAddressAdapter(HTTPAdapter):
         super().init_poolmanager(*args, **kwargs)
 
 
-def login_error(html: str) -> str | None:
-    """The message JupyterHub's login page shows, unescaped."""
+def login_error(response: requests.Response) -> str | None:
+    """The message JupyterHub's login page shows, unescaped.
+
+    The page declares UTF-8 in a meta tag, not in its Content-Type header, so it
+    is decoded as a browser would, not as requests guesses (ISO-8859-1).
+    """
     import html as html_lib
 
-    match = re.search(r'class="login_error">(.*?)</p>', html, re.S)
+    page = response.content.decode("utf-8")
+    match = re.search(r'class="login_error">(.*?)</p>', page, re.S)
     return html_lib.unescape(match.group(1)).strip() if match else None
 
 
@@ -139,7 +144,9 @@ class HubUser:
             self.http.mount("http://", _SourceAddressAdapter(source_address))
 
     def login(self, password: str, *, headers: dict[str, str] | None = None) -> requests.Response:
-        page = self.http.get(f"{self.hub.url}/hub/login", timeout=10)
+        # Extra headers go on both requests, as a client faking them would send them
+        # (JupyterHub binds the form's _xsrf to the client address it computes).
+        page = self.http.get(f"{self.hub.url}/hub/login", headers=headers or {}, timeout=10)
         xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
         return self.http.post(
             f"{self.hub.url}/hub/login?next=",
