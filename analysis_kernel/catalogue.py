@@ -314,11 +314,16 @@ def _run_with_progress(con: duckdb.DuckDBPyConnection, sql: str, desc: str, prog
     worker = threading.Thread(target=work, daemon=True)
     with tqdm(total=100, desc=desc, unit="%", bar_format="{l_bar}{bar}| {elapsed}") as bar:
         worker.start()
-        while worker.is_alive():
-            worker.join(0.2)
-            done = con.query_progress()
-            if done > bar.n:
-                bar.update(min(done, 100) - bar.n)
+        try:
+            while worker.is_alive():
+                worker.join(0.2)
+                done = con.query_progress()
+                if done > bar.n:
+                    bar.update(min(done, 100) - bar.n)
+        except BaseException:  # Ctrl-C: stop the query before the caller removes the file
+            con.interrupt()
+            worker.join()
+            raise
         bar.update(100 - bar.n)
     if "error" in result:
         raise result["error"]

@@ -239,3 +239,12 @@ def test_unreadable_metadata_file_is_refused(tmp_path):
     broken.write_text("id: [unclosed\n")
     with pytest.raises(MetadataInvalid, match="not valid YAML"):
         load_metadata(broken)
+
+
+def test_ingest_with_progress_bars_gives_the_same_dataset(tmp_path, demo_parquet, demo_metadata, capsys):
+    quiet = ingest(demo_parquet, demo_metadata, "quiet", tmp_path / "a", progress=False)
+    shown = ingest(demo_parquet, demo_metadata, "shown", tmp_path / "b", progress=True)
+    assert "copying" in capsys.readouterr().err
+    with duckdb.connect(str(quiet.path), read_only=True) as a, duckdb.connect(str(shown.path), read_only=True) as b:
+        query = "SELECT * FROM microdata ORDER BY person_id"
+        assert a.sql(query).fetchall() == b.sql(query).fetchall()
