@@ -135,6 +135,27 @@ def terminal_view(terminal: Terminal) -> dict[str, Any]:
     return {"address": terminal.address, "facility": terminal.facility.name, "label": terminal.label}
 
 
+def listing(
+    rows_of: Callable[[Session, argparse.Namespace], list[dict[str, Any]]],
+    columns: list[str],
+    table_cells: Callable[[dict[str, Any]], dict[str, Any]] = dict,
+) -> Callable[[argparse.Namespace, Settings], int]:
+    """A `list` command: JSON rows with --json, else a table of `columns`."""
+
+    def run(args: argparse.Namespace, settings: Settings) -> int:
+        def work(session: Session) -> int:
+            rows = rows_of(session, args)
+            if args.json:
+                print_json(rows)
+            else:
+                print_rows([table_cells(row) for row in rows], columns)
+            return 0
+
+        return in_transaction(settings, work)
+
+    return run
+
+
 # ---------------------------------------------------------------- audit commands
 
 
@@ -253,19 +274,16 @@ def run_person_add(args: argparse.Namespace, settings: Settings) -> int:
     return in_transaction(settings, work)
 
 
-def run_person_list(args: argparse.Namespace, settings: Settings) -> int:
-    def work(session: Session) -> int:
-        rows = [person_view(session, p) for p in policy.list_people(session)]
-        if args.json:
-            print_json(rows)
-        else:
-            for row in rows:
-                row["roles"] = ",".join(row["roles"]) or "-"
-                row["state"] = "disabled" if row["disabled"] else "locked" if row["locked_until"] else "ok"
-            print_rows(rows, ["username", "display_name", "roles", "state"])
-        return 0
+def person_cells(row: dict[str, Any]) -> dict[str, Any]:
+    state = "disabled" if row["disabled"] else "locked" if row["locked_until"] else "ok"
+    return row | {"roles": ",".join(row["roles"]) or "-", "state": state}
 
-    return in_transaction(settings, work)
+
+run_person_list = listing(
+    lambda session, args: [person_view(session, p) for p in policy.list_people(session)],
+    ["username", "display_name", "roles", "state"],
+    person_cells,
+)
 
 
 def run_person_show(args: argparse.Namespace, settings: Settings) -> int:
@@ -350,16 +368,10 @@ def run_project_add(args: argparse.Namespace, settings: Settings) -> int:
     return in_transaction(settings, work)
 
 
-def run_project_list(args: argparse.Namespace, settings: Settings) -> int:
-    def work(session: Session) -> int:
-        rows = [project_view(p) for p in policy.list_projects(session)]
-        if args.json:
-            print_json(rows)
-        else:
-            print_rows(rows, ["id", "status", "start_date", "end_date", "title"])
-        return 0
-
-    return in_transaction(settings, work)
+run_project_list = listing(
+    lambda session, args: [project_view(p) for p in policy.list_projects(session)],
+    ["id", "status", "start_date", "end_date", "title"],
+)
 
 
 def run_project_show(args: argparse.Namespace, settings: Settings) -> int:
@@ -436,18 +448,11 @@ def run_grant_add(args: argparse.Namespace, settings: Settings) -> int:
     return in_transaction(settings, work)
 
 
-def run_grant_list(args: argparse.Namespace, settings: Settings) -> int:
-    def work(session: Session) -> int:
-        rows = [grant_view(g) for g in policy.list_grants(session, args.project)]
-        if args.json:
-            print_json(rows)
-        else:
-            for row in rows:
-                row["revoked_at"] = row["revoked_at"] or "-"
-            print_rows(rows, ["id", "project", "dataset", "valid_from", "valid_until", "revoked_at"])
-        return 0
-
-    return in_transaction(settings, work)
+run_grant_list = listing(
+    lambda session, args: [grant_view(g) for g in policy.list_grants(session, args.project)],
+    ["id", "project", "dataset", "valid_from", "valid_until", "revoked_at"],
+    lambda row: row | {"revoked_at": row["revoked_at"] or "-"},
+)
 
 
 def run_grant_revoke(args: argparse.Namespace, settings: Settings) -> int:
@@ -471,16 +476,10 @@ def run_facility_add(args: argparse.Namespace, settings: Settings) -> int:
     return in_transaction(settings, work)
 
 
-def run_facility_list(args: argparse.Namespace, settings: Settings) -> int:
-    def work(session: Session) -> int:
-        rows = [facility_view(f) for f in policy.list_facilities(session)]
-        if args.json:
-            print_json(rows)
-        else:
-            print_rows(rows, ["name", "timezone", "terminals", "address"])
-        return 0
-
-    return in_transaction(settings, work)
+run_facility_list = listing(
+    lambda session, args: [facility_view(f) for f in policy.list_facilities(session)],
+    ["name", "timezone", "terminals", "address"],
+)
 
 
 def run_terminal_add(args: argparse.Namespace, settings: Settings) -> int:
@@ -492,16 +491,10 @@ def run_terminal_add(args: argparse.Namespace, settings: Settings) -> int:
     return in_transaction(settings, work)
 
 
-def run_terminal_list(args: argparse.Namespace, settings: Settings) -> int:
-    def work(session: Session) -> int:
-        rows = [terminal_view(t) for t in policy.list_terminals(session)]
-        if args.json:
-            print_json(rows)
-        else:
-            print_rows(rows, ["address", "facility", "label"])
-        return 0
-
-    return in_transaction(settings, work)
+run_terminal_list = listing(
+    lambda session, args: [terminal_view(t) for t in policy.list_terminals(session)],
+    ["address", "facility", "label"],
+)
 
 
 def run_terminal_remove(args: argparse.Namespace, settings: Settings) -> int:
