@@ -7,7 +7,7 @@ released labels). A check that lacks a number or a statistic it needs says
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import polars as pl
@@ -126,9 +126,16 @@ def checks_for(shadow: ShadowTable) -> list[str]:
     return names
 
 
-def check_table(shadow: ShadowTable, rules: Rules) -> CheckReport:
-    """Run every applicable check; the verdict is fail > review > pass (no result: review)."""
+def check_table(shadow: ShadowTable, rules: Rules, *, released: Sequence[ShadowTable] = ()) -> CheckReport:
+    """Run every applicable check; the verdict is fail > review > pass (no result: review).
+
+    `released`: tables already released from the same project, for the differencing check.
+    """
+    from .differencing import check_differencing  # it builds on this module
+
     results = [CHECKS[name](shadow, rules) for name in checks_for(shadow)]
+    if released:
+        results.append(check_differencing(shadow, released, rules))
     return CheckReport.from_results(shadow.spec.name, rules.name, results)
 
 
