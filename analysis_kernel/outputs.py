@@ -34,8 +34,13 @@ from disclosure_review.sdc import (
     TableKind,
     TableSpec,
     Verdict,
+    check_histogram,
+    check_model,
     check_table,
     compute_shadow,
+    data_range,
+    equal_width_edges,
+    histogram_spec,
     load_preset,
 )
 from onsite.errors import UserError
@@ -139,7 +144,44 @@ class FileOutput:
         )
 
 
-Output = TableOutput | FileOutput
+@dataclasses.dataclass(frozen=True, eq=False)
+class ModelOutput:
+    """A fitted model's summary (text), checked here; sent as an opaque file a reviewer judges.
+
+    The verdict is fail when a session check fails, else review: the service cannot
+    refit the model, so it never passes automatically.
+    """
+
+    name: str
+    summary: str
+    report: CheckReport
+    explanation: str
+    code: str
+
+    verified = False
+
+    @property
+    def verdict(self) -> Verdict:
+        return Verdict.FAIL if self.report.verdict is Verdict.FAIL else Verdict.REVIEW
+
+    def to_request(self) -> dict[str, Any]:
+        checks = "\n".join(f"- {r.rule} ({r.verdict.value}): {r.message}" for r in self.report.results)
+        return FileOutput(self.name, f"{self.name}.txt", self.summary.encode("utf-8"),
+                          f"{self.explanation}\n\n[checks computed in the session, unverified]\n{checks}",
+                          self.code).to_request()
+
+    def __repr__(self) -> str:
+        reasons = "".join(f"\n  - {r}" for r in self.report.reasons())
+        return f"<ModelOutput {self.name!r}: {self.verdict.value}{reasons}>"
+
+    def _repr_html_(self) -> str:
+        esc = html.escape
+        items = "".join(f"<li>{esc(r.rule)} ({esc(r.verdict.value)}): {esc(r.message)}</li>" for r in self.report.results)
+        return (f"<div><b>{esc(self.name)}</b> — {_badge(self.verdict)} <i>unverified</i> (a reviewer judges the "
+                f"model with your code)<ul>{items}</ul><pre>{esc(self.summary)}</pre></div>")
+
+
+Output = TableOutput | FileOutput | ModelOutput
 
 
 def frequency_table(
@@ -206,6 +248,53 @@ def file_output(path: str | Path, *, explanation: str, code: str, name: str | No
     if not content:
         raise OutputInvalid(f"{path} is empty")
     return FileOutput(_safe_name(name or path.stem, "file"), path.name, content, explanation.strip(), code)
+
+
+def histogram(
+    db: Connection,
+    source: str | duckdb.DuckDBPyRelation,
+    value: str,
+    *,
+    bins: int = 10,
+    edges: Sequence[float] | None = None,
+    name: str | None = None,
+) -> TableOutput:
+    """A histogram of `value` as its bin table (bins [e_i, e_i+1), the last closed).
+
+    Give round `edges` (e.g. ``range(0, 10_000_001, 1_000_000)``): edges taken from the
+    data (the default, `bins` equal bins from min to max) reveal the smallest and
+    largest values and are sent to review. Empty bins in the tails are fine.
+    """
+    sql = source_sql(db, source)
+    rules = rules_for(db)
+    try:
+        low, high = data_range(db.duckdb, sql, value)
+        if low is None:
+            raise OutputInvalid(f"{value} has no non-missing values in this query")
+        edges = tuple(edges) if edges is not None else equal_width_edges(low, high, bins)
+        spec = histogram_spec(sql, value, edges, name=name or _safe_name(f"hist_{value}", "histogram"))
+        shadow = compute_shadow(db.duckdb, spec)
+    except InvalidSpec as exc:
+        raise OutputInvalid(str(exc)) from None
+    except (duckdb.Error, ShadowError) as exc:
+        raise OutputInvalid(f"the histogram could not be computed: {exc}") from None
+    return TableOutput(spec, shadow, check_histogram(shadow, edges, rules, data_min=low, data_max=high))
+
+
+def model_output(db: Connection, result: Any, *, explanation: str, code: str, name: str = "model") -> ModelOutput:
+    """A fitted statsmodels model (OLS, logit, probit, Poisson, GLM): checked now, judged by a reviewer.
+
+    Checks: residual degrees of freedom, observations per categorical level, outcome classes.
+    """
+    if not isinstance(explanation, str) or not explanation.strip():
+        raise OutputInvalid("explain what the model shows and why it is safe to release (explanation=...)")
+    if not isinstance(code, str) or not code.strip():
+        raise OutputInvalid("give the code that fitted the model (code=...), so a reviewer can judge it")
+    summary = getattr(result, "summary", None)
+    if summary is None:
+        raise OutputInvalid("result must be a fitted statsmodels model (it has .summary())")
+    safe = _safe_name(name, "model")
+    return ModelOutput(safe, str(summary()), check_model(result, rules_for(db), name=safe), explanation.strip(), code)
 
 
 def rules_for(db: Connection) -> Rules:

@@ -10,7 +10,9 @@ import pytest
 
 from analysis_kernel.catalogue import guarded_connection
 from analysis_kernel.connection import AnalysisConnection
-from analysis_kernel.outputs import OutputInvalid, file_output, frequency_table, magnitude_table
+from analysis_kernel.outputs import (
+    OutputInvalid, file_output, frequency_table, histogram, magnitude_table, model_output,
+)
 from analysis_kernel.session import SessionManifest
 from disclosure_review.sdc import MARGIN_LABEL, CheckReport, ShadowTable, TableSpec, Verdict, check_table, load_preset
 
@@ -108,3 +110,31 @@ def test_file_output_is_review_and_unverified(tmp_path: Path) -> None:
         file_output(figure, explanation=" ", code="x")
     with pytest.raises(OutputInvalid, match="code"):
         file_output(figure, explanation="why", code="")
+
+
+def test_histogram_with_round_edges(db: AnalysisConnection) -> None:
+    out = histogram(db, "SELECT * FROM survey WHERE income < 1000", "income", edges=[95, 110, 125, 140, 155])
+    bins = {k: v for k, v in out.table.iter_rows() if k != MARGIN_LABEL}
+    # incomes 100 + i for the 39 people other than i = 5 (who earns 1,000,000): 100..139 without 105
+    assert bins == {"95.0": 9.0, "110.0": 15.0, "125.0": 15.0}
+    assert out.report.result("empty_bins").verdict is Verdict.PASS  # 140-155 is an empty tail bin
+    assert out.report.result("extreme_edges").verdict is Verdict.PASS  # 95 and 155 are not data values
+    assert out.report.result("threshold").cells == (("95.0",),)
+    default = histogram(db, "SELECT * FROM survey WHERE income < 1000", "income", bins=4)
+    assert default.report.result("extreme_edges").verdict is Verdict.REVIEW
+    assert TableSpec.from_dict(default.to_request()["spec"]).rows == ("bin_start",)
+
+
+def test_model_output_checks_and_is_never_pass(db: AnalysisConnection) -> None:
+    import statsmodels.formula.api as smf
+
+    frame = db.sql("SELECT * FROM survey WHERE income < 1000").df()
+    result = smf.ols("income ~ C(grp)", frame).fit()
+    out = model_output(db, result, explanation="income by group", code="smf.ols('income ~ C(grp)', frame)")
+    assert out.report.result("categorical_levels").cells == (("C(grp)[T.rare]",),)  # 3 people
+    assert out.verdict is Verdict.FAIL
+    request = out.to_request()
+    assert request["kind"] == "file" and request["filename"] == "model.txt"
+    assert "OLS Regression Results" in base64.b64decode(request["content_b64"]).decode()
+    big = smf.ols("income ~ C(area)", frame).fit()
+    assert model_output(db, big, explanation="x", code="y").verdict is Verdict.REVIEW
