@@ -56,11 +56,14 @@ def _weights(m: int, original: bool) -> np.ndarray:
     )
 
 
-def _group_counts(code: np.ndarray) -> np.ndarray:
-    """Per record, how many records share its code (code < 0: not a valid item set, count 0)."""
-    dense, _ = pd.factorize(code)
+def _densify(code: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dense codes (-1 kept for invalid item sets) and per record how many records share its code."""
+    dense = pd.factorize(code)[0]
+    invalid = code < 0
     counts = np.bincount(dense)[dense]
-    return np.where(code < 0, 0, counts)
+    counts[invalid] = 0
+    dense[invalid] = -1
+    return dense, counts
 
 
 def _combine(prefix: np.ndarray | None, x: np.ndarray, card: int) -> np.ndarray:
@@ -83,9 +86,7 @@ def _candidates(codes: np.ndarray) -> np.ndarray:
         code = None
         for v in range(p):
             if mask >> v & 1:
-                code = _combine(code, codes[:, v], int(codes[:, v].max()) + 1)
-                code = np.where(code < 0, -1, pd.factorize(code)[0])
-        counts = _group_counts(code)
+                code, counts = _densify(_combine(code, codes[:, v], int(codes[:, v].max()) + 1))
         rows = masks == mask
         unique[rows] = counts[rows] == 1
     return np.flatnonzero(unique)
@@ -107,10 +108,9 @@ def suda2_codes(
 
     def walk(prefix: np.ndarray | None, mask: int, start: int, size: int) -> None:
         for v in range(start, p):
-            code = _combine(prefix, codes[:, v], cards[v])
-            code = np.where(code < 0, -1, pd.factorize(code)[0])
+            code, counts = _densify(_combine(prefix, codes[:, v], cards[v]))
             sub = mask | (1 << v)
-            unique[:, sub] = _group_counts(code)[cand] == 1
+            unique[:, sub] = counts[cand] == 1
             if size + 1 < max_size:
                 walk(code, sub, v + 1, size + 1)
 

@@ -108,3 +108,21 @@ def test_bad_input_is_refused():
         frequencies(data.head(0), ["A"])
     with pytest.raises(InvalidMicrodataInput, match="k must be at least 1"):
         frequencies(data, ["A"]).violations(0)
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from reference import brute_force_fk  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(1, 4).flatmap(
+        lambda p: st.lists(st.tuples(*[st.one_of(st.none(), st.integers(0, 2))] * p), min_size=1, max_size=30)
+    ),
+    st.sampled_from([1.0, 0.5, 0.0]),
+)
+def test_frequencies_match_pairwise_definition(rows, alpha):
+    p = len(rows[0])
+    data = pl.DataFrame([list(r) for r in rows], schema={f"v{j}": pl.Int64 for j in range(p)}, orient="row")
+    np.testing.assert_allclose(frequencies(data, data.columns, alpha=alpha).fk, brute_force_fk(rows, alpha))
