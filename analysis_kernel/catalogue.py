@@ -29,7 +29,7 @@ import os
 import re
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -290,7 +290,7 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _source_relation(con: duckdb.DuckDBPyConnection, source: Path, varchar_columns: list[str] = ()) -> str:
+def _source_relation(source: Path, varchar_columns: Sequence[str] = ()) -> str:
     """SQL for a scan of `source`; CSV columns in `varchar_columns` are read as text and cast later."""
     kind = SOURCE_SUFFIXES.get(source.suffix.lower())
     if kind == "parquet":
@@ -390,7 +390,7 @@ def ingest(
 def _build(con: duckdb.DuckDBPyConnection, source: Path, metadata: DatasetMetadata, target: Path,
            progress: bool) -> DatasetInfo:
     try:
-        columns = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {_source_relation(con, source)}").fetchall()]
+        columns = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {_source_relation(source)}").fetchall()]
     except duckdb.Error as e:
         raise SourceInvalid(f"{source}: cannot read it as {SOURCE_SUFFIXES[source.suffix.lower()]}: {e}") from e
     declared = [v.name for v in metadata.variables]
@@ -408,7 +408,7 @@ def _build(con: duckdb.DuckDBPyConnection, source: Path, metadata: DatasetMetada
         )
     kept = [v for v in metadata.variables if v.role is not VariableRole.DIRECT_IDENTIFIER]
     typed = [v for v in kept if v.type]
-    scan = _source_relation(con, source, [v.name for v in typed])
+    scan = _source_relation(source, [v.name for v in typed])
 
     if typed:
         # One pass finds, per declared column, a value that does not convert.
