@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import duckdb
 import polars as pl
@@ -101,3 +104,14 @@ def test_html_escapes_titles(tmp_path, write_manifest, demo_dataset):
     with connect(manifest=manifest) as db:
         html = db._repr_html_()
     assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+def test_importing_the_package_opens_nothing(tmp_path):
+    # Names load on first use: a bare import pulls in no engine and writes nothing.
+    code = ("import sys, analysis_kernel; "
+            "print(sorted(m for m in ('duckdb', 'polars', 'analysis_kernel.connection') if m in sys.modules))")
+    repo = Path(analysis_kernel.__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path,
+                         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(repo)})
+    assert out.stdout.strip() == "[]"
+    assert list(tmp_path.iterdir()) == []
