@@ -70,6 +70,9 @@ def test_extensions_cannot_be_installed_or_loaded(con, statement):
         "RESET lock_configuration",
         "SET memory_limit = '100GB'",
         "SET allowed_directories = ['/']",
+        "SET profiling_output = '/tmp/onsite-leak.json'",
+        "PRAGMA enable_profiling = 'json'",
+        "SET temp_directory = '/tmp'",
     ],
 )
 def test_configuration_cannot_be_changed(con, statement):
