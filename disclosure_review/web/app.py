@@ -173,9 +173,16 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         except Exception:  # the database may be what failed
             self.finish(f"{status_code} {t(key)}")
 
+    def error_text(self, exc: UserError) -> str:
+        """The refusal in the page's language when the workflow gave it a key, else as written."""
+        key = getattr(exc, "key", None)
+        if key:
+            return translator(self.language)(f"err_{key}", **exc.params)
+        return str(exc)
+
     def fail(self, exc: UserError) -> None:
         status = 404 if isinstance(exc, ReleaseRequestNotFound) else 403 if isinstance(exc, ReleasePermissionDenied) else 400
-        raise web.HTTPError(status, str(exc))
+        raise web.HTTPError(status, self.error_text(exc))
 
 
 class HomeHandler(BaseHandler):
@@ -280,7 +287,7 @@ class VoteHandler(RequestHandler):
         except UserError as exc:
             self.record_denied(AuditEventType.OUTPUT_DECIDE, f"release_request/{request_id}/{output_id}", exc)
             self.show(int(request_id), status=HTTPStatus.BAD_REQUEST if not isinstance(exc, ReleasePermissionDenied) else 403,
-                      error=str(exc), error_output=int(output_id))
+                      error=self.error_text(exc), error_output=int(output_id))
             return
         self.show(int(request_id), message=t("vote_recorded"))
 
@@ -375,8 +382,12 @@ class ApiRequestsHandler(ApiHandler):
         requester = self.current_user
 
         def submit() -> dict[str, Any]:
+            # Recompute outside any transaction: SQLite has one writer, and logins must not wait on a query.
             with transaction(self.factory) as session:
-                return self.summary(service.submit(session, payload, requester))
+                authorized = service.authorize(session, payload, requester)
+            checked = service.check_outputs(authorized)
+            with transaction(self.factory) as session:
+                return self.summary(service.record_submission(session, authorized, checked))
 
         try:
             body = await IOLoop.current().run_in_executor(None, submit)

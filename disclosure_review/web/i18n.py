@@ -131,6 +131,50 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "error_server": {"ja": "サーバーエラーが発生しました", "en": "The server hit an error"},
     "back": {"ja": "戻る", "en": "Back"},
+    # refusals from the workflow (WorkflowError.key); other refusals are shown as the service wrote them
+    "err_not_reviewer": {
+        "ja": "{user} さんは審査者ではありません。審査待ち一覧は審査者だけが見られます。",
+        "en": "{user} is not a reviewer: only reviewers see the review queue.",
+    },
+    "err_own_request": {"ja": "自分の申請は審査できません。", "en": "You cannot review your own release request."},
+    "err_project_member": {
+        "ja": "あなたはプロジェクト {project} のメンバーです。その申請はプロジェクト外の審査者が審査します。",
+        "en": "You are a member of project {project}: its requests must be reviewed by someone outside it.",
+    },
+    "err_no_more_votes": {
+        "ja": "この申請は「{status}」のため、これ以上投票できません。",
+        "en": "This request is {status}: it takes no more votes.",
+    },
+    "err_already_decided": {"ja": "出力 {output} はすでに決定済みです。", "en": "Output {output} is already decided."},
+    "err_already_voted": {
+        "ja": "出力 {output} にはすでに投票しています。投票は一人一回です。",
+        "en": "You have already voted on output {output}: each reviewer votes once.",
+    },
+    "err_only_requester": {"ja": "申請者本人だけができる操作です。", "en": "Only the requester can do this."},
+    "err_not_withdrawable": {
+        "ja": "この申請は「{status}」のため、取り下げられません。",
+        "en": "This request is {status}: it can no longer be withdrawn.",
+    },
+    "err_nothing_to_collect": {
+        "ja": "この申請は「{status}」のため、受け取れる公表パッケージはありません。",
+        "en": "This request is {status}: there is no release package to collect.",
+    },
+    "err_override_required": {
+        "ja": "この出力は自動判定で不合格です。承認するには例外承認の理由を書いてください。",
+        "en": "This output failed its disclosure checks: approving it needs a written override reason.",
+    },
+    "err_comment_required_review": {
+        "ja": "この出力は人による判断が必要です(要審査)。公表して安全な理由をコメントに書いてください。",
+        "en": "This output needs human judgement (verdict review): say in a comment why it is safe to release.",
+    },
+    "err_comment_required": {
+        "ja": "却下・差し戻しには、研究者への理由のコメントが必要です。",
+        "en": "Rejecting or returning needs a comment telling the researcher why.",
+    },
+    "err_comment_too_long": {
+        "ja": "コメントは {limit} 文字までです。",
+        "en": "Comments are limited to {limit} characters.",
+    },
 }
 
 

@@ -4,23 +4,32 @@ from __future__ import annotations
 from onsite.errors import UserError
 
 
-class ReleaseRequestInvalid(UserError):
+class WorkflowError(UserError):
+    """A refusal with an optional message key (`key`, `params`) the web app shows translated."""
+
+    def __init__(self, message: str, *, key: str | None = None, **params: object) -> None:
+        super().__init__(message)
+        self.key = key
+        self.params = params
+
+
+class ReleaseRequestInvalid(WorkflowError):
     """A submitted payload is malformed or asks for something not allowed."""
 
 
-class ReleaseRequestNotFound(UserError):
+class ReleaseRequestNotFound(WorkflowError):
     """No release request (or output) with that id."""
 
 
-class InvalidStateTransition(UserError):
+class InvalidStateTransition(WorkflowError):
     """The request's status does not allow this step."""
 
 
-class ReleasePermissionDenied(UserError):
+class ReleasePermissionDenied(WorkflowError):
     """This person may not do this to this request; the message gives the reason."""
 
 
-class VoteInvalid(UserError):
+class VoteInvalid(WorkflowError):
     """A vote lacks what its decision needs (a comment, an override reason)."""
 
 

@@ -51,17 +51,21 @@ def _as_bool(check: Callable[..., None]) -> Callable[..., bool]:
 
 def check_can_use_queue(session: Session, username: str) -> None:
     if Role.REVIEWER not in _roles(session, username):
-        raise ReleasePermissionDenied(f"{username} is not a reviewer: only reviewers see the review queue")
+        raise ReleasePermissionDenied(
+            f"{username} is not a reviewer: only reviewers see the review queue", key="not_reviewer", user=username
+        )
 
 
 def check_can_review(session: Session, username: str, request: ReleaseRequest) -> None:
     """A reviewer may review any request but their own and those of projects they belong to."""
     check_can_use_queue(session, username)
     if request.requester == username:
-        raise ReleasePermissionDenied("you cannot review your own release request")
+        raise ReleasePermissionDenied("you cannot review your own release request", key="own_request")
     if _is_member(session, username, request.project_id):
         raise ReleasePermissionDenied(
-            f"you are a member of project {request.project_id}: its requests must be reviewed by someone outside it"
+            f"you are a member of project {request.project_id}: its requests must be reviewed by someone outside it",
+            key="project_member",
+            project=request.project_id,
         )
 
 
@@ -69,11 +73,19 @@ def check_can_vote(session: Session, username: str, output: ReleaseOutput) -> No
     request = output.request
     check_can_review(session, username, request)
     if not policies.status_allows_votes(request.status):
-        raise ReleasePermissionDenied(f"release request {request.id} is {request.status.value}: it takes no more votes")
+        raise ReleasePermissionDenied(
+            f"release request {request.id} is {request.status.value}: it takes no more votes",
+            key="no_more_votes",
+            status=request.status.value,
+        )
     if output.decision is not None:
-        raise ReleasePermissionDenied(f"output {output.name} is already decided ({output.decision.value})")
+        raise ReleasePermissionDenied(
+            f"output {output.name} is already decided ({output.decision.value})", key="already_decided", output=output.name
+        )
     if any(vote.reviewer == username for vote in output.votes):
-        raise ReleasePermissionDenied(f"you have already voted on output {output.name}: each reviewer votes once")
+        raise ReleasePermissionDenied(
+            f"you have already voted on output {output.name}: each reviewer votes once", key="already_voted", output=output.name
+        )
 
 
 def check_can_view(session: Session, username: str, request: ReleaseRequest) -> None:
@@ -85,17 +97,25 @@ def check_can_view(session: Session, username: str, request: ReleaseRequest) -> 
 
 def check_can_withdraw(username: str, request: ReleaseRequest) -> None:
     if request.requester != username:
-        raise ReleasePermissionDenied("only the requester can withdraw a release request")
+        raise ReleasePermissionDenied("only the requester can withdraw a release request", key="only_requester")
     if not policies.status_allows_withdraw(request.status):
-        raise ReleasePermissionDenied(f"release request {request.id} is {request.status.value}: it can no longer be withdrawn")
+        raise ReleasePermissionDenied(
+            f"release request {request.id} is {request.status.value}: it can no longer be withdrawn",
+            key="not_withdrawable",
+            status=request.status.value,
+        )
 
 
 def check_can_download(username: str, request: ReleaseRequest) -> None:
     """Only the requester collects a release package, once it is released."""
     if request.requester != username:
-        raise ReleasePermissionDenied("only the requester can collect a release package")
+        raise ReleasePermissionDenied("only the requester can collect a release package", key="only_requester")
     if request.status is not ReleaseStatus.RELEASED or request.package is None:
-        raise ReleasePermissionDenied(f"release request {request.id} is {request.status.value}: nothing to collect")
+        raise ReleasePermissionDenied(
+            f"release request {request.id} is {request.status.value}: nothing to collect",
+            key="nothing_to_collect",
+            status=request.status.value,
+        )
 
 
 def check_can_submit(session: Session, username: str, project_id: str, dataset_ids: set[str], on: date) -> None:

@@ -59,13 +59,19 @@ def check_vote_content(decision: Decision, verdict: Verdict, comment: str, overr
     reason = (override_reason or "").strip()
     if decision is Decision.APPROVE and verdict is Verdict.FAIL and not reason:
         raise VoteInvalid(
-            "this output failed its disclosure checks: approving it needs a written override reason"
+            "this output failed its disclosure checks: approving it needs a written override reason",
+            key="override_required",
         )
     if decision is Decision.APPROVE and verdict is Verdict.REVIEW and not comment:
         raise VoteInvalid(
-            "this output needs human judgement (verdict review): say in a comment why it is safe to release"
+            "this output needs human judgement (verdict review): say in a comment why it is safe to release",
+            key="comment_required_review",
         )
     if decision in (Decision.RETURN, Decision.REJECT) and not comment:
-        raise VoteInvalid(f"a {decision.value.lower()} needs a comment telling the researcher why")
+        raise VoteInvalid(
+            f"a {decision.value.lower()} needs a comment telling the researcher why",
+            key="comment_required",
+            decision=decision.value,
+        )
     if len(comment) > MAX_TEXT or len(reason) > MAX_TEXT:
-        raise VoteInvalid(f"comments are limited to {MAX_TEXT} characters")
+        raise VoteInvalid(f"comments are limited to {MAX_TEXT} characters", key="comment_too_long", limit=MAX_TEXT)

@@ -175,6 +175,62 @@ def validate_payload(payload: Any) -> Submission:
     )
 
 
+@dataclass(frozen=True)
+class AuthorizedSubmission:
+    """A validated payload its requester may submit, with what checking it needs."""
+
+    submission: Submission
+    requester: str
+    project_id: str
+    preset: str
+    datasets: dict[str, str]
+    """The project's granted datasets today: {dataset id: file}."""
+    policy: policies.ReviewPolicy
+    today: date
+
+
+def _authorize(
+    session: Session, submission: Submission, requester: str, policy: policies.ReviewPolicy, today: date
+) -> AuthorizedSubmission:
+    from access_control.policy import granted_datasets
+
+    project = session.get(Project, submission.project)
+    if project is None:
+        raise ReleaseRequestInvalid(f"there is no project {submission.project!r}")
+    read = set().union(*(recompute.datasets_read(o.spec) for o in submission.outputs if o.spec))
+    permissions.check_can_submit(session, requester, project.id, read & recompute.known_dataset_ids(session), today)
+    if not project.is_active_on(today):
+        raise ReleasePermissionDenied(f"project {project.id} is not active on {today.isoformat()}")
+    granted = {d.id: d.path for d in granted_datasets(session, project.id, today)}
+    return AuthorizedSubmission(submission, requester, project.id, project.preset, granted, policy, today)
+
+
+def authorize(
+    session: Session,
+    payload: Any,
+    requester: str,
+    *,
+    policy: policies.ReviewPolicy | None = None,
+    today: date | None = None,
+) -> AuthorizedSubmission:
+    """Validate a payload and check that `requester` may submit it. Reads only; quick.
+
+    The requester must be a member of the project, which must be active and hold
+    an active grant for every dataset the table queries read.
+    """
+    return _authorize(session, validate_payload(payload), requester, policy or policies.ReviewPolicy(), today or date.today())
+
+
+def check_outputs(authorized: AuthorizedSubmission) -> list[recompute.CheckedOutput]:
+    """Recompute and check every output under the project's grants. Slow; uses no database session."""
+    return [
+        recompute.recompute_table(item.spec, item.claimed, authorized.datasets, authorized.preset, authorized.policy)
+        if item.kind is OutputKind.TABLE
+        else recompute.opaque_output()
+        for item in authorized.submission.outputs
+    ]
+
+
 def submit(
     session: Session,
     payload: Any,
@@ -185,39 +241,33 @@ def submit(
 ) -> ReleaseRequest:
     """Validate, authorize, recompute and check every output, and store the release request.
 
-    The requester must be a member of the project, which must be active and hold
-    an active grant for every dataset the table queries read. Each table is
-    re-run under the project's grants; the verdict stored is the service's own.
+    One session throughout; the web app runs the same three steps with the
+    recomputation outside any transaction (SQLite has one writer at a time).
     """
-    from access_control.policy import granted_datasets
+    authorized = authorize(session, payload, requester, policy=policy, today=today)
+    return record_submission(session, authorized, check_outputs(authorized))
 
-    policy = policy or policies.ReviewPolicy()
-    today = today or date.today()
-    submission = validate_payload(payload)
-    project = session.get(Project, submission.project)
-    if project is None:
-        raise ReleaseRequestInvalid(f"there is no project {submission.project!r}")
-    granted = {d.id: d.path for d in granted_datasets(session, project.id, today)}
-    read = set().union(*(recompute.datasets_read(o.spec) for o in submission.outputs if o.spec))
-    known = recompute.known_dataset_ids(session)
-    permissions.check_can_submit(session, requester, project.id, read & known, today)
-    if not project.is_active_on(today):
-        raise ReleasePermissionDenied(f"project {project.id} is not active on {today.isoformat()}")
 
+def record_submission(
+    session: Session, authorized: AuthorizedSubmission, checked: list[recompute.CheckedOutput]
+) -> ReleaseRequest:
+    """Store a checked submission, after checking again that it may still be made."""
+    submission = authorized.submission
+    again = _authorize(session, submission, authorized.requester, authorized.policy, authorized.today)
+    if again.datasets != authorized.datasets or again.preset != authorized.preset:
+        raise ReleasePermissionDenied(
+            f"the grants or rule preset of project {authorized.project_id} changed while the outputs were checked: submit again"
+        )
     request = ReleaseRequest(
-        project_id=project.id,
-        requester=requester,
+        project_id=authorized.project_id,
+        requester=authorized.requester,
         title=submission.title,
         purpose=submission.purpose,
         status=INITIAL_STATUS,
-        preset=project.preset,
-        required_approvals=policy.required_approvals,
+        preset=authorized.preset,
+        required_approvals=authorized.policy.required_approvals,
     )
-    for position, item in enumerate(submission.outputs):
-        if item.kind is OutputKind.TABLE:
-            checked = recompute.recompute_table(item.spec, item.claimed, granted, project.preset, policy)
-        else:
-            checked = recompute.opaque_output()
+    for position, (item, result) in enumerate(zip(submission.outputs, checked, strict=True)):
         request.outputs.append(
             ReleaseOutput(
                 position=position,
@@ -230,13 +280,13 @@ def submit(
                 content=item.content,
                 code=item.code,
                 explanation=item.explanation,
-                verdict=checked.verdict,
-                verified=checked.verified,
-                recomputed=checked.recomputed,
-                shadow=checked.shadow,
-                report=checked.report,
-                mismatch=checked.mismatch,
-                error=checked.error,
+                verdict=result.verdict,
+                verified=result.verified,
+                recomputed=result.recomputed,
+                shadow=result.shadow,
+                report=result.report,
+                mismatch=result.mismatch,
+                error=result.error,
             )
         )
     session.add(request)
@@ -244,9 +294,9 @@ def submit(
     audit.record(
         session,
         STATUS_AUDIT_EVENT[INITIAL_STATUS],
-        actor=requester,
+        actor=request.requester,
         object=request_object(request),
-        details={"project": project.id, "title": request.title, "outputs": len(request.outputs)},
+        details={"project": request.project_id, "title": request.title, "outputs": len(request.outputs)},
     )
     for output in request.outputs:
         audit.record(
@@ -262,7 +312,7 @@ def submit(
                 "preset": request.preset,
             },
         )
-    log.info("release request %s submitted by %s for project %s", request.id, requester, project.id)
+    log.info("release request %s submitted by %s for project %s", request.id, request.requester, request.project_id)
     return request
 
 

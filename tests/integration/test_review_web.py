@@ -129,16 +129,19 @@ def test_review_through_the_web(server):
     assert no_token.status_code == 403
     token = xsrf_of(page)
     no_reason = bob.post(vote_url, data={"decision": "APPROVE", "_xsrf": token})
-    assert no_reason.status_code == 400 and "override reason" in no_reason.text
+    assert no_reason.status_code == 400
+    assert "承認するには例外承認の理由を書いてください" in re.search(r'id="vote-error">(.*?)</p>', no_reason.text).group(1)
     ok = bob.post(vote_url, data={"decision": "APPROVE", "override_reason": "published census figure", "_xsrf": token})
     assert ok.status_code == 200 and 'id="request-status"' in ok.text
     twice = bob.post(vote_url, data={"decision": "APPROVE", "override_reason": "again", "_xsrf": token})
-    assert twice.status_code == 403 and "already voted" in twice.text
+    assert twice.status_code == 403 and "すでに投票しています" in twice.text
+    in_english = bob.post(vote_url + "?lang=en", data={"decision": "APPROVE", "override_reason": "x", "_xsrf": token})
+    assert "You have already voted on output small" in in_english.text
     with session_factory(make_engine(settings.db_url))() as session:
         refusals = session.scalars(
             select(AuditEvent).where(AuditEvent.action == AuditEventType.OUTPUT_DECIDE, AuditEvent.outcome == Outcome.DENIED)
         ).all()
-    assert ["override reason" in e.details for e in refusals] == [True, False]  # both refusals are audit events
+    assert ["override reason" in e.details for e in refusals] == [True, False, False]  # every refusal is an audit event
 
     carol = login(base, "carol")
     carol_page = carol.get(base + f"requests/{request_id}").text

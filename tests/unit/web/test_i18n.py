@@ -42,3 +42,16 @@ def test_every_key_used_in_templates_exists():
 )
 def test_language_negotiation(query, cookie, header, expected):
     assert i18n.negotiate(query, cookie, header) == expected
+
+
+def test_every_workflow_refusal_key_is_translated():
+    import string
+
+    workflow = Path(i18n.__file__).resolve().parents[1] / "workflow"
+    keys = set()
+    for source in workflow.glob("*.py"):
+        keys |= set(re.findall(r'key="(\w+)"', source.read_text()))
+    assert keys and {f"err_{k}" for k in keys} - set(i18n.MESSAGES) == set()
+    for key in keys:  # both languages use the same placeholders
+        fields = [{f for _, f, _, _ in string.Formatter().parse(i18n.MESSAGES[f"err_{key}"][lang]) if f} for lang in i18n.LANGUAGES]
+        assert fields[0] == fields[1], key

@@ -286,3 +286,28 @@ def test_one_required_approval_is_configurable(world):
     request_id = submit(world, table_output(query=PASSING), policy_=ReviewPolicy(required_approvals=1))
     assert vote(world, request_id, "bob", Decision.APPROVE) is ReleaseStatus.RELEASED
     assert Path(world.settings.egress_dir / str(request_id) / "by_region.csv").exists()
+
+
+def test_grant_revoked_while_checking_refuses_the_submission(world):
+    from access_control import policy as access_policy
+
+    with transaction(world.factory) as s:
+        authorized = service.authorize(s, payload(table_output(query=PASSING)), "alice")
+    checked = service.check_outputs(authorized)
+    assert checked[0].verdict is Verdict.PASS
+    with transaction(world.factory) as s:
+        grant = access_policy.list_grants(s, "p1")[0]
+        access_policy.revoke_grant(s, grant.id, actor="admin")
+    with pytest.raises(ReleasePermissionDenied, match="no active grant"):
+        with transaction(world.factory) as s:
+            service.record_submission(s, authorized, checked)
+    assert _request_count(world) == 0
+
+
+def test_memory_limit_stops_a_query(world):
+    greedy = "SELECT s.region, string_agg(r.range::VARCHAR, ',') AS sex FROM survey s, range(3000000) r GROUP BY s.region"
+    request_id = submit(
+        world, table_output(query=greedy, rows=("region", "sex")), policy_=ReviewPolicy(query_memory_limit="30MB")
+    )
+    output = _output(world, request_id)
+    assert output.verdict is Verdict.FAIL and "memory" in output.error.lower()
