@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from access_control import audit, policy
-from access_control.db import make_engine, migrate, session_factory, transaction
+from access_control.db import make_engine, migrate, read_transaction, session_factory, transaction
 from access_control.enums import AuditEventType, Role
 from access_control.models import Facility, Grant, Person, Project, ProjectStatus, Terminal
 from onsite.errors import UserError
@@ -31,12 +31,13 @@ def admin_actor() -> str:
     return f"admin:{getpass.getuser()}"
 
 
-def in_transaction(settings: Settings, work: Callable[[Session], int]) -> int:
-    """Run `work` in one transaction on a migrated store; UserError rolls everything back."""
+def in_transaction(settings: Settings, work: Callable[[Session], int], *, read_only: bool = False) -> int:
+    """Run `work` in one transaction on a migrated store; UserError rolls everything back.
+    `read_only` work reads a snapshot without holding up writers (the hub's logins)."""
     migrate(settings.db_url)
     engine = make_engine(settings.db_url)
     try:
-        with transaction(session_factory(engine)) as session:
+        with (read_transaction if read_only else transaction)(session_factory(engine)) as session:
             return work(session)
     finally:
         engine.dispose()
@@ -151,7 +152,7 @@ def listing(
                 print_rows([table_cells(row) for row in rows], columns)
             return 0
 
-        return in_transaction(settings, work)
+        return in_transaction(settings, work, read_only=True)
 
     return run
 
@@ -180,7 +181,7 @@ def run_verify(args: argparse.Namespace, settings: Settings) -> int:
         print(f"TAMPERED: first bad event {result.first_bad_seq}: {result.problem}")
         return 1
 
-    return in_transaction(settings, work)
+    return in_transaction(settings, work, read_only=True)
 
 
 def run_export(args: argparse.Namespace, settings: Settings) -> int:
@@ -194,7 +195,7 @@ def run_export(args: argparse.Namespace, settings: Settings) -> int:
         print(f"wrote {n} events to {out}", file=sys.stderr)
         return 0
 
-    return in_transaction(settings, work)
+    return in_transaction(settings, work, read_only=True)
 
 
 def run_anchor(args: argparse.Namespace, settings: Settings) -> int:

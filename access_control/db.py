@@ -23,6 +23,10 @@ NAMING = {
 }
 
 
+READ_ONLY = "onsite_read_only"
+"""Execution option marking a read-only transaction (see read_transaction)."""
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
@@ -50,8 +54,9 @@ def make_engine(url: str) -> Engine:
         def _begin_immediate(conn):
             # Take the write lock at BEGIN: transactions that read then write (the
             # ledger append reads the chain head) queue on busy_timeout instead of
-            # failing with "database is locked" or forking the chain.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # failing with "database is locked" or forking the chain. Declared
+            # read-only work (read_transaction) reads a snapshot without blocking writers.
+            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True)
@@ -66,6 +71,16 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work: commits on success, rolls back on any error."""
     with factory() as session, session.begin():
         yield session
+
+
+@contextmanager
+def read_transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A consistent read that never blocks writers (long reads: ledger verify, export).
+    Nothing may be written in it: on SQLite a write here can fail with "database is locked"."""
+    with factory() as session, session.begin():
+        session.connection(execution_options={READ_ONLY: True})
+        yield session
+        session.rollback()
 
 
 def alembic_config(url: str):
