@@ -27,3 +27,23 @@ __all__ = [
     "local_suppression",
     "suda2",
 ]
+
+from .infoloss import InformationLoss, il1s, il_correl, information_loss  # noqa: E402
+from .perturbation import NoiseMethod, add_noise, microaggregation, pram  # noqa: E402
+from .recoding import CodingSide, RecodeMethod, global_recode, recode_categories, top_bottom_code  # noqa: E402
+
+__all__ += [
+    "CodingSide",
+    "InformationLoss",
+    "NoiseMethod",
+    "RecodeMethod",
+    "add_noise",
+    "global_recode",
+    "il1s",
+    "il_correl",
+    "information_loss",
+    "microaggregation",
+    "pram",
+    "recode_categories",
+    "top_bottom_code",
+]
