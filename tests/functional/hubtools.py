@@ -38,8 +38,10 @@ def free_port(host: str = "127.0.0.1") -> int:
 class RunningHub:
     """`onsite hub` on `ip:port` with state in `home`; use as a context manager."""
 
-    def __init__(self, home: Path, *, db_url: str | None = None, ip: str = "127.0.0.1", port: int | None = None) -> None:
+    def __init__(self, home: Path, *, db_url: str | None = None, ip: str = "127.0.0.1", port: int | None = None,
+                 sigint_ignored: bool = False) -> None:
         self.home = home
+        self.sigint_ignored = sigint_ignored  # as a background job of a non-interactive shell starts
         self.ip = ip
         self.port = port or free_port(ip)
         self.env = {**os.environ, "ONSITE_HOME": str(home)}
@@ -59,6 +61,7 @@ class RunningHub:
         self.proc = subprocess.Popen(
             [*ONSITE, "hub", "--ip", self.ip, "--port", str(self.port)],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if self.sigint_ignored else None,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -87,6 +90,24 @@ class RunningHub:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
         return time.monotonic() - started
+
+    def descendants(self) -> set[int]:
+        """Every live process started by the hub, however deep (proxy, service, servers, kernels)."""
+        if self.proc is None:
+            return set()
+        parents: dict[int, int] = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(stat.parent.name)] = int(fields[1])
+        found, frontier = set(), {self.proc.pid}
+        while frontier:
+            children = {pid for pid, ppid in parents.items() if ppid in frontier}
+            found |= children
+            frontier = children
+        return found
 
     def log_tail(self, lines: int = 60) -> str:
         try:
