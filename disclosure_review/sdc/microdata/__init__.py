@@ -47,3 +47,16 @@ __all__ += [
     "recode_categories",
     "top_bottom_code",
 ]
+
+from .check import RecordLevelCheck, RecordLevelFinding, RecordLevelRules, check_record_level  # noqa: E402
+from .report import RiskReport, RiskyCombination, risk_report  # noqa: E402
+
+__all__ += [
+    "RecordLevelCheck",
+    "RecordLevelFinding",
+    "RecordLevelRules",
+    "RiskReport",
+    "RiskyCombination",
+    "check_record_level",
+    "risk_report",
+]

@@ -1,0 +1,160 @@
+"""Release-time check of a record-level output (an extract, an anonymised file, a list of records).
+
+Fail when a rule is broken, pass only when every configured rule was evaluated
+and holds, review whenever the check cannot decide (no key variables in the
+output, unusable weights, no records, an error while computing).
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from disclosure_review.sdc.enums import Verdict
+
+from ._data import InvalidMicrodataInput, _columns_of
+from .report import RiskReport, risk_report
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RecordLevelRules:
+    """Thresholds of the record-level check (from the project's preset); None switches a rule off."""
+
+    k: int | None = 3  # every record's key combination has f_k >= k
+    weighted_k: float | None = None  # every record's F_k >= weighted_k (needs a weight)
+    max_individual_risk: float | None = 0.1  # no record's re-identification risk above this
+    max_global_risk: float | None = None  # expected re-identifications / records
+    max_household_risk: float | None = None  # household-level global risk (needs a household id)
+    l_diversity: int | None = None  # distinct l-diversity of every sensitive variable
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> RecordLevelRules:
+        """Rules from a preset's `record_level:` mapping; unknown names are an error."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise InvalidMicrodataInput(f"unknown record-level rule(s) {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**dict(values))
+
+
+@dataclass(frozen=True)
+class RecordLevelFinding:
+    """One rule's verdict; `to_dict()` has the shape of sdc.checks.CheckResult.to_dict()."""
+
+    rule: str
+    verdict: Verdict
+    message: str
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rule": self.rule, "verdict": self.verdict.value, "message": self.message,
+                "parameters": dict(self.parameters), "cells": []}
+
+
+@dataclass(frozen=True)
+class RecordLevelCheck:
+    verdict: Verdict
+    findings: tuple[RecordLevelFinding, ...]
+    report: RiskReport | None  # None when the check could not compute it
+
+    def reasons(self) -> list[str]:
+        return [f"{f.rule} ({f.verdict.value}): {f.message}" for f in self.findings if f.verdict is not Verdict.PASS]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"verdict": self.verdict.value, "findings": [f.to_dict() for f in self.findings],
+                "report": None if self.report is None else self.report.to_dict()}
+
+
+def _review(rule: str, message: str) -> RecordLevelCheck:
+    finding = RecordLevelFinding(rule, Verdict.REVIEW, message)
+    return RecordLevelCheck(Verdict.REVIEW, (finding,), None)
+
+
+def check_record_level(
+    data: Any,
+    *,
+    keys: Sequence[str],
+    weight: str | None = None,
+    household: str | None = None,
+    sensitive: Sequence[str] = (),
+    rules: RecordLevelRules = RecordLevelRules(),
+    progress: bool = False,
+) -> RecordLevelCheck:
+    """Check a record-level output against `rules` on the dataset's declared variables.
+
+    Declared key variables missing from the output are left out (an extract
+    without them cannot be matched on them); if none is left, or a weight,
+    household id or sensitive variable named is missing, the verdict is review.
+    """
+    if all(getattr(rules, f.name) is None for f in fields(rules)):
+        return _review("rules", "no record-level rule is configured")
+    try:
+        columns = _columns_of(data)
+    except InvalidMicrodataInput as err:
+        return _review("input", str(err))
+    present = [k for k in keys if k in columns]
+    if not present:
+        return _review("key_variables", "the output has none of the dataset's key variables: a reviewer must judge "
+                       "whether it can identify anyone")
+    for role, name in (("weight", weight), ("household", household)):
+        if name and name not in columns:
+            return _review(role, f"{role} variable {name!r} is not in the output")
+    absent = [s for s in sensitive if s not in columns]
+    sensitive = [s for s in sensitive if s in columns]
+    k = rules.k or 3
+    try:
+        report = risk_report(data, keys=present, weight=weight, household=household, sensitive=sensitive, k=k,
+                             progress=progress)
+    except InvalidMicrodataInput as err:
+        return _review("input", f"the risk could not be computed: {err}")
+    except Exception:  # a check that cannot decide says review, never pass
+        log.exception("record-level check failed")
+        return _review("error", "the risk computation failed; see the service log")
+    findings: list[RecordLevelFinding] = []
+
+    def rule(name: str, broken: bool, message: str, **parameters: Any) -> None:
+        findings.append(RecordLevelFinding(name, Verdict.FAIL if broken else Verdict.PASS, message, parameters))
+
+    if len(present) < len(keys):
+        findings.append(RecordLevelFinding(
+            "key_variables", Verdict.PASS, f"checked on {len(present)} of {len(keys)} key variables present",
+            {"missing": [k for k in keys if k not in present]}))
+    if rules.k is not None:
+        below = report.k_violations[rules.k]
+        rule("k_anonymity", below > 0, f"{below} records in key combinations of fewer than {rules.k} records",
+             k=rules.k, records=below, combinations=report.combinations_below_k)
+    if rules.weighted_k is not None:
+        if weight is None:
+            findings.append(RecordLevelFinding("weighted_k_anonymity", Verdict.REVIEW, "no sampling weight declared"))
+        else:
+            below = int((report.Fk < rules.weighted_k).sum())
+            rule("weighted_k_anonymity", below > 0, f"{below} records with F_k below {rules.weighted_k}",
+                 weighted_k=rules.weighted_k, records=below)
+    if rules.max_individual_risk is not None:
+        above = int((report.risk > rules.max_individual_risk).sum())
+        rule("individual_risk", above > 0, f"{above} records with re-identification risk above "
+             f"{rules.max_individual_risk}", threshold=rules.max_individual_risk, records=above,
+             max_risk=float(report.risk.max()))
+    if rules.max_global_risk is not None:
+        g = report.global_risk.global_risk
+        rule("global_risk", g > rules.max_global_risk, f"global risk {g:.4f} (threshold {rules.max_global_risk})",
+             threshold=rules.max_global_risk, global_risk=g)
+    if rules.max_household_risk is not None:
+        h = report.global_risk.household_risk
+        if h is None:
+            findings.append(RecordLevelFinding("household_risk", Verdict.REVIEW, "no household id declared"))
+        else:
+            rule("household_risk", h > rules.max_household_risk,
+                 f"household risk {h:.4f} (threshold {rules.max_household_risk})",
+                 threshold=rules.max_household_risk, household_risk=h)
+    if rules.l_diversity is not None:
+        for s in absent:
+            findings.append(RecordLevelFinding("l_diversity", Verdict.PASS, f"sensitive variable {s!r} not released"))
+        for s, ld in report.l_diversity.items():
+            rule("l_diversity", ld["min_distinct"] < rules.l_diversity,
+                 f"{s}: smallest number of distinct values in a key combination {ld['min_distinct']:g}",
+                 variable=s, l=rules.l_diversity)
+    return RecordLevelCheck(Verdict.combine(f.verdict for f in findings), tuple(findings), report)
