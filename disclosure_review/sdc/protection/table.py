@@ -1,0 +1,365 @@
+"""Additive tables with margins: the structure every protection method works on.
+
+A `LinkedTable` holds the cells of a k-dimensional table (k = 1, 2, 3, ...)
+in which every dimension has its levels plus one total level, and every cell
+whose key has a total in some dimension equals the sum of the cells it covers
+("additivity"). The additivity constraints `constraints @ values == 0` are
+generated from that structure, one row per (dimension, combination of the
+other dimensions' levels): ``total - sum(parts) == 0``.
+
+Cells are stored in C order of the dense array of shape ``(n_1 + 1, ...,
+n_k + 1)`` in which the last index of every axis is that dimension's total.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Sequence
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+
+from .errors import InvalidTable
+
+TOTAL = "Total"
+# Values may differ from the sum of their parts by this much (relative to the
+# largest value) before the table is refused as non-additive.
+ADDITIVITY_TOLERANCE = 1e-9
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class LinkedTable:
+    """Cells of an additive table with margins (see the module docstring).
+
+    `lower_bounds` / `upper_bounds` are what an intruder knows a priori about
+    every cell (default 0 and +inf: counts and non-negative magnitudes).
+    """
+
+    dims: tuple[str, ...]
+    levels: tuple[tuple[str, ...], ...]  # per dimension, the levels without the total
+    values: np.ndarray
+    unsafe: np.ndarray  # bool: primary-unsafe cells
+    lower_bounds: np.ndarray
+    upper_bounds: np.ndarray
+    total_label: str = TOTAL
+    value_name: str = "value"
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Dense shape, totals included (last index of each axis)."""
+        return tuple(len(lv) + 1 for lv in self.levels)
+
+    @property
+    def n_cells(self) -> int:
+        return int(self.values.size)
+
+    def multi_index(self, cell: int) -> tuple[int, ...]:
+        return tuple(int(i) for i in np.unravel_index(cell, self.shape))
+
+    def key(self, cell: int) -> dict[str, str]:
+        """The labels of one cell, e.g. ``{"sex": "F", "region": "Total"}``."""
+        return {
+            dim: (levels[i] if i < len(levels) else self.total_label)
+            for dim, levels, i in zip(self.dims, self.levels, self.multi_index(cell))
+        }
+
+    def is_interior(self) -> np.ndarray:
+        """True for cells with no total in any dimension."""
+        grids = np.meshgrid(*[np.arange(m) for m in self.shape], indexing="ij")
+        interior = np.ones(self.shape, dtype=bool)
+        for axis, grid in enumerate(grids):
+            interior &= grid < self.shape[axis] - 1
+        return interior.ravel()
+
+    def array(self) -> np.ndarray:
+        """Values as the dense array (totals last on each axis)."""
+        return self.values.reshape(self.shape)
+
+    def constraints(self) -> sp.csr_matrix:
+        """Additivity: one row ``total - sum(parts)`` per dimension and other-levels combination."""
+        return additivity_matrix(self.shape)
+
+    def frame(self) -> pl.DataFrame:
+        """Cells as a polars frame: dimension columns, the value, `unsafe`."""
+        labels = [list(lv) + [self.total_label] for lv in self.levels]
+        keys = list(itertools.product(*labels))
+        columns: dict[str, object] = {
+            dim: [k[d] for k in keys] for d, dim in enumerate(self.dims)
+        }
+        columns[self.value_name] = self.values
+        columns["unsafe"] = self.unsafe
+        return pl.DataFrame(columns)
+
+    def with_values(self, values: np.ndarray) -> LinkedTable:
+        return dataclasses.replace(self, values=np.asarray(values, dtype=float))
+
+    # -- construction ---------------------------------------------------------------
+
+    @classmethod
+    def from_array(
+        cls,
+        values: np.ndarray,
+        unsafe: np.ndarray | None = None,
+        *,
+        dims: Sequence[str] | None = None,
+        levels: Sequence[Sequence[str]] | None = None,
+        lower_bound: float | np.ndarray = 0.0,
+        upper_bound: float | np.ndarray = np.inf,
+        total_label: str = TOTAL,
+        value_name: str = "value",
+    ) -> LinkedTable:
+        """From a dense array whose last index on every axis is the total (see `with_margins`)."""
+        array = np.asarray(values, dtype=float)
+        if array.ndim == 0 or min(array.shape) < 2:
+            raise InvalidTable("a table needs at least one dimension with one level plus its total")
+        dims = tuple(dims) if dims is not None else tuple(f"dim{d}" for d in range(array.ndim))
+        if len(dims) != array.ndim:
+            raise InvalidTable(f"{len(dims)} dimension names for a {array.ndim}-dimensional array")
+        if levels is None:
+            levels = [[str(i) for i in range(m - 1)] for m in array.shape]
+        levels = tuple(tuple(str(x) for x in lv) for lv in levels)
+        if tuple(len(lv) + 1 for lv in levels) != array.shape:
+            raise InvalidTable("levels must give each axis's labels without the total")
+        mask = np.zeros(array.shape, bool) if unsafe is None else np.asarray(unsafe, bool)
+        if mask.shape != array.shape:
+            raise InvalidTable(f"unsafe mask has shape {mask.shape}, values {array.shape}")
+        table = cls(
+            dims=dims,
+            levels=levels,
+            values=array.ravel().copy(),
+            unsafe=mask.ravel().copy(),
+            lower_bounds=_broadcast(lower_bound, array.size, "lower_bound"),
+            upper_bounds=_broadcast(upper_bound, array.size, "upper_bound"),
+            total_label=total_label,
+            value_name=value_name,
+        )
+        table.check()
+        return table
+
+    @classmethod
+    def from_frame(
+        cls,
+        frame: pl.DataFrame,
+        dims: Sequence[str],
+        value: str,
+        unsafe: str | np.ndarray | pl.Series | None = None,
+        *,
+        total_label: str = TOTAL,
+        fill_missing: bool = False,
+        lower_bound: float = 0.0,
+        upper_bound: float = np.inf,
+    ) -> LinkedTable:
+        """From a frame of cells: dimension columns, a value column, an unsafe marker.
+
+        A margin row has the total label (default ``"Total"``) or null in the
+        dimension it sums over. With `fill_missing`, absent interior cells are
+        zeros (cross-tabulations omit empty cells) and absent margins are the
+        sums of their cells, both marked safe; otherwise an incomplete table is
+        refused. Levels keep their order of first appearance.
+        """
+        dims = tuple(dims)
+        _check_columns(frame, dims, value)
+        if len(dims) == 0:
+            raise InvalidTable("name at least one dimension column")
+        if frame.height == 0:
+            raise InvalidTable("the table has no cells")
+        unsafe_values = _unsafe_column(frame, unsafe)
+        labels = frame.select(
+            [
+                pl.col(d).cast(pl.String).fill_null(total_label).alias(d)
+                for d in dims
+            ]
+        )
+        levels = tuple(
+            tuple(x for x in labels[d].unique(maintain_order=True).to_list() if x != total_label)
+            for d in dims
+        )
+        for d, lv in zip(dims, levels):
+            if not lv:
+                raise InvalidTable(f"dimension {d!r} has no level other than its total")
+        shape = tuple(len(lv) + 1 for lv in levels)
+        position = [
+            {label: i for i, label in enumerate(list(lv) + [total_label])} for lv in levels
+        ]
+        coords = [
+            np.array([position[d][x] for x in labels[dim].to_list()], dtype=np.int64)
+            for d, dim in enumerate(dims)
+        ]
+        flat = np.ravel_multi_index(coords, shape)
+        if len(np.unique(flat)) != len(flat):
+            dup = pl.Series(flat).is_duplicated().arg_max()
+            raise InvalidTable(
+                f"cell {labels.row(dup, named=True)} appears more than once: "
+                "give one row per cell"
+            )
+        raw = frame[value].cast(pl.Float64)
+        if raw.null_count() or np.isnan(raw.to_numpy()).any():
+            raise InvalidTable(f"column {value!r} has missing values: every cell needs a value")
+        values = np.full(int(np.prod(shape)), np.nan)
+        values[flat] = raw.to_numpy()
+        mask = np.zeros(values.size, bool)
+        mask[flat] = unsafe_values
+        missing = np.isnan(values)
+        if missing.any():
+            if not fill_missing:
+                example = _key_of(int(np.flatnonzero(missing)[0]), shape, levels, dims, total_label)
+                raise InvalidTable(
+                    f"{int(missing.sum())} cells are missing, e.g. {example}; pass "
+                    "fill_missing=True to treat absent cells as zeros and absent margins as sums"
+                )
+            values = _fill(values.reshape(shape)).ravel()
+        table = cls(
+            dims=dims,
+            levels=levels,
+            values=values,
+            unsafe=mask,
+            lower_bounds=np.full(values.size, float(lower_bound)),
+            upper_bounds=np.full(values.size, float(upper_bound)),
+            total_label=total_label,
+            value_name=value,
+        )
+        table.check()
+        return table
+
+    def check(self) -> None:
+        """Refuse tables that are not additive or break their own a-priori bounds."""
+        if not np.isfinite(self.values).all():
+            raise InvalidTable("every cell value must be a finite number")
+        if (self.lower_bounds > self.upper_bounds).any():
+            raise InvalidTable("a lower bound is above its upper bound")
+        below = self.values < self.lower_bounds
+        if below.any():
+            cell = int(np.flatnonzero(below)[0])
+            raise InvalidTable(
+                f"cell {self.key(cell)} is below its a-priori lower bound "
+                f"{self.lower_bounds[cell]}; pass lower_bound=-inf for values that can be negative"
+            )
+        if (self.values > self.upper_bounds).any():
+            raise InvalidTable("a cell is above its a-priori upper bound")
+        residual = self.constraints() @ self.values
+        scale = max(1.0, float(np.abs(self.values).max()))
+        worst = int(np.abs(residual).argmax())
+        if abs(residual[worst]) > ADDITIVITY_TOLERANCE * scale * 10:
+            raise InvalidTable(
+                "the margins are not the sums of their cells (off by "
+                f"{abs(residual[worst]):.6g}); protection needs an additive table: "
+                "counts or sums, never means or medians"
+            )
+
+
+def with_margins(interior: np.ndarray) -> np.ndarray:
+    """Append a total as the last index of every axis: ``(n1, n2) -> (n1 + 1, n2 + 1)``."""
+    array = np.asarray(interior, dtype=float)
+    for axis in range(array.ndim):
+        array = np.concatenate([array, array.sum(axis=axis, keepdims=True)], axis=axis)
+    return array
+
+
+def additivity_matrix(shape: tuple[int, ...]) -> sp.csr_matrix:
+    """Rows ``total - sum(parts) == 0`` for every axis and every index of the other axes."""
+    index = np.arange(int(np.prod(shape))).reshape(shape)
+    rows: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
+    data: list[np.ndarray] = []
+    n_rows = 0
+    for axis, m in enumerate(shape):
+        moved = np.moveaxis(index, axis, -1).reshape(-1, m)  # each line: parts..., total
+        k = moved.shape[0]
+        row_ids = np.repeat(np.arange(n_rows, n_rows + k), m)
+        coef = np.tile(np.r_[-np.ones(m - 1), 1.0], k)
+        rows.append(row_ids)
+        cols.append(moved.ravel())
+        data.append(coef)
+        n_rows += k
+    return sp.csr_matrix(
+        (np.concatenate(data), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(n_rows, int(np.prod(shape))),
+    )
+
+
+def from_shadow(
+    shadow_frame: pl.DataFrame,
+    dims: Sequence[str],
+    value: str,
+    unsafe_mask: str | np.ndarray | pl.Series,
+    *,
+    total_label: str = TOTAL,
+    fill_missing: bool = False,
+    lower_bound: float = 0.0,
+    upper_bound: float = np.inf,
+) -> LinkedTable:
+    """Adapter for shadow tables: a polars frame of cells with margins rows.
+
+    Margin rows hold null or `total_label` in the dimensions they sum over;
+    `unsafe_mask` is a boolean column name or a boolean vector aligned with the
+    frame's rows (True = primary-unsafe). Only additive statistics (counts,
+    weighted counts, sums) can be protected this way.
+    """
+    return LinkedTable.from_frame(
+        shadow_frame,
+        dims,
+        value,
+        unsafe_mask,
+        total_label=total_label,
+        fill_missing=fill_missing,
+        lower_bound=lower_bound,
+        upper_bound=upper_bound,
+    )
+
+
+def _broadcast(bound: float | np.ndarray, size: int, name: str) -> np.ndarray:
+    array = np.asarray(bound, dtype=float)
+    if array.ndim == 0:
+        return np.full(size, float(array))
+    if array.size != size:
+        raise InvalidTable(f"{name} has {array.size} entries for {size} cells")
+    return array.ravel().copy()
+
+
+def _check_columns(frame: pl.DataFrame, dims: tuple[str, ...], value: str) -> None:
+    missing = [c for c in (*dims, value) if c not in frame.columns]
+    if missing:
+        raise InvalidTable(f"columns {missing} are not in the table (it has {frame.columns})")
+    if value in dims:
+        raise InvalidTable(f"{value!r} is both a dimension and the value")
+    if not frame[value].dtype.is_numeric():
+        raise InvalidTable(f"value column {value!r} is {frame[value].dtype}, not numeric")
+
+
+def _unsafe_column(
+    frame: pl.DataFrame, unsafe: str | np.ndarray | pl.Series | None
+) -> np.ndarray:
+    if unsafe is None:
+        return np.zeros(frame.height, bool)
+    if isinstance(unsafe, str):
+        if unsafe not in frame.columns:
+            raise InvalidTable(f"unsafe column {unsafe!r} is not in the table")
+        series = frame[unsafe]
+    else:
+        series = pl.Series(np.asarray(unsafe))
+    if series.dtype != pl.Boolean or series.len() != frame.height or series.null_count():
+        raise InvalidTable(
+            "the unsafe mask must be a boolean without nulls, one entry per row of the table"
+        )
+    return series.to_numpy().astype(bool)
+
+
+def _fill(array: np.ndarray) -> np.ndarray:
+    """Absent interior cells -> 0, absent margins -> sums of the interior cells they cover."""
+    interior = array[tuple(slice(0, m - 1) for m in array.shape)]
+    full = with_margins(np.nan_to_num(interior, nan=0.0))
+    return np.where(np.isnan(array), full, array)
+
+
+def _key_of(
+    cell: int,
+    shape: tuple[int, ...],
+    levels: tuple[tuple[str, ...], ...],
+    dims: tuple[str, ...],
+    total_label: str,
+) -> dict[str, str]:
+    idx = np.unravel_index(cell, shape)
+    return {
+        d: (lv[i] if i < len(lv) else total_label) for d, lv, i in zip(dims, levels, idx)
+    }
