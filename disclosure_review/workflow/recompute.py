@@ -13,7 +13,7 @@ import datetime as dt
 import decimal
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,8 +108,13 @@ def recompute_table(
     datasets: Mapping[str, str],
     preset: str,
     policy: ReviewPolicy,
+    *,
+    released: Sequence[Mapping[str, Any]] = (),
 ) -> CheckedOutput:
-    """Re-run `spec` over `datasets` ({dataset id: path}, the project's grants today) and check it."""
+    """Re-run `spec` over `datasets` ({dataset id: path}, the project's grants today) and check it.
+
+    `released`: shadow statistics (dicts) of the project's released tables, for the differencing check.
+    """
     from analysis_kernel.catalogue import guarded_connection
     from disclosure_review.sdc import check_table, load_preset
 
@@ -130,7 +135,7 @@ def recompute_table(
         return CheckedOutput(verdict=Verdict.FAIL, verified=False, error=str(exc))
     finally:
         con.close()
-    report = check_table(shadow, rules)
+    report = check_table(shadow, rules, released=_released_tables(released))
     recomputed = _frame_json(shadow.released_view())
     return CheckedOutput(
         verdict=report.verdict,
@@ -140,6 +145,16 @@ def recompute_table(
         report=report.to_dict(),
         mismatch=compare_claimed(claimed, shadow, report.verdict),
     )
+
+
+def _released_tables(released: Sequence[Mapping[str, Any]]) -> list[ShadowTable]:
+    tables = []
+    for data in released:
+        try:
+            tables.append(ShadowTable.from_dict(data))
+        except (ValueError, KeyError, TypeError) as exc:  # an older format: the reviewer still sees the table
+            log.warning("a released table could not be read for the differencing check: %s", exc)
+    return tables
 
 
 def _claimed_shadow(claimed: Mapping[str, Any]) -> Mapping[str, Any] | None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from access_control import audit
@@ -187,6 +188,25 @@ class AuthorizedSubmission:
     """The project's granted datasets today: {dataset id: file}."""
     policy: policies.ReviewPolicy
     today: date
+    released: tuple[dict[str, Any], ...] = ()
+    """Shadow statistics of the project's tables already released, for the differencing check."""
+
+
+def released_shadows(session: Session, project_id: str) -> tuple[dict[str, Any], ...]:
+    """Shadow statistics of every table already released from the project (oldest first)."""
+    stmt = (
+        select(ReleaseOutput.shadow)
+        .join(ReleaseRequest, ReleaseOutput.request_id == ReleaseRequest.id)
+        .where(
+            ReleaseRequest.project_id == project_id,
+            ReleaseRequest.status == ReleaseStatus.RELEASED,
+            ReleaseOutput.decision == Decision.APPROVE,
+            ReleaseOutput.kind == OutputKind.TABLE,
+            ReleaseOutput.verified.is_(True),
+        )
+        .order_by(ReleaseOutput.id)
+    )
+    return tuple(shadow for shadow in session.scalars(stmt) if shadow)
 
 
 def _authorize(
@@ -202,7 +222,9 @@ def _authorize(
     if not project.is_active_on(today):
         raise ReleasePermissionDenied(f"project {project.id} is not active on {today.isoformat()}")
     granted = {d.id: d.path for d in granted_datasets(session, project.id, today)}
-    return AuthorizedSubmission(submission, requester, project.id, project.preset, granted, policy, today)
+    return AuthorizedSubmission(
+        submission, requester, project.id, project.preset, granted, policy, today, released_shadows(session, project.id)
+    )
 
 
 def authorize(
@@ -224,7 +246,9 @@ def authorize(
 def check_outputs(authorized: AuthorizedSubmission) -> list[recompute.CheckedOutput]:
     """Recompute and check every output under the project's grants. Slow; uses no database session."""
     return [
-        recompute.recompute_table(item.spec, item.claimed, authorized.datasets, authorized.preset, authorized.policy)
+        recompute.recompute_table(
+            item.spec, item.claimed, authorized.datasets, authorized.preset, authorized.policy, released=authorized.released
+        )
         if item.kind is OutputKind.TABLE
         else recompute.opaque_output()
         for item in authorized.submission.outputs

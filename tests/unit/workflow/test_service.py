@@ -311,3 +311,16 @@ def test_memory_limit_stops_a_query(world):
     )
     output = _output(world, request_id)
     assert output.verdict is Verdict.FAIL and "memory" in output.error.lower()
+
+
+def test_differencing_against_the_projects_released_tables(world):
+    first = submit(world, table_output("by_sex_ab", PASSING, rows=("sex",)), policy_=ReviewPolicy(required_approvals=1))
+    assert _output(world, first).verdict is Verdict.PASS
+    vote(world, first, "bob", Decision.APPROVE)
+    assert status_of(world, first) is ReleaseStatus.RELEASED
+    # All regions by sex minus the released A+B by sex = region C's 2 people, split by sex.
+    second = submit(world, table_output("by_sex_all", "SELECT * FROM survey", rows=("sex",)))
+    output = _output(world, second)
+    differencing = next(r for r in output.report["results"] if r["rule"] == "differencing")
+    assert differencing["verdict"] != "pass" and "by_sex_ab" in differencing["message"]
+    assert output.verdict is not Verdict.PASS
