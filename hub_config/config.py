@@ -14,6 +14,7 @@ import secrets
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from onsite.errors import UserError
@@ -233,8 +234,9 @@ def reset_sigint() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-def run_hub(settings: Settings, *, ip: str = "127.0.0.1", port: int = 8000, log_level: str = "INFO") -> int:
-    """Run JupyterHub in this process until Ctrl-C (or SIGTERM)."""
+def run_hub(settings: Settings, *, ip: str = "127.0.0.1", port: int = 8000, log_level: str = "INFO",
+            on_ready: Callable[[], None] | None = None) -> int:
+    """Run JupyterHub in this process until Ctrl-C (or SIGTERM); `on_ready` runs once it answers."""
     from jupyterhub.app import JupyterHub
     from tornado.ioloop import IOLoop
     from traitlets.config import Config
@@ -256,6 +258,8 @@ def run_hub(settings: Settings, *, ip: str = "127.0.0.1", port: int = 8000, log_
     loop = IOLoop(make_current=False)
     try:
         loop.run_sync(lambda: app.launch_instance_async([]))
+        if on_ready is not None:
+            on_ready()
         loop.start()
     except KeyboardInterrupt:
         pass

@@ -207,7 +207,7 @@ def set_up_demo(settings: Settings, *, rows: int = 200_000, seed: int = DEMO_SEE
 
 def banner(url: str, logins: list[DemoLogin], logins_file: Path) -> str:
     width = max(len(login.username) for login in logins)
-    lines = ["", "=" * 72, f"  Onsite is starting at {url}", "", "  Log in as:"]
+    lines = ["", "=" * 72, f"  Onsite: open {url} in a browser on this machine", "", "  Log in as:"]
     for login in logins:
         lines.append(f"    {login.username:<{width}}  {login.password}   {login.role.value.lower():<13} {login.display_name}")
     lines += ["", f"  (kept in {logins_file})", "  Stop with Ctrl-C.", "=" * 72, ""]
@@ -218,8 +218,9 @@ def run_up(args: argparse.Namespace, settings: Settings) -> int:
     from hub_config.config import run_hub
 
     logins = set_up_demo(settings, rows=args.rows, seed=args.seed)
-    print(banner(f"http://{args.ip}:{args.port}/", logins, settings.runtime_dir / LOGINS_FILE), flush=True)
-    return run_hub(settings, ip=args.ip, port=args.port)
+    text = banner(f"http://{args.ip}:{args.port}/", logins, settings.runtime_dir / LOGINS_FILE)
+    print(text, flush=True)  # and again once the hub answers, below its start-up log
+    return run_hub(settings, ip=args.ip, port=args.port, on_ready=lambda: print(text, flush=True))
 
 
 def run_hub_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -227,8 +228,8 @@ def run_hub_command(args: argparse.Namespace, settings: Settings) -> int:
     from hub_config.config import run_hub
 
     migrate(settings.db_url)
-    print(f"Onsite hub starting at http://{args.ip}:{args.port}/ (stop with Ctrl-C)", flush=True)
-    return run_hub(settings, ip=args.ip, port=args.port)
+    url = f"http://{args.ip}:{args.port}/"
+    return run_hub(settings, ip=args.ip, port=args.port, on_ready=lambda: print(f"Onsite hub running at {url} (stop with Ctrl-C)", flush=True))
 
 
 def _address_arguments(parser: argparse.ArgumentParser) -> None:
