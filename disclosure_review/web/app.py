@@ -40,7 +40,7 @@ from access_control.db import make_engine, session_factory, transaction
 from access_control.enums import AuditEventType, Outcome
 from disclosure_review.sdc.enums import Verdict
 from disclosure_review.web.i18n import LANGUAGES, negotiate, translator
-from disclosure_review.workflow import permissions, service
+from disclosure_review.workflow import package, permissions, service
 from disclosure_review.workflow.enums import Decision, OutputKind, ReleaseStatus
 from disclosure_review.workflow.exceptions import ReleasePermissionDenied, ReleaseRequestNotFound
 from onsite.errors import UserError
@@ -78,6 +78,16 @@ def _cell_marks(output) -> dict[tuple, str]:
             if marks.get(key) != Verdict.FAIL.value:
                 marks[key] = result["verdict"]
     return marks
+
+
+def _file_preview(output) -> dict[str, str | None]:
+    """An opaque file as it would be released (re-rendered by the service), for the reviewer to judge."""
+    if output.kind is not OutputKind.FILE or not output.content:
+        return {"preview": None, "text": None}
+    rendered = package.render_file(output.content, output.media_type)
+    if output.media_type.startswith("image/"):
+        return {"preview": base64.b64encode(rendered).decode(), "text": None}
+    return {"preview": None, "text": rendered.decode("utf-8")}
 
 
 def make_jinja() -> jinja2.Environment:
@@ -219,7 +229,7 @@ class MineHandler(BaseHandler):
             self.render_page("mine.html", session, requests=service.my_requests(session, self.current_user))
 
 
-class RequestHandler(BaseHandler):
+class RequestPageHandler(BaseHandler):
     @web.authenticated
     def get(self, request_id: str) -> None:
         self.show(int(request_id))
@@ -241,8 +251,7 @@ class RequestHandler(BaseHandler):
                     or o.decision is not None
                     or any(v.reviewer == user for v in o.votes)
                     or request.status not in (ReleaseStatus.SUBMITTED, ReleaseStatus.PARTIALLY_REVIEWED),
-                    "preview": base64.b64encode(o.content).decode() if o.content and o.media_type.startswith("image/") else None,
-                    "text": o.content.decode("utf-8", "replace") if o.content and o.media_type.startswith("text/") else None,
+                    **_file_preview(o),
                 }
                 for o in request.outputs
             ]
@@ -262,7 +271,7 @@ class RequestHandler(BaseHandler):
             )
 
 
-class VoteHandler(RequestHandler):
+class VoteHandler(RequestPageHandler):
     @web.authenticated
     def post(self, request_id: str, output_id: str) -> None:
         t = translator(self.language)
@@ -296,7 +305,7 @@ class VoteHandler(RequestHandler):
             service.record_refusal(session, action, actor=self.current_user, object=obj, reason=str(exc))
 
 
-class WithdrawHandler(RequestHandler):
+class WithdrawHandler(RequestPageHandler):
     @web.authenticated
     def post(self, request_id: str) -> None:
         t = translator(self.language)
@@ -429,7 +438,7 @@ def make_app(
         (rf"{p}", HomeHandler),
         (rf"{p}queue", QueueHandler),
         (rf"{p}mine", MineHandler),
-        (rf"{p}requests/(\d+)", RequestHandler),
+        (rf"{p}requests/(\d+)", RequestPageHandler),
         (rf"{p}requests/(\d+)/outputs/(\d+)/vote", VoteHandler),
         (rf"{p}requests/(\d+)/withdraw", WithdrawHandler),
         (rf"{p}requests/(\d+)/package\.zip", DownloadHandler),

@@ -380,8 +380,9 @@ def vote(
     request is approved (some approved) or rejected (none), and an approved one
     is packaged at once.
     """
-    output = get_output(session, output_id)
-    request = get_request(session, output.request_id, for_update=True)
+    # Lock the request first, then read the output and its votes as they are now.
+    request = get_request(session, get_output(session, output_id).request_id, for_update=True)
+    output = get_output(session, output_id, fresh=True)
     permissions.check_can_vote(session, reviewer, output)
     policies.check_vote_content(decision, output.verdict, comment, override_reason)
     reason = (override_reason or "").strip() or None

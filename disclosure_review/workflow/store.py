@@ -115,15 +115,18 @@ class ReleasePackage(Base):
 def get_request(session: Session, request_id: int, *, for_update: bool = False) -> ReleaseRequest:
     stmt = select(ReleaseRequest).where(ReleaseRequest.id == request_id)
     if for_update:
-        stmt = stmt.with_for_update()  # PostgreSQL: serialize votes on one request
+        # PostgreSQL: serialize votes on one request, and read it as it is once locked.
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
     found = session.scalars(stmt).one_or_none()
     if found is None:
         raise ReleaseRequestNotFound(f"no release request {request_id}")
     return found
 
 
-def get_output(session: Session, output_id: int) -> ReleaseOutput:
-    found = session.get(ReleaseOutput, output_id)
+def get_output(session: Session, output_id: int, *, fresh: bool = False) -> ReleaseOutput:
+    found = session.get(ReleaseOutput, output_id, populate_existing=fresh)
+    if found is not None and fresh:
+        session.expire(found, ["votes"])  # reload the votes too
     if found is None:
         raise ReleaseRequestNotFound(f"no output {output_id}")
     return found

@@ -324,3 +324,32 @@ def test_differencing_against_the_projects_released_tables(world):
     differencing = next(r for r in output.report["results"] if r["rule"] == "differencing")
     assert differencing["verdict"] != "pass" and "by_sex_ab" in differencing["message"]
     assert output.verdict is not Verdict.PASS
+
+
+@pytest.mark.parametrize("status", list(ReleaseStatus))
+def test_every_status_is_reached_through_the_service_with_its_audit_event(world, status):
+    from access_control.enums import Outcome
+    from disclosure_review.workflow.transitions import STATUS_AUDIT_EVENT
+    from workflow_factories import create_request_at_status
+
+    request_id = create_request_at_status(world, status)
+    if status is not ReleaseStatus.REVIEWED:  # REVIEWED is momentary: the same vote moves it on
+        assert status_of(world, request_id) is status
+    with transaction(world.factory) as s:
+        events = [
+            e for e in s.scalars(select(AuditEvent).order_by(AuditEvent.seq))
+            if e.object == f"release_request/{request_id}" and e.action is STATUS_AUDIT_EVENT[status]
+        ]
+    entered = [e for e in events if json.loads(e.details).get("to", ReleaseStatus.SUBMITTED.value) == status.value]
+    assert len(entered) == 1 and entered[0].outcome is Outcome.OK
+
+
+def test_failed_package_write_is_retried(world):
+    from workflow_factories import create_request_at_status
+
+    request_id = create_request_at_status(world, ReleaseStatus.APPROVED)
+    assert not (world.settings.egress_dir / str(request_id)).exists()
+    with transaction(world.factory) as s:
+        package = service.release(s, request_id, settings=world.settings, actor="cli:root")
+    assert status_of(world, request_id) is ReleaseStatus.RELEASED
+    assert Path(package.path, "by_region.csv").is_file()

@@ -104,3 +104,36 @@ def vote(world: World, request_id: int, reviewer: str, decision: Decision, posit
 def status_of(world: World, request_id: int) -> ReleaseStatus:
     with transaction(world.factory) as s:
         return service.view(s, request_id, "alice").status
+
+
+def create_request_at_status(world: World, status: ReleaseStatus) -> int:
+    """A release request brought to `status` through the real service steps (never by setting it)."""
+    passing = table_output(query="SELECT * FROM survey WHERE region <> 'C'")
+    if status is ReleaseStatus.SUBMITTED:
+        return submit(world, passing)
+    if status is ReleaseStatus.WITHDRAWN:
+        request_id = submit(world, passing)
+        with transaction(world.factory) as s:
+            service.withdraw(s, request_id, world.researcher)
+        return request_id
+    if status is ReleaseStatus.RETURNED:
+        request_id = submit(world, passing)
+        vote(world, request_id, "bob", Decision.RETURN, comment="explain the purpose of each table")
+        return request_id
+    if status is ReleaseStatus.PARTIALLY_REVIEWED:
+        request_id = submit(world, passing)
+        vote(world, request_id, "bob", Decision.APPROVE)
+        return request_id
+    if status is ReleaseStatus.REJECTED:
+        request_id = submit(world, passing)
+        vote(world, request_id, "bob", Decision.REJECT, comment="not needed for the stated purpose")
+        return request_id
+    request_id = submit(world, passing, policy_=ReviewPolicy(required_approvals=1))
+    if status is ReleaseStatus.APPROVED:
+        # A package that cannot be written leaves the request APPROVED (for `onsite review release`).
+        world.settings.egress_dir.parent.mkdir(parents=True, exist_ok=True)
+        world.settings.egress_dir.write_text("not a directory")
+    vote(world, request_id, "bob", Decision.APPROVE)
+    if status is ReleaseStatus.APPROVED:
+        world.settings.egress_dir.unlink()
+    return request_id
