@@ -17,11 +17,27 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ._data import InvalidMicrodataInput, to_arrow
-from .frequencies import _nan_to_null, private_connection
+
+
+def private_connection() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection of our own, so nothing is written to the caller's."""
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
+def _nan_to_null(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    if pa.types.is_floating(col.type):
+        return pc.if_else(pc.is_nan(col), pa.scalar(None, col.type), col)
+    if pa.types.is_dictionary(col.type):
+        return col.cast(col.type.value_type)
+    return col
 
 
 @dataclass(frozen=True)

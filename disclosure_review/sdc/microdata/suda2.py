@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ._data import MISSING, InvalidMicrodataInput, KeyData, load_keys
+from .frequencies import _dense_rows
 
 
 @dataclass(frozen=True)
@@ -154,10 +155,7 @@ def suda2_codes(
 
 def _dis_suda(codes: np.ndarray, score: np.ndarray, m: int, dis_fraction: float) -> np.ndarray:
     """DIS-SUDA in sdcMicro's single-precision arithmetic (Suda2.h)."""
-    row = np.zeros(codes.shape[0], dtype=np.int64)
-    for v in range(codes.shape[1]):  # missing (-1) is a value of its own here
-        row = pd.factorize(row * (int(codes[:, v].max()) + 2) + codes[:, v] + 1)[0].astype(np.int64)
-    counts = np.bincount(row)
+    counts = np.bincount(_dense_rows(codes))  # missing is a value of its own here
     uniques = int(np.sum(counts == 1))  # missing counts as a value here, as Suda2.h's hash check
     pairs = 2 * int(np.sum(counts == 2))
     f = np.float32(dis_fraction if dis_fraction != 0 else 0.5)

@@ -36,14 +36,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import polars as pl
-import pyarrow as pa
 from tqdm.auto import tqdm
 
 from ._data import MISSING, InvalidMicrodataInput, check_k, encode
 from ._result import ProtectionMethod, ProtectionResult, count_changes, require_columns, to_polars
-from .frequencies import compute_frequencies, private_connection
+from .frequencies import _dense_rows
+from .frequencies import code_frequencies as _weighted_frequencies
 
 log = logging.getLogger(__name__)
 
@@ -57,26 +56,8 @@ class SuppressionMethod(enum.Enum):
 
 
 def code_frequencies(codes: np.ndarray, alpha: float = 1.0) -> np.ndarray:
-    """f_k of integer-coded keys (MISSING = missing), sdcMicro's freqCalc rule, unweighted."""
-    n, p = codes.shape
-    cols: dict[str, Any] = {"rid": pa.array(np.arange(n, dtype=np.int64))}
-    for j in range(p):
-        cols[f"k{j}"] = pa.array(codes[:, j], mask=codes[:, j] == MISSING)
-    cols["w"] = pa.array(np.ones(n))
-    con = private_connection()
-    try:
-        con.register("t", pa.table(cols))
-        fk, _ = compute_frequencies(con, [f"k{j}" for j in range(p)], alpha)
-    finally:
-        con.close()
-    return fk
-
-
-def _row_groups(codes: np.ndarray) -> np.ndarray:
-    group = np.zeros(codes.shape[0], dtype=np.int64)
-    for v in range(codes.shape[1]):
-        group = pd.factorize(group * (int(codes[:, v].max()) + 2) + codes[:, v] + 1)[0].astype(np.int64)
-    return group
+    """Unweighted f_k of integer-coded keys (sdcMicro's freqCalc rule)."""
+    return _weighted_frequencies(codes, None, alpha)[0]
 
 
 def _reduce(codes: np.ndarray, k: int) -> np.ndarray:
@@ -84,7 +65,7 @@ def _reduce(codes: np.ndarray, k: int) -> np.ndarray:
     filled = codes.copy()
     for v in range(codes.shape[1]):
         filled[filled[:, v] == MISSING, v] = codes[0, v]
-    group = _row_groups(filled)
+    group = _dense_rows(filled)
     order = np.argsort(group, kind="stable")
     sorted_groups = group[order]
     starts = np.flatnonzero(np.r_[True, sorted_groups[1:] != sorted_groups[:-1]])
@@ -218,7 +199,7 @@ def local_suppression(
     rounds = 0
     used: set[SuppressionMethod] = set()
     groups = (
-        _row_groups(np.column_stack([encode(df[c].to_arrow())[0] for c in strata]))
+        _dense_rows(np.column_stack([encode(df[c].to_arrow())[0] for c in strata]))
         if strata else np.zeros(df.height, dtype=np.int64)
     )
     for g in np.unique(groups):
