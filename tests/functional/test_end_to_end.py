@@ -16,12 +16,14 @@ import html
 import io
 import json
 import re
+import subprocess
+import zipfile
 
 import duckdb
 import pytest
 
-from functional.hubtools import HubUser, RunningHub
-from functional.seeding import seed_demo
+from functional.hubtools import ONSITE, ROOT, HubUser, RunningHub
+from functional.seeding import audit_events, seed_demo
 from onsite.demo import DEMO_DATASET
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -147,8 +149,22 @@ def test_the_one_path(running):
     # The table with a small cell cannot be approved without a written override.
     refused = vote(first, small_id, "APPROVE")
     assert refused.status_code == 400
-    assert "written override reason" in html.unescape(refused.content.decode("utf-8"))
+    assert 'id="vote-error"' in refused.content.decode("utf-8")  # the page says why, next to the form
     assert not (settings.egress_dir / str(small_id)).exists()
     accepted = vote(first, small_id, "APPROVE", override_reason="Cells below 10 are structural zeros in the published census.")
     assert accepted.status_code == 200
     assert not (settings.egress_dir / str(small_id)).exists()  # still needs the second reviewer
+
+    # The researcher collects the release package: exactly the released files and the manifest.
+    collected = researcher.http.get(f"{hub.url}{REVIEW}/requests/{passing_id}/package.zip", timeout=60)
+    assert collected.status_code == 200, collected.text[:500]
+    with zipfile.ZipFile(io.BytesIO(collected.content)) as archive:
+        contents = {name.split("/", 1)[1]: archive.read(name) for name in archive.namelist()}
+    assert contents == {name: (package / name).read_bytes() for name in ("persons_by_sex.csv", "manifest.json")}
+
+    # 8. Every step is in the ledger, and the ledger verifies.
+    for action, actor in [("ENTRY_DECIDE", "tanaka"), ("SESSION_START", "tanaka"), ("RELEASE_SUBMIT", "tanaka"),
+                          ("OUTPUT_DECIDE", "sato"), ("OUTPUT_DECIDE", "suzuki"), ("RELEASE_PACKAGE", None)]:
+        assert audit_events(settings, action, actor), f"no {action} by {actor} in the ledger"
+    verify = subprocess.run([*ONSITE, "audit", "verify"], cwd=ROOT, env=hub.env, capture_output=True, text=True, timeout=60)
+    assert verify.returncode == 0 and verify.stdout.startswith("ok"), verify.stdout + verify.stderr

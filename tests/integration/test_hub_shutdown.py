@@ -13,7 +13,7 @@ import time
 import pytest
 
 from functional.hubtools import HubUser, RunningHub
-from functional.seeding import seed_demo
+from functional.seeding import audit_events, seed_demo
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -50,3 +50,5 @@ def test_sigint_stops_hub_proxy_service_server_and_kernel_quickly(tmp_path):
         time.sleep(0.2)
     assert seconds < 10, f"Ctrl-C took {seconds:.1f} s:\n{hub.log_tail()}"
     assert not [p for p in started if alive(p)], "processes left running after Ctrl-C"
+    assert len(audit_events(settings, "SESSION_START", "tanaka")) == 1
+    assert len(audit_events(settings, "SESSION_STOP", "tanaka")) == 1  # the stop on shutdown is in the ledger
