@@ -209,8 +209,9 @@ def _check_feasible(table: LinkedTable, req: ProtectionLevels, solver: IntervalS
     """Even suppressing every cell must protect every primary cell, or nothing can."""
     solver.set_pattern(np.ones(table.n_cells, dtype=bool))
     tol = tolerance(table)
+    room = table.upper_bounds - table.lower_bounds
     for cell in np.flatnonzero(table.unsafe):
-        if not _protected(solver, int(cell), req, tol):
+        if room[cell] <= tol or not _protected(solver, int(cell), req, tol):
             raise SuppressionInfeasible(
                 f"cell {table.key(int(cell))} cannot reach its protection level even with "
                 "every cell suppressed: lower the level or widen the a-priori bounds"
@@ -366,9 +367,50 @@ def _finish(
         failing = [c.cell for c in report.failing() if c.status is not IntervalStatus.UNDECIDED]
         if not failing:
             return report
+        before = suppressed.copy()
         for cell in failing:
             _repair(solver, cell, suppressed, req, weights, tol)
-    raise SolverFailure("suppression did not settle on a pattern")
+        if np.array_equal(before, suppressed):
+            break  # the protection checks and the audit disagree: do not loop
+    raise SolverFailure("suppression did not settle on a pattern that passes the audit")
+
+
+def _result(
+    table: LinkedTable,
+    suppressed: np.ndarray,
+    method: SuppressionMethod,
+    req: ProtectionLevels,
+    weights: np.ndarray,
+    solver: IntervalSolver,
+    started: float,
+    *,
+    optimal: bool,
+    lower_bound: float | None,
+    rounds: int,
+) -> SuppressionResult:
+    before = suppressed.copy()
+    report = _finish(table, suppressed, req, weights, solver)
+    seconds = time.perf_counter() - started
+    log.info(
+        "%s suppression: %d primary, %d secondary cells, %d rounds, %.2f s",
+        method.value,
+        int(table.unsafe.sum()),
+        int((suppressed & ~table.unsafe).sum()),
+        rounds,
+        seconds,
+    )
+    return SuppressionResult(
+        table=table,
+        suppressed=suppressed,
+        method=method,
+        audit=report,
+        cost=float(weights[suppressed].sum()),
+        # _finish changing a proven-optimal pattern would contradict the proof.
+        optimal=optimal and bool((suppressed == before).all()),
+        lower_bound=lower_bound,
+        rounds=rounds,
+        seconds=seconds,
+    )
 
 
 def suppress_hypercube(
@@ -406,24 +448,9 @@ def suppress_hypercube(
             _repair(solver, cell, suppressed, req, w, tol)
     if prune:
         _prune(table, suppressed, req, w, solver)
-    report = _finish(table, suppressed, req, w, solver)
-    seconds = time.perf_counter() - started
-    log.info(
-        "hypercube suppression: %d primary, %d secondary cells, %.2f s",
-        int(table.unsafe.sum()),
-        int((suppressed & ~table.unsafe).sum()),
-        seconds,
-    )
-    return SuppressionResult(
-        table=table,
-        suppressed=suppressed,
-        method=SuppressionMethod.HYPERCUBE,
-        audit=report,
-        cost=float(w[suppressed].sum()),
-        optimal=False,
-        lower_bound=None,
-        rounds=1,
-        seconds=seconds,
+    return _result(
+        table, suppressed, SuppressionMethod.HYPERCUBE, req, w, solver, started,
+        optimal=False, lower_bound=None, rounds=1,
     )
 
 
@@ -594,27 +621,9 @@ def suppress_optimal(
             "suppress_hypercube"
         )
     optimal = optimal or best_cost <= bound + gap_tol
-    suppressed = best.copy()
-    report = _finish(table, suppressed, req, w, solver)
-    optimal = optimal and bool((suppressed == best).all())
-    seconds = time.perf_counter() - started
-    log.info(
-        "optimal suppression: %d secondary cells, %d rounds, %.2f s, optimal=%s",
-        int((suppressed & ~table.unsafe).sum()),
-        rounds,
-        seconds,
-        optimal,
-    )
-    return SuppressionResult(
-        table=table,
-        suppressed=suppressed,
-        method=SuppressionMethod.OPTIMAL,
-        audit=report,
-        cost=float(w[suppressed].sum()),
-        optimal=optimal,
-        lower_bound=bound,
-        rounds=rounds,
-        seconds=seconds,
+    return _result(
+        table, best.copy(), SuppressionMethod.OPTIMAL, req, w, solver, started,
+        optimal=optimal, lower_bound=bound, rounds=rounds,
     )
 
 

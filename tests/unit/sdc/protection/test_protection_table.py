@@ -1,0 +1,111 @@
+"""Building linked tables from frames of cells (the shadow-table adapter) and refusing bad ones."""
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from disclosure_review.sdc.protection import (
+    InvalidProtectionLevel,
+    InvalidTable,
+    LinkedTable,
+    ProtectionLevels,
+    from_shadow,
+    with_margins,
+)
+
+
+def shadow_frame() -> pl.DataFrame:
+    """sex x region counts with margins; margins marked by null (sex) and "Total" (region)."""
+    return pl.DataFrame(
+        {
+            "sex": ["F", "F", "F", "M", "M", "M", None, None, None],
+            "region": ["N", "S", "Total", "N", "S", "Total", "N", "S", "Total"],
+            "n": [3, 12, 15, 7, 9, 16, 10, 21, 31],
+            "fails": [True, False, False, False, False, False, False, False, False],
+        }
+    )
+
+
+def test_from_shadow_reads_cells_margins_and_the_unsafe_mask() -> None:
+    table = from_shadow(shadow_frame(), ["sex", "region"], "n", "fails")
+    assert table.levels == (("F", "M"), ("N", "S"))
+    assert table.array().tolist() == [[3, 12, 15], [7, 9, 16], [10, 21, 31]]
+    assert [table.key(int(c)) for c in np.flatnonzero(table.unsafe)] == [
+        {"sex": "F", "region": "N"}
+    ]
+    # The additivity rows hold for the true values.
+    assert np.allclose(table.constraints() @ table.values, 0)
+    assert table.constraints().shape == (3 + 3, 9)
+
+
+def test_row_order_does_not_matter_and_a_vector_mask_works() -> None:
+    frame = shadow_frame().reverse()
+    table = from_shadow(frame, ["sex", "region"], "n", frame["fails"].to_numpy())
+    assert table.key(int(np.flatnonzero(table.unsafe)[0])) == {"sex": "F", "region": "N"}
+    # Levels in order of first appearance of the reversed frame.
+    assert table.levels == (("M", "F"), ("S", "N"))
+
+
+def test_missing_cells_are_refused_unless_filled() -> None:
+    frame = shadow_frame().filter(~((pl.col("sex") == "M") & (pl.col("region") == "S")))
+    with pytest.raises(InvalidTable, match="missing"):
+        from_shadow(frame, ["sex", "region"], "n", "fails")
+    # Filling treats the absent interior cell as 0: then the margins no longer add up.
+    with pytest.raises(InvalidTable, match="not the sums"):
+        from_shadow(frame, ["sex", "region"], "n", "fails", fill_missing=True)
+    interior_only = shadow_frame().filter(
+        pl.col("sex").is_not_null() & (pl.col("region") != "Total")
+    )
+    table = from_shadow(interior_only, ["sex", "region"], "n", "fails", fill_missing=True)
+    assert table.array().tolist() == [[3, 12, 15], [7, 9, 16], [10, 21, 31]]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda f: f.with_columns(pl.when(pl.col("n") == 31).then(30).otherwise(pl.col("n")).alias("n")), "not the sums"),
+        (lambda f: pl.concat([f, f.head(1)]), "more than once"),
+        (lambda f: f.with_columns(pl.lit(None, pl.Int64).alias("n")), "missing values"),
+        (lambda f: f.with_columns(pl.lit("x").alias("fails")), "boolean"),
+        (lambda f: f.drop("region"), "not in the table"),
+    ],
+)
+def test_bad_tables_are_refused_with_the_reason(change, message: str) -> None:
+    with pytest.raises(InvalidTable, match=message):
+        from_shadow(change(shadow_frame()), ["sex", "region"], "n", "fails")
+
+
+def test_negative_values_need_an_explicit_lower_bound() -> None:
+    values = with_margins(np.array([[-3.0, 5.0], [2.0, 1.0]]))
+    with pytest.raises(InvalidTable, match="lower_bound=-inf"):
+        LinkedTable.from_array(values)
+    table = LinkedTable.from_array(values, lower_bound=-np.inf)
+    assert table.values[0] == -3.0
+
+
+def test_3d_constraints_cover_every_line() -> None:
+    interior = np.arange(24).reshape(2, 3, 4)
+    table = LinkedTable.from_array(with_margins(interior))
+    assert table.shape == (3, 4, 5)
+    # lines along each axis: 4*5 + 3*5 + 3*4
+    assert table.constraints().shape[0] == 20 + 15 + 12
+    assert np.allclose(table.constraints() @ table.values, 0)
+    assert table.is_interior().sum() == 24
+
+
+def test_protection_levels_from_rules() -> None:
+    table = from_shadow(shadow_frame(), ["sex", "region"], "n", "fails")
+    fraction = ProtectionLevels.fraction(table, 0.5, minimum=2.0)
+    assert fraction.upper[0] == 2.0 and fraction.upper[1:].sum() == 0  # only the unsafe cell
+    threshold = ProtectionLevels.threshold(table, 10)
+    assert (threshold.upper[0], threshold.lower[0]) == (7.0, 1.0)
+    # p% rule, p = 10: X = 3, x1 = 2, x2 = 1 -> 0.1 * 2 - 0 = 0.2
+    largest = np.where(table.unsafe, 2.0, table.values)
+    second = np.where(table.unsafe, 1.0, 0.0)
+    p_rule = ProtectionLevels.p_percent(table, largest, second, 10)
+    assert p_rule.upper[0] == pytest.approx(0.2)
+    with pytest.raises(InvalidProtectionLevel):
+        ProtectionLevels.explicit(table, upper=-1.0)
+    with pytest.raises(InvalidProtectionLevel):
+        ProtectionLevels.explicit(table, upper=np.ones(3))
