@@ -40,6 +40,7 @@ class Suda2Result:
     contribution: np.ndarray  # n × p: share of each key variable in the record's score (0..1)
     msu_count: np.ndarray  # n × max size: MSUs of each size per record
     attribute_contributions: dict[str, float]  # percent of the total score, per key variable
+    value_contributions: dict[str, dict[Any, float]]  # per key variable: percent of its contribution per value
     original_scores: bool
     dis_fraction: float
 
@@ -147,8 +148,15 @@ def suda2_codes(
     attribute = {k: (100.0 * raw_contrib[:, j].sum() / total if total else 0.0) for j, k in enumerate(keys)}
     with np.errstate(invalid="ignore", divide="ignore"):
         contribution = np.where(score[:, None] > 0, raw_contrib / score[:, None], 0.0)
+    by_value: dict[str, dict[Any, float]] = {}
+    for j, k in enumerate(keys):  # sdcMicro's attribute_level_contributions
+        present = codes[:, j] != MISSING
+        sums = np.bincount(codes[present, j], weights=raw_contrib[present, j], minlength=cards[j])
+        total_j = raw_contrib[:, j].sum()
+        by_value[k] = {data.levels[j][c].as_py(): (100.0 * sums[c] / total_j if total_j else 0.0)
+                       for c in range(cards[j])}
     return Suda2Result(
-        keys, score, _dis_suda(codes, score, m, dis_fraction), contribution, msu_count, attribute,
+        keys, score, _dis_suda(codes, score, m, dis_fraction), contribution, msu_count, attribute, by_value,
         original_scores, dis_fraction,
     )
 

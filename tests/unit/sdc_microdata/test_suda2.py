@@ -8,6 +8,7 @@ import itertools
 import math
 
 import numpy as np
+import pandas as pd
 import polars as pl
 import pytest
 from hypothesis import given, settings
@@ -126,3 +127,13 @@ def test_max_size_and_bad_input(testdata2):
     np.testing.assert_array_equal(small.msu_count, full.msu_count[:, :2])
     with pytest.raises(InvalidMicrodataInput, match="max_size"):
         suda2(testdata2, TESTDATA2_KEYS, max_size=8)
+
+
+def test_value_contributions_match_pandas(testdata2):
+    """attribute_level_contributions: 100 · Σ(contribution · score) per value / Σ per variable (sdcMicro R/suda2.R)."""
+    res = suda2(testdata2, TESTDATA2_KEYS)
+    df = testdata2.select(TESTDATA2_KEYS).to_pandas()
+    for j, k in enumerate(TESTDATA2_KEYS):
+        weighted = res.contribution[:, j] * res.score
+        expected = (pd.Series(weighted).groupby(df[k]).sum() / weighted.sum() * 100).to_dict()
+        assert res.value_contributions[k] == pytest.approx(expected)
