@@ -84,7 +84,10 @@ def _recomputed_hash(row: Any) -> str:
     )
 
 
-def _lock_ledger(session: Session) -> None:
+def lock_ledger(session: Session) -> None:
+    """Hold the ledger's append lock until the transaction ends. `record` takes it
+    itself; take it first to serialize a whole read-check-write change with every
+    other writer (the admin CLI does, so concurrent edits see each other)."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LEDGER_LOCK_KEY})
     # SQLite: the transaction already holds the database write lock (BEGIN IMMEDIATE).
@@ -104,7 +107,7 @@ def record(
     if not isinstance(action, AuditEventType) or not isinstance(outcome, Outcome):
         raise TypeError("action must be an AuditEventType and outcome an Outcome")
     details_text = canonical_json(dict(details or {}))
-    _lock_ledger(session)
+    lock_ledger(session)
     session.flush()  # earlier pending rows of this transaction first
     head = session.execute(select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)).first()
     seq, prev_hash = (head.seq + 1, head.hash) if head else (1, GENESIS_HASH)

@@ -15,6 +15,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from access_control import audit, policy
@@ -37,8 +38,18 @@ def in_transaction(settings: Settings, work: Callable[[Session], int], *, read_o
     migrate(settings.db_url)
     engine = make_engine(settings.db_url)
     try:
-        with (read_transaction if read_only else transaction)(session_factory(engine)) as session:
+        if read_only:
+            with read_transaction(session_factory(engine)) as session:
+                return work(session)
+        with transaction(session_factory(engine)) as session:
+            # Serialize with every other writer first, so that the checks below see
+            # any concurrent change already committed (SQLite: BEGIN IMMEDIATE does it).
+            audit.lock_ledger(session)
             return work(session)
+    except IntegrityError as e:  # a change that slipped past the checks concurrently
+        raise UserError(
+            f"the change conflicts with the stored data ({e.orig}); nothing changed: check with `list`/`show` and retry"
+        ) from None
     finally:
         engine.dispose()
 
