@@ -12,10 +12,11 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import logging
+import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 from sqlalchemy import select
@@ -23,11 +24,12 @@ from sqlalchemy.orm import Session
 
 from disclosure_review.sdc.enums import Verdict
 from disclosure_review.sdc.shadow import MARGIN_LABEL, RECORDS, VALUE, ShadowTable, compute_shadow
-from disclosure_review.sdc.spec import TableSpec
+from disclosure_review.sdc.spec import InvalidSpec, TableSpec
 from disclosure_review.workflow.policies import ReviewPolicy
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 MAX_MISMATCHES = 50  # cells listed; the count says how many more differ
 RELATIVE_TOLERANCE = 1e-9
 
@@ -79,11 +81,47 @@ def _frame_json(frame) -> dict[str, Any]:
     return {"columns": list(frame.columns), "rows": [[_jsonable(v) for v in row] for row in frame.iter_rows()]}
 
 
+_HISTOGRAM_BIN = re.compile(r'WHEN "((?:[^"]|"")+)" >= (\S+) AND "(?:[^"]|"")+" <=? (\S+) THEN')
+
+
+@dataclass(frozen=True)
+class HistogramSpec:
+    """The parts of a histogram bin table the histogram checks need."""
+
+    inner_query: str
+    value: str
+    edges: tuple[float, ...]
+
+
+def histogram_of(spec: TableSpec) -> HistogramSpec | None:
+    """The histogram a spec was made from by `sdc.histogram.histogram_spec`, or None.
+
+    Recognised only when `histogram_spec` rebuilds exactly the same query from the
+    parts read back, so a look-alike query never gets the histogram rules.
+    """
+    from disclosure_review.sdc.histogram import BIN, histogram_spec
+
+    if spec.rows != (BIN,) or spec.columns or spec.value is not None:
+        return None
+    bins = _HISTOGRAM_BIN.findall(spec.query)
+    head, sep, rest = spec.query.partition(f"AS {BIN} FROM (\n")
+    inner, sep2, _ = rest.rpartition("\n) AS q WHERE")
+    if not bins or not sep or not sep2:
+        return None
+    try:
+        value = bins[0][0].replace('""', '"')
+        edges = tuple(float(lo) for _, lo, _ in bins) + (float(bins[-1][2]),)
+        rebuilt = histogram_spec(inner, value, edges, name=spec.name)
+    except (ValueError, InvalidSpec):
+        return None
+    return HistogramSpec(inner, value, edges) if rebuilt.query == spec.query else None
+
+
 class QueryTimeout(Exception):
     """The recorded query ran past the time limit and was interrupted."""
 
 
-def _run_with_limits(con: duckdb.DuckDBPyConnection, spec: TableSpec, timeout_s: float) -> ShadowTable:
+def _run_with_limits(con: duckdb.DuckDBPyConnection, compute: Callable[[], T], timeout_s: float) -> T:
     fired = threading.Event()
 
     def stop() -> None:
@@ -93,7 +131,7 @@ def _run_with_limits(con: duckdb.DuckDBPyConnection, spec: TableSpec, timeout_s:
     timer = threading.Timer(timeout_s, stop)
     timer.start()
     try:
-        return compute_shadow(con, spec)
+        return compute()
     except Exception:
         if fired.is_set():
             raise QueryTimeout(f"the query ran longer than {timeout_s:g} s and was stopped") from None
@@ -116,7 +154,9 @@ def recompute_table(
     `released`: shadow statistics (dicts) of the project's released tables, for the differencing check.
     """
     from analysis_kernel.catalogue import guarded_connection
-    from disclosure_review.sdc import check_table, load_preset
+    from disclosure_review.sdc import CheckReport, check_table, load_preset
+    from disclosure_review.sdc.differencing import check_differencing
+    from disclosure_review.sdc.histogram import check_histogram, data_range
 
     try:
         rules = load_preset(preset)
@@ -128,14 +168,30 @@ def recompute_table(
     except Exception as exc:
         log.error("guarded connection failed: %s", exc)
         return CheckedOutput(verdict=Verdict.FAIL, verified=False, error=f"the datasets could not be opened: {exc}")
+    histogram = histogram_of(spec)
+
+    def compute() -> tuple[ShadowTable, tuple[float | None, float | None]]:
+        # As many top contributions as the rules need; a histogram also needs the data's range.
+        shadow = compute_shadow(con, spec, top_n=rules.top_n)
+        extremes = data_range(con, histogram.inner_query, histogram.value) if histogram else (None, None)
+        return shadow, extremes
+
     try:
-        shadow = _run_with_limits(con, spec, policy.query_timeout_s)
+        shadow, (low, high) = _run_with_limits(con, compute, policy.query_timeout_s)
     except Exception as exc:  # any failure fails closed, with the reason shown to reviewers
         log.info("table %s could not be recomputed (%s)", spec.name, type(exc).__name__)  # the message may quote data
         return CheckedOutput(verdict=Verdict.FAIL, verified=False, error=str(exc))
     finally:
         con.close()
-    report = check_table(shadow, rules, released=_released_tables(released))
+    released_tables = _released_tables(released)
+    if histogram:  # the same checks the kernel ran (analysis_kernel.outputs.histogram), on our own counts
+        report = check_histogram(shadow, histogram.edges, rules, data_min=low, data_max=high)
+        if released_tables:
+            report = CheckReport.from_results(
+                report.output, report.preset, [*report.results, check_differencing(shadow, released_tables, rules)]
+            )
+    else:
+        report = check_table(shadow, rules, released=released_tables)
     recomputed = _frame_json(shadow.released_view())
     return CheckedOutput(
         verdict=report.verdict,
