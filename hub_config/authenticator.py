@@ -52,7 +52,7 @@ class EntryDenied(web.HTTPError):
 def entry_message(reasons: tuple[DenialReason, ...]) -> str:
     ja = " ".join(r.message("ja") for r in reasons)
     en = " ".join(r.message("en") for r in reasons)
-    return f"入室できません: {ja} / Entry refused: {en}"
+    return f"入室できません: {ja}\nEntry refused: {en}"
 
 
 def client_address(request: Any, trusted_proxies: set[str]) -> str:

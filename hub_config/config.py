@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROXY_COMMAND = PROJECT_ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
 SINGLEUSER_CONFIG_DIR = Path(__file__).resolve().parent / "singleuser"
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 REVIEW_SERVICE = "onsite-review"
 KERNEL_NAME = "onsite"
 
@@ -171,6 +172,7 @@ def configure(
     c.JupyterHub.db_url = os.environ.get("ONSITE_HUB_DB_URL") or f"sqlite:///{run / 'jupyterhub.sqlite'}"
     c.JupyterHub.cookie_secret_file = str(secret_file(run / "jupyterhub_cookie_secret"))
     c.JupyterHub.pid_file = str(run / "jupyterhub.pid")
+    c.JupyterHub.template_paths = [str(TEMPLATES_DIR)]
     c.JupyterHub.authenticator_class = OnsiteAuthenticator
     c.JupyterHub.spawner_class = OnsiteSpawner
     c.JupyterHub.allow_named_servers = False
