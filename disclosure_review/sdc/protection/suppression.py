@@ -621,6 +621,8 @@ def suppress_optimal(
             "suppress_hypercube"
         )
     optimal = optimal or best_cost <= bound + gap_tol
+    if optimal:
+        bound = best_cost
     return _result(
         table, best.copy(), SuppressionMethod.OPTIMAL, req, w, solver, started,
         optimal=optimal, lower_bound=bound, rounds=rounds,
