@@ -11,7 +11,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ._data import check_k, load_keys
-from .frequencies import frequencies_of_table
+from .frequencies import Frequencies, code_frequencies
 from .ldiversity import l_diversity
 from .risk import GlobalRisk, RiskMethod, global_risk, individual_risk, risky_mask
 from .suda2 import suda2_codes
@@ -206,9 +206,9 @@ def risk_report(
     k = int(np.ceil(k))
     steps = ["read", "frequencies", "risk"] + (["l-diversity"] if sensitive else []) + (["SUDA2"] if suda else [])
     with tqdm(total=len(steps), desc="risk report", unit="step", disable=not progress) as bar:
-        key_data, table = load_keys(data, keys, weight=weight, household=household)
+        key_data, _ = load_keys(data, keys, weight=weight, household=household)
         bar.update()
-        freq = frequencies_of_table(table, key_data.keys, key_data.weight)
+        freq = Frequencies(key_data.keys, *code_frequencies(key_data.codes, key_data.weight), weight is not None, 1.0)
         bar.update()
         risk = individual_risk(freq, method=method, survey=weight is not None)
         g = global_risk(risk, household=key_data.household)

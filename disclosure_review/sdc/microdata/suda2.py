@@ -30,6 +30,9 @@ from ._data import MISSING, InvalidMicrodataInput, KeyData, load_keys
 from .frequencies import _dense_rows
 
 
+MAX_FLAG_BYTES = 4e9  # unique flags: candidate records × 2^(key variables) bytes
+
+
 @dataclass(frozen=True)
 class Suda2Result:
     """Per-record SUDA and DIS-SUDA scores, MSU counts and variable contributions."""
@@ -106,6 +109,11 @@ def suda2_codes(
         raise InvalidMicrodataInput(f"max_size must be between 1 and the number of key variables ({p})")
     cards = [int(codes[:, v].max()) + 1 for v in range(p)]
     cand = _candidates(codes)
+    if cand.size * (1 << p) > MAX_FLAG_BYTES:
+        raise InvalidMicrodataInput(
+            f"SUDA2 on {p} key variables with {cand.size:,} candidate records needs more than "
+            f"{MAX_FLAG_BYTES / 1e9:.0f} GB; use fewer key variables"
+        )
     unique = np.zeros((cand.size, 1 << p), dtype=bool)  # unique[:, S]: candidate unique on subset S
 
     def walk(prefix: np.ndarray | None, mask: int, start: int, size: int) -> None:
