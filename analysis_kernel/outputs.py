@@ -216,7 +216,7 @@ def magnitude_table(
     unit: str | None = None,
     name: str | None = None,
 ) -> TableOutput:
-    """`statistic` (sum, mean, median, min, max, mode, std, var) of `value` by `rows` × `columns`.
+    """`statistic` (sum, mean, median, p10, p25, p75, p90, min, max, mode, std, var) of `value` by `rows` × `columns`.
 
     Give `unit` (household or enterprise id) when records belong to units: dominance
     is judged on each unit's summed contribution, and thresholds count units.
@@ -349,7 +349,7 @@ def _build(db: Connection, source: str | duckdb.DuckDBPyRelation, name: str, kin
         raise OutputInvalid(str(exc)) from None
     rules = rules_for(db)
     try:
-        shadow = compute_shadow(db.duckdb, spec, top_n=max(2, rules.nk_n or 2))
+        shadow = compute_shadow(db.duckdb, spec, top_n=rules.top_n)
     except ShadowError as exc:
         raise OutputInvalid(str(exc)) from None
     return TableOutput(spec, shadow, check_table(shadow, rules))

@@ -268,8 +268,9 @@ def check_missing(shadow: ShadowTable, rules: Rules) -> CheckResult:
 def check_single_unit(shadow: ShadowTable, rules: Rules) -> CheckResult:
     """Min and max are one unit's own value: every non-empty cell is flagged (ACRO lets them pass).
 
-    Median and mode are flagged when fewer than `threshold` units contribute (the
-    value may then be one unit's), or always when the preset sets no threshold.
+    Median, percentiles and mode are flagged when fewer than `threshold` units
+    contribute (the value may then be one unit's), or always when the preset sets
+    no threshold.
     """
     statistic = shadow.spec.statistic
     verdict = rules.single_unit_stats_verdict

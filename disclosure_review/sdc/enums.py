@@ -46,6 +46,10 @@ class Statistic(enum.Enum):
     SUM = "sum"
     MEAN = "mean"
     MEDIAN = "median"
+    P10 = "p10"
+    P25 = "p25"
+    P75 = "p75"
+    P90 = "p90"
     MIN = "min"
     MAX = "max"
     MODE = "mode"
@@ -60,7 +64,14 @@ class Statistic(enum.Enum):
     @property
     def is_single_unit_value(self) -> bool:
         """Order statistics: the released number is (or may be) one unit's own value."""
-        return self in (Statistic.MEDIAN, Statistic.MIN, Statistic.MAX, Statistic.MODE)
+        return self in (Statistic.MEDIAN, Statistic.MIN, Statistic.MAX, Statistic.MODE, *PERCENTILES)
+
+    @property
+    def quantile(self) -> float | None:
+        """The fraction of a quantile statistic (median 0.5, p25 0.25, …), else None."""
+        if self is Statistic.MEDIAN:
+            return 0.5
+        return int(self.value[1:]) / 100 if self in PERCENTILES else None
 
     @property
     def is_spread(self) -> bool:
@@ -70,3 +81,6 @@ class Statistic(enum.Enum):
     def weightable(self) -> bool:
         """Statistics that the shadow computation can weight by a sampling weight."""
         return self in (Statistic.COUNT, Statistic.SUM, Statistic.MEAN)
+
+
+PERCENTILES = (Statistic.P10, Statistic.P25, Statistic.P75, Statistic.P90)

@@ -58,7 +58,7 @@ def histogram_spec(query: str, value: str, edges: Sequence[float], *, name: str 
         f"WHEN {v} >= {edges[i]!r} AND {v} {'<=' if i == last else '<'} {edges[i + 1]!r} THEN {edges[i]!r}"
         for i in range(len(edges) - 1)
     )
-    bin_query = (f"SELECT CAST(CASE {branches} END AS DOUBLE) AS {BIN} FROM ({query.strip().rstrip(';')}) AS q "
+    bin_query = (f"SELECT CAST(CASE {branches} END AS DOUBLE) AS {BIN} FROM (\n{query.strip().rstrip(';')}\n) AS q "
                  f"WHERE {v} BETWEEN {edges[0]!r} AND {edges[-1]!r}")
     return TableSpec(TableKind.FREQUENCY, bin_query, rows=(BIN,), name=name)
 
@@ -66,7 +66,7 @@ def histogram_spec(query: str, value: str, edges: Sequence[float], *, name: str 
 def data_range(con: duckdb.DuckDBPyConnection, query: str, value: str) -> tuple[float | None, float | None]:
     """Smallest and largest non-missing value of `value` in the query's result."""
     v = quote_identifier(check_identifier(value, "value"))
-    sql = f"SELECT min({v})::DOUBLE, max({v})::DOUBLE FROM ({query.strip().rstrip(';')}) AS q"
+    sql = f"SELECT min({v})::DOUBLE, max({v})::DOUBLE FROM (\n{query.strip().rstrip(';')}\n) AS q"
     low, high = con.sql(sql).fetchall()[0]
     return low, high
 

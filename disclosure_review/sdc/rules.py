@@ -59,6 +59,11 @@ class Rules:
         if problems:
             raise InvalidPreset(f"rules {self.name!r}: " + "; ".join(problems))
 
+    @property
+    def top_n(self) -> int:
+        """How many largest contributions the shadow statistics must keep for these rules."""
+        return max(2, self.nk_n or 2)
+
     def replace(self, **changes: Any) -> Rules:
         """A copy with some numbers changed (operators edit presets); validated like a preset."""
         unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})

@@ -85,7 +85,10 @@ class ShadowTable:
 
     def released_view(self) -> pl.DataFrame:
         """The table as it would be released: dimension labels and the statistic, nothing else."""
-        return self.frame.select(*self.label_exprs(), pl.col(VALUE).alias(self.value_column))
+        value = pl.col(VALUE)
+        if self.spec.statistic is Statistic.COUNT and self.spec.weight is None:
+            value = value.cast(pl.Int64)  # unweighted counts are whole numbers
+        return self.frame.select(*self.label_exprs(), value.alias(self.value_column))
 
     def labels(self) -> list[tuple[str | None, ...]]:
         """Cell keys (released labels) in frame order; checks list failing cells by these."""
@@ -155,8 +158,8 @@ def _statistic_sql(spec: TableSpec) -> str:
             return "sum(w * v)" if weighted else "sum(v)"
         case Statistic.MEAN:
             return "sum(w * v) / sum(w) FILTER (WHERE v IS NOT NULL)" if weighted else "avg(v)"
-        case Statistic.MEDIAN:
-            return "quantile_cont(v, 0.5)"
+        case Statistic.MEDIAN | Statistic.P10 | Statistic.P25 | Statistic.P75 | Statistic.P90:
+            return f"quantile_cont(v, {spec.statistic.quantile})"  # interpolated, like pandas
         case Statistic.MIN:
             return "min(v)"
         case Statistic.MAX:
@@ -201,7 +204,7 @@ def shadow_sql(spec: TableSpec, top_n: int = 2) -> str:
     ctes = [
         # Read once: materialize only when the per-unit pass reads it a second time.
         f"src AS {'MATERIALIZED' if spec.unit else 'NOT MATERIALIZED'} "
-        f"(SELECT {', '.join(src_columns)} FROM ({spec.query}) AS q)",
+        f"(SELECT {', '.join(src_columns)} FROM (\n{spec.query}\n) AS q)",  # newlines end a trailing -- comment
         f"""rec AS MATERIALIZED (SELECT {dims}, GROUPING({dims}) AS g, count(*) AS n_records, {value_stats},
             {'sum(w)' if spec.weight else 'CAST(NULL AS DOUBLE)'} AS weighted, {missing} AS n_missing,
             CAST({_statistic_sql(spec)} AS DOUBLE) AS value{record_top}

@@ -163,3 +163,29 @@ def test_identifiers_are_quoted() -> None:
     con.execute('CREATE TABLE data AS SELECT 1 AS "select", 2 AS "from"')
     spec = TableSpec(TableKind.MAGNITUDE, "SELECT * FROM data", rows=("select",), value="from", statistic=Statistic.SUM)
     assert compute_shadow(con, spec).released_view().row(0) == ("1", 2.0)
+
+
+def test_trailing_line_comment_in_a_query_is_harmless() -> None:
+    spec = TableSpec(TableKind.FREQUENCY, "SELECT * FROM data -- my note", rows=("a",))
+    assert shadow_from_frame(pl.DataFrame({"a": [1, 1, 2]}), spec).released_view().rows() == [
+        ("1", 2), ("2", 1), (MARGIN_LABEL, 3)]
+
+
+def test_top_n_follows_the_rules() -> None:
+    from disclosure_review.sdc import check_table, load_preset
+
+    rules = load_preset("acro-default", nk_n=3)
+    frame = pl.DataFrame({"a": ["x"] * 12, "v": [30.0, 30.0, 30.0] + [1.0] * 9})
+    spec = TableSpec(TableKind.MAGNITUDE, "SELECT * FROM data", rows=("a",), value="v", statistic=Statistic.SUM)
+    assert rules.top_n == 3
+    assert check_table(shadow_from_frame(frame, spec), rules).result("nk_dominance").verdict.value == "review"
+    report = check_table(shadow_from_frame(frame, spec, top_n=rules.top_n), rules)
+    assert report.result("nk_dominance").cells == (("x",), (MARGIN_LABEL,))  # 90 of 99 >= 0.9
+
+
+@pytest.mark.parametrize("statistic", [Statistic.P10, Statistic.P25, Statistic.MEDIAN, Statistic.P75, Statistic.P90])
+def test_percentiles_match_pandas(statistic: Statistic) -> None:
+    values = [3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0, 5.0, 3.0, 5.0]
+    spec = TableSpec(TableKind.MAGNITUDE, "SELECT * FROM data", rows=("g",), value="v", statistic=statistic)
+    view = shadow_from_frame(pl.DataFrame({"g": ["x"] * len(values), "v": values}), spec).released_view()
+    assert math.isclose(view.row(0)[1], pd.Series(values).quantile(statistic.quantile))
