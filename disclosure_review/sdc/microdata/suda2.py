@@ -171,15 +171,15 @@ def suda2_codes(
 
 def _dis_suda(codes: np.ndarray, score: np.ndarray, m: int, dis_fraction: float) -> np.ndarray:
     """DIS-SUDA in sdcMicro's single-precision arithmetic (Suda2.h)."""
+    scored = score > 0
+    if not scored.any():  # no MSU, so no sample unique either
+        return np.zeros_like(score)
     counts = np.bincount(_dense_rows(codes))  # missing is a value of its own here
     uniques = int(np.sum(counts == 1))  # missing counts as a value here, as Suda2.h's hash check
     pairs = 2 * int(np.sum(counts == 2))
     f = np.float32(dis_fraction if dis_fraction != 0 else 0.5)
     dis = np.float32(uniques) * f / (np.float32(uniques) * f + np.float32(pairs) * (np.float32(1) - f))
     q = float(np.float32(1) + (np.float32(8) - np.float32(m)) / np.float32(20))
-    scored = score > 0
-    if not scored.any():
-        return np.zeros_like(score)
     adj = float(np.sum(1.0 / score[scored] ** q))
     gap = float(np.float32(np.float32(uniques) / dis) - np.float32(uniques))
     out = np.zeros_like(score)

@@ -97,6 +97,8 @@ def brute_force(rows: list[tuple], m: int, original: bool = True, dis_fraction: 
     counts = {r: rows.count(r) for r in rows}
     uniques = sum(1 for r in rows if counts[r] == 1)
     pairs = 2 * sum(1 for c in set(rows) if counts[c] == 2)
+    if uniques == 0:  # no sample unique: no MSU, no DIS-SUDA
+        return scores, np.zeros(len(rows))
     dis = uniques * dis_fraction / (uniques * dis_fraction + pairs * (1 - dis_fraction))
     q = 1 + (8 - m) / 20
     adj = sum(1 / s**q for s in scores if s > 0)
