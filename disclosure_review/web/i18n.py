@@ -10,6 +10,7 @@ DEFAULT_LANGUAGE = "ja"
 
 MESSAGES: dict[str, dict[str, str]] = {
     "app_title": {"ja": "Onsite 出力審査", "en": "Onsite disclosure review"},
+    "skip": {"ja": "本文へ移動", "en": "Skip to content"},
     "nav_queue": {"ja": "審査待ち一覧", "en": "Review queue"},
     "nav_mine": {"ja": "自分の申請", "en": "My requests"},
     "signed_in_as": {"ja": "ログイン中", "en": "Signed in as"},
