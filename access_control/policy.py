@@ -195,8 +195,17 @@ def parse_network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
         raise UserError(f"malformed terminal address {text!r}: give an IP address or CIDR network{hint}; {e}") from None
 
 
+def _detail(value: object) -> audit.DetailValue:
+    """A value as the ledger stores it: dates as ISO text, enums by value."""
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, (Role, ProjectStatus)):
+        return value.value
+    return value  # type: ignore[return-value]  (str, int, bool, None)
+
+
 def _details(**values: object) -> dict[str, audit.DetailValue]:
-    return {k: (v.isoformat() if isinstance(v, date) else v.value if isinstance(v, (Role, ProjectStatus)) else v) for k, v in values.items()}  # type: ignore[misc]
+    return {key: _detail(value) for key, value in values.items()}
 
 
 # ---------------------------------------------------------------- people and roles
@@ -364,7 +373,7 @@ def change_project(
     changes = {k: v for k, v in changes.items() if v is not None and v != getattr(project, k)}
     if not changes:
         raise UserError(f"nothing to change for project {project_id!r}: give at least one new value")
-    _check_dates(changes.get("start_date", project.start_date), changes.get("end_date", project.end_date))  # type: ignore[arg-type]
+    _check_dates(start_date or project.start_date, end_date or project.end_date)
     before = {k: getattr(project, k) for k in changes}
     for key, value in changes.items():
         setattr(project, key, value)
