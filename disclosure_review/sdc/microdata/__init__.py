@@ -1,62 +1,57 @@
-"""Record-level disclosure risk and protection (sdcMicro parity), computed in DuckDB and numpy."""
+"""Record-level disclosure risk and protection with sdcMicro's results, at census scale.
+
+See docs/reference/record-level-risk.md for every formula and its sdcMicro counterpart.
+"""
 from __future__ import annotations
 
 from ._data import InvalidMicrodataInput
+from ._result import ProtectionMethod, ProtectionResult
+from .check import RecordLevelCheck, RecordLevelFinding, RecordLevelRules, check_record_level
 from .frequencies import Frequencies, frequencies
+from .infoloss import InformationLoss, il1s, il_correl, information_loss
 from .ldiversity import LDiversity, l_diversity
+from .perturbation import NoiseMethod, add_noise, microaggregation, pram
+from .recoding import CodingSide, RecodeMethod, global_recode, recode_categories, top_bottom_code
+from .report import RiskReport, RiskyCombination, risk_report
+from .risk import GlobalRisk, RiskMethod, global_risk, household_risk, individual_risk
 from .suda2 import Suda2Result, suda2
 from .suppression import SuppressionMethod, local_suppression
-from ._result import ProtectionMethod, ProtectionResult
-from .risk import GlobalRisk, RiskMethod, global_risk, household_risk, individual_risk
 
 __all__ = [
+    "CodingSide",
     "Frequencies",
-    "LDiversity",
     "GlobalRisk",
+    "InformationLoss",
     "InvalidMicrodataInput",
-    "RiskMethod",
-    "Suda2Result",
-    "SuppressionMethod",
+    "LDiversity",
+    "NoiseMethod",
     "ProtectionMethod",
     "ProtectionResult",
-    "frequencies",
-    "global_risk",
-    "household_risk",
-    "individual_risk",
-    "l_diversity",
-    "local_suppression",
-    "suda2",
-]
-
-from .infoloss import InformationLoss, il1s, il_correl, information_loss  # noqa: E402
-from .perturbation import NoiseMethod, add_noise, microaggregation, pram  # noqa: E402
-from .recoding import CodingSide, RecodeMethod, global_recode, recode_categories, top_bottom_code  # noqa: E402
-
-__all__ += [
-    "CodingSide",
-    "InformationLoss",
-    "NoiseMethod",
     "RecodeMethod",
-    "add_noise",
-    "global_recode",
-    "il1s",
-    "il_correl",
-    "information_loss",
-    "microaggregation",
-    "pram",
-    "recode_categories",
-    "top_bottom_code",
-]
-
-from .check import RecordLevelCheck, RecordLevelFinding, RecordLevelRules, check_record_level  # noqa: E402
-from .report import RiskReport, RiskyCombination, risk_report  # noqa: E402
-
-__all__ += [
     "RecordLevelCheck",
     "RecordLevelFinding",
     "RecordLevelRules",
+    "RiskMethod",
     "RiskReport",
     "RiskyCombination",
+    "Suda2Result",
+    "SuppressionMethod",
+    "add_noise",
     "check_record_level",
+    "frequencies",
+    "global_recode",
+    "global_risk",
+    "household_risk",
+    "il1s",
+    "il_correl",
+    "individual_risk",
+    "information_loss",
+    "l_diversity",
+    "local_suppression",
+    "microaggregation",
+    "pram",
+    "recode_categories",
     "risk_report",
+    "suda2",
+    "top_bottom_code",
 ]

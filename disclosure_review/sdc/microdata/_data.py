@@ -121,15 +121,14 @@ def load_keys(
     *,
     weight: str | None = None,
     household: str | None = None,
-    extra: Sequence[str] = (),
 ) -> tuple[KeyData, pa.Table]:
-    """Read and check the key variables (and weight, household id, extra columns) of `data`."""
+    """Read and check the key variables (and weight, household id) of `data`."""
     keys = tuple(keys)
     if not keys:
         raise InvalidMicrodataInput("name at least one key variable")
     if len(set(keys)) != len(keys):
         raise InvalidMicrodataInput(f"key variables are repeated: {list(keys)}")
-    wanted = [*keys, *([weight] if weight else []), *([household] if household else []), *extra]
+    wanted = [*keys, *([weight] if weight else []), *([household] if household else [])]
     table = to_arrow(data, wanted)
     if table.num_rows == 0:
         raise InvalidMicrodataInput("the data has no records")

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from ._data import check_k, load_keys
 from .frequencies import Frequencies, code_frequencies
 from .ldiversity import l_diversity
-from .risk import GlobalRisk, RiskMethod, global_risk, individual_risk, risky_mask
+from .risk import GlobalRisk, RiskMethod, global_risk, individual_risk
 from .suda2 import suda2_codes
 
 log = logging.getLogger(__name__)
