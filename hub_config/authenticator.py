@@ -116,31 +116,36 @@ class OnsiteAuthenticator(Authenticator):
 
     # --- the seam for other identity backends (LDAP in issue 5) ---------------
 
-    def check_password(self, session: Session, username: str, password: str) -> DenialReason | None:
-        """None when the password is right, else why not (written to the ledger by the store).
+    async def check_password(self, handler: web.RequestHandler | None, username: str, password: str) -> DenialReason | None:
+        """None when the password is right, else why not. Failures go to the ledger (LOGIN_FAIL).
 
-        Runs in a worker thread, inside the transaction that also records the
-        entry decision. Subclasses for other directories override only this.
+        The only part a directory-backed subclass overrides, e.g.
+        `class OnsiteLDAPAuthenticator(OnsiteAuthenticator, LDAPAuthenticator)`
+        awaiting `LDAPAuthenticator.authenticate` here.
         """
+        return await asyncio.to_thread(self._check_local_password, username, password)
+
+    def _check_local_password(self, username: str, password: str) -> DenialReason | None:
         from access_control.identity import LocalIdentityStore
 
         if self._identity_store is None:  # built once: it hashes a timing-equaliser password
             self._identity_store = LocalIdentityStore()
-        result = self._identity_store.check_login(session, username, password)
+        # Failure counts, locks and LOGIN_FAIL events commit even though the login fails.
+        with transaction(self.session_factory) as session:
+            result = self._identity_store.check_login(session, username, password)
         return None if result.person is not None else (result.reason or DenialReason.BAD_CREDENTIALS)
 
     # --- JupyterHub hooks ------------------------------------------------------
 
     async def authenticate(self, handler: web.RequestHandler, data: dict[str, str]) -> dict | None:
         username = data.get("username", "")
-        password = data.get("password", "")
         address = client_address(handler.request, set(self.trusted_proxy_ips))
-        outcome = await asyncio.to_thread(self._login, username, password, address)
-        if isinstance(outcome, DenialReason):
-            if outcome is DenialReason.BAD_CREDENTIALS:
-                return None  # JupyterHub's own "Invalid username or password"
-            raise EntryDenied([outcome])
-        name, decision, roles = outcome
+        refused = await self.check_password(handler, username, data.get("password", ""))
+        if refused is DenialReason.BAD_CREDENTIALS:
+            return None  # JupyterHub's own "Invalid username or password": no hint whether the account exists
+        if refused is not None:
+            raise EntryDenied([refused])
+        decision, name, roles = await asyncio.to_thread(self._decide, username, address, "login")
         if not decision.allowed:
             self.log.warning("entry refused for %s from %s: %s", name, address, [r.value for r in decision.reasons])
             raise EntryDenied(decision.reasons)
@@ -148,24 +153,16 @@ class OnsiteAuthenticator(Authenticator):
         definitions = hub_roles()
         return {"name": name, "admin": False, "roles": [dict(definitions[r]) for r in sorted(roles, key=lambda r: r.value)]}
 
-    def _login(self, username: str, password: str, address: str) -> DenialReason | tuple[str, EntryDecision, frozenset[Role]]:
-        # Failure counts and LOGIN_FAIL events must commit even when the login fails.
-        with transaction(self.session_factory) as session:
-            refused = self.check_password(session, username, password)
-            if refused is not None:
-                return refused
-            facts = load_entry_facts(session, username, address)
-            decision = decide_entry(facts, datetime.now(timezone.utc))
-            record_entry(session, decision, username=facts.username, client_address=address, stage="login")
-            return facts.username, decision, facts.roles
-
-    def entry_check(self, username: str, address: str, stage: str) -> EntryDecision:
-        """The entry decision again (at spawn), recorded in the ledger."""
+    def _decide(self, username: str, address: str, stage: str) -> tuple[EntryDecision, str, frozenset[Role]]:
         with transaction(self.session_factory) as session:
             facts = load_entry_facts(session, username, address)
             decision = decide_entry(facts, datetime.now(timezone.utc))
             record_entry(session, decision, username=facts.username, client_address=address, stage=stage)
-            return decision
+            return decision, facts.username, facts.roles
+
+    def entry_check(self, username: str, address: str, stage: str) -> EntryDecision:
+        """The entry decision again (at spawn), recorded in the ledger."""
+        return self._decide(username, address, stage)[0]
 
     def client_address(self, handler: web.RequestHandler) -> str:
         return client_address(handler.request, set(self.trusted_proxy_ips))

@@ -11,13 +11,15 @@ from access_control import policy
 from access_control.db import make_engine, session_factory, transaction
 from access_control.enums import Role
 from access_control.models import AuditEvent
-from onsite.demo import DemoLogin, ensure_dataset, set_up_demo
+from onsite.demo import DEMO_PROJECT, DemoLogin, ensure_dataset, set_up_demo
 from onsite.settings import Settings
 
 OTHER_DATASET = "lfs_other"
 EXPIRED_PROJECT = "p-expired"
 EXPIRED_RESEARCHER = "yamada"
 EXPIRED_PASSWORD = "Ended-project-2026"
+LOCKED_RESEARCHER = "ito"
+LOCKED_PASSWORD = "Right-password-2026"
 SUSPENDED_PROJECT = "p-suspend-me"
 SUSPENDED_RESEARCHER = "kimura"
 SUSPENDED_PASSWORD = "Suspended-project-2026"
@@ -44,6 +46,9 @@ def seed_attacks(settings: Settings) -> None:
             policy.add_project(session, project_id=EXPIRED_PROJECT, title="Ended project",
                                start_date=yesterday - timedelta(days=60), end_date=yesterday, actor="test")
             policy.add_member(session, EXPIRED_PROJECT, EXPIRED_RESEARCHER, actor="test")
+            policy.add_person(session, username=LOCKED_RESEARCHER, display_name="伊藤 蓮", actor="test",
+                              roles=[Role.RESEARCHER], password=LOCKED_PASSWORD)
+            policy.add_member(session, DEMO_PROJECT, LOCKED_RESEARCHER, actor="test")
             policy.add_person(session, username=SUSPENDED_RESEARCHER, display_name="木村 花子", actor="test",
                               roles=[Role.RESEARCHER], password=SUSPENDED_PASSWORD)
             policy.add_project(session, project_id=SUSPENDED_PROJECT, title="Project about to be suspended",

@@ -16,6 +16,8 @@ from functional.hubtools import HubUser, RunningHub, login_error
 from functional.seeding import (
     EXPIRED_PASSWORD,
     EXPIRED_RESEARCHER,
+    LOCKED_PASSWORD,
+    LOCKED_RESEARCHER,
     OTHER_DATASET,
     SUSPENDED_PASSWORD,
     SUSPENDED_PROJECT,
@@ -102,6 +104,20 @@ def test_wrong_password_says_only_that_and_is_logged(hub_env):
     assert response.status_code == 403
     assert login_error(response) == "Invalid username or password"
     assert len(audit_events(settings, "LOGIN_FAIL", "sato")) == before + 1
+
+
+def test_repeated_failures_lock_the_account_and_the_page_says_so(hub_env):
+    hub, settings, _ = hub_env
+    person = HubUser(hub, LOCKED_RESEARCHER)
+    for attempt in range(5):
+        assert login_error(person.login(f"guess-number-{attempt}")) == "Invalid username or password"
+    response = person.login(LOCKED_PASSWORD)  # the right password, too late
+    assert response.status_code == 403
+    shown = login_error(response)
+    for text in both_languages(DenialReason.ACCOUNT_LOCKED):
+        assert text in shown
+    reasons = [e["details"]["reason"] for e in audit_events(settings, "LOGIN_FAIL", LOCKED_RESEARCHER)]
+    assert reasons == ["BAD_CREDENTIALS"] * 5 + ["ACCOUNT_LOCKED"]
 
 
 def test_reviewer_lands_on_the_review_service_and_cannot_start_a_server(hub_env):
