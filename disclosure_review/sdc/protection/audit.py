@@ -25,6 +25,11 @@ import logging
 
 import highspy
 import numpy as np
+
+try:  # the bare solver: no Python callback layer, no banner on stdout
+    from highspy._core import _Highs as HighsEngine
+except ImportError:  # pragma: no cover - other highspy layouts
+    HighsEngine = highspy.Highs
 import polars as pl
 
 from ..enums import Verdict
@@ -61,7 +66,7 @@ class Direction(enum.Enum):
 
 def new_highs() -> highspy.Highs:
     """A silent, single-threaded HiGHS instance (the machines are shared)."""
-    highs = highspy.Highs()
+    highs = HighsEngine()
     highs.setOptionValue("output_flag", False)
     highs.setOptionValue("threads", 1)
     return highs

@@ -149,11 +149,13 @@ class LinkedTable:
         fill_missing: bool = False,
         lower_bound: float = 0.0,
         upper_bound: float = np.inf,
+        null_level: str | None = None,
     ) -> LinkedTable:
         """From a frame of cells: dimension columns, a value column, an unsafe marker.
 
         A margin row has the total label (default ``"Total"``) or null in the
-        dimension it sums over. With `fill_missing`, absent interior cells are
+        dimension it sums over; when null is a level of its own (a missing
+        value of the variable), pass `null_level`, the label it gets here. With `fill_missing`, absent interior cells are
         zeros (cross-tabulations omit empty cells) and absent margins are the
         sums of their cells, both marked safe; otherwise an incomplete table is
         refused. Levels keep their order of first appearance.
@@ -167,7 +169,7 @@ class LinkedTable:
         unsafe_values = _unsafe_column(frame, unsafe)
         labels = frame.select(
             [
-                pl.col(d).cast(pl.String).fill_null(total_label).alias(d)
+                pl.col(d).cast(pl.String).fill_null(null_level or total_label).alias(d)
                 for d in dims
             ]
         )
@@ -190,8 +192,8 @@ class LinkedTable:
         if len(np.unique(flat)) != len(flat):
             dup = pl.Series(flat).is_duplicated().arg_max()
             raise InvalidTable(
-                f"cell {labels.row(dup, named=True)} appears more than once: "
-                "give one row per cell"
+                f"cell {labels.row(dup, named=True)} appears more than once: give one "
+                "row per cell (if null marks a missing level, not a margin, pass null_level)"
             )
         raw = frame[value].cast(pl.Float64)
         if raw.null_count() or np.isnan(raw.to_numpy()).any():
@@ -288,10 +290,12 @@ def from_shadow(
     fill_missing: bool = False,
     lower_bound: float = 0.0,
     upper_bound: float = np.inf,
+    null_level: str | None = None,
 ) -> LinkedTable:
     """Adapter for shadow tables: a polars frame of cells with margins rows.
 
-    Margin rows hold null or `total_label` in the dimensions they sum over;
+    Margin rows hold `total_label` (or null, unless `null_level` names the
+    level that null stands for) in the dimensions they sum over;
     `unsafe_mask` is a boolean column name or a boolean vector aligned with the
     frame's rows (True = primary-unsafe). Only additive statistics (counts,
     weighted counts, sums) can be protected this way.
@@ -305,6 +309,7 @@ def from_shadow(
         fill_missing=fill_missing,
         lower_bound=lower_bound,
         upper_bound=upper_bound,
+        null_level=null_level,
     )
 
 

@@ -109,3 +109,19 @@ def test_protection_levels_from_rules() -> None:
         ProtectionLevels.explicit(table, upper=-1.0)
     with pytest.raises(InvalidProtectionLevel):
         ProtectionLevels.explicit(table, upper=np.ones(3))
+
+
+def test_null_as_a_missing_level_is_kept_apart_from_the_margin() -> None:
+    """Shadow tables label margins "Total" and keep null for a missing level of the variable."""
+    frame = pl.DataFrame(
+        {
+            "sex": ["F", "F", None, None, "Total", "Total"],
+            "n": [4, 4, 5, 5, 9, 9],
+            "region": ["N", "Total", "N", "Total", "N", "Total"],
+        }
+    )
+    with pytest.raises(InvalidTable, match="null_level"):
+        from_shadow(frame, ["sex", "region"], "n", np.zeros(6, bool))
+    table = from_shadow(frame, ["sex", "region"], "n", np.zeros(6, bool), null_level="(missing)")
+    assert table.levels == (("F", "(missing)"), ("N",))
+    assert table.array().tolist() == [[4, 4], [5, 5], [9, 9]]
