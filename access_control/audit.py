@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,6 +30,7 @@ GENESIS_HASH = "0" * 64
 """prev_hash of the first event."""
 LEDGER_LOCK_KEY = 0x4F4E534954454C47  # "ONSITELG": the advisory lock every PostgreSQL writer takes
 EXPORT_SCHEMA = "onsite.audit_event/v1"
+PROGRESS_STEP = 1000
 
 DetailValue = str | int | float | bool | None | list[Any] | dict[str, Any]
 
@@ -149,14 +150,17 @@ class LedgerVerification:
     head_hash: str = GENESIS_HASH
 
 
-def verify(session: Session, anchor: LedgerAnchor | None = None) -> LedgerVerification:
+def verify(
+    session: Session, anchor: LedgerAnchor | None = None, progress: Callable[[int], object] | None = None
+) -> LedgerVerification:
     """Walk the chain from the first event; name the first event that breaks it.
 
     Edited event: its hash no longer matches. Deleted: a gap in seq, or the next
     event's prev_hash names a hash that is not its predecessor. Inserted or
     reordered: the same two checks fail at the first misplaced event. With an
     `anchor` (a head recorded outside the database), a rewrite of the whole
-    table or a truncation of its tail is detected too.
+    table or a truncation of its tail is detected too. `progress(n)` is told of
+    every n events checked (e.g. a tqdm bar's update).
     """
     expected_seq, prev_hash, checked = 1, GENESIS_HASH, 0
     anchor_seen = anchor is None
@@ -187,6 +191,8 @@ def verify(session: Session, anchor: LedgerAnchor | None = None) -> LedgerVerifi
         prev_hash = event.hash
         expected_seq += 1
         checked += 1
+        if progress is not None and checked % PROGRESS_STEP == 0:
+            progress(PROGRESS_STEP)
     if not anchor_seen:
         assert anchor is not None
         return LedgerVerification(

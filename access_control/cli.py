@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from tqdm import tqdm
 
 from access_control import audit, policy
 from access_control.db import make_engine, migrate, read_transaction, session_factory, transaction
@@ -185,7 +186,8 @@ def run_verify(args: argparse.Namespace, settings: Settings) -> int:
         raise UserError(f"anchor file {anchor_path} does not exist")
 
     def work(session: Session) -> int:
-        result = audit.verify(session, anchor)
+        with tqdm(total=audit.count(session), unit="event", desc="verifying", disable=not sys.stderr.isatty(), leave=False) as bar:
+            result = audit.verify(session, anchor, progress=bar.update)
         if result.ok:
             print(f"ok: {result.checked} events" + (f" (anchor at event {anchor.seq} matches)" if anchor else ""))
             return 0

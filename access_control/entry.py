@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -119,7 +119,7 @@ class EntryDecision:
     """The most specific registered terminal containing the client address."""
     active_projects: tuple[str, ...] = ()
     """Projects active on the facility's date (what the session may work on)."""
-    day: date | None = field(default=None)
+    day: date | None = None
     """The date in the facility's time zone the decision was taken for."""
 
     @property
