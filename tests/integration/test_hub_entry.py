@@ -201,8 +201,12 @@ def test_administrator_cannot_open_a_researchers_server(hub_env):
     assert researcher.login(logins["tanaka"].password).status_code == 302
     researcher.start_server()
     admin = HubUser(hub, "takahashi")
-    assert admin.login(logins["takahashi"].password).status_code == 302
+    landing = admin.login(logins["takahashi"].password)
+    assert landing.status_code == 302 and landing.headers["Location"] == "/hub/admin"
     users = admin.http.get(f"{hub.url}/hub/api/users", headers=admin._hub_xsrf())
     assert users.status_code == 200 and "tanaka" in {u["name"] for u in users.json()}
-    response = admin.http.get(f"{hub.url}/user/tanaka/api/status", allow_redirects=True)
-    assert response.status_code in (403, 404) or "/user/tanaka/api/status" not in response.url
+    # The researcher opens the server; the administrator's OAuth authorisation for it is refused.
+    assert researcher.http.get(f"{researcher.server_url}/lab", timeout=30).status_code == 200
+    refused = admin.http.get(f"{researcher.server_url}/lab", timeout=30)
+    assert refused.status_code == 403
+    assert "/hub/api/oauth2/authorize" in refused.url
