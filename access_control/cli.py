@@ -6,6 +6,7 @@ nothing changes. Changes are audit events whose actor is `admin:<OS login>`.
 from __future__ import annotations
 
 import argparse
+import csv
 import getpass
 import json
 import sys
@@ -64,9 +65,9 @@ def iso_date(text: str) -> date:
 
 def role_arg(text: str) -> Role:
     try:
-        return Role(text.upper())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"unknown role {text!r}: choose from {', '.join(r.value.lower() for r in Role)}") from None
+        return policy.role_from_text(text)
+    except UserError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def status_arg(text: str) -> ProjectStatus:
@@ -283,6 +284,42 @@ def run_person_add(args: argparse.Namespace, settings: Settings) -> int:
             actor=admin_actor(),
         )
         print(f"added person {person.username}")
+        return 0
+
+    return in_transaction(settings, work)
+
+
+def read_people_csv(path: Path) -> list[dict[str, str | None]]:
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:  # -sig: spreadsheets write a BOM
+            reader = csv.DictReader(fh)
+            header = list(reader.fieldnames or [])
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise UserError(f"cannot read {path}: {e}") from None
+    unknown = [c for c in header if c not in policy.IMPORT_COLUMNS]
+    if unknown or not {"username", "display_name"} <= set(header):
+        raise UserError(
+            f"{path}: the header must name columns from {', '.join(policy.IMPORT_COLUMNS)} "
+            f"(username and display_name required); found {', '.join(header) or 'none'}"
+        )
+    return rows
+
+
+def run_person_import(args: argparse.Namespace, settings: Settings) -> int:
+    rows = read_people_csv(Path(args.file))
+
+    def work(session: Session) -> int:
+        summary = policy.import_people(session, rows, actor=admin_actor())
+        verb = "would add" if args.dry_run else "added"
+        print(
+            f"{verb} {summary.people_added} people, {summary.roles_granted} roles to existing people, "
+            f"{summary.memberships_added} memberships ({len(rows)} rows)"
+        )
+        if args.dry_run:
+            session.rollback()
+        elif summary.people_added:
+            print("new people have no password yet: set one with `onsite admin person passwd USERNAME`")
         return 0
 
     return in_transaction(settings, work)
@@ -536,7 +573,7 @@ def _password_flags(parser: argparse.ArgumentParser) -> None:
 def register_admin(admin: argparse._SubParsersAction) -> None:
     roles_help = ", ".join(r.value.lower() for r in Role)
 
-    person = admin.add_parser("person", help="people: add, list, show, disable, enable, passwd, unlock").add_subparsers(
+    person = admin.add_parser("person", help="people: add, import, list, show, disable, enable, passwd, unlock").add_subparsers(
         dest="person_command", metavar="ACTION", required=True
     )
     p = person.add_parser("add", help="register a person (user names become OS account names)")
@@ -547,6 +584,17 @@ def register_admin(admin: argparse._SubParsersAction) -> None:
     _password_flags(p)
     p.add_argument("--no-password", action="store_true", help="no local password (the person cannot log in until `person passwd`)")
     p.set_defaults(run=run_person_add)
+    p = person.add_parser(
+        "import",
+        help="add people, roles and memberships from a CSV file (all rows or none)",
+        description="CSV columns: username,display_name,email,roles,projects (roles and projects separated by ';', "
+        "e.g. 'researcher;reviewer'). People already registered keep their details and gain the listed roles and "
+        "memberships they lack, so importing a file twice changes nothing. Any bad row refuses the whole file, "
+        "naming the line. No passwords are imported.",
+    )
+    p.add_argument("file", help="CSV file, UTF-8 (a spreadsheet's BOM is fine)")
+    p.add_argument("--dry-run", action="store_true", help="check the file and report what would change, change nothing")
+    p.set_defaults(run=run_person_import)
     p = person.add_parser("list", help="everyone, with roles and whether disabled or locked")
     _json_flag(p)
     p.set_defaults(run=run_person_list)

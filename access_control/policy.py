@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
+from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
@@ -35,6 +37,7 @@ PROJECT_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 DATASET_ID_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,62}")
 SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
 EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+T = TypeVar("T")
 
 _identity_store: LocalIdentityStore | None = None
 
@@ -563,3 +566,64 @@ def remove_terminal(session: Session, *, address: str, actor: str) -> None:
     session.delete(terminal)
     session.flush()
     audit.record(session, AuditEventType.TERMINAL_REMOVE, actor=actor, object=f"terminal:{network}", details={"facility": facility})
+
+
+# ---------------------------------------------------------------- bulk import
+
+IMPORT_COLUMNS = ("username", "display_name", "email", "roles", "projects")
+"""CSV header for `import_people`; roles and projects are lists separated by ';'."""
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    people_added: int
+    roles_granted: int
+    memberships_added: int
+
+
+def import_people(session: Session, rows: Iterable[Mapping[str, str | None]], *, actor: str) -> ImportSummary:
+    """Add people and their roles and memberships from CSV rows (see IMPORT_COLUMNS).
+
+    A person already registered keeps their details and gains any listed role or
+    membership they lack, so importing the same file twice changes nothing. Any
+    bad row refuses the whole import (the caller's transaction rolls back) with
+    a message naming its line. Nobody gets a password: set one with `set_password`.
+    """
+    added = granted = joined = 0
+    for line, row in enumerate(rows, start=2):  # line 1 is the header
+        try:
+            missing = [c for c in ("username", "display_name") if not (row.get(c) or "").strip()]
+            if missing:
+                raise UserError(f"column {', '.join(missing)} is empty")
+            roles = _split_list(row.get("roles"), role_from_text)
+            projects = _split_list(row.get("projects"), str)
+            person = get_person(session, row["username"] or "")
+            if person is None:
+                person = add_person(
+                    session, username=row["username"] or "", display_name=row["display_name"] or "", email=row.get("email") or "", roles=roles, actor=actor
+                )
+                added += 1
+            else:
+                for role in sorted(set(roles) - person.role_set, key=lambda r: r.value):
+                    grant_role(session, person.username, role, actor=actor)
+                    granted += 1
+            member_of = {p.id for p in projects_of(session, person.username)}
+            for project_id in projects:
+                if project_id not in member_of:
+                    add_member(session, project_id, person.username, actor=actor)
+                    member_of.add(project_id)
+                    joined += 1
+        except UserError as e:
+            raise UserError(f"line {line}: {e}; nothing was imported") from None
+    return ImportSummary(added, granted, joined)
+
+
+def role_from_text(text: str) -> Role:
+    try:
+        return Role(text.strip().upper())
+    except ValueError:
+        raise UserError(f"unknown role {text!r}: use {', '.join(r.value.lower() for r in Role)}") from None
+
+
+def _split_list(cell: str | None, parse: Callable[[str], T]) -> list[T]:
+    return [parse(item.strip()) for item in (cell or "").split(";") if item.strip()]

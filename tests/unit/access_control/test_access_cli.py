@@ -164,3 +164,18 @@ def test_audit_anchor_and_export_file(onsite, factory, tmp_path):
     code, _, err = onsite("audit", "export", "--out", str(target))
     assert code == 0 and "wrote 1 events" in err
     assert [json.loads(line)["seq"] for line in target.read_text().splitlines()] == [1]
+
+
+def test_person_import_csv_with_dry_run(onsite, factory, tmp_path):
+    people = tmp_path / "people.csv"
+    people.write_text("\ufeffusername,display_name,roles\nｔａｒｏ,山田太郎,researcher;reviewer\njiro,Jiro,\n", encoding="utf-8")
+    code, out, _ = onsite("admin", "person", "import", str(people), "--dry-run")
+    assert (code, out.splitlines()[0]) == (0, "would add 2 people, 0 roles to existing people, 0 memberships (2 rows)")
+    assert json.loads(onsite("admin", "person", "list", "--json")[1]) == []
+    assert onsite("admin", "person", "import", str(people))[0] == 0
+    listed = json.loads(onsite("admin", "person", "list", "--json")[1])
+    assert [(p["username"], p["roles"], p["has_password"]) for p in listed] == [("jiro", [], False), ("taro", ["researcher", "reviewer"], False)]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("username,display_name,password\nkumi,Kumi,secret\n", encoding="utf-8")
+    code, _, err = onsite("admin", "person", "import", str(bad))
+    assert code == 2 and "header must name columns" in err

@@ -275,3 +275,39 @@ def test_every_action_is_in_the_ledger(db, world):
         AuditEventType.TERMINAL_ADD,
         AuditEventType.TERMINAL_ADD,
     ]
+
+
+# ---------------------------------------------------------------- bulk import
+
+
+def test_import_people_adds_and_is_idempotent(db, world):
+    rows = [
+        {"username": "ｔａｒｏ", "display_name": "山田太郎", "email": "taro@example.jp", "roles": "researcher", "projects": world.project},
+        {"username": "jiro", "display_name": "Jiro", "email": "", "roles": "researcher; reviewer", "projects": ""},
+        {"username": "rita", "display_name": "ignored for existing people", "roles": "reviewer;administrator", "projects": world.project},
+    ]
+    with transaction(db) as s:
+        summary = policy.import_people(s, rows, actor=ACTOR)
+    assert summary == policy.ImportSummary(people_added=2, roles_granted=1, memberships_added=2)
+    with transaction(db) as s:
+        assert policy.person_roles(s, "taro") == {Role.RESEARCHER}
+        assert policy.person_roles(s, "jiro") == {Role.RESEARCHER, Role.REVIEWER}
+        assert policy.person_roles(s, "rita") == {Role.REVIEWER, Role.ADMINISTRATOR}
+        assert policy.get_person(s, "rita").display_name == "Rita"
+        assert [p.username for p in policy.members_of(s, world.project)] == ["alice", "rita", "taro"]
+        assert policy.import_people(s, rows, actor=ACTOR) == policy.ImportSummary(0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    "bad_row, fragment",
+    [
+        ({"username": "kumi", "display_name": "Kumi", "roles": "wizard"}, "line 3: unknown role 'wizard'"),
+        ({"username": "kumi", "display_name": "Kumi", "projects": "p404"}, "line 3: unknown project 'p404'"),
+        ({"username": "ku mi", "display_name": "Kumi"}, "line 3: user name 'ku mi' is not allowed"),
+        ({"username": "kumi", "display_name": ""}, "line 3: column display_name is empty"),
+    ],
+)
+def test_import_people_refuses_the_whole_file_naming_the_line(db, world, refused, bad_row, fragment):
+    good = {"username": "taro", "display_name": "Taro", "roles": "researcher", "projects": world.project}
+    message = refused(lambda s: policy.import_people(s, [good, bad_row], actor=ACTOR))
+    assert message.startswith(fragment) and message.endswith("nothing was imported")
