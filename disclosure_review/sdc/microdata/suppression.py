@@ -190,10 +190,10 @@ def local_suppression(
     codes = np.column_stack([encode(df[c].to_arrow())[0] for c in keys])
     if importance is None:
         importance = default_importance(codes)
-    elif sorted(importance) != sorted(set(importance)) or not set(importance) <= set(range(1, len(keys) + 1)):
+    elif len(importance) != len(keys) or not set(importance) <= set(range(1, len(keys) + 1)):
         raise InvalidMicrodataInput(
             f"importance must give each of the {len(keys)} key variables a rank between 1 and {len(keys)}"
-        )
+        )  # ties are allowed, as in sdcMicro: tied variables go in key order
     col_order = list(np.argsort(-np.asarray(importance), kind="stable"))
     protected = codes.copy()
     rounds = 0

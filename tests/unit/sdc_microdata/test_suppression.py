@@ -109,6 +109,8 @@ def test_bad_input(testdata2):
     with pytest.raises(InvalidMicrodataInput, match="'nokey'"):
         local_suppression(testdata2, ["nokey"], k=2)
     with pytest.raises(InvalidMicrodataInput, match="importance"):
-        local_suppression(testdata2, KEYS, importance=[1, 1, 2, 3, 4, 5, 6])
+        local_suppression(testdata2, KEYS, importance=[1, 2, 3])
+    with pytest.raises(InvalidMicrodataInput, match="importance"):
+        local_suppression(testdata2, KEYS, importance=[0, 1, 2, 3, 4, 5, 6])
     with pytest.raises(InvalidMicrodataInput, match="larger than the number of records"):
         local_suppression(testdata2, KEYS, k=94)
