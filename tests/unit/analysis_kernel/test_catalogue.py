@@ -86,14 +86,17 @@ def test_metadata_round_trip(tmp_path, demo_parquet, demo_metadata):
     assert [i.id for i in list_datasets(tmp_path)] == ["lfs_demo"]
 
 
-def test_csv_keeps_leading_zeros_of_text_codes(tmp_path, demo_parquet, demo_metadata):
+def test_csv_gives_the_same_dataset_as_parquet(tmp_path, demo_parquet, demo_metadata, demo_dataset):
+    # Text codes keep their leading zeros ('01'), empty fields become NULL, numbers their declared types.
     csv = tmp_path / "demo.csv"
     pl.read_parquet(demo_parquet).write_csv(csv)
     info = ingest(csv, demo_metadata, "from_csv", tmp_path / "datasets", progress=False)
-    with duckdb.connect(str(info.path), read_only=True) as con:
-        prefectures = {row[0] for row in con.execute("SELECT DISTINCT prefecture FROM microdata").fetchall()}
-    assert prefectures == set(pl.read_parquet(demo_parquet)["prefecture"].unique())
-    assert all(len(p) == 2 for p in prefectures)
+    query = "SELECT * FROM microdata ORDER BY person_id"
+    with duckdb.connect(str(info.path), read_only=True) as from_csv, \
+            duckdb.connect(str(demo_dataset), read_only=True) as from_parquet:
+        assert from_csv.sql(query).fetchall() == from_parquet.sql(query).fetchall()
+        assert from_csv.sql("DESCRIBE microdata").fetchall() == from_parquet.sql("DESCRIBE microdata").fetchall()
+    assert read_metadata(info.path).variable("prefecture").type == "VARCHAR"
 
 
 def test_replace_overwrites_only_when_asked(tmp_path, demo_parquet, demo_metadata):
