@@ -31,7 +31,10 @@ class ReviewPolicy:
     """Configurable review rules; fixed per request at submission."""
 
     required_approvals: int = DEFAULT_REQUIRED_APPROVALS
-    query_timeout_s: float = 60.0
+    query_timeout_s: float = 30.0
+    """Time limit of one recorded query when the service re-runs it."""
+    submission_budget_s: float = 90.0
+    """Time limit of all the queries of one submission: the single-user server waits 120 s for the answer."""
     query_memory_limit: str = "2GB"
 
     def __post_init__(self) -> None:

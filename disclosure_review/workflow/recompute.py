@@ -52,6 +52,11 @@ def opaque_output() -> CheckedOutput:
     return CheckedOutput(verdict=Verdict.REVIEW, verified=False)
 
 
+def not_run(reason: str) -> CheckedOutput:
+    """A declarative output the service did not recompute: it fails, with the reason shown."""
+    return CheckedOutput(verdict=Verdict.FAIL, verified=False, error=reason)
+
+
 def datasets_read(spec: TableSpec) -> set[str]:
     """Names of the tables a spec's query reads (CTE names excluded), as DuckDB parses them."""
     con = duckdb.connect(":memory:")
@@ -148,10 +153,12 @@ def recompute_table(
     policy: ReviewPolicy,
     *,
     released: Sequence[Mapping[str, Any]] = (),
+    timeout_s: float | None = None,
 ) -> CheckedOutput:
     """Re-run `spec` over `datasets` ({dataset id: path}, the project's grants today) and check it.
 
     `released`: shadow statistics (dicts) of the project's released tables, for the differencing check.
+    `timeout_s`: this query's time limit (default: the policy's).
     """
     from analysis_kernel.catalogue import guarded_connection
     from disclosure_review.sdc import CheckReport, check_table, load_preset
@@ -177,7 +184,7 @@ def recompute_table(
         return shadow, extremes
 
     try:
-        shadow, (low, high) = _run_with_limits(con, compute, policy.query_timeout_s)
+        shadow, (low, high) = _run_with_limits(con, compute, timeout_s or policy.query_timeout_s)
     except Exception as exc:  # any failure fails closed, with the reason shown to reviewers
         log.info("table %s could not be recomputed (%s)", spec.name, type(exc).__name__)  # the message may quote data
         return CheckedOutput(verdict=Verdict.FAIL, verified=False, error=str(exc))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import time
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -244,15 +245,31 @@ def authorize(
 
 
 def check_outputs(authorized: AuthorizedSubmission) -> list[recompute.CheckedOutput]:
-    """Recompute and check every output under the project's grants. Slow; uses no database session."""
-    return [
-        recompute.recompute_table(
-            item.spec, item.claimed, authorized.datasets, authorized.preset, authorized.policy, released=authorized.released
+    """Recompute and check every output under the project's grants. Slow; uses no database session.
+
+    Each query gets the policy's time limit, and all of them together the submission budget:
+    once it is spent, the remaining queries are not run (verdict fail, never pass).
+    """
+    policy = authorized.policy
+    deadline = time.monotonic() + policy.submission_budget_s
+    checked = []
+    for item in authorized.submission.outputs:
+        if item.kind is not OutputKind.TABLE:
+            checked.append(recompute.opaque_output())
+            continue
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            checked.append(recompute.not_run(f"the submission's time budget ({policy.submission_budget_s:g} s) "
+                                             "was spent before this query could run: submit fewer or faster tables"))
+            continue
+        timeout_s = min(policy.query_timeout_s, remaining)
+        checked.append(
+            recompute.recompute_table(
+                item.spec, item.claimed, authorized.datasets, authorized.preset, policy,
+                released=authorized.released, timeout_s=timeout_s,
+            )
         )
-        if item.kind is OutputKind.TABLE
-        else recompute.opaque_output()
-        for item in authorized.submission.outputs
-    ]
+    return checked
 
 
 def submit(

@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import stat
+import time
 import zipfile
 from pathlib import Path
 
@@ -353,3 +354,14 @@ def test_failed_package_write_is_retried(world):
         package = service.release(s, request_id, settings=world.settings, actor="cli:root")
     assert status_of(world, request_id) is ReleaseStatus.RELEASED
     assert Path(package.path, "by_region.csv").is_file()
+
+
+def test_submission_budget_bounds_all_queries_together(world):
+    slow = "SELECT s.region FROM survey s, range(1000000000) r WHERE hash(r.range + length(s.region)) = 42"
+    budget = ReviewPolicy(query_timeout_s=30, submission_budget_s=0.5)
+    started = time.monotonic()
+    request_id = submit(world, table_output("slow1", slow), table_output("slow2", slow), table_output("ok", PASSING), policy_=budget)
+    assert time.monotonic() - started < 15  # not 3 x 30 s
+    verdicts = [_output(world, request_id, i).verdict for i in range(3)]
+    assert verdicts == [Verdict.FAIL] * 3  # no time left for "ok": not run, so never pass
+    assert "time budget" in _output(world, request_id, 2).error
