@@ -205,6 +205,31 @@ def count(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(AuditEvent)) or 0
 
 
+def find_events(
+    session: Session,
+    *,
+    action: AuditEventType | None = None,
+    actor: str | None = None,
+    outcome: Outcome | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 100,
+) -> list[AuditEvent]:
+    """The newest events matching every filter given (since inclusive, until exclusive)."""
+    query = select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(limit)
+    if action is not None:
+        query = query.where(AuditEvent.action == action)
+    if actor is not None:
+        query = query.where(AuditEvent.actor == actor)
+    if outcome is not None:
+        query = query.where(AuditEvent.outcome == outcome)
+    if since is not None:
+        query = query.where(AuditEvent.created_at >= since)
+    if until is not None:
+        query = query.where(AuditEvent.created_at < until)
+    return list(session.scalars(query))
+
+
 def event_as_dict(event: Any) -> dict[str, Any]:
     """One exported event (an AuditEvent or a stored row)."""
     return {

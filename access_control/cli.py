@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import argparse
 import csv
+import enum
 import getpass
 import json
 import sys
 import unicodedata
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -22,12 +24,14 @@ from tqdm import tqdm
 
 from access_control import audit, policy
 from access_control.db import make_engine, migrate, read_transaction, session_factory, transaction
-from access_control.enums import AuditEventType, Role
+from access_control.entry import DEFAULT_TIMEZONE
+from access_control.enums import AuditEventType, Outcome, Role
 from access_control.models import Facility, Grant, Person, Project, ProjectStatus, Terminal
 from onsite.errors import UserError
 from onsite.settings import Settings
 
 ANCHOR_FILE_NAME = "ledger-anchor.jsonl"
+E = TypeVar("E", bound=enum.Enum)
 
 
 def admin_actor() -> str:
@@ -68,15 +72,6 @@ def role_arg(text: str) -> Role:
         return policy.role_from_text(text)
     except UserError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def status_arg(text: str) -> ProjectStatus:
-    try:
-        return ProjectStatus(text.upper())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"unknown status {text!r}: choose from {', '.join(s.value.lower() for s in ProjectStatus)}"
-        ) from None
 
 
 def print_json(value: Any) -> None:
@@ -212,6 +207,43 @@ def run_export(args: argparse.Namespace, settings: Settings) -> int:
     return in_transaction(settings, work, read_only=True)
 
 
+def moment(text: str) -> datetime:
+    """A date (midnight at the start of that day in Asia/Tokyo) or an ISO date-time with offset."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date or date-time: use YYYY-MM-DD or YYYY-MM-DDTHH:MM+09:00") from None
+    return value if value.tzinfo else value.replace(tzinfo=ZoneInfo(DEFAULT_TIMEZONE))
+
+
+def enum_arg(enum_class: type[E]) -> Callable[[str], E]:
+    def parse(text: str) -> E:
+        try:
+            return enum_class(text.upper())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"unknown value {text!r}: choose from {', '.join(m.value for m in enum_class)}") from None
+
+    return parse
+
+
+def event_cells(row: dict[str, Any]) -> dict[str, Any]:
+    details = row["details"]
+    summary = ",".join(details["reasons"]) if "reasons" in details else json.dumps(details, ensure_ascii=False)
+    return row | {"created_at": row["created_at"][:19], "details": summary[:60]}
+
+
+run_list_events = listing(
+    lambda session, args: [
+        audit.event_as_dict(e)
+        for e in audit.find_events(
+            session, action=args.action, actor=args.actor, outcome=args.outcome, since=args.since, until=args.until, limit=args.limit
+        )
+    ],
+    ["seq", "created_at", "actor", "action", "object", "outcome", "details"],
+    event_cells,
+)
+
+
 def run_anchor(args: argparse.Namespace, settings: Settings) -> int:
     path = Path(args.file) if args.file else default_anchor(settings)
 
@@ -229,7 +261,7 @@ def run_anchor(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def register(top: argparse._SubParsersAction) -> None:
-    parser = top.add_parser("audit", help="verify or export the hash-chained audit ledger")
+    parser = top.add_parser("audit", help="verify, list, export or anchor the hash-chained audit ledger")
     sub = parser.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
     p = sub.add_parser(
         "verify",
@@ -243,6 +275,20 @@ def register(top: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="write every audit event as JSON lines (schema onsite.audit_event/v1)")
     p.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
     p.set_defaults(run=run_export)
+    p = sub.add_parser(
+        "list",
+        help="the newest audit events, filtered (e.g. refused entries: --action entry_decide --outcome denied)",
+        description="Dates without a time mean midnight in Asia/Tokyo; --since is inclusive, --until exclusive. "
+        "For entry decisions the details column shows the denial reasons.",
+    )
+    p.add_argument("--action", type=enum_arg(AuditEventType), help="event type, e.g. ENTRY_DECIDE, LOGIN_FAIL, GRANT_ADD")
+    p.add_argument("--actor", help="who acted: a user name, or admin:<login> for administrators")
+    p.add_argument("--outcome", type=enum_arg(Outcome), help="ok, denied or failed")
+    p.add_argument("--since", type=moment, help="YYYY-MM-DD or an ISO date-time")
+    p.add_argument("--until", type=moment, help="YYYY-MM-DD or an ISO date-time")
+    p.add_argument("--limit", type=int, default=100, help="at most this many events, newest first (default 100)")
+    _json_flag(p)
+    p.set_defaults(run=run_list_events)
     p = sub.add_parser(
         "anchor",
         help="verify, then append the chain head to a file outside the database",
@@ -533,6 +579,15 @@ run_facility_list = listing(
 )
 
 
+def run_facility_change(args: argparse.Namespace, settings: Settings) -> int:
+    def work(session: Session) -> int:
+        facility = policy.change_facility(session, args.name, address=args.address, timezone_name=args.timezone, actor=admin_actor())
+        print(f"changed facility {facility.name} ({facility.timezone})")
+        return 0
+
+    return in_transaction(settings, work)
+
+
 def run_terminal_add(args: argparse.Namespace, settings: Settings) -> int:
     def work(session: Session) -> int:
         terminal = policy.add_terminal(session, facility=args.facility, address=args.address, label=args.label, actor=admin_actor())
@@ -647,7 +702,7 @@ def register_admin(admin: argparse._SubParsersAction) -> None:
     p.add_argument("--legal-basis")
     p.add_argument("--start", type=iso_date, help="YYYY-MM-DD")
     p.add_argument("--end", type=iso_date, help="YYYY-MM-DD (inclusive)")
-    p.add_argument("--status", type=status_arg, help="active, suspended or closed; only active projects admit researchers")
+    p.add_argument("--status", type=enum_arg(ProjectStatus), help="active, suspended or closed; only active projects admit researchers")
     p.add_argument("--preset")
     p.set_defaults(run=run_project_change)
 
@@ -677,7 +732,7 @@ def register_admin(admin: argparse._SubParsersAction) -> None:
     p.add_argument("grant_id", type=int)
     p.set_defaults(run=run_grant_revoke)
 
-    facility = admin.add_parser("facility", help="on-site facilities: add, list").add_subparsers(
+    facility = admin.add_parser("facility", help="on-site facilities: add, change, list").add_subparsers(
         dest="facility_command", metavar="ACTION", required=True
     )
     p = facility.add_parser("add", help="register a facility")
@@ -685,6 +740,11 @@ def register_admin(admin: argparse._SubParsersAction) -> None:
     p.add_argument("--address", default="", help="postal address")
     p.add_argument("--timezone", default="Asia/Tokyo", help="IANA time zone in which project dates are read (default Asia/Tokyo)")
     p.set_defaults(run=run_facility_add)
+    p = facility.add_parser("change", help="change a facility's address or time zone")
+    p.add_argument("name")
+    p.add_argument("--address", help="postal address")
+    p.add_argument("--timezone", help="IANA time zone in which project dates are read")
+    p.set_defaults(run=run_facility_change)
     p = facility.add_parser("list", help="all facilities")
     _json_flag(p)
     p.set_defaults(run=run_facility_list)

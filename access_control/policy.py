@@ -521,18 +521,42 @@ def revoke_grant(session: Session, grant_id: int, *, actor: str) -> Grant:
 # ---------------------------------------------------------------- facilities and terminals
 
 
+def _check_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UserError(f"unknown time zone {name!r}: use an IANA name such as Asia/Tokyo") from None
+    return name
+
+
 def add_facility(session: Session, *, name: str, actor: str, address: str = "", timezone_name: str = "Asia/Tokyo") -> Facility:
     name = _nonempty(name, "facility name", 200)
-    try:
-        ZoneInfo(timezone_name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise UserError(f"unknown time zone {timezone_name!r}: use an IANA name such as Asia/Tokyo") from None
+    _check_timezone(timezone_name)
     if session.scalar(select(Facility.id).where(Facility.name == name)) is not None:
         raise UserError(f"facility {name!r} already exists")
     facility = Facility(name=name, address=address.strip(), timezone=timezone_name)
     session.add(facility)
     session.flush()
     audit.record(session, AuditEventType.FACILITY_ADD, actor=actor, object=f"facility:{name}", details={"timezone": timezone_name})
+    return facility
+
+
+def change_facility(
+    session: Session, name: str, *, actor: str, address: str | None = None, timezone_name: str | None = None
+) -> Facility:
+    """Change a facility's address or time zone (the zone in which project dates are read)."""
+    facility = require_facility(session, name)
+    changes = {
+        "address": None if address is None else address.strip(),
+        "timezone": None if timezone_name is None else _check_timezone(timezone_name),
+    }
+    changes = {k: v for k, v in changes.items() if v is not None and v != getattr(facility, k)}
+    if not changes:
+        raise UserError(f"nothing to change for facility {name!r}: give a new --address or --timezone")
+    before = {k: getattr(facility, k) for k in changes}
+    for key, value in changes.items():
+        setattr(facility, key, value)
+    audit.record(session, AuditEventType.FACILITY_CHANGE, actor=actor, object=f"facility:{name}", details={"before": before, "after": changes})
     return facility
 
 

@@ -28,7 +28,10 @@ def onsite(monkeypatch, tmp_path, db_url, capsys):
         if stdin is not None:
             monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
         capsys.readouterr()
-        code = onsite_cli.main(list(args))
+        try:
+            code = onsite_cli.main(list(args))
+        except SystemExit as e:  # argparse refusing an argument
+            code = e.code
         out, err = capsys.readouterr()
         return code, out, err
 
@@ -179,3 +182,18 @@ def test_person_import_csv_with_dry_run(onsite, factory, tmp_path):
     bad.write_text("username,display_name,password\nkumi,Kumi,secret\n", encoding="utf-8")
     code, _, err = onsite("admin", "person", "import", str(bad))
     assert code == 2 and "header must name columns" in err
+
+
+def test_audit_list_filters(onsite, factory):
+    for name in ("a1", "a2"):
+        assert onsite("admin", "person", "add", name, "--name", name, "--password-stdin", stdin="long enough password\n")[0] == 0
+    with transaction(factory) as s:
+        LocalIdentityStore().authenticate(s, "a2", "wrong password here")
+    denied = json.loads(onsite("audit", "list", "--outcome", "denied", "--json")[1])
+    assert [(e["seq"], e["action"], e["actor"], e["details"]["reason"]) for e in denied] == [(3, "LOGIN_FAIL", "a2", "BAD_CREDENTIALS")]
+    added = json.loads(onsite("audit", "list", "--action", "person_add", "--json")[1])
+    assert [e["object"] for e in added] == ["person:a2", "person:a1"]  # newest first
+    assert json.loads(onsite("audit", "list", "--limit", "1", "--json")[1])[0]["seq"] == 3
+    assert json.loads(onsite("audit", "list", "--since", "2000-01-01", "--until", "2000-01-02", "--json")[1]) == []
+    code, _, err = onsite("audit", "list", "--since", "yesterday")
+    assert code == 2 and "not a date" in err

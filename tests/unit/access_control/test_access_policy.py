@@ -311,3 +311,22 @@ def test_import_people_refuses_the_whole_file_naming_the_line(db, world, refused
     good = {"username": "taro", "display_name": "Taro", "roles": "researcher", "projects": world.project}
     message = refused(lambda s: policy.import_people(s, [good, bad_row], actor=ACTOR))
     assert message.startswith(fragment) and message.endswith("nothing was imported")
+
+
+def test_change_facility_time_zone_moves_the_entry_date(db, world, refused):
+    from datetime import datetime, timezone
+
+    from access_control.entry import DenialReason, decide_entry, load_entry_facts
+
+    # 23:30 UTC on 31 March 2026: already 1 April (the project's first day) in Tokyo, still 31 March in New York.
+    moment = datetime(2026, 3, 31, 23, 30, tzinfo=timezone.utc)
+    with db() as s:
+        assert decide_entry(load_entry_facts(s, "alice", "127.0.0.1"), moment).allowed
+    with transaction(db) as s:
+        policy.change_facility(s, "Tokyo", timezone_name="America/New_York", actor=ACTOR)
+    with db() as s:
+        assert decide_entry(load_entry_facts(s, "alice", "127.0.0.1"), moment).reasons == (DenialReason.NO_ACTIVE_PROJECT,)
+        assert json.loads(last_event(s).details) == {"before": {"timezone": "Asia/Tokyo"}, "after": {"timezone": "America/New_York"}}
+    assert "nothing to change" in refused(lambda s: policy.change_facility(s, "Tokyo", timezone_name="America/New_York", actor=ACTOR))
+    assert "time zone" in refused(lambda s: policy.change_facility(s, "Tokyo", timezone_name="JST", actor=ACTOR))
+    assert "unknown facility" in refused(lambda s: policy.change_facility(s, "Kyoto", address="x", actor=ACTOR))
