@@ -108,8 +108,9 @@ def request_release(
             raise ReleaseError(f"the review service refused the request{where}: {error.get('message', 'no message')}")
         time.sleep(POLL_S)
     raise ReleaseError(
-        f"no answer from the review service within {timeout:g} s; the request is still in the outbox "
-        f"as {rid} and will be sent when the service is back"
+        f"no answer from the review service within {timeout:g} s (large tables take longer: pass timeout=...). "
+        f"The request {rid} is not lost: the service's answer will be written to {response_path} (or "
+        f"{error_path.name}); do not send it again"
     )
 
 
