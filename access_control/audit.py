@@ -31,6 +31,8 @@ GENESIS_HASH = "0" * 64
 LEDGER_LOCK_KEY = 0x4F4E534954454C47  # "ONSITELG": the advisory lock every PostgreSQL writer takes
 EXPORT_SCHEMA = "onsite.audit_event/v1"
 PROGRESS_STEP = 1000
+MAX_ACTOR = AuditEvent.__table__.c.actor.type.length
+MAX_OBJECT = AuditEvent.__table__.c.object.type.length
 
 DetailValue = str | int | float | bool | None | list[Any] | dict[str, Any]
 
@@ -107,6 +109,9 @@ def record(
     only if the caller's change commits. Holds the ledger lock until then."""
     if not isinstance(action, AuditEventType) or not isinstance(outcome, Outcome):
         raise TypeError("action must be an AuditEventType and outcome an Outcome")
+    # The same limits on every backend (SQLite would store longer text silently).
+    if len(actor) > MAX_ACTOR or len(object) > MAX_OBJECT:
+        raise ValueError(f"audit actor or object too long (at most {MAX_ACTOR} / {MAX_OBJECT} characters)")
     details_text = canonical_json(dict(details or {}))
     lock_ledger(session)
     session.flush()  # earlier pending rows of this transaction first

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -21,6 +22,8 @@ from access_control.enums import AuditEventType, Outcome, Role
 from access_control.models import Facility, Membership, Person, Project, ProjectStatus, Terminal
 
 DEFAULT_TIMEZONE = "Asia/Tokyo"
+MAX_SHOWN_NAME = 64
+"""How much of an invalid user name or address is kept in facts and the ledger."""
 ROLES_WITHOUT_PROJECT = frozenset({Role.REVIEWER, Role.ADMINISTRATOR})
 """Roles that may enter without an active project (they work on others' outputs)."""
 
@@ -190,8 +193,9 @@ def load_entry_facts(session: Session, username: str, client_address: str) -> En
     terminals = load_terminals(session)
     try:
         name = canonical_username(username)
-    except UserError:
-        return EntryFacts(username=username, client_address=client_address, known=False, terminals=terminals)
+    except UserError:  # not a name anyone can have; keep a bounded, normalised form for the ledger
+        shown = unicodedata.normalize("NFKC", username)[:MAX_SHOWN_NAME]
+        return EntryFacts(username=shown, client_address=client_address[:MAX_SHOWN_NAME], known=False, terminals=terminals)
     person = session.scalar(select(Person).where(Person.username == name))
     if person is None:
         return EntryFacts(username=name, client_address=client_address, known=False, terminals=terminals)

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from access_control import audit
-from access_control.entry import DenialReason
+from access_control.entry import MAX_SHOWN_NAME, DenialReason
 from access_control.enums import AuditEventType, Outcome
 from access_control.models import Person
 from onsite.errors import UserError
@@ -102,7 +102,7 @@ class LocalIdentityStore:
             name = None
         person = session.scalar(select(Person).where(Person.username == name)) if name else None
         password_ok = self._verify(person.password_hash if person else None, password[:MAX_PASSWORD_LENGTH])
-        shown_name = name or unicodedata.normalize("NFKC", username)[:64]
+        shown_name = name or unicodedata.normalize("NFKC", username)[:MAX_SHOWN_NAME]
         if person is None:
             self._refuse(session, shown_name, DenialReason.BAD_CREDENTIALS, {"known": False})
             return LoginResult(None, DenialReason.BAD_CREDENTIALS)

@@ -203,3 +203,16 @@ def test_store_changes_reach_the_decision(db, world):
     with transaction(db) as s:
         policy.change_project(s, world.project, end_date=date(2026, 5, 31), actor=ACTOR)
     assert reasons("alice", "2001:db8::1") == {DenialReason.NO_ACTIVE_PROJECT}
+
+
+def test_absurd_user_name_is_unknown_and_recorded_bounded(db, world):
+    """Whatever a login form sends fits the ledger on every backend (PostgreSQL enforces lengths)."""
+    name = "ｘ" * 1000 + "*)(uid=*"
+    with transaction(db) as s:
+        facts = load_entry_facts(s, name, "127.0.0.1")
+        decision = decide_entry(facts, NOON)
+        event = record_entry(s, decision, username=facts.username, client_address="127.0.0.1")
+    assert decision.reasons == (DenialReason.ACCOUNT_UNKNOWN,)
+    assert event.actor == "x" * 64 and event.outcome is Outcome.DENIED
+    with transaction(db) as s:
+        assert LocalIdentityStore().authenticate(s, name, "whatever password") is None
