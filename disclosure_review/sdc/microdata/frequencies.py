@@ -67,9 +67,15 @@ class Frequencies:
 def _dense_rows(codes: np.ndarray) -> np.ndarray:
     """Dense id of each row's combination of codes (MISSING is a value here)."""
     group = np.zeros(codes.shape[0], dtype=np.int64)
+    span = 1  # group < span; mixed-radix codes until they would overflow, then re-densify
     for v in range(codes.shape[1]):
-        group = pd.factorize(group * (int(codes[:, v].max()) + 2) + codes[:, v] + 1)[0].astype(np.int64)
-    return group
+        card = int(codes[:, v].max()) + 2
+        if span * card >= 2**62:
+            group = pd.factorize(group)[0].astype(np.int64)
+            span = int(group.max()) + 1
+        group = group * card + codes[:, v] + 1
+        span *= card
+    return pd.factorize(group)[0].astype(np.int64)
 
 
 def code_frequencies(
