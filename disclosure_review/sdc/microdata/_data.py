@@ -72,6 +72,13 @@ def encode(col: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
         col = col.cast(col.type.value_type)
     if pa.types.is_floating(col.type):
         col = pc.if_else(pc.is_nan(col), pa.scalar(None, col.type), col)
+    if pa.types.is_integer(col.type) and col.null_count < len(col):
+        low, high = pc.min_max(col).values()
+        low, high = low.as_py(), high.as_py()
+        if high - low <= 4 * len(col) + 1024:  # small range: the value minus the minimum, no hashing
+            values = pc.fill_null(col, low).to_numpy(zero_copy_only=False).astype(np.int64) - low
+            codes = np.where(pc.is_null(col).to_numpy(zero_copy_only=False), MISSING, values)
+            return codes, pa.array(np.arange(low, high + 1), type=col.type)
     encoded = pc.dictionary_encode(col)
     codes = encoded.indices.to_numpy(zero_copy_only=False)
     codes = np.where(pc.is_null(encoded).to_numpy(zero_copy_only=False), MISSING, codes)

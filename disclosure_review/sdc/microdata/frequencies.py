@@ -64,10 +64,10 @@ class Frequencies:
         return int(np.sum((self.Fk if weighted else self.fk) < k))
 
 
-def _dense_rows(codes: np.ndarray) -> np.ndarray:
-    """Dense id of each row's combination of codes (MISSING is a value here)."""
+def _radix_rows(codes: np.ndarray) -> tuple[np.ndarray, int]:
+    """An id < span for each row's combination of codes (MISSING is a value here), not yet dense."""
     group = np.zeros(codes.shape[0], dtype=np.int64)
-    span = 1  # group < span; mixed-radix codes until they would overflow, then re-densify
+    span = 1  # mixed-radix codes until they would overflow, then re-densify
     for v in range(codes.shape[1]):
         card = int(codes[:, v].max()) + 2
         if span * card >= 2**62:
@@ -75,7 +75,12 @@ def _dense_rows(codes: np.ndarray) -> np.ndarray:
             span = int(group.max()) + 1
         group = group * card + codes[:, v] + 1
         span *= card
-    return pd.factorize(group)[0].astype(np.int64)
+    return group, span
+
+
+def _dense_rows(codes: np.ndarray) -> np.ndarray:
+    """Dense id (0, 1, … in order of appearance) of each row's combination of codes."""
+    return pd.factorize(_radix_rows(codes)[0])[0].astype(np.int64)
 
 
 def code_frequencies(
@@ -87,6 +92,12 @@ def code_frequencies(
     bincounts; with missing values one lookup per pair of missing-value masks.
     """
     n, p = codes.shape
+    if not (codes == MISSING).any():
+        group, span = _radix_rows(codes)
+        if span <= max(8 * n, 1 << 20):  # small enough to count by id directly, no hashing
+            fk = np.bincount(group, minlength=span).astype(np.float64)[group]
+            Fk = fk if weight is None else np.bincount(group, weights=weight, minlength=span)[group]
+            return fk, Fk
     group = _dense_rows(codes)
     n_pat = int(group.max()) + 1
     first = np.empty(n_pat, dtype=np.int64)

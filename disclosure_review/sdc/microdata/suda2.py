@@ -162,7 +162,7 @@ def suda2_codes(
         sums = np.bincount(codes[present, j], weights=raw_contrib[present, j], minlength=cards[j])
         total_j = raw_contrib[:, j].sum()
         by_value[k] = {data.levels[j][c].as_py(): (100.0 * sums[c] / total_j if total_j else 0.0)
-                       for c in range(cards[j])}
+                       for c in np.unique(codes[present, j])}
     return Suda2Result(
         keys, score, _dis_suda(codes, score, m, dis_fraction), contribution, msu_count, attribute, by_value,
         original_scores, dis_fraction,
