@@ -115,13 +115,27 @@ class IntervalSolver:
         optimal method's LP relaxation; audits use booleans.
         """
         scale = np.asarray(pattern, dtype=float)
-        if not np.array_equal(scale, self.pattern):
-            self.pattern = scale.copy()
+        if np.array_equal(scale, self.pattern):
+            return
+        if not self._stale and np.isin(np.flatnonzero(scale > 0), self._columns).all():
+            # Only cells already in the model change: new bounds keep the basis.
+            changed = np.flatnonzero(scale[self._columns] != self.pattern[self._columns])
+            lower, upper = self._bounds(self._columns[changed], scale)
+            self.highs.changeColsBounds(changed.size, changed.astype(np.int32), lower, upper)
+        else:
             self._stale = True
+        self.pattern = scale.copy()
+
+    def _bounds(self, cells: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Deviation bounds of `cells`: their room times the scale (0 when published)."""
+        on = scale[cells] > 0
+        with np.errstate(invalid="ignore"):
+            lower = np.where(on, -np.minimum(self.room_down[cells] * scale[cells], self.inf), 0.0)
+            upper = np.where(on, np.minimum(self.room_up[cells] * scale[cells], self.inf), 0.0)
+        return lower, upper
 
     def _build(self) -> None:
         columns = np.flatnonzero(self.pattern > 0)
-        scale = self.pattern[columns]
         sub = self.matrix[:, columns]
         rows = np.flatnonzero(np.diff(sub.tocsr().indptr) > 0)
         sub = sub[rows, :].tocsc()
@@ -129,8 +143,7 @@ class IntervalSolver:
         lp.num_col_ = columns.size
         lp.num_row_ = rows.size
         lp.col_cost_ = np.zeros(columns.size)
-        lp.col_lower_ = -np.minimum(self.room_down[columns] * scale, self.inf)
-        lp.col_upper_ = np.minimum(self.room_up[columns] * scale, self.inf)
+        lp.col_lower_, lp.col_upper_ = self._bounds(columns, self.pattern)
         lp.row_lower_ = np.zeros(rows.size)
         lp.row_upper_ = np.zeros(rows.size)
         lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise

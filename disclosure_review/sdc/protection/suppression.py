@@ -304,8 +304,11 @@ def _prune(
     req: ProtectionLevels,
     weights: np.ndarray,
     solver: IntervalSolver,
+    time_limit: float,
 ) -> None:
     """Publish again each secondary cell (dearest first) whose suppression no primary needs.
+
+    Stops after `time_limit` seconds; every removal made is already checked.
 
     Publishing cell j fixes z_j = 0; a primary whose optimal intruder moves
     (both directions) leave j at 0 keeps exactly the same interval, so only
@@ -327,7 +330,11 @@ def _prune(
     by_cell = table.constraints().tocsc()
     by_row = by_cell.tocsr()
     secondary = np.flatnonzero(suppressed & ~table.unsafe)
+    deadline = time.perf_counter() + time_limit
     for cell in secondary[np.argsort(-weights[secondary], kind="stable")]:
+        if time.perf_counter() > deadline:
+            log.info("pruning stopped after %.0f s", time_limit)
+            break
         cell = int(cell)
         sums = by_cell.indices[by_cell.indptr[cell] : by_cell.indptr[cell + 1]]
         near = set(by_row[sums].indices.tolist())
@@ -420,12 +427,13 @@ def suppress_hypercube(
     cost: CostFunction = CostFunction.VALUE,
     weights: np.ndarray | None = None,
     prune: bool = True,
+    prune_time_limit: float = 60.0,
 ) -> SuppressionResult:
     """Fast heuristic secondary suppression (see the module docstring).
 
     With `prune`, each secondary cell is then published again if every
-    primary cell stays protected without it (costs one protection check of
-    the primaries per secondary cell).
+    primary cell stays protected without it (re-checking the primaries whose
+    intruder solutions moved it), for at most `prune_time_limit` seconds.
     """
     started = time.perf_counter()
     req = requirements(table, levels)
@@ -447,7 +455,7 @@ def suppress_hypercube(
         else:
             _repair(solver, cell, suppressed, req, w, tol)
     if prune:
-        _prune(table, suppressed, req, w, solver)
+        _prune(table, suppressed, req, w, solver, prune_time_limit)
     return _result(
         table, suppressed, SuppressionMethod.HYPERCUBE, req, w, solver, started,
         optimal=False, lower_bound=None, rounds=1,
@@ -561,9 +569,10 @@ def suppress_optimal(
 ) -> SuppressionResult:
     """Minimum-cost secondary suppression by MILP with attacker cuts (see the module docstring).
 
-    `time_limit` (seconds) bounds the whole loop; when it runs out, the
-    hypercube pattern (computed first when `warm_start`) is returned with
-    ``optimal=False``. Raises
+    `time_limit` (seconds) bounds the whole loop; when it runs out, the best
+    protecting pattern found (the hypercube pattern computed first when
+    `warm_start`, or a cheaper repaired MILP pattern) is returned with
+    ``optimal=False`` and the proven bound in `lower_bound`. Raises
     `SuppressionInfeasible` when no pattern can protect every primary cell
     and `SolverFailure` when time ran out before any protecting pattern.
     """
@@ -575,17 +584,21 @@ def suppress_optimal(
     tol = tolerance(table)
     best: np.ndarray | None = None
     if warm_start:
-        best = suppress_hypercube(table, levels, cost=cost, weights=weights).suppressed
+        best = suppress_hypercube(
+            table, levels, cost=cost, weights=weights, prune_time_limit=time_limit / 10
+        ).suppressed
     best_cost = np.inf if best is None else float(w[best].sum())
     master = _MasterProblem(table, w)
-    optimal, bound, rounds = False, 0.0, 0
+    # The primary cells alone are a lower bound on any pattern's cost.
+    optimal, bound, rounds = False, float(w[table.unsafe].sum()), 0
     primaries = [int(c) for c in np.flatnonzero(table.unsafe)]
     # Root cutting planes: separate attacker cuts at fractional LP points
     # first, which tightens the MILP far more than cuts at integer points.
     for _ in range(MAX_RELAXATION_ROUNDS):
         if time.perf_counter() - started > time_limit / 2:
             break
-        fractional, bound = master.solve_relaxation()
+        fractional, relaxed = master.solve_relaxation()
+        bound = max(bound, relaxed)
         solver.set_pattern(fractional)
         cuts = [cut for cell in primaries for cut in _violations(solver, cell, req, tol)]
         if not cuts:
