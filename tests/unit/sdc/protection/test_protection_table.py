@@ -125,3 +125,29 @@ def test_null_as_a_missing_level_is_kept_apart_from_the_margin() -> None:
     table = from_shadow(frame, ["sex", "region"], "n", np.zeros(6, bool), null_level="(missing)")
     assert table.levels == (("F", "(missing)"), ("N",))
     assert table.array().tolist() == [[4, 4], [5, 5], [9, 9]]
+
+
+def test_adapter_takes_a_real_shadow_table() -> None:
+    """The connection the review service makes: shadow statistics -> labelled frame -> LinkedTable."""
+    from disclosure_review.sdc.enums import TableKind
+    from disclosure_review.sdc.shadow import shadow_from_frame
+    from disclosure_review.sdc.spec import TableSpec
+
+    records = pl.DataFrame(
+        {
+            "region": ["N"] * 12 + ["S"] * 9 + ["W"] * 3 + [None] * 2,
+            "age": (["y", "o"] * 13)[:26],
+        }
+    )
+    spec = TableSpec(kind=TableKind.FREQUENCY, query="SELECT * FROM data", rows=("region",), columns=("age",))
+    shadow = shadow_from_frame(records, spec)
+    labelled = shadow.frame.with_columns(shadow.label_exprs())
+    unsafe = (labelled["sdc_records"] < 5) & (labelled["sdc_grouping"] == 0)
+    table = from_shadow(labelled, ["region", "age"], "sdc_value", unsafe, null_level="(missing)")
+    assert set(table.levels[0]) == {"N", "S", "W", "(missing)"}
+    assert table.values.sum() == pytest.approx(26 * 4)  # cells, two margins, grand total
+    counts = {tuple(table.key(int(c)).values()): table.values[c] for c in np.flatnonzero(table.unsafe)}
+    # ages alternate y, o over the 26 records: S has 5 y and 4 o, W 1 y and 2 o
+    assert counts == {
+        ("S", "o"): 4, ("W", "y"): 1, ("W", "o"): 2, ("(missing)", "y"): 1, ("(missing)", "o"): 1
+    }
