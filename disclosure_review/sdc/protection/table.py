@@ -181,14 +181,7 @@ class LinkedTable:
             if not lv:
                 raise InvalidTable(f"dimension {d!r} has no level other than its total")
         shape = tuple(len(lv) + 1 for lv in levels)
-        position = [
-            {label: i for i, label in enumerate(list(lv) + [total_label])} for lv in levels
-        ]
-        coords = [
-            np.array([position[d][x] for x in labels[dim].to_list()], dtype=np.int64)
-            for d, dim in enumerate(dims)
-        ]
-        flat = np.ravel_multi_index(coords, shape)
+        flat = _cell_index(labels, dims, levels, total_label)
         if len(np.unique(flat)) != len(flat):
             dup = pl.Series(flat).is_duplicated().arg_max()
             raise InvalidTable(
@@ -223,6 +216,30 @@ class LinkedTable:
         )
         table.check()
         return table
+
+    def mask_from(
+        self,
+        frame: pl.DataFrame,
+        flags: str | np.ndarray | pl.Series,
+        *,
+        null_level: str | None = None,
+    ) -> np.ndarray:
+        """A per-cell mask (in this table's cell order) from a frame of labelled rows.
+
+        E.g. the suppression pattern of a table a researcher publishes: its
+        rows carry the same dimension labels, `flags` is a boolean column or
+        vector (True = suppressed). Cells absent from the frame are False;
+        labels this table does not have are refused.
+        """
+        _check_columns(frame, self.dims, None)
+        values = _unsafe_column(frame, flags)
+        labels = frame.select(
+            pl.col(d).cast(pl.String).fill_null(null_level or self.total_label).alias(d)
+            for d in self.dims
+        )
+        mask = np.zeros(self.n_cells, dtype=bool)
+        mask[_cell_index(labels, self.dims, self.levels, self.total_label)] = values
+        return mask
 
     def check(self) -> None:
         """Refuse tables that are not additive or break their own a-priori bounds."""
@@ -322,10 +339,30 @@ def _broadcast(bound: float | np.ndarray, size: int, name: str) -> np.ndarray:
     return array.ravel().copy()
 
 
-def _check_columns(frame: pl.DataFrame, dims: tuple[str, ...], value: str) -> None:
-    missing = [c for c in (*dims, value) if c not in frame.columns]
+def _cell_index(
+    labels: pl.DataFrame,
+    dims: tuple[str, ...],
+    levels: tuple[tuple[str, ...], ...],
+    total_label: str,
+) -> np.ndarray:
+    """Flat cell index of every labelled row."""
+    coords = []
+    for dim, lv in zip(dims, levels):
+        position = {label: i for i, label in enumerate(list(lv) + [total_label])}
+        column = labels[dim].to_list()
+        unknown = sorted({x for x in column if x not in position})
+        if unknown:
+            raise InvalidTable(f"{dim!r} has levels {unknown[:5]} that the table does not have")
+        coords.append(np.array([position[x] for x in column], dtype=np.int64))
+    return np.ravel_multi_index(coords, tuple(len(lv) + 1 for lv in levels))
+
+
+def _check_columns(frame: pl.DataFrame, dims: tuple[str, ...], value: str | None) -> None:
+    missing = [c for c in (*dims, value) if c is not None and c not in frame.columns]
     if missing:
         raise InvalidTable(f"columns {missing} are not in the table (it has {frame.columns})")
+    if value is None:
+        return
     if value in dims:
         raise InvalidTable(f"{value!r} is both a dimension and the value")
     if not frame[value].dtype.is_numeric():

@@ -151,3 +151,17 @@ def test_adapter_takes_a_real_shadow_table() -> None:
     assert counts == {
         ("S", "o"): 4, ("W", "y"): 1, ("W", "o"): 2, ("(missing)", "y"): 1, ("(missing)", "o"): 1
     }
+
+
+def test_a_researchers_pattern_is_read_from_their_published_frame() -> None:
+    """Suppressed cells published as null: the mask lines up with the recomputed table."""
+    table = from_shadow(shadow_frame(), ["sex", "region"], "n", "fails")
+    published = shadow_frame().with_columns(
+        pl.when(pl.col("n").is_in([3, 12, 7, 9])).then(None).otherwise(pl.col("n")).alias("n")
+    ).sample(fraction=1.0, shuffle=True, seed=3)
+    mask = table.mask_from(published, published["n"].is_null())
+    assert [tuple(table.key(int(c)).values()) for c in np.flatnonzero(mask)] == [
+        ("F", "N"), ("F", "S"), ("M", "N"), ("M", "S")
+    ]
+    with pytest.raises(InvalidTable, match="levels"):
+        table.mask_from(published.with_columns(pl.lit("X").alias("sex")), published["n"].is_null())
