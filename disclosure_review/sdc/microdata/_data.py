@@ -76,13 +76,19 @@ def encode(col: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
         low, high = pc.min_max(col).values()
         low, high = low.as_py(), high.as_py()
         if high - low <= 4 * len(col) + 1024:  # small range: the value minus the minimum, no hashing
-            values = pc.fill_null(col, low).to_numpy(zero_copy_only=False).astype(np.int64) - low
-            codes = np.where(pc.is_null(col).to_numpy(zero_copy_only=False), MISSING, values)
+            raw = pc.fill_null(col, low).to_numpy(zero_copy_only=False)
+            if -(2**31) <= low and high < 2**31:
+                codes = raw.astype(np.int32)
+                codes -= np.int32(low)
+            else:
+                codes = (raw.astype(np.int64) - low).astype(np.int32)
+            if col.null_count:
+                codes[pc.is_null(col).to_numpy(zero_copy_only=False)] = MISSING
             return codes, pa.array(np.arange(low, high + 1), type=col.type)
     encoded = pc.dictionary_encode(col)
     codes = encoded.indices.to_numpy(zero_copy_only=False)
     codes = np.where(pc.is_null(encoded).to_numpy(zero_copy_only=False), MISSING, codes)
-    return codes.astype(np.int64), encoded.dictionary
+    return codes.astype(np.int32), encoded.dictionary
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,14 @@ class KeyData:
         return tuple(
             None if c == MISSING else self.levels[j][int(c)].as_py() for j, c in enumerate(row_codes)
         )
+
+
+def stack_codes(columns: Sequence[np.ndarray]) -> np.ndarray:
+    """n × p codes in column-major order (every algorithm reads whole columns)."""
+    codes = np.empty((len(columns[0]), len(columns)), dtype=np.int32, order="F")
+    for j, column in enumerate(columns):
+        codes[:, j] = column
+    return codes
 
 
 def check_k(k: float) -> None:
@@ -140,7 +154,7 @@ def load_keys(
     if table.num_rows == 0:
         raise InvalidMicrodataInput("the data has no records")
     encoded = [encode(table.column(k)) for k in keys]
-    codes = np.column_stack([c for c, _ in encoded]).astype(np.int64)
+    codes = stack_codes([c for c, _ in encoded])
     w = None
     if weight:
         col = table.column(weight)

@@ -29,7 +29,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._data import MISSING, InvalidMicrodataInput, check_k, check_weight, encode, to_arrow
+from ._data import MISSING, InvalidMicrodataInput, check_k, check_weight, encode, stack_codes, to_arrow
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +167,6 @@ def frequencies(
 def frequencies_of_table(
     table: pa.Table, keys: Sequence[str], weight: np.ndarray | None, alpha: float = 1.0
 ) -> Frequencies:
-    codes = np.column_stack([encode(table.column(k))[0] for k in keys])
+    codes = stack_codes([encode(table.column(k))[0] for k in keys])
     fk, Fk = code_frequencies(codes, weight, alpha)
     return Frequencies(tuple(keys), fk, Fk, weight is not None, alpha)

@@ -39,7 +39,7 @@ import numpy as np
 import polars as pl
 from tqdm.auto import tqdm
 
-from ._data import MISSING, InvalidMicrodataInput, check_k, encode
+from ._data import MISSING, InvalidMicrodataInput, check_k, encode, stack_codes
 from ._result import ProtectionMethod, ProtectionResult, count_changes, require_columns, to_polars
 from .frequencies import _dense_rows
 from .frequencies import code_frequencies as _weighted_frequencies
@@ -187,7 +187,7 @@ def local_suppression(
     require_columns(df, [*keys, *strata])
     if not keys:
         raise InvalidMicrodataInput("name at least one key variable")
-    codes = np.column_stack([encode(df[c].to_arrow())[0] for c in keys])
+    codes = stack_codes([encode(df[c].to_arrow())[0] for c in keys])
     if importance is None:
         importance = default_importance(codes)
     elif len(importance) != len(keys) or not set(importance) <= set(range(1, len(keys) + 1)):
