@@ -1,0 +1,493 @@
+"""The LDAP directory: passwords, roles and project memberships kept in LDAP groups.
+
+The production directory (the local argon2 store in `identity.py` is the
+embedded default). A person's roles and projects are the groups they are a
+`member` of under `groups_base`: `cn=onsite-role-<role>` (researcher,
+reviewer, administrator) and `cn=onsite-proj-<project id>`. The admin
+commands maintain those groups here (`ensure_group`, `add_member`,
+`remove_member`) so other systems of the facility see the same groups.
+
+Security rules kept in this module:
+- Every user-supplied value is escaped: `escape_filter_chars` in search
+  filters (RFC 4515 section 3), `escape_rdn` in DNs (RFC 4514 section 2.4).
+- User names are NFKC-normalised first and refused when normalisation changes
+  them (full-width `ａｌｉｃｅ`, ligatures, the Kelvin sign...): a look-alike
+  spelling never reaches the directory as somebody else's name.
+- A blank password is refused before any bind (LDAP treats a bind with a DN and
+  no password as an anonymous bind that "succeeds", RFC 4513 section 5.1.2).
+- Only groups under `groups_base` count, so a look-alike group elsewhere in
+  the tree cannot grant a role.
+- A directory that is down, slow, or whose TLS certificate does not verify
+  raises `DirectoryUnavailable` (fail closed), logged with the setting to check.
+"""
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import ssl
+import unicodedata
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ldap3
+from ldap3.core import exceptions as ldap_errors
+from ldap3.utils.conv import escape_filter_chars
+from ldap3.utils.dn import escape_rdn, parse_dn
+
+from access_control.entry import DenialReason
+from access_control.enums import Role
+from access_control.identity import canonical_username
+from onsite.errors import UserError
+
+log = logging.getLogger(__name__)
+
+ROLE_GROUP_PREFIX = "onsite-role-"
+PROJECT_GROUP_PREFIX = "onsite-proj-"
+EMPTY_MEMBER = ""
+"""groupOfNames must have a member: an empty group holds the empty DN, which is nobody."""
+# Bind results that mean "these credentials are wrong", not "the directory is broken".
+CREDENTIAL_RESULTS = frozenset({"invalidCredentials", "invalidDNSyntax", "noSuchObject", "inappropriateAuthentication"})
+
+
+class TlsMode(enum.Enum):
+    """How the connection to the directory is protected."""
+
+    START_TLS = "START_TLS"
+    """ldap:// (port 389), upgraded with StartTLS before any bind (the default)."""
+    LDAPS = "LDAPS"
+    """ldaps:// (port 636): TLS from the first byte."""
+    NONE = "NONE"
+    """Plain text: passwords cross the network readable. Only for a directory on loopback."""
+
+
+class MembershipLookup(enum.Enum):
+    """How a person's groups are found."""
+
+    MEMBER_OF = "MEMBER_OF"
+    """Read `memberOf` of the person's entry (OpenLDAP memberof overlay, Active Directory)."""
+    GROUP_SEARCH = "GROUP_SEARCH"
+    """Search `groups_base` for groups whose `member` is the person (any server)."""
+
+
+class LdapSettingsInvalid(ValueError):
+    """The LDAP configuration cannot work; the message names the setting."""
+
+
+class DirectoryUnavailable(Exception):
+    """The directory could not be asked: down, slow, or its certificate did not verify.
+
+    `setting` names what an administrator should check; the user sees only
+    `user_message` (the login is refused, never allowed).
+    """
+
+    USER_MESSAGE = {
+        "ja": "利用者ディレクトリ(LDAP)に接続できないため、ログインできません。しばらくしてから再度お試しください。続く場合は管理者に連絡してください。",
+        "en": "The user directory (LDAP) is unavailable, so you cannot log in now. Try again in a few minutes; "
+              "if it persists, tell the administrator.",
+    }
+
+    def __init__(self, message: str, setting: str) -> None:
+        super().__init__(f"{message} (check {setting})")
+        self.setting = setting
+
+    @classmethod
+    def user_message(cls, lang: str = "en") -> str:
+        return cls.USER_MESSAGE["ja" if lang == "ja" else "en"]
+
+
+@dataclass(frozen=True)
+class LdapSettings:
+    """Where the directory is and how Onsite reads it. Invalid combinations fail here."""
+
+    server_uris: tuple[str, ...]
+    """ldap://host:port or ldaps://host:port, tried in order (the next when one does not answer)."""
+    people_base: str
+    """Subtree holding people, e.g. ou=people,dc=example,dc=jp."""
+    groups_base: str
+    """Subtree holding the onsite-role-* and onsite-proj-* groups; groups elsewhere are ignored."""
+    bind_dn_template: str | None = None
+    """Bind by template: 'uid={username},ou=people,dc=example,dc=jp'. Without it, bind by search."""
+    service_dn: str | None = None
+    """Service account used to search for people and to maintain groups (needs write on groups_base)."""
+    service_password: str | None = field(default=None, repr=False)
+    user_attribute: str = "uid"
+    user_object_class: str = "posixAccount"
+    group_object_class: str = "groupOfNames"
+    member_attribute: str = "member"
+    membership: MembershipLookup = MembershipLookup.MEMBER_OF
+    tls: TlsMode = TlsMode.START_TLS
+    ca_file: Path | None = None
+    """PEM file of the CA that signed the directory's certificate; None: the system's CAs."""
+    connect_timeout: float = 3.0
+    """Seconds to wait for a TCP connection to each server."""
+    receive_timeout: int = 5
+    """Whole seconds to wait for each answer (bind, search, modify); ldap3 on Linux takes only integers."""
+
+    def __post_init__(self) -> None:
+        if not self.server_uris:
+            raise LdapSettingsInvalid("server_uris is empty: give at least one ldap:// or ldaps:// URI")
+        for uri in self.server_uris:
+            scheme = uri.split("://", 1)[0].lower()
+            if scheme not in ("ldap", "ldaps"):
+                raise LdapSettingsInvalid(f"server_uris: {uri!r} is not an ldap:// or ldaps:// URI")
+            if (scheme == "ldaps") != (self.tls is TlsMode.LDAPS):
+                raise LdapSettingsInvalid(f"server_uris: {uri!r} does not fit tls={self.tls.value} "
+                                          "(LDAPS needs ldaps:// URIs; START_TLS and NONE need ldap://)")
+        if self.bind_dn_template is not None and self.bind_dn_template.count("{username}") != 1:
+            raise LdapSettingsInvalid("bind_dn_template must contain {username} exactly once, "
+                                      "e.g. uid={username},ou=people,dc=example,dc=jp")
+        if self.bind_dn_template is None and self.service_dn is None:
+            raise LdapSettingsInvalid("set bind_dn_template (bind by template) or service_dn (bind by search)")
+        if (self.service_dn is None) != (self.service_password is None):
+            raise LdapSettingsInvalid("service_dn and service_password go together")
+        if self.ca_file is not None and not Path(self.ca_file).is_file():
+            raise LdapSettingsInvalid(f"ca_file {self.ca_file} does not exist")
+        if self.connect_timeout <= 0 or not isinstance(self.receive_timeout, int) or self.receive_timeout <= 0:
+            raise LdapSettingsInvalid("connect_timeout must be positive seconds and receive_timeout a positive whole "
+                                      "number of seconds")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> LdapSettings | None:
+        """Settings from ONSITE_LDAP_* variables; None when ONSITE_LDAP_URI is unset (local store).
+
+        The service password is read from the file named by
+        ONSITE_LDAP_SERVICE_PASSWORD_FILE, never from the environment itself.
+        """
+        env = os.environ if environ is None else environ
+        uris = tuple(env.get("ONSITE_LDAP_URI", "").split())
+        if not uris:
+            return None
+        password_file = env.get("ONSITE_LDAP_SERVICE_PASSWORD_FILE")
+        try:
+            return cls(
+                server_uris=uris,
+                people_base=env["ONSITE_LDAP_PEOPLE_BASE"],
+                groups_base=env["ONSITE_LDAP_GROUPS_BASE"],
+                bind_dn_template=env.get("ONSITE_LDAP_BIND_DN_TEMPLATE") or None,
+                service_dn=env.get("ONSITE_LDAP_SERVICE_DN") or None,
+                service_password=Path(password_file).read_text().strip() if password_file else None,
+                membership=_choice(MembershipLookup, env, "ONSITE_LDAP_MEMBERSHIP", MembershipLookup.MEMBER_OF),
+                tls=_choice(TlsMode, env, "ONSITE_LDAP_TLS", TlsMode.START_TLS),
+                ca_file=Path(env["ONSITE_LDAP_CA_FILE"]) if env.get("ONSITE_LDAP_CA_FILE") else None,
+                connect_timeout=float(env.get("ONSITE_LDAP_CONNECT_TIMEOUT", "3")),
+                receive_timeout=int(env.get("ONSITE_LDAP_RECEIVE_TIMEOUT", "5")),
+            )
+        except KeyError as missing:
+            raise LdapSettingsInvalid(f"{missing.args[0]} is not set (needed with ONSITE_LDAP_URI)") from None
+        except (OSError, ValueError) as error:
+            raise LdapSettingsInvalid(f"ONSITE_LDAP_* settings: {error}") from None
+
+
+def _choice(kind: type[enum.Enum], env: Mapping[str, str], variable: str, default: enum.Enum) -> Any:
+    value = env.get(variable)
+    if not value:
+        return default
+    try:
+        return kind[value.upper()]
+    except KeyError:
+        raise LdapSettingsInvalid(f"{variable}={value!r}: use one of {', '.join(m.name for m in kind)}") from None
+
+
+@dataclass(frozen=True)
+class DirectoryResult:
+    """The outcome of a password check against the directory."""
+
+    username: str | None
+    """The canonical user name (None when the name itself was refused)."""
+    dn: str | None = None
+    roles: frozenset[Role] = frozenset()
+    projects: frozenset[str] = frozenset()
+    reason: DenialReason | None = None
+    """None when authenticated; BAD_CREDENTIALS for every refusal (no hint which part was wrong)."""
+
+    @property
+    def authenticated(self) -> bool:
+        return self.reason is None
+
+
+def login_name(raw: str) -> str:
+    """The canonical form of a typed user name, or UserError.
+
+    Refused when NFKC normalisation changes it: full-width and other
+    compatibility spellings are ambiguous, so they never stand for an account.
+    Then the local store's rules apply (lower case, an OS account name), which
+    also refuses every LDAP filter or DN metacharacter and non-Latin look-alikes.
+    """
+    if unicodedata.normalize("NFKC", raw) != raw:
+        raise UserError(f"user name {raw[:64]!r} contains full-width or other compatibility characters: "
+                        "type it in plain ASCII letters and digits")
+    return canonical_username(raw)
+
+
+def role_group(role: Role) -> str:
+    return ROLE_GROUP_PREFIX + role.value.lower()
+
+
+def project_group(project_id: str) -> str:
+    from access_control.policy import PROJECT_ID_PATTERN
+
+    if not PROJECT_ID_PATTERN.fullmatch(project_id):
+        raise UserError(f"project id {project_id!r} is not allowed: use 1-32 characters a-z, 0-9 and '-'")
+    return PROJECT_GROUP_PREFIX + project_id
+
+
+def _rdn_value(dn: str) -> str:
+    return parse_dn(dn, escape=False)[0][1]
+
+
+def _is_under(dn: str, base: str) -> bool:
+    """Whether `dn` is directly or indirectly below `base` (DN components compared case-insensitively)."""
+    child = [(a.lower(), v.lower()) for a, v, _ in parse_dn(dn)]
+    parent = [(a.lower(), v.lower()) for a, v, _ in parse_dn(base)]
+    return len(child) > len(parent) and child[-len(parent):] == parent
+
+
+class LdapDirectory:
+    """Identities, roles and project memberships in an LDAP directory (ldap3, synchronous).
+
+    Each call opens its own connection, so one instance may be used from
+    several threads. Every method raises `DirectoryUnavailable` when the
+    directory cannot be asked.
+    """
+
+    def __init__(self, settings: LdapSettings) -> None:
+        self.settings = settings
+        tls = ldap3.Tls(
+            validate=ssl.CERT_REQUIRED,
+            ca_certs_file=str(settings.ca_file) if settings.ca_file else None,
+            version=ssl.PROTOCOL_TLS_CLIENT,
+        )
+        servers = [ldap3.Server(uri, tls=tls, connect_timeout=settings.connect_timeout, get_info=ldap3.NONE)
+                   for uri in settings.server_uris]
+        # FIRST: always try the servers in the configured order; one round (active=1), then give up.
+        self._server: ldap3.Server | ldap3.ServerPool = (
+            servers[0] if len(servers) == 1 else ldap3.ServerPool(servers, ldap3.FIRST, active=1, exhaust=False))
+
+    # --- connections -------------------------------------------------------------------
+
+    @contextmanager
+    def _bound(self, dn: str | None, password: str | None) -> Iterator[ldap3.Connection | None]:
+        """A connection bound as `dn` (None: anonymous), or None when the credentials are refused."""
+        conn = ldap3.Connection(self._server, user=dn, password=password, receive_timeout=self.settings.receive_timeout,
+                                raise_exceptions=False, auto_bind=ldap3.AUTO_BIND_NONE)
+        try:
+            try:
+                conn.open(read_server_info=False)
+                if self.settings.tls is TlsMode.START_TLS and not conn.start_tls(read_server_info=False):
+                    raise ldap_errors.LDAPStartTLSError(conn.result.get("description") if conn.result else "refused")
+                bound = conn.bind(read_server_info=False)
+            except ldap_errors.LDAPException as error:
+                raise self._unavailable(error) from error
+            if not bound:
+                outcome = (conn.result or {}).get("description", "")
+                if outcome not in CREDENTIAL_RESULTS:
+                    raise DirectoryUnavailable(f"LDAP bind answered {outcome!r}", "the directory's own log")
+                yield None
+            else:
+                yield conn
+        finally:
+            try:
+                conn.unbind()
+            except ldap_errors.LDAPException:
+                pass  # the socket is gone already; nothing to release
+
+    def _unavailable(self, error: Exception) -> DirectoryUnavailable:
+        text = str(error).lower()
+        uris = " ".join(self.settings.server_uris)
+        if any(word in text for word in ("certificate", "ssl", "tls", "handshake")):
+            problem = DirectoryUnavailable(f"TLS with {uris} failed: {error}", "ca_file and tls (the CA that signed "
+                                           "the directory's certificate, and the host name in the URI)")
+        elif "timed out" in text or isinstance(error, ldap_errors.LDAPSocketReceiveError):
+            problem = DirectoryUnavailable(f"{uris} did not answer in time: {error}",
+                                           "connect_timeout/receive_timeout and the directory's load")
+        else:
+            problem = DirectoryUnavailable(f"cannot reach {uris}: {error}", "server_uris (is the directory running "
+                                           "and reachable from this host?)")
+        log.error("LDAP directory unavailable: %s", problem)
+        return problem
+
+    @contextmanager
+    def _service(self) -> Iterator[ldap3.Connection]:
+        """A connection bound as the service account (searches without a template, group maintenance)."""
+        if self.settings.service_dn is None:
+            raise LdapSettingsInvalid("this needs service_dn and service_password (searching people, maintaining groups)")
+        with self._bound(self.settings.service_dn, self.settings.service_password) as conn:
+            if conn is None:
+                problem = DirectoryUnavailable("the service account's bind was refused",
+                                               "service_dn and service_password")
+                log.error("LDAP directory unavailable: %s", problem)
+                raise problem
+            yield conn
+
+    def _call(self, conn: ldap3.Connection, operation: str, *args: object, **kwargs: object) -> bool:
+        try:
+            return getattr(conn, operation)(*args, **kwargs)
+        except ldap_errors.LDAPException as error:
+            raise self._unavailable(error) from error
+
+    # --- people and groups ---------------------------------------------------------------
+
+    def _search_person(self, conn: ldap3.Connection, name: str) -> str | None:
+        """The DN of the one person whose user_attribute equals `name` (escaped), else None."""
+        s = self.settings
+        query = f"(&(objectClass={s.user_object_class})({s.user_attribute}={escape_filter_chars(name)}))"
+        self._call(conn, "search", s.people_base, query, ldap3.SUBTREE, attributes=[], size_limit=2)
+        if len(conn.entries) != 1:
+            if len(conn.entries) > 1:
+                log.error("%d people match %s=%s: is user_attribute unique under people_base?",
+                          len(conn.entries), s.user_attribute, name)
+            return None
+        return conn.entries[0].entry_dn
+
+    def _person_dn(self, conn: ldap3.Connection | None, name: str) -> str | None:
+        if self.settings.bind_dn_template is not None:
+            return self.settings.bind_dn_template.format(username=escape_rdn(name))
+        assert conn is not None
+        return self._search_person(conn, name)
+
+    def _require_person(self, conn: ldap3.Connection, name: str) -> str:
+        """The DN of an existing person, or UserError (a template DN is checked, not assumed)."""
+        dn = self._person_dn(conn, name)
+        if dn is None or (self.settings.bind_dn_template is not None
+                          and not self._call(conn, "search", dn, "(objectClass=*)", ldap3.BASE, attributes=[])):
+            raise UserError(f"no person {name!r} under {self.settings.people_base}")
+        return dn
+
+    def _group_dns(self, conn: ldap3.Connection, person_dn: str) -> list[str]:
+        s = self.settings
+        if s.membership is MembershipLookup.MEMBER_OF:
+            self._call(conn, "search", person_dn, "(objectClass=*)", ldap3.BASE, attributes=["memberOf"])
+            return [str(v) for e in conn.entries for v in e.entry_attributes_as_dict.get("memberOf", [])]
+        query = f"(&(objectClass={s.group_object_class})({s.member_attribute}={escape_filter_chars(person_dn)}))"
+        self._call(conn, "search", s.groups_base, query, ldap3.SUBTREE, attributes=[])
+        return [e.entry_dn for e in conn.entries]
+
+    def _memberships(self, group_dns: list[str]) -> tuple[frozenset[Role], frozenset[str]]:
+        roles: set[Role] = set()
+        projects: set[str] = set()
+        for dn in group_dns:
+            if not _is_under(dn, self.settings.groups_base):
+                continue  # a group elsewhere in the tree never grants anything
+            cn = _rdn_value(dn)
+            if cn.startswith(ROLE_GROUP_PREFIX):
+                role = Role.__members__.get(cn[len(ROLE_GROUP_PREFIX):].upper())
+                if role is not None:
+                    roles.add(role)
+            elif cn.startswith(PROJECT_GROUP_PREFIX):
+                projects.add(cn[len(PROJECT_GROUP_PREFIX):])
+        return frozenset(roles), frozenset(projects)
+
+    # --- the public interface -----------------------------------------------------------
+
+    def authenticate(self, username: str, password: str) -> DirectoryResult:
+        """Bind as the person and read their groups. Refusals carry BAD_CREDENTIALS only."""
+        try:
+            name = login_name(username)
+        except UserError as refused:
+            log.warning("LDAP login refused before asking the directory: %s", refused)
+            return DirectoryResult(None, reason=DenialReason.BAD_CREDENTIALS)
+        if not password or not password.strip():
+            log.warning("LDAP login of %s refused: blank password", name)
+            return DirectoryResult(name, reason=DenialReason.BAD_CREDENTIALS)
+        if self.settings.bind_dn_template is not None:
+            dn = self._person_dn(None, name)
+        else:
+            with self._service() as service:
+                dn = self._search_person(service, name)
+        if dn is None:
+            log.warning("LDAP login of %s refused: no such person under people_base", name)
+            return DirectoryResult(name, reason=DenialReason.BAD_CREDENTIALS)
+        with self._bound(dn, password) as conn:
+            if conn is None:
+                log.warning("LDAP login of %s refused: wrong password", name)
+                return DirectoryResult(name, dn=dn, reason=DenialReason.BAD_CREDENTIALS)
+            roles, projects = self._memberships(self._group_dns(conn, dn))
+        return DirectoryResult(name, dn=dn, roles=roles, projects=projects)
+
+    def _lookup(self, username: str) -> tuple[frozenset[Role], frozenset[str]]:
+        name = login_name(username)  # bad input is refused before any configuration or network question
+        with self._service() as service:
+            dn = self._require_person(service, name)
+            return self._memberships(self._group_dns(service, dn))
+
+    def roles_of(self, username: str) -> set[Role]:
+        """The roles whose onsite-role-* group under groups_base lists the person."""
+        return set(self._lookup(username)[0])
+
+    def projects_of(self, username: str) -> set[str]:
+        """The project ids whose onsite-proj-* group under groups_base lists the person."""
+        return set(self._lookup(username)[1])
+
+    # --- group maintenance (admin commands) ------------------------------------------------
+
+    def group_dn(self, cn: str) -> str:
+        if not (cn.startswith(ROLE_GROUP_PREFIX) or cn.startswith(PROJECT_GROUP_PREFIX)):
+            raise UserError(f"group {cn!r} is not an Onsite group ({ROLE_GROUP_PREFIX}<role> or {PROJECT_GROUP_PREFIX}<id>)")
+        return f"cn={escape_rdn(cn)},{self.settings.groups_base}"
+
+    def ensure_group(self, cn: str) -> bool:
+        """Create the group if it is missing; True when created."""
+        dn = self.group_dn(cn)
+        with self._service() as conn:
+            if self._call(conn, "add", dn, [self.settings.group_object_class],
+                          {"cn": cn, self.settings.member_attribute: [EMPTY_MEMBER]}):
+                log.info("LDAP group %s created", dn)
+                return True
+            if conn.result["description"] == "entryAlreadyExists":
+                return False
+            raise self._refused("create group", dn, conn)
+
+    def members(self, cn: str) -> set[str]:
+        """User names (the first RDN value) of the group's members."""
+        dn = self.group_dn(cn)
+        with self._service() as conn:
+            if not self._call(conn, "search", dn, "(objectClass=*)", ldap3.BASE,
+                              attributes=[self.settings.member_attribute]):
+                raise UserError(f"no group {cn!r} under {self.settings.groups_base}: create it with ensure_group")
+            values = conn.entries[0].entry_attributes_as_dict.get(self.settings.member_attribute, [])
+            return {_rdn_value(str(v)) for v in values if str(v) != EMPTY_MEMBER}
+
+    def add_member(self, cn: str, username: str) -> bool:
+        """Add the person to the group; True when they were not a member yet."""
+        return self._change_membership(cn, username, add=True)
+
+    def remove_member(self, cn: str, username: str) -> bool:
+        """Remove the person from the group; True when they were a member."""
+        return self._change_membership(cn, username, add=False)
+
+    def _change_membership(self, cn: str, username: str, *, add: bool) -> bool:
+        name = login_name(username)
+        group = self.group_dn(cn)
+        attribute = self.settings.member_attribute
+        with self._service() as conn:
+            person = self._require_person(conn, name)
+            if not self._call(conn, "search", group, "(objectClass=*)", ldap3.BASE, attributes=[attribute]):
+                raise UserError(f"no group {cn!r} under {self.settings.groups_base}: create it with ensure_group")
+            current = [str(v) for v in conn.entries[0].entry_attributes_as_dict.get(attribute, [])]
+            present = [v for v in current if v.lower() == person.lower()]
+            if add == bool(present):
+                return False
+            changes: list[tuple[str, list[str]]]
+            if add:
+                changes = [(ldap3.MODIFY_ADD, [person])]
+                if EMPTY_MEMBER in current:
+                    changes.append((ldap3.MODIFY_DELETE, [EMPTY_MEMBER]))
+            else:
+                changes = [(ldap3.MODIFY_DELETE, present)]
+                if len(current) == len(present):  # groupOfNames must keep a member
+                    changes.append((ldap3.MODIFY_ADD, [EMPTY_MEMBER]))
+            if not self._call(conn, "modify", group, {attribute: changes}):
+                raise self._refused("change members of", group, conn)
+        log.info("LDAP group %s: %s %s", group, "added" if add else "removed", name)
+        return True
+
+    @staticmethod
+    def _refused(action: str, dn: str, conn: ldap3.Connection) -> DirectoryUnavailable:
+        problem = DirectoryUnavailable(f"the directory refused to {action} {dn}: {conn.result.get('description')}",
+                                       "the service account's write access to groups_base")
+        log.error("LDAP directory refused a change: %s", problem)
+        return problem

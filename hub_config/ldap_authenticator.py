@@ -1,0 +1,153 @@
+"""Hub log-in against an LDAP directory: jupyterhub-ldapauthenticator's bind, Onsite's entry decision.
+
+`OnsiteLDAPAuthenticator` is both an `OnsiteAuthenticator` (client address,
+entry decision, ledger) and an `LDAPAuthenticator` (all of its settings and
+its bind logic: `server_address`, `server_port`, `tls_strategy`,
+`tls_kwargs`, `bind_dn_template`, `lookup_dn` and friends, `allowed_groups`).
+It overrides one seam, `check_password`, which
+
+- refuses user names that NFKC normalisation changes (full-width look-alikes)
+  and canonicalises the rest as the local store does, before LDAP sees them;
+- runs `LDAPAuthenticator.authenticate` in a thread of its own with a time
+  limit: that method is a coroutine that blocks (ldap3 is synchronous) and
+  gives ldap3 no socket timeouts, so awaited directly a slow directory would
+  freeze the whole hub (ldapauthenticator issue #124);
+- turns a directory that is down, slow or fails TLS into a "directory
+  unavailable" refusal on the login page, never an HTTP 500;
+- writes each refusal to the ledger as LOGIN_FAIL.
+
+Entry point name: `onsite-ldap` (group `jupyterhub.authenticators`).
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import ssl
+from typing import Any
+
+from ldap3.core.exceptions import LDAPException
+from ldapauthenticator import LDAPAuthenticator
+from tornado import web
+from traitlets import Float, Int, TraitError, default, validate
+
+from access_control import audit
+from access_control.db import transaction
+from access_control.entry import MAX_SHOWN_NAME, DenialReason
+from access_control.enums import AuditEventType, Outcome
+from access_control.ldap import DirectoryUnavailable, login_name
+from hub_config.authenticator import OnsiteAuthenticator
+from onsite.errors import UserError
+
+
+class DirectoryUnavailableDenied(web.HTTPError):
+    """The login page's refusal when the directory cannot be asked (503, Japanese and English).
+
+    Stands in for a `DenialReason.DIRECTORY_UNAVAILABLE` member until
+    access_control/entry.py has one; `check_password` returns that member instead
+    as soon as it exists.
+    """
+
+    def __init__(self, log_message: str) -> None:
+        super().__init__(503, log_message="LDAP directory unavailable: %s" % log_message.replace("%", "%%"))
+        # JupyterHub's login page shows `jupyterhub_message` (LoginHandler.write_error).
+        self.jupyterhub_message = (f"ログインできません: {DirectoryUnavailable.user_message('ja')}\n"
+                                   f"Login refused: {DirectoryUnavailable.user_message('en')}")
+
+
+class OnsiteLDAPAuthenticator(OnsiteAuthenticator, LDAPAuthenticator):
+    """LDAPAuthenticator's bind, then Onsite's entry decision; a down directory is a refusal, not a crash."""
+
+    directory_timeout = Float(
+        10.0,
+        help="""Seconds a login waits for the LDAP directory (connect, StartTLS,
+        binds and group searches together) before it is refused as "directory
+        unavailable". ldapauthenticator 2.0.2 sets no socket timeouts, so this
+        is the only bound on a slow directory. Keep it below the proxy's and the
+        browser's request timeouts (60 s). Must be positive.""",
+    ).tag(config=True)
+
+    directory_threads = Int(
+        4,
+        help="""Threads that talk to the LDAP directory. Logins run there so a
+        slow directory never blocks the hub's event loop; when all are held by
+        a hung directory, further logins wait at most `directory_timeout` and
+        are refused. Separate from the threads the hub uses for its database.""",
+    ).tag(config=True)
+
+    @default("tls_kwargs")
+    def _tls_kwargs_default(self) -> dict:
+        return {"validate": ssl.CERT_REQUIRED}
+
+    @validate("tls_kwargs")
+    def _verify_certificates(self, proposal: Any) -> dict:
+        # ldap3's Tls defaults to CERT_NONE: any certificate, from anyone, would do. Onsite verifies
+        # unless the configuration says otherwise explicitly.
+        kwargs = {"validate": ssl.CERT_REQUIRED, **proposal.value}
+        if kwargs["validate"] != ssl.CERT_REQUIRED:
+            self.log.warning("tls_kwargs validate=%s: the LDAP server's certificate is not verified, so anyone "
+                             "on the network path can read passwords", kwargs["validate"])
+        return kwargs
+
+    @validate("directory_timeout")
+    def _positive_timeout(self, proposal: Any) -> float:
+        if proposal.value <= 0:
+            raise TraitError("OnsiteLDAPAuthenticator.directory_timeout must be a positive number of seconds")
+        return proposal.value
+
+    _directory_pool: concurrent.futures.ThreadPoolExecutor | None = None
+
+    @property
+    def directory_pool(self) -> concurrent.futures.ThreadPoolExecutor:
+        if self._directory_pool is None:
+            self._directory_pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=self.directory_threads, thread_name_prefix="onsite-ldap")
+        return self._directory_pool
+
+    async def check_password(self, handler: web.RequestHandler | None, username: str, password: str) -> DenialReason | None:
+        """None when LDAP accepts the password, else why not; a down directory refuses with its own message."""
+        try:
+            name = login_name(username)
+        except UserError as refused:
+            self.log.warning("LDAP login refused before asking the directory: %s", refused)
+            shown = username[:MAX_SHOWN_NAME]
+            await self._record_failure(shown, DenialReason.BAD_CREDENTIALS.value, {"ambiguous_name": True})
+            return DenialReason.BAD_CREDENTIALS
+        try:
+            model = await self._ldap_authenticate(handler, name, password)
+        except (LDAPException, OSError, TimeoutError) as error:
+            self.log.error(
+                "LDAP directory unavailable for the login of %s: %s: %s. Check server_address, server_port, "
+                "tls_strategy and tls_kwargs (ca_certs_file), and that the directory answers within "
+                "directory_timeout=%.1f s", name, type(error).__name__, error, self.directory_timeout)
+            await self._record_failure(name, "DIRECTORY_UNAVAILABLE", {"error": type(error).__name__}, Outcome.FAILED)
+            member = DenialReason.__members__.get("DIRECTORY_UNAVAILABLE")
+            if member is not None:
+                return member
+            raise DirectoryUnavailableDenied(f"{type(error).__name__}: {error}") from error
+        if model is None:
+            await self._record_failure(name, DenialReason.BAD_CREDENTIALS.value, {"directory": "ldap"})
+            return DenialReason.BAD_CREDENTIALS
+        if self.allowed_groups and not set(model.get("auth_state", {}).get("ldap_groups", [])) & set(self.allowed_groups):
+            # allow_all is on (the entry decision decides), so LDAPAuthenticator.check_allowed would not look.
+            self.log.warning("LDAP login of %s refused: in none of allowed_groups", name)
+            await self._record_failure(name, DenialReason.ACCOUNT_UNKNOWN.value, {"directory": "ldap"})
+            return DenialReason.ACCOUNT_UNKNOWN
+        return None
+
+    async def _ldap_authenticate(self, handler: Any, name: str, password: str) -> dict | None:
+        """LDAPAuthenticator.authenticate in the directory pool, bounded by directory_timeout."""
+        data = {"username": name, "password": password}
+        call = lambda: asyncio.run(LDAPAuthenticator.authenticate(self, handler, data))  # noqa: E731
+        future = asyncio.get_running_loop().run_in_executor(self.directory_pool, call)
+        try:
+            return await asyncio.wait_for(future, self.directory_timeout)
+        except asyncio.TimeoutError:
+            raise TimeoutError(f"no answer within directory_timeout={self.directory_timeout} s") from None
+
+    async def _record_failure(self, name: str, reason: str, details: dict, outcome: Outcome = Outcome.DENIED) -> None:
+        def write() -> None:
+            with transaction(self.session_factory) as session:
+                audit.record(session, AuditEventType.LOGIN_FAIL, actor=name, object=f"person:{name}",
+                             outcome=outcome, details={"reason": reason, "directory": "ldap", **details})
+
+        await asyncio.to_thread(write)
