@@ -6,6 +6,7 @@ and its record commit together. The caller passes the session and `actor`.
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -39,14 +40,10 @@ SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
 EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 T = TypeVar("T")
 
-_identity_store: LocalIdentityStore | None = None
-
-
+@functools.cache
 def _store() -> LocalIdentityStore:
-    global _identity_store  # created on first use: no hashing work at import
-    if _identity_store is None:
-        _identity_store = LocalIdentityStore()
-    return _identity_store
+    """Created on first use: building one hashes a timing-equaliser password."""
+    return LocalIdentityStore()
 
 
 # ---------------------------------------------------------------- reads
