@@ -21,8 +21,8 @@ Entry point name: `onsite-ldap` (group `jupyterhub.authenticators`).
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import ssl
+import threading
 from typing import Any
 
 from ldap3.core.exceptions import LDAPException
@@ -68,10 +68,11 @@ class OnsiteLDAPAuthenticator(OnsiteAuthenticator, LDAPAuthenticator):
 
     directory_threads = Int(
         4,
-        help="""Threads that talk to the LDAP directory. Logins run there so a
-        slow directory never blocks the hub's event loop; when all are held by
-        a hung directory, further logins wait at most `directory_timeout` and
-        are refused. Separate from the threads the hub uses for its database.""",
+        help="""How many logins may wait for the LDAP directory at once, each in
+        a thread of its own, so a slow directory never blocks the hub's event
+        loop. When all are held by a hung directory, further logins are refused
+        at once as "directory unavailable" until the directory answers (or its
+        connections fail). Separate from the threads the hub uses for its database.""",
     ).tag(config=True)
 
     @default("tls_kwargs")
@@ -94,14 +95,13 @@ class OnsiteLDAPAuthenticator(OnsiteAuthenticator, LDAPAuthenticator):
             raise TraitError("OnsiteLDAPAuthenticator.directory_timeout must be a positive number of seconds")
         return proposal.value
 
-    _directory_pool: concurrent.futures.ThreadPoolExecutor | None = None
+    _directory_slots: threading.BoundedSemaphore | None = None
 
     @property
-    def directory_pool(self) -> concurrent.futures.ThreadPoolExecutor:
-        if self._directory_pool is None:
-            self._directory_pool = concurrent.futures.ThreadPoolExecutor(
-                max_workers=self.directory_threads, thread_name_prefix="onsite-ldap")
-        return self._directory_pool
+    def directory_slots(self) -> threading.BoundedSemaphore:
+        if self._directory_slots is None:
+            self._directory_slots = threading.BoundedSemaphore(self.directory_threads)
+        return self._directory_slots
 
     async def check_password(self, handler: web.RequestHandler | None, username: str, password: str) -> DenialReason | None:
         """None when LDAP accepts the password, else why not; a down directory refuses with its own message."""
@@ -135,12 +135,41 @@ class OnsiteLDAPAuthenticator(OnsiteAuthenticator, LDAPAuthenticator):
         return None
 
     async def _ldap_authenticate(self, handler: Any, name: str, password: str) -> dict | None:
-        """LDAPAuthenticator.authenticate in the directory pool, bounded by directory_timeout."""
+        """LDAPAuthenticator.authenticate in a thread of its own, bounded by directory_timeout.
+
+        Daemon threads, not an executor: a thread stuck on a hung directory must
+        neither hold up the hub's shutdown nor take a thread the hub needs for
+        its database. At most `directory_threads` run; when all are taken the
+        login is refused at once.
+        """
+        if not self.directory_slots.acquire(blocking=False):
+            raise TimeoutError(f"all directory_threads={self.directory_threads} are waiting for the directory")
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[dict | None] = loop.create_future()
         data = {"username": name, "password": password}
-        call = lambda: asyncio.run(LDAPAuthenticator.authenticate(self, handler, data))  # noqa: E731
-        future = asyncio.get_running_loop().run_in_executor(self.directory_pool, call)
+
+        def deliver(result: dict | None, error: BaseException | None) -> None:
+            if answer.done():  # the login already gave up waiting
+                return
+            answer.set_exception(error) if error is not None else answer.set_result(result)
+
+        def run() -> None:
+            result: dict | None = None
+            error: BaseException | None = None
+            try:
+                result = asyncio.run(LDAPAuthenticator.authenticate(self, handler, data))
+            except BaseException as raised:  # noqa: BLE001 - handed to the waiting coroutine
+                error = raised
+            finally:
+                self.directory_slots.release()
+            try:
+                loop.call_soon_threadsafe(deliver, result, error)
+            except RuntimeError:
+                pass  # the hub's loop has closed (shutting down); nobody is waiting
+
+        threading.Thread(target=run, name="onsite-ldap-login", daemon=True).start()
         try:
-            return await asyncio.wait_for(future, self.directory_timeout)
+            return await asyncio.wait_for(answer, self.directory_timeout)
         except asyncio.TimeoutError:
             raise TimeoutError(f"no answer within directory_timeout={self.directory_timeout} s") from None
 
