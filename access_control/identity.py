@@ -100,7 +100,8 @@ class LocalIdentityStore:
             name = canonical_username(username)
         except UserError:
             name = None
-        person = session.scalar(select(Person).where(Person.username == name)) if name else None
+        # FOR UPDATE: parallel guesses must each count (PostgreSQL; SQLite transactions are serial).
+        person = session.scalar(select(Person).where(Person.username == name).with_for_update()) if name else None
         password_ok = self._verify(person.password_hash if person else None, password[:MAX_PASSWORD_LENGTH])
         shown_name = name or unicodedata.normalize("NFKC", username)[:MAX_SHOWN_NAME]
         if person is None:

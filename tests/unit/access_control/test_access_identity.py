@@ -116,3 +116,23 @@ def test_canonical_username(raw, expected):
 def test_canonical_username_refuses(raw):
     with pytest.raises(UserError, match="not allowed"):
         canonical_username(raw)
+
+
+def test_parallel_guesses_are_all_counted(db, world):
+    """A brute force spread over parallel requests cannot lose failure counts."""
+    import threading
+
+    store = LocalIdentityStore(max_failed_logins=100)
+
+    def guess(k: int) -> None:
+        with transaction(db) as s:
+            assert store.authenticate(s, "alice", f"parallel-guess-{k}") is None
+
+    threads = [threading.Thread(target=guess, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with db() as s:
+        assert policy.get_person(s, "alice").failed_logins == 8
+        assert len(login_failures(s)) == 8
