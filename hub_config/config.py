@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from hub_config.kernelspec import write_kernelspec  # noqa: F401 (part of this module's API)
 from onsite.errors import UserError
 from onsite.settings import Settings
 
@@ -27,7 +28,6 @@ PROXY_COMMAND = PROJECT_ROOT / "node_modules" / ".bin" / "configurable-http-prox
 SINGLEUSER_CONFIG_DIR = Path(__file__).resolve().parent / "singleuser"
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 REVIEW_SERVICE = "onsite-review"
-KERNEL_NAME = "onsite"
 
 # Hub roles mirror the policy store's roles and are synced from it at every
 # log-in (the authenticator manages them). None holds `self`, which would let a
@@ -106,35 +106,6 @@ def secret_file(path: Path, nbytes: int = 32) -> Path:
 def singleuser_command() -> list[str]:
     """The venv's jupyterhub-singleuser, so servers run with the hub's packages."""
     return [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
-
-
-def write_kernelspec(settings: Settings) -> Path:
-    """The one kernel sessions may start: the venv's Python, with Hub tokens stripped.
-
-    The kernel runs researcher code, so it must not hold the server's Hub token
-    (the outbox forwarder in the server does the posting). Returns the
-    directory to put on the sessions' JUPYTER_PATH.
-    """
-    import json
-
-    data_dir = settings.runtime_dir / "jupyter-data"
-    spec_dir = data_dir / "kernels" / KERNEL_NAME
-    spec_dir.mkdir(parents=True, exist_ok=True)
-    spec = {
-        "display_name": "Python 3 (Onsite)",
-        "language": "python",
-        "argv": [
-            "/usr/bin/env",
-            "-u", "JUPYTERHUB_API_TOKEN",
-            "-u", "JPY_API_TOKEN",
-            "-u", "JUPYTERHUB_CLIENT_ID",
-            "-u", "ONSITE_REVIEW_URL",
-            sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
-        ],
-        "metadata": {"debugger": False},
-    }
-    (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1))
-    return data_dir
 
 
 def configure(
@@ -268,4 +239,8 @@ def run_hub(settings: Settings, *, ip: str = "127.0.0.1", port: int = 8000, log_
     finally:
         loop.stop()
         loop.close()
+        if os.geteuid() == 0 and app.cleanup_servers:
+            from hub_config.netfilter import remove_all_session_rules
+
+            remove_all_session_rules()  # what a server that did not stop cleanly left behind
     return 0

@@ -7,27 +7,42 @@ with one workspace per active project, writes the session manifest listing
 the datasets those projects are granted today, and starts the single-user
 server with the Onsite lock-down configuration.
 
-For now the server runs as the hub's own OS account: sessions are NOT isolated
-from each other or from the hub's files (OS accounts come with issue 6).
+When the hub runs as root (production, CI) each session is isolated by the OS
+(`hub_config.isolation`, `hub_config.netfilter`, `hub_config.kernel_sandbox`):
+the server and its kernels run as the researcher's own account, with exactly
+the supplementary groups of the datasets granted today, resource limits, and
+nftables rules that let the server reach only the hub API and the review
+service; kernels run in a network namespace of their own. While a session
+lives its entry decision and grants are re-checked every `recheck_interval`
+seconds; a session no longer allowed is stopped (SESSION_STOP with the reason).
+An unprivileged hub (a developer's `make up`) runs servers as itself and says
+loudly, at every start, that sessions are not isolated.
 """
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import os
 import shutil
 import signal
+import sys
 import tempfile
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from jupyterhub.spawner import LocalProcessSpawner, SpawnException
+from tornado.ioloop import PeriodicCallback
 from traitlets import Any as AnyTrait
-from traitlets import Unicode, default
+from traitlets import Bool, Dict, Float, Int, Unicode, default, validate
 
 from access_control import audit
 from access_control.db import transaction
 from access_control.enums import AuditEventType, Outcome
+from hub_config import isolation, netfilter
+from hub_config.isolation import SessionAccount, SessionLimits
+from hub_config.kernelspec import kernelspec_dir
 from onsite.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,15 +50,18 @@ log = logging.getLogger(__name__)
 SINGLEUSER_CONFIG_DIR = Path(__file__).resolve().parent / "singleuser"
 MANIFEST_RELATIVE = Path(".onsite") / "session.json"
 OUTBOX_RELATIVE = Path(".onsite") / "outbox"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PR_SET_NO_NEW_PRIVS = 38
 NOT_ISOLATED_WARNING = (
     "SESSIONS ARE NOT ISOLATED: %s's server runs as the hub's own OS account (uid %d), "
     "so it can read every dataset, every other home and the policy store. "
-    "Use this only for a demo or development (per-user OS accounts: issue 6)."
+    "Use this only for a demo or development; run the hub as root for per-user OS accounts "
+    "(see docs/how-to/isolation.md)."
 )
 
 
 class OnsiteSpawner(LocalProcessSpawner):
-    """Local single-user servers with an entry re-check, a session manifest and lock-down."""
+    """Local single-user servers with an entry re-check, a session manifest, OS isolation and lock-down."""
 
     settings = AnyTrait(
         help="""The `onsite.settings.Settings` (policy store, datasets, workspaces).
@@ -54,13 +72,71 @@ class OnsiteSpawner(LocalProcessSpawner):
         "",
         help="""Base URL of the review service as the single-user server reaches it
         (e.g. http://127.0.0.1:PORT/services/onsite-review/); passed as
-        $ONSITE_REVIEW_URL to the outbox forwarder, never to kernels.""",
+        $ONSITE_REVIEW_URL to the outbox forwarder, never to kernels. Its port is
+        one of the two the server's network rules allow.""",
     ).tag(config=True)
 
     kernel_data_dir = Unicode(
         "",
         help="""A Jupyter data directory holding the Onsite kernelspec, put first on
-        the session's JUPYTER_PATH. Written by `hub_config.config.write_kernelspec`.""",
+        the session's JUPYTER_PATH; the server's LockedKernelSpecManager starts only
+        the `onsite` spec in it. Written by `hub_config.kernelspec.write_kernelspec`.""",
+    ).tag(config=True)
+
+    isolate = Bool(
+        True,
+        help="""Run each session as the researcher's own OS account (needs a hub
+        running as root): dataset groups, resource limits, network rules. Without
+        root, or with False, servers run as the hub's account and the hub logs
+        SESSIONS ARE NOT ISOLATED at every start.""",
+    ).tag(config=True)
+
+    account_prefix = Unicode(
+        "onsite-",
+        help="""Prefix of researchers' OS account names (`onsite-tanaka`), so they never
+        clash with system accounts. Names longer than 32 characters are shortened
+        with a hash.""",
+    ).tag(config=True)
+
+    uid_base = Int(
+        200000,
+        help="""A new account gets uid = gid = uid_base + the person's id in the policy
+        store: stable across hub restarts and hosts sharing the store. An account
+        that already exists under the name (e.g. from LDAP through sssd) is used as
+        it is, unless its uid is below 1000 or the hub's own.""",
+    ).tag(config=True)
+
+    dataset_group_prefix = Unicode(
+        "onsite-ds-",
+        help="""Prefix of the per-dataset groups (`onsite-ds-lfs_demo`); a dataset file
+        is root:<group> 0640 and a session holds the groups of its granted datasets.""",
+    ).tag(config=True)
+
+    server_firewall = Bool(
+        True,
+        help="""nftables rules for each isolated session's uid: only the hub API and the
+        review service ports on loopback, everything else rejected. Needs the `nft`
+        command (Debian package nftables); a spawn fails when it is missing.""",
+    ).tag(config=True)
+
+    session_limits = Dict(
+        help="""Default resource limits of a session, keys of
+        `hub_config.isolation.SessionLimits`: memory_mb (RLIMIT_AS per process, default
+        8192), processes (RLIMIT_NPROC, 256), file_size_mb (RLIMIT_FSIZE, 4096),
+        cpu_seconds (RLIMIT_CPU per process, 0 = none), nice (5).""",
+    ).tag(config=True)
+
+    project_limits = Dict(
+        help="""Per-project resource limits overriding `session_limits`, by project id,
+        e.g. {"p-census": {"memory_mb": 32768}}. A session working on several
+        projects gets the larger of each limit.""",
+    ).tag(config=True)
+
+    recheck_interval = Float(
+        60.0,
+        help="""Seconds between re-checks of a running session's entry decision and
+        grants; a session no longer allowed (project ended or suspended, account
+        disabled, a granted dataset revoked) is stopped. 0 turns it off.""",
     ).tag(config=True)
 
     runtime_dir = Unicode(
@@ -73,9 +149,35 @@ class OnsiteSpawner(LocalProcessSpawner):
     def _settings_default(self) -> Settings:
         return Settings.from_env()
 
+    @validate("session_limits")
+    def _valid_session_limits(self, proposal) -> dict:
+        SessionLimits.from_dict(proposal["value"])
+        return proposal["value"]
+
+    @validate("project_limits")
+    def _valid_project_limits(self, proposal) -> dict:
+        for project_id, limits in proposal["value"].items():
+            try:
+                SessionLimits.from_dict(limits)
+            except ValueError as e:
+                raise ValueError(f"OnsiteSpawner.project_limits[{project_id!r}]: {e}") from None
+        return proposal["value"]
+
     @property
     def home_dir(self) -> Path:
         return self.settings.workspaces_dir / self.user.name
+
+    @property
+    def isolated(self) -> bool:
+        return self.isolate and isolation.can_isolate()
+
+    _account: SessionAccount | None = None
+    _groups: tuple[int, ...] = ()
+    _limits: SessionLimits = SessionLimits()
+    _address: str = ""
+    _session_datasets: tuple[str, ...] = ()
+    _recheck: PeriodicCallback | None = None
+    _stop_reason: str = ""
 
     # --- state across hub restarts ---------------------------------------------
 
@@ -83,11 +185,20 @@ class OnsiteSpawner(LocalProcessSpawner):
         state = super().get_state()
         if self.runtime_dir:
             state["runtime_dir"] = self.runtime_dir
+        if self._account is not None:
+            state["account"] = [self._account.name, self._account.uid, self._account.gid]
+        state["address"] = self._address
+        state["datasets"] = list(self._session_datasets)
         return state
 
     def load_state(self, state: dict) -> None:
         super().load_state(state)
         self.runtime_dir = state.get("runtime_dir", "")
+        if state.get("account"):
+            name, uid, gid = state["account"]
+            self._account = SessionAccount(name, uid, gid)
+        self._address = state.get("address", "")
+        self._session_datasets = tuple(state.get("datasets", ()))
 
     def clear_state(self) -> None:
         super().clear_state()
@@ -109,18 +220,41 @@ class OnsiteSpawner(LocalProcessSpawner):
             )
         if decision.day is None:
             raise SpawnException("entry decision without a date", reason="entry")
-        manifest_path = await asyncio.to_thread(self._prepare_home, decision.active_projects, decision.day, address)
-        self.runtime_dir = tempfile.mkdtemp(prefix="onsite-")
+        self._address = address
+        self._stop_reason = ""
+        try:
+            manifest_path = await asyncio.to_thread(self._prepare_session, decision.active_projects, decision.day, address)
+        except (isolation.IsolationError, netfilter.FirewallError) as e:
+            raise SpawnException(
+                "The session could not be isolated; the administrator has been told.",
+                reason="isolation",
+                log_message=f"isolation of {self.user.name}'s session failed: {e}",
+            ) from e
         self.notebook_dir = str(self.home_dir)
         self._manifest_path = manifest_path
-        self.log.warning(NOT_ISOLATED_WARNING, self.user.name, os.geteuid())
-        return await super().start()
+        if not self.isolated:
+            self.log.warning(NOT_ISOLATED_WARNING, self.user.name, os.geteuid())
+        result = await super().start()
+        self._start_recheck()
+        return result
+
+    async def poll(self) -> int | None:
+        status = await super().poll()
+        if status is None:
+            self._start_recheck()  # after a hub restart the callback is not running yet
+        return status
 
     async def stop(self, now: bool = False) -> None:
+        self._stop_recheck()
         await super().stop(now=now)
+        if self._account is not None and self.isolated:
+            await asyncio.to_thread(isolation.kill_account_processes, self._account.uid)
+            if self.server_firewall:
+                await asyncio.to_thread(netfilter.remove_session_rules, self._account.uid)
         if self.runtime_dir:
             shutil.rmtree(self.runtime_dir, ignore_errors=True)
-        await asyncio.to_thread(self._record, AuditEventType.SESSION_STOP, {})
+        details = {"reason": self._stop_reason} if self._stop_reason else {}
+        await asyncio.to_thread(self._record, AuditEventType.SESSION_STOP, details)
 
     def _request_address(self) -> str:
         handler = getattr(self, "handler", None)
@@ -129,26 +263,44 @@ class OnsiteSpawner(LocalProcessSpawner):
             return ""
         return self.authenticator.client_address(handler)
 
-    def _prepare_home(self, active_projects: tuple[str, ...], day: date, address: str) -> Path:
-        """Home, per-project workspaces, outbox and the session manifest; SESSION_START."""
-        from access_control.policy import granted_datasets
-        from access_control.models import Project
+    def _prepare_session(self, active_projects: tuple[str, ...], day: date, address: str) -> Path:
+        """Account, groups, home, workspaces, outbox, runtime dir, manifest, network rules; SESSION_START."""
+        from access_control.models import Dataset, Project
+        from access_control.policy import get_person, granted_datasets
         from analysis_kernel.session import SessionManifest
+        from sqlalchemy import select
 
         home = self.home_dir
         outbox = home / OUTBOX_RELATIVE
-        for directory in (home, outbox.parent, outbox):
-            directory.mkdir(parents=True, exist_ok=True)
-            os.chmod(directory, 0o700)
+        workspaces = [home / project_id for project_id in active_projects]
         projects: dict[str, dict] = {}
         with transaction(self.authenticator.session_factory) as session:
+            account = None
+            group_of: dict[str, int] = {}
+            if self.isolated:
+                person = get_person(session, self.user.name)
+                if person is None:
+                    raise isolation.IsolationError(f"{self.user.name} is not in the policy store")
+                for needed in (self.settings.home, Path(sys.executable), PROJECT_ROOT):
+                    isolation.make_traversable(needed)
+                isolation.secure_state(self.settings)
+                account = isolation.ensure_account(self.user.name, person.id, prefix=self.account_prefix,
+                                                   uid_base=self.uid_base, home=home)
+                # Nothing of an earlier session may race the hub while it prepares the home.
+                isolation.kill_account_processes(account.uid)
+                for dataset in session.scalars(select(Dataset)):
+                    gid = isolation.ensure_dataset_group(dataset.id, prefix=self.dataset_group_prefix)
+                    isolation.secure_dataset_file(Path(dataset.path), gid)
+                    group_of[dataset.id] = gid
             for project_id in active_projects:
                 project = session.get(Project, project_id)
                 datasets = {d.id: str(d.path) for d in granted_datasets(session, project_id, day)}
                 projects[project_id] = {"title": project.title, "preset": project.preset, "datasets": datasets}
-                workspace = home / project_id
-                workspace.mkdir(exist_ok=True)
-                os.chmod(workspace, 0o700)
+            granted = sorted({d for p in projects.values() for d in p["datasets"]})
+            self._account = account
+            self._groups = tuple(sorted({group_of[d] for d in granted if d in group_of}))
+            self._session_datasets = tuple(granted)
+            self._limits = self._limits_for(active_projects)
             audit.record(
                 session,
                 AuditEventType.SESSION_START,
@@ -157,13 +309,59 @@ class OnsiteSpawner(LocalProcessSpawner):
                 details={
                     "client_address": address,
                     "projects": sorted(projects),
-                    "datasets": sorted({d for p in projects.values() for d in p["datasets"]}),
+                    "datasets": granted,
+                    "isolated": self.isolated,
+                    "uid": account.uid if account else os.geteuid(),
                 },
             )
+        self._make_home(home, outbox, workspaces)
         manifest = SessionManifest.from_dict({"user": self.user.name, "projects": projects, "outbox": str(outbox)})
         path = home / MANIFEST_RELATIVE
-        manifest.write(path)
+        # Written in the hub's private directory, then renamed into the home: the
+        # rename replaces whatever the session left at that name (a symlink too)
+        # and never writes through it.
+        staging = Path(tempfile.mkdtemp(dir=self.settings.runtime_dir))
+        try:
+            staged = manifest.write(staging / path.name)
+            if self._account is not None:
+                isolation.give_file(staged, self._account)
+            os.replace(staged, path)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        self.runtime_dir = tempfile.mkdtemp(prefix="onsite-")
+        if self._account is not None:
+            isolation.give_file(Path(self.runtime_dir), self._account, 0o700)
+            if self.server_firewall:
+                netfilter.apply_session_rules(self._account.uid, self._allowed_endpoints())
         return path
+
+    def _make_home(self, home: Path, outbox: Path, workspaces: list[Path]) -> None:
+        directories = [outbox.parent, outbox, *workspaces]
+        if self._account is not None:
+            isolation.prepare_home(home, self._account, directories)
+            return
+        for directory in (home, *directories):
+            directory.mkdir(parents=True, exist_ok=True)
+            os.chmod(directory, 0o700)
+
+    def _limits_for(self, active_projects: tuple[str, ...]) -> SessionLimits:
+        base = SessionLimits.from_dict(self.session_limits)
+        chosen = [SessionLimits.from_dict({**self.session_limits, **self.project_limits[p]})
+                  for p in active_projects if p in self.project_limits]
+        if not chosen:
+            return base
+        limits = chosen[0]
+        for other in chosen[1:]:
+            limits = limits.most_generous(other)
+        return limits
+
+    def _allowed_endpoints(self) -> list[netfilter.Endpoint]:
+        endpoints = []
+        for url in (self.hub.api_url, self.review_url):
+            parts = urlsplit(url)
+            if parts.hostname and parts.port:
+                endpoints.append(netfilter.Endpoint(parts.hostname, parts.port))
+        return endpoints
 
     def _record(self, action: AuditEventType, details: dict) -> None:
         try:
@@ -172,22 +370,80 @@ class OnsiteSpawner(LocalProcessSpawner):
         except Exception:
             self.log.exception("could not write %s to the ledger for %s", action.value, self.user.name)
 
+    # --- periodic re-check --------------------------------------------------------
+
+    def _start_recheck(self) -> None:
+        if self.recheck_interval > 0 and self._recheck is None:
+            self._recheck = PeriodicCallback(self.recheck, self.recheck_interval * 1000)
+            self._recheck.start()
+
+    def _stop_recheck(self) -> None:
+        if self._recheck is not None:
+            self._recheck.stop()
+            self._recheck = None
+
+    async def recheck(self) -> str | None:
+        """Take the entry decision and the grant set again; stop the session if it is no longer allowed.
+
+        Returns the reason it was stopped, or None. An allowed re-check is not
+        written to the ledger (it runs every minute); a refusal is, as
+        ENTRY_DECIDE with stage `recheck`, and the stop as SESSION_STOP with the reason.
+        """
+        if self._stop_reason:
+            return None
+        reason = await asyncio.to_thread(self._recheck_reason)
+        if reason is None:
+            return None
+        self._stop_reason = reason
+        self.log.warning("stopping %s's session: %s", self.user.name, reason)
+        proxy = getattr(self.user, "settings", {}).get("proxy")
+        if proxy is not None:
+            try:
+                await proxy.delete_user(self.user, self.name)
+            except Exception:
+                self.log.exception("could not remove the proxy route of %s", self.user.name)
+        await self.user.stop(self.name)
+        return reason
+
+    def _recheck_reason(self) -> str | None:
+        from access_control.entry import decide_entry, load_entry_facts, record_entry
+        from access_control.policy import granted_datasets
+
+        with transaction(self.authenticator.session_factory) as session:
+            facts = load_entry_facts(session, self.user.name, self._address)
+            decision = decide_entry(facts, datetime.now(timezone.utc))
+            if not decision.allowed:
+                record_entry(session, decision, username=facts.username, client_address=self._address, stage="recheck")
+                return "ENTRY_REFUSED:" + ",".join(r.value for r in decision.reasons)
+            granted = {d.id for p in decision.active_projects for d in granted_datasets(session, p, decision.day)}
+        lost = sorted(set(self._session_datasets) - granted)
+        return "GRANT_REVOKED:" + ",".join(lost) if lost else None
+
     # --- process environment ----------------------------------------------------
 
     def make_preexec_fn(self, name: str):
         home = str(self.home_dir)
+        account, groups, limits = self._account, list(self._groups), self._limits
+        isolated = self.isolated and account is not None
 
         def preexec() -> None:
-            # No setuid yet (issue 6). SIGINT must stop the server even when the
-            # hub was started with SIGINT ignored (background job).
+            # SIGINT must stop the server even when the hub was started with
+            # SIGINT ignored (background job).
             signal.signal(signal.SIGINT, signal.SIG_DFL)
+            if isolated:
+                limits.apply()
+                # No setuid program (su, sudo, ping) can raise the session's privileges.
+                ctypes.CDLL(None, use_errno=True).prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+                os.setgroups(groups)
+                os.setgid(account.gid)
+                os.setuid(account.uid)
             os.umask(0o077)
             os.chdir(home)
 
         return preexec
 
     def user_env(self, env: dict[str, str]) -> dict[str, str]:
-        env["USER"] = self.user.name
+        env["USER"] = self._account.name if self._account is not None and self.isolated else self.user.name
         env["HOME"] = str(self.home_dir)
         env["SHELL"] = "/bin/sh"
         return env
@@ -195,6 +451,7 @@ class OnsiteSpawner(LocalProcessSpawner):
     def get_env(self) -> dict[str, str]:
         env = super().get_env()
         env.pop("ONSITE_DB_URL", None)  # the session never learns where the policy store is
+        env.pop("ONSITE_HUB_DB_URL", None)
         env["ONSITE_HOME"] = str(self.settings.home)
         env["ONSITE_SESSION"] = str(getattr(self, "_manifest_path", self.home_dir / MANIFEST_RELATIVE))
         env["ONSITE_REVIEW_URL"] = self.review_url
@@ -207,8 +464,14 @@ class OnsiteSpawner(LocalProcessSpawner):
 
     def get_args(self) -> list[str]:
         args = super().get_args()
-        if os.geteuid() == 0:
-            args.append("--allow-root")  # CI runs as root; real deployments never do (issue 6)
+        # Kernels talk to the server over ipc sockets: they live in a network
+        # namespace of their own. Only the locked kernelspec can be started.
+        args.append("--KernelManager.transport=ipc")
+        args.append("--ServerApp.kernel_spec_manager_class=hub_config.kernelspec.LockedKernelSpecManager")
+        if self.kernel_data_dir:
+            args.append(f"--LockedKernelSpecManager.spec_dir={kernelspec_dir(self.kernel_data_dir)}")
+        if os.geteuid() == 0 and not self.isolated:
+            args.append("--allow-root")  # only when isolation is switched off on a root hub
         return args
 
     def move_certs(self, paths: dict) -> dict:
