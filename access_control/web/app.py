@@ -1,0 +1,758 @@
+"""The admin pages: a tornado application run as the JupyterHub service `onsite-admin`.
+
+Administrators only: the Hub identifies the person (Hub OAuth), and the policy
+store must give them Role.ADMINISTRATOR (and not a disabled account); anyone
+else gets 403 and the refusal is an audit event. Every form is XSRF-protected
+and calls the same `access_control.policy` function as `onsite admin …`, in
+one transaction that first takes the ledger lock (as the CLI does). Bad input
+re-shows the page with the refusal next to the form; nothing is changed.
+
+URL paths (under the service prefix, e.g. /services/onsite-admin/):
+
+    GET  ./                                   → ./people
+    GET  ./people          POST ./people      list; add
+    GET  ./people/<name>                      one person
+    POST ./people/<name>/(disable|enable|unlock)
+    POST ./people/<name>/roles                grant or revoke (op=grant|revoke, role)
+    GET  ./projects        POST ./projects    list; add
+    GET  ./projects/<id>   POST ./projects/<id>   one project; change
+    POST ./projects/<id>/members              add or remove (op=add|remove, username)
+    GET  ./datasets        POST ./grants      datasets and grants; add a grant
+    POST ./grants/<n>/revoke
+    GET  ./facilities      POST ./facilities  list; add
+    POST ./facilities/change
+    GET  ./terminals       POST ./terminals   list; add
+    POST ./terminals/remove
+    GET  ./entries                            ENTRY_DECIDE events, filtered, paginated
+    GET  ./sessions                           live sessions (Hub API)
+    POST ./sessions/<name>/stop               end one (Hub API), audited SESSION_STOP
+    GET  ./oauth_callback                     Hub OAuth
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+import jinja2
+from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+from tornado import web
+
+from access_control import audit, policy
+from access_control.db import make_engine, read_transaction, session_factory, transaction
+from access_control.entry import DEFAULT_TIMEZONE, DenialReason
+from access_control.enums import AuditEventType, Outcome, Role
+from access_control.identity import canonical_username
+from access_control.models import AuditEvent, Dataset, Grant, ProjectStatus
+from access_control.web.hub_api import HubApiUnavailable, HubClient
+from access_control.web.i18n import LANGUAGES, negotiate, translator
+from onsite.errors import UserError
+from onsite.settings import Settings
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent
+ENTRIES_PER_PAGE = 50
+LOG_ZONE = ZoneInfo(DEFAULT_TIMEZONE)
+# Refusals need their own event type (requested: AuditEventType.ADMIN_ACCESS); until
+# access_control adds it they are recorded as LOGIN_FAIL with service "onsite-admin".
+REFUSAL_ACTION = AuditEventType.__members__.get("ADMIN_ACCESS", AuditEventType.LOGIN_FAIL)
+SERVICE_NAME = "onsite-admin"
+
+Identity = Callable[[web.RequestHandler], "str | None"]
+"""Test seam: (handler) -> username or None, used instead of the Hub when given to make_app."""
+
+
+def _when(value: datetime | None) -> str:
+    return value.astimezone(LOG_ZONE).strftime("%Y-%m-%d %H:%M:%S") if value else ""
+
+
+def enum_options(enum_class: type, key_prefix: str, t: Callable[..., str]) -> list[tuple[str, str]]:
+    """(value, translated label) of every member, for a <select>."""
+    return [(member.value, t(key_prefix + member.value)) for member in enum_class]
+
+
+def make_jinja() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(HERE / "templates")),
+        autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        extensions=["jinja2.ext.do"],
+    )
+    env.filters["when"] = _when
+    env.globals.update(Role=Role, ProjectStatus=ProjectStatus, Outcome=Outcome, enum_options=enum_options)
+    return env
+
+
+def form_date(text: str, what: str) -> date | None:
+    """A date from a form field; empty is None."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"{what} {text!r} is not a date: use YYYY-MM-DD") from None
+
+
+def required_date(text: str, what: str) -> date:
+    value = form_date(text, what)
+    if value is None:
+        raise UserError(f"{what} is required: use YYYY-MM-DD")
+    return value
+
+
+def person_state(person) -> str:
+    return "disabled" if person.disabled else "locked" if person.locked_until else "ok"
+
+
+class AdminHandler(HubOAuthenticated, web.RequestHandler):
+    """Identity (administrators only), language, database and rendering shared by every page.
+
+    A page sets `template` and `context()`; a form handler subclasses its page,
+    sets `form` and implements `perform()` returning (path to go to, done key).
+    """
+
+    template = ""
+    form = ""
+
+    @property
+    def factory(self) -> sessionmaker[Session]:
+        return self.settings["session_factory"]
+
+    @property
+    def seam(self) -> Identity | None:
+        return self.settings.get("test_identity")
+
+    @property
+    def prefix(self) -> str:
+        return self.settings["prefix"]
+
+    def get_current_user(self) -> str | None:
+        if self.seam is not None:
+            return self.seam(self)
+        model = HubOAuthenticated.get_current_user(self)
+        if not model or model.get("kind", "user") != "user":
+            return None
+        return model["name"]
+
+    # Under the Hub, JupyterHub's XSRF (tied to the OAuth session); with the test seam, tornado's own.
+    @property
+    def xsrf_token(self) -> bytes:
+        if self.seam is not None:
+            return web.RequestHandler.xsrf_token.fget(self)
+        return HubOAuthenticated.xsrf_token.fget(self)
+
+    def check_xsrf_cookie(self) -> None:
+        if self.seam is not None:
+            return web.RequestHandler.check_xsrf_cookie(self)
+        return HubOAuthenticated.check_xsrf_cookie(self)
+
+    def prepare(self) -> None:
+        """Administrators only; any other signed-in person is refused and recorded."""
+        user = self.current_user
+        if user is None:
+            return  # @web.authenticated sends them to log in
+        with read_transaction(self.factory) as session:
+            person = policy.get_person(session, user)
+            allowed = person is not None and not person.disabled and Role.ADMINISTRATOR in person.role_set
+        if allowed:
+            return
+        with transaction(self.factory) as session:
+            audit.record(
+                session,
+                REFUSAL_ACTION,
+                actor=user[: audit.MAX_ACTOR],
+                object=f"service:{SERVICE_NAME}",
+                outcome=Outcome.DENIED,
+                details={"service": SERVICE_NAME, "method": self.request.method, "path": self.request.path[:300],
+                         "reason": "not an administrator"},
+            )
+        log.warning("admin pages refused to %s (%s %s): not an administrator", user, self.request.method, self.request.path)
+        raise web.HTTPError(403, "not_admin")
+
+    @property
+    def language(self) -> str:
+        if not hasattr(self, "_language"):
+            query = self.get_query_argument("lang", None)
+            self._language = negotiate(query, self.get_cookie("lang"), self.request.headers.get("Accept-Language"))
+            if query in LANGUAGES:
+                self.set_cookie("lang", query, path=self.prefix, httponly=True, samesite="Lax")
+        return self._language
+
+    def lang_url(self, code: str) -> str:
+        """This page in another language, its other query arguments kept."""
+        args = [(k, v.decode()) for k, values in self.request.query_arguments.items() if k not in ("lang", "done") for v in values]
+        return "?" + urlencode([*args, ("lang", code)])
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'")
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Referrer-Policy", "same-origin")
+        self.set_header("Cache-Control", "no-store")
+
+    @property
+    def actor(self) -> str:
+        """Who the ledger names for changes made here: the administrator's user name."""
+        return self.current_user
+
+    # ------------------------------------------------------------ rendering
+
+    def context(self, session: Session, *args: str) -> dict[str, Any]:
+        return {}
+
+    def render_page(self, template: str, status: int = 200, **context: Any) -> None:
+        t = translator(self.language)
+        done = self.get_query_argument("done", "")
+        html = self.settings["jinja"].get_template(template).render(
+            t=t,
+            lang=self.language,
+            languages=LANGUAGES,
+            lang_url=self.lang_url,
+            prefix=self.prefix,
+            user=self.current_user,
+            xsrf_form_html=self.xsrf_form_html,
+            done=t(done) if done.startswith("done_") and done in _DONE_KEYS else "",
+            **context,
+        )
+        self.set_status(status)
+        self.set_header("Content-Type", "text/html; charset=UTF-8")
+        self.finish(html)
+
+    def show(self, *args: str, status: int = 200, error: str = "", values: dict[str, str] | None = None) -> None:
+        """The page, optionally with a refused form (`self.form`) and the values typed into it."""
+        with read_transaction(self.factory) as session:
+            context = self.context(session, *args)
+            context.update(error=error, error_form=self.form if error else "", values=values or {})
+            self.render_page(self.template, status=status, **context)
+
+    @web.authenticated
+    def get(self, *args: str) -> None:
+        self.show(*args)
+
+    # ------------------------------------------------------------ forms
+
+    def arg(self, name: str) -> str:
+        return self.get_body_argument(name, "")
+
+    def given(self, name: str) -> str | None:
+        """A field of a change form; absent means "leave as it is"."""
+        return self.get_body_argument(name, None)
+
+    def perform(self, session: Session, *args: str) -> tuple[str, str]:
+        raise web.HTTPError(405)
+
+    @contextmanager
+    def change(self) -> Iterator[Session]:
+        """One transaction for one administrative change, serialized with every other writer
+        (as `onsite admin` does), so its checks see any concurrent change."""
+        try:
+            with transaction(self.factory) as session:
+                audit.lock_ledger(session)
+                yield session
+        except IntegrityError as e:
+            raise UserError(f"the change conflicts with the stored data ({e.orig}); nothing changed: reload and retry") from None
+
+    @web.authenticated
+    def post(self, *args: str) -> None:
+        try:
+            with self.change() as session:
+                target, done = self.perform(session, *args)
+        except UserError as e:
+            values = {k: ", ".join(self.get_body_arguments(k)) for k in self.request.body_arguments if k not in ("_xsrf", "password")}
+            self.show(*self.page_args(*args), status=400, error=str(e), values=values)
+            return
+        self.redirect(f"{self.prefix}{target}?{urlencode({'done': done})}", status=303)
+
+    def page_args(self, *args: str) -> tuple[str, ...]:
+        """The page's own URL arguments from a form's (most forms post to their page)."""
+        return args
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        t = translator(self.language)
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        message = exc.log_message if isinstance(exc, web.HTTPError) and exc.log_message else ""
+        key = {403: "error_forbidden", 404: "error_not_found", 400: "error_bad_request"}.get(status_code, "error_server")
+        if message == "not_admin":
+            detail = t("error_not_admin")
+        elif "_xsrf" in message:
+            detail = t("error_xsrf")
+        else:
+            detail = message if status_code < 500 else ""
+        self.render_page("error.html", status=status_code, heading=t(key), detail=detail)
+
+
+# ---------------------------------------------------------------- people
+
+
+def person_row(session: Session, person) -> dict[str, Any]:
+    return {
+        "person": person,
+        "roles": sorted(person.role_set, key=lambda r: r.value),
+        "state": person_state(person),
+        "projects": [p.id for p in policy.projects_of(session, person.username)],
+    }
+
+
+class HomeHandler(AdminHandler):
+    @web.authenticated
+    def get(self) -> None:
+        self.redirect(self.prefix + "people")
+
+
+class PeoplePage(AdminHandler):
+    template = "people.html"
+    form = "person-add"
+
+    def context(self, session: Session, *args: str) -> dict[str, Any]:
+        return {"people": [person_row(session, p) for p in policy.list_people(session)]}
+
+    def perform(self, session: Session, *args: str) -> tuple[str, str]:
+        roles = [policy.role_from_text(r) for r in self.get_body_arguments("role")]
+        person = policy.add_person(
+            session,
+            username=self.arg("username"),
+            display_name=self.arg("display_name"),
+            email=self.arg("email"),
+            roles=roles,
+            password=self.arg("password") or None,
+            actor=self.actor,
+        )
+        return f"people/{person.username}", "done_person_added"
+
+
+class PersonPage(AdminHandler):
+    template = "person.html"
+
+    def context(self, session: Session, username: str, *args: str) -> dict[str, Any]:
+        person = policy.get_person(session, username)
+        if person is None:
+            raise web.HTTPError(404, f"unknown person {username!r}")
+        return person_row(session, person)
+
+    def page_args(self, username: str, *args: str) -> tuple[str, ...]:
+        return (username,)
+
+
+class PersonAccountForm(PersonPage):
+    form = "person-account"
+
+    def perform(self, session: Session, username: str, operation: str) -> tuple[str, str]:
+        if operation == "unlock":
+            policy.unlock_person(session, username, actor=self.actor)
+        else:
+            policy.set_disabled(session, username, operation == "disable", actor=self.actor)
+        return f"people/{policy.require_person(session, username).username}", "done_person_changed"
+
+
+class PersonRoleForm(PersonPage):
+    form = "person-roles"
+
+    def perform(self, session: Session, username: str) -> tuple[str, str]:
+        role = policy.role_from_text(self.arg("role"))
+        if self.arg("op") == "revoke":
+            policy.revoke_role(session, username, role, actor=self.actor)
+        else:
+            policy.grant_role(session, username, role, actor=self.actor)
+        return f"people/{policy.require_person(session, username).username}", "done_person_changed"
+
+
+# ---------------------------------------------------------------- projects and members
+
+
+def project_status(text: str) -> ProjectStatus | None:
+    if not text:
+        return None
+    try:
+        return ProjectStatus(text.upper())
+    except ValueError:
+        raise UserError(f"unknown project status {text!r}: choose active, suspended or closed") from None
+
+
+class ProjectsPage(AdminHandler):
+    template = "projects.html"
+    form = "project-add"
+
+    def context(self, session: Session, *args: str) -> dict[str, Any]:
+        return {"projects": policy.list_projects(session)}
+
+    def perform(self, session: Session, *args: str) -> tuple[str, str]:
+        project = policy.add_project(
+            session,
+            project_id=self.arg("project_id").strip(),
+            title=self.arg("title"),
+            purpose=self.arg("purpose"),
+            legal_basis=self.arg("legal_basis"),
+            start_date=required_date(self.arg("start_date"), "start date"),
+            end_date=required_date(self.arg("end_date"), "end date"),
+            preset=self.arg("preset") or "acro-default",
+            actor=self.actor,
+        )
+        return f"projects/{project.id}", "done_project_added"
+
+
+class ProjectPage(AdminHandler):
+    template = "project.html"
+    form = "project-change"
+
+    def context(self, session: Session, project_id: str, *args: str) -> dict[str, Any]:
+        try:
+            project = policy.require_project(session, project_id)
+        except UserError as e:
+            raise web.HTTPError(404, str(e)) from None
+        return {
+            "project": project,
+            "members": policy.members_of(session, project_id),
+            "grants": policy.list_grants(session, project_id),
+        }
+
+    def page_args(self, project_id: str, *args: str) -> tuple[str, ...]:
+        return (project_id,)
+
+    def perform(self, session: Session, project_id: str) -> tuple[str, str]:
+        policy.change_project(
+            session,
+            project_id,
+            title=self.given("title"),
+            purpose=self.given("purpose"),
+            legal_basis=self.given("legal_basis"),
+            start_date=form_date(self.arg("start_date"), "start date"),
+            end_date=form_date(self.arg("end_date"), "end date"),
+            status=project_status(self.arg("status")),
+            preset=self.arg("preset") or None,
+            actor=self.actor,
+        )
+        return f"projects/{project_id}", "done_project_changed"
+
+
+class MemberForm(ProjectPage):
+    form = "members"
+
+    def perform(self, session: Session, project_id: str) -> tuple[str, str]:
+        if self.arg("op") == "remove":
+            policy.remove_member(session, project_id, self.arg("username"), actor=self.actor)
+        else:
+            policy.add_member(session, project_id, self.arg("username"), actor=self.actor)
+        return f"projects/{project_id}", "done_project_changed"
+
+
+# ---------------------------------------------------------------- datasets and grants
+
+
+class DatasetsPage(AdminHandler):
+    template = "datasets.html"
+    form = "grant-add"
+
+    def context(self, session: Session, *args: str) -> dict[str, Any]:
+        return {
+            "datasets": list(session.scalars(select(Dataset).order_by(Dataset.id))),
+            "grants": policy.list_grants(session),
+            "projects": policy.list_projects(session),
+        }
+
+    def perform(self, session: Session, *args: str) -> tuple[str, str]:
+        project = policy.require_project(session, self.arg("project_id"))
+        policy.add_grant(
+            session,
+            project_id=project.id,
+            dataset_id=self.arg("dataset_id"),
+            valid_from=form_date(self.arg("valid_from"), "first valid day") or project.start_date,
+            valid_until=form_date(self.arg("valid_until"), "last valid day") or project.end_date,
+            actor=self.actor,
+        )
+        return "datasets", "done_grant_added"
+
+
+class GrantRevokeForm(DatasetsPage):
+    form = "grants"
+
+    def perform(self, session: Session, grant_id: str) -> tuple[str, str]:
+        policy.revoke_grant(session, int(grant_id), actor=self.actor)
+        return "datasets", "done_grant_revoked"
+
+    def page_args(self, *args: str) -> tuple[str, ...]:
+        return ()
+
+
+# ---------------------------------------------------------------- facilities and terminals
+
+
+class FacilitiesPage(AdminHandler):
+    template = "facilities.html"
+    form = "facility-add"
+
+    def context(self, session: Session, *args: str) -> dict[str, Any]:
+        return {"facilities": policy.list_facilities(session)}
+
+    def perform(self, session: Session, *args: str) -> tuple[str, str]:
+        policy.add_facility(
+            session, name=self.arg("name"), address=self.arg("address"),
+            timezone_name=self.arg("timezone").strip() or DEFAULT_TIMEZONE, actor=self.actor,
+        )
+        return "facilities", "done_facility_added"
+
+
+class FacilityChangeForm(FacilitiesPage):
+    form = "facility-change"
+
+    def perform(self, session: Session, *args: str) -> tuple[str, str]:
+        policy.change_facility(
+            session, self.arg("name"), address=self.arg("address") or None,
+            timezone_name=self.arg("timezone").strip() or None, actor=self.actor,
+        )
+        return "facilities", "done_facility_changed"
+
+
+class TerminalsPage(AdminHandler):
+    template = "terminals.html"
+    form = "terminal-add"
+
+    def context(self, session: Session, *args: str) -> dict[str, Any]:
+        return {"terminals": policy.list_terminals(session), "facilities": policy.list_facilities(session)}
+
+    def perform(self, session: Session, *args: str) -> tuple[str, str]:
+        policy.add_terminal(session, facility=self.arg("facility"), address=self.arg("address"), label=self.arg("label"), actor=self.actor)
+        return "terminals", "done_terminal_added"
+
+
+class TerminalRemoveForm(TerminalsPage):
+    form = "terminals"
+
+    def perform(self, session: Session, *args: str) -> tuple[str, str]:
+        policy.remove_terminal(session, address=self.arg("address"), actor=self.actor)
+        return "terminals", "done_terminal_removed"
+
+
+# ---------------------------------------------------------------- entry log
+
+
+class EntriesPage(AdminHandler):
+    template = "entries.html"
+
+    def filters(self, t: Callable[..., str]) -> tuple[dict[str, str], list[Any], str]:
+        """The query's filters as typed, the SQL conditions they make, and an error (bad filter: no rows)."""
+        typed = {k: self.get_query_argument(k, "").strip() for k in ("person", "outcome", "since", "until", "facility", "address")}
+        conditions: list[Any] = [AuditEvent.action == AuditEventType.ENTRY_DECIDE]
+        days: dict[str, date] = {}
+        for key in ("since", "until"):
+            if typed[key]:
+                try:
+                    days[key] = date.fromisoformat(typed[key])
+                except ValueError:
+                    return typed, conditions, t("bad_filter_date", value=typed[key])
+        if "since" in days and "until" in days and days["until"] < days["since"]:
+            return typed, conditions, t("bad_filter_range")
+        if "since" in days:
+            conditions.append(AuditEvent.created_at >= datetime.combine(days["since"], time(), LOG_ZONE))
+        if "until" in days:
+            conditions.append(AuditEvent.created_at < datetime.combine(days["until"] + timedelta(days=1), time(), LOG_ZONE))
+        if typed["person"]:
+            try:
+                name = canonical_username(typed["person"])
+            except UserError:
+                name = typed["person"]
+            conditions.append(AuditEvent.actor == name)
+        if typed["outcome"] in Outcome.__members__:
+            conditions.append(AuditEvent.outcome == Outcome[typed["outcome"]])
+        # details is canonical JSON (sorted keys, no spaces), so a field's exact value is an exact substring.
+        for key, field in (("facility", "facility"), ("address", "client_address")):
+            if typed[key]:
+                conditions.append(AuditEvent.details.contains(f'"{field}":{audit.canonical_json(typed[key])}', autoescape=True))
+        return typed, conditions, ""
+
+    @web.authenticated
+    def get(self) -> None:
+        t = translator(self.language)
+        typed, conditions, error = self.filters(t)
+        try:
+            page = max(1, int(self.get_query_argument("page", "1")))
+        except ValueError:
+            page = 1
+        rows: list[dict[str, Any]] = []
+        total = 0
+        with read_transaction(self.factory) as session:
+            if not error:
+                total = session.scalar(select(func.count()).select_from(AuditEvent).where(*conditions)) or 0
+                events = session.scalars(
+                    select(AuditEvent).where(*conditions).order_by(AuditEvent.seq.desc())
+                    .offset((page - 1) * ENTRIES_PER_PAGE).limit(ENTRIES_PER_PAGE)
+                )
+                rows = [self.entry_row(e, t) for e in events]
+            facilities = [f.name for f in policy.list_facilities(session)]
+
+        def page_url(n: int) -> str:
+            return "?" + urlencode({**{k: v for k, v in typed.items() if v}, "page": n})
+
+        first = (page - 1) * ENTRIES_PER_PAGE + 1
+        self.render_page(
+            "entries.html",
+            status=400 if error else 200,
+            rows=rows,
+            filters=typed,
+            error=error,
+            facilities=facilities,
+            total=total,
+            first=first,
+            last=first + len(rows) - 1,
+            previous_url=page_url(page - 1) if page > 1 else "",
+            next_url=page_url(page + 1) if page * ENTRIES_PER_PAGE < total else "",
+        )
+
+    def entry_row(self, event: AuditEvent, t: Callable[..., str]) -> dict[str, Any]:
+        details = event.details_dict
+        reasons = []
+        for code in details.get("reasons", []):
+            try:
+                reasons.append(DenialReason(code).message(self.language))
+            except ValueError:  # a reason added after this page was written: show its code
+                reasons.append(str(code))
+        stage = str(details.get("stage", ""))
+        return {
+            "seq": event.seq,
+            "when": event.created_at,
+            "person": event.actor,
+            "outcome": event.outcome,
+            "stage": t(f"stage_{stage}") if f"stage_{stage}" in _STAGE_KEYS else stage,
+            "client_address": details.get("client_address", ""),
+            "facility": details.get("facility", ""),
+            "reasons": reasons,
+            "active_projects": details.get("active_projects", []),
+        }
+
+
+# ---------------------------------------------------------------- live sessions
+
+
+def session_projects(session: Session, username: str) -> list[str]:
+    """The projects of the person's newest SESSION_START (what the spawner opened)."""
+    event = session.scalar(
+        select(AuditEvent)
+        .where(AuditEvent.action == AuditEventType.SESSION_START, AuditEvent.actor == username)
+        .order_by(AuditEvent.seq.desc())
+        .limit(1)
+    )
+    return list(event.details_dict.get("projects", [])) if event else []
+
+
+class SessionsPage(AdminHandler):
+    template = "sessions.html"
+    form = "sessions"
+
+    @property
+    def hub(self) -> HubClient:
+        return self.settings["hub_client"]
+
+    async def show_sessions(self, *, status: int = 200, error: str = "") -> None:
+        t = translator(self.language)
+        rows: list[dict[str, Any]] = []
+        hub_error = ""
+        try:
+            servers = await self.hub.live_servers()
+        except HubApiUnavailable as e:
+            servers, hub_error = [], t("hub_unavailable", detail=str(e))
+        with read_transaction(self.factory) as session:
+            for server in servers:
+                person = policy.get_person(session, server.user)
+                rows.append({
+                    "server": server,
+                    "display_name": person.display_name if person else "",
+                    "projects": session_projects(session, server.user),
+                })
+        self.render_page("sessions.html", status=status, rows=rows, hub_error=hub_error, error=error,
+                         error_form=self.form if error else "", values={})
+
+    @web.authenticated
+    async def get(self, *args: str) -> None:
+        await self.show_sessions()
+
+
+class SessionStopForm(SessionsPage):
+    @web.authenticated
+    async def post(self, username: str) -> None:
+        try:
+            await self.hub.stop_server(username)
+        except HubApiUnavailable as e:
+            with transaction(self.factory) as session:
+                audit.record(session, AuditEventType.SESSION_STOP, actor=self.actor, object=f"session:{username}"[: audit.MAX_OBJECT],
+                             outcome=Outcome.FAILED, details={"requested_by": self.actor, "error": str(e)[:300]})
+            await self.show_sessions(status=502, error=translator(self.language)("hub_unavailable", detail=str(e)))
+            return
+        with transaction(self.factory) as session:
+            audit.record(session, AuditEventType.SESSION_STOP, actor=self.actor, object=f"session:{username}",
+                         details={"requested_by": self.actor})
+        log.info("session of %s ended by administrator %s", username, self.actor)
+        self.redirect(f"{self.prefix}sessions?done=done_session_ended", status=303)
+
+
+_DONE_KEYS = {
+    "done_person_added", "done_person_changed", "done_project_added", "done_project_changed", "done_grant_added",
+    "done_grant_revoked", "done_facility_added", "done_facility_changed", "done_terminal_added",
+    "done_terminal_removed", "done_session_ended",
+}
+_STAGE_KEYS = {"stage_login", "stage_spawn", "stage_recheck"}
+
+
+def make_app(
+    settings: Settings,
+    *,
+    prefix: str = "/",
+    hub_client: HubClient | None = None,
+    test_identity: Identity | None = None,
+    cookie_secret: bytes | None = None,
+) -> web.Application:
+    """The application. `hub_client` defaults to the Hub API of this service's environment
+    (JUPYTERHUB_API_URL, JUPYTERHUB_API_TOKEN); `test_identity` replaces the Hub in tests only."""
+    prefix = "/" + prefix.strip("/") + "/" if prefix.strip("/") else "/"
+    if hub_client is None:
+        hub_client = HubClient(
+            os.environ.get("JUPYTERHUB_API_URL", "http://127.0.0.1:8081/hub/api"), os.environ.get("JUPYTERHUB_API_TOKEN", "")
+        )
+    p = prefix
+    name = r"([^/]+)"
+    routes = [
+        (rf"{p}", HomeHandler),
+        (rf"{p}people", PeoplePage),
+        (rf"{p}people/{name}", PersonPage),
+        (rf"{p}people/{name}/(disable|enable|unlock)", PersonAccountForm),
+        (rf"{p}people/{name}/roles", PersonRoleForm),
+        (rf"{p}projects", ProjectsPage),
+        (rf"{p}projects/{name}", ProjectPage),
+        (rf"{p}projects/{name}/members", MemberForm),
+        (rf"{p}datasets", DatasetsPage),
+        (rf"{p}grants", DatasetsPage),
+        (rf"{p}grants/(\d+)/revoke", GrantRevokeForm),
+        (rf"{p}facilities", FacilitiesPage),
+        (rf"{p}facilities/change", FacilityChangeForm),
+        (rf"{p}terminals", TerminalsPage),
+        (rf"{p}terminals/remove", TerminalRemoveForm),
+        (rf"{p}entries", EntriesPage),
+        (rf"{p}sessions", SessionsPage),
+        (rf"{p}sessions/{name}/stop", SessionStopForm),
+        (rf"{p}oauth_callback", HubOAuthCallbackHandler),
+    ]
+    return web.Application(
+        routes,
+        prefix=prefix,
+        onsite=settings,
+        session_factory=session_factory(make_engine(settings.db_url)),
+        hub_client=hub_client,
+        jinja=make_jinja(),
+        static_path=str(HERE / "static"),
+        static_url_prefix=f"{prefix}static/",
+        xsrf_cookies=True,
+        xsrf_cookie_kwargs={"path": prefix, "httponly": True, "samesite": "Strict"},
+        cookie_secret=cookie_secret or os.urandom(32),
+        login_url=f"{prefix}oauth_callback",  # replaced by the Hub's login URL when the Hub is used
+        test_identity=test_identity,
+    )
