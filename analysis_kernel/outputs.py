@@ -379,8 +379,22 @@ def _badge(verdict: Verdict) -> str:
             f"font-weight:bold'>{verdict.value}</span>")
 
 
+def _shown(value: object) -> str:
+    return "" if value is None else (f"{value:,.6g}" if isinstance(value, float) else str(value))
+
+
+def _cell_td(value: object, verdict: Verdict | None, checks: list[str], extra: str = "") -> str:
+    style = f"background:{_CELL_BACKGROUNDS[verdict]};" if verdict in _CELL_BACKGROUNDS else ""
+    return (f"<td style='{style}text-align:right' title='{html.escape(', '.join(checks))}'>"
+            f"{html.escape(_shown(value))}{extra}</td>")
+
+
 def render_table_html(output: TableOutput) -> str:
-    """The table with flagged cells marked (red: fail, yellow: review) and the verdict with its reasons."""
+    """The table with flagged cells marked (red: fail, yellow: review) and the verdict with its reasons.
+
+    One row and one column variable: shown as a cross table (hover a cell for its checks);
+    otherwise one line per cell with its contributors and checks.
+    """
     esc = html.escape
     shadow, report = output.shadow, output.report
     flagged = report.cell_verdicts()
@@ -389,23 +403,32 @@ def render_table_html(output: TableOutput) -> str:
         for cell in result.cells:
             rules_by_cell.setdefault(cell, []).append(result.rule)
     view = output.table
-    contributors = shadow.frame.get_column("sdc_units").to_list()
-    header = "".join(f"<th>{esc(c)}</th>" for c in view.columns) + "<th>contributors</th><th>checks</th>"
-    body = []
-    for i, row in enumerate(view.iter_rows()):
-        if i == HTML_MAX_ROWS:
-            body.append(f"<tr><td colspan='{len(view.columns) + 2}'>… {view.height - i} more cells "
-                        "(all are checked; see .report)</td></tr>")
-            break
-        key = tuple(row[: len(shadow.dimensions)])
-        verdict = flagged.get(key)
-        style = f" style='background:{_CELL_BACKGROUNDS[verdict]}'" if verdict in _CELL_BACKGROUNDS else ""
-        labels = "".join(f"<td>{esc('' if v is None else str(v))}</td>" for v in key)
-        value = row[-1]
-        shown = "" if value is None else (f"{value:,.6g}" if isinstance(value, float) else str(value))
-        checks = ", ".join(rules_by_cell.get(key, []))
-        body.append(f"<tr>{labels}<td{style} title='{esc(checks)}'>{esc(shown)}</td>"
-                    f"<td style='text-align:right'>{contributors[i]}</td><td>{esc(checks)}</td></tr>")
+    k = len(shadow.dimensions)
+    values = {tuple(row[:k]): row[-1] for row in view.iter_rows()}
+    column_levels = list(dict.fromkeys(key[-1] for key in values)) if k == 2 else []
+    if k == 2 and len(shadow.spec.rows) == 1 and len(column_levels) <= 30 and view.height <= HTML_MAX_ROWS * 30:
+        row_levels = list(dict.fromkeys(key[0] for key in values))
+        header = (f"<th>{esc(shadow.dimensions[0])} \\ {esc(shadow.dimensions[1])}</th>"
+                  + "".join(f"<th>{esc(_shown(c))}</th>" for c in column_levels))
+        body = [
+            f"<tr><th>{esc(_shown(r))}</th>"
+            + "".join(_cell_td(values.get((r, c)), flagged.get((r, c)), rules_by_cell.get((r, c), []))
+                      for c in column_levels) + "</tr>"
+            for r in row_levels[:HTML_MAX_ROWS]
+        ]
+    else:
+        contributors = shadow.frame.get_column("sdc_units").to_list()
+        header = "".join(f"<th>{esc(c)}</th>" for c in view.columns) + "<th>contributors</th><th>checks</th>"
+        body = []
+        for i, key in enumerate(values):
+            if i == HTML_MAX_ROWS:
+                body.append(f"<tr><td colspan='{k + 3}'>… {view.height - i} more cells (all are checked; "
+                            "see .report)</td></tr>")
+                break
+            checks = rules_by_cell.get(key, [])
+            body.append("<tr>" + "".join(f"<td>{esc(_shown(v))}</td>" for v in key)
+                        + _cell_td(values[key], flagged.get(key), checks)
+                        + f"<td style='text-align:right'>{contributors[i]}</td><td>{esc(', '.join(checks))}</td></tr>")
     reasons = "".join(f"<li>{esc(r)}</li>" for r in report.reasons()) or "<li>every check passed</li>"
     return (
         f"<div><b>{esc(output.name)}</b> — {_badge(output.verdict)} under preset <code>{esc(report.preset)}</code>"

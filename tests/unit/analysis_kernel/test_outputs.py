@@ -138,3 +138,15 @@ def test_model_output_checks_and_is_never_pass(db: AnalysisConnection) -> None:
     assert "OLS Regression Results" in base64.b64decode(request["content_b64"]).decode()
     big = smf.ols("income ~ C(area)", frame).fit()
     assert model_output(db, big, explanation="x", code="y").verdict is Verdict.REVIEW
+
+
+def test_html_marks_exactly_the_flagged_cells(db: AnalysisConnection) -> None:
+    import re
+
+    out = frequency_table(db, "SELECT * FROM survey", rows="area", columns="grp")
+    page = out._repr_html_()
+    marked = re.findall(r"<td style='background:#ffebe9;text-align:right' title='([^']*)'>([^<]*)</td>", page)
+    failing = [cell for cell, verdict in out.report.cell_verdicts().items() if verdict is Verdict.FAIL]
+    assert len(marked) == len(failing) and ("threshold", "3") in marked  # tiny x rare: 3 people
+    long = magnitude_table(db, "SELECT * FROM survey", rows=("area", "grp"), value="income")
+    assert long._repr_html_().count("<tr>") == long.table.height + 1
