@@ -25,6 +25,7 @@ from __future__ import annotations
 import enum
 import logging
 import os
+import socket
 import ssl
 import unicodedata
 from collections.abc import Iterator, Mapping
@@ -277,6 +278,9 @@ class LdapDirectory:
         try:
             try:
                 conn.open(read_server_info=False)
+                # ldap3 writes a request in several small segments: without this, Nagle plus the server's
+                # delayed ACK add 40 ms to every TLS round trip.
+                conn.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 if self.settings.tls is TlsMode.START_TLS and not conn.start_tls(read_server_info=False):
                     raise ldap_errors.LDAPStartTLSError(conn.result.get("description") if conn.result else "refused")
                 bound = conn.bind(read_server_info=False)
