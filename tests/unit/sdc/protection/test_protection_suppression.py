@@ -14,6 +14,7 @@ from disclosure_review.sdc.protection import (
     CostFunction,
     LinkedTable,
     ProtectionLevels,
+    SolverFailure,
     SuppressionInfeasible,
     SuppressionMethod,
     secondary_suppression,
@@ -177,3 +178,46 @@ def test_bad_weights_are_refused() -> None:
     table = LinkedTable.from_array(values, unsafe)
     with pytest.raises(ValueError, match="positive"):
         suppress_hypercube(table, ProtectionLevels.fraction(table), weights=np.zeros(9))
+
+
+def test_time_limit_returns_the_audited_heuristic_pattern() -> None:
+    """With no time for the MILP, the warm-start pattern comes back, marked not optimal.
+
+    The warm start may prune for a tenth of the time limit: here no time at all.
+    """
+    rng = np.random.default_rng(11)
+    interior = rng.integers(0, 40, (12, 12))
+    values = with_margins(interior)
+    unsafe = np.zeros(values.shape, bool)
+    unsafe[:12, :12] = (interior > 0) & (interior < 4)
+    table = LinkedTable.from_array(values, unsafe)
+    levels = ProtectionLevels.fraction(table, 0.5)
+    result = suppress_optimal(table, levels, time_limit=1e-6)
+    assert not result.optimal
+    assert result.audit.passed
+    assert result.lower_bound <= result.cost
+    unpruned = suppress_hypercube(table, levels, prune=False)
+    assert np.array_equal(result.suppressed, unpruned.suppressed)
+    with pytest.raises(SolverFailure, match="time_limit"):
+        suppress_optimal(table, levels, time_limit=1e-6, warm_start=False)
+
+
+def test_magnitude_table_with_negative_values_and_p_percent_levels() -> None:
+    """Profits (may be negative) by region x industry; p% levels from the top two contributions."""
+    interior = np.array([[120.0, -35.0, 410.0], [88.0, 260.0, 14.0], [-12.0, 77.0, 150.0]])
+    values = with_margins(interior)
+    largest = np.zeros(values.shape)
+    second = np.zeros(values.shape)
+    largest[1, 2], second[1, 2] = 13.0, 0.5  # one firm is nearly all of 14
+    largest[0, 0], second[0, 0] = 60.0, 50.0  # 0.1 * 60 - (120 - 110) < 0: safe, no level
+    unsafe = np.zeros(values.shape, bool)
+    unsafe[1, 2] = True  # fails the p% rule: 0.5 left is < 10% of 13
+    table = LinkedTable.from_array(values, unsafe, lower_bound=-np.inf)
+    levels = ProtectionLevels.p_percent(table, largest.ravel(), second.ravel(), 10)
+    # X - x1 - x2 = 0.5, so the level is 0.1 * 13 - 0.5 = 0.8
+    assert levels.upper[np.flatnonzero(table.unsafe)[0]] == pytest.approx(0.8)
+    assert levels.upper.sum() == pytest.approx(0.8)  # levels only on unsafe cells
+    for method in SuppressionMethod:
+        result = secondary_suppression(table, levels, method)
+        assert result.audit.passed
+        assert protected(table, result.suppressed, levels.lower, levels.upper, levels.sliding)
