@@ -468,3 +468,78 @@ def test_every_message_has_both_languages():
 
     built = {f"role_{r.value}" for r in Role} | {f"status_{s.value}" for s in ProjectStatus} | {f"outcome_{o.value}" for o in Outcome}
     assert built | {"state_ok", "state_disabled", "state_locked"} <= MESSAGES.keys()
+
+
+# ---------------------------------------------------------------- under a real hub
+
+SITE_CONFIG = '''
+# The wiring the hub needs for the admin service (what hub_config must add), as site overrides.
+import sys
+from hub_config.config import HUB_MANAGER_ROLE
+
+c.JupyterHub.services.append({{
+    "name": "onsite-admin",
+    "display": True,
+    "info": {{"description": "Onsite administration"}},
+    "url": "http://127.0.0.1:{port}",
+    "command": [sys.executable, "-m", "access_control.web"],
+    "environment": {environment!r},
+    "oauth_no_confirm": True,
+}})
+c.JupyterHub.load_roles.append({{
+    "name": "onsite-admin-service",
+    "description": "The admin service's own token: see and stop sessions",
+    "scopes": ["list:users", "read:users", "read:servers", "servers"],
+    "services": ["onsite-admin"],
+}})
+# administrators may open the service (Hub OAuth); nobody else holds this scope
+HUB_MANAGER_ROLE["scopes"].append("access:services!service=onsite-admin")
+'''
+
+
+@pytest.mark.timeout(300)
+def test_live_sessions_under_a_real_hub(tmp_path):
+    """Hub OAuth, the service token's scopes, who is in a session, and ending it (SESSION_STOP)."""
+    from functional.hubtools import HubUser, RunningHub
+    from functional.seeding import audit_events, seed_demo
+    from onsite.demo import DEMO_PROJECT
+
+    settings, logins = seed_demo(tmp_path / "home", rows=300)
+    (settings.home / "jupyterhub_config.py").write_text(SITE_CONFIG.format(port=free_port(), environment=settings.environ()))
+    hub = RunningHub(settings.home).start()
+    try:
+        service = f"{hub.url}{PREFIX}"
+        deadline = time.monotonic() + 30
+        while requests.get(service, allow_redirects=False, timeout=5).status_code in (404, 502, 503):
+            assert time.monotonic() < deadline, hub.log_tail()
+            time.sleep(0.3)
+
+        researcher = HubUser(hub, "tanaka")
+        assert researcher.login(logins["tanaka"].password).status_code == 302
+        researcher.start_server()
+        assert researcher.http.get(service + "people").status_code == 403  # the hub refuses OAuth to a researcher
+
+        admin = HubUser(hub, "takahashi")
+        assert admin.login(logins["takahashi"].password).status_code == 302
+        page = admin.http.get(service + "sessions", params={"lang": "en"})
+        assert page.status_code == 200 and page.url.startswith(service + "sessions"), page.text[-2000:]
+        row = re.search(r'<tr id="session-tanaka">(.*?)</tr>', page.text, re.S)
+        assert row, page.text[-3000:]
+        cells = re.findall(r"<td>(.*?)</td>", row.group(1), re.S)
+        assert cells[1] == DEMO_PROJECT  # the projects the spawner opened (SESSION_START)
+        started = datetime.strptime(cells[2], "%Y-%m-%d %H:%M:%S").replace(tzinfo=ZoneInfo("Asia/Tokyo"))
+        assert abs((datetime.now(timezone.utc) - started).total_seconds()) < 300
+        assert "running" in cells[4]
+
+        stop = admin.http.post(service + "sessions/tanaka/stop", data={"_xsrf": xsrf_of(page.text)})
+        assert stop.status_code == 200 and "The session was asked to end." in stop.text
+        deadline = time.monotonic() + 30
+        while researcher.http.get(f"{hub.url}/hub/api/users/tanaka", headers=researcher._hub_xsrf()).json()["servers"]:
+            assert time.monotonic() < deadline, "the server did not stop"
+            time.sleep(0.5)
+        stops = audit_events(settings, "SESSION_STOP")
+        assert {"actor": "takahashi", "outcome": "OK", "object": "session:tanaka", "details": {"requested_by": "takahashi"}} in stops
+        assert 'id="sessions-empty"' in admin.http.get(service + "sessions").text
+        assert admin.http.post(service + "sessions/tanaka/stop").status_code == 403  # XSRF under the Hub too
+    finally:
+        hub.stop()
