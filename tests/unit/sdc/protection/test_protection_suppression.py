@@ -155,13 +155,17 @@ def test_infeasible_protection_is_reported() -> None:
             secondary_suppression(table, levels, method)
 
 
-def test_optimal_beats_or_ties_the_heuristic_on_a_20x20_table() -> None:
-    rng = np.random.default_rng(7)
-    interior = rng.integers(0, 40, (20, 20))
+def small_cells_unsafe(seed: int, size: int, below: int) -> LinkedTable:
+    """Random size x size counts 0..39 with margins; interior cells 0 < n < below are unsafe."""
+    interior = np.random.default_rng(seed).integers(0, 40, (size, size))
     values = with_margins(interior)
     unsafe = np.zeros(values.shape, bool)
-    unsafe[:20, :20] = (interior > 0) & (interior < 3)
-    table = LinkedTable.from_array(values, unsafe)
+    unsafe[:size, :size] = (interior > 0) & (interior < below)
+    return LinkedTable.from_array(values, unsafe)
+
+
+def test_optimal_beats_or_ties_the_heuristic_on_a_20x20_table() -> None:
+    table = small_cells_unsafe(7, 20, 3)
     levels = ProtectionLevels.fraction(table, 0.5)
     heuristic = suppress_hypercube(table, levels)
     optimal = suppress_optimal(table, levels, time_limit=120)
@@ -185,12 +189,7 @@ def test_time_limit_returns_the_audited_heuristic_pattern() -> None:
 
     The warm start may prune for a tenth of the time limit: here no time at all.
     """
-    rng = np.random.default_rng(11)
-    interior = rng.integers(0, 40, (12, 12))
-    values = with_margins(interior)
-    unsafe = np.zeros(values.shape, bool)
-    unsafe[:12, :12] = (interior > 0) & (interior < 4)
-    table = LinkedTable.from_array(values, unsafe)
+    table = small_cells_unsafe(11, 12, 4)
     levels = ProtectionLevels.fraction(table, 0.5)
     result = suppress_optimal(table, levels, time_limit=1e-6)
     assert not result.optimal
