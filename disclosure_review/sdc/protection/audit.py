@@ -298,6 +298,32 @@ class AuditReport:
         ]
         return pl.DataFrame(rows, schema=schema, orient="row")
 
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready: infinite or undecided interval ends become None (no finite limit / unknown)."""
+
+        def number(x: float) -> float | None:
+            return float(x) if np.isfinite(x) else None
+
+        return {
+            "verdict": self.verdict.value,
+            "summary": self.summary(),
+            "published_unsafe": [dict(k) for k in self.published_unsafe],
+            "cells": [
+                {
+                    "key": dict(c.key),
+                    "value": c.value,
+                    "primary": c.primary,
+                    "low": number(c.low),
+                    "high": number(c.high),
+                    "required_lower": c.required_lower,
+                    "required_upper": c.required_upper,
+                    "required_width": c.required_width,
+                    "status": c.status.value,
+                }
+                for c in self.intervals
+            ],
+        }
+
     def summary(self) -> str:
         counts = {s: 0 for s in IntervalStatus}
         for c in self.intervals:

@@ -167,3 +167,15 @@ def test_cut_coefficients_reproduce_the_move_by_duality(
                 continue
             coef = solver.cut_coefficients(reduced)
             assert coef[mask].sum() == pytest.approx(move, abs=1e-6)
+
+
+def test_report_serialises_to_json_with_unbounded_ends_as_null() -> None:
+    import json
+
+    table = hand_table()
+    cells = [(0, 0), (0, 1), (0, 2), (0, 3), (3, 0), (3, 1), (3, 2), (3, 3)]
+    data = json.loads(json.dumps(audit(table, pattern(table, cells)).to_dict()))
+    assert data["verdict"] == "pass"
+    first = data["cells"][0]
+    assert first["key"] == {"row": "r1", "col": "c1"}
+    assert (first["low"], first["high"], first["status"]) == (0.0, None, "protected")
