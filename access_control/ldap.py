@@ -489,6 +489,24 @@ class LdapDirectory:
         log.info("LDAP group %s: %s %s", group, "added" if add else "removed", name)
         return True
 
+    # The admin commands' hooks: the group is created on first use.
+
+    def grant_role(self, username: str, role: Role) -> bool:
+        self.ensure_group(role_group(role))
+        return self.add_member(role_group(role), username)
+
+    def revoke_role(self, username: str, role: Role) -> bool:
+        self.ensure_group(role_group(role))
+        return self.remove_member(role_group(role), username)
+
+    def add_to_project(self, project_id: str, username: str) -> bool:
+        self.ensure_group(project_group(project_id))
+        return self.add_member(project_group(project_id), username)
+
+    def remove_from_project(self, project_id: str, username: str) -> bool:
+        self.ensure_group(project_group(project_id))
+        return self.remove_member(project_group(project_id), username)
+
     @staticmethod
     def _refused(action: str, dn: str, conn: ldap3.Connection) -> DirectoryUnavailable:
         problem = DirectoryUnavailable(f"the directory refused to {action} {dn}: {conn.result.get('description')}",

@@ -24,6 +24,7 @@ import asyncio
 import ssl
 import threading
 from typing import Any
+from urllib.parse import urlsplit
 
 from ldap3.core.exceptions import LDAPException
 from ldapauthenticator import LDAPAuthenticator
@@ -34,9 +35,42 @@ from access_control import audit
 from access_control.db import transaction
 from access_control.entry import MAX_SHOWN_NAME, DenialReason
 from access_control.enums import AuditEventType, Outcome
-from access_control.ldap import DirectoryUnavailable, login_name
+from access_control.ldap import DirectoryUnavailable, LdapSettings, TlsMode, login_name
 from hub_config.authenticator import OnsiteAuthenticator
 from onsite.errors import UserError
+
+
+TLS_STRATEGY = {TlsMode.START_TLS: "before_bind", TlsMode.LDAPS: "on_connect", TlsMode.NONE: "insecure"}
+
+
+def ldap_traits(settings: LdapSettings) -> dict[str, Any]:
+    """OnsiteLDAPAuthenticator traits for the directory described by `settings` (ONSITE_LDAP_*),
+    so the hub and the admin commands read one configuration.
+
+    ldapauthenticator talks to one server: only the first of `server_uris` is used for log-in.
+    """
+    uri = urlsplit(settings.server_uris[0])
+    traits: dict[str, Any] = {
+        "server_address": uri.hostname,
+        "server_port": uri.port or (636 if settings.tls is TlsMode.LDAPS else 389),
+        "tls_strategy": TLS_STRATEGY[settings.tls],
+        "tls_kwargs": {"validate": ssl.CERT_REQUIRED,
+                       **({"ca_certs_file": str(settings.ca_file)} if settings.ca_file else {})},
+        # StartTLS, bind, searches: each may take up to receive_timeout.
+        "directory_timeout": settings.connect_timeout + 3 * settings.receive_timeout,
+    }
+    if settings.bind_dn_template is not None:
+        return {**traits, "bind_dn_template": [settings.bind_dn_template]}
+    return {
+        **traits,
+        "lookup_dn": True,
+        "user_search_base": settings.people_base,
+        "user_attribute": settings.user_attribute,
+        "lookup_dn_search_filter": f"(&(objectClass={settings.user_object_class})({{login_attr}}={{login}}))",
+        "lookup_dn_search_user": settings.service_dn,
+        "lookup_dn_search_password": settings.service_password,
+        "lookup_dn_user_dn_attribute": settings.user_attribute,
+    }
 
 
 class DirectoryUnavailableDenied(web.HTTPError):

@@ -309,3 +309,21 @@ def test_the_template_fixture_binds_the_seeded_people(directory):
         conn = ldap3.Connection(ldap3.Server(directory.server.uri), dn, password(uid))
         assert conn.bind(), uid
         conn.unbind()
+
+
+def test_admin_hooks_create_groups_on_first_use(directory):
+    ldap = LdapDirectory(directory.settings())
+    project = f"p-{uuid.uuid4().hex[:8]}"
+    assert ldap.add_to_project(project, "dave") is True
+    assert ldap.add_to_project(project, "dave") is False
+    assert ldap.projects_of("dave") == {project}
+    assert ldap.remove_from_project(project, "dave") is True
+    assert ldap.projects_of("dave") == set()
+    assert ldap.grant_role("carol", Role.ADMINISTRATOR) is True
+    try:
+        assert ldap.roles_of("carol") == {Role.RESEARCHER, Role.ADMINISTRATOR}
+    finally:
+        assert ldap.revoke_role("carol", Role.ADMINISTRATOR) is True
+    assert ldap.roles_of("carol") == EXPECTED_ROLES["carol"]
+    ldif = slapd_helper.ldapsearch(directory.server, slapd_helper.GROUPS_DN, "(cn=onsite-role-administrator)")
+    assert members_in_ldif(ldif) == [directory.dns["bob"]]

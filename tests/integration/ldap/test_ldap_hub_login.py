@@ -21,10 +21,10 @@ import slapd as slapd_helper
 from access_control.db import make_engine, session_factory
 from access_control.entry import DenialReason
 from access_control.enums import AuditEventType, Role
-from access_control.ldap import DirectoryUnavailable
+from access_control.ldap import DirectoryUnavailable, TlsMode
 from access_control.models import AuditEvent
 from hub_config.authenticator import EntryDenied, hub_roles
-from hub_config.ldap_authenticator import DirectoryUnavailableDenied, OnsiteLDAPAuthenticator
+from hub_config.ldap_authenticator import DirectoryUnavailableDenied, OnsiteLDAPAuthenticator, ldap_traits
 from ldapauthenticator import LDAPAuthenticator
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -197,3 +197,15 @@ def test_settings_that_cannot_work_fail_at_start(directory, hub_settings):
     auth = authenticator(directory, hub_settings, tls_kwargs={"ca_certs_file": "x"})
     assert auth.tls_kwargs["validate"] == 2  # ssl.CERT_REQUIRED added to what was configured
     assert TEMPLATE in auth.bind_dn_template
+
+
+@pytest.mark.parametrize("tls", [TlsMode.START_TLS, TlsMode.LDAPS], ids=lambda t: t.value)
+@pytest.mark.parametrize("bind", ["template", "search"])
+def test_one_configuration_serves_the_hub_and_the_admin_commands(directory, hub_settings, tls, bind):
+    uri = directory.server.ldaps_uri if tls is TlsMode.LDAPS else directory.server.uri
+    overrides = {"server_uris": (uri,), "tls": tls, **({"bind_dn_template": None} if bind == "search" else {})}
+    auth = OnsiteLDAPAuthenticator(settings=hub_settings, **ldap_traits(directory.settings(**overrides)))
+    assert auth.lookup_dn is (bind == "search")
+    assert login(auth, "alice", PEOPLE["alice"][0])["name"] == "alice"
+    assert login(auth, "alice", "wrong-password-1") is None
+    assert login(auth, "*", PEOPLE["alice"][0]) is None
