@@ -7,6 +7,8 @@ Cases (sizes follow issue 4; `--rows N` caps them for quick runs):
   f_k, F_k and the risk of every record; pycanon's `k_anonymity` gets a pandas
   frame already in memory and returns only k; the pandas peer computes f_k,
   F_k and the risk with groupby-transform. Goal: ≥ 50× pycanon.
+- k-anonymity level alone (what pycanon computes): `k_anonymity()` on the
+  relation, one GROUP BY inside DuckDB.
 - SUDA2, 100k and 1M records × 7 keys, vs the same definition in plain pandas
   (one groupby per key subset). Goal: < 60 s at 1M.
 - Local suppression to k = 3, 100k records × 7 keys (goal < 60 s). No Python
@@ -75,12 +77,14 @@ def cases(ctx: Context) -> list[Case]:
         SuppressionMethod,
         frequencies,
         individual_risk,
+        k_anonymity,
         local_suppression,
         suda2,
     )
     from pycanon import anonymity
 
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
     out: list[Case] = []
     for rows in _sizes(ctx, 1_000_000, 10_000_000):
         path = ctx.demo_parquet(rows)
@@ -103,6 +107,12 @@ def cases(ctx: Context) -> list[Case]:
                             note="ours reads Parquet, returns f_k, F_k, risk per record; goal ≥ 50× pycanon"))
             out.append(Case(name, ours, "pandas groupby-transform", lambda keys=keys, frame=frame: pandas_risk(frame, keys),
                             repeat=repeat, note="same per-record result, frame already in memory"))
+            if k_anonymity(relation, keys).level != k_ours:
+                raise AssertionError("k_anonymity in SQL and frequencies() disagree")
+            out.append(Case(f"k-anonymity level, {_label(rows)} × {len(keys)} keys",
+                            lambda relation=relation, keys=keys: k_anonymity(relation, keys),
+                            "pycanon 1.3 k_anonymity", lambda keys=keys, frame=frame: anonymity.k_anonymity(frame, keys),
+                            repeat=repeat, note="both return k; ours one GROUP BY in DuckDB over the Parquet file"))
 
     for rows in _sizes(ctx, 100_000, 1_000_000):
         frame = con.read_parquet(str(ctx.demo_parquet(rows))).select(*SUDA_KEYS).df()

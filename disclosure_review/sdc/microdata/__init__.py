@@ -7,7 +7,7 @@ from __future__ import annotations
 from ._data import InvalidMicrodataInput
 from ._result import ProtectionMethod, ProtectionResult
 from .check import RecordLevelCheck, RecordLevelFinding, RecordLevelRules, check_record_level
-from .frequencies import Frequencies, frequencies
+from .frequencies import Frequencies, KAnonymity, frequencies, k_anonymity
 from .infoloss import InformationLoss, il1s, il_correl, information_loss
 from .ldiversity import LDiversity, l_diversity
 from .perturbation import NoiseMethod, add_noise, microaggregation, pram
@@ -23,6 +23,7 @@ __all__ = [
     "GlobalRisk",
     "InformationLoss",
     "InvalidMicrodataInput",
+    "KAnonymity",
     "LDiversity",
     "NoiseMethod",
     "ProtectionMethod",
@@ -46,6 +47,7 @@ __all__ = [
     "il_correl",
     "individual_risk",
     "information_loss",
+    "k_anonymity",
     "l_diversity",
     "local_suppression",
     "microaggregation",

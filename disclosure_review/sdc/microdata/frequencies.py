@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -170,3 +171,42 @@ def frequencies_of_table(
     codes = stack_codes([encode(table.column(k))[0] for k in keys])
     fk, Fk = code_frequencies(codes, weight, alpha)
     return Frequencies(tuple(keys), fk, Fk, weight is not None, alpha)
+
+
+@dataclass(frozen=True)
+class KAnonymity:
+    """The k-anonymity level of a dataset (smallest f_k) and the records below a given k."""
+
+    level: int
+    k: int
+    records_below_k: int
+
+
+def k_anonymity(data: Any, keys: Sequence[str], *, k: int = 3) -> KAnonymity:
+    """Smallest f_k and records with f_k < k, without per-record results.
+
+    On a DuckDB relation whose key variables have no missing value this is one
+    GROUP BY inside DuckDB (nothing is fetched); otherwise it uses
+    `frequencies()` (missing values match any value).
+    """
+    check_k(k)
+    keys = tuple(keys)
+    if not keys:
+        raise InvalidMicrodataInput("name at least one key variable")
+    if isinstance(data, duckdb.DuckDBPyRelation):
+        missing = [c for c in keys if c not in data.columns]
+        if missing:
+            raise InvalidMicrodataInput(f"variable(s) {', '.join(map(repr, missing))} not in the data")
+        cols = ", ".join('"' + c.replace('"', '""') + '"' for c in keys)
+        any_null = " OR ".join('"' + c.replace('"', '""') + '" IS NULL' for c in keys)
+        level, below, has_missing = data.query(
+            "microdata_input",
+            f"SELECT min(c), coalesce(sum(c) FILTER (WHERE c < {int(k)}), 0), bool_or(m) FROM "
+            f"(SELECT count(*) AS c, bool_or({any_null}) AS m FROM microdata_input GROUP BY {cols})",
+        ).fetchall()[0]
+        if level is None:
+            raise InvalidMicrodataInput("the data has no records")
+        if not has_missing:
+            return KAnonymity(int(level), int(k), int(below))
+    freq = frequencies(data, keys)
+    return KAnonymity(int(freq.fk.min()), int(k), freq.violations(k))

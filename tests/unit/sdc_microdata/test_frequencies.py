@@ -126,3 +126,21 @@ def test_frequencies_match_pairwise_definition(rows, alpha):
     p = len(rows[0])
     data = pl.DataFrame([list(r) for r in rows], schema={f"v{j}": pl.Int64 for j in range(p)}, orient="row")
     np.testing.assert_allclose(frequencies(data, data.columns, alpha=alpha).fk, brute_force_fk(rows, alpha))
+
+
+def test_k_anonymity_in_sql_equals_frequencies(testdata):
+    """k_anonymity on a relation runs in DuckDB; with missing keys it falls back to frequencies()."""
+    from disclosure_review.sdc.microdata import k_anonymity
+
+    keys = ["urbrur", "roof", "walls", "water", "electcon", "relat", "sex"]
+    con = duckdb.connect()
+    freq = frequencies(testdata, keys)
+    for k in (2, 3, 5):
+        res = k_anonymity(con.from_arrow(testdata.to_arrow()), keys, k=k)
+        assert (res.level, res.records_below_k) == (int(freq.fk.min()), freq.violations(k))
+    with_na = testdata.with_columns(pl.when(pl.col("roof") == 9).then(None).otherwise(pl.col("roof")).alias("roof"))
+    res = k_anonymity(con.from_arrow(with_na.to_arrow()), keys, k=3)
+    assert res.records_below_k == frequencies(with_na, keys).violations(3) != freq.violations(3)
+    assert k_anonymity(with_na, keys, k=3) == res
+    with pytest.raises(InvalidMicrodataInput, match="no records"):
+        k_anonymity(con.from_arrow(testdata.head(0).to_arrow()), keys)
