@@ -86,8 +86,9 @@ def check_record_level(
     """Check a record-level output against `rules` on the dataset's declared variables.
 
     Declared key variables missing from the output are left out (an extract
-    without them cannot be matched on them); if none is left, or a weight,
-    household id or sensitive variable named is missing, the verdict is review.
+    without them cannot be matched on them); if none is left the verdict is
+    review. Without the weight in the output the risk is computed unweighted
+    (1/f_k, the larger); rules that need a missing weight or household id say review.
     """
     if all(getattr(rules, f.name) is None for f in fields(rules)):
         return _review("rules", "no record-level rule is configured")
@@ -99,9 +100,14 @@ def check_record_level(
     if not present:
         return _review("key_variables", "the output has none of the dataset's key variables: a reviewer must judge "
                        "whether it can identify anyone")
-    for role, name in (("weight", weight), ("household", household)):
-        if name and name not in columns:
-            return _review(role, f"{role} variable {name!r} is not in the output")
+    notes: list[RecordLevelFinding] = []
+    if weight and weight not in columns:  # unweighted risk 1/f_k is the larger, so the safe side
+        notes.append(RecordLevelFinding("weight", Verdict.PASS,
+                                        f"weight {weight!r} not in the output: risk computed without weights"))
+        weight = None
+    if household and household not in columns:  # a household rule then says review
+        notes.append(RecordLevelFinding("household", Verdict.PASS, f"household id {household!r} not in the output"))
+        household = None
     absent = [s for s in sensitive if s not in columns]
     sensitive = [s for s in sensitive if s in columns]
     k = rules.k or 3
@@ -113,7 +119,7 @@ def check_record_level(
     except Exception:  # a check that cannot decide says review, never pass
         log.exception("record-level check failed")
         return _review("error", "the risk computation failed; see the service log")
-    findings: list[RecordLevelFinding] = []
+    findings: list[RecordLevelFinding] = notes
 
     def rule(name: str, broken: bool, message: str, **parameters: Any) -> None:
         findings.append(RecordLevelFinding(name, Verdict.FAIL if broken else Verdict.PASS, message, parameters))

@@ -91,7 +91,8 @@ def test_check_individual_risk_threshold(testdata):
     "keys,kwargs,rules,rule",
     [
         (["nothere"], {}, RecordLevelRules(), "key_variables"),
-        (KEYS, {"weight": "nothere"}, RecordLevelRules(), "weight"),
+        (KEYS, {"household": "nothere"}, RecordLevelRules(k=None, max_individual_risk=None, max_household_risk=0.1),
+         "household_risk"),
         (KEYS, {}, RecordLevelRules(k=None, max_individual_risk=None), "rules"),
         (KEYS, {}, RecordLevelRules(k=None, weighted_k=3, max_individual_risk=None), "weighted_k_anonymity"),
     ],
@@ -100,6 +101,14 @@ def test_check_cannot_decide_is_review(testdata, keys, kwargs, rules, rule):
     res = check_record_level(testdata, keys=keys, rules=rules, **kwargs)
     assert res.verdict is Verdict.REVIEW
     assert any(f.rule == rule and f.verdict is Verdict.REVIEW for f in res.findings)
+
+
+def test_check_without_weight_in_output_uses_unweighted_risk(testdata):
+    rules = RecordLevelRules(k=None, max_individual_risk=0.5)
+    extract = testdata.drop("sampling_weight")
+    res = check_record_level(extract, keys=["urbrur", "sex"], weight="sampling_weight", rules=rules)
+    assert res.verdict is Verdict.PASS and res.findings[0].rule == "weight"
+    assert res.report.weight is None and res.report.risk.max() == pytest.approx(1 / res.report.fk.min())
 
 
 def test_check_empty_and_bad_weights_are_review(testdata):
