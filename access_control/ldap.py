@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 
 ROLE_GROUP_PREFIX = "onsite-role-"
 PROJECT_GROUP_PREFIX = "onsite-proj-"
+MAX_NAME_LENGTH = 64
+"""Longer typed names are refused before anything else (user names have at most 32 characters)."""
 EMPTY_MEMBER = ""
 """groupOfNames must have a member: an empty group holds the empty DN, which is nobody."""
 # Bind results that mean "these credentials are wrong", not "the directory is broken".
@@ -218,6 +220,8 @@ def login_name(raw: str) -> str:
     Then the local store's rules apply (lower case, an OS account name), which
     also refuses every LDAP filter or DN metacharacter and non-Latin look-alikes.
     """
+    if len(raw) > MAX_NAME_LENGTH:
+        raise UserError(f"user name too long ({len(raw)} characters): user names have at most 32")
     if unicodedata.normalize("NFKC", raw) != raw:
         raise UserError(f"user name {raw[:64]!r} contains full-width or other compatibility characters: "
                         "type it in plain ASCII letters and digits")

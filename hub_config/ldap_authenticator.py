@@ -143,7 +143,8 @@ class OnsiteLDAPAuthenticator(OnsiteAuthenticator, LDAPAuthenticator):
             name = login_name(username)
         except UserError as refused:
             self.log.warning("LDAP login refused before asking the directory: %s", refused)
-            shown = username[:MAX_SHOWN_NAME]
+            # Control characters (NUL) escaped: PostgreSQL text cannot hold NUL.
+            shown = username.encode("unicode_escape").decode("ascii")[:MAX_SHOWN_NAME]
             await self._record_failure(shown, DenialReason.BAD_CREDENTIALS.value, {"ambiguous_name": True})
             return DenialReason.BAD_CREDENTIALS
         try:

@@ -89,6 +89,16 @@ def doomed_slapd(tmp_path) -> Directory:
         server.remove()
 
 
+@pytest.fixture(scope="session")
+def misnamed_slapd(tmp_path_factory) -> Directory:
+    """A directory whose certificate (from the right CA) is for another host name than 127.0.0.1."""
+    server = slapd_helper.Slapd(tmp_path_factory.mktemp("misnamed"), certificate_names=("ldap.example.test",)).start()
+    try:
+        yield Directory(server, seed(server))
+    finally:
+        server.remove()
+
+
 @pytest.fixture
 def wrong_ca(tmp_path) -> Path:
     """A CA that did not sign the directory's certificate."""

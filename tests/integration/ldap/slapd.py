@@ -120,14 +120,22 @@ def write_ca(directory: Path, common_name: str = "Onsite test CA") -> tuple[Path
     return path, key, cert
 
 
-def write_server_cert(directory: Path, ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate) -> None:
-    """server.pem/server.key for 127.0.0.1 and localhost, signed by the CA."""
+def _alternative_name(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
+
+
+def write_server_cert(directory: Path, ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate,
+                      names: tuple[str, ...] = ("127.0.0.1", "localhost")) -> None:
+    """server.pem/server.key for `names` (IP addresses or host names), signed by the CA."""
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.timezone.utc)
-    san = x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+    san = x509.SubjectAlternativeName([_alternative_name(n) for n in names])
     cert = (
         x509.CertificateBuilder()
-        .subject_name(_name("127.0.0.1")).issuer_name(ca_cert.subject)
+        .subject_name(_name(names[0])).issuer_name(ca_cert.subject)
         .public_key(key.public_key()).serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=2))
         .add_extension(san, critical=False)
@@ -148,6 +156,8 @@ class Slapd:
     directory: Path
     port: int = 0
     ldaps_port: int = 0
+    certificate_names: tuple[str, ...] = ("127.0.0.1", "localhost")
+    """The names the server certificate is for (a test may give names the clients do not use)."""
     process: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
@@ -167,7 +177,7 @@ class Slapd:
             raise FileNotFoundError(f"{SLAPD} is missing: apt-get install slapd ldap-utils")
         (self.directory / "data").mkdir(parents=True, exist_ok=True)
         _, ca_key, ca_cert = write_ca(self.directory)
-        write_server_cert(self.directory, ca_key, ca_cert)
+        write_server_cert(self.directory, ca_key, ca_cert, self.certificate_names)
         conf = self.directory / "slapd.conf"
         conf.write_text(SLAPD_CONF.format(
             schema=SCHEMA_DIR, modules=MODULE_DIR, dir=self.directory, base=BASE_DN, admin=ADMIN_DN,

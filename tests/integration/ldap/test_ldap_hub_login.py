@@ -116,6 +116,11 @@ def test_start_tls_with_another_ca_fails_closed(directory, hub_settings, wrong_c
     assert asyncio.run(peer.authenticate(None, {"username": "alice", "password": PEOPLE["alice"][0]}))["name"] == "alice"
 
 
+def test_a_certificate_for_another_host_name_fails_closed(misnamed_slapd, hub_settings):
+    with pytest.raises(DirectoryUnavailableDenied):
+        login(authenticator(misnamed_slapd, hub_settings), "alice", PEOPLE["alice"][0])
+
+
 def test_ldaps_with_the_right_ca(directory, hub_settings):
     auth = authenticator(directory, hub_settings, tls_strategy="on_connect", server_port=directory.server.ldaps_port)
     assert login(auth, "alice", PEOPLE["alice"][0])["name"] == "alice"
