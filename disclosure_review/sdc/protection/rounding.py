@@ -1,9 +1,9 @@
 """Rounding of additive tables to a base.
 
-* `round_to_base`: every interior cell (no total in any dimension) is rounded
-  to a multiple of `base` (conventional: to the nearest, halves up, or always
-  up), then every margin is recomputed as the sum of the rounded cells it
-  covers. Margins are then additive but are not necessarily multiples of the
+* `round_to_base`: every interior cell (no total or sub-total in any
+  dimension) is rounded to a multiple of `base` (to the nearest, halves up,
+  or always up), then every margin and sub-total is recomputed as the sum of
+  the rounded cells it covers. Margins are then additive but are not necessarily multiples of the
   base, and may differ from the rounded true margin: say so beside a
   released table ("totals are sums of rounded cells").
 * `controlled_round`: every cell, margins included, is rounded to one of the
@@ -24,7 +24,7 @@ import highspy
 import numpy as np
 
 from .audit import new_highs
-from .table import LinkedTable, with_margins
+from .table import LinkedTable
 
 
 class RoundingInfeasible(RuntimeError):
@@ -53,10 +53,8 @@ def round_to_base(
 ) -> LinkedTable:
     """Interior cells rounded to `base`, margins recomputed as sums of the rounded cells."""
     _check_base(base)
-    array = table.array()
-    interior = array[tuple(slice(0, m - 1) for m in table.shape)]
-    rounded = with_margins(_round_values(interior, base, mode))
-    return table.with_values(rounded.ravel())
+    leaves = np.where(table.is_interior(), _round_values(table.values, base, mode), 0.0)
+    return table.with_values(table.aggregate(leaves).ravel())
 
 
 def controlled_round(

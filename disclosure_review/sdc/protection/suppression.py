@@ -449,7 +449,8 @@ def suppress_hypercube(
         solver.set_pattern(suppressed)
         if _protected(solver, cell, req, tol):
             continue
-        corners = _best_hypercube(table, cell, suppressed, req, w, tol)
+        # Hypercubes keep sums intact only when no level is both a part and a sub-total.
+        corners = _best_hypercube(table, cell, suppressed, req, w, tol) if table.is_flat else None
         if corners is not None:
             suppressed[corners] = True
         else:

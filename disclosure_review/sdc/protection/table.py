@@ -9,12 +9,18 @@ other dimensions' levels): ``total - sum(parts) == 0``.
 
 Cells are stored in C order of the dense array of shape ``(n_1 + 1, ...,
 n_k + 1)`` in which the last index of every axis is that dimension's total.
+
+A dimension may be hierarchical (sub-totals: prefectures within regions):
+its levels then include the sub-total levels, and its relations say which
+levels each parent sums ("East" = a + b, "Total" = East + West); the
+constraints are generated per relation. Flat dimensions have the single
+relation total = all levels.
 """
 from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import polars as pl
@@ -23,6 +29,7 @@ import scipy.sparse as sp
 from .errors import InvalidTable
 
 TOTAL = "Total"
+Relations = tuple[tuple[int, tuple[int, ...]], ...]
 # Values may differ from the sum of their parts by this much (relative to the
 # largest value) before the table is refused as non-additive.
 ADDITIVITY_TOLERANCE = 1e-9
@@ -44,6 +51,8 @@ class LinkedTable:
     upper_bounds: np.ndarray
     total_label: str = TOTAL
     value_name: str = "value"
+    # Per dimension: (parent index, child indices) pairs; None = flat table.
+    relations: tuple[Relations, ...] | None = None
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -64,13 +73,40 @@ class LinkedTable:
             for dim, levels, i in zip(self.dims, self.levels, self.multi_index(cell))
         }
 
+    def dimension_relations(self) -> tuple[Relations, ...]:
+        """Per dimension, which level sums which (flat: the total sums every level)."""
+        if self.relations is not None:
+            return self.relations
+        return tuple(((m - 1, tuple(range(m - 1))),) for m in self.shape)
+
+    @property
+    def is_flat(self) -> bool:
+        return all(len(r) == 1 for r in self.dimension_relations())
+
     def is_interior(self) -> np.ndarray:
-        """True for cells with no total in any dimension."""
-        grids = np.meshgrid(*[np.arange(m) for m in self.shape], indexing="ij")
+        """True for cells with no total or sub-total in any dimension (the leaves)."""
         interior = np.ones(self.shape, dtype=bool)
-        for axis, grid in enumerate(grids):
-            interior &= grid < self.shape[axis] - 1
+        for axis, leaves in enumerate(self._leaf_indicators()):
+            view = [1] * len(self.shape)
+            view[axis] = -1
+            interior &= leaves.reshape(view)
         return interior.ravel()
+
+    def _leaf_indicators(self) -> list[np.ndarray]:
+        out = []
+        for m, relations in zip(self.shape, self.dimension_relations()):
+            leaf = np.ones(m, dtype=bool)
+            leaf[[parent for parent, _ in relations]] = False
+            out.append(leaf)
+        return out
+
+    def aggregate(self, array: np.ndarray) -> np.ndarray:
+        """Every total and sub-total recomputed as the sum of the leaf cells it covers."""
+        result = np.asarray(array, dtype=float).reshape(self.shape)
+        for axis, (m, relations) in enumerate(zip(self.shape, self.dimension_relations())):
+            cover = _leaf_cover(m, relations)
+            result = np.moveaxis(np.tensordot(cover, result, axes=([1], [axis])), 0, axis)
+        return result
 
     def array(self) -> np.ndarray:
         """Values as the dense array (totals last on each axis)."""
@@ -78,7 +114,7 @@ class LinkedTable:
 
     def constraints(self) -> sp.csr_matrix:
         """Additivity: one row ``total - sum(parts)`` per dimension and other-levels combination."""
-        return additivity_matrix(self.shape)
+        return additivity_matrix(self.shape, self.relations)
 
     def frame(self) -> pl.DataFrame:
         """Cells as a polars frame: dimension columns, the value, `unsafe`."""
@@ -150,15 +186,22 @@ class LinkedTable:
         lower_bound: float = 0.0,
         upper_bound: float = np.inf,
         null_level: str | None = None,
+        hierarchies: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
     ) -> LinkedTable:
         """From a frame of cells: dimension columns, a value column, an unsafe marker.
 
+        `hierarchies` gives sub-totals of a dimension: ``{"area": {"East":
+        ["a", "b"], "West": ["c", "d"]}}``; levels not listed under a parent
+        are summed by the total directly (here East and West). Sub-total levels
+        are rows of the frame like any other level.
+
         A margin row has the total label (default ``"Total"``) or null in the
         dimension it sums over; when null is a level of its own (a missing
-        value of the variable), pass `null_level`, the label it gets here. With `fill_missing`, absent interior cells are
-        zeros (cross-tabulations omit empty cells) and absent margins are the
-        sums of their cells, both marked safe; otherwise an incomplete table is
-        refused. Levels keep their order of first appearance.
+        value of the variable), pass `null_level`, the label it gets here.
+        With `fill_missing`, absent interior cells are zeros (cross-tabulations
+        omit empty cells) and absent margins are the sums of their cells, both
+        marked safe; otherwise an incomplete table is refused. Levels keep
+        their order of first appearance.
         """
         dims = tuple(dims)
         _check_columns(frame, dims, value)
@@ -181,6 +224,17 @@ class LinkedTable:
             if not lv:
                 raise InvalidTable(f"dimension {d!r} has no level other than its total")
         shape = tuple(len(lv) + 1 for lv in levels)
+        unknown = set(hierarchies or {}) - set(dims)
+        if unknown:
+            raise InvalidTable(f"hierarchies name {sorted(unknown)}, which are not dimensions")
+        relations = (
+            tuple(
+                _relations(d, lv, (hierarchies or {}).get(d), total_label)
+                for d, lv in zip(dims, levels)
+            )
+            if hierarchies
+            else None
+        )
         flat = _cell_index(labels, dims, levels, total_label)
         if len(np.unique(flat)) != len(flat):
             dup = pl.Series(flat).is_duplicated().arg_max()
@@ -195,15 +249,6 @@ class LinkedTable:
         values[flat] = raw.to_numpy()
         mask = np.zeros(values.size, bool)
         mask[flat] = unsafe_values
-        missing = np.isnan(values)
-        if missing.any():
-            if not fill_missing:
-                example = _key_of(int(np.flatnonzero(missing)[0]), shape, levels, dims, total_label)
-                raise InvalidTable(
-                    f"{int(missing.sum())} cells are missing, e.g. {example}; pass "
-                    "fill_missing=True to treat absent cells as zeros and absent margins as sums"
-                )
-            values = _fill(values.reshape(shape)).ravel()
         table = cls(
             dims=dims,
             levels=levels,
@@ -213,7 +258,19 @@ class LinkedTable:
             upper_bounds=np.full(values.size, float(upper_bound)),
             total_label=total_label,
             value_name=value,
+            relations=relations,
         )
+        missing = np.isnan(values)
+        if missing.any():
+            if not fill_missing:
+                example = table.key(int(np.flatnonzero(missing)[0]))
+                raise InvalidTable(
+                    f"{int(missing.sum())} cells are missing, e.g. {example}; pass "
+                    "fill_missing=True to treat absent cells as zeros and absent margins as sums"
+                )
+            leaves = np.where(table.is_interior(), np.nan_to_num(values, nan=0.0), 0.0)
+            sums = table.aggregate(leaves).ravel()
+            table = table.with_values(np.where(missing, np.where(table.is_interior(), 0.0, sums), values))
         table.check()
         return table
 
@@ -275,26 +332,87 @@ def with_margins(interior: np.ndarray) -> np.ndarray:
     return array
 
 
-def additivity_matrix(shape: tuple[int, ...]) -> sp.csr_matrix:
-    """Rows ``total - sum(parts) == 0`` for every axis and every index of the other axes."""
+def additivity_matrix(
+    shape: tuple[int, ...], relations: tuple[Relations, ...] | None = None
+) -> sp.csr_matrix:
+    """Rows ``parent - sum(children) == 0`` for every relation of every axis and every
+    index of the other axes (flat axes: the total and all other levels)."""
     index = np.arange(int(np.prod(shape))).reshape(shape)
     rows: list[np.ndarray] = []
     cols: list[np.ndarray] = []
     data: list[np.ndarray] = []
     n_rows = 0
     for axis, m in enumerate(shape):
-        moved = np.moveaxis(index, axis, -1).reshape(-1, m)  # each line: parts..., total
+        moved = np.moveaxis(index, axis, -1).reshape(-1, m)  # one line per other-axes index
         k = moved.shape[0]
-        row_ids = np.repeat(np.arange(n_rows, n_rows + k), m)
-        coef = np.tile(np.r_[-np.ones(m - 1), 1.0], k)
-        rows.append(row_ids)
-        cols.append(moved.ravel())
-        data.append(coef)
-        n_rows += k
+        axis_relations = relations[axis] if relations else ((m - 1, tuple(range(m - 1))),)
+        for parent, children in axis_relations:
+            members = np.array([*children, parent])
+            row_ids = np.repeat(np.arange(n_rows, n_rows + k), members.size)
+            coef = np.tile(np.r_[-np.ones(len(children)), 1.0], k)
+            rows.append(row_ids)
+            cols.append(moved[:, members].ravel())
+            data.append(coef)
+            n_rows += k
     return sp.csr_matrix(
         (np.concatenate(data), (np.concatenate(rows), np.concatenate(cols))),
         shape=(n_rows, int(np.prod(shape))),
     )
+
+
+def _relations(
+    dim: str,
+    levels: tuple[str, ...],
+    hierarchy: Mapping[str, Sequence[str]] | None,
+    total_label: str,
+) -> Relations:
+    """Index relations of one dimension from its labels; the total sums the top levels."""
+    total = len(levels)
+    position = {label: i for i, label in enumerate(levels)} | {total_label: total}
+    parent_of: dict[int, int] = {}
+    relations: list[tuple[int, tuple[int, ...]]] = []
+    for parent, children in (hierarchy or {}).items():
+        names = [parent, *children]
+        absent = [n for n in names if n not in position]
+        if absent:
+            raise InvalidTable(f"hierarchy of {dim!r} names levels {absent} the table does not have")
+        kids = tuple(position[c] for c in children)
+        if not kids or total in kids or position[parent] in kids:
+            raise InvalidTable(f"hierarchy of {dim!r}: {parent!r} needs children other than itself and the total")
+        for kid in kids:
+            if kid in parent_of:
+                raise InvalidTable(f"hierarchy of {dim!r}: {levels[kid]!r} has two parents")
+            parent_of[kid] = position[parent]
+        relations.append((position[parent], kids))
+    top = tuple(i for i in range(total) if i not in parent_of)
+    if total_label not in (hierarchy or {}):
+        relations.append((total, top))
+        parent_of.update({i: total for i in top})
+    elif top:
+        raise InvalidTable(f"hierarchy of {dim!r}: levels {[levels[i] for i in top]} are in no group")
+    for level in range(total):
+        seen, node = {level}, level
+        while node != total:
+            node = parent_of[node]
+            if node in seen:
+                raise InvalidTable(f"hierarchy of {dim!r} has a cycle through {levels[level]!r}")
+            seen.add(node)
+    return tuple(relations)
+
+
+def _leaf_cover(m: int, relations: Relations) -> np.ndarray:
+    """(m x m) 0/1 matrix: row i marks the leaf levels that level i sums (a leaf: itself)."""
+    children = {parent: kids for parent, kids in relations}
+    cover = np.zeros((m, m))
+
+    def leaves(level: int) -> list[int]:
+        if level not in children:
+            return [level]
+        return [leaf for kid in children[level] for leaf in leaves(kid)]
+
+    for level in range(m):
+        cover[level, leaves(level)] = 1.0
+    return cover
 
 
 def from_shadow(
@@ -308,6 +426,7 @@ def from_shadow(
     lower_bound: float = 0.0,
     upper_bound: float = np.inf,
     null_level: str | None = None,
+    hierarchies: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
 ) -> LinkedTable:
     """Adapter for shadow tables: a polars frame of cells with margins rows.
 
@@ -327,6 +446,7 @@ def from_shadow(
         lower_bound=lower_bound,
         upper_bound=upper_bound,
         null_level=null_level,
+        hierarchies=hierarchies,
     )
 
 
@@ -385,23 +505,3 @@ def _unsafe_column(
             "the unsafe mask must be a boolean without nulls, one entry per row of the table"
         )
     return series.to_numpy().astype(bool)
-
-
-def _fill(array: np.ndarray) -> np.ndarray:
-    """Absent interior cells -> 0, absent margins -> sums of the interior cells they cover."""
-    interior = array[tuple(slice(0, m - 1) for m in array.shape)]
-    full = with_margins(np.nan_to_num(interior, nan=0.0))
-    return np.where(np.isnan(array), full, array)
-
-
-def _key_of(
-    cell: int,
-    shape: tuple[int, ...],
-    levels: tuple[tuple[str, ...], ...],
-    dims: tuple[str, ...],
-    total_label: str,
-) -> dict[str, str]:
-    idx = np.unravel_index(cell, shape)
-    return {
-        d: (lv[i] if i < len(lv) else total_label) for d, lv, i in zip(dims, levels, idx)
-    }

@@ -30,10 +30,11 @@ def additivity_rows(shape: tuple[int, ...]) -> np.ndarray:
 
 
 def reference_intervals(
-    table: LinkedTable, suppressed: np.ndarray
+    table: LinkedTable, suppressed: np.ndarray, rows: np.ndarray | None = None
 ) -> dict[int, tuple[float, float]]:
+    """Intervals of the suppressed cells; `rows` default to the flat table's sums."""
     values = table.values
-    equalities = additivity_rows(table.shape)
+    equalities = additivity_rows(table.shape) if rows is None else rows
     bounds = [
         (table.lower_bounds[j], None if np.isinf(table.upper_bounds[j]) else table.upper_bounds[j])
         if suppressed[j]
@@ -56,13 +57,15 @@ def reference_intervals(
     return out
 
 
-def protected(table: LinkedTable, suppressed: np.ndarray, lower, upper, sliding, tol=1e-6) -> bool:
+def protected(
+    table: LinkedTable, suppressed: np.ndarray, lower, upper, sliding, tol=1e-6, rows=None
+) -> bool:
     """Every primary cell suppressed and meeting its (bound-capped) levels; no suppressed cell exact."""
     if (table.unsafe & ~suppressed).any():
         return False
     room_down = table.values - table.lower_bounds
     room_up = table.upper_bounds - table.values
-    for cell, (low, high) in reference_intervals(table, suppressed).items():
+    for cell, (low, high) in reference_intervals(table, suppressed, rows).items():
         value = table.values[cell]
         if high - low <= tol:
             return False
