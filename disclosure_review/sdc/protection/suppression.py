@@ -8,16 +8,19 @@ returned pattern passes, or raising `SuppressionInfeasible`:
   one other level in every dimension, margins allowed) whose corners leave
   enough room to move the primary cell by its protection levels; such a
   hypercube protects the cell on its own, whatever else is published. If no
-  hypercube suffices, cells are added greedily by the attacker LP's reduced
-  costs until the cell is protected.
+  hypercube suffices (or the table has sub-totals), cells are added greedily
+  by the attacker LP's reduced costs until the cell is protected. Then
+  secondary cells no primary needs are published again (pruning).
 * `suppress_optimal` (exact). A mixed-integer program over binary x_j (1 =
   suppress) minimising ``sum w_j x_j`` with x_j = 1 for primary cells,
   solved by HiGHS in a constraint-generation loop in the manner of
-  Fischetti and Salazar: solve the MILP, audit the pattern with the attacker
+  Fischetti and Salazar: first separate attacker cuts at fractional points of
+  the LP relaxation, then solve the MILP, audit the pattern with the attacker
   LPs, add a Benders cut ``sum_j c_j x_j >= level`` for every cell and
   direction that is not protected, repeat until the pattern passes. Every
   cut is valid for every protecting pattern, so the first pattern that passes
-  is optimal (within HiGHS's MIP gap).
+  is optimal (within HiGHS's MIP gap); greedy repairs of failed patterns give
+  upper bounds, returned when the time limit ends the loop.
 
 Both finally publish again any secondary cell whose value the intruder could
 recompute exactly: it adds no protection.
