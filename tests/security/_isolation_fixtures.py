@@ -1,0 +1,97 @@
+"""A real hub running as root with per-user isolation, and the clean-up of what it creates.
+
+The state directory is made under a fresh 0711 directory in /tmp (not under
+pytest's 0700 base directory, whose mode another pytest run may reset while a
+session runs). At the end every OS account, dataset group and nftables table
+the hub created is removed.
+"""
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from functional.hubtools import HubUser, RunningHub
+from functional.seeding import seed_attacks, seed_demo
+from hub_config import isolation, netfilter
+from onsite.settings import Settings
+
+ACCOUNT_PREFIX = "onsite-"
+GROUP_PREFIX = "onsite-ds-"
+RECHECK_S = 2
+
+
+@dataclass
+class Attempt:
+    channel: str
+    attempt: str
+    result: str
+
+
+@dataclass
+class IsolatedHub:
+    hub: RunningHub
+    settings: Settings
+    logins: dict
+    attempts: list[Attempt] = field(default_factory=list)
+
+    def record(self, channel: str, attempt: str, result: str) -> None:
+        """One row of the attack summary (channel, attempt, what happened)."""
+        self.attempts.append(Attempt(channel, attempt, result))
+
+
+def _onsite_accounts() -> set[str]:
+    return {p.pw_name for p in pwd.getpwall() if p.pw_name.startswith(ACCOUNT_PREFIX)}
+
+
+def _onsite_groups() -> set[str]:
+    return {g.gr_name for g in grp.getgrall() if g.gr_name.startswith(GROUP_PREFIX)}
+
+
+@pytest.fixture(scope="module")
+def isolated_hub(request):
+    if os.geteuid() != 0:
+        pytest.skip("per-user isolation needs a hub running as root")
+    accounts_before, groups_before = _onsite_accounts(), _onsite_groups()
+    tables_before = set(netfilter.session_tables())
+    base = Path(tempfile.mkdtemp(prefix="onsite-sec-"))
+    os.chmod(base, 0o711)
+    settings, logins = seed_demo(base / "home", rows=500)
+    seed_attacks(settings)
+    # Re-check live sessions every 2 s so that a revoked grant is seen quickly.
+    (settings.home / "jupyterhub_config.py").write_text(f"c.OnsiteSpawner.recheck_interval = {RECHECK_S}\n")
+    hub = RunningHub(settings.home)
+    state = IsolatedHub(hub, settings, logins)
+    try:
+        hub.start()
+        yield state
+    finally:
+        hub.stop()
+        for name in _onsite_accounts() - accounts_before:
+            uid = pwd.getpwnam(name).pw_uid
+            isolation.kill_account_processes(uid)
+            isolation.remove_account(name)
+        for name in _onsite_groups() - groups_before:
+            isolation.remove_group(name)
+        for table in set(netfilter.session_tables()) - tables_before:
+            os.system(f"nft delete table inet {table}")
+        shutil.copy(hub.log_path, Path(tempfile.gettempdir()) / "onsite-security-hub.log")  # kept for a failed run
+        shutil.rmtree(base, ignore_errors=True)
+        summary = getattr(request.config, "_onsite_attempts", [])
+        summary.extend(state.attempts)
+        request.config._onsite_attempts = summary
+
+
+def researcher_session(hub: IsolatedHub, username: str) -> tuple[HubUser, str]:
+    """Log in, start the server, open it, start a kernel; returns the user and the kernel id."""
+    user = HubUser(hub.hub, username)
+    assert user.login(hub.logins[username].password).status_code == 302
+    user.start_server()
+    assert user.open_server().status_code == 200
+    return user, user.start_kernel()
