@@ -221,6 +221,7 @@ class AdminHandler(HubOAuthenticated, web.RequestHandler):
             languages=LANGUAGES,
             lang_url=self.lang_url,
             prefix=self.prefix,
+            section=self.request.path.removeprefix(self.prefix).split("/")[0].replace("grants", "datasets"),
             user=self.current_user,
             xsrf_form_html=self.xsrf_form_html,
             done=t(done) if done.startswith("done_") and done in _DONE_KEYS else "",

@@ -27,7 +27,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "input_problem": {"ja": "入力に問題があります。何も変更していません。", "en": "There is a problem with the input; nothing was changed."},
     "required": {"ja": "必須", "en": "required"},
     "optional": {"ja": "任意", "en": "optional"},
-    "date_hint": {"ja": "YYYY-MM-DD", "en": "YYYY-MM-DD"},
+    "date_hint": {"ja": "例: 2026-04-01", "en": "e.g. 2026-04-01"},
     "yes": {"ja": "はい", "en": "yes"},
     "no": {"ja": "いいえ", "en": "no"},
     # people

@@ -366,7 +366,7 @@ def record_decisions(db_url: str) -> list[tuple[str, str, bool]]:
 def entry_rows(page: str) -> list[dict[str, str]]:
     rows = []
     for body in re.findall(r'<tr id="entry-\d+"[^>]*>(.*?)</tr>', page, re.S):
-        cells = [html.unescape(re.sub(r"<[^>]+>", "|", c)).strip("|") for c in re.findall(r"<td>(.*?)</td>", body, re.S)]
+        cells = [html.unescape(re.sub(r"<[^>]+>", "|", c)).strip("|") for c in re.findall(r"<td[^>]*>(.*?)</td>", body, re.S)]
         rows.append({"person": cells[1], "outcome": cells[2], "address": cells[4], "facility": cells[5], "reasons": cells[6]})
     return rows
 
