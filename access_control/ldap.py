@@ -292,8 +292,10 @@ class LdapDirectory:
                 raise self._unavailable(error) from error
             if not bound:
                 outcome = (conn.result or {}).get("description", "")
-                if outcome not in CREDENTIAL_RESULTS:
-                    raise DirectoryUnavailable(f"LDAP bind answered {outcome!r}", "the directory's own log")
+                if outcome not in CREDENTIAL_RESULTS:  # busy, unwillingToPerform...: not the person's fault
+                    problem = DirectoryUnavailable(f"LDAP bind answered {outcome!r}", "the directory's own log")
+                    log.error("LDAP directory unavailable: %s", problem)
+                    raise problem
                 yield None
             else:
                 yield conn
