@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import time
 from types import SimpleNamespace
 
@@ -200,7 +201,7 @@ def test_settings_that_cannot_work_fail_at_start(directory, hub_settings):
     with pytest.raises(TraitError, match="directory_timeout"):
         authenticator(directory, hub_settings, directory_timeout=0)
     auth = authenticator(directory, hub_settings, tls_kwargs={"ca_certs_file": "x"})
-    assert auth.tls_kwargs["validate"] == 2  # ssl.CERT_REQUIRED added to what was configured
+    assert auth.tls_kwargs["validate"] == ssl.CERT_REQUIRED  # added to what was configured
     assert TEMPLATE in auth.bind_dn_template
 
 
