@@ -157,7 +157,7 @@ def _statistic_sql(spec: TableSpec) -> str:
         case Statistic.SUM:
             return "sum(w * v)" if weighted else "sum(v)"
         case Statistic.MEAN:
-            return "sum(w * v) / sum(w) FILTER (WHERE v IS NOT NULL)" if weighted else "avg(v)"
+            return "sum(w * v) / nullif(sum(w) FILTER (WHERE v IS NOT NULL), 0)" if weighted else "avg(v)"
         case Statistic.MEDIAN | Statistic.P10 | Statistic.P25 | Statistic.P75 | Statistic.P90:
             return f"quantile_cont(v, {spec.statistic.quantile})"  # interpolated, like pandas
         case Statistic.MIN:
@@ -171,6 +171,42 @@ def _statistic_sql(spec: TableSpec) -> str:
         case Statistic.VAR:
             return "var_samp(v)"
     raise AssertionError(spec.statistic)
+
+
+# Statistics whose margins can be summed from the cells: the data are aggregated once
+# per cell, and the margins from those few rows (instead of once per grouping set).
+DECOMPOSABLE = (Statistic.COUNT, Statistic.SUM, Statistic.MEAN)
+
+
+def _two_stage_rec(spec: TableSpec, dims: str, gsets: str, top_n: int, missing: str, magnitude: bool) -> list[str]:
+    weighted = spec.weight is not None
+    if magnitude:
+        value_stats = ("count(v) AS n_values, sum(v) AS total, min(v) AS vmin, max(v) AS vmax, "
+                       "count_if(v < 0) AS n_negative, count_if(v = 0) AS n_zero, "
+                       + ("sum(w * v) AS wv, sum(w) FILTER (WHERE v IS NOT NULL) AS wn, " if weighted else "")
+                       + ("" if spec.unit else f"max(v, {top_n}) AS top, "))
+    else:  # no value: constants, not aggregates of nulls
+        value_stats = ("count(*) AS n_values, CAST(NULL AS DOUBLE) AS total, CAST(NULL AS DOUBLE) AS vmin, "
+                       "CAST(NULL AS DOUBLE) AS vmax, 0 AS n_negative, 0 AS n_zero, ")
+    fine = f"""fine AS (SELECT {dims}, count(*) AS n_records, {value_stats}
+        {'sum(w)' if weighted else 'CAST(NULL AS DOUBLE)'} AS weighted, {missing} AS n_missing
+        FROM src GROUP BY {dims})"""
+    value = {
+        Statistic.COUNT: "sum(weighted)" if weighted else "sum(n_records)",
+        Statistic.SUM: "sum(wv)" if weighted else "sum(total)",
+        Statistic.MEAN: "sum(wv) / nullif(sum(wn), 0)" if weighted else "sum(total) / sum(n_values)",
+    }[spec.statistic]
+    top = ""
+    if not spec.unit:
+        merged = f"list_slice(list_reverse_sort(flatten(list(top))), 1, {top_n})" if magnitude else "NULL"
+        top = f", {merged} AS top, {'sum(n_values)' if magnitude else 'sum(n_records)'} AS n_units"
+    rec = f"""rec AS MATERIALIZED (SELECT {dims}, GROUPING({dims}) AS g, sum(n_records)::BIGINT AS n_records,
+        sum(n_values)::BIGINT AS n_values, sum(total) AS total, min(vmin) AS vmin, max(vmax) AS vmax,
+        sum(n_negative)::BIGINT AS n_negative, sum(n_zero)::BIGINT AS n_zero,
+        {'sum(weighted)' if weighted else 'CAST(NULL AS DOUBLE)'} AS weighted, sum(n_missing)::BIGINT AS n_missing,
+        CAST({value} AS DOUBLE) AS value{top}
+        FROM fine GROUP BY GROUPING SETS ({gsets}))"""
+    return [fine, rec]
 
 
 def shadow_sql(spec: TableSpec, top_n: int = 2) -> str:
@@ -191,25 +227,20 @@ def shadow_sql(spec: TableSpec, top_n: int = 2) -> str:
     sets = grouping_sets(spec)
     gsets = ", ".join("(" + ", ".join(d[i] for i in s) + ")" for s in sets)
     gsets_unit = ", ".join("(" + ", ".join([*(d[i] for i in s), "u"]) + ")" for s in sets)
-    contributors = "count(v)" if magnitude else "count(*)"
-    record_top = "" if spec.unit else f", {'max(v, ' + str(top_n) + ')' if magnitude else 'NULL'} AS top, {contributors} AS n_units"
-    # Frequency tables have no value: skip the value aggregates rather than aggregate nulls.
-    value_stats = (
-        "count(v) AS n_values, sum(v) AS total, min(v) AS vmin, max(v) AS vmax, "
-        "count(*) FILTER (WHERE v < 0) AS n_negative, count(*) FILTER (WHERE v = 0) AS n_zero"
-        if magnitude else
-        "count(*) AS n_values, CAST(NULL AS DOUBLE) AS total, CAST(NULL AS DOUBLE) AS vmin, "
-        "CAST(NULL AS DOUBLE) AS vmax, 0 AS n_negative, 0 AS n_zero"
-    )
-    ctes = [
-        # Read once: materialize only when the per-unit pass reads it a second time.
-        f"src AS {'MATERIALIZED' if spec.unit else 'NOT MATERIALIZED'} "
-        f"(SELECT {', '.join(src_columns)} FROM (\n{spec.query}\n) AS q)",  # newlines end a trailing -- comment
-        f"""rec AS MATERIALIZED (SELECT {dims}, GROUPING({dims}) AS g, count(*) AS n_records, {value_stats},
-            {'sum(w)' if spec.weight else 'CAST(NULL AS DOUBLE)'} AS weighted, {missing} AS n_missing,
-            CAST({_statistic_sql(spec)} AS DOUBLE) AS value{record_top}
+    src = (f"src AS {'MATERIALIZED' if spec.unit else 'NOT MATERIALIZED'} "  # read twice only with a unit pass
+           f"(SELECT {', '.join(src_columns)} FROM (\n{spec.query}\n) AS q)")  # newlines end a trailing -- comment
+    if spec.statistic in DECOMPOSABLE:
+        ctes = [src, *_two_stage_rec(spec, dims, gsets, top_n, missing, magnitude)]
+    else:  # order statistics and spreads (always magnitude tables): one aggregation per grouping set
+        record_top = "" if spec.unit else f", max(v, {top_n}) AS top, count(v) AS n_units"
+        ctes = [
+            src,
+            f"""rec AS MATERIALIZED (SELECT {dims}, GROUPING({dims}) AS g, count(*) AS n_records,
+            count(v) AS n_values, sum(v) AS total, min(v) AS vmin, max(v) AS vmax,
+            count_if(v < 0) AS n_negative, count_if(v = 0) AS n_zero, CAST(NULL AS DOUBLE) AS weighted,
+            {missing} AS n_missing, CAST({_statistic_sql(spec)} AS DOUBLE) AS value{record_top}
             FROM src GROUP BY GROUPING SETS ({gsets}))""",
-    ]
+        ]
     if spec.unit:
         ctes.append(
             f"per_unit AS (SELECT {dims}, GROUPING({dims}) AS g, u, sum(v) AS contrib "
