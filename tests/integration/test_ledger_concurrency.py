@@ -2,7 +2,7 @@
 administrators editing at the same moment see each other's changes.
 
 Run as a script, this file is one writer:
-`python test_ledger_concurrency.py events URL NAME N START` or `… admin URL NAME START`.
+`python test_ledger_concurrency.py events URL NAME N BARRIER_DIR` or `… admin URL NAME BARRIER_DIR`.
 """
 from __future__ import annotations
 
@@ -18,13 +18,33 @@ WRITERS = 4
 EVENTS_PER_WRITER = 25
 
 
-def write_events(url: str, name: str, n: int, start_at: float) -> None:
+def wait_for_go(barrier: Path, name: str) -> None:
+    """Say ready, then wait until the test says go: every writer starts at the same moment."""
+    (barrier / f"ready-{name}").touch()
+    deadline = time.time() + 120
+    while not (barrier / "go").exists():
+        if time.time() > deadline:
+            raise TimeoutError("no go signal")
+        time.sleep(0.002)
+
+
+def start_together(args: list[list[str]], barrier: Path) -> list[subprocess.Popen]:
+    processes = [subprocess.Popen([sys.executable, __file__, *a], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for a in args]
+    deadline = time.time() + 120
+    while len(list(barrier.glob("ready-*"))) < len(processes):
+        assert time.time() < deadline and all(p.poll() is None for p in processes), [p.communicate() for p in processes if p.poll() is not None]
+        time.sleep(0.01)
+    (barrier / "go").touch()
+    return processes
+
+
+def write_events(url: str, name: str, n: int, barrier: Path) -> None:
     from access_control import audit, policy
     from access_control.db import make_engine, session_factory, transaction
     from access_control.enums import AuditEventType
 
     factory = session_factory(make_engine(url))
-    time.sleep(max(0.0, start_at - time.time()))  # all writers begin together
+    wait_for_go(barrier, name)
     began = time.time()
     for i in range(n):
         with transaction(factory) as session:
@@ -36,17 +56,8 @@ def write_events(url: str, name: str, n: int, start_at: float) -> None:
 
 
 @pytest.mark.integration
-def test_concurrent_writers_never_fork_the_chain(db_url, db):
-    start_at = time.time() + 3.0  # past every writer's import time
-    writers = [
-        subprocess.Popen(
-            [sys.executable, __file__, "events", db_url, f"w{k}", str(EVENTS_PER_WRITER), str(start_at)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for k in range(WRITERS)
-    ]
+def test_concurrent_writers_never_fork_the_chain(db_url, db, tmp_path):
+    writers = start_together([["events", db_url, f"w{k}", str(EVENTS_PER_WRITER), str(tmp_path)] for k in range(WRITERS)], tmp_path)
     windows = []
     for writer in writers:
         out, err = writer.communicate(timeout=240)
@@ -69,20 +80,20 @@ def test_concurrent_writers_never_fork_the_chain(db_url, db):
     assert people == WRITERS * EVENTS_PER_WRITER // 5
 
 
-def add_same_person(url: str, name: str, start_at: float) -> int:
-    """What `onsite admin person add bob …` does, started at the same moment as others."""
+def add_same_person(url: str, name: str, barrier: Path) -> int:
+    """What `onsite admin person add bob …` does, at the same moment as the others."""
     from access_control import cli, policy
     from onsite.errors import UserError
     from onsite.settings import Settings
 
-    settings = Settings(home=Path("/nonexistent"), db_url=url)
+    settings = Settings(home=barrier, db_url=url)
+    cli.migrate(url)
 
     def work(session) -> int:
-        # Every admin reaches this point (inside the transaction) before any checks for bob.
-        time.sleep(max(0.0, start_at - time.time()))
         policy.add_person(session, username="bob", display_name=f"Bob by {name}", actor=f"admin:{name}")
         return 0
 
+    wait_for_go(barrier, name)  # not inside the transaction: the ledger lock would hold the others back
     try:
         return cli.in_transaction(settings, work)
     except UserError as e:
@@ -91,12 +102,8 @@ def add_same_person(url: str, name: str, start_at: float) -> int:
 
 
 @pytest.mark.integration
-def test_concurrent_admins_adding_the_same_person(db_url, db):
-    start_at = time.time() + 5.0
-    admins = [
-        subprocess.Popen([sys.executable, __file__, "admin", db_url, f"a{k}", str(start_at)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for k in range(WRITERS)
-    ]
+def test_concurrent_admins_adding_the_same_person(db_url, db, tmp_path):
+    admins = start_together([["admin", db_url, f"a{k}", str(tmp_path)] for k in range(WRITERS)], tmp_path)
     results = [(a.wait(timeout=120), a.stdout.read(), a.stderr.read()) for a in admins]
     assert sorted(code for code, _, _ in results) == [0] + [2] * (WRITERS - 1), results
     assert all("person 'bob' already exists: use" in out for code, out, _ in results if code == 2), results
@@ -112,6 +119,6 @@ def test_concurrent_admins_adding_the_same_person(db_url, db):
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     if sys.argv[1] == "events":
-        write_events(sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5]))
+        write_events(sys.argv[2], sys.argv[3], int(sys.argv[4]), Path(sys.argv[5]))
     else:
-        sys.exit(add_same_person(sys.argv[2], sys.argv[3], float(sys.argv[4])))
+        sys.exit(add_same_person(sys.argv[2], sys.argv[3], Path(sys.argv[4])))
