@@ -24,6 +24,15 @@ from access_control.models import Facility, Membership, Person, Project, Project
 DEFAULT_TIMEZONE = "Asia/Tokyo"
 MAX_SHOWN_NAME = 64
 """How much of an invalid user name or address is kept in facts and the ledger."""
+
+
+def shown_name(raw: str) -> str:
+    """An invalid user name as the ledger may hold it: NFKC, control and unencodable
+    characters escaped (PostgreSQL text holds no NUL, UTF-8 no lone surrogate), bounded."""
+    text = unicodedata.normalize("NFKC", raw)
+    return "".join(f"\\u{ord(ch):04x}" if unicodedata.category(ch).startswith("C") else ch for ch in text)[:MAX_SHOWN_NAME]
+
+
 ROLES_WITHOUT_PROJECT = frozenset({Role.REVIEWER, Role.ADMINISTRATOR})
 """Roles that may enter without an active project (they work on others' outputs)."""
 
@@ -194,8 +203,7 @@ def load_entry_facts(session: Session, username: str, client_address: str) -> En
     try:
         name = canonical_username(username)
     except UserError:  # not a name anyone can have; keep a bounded, normalised form for the ledger
-        shown = unicodedata.normalize("NFKC", username)[:MAX_SHOWN_NAME]
-        return EntryFacts(username=shown, client_address=client_address[:MAX_SHOWN_NAME], known=False, terminals=terminals)
+        return EntryFacts(username=shown_name(username), client_address=client_address, known=False, terminals=terminals)
     person = session.scalar(select(Person).where(Person.username == name))
     if person is None:
         return EntryFacts(username=name, client_address=client_address, known=False, terminals=terminals)

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from access_control import audit
-from access_control.entry import MAX_SHOWN_NAME, DenialReason
+from access_control.entry import DenialReason, shown_name
 from access_control.enums import AuditEventType, Outcome
 from access_control.models import Person
 from onsite.errors import UserError
@@ -103,13 +103,13 @@ class LocalIdentityStore:
         # FOR UPDATE: parallel guesses must each count (PostgreSQL; SQLite transactions are serial).
         person = session.scalar(select(Person).where(Person.username == name).with_for_update()) if name else None
         password_ok = self._verify(person.password_hash if person else None, password[:MAX_PASSWORD_LENGTH])
-        shown_name = name or unicodedata.normalize("NFKC", username)[:MAX_SHOWN_NAME]
+        shown = name or shown_name(username)
         if person is None:
-            self._refuse(session, shown_name, DenialReason.BAD_CREDENTIALS, {"known": False})
+            self._refuse(session, shown, DenialReason.BAD_CREDENTIALS, {"known": False})
             return LoginResult(None, DenialReason.BAD_CREDENTIALS)
         if person.locked_until is not None and person.locked_until > now:
             # Refused even with the right password: the lock-out is what stops guessing.
-            self._refuse(session, shown_name, DenialReason.ACCOUNT_LOCKED, {"locked_until": person.locked_until.isoformat()})
+            self._refuse(session, shown, DenialReason.ACCOUNT_LOCKED, {"locked_until": person.locked_until.isoformat()})
             return LoginResult(None, DenialReason.ACCOUNT_LOCKED)
         if not password_ok:
             person.failed_logins += 1
@@ -119,7 +119,7 @@ class LocalIdentityStore:
                 person.failed_logins = 0
                 details["locked_until"] = person.locked_until.isoformat()
                 log.warning("account %s locked after %d failed logins", person.username, self.max_failed_logins)
-            self._refuse(session, shown_name, DenialReason.BAD_CREDENTIALS, details)
+            self._refuse(session, shown, DenialReason.BAD_CREDENTIALS, details)
             return LoginResult(None, DenialReason.BAD_CREDENTIALS)
         person.failed_logins = 0
         person.locked_until = None

@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from access_control import policy
+from access_control import audit, policy
 from access_control.db import transaction
 from access_control.entry import (
     DenialReason,
@@ -216,3 +216,15 @@ def test_absurd_user_name_is_unknown_and_recorded_bounded(db, world):
     assert event.actor == "x" * 64 and event.outcome is Outcome.DENIED
     with transaction(db) as s:
         assert LocalIdentityStore().authenticate(s, name, "whatever password") is None
+
+
+@pytest.mark.parametrize("name", ["alice\x00", "\ud800bob", "eve\u202e"])
+def test_control_characters_in_user_names_reach_the_ledger_escaped(db, world, name):
+    """PostgreSQL text holds no NUL and UTF-8 no lone surrogate: such names are refused, not a crash."""
+    with transaction(db) as s:
+        facts = load_entry_facts(s, name, "127.0.0.1")
+        event = record_entry(s, decide_entry(facts, NOON), username=facts.username, client_address="127.0.0.1")
+        assert LocalIdentityStore().authenticate(s, name, "whatever password") is None
+    assert facts.known is False and "\\u" in event.actor
+    with db() as s:
+        assert audit.verify(s).ok
