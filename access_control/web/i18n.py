@@ -171,7 +171,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Ending a session stops the person's server and kernels; unsaved work is lost.",
     },
     "sessions_empty": {"ja": "利用中のセッションはありません。", "en": "Nobody is in a session now."},
-    "hub_unavailable": {"ja": "JupyterHub の API に接続できません: {detail}", "en": "The JupyterHub API cannot be reached: {detail}"},
+    "hub_unavailable": {
+        "ja": "JupyterHub の API が応答しないか、要求を拒否しました: {detail}",
+        "en": "The JupyterHub API did not answer or refused the request: {detail}",
+    },
     # done messages (after a successful form)
     "done_person_added": {"ja": "利用者を登録しました。", "en": "The person was registered."},
     "done_person_changed": {"ja": "利用者を変更しました。", "en": "The person was changed."},
