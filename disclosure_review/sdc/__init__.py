@@ -3,9 +3,10 @@
 Shadow statistics in, verdicts out. The kernel (immediate feedback) and the review
 service (the verdict that counts) call the same functions:
 
+    rules = load_preset("acro-default")
     spec = TableSpec(TableKind.FREQUENCY, "SELECT * FROM survey", rows=("pref",), columns=("sex",))
-    shadow = compute_shadow(con, spec)
-    report = check_table(shadow, load_preset("acro-default"))
+    shadow = compute_shadow(con, spec, top_n=rules.top_n)
+    report = check_table(shadow, rules, released=previously_released_shadows)
 """
 from __future__ import annotations
 
