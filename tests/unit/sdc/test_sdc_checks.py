@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from disclosure_review.sdc import (
     CHECKS, CheckReport, Rules, Statistic, TableKind, TableSpec, Verdict, check_table, load_preset, shadow_from_frame,
@@ -179,3 +181,34 @@ def test_every_statistic_has_checks(statistic: Statistic) -> None:
 
 def test_rules_type() -> None:
     assert Rules().threshold is None  # nothing is assumed
+
+
+contributions = st.dictionaries(
+    st.sampled_from(["a", "b", "c", "d"]),
+    st.lists(st.one_of(st.integers(-3, 50).map(float), st.sampled_from([0.0, 1000.0])), min_size=1, max_size=25),
+    min_size=1,
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=contributions)
+def test_dominance_and_threshold_match_a_direct_computation(data: dict[str, list[float]]) -> None:
+    """Cell by cell against the formulas applied by hand, margins included."""
+    shadow = magnitude(cells(data))
+    groups = dict(data) | {MARGIN: [v for values in data.values() for v in values]}
+    expected: dict[str, set] = {"threshold": set(), "nk_dominance": set(), "p_percent": set(), "negatives": set()}
+    for label, values in groups.items():
+        top = sorted(values, reverse=True)
+        total = sum(values)
+        if len(values) < ACRO.threshold:
+            expected["threshold"].add((label,))
+        if any(v < 0 for v in values):
+            expected["negatives"].add((label,))
+        elif total > 0:
+            if sum(top[:2]) / total >= ACRO.nk_k:
+                expected["nk_dominance"].add((label,))
+            second = top[1] if len(top) > 1 else 0.0
+            if (total - top[0] - second) / top[0] < ACRO.p_ratio:
+                expected["p_percent"].add((label,))
+    for rule, cells_expected in expected.items():
+        assert set(CHECKS[rule](shadow, ACRO).cells) == cells_expected, rule
