@@ -36,7 +36,7 @@ def test_round_to_base_recomputes_margins_from_rounded_cells() -> None:
         round_to_base(table, 0)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(
     st.integers(2, 5),
     st.integers(2, 5),

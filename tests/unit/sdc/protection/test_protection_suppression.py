@@ -56,7 +56,7 @@ def check_protects(table: LinkedTable, levels: ProtectionLevels, method: Suppres
     assert protected(table, result.suppressed, levels.lower, levels.upper, levels.sliding)
 
 
-PROPERTY = settings(max_examples=35, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @PROPERTY
@@ -67,7 +67,7 @@ def test_2d_suppression_never_leaves_a_narrow_interval(
     check_protects(*case, method)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(unsafe_tables(3), st.sampled_from(list(SuppressionMethod)))
 def test_3d_suppression_never_leaves_a_narrow_interval(
     case: tuple[LinkedTable, ProtectionLevels], method: SuppressionMethod
@@ -87,7 +87,7 @@ def brute_force_minimum(table: LinkedTable, levels: ProtectionLevels, weights: n
     return best
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(st.integers(0, 12), min_size=4, max_size=4),
     st.integers(0, 8),
