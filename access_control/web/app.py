@@ -12,7 +12,7 @@ URL paths (under the service prefix, e.g. /services/onsite-admin/):
     GET  ./                                   → ./people
     GET  ./people          POST ./people      list; add
     GET  ./people/<name>                      one person
-    POST ./people/<name>/(disable|enable|unlock)
+    POST ./people/<name>/(disable|enable|unlock|password)
     POST ./people/<name>/roles                grant or revoke (op=grant|revoke, role)
     GET  ./projects        POST ./projects    list; add
     GET  ./projects/<id>   POST ./projects/<id>   one project; change
@@ -352,6 +352,8 @@ class PersonAccountForm(PersonPage):
     def perform(self, session: Session, username: str, operation: str) -> tuple[str, str]:
         if operation == "unlock":
             policy.unlock_person(session, username, actor=self.actor)
+        elif operation == "password":
+            policy.set_password(session, username, self.arg("password"), actor=self.actor)
         else:
             policy.set_disabled(session, username, operation == "disable", actor=self.actor)
         return f"people/{policy.require_person(session, username).username}", "done_person_changed"
@@ -725,7 +727,7 @@ def make_app(
         (rf"{p}", HomeHandler),
         (rf"{p}people", PeoplePage),
         (rf"{p}people/{name}", PersonPage),
-        (rf"{p}people/{name}/(disable|enable|unlock)", PersonAccountForm),
+        (rf"{p}people/{name}/(disable|enable|unlock|password)", PersonAccountForm),
         (rf"{p}people/{name}/roles", PersonRoleForm),
         (rf"{p}projects", ProjectsPage),
         (rf"{p}projects/{name}", ProjectPage),

@@ -64,6 +64,12 @@ MESSAGES: dict[str, dict[str, str]] = {
     "disable": {"ja": "無効化する(以後の入室を拒否)", "en": "Disable (refuse entry from now on)"},
     "enable": {"ja": "有効にする", "en": "Enable"},
     "unlock": {"ja": "ロックを解除する", "en": "Unlock"},
+    "new_password": {"ja": "新しいパスワード", "en": "New password"},
+    "new_password_hint": {
+        "ja": "10文字以上、4種類以上の文字、ユーザー名を含まないこと。失敗回数もリセットされます。",
+        "en": "At least 10 characters, 4 different ones, not containing the user name. Also resets the failed logins.",
+    },
+    "set_password": {"ja": "パスワードを設定する", "en": "Set password"},
     "roles_heading": {"ja": "役割", "en": "Roles"},
     "role": {"ja": "役割", "en": "Role"},
     "grant_role": {"ja": "役割を付与する", "en": "Grant role"},

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import requests
+from argon2 import PasswordHasher
 
 PREFIX = "/services/onsite-admin/"
 COOKIE = "onsite-test-user"
@@ -274,6 +275,8 @@ def test_management_through_the_forms_is_in_the_ledger(server):
     ]
     r = admin.post("people/hanako", "people/hanako/roles", {"op": "grant", "role": "ADMINISTRATOR"})
     r = admin.post("people/hanako", "people/hanako/roles", {"op": "revoke", "role": "REVIEWER"})
+    r = admin.post("people/hanako", "people/hanako/password", {"password": "Another-horse-43"})
+    assert r.status_code == 200 and "利用者を変更しました" in r.text
     r = admin.post("people/hanako", "people/hanako/disable", {})
     assert r.status_code == 200 and 'id="person-state">無効化' in r.text.replace("\n", "")
     r = admin.post("projects/p2026-001", "projects/p2026-001", {"title": "賃金構造の研究", "end_date": "2027-06-30", "status": "SUSPENDED"})
@@ -288,6 +291,7 @@ def test_management_through_the_forms_is_in_the_ledger(server):
     with session_factory(engine)() as session:
         hanako = policy.require_person(session, "hanako")
         assert hanako.role_set == {Role.RESEARCHER, Role.ADMINISTRATOR} and hanako.disabled
+        assert PasswordHasher().verify(hanako.password_hash, "Another-horse-43")  # argon2, checked independently
         project = policy.require_project(session, "p2026-001")
         assert (project.end_date, project.status.value, project.legal_basis) == (date(2027, 6, 30), "SUSPENDED", "統計法第33条")
         assert [p.username for p in policy.members_of(session, "p2026-001")] == ["hanako"]
@@ -296,7 +300,7 @@ def test_management_through_the_forms_is_in_the_ledger(server):
     engine.dispose()
     assert [e.action.value for e in mine] == [
         "PERSON_ADD", "PROJECT_ADD", "MEMBER_ADD", "GRANT_ADD", "TERMINAL_ADD", "FACILITY_ADD", "FACILITY_CHANGE",
-        "ROLE_GRANT", "ROLE_REVOKE", "PERSON_CHANGE", "PROJECT_CHANGE", "GRANT_REVOKE", "TERMINAL_REMOVE",
+        "ROLE_GRANT", "ROLE_REVOKE", "PERSON_CHANGE", "PERSON_CHANGE", "PROJECT_CHANGE", "GRANT_REVOKE", "TERMINAL_REMOVE",
     ]
 
 
@@ -311,6 +315,7 @@ BAD_INPUT = [
     ("projects/p1", "projects/p1/members", "members", {"op": "add", "username": "ghost"}, "unknown person 'ghost'"),
     ("people", "people", "person-add", {"username": "аlice", "display_name": "Cyrillic a"}, "is not allowed"),
     ("people", "people", "person-add", {"username": "bob", "display_name": "Bob", "password": "short"}, "password too short"),
+    ("people/alice", "people/alice/password", "person-account", {"password": "alice-password"}, "must not contain the user name"),
     ("people/alice", "people/alice/roles", "person-roles", {"op": "grant", "role": "RESEARCHER"}, "already has role"),
     ("facilities", "facilities", "facility-add", {"name": "Nagoya", "timezone": "Mars/Olympus"}, "unknown time zone"),
     ("projects/p1", "projects/p1", "project-change", {"start_date": "2030-01-01"}, "before the start"),
