@@ -2,7 +2,7 @@
 
 JupyterHub passes JUPYTERHUB_SERVICE_URL (where to listen), JUPYTERHUB_SERVICE_PREFIX
 (e.g. /services/onsite-admin/), JUPYTERHUB_API_URL and JUPYTERHUB_API_TOKEN (the
-service's own token: its role needs list:users, read:users, read:servers, servers)
+service's own token: its role needs list:users, read:servers, delete:servers)
 and the OAuth variables; the Onsite state comes from ONSITE_HOME / ONSITE_DB_URL
 (Settings.from_env). The database must already be migrated (the hub does it).
 """

@@ -1,7 +1,8 @@
 """The few JupyterHub REST API calls the admin pages need, with the service's own token.
 
-Scopes the service's role must hold: `list:users` and `read:users` (who has a
-server), `read:servers` (since when), `servers` (stop one).
+Scopes the service's role must hold, and no more: `list:users` (who is there),
+`read:servers` (their servers: since when, ready, last activity) and
+`delete:servers` (stop one). Without `read:servers` nobody appears to have a server.
 """
 from __future__ import annotations
 

@@ -494,7 +494,7 @@ c.JupyterHub.services.append({{
 c.JupyterHub.load_roles.append({{
     "name": "onsite-admin-service",
     "description": "The admin service's own token: see and stop sessions",
-    "scopes": ["list:users", "read:users", "read:servers", "servers"],
+    "scopes": ["list:users", "read:servers", "delete:servers"],  # least privilege: without read:servers nobody shows
     "services": ["onsite-admin"],
 }})
 # administrators may open the service (Hub OAuth); nobody else holds this scope
