@@ -34,13 +34,12 @@ from disclosure_review.sdc import (
     TableKind,
     TableSpec,
     Verdict,
-    check_histogram,
     check_model,
     check_table,
     compute_shadow,
     data_range,
     equal_width_edges,
-    histogram_spec,
+    histogram_table_spec,
     load_preset,
 )
 from onsite.errors import UserError
@@ -268,17 +267,18 @@ def histogram(
     sql = source_sql(db, source)
     rules = rules_for(db)
     try:
-        low, high = data_range(db.duckdb, sql, value)
-        if low is None:
-            raise OutputInvalid(f"{value} has no non-missing values in this query")
-        edges = tuple(edges) if edges is not None else equal_width_edges(low, high, bins)
-        spec = histogram_spec(sql, value, edges, name=name or _safe_name(f"hist_{value}", "histogram"))
+        if edges is None:
+            low, high = data_range(db.duckdb, sql, value)
+            if low is None:
+                raise OutputInvalid(f"{value} has no non-missing values in this query")
+            edges = equal_width_edges(low, high, bins)
+        spec = histogram_table_spec(sql, value, tuple(edges), name=name or _safe_name(f"hist_{value}", "histogram"))
         shadow = compute_shadow(db.duckdb, spec)
     except InvalidSpec as exc:
         raise OutputInvalid(str(exc)) from None
     except (duckdb.Error, ShadowError) as exc:
         raise OutputInvalid(f"the histogram could not be computed: {exc}") from None
-    return TableOutput(spec, shadow, check_histogram(shadow, edges, rules, data_min=low, data_max=high))
+    return TableOutput(spec, shadow, check_table(shadow, rules))
 
 
 def model_output(db: Connection, result: Any, *, explanation: str, code: str, name: str = "model") -> ModelOutput:

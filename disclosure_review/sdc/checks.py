@@ -113,6 +113,8 @@ def register_check(name: str) -> Callable[[TableCheck], TableCheck]:
 def checks_for(shadow: ShadowTable) -> list[str]:
     """Names of the checks that apply to a table, in the order they run."""
     spec = shadow.spec
+    if spec.is_histogram:
+        return ["threshold", "empty_bins", "extreme_edges"]  # registered by .histogram
     if spec.kind is TableKind.FREQUENCY:
         names = ["threshold", "zeros", "class_disclosure"]
     elif spec.statistic.is_dominance:

@@ -1,15 +1,15 @@
 """Histograms, checked through their bin table.
 
-A histogram is a frequency table over bins: `histogram_spec` writes it as a
-declarative `TableSpec` (dimension `bin_start`, the bin's lower edge), so the
-review service can recompute the counts like any table. `check_histogram` adds
-what is particular to histograms:
+A histogram is a frequency table whose one row variable is binned by `edges`
+(`TableSpec.edges`; bins [e_i, e_i+1), the last one closed, like numpy). It is
+declarative like any table: the review service recomputes the bins and the
+shadow statistics (which keep the variable's min and max per bin) and runs:
 
 - threshold on every non-empty bin;
-- empty bins in the tails pass (ACRO issue #308: they made every default histogram
-  fail); an empty bin between non-empty ones follows the zeros rule;
-- an outer edge equal to the smallest or largest value reveals it (ACRO issue
-  #192: numpy's default edges are the data's min and max) -> review.
+- empty_bins: empty bins in the tails pass (ACRO issue #308: they made every
+  default histogram fail); an empty bin between non-empty ones follows the zeros rule;
+- extreme_edges: an outer edge equal to the smallest or largest value reveals it
+  (ACRO issue #192: numpy's default edges are the data's min and max) -> review.
 """
 from __future__ import annotations
 
@@ -19,17 +19,19 @@ from collections.abc import Sequence
 import duckdb
 import polars as pl
 
-from .checks import CHECKS, CheckReport, CheckResult
+from .checks import CHECKS, CheckReport, CheckResult, check_table, register_check
 from .enums import TableKind, Verdict
 from .rules import Rules
-from .shadow import GROUPING, RECORDS, ShadowTable
-from .spec import InvalidSpec, TableSpec, check_identifier, quote_identifier
+from .shadow import GROUPING, MAX, MIN, RECORDS, ShadowTable
+from .spec import MAX_BINS, InvalidSpec, TableSpec, check_edges, check_identifier, quote_identifier
 
+
+# The legacy plain bin table's one dimension: the bins' lower edges.
 BIN = "bin_start"
-MAX_BINS = 1000
 
 
 def equal_width_edges(low: float, high: float, bins: int) -> tuple[float, ...]:
+    """`bins` equal bins from `low` to `high` (numpy's default when low and high are the data's range)."""
     if not (isinstance(bins, int) and 1 <= bins <= MAX_BINS):
         raise InvalidSpec(f"bins must be a whole number from 1 to {MAX_BINS}")
     if not (math.isfinite(low) and math.isfinite(high)) or high < low:
@@ -40,17 +42,17 @@ def equal_width_edges(low: float, high: float, bins: int) -> tuple[float, ...]:
     return tuple([low + i * width for i in range(bins)] + [high])
 
 
-def check_edges(edges: Sequence[float]) -> tuple[float, ...]:
-    values = tuple(float(e) for e in edges)
-    if len(values) < 2 or len(values) > MAX_BINS + 1:
-        raise InvalidSpec(f"give 2 to {MAX_BINS + 1} bin edges")
-    if not all(math.isfinite(e) for e in values) or any(b <= a for a, b in zip(values, values[1:])):
-        raise InvalidSpec("bin edges must be finite and strictly increasing")
-    return values
+def histogram_table_spec(query: str, value: str, edges: Sequence[float], *, name: str = "histogram") -> TableSpec:
+    """The histogram of `value` over the query's rows, as a declarative table (`TableSpec.edges`)."""
+    return TableSpec(TableKind.FREQUENCY, query, rows=(value,), edges=tuple(edges), name=name)
 
 
 def histogram_spec(query: str, value: str, edges: Sequence[float], *, name: str = "histogram") -> TableSpec:
-    """The bin table as a frequency table: bins [e_i, e_i+1), the last one closed, like numpy."""
+    """Legacy form: a plain bin table over `BIN` (lower edges), checked with `check_histogram`.
+
+    Prefer `histogram_table_spec`: its spec says it is a histogram, so `check_table`
+    runs the histogram checks without recognising the query.
+    """
     edges = check_edges(edges)
     v = quote_identifier(check_identifier(value, "value"))
     last = len(edges) - 2
@@ -64,31 +66,26 @@ def histogram_spec(query: str, value: str, edges: Sequence[float], *, name: str 
 
 
 def data_range(con: duckdb.DuckDBPyConnection, query: str, value: str) -> tuple[float | None, float | None]:
-    """Smallest and largest non-missing value of `value` in the query's result."""
+    """Smallest and largest non-missing value of `value` in the query's result (for default edges)."""
     v = quote_identifier(check_identifier(value, "value"))
     sql = f"SELECT min({v})::DOUBLE, max({v})::DOUBLE FROM (\n{query.strip().rstrip(';')}\n) AS q"
     low, high = con.sql(sql).fetchall()[0]
     return low, high
 
 
-def check_histogram(shadow: ShadowTable, edges: Sequence[float], rules: Rules, *,
-                    data_min: float | None = None, data_max: float | None = None) -> CheckReport:
-    """Threshold per bin, empty bins (tails pass), and edges that reveal extreme values."""
-    edges = check_edges(edges)
-    bins = shadow.frame.filter(pl.col(GROUPING) == 0)
-    counts = dict(zip(bins.get_column(BIN).to_list(), bins.get_column(RECORDS).to_list()))
-    all_counts = [counts.get(e, 0) for e in edges[:-1]]
-    non_empty = [i for i, c in enumerate(all_counts) if c > 0]
-    results = [CHECKS["threshold"](shadow, rules), _empty_bins(all_counts, non_empty, edges, rules),
-               _extremes(edges, non_empty, data_min, data_max)]
-    return CheckReport.from_results(shadow.spec.name, rules.name, results)
+def _bins(shadow: ShadowTable, edges: tuple[float, ...]) -> list[int]:
+    """Records per bin, empty bins included (the table's cells are its non-empty bins)."""
+    cells = shadow.frame.filter(pl.col(GROUPING) == 0)
+    counts = dict(zip(cells.get_column(shadow.dimensions[0]).to_list(), cells.get_column(RECORDS).to_list()))
+    return [counts.get(e, 0) for e in edges[:-1]]
 
 
 def _label(edges: tuple[float, ...], i: int) -> str:
     return f"[{edges[i]:g}, {edges[i + 1]:g}{']' if i == len(edges) - 2 else ')'}"
 
 
-def _empty_bins(counts: list[int], non_empty: list[int], edges: tuple[float, ...], rules: Rules) -> CheckResult:
+def _empty_bins(edges: tuple[float, ...], counts: list[int], rules: Rules) -> CheckResult:
+    non_empty = [i for i, c in enumerate(counts) if c > 0]
     if not non_empty:
         return CheckResult("empty_bins", Verdict.REVIEW, "no value falls in any bin", {})
     interior = [i for i in range(non_empty[0], non_empty[-1]) if counts[i] == 0]
@@ -101,18 +98,47 @@ def _empty_bins(counts: list[int], non_empty: list[int], edges: tuple[float, ...
     return CheckResult("empty_bins", Verdict.FAIL,
                        f"{len(interior)} empty bins between non-empty ones (zeros are disclosive): "
                        + ", ".join(_label(edges, i) for i in interior), parameters,
-                       tuple((repr(edges[i]),) for i in interior))
+                       tuple((str(edges[i]),) for i in interior))
 
 
-def _extremes(edges: tuple[float, ...], non_empty: list[int], low: float | None, high: float | None) -> CheckResult:
+def _extremes(edges: tuple[float, ...], low: float | None, high: float | None) -> CheckResult:
     parameters = {"lowest_edge": edges[0], "highest_edge": edges[-1]}
     if low is None or high is None:
         return CheckResult("extreme_edges", Verdict.REVIEW,
                            "the data's range is unknown: a reviewer must check the outer bin edges", parameters)
-    revealed = [f"lowest edge {edges[0]:g} is the smallest value" for _ in [0] if edges[0] == low]
-    revealed += [f"highest edge {edges[-1]:g} is the largest value" for _ in [0] if edges[-1] == high]
+    revealed = ([f"lowest edge {edges[0]:g} is the smallest value"] if low == edges[0] else []) + (
+        [f"highest edge {edges[-1]:g} is the largest value"] if high == edges[-1] else [])
     if revealed:
         return CheckResult("extreme_edges", Verdict.REVIEW, "; ".join(revealed) +
                            " (set edges that do not come from the data, e.g. round numbers)", parameters)
-    return CheckResult("extreme_edges", Verdict.PASS, "outer edges do not coincide with the smallest or largest value",
-                       parameters)
+    return CheckResult("extreme_edges", Verdict.PASS,
+                       "outer edges do not coincide with the smallest or largest value", parameters)
+
+
+@register_check("empty_bins")
+def check_empty_bins(shadow: ShadowTable, rules: Rules) -> CheckResult:
+    """Empty tail bins pass; empty bins between non-empty ones fail when zeros are disclosive."""
+    edges = shadow.spec.edges or ()
+    return _empty_bins(edges, _bins(shadow, edges), rules)
+
+
+@register_check("extreme_edges")
+def check_extreme_edges(shadow: ShadowTable, rules: Rules) -> CheckResult:
+    """An outer edge equal to the smallest or largest binned value reveals it: review."""
+    total = shadow.frame.filter(pl.col(GROUPING) == pl.col(GROUPING).max())
+    return _extremes(shadow.spec.edges or (), total.get_column(MIN).item(), total.get_column(MAX).item())
+
+
+def check_histogram(shadow: ShadowTable, edges: Sequence[float], rules: Rules, *,
+                    data_min: float | None = None, data_max: float | None = None) -> CheckReport:
+    """Histogram checks for a bin table given with its edges (and the data's range).
+
+    A spec with `edges` needs none of this: `check_table` runs the same checks. Kept for
+    callers holding a plain bin table whose only dimension is the bins' lower edges.
+    """
+    if shadow.spec.is_histogram:
+        return check_table(shadow, rules)
+    edges = check_edges(edges)
+    results = [CHECKS["threshold"](shadow, rules), _empty_bins(edges, _bins(shadow, edges), rules),
+               _extremes(edges, data_min, data_max)]
+    return CheckReport.from_results(shadow.spec.name, rules.name, results)

@@ -149,6 +149,15 @@ def grouping_sets(spec: TableSpec) -> list[tuple[int, ...]]:
     return sets
 
 
+def _bin_sql(column: str, edges: tuple[float, ...]) -> str:
+    """The lower edge of the bin [e_i, e_i+1) holding `column` (the last bin closed, like numpy)."""
+    last = len(edges) - 2
+    branches = " ".join(
+        f"WHEN {column} {'<=' if i == last else '<'} {edges[i + 1]!r} THEN {edges[i]!r}" for i in range(last + 1)
+    )
+    return f"CAST(CASE {branches} END AS DOUBLE)"
+
+
 def _statistic_sql(spec: TableSpec) -> str:
     weighted = spec.weight is not None
     match spec.statistic:
@@ -216,9 +225,16 @@ def shadow_sql(spec: TableSpec, top_n: int = 2) -> str:
     k = len(spec.dimensions)
     d = [f"d{i}" for i in range(k)]
     dims = ", ".join(d)
-    magnitude = spec.kind is TableKind.MAGNITUDE
+    # Histograms keep the binned variable as the value too: its min and max per bin tell
+    # whether an outer edge reveals the smallest or largest value.
+    magnitude = spec.kind is TableKind.MAGNITUDE or spec.is_histogram
+    measured = spec.value if spec.kind is TableKind.MAGNITUDE else spec.rows[0]
     src_columns = [f"{quote_identifier(name)} AS {alias}" for name, alias in zip(spec.dimensions, d)]
-    src_columns.append(f"CAST({quote_identifier(spec.value)} AS DOUBLE) AS v" if magnitude else "CAST(NULL AS DOUBLE) AS v")
+    where = ""
+    if spec.is_histogram:
+        src_columns[0] = f"{_bin_sql(quote_identifier(spec.rows[0]), spec.edges)} AS d0"
+        where = f" WHERE {quote_identifier(spec.rows[0])} BETWEEN {spec.edges[0]!r} AND {spec.edges[-1]!r}"
+    src_columns.append(f"CAST({quote_identifier(measured)} AS DOUBLE) AS v" if magnitude else "CAST(NULL AS DOUBLE) AS v")
     src_columns.append(f"CAST({quote_identifier(spec.weight)} AS DOUBLE) AS w" if spec.weight else "CAST(NULL AS DOUBLE) AS w")
     if spec.unit:
         src_columns.append(f"{quote_identifier(spec.unit)} AS u")
@@ -228,7 +244,7 @@ def shadow_sql(spec: TableSpec, top_n: int = 2) -> str:
     gsets = ", ".join("(" + ", ".join(d[i] for i in s) + ")" for s in sets)
     gsets_unit = ", ".join("(" + ", ".join([*(d[i] for i in s), "u"]) + ")" for s in sets)
     src = (f"src AS {'MATERIALIZED' if spec.unit else 'NOT MATERIALIZED'} "  # read twice only with a unit pass
-           f"(SELECT {', '.join(src_columns)} FROM (\n{spec.query}\n) AS q)")  # newlines end a trailing -- comment
+           f"(SELECT {', '.join(src_columns)} FROM (\n{spec.query}\n) AS q{where})")  # newlines end a -- comment
     if spec.statistic in DECOMPOSABLE:
         ctes = [src, *_two_stage_rec(spec, dims, gsets, top_n, missing, magnitude)]
     else:  # order statistics and spreads (always magnitude tables): one aggregation per grouping set

@@ -7,6 +7,7 @@ know, with a message that says what to fix.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -22,6 +23,7 @@ IDENTIFIER_RE = re.compile(r"^[^\W\d]\w{0,127}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")  # becomes a file name in the release package
 # Shadow statistics columns use this prefix; variables may not.
 RESERVED_PREFIX = "sdc_"
+MAX_BINS = 1000
 
 
 class InvalidSpec(ValueError):
@@ -37,6 +39,20 @@ def check_identifier(value: Any, what: str) -> str:
     if value.lower().startswith(RESERVED_PREFIX):
         raise InvalidSpec(f"{what} {value!r}: names starting with {RESERVED_PREFIX!r} are reserved")
     return value
+
+
+def check_edges(edges: Any) -> tuple[float, ...]:
+    """Histogram bin edges: 2 to MAX_BINS + 1 finite, strictly increasing numbers."""
+    if isinstance(edges, (str, bytes)) or not isinstance(edges, Sequence):
+        raise InvalidSpec("edges must be a list of numbers")
+    if not all(isinstance(e, (int, float)) and not isinstance(e, bool) for e in edges):
+        raise InvalidSpec("edges must be numbers")
+    values = tuple(float(e) for e in edges)
+    if len(values) < 2 or len(values) > MAX_BINS + 1:
+        raise InvalidSpec(f"give 2 to {MAX_BINS + 1} bin edges")
+    if not all(math.isfinite(e) for e in values) or any(b <= a for a, b in zip(values, values[1:])):
+        raise InvalidSpec("bin edges must be finite and strictly increasing")
+    return values
 
 
 def check_query(query: Any) -> str:
@@ -72,6 +88,8 @@ class TableSpec:
     weight: str | None = None
     unit: str | None = None
     name: str = "table"
+    # Histogram: the one row variable is binned into [e_i, e_i+1) (the last bin closed).
+    edges: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.kind, TableKind):
@@ -105,10 +123,18 @@ class TableSpec:
                 raise InvalidSpec("a magnitude table needs a value variable")
             if self.statistic is Statistic.COUNT:
                 raise InvalidSpec("a magnitude table needs a statistic other than 'count' (use a frequency table)")
+        if self.edges is not None:
+            object.__setattr__(self, "edges", check_edges(self.edges))
+            if self.kind is not TableKind.FREQUENCY or len(self.rows) != 1 or self.columns:
+                raise InvalidSpec("a histogram (edges) is a frequency table over one row variable, the binned one")
         if self.weight is not None and not self.statistic.weightable:
             raise InvalidSpec(
                 f"statistic {self.statistic.value!r} cannot be weighted; weights work with count, sum and mean"
             )
+
+    @property
+    def is_histogram(self) -> bool:
+        return self.edges is not None
 
     @property
     def dimensions(self) -> tuple[str, ...]:
@@ -126,13 +152,14 @@ class TableSpec:
             "statistic": self.statistic.value,
             "weight": self.weight,
             "unit": self.unit,
+            "edges": None if self.edges is None else list(self.edges),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TableSpec:
         if not isinstance(data, Mapping):
             raise InvalidSpec("a table spec must be a JSON object")
-        known = {"version", "name", "kind", "query", "rows", "columns", "value", "statistic", "weight", "unit"}
+        known = {"version", "name", "kind", "query", "rows", "columns", "value", "statistic", "weight", "unit", "edges"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise InvalidSpec(f"unknown key(s) {unknown} in table spec; known keys are {sorted(known)}")
@@ -166,6 +193,7 @@ class TableSpec:
             weight=data.get("weight"),
             unit=data.get("unit"),
             name=data["name"],
+            edges=data.get("edges"),
         )
 
 
