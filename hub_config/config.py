@@ -77,6 +77,46 @@ SERVER_TOKEN_SCOPES = [
 ]
 
 
+IDLE_CULLER_SERVICE = "onsite-idle-culler"
+DEFAULT_IDLE_TIMEOUT_S = 3600
+DEFAULT_MAX_SESSION_S = 10 * 3600  # a facility's opening hours
+# The culler stops servers; it reads activity but holds no access to any server.
+IDLE_CULLER_ROLE = {
+    "name": "onsite-idle-culler",
+    "description": "Stops idle servers and servers past the maximum session length",
+    "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+    "services": [IDLE_CULLER_SERVICE],
+}
+
+
+def idle_culler_service(idle_timeout_s: int, max_session_s: int) -> dict:
+    """jupyterhub-idle-culler as a hub-managed service: a server idle for `idle_timeout_s`
+    or running for `max_session_s` (0: no maximum) is stopped, checked every minute or
+    more often for short limits."""
+    if idle_timeout_s < 1 or max_session_s < 0:
+        raise UserError("the idle timeout must be at least 1 s and the maximum session length 0 (none) or more")
+    every = max(1, min(60, idle_timeout_s // 2, max_session_s // 2 or 60))
+    return {
+        "name": IDLE_CULLER_SERVICE,
+        "command": [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={idle_timeout_s}",
+                    f"--max-age={max_session_s}", f"--cull-every={every}", "--remove-named-servers=false"],
+    }
+
+
+def check_production(db_url: str, ssl_cert: str | None, ssl_key: str | None) -> None:
+    """The production profile needs PostgreSQL for the hub's database and HTTPS."""
+    problems = []
+    if not db_url.startswith(("postgresql://", "postgresql+psycopg://", "postgresql+psycopg2://")):
+        problems.append("set ONSITE_HUB_DB_URL to a PostgreSQL URL (postgresql://...) for the hub's database")
+    if not (ssl_cert and ssl_key):
+        problems.append("give the HTTPS certificate and key (ONSITE_SSL_CERT and ONSITE_SSL_KEY)")
+    for path in (ssl_cert, ssl_key):
+        if path and not Path(path).is_file():
+            problems.append(f"{path} does not exist")
+    if problems:
+        raise UserError("the production profile is not satisfied: " + "; ".join(problems))
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nobody listens on right now (there is a small race; fine for local use)."""
     with socket.socket() as s:
@@ -119,13 +159,31 @@ def configure(
     review_port: int | None = None,
     concurrent_spawn_limit: int = 20,
     trusted_proxy_ips: list[str] | None = None,
+    idle_timeout_s: int | None = None,
+    max_session_s: int | None = None,
+    production: bool | None = None,
+    ssl_cert: str | None = None,
+    ssl_key: str | None = None,
 ) -> None:
     """Fill the traitlets config `c` for a hub serving `settings`.
 
     `ip`/`port` is the public address (the proxy). The hub API, the proxy's
     REST API and the review service listen on loopback ports, free ones unless
-    given.
+    given. Sessions idle for `idle_timeout_s` or older than `max_session_s`
+    are stopped (defaults: $ONSITE_IDLE_TIMEOUT_S or 3600, $ONSITE_MAX_SESSION_S
+    or 36000). `ssl_cert`/`ssl_key` ($ONSITE_SSL_CERT/$ONSITE_SSL_KEY) make
+    the public address HTTPS. `production` ($ONSITE_PRODUCTION=1) refuses to
+    start without PostgreSQL as the hub's database and without HTTPS.
     """
+    env = os.environ
+    idle_timeout_s = idle_timeout_s or int(env.get("ONSITE_IDLE_TIMEOUT_S", DEFAULT_IDLE_TIMEOUT_S))
+    max_session_s = max_session_s if max_session_s is not None else int(env.get("ONSITE_MAX_SESSION_S", DEFAULT_MAX_SESSION_S))
+    production = production if production is not None else env.get("ONSITE_PRODUCTION", "") == "1"
+    ssl_cert = ssl_cert or env.get("ONSITE_SSL_CERT") or None
+    ssl_key = ssl_key or env.get("ONSITE_SSL_KEY") or None
+    hub_db_url = env.get("ONSITE_HUB_DB_URL") or f"sqlite:///{settings.runtime_dir / 'jupyterhub.sqlite'}"
+    if production:
+        check_production(hub_db_url, ssl_cert, ssl_key)
     if not PROXY_COMMAND.exists():
         raise UserError(f"the proxy is not installed at {PROXY_COMMAND}: run `make up` (or `npm ci`) in {PROJECT_ROOT}")
     run = settings.runtime_dir
@@ -140,7 +198,10 @@ def configure(
     c.JupyterHub.port = port
     c.JupyterHub.hub_ip = "127.0.0.1"
     c.JupyterHub.hub_port = hub_port or free_port()
-    c.JupyterHub.db_url = os.environ.get("ONSITE_HUB_DB_URL") or f"sqlite:///{run / 'jupyterhub.sqlite'}"
+    c.JupyterHub.db_url = hub_db_url
+    if ssl_cert and ssl_key:
+        c.JupyterHub.ssl_cert = ssl_cert
+        c.JupyterHub.ssl_key = ssl_key
     c.JupyterHub.cookie_secret_file = str(secret_file(run / "jupyterhub_cookie_secret"))
     c.JupyterHub.pid_file = str(run / "jupyterhub.pid")
     c.JupyterHub.template_paths = [str(TEMPLATES_DIR)]
@@ -165,8 +226,13 @@ def configure(
             "command": [sys.executable, "-m", "disclosure_review.web"],
             "environment": settings.environ(),
             "oauth_no_confirm": True,
-        }
+        },
+        idle_culler_service(idle_timeout_s, max_session_s),
     ]
+    # Servers post what happens in a session to the hub (hub_config.audit_sink).
+    from hub_config.audit_sink import session_event_handlers
+
+    c.JupyterHub.extra_handlers = session_event_handlers(run)
 
     c.Authenticator.manage_roles = True
     c.Authenticator.reset_managed_roles_on_startup = True
@@ -176,6 +242,7 @@ def configure(
         c.OnsiteAuthenticator.trusted_proxy_ips = trusted_proxy_ips
     c.JupyterHub.load_roles = [
         {"name": "user", "description": "Onsite researchers and reviewers", "scopes": USER_SCOPES},
+        IDLE_CULLER_ROLE,
     ]
 
     c.Spawner.cmd = singleuser_command()

@@ -34,6 +34,9 @@ def _jupyter_server_extension_points() -> list[dict[str, str]]:
 
 
 def _load_jupyter_server_extension(serverapp: Any) -> None:
+    from hub_config import lockdown
+
+    lockdown.load(serverapp)
     outbox = outbox_from_manifest(os.environ.get("ONSITE_SESSION", ""))
     review_url = os.environ.get("ONSITE_REVIEW_URL", "")
     token = os.environ.get("JUPYTERHUB_API_TOKEN", "")

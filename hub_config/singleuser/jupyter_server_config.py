@@ -1,20 +1,31 @@
 # Lock-down of every Onsite single-user server (found through JUPYTER_CONFIG_PATH,
-# set by hub_config.spawner.OnsiteSpawner). Cheap settings that need no OS
-# accounts; they are defence in depth, not the boundary (see DESIGN.md and
-# issue 6, which attacks and deepens them).
+# set by hub_config.spawner.OnsiteSpawner; with Spawner.disable_user_config the
+# researcher's own ~/.jupyter is not read). Defence in depth, not the boundary
+# (see DESIGN.md); each switch is attacked in tests/security/test_browser_*.py.
+# JupyterLab's download, export, open-in-new-tab, terminal and extension manager
+# plugins are disabled and locked in labconfig/page_config.json beside this file.
 c = get_config()  # noqa: F821 (defined by the traitlets config loader)
 
-# The release outbox forwarder (hub_config.serverext).
+# The release outbox forwarder and the lock-down (hub_config.serverext, hub_config.lockdown).
 c.ServerApp.jpserver_extensions.update({"hub_config.serverext": True})
 
 # No terminals: a shell is a way around every notebook-level control.
 c.ServerApp.terminals_enabled = False
-# No /files/ download handler.
+# No /files/ download handler; /view/, /nbconvert/, ?download= and binary
+# contents reads (except images) refused by the authorizer.
 c.ContentsManager.files_handler_class = None
 c.ContentsManager.allow_hidden = False
+c.ServerApp.authorizer_class = "hub_config.lockdown.LockdownAuthorizer"
+# Executed code is recorded server-side, before it reaches the kernel.
+c.ServerApp.kernel_websocket_connection_class = "hub_config.lockdown.AuditedKernelWebsocketConnection"
 # Extensions cannot be installed from the browser.
 c.LabApp.extension_manager = "readonly"
 # Only the Onsite kernel (the venv's Python with Hub tokens stripped).
 c.KernelSpecManager.allowed_kernelspecs = {"onsite"}
 c.MultiKernelManager.default_kernel_name = "onsite"
+# Uploads: only into intake/, at most 50 MB a file; the HTTP body limit sits above
+# that plus base64 overhead (JupyterLab sends large files in 1 MB chunks anyway).
+c.ServerApp.contents_manager_class = "hub_config.lockdown.LockdownContentsManager"
+c.Lockdown.intake_dir = "intake"
+c.Lockdown.intake_max_bytes = 50 * 1024 * 1024
 c.ServerApp.max_body_size = 64 * 1024 * 1024

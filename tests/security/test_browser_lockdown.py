@@ -1,0 +1,289 @@
+"""Attacks through the browser's channel: download, export, upload, terminals, user config,
+extension manager; and the session event log those actions land in. Each runs as a real
+researcher account (tanaka) against a real hub running as root.
+
+What stays open, on purpose: `GET /api/contents/<path>` of notebooks, text files and
+folder listings (JupyterLab cannot open a document without it; what is on screen is
+on screen), and base64 reads of images (the image viewer). The boundary is the
+facility terminal and the network (DESIGN.md); these switches are defence in depth.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hub_config.audit_sink import LOG_NAME, SessionEventLog, SessionLogCorrupt
+from onsite.demo import DEMO_PROJECT
+from security._isolation_fixtures import isolated_hub, researcher_session  # noqa: F401 (fixture)
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
+
+NOTEBOOK = f"{DEMO_PROJECT}/analysis.ipynb"
+CSV = f"{DEMO_PROJECT}/table.csv"
+BINARY = f"{DEMO_PROJECT}/extract.bin"
+IMAGE = f"{DEMO_PROJECT}/figure.png"
+CSV_TEXT = "prefecture,count\n13,2841\n27,1903\n"
+SECRET_BYTES = b"\x00ONSITE-MICRODATA-EXTRACT\xff" * 64
+PNG_1X1 = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAwS2OUAAAAABJRU5ErkJggg==")
+MARKER = "onsite_audit_marker_7f3a"
+
+
+def xsrf(user) -> dict[str, str]:
+    return {"X-XSRFToken": user.http.cookies.get("_xsrf", path=f"/user/{user.username}/") or ""}
+
+
+def put(user, path: str, model: dict):
+    return user.http.put(f"{user.server_url}/api/contents/{path}", json=model, headers=xsrf(user), timeout=60)
+
+
+@pytest.fixture(scope="module")
+def lab(isolated_hub):
+    user, kernel = researcher_session(isolated_hub, "tanaka")
+    notebook = {"cells": [{"cell_type": "code", "source": "print(1)", "metadata": {}, "outputs": [], "execution_count": None}],
+                "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    assert put(user, NOTEBOOK, {"type": "notebook", "content": notebook}).status_code in (200, 201)
+    assert put(user, CSV, {"type": "file", "format": "text", "content": CSV_TEXT}).status_code in (200, 201)
+    result = user.execute(kernel, f"import os\nopen(os.path.expanduser('~/{BINARY}'), 'wb').write({SECRET_BYTES!r})\n"
+                                  f"open(os.path.expanduser('~/{IMAGE}'), 'wb').write({PNG_1X1!r})")
+    assert result.error is None, result.error
+    return isolated_hub, user, kernel
+
+
+DOWNLOADS = [
+    ("GET", f"/files/{CSV}", "download a file through /files/"),
+    ("GET", f"/files/{BINARY}?download=1", "download a binary file through /files/?download=1"),
+    ("GET", f"/view/{CSV}", "open a file through /view/"),
+    ("GET", f"/nbconvert/html/{NOTEBOOK}?download=true", "export a notebook as HTML (/nbconvert/html)"),
+    ("GET", f"/nbconvert/script/{NOTEBOOK}", "export a notebook as a script (/nbconvert/script)"),
+    ("GET", f"/nbconvert/notebook/{NOTEBOOK}?download=true", "download a notebook through /nbconvert/notebook"),
+    ("GET", "/api/nbconvert", "list export formats (/api/nbconvert)"),
+    ("GET", f"/api/contents/{BINARY}?type=file&format=base64", "binary read through the contents API (format=base64)"),
+    ("GET", f"/api/contents/{CSV}?download=1", "contents API with ?download=1"),
+]
+
+
+@pytest.mark.parametrize("method, path, attempt", DOWNLOADS, ids=[d[1].split("?")[0] for d in DOWNLOADS])
+def test_download_and_export_urls_are_refused(lab, method, path, attempt):
+    hub, user, _ = lab
+    r = user.http.request(method, user.server_url + path, headers=xsrf(user), timeout=60, allow_redirects=False)
+    assert r.status_code in (403, 404), (path, r.status_code, r.text[:200])
+    for secret in (CSV_TEXT.encode(), SECRET_BYTES[:32], base64.b64encode(SECRET_BYTES)[:32], b"print(1)"):
+        assert secret not in r.content
+    hub.record("browser: download", attempt, f"HTTP {r.status_code}")
+
+
+def test_what_jupyterlab_needs_to_open_files_stays_open(lab):
+    _, user, _ = lab
+    text = user.http.get(f"{user.server_url}/api/contents/{CSV}?type=file&format=text&content=1", timeout=30)
+    assert text.status_code == 200 and text.json()["content"] == CSV_TEXT
+    notebook = user.http.get(f"{user.server_url}/api/contents/{NOTEBOOK}?content=1", timeout=30)
+    assert notebook.status_code == 200 and notebook.json()["content"]["cells"][0]["source"] == "print(1)"
+    image = user.http.get(f"{user.server_url}/api/contents/{IMAGE}?type=file&format=base64", timeout=30)
+    assert image.status_code == 200 and base64.b64decode(image.json()["content"]) == PNG_1X1
+
+
+def upload(user, path: str, data: bytes, chunk: int | None = None):
+    model = {"type": "file", "format": "base64", "content": base64.b64encode(data).decode()}
+    if chunk is not None:
+        model["chunk"] = chunk
+    return put(user, path, model)
+
+
+def test_upload_outside_the_intake_folder_is_refused(lab):
+    hub, user, _ = lab
+    home = hub.settings.workspaces_dir / "tanaka"
+    for path in (f"{DEMO_PROJECT}/tool.py", "tool.py", "intake/../tool.py"):
+        r = upload(user, path, b"import socket\n")
+        assert r.status_code in (400, 403, 404), (path, r.status_code)
+        assert not (home / path).exists() and not (home / "tool.py").exists()
+    hub.record("browser: upload", f"upload a file into {DEMO_PROJECT}/ (outside intake/)", f"HTTP {r.status_code}")
+    chunk = upload(user, f"{DEMO_PROJECT}/tool.py", b"import socket\n", chunk=2)  # a later chunk appends
+    assert chunk.status_code == 403 and not (home / DEMO_PROJECT / "tool.py").exists()
+    hub.record("browser: upload", f"upload a later chunk into {DEMO_PROJECT}/ (skips pre-save hooks)", f"HTTP {chunk.status_code}")
+    ok = upload(user, "intake/reference.csv", b"code,label\n1,a\n")
+    assert ok.status_code == 201 and (home / "intake" / "reference.csv").read_bytes() == b"code,label\n1,a\n"
+
+
+def test_upload_over_the_size_limit_is_refused(lab):
+    hub, user, kernel = lab
+    home = hub.settings.workspaces_dir / "tanaka"
+    # A chunked upload whose first 50 MB are already there: the next 1 MB chunk passes the limit.
+    first = user.execute(kernel, "import os\nf = open(os.path.expanduser('~/intake/big.bin'), 'wb')\n"
+                                 "f.truncate(50 * 1024 * 1024)\nf.close()")
+    assert first.error is None, first.error
+    r = upload(user, "intake/big.bin", os.urandom(1024 * 1024), chunk=2)
+    assert r.status_code == 413, (r.status_code, r.text[:300])
+    assert (home / "intake" / "big.bin").stat().st_size == 50 * 1024 * 1024
+    hub.record("browser: upload", "upload past the 50 MB intake limit (chunked)", f"HTTP {r.status_code}")
+    whole = upload(user, "intake/huge.bin", b"\0" * (70 * 1024 * 1024))
+    assert whole.status_code >= 400 and not (home / "intake" / "huge.bin").exists()
+    hub.record("browser: upload", "upload 70 MB in one request", f"HTTP {whole.status_code}")
+
+
+def test_terminal_cannot_be_started(lab):
+    hub, user, _ = lab
+    r = user.http.post(f"{user.server_url}/api/terminals", headers=xsrf(user), timeout=30)
+    assert r.status_code in (403, 404)
+    assert user.http.get(f"{user.server_url}/api/terminals", timeout=30).status_code in (403, 404)
+    hub.record("browser: terminal", "POST /api/terminals", f"HTTP {r.status_code}")
+
+
+def test_extension_manager_cannot_install(lab):
+    hub, user, _ = lab
+    r = user.http.post(f"{user.server_url}/lab/api/extensions", json={"cmd": "install", "extension_name": "jupyterlab-git"},
+                       headers=xsrf(user), timeout=60)
+    assert r.status_code >= 400, (r.status_code, r.text[:200])
+    assert "jupyterlab-git" not in subprocess.run([sys.executable, "-m", "pip", "list"], capture_output=True, text=True).stdout
+    hub.record("browser: extensions", "install an extension through the extension manager", f"HTTP {r.status_code}")
+
+
+def test_session_events_reach_the_hub_and_the_researcher_cannot_write_them(lab):
+    hub, user, kernel = lab
+    run = user.execute(kernel, f"x = 6 * 7  # {MARKER}\nprint(x)")
+    assert run.error is None and run.stdout.strip() == "42"
+    log = SessionEventLog(hub.settings.runtime_dir / LOG_NAME)
+    deadline = time.monotonic() + 20
+    executed: list[dict] = []
+    while time.monotonic() < deadline and not executed:
+        executed = [e for e in log.read() if e["event"]["kind"] == "execute" and MARKER in e["event"]["code"]]
+        time.sleep(0.5)
+    assert executed and executed[0]["user"] == "tanaka"
+    assert executed[0]["event"]["code"] == f"x = 6 * 7  # {MARKER}\nprint(x)"
+    assert not any("42" in json.dumps(e["event"]) for e in executed)  # the code, never its output
+    events = log.read()
+    assert any(e["user"] == "tanaka" and e["event"] == {**e["event"], "kind": "contents", "action": "save", "path": NOTEBOOK}
+               for e in events)
+    assert any(e["event"]["kind"] == "kernel" and e["event"]["action"] == "start" for e in events)
+    assert any(e["event"]["kind"] == "refused" for e in events)  # the refused downloads above
+    assert log.verify() == len(events)
+    stat = log.path.stat()
+    assert (stat.st_uid, stat.st_mode & 0o777) == (0, 0o600)
+
+    # The kernel, and the server's account outside the kernel's namespaces, try to rewrite it.
+    tamper = user.execute(kernel, f"try:\n    open({str(log.path)!r}, 'r+').write('x')\n    print('RESULT wrote')\n"
+                                  "except OSError as e:\n    print('RESULT ' + type(e).__name__)")
+    assert tamper.error is None and "RESULT wrote" not in tamper.stdout
+    hub.record("audit", "rewrite the session event log from the kernel", tamper.stdout.strip().removeprefix("RESULT "))
+    uid = str(os.stat(hub.settings.workspaces_dir / "tanaka").st_uid)
+    outside = subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", sys.executable, "-I", "-c",
+                              f"open({str(log.path)!r}, 'r+').write('x')"], capture_output=True, text=True, cwd="/")
+    assert outside.returncode != 0 and "PermissionError" in outside.stderr
+    hub.record("audit", "rewrite the session event log as the session's account", "PermissionError")
+    # The researcher's browser session cannot post events in its own name either.
+    forged = user.http.post(f"{hub.hub.url}/hub/api/onsite/session-events", json={"events": [{"kind": "execute", "code": "x"}]},
+                            headers=user._hub_xsrf(), timeout=30)
+    assert forged.status_code == 403
+    hub.record("audit", "post a forged session event with the browser's hub cookie", f"HTTP {forged.status_code}")
+    assert log.verify() == len(log.read())
+
+
+def test_an_edited_session_event_log_fails_verification(tmp_path):
+    log = SessionEventLog(tmp_path / LOG_NAME)
+    log.append("tanaka", [{"kind": "execute", "code": "a = 1"}, {"kind": "execute", "code": "b = 2"}])
+    log.append("kimura", [{"kind": "contents", "action": "get", "path": "x.ipynb"}])
+    assert log.verify() == 3
+    lines = log.path.read_text().splitlines()
+    lines[1] = lines[1].replace("b = 2", "b = 3")
+    log.path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(SessionLogCorrupt, match="line 2"):
+        log.verify()
+    log.path.write_text("\n".join([lines[0], lines[2]]) + "\n")  # a line removed
+    with pytest.raises(SessionLogCorrupt, match="line 2"):
+        log.verify()
+
+
+def test_user_config_cannot_reenable_terminals_or_downloads(lab):
+    hub, user, kernel = lab
+    config = ("c.ServerApp.terminals_enabled = True\nc.ContentsManager.files_handler_class = "
+              "'jupyter_server.files.handlers.FilesHandler'\nc.ServerApp.authorizer_class = 'jupyter_server.auth.authorizer.AllowAllAuthorizer'\n")
+    written = user.execute(kernel, "import os\nfor d in ('~/.jupyter', '~/.jupyter/labconfig'):\n    os.makedirs(os.path.expanduser(d), exist_ok=True)\n"
+                                   f"open(os.path.expanduser('~/.jupyter/jupyter_server_config.py'), 'w').write({config!r})\n"
+                                   "open(os.path.expanduser('~/.jupyter/labconfig/page_config.json'), 'w').write('{\"disabledExtensions\": {}}')")
+    assert written.error is None
+    # Restart the server so it would read the planted config.
+    api = f"{hub.hub.url}/hub/api/users/tanaka/server"
+    assert user.http.delete(api, headers=user._hub_xsrf(), timeout=60).status_code in (202, 204)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and user.http.get(api[:-len("/server")], headers=user._hub_xsrf(), timeout=10).json()["servers"]:
+        time.sleep(0.5)
+    user.start_server()
+    assert user.open_server().status_code == 200
+    terminal = user.http.post(f"{user.server_url}/api/terminals", headers=xsrf(user), timeout=30)
+    files = user.http.get(f"{user.server_url}/files/{CSV}", timeout=30)
+    binary = user.http.get(f"{user.server_url}/api/contents/{BINARY}?type=file&format=base64", timeout=30)
+    assert terminal.status_code in (403, 404) and files.status_code in (403, 404) and binary.status_code == 403
+    hub.record("browser: user config", "~/.jupyter config re-enabling terminals", f"HTTP {terminal.status_code}")
+    hub.record("browser: user config", "~/.jupyter config re-enabling /files/ and an allow-all authorizer",
+               f"HTTP {files.status_code} / {binary.status_code}")
+
+
+# --- real Chromium ---------------------------------------------------------------------
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+SCREENSHOTS = Path("/tmp/onsite-security-screens")
+
+
+def menu_labels(page) -> list[str]:
+    return [t.strip() for t in page.locator(".lm-Menu:visible .lm-Menu-itemLabel").all_inner_texts()]
+
+
+@pytest.mark.browser
+def test_jupyterlab_in_chromium_shows_no_download_or_export(lab):
+    from playwright.sync_api import sync_playwright
+
+    hub, _, _ = lab
+    SCREENSHOTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(f"{hub.hub.url}/hub/login")
+            page.fill("input[name=username]", "tanaka")
+            page.fill("input[name=password]", hub.logins["tanaka"].password)
+            page.click("input[type=submit], button[type=submit]")
+            page.wait_for_url("**/user/tanaka/lab**", timeout=120_000)
+            page.wait_for_selector(".jp-DirListing-content", timeout=120_000)
+            page.goto(f"{hub.hub.url}/user/tanaka/lab/tree/{NOTEBOOK}")
+            page.wait_for_selector(".jp-Notebook", timeout=120_000)
+            page.locator(".jp-Dialog button:has-text('Select')").click(timeout=60_000)  # the kernel dialog
+
+            page.click(".lm-MenuBar-itemLabel:text-is('File')")
+            page.wait_for_selector(".lm-Menu:visible")
+            file_menu = menu_labels(page)
+            page.screenshot(path=str(SCREENSHOTS / "file-menu.png"))
+            page.keyboard.press("Escape")
+
+            item = page.locator(".jp-DirListing-item:has-text('analysis.ipynb')").first
+            item.wait_for(timeout=30_000)
+            item.click(button="right")
+            page.wait_for_selector(".lm-Menu:visible")
+            context_menu = menu_labels(page)
+            page.screenshot(path=str(SCREENSHOTS / "context-menu.png"))
+            page.keyboard.press("Escape")
+
+            direct = page.goto(f"{hub.hub.url}/user/tanaka/files/{CSV}")
+            direct_status = direct.status if direct else 0
+            body = page.content()
+        except Exception:
+            page.screenshot(path=str(SCREENSHOTS / "failure.png"))
+            raise
+        finally:
+            browser.close()
+    assert "Open…" in file_menu or "Open from Path…" in file_menu, file_menu  # the menu did open
+    assert "Rename…" in context_menu or "Rename" in context_menu, context_menu
+    for labels, where in ((file_menu, "File menu"), (context_menu, "file browser context menu")):
+        forbidden = [l for l in labels if l.startswith(("Download", "Save and Export", "Export", "Open in New Browser Tab",
+                                                         "Copy Download Link", "New Terminal", "Terminal"))]
+        assert forbidden == [], (where, forbidden)
+    assert direct_status in (403, 404) and CSV_TEXT.splitlines()[1] not in body
+    hub.record("browser: Chromium", "Download / Export entries in the File menu", "absent")
+    hub.record("browser: Chromium", "Download / Open in New Browser Tab in the file context menu", "absent")
+    hub.record("browser: Chromium", f"open /files/{CSV} in the browser", f"HTTP {direct_status}")
