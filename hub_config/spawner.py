@@ -246,7 +246,10 @@ class OnsiteSpawner(LocalProcessSpawner):
 
     async def stop(self, now: bool = False) -> None:
         self._stop_recheck()
+        proc = self.proc
         await super().stop(now=now)
+        if proc is not None:
+            proc.poll()  # reap it: the session ends without a zombie left behind
         if self._account is not None and self.isolated:
             await asyncio.to_thread(isolation.kill_account_processes, self._account.uid)
             if self.server_firewall:

@@ -16,7 +16,8 @@ import time
 import pytest
 
 from functional.hubtools import HubUser
-from functional.seeding import OTHER_DATASET, SUSPENDED_PASSWORD, SUSPENDED_RESEARCHER, audit_events
+from functional.seeding import (OTHER_DATASET, SUSPENDED_PASSWORD, SUSPENDED_PROJECT, SUSPENDED_RESEARCHER, audit_events,
+                               suspend_project)
 from onsite.demo import DEMO_DATASET, DEMO_PROJECT
 from security._isolation_fixtures import RECHECK_S, isolated_hub, researcher_session  # noqa: F401 (fixture)
 
@@ -150,6 +151,29 @@ def test_a_kernelspec_planted_in_the_home_is_ignored(sessions):
     hub.record("kernels", "start a kernelspec planted in ~/.local/share/jupyter", f"HTTP {r.status_code}")
 
 
+def wait_until_stopped(hub, user: HubUser) -> bool:
+    api = f"{hub.hub.url}/hub/api/users/{user.username}"
+    deadline = time.monotonic() + 10 * RECHECK_S + 30
+    while time.monotonic() < deadline:
+        if not user.http.get(api, headers=user._hub_xsrf(), timeout=10).json().get("servers", {}).get(""):
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def test_suspended_project_stops_the_session(sessions):
+    hub, tanaka, kernel = sessions
+    neighbour = HubUser(hub.hub, SUSPENDED_RESEARCHER)
+    assert neighbour.login(SUSPENDED_PASSWORD).status_code == 302
+    suspend_project(hub.settings, SUSPENDED_PROJECT)
+    assert wait_until_stopped(hub, neighbour), "the session outlived its project"
+    stops = audit_events(hub.settings, "SESSION_STOP", SUSPENDED_RESEARCHER)
+    assert stops[-1]["details"]["reason"] == "ENTRY_REFUSED:NO_ACTIVE_PROJECT"
+    rechecks = [e for e in audit_events(hub.settings, "ENTRY_DECIDE", SUSPENDED_RESEARCHER) if e["details"]["stage"] == "recheck"]
+    assert rechecks and rechecks[-1]["outcome"] == "DENIED"
+    hub.record("entry", "keep working after the project was suspended", "session stopped: " + stops[-1]["details"]["reason"])
+
+
 def test_revoked_grant_stops_the_session(sessions):
     from access_control import policy
     from access_control.db import make_engine, session_factory, transaction
@@ -162,21 +186,14 @@ def test_revoked_grant_stops_the_session(sessions):
             policy.revoke_grant(session, grant.id, actor="test")
     finally:
         engine.dispose()
-    api = f"{hub.hub.url}/hub/api/users/tanaka"
-    deadline = time.monotonic() + 10 * RECHECK_S + 30
-    server = {"ready": True}
-    while time.monotonic() < deadline:
-        server = tanaka.http.get(api, headers=tanaka._hub_xsrf(), timeout=10).json().get("servers", {}).get("")
-        if not server:
-            break
-        time.sleep(0.5)
-    assert not server, "the session outlived the revoked grant"
+    assert wait_until_stopped(hub, tanaka), "the session outlived the revoked grant"
     stops = audit_events(hub.settings, "SESSION_STOP", "tanaka")
     assert stops and stops[-1]["details"]["reason"] == f"GRANT_REVOKED:{DEMO_DATASET}"
     uid = pwd.getpwnam("onsite-tanaka").pw_uid
     left = "?"
     for _ in range(40):  # the spawner kills what is left once the server has exited
-        left = subprocess.run(["ps", "-o", "pid=,stat=,comm=", "-u", str(uid)], capture_output=True, text=True).stdout.strip()
+        ps = subprocess.run(["ps", "-o", "pid=,stat=,comm=", "-u", str(uid)], capture_output=True, text=True).stdout
+        left = "\n".join(line for line in ps.splitlines() if line.split()[1][0] != "Z")  # a zombie has exited
         if not left:
             break
         time.sleep(0.5)
