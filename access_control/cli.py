@@ -1,7 +1,10 @@
-"""`onsite audit …` and `onsite admin person|role|project|member|grant|facility|terminal …`.
+"""`onsite audit …` and `onsite admin person|role|project|member|grant|facility|terminal|accreditation|booking …`.
 
 Every command is one transaction: bad input is refused with the reason and
 nothing changes. Changes are audit events whose actor is `admin:<OS login>`.
+With LDAP configured (`ONSITE_LDAP_URI`, see docs/how-to/ldap.md) role and
+membership changes also change the LDAP groups before the commit; a directory
+failure fails the command and the database keeps its state.
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import json
 import sys
 import unicodedata
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -26,7 +29,7 @@ from access_control import audit, policy
 from access_control.db import make_engine, migrate, read_transaction, session_factory, transaction
 from access_control.entry import DEFAULT_TIMEZONE
 from access_control.enums import AuditEventType, Outcome, Role
-from access_control.models import Facility, Grant, Person, Project, ProjectStatus, Terminal
+from access_control.models import Accreditation, Booking, Facility, Grant, Person, Project, ProjectStatus, Terminal
 from onsite.errors import UserError
 from onsite.settings import Settings
 
@@ -36,6 +39,17 @@ E = TypeVar("E", bound=enum.Enum)
 
 def admin_actor() -> str:
     return f"admin:{getpass.getuser()}"
+
+
+def ldap_directory() -> policy.GroupDirectory | None:
+    """The LDAP directory whose groups the admin commands maintain, when ONSITE_LDAP_URI is set."""
+    from access_control.ldap import LdapDirectory, LdapSettings, LdapSettingsInvalid
+
+    try:
+        settings = LdapSettings.from_env()
+    except LdapSettingsInvalid as e:
+        raise UserError(f"the LDAP settings are invalid: {e}; nothing changed") from None
+    return LdapDirectory(settings) if settings is not None else None
 
 
 def in_transaction(settings: Settings, work: Callable[[Session], int], *, read_only: bool = False) -> int:
@@ -56,6 +70,12 @@ def in_transaction(settings: Settings, work: Callable[[Session], int], *, read_o
         raise UserError(
             f"the change conflicts with the stored data ({e.orig}); nothing changed: check with `list`/`show` and retry"
         ) from None
+    except Exception as e:
+        from access_control.ldap import DirectoryUnavailable
+
+        if isinstance(e, DirectoryUnavailable):  # raised inside the transaction: the database change rolled back
+            raise UserError(f"the LDAP directory did not take the change: {e}; nothing changed") from None
+        raise
     finally:
         engine.dispose()
 
@@ -137,7 +157,41 @@ def grant_view(grant: Grant) -> dict[str, Any]:
 
 
 def facility_view(facility: Facility) -> dict[str, Any]:
-    return {"name": facility.name, "address": facility.address, "timezone": facility.timezone, "terminals": len(facility.terminals)}
+    return {
+        "name": facility.name,
+        "address": facility.address,
+        "timezone": facility.timezone,
+        "terminals": len(facility.terminals),
+        "hours": policy.format_hours(facility.hours) or "always open",
+        "closed_days": [c.day.isoformat() for c in facility.closures],
+        "booking_required": facility.booking_required,
+        "accreditation_kind": facility.accreditation_kind,
+    }
+
+
+def accreditation_view(accreditation: Accreditation) -> dict[str, Any]:
+    return {
+        "id": accreditation.id,
+        "person": accreditation.person.username,
+        "kind": accreditation.kind,
+        "issued": accreditation.issued.isoformat(),
+        "expiry": accreditation.expiry.isoformat(),
+        "revoked_at": accreditation.revoked_at.isoformat() if accreditation.revoked_at else None,
+        "created_by": accreditation.created_by,
+    }
+
+
+def booking_view(booking: Booking) -> dict[str, Any]:
+    zone = ZoneInfo(booking.facility.timezone)
+    return {
+        "id": booking.id,
+        "person": booking.person.username,
+        "facility": booking.facility.name,
+        "starts_at": booking.starts_at.astimezone(zone).isoformat(),
+        "ends_at": booking.ends_at.astimezone(zone).isoformat(),
+        "cancelled_at": booking.cancelled_at.isoformat() if booking.cancelled_at else None,
+        "created_by": booking.created_by,
+    }
 
 
 def terminal_view(terminal: Terminal) -> dict[str, Any]:
@@ -328,6 +382,7 @@ def run_person_add(args: argparse.Namespace, settings: Settings) -> int:
             roles=args.role or [],
             password=password,
             actor=admin_actor(),
+            directory=ldap_directory(),
         )
         print(f"added person {person.username}")
         return 0
@@ -356,7 +411,7 @@ def run_person_import(args: argparse.Namespace, settings: Settings) -> int:
     rows = read_people_csv(Path(args.file))
 
     def work(session: Session) -> int:
-        summary = policy.import_people(session, rows, actor=admin_actor())
+        summary = policy.import_people(session, rows, actor=admin_actor(), directory=None if args.dry_run else ldap_directory())
         verb = "would add" if args.dry_run else "added"
         print(
             f"{verb} {summary.people_added} people, {summary.roles_granted} roles to existing people, "
@@ -433,10 +488,10 @@ def run_role(args: argparse.Namespace, settings: Settings) -> int:
     def work(session: Session) -> int:
         role = args.role.value.lower()
         if args.role_command == "grant":
-            policy.grant_role(session, args.username, args.role, actor=admin_actor())
+            policy.grant_role(session, args.username, args.role, actor=admin_actor(), directory=ldap_directory())
             print(f"granted role {role} to {args.username}")
         else:
-            policy.revoke_role(session, args.username, args.role, actor=admin_actor())
+            policy.revoke_role(session, args.username, args.role, actor=admin_actor(), directory=ldap_directory())
             print(f"revoked role {role} from {args.username}")
         return 0
 
@@ -515,10 +570,10 @@ def run_project_change(args: argparse.Namespace, settings: Settings) -> int:
 def run_member(args: argparse.Namespace, settings: Settings) -> int:
     def work(session: Session) -> int:
         if args.member_command == "add":
-            policy.add_member(session, args.project_id, args.username, actor=admin_actor())
+            policy.add_member(session, args.project_id, args.username, actor=admin_actor(), directory=ldap_directory())
             print(f"added {args.username} to project {args.project_id}")
         else:
-            policy.remove_member(session, args.project_id, args.username, actor=admin_actor())
+            policy.remove_member(session, args.project_id, args.username, actor=admin_actor(), directory=ldap_directory())
             print(f"removed {args.username} from project {args.project_id}")
         return 0
 
@@ -575,14 +630,139 @@ def run_facility_add(args: argparse.Namespace, settings: Settings) -> int:
 
 run_facility_list = listing(
     lambda session, args: [facility_view(f) for f in policy.list_facilities(session)],
-    ["name", "timezone", "terminals", "address"],
+    ["name", "timezone", "terminals", "booking_required", "accreditation_kind", "hours"],
+    lambda row: row | {"accreditation_kind": row["accreditation_kind"] or "-", "hours": row["hours"][:50]},
 )
+
+
+def run_facility_show(args: argparse.Namespace, settings: Settings) -> int:
+    def work(session: Session) -> int:
+        facility = policy.require_facility(session, args.name)
+        view = facility_view(facility) | {"terminals": [terminal_view(t) for t in facility.terminals]}
+        if args.json:
+            print_json(view)
+        else:
+            for key, value in view.items():
+                if key == "terminals":
+                    value = [f"{t['address']} ({t['label']})" if t["label"] else t["address"] for t in value]
+                print(f"{key}: {', '.join(value) if isinstance(value, list) else value}")
+        return 0
+
+    return in_transaction(settings, work, read_only=True)
 
 
 def run_facility_change(args: argparse.Namespace, settings: Settings) -> int:
     def work(session: Session) -> int:
-        facility = policy.change_facility(session, args.name, address=args.address, timezone_name=args.timezone, actor=admin_actor())
-        print(f"changed facility {facility.name} ({facility.timezone})")
+        facility = policy.change_facility(
+            session,
+            args.name,
+            address=args.address,
+            timezone_name=args.timezone,
+            booking_required=args.booking_required,
+            accreditation_kind=args.accreditation_kind,
+            actor=admin_actor(),
+        )
+        view = facility_view(facility)
+        print(f"changed facility {facility.name} ({view['timezone']}, booking required: {view['booking_required']}, "
+              f"accreditation: {view['accreditation_kind'] or 'none'})")
+        return 0
+
+    return in_transaction(settings, work)
+
+
+def run_facility_hours(args: argparse.Namespace, settings: Settings) -> int:
+    schedule = "" if args.schedule.strip().lower() in ("always", "always open", "") else args.schedule
+
+    def work(session: Session) -> int:
+        facility = policy.set_opening_hours(session, args.name, schedule, actor=admin_actor())
+        print(f"opening hours of {facility.name} ({facility.timezone}): {policy.format_hours(facility.hours) or 'always open'}")
+        return 0
+
+    return in_transaction(settings, work)
+
+
+def run_facility_closed_day(args: argparse.Namespace, settings: Settings) -> int:
+    def work(session: Session) -> int:
+        if args.facility_command == "close-day":
+            policy.add_closed_day(session, args.name, args.day, note=args.note, actor=admin_actor())
+            print(f"{args.name} is closed on {args.day}")
+        else:
+            policy.remove_closed_day(session, args.name, args.day, actor=admin_actor())
+            print(f"{args.name} is no longer closed on {args.day}")
+        return 0
+
+    return in_transaction(settings, work)
+
+
+# ---------------------------------------------------------------- admin: accreditations and bookings
+
+
+def run_accreditation_add(args: argparse.Namespace, settings: Settings) -> int:
+    def work(session: Session) -> int:
+        accreditation = policy.add_accreditation(
+            session, username=args.username, kind=args.kind, issued=args.issued or date.today(), expiry=args.expiry, actor=admin_actor()
+        )
+        print(f"accreditation {accreditation.id}: {accreditation.kind} for {accreditation.person.username} "
+              f"from {accreditation.issued} through {accreditation.expiry}")
+        return 0
+
+    return in_transaction(settings, work)
+
+
+run_accreditation_list = listing(
+    lambda session, args: [accreditation_view(a) for a in policy.list_accreditations(session, args.person)],
+    ["id", "person", "kind", "issued", "expiry", "revoked_at"],
+    lambda row: row | {"revoked_at": row["revoked_at"] or "-"},
+)
+
+
+def run_accreditation_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    def work(session: Session) -> int:
+        accreditation = policy.revoke_accreditation(session, args.accreditation_id, actor=admin_actor())
+        print(f"revoked accreditation {accreditation.id} ({accreditation.kind} of {accreditation.person.username})")
+        return 0
+
+    return in_transaction(settings, work)
+
+
+def local_time(text: str) -> datetime:
+    """An ISO date-time; without an offset it is read in the facility's time zone later."""
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date-time: use YYYY-MM-DDTHH:MM (facility time) or add an offset, +09:00") from None
+
+
+def run_booking_add(args: argparse.Namespace, settings: Settings) -> int:
+    def work(session: Session) -> int:
+        zone = ZoneInfo(policy.require_facility(session, args.facility).timezone)
+        starts_at, ends_at = (t if t.tzinfo else t.replace(tzinfo=zone) for t in (args.start, args.end))
+        booking = policy.add_booking(
+            session, username=args.username, facility=args.facility, starts_at=starts_at, ends_at=ends_at, actor=admin_actor()
+        )
+        view = booking_view(booking)
+        print(f"booking {booking.id}: {view['person']} at {view['facility']} from {view['starts_at']} until {view['ends_at']}")
+        return 0
+
+    return in_transaction(settings, work)
+
+
+run_booking_list = listing(
+    lambda session, args: [
+        booking_view(b)
+        for b in policy.list_bookings(
+            session, username=args.person, facility=args.facility, ending_after=None if args.all else datetime.now(timezone.utc)
+        )
+    ],
+    ["id", "person", "facility", "starts_at", "ends_at", "cancelled_at"],
+    lambda row: row | {"cancelled_at": row["cancelled_at"] or "-"},
+)
+
+
+def run_booking_cancel(args: argparse.Namespace, settings: Settings) -> int:
+    def work(session: Session) -> int:
+        booking = policy.cancel_booking(session, args.booking_id, actor=admin_actor())
+        print(f"cancelled booking {booking.id} ({booking.person.username} at {booking.facility.name})")
         return 0
 
     return in_transaction(settings, work)
@@ -740,14 +920,47 @@ def register_admin(admin: argparse._SubParsersAction) -> None:
     p.add_argument("--address", default="", help="postal address")
     p.add_argument("--timezone", default="Asia/Tokyo", help="IANA time zone in which project dates are read (default Asia/Tokyo)")
     p.set_defaults(run=run_facility_add)
-    p = facility.add_parser("change", help="change a facility's address or time zone")
+    p = facility.add_parser("change", help="change a facility's address, time zone, booking rule or required accreditation")
     p.add_argument("name")
     p.add_argument("--address", help="postal address")
-    p.add_argument("--timezone", help="IANA time zone in which project dates are read")
+    p.add_argument("--timezone", help="IANA time zone in which project dates, opening hours and accreditation expiry are read")
+    p.add_argument(
+        "--booking-required", action=argparse.BooleanOptionalAction, default=None,
+        help="entry here needs a booking covering the moment of entry (--no-booking-required: not)",
+    )
+    p.add_argument(
+        "--accreditation-kind", metavar="KIND",
+        help="kind of accreditation researchers need to enter here, e.g. onsite-training; '' for none",
+    )
     p.set_defaults(run=run_facility_change)
-    p = facility.add_parser("list", help="all facilities")
+    p = facility.add_parser("list", help="all facilities with their entry rules")
     _json_flag(p)
     p.set_defaults(run=run_facility_list)
+    p = facility.add_parser("show", help="one facility: hours, closed days, booking and accreditation rules, terminals")
+    p.add_argument("name")
+    _json_flag(p)
+    p.set_defaults(run=run_facility_show)
+    p = facility.add_parser(
+        "hours",
+        help="set the weekly opening hours (replaces them all)",
+        description="SCHEDULE lists days and intervals in the facility's time zone, separated by commas, e.g. "
+        "'mon-fri 09:00-17:30, sat 10:00-12:00'; several intervals on one day are separate entries "
+        "('mon 09:00-12:00, mon 13:00-17:00'). Opening time inclusive, closing time exclusive (24:00 is midnight); "
+        "intervals cannot pass midnight. Days not listed are closed. 'always' removes the hours: always open. "
+        "Sessions outside the hours are refused at log-in and stopped at the next re-check.",
+    )
+    p.add_argument("name")
+    p.add_argument("schedule", help="e.g. 'mon-fri 09:00-17:30', or 'always'")
+    p.set_defaults(run=run_facility_hours)
+    p = facility.add_parser("close-day", help="close the facility for a whole day (holiday), in its time zone")
+    p.add_argument("name")
+    p.add_argument("day", type=iso_date, help="YYYY-MM-DD")
+    p.add_argument("--note", default="", help="e.g. the holiday's name")
+    p.set_defaults(run=run_facility_closed_day)
+    p = facility.add_parser("reopen-day", help="undo close-day")
+    p.add_argument("name")
+    p.add_argument("day", type=iso_date, help="YYYY-MM-DD")
+    p.set_defaults(run=run_facility_closed_day)
 
     terminal = admin.add_parser("terminal", help="terminals (IP addresses or networks) of facilities: add, list, remove").add_subparsers(
         dest="terminal_command", metavar="ACTION", required=True
@@ -763,3 +976,53 @@ def register_admin(admin: argparse._SubParsersAction) -> None:
     p = terminal.add_parser("remove", help="unregister a terminal address")
     p.add_argument("address")
     p.set_defaults(run=run_terminal_remove)
+
+    accreditation = admin.add_parser("accreditation", help="accreditations of people: add, list, revoke").add_subparsers(
+        dest="accreditation_command", metavar="ACTION", required=True
+    )
+    p = accreditation.add_parser(
+        "add",
+        help="record a person's accreditation (e.g. completed training) with its expiry",
+        description="Researchers entering a facility that names an accreditation kind (`facility change "
+        "--accreditation-kind`) need one of that kind valid on the day, read in the facility's time zone: "
+        "from --issued through --expiry, both inclusive.",
+    )
+    p.add_argument("username")
+    p.add_argument("kind", help="e.g. onsite-training (a-z, 0-9, '.', '_', '-')")
+    p.add_argument("--expiry", type=iso_date, required=True, help="last valid day, YYYY-MM-DD (inclusive)")
+    p.add_argument("--issued", type=iso_date, help="first valid day, YYYY-MM-DD (default today)")
+    p.set_defaults(run=run_accreditation_add)
+    p = accreditation.add_parser("list", help="accreditations, revoked ones included")
+    p.add_argument("--person", help="only this person's")
+    _json_flag(p)
+    p.set_defaults(run=run_accreditation_list)
+    p = accreditation.add_parser("revoke", help="revoke an accreditation now (its number from `accreditation list`)")
+    p.add_argument("accreditation_id", type=int)
+    p.set_defaults(run=run_accreditation_revoke)
+
+    booking = admin.add_parser("booking", help="bookings of seats at facilities: add, list, cancel").add_subparsers(
+        dest="booking_command", metavar="ACTION", required=True
+    )
+    p = booking.add_parser(
+        "add",
+        help="book a seat for a person at a facility",
+        description="Times without an offset are in the facility's time zone. The slot runs from --start "
+        "(inclusive) to --end (exclusive), at most 24 hours, within one opening interval of the facility and "
+        "not on a closed day; it may not overlap another booking of the same person. At a facility with "
+        "--booking-required, entry is allowed only while a booking covers the moment, and a session is stopped "
+        "at the first re-check after its booking ends.",
+    )
+    p.add_argument("username")
+    p.add_argument("facility", help="facility name")
+    p.add_argument("--start", type=local_time, required=True, help="e.g. 2026-12-01T09:00")
+    p.add_argument("--end", type=local_time, required=True, help="e.g. 2026-12-01T12:00")
+    p.set_defaults(run=run_booking_add)
+    p = booking.add_parser("list", help="bookings that have not ended yet (with --all: every booking), cancelled ones included")
+    p.add_argument("--person", help="only this person's")
+    p.add_argument("--facility", help="only this facility's")
+    p.add_argument("--all", action="store_true", help="include bookings that have ended")
+    _json_flag(p)
+    p.set_defaults(run=run_booking_list)
+    p = booking.add_parser("cancel", help="cancel a booking (its number from `booking list`)")
+    p.add_argument("booking_id", type=int)
+    p.set_defaults(run=run_booking_cancel)

@@ -11,7 +11,7 @@ import enum
 import ipaddress
 import unicodedata
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from access_control import audit
 from access_control.enums import AuditEventType, Outcome, Role
-from access_control.models import Facility, Membership, Person, Project, ProjectStatus, Terminal
+from access_control.models import Accreditation, Booking, Facility, Membership, Person, Project, ProjectStatus, Terminal
 
 DEFAULT_TIMEZONE = "Asia/Tokyo"
 MAX_SHOWN_NAME = 64
@@ -85,6 +85,32 @@ class DenialReason(enum.Enum):
         "この端末は利用施設の端末として登録されていません。",
         "This terminal is not registered at any facility.",
     )
+    ACCREDITATION_MISSING = (
+        "ACCREDITATION_MISSING",
+        "この施設の利用に必要な認定(研修修了など)がありません。管理者に登録を依頼してください。",
+        "You hold no accreditation of the kind this facility requires (e.g. the completed training). Ask the administrator.",
+    )
+    ACCREDITATION_EXPIRED = (
+        "ACCREDITATION_EXPIRED",
+        "この施設の利用に必要な認定の有効期限が切れています。更新してください。",
+        "Your accreditation of the kind this facility requires has expired. Renew it.",
+    )
+    FACILITY_CLOSED = (
+        "FACILITY_CLOSED",
+        "現在は施設の利用時間外です(休館日または開館時間外)。",
+        "The facility is closed now (outside its opening hours, or a closed day).",
+    )
+    NO_BOOKING = (
+        "NO_BOOKING",
+        "この施設は予約制です。現在の時間帯の予約がありません。",
+        "This facility needs a booking, and you have none for the present time.",
+    )
+    DIRECTORY_UNAVAILABLE = (
+        "DIRECTORY_UNAVAILABLE",
+        "利用者ディレクトリ(LDAP)に接続できないため、ログインできません。しばらくしてから再度お試しください。続く場合は管理者に連絡してください。",
+        "The user directory (LDAP) is unavailable, so you cannot log in now. Try again in a few minutes; "
+        "if it persists, tell the administrator.",
+    )
 
     def message(self, lang: str = "en") -> str:
         return self.ja if lang == "ja" else self.en  # type: ignore[attr-defined]
@@ -101,12 +127,59 @@ class ProjectFacts:
         return self.status is ProjectStatus.ACTIVE and self.start_date <= day <= self.end_date
 
 
+MINUTES_PER_DAY = 24 * 60
+
+
+@dataclass(frozen=True)
+class OpeningInterval:
+    """Open on `weekday` (0 Monday) from minute `opens` (inclusive) to `closes` (exclusive) after local midnight."""
+
+    weekday: int
+    opens: int
+    closes: int
+
+    def contains(self, local: datetime) -> bool:
+        minute = local.hour * 60 + local.minute
+        return local.weekday() == self.weekday and self.opens <= minute < self.closes
+
+
 @dataclass(frozen=True)
 class TerminalFacts:
     network: IPNetwork
     label: str
     facility: str
     timezone: str = DEFAULT_TIMEZONE
+    hours: tuple[OpeningInterval, ...] = ()
+    """The facility's weekly opening hours; empty: always open."""
+    closed_days: frozenset[date] = frozenset()
+    booking_required: bool = False
+    accreditation_kind: str | None = None
+    """Kind of accreditation researchers need at this facility; None: none."""
+
+    def is_open(self, now: datetime) -> bool:
+        local = now.astimezone(ZoneInfo(self.timezone))
+        if local.date() in self.closed_days:
+            return False
+        return not self.hours or any(interval.contains(local) for interval in self.hours)
+
+
+@dataclass(frozen=True)
+class AccreditationFacts:
+    kind: str
+    issued: date
+    expiry: date
+    """Last valid day (inclusive), read in the facility's time zone."""
+
+
+@dataclass(frozen=True)
+class BookingFacts:
+    facility: str
+    starts_at: datetime
+    ends_at: datetime
+    """Exclusive: a booking ending at 12:00 no longer covers 12:00."""
+
+    def covers(self, now: datetime) -> bool:
+        return self.starts_at <= now < self.ends_at
 
 
 @dataclass(frozen=True)
@@ -121,6 +194,10 @@ class EntryFacts:
     roles: frozenset[Role] = frozenset()
     projects: tuple[ProjectFacts, ...] = ()
     terminals: tuple[TerminalFacts, ...] = ()
+    accreditations: tuple[AccreditationFacts, ...] = ()
+    """The person's accreditations that are not revoked (any kind, any dates)."""
+    bookings: tuple[BookingFacts, ...] = ()
+    """The person's bookings that are not cancelled (those ended before the snapshot may be left out)."""
 
 
 @dataclass(frozen=True)
@@ -183,19 +260,60 @@ def decide_entry(facts: EntryFacts, now: datetime) -> EntryDecision:
             reasons.append(DenialReason.NO_ACTIVE_PROJECT)
     if terminal is None:
         reasons.append(DenialReason.TERMINAL_NOT_REGISTERED)
+    else:
+        reasons.extend(facility_reasons(facts, terminal, now, day))
     return EntryDecision(allowed=not reasons, reasons=tuple(reasons), terminal=terminal, active_projects=active, day=day)
+
+
+def accreditation_reason(accreditations: tuple[AccreditationFacts, ...], kind: str, day: date) -> DenialReason | None:
+    """None when an accreditation of `kind` is valid on `day`; EXPIRED when one of that kind
+    has ended and none is valid; MISSING otherwise (none at all, or only future ones)."""
+    of_kind = [a for a in accreditations if a.kind == kind]
+    if any(a.issued <= day <= a.expiry for a in of_kind):
+        return None
+    if any(a.expiry < day for a in of_kind):
+        return DenialReason.ACCREDITATION_EXPIRED
+    return DenialReason.ACCREDITATION_MISSING
+
+
+def facility_reasons(facts: EntryFacts, terminal: TerminalFacts, now: datetime, day: date) -> list[DenialReason]:
+    """What the facility of the terminal asks of a known person: accreditation (researchers),
+    opening hours and a booking covering `now` (everyone entering there)."""
+    reasons: list[DenialReason] = []
+    if not facts.known:
+        return reasons
+    if terminal.accreditation_kind is not None and Role.RESEARCHER in facts.roles:
+        missing = accreditation_reason(facts.accreditations, terminal.accreditation_kind, day)
+        if missing is not None:
+            reasons.append(missing)
+    if not terminal.is_open(now):
+        reasons.append(DenialReason.FACILITY_CLOSED)
+    if terminal.booking_required and not any(b.facility == terminal.facility and b.covers(now) for b in facts.bookings):
+        reasons.append(DenialReason.NO_BOOKING)
+    return reasons
 
 
 def load_terminals(session: Session) -> tuple[TerminalFacts, ...]:
     rows = session.execute(select(Terminal, Facility).join(Facility, Terminal.facility_id == Facility.id)).all()
     return tuple(
-        TerminalFacts(ipaddress.ip_network(t.address), t.label, f.name, f.timezone or DEFAULT_TIMEZONE) for t, f in rows
+        TerminalFacts(
+            ipaddress.ip_network(t.address),
+            t.label,
+            f.name,
+            f.timezone or DEFAULT_TIMEZONE,
+            hours=tuple(OpeningInterval(h.weekday, h.opens, h.closes) for h in f.hours),
+            closed_days=frozenset(c.day for c in f.closures),
+            booking_required=f.booking_required,
+            accreditation_kind=f.accreditation_kind,
+        )
+        for t, f in rows
     )
 
 
-def load_entry_facts(session: Session, username: str, client_address: str) -> EntryFacts:
+def load_entry_facts(session: Session, username: str, client_address: str, *, as_of: datetime | None = None) -> EntryFacts:
     """Snapshot the policy for one entry decision. `username` is canonicalised;
-    a name that is not valid at all is simply unknown."""
+    a name that is not valid at all is simply unknown. Bookings that ended
+    before `as_of` (default: now) are left out: decide for `as_of` or later."""
     from access_control.identity import canonical_username  # identity imports DenialReason from here
     from onsite.errors import UserError
 
@@ -210,6 +328,14 @@ def load_entry_facts(session: Session, username: str, client_address: str) -> En
     projects = session.scalars(
         select(Project).join(Membership, Membership.project_id == Project.id).where(Membership.person_id == person.id)
     ).all()
+    accreditations = session.scalars(
+        select(Accreditation).where(Accreditation.person_id == person.id, Accreditation.revoked_at.is_(None))
+    ).all()
+    bookings = session.execute(
+        select(Booking.starts_at, Booking.ends_at, Facility.name)
+        .join(Facility, Booking.facility_id == Facility.id)
+        .where(Booking.person_id == person.id, Booking.cancelled_at.is_(None), Booking.ends_at > (as_of or datetime.now(timezone.utc)))
+    ).all()
     return EntryFacts(
         username=name,
         client_address=client_address,
@@ -219,6 +345,8 @@ def load_entry_facts(session: Session, username: str, client_address: str) -> En
         roles=frozenset(person.role_set),
         projects=tuple(ProjectFacts(p.id, p.status, p.start_date, p.end_date) for p in projects),
         terminals=terminals,
+        accreditations=tuple(AccreditationFacts(a.kind, a.issued, a.expiry) for a in accreditations),
+        bookings=tuple(BookingFacts(facility, starts, ends) for starts, ends, facility in bookings),
     )
 
 

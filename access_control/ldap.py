@@ -87,11 +87,7 @@ class DirectoryUnavailable(Exception):
     `user_message` (the login is refused, never allowed).
     """
 
-    USER_MESSAGE = {
-        "ja": "利用者ディレクトリ(LDAP)に接続できないため、ログインできません。しばらくしてから再度お試しください。続く場合は管理者に連絡してください。",
-        "en": "The user directory (LDAP) is unavailable, so you cannot log in now. Try again in a few minutes; "
-              "if it persists, tell the administrator.",
-    }
+    USER_MESSAGE = {lang: DenialReason.DIRECTORY_UNAVAILABLE.message(lang) for lang in ("ja", "en")}
 
     def __init__(self, message: str, setting: str) -> None:
         super().__init__(f"{message} (check {setting})")

@@ -1,5 +1,6 @@
 """Policy and audit tables: people, roles, projects, memberships, datasets,
-grants, facilities, terminals and the audit ledger.
+grants, facilities (with opening hours and closed days), terminals,
+accreditations, bookings and the audit ledger.
 
 Enums are stored by value as plain strings (no native or CHECK constraint), so
 adding a member needs no migration; renaming or removing one does.
@@ -181,8 +182,50 @@ class Facility(Base):
     address: Mapped[str] = mapped_column(String(500), default="")
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Tokyo")
     """IANA zone in which the facility's dates (project validity) are read."""
+    booking_required: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Whether entry here needs a booking of the person covering the moment of entry."""
+    accreditation_kind: Mapped[str | None] = mapped_column(String(64), default=None)
+    """Kind of accreditation researchers need to enter here; None: none needed."""
 
     terminals: Mapped[list[Terminal]] = relationship(back_populates="facility", lazy="selectin")
+    hours: Mapped[list[OpeningHours]] = relationship(
+        back_populates="facility", cascade="all, delete-orphan", lazy="selectin", order_by="(OpeningHours.weekday, OpeningHours.opens)"
+    )
+    closures: Mapped[list[FacilityClosure]] = relationship(
+        back_populates="facility", cascade="all, delete-orphan", lazy="selectin", order_by="FacilityClosure.day"
+    )
+
+
+class OpeningHours(Base):
+    """One opening interval of a weekday, in minutes after local midnight: open
+    from `opens` (inclusive) until `closes` (exclusive; 1440 is midnight). A
+    facility without any row is always open; with rows, a weekday without one is closed."""
+
+    __tablename__ = "facility_hours"
+    __table_args__ = (UniqueConstraint("facility_id", "weekday", "opens"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    facility_id: Mapped[int] = mapped_column(ForeignKey("facility.id", ondelete="CASCADE"), index=True)
+    weekday: Mapped[int] = mapped_column(Integer)
+    """0 Monday … 6 Sunday (date.weekday())."""
+    opens: Mapped[int] = mapped_column(Integer)
+    closes: Mapped[int] = mapped_column(Integer)
+
+    facility: Mapped[Facility] = relationship(back_populates="hours")
+
+
+class FacilityClosure(Base):
+    """A whole day (in the facility's time zone) on which the facility is closed, e.g. a holiday."""
+
+    __tablename__ = "facility_closure"
+    __table_args__ = (UniqueConstraint("facility_id", "day"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    facility_id: Mapped[int] = mapped_column(ForeignKey("facility.id", ondelete="CASCADE"), index=True)
+    day: Mapped[date] = mapped_column(Date)
+    note: Mapped[str] = mapped_column(String(200), default="")
+
+    facility: Mapped[Facility] = relationship(back_populates="closures")
 
 
 class Terminal(Base):
@@ -195,6 +238,42 @@ class Terminal(Base):
     label: Mapped[str] = mapped_column(String(200), default="")
 
     facility: Mapped[Facility] = relationship(back_populates="terminals")
+
+
+class Accreditation(Base):
+    """A person's accreditation of a kind (e.g. completed on-site training), valid
+    from `issued` through `expiry` (inclusive dates in the facility's time zone)."""
+
+    __tablename__ = "accreditation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    issued: Mapped[date] = mapped_column(Date)
+    expiry: Mapped[date] = mapped_column(Date)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    person: Mapped[Person] = relationship()
+
+
+class Booking(Base):
+    """A seat booked by a person at a facility from `starts_at` (inclusive) until `ends_at` (exclusive)."""
+
+    __tablename__ = "booking"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), index=True)
+    facility_id: Mapped[int] = mapped_column(ForeignKey("facility.id"), index=True)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    person: Mapped[Person] = relationship()
+    facility: Mapped[Facility] = relationship()
 
 
 class AuditEvent(Base):

@@ -3,6 +3,11 @@
 Each action validates its input first (UserError saying what to fix, nothing
 changed) and writes its audit event in the caller's transaction, so the change
 and its record commit together. The caller passes the session and `actor`.
+
+With LDAP as the directory, role and membership changes also take the
+`directory` (an `access_control.ldap.LdapDirectory`): its groups are changed
+after the database change and before the caller commits, so a directory
+failure raises and the caller's transaction rolls the database change back.
 """
 from __future__ import annotations
 
@@ -11,21 +16,26 @@ import ipaddress
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
-from typing import TypeVar
+from datetime import date, datetime, timedelta, timezone
+from typing import Protocol, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from access_control import audit
+from access_control.entry import MINUTES_PER_DAY, OpeningInterval
 from access_control.enums import AuditEventType, Role
 from access_control.identity import LocalIdentityStore, canonical_username
 from access_control.models import (
+    Accreditation,
+    Booking,
     Dataset,
     Facility,
+    FacilityClosure,
     Grant,
     Membership,
+    OpeningHours,
     Person,
     PersonRole,
     Project,
@@ -38,7 +48,20 @@ PROJECT_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 DATASET_ID_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,62}")
 SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
 EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+ACCREDITATION_KIND_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+MAX_BOOKING = timedelta(hours=24)
 T = TypeVar("T")
+
+
+class GroupDirectory(Protocol):
+    """The LDAP groups the admin changes maintain (`access_control.ldap.LdapDirectory`)."""
+
+    def grant_role(self, username: str, role: Role) -> bool: ...
+    def revoke_role(self, username: str, role: Role) -> bool: ...
+    def add_to_project(self, project_id: str, username: str) -> bool: ...
+    def remove_from_project(self, project_id: str, username: str) -> bool: ...
+
 
 @functools.cache
 def _store() -> LocalIdentityStore:
@@ -220,6 +243,7 @@ def add_person(
     email: str = "",
     roles: Iterable[Role] = (),
     password: str | None = None,
+    directory: GroupDirectory | None = None,
 ) -> Person:
     name = canonical_username(username)
     display_name = _nonempty(display_name, "display name", 200)
@@ -241,6 +265,9 @@ def add_person(
         object=f"person:{name}",
         details={"roles": [r.value for r in role_set], "password_set": password is not None},
     )
+    if directory is not None:
+        for role in role_set:
+            directory.grant_role(name, role)
     return person
 
 
@@ -282,16 +309,18 @@ def unlock_person(session: Session, username: str, *, actor: str) -> None:
     )
 
 
-def grant_role(session: Session, username: str, role: Role, *, actor: str) -> None:
+def grant_role(session: Session, username: str, role: Role, *, actor: str, directory: GroupDirectory | None = None) -> None:
     person = require_person(session, username)
     if role in person.role_set:
         raise UserError(f"person {person.username!r} already has role {role.value}")
     person.roles.append(PersonRole(role=role))
     session.flush()
     audit.record(session, AuditEventType.ROLE_GRANT, actor=actor, object=f"person:{person.username}", details={"role": role.value})
+    if directory is not None:
+        directory.grant_role(person.username, role)
 
 
-def revoke_role(session: Session, username: str, role: Role, *, actor: str) -> None:
+def revoke_role(session: Session, username: str, role: Role, *, actor: str, directory: GroupDirectory | None = None) -> None:
     person = require_person(session, username)
     held = [r for r in person.roles if r.role is role]
     if not held:
@@ -299,6 +328,8 @@ def revoke_role(session: Session, username: str, role: Role, *, actor: str) -> N
     person.roles.remove(held[0])
     session.flush()
     audit.record(session, AuditEventType.ROLE_REVOKE, actor=actor, object=f"person:{person.username}", details={"role": role.value})
+    if directory is not None:
+        directory.revoke_role(person.username, role)
 
 
 # ---------------------------------------------------------------- projects and members
@@ -387,7 +418,9 @@ def change_project(
     return project
 
 
-def add_member(session: Session, project_id: str, username: str, *, actor: str) -> Membership:
+def add_member(
+    session: Session, project_id: str, username: str, *, actor: str, directory: GroupDirectory | None = None
+) -> Membership:
     project = require_project(session, project_id)
     person = require_person(session, username)
     exists = session.scalar(select(Membership.id).where(Membership.project_id == project.id, Membership.person_id == person.id))
@@ -397,10 +430,12 @@ def add_member(session: Session, project_id: str, username: str, *, actor: str) 
     session.add(membership)
     session.flush()
     audit.record(session, AuditEventType.MEMBER_ADD, actor=actor, object=f"project:{project.id}", details={"person": person.username})
+    if directory is not None:
+        directory.add_to_project(project.id, person.username)
     return membership
 
 
-def remove_member(session: Session, project_id: str, username: str, *, actor: str) -> None:
+def remove_member(session: Session, project_id: str, username: str, *, actor: str, directory: GroupDirectory | None = None) -> None:
     project = require_project(session, project_id)
     person = require_person(session, username)
     membership = session.scalar(select(Membership).where(Membership.project_id == project.id, Membership.person_id == person.id))
@@ -409,6 +444,8 @@ def remove_member(session: Session, project_id: str, username: str, *, actor: st
     session.delete(membership)
     session.flush()
     audit.record(session, AuditEventType.MEMBER_REMOVE, actor=actor, object=f"project:{project.id}", details={"person": person.username})
+    if directory is not None:
+        directory.remove_from_project(project.id, person.username)
 
 
 # ---------------------------------------------------------------- datasets and grants
@@ -539,17 +576,34 @@ def add_facility(session: Session, *, name: str, actor: str, address: str = "", 
 
 
 def change_facility(
-    session: Session, name: str, *, actor: str, address: str | None = None, timezone_name: str | None = None
+    session: Session,
+    name: str,
+    *,
+    actor: str,
+    address: str | None = None,
+    timezone_name: str | None = None,
+    booking_required: bool | None = None,
+    accreditation_kind: str | None = None,
 ) -> Facility:
-    """Change a facility's address or time zone (the zone in which project dates are read)."""
+    """Change a facility's address, time zone (in which project dates, opening hours and
+    accreditation expiry are read), whether entry needs a booking, or the kind of
+    accreditation researchers need there (`accreditation_kind=""`: none needed)."""
     facility = require_facility(session, name)
-    changes = {
+    changes: dict[str, object] = {
         "address": None if address is None else address.strip(),
         "timezone": None if timezone_name is None else _check_timezone(timezone_name),
+        "booking_required": booking_required,
     }
     changes = {k: v for k, v in changes.items() if v is not None and v != getattr(facility, k)}
+    if accreditation_kind is not None:
+        kind = check_accreditation_kind(accreditation_kind) if accreditation_kind.strip() else None
+        if kind != facility.accreditation_kind:
+            changes["accreditation_kind"] = kind
     if not changes:
-        raise UserError(f"nothing to change for facility {name!r}: give a new --address or --timezone")
+        raise UserError(
+            f"nothing to change for facility {name!r}: give a new --address, --timezone, --booking-required/--no-booking-required "
+            "or --accreditation-kind"
+        )
     before = {k: getattr(facility, k) for k in changes}
     for key, value in changes.items():
         setattr(facility, key, value)
@@ -602,7 +656,9 @@ class ImportSummary:
     memberships_added: int
 
 
-def import_people(session: Session, rows: Iterable[Mapping[str, str | None]], *, actor: str) -> ImportSummary:
+def import_people(
+    session: Session, rows: Iterable[Mapping[str, str | None]], *, actor: str, directory: GroupDirectory | None = None
+) -> ImportSummary:
     """Add people and their roles and memberships from CSV rows (see IMPORT_COLUMNS).
 
     A person already registered keeps their details and gains any listed role or
@@ -621,17 +677,23 @@ def import_people(session: Session, rows: Iterable[Mapping[str, str | None]], *,
             person = get_person(session, row["username"] or "")
             if person is None:
                 person = add_person(
-                    session, username=row["username"] or "", display_name=row["display_name"] or "", email=row.get("email") or "", roles=roles, actor=actor
+                    session,
+                    username=row["username"] or "",
+                    display_name=row["display_name"] or "",
+                    email=row.get("email") or "",
+                    roles=roles,
+                    actor=actor,
+                    directory=directory,
                 )
                 added += 1
             else:
                 for role in sorted(set(roles) - person.role_set, key=lambda r: r.value):
-                    grant_role(session, person.username, role, actor=actor)
+                    grant_role(session, person.username, role, actor=actor, directory=directory)
                     granted += 1
             member_of = {p.id for p in projects_of(session, person.username)}
             for project_id in projects:
                 if project_id not in member_of:
-                    add_member(session, project_id, person.username, actor=actor)
+                    add_member(session, project_id, person.username, actor=actor, directory=directory)
                     member_of.add(project_id)
                     joined += 1
         except UserError as e:
@@ -648,3 +710,251 @@ def role_from_text(text: str) -> Role:
 
 def _split_list(cell: str | None, parse: Callable[[str], T]) -> list[T]:
     return [parse(item.strip()) for item in (cell or "").split(";") if item.strip()]
+
+
+# ---------------------------------------------------------------- accreditations
+
+
+def check_accreditation_kind(kind: str) -> str:
+    kind = kind.strip().lower()
+    if not ACCREDITATION_KIND_PATTERN.fullmatch(kind):
+        raise UserError(f"accreditation kind {kind!r} is not allowed: use 1-64 characters a-z, 0-9, '.', '_' and '-', e.g. onsite-training")
+    return kind
+
+
+def list_accreditations(session: Session, username: str | None = None) -> list[Accreditation]:
+    """Accreditations, revoked ones included, of one person or everyone."""
+    query = select(Accreditation).order_by(Accreditation.id)
+    if username is not None:
+        query = query.where(Accreditation.person_id == require_person(session, username).id)
+    return list(session.scalars(query))
+
+
+def add_accreditation(session: Session, *, username: str, kind: str, issued: date, expiry: date, actor: str) -> Accreditation:
+    """Record that a person holds an accreditation of `kind` from `issued` through `expiry` (inclusive)."""
+    person = require_person(session, username)
+    kind = check_accreditation_kind(kind)
+    _check_dates(issued, expiry, "expiry")
+    duplicate = session.scalar(
+        select(Accreditation.id).where(
+            Accreditation.person_id == person.id,
+            Accreditation.kind == kind,
+            Accreditation.revoked_at.is_(None),
+            Accreditation.issued == issued,
+            Accreditation.expiry == expiry,
+        )
+    )
+    if duplicate is not None:
+        raise UserError(f"{person.username!r} already holds this {kind} accreditation (number {duplicate})")
+    accreditation = Accreditation(person=person, kind=kind, issued=issued, expiry=expiry, created_by=actor)
+    session.add(accreditation)
+    session.flush()
+    audit.record(
+        session,
+        AuditEventType.ACCREDITATION_ADD,
+        actor=actor,
+        object=f"accreditation:{accreditation.id}",
+        details=_details(person=person.username, kind=kind, issued=issued, expiry=expiry),
+    )
+    return accreditation
+
+
+def revoke_accreditation(session: Session, accreditation_id: int, *, actor: str) -> Accreditation:
+    accreditation = session.get(Accreditation, accreditation_id)
+    if accreditation is None:
+        raise UserError(f"unknown accreditation {accreditation_id}: see `onsite admin accreditation list`")
+    if accreditation.revoked_at is not None:
+        raise UserError(f"accreditation {accreditation_id} was already revoked at {accreditation.revoked_at.isoformat()}")
+    accreditation.revoked_at = datetime.now(timezone.utc)
+    audit.record(
+        session,
+        AuditEventType.ACCREDITATION_REVOKE,
+        actor=actor,
+        object=f"accreditation:{accreditation.id}",
+        details={"person": accreditation.person.username, "kind": accreditation.kind},
+    )
+    return accreditation
+
+
+# ---------------------------------------------------------------- opening hours and closed days
+
+
+def parse_minute(text: str) -> int:
+    """'09:00' -> 540; '24:00' is the end of the day."""
+    match = re.fullmatch(r"(\d{1,2}):(\d{2})", text.strip())
+    minute = int(match[1]) * 60 + int(match[2]) if match and int(match[2]) < 60 else -1
+    if not 0 <= minute <= MINUTES_PER_DAY:
+        raise UserError(f"{text!r} is not a time of day: use HH:MM from 00:00 to 24:00")
+    return minute
+
+
+def format_minute(minute: int) -> str:
+    return f"{minute // 60:02d}:{minute % 60:02d}"
+
+
+def parse_opening_hours(text: str) -> list[OpeningInterval]:
+    """A weekly schedule such as 'mon-fri 09:00-17:30, sat 10:00-12:00' (days mon…sun,
+    ranges or single days; several intervals a day are separate entries). Empty: always open."""
+    intervals: list[OpeningInterval] = []
+    for entry in filter(None, (e.strip() for e in re.split(r"[,;]", text.lower()))):
+        match = re.fullmatch(r"([a-z]{3})(?:-([a-z]{3}))?\s+(\S+)-(\S+)", entry)
+        if match is None or match[1] not in WEEKDAYS or (match[2] and match[2] not in WEEKDAYS):
+            raise UserError(f"opening hours {entry!r} not understood: write e.g. 'mon-fri 09:00-17:30' (days mon, tue, wed, thu, fri, sat, sun)")
+        first = WEEKDAYS.index(match[1])
+        last = WEEKDAYS.index(match[2]) if match[2] else first
+        if last < first:
+            raise UserError(f"opening hours {entry!r}: the day range runs backwards (write mon-fri, not fri-mon)")
+        opens, closes = parse_minute(match[3]), parse_minute(match[4])
+        if closes <= opens:
+            raise UserError(f"opening hours {entry!r}: closing time must be after opening time (intervals cannot pass midnight)")
+        intervals += [OpeningInterval(day, opens, closes) for day in range(first, last + 1)]
+    intervals.sort(key=lambda i: (i.weekday, i.opens))
+    for before, after in zip(intervals, intervals[1:]):
+        if before.weekday == after.weekday and after.opens < before.closes:
+            raise UserError(f"opening hours overlap on {WEEKDAYS[before.weekday]}: {format_hours([before])} and {format_hours([after])}")
+    return intervals
+
+
+def format_hours(intervals: Iterable[OpeningInterval | OpeningHours]) -> str:
+    """The inverse of parse_opening_hours, one entry per day and interval ('' when always open)."""
+    return ", ".join(f"{WEEKDAYS[i.weekday]} {format_minute(i.opens)}-{format_minute(i.closes)}" for i in intervals)
+
+
+def set_opening_hours(session: Session, facility: str, schedule: str, *, actor: str) -> Facility:
+    """Replace the facility's weekly opening hours (see parse_opening_hours; '' = always open)."""
+    place = require_facility(session, facility)
+    intervals = parse_opening_hours(schedule)
+    before = format_hours(place.hours)
+    after = format_hours(intervals)
+    if before == after:
+        raise UserError(f"facility {place.name!r} already has these opening hours ({after or 'always open'})")
+    place.hours.clear()
+    session.flush()
+    place.hours.extend(OpeningHours(weekday=i.weekday, opens=i.opens, closes=i.closes) for i in intervals)
+    session.flush()
+    audit.record(session, AuditEventType.FACILITY_CHANGE, actor=actor, object=f"facility:{place.name}", details={"before": {"hours": before}, "after": {"hours": after}})
+    return place
+
+
+def add_closed_day(session: Session, facility: str, day: date, *, actor: str, note: str = "") -> FacilityClosure:
+    """Close the facility for a whole day in its time zone (a holiday)."""
+    place = require_facility(session, facility)
+    if any(c.day == day for c in place.closures):
+        raise UserError(f"facility {place.name!r} is already closed on {day.isoformat()}")
+    closure = FacilityClosure(day=day, note=_nonempty(note, "note", 200) if note.strip() else "")
+    place.closures.append(closure)
+    session.flush()
+    audit.record(session, AuditEventType.FACILITY_CHANGE, actor=actor, object=f"facility:{place.name}", details={"closed_day_added": day.isoformat(), "note": closure.note})
+    return closure
+
+
+def remove_closed_day(session: Session, facility: str, day: date, *, actor: str) -> None:
+    place = require_facility(session, facility)
+    closure = next((c for c in place.closures if c.day == day), None)
+    if closure is None:
+        raise UserError(f"facility {place.name!r} is not closed on {day.isoformat()}")
+    place.closures.remove(closure)
+    session.flush()
+    audit.record(session, AuditEventType.FACILITY_CHANGE, actor=actor, object=f"facility:{place.name}", details={"closed_day_removed": day.isoformat()})
+
+
+# ---------------------------------------------------------------- bookings
+
+
+def list_bookings(
+    session: Session, *, username: str | None = None, facility: str | None = None, ending_after: datetime | None = None
+) -> list[Booking]:
+    """Bookings by start time, cancelled ones included; optionally of one person, one facility, or still running after a moment."""
+    query = select(Booking).order_by(Booking.starts_at, Booking.id)
+    if username is not None:
+        query = query.where(Booking.person_id == require_person(session, username).id)
+    if facility is not None:
+        query = query.where(Booking.facility_id == require_facility(session, facility).id)
+    if ending_after is not None:
+        query = query.where(Booking.ends_at > ending_after)
+    return list(session.scalars(query))
+
+
+def _within_opening_hours(place: Facility, starts_at: datetime, ends_at: datetime) -> bool:
+    """The slot lies in one opening interval of one local day that is not closed (always true without hours)."""
+    zone = ZoneInfo(place.timezone)
+    start, end = starts_at.astimezone(zone), ends_at.astimezone(zone)
+    if start.date() in {c.day for c in place.closures}:
+        return False
+    if not place.hours:
+        return True
+    midnight = start.replace(hour=0, minute=0, second=0, microsecond=0)
+    # Wall-clock minutes after the start day's midnight (same tzinfo: no DST shift), so an end at 24:00 is 1440.
+    start_minute, end_minute = ((t.replace(tzinfo=None) - midnight.replace(tzinfo=None)).total_seconds() / 60 for t in (start, end))
+    return any(h.weekday == start.weekday() and h.opens <= start_minute and end_minute <= h.closes for h in place.hours)
+
+
+def add_booking(
+    session: Session,
+    *,
+    username: str,
+    facility: str,
+    starts_at: datetime,
+    ends_at: datetime,
+    actor: str,
+    now: datetime | None = None,
+) -> Booking:
+    """Book a seat for a person at a facility from `starts_at` until `ends_at` (exclusive).
+
+    Refused: an end not after the start, a slot already over, longer than a day,
+    outside the facility's opening hours or on a closed day, or overlapping
+    another booking of the same person (at any facility: nobody sits in two places)."""
+    if starts_at.tzinfo is None or ends_at.tzinfo is None:
+        raise UserError("booking times need a time zone offset, e.g. 2026-12-01T09:00+09:00")
+    person = require_person(session, username)
+    place = require_facility(session, facility)
+    if ends_at <= starts_at:
+        raise UserError(f"booking end {ends_at.isoformat()} is not after its start {starts_at.isoformat()}: swap or correct them")
+    if ends_at <= (now or datetime.now(timezone.utc)):
+        raise UserError(f"booking end {ends_at.isoformat()} is already past: book a slot in the future")
+    if ends_at - starts_at > MAX_BOOKING:
+        raise UserError("a booking may last at most 24 hours: book each day separately")
+    if not _within_opening_hours(place, starts_at, ends_at):
+        raise UserError(
+            f"the slot is outside the opening hours of {place.name!r} ({format_hours(place.hours) or 'always open'}, "
+            f"time zone {place.timezone}) or on a closed day: see `onsite admin facility show`"
+        )
+    clash = session.scalar(
+        select(Booking).where(
+            Booking.person_id == person.id, Booking.cancelled_at.is_(None), Booking.starts_at < ends_at, Booking.ends_at > starts_at
+        )
+    )
+    if clash is not None:
+        raise UserError(
+            f"{person.username!r} already has booking {clash.id} at {clash.facility.name!r} from {clash.starts_at.isoformat()} "
+            f"to {clash.ends_at.isoformat()}, which overlaps: cancel it first or choose another slot"
+        )
+    booking = Booking(person=person, facility=place, starts_at=starts_at, ends_at=ends_at, created_by=actor)
+    session.add(booking)
+    session.flush()
+    audit.record(
+        session,
+        AuditEventType.BOOKING_ADD,
+        actor=actor,
+        object=f"booking:{booking.id}",
+        details={"person": person.username, "facility": place.name, "starts_at": booking.starts_at.isoformat(), "ends_at": booking.ends_at.isoformat()},
+    )
+    return booking
+
+
+def cancel_booking(session: Session, booking_id: int, *, actor: str) -> Booking:
+    """Cancel a booking; a session relying on it is stopped at its next re-check."""
+    booking = session.get(Booking, booking_id)
+    if booking is None:
+        raise UserError(f"unknown booking {booking_id}: see `onsite admin booking list`")
+    if booking.cancelled_at is not None:
+        raise UserError(f"booking {booking_id} was already cancelled at {booking.cancelled_at.isoformat()}")
+    booking.cancelled_at = datetime.now(timezone.utc)
+    audit.record(
+        session,
+        AuditEventType.BOOKING_CANCEL,
+        actor=actor,
+        object=f"booking:{booking.id}",
+        details={"person": booking.person.username, "facility": booking.facility.name},
+    )
+    return booking

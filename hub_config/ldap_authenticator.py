@@ -36,7 +36,7 @@ from access_control.db import transaction
 from access_control.entry import MAX_SHOWN_NAME, DenialReason
 from access_control.enums import AuditEventType, Outcome
 from access_control.ldap import DirectoryUnavailable, LdapSettings, TlsMode, login_name
-from hub_config.authenticator import OnsiteAuthenticator
+from hub_config.authenticator import EntryDenied, OnsiteAuthenticator
 from onsite.errors import UserError
 
 
@@ -73,16 +73,15 @@ def ldap_traits(settings: LdapSettings) -> dict[str, Any]:
     }
 
 
-class DirectoryUnavailableDenied(web.HTTPError):
-    """The login page's refusal when the directory cannot be asked (503, Japanese and English).
-
-    Stands in for a `DenialReason.DIRECTORY_UNAVAILABLE` member until
-    access_control/entry.py has one; `check_password` returns that member instead
-    as soon as it exists.
-    """
+class DirectoryUnavailableDenied(EntryDenied):
+    """The login page's refusal when the directory cannot be asked: reason
+    `DenialReason.DIRECTORY_UNAVAILABLE`, HTTP 503 (a passing outage, not a
+    refusal of the person), its message in Japanese and English."""
 
     def __init__(self, log_message: str) -> None:
-        super().__init__(503, log_message="LDAP directory unavailable: %s" % log_message.replace("%", "%%"))
+        super().__init__([DenialReason.DIRECTORY_UNAVAILABLE])
+        self.status_code = 503
+        self.log_message = "LDAP directory unavailable: %s" % log_message.replace("%", "%%")
         # JupyterHub's login page shows `jupyterhub_message` (LoginHandler.write_error).
         self.jupyterhub_message = (f"ログインできません: {DirectoryUnavailable.user_message('ja')}\n"
                                    f"Login refused: {DirectoryUnavailable.user_message('en')}")
@@ -154,10 +153,9 @@ class OnsiteLDAPAuthenticator(OnsiteAuthenticator, LDAPAuthenticator):
                 "LDAP directory unavailable for the login of %s: %s: %s. Check server_address, server_port, "
                 "tls_strategy and tls_kwargs (ca_certs_file), and that the directory answers within "
                 "directory_timeout=%.1f s", name, type(error).__name__, error, self.directory_timeout)
-            await self._record_failure(name, "DIRECTORY_UNAVAILABLE", {"error": type(error).__name__}, Outcome.FAILED)
-            member = DenialReason.__members__.get("DIRECTORY_UNAVAILABLE")
-            if member is not None:
-                return member
+            await self._record_failure(name, DenialReason.DIRECTORY_UNAVAILABLE.value, {"error": type(error).__name__},
+                                       Outcome.FAILED)
+            # Raised, not returned: OnsiteAuthenticator would answer 403 as for a refused person.
             raise DirectoryUnavailableDenied(f"{type(error).__name__}: {error}") from error
         if model is None:
             await self._record_failure(name, DenialReason.BAD_CREDENTIALS.value, {"directory": "ldap"})
