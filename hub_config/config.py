@@ -206,6 +206,7 @@ def configure(
     c.JupyterHub.pid_file = str(run / "jupyterhub.pid")
     c.JupyterHub.template_paths = [str(TEMPLATES_DIR)]
     c.JupyterHub.authenticator_class = OnsiteAuthenticator
+    configure_ldap(c)
     c.JupyterHub.spawner_class = OnsiteSpawner
     c.JupyterHub.allow_named_servers = False
     c.JupyterHub.concurrent_spawn_limit = concurrent_spawn_limit
@@ -256,6 +257,24 @@ def configure(
     c.OnsiteSpawner.kernel_data_dir = str(write_kernelspec(settings))
     c.OnsiteSpawner.interrupt_timeout = 5
     c.OnsiteSpawner.term_timeout = 5
+
+
+def configure_ldap(c) -> None:
+    """With ONSITE_LDAP_URI set, log people in against the LDAP directory (same
+    ONSITE_LDAP_* settings as the admin commands; see docs/how-to/ldap.md)."""
+    from access_control.ldap import LdapSettings, LdapSettingsInvalid
+
+    try:
+        ldap_settings = LdapSettings.from_env()
+    except LdapSettingsInvalid as e:
+        raise UserError(f"the LDAP settings are invalid: {e}") from None
+    if ldap_settings is None:
+        return
+    from hub_config.ldap_authenticator import OnsiteLDAPAuthenticator, ldap_traits
+
+    c.JupyterHub.authenticator_class = OnsiteLDAPAuthenticator
+    for name, value in ldap_traits(ldap_settings).items():
+        setattr(c.OnsiteLDAPAuthenticator, name, value)
 
 
 def site_config_file(settings: Settings) -> Path:
