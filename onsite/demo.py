@@ -4,8 +4,10 @@
 the store's schema, the synthetic survey, the dataset `lfs_demo`, four demo
 people (a researcher, two reviewers, an administrator) with passwords
 generated once and kept in `$ONSITE_HOME/run/demo-logins.txt`, a demo project
-granted the dataset from today, and a facility whose terminals are this
-machine (127.0.0.1 and ::1). Then it runs the hub until Ctrl-C.
+granted the dataset from today, an accreditation of the researcher valid for a
+year, and a facility whose terminals are this machine (127.0.0.1 and ::1),
+always open, needing no booking and no accreditation (so the demo works at
+any hour and for people tests add). Then it runs the hub until Ctrl-C.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ DEMO_FACILITY = "Demo facility (this machine)"
 DEMO_TERMINALS = ("127.0.0.1", "::1")
 DEMO_SEED = 2026
 LOGINS_FILE = "demo-logins.txt"
+DEMO_ACCREDITATION = "onsite-training"
 
 
 @dataclass(frozen=True)
@@ -172,6 +175,19 @@ def ensure_project(settings: Settings, factory, *, today: date, researcher: str,
                              valid_until=today + timedelta(days=365), actor=ACTOR)
 
 
+def ensure_accreditation(settings: Settings, factory, *, today: date, researcher: str) -> None:
+    """The researcher's demo accreditation, valid today and for a year."""
+    from access_control import policy
+    from access_control.db import transaction
+
+    with transaction(factory) as session:
+        held = [a for a in policy.list_accreditations(session, researcher)
+                if a.kind == DEMO_ACCREDITATION and a.revoked_at is None and a.issued <= today <= a.expiry]
+        if not held:
+            policy.add_accreditation(session, username=researcher, kind=DEMO_ACCREDITATION, issued=today,
+                                     expiry=today + timedelta(days=365), actor=ACTOR)
+
+
 def ensure_facility(settings: Settings, factory, *, terminals: tuple[str, ...] = DEMO_TERMINALS) -> None:
     from access_control import policy
     from access_control.db import transaction
@@ -199,6 +215,7 @@ def set_up_demo(settings: Settings, *, rows: int = 200_000, seed: int = DEMO_SEE
         logins = ensure_people(settings, factory)
         researcher = next(login.username for login in logins if login.role is Role.RESEARCHER)
         ensure_project(settings, factory, today=today, researcher=researcher)
+        ensure_accreditation(settings, factory, today=today, researcher=researcher)
         ensure_facility(settings, factory)
     finally:
         engine.dispose()

@@ -16,7 +16,10 @@ from access_control.enums import Role
 from onsite.errors import UserError
 
 ACTOR = "admin:test"
-POLICY_TABLES = ("person", "person_role", "project", "membership", "dataset", "dataset_grant", "facility", "terminal", "audit_event")
+POLICY_TABLES = (
+    "person", "person_role", "project", "membership", "dataset", "dataset_grant", "facility", "terminal", "audit_event",
+    "facility_hours", "facility_closure", "accreditation", "booking",
+)
 PASSWORD = "correct horse battery"
 SHA = "ab" * 32
 
@@ -73,3 +76,9 @@ def world(db) -> World:
         policy.add_terminal(s, facility="Tokyo", address="127.0.0.1", label="seat 1", actor=ACTOR)
         policy.add_terminal(s, facility="Tokyo", address="2001:db8::/64", actor=ACTOR)
     return w
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url_empty(request, tmp_path) -> str:
+    """An empty (unmigrated) store on each backend in turn."""
+    return f"sqlite:///{tmp_path / 'empty.sqlite'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")

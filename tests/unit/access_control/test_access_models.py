@@ -15,7 +15,10 @@ from access_control.db import Base, alembic_config, make_engine, migrate, read_t
 from access_control.enums import AuditEventType, Outcome
 from access_control.models import AuditEvent, Facility
 
-OUR_TABLES = {"person", "person_role", "project", "membership", "dataset", "dataset_grant", "facility", "terminal", "audit_event"}
+OUR_TABLES = {
+    "person", "person_role", "project", "membership", "dataset", "dataset_grant", "facility", "terminal", "audit_event",
+    "facility_hours", "facility_closure", "accreditation", "booking",
+}
 
 
 def test_migration_matches_the_models(db_url):
