@@ -10,6 +10,7 @@ it with `.venv/bin/pytest tests/security --update-security-doc`.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,24 @@ MIN_ATTEMPTS = 30
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update-security-doc", action="store_true",
                      help="rewrite the attempts table of docs/security.md from this run (tests/security)")
+
+
+@dataclass
+class Attempt:
+    channel: str
+    attempt: str
+    result: str
+
+
+@pytest.fixture
+def record_attempt(request: pytest.FixtureRequest):
+    """`record_attempt(channel, attempt, result)`: a row of the summary, for tests without the isolated hub."""
+    def record(channel: str, attempt: str, result: str) -> None:
+        attempts = getattr(request.config, "_onsite_attempts", [])
+        attempts.append(Attempt(channel, attempt, result))
+        request.config._onsite_attempts = attempts
+
+    return record
 
 
 def normalized(row: tuple[str, str, str]) -> tuple[str, str, str]:
