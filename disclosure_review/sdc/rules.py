@@ -153,8 +153,9 @@ def load_preset(name_or_path: str | Path, **overrides: Any) -> Rules:
 def rules_from_document(document: Any, origin: str) -> Rules:
     if not isinstance(document, Mapping):
         raise InvalidPreset(f"preset {origin!r} must be a YAML mapping")
-    unknown = sorted(set(document) - {"version", "name", "description", "sources", "rules", "omitted"})
+    unknown = sorted(set(document) - {"version", "name", "description", "sources", "rules", "omitted", "record_level"})
     # `omitted` names numbers the preset's sources do not give: they stay unset (checks say review).
+    # `record_level` holds the record-level (extract) rules, read by sdc.microdata.record_level_rules.
     if unknown:
         raise InvalidPreset(f"preset {origin!r}: unknown key(s) {unknown}")
     if document.get("version") != PRESET_VERSION:

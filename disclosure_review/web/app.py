@@ -61,7 +61,7 @@ def _when(value: datetime | None) -> str:
 
 def marked_rows(output) -> list[tuple[list[Any], str | None]]:
     """Rows of the recomputed table, each with "fail" / "review" / None from the service's own report."""
-    if not output.recomputed:
+    if not output.recomputed or output.kind is not OutputKind.TABLE:
         return []
     marks = _cell_marks(output)
     return [(row, marks.get(tuple(row[:-1]))) for row in output.recomputed["rows"]]

@@ -34,6 +34,7 @@ class OutputKind(enum.Enum):
 
     TABLE = "TABLE"  # declarative: an sdc TableSpec the service re-runs
     FILE = "FILE"  # opaque: bytes made by researcher code, verdict review, unverified
+    EXTRACT = "EXTRACT"  # declarative record-level output: the service re-runs its query, checks the records' risk
 
 
 class StatusOwner(enum.Enum):

@@ -104,7 +104,7 @@ def render_table_csv(recomputed: dict[str, Any]) -> bytes:
 
 
 def _output_file_name(output: ReleaseOutput) -> str:
-    if output.kind is OutputKind.TABLE:
+    if output.kind in (OutputKind.TABLE, OutputKind.EXTRACT):
         return f"{output.name}.csv"
     suffix = output.filename.rsplit(".", 1)[-1].lower()
     return f"{output.name}.{'jpg' if suffix == 'jpeg' else suffix}"
@@ -196,6 +196,12 @@ def write_package(request: ReleaseRequest, egress_dir: Path) -> WrittenPackage:
                 if not output.verified or output.recomputed is None:
                     raise PackageError(f"output {output.name} has no recomputed cells to release")
                 data = render_table_csv(output.recomputed)
+            elif output.kind is OutputKind.EXTRACT:  # the CSV the service wrote from its own re-run at checking
+                if not output.verified or not output.content:
+                    raise PackageError(f"output {output.name} has no recomputed extract to release")
+                if sha256(output.content) != (output.recomputed or {}).get("sha256"):
+                    raise PackageError(f"output {output.name}: the stored extract differs from the one checked")
+                data = output.content
             else:
                 data = render_file(output.content, output.media_type)
             name = _output_file_name(output)

@@ -45,6 +45,10 @@ class CheckedOutput:
     report: dict[str, Any] | None = None
     mismatch: list[dict[str, Any]] | None = None
     error: str | None = None
+    # a record-level output: the file the service rendered from its own re-run (released as is)
+    content: bytes | None = None
+    filename: str | None = None
+    media_type: str | None = None
 
 
 def opaque_output() -> CheckedOutput:
@@ -122,11 +126,29 @@ def histogram_of(spec: TableSpec) -> HistogramSpec | None:
     return HistogramSpec(inner, value, edges) if rebuilt.query == spec.query else None
 
 
+def open_guarded(
+    load_rules: Callable[[str], T], preset: str, datasets: Mapping[str, str], policy: ReviewPolicy
+) -> tuple[T, duckdb.DuckDBPyConnection] | CheckedOutput:
+    """The preset's rules and a guarded connection to `datasets`, or the failed output saying why."""
+    from analysis_kernel.catalogue import guarded_connection
+
+    try:
+        rules = load_rules(preset)
+    except Exception as exc:  # an unknown preset must not let anything pass
+        log.error("rule preset %r could not be loaded: %s", preset, exc)
+        return CheckedOutput(verdict=Verdict.FAIL, verified=False, error=f"rule preset {preset!r}: {exc}")
+    try:
+        return rules, guarded_connection(dict(datasets), memory_limit=policy.query_memory_limit)
+    except Exception as exc:
+        log.error("guarded connection failed: %s", exc)
+        return CheckedOutput(verdict=Verdict.FAIL, verified=False, error=f"the datasets could not be opened: {exc}")
+
+
 class QueryTimeout(Exception):
     """The recorded query ran past the time limit and was interrupted."""
 
 
-def _run_with_limits(con: duckdb.DuckDBPyConnection, compute: Callable[[], T], timeout_s: float) -> T:
+def run_with_limits(con: duckdb.DuckDBPyConnection, compute: Callable[[], T], timeout_s: float) -> T:
     fired = threading.Event()
 
     def stop() -> None:
@@ -160,21 +182,14 @@ def recompute_table(
     `released`: shadow statistics (dicts) of the project's released tables, for the differencing check.
     `timeout_s`: this query's time limit (default: the policy's).
     """
-    from analysis_kernel.catalogue import guarded_connection
     from disclosure_review.sdc import CheckReport, check_table, load_preset
     from disclosure_review.sdc.differencing import check_differencing
     from disclosure_review.sdc.histogram import check_histogram, data_range
 
-    try:
-        rules = load_preset(preset)
-    except Exception as exc:  # an unknown preset must not let anything pass
-        log.error("rule preset %r could not be loaded: %s", preset, exc)
-        return CheckedOutput(verdict=Verdict.FAIL, verified=False, error=f"rule preset {preset!r}: {exc}")
-    try:
-        con = guarded_connection(dict(datasets), memory_limit=policy.query_memory_limit)
-    except Exception as exc:
-        log.error("guarded connection failed: %s", exc)
-        return CheckedOutput(verdict=Verdict.FAIL, verified=False, error=f"the datasets could not be opened: {exc}")
+    opened = open_guarded(load_preset, preset, datasets, policy)
+    if isinstance(opened, CheckedOutput):
+        return opened
+    rules, con = opened
     histogram = histogram_of(spec)
 
     def compute() -> tuple[ShadowTable, tuple[float | None, float | None]]:
@@ -184,7 +199,7 @@ def recompute_table(
         return shadow, extremes
 
     try:
-        shadow, (low, high) = _run_with_limits(con, compute, timeout_s or policy.query_timeout_s)
+        shadow, (low, high) = run_with_limits(con, compute, timeout_s or policy.query_timeout_s)
     except Exception as exc:  # any failure fails closed, with the reason shown to reviewers
         log.info("table %s could not be recomputed (%s)", spec.name, type(exc).__name__)  # the message may quote data
         return CheckedOutput(verdict=Verdict.FAIL, verified=False, error=str(exc))

@@ -21,8 +21,9 @@ from sqlalchemy.orm import Session
 from access_control import audit
 from access_control.enums import AuditEventType, Outcome
 from access_control.models import Project, utcnow
+from disclosure_review.sdc.microdata import ExtractSpec
 from disclosure_review.sdc.spec import InvalidSpec, TableSpec
-from disclosure_review.workflow import package, permissions, policies, recompute
+from disclosure_review.workflow import extracts, package, permissions, policies, recompute
 from disclosure_review.workflow.enums import Decision, OutputKind, ReleaseStatus
 from disclosure_review.workflow.exceptions import (
     PackageError,
@@ -62,7 +63,7 @@ class SubmittedOutput:
 
     name: str
     kind: OutputKind
-    spec: TableSpec | None = None
+    spec: TableSpec | ExtractSpec | None = None
     claimed: dict[str, Any] | None = None
     filename: str | None = None
     media_type: str | None = None
@@ -114,16 +115,18 @@ def _validate_output(data: Any, index: int) -> SubmittedOutput:
         )
     where = f"output {name!r}"
     kind = data.get("kind")
-    if kind == "table":
+    declarative = {"table": (OutputKind.TABLE, TableSpec), "extract": (OutputKind.EXTRACT, ExtractSpec)}
+    if kind in declarative:
+        output_kind, spec_class = declarative[kind]
         _exact_keys(data, {"name", "kind", "spec"}, {"claimed"}, where)
         try:
-            spec = TableSpec.from_dict(data["spec"])
+            spec = spec_class.from_dict(data["spec"])
         except InvalidSpec as exc:
             raise ReleaseRequestInvalid(f"{where}: {exc}") from None
         claimed = data.get("claimed")
         if claimed is not None and not isinstance(claimed, dict):
             raise ReleaseRequestInvalid(f"{where}: claimed must be a JSON object")
-        return SubmittedOutput(name=name, kind=OutputKind.TABLE, spec=spec, claimed=claimed)
+        return SubmittedOutput(name=name, kind=output_kind, spec=spec, claimed=claimed)
     if kind == "file":
         _exact_keys(data, {"name", "kind", "filename", "content_b64", "code", "explanation"}, set(), where)
         filename = _text(data, "filename", where, limit=200)
@@ -152,7 +155,7 @@ def _validate_output(data: Any, index: int) -> SubmittedOutput:
             code=_text(data, "code", where, limit=policies.MAX_TEXT * 5),
             explanation=_text(data, "explanation", where),
         )
-    raise ReleaseRequestInvalid(f"{where}: kind must be 'table' or 'file', not {kind!r}")
+    raise ReleaseRequestInvalid(f"{where}: kind must be 'table', 'extract' or 'file', not {kind!r}")
 
 
 def validate_payload(payload: Any) -> Submission:
@@ -254,7 +257,7 @@ def check_outputs(authorized: AuthorizedSubmission) -> list[recompute.CheckedOut
     deadline = time.monotonic() + policy.submission_budget_s
     checked = []
     for item in authorized.submission.outputs:
-        if item.kind is not OutputKind.TABLE:
+        if item.kind is OutputKind.FILE:
             checked.append(recompute.opaque_output())
             continue
         remaining = deadline - time.monotonic()
@@ -263,6 +266,10 @@ def check_outputs(authorized: AuthorizedSubmission) -> list[recompute.CheckedOut
                                              "was spent before this query could run: submit fewer or faster tables"))
             continue
         timeout_s = min(policy.query_timeout_s, remaining)
+        if item.kind is OutputKind.EXTRACT:
+            checked.append(extracts.recompute_extract(
+                item.spec, item.claimed, authorized.datasets, authorized.preset, policy, timeout_s=timeout_s))
+            continue
         checked.append(
             recompute.recompute_table(
                 item.spec, item.claimed, authorized.datasets, authorized.preset, policy,
@@ -316,9 +323,10 @@ def record_submission(
                 kind=item.kind,
                 spec=item.spec.to_dict() if item.spec else None,
                 claimed=item.claimed,
-                filename=item.filename,
-                media_type=item.media_type,
-                content=item.content,
+                # an extract's file is the one the service rendered from its own re-run
+                filename=result.filename or item.filename,
+                media_type=result.media_type or item.media_type,
+                content=result.content if item.kind is OutputKind.EXTRACT else item.content,
                 code=item.code,
                 explanation=item.explanation,
                 verdict=result.verdict,

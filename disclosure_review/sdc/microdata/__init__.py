@@ -7,6 +7,7 @@ from __future__ import annotations
 from ._data import InvalidMicrodataInput
 from ._result import ProtectionMethod, ProtectionResult
 from .check import RecordLevelCheck, RecordLevelFinding, RecordLevelRules, check_record_level
+from .extract import DeclaredRoles, ExtractSpec, declared_roles, record_level_rules
 from .frequencies import Frequencies, KAnonymity, frequencies, k_anonymity
 from .infoloss import InformationLoss, il1s, il_correl, information_loss
 from .ldiversity import LDiversity, l_diversity
@@ -19,6 +20,8 @@ from .suppression import SuppressionMethod, local_suppression
 
 __all__ = [
     "CodingSide",
+    "DeclaredRoles",
+    "ExtractSpec",
     "Frequencies",
     "GlobalRisk",
     "InformationLoss",
@@ -39,6 +42,7 @@ __all__ = [
     "SuppressionMethod",
     "add_noise",
     "check_record_level",
+    "declared_roles",
     "frequencies",
     "global_recode",
     "global_risk",
@@ -52,6 +56,7 @@ __all__ = [
     "local_suppression",
     "microaggregation",
     "pram",
+    "record_level_rules",
     "recode_categories",
     "risk_report",
     "suda2",

@@ -1,0 +1,137 @@
+"""Recompute and check a record-level output (an extract) under the project's grants.
+
+The extract's query runs in the same guarded connection, with the same memory
+and time limits, as a table's. Key, weight, household and sensitive variables
+come from the source datasets' metadata (the spec may add key variables, never
+remove one); result columns that are no declared variable (renamed or derived)
+make the verdict at least review, because the check cannot tell what they are.
+The CSV that is released is written here, from this re-run; what the session
+claimed is compared and stored beside, never used.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import pyarrow as pa
+
+from disclosure_review.sdc.enums import Verdict
+from disclosure_review.sdc.microdata import (
+    ExtractSpec,
+    RecordLevelFinding,
+    check_record_level,
+    declared_roles,
+    record_level_rules,
+)
+from disclosure_review.workflow.policies import MAX_FILE_BYTES, ReviewPolicy
+from disclosure_review.workflow.recompute import CheckedOutput, datasets_read, open_guarded, run_with_limits
+
+log = logging.getLogger(__name__)
+
+MAX_EXTRACT_ROWS = 1_000_000
+"""Records an extract may hold; a larger one fails (with MAX_FILE_BYTES as the other limit)."""
+CLAIM_FIGURES = ("records", "expected_reidentifications", "max_individual_risk")
+
+
+def render_csv(table: pa.Table) -> bytes:
+    """The extract as UTF-8 CSV with a header row, missing values as empty fields."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(table.column_names)
+    for batch in table.to_batches(65_536):
+        writer.writerows(zip(*(column.to_pylist() for column in batch.columns)))
+    return out.getvalue().encode("utf-8")
+
+
+def recompute_extract(
+    spec: ExtractSpec,
+    claimed: Mapping[str, Any] | None,
+    datasets: Mapping[str, str],
+    preset: str,
+    policy: ReviewPolicy,
+    *,
+    timeout_s: float | None = None,
+) -> CheckedOutput:
+    """Re-run `spec` over `datasets` ({dataset id: file}) and check it with the preset's record-level rules."""
+    from analysis_kernel.catalogue import attached_metadata
+
+    opened = open_guarded(record_level_rules, preset, datasets, policy)
+    if isinstance(opened, CheckedOutput):
+        return opened
+    rules, con = opened
+
+    def compute() -> tuple[pa.Table, list[Any]]:
+        table = con.sql(spec.query).limit(MAX_EXTRACT_ROWS + 1).to_arrow_table()
+        sources = sorted(datasets_read(spec) & set(datasets))
+        return table, [attached_metadata(con, d).metadata for d in sources]
+
+    try:
+        table, metadata = run_with_limits(con, compute, timeout_s or policy.query_timeout_s)
+    except Exception as exc:  # fails closed, with the reason shown to reviewers
+        log.info("extract %s could not be recomputed (%s)", spec.name, type(exc).__name__)
+        return CheckedOutput(verdict=Verdict.FAIL, verified=False, error=str(exc))
+    finally:
+        con.close()
+    if table.num_rows > MAX_EXTRACT_ROWS:
+        return CheckedOutput(verdict=Verdict.FAIL, verified=False,
+                             error=f"the extract has more than {MAX_EXTRACT_ROWS:,} records: release a sample or a table")
+    content = render_csv(table)
+    if len(content) > MAX_FILE_BYTES:
+        return CheckedOutput(verdict=Verdict.FAIL, verified=False,
+                             error=f"the extract is {len(content):,} bytes as CSV; the limit is {MAX_FILE_BYTES:,}")
+    roles = declared_roles(table.column_names, metadata, spec.keys)
+    check = check_record_level(table, keys=roles.keys, weight=roles.weight, household=roles.household,
+                               sensitive=roles.sensitive, rules=rules)
+    findings = [f.to_dict() for f in check.findings]
+    verdict = check.verdict
+    if roles.undeclared:
+        findings.append(RecordLevelFinding(
+            "undeclared_variables", Verdict.REVIEW,
+            f"{len(roles.undeclared)} column(s) are no declared variable of the source datasets (renamed or "
+            "derived): a reviewer must judge whether they identify anyone", {"columns": list(roles.undeclared)},
+        ).to_dict())
+        verdict = Verdict.combine([verdict, Verdict.REVIEW])
+    risk = None if check.report is None else check.report.to_dict()
+    report = {
+        "output": spec.name,
+        "preset": preset,
+        "verdict": verdict.value,
+        "results": findings,
+        "roles": {"keys": list(roles.keys), "weight": roles.weight, "household": roles.household,
+                  "sensitive": list(roles.sensitive), "undeclared": list(roles.undeclared)},
+        "risk": risk,
+    }
+    recomputed = {"columns": table.column_names, "records": table.num_rows,
+                  "sha256": hashlib.sha256(content).hexdigest()}
+    return CheckedOutput(
+        verdict=verdict, verified=True, recomputed=recomputed, report=report,
+        mismatch=compare_claimed_risk(claimed, verdict, risk, table.num_rows),
+        content=content, filename=f"{spec.name}.csv", media_type="text/csv",
+    )
+
+
+def compare_claimed_risk(
+    claimed: Mapping[str, Any] | None, verdict: Verdict, risk: Mapping[str, Any] | None, records: int
+) -> list[dict[str, Any]]:
+    """Where the session's claimed verdict and risk figures differ from ours (shown, never used)."""
+    if not claimed:
+        return []
+    ours = {"records": records, **({k: risk.get(k) for k in CLAIM_FIGURES[1:]} if risk else {})}
+    differences = []
+    if claimed.get("verdict") is not None and claimed.get("verdict") != verdict.value:
+        differences.append({"what": "verdict", "claimed": claimed.get("verdict"), "recomputed": verdict.value})
+    theirs = claimed.get("risk") if isinstance(claimed.get("risk"), Mapping) else {}
+    for figure in CLAIM_FIGURES:
+        a, b = theirs.get(figure), ours.get(figure)
+        if a is None:
+            continue
+        same = (isinstance(a, (int, float)) and not isinstance(a, bool) and isinstance(b, (int, float))
+                and abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b)))
+        if not same:
+            differences.append({"what": figure, "claimed": a if isinstance(a, (int, float, str)) else str(a),
+                                "recomputed": b})
+    return differences
