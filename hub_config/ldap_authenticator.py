@@ -79,9 +79,8 @@ class DirectoryUnavailableDenied(EntryDenied):
     refusal of the person), its message in Japanese and English."""
 
     def __init__(self, log_message: str) -> None:
-        super().__init__([DenialReason.DIRECTORY_UNAVAILABLE])
-        self.status_code = 503
-        self.log_message = "LDAP directory unavailable: %s" % log_message.replace("%", "%%")
+        web.HTTPError.__init__(self, 503, log_message="LDAP directory unavailable: %s" % log_message.replace("%", "%%"))
+        self.reasons = (DenialReason.DIRECTORY_UNAVAILABLE,)
         # JupyterHub's login page shows `jupyterhub_message` (LoginHandler.write_error).
         self.jupyterhub_message = (f"ログインできません: {DirectoryUnavailable.user_message('ja')}\n"
                                    f"Login refused: {DirectoryUnavailable.user_message('en')}")
