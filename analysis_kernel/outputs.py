@@ -230,6 +230,24 @@ def magnitude_table(
                   TableKind.MAGNITUDE, rows_t, columns_t, value=value, statistic=stat, weight=weight, unit=unit)
 
 
+def extract_output(
+    db: Connection, source: str | duckdb.DuckDBPyRelation, *, name: str | None = None, keys: Sequence[str] | None = None
+):
+    """A record-level output (every record of the query's result), with its record-level check at once.
+
+    Key variables default to the source datasets' declared key variables that
+    appear in the result (weight, household id and sensitive variables likewise);
+    `keys` adds more, it never removes a declared one. The verdict follows the
+    `record_level:` rules of the project's preset (k-anonymity, individual risk);
+    the review service re-runs the query and checks it again itself.
+    See analysis_kernel/extracts.py.
+    """
+    from analysis_kernel.extracts import build_extract
+
+    return build_extract(db, source_sql(db, source), name=_safe_name(name or "extract", "extract"),
+                         keys=None if keys is None else _names(keys, "keys"), error=OutputInvalid)
+
+
 def file_output(path: str | Path, *, explanation: str, code: str, name: str | None = None) -> FileOutput:
     """A file made by your code (figure, model summary, …), with the code and why it is safe to release.
 
@@ -300,8 +318,6 @@ def model_output(db: Connection, result: Any, *, explanation: str, code: str, na
 def rules_for(db: Connection) -> Rules:
     """The rules of the connection's project preset (acro-default when the manifest names none)."""
     preset = getattr(db.manifest.projects[db.project], "preset", None) or DEFAULT_PRESET
-    if preset == "default":  # the manifest's placeholder when a project names no preset
-        preset = DEFAULT_PRESET
     try:
         return load_preset(preset)
     except InvalidPreset as exc:

@@ -1,0 +1,123 @@
+"""Record-level outputs (extracts) in the notebook: the query, its record-level check at once.
+
+    e = outputs.extract_output(db, "SELECT prefecture, sex, age_group, income FROM demo_household")
+    e                      # verdict, risk summary, riskiest key combinations (never the records)
+    request_release([e], title=..., purpose=...)
+
+Like a table, an extract is declarative: the review service re-runs the query
+under the project's grants, takes the key variables from the datasets'
+metadata itself, checks the records with the preset's record-level rules and
+writes the released CSV from its own re-run. What is shown here is feedback.
+"""
+from __future__ import annotations
+
+import dataclasses
+import html
+from collections.abc import Sequence
+from typing import Any
+
+import duckdb
+
+from disclosure_review.sdc import DEFAULT_PRESET, InvalidPreset, InvalidSpec, Verdict
+from disclosure_review.sdc.microdata import (
+    DeclaredRoles,
+    ExtractSpec,
+    RecordLevelCheck,
+    check_record_level,
+    declared_roles,
+    record_level_rules,
+)
+
+SUMMARY_FIGURES = ("records", "expected_reidentifications", "max_individual_risk")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ExtractOutput:
+    """A declarative record-level output: spec (query and variables), the roles used and the check."""
+
+    spec: ExtractSpec
+    roles: DeclaredRoles
+    check: RecordLevelCheck
+    records: int
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def verdict(self) -> Verdict:
+        if self.roles.undeclared:  # as the service: columns it cannot place need a reviewer
+            return Verdict.combine([self.check.verdict, Verdict.REVIEW])
+        return self.check.verdict
+
+    @property
+    def risk(self) -> dict[str, Any] | None:
+        """The risk report as a dict (records, k-anonymity, expected re-identifications, …)."""
+        return None if self.check.report is None else self.check.report.to_dict()
+
+    def reasons(self) -> list[str]:
+        reasons = self.check.reasons()
+        if self.roles.undeclared:
+            reasons.append(f"undeclared_variables (review): {', '.join(self.roles.undeclared)} are no declared "
+                           "variable of the source datasets")
+        return reasons
+
+    def to_request(self) -> dict[str, Any]:
+        risk = self.risk or {}
+        return {
+            "name": self.name,
+            "kind": "extract",
+            "spec": self.spec.to_dict(),
+            "claimed": {"verdict": self.verdict.value,
+                        "risk": {"records": self.records, **{k: risk.get(k) for k in SUMMARY_FIGURES[1:]}}},
+        }
+
+    def __repr__(self) -> str:
+        reasons = "".join(f"\n  - {r}" for r in self.reasons())
+        text = self.check.report.to_text() if self.check.report is not None else ""
+        return (f"<ExtractOutput {self.name!r}: {self.verdict.value}, {self.records:,} records, key variables "
+                f"{', '.join(self.roles.keys) or 'none'}{reasons}>\n{text}")
+
+    def _repr_html_(self) -> str:
+        from analysis_kernel.outputs import _badge
+
+        esc = html.escape
+        items = "".join(f"<li>{esc(r)}</li>" for r in self.reasons())
+        report = self.check.report
+        summary = f"<pre>{esc(report.to_text())}</pre>" if report is not None else ""
+        return (f"<div><b>{esc(self.name)}</b> — {_badge(self.verdict)} record-level extract, "
+                f"{self.records:,} records; key variables: {esc(', '.join(self.roles.keys) or 'none')}"
+                f"<ul>{items}</ul>{summary}</div>")
+
+
+def preset_of(db: Any) -> str:
+    preset = getattr(db.manifest.projects[db.project], "preset", None) or DEFAULT_PRESET
+    return DEFAULT_PRESET if preset == "default" else preset
+
+
+def build_extract(db: Any, sql: str, *, name: str, keys: Sequence[str] | None, error: type[Exception]) -> ExtractOutput:
+    """Run `sql` (already checked to read only granted datasets) and check its records."""
+    try:
+        spec = ExtractSpec(query=sql, name=name, keys=tuple(keys or ()))
+    except InvalidSpec as exc:
+        raise error(str(exc)) from None
+    try:
+        rules = record_level_rules(preset_of(db))
+    except InvalidPreset as exc:
+        raise error(f"the project's rule preset cannot be used: {exc}") from None
+    try:
+        table = db.duckdb.sql(spec.query).to_arrow_table()
+    except duckdb.Error as exc:
+        raise error(f"the query failed: {exc}") from None
+    unknown = [k for k in spec.keys if k not in table.column_names]
+    if unknown:
+        raise error(f"key variable(s) {unknown} are not columns of the result: {', '.join(table.column_names)}")
+    from analysis_kernel.outputs import tables_read
+
+    metadata = [db.metadata(d) for d in sorted((tables_read(spec.query) or set()) & set(db.dataset_ids))]
+    roles = declared_roles(table.column_names, metadata, spec.keys)
+    spec = dataclasses.replace(spec, weight=roles.weight, household=roles.household, sensitive=roles.sensitive,
+                               keys=roles.keys)
+    check = check_record_level(table, keys=roles.keys, weight=roles.weight, household=roles.household,
+                               sensitive=roles.sensitive, rules=rules)
+    return ExtractOutput(spec, roles, check, table.num_rows)
