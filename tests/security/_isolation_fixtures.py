@@ -10,6 +10,7 @@ from __future__ import annotations
 import grp
 import os
 import pwd
+import secrets
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -22,8 +23,6 @@ from functional.seeding import seed_attacks, seed_demo
 from hub_config import isolation, netfilter
 from onsite.settings import Settings
 
-ACCOUNT_PREFIX = "onsite-"
-GROUP_PREFIX = "onsite-ds-"
 RECHECK_S = 2
 
 
@@ -39,45 +38,57 @@ class IsolatedHub:
     hub: RunningHub
     settings: Settings
     logins: dict
+    account_prefix: str
     attempts: list[Attempt] = field(default_factory=list)
+
+    def account(self, username: str) -> pwd.struct_passwd:
+        """The OS account the hub made for `username`."""
+        return pwd.getpwnam(isolation.account_name(self.account_prefix, username))
 
     def record(self, channel: str, attempt: str, result: str) -> None:
         """One row of the attack summary (channel, attempt, what happened)."""
         self.attempts.append(Attempt(channel, attempt, result))
 
 
-def _onsite_accounts() -> set[str]:
-    return {p.pw_name for p in pwd.getpwall() if p.pw_name.startswith(ACCOUNT_PREFIX)}
+def _accounts(prefix: str) -> set[str]:
+    return {p.pw_name for p in pwd.getpwall() if p.pw_name.startswith(prefix)}
 
 
-def _onsite_groups() -> set[str]:
-    return {g.gr_name for g in grp.getgrall() if g.gr_name.startswith(GROUP_PREFIX)}
+def _groups(prefix: str) -> set[str]:
+    return {g.gr_name for g in grp.getgrall() if g.gr_name.startswith(prefix)}
 
 
 @pytest.fixture(scope="module")
 def isolated_hub(request):
     if os.geteuid() != 0:
         pytest.skip("per-user isolation needs a hub running as root")
-    accounts_before, groups_before = _onsite_accounts(), _onsite_groups()
+    # Names and uids of this run only: another hub on the machine (another test run)
+    # has its own `onsite-tanaka`, whose processes and rules it kills and removes.
+    tag = secrets.token_hex(3)
+    prefix, group_prefix, uid_base = f"ost{tag}-", f"ost{tag}-ds-", 300000 + int(tag, 16) * 64
     tables_before = set(netfilter.session_tables())
     base = Path(tempfile.mkdtemp(prefix="onsite-sec-"))
     os.chmod(base, 0o711)
     settings, logins = seed_demo(base / "home", rows=500)
     seed_attacks(settings)
     # Re-check live sessions every 2 s so that a revoked grant is seen quickly.
-    (settings.home / "jupyterhub_config.py").write_text(f"c.OnsiteSpawner.recheck_interval = {RECHECK_S}\n")
+    (settings.home / "jupyterhub_config.py").write_text(
+        f"c.OnsiteSpawner.recheck_interval = {RECHECK_S}\n"
+        f"c.OnsiteSpawner.account_prefix = {prefix!r}\n"
+        f"c.OnsiteSpawner.dataset_group_prefix = {group_prefix!r}\n"
+        f"c.OnsiteSpawner.uid_base = {uid_base}\n"
+    )
     hub = RunningHub(settings.home)
-    state = IsolatedHub(hub, settings, logins)
+    state = IsolatedHub(hub, settings, logins, prefix)
     try:
         hub.start()
         yield state
     finally:
         hub.stop()
-        for name in _onsite_accounts() - accounts_before:
-            uid = pwd.getpwnam(name).pw_uid
-            isolation.kill_account_processes(uid)
+        for name in _accounts(prefix):
+            isolation.kill_account_processes(pwd.getpwnam(name).pw_uid)
             isolation.remove_account(name)
-        for name in _onsite_groups() - groups_before:
+        for name in _groups(group_prefix):
             isolation.remove_group(name)
         for table in set(netfilter.session_tables()) - tables_before:
             os.system(f"nft delete table inet {table}")

@@ -9,7 +9,6 @@ own account is held by nftables rules to the hub API and the review service.
 from __future__ import annotations
 
 import json
-import pwd
 import re
 import subprocess
 import sys
@@ -129,7 +128,7 @@ def as_session_account(uid: int, host: str, port: int) -> str:
 
 def test_server_account_reaches_the_hub_and_nothing_else(kernel_session):
     hub, user, kernel = kernel_session
-    uid = pwd.getpwnam("onsite-tanaka").pw_uid
+    uid = hub.account("tanaka").pw_uid
     found = services(hub)
     assert as_session_account(uid, "127.0.0.1", found["hub API"]) == "connected"  # what the server needs
     for name in ("PostgreSQL", "proxy (public)", "proxy API"):
