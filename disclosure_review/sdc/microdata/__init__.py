@@ -7,6 +7,7 @@ from __future__ import annotations
 from ._data import InvalidMicrodataInput
 from ._result import ProtectionMethod, ProtectionResult
 from .check import RecordLevelCheck, RecordLevelFinding, RecordLevelRules, check_record_level
+from .combinations import KeyCombinations, key_combinations
 from .extract import DeclaredRoles, ExtractSpec, declared_roles, record_level_rules
 from .frequencies import Frequencies, KAnonymity, frequencies, k_anonymity
 from .infoloss import InformationLoss, il1s, il_correl, information_loss
@@ -27,6 +28,7 @@ __all__ = [
     "InformationLoss",
     "InvalidMicrodataInput",
     "KAnonymity",
+    "KeyCombinations",
     "LDiversity",
     "NoiseMethod",
     "ProtectionMethod",
@@ -52,6 +54,7 @@ __all__ = [
     "individual_risk",
     "information_loss",
     "k_anonymity",
+    "key_combinations",
     "l_diversity",
     "local_suppression",
     "microaggregation",

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
@@ -44,6 +44,11 @@ class Frequencies:
     Fk: np.ndarray
     weighted: bool
     alpha: float
+    # Optional: each record's row in per-pattern arrays (fk = pattern_fk[pattern]), so that
+    # per-record measures are computed once per key pattern and gathered (individual_risk).
+    pattern: np.ndarray | None = field(default=None, repr=False)
+    pattern_fk: np.ndarray | None = field(default=None, repr=False)
+    pattern_Fk: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def n(self) -> int:
@@ -87,18 +92,35 @@ def _dense_rows(codes: np.ndarray) -> np.ndarray:
 def code_frequencies(
     codes: np.ndarray, weight: np.ndarray | None = None, alpha: float = 1.0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """f_k and F_k per row of integer-coded keys (MISSING = missing), sdcMicro's freqCalc rule.
+    """f_k and F_k per row of integer-coded keys (MISSING = missing), sdcMicro's freqCalc rule."""
+    group, fk, Fk = pattern_frequencies(codes, weight, alpha)
+    return fk[group], Fk[group]
+
+
+def frequencies_of_codes(
+    keys: Sequence[str], codes: np.ndarray, weight: np.ndarray | None = None, alpha: float = 1.0
+) -> Frequencies:
+    group, fk, Fk = pattern_frequencies(codes, weight, alpha)
+    return Frequencies(tuple(keys), fk[group], Fk[group], weight is not None, alpha, group, fk, Fk)
+
+
+def pattern_frequencies(
+    codes: np.ndarray, weight: np.ndarray | None = None, alpha: float = 1.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's key pattern, and f_k and F_k per pattern (fk[pattern] is the row's f_k).
 
     Works on the distinct key patterns: hash factorisation (pandas) and
     bincounts; with missing values one lookup per pair of missing-value masks.
+    Without missing values and few possible combinations the pattern is the
+    mixed-radix code itself (no hashing); unused codes then have f_k = 0.
     """
     n, p = codes.shape
     if not (codes == MISSING).any():
         group, span = _radix_rows(codes)
         if span <= max(8 * n, 1 << 20):  # small enough to count by id directly, no hashing
-            fk = np.bincount(group, minlength=span).astype(np.float64)[group]
-            Fk = fk if weight is None else np.bincount(group, weights=weight, minlength=span)[group]
-            return fk, Fk
+            fk = np.bincount(group, minlength=span).astype(np.float64)
+            Fk = fk if weight is None else np.bincount(group, weights=weight, minlength=span)
+            return group, fk, Fk
     group = _dense_rows(codes)
     n_pat = int(group.max()) + 1
     first = np.empty(n_pat, dtype=np.int64)
@@ -140,7 +162,7 @@ def code_frequencies(
         all_missing = mask == 0
         fk[all_missing] = n
         Fk[all_missing] = F0.sum()
-    return fk[group], Fk[group]
+    return group, fk, Fk
 
 
 
@@ -168,9 +190,7 @@ def frequencies(
 def frequencies_of_table(
     table: pa.Table, keys: Sequence[str], weight: np.ndarray | None, alpha: float = 1.0
 ) -> Frequencies:
-    codes = stack_codes([encode(table.column(k))[0] for k in keys])
-    fk, Fk = code_frequencies(codes, weight, alpha)
-    return Frequencies(tuple(keys), fk, Fk, weight is not None, alpha)
+    return frequencies_of_codes(keys, stack_codes([encode(table.column(k))[0] for k in keys]), weight, alpha)
 
 
 @dataclass(frozen=True)

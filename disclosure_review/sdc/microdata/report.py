@@ -11,7 +11,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ._data import check_k, load_keys
-from .frequencies import Frequencies, code_frequencies
+from .frequencies import frequencies_of_codes
 from .ldiversity import l_diversity
 from .risk import GlobalRisk, RiskMethod, global_risk, individual_risk
 from .suda2 import suda2_codes
@@ -208,7 +208,7 @@ def risk_report(
     with tqdm(total=len(steps), desc="risk report", unit="step", disable=not progress) as bar:
         key_data, _ = load_keys(data, keys, weight=weight, household=household)
         bar.update()
-        freq = Frequencies(key_data.keys, *code_frequencies(key_data.codes, key_data.weight), weight is not None, 1.0)
+        freq = frequencies_of_codes(key_data.keys, key_data.codes, key_data.weight)
         bar.update()
         risk = individual_risk(freq, method=method, survey=weight is not None)
         g = global_risk(risk, household=key_data.household)

@@ -52,7 +52,16 @@ def individual_risk(
     Where the exact series overflows (large f_k, small p_k, where sdcMicro
     returns NaN) the approximation is used.
     """
-    fk, Fk = freq.fk, freq.Fk
+    if freq.pattern is not None:  # once per key pattern, then gathered per record
+        used = freq.pattern_fk > 0  # radix patterns that no record has: f_k = 0
+        per_pattern = np.zeros(freq.pattern_fk.shape[0])
+        per_pattern[used] = risk_of(freq.pattern_fk[used], freq.pattern_Fk[used], method, qual, survey)
+        return per_pattern[freq.pattern]
+    return risk_of(freq.fk, freq.Fk, method, qual, survey)
+
+
+def risk_of(fk: np.ndarray, Fk: np.ndarray, method: RiskMethod, qual: float, survey: bool) -> np.ndarray:
+    """Risk for given f_k and F_k arrays (per record or per key combination)."""
     if not survey:
         return 1.0 / fk
     pk = fk / Fk
