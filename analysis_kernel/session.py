@@ -6,7 +6,7 @@ know which projects and dataset files to open. It is a convenience, not a
 boundary: OS permissions decide which files can actually be read.
 
     {"user": "r.tanaka",
-     "projects": {"p2026_01": {"title": "...", "preset": "default",
+     "projects": {"p2026_01": {"title": "...", "preset": "acro-default",
                                "datasets": {"demo_household": "/srv/onsite/datasets/demo_household.duckdb"}}},
      "outbox": "/home/r.tanaka/.onsite/outbox"}
 """
@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from disclosure_review.sdc.rules import DEFAULT_PRESET
 from onsite.errors import UserError
 
 SESSION_ENV = "ONSITE_SESSION"
@@ -39,7 +40,7 @@ class ProjectGrant:
 
     title: str
     preset: str
-    """Name of the disclosure-control rule preset the project's outputs are checked with."""
+    """Name of the disclosure-control rule preset the project's outputs are checked with (default acro-default)."""
     datasets: Mapping[str, Path] = field(default_factory=dict)
 
 
@@ -85,7 +86,7 @@ class SessionManifest:
                 raise fail(f"project {project_id!r} must be an object with title, preset and datasets")
             projects[str(project_id)] = ProjectGrant(
                 title=str(grant.get("title", project_id)),
-                preset=str(grant.get("preset", "default")),
+                preset=str(grant.get("preset", DEFAULT_PRESET)),
                 datasets={str(k): Path(v) for k, v in grant.get("datasets", {}).items()},
             )
         return cls(user=data["user"], projects=projects, outbox=Path(data["outbox"]))

@@ -13,7 +13,7 @@ from __future__ import annotations
 from .checks import CHECKS, CheckReport, CheckResult, check_table, checks_for
 from .differencing import check_differencing
 from .enums import Statistic, TableKind, Verdict
-from .histogram import check_histogram, data_range, equal_width_edges, histogram_spec, histogram_table_spec
+from .histogram import data_range, equal_width_edges, histogram_table_spec
 from .models import check_model
 from .rules import DEFAULT_PRESET, InvalidPreset, Rules, load_preset, preset_names
 from .shadow import MARGIN_LABEL, ShadowError, ShadowTable, compute_shadow, shadow_from_frame
@@ -22,6 +22,6 @@ from .spec import InvalidSpec, TableSpec
 __all__ = [
     "CHECKS", "CheckReport", "CheckResult", "DEFAULT_PRESET", "InvalidPreset", "InvalidSpec", "MARGIN_LABEL",
     "Rules", "ShadowError", "ShadowTable", "Statistic", "TableKind", "TableSpec", "Verdict", "check_table",
-    "check_differencing", "check_histogram", "check_model", "checks_for", "compute_shadow", "data_range",
-    "equal_width_edges", "histogram_spec", "histogram_table_spec", "load_preset", "preset_names", "shadow_from_frame",
+    "check_differencing", "check_model", "checks_for", "compute_shadow", "data_range",
+    "equal_width_edges", "histogram_table_spec", "load_preset", "preset_names", "shadow_from_frame",
 ]

@@ -19,15 +19,11 @@ from collections.abc import Sequence
 import duckdb
 import polars as pl
 
-from .checks import CHECKS, CheckReport, CheckResult, check_table, register_check
+from .checks import CheckResult, register_check
 from .enums import TableKind, Verdict
 from .rules import Rules
 from .shadow import GROUPING, MAX, MIN, RECORDS, ShadowTable
-from .spec import MAX_BINS, InvalidSpec, TableSpec, check_edges, check_identifier, quote_identifier
-
-
-# The legacy plain bin table's one dimension: the bins' lower edges.
-BIN = "bin_start"
+from .spec import MAX_BINS, InvalidSpec, TableSpec, check_identifier, quote_identifier
 
 
 def equal_width_edges(low: float, high: float, bins: int) -> tuple[float, ...]:
@@ -45,24 +41,6 @@ def equal_width_edges(low: float, high: float, bins: int) -> tuple[float, ...]:
 def histogram_table_spec(query: str, value: str, edges: Sequence[float], *, name: str = "histogram") -> TableSpec:
     """The histogram of `value` over the query's rows, as a declarative table (`TableSpec.edges`)."""
     return TableSpec(TableKind.FREQUENCY, query, rows=(value,), edges=tuple(edges), name=name)
-
-
-def histogram_spec(query: str, value: str, edges: Sequence[float], *, name: str = "histogram") -> TableSpec:
-    """Legacy form: a plain bin table over `BIN` (lower edges), checked with `check_histogram`.
-
-    Prefer `histogram_table_spec`: its spec says it is a histogram, so `check_table`
-    runs the histogram checks without recognising the query.
-    """
-    edges = check_edges(edges)
-    v = quote_identifier(check_identifier(value, "value"))
-    last = len(edges) - 2
-    branches = " ".join(
-        f"WHEN {v} >= {edges[i]!r} AND {v} {'<=' if i == last else '<'} {edges[i + 1]!r} THEN {edges[i]!r}"
-        for i in range(len(edges) - 1)
-    )
-    bin_query = (f"SELECT CAST(CASE {branches} END AS DOUBLE) AS {BIN} FROM (\n{query.strip().rstrip(';')}\n) AS q "
-                 f"WHERE {v} BETWEEN {edges[0]!r} AND {edges[-1]!r}")
-    return TableSpec(TableKind.FREQUENCY, bin_query, rows=(BIN,), name=name)
 
 
 def data_range(con: duckdb.DuckDBPyConnection, query: str, value: str) -> tuple[float | None, float | None]:
@@ -127,18 +105,3 @@ def check_extreme_edges(shadow: ShadowTable, rules: Rules) -> CheckResult:
     """An outer edge equal to the smallest or largest binned value reveals it: review."""
     total = shadow.frame.filter(pl.col(GROUPING) == pl.col(GROUPING).max())
     return _extremes(shadow.spec.edges or (), total.get_column(MIN).item(), total.get_column(MAX).item())
-
-
-def check_histogram(shadow: ShadowTable, edges: Sequence[float], rules: Rules, *,
-                    data_min: float | None = None, data_max: float | None = None) -> CheckReport:
-    """Histogram checks for a bin table given with its edges (and the data's range).
-
-    A spec with `edges` needs none of this: `check_table` runs the same checks. Kept for
-    callers holding a plain bin table whose only dimension is the bins' lower edges.
-    """
-    if shadow.spec.is_histogram:
-        return check_table(shadow, rules)
-    edges = check_edges(edges)
-    results = [CHECKS["threshold"](shadow, rules), _empty_bins(edges, _bins(shadow, edges), rules),
-               _extremes(edges, data_min, data_max)]
-    return CheckReport.from_results(shadow.spec.name, rules.name, results)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import logging
-import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from disclosure_review.sdc.enums import Verdict
 from disclosure_review.sdc.shadow import MARGIN_LABEL, RECORDS, VALUE, ShadowTable, compute_shadow
-from disclosure_review.sdc.spec import InvalidSpec, TableSpec
+from disclosure_review.sdc.spec import TableSpec
 from disclosure_review.workflow.policies import ReviewPolicy
 
 log = logging.getLogger(__name__)
@@ -90,42 +89,6 @@ def _frame_json(frame) -> dict[str, Any]:
     return {"columns": list(frame.columns), "rows": [[_jsonable(v) for v in row] for row in frame.iter_rows()]}
 
 
-_HISTOGRAM_BIN = re.compile(r'WHEN "((?:[^"]|"")+)" >= (\S+) AND "(?:[^"]|"")+" <=? (\S+) THEN')
-
-
-@dataclass(frozen=True)
-class HistogramSpec:
-    """The parts of a histogram bin table the histogram checks need."""
-
-    inner_query: str
-    value: str
-    edges: tuple[float, ...]
-
-
-def histogram_of(spec: TableSpec) -> HistogramSpec | None:
-    """The histogram a spec was made from by `sdc.histogram.histogram_spec`, or None.
-
-    Recognised only when `histogram_spec` rebuilds exactly the same query from the
-    parts read back, so a look-alike query never gets the histogram rules.
-    """
-    from disclosure_review.sdc.histogram import BIN, histogram_spec
-
-    if spec.rows != (BIN,) or spec.columns or spec.value is not None:
-        return None
-    bins = _HISTOGRAM_BIN.findall(spec.query)
-    head, sep, rest = spec.query.partition(f"AS {BIN} FROM (\n")
-    inner, sep2, _ = rest.rpartition("\n) AS q WHERE")
-    if not bins or not sep or not sep2:
-        return None
-    try:
-        value = bins[0][0].replace('""', '"')
-        edges = tuple(float(lo) for _, lo, _ in bins) + (float(bins[-1][2]),)
-        rebuilt = histogram_spec(inner, value, edges, name=spec.name)
-    except (ValueError, InvalidSpec):
-        return None
-    return HistogramSpec(inner, value, edges) if rebuilt.query == spec.query else None
-
-
 def open_guarded(
     load_rules: Callable[[str], T], preset: str, datasets: Mapping[str, str], policy: ReviewPolicy
 ) -> tuple[T, duckdb.DuckDBPyConnection] | CheckedOutput:
@@ -182,38 +145,25 @@ def recompute_table(
     `released`: shadow statistics (dicts) of the project's released tables, for the differencing check.
     `timeout_s`: this query's time limit (default: the policy's).
     """
-    from disclosure_review.sdc import CheckReport, check_table, load_preset
-    from disclosure_review.sdc.differencing import check_differencing
-    from disclosure_review.sdc.histogram import check_histogram, data_range
+    from disclosure_review.sdc import check_table, load_preset
 
     opened = open_guarded(load_preset, preset, datasets, policy)
     if isinstance(opened, CheckedOutput):
         return opened
     rules, con = opened
-    histogram = histogram_of(spec)
 
-    def compute() -> tuple[ShadowTable, tuple[float | None, float | None]]:
-        # As many top contributions as the rules need; a histogram also needs the data's range.
-        shadow = compute_shadow(con, spec, top_n=rules.top_n)
-        extremes = data_range(con, histogram.inner_query, histogram.value) if histogram else (None, None)
-        return shadow, extremes
+    def compute() -> ShadowTable:
+        # As many top contributions as the rules need (a histogram's spec carries its edges).
+        return compute_shadow(con, spec, top_n=rules.top_n)
 
     try:
-        shadow, (low, high) = run_with_limits(con, compute, timeout_s or policy.query_timeout_s)
+        shadow = run_with_limits(con, compute, timeout_s or policy.query_timeout_s)
     except Exception as exc:  # any failure fails closed, with the reason shown to reviewers
         log.info("table %s could not be recomputed (%s)", spec.name, type(exc).__name__)  # the message may quote data
         return CheckedOutput(verdict=Verdict.FAIL, verified=False, error=str(exc))
     finally:
         con.close()
-    released_tables = _released_tables(released)
-    if histogram:  # the same checks the kernel ran (analysis_kernel.outputs.histogram), on our own counts
-        report = check_histogram(shadow, histogram.edges, rules, data_min=low, data_max=high)
-        if released_tables:
-            report = CheckReport.from_results(
-                report.output, report.preset, [*report.results, check_differencing(shadow, released_tables, rules)]
-            )
-    else:
-        report = check_table(shadow, rules, released=released_tables)
+    report = check_table(shadow, rules, released=_released_tables(released))
     recomputed = _frame_json(shadow.released_view())
     return CheckedOutput(
         verdict=report.verdict,

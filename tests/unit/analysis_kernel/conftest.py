@@ -44,7 +44,7 @@ def write_manifest(tmp_path) -> Callable[..., Path]:
     def write(projects: Mapping[str, Mapping[str, Path]], user: str = "r.tanaka") -> Path:
         manifest = SessionManifest(
             user=user,
-            projects={pid: ProjectGrant(title=f"Project {pid}", preset="default", datasets=dict(datasets))
+            projects={pid: ProjectGrant(title=f"Project {pid}", preset="acro-default", datasets=dict(datasets))
                       for pid, datasets in projects.items()},
             outbox=tmp_path / "outbox",
         )

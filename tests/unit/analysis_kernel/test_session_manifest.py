@@ -41,3 +41,11 @@ def test_broken_manifests_are_refused(tmp_path, content, message):
     path.write_text(content)
     with pytest.raises(SessionManifestInvalid, match=message):
         SessionManifest.load(path)
+
+
+def test_a_project_without_a_preset_gets_acro_default_which_loads():
+    from disclosure_review.sdc import load_preset
+
+    manifest = SessionManifest.from_dict({"user": "u", "outbox": "/tmp/o", "projects": {"p1": {"title": "t"}}})
+    assert manifest.projects["p1"].preset == "acro-default"
+    assert load_preset(manifest.projects["p1"].preset).threshold == 10  # a real preset, not a placeholder

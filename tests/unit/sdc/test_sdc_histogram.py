@@ -86,18 +86,3 @@ def test_bad_edges_are_refused(edges: list, message: str) -> None:
 def test_histogram_spec_shape_is_enforced() -> None:
     with pytest.raises(InvalidSpec, match="one row variable"):
         TableSpec(TableKind.FREQUENCY, "SELECT 1 AS x, 2 AS y", rows=("x",), columns=("y",), edges=(0.0, 1.0))
-
-
-def test_plain_bin_table_with_edges_gets_the_same_checks(con) -> None:
-    """check_histogram on a bin table without `edges` (the dimension holds lower edges)."""
-    from disclosure_review.sdc.histogram import check_histogram, histogram_spec
-
-    connection, _ = con
-    edges = equal_width_edges(0.0, 150.0, 15)
-    with_edges = compute_shadow(connection, histogram_table_spec("SELECT * FROM data", "income", edges))
-    plain = compute_shadow(connection, histogram_spec("SELECT * FROM data", "income", edges))
-    ours = check_table(with_edges, ACRO)
-    legacy = check_histogram(plain, edges, ACRO, data_min=-1.0, data_max=999.0)
-    assert [(r.rule, r.verdict, r.cells) for r in legacy.results] == [(r.rule, r.verdict, r.cells) for r in ours.results]
-    assert check_histogram(with_edges, edges, ACRO) == ours
-    assert check_histogram(plain, edges, ACRO).result("extreme_edges").verdict is Verdict.REVIEW  # range unknown

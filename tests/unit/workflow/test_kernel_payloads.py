@@ -71,13 +71,15 @@ def test_histograms_get_the_kernels_histogram_checks(world, kernel):
     assert [v for v, _ in results] == kernel_verdicts
 
 
-def test_a_look_alike_histogram_query_gets_the_table_checks(world):
-    from disclosure_review.sdc.histogram import histogram_spec
-    from disclosure_review.workflow.recompute import histogram_of
-
-    genuine = histogram_spec("SELECT * FROM survey", "income", [0, 3000, 6000])
-    assert histogram_of(genuine).edges == (0.0, 3000.0, 6000.0)
-    tampered = genuine.to_dict() | {"query": genuine.query.replace("3000.0 THEN", "3000.0 THEN 1 + ")}
-    from disclosure_review.sdc.spec import TableSpec
-
-    assert histogram_of(TableSpec.from_dict(tampered)) is None
+def test_a_forged_histogram_claim_does_not_change_the_services_verdict(world, kernel):
+    """The kernel's bins are ignored: the service bins the spec's edges itself and finds the empty interior bin."""
+    gap = histogram(kernel, "SELECT * FROM survey", "income", edges=[0, 3000, 3001, 10000], name="gap")
+    request = gap.to_request()
+    claimed = request["claimed"]["shadow"]
+    records = claimed["columns"].index("sdc_records")
+    for row in claimed["rows"]:
+        row[records] = max(row[records], 50)  # every bin "full"
+    request["claimed"]["verdict"] = "pass"
+    [(verdict, mismatch)] = _submit(world, request)
+    assert verdict is Verdict.FAIL  # [3000, 3001) is empty between non-empty bins
+    assert any(m["what"] == "verdict" and m["claimed"] == "pass" for m in mismatch)
