@@ -11,6 +11,7 @@ pkgs=()
 command -v ldapadd >/dev/null || pkgs+=(ldap-utils)
 command -v chromium >/dev/null || pkgs+=(chromium)
 fc-list 2>/dev/null | grep -qi 'Noto Sans CJK' || pkgs+=(fonts-noto-cjk)
+command -v nft >/dev/null || pkgs+=(nftables)    # per-session network rules (hub_config.netfilter)
 pg_answers() { "$VENV/bin/python" - "$1" <<'PY'
 import sys, psycopg
 try:

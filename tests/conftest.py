@@ -64,3 +64,28 @@ def db(db_url):
 @pytest.fixture
 def settings(tmp_path, db_url) -> Settings:
     return Settings(home=tmp_path / "home", db_url=db_url)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_session_accounts_created_by_tests():
+    """Hub tests running as root create OS accounts and dataset groups (hub_config.isolation);
+    remove the ones this run created, leaving any that existed before."""
+    import grp
+    import pwd
+
+    def onsite_names() -> tuple[set[str], set[str]]:
+        users = {p.pw_name for p in pwd.getpwall() if p.pw_name.startswith("onsite")}
+        groups = {g.gr_name for g in grp.getgrall() if g.gr_name.startswith("onsite")}
+        return users, groups
+
+    users_before, groups_before = onsite_names()
+    yield
+    if os.geteuid() != 0:
+        return
+    from hub_config.isolation import remove_account, remove_group
+
+    users_after, groups_after = onsite_names()
+    for name in users_after - users_before:
+        remove_account(name)
+    for name in groups_after - groups_before - (users_after - users_before):
+        remove_group(name)
