@@ -54,7 +54,7 @@ from access_control.enums import AuditEventType, Outcome, Role
 from access_control.identity import canonical_username
 from access_control.models import AuditEvent, Dataset, Grant, ProjectStatus
 from access_control.web.hub_api import HubApiUnavailable, HubClient
-from access_control.web.i18n import LANGUAGES, negotiate, translator
+from access_control.web.i18n import LANGUAGES, MESSAGES, negotiate, translator
 from onsite.errors import UserError
 from onsite.settings import Settings
 
@@ -224,7 +224,7 @@ class AdminHandler(HubOAuthenticated, web.RequestHandler):
             section=self.request.path.removeprefix(self.prefix).split("/")[0].replace("grants", "datasets"),
             user=self.current_user,
             xsrf_form_html=self.xsrf_form_html,
-            done=t(done) if done.startswith("done_") and done in _DONE_KEYS else "",
+            done=t(done) if done.startswith("done_") and done in MESSAGES else "",
             **context,
         )
         self.set_status(status)
@@ -626,7 +626,7 @@ class EntriesPage(AdminHandler):
             "when": event.created_at,
             "person": event.actor,
             "outcome": event.outcome,
-            "stage": t(f"stage_{stage}") if f"stage_{stage}" in _STAGE_KEYS else stage,
+            "stage": t(f"stage_{stage}") if f"stage_{stage}" in MESSAGES else stage,
             "client_address": details.get("client_address", ""),
             "facility": details.get("facility", ""),
             "reasons": reasons,
@@ -698,12 +698,6 @@ class SessionStopForm(SessionsPage):
         self.redirect(f"{self.prefix}sessions?done=done_session_ended", status=303)
 
 
-_DONE_KEYS = {
-    "done_person_added", "done_person_changed", "done_project_added", "done_project_changed", "done_grant_added",
-    "done_grant_revoked", "done_facility_added", "done_facility_changed", "done_terminal_added",
-    "done_terminal_removed", "done_session_ended",
-}
-_STAGE_KEYS = {"stage_login", "stage_spawn", "stage_recheck"}
 
 
 def make_app(

@@ -1,21 +1,24 @@
 """Every string of the admin pages in Japanese and English (Japanese first).
 
 Language negotiation (?lang=, the `lang` cookie, Accept-Language, else
-Japanese) is the reviewer app's, imported as is.
+Japanese) and the strings both services show alike (page frame, HTTP errors)
+are the reviewer app's, imported as is.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from disclosure_review.web.i18n import DEFAULT_LANGUAGE, LANGUAGES, negotiate
+from disclosure_review.web.i18n import MESSAGES as REVIEW_MESSAGES
 
 __all__ = ["DEFAULT_LANGUAGE", "LANGUAGES", "MESSAGES", "negotiate", "translator"]
 
+SHARED_KEYS = ("skip", "signed_in_as", "language", "error_heading", "error_forbidden", "error_not_found",
+               "error_bad_request", "error_xsrf", "error_server", "back")
+
 MESSAGES: dict[str, dict[str, str]] = {
+    **{key: REVIEW_MESSAGES[key] for key in SHARED_KEYS},
     "app_title": {"ja": "Onsite 管理", "en": "Onsite administration"},
-    "skip": {"ja": "本文へ移動", "en": "Skip to content"},
-    "signed_in_as": {"ja": "ログイン中", "en": "Signed in as"},
-    "language": {"ja": "言語", "en": "Language"},
     "nav_people": {"ja": "利用者", "en": "People"},
     "nav_projects": {"ja": "プロジェクト", "en": "Projects"},
     "nav_datasets": {"ja": "データセットと利用許可", "en": "Datasets and grants"},
@@ -194,20 +197,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "done_terminal_removed": {"ja": "端末の登録を削除しました。", "en": "The terminal was removed."},
     "done_session_ended": {"ja": "セッションの終了を要求しました。", "en": "The session was asked to end."},
     # errors
-    "error_heading": {"ja": "エラー", "en": "Error"},
-    "error_forbidden": {"ja": "この操作は許可されていません", "en": "This is not allowed"},
     "error_not_admin": {
         "ja": "管理画面は管理者だけが使えます。この試みは記録されました。",
         "en": "Only administrators may use these pages. This attempt was recorded.",
     },
-    "error_not_found": {"ja": "見つかりません", "en": "Not found"},
-    "error_bad_request": {"ja": "入力に問題があります", "en": "There is a problem with the input"},
-    "error_xsrf": {
-        "ja": "フォームの確認トークンがありません。ページを再読み込みしてやり直してください。",
-        "en": "The form's check token is missing or wrong. Reload the page and try again.",
-    },
-    "error_server": {"ja": "サーバーエラーが発生しました", "en": "The server hit an error"},
-    "back": {"ja": "戻る", "en": "Back"},
 }
 
 
