@@ -34,7 +34,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
 ENTRIES_PER_PAGE = 50
+MAX_ID = 2**31 - 1
 LOG_ZONE = ZoneInfo(DEFAULT_TIMEZONE)
 # Refusals need their own event type (requested: AuditEventType.ADMIN_ACCESS); until
 # access_control adds it they are recorded as LOGIN_FAIL with service "onsite-admin".
@@ -114,7 +115,8 @@ def required_date(text: str, what: str) -> date:
 
 
 def person_state(person) -> str:
-    return "disabled" if person.disabled else "locked" if person.locked_until else "ok"
+    locked = person.locked_until is not None and person.locked_until > datetime.now(timezone.utc)
+    return "disabled" if person.disabled else "locked" if locked else "ok"
 
 
 class AdminHandler(HubOAuthenticated, web.RequestHandler):
@@ -481,6 +483,8 @@ class GrantRevokeForm(DatasetsPage):
     form = "grants"
 
     def perform(self, session: Session, grant_id: str) -> tuple[str, str]:
+        if int(grant_id) > MAX_ID:  # beyond the column's range: PostgreSQL would refuse the query itself
+            raise UserError(f"unknown grant {grant_id}: see the list of grants")
         policy.revoke_grant(session, int(grant_id), actor=self.actor)
         return "datasets", "done_grant_revoked"
 

@@ -317,6 +317,7 @@ BAD_INPUT = [
     ("people", "people", "person-add", {"username": "bob", "display_name": "Bob", "password": "short"}, "password too short"),
     ("people/alice", "people/alice/password", "person-account", {"password": "alice-password"}, "must not contain the user name"),
     ("people/alice", "people/alice/roles", "person-roles", {"op": "grant", "role": "RESEARCHER"}, "already has role"),
+    ("datasets", "grants/99999999999/revoke", "grants", {}, "unknown grant 99999999999"),
     ("facilities", "facilities", "facility-add", {"name": "Nagoya", "timezone": "Mars/Olympus"}, "unknown time zone"),
     ("projects/p1", "projects/p1", "project-change", {"start_date": "2030-01-01"}, "before the start"),
     ("projects", "projects", "project-add", {"project_id": "p2", "title": "x", "start_date": "1 April", "end_date": "2026-05-01"}, "is not a date"),
@@ -334,7 +335,7 @@ def test_bad_input_shows_the_reason_and_changes_nothing(server, page, action, fo
     shown = form_error(r.text, form)
     assert words in shown and "何も変更していません" in shown
     assert snapshot(settings.db_url) == before
-    if "password" not in data:  # what was typed is kept in the form (passwords never are)
+    if data and "password" not in data:  # what was typed is kept in the form (passwords never are)
         typed = next(v for k, v in data.items() if k not in ("op",) and v)
         assert f'value="{html.escape(typed, quote=True)}"' in r.text or f'value="{typed}" selected' in r.text
 
@@ -344,7 +345,7 @@ def test_bad_input_on_postgresql_too(server):
     base, settings = server
     admin = Admin(base)
     before = snapshot(settings.db_url)
-    for page, action, form, data, words in (BAD_INPUT[0], BAD_INPUT[2], BAD_INPUT[4]):
+    for page, action, form, data, words in (BAD_INPUT[0], BAD_INPUT[2], BAD_INPUT[4], BAD_INPUT[9]):
         r = admin.post(page, action, data)
         assert r.status_code == 400 and words in form_error(r.text, form)
     assert snapshot(settings.db_url) == before
