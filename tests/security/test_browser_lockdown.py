@@ -146,8 +146,8 @@ def test_extension_manager_cannot_install(lab):
 
 def test_session_events_reach_the_hub_and_the_researcher_cannot_write_them(lab):
     hub, user, kernel = lab
-    run = user.execute(kernel, f"x = 6 * 7  # {MARKER}\nprint(x)")
-    assert run.error is None and run.stdout.strip() == "42"
+    run = user.execute(kernel, f"x = 6 * 7 * 1009  # {MARKER}\nprint(x)")
+    assert run.error is None and run.stdout.strip() == "42378"
     log = SessionEventLog(hub.settings.runtime_dir / LOG_NAME)
     deadline = time.monotonic() + 20
     executed: list[dict] = []
@@ -155,8 +155,8 @@ def test_session_events_reach_the_hub_and_the_researcher_cannot_write_them(lab):
         executed = [e for e in log.read() if e["event"]["kind"] == "execute" and MARKER in e["event"]["code"]]
         time.sleep(0.5)
     assert executed and executed[0]["user"] == "tanaka"
-    assert executed[0]["event"]["code"] == f"x = 6 * 7  # {MARKER}\nprint(x)"
-    assert not any("42" in json.dumps(e["event"]) for e in executed)  # the code, never its output
+    assert executed[0]["event"]["code"] == f"x = 6 * 7 * 1009  # {MARKER}\nprint(x)"
+    assert not any("42378" in json.dumps(e["event"]) for e in executed)  # the code, never its output
     events = log.read()
     assert any(e["user"] == "tanaka" and e["event"] == {**e["event"], "kind": "contents", "action": "save", "path": NOTEBOOK}
                for e in events)
