@@ -8,10 +8,9 @@ Cases (sizes follow issue 4; `--rows N` caps them for quick runs):
   frame already in memory and returns only k; the pandas peer computes f_k,
   F_k and the risk with groupby-transform. Goal: ≥ 50× pycanon.
 - the same per key combination (every record of a combination shares its
-  f_k, F_k and risk): `key_combinations()` on the ingested dataset file
-  (`datasets/<id>.duckdb`, opened the guarded way, as the service and
-  `onsite admin dataset risk` read it), one GROUP BY inside DuckDB, then the
-  risk per combination; records below k and ER equal the per-record case's.
+  f_k, F_k and risk): `key_combinations()` on the same Parquet relation, one
+  GROUP BY inside DuckDB, then the risk per combination; records below k and
+  ER equal the per-record case's.
 - k-anonymity level alone (what pycanon computes): `k_anonymity()` on the
   relation, one GROUP BY inside DuckDB.
 - SUDA2, 100k and 1M records × 7 keys, vs the same definition in plain pandas
@@ -78,7 +77,6 @@ def pandas_suda_scores(df: pd.DataFrame, keys: list[str]) -> np.ndarray:
 
 
 def cases(ctx: Context) -> list[Case]:
-    from analysis_kernel.catalogue import guarded_connection
     from disclosure_review.sdc.microdata import (
         SuppressionMethod,
         frequencies,
@@ -96,7 +94,6 @@ def cases(ctx: Context) -> list[Case]:
     for rows in _sizes(ctx, 1_000_000, 10_000_000):
         path = ctx.demo_parquet(rows)
         frame = con.read_parquet(str(path)).select(*KEYS_7, "weight").df()
-        dataset = guarded_connection({"demo": ctx.demo_dataset(rows)}).table("demo")
         for keys in ([KEYS_5, KEYS_7] if rows <= 1_000_000 else [KEYS_5]):
             relation = con.read_parquet(str(path))
 
@@ -115,8 +112,8 @@ def cases(ctx: Context) -> list[Case]:
                             note="ours reads Parquet, returns f_k, F_k, risk per record; goal ≥ 50× pycanon"))
             out.append(Case(name, ours, "pandas groupby-transform", lambda keys=keys, frame=frame: pandas_risk(frame, keys),
                             repeat=repeat, note="same per-record result, frame already in memory"))
-            def per_combination(keys=keys) -> object:
-                combos = key_combinations(dataset, keys, weight="weight")
+            def per_combination(relation=relation, keys=keys) -> object:
+                combos = key_combinations(relation, keys, weight="weight")
                 return combos.violations(3), combos.expected_reidentifications()
 
             freq = frequencies(relation, keys, weight="weight")
@@ -126,7 +123,7 @@ def cases(ctx: Context) -> list[Case]:
             out.append(Case(f"f_k/F_k + k-anonymity + risk per key combination, {_label(rows)} × {len(keys)} keys",
                             per_combination, "pycanon 1.3 k_anonymity (k only)",
                             lambda keys=keys, frame=frame: anonymity.k_anonymity(frame, keys), repeat=repeat,
-                            note="ours: one DuckDB GROUP BY over the dataset file, risk per combination, "
+                            note="ours: one DuckDB GROUP BY over the Parquet file, risk per combination, "
                                  "records below k and ER; goal ≥ 50× pycanon"))
             if k_anonymity(relation, keys).level != k_ours:
                 raise AssertionError("k_anonymity in SQL and frequencies() disagree")
