@@ -33,6 +33,7 @@ CSV_TEXT = "prefecture,count\n13,2841\n27,1903\n"
 SECRET_BYTES = b"\x00ONSITE-MICRODATA-EXTRACT\xff" * 64
 PNG_1X1 = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAwS2OUAAAAABJRU5ErkJggg==")
 MARKER = "onsite_audit_marker_7f3a"
+CELL = 'print("run in chromium " + str(6 * 7))'
 
 
 def xsrf(user) -> dict[str, str]:
@@ -46,7 +47,7 @@ def put(user, path: str, model: dict):
 @pytest.fixture(scope="module")
 def lab(isolated_hub):
     user, kernel = researcher_session(isolated_hub, "tanaka")
-    notebook = {"cells": [{"cell_type": "code", "source": "print(1)", "metadata": {}, "outputs": [], "execution_count": None}],
+    notebook = {"cells": [{"cell_type": "code", "source": CELL, "metadata": {}, "outputs": [], "execution_count": None}],
                 "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
     assert put(user, NOTEBOOK, {"type": "notebook", "content": notebook}).status_code in (200, 201)
     assert put(user, CSV, {"type": "file", "format": "text", "content": CSV_TEXT}).status_code in (200, 201)
@@ -74,7 +75,7 @@ def test_download_and_export_urls_are_refused(lab, method, path, attempt):
     hub, user, _ = lab
     r = user.http.request(method, user.server_url + path, headers=xsrf(user), timeout=60, allow_redirects=False)
     assert r.status_code in (403, 404), (path, r.status_code, r.text[:200])
-    for secret in (CSV_TEXT.encode(), SECRET_BYTES[:32], base64.b64encode(SECRET_BYTES)[:32], b"print(1)"):
+    for secret in (CSV_TEXT.encode(), SECRET_BYTES[:32], base64.b64encode(SECRET_BYTES)[:32], CELL.encode()):
         assert secret not in r.content
     hub.record("browser: download", attempt, f"HTTP {r.status_code}")
 
@@ -84,7 +85,7 @@ def test_what_jupyterlab_needs_to_open_files_stays_open(lab):
     text = user.http.get(f"{user.server_url}/api/contents/{CSV}?type=file&format=text&content=1", timeout=30)
     assert text.status_code == 200 and text.json()["content"] == CSV_TEXT
     notebook = user.http.get(f"{user.server_url}/api/contents/{NOTEBOOK}?content=1", timeout=30)
-    assert notebook.status_code == 200 and notebook.json()["content"]["cells"][0]["source"] == "print(1)"
+    assert notebook.status_code == 200 and notebook.json()["content"]["cells"][0]["source"] == CELL
     image = user.http.get(f"{user.server_url}/api/contents/{IMAGE}?type=file&format=base64", timeout=30)
     assert image.status_code == 200 and base64.b64decode(image.json()["content"]) == PNG_1X1
 
@@ -146,6 +147,7 @@ def test_extension_manager_cannot_install(lab):
 
 def test_session_events_reach_the_hub_and_the_researcher_cannot_write_them(lab):
     hub, user, kernel = lab
+    assert user.http.get(f"{user.server_url}/nbconvert/script/{NOTEBOOK}", timeout=30).status_code == 403
     run = user.execute(kernel, f"x = 6 * 7 * 1009  # {MARKER}\nprint(x)")
     assert run.error is None and run.stdout.strip() == "42378"
     log = SessionEventLog(hub.settings.runtime_dir / LOG_NAME)
@@ -161,7 +163,7 @@ def test_session_events_reach_the_hub_and_the_researcher_cannot_write_them(lab):
     assert any(e["user"] == "tanaka" and e["event"] == {**e["event"], "kind": "contents", "action": "save", "path": NOTEBOOK}
                for e in events)
     assert any(e["event"]["kind"] == "kernel" and e["event"]["action"] == "start" for e in events)
-    assert any(e["event"]["kind"] == "refused" for e in events)  # the refused downloads above
+    assert any(e["event"]["kind"] == "refused" and e["event"]["path"] == f"nbconvert/script/{NOTEBOOK}" for e in events)
     assert log.verify() == len(events)
     stat = log.path.stat()
     assert (stat.st_uid, stat.st_mode & 0o777) == (0, 0o600)
@@ -254,6 +256,11 @@ def test_jupyterlab_in_chromium_shows_no_download_or_export(lab):
             page.goto(f"{hub.hub.url}/user/tanaka/lab/tree/{NOTEBOOK}")
             page.wait_for_selector(".jp-Notebook", timeout=120_000)
             page.locator(".jp-Dialog button:has-text('Select')").click(timeout=60_000)  # the kernel dialog
+            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle'], "
+                                   ".jp-StatusBar-TextItem:has-text('Idle')", timeout=120_000)
+            page.click(".jp-Cell .cm-content")
+            page.keyboard.press("Shift+Enter")
+            page.wait_for_selector(".jp-OutputArea-output:has-text('run in chromium 42')", timeout=120_000)
 
             page.click(".lm-MenuBar-itemLabel:text-is('File')")
             page.wait_for_selector(".lm-Menu:visible")
@@ -284,6 +291,12 @@ def test_jupyterlab_in_chromium_shows_no_download_or_export(lab):
                                                          "Copy Download Link", "New Terminal", "Terminal"))]
         assert forbidden == [], (where, forbidden)
     assert direct_status in (403, 404) and CSV_TEXT.splitlines()[1] not in body
+    # JupyterLab speaks the v1 kernel websocket protocol (binary frames): its cell is in the log too.
+    log = SessionEventLog(hub.settings.runtime_dir / LOG_NAME)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not any(e["event"].get("code") == CELL for e in log.read()):
+        time.sleep(0.5)
+    assert any(e["event"].get("code") == CELL and e["user"] == "tanaka" for e in log.read())
     hub.record("browser: Chromium", "Download / Export entries in the File menu", "absent")
     hub.record("browser: Chromium", "Download / Open in New Browser Tab in the file context menu", "absent")
     hub.record("browser: Chromium", f"open /files/{CSV} in the browser", f"HTTP {direct_status}")
