@@ -35,13 +35,15 @@ from disclosure_review.sdc import (
     TableSpec,
     Verdict,
     check_model,
-    check_table,
-    compute_shadow,
     data_range,
     equal_width_edges,
     histogram_table_spec,
     load_preset,
 )
+from disclosure_review.sdc.enums import ProtectionMethod, SecondaryMethod
+from disclosure_review.sdc.protect import ProtectedTable, evaluate_table
+from disclosure_review.sdc.protection import InvalidTable, SolverFailure, SuppressionInfeasible
+from disclosure_review.sdc.spec import Protection
 from onsite.errors import UserError
 
 HTML_MAX_ROWS = 200
@@ -68,11 +70,13 @@ class Connection(Protocol):
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class TableOutput:
-    """A declarative table: spec (with its query), shadow statistics and the automatic check report."""
+    """A declarative table: spec (with its query and protection), shadow statistics and the check report."""
 
     spec: TableSpec
     shadow: ShadowTable
     report: CheckReport
+    protected: ProtectedTable | None = dataclasses.field(default=None, repr=False)
+    db: Connection | None = dataclasses.field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -84,8 +88,37 @@ class TableOutput:
 
     @property
     def table(self) -> pl.DataFrame:
-        """The table as it would be released (labels and the statistic)."""
-        return self.shadow.released_view()
+        """The table as it would be released (labels and the statistic; null = suppressed or deleted cell)."""
+        return self.protected.cells if self.protected else self.shadow.released_view()
+
+    @property
+    def intervals(self) -> pl.DataFrame | None:
+        """Suppressed cells with their feasible intervals [low, high] (秘匿インターバル); None unless suppressed."""
+        audit = (self.protected.protection or {}).get("audit") if self.protected else None
+        if audit is None:
+            return None
+        rows = [{**cell["key"], **{k: cell[k] for k in ("value", "primary", "low", "high", "status")}}
+                for cell in audit["cells"]]
+        return pl.DataFrame(rows) if rows else pl.DataFrame()
+
+    def protect(self, method: str | ProtectionMethod = "suppress", *, base: int | None = None,
+                secondary: str | SecondaryMethod = "hypercube") -> TableOutput:
+        """This table protected by `method`: "suppress", "round" (to `base`, default the preset's) or
+        "delete_records" (the records of failing cells are deleted and the table recomputed).
+
+        The protection is recorded in the spec: the review service re-applies it to its own
+        recomputation and releases its own protected cells. Only counts and sums can be protected.
+        """
+        if self.db is None:
+            raise OutputInvalid("this table was not built by an Onsite builder; build it again to protect it")
+        try:
+            protection = Protection(ProtectionMethod(getattr(method, "value", method)), base=base,
+                                    secondary=SecondaryMethod(getattr(secondary, "value", secondary)))
+            spec = dataclasses.replace(self.spec, protection=protection)
+        except ValueError as exc:  # InvalidSpec too
+            choices = "method: suppress, round or delete_records; secondary: hypercube or optimal"
+            raise OutputInvalid(f"{exc}" if isinstance(exc, InvalidSpec) else f"{exc} ({choices})") from None
+        return _evaluated(self.db, spec, rules_for(self.db))
 
     def to_request(self) -> dict[str, Any]:
         view = self.table
@@ -291,12 +324,11 @@ def histogram(
                 raise OutputInvalid(f"{value} has no non-missing values in this query")
             edges = equal_width_edges(low, high, bins)
         spec = histogram_table_spec(sql, value, tuple(edges), name=name or _safe_name(f"hist_{value}", "histogram"))
-        shadow = compute_shadow(db.duckdb, spec)
     except InvalidSpec as exc:
         raise OutputInvalid(str(exc)) from None
-    except (duckdb.Error, ShadowError) as exc:
+    except duckdb.Error as exc:
         raise OutputInvalid(f"the histogram could not be computed: {exc}") from None
-    return TableOutput(spec, shadow, check_table(shadow, rules))
+    return _evaluated(db, spec, rules)
 
 
 def model_output(db: Connection, result: Any, *, explanation: str, code: str, name: str = "model") -> ModelOutput:
@@ -363,12 +395,18 @@ def _build(db: Connection, source: str | duckdb.DuckDBPyRelation, name: str, kin
                          statistic=statistic, weight=weight, unit=unit, name=name)
     except InvalidSpec as exc:
         raise OutputInvalid(str(exc)) from None
-    rules = rules_for(db)
+    return _evaluated(db, spec, rules_for(db))
+
+
+def _evaluated(db: Connection, spec: TableSpec, rules: Rules) -> TableOutput:
+    """Cells, checks and the spec's protection, computed as the review service will (sdc.protect)."""
     try:
-        shadow = compute_shadow(db.duckdb, spec, top_n=rules.top_n)
-    except ShadowError as exc:
+        protected = evaluate_table(db.duckdb, spec, rules)
+    except (InvalidSpec, ShadowError, InvalidTable, SuppressionInfeasible, SolverFailure) as exc:
         raise OutputInvalid(str(exc)) from None
-    return TableOutput(spec, shadow, check_table(shadow, rules))
+    except duckdb.Error as exc:
+        raise OutputInvalid(f"the table could not be computed: {exc}") from None
+    return TableOutput(spec, protected.shadow, protected.report, protected, db)
 
 
 def _names(value: str | Sequence[str], what: str) -> tuple[str, ...]:
@@ -446,6 +484,15 @@ def render_table_html(output: TableOutput) -> str:
                         + _cell_td(values[key], flagged.get(key), checks)
                         + f"<td style='text-align:right'>{contributors[i]}</td><td>{esc(', '.join(checks))}</td></tr>")
     reasons = "".join(f"<li>{esc(r)}</li>" for r in report.reasons()) or "<li>every check passed</li>"
+    facts = output.protected.protection if output.protected else None
+    if facts:
+        reasons += f"<li>protection: {esc(facts['method'])} — blank cells are not released; " + esc(
+            facts.get("note") or (facts.get("audit") or {}).get("summary", "")) + "</li>"
+    intervals = output.intervals
+    if intervals is not None and intervals.height:
+        reasons += ("<li>feasible intervals of the suppressed cells (秘匿インターバル): " + "; ".join(
+            f"{esc(' / '.join(str(v) for v in row[:k]))}: [{_shown(row[k + 2])}, {_shown(row[k + 3])}]"
+            for row in intervals.iter_rows()) + "</li>")
     return (
         f"<div><b>{esc(output.name)}</b> — {_badge(output.verdict)} under preset <code>{esc(report.preset)}</code>"
         f" <small>(feedback: the review service recomputes the table and decides)</small>"

@@ -84,3 +84,18 @@ class Statistic(enum.Enum):
 
 
 PERCENTILES = (Statistic.P10, Statistic.P25, Statistic.P75, Statistic.P90)
+
+
+class ProtectionMethod(enum.Enum):
+    """How a table is protected before release (TableSpec.protection)."""
+
+    SUPPRESS = "suppress"  # failing cells blank, secondary cells so the margins cannot recompute them
+    ROUND = "round"  # interior cells rounded to a base, margins summed from them
+    DELETE_RECORDS = "delete_records"  # records of failing cells deleted and the query re-run (ACRO #198)
+
+
+class SecondaryMethod(enum.Enum):
+    """Secondary suppression algorithm (sdc.protection)."""
+
+    HYPERCUBE = "hypercube"  # fast heuristic
+    OPTIMAL = "optimal"  # mixed-integer programme, fewest cells / smallest total

@@ -14,7 +14,7 @@ from typing import Any
 
 import duckdb
 
-from .enums import Statistic, TableKind
+from .enums import ProtectionMethod, SecondaryMethod, Statistic, TableKind
 
 SPEC_VERSION = 1
 MAX_QUERY_CHARS = 100_000
@@ -24,6 +24,8 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")  # becomes a file nam
 # Shadow statistics columns use this prefix; variables may not.
 RESERVED_PREFIX = "sdc_"
 MAX_BINS = 1000
+PROTECTION_VERSION = 1
+MAX_ROUND_BASE = 1_000_000
 
 
 class InvalidSpec(ValueError):
@@ -71,6 +73,56 @@ def check_query(query: Any) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
+class Protection:
+    """How a table is protected; the review service re-applies it itself (see sdc.protect).
+
+    `base`: rounding base (round only; None = the preset's round_base).
+    `secondary`: secondary suppression algorithm (suppress only).
+    """
+
+    method: ProtectionMethod
+    base: int | None = None
+    secondary: SecondaryMethod = SecondaryMethod.HYPERCUBE
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.method, ProtectionMethod):
+            raise InvalidSpec(f"protection method must be one of {[m.value for m in ProtectionMethod]}")
+        if not isinstance(self.secondary, SecondaryMethod):
+            raise InvalidSpec(f"secondary must be one of {[m.value for m in SecondaryMethod]}")
+        if self.base is not None:
+            if self.method is not ProtectionMethod.ROUND:
+                raise InvalidSpec("base is a rounding parameter: give it only with method 'round'")
+            if isinstance(self.base, bool) or not isinstance(self.base, int) or not 1 <= self.base <= MAX_ROUND_BASE:
+                raise InvalidSpec(f"rounding base must be a whole number from 1 to {MAX_ROUND_BASE} (got {self.base!r})")
+        if self.secondary is not SecondaryMethod.HYPERCUBE and self.method is not ProtectionMethod.SUPPRESS:
+            raise InvalidSpec("secondary is a suppression parameter: give it only with method 'suppress'")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": PROTECTION_VERSION, "method": self.method.value, "base": self.base,
+                "secondary": self.secondary.value}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Protection:
+        if not isinstance(data, Mapping):
+            raise InvalidSpec("protection must be a JSON object with version and method")
+        known = {"version", "method", "base", "secondary"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InvalidSpec(f"unknown key(s) {unknown} in protection; known keys are {sorted(known)}")
+        if data.get("version") != PROTECTION_VERSION:
+            raise InvalidSpec(f"protection version {data.get('version')!r} is not supported (expected {PROTECTION_VERSION})")
+        try:
+            method = ProtectionMethod(data.get("method"))
+            secondary = SecondaryMethod(data.get("secondary", SecondaryMethod.HYPERCUBE.value))
+        except ValueError:
+            raise InvalidSpec(
+                f"protection method must be one of {[m.value for m in ProtectionMethod]} and secondary one of "
+                f"{[m.value for m in SecondaryMethod]} (got {data.get('method')!r}, {data.get('secondary')!r})"
+            ) from None
+        return cls(method=method, base=data.get("base"), secondary=secondary)
+
+
+@dataclasses.dataclass(frozen=True)
 class TableSpec:
     """A table over the result of `query`: cells by `rows` x `columns`, with margins.
 
@@ -90,6 +142,8 @@ class TableSpec:
     name: str = "table"
     # Histogram: the one row variable is binned into [e_i, e_i+1) (the last bin closed).
     edges: tuple[float, ...] | None = None
+    # Protection the review service re-applies to its own recomputation (None: released as computed).
+    protection: Protection | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.kind, TableKind):
@@ -127,6 +181,14 @@ class TableSpec:
             object.__setattr__(self, "edges", check_edges(self.edges))
             if self.kind is not TableKind.FREQUENCY or len(self.rows) != 1 or self.columns:
                 raise InvalidSpec("a histogram (edges) is a frequency table over one row variable, the binned one")
+        if self.protection is not None:
+            if not isinstance(self.protection, Protection):
+                raise InvalidSpec("protection must be a Protection")
+            if self.statistic not in (Statistic.COUNT, Statistic.SUM):
+                raise InvalidSpec(
+                    f"only counts and sums can be protected (their margins are sums of cells); protect the count "
+                    f"or sum table instead of the {self.statistic.value}"
+                )
         if self.weight is not None and not self.statistic.weightable:
             raise InvalidSpec(
                 f"statistic {self.statistic.value!r} cannot be weighted; weights work with count, sum and mean"
@@ -153,13 +215,15 @@ class TableSpec:
             "weight": self.weight,
             "unit": self.unit,
             "edges": None if self.edges is None else list(self.edges),
+            "protection": None if self.protection is None else self.protection.to_dict(),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TableSpec:
         if not isinstance(data, Mapping):
             raise InvalidSpec("a table spec must be a JSON object")
-        known = {"version", "name", "kind", "query", "rows", "columns", "value", "statistic", "weight", "unit", "edges"}
+        known = {"version", "name", "kind", "query", "rows", "columns", "value", "statistic", "weight", "unit", "edges",
+                 "protection"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise InvalidSpec(f"unknown key(s) {unknown} in table spec; known keys are {sorted(known)}")
@@ -194,6 +258,7 @@ class TableSpec:
             unit=data.get("unit"),
             name=data["name"],
             edges=data.get("edges"),
+            protection=None if data.get("protection") is None else Protection.from_dict(data["protection"]),
         )
 
 

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from disclosure_review.sdc.enums import Verdict
-from disclosure_review.sdc.shadow import MARGIN_LABEL, RECORDS, VALUE, ShadowTable, compute_shadow
+from disclosure_review.sdc.shadow import MARGIN_LABEL, RECORDS, VALUE, ShadowTable
 from disclosure_review.sdc.spec import TableSpec
 from disclosure_review.workflow.policies import ReviewPolicy
 
@@ -145,33 +145,34 @@ def recompute_table(
     `released`: shadow statistics (dicts) of the project's released tables, for the differencing check.
     `timeout_s`: this query's time limit (default: the policy's).
     """
-    from disclosure_review.sdc import check_table, load_preset
+    from disclosure_review.sdc import load_preset
+    from disclosure_review.sdc.protect import ProtectedTable, evaluate_table
 
     opened = open_guarded(load_preset, preset, datasets, policy)
     if isinstance(opened, CheckedOutput):
         return opened
     rules, con = opened
+    released_tables = _released_tables(released)
 
-    def compute() -> ShadowTable:
-        # As many top contributions as the rules need (a histogram's spec carries its edges).
-        return compute_shadow(con, spec, top_n=rules.top_n)
+    def compute() -> ProtectedTable:
+        # Our own cells, checks and the spec's protection re-applied: the kernel's pattern is never used.
+        return evaluate_table(con, spec, rules, released=released_tables)
 
     try:
-        shadow = run_with_limits(con, compute, timeout_s or policy.query_timeout_s)
+        protected = run_with_limits(con, compute, timeout_s or policy.query_timeout_s)
     except Exception as exc:  # any failure fails closed, with the reason shown to reviewers
         log.info("table %s could not be recomputed (%s)", spec.name, type(exc).__name__)  # the message may quote data
         return CheckedOutput(verdict=Verdict.FAIL, verified=False, error=str(exc))
     finally:
         con.close()
-    report = check_table(shadow, rules, released=_released_tables(released))
-    recomputed = _frame_json(shadow.released_view())
+    shadow = protected.shadow
     return CheckedOutput(
-        verdict=report.verdict,
+        verdict=protected.verdict,
         verified=True,
-        recomputed=recomputed,
+        recomputed=_frame_json(protected.cells),  # the released view: blank where suppressed or deleted
         shadow=shadow.to_dict(),
-        report=report.to_dict(),
-        mismatch=compare_claimed(claimed, shadow, report.verdict),
+        report=protected.report_dict(),
+        mismatch=compare_claimed(claimed, shadow, protected.verdict, protected.cells),
     )
 
 
@@ -198,14 +199,34 @@ def _differs(a: Any, b: Any) -> bool:
     return a != b
 
 
-def compare_claimed(claimed: Mapping[str, Any] | None, shadow: ShadowTable, verdict: Verdict) -> list[dict[str, Any]]:
-    """Where the session's claim differs from the recomputation: [{"what", "claimed", "recomputed"}]."""
+def _released_cell_differences(claimed: Mapping[str, Any], cells) -> list[dict[str, Any]]:
+    """Released cells the session shows differently (e.g. a cell it leaves visible that we suppress)."""
+    try:
+        theirs = {tuple(row[:-1]): row[-1] for row in claimed["cells"]["rows"]}
+    except (TypeError, KeyError, IndexError):
+        return []
+    return [
+        {"what": f"released {' / '.join(str(v) for v in row[:-1])}", "claimed": theirs[tuple(row[:-1])],
+         "recomputed": row[-1]}
+        for row in cells.iter_rows()
+        if tuple(row[:-1]) in theirs and _differs(theirs[tuple(row[:-1])], row[-1])
+    ]
+
+
+def compare_claimed(claimed: Mapping[str, Any] | None, shadow: ShadowTable, verdict: Verdict,
+                    cells=None) -> list[dict[str, Any]]:
+    """Where the session's claim differs from the recomputation: [{"what", "claimed", "recomputed"}].
+
+    `cells`: our released (protected) cells, compared with the session's released cells.
+    """
     if not claimed:
         return []
     differences: list[dict[str, Any]] = []
     claimed_verdict = claimed.get("verdict")
     if claimed_verdict is not None and claimed_verdict != verdict.value:
         differences.append({"what": "verdict", "claimed": claimed_verdict, "recomputed": verdict.value})
+    if cells is not None:
+        differences += _released_cell_differences(claimed, cells)[:MAX_MISMATCHES]
     claimed_shadow = _claimed_shadow(claimed)
     if claimed_shadow is None:
         return differences

@@ -151,3 +151,30 @@ def test_html_marks_exactly_the_flagged_cells(db: AnalysisConnection) -> None:
     assert len(marked) == len(failing) and ("threshold", "3") in marked  # tiny x rare: 3 people
     long = magnitude_table(db, "SELECT * FROM survey", rows=("area", "grp"), value="income")
     assert long._repr_html_().count("<tr>") == long.table.height + 1
+
+
+def test_protect_suppresses_records_the_spec_and_shows_intervals(db: AnalysisConnection) -> None:
+    out = magnitude_table(db, "SELECT * FROM survey", rows="area", columns="grp", value="income", unit="household_id")
+    assert out.verdict is Verdict.FAIL  # household 2 dominates (big, f); tiny cells are small
+    safe = out.protect("suppress")
+    assert safe.spec.protection is not None and out.spec.protection is None  # a new output
+    shown = {tuple(r[:2]): r[2] for r in safe.table.iter_rows()}
+    failing = {c for c, v in out.report.cell_verdicts().items() if v is Verdict.FAIL}
+    assert failing and all(shown[c] is None for c in failing)
+    original = {tuple(r[:2]): r[2] for r in out.table.iter_rows()}
+    published = {c: v for c, v in shown.items() if v is not None}
+    assert published and all(v == original[c] for c, v in published.items())  # published cells are true values
+    assert set(map(tuple, safe.intervals.select("area", "grp").rows())) >= failing
+    assert "秘匿インターバル" in safe._repr_html_()
+    assert safe.to_request()["spec"]["protection"]["method"] == "suppress"
+
+
+def test_bad_protection_is_refused_with_the_choices(db: AnalysisConnection) -> None:
+    out = frequency_table(db, "SELECT * FROM survey", rows="area")
+    with pytest.raises(OutputInvalid, match="suppress, round or delete_records"):
+        out.protect("blur")
+    with pytest.raises(OutputInvalid, match="only with method 'round'"):
+        out.protect("suppress", base=5)
+    mean = magnitude_table(db, "SELECT * FROM survey", rows="area", value="income", statistic="mean")
+    with pytest.raises(OutputInvalid, match="only counts and sums"):
+        mean.protect("round")

@@ -79,3 +79,19 @@ def test_bad_documents_are_refused(tmp_path: Path, text: str, message: str) -> N
 def test_unknown_preset_name_lists_the_choices() -> None:
     with pytest.raises(InvalidPreset, match="acro-default"):
         load_preset("default")
+
+
+@pytest.mark.parametrize("name", ["acro-default", "jp-onsite", "sdc-handbook"])
+def test_every_number_a_bundled_preset_sets_is_cited_on_its_line(name: str) -> None:
+    """A number without a source is not set (issue 3): each numeric rule carries a comment naming its source."""
+    from importlib import resources
+
+    text = (resources.files("disclosure_review.sdc") / "presets" / f"{name}.yaml").read_text("utf-8")
+    rules = load_preset(name)
+    numeric = [k for k in ("threshold", "nk_n", "nk_k", "p_ratio", "dof_threshold", "round_base")
+               if getattr(rules, k) is not None]
+    lines = {line.split(":")[0].strip(): line for line in text.splitlines() if line.startswith("  ")}
+    for key in numeric:
+        assert "#" in lines[key], f"{name}: {key} has no source comment"
+    if name == "sdc-handbook":  # its text was not retrieved: no number may be set
+        assert numeric == []

@@ -83,3 +83,86 @@ def test_a_forged_histogram_claim_does_not_change_the_services_verdict(world, ke
     [(verdict, mismatch)] = _submit(world, request)
     assert verdict is Verdict.FAIL  # [3000, 3001) is empty between non-empty bins
     assert any(m["what"] == "verdict" and m["claimed"] == "pass" for m in mismatch)
+
+
+def _release(world, request_id: int) -> None:
+    from workflow_factories import vote
+
+    from disclosure_review.workflow.enums import Decision
+
+    for reviewer in world.reviewers:
+        vote(world, request_id, reviewer, Decision.APPROVE)
+
+
+def test_protected_table_uses_the_services_own_pattern_not_the_kernels(world, kernel):
+    import csv
+    import io
+
+    table = frequency_table(kernel, "SELECT * FROM survey", "region", "sex", name="by_region_sex")
+    assert table.verdict is Verdict.FAIL  # region C has 1 + 1 records
+    protected = table.protect("suppress")
+    assert protected.verdict is Verdict.PASS and protected.spec.protection is not None
+    shown = {r[:2]: r[2] for r in protected.table.iter_rows()}
+    assert shown[("C", "F")] is None and shown[("C", "Total")] is None
+    assert {("C", "F"), ("C", "M")} <= {(r["region"], r["sex"]) for r in protected.intervals.iter_rows(named=True)}
+
+    forged = copy.deepcopy(protected.to_request())
+    cells = forged["claimed"]["cells"]["rows"]
+    for row in cells:
+        if row[:2] == ["C", "F"]:
+            row[2] = 1  # the kernel side "forgot" to suppress the small cell
+    with transaction(world.factory) as s:
+        request = service.submit(s, payload(forged), "alice")
+        request_id, output = request.id, request.outputs[0]
+        assert output.verdict is Verdict.PASS
+        assert any(m["what"] == "released C / F" and m["claimed"] == 1 and m["recomputed"] is None
+                   for m in output.mismatch)
+        audit = output.report["protection"]["audit"]
+        intervals = {(c["key"]["region"], c["key"]["sex"]): (c["low"], c["high"]) for c in audit["cells"]}
+        assert intervals[("C", "F")][1] > 1  # the interval reaches beyond the true value
+        assert [r.get("rule") for r in output.report["results"]][-1] == "interval_audit"
+    _release(world, request_id)
+    released = world.settings.egress_dir / str(request_id) / "by_region_sex.csv"
+    rows = {(r[0], r[1]): r[2] for r in csv.reader(io.StringIO(released.read_text()))}
+    assert rows[("C", "F")] == "" and rows[("C", "M")] == "" and rows[("C", "Total")] == ""
+    assert rows[("A", "F")] == "15" and rows[("Total", "Total")] == "57"  # A: 30 records, every other one F
+
+
+def test_a_protected_table_whose_spec_loses_its_protection_is_checked_unprotected(world, kernel):
+    protected = frequency_table(kernel, "SELECT * FROM survey", "region", name="r").protect("suppress")
+    forged = copy.deepcopy(protected.to_request())
+    forged["spec"]["protection"] = None
+    [(verdict, _)] = _submit(world, forged)
+    assert verdict is Verdict.FAIL
+
+
+def test_record_deletion_totals_exclude_the_failing_cells_records(world, kernel):
+    import duckdb
+
+    table = frequency_table(kernel, "SELECT * FROM survey", "region", name="deleted").protect("delete_records")
+    assert table.verdict is Verdict.PASS
+    con = duckdb.connect(str(world.settings.datasets_dir / "survey.duckdb"), read_only=True)
+    expected = con.execute("SELECT count(*) FROM microdata WHERE region <> 'C'").fetchall()[0][0]  # independent count
+    con.close()
+    with transaction(world.factory) as s:
+        output = service.submit(s, payload(table.to_request()), "alice").outputs[0]
+        rows = {r[0]: r[1] for r in output.recomputed["rows"]}
+        assert output.verdict is Verdict.PASS and output.report["protection"]["deleted_cells"] == [["C"]]
+    assert rows["Total"] == expected == 55 and "C" not in rows  # region C had no other records
+
+
+def test_reviewer_page_shows_the_services_protected_table_and_intervals(world, kernel):
+    from disclosure_review.web.app import make_jinja, marked_rows
+    from disclosure_review.web.i18n import translator
+
+    protected = frequency_table(kernel, "SELECT * FROM survey", "region", "sex", name="shown").protect("suppress")
+    with transaction(world.factory) as s:
+        output = service.submit(s, payload(protected.to_request()), "alice").outputs[0]
+        html = make_jinja().get_template("_protection.html").render(o=output, t=translator("en"))
+        rows = marked_rows(output)
+        intervals = [c for c in output.report["protection"]["audit"]["cells"]]
+    assert "Feasible intervals of the suppressed cells" in html
+    assert html.count('class="interval interval-') == len(intervals) >= 3
+    c_f = next(c for c in intervals if c["key"] == {"region": "C", "sex": "F"})
+    assert f"[{c_f['low']:g}, {c_f['high']:g}]" in html
+    assert [row for row, _ in rows if row[:2] == ["C", "F"]] == [["C", "F", None]]  # shown blank

@@ -1,0 +1,269 @@
+"""A table and its protection, computed the same way by the kernel and the review service.
+
+`evaluate_table(con, spec, rules)` computes the shadow statistics, runs the
+checks and, when the spec names a protection (`TableSpec.protection`),
+applies it to those cells:
+
+- suppress: every cell a check fails is a primary cell; secondary cells are
+  chosen by `sdc.protection.secondary_suppression` so that the margins do not
+  give the primary ones away, and the pattern is audited (feasible intervals,
+  秘匿インターバル). Frequency tables use threshold protection levels, sums the
+  p% levels; with `Rules.interval_audit` off only exact recomputation fails.
+- round: interior cells rounded to the base, margins summed from them. A cell
+  a check failed is not made safe by rounding alone: it goes to review.
+- delete_records: the records of every failing cell are deleted from the
+  query's result and the table recomputed, so margins exclude them (ACRO
+  issue #198); the deleted cells are released blank. Unlike suppression this
+  changes the totals.
+
+A check's flagged cells that are released blank no longer count against it.
+The protected cells (`ProtectedTable.cells`) are what is released.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import duckdb
+import numpy as np
+import polars as pl
+
+from .checks import CheckReport, CheckResult, check_table
+from .enums import ProtectionMethod, SecondaryMethod, Statistic, TableKind, Verdict
+from .rules import Rules
+from .shadow import GROUPING, NEGATIVE, TOP, VALUE, ShadowTable, compute_shadow
+from .spec import InvalidSpec, TableSpec, quote_identifier
+
+NULL_LEVEL = "(missing)"  # the label a missing level (NULL) gets inside the protection library
+MAX_DELETION_ROUNDS = 5
+OPTIMAL_TIME_LIMIT_S = 60.0
+
+
+@dataclasses.dataclass(frozen=True)
+class ProtectedTable:
+    """A table as it will be released: its cells (blank where not published), checks, protection facts."""
+
+    shadow: ShadowTable
+    report: CheckReport
+    cells: pl.DataFrame
+    protection: dict[str, Any] | None = None  # method, parameters, suppressed/deleted cells, interval audit
+
+    @property
+    def verdict(self) -> Verdict:
+        return self.report.verdict
+
+    def report_dict(self) -> dict[str, Any]:
+        """The check report as JSON, with the protection facts under "protection"."""
+        return self.report.to_dict() | ({"protection": self.protection} if self.protection else {})
+
+
+def evaluate_table(con: duckdb.DuckDBPyConnection, spec: TableSpec, rules: Rules, *,
+                   released: Sequence[ShadowTable] = ()) -> ProtectedTable:
+    """Shadow statistics, checks and the spec's protection, all computed on `con`."""
+    shadow = compute_shadow(con, spec, top_n=rules.top_n)
+    report = check_table(shadow, rules, released=released)
+    protection = spec.protection
+    if protection is None:
+        return ProtectedTable(shadow, report, shadow.released_view())
+    if protection.method is ProtectionMethod.SUPPRESS:
+        return _suppress(shadow, report, rules, protection.secondary)
+    if protection.method is ProtectionMethod.ROUND:
+        return _round(shadow, report, rules, protection.base)
+    return _delete_records(con, shadow, report, rules, released)
+
+
+# -- shared ---------------------------------------------------------------------------
+
+
+def failing_mask(shadow: ShadowTable, report: CheckReport) -> np.ndarray:
+    """True for every cell (frame order) that some check fails."""
+    failing = {cell for cell, verdict in report.cell_verdicts().items() if verdict is Verdict.FAIL}
+    return np.array([label in failing for label in shadow.labels()], dtype=bool)
+
+
+def excuse_blank_cells(report: CheckReport, blank: set[tuple], why: str) -> CheckReport:
+    """Each check without the cells released blank; a check left with none of its cells passes."""
+    results = []
+    for result in report.results:
+        kept = tuple(c for c in result.cells if c not in blank)
+        if len(kept) == len(result.cells):
+            results.append(result)
+        elif kept:
+            results.append(dataclasses.replace(result, cells=kept, message=f"{result.message} "
+                                               f"({len(result.cells) - len(kept)} more flagged cells {why})"))
+        else:
+            results.append(dataclasses.replace(result, verdict=Verdict.PASS, cells=(),
+                                               message=f"every flagged cell {why} ({result.message})"))
+    return CheckReport.from_results(report.output, report.preset, results)
+
+
+def _blanked(shadow: ShadowTable, blank: np.ndarray) -> pl.DataFrame:
+    view = shadow.released_view()
+    column = shadow.value_column
+    return view.with_columns(pl.when(pl.Series(blank)).then(None).otherwise(pl.col(column)).alias(column))
+
+
+def _linked(shadow: ShadowTable, unsafe: np.ndarray):
+    from .protection import from_shadow
+
+    if shadow.spec.statistic not in (Statistic.COUNT, Statistic.SUM):
+        raise InvalidSpec("only counts and sums can be protected")
+    labelled = shadow.frame.with_columns(shadow.label_exprs())
+    negative = shadow.frame.get_column(NEGATIVE).sum() > 0
+    return from_shadow(labelled.with_columns(pl.col(VALUE).fill_null(0.0)), shadow.dimensions, VALUE, unsafe,
+                       null_level=NULL_LEVEL, lower_bound=-math.inf if negative else 0.0)
+
+
+def _cell_positions(shadow: ShadowTable, table) -> np.ndarray:
+    """For each frame row, its cell index in the LinkedTable."""
+    positions = np.empty(shadow.frame.height, dtype=np.int64)
+    keys = [tuple(table.key(i).values()) for i in range(table.n_cells)]
+    index = {key: i for i, key in enumerate(keys)}
+    for row, label in enumerate(shadow.labels()):
+        positions[row] = index[tuple(NULL_LEVEL if v is None else v for v in label)]
+    return positions
+
+
+# -- suppression ----------------------------------------------------------------------
+
+
+def _suppress(shadow: ShadowTable, report: CheckReport, rules: Rules, secondary: SecondaryMethod) -> ProtectedTable:
+    from .protection import ProtectionLevels, SuppressionMethod, audit, secondary_suppression
+
+    unsafe = failing_mask(shadow, report)
+    table = _linked(shadow, unsafe)
+    positions = _cell_positions(shadow, table)
+    if shadow.spec.kind is TableKind.FREQUENCY and rules.threshold:
+        levels = ProtectionLevels.threshold(table, rules.threshold)
+        level_rule = f"threshold {rules.threshold}"
+    elif shadow.spec.kind is TableKind.MAGNITUDE and rules.p_ratio:
+        top = shadow.frame.get_column(TOP).to_list()
+        largest, second = np.zeros(table.n_cells), np.zeros(table.n_cells)
+        for row, contributions in enumerate(top):
+            largest[positions[row]] = contributions[0] if contributions else 0.0
+            second[positions[row]] = contributions[1] if len(contributions) > 1 else 0.0
+        levels = ProtectionLevels.p_percent(table, largest, second, rules.p_ratio * 100)
+        level_rule = f"p% rule, p = {rules.p_ratio:g}"
+    else:
+        levels = ProtectionLevels.explicit(table)
+        level_rule = "none set by the preset: only exact recomputation is refused"
+    method = SuppressionMethod(secondary.value)
+    options: dict[str, Any] = {"time_limit": OPTIMAL_TIME_LIMIT_S} if method is SuppressionMethod.OPTIMAL else {}
+    result = secondary_suppression(table, levels, method, **options)
+    checked = result.audit if rules.interval_audit else audit(table, result.suppressed)
+    blank = result.suppressed[positions]
+    labels = shadow.labels()
+    blank_labels = {label for label, b in zip(labels, blank) if b}
+    excused = excuse_blank_cells(report, blank_labels, "is suppressed")
+    interval = CheckResult(
+        "interval_audit", checked.verdict,
+        f"{checked.summary()} (protection levels: {level_rule if rules.interval_audit else 'not required by the preset'})",
+        {"interval_audit": rules.interval_audit, "levels": level_rule, "secondary": secondary.value},
+        tuple(tuple(None if v == NULL_LEVEL else v for v in c.key.values()) for c in checked.failing()),
+    )
+    protected_report = CheckReport.from_results(report.output, report.preset, [*excused.results, interval])
+    facts = {
+        "method": ProtectionMethod.SUPPRESS.value,
+        "secondary": secondary.value,
+        "primary": int(unsafe.sum()),
+        "secondary_cells": int(blank.sum() - unsafe.sum()),
+        "levels": level_rule,
+        "audit": checked.to_dict(),
+    }
+    return ProtectedTable(shadow, protected_report, _blanked(shadow, blank), facts)
+
+
+# -- rounding --------------------------------------------------------------------------
+
+
+def _round(shadow: ShadowTable, report: CheckReport, rules: Rules, base: int | None) -> ProtectedTable:
+    from .protection import round_to_base
+
+    base = base or rules.round_base
+    if base is None:
+        raise InvalidSpec(f"preset {rules.name!r} sets no round_base: give the rounding base (base=...)")
+    table = _linked(shadow, np.zeros(shadow.frame.height, bool))
+    positions = _cell_positions(shadow, table)
+    rounded = round_to_base(table, base).values[positions]
+    column = shadow.value_column
+    view = shadow.released_view()
+    dtype = view.schema[column]
+    cells = view.with_columns(pl.Series(column, rounded).cast(dtype))
+    results = []
+    for result in report.results:  # rounding blurs a failing cell; whether that is enough, a person judges
+        if result.verdict is Verdict.FAIL and result.cells:
+            result = dataclasses.replace(result, verdict=Verdict.REVIEW,
+                                         message=f"{result.message} (rounded to base {base}: a reviewer judges "
+                                                 "whether rounding protects these cells)")
+        results.append(result)
+    facts = {"method": ProtectionMethod.ROUND.value, "base": base,
+             "note": "totals are sums of the rounded cells"}
+    return ProtectedTable(shadow, CheckReport.from_results(report.output, report.preset, results), cells, facts)
+
+
+# -- record deletion -------------------------------------------------------------------
+
+
+def _literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidSpec("record deletion cannot name a cell whose level is not a finite number")
+        return repr(value)
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    if isinstance(value, dt.datetime):
+        return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
+    if isinstance(value, dt.date):
+        return f"DATE '{value.isoformat()}'"
+    raise InvalidSpec(f"record deletion supports text, number, boolean and date variables, not {type(value).__name__}")
+
+
+def deletion_query(spec: TableSpec, cells: Sequence[tuple[Any, ...]]) -> str:
+    """The spec's query without the records of `cells` (raw levels of every dimension, None = missing)."""
+    if not cells:
+        return spec.query
+    conditions = []
+    for cell in cells:
+        terms = [f"{quote_identifier(dim)} IS NOT DISTINCT FROM {_literal(v)}" for dim, v in zip(spec.dimensions, cell)]
+        conditions.append("(" + " AND ".join(terms) + ")")
+    return f"SELECT * FROM (\n{spec.query}\n) AS deleting WHERE NOT ({' OR '.join(conditions)})"
+
+
+def _delete_records(con: duckdb.DuckDBPyConnection, shadow: ShadowTable, report: CheckReport, rules: Rules,
+                    released: Sequence[ShadowTable]) -> ProtectedTable:
+    spec = shadow.spec
+    if spec.is_histogram:
+        raise InvalidSpec("record deletion is not offered for histograms: choose other bin edges")
+    original = spec
+    deleted: list[tuple[Any, ...]] = []
+    deleted_labels: set[tuple] = set()
+    for _ in range(MAX_DELETION_ROUNDS):
+        interior = shadow.frame.get_column(GROUPING).to_numpy() == 0
+        failing = failing_mask(shadow, report) & interior
+        labels = shadow.labels()
+        new = [(row, label) for row, label in enumerate(labels) if failing[row] and label not in deleted_labels]
+        if not new:
+            break
+        raw = shadow.frame.select(spec.dimensions)
+        for row, label in new:
+            deleted.append(tuple(raw.row(row)))
+            deleted_labels.add(label)
+        spec = dataclasses.replace(original, query=deletion_query(original, deleted), protection=None)
+        shadow = compute_shadow(con, spec, top_n=rules.top_n)
+        report = check_table(shadow, rules, released=released)
+    # Report and release under the researcher's spec; the deleted cells are blank.
+    shadow = dataclasses.replace(shadow, spec=original)
+    labels = shadow.labels()
+    blank = np.array([label in deleted_labels for label in labels], dtype=bool)
+    report = excuse_blank_cells(report, deleted_labels, "was deleted")
+    facts = {"method": ProtectionMethod.DELETE_RECORDS.value,
+             "deleted_cells": sorted([list(label) for label in deleted_labels], key=str),
+             "note": "totals exclude the records of the deleted cells"}
+    return ProtectedTable(shadow, report, _blanked(shadow, blank), facts)
