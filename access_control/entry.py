@@ -17,7 +17,7 @@ from datetime import date, datetime, timezone
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, noload
+from sqlalchemy.orm import Session, lazyload
 
 from access_control import audit
 from access_control.enums import AuditEventType, Outcome, Role
@@ -296,9 +296,9 @@ def facility_reasons(facts: EntryFacts, terminal: TerminalFacts, now: datetime, 
 
 
 def load_terminals(session: Session) -> tuple[TerminalFacts, ...]:
-    # The facility's own terminal list is not needed here: skip its eager load (one query less per decision).
+    # The facility's own terminal list is not needed here: load it only if touched, not eagerly (one query less per decision).
     rows = session.execute(
-        select(Terminal, Facility).join(Facility, Terminal.facility_id == Facility.id).options(noload(Facility.terminals))
+        select(Terminal, Facility).join(Facility, Terminal.facility_id == Facility.id).options(lazyload(Facility.terminals))
     ).all()
     return tuple(
         TerminalFacts(

@@ -28,6 +28,7 @@ PROXY_COMMAND = PROJECT_ROOT / "node_modules" / ".bin" / "configurable-http-prox
 SINGLEUSER_CONFIG_DIR = Path(__file__).resolve().parent / "singleuser"
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 REVIEW_SERVICE = "onsite-review"
+ADMIN_SERVICE = "onsite-admin"
 
 # Hub roles mirror the policy store's roles and are synced from it at every
 # log-in (the authenticator manages them). None holds `self`, which would let a
@@ -63,7 +64,16 @@ HUB_MANAGER_ROLE = {
         "read:services",
         "read:hub",
         f"access:services!service={REVIEW_SERVICE}",
+        f"access:services!service={ADMIN_SERVICE}",  # the admin pages: nobody else holds this scope
     ],
+}
+# The admin service's own token: see who is in a session and end it (least
+# privilege: without read:servers the hub lists nobody's server).
+ADMIN_SERVICE_ROLE = {
+    "name": "onsite-admin-service",
+    "description": "The admin service's own token: see and stop sessions",
+    "scopes": ["list:users", "read:servers", "delete:servers"],
+    "services": [ADMIN_SERVICE],
 }
 # JupyterHub's default role of every user: nothing beyond reading oneself, so
 # an account the authenticator did not give an Onsite role can do nothing.
@@ -157,6 +167,7 @@ def configure(
     hub_port: int | None = None,
     proxy_api_port: int | None = None,
     review_port: int | None = None,
+    admin_port: int | None = None,
     concurrent_spawn_limit: int = 20,
     trusted_proxy_ips: list[str] | None = None,
     idle_timeout_s: int | None = None,
@@ -168,7 +179,7 @@ def configure(
     """Fill the traitlets config `c` for a hub serving `settings`.
 
     `ip`/`port` is the public address (the proxy). The hub API, the proxy's
-    REST API and the review service listen on loopback ports, free ones unless
+    REST API, the review service and the admin service listen on loopback ports, free ones unless
     given. Sessions idle for `idle_timeout_s` or older than `max_session_s`
     are stopped (defaults: $ONSITE_IDLE_TIMEOUT_S or 3600, $ONSITE_MAX_SESSION_S
     or 36000). `ssl_cert`/`ssl_key` ($ONSITE_SSL_CERT/$ONSITE_SSL_KEY) make
@@ -228,6 +239,15 @@ def configure(
             "environment": settings.environ(),
             "oauth_no_confirm": True,
         },
+        {
+            "name": ADMIN_SERVICE,
+            "display": True,
+            "info": {"description": "Onsite administration"},
+            "url": f"http://127.0.0.1:{admin_port or free_port()}",
+            "command": [sys.executable, "-m", "access_control.web"],
+            "environment": settings.environ(),
+            "oauth_no_confirm": True,
+        },
         idle_culler_service(idle_timeout_s, max_session_s),
     ]
     # Servers post what happens in a session to the hub (hub_config.audit_sink).
@@ -244,6 +264,7 @@ def configure(
     c.JupyterHub.load_roles = [
         {"name": "user", "description": "Onsite researchers and reviewers", "scopes": USER_SCOPES},
         IDLE_CULLER_ROLE,
+        ADMIN_SERVICE_ROLE,
     ]
 
     c.Spawner.cmd = singleuser_command()

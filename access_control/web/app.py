@@ -41,22 +41,23 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import jinja2
-from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
+from jupyterhub.services.auth import HubOAuthCallbackHandler
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 from tornado import web
 
 from access_control import audit, policy
-from access_control.db import make_engine, read_transaction, session_factory, transaction
+from access_control.db import read_transaction, transaction
 from access_control.entry import DEFAULT_TIMEZONE, DenialReason
 from access_control.enums import AuditEventType, Outcome, Role
 from access_control.identity import canonical_username
 from access_control.models import AuditEvent, Dataset, Grant, ProjectStatus
 from access_control.web.hub_api import HubApiUnavailable, HubClient
-from access_control.web.i18n import LANGUAGES, MESSAGES, negotiate, translator
+from access_control.web.i18n import LANGUAGES, MESSAGES, translator
 from onsite.errors import UserError
 from onsite.settings import Settings
+from onsite.web.service import HubServiceHandler, Identity, application, normal_prefix, templates
 
 log = logging.getLogger(__name__)
 
@@ -64,14 +65,7 @@ HERE = Path(__file__).resolve().parent
 ENTRIES_PER_PAGE = 50
 MAX_ID = 2**31 - 1
 LOG_ZONE = ZoneInfo(DEFAULT_TIMEZONE)
-# Refusals need their own event type (requested: AuditEventType.ADMIN_ACCESS); until
-# access_control adds it they are recorded as LOGIN_FAIL with service "onsite-admin".
-REFUSAL_ACTION = AuditEventType.__members__.get("ADMIN_ACCESS", AuditEventType.LOGIN_FAIL)
 SERVICE_NAME = "onsite-admin"
-
-Identity = Callable[[web.RequestHandler], "str | None"]
-"""Test seam: (handler) -> username or None, used instead of the Hub when given to make_app."""
-
 
 def _when(value: datetime | None) -> str:
     return value.astimezone(LOG_ZONE).strftime("%Y-%m-%d %H:%M:%S") if value else ""
@@ -83,14 +77,7 @@ def enum_options(enum_class: type, key_prefix: str, t: Callable[..., str]) -> li
 
 
 def make_jinja() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(HERE / "templates")),
-        autoescape=jinja2.select_autoescape(["html"]),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        extensions=["jinja2.ext.do"],
-    )
+    env = templates(HERE / "templates", extensions=["jinja2.ext.do"])
     env.filters["when"] = _when
     env.globals.update(Role=Role, ProjectStatus=ProjectStatus, Outcome=Outcome, enum_options=enum_options)
     return env
@@ -119,7 +106,7 @@ def person_state(person) -> str:
     return "disabled" if person.disabled else "locked" if locked else "ok"
 
 
-class AdminHandler(HubOAuthenticated, web.RequestHandler):
+class AdminHandler(HubServiceHandler):
     """Identity (administrators only), language, database and rendering shared by every page.
 
     A page sets `template` and `context()`; a form handler subclasses its page,
@@ -128,38 +115,6 @@ class AdminHandler(HubOAuthenticated, web.RequestHandler):
 
     template = ""
     form = ""
-
-    @property
-    def factory(self) -> sessionmaker[Session]:
-        return self.settings["session_factory"]
-
-    @property
-    def seam(self) -> Identity | None:
-        return self.settings.get("test_identity")
-
-    @property
-    def prefix(self) -> str:
-        return self.settings["prefix"]
-
-    def get_current_user(self) -> str | None:
-        if self.seam is not None:
-            return self.seam(self)
-        model = HubOAuthenticated.get_current_user(self)
-        if not model or model.get("kind", "user") != "user":
-            return None
-        return model["name"]
-
-    # Under the Hub, JupyterHub's XSRF (tied to the OAuth session); with the test seam, tornado's own.
-    @property
-    def xsrf_token(self) -> bytes:
-        if self.seam is not None:
-            return web.RequestHandler.xsrf_token.fget(self)
-        return HubOAuthenticated.xsrf_token.fget(self)
-
-    def check_xsrf_cookie(self) -> None:
-        if self.seam is not None:
-            return web.RequestHandler.check_xsrf_cookie(self)
-        return HubOAuthenticated.check_xsrf_cookie(self)
 
     def prepare(self) -> None:
         """Administrators only; any other signed-in person is refused and recorded."""
@@ -174,7 +129,7 @@ class AdminHandler(HubOAuthenticated, web.RequestHandler):
         with transaction(self.factory) as session:
             audit.record(
                 session,
-                REFUSAL_ACTION,
+                AuditEventType.ADMIN_ACCESS,
                 actor=user[: audit.MAX_ACTOR],
                 object=f"service:{SERVICE_NAME}",
                 outcome=Outcome.DENIED,
@@ -184,25 +139,7 @@ class AdminHandler(HubOAuthenticated, web.RequestHandler):
         log.warning("admin pages refused to %s (%s %s): not an administrator", user, self.request.method, self.request.path)
         raise web.HTTPError(403, "not_admin")
 
-    @property
-    def language(self) -> str:
-        if not hasattr(self, "_language"):
-            query = self.get_query_argument("lang", None)
-            self._language = negotiate(query, self.get_cookie("lang"), self.request.headers.get("Accept-Language"))
-            if query in LANGUAGES:
-                self.set_cookie("lang", query, path=self.prefix, httponly=True, samesite="Lax")
-        return self._language
-
-    def lang_url(self, code: str) -> str:
-        """This page in another language, its other query arguments kept."""
-        args = [(k, v.decode()) for k, values in self.request.query_arguments.items() if k not in ("lang", "done") for v in values]
-        return "?" + urlencode([*args, ("lang", code)])
-
-    def set_default_headers(self) -> None:
-        self.set_header("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'")
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("Referrer-Policy", "same-origin")
-        self.set_header("Cache-Control", "no-store")
+    content_security_policy = "default-src 'self'; frame-ancestors 'none'; form-action 'self'"
 
     @property
     def actor(self) -> str:
@@ -714,7 +651,7 @@ def make_app(
 ) -> web.Application:
     """The application. `hub_client` defaults to the Hub API of this service's environment
     (JUPYTERHUB_API_URL, JUPYTERHUB_API_TOKEN); `test_identity` replaces the Hub in tests only."""
-    prefix = "/" + prefix.strip("/") + "/" if prefix.strip("/") else "/"
+    prefix = normal_prefix(prefix)
     if hub_client is None:
         hub_client = HubClient(
             os.environ.get("JUPYTERHUB_API_URL", "http://127.0.0.1:8081/hub/api"), os.environ.get("JUPYTERHUB_API_TOKEN", "")
@@ -742,18 +679,5 @@ def make_app(
         (rf"{p}sessions/{name}/stop", SessionStopForm),
         (rf"{p}oauth_callback", HubOAuthCallbackHandler),
     ]
-    return web.Application(
-        routes,
-        prefix=prefix,
-        onsite=settings,
-        session_factory=session_factory(make_engine(settings.db_url)),
-        hub_client=hub_client,
-        jinja=make_jinja(),
-        static_path=str(HERE / "static"),
-        static_url_prefix=f"{prefix}static/",
-        xsrf_cookies=True,
-        xsrf_cookie_kwargs={"path": prefix, "httponly": True, "samesite": "Strict"},
-        cookie_secret=cookie_secret or os.urandom(32),
-        login_url=f"{prefix}oauth_callback",  # replaced by the Hub's login URL when the Hub is used
-        test_identity=test_identity,
-    )
+    return application(routes, settings, prefix, HERE, jinja=make_jinja(), cookie_secret=cookie_secret,
+                       test_identity=test_identity, hub_client=hub_client)

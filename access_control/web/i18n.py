@@ -1,23 +1,16 @@
 """Every string of the admin pages in Japanese and English (Japanese first).
 
-Language negotiation (?lang=, the `lang` cookie, Accept-Language, else
-Japanese) and the strings both services show alike (page frame, HTTP errors)
-are the reviewer app's, imported as is.
+Language negotiation and the strings of the page frame and HTTP errors are
+shared with the reviewer app (onsite.web.i18n).
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from disclosure_review.web.i18n import DEFAULT_LANGUAGE, LANGUAGES, negotiate
-from disclosure_review.web.i18n import MESSAGES as REVIEW_MESSAGES
+from onsite.web.i18n import DEFAULT_LANGUAGE, LANGUAGES, SHARED_MESSAGES, make_translator, negotiate
 
 __all__ = ["DEFAULT_LANGUAGE", "LANGUAGES", "MESSAGES", "negotiate", "translator"]
 
-SHARED_KEYS = ("skip", "signed_in_as", "language", "error_heading", "error_forbidden", "error_not_found",
-               "error_bad_request", "error_xsrf", "error_server", "back")
-
 MESSAGES: dict[str, dict[str, str]] = {
-    **{key: REVIEW_MESSAGES[key] for key in SHARED_KEYS},
+    **SHARED_MESSAGES,
     "app_title": {"ja": "Onsite 管理", "en": "Onsite administration"},
     "nav_people": {"ja": "利用者", "en": "People"},
     "nav_projects": {"ja": "プロジェクト", "en": "Projects"},
@@ -204,11 +197,4 @@ MESSAGES: dict[str, dict[str, str]] = {
 }
 
 
-def translator(language: str) -> Callable[..., str]:
-    """`t(key, **values)` for one language; an unknown key raises KeyError."""
-
-    def t(key: str, **values: object) -> str:
-        text = MESSAGES[key][language]
-        return text.format(**values) if values else text
-
-    return t
+translator = make_translator(MESSAGES)

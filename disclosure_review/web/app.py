@@ -24,36 +24,32 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from collections.abc import Callable
 from datetime import datetime
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
 import jinja2
-from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
-from sqlalchemy.orm import Session, sessionmaker
+from jupyterhub.services.auth import HubOAuthCallbackHandler
+from sqlalchemy.orm import Session
 from tornado import web
 from tornado.ioloop import IOLoop
 
-from access_control.db import make_engine, session_factory, transaction
-from access_control.enums import AuditEventType, Outcome
+from access_control.db import transaction
+from access_control.enums import AuditEventType
 from disclosure_review.sdc.enums import Verdict
-from disclosure_review.web.i18n import LANGUAGES, negotiate, translator
+from disclosure_review.web.i18n import LANGUAGES, translator
 from disclosure_review.workflow import package, permissions, service
 from disclosure_review.workflow.enums import Decision, OutputKind, ReleaseStatus
 from disclosure_review.workflow.exceptions import ReleasePermissionDenied, ReleaseRequestNotFound
 from onsite.errors import UserError
 from onsite.settings import Settings
+from onsite.web.service import HubServiceHandler, Identity, application, normal_prefix, templates
 
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
 MAX_BODY_BYTES = 64 * 1024 * 1024  # 16 MB files, base64, several per request
-
-Identity = Callable[[web.RequestHandler], "str | None"]
-"""Test seam: (handler) -> username or None, used instead of the Hub when given to make_app."""
-
 
 def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
@@ -91,64 +87,17 @@ def _file_preview(output) -> dict[str, str | None]:
 
 
 def make_jinja() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(HERE / "templates")),
-        autoescape=jinja2.select_autoescape(["html"]),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    env = templates(HERE / "templates")
     env.filters["when"] = _when
     env.filters["tojson_pretty"] = lambda v: json.dumps(v, ensure_ascii=False, indent=2)
     env.globals.update(Verdict=Verdict, Decision=Decision, OutputKind=OutputKind, ReleaseStatus=ReleaseStatus)
     return env
 
 
-class BaseHandler(HubOAuthenticated, web.RequestHandler):
+class BaseHandler(HubServiceHandler):
     """Identity, language, database and rendering shared by every page."""
 
-    @property
-    def factory(self) -> sessionmaker[Session]:
-        return self.settings["session_factory"]
-
-    @property
-    def seam(self) -> Identity | None:
-        return self.settings.get("test_identity")
-
-    def get_current_user(self) -> str | None:
-        if self.seam is not None:
-            return self.seam(self)
-        model = HubOAuthenticated.get_current_user(self)
-        if not model or model.get("kind", "user") != "user":
-            return None
-        return model["name"]
-
-    # Under the Hub, JupyterHub's XSRF (tied to the OAuth session); with the test seam, tornado's own.
-    @property
-    def xsrf_token(self) -> bytes:
-        if self.seam is not None:
-            return web.RequestHandler.xsrf_token.fget(self)
-        return HubOAuthenticated.xsrf_token.fget(self)
-
-    def check_xsrf_cookie(self) -> None:
-        if self.seam is not None:
-            return web.RequestHandler.check_xsrf_cookie(self)
-        return HubOAuthenticated.check_xsrf_cookie(self)
-
-    @property
-    def language(self) -> str:
-        if not hasattr(self, "_language"):
-            query = self.get_query_argument("lang", None)
-            self._language = negotiate(query, self.get_cookie("lang"), self.request.headers.get("Accept-Language"))
-            if query in LANGUAGES:
-                self.set_cookie("lang", query, path=self.settings["prefix"], httponly=True, samesite="Lax")
-        return self._language
-
-    def set_default_headers(self) -> None:
-        self.set_header("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("Referrer-Policy", "same-origin")
-        self.set_header("Cache-Control", "no-store")
+    content_security_policy = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"  # previews are data: images
 
     def render_page(self, template: str, session: Session, status: int = 200, **context: Any) -> None:
         """Render inside the caller's transaction (SQLite: one writer at a time, so never nest one)."""
@@ -158,7 +107,8 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             t=t,
             lang=self.language,
             languages=LANGUAGES,
-            prefix=self.settings["prefix"],
+            lang_url=self.lang_url,
+            prefix=self.prefix,
             user=self.current_user,
             is_reviewer=is_reviewer,
             xsrf_form_html=self.xsrf_form_html,
@@ -200,7 +150,7 @@ class HomeHandler(BaseHandler):
     def get(self) -> None:
         with transaction(self.factory) as session:
             reviewer = permissions.can_use_queue(session, self.current_user)
-        self.redirect(self.settings["prefix"] + ("queue" if reviewer else "mine"))
+        self.redirect(self.prefix + ("queue" if reviewer else "mine"))
 
 
 class QueueHandler(BaseHandler):
@@ -432,7 +382,7 @@ def make_app(
     """The application. `test_identity`/`test_api_identity` replace the Hub in tests only."""
     import os
 
-    prefix = "/" + prefix.strip("/") + "/" if prefix.strip("/") else "/"
+    prefix = normal_prefix(prefix)
     p = prefix
     routes = [
         (rf"{p}", HomeHandler),
@@ -446,19 +396,5 @@ def make_app(
         (rf"{p}api/requests/(\d+)", ApiRequestHandler),
         (rf"{p}oauth_callback", HubOAuthCallbackHandler),
     ]
-    return web.Application(
-        routes,
-        prefix=prefix,
-        onsite=settings,
-        session_factory=session_factory(make_engine(settings.db_url)),
-        jinja=make_jinja(),
-        static_path=str(HERE / "static"),
-        static_url_prefix=f"{prefix}static/",
-        xsrf_cookies=True,
-        xsrf_cookie_kwargs={"path": prefix, "httponly": True, "samesite": "Strict"},
-        cookie_secret=cookie_secret or os.urandom(32),
-        login_url=f"{prefix}oauth_callback",  # replaced by the Hub's login URL when the Hub is used
-        test_identity=test_identity,
-        test_api_identity=test_api_identity,
-        max_body_size=MAX_BODY_BYTES,
-    )
+    return application(routes, settings, prefix, HERE, jinja=make_jinja(), cookie_secret=cookie_secret,
+                       test_identity=test_identity, test_api_identity=test_api_identity, max_body_size=MAX_BODY_BYTES)
