@@ -1,20 +1,19 @@
 """Every string of the reviewer app in Japanese and English (Japanese first).
 
-The language comes from `?lang=` (remembered in the `lang` cookie), else the
-cookie, else Accept-Language, else Japanese.
+Language negotiation and the strings of the page frame and HTTP errors are
+shared with the admin pages (onsite.web.i18n).
 """
 from __future__ import annotations
 
-LANGUAGES = ("ja", "en")
-DEFAULT_LANGUAGE = "ja"
+from onsite.web.i18n import DEFAULT_LANGUAGE, LANGUAGES, SHARED_MESSAGES, make_translator, negotiate
+
+__all__ = ["DEFAULT_LANGUAGE", "LANGUAGES", "MESSAGES", "negotiate", "translator"]
 
 MESSAGES: dict[str, dict[str, str]] = {
+    **SHARED_MESSAGES,
     "app_title": {"ja": "Onsite 出力審査", "en": "Onsite disclosure review"},
-    "skip": {"ja": "本文へ移動", "en": "Skip to content"},
     "nav_queue": {"ja": "審査待ち一覧", "en": "Review queue"},
     "nav_mine": {"ja": "自分の申請", "en": "My requests"},
-    "signed_in_as": {"ja": "ログイン中", "en": "Signed in as"},
-    "language": {"ja": "言語", "en": "Language"},
     "queue_heading": {"ja": "審査待ちの公表申請", "en": "Release requests waiting for review"},
     "queue_empty": {"ja": "審査待ちの申請はありません。", "en": "No release request is waiting for you."},
     "queue_note": {
@@ -74,19 +73,6 @@ MESSAGES: dict[str, dict[str, str]] = {
     "decision_REJECT": {"ja": "却下", "en": "reject"},
     "decision_RETURN": {"ja": "差し戻し", "en": "return"},
     "recomputed_table": {"ja": "再計算した表(公表される内容)", "en": "Recomputed table (what would be released)"},
-    "protection_heading": {"ja": "秘匿処理(サービスが再適用)", "en": "Protection (re-applied by the service)"},
-    "protection_method": {"ja": "方法", "en": "Method"},
-    "protection_note": {
-        "ja": "空欄のセルは公表されません。秘匿パターンは研究者の送ったものではなく、サービスが再計算した表に自ら適用したものです。",
-        "en": "Blank cells are not released. The pattern is the one the service applied to its own recomputation, never the researcher's.",
-    },
-    "protection_deleted": {"ja": "レコードを削除したセル", "en": "Cells whose records were deleted"},
-    "protection_intervals": {"ja": "秘匿セルの存在範囲(秘匿インターバル)", "en": "Feasible intervals of the suppressed cells"},
-    "col_cell_role": {"ja": "種別", "en": "Role"},
-    "col_value": {"ja": "真の値", "en": "True value"},
-    "col_interval": {"ja": "存在範囲 [下限, 上限]", "en": "Interval [low, high]"},
-    "cell_primary": {"ja": "一次秘匿", "en": "primary"},
-    "cell_secondary": {"ja": "二次秘匿", "en": "secondary"},
     "failing_cell": {"ja": "不合格のセル", "en": "failing cell"},
     "review_cell": {"ja": "要審査のセル", "en": "cell needing review"},
     "legend": {
@@ -154,16 +140,6 @@ MESSAGES: dict[str, dict[str, str]] = {
     "status_REJECTED": {"ja": "却下", "en": "rejected"},
     "status_RELEASED": {"ja": "公表済み", "en": "released"},
     "status_WITHDRAWN": {"ja": "取り下げ", "en": "withdrawn"},
-    "error_heading": {"ja": "エラー", "en": "Error"},
-    "error_forbidden": {"ja": "この操作は許可されていません", "en": "This is not allowed"},
-    "error_not_found": {"ja": "見つかりません", "en": "Not found"},
-    "error_bad_request": {"ja": "入力に問題があります", "en": "There is a problem with the input"},
-    "error_xsrf": {
-        "ja": "フォームの確認トークンがありません。ページを再読み込みしてやり直してください。",
-        "en": "The form's check token is missing or wrong. Reload the page and try again.",
-    },
-    "error_server": {"ja": "サーバーエラーが発生しました", "en": "The server hit an error"},
-    "back": {"ja": "戻る", "en": "Back"},
     # refusals from the workflow (WorkflowError.key); other refusals are shown as the service wrote them
     "err_not_reviewer": {
         "ja": "{user} さんは審査者ではありません。審査待ち一覧は審査者だけが見られます。",
@@ -211,30 +187,4 @@ MESSAGES: dict[str, dict[str, str]] = {
 }
 
 
-def translator(language: str):
-    """`t(key, **values)` for one language; an unknown key raises KeyError (caught by the test)."""
-
-    def t(key: str, **values: object) -> str:
-        text = MESSAGES[key][language]
-        return text.format(**values) if values else text
-
-    return t
-
-
-def negotiate(query: str | None, cookie: str | None, accept_language: str | None) -> str:
-    for candidate in (query, cookie):
-        if candidate in LANGUAGES:
-            return candidate
-    ranked = []
-    for index, part in enumerate((accept_language or "").split(",")):
-        tag, _, params = part.strip().partition(";")
-        quality = 1.0
-        if params.strip().startswith("q="):
-            try:
-                quality = float(params.strip()[2:])
-            except ValueError:
-                quality = 0.0
-        primary = tag.strip().lower().split("-")[0]
-        if primary in LANGUAGES and quality > 0:
-            ranked.append((-quality, index, primary))
-    return sorted(ranked)[0][2] if ranked else DEFAULT_LANGUAGE
+translator = make_translator(MESSAGES)
