@@ -20,7 +20,13 @@ URL paths (under the service prefix, e.g. /services/onsite-admin/):
     GET  ./datasets        POST ./grants      datasets and grants; add a grant
     POST ./grants/<n>/revoke
     GET  ./facilities      POST ./facilities  list; add
-    POST ./facilities/change
+    POST ./facilities/change                 address, time zone, booking required, accreditation kind
+    POST ./facilities/hours                  weekly opening hours
+    POST ./facilities/closed                 add or remove a closed day (op=add|remove)
+    GET  ./accreditations  POST ./accreditations   list; add
+    POST ./accreditations/<n>/revoke
+    GET  ./bookings        POST ./bookings    list (ending within the last week or later); add
+    POST ./bookings/<n>/cancel
     GET  ./terminals       POST ./terminals   list; add
     POST ./terminals/remove
     GET  ./entries                            ENTRY_DECIDE events, filtered, paginated
@@ -79,7 +85,8 @@ def enum_options(enum_class: type, key_prefix: str, t: Callable[..., str]) -> li
 def make_jinja() -> jinja2.Environment:
     env = templates(HERE / "templates", extensions=["jinja2.ext.do"])
     env.filters["when"] = _when
-    env.globals.update(Role=Role, ProjectStatus=ProjectStatus, Outcome=Outcome, enum_options=enum_options)
+    env.globals.update(Role=Role, ProjectStatus=ProjectStatus, Outcome=Outcome, enum_options=enum_options,
+                       format_hours=policy.format_hours)
     return env
 
 
@@ -99,6 +106,13 @@ def required_date(text: str, what: str) -> date:
     if value is None:
         raise UserError(f"{what} is required: use YYYY-MM-DD")
     return value
+
+
+def form_id(text: str, what: str) -> int:
+    """A row number from a URL; beyond the column's range it is unknown (PostgreSQL would refuse the query itself)."""
+    if int(text) > MAX_ID:
+        raise UserError(f"unknown {what} {text}: see the list of {what}s")
+    return int(text)
 
 
 def person_state(person) -> str:
@@ -182,6 +196,12 @@ class AdminHandler(HubServiceHandler):
         self.show(*args)
 
     # ------------------------------------------------------------ forms
+
+    def directory(self) -> policy.GroupDirectory | None:
+        """The LDAP directory whose groups follow roles and memberships (ONSITE_LDAP_URI), as for `onsite admin`."""
+        from access_control.cli import ldap_directory
+
+        return ldap_directory()
 
     def arg(self, name: str) -> str:
         return self.get_body_argument(name, "")
@@ -268,6 +288,7 @@ class PeoplePage(AdminHandler):
             roles=roles,
             password=self.arg("password") or None,
             actor=self.actor,
+            directory=self.directory(),
         )
         return f"people/{person.username}", "done_person_added"
 
@@ -304,9 +325,9 @@ class PersonRoleForm(PersonPage):
     def perform(self, session: Session, username: str) -> tuple[str, str]:
         role = policy.role_from_text(self.arg("role"))
         if self.arg("op") == "revoke":
-            policy.revoke_role(session, username, role, actor=self.actor)
+            policy.revoke_role(session, username, role, actor=self.actor, directory=self.directory())
         else:
-            policy.grant_role(session, username, role, actor=self.actor)
+            policy.grant_role(session, username, role, actor=self.actor, directory=self.directory())
         return f"people/{policy.require_person(session, username).username}", "done_person_changed"
 
 
@@ -383,9 +404,9 @@ class MemberForm(ProjectPage):
 
     def perform(self, session: Session, project_id: str) -> tuple[str, str]:
         if self.arg("op") == "remove":
-            policy.remove_member(session, project_id, self.arg("username"), actor=self.actor)
+            policy.remove_member(session, project_id, self.arg("username"), actor=self.actor, directory=self.directory())
         else:
-            policy.add_member(session, project_id, self.arg("username"), actor=self.actor)
+            policy.add_member(session, project_id, self.arg("username"), actor=self.actor, directory=self.directory())
         return f"projects/{project_id}", "done_project_changed"
 
 
@@ -420,9 +441,7 @@ class GrantRevokeForm(DatasetsPage):
     form = "grants"
 
     def perform(self, session: Session, grant_id: str) -> tuple[str, str]:
-        if int(grant_id) > MAX_ID:  # beyond the column's range: PostgreSQL would refuse the query itself
-            raise UserError(f"unknown grant {grant_id}: see the list of grants")
-        policy.revoke_grant(session, int(grant_id), actor=self.actor)
+        policy.revoke_grant(session, form_id(grant_id, "grant"), actor=self.actor)
         return "datasets", "done_grant_revoked"
 
     def page_args(self, *args: str) -> tuple[str, ...]:
@@ -451,11 +470,106 @@ class FacilityChangeForm(FacilitiesPage):
     form = "facility-change"
 
     def perform(self, session: Session, *args: str) -> tuple[str, str]:
+        booking = self.arg("booking_required")
+        kind = self.given("accreditation_kind")
         policy.change_facility(
             session, self.arg("name"), address=self.arg("address") or None,
             timezone_name=self.arg("timezone").strip() or None, actor=self.actor,
+            booking_required={"yes": True, "no": False}.get(booking),
+            # "-" clears the requirement; empty leaves it as it is
+            accreditation_kind=None if not kind or not kind.strip() else "" if kind.strip() == "-" else kind,
         )
         return "facilities", "done_facility_changed"
+
+
+class FacilityHoursForm(FacilitiesPage):
+    form = "facility-hours"
+
+    def perform(self, session: Session, *args: str) -> tuple[str, str]:
+        policy.set_opening_hours(session, self.arg("name"), self.arg("hours"), actor=self.actor)
+        return "facilities", "done_facility_changed"
+
+
+class FacilityClosedDayForm(FacilitiesPage):
+    form = "facility-closed"
+
+    def perform(self, session: Session, *args: str) -> tuple[str, str]:
+        day = required_date(self.arg("day"), "the closed day")
+        if self.arg("op") == "remove":
+            policy.remove_closed_day(session, self.arg("name"), day, actor=self.actor)
+        else:
+            policy.add_closed_day(session, self.arg("name"), day, note=self.arg("note"), actor=self.actor)
+        return "facilities", "done_facility_changed"
+
+
+# ---------------------------------------------------------------- accreditations and bookings
+
+
+
+
+class AccreditationsPage(AdminHandler):
+    template = "accreditations.html"
+    form = "accreditation-add"
+
+    def context(self, session: Session, *args: str) -> dict[str, Any]:
+        return {"accreditations": policy.list_accreditations(session), "people": policy.list_people(session)}
+
+    def perform(self, session: Session, *args: str) -> tuple[str, str]:
+        policy.add_accreditation(
+            session, username=self.arg("username"), kind=self.arg("kind"),
+            issued=required_date(self.arg("issued"), "the issue date"), expiry=required_date(self.arg("expiry"), "the expiry date"),
+            actor=self.actor,
+        )
+        return "accreditations", "done_accreditation_added"
+
+
+class AccreditationRevokeForm(AccreditationsPage):
+    form = "accreditations"
+
+    def perform(self, session: Session, *args: str) -> tuple[str, str]:
+        policy.revoke_accreditation(session, form_id(args[0], "accreditation"), actor=self.actor)
+        return "accreditations", "done_accreditation_revoked"
+
+    def page_args(self, *args: str) -> tuple[str, ...]:
+        return ()
+
+
+def facility_time(text: str, zone: ZoneInfo, what: str) -> datetime:
+    """A date-time from a form, read in the facility's time zone unless it has an offset."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UserError(f"{what} {text!r} is not a date-time: use YYYY-MM-DD HH:MM (facility time)") from None
+    return value if value.tzinfo else value.replace(tzinfo=zone)
+
+
+class BookingsPage(AdminHandler):
+    template = "bookings.html"
+    form = "booking-add"
+
+    def context(self, session: Session, *args: str) -> dict[str, Any]:
+        bookings = policy.list_bookings(session, ending_after=datetime.now(timezone.utc) - timedelta(days=7))
+        return {"bookings": bookings, "people": policy.list_people(session), "facilities": policy.list_facilities(session)}
+
+    def perform(self, session: Session, *args: str) -> tuple[str, str]:
+        zone = ZoneInfo(policy.require_facility(session, self.arg("facility")).timezone)
+        policy.add_booking(
+            session, username=self.arg("username"), facility=self.arg("facility"),
+            starts_at=facility_time(self.arg("starts_at"), zone, "the start"),
+            ends_at=facility_time(self.arg("ends_at"), zone, "the end"), actor=self.actor,
+        )
+        return "bookings", "done_booking_added"
+
+
+class BookingCancelForm(BookingsPage):
+    form = "bookings"
+
+    def perform(self, session: Session, *args: str) -> tuple[str, str]:
+        policy.cancel_booking(session, form_id(args[0], "booking"), actor=self.actor)
+        return "bookings", "done_booking_cancelled"
+
+    def page_args(self, *args: str) -> tuple[str, ...]:
+        return ()
 
 
 class TerminalsPage(AdminHandler):
@@ -672,6 +786,12 @@ def make_app(
         (rf"{p}grants/(\d+)/revoke", GrantRevokeForm),
         (rf"{p}facilities", FacilitiesPage),
         (rf"{p}facilities/change", FacilityChangeForm),
+        (rf"{p}facilities/hours", FacilityHoursForm),
+        (rf"{p}facilities/closed", FacilityClosedDayForm),
+        (rf"{p}accreditations", AccreditationsPage),
+        (rf"{p}accreditations/(\d+)/revoke", AccreditationRevokeForm),
+        (rf"{p}bookings", BookingsPage),
+        (rf"{p}bookings/(\d+)/cancel", BookingCancelForm),
         (rf"{p}terminals", TerminalsPage),
         (rf"{p}terminals/remove", TerminalRemoveForm),
         (rf"{p}entries", EntriesPage),

@@ -304,6 +304,60 @@ def test_management_through_the_forms_is_in_the_ledger(server):
     ]
 
 
+def test_accreditations_bookings_and_facility_rules_through_the_forms(server):
+    base, settings = server
+    admin = Admin(base)
+    zone = ZoneInfo("Asia/Tokyo")  # FACILITY's time zone
+    day = TODAY + timedelta(days=3)
+
+    r = admin.post("facilities", "facilities/change", {"name": FACILITY, "booking_required": "yes", "accreditation_kind": "five-safes"})
+    assert r.status_code == 200 and "施設を変更しました" in r.text
+    r = admin.post("facilities", "facilities/hours", {"name": FACILITY, "hours": "Mon-Sun 09:00-17:00"})
+    assert r.status_code == 200 and "mon 09:00-17:00" in r.text.split(f'id="facility-{FACILITY}"')[1].split("</tr>")[0]
+    r = admin.post("facilities", "facilities/closed", {"name": FACILITY, "day": str(day + timedelta(days=1)), "note": "休館日", "op": "add"})
+    assert r.status_code == 200 and f"{day + timedelta(days=1)} (休館日)" in r.text
+
+    r = admin.post("accreditations", "accreditations", {"username": RESEARCHER, "kind": "five-safes",
+                                                        "issued": str(TODAY - timedelta(days=1)), "expiry": str(TODAY + timedelta(days=365))})
+    assert r.status_code == 200 and "認定を登録しました" in r.text
+    r = admin.post("bookings", "bookings", {"username": RESEARCHER, "facility": FACILITY,
+                                            "starts_at": f"{day} 10:00", "ends_at": f"{day} 12:00"})
+    assert r.status_code == 200 and "予約を登録しました" in r.text
+
+    engine = make_engine(settings.db_url)
+    with session_factory(engine)() as session:
+        place = policy.require_facility(session, FACILITY)
+        assert (place.booking_required, place.accreditation_kind) == (True, "five-safes")
+        assert [c.day for c in place.closures] == [day + timedelta(days=1)]
+        [accreditation] = policy.list_accreditations(session, RESEARCHER)
+        [booking] = policy.list_bookings(session, username=RESEARCHER)
+        # the typed times are facility time: 10:00 in Tokyo is 01:00 UTC
+        assert (booking.starts_at, booking.ends_at) == (datetime(day.year, day.month, day.day, 10, tzinfo=zone), datetime(day.year, day.month, day.day, 12, tzinfo=zone))
+        accreditation_id, booking_id = accreditation.id, booking.id
+    engine.dispose()
+
+    r = admin.post("bookings", f"bookings/{booking_id}/cancel", {})
+    assert r.status_code == 200 and "予約を取り消しました" in r.text
+    r = admin.post("accreditations", f"accreditations/{accreditation_id}/revoke", {})
+    assert r.status_code == 200 and "認定を取り消しました" in r.text
+    r = admin.post("facilities", "facilities/closed", {"name": FACILITY, "day": str(day + timedelta(days=1)), "op": "remove"})
+    r = admin.post("facilities", "facilities/change", {"name": FACILITY, "booking_required": "no", "accreditation_kind": "-"})
+    assert r.status_code == 200
+
+    engine = make_engine(settings.db_url)
+    with session_factory(engine)() as session:
+        place = policy.require_facility(session, FACILITY)
+        assert (place.booking_required, place.accreditation_kind, place.closures) == (False, None, [])
+        assert policy.list_accreditations(session, RESEARCHER)[0].revoked_at is not None
+        assert policy.list_bookings(session, username=RESEARCHER)[0].cancelled_at is not None
+        mine = session.scalars(select(AuditEvent).where(AuditEvent.actor == ADMIN).order_by(AuditEvent.seq)).all()
+    engine.dispose()
+    assert [e.action.value for e in mine] == [
+        "FACILITY_CHANGE", "FACILITY_CHANGE", "FACILITY_CHANGE", "ACCREDITATION_ADD", "BOOKING_ADD",
+        "BOOKING_CANCEL", "ACCREDITATION_REVOKE", "FACILITY_CHANGE", "FACILITY_CHANGE",
+    ]
+
+
 BAD_INPUT = [
     # (page, form action, form id, data, words the refusal must contain)
     ("projects", "projects", "project-add",
@@ -321,6 +375,17 @@ BAD_INPUT = [
     ("facilities", "facilities", "facility-add", {"name": "Nagoya", "timezone": "Mars/Olympus"}, "unknown time zone"),
     ("projects/p1", "projects/p1", "project-change", {"start_date": "2030-01-01"}, "before the start"),
     ("projects", "projects", "project-add", {"project_id": "p2", "title": "x", "start_date": "1 April", "end_date": "2026-05-01"}, "is not a date"),
+    ("accreditations", "accreditations", "accreditation-add",
+     {"username": RESEARCHER, "kind": "five-safes", "issued": "2026-06-01", "expiry": "2026-01-01"}, "before"),
+    ("accreditations", "accreditations/99999/revoke", "accreditations", {}, "unknown accreditation 99999"),
+    ("bookings", "bookings", "booking-add",
+     {"username": RESEARCHER, "facility": FACILITY, "starts_at": "2020-01-01 10:00", "ends_at": "2020-01-01 12:00"}, "already past"),
+    ("bookings", "bookings", "booking-add",
+     {"username": RESEARCHER, "facility": FACILITY, "starts_at": "tomorrow", "ends_at": "2030-01-01 12:00"}, "is not a date-time"),
+    ("bookings", "bookings/99999/cancel", "bookings", {}, "unknown booking 99999"),
+    ("facilities", "facilities/hours", "facility-hours", {"name": FACILITY, "hours": "Mon 17:00-09:00"}, "closing time must be after opening time"),
+    ("facilities", "facilities/closed", "facility-closed", {"name": FACILITY, "day": "2026-13-01", "op": "add"}, "is not a date"),
+    ("facilities", "facilities/closed", "facility-closed", {"name": FACILITY, "day": "2030-01-01", "op": "remove"}, "is not closed on"),
 ]
 
 
@@ -453,7 +518,8 @@ def test_both_languages_render(server):
     fresh = Admin(base, **{"Accept-Language": "en-GB,en;q=0.9,ja;q=0.5"})
     assert '<html lang="en">' in fresh.http.get(base + "terminals").text
     # every page renders in both languages with no missing string (StrictUndefined, KeyError on unknown keys)
-    for page in ("people", "people/alice", "projects", "projects/p1", "datasets", "facilities", "terminals", "entries", "sessions"):
+    for page in ("people", "people/alice", "projects", "projects/p1", "datasets", "facilities", "terminals", "accreditations",
+                 "bookings", "entries", "sessions"):
         for lang in ("ja", "en"):
             r = admin.http.get(base + page, params={"lang": lang})
             assert r.status_code == 200, (page, lang, r.text[-500:])
