@@ -187,12 +187,14 @@ def configure(
     start without PostgreSQL as the hub's database and without HTTPS.
     """
     env = os.environ
-    idle_timeout_s = idle_timeout_s or int(env.get("ONSITE_IDLE_TIMEOUT_S", DEFAULT_IDLE_TIMEOUT_S))
+    idle_timeout_s = idle_timeout_s if idle_timeout_s is not None else int(env.get("ONSITE_IDLE_TIMEOUT_S", DEFAULT_IDLE_TIMEOUT_S))
     max_session_s = max_session_s if max_session_s is not None else int(env.get("ONSITE_MAX_SESSION_S", DEFAULT_MAX_SESSION_S))
     production = production if production is not None else env.get("ONSITE_PRODUCTION", "") == "1"
     ssl_cert = ssl_cert or env.get("ONSITE_SSL_CERT") or None
     ssl_key = ssl_key or env.get("ONSITE_SSL_KEY") or None
     hub_db_url = env.get("ONSITE_HUB_DB_URL") or f"sqlite:///{settings.runtime_dir / 'jupyterhub.sqlite'}"
+    if hub_db_url.startswith("postgresql://"):  # SQLAlchemy would pick psycopg2; Onsite ships psycopg 3
+        hub_db_url = "postgresql+psycopg://" + hub_db_url.removeprefix("postgresql://")
     if production:
         check_production(hub_db_url, ssl_cert, ssl_key)
     if not PROXY_COMMAND.exists():
