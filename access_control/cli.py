@@ -1,4 +1,4 @@
-"""`onsite audit …` and `onsite admin person|role|project|member|grant|facility|terminal|accreditation|booking …`.
+"""`onsite audit …` and `onsite admin person|role|project|member|grant|facility|terminal|accreditation|booking|sessions …`.
 
 Every command is one transaction: bad input is refused with the reason and
 nothing changes. Changes are audit events whose actor is `admin:<OS login>`.
@@ -9,6 +9,7 @@ failure fails the command and the database keeps its state.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import csv
 import enum
 import getpass
@@ -30,6 +31,8 @@ from access_control.db import make_engine, migrate, read_transaction, session_fa
 from access_control.entry import DEFAULT_TIMEZONE
 from access_control.enums import AuditEventType, Outcome, Role
 from access_control.models import Accreditation, Booking, Facility, Grant, Person, Project, ProjectStatus, Terminal
+from access_control.sessions import end_session, session_projects
+from access_control.web.hub_api import HubApiUnavailable, HubClient
 from onsite.errors import UserError
 from onsite.settings import Settings
 
@@ -792,6 +795,76 @@ def run_terminal_remove(args: argparse.Namespace, settings: Settings) -> int:
     return in_transaction(settings, work)
 
 
+# ---------------------------------------------------------------- live sessions
+
+MAX_REASON = 300
+
+
+def hub_client(settings: Settings) -> HubClient:
+    """The Hub API with the `onsite-cli` service token, both as the running hub wrote them."""
+    from hub_config.config import CLI_TOKEN_FILE, HUB_API_URL_FILE
+
+    values = []
+    for name in (HUB_API_URL_FILE, CLI_TOKEN_FILE):
+        path = settings.runtime_dir / name
+        try:
+            values.append(path.read_text().strip())
+        except FileNotFoundError:
+            raise UserError(f"{path} does not exist: is the hub running? start it with `make up` or `onsite hub`") from None
+    return HubClient(*values)
+
+
+def hub_refused(e: HubApiUnavailable) -> UserError:
+    return UserError(f"the hub API did not answer ({e}): is the hub running? start it with `make up` or `onsite hub`")
+
+
+def run_sessions_list(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        servers = asyncio.run(hub_client(settings).live_servers())
+    except HubApiUnavailable as e:
+        raise hub_refused(e) from None
+
+    def when(moment: datetime | None) -> str | None:
+        return moment.isoformat(timespec="seconds") if moment else None
+
+    def work(session: Session) -> int:
+        rows = [
+            {
+                "username": server.user,
+                "projects": session_projects(session, server.user),
+                "started": when(server.started),
+                "last_activity": when(server.last_activity),
+                "state": "running" if server.ready else f"pending ({server.pending})" if server.pending else "not ready",
+            }
+            for server in servers
+        ]
+        if args.json:
+            print_json(rows)
+        else:
+            print_rows([{**row, "projects": ",".join(row["projects"])} for row in rows],
+                       ["username", "projects", "started", "last_activity", "state"])
+        return 0
+
+    return in_transaction(settings, work, read_only=True)
+
+
+def run_sessions_end(args: argparse.Namespace, settings: Settings) -> int:
+    if args.reason is not None and not 0 < len(args.reason.strip()) <= MAX_REASON:
+        raise UserError(f"--reason must be 1 to {MAX_REASON} characters; nothing changed")
+    hub = hub_client(settings)
+    migrate(settings.db_url)
+    engine = make_engine(settings.db_url)
+    try:
+        asyncio.run(end_session(hub, session_factory(engine), args.username, admin_actor(),
+                                reason=args.reason.strip() if args.reason else None))
+    except HubApiUnavailable as e:
+        raise hub_refused(e) from None  # the failed attempt is in the ledger
+    finally:
+        engine.dispose()
+    print(f"asked the hub to end the session of {args.username}")
+    return 0
+
+
 # ---------------------------------------------------------------- admin parser
 
 
@@ -976,6 +1049,28 @@ def register_admin(admin: argparse._SubParsersAction) -> None:
     p = terminal.add_parser("remove", help="unregister a terminal address")
     p.add_argument("address")
     p.set_defaults(run=run_terminal_remove)
+
+    sessions = admin.add_parser("sessions", help="live sessions on the hub: list, end").add_subparsers(
+        dest="sessions_command", metavar="ACTION", required=True
+    )
+    p = sessions.add_parser(
+        "list",
+        help="who has a server on the running hub, with the projects their session opened",
+        description="Asks the running hub's API (the address and the `onsite-cli` token the hub wrote to its "
+        "runtime directory when it started), so it works on the hub's machine while the hub runs.",
+    )
+    _json_flag(p)
+    p.set_defaults(run=run_sessions_list)
+    p = sessions.add_parser(
+        "end",
+        help="stop a person's server now (recorded as SESSION_STOP)",
+        description="Asks the running hub to stop the person's server; the kernel and its unsaved state are "
+        "lost, files in the workspace stay. Recorded in the audit ledger as SESSION_STOP by admin:<your login>, "
+        "FAILED when the hub refuses.",
+    )
+    p.add_argument("username")
+    p.add_argument("--reason", help=f"why, kept in the ledger (at most {MAX_REASON} characters)")
+    p.set_defaults(run=run_sessions_end)
 
     accreditation = admin.add_parser("accreditation", help="accreditations of people: add, list, revoke").add_subparsers(
         dest="accreditation_command", metavar="ACTION", required=True

@@ -75,6 +75,17 @@ ADMIN_SERVICE_ROLE = {
     "scopes": ["list:users", "read:servers", "delete:servers"],
     "services": [ADMIN_SERVICE],
 }
+# `onsite admin sessions` on the hub's machine: a token-only service (no url, no
+# command) whose token and the hub API address are files in the runtime directory.
+CLI_SERVICE = "onsite-cli"
+CLI_TOKEN_FILE = "cli-api-token"
+HUB_API_URL_FILE = "hub-api-url"
+CLI_SERVICE_ROLE = {
+    "name": "onsite-cli-service",
+    "description": "`onsite admin sessions`: see and stop sessions",
+    "scopes": ["list:users", "read:servers", "delete:servers"],
+    "services": [CLI_SERVICE],
+}
 # JupyterHub's default role of every user: nothing beyond reading oneself, so
 # an account the authenticator did not give an Onsite role can do nothing.
 USER_SCOPES = ["read:users!user"]
@@ -251,7 +262,9 @@ def configure(
             "oauth_no_confirm": True,
         },
         idle_culler_service(idle_timeout_s, max_session_s),
+        {"name": CLI_SERVICE, "api_token": secret_file(run / CLI_TOKEN_FILE).read_text().strip()},
     ]
+    (run / HUB_API_URL_FILE).write_text(f"http://127.0.0.1:{c.JupyterHub.hub_port}/hub/api\n")
     # Servers post what happens in a session to the hub (hub_config.audit_sink).
     from hub_config.audit_sink import session_event_handlers
 
@@ -267,6 +280,7 @@ def configure(
         {"name": "user", "description": "Onsite researchers and reviewers", "scopes": USER_SCOPES},
         IDLE_CULLER_ROLE,
         ADMIN_SERVICE_ROLE,
+        CLI_SERVICE_ROLE,
     ]
 
     c.Spawner.cmd = singleuser_command()

@@ -59,6 +59,7 @@ from access_control.entry import DEFAULT_TIMEZONE, DenialReason
 from access_control.enums import AuditEventType, Outcome, Role
 from access_control.identity import canonical_username
 from access_control.models import AuditEvent, Dataset, Grant, ProjectStatus
+from access_control.sessions import end_session, session_projects
 from access_control.web.hub_api import HubApiUnavailable, HubClient
 from access_control.web.i18n import LANGUAGES, MESSAGES, translator
 from onsite.errors import UserError
@@ -692,17 +693,6 @@ class EntriesPage(AdminHandler):
 # ---------------------------------------------------------------- live sessions
 
 
-def session_projects(session: Session, username: str) -> list[str]:
-    """The projects of the person's newest SESSION_START (what the spawner opened)."""
-    event = session.scalar(
-        select(AuditEvent)
-        .where(AuditEvent.action == AuditEventType.SESSION_START, AuditEvent.actor == username)
-        .order_by(AuditEvent.seq.desc())
-        .limit(1)
-    )
-    return list(event.details_dict.get("projects", [])) if event else []
-
-
 class SessionsPage(AdminHandler):
     template = "sessions.html"
     form = "sessions"
@@ -739,17 +729,10 @@ class SessionStopForm(SessionsPage):
     @web.authenticated
     async def post(self, username: str) -> None:
         try:
-            await self.hub.stop_server(username)
+            await end_session(self.hub, self.factory, username, self.actor)
         except HubApiUnavailable as e:
-            with transaction(self.factory) as session:
-                audit.record(session, AuditEventType.SESSION_STOP, actor=self.actor, object=f"session:{username}"[: audit.MAX_OBJECT],
-                             outcome=Outcome.FAILED, details={"requested_by": self.actor, "error": str(e)[:300]})
             await self.show_sessions(status=502, error=translator(self.language)("hub_unavailable", detail=str(e)))
             return
-        with transaction(self.factory) as session:
-            audit.record(session, AuditEventType.SESSION_STOP, actor=self.actor, object=f"session:{username}",
-                         details={"requested_by": self.actor})
-        log.info("session of %s ended by administrator %s", username, self.actor)
         self.redirect(f"{self.prefix}sessions?done=done_session_ended", status=303)
 
 
