@@ -108,7 +108,8 @@ def test_production_profile_requires_postgresql_and_https(tmp_path, monkeypatch)
         configure(Config(), settings, production=True)
     c = Config()
     configure(c, settings, production=True, ssl_cert=str(cert), ssl_key=str(key))
+    # a bare postgresql:// URL is taken to mean psycopg 3, the driver Onsite installs
     assert (c.JupyterHub.db_url, c.JupyterHub.ssl_cert, c.JupyterHub.ssl_key) == (
-        "postgresql://postgres@127.0.0.1:5432/jupyterhub", str(cert), str(key))
+        "postgresql+psycopg://postgres@127.0.0.1:5432/jupyterhub", str(cert), str(key))
     culler = next(s for s in c.JupyterHub.services if s["name"] == IDLE_CULLER_SERVICE)
     assert "--timeout=3600" in culler["command"] and "--max-age=36000" in culler["command"]
