@@ -136,6 +136,11 @@ def test_server_account_reaches_the_hub_and_nothing_else(kernel_session):
             result = as_session_account(uid, "127.0.0.1", found[name])
             hub.record("network (server account)", f"connect 127.0.0.1:{found[name]} ({name})", result)
             assert result in ("ECONNREFUSED", "EACCES", "EPERM", "EHOSTUNREACH"), (name, result)
+    # Try an outside address only while the session's nftables table is in place, so the
+    # attempt is rejected on this machine and no packet leaves it.
+    from hub_config.netfilter import session_tables, table_name
+
+    assert table_name(uid) in session_tables(), "the session's nftables rules are missing"
     result = as_session_account(uid, "10.0.0.1", 80)
-    assert result != "connected"
+    assert result in ("ECONNREFUSED", "EACCES", "EPERM", "EHOSTUNREACH"), result
     hub.record("network (server account)", "connect 10.0.0.1:80", result)
