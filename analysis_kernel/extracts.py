@@ -21,10 +21,10 @@ import duckdb
 from disclosure_review.sdc import DEFAULT_PRESET, InvalidPreset, InvalidSpec, Verdict
 from disclosure_review.sdc.microdata import (
     DeclaredRoles,
+    ExtractCheck,
     ExtractSpec,
     RecordLevelCheck,
-    check_record_level,
-    declared_roles,
+    check_extract,
     record_level_rules,
 )
 
@@ -36,8 +36,7 @@ class ExtractOutput:
     """A declarative record-level output: spec (query and variables), the roles used and the check."""
 
     spec: ExtractSpec
-    roles: DeclaredRoles
-    check: RecordLevelCheck
+    checked: ExtractCheck  # the same sdc check the review service runs
     records: int
 
     @property
@@ -45,10 +44,16 @@ class ExtractOutput:
         return self.spec.name
 
     @property
+    def roles(self) -> DeclaredRoles:
+        return self.checked.roles
+
+    @property
+    def check(self) -> RecordLevelCheck:
+        return self.checked.check
+
+    @property
     def verdict(self) -> Verdict:
-        if self.roles.undeclared:  # as the service: columns it cannot place need a reviewer
-            return Verdict.combine([self.check.verdict, Verdict.REVIEW])
-        return self.check.verdict
+        return self.checked.verdict
 
     @property
     def risk(self) -> dict[str, Any] | None:
@@ -115,9 +120,8 @@ def build_extract(db: Any, sql: str, *, name: str, keys: Sequence[str] | None, e
     from analysis_kernel.outputs import tables_read
 
     metadata = [db.metadata(d) for d in sorted((tables_read(spec.query) or set()) & set(db.dataset_ids))]
-    roles = declared_roles(table.column_names, metadata, spec.keys)
+    checked = check_extract(table, metadata, spec.keys, rules)
+    roles = checked.roles
     spec = dataclasses.replace(spec, weight=roles.weight, household=roles.household, sensitive=roles.sensitive,
                                keys=roles.keys)
-    check = check_record_level(table, keys=roles.keys, weight=roles.weight, household=roles.household,
-                               sensitive=roles.sensitive, rules=rules)
-    return ExtractOutput(spec, roles, check, table.num_rows)
+    return ExtractOutput(spec, checked, table.num_rows)

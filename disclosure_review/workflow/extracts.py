@@ -22,9 +22,7 @@ import pyarrow as pa
 from disclosure_review.sdc.enums import Verdict
 from disclosure_review.sdc.microdata import (
     ExtractSpec,
-    RecordLevelFinding,
-    check_record_level,
-    declared_roles,
+    check_extract,
     record_level_rules,
 )
 from disclosure_review.workflow.policies import MAX_FILE_BYTES, ReviewPolicy
@@ -83,18 +81,9 @@ def recompute_extract(
     if len(content) > MAX_FILE_BYTES:
         return CheckedOutput(verdict=Verdict.FAIL, verified=False,
                              error=f"the extract is {len(content):,} bytes as CSV; the limit is {MAX_FILE_BYTES:,}")
-    roles = declared_roles(table.column_names, metadata, spec.keys)
-    check = check_record_level(table, keys=roles.keys, weight=roles.weight, household=roles.household,
-                               sensitive=roles.sensitive, rules=rules)
-    findings = [f.to_dict() for f in check.findings]
-    verdict = check.verdict
-    if roles.undeclared:
-        findings.append(RecordLevelFinding(
-            "undeclared_variables", Verdict.REVIEW,
-            f"{len(roles.undeclared)} column(s) are no declared variable of the source datasets (renamed or "
-            "derived): a reviewer must judge whether they identify anyone", {"columns": list(roles.undeclared)},
-        ).to_dict())
-        verdict = Verdict.combine([verdict, Verdict.REVIEW])
+    checked = check_extract(table, metadata, spec.keys, rules)
+    roles, check, verdict = checked.roles, checked.check, checked.verdict
+    findings = [f.to_dict() for f in checked.findings]
     risk = None if check.report is None else check.report.to_dict()
     report = {
         "output": spec.name,

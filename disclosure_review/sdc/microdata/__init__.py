@@ -8,7 +8,7 @@ from ._data import InvalidMicrodataInput
 from ._result import ProtectionMethod, ProtectionResult
 from .check import RecordLevelCheck, RecordLevelFinding, RecordLevelRules, check_record_level
 from .combinations import KeyCombinations, key_combinations
-from .extract import DeclaredRoles, ExtractSpec, declared_roles, record_level_rules
+from .extract import DeclaredRoles, ExtractCheck, ExtractSpec, check_extract, declared_roles, record_level_rules
 from .frequencies import Frequencies, KAnonymity, frequencies, k_anonymity
 from .infoloss import InformationLoss, il1s, il_correl, information_loss
 from .ldiversity import LDiversity, l_diversity
@@ -22,7 +22,9 @@ from .suppression import SuppressionMethod, local_suppression
 __all__ = [
     "CodingSide",
     "DeclaredRoles",
+    "ExtractCheck",
     "ExtractSpec",
+    "check_extract",
     "Frequencies",
     "GlobalRisk",
     "InformationLoss",

@@ -18,7 +18,9 @@ import yaml
 from disclosure_review.sdc.rules import InvalidPreset, preset_names
 from disclosure_review.sdc.spec import NAME_RE, InvalidSpec, check_identifier, check_query
 
-from .check import RecordLevelRules
+from disclosure_review.sdc.enums import Verdict
+
+from .check import RecordLevelCheck, RecordLevelFinding, RecordLevelRules, check_record_level
 
 EXTRACT_SPEC_VERSION = 1
 EXTRACT_KIND = "extract"
@@ -158,3 +160,30 @@ def record_level_rules(preset: str | Path) -> RecordLevelRules:
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
             raise InvalidPreset(f"preset {str(preset)!r}: record_level.{name} must be a number >= 0")
     return rules
+
+
+@dataclasses.dataclass(frozen=True)
+class ExtractCheck:
+    """An extract's check, the same in the kernel and in the review service."""
+
+    roles: DeclaredRoles
+    check: RecordLevelCheck
+    verdict: Verdict
+    findings: tuple[RecordLevelFinding, ...]
+
+
+def check_extract(table: Any, datasets: Sequence[Any], extra_keys: Sequence[str], rules: RecordLevelRules) -> ExtractCheck:
+    """Roles from the datasets' metadata, the record-level rules, and review for
+    result columns no dataset declares (renamed or derived: a person must judge them)."""
+    roles = declared_roles(table.column_names, datasets, extra_keys)
+    check = check_record_level(table, keys=roles.keys, weight=roles.weight, household=roles.household,
+                               sensitive=roles.sensitive, rules=rules)
+    findings = tuple(check.findings)
+    if roles.undeclared:
+        findings += (RecordLevelFinding(
+            "undeclared_variables", Verdict.REVIEW,
+            f"{len(roles.undeclared)} column(s) are no declared variable of the source datasets (renamed or "
+            "derived): a reviewer must judge whether they identify anyone", {"columns": list(roles.undeclared)},
+        ),)
+    verdict = Verdict.combine([check.verdict, Verdict.REVIEW]) if roles.undeclared else check.verdict
+    return ExtractCheck(roles, check, verdict, findings)
