@@ -33,5 +33,9 @@ class VoteInvalid(WorkflowError):
     """A vote lacks what its decision needs (a comment, an override reason)."""
 
 
+class ProtectionInvalid(WorkflowError):
+    """A reviewer's protection that cannot be applied (bad parameter, failed recomputation); nothing changed."""
+
+
 class PackageError(Exception):
     """Writing the release package failed; the request stays APPROVED for a retry."""

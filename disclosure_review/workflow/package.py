@@ -4,7 +4,8 @@ Nothing is copied byte for byte from the researcher: tables are written as CSV
 from the service's own recomputed cells (the released view only, never shadow
 statistics), images are re-encoded from their pixels without metadata, text is
 decoded and re-encoded. `manifest.json` lists every file with its SHA-256, each
-output's checks and verdict, every vote and override reason, who and when.
+output's checks and verdict, every vote and override reason, the protections
+reviewers applied (the released cells are those of the latest), who and when.
 """
 from __future__ import annotations
 
@@ -156,6 +157,17 @@ def manifest(request: ReleaseRequest, files: list[dict[str, Any]], released_at: 
                 "checks": _check_summary(o.report) if o.decision is Decision.APPROVE else None,
                 "decision": o.decision.value if o.decision else None,
                 "decided_at": _iso(o.decided_at),
+                "protections": [
+                    {
+                        "revision": p.revision,
+                        "reviewer": p.reviewer,
+                        "at": _iso(p.created_at),
+                        "choice": p.choice,
+                        "verdict": p.verdict.value,
+                        "invalidated_approvals": [v["reviewer"] for v in p.invalidated],
+                    }
+                    for p in o.protections
+                ],
                 "votes": [
                     {
                         "reviewer": v.reviewer,

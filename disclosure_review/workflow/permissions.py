@@ -88,6 +88,29 @@ def check_can_vote(session: Session, username: str, output: ReleaseOutput) -> No
         )
 
 
+def check_can_protect(session: Session, username: str, output: ReleaseOutput) -> None:
+    """Apply protection: as voting (never on one's own project's request, only while the output is
+    undecided), but a reviewer who approved may change it (which withdraws that approval), and only tables."""
+    from disclosure_review.workflow.enums import OutputKind
+
+    request = output.request
+    check_can_review(session, username, request)
+    if not policies.status_allows_votes(request.status):
+        raise ReleasePermissionDenied(
+            f"release request {request.id} is {request.status.value}: its outputs can no longer be protected",
+            key="not_protectable_status",
+            status=request.status.value,
+        )
+    if output.decision is not None:
+        raise ReleasePermissionDenied(
+            f"output {output.name} is already decided ({output.decision.value})", key="already_decided", output=output.name
+        )
+    if output.kind is not OutputKind.TABLE or not output.spec:
+        raise ReleasePermissionDenied(
+            f"output {output.name} is not a table: only tables can be protected here", key="not_a_table", output=output.name
+        )
+
+
 def check_can_view(session: Session, username: str, request: ReleaseRequest) -> None:
     """The requester sees their request; eligible reviewers see any they may review."""
     if request.requester == username:
@@ -135,6 +158,7 @@ def check_can_submit(session: Session, username: str, project_id: str, dataset_i
 can_use_queue = _as_bool(check_can_use_queue)
 can_review = _as_bool(check_can_review)
 can_vote = _as_bool(check_can_vote)
+can_protect = _as_bool(check_can_protect)
 can_view = _as_bool(check_can_view)
 can_withdraw = _as_bool(check_can_withdraw)
 can_download = _as_bool(check_can_download)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -23,15 +25,20 @@ from access_control.enums import AuditEventType, Outcome
 from access_control.models import Project, utcnow
 from disclosure_review.sdc.microdata import ExtractSpec
 from disclosure_review.sdc.spec import InvalidSpec, TableSpec
+from disclosure_review.sdc.enums import ProtectionMethod
 from disclosure_review.workflow import extracts, package, permissions, policies, recompute
+from disclosure_review.workflow import protection as protection_choice
 from disclosure_review.workflow.enums import Decision, OutputKind, ReleaseStatus
 from disclosure_review.workflow.exceptions import (
     PackageError,
+    ProtectionInvalid,
     ReleasePermissionDenied,
     ReleaseRequestInvalid,
     ReleaseRequestNotFound,
+    VoteInvalid,
 )
 from disclosure_review.workflow.store import (
+    OutputProtection,
     OutputVote,
     ReleaseOutput,
     ReleasePackage,
@@ -396,6 +403,7 @@ def vote(
     settings: Settings,
     comment: str = "",
     override_reason: str | None = None,
+    revision: int | None = None,
 ) -> ReleaseOutput:
     """Record one reviewer's vote on one output and move the request on.
 
@@ -403,12 +411,20 @@ def vote(
     independent approvals, and rejected at the first rejection (the safe side).
     A return sends the whole request back. When every output is decided the
     request is approved (some approved) or rejected (none), and an approved one
-    is packaged at once.
+    is packaged at once. `revision`: the output's protection revision the
+    reviewer saw (the web form sends it); a vote on content changed since is refused.
     """
     # Lock the request first, then read the output and its votes as they are now.
     request = get_request(session, get_output(session, output_id).request_id, for_update=True)
     output = get_output(session, output_id, fresh=True)
     permissions.check_can_vote(session, reviewer, output)
+    if revision is not None and revision != output.revision:
+        raise VoteInvalid(
+            f"a reviewer changed the protection of output {output.name} after you opened the page: "
+            "look at the table again before voting",
+            key="content_changed",
+            output=output.name,
+        )
     policies.check_vote_content(decision, output.verdict, comment, override_reason)
     reason = (override_reason or "").strip() or None
     output.votes.append(
@@ -483,6 +499,161 @@ def withdraw(session: Session, request_id: int, requester: str) -> ReleaseReques
     permissions.check_can_withdraw(requester, request)
     _set_status(session, request, ReleaseStatus.WITHDRAWN, requester)
     return request
+
+
+# ---------------------------------------------------------------- protection by reviewers
+
+
+@dataclass(frozen=True)
+class ProtectionJob:
+    """A reviewer's protection of one table output, checked and ready to recompute (no session needed)."""
+
+    request_id: int
+    output_id: int
+    reviewer: str
+    choice: protection_choice.ProtectionChoice
+    spec: TableSpec
+    """The submitted spec with the reviewer's choice: what the service recomputes and would release."""
+    revision: int
+    """The output's protection revision when prepared: saving refuses if another reviewer changed it since."""
+    preset: str
+    datasets: dict[str, str]
+    released: tuple[dict[str, Any], ...]
+    policy: policies.ReviewPolicy
+
+
+def prepare_protection(
+    session: Session,
+    request_id: int,
+    output_id: int,
+    reviewer: str,
+    choice: protection_choice.ProtectionChoice,
+    *,
+    policy: policies.ReviewPolicy | None = None,
+    today: date | None = None,
+) -> ProtectionJob:
+    """Check that `reviewer` may protect the output and that the choice fits the table. Reads only."""
+    from access_control.policy import granted_datasets
+    from disclosure_review.sdc import load_preset
+
+    output = output_of(session, request_id, output_id)
+    permissions.check_can_protect(session, reviewer, output)
+    request = output.request
+    submitted = TableSpec.from_dict(output.spec)
+    # Levels of the table as submitted (the first protection keeps what it replaced).
+    as_submitted = output.protections[0].previous.get("recomputed") if output.protections else output.recomputed
+    levels = protection_choice.dimension_levels(as_submitted, submitted.dimensions)
+    spec = protection_choice.protected_spec(submitted, choice, levels)
+    if spec.protection is not None and spec.protection.method is ProtectionMethod.ROUND and spec.protection.base is None:
+        try:
+            preset_base = load_preset(request.preset).round_base
+        except Exception:
+            preset_base = None  # an unloadable preset fails at recomputation, saying why
+        if preset_base is None:
+            raise ProtectionInvalid(
+                f"rule preset {request.preset} sets no rounding base: give the base", key="round_base_required",
+                preset=request.preset,
+            )
+    granted = {d.id: d.path for d in granted_datasets(session, request.project_id, today or date.today())}
+    return ProtectionJob(
+        request_id=request.id, output_id=output.id, reviewer=reviewer, choice=choice, spec=spec,
+        revision=output.revision, preset=request.preset, datasets=granted,
+        released=released_shadows(session, request.project_id), policy=policy or policies.ReviewPolicy(),
+    )
+
+
+def compute_protection(job: ProtectionJob) -> recompute.CheckedOutput:
+    """Recompute the table from the source data with the reviewer's protection and check it. Slow; no session.
+
+    Nothing the kernel sent is used. A recomputation that fails comes back unverified with its error.
+    """
+    checked = recompute.recompute_table(job.spec, None, job.datasets, job.preset, job.policy, released=job.released)
+    if checked.verified:
+        protection_choice.check_merged(checked.recomputed, job.choice.merge)
+    return checked
+
+
+def content_digest(checked: recompute.CheckedOutput) -> str:
+    """SHA-256 of what a reviewer previewed (released cells, verdict, checks): saving must give the same."""
+    body = {"verdict": checked.verdict.value, "recomputed": checked.recomputed, "report": checked.report}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
+
+
+def apply_protection(
+    session: Session, job: ProtectionJob, checked: recompute.CheckedOutput, *, previewed: str | None = None
+) -> OutputProtection:
+    """Store the recomputed, protected table as the output's content and record who applied it.
+
+    Approvals of the content it replaces are withdrawn (kept in the record and the audit
+    event): the required approvals must all be of the same protected content.
+    `previewed`: the `content_digest` the reviewer saw; a different result is refused.
+    """
+    request = get_request(session, job.request_id, for_update=True)
+    output = get_output(session, job.output_id, fresh=True)
+    permissions.check_can_protect(session, job.reviewer, output)
+    if output.revision != job.revision:
+        raise ProtectionInvalid(
+            f"another reviewer changed the protection of output {output.name} meanwhile: look at it again",
+            key="protection_changed", output=output.name,
+        )
+    if not checked.verified:
+        raise ProtectionInvalid(
+            f"the table could not be recomputed with this protection: {checked.error}", key="protection_failed",
+            detail=checked.error or "",
+        )
+    if previewed is not None and previewed != content_digest(checked):
+        raise ProtectionInvalid(
+            "the recomputed table differs from the preview (the data or grants changed): preview it again",
+            key="preview_stale",
+        )
+    approvals = [v for v in output.votes if v.decision is Decision.APPROVE]
+    invalidated = [
+        {"reviewer": v.reviewer, "comment": v.comment, "override_reason": v.override_reason,
+         "at": v.created_at.isoformat() if v.created_at else None}
+        for v in approvals
+    ]
+    for approval in approvals:
+        output.votes.remove(approval)
+    previous = {"verdict": output.verdict.value, "verified": output.verified, "recomputed": output.recomputed,
+                "report": output.report, "shadow": output.shadow, "error": output.error}
+    record = OutputProtection(
+        revision=output.revision + 1, reviewer=job.reviewer, choice=job.choice.to_dict(), spec=job.spec.to_dict(),
+        verdict=checked.verdict, previous=previous, invalidated=invalidated,
+    )
+    output.protections.append(record)
+    output.verdict = checked.verdict
+    output.verified = True
+    output.recomputed = checked.recomputed
+    output.shadow = checked.shadow
+    output.report = checked.report
+    output.error = None
+    audit.record(
+        session,
+        AuditEventType.OUTPUT_CHECK,
+        actor=job.reviewer,
+        object=f"{request_object(request)}/{output.name}",
+        details={
+            "protection": job.choice.to_dict(),
+            "revision": record.revision,
+            "verdict": checked.verdict.value,
+            "previous_verdict": previous["verdict"],
+            "invalidated_approvals": [v["reviewer"] for v in invalidated],
+            "preset": request.preset,
+        },
+    )
+    session.flush()
+    log.info("protection %s applied to output %s of request %s by %s", job.choice.method, output.name, request.id,
+             job.reviewer)
+    return record
+
+
+def protect(
+    session: Session, request_id: int, output_id: int, reviewer: str, choice: protection_choice.ProtectionChoice,
+    *, policy: policies.ReviewPolicy | None = None, today: date | None = None,
+) -> OutputProtection:
+    """Prepare, recompute and apply in one session (the web app recomputes outside any transaction)."""
+    job = prepare_protection(session, request_id, output_id, reviewer, choice, policy=policy, today=today)
+    return apply_protection(session, job, compute_protection(job))
 
 
 # ---------------------------------------------------------------- reading

@@ -80,6 +80,48 @@ class ReleaseOutput(Base):
     votes: Mapped[list[OutputVote]] = relationship(
         back_populates="output", order_by="OutputVote.id", cascade="all, delete-orphan"
     )
+    protections: Mapped[list[OutputProtection]] = relationship(
+        back_populates="output", order_by="OutputProtection.revision", cascade="all, delete-orphan"
+    )
+
+    @property
+    def revision(self) -> int:
+        """How many times reviewers changed the protection: approvals count only for the current content."""
+        return len(self.protections)
+
+    @property
+    def current_protection(self) -> OutputProtection | None:
+        return self.protections[-1] if self.protections else None
+
+    @property
+    def current_spec(self) -> dict[str, Any] | None:
+        """The spec the released cells were computed from: the reviewer's latest, else the submitted one."""
+        return self.protections[-1].spec if self.protections else self.spec
+
+
+class OutputProtection(Base):
+    """A protection a reviewer applied to a table output; the latest one is what is released."""
+
+    __tablename__ = "output_protection"
+    __table_args__ = (UniqueConstraint("output_id", "revision"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    output_id: Mapped[int] = mapped_column(ForeignKey("release_output.id", ondelete="CASCADE"), index=True)
+    revision: Mapped[int] = mapped_column(Integer)
+    """1 for the first change, 2 for the next, ..."""
+    reviewer: Mapped[str] = mapped_column(String(128))
+    choice: Mapped[dict[str, Any]] = mapped_column(JSON)
+    """`protection.ProtectionChoice.to_dict()`: method, sdc protection, merged levels."""
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    """The table spec the service recomputed with this protection."""
+    verdict: Mapped[Verdict] = mapped_column(stored_enum(Verdict))
+    previous: Mapped[dict[str, Any]] = mapped_column(JSON)
+    """The content it replaced: {"verdict", "recomputed", "report", "shadow", "error", "verified"}."""
+    invalidated: Mapped[list[Any]] = mapped_column(JSON)
+    """Approvals of the replaced content, removed: [{"reviewer", "comment", "override_reason", "at"}]."""
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    output: Mapped[ReleaseOutput] = relationship(back_populates="protections")
 
 
 class OutputVote(Base):
@@ -126,7 +168,7 @@ def get_request(session: Session, request_id: int, *, for_update: bool = False) 
 def get_output(session: Session, output_id: int, *, fresh: bool = False) -> ReleaseOutput:
     found = session.get(ReleaseOutput, output_id, populate_existing=fresh)
     if found is not None and fresh:
-        session.expire(found, ["votes"])  # reload the votes too
+        session.expire(found, ["votes", "protections"])  # reload the votes and protections too
     if found is None:
         raise ReleaseRequestNotFound(f"no output {output_id}")
     return found

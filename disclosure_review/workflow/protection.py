@@ -1,0 +1,190 @@
+"""Protection chosen by a reviewer for a table output, and the table spec the service recomputes with it.
+
+A reviewer picks a protection method (`sdc.Protection`: suppression with a
+secondary algorithm, rounding to a base, record deletion), none, or the one
+the researcher declared, and may merge levels of one row or column variable
+(recoding). The service never edits cells: merging rewrites the recorded
+query (a CASE over the variable) and the protection goes into the spec, so
+the table is recomputed from the source data and checked again exactly as
+a submitted one (`recompute.recompute_table`).
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from disclosure_review.sdc.enums import ProtectionMethod, SecondaryMethod
+from disclosure_review.sdc.shadow import MARGIN_LABEL
+from disclosure_review.sdc.spec import MAX_ROUND_BASE, InvalidSpec, Protection, TableSpec, quote_identifier
+from disclosure_review.workflow.exceptions import ProtectionInvalid
+
+CHOICE_VERSION = 1
+SUBMITTED = "submitted"  # the protection the researcher declared (or none), as submitted
+NONE = "none"
+METHODS = (SUBMITTED, NONE, *(m.value for m in ProtectionMethod))
+MAX_LABEL = 100
+MAX_MERGED_LEVELS = 1000
+
+
+@dataclasses.dataclass(frozen=True)
+class Merge:
+    """Levels of one row or column variable released as one level named `label`."""
+
+    variable: str
+    levels: tuple[str, ...]
+    label: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"variable": self.variable, "levels": list(self.levels), "label": self.label}
+
+
+@dataclasses.dataclass(frozen=True)
+class ProtectionChoice:
+    """What a reviewer chose: `method` is one of METHODS; `protection` is set for the sdc methods."""
+
+    method: str
+    protection: Protection | None = None
+    merge: Merge | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": CHOICE_VERSION,
+            "method": self.method,
+            "protection": None if self.protection is None else self.protection.to_dict(),
+            "merge": None if self.merge is None else self.merge.to_dict(),
+        }
+
+
+def parse_choice(method: str, *, base: str = "", secondary: str = "", merge_variable: str = "",
+                 merge_levels: str | Sequence[str] = "", merge_label: str = "") -> ProtectionChoice:
+    """A choice from form text. Parameters of other methods are ignored; bad ones raise `ProtectionInvalid`."""
+    method = (method or "").strip()
+    if method not in METHODS:
+        raise ProtectionInvalid(f"choose a protection method: one of {', '.join(METHODS)}", key="protection_method",
+                                methods=", ".join(METHODS))
+    protection = None
+    if method == ProtectionMethod.ROUND.value:
+        protection = Protection(ProtectionMethod.ROUND, base=_base(base))
+    elif method == ProtectionMethod.SUPPRESS.value:
+        try:
+            algorithm = SecondaryMethod((secondary or SecondaryMethod.HYPERCUBE.value).strip())
+        except ValueError:
+            names = ", ".join(m.value for m in SecondaryMethod)
+            raise ProtectionInvalid(f"secondary suppression must be one of {names}", key="protection_secondary",
+                                    methods=names) from None
+        protection = Protection(ProtectionMethod.SUPPRESS, secondary=algorithm)
+    elif method == ProtectionMethod.DELETE_RECORDS.value:
+        protection = Protection(ProtectionMethod.DELETE_RECORDS)
+    return ProtectionChoice(method, protection, _merge(merge_variable, merge_levels, merge_label))
+
+
+def _base(text: str) -> int | None:
+    text = (text or "").strip()
+    if not text:
+        return None  # the preset's round_base
+    try:
+        base = int(text)
+    except ValueError:
+        base = 0
+    if not 1 <= base <= MAX_ROUND_BASE:
+        raise ProtectionInvalid(f"the rounding base must be a whole number from 1 to {MAX_ROUND_BASE} (got {text!r})",
+                                key="protection_base", limit=MAX_ROUND_BASE, value=text)
+    return base
+
+
+def _merge(variable: str, levels: str | Sequence[str], label: str) -> Merge | None:
+    variable = (variable or "").strip()
+    if isinstance(levels, str):
+        levels = levels.splitlines()
+    names = tuple(dict.fromkeys(level.strip() for level in levels if level.strip()))
+    label = (label or "").strip()
+    if not variable:
+        if names or label:
+            raise ProtectionInvalid("choose the variable whose levels are merged", key="merge_variable_missing")
+        return None
+    if len(names) < 2 or len(names) > MAX_MERGED_LEVELS:
+        raise ProtectionInvalid(f"name 2 to {MAX_MERGED_LEVELS} levels of {variable} to merge, one per line",
+                                key="merge_levels_few", variable=variable, limit=MAX_MERGED_LEVELS)
+    if not label or len(label) > MAX_LABEL or label == MARGIN_LABEL:
+        raise ProtectionInvalid(
+            f"name the merged level: 1 to {MAX_LABEL} characters, not {MARGIN_LABEL!r} (the margins' label)",
+            key="merge_label", limit=MAX_LABEL, total=MARGIN_LABEL)
+    return Merge(variable, names, label)
+
+
+def dimension_levels(recomputed: Mapping[str, Any] | None, dimensions: Sequence[str]) -> dict[str, list[str]]:
+    """The levels of each dimension in a released view (margins and missing levels left out)."""
+    levels: dict[str, list[str]] = {d: [] for d in dimensions}
+    if not recomputed:
+        return levels
+    columns = list(recomputed.get("columns", []))
+    for dim in dimensions:
+        if dim not in columns:
+            continue
+        index = columns.index(dim)
+        seen = dict.fromkeys(row[index] for row in recomputed.get("rows", []))
+        levels[dim] = [str(v) for v in seen if v is not None and v != MARGIN_LABEL]
+    return levels
+
+
+def recoding_query(query: str, merge: Merge) -> str:
+    """`query` with the merged levels of `merge.variable` replaced by `merge.label` (the variable becomes text)."""
+    column = quote_identifier(merge.variable)
+    levels = ", ".join(_text_literal(level) for level in merge.levels)
+    return (f"SELECT * REPLACE (CASE WHEN CAST({column} AS VARCHAR) IN ({levels}) THEN {_text_literal(merge.label)} "
+            f"ELSE CAST({column} AS VARCHAR) END AS {column}) FROM (\n{query}\n) AS recoded")
+
+
+def _text_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def protected_spec(submitted: TableSpec, choice: ProtectionChoice, known_levels: Mapping[str, Sequence[str]]) -> TableSpec:
+    """The researcher's spec with the reviewer's choice: the spec the service recomputes and releases.
+
+    `known_levels`: the levels of each dimension in the table as submitted (empty when it
+    could not be computed), to refuse merging a level that does not exist.
+    """
+    protection = submitted.protection if choice.method == SUBMITTED else choice.protection
+    query = submitted.query
+    merge = choice.merge
+    if merge is not None:
+        if merge.variable not in submitted.dimensions:
+            raise ProtectionInvalid(
+                f"{merge.variable!r} is not a row or column variable of this table ({', '.join(submitted.dimensions)})",
+                key="merge_variable_unknown", variable=merge.variable, variables=", ".join(submitted.dimensions))
+        if submitted.is_histogram:
+            raise ProtectionInvalid("a histogram's bins cannot be merged: the researcher chooses other bin edges",
+                                    key="merge_histogram")
+        known = list(known_levels.get(merge.variable) or [])
+        if known:
+            unknown = [level for level in merge.levels if level not in known]
+            if unknown:
+                raise ProtectionInvalid(
+                    f"{', '.join(unknown)}: not a level of {merge.variable} (its levels: {', '.join(known)})",
+                    key="merge_level_unknown", levels=", ".join(unknown), variable=merge.variable,
+                    known=", ".join(known))
+            if merge.label in known and merge.label not in merge.levels:
+                raise ProtectionInvalid(
+                    f"{merge.label!r} is already another level of {merge.variable}: choose another name",
+                    key="merge_label_taken", label=merge.label, variable=merge.variable)
+        query = recoding_query(query, merge)
+    try:
+        return dataclasses.replace(submitted, query=query, protection=protection)
+    except InvalidSpec as exc:
+        if protection is not None and submitted.statistic.value not in ("count", "sum"):
+            raise ProtectionInvalid(str(exc), key="protection_statistic", statistic=submitted.statistic.value) from None
+        raise ProtectionInvalid(str(exc), key="protection_spec", detail=str(exc)) from None
+
+
+def check_merged(recomputed: Mapping[str, Any] | None, merge: Merge | None) -> None:
+    """After recomputation: no merged level is left (else the CASE did not match its text in the data)."""
+    if merge is None or not recomputed:
+        return
+    levels = set(dimension_levels(recomputed, [merge.variable])[merge.variable])
+    left = [level for level in merge.levels if level in levels and level != merge.label]
+    if left:
+        raise ProtectionInvalid(
+            f"level(s) {', '.join(left)} of {merge.variable} could not be matched in the data: check their spelling",
+            key="merge_unmatched", levels=", ".join(left), variable=merge.variable)
