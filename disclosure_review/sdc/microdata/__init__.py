@@ -16,6 +16,7 @@ from .perturbation import NoiseMethod, add_noise, microaggregation, pram
 from .recoding import CodingSide, RecodeMethod, global_recode, recode_categories, top_bottom_code
 from .report import RiskReport, RiskyCombination, risk_report
 from .risk import GlobalRisk, RiskMethod, global_risk, household_risk, individual_risk
+from .subsets import SubsetKAnonymity, SubsetViolation, subset_k_anonymity
 from .suda2 import Suda2Result, suda2
 from .suppression import SuppressionMethod, local_suppression
 
@@ -42,6 +43,8 @@ __all__ = [
     "RiskMethod",
     "RiskReport",
     "RiskyCombination",
+    "SubsetKAnonymity",
+    "SubsetViolation",
     "Suda2Result",
     "SuppressionMethod",
     "add_noise",
@@ -64,6 +67,7 @@ __all__ = [
     "record_level_rules",
     "recode_categories",
     "risk_report",
+    "subset_k_anonymity",
     "suda2",
     "top_bottom_code",
 ]

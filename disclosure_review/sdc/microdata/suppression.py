@@ -3,9 +3,9 @@
 The heuristic is sdcMicro's suppSubset, so results equal sdcMicro's where it
 finishes:
 
-1. only k records of each key combination larger than k take part (missing
-   values set to the first record's value just for this grouping); the others
-   are put back at the end, which can only raise frequencies;
+1. only k records of each key combination larger than k take part (a missing
+   value is a value of its own for this grouping); the others are put back at
+   the end;
 2. records with f_k < k (f_k counted with missing matching any value), in
    order of decreasing risk 1/f_k: find the records at the smallest positive
    distance (number of key variables where both have a value and they differ),
@@ -27,6 +27,15 @@ gets suppressed, at once, the first value in suppression order whose
 suppression alone brings its f_k to k (counted with that key variable left
 out), else the value whose suppression raises f_k most; one group-by per key
 variable per round, so 10^5–10^6 records take seconds.
+
+With `combs` (sdcMicro's k-anonymity on subsets of the key variables, see
+subsets.py) the heuristic runs on each subset in turn, sizes in the order
+given and subsets in R's combn order, with the subset's k and the key
+variables' importance restricted to it: sdcMicro's single pass. A later subset
+can break an earlier one (a record whose subset values all become missing no
+longer matches complete records), so, unlike sdcMicro, passes are repeated
+until every subset has k; each extra pass suppresses at least one more value,
+so this ends, and the result is verified on every subset before it is returned.
 """
 from __future__ import annotations
 
@@ -43,6 +52,7 @@ from ._data import MISSING, InvalidMicrodataInput, check_k, encode, stack_codes
 from ._result import ProtectionMethod, ProtectionResult, count_changes, require_columns, to_polars
 from .frequencies import _dense_rows
 from .frequencies import code_frequencies as _weighted_frequencies
+from .subsets import below_k, key_subsets, stratum_ids
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +71,13 @@ def code_frequencies(codes: np.ndarray, alpha: float = 1.0) -> np.ndarray:
 
 
 def _reduce(codes: np.ndarray, k: int) -> np.ndarray:
-    """Rows that take part: at most the first k of each key combination (step 1)."""
-    filled = codes.copy()
-    for v in range(codes.shape[1]):
-        filled[filled[:, v] == MISSING, v] = codes[0, v]
-    group = _dense_rows(filled)
+    """Rows that take part: at most the first k of each key combination, missing a value of its own (step 1).
+
+    sdcMicro's suppSubset means to set missing values to the column's first value for this
+    grouping, but evaluates `unique(kV)[1]` within data.table's `[is.na(kV), kV := …]`, i.e. on
+    the missing rows only: they stay missing and group together.
+    """
+    group = _dense_rows(codes)
     order = np.argsort(group, kind="stable")
     sorted_groups = group[order]
     starts = np.flatnonzero(np.r_[True, sorted_groups[1:] != sorted_groups[:-1]])
@@ -161,13 +173,51 @@ def default_importance(codes: np.ndarray) -> list[int]:
     return ranks.tolist()
 
 
+def suppress_subsets(
+    codes: np.ndarray,
+    subsets: Sequence[tuple[tuple[int, ...], int]],
+    importance: Sequence[int],
+    *,
+    alpha: float = 1.0,
+    method: SuppressionMethod = SuppressionMethod.AUTO,
+    progress: bool = False,
+) -> tuple[np.ndarray, int, set[SuppressionMethod]]:
+    """Copy of `codes` with k on every (columns, k) subset, the passes over the subsets, the methods used."""
+    mat = codes.copy()
+    rank = np.asarray(importance)
+    used: set[SuppressionMethod] = set()
+
+    def suppress(cols: list[int], k: int, how: SuppressionMethod) -> bool:
+        order = list(np.argsort(-rank[cols], kind="stable"))  # as rank(importance[kV], ties="min")
+        before = mat[:, cols]
+        sub, _, m = suppress_codes(before, k, order, alpha=alpha, method=how, progress=progress)
+        mat[:, cols] = sub
+        used.add(m)
+        return bool((sub != before).any())
+
+    # sdcMicro's single pass: every subset goes through the heuristic, which can suppress even
+    # where the subset already has k (it works on the reduced data, step 1)
+    for cols, k in subsets:
+        suppress(list(cols), k, method)
+    passes = 1
+    while below := [(list(c), k) for c, k in subsets if below_k(mat, list(c), k, alpha).any()]:
+        passes += 1
+        log.debug("local suppression on key subsets: pass %d, %d subsets below k", passes, len(below))
+        for cols, k in below:
+            # FAST takes every record below k, so it always suppresses: the loop ends
+            if below_k(mat, cols, k, alpha).any() and not suppress(cols, k, method):
+                suppress(cols, k, SuppressionMethod.FAST)
+    return mat, passes, used
+
+
 def local_suppression(
     data: Any,
     keys: Sequence[str],
     *,
-    k: int = 2,
+    k: int | Sequence[int] = 2,
     importance: Sequence[int] | None = None,
     strata: Sequence[str] = (),
+    combs: Sequence[int] | None = None,
     alpha: float = 1.0,
     method: SuppressionMethod = SuppressionMethod.AUTO,
     progress: bool = False,
@@ -179,14 +229,27 @@ def local_suppression(
     variables 1..p: 1 is suppressed last, p first (default: most categories first).
     `method`: see SuppressionMethod; AUTO gives sdcMicro's results on data small
     enough for its heuristic.
+
+    `combs` (sdcMicro's localSuppression(..., k=k, combs=combs)): k-anonymity on
+    every subset of the key variables of each size in `combs` instead of the full
+    key set (include len(keys) for the full set too); `k` is one value or one per size.
     """
-    check_k(k)
-    k = int(np.ceil(k))
     df = to_polars(data)
     keys, strata = tuple(keys), tuple(strata)
     require_columns(df, [*keys, *strata])
     if not keys:
         raise InvalidMicrodataInput("name at least one key variable")
+    if len(set(keys)) != len(keys):
+        raise InvalidMicrodataInput(f"key variables are repeated: {list(keys)}")
+    if combs is None:
+        if not np.isscalar(k):
+            raise InvalidMicrodataInput("k has several values: give the subset sizes they apply to with combs")
+        check_k(k)
+        k = int(np.ceil(k))
+        subsets = [(tuple(range(len(keys))), k)]
+    else:
+        subsets = key_subsets(len(keys), combs, k)
+    size_k = list(dict.fromkeys((len(cols), kk) for cols, kk in subsets))
     codes = stack_codes([encode(df[c].to_arrow())[0] for c in keys])
     if importance is None:
         importance = default_importance(codes)
@@ -198,20 +261,32 @@ def local_suppression(
     protected = codes.copy()
     rounds = 0
     used: set[SuppressionMethod] = set()
-    groups = (
-        _dense_rows(np.column_stack([encode(df[c].to_arrow())[0] for c in strata]))
-        if strata else np.zeros(df.height, dtype=np.int64)
-    )
-    for g in np.unique(groups):
-        rows = np.flatnonzero(groups == g)
-        protected[rows], r, m = suppress_codes(
-            codes[rows], k, col_order, alpha=alpha, method=method, progress=progress
-        )
-        rounds = max(rounds, r)
-        used.add(m)
+    groups = stratum_ids([encode(df[c].to_arrow())[0] for c in strata], df.height)
+    strata_rows = [np.flatnonzero(groups == g) for g in np.unique(groups)]
+    largest_k = max(kk for _, kk in subsets)
+    if min(rows.size for rows in strata_rows) < largest_k:
+        raise InvalidMicrodataInput(
+            f"k = {largest_k} is larger than the number of records ({min(r.size for r in strata_rows)})"
+            + (" in a stratum" if strata else ""))
+    for rows in strata_rows:
+        if combs is None:
+            protected[rows], r, m = suppress_codes(
+                codes[rows], subsets[0][1], col_order, alpha=alpha, method=method, progress=progress)
+            rounds = max(rounds, r)
+            used.add(m)
+        else:
+            protected[rows], r, ms = suppress_subsets(
+                codes[rows], subsets, importance, alpha=alpha, method=method, progress=progress)
+            rounds = max(rounds, r)
+            used |= ms
+    # never return a result that misses k (cannot happen, see the module docstring)
+    for rows in strata_rows:
+        for cols, kk in subsets:
+            if below_k(protected[rows], cols, kk, alpha).any():
+                raise RuntimeError("local suppression ended below k; please report this data pattern")
     fk = code_frequencies(protected, alpha)
-    if np.any(fk < k):  # cannot happen (see module docstring); never return a result that misses k
-        raise RuntimeError("local suppression ended below k; please report this data pattern")
+    extra = ({"k": subsets[0][1], "rounds": rounds} if combs is None else  # passes > 1: sdcMicro's missed k
+             {"k": [kk for _, kk in size_k], "combs": [s for s, _ in size_k], "subsets": len(subsets), "passes": rounds})
     newly = (protected == MISSING) & (codes != MISSING)
     out = df.with_columns(
         pl.when(pl.Series(newly[:, j])).then(None).otherwise(pl.col(c)).alias(c) for j, c in enumerate(keys)
@@ -222,7 +297,7 @@ def local_suppression(
         out,
         changed,
         records,
-        {"k": k, "importance": list(importance), "rounds": rounds, "strata": list(strata),
+        {"importance": list(importance), "strata": list(strata), **extra,
          "methods": sorted(m.value for m in used),
          "min_fk": float(fk.min())},
     )
