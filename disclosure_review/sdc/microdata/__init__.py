@@ -11,7 +11,7 @@ from .combinations import KeyCombinations, key_combinations
 from .extract import DeclaredRoles, ExtractCheck, ExtractSpec, check_extract, declared_roles, record_level_rules
 from .frequencies import Frequencies, KAnonymity, frequencies, k_anonymity
 from .infoloss import InformationLoss, il1s, il_correl, information_loss
-from .ldiversity import LDiversity, l_diversity
+from .ldiversity import LDiversity, MultiLDiversity, l_diversity, multi_l_diversity
 from .perturbation import NoiseMethod, add_noise, microaggregation, pram
 from .recoding import CodingSide, RecodeMethod, global_recode, recode_categories, top_bottom_code
 from .report import RiskReport, RiskyCombination, risk_report
@@ -33,6 +33,7 @@ __all__ = [
     "KAnonymity",
     "KeyCombinations",
     "LDiversity",
+    "MultiLDiversity",
     "NoiseMethod",
     "ProtectionMethod",
     "ProtectionResult",
@@ -63,6 +64,7 @@ __all__ = [
     "l_diversity",
     "local_suppression",
     "microaggregation",
+    "multi_l_diversity",
     "pram",
     "record_level_rules",
     "recode_categories",

@@ -10,6 +10,14 @@ Per group and sensitive variable:
   the group has any other value), p = count / group size;
 - recursive (c, l): with the value counts r_1 ≥ r_2 ≥ … ≥ r_m, the largest l
   such that r_1 < c·(r_l + … + r_m), or 1.
+
+With several sensitive variables, multi-attribute l-diversity (sdcMicro's
+MultiEntropy_Ldiversity and MultiRecursive_Ldiversity, Compute_Multi_LDiversity
+in src/Measure_Risk.h): for each sensitive variable S, the group is split by the
+values of the other sensitive variables (missing a value of its own), entropy and
+recursive l-diversity of S are computed in every part, and the group's value is
+the smallest over all parts and all S. An intruder who knows a person's other
+sensitive values learns S from that part only.
 """
 from __future__ import annotations
 
@@ -22,7 +30,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._data import InvalidMicrodataInput, to_arrow
+from ._data import MISSING, InvalidMicrodataInput, encode, to_arrow
+from .subsets import row_ids
 
 
 def private_connection() -> duckdb.DuckDBPyConnection:
@@ -56,10 +65,8 @@ class LDiversity:
         return int(np.sum(values < l))
 
 
-def l_diversity(
-    data: Any, keys: Sequence[str], sensitive: Sequence[str] | str, *, c: float = 2.0
-) -> dict[str, LDiversity]:
-    """l-diversity of each sensitive variable; sdcMicro: ldiversity(obj, keyVars, ldiv_index, l_recurs_c=c)."""
+def _checked_table(data: Any, keys: Sequence[str], sensitive: Sequence[str] | str
+                   ) -> tuple[tuple[str, ...], tuple[str, ...], pa.Table]:
     keys = tuple(keys)
     sensitive = (sensitive,) if isinstance(sensitive, str) else tuple(sensitive)
     if not keys or not sensitive:
@@ -67,11 +74,22 @@ def l_diversity(
     overlap = set(keys) & set(sensitive)
     if overlap:
         raise InvalidMicrodataInput(f"a sensitive variable cannot be a key variable: {sorted(overlap)}")
-    if c <= 0:
-        c = 1.0  # as sdcMicro's measure_risk_cpp
+    for names, what in ((keys, "key"), (sensitive, "sensitive")):
+        if len(set(names)) != len(names):
+            raise InvalidMicrodataInput(f"{what} variables are repeated: {list(names)}")
     table = to_arrow(data, [*keys, *sensitive])
     if table.num_rows == 0:
         raise InvalidMicrodataInput("the data has no records")
+    return keys, sensitive, table
+
+
+def l_diversity(
+    data: Any, keys: Sequence[str], sensitive: Sequence[str] | str, *, c: float = 2.0
+) -> dict[str, LDiversity]:
+    """l-diversity of each sensitive variable; sdcMicro: ldiversity(obj, keyVars, ldiv_index, l_recurs_c=c)."""
+    keys, sensitive, table = _checked_table(data, keys, sensitive)
+    if c <= 0:
+        c = 1.0  # as sdcMicro's measure_risk_cpp
     n = table.num_rows
     kcols = [f"k{j}" for j in range(len(keys))]
     cols: dict[str, Any] = {"rid": pa.array(np.arange(n, dtype=np.int64))}
@@ -116,3 +134,76 @@ def l_diversity(
         return result
     finally:
         con.close()
+
+
+@dataclass(frozen=True)
+class MultiLDiversity:
+    """Per-record multi-attribute l-diversity of several sensitive variables (in the data's row order)."""
+
+    sensitive: tuple[str, ...]
+    entropy: np.ndarray
+    recursive: np.ndarray
+    c: float
+
+    def violations(self, l: float, *, measure: str = "entropy") -> int:
+        """Records whose group has a multi l-diversity below l (measure: entropy or recursive)."""
+        values = {"entropy": self.entropy, "recursive": self.recursive}[measure]
+        return int(np.sum(values < l))
+
+
+def _part_diversity(part: np.ndarray, values: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray]:
+    """Entropy and recursive (c, l) l-diversity of `values` (codes, MISSING) in each part 0..max(part)."""
+    n_parts = int(part.max()) + 1
+    size = np.bincount(part, minlength=n_parts)
+    pair = row_ids([part, values], part.size)
+    first = np.empty(int(pair.max()) + 1, dtype=np.int64)
+    first[pair[::-1]] = np.arange(part.size - 1, -1, -1)
+    pair_part, present = part[first], values[first] != MISSING
+    count = np.bincount(pair, minlength=first.size).astype(np.float64)
+    used = np.bincount(pair_part, weights=present, minlength=n_parts) > 0
+    # missing counts as one more value, but only in a part that has some value
+    share = count / size[pair_part]
+    terms = np.where(present | used[pair_part], share * np.log(share), 0.0)
+    entropy = np.exp(-np.bincount(pair_part, weights=terms, minlength=n_parts))
+    # recursive: value counts r_1 >= r_2 >= ... per part; l = 1 + #{j >= 2 : c * (r_j + ... + r_m) > r_1}
+    recursive = np.where(used, 1.0, 0.0)
+    idx = np.flatnonzero(present)
+    if idx.size == 0:
+        return entropy, recursive
+    idx = idx[np.lexsort((-count[idx], pair_part[idx]))]
+    owner, r = pair_part[idx], count[idx]
+    start = np.r_[True, owner[1:] != owner[:-1]]
+    block = np.cumsum(start) - 1
+    before = np.cumsum(r) - r
+    tail = np.bincount(owner, weights=r, minlength=n_parts)[owner] - (before - before[start][block])
+    r1 = r[start][block]
+    recursive += np.bincount(owner, weights=(~start) & (c * tail > r1), minlength=n_parts)
+    return entropy, recursive
+
+
+def multi_l_diversity(
+    data: Any, keys: Sequence[str], sensitive: Sequence[str], *, c: float = 2.0
+) -> MultiLDiversity:
+    """Multi-attribute entropy and recursive (c, l) l-diversity of two or more sensitive variables.
+
+    sdcMicro: ldiversity(obj, keyVars, ldiv_index=sensitive, l_recurs_c=c), columns
+    MultiEntropy_Ldiversity and MultiRecursive_Ldiversity (see the module docstring).
+    """
+    keys, sensitive, table = _checked_table(data, keys, sensitive)
+    if len(sensitive) < 2:
+        raise InvalidMicrodataInput("multi l-diversity needs at least two sensitive variables")
+    if c <= 0:
+        c = 1.0  # as sdcMicro's measure_risk_cpp
+    n = table.num_rows
+    group = row_ids([encode(table.column(k))[0] for k in keys], n)
+    codes = [encode(table.column(s))[0] for s in sensitive]
+    n_groups = int(group.max()) + 1
+    entropy, recursive = np.full(n_groups, np.inf), np.full(n_groups, np.inf)
+    for i, values in enumerate(codes):
+        part = row_ids([group, *(v for j, v in enumerate(codes) if j != i)], n)
+        part_entropy, part_recursive = _part_diversity(part, values, c)
+        part_group = np.empty(part_entropy.size, dtype=np.int64)
+        part_group[part] = group
+        np.minimum.at(entropy, part_group, part_entropy)
+        np.minimum.at(recursive, part_group, part_recursive)
+    return MultiLDiversity(sensitive, entropy[group], recursive[group], c)

@@ -53,8 +53,8 @@ def key_subsets(n_keys: int, combs: Sequence[int], k: float | Sequence[float]) -
             for cols in itertools.combinations(range(n_keys), int(s))]
 
 
-def stratum_ids(columns: Sequence[np.ndarray], n: int) -> np.ndarray:
-    """Dense stratum id per record from integer-coded strata variables (missing is a stratum of its own)."""
+def row_ids(columns: Sequence[np.ndarray], n: int) -> np.ndarray:
+    """Dense id (0, 1, … in order of appearance) of each record's combination of integer codes (missing a value)."""
     if not columns:
         return np.zeros(n, dtype=np.int64)
     return pd.MultiIndex.from_arrays(list(columns)).factorize()[0].astype(np.int64)
@@ -132,7 +132,7 @@ def subset_k_anonymity(
     if table.num_rows == 0:
         raise InvalidMicrodataInput("the data has no records")
     codes = stack_codes([encode(table.column(c))[0] for c in keys])
-    groups = stratum_ids([encode(table.column(c))[0] for c in strata], table.num_rows)
+    groups = row_ids([encode(table.column(c))[0] for c in strata], table.num_rows)
     strata_rows = [np.flatnonzero(groups == g) for g in np.unique(groups)] if strata else [slice(None)]
     below_any = np.zeros(table.num_rows, dtype=bool)
     results = []

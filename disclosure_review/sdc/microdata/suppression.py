@@ -52,7 +52,7 @@ from ._data import MISSING, InvalidMicrodataInput, check_k, encode, stack_codes
 from ._result import ProtectionMethod, ProtectionResult, count_changes, require_columns, to_polars
 from .frequencies import _dense_rows
 from .frequencies import code_frequencies as _weighted_frequencies
-from .subsets import below_k, key_subsets, stratum_ids
+from .subsets import below_k, key_subsets, row_ids
 
 log = logging.getLogger(__name__)
 
@@ -261,7 +261,7 @@ def local_suppression(
     protected = codes.copy()
     rounds = 0
     used: set[SuppressionMethod] = set()
-    groups = stratum_ids([encode(df[c].to_arrow())[0] for c in strata], df.height)
+    groups = row_ids([encode(df[c].to_arrow())[0] for c in strata], df.height)
     strata_rows = [np.flatnonzero(groups == g) for g in np.unique(groups)]
     largest_k = max(kk for _, kk in subsets)
     if min(rows.size for rows in strata_rows) < largest_k:
