@@ -1,4 +1,5 @@
-"""Perturbative methods: invariant PRAM, MDAV microaggregation, noise addition.
+"""Perturbative methods: PRAM (invariant or with a user's transition matrix), MDAV microaggregation,
+noise addition.
 
 sdcMicro: pram(), microaggregation(method="mdav"), addNoise(method="additive"|"correlated").
 Random draws come from numpy's Generator seeded by `seed`, so they are
@@ -7,14 +8,30 @@ reproducible here but not equal to R's draws.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Union
 
 import numpy as np
+from pandas import DataFrame as PandasFrame  # not `pd`: pram's argument has sdcMicro's name pd
 import polars as pl
 
 from ._data import MISSING, InvalidMicrodataInput, encode
 from ._result import ProtectionMethod, ProtectionResult, count_changes, require_columns, to_polars
+
+
+PramSpec = Union[float, np.ndarray, Sequence[Sequence[float]], PandasFrame]
+ROW_SUM_TOLERANCE = 1e-8
+
+
+def invariant_from(P: np.ndarray, frequencies: np.ndarray, alpha: float) -> np.ndarray:
+    """alpha·(P·Q) + (1 − alpha)·I with Q the backward matrix Q_kj = P_jk p_j / Σ_j p_j P_jk, so that
+    p·R = p for the category distribution p. A category no record can move to has no row in Q (zero)."""
+    p = np.asarray(frequencies, dtype=float)
+    p = p / p.sum()
+    inflow = p @ P
+    Q = np.divide((P * p[:, None]).T, inflow[:, None], out=np.zeros_like(P, dtype=float),
+                  where=inflow[:, None] > 0)
+    return alpha * (P @ Q) + (1 - alpha) * np.eye(P.shape[0])
 
 
 def invariant_transition_matrix(
@@ -22,67 +39,180 @@ def invariant_transition_matrix(
 ) -> np.ndarray:
     """sdcMicro's invariant PRAM matrix: P with diagonal drawn from U(pd, 1), the rest spread evenly;
     R = P·Q with Q the backward matrix (so p·R = p), then alpha·R + (1 − alpha)·I."""
-    p = np.asarray(frequencies, dtype=float)
-    p = p / p.sum()
-    size = p.size
+    size = np.asarray(frequencies).size
     if size == 1:
         return np.ones((1, 1))
     diagonal = rng.uniform(pd, 1.0, size) if np.isscalar(pd) else np.asarray(pd, dtype=float)
     P = np.repeat(((1 - diagonal) / (size - 1))[:, None], size, axis=1)
     np.fill_diagonal(P, diagonal)
-    Q = (P * p[:, None]).T / (p @ P)[:, None]  # Q[k, j] = P[j, k] p[j] / Σ_j p[j] P[j, k]
-    return alpha * (P @ Q) + (1 - alpha) * np.eye(size)
+    return invariant_from(P, frequencies, alpha)
+
+
+def user_transition_matrix(matrix: Any, categories: Sequence[Any], variable: str) -> np.ndarray:
+    """Check a user's transition matrix for `variable` and return it with rows and columns in the
+    order of `categories` (sorted): a pandas DataFrame labelled by the categories (index = from,
+    columns = to, any order), or a 2-D array or nested list in the categories' sorted order."""
+    where = f"the transition matrix for {variable!r}"
+    listing = ", ".join(map(repr, categories))
+    if isinstance(matrix, PandasFrame):
+        for axis, labels in (("row", list(matrix.index)), ("column", list(matrix.columns))):
+            if len(set(labels)) != len(labels):
+                raise InvalidMicrodataInput(f"{where} has repeated {axis} labels: {labels}")
+            absent = [c for c in categories if c not in labels]
+            unknown = [x for x in labels if x not in set(categories)]
+            if absent or unknown:
+                raise InvalidMicrodataInput(
+                    f"{axis} labels of {where} must be its categories ({listing}): "
+                    + "; ".join(part for part in (
+                        absent and f"missing {', '.join(map(repr, absent))}",
+                        unknown and f"not categories of {variable!r}: {', '.join(map(repr, unknown))}") if part))
+        matrix = matrix.loc[list(categories), list(categories)]
+    elif isinstance(matrix, pl.DataFrame):
+        raise InvalidMicrodataInput(
+            f"{where}: a polars DataFrame has no row labels; pass a pandas DataFrame labelled by the "
+            f"categories or a 2-D array in their sorted order ({listing})")
+    try:
+        P = np.asarray(matrix, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise InvalidMicrodataInput(f"{where} must hold numbers only ({exc})") from None
+    if P.ndim != 2 or P.shape[0] != P.shape[1]:
+        raise InvalidMicrodataInput(f"{where} must be a square matrix; it has shape {P.shape}")
+    if P.shape[0] != len(categories):
+        raise InvalidMicrodataInput(
+            f"{where} is {P.shape[0]} × {P.shape[0]} but {variable!r} has {len(categories)} categories "
+            f"({listing}): give one row and one column per category in this sorted order, or label them "
+            "(a pandas DataFrame with the categories as index and columns)")
+    if not np.isfinite(P).all():
+        raise InvalidMicrodataInput(f"{where} has missing or infinite entries")
+    if (P < 0).any():
+        i, j = map(int, np.argwhere(P < 0)[0])
+        raise InvalidMicrodataInput(
+            f"{where} has a negative probability ({categories[i]!r} → {categories[j]!r}: {P[i, j]}); "
+            "probabilities must be between 0 and 1")
+    sums = P.sum(axis=1)
+    bad = np.flatnonzero(np.abs(sums - 1) > ROW_SUM_TOLERANCE)
+    if bad.size:
+        i = int(bad[0])
+        raise InvalidMicrodataInput(
+            f"row {categories[i]!r} of {where} sums to {sums[i]:.10g}, not 1 (within {ROW_SUM_TOLERANCE}): "
+            "each row holds the probabilities of that category's new value")
+    return P
+
+
+def _draw(matrix: np.ndarray, local: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A new category (column of `matrix`) for each record of category `local` (row)."""
+    cumulative = np.cumsum(matrix, axis=1)
+    cumulative /= cumulative[:, -1:]  # exactly 1 at the end, so trailing zero columns are never drawn
+    draws = rng.random(local.size)
+    picked = np.empty(local.size, dtype=np.int64)
+    for i in range(matrix.shape[0]):
+        rows = np.flatnonzero(local == i)
+        picked[rows] = np.searchsorted(cumulative[i], draws[rows], side="right")
+    return np.minimum(picked, matrix.shape[1] - 1)
 
 
 def pram(
     data: Any,
     variables: Sequence[str],
     *,
-    pd: float = 0.8,
+    pd: PramSpec | Mapping[str, PramSpec] = 0.8,
     alpha: float = 0.5,
     strata: Sequence[str] = (),
+    invariant: bool | None = None,
     seed: int | None = None,
 ) -> ProtectionResult:
-    """Post-randomisation with an invariant transition matrix per variable (and stratum).
+    """Post-randomisation: each record's category is redrawn from its row of a transition matrix.
 
-    Each record's category is redrawn from its row of the matrix; the expected
-    frequencies of the categories stay those of the data. Missing values stay missing.
+    sdcMicro: pram(obj, variables, strata_variables=strata, pd=pd, alpha=alpha).
+    `pd` is, per variable (a mapping variable → spec, or one spec for all):
+    - a number: sdcMicro's invariant matrix per variable and stratum (diagonal from U(pd, 1),
+      then alpha·P·Q + (1 − alpha)·I): the expected category frequencies stay those of the data;
+    - a transition matrix (pandas DataFrame labelled by the categories, or a 2-D array in their
+      sorted order; rows sum to 1): applied as given, the same in every stratum (sdcMicro; alpha
+      is not used), or with `invariant=True` made invariant per stratum as sdcMicro does with its
+      own P: alpha·P·Q + (1 − alpha)·I.
+    Missing values stay missing. `details` has the matrices (with strata only those that are
+    the same in every stratum), their categories, and the transitions (from, to, records).
     """
-    if not 0 <= pd <= 1 or not 0 <= alpha <= 1:
-        raise InvalidMicrodataInput("pd and alpha must be between 0 and 1")
+    if not 0 <= alpha <= 1:
+        raise InvalidMicrodataInput("alpha must be between 0 and 1")
     df = to_polars(data)
+    variables = list(variables)
     require_columns(df, [*variables, *strata])
+    if not variables:
+        raise InvalidMicrodataInput("name at least one variable to post-randomise")
+    if isinstance(pd, Mapping):
+        unknown = sorted(set(pd) - set(variables))
+        if unknown or set(pd) != set(variables):
+            raise InvalidMicrodataInput(
+                f"pd must give a spec for each of the variables {variables} and no other "
+                f"(missing: {sorted(set(variables) - set(pd))}, not pramed: {unknown})")
+        specs = dict(pd)
+    else:
+        specs = dict.fromkeys(variables, pd)
+    for v, spec in specs.items():
+        if np.isscalar(spec):
+            if isinstance(spec, (str, bool)) or not 0 <= spec <= 1:
+                raise InvalidMicrodataInput(f"pd for {v!r} must be a number between 0 and 1 or a transition matrix")
+            if invariant is False:
+                raise InvalidMicrodataInput(
+                    f"pd = {spec} for {v!r} always gives sdcMicro's invariant matrix; to apply a matrix as "
+                    "it is, pass the matrix")
     rng = np.random.default_rng(seed)
     groups = np.zeros(df.height, dtype=np.int64)
     for s in strata:
         codes, _ = encode(df[s].to_arrow())
         groups = groups * (int(codes.max()) + 2) + codes + 1
     matrices: dict[str, list[list[float]]] = {}
+    categories: dict[str, list[Any]] = {}
+    transitions: dict[str, list[dict[str, Any]]] = {}
     new_columns = []
     for v in variables:
         codes, levels = encode(df[v].to_arrow())
+        present = np.unique(codes[codes != MISSING])
+        values = levels.take(present).to_pylist()
+        order = sorted(range(len(values)), key=values.__getitem__)
+        cat_codes, cats = present[order], [values[i] for i in order]  # categories in sorted order
+        position = np.full(len(levels), -1)
+        position[cat_codes] = np.arange(cat_codes.size)
+        spec = specs[v]
+        user = None if np.isscalar(spec) else user_transition_matrix(spec, cats, v)
+        same_everywhere = user is not None and not invariant
         out = codes.copy()
         for g in np.unique(groups):
             rows = np.flatnonzero((groups == g) & (codes != MISSING))
             if rows.size == 0:
                 continue
-            present = np.unique(codes[rows])
-            local = np.searchsorted(present, codes[rows])
-            matrix = invariant_transition_matrix(np.bincount(local), pd=pd, alpha=alpha, rng=rng)
-            cumulative = np.cumsum(matrix, axis=1)
-            draws = rng.random(rows.size)
-            picked = (draws[:, None] > cumulative[local]).sum(axis=1)
-            out[rows] = present[np.minimum(picked, present.size - 1)]
-            if not strata:
+            local = position[codes[rows]]
+            if user is None:  # sdcMicro's generated matrix over the categories of this stratum
+                here = np.unique(local)
+                matrix = invariant_transition_matrix(np.bincount(np.searchsorted(here, local)), pd=spec,
+                                                     alpha=alpha, rng=rng)
+                full = np.eye(cat_codes.size)
+                full[np.ix_(here, here)] = matrix
+                matrix = full
+            elif invariant:
+                matrix = invariant_from(user, np.bincount(local, minlength=cat_codes.size), alpha)
+            else:
+                matrix = user
+            out[rows] = cat_codes[_draw(matrix, local, rng)]
+            if same_everywhere or not strata:
                 matrices[v] = matrix.tolist()
-        values = levels.take(np.where(out == MISSING, 0, out)).to_pylist()
-        new_columns.append(pl.Series(v, [None if c == MISSING else x for c, x in zip(out, values)],
+        categories[v] = cats
+        moved = (codes != MISSING) & (out != codes)
+        pairs, counts = np.unique(np.column_stack([position[codes[moved]], position[out[moved]]]), axis=0,
+                                  return_counts=True)
+        transitions[v] = [{"from": cats[a], "to": cats[b], "records": int(c)} for (a, b), c in zip(pairs, counts)]
+        new_values = levels.take(np.where(out == MISSING, 0, out)).to_pylist()
+        new_columns.append(pl.Series(v, [None if c == MISSING else x for c, x in zip(out, new_values)],
                                      dtype=df[v].dtype))
     result = df.with_columns(new_columns)
     changed, records = count_changes(df, result, variables)
     return ProtectionResult(
         ProtectionMethod.PRAM, result, changed, records,
-        {"pd": pd, "alpha": alpha, "strata": list(strata), "seed": seed, "transition_matrices": matrices},
+        {"pd": {v: (s if np.isscalar(s) else "matrix") for v, s in specs.items()}, "alpha": alpha,
+         "invariant": invariant, "strata": list(strata), "seed": seed, "categories": categories,
+         "transition_matrices": matrices, "transitions": transitions},
     )
 
 

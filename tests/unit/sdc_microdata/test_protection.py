@@ -3,15 +3,18 @@
 Reference numbers exist in sdcMicro's tests only for topBotCoding (test_topBotCoding.R, data
 from set.seed(3)/runif, rebuilt with r_rng) and for globalRecode on the same data (commented
 out there: class patterns). PRAM, MDAV and noise draw random numbers, so they are checked by
-their defining properties; IL1s and IL_correl against plain numpy written from sdcMicro's
+their defining properties (PRAM with a user's matrix: sdcMicro's test_pram.R identity case and
+its manual's example, and a chi-square test of the drawn transitions against the matrix); IL1s and IL_correl against plain numpy written from sdcMicro's
 R/dUtility.R.
 """
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import polars as pl
 import pytest
 from r_rng import RRandom
+from scipy.stats import chisquare
 
 from disclosure_review.sdc.microdata import (
     CodingSide,
@@ -185,3 +188,139 @@ def test_information_loss_against_numpy(testdata):
     assert loss.changed_values["roof"] == 0 and loss.changed_values["income"] == testdata.height
     none = information_loss(testdata, testdata, variables=["roof"], continuous=["income", "expend"])
     assert none.il1s == 0 and none.correlation_loss < 1e-12 and none.changed_records == 0
+
+
+def identity(categories: list) -> pd.DataFrame:
+    return pd.DataFrame(np.eye(len(categories)), index=categories, columns=categories)
+
+
+def test_pram_identity_matrix_changes_nothing(testdata):
+    """test_pram.R: pram(testdata, variables='roof', pd=mat_id) leaves roof unchanged; with
+    pd=list(mat_id, 0.5), alpha=c(NA, 0.5) on c('roof', 'walls') roof stays and walls changes."""
+    roofs = sorted(testdata["roof"].unique().to_list())
+    res = pram(testdata, ["roof"], pd=identity(roofs), seed=1)
+    assert res.changed["roof"] == 0 and res.details["transitions"]["roof"] == []
+    both = pram(testdata, ["roof", "walls"], pd={"roof": identity(roofs), "walls": 0.5}, alpha=0.5, seed=1)
+    assert both.changed["roof"] == 0 and both.changed["walls"] > 0
+
+
+def test_pram_manual_matrix(testdata2):
+    """The pram manual's example on testdata2: mat <- diag(5) over the roof levels 2, 4, 5, 6, 9 and
+    mat[1,] <- c(0.9, 0, 0, 0.05, 0.05): only roof 2 moves, and only to 6 or 9."""
+    mat = np.eye(5)
+    mat[0] = [0.9, 0, 0, 0.05, 0.05]
+    res = pram(testdata2, ["roof"], pd=mat, seed=7)
+    before, after = testdata2["roof"].to_numpy(), res.data["roof"].to_numpy()
+    moved = before != after
+    assert moved.any() and (before[moved] == 2).all() and set(after[moved]) <= {6, 9}
+    assert res.details["categories"]["roof"] == [2, 4, 5, 6, 9]
+    assert res.details["transition_matrices"]["roof"] == mat.tolist()
+    assert sum(t["records"] for t in res.details["transitions"]["roof"]) == res.changed["roof"] == int(moved.sum())
+    assert {(t["from"], t["to"]) for t in res.details["transitions"]["roof"]} <= {(2, 6), (2, 9)}
+
+
+def transition_counts(before: np.ndarray, after: np.ndarray, cats: list) -> np.ndarray:
+    index = {c: i for i, c in enumerate(cats)}
+    counts = np.zeros((len(cats), len(cats)), dtype=np.int64)
+    np.add.at(counts, ([index[x] for x in before], [index[x] for x in after]), 1)
+    return counts
+
+
+MATRIX = np.array([[0.8, 0.15, 0.05], [0.1, 0.7, 0.2], [0.0, 0.25, 0.75]])
+
+
+def large_sample(n: int = 300_000) -> pl.DataFrame:
+    rng = np.random.default_rng(11)
+    return pl.DataFrame({"v": rng.choice(["a", "b", "c"], size=n, p=[0.5, 0.3, 0.2]),
+                         "s": rng.integers(0, 3, size=n)})
+
+
+def test_pram_matrix_transitions_follow_the_matrix():
+    """On 300,000 records each category's new values follow its row of the matrix (chi-square per
+    row, p > 0.001); zero-probability transitions never happen; the same counts reject a matrix
+    only 0.02 away (the test can fail)."""
+    data = large_sample()
+    res = pram(data, ["v"], pd=MATRIX, seed=3)
+    counts = transition_counts(data["v"].to_numpy(), res.data["v"].to_numpy(), ["a", "b", "c"])
+    assert counts[2, 0] == 0
+    for i, row in enumerate(counts):
+        positive = MATRIX[i] > 0
+        assert chisquare(row[positive], row.sum() * MATRIX[i][positive]).pvalue > 1e-3
+    off = MATRIX[0] + [-0.02, 0.02, 0.0]
+    assert chisquare(counts[0], counts[0].sum() * off).pvalue < 1e-6
+    # strata: the same matrix in every stratum
+    by_stratum = pram(data, ["v"], pd=MATRIX, strata=["s"], seed=4)
+    assert by_stratum.details["transition_matrices"]["v"] == MATRIX.tolist()
+    counts = transition_counts(data["v"].to_numpy(), by_stratum.data["v"].to_numpy(), ["a", "b", "c"])
+    assert all(chisquare(r[MATRIX[i] > 0], r.sum() * MATRIX[i][MATRIX[i] > 0]).pvalue > 1e-3
+               for i, r in enumerate(counts))
+
+
+def test_pram_matrix_invariant_option():
+    """invariant=True: the matrix applied is alpha·P·Q + (1 − alpha)·I built from the user's P, so the
+    category distribution p stays (p R = p, counts within 4 standard errors), while P itself moves
+    it to p·P."""
+    data = large_sample()
+    n = data.height
+    before = data["v"].value_counts().sort("v")["count"].to_numpy().astype(np.int64)
+    p = before / n
+    kept = pram(data, ["v"], pd=MATRIX, invariant=True, alpha=0.7, seed=5)
+    applied = np.array(kept.details["transition_matrices"]["v"])
+    np.testing.assert_allclose(p @ applied, p, atol=1e-12)
+    np.testing.assert_allclose(applied.sum(axis=1), 1.0)
+    after = kept.data["v"].value_counts().sort("v")["count"].to_numpy().astype(np.int64)
+    se = np.sqrt(n * p * (1 - p))
+    assert (np.abs(after - before) < 4 * se).all() and kept.changed["v"] > 0.1 * n
+    plain = pram(data, ["v"], pd=MATRIX, seed=5)
+    moved = plain.data["v"].value_counts().sort("v")["count"].to_numpy().astype(np.int64)
+    assert (np.abs(moved - n * p @ MATRIX) < 4 * se).all() and (np.abs(moved - before) > 20 * se).any()
+    # per stratum: p R = p within each stratum
+    strat = pram(data, ["v"], pd=MATRIX, invariant=True, strata=["s"], seed=6)
+    assert "v" not in strat.details["transition_matrices"]  # differs per stratum
+    for _, part in data.with_columns(new=strat.data["v"]).group_by("s"):
+        b = part["v"].value_counts().sort("v")["count"].to_numpy().astype(np.int64)
+        a = part["new"].value_counts().sort("new")["count"].to_numpy().astype(np.int64)
+        assert (np.abs(a - b) < 4 * np.sqrt(part.height * (b / part.height) * (1 - b / part.height))).all()
+
+
+def test_pram_labelled_matrix_any_order(testdata2):
+    """A pandas DataFrame labelled by the categories in any order equals the array in sorted order."""
+    mat = np.full((3, 3), 0.1) + np.eye(3) * 0.7
+    labelled = pd.DataFrame(mat, index=[2, 3, 9], columns=[2, 3, 9]).loc[[9, 2, 3], [3, 9, 2]]
+    a = pram(testdata2, ["walls"], pd=mat, seed=9)
+    b = pram(testdata2, ["walls"], pd=labelled, seed=9)
+    assert a.data["walls"].equals(b.data["walls"]) and a.changed["walls"] > 0
+    text = pram(pl.DataFrame({"c": ["y", "x", None, "z", "x"]}), ["c"],
+                pd=pd.DataFrame(np.eye(3), index=["x", "y", "z"], columns=["z", "y", "x"]), seed=1)
+    assert text.data["c"].to_list() == ["y", "z", None, "x", "z"]  # x ↔ z swap, missing stays
+
+
+def test_pram_matrix_errors(testdata2):
+    cats = [2, 3, 9]
+    good = np.eye(3)
+    cases = [
+        (np.ones((3, 2)) / 2, "square"),
+        (np.eye(4), "has 3 categories"),
+        (np.array([[0.9, 0.0, 0.0], [0, 1, 0], [0, 0, 1]]), "row 2 of .* sums to 0.9, not 1"),
+        (np.array([[1.2, -0.2, 0.0], [0, 1, 0], [0, 0, 1]]), "negative probability"),
+        (np.array([[np.nan, 1, 0], [0, 1, 0], [0, 0, 1]]), "missing or infinite"),
+        ([["a", "b", "c"]] * 3, "numbers only"),
+        (pd.DataFrame(good, index=[2, 3, 4], columns=cats), "row labels .* missing 9; not categories of 'walls': 4"),
+        (pd.DataFrame(good, index=cats, columns=["2", "3", "9"]), "column labels"),
+        (pd.DataFrame(good, index=[2, 2, 9], columns=cats), "repeated row labels"),
+        (pl.DataFrame(good), "no row labels"),
+    ]
+    for matrix, message in cases:
+        with pytest.raises(InvalidMicrodataInput, match=message):
+            pram(testdata2, ["walls"], pd=matrix)
+    within = good.copy()
+    within[0] = [1 - 1e-10, 1e-10 / 2, 1e-10 / 4]  # sums to 1 within 1e-8: accepted
+    pram(testdata2, ["walls"], pd=within, seed=1)
+    with pytest.raises(InvalidMicrodataInput, match="pd must give a spec for each"):
+        pram(testdata2, ["walls", "roof"], pd={"walls": good})
+    with pytest.raises(InvalidMicrodataInput, match="always gives sdcMicro's invariant"):
+        pram(testdata2, ["walls"], pd=0.8, invariant=False)
+    with pytest.raises(InvalidMicrodataInput, match="between 0 and 1"):
+        pram(testdata2, ["walls"], pd=1.5)
+    with pytest.raises(InvalidMicrodataInput, match="'nothere'"):
+        pram(testdata2, ["nothere"], pd=good)
