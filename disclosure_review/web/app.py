@@ -12,7 +12,10 @@ URL paths (under the service prefix, e.g. /services/onsite-review/):
     GET  ./queue                             reviewer queue
     GET  ./mine                              the signed-in researcher's requests
     GET  ./requests/<id>                     request page
-    POST ./requests/<id>/outputs/<oid>/vote  vote form (decision, comment, override_reason, _xsrf)
+    POST ./requests/<id>/outputs/<oid>/vote  vote form (decision, comment, override_reason, revision, _xsrf)
+    POST ./requests/<id>/outputs/<oid>/protection  reviewer's protection of a table: action=preview|save,
+                                             method, base, secondary, merge_variable, merge_levels,
+                                             merge_label, revision, previewed (save), _xsrf
     POST ./requests/<id>/withdraw            requester withdraws (_xsrf)
     GET  ./requests/<id>/package.zip         requester downloads the release package
     POST ./api/requests                      JSON submission (token auth)
@@ -25,6 +28,7 @@ import base64
 import json
 import logging
 from datetime import datetime
+from types import SimpleNamespace
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -37,11 +41,12 @@ from tornado.ioloop import IOLoop
 
 from access_control.db import transaction
 from access_control.enums import AuditEventType
-from disclosure_review.sdc.enums import Verdict
+from disclosure_review.sdc.enums import SecondaryMethod, Verdict
 from disclosure_review.web.i18n import LANGUAGES, translator
 from disclosure_review.workflow import package, permissions, service
+from disclosure_review.workflow import protection as protection_choice
 from disclosure_review.workflow.enums import Decision, OutputKind, ReleaseStatus
-from disclosure_review.workflow.exceptions import ReleasePermissionDenied, ReleaseRequestNotFound
+from disclosure_review.workflow.exceptions import ProtectionInvalid, ReleasePermissionDenied, ReleaseRequestNotFound
 from onsite.errors import UserError
 from onsite.settings import Settings
 from onsite.web.service import HubServiceHandler, Identity, application, normal_prefix, templates
@@ -50,6 +55,7 @@ log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
 MAX_BODY_BYTES = 64 * 1024 * 1024  # 16 MB files, base64, several per request
+PROTECTION_FIELDS = ("method", "base", "secondary", "merge_variable", "merge_levels", "merge_label")
 
 def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
@@ -76,6 +82,41 @@ def _cell_marks(output) -> dict[tuple, str]:
     return marks
 
 
+def _protection_form(output) -> dict[str, str]:
+    """The protection form filled with the output's current choice (a reviewer changes it from there)."""
+    current = output.current_protection
+    if current is None:
+        return {field: "" for field in PROTECTION_FIELDS} | {"method": protection_choice.SUBMITTED}
+    choice = current.choice
+    sdc = choice.get("protection") or {}
+    merge = choice.get("merge") or {}
+    return {
+        "method": choice.get("method", protection_choice.SUBMITTED),
+        "base": str(sdc.get("base") or ""),
+        "secondary": sdc.get("secondary") or "",
+        "merge_variable": merge.get("variable", ""),
+        "merge_levels": "\n".join(merge.get("levels", [])),
+        "merge_label": merge.get("label", ""),
+    }
+
+
+def _submitted_levels(output) -> dict[str, list[str]]:
+    """Levels of each row and column variable in the table as submitted, shown beside the merge fields."""
+    if output.kind is not OutputKind.TABLE or not output.spec:
+        return {}
+    spec = output.spec
+    recomputed = output.protections[0].previous.get("recomputed") if output.protections else output.recomputed
+    return protection_choice.dimension_levels(recomputed, [*spec.get("rows", []), *spec.get("columns", [])])
+
+
+def _preview(job: service.ProtectionJob, checked) -> dict[str, Any]:
+    """What the service recomputed with a reviewer's protection, shaped like an output for the templates."""
+    shown = SimpleNamespace(kind=OutputKind.TABLE, recomputed=checked.recomputed, report=checked.report,
+                            spec=job.spec.to_dict(), verdict=checked.verdict, error=checked.error, id=job.output_id)
+    return {"output": shown, "rows": marked_rows(shown), "verified": checked.verified,
+            "digest": service.content_digest(checked) if checked.verified else ""}
+
+
 def _file_preview(output) -> dict[str, str | None]:
     """An opaque file as it would be released (re-rendered by the service), for the reviewer to judge."""
     if output.kind is not OutputKind.FILE or not output.content:
@@ -90,7 +131,9 @@ def make_jinja() -> jinja2.Environment:
     env = templates(HERE / "templates")
     env.filters["when"] = _when
     env.filters["tojson_pretty"] = lambda v: json.dumps(v, ensure_ascii=False, indent=2)
-    env.globals.update(Verdict=Verdict, Decision=Decision, OutputKind=OutputKind, ReleaseStatus=ReleaseStatus)
+    env.globals.update(Verdict=Verdict, Decision=Decision, OutputKind=OutputKind, ReleaseStatus=ReleaseStatus,
+                       protection_methods=protection_choice.METHODS, protection_fields=PROTECTION_FIELDS,
+                       secondary_methods=[m.value for m in SecondaryMethod])
     return env
 
 
@@ -184,7 +227,10 @@ class RequestPageHandler(BaseHandler):
     def get(self, request_id: str) -> None:
         self.show(int(request_id))
 
-    def show(self, request_id: int, *, status: int = 200, message: str = "", error: str = "", error_output: int | None = None) -> None:
+    def show(self, request_id: int, *, status: int = 200, message: str = "", error: str = "", error_output: int | None = None,
+             protection_output: int | None = None, protection_form: dict[str, str] | None = None,
+             protection_error: str = "", preview: dict[str, Any] | None = None) -> None:
+        """The request page; `protection_*` and `preview` belong to output `protection_output` (a form just posted)."""
         user = self.current_user
         with transaction(self.factory) as session:
             try:
@@ -201,6 +247,12 @@ class RequestPageHandler(BaseHandler):
                     or o.decision is not None
                     or any(v.reviewer == user for v in o.votes)
                     or request.status not in (ReleaseStatus.SUBMITTED, ReleaseStatus.PARTIALLY_REVIEWED),
+                    "can_protect": reviewer_view and permissions.can_protect(session, user, o),
+                    "levels": _submitted_levels(o) if reviewer_view else {},
+                    "protection_form": protection_form if o.id == protection_output and protection_form is not None
+                    else _protection_form(o),
+                    "protection_error": protection_error if o.id == protection_output else "",
+                    "protection_preview": preview if o.id == protection_output else None,
                     **_file_preview(o),
                 }
                 for o in request.outputs
@@ -240,6 +292,7 @@ class VoteHandler(RequestPageHandler):
                     settings=self.settings["onsite"],
                     comment=self.get_body_argument("comment", ""),
                     override_reason=self.get_body_argument("override_reason", ""),
+                    revision=_revision(self.get_body_argument("revision", "")),
                 )
         except ReleaseRequestNotFound as exc:
             self.fail(exc)
@@ -253,6 +306,59 @@ class VoteHandler(RequestPageHandler):
     def record_denied(self, action: AuditEventType, obj: str, exc: UserError) -> None:
         with transaction(self.factory) as session:
             service.record_refusal(session, action, actor=self.current_user, object=obj, reason=str(exc))
+
+
+def _revision(text: str) -> int | None:
+    """The protection revision a form was rendered with (absent: not checked)."""
+    try:
+        return int(text) if text.strip() else None
+    except ValueError:
+        raise web.HTTPError(400, "revision must be a whole number") from None
+
+
+class ProtectionHandler(VoteHandler):
+    """A reviewer previews or saves a protection of one table: the service recomputes it from the source data."""
+
+    @web.authenticated
+    async def post(self, request_id: str, output_id: str) -> None:
+        t = translator(self.language)
+        rid, oid = int(request_id), int(output_id)
+        action = self.get_body_argument("action", "preview")
+        if action not in ("preview", "save"):
+            raise web.HTTPError(400, "action must be preview or save")
+        form = {field: self.get_body_argument(field, "") for field in PROTECTION_FIELDS}
+        revision = _revision(self.get_body_argument("revision", ""))
+        previewed = self.get_body_argument("previewed", "").strip()
+        reviewer = self.current_user
+
+        def work():
+            # Recompute outside any transaction (SQLite has one writer; the query may take seconds).
+            with transaction(self.factory) as session:
+                job = service.prepare_protection(session, rid, oid, reviewer,
+                                                 protection_choice.parse_choice(**form), revision=revision)
+            checked = service.compute_protection(job)
+            if action == "save":
+                if not previewed:
+                    raise ProtectionInvalid("preview the protection before saving it", key="preview_first")
+                with transaction(self.factory) as session:
+                    service.apply_protection(session, job, checked, previewed=previewed)
+            return job, checked
+
+        try:
+            job, checked = await IOLoop.current().run_in_executor(None, work)
+        except ReleaseRequestNotFound as exc:
+            self.fail(exc)
+        except UserError as exc:
+            denied = isinstance(exc, ReleasePermissionDenied)
+            if denied or action == "save":
+                self.record_denied(AuditEventType.OUTPUT_CHECK, f"release_request/{rid}/{oid}", exc)
+            self.show(rid, status=HTTPStatus.FORBIDDEN if denied else HTTPStatus.BAD_REQUEST,
+                      protection_output=oid, protection_form=form, protection_error=self.error_text(exc))
+            return
+        if action == "save":
+            self.show(rid, message=t("protection_saved"))
+        else:
+            self.show(rid, protection_output=oid, protection_form=form, preview=_preview(job, checked))
 
 
 class WithdrawHandler(RequestPageHandler):
@@ -390,6 +496,7 @@ def make_app(
         (rf"{p}mine", MineHandler),
         (rf"{p}requests/(\d+)", RequestPageHandler),
         (rf"{p}requests/(\d+)/outputs/(\d+)/vote", VoteHandler),
+        (rf"{p}requests/(\d+)/outputs/(\d+)/protection", ProtectionHandler),
         (rf"{p}requests/(\d+)/withdraw", WithdrawHandler),
         (rf"{p}requests/(\d+)/package\.zip", DownloadHandler),
         (rf"{p}api/requests", ApiRequestsHandler),

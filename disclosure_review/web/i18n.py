@@ -86,6 +86,61 @@ MESSAGES: dict[str, dict[str, str]] = {
     "col_interval": {"ja": "存在範囲 [下限, 上限]", "en": "Interval [low, high]"},
     "cell_primary": {"ja": "一次秘匿", "en": "primary"},
     "cell_secondary": {"ja": "二次秘匿", "en": "secondary"},
+    "spec_as_submitted": {"ja": "研究者が申請した仕様:", "en": "The spec as the researcher submitted it:"},
+    # protection applied by reviewers
+    "protect_heading": {"ja": "秘匿処理を適用する", "en": "Apply protection"},
+    "protect_note": {
+        "ja": "選んだ方法で、サービスが元データから表を再計算し、再判定します。研究者の分析環境から送られた値は使いません。プレビューを確認してから保存してください。",
+        "en": "The service recomputes the table from the source data with the protection you choose and checks it again; "
+              "nothing the researcher's session sent is used. Look at the preview, then save it.",
+    },
+    "cannot_protect": {"ja": "秘匿処理を適用できません", "en": "The protection cannot be applied"},
+    "protect_method_legend": {"ja": "秘匿の方法", "en": "Protection method"},
+    "method_submitted": {"ja": "研究者の申請どおり", "en": "As the researcher submitted it"},
+    "method_none": {"ja": "秘匿なし", "en": "No protection"},
+    "method_suppress": {"ja": "セル秘匿(一次・二次秘匿)", "en": "Cell suppression (primary and secondary)"},
+    "method_round": {"ja": "丸め", "en": "Rounding"},
+    "method_delete_records": {"ja": "該当レコードの削除", "en": "Deleting the records of failing cells"},
+    "round_base": {"ja": "丸めの基数", "en": "Rounding base"},
+    "round_base_hint": {
+        "ja": "丸めのときだけ使います。1 以上の整数。空欄なら審査基準の値を使います。",
+        "en": "Used for rounding only: a whole number of at least 1. Empty: the rule preset's base.",
+    },
+    "secondary_method": {"ja": "二次秘匿の方法", "en": "Secondary suppression"},
+    "secondary_hypercube": {"ja": "ハイパーキューブ法(高速)", "en": "hypercube (fast)"},
+    "secondary_optimal": {"ja": "最適化(秘匿セル最少)", "en": "optimal (fewest cells)"},
+    "merge_legend": {"ja": "カテゴリの統合(リコード)", "en": "Merging categories (recoding)"},
+    "merge_variable": {"ja": "統合する変数", "en": "Variable whose levels are merged"},
+    "merge_none": {"ja": "統合しない", "en": "no merging"},
+    "merge_levels": {"ja": "統合するカテゴリ(1 行に 1 つ)", "en": "Levels to merge (one per line)"},
+    "merge_levels_hint": {
+        "ja": "2 つ以上のカテゴリを 1 つにまとめ、元データから集計し直します。各変数のカテゴリ:",
+        "en": "Two or more levels become one, and the table is recomputed from the source data. Levels of each variable:",
+    },
+    "levels_unknown": {"ja": "(不明)", "en": "(unknown)"},
+    "merge_label": {"ja": "統合後のカテゴリ名", "en": "Name of the merged level"},
+    "merged_levels": {"ja": "{variable} の {levels} を「{label}」に統合", "en": "{variable}: {levels} merged into “{label}”"},
+    "protect_preview": {"ja": "プレビュー(再計算)", "en": "Preview (recompute)"},
+    "preview_heading": {"ja": "プレビュー:この秘匿処理で公表される表", "en": "Preview: the table as it would be released with this protection"},
+    "save_withdraws_approvals": {
+        "ja": "保存すると、この出力への承認は取り消されます。承認は同じ内容に対してそろう必要があります。",
+        "en": "Saving withdraws the approvals of this output: all approvals must be of the same content.",
+    },
+    "protect_save": {"ja": "この秘匿処理を保存する", "en": "Save this protection"},
+    "protection_saved": {
+        "ja": "秘匿処理を保存しました。公表されるのは再計算した秘匿後の表です。",
+        "en": "The protection was saved. The recomputed, protected table is what would be released.",
+    },
+    "applied_heading": {"ja": "審査者が適用した秘匿処理", "en": "Protection applied by reviewers"},
+    "applied_note": {
+        "ja": "最新のものが公表されます。変更すると、それまでの承認は取り消されます。",
+        "en": "The latest one is released. Changing it withdraws the approvals given before.",
+    },
+    "col_revision": {"ja": "版", "en": "Revision"},
+    "col_applied_by": {"ja": "適用した審査者", "en": "Applied by"},
+    "col_invalidated": {"ja": "取り消された承認", "en": "Approvals withdrawn"},
+    "current": {"ja": "現在", "en": "current"},
+    "was": {"ja": "変更前:", "en": "was"},
     "failing_cell": {"ja": "不合格のセル", "en": "failing cell"},
     "review_cell": {"ja": "要審査のセル", "en": "cell needing review"},
     "legend": {
@@ -180,6 +235,88 @@ MESSAGES: dict[str, dict[str, str]] = {
     "err_nothing_to_collect": {
         "ja": "この申請は「{status}」のため、受け取れる公表パッケージはありません。",
         "en": "This request is {status}: there is no release package to collect.",
+    },
+    "err_not_protectable_status": {
+        "ja": "この申請は「{status}」のため、秘匿処理を変更できません。",
+        "en": "This request is {status}: its outputs can no longer be protected.",
+    },
+    "err_not_a_table": {
+        "ja": "出力 {output} は集計表ではありません。ここで秘匿処理できるのは集計表だけです。",
+        "en": "Output {output} is not a table: only tables can be protected here.",
+    },
+    "err_protection_method": {"ja": "秘匿の方法を選んでください({methods})。", "en": "Choose a protection method ({methods})."},
+    "err_protection_base": {
+        "ja": "丸めの基数は 1 から {limit} までの整数にしてください(入力値: {value})。",
+        "en": "The rounding base must be a whole number from 1 to {limit} (you gave: {value}).",
+    },
+    "err_protection_secondary": {
+        "ja": "二次秘匿の方法は {methods} のいずれかです。",
+        "en": "Secondary suppression must be one of {methods}.",
+    },
+    "err_merge_variable_missing": {
+        "ja": "カテゴリを統合する変数を選んでください。",
+        "en": "Choose the variable whose levels are merged.",
+    },
+    "err_merge_levels_few": {
+        "ja": "{variable} の統合するカテゴリを 2 つ以上({limit} まで)、1 行に 1 つずつ書いてください。",
+        "en": "Name 2 to {limit} levels of {variable} to merge, one per line.",
+    },
+    "err_merge_label": {
+        "ja": "統合後のカテゴリ名を 1〜{limit} 文字で付けてください(合計の表示名「{total}」は使えません)。",
+        "en": "Name the merged level: 1 to {limit} characters, not “{total}” (the margins' label).",
+    },
+    "err_merge_variable_unknown": {
+        "ja": "{variable} はこの表の行・列の変数ではありません(変数: {variables})。",
+        "en": "{variable} is not a row or column variable of this table (variables: {variables}).",
+    },
+    "err_merge_histogram": {
+        "ja": "ヒストグラムの階級は統合できません。研究者が階級の境界を選び直してください。",
+        "en": "A histogram's bins cannot be merged: the researcher chooses other bin edges.",
+    },
+    "err_merge_level_unknown": {
+        "ja": "{levels} は {variable} のカテゴリではありません(カテゴリ: {known})。",
+        "en": "{levels}: not a level of {variable} (its levels: {known}).",
+    },
+    "err_merge_label_taken": {
+        "ja": "「{label}」は {variable} の別のカテゴリ名です。別の名前にしてください。",
+        "en": "“{label}” is already another level of {variable}: choose another name.",
+    },
+    "err_merge_unmatched": {
+        "ja": "{variable} のカテゴリ {levels} がデータと一致しませんでした。綴りを確認してください。",
+        "en": "Level(s) {levels} of {variable} could not be matched in the data: check their spelling.",
+    },
+    "err_protection_statistic": {
+        "ja": "秘匿処理(秘匿・丸め・削除)は件数と合計の表だけに使えます。この表の統計量は {statistic} です。カテゴリの統合は使えます。",
+        "en": "Suppression, rounding and deletion work on counts and sums only; this table's statistic is {statistic}. "
+              "Merging categories works.",
+    },
+    "err_protection_spec": {
+        "ja": "この秘匿処理は表の仕様に合いません: {detail}",
+        "en": "This protection does not fit the table spec: {detail}",
+    },
+    "err_round_base_required": {
+        "ja": "審査基準 {preset} には丸めの基数がありません。基数を入力してください。",
+        "en": "Rule preset {preset} sets no rounding base: give the base.",
+    },
+    "err_protection_changed": {
+        "ja": "出力 {output} の秘匿処理は、その間に別の審査者が変更しました。表を確認し直してください。",
+        "en": "Another reviewer changed the protection of output {output} meanwhile: look at it again.",
+    },
+    "err_protection_failed": {
+        "ja": "この秘匿処理では表を再計算できませんでした: {detail}",
+        "en": "The table could not be recomputed with this protection: {detail}",
+    },
+    "err_preview_stale": {
+        "ja": "再計算した表がプレビューと異なります(データまたは利用許可が変わりました)。もう一度プレビューしてください。",
+        "en": "The recomputed table differs from the preview (the data or grants changed): preview it again.",
+    },
+    "err_preview_first": {
+        "ja": "保存する前にプレビューで確認してください。",
+        "en": "Preview the protection before saving it.",
+    },
+    "err_content_changed": {
+        "ja": "このページを開いた後に、出力 {output} の秘匿処理が変更されました。表を確認し直してから投票してください。",
+        "en": "A reviewer changed the protection of output {output} after you opened the page: look at the table again before voting.",
     },
     "err_override_required": {
         "ja": "この出力は自動判定で不合格です。承認するには例外承認の理由を書いてください。",

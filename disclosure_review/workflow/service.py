@@ -531,13 +531,22 @@ def prepare_protection(
     *,
     policy: policies.ReviewPolicy | None = None,
     today: date | None = None,
+    revision: int | None = None,
 ) -> ProtectionJob:
-    """Check that `reviewer` may protect the output and that the choice fits the table. Reads only."""
+    """Check that `reviewer` may protect the output and that the choice fits the table. Reads only.
+
+    `revision`: the output's protection revision the reviewer saw; refused if it changed since.
+    """
     from access_control.policy import granted_datasets
     from disclosure_review.sdc import load_preset
 
     output = output_of(session, request_id, output_id)
     permissions.check_can_protect(session, reviewer, output)
+    if revision is not None and revision != output.revision:
+        raise ProtectionInvalid(
+            f"another reviewer changed the protection of output {output.name} meanwhile: look at it again",
+            key="protection_changed", output=output.name,
+        )
     request = output.request
     submitted = TableSpec.from_dict(output.spec)
     # Levels of the table as submitted (the first protection keeps what it replaced).

@@ -55,3 +55,12 @@ def test_every_workflow_refusal_key_is_translated():
     for key in keys:  # both languages use the same placeholders
         fields = [{f for _, f, _, _ in string.Formatter().parse(i18n.MESSAGES[f"err_{key}"][lang]) if f} for lang in i18n.LANGUAGES]
         assert fields[0] == fields[1], key
+
+
+def test_protection_choices_are_translated():
+    """Keys the protection form and history build from the methods a reviewer can choose."""
+    from disclosure_review.sdc.enums import SecondaryMethod
+    from disclosure_review.workflow.protection import METHODS
+
+    built = {f"method_{m}" for m in METHODS} | {f"secondary_{m.value}" for m in SecondaryMethod}
+    assert built - set(i18n.MESSAGES) == set()
