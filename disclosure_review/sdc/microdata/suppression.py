@@ -280,12 +280,12 @@ def local_suppression(
             rounds = max(rounds, r)
             used |= ms
     # never return a result that misses k (cannot happen, see the module docstring)
-    for rows in strata_rows:
-        for cols, kk in subsets:
-            if below_k(protected[rows], cols, kk, alpha).any():
-                raise RuntimeError("local suppression ended below k; please report this data pattern")
     fk = code_frequencies(protected, alpha)
-    extra = ({"k": subsets[0][1], "rounds": rounds} if combs is None else  # passes > 1: sdcMicro's missed k
+    missed = (fk < subsets[0][1]).any() if combs is None and not strata else any(
+        below_k(protected[rows], cols, kk, alpha).any() for rows in strata_rows for cols, kk in subsets)
+    if missed:
+        raise RuntimeError("local suppression ended below k; please report this data pattern")
+    extra = ({"k": subsets[0][1], "rounds": rounds} if combs is None else  # passes > 1: sdcMicro left a subset below k
              {"k": [kk for _, kk in size_k], "combs": [s for s, _ in size_k], "subsets": len(subsets), "passes": rounds})
     newly = (protected == MISSING) & (codes != MISSING)
     out = df.with_columns(
