@@ -352,8 +352,11 @@ class ProtectionHandler(VoteHandler):
             denied = isinstance(exc, ReleasePermissionDenied)
             if denied or action == "save":
                 self.record_denied(AuditEventType.OUTPUT_CHECK, f"release_request/{rid}/{oid}", exc)
-            self.show(rid, status=HTTPStatus.FORBIDDEN if denied else HTTPStatus.BAD_REQUEST,
-                      protection_output=oid, protection_form=form, protection_error=self.error_text(exc))
+            if denied:  # no form to show the error beside: the error page says why
+                self.fail(exc)
+            # The page again, the error beside the form and what the reviewer typed kept.
+            self.show(rid, status=HTTPStatus.BAD_REQUEST, protection_output=oid, protection_form=form,
+                      protection_error=self.error_text(exc))
             return
         if action == "save":
             self.show(rid, message=t("protection_saved"))

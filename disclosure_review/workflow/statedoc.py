@@ -47,6 +47,14 @@ Votes per output (each reviewer votes once on each output):
   retries it.
 - Each vote writes an `OUTPUT_DECIDE` audit event; each collection of a package a
   `RELEASE_COLLECT` event.
+
+Protection applied by a reviewer (while the request is `SUBMITTED` or
+`PARTIALLY_REVIEWED` and the table output is undecided) changes no status: the
+service recomputes the table with it, the result replaces the output's cells,
+verdict and checks, and the approvals given to the content it replaces are
+withdrawn (every approval must be of the same protected content; those reviewers
+vote again). Each applied protection writes an `OUTPUT_CHECK` audit event with the
+reviewer as actor; a vote on content changed since the page was loaded is refused.
 """
 
 

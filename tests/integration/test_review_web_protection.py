@@ -75,7 +75,8 @@ def test_reviewer_applies_protection_through_the_web(server):
     dave = login(base, "dave")
     dave.cookies.set("_xsrf", "0" * 32, path="/")
     forged = {"method": "suppress", "action": "preview", "_xsrf": "0" * 32}
-    assert dave.post(protect_url, data=forged).status_code == 403
+    refused = dave.post(protect_url, data=forged)
+    assert refused.status_code == 403 and "プロジェクト p1 のメンバーです" in refused.text
     erin = login(base, "erin")
     erin.cookies.set("_xsrf", "0" * 32, path="/")
     assert erin.post(protect_url, data=forged).status_code == 403

@@ -223,10 +223,31 @@ def test_a_recomputation_that_fails_is_not_saved(world):
 
 
 def test_decided_outputs_and_files_cannot_be_protected(world):
-    request_id = submit(world, table_output())
+    figure = {"name": "notes", "kind": "file", "filename": "notes.txt", "content_b64": "aGVsbG8=",
+              "code": "print('hello')", "explanation": "a note"}
+    request_id = submit(world, table_output(), table_output("second", query="SELECT * FROM survey WHERE region <> 'C'"),
+                        figure)
     vote(world, request_id, "bob", Decision.REJECT, comment="not needed")
+    for position, key in ((0, "already_decided"), (2, "not_a_table")):
+        with pytest.raises(ReleasePermissionDenied) as refused:
+            _protect(world, request_id, "carol", position, method="suppress")
+        assert refused.value.key == key
+    vote(world, request_id, "bob", Decision.RETURN, position=1, comment="explain the second table")
     with pytest.raises(ReleasePermissionDenied) as refused:
-        _protect(world, request_id, "carol", method="suppress")
-    assert refused.value.key in ("already_decided", "not_protectable_status")
+        _protect(world, request_id, "carol", 1, method="suppress")
+    assert refused.value.key == "not_protectable_status"
     with transaction(world.factory) as s:
         assert s.scalar(select(func.count()).select_from(OutputProtection)) == 0
+
+
+def test_merged_levels_are_sql_literals_never_code():
+    import duckdb
+
+    from disclosure_review.workflow.protection import Merge, recoding_query
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t AS SELECT * FROM (VALUES ('a''b', 1), ('c', 2), ('d', 3)) v(level, n)")
+    hostile = Merge("level", ("a'b", "c') OR TRUE OR ('"), "x'); DROP TABLE t; --")
+    rows = con.execute(recoding_query("SELECT * FROM t", hostile) + " ORDER BY n").fetchall()
+    assert rows == [("x'); DROP TABLE t; --", 1), ("c", 2), ("d", 3)]  # only the exact level a'b was merged
+    assert con.execute("SELECT count(*) FROM t").fetchone() == (3,)
