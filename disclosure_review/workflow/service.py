@@ -23,9 +23,9 @@ from sqlalchemy.orm import Session
 from access_control import audit
 from access_control.enums import AuditEventType, Outcome
 from access_control.models import Project, utcnow
+from disclosure_review.sdc.enums import ProtectionMethod
 from disclosure_review.sdc.microdata import ExtractSpec
 from disclosure_review.sdc.spec import InvalidSpec, TableSpec
-from disclosure_review.sdc.enums import ProtectionMethod
 from disclosure_review.workflow import extracts, package, permissions, policies, recompute
 from disclosure_review.workflow import protection as protection_choice
 from disclosure_review.workflow.enums import Decision, OutputKind, ReleaseStatus
@@ -555,10 +555,10 @@ def prepare_protection(
     spec = protection_choice.protected_spec(submitted, choice, levels)
     if spec.protection is not None and spec.protection.method is ProtectionMethod.ROUND and spec.protection.base is None:
         try:
-            preset_base = load_preset(request.preset).round_base
+            needs_base = load_preset(request.preset).round_base is None
         except Exception:
-            preset_base = None  # an unloadable preset fails at recomputation, saying why
-        if preset_base is None:
+            needs_base = False  # an unloadable preset fails at recomputation, saying why
+        if needs_base:
             raise ProtectionInvalid(
                 f"rule preset {request.preset} sets no rounding base: give the base", key="round_base_required",
                 preset=request.preset,

@@ -155,6 +155,20 @@ def test_the_one_path(running):
     assert accepted.status_code == 200
     assert not (settings.egress_dir / str(small_id)).exists()  # still needs the second reviewer
 
+    # The second reviewer suppresses the small cells instead (the protection form under the Hub's XSRF): the
+    # service recomputes the table itself, and the first approval, given to the unprotected table, is withdrawn.
+    page = second.http.get(f"{hub.url}{REVIEW}/requests/{small_id}", timeout=30).content.decode("utf-8")
+    action = html.unescape(re.search(rf'action="([^"]*requests/{small_id}/outputs/\d+/protection)"', page).group(1))
+    form = {"_xsrf": html.unescape(re.search(r'name="_xsrf" value="([^"]+)"', page).group(1)), "method": "suppress",
+            "revision": "0"}
+    preview = second.http.post(f"{hub.url}{action}", data={**form, "action": "preview"}, timeout=120)
+    assert preview.status_code == 200, preview.text[:500]
+    previewed = re.search(r'name="previewed" value="([0-9a-f]{64})"', preview.text).group(1)
+    saved = second.http.post(f"{hub.url}{action}", data={**form, "previewed": previewed, "action": "save"}, timeout=120)
+    assert saved.status_code == 200 and '<td class="invalidated">sato</td>' in saved.text, saved.text[:500]
+    applied = [e for e in audit_events(settings, "OUTPUT_CHECK", "suzuki") if "protection" in e["details"]]
+    assert [e["details"]["invalidated_approvals"] for e in applied] == [["sato"]]
+
     # The researcher collects the release package: exactly the released files and the manifest.
     collected = researcher.http.get(f"{hub.url}{REVIEW}/requests/{passing_id}/package.zip", timeout=60)
     assert collected.status_code == 200, collected.text[:500]

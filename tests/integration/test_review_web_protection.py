@@ -9,7 +9,6 @@ import re
 import zipfile
 
 import pytest
-import requests
 from test_review_web import login, output_ids, server, submit, xsrf_of  # noqa: F401  (server is a fixture)
 from workflow_factories import table_output
 
@@ -117,6 +116,7 @@ def test_reviewer_applies_protection_through_the_web(server):
     assert saved.status_code == 200 and "秘匿処理を保存しました" in saved.text
     assert [(p.reviewer, p.revision) for p in protections(settings)] == [("bob", 1)]
     assert cells_of(section(saved.text, output_id))["C"] == ""
+    assert 'name="method" value="suppress" checked' in section(saved.text, output_id)  # the form starts from it
     # a saved form sent again is of an old revision now
     again = bob.post(protect_url, data={**fields, "_xsrf": token, "action": "save"})
     assert again.status_code == 400 and "別の審査者が変更しました" in again.text
