@@ -136,14 +136,14 @@ def check_record_level(
         if weight is None:
             findings.append(RecordLevelFinding("weighted_k_anonymity", Verdict.REVIEW, "no sampling weight declared"))
         else:
-            below = int((report.Fk < rules.weighted_k).sum())
+            below = report.records_below_weighted_k(rules.weighted_k)
             rule("weighted_k_anonymity", below > 0, f"{below} records with F_k below {rules.weighted_k}",
                  weighted_k=rules.weighted_k, records=below)
     if rules.max_individual_risk is not None:
-        above = int((report.risk > rules.max_individual_risk).sum())
+        above = report.records_above_risk(rules.max_individual_risk)
         rule("individual_risk", above > 0, f"{above} records with re-identification risk above "
              f"{rules.max_individual_risk}", threshold=rules.max_individual_risk, records=above,
-             max_risk=float(report.risk.max()))
+             max_risk=report.max_risk)
     if rules.max_global_risk is not None:
         g = report.global_risk.global_risk
         rule("global_risk", g > rules.max_global_risk, f"global risk {g:.4f} (threshold {rules.max_global_risk})",

@@ -1,31 +1,34 @@
-"""f_k, F_k, k-anonymity and individual risk per key combination, in one DuckDB GROUP BY.
+"""f_k, F_k, k-anonymity and individual risk per key combination.
 
 Every record of a key combination shares its f_k, F_k and risk, so the
-per-combination arrays carry the per-record results without materialising
-them. On a DuckDB relation whose key variables have no missing value the
-aggregation runs inside DuckDB (only the combinations are fetched); otherwise
-(missing values match any value, sdcMicro's rule, or a data frame) it uses the
-per-pattern arrays of `frequencies()`.
+per-combination arrays (with each combination's number of records) carry the
+per-record results without materialising them. On a DuckDB relation whose key
+variables have no missing value this is one GROUP BY inside DuckDB (only the
+combinations are fetched); otherwise (missing values match any value,
+sdcMicro's rule, or a data frame) it works on the per-pattern arrays of
+`frequencies_of_codes`, one combination per key pattern.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import duckdb
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from ._data import InvalidMicrodataInput, check_k
-from .frequencies import frequencies
+from ._data import MISSING, InvalidMicrodataInput, KeyData, check_k, load_keys
+from .frequencies import frequencies_of_codes
 from .risk import RiskMethod, risk_of
 
 
 @dataclass(frozen=True)
 class KeyCombinations:
-    """Per key combination (or per key pattern with missing values): records, f_k and F_k."""
+    """Per key combination (or per key pattern with missing values): its values, records, f_k and F_k."""
 
     keys: tuple[str, ...]
+    values: pa.Table  # one row per combination, a column per key variable; null = missing
     records: np.ndarray
     fk: np.ndarray
     Fk: np.ndarray
@@ -40,10 +43,14 @@ class KeyCombinations:
         """k-anonymity level: the smallest f_k."""
         return int(self.fk.min())
 
+    def records_where(self, mask: np.ndarray) -> int:
+        """Records in the combinations selected by a boolean mask over combinations."""
+        return int(self.records[mask].sum())
+
     def violations(self, k: float, *, weighted: bool = False) -> int:
         """Records in a key combination with f_k < k (weighted: F_k < k); as `Frequencies.violations`."""
         check_k(k)
-        return int(self.records[(self.Fk if weighted else self.fk) < k].sum())
+        return self.records_where((self.Fk if weighted else self.fk) < k)
 
     def risk(self, *, method: RiskMethod = RiskMethod.APPROX, qual: float = 1.0, survey: bool = True) -> np.ndarray:
         """Individual risk of the records of each combination (sdcMicro indivRisk, as `individual_risk`)."""
@@ -58,38 +65,76 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def key_combinations(data: Any, keys: Sequence[str], *, weight: str | None = None) -> KeyCombinations:
-    """Records, f_k and F_k of every key combination of `data` (see the module docstring)."""
+_NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT",
+            "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL")
+
+
+def _check_relation(data: duckdb.DuckDBPyRelation, keys: tuple[str, ...], weight: str | None) -> None:
+    absent = [c for c in (*keys, *([weight] if weight else [])) if c not in data.columns]
+    if absent:
+        raise InvalidMicrodataInput(f"variable(s) {', '.join(map(repr, absent))} not in the data; "
+                                    f"it has: {', '.join(data.columns)}")
+    if weight:
+        kind = str(dict(zip(data.columns, data.types))[weight])
+        if not kind.startswith(_NUMERIC):
+            raise InvalidMicrodataInput(f"sampling weight {weight!r} must be numeric, not {kind}")
+
+
+def _in_duckdb(data: duckdb.DuckDBPyRelation, keys: tuple[str, ...], weight: str | None) -> KeyCombinations | None:
+    """One GROUP BY in DuckDB; None when a key value is missing (then sdcMicro's matching rule applies)."""
+    _check_relation(data, keys, weight)
+    cols = ", ".join(map(_quote, keys))
+    any_null = " OR ".join(f"{_quote(c)} IS NULL" for c in keys)
+    w = f"CAST({_quote(weight)} AS DOUBLE)" if weight else "1.0"
+    bad_weight = f"count(*) FILTER (WHERE {w} IS NULL OR isnan({w}) OR {w} <= 0)" if weight else "0"
+    # Aliases no key variable is likely to have (DuckDB names are case-insensitive).
+    result = data.query(
+        "microdata_input",
+        f"SELECT {cols}, count(*)::DOUBLE AS __onsite_f, sum({w}) AS __onsite_w, bool_or({any_null}) AS __onsite_m, "
+        f"{bad_weight} AS __onsite_bad FROM microdata_input GROUP BY {cols}",
+    ).to_arrow_table()
+    if result.num_rows == 0:
+        raise InvalidMicrodataInput("the data has no records")
+    bad = pc.sum(result.column("__onsite_bad")).as_py()
+    if bad:
+        raise InvalidMicrodataInput(
+            f"sampling weight {weight!r} must be positive and present for every record: "
+            f"{bad} record(s) have a missing, zero or negative weight")
+    if pc.any(result.column("__onsite_m")).as_py():
+        return None
+    fk = result.column("__onsite_f").to_numpy()
+    Fk = result.column("__onsite_w").to_numpy() if weight else fk
+    return KeyCombinations(keys, result.select(list(keys)), fk, fk, Fk, weight is not None)
+
+
+def combinations_of_keys(key_data: KeyData, alpha: float = 1.0) -> tuple[KeyCombinations, np.ndarray]:
+    """The key patterns of coded data as combinations, and each record's combination (index per record)."""
+    freq = frequencies_of_codes(key_data.keys, key_data.codes, key_data.weight, alpha)
+    n_pat = freq.pattern_fk.shape[0]
+    records = np.bincount(freq.pattern, minlength=n_pat).astype(np.float64)
+    used = records > 0  # radix patterns that no record has are dropped
+    compact = np.cumsum(used) - 1
+    first = np.empty(n_pat, dtype=np.int64)
+    first[freq.pattern[::-1]] = np.arange(key_data.n - 1, -1, -1)
+    codes = key_data.codes[first[used]]
+    values = pa.table({
+        key: key_data.levels[j].take(pa.array(codes[:, j], mask=codes[:, j] == MISSING))
+        for j, key in enumerate(key_data.keys)
+    })
+    combos = KeyCombinations(key_data.keys, values, records[used], freq.pattern_fk[used], freq.pattern_Fk[used],
+                             key_data.weight is not None)
+    return combos, compact[freq.pattern]
+
+
+def key_combinations(data: object, keys: Sequence[str], *, weight: str | None = None) -> KeyCombinations:
+    """Values, records, f_k and F_k of every key combination of `data` (see the module docstring)."""
     keys = tuple(keys)
     if not keys:
         raise InvalidMicrodataInput("name at least one key variable")
+    if len(set(keys)) != len(keys):
+        raise InvalidMicrodataInput(f"key variables are repeated: {list(keys)}")
     if isinstance(data, duckdb.DuckDBPyRelation):
-        wanted = [*keys, *([weight] if weight else [])]
-        absent = [c for c in wanted if c not in data.columns]
-        if absent:
-            raise InvalidMicrodataInput(f"variable(s) {', '.join(map(repr, absent))} not in the data; "
-                                        f"it has: {', '.join(data.columns)}")
-        cols = ", ".join(map(_quote, keys))
-        any_null = " OR ".join(f"{_quote(c)} IS NULL" for c in keys)
-        w = f"CAST({_quote(weight)} AS DOUBLE)" if weight else "1.0"
-        bad_weight = f"count(*) FILTER (WHERE {w} IS NULL OR isnan({w}) OR {w} <= 0)" if weight else "0"
-        result = data.query(
-            "microdata_input",
-            f"SELECT count(*)::DOUBLE AS f, sum({w}) AS w, bool_or({any_null}) AS m, {bad_weight} AS bad "
-            f"FROM microdata_input GROUP BY {cols}",
-        ).fetchnumpy()
-        if result["f"].size == 0:
-            raise InvalidMicrodataInput("the data has no records")
-        bad = int(np.asarray(result["bad"]).sum())
-        if bad:
-            raise InvalidMicrodataInput(
-                f"sampling weight {weight!r} must be positive and present for every record: "
-                f"{bad} record(s) have a missing, zero or negative weight")
-        if not np.asarray(result["m"]).any():
-            fk = np.asarray(result["f"], dtype=np.float64)
-            Fk = np.asarray(result["w"], dtype=np.float64) if weight else fk
-            return KeyCombinations(keys, fk, fk, Fk, weight is not None)
-    freq = frequencies(data, keys, weight=weight)
-    records = np.bincount(freq.pattern, minlength=freq.pattern_fk.shape[0]).astype(np.float64)
-    used = records > 0
-    return KeyCombinations(keys, records[used], freq.pattern_fk[used], freq.pattern_Fk[used], weight is not None)
+        combos = _in_duckdb(data, keys, weight)
+        if combos is not None:
+            return combos
+    return combinations_of_keys(load_keys(data, keys, weight=weight)[0])[0]

@@ -10,10 +10,13 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from ._data import check_k, load_keys
-from .frequencies import frequencies_of_codes
+from .combinations import KeyCombinations, combinations_of_keys, key_combinations
 from .ldiversity import l_diversity
-from .risk import GlobalRisk, RiskMethod, global_risk, individual_risk
+from .risk import GlobalRisk, RiskMethod, global_risk
 from .suda2 import suda2_codes
 
 log = logging.getLogger(__name__)
@@ -21,12 +24,12 @@ log = logging.getLogger(__name__)
 REPORT_VERSION = 1
 
 
-def _fk_classes(fk: np.ndarray) -> dict[str, int]:
+_FK_CLASSES = {"1": (0, 2), "2": (2, 3), "3": (3, 4), "4": (4, 5), "5-9": (5, 10), ">=10": (10, np.inf)}
+
+
+def _fk_classes(fk: np.ndarray, records: np.ndarray) -> dict[str, int]:
     """Records per f_k class: 1, 2, 3, 4, 5-9, >=10."""
-    return {
-        "1": int(np.sum(fk < 2)), "2": int(np.sum((fk >= 2) & (fk < 3))), "3": int(np.sum((fk >= 3) & (fk < 4))),
-        "4": int(np.sum((fk >= 4) & (fk < 5))), "5-9": int(np.sum((fk >= 5) & (fk < 10))), ">=10": int(np.sum(fk >= 10)),
-    }
+    return {name: int(records[(fk >= low) & (fk < high)].sum()) for name, (low, high) in _FK_CLASSES.items()}
 
 
 @dataclass(frozen=True)
@@ -48,8 +51,9 @@ class RiskyCombination:
 class RiskReport:
     """Record-level risk of one dataset or output under given key variables.
 
-    Per-record arrays (`fk`, `Fk`, `risk`) are kept for plots and checks but are
-    not part of `to_dict()`.
+    Results are kept per key combination (`combinations`, with `risk` per
+    combination): every record of a combination shares its f_k, F_k and risk.
+    They serve plots and checks but are not part of `to_dict()`.
     """
 
     keys: tuple[str, ...]
@@ -57,8 +61,7 @@ class RiskReport:
     household: str | None
     k: int
     n: int
-    fk: np.ndarray = field(repr=False)
-    Fk: np.ndarray = field(repr=False)
+    combinations: KeyCombinations = field(repr=False)
     risk: np.ndarray = field(repr=False)
     global_risk: GlobalRisk
     k_violations: dict[int, int]  # k → records with f_k < k (2, 3 and the report's k)
@@ -72,10 +75,23 @@ class RiskReport:
     def records_below_k(self) -> int:
         return self.k_violations[self.k]
 
+    @property
+    def max_risk(self) -> float:
+        return float(self.risk.max())
+
+    def records_above_risk(self, threshold: float) -> int:
+        """Records whose individual risk exceeds `threshold`."""
+        return self.combinations.records_where(self.risk > threshold)
+
+    def records_below_weighted_k(self, k: float) -> int:
+        """Records whose weighted frequency F_k is below `k`."""
+        return self.combinations.violations(k, weighted=True)
+
     def to_dict(self) -> dict[str, Any]:
         g = self.global_risk
-        hist, edges = np.histogram(self.risk, bins=np.linspace(0.0, 1.0, 21))
-        fk_classes = _fk_classes(self.fk)
+        records = self.combinations.records
+        hist, edges = np.histogram(self.risk, bins=np.linspace(0.0, 1.0, 21), weights=records)
+        fk_classes = _fk_classes(self.combinations.fk, records)
         return {
             "version": REPORT_VERSION,
             "keys": list(self.keys),
@@ -89,10 +105,10 @@ class RiskReport:
             "expected_reidentifications": g.expected_reidentifications,
             "global_risk": g.global_risk,
             "risky_records": g.risky_records,
-            "max_individual_risk": float(self.risk.max()),
+            "max_individual_risk": self.max_risk,
             "household_expected_reidentifications": g.household_expected_reidentifications,
             "household_risk": g.household_risk,
-            "risk_histogram": {"edges": edges.tolist(), "records": hist.tolist()},
+            "risk_histogram": {"edges": edges.tolist(), "records": [int(h) for h in hist]},
             "fk_classes": fk_classes,
             "risky_combinations": [c.to_dict() for c in self.risky_combinations],
             "l_diversity": self.l_diversity,
@@ -117,7 +133,7 @@ class RiskReport:
             "",
             "Individual risk" + (" (Benedetti-Franconi, weighted)" if self.weight else " (1/f_k, no weight)") + ":",
             f"  expected re-identifications: {g.expected_reidentifications:,.2f} ({100 * g.global_risk:.2f}% of records)",
-            f"  highest individual risk: {self.risk.max():.4f}",
+            f"  highest individual risk: {self.max_risk:.4f}",
             f"  records above median + 2 MAD and above 0.1: {g.risky_records:,}",
         ]
         if g.household_expected_reidentifications is not None:
@@ -148,12 +164,13 @@ class RiskReport:
         fig = Figure(figsize=(9, 3.8), layout="constrained")
         FigureCanvasAgg(fig)
         left, right = fig.subplots(1, 2)
-        left.hist(self.risk, bins=np.linspace(0, max(float(self.risk.max()), 1e-9), 41), color="#4a7ab5")
+        records = self.combinations.records
+        left.hist(self.risk, bins=np.linspace(0, max(self.max_risk, 1e-9), 41), weights=records, color="#4a7ab5")
         left.set_yscale("log")
         left.set_xlabel(text["risk"], fontproperties=font)
         left.set_ylabel(text["records"], fontproperties=font)
         left.set_title(text["risk_title"].format(er=self.global_risk.expected_reidentifications), fontproperties=font)
-        classes = _fk_classes(self.fk)
+        classes = _fk_classes(self.combinations.fk, records)
         colours = ["#c0392b" if _class_below(name, self.k) else "#7f8c8d" for name in classes]
         right.bar(list(classes), list(classes.values()), color=colours)
         right.set_xlabel("f_k", fontproperties=font)
@@ -201,17 +218,28 @@ def risk_report(
     top: int = 10,
     progress: bool = True,
 ) -> RiskReport:
-    """Compute the record-level risk report of `data` (DuckDB relation, polars/pandas frame, Arrow table)."""
+    """Compute the record-level risk report of `data` (DuckDB relation, polars/pandas frame, Arrow table).
+
+    Without household risk and SUDA2 the measures are computed per key
+    combination (on a DuckDB relation one GROUP BY inside DuckDB); those two
+    need every record's key values and read them.
+    """
     check_k(k)
     k = int(np.ceil(k))
-    steps = ["read", "frequencies", "risk"] + (["l-diversity"] if sensitive else []) + (["SUDA2"] if suda else [])
+    steps = ["frequencies", "risk"] + (["l-diversity"] if sensitive else []) + (["SUDA2"] if suda else [])
     with tqdm(total=len(steps), desc="risk report", unit="step", disable=not progress) as bar:
-        key_data, _ = load_keys(data, keys, weight=weight, household=household)
+        key_data = None
+        if household or suda:
+            key_data, _ = load_keys(data, keys, weight=weight, household=household)
+            combos, record_combination = combinations_of_keys(key_data)
+        else:
+            combos = key_combinations(data, keys, weight=weight)
         bar.update()
-        freq = frequencies_of_codes(key_data.keys, key_data.codes, key_data.weight)
-        bar.update()
-        risk = individual_risk(freq, method=method, survey=weight is not None)
-        g = global_risk(risk, household=key_data.household)
+        risk = combos.risk(method=method, survey=weight is not None)
+        if household:
+            g = global_risk(risk[record_combination], household=key_data.household)
+        else:
+            g = global_risk(risk, records=combos.records)
         bar.update()
         ld: dict[str, dict[str, float]] = {}
         if sensitive:
@@ -229,30 +257,26 @@ def risk_report(
                 "attribute_contributions": res.attribute_contributions,
             }
             bar.update()
-    below = np.flatnonzero(freq.fk < k)
-    combos, n_combos = _risky_combinations(key_data, freq.fk, freq.Fk, risk, below, top)
-    violations = {kk: freq.violations(kk) for kk in sorted({2, 3, k})}
-    log.info("risk report: %d records, %d below k=%d", key_data.n, violations[k], k)
+    below = combos.fk < k
+    violations = {kk: combos.violations(kk) for kk in sorted({2, 3, k})}
+    log.info("risk report: %d records, %d below k=%d", combos.n, violations[k], k)
     return RiskReport(
-        key_data.keys, weight, household, k, key_data.n, freq.fk, freq.Fk, risk, g, violations,
-        freq.violations(k, weighted=True) if weight else None, combos, n_combos, ld, suda_summary,
+        combos.keys, weight, household, k, combos.n, combos, risk, g, violations,
+        combos.violations(k, weighted=True) if weight else None, _riskiest(combos, risk, below, top),
+        int(below.sum()), ld, suda_summary,
     )
 
 
-def _risky_combinations(key_data, fk, Fk, risk, below, top) -> tuple[tuple[RiskyCombination, ...], int]:
-    if below.size == 0:
-        return (), 0
-    codes = key_data.codes[below]
-    order = np.lexsort(codes.T[::-1])
-    codes, rows = codes[order], below[order]
-    starts = np.flatnonzero(np.r_[True, (codes[1:] != codes[:-1]).any(axis=1)])
-    counts = np.diff(np.r_[starts, rows.size])
-    first = rows[starts]
-    best = np.argsort(-risk[first], kind="stable")[:top]
-    combos = tuple(
-        RiskyCombination(dict(zip(key_data.keys, key_data.decode(key_data.codes[first[i]]))),
-                         float(fk[first[i]]), float(Fk[first[i]]), float(risk[first[i]]), int(counts[i]))
-        for i in best
-    )
-    return combos, int(starts.size)
-
+def _riskiest(combos: KeyCombinations, risk: np.ndarray, below: np.ndarray, top: int) -> tuple[RiskyCombination, ...]:
+    """The `top` riskiest combinations below k; ties in key-value order, so the report is reproducible."""
+    rows = np.flatnonzero(below)
+    if rows.size == 0:
+        return ()
+    candidates = combos.values.take(pa.array(rows)).append_column("__onsite_risk", pa.array(-risk[rows]))
+    order = pc.sort_indices(candidates, sort_keys=[("__onsite_risk", "ascending"),
+                                                   *((key, "ascending") for key in combos.keys)],
+                            )
+    best = rows[order.to_numpy()[:top]]
+    values = combos.values.take(pa.array(best)).to_pylist()
+    return tuple(RiskyCombination(v, float(combos.fk[i]), float(combos.Fk[i]), float(risk[i]), int(combos.records[i]))
+                 for v, i in zip(values, best))

@@ -97,14 +97,27 @@ class GlobalRisk:
         return None if self.household_risk is None else 100.0 * self.household_risk
 
 
-def mad(x: np.ndarray) -> float:
-    """R's mad(): median absolute deviation scaled by 1.4826."""
-    return float(1.4826 * np.median(np.abs(x - np.median(x))))
+def weighted_median(x: np.ndarray, counts: np.ndarray | None = None) -> float:
+    """np.median of `x` with each value repeated `counts` times (integer counts), without repeating it."""
+    if counts is None:
+        return float(np.median(x))
+    order = np.argsort(x, kind="stable")
+    x, ends = x[order], np.cumsum(counts[order])
+    n = int(ends[-1])
+    lower, upper = np.searchsorted(ends, [(n - 1) // 2, n // 2], side="right")
+    return float((x[lower] + x[upper]) / 2)
 
 
-def risky_mask(risk: np.ndarray, *, mad_factor: float = 2.0, floor: float = 0.1) -> np.ndarray:
+def mad(x: np.ndarray, counts: np.ndarray | None = None) -> float:
+    """R's mad(): median absolute deviation scaled by 1.4826 (values repeated `counts` times)."""
+    return float(1.4826 * weighted_median(np.abs(x - weighted_median(x, counts)), counts))
+
+
+def risky_mask(
+    risk: np.ndarray, *, mad_factor: float = 2.0, floor: float = 0.1, counts: np.ndarray | None = None
+) -> np.ndarray:
     """Records whose risk exceeds median + mad_factor·MAD and `floor` (sdcMicro's print of an sdcMicroObj)."""
-    return (risk > np.median(risk) + mad_factor * mad(risk)) & (risk > floor)
+    return (risk > weighted_median(risk, counts) + mad_factor * mad(risk, counts)) & (risk > floor)
 
 
 def household_risk(risk: np.ndarray, household: np.ndarray) -> np.ndarray:
@@ -120,14 +133,26 @@ def household_risk(risk: np.ndarray, household: np.ndarray) -> np.ndarray:
 
 
 def global_risk(
-    risk: np.ndarray, *, household: np.ndarray | None = None, mad_factor: float = 2.0
+    risk: np.ndarray,
+    *,
+    household: np.ndarray | None = None,
+    mad_factor: float = 2.0,
+    records: np.ndarray | None = None,
 ) -> GlobalRisk:
-    """ER = Σ r_i, global risk = ER / n; with households also the hierarchical versions."""
-    n = int(risk.shape[0])
-    er = float(np.nansum(risk))
+    """ER = Σ r_i, global risk = ER / n; with households also the hierarchical versions.
+
+    `records`: `risk` is per key combination and this many records share each value
+    (household risk then needs per-record risks and is refused).
+    """
+    if records is not None and household is not None:
+        raise InvalidMicrodataInput("household risk needs the risk of every record, not per key combination")
+    counts = np.ones_like(risk) if records is None else records
+    n = int(counts.sum())
+    er = float(np.nansum(risk * counts))
     hh_er = hh = None
     if household is not None:
         hr = household_risk(risk, household)
         hh_er = float(np.nansum(hr))
         hh = hh_er / n
-    return GlobalRisk(er, er / n, n, int(risky_mask(risk, mad_factor=mad_factor).sum()), hh_er, hh)
+    risky = risky_mask(risk, mad_factor=mad_factor, counts=records)
+    return GlobalRisk(er, er / n, n, int(counts[risky].sum()), hh_er, hh)

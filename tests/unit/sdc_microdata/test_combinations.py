@@ -55,6 +55,10 @@ def test_combinations_carry_the_per_record_results(as_relation):
         assert combos.expected_reidentifications(combos.risk(method=method)) == pytest.approx(per_record.sum(), rel=1e-12)
     # Sorted per-record values equal the combinations' values repeated by their record counts.
     np.testing.assert_allclose(np.sort(np.repeat(combos.Fk, combos.records.astype(int))), np.sort(Fk))
+    # Each combination's values name a group of exactly `records` records.
+    sizes = frame.groupby(KEYS).size()
+    for row, records in zip(combos.values.to_pylist(), combos.records):
+        assert sizes[tuple(row[k] for k in KEYS)] == records
 
 
 def test_missing_key_values_fall_back_to_sdcmicro_matching():
@@ -65,6 +69,9 @@ def test_missing_key_values_fall_back_to_sdcmicro_matching():
     assert combos.n == len(frame)
     assert combos.violations(3) == freq.violations(3)
     assert combos.expected_reidentifications() == pytest.approx(individual_risk(freq).sum(), rel=1e-12)
+    values = combos.values.to_pandas()
+    assert values["region"].isna().any() and not values[["sex", "age"]].isna().any().any()
+    assert len(values.drop_duplicates()) == len(values)  # one combination per key pattern
 
 
 def test_per_pattern_risk_equals_per_record_risk():
@@ -87,3 +94,7 @@ def test_bad_input():
         key_combinations(con.from_df(frame.iloc[:0]), KEYS)
     with pytest.raises(InvalidMicrodataInput, match="at least one key"):
         key_combinations(frame, [])
+    with pytest.raises(InvalidMicrodataInput, match="repeated"):
+        key_combinations(con.from_df(frame), ["sex", "sex"])
+    with pytest.raises(InvalidMicrodataInput, match="must be numeric"):
+        key_combinations(con.from_df(frame), KEYS, weight="region")

@@ -16,6 +16,7 @@ from disclosure_review.sdc.microdata import (
     RecordLevelRules,
     check_record_level,
     local_suppression,
+    global_risk,
     risk_report,
 )
 
@@ -33,8 +34,12 @@ def test_report_numbers_match_pandas(testdata, report):
     assert not df[KEYS].isna().any().any()  # no missing keys: plain group sizes are f_k
     fk = df.groupby(KEYS)["urbrur"].transform("size").to_numpy()
     Fk = df.groupby(KEYS)["sampling_weight"].transform("sum").to_numpy()
-    np.testing.assert_array_equal(report.fk, fk)
-    np.testing.assert_allclose(report.Fk, Fk)
+    combos = report.combinations
+    records = combos.records.astype(int)
+    assert combos.n == report.n == len(df) and combos.records.size == df.groupby(KEYS).ngroups
+    # Per combination, repeated by its records, the values are the per-record ones.
+    np.testing.assert_array_equal(np.sort(np.repeat(combos.fk, records)), np.sort(fk))
+    np.testing.assert_allclose(np.sort(np.repeat(combos.Fk, records)), np.sort(Fk))
     assert report.k_violations == {2: int((fk < 2).sum()), 3: int((fk < 3).sum())}
     assert report.weighted_k_violations == int((Fk < 3).sum())
     assert report.combinations_below_k == int((df.groupby(KEYS).size() < 3).sum())
@@ -42,7 +47,7 @@ def test_report_numbers_match_pandas(testdata, report):
     assert d["records"] == 4580 and sum(d["fk_classes"].values()) == 4580
     assert d["fk_classes"]["1"] == int((fk == 1).sum())
     worst = report.risky_combinations[0]
-    assert worst.risk == pytest.approx(report.risk.max())
+    assert worst.risk == pytest.approx(report.max_risk)
     match = df[np.logical_and.reduce([df[k] == worst.values[k] for k in KEYS])]
     assert len(match) == worst.records == worst.fk
     json.dumps(d)  # JSON-ready
@@ -65,6 +70,32 @@ def test_report_from_relation_equals_polars(testdata, report):
     again = risk_report(rel, keys=KEYS, weight="sampling_weight", household="ori_hid", k=3, progress=False)
     np.testing.assert_allclose(again.risk, report.risk)
     assert again.global_risk == report.global_risk
+
+
+@pytest.mark.parametrize("weight", ["sampling_weight", None])
+def test_report_per_combination_in_duckdb_equals_per_record(testdata, weight):
+    """Without household and SUDA2 a relation is aggregated in DuckDB; the report is the per-record one."""
+    rel = duckdb.connect().from_arrow(testdata.to_arrow())
+    fast = risk_report(rel, keys=KEYS, weight=weight, k=3, progress=False)
+    slow = risk_report(testdata, keys=KEYS, weight=weight, k=3, suda=True, progress=False)
+    a, b = fast.to_dict(), slow.to_dict()
+    assert a.pop("suda2") is None and b.pop("suda2") is not None
+    for name in ("expected_reidentifications", "global_risk"):
+        assert a.pop(name) == pytest.approx(b.pop(name), rel=1e-12)
+    assert a == b  # records, k-anonymity, risky records (median + 2 MAD), histogram, riskiest combinations
+    assert fast.risky_combinations == slow.risky_combinations
+
+
+def test_risky_records_per_combination_equal_per_record():
+    """Median and MAD over combinations weighted by their records equal those over every record."""
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        m = int(rng.integers(1, 9))
+        risk, records = rng.random(m).round(1), rng.integers(1, 6, m).astype(float)
+        per_record = np.repeat(risk, records.astype(int))
+        combined, plain = global_risk(risk, records=records), global_risk(per_record)
+        assert (combined.n, combined.risky_records) == (plain.n, plain.risky_records)
+        assert combined.expected_reidentifications == pytest.approx(plain.expected_reidentifications, rel=1e-12)
 
 
 def test_check_fails_then_passes_after_suppression(testdata):
@@ -108,7 +139,7 @@ def test_check_without_weight_in_output_uses_unweighted_risk(testdata):
     extract = testdata.drop("sampling_weight")
     res = check_record_level(extract, keys=["urbrur", "sex"], weight="sampling_weight", rules=rules)
     assert res.verdict is Verdict.PASS and res.findings[0].rule == "weight"
-    assert res.report.weight is None and res.report.risk.max() == pytest.approx(1 / res.report.fk.min())
+    assert res.report.weight is None and res.report.max_risk == pytest.approx(1 / res.report.combinations.fk.min())
 
 
 def test_check_empty_and_bad_weights_are_review(testdata):
