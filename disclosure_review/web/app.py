@@ -336,10 +336,10 @@ class ProtectionHandler(VoteHandler):
             with transaction(self.factory) as session:
                 job = service.prepare_protection(session, rid, oid, reviewer,
                                                  protection_choice.parse_choice(**form), revision=revision)
+            if action == "save" and not previewed:
+                raise ProtectionInvalid("preview the protection before saving it", key="preview_first")
             checked = service.compute_protection(job)
             if action == "save":
-                if not previewed:
-                    raise ProtectionInvalid("preview the protection before saving it", key="preview_first")
                 with transaction(self.factory) as session:
                     service.apply_protection(session, job, checked, previewed=previewed)
             return job, checked

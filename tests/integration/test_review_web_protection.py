@@ -112,6 +112,8 @@ def test_reviewer_applies_protection_through_the_web(server):
     save_form = shown.split('class="protect-save"')[1].split("</form>")[0]
     fields = hidden_fields(save_form)
     assert fields["method"] == "suppress" and fields["previewed"]
+    unpreviewed = bob.post(protect_url, data={**fields, "previewed": "", "_xsrf": token, "action": "save"})
+    assert unpreviewed.status_code == 400 and "保存する前にプレビュー" in unpreviewed.text
     saved = bob.post(protect_url, data={**fields, "_xsrf": token, "action": "save"})
     assert saved.status_code == 200 and "秘匿処理を保存しました" in saved.text
     assert [(p.reviewer, p.revision) for p in protections(settings)] == [("bob", 1)]
@@ -160,4 +162,5 @@ def test_reviewer_applies_protection_through_the_web(server):
             for p in manifest["outputs"][0]["protections"]] == [("bob", "suppress", []), ("bob", "none", ["carol"])]
     bobs = [e for e in events(settings, AuditEventType.OUTPUT_CHECK) if e.actor == "bob"]
     assert [json.loads(e.details)["protection"]["method"] for e in bobs if e.outcome is Outcome.OK] == ["suppress", "none"]
-    assert ["meanwhile" in e.details for e in bobs if e.outcome is Outcome.DENIED] == [True]  # the stale save
+    refused_saves = [json.loads(e.details)["reason"] for e in bobs if e.outcome is Outcome.DENIED]
+    assert ["preview" in refused_saves[0], "meanwhile" in refused_saves[1]] == [True, True]  # unpreviewed, stale
