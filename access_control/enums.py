@@ -29,6 +29,7 @@ class AuditEventType(enum.Enum):
     LOGIN_FAIL = "LOGIN_FAIL"  # wrong password or unknown account
     SESSION_START = "SESSION_START"
     SESSION_STOP = "SESSION_STOP"
+    SESSION_ACTIVITY = "SESSION_ACTIVITY"  # inside a session: code run, files, kernels, lock-down refusals (hub_config.audit_sink)
     # administration
     PERSON_ADD = "PERSON_ADD"
     PERSON_CHANGE = "PERSON_CHANGE"

@@ -1,126 +1,77 @@
-"""The session event log: what researchers do in their servers, kept where they cannot write.
+"""Session activity: what researchers do in their servers, written to the audit ledger.
 
 Each single-user server (`hub_config.lockdown.SessionEventForwarder`) posts its
 contents actions (open, save, upload, rename, delete), kernel starts and stops,
-the code of every executed cell (never outputs) and the requests the lock-down
-refused to the hub, `POST /hub/api/onsite/session-events`, authenticated by the
-server's own Hub token. The hub takes the researcher from the token (never from
-the body) and appends each event as one JSON line to `SessionEventLog`: a file
-in the hub's private runtime directory (0700, the hub's account), every line
-hash-chained to the one before, like the audit ledger. A researcher's process
-can neither reach the file nor rewrite a line unnoticed: `verify()` recomputes
-the chain.
+the code of every executed cell and what the browser fed a running cell
+(`input_reply`, comm data; never outputs) and the requests the lock-down
+refused to the hub, `POST /hub/api/onsite/session-events`, authenticated by
+the server's own Hub token. The hub takes the researcher from the token (never
+from the body) and appends each event to the hash-chained audit ledger as
+`SESSION_ACTIVITY` (actor: the researcher, object `session:<user>`, details:
+the event; outcome DENIED for a lock-down refusal), one transaction per batch,
+so `onsite audit verify` proves these untampered with everything else. Events
+a server had to drop (its queue was full, or the hub refused a batch) are
+recorded as one event of kind `lost` with their count.
 
-Why not the ledger: these events are many (one per executed cell) and their
-types are not `AuditEventType` members; the ledger keeps the session start and
-stop, this log what happened in between.
+Volume: one event per executed cell, file save or open, a few thousand a day
+for a facility network; each batch (at most MAX_BATCH, sent once a second per
+server) is one short ledger transaction.
 """
 from __future__ import annotations
 
 import asyncio
-import fcntl
-import hashlib
 import json
 import logging
-import os
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 from jupyterhub.apihandlers.base import APIHandler
 from tornado import web
 
+from access_control import audit
+from access_control.db import transaction
+from access_control.enums import AuditEventType, Outcome
+
 log = logging.getLogger(__name__)
 
-GENESIS_HASH = "0" * 64
-LOG_NAME = "session-events.jsonl"
 HANDLER_PATTERN = r"/api/onsite/session-events"
-EVENT_KINDS = frozenset({"contents", "kernel", "execute", "refused"})
+EVENT_KINDS = frozenset({"contents", "kernel", "execute", "input", "comm", "refused"})
 MAX_BATCH = 1000
+MAX_FIELDS = 16
 MAX_FIELD_CHARS = 100_000
 
 
-class SessionLogCorrupt(Exception):
-    """The session event log's hash chain is broken (a line edited, removed, inserted or reordered)."""
-
-
-def _line_hash(record: dict[str, Any], prev_hash: str) -> str:
-    payload = json.dumps([record, prev_hash], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
-
-
-@dataclass
-class SessionEventLog:
-    """Append-only, hash-chained JSON lines at `path` (created 0600)."""
-
-    path: Path
-
-    def _tail(self, fh: Any) -> tuple[int, str]:
-        """seq and hash of the last line (0 and the genesis hash when empty)."""
-        fh.seek(0, os.SEEK_END)
-        size = fh.tell()
-        if size == 0:
-            return 0, GENESIS_HASH
-        fh.seek(max(0, size - 2 * MAX_FIELD_CHARS - 65536))
-        last = fh.read().splitlines()[-1]
-        entry = json.loads(last)
-        return entry["seq"], entry["hash"]
-
-    def append(self, user: str, events: list[dict[str, Any]]) -> int:
-        """Append `events` of `user`; returns the seq of the last one written."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
-        with os.fdopen(fd, "r+", encoding="utf-8") as fh:
-            # One writer at a time (threads of the hub, or another process): flock is per open file.
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            seq, prev = self._tail(fh)
-            lines = []
-            for event in events:
-                seq += 1
-                record = {"seq": seq, "at": datetime.now(timezone.utc).isoformat(), "user": user, "event": event}
-                prev = _line_hash(record, prev)
-                lines.append(json.dumps({**record, "hash": prev}, ensure_ascii=False, separators=(",", ":")))
-            fh.write("".join(line + "\n" for line in lines))
-            fh.flush()
-            os.fsync(fh.fileno())
-        return seq
-
-    def read(self) -> list[dict[str, Any]]:
-        if not self.path.exists():
-            return []
-        return [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines()]
-
-    def verify(self) -> int:
-        """Recompute the chain; returns the number of events, raises SessionLogCorrupt at the first break."""
-        prev, expected_seq = GENESIS_HASH, 1
-        for number, entry in enumerate(self.read(), start=1):
-            record = {k: entry.get(k) for k in ("seq", "at", "user", "event")}
-            if entry.get("seq") != expected_seq or _line_hash(record, prev) != entry.get("hash"):
-                raise SessionLogCorrupt(f"{self.path}: the chain breaks at line {number} (seq {entry.get('seq')})")
-            prev, expected_seq = entry["hash"], expected_seq + 1
-        return expected_seq - 1
-
-
 def clean_event(raw: Any) -> dict[str, Any]:
-    """One event as sent by a server, checked: a known kind, flat JSON values, bounded text."""
+    """One event as sent by a server, checked: a known kind, a few flat JSON values, bounded text."""
     if not isinstance(raw, dict) or raw.get("kind") not in EVENT_KINDS:
         raise web.HTTPError(400, f"each event needs a kind among {sorted(EVENT_KINDS)}")
+    if len(raw) > MAX_FIELDS:
+        raise web.HTTPError(400, f"an event has at most {MAX_FIELDS} fields")
     event: dict[str, Any] = {}
     for key, value in raw.items():
         if not isinstance(key, str) or not isinstance(value, (str, int, float, bool, type(None))):
             raise web.HTTPError(400, "event fields must be strings, numbers, booleans or null")
         event[key[:64]] = value[:MAX_FIELD_CHARS] if isinstance(value, str) else value
+    if "at" in event:  # when the server saw it; the ledger's own time is when the hub wrote it
+        event["server_at"] = event.pop("at")
     return event
 
 
-class SessionEventHandler(APIHandler):
-    """`POST /hub/api/onsite/session-events`: a server appends its researcher's events."""
+def record_session_events(session_factory: Any, user: str, events: list[dict[str, Any]]) -> int:
+    """Append `events` of `user` to the ledger in one transaction; returns the seq of the last."""
+    last = 0
+    with transaction(session_factory) as session:
+        for event in events:
+            outcome = Outcome.DENIED if event["kind"] == "refused" else Outcome.OK
+            last = audit.record(session, AuditEventType.SESSION_ACTIVITY, actor=user, object=f"session:{user}",
+                                outcome=outcome, details=event).seq
+    return last
 
-    def initialize(self, event_log: SessionEventLog) -> None:
-        self.event_log = event_log
+
+class SessionEventHandler(APIHandler):
+    """`POST /hub/api/onsite/session-events`: a server appends its researcher's events to the ledger."""
 
     def check_xsrf_cookie(self) -> None:
-        """Token requests only (checked in post); a cookie never reaches the log."""
+        """Token requests only (checked in post); a cookie never reaches the ledger."""
 
     async def post(self) -> None:
         token = self.get_token()
@@ -136,18 +87,20 @@ class SessionEventHandler(APIHandler):
             raise web.HTTPError(400, f"events must be a list of at most {MAX_BATCH}")
         events = [clean_event(e) for e in raw_events]
         dropped = body.get("dropped", 0)
-        if isinstance(dropped, int) and dropped > 0:
-            events.insert(0, {"kind": "refused", "reason": f"{dropped} events lost in the server's queue"})
+        if isinstance(dropped, int) and not isinstance(dropped, bool) and dropped > 0:
+            events.insert(0, {"kind": "lost", "events": dropped,
+                              "reason": f"{dropped} events lost by the server (queue full or refused by the hub)"})
+        if not events:
+            self.set_status(201)
+            self.finish({"appended": 0})
+            return
         user = token.user.name
-        last = await self._append(user, events)
-        log.debug("session events %d..%d from %s", last - len(events) + 1, last, user)
+        last = await asyncio.to_thread(record_session_events, self.authenticator.session_factory, user, events)
+        log.debug("session events of %s written to the ledger up to event %d", user, last)
         self.set_status(201)
         self.finish({"appended": len(events), "last_seq": last})
 
-    async def _append(self, user: str, events: list[dict[str, Any]]) -> int:
-        return await asyncio.to_thread(self.event_log.append, user, events)
 
-
-def session_event_handlers(runtime_dir: Path) -> list[tuple[str, type, dict[str, Any]]]:
-    """The hub's extra handler serving the session event log in `runtime_dir`."""
-    return [(HANDLER_PATTERN, SessionEventHandler, {"event_log": SessionEventLog(runtime_dir / LOG_NAME)})]
+def session_event_handlers() -> list[tuple[str, type]]:
+    """The hub's extra handler taking servers' session events into the ledger."""
+    return [(HANDLER_PATTERN, SessionEventHandler)]

@@ -264,11 +264,12 @@ def configure(
         idle_culler_service(idle_timeout_s, max_session_s),
         {"name": CLI_SERVICE, "api_token": secret_file(run / CLI_TOKEN_FILE).read_text().strip()},
     ]
-    (run / HUB_API_URL_FILE).write_text(f"http://127.0.0.1:{c.JupyterHub.hub_port}/hub/api\n")
-    # Servers post what happens in a session to the hub (hub_config.audit_sink).
+    # The hub API address for `onsite admin sessions` is written by the running hub
+    # (`hub_app_class`), after the site's overrides of hub_port / hub_bind_url.
+    # Servers post what happens in a session to the hub, which writes it to the ledger (hub_config.audit_sink).
     from hub_config.audit_sink import session_event_handlers
 
-    c.JupyterHub.extra_handlers = session_event_handlers(run)
+    c.JupyterHub.extra_handlers = session_event_handlers()
 
     c.Authenticator.manage_roles = True
     c.Authenticator.reset_managed_roles_on_startup = True
@@ -330,12 +331,9 @@ def reset_sigint() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-def run_hub(settings: Settings, *, ip: str = "127.0.0.1", port: int = 8000, log_level: str = "INFO",
-            on_ready: Callable[[], None] | None = None) -> int:
-    """Run JupyterHub in this process until Ctrl-C (or SIGTERM); `on_ready` runs once it answers."""
+def hub_app_class(settings: Settings) -> type:
+    """JupyterHub reading only the site's overrides and publishing its effective API address."""
     from jupyterhub.app import JupyterHub
-    from tornado.ioloop import IOLoop
-    from traitlets.config import Config
 
     class OnsiteHub(JupyterHub):
         def load_config_file(self, filename, path=None):
@@ -345,11 +343,26 @@ def run_hub(settings: Settings, *, ip: str = "127.0.0.1", port: int = 8000, log_
             if site_file.is_file():
                 super().load_config_file(str(site_file))
 
+        def init_hub(self):
+            super().init_hub()
+            # The address JupyterHub gives servers and services, whatever hub_port,
+            # hub_bind_url or hub_connect_url the site set: `onsite admin sessions` uses it.
+            (settings.runtime_dir / HUB_API_URL_FILE).write_text(self.hub.api_url.rstrip("/") + "\n")
+
+    return OnsiteHub
+
+
+def run_hub(settings: Settings, *, ip: str = "127.0.0.1", port: int = 8000, log_level: str = "INFO",
+            on_ready: Callable[[], None] | None = None) -> int:
+    """Run JupyterHub in this process until Ctrl-C (or SIGTERM); `on_ready` runs once it answers."""
+    from tornado.ioloop import IOLoop
+    from traitlets.config import Config
+
     reset_sigint()
     c = Config()
     configure(c, settings, ip=ip, port=port)
     c.JupyterHub.log_level = log_level
-    app = OnsiteHub.instance(config=c)
+    app = hub_app_class(settings).instance(config=c)
     app._init_asyncio_patch()
     loop = IOLoop(make_current=False)
     try:

@@ -26,6 +26,7 @@ import signal
 import stat
 import subprocess
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -267,30 +268,58 @@ def give_file(path: Path, account: SessionAccount, mode: int = 0o600) -> None:
 
 
 def account_processes(uid: int) -> list[int]:
-    """Pids of every process whose real or effective uid is `uid`."""
+    """Pids of every live (not zombie) process whose real or effective uid is `uid`."""
     pids = []
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
-            uids = next(line for line in status.read_text().splitlines() if line.startswith("Uid:")).split()[1:3]
-        except (OSError, StopIteration):
+            lines = status.read_text().splitlines()
+            uids = next(line for line in lines if line.startswith("Uid:")).split()[1:3]
+            state = next((line.split()[1] for line in lines if line.startswith("State:")), "")
+        except (OSError, StopIteration, IndexError):
             continue
-        if str(uid) in uids:
+        if str(uid) in uids and state != "Z":
             pids.append(int(status.parent.name))
     return pids
 
 
+KILL_ROUNDS = 20
+
+KILL_ALL_OF_MY_UID = ["/bin/sh", "-c", "kill -9 -1"]  # the shell's kill(-1, SIGKILL); procps kill(1) misreads -1
+
+
 def kill_account_processes(uid: int) -> int:
     """SIGKILL every process of a session account (what a stopped session left behind,
-    e.g. a daemonised child of the kernel); returns how many were signalled."""
+    e.g. a daemonised child of the kernel); returns how many were alive at first.
+
+    A list of pids read from /proc misses a process that forks and exits in a loop
+    (its new pid is not in the list yet). So a helper running as the account calls
+    kill(-1, SIGKILL): the kernel signals every process of the uid while no new one
+    can be forked, and a process with SIGKILL pending cannot fork. Repeated until
+    /proc shows none left.
+    """
     if uid < MIN_ACCOUNT_UID or uid == os.geteuid():
         raise IsolationError(f"refusing to kill the processes of uid {uid}: not a session account")
-    pids = account_processes(uid)
-    for pid in pids:
+    alive = account_processes(uid)
+    found, rounds = len(alive), 0
+    # At least once even when /proc shows nothing: a process hopping pids is never seen there.
+    while rounds == 0 or (alive and rounds < KILL_ROUNDS):
         try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    return len(pids)
+            subprocess.run(KILL_ALL_OF_MY_UID, user=uid, group=uid, extra_groups=[], cwd="/", env={},
+                           capture_output=True, check=False)
+        except OSError as e:  # no helper the account can run: signal the pids we see
+            log.warning("kill helper for uid %d could not start (%s); killing listed pids", uid, e)
+            for pid in alive:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        rounds += 1
+        alive = account_processes(uid)
+        if alive:
+            time.sleep(0.05)  # killed processes may still be exiting
+    if alive:
+        log.warning("processes %s of uid %d survived %d rounds of SIGKILL", alive, uid, rounds)
+    return found
 
 
 def remove_account(name: str) -> None:

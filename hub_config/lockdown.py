@@ -14,14 +14,26 @@ defence in depth, not the boundary — the facility terminal and the network are
   `format=base64`, large ones in chunks) only under `Lockdown.intake_dir` and
   up to `Lockdown.intake_max_bytes`. Saving notebooks and text typed in the
   editor is not an upload and works everywhere in the home.
+  Binary contents reads other than images are refused by the contents manager
+  too, whatever the query asks for (without `format` the server itself falls
+  back to base64 for a file that is not UTF-8).
 - `AuditedKernelWebsocketConnection` records the code of every
   `execute_request` the browser sends, before it reaches the kernel (never the
-  outputs, never from the kernel); `SessionEventForwarder` sends it, with the
-  server's contents and kernel events, to the hub's session event log
-  (`hub_config.audit_sink`), which the researcher's processes cannot write.
+  outputs, never from the kernel), and what the browser feeds a running cell
+  (`input_reply`, comm data). It reads each message with the same decoder the
+  kernel uses and fails closed: a message it cannot read, or of a type not in
+  `ALLOWED_MESSAGES` (e.g. `debug_request`, whose `evaluate` would run code
+  unrecorded), never reaches the kernel. `SessionEventForwarder` sends these,
+  with the server's contents and kernel events, to the hub, which writes them
+  to the audit ledger (`hub_config.audit_sink`), out of the researcher's reach.
+- `make_undumpable()` (called from the server's config file, before anything
+  of the researcher runs) makes the server process non-dumpable: its
+  /proc/<pid>/environ (the Hub token), mem and maps become root's, and no
+  process of the same account can ptrace it.
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import mimetypes
@@ -33,13 +45,15 @@ from typing import Any
 
 from jupyterhub.singleuser.extension import JupyterHubAuthorizer
 from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
-from jupyter_server.services.kernels.connection.base import deserialize_msg_from_ws_v1
+from jupyter_server.services.kernels.connection.base import deserialize_binary_message, deserialize_msg_from_ws_v1
 from jupyter_server.services.kernels.connection.channels import ZMQChannelsWebsocketConnection
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.ioloop import PeriodicCallback
 from tornado.web import HTTPError
 from traitlets import Int, Unicode
 from traitlets.config import Configurable
+
+from hub_config.kernelspec import KERNEL_NAME
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +64,22 @@ REFUSED_PREFIXES = ("files", "view", "nbconvert", "api/nbconvert", "api/terminal
 MAX_CODE_CHARS = 100_000  # a cell longer than this is recorded truncated, with its full length
 FORWARD_MS = 1000
 MAX_QUEUED = 10_000
+MAX_BATCH = 1000  # the hub takes at most this many events a request (hub_config.audit_sink)
+PR_SET_DUMPABLE = 4
+# Messages from the browser that carry what a kernel runs or is fed: (event kind, content field).
+RECORDED_MESSAGES = {
+    "execute_request": ("execute", "code"),
+    "input_reply": ("input", "value"),
+    "comm_open": ("comm", "data"),
+    "comm_msg": ("comm", "data"),
+}
+# What the browser may send a kernel: what JupyterLab's notebooks and consoles use.
+# Not debug_request: the debugger's `evaluate` runs code that no execute_request records.
+ALLOWED_MESSAGES = frozenset({
+    "execute_request", "inspect_request", "complete_request", "history_request", "is_complete_request",
+    "comm_info_request", "kernel_info_request", "comm_open", "comm_msg", "comm_close",
+    "shutdown_request", "interrupt_request", "input_reply",
+})
 
 
 class Lockdown(Configurable):
@@ -99,18 +129,57 @@ def refusal(handler: Any, action: str, resource: str) -> str | None:
     return None
 
 
+def make_undumpable() -> None:
+    """PR_SET_DUMPABLE 0 for this process: /proc/<pid>/environ, mem, maps and fd become
+    root's and ptrace by the same account is refused, so no process of the session
+    reads the server's Hub token. Lost on execve, so the server calls it itself."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"prctl(PR_SET_DUMPABLE, 0) failed: {os.strerror(errno)}")
+
+
+_forwarder: SessionEventForwarder | None = None  # set by load(); refusals outside a handler go through it
+
+
+def record_refusal(method: str, path: str, reason: str) -> None:
+    log.warning("onsite: refused %s %s (%s)", method, path, reason)
+    if _forwarder is not None:
+        _forwarder.add({"kind": "refused", "method": method, "path": path, "reason": reason})
+
+
+def requested_kernel(handler: Any, resource: str) -> Any:
+    """The kernel name a POST/PATCH of /api/kernels or /api/sessions asks to start, or None."""
+    if handler.request.method not in ("POST", "PATCH") or resource not in ("kernels", "sessions"):
+        return None
+    try:
+        body = json.loads(handler.request.body or b"{}")  # as the handler's get_json_body reads it
+    except ValueError:
+        return None  # the handler answers 400 itself
+    if not isinstance(body, dict):
+        return None
+    if resource == "sessions":
+        kernel = body.get("kernel")
+        return kernel.get("name") if isinstance(kernel, dict) and kernel.get("id") is None else None
+    return body.get("name")
+
+
 class LockdownAuthorizer(JupyterHubAuthorizer):
-    """JupyterHub's scope check, then Onsite's refusals of download and export."""
+    """JupyterHub's scope check, then Onsite's refusals of download, export and other kernels."""
 
     def is_authorized(self, handler: Any, user: Any, action: str, resource: str) -> bool:
         reason = refusal(handler, action, resource)
         if reason is not None:
-            log.warning("onsite: refused %s %s (%s)", handler.request.method, handler.request.path, reason)
-            forwarder = handler.settings.get("onsite_session_events")
-            if forwarder is not None:
-                forwarder.add({"kind": "refused", "method": handler.request.method,
-                               "path": _relative(handler), "reason": reason})
+            record_refusal(handler.request.method, _relative(handler), reason)
             return False
+        name = requested_kernel(handler, resource)
+        allowed = getattr(handler.kernel_spec_manager, "locked_name", KERNEL_NAME)
+        if name is not None and name != allowed:
+            # 403 with the reason (the kernelspec manager's own refusal would surface as a 500).
+            asked = str(name)[:64].replace("%", "?")  # echoed in a log format string: no % of the client's
+            reason = f"only the kernel {allowed!r} can be started in Onsite, not {asked!r}"
+            record_refusal(handler.request.method, _relative(handler), reason)
+            raise HTTPError(403, reason)
         return super().is_authorized(handler, user, action, resource)
 
 
@@ -120,8 +189,13 @@ def check_upload(model: dict, path: str, contents_manager: Any) -> None:
         return  # a notebook or text file saved from the editor: not an upload
     settings = Lockdown(config=contents_manager.config)
     parts = PurePosixPath(path.strip("/")).parts
+    refused = HTTPError(403, f"uploads are accepted only into the folder {settings.intake_dir}/")
     if not parts or parts[0] != settings.intake_dir or ".." in parts or len(parts) < 2:
-        raise HTTPError(403, f"uploads are accepted only into the folder {settings.intake_dir}/")
+        raise refused
+    # Not through a symbolic link the kernel planted in (or as) the intake folder.
+    root = os.path.realpath(contents_manager.root_dir)
+    if not os.path.realpath(os.path.join(root, *parts)).startswith(os.path.join(root, settings.intake_dir) + os.sep):
+        raise refused
     content = model.get("content") or ""
     size = len(content) * 3 // 4 - content[-2:].count("=")
     chunk = model.get("chunk")
@@ -134,7 +208,7 @@ def check_upload(model: dict, path: str, contents_manager: Any) -> None:
 
 
 class LockdownContentsManager(AsyncLargeFileManager):
-    """JupyterLab's default contents manager, checking every upload chunk.
+    """JupyterLab's default contents manager, checking every upload chunk and every read.
 
     A pre-save hook would not do: the large-file manager runs hooks on the first
     chunk only, so later chunks could append anywhere.
@@ -143,6 +217,18 @@ class LockdownContentsManager(AsyncLargeFileManager):
     async def save(self, model: dict, path: str = "") -> dict:
         check_upload(model, path, self)
         return await super().save(model, path)
+
+    async def get(self, path: str, content: bool = True, type: str | None = None, format: str | None = None,
+                  require_hash: bool = False) -> dict:
+        model = await super().get(path, content=content, type=type, format=format, require_hash=require_hash)
+        # Without `format` the server sends a file that is not UTF-8 as base64: the
+        # authorizer's query check alone would let that through.
+        if model.get("type") == "file" and model.get("format") == "base64" and model.get("content") is not None \
+                and not is_image(path):
+            reason = "binary reads of files other than images are switched off in Onsite"
+            record_refusal("GET", f"api/contents/{path.strip('/')}", reason)
+            raise HTTPError(403, reason)
+        return model
 
 
 class SessionEventForwarder:
@@ -158,6 +244,7 @@ class SessionEventForwarder:
         self.token = token
         self.queue: deque[dict] = deque()
         self.dropped = 0
+        self._evicted = 0  # events add() pushed out of the queue's front since the current send began
         self._sending = False
         self._callback = PeriodicCallback(self.flush, FORWARD_MS)
 
@@ -171,54 +258,97 @@ class SessionEventForwarder:
         if len(self.queue) >= MAX_QUEUED:
             self.queue.popleft()
             self.dropped += 1
+            self._evicted += 1
         self.queue.append({**event, "at": time.time()})
 
     async def flush(self) -> None:
-        if self._sending or not self.queue:
+        """Send what is queued, at most MAX_BATCH events a request: a burst of more must
+        not make every later request too large for the hub (the log would stall)."""
+        if self._sending:
             return
         self._sending = True
-        batch = list(self.queue)
         try:
-            request = HTTPRequest(self.endpoint, method="POST",
-                                  body=json.dumps({"events": batch, "dropped": self.dropped}),
-                                  headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
-                                  request_timeout=30)
-            await AsyncHTTPClient().fetch(request)
-        except (HTTPClientError, OSError) as e:
-            log.warning("onsite: session events not yet delivered to the hub (%d waiting): %s", len(batch), e)
-            return
+            while self.queue:
+                batch = [self.queue[i] for i in range(min(MAX_BATCH, len(self.queue)))]
+                sent_dropped, self._evicted = self.dropped, 0
+                try:
+                    request = HTTPRequest(self.endpoint, method="POST",
+                                          body=json.dumps({"events": batch, "dropped": sent_dropped}),
+                                          headers={"Authorization": f"token {self.token}",
+                                                   "Content-Type": "application/json"},
+                                          request_timeout=30)
+                    await AsyncHTTPClient().fetch(request)
+                    self.dropped -= sent_dropped
+                except HTTPClientError as e:
+                    if e.code != 400:
+                        log.warning("onsite: session events not yet delivered to the hub (%d waiting): %s", len(self.queue), e)
+                        return
+                    # Refused as malformed: retrying cannot help. Drop the batch and count it as lost.
+                    log.error("onsite: the hub refused %d session events: %s", len(batch), e)
+                    self.dropped += len(batch)
+                except OSError as e:
+                    log.warning("onsite: session events not yet delivered to the hub (%d waiting): %s", len(self.queue), e)
+                    return
+                # add() may have evicted some of this batch from the front while it was sent.
+                for _ in range(max(0, len(batch) - self._evicted)):
+                    self.queue.popleft()
         finally:
             self._sending = False
-        for _ in batch:
-            self.queue.popleft()
-        self.dropped = 0
 
 
 class AuditedKernelWebsocketConnection(ZMQChannelsWebsocketConnection):
-    """The kernel websocket, recording the code of each execute_request (not its outputs)."""
+    """The kernel websocket, recording what the browser makes the kernel run (never outputs).
+
+    Each message is decoded exactly as it will reach the kernel (v1 protocol: the
+    session's own unpacker, which the kernel shares; legacy: the parent's JSON or
+    binary decoding, re-sent as parsed). A message that cannot be decoded, or whose
+    type is not in ALLOWED_MESSAGES, is dropped and the refusal recorded: nothing
+    reaches the kernel unrecorded.
+    """
 
     def handle_incoming_message(self, incoming_msg: Any) -> None:
         try:
-            self._record_execute(incoming_msg)
-        except Exception:  # a malformed message is the kernel's business; recording must not break it
-            log.warning("onsite: could not read an incoming kernel message for the audit", exc_info=True)
+            msg_type, event = self._inspect(incoming_msg)
+        except Exception as e:
+            self._refuse(f"unreadable kernel message dropped ({type(e).__name__})")
+            return
+        if msg_type not in ALLOWED_MESSAGES:
+            self._refuse(f"kernel message type {str(msg_type)[:64]!r} is switched off in Onsite")
+            return
+        if event is not None:
+            forwarder = self.websocket_handler.settings.get("onsite_session_events")
+            if forwarder is not None:
+                forwarder.add(event)
         super().handle_incoming_message(incoming_msg)
 
-    def _record_execute(self, incoming_msg: Any) -> None:
+    def _inspect(self, incoming_msg: Any) -> tuple[str, dict | None]:
+        """The message type and the session event it makes (None for one that runs nothing)."""
         if self.subprotocol == "v1.kernel.websocket.jupyter.org":
             channel, parts = deserialize_msg_from_ws_v1(incoming_msg)
-            header, content = json.loads(parts[0]), json.loads(parts[3])
+            header = self.get_part("header", None, parts)
+            msg_type = header["msg_type"]
+            content = self.get_part("content", None, parts) if msg_type in RECORDED_MESSAGES else {}
         else:
-            msg = json.loads(incoming_msg)
-            channel, header, content = msg.get("channel"), msg.get("header") or {}, msg.get("content") or {}
-        if header.get("msg_type") != "execute_request":
-            return
-        forwarder = self.websocket_handler.settings.get("onsite_session_events")
-        if forwarder is None:
-            return
-        code = str(content.get("code", ""))
-        forwarder.add({"kind": "execute", "kernel_id": self.kernel_id, "channel": channel,
-                       "msg_id": str(header.get("msg_id", "")), "code": code[:MAX_CODE_CHARS], "code_chars": len(code)})
+            msg = deserialize_binary_message(incoming_msg) if isinstance(incoming_msg, bytes) else json.loads(incoming_msg)
+            channel, header, content = msg.get("channel"), msg["header"], msg.get("content")
+            msg_type = header["msg_type"]
+        if not isinstance(msg_type, str):
+            raise TypeError("msg_type is not a string")
+        if msg_type not in RECORDED_MESSAGES:
+            return msg_type, None
+        if not isinstance(content, dict):
+            raise TypeError("content is not an object")
+        kind, field = RECORDED_MESSAGES[msg_type]
+        value = content.get(field, "")
+        text = value if isinstance(value, str) else json.dumps(value, default=str)
+        event = {"kind": kind, "kernel_id": self.kernel_id, "channel": channel,
+                 "msg_id": str(header.get("msg_id", "")), field: text[:MAX_CODE_CHARS], f"{field}_chars": len(text)}
+        if kind == "comm":
+            event.update(msg_type=msg_type, comm_id=str(content.get("comm_id", ""))[:64])
+        return msg_type, event
+
+    def _refuse(self, reason: str) -> None:
+        record_refusal("WS", f"api/kernels/{self.kernel_id}/channels", reason)
 
 
 def load(serverapp: Any) -> None:
@@ -234,7 +364,8 @@ def load(serverapp: Any) -> None:
     if not api_url or not token:
         serverapp.log.warning("onsite: no JUPYTERHUB_API_URL/TOKEN: session events are not recorded")
         return
-    forwarder = SessionEventForwarder(api_url, token)
+    global _forwarder
+    forwarder = _forwarder = SessionEventForwarder(api_url, token)
     serverapp.web_app.settings["onsite_session_events"] = forwarder
 
     async def on_contents(logger: Any, schema_id: str, data: dict) -> None:

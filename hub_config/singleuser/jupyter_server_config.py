@@ -4,7 +4,13 @@
 # (see DESIGN.md); each switch is attacked in tests/security/test_browser_*.py.
 # JupyterLab's download, export, open-in-new-tab, terminal and extension manager
 # plugins are disabled and locked in labconfig/page_config.json beside this file.
+from hub_config.lockdown import make_undumpable
+
 c = get_config()  # noqa: F821 (defined by the traitlets config loader)
+
+# First, before any kernel of the researcher exists: the server's /proc/<pid>/environ
+# (its Hub token), mem and maps become root's; no process of the account can ptrace it.
+make_undumpable()
 
 # The release outbox forwarder and the lock-down (hub_config.serverext, hub_config.lockdown).
 c.ServerApp.jpserver_extensions.update({"hub_config.serverext": True})
@@ -20,7 +26,8 @@ c.ServerApp.authorizer_class = "hub_config.lockdown.LockdownAuthorizer"
 c.ServerApp.kernel_websocket_connection_class = "hub_config.lockdown.AuditedKernelWebsocketConnection"
 # Extensions cannot be installed from the browser.
 c.LabApp.extension_manager = "readonly"
-# Only the Onsite kernel (the venv's Python with Hub tokens stripped).
+# Only the Onsite kernel (the venv's Python with Hub tokens stripped); any other
+# kernel name is refused with 403 (hub_config.kernelspec.LockedKernelManager, set by the spawner).
 c.KernelSpecManager.allowed_kernelspecs = {"onsite"}
 c.MultiKernelManager.default_kernel_name = "onsite"
 # Uploads: only into intake/, at most 50 MB a file; the HTTP body limit sits above

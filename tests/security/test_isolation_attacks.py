@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -125,14 +126,79 @@ def test_state_of_the_hub_is_out_of_reach(sessions, target):
     hub.record("filesystem", f"open the {target} ({'write' if 'w' in mode or '+' in mode else 'read'})", out)
 
 
+def server_environ(pid: int) -> dict[str, str]:
+    """The server's environment, as root reads it."""
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
+
+
+def test_the_servers_token_is_out_of_reach_of_the_session(sessions):
+    hub, tanaka, kernel = sessions
+    # From the kernel: its parent is the single-user server, which holds the Hub token.
+    loot = hub.settings.workspaces_dir / "tanaka" / "proc-loot.json"
+    out = run(tanaka, kernel, TRY + "import glob, json, os\nserver = os.getppid()\nfound = {}\n"
+              "for f in glob.glob('/proc/[0-9]*/environ') + glob.glob('/proc/[0-9]*/cmdline'):\n"
+              "    try:\n        found[f] = open(f, 'rb').read().hex()\n    except OSError:\n        pass\n"
+              f"json.dump(found, open({str(loot)!r}, 'w'))\n"
+              "out = {'server': server, 'environ': attempt(lambda: open(f'/proc/{server}/environ', 'rb').read()),"
+              " 'mem': attempt(lambda: open(f'/proc/{server}/mem', 'rb')), 'maps': attempt(lambda: open(f'/proc/{server}/maps').read()),"
+              " 'fd': attempt(lambda: os.listdir(f'/proc/{server}/fd')), 'cmdline': attempt(lambda: open(f'/proc/{server}/cmdline').read())}")
+    server = out.pop("server")
+    assert "jupyterhub-singleuser" in Path(f"/proc/{server}/cmdline").read_text()
+    secrets = {"server token": server_environ(server)["JUPYTERHUB_API_TOKEN"]}
+    for name in ("jupyterhub_cookie_secret", "proxy_auth_token", "cli-api-token"):
+        secrets[name] = (hub.settings.runtime_dir / name).read_text().strip()
+    assert len(secrets["server token"]) >= 32
+    assert out == {"environ": "PermissionError", "mem": "PermissionError", "maps": "PermissionError",
+                   "fd": "PermissionError", "cmdline": "succeeded"}  # cmdline is world-readable: it holds no secret
+    readable = b"".join(bytes.fromhex(v) for v in json.loads(loot.read_text()).values())
+    assert readable  # the kernel did read its own and others' cmdlines
+    assert [name for name, value in secrets.items() if value.encode() in readable] == []
+    for name in ("environ", "mem", "maps"):
+        hub.record("proc", f"read the server's /proc/<pid>/{name} from the kernel", out[name])
+    hub.record("proc", "search every readable /proc/*/environ and cmdline for the Hub token and hub secrets", "not found")
+    # The server's own account outside the kernel's namespaces: the server is not dumpable,
+    # so its /proc files are root's (the kernel's user namespace alone would not cover this).
+    info = Path(f"/proc/{server}/environ").stat()
+    assert info.st_uid == 0
+    uid = hub.account("tanaka").pw_uid
+    for name in ("environ", "mem"):
+        outside = subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "/usr/bin/python3", "-I", "-c",
+                                  f"open('/proc/{server}/{name}', 'rb').read(16)"], capture_output=True, text=True, cwd="/")
+        assert outside.returncode != 0 and "PermissionError" in outside.stderr, (name, outside.stderr[-300:])
+        hub.record("proc", f"read the server's /proc/<pid>/{name} as the session's account", "PermissionError")
+    ptrace = subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "/usr/bin/python3", "-I", "-c",
+                             f"import ctypes, sys\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+                             f"sys.exit(0 if libc.ptrace(16, {server}, 0, 0) == 0 else ctypes.get_errno())"],  # PTRACE_ATTACH
+                            capture_output=True, text=True, cwd="/")
+    assert ptrace.returncode == 1  # EPERM
+    hub.record("proc", "ptrace the server as the session's account", "EPERM")
+
+
+def kernel_refusal(response) -> str:
+    return response.json().get("message", "")
+
+
 def test_only_the_locked_kernel_can_be_started(sessions):
     hub, tanaka, kernel = sessions
     xsrf = {"X-XSRFToken": tanaka.http.cookies.get("_xsrf", path="/user/tanaka/") or ""}
     before = {k["id"] for k in tanaka.http.get(f"{tanaka.server_url}/api/kernels", timeout=10).json()}
-    for name in ("python3", "../python3", "onsite "):
+    for name in ("python3", "../python3", "onsite ", "py%sthon"):
         r = tanaka.http.post(f"{tanaka.server_url}/api/kernels", json={"name": name}, headers=xsrf, timeout=60)
-        assert r.status_code >= 400, (name, r.status_code, r.text[:200])
+        assert r.status_code == 403 and "only the kernel 'onsite'" in kernel_refusal(r), (name, r.status_code, r.text[:200])
         hub.record("kernels", f"POST /api/kernels name={name!r}", f"HTTP {r.status_code}")
+    session = {"path": "p-demo/x.ipynb", "type": "notebook", "name": "x.ipynb", "kernel": {"name": "python3"}}
+    r = tanaka.http.post(f"{tanaka.server_url}/api/sessions", json=session, headers=xsrf, timeout=60)
+    assert r.status_code == 403 and "only the kernel 'onsite'" in kernel_refusal(r), (r.status_code, r.text[:200])
+    hub.record("kernels", "POST /api/sessions with kernel python3", f"HTTP {r.status_code}")
+    session["kernel"] = {"name": "onsite"}
+    created = tanaka.http.post(f"{tanaka.server_url}/api/sessions", json=session, headers=xsrf, timeout=60)
+    assert created.status_code == 201, created.text[:200]
+    r = tanaka.http.patch(f"{tanaka.server_url}/api/sessions/{created.json()['id']}", json={"kernel": {"name": "python3"}},
+                          headers=xsrf, timeout=60)
+    assert r.status_code == 403 and "only the kernel 'onsite'" in kernel_refusal(r), (r.status_code, r.text[:200])
+    hub.record("kernels", "PATCH /api/sessions/<id> to kernel python3", f"HTTP {r.status_code}")
+    assert tanaka.http.delete(f"{tanaka.server_url}/api/sessions/{created.json()['id']}", headers=xsrf, timeout=60).status_code == 204
     after = {k["id"] for k in tanaka.http.get(f"{tanaka.server_url}/api/kernels", timeout=10).json()}
     assert after == before
     specs = tanaka.http.get(f"{tanaka.server_url}/api/kernelspecs", timeout=10).json()
@@ -146,7 +212,7 @@ def test_a_kernelspec_planted_in_the_home_is_ignored(sessions):
         " 'display_name': 'evil', 'language': 'python'}, open(d + '/kernel.json', 'w'))\nout = d")
     xsrf = {"X-XSRFToken": tanaka.http.cookies.get("_xsrf", path="/user/tanaka/") or ""}
     r = tanaka.http.post(f"{tanaka.server_url}/api/kernels", json={"name": "evil"}, headers=xsrf, timeout=60)
-    assert r.status_code >= 400
+    assert r.status_code == 403 and "only the kernel 'onsite'" in kernel_refusal(r)
     hub.record("kernels", "start a kernelspec planted in ~/.local/share/jupyter", f"HTTP {r.status_code}")
 
 
