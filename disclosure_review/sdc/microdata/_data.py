@@ -58,7 +58,7 @@ def to_arrow(data: Any, columns: Sequence[str]) -> pa.Table:
     return pa.Table.from_pandas(data[cols], preserve_index=False)
 
 
-def _is_missing(col: pa.ChunkedArray) -> pa.ChunkedArray:
+def is_missing(col: pa.ChunkedArray) -> pa.ChunkedArray:
     missing = pc.is_null(col)
     if pa.types.is_floating(col.type):
         missing = pc.or_(missing, pc.is_nan(col))

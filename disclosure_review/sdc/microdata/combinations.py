@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._data import MISSING, InvalidMicrodataInput, KeyData, check_k, load_keys
+from ._data import MISSING, InvalidMicrodataInput, KeyData, check_k, is_missing, load_keys
 from .frequencies import frequencies_of_codes
 from .risk import RiskMethod, risk_of
 
@@ -80,29 +80,37 @@ def _check_relation(data: duckdb.DuckDBPyRelation, keys: tuple[str, ...], weight
             raise InvalidMicrodataInput(f"sampling weight {weight!r} must be numeric, not {kind}")
 
 
+def _check_weight_in_duckdb(data: duckdb.DuckDBPyRelation, weight: str) -> None:
+    """Every weight present, finite and positive: one ungrouped pass; the count of bad ones only on failure."""
+    w = _quote(weight)
+    absent, low, high = data.query(
+        "microdata_input", f"SELECT count(*) - count({w}), min({w})::DOUBLE, max({w})::DOUBLE FROM microdata_input"
+    ).fetchall()[0]
+    if absent == 0 and low is not None and low > 0 and np.isfinite(high):  # DuckDB orders NaN above +inf
+        return
+    bad = data.query("microdata_input", f"SELECT count(*) FROM microdata_input WHERE {w} IS NULL "
+                     f"OR NOT isfinite({w}::DOUBLE) OR {w} <= 0").fetchall()[0][0]
+    raise InvalidMicrodataInput(
+        f"sampling weight {weight!r} must be positive and present for every record: "
+        f"{bad} record(s) have a missing, zero or negative weight")
+
+
 def _in_duckdb(data: duckdb.DuckDBPyRelation, keys: tuple[str, ...], weight: str | None) -> KeyCombinations | None:
     """One GROUP BY in DuckDB; None when a key value is missing (then sdcMicro's matching rule applies)."""
     _check_relation(data, keys, weight)
+    if weight:
+        _check_weight_in_duckdb(data, weight)
     cols = ", ".join(map(_quote, keys))
-    any_null = " OR ".join(f"{_quote(c)} IS NULL" for c in keys)
-    w = f"CAST({_quote(weight)} AS DOUBLE)" if weight else "1.0"
-    bad_weight = f"count(*) FILTER (WHERE {w} IS NULL OR isnan({w}) OR {w} <= 0)" if weight else "0"
+    w = f", sum({_quote(weight)}::DOUBLE) AS __onsite_w" if weight else ""
     # Aliases no key variable is likely to have (DuckDB names are case-insensitive).
     result = data.query(
-        "microdata_input",
-        f"SELECT {cols}, count(*)::DOUBLE AS __onsite_f, sum({w}) AS __onsite_w, bool_or({any_null}) AS __onsite_m, "
-        f"{bad_weight} AS __onsite_bad FROM microdata_input GROUP BY {cols}",
+        "microdata_input", f"SELECT {cols}, count(*) AS __onsite_f{w} FROM microdata_input GROUP BY {cols}"
     ).to_arrow_table()
     if result.num_rows == 0:
         raise InvalidMicrodataInput("the data has no records")
-    bad = pc.sum(result.column("__onsite_bad")).as_py()
-    if bad:
-        raise InvalidMicrodataInput(
-            f"sampling weight {weight!r} must be positive and present for every record: "
-            f"{bad} record(s) have a missing, zero or negative weight")
-    if pc.any(result.column("__onsite_m")).as_py():
+    if any(pc.any(is_missing(result.column(key))).as_py() for key in keys):  # a group of missing values
         return None
-    fk = result.column("__onsite_f").to_numpy()
+    fk = result.column("__onsite_f").to_numpy().astype(np.float64)
     Fk = result.column("__onsite_w").to_numpy() if weight else fk
     return KeyCombinations(keys, result.select(list(keys)), fk, fk, Fk, weight is not None)
 

@@ -74,6 +74,17 @@ def test_missing_key_values_fall_back_to_sdcmicro_matching():
     assert len(values.drop_duplicates()) == len(values)  # one combination per key pattern
 
 
+def test_nan_in_a_float_key_is_missing_in_duckdb_too():
+    frame = survey()
+    frame["age"] = frame["age"].astype(float)
+    frame.loc[::40, "age"] = np.nan
+    con = duckdb.connect()
+    in_duckdb = key_combinations(con.from_df(frame), KEYS, weight="weight")
+    freq = frequencies(frame, KEYS, weight="weight")  # NaN matches any value here
+    assert in_duckdb.violations(3) == freq.violations(3)
+    assert in_duckdb.expected_reidentifications() == pytest.approx(individual_risk(freq).sum(), rel=1e-12)
+
+
 def test_per_pattern_risk_equals_per_record_risk():
     freq = frequencies(survey(missing=True), KEYS, weight="weight")
     plain = dataclasses.replace(freq, pattern=None, pattern_fk=None, pattern_Fk=None)
@@ -87,9 +98,11 @@ def test_bad_input():
     con = duckdb.connect()
     with pytest.raises(InvalidMicrodataInput, match="'shoe' not in the data"):
         key_combinations(con.from_df(frame), ["shoe"])
-    frame.loc[3, "weight"] = 0
-    with pytest.raises(InvalidMicrodataInput, match="1 record"):
-        key_combinations(con.from_df(frame), KEYS, weight="weight")
+    for bad in (0, -2.0, np.nan, np.inf):
+        frame.loc[3, "weight"] = bad
+        with pytest.raises(InvalidMicrodataInput, match="1 record"):
+            key_combinations(con.from_df(frame), KEYS, weight="weight")
+    frame.loc[3, "weight"] = 1.0
     with pytest.raises(InvalidMicrodataInput, match="no records"):
         key_combinations(con.from_df(frame.iloc[:0]), KEYS)
     with pytest.raises(InvalidMicrodataInput, match="at least one key"):
