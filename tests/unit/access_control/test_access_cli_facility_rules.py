@@ -6,6 +6,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from alembic import command
+from alembic.script import ScriptDirectory
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
@@ -83,7 +84,8 @@ def test_upgrade_from_ac0001_and_wf0001_keeps_facilities_and_their_old_behaviour
             conn.execute(text("INSERT INTO facility (id, name, address, timezone) VALUES (1, 'Old', '', 'Asia/Tokyo')"))
         migrate(db_url_empty)
         with engine.connect() as conn:
-            assert set(MigrationContext.configure(conn).get_current_heads()) == {"ac0002", "wf0001"}
+            heads = set(ScriptDirectory.from_config(alembic_config(db_url_empty)).get_heads())
+            assert "ac0002" in heads and set(MigrationContext.configure(conn).get_current_heads()) == heads
             assert {"accreditation", "booking", "facility_hours", "facility_closure"} <= set(inspect(conn).get_table_names())
         with transaction(session_factory(engine)) as s:
             old = policy.require_facility(s, "Old")
