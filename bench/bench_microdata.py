@@ -3,16 +3,20 @@
 Cases (sizes follow issue 4; `--rows N` caps them for quick runs):
 
 - f_k/F_k, k-anonymity and individual risk, 1M and 10M records × 5 and 7 key
-  variables: ours reads the Parquet file through a DuckDB relation and returns
-  f_k, F_k and the risk of every record; pycanon's `k_anonymity` gets a pandas
-  frame already in memory and returns only k; the pandas peer computes f_k,
-  F_k and the risk with groupby-transform. Goal: ≥ 50× pycanon.
-- the same per key combination (every record of a combination shares its
-  f_k, F_k and risk): `key_combinations()` on the same Parquet relation, one
-  GROUP BY inside DuckDB, then the risk per combination; records below k and
-  ER equal the per-record case's.
-- k-anonymity level alone (what pycanon computes): `k_anonymity()` on the
-  relation, one GROUP BY inside DuckDB.
+  variables. Ours reads the ingested dataset file (`microdata` of a read-only
+  DuckDB connection, the table researchers and the review service query);
+  pycanon's `k_anonymity` gets a pandas frame already in memory and returns
+  only k. Goal: ≥ 50× pycanon.
+  - per key combination (every record of a combination shares its f_k, F_k
+    and risk, which is how the risk report computes them):
+    `key_combinations()`, one GROUP BY inside DuckDB, then k, records below
+    k=3, the risk of every combination and ER;
+  - per record: `frequencies()` and `individual_risk()`, f_k, F_k and the risk
+    of every record, also against pandas groupby-transform (same result).
+  Before timing, k equals pycanon's, records below k and ER agree between the
+  two of ours, and per-record risk equals pandas' to 1e-9.
+- k-anonymity level alone (what pycanon computes): `k_anonymity()`, one
+  GROUP BY inside DuckDB.
 - SUDA2, 100k and 1M records × 7 keys, vs the same definition in plain pandas
   (one groupby per key subset). Goal: < 60 s at 1M.
 - Local suppression to k = 3, 100k records × 7 keys (goal < 60 s). No Python
@@ -92,45 +96,46 @@ def cases(ctx: Context) -> list[Case]:
     con.execute("SET enable_progress_bar = false")
     out: list[Case] = []
     for rows in _sizes(ctx, 1_000_000, 10_000_000):
-        path = ctx.demo_parquet(rows)
-        frame = con.read_parquet(str(path)).select(*KEYS_7, "weight").df()
+        dataset = duckdb.connect(str(ctx.demo_dataset(rows)), read_only=True)
+        dataset.execute("SET enable_progress_bar = false")
+        relation = dataset.table("microdata")
+        frame = relation.select(*KEYS_7, "weight").df()
+        repeat = 3 if rows <= 1_000_000 else 1
         for keys in ([KEYS_5, KEYS_7] if rows <= 1_000_000 else [KEYS_5]):
-            relation = con.read_parquet(str(path))
+            label = f"{_label(rows)} × {len(keys)} keys"
 
-            def ours(relation=relation, keys=keys) -> object:
+            def pycanon(keys=keys, frame=frame) -> object:
+                return anonymity.k_anonymity(frame, keys)
+
+            def per_combination(keys=keys) -> object:
+                combos = key_combinations(relation, keys, weight="weight")
+                return combos.level, combos.violations(3), combos.expected_reidentifications()
+
+            def per_record(keys=keys) -> object:
                 freq = frequencies(relation, keys, weight="weight")
                 return freq.violations(3), individual_risk(freq)
 
-            k_ours = int(frequencies(relation, keys).fk.min())
-            if k_ours != anonymity.k_anonymity(frame, keys):
-                raise AssertionError("pycanon and sdc.microdata disagree on k")
-            np.testing.assert_allclose(ours()[1], pandas_risk(frame, keys), rtol=1e-9)
-            name = f"f_k/F_k + k-anonymity + risk, {_label(rows)} × {len(keys)} keys"
-            repeat = 3 if rows <= 1_000_000 else 1
-            out.append(Case(name, ours, "pycanon 1.3 k_anonymity (k only)",
-                            lambda keys=keys, frame=frame: anonymity.k_anonymity(frame, keys), repeat=repeat,
-                            note="ours reads Parquet, returns f_k, F_k, risk per record; goal ≥ 50× pycanon"))
-            out.append(Case(name, ours, "pandas groupby-transform", lambda keys=keys, frame=frame: pandas_risk(frame, keys),
-                            repeat=repeat, note="same per-record result, frame already in memory"))
-            def per_combination(relation=relation, keys=keys) -> object:
-                combos = key_combinations(relation, keys, weight="weight")
-                return combos.violations(3), combos.expected_reidentifications()
-
+            k_level = pycanon()
             freq = frequencies(relation, keys, weight="weight")
-            below, er = per_combination()
+            level, below, er = per_combination()
+            if not (level == k_level == k_anonymity(relation, keys).level == int(freq.fk.min())):
+                raise AssertionError("pycanon and sdc.microdata disagree on k")
             if below != freq.violations(3) or not math.isclose(er, float(individual_risk(freq).sum()), rel_tol=1e-9):
                 raise AssertionError("key_combinations and frequencies() disagree on records below k or ER")
-            out.append(Case(f"f_k/F_k + k-anonymity + risk per key combination, {_label(rows)} × {len(keys)} keys",
-                            per_combination, "pycanon 1.3 k_anonymity (k only)",
-                            lambda keys=keys, frame=frame: anonymity.k_anonymity(frame, keys), repeat=repeat,
-                            note="ours: one DuckDB GROUP BY over the Parquet file, risk per combination, "
-                                 "records below k and ER; goal ≥ 50× pycanon"))
-            if k_anonymity(relation, keys).level != k_ours:
-                raise AssertionError("k_anonymity in SQL and frequencies() disagree")
-            out.append(Case(f"k-anonymity level, {_label(rows)} × {len(keys)} keys",
-                            lambda relation=relation, keys=keys: k_anonymity(relation, keys),
-                            "pycanon 1.3 k_anonymity", lambda keys=keys, frame=frame: anonymity.k_anonymity(frame, keys),
-                            repeat=repeat, note="both return k; ours one GROUP BY in DuckDB over the Parquet file"))
+            np.testing.assert_allclose(per_record()[1], pandas_risk(frame, keys), rtol=1e-9)
+            out.append(Case(f"f_k/F_k + k-anonymity + risk per key combination, {label}", per_combination,
+                            "pycanon 1.3 k_anonymity (k only)", pycanon, repeat=repeat,
+                            note="ours: one GROUP BY in DuckDB over the dataset file, risk per combination, "
+                                 "k, records below k and ER; goal ≥ 50× pycanon"))
+            out.append(Case(f"f_k/F_k + k-anonymity + risk per record, {label}", per_record,
+                            "pycanon 1.3 k_anonymity (k only)", pycanon, repeat=repeat,
+                            note="ours reads the keys from the dataset file, returns f_k, F_k, risk of every record"))
+            out.append(Case(f"f_k/F_k + k-anonymity + risk per record, {label}", per_record,
+                            "pandas groupby-transform", lambda keys=keys, frame=frame: pandas_risk(frame, keys),
+                            repeat=repeat, note="same per-record result; pandas' frame already in memory"))
+            out.append(Case(f"k-anonymity level, {label}", lambda keys=keys: k_anonymity(relation, keys),
+                            "pycanon 1.3 k_anonymity", pycanon, repeat=repeat,
+                            note="both return k; ours one GROUP BY in DuckDB over the dataset file"))
 
     for rows in _sizes(ctx, 100_000, 1_000_000):
         frame = con.read_parquet(str(ctx.demo_parquet(rows))).select(*SUDA_KEYS).df()
