@@ -5,6 +5,7 @@ Every measure works on integer codes: each key variable's distinct values become
 """
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -136,13 +137,73 @@ def check_weight(values: np.ndarray, name: str) -> np.ndarray:
     return weight
 
 
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+_UNUSED = -2  # a hash slot no distinct value occupies
+_MAX_HASHED = 2048  # distinct values up to which a text key is coded inside DuckDB
+
+
+def _hash_slots(data: duckdb.DuckDBPyRelation, column: str) -> tuple[int, np.ndarray, pa.Array] | None:
+    """Code a text key inside DuckDB: a modulus P under which DuckDB's hashes of the column's distinct
+    values are distinct, the slot → code table (slot + 1; 0 = missing) and the values in sorted order.
+
+    Fetching a small integer per record instead of the text and hashing it again in Python
+    saves most of the reading time. None when the column has too many (or no) distinct values.
+    """
+    q = _quote(column)
+    rows = data.query("microdata_input", f"SELECT DISTINCT {q}, hash({q}) FROM microdata_input "
+                      f"WHERE {q} IS NOT NULL LIMIT {_MAX_HASHED + 1}").fetchall()
+    if not rows or len(rows) > _MAX_HASHED:
+        return None
+    rows.sort()
+    hashes = np.array([h for _, h in rows], dtype=np.uint64)
+    d = len(rows)
+    for modulus in itertools.chain(range(d, 4 * d + 1), range(d * d, d * d + 4096)):
+        slots = (hashes % np.uint64(modulus)).astype(np.int64)
+        if np.unique(slots).size == d:
+            table = np.full(modulus + 1, _UNUSED, dtype=np.int32)
+            table[0] = MISSING
+            table[slots + 1] = np.arange(d, dtype=np.int32)
+            return modulus, table, pa.array([v for v, _ in rows], type=pa.string())
+    return None
+
+
+def _read_relation(
+    data: duckdb.DuckDBPyRelation, keys: Sequence[str], extra: Sequence[str]
+) -> tuple[list[tuple[np.ndarray, pa.Array]], pa.Table]:
+    """Codes of the key variables and the `extra` columns of a DuckDB relation; text keys coded in DuckDB."""
+    types = dict(zip(data.columns, map(str, data.types)))
+    slots = {k: _hash_slots(data, k) for k in keys if types[k] == "VARCHAR"}
+    exprs = []
+    for k in dict.fromkeys([*keys, *extra]):
+        if slots.get(k):
+            q = _quote(k)
+            exprs.append(f"CASE WHEN {q} IS NULL THEN -1 ELSE (hash({q}) % {slots[k][0]})::INTEGER END AS {q}")
+        else:
+            exprs.append(_quote(k))
+    table = data.query("microdata_input", f"SELECT {', '.join(exprs)} FROM microdata_input").to_arrow_table()
+    encoded = []
+    for k in keys:
+        if not slots.get(k):
+            encoded.append(encode(table.column(k)))
+            continue
+        _, lookup, levels = slots[k]
+        codes = lookup[table.column(k).to_numpy() + 1]
+        if (codes == _UNUSED).any():  # a value appeared that the first query did not see
+            raise InvalidMicrodataInput("the data changed while it was read; run the measure again")
+        encoded.append((codes, levels))
+    return encoded, table
+
+
 def load_keys(
     data: Any,
     keys: Sequence[str],
     *,
     weight: str | None = None,
     household: str | None = None,
-) -> tuple[KeyData, pa.Table]:
+) -> KeyData:
     """Read and check the key variables (and weight, household id) of `data`."""
     keys = tuple(keys)
     if not keys:
@@ -150,10 +211,15 @@ def load_keys(
     if len(set(keys)) != len(keys):
         raise InvalidMicrodataInput(f"key variables are repeated: {list(keys)}")
     wanted = [*keys, *([weight] if weight else []), *([household] if household else [])]
-    table = to_arrow(data, wanted)
+    extra = [*([weight] if weight else []), *([household] if household else [])]
+    if isinstance(data, duckdb.DuckDBPyRelation):
+        to_arrow(data.limit(0), [*keys, *extra])  # the clear error for absent variables
+        encoded, table = _read_relation(data, keys, extra)
+    else:
+        table = to_arrow(data, [*keys, *extra])
+        encoded = [encode(table.column(k)) for k in keys]
     if table.num_rows == 0:
         raise InvalidMicrodataInput("the data has no records")
-    encoded = [encode(table.column(k)) for k in keys]
     codes = stack_codes([c for c, _ in encoded])
     w = None
     if weight:
@@ -167,4 +233,4 @@ def load_keys(
         if (hh_codes == MISSING).any():
             raise InvalidMicrodataInput(f"household id {household!r} is missing for some records")
         hh = hh_codes
-    return KeyData(keys, codes, tuple(lv for _, lv in encoded), w, hh), table
+    return KeyData(keys, codes, tuple(lv for _, lv in encoded), w, hh)

@@ -145,4 +145,4 @@ def key_combinations(data: object, keys: Sequence[str], *, weight: str | None = 
         combos = _in_duckdb(data, keys, weight)
         if combos is not None:
             return combos
-    return combinations_of_keys(load_keys(data, keys, weight=weight)[0])[0]
+    return combinations_of_keys(load_keys(data, keys, weight=weight))[0]

@@ -27,10 +27,8 @@ from typing import Any
 import duckdb
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
-from ._data import MISSING, InvalidMicrodataInput, check_k, check_weight, encode, stack_codes, to_arrow
+from ._data import MISSING, InvalidMicrodataInput, check_k, load_keys
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +77,9 @@ def _radix_rows(codes: np.ndarray) -> tuple[np.ndarray, int]:
         if span * card >= 2**62:
             group = pd.factorize(group)[0].astype(np.int64)
             span = int(group.max()) + 1
-        group = group * card + codes[:, v] + 1
+        group *= card  # in place: no temporaries of n int64 per key variable
+        group += codes[:, v]
+        group += 1
         span *= card
     return group, span
 
@@ -165,7 +165,6 @@ def pattern_frequencies(
     return group, fk, Fk
 
 
-
 def frequencies(
     data: Any, keys: Sequence[str], *, weight: str | None = None, alpha: float = 1.0
 ) -> Frequencies:
@@ -178,19 +177,8 @@ def frequencies(
         raise InvalidMicrodataInput("name at least one key variable")
     if not 0 <= alpha <= 1:
         raise InvalidMicrodataInput(f"alpha must be between 0 and 1 (got {alpha!r})")
-    table = to_arrow(data, [*keys, *([weight] if weight else [])])
-    if table.num_rows == 0:
-        raise InvalidMicrodataInput("the data has no records")
-    w = None
-    if weight:
-        w = check_weight(pc.fill_null(table.column(weight).cast(pa.float64()), np.nan).to_numpy(), weight)
-    return frequencies_of_table(table, keys, w, alpha)
-
-
-def frequencies_of_table(
-    table: pa.Table, keys: Sequence[str], weight: np.ndarray | None, alpha: float = 1.0
-) -> Frequencies:
-    return frequencies_of_codes(keys, stack_codes([encode(table.column(k))[0] for k in keys]), weight, alpha)
+    key_data = load_keys(data, keys, weight=weight)
+    return frequencies_of_codes(keys, key_data.codes, key_data.weight, alpha)
 
 
 @dataclass(frozen=True)

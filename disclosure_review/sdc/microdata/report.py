@@ -230,7 +230,7 @@ def risk_report(
     with tqdm(total=len(steps), desc="risk report", unit="step", disable=not progress) as bar:
         key_data = None
         if household or suda:
-            key_data, _ = load_keys(data, keys, weight=weight, household=household)
+            key_data = load_keys(data, keys, weight=weight, household=household)
             combos, record_combination = combinations_of_keys(key_data)
         else:
             combos = key_combinations(data, keys, weight=weight)

@@ -196,5 +196,5 @@ def suda2(
     dis_fraction: float = 0.01,
 ) -> Suda2Result:
     """SUDA2 on `data`; sdcMicro: suda2(data, variables=keys, DisFraction=dis_fraction, original_scores)."""
-    key_data, _ = load_keys(data, keys)
+    key_data = load_keys(data, keys)
     return suda2_codes(key_data, max_size=max_size, original_scores=original_scores, dis_fraction=dis_fraction)

@@ -144,3 +144,23 @@ def test_k_anonymity_in_sql_equals_frequencies(testdata):
     assert k_anonymity(with_na, keys, k=3) == res
     with pytest.raises(InvalidMicrodataInput, match="no records"):
         k_anonymity(con.from_arrow(testdata.head(0).to_arrow()), keys)
+
+
+@pytest.mark.parametrize("distinct", [3, 40, 3000])  # 3000: above the limit for coding text inside DuckDB
+def test_text_keys_of_a_relation_equal_the_frame_path(distinct):
+    """Text keys of a DuckDB relation are coded inside DuckDB by hash slots; results equal the Arrow path."""
+    rng = np.random.default_rng(distinct)
+    n = 20_000
+    data = pd.DataFrame({
+        "town": np.array([f"t{i:05d}" for i in range(distinct)], dtype=object)[rng.integers(0, distinct, n)],
+        "sex": rng.choice(["F", "M"], n).astype(object),
+        "age": rng.integers(0, 9, n),
+        "w": rng.uniform(1, 50, n),
+    })
+    data.loc[rng.random(n) < 0.01, "town"] = None
+    data.loc[rng.random(n) < 0.01, "sex"] = None
+    keys = ["town", "sex", "age"]
+    from_frame = frequencies(data, keys, weight="w")
+    from_relation = frequencies(duckdb.connect().from_df(data), keys, weight="w")
+    np.testing.assert_array_equal(from_relation.fk, from_frame.fk)
+    np.testing.assert_allclose(from_relation.Fk, from_frame.Fk, rtol=1e-12)
