@@ -137,7 +137,7 @@ def check_weight(values: np.ndarray, name: str) -> np.ndarray:
     return weight
 
 
-def _quote(name: str) -> str:
+def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
@@ -152,7 +152,7 @@ def _hash_slots(data: duckdb.DuckDBPyRelation, column: str) -> tuple[int, np.nda
     Fetching a small integer per record instead of the text and hashing it again in Python
     saves most of the reading time. None when the column has too many (or no) distinct values.
     """
-    q = _quote(column)
+    q = quote(column)
     rows = data.query("microdata_input", f"SELECT DISTINCT {q}, hash({q}) FROM microdata_input "
                       f"WHERE {q} IS NOT NULL LIMIT {_MAX_HASHED + 1}").fetchall()
     if not rows or len(rows) > _MAX_HASHED:
@@ -179,10 +179,10 @@ def _read_relation(
     exprs = []
     for k in dict.fromkeys([*keys, *extra]):
         if slots.get(k):
-            q = _quote(k)
+            q = quote(k)
             exprs.append(f"CASE WHEN {q} IS NULL THEN -1 ELSE (hash({q}) % {slots[k][0]})::INTEGER END AS {q}")
         else:
-            exprs.append(_quote(k))
+            exprs.append(quote(k))
     table = data.query("microdata_input", f"SELECT {', '.join(exprs)} FROM microdata_input").to_arrow_table()
     encoded = []
     for k in keys:

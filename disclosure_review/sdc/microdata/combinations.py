@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._data import MISSING, InvalidMicrodataInput, KeyData, check_k, is_missing, load_keys
+from ._data import MISSING, InvalidMicrodataInput, KeyData, check_k, is_missing, load_keys, quote
 from .frequencies import frequencies_of_codes
 from .risk import RiskMethod, risk_of
 
@@ -61,10 +61,6 @@ class KeyCombinations:
         return float(np.dot(self.records, self.risk() if risk is None else risk))
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 _NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT",
             "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL")
 
@@ -82,7 +78,7 @@ def _check_relation(data: duckdb.DuckDBPyRelation, keys: tuple[str, ...], weight
 
 def _check_weight_in_duckdb(data: duckdb.DuckDBPyRelation, weight: str) -> None:
     """Every weight present, finite and positive: one ungrouped pass; the count of bad ones only on failure."""
-    w = _quote(weight)
+    w = quote(weight)
     absent, low, high = data.query(
         "microdata_input", f"SELECT count(*) - count({w}), min({w})::DOUBLE, max({w})::DOUBLE FROM microdata_input"
     ).fetchall()[0]
@@ -100,8 +96,8 @@ def _in_duckdb(data: duckdb.DuckDBPyRelation, keys: tuple[str, ...], weight: str
     _check_relation(data, keys, weight)
     if weight:
         _check_weight_in_duckdb(data, weight)
-    cols = ", ".join(map(_quote, keys))
-    w = f", sum({_quote(weight)}::DOUBLE) AS __onsite_w" if weight else ""
+    cols = ", ".join(map(quote, keys))
+    w = f", sum({quote(weight)}::DOUBLE) AS __onsite_w" if weight else ""
     # Aliases no key variable is likely to have (DuckDB names are case-insensitive).
     result = data.query(
         "microdata_input", f"SELECT {cols}, count(*) AS __onsite_f{w} FROM microdata_input GROUP BY {cols}"

@@ -28,7 +28,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from ._data import MISSING, InvalidMicrodataInput, check_k, load_keys
+from ._data import MISSING, InvalidMicrodataInput, check_k, load_keys, quote
 
 log = logging.getLogger(__name__)
 
@@ -205,12 +205,15 @@ def k_anonymity(data: Any, keys: Sequence[str], *, k: int = 3) -> KAnonymity:
         missing = [c for c in keys if c not in data.columns]
         if missing:
             raise InvalidMicrodataInput(f"variable(s) {', '.join(map(repr, missing))} not in the data")
-        cols = ", ".join('"' + c.replace('"', '""') + '"' for c in keys)
-        any_null = " OR ".join('"' + c.replace('"', '""') + '" IS NULL' for c in keys)
+        cols = ", ".join(map(quote, keys))
+        # Missing values (NULL, NaN) form groups of their own: looked for per group, not per record.
+        types = dict(zip(data.columns, map(str, data.types)))
+        missing = " OR ".join(f"{quote(c)} IS NULL" + (f" OR isnan({quote(c)})" if types[c] in ("FLOAT", "DOUBLE") else "")
+                              for c in keys)
         level, below, has_missing = data.query(
             "microdata_input",
-            f"SELECT min(c), coalesce(sum(c) FILTER (WHERE c < {int(k)}), 0), bool_or(m) FROM "
-            f"(SELECT count(*) AS c, bool_or({any_null}) AS m FROM microdata_input GROUP BY {cols})",
+            f"SELECT min(__onsite_c), coalesce(sum(__onsite_c) FILTER (WHERE __onsite_c < {int(k)}), 0), "
+            f"bool_or({missing}) FROM (SELECT {cols}, count(*) AS __onsite_c FROM microdata_input GROUP BY {cols})",
         ).fetchall()[0]
         if level is None:
             raise InvalidMicrodataInput("the data has no records")

@@ -11,7 +11,7 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from disclosure_review.sdc.microdata import InvalidMicrodataInput, RiskMethod, frequencies, individual_risk
+from disclosure_review.sdc.microdata import InvalidMicrodataInput, RiskMethod, frequencies, individual_risk, k_anonymity
 
 NA = None
 W = [18.0, 45.5, 39.0, 17.0, 92.0, 8.0, 123.5, 51]
@@ -164,3 +164,10 @@ def test_text_keys_of_a_relation_equal_the_frame_path(distinct):
     from_relation = frequencies(duckdb.connect().from_df(data), keys, weight="w")
     np.testing.assert_array_equal(from_relation.fk, from_frame.fk)
     np.testing.assert_allclose(from_relation.Fk, from_frame.Fk, rtol=1e-12)
+
+
+def test_k_anonymity_in_duckdb_treats_nan_as_missing():
+    data = pd.DataFrame({"a": [1.0, 1.0, np.nan, 2.0, 2.0, 2.0], "b": ["x", "x", "x", "y", "y", "y"]})
+    rel = duckdb.connect().from_df(data)
+    level = frequencies(data, ["a", "b"]).fk.min()  # NaN matches any value: the NaN record counts in (1, x)
+    assert k_anonymity(rel, ["a", "b"]).level == level == 3
