@@ -210,7 +210,6 @@ def load_keys(
         raise InvalidMicrodataInput("name at least one key variable")
     if len(set(keys)) != len(keys):
         raise InvalidMicrodataInput(f"key variables are repeated: {list(keys)}")
-    wanted = [*keys, *([weight] if weight else []), *([household] if household else [])]
     extra = [*([weight] if weight else []), *([household] if household else [])]
     if isinstance(data, duckdb.DuckDBPyRelation):
         to_arrow(data.limit(0), [*keys, *extra])  # the clear error for absent variables

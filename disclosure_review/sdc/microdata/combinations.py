@@ -79,10 +79,13 @@ def _check_relation(data: duckdb.DuckDBPyRelation, keys: tuple[str, ...], weight
 def _check_weight_in_duckdb(data: duckdb.DuckDBPyRelation, weight: str) -> None:
     """Every weight present, finite and positive: one ungrouped pass; the count of bad ones only on failure."""
     w = quote(weight)
-    absent, low, high = data.query(
-        "microdata_input", f"SELECT count(*) - count({w}), min({w})::DOUBLE, max({w})::DOUBLE FROM microdata_input"
+    records, absent, low, high = data.query(
+        "microdata_input",
+        f"SELECT count(*), count(*) - count({w}), min({w})::DOUBLE, max({w})::DOUBLE FROM microdata_input",
     ).fetchall()[0]
-    if absent == 0 and low is not None and low > 0 and np.isfinite(high):  # DuckDB orders NaN above +inf
+    if records == 0:
+        raise InvalidMicrodataInput("the data has no records")
+    if absent == 0 and low > 0 and np.isfinite(high):  # DuckDB orders NaN above +inf
         return
     bad = data.query("microdata_input", f"SELECT count(*) FROM microdata_input WHERE {w} IS NULL "
                      f"OR NOT isfinite({w}::DOUBLE) OR {w} <= 0").fetchall()[0][0]

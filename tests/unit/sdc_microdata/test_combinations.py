@@ -111,3 +111,8 @@ def test_bad_input():
         key_combinations(con.from_df(frame), ["sex", "sex"])
     with pytest.raises(InvalidMicrodataInput, match="must be numeric"):
         key_combinations(con.from_df(frame), KEYS, weight="region")
+
+
+def test_empty_relation_with_weight_says_no_records():
+    with pytest.raises(InvalidMicrodataInput, match="no records"):
+        key_combinations(duckdb.connect().from_df(survey(50).iloc[:0]), KEYS, weight="weight")
