@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import numpy as np
@@ -34,8 +35,11 @@ import polars as pl
 from .checks import CheckReport, CheckResult, check_table
 from .enums import ProtectionMethod, SecondaryMethod, Statistic, TableKind, Verdict
 from .rules import Rules
-from .shadow import GROUPING, NEGATIVE, TOP, VALUE, ShadowTable, compute_shadow
+from .shadow import GROUPING, MARGIN_LABEL, NEGATIVE, TOP, VALUE, ShadowTable, compute_shadow
 from .spec import InvalidSpec, TableSpec, quote_identifier
+
+if TYPE_CHECKING:  # the protection library (scipy, HiGHS) is imported only when a table is protected
+    from .protection import AuditReport, LinkedTable
 
 NULL_LEVEL = "(missing)"  # the label a missing level (NULL) gets inside the protection library
 MAX_DELETION_ROUNDS = 5
@@ -106,25 +110,71 @@ def _blanked(shadow: ShadowTable, blank: np.ndarray) -> pl.DataFrame:
     return view.with_columns(pl.when(pl.Series(blank)).then(None).otherwise(pl.col(column)).alias(column))
 
 
-def _linked(shadow: ShadowTable, unsafe: np.ndarray):
+@dataclasses.dataclass(frozen=True)
+class _Linked:
+    """A shadow table as the protection library's `LinkedTable`, and which frame row each cell is.
+
+    The table has one axis for the row variables together and one for the column
+    variables together: its margins are then exactly those the shadow computes
+    and publishes (row and column totals, grand total). A dimension per variable
+    would also need the sub-totals of one row variable within another, which a
+    table with two row variables neither has nor releases.
+    """
+
+    table: LinkedTable
+    positions: np.ndarray  # per frame row, its cell index in `table`
+    cell_labels: list[tuple[str | None, ...]]  # per cell of `table`, its released labels (None: missing level)
+    dimensions: tuple[str, ...]
+
+    def label(self, cell: int) -> tuple[str | None, ...]:
+        return self.cell_labels[cell]
+
+    def key(self, cell: int) -> dict[str, str]:
+        """Released labels of a cell by variable, a missing level named NULL_LEVEL (as the audit shows it)."""
+        return {dim: NULL_LEVEL if v is None else v for dim, v in zip(self.dimensions, self.label(cell))}
+
+    def audit_facts(self, report: AuditReport) -> dict[str, Any]:
+        """The audit as JSON, cells keyed by the table's variables."""
+        facts = report.to_dict()
+        facts["cells"] = [c | {"key": self.key(i.cell)} for c, i in zip(facts["cells"], report.intervals)]
+        by_axis_key = {tuple(self.table.key(cell).values()): cell for cell in range(self.table.n_cells)}
+        facts["published_unsafe"] = [self.key(by_axis_key[tuple(k.values())]) for k in report.published_unsafe]
+        return facts
+
+
+def _axis_labels(labels: list[tuple], grouping: np.ndarray, positions: range, k: int) -> list[str]:
+    """One axis's label per frame row: the levels of its variables as JSON, or MARGIN_LABEL in its margin."""
+    bits = sum(1 << (k - 1 - i) for i in positions)
+    summed = grouping & bits
+    if not np.isin(summed, (0, bits)).all():
+        raise InvalidSpec("the table has a margin over only some of its row or column variables: "
+                          "it cannot be protected")
+    return [MARGIN_LABEL if s else json.dumps([label[i] for i in positions]) for label, s in zip(labels, summed)]
+
+
+def _linked(shadow: ShadowTable, unsafe: np.ndarray) -> _Linked:
     from .protection import from_shadow
 
-    if shadow.spec.statistic not in (Statistic.COUNT, Statistic.SUM):
+    spec = shadow.spec
+    if spec.statistic not in (Statistic.COUNT, Statistic.SUM):
         raise InvalidSpec("only counts and sums can be protected")
-    labelled = shadow.frame.with_columns(shadow.label_exprs())
+    k, r = len(spec.dimensions), len(spec.rows)
+    labels = shadow.labels()
+    grouping = shadow.frame.get_column(GROUPING).to_numpy()
+    axes = {"rows": _axis_labels(labels, grouping, range(r), k)}
+    if spec.columns:
+        axes["columns"] = _axis_labels(labels, grouping, range(r, k), k)
+    frame = pl.DataFrame(axes | {VALUE: shadow.frame.get_column(VALUE).fill_null(0.0)})
     negative = shadow.frame.get_column(NEGATIVE).sum() > 0
-    return from_shadow(labelled.with_columns(pl.col(VALUE).fill_null(0.0)), shadow.dimensions, VALUE, unsafe,
-                       null_level=NULL_LEVEL, lower_bound=-math.inf if negative else 0.0)
-
-
-def _cell_positions(shadow: ShadowTable, table) -> np.ndarray:
-    """For each frame row, its cell index in the LinkedTable."""
-    positions = np.empty(shadow.frame.height, dtype=np.int64)
-    keys = [tuple(table.key(i).values()) for i in range(table.n_cells)]
-    index = {key: i for i, key in enumerate(keys)}
-    for row, label in enumerate(shadow.labels()):
-        positions[row] = index[tuple(NULL_LEVEL if v is None else v for v in label)]
-    return positions
+    table = from_shadow(frame, tuple(axes), VALUE, unsafe, total_label=MARGIN_LABEL,
+                        lower_bound=-math.inf if negative else 0.0)
+    coords = []
+    for axis, levels in zip(axes.values(), table.levels):
+        index = {level: i for i, level in enumerate((*levels, MARGIN_LABEL))}
+        coords.append(np.array([index[label] for label in axis], dtype=np.int64))
+    positions = np.ravel_multi_index(coords, table.shape)
+    cell_labels = [labels[row] for row in np.argsort(positions)]  # from_shadow refused gaps and repeats
+    return _Linked(table, positions, cell_labels, spec.dimensions)
 
 
 # -- suppression ----------------------------------------------------------------------
@@ -134,8 +184,8 @@ def _suppress(shadow: ShadowTable, report: CheckReport, rules: Rules, secondary:
     from .protection import ProtectionLevels, SuppressionMethod, audit, secondary_suppression
 
     unsafe = failing_mask(shadow, report)
-    table = _linked(shadow, unsafe)
-    positions = _cell_positions(shadow, table)
+    linked = _linked(shadow, unsafe)
+    table, positions = linked.table, linked.positions
     if shadow.spec.kind is TableKind.FREQUENCY and rules.threshold:
         levels = ProtectionLevels.threshold(table, rules.threshold)
         level_rule = f"threshold {rules.threshold}"
@@ -162,7 +212,7 @@ def _suppress(shadow: ShadowTable, report: CheckReport, rules: Rules, secondary:
         "interval_audit", checked.verdict,
         f"{checked.summary()} (protection levels: {level_rule if rules.interval_audit else 'not required by the preset'})",
         {"interval_audit": rules.interval_audit, "levels": level_rule, "secondary": secondary.value},
-        tuple(tuple(None if v == NULL_LEVEL else v for v in c.key.values()) for c in checked.failing()),
+        tuple(linked.label(c.cell) for c in checked.failing()),
     )
     protected_report = CheckReport.from_results(report.output, report.preset, [*excused.results, interval])
     facts = {
@@ -171,7 +221,7 @@ def _suppress(shadow: ShadowTable, report: CheckReport, rules: Rules, secondary:
         "primary": int(unsafe.sum()),
         "secondary_cells": int(blank.sum() - unsafe.sum()),
         "levels": level_rule,
-        "audit": checked.to_dict(),
+        "audit": linked.audit_facts(checked),
     }
     return ProtectedTable(shadow, protected_report, _blanked(shadow, blank), facts)
 
@@ -185,9 +235,8 @@ def _round(shadow: ShadowTable, report: CheckReport, rules: Rules, base: int | N
     base = base or rules.round_base
     if base is None:
         raise InvalidSpec(f"preset {rules.name!r} sets no round_base: give the rounding base (base=...)")
-    table = _linked(shadow, np.zeros(shadow.frame.height, bool))
-    positions = _cell_positions(shadow, table)
-    rounded = round_to_base(table, base).values[positions]
+    linked = _linked(shadow, np.zeros(shadow.frame.height, bool))
+    rounded = round_to_base(linked.table, base).values[linked.positions]
     column = shadow.value_column
     view = shadow.released_view()
     dtype = view.schema[column]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 
 import duckdb
+import numpy as np
 import pytest
 
 from disclosure_review.sdc import InvalidSpec, TableKind, TableSpec, Verdict, load_preset
@@ -103,3 +104,117 @@ def test_deletion_query_quotes_levels_and_matches_missing_ones(con) -> None:
         hist = TableSpec(TableKind.FREQUENCY, "SELECT * FROM data", rows=("income",), edges=(0.0, 5.0, 600.0),
                          protection=Protection(ProtectionMethod.DELETE_RECORDS))
         evaluate_table(con, dataclasses.replace(hist), load_preset("acro-default"))
+
+
+# -- several variables on one side: the margins are those of the rows and columns taken together
+
+
+def nested(method: ProtectionMethod | None, rows=("region", "sex"), columns=(), **kwargs) -> TableSpec:
+    protection = None if method is None else Protection(method, **kwargs)
+    return TableSpec(TableKind.FREQUENCY, "SELECT *, CASE WHEN i % 3 = 0 THEN 'x' ELSE 'y' END AS grp FROM data",
+                     rows=rows, columns=columns, protection=protection)
+
+
+def true_counts(con, *variables: str) -> dict[tuple, int]:
+    names = ", ".join(variables)
+    query = f"SELECT {names}, count(*) FROM ({nested(None).query}) GROUP BY {names}"
+    return {tuple(row[:-1]): row[-1] for row in con.execute(query).fetchall()}
+
+
+@pytest.mark.parametrize("secondary", list(SecondaryMethod))
+def test_two_row_variables_without_columns_are_suppressed_and_audited(con, secondary) -> None:
+    rules = load_preset("jp-onsite")
+    protected = evaluate_table(con, nested(ProtectionMethod.SUPPRESS, secondary=secondary), rules)
+    released = {row[:2]: row[2] for row in protected.cells.iter_rows()}
+    assert set(released) == {*true_counts(con, "region", "sex"), ("Total", "Total")}  # no sub-totals added
+    assert released[("c", "F")] is None and released[("c", "M")] is None  # 2 and 1 records
+    blank = [cell for cell, value in released.items() if value is None]
+    assert len(blank) >= 2  # one blank cell would be the total minus the others
+    published = {cell: value for cell, value in released.items() if value is not None}
+    assert published == {cell: true_counts(con, "region", "sex")[cell] for cell in published if cell != ("Total", "Total")} \
+        | {("Total", "Total"): 58}
+    # What the blank cells add up to, an intruder reads off the total; each could hold all of it,
+    # so none can be told to be under the threshold.
+    assert 58 - sum(v for cell, v in published.items() if cell != ("Total", "Total")) >= rules.threshold
+    audit = protected.protection["audit"]
+    assert audit["verdict"] == "pass" and len(audit["cells"]) == len(blank)
+    assert {(c["key"]["region"], c["key"]["sex"]) for c in audit["cells"]} == set(blank)
+    assert protected.report.result("interval_audit").verdict is Verdict.PASS
+    assert protected.verdict is Verdict.PASS
+
+
+def test_two_row_variables_with_a_recomputable_pattern_fail_the_audit_named_by_variable(con) -> None:
+    """Suppressing only the small cells of a one-axis table leaves their sum known: both are under 3 < 10."""
+    from disclosure_review.sdc.protect import _linked
+    from disclosure_review.sdc.protection import ProtectionLevels, audit
+
+    shadow = evaluate_table(con, nested(None), load_preset("jp-onsite")).shadow
+    pattern = np.array([label in {("c", "F"), ("c", "M")} for label in shadow.labels()])
+    linked = _linked(shadow, pattern)
+    report = audit(linked.table, pattern[np.argsort(linked.positions)], ProtectionLevels.threshold(linked.table, 10))
+    assert report.verdict is Verdict.FAIL
+    facts = linked.audit_facts(report)
+    assert {(c["key"]["region"], c["key"]["sex"]): (c["low"], c["high"]) for c in facts["cells"]} == {
+        ("c", "F"): (0.0, 3.0), ("c", "M"): (0.0, 3.0)}
+
+
+def test_two_row_variables_are_rounded_with_totals_from_the_rounded_cells(con) -> None:
+    protected = evaluate_table(con, nested(ProtectionMethod.ROUND, base=5), load_preset("acro-default"))
+    released = {row[:2]: row[2] for row in protected.cells.iter_rows()}
+    cells = {cell: v for cell, v in released.items() if cell != ("Total", "Total")}
+    assert cells == {cell: 5 * round(n / 5) for cell, n in true_counts(con, "region", "sex").items()}
+    assert released[("Total", "Total")] == sum(cells.values()) == 55
+    assert protected.verdict is Verdict.REVIEW  # the small cells are only rounded
+
+
+@pytest.mark.parametrize("method, options", [(ProtectionMethod.SUPPRESS, {}), (ProtectionMethod.ROUND, {"base": 5}),
+                                             (ProtectionMethod.DELETE_RECORDS, {})])
+def test_two_row_and_two_column_variables_keep_their_margins_consistent(con, method, options) -> None:
+    rules = load_preset("acro-default")
+    protected = evaluate_table(con, nested(method, rows=("grp", "sex"), columns=("region",), **options), rules)
+    released = {row[:3]: row[3] for row in protected.cells.iter_rows()}
+    assert not any(cell[0] == "Total" and cell[1] != "Total" for cell in released)  # no sub-total of grp
+    rows = {cell[:2] for cell in released if cell[:2] != ("Total", "Total")}
+    columns = {cell[2] for cell in released if cell[2] != "Total"}
+    for row in rows:  # each published row total is the sum of its cells when they are all published
+        parts = [released[(*row, c)] for c in columns]
+        if None not in parts and released[(*row, "Total")] is not None:
+            assert released[(*row, "Total")] == sum(parts)
+    for column in columns:
+        parts = [released[(*row, column)] for row in rows]
+        if None not in parts and released[("Total", "Total", column)] is not None:
+            assert released[("Total", "Total", column)] == sum(parts)
+    if method is ProtectionMethod.SUPPRESS:
+        assert protected.protection["audit"]["verdict"] == "pass"
+        assert all(released[(*row, "c")] is None for row in rows)  # every region c cell has under 10 records
+    if method is ProtectionMethod.ROUND:
+        assert all(v % 5 == 0 for v in released.values())
+        assert released[("Total", "Total", "Total")] == sum(released[(*row, "Total")] for row in rows)
+    if method is ProtectionMethod.DELETE_RECORDS:
+        kept = [v for cell, v in released.items() if "Total" not in cell and v is not None]
+        assert released[("Total", "Total", "Total")] == sum(kept) < 58  # the deleted cells' records are gone
+
+
+def test_a_missing_level_of_one_row_variable_is_suppressed_and_named_in_the_audit(con) -> None:
+    con.execute("INSERT INTO data SELECT 100 + i, 'a', NULL, 1.0 FROM range(3) t(i)")
+    protected = evaluate_table(con, nested(ProtectionMethod.SUPPRESS), load_preset("jp-onsite"))
+    released = {row[:2]: row[2] for row in protected.cells.iter_rows()}
+    assert ("a", None) in released and released[("a", None)] is None
+    assert released[("b", None)] is None  # 0 records: an empty cell of the cross product, below the threshold
+    audit = protected.protection["audit"]
+    assert audit["verdict"] == "pass"
+    assert {"region": "a", "sex": "(missing)"} in [c["key"] for c in audit["cells"]]
+
+
+def test_a_magnitude_table_with_two_column_variables_is_suppressed_by_the_p_percent_rule(con) -> None:
+    rules = load_preset("acro-default")
+    table = TableSpec(TableKind.MAGNITUDE, nested(None).query, rows=("region",), columns=("sex", "grp"),
+                      value="income", statistic=Statistic.SUM, protection=Protection(ProtectionMethod.SUPPRESS))
+    protected = evaluate_table(con, table, rules)
+    released = {row[:3]: row[3] for row in protected.cells.iter_rows()}
+    assert protected.protection["levels"].startswith("p% rule")
+    assert all(released[("c", *column)] is None for column in [("F", "x"), ("F", "y"), ("M", "x"), ("M", "y")])
+    audit = protected.protection["audit"]
+    assert audit["verdict"] == "pass"
+    assert all(set(c["key"]) == {"region", "sex", "grp"} for c in audit["cells"])
+    assert protected.verdict is Verdict.PASS
