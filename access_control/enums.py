@@ -54,6 +54,7 @@ class AuditEventType(enum.Enum):
     # disclosure review
     RELEASE_SUBMIT = "RELEASE_SUBMIT"
     OUTPUT_CHECK = "OUTPUT_CHECK"
+    OUTPUT_PROTECT = "OUTPUT_PROTECT"  # a reviewer applied (or removed) protection on an output
     OUTPUT_DECIDE = "OUTPUT_DECIDE"
     RELEASE_DECIDE = "RELEASE_DECIDE"
     RELEASE_PACKAGE = "RELEASE_PACKAGE"
