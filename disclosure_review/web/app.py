@@ -351,7 +351,7 @@ class ProtectionHandler(VoteHandler):
         except UserError as exc:
             denied = isinstance(exc, ReleasePermissionDenied)
             if denied or action == "save":
-                self.record_denied(AuditEventType.OUTPUT_CHECK, f"release_request/{rid}/{oid}", exc)
+                self.record_denied(AuditEventType.OUTPUT_PROTECT, f"release_request/{rid}/{oid}", exc)
             if denied:  # no form to show the error beside: the error page says why
                 self.fail(exc)
             # The page again, the error beside the form and what the reviewer typed kept.

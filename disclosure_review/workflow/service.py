@@ -638,7 +638,7 @@ def apply_protection(
     output.error = None
     audit.record(
         session,
-        AuditEventType.OUTPUT_CHECK,
+        AuditEventType.OUTPUT_PROTECT,
         actor=job.reviewer,
         object=f"{request_object(request)}/{output.name}",
         details={

@@ -53,7 +53,7 @@ Protection applied by a reviewer (while the request is `SUBMITTED` or
 service recomputes the table with it, the result replaces the output's cells,
 verdict and checks, and the approvals given to the content it replaces are
 withdrawn (every approval must be of the same protected content; those reviewers
-vote again). Each applied protection writes an `OUTPUT_CHECK` audit event with the
+vote again). Each applied protection writes an `OUTPUT_PROTECT` audit event with the
 reviewer as actor; a vote on content changed since the page was loaded is refused.
 """
 

@@ -166,7 +166,7 @@ def test_the_one_path(running):
     previewed = re.search(r'name="previewed" value="([0-9a-f]{64})"', preview.text).group(1)
     saved = second.http.post(f"{hub.url}{action}", data={**form, "previewed": previewed, "action": "save"}, timeout=120)
     assert saved.status_code == 200 and '<td class="invalidated">sato</td>' in saved.text, saved.text[:500]
-    applied = [e for e in audit_events(settings, "OUTPUT_CHECK", "suzuki") if "protection" in e["details"]]
+    applied = [e for e in audit_events(settings, "OUTPUT_PROTECT", "suzuki") if "protection" in e["details"]]
     assert [e["details"]["invalidated_approvals"] for e in applied] == [["sato"]]
 
     # The researcher collects the release package: exactly the released files and the manifest.

@@ -80,7 +80,7 @@ def test_reviewer_applies_protection_through_the_web(server):
     erin.cookies.set("_xsrf", "0" * 32, path="/")
     assert erin.post(protect_url, data=forged).status_code == 403
     assert 'class="protect-form"' not in login(base, "alice").get(page_url).text  # the requester cannot protect
-    denied = [e for e in events(settings, AuditEventType.OUTPUT_CHECK) if e.outcome is Outcome.DENIED]
+    denied = [e for e in events(settings, AuditEventType.OUTPUT_PROTECT) if e.outcome is Outcome.DENIED]
     assert [e.actor for e in denied] == ["dave", "erin"]
 
     # --- bad parameters: a clear error beside the form, what was typed kept, nothing saved
@@ -160,7 +160,7 @@ def test_reviewer_applies_protection_through_the_web(server):
     assert {r[0]: r[1] for r in rows[1:]} == {"A": "30", "B+C": "27", "Total": "57"}
     assert [(p["reviewer"], p["choice"]["method"], p["invalidated_approvals"])
             for p in manifest["outputs"][0]["protections"]] == [("bob", "suppress", []), ("bob", "none", ["carol"])]
-    bobs = [e for e in events(settings, AuditEventType.OUTPUT_CHECK) if e.actor == "bob"]
+    bobs = [e for e in events(settings, AuditEventType.OUTPUT_PROTECT) if e.actor == "bob"]
     assert [json.loads(e.details)["protection"]["method"] for e in bobs if e.outcome is Outcome.OK] == ["suppress", "none"]
     refused_saves = [json.loads(e.details)["reason"] for e in bobs if e.outcome is Outcome.DENIED]
     assert ["preview" in refused_saves[0], "meanwhile" in refused_saves[1]] == [True, True]  # unpreviewed, stale

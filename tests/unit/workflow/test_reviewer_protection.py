@@ -65,7 +65,7 @@ def test_suppression_applied_by_a_reviewer_is_recomputed_recorded_and_audited(wo
         assert record.previous["verdict"] == "fail" and _cells(record.previous["recomputed"])[("C",)] == 2
         assert o.current_spec["protection"]["method"] == "suppress" and o.spec["protection"] is None  # researcher's kept
         event = s.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc())).first()
-        assert (event.action, event.actor) == (AuditEventType.OUTPUT_CHECK, "bob")
+        assert (event.action, event.actor) == (AuditEventType.OUTPUT_PROTECT, "bob")
         details = json.loads(event.details)
         assert details["protection"]["method"] == "suppress" and details["verdict"] == "pass"
         assert details["previous_verdict"] == "fail" and audit.verify(s).ok
