@@ -17,8 +17,8 @@ defence in depth, not the boundary — the facility terminal and the network are
   Binary contents reads other than images are refused by the contents manager
   too, whatever the query asks for (without `format` the server itself falls
   back to base64 for a file that is not UTF-8).
-- `AuditedKernelWebsocketConnection` records the code of every
-  `execute_request` the browser sends, before it reaches the kernel (never the
+- `AuditedKernelWebsocketConnection` records the code (and the user
+  expressions) of every `execute_request` the browser sends, before it reaches the kernel (never the
   outputs, never from the kernel), and what the browser feeds a running cell
   (`input_reply`, comm data). It reads each message with the same decoder the
   kernel uses and fails closed: a message it cannot read, or of a type not in
@@ -345,6 +345,9 @@ class AuditedKernelWebsocketConnection(ZMQChannelsWebsocketConnection):
                  "msg_id": str(header.get("msg_id", "")), field: text[:MAX_CODE_CHARS], f"{field}_chars": len(text)}
         if kind == "comm":
             event.update(msg_type=msg_type, comm_id=str(content.get("comm_id", ""))[:64])
+        if msg_type == "execute_request" and content.get("user_expressions"):
+            # The kernel evaluates each of these too, whatever the code is (even empty).
+            event["user_expressions"] = json.dumps(content["user_expressions"], default=str)[:MAX_CODE_CHARS]
         return msg_type, event
 
     def _refuse(self, reason: str) -> None:

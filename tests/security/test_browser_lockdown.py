@@ -325,6 +325,24 @@ def test_a_binary_frame_of_the_legacy_protocol_is_recorded(lab):
     hub.record("kernel messages", "execute_request as a binary frame of the legacy protocol", "recorded, then run")
 
 
+def test_user_expressions_are_recorded(lab):
+    """The kernel evaluates an execute_request's user_expressions, even with no code at all."""
+    hub, user, kernel = lab
+    mark = f"expression_{uuid.uuid4().hex[:8]}"
+    msg = message("execute_request", execute_content("", user_expressions={"r": f"open('{mark}', 'w').write('ran')"}))
+    msg["channel"] = "shell"
+    ws = kernel_socket(user, kernel)
+    try:
+        ws.send(json.dumps(msg))
+        assert reply_to(ws, msg["header"]["msg_id"], timeout=30) is not None
+    finally:
+        ws.close()
+    assert (hub.settings.workspaces_dir / "tanaka" / mark).exists()  # it did run
+    recorded = [e for e in wait_for_activity(hub.settings, mark) if e["details"]["kind"] == "execute"]
+    assert recorded and mark in recorded[0]["details"]["user_expressions"]
+    hub.record("kernel messages", "run code as user_expressions of an empty execute_request", "recorded, then run")
+
+
 def test_the_debugger_cannot_run_code(lab):
     hub, user, kernel = lab
     msg = message("debug_request", {"type": "request", "seq": 1, "command": "initialize",
