@@ -23,7 +23,7 @@ def register(top: argparse._SubParsersAction) -> None:
     )
     listing.set_defaults(run=_list)
 
-    show = review.add_parser("show", help="one request: its outputs, verdicts, errors, votes and package")
+    show = review.add_parser("show", help="one request: its outputs, verdicts, errors, protections applied by reviewers, votes and package")
     show.add_argument("request_id", type=int, metavar="ID")
     show.set_defaults(run=_show)
 
@@ -102,12 +102,32 @@ def _show(args: argparse.Namespace, settings: Settings) -> int:
                     print(f"      {check['rule']} ({check['verdict']}): {check['message']}")
             if o.mismatch:
                 print(f"      {len(o.mismatch)} claimed figure(s) differ from the recomputation")
+            for p in o.protections:
+                current = " (current)" if p is o.protections[-1] else ""
+                withdrawn = ", ".join(v["reviewer"] for v in p.invalidated) or "none"
+                print(f"      protection {p.revision}{current} by {p.reviewer} at {p.created_at:%Y-%m-%d %H:%M} UTC: "
+                      f"{describe_choice(p.choice)}; verdict {p.verdict.value} (was {p.previous.get('verdict')}); "
+                      f"approvals withdrawn: {withdrawn}")
             for v in o.votes:
                 extra = f"; override: {v.override_reason}" if v.override_reason else ""
                 print(f"      vote by {v.reviewer}: {v.decision.value} {v.comment!r}{extra}")
         if r.package:
             print(f"  package {r.package.path} (manifest SHA-256 {r.package.manifest_sha256})")
     return 0
+
+
+def describe_choice(choice: dict) -> str:
+    """A reviewer's protection choice (`ProtectionChoice.to_dict()`) in words, as the review page shows it."""
+    method = choice.get("method")
+    sdc = choice.get("protection") or {}
+    words = {"submitted": "as submitted", "none": "no protection", "delete_records": "delete records"}.get(method, method)
+    if method == "round" and sdc.get("base"):
+        words += f" (base {sdc['base']})"
+    elif method == "suppress" and sdc.get("secondary"):
+        words += f" (secondary {sdc['secondary']})"
+    if merge := choice.get("merge"):
+        words += f"; merged {merge['variable']}: {', '.join(merge['levels'])} -> {merge['label']!r}"
+    return words
 
 
 def _release(args: argparse.Namespace, settings: Settings) -> int:

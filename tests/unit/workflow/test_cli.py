@@ -1,7 +1,14 @@
 from __future__ import annotations
 
+import re
+
 import pytest
-from workflow_factories import submit, table_output
+from workflow_factories import submit, table_output, vote
+
+from access_control.db import transaction
+from disclosure_review.workflow import service
+from disclosure_review.workflow.enums import Decision
+from disclosure_review.workflow.protection import parse_choice
 
 import onsite.cli
 from onsite.cli import main
@@ -29,6 +36,28 @@ def test_list_and_show(cli_env, capsys):
     assert main(["review", "show", str(request_id)]) == 0
     shown = capsys.readouterr().out
     assert "verdict fail, verified, undecided" in shown and "(fail)" in shown
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_show_lists_protections_applied_by_reviewers(cli_env, capsys):
+    request_id = submit(cli_env, table_output())
+    assert main(["review", "show", str(request_id)]) == 0
+    assert "protection" not in capsys.readouterr().out
+    with transaction(cli_env.factory) as s:
+        output_id = service.view(s, request_id, "bob").outputs[0].id
+        service.protect(s, request_id, output_id, "bob", parse_choice("suppress", secondary="optimal"))
+    vote(cli_env, request_id, "carol", Decision.APPROVE, comment="fine now")
+    with transaction(cli_env.factory) as s:
+        service.protect(s, request_id, output_id, "carol",
+                        parse_choice("round", base="5", merge_variable="region", merge_levels="B\nC", merge_label="B+C"))
+    assert main(["review", "show", str(request_id)]) == 0
+    lines = [line.strip() for line in capsys.readouterr().out.splitlines() if "protection" in line]
+    assert len(lines) == 2
+    assert re.fullmatch(r"protection 1 by bob at \d{4}-\d\d-\d\d \d\d:\d\d UTC: suppress \(secondary optimal\); "
+                        r"verdict pass \(was fail\); approvals withdrawn: none", lines[0]), lines[0]
+    assert lines[1].startswith("protection 2 (current) by carol at ")
+    assert lines[1].endswith(": round (base 5); merged region: B, C -> 'B+C'; verdict pass (was pass); "
+                             "approvals withdrawn: carol"), lines[1]
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
