@@ -86,6 +86,16 @@ MESSAGES: dict[str, dict[str, str]] = {
     "col_interval": {"ja": "存在範囲 [下限, 上限]", "en": "Interval [low, high]"},
     "cell_primary": {"ja": "一次秘匿", "en": "primary"},
     "cell_secondary": {"ja": "二次秘匿", "en": "secondary"},
+    "interval_protected": {"ja": "保護されている", "en": "protected"},
+    "interval_too_narrow": {"ja": "範囲が狭すぎる", "en": "too narrow"},
+    "interval_recomputable": {"ja": "値を復元できる", "en": "recomputable"},
+    "interval_undecided": {"ja": "判定できず(要確認)", "en": "undecided (look at it)"},
+    "suppressed_cells": {"ja": "秘匿セル {n} 個", "en": "{n} suppressed cells"},
+    "published_unsafe_cells": {"ja": "基準を満たさないまま公表されるセル {n} 個", "en": "{n} unsafe cells published"},
+    "protection_note_round": {"ja": "合計は丸めた後のセルの和です", "en": "totals are sums of the rounded cells"},
+    "protection_note_delete_records": {
+        "ja": "合計には削除したセルのレコードを含みません", "en": "totals exclude the records of the deleted cells",
+    },
     "spec_as_submitted": {"ja": "研究者が申請した仕様:", "en": "The spec as the researcher submitted it:"},
     # protection applied by reviewers
     "protect_heading": {"ja": "秘匿処理を適用する", "en": "Apply protection"},

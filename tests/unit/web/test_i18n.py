@@ -64,3 +64,15 @@ def test_protection_choices_are_translated():
 
     built = {f"method_{m}" for m in METHODS} | {f"secondary_{m.value}" for m in SecondaryMethod}
     assert built - set(i18n.MESSAGES) == set()
+
+
+def test_protection_facts_are_translated():
+    """Keys the protection section builds from the sdc facts: the method, its note, each interval's status."""
+    from disclosure_review.sdc.enums import ProtectionMethod
+    from disclosure_review.sdc.protection import IntervalStatus
+
+    built = {f"method_{m.value}" for m in ProtectionMethod} | {f"interval_{s.value}" for s in IntervalStatus}
+    built |= {"protection_note_round", "protection_note_delete_records"}
+    assert built - set(i18n.MESSAGES) == set()
+    template = (TEMPLATES / "_protection.html").read_text()
+    assert "<strong>{{ protection.method }}" not in template and "<td>{{ c.status }}" not in template  # never raw
