@@ -216,6 +216,28 @@ def test_a_kernelspec_planted_in_the_home_is_ignored(sessions):
     hub.record("kernels", "start a kernelspec planted in ~/.local/share/jupyter", f"HTTP {r.status_code}")
 
 
+HOPPER = """
+import os, sys, time
+beat = sys.argv[1]
+while True:  # a new pid every few milliseconds: never where a list of pids read from /proc says it is
+    try:
+        if os.fork():
+            os._exit(0)
+    except OSError:
+        time.sleep(0.01)
+    with open(beat, "w") as f:
+        f.write(str(time.time()))
+    time.sleep(0.002)
+"""
+
+
+def beating(path: Path) -> bool:
+    """The hopper is alive when its heartbeat file changes."""
+    before = path.read_text() if path.exists() else ""
+    time.sleep(0.3)
+    return path.exists() and path.read_text() != before
+
+
 def wait_until_stopped(hub, user: HubUser) -> bool:
     api = f"{hub.hub.url}/hub/api/users/{user.username}"
     deadline = time.monotonic() + 10 * RECHECK_S + 30
@@ -244,6 +266,12 @@ def test_revoked_grant_stops_the_session(sessions):
     from access_control.db import make_engine, session_factory, transaction
 
     hub, tanaka, kernel = sessions
+    # A daemon of the kernel hopping pids (forks, the parent exits) to outlive the session.
+    beat = hub.settings.workspaces_dir / "tanaka" / "hopper.beat"
+    run(tanaka, kernel, f"import subprocess, sys\nsubprocess.Popen([sys.executable, '-I', '-c', {HOPPER!r}, {str(beat)!r}], "
+                        "start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\nout = 1")
+    time.sleep(0.5)
+    assert beating(beat), "the hopper did not start"
     engine = make_engine(hub.settings.db_url)
     try:
         with transaction(session_factory(engine)) as session:
@@ -263,4 +291,6 @@ def test_revoked_grant_stops_the_session(sessions):
             break
         time.sleep(0.5)
     assert left == ""  # nothing of the session is left running
+    assert not beating(beat)  # not even the hopper, which `ps` is too slow to see
     hub.record("grants", "keep working after the grant was revoked", "session stopped: " + stops[-1]["details"]["reason"])
+    hub.record("os account", "a kernel's daemon hopping pids outlives the stopped session", "killed (kill(-1) as the account)")
