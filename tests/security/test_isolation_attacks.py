@@ -20,6 +20,7 @@ from functional.seeding import (OTHER_DATASET, SUSPENDED_PASSWORD, SUSPENDED_PRO
                                suspend_project)
 from onsite.demo import DEMO_DATASET, DEMO_PROJECT
 from security._isolation_fixtures import RECHECK_S, isolated_hub, researcher_session  # noqa: F401 (fixture)
+from hopper import HOPPER, beating, started
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
 
@@ -216,28 +217,6 @@ def test_a_kernelspec_planted_in_the_home_is_ignored(sessions):
     hub.record("kernels", "start a kernelspec planted in ~/.local/share/jupyter", f"HTTP {r.status_code}")
 
 
-HOPPER = """
-import os, sys, time
-beat = sys.argv[1]
-while True:  # a new pid every few milliseconds: never where a list of pids read from /proc says it is
-    try:
-        if os.fork():
-            os._exit(0)
-    except OSError:
-        time.sleep(0.01)
-    with open(beat, "w") as f:
-        f.write(str(time.time()))
-    time.sleep(0.002)
-"""
-
-
-def beating(path: Path) -> bool:
-    """The hopper is alive when its heartbeat file changes."""
-    before = path.read_text() if path.exists() else ""
-    time.sleep(0.3)
-    return path.exists() and path.read_text() != before
-
-
 def wait_until_stopped(hub, user: HubUser) -> bool:
     api = f"{hub.hub.url}/hub/api/users/{user.username}"
     deadline = time.monotonic() + 10 * RECHECK_S + 30
@@ -271,7 +250,7 @@ def test_revoked_grant_stops_the_session(sessions):
     run(tanaka, kernel, f"import subprocess, sys\nsubprocess.Popen([sys.executable, '-I', '-c', {HOPPER!r}, {str(beat)!r}], "
                         "start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\nout = 1")
     time.sleep(0.5)
-    assert beating(beat), "the hopper did not start"
+    assert started(beat), "the hopper did not start"
     engine = make_engine(hub.settings.db_url)
     try:
         with transaction(session_factory(engine)) as session:

@@ -25,6 +25,7 @@ from hub_config.audit_sink import MAX_FIELDS, clean_event, record_session_events
 from hub_config.config import HUB_API_URL_FILE, configure, free_port, hub_app_class
 from onsite import cli as onsite_cli
 from onsite.settings import Settings
+from hopper import HOPPER, beating, started
 
 
 @pytest.fixture
@@ -101,27 +102,6 @@ def test_the_hub_api_address_follows_the_sites_override(tmp_path, override):
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (a throwaway uid)")
 
-HOPPER = """
-import os, sys, time
-beat = sys.argv[1]
-while True:  # a new pid every few milliseconds: never where a list of pids read from /proc says it is
-    try:
-        if os.fork():
-            os._exit(0)
-    except OSError:
-        time.sleep(0.01)
-    with open(beat, "w") as f:
-        f.write(str(time.time()))
-    time.sleep(0.002)
-"""
-
-
-def beating(path) -> bool:
-    """The hopper is alive when its heartbeat file changes (`ps` is too slow to catch it)."""
-    before = path.read_text() if path.exists() else ""
-    time.sleep(0.3)
-    return path.exists() and path.read_text() != before
-
 
 @root_only
 def test_a_process_hopping_pids_does_not_outlive_the_session():
@@ -133,8 +113,7 @@ def test_a_process_hopping_pids_does_not_outlive_the_session():
     subprocess.Popen(["/usr/bin/python3", "-I", "-c", HOPPER, str(beat)], user=uid, group=uid, extra_groups=[], cwd="/",
                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                      start_new_session=True)
-    time.sleep(0.3)
-    assert beating(beat), "the hopper did not start"
+    assert started(beat), "the hopper did not start"
     try:
         isolation.kill_account_processes(uid)
         assert not beating(beat)
