@@ -107,11 +107,11 @@ def cases(ctx: Context) -> list[Case]:
             def pycanon(keys=keys, frame=frame) -> object:
                 return anonymity.k_anonymity(frame, keys)
 
-            def per_combination(keys=keys) -> object:
+            def per_combination(keys=keys, relation=relation) -> object:
                 combos = key_combinations(relation, keys, weight="weight")
                 return combos.level, combos.violations(3), combos.expected_reidentifications()
 
-            def per_record(keys=keys) -> object:
+            def per_record(keys=keys, relation=relation) -> object:
                 freq = frequencies(relation, keys, weight="weight")
                 return freq.violations(3), individual_risk(freq)
 
@@ -133,7 +133,7 @@ def cases(ctx: Context) -> list[Case]:
             out.append(Case(f"f_k/F_k + k-anonymity + risk per record, {label}", per_record,
                             "pandas groupby-transform", lambda keys=keys, frame=frame: pandas_risk(frame, keys),
                             repeat=repeat, note="same per-record result; pandas' frame already in memory"))
-            out.append(Case(f"k-anonymity level, {label}", lambda keys=keys: k_anonymity(relation, keys),
+            out.append(Case(f"k-anonymity level, {label}", lambda keys=keys, relation=relation: k_anonymity(relation, keys),
                             "pycanon 1.3 k_anonymity", pycanon, repeat=repeat,
                             note="both return k; ours one GROUP BY in DuckDB over the dataset file"))
 
