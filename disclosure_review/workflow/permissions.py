@@ -69,19 +69,23 @@ def check_can_review(session: Session, username: str, request: ReleaseRequest) -
         )
 
 
-def check_can_vote(session: Session, username: str, output: ReleaseOutput) -> None:
+def _check_open_and_undecided(output: ReleaseOutput, closed: str, closed_key: str) -> None:
+    """The request still takes decisions (else `closed`, `closed_key`) and the output has none yet."""
     request = output.request
-    check_can_review(session, username, request)
     if not policies.status_allows_votes(request.status):
         raise ReleasePermissionDenied(
-            f"release request {request.id} is {request.status.value}: it takes no more votes",
-            key="no_more_votes",
+            f"release request {request.id} is {request.status.value}: {closed}", key=closed_key,
             status=request.status.value,
         )
     if output.decision is not None:
         raise ReleasePermissionDenied(
             f"output {output.name} is already decided ({output.decision.value})", key="already_decided", output=output.name
         )
+
+
+def check_can_vote(session: Session, username: str, output: ReleaseOutput) -> None:
+    check_can_review(session, username, output.request)
+    _check_open_and_undecided(output, "it takes no more votes", "no_more_votes")
     if any(vote.reviewer == username for vote in output.votes):
         raise ReleasePermissionDenied(
             f"you have already voted on output {output.name}: each reviewer votes once", key="already_voted", output=output.name
@@ -93,18 +97,8 @@ def check_can_protect(session: Session, username: str, output: ReleaseOutput) ->
     undecided), but a reviewer who approved may change it (which withdraws that approval), and only tables."""
     from disclosure_review.workflow.enums import OutputKind
 
-    request = output.request
-    check_can_review(session, username, request)
-    if not policies.status_allows_votes(request.status):
-        raise ReleasePermissionDenied(
-            f"release request {request.id} is {request.status.value}: its outputs can no longer be protected",
-            key="not_protectable_status",
-            status=request.status.value,
-        )
-    if output.decision is not None:
-        raise ReleasePermissionDenied(
-            f"output {output.name} is already decided ({output.decision.value})", key="already_decided", output=output.name
-        )
+    check_can_review(session, username, output.request)
+    _check_open_and_undecided(output, "its outputs can no longer be protected", "not_protectable_status")
     if output.kind is not OutputKind.TABLE or not output.spec:
         raise ReleasePermissionDenied(
             f"output {output.name} is not a table: only tables can be protected here", key="not_a_table", output=output.name
