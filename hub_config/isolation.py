@@ -295,7 +295,7 @@ def kill_account_processes(uid: int) -> int:
     (its new pid is not in the list yet). So a helper running as the account calls
     kill(-1, SIGKILL): the kernel signals every process of the uid while no new one
     can be forked, and a process with SIGKILL pending cannot fork. Repeated until
-    /proc shows none left.
+    /proc shows none left; IsolationError if some are still alive after KILL_ROUNDS.
     """
     if uid < MIN_ACCOUNT_UID or uid == os.geteuid():
         raise IsolationError(f"refusing to kill the processes of uid {uid}: not a session account")
@@ -318,7 +318,7 @@ def kill_account_processes(uid: int) -> int:
         if alive:
             time.sleep(0.05)  # killed processes may still be exiting
     if alive:
-        log.warning("processes %s of uid %d survived %d rounds of SIGKILL", alive, uid, rounds)
+        raise IsolationError(f"processes {alive} of uid {uid} survived {rounds} rounds of SIGKILL")
     return found
 
 

@@ -86,10 +86,10 @@ def apply_session_rules(uid: int, allowed: list[Endpoint]) -> None:
 
 
 def remove_session_rules(uid: int) -> None:
-    """Drop the session's table; absent is fine."""
+    """Drop the session's table; absent is fine, any other refusal raises FirewallError."""
     result = _nft(["delete", "table", "inet", table_name(uid)])
     if result.returncode != 0 and "No such file" not in result.stderr:
-        log.warning("could not remove the network rules of uid %d: %s", uid, result.stderr.strip())
+        raise FirewallError(f"nft could not remove the network rules of uid {uid}: {result.stderr.strip()}")
 
 
 def session_tables() -> list[str]:

@@ -245,19 +245,51 @@ class OnsiteSpawner(LocalProcessSpawner):
         return status
 
     async def stop(self, now: bool = False) -> None:
+        """Stop the server, then tear the session down even when stopping it failed.
+
+        A server JupyterHub could not stop is exactly the session whose processes
+        and network rules must go: every teardown step is tried whatever failed
+        before it, each failure is logged and recorded in SESSION_STOP (outcome
+        FAILED), and an error of the stop itself is raised again afterwards.
+        """
         self._stop_recheck()
         proc = self.proc
-        await super().stop(now=now)
+        stop_error: BaseException | None = None
+        try:
+            await super().stop(now=now)
+        except BaseException as e:
+            stop_error = e
+            raise
+        finally:
+            await self._tear_down(proc, stop_error)
+
+    async def _tear_down(self, proc, stop_error: BaseException | None) -> None:
+        """Reap, kill every process of the account, drop its network rules and runtime dir; SESSION_STOP. Never raises."""
+        failures: dict[str, str] = {}
+        if stop_error is not None:
+            self.log.error("stopping %s's server failed (%r); tearing the session down anyway", self.user.name, stop_error)
+            failures["stop"] = f"{type(stop_error).__name__}: {stop_error}"
+
+        async def attempt(step: str, action, *args) -> None:
+            try:
+                await asyncio.to_thread(action, *args)
+            except Exception as e:
+                self.log.exception("%s of %s's session failed", step, self.user.name)
+                failures[step] = f"{type(e).__name__}: {e}"
+
         if proc is not None:
-            proc.poll()  # reap it: the session ends without a zombie left behind
+            await attempt("reap", proc.poll)  # the session ends without a zombie left behind
         if self._account is not None and self.isolated:
-            await asyncio.to_thread(isolation.kill_account_processes, self._account.uid)
+            await attempt("kill processes", isolation.kill_account_processes, self._account.uid)
             if self.server_firewall:
-                await asyncio.to_thread(netfilter.remove_session_rules, self._account.uid)
+                await attempt("remove network rules", netfilter.remove_session_rules, self._account.uid)
         if self.runtime_dir:
             shutil.rmtree(self.runtime_dir, ignore_errors=True)
-        details = {"reason": self._stop_reason} if self._stop_reason else {}
-        await asyncio.to_thread(self._record, AuditEventType.SESSION_STOP, details)
+        details: dict = {"reason": self._stop_reason} if self._stop_reason else {}
+        if failures:
+            details["failures"] = failures
+        outcome = Outcome.FAILED if failures else Outcome.OK
+        await asyncio.to_thread(self._record, AuditEventType.SESSION_STOP, details, outcome)
 
     def _request_address(self) -> str:
         handler = getattr(self, "handler", None)
@@ -366,10 +398,10 @@ class OnsiteSpawner(LocalProcessSpawner):
                 endpoints.append(netfilter.Endpoint(parts.hostname, parts.port))
         return endpoints
 
-    def _record(self, action: AuditEventType, details: dict) -> None:
+    def _record(self, action: AuditEventType, details: dict, outcome: Outcome = Outcome.OK) -> None:
         try:
             with transaction(self.authenticator.session_factory) as session:
-                audit.record(session, action, actor=self.user.name, object=f"session:{self.user.name}", outcome=Outcome.OK, details=details)
+                audit.record(session, action, actor=self.user.name, object=f"session:{self.user.name}", outcome=outcome, details=details)
         except Exception:
             self.log.exception("could not write %s to the ledger for %s", action.value, self.user.name)
 
