@@ -26,6 +26,15 @@ defence in depth, not the boundary — the facility terminal and the network are
   unrecorded), never reaches the kernel. `SessionEventForwarder` sends these,
   with the server's contents and kernel events, to the hub, which writes them
   to the audit ledger (`hub_config.audit_sink`), out of the researcher's reach.
+- `TerminalGuard` answers 403 to every request (HTTP or websocket) whose client
+  address is not the terminal the session was started from: a stolen cookie
+  is useless from another address. The terminal (`$ONSITE_TERMINAL_ADDRESS`)
+  and the trusted proxies (`$ONSITE_TRUSTED_PROXIES`) are set by the hub's
+  spawner in the server's environment, never by the researcher; the client
+  address is read as the hub reads it (`hub_config.authenticator.client_address`:
+  the last `X-Forwarded-For` entry, which configurable-http-proxy appends, and
+  never a header the browser wrote). Runs before any handler, so nothing of the
+  server answers another address; each refusal is an audit event.
 - `make_undumpable()` (called from the server's config file, before anything
   of the researcher runs) makes the server process non-dumpable: its
   /proc/<pid>/environ (the Hub token), mem and maps become root's, and no
@@ -49,7 +58,8 @@ from jupyter_server.services.kernels.connection.base import deserialize_binary_m
 from jupyter_server.services.kernels.connection.channels import ZMQChannelsWebsocketConnection
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.ioloop import PeriodicCallback
-from tornado.web import HTTPError
+from tornado.routing import Matcher, Rule
+from tornado.web import HTTPError, RequestHandler
 from traitlets import Int, Unicode
 from traitlets.config import Configurable
 
@@ -142,10 +152,68 @@ def make_undumpable() -> None:
 _forwarder: SessionEventForwarder | None = None  # set by load(); refusals outside a handler go through it
 
 
-def record_refusal(method: str, path: str, reason: str) -> None:
+def record_refusal(method: str, path: str, reason: str, **details: str) -> None:
     log.warning("onsite: refused %s %s (%s)", method, path, reason)
     if _forwarder is not None:
-        _forwarder.add({"kind": "refused", "method": method, "path": path, "reason": reason})
+        _forwarder.add({"kind": "refused", "method": method, "path": path, "reason": reason, **details})
+
+
+class TerminalGuard(Matcher):
+    """Matches every request that does not come from the session's terminal (see the module doc).
+
+    Put first in the application's router, so a request from anywhere else
+    reaches `ForeignClientHandler` and nothing else. No terminal given (a server
+    the Onsite spawner did not start) matches every request: fail closed.
+    """
+
+    def __init__(self, terminal: str, trusted_proxies: set[str]) -> None:
+        self.terminal = terminal
+        self.trusted_proxies = trusted_proxies
+
+    def client(self, request: Any) -> str:
+        from hub_config.authenticator import client_address
+
+        return client_address(request, self.trusted_proxies)
+
+    def match(self, request: Any) -> dict | None:
+        return None if self.terminal and self.client(request) == self.terminal else {}
+
+
+class ForeignClientHandler(RequestHandler):
+    """403 for a request from another address than the session's terminal, recorded as an audit event."""
+
+    def initialize(self, guard: TerminalGuard) -> None:
+        self.guard = guard
+
+    @property
+    def base_url(self) -> str:
+        return self.settings.get("base_url", "/")
+
+    def check_xsrf_cookie(self) -> None:
+        """The refusal below answers every method, with or without an _xsrf."""
+
+    def prepare(self) -> None:
+        client = self.guard.client(self.request)
+        reason = "this session can be used only from the terminal it was started at"
+        method = "WS" if self.request.headers.get("Upgrade", "").lower() == "websocket" else self.request.method
+        if self.request.headers.get("X-Forwarded-For"):
+            record_refusal(method, _relative(self), reason, client=client, terminal=self.guard.terminal)
+        else:
+            # Not through the proxy, which always appends X-Forwarded-For: the hub's own
+            # readiness check (any answer but 5xx will do for it). Refused, not an audit event.
+            log.info("onsite: refused %s %s from %s, not through the proxy", method, _relative(self), client)
+        for name, value in self.settings.get("headers", {}).items():
+            self.set_header(name, value)
+        self.set_status(403)
+        self.finish({"message": f"{reason}; a request from {client} is refused"})
+
+
+def guard_terminal(web_app: Any, environ: dict[str, str]) -> TerminalGuard:
+    """Refuse every request from another address than $ONSITE_TERMINAL_ADDRESS (set by the spawner)."""
+    proxies = {p.strip() for p in environ.get("ONSITE_TRUSTED_PROXIES", "").split(",") if p.strip()}
+    guard = TerminalGuard(environ.get("ONSITE_TERMINAL_ADDRESS", ""), proxies)
+    web_app.default_router.rules.insert(0, Rule(guard, ForeignClientHandler, {"guard": guard}))
+    return guard
 
 
 def requested_kernel(handler: Any, resource: str) -> Any:
@@ -355,7 +423,12 @@ class AuditedKernelWebsocketConnection(ZMQChannelsWebsocketConnection):
 
 
 def load(serverapp: Any) -> None:
-    """Intake folder and session event forwarding; called by hub_config.serverext."""
+    """Terminal guard, intake folder and session event forwarding; called by hub_config.serverext."""
+    guard = guard_terminal(serverapp.web_app, dict(os.environ))
+    if guard.terminal:
+        serverapp.log.info("onsite: requests are answered only from the terminal %s", guard.terminal)
+    else:
+        serverapp.log.error("onsite: no ONSITE_TERMINAL_ADDRESS from the hub: every request is refused")
     settings = Lockdown(config=serverapp.config)
     root = Path(serverapp.root_dir)
     intake = root / settings.intake_dir

@@ -490,6 +490,9 @@ class OnsiteSpawner(LocalProcessSpawner):
         env["ONSITE_HOME"] = str(self.settings.home)
         env["ONSITE_SESSION"] = str(getattr(self, "_manifest_path", self.home_dir / MANIFEST_RELATIVE))
         env["ONSITE_REVIEW_URL"] = self.review_url
+        # The server answers only the terminal the session was started from (hub_config.lockdown.TerminalGuard).
+        env["ONSITE_TERMINAL_ADDRESS"] = self._address
+        env["ONSITE_TRUSTED_PROXIES"] = ",".join(self.authenticator.trusted_proxy_ips)
         env["JUPYTER_RUNTIME_DIR"] = self.runtime_dir or str(self.home_dir / ".onsite" / "runtime")
         env["JUPYTER_CONFIG_PATH"] = str(SINGLEUSER_CONFIG_DIR)
         if self.kernel_data_dir:

@@ -4,12 +4,15 @@ servers, other people's servers; and the hub's secrets on disk.
 """
 from __future__ import annotations
 
+import socket
 import stat
+import time
 
 import pytest
+import websocket
 
 from functional.hubtools import HubUser
-from functional.seeding import SUSPENDED_PASSWORD, SUSPENDED_RESEARCHER
+from functional.seeding import SUSPENDED_PASSWORD, SUSPENDED_RESEARCHER, audit_events
 from security._isolation_fixtures import isolated_hub, researcher_session  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
@@ -83,6 +86,79 @@ def test_administrator_cannot_open_a_researchers_server(people):
     token = hub_api(admin, "POST", "users/tanaka/tokens", json={"note": "impersonate"})
     assert token.status_code == 403
     hub.record("hub", "administrator creates a token for a researcher", f"HTTP {token.status_code}")
+
+
+OTHER_ADDRESS = "127.0.0.2"  # this machine, but not a registered terminal (those are 127.0.0.1 and ::1)
+TERMINAL_REFUSAL = "this session can be used only from the terminal it was started at"
+
+
+def thief_with_cookies_of(hub, victim: HubUser) -> HubUser:
+    """Another machine holding every cookie of the victim's browser (hub's, server's, _xsrf)."""
+    thief = HubUser(hub.hub, victim.username, source_address=OTHER_ADDRESS)
+    thief.http.cookies.update(victim.http.cookies)
+    return thief
+
+
+def kernel_socket(user: HubUser, kernel: str, source: str, extra: tuple[str, ...] = ()) -> websocket.WebSocket:
+    """The kernel's channels websocket, opened from `source` with the user's cookies (and `extra` header lines)."""
+    sock = socket.create_connection((user.hub.ip, user.hub.port), timeout=30, source_address=(source, 0))
+    url = user.server_url.replace("http://", "ws://") + f"/api/kernels/{kernel}/channels"
+    cookie = "; ".join(f"{c.name}={c.value}" for c in user.http.cookies)
+    return websocket.create_connection(url, header=[f"Cookie: {cookie}", *extra], socket=sock, timeout=30)
+
+
+def refused_from_other_address(hub, after: int, expected: int) -> list[dict]:
+    """The terminal guard's refusals in the ledger after its first `after` activity events
+    (the server sends them once a second), once `expected` are there or 15 s passed."""
+    deadline = time.monotonic() + 15
+    while True:
+        found = [e for e in audit_events(hub.settings, "SESSION_ACTIVITY", "tanaka")[after:]
+                 if e["details"].get("kind") == "refused" and e["details"].get("client") == OTHER_ADDRESS]
+        if len(found) >= expected or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
+
+
+@pytest.mark.parametrize("spoof", [{}, {"X-Forwarded-For": "127.0.0.1"}, {"X-Forwarded-For": "127.0.0.1", "X-Real-Ip": "127.0.0.1"}],
+                         ids=["plain", "x-forwarded-for", "x-forwarded-for and x-real-ip"])
+def test_stolen_cookies_are_useless_from_another_address(people, spoof):
+    hub, tanaka, _, _ = people
+    assert tanaka.open_server().status_code == 200
+    before = len(audit_events(hub.settings, "SESSION_ACTIVITY", "tanaka"))
+    thief = thief_with_cookies_of(hub, tanaka)
+    headers = {**spoof, **thief._server_xsrf()}
+    claim = f" claiming {', '.join(f'{k}: {v}' for k, v in spoof.items())}" if spoof else ""
+    for method, path in (("GET", "api/contents/p-demo"), ("GET", "lab"), ("POST", "api/kernels"), ("GET", "api/status")):
+        r = thief.http.request(method, f"{tanaka.server_url}/{path}", headers=headers, allow_redirects=False, timeout=30)
+        assert r.status_code == 403 and TERMINAL_REFUSAL in r.json()["message"], (method, path, r.status_code, r.text[:200])
+        assert OTHER_ADDRESS in r.json()["message"] and "127.0.0.1" not in r.json()["message"]  # the terminal is not told
+        hub.record("session", f"{method} /user/tanaka/{path} with stolen cookies from {OTHER_ADDRESS}{claim}", f"HTTP {r.status_code}")
+    refused = refused_from_other_address(hub, before, 4)
+    assert [(e["details"]["method"], e["details"]["path"]) for e in refused] == [
+        ("GET", "api/contents/p-demo"), ("GET", "lab"), ("POST", "api/kernels"), ("GET", "api/status")]
+    assert all(e["outcome"] == "DENIED" and e["details"]["terminal"] == "127.0.0.1" for e in refused)
+    # The terminal the session was started from goes on working.
+    assert tanaka.http.get(f"{tanaka.server_url}/api/contents/p-demo", timeout=30).status_code == 200
+
+
+def test_kernel_websocket_is_refused_from_another_address(people):
+    hub, tanaka, _, _ = people
+    kernel = tanaka.start_kernel()
+    before = len(audit_events(hub.settings, "SESSION_ACTIVITY", "tanaka"))
+    thief = thief_with_cookies_of(hub, tanaka)
+    for spoof in ((), ("X-Forwarded-For: 127.0.0.1",)):
+        with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+            kernel_socket(thief, kernel, OTHER_ADDRESS, spoof)
+        assert refused.value.status_code == 403
+        claim = f" claiming {spoof[0]}" if spoof else ""
+        hub.record("session", f"kernel websocket (channels) with stolen cookies from {OTHER_ADDRESS}{claim}",
+                   f"HTTP {refused.value.status_code}")
+    events = refused_from_other_address(hub, before, 2)
+    assert [e["details"]["method"] for e in events] == ["WS", "WS"]
+    assert all(e["details"]["path"] == f"api/kernels/{kernel}/channels" for e in events)
+    # The same cookies from the terminal: the handshake succeeds and code runs.
+    kernel_socket(tanaka, kernel, "127.0.0.1").close()
+    assert tanaka.execute(kernel, "print(6 * 7)").stdout.strip() == "42"
 
 
 def test_hub_secrets_are_private_files(people):
