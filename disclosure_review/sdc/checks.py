@@ -13,6 +13,7 @@ from typing import Any
 import polars as pl
 
 from .enums import Statistic, TableKind, Verdict
+from .messages import Described, msg
 from .rules import Rules
 from .shadow import GROUPING, MISSING, NEGATIVE, RECORDS, SUM, TOP, UNITS, VALUES, ZERO, ShadowTable
 
@@ -21,32 +22,43 @@ CellKey = tuple[str | None, ...]
 
 
 @dataclasses.dataclass(frozen=True)
-class CheckResult:
-    """One check's verdict on one output, with the cells it flagged."""
+class CheckResult(Described):
+    """One check's verdict on one output, with the cells it flagged.
+
+    Its message is `code` (an id of `sdc.messages`) with `args`: `message` is the
+    English text, `text(lang)` any language.
+    """
 
     rule: str
     verdict: Verdict
-    message: str
+    code: str | None
+    args: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     parameters: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     cells: tuple[CellKey, ...] = ()
+    fallback: str | None = dataclasses.field(default=None, compare=False, repr=False)  # stored English text
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "rule": self.rule,
             "verdict": self.verdict.value,
             "message": self.message,
+            "code": self.code,
+            "args": dict(self.args),
             "parameters": dict(self.parameters),
             "cells": [list(c) for c in self.cells],
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CheckResult:
+        """A stored result; one stored before messages had ids keeps its English text."""
         return cls(
             rule=str(data["rule"]),
             verdict=Verdict(data["verdict"]),
-            message=str(data["message"]),
+            code=data.get("code"),
+            args=dict(data.get("args") or {}),
             parameters=dict(data.get("parameters", {})),
             cells=tuple(tuple(c) for c in data.get("cells", [])),
+            fallback=str(data["message"]),
         )
 
 
@@ -153,19 +165,19 @@ def unset(rule: str, rules: Rules, *names: str) -> CheckResult | None:
     missing = [n for n in names if getattr(rules, n) is None]
     if not missing:
         return None
-    return CheckResult(
-        rule, Verdict.REVIEW, f"preset {rules.name!r} sets no {', '.join(missing)}: a reviewer must judge this rule",
-        {n: None for n in missing},
-    )
+    return CheckResult(rule, Verdict.REVIEW, "rule_unset", {"preset": rules.name, "missing": ", ".join(missing)},
+                       {n: None for n in missing})
 
 
-def flag(rule: str, shadow: ShadowTable, mask: pl.Expr, verdict: Verdict, message: str,
+def flag(rule: str, shadow: ShadowTable, mask: pl.Expr, verdict: Verdict, code: str, args: Mapping[str, Any],
          parameters: Mapping[str, Any], clean: str) -> CheckResult:
-    """`verdict` with the cells matching `mask`, or pass with the `clean` message when none do."""
+    """`verdict` with the cells matching `mask` (message `code`, which also gets `flagged` of `cells`),
+    or pass with message `clean` (same `args`) when none do."""
     cells = flagged_cells(shadow, mask)
     if not cells:
-        return CheckResult(rule, Verdict.PASS, clean, parameters)
-    return CheckResult(rule, verdict, f"{len(cells)} of {shadow.frame.height} cells: {message}", parameters, cells)
+        return CheckResult(rule, Verdict.PASS, clean, args, parameters)
+    counts = {"flagged": len(cells), "cells": shadow.frame.height}
+    return CheckResult(rule, verdict, code, {**args, **counts}, parameters, cells)
 
 
 def assessable() -> pl.Expr:
@@ -184,9 +196,8 @@ def check_threshold(shadow: ShadowTable, rules: Rules) -> CheckResult:
     who = "units" if shadow.spec.unit else "records"
     return flag(
         "threshold", shadow, (pl.col(RECORDS) > 0) & (pl.col(UNITS) < rules.threshold), Verdict.FAIL,
-        f"fewer than {rules.threshold} contributing {who} (threshold rule: n < {rules.threshold} fails)",
-        {"threshold": rules.threshold, "counted": who},
-        f"every non-empty cell has at least {rules.threshold} contributing {who}",
+        "threshold_fail", {"threshold": rules.threshold, "who": msg(who)},
+        {"threshold": rules.threshold, "counted": who}, "threshold_pass",
     )
 
 
@@ -194,16 +205,16 @@ def check_threshold(shadow: ShadowTable, rules: Rules) -> CheckResult:
 def check_zeros(shadow: ShadowTable, rules: Rules) -> CheckResult:
     """Empty cells, and magnitude cells whose contributions are all zero, fail when zeros are disclosive."""
     if shadow.spec.kind is TableKind.FREQUENCY:
-        mask, what = pl.col(RECORDS) == 0, "count is zero"
+        mask, what = pl.col(RECORDS) == 0, msg("zero_count")
     else:
         mask = (pl.col(RECORDS) == 0) | ((pl.col(VALUES) > 0) & (pl.col(ZERO) == pl.col(VALUES)))
-        what = "no contributors, or every contribution is zero"
+        what = msg("zero_contributions")
     parameters = {"zeros_disclosive": rules.zeros_disclosive}
     if not rules.zeros_disclosive:
         count = shadow.frame.filter(mask).height
-        return CheckResult("zeros", Verdict.PASS, f"{count} cells where {what}; zeros are not disclosive under "
-                           f"preset {rules.name!r}", parameters)
-    return flag("zeros", shadow, mask, Verdict.FAIL, f"{what} (zeros are disclosive)", parameters, "no zero cells")
+        return CheckResult("zeros", Verdict.PASS, "zeros_allowed", {"count": count, "what": what, "preset": rules.name},
+                           parameters)
+    return flag("zeros", shadow, mask, Verdict.FAIL, "zeros_fail", {"what": what}, parameters, "zeros_pass")
 
 
 @register_check("nk_dominance")
@@ -214,15 +225,10 @@ def check_nk_dominance(shadow: ShadowTable, rules: Rules) -> CheckResult:
     n, k = rules.nk_n, rules.nk_k
     parameters = {"n": n, "k": k, "contributions": "per unit" if shadow.spec.unit else "per record"}
     if shadow.top_n < n:
-        return CheckResult("nk_dominance", Verdict.REVIEW,
-                           f"shadow statistics keep the top {shadow.top_n} contributions; the rule needs {n}",
-                           parameters)
+        return CheckResult("nk_dominance", Verdict.REVIEW, "nk_top_n", {"top_n": shadow.top_n, "n": n}, parameters)
     share = pl.col(TOP).list.head(n).list.sum() / pl.col(SUM)
-    return flag(
-        "nk_dominance", shadow, assessable() & (share >= k), Verdict.FAIL,
-        f"the largest {n} contributions make up {k:.0%} or more of the total (NK rule n={n}, k={k})",
-        parameters, f"in every cell the largest {n} contributions are under {k:.0%} of the total",
-    )
+    return flag("nk_dominance", shadow, assessable() & (share >= k), Verdict.FAIL, "nk_fail", {"n": n, "k": k},
+                parameters, "nk_pass")
 
 
 @register_check("p_percent")
@@ -239,19 +245,16 @@ def check_p_percent(shadow: ShadowTable, rules: Rules) -> CheckResult:
     top2 = pl.col(TOP).list.get(1, null_on_oob=True).fill_null(0.0)
     remainder = (pl.col(SUM) - top1 - top2) / top1
     return flag(
-        "p_percent", shadow, assessable() & (remainder < p), Verdict.FAIL,
-        f"total minus the two largest contributions is under {p:.0%} of the largest (p% rule, p={p})",
-        {"p": p, "contributions": "per unit" if shadow.spec.unit else "per record"},
-        f"in every cell the others' contributions are at least {p:.0%} of the largest",
+        "p_percent", shadow, assessable() & (remainder < p), Verdict.FAIL, "p_percent_fail", {"p": p},
+        {"p": p, "contributions": "per unit" if shadow.spec.unit else "per record"}, "p_percent_pass",
     )
 
 
 @register_check("negatives")
 def check_negatives(shadow: ShadowTable, rules: Rules) -> CheckResult:
     """Cells with negative values go to review: dominance is not defined for them."""
-    return flag("negatives", shadow, pl.col(NEGATIVE) > 0, Verdict.REVIEW,
-                "negative values; dominance rules are not defined for them, a reviewer must judge",
-                {}, "no negative values")
+    return flag("negatives", shadow, pl.col(NEGATIVE) > 0, Verdict.REVIEW, "negatives_review", {}, {},
+                "negatives_pass")
 
 
 @register_check("missing")
@@ -259,11 +262,9 @@ def check_missing(shadow: ShadowTable, rules: Rules) -> CheckResult:
     """Cells where the value or weight is missing for some records go to review (when the preset says so)."""
     parameters = {"check_missing": rules.check_missing}
     if not rules.check_missing:
-        return CheckResult("missing", Verdict.PASS, f"missing values are not checked under preset {rules.name!r}",
-                           parameters)
-    return flag("missing", shadow, pl.col(MISSING) > 0, Verdict.REVIEW,
-                "records with a missing value or weight, left out of the statistic", parameters,
-                "no missing values")
+        return CheckResult("missing", Verdict.PASS, "missing_unchecked", {"preset": rules.name}, parameters)
+    return flag("missing", shadow, pl.col(MISSING) > 0, Verdict.REVIEW, "missing_review", {}, parameters,
+                "missing_pass")
 
 
 @register_check("single_unit")
@@ -276,15 +277,16 @@ def check_single_unit(shadow: ShadowTable, rules: Rules) -> CheckResult:
     """
     statistic = shadow.spec.statistic
     verdict = rules.single_unit_stats_verdict
+    limit = rules.threshold
     if statistic in (Statistic.MIN, Statistic.MAX):
-        mask, why = pl.col(VALUES) > 0, f"the {statistic.value} is one contributor's own value"
+        mask, why = pl.col(VALUES) > 0, "single_unit_own"
+    elif limit is None:
+        mask, why = pl.col(VALUES) > 0, "single_unit_no_threshold"
     else:
-        limit = rules.threshold
-        mask = (pl.col(VALUES) > 0) & (pl.col(UNITS) < limit) if limit is not None else pl.col(VALUES) > 0
-        why = f"the {statistic.value} may be one contributor's own value (fewer than {limit} contributors)"
+        mask, why = (pl.col(VALUES) > 0) & (pl.col(UNITS) < limit), "single_unit_few"
     return flag("single_unit", shadow, mask, verdict, why,
-                {"statistic": statistic.value, "verdict": verdict.value, "threshold": rules.threshold},
-                f"no {statistic.value} can come from a single contributor")
+                {"statistic": msg(f"statistic_{statistic.value}"), "threshold": limit},
+                {"statistic": statistic.value, "verdict": verdict.value, "threshold": limit}, "single_unit_pass")
 
 
 @register_check("degrees_of_freedom")
@@ -294,8 +296,7 @@ def check_degrees_of_freedom(shadow: ShadowTable, rules: Rules) -> CheckResult:
         return result
     t = rules.dof_threshold
     return flag("degrees_of_freedom", shadow, (pl.col(VALUES) > 0) & (pl.col(VALUES) - 1 < t), Verdict.FAIL,
-                f"fewer than {t} degrees of freedom (n - 1 < {t})", {"dof_threshold": t},
-                f"every non-empty cell has at least {t} degrees of freedom")
+                "dof_fail", {"threshold": t}, {"dof_threshold": t}, "dof_pass")
 
 
 @register_check("class_disclosure")
@@ -308,7 +309,7 @@ def check_class_disclosure(shadow: ShadowTable, rules: Rules) -> CheckResult:
     spec = shadow.spec
     verdict = rules.class_disclosure_verdict
     if not spec.rows or not spec.columns:
-        return CheckResult("class_disclosure", Verdict.PASS, "table has no row × column structure", {})
+        return CheckResult("class_disclosure", Verdict.PASS, "class_no_structure")
     inner = shadow.frame.with_row_index("_cell").filter(pl.col(GROUPING) == 0)
     hits: set[int] = set()
     for fixed, varying in ((spec.rows, spec.columns), (spec.columns, spec.rows)):
@@ -318,6 +319,4 @@ def check_class_disclosure(shadow: ShadowTable, rules: Rules) -> CheckResult:
         ).filter((pl.col("_levels") > 1) & (pl.col("_non_empty") == 1))
         hits.update(groups.get_column("_cells").explode().to_list())
     mask = pl.int_range(pl.len()).is_in(sorted(hits))
-    return flag("class_disclosure", shadow, mask, verdict,
-                "all of a row (or column) group falls in this one category", {"verdict": verdict.value},
-                "no row or column group falls entirely in one category")
+    return flag("class_disclosure", shadow, mask, verdict, "class_fail", {}, {"verdict": verdict.value}, "class_pass")

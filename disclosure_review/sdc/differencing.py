@@ -15,10 +15,12 @@ import polars as pl
 
 from .checks import CheckResult, CellKey
 from .enums import Verdict
+from .messages import msg
 from .rules import Rules
 from .shadow import GROUPING, MARGIN_LABEL, RECORDS, ShadowTable
 
 RULE = "differencing"
+SHOWN_FINDINGS = 20
 
 
 def _counts_by(shadow: ShadowTable, common: list[str]) -> pl.DataFrame:
@@ -34,11 +36,11 @@ def check_differencing(new: ShadowTable, released: Sequence[ShadowTable], rules:
     names = [t.spec.name for t in released]
     parameters = {"threshold": rules.threshold, "released": names, "verdict": rules.differencing_verdict.value}
     if not released:
-        return CheckResult(RULE, Verdict.PASS, "no table of this project has been released yet", parameters)
+        return CheckResult(RULE, Verdict.PASS, "differencing_nothing_released", {}, parameters)
     if rules.threshold is None:
-        return CheckResult(RULE, Verdict.REVIEW, f"preset {rules.name!r} sets no threshold: a reviewer must "
-                           f"compare with the released tables {names}", parameters)
-    findings: list[str] = []
+        return CheckResult(RULE, Verdict.REVIEW, "differencing_no_threshold", {"preset": rules.name, "released": names},
+                           parameters)
+    findings: list[dict] = []
     cells: list[CellKey] = []
     for old in released:
         common = [d for d in new.dimensions if d in old.dimensions]
@@ -51,13 +53,15 @@ def check_differencing(new: ShadowTable, released: Sequence[ShadowTable], rules:
         difference = (pl.col(RECORDS) - pl.col(f"{RECORDS}_released")).abs()
         small = joined.filter((difference > 0) & (difference < rules.threshold)).with_columns(difference.alias("_d"))
         for row in small.iter_rows(named=True):
-            group = ", ".join(f"{d}={row[d]}" for d in common) or "grand total"
-            findings.append(f"{group}: {row['_d']} records between {new.spec.name!r} and released {old.spec.name!r}")
+            group = ", ".join(f"{d}={row[d]}" for d in common) or msg("grand_total")
+            findings.append(msg("differencing_group", group=group, records=row["_d"], table=new.spec.name,
+                                released=old.spec.name))
             cells.append(tuple(row[d] if d in common else MARGIN_LABEL for d in new.dimensions))
     if not findings:
-        return CheckResult(RULE, Verdict.PASS, f"no difference with the released tables {names} is a group of "
-                           f"fewer than {rules.threshold} records", parameters)
-    shown = "; ".join(findings[:20]) + (f"; … {len(findings) - 20} more" if len(findings) > 20 else "")
-    return CheckResult(RULE, rules.differencing_verdict,
-                       f"subtracting tables reveals groups of fewer than {rules.threshold} records: {shown}",
-                       parameters, tuple(dict.fromkeys(cells)))
+        return CheckResult(RULE, Verdict.PASS, "differencing_pass", {"released": names, "threshold": rules.threshold},
+                           parameters)
+    shown = findings[:SHOWN_FINDINGS]
+    if len(findings) > SHOWN_FINDINGS:
+        shown.append(msg("more", n=len(findings) - SHOWN_FINDINGS))
+    return CheckResult(RULE, rules.differencing_verdict, "differencing_fail",
+                       {"threshold": rules.threshold, "findings": shown}, parameters, tuple(dict.fromkeys(cells)))

@@ -21,6 +21,7 @@ import polars as pl
 
 from .checks import CheckResult, register_check
 from .enums import TableKind, Verdict
+from .messages import msg
 from .rules import Rules
 from .shadow import GROUPING, MAX, MIN, RECORDS, ShadowTable
 from .spec import MAX_BINS, InvalidSpec, TableSpec, check_identifier, quote_identifier
@@ -65,32 +66,28 @@ def _label(edges: tuple[float, ...], i: int) -> str:
 def _empty_bins(edges: tuple[float, ...], counts: list[int], rules: Rules) -> CheckResult:
     non_empty = [i for i, c in enumerate(counts) if c > 0]
     if not non_empty:
-        return CheckResult("empty_bins", Verdict.REVIEW, "no value falls in any bin", {})
+        return CheckResult("empty_bins", Verdict.REVIEW, "empty_bins_no_values")
     interior = [i for i in range(non_empty[0], non_empty[-1]) if counts[i] == 0]
     tails = len(counts) - (non_empty[-1] - non_empty[0] + 1)
     parameters = {"zeros_disclosive": rules.zeros_disclosive, "empty_tail_bins": tails,
                   "empty_interior_bins": len(interior)}
     if not interior or not rules.zeros_disclosive:
-        return CheckResult("empty_bins", Verdict.PASS, f"{tails} empty tail bins (allowed); "
-                           f"{len(interior)} empty bins between non-empty ones", parameters)
-    return CheckResult("empty_bins", Verdict.FAIL,
-                       f"{len(interior)} empty bins between non-empty ones (zeros are disclosive): "
-                       + ", ".join(_label(edges, i) for i in interior), parameters,
+        return CheckResult("empty_bins", Verdict.PASS, "empty_bins_pass", {"tails": tails, "interior": len(interior)},
+                           parameters)
+    return CheckResult("empty_bins", Verdict.FAIL, "empty_bins_fail",
+                       {"interior": len(interior), "bins": [_label(edges, i) for i in interior]}, parameters,
                        tuple((str(edges[i]),) for i in interior))
 
 
 def _extremes(edges: tuple[float, ...], low: float | None, high: float | None) -> CheckResult:
     parameters = {"lowest_edge": edges[0], "highest_edge": edges[-1]}
     if low is None or high is None:
-        return CheckResult("extreme_edges", Verdict.REVIEW,
-                           "the data's range is unknown: a reviewer must check the outer bin edges", parameters)
-    revealed = ([f"lowest edge {edges[0]:g} is the smallest value"] if low == edges[0] else []) + (
-        [f"highest edge {edges[-1]:g} is the largest value"] if high == edges[-1] else [])
+        return CheckResult("extreme_edges", Verdict.REVIEW, "extreme_edges_unknown", {}, parameters)
+    revealed = ([msg("lowest_edge", edge=edges[0])] if low == edges[0] else []) + (
+        [msg("highest_edge", edge=edges[-1])] if high == edges[-1] else [])
     if revealed:
-        return CheckResult("extreme_edges", Verdict.REVIEW, "; ".join(revealed) +
-                           " (set edges that do not come from the data, e.g. round numbers)", parameters)
-    return CheckResult("extreme_edges", Verdict.PASS,
-                       "outer edges do not coincide with the smallest or largest value", parameters)
+        return CheckResult("extreme_edges", Verdict.REVIEW, "extreme_edges_review", {"revealed": revealed}, parameters)
+    return CheckResult("extreme_edges", Verdict.PASS, "extreme_edges_pass", {}, parameters)
 
 
 @register_check("empty_bins")

@@ -56,9 +56,8 @@ def check_model(result: Any, rules: Rules, *, name: str = "model") -> CheckRepor
     model = getattr(result, "model", None)
     kind = type(model).__name__ if model is not None else type(result).__name__
     if kind not in SUPPORTED_MODELS or getattr(model, "exog", None) is None:
-        reason = f"{kind} models are not checked automatically: a reviewer must judge this output"
-        return CheckReport.from_results(name, rules.name, [CheckResult("model_type", Verdict.REVIEW, reason,
-                                                                       {"model": kind})])
+        return CheckReport.from_results(name, rules.name, [CheckResult("model_type", Verdict.REVIEW, "model_type",
+                                                                       {"model": kind}, {"model": kind})])
     n = int(result.nobs)
     results = [_dof_result(float(result.df_resid), n, kind, rules), _levels_result(model, n, rules)]
     if kind in BINARY_OUTCOME_MODELS:
@@ -69,31 +68,28 @@ def check_model(result: Any, rules: Rules, *, name: str = "model") -> CheckRepor
 def _dof_result(df_resid: float, n: int, kind: str, rules: Rules) -> CheckResult:
     parameters = {"model": kind, "n": n, "df_resid": df_resid, "dof_threshold": rules.dof_threshold}
     if rules.dof_threshold is None:
-        return CheckResult("residual_dof", Verdict.REVIEW, f"preset {rules.name!r} sets no dof_threshold; "
-                           f"n = {n}, residual degrees of freedom = {df_resid:g}", parameters)
+        return CheckResult("residual_dof", Verdict.REVIEW, "residual_dof_unset",
+                           {"preset": rules.name, "n": n, "df_resid": df_resid}, parameters)
     ok = df_resid >= rules.dof_threshold
-    return CheckResult(
-        "residual_dof", Verdict.PASS if ok else Verdict.FAIL,
-        f"{kind}: n = {n}, residual degrees of freedom {df_resid:g} {'>=' if ok else '<'} {rules.dof_threshold}",
-        parameters,
-    )
+    args = {"model": kind, "n": n, "df_resid": df_resid, "threshold": rules.dof_threshold}
+    return CheckResult("residual_dof", Verdict.PASS if ok else Verdict.FAIL,
+                       "residual_dof_pass" if ok else "residual_dof_fail", args, parameters)
 
 
 def _levels_result(model: Any, n: int, rules: Rules) -> CheckResult:
     counts = level_counts(np.asarray(model.exog, dtype=float), list(model.exog_names))
     parameters: dict[str, Any] = {"n": n, "threshold": rules.threshold, "levels": counts}
     if not counts:
-        return CheckResult("categorical_levels", Verdict.PASS, "no categorical regressors", parameters)
+        return CheckResult("categorical_levels", Verdict.PASS, "levels_none", {}, parameters)
     if rules.threshold is None:
-        return CheckResult("categorical_levels", Verdict.REVIEW,
-                           f"preset {rules.name!r} sets no threshold for categorical levels", parameters)
+        return CheckResult("categorical_levels", Verdict.REVIEW, "levels_unset", {"preset": rules.name}, parameters)
     small = {level: c for level, c in counts.items() if c < rules.threshold}
     if not small:
-        return CheckResult("categorical_levels", Verdict.PASS,
-                           f"every categorical level has at least {rules.threshold} observations", parameters)
-    listed = ", ".join(f"{level} ({c})" for level, c in sorted(small.items()))
-    return CheckResult("categorical_levels", Verdict.FAIL,
-                       f"levels with fewer than {rules.threshold} observations: {listed}", parameters,
+        return CheckResult("categorical_levels", Verdict.PASS, "levels_pass", {"threshold": rules.threshold},
+                           parameters)
+    listed = [f"{level} ({c})" for level, c in sorted(small.items())]
+    return CheckResult("categorical_levels", Verdict.FAIL, "levels_fail",
+                       {"threshold": rules.threshold, "levels": listed}, parameters,
                        tuple((level,) for level in sorted(small)))
 
 
@@ -101,12 +97,11 @@ def _outcome_result(endog: np.ndarray, n: int, rules: Rules) -> CheckResult:
     classes = {"outcome=1": int((endog == 1).sum()), "outcome=0": int((endog == 0).sum())}
     parameters: dict[str, Any] = {"n": n, "threshold": rules.threshold, "classes": classes}
     if rules.threshold is None:
-        return CheckResult("outcome_classes", Verdict.REVIEW,
-                           f"preset {rules.name!r} sets no threshold for outcome classes", parameters)
+        return CheckResult("outcome_classes", Verdict.REVIEW, "outcome_unset", {"preset": rules.name}, parameters)
     small = [c for c, count in classes.items() if count < rules.threshold]
     if not small:
-        return CheckResult("outcome_classes", Verdict.PASS,
-                           f"each outcome class has at least {rules.threshold} observations", parameters)
-    return CheckResult("outcome_classes", Verdict.FAIL,
-                       f"outcome classes with fewer than {rules.threshold} observations: "
-                       + ", ".join(f"{c} ({classes[c]})" for c in small), parameters, tuple((c,) for c in small))
+        return CheckResult("outcome_classes", Verdict.PASS, "outcome_pass", {"threshold": rules.threshold},
+                           parameters)
+    return CheckResult("outcome_classes", Verdict.FAIL, "outcome_fail",
+                       {"threshold": rules.threshold, "classes": [f"{c} ({classes[c]})" for c in small]}, parameters,
+                       tuple((c,) for c in small))

@@ -25,6 +25,7 @@ import dataclasses
 import datetime as dt
 import json
 import math
+from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,7 @@ import polars as pl
 
 from .checks import CheckReport, CheckResult, check_table
 from .enums import ProtectionMethod, SecondaryMethod, Statistic, TableKind, Verdict
+from .messages import MESSAGES, msg
 from .rules import Rules
 from .shadow import GROUPING, MARGIN_LABEL, NEGATIVE, TOP, VALUE, ShadowTable, compute_shadow
 from .spec import InvalidSpec, TableSpec, quote_identifier
@@ -88,19 +90,26 @@ def failing_mask(shadow: ShadowTable, report: CheckReport) -> np.ndarray:
     return np.array([label in failing for label in shadow.labels()], dtype=bool)
 
 
-def excuse_blank_cells(report: CheckReport, blank: set[tuple], why: str) -> CheckReport:
-    """Each check without the cells released blank; a check left with none of its cells passes."""
+def wrapped(result: CheckResult, code: str, **args: Any) -> CheckResult:
+    """`result` whose message is now message `code` around its own (as argument "message")."""
+    inner = msg(result.code, **result.args) if result.code in MESSAGES else result.message  # stored: its text
+    return dataclasses.replace(result, code=code, args={"message": inner, **args})
+
+
+def excuse_blank_cells(report: CheckReport, blank: set[tuple], how: str) -> CheckReport:
+    """Each check without the cells released blank (`how`: "suppressed" or "deleted"); a check left with none
+    of its cells passes."""
     results = []
     for result in report.results:
         kept = tuple(c for c in result.cells if c not in blank)
         if len(kept) == len(result.cells):
             results.append(result)
         elif kept:
-            results.append(dataclasses.replace(result, cells=kept, message=f"{result.message} "
-                                               f"({len(result.cells) - len(kept)} more flagged cells {why})"))
+            excused = wrapped(result, f"excused_some_{how}", excused=len(result.cells) - len(kept))
+            results.append(dataclasses.replace(excused, cells=kept))
         else:
-            results.append(dataclasses.replace(result, verdict=Verdict.PASS, cells=(),
-                                               message=f"every flagged cell {why} ({result.message})"))
+            excused = wrapped(result, f"excused_all_{how}")
+            results.append(dataclasses.replace(excused, verdict=Verdict.PASS, cells=()))
     return CheckReport.from_results(report.output, report.preset, results)
 
 
@@ -188,7 +197,7 @@ def _suppress(shadow: ShadowTable, report: CheckReport, rules: Rules, secondary:
     table, positions = linked.table, linked.positions
     if shadow.spec.kind is TableKind.FREQUENCY and rules.threshold:
         levels = ProtectionLevels.threshold(table, rules.threshold)
-        level_rule = f"threshold {rules.threshold}"
+        level_rule, level_text = f"threshold {rules.threshold}", msg("levels_threshold", threshold=rules.threshold)
     elif shadow.spec.kind is TableKind.MAGNITUDE and rules.p_ratio:
         top = shadow.frame.get_column(TOP).to_list()
         largest, second = np.zeros(table.n_cells), np.zeros(table.n_cells)
@@ -196,10 +205,11 @@ def _suppress(shadow: ShadowTable, report: CheckReport, rules: Rules, secondary:
             largest[positions[row]] = contributions[0] if contributions else 0.0
             second[positions[row]] = contributions[1] if len(contributions) > 1 else 0.0
         levels = ProtectionLevels.p_percent(table, largest, second, rules.p_ratio * 100)
-        level_rule = f"p% rule, p = {rules.p_ratio:g}"
+        level_rule, level_text = f"p% rule, p = {rules.p_ratio:g}", msg("levels_p_percent", p=rules.p_ratio)
     else:
         levels = ProtectionLevels.explicit(table)
         level_rule = "none set by the preset: only exact recomputation is refused"
+        level_text = msg("levels_explicit")
     method = SuppressionMethod(secondary.value)
     options: dict[str, Any] = {"time_limit": OPTIMAL_TIME_LIMIT_S} if method is SuppressionMethod.OPTIMAL else {}
     result = secondary_suppression(table, levels, method, **options)
@@ -207,10 +217,10 @@ def _suppress(shadow: ShadowTable, report: CheckReport, rules: Rules, secondary:
     blank = result.suppressed[positions]
     labels = shadow.labels()
     blank_labels = {label for label, b in zip(labels, blank) if b}
-    excused = excuse_blank_cells(report, blank_labels, "is suppressed")
+    excused = excuse_blank_cells(report, blank_labels, "suppressed")
     interval = CheckResult(
-        "interval_audit", checked.verdict,
-        f"{checked.summary()} (protection levels: {level_rule if rules.interval_audit else 'not required by the preset'})",
+        "interval_audit", checked.verdict, "interval_audit",
+        _audit_args(checked, level_text if rules.interval_audit else msg("levels_not_required")),
         {"interval_audit": rules.interval_audit, "levels": level_rule, "secondary": secondary.value},
         tuple(linked.label(c.cell) for c in checked.failing()),
     )
@@ -224,6 +234,17 @@ def _suppress(shadow: ShadowTable, report: CheckReport, rules: Rules, secondary:
         "audit": linked.audit_facts(checked),
     }
     return ProtectedTable(shadow, protected_report, _blanked(shadow, blank), facts)
+
+
+def _audit_args(checked: AuditReport, levels: dict[str, Any]) -> dict[str, Any]:
+    """The interval audit's summary (AuditReport.summary) as message arguments."""
+    from .protection import IntervalStatus
+
+    counts = Counter(c.status for c in checked.intervals)
+    statuses = [msg("interval_status", n=counts[s], status=msg(f"interval_{s.value}")) for s in IntervalStatus if counts[s]]
+    unsafe = msg("unsafe_published", n=len(checked.published_unsafe)) if checked.published_unsafe else ""
+    return {"verdict": msg(f"verdict_{checked.verdict.value}"), "suppressed": len(checked.intervals),
+            "statuses": statuses or [msg("interval_none")], "unsafe": unsafe, "levels": levels}
 
 
 # -- rounding --------------------------------------------------------------------------
@@ -244,9 +265,7 @@ def _round(shadow: ShadowTable, report: CheckReport, rules: Rules, base: int | N
     results = []
     for result in report.results:  # rounding blurs a failing cell; whether that is enough, a person judges
         if result.verdict is Verdict.FAIL and result.cells:
-            result = dataclasses.replace(result, verdict=Verdict.REVIEW,
-                                         message=f"{result.message} (rounded to base {base}: a reviewer judges "
-                                                 "whether rounding protects these cells)")
+            result = dataclasses.replace(wrapped(result, "rounded", base=base), verdict=Verdict.REVIEW)
         results.append(result)
     facts = {"method": ProtectionMethod.ROUND.value, "base": base,
              "note": "totals are sums of the rounded cells"}
@@ -311,7 +330,7 @@ def _delete_records(con: duckdb.DuckDBPyConnection, shadow: ShadowTable, report:
     shadow = dataclasses.replace(shadow, spec=original)
     labels = shadow.labels()
     blank = np.array([label in deleted_labels for label in labels], dtype=bool)
-    report = excuse_blank_cells(report, deleted_labels, "was deleted")
+    report = excuse_blank_cells(report, deleted_labels, "deleted")
     facts = {"method": ProtectionMethod.DELETE_RECORDS.value,
              "deleted_cells": sorted([list(label) for label in deleted_labels], key=str),
              "note": "totals exclude the records of the deleted cells"}

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from disclosure_review.sdc.enums import Verdict
+from disclosure_review.sdc.messages import Described
 
 from ._data import InvalidMicrodataInput, _columns_of
 from .report import RiskReport, risk_report
@@ -41,17 +42,19 @@ class RecordLevelRules:
 
 
 @dataclass(frozen=True)
-class RecordLevelFinding:
-    """One rule's verdict; `to_dict()` has the shape of sdc.checks.CheckResult.to_dict()."""
+class RecordLevelFinding(Described):
+    """One rule's verdict, its message `code` (sdc.messages) with `args`; `to_dict()` has the shape of
+    sdc.checks.CheckResult.to_dict()."""
 
     rule: str
     verdict: Verdict
-    message: str
+    code: str
+    args: Mapping[str, Any] = field(default_factory=dict)
     parameters: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rule": self.rule, "verdict": self.verdict.value, "message": self.message,
-                "parameters": dict(self.parameters), "cells": []}
+        return {"rule": self.rule, "verdict": self.verdict.value, "message": self.message, "code": self.code,
+                "args": dict(self.args), "parameters": dict(self.parameters), "cells": []}
 
 
 @dataclass(frozen=True)
@@ -68,8 +71,8 @@ class RecordLevelCheck:
                 "report": None if self.report is None else self.report.to_dict()}
 
 
-def _review(rule: str, message: str) -> RecordLevelCheck:
-    finding = RecordLevelFinding(rule, Verdict.REVIEW, message)
+def _review(rule: str, code: str, **args: Any) -> RecordLevelCheck:
+    finding = RecordLevelFinding(rule, Verdict.REVIEW, code, args)
     return RecordLevelCheck(Verdict.REVIEW, (finding,), None)
 
 
@@ -91,22 +94,20 @@ def check_record_level(
     (1/f_k, the larger); rules that need a missing weight or household id say review.
     """
     if all(getattr(rules, f.name) is None for f in fields(rules)):
-        return _review("rules", "no record-level rule is configured")
+        return _review("rules", "record_rules_none")
     try:
         columns = _columns_of(data)
     except InvalidMicrodataInput as err:
-        return _review("input", str(err))
+        return _review("input", "input_unusable", error=str(err))
     present = [k for k in keys if k in columns]
     if not present:
-        return _review("key_variables", "the output has none of the dataset's key variables: a reviewer must judge "
-                       "whether it can identify anyone")
+        return _review("key_variables", "key_variables_none")
     notes: list[RecordLevelFinding] = []
     if weight and weight not in columns:  # unweighted risk 1/f_k is the larger, so the safe side
-        notes.append(RecordLevelFinding("weight", Verdict.PASS,
-                                        f"weight {weight!r} not in the output: risk computed without weights"))
+        notes.append(RecordLevelFinding("weight", Verdict.PASS, "weight_absent", {"weight": weight}))
         weight = None
     if household and household not in columns:  # a household rule then says review
-        notes.append(RecordLevelFinding("household", Verdict.PASS, f"household id {household!r} not in the output"))
+        notes.append(RecordLevelFinding("household", Verdict.PASS, "household_absent", {"household": household}))
         household = None
     absent = [s for s in sensitive if s not in columns]
     sensitive = [s for s in sensitive if s in columns]
@@ -115,52 +116,49 @@ def check_record_level(
         report = risk_report(data, keys=present, weight=weight, household=household, sensitive=sensitive, k=k,
                              progress=progress)
     except InvalidMicrodataInput as err:
-        return _review("input", f"the risk could not be computed: {err}")
+        return _review("input", "risk_not_computed", error=str(err))
     except Exception:  # a check that cannot decide says review, never pass
         log.exception("record-level check failed")
-        return _review("error", "the risk computation failed; see the service log")
+        return _review("error", "risk_failed")
     findings: list[RecordLevelFinding] = notes
 
-    def rule(name: str, broken: bool, message: str, **parameters: Any) -> None:
-        findings.append(RecordLevelFinding(name, Verdict.FAIL if broken else Verdict.PASS, message, parameters))
+    def rule(name: str, broken: bool, args: Mapping[str, Any], **parameters: Any) -> None:
+        findings.append(RecordLevelFinding(name, Verdict.FAIL if broken else Verdict.PASS, name, args, parameters))
 
     if len(present) < len(keys):
         findings.append(RecordLevelFinding(
-            "key_variables", Verdict.PASS, f"checked on {len(present)} of {len(keys)} key variables present",
+            "key_variables", Verdict.PASS, "key_variables_some", {"present": len(present), "declared": len(keys)},
             {"missing": [k for k in keys if k not in present]}))
     if rules.k is not None:
         below = report.k_violations[rules.k]
-        rule("k_anonymity", below > 0, f"{below} records in key combinations of fewer than {rules.k} records",
+        rule("k_anonymity", below > 0, {"records": below, "k": rules.k},
              k=rules.k, records=below, combinations=report.combinations_below_k)
     if rules.weighted_k is not None:
         if weight is None:
-            findings.append(RecordLevelFinding("weighted_k_anonymity", Verdict.REVIEW, "no sampling weight declared"))
+            findings.append(RecordLevelFinding("weighted_k_anonymity", Verdict.REVIEW, "no_weight"))
         else:
             below = report.records_below_weighted_k(rules.weighted_k)
-            rule("weighted_k_anonymity", below > 0, f"{below} records with F_k below {rules.weighted_k}",
+            rule("weighted_k_anonymity", below > 0, {"records": below, "weighted_k": rules.weighted_k},
                  weighted_k=rules.weighted_k, records=below)
     if rules.max_individual_risk is not None:
         above = report.records_above_risk(rules.max_individual_risk)
-        rule("individual_risk", above > 0, f"{above} records with re-identification risk above "
-             f"{rules.max_individual_risk}", threshold=rules.max_individual_risk, records=above,
-             max_risk=report.max_risk)
+        rule("individual_risk", above > 0, {"records": above, "threshold": rules.max_individual_risk},
+             threshold=rules.max_individual_risk, records=above, max_risk=report.max_risk)
     if rules.max_global_risk is not None:
         g = report.global_risk.global_risk
-        rule("global_risk", g > rules.max_global_risk, f"global risk {g:.4f} (threshold {rules.max_global_risk})",
+        rule("global_risk", g > rules.max_global_risk, {"risk": g, "threshold": rules.max_global_risk},
              threshold=rules.max_global_risk, global_risk=g)
     if rules.max_household_risk is not None:
         h = report.global_risk.household_risk
         if h is None:
-            findings.append(RecordLevelFinding("household_risk", Verdict.REVIEW, "no household id declared"))
+            findings.append(RecordLevelFinding("household_risk", Verdict.REVIEW, "no_household"))
         else:
-            rule("household_risk", h > rules.max_household_risk,
-                 f"household risk {h:.4f} (threshold {rules.max_household_risk})",
+            rule("household_risk", h > rules.max_household_risk, {"risk": h, "threshold": rules.max_household_risk},
                  threshold=rules.max_household_risk, household_risk=h)
     if rules.l_diversity is not None:
         for s in absent:
-            findings.append(RecordLevelFinding("l_diversity", Verdict.PASS, f"sensitive variable {s!r} not released"))
+            findings.append(RecordLevelFinding("l_diversity", Verdict.PASS, "sensitive_absent", {"variable": s}))
         for s, ld in report.l_diversity.items():
             rule("l_diversity", ld["min_distinct"] < rules.l_diversity,
-                 f"{s}: smallest number of distinct values in a key combination {ld['min_distinct']:g}",
-                 variable=s, l=rules.l_diversity)
+                 {"variable": s, "min_distinct": ld["min_distinct"]}, variable=s, l=rules.l_diversity)
     return RecordLevelCheck(Verdict.combine(f.verdict for f in findings), tuple(findings), report)

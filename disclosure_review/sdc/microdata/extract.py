@@ -181,9 +181,8 @@ def check_extract(table: Any, datasets: Sequence[Any], extra_keys: Sequence[str]
     findings = tuple(check.findings)
     if roles.undeclared:
         findings += (RecordLevelFinding(
-            "undeclared_variables", Verdict.REVIEW,
-            f"{len(roles.undeclared)} column(s) are no declared variable of the source datasets (renamed or "
-            "derived): a reviewer must judge whether they identify anyone", {"columns": list(roles.undeclared)},
+            "undeclared_variables", Verdict.REVIEW, "undeclared_variables", {"count": len(roles.undeclared)},
+            {"columns": list(roles.undeclared)},
         ),)
     verdict = Verdict.combine([check.verdict, Verdict.REVIEW]) if roles.undeclared else check.verdict
     return ExtractCheck(roles, check, verdict, findings)
