@@ -42,6 +42,7 @@ from tornado.ioloop import IOLoop
 from access_control.db import transaction
 from access_control.enums import AuditEventType
 from disclosure_review.sdc.enums import SecondaryMethod, Verdict
+from disclosure_review.sdc.messages import result_text
 from disclosure_review.web.i18n import LANGUAGES, translator
 from disclosure_review.workflow import package, permissions, service
 from disclosure_review.workflow import protection as protection_choice
@@ -133,7 +134,8 @@ def make_jinja() -> jinja2.Environment:
     env.filters["tojson_pretty"] = lambda v: json.dumps(v, ensure_ascii=False, indent=2)
     env.globals.update(Verdict=Verdict, Decision=Decision, OutputKind=OutputKind, ReleaseStatus=ReleaseStatus,
                        protection_methods=protection_choice.METHODS, protection_fields=PROTECTION_FIELDS,
-                       secondary_methods=[m.value for m in SecondaryMethod])
+                       secondary_methods=[m.value for m in SecondaryMethod],
+                       check_text=result_text)  # a stored check result's message in the page's language
     return env
 
 

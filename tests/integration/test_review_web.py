@@ -203,3 +203,34 @@ def test_researcher_pages(server):
     done = alice.post(withdraw, data={"_xsrf": xsrf_of(page)})
     assert done.status_code == 200 and "status-withdrawn" in done.text
     assert "queue-empty" in bob.get(base + "queue").text
+
+
+def check_messages(page: str, output_id: int) -> list[str]:
+    section = page.split(f'id="output-{output_id}"')[1].split('<section class="output"')[0]
+    return re.findall(r'<td class="check-message">(.*?)</td>', section)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_check_messages_in_the_readers_language(server):
+    from disclosure_review.workflow.store import ReleaseOutput
+
+    base, settings = server
+    request_id = submit(base, table_output("small")).json()["id"]
+    page_url = base + f"requests/{request_id}"
+    japanese_page = login(base, "bob").get(page_url).text
+    (output_id,) = output_ids(japanese_page)
+    japanese = check_messages(japanese_page, output_id)
+    assert "4 セル中 1 セル: 寄与するレコードが 10 未満(しきい値規則: n &lt; 10 は不合格)" in japanese
+    assert all(re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", m) for m in japanese)
+    english = check_messages(login(base, "bob").get(page_url, params={"lang": "en"}).text, output_id)
+    assert "1 of 4 cells: fewer than 10 contributing records (threshold rule: n &lt; 10 fails)" in english
+    assert len(english) == len(japanese)
+
+    # a report stored before messages had ids shows its stored English text, in either language
+    engine = make_engine(settings.db_url)
+    with session_factory(engine)() as session, session.begin():
+        output = session.get(ReleaseOutput, output_id)
+        output.report = output.report | {
+            "results": [{k: v for k, v in r.items() if k not in ("code", "args")} for r in output.report["results"]]}
+    engine.dispose()
+    assert check_messages(login(base, "bob").get(page_url).text, output_id) == english

@@ -43,6 +43,10 @@ def test_extract_review_through_the_web(server):  # noqa: F811
     combination = re.search(r'<tr class="risky-combination">(.*?)</tr>', section, re.S).group(1)
     assert re.findall(r"<td[^>]*>(.*?)</td>", combination)[:3] == ["C", "F", "90+"]
     assert "Record-level extract" in section and "mismatch-row" in section  # the forged claim shown as differing
+    below_k = int(sizes[sizes < 3].sum())
+    assert f'<td class="check-message">{below_k} records in key combinations of fewer than 3 records</td>' in section
+    japanese = bob.get(base + f"requests/{request_id}", params={"lang": "ja"}).text.split(f'id="output-{risky_id}"')[1]
+    assert f'<td class="check-message">3 レコード未満のキーの組合せに属するレコード {below_k} 件(k-匿名性)</td>' in japanese
     for income in frame["income"]:  # the records themselves are never on the page
         assert f"{income:g}" not in page and f"{income}" not in page
 

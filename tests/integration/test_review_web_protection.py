@@ -105,6 +105,9 @@ def test_reviewer_applies_protection_through_the_web(server):
     cells = cells_of(shown)
     assert cells["C"] == "" and cells["Total"] == "57" and list(cells.values()).count("") == 2
     assert 'verdict-pass' in shown.split('class="preview-verdict"')[1][:80]
+    checks = re.findall(r'<td class="check-message">(.*?)</td>', shown.split('<table class="list checks">')[1].split("</table>")[0])
+    assert "該当セルはすべて秘匿済み(4 セル中 1 セル: 寄与するレコードが 10 未満(しきい値規則: n &lt; 10 は不合格))" in checks
+    assert all(re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", m) for m in checks)  # the protection's own message too
     assert protections(settings) == []
     assert cells_of(section(bob.get(page_url).text, output_id))["C"] == "2"  # the output itself is unchanged
 
