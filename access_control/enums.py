@@ -60,5 +60,8 @@ class AuditEventType(enum.Enum):
     RELEASE_PACKAGE = "RELEASE_PACKAGE"
     RELEASE_COLLECT = "RELEASE_COLLECT"
     RELEASE_WITHDRAW = "RELEASE_WITHDRAW"
+    INGRESS_SUBMIT = "INGRESS_SUBMIT"  # reference data brought in for review (an ingress request)
+    INGRESS_DECIDE = "INGRESS_DECIDE"  # a reviewer's vote on an ingress request, and its approval or rejection
+    INGRESS_COLLECT = "INGRESS_COLLECT"  # a session read approved reference data
     # the ledger itself
     LEDGER_VERIFY = "LEDGER_VERIFY"

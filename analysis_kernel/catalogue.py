@@ -491,9 +491,13 @@ def attached_name(dataset_id: str) -> str:
 
 
 def guarded_connection(
-    datasets: Mapping[str, Path], *, memory_limit: str = "4GB", threads: int | None = None
+    datasets: Mapping[str, Path], *, memory_limit: str = "4GB", threads: int | None = None,
+    references: Mapping[str, Any] | None = None,
 ) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection that can read only `datasets` ({id: file}).
+    """An in-memory DuckDB connection that can read only `datasets` ({id: file}) and `references`.
+
+    `references`: approved reference data, {name: Arrow table}, shown as read-only views
+    `reference.<name>` (`analysis_kernel.reference`).
 
     Each file is attached READ_ONLY with a view `<id>` over its microdata in the
     main schema; then external access (files, network, extensions, Python
@@ -519,6 +523,10 @@ def guarded_connection(
             except duckdb.Error as e:
                 raise DatasetNotFound(f"dataset {dataset_id!r}: cannot open {path}: {e}") from e
             con.execute(f"CREATE VIEW main.{_ident(dataset_id)} AS SELECT * FROM {_ident(catalog)}.{MICRODATA_TABLE}")
+        if references:
+            from analysis_kernel.reference import attach_references
+
+            attach_references(con, references)
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
     except BaseException:

@@ -21,6 +21,14 @@ class ReleaseStatus(enum.Enum):
     WITHDRAWN = "WITHDRAWN"  # the requester took the request back before it was decided
 
 
+class IngressStatus(enum.Enum):
+    """Where an ingress request (reference data brought in) stands; moves in `transitions.py`."""
+
+    SUBMITTED = "SUBMITTED"  # read and recorded by the service, waiting for reviewers
+    APPROVED = "APPROVED"  # enough approvals: the project's queries may read it as reference.<name>
+    REJECTED = "REJECTED"  # a reviewer rejected it; it is never used
+
+
 class Decision(enum.Enum):
     """A reviewer's vote on one output, and the output's final decision."""
 

@@ -37,5 +37,9 @@ class ProtectionInvalid(WorkflowError):
     """A reviewer's protection that cannot be applied (bad parameter, failed recomputation); nothing changed."""
 
 
+class IngressInvalid(WorkflowError):
+    """An ingress request that cannot be accepted (its file, its name, its description); nothing stored."""
+
+
 class PackageError(Exception):
     """Writing the release package failed; the request stays APPROVED for a retry."""

@@ -26,7 +26,13 @@ from disclosure_review.sdc.microdata import (
     record_level_rules,
 )
 from disclosure_review.workflow.policies import MAX_FILE_BYTES, ReviewPolicy
-from disclosure_review.workflow.recompute import CheckedOutput, datasets_read, open_guarded, run_with_limits
+from disclosure_review.workflow.recompute import (
+    CheckedOutput,
+    datasets_read,
+    open_guarded,
+    references_read,
+    run_with_limits,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +59,15 @@ def recompute_extract(
     policy: ReviewPolicy,
     *,
     timeout_s: float | None = None,
+    references: Mapping[str, Any] | None = None,
 ) -> CheckedOutput:
-    """Re-run `spec` over `datasets` ({dataset id: file}) and check it with the preset's record-level rules."""
+    """Re-run `spec` over `datasets` ({dataset id: file}) and check it with the preset's record-level rules.
+
+    `references`: the project's approved reference data; columns taken from it are undeclared (verdict at least review).
+    """
     from analysis_kernel.catalogue import attached_metadata
 
-    opened = open_guarded(record_level_rules, preset, datasets, policy)
+    opened = open_guarded(record_level_rules, preset, datasets, policy, references_read(spec, references or {}))
     if isinstance(opened, CheckedOutput):
         return opened
     rules, con = opened

@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session
 
 from access_control.enums import Role
 from disclosure_review.workflow import policies
-from disclosure_review.workflow.enums import ReleaseStatus
+from disclosure_review.workflow.enums import IngressStatus, ReleaseStatus
 from disclosure_review.workflow.exceptions import ReleasePermissionDenied
-from disclosure_review.workflow.store import ReleaseOutput, ReleaseRequest
+from disclosure_review.workflow.store import IngressRequest, ReleaseOutput, ReleaseRequest
 
 
 def _roles(session: Session, username: str) -> set[Role]:
@@ -56,8 +56,8 @@ def check_can_use_queue(session: Session, username: str) -> None:
         )
 
 
-def check_can_review(session: Session, username: str, request: ReleaseRequest) -> None:
-    """A reviewer may review any request but their own and those of projects they belong to."""
+def check_can_review(session: Session, username: str, request: ReleaseRequest | IngressRequest) -> None:
+    """A reviewer may review any request (release or ingress) but their own and those of projects they belong to."""
     check_can_use_queue(session, username)
     if request.requester == username:
         raise ReleasePermissionDenied("you cannot review your own release request", key="own_request")
@@ -149,6 +149,29 @@ def check_can_submit(session: Session, username: str, project_id: str, dataset_i
         )
 
 
+def check_can_vote_ingress(session: Session, username: str, request: IngressRequest) -> None:
+    """As a release output: an eligible reviewer, once, while the ingress request is undecided."""
+    check_can_review(session, username, request)
+    if request.status is not IngressStatus.SUBMITTED:
+        raise ReleasePermissionDenied(
+            f"ingress request {request.id} is {request.status.value}: it takes no more votes", key="no_more_votes",
+            status=request.status.value,
+        )
+    if any(vote.reviewer == username for vote in request.votes):
+        raise ReleasePermissionDenied(
+            f"you have already voted on ingress request {request.id}: each reviewer votes once", key="already_voted",
+            output=request.name,
+        )
+
+
+def check_can_use_reference(session: Session, username: str, project_id: str) -> None:
+    """Reference data of a project is read only by the project's members (the kernel asks in their name)."""
+    if not _is_member(session, username, project_id):
+        raise ReleasePermissionDenied(
+            f"{username} is not a member of project {project_id}: its reference data is not available to you"
+        )
+
+
 can_use_queue = _as_bool(check_can_use_queue)
 can_review = _as_bool(check_can_review)
 can_vote = _as_bool(check_can_vote)
@@ -157,3 +180,4 @@ can_view = _as_bool(check_can_view)
 can_withdraw = _as_bool(check_can_withdraw)
 can_download = _as_bool(check_can_download)
 can_submit = _as_bool(check_can_submit)
+can_vote_ingress = _as_bool(check_can_vote_ingress)

@@ -1,8 +1,10 @@
 """Recompute declarative outputs from the source data; the verdict that counts.
 
 A table's query is researcher input: it runs in a guarded DuckDB connection
-holding only the project's currently granted datasets (read-only, external
-access off, configuration locked), under a memory limit and a time limit. The
+holding only the project's currently granted datasets and the approved
+reference data it names (`reference.<name>`, each copy checked against its
+approved SHA-256; read-only, external access off, configuration locked), under
+a memory limit and a time limit. The
 shadow statistics and checks are the same `sdc` functions the kernel uses. What
 the session claimed is compared and stored beside, never used for the verdict.
 Anything that cannot be computed is `fail` with the error shown, never `pass`.
@@ -21,6 +23,7 @@ import duckdb
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from analysis_kernel.reference import ReferenceFile
 from disclosure_review.sdc.enums import Verdict
 from disclosure_review.sdc.shadow import MARGIN_LABEL, RECORDS, VALUE, ShadowTable
 from disclosure_review.sdc.spec import TableSpec
@@ -71,6 +74,11 @@ def datasets_read(spec: TableSpec) -> set[str]:
         con.close()
 
 
+def references_read(spec, references: Mapping[str, ReferenceFile]) -> dict[str, ReferenceFile]:
+    """The approved reference data a spec's query names (`reference.<name>`): only these are attached."""
+    return {name: references[name] for name in sorted(datasets_read(spec)) if name in references}
+
+
 def known_dataset_ids(session: Session) -> set[str]:
     from access_control.models import Dataset
 
@@ -90,10 +98,12 @@ def _frame_json(frame) -> dict[str, Any]:
 
 
 def open_guarded(
-    load_rules: Callable[[str], T], preset: str, datasets: Mapping[str, str], policy: ReviewPolicy
+    load_rules: Callable[[str], T], preset: str, datasets: Mapping[str, str], policy: ReviewPolicy,
+    references: Mapping[str, ReferenceFile] | None = None,
 ) -> tuple[T, duckdb.DuckDBPyConnection] | CheckedOutput:
-    """The preset's rules and a guarded connection to `datasets`, or the failed output saying why."""
+    """The preset's rules and a guarded connection to `datasets` and `references`, or the failed output saying why."""
     from analysis_kernel.catalogue import guarded_connection
+    from analysis_kernel.reference import ReferenceInvalid, verified_table
 
     try:
         rules = load_rules(preset)
@@ -101,7 +111,12 @@ def open_guarded(
         log.error("rule preset %r could not be loaded: %s", preset, exc)
         return CheckedOutput(verdict=Verdict.FAIL, verified=False, error=f"rule preset {preset!r}: {exc}")
     try:
-        return rules, guarded_connection(dict(datasets), memory_limit=policy.query_memory_limit)
+        tables = {name: verified_table(ref) for name, ref in (references or {}).items()}
+    except ReferenceInvalid as exc:  # a copy changed since approval is never used
+        log.error("reference data refused: %s", exc)
+        return CheckedOutput(verdict=Verdict.FAIL, verified=False, error=str(exc))
+    try:
+        return rules, guarded_connection(dict(datasets), memory_limit=policy.query_memory_limit, references=tables)
     except Exception as exc:
         log.error("guarded connection failed: %s", exc)
         return CheckedOutput(verdict=Verdict.FAIL, verified=False, error=f"the datasets could not be opened: {exc}")
@@ -139,16 +154,18 @@ def recompute_table(
     *,
     released: Sequence[Mapping[str, Any]] = (),
     timeout_s: float | None = None,
+    references: Mapping[str, ReferenceFile] | None = None,
 ) -> CheckedOutput:
     """Re-run `spec` over `datasets` ({dataset id: path}, the project's grants today) and check it.
 
     `released`: shadow statistics (dicts) of the project's released tables, for the differencing check.
     `timeout_s`: this query's time limit (default: the policy's).
+    `references`: the project's approved reference data ({name: stored copy}); those the query names are attached.
     """
     from disclosure_review.sdc import load_preset
     from disclosure_review.sdc.protect import ProtectedTable, evaluate_table
 
-    opened = open_guarded(load_preset, preset, datasets, policy)
+    opened = open_guarded(load_preset, preset, datasets, policy, references_read(spec, references or {}))
     if isinstance(opened, CheckedOutput):
         return opened
     rules, con = opened

@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -26,7 +26,7 @@ from access_control.models import Project, utcnow
 from disclosure_review.sdc.enums import ProtectionMethod
 from disclosure_review.sdc.microdata import ExtractSpec
 from disclosure_review.sdc.spec import InvalidSpec, TableSpec
-from disclosure_review.workflow import extracts, package, permissions, policies, recompute
+from disclosure_review.workflow import extracts, ingress, package, permissions, policies, recompute
 from disclosure_review.workflow import protection as protection_choice
 from disclosure_review.workflow.enums import Decision, OutputKind, ReleaseStatus
 from disclosure_review.workflow.exceptions import (
@@ -201,6 +201,8 @@ class AuthorizedSubmission:
     today: date
     released: tuple[dict[str, Any], ...] = ()
     """Shadow statistics of the project's tables already released, for the differencing check."""
+    references: dict[str, Any] = field(default_factory=dict)
+    """The project's approved reference data: {name: `analysis_kernel.reference.ReferenceFile`}."""
 
 
 def released_shadows(session: Session, project_id: str) -> tuple[dict[str, Any], ...]:
@@ -234,7 +236,8 @@ def _authorize(
         raise ReleasePermissionDenied(f"project {project.id} is not active on {today.isoformat()}")
     granted = {d.id: d.path for d in granted_datasets(session, project.id, today)}
     return AuthorizedSubmission(
-        submission, requester, project.id, project.preset, granted, policy, today, released_shadows(session, project.id)
+        submission, requester, project.id, project.preset, granted, policy, today, released_shadows(session, project.id),
+        ingress.approved_files(session, project.id),
     )
 
 
@@ -275,12 +278,13 @@ def check_outputs(authorized: AuthorizedSubmission) -> list[recompute.CheckedOut
         timeout_s = min(policy.query_timeout_s, remaining)
         if item.kind is OutputKind.EXTRACT:
             checked.append(extracts.recompute_extract(
-                item.spec, item.claimed, authorized.datasets, authorized.preset, policy, timeout_s=timeout_s))
+                item.spec, item.claimed, authorized.datasets, authorized.preset, policy, timeout_s=timeout_s,
+                references=authorized.references))
             continue
         checked.append(
             recompute.recompute_table(
                 item.spec, item.claimed, authorized.datasets, authorized.preset, policy,
-                released=authorized.released, timeout_s=timeout_s,
+                released=authorized.released, timeout_s=timeout_s, references=authorized.references,
             )
         )
     return checked
@@ -309,9 +313,11 @@ def record_submission(
     """Store a checked submission, after checking again that it may still be made."""
     submission = authorized.submission
     again = _authorize(session, submission, authorized.requester, authorized.policy, authorized.today)
-    if again.datasets != authorized.datasets or again.preset != authorized.preset:
+    if (again.datasets != authorized.datasets or again.preset != authorized.preset
+            or again.references.keys() != authorized.references.keys()):
         raise ReleasePermissionDenied(
-            f"the grants or rule preset of project {authorized.project_id} changed while the outputs were checked: submit again"
+            f"the grants, approved reference data or rule preset of project {authorized.project_id} changed while "
+            "the outputs were checked: submit again"
         )
     request = ReleaseRequest(
         project_id=authorized.project_id,
@@ -520,6 +526,8 @@ class ProtectionJob:
     datasets: dict[str, str]
     released: tuple[dict[str, Any], ...]
     policy: policies.ReviewPolicy
+    references: dict[str, Any] = field(default_factory=dict)
+    """The project's approved reference data, as at submission (`AuthorizedSubmission.references`)."""
 
 
 def prepare_protection(
@@ -568,6 +576,7 @@ def prepare_protection(
         request_id=request.id, output_id=output.id, reviewer=reviewer, choice=choice, spec=spec,
         revision=output.revision, preset=request.preset, datasets=granted,
         released=released_shadows(session, request.project_id), policy=policy or policies.ReviewPolicy(),
+        references=ingress.approved_files(session, request.project_id),
     )
 
 
@@ -576,7 +585,8 @@ def compute_protection(job: ProtectionJob) -> recompute.CheckedOutput:
 
     Nothing the kernel sent is used. A recomputation that fails comes back unverified with its error.
     """
-    checked = recompute.recompute_table(job.spec, None, job.datasets, job.preset, job.policy, released=job.released)
+    checked = recompute.recompute_table(job.spec, None, job.datasets, job.preset, job.policy, released=job.released,
+                                        references=job.references)
     if checked.verified:
         protection_choice.check_merged(checked.recomputed, job.choice.merge)
     return checked

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 from access_control.db import Base
 from access_control.models import UTCDateTime, stored_enum, utcnow
 from disclosure_review.sdc.enums import Verdict
-from disclosure_review.workflow.enums import Decision, OutputKind, ReleaseStatus
+from disclosure_review.workflow.enums import Decision, IngressStatus, OutputKind, ReleaseStatus
 from disclosure_review.workflow.exceptions import ReleaseRequestNotFound
 
 
@@ -152,6 +152,54 @@ class ReleasePackage(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     request: Mapped[ReleaseRequest] = relationship(back_populates="package")
+
+
+class IngressRequest(Base):
+    """Reference data a researcher brings in: the service's own reading of the file and its stored copy."""
+
+    __tablename__ = "ingress_request"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(64), index=True)
+    requester: Mapped[str] = mapped_column(String(128), index=True)
+    name: Mapped[str] = mapped_column(String(63))
+    """Queries read it as reference.<name>; one approved or open request per name and project."""
+    description: Mapped[str] = mapped_column(Text)
+    """What the data is and where it comes from (a published source), in the researcher's words."""
+    filename: Mapped[str] = mapped_column(String(200))
+    file_format: Mapped[str] = mapped_column(String(16))
+    sha256: Mapped[str] = mapped_column(String(64))
+    """Of `content`: every use checks the copy against it."""
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    row_count: Mapped[int] = mapped_column(Integer)
+    columns: Mapped[list[Any]] = mapped_column(JSON)
+    """[{"name", "type"}] as queries see them (DuckDB types)."""
+    preview: Mapped[dict[str, Any]] = mapped_column(JSON)
+    """The first rows: {"columns": [...], "rows": [[...], ...]}."""
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    """The file as the service received it: the only copy ever used."""
+    status: Mapped[IngressStatus] = mapped_column(stored_enum(IngressStatus), index=True)
+    required_approvals: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    votes: Mapped[list[IngressVote]] = relationship(
+        back_populates="request", order_by="IngressVote.id", cascade="all, delete-orphan"
+    )
+
+
+class IngressVote(Base):
+    __tablename__ = "ingress_vote"
+    __table_args__ = (UniqueConstraint("request_id", "reviewer"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("ingress_request.id", ondelete="CASCADE"), index=True)
+    reviewer: Mapped[str] = mapped_column(String(128))
+    decision: Mapped[Decision] = mapped_column(stored_enum(Decision))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    request: Mapped[IngressRequest] = relationship(back_populates="votes")
 
 
 def get_request(session: Session, request_id: int, *, for_update: bool = False) -> ReleaseRequest:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from access_control.enums import AuditEventType
+from disclosure_review.workflow.enums import IngressStatus
 from disclosure_review.workflow.enums import ReleaseStatus as S
 from disclosure_review.workflow.enums import StatusOwner
 from disclosure_review.workflow.exceptions import InvalidStateTransition
@@ -57,6 +58,13 @@ STATUS_MEANING: dict[S, str] = {
     S.WITHDRAWN: "the requester took the request back before it was decided",
 }
 
+INGRESS_TRANSITIONS: dict[IngressStatus, list[IngressStatus]] = {
+    # One rejection decides; approval once the required number of reviewers approved.
+    IngressStatus.SUBMITTED: [IngressStatus.APPROVED, IngressStatus.REJECTED],
+    IngressStatus.APPROVED: [],
+    IngressStatus.REJECTED: [],
+}
+
 FINAL_STATUSES = frozenset(s for s, targets in VALID_TRANSITIONS.items() if not targets)
 OPEN_FOR_REVIEW = frozenset({S.SUBMITTED, S.PARTIALLY_REVIEWED})
 
@@ -65,12 +73,12 @@ def can_transition(current: S, new: S) -> bool:
     return new in VALID_TRANSITIONS[current]
 
 
-def check_transition(current: S, new: S) -> None:
-    """Raise `InvalidStateTransition` unless `current -> new` is in the table. Changes nothing."""
-    if not can_transition(current, new):
-        allowed = ", ".join(s.value for s in VALID_TRANSITIONS[current]) or "none (final status)"
+def check_transition(current, new, *, table=VALID_TRANSITIONS, what: str = "a release request") -> None:
+    """Raise `InvalidStateTransition` unless `current -> new` is in `table`. Changes nothing."""
+    if new not in table[current]:
+        allowed = ", ".join(s.value for s in table[current]) or "none (final status)"
         raise InvalidStateTransition(
-            f"a release request cannot go from {current.value} to {new.value}; allowed from {current.value}: {allowed}"
+            f"{what} cannot go from {current.value} to {new.value}; allowed from {current.value}: {allowed}"
         )
 
 

@@ -1,0 +1,242 @@
+"""Ingress requests: reference data a researcher brings in, reviewed before any query may read it.
+
+The service side of `analysis_kernel.request_ingress`, called by the web app and
+the CLI like `service.py`, with the same rules: one transaction per call, its
+audit event in it; identities are arguments, never read from a payload.
+
+The kernel is never trusted: the service reads and parses the file itself
+(`analysis_kernel.reference.read_reference`: CSV or Parquet tables within the
+limits), records its SHA-256, columns, types and row count, and stores the copy
+it received. That copy — checked against its SHA-256 at every use — is the only
+one ever used: in the kernel (`db.reference(name)`) and when the service
+recomputes a declarative output of the same project. Approval follows the
+release rule: `required_approvals` independent reviewers (two by default),
+never the requester nor a member of the project; one rejection decides.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from access_control import audit
+from access_control.enums import AuditEventType
+from access_control.models import Project, utcnow
+from analysis_kernel import reference
+from disclosure_review.sdc.enums import Verdict
+from disclosure_review.workflow import permissions, policies, recompute
+from disclosure_review.workflow.enums import Decision, IngressStatus
+from disclosure_review.workflow.exceptions import (
+    IngressInvalid,
+    ReleasePermissionDenied,
+    ReleaseRequestNotFound,
+    VoteInvalid,
+)
+from disclosure_review.workflow.store import IngressRequest, IngressVote
+from disclosure_review.workflow.transitions import INGRESS_TRANSITIONS, check_transition
+
+log = logging.getLogger(__name__)
+
+PAYLOAD_KEYS = {"project", "name", "description", "filename", "content_b64"}
+
+
+def ingress_object(request: IngressRequest) -> str:
+    return f"ingress_request/{request.id}"
+
+
+@dataclass(frozen=True)
+class IngressSubmission:
+    project: str
+    name: str
+    description: str
+    filename: str
+    content: bytes
+
+
+def validate_payload(payload: Any) -> IngressSubmission:
+    """Check an ingress payload strictly; raise `IngressInvalid` naming the problem."""
+    where = "the ingress request"
+    if not isinstance(payload, dict):
+        raise IngressInvalid(f"{where} must be a JSON object")
+    unknown, missing = sorted(set(payload) - PAYLOAD_KEYS), sorted(PAYLOAD_KEYS - set(payload))
+    if unknown or missing:
+        raise IngressInvalid(f"{where}: unknown key(s) {unknown}, missing key(s) {missing}; keys: {sorted(PAYLOAD_KEYS)}")
+    texts = {}
+    for key, limit in (("project", 64), ("description", policies.MAX_TEXT), ("filename", 200)):
+        value = payload[key]
+        if not isinstance(value, str) or not value.strip():
+            raise IngressInvalid(f"{where}: {key} is required text")
+        if len(value) > limit:
+            raise IngressInvalid(f"{where}: {key} is longer than {limit} characters")
+        texts[key] = value.strip()
+    filename = texts["filename"].replace("\\", "/").rsplit("/", 1)[-1]
+    try:
+        name = reference.check_name(payload["name"])
+        reference.file_format(filename)
+    except reference.ReferenceInvalid as exc:
+        raise IngressInvalid(str(exc)) from None
+    if not isinstance(payload["content_b64"], str):
+        raise IngressInvalid(f"{where}: content_b64 must be base64 text")
+    try:
+        content = base64.b64decode(payload["content_b64"], validate=True)
+    except (binascii.Error, ValueError):
+        raise IngressInvalid(f"{where}: content_b64 is not valid base64") from None
+    return IngressSubmission(texts["project"], name, texts["description"], filename, content)
+
+
+def submit(
+    session: Session, payload: Any, requester: str, *, policy: policies.ReviewPolicy | None = None,
+    today: date | None = None,
+) -> IngressRequest:
+    """Read the file, record what it holds, store the copy and wait for reviewers (INGRESS_SUBMIT).
+
+    The requester must be a member of the project, which must be active; the name must not be
+    a dataset's, nor that of reference data approved or waiting in the project.
+    """
+    submission = validate_payload(payload)
+    today = today or date.today()
+    project = session.get(Project, submission.project)
+    if project is None:
+        raise IngressInvalid(f"there is no project {submission.project!r}")
+    permissions.check_can_use_reference(session, requester, project.id)
+    if not project.is_active_on(today):
+        raise ReleasePermissionDenied(f"project {project.id} is not active on {today.isoformat()}")
+    if submission.name in recompute.known_dataset_ids(session):
+        raise IngressInvalid(f"{submission.name!r} is the name of a dataset: choose another name for the reference data")
+    taken = session.scalar(select(IngressRequest.id).where(
+        IngressRequest.project_id == project.id, IngressRequest.name == submission.name,
+        IngressRequest.status.in_([IngressStatus.SUBMITTED, IngressStatus.APPROVED])))
+    if taken is not None:
+        raise IngressInvalid(
+            f"project {project.id} already has reference data {submission.name!r} (ingress request {taken}, approved "
+            "or waiting for review): choose another name"
+        )
+    try:
+        table = reference.read_reference(submission.content, submission.filename)
+    except reference.ReferenceInvalid as exc:
+        raise IngressInvalid(str(exc)) from None
+    columns, preview = reference.describe(table)
+    request = IngressRequest(
+        project_id=project.id, requester=requester, name=submission.name, description=submission.description,
+        filename=submission.filename, file_format=reference.file_format(submission.filename),
+        sha256=reference.sha256(submission.content), size_bytes=len(submission.content), row_count=table.num_rows,
+        columns=columns, preview=preview, content=submission.content, status=IngressStatus.SUBMITTED,
+        required_approvals=(policy or policies.ReviewPolicy()).required_approvals,
+    )
+    session.add(request)
+    session.flush()
+    audit.record(
+        session, AuditEventType.INGRESS_SUBMIT, actor=requester, object=ingress_object(request),
+        details={"project": project.id, "name": request.name, "filename": request.filename, "sha256": request.sha256,
+                 "bytes": request.size_bytes, "rows": request.row_count, "columns": [c["name"] for c in columns]},
+    )
+    log.info("ingress request %s (%s) submitted by %s for project %s", request.id, request.name, requester, project.id)
+    return request
+
+
+def get(session: Session, request_id: int, *, for_update: bool = False) -> IngressRequest:
+    stmt = select(IngressRequest).where(IngressRequest.id == request_id)
+    if for_update:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    found = session.scalars(stmt).one_or_none()
+    if found is None:
+        raise ReleaseRequestNotFound(f"no ingress request {request_id}")
+    if for_update:
+        session.expire(found, ["votes"])
+    return found
+
+
+def view(session: Session, request_id: int, username: str) -> IngressRequest:
+    """The requester sees their request; eligible reviewers see any they may review."""
+    request = get(session, request_id)
+    if request.requester != username:
+        permissions.check_can_review(session, username, request)
+    return request
+
+
+def queue(session: Session, reviewer: str) -> list[IngressRequest]:
+    """Ingress requests waiting for review that this reviewer may review (never their own project's)."""
+    permissions.check_can_use_queue(session, reviewer)
+    waiting = session.scalars(select(IngressRequest).where(IngressRequest.status == IngressStatus.SUBMITTED)
+                              .order_by(IngressRequest.id))
+    return [r for r in waiting if permissions.can_review(session, reviewer, r)]
+
+
+def requests_of(session: Session, requester: str) -> list[IngressRequest]:
+    stmt = select(IngressRequest).where(IngressRequest.requester == requester).order_by(IngressRequest.id.desc())
+    return list(session.scalars(stmt))
+
+
+def _set_status(session: Session, request: IngressRequest, new: IngressStatus, actor: str) -> None:
+    check_transition(request.status, new, table=INGRESS_TRANSITIONS, what="an ingress request")
+    old, request.status, request.decided_at = request.status, new, utcnow()
+    audit.record(
+        session, AuditEventType.INGRESS_DECIDE, actor=actor, object=ingress_object(request),
+        details={"from": old.value, "to": new.value, "project": request.project_id, "name": request.name,
+                 "sha256": request.sha256},
+    )
+
+
+def vote(session: Session, request_id: int, reviewer: str, decision: Decision, *, comment: str = "") -> IngressRequest:
+    """Record one reviewer's vote; approve at the required number of approvals, reject at the first rejection."""
+    if decision is Decision.RETURN:
+        raise VoteInvalid("an ingress request is approved or rejected (reject it with a comment saying what to change)",
+                          key="ingress_no_return")
+    request = get(session, request_id, for_update=True)
+    permissions.check_can_vote_ingress(session, reviewer, request)
+    policies.check_vote_content(decision, Verdict.PASS, comment, None)  # a rejection needs its reason
+    comment = (comment or "").strip()
+    request.votes.append(IngressVote(reviewer=reviewer, decision=decision, comment=comment))
+    audit.record(
+        session, AuditEventType.INGRESS_DECIDE, actor=reviewer, object=ingress_object(request),
+        details={"decision": decision.value, "comment": comment, "sha256": request.sha256},
+    )
+    if decision is Decision.REJECT:
+        _set_status(session, request, IngressStatus.REJECTED, reviewer)
+    elif sum(1 for v in request.votes if v.decision is Decision.APPROVE) >= request.required_approvals:
+        _set_status(session, request, IngressStatus.APPROVED, reviewer)
+    session.flush()
+    return request
+
+
+# ---------------------------------------------------------------- use of approved reference data
+
+
+def approved(session: Session, project_id: str) -> list[IngressRequest]:
+    stmt = select(IngressRequest).where(
+        IngressRequest.project_id == project_id, IngressRequest.status == IngressStatus.APPROVED
+    ).order_by(IngressRequest.name)
+    return list(session.scalars(stmt))
+
+
+def approved_files(session: Session, project_id: str) -> dict[str, reference.ReferenceFile]:
+    """The project's approved reference data as stored: what its recomputations may read."""
+    return {r.name: reference.ReferenceFile(r.name, r.filename, r.sha256, r.content) for r in approved(session, project_id)}
+
+
+def describe_approved(session: Session, project_id: str, username: str) -> list[dict[str, Any]]:
+    """What a member's session may read as reference.<name> (no content)."""
+    permissions.check_can_use_reference(session, username, project_id)
+    return [{"name": r.name, "description": r.description, "filename": r.filename, "sha256": r.sha256,
+             "rows": r.row_count, "columns": r.columns, "approved_at": r.decided_at.isoformat() if r.decided_at else None}
+            for r in approved(session, project_id)]
+
+
+def collect(session: Session, project_id: str, name: str, username: str) -> reference.ReferenceFile:
+    """The approved copy of `name` for a member of `project_id` (INGRESS_COLLECT)."""
+    permissions.check_can_use_reference(session, username, project_id)
+    found = approved_files(session, project_id).get(name)
+    if found is None:
+        raise ReleaseRequestNotFound(
+            f"project {project_id} has no approved reference data named {name!r}: it is not approved yet, was "
+            "rejected, or belongs to another project"
+        )
+    audit.record(session, AuditEventType.INGRESS_COLLECT, actor=username, object=f"reference/{project_id}/{name}",
+                 details={"sha256": found.sha256})
+    return found
