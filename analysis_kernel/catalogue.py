@@ -375,6 +375,7 @@ def ingest(
     log.info("ingesting %s as dataset %s", source, dataset_id)
     try:
         with duckdb.connect(str(tmp)) as con:
+            con.execute("SET enable_progress_bar_print = false")  # our tqdm bars show its progress
             info = _build(con, source, metadata, target, progress)
         os.chmod(tmp, DATASET_FILE_MODE)
         if before_commit is not None:
