@@ -21,6 +21,7 @@ URL paths (under the service prefix, e.g. /services/onsite-review/):
     POST ./api/requests                      JSON submission (token auth)
     GET  ./api/requests/<id>                 JSON status for the requester (token auth)
     GET  ./oauth_callback                    Hub OAuth
+    ./ingress…, POST ./api/ingress, ./api/reference   ingress requests (disclosure_review.web.ingress)
 """
 from __future__ import annotations
 
@@ -508,5 +509,9 @@ def make_app(
         (rf"{p}api/requests/(\d+)", ApiRequestHandler),
         (rf"{p}oauth_callback", HubOAuthCallbackHandler),
     ]
+    # ingress requests (reference data brought in): their own module
+    from disclosure_review.web import ingress
+
+    routes += ingress.routes(p)
     return application(routes, settings, prefix, HERE, jinja=make_jinja(), cookie_secret=cookie_secret,
                        test_identity=test_identity, test_api_identity=test_api_identity, max_body_size=MAX_BODY_BYTES)

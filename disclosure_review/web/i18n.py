@@ -347,4 +347,53 @@ MESSAGES: dict[str, dict[str, str]] = {
 }
 
 
+# ---------------------------------------------------------------- ingress requests (reference data brought in)
+MESSAGES.update({
+    "nav_ingress": {"ja": "持込みデータ", "en": "Reference data"},
+    "ingress_heading": {"ja": "持込みデータの申請", "en": "Ingress requests (reference data)"},
+    "ingress_queue_heading": {"ja": "審査待ちの持込みデータ", "en": "Ingress requests waiting for review"},
+    "ingress_queue_empty": {"ja": "審査待ちの持込みデータはありません。", "en": "No ingress request is waiting for you."},
+    "ingress_mine_heading": {"ja": "自分の持込みデータ申請", "en": "My ingress requests"},
+    "ingress_mine_empty": {"ja": "持込みデータの申請はまだありません。", "en": "You have no ingress requests yet."},
+    "ingress_intro": {
+        "ja": "研究者が持ち込む参照データ(公表された分類表、市区町村コード表、物価指数など)です。"
+              "承認されると、そのプロジェクトの中だけで reference.<名前> として読み取り専用で使えます。",
+        "en": "Reference data researchers bring in (a published classification, a municipality code list, a price "
+              "index). Once approved it is readable, read-only, as reference.<name> within that project only.",
+    },
+    "ingress_request_heading": {"ja": "持込みデータ申請", "en": "Ingress request"},
+    "col_name": {"ja": "名前", "en": "Name"},
+    "col_file": {"ja": "ファイル", "en": "File"},
+    "col_rows": {"ja": "行数", "en": "Rows"},
+    "col_type": {"ja": "型", "en": "Type"},
+    "col_column": {"ja": "列", "en": "Column"},
+    "ingress_description": {"ja": "内容と出典", "en": "What it is and its source"},
+    "ingress_query_name": {"ja": "クエリでの名前", "en": "Name in queries"},
+    "ingress_sha256": {"ja": "SHA-256(保管された写し)", "en": "SHA-256 (of the stored copy)"},
+    "ingress_size": {"ja": "大きさ", "en": "Size"},
+    "ingress_bytes": {"ja": "{n} バイト", "en": "{n} bytes"},
+    "ingress_format": {"ja": "形式", "en": "Format"},
+    "ingress_schema": {"ja": "列と型", "en": "Columns and types"},
+    "ingress_preview": {"ja": "先頭 {n} 行", "en": "First {n} rows"},
+    "ingress_preview_note": {
+        "ja": "サービスが自ら読み取った内容です。承認されるのは、この SHA-256 の写しだけです。",
+        "en": "As the service read the file itself. Only the copy with this SHA-256 is approved and ever used.",
+    },
+    "ingress_decided": {"ja": "決定日時", "en": "Decided"},
+    "ingress_vote_heading": {"ja": "承認または却下", "en": "Approve or reject"},
+    "ingress_comment_help": {
+        "ja": "却下には、研究者への理由(何を直せばよいか)が必要です。",
+        "en": "A rejection needs a comment telling the researcher why (what to change).",
+    },
+    "ingress_vote_recorded": {"ja": "投票を記録しました。", "en": "Your vote is recorded."},
+    "ingress_status_SUBMITTED": {"ja": "審査待ち", "en": "waiting for review"},
+    "ingress_status_APPROVED": {"ja": "承認済み(利用可能)", "en": "approved (usable)"},
+    "ingress_status_REJECTED": {"ja": "却下", "en": "rejected"},
+    "err_ingress_no_return": {
+        "ja": "持込みデータは承認か却下のどちらかです(直してほしい点は却下のコメントに書いてください)。",
+        "en": "An ingress request is approved or rejected (reject it with a comment saying what to change).",
+    },
+})
+
+
 translator = make_translator(MESSAGES)

@@ -1,0 +1,146 @@
+"""Ingress requests in the reviewer app: reviewers' pages and the sessions' API.
+
+    GET  ./ingress                 reviewers: the ingress requests waiting for them; everyone: their own
+    GET  ./ingress/<id>            one request: description, SHA-256, columns and types, first rows, votes
+    POST ./ingress/<id>/vote       decision (APPROVE | REJECT), comment, _xsrf
+    POST ./api/ingress             a session brings reference data in (token auth; `analysis_kernel.request_ingress`)
+    POST ./api/reference           {"project"}: the approved reference data a member may read;
+                                   {"project", "name"}: its approved copy, base64 (`db.reference(name)`)
+
+Every step goes through `disclosure_review.workflow.ingress`.
+"""
+from __future__ import annotations
+
+import base64
+import json
+from http import HTTPStatus
+from typing import Any
+
+from tornado import web
+from tornado.ioloop import IOLoop
+
+from access_control.db import transaction
+from access_control.enums import AuditEventType
+from disclosure_review.web.app import ApiHandler, BaseHandler
+from disclosure_review.web.i18n import translator
+from disclosure_review.workflow import ingress, permissions, service
+from disclosure_review.workflow.enums import Decision
+from disclosure_review.workflow.exceptions import ReleasePermissionDenied, ReleaseRequestNotFound
+from onsite.errors import UserError
+
+
+class IngressListHandler(BaseHandler):
+    @web.authenticated
+    def get(self) -> None:
+        user = self.current_user
+        with transaction(self.factory) as session:
+            waiting = ingress.queue(session, user) if permissions.can_use_queue(session, user) else None
+            self.render_page("ingress_list.html", session, waiting=waiting, mine=ingress.requests_of(session, user))
+
+
+class IngressPageHandler(BaseHandler):
+    @web.authenticated
+    def get(self, request_id: str) -> None:
+        self.show(int(request_id))
+
+    def show(self, request_id: int, *, status: int = 200, message: str = "", error: str = "") -> None:
+        user = self.current_user
+        with transaction(self.factory) as session:
+            try:
+                request = ingress.view(session, request_id, user)
+            except UserError as exc:
+                self.fail(exc)
+            reviewer_view = request.requester != user
+            self.render_page(
+                "ingress.html", session, status=status, request=request, message=message, error=error,
+                can_vote=reviewer_view and permissions.can_vote_ingress(session, user, request),
+                # reviewers vote independently: the others' votes are shown once they voted or it is decided
+                votes_visible=not reviewer_view or request.decided_at is not None
+                or any(v.reviewer == user for v in request.votes),
+            )
+
+
+
+class IngressVoteHandler(IngressPageHandler):
+    @web.authenticated
+    def post(self, request_id: str) -> None:
+        rid = int(request_id)
+        try:
+            decision = Decision(self.get_body_argument("decision", ""))
+        except ValueError:
+            raise web.HTTPError(400, "choose approve or reject") from None
+        try:
+            with transaction(self.factory) as session:
+                ingress.vote(session, rid, self.current_user, decision, comment=self.get_body_argument("comment", ""))
+        except ReleaseRequestNotFound as exc:
+            self.fail(exc)
+        except UserError as exc:
+            with transaction(self.factory) as session:
+                service.record_refusal(session, AuditEventType.INGRESS_DECIDE, actor=self.current_user,
+                                       object=f"ingress_request/{rid}", reason=str(exc))
+            denied = isinstance(exc, ReleasePermissionDenied)
+            self.show(rid, status=HTTPStatus.FORBIDDEN if denied else HTTPStatus.BAD_REQUEST, error=self.error_text(exc))
+            return
+        self.show(rid, message=translator(self.language)("ingress_vote_recorded"))
+
+
+def _json_body(handler: ApiHandler) -> Any:
+    try:
+        return json.loads(handler.request.body)
+    except ValueError:
+        return None
+
+
+class ApiIngressHandler(ApiHandler):
+    async def post(self) -> None:
+        payload = _json_body(self)
+        requester = self.current_user
+
+        def submit() -> dict[str, Any]:
+            with transaction(self.factory) as session:
+                r = ingress.submit(session, payload, requester)
+                return {"id": r.id, "status": r.status.value, "name": r.name, "sha256": r.sha256, "rows": r.row_count,
+                        "columns": r.columns}
+
+        try:
+            body = await IOLoop.current().run_in_executor(None, submit)  # parsing a large file takes a moment
+        except UserError as exc:
+            with transaction(self.factory) as session:
+                service.record_refusal(session, AuditEventType.INGRESS_SUBMIT, actor=requester, object="", reason=str(exc))
+            self.send_json(403 if isinstance(exc, ReleasePermissionDenied) else 400, {"message": str(exc)})
+            return
+        self.send_json(201, body)
+
+
+class ApiReferenceHandler(ApiHandler):
+    def post(self) -> None:
+        payload = _json_body(self)
+        if not isinstance(payload, dict) or not isinstance(payload.get("project"), str) or set(payload) - {"project", "name"}:
+            self.send_json(400, {"message": 'send {"project": ...} to list, {"project": ..., "name": ...} to read'})
+            return
+        user, project, name = self.current_user, payload["project"], payload.get("name")
+        try:
+            with transaction(self.factory) as session:
+                if name is None:
+                    self.send_json(200, {"project": project, "references": ingress.describe_approved(session, project, user)})
+                    return
+                found = ingress.collect(session, project, str(name), user)
+        except UserError as exc:
+            with transaction(self.factory) as session:
+                service.record_refusal(session, AuditEventType.INGRESS_COLLECT, actor=user,
+                                       object=f"reference/{project}/{name or ''}", reason=str(exc))
+            status = 404 if isinstance(exc, ReleaseRequestNotFound) else 403
+            self.send_json(status, {"message": str(exc)})
+            return
+        self.send_json(200, {"project": project, "name": found.name, "filename": found.filename, "sha256": found.sha256,
+                             "content_b64": base64.b64encode(found.content).decode()})
+
+
+def routes(prefix: str) -> list[tuple[str, type]]:
+    return [
+        (rf"{prefix}ingress", IngressListHandler),
+        (rf"{prefix}ingress/(\d+)", IngressPageHandler),
+        (rf"{prefix}ingress/(\d+)/vote", IngressVoteHandler),
+        (rf"{prefix}api/ingress", ApiIngressHandler),
+        (rf"{prefix}api/reference", ApiReferenceHandler),
+    ]

@@ -1,0 +1,125 @@
+"""Ingress requests in the real reviewer app over HTTP: the session's API, the reviewers' pages (ja, en), XSRF."""
+from __future__ import annotations
+
+import base64
+import json
+import re
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from access_control.db import make_engine, session_factory, transaction
+from access_control.enums import AuditEventType, Outcome
+from access_control.models import AuditEvent
+from integration.test_review_web import login, server, xsrf_of  # noqa: F401  (server is a fixture)
+
+pytestmark = pytest.mark.integration
+CODES = "code,label\nA,北海道\nB,東北\nC,<script>alert(1)</script>\n".encode()
+
+
+def bring_in(base: str, user: str = "alice", content: bytes = CODES, filename: str = "regions.csv",
+             name: str = "region_names") -> requests.Response:
+    body = {"project": "p1", "name": name, "description": "地域名(統計局の公表資料)", "filename": filename,
+            "content_b64": base64.b64encode(content).decode()}
+    return requests.post(base + "api/ingress", json=body, headers={"Authorization": f"token test-{user}"})
+
+
+def reference_api(base: str, user: str, **body) -> requests.Response:
+    return requests.post(base + "api/reference", json=body, headers={"Authorization": f"token test-{user}"})
+
+
+def vote(browser: requests.Session, base: str, request_id: int, decision: str, comment: str = "") -> requests.Response:
+    page = browser.get(base + f"ingress/{request_id}")
+    return browser.post(base + f"ingress/{request_id}/vote",
+                        data={"_xsrf": xsrf_of(page.text), "decision": decision, "comment": comment})
+
+
+def audit_actions(settings) -> list[tuple[str, str, str]]:
+    engine = make_engine(settings.db_url)
+    try:
+        with transaction(session_factory(engine)) as s:
+            return [(e.action.value, e.actor, e.outcome.value) for e in s.scalars(
+                select(AuditEvent).where(AuditEvent.action.in_([AuditEventType.INGRESS_SUBMIT, AuditEventType.INGRESS_DECIDE,
+                                                                AuditEventType.INGRESS_COLLECT])).order_by(AuditEvent.seq))]
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("lang,heading,schema,approved", [
+    ("ja", "持込みデータ申請", "列と型", "承認済み(利用可能)"),
+    ("en", "Ingress request", "Columns and types", "approved (usable)"),
+])
+def test_reviewers_see_schema_and_preview_and_two_approve(server, lang, heading, schema, approved):
+    base, settings = server
+    answer = bring_in(base)
+    assert answer.status_code == 201, answer.text
+    request_id, sha = answer.json()["id"], answer.json()["sha256"]
+    assert answer.json()["columns"] == [{"name": "code", "type": "VARCHAR"}, {"name": "label", "type": "VARCHAR"}]
+
+    bob = login(base, "bob", **{"Accept-Language": lang})
+    listing = bob.get(base + "ingress")
+    assert listing.ok and f'href="{base[base.index("/services"):]}ingress/{request_id}"' in listing.text
+    page = bob.get(base + f"ingress/{request_id}")
+    assert page.ok and heading in page.text and schema in page.text
+    assert sha in page.text and "北海道" in page.text
+    assert "<script>alert(1)</script>" not in page.text and "&lt;script&gt;" in page.text  # escaped, never run
+
+    assert vote(bob, base, request_id, "APPROVE").ok
+    # not yet usable by the project
+    assert reference_api(base, "alice", project="p1", name="region_names").status_code == 404
+    carol = login(base, "carol", **{"Accept-Language": lang})
+    decided = vote(carol, base, request_id, "APPROVE")
+    assert decided.ok and approved in decided.text
+
+    fetched = reference_api(base, "alice", project="p1", name="region_names")
+    assert fetched.ok and base64.b64decode(fetched.json()["content_b64"]) == CODES and fetched.json()["sha256"] == sha
+    listed = reference_api(base, "alice", project="p1").json()["references"]
+    assert [(r["name"], r["rows"]) for r in listed] == [("region_names", 3)]
+    assert [(a, who, outcome) for a, who, outcome in audit_actions(settings)] == [
+        ("INGRESS_SUBMIT", "alice", "OK"), ("INGRESS_DECIDE", "bob", "OK"),
+        ("INGRESS_COLLECT", "alice", "DENIED"),  # asked for before its approval
+        ("INGRESS_DECIDE", "carol", "OK"), ("INGRESS_DECIDE", "carol", "OK"), ("INGRESS_COLLECT", "alice", "OK")]
+
+
+def test_reject_needs_a_comment_in_the_pages_language_then_rejects(server):
+    base, _ = server
+    request_id = bring_in(base).json()["id"]
+    bob = login(base, "bob", **{"Accept-Language": "en"})
+    refused = vote(bob, base, request_id, "REJECT")
+    assert refused.status_code == 400 and "needs a comment" in refused.text
+    bob_ja = login(base, "bob", **{"Accept-Language": "ja"})
+    assert "理由のコメントが必要" in vote(bob_ja, base, request_id, "REJECT").text
+    rejected = vote(bob, base, request_id, "REJECT", "cite the published source")
+    assert rejected.ok and "rejected" in rejected.text
+    alice = login(base, "alice", **{"Accept-Language": "en"})
+    mine = alice.get(base + f"ingress/{request_id}")
+    assert mine.ok and "cite the published source" in mine.text and 'class="vote"' not in mine.text
+
+
+def test_members_of_the_project_and_forms_without_xsrf_are_refused(server):
+    base, settings = server
+    request_id = bring_in(base).json()["id"]
+    dave = login(base, "dave", **{"Accept-Language": "en"})  # a reviewer who belongs to p1
+    assert dave.get(base + f"ingress/{request_id}").status_code == 403
+    assert 'ingress-queue-empty' in dave.get(base + "ingress").text
+    bob = login(base, "bob")
+    no_xsrf = bob.post(base + f"ingress/{request_id}/vote", data={"decision": "APPROVE"})
+    assert no_xsrf.status_code == 403
+    erin = login(base, "erin")  # a researcher of no project with this request
+    assert erin.get(base + f"ingress/{request_id}").status_code == 403
+    page = bob.get(base + f"ingress/{request_id}")
+    assert re.search(r'name="decision" value="APPROVE"', page.text)  # bob may still vote
+    denied = [e for e in audit_actions(settings) if e[2] == Outcome.DENIED.value]
+    assert denied == []  # page views are not votes; the refused POST never reached the handler
+
+
+def test_the_api_refuses_other_formats_and_other_projects(server):
+    base, _ = server
+    refused = bring_in(base, content=b"PK\x03\x04", filename="codes.xlsx")
+    assert refused.status_code == 400 and "only tables as CSV" in refused.json()["message"]
+    assert bring_in(base, user="erin").status_code == 403
+    assert reference_api(base, "erin", project="p1").status_code == 403
+    assert reference_api(base, "alice", project="p1", name="nothing").status_code == 404
+    assert reference_api(base, "alice", nonsense=1).status_code == 400
+    assert requests.post(base + "api/ingress", data=json.dumps({}), timeout=5).status_code == 401
