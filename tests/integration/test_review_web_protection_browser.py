@@ -5,6 +5,7 @@ sdc.protect once could not protect. Screenshots go to SCREENSHOTS for a person t
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,9 @@ def test_preview_then_save_a_suppression_in_chromium(server, width):
             assert "セル秘匿" in preview.locator(".protection-method").inner_text()
             assert set(rows.locator("td:last-child").all_inner_texts()) == {"保護されている"}
             assert "合格" in preview.locator("table.intervals caption").inner_text()
+            messages = preview.locator("td.check-message").all_inner_texts()  # the checks' messages, Japanese too
+            assert any(m.startswith("合格: 秘匿セル") for m in messages)
+            assert all(re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", m) for m in messages), messages
             no_horizontal_overflow(page)
             preview.screenshot(path=str(SCREENSHOTS / f"preview-ja-{width}.png"))
 
