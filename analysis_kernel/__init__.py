@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from analysis_kernel.connection import AnalysisConnection, connect
+    from analysis_kernel.ingress import request_ingress
     from analysis_kernel.release import request_release
 
 # public name -> module that defines it (None: the name is a submodule)
@@ -21,10 +22,11 @@ _EXPORTS: dict[str, str | None] = {
     "connect": "analysis_kernel.connection",
     "AnalysisConnection": "analysis_kernel.connection",
     "request_release": "analysis_kernel.release",
+    "request_ingress": "analysis_kernel.ingress",
     "outputs": None,
 }
 
-__all__ = ["AnalysisConnection", "connect", "outputs", "request_release"]
+__all__ = ["AnalysisConnection", "connect", "outputs", "request_ingress", "request_release"]
 
 
 def __getattr__(name: str) -> Any:

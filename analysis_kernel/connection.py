@@ -4,6 +4,8 @@
     db = analysis_kernel.connect()
     db.datasets()                                  # what this project may read
     db.sql("SELECT sex, count(*) FROM demo_household GROUP BY sex").pl()
+    db.references()                                # reference data brought in and approved for the project
+    db.reference("municipality_codes")             # attach it: queries then read reference.municipality_codes
 
 Queries go straight to DuckDB (`.sql()` and `.table()` return its lazy
 relations), so there is no per-query overhead beyond DuckDB's own.
@@ -70,6 +72,7 @@ class AnalysisConnection:
         self.project = project
         self.manifest = manifest
         self._info: dict[str, DatasetInfo] = {}
+        self._references: set[str] = set()
 
     @property
     def duckdb(self) -> duckdb.DuckDBPyConnection:
@@ -137,6 +140,37 @@ class AnalysisConnection:
                     "type": pl.String,
                     "codes": pl.List(pl.Struct({"code": pl.String, "ja": pl.String, "en": pl.String}))},
         )
+
+    @property
+    def reference_names(self) -> list[str]:
+        """Approved reference data attached in this connection (`reference(name)`)."""
+        return sorted(self._references)
+
+    def references(self) -> pl.DataFrame:
+        """The project's approved reference data (asked of the review service): name, rows, description, SHA-256."""
+        from analysis_kernel.ingress import approved_references
+
+        listed = approved_references(self.project, self.manifest.outbox)
+        return pl.DataFrame(
+            {key: [r.get(key) for r in listed] for key in ("name", "rows", "description", "filename", "sha256", "approved_at")},
+            schema={"name": pl.String, "rows": pl.Int64, "description": pl.String, "filename": pl.String,
+                    "sha256": pl.String, "approved_at": pl.String},
+        )
+
+    def reference(self, name: str) -> duckdb.DuckDBPyRelation:
+        """Approved reference data `name` of this project, read-only as `reference.<name>` in every query.
+
+        The review service sends its approved copy, which is checked against the approved SHA-256 here; the
+        service attaches the same copy when it recomputes an output that names it. Not approved yet, rejected
+        or another project's: refused, saying so.
+        """
+        from analysis_kernel.ingress import fetch_reference
+        from analysis_kernel.reference import attach_references
+
+        if name not in self._references:
+            attach_references(self._con, {name: fetch_reference(self.project, name, self.manifest.outbox)})
+            self._references.add(name)
+        return self._con.sql(f'SELECT * FROM reference."{name}"')
 
     def close(self) -> None:
         self._con.close()

@@ -376,13 +376,15 @@ def source_sql(db: Connection, source: str | duckdb.DuckDBPyRelation) -> str:
     else:
         raise OutputInvalid("source must be SQL text or a relation from db.sql(...)")
     read = tables_read(sql)
-    outside = sorted((read or set()) - set(db.dataset_ids))
+    # approved reference data attached with db.reference(name): the service attaches its own approved copy
+    outside = sorted((read or set()) - set(db.dataset_ids) - set(getattr(db, "reference_names", ())))
     if outside:
         hint = (" (a Python frame or a table made in this session?): pass the SQL text of a query over "
                 "the granted datasets instead" if given == "this relation" else "")
         raise OutputInvalid(
             f"{given} reads {', '.join(outside)}, which the review service cannot re-run{hint}; "
-            f"granted datasets: {', '.join(db.dataset_ids) or 'none'}"
+            f"granted datasets: {', '.join(db.dataset_ids) or 'none'} (approved reference data: attach it first "
+            "with db.reference(name))"
         )
     return sql
 

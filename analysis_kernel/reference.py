@@ -1,7 +1,8 @@
 """Reference data a researcher brings in (an ingress request): reading it, and the `reference` schema.
 
 The review service reads every file itself with `read_reference` (CSV or
-Parquet tables only, within the size, row and column limits) and keeps the
+Parquet tables only, within the size, row and column limits; CSV types are
+inferred, but a column of codes with leading zeros stays text) and keeps the
 approved copy with its SHA-256. Both the service's recompute connection and the
 kernel's connection show approved reference data as read-only views
 `reference.<name>` over the same parsed table (`attach_references`); a copy
@@ -86,6 +87,7 @@ def read_reference(content: bytes, filename: str) -> pa.Table:
 
 
 def _read_csv(content: bytes, filename: str) -> pa.Table:
+    import pyarrow.compute as pc
     import pyarrow.csv as pacsv
 
     if content.startswith(b"PAR1") or b"\x00" in content[:4096]:
@@ -96,9 +98,21 @@ def _read_csv(content: bytes, filename: str) -> pa.Table:
         raise ReferenceInvalid(
             f"{filename!r} is not UTF-8 text (byte {exc.start}): save it as CSV UTF-8, not Shift_JIS"
         ) from None
-    try:
+    def read(text_columns: list[str]) -> pa.Table:
         return pacsv.read_csv(io.BytesIO(content.removeprefix(b"\xef\xbb\xbf")),
-                              read_options=pacsv.ReadOptions(block_size=1 << 22))
+                              read_options=pacsv.ReadOptions(block_size=1 << 22),
+                              convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in text_columns}))
+
+    try:
+        table = read([])
+        # Codes such as "01" or "01100" (prefecture, municipality) stay text: as numbers they lose their zeros.
+        numbers = [f.name for f in table.schema if pa.types.is_integer(f.type)]
+        if numbers and len(set(table.column_names)) == table.num_columns:  # (duplicate names are refused below)
+            as_text = read(numbers)
+            for column in numbers:
+                if pc.any(pc.match_substring_regex(as_text[column], r"^[+-]?0\d")).as_py():
+                    table = table.set_column(table.schema.get_field_index(column), column, as_text[column])
+        return table
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise ReferenceInvalid(f"{filename!r} could not be read as CSV (UTF-8, comma-separated, header row): {exc}") from None
 

@@ -87,11 +87,24 @@ def request_release(
         raise ReleaseError("pass a non-empty list of outputs, e.g. request_release([table], title=..., purpose=...)")
     session = _manifest()
     project_id = _choose_project(session["projects"], project)
-    outbox = Path(session["outbox"])
-    if not outbox.is_dir():
-        raise ReleaseError(f"the session outbox {outbox} does not exist: restart your server from the hub")
     payload = {"project": project_id, "title": title, "purpose": purpose, "outputs": [_request_payload(o) for o in outputs]}
-    rid = uuid.uuid4().hex
+    answer = send_to_review_service(payload, timeout=timeout, outbox=session["outbox"])
+    _print_verdicts(answer)
+    return answer
+
+
+def send_to_review_service(payload: dict[str, Any], *, timeout: float, outbox: Path, kind: str = "",
+                           error: type[UserError] = ReleaseError, forget: bool = False) -> dict[str, Any]:
+    """Drop `payload` in the session outbox for the server's forwarder and wait for the review service's answer.
+
+    `kind`: "" for a release request, "ingress" or "reference" (see `hub_config.serverext.ENDPOINTS`).
+    `forget`: remove the request and its answer once read (a read of reference data, not a request to keep).
+    Raises `error` with the service's message when it refuses, or when no answer comes within `timeout`.
+    """
+    outbox = Path(outbox)
+    if not outbox.is_dir():
+        raise error(f"the session outbox {outbox} does not exist: restart your server from the hub")
+    rid = uuid.uuid4().hex + (f".{kind}" if kind else "")
     _write_atomic(outbox / f"{rid}.request.json", payload)
     response_path = outbox / f"{rid}.response.json"
     error_path = outbox / f"{rid}.error.json"
@@ -99,19 +112,25 @@ def request_release(
     while time.monotonic() < deadline:
         if response_path.exists():
             answer = json.loads(response_path.read_text())
-            _print_verdicts(answer)
+            _forget(forget, outbox / f"{rid}.request.json", response_path)
             return answer
         if error_path.exists():
-            error = json.loads(error_path.read_text())
-            status = error.get("status")
+            refusal = json.loads(error_path.read_text())
+            _forget(forget, outbox / f"{rid}.request.json", error_path)
+            status = refusal.get("status")
             where = f" (HTTP {status})" if status else ""
-            raise ReleaseError(f"the review service refused the request{where}: {error.get('message', 'no message')}")
+            raise error(f"the review service refused the request{where}: {refusal.get('message', 'no message')}")
         time.sleep(POLL_S)
-    raise ReleaseError(
+    raise error(
         f"no answer from the review service within {timeout:g} s (large tables take longer: pass timeout=...). "
         f"The request {rid} is not lost: the service's answer will be written to {response_path} (or "
         f"{error_path.name}); do not send it again"
     )
+
+
+def _forget(forget: bool, *paths: Path) -> None:
+    for path in paths if forget else ():
+        path.unlink(missing_ok=True)
 
 
 def _print_verdicts(answer: dict[str, Any]) -> None:

@@ -1,4 +1,4 @@
-"""Single-user server extension: forwards release requests from the outbox.
+"""Single-user server extension: forwards release and ingress requests from the outbox.
 
 The kernel runs researcher code and holds no Hub token, so
 `analysis_kernel.request_release` only drops `<rid>.request.json` into the
@@ -7,7 +7,10 @@ single-user server with the server's Hub token, posts each request to the
 review service (`$ONSITE_REVIEW_URL` + `api/requests`) and writes the answer
 next to it: `<rid>.response.json` on success, `<rid>.error.json` with the
 service's status and message otherwise. The service takes the requester's
-identity from the token, never from the file.
+identity from the token, never from the file. The request's kind is the last
+part of its id: `<hex>.request.json` is a release request (`api/requests`),
+`<hex>.ingress.request.json` reference data brought in (`api/ingress`),
+`<hex>.reference.request.json` a read of approved reference data (`api/reference`).
 """
 from __future__ import annotations
 
@@ -27,6 +30,8 @@ REQUEST_SUFFIX = ".request.json"
 RESPONSE_SUFFIX = ".response.json"
 ERROR_SUFFIX = ".error.json"
 REQUEST_TIMEOUT_S = 120.0
+ENDPOINTS = {"": "api/requests", "ingress": "api/ingress", "reference": "api/reference"}
+"""Kind of request (the part of its id after a dot) -> path under the review service."""
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
@@ -76,7 +81,7 @@ class OutboxForwarder:
 
     def __init__(self, outbox: Path, review_url: str, token: str) -> None:
         self.outbox = outbox
-        self.endpoint = review_url.rstrip("/") + "/api/requests"
+        self.review_url = review_url.rstrip("/") + "/"
         self.token = token
         self._in_flight: set[str] = set()
         self._callback = PeriodicCallback(self.scan, POLL_MS)
@@ -108,6 +113,10 @@ class OutboxForwarder:
                 self._in_flight.discard(rid)
 
     async def forward(self, rid: str, path: Path) -> None:
+        kind = rid.partition(".")[2]
+        if kind not in ENDPOINTS:
+            write_atomic(self.outbox / (rid + ERROR_SUFFIX), {"status": 0, "message": f"unknown kind of request {kind!r}"})
+            return
         try:
             body = path.read_bytes()
             json.loads(body)
@@ -115,7 +124,7 @@ class OutboxForwarder:
             write_atomic(self.outbox / (rid + ERROR_SUFFIX), {"status": 0, "message": f"unreadable request file: {e}"})
             return
         request = HTTPRequest(
-            self.endpoint,
+            self.review_url + ENDPOINTS[kind],
             method="POST",
             body=body,
             headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
@@ -140,7 +149,7 @@ class OutboxForwarder:
             write_atomic(self.outbox / (rid + ERROR_SUFFIX), {"status": response.code, "message": "review service answered with something that is not a JSON object"})
             return
         write_atomic(self.outbox / (rid + RESPONSE_SUFFIX), answer)
-        log.info("onsite: release request %s submitted as %s", rid, answer.get("id"))
+        log.info("onsite: request %s answered (%s)", rid, answer.get("id"))
 
 
 def _service_message(body: bytes) -> str:

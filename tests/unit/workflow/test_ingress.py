@@ -98,6 +98,13 @@ def test_the_service_reads_the_csv_itself_and_records_hash_schema_rows_and_copy(
     assert event.actor == "alice" and event.details["sha256"] == reference.sha256(REGION_NAMES)
 
 
+def test_csv_codes_with_leading_zeros_stay_text():
+    table = reference.read_reference("pref,muni,n\n01,01100,5\n13,13101,7\n".encode(), "codes.csv")
+    assert reference.describe(table)[0] == [{"name": "pref", "type": "VARCHAR"}, {"name": "muni", "type": "VARCHAR"},
+                                            {"name": "n", "type": "BIGINT"}]
+    assert table["muni"].to_pylist() == ["01100", "13101"]
+
+
 def test_parquet_is_accepted_with_its_types(world):
     table = pa.table({"year": pa.array([2020, 2021], pa.int16()), "cpi": [100.0, 101.2],
                       "day": pa.array([date(2020, 1, 1), date(2021, 1, 1)])})
