@@ -11,7 +11,7 @@ from onsite.settings import Settings
 def register(top: argparse._SubParsersAction) -> None:
     review = top.add_parser(
         "review",
-        help="list and inspect release requests, retry a release package, render the states reference",
+        help="list and inspect release and ingress requests, retry a release package, render the states reference",
         description="Release requests as the review service stores them. Voting happens in the review web app "
         "(/services/onsite-review/), where the two-reviewer rule and the reviewer's identity are enforced.",
     ).add_subparsers(dest="review_command", metavar="ACTION", required=True)
@@ -36,6 +36,8 @@ def register(top: argparse._SubParsersAction) -> None:
     release.add_argument("request_id", type=int, metavar="ID")
     release.set_defaults(run=_release)
 
+    _register_ingress(review)
+
     states = review.add_parser("states", help="print docs/reference/release-states.md from the transition table")
     mode = states.add_mutually_exclusive_group()
     mode.add_argument("--write", action="store_true", help="write the file instead of printing it")
@@ -49,6 +51,79 @@ def register(top: argparse._SubParsersAction) -> None:
         "under $JUPYTERHUB_SERVICE_PREFIX, and authenticates people through the Hub.",
     )
     service.set_defaults(run=_service)
+
+
+def _register_ingress(review: argparse._SubParsersAction) -> None:
+    ingress = review.add_parser(
+        "ingress",
+        help="list and inspect ingress requests (reference data researchers bring in)",
+        description="Reference data a researcher brings in with analysis_kernel.request_ingress(...) (a published "
+        "code list, classification or price index, uploaded into intake/). The review service read the file itself "
+        "and keeps its own copy with its SHA-256; once approved, that copy — and only for that project — is readable "
+        "as reference.<name> in the kernel and in the service's recomputation of outputs. Approving and rejecting "
+        "happen in the review web app (/services/onsite-review/ingress), where the reviewer's identity and the "
+        "two-reviewer rule (never on one's own project) are enforced; these commands only read.",
+    ).add_subparsers(dest="ingress_command", metavar="ACTION", required=True)
+    listing = ingress.add_parser("list", help="list ingress requests (newest first)",
+                                 description="One line each: id, status, project, requester, rows, name as queries read it.")
+    listing.add_argument("--status", action="append", metavar="STATUS",
+                         help="only these statuses (repeatable): SUBMITTED (waiting for review), APPROVED, REJECTED")
+    listing.add_argument("--project", metavar="ID", help="only this project's")
+    listing.set_defaults(run=_ingress_list)
+    show = ingress.add_parser(
+        "show", help="one ingress request: description, file, SHA-256, columns and types, first rows, votes",
+        description="Everything reviewers see on the request's page. `sha256sum` of the researcher's file gives the "
+        "same SHA-256 when it is the file that was brought in.")
+    show.add_argument("request_id", type=int, metavar="ID")
+    show.add_argument("--rows", type=int, default=5, metavar="N", help="first rows to print (default 5, at most 20)")
+    show.set_defaults(run=_ingress_show)
+
+
+def _ingress_list(args: argparse.Namespace, settings: Settings) -> int:
+    from sqlalchemy import select
+
+    from access_control.db import transaction
+    from disclosure_review.workflow.enums import IngressStatus
+    from disclosure_review.workflow.store import IngressRequest
+
+    try:
+        statuses = [IngressStatus(s.upper()) for s in args.status or []]
+    except ValueError:
+        raise UserError(f"unknown status in {args.status}; use one of {', '.join(s.value for s in IngressStatus)}") from None
+    with transaction(_factory(settings)) as session:
+        stmt = select(IngressRequest).order_by(IngressRequest.id.desc())
+        if statuses:
+            stmt = stmt.where(IngressRequest.status.in_(statuses))
+        if args.project:
+            stmt = stmt.where(IngressRequest.project_id == args.project)
+        print(f"{'ID':>5}  {'STATUS':<10} {'PROJECT':<12} {'REQUESTER':<12} {'ROWS':>9}  NAME")
+        for r in session.scalars(stmt):
+            print(f"{r.id:>5}  {r.status.value:<10} {r.project_id:<12} {r.requester:<12} {r.row_count:>9,}  reference.{r.name}")
+    return 0
+
+
+def _ingress_show(args: argparse.Namespace, settings: Settings) -> int:
+    from access_control.db import transaction
+    from disclosure_review.workflow import ingress
+
+    with transaction(_factory(settings)) as session:
+        r = ingress.get(session, args.request_id)
+        print(f"ingress request {r.id}: reference.{r.name}")
+        print(f"  status {r.status.value}; project {r.project_id}; requester {r.requester}; "
+              f"submitted {r.created_at:%Y-%m-%d %H:%M} UTC" + (f"; decided {r.decided_at:%Y-%m-%d %H:%M} UTC" if r.decided_at else ""))
+        print(f"  description: {r.description}")
+        print(f"  file {r.filename} ({r.file_format}, {r.size_bytes:,} bytes, {r.row_count:,} rows); SHA-256 {r.sha256}")
+        print(f"  approvals needed {r.required_approvals}")
+        print("  columns: " + ", ".join(f"{c['name']} {c['type']}" for c in r.columns))
+        rows = r.preview["rows"][: max(0, min(args.rows, 20))]
+        if rows:
+            print("  first rows:")
+            print("    " + " | ".join(r.preview["columns"]))
+            for row in rows:
+                print("    " + " | ".join("" if v is None else str(v) for v in row))
+        for v in r.votes:
+            print(f"  vote by {v.reviewer} at {v.created_at:%Y-%m-%d %H:%M} UTC: {v.decision.value} {v.comment!r}")
+    return 0
 
 
 def _factory(settings: Settings):

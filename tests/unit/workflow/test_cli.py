@@ -74,3 +74,30 @@ def test_bad_input_exits_2_and_says_why(cli_env, capsys):
 def test_states_check(capsys):
     assert main(["review", "states", "--check"]) == 0
     assert "is current" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_ingress_list_and_show(cli_env, capsys):
+    import base64
+
+    from disclosure_review.workflow import ingress
+
+    content = b"code,label\n01,Hokkaido\n02,Aomori\n"
+    with transaction(cli_env.factory) as s:
+        request_id = ingress.submit(s, {"project": "p1", "name": "prefectures", "description": "JIS X 0401",
+                                        "filename": "pref.csv", "content_b64": base64.b64encode(content).decode()},
+                                    "alice").id
+        ingress.vote(s, request_id, "bob", Decision.REJECT, comment="give the source")
+    assert main(["review", "ingress", "list", "--status", "rejected", "--project", "p1"]) == 0
+    assert re.search(rf"{request_id:>5}  REJECTED\s+p1\s+alice\s+2  reference.prefectures", capsys.readouterr().out)
+    assert main(["review", "ingress", "list", "--status", "approved"]) == 0
+    assert "reference.prefectures" not in capsys.readouterr().out
+    assert main(["review", "ingress", "show", str(request_id)]) == 0
+    shown = capsys.readouterr().out
+    assert "columns: code VARCHAR, label VARCHAR" in shown and "01 | Hokkaido" in shown
+    assert "vote by bob" in shown and "REJECT 'give the source'" in shown
+    import hashlib
+
+    assert hashlib.sha256(content).hexdigest() in shown
+    assert main(["review", "ingress", "list", "--status", "maybe"]) != 0
+    assert "unknown status" in capsys.readouterr().err
