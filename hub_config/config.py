@@ -208,8 +208,11 @@ def configure(
         hub_db_url = "postgresql+psycopg://" + hub_db_url.removeprefix("postgresql://")
     if production:
         check_production(hub_db_url, ssl_cert, ssl_key)
-    if not PROXY_COMMAND.exists():
-        raise UserError(f"the proxy is not installed at {PROXY_COMMAND}: run `make up` (or `npm ci`) in {PROJECT_ROOT}")
+    # A deployment installed from a wheel uses Debian's proxy (ansible/); a checkout its own node_modules.
+    proxy_command = Path(env.get("ONSITE_PROXY_COMMAND") or PROXY_COMMAND)
+    if not proxy_command.exists():
+        raise UserError(f"the proxy is not installed at {proxy_command}: run `make up` (or `npm ci`) in {PROJECT_ROOT}, "
+                        "or set ONSITE_PROXY_COMMAND to an installed configurable-http-proxy")
     run = settings.runtime_dir
     run.mkdir(parents=True, exist_ok=True)
     os.chmod(run, 0o700)
@@ -236,7 +239,7 @@ def configure(
     c.JupyterHub.concurrent_spawn_limit = concurrent_spawn_limit
     c.JupyterHub.default_url = default_url
 
-    c.ConfigurableHTTPProxy.command = [str(PROXY_COMMAND)]
+    c.ConfigurableHTTPProxy.command = [str(proxy_command)]
     c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{proxy_api_port or free_port()}"
     c.ConfigurableHTTPProxy.auth_token = secret_file(run / "proxy_auth_token").read_text().strip()
     c.ConfigurableHTTPProxy.pid_file = str(run / "jupyterhub-proxy.pid")
