@@ -182,3 +182,70 @@ def test_the_one_path(running):
         assert audit_events(settings, action, actor), f"no {action} by {actor} in the ledger"
     verify = subprocess.run([*ONSITE, "audit", "verify"], cwd=ROOT, env=hub.env, capture_output=True, text=True, timeout=60)
     assert verify.returncode == 0 and verify.stdout.startswith("ok"), verify.stdout + verify.stderr
+
+
+REGIONS_CSV = "code,region\n" + "".join(f"{i:02d},{'north' if i <= 7 else 'rest'}\n" for i in range(1, 48))
+JOIN_CODE = f"""
+import json
+import analysis_kernel
+from analysis_kernel import outputs
+
+db = analysis_kernel.connect()
+regions = dict(db.reference("pref_regions").fetchall())
+table = outputs.frequency_table(
+    db, "SELECT r.region FROM {DEMO_DATASET} d JOIN reference.pref_regions r ON d.prefecture = r.code",
+    rows="region", name="persons_by_macro_region")
+answer = analysis_kernel.request_release([table], title="Persons by macro-region", purpose="Table 2")
+print("RESULT " + json.dumps({{"region_08": regions["08"], "answer": answer}}))
+"""
+
+
+def upload_to_intake(researcher: HubUser, name: str, content: str):
+    """What JupyterLab's upload does: the contents API, base64, into intake/ (hub_config.lockdown checks it)."""
+    import base64
+
+    body = {"type": "file", "format": "base64", "content": base64.b64encode(content.encode()).decode()}
+    return researcher.http.put(f"{researcher.server_url}/api/contents/intake/{name}", json=body,
+                               headers=researcher._server_xsrf(), timeout=30)
+
+
+def test_reference_data_brought_in_reviewed_and_joined(running):
+    """Ingress: upload into intake/, request_ingress in the kernel, two reviewers approve on the review pages,
+    then a table joining the dataset with the approved reference data is recomputed by the service."""
+    hub, settings, logins = running
+    researcher = HubUser(hub, "tanaka")
+    assert researcher.login(logins["tanaka"].password).status_code == 302
+    assert researcher.start_server().status_code in (201, 202, 400)  # 400: still running from the test above
+    assert researcher.open_server().status_code == 200
+    assert upload_to_intake(researcher, "regions.csv", REGIONS_CSV).status_code == 201
+
+    kernel = researcher.start_kernel()
+    result = researcher.execute(kernel, 'import json, analysis_kernel\nprint("RESULT " + json.dumps('
+                                'analysis_kernel.request_ingress("regions.csv", name="pref_regions", '
+                                'description="Macro-regions of the prefectures (Statistics Bureau)")))', timeout=120)
+    assert result.error is None, result.error
+    asked = json.loads(next(l for l in result.stdout.splitlines() if l.startswith("RESULT "))[len("RESULT "):])
+    assert asked["status"] == "SUBMITTED" and asked["rows"] == 47
+    assert asked["sha256"] == hashlib.sha256(REGIONS_CSV.encode()).hexdigest()
+    # The file in intake/ is replaced after the request: what was sent for review is what is used.
+    assert upload_to_intake(researcher, "regions.csv", REGIONS_CSV.replace("rest", "north")).status_code in (200, 201)
+
+    for name in ("sato", "suzuki"):
+        reviewer = HubUser(hub, name)
+        assert reviewer.login(logins[name].password).status_code == 302
+        page = reviewer.http.get(f"{hub.url}{REVIEW}/ingress/{asked['id']}", timeout=30)
+        assert page.status_code == 200 and asked["sha256"] in page.text and "pref_regions" in page.text
+        xsrf = html.unescape(re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1))
+        voted = reviewer.http.post(f"{hub.url}{REVIEW}/ingress/{asked['id']}/vote",
+                                   data={"_xsrf": xsrf, "decision": "APPROVE"}, timeout=30)
+        assert voted.status_code == 200, voted.text[:500]
+
+    result = researcher.execute(kernel, JOIN_CODE, timeout=180)
+    assert result.error is None, result.error
+    seen = json.loads(next(l for l in result.stdout.splitlines() if l.startswith("RESULT "))[len("RESULT "):])
+    assert seen["region_08"] == "rest"  # the approved copy, not the replaced file
+    [output] = seen["answer"]["outputs"]
+    assert output["verified"] and output["error"] is None and output["verdict"].lower() == "pass"
+    for action, actor in [("INGRESS_SUBMIT", "tanaka"), ("INGRESS_DECIDE", "sato"), ("INGRESS_DECIDE", "suzuki"),
+                          ("INGRESS_COLLECT", "tanaka")]:
+        assert audit_events(settings, action, actor), f"no {action} by {actor} in the ledger"
