@@ -191,12 +191,15 @@ class OnsiteAuthenticator(Authenticator):
 
 
 def default_url(handler: web.RequestHandler) -> str:
-    """Where a person lands after log-in: researchers their server, reviewers the queue."""
+    """Where a person lands after log-in: researchers their server, reviewers the queue,
+    administrators the Onsite administration pages (ja/en), not JupyterHub's own admin page."""
+    from hub_config.config import ADMIN_SERVICE, REVIEW_SERVICE
+
     user = handler.current_user
     names = {r.name for r in getattr(user, "roles", [])} if user else set()
     definitions = hub_roles()
     if not user or definitions[Role.RESEARCHER]["name"] in names:
         return ""  # JupyterHub's default: spawn and open the server
     if definitions[Role.REVIEWER]["name"] in names:
-        return "/services/onsite-review/"
-    return "/hub/admin"
+        return f"/services/{REVIEW_SERVICE}/"
+    return f"/services/{ADMIN_SERVICE}/"

@@ -202,7 +202,9 @@ def test_administrator_cannot_open_a_researchers_server(hub_env):
     researcher.start_server()
     admin = HubUser(hub, "takahashi")
     landing = admin.login(logins["takahashi"].password)
-    assert landing.status_code == 302 and landing.headers["Location"] == "/hub/admin"
+    assert landing.status_code == 302 and landing.headers["Location"] == "/services/onsite-admin/"
+    pages = admin.http.get(f"{hub.url}/services/onsite-admin/", headers={"Accept-Language": "ja"}, timeout=30)
+    assert pages.status_code == 200 and "Onsite 管理" in pages.text  # the administration pages, in Japanese
     users = admin.http.get(f"{hub.url}/hub/api/users", headers=admin._hub_xsrf())
     assert users.status_code == 200 and "tanaka" in {u["name"] for u in users.json()}
     # The researcher opens the server; the administrator's OAuth authorisation for it is refused.
