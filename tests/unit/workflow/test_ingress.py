@@ -333,3 +333,15 @@ def test_migration_wf0003_adds_and_drops_the_ingress_tables(backend, request, tm
             assert conn.execute(text("SELECT title FROM release_request")).scalar_one() == "t"
     finally:
         engine.dispose()
+
+
+def test_an_extract_with_columns_from_reference_data_needs_human_judgement(world):
+    from test_extracts import extract, ingest_people, submitted
+
+    ingest_people(world)
+    approved_ingress(world)
+    query = ("SELECT p.region, p.sex, p.age_group, r.label FROM people p "
+             "JOIN reference.region_names r ON p.region = r.code WHERE p.region <> 'C'")
+    _, [(_, verdict, verified, report, _, recomputed)] = submitted(world, extract("labelled", query))
+    assert verified and recomputed["records"] == 36
+    assert verdict is Verdict.REVIEW and report["roles"]["undeclared"] == ["label"]
