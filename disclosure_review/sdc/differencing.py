@@ -51,7 +51,9 @@ def check_differencing(new: ShadowTable, released: Sequence[ShadowTable], rules:
                                      how="horizontal")
         ).with_columns(pl.col(RECORDS).fill_null(0), pl.col(f"{RECORDS}_released").fill_null(0))
         difference = (pl.col(RECORDS) - pl.col(f"{RECORDS}_released")).abs()
-        small = joined.filter((difference > 0) & (difference < rules.threshold)).with_columns(difference.alias("_d"))
+        # Smallest differences first (the most revealing), then by group: the same findings listed every run.
+        small = (joined.filter((difference > 0) & (difference < rules.threshold)).with_columns(difference.alias("_d"))
+                 .sort(["_d", *common], nulls_last=True))
         for row in small.iter_rows(named=True):
             group = ", ".join(f"{d}={row[d]}" for d in common) or msg("grand_total")
             findings.append(msg("differencing_group", group=group, records=row["_d"], table=new.spec.name,

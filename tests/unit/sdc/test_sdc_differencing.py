@@ -56,3 +56,23 @@ def test_check_table_includes_differencing_when_released_tables_are_given() -> N
     report = check_table(under_80, ACRO.replace(zeros_disclosive=False), released=[everyone])
     assert report.result("differencing").verdict is Verdict.REVIEW
     assert "differencing" not in [r.rule for r in check_table(under_80, ACRO).results]
+
+
+def test_many_findings_list_the_smallest_differences_first_in_a_stable_order() -> None:
+    # 30 districts of 50 people; the new table leaves out each district's 1..9 over-80s, so every
+    # district is a finding (30 > the 20 listed).
+    over_80 = {f"d{i:02d}": i % 9 + 1 for i in range(30)}
+    people = pl.DataFrame({
+        "district": [d for d in over_80 for _ in range(50)],
+        "age": [85 if j < n else 40 for n in over_80.values() for j in range(50)],
+    }).sample(fraction=1.0, shuffle=True, seed=7)
+    spec = lambda query, name: TableSpec(TableKind.FREQUENCY, query, rows=("district",), name=name)  # noqa: E731
+    everyone = shadow_from_frame(people, spec("SELECT * FROM data", "everyone"))
+    under_80 = shadow_from_frame(people, spec("SELECT * FROM data WHERE age < 80", "under_80"))
+    results = [check_differencing(under_80, [everyone], ACRO) for _ in range(5)]
+    assert len({r.message for r in results}) == 1 and len({r.cells for r in results}) == 1
+    expected = sorted(over_80, key=lambda d: (over_80[d], d))
+    assert results[0].cells == tuple((d,) for d in expected)
+    listed = results[0].args["findings"]
+    assert len(listed) == 21  # 20 findings and "10 more"
+    assert "district=d00: 1 records" in results[0].message and "district=d26: 9 records" not in results[0].message
