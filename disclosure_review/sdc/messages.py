@@ -21,7 +21,7 @@ LANGUAGES = ("en", "ja")
 
 MESSAGES: dict[str, dict[str, str]] = {
     # -- terms used inside other messages ------------------------------------------
-    "units": {"en": "units", "ja": "単位"},
+    "units": {"en": "units", "ja": "客体"},
     "records": {"en": "records", "ja": "レコード"},
     "zero_count": {"en": "count is zero", "ja": "度数がゼロ"},
     "zero_contributions": {"en": "no contributors, or every contribution is zero", "ja": "寄与がない、またはすべての寄与がゼロ"},
