@@ -85,8 +85,12 @@ def isolated_hub(request):
         yield state
     finally:
         hub.stop()
+        survivors = []
         for name in _accounts(prefix):
-            isolation.kill_account_processes(pwd.getpwnam(name).pw_uid)
+            try:  # every account is removed even if one keeps a process
+                isolation.kill_account_processes(pwd.getpwnam(name).pw_uid)
+            except isolation.IsolationError as e:
+                survivors.append(str(e))
             isolation.remove_account(name)
         for name in _groups(group_prefix):
             isolation.remove_group(name)
@@ -97,6 +101,7 @@ def isolated_hub(request):
         summary = getattr(request.config, "_onsite_attempts", [])
         summary.extend(state.attempts)
         request.config._onsite_attempts = summary
+        assert not survivors, f"session accounts kept processes after the run: {survivors}"
 
 
 def researcher_session(hub: IsolatedHub, username: str) -> tuple[HubUser, str]:
