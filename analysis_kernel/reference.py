@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,10 +19,10 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from analysis_kernel.catalogue import DATASET_ID_RE
 from onsite.errors import UserError
 
 SCHEMA = "reference"
-NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 MAX_BYTES = 16 * 1024 * 1024
 MAX_ROWS = 1_000_000
@@ -48,7 +47,7 @@ class ReferenceFile:
 
 
 def check_name(name: Any) -> str:
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not DATASET_ID_RE.match(name):  # an SQL name, as a dataset id
         raise ReferenceInvalid(
             f"reference name {name!r} is invalid: use 1-63 lower-case letters, digits and _, starting with a "
             "letter (queries read it as reference.<name>, e.g. reference.municipality_codes)"

@@ -104,10 +104,10 @@ def _ingress_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def _ingress_show(args: argparse.Namespace, settings: Settings) -> int:
     from access_control.db import transaction
-    from disclosure_review.workflow import ingress
+    from disclosure_review.workflow.store import get_ingress
 
     with transaction(_factory(settings)) as session:
-        r = ingress.get(session, args.request_id)
+        r = get_ingress(session, args.request_id)
         print(f"ingress request {r.id}: reference.{r.name}")
         print(f"  status {r.status.value}; project {r.project_id}; requester {r.requester}; "
               f"submitted {r.created_at:%Y-%m-%d %H:%M} UTC" + (f"; decided {r.decided_at:%Y-%m-%d %H:%M} UTC" if r.decided_at else ""))

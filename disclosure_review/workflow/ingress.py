@@ -38,7 +38,7 @@ from disclosure_review.workflow.exceptions import (
     ReleaseRequestNotFound,
     VoteInvalid,
 )
-from disclosure_review.workflow.store import IngressRequest, IngressVote
+from disclosure_review.workflow.store import IngressRequest, IngressVote, get_ingress
 from disclosure_review.workflow.transitions import INGRESS_TRANSITIONS, check_transition
 
 log = logging.getLogger(__name__)
@@ -140,21 +140,9 @@ def submit(
     return request
 
 
-def get(session: Session, request_id: int, *, for_update: bool = False) -> IngressRequest:
-    stmt = select(IngressRequest).where(IngressRequest.id == request_id)
-    if for_update:
-        stmt = stmt.with_for_update().execution_options(populate_existing=True)
-    found = session.scalars(stmt).one_or_none()
-    if found is None:
-        raise ReleaseRequestNotFound(f"no ingress request {request_id}")
-    if for_update:
-        session.expire(found, ["votes"])
-    return found
-
-
 def view(session: Session, request_id: int, username: str) -> IngressRequest:
     """The requester sees their request; eligible reviewers see any they may review."""
-    request = get(session, request_id)
+    request = get_ingress(session, request_id)
     if request.requester != username:
         permissions.check_can_review(session, username, request)
     return request
@@ -188,7 +176,7 @@ def vote(session: Session, request_id: int, reviewer: str, decision: Decision, *
     if decision is Decision.RETURN:
         raise VoteInvalid("an ingress request is approved or rejected (reject it with a comment saying what to change)",
                           key="ingress_no_return")
-    request = get(session, request_id, for_update=True)
+    request = get_ingress(session, request_id, for_update=True)
     permissions.check_can_vote_ingress(session, reviewer, request)
     policies.check_vote_content(decision, Verdict.PASS, comment, None)  # a rejection needs its reason
     comment = (comment or "").strip()

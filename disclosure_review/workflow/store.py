@@ -203,13 +203,24 @@ class IngressVote(Base):
 
 
 def get_request(session: Session, request_id: int, *, for_update: bool = False) -> ReleaseRequest:
-    stmt = select(ReleaseRequest).where(ReleaseRequest.id == request_id)
+    return _get(session, ReleaseRequest, request_id, for_update, "release request")
+
+
+def get_ingress(session: Session, request_id: int, *, for_update: bool = False) -> IngressRequest:
+    found = _get(session, IngressRequest, request_id, for_update, "ingress request")
+    if for_update:
+        session.expire(found, ["votes"])  # and its votes as they are now
+    return found
+
+
+def _get(session: Session, model, request_id: int, for_update: bool, what: str):
+    stmt = select(model).where(model.id == request_id)
     if for_update:
         # PostgreSQL: serialize votes on one request, and read it as it is once locked.
         stmt = stmt.with_for_update().execution_options(populate_existing=True)
     found = session.scalars(stmt).one_or_none()
     if found is None:
-        raise ReleaseRequestNotFound(f"no release request {request_id}")
+        raise ReleaseRequestNotFound(f"no {what} {request_id}")
     return found
 
 
