@@ -345,3 +345,18 @@ def test_an_extract_with_columns_from_reference_data_needs_human_judgement(world
     _, [(_, verdict, verified, report, _, recomputed)] = submitted(world, extract("labelled", query))
     assert verified and recomputed["records"] == 36
     assert verdict is Verdict.REVIEW and report["roles"]["undeclared"] == ["label"]
+
+
+def test_a_reviewer_protects_a_table_joined_with_reference_data_and_the_service_recomputes_it(world):
+    from disclosure_review.workflow.protection import parse_choice
+
+    approved_ingress(world)
+    query = "SELECT r.label AS region_label FROM survey s JOIN reference.region_names r ON s.region = r.code"
+    request_id = submit(world, table_output(query=query, rows=("region_label",)))
+    with transaction(world.factory) as s:
+        [output] = service.view(s, request_id, "bob").outputs
+        assert output.verified and output.verdict is Verdict.FAIL  # Kanto (region C) has 2 records
+        record = service.protect(s, request_id, output.id, "bob", parse_choice("suppress"))
+        assert record.verdict is Verdict.PASS
+        cells = {row[0]: row[-1] for row in service.output_of(s, request_id, output.id).recomputed["rows"]}
+        assert cells["Hokkaido"] == 30 and cells["Kanto"] is None
