@@ -22,6 +22,7 @@ import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -42,6 +43,12 @@ ANSIBLE_DIR = ROOT / "ansible"
 ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 RECAP = re.compile(r"^localhost\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 UNITS = ("onsite-proxy.service", "onsite-hub.service", "onsite-nftables.service")
+
+
+def set_variables(inventory: Path, **variables) -> None:
+    data = json.loads(inventory.read_text())
+    data["onsite_hub"]["vars"].update(variables)
+    inventory.write_text(json.dumps(data))
 
 
 def playbook(inventory: Path, log: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -248,6 +255,62 @@ def test_deploy_start_log_in_and_redeploy_without_changes(deployment):
     assert second.returncode == 0, f"the second run failed:\n{tail(prefix / 'second-run.log', 80)}"
     assert recap(second)["changed"] == 0, f"the second run changed: {changed_tasks(second.stdout)}"
     assert {path: path.read_bytes() for path in secrets} == secret_values, "a secret was overwritten"
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc.poll() is None, f"{proc.args[0]} exited:\n{tail(log)}"
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            assert time.monotonic() < deadline, f"nothing answers on port {port}:\n{tail(log)}"
+            time.sleep(0.2)
+
+
+def test_local_directory_role_serves_the_first_administrator_and_redeploys_without_changes(deployment):
+    """The optional slapd role alone (--tags slapd): a directory on loopback with the layout
+    Onsite reads, the first administrator in it, the service account able to maintain groups."""
+    from access_control.enums import Role
+    from access_control.ldap import LdapDirectory, LdapSettings
+
+    prefix, inventory = deployment["prefix"], deployment["inventory"]
+    port = free_port()
+    set_variables(inventory, onsite_slapd_enabled=True, onsite_slapd_port=port)
+    first = playbook(inventory, prefix / "slapd-first-run.log", "--tags", "slapd")
+    assert first.returncode == 0, f"the first run failed:\n{tail(prefix / 'slapd-first-run.log', 80)}"
+    config = prefix / "etc/onsite"
+    for secret in ("slapd-admin-password", "ldap-service-password", "initial-admin-password"):
+        assert mode(config / secret) == 0o600, secret
+    assert (mode(config / "slapd.conf"), (config / "slapd.conf").stat().st_uid) == (0o640, 0)
+
+    unit = prefix / "etc/systemd/system/onsite-slapd.service"
+    verify = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
+    assert (verify.returncode, verify.stderr.strip()) == (0, ""), verify.stderr
+    slapd = start_unit(unit, prefix / "slapd.log")
+    try:
+        wait_for_port(port, slapd, prefix / "slapd.log")
+        # The settings the role hands to the onsite role (ONSITE_LDAP_* in onsite.env).
+        directory = LdapDirectory(LdapSettings.from_env({
+            "ONSITE_LDAP_URI": f"ldap://127.0.0.1:{port}",
+            "ONSITE_LDAP_PEOPLE_BASE": "ou=people,dc=onsite,dc=local",
+            "ONSITE_LDAP_GROUPS_BASE": "ou=groups,dc=onsite,dc=local",
+            "ONSITE_LDAP_SERVICE_DN": "cn=onsite-service,ou=services,dc=onsite,dc=local",
+            "ONSITE_LDAP_SERVICE_PASSWORD_FILE": str(config / "ldap-service-password"),
+            "ONSITE_LDAP_TLS": "NONE", "ONSITE_LDAP_MEMBERSHIP": "GROUP_SEARCH"}))
+        password = (config / "initial-admin-password").read_text().strip()
+        admin = directory.authenticate("siteadmin", password)
+        assert (admin.reason, admin.roles) == (None, frozenset({Role.ADMINISTRATOR}))
+        assert directory.authenticate("siteadmin", password + "x").reason is not None
+        assert directory.grant_role("siteadmin", Role.REVIEWER)  # the service account writes groups
+        assert directory.roles_of("siteadmin") == {Role.ADMINISTRATOR, Role.REVIEWER}
+    finally:
+        stop(slapd)
+
+    second = playbook(inventory, prefix / "slapd-second-run.log", "--tags", "slapd")
+    assert second.returncode == 0, f"the second run failed:\n{tail(prefix / 'slapd-second-run.log', 80)}"
+    assert recap(second)["changed"] == 0, f"the second run changed: {changed_tasks(second.stdout)}"
 
 
 def log_in(url: str, ca: Path, username: str, password: str, session: requests.Session | None = None) -> requests.Response:
