@@ -215,7 +215,9 @@ class QueueHandler(BaseHandler):
                 }
                 for r in requests
             ]
-            self.render_page("queue.html", session, rows=rows)
+            from disclosure_review.workflow import ingress  # ingress requests waiting too: a link to their page
+
+            self.render_page("queue.html", session, rows=rows, ingress_waiting=len(ingress.queue(session, self.current_user)))
 
 
 class MineHandler(BaseHandler):

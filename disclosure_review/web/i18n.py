@@ -353,6 +353,7 @@ MESSAGES.update({
     "ingress_heading": {"ja": "持込みデータの申請", "en": "Ingress requests (reference data)"},
     "ingress_queue_heading": {"ja": "審査待ちの持込みデータ", "en": "Ingress requests waiting for review"},
     "ingress_queue_empty": {"ja": "審査待ちの持込みデータはありません。", "en": "No ingress request is waiting for you."},
+    "ingress_waiting": {"ja": "持込みデータの申請 {n} 件が審査を待っています。", "en": "{n} ingress request(s) (reference data) wait for review."},
     "ingress_mine_heading": {"ja": "自分の持込みデータ申請", "en": "My ingress requests"},
     "ingress_mine_empty": {"ja": "持込みデータの申請はまだありません。", "en": "You have no ingress requests yet."},
     "ingress_intro": {

@@ -58,6 +58,8 @@ def test_reviewers_see_schema_and_preview_and_two_approve(server, lang, heading,
     assert answer.json()["columns"] == [{"name": "code", "type": "VARCHAR"}, {"name": "label", "type": "VARCHAR"}]
 
     bob = login(base, "bob", **{"Accept-Language": lang})
+    queue = bob.get(base + "queue").text
+    assert 'id="ingress-waiting"' in queue and ("1 件" if lang == "ja" else "1 ingress request") in queue
     listing = bob.get(base + "ingress")
     assert listing.ok and f'href="{base[base.index("/services"):]}ingress/{request_id}"' in listing.text
     page = bob.get(base + f"ingress/{request_id}")
