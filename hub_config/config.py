@@ -219,6 +219,7 @@ def configure(
     settings.workspaces_dir.mkdir(parents=True, exist_ok=True)
 
     from hub_config.authenticator import OnsiteAuthenticator, default_url
+    from hub_config.pages import HubPageLanguage
     from hub_config.spawner import OnsiteSpawner
 
     c.JupyterHub.ip = ip
@@ -232,6 +233,8 @@ def configure(
     c.JupyterHub.cookie_secret_file = str(secret_file(run / "jupyterhub_cookie_secret"))
     c.JupyterHub.pid_file = str(run / "jupyterhub.pid")
     c.JupyterHub.template_paths = [str(TEMPLATES_DIR)]
+    # JupyterHub's pages in the browser's language, Japanese first (hub_config/pages.py).
+    c.JupyterHub.jinja_environment_options = {"extensions": [HubPageLanguage]}
     c.JupyterHub.authenticator_class = OnsiteAuthenticator
     configure_ldap(c)
     c.JupyterHub.spawner_class = OnsiteSpawner
