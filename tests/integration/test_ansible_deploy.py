@@ -131,6 +131,8 @@ def deployment(pg_admin_url):
     assert ANSIBLE_PLAYBOOK.exists(), f"{ANSIBLE_PLAYBOOK} is missing: ansible-core is a test dependency (make test installs it)"
     prefix = Path(tempfile.mkdtemp(dir="/var/tmp", prefix="onsite-deploy-"))
     prefix.chmod(0o711)  # the proxy's account must reach the TLS files, as under /etc
+    for directory in ("etc", "opt", "usr/local/sbin", "var/lib"):  # what / has before the roles run
+        (prefix / directory).mkdir(mode=0o755, parents=True)
     suffix = uuid.uuid4().hex[:8]
     name = f"onsite_deploy_{suffix}"
     proxy_user = f"odeploy-{suffix}"  # not onsite-*: other test sessions remove such accounts they did not have
@@ -283,7 +285,8 @@ def test_local_directory_role_serves_the_first_administrator_and_redeploys_witho
     config = prefix / "etc/onsite"
     for secret in ("slapd-admin-password", "ldap-service-password", "initial-admin-password"):
         assert mode(config / secret) == 0o600, secret
-    assert (mode(config / "slapd.conf"), (config / "slapd.conf").stat().st_uid) == (0o640, 0)
+    slapd_conf = prefix / "etc/onsite-slapd/slapd.conf"
+    assert (mode(slapd_conf), slapd_conf.stat().st_uid, slapd_conf.stat().st_gid) == (0o640, 0, pwd.getpwnam("openldap").pw_gid)
 
     unit = prefix / "etc/systemd/system/onsite-slapd.service"
     verify = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
