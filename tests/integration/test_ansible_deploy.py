@@ -35,6 +35,7 @@ import pytest
 import requests
 
 from functional.hubtools import ROOT, free_port, login_error
+from hub_config.pages import MESSAGES
 from integration.ldap.slapd import write_ca, write_server_cert
 
 pytestmark = pytest.mark.integration
@@ -242,7 +243,7 @@ def test_deploy_start_log_in_and_redeploy_without_changes(deployment):
 
         password = (config / "initial-admin-password").read_text().strip()
         wrong = log_in(url, deployment["ca"], "siteadmin", password + "x")
-        assert wrong.status_code == 403 and "Invalid username or password" in (login_error(wrong) or "")
+        assert wrong.status_code == 403 and login_error(wrong) == MESSAGES["login_invalid"]["ja"]
         session = requests.Session()
         right = log_in(url, deployment["ca"], "siteadmin", password, session)
         assert right.status_code == 302, login_error(right) or right.text[-2000:]
