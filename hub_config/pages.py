@@ -38,6 +38,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "password": {"ja": "パスワード", "en": "Password"},
     "show_password": {"ja": "パスワードを表示", "en": "Show password"},
     "hide_password": {"ja": "パスワードを隠す", "en": "Hide password"},
+    "login_invalid": {"ja": "利用者名またはパスワードが違います。", "en": "Wrong username or password."},
     "home_heading": {"ja": "ホーム", "en": "Home"},
     "start_server": {"ja": "サーバーを起動", "en": "Start my server"},
     "open_server": {"ja": "サーバーを開く", "en": "Open my server"},
@@ -75,6 +76,9 @@ JUPYTERHUB_TEMPLATES = (Path(DATA_FILES_PATH) / "templates").resolve()
 # The heading of JupyterHub's error page by status; other codes keep JupyterHub's reason phrase.
 ERROR_HEADINGS = {400: "error_bad_request", 403: "error_forbidden", 404: "error_not_found",
                   500: "error_server", 502: "error_unavailable", 503: "error_unavailable"}
+
+# The messages JupyterHub's log-in handler itself puts on the form (ours, EntryDenied's, are already in both).
+LOGIN_ERRORS = {"Invalid username or password": "login_invalid", "Login form invalid or expired. Try again.": "error_xsrf"}
 
 # Strings JupyterHub's templates hold outside any block: (template, its exact text, ours).
 # Only JupyterHub's own files are patched (ours extend them as "templates/<name>").
@@ -120,6 +124,13 @@ def translate(context: Context, key: str, **values: object) -> str:
     return translator(request_language(context))(key, **values)
 
 
+@pass_context
+def login_error_text(context: Context, message: str) -> str:
+    """A log-in error in the page's language when it is one of JupyterHub's own; others as given."""
+    key = LOGIN_ERRORS.get(message)
+    return translator(request_language(context))(key) if key else message
+
+
 def patch_source(name: str, source: str) -> str:
     """JupyterHub's template `name` with its block-less English replaced by `t(...)` calls."""
     for english, ours in SOURCE_PATCHES.get(name, ()):
@@ -131,11 +142,12 @@ def patch_source(name: str, source: str) -> str:
 
 
 class HubPageLanguage(Extension):
-    """Gives JupyterHub's templates `t(key)` and `page_language()`, and applies SOURCE_PATCHES."""
+    """Gives JupyterHub's templates `t(key)`, `page_language()` and the rest above, and applies SOURCE_PATCHES."""
 
     def __init__(self, environment):
         super().__init__(environment)
-        environment.globals.update(t=translate, page_language=page_language, error_headings=ERROR_HEADINGS)
+        environment.globals.update(t=translate, page_language=page_language, error_headings=ERROR_HEADINGS,
+                                   login_error_text=login_error_text)
 
     def preprocess(self, source: str, name: str | None, filename: str | None = None) -> str:
         if filename and Path(filename).resolve().parent == JUPYTERHUB_TEMPLATES:

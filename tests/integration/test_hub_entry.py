@@ -27,10 +27,12 @@ from functional.seeding import (
     seed_demo,
     suspend_project,
 )
+from hub_config.pages import MESSAGES
 from onsite.demo import DEMO_DATASET
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
+WRONG_PASSWORD = MESSAGES["login_invalid"]["ja"]  # JupyterHub's message, in the default language
 OTHER_TERMINAL = "127.0.0.2"  # a loopback address of this machine that is not a registered terminal
 
 
@@ -102,7 +104,7 @@ def test_wrong_password_says_only_that_and_is_logged(hub_env):
     before = len(audit_events(settings, "LOGIN_FAIL", "sato"))
     response = HubUser(hub, "sato").login("not-the-password-1")
     assert response.status_code == 403
-    assert login_error(response) == "Invalid username or password"
+    assert login_error(response) == WRONG_PASSWORD
     assert len(audit_events(settings, "LOGIN_FAIL", "sato")) == before + 1
 
 
@@ -110,7 +112,7 @@ def test_repeated_failures_lock_the_account_and_the_page_says_so(hub_env):
     hub, settings, _ = hub_env
     person = HubUser(hub, LOCKED_RESEARCHER)
     for attempt in range(5):
-        assert login_error(person.login(f"guess-number-{attempt}")) == "Invalid username or password"
+        assert login_error(person.login(f"guess-number-{attempt}")) == WRONG_PASSWORD
     response = person.login(LOCKED_PASSWORD)  # the right password, too late
     assert response.status_code == 403
     shown = login_error(response)

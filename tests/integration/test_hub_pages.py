@@ -8,9 +8,11 @@ from __future__ import annotations
 import html
 import re
 import time
+from pathlib import Path
 
 import pytest
 import requests
+from test_review_web_protection_browser import CHROMIUM, CHROMIUM_ARGS, no_horizontal_overflow
 
 from functional.hubtools import HubUser, RunningHub, login_error
 from functional.seeding import seed_demo
@@ -85,6 +87,13 @@ def test_logging_in_from_the_page_form_still_works(hub_env, language):
     assert response.status_code == 302, login_error(response)
 
 
+@pytest.mark.parametrize("language,shown", [("ja", "利用者名またはパスワードが違います。"), ("en", "Wrong username or password.")])
+def test_a_wrong_password_is_told_in_the_pages_language(hub_env, language, shown):
+    hub, _, _ = hub_env
+    response = browser(hub, "takahashi", language).login("not-the-password")
+    assert response.status_code == 403 and login_error(response) == shown
+
+
 def test_a_login_post_without_the_forms_xsrf_is_refused(hub_env):
     hub, logins, _ = hub_env
     person = browser(hub, "sato", "ja")
@@ -92,6 +101,7 @@ def test_a_login_post_without_the_forms_xsrf_is_refused(hub_env):
     response = person.http.post(f"{hub.url}/hub/login?next=", data={"username": "sato", "password": logins["sato"].password},
                                 allow_redirects=False, timeout=30)
     assert response.status_code == 403
+    assert "フォームの確認トークンがありません" in page(response)
     home = person.http.get(f"{hub.url}/hub/home", allow_redirects=False, timeout=10)
     assert home.status_code == 302 and "/hub/login" in home.headers["Location"]
 
@@ -171,3 +181,31 @@ def test_home_not_running_and_starting_pages_in_both_languages(hub_env):
         assert open_server in home and stop in home
     stopped = ja.http.delete(f"{hub.url}/hub/api/users/tanaka/server", headers=ja._hub_xsrf(), timeout=60)
     assert stopped.status_code in (202, 204)
+
+
+SCREENSHOTS = Path("/tmp/onsite-hub-screens")
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Chromium at /usr/bin/chromium")
+@pytest.mark.parametrize("width", [1280, 760])
+def test_login_page_in_japanese_in_chromium(hub_env, width):
+    from playwright.sync_api import sync_playwright
+
+    hub, logins, _ = hub_env
+    SCREENSHOTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(locale="ja-JP", viewport={"width": width, "height": 800})
+            page.goto(f"{hub.url}/hub/login")
+            assert page.get_attribute("html", "lang") == "ja"
+            assert page.locator("h1").inner_text() == "ログイン"
+            no_horizontal_overflow(page)
+            page.screenshot(path=str(SCREENSHOTS / f"login-ja-{width}.png"), full_page=True)
+            page.get_by_label("利用者名").fill("sato")
+            page.get_by_label("パスワード", exact=True).fill(logins["sato"].password)
+            page.get_by_role("button", name="ログイン").click()
+            page.wait_for_url(re.compile(r"/services/onsite-review/"))  # the reviewer's default page
+        finally:
+            browser.close()

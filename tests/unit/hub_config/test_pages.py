@@ -6,7 +6,7 @@ import re
 import pytest
 
 from hub_config.config import TEMPLATES_DIR
-from hub_config.pages import ERROR_HEADINGS, JUPYTERHUB_TEMPLATES, MESSAGES, SOURCE_PATCHES, patch_source
+from hub_config.pages import ERROR_HEADINGS, JUPYTERHUB_TEMPLATES, LOGIN_ERRORS, MESSAGES, SOURCE_PATCHES, patch_source
 
 
 @pytest.mark.parametrize("name", sorted(SOURCE_PATCHES))
@@ -25,7 +25,7 @@ def test_every_patched_template_is_extended_so_the_patch_applies():
 
 
 def test_every_key_used_has_japanese_and_english():
-    used = set(ERROR_HEADINGS.values())
+    used = set(ERROR_HEADINGS.values()) | set(LOGIN_ERRORS.values())
     texts = [p.read_text() for p in TEMPLATES_DIR.glob("*.html")] + [ours for patches in SOURCE_PATCHES.values() for _, ours in patches]
     for text in texts:
         used |= set(re.findall(r"\bt\('([a-z_]+)'\)", text))
