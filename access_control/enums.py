@@ -63,5 +63,7 @@ class AuditEventType(enum.Enum):
     INGRESS_SUBMIT = "INGRESS_SUBMIT"  # reference data brought in for review (an ingress request)
     INGRESS_DECIDE = "INGRESS_DECIDE"  # a reviewer's vote on an ingress request, and its approval or rejection
     INGRESS_COLLECT = "INGRESS_COLLECT"  # a session read approved reference data
+    INGRESS_WITHDRAW = "INGRESS_WITHDRAW"  # the requester withdrew an undecided ingress request
+    INGRESS_RETIRE = "INGRESS_RETIRE"  # approved reference data retired (with the reason): no longer usable
     # the ledger itself
     LEDGER_VERIFY = "LEDGER_VERIFY"

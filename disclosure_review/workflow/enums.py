@@ -27,6 +27,8 @@ class IngressStatus(enum.Enum):
     SUBMITTED = "SUBMITTED"  # read and recorded by the service, waiting for reviewers
     APPROVED = "APPROVED"  # enough approvals: the project's queries may read it as reference.<name>
     REJECTED = "REJECTED"  # a reviewer rejected it; it is never used
+    WITHDRAWN = "WITHDRAWN"  # the requester took it back before it was decided; it is never used
+    RETIRED = "RETIRED"  # a reviewer or administrator retired it after approval: no query may read it any more
 
 
 class Decision(enum.Enum):

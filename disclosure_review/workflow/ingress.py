@@ -12,6 +12,13 @@ one ever used: in the kernel (`db.reference(name)`) and when the service
 recomputes a declarative output of the same project. Approval follows the
 release rule: `required_approvals` independent reviewers (two by default),
 never the requester nor a member of the project; one rejection decides.
+
+The requester may withdraw a request until it is decided. Approved data is
+never deleted but may be retired, with a reason, by an administrator or a
+reviewer: from then on no session reads it and no recomputation attaches it —
+a release request (or a reviewer's protection) whose query names it is refused
+saying so — while outputs already released stay as they are. A retired name
+stays taken in its project, so a query never reads other data under it.
 """
 from __future__ import annotations
 
@@ -37,6 +44,7 @@ from disclosure_review.workflow.exceptions import (
     ReleasePermissionDenied,
     ReleaseRequestNotFound,
     VoteInvalid,
+    WorkflowError,
 )
 from disclosure_review.workflow.store import IngressRequest, IngressVote, get_ingress
 from disclosure_review.workflow.transitions import INGRESS_TRANSITIONS, check_transition
@@ -97,7 +105,7 @@ def submit(
     """Read the file, record what it holds, store the copy and wait for reviewers (INGRESS_SUBMIT).
 
     The requester must be a member of the project, which must be active; the name must not be
-    a dataset's, nor that of reference data approved or waiting in the project.
+    a dataset's, nor that of reference data approved, waiting or retired in the project.
     """
     submission = validate_payload(payload)
     today = today or date.today()
@@ -111,11 +119,11 @@ def submit(
         raise IngressInvalid(f"{submission.name!r} is the name of a dataset: choose another name for the reference data")
     taken = session.scalar(select(IngressRequest.id).where(
         IngressRequest.project_id == project.id, IngressRequest.name == submission.name,
-        IngressRequest.status.in_([IngressStatus.SUBMITTED, IngressStatus.APPROVED])))
+        IngressRequest.status.in_([IngressStatus.SUBMITTED, IngressStatus.APPROVED, IngressStatus.RETIRED])))
     if taken is not None:
         raise IngressInvalid(
-            f"project {project.id} already has reference data {submission.name!r} (ingress request {taken}, approved "
-            "or waiting for review): choose another name"
+            f"project {project.id} already has reference data {submission.name!r} (ingress request {taken}, approved, "
+            "waiting for review or retired): choose another name"
         )
     try:
         table = reference.read_reference(submission.content, submission.filename)
@@ -141,10 +149,9 @@ def submit(
 
 
 def view(session: Session, request_id: int, username: str) -> IngressRequest:
-    """The requester sees their request; eligible reviewers see any they may review."""
+    """The requester sees their request; eligible reviewers and administrators see any."""
     request = get_ingress(session, request_id)
-    if request.requester != username:
-        permissions.check_can_review(session, username, request)
+    permissions.check_can_view_ingress(session, username, request)
     return request
 
 
@@ -161,13 +168,25 @@ def requests_of(session: Session, requester: str) -> list[IngressRequest]:
     return list(session.scalars(stmt))
 
 
-def _set_status(session: Session, request: IngressRequest, new: IngressStatus, actor: str) -> None:
+def in_use(session: Session, username: str) -> list[IngressRequest]:
+    """Approved reference data of every project that `username` may retire."""
+    approved_all = session.scalars(select(IngressRequest).where(IngressRequest.status == IngressStatus.APPROVED)
+                                   .order_by(IngressRequest.project_id, IngressRequest.name))
+    return [r for r in approved_all if permissions.can_retire(session, username, r)]
+
+
+def _set_status(session: Session, request: IngressRequest, new: IngressStatus, actor: str,
+                event: AuditEventType = AuditEventType.INGRESS_DECIDE, **details: Any) -> None:
     check_transition(request.status, new, table=INGRESS_TRANSITIONS, what="an ingress request")
-    old, request.status, request.decided_at = request.status, new, utcnow()
+    old, request.status = request.status, new
+    if new is IngressStatus.RETIRED:
+        request.retired_at = utcnow()
+    else:
+        request.decided_at = utcnow()
     audit.record(
-        session, AuditEventType.INGRESS_DECIDE, actor=actor, object=ingress_object(request),
+        session, event, actor=actor, object=ingress_object(request),
         details={"from": old.value, "to": new.value, "project": request.project_id, "name": request.name,
-                 "sha256": request.sha256},
+                 "sha256": request.sha256, **details},
     )
 
 
@@ -190,6 +209,33 @@ def vote(session: Session, request_id: int, reviewer: str, decision: Decision, *
     elif sum(1 for v in request.votes if v.decision is Decision.APPROVE) >= request.required_approvals:
         _set_status(session, request, IngressStatus.APPROVED, reviewer)
     session.flush()
+    return request
+
+
+def withdraw(session: Session, request_id: int, requester: str) -> IngressRequest:
+    """The requester takes an undecided request back (INGRESS_WITHDRAW); its name is free again."""
+    request = get_ingress(session, request_id, for_update=True)
+    permissions.check_can_withdraw_ingress(requester, request)
+    _set_status(session, request, IngressStatus.WITHDRAWN, requester, AuditEventType.INGRESS_WITHDRAW)
+    session.flush()
+    return request
+
+
+def retire(session: Session, request_id: int, actor: str, reason: str) -> IngressRequest:
+    """Retire approved reference data (INGRESS_RETIRE): no session or recomputation uses it from now on."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise IngressInvalid("give the reason for retiring this reference data (the project's researchers see it)",
+                             key="retire_reason_required")
+    if len(reason) > policies.MAX_TEXT:
+        raise IngressInvalid(f"the reason is longer than {policies.MAX_TEXT} characters", key="comment_too_long",
+                             limit=policies.MAX_TEXT)
+    request = get_ingress(session, request_id, for_update=True)
+    permissions.check_can_retire(session, actor, request)
+    request.retired_by, request.retired_reason = actor, reason
+    _set_status(session, request, IngressStatus.RETIRED, actor, AuditEventType.INGRESS_RETIRE, reason=reason)
+    session.flush()
+    log.info("reference data %s of project %s retired by %s", request.name, request.project_id, actor)
     return request
 
 
@@ -216,10 +262,37 @@ def describe_approved(session: Session, project_id: str, username: str) -> list[
             for r in approved(session, project_id)]
 
 
+def retired(session: Session, project_id: str) -> dict[str, IngressRequest]:
+    """The project's retired reference data by name."""
+    stmt = select(IngressRequest).where(IngressRequest.project_id == project_id,
+                                        IngressRequest.status == IngressStatus.RETIRED)
+    return {r.name: r for r in session.scalars(stmt)}
+
+
+def retired_message(request: IngressRequest) -> str:
+    when = f"{request.retired_at:%Y-%m-%d}" if request.retired_at else "?"
+    return (f"reference data {request.name!r} of project {request.project_id} was retired on {when} by "
+            f"{request.retired_by} ({request.retired_reason}): it can no longer be used")
+
+
+def check_none_retired(session: Session, project_id: str, tables_read: set[str], error: type[WorkflowError],
+                       where: str) -> None:
+    """Refuse with `error` when `tables_read` (names a query reads) includes retired reference data of the project."""
+    gone = retired(session, project_id)
+    used = sorted(set(gone) & tables_read)
+    if used:
+        found = gone[used[0]]
+        raise error(f"{where}: {retired_message(found)}; take it out of the query", key="reference_retired",
+                    name=found.name, reason=found.retired_reason or "")
+
+
 def collect(session: Session, project_id: str, name: str, username: str) -> reference.ReferenceFile:
     """The approved copy of `name` for a member of `project_id` (INGRESS_COLLECT)."""
     permissions.check_can_use_reference(session, username, project_id)
     found = approved_files(session, project_id).get(name)
+    if found is None and name in (gone := retired(session, project_id)):
+        raise ReleaseRequestNotFound(retired_message(gone[name]), key="reference_retired", name=name,
+                                     reason=gone[name].retired_reason or "")
     if found is None:
         raise ReleaseRequestNotFound(
             f"project {project_id} has no approved reference data named {name!r}: it is not approved yet, was "

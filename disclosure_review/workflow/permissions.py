@@ -164,6 +164,35 @@ def check_can_vote_ingress(session: Session, username: str, request: IngressRequ
         )
 
 
+def check_can_withdraw_ingress(username: str, request: IngressRequest) -> None:
+    """As a release request: only the requester, only while it is undecided."""
+    if request.requester != username:
+        raise ReleasePermissionDenied("only the requester can withdraw an ingress request", key="only_requester")
+    if request.status is not IngressStatus.SUBMITTED:
+        raise ReleasePermissionDenied(
+            f"ingress request {request.id} is {request.status.value}: it can no longer be withdrawn",
+            key="not_withdrawable", status=request.status.value,
+        )
+
+
+def check_can_view_ingress(session: Session, username: str, request: IngressRequest) -> None:
+    """The requester, eligible reviewers, and administrators (who may retire it) see an ingress request."""
+    if request.requester == username or Role.ADMINISTRATOR in _roles(session, username):
+        return
+    check_can_review(session, username, request)
+
+
+def check_can_retire(session: Session, username: str, request: IngressRequest) -> None:
+    """Approved reference data is retired by an administrator or a reviewer who may review it."""
+    if Role.ADMINISTRATOR not in _roles(session, username):
+        check_can_review(session, username, request)
+    if request.status is not IngressStatus.APPROVED:
+        raise ReleasePermissionDenied(
+            f"ingress request {request.id} is {request.status.value}: only approved reference data is retired",
+            key="not_retirable", status=request.status.value,
+        )
+
+
 def check_can_use_reference(session: Session, username: str, project_id: str) -> None:
     """Reference data of a project is read only by the project's members (the kernel asks in their name)."""
     if not _is_member(session, username, project_id):
@@ -181,3 +210,5 @@ can_withdraw = _as_bool(check_can_withdraw)
 can_download = _as_bool(check_can_download)
 can_submit = _as_bool(check_can_submit)
 can_vote_ingress = _as_bool(check_can_vote_ingress)
+can_withdraw_ingress = _as_bool(check_can_withdraw_ingress)
+can_retire = _as_bool(check_can_retire)

@@ -234,6 +234,7 @@ def _authorize(
     permissions.check_can_submit(session, requester, project.id, read & recompute.known_dataset_ids(session), today)
     if not project.is_active_on(today):
         raise ReleasePermissionDenied(f"project {project.id} is not active on {today.isoformat()}")
+    ingress.check_none_retired(session, project.id, read, ReleaseRequestInvalid, "the release request")
     granted = {d.id: d.path for d in granted_datasets(session, project.id, today)}
     return AuthorizedSubmission(
         submission, requester, project.id, project.preset, granted, policy, today, released_shadows(session, project.id),
@@ -561,6 +562,7 @@ def prepare_protection(
     as_submitted = output.protections[0].previous.get("recomputed") if output.protections else output.recomputed
     levels = protection_choice.dimension_levels(as_submitted, submitted.dimensions)
     spec = protection_choice.protected_spec(submitted, choice, levels)
+    _check_no_retired_reference(session, request.project_id, spec, output.name)
     if spec.protection is not None and spec.protection.method is ProtectionMethod.ROUND and spec.protection.base is None:
         try:
             needs_base = load_preset(request.preset).round_base is None
@@ -578,6 +580,11 @@ def prepare_protection(
         released=released_shadows(session, request.project_id), policy=policy or policies.ReviewPolicy(),
         references=ingress.approved_files(session, request.project_id),
     )
+
+
+def _check_no_retired_reference(session: Session, project_id: str, spec: TableSpec, output_name: str) -> None:
+    ingress.check_none_retired(session, project_id, recompute.datasets_read(spec), ProtectionInvalid,
+                               f"output {output_name} cannot be recomputed")
 
 
 def compute_protection(job: ProtectionJob) -> recompute.CheckedOutput:
@@ -615,6 +622,7 @@ def apply_protection(
             f"another reviewer changed the protection of output {output.name} meanwhile: look at it again",
             key="protection_changed", output=output.name,
         )
+    _check_no_retired_reference(session, request.project_id, job.spec, output.name)  # retired meanwhile?
     if not checked.verified:
         raise ProtectionInvalid(
             f"the table could not be recomputed with this protection: {checked.error}", key="protection_failed",

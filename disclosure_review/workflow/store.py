@@ -182,6 +182,11 @@ class IngressRequest(Base):
     required_approvals: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    """When it was approved, rejected or withdrawn."""
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    retired_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    retired_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """Why a reviewer or administrator retired approved data (shown to the project and reviewers)."""
 
     votes: Mapped[list[IngressVote]] = relationship(
         back_populates="request", order_by="IngressVote.id", cascade="all, delete-orphan"

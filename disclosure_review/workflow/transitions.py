@@ -59,10 +59,13 @@ STATUS_MEANING: dict[S, str] = {
 }
 
 INGRESS_TRANSITIONS: dict[IngressStatus, list[IngressStatus]] = {
-    # One rejection decides; approval once the required number of reviewers approved.
-    IngressStatus.SUBMITTED: [IngressStatus.APPROVED, IngressStatus.REJECTED],
-    IngressStatus.APPROVED: [],
+    # One rejection decides; approval once the required number of reviewers approved; the requester may
+    # withdraw until then. Approved data is retired (never deleted: released outputs name it).
+    IngressStatus.SUBMITTED: [IngressStatus.APPROVED, IngressStatus.REJECTED, IngressStatus.WITHDRAWN],
+    IngressStatus.APPROVED: [IngressStatus.RETIRED],
     IngressStatus.REJECTED: [],
+    IngressStatus.WITHDRAWN: [],
+    IngressStatus.RETIRED: [],
 }
 
 FINAL_STATUSES = frozenset(s for s, targets in VALID_TRANSITIONS.items() if not targets)
