@@ -397,4 +397,41 @@ MESSAGES.update({
 })
 
 
+# ---------------------------------------------------------------- ingress: withdrawal and retirement
+MESSAGES.update({
+    "ingress_status_WITHDRAWN": {"ja": "取り下げ", "en": "withdrawn"},
+    "ingress_status_RETIRED": {"ja": "利用終了", "en": "retired (no longer usable)"},
+    "ingress_withdraw": {"ja": "申請を取り下げる", "en": "Withdraw this request"},
+    "ingress_withdrawn_done": {"ja": "申請を取り下げました。", "en": "The request was withdrawn."},
+    "ingress_retired": {"ja": "利用終了日時", "en": "Retired"},
+    "ingress_retired_reason": {"ja": "利用終了の理由", "en": "Reason for retiring"},
+    "ingress_retire_heading": {"ja": "利用を終了する", "en": "Retire this reference data"},
+    "ingress_retire_help": {
+        "ja": "利用を終了すると、このプロジェクトの新しいクエリ・申請・再計算では使えなくなります。"
+              "公開済みの出力はそのままです。理由はプロジェクトの研究者にも表示されます。",
+        "en": "Once retired, no new query, release request or recomputation of the project can use it. Outputs "
+              "already released stay as they are. The project's researchers see the reason.",
+    },
+    "ingress_retire_button": {"ja": "利用を終了する", "en": "Retire"},
+    "ingress_retired_done": {"ja": "利用を終了しました。", "en": "The reference data is retired."},
+    "ingress_in_use_heading": {"ja": "利用中の持込みデータ", "en": "Reference data in use"},
+    "ingress_in_use_note": {
+        "ja": "承認済みで各プロジェクトが使っている持込みデータです。利用終了はそれぞれのページからできます。",
+        "en": "Approved reference data the projects use. Retire one from its page.",
+    },
+    "err_not_retirable": {
+        "ja": "この持込みデータは {status} です。利用終了できるのは承認済みのものだけです。",
+        "en": "This reference data is {status}: only approved reference data can be retired.",
+    },
+    "err_retire_reason_required": {
+        "ja": "利用終了の理由を書いてください(プロジェクトの研究者にも表示されます)。",
+        "en": "Give the reason for retiring this reference data (the project's researchers see it).",
+    },
+    "err_reference_retired": {
+        "ja": "持込みデータ reference.{name} は利用終了しています(理由: {reason})。クエリから外してください。",
+        "en": "Reference data reference.{name} is retired (reason: {reason}): take it out of the query.",
+    },
+})
+
+
 translator = make_translator(MESSAGES)

@@ -1,8 +1,11 @@
 """Ingress requests in the reviewer app: reviewers' pages and the sessions' API.
 
-    GET  ./ingress                 reviewers: the ingress requests waiting for them; everyone: their own
+    GET  ./ingress                 reviewers: the ingress requests waiting for them; reviewers and administrators:
+                                   the approved reference data they may retire; everyone: their own
     GET  ./ingress/<id>            one request: description, SHA-256, columns and types, first rows, votes
     POST ./ingress/<id>/vote       decision (APPROVE | REJECT), comment, _xsrf
+    POST ./ingress/<id>/withdraw   the requester withdraws an undecided request (_xsrf)
+    POST ./ingress/<id>/retire     an administrator or eligible reviewer retires approved data: reason, _xsrf
     POST ./api/ingress             a session brings reference data in (token auth; `analysis_kernel.request_ingress`)
     POST ./api/reference           {"project"}: the approved reference data a member may read;
                                    {"project", "name"}: its approved copy, base64 (`db.reference(name)`)
@@ -13,9 +16,11 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
+from sqlalchemy.orm import Session
 from tornado import web
 from tornado.ioloop import IOLoop
 
@@ -35,7 +40,8 @@ class IngressListHandler(BaseHandler):
         user = self.current_user
         with transaction(self.factory) as session:
             waiting = ingress.queue(session, user) if permissions.can_use_queue(session, user) else None
-            self.render_page("ingress_list.html", session, waiting=waiting, mine=ingress.requests_of(session, user))
+            self.render_page("ingress_list.html", session, waiting=waiting, in_use=ingress.in_use(session, user),
+                             mine=ingress.requests_of(session, user))
 
 
 class IngressPageHandler(BaseHandler):
@@ -54,34 +60,56 @@ class IngressPageHandler(BaseHandler):
             self.render_page(
                 "ingress.html", session, status=status, request=request, message=message, error=error,
                 can_vote=reviewer_view and permissions.can_vote_ingress(session, user, request),
+                can_withdraw=permissions.can_withdraw_ingress(user, request),
+                can_retire=permissions.can_retire(session, user, request),
                 # reviewers vote independently: the others' votes are shown once they voted or it is decided
                 votes_visible=not reviewer_view or request.decided_at is not None
                 or any(v.reviewer == user for v in request.votes),
             )
 
 
-
-class IngressVoteHandler(IngressPageHandler):
-    @web.authenticated
-    def post(self, request_id: str) -> None:
-        rid = int(request_id)
-        try:
-            decision = Decision(self.get_body_argument("decision", ""))
-        except ValueError:
-            raise web.HTTPError(400, "choose approve or reject") from None
+    def act(self, rid: int, event: AuditEventType, done: str, step: Callable[[Session], object]) -> None:
+        """Run `step` in a transaction and show the page with `done`, or with the refusal (audited as `event`)."""
         try:
             with transaction(self.factory) as session:
-                ingress.vote(session, rid, self.current_user, decision, comment=self.get_body_argument("comment", ""))
+                step(session)
         except ReleaseRequestNotFound as exc:
             self.fail(exc)
         except UserError as exc:
             with transaction(self.factory) as session:
-                service.record_refusal(session, AuditEventType.INGRESS_DECIDE, actor=self.current_user,
-                                       object=f"ingress_request/{rid}", reason=str(exc))
+                service.record_refusal(session, event, actor=self.current_user, object=f"ingress_request/{rid}",
+                                       reason=str(exc))
             denied = isinstance(exc, ReleasePermissionDenied)
             self.show(rid, status=HTTPStatus.FORBIDDEN if denied else HTTPStatus.BAD_REQUEST, error=self.error_text(exc))
             return
-        self.show(rid, message=translator(self.language)("ingress_vote_recorded"))
+        self.show(rid, message=translator(self.language)(done))
+
+
+class IngressVoteHandler(IngressPageHandler):
+    @web.authenticated
+    def post(self, request_id: str) -> None:
+        try:
+            decision = Decision(self.get_body_argument("decision", ""))
+        except ValueError:
+            raise web.HTTPError(400, "choose approve or reject") from None
+        comment = self.get_body_argument("comment", "")
+        self.act(int(request_id), AuditEventType.INGRESS_DECIDE, "ingress_vote_recorded",
+                 lambda s: ingress.vote(s, int(request_id), self.current_user, decision, comment=comment))
+
+
+class IngressWithdrawHandler(IngressPageHandler):
+    @web.authenticated
+    def post(self, request_id: str) -> None:
+        self.act(int(request_id), AuditEventType.INGRESS_WITHDRAW, "ingress_withdrawn_done",
+                 lambda s: ingress.withdraw(s, int(request_id), self.current_user))
+
+
+class IngressRetireHandler(IngressPageHandler):
+    @web.authenticated
+    def post(self, request_id: str) -> None:
+        reason = self.get_body_argument("reason", "")
+        self.act(int(request_id), AuditEventType.INGRESS_RETIRE, "ingress_retired_done",
+                 lambda s: ingress.retire(s, int(request_id), self.current_user, reason))
 
 
 def _json_body(handler: ApiHandler) -> Any:
@@ -141,6 +169,8 @@ def routes(prefix: str) -> list[tuple[str, type]]:
         (rf"{prefix}ingress", IngressListHandler),
         (rf"{prefix}ingress/(\d+)", IngressPageHandler),
         (rf"{prefix}ingress/(\d+)/vote", IngressVoteHandler),
+        (rf"{prefix}ingress/(\d+)/withdraw", IngressWithdrawHandler),
+        (rf"{prefix}ingress/(\d+)/retire", IngressRetireHandler),
         (rf"{prefix}api/ingress", ApiIngressHandler),
         (rf"{prefix}api/reference", ApiReferenceHandler),
     ]
