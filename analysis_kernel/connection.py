@@ -161,12 +161,16 @@ class AnalysisConnection:
         """Approved reference data `name` of this project, read-only as `reference.<name>` in every query.
 
         The review service sends its approved copy, which is checked against the approved SHA-256 here; the
-        service attaches the same copy when it recomputes an output that names it. Not approved yet, rejected
-        or another project's: refused, saying so.
+        service attaches the same copy when it recomputes an output that names it. Not approved yet, rejected,
+        retired or another project's: refused, saying so; data retired since it was attached here is detached.
         """
-        from analysis_kernel.ingress import fetch_reference
-        from analysis_kernel.reference import attach_references
+        from analysis_kernel.ingress import approved_references, fetch_reference
+        from analysis_kernel.reference import SCHEMA, attach_references
 
+        if name in self._references and name not in {
+                r.get("name") for r in approved_references(self.project, self.manifest.outbox)}:
+            self._con.execute(f'DROP VIEW IF EXISTS {SCHEMA}."{name}"')
+            self._references.discard(name)
         if name not in self._references:
             attach_references(self._con, {name: fetch_reference(self.project, name, self.manifest.outbox)})
             self._references.add(name)

@@ -62,12 +62,15 @@ def _register_ingress(review: argparse._SubParsersAction) -> None:
         "and keeps its own copy with its SHA-256; once approved, that copy — and only for that project — is readable "
         "as reference.<name> in the kernel and in the service's recomputation of outputs. Approving and rejecting "
         "happen in the review web app (/services/onsite-review/ingress), where the reviewer's identity and the "
-        "two-reviewer rule (never on one's own project) are enforced; these commands only read.",
+        "two-reviewer rule (never on one's own project) are enforced; so do the requester's withdrawal and the "
+        "retirement of approved data by an administrator or reviewer (with a reason: no new query or recomputation "
+        "uses it, released outputs stay). These commands only read.",
     ).add_subparsers(dest="ingress_command", metavar="ACTION", required=True)
     listing = ingress.add_parser("list", help="list ingress requests (newest first)",
                                  description="One line each: id, status, project, requester, rows, name as queries read it.")
     listing.add_argument("--status", action="append", metavar="STATUS",
-                         help="only these statuses (repeatable): SUBMITTED (waiting for review), APPROVED, REJECTED")
+                         help="only these statuses (repeatable): SUBMITTED (waiting for review), APPROVED (usable), "
+                         "REJECTED, WITHDRAWN (by the requester), RETIRED (no longer usable)")
     listing.add_argument("--project", metavar="ID", help="only this project's")
     listing.set_defaults(run=_ingress_list)
     show = ingress.add_parser(
@@ -113,6 +116,8 @@ def _ingress_show(args: argparse.Namespace, settings: Settings) -> int:
               f"submitted {r.created_at:%Y-%m-%d %H:%M} UTC" + (f"; decided {r.decided_at:%Y-%m-%d %H:%M} UTC" if r.decided_at else ""))
         print(f"  description: {r.description}")
         print(f"  file {r.filename} ({r.file_format}, {r.size_bytes:,} bytes, {r.row_count:,} rows); SHA-256 {r.sha256}")
+        if r.retired_at:
+            print(f"  retired {r.retired_at:%Y-%m-%d %H:%M} UTC by {r.retired_by}: {r.retired_reason}")
         print(f"  approvals needed {r.required_approvals}")
         print("  columns: " + ", ".join(f"{c['name']} {c['type']}" for c in r.columns))
         rows = r.preview["rows"][: max(0, min(args.rows, 20))]

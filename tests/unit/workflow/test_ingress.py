@@ -24,6 +24,7 @@ from disclosure_review.workflow.enums import Decision, IngressStatus
 from disclosure_review.workflow.exceptions import (
     IngressInvalid,
     ReleasePermissionDenied,
+    ReleaseRequestInvalid,
     ReleaseRequestNotFound,
     VoteInvalid,
 )
@@ -360,3 +361,162 @@ def test_a_reviewer_protects_a_table_joined_with_reference_data_and_the_service_
         assert record.verdict is Verdict.PASS
         cells = {row[0]: row[-1] for row in service.output_of(s, request_id, output.id).recomputed["rows"]}
         assert cells["Hokkaido"] == 30 and cells["Kanto"] is None
+
+
+# ---------------------------------------------------------------- withdrawal and retirement
+
+
+def add_administrator(world, username: str = "root") -> str:
+    from access_control.enums import Role
+
+    with transaction(world.factory) as s:
+        policy.add_person(s, username=username, display_name="Root", actor=ADMIN, roles=[Role.ADMINISTRATOR])
+    return username
+
+
+def retire(world, request_id: int, actor: str = "bob", reason: str = "the code list was revised") -> IngressRequest:
+    with transaction(world.factory) as s:
+        return ingress.retire(s, request_id, actor, reason)
+
+
+def test_the_requester_withdraws_an_undecided_request_and_the_name_is_free_again(world):
+    request_id = request_ingress(world)
+    decide(world, request_id, "bob", Decision.APPROVE)
+    with transaction(world.factory) as s:
+        assert ingress.withdraw(s, request_id, "alice").status is IngressStatus.WITHDRAWN
+        assert ingress.queue(s, "carol") == [] and ingress.approved_files(s, "p1") == {}
+    [event] = events(world, AuditEventType.INGRESS_WITHDRAW)
+    assert (event.actor, event.object, event.details["to"]) == ("alice", f"ingress_request/{request_id}", "WITHDRAWN")
+    assert request_ingress(world) != request_id
+
+
+@pytest.mark.parametrize("who", ["erin", "bob", "dave"])  # another researcher, a reviewer, a fellow member
+def test_attack_withdrawing_another_researchers_request_is_refused(world, who):
+    request_id = request_ingress(world)
+    with transaction(world.factory) as s, pytest.raises(ReleasePermissionDenied, match="only the requester"):
+        ingress.withdraw(s, request_id, who)
+    with transaction(world.factory) as s:
+        assert ingress.view(s, request_id, "alice").status is IngressStatus.SUBMITTED
+
+
+def test_a_decided_request_can_no_longer_be_withdrawn(world):
+    request_id = approved_ingress(world)
+    with transaction(world.factory) as s, pytest.raises(ReleasePermissionDenied, match="APPROVED: it can no longer"):
+        ingress.withdraw(s, request_id, "alice")
+
+
+def test_attack_voting_on_a_withdrawn_request_is_refused(world):
+    request_id = request_ingress(world)
+    decide(world, request_id, "bob", Decision.APPROVE)
+    with transaction(world.factory) as s:
+        ingress.withdraw(s, request_id, "alice")
+    with transaction(world.factory) as s, pytest.raises(ReleasePermissionDenied, match="WITHDRAWN: it takes no more"):
+        ingress.vote(s, request_id, "carol", Decision.APPROVE)
+    with transaction(world.factory) as s:
+        assert ingress.view(s, request_id, "alice").status is IngressStatus.WITHDRAWN
+        assert ingress.approved_files(s, "p1") == {}
+
+
+def test_retiring_needs_a_reason_and_an_administrator_or_eligible_reviewer(world):
+    root = add_administrator(world)
+    request_id = approved_ingress(world)
+    for who, reason in (("alice", "not a reviewer"), ("erin", "not a reviewer"), ("dave", "member of project p1")):
+        with transaction(world.factory) as s, pytest.raises(ReleasePermissionDenied, match=reason):
+            ingress.retire(s, request_id, who, "I want it gone")
+    with transaction(world.factory) as s, pytest.raises(IngressInvalid, match="give the reason"):
+        ingress.retire(s, request_id, root, "  ")
+    retired = retire(world, request_id, root, "superseded by the 2025 code list")
+    assert (retired.status, retired.retired_by, retired.retired_reason) == (
+        IngressStatus.RETIRED, root, "superseded by the 2025 code list")
+    assert retired.retired_at is not None
+    [event] = events(world, AuditEventType.INGRESS_RETIRE)
+    assert (event.actor, event.details["reason"], event.details["sha256"]) == (
+        root, "superseded by the 2025 code list", reference.sha256(REGION_NAMES))
+    with transaction(world.factory) as s, pytest.raises(ReleasePermissionDenied, match="only approved"):
+        ingress.retire(s, request_id, "bob", "again")
+    waiting = request_ingress(world, name="other_codes")
+    with transaction(world.factory) as s, pytest.raises(ReleasePermissionDenied, match="only approved"):
+        ingress.retire(s, waiting, "bob", "not approved yet")
+    with transaction(world.factory) as s:
+        assert ingress.view(s, request_id, root).status is IngressStatus.RETIRED  # administrators see it
+        assert ingress.in_use(s, root) == [] and ingress.in_use(s, "alice") == []
+
+
+def test_attack_retired_reference_data_is_refused_to_sessions_and_new_release_requests(world):
+    request_id = approved_ingress(world)
+    retire(world, request_id)
+    with transaction(world.factory) as s:
+        with pytest.raises(ReleaseRequestNotFound, match=r"retired on .* by bob \(the code list was revised\)"):
+            ingress.collect(s, "p1", "region_names", "alice")
+        assert ingress.describe_approved(s, "p1", "alice") == []
+    # one of two outputs reads the retired data: the whole request is refused, saying which
+    with transaction(world.factory) as s, pytest.raises(ReleaseRequestInvalid, match="region_names.*retired"):
+        service.submit(s, {"project": "p1", "title": "t", "purpose": "p", "outputs": [
+            table_output(name="plain", query="SELECT * FROM survey WHERE region <> 'C'"),
+            table_output(name="by_label", query=JOINED, rows=("region_label",))]}, "alice")
+    with transaction(world.factory) as s, pytest.raises(IngressInvalid, match="retired"):
+        ingress.submit(s, ingress_payload(), "alice")  # the name stays taken: never other data under it
+
+
+def test_attack_a_submitted_requests_recomputation_needing_retired_data_is_refused_released_outputs_stay(world):
+    from disclosure_review.workflow.exceptions import ProtectionInvalid
+    from disclosure_review.workflow.protection import parse_choice
+    from workflow_factories import vote
+
+    request_id = approved_ingress(world)
+    released = submit(world, table_output(name="by_label", query=JOINED, rows=("region_label",)))
+    vote(world, released, "bob", Decision.APPROVE)
+    vote(world, released, "carol", Decision.APPROVE)
+    waiting = submit(world, table_output(
+        query="SELECT r.label AS region_label FROM survey s JOIN reference.region_names r ON s.region = r.code",
+        rows=("region_label",)))
+    retire(world, request_id)
+    with transaction(world.factory) as s:
+        [output] = service.view(s, waiting, "bob").outputs
+        assert output.verdict is Verdict.FAIL  # Kanto's 2 records, as submitted
+        with pytest.raises(ProtectionInvalid, match="cannot be recomputed: reference data 'region_names'.*retired"):
+            service.protect(s, waiting, output.id, "bob", parse_choice("suppress"))
+    with transaction(world.factory) as s:
+        [output] = service.view(s, waiting, "bob").outputs
+        assert output.verdict is Verdict.FAIL and output.revision == 0  # nothing changed, never a pass
+        assert service.view(s, released, "alice").status.value == "RELEASED"
+        name, package = service.collect(s, released, "alice")
+        assert package.startswith(b"PK")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_migration_wf0004_adds_the_retirement_columns_and_refuses_to_lose_them(backend, request, tmp_path):
+    from alembic import command
+    from sqlalchemy import inspect, text
+
+    from access_control.db import alembic_config, make_engine, migrate
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}" if backend == "sqlite" else request.getfixturevalue("pg_url")
+    cfg = alembic_config(url)
+    command.upgrade(cfg, "ac0001")
+    command.upgrade(cfg, "wf0003")
+    engine = make_engine(url)
+    insert = text(
+        "INSERT INTO ingress_request (id, project_id, requester, name, description, filename, file_format, sha256, "
+        "size_bytes, row_count, columns, preview, content, status, required_approvals, created_at) VALUES "
+        "(1, 'p1', 'alice', 'codes', 'd', 'c.csv', 'csv', :sha, 3, 1, '[]', '{}', :content, 'APPROVED', 2, "
+        "'2026-11-01 00:00:00')")
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert, {"sha": "0" * 64, "content": b"a\n1"})
+        migrate(url)
+        with engine.begin() as conn:
+            columns = {c["name"] for c in inspect(conn).get_columns("ingress_request")}
+            assert {"retired_at", "retired_by", "retired_reason"} <= columns
+            assert conn.execute(text("SELECT name, retired_by FROM ingress_request")).one() == ("codes", None)
+            conn.execute(text("UPDATE ingress_request SET status = 'RETIRED', retired_by = 'bob'"))
+        with pytest.raises(RuntimeError, match="1 ingress request"):
+            command.downgrade(cfg, "wf0003")
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE ingress_request SET status = 'APPROVED', retired_by = NULL"))
+        command.downgrade(cfg, "wf0003")
+        with engine.connect() as conn:
+            assert "retired_at" not in {c["name"] for c in inspect(conn).get_columns("ingress_request")}
+            assert conn.execute(text("SELECT name FROM ingress_request")).scalar_one() == "codes"
+    finally:
+        engine.dispose()
