@@ -101,3 +101,27 @@ def test_ingress_list_and_show(cli_env, capsys):
     assert hashlib.sha256(content).hexdigest() in shown
     assert main(["review", "ingress", "list", "--status", "maybe"]) != 0
     assert "unknown status" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_ingress_list_shows_withdrawn_and_retired(cli_env, capsys):
+    import base64
+
+    from disclosure_review.workflow import ingress
+
+    def bring_in(name: str) -> int:
+        return ingress.submit(s, {"project": "p1", "name": name, "description": "JIS X 0401", "filename": "pref.csv",
+                                  "content_b64": base64.b64encode(b"code\n01\n").decode()}, "alice").id
+
+    with transaction(cli_env.factory) as s:
+        withdrawn, retired = bring_in("old_codes"), bring_in("prefectures")
+        ingress.withdraw(s, withdrawn, "alice")
+        for reviewer in ("bob", "carol"):
+            ingress.vote(s, retired, reviewer, Decision.APPROVE)
+        ingress.retire(s, retired, "bob", "JIS X 0401 was revised")
+    assert main(["review", "ingress", "list", "--status", "withdrawn", "--status", "retired"]) == 0
+    listed = capsys.readouterr().out
+    assert re.search(rf"{retired:>5}  RETIRED\s+p1\s+alice\s+1  reference.prefectures", listed)
+    assert re.search(rf"{withdrawn:>5}  WITHDRAWN\s+p1\s+alice\s+1  reference.old_codes", listed)
+    assert main(["review", "ingress", "show", str(retired)]) == 0
+    assert re.search(r"retired \d{4}-\d\d-\d\d \d\d:\d\d UTC by bob: JIS X 0401 was revised", capsys.readouterr().out)
