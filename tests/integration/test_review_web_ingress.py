@@ -125,3 +125,84 @@ def test_the_api_refuses_other_formats_and_other_projects(server):
     assert reference_api(base, "alice", project="p1", name="nothing").status_code == 404
     assert reference_api(base, "alice", nonsense=1).status_code == 400
     assert requests.post(base + "api/ingress", data=json.dumps({}), timeout=5).status_code == 401
+
+
+def post_form(browser: requests.Session, base: str, request_id: int, action: str, **fields) -> requests.Response:
+    page = browser.get(base + f"ingress/{request_id}")
+    return browser.post(base + f"ingress/{request_id}/{action}", data={"_xsrf": xsrf_of(page.text), **fields})
+
+
+def lifecycle_events(settings) -> list[tuple[str, str, str]]:
+    engine = make_engine(settings.db_url)
+    try:
+        with transaction(session_factory(engine)) as s:
+            return [(e.action.value, e.actor, e.outcome.value) for e in s.scalars(
+                select(AuditEvent).where(AuditEvent.action.in_([AuditEventType.INGRESS_WITHDRAW,
+                                                                AuditEventType.INGRESS_RETIRE])).order_by(AuditEvent.seq))]
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("lang,button,done,status", [
+    ("ja", "申請を取り下げる", "申請を取り下げました。", "取り下げ"),
+    ("en", "Withdraw this request", "The request was withdrawn.", "withdrawn"),
+])
+def test_the_requester_withdraws_and_nobody_else_can_nor_vote_afterwards(server, lang, button, done, status):
+    base, settings = server
+    request_id = bring_in(base).json()["id"]
+    bob = login(base, "bob", **{"Accept-Language": lang})
+    page = bob.get(base + f"ingress/{request_id}").text
+    assert button not in page  # only the requester sees the form
+    bobs_token = xsrf_of(page)  # from the vote form, kept for the attack below
+    # attack: a reviewer posts the withdrawal with a valid XSRF token of his own
+    refused = post_form(bob, base, request_id, "withdraw")
+    assert refused.status_code == 403 and ("申請者本人" if lang == "ja" else "Only the requester") in refused.text
+    alice = login(base, "alice", **{"Accept-Language": lang})
+    assert alice.post(base + f"ingress/{request_id}/withdraw").status_code == 403  # no XSRF token
+    page = alice.get(base + f"ingress/{request_id}")
+    assert button in page.text
+    withdrawn = post_form(alice, base, request_id, "withdraw")
+    assert withdrawn.ok and done in withdrawn.text and status in withdrawn.text and button not in withdrawn.text
+    # attack: voting on the withdrawn request
+    assert 'class="vote"' not in bob.get(base + f"ingress/{request_id}").text
+    late = bob.post(base + f"ingress/{request_id}/vote", data={"_xsrf": bobs_token, "decision": "APPROVE"})
+    assert late.status_code == 403 and ("これ以上投票できません" if lang == "ja" else "takes no more votes") in late.text
+    assert lifecycle_events(settings) == [("INGRESS_WITHDRAW", "bob", "DENIED"), ("INGRESS_WITHDRAW", "alice", "OK")]
+    assert reference_api(base, "alice", project="p1", name="region_names").status_code == 404
+
+
+def test_retiring_through_the_page_needs_a_reason_and_the_right_person_then_the_data_is_gone(server):
+    from access_control import policy
+    from access_control.enums import Role
+
+    base, settings = server
+    engine = make_engine(settings.db_url)
+    with transaction(session_factory(engine)) as s:
+        policy.add_person(s, username="root", display_name="Root", actor="admin", roles=[Role.ADMINISTRATOR])
+    engine.dispose()
+    request_id = bring_in(base).json()["id"]
+    for reviewer in ("bob", "carol"):
+        assert vote(login(base, reviewer), base, request_id, "APPROVE").ok
+    alice = login(base, "alice", **{"Accept-Language": "ja"})
+    assert 'id="ingress-retire"' not in alice.get(base + f"ingress/{request_id}").text
+    # attack: the requester posts a retirement with a valid token (from the withdraw form of another request)
+    other = bring_in(base, name="other_codes").json()["id"]
+    token = xsrf_of(alice.get(base + f"ingress/{other}").text)
+    assert alice.post(base + f"ingress/{request_id}/retire", data={"_xsrf": token, "reason": "x"}).status_code == 403
+    root = login(base, "root", **{"Accept-Language": "ja"})
+    listing = root.get(base + "ingress").text
+    assert 'id="ingress-in-use"' in listing and "reference.region_names" in listing
+    assert 'id="ingress-retire"' in root.get(base + f"ingress/{request_id}").text
+    no_reason = post_form(root, base, request_id, "retire", reason=" ")
+    assert no_reason.status_code == 400 and "利用終了の理由を書いてください" in no_reason.text
+    assert root.post(base + f"ingress/{request_id}/retire", data={"reason": "x"}).status_code == 403  # no XSRF
+    retired = post_form(root, base, request_id, "retire", reason="2025年版に改訂された")
+    assert retired.ok and "利用を終了しました。" in retired.text and "2025年版に改訂された" in retired.text
+    assert 'id="ingress-retire"' not in retired.text and "利用終了" in retired.text
+    gone = reference_api(base, "alice", project="p1", name="region_names")
+    assert gone.status_code == 404 and "retired" in gone.json()["message"] and "2025年版" in gone.json()["message"]
+    assert reference_api(base, "alice", project="p1").json()["references"] == []
+    mine = alice.get(base + f"ingress/{request_id}").text  # the requester reads why
+    assert "2025年版に改訂された" in mine
+    assert lifecycle_events(settings) == [("INGRESS_RETIRE", "alice", "DENIED"), ("INGRESS_RETIRE", "root", "DENIED"),
+                                          ("INGRESS_RETIRE", "root", "OK")]
