@@ -85,3 +85,29 @@ def test_a_refused_file_says_why_and_paths_outside_intake_are_refused(session, i
     with ReviewServiceAndForwarder(settings, outbox, user="sato"):  # a reviewer, no member of the project
         with pytest.raises(IngressError, match="HTTP 403"):
             analysis_kernel.request_ingress("regions.csv", name="pref_regions", description="d", timeout=30)
+
+
+def test_retired_reference_data_is_detached_in_the_kernel_and_refused_by_the_service(session, intake):  # noqa: F811
+    from analysis_kernel.release import ReleaseError
+
+    settings, outbox = session
+    with ReviewServiceAndForwarder(settings, outbox, user="tanaka"):
+        answer = analysis_kernel.request_ingress("regions.csv", name="pref_regions", description="Macro-regions",
+                                                 timeout=30)
+        approve(settings, answer["id"])
+        db = analysis_kernel.connect()
+        assert db.reference("pref_regions").count("*").fetchall() == [(47,)]
+        table = outputs.frequency_table(db, JOIN, rows="region", name="by_region")  # built while it was usable
+        engine = make_engine(settings.db_url)
+        try:
+            with transaction(session_factory(engine)) as s:
+                ingress.retire(s, answer["id"], "sato", "superseded by the revised regions")
+        finally:
+            engine.dispose()
+        with pytest.raises(IngressError, match=r"retired on .* \(superseded by the revised regions\)"):
+            db.reference("pref_regions")
+        with pytest.raises(Exception, match="pref_regions"):
+            db.sql("SELECT count(*) FROM reference.pref_regions").fetchall()  # detached from this connection
+        assert db.references()["name"].to_list() == []
+        with pytest.raises(ReleaseError, match=r"HTTP 400.*pref_regions.*retired"):
+            request_release([table], title="By macro-region", purpose="paper", timeout=60)
