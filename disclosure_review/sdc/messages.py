@@ -10,6 +10,9 @@ the same language, so a composed message translates as a whole. A list argument
 is joined with the separator its placeholder gives as format spec
 (`{findings:; }`; default ", "). Reports stored before messages had ids carry
 only their English text: `result_text` falls back to it.
+
+Another catalogue of the same shape (the review workflow's, which may name
+these messages too) renders with the same functions, given as `messages`.
 """
 from __future__ import annotations
 
@@ -323,39 +326,51 @@ def msg(code: str, **args: Any) -> dict[str, Any]:
     return {"code": code, "args": args}
 
 
+Catalogue = Mapping[str, Mapping[str, str]]
+
+
 class _Formatter(string.Formatter):
     """str.format in one language: message arguments rendered, lists joined by the placeholder's spec."""
 
-    def __init__(self, lang: str) -> None:
+    def __init__(self, lang: str, messages: Catalogue) -> None:
         self.lang = lang
+        self.messages = messages
 
     def format_field(self, value: Any, format_spec: str) -> str:
         if isinstance(value, Mapping) and "code" in value:
-            return render(value["code"], value.get("args") or {}, self.lang)
+            return render(value["code"], value.get("args") or {}, self.lang, self.messages)
         if isinstance(value, list):
             return (format_spec or ", ").join(self.format_field(item, "") for item in value)
         return format(value, format_spec)
 
 
-def render(code: str, args: Mapping[str, Any], lang: str = "en") -> str:
+def render(code: str, args: Mapping[str, Any], lang: str = "en", messages: Catalogue = MESSAGES) -> str:
     """Message `code` with `args` in `lang` ("en" or "ja"); KeyError for an unknown id or argument."""
-    return _Formatter(lang).vformat(MESSAGES[code][lang], (), args)
+    return _Formatter(lang, messages).vformat(messages[code][lang], (), args)
 
 
-def render_text(code: str | None, args: Mapping[str, Any], lang: str = "en", fallback: str | None = None) -> str:
+def render_text(code: str | None, args: Mapping[str, Any], lang: str = "en", fallback: str | None = None,
+                messages: Catalogue = MESSAGES) -> str:
     """The message in `lang`, or `fallback` (a stored English text) when the id is missing or its arguments no
     longer fit the catalogue (a report stored by another version)."""
-    if code in MESSAGES:
+    if code in messages:
         try:
-            return render(code, args, lang)
+            return render(code, args, lang, messages)
         except (KeyError, IndexError, ValueError, TypeError):
             pass
     return fallback if fallback is not None else str(code)
 
 
+def message_text(message: Mapping[str, Any] | None, lang: str = "en", fallback: str | None = None,
+                 messages: Catalogue = MESSAGES) -> str:
+    """A stored message ({"code", "args", …}; None when stored without one) in `lang`, else `fallback`."""
+    message = message or {}
+    return render_text(message.get("code"), message.get("args") or {}, lang, fallback, messages)
+
+
 def result_text(result: Mapping[str, Any], lang: str = "en") -> str:
     """A stored check result's ({"code", "args", "message", …}) message in `lang`."""
-    return render_text(result.get("code"), result.get("args") or {}, lang, result.get("message"))
+    return message_text(result, lang, result.get("message"))
 
 
 class Described:

@@ -45,9 +45,9 @@ from access_control.enums import AuditEventType
 from disclosure_review.sdc.enums import SecondaryMethod, Verdict
 from disclosure_review.sdc.messages import result_text
 from disclosure_review.web.i18n import LANGUAGES, translator
-from disclosure_review.workflow import package, permissions, service
+from disclosure_review.workflow import messages, package, permissions, service
 from disclosure_review.workflow import protection as protection_choice
-from disclosure_review.workflow.enums import Decision, OutputKind, ReleaseStatus
+from disclosure_review.workflow.enums import Decision, IngressStatus, OutputKind, ReleaseStatus
 from disclosure_review.workflow.exceptions import ProtectionInvalid, ReleasePermissionDenied, ReleaseRequestNotFound
 from onsite.errors import UserError
 from onsite.settings import Settings
@@ -114,7 +114,8 @@ def _submitted_levels(output) -> dict[str, list[str]]:
 def _preview(job: service.ProtectionJob, checked) -> dict[str, Any]:
     """What the service recomputed with a reviewer's protection, shaped like an output for the templates."""
     shown = SimpleNamespace(kind=OutputKind.TABLE, recomputed=checked.recomputed, report=checked.report,
-                            spec=job.spec.to_dict(), verdict=checked.verdict, error=checked.error, id=job.output_id)
+                            spec=job.spec.to_dict(), verdict=checked.verdict, error=checked.error,
+                            error_message=checked.error_message, id=job.output_id)
     return {"output": shown, "rows": marked_rows(shown), "verified": checked.verified,
             "digest": service.content_digest(checked) if checked.verified else ""}
 
@@ -136,7 +137,8 @@ def make_jinja() -> jinja2.Environment:
     env.globals.update(Verdict=Verdict, Decision=Decision, OutputKind=OutputKind, ReleaseStatus=ReleaseStatus,
                        protection_methods=protection_choice.METHODS, protection_fields=PROTECTION_FIELDS,
                        secondary_methods=[m.value for m in SecondaryMethod],
-                       check_text=result_text)  # a stored check result's message in the page's language
+                       check_text=result_text,  # a stored check result's message in the page's language
+                       stored_text=messages.text)  # a stored workflow message (error, mismatch), likewise
     return env
 
 
@@ -183,8 +185,19 @@ class BaseHandler(HubServiceHandler):
         """The refusal in the page's language when the workflow gave it a key, else as written."""
         key = getattr(exc, "key", None)
         if key:
-            return translator(self.language)(f"err_{key}", **exc.params)
+            t = translator(self.language)
+            return t(f"err_{key}", **{name: self.param_text(value, t) for name, value in exc.params.items()})
         return str(exc)
+
+    def param_text(self, value: Any, t) -> Any:
+        """A refusal's parameter as shown: a request's status as that kind of request's, a stored message rendered."""
+        if isinstance(value, ReleaseStatus):
+            return t(f"status_{value.value}")
+        if isinstance(value, IngressStatus):
+            return t(f"ingress_status_{value.value}")
+        if isinstance(value, dict):
+            return messages.text(value, self.language)
+        return value
 
     def fail(self, exc: UserError) -> None:
         status = 404 if isinstance(exc, ReleaseRequestNotFound) else 403 if isinstance(exc, ReleasePermissionDenied) else 400
@@ -285,7 +298,7 @@ class VoteHandler(RequestPageHandler):
         try:
             decision = Decision(self.get_body_argument("decision", ""))
         except ValueError:
-            raise web.HTTPError(400, "choose approve, reject or return") from None
+            raise web.HTTPError(400, t("err_choose_decision")) from None
         try:
             with transaction(self.factory) as session:
                 output = service.output_of(session, int(request_id), int(output_id))
@@ -297,7 +310,7 @@ class VoteHandler(RequestPageHandler):
                     settings=self.settings["onsite"],
                     comment=self.get_body_argument("comment", ""),
                     override_reason=self.get_body_argument("override_reason", ""),
-                    revision=_revision(self.get_body_argument("revision", "")),
+                    revision=_revision(self.get_body_argument("revision", ""), t),
                 )
         except ReleaseRequestNotFound as exc:
             self.fail(exc)
@@ -313,12 +326,12 @@ class VoteHandler(RequestPageHandler):
             service.record_refusal(session, action, actor=self.current_user, object=obj, reason=str(exc))
 
 
-def _revision(text: str) -> int | None:
+def _revision(text: str, t) -> int | None:
     """The protection revision a form was rendered with (absent: not checked)."""
     try:
         return int(text) if text.strip() else None
     except ValueError:
-        raise web.HTTPError(400, "revision must be a whole number") from None
+        raise web.HTTPError(400, t("err_revision")) from None
 
 
 class ProtectionHandler(VoteHandler):
@@ -330,9 +343,9 @@ class ProtectionHandler(VoteHandler):
         rid, oid = int(request_id), int(output_id)
         action = self.get_body_argument("action", "preview")
         if action not in ("preview", "save"):
-            raise web.HTTPError(400, "action must be preview or save")
+            raise web.HTTPError(400, t("err_protection_action"))
         form = {field: self.get_body_argument(field, "") for field in PROTECTION_FIELDS}
-        revision = _revision(self.get_body_argument("revision", ""))
+        revision = _revision(self.get_body_argument("revision", ""), t)
         previewed = self.get_body_argument("previewed", "").strip()
         reviewer = self.current_user
 

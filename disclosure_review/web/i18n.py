@@ -224,6 +224,29 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "{user} is not a reviewer: only reviewers see the review queue.",
     },
     "err_own_request": {"ja": "自分の申請は審査できません。", "en": "You cannot review your own release request."},
+    "err_ingress_own_request": {
+        "ja": "自分の持込みデータ申請は審査できません。", "en": "You cannot review your own ingress request.",
+    },
+    "err_ingress_already_voted": {
+        "ja": "持込みデータ {name} にはすでに投票しています。投票は一人一回です。",
+        "en": "You have already voted on ingress request {name}: each reviewer votes once.",
+    },
+    "err_no_release_request": {"ja": "公表申請 {id} はありません。", "en": "There is no release request {id}."},
+    "err_no_ingress_request": {"ja": "持込みデータ申請 {id} はありません。", "en": "There is no ingress request {id}."},
+    "err_no_output": {"ja": "この申請に出力 {id} はありません。", "en": "This request has no output {id}."},
+    "err_invalid_transition": {
+        "ja": "この申請は「{status}」から「{new}」には進めません。ページを読み込み直してください。",
+        "en": "This request cannot go from {status} to {new}: reload the page.",
+    },
+    "err_choose_decision": {"ja": "承認・却下・差し戻しのいずれかを選んでください。", "en": "Choose approve, reject or return."},
+    "err_choose_ingress_decision": {"ja": "承認か却下を選んでください。", "en": "Choose approve or reject."},
+    "err_revision": {
+        "ja": "フォームの版番号が整数ではありません。ページを読み込み直してください。",
+        "en": "The form's revision must be a whole number: reload the page.",
+    },
+    "err_protection_action": {
+        "ja": "プレビューか保存のどちらかを選んでください。", "en": "Choose preview or save.",
+    },
     "err_project_member": {
         "ja": "あなたはプロジェクト {project} のメンバーです。その申請はプロジェクト外の審査者が審査します。",
         "en": "You are a member of project {project}: its requests must be reviewed by someone outside it.",

@@ -91,7 +91,7 @@ class IngressVoteHandler(IngressPageHandler):
         try:
             decision = Decision(self.get_body_argument("decision", ""))
         except ValueError:
-            raise web.HTTPError(400, "choose approve or reject") from None
+            raise web.HTTPError(400, translator(self.language)("err_choose_ingress_decision")) from None
         comment = self.get_body_argument("comment", "")
         self.act(int(request_id), AuditEventType.INGRESS_DECIDE, "ingress_vote_recorded",
                  lambda s: ingress.vote(s, int(request_id), self.current_user, decision, comment=comment))

@@ -5,7 +5,11 @@ from onsite.errors import UserError
 
 
 class WorkflowError(UserError):
-    """A refusal with an optional message key (`key`, `params`) the web app shows translated."""
+    """A refusal with an optional message key (`key`, `params`) the web app shows translated.
+
+    A parameter may be a request's status (the enum: shown as that kind of request's status) or a
+    stored message ({"code", "args"}, `workflow.messages`); both are shown in the page's language.
+    """
 
     def __init__(self, message: str, *, key: str | None = None, **params: object) -> None:
         super().__init__(message)

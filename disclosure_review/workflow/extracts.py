@@ -29,7 +29,10 @@ from disclosure_review.workflow.policies import MAX_FILE_BYTES, ReviewPolicy
 from disclosure_review.workflow.recompute import (
     CheckedOutput,
     datasets_read,
+    difference,
+    not_run,
     open_guarded,
+    recomputation_failed,
     references_read,
     run_with_limits,
 )
@@ -81,16 +84,14 @@ def recompute_extract(
         table, metadata = run_with_limits(con, compute, timeout_s or policy.query_timeout_s)
     except Exception as exc:  # fails closed, with the reason shown to reviewers
         log.info("extract %s could not be recomputed (%s)", spec.name, type(exc).__name__)
-        return CheckedOutput(verdict=Verdict.FAIL, verified=False, error=str(exc))
+        return recomputation_failed(exc)
     finally:
         con.close()
     if table.num_rows > MAX_EXTRACT_ROWS:
-        return CheckedOutput(verdict=Verdict.FAIL, verified=False,
-                             error=f"the extract has more than {MAX_EXTRACT_ROWS:,} records: release a sample or a table")
+        return not_run("extract_too_many_records", limit=MAX_EXTRACT_ROWS)
     content = render_csv(table)
     if len(content) > MAX_FILE_BYTES:
-        return CheckedOutput(verdict=Verdict.FAIL, verified=False,
-                             error=f"the extract is {len(content):,} bytes as CSV; the limit is {MAX_FILE_BYTES:,}")
+        return not_run("extract_too_large", size=len(content), limit=MAX_FILE_BYTES)
     checked = check_extract(table, metadata, spec.keys, rules)
     roles, check, verdict = checked.roles, checked.check, checked.verdict
     findings = [f.to_dict() for f in checked.findings]
@@ -122,7 +123,7 @@ def compare_claimed_risk(
     ours = {"records": records, **({k: risk.get(k) for k in CLAIM_FIGURES[1:]} if risk else {})}
     differences = []
     if claimed.get("verdict") is not None and claimed.get("verdict") != verdict.value:
-        differences.append({"what": "verdict", "claimed": claimed.get("verdict"), "recomputed": verdict.value})
+        differences.append(difference("claimed_verdict", claimed.get("verdict"), verdict.value))
     theirs = claimed.get("risk") if isinstance(claimed.get("risk"), Mapping) else {}
     for figure in CLAIM_FIGURES:
         a, b = theirs.get(figure), ours.get(figure)
@@ -131,6 +132,5 @@ def compare_claimed_risk(
         same = (isinstance(a, (int, float)) and not isinstance(a, bool) and isinstance(b, (int, float))
                 and abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b)))
         if not same:
-            differences.append({"what": figure, "claimed": a if isinstance(a, (int, float, str)) else str(a),
-                                "recomputed": b})
+            differences.append(difference(f"figure_{figure}", a if isinstance(a, (int, float, str)) else str(a), b))
     return differences

@@ -60,6 +60,8 @@ def check_can_review(session: Session, username: str, request: ReleaseRequest | 
     """A reviewer may review any request (release or ingress) but their own and those of projects they belong to."""
     check_can_use_queue(session, username)
     if request.requester == username:
+        if isinstance(request, IngressRequest):
+            raise ReleasePermissionDenied("you cannot review your own ingress request", key="ingress_own_request")
         raise ReleasePermissionDenied("you cannot review your own release request", key="own_request")
     if _is_member(session, username, request.project_id):
         raise ReleasePermissionDenied(
@@ -75,7 +77,7 @@ def _check_open_and_undecided(output: ReleaseOutput, closed: str, closed_key: st
     if not policies.status_allows_votes(request.status):
         raise ReleasePermissionDenied(
             f"release request {request.id} is {request.status.value}: {closed}", key=closed_key,
-            status=request.status.value,
+            status=request.status,
         )
     if output.decision is not None:
         raise ReleasePermissionDenied(
@@ -119,7 +121,7 @@ def check_can_withdraw(username: str, request: ReleaseRequest) -> None:
         raise ReleasePermissionDenied(
             f"release request {request.id} is {request.status.value}: it can no longer be withdrawn",
             key="not_withdrawable",
-            status=request.status.value,
+            status=request.status,
         )
 
 
@@ -131,7 +133,7 @@ def check_can_download(username: str, request: ReleaseRequest) -> None:
         raise ReleasePermissionDenied(
             f"release request {request.id} is {request.status.value}: nothing to collect",
             key="nothing_to_collect",
-            status=request.status.value,
+            status=request.status,
         )
 
 
@@ -155,12 +157,12 @@ def check_can_vote_ingress(session: Session, username: str, request: IngressRequ
     if request.status is not IngressStatus.SUBMITTED:
         raise ReleasePermissionDenied(
             f"ingress request {request.id} is {request.status.value}: it takes no more votes", key="no_more_votes",
-            status=request.status.value,
+            status=request.status,
         )
     if any(vote.reviewer == username for vote in request.votes):
         raise ReleasePermissionDenied(
-            f"you have already voted on ingress request {request.id}: each reviewer votes once", key="already_voted",
-            output=request.name,
+            f"you have already voted on ingress request {request.id}: each reviewer votes once",
+            key="ingress_already_voted", name=request.name,
         )
 
 
@@ -171,7 +173,7 @@ def check_can_withdraw_ingress(username: str, request: IngressRequest) -> None:
     if request.status is not IngressStatus.SUBMITTED:
         raise ReleasePermissionDenied(
             f"ingress request {request.id} is {request.status.value}: it can no longer be withdrawn",
-            key="not_withdrawable", status=request.status.value,
+            key="not_withdrawable", status=request.status,
         )
 
 
@@ -189,7 +191,7 @@ def check_can_retire(session: Session, username: str, request: IngressRequest) -
     if request.status is not IngressStatus.APPROVED:
         raise ReleasePermissionDenied(
             f"ingress request {request.id} is {request.status.value}: only approved reference data is retired",
-            key="not_retirable", status=request.status.value,
+            key="not_retirable", status=request.status,
         )
 
 

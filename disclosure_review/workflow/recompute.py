@@ -27,6 +27,7 @@ from analysis_kernel.reference import ReferenceFile
 from disclosure_review.sdc.enums import Verdict
 from disclosure_review.sdc.shadow import MARGIN_LABEL, RECORDS, VALUE, ShadowTable
 from disclosure_review.sdc.spec import TableSpec
+from disclosure_review.workflow import messages
 from disclosure_review.workflow.policies import ReviewPolicy
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,8 @@ class CheckedOutput:
     shadow: dict[str, Any] | None = None
     report: dict[str, Any] | None = None
     mismatch: list[dict[str, Any]] | None = None
-    error: str | None = None
+    error: str | None = None  # in English; `error_message` is its message id and arguments (workflow.messages)
+    error_message: dict[str, Any] | None = None
     # a record-level output: the file the service rendered from its own re-run (released as is)
     content: bytes | None = None
     filename: str | None = None
@@ -58,9 +60,17 @@ def opaque_output() -> CheckedOutput:
     return CheckedOutput(verdict=Verdict.REVIEW, verified=False)
 
 
-def not_run(reason: str) -> CheckedOutput:
-    """A declarative output the service did not recompute: it fails, with the reason shown."""
-    return CheckedOutput(verdict=Verdict.FAIL, verified=False, error=reason)
+def not_run(code: str, **args: Any) -> CheckedOutput:
+    """A declarative output the service did not recompute: it fails, with the reason (a workflow message) shown."""
+    message = messages.msg(code, **args)
+    return CheckedOutput(verdict=Verdict.FAIL, verified=False, error=messages.text(message), error_message=message)
+
+
+def recomputation_failed(exc: Exception) -> CheckedOutput:
+    """The query or the checks raised: the output fails, quoting the error (fails closed, never `pass`)."""
+    if isinstance(exc, QueryTimeout):
+        return not_run("query_timeout", seconds=exc.seconds)
+    return not_run("recompute_failed", error=str(exc))
 
 
 def datasets_read(spec: TableSpec) -> set[str]:
@@ -109,21 +119,25 @@ def open_guarded(
         rules = load_rules(preset)
     except Exception as exc:  # an unknown preset must not let anything pass
         log.error("rule preset %r could not be loaded: %s", preset, exc)
-        return CheckedOutput(verdict=Verdict.FAIL, verified=False, error=f"rule preset {preset!r}: {exc}")
+        return not_run("preset_unloadable", preset=preset, error=str(exc))
     try:
         tables = {name: verified_table(ref) for name, ref in (references or {}).items()}
     except ReferenceInvalid as exc:  # a copy changed since approval is never used
         log.error("reference data refused: %s", exc)
-        return CheckedOutput(verdict=Verdict.FAIL, verified=False, error=str(exc))
+        return not_run("reference_refused", error=str(exc))
     try:
         return rules, guarded_connection(dict(datasets), memory_limit=policy.query_memory_limit, references=tables)
     except Exception as exc:
         log.error("guarded connection failed: %s", exc)
-        return CheckedOutput(verdict=Verdict.FAIL, verified=False, error=f"the datasets could not be opened: {exc}")
+        return not_run("datasets_unopened", error=str(exc))
 
 
 class QueryTimeout(Exception):
-    """The recorded query ran past the time limit and was interrupted."""
+    """The recorded query ran past the time limit (`seconds`) and was interrupted."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(messages.text(messages.msg("query_timeout", seconds=seconds)))
+        self.seconds = seconds
 
 
 def run_with_limits(con: duckdb.DuckDBPyConnection, compute: Callable[[], T], timeout_s: float) -> T:
@@ -139,7 +153,7 @@ def run_with_limits(con: duckdb.DuckDBPyConnection, compute: Callable[[], T], ti
         return compute()
     except Exception:
         if fired.is_set():
-            raise QueryTimeout(f"the query ran longer than {timeout_s:g} s and was stopped") from None
+            raise QueryTimeout(timeout_s) from None
         raise
     finally:
         timer.cancel()
@@ -179,7 +193,7 @@ def recompute_table(
         protected = run_with_limits(con, compute, timeout_s or policy.query_timeout_s)
     except Exception as exc:  # any failure fails closed, with the reason shown to reviewers
         log.info("table %s could not be recomputed (%s)", spec.name, type(exc).__name__)  # the message may quote data
-        return CheckedOutput(verdict=Verdict.FAIL, verified=False, error=str(exc))
+        return recomputation_failed(exc)
     finally:
         con.close()
     shadow = protected.shadow
@@ -216,6 +230,16 @@ def _differs(a: Any, b: Any) -> bool:
     return a != b
 
 
+def difference(code: str, claimed: Any, recomputed: Any, **args: Any) -> dict[str, Any]:
+    """One claimed figure that differs: {"what" (English), "code", "args" (its message), "claimed", "recomputed"}."""
+    message = messages.msg(code, **args)
+    return {"what": messages.text(message), **message, "claimed": claimed, "recomputed": recomputed}
+
+
+def _cell(labels) -> str:
+    return " / ".join(str(v) for v in labels)
+
+
 def _released_cell_differences(claimed: Mapping[str, Any], cells) -> list[dict[str, Any]]:
     """Released cells the session shows differently (e.g. a cell it leaves visible that we suppress)."""
     try:
@@ -223,8 +247,7 @@ def _released_cell_differences(claimed: Mapping[str, Any], cells) -> list[dict[s
     except (TypeError, KeyError, IndexError):
         return []
     return [
-        {"what": f"released {' / '.join(str(v) for v in row[:-1])}", "claimed": theirs[tuple(row[:-1])],
-         "recomputed": row[-1]}
+        difference("claimed_released_cell", theirs[tuple(row[:-1])], row[-1], cell=_cell(row[:-1]))
         for row in cells.iter_rows()
         if tuple(row[:-1]) in theirs and _differs(theirs[tuple(row[:-1])], row[-1])
     ]
@@ -232,7 +255,7 @@ def _released_cell_differences(claimed: Mapping[str, Any], cells) -> list[dict[s
 
 def compare_claimed(claimed: Mapping[str, Any] | None, shadow: ShadowTable, verdict: Verdict,
                     cells=None) -> list[dict[str, Any]]:
-    """Where the session's claim differs from the recomputation: [{"what", "claimed", "recomputed"}].
+    """Where the session's claim differs from the recomputation: [`difference`, …].
 
     `cells`: our released (protected) cells, compared with the session's released cells.
     """
@@ -241,7 +264,7 @@ def compare_claimed(claimed: Mapping[str, Any] | None, shadow: ShadowTable, verd
     differences: list[dict[str, Any]] = []
     claimed_verdict = claimed.get("verdict")
     if claimed_verdict is not None and claimed_verdict != verdict.value:
-        differences.append({"what": "verdict", "claimed": claimed_verdict, "recomputed": verdict.value})
+        differences.append(difference("claimed_verdict", claimed_verdict, verdict.value))
     if cells is not None:
         differences += _released_cell_differences(claimed, cells)[:MAX_MISMATCHES]
     claimed_shadow = _claimed_shadow(claimed)
@@ -251,7 +274,7 @@ def compare_claimed(claimed: Mapping[str, Any] | None, shadow: ShadowTable, verd
         columns = list(claimed_shadow["columns"])
         rows = [dict(zip(columns, row)) for row in claimed_shadow["rows"]]
     except (TypeError, KeyError):
-        return [*differences, {"what": "shadow statistics", "claimed": "unreadable", "recomputed": None}]
+        return [*differences, difference("claimed_shadow_unreadable", None, None)]
     dims = shadow.dimensions
     ours = {
         tuple(label): dict(zip(shadow.frame.columns, row))
@@ -275,8 +298,9 @@ def compare_claimed(claimed: Mapping[str, Any] | None, shadow: ShadowTable, verd
             a = None if claim is None else claim.get(column)
             b = None if mine is None else mine.get(column)
             if _differs(a, b):
-                cell_diffs.append({"what": f"{' / '.join(str(v) for v in cell)}: {column}", "claimed": a, "recomputed": b})
+                cell_diffs.append(difference("claimed_shadow_figure", a, b, cell=_cell(cell),
+                                             figure=messages.msg(f"figure_{column}")))
     differences += cell_diffs[:MAX_MISMATCHES]
     if len(cell_diffs) > MAX_MISMATCHES:
-        differences.append({"what": f"{len(cell_diffs) - MAX_MISMATCHES} more differing figures", "claimed": None, "recomputed": None})
+        differences.append(difference("claimed_more", None, None, count=len(cell_diffs) - MAX_MISMATCHES))
     return differences

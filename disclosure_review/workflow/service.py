@@ -273,8 +273,7 @@ def check_outputs(authorized: AuthorizedSubmission) -> list[recompute.CheckedOut
             continue
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            checked.append(recompute.not_run(f"the submission's time budget ({policy.submission_budget_s:g} s) "
-                                             "was spent before this query could run: submit fewer or faster tables"))
+            checked.append(recompute.not_run("time_budget_spent", seconds=policy.submission_budget_s))
             continue
         timeout_s = min(policy.query_timeout_s, remaining)
         if item.kind is OutputKind.EXTRACT:
@@ -350,6 +349,7 @@ def record_submission(
                 report=result.report,
                 mismatch=result.mismatch,
                 error=result.error,
+                error_message=result.error_message,
             )
         )
     session.add(request)
@@ -626,7 +626,7 @@ def apply_protection(
     if not checked.verified:
         raise ProtectionInvalid(
             f"the table could not be recomputed with this protection: {checked.error}", key="protection_failed",
-            detail=checked.error or "",
+            detail=checked.error_message or checked.error or "",  # shown in the page's language
         )
     if previewed is not None and previewed != content_digest(checked):
         raise ProtectionInvalid(
@@ -642,7 +642,8 @@ def apply_protection(
     for approval in approvals:
         output.votes.remove(approval)
     previous = {"verdict": output.verdict.value, "verified": output.verified, "recomputed": output.recomputed,
-                "report": output.report, "shadow": output.shadow, "error": output.error}
+                "report": output.report, "shadow": output.shadow, "error": output.error,
+                "error_message": output.error_message}
     record = OutputProtection(
         revision=output.revision + 1, reviewer=job.reviewer, choice=job.choice.to_dict(), spec=job.spec.to_dict(),
         verdict=checked.verdict, previous=previous, invalidated=invalidated,
@@ -653,7 +654,7 @@ def apply_protection(
     output.recomputed = checked.recomputed
     output.shadow = checked.shadow
     output.report = checked.report
-    output.error = None
+    output.error = output.error_message = None
     audit.record(
         session,
         AuditEventType.OUTPUT_PROTECT,
@@ -706,7 +707,8 @@ def output_of(session: Session, request_id: int, output_id: int) -> ReleaseOutpu
     """Output `output_id`, which must belong to request `request_id`."""
     output = get_output(session, output_id)
     if output.request_id != request_id:
-        raise ReleaseRequestNotFound(f"release request {request_id} has no output {output_id}")
+        raise ReleaseRequestNotFound(f"release request {request_id} has no output {output_id}", key="no_output",
+                                     id=output_id)
     return output
 
 

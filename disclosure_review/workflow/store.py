@@ -73,6 +73,9 @@ class ReleaseOutput(Base):
     report: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     mismatch: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """Why the service could not recompute the output, in English (JSON, audit)."""
+    error_message: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    """The same as a message id and arguments (`workflow.messages`), shown in the page's language; None before wf0005."""
     decision: Mapped[Decision | None] = mapped_column(stored_enum(Decision), nullable=True)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
@@ -225,7 +228,7 @@ def _get(session: Session, model, request_id: int, for_update: bool, what: str):
         stmt = stmt.with_for_update().execution_options(populate_existing=True)
     found = session.scalars(stmt).one_or_none()
     if found is None:
-        raise ReleaseRequestNotFound(f"no {what} {request_id}")
+        raise ReleaseRequestNotFound(f"no {what} {request_id}", key=f"no_{what.replace(' ', '_')}", id=request_id)
     return found
 
 
@@ -234,7 +237,7 @@ def get_output(session: Session, output_id: int, *, fresh: bool = False) -> Rele
     if found is not None and fresh:
         session.expire(found, ["votes", "protections"])  # reload the votes and protections too
     if found is None:
-        raise ReleaseRequestNotFound(f"no output {output_id}")
+        raise ReleaseRequestNotFound(f"no output {output_id}", key="no_output", id=output_id)
     return found
 
 

@@ -81,7 +81,8 @@ def check_transition(current, new, *, table=VALID_TRANSITIONS, what: str = "a re
     if new not in table[current]:
         allowed = ", ".join(s.value for s in table[current]) or "none (final status)"
         raise InvalidStateTransition(
-            f"{what} cannot go from {current.value} to {new.value}; allowed from {current.value}: {allowed}"
+            f"{what} cannot go from {current.value} to {new.value}; allowed from {current.value}: {allowed}",
+            key="invalid_transition", status=current, new=new,
         )
 
 

@@ -56,7 +56,7 @@ def test_forged_kernel_claim_is_caught(world, kernel):
         row[records] = 1000
     [(verdict, mismatch)] = _submit(world, forged)
     assert verdict is Verdict.FAIL
-    assert {"what": "verdict", "claimed": "pass", "recomputed": "fail"} in mismatch
+    assert {"what": "verdict", "code": "claimed_verdict", "args": {}, "claimed": "pass", "recomputed": "fail"} in mismatch
     assert any(m["what"] == "C: sdc_records" and m["claimed"] == 1000 and m["recomputed"] == 2 for m in mismatch)
 
 
