@@ -6,11 +6,12 @@ Japanese when it names neither (onsite.web.i18n.negotiate). The templates in
 hub_config/templates extend JupyterHub's and replace the blocks that hold text,
 calling `t(key)`. JupyterHub hands templates no request, so the Jinja extension
 `HubPageLanguage` finds it through the handler's own `static_url` method, which
-every page receives. A few strings JupyterHub writes outside any block (the
-`<html lang>`; the log-in form, whose blocks also hold its markup and the
-show-password script; the starting page's event log and stop button) are rewritten where JupyterHub's template source is loaded
-(`SOURCE_PATCHES`); a patch that no longer matches after an upgrade is logged
-and leaves the English (tests/unit/hub_config/test_pages.py fails on it).
+every page receives. What JupyterHub writes outside any block is rewritten where
+its template source is loaded (`SOURCE_PATCHES`): the `<html lang>`, the log-in
+form (its blocks also hold the inputs and the show-password script, which we
+do not copy), and the starting page's event log and stop button. A patch that
+no longer matches after an upgrade is logged and leaves that text English;
+tests/unit/hub_config/test_pages.py fails on it.
 """
 from __future__ import annotations
 
@@ -90,7 +91,8 @@ SOURCE_PATCHES: dict[str, list[tuple[str, str]]] = {
         ('<label for="username_input">Username:</label>', "<label for=\"username_input\">{{ t('username') }}</label>"),
         ('<label for="password_input">Password:</label>', "<label for=\"password_input\">{{ t('password') }}</label>"),
         ('title="Show password"', "title=\"{{ t('show_password') }}\""),
-        ('isHidden ? "Hide password" : "Show password"', "isHidden ? {{ t('hide_password')|tojson }} : {{ t('show_password')|tojson }}"),
+        ('isHidden ? "Hide password" : "Show password"',
+         "isHidden ? {{ t('hide_password')|tojson }} : {{ t('show_password')|tojson }}"),
     ],
     "spawn_pending.html": [
         ("<summary>Event log</summary>", "<summary>{{ t('event_log') }}</summary>"),

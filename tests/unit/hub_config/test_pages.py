@@ -26,7 +26,8 @@ def test_every_patched_template_is_extended_so_the_patch_applies():
 
 def test_every_key_used_has_japanese_and_english():
     used = set(ERROR_HEADINGS.values()) | set(LOGIN_ERRORS.values())
-    texts = [p.read_text() for p in TEMPLATES_DIR.glob("*.html")] + [ours for patches in SOURCE_PATCHES.values() for _, ours in patches]
+    texts = [p.read_text() for p in TEMPLATES_DIR.glob("*.html")]
+    texts += [ours for patches in SOURCE_PATCHES.values() for _, ours in patches]
     for text in texts:
         used |= set(re.findall(r"\bt\('([a-z_]+)'\)", text))
     assert "login" in used and "starting" in used  # the scan finds the keys
@@ -37,3 +38,10 @@ def test_every_key_used_has_japanese_and_english():
 def test_no_template_copies_a_whole_jupyterhub_page():
     for ours in TEMPLATES_DIR.glob("*.html"):
         assert re.search(r'{% extends "(templates/)?[a-z_0-9]+\.html" %}', ours.read_text()), ours
+
+
+def test_a_patch_that_no_longer_fits_leaves_the_text_and_says_so(caplog):
+    changed = "<h1>Log on</h1>"  # as if an upgrade reworded JupyterHub's heading
+    with caplog.at_level("WARNING", logger="hub_config.pages"):
+        assert patch_source("login.html", changed) == changed
+    assert "<h1>Sign in</h1>" in caplog.text and "stays English" in caplog.text
