@@ -234,3 +234,91 @@ def test_check_messages_in_the_readers_language(server):
             "results": [{k: v for k, v in r.items() if k not in ("code", "args")} for r in output.report["results"]]}
     engine.dispose()
     assert check_messages(login(base, "bob").get(page_url).text, output_id) == english
+
+
+def output_section(page: str, output_id: int) -> str:
+    return page.split(f'id="output-{output_id}"')[1].split('<section class="output"')[0]
+
+
+def mismatch_rows(page: str, output_id: int) -> list[tuple[str, str, str]]:
+    """(what, claimed, recomputed) of each claimed figure that differs from the recomputation."""
+    return re.findall(r'<tr class="mismatch-row"><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td></tr>', output_section(page, output_id))
+
+
+def recompute_error(page: str, output_id: int) -> str:
+    return re.search(r'<span class="error-text">(.*?)</span>', output_section(page, output_id), re.S).group(1)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_recomputation_texts_in_the_readers_language(server):
+    from access_control.models import Project
+    from disclosure_review.workflow.store import ReleaseOutput
+
+    base, settings = server
+    forged = FORGED | {"cells": {"columns": ["region", "sdc_value"], "rows": [["C", 200]]}}
+    answer = submit(base, table_output("small", claimed=forged), table_output("broken", "SELECT no_such_column FROM survey"))
+    request_id = answer.json()["id"]
+    assert "Binder Error" in answer.json()["outputs"][1]["error"]  # the API keeps the English text
+    page_url = base + f"requests/{request_id}"
+    bob = login(base, "bob")
+    ja, en = bob.get(page_url).text, bob.get(page_url, params={"lang": "en"}).text
+    small_id, broken_id = output_ids(ja)
+    assert mismatch_rows(ja, small_id)[:2] == [("判定", "合格", "不合格"), ("公表されるセル C", "200", "2")]
+    assert ("C のレコード数", "200", "2") in mismatch_rows(ja, small_id)
+    assert mismatch_rows(en, small_id)[:2] == [("verdict", "pass", "fail"), ("released C", "200", "2")]
+    assert ("C: sdc_records", "200", "2") in mismatch_rows(en, small_id)
+    raised = "table &#39;broken&#39;: the query could not be computed: Binder Error"  # quoted as raised
+    assert recompute_error(ja, broken_id).startswith("実行時のエラー: " + raised)
+    assert recompute_error(en, broken_id).startswith(raised)
+
+    # an error the service writes itself reads wholly in either language
+    engine = make_engine(settings.db_url)
+    with session_factory(engine)() as session, session.begin():
+        session.get(Project, "p1").preset = "no_such_preset"
+    engine.dispose()
+    unloadable = submit(base, table_output("small")).json()["id"]
+    ja = bob.get(base + f"requests/{unloadable}", params={"lang": "ja"}).text  # the cookie remembers the last choice
+    (unloadable_output,) = output_ids(ja)
+    assert recompute_error(ja, unloadable_output).startswith("審査基準「no_such_preset」を読み込めません: ")
+    en = bob.get(base + f"requests/{unloadable}", params={"lang": "en"}).text
+    assert recompute_error(en, unloadable_output).startswith("rule preset &#39;no_such_preset&#39;: ")
+
+    # outputs stored before the texts had ids show their stored English, in either language
+    engine = make_engine(settings.db_url)
+    with session_factory(engine)() as session, session.begin():
+        session.get(ReleaseOutput, unloadable_output).error_message = None
+        old = session.get(ReleaseOutput, small_id)
+        old.mismatch = [{k: v for k, v in m.items() if k not in ("code", "args")} for m in old.mismatch]
+    engine.dispose()
+    ja = bob.get(base + f"requests/{unloadable}", params={"lang": "ja"}).text
+    assert '<html lang="ja">' in ja and recompute_error(ja, unloadable_output) == recompute_error(en, unloadable_output)
+    old_rows = mismatch_rows(bob.get(page_url, params={"lang": "ja"}).text, small_id)
+    assert old_rows[:2] == [("verdict", "pass", "fail"), ("released C", "200", "2")]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_refusals_in_the_readers_language(server):
+    base, _ = server
+    request_id = submit(base, table_output("passing", PASSING)).json()["id"]
+    bob_ja, bob_en = login(base, "bob"), login(base, "bob", **{"Accept-Language": "en"})
+    missing = bob_ja.get(base + "requests/999")
+    assert missing.status_code == 404 and "公表申請 999 はありません。" in missing.text
+    assert "There is no release request 999." in bob_en.get(base + "requests/999").text
+
+    page = bob_ja.get(base + f"requests/{request_id}").text
+    (output_id,) = output_ids(page)
+    vote_url = base + f"requests/{request_id}/outputs/{output_id}/vote"
+    no_output = bob_ja.post(base + f"requests/{request_id}/outputs/999/vote", data={"decision": "APPROVE", "_xsrf": xsrf_of(page)})
+    assert no_output.status_code == 404 and "この申請に出力 999 はありません。" in no_output.text
+    no_decision = bob_ja.post(vote_url, data={"decision": "MAYBE", "_xsrf": xsrf_of(page)})
+    assert no_decision.status_code == 400 and "承認・却下・差し戻しのいずれかを選んでください。" in no_decision.text
+    en_token = xsrf_of(bob_en.get(base + f"requests/{request_id}").text)
+    assert "Choose approve, reject or return." in bob_en.post(vote_url, data={"decision": "MAYBE", "_xsrf": en_token}).text
+
+    alice = login(base, "alice")
+    alice.post(base + f"requests/{request_id}/withdraw", data={"_xsrf": xsrf_of(alice.get(base + f"requests/{request_id}").text)})
+    closed = bob_ja.post(vote_url, data={"decision": "APPROVE", "_xsrf": xsrf_of(page)})
+    assert closed.status_code == 403
+    assert "この申請は「取り下げ」のため、これ以上投票できません。" in re.search(r'id="vote-error">(.*?)</p>', closed.text).group(1)
+    closed_en = bob_en.post(vote_url, data={"decision": "APPROVE", "_xsrf": en_token})
+    assert "This request is withdrawn: it takes no more votes." in closed_en.text
