@@ -206,3 +206,38 @@ def test_retiring_through_the_page_needs_a_reason_and_the_right_person_then_the_
     assert "2025年版に改訂された" in mine
     assert lifecycle_events(settings) == [("INGRESS_RETIRE", "alice", "DENIED"), ("INGRESS_RETIRE", "root", "DENIED"),
                                           ("INGRESS_RETIRE", "root", "OK")]
+
+
+@pytest.mark.parametrize("lang,texts", [
+    ("ja", {"own": "自分の持込みデータ申請は審査できません。", "twice": "持込みデータ region_names にはすでに投票しています。",
+            "choose": "承認か却下を選んでください。", "closed": "この申請は「却下」のため、これ以上投票できません。",
+            "missing": "持込みデータ申請 999 はありません。"}),
+    ("en", {"own": "You cannot review your own ingress request.",
+            "twice": "You have already voted on ingress request region_names: each reviewer votes once.",
+            "choose": "Choose approve or reject.", "closed": "This request is rejected: it takes no more votes.",
+            "missing": "There is no ingress request 999."}),
+])
+def test_refusals_on_ingress_pages_speak_of_ingress_in_the_pages_language(server, lang, texts):
+    base, _ = server
+    own = bring_in(base, user="dave", name="daves_codes").json()["id"]  # dave reviews, and belongs to p1
+    dave = login(base, "dave", **{"Accept-Language": lang})
+    refused = vote(dave, base, own, "APPROVE")
+    assert refused.status_code == 403 and texts["own"] in refused.text and "release request" not in refused.text
+
+    request_id = bring_in(base).json()["id"]
+    bob = login(base, "bob", **{"Accept-Language": lang})
+    token = xsrf_of(bob.get(base + f"ingress/{request_id}").text)  # the form is gone once he voted: keep its token
+
+    def bobs_vote(decision: str) -> requests.Response:
+        return bob.post(base + f"ingress/{request_id}/vote", data={"_xsrf": token, "decision": decision})
+
+    assert bobs_vote("APPROVE").ok
+    twice = bobs_vote("APPROVE")
+    assert twice.status_code == 403 and texts["twice"] in twice.text
+    unknown = bobs_vote("MAYBE")
+    assert unknown.status_code == 400 and texts["choose"] in unknown.text
+    assert vote(login(base, "carol"), base, request_id, "REJECT", "cite the source").ok
+    closed = bobs_vote("APPROVE")
+    assert closed.status_code == 403 and texts["closed"] in closed.text
+    missing = bob.get(base + "ingress/999")
+    assert missing.status_code == 404 and texts["missing"] in missing.text
