@@ -8,7 +8,7 @@ import zipfile
 
 import pytest
 import requests
-from test_review_web import login, output_ids, server, submit, xsrf_of  # noqa: F401  (server is a fixture)
+from test_review_web import login, mismatch_rows, output_ids, server, submit, xsrf_of  # noqa: F401  (server is a fixture)
 from test_extracts import extract, ingest_people, people_frame  # tests/unit/workflow, put on sys.path by test_review_web
 from workflow_factories import World
 
@@ -47,6 +47,11 @@ def test_extract_review_through_the_web(server):  # noqa: F811
     assert f'<td class="check-message">{below_k} records in key combinations of fewer than 3 records</td>' in section
     japanese = bob.get(base + f"requests/{request_id}", params={"lang": "ja"}).text.split(f'id="output-{risky_id}"')[1]
     assert f'<td class="check-message">3 レコード未満のキーの組合せに属するレコード {below_k} 件(k-匿名性)</td>' in japanese
+    # the forged claim's figures named in the page's language
+    assert [row[0] for row in mismatch_rows(page, risky_id)] == ["verdict", "records", "expected_reidentifications"]
+    ja_page = bob.get(base + f"requests/{request_id}", params={"lang": "ja"}).text
+    assert mismatch_rows(ja_page, risky_id)[:2] == [("判定", "合格", "不合格"), ("レコード数", "3", str(len(frame)))]
+    assert mismatch_rows(ja_page, risky_id)[2][0] == "期待再識別数"
     for income in frame["income"]:  # the records themselves are never on the page
         assert f"{income:g}" not in page and f"{income}" not in page
 
