@@ -451,8 +451,9 @@ MESSAGES.update({
         "en": "Give the reason for retiring this reference data (the project's researchers see it).",
     },
     "err_reference_retired": {
-        "ja": "持込みデータ reference.{name} は利用終了しています(理由: {reason})。クエリから外してください。",
-        "en": "Reference data reference.{name} is retired (reason: {reason}): take it out of the query.",
+        "ja": "持込みデータ reference.{name} は利用終了しています(理由: {reason})。これを読む出力は承認も再計算もできません。",
+        "en": "Reference data reference.{name} is retired (reason: {reason}): an output reading it can no longer be "
+              "approved or recomputed.",
     },
 })
 

@@ -14,6 +14,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from datetime import date
 from typing import Any
 
@@ -36,6 +37,7 @@ from disclosure_review.workflow.exceptions import (
     ReleaseRequestInvalid,
     ReleaseRequestNotFound,
     VoteInvalid,
+    WorkflowError,
 )
 from disclosure_review.workflow.store import (
     OutputProtection,
@@ -433,6 +435,9 @@ def vote(
             output=output.name,
         )
     policies.check_vote_content(decision, output.verdict, comment, override_reason)
+    if decision is Decision.APPROVE and output.spec:  # computed with reference data retired since: never released
+        _check_no_retired_reference(session, request.project_id, output.spec["query"], output.name, VoteInvalid,
+                                    "approved")
     reason = (override_reason or "").strip() or None
     output.votes.append(
         OutputVote(
@@ -562,7 +567,7 @@ def prepare_protection(
     as_submitted = output.protections[0].previous.get("recomputed") if output.protections else output.recomputed
     levels = protection_choice.dimension_levels(as_submitted, submitted.dimensions)
     spec = protection_choice.protected_spec(submitted, choice, levels)
-    _check_no_retired_reference(session, request.project_id, spec, output.name)
+    _check_no_retired_reference(session, request.project_id, spec.query, output.name)
     if spec.protection is not None and spec.protection.method is ProtectionMethod.ROUND and spec.protection.base is None:
         try:
             needs_base = load_preset(request.preset).round_base is None
@@ -582,9 +587,10 @@ def prepare_protection(
     )
 
 
-def _check_no_retired_reference(session: Session, project_id: str, spec: TableSpec, output_name: str) -> None:
-    ingress.check_none_retired(session, project_id, recompute.datasets_read(spec), ProtectionInvalid,
-                               f"output {output_name} cannot be recomputed")
+def _check_no_retired_reference(session: Session, project_id: str, query: str, output_name: str,
+                                error: type[WorkflowError] = ProtectionInvalid, step: str = "recomputed") -> None:
+    ingress.check_none_retired(session, project_id, recompute.datasets_read(SimpleNamespace(query=query)), error,
+                               f"output {output_name} cannot be {step}")
 
 
 def compute_protection(job: ProtectionJob) -> recompute.CheckedOutput:
@@ -622,7 +628,7 @@ def apply_protection(
             f"another reviewer changed the protection of output {output.name} meanwhile: look at it again",
             key="protection_changed", output=output.name,
         )
-    _check_no_retired_reference(session, request.project_id, job.spec, output.name)  # retired meanwhile?
+    _check_no_retired_reference(session, request.project_id, job.spec.query, output.name)  # retired meanwhile?
     if not checked.verified:
         raise ProtectionInvalid(
             f"the table could not be recomputed with this protection: {checked.error}", key="protection_failed",

@@ -458,7 +458,7 @@ def test_attack_retired_reference_data_is_refused_to_sessions_and_new_release_re
         ingress.submit(s, ingress_payload(), "alice")  # the name stays taken: never other data under it
 
 
-def test_attack_a_submitted_requests_recomputation_needing_retired_data_is_refused_released_outputs_stay(world):
+def test_attack_a_submitted_requests_recomputation_or_approval_needing_retired_data_is_refused_released_stay(world):
     from disclosure_review.workflow.exceptions import ProtectionInvalid
     from disclosure_review.workflow.protection import parse_choice
     from workflow_factories import vote
@@ -470,6 +470,7 @@ def test_attack_a_submitted_requests_recomputation_needing_retired_data_is_refus
     waiting = submit(world, table_output(
         query="SELECT r.label AS region_label FROM survey s JOIN reference.region_names r ON s.region = r.code",
         rows=("region_label",)))
+    passing = submit(world, table_output(name="by_label", query=JOINED, rows=("region_label",)))
     retire(world, request_id)
     with transaction(world.factory) as s:
         [output] = service.view(s, waiting, "bob").outputs
@@ -482,6 +483,10 @@ def test_attack_a_submitted_requests_recomputation_needing_retired_data_is_refus
         assert service.view(s, released, "alice").status.value == "RELEASED"
         name, package = service.collect(s, released, "alice")
         assert package.startswith(b"PK")
+    # a passing output computed while the data was approved is not approved after its retirement
+    with pytest.raises(VoteInvalid, match="by_label cannot be approved: reference data 'region_names'.*retired"):
+        vote(world, passing, "bob", Decision.APPROVE)
+    assert vote(world, passing, "bob", Decision.REJECT, comment="reads retired reference data").value == "REJECTED"
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
