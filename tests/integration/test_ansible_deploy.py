@@ -165,6 +165,7 @@ def deployment(pg_admin_url):
         "onsite_hub_api_port": ports["hub"],
         "onsite_hub_proxy_api_port": ports["proxy_api"],
         "onsite_hub_proxy_user": proxy_user,
+        "onsite_hub_route_check_interval_s": 2,
         "onsite_tls_cert": str(tls / "server.pem"),
         "onsite_tls_key": str(tls / "server.key"),
         "onsite_admin_facility": "Deployment test facility",
@@ -233,18 +234,22 @@ def test_deploy_start_log_in_and_redeploy_without_changes(deployment):
     proxy = start_unit(units / "onsite-proxy.service", prefix / "proxy.log")
     hub = start_unit(units / "onsite-hub.service", prefix / "hub.log")
     url = f"https://127.0.0.1:{ports['public']}"
-    try:
-        deadline = time.monotonic() + 90
+
+    def wait_for_login_page(timeout: float) -> None:
+        deadline = time.monotonic() + timeout
         while True:
             assert proxy.poll() is None, f"the proxy exited:\n{tail(prefix / 'proxy.log')}"
             assert hub.poll() is None, f"the hub exited:\n{tail(prefix / 'hub.log')}"
             try:
                 if requests.get(f"{url}/hub/login", verify=deployment["ca"], timeout=3).status_code == 200:
-                    break
+                    return
             except requests.ConnectionError:
                 pass
             assert time.monotonic() < deadline, f"the hub did not answer:\n{tail(prefix / 'hub.log')}"
             time.sleep(0.5)
+
+    try:
+        wait_for_login_page(90)
         assert pwd.getpwuid(int(Path(f"/proc/{proxy.pid}").stat().st_uid)).pw_name == deployment["proxy_user"]
         # Plain HTTP on the public port gets nothing: the proxy speaks TLS only.
         with pytest.raises(requests.ConnectionError):
@@ -258,6 +263,13 @@ def test_deploy_start_log_in_and_redeploy_without_changes(deployment):
         assert right.status_code == 302, login_error(right) or right.text[-2000:]
         admin_page = session.get(f"{url}/hub/admin", verify=deployment["ca"], timeout=10)
         assert admin_page.status_code == 200 and "siteadmin" in admin_page.text
+
+        # A renewed certificate: the proxy restarts alone, the hub keeps running and puts its
+        # routes back (onsite_hub_route_check_interval_s), the administrator stays logged in.
+        stop(proxy)
+        proxy = start_unit(units / "onsite-proxy.service", prefix / "proxy.log")
+        wait_for_login_page(30)
+        assert session.get(f"{url}/hub/admin", verify=deployment["ca"], timeout=10).status_code == 200
     finally:
         stop(hub)
         stop(proxy)
