@@ -190,7 +190,10 @@ class BaseHandler(HubServiceHandler):
         return str(exc)
 
     def param_text(self, value: Any, t) -> Any:
-        """A refusal's parameter as shown: a request's status as that kind of request's, a stored message rendered."""
+        """A refusal's parameter as shown: a request's status as that kind of request's, a decision as the form
+        names it, a stored message rendered."""
+        if isinstance(value, Decision):
+            return t(f"decision_{value.value}")
         if isinstance(value, ReleaseStatus):
             return t(f"status_{value.value}")
         if isinstance(value, IngressStatus):

@@ -360,8 +360,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "This output needs human judgement (verdict review): say in a comment why it is safe to release.",
     },
     "err_comment_required": {
-        "ja": "却下・差し戻しには、研究者への理由のコメントが必要です。",
-        "en": "Rejecting or returning needs a comment telling the researcher why.",
+        "ja": "「{decision}」には、研究者への理由のコメントが必要です。",
+        "en": "Choosing {decision} needs a comment telling the researcher why.",
     },
     "err_comment_too_long": {
         "ja": "コメントは {limit} 文字までです。",

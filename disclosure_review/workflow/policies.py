@@ -74,7 +74,7 @@ def check_vote_content(decision: Decision, verdict: Verdict, comment: str, overr
         raise VoteInvalid(
             f"a {decision.value.lower()} needs a comment telling the researcher why",
             key="comment_required",
-            decision=decision.value,
+            decision=decision,
         )
     if len(comment) > MAX_TEXT or len(reason) > MAX_TEXT:
         raise VoteInvalid(f"comments are limited to {MAX_TEXT} characters", key="comment_too_long", limit=MAX_TEXT)

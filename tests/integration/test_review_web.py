@@ -314,6 +314,10 @@ def test_refusals_in_the_readers_language(server):
     assert no_decision.status_code == 400 and "承認・却下・差し戻しのいずれかを選んでください。" in no_decision.text
     en_token = xsrf_of(bob_en.get(base + f"requests/{request_id}").text)
     assert "Choose approve, reject or return." in bob_en.post(vote_url, data={"decision": "MAYBE", "_xsrf": en_token}).text
+    no_reason = bob_ja.post(vote_url, data={"decision": "RETURN", "_xsrf": xsrf_of(page)})
+    assert no_reason.status_code == 400 and "「差し戻し」には、研究者への理由のコメントが必要です。" in no_reason.text
+    no_reason = bob_en.post(vote_url, data={"decision": "RETURN", "_xsrf": en_token})
+    assert "Choosing return needs a comment telling the researcher why." in no_reason.text
 
     alice = login(base, "alice")
     alice.post(base + f"requests/{request_id}/withdraw", data={"_xsrf": xsrf_of(alice.get(base + f"requests/{request_id}").text)})

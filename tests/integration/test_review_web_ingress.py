@@ -211,11 +211,12 @@ def test_retiring_through_the_page_needs_a_reason_and_the_right_person_then_the_
 @pytest.mark.parametrize("lang,texts", [
     ("ja", {"own": "自分の持込みデータ申請は審査できません。", "twice": "持込みデータ region_names にはすでに投票しています。",
             "choose": "承認か却下を選んでください。", "closed": "この申請は「却下」のため、これ以上投票できません。",
-            "missing": "持込みデータ申請 999 はありません。"}),
+            "missing": "持込みデータ申請 999 はありません。", "reason": "「却下」には、研究者への理由のコメントが必要です。"}),
     ("en", {"own": "You cannot review your own ingress request.",
             "twice": "You have already voted on ingress request region_names: each reviewer votes once.",
             "choose": "Choose approve or reject.", "closed": "This request is rejected: it takes no more votes.",
-            "missing": "There is no ingress request 999."}),
+            "missing": "There is no ingress request 999.",
+            "reason": "Choosing reject needs a comment telling the researcher why."}),
 ])
 def test_refusals_on_ingress_pages_speak_of_ingress_in_the_pages_language(server, lang, texts):
     base, _ = server
@@ -231,6 +232,8 @@ def test_refusals_on_ingress_pages_speak_of_ingress_in_the_pages_language(server
     def bobs_vote(decision: str) -> requests.Response:
         return bob.post(base + f"ingress/{request_id}/vote", data={"_xsrf": token, "decision": decision})
 
+    no_reason = bobs_vote("REJECT")
+    assert no_reason.status_code == 400 and texts["reason"] in no_reason.text
     assert bobs_vote("APPROVE").ok
     twice = bobs_vote("APPROVE")
     assert twice.status_code == 403 and texts["twice"] in twice.text
