@@ -374,6 +374,7 @@ MESSAGES: dict[str, dict[str, str]] = {
 MESSAGES.update({
     "nav_ingress": {"ja": "持込みデータ", "en": "Reference data"},
     "ingress_heading": {"ja": "持込みデータの申請", "en": "Ingress requests (reference data)"},
+    "ingress_required_approvals": {"ja": "必要な承認数", "en": "Approvals needed"},
     "ingress_queue_heading": {"ja": "審査待ちの持込みデータ", "en": "Ingress requests waiting for review"},
     "ingress_queue_empty": {"ja": "審査待ちの持込みデータはありません。", "en": "No ingress request is waiting for you."},
     "ingress_waiting": {"ja": "持込みデータの申請 {n} 件が審査を待っています。", "en": "{n} ingress request(s) (reference data) wait for review."},
