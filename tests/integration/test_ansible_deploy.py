@@ -10,7 +10,7 @@ Environment, logs in over HTTPS as the administrator the deployment created,
 stops both, and runs the playbook again, which must change nothing.
 
 Needs root (service accounts, chown), the Debian packages the role installs
-(apt) and about 2.5 minutes, most of it pip filling the venv. Run it under the
+(apt) and about 4 minutes, most of it pip filling the venv. Run it under the
 hub lock (/tmp/onsite-hub-tests.lock) like every test that starts a hub.
 """
 from __future__ import annotations
