@@ -110,3 +110,17 @@ def test_configure_wires_the_parts(tmp_path):
     assert stat.S_IMODE(settings.runtime_dir.stat().st_mode) == 0o700
     # administrators manage the hub but cannot reach researchers' servers or mint tokens
     assert not {"access:servers", "tokens", "admin:users"} & set(HUB_MANAGER_ROLE["scopes"])
+
+
+def test_configure_uses_the_proxy_named_by_onsite_proxy_command(tmp_path, monkeypatch):
+    """A deployment from a wheel (ansible/) has no node_modules: it names Debian's proxy."""
+    settings = Settings(home=tmp_path / "home", db_url=f"sqlite:///{tmp_path / 'onsite.sqlite'}")
+    installed = tmp_path / "configurable-http-proxy"
+    installed.write_text("#!/bin/sh\n")
+    monkeypatch.setenv("ONSITE_PROXY_COMMAND", str(installed))
+    c = Config()
+    configure(c, settings)
+    assert c.ConfigurableHTTPProxy.command == [str(installed)]
+    monkeypatch.setenv("ONSITE_PROXY_COMMAND", str(tmp_path / "missing"))
+    with pytest.raises(UserError, match=f"not installed at {tmp_path / 'missing'}.*ONSITE_PROXY_COMMAND"):
+        configure(Config(), settings)
