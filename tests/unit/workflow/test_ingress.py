@@ -307,33 +307,25 @@ def test_collect_for_a_member_is_audited(world):
 # ---------------------------------------------------------------- migration
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_migration_wf0003_adds_and_drops_the_ingress_tables(backend, request, tmp_path):
+def test_migration_wf0003_adds_and_drops_the_ingress_tables(database_at):
     from alembic import command
     from sqlalchemy import inspect, text
 
-    from access_control.db import alembic_config, make_engine, migrate
+    from access_control.db import migrate
 
-    url = f"sqlite:///{tmp_path / 'old.sqlite'}" if backend == "sqlite" else request.getfixturevalue("pg_url")
-    cfg = alembic_config(url)
-    command.upgrade(cfg, "ac0001")
-    command.upgrade(cfg, "wf0002")
-    engine = make_engine(url)
-    try:
-        with engine.begin() as conn:
-            conn.execute(text(
-                "INSERT INTO release_request (id, project_id, requester, title, purpose, status, preset, "
-                "required_approvals, created_at, updated_at) VALUES (1, 'p1', 'alice', 't', 'p', 'SUBMITTED', "
-                "'acro-default', 2, '2026-11-01 00:00:00', '2026-11-01 00:00:00')"))
-        migrate(url)
-        with engine.connect() as conn:
-            assert {"ingress_request", "ingress_vote"} <= set(inspect(conn).get_table_names())
-        command.downgrade(cfg, "wf0002")
-        with engine.connect() as conn:
-            assert "ingress_request" not in inspect(conn).get_table_names()
-            assert conn.execute(text("SELECT title FROM release_request")).scalar_one() == "t"
-    finally:
-        engine.dispose()
+    url, cfg, engine = database_at("wf0002")
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO release_request (id, project_id, requester, title, purpose, status, preset, "
+            "required_approvals, created_at, updated_at) VALUES (1, 'p1', 'alice', 't', 'p', 'SUBMITTED', "
+            "'acro-default', 2, '2026-11-01 00:00:00', '2026-11-01 00:00:00')"))
+    migrate(url)
+    with engine.connect() as conn:
+        assert {"ingress_request", "ingress_vote"} <= set(inspect(conn).get_table_names())
+    command.downgrade(cfg, "wf0002")
+    with engine.connect() as conn:
+        assert "ingress_request" not in inspect(conn).get_table_names()
+        assert conn.execute(text("SELECT title FROM release_request")).scalar_one() == "t"
 
 
 def test_an_extract_with_columns_from_reference_data_needs_human_judgement(world):
@@ -489,39 +481,31 @@ def test_attack_a_submitted_requests_recomputation_or_approval_needing_retired_d
     assert vote(world, passing, "bob", Decision.REJECT, comment="reads retired reference data").value == "REJECTED"
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_migration_wf0004_adds_the_retirement_columns_and_refuses_to_lose_them(backend, request, tmp_path):
+def test_migration_wf0004_adds_the_retirement_columns_and_refuses_to_lose_them(database_at):
     from alembic import command
     from sqlalchemy import inspect, text
 
-    from access_control.db import alembic_config, make_engine, migrate
+    from access_control.db import migrate
 
-    url = f"sqlite:///{tmp_path / 'old.sqlite'}" if backend == "sqlite" else request.getfixturevalue("pg_url")
-    cfg = alembic_config(url)
-    command.upgrade(cfg, "ac0001")
-    command.upgrade(cfg, "wf0003")
-    engine = make_engine(url)
+    url, cfg, engine = database_at("wf0003")
     insert = text(
         "INSERT INTO ingress_request (id, project_id, requester, name, description, filename, file_format, sha256, "
         "size_bytes, row_count, columns, preview, content, status, required_approvals, created_at) VALUES "
         "(1, 'p1', 'alice', 'codes', 'd', 'c.csv', 'csv', :sha, 3, 1, '[]', '{}', :content, 'APPROVED', 2, "
         "'2026-11-01 00:00:00')")
-    try:
-        with engine.begin() as conn:
-            conn.execute(insert, {"sha": "0" * 64, "content": b"a\n1"})
-        migrate(url)
-        with engine.begin() as conn:
-            columns = {c["name"] for c in inspect(conn).get_columns("ingress_request")}
-            assert {"retired_at", "retired_by", "retired_reason"} <= columns
-            assert conn.execute(text("SELECT name, retired_by FROM ingress_request")).one() == ("codes", None)
-            conn.execute(text("UPDATE ingress_request SET status = 'RETIRED', retired_by = 'bob'"))
-        with pytest.raises(RuntimeError, match="1 ingress request"):
-            command.downgrade(cfg, "wf0003")
-        with engine.begin() as conn:
-            conn.execute(text("UPDATE ingress_request SET status = 'APPROVED', retired_by = NULL"))
+    with engine.begin() as conn:
+        conn.execute(insert, {"sha": "0" * 64, "content": b"a\n1"})
+    migrate(url)
+    with engine.begin() as conn:
+        columns = {c["name"] for c in inspect(conn).get_columns("ingress_request")}
+        assert {"retired_at", "retired_by", "retired_reason"} <= columns
+        assert conn.execute(text("SELECT name, retired_by FROM ingress_request")).one() == ("codes", None)
+        conn.execute(text("UPDATE ingress_request SET status = 'RETIRED', retired_by = 'bob'"))
+    with pytest.raises(RuntimeError, match="1 ingress request"):
         command.downgrade(cfg, "wf0003")
-        with engine.connect() as conn:
-            assert "retired_at" not in {c["name"] for c in inspect(conn).get_columns("ingress_request")}
-            assert conn.execute(text("SELECT name FROM ingress_request")).scalar_one() == "codes"
-    finally:
-        engine.dispose()
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE ingress_request SET status = 'APPROVED', retired_by = NULL"))
+    command.downgrade(cfg, "wf0003")
+    with engine.connect() as conn:
+        assert "retired_at" not in {c["name"] for c in inspect(conn).get_columns("ingress_request")}
+        assert conn.execute(text("SELECT name FROM ingress_request")).scalar_one() == "codes"

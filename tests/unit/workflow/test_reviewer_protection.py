@@ -253,34 +253,26 @@ def test_merged_levels_are_sql_literals_never_code():
     assert con.execute("SELECT count(*) FROM t").fetchone() == (3,)
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_migration_wf0002_keeps_requests_and_downgrades(backend, request, tmp_path):
+def test_migration_wf0002_keeps_requests_and_downgrades(database_at):
     from alembic import command
     from sqlalchemy import inspect, text
 
-    from access_control.db import alembic_config, make_engine, migrate
+    from access_control.db import migrate
 
-    url = f"sqlite:///{tmp_path / 'old.sqlite'}" if backend == "sqlite" else request.getfixturevalue("pg_url")
-    cfg = alembic_config(url)
-    command.upgrade(cfg, "ac0001")
-    command.upgrade(cfg, "wf0001")
-    engine = make_engine(url)
-    try:
-        with engine.begin() as conn:
-            conn.execute(text(
-                "INSERT INTO release_request (id, project_id, requester, title, purpose, status, preset, "
-                "required_approvals, created_at, updated_at) VALUES (1, 'p1', 'alice', 't', 'p', 'SUBMITTED', "
-                "'acro-default', 2, '2026-11-01 00:00:00', '2026-11-01 00:00:00')"))
-            conn.execute(text(
-                "INSERT INTO release_output (id, request_id, position, name, kind, verdict, verified) "
-                "VALUES (1, 1, 0, 'old', 'TABLE', 'pass', true)"))
-        migrate(url)
-        with transaction(session_factory(engine)) as s:
-            output = service.output_of(s, 1, 1)
-            assert (output.name, output.revision, output.current_spec, output.protections) == ("old", 0, None, [])
-        command.downgrade(cfg, "wf0001")
-        with engine.connect() as conn:
-            assert "output_protection" not in inspect(conn).get_table_names()
-            assert conn.execute(text("SELECT name FROM release_output")).scalar_one() == "old"
-    finally:
-        engine.dispose()
+    url, cfg, engine = database_at("wf0001")
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO release_request (id, project_id, requester, title, purpose, status, preset, "
+            "required_approvals, created_at, updated_at) VALUES (1, 'p1', 'alice', 't', 'p', 'SUBMITTED', "
+            "'acro-default', 2, '2026-11-01 00:00:00', '2026-11-01 00:00:00')"))
+        conn.execute(text(
+            "INSERT INTO release_output (id, request_id, position, name, kind, verdict, verified) "
+            "VALUES (1, 1, 0, 'old', 'TABLE', 'pass', true)"))
+    migrate(url)
+    with transaction(session_factory(engine)) as s:
+        output = service.output_of(s, 1, 1)
+        assert (output.name, output.revision, output.current_spec, output.protections) == ("old", 0, None, [])
+    command.downgrade(cfg, "wf0001")
+    with engine.connect() as conn:
+        assert "output_protection" not in inspect(conn).get_table_names()
+        assert conn.execute(text("SELECT name FROM release_output")).scalar_one() == "old"
