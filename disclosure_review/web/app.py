@@ -259,6 +259,8 @@ class RequestPageHandler(BaseHandler):
             except UserError as exc:
                 self.fail(exc)
             reviewer_view = permissions.can_review(session, user, request)
+            # reference data retired since submission: the service refuses approval and protection, so say why here
+            retired = {o.id: service.retired_references(session, o) if o.decision is None else [] for o in request.outputs}
             outputs = [
                 {
                     "output": o,
@@ -268,7 +270,8 @@ class RequestPageHandler(BaseHandler):
                     or o.decision is not None
                     or any(v.reviewer == user for v in o.votes)
                     or request.status not in (ReleaseStatus.SUBMITTED, ReleaseStatus.PARTIALLY_REVIEWED),
-                    "can_protect": reviewer_view and permissions.can_protect(session, user, o),
+                    "retired": retired[o.id],
+                    "can_protect": reviewer_view and not retired[o.id] and permissions.can_protect(session, user, o),
                     "levels": _submitted_levels(o) if reviewer_view else {},
                     "protection_form": protection_form if o.id == protection_output and protection_form is not None
                     else _protection_form(o),

@@ -203,6 +203,16 @@ MESSAGES: dict[str, dict[str, str]] = {
     "submit_vote": {"ja": "投票する", "en": "Cast vote"},
     "vote_recorded": {"ja": "投票を記録しました。", "en": "Your vote was recorded."},
     "cannot_vote": {"ja": "この出力には投票できません", "en": "You cannot vote on this output"},
+    "reference_retired_warning": {
+        "ja": "この出力のクエリが読む持込みデータ reference.{name} は、{when} に {by} が利用を終了しました(理由: {reason})。"
+              "この出力は承認できません(却下はできます)。",
+        "en": "The query of this output reads reference data reference.{name}, retired on {when} by {by} (reason: "
+              "{reason}). This output can no longer be approved; it can still be rejected.",
+    },
+    "approve_unavailable_retired": {
+        "ja": "承認: できません。この出力は利用終了した持込みデータを読んでいます(上の警告を参照)。",
+        "en": "Approve: not possible. This output reads retired reference data (see the warning above).",
+    },
     "withdraw": {"ja": "申請を取り下げる", "en": "Withdraw this request"},
     "withdrawn_done": {"ja": "申請を取り下げました。", "en": "The request was withdrawn."},
     "download": {"ja": "公表パッケージをダウンロード(zip)", "en": "Download the release package (zip)"},

@@ -275,13 +275,18 @@ def retired_message(request: IngressRequest) -> str:
             f"{request.retired_by} ({request.retired_reason}): it can no longer be used")
 
 
+def retired_read(session: Session, project_id: str, tables_read: set[str]) -> list[IngressRequest]:
+    """The project's retired reference data among `tables_read` (names a query reads), by name."""
+    gone = retired(session, project_id)
+    return [gone[name] for name in sorted(set(gone) & tables_read)]
+
+
 def check_none_retired(session: Session, project_id: str, tables_read: set[str], error: type[WorkflowError],
                        where: str) -> None:
     """Refuse with `error` when `tables_read` (names a query reads) includes retired reference data of the project."""
-    gone = retired(session, project_id)
-    used = sorted(set(gone) & tables_read)
+    used = retired_read(session, project_id, tables_read)
     if used:
-        found = gone[used[0]]
+        found = used[0]
         raise error(f"{where}: {retired_message(found)}; take it out of the query", key="reference_retired",
                     name=found.name, reason=found.retired_reason or "")
 

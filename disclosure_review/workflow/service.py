@@ -40,6 +40,7 @@ from disclosure_review.workflow.exceptions import (
     WorkflowError,
 )
 from disclosure_review.workflow.store import (
+    IngressRequest,
     OutputProtection,
     OutputVote,
     ReleaseOutput,
@@ -589,8 +590,18 @@ def prepare_protection(
 
 def _check_no_retired_reference(session: Session, project_id: str, query: str, output_name: str,
                                 error: type[WorkflowError] = ProtectionInvalid, step: str = "recomputed") -> None:
-    ingress.check_none_retired(session, project_id, recompute.datasets_read(SimpleNamespace(query=query)), error,
-                               f"output {output_name} cannot be {step}")
+    ingress.check_none_retired(session, project_id, _tables_read(query), error, f"output {output_name} cannot be {step}")
+
+
+def _tables_read(query: str) -> set[str]:
+    return recompute.datasets_read(SimpleNamespace(query=query))
+
+
+def retired_references(session: Session, output: ReleaseOutput) -> list[IngressRequest]:
+    """Retired reference data the output's recorded query reads: `vote` refuses to approve such an output."""
+    if not output.spec:
+        return []
+    return ingress.retired_read(session, output.request.project_id, _tables_read(output.spec["query"]))
 
 
 def compute_protection(job: ProtectionJob) -> recompute.CheckedOutput:

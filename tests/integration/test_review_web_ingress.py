@@ -244,3 +244,61 @@ def test_refusals_on_ingress_pages_speak_of_ingress_in_the_pages_language(server
     assert closed.status_code == 403 and texts["closed"] in closed.text
     missing = bob.get(base + "ingress/999")
     assert missing.status_code == 404 and texts["missing"] in missing.text
+
+
+def approve_reference(base: str, name: str) -> int:
+    request_id = bring_in(base, name=name).json()["id"]
+    for reviewer in ("bob", "carol"):
+        assert vote(login(base, reviewer), base, request_id, "APPROVE").ok
+    return request_id
+
+
+def release_vote(browser: requests.Session, base: str, request_id: int, output_id: int, decision: str,
+                 comment: str = "") -> requests.Response:
+    page = browser.get(base + f"requests/{request_id}")
+    return browser.post(base + f"requests/{request_id}/outputs/{output_id}/vote",
+                        data={"_xsrf": xsrf_of(page.text), "decision": decision, "comment": comment, "revision": "0"})
+
+
+@pytest.mark.parametrize("lang,warning,no_approve,reject", [
+    ("ja", "この出力のクエリが読む持込みデータ reference.region_names は、", "承認: できません。", "却下"),
+    ("en", "The query of this output reads reference data reference.region_names, retired on", "Approve: not possible.",
+     "reject"),
+])
+def test_a_release_request_reading_retired_reference_data_warns_and_offers_no_approval(server, lang, warning, no_approve,
+                                                                                      reject):
+    from integration.test_review_web import output_ids, output_section, submit
+    from workflow_factories import table_output
+
+    base, _ = server
+    retiring = approve_reference(base, "region_names")
+    approve_reference(base, "kept_names")
+    joined = "SELECT r.label AS region_label FROM survey s JOIN reference.{} r ON s.region = r.code WHERE s.region <> 'C'"
+    answer = submit(base, table_output("by_retired", joined.format("region_names"), rows=("region_label",)),
+                    table_output("by_kept", joined.format("kept_names"), rows=("region_label",)))
+    assert answer.status_code == 201, answer.text
+    request_id = answer.json()["id"]
+    bob = login(base, "bob", **{"Accept-Language": lang})
+    before = bob.get(base + f"requests/{request_id}").text
+    assert "retired-reference" not in before and before.count('name="decision" value="APPROVE"') == 2
+
+    assert post_form(bob, base, retiring, "retire", reason="2025年版に改訂された").ok
+    page = bob.get(base + f"requests/{request_id}")
+    retired_id, kept_id = output_ids(page.text)
+    retired, kept = output_section(page.text, retired_id), output_section(page.text, kept_id)
+    assert warning in retired and "2025年版に改訂された" in retired and "bob" in retired
+    assert f'id="retired-{retired_id}-region_names"' in retired
+    assert no_approve in retired and 'value="APPROVE"' not in retired and 'id="override-' not in retired
+    assert f'value="REJECT" required> {reject}</label>' in retired
+    # the non-retired reference: no warning, approval offered as before
+    assert "retired-reference" not in kept and no_approve not in kept and 'name="decision" value="APPROVE"' in kept
+    # the author of the request sees the warning too, without any vote form
+    alice = login(base, "alice", **{"Accept-Language": lang}).get(base + f"requests/{request_id}").text
+    assert warning in output_section(alice, retired_id) and 'class="vote"' not in alice
+
+    # attack: posting an approval the page no longer offers is still refused by the service
+    forced = release_vote(bob, base, request_id, retired_id, "APPROVE")
+    assert forced.status_code == 400 and 'id="vote-error"' in forced.text
+    assert release_vote(bob, base, request_id, retired_id, "REJECT", "reads retired reference data").ok
+    decided = output_section(bob.get(base + f"requests/{request_id}").text, retired_id)
+    assert "retired-reference" not in decided  # decided outputs: nothing left to approve
