@@ -25,6 +25,7 @@ import polars as pl
 from disclosure_review.sdc import (
     DEFAULT_PRESET,
     CheckReport,
+    CheckResult,
     InvalidPreset,
     InvalidSpec,
     Rules,
@@ -41,14 +42,40 @@ from disclosure_review.sdc import (
     load_preset,
 )
 from disclosure_review.sdc.enums import ProtectionMethod, SecondaryMethod
+from disclosure_review.sdc.messages import render_text
 from disclosure_review.sdc.protect import ProtectedTable, evaluate_table
 from disclosure_review.sdc.protection import InvalidTable, SolverFailure, SuppressionInfeasible
 from disclosure_review.sdc.spec import Protection
+from analysis_kernel.session import session_language
 from onsite.errors import UserError
+from onsite.web.i18n import make_translator
 
 HTML_MAX_ROWS = 200
 _VERDICT_COLOURS = {Verdict.PASS: "#1a7f37", Verdict.REVIEW: "#9a6700", Verdict.FAIL: "#cf222e"}
 _CELL_BACKGROUNDS = {Verdict.REVIEW: "#fff8c5", Verdict.FAIL: "#ffebe9"}
+# What outputs say around their check messages, in the session's language (the
+# messages themselves and the verdict words come from the sdc catalogue).
+_MESSAGES = {
+    "every_check_passed": {"en": "every check passed", "ja": "すべてのチェックに合格"},
+    "under_preset": {"en": "under preset {preset}", "ja": "ルールプリセット {preset}"},
+    "feedback": {"en": "(feedback: the review service recomputes the table and decides)",
+                 "ja": "（参考表示: 審査サービスが表を再計算して判定します）"},
+    "protection": {"en": "protection: {method} — blank cells are not released; {note}",
+                   "ja": "保護: {method} — 空欄のセルは公表されません。{note}"},
+    "intervals": {"en": "feasible intervals of the suppressed cells (秘匿インターバル): {intervals}",
+                  "ja": "秘匿セルの取りうる範囲（秘匿インターバル）: {intervals}"},
+    "more_cells": {"en": "… {n} more cells (all are checked; see .report)",
+                   "ja": "… ほか {n} セル（すべてチェック済み。.report を参照）"},
+    "contributors": {"en": "contributors", "ja": "寄与数"},
+    "checks": {"en": "checks", "ja": "チェック"},
+    "bytes": {"en": "{n} bytes", "ja": "{n} バイト"},
+    "file_unverified": {"en": "<i>unverified</i>: made by code, so a reviewer judges it with the code and your explanation.",
+                        "ja": "<i>未検証</i>: コードで作られたファイルなので、審査者がコードと説明をもとに判断します。"},
+    "model_unverified": {"en": "<i>unverified</i> (a reviewer judges the model with your code)",
+                         "ja": "<i>未検証</i>（審査者がコードとともにモデルを判断します）"},
+    "release_request": {"en": "release request {id}: {status}", "ja": "公表申請 {id}: {status}"},
+}
+translator = make_translator(_MESSAGES)
 
 
 class OutputInvalid(UserError):
@@ -77,6 +104,8 @@ class TableOutput:
     report: CheckReport
     protected: ProtectedTable | None = dataclasses.field(default=None, repr=False)
     db: Connection | None = dataclasses.field(default=None, repr=False)
+    lang: str = dataclasses.field(default="en", repr=False)
+    """Language the verdict and check messages are shown in (the session's; see `session_language`)."""
 
     @property
     def name(self) -> str:
@@ -134,8 +163,8 @@ class TableOutput:
         }
 
     def __repr__(self) -> str:
-        reasons = "".join(f"\n  - {r}" for r in self.report.reasons())
-        return f"<TableOutput {self.name!r}: {self.verdict.value} ({self.report.preset}){reasons}>\n{self.table}"
+        reasons = "".join(f"\n  - {r}" for r in reasons_in(self.report, self.lang))
+        return f"<TableOutput {self.name!r}: {verdict_word(self.verdict, self.lang)} ({self.report.preset}){reasons}>\n{self.table}"
 
     def _repr_html_(self) -> str:
         return render_table_html(self)
@@ -150,6 +179,7 @@ class FileOutput:
     content: bytes
     explanation: str
     code: str
+    lang: str = dataclasses.field(default="en", repr=False)
 
     verdict = Verdict.REVIEW
     verified = False
@@ -165,14 +195,14 @@ class FileOutput:
         }
 
     def __repr__(self) -> str:
-        return f"<FileOutput {self.name!r} ({self.filename}, {len(self.content)} bytes): review, unverified>"
+        return (f"<FileOutput {self.name!r} ({self.filename}, {len(self.content)} bytes): "
+                f"{verdict_word(Verdict.REVIEW, self.lang)}, unverified>")
 
     def _repr_html_(self) -> str:
-        esc = html.escape
+        esc, t = html.escape, translator(self.lang)
         return (
-            f"<div><b>{esc(self.name)}</b> <code>{esc(self.filename)}</code> ({len(self.content):,} bytes) — "
-            f"{_badge(Verdict.REVIEW)} <i>unverified</i>: made by code, so a reviewer judges it with the "
-            f"code and your explanation.<br><small>{esc(self.explanation)}</small></div>"
+            f"<div><b>{esc(self.name)}</b> <code>{esc(self.filename)}</code> ({t('bytes', n=f'{len(self.content):,}')}) — "
+            f"{_badge(Verdict.REVIEW, self.lang)} {t('file_unverified')}<br><small>{esc(self.explanation)}</small></div>"
         )
 
 
@@ -189,6 +219,7 @@ class ModelOutput:
     report: CheckReport
     explanation: str
     code: str
+    lang: str = dataclasses.field(default="en", repr=False)
 
     verified = False
 
@@ -203,14 +234,14 @@ class ModelOutput:
                           self.code).to_request()
 
     def __repr__(self) -> str:
-        reasons = "".join(f"\n  - {r}" for r in self.report.reasons())
-        return f"<ModelOutput {self.name!r}: {self.verdict.value}{reasons}>"
+        reasons = "".join(f"\n  - {r}" for r in reasons_in(self.report, self.lang))
+        return f"<ModelOutput {self.name!r}: {verdict_word(self.verdict, self.lang)}{reasons}>"
 
     def _repr_html_(self) -> str:
         esc = html.escape
-        items = "".join(f"<li>{esc(r.rule)} ({esc(r.verdict.value)}): {esc(r.message)}</li>" for r in self.report.results)
-        return (f"<div><b>{esc(self.name)}</b> — {_badge(self.verdict)} <i>unverified</i> (a reviewer judges the "
-                f"model with your code)<ul>{items}</ul><pre>{esc(self.summary)}</pre></div>")
+        items = "".join(f"<li>{esc(_reason(r, self.lang))}</li>" for r in self.report.results)
+        return (f"<div><b>{esc(self.name)}</b> — {_badge(self.verdict, self.lang)} {translator(self.lang)('model_unverified')}"
+                f"<ul>{items}</ul><pre>{esc(self.summary)}</pre></div>")
 
 
 Output = TableOutput | FileOutput | ModelOutput
@@ -297,7 +328,8 @@ def file_output(path: str | Path, *, explanation: str, code: str, name: str | No
     content = path.read_bytes()
     if not content:
         raise OutputInvalid(f"{path} is empty")
-    return FileOutput(_safe_name(name or path.stem, "file"), path.name, content, explanation.strip(), code)
+    return FileOutput(_safe_name(name or path.stem, "file"), path.name, content, explanation.strip(), code,
+                      session_language())
 
 
 def histogram(
@@ -344,7 +376,8 @@ def model_output(db: Connection, result: Any, *, explanation: str, code: str, na
     if summary is None:
         raise OutputInvalid("result must be a fitted statsmodels model (it has .summary())")
     safe = _safe_name(name, "model")
-    return ModelOutput(safe, str(summary()), check_model(result, rules_for(db), name=safe), explanation.strip(), code)
+    return ModelOutput(safe, str(summary()), check_model(result, rules_for(db), name=safe), explanation.strip(), code,
+                       db.manifest.language)
 
 
 def rules_for(db: Connection) -> Rules:
@@ -408,7 +441,7 @@ def _evaluated(db: Connection, spec: TableSpec, rules: Rules) -> TableOutput:
         raise OutputInvalid(str(exc)) from None
     except duckdb.Error as exc:
         raise OutputInvalid(f"the table could not be computed: {exc}") from None
-    return TableOutput(spec, protected.shadow, protected.report, protected, db)
+    return TableOutput(spec, protected.shadow, protected.report, protected, db, db.manifest.language)
 
 
 def _names(value: str | Sequence[str], what: str) -> tuple[str, ...]:
@@ -429,10 +462,25 @@ def _default_name(prefix: str, rows: tuple[str, ...], columns: tuple[str, ...]) 
     return _safe_name(f"{prefix}_{by}", "table")
 
 
-def _badge(verdict: Verdict) -> str:
+def verdict_word(verdict: Verdict | str, lang: str) -> str:
+    """pass / review / fail in `lang` (合格 / 要審査 / 不合格); an unknown verdict as it is."""
+    value = str(getattr(verdict, "value", verdict))
+    return render_text(f"verdict_{value.lower()}", {}, lang, value)
+
+
+def _reason(result: CheckResult, lang: str) -> str:
+    return f"{result.rule} ({verdict_word(result.verdict, lang)}): {result.text(lang)}"
+
+
+def reasons_in(report: CheckReport, lang: str) -> list[str]:
+    """`report.reasons()` (one line per check that did not pass) in `lang`."""
+    return [_reason(r, lang) for r in report.results if r.verdict is not Verdict.PASS]
+
+
+def _badge(verdict: Verdict, lang: str = "en") -> str:
     colour = _VERDICT_COLOURS[verdict]
     return (f"<span style='background:{colour};color:white;padding:1px 6px;border-radius:3px;"
-            f"font-weight:bold'>{verdict.value}</span>")
+            f"font-weight:bold'>{html.escape(verdict_word(verdict, lang))}</span>")
 
 
 def _shown(value: object) -> str:
@@ -451,7 +499,8 @@ def render_table_html(output: TableOutput) -> str:
     One row and one column variable: shown as a cross table (hover a cell for its checks);
     otherwise one line per cell with its contributors and checks.
     """
-    esc = html.escape
+    esc, lang = html.escape, output.lang
+    t = translator(lang)
     shadow, report = output.shadow, output.report
     flagged = report.cell_verdicts()
     rules_by_cell: dict[tuple, list[str]] = {}
@@ -474,29 +523,28 @@ def render_table_html(output: TableOutput) -> str:
         ]
     else:
         contributors = shadow.frame.get_column("sdc_units").to_list()
-        header = "".join(f"<th>{esc(c)}</th>" for c in view.columns) + "<th>contributors</th><th>checks</th>"
+        header = "".join(f"<th>{esc(c)}</th>" for c in view.columns) + f"<th>{t('contributors')}</th><th>{t('checks')}</th>"
         body = []
         for i, key in enumerate(values):
             if i == HTML_MAX_ROWS:
-                body.append(f"<tr><td colspan='{k + 3}'>… {view.height - i} more cells (all are checked; "
-                            "see .report)</td></tr>")
+                body.append(f"<tr><td colspan='{k + 3}'>{t('more_cells', n=view.height - i)}</td></tr>")
                 break
             checks = rules_by_cell.get(key, [])
             body.append("<tr>" + "".join(f"<td>{esc(_shown(v))}</td>" for v in key)
                         + _cell_td(values[key], flagged.get(key), checks)
                         + f"<td style='text-align:right'>{contributors[i]}</td><td>{esc(', '.join(checks))}</td></tr>")
-    reasons = "".join(f"<li>{esc(r)}</li>" for r in report.reasons()) or "<li>every check passed</li>"
+    reasons = "".join(f"<li>{esc(r)}</li>" for r in reasons_in(report, lang)) or f"<li>{t('every_check_passed')}</li>"
     facts = output.protected.protection if output.protected else None
     if facts:
-        reasons += f"<li>protection: {esc(facts['method'])} — blank cells are not released; " + esc(
-            facts.get("note") or (facts.get("audit") or {}).get("summary", "")) + "</li>"
+        note = facts.get("note") or (facts.get("audit") or {}).get("summary", "")
+        reasons += f"<li>{t('protection', method=esc(facts['method']), note=esc(note))}</li>"
     intervals = output.intervals
     if intervals is not None and intervals.height:
-        reasons += ("<li>feasible intervals of the suppressed cells (秘匿インターバル): " + "; ".join(
+        reasons += "<li>" + t("intervals", intervals="; ".join(
             f"{esc(' / '.join(str(v) for v in row[:k]))}: [{_shown(row[k + 2])}, {_shown(row[k + 3])}]"
-            for row in intervals.iter_rows()) + "</li>")
+            for row in intervals.iter_rows())) + "</li>"
     return (
-        f"<div><b>{esc(output.name)}</b> — {_badge(output.verdict)} under preset <code>{esc(report.preset)}</code>"
-        f" <small>(feedback: the review service recomputes the table and decides)</small>"
+        f"<div><b>{esc(output.name)}</b> — {_badge(output.verdict, lang)} "
+        f"{t('under_preset', preset=f'<code>{esc(report.preset)}</code>')} <small>{t('feedback')}</small>"
         f"<ul>{reasons}</ul><table><thead><tr>{header}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
     )

@@ -33,7 +33,7 @@ def _manifest() -> dict[str, Any]:
         manifest = SessionManifest.load()
     except SessionManifestInvalid as e:
         raise ReleaseError(f"request_release works inside an Onsite session: {e}") from e
-    return {"projects": dict(manifest.projects), "outbox": manifest.outbox}
+    return {"projects": dict(manifest.projects), "outbox": manifest.outbox, "language": manifest.language}
 
 
 def _choose_project(projects: dict[str, Any], project: str | None) -> str:
@@ -89,7 +89,7 @@ def request_release(
     project_id = _choose_project(session["projects"], project)
     payload = {"project": project_id, "title": title, "purpose": purpose, "outputs": [_request_payload(o) for o in outputs]}
     answer = send_to_review_service(payload, timeout=timeout, outbox=session["outbox"])
-    _print_verdicts(answer)
+    _print_verdicts(answer, session["language"])
     return answer
 
 
@@ -133,7 +133,11 @@ def _forget(forget: bool, *paths: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def _print_verdicts(answer: dict[str, Any]) -> None:
-    print(f"release request {answer.get('id')}: {answer.get('status')}")
+def _print_verdicts(answer: dict[str, Any], lang: str) -> None:
+    """The service's answer in the session's language: the request's status (as the service names it) and
+    each output's verdict."""
+    from analysis_kernel.outputs import translator, verdict_word
+
+    print(translator(lang)("release_request", id=answer.get("id"), status=answer.get("status")))
     for item in answer.get("outputs", []):
-        print(f"  {item.get('name')}: {item.get('verdict')}")
+        print(f"  {item.get('name')}: {verdict_word(item.get('verdict'), lang)}")

@@ -8,7 +8,11 @@ boundary: OS permissions decide which files can actually be read.
     {"user": "r.tanaka",
      "projects": {"p2026_01": {"title": "...", "preset": "acro-default",
                                "datasets": {"demo_household": "/srv/onsite/datasets/demo_household.duckdb"}}},
-     "outbox": "/home/r.tanaka/.onsite/outbox"}
+     "outbox": "/home/r.tanaka/.onsite/outbox", "language": "ja"}
+
+`language` (the site's $ONSITE_LANGUAGE, ja or en) is the language outputs show
+their verdicts in. A manifest without it (written before sessions had a
+language) and a kernel outside a session show English.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from typing import Any
 
 from disclosure_review.sdc.rules import DEFAULT_PRESET
 from onsite.errors import UserError
+from onsite.web.i18n import LANGUAGES
 
 SESSION_ENV = "ONSITE_SESSION"
 MANIFEST_MODE = 0o644  # names and paths only, nothing secret; the server's user must read it
@@ -50,6 +55,8 @@ class SessionManifest:
     projects: Mapping[str, ProjectGrant]
     outbox: Path
     """Directory where `request_release` drops release requests for the server extension."""
+    language: str = "en"
+    """Language the kernel shows verdicts and check messages in (ja or en)."""
 
     @classmethod
     def load(cls, path: Path | None = None) -> SessionManifest:
@@ -80,6 +87,9 @@ class SessionManifest:
             raise fail("user and outbox must be strings")
         if not isinstance(data["projects"], Mapping):
             raise fail("projects must be an object {project id: {title, preset, datasets}}")
+        language = data.get("language", "en")
+        if language not in LANGUAGES:
+            raise fail(f"language must be one of {', '.join(LANGUAGES)}, not {language!r}")
         projects = {}
         for project_id, grant in data["projects"].items():
             if not isinstance(grant, Mapping) or not isinstance(grant.get("datasets", {}), Mapping):
@@ -89,7 +99,7 @@ class SessionManifest:
                 preset=str(grant.get("preset", DEFAULT_PRESET)),
                 datasets={str(k): Path(v) for k, v in grant.get("datasets", {}).items()},
             )
-        return cls(user=data["user"], projects=projects, outbox=Path(data["outbox"]))
+        return cls(user=data["user"], projects=projects, outbox=Path(data["outbox"]), language=language)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -100,6 +110,7 @@ class SessionManifest:
                 for project_id, grant in self.projects.items()
             },
             "outbox": str(self.outbox),
+            "language": self.language,
         }
 
     def write(self, path: Path) -> Path:
@@ -114,3 +125,11 @@ class SessionManifest:
         finally:
             tmp.unlink(missing_ok=True)
         return path
+
+
+def session_language() -> str:
+    """The language of this session's manifest (see `SessionManifest.load`); English outside a session."""
+    try:
+        return SessionManifest.load().language
+    except SessionManifestInvalid:
+        return "en"

@@ -60,6 +60,12 @@ NOT_ISOLATED_WARNING = (
 )
 
 
+def singleuser_config_path(language: str) -> list[Path]:
+    """The single-user server's JUPYTER_CONFIG_PATH: the lock-down, then the site language's JupyterLab
+    default (labconfig/default_setting_overrides.json: the translation extension's locale)."""
+    return [SINGLEUSER_CONFIG_DIR, SINGLEUSER_CONFIG_DIR / "language" / language]
+
+
 class OnsiteSpawner(LocalProcessSpawner):
     """Local single-user servers with an entry re-check, a session manifest, OS isolation and lock-down."""
 
@@ -350,7 +356,8 @@ class OnsiteSpawner(LocalProcessSpawner):
                 },
             )
         self._make_home(home, outbox, workspaces)
-        manifest = SessionManifest.from_dict({"user": self.user.name, "projects": projects, "outbox": str(outbox)})
+        manifest = SessionManifest.from_dict({"user": self.user.name, "projects": projects, "outbox": str(outbox),
+                                               "language": self.settings.language})
         path = home / MANIFEST_RELATIVE
         # Written in the hub's private directory, then renamed into the home: the
         # rename replaces whatever the session left at that name (a symlink too)
@@ -494,7 +501,7 @@ class OnsiteSpawner(LocalProcessSpawner):
         env["ONSITE_TERMINAL_ADDRESS"] = self._address
         env["ONSITE_TRUSTED_PROXIES"] = ",".join(self.authenticator.trusted_proxy_ips)
         env["JUPYTER_RUNTIME_DIR"] = self.runtime_dir or str(self.home_dir / ".onsite" / "runtime")
-        env["JUPYTER_CONFIG_PATH"] = str(SINGLEUSER_CONFIG_DIR)
+        env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(str(d) for d in singleuser_config_path(self.settings.language))
         if self.kernel_data_dir:
             env["JUPYTER_PATH"] = self.kernel_data_dir
         env["PYTHONNOUSERSITE"] = "1"

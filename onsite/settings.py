@@ -10,6 +10,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from onsite.errors import UserError
+from onsite.web.i18n import DEFAULT_LANGUAGE, LANGUAGES
+
+LANGUAGE_ENV = "ONSITE_LANGUAGE"
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -17,13 +22,18 @@ class Settings:
     """State directory: datasets, workspaces, egress store, secrets."""
     db_url: str
     """SQLAlchemy URL of the policy, workflow and audit store."""
+    language: str = DEFAULT_LANGUAGE
+    """Language of researchers' sessions ($ONSITE_LANGUAGE, ja or en): JupyterLab's UI and the kernel's verdicts."""
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         home = Path(env.get("ONSITE_HOME") or Path.cwd() / "var").resolve()
         db_url = env.get("ONSITE_DB_URL") or f"sqlite:///{home / 'onsite.sqlite'}"
-        return cls(home=home, db_url=db_url)
+        language = env.get(LANGUAGE_ENV) or DEFAULT_LANGUAGE
+        if language not in LANGUAGES:
+            raise UserError(f"${LANGUAGE_ENV}={language!r} is not a session language: set it to one of {', '.join(LANGUAGES)}")
+        return cls(home=home, db_url=db_url, language=language)
 
     @property
     def datasets_dir(self) -> Path:
@@ -47,4 +57,4 @@ class Settings:
 
     def environ(self) -> dict[str, str]:
         """The variables a child process needs to see the same state."""
-        return {"ONSITE_HOME": str(self.home), "ONSITE_DB_URL": self.db_url}
+        return {"ONSITE_HOME": str(self.home), "ONSITE_DB_URL": self.db_url, LANGUAGE_ENV: self.language}
