@@ -160,11 +160,14 @@ try:
 except Exception as e:
     other = type(e).__name__
 manifest = json.load(open(os.environ["ONSITE_SESSION"]))
+from analysis_kernel.outputs import frequency_table
 print(json.dumps({{
     "ids": db.dataset_ids,
     "rows": db.sql("SELECT count(*) FROM {DEMO_DATASET}").fetchall()[0][0],
     "other": other,
     "manifest_datasets": sorted(d for p in manifest["projects"].values() for d in p["datasets"]),
+    "language": manifest["language"],
+    "verdict_shown": frequency_table(db, "SELECT * FROM {DEMO_DATASET}", rows="sex")._repr_html_(),
     "env": sorted(k for k in ("JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN", "ONSITE_DB_URL", "ONSITE_REVIEW_URL") if k in os.environ),
 }}))
 """
@@ -175,6 +178,8 @@ print(json.dumps({{
     assert seen["rows"] == 2000
     assert seen["other"] != "readable"
     assert seen["manifest_datasets"] == [DEMO_DATASET]
+    assert seen["language"] == "ja"  # the site default ($ONSITE_LANGUAGE unset): verdicts in Japanese
+    assert "ルールプリセット" in seen["verdict_shown"] and "under preset" not in seen["verdict_shown"]
     assert seen["env"] == []  # the kernel holds no Hub token and does not know the policy store
     starts = audit_events(settings, "SESSION_START", "tanaka")
     assert starts and starts[-1]["details"]["datasets"] == [DEMO_DATASET]
@@ -195,6 +200,14 @@ def test_single_user_lockdown(hub_env):
     config = json.loads(re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>', page, re.S).group(1))
     assert config["extensionManager"]["name"] == "read-only"
     assert config["extensionManager"]["can_install"] is False
+    # JupyterLab in Japanese by default (site language ja), and the researcher may still pick English
+    translation = f"{server}/lab/api/settings/@jupyterlab/translation-extension:plugin"
+    assert researcher.http.get(translation).json()["schema"]["properties"]["locale"]["default"] == "ja_JP"
+    pack = researcher.http.get(f"{server}/lab/api/translations/ja_JP").json()
+    assert pack["message"] == "" and pack["data"]["jupyterlab"][""]["language"] == "ja-JP"
+    for raw in ('{"locale": "en"}', "{}"):
+        assert researcher.http.put(translation, json={"raw": raw}, headers=researcher._server_xsrf()).status_code == 204
+        assert researcher.http.get(translation).json()["raw"] == raw
 
 
 def test_administrator_cannot_open_a_researchers_server(hub_env):

@@ -445,7 +445,11 @@ def menu_labels(page) -> list[str]:
 def test_jupyterlab_in_chromium_shows_no_download_or_export(lab):
     from playwright.sync_api import sync_playwright
 
-    hub, _, _ = lab
+    hub, user, _ = lab
+    # The menu labels below are JupyterLab's English ones; sessions open in Japanese by default, so this
+    # researcher picks English first, as Settings → Language does (a user setting kept in the home).
+    locale = f"{user.server_url}/lab/api/settings/@jupyterlab/translation-extension:plugin"
+    assert user.http.put(locale, json={"raw": '{"locale": "en"}'}, headers=user._server_xsrf()).status_code == 204
     SCREENSHOTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
