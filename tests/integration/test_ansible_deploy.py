@@ -220,7 +220,7 @@ def test_deploy_start_log_in_and_redeploy_without_changes(deployment):
     key = Path(deployment["prefix"] / "tls/server.key")
     assert (mode(key), key.stat().st_gid) == (0o640, pwd.getpwnam(deployment["proxy_user"]).pw_gid)
     site = (config / "onsite.env").read_text()
-    assert 'ONSITE_PRODUCTION="1"' in site and "passfile=" in site
+    assert 'ONSITE_PRODUCTION="1"' in site and "passfile=" in site and 'ONSITE_LANGUAGE="ja"' in site
     assert (config / "postgresql-password").read_text().strip() not in site  # only in the 0600 pgpass
 
     units = prefix / "etc/systemd/system"
