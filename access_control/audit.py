@@ -4,7 +4,7 @@ Each event's hash is SHA-256 over a canonical JSON of its own fields and the
 previous event's hash, so editing, deleting, inserting or reordering any event
 breaks the chain at that point. Appends are serialized across processes (hub,
 review service, CLI): PostgreSQL takes a transaction-scoped advisory lock,
-SQLite takes the write lock at BEGIN IMMEDIATE (see access_control.db), and
+SQLite takes the write lock at BEGIN IMMEDIATE (see onsite_base.db), and
 `prev_hash` is unique so a fork cannot even be stored.
 """
 from __future__ import annotations

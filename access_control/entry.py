@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, lazyload
 from access_control import audit
 from access_control.enums import AuditEventType, Outcome, Role
 from access_control.models import Accreditation, Booking, Facility, Membership, Person, Project, ProjectStatus, Terminal
+from onsite_base.netaddr import parse_client_address
 
 DEFAULT_TIMEZONE = "Asia/Tokyo"
 MAX_SHOWN_NAME = 64
@@ -39,7 +40,7 @@ ROLES_WITHOUT_PROJECT = frozenset({Role.REVIEWER, Role.ADMINISTRATOR})
 """Roles that may enter without an active project (they work on others' outputs)."""
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
 
 
 class DenialReason(enum.Enum):
@@ -221,18 +222,6 @@ class EntryDecision:
         return [r.message(lang) for r in self.reasons]
 
 
-def parse_client_address(raw: str) -> IPAddress | None:
-    """An IP address from what the proxy reports ('::ffff:10.0.0.1', '[::1]', 'fe80::1%eth0')."""
-    text = raw.strip().strip("[]").split("%", 1)[0]
-    try:
-        address = ipaddress.ip_address(text)
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
-
-
 def match_terminal(terminals: tuple[TerminalFacts, ...], client_address: str) -> TerminalFacts | None:
     address = parse_client_address(client_address)
     if address is None:
@@ -320,7 +309,7 @@ def load_entry_facts(session: Session, username: str, client_address: str, *, as
     a name that is not valid at all is simply unknown. Bookings that ended
     before `as_of` (default: now) are left out: decide for `as_of` or later."""
     from access_control.identity import canonical_username  # identity imports DenialReason from here
-    from onsite.errors import UserError
+    from onsite_base.errors import UserError
 
     terminals = load_terminals(session)
     try:

@@ -21,7 +21,7 @@ from access_control import audit
 from access_control.entry import DenialReason, shown_name
 from access_control.enums import AuditEventType, Outcome
 from access_control.models import Person
-from onsite.errors import UserError
+from onsite_base.errors import UserError
 
 log = logging.getLogger(__name__)
 

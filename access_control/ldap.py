@@ -42,7 +42,7 @@ from ldap3.utils.dn import escape_rdn, parse_dn
 from access_control.entry import DenialReason
 from access_control.enums import Role
 from access_control.identity import canonical_username
-from onsite.errors import UserError
+from onsite_base.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from access_control.db import Base
+from onsite_base.db import Base
 from access_control.enums import AuditEventType, Outcome, Role
 
 

@@ -42,7 +42,7 @@ from access_control.models import (
     ProjectStatus,
     Terminal,
 )
-from onsite.errors import UserError
+from onsite_base.errors import UserError
 
 PROJECT_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 DATASET_ID_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,62}")

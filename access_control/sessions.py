@@ -8,10 +8,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from access_control import audit
-from access_control.db import transaction
+from onsite_base.db import transaction
 from access_control.enums import AuditEventType, Outcome
 from access_control.models import AuditEvent
-from access_control.web.hub_api import HubApiUnavailable, HubClient
+from access_control.hub_api import HubApiUnavailable, HubClient
 
 log = logging.getLogger(__name__)
 

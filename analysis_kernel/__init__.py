@@ -4,7 +4,7 @@
     db = analysis_kernel.connect()          # the datasets this session's project grants
     db.sql("SELECT ... FROM <dataset id>").pl()
 
-Names are imported on first use, so `import analysis_kernel.catalogue` (the hub,
+Names are imported on first use, so `import dataplane.catalogue` (the hub,
 the review service) does not pull in the notebook-side modules.
 """
 from __future__ import annotations

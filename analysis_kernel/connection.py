@@ -19,9 +19,9 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from analysis_kernel.catalogue import DatasetInfo, DatasetMetadata, attached_metadata, guarded_connection
-from analysis_kernel.session import SessionManifest
-from onsite.errors import UserError
+from dataplane.catalogue import DatasetInfo, DatasetMetadata, attached_metadata, guarded_connection
+from dataplane.manifest import SessionManifest
+from onsite_base.errors import UserError
 
 
 class ProjectNotChosen(UserError):
@@ -165,7 +165,7 @@ class AnalysisConnection:
         retired or another project's: refused, saying so; data retired since it was attached here is detached.
         """
         from analysis_kernel.ingress import approved_references, fetch_reference
-        from analysis_kernel.reference import SCHEMA, attach_references
+        from dataplane.reference import SCHEMA, attach_references
 
         if name in self._references and name not in {
                 r.get("name") for r in approved_references(self.project, self.manifest.outbox)}:

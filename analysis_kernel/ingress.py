@@ -18,12 +18,12 @@ from typing import Any
 
 import pyarrow as pa
 
-from analysis_kernel import reference
+from dataplane import reference
 from analysis_kernel.release import _choose_project, _manifest, send_to_review_service
-from onsite.errors import UserError
+from onsite_base.errors import UserError
 
 INTAKE_DIR = "intake"
-"""The upload folder in the researcher's home (hub_config.lockdown `Lockdown.intake_dir`)."""
+"""The upload folder in the researcher's home (singleuser.lockdown `Lockdown.intake_dir`)."""
 
 
 class IngressError(UserError):

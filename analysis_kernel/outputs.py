@@ -46,9 +46,9 @@ from disclosure_review.sdc.messages import render_text
 from disclosure_review.sdc.protect import ProtectedTable, evaluate_table
 from disclosure_review.sdc.protection import InvalidTable, SolverFailure, SuppressionInfeasible
 from disclosure_review.sdc.spec import Protection
-from analysis_kernel.session import session_language
-from onsite.errors import UserError
-from onsite.web.i18n import make_translator
+from dataplane.manifest import session_language
+from onsite_base.errors import UserError
+from onsite_base.i18n import make_translator
 
 HTML_MAX_ROWS = 200
 _VERDICT_COLOURS = {Verdict.PASS: "#1a7f37", Verdict.REVIEW: "#9a6700", Verdict.FAIL: "#cf222e"}

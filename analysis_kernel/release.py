@@ -2,7 +2,7 @@
 
 The kernel holds no Hub token (it runs researcher code), so the request is
 written to the session outbox; the single-user server's extension
-(`hub_config.serverext`) posts it to the review service with the server's
+(`singleuser.serverext`) posts it to the review service with the server's
 token and writes the answer back next to it. The review service recomputes
 every declarative output itself: what this function sends is a request, not
 evidence.
@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from onsite.errors import UserError
+from onsite_base.errors import UserError
+from onsite_base.fileio import write_json_atomic
 
 POLL_S = 0.2
 
@@ -27,7 +28,7 @@ class ReleaseError(UserError):
 
 
 def _manifest() -> dict[str, Any]:
-    from analysis_kernel.session import SessionManifest, SessionManifestInvalid
+    from dataplane.manifest import SessionManifest, SessionManifestInvalid
 
     try:
         manifest = SessionManifest.load()
@@ -56,12 +57,6 @@ def _request_payload(output: Any) -> dict[str, Any]:
             "(frequency_table(...), file_output(...))"
         )
     return to_request()
-
-
-def _write_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, default=str))
-    os.replace(tmp, path)
 
 
 def request_release(
@@ -97,7 +92,7 @@ def send_to_review_service(payload: dict[str, Any], *, timeout: float, outbox: P
                            error: type[UserError] = ReleaseError, forget: bool = False) -> dict[str, Any]:
     """Drop `payload` in the session outbox for the server's forwarder and wait for the review service's answer.
 
-    `kind`: "" for a release request, "ingress" or "reference" (see `hub_config.serverext.ENDPOINTS`).
+    `kind`: "" for a release request, "ingress" or "reference" (see `singleuser.serverext.ENDPOINTS`).
     `forget`: remove the request and its answer once read (a read of reference data, not a request to keep).
     Raises `error` with the service's message when it refuses, or when no answer comes within `timeout`.
     """
@@ -105,7 +100,7 @@ def send_to_review_service(payload: dict[str, Any], *, timeout: float, outbox: P
     if not outbox.is_dir():
         raise error(f"the session outbox {outbox} does not exist: restart your server from the hub")
     rid = uuid.uuid4().hex + (f".{kind}" if kind else "")
-    _write_atomic(outbox / f"{rid}.request.json", payload)
+    write_json_atomic(outbox / f"{rid}.request.json", payload)
     response_path = outbox / f"{rid}.response.json"
     error_path = outbox / f"{rid}.error.json"
     deadline = time.monotonic() + timeout

@@ -39,7 +39,7 @@ class Context:
 
     def demo_parquet(self, rows: int | None = None) -> Path:
         """The demo survey as Parquet (generated on first use, then reused)."""
-        from analysis_kernel.demo_data import generate
+        from onsite.demo_data import generate
 
         rows = rows or self.rows
         path = self.data_dir / f"demo_{rows}_s{self.seed}.parquet"
@@ -49,8 +49,8 @@ class Context:
 
     def demo_dataset(self, rows: int | None = None) -> Path:
         """The demo survey ingested as a dataset file `<data_dir>/demo_<rows>_s<seed>.duckdb`."""
-        from analysis_kernel.catalogue import ingest, load_metadata
-        from analysis_kernel.demo_data import METADATA_PATH
+        from dataplane.catalogue import ingest, load_metadata
+        from onsite.demo_data import METADATA_PATH
 
         rows = rows or self.rows
         dataset_id = f"demo_{rows}_s{self.seed}"
@@ -69,7 +69,7 @@ class Context:
 
     def session_manifest(self, datasets: Mapping[str, Path], *, project: str = "bench") -> Path:
         """Write a session manifest granting `datasets` to one project; returns its path."""
-        from analysis_kernel.session import ProjectGrant, SessionManifest
+        from dataplane.manifest import ProjectGrant, SessionManifest
 
         manifest = SessionManifest(
             user="bench",

@@ -20,7 +20,7 @@ def cases(ctx: Context) -> list[Case]:
     import acro as acro_package
     import duckdb
 
-    from analysis_kernel.catalogue import guarded_connection
+    from dataplane.catalogue import guarded_connection
     from disclosure_review.sdc import Statistic, TableKind, TableSpec, check_table, compute_shadow, load_preset
 
     path = ctx.demo_dataset()

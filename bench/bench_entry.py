@@ -59,7 +59,8 @@ def fill(url: str, today: date) -> None:
     """Bulk rows through SQLAlchemy Core (the policy functions would write 30k ledger events first)."""
     from sqlalchemy import insert
 
-    from access_control.db import Base, make_engine, migrate
+    from onsite_base.db import Base, make_engine
+    from onsite.migrations import migrate
 
     migrate(url)
     t = Base.metadata.tables
@@ -101,7 +102,7 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
 
 class EntryBench:
     def __init__(self) -> None:
-        from access_control.db import make_engine, session_factory
+        from onsite_base.db import make_engine, session_factory
 
         self.url = scratch_database()
         fill(self.url, datetime.now(TOKYO).date())
@@ -112,7 +113,7 @@ class EntryBench:
         self.who = [(f"r{rng.randrange(PEOPLE):05d}", f"10.0.{rng.randrange(TERMINALS)}.{rng.randrange(1, 15)}") for _ in range(DECISIONS)]
 
     def decide(self, username: str, address: str, record: bool = False) -> bool:
-        from access_control.db import transaction
+        from onsite_base.db import transaction
         from access_control.entry import decide_entry, load_entry_facts, record_entry
 
         with transaction(self.factory) as session:

@@ -80,7 +80,7 @@ def cases(ctx: Context) -> list[Case]:
 
     from access_control.ldap import LdapDirectory, LdapSettings, TlsMode
     from hub_config.ldap_authenticator import OnsiteLDAPAuthenticator
-    from onsite.settings import Settings
+    from onsite_base.settings import Settings
 
     server = helper.Slapd(ctx.tmp_dir / "slapd").start()
     atexit.register(server.remove)

@@ -91,10 +91,10 @@ class BenchHub:
 def start_hub(researchers: int, *, isolate: bool = True) -> BenchHub:
     """A fresh demo hub with `researchers` extra researchers (bench001…) in the demo project."""
     from access_control import policy
-    from access_control.db import make_engine, session_factory, transaction
+    from onsite_base.db import make_engine, session_factory, transaction
     from access_control.enums import Role
     from onsite.demo import DEMO_PROJECT, set_up_demo
-    from onsite.settings import Settings
+    from onsite_base.settings import Settings
 
     base = Path(tempfile.mkdtemp(prefix="onsite-bench-hub-"))
     base.chmod(0o711)

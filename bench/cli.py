@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 
 from bench import DATA_DIR, DEFAULT_ROWS
-from onsite.errors import UserError
-from onsite.settings import Settings
+from onsite_base.errors import UserError
+from onsite_base.settings import Settings
 
 DESCRIPTION = (
     "Run side-by-side benchmarks (modules bench/bench_<topic>.py) and print, per case, the peer's and our median "

@@ -12,7 +12,7 @@ from types import ModuleType
 
 import bench
 from bench import Case, Context
-from onsite.errors import UserError
+from onsite_base.errors import UserError
 
 log = logging.getLogger(__name__)
 MODULE_PREFIX = "bench_"

@@ -1,6 +1,6 @@
 """Session activity: what researchers do in their servers, written to the audit ledger.
 
-Each single-user server (`hub_config.lockdown.SessionEventForwarder`) posts its
+Each single-user server (`singleuser.lockdown.SessionEventForwarder`) posts its
 contents actions (open, save, upload, rename, delete), kernel starts and stops,
 the code of every executed cell and what the browser fed a running cell
 (`input_reply`, comm data; never outputs) and the requests the lock-down
@@ -28,7 +28,7 @@ from jupyterhub.apihandlers.base import APIHandler
 from tornado import web
 
 from access_control import audit
-from access_control.db import transaction
+from onsite_base.db import transaction
 from access_control.enums import AuditEventType, Outcome
 
 log = logging.getLogger(__name__)

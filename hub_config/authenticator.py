@@ -25,10 +25,11 @@ from tornado import web
 from traitlets import Any as AnyTrait
 from traitlets import List, Unicode, default
 
-from access_control.db import make_engine, session_factory, transaction
-from access_control.entry import DenialReason, EntryDecision, decide_entry, load_entry_facts, parse_client_address, record_entry
+from onsite_base.db import make_engine, session_factory, transaction
+from access_control.entry import DenialReason, EntryDecision, decide_entry, load_entry_facts, record_entry
 from access_control.enums import Role
-from onsite.settings import Settings
+from onsite_base.netaddr import client_address
+from onsite_base.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -55,33 +56,11 @@ def entry_message(reasons: tuple[DenialReason, ...]) -> str:
     return f"入室できません: {ja}\nEntry refused: {en}"
 
 
-def client_address(request: Any, trusted_proxies: set[str]) -> str:
-    """The address of the terminal that sent `request`.
-
-    Walks `X-Forwarded-For` from the right (each hop appends the peer it saw)
-    while the hop that wrote the entry is trusted; the first address written
-    by a trusted hop but not itself a trusted proxy is the client.
-    """
-    context = request.connection.context
-    address = getattr(context, "address", None)
-    peer = address[0] if isinstance(address, tuple) and address else ""
-    hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
-    candidate = peer
-    while _normalise(candidate) in trusted_proxies and hops:
-        candidate = hops.pop()
-    return _normalise(candidate)
-
-
-def _normalise(raw: str) -> str:
-    parsed = parse_client_address(raw)
-    return str(parsed) if parsed is not None else raw
-
-
 class OnsiteAuthenticator(Authenticator):
     """Password check, then the entry decision (project active today, registered terminal)."""
 
     settings = AnyTrait(
-        help="""The `onsite.settings.Settings` whose policy store holds people,
+        help="""The `onsite_base.settings.Settings` whose policy store holds people,
         projects and terminals. Default: read from $ONSITE_HOME / $ONSITE_DB_URL.""",
     ).tag(config=True)
 

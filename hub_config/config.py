@@ -17,15 +17,14 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from hub_config.kernelspec import write_kernelspec  # noqa: F401 (part of this module's API)
-from onsite.errors import UserError
-from onsite.settings import Settings
+from singleuser.kernelspec import write_kernelspec  # noqa: F401 (part of this module's API)
+from onsite_base.errors import UserError
+from onsite_base.settings import Settings
 
 log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROXY_COMMAND = PROJECT_ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
-SINGLEUSER_CONFIG_DIR = Path(__file__).resolve().parent / "singleuser"
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 REVIEW_SERVICE = "onsite-review"
 ADMIN_SERVICE = "onsite-admin"
@@ -254,7 +253,7 @@ def configure(
             "display": True,
             "info": {"description": "Disclosure review of release requests"},
             "url": review_url,
-            "command": [sys.executable, "-m", "disclosure_review.web"],
+            "command": [sys.executable, "-m", "review_service"],
             "environment": settings.environ(),
             "oauth_no_confirm": True,
         },
@@ -263,7 +262,7 @@ def configure(
             "display": True,
             "info": {"description": "Onsite administration"},
             "url": f"http://127.0.0.1:{admin_port or free_port()}",
-            "command": [sys.executable, "-m", "access_control.web"],
+            "command": [sys.executable, "-m", "admin_service"],
             "environment": settings.environ(),
             "oauth_no_confirm": True,
         },

@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from onsite.settings import Settings
+from onsite_base.settings import Settings
 
 log = logging.getLogger(__name__)
 

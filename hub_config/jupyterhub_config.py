@@ -10,7 +10,7 @@ address from $ONSITE_HUB_IP / $ONSITE_HUB_PORT (default 127.0.0.1:8000).
 import os
 
 from hub_config.config import configure
-from onsite.settings import Settings
+from onsite_base.settings import Settings
 
 c = get_config()  # noqa: F821 (defined by the traitlets config loader)
 configure(

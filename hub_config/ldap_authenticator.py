@@ -32,12 +32,12 @@ from tornado import web
 from traitlets import Float, Int, TraitError, default, validate
 
 from access_control import audit
-from access_control.db import transaction
+from onsite_base.db import transaction
 from access_control.entry import MAX_SHOWN_NAME, DenialReason
 from access_control.enums import AuditEventType, Outcome
 from access_control.ldap import DirectoryUnavailable, LdapSettings, TlsMode, login_name
 from hub_config.authenticator import EntryDenied, OnsiteAuthenticator
-from onsite.errors import UserError
+from onsite_base.errors import UserError
 
 
 TLS_STRATEGY = {TlsMode.START_TLS: "before_bind", TlsMode.LDAPS: "on_connect", TlsMode.NONE: "insecure"}

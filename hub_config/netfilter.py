@@ -7,7 +7,7 @@ session's uid, lets replies on connections others opened (the proxy and the
 hub talking to the server) through, accepts new TCP connections to the listed
 loopback ports, and rejects everything else: other loopback ports
 (PostgreSQL, slapd, the proxy's API), other hosts, DNS. Kernels are cut off
-further, in a network namespace of their own (`hub_config.kernel_sandbox`).
+further, in a network namespace of their own (`singleuser.kernel_sandbox`).
 
 One table per session makes adding and removing atomic and keeps sessions
 from touching each other's rules; `remove_all_session_rules` clears leftovers

@@ -2,7 +2,7 @@
 log-out, errors) in Japanese or English: every string, and how the pages get them.
 
 The language is the browser's first choice of Accept-Language between ja and en,
-Japanese when it names neither (onsite.web.i18n.negotiate). The templates in
+Japanese when it names neither (onsite_base.i18n.negotiate). The templates in
 hub_config/templates extend JupyterHub's and replace the blocks that hold text,
 calling `t(key)`. JupyterHub hands templates no request, so the Jinja extension
 `HubPageLanguage` finds it through the handler's own `static_url` method, which
@@ -23,7 +23,7 @@ from jinja2.ext import Extension
 from jinja2.runtime import Context
 from jupyterhub._data import DATA_FILES_PATH
 
-from onsite.web.i18n import DEFAULT_LANGUAGE, SHARED_MESSAGES, make_translator, negotiate
+from onsite_base.i18n import DEFAULT_LANGUAGE, SHARED_MESSAGES, make_translator, negotiate
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ the datasets those projects are granted today, and starts the single-user
 server with the Onsite lock-down configuration.
 
 When the hub runs as root (production, CI) each session is isolated by the OS
-(`hub_config.isolation`, `hub_config.netfilter`, `hub_config.kernel_sandbox`):
+(`hub_config.isolation`, `hub_config.netfilter`, `singleuser.kernel_sandbox`):
 the server and its kernels run as the researcher's own account, with exactly
 the supplementary groups of the datasets granted today, resource limits, and
 nftables rules that let the server reach only the hub API and the review
@@ -38,16 +38,16 @@ from traitlets import Any as AnyTrait
 from traitlets import Bool, Dict, Float, Int, Unicode, default, validate
 
 from access_control import audit
-from access_control.db import transaction
+from onsite_base.db import transaction
 from access_control.enums import AuditEventType, Outcome
 from hub_config import isolation, netfilter
 from hub_config.isolation import SessionAccount, SessionLimits
-from hub_config.kernelspec import kernelspec_dir
-from onsite.settings import Settings
+from singleuser import CONFIG_DIR
+from singleuser.kernelspec import kernelspec_dir
+from onsite_base.settings import Settings
 
 log = logging.getLogger(__name__)
 
-SINGLEUSER_CONFIG_DIR = Path(__file__).resolve().parent / "singleuser"
 MANIFEST_RELATIVE = Path(".onsite") / "session.json"
 OUTBOX_RELATIVE = Path(".onsite") / "outbox"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -63,14 +63,14 @@ NOT_ISOLATED_WARNING = (
 def singleuser_config_path(language: str) -> list[Path]:
     """The single-user server's JUPYTER_CONFIG_PATH: the lock-down, then the site language's JupyterLab
     default (labconfig/default_setting_overrides.json: the translation extension's locale)."""
-    return [SINGLEUSER_CONFIG_DIR, SINGLEUSER_CONFIG_DIR / "language" / language]
+    return [CONFIG_DIR, CONFIG_DIR / "language" / language]
 
 
 class OnsiteSpawner(LocalProcessSpawner):
     """Local single-user servers with an entry re-check, a session manifest, OS isolation and lock-down."""
 
     settings = AnyTrait(
-        help="""The `onsite.settings.Settings` (policy store, datasets, workspaces).
+        help="""The `onsite_base.settings.Settings` (policy store, datasets, workspaces).
         Default: read from $ONSITE_HOME / $ONSITE_DB_URL.""",
     ).tag(config=True)
 
@@ -86,7 +86,7 @@ class OnsiteSpawner(LocalProcessSpawner):
         "",
         help="""A Jupyter data directory holding the Onsite kernelspec, put first on
         the session's JUPYTER_PATH; the server's LockedKernelSpecManager starts only
-        the `onsite` spec in it. Written by `hub_config.kernelspec.write_kernelspec`.""",
+        the `onsite` spec in it. Written by `singleuser.kernelspec.write_kernelspec`.""",
     ).tag(config=True)
 
     isolate = Bool(
@@ -308,7 +308,7 @@ class OnsiteSpawner(LocalProcessSpawner):
         """Account, groups, home, workspaces, outbox, runtime dir, manifest, network rules; SESSION_START."""
         from access_control.models import Dataset, Project
         from access_control.policy import get_person, granted_datasets
-        from analysis_kernel.session import SessionManifest
+        from dataplane.manifest import SessionManifest
         from sqlalchemy import select
 
         home = self.home_dir
@@ -497,7 +497,7 @@ class OnsiteSpawner(LocalProcessSpawner):
         env["ONSITE_HOME"] = str(self.settings.home)
         env["ONSITE_SESSION"] = str(getattr(self, "_manifest_path", self.home_dir / MANIFEST_RELATIVE))
         env["ONSITE_REVIEW_URL"] = self.review_url
-        # The server answers only the terminal the session was started from (hub_config.lockdown.TerminalGuard).
+        # The server answers only the terminal the session was started from (singleuser.lockdown.TerminalGuard).
         env["ONSITE_TERMINAL_ADDRESS"] = self._address
         env["ONSITE_TRUSTED_PROXIES"] = ",".join(self.authenticator.trusted_proxy_ips)
         env["JUPYTER_RUNTIME_DIR"] = self.runtime_dir or str(self.home_dir / ".onsite" / "runtime")
@@ -512,7 +512,7 @@ class OnsiteSpawner(LocalProcessSpawner):
         # Kernels talk to the server over ipc sockets: they live in a network
         # namespace of their own. Only the locked kernelspec can be started.
         args.append("--KernelManager.transport=ipc")
-        args.append("--ServerApp.kernel_spec_manager_class=hub_config.kernelspec.LockedKernelSpecManager")
+        args.append("--ServerApp.kernel_spec_manager_class=singleuser.kernelspec.LockedKernelSpecManager")
         if self.kernel_data_dir:
             args.append(f"--LockedKernelSpecManager.spec_dir={kernelspec_dir(self.kernel_data_dir)}")
         if os.geteuid() == 0 and not self.isolated:

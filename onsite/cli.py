@@ -11,17 +11,17 @@ import importlib
 import logging
 import sys
 
-from onsite.errors import UserError
-from onsite.settings import Settings
+from onsite_base.errors import UserError
+from onsite_base.settings import Settings
 
 # (module, group): group None registers top-level commands, "admin" under `onsite admin`.
 COMMAND_MODULES = [
     ("onsite.demo", None),
-    ("access_control.cli", None),
-    ("access_control.cli", "admin"),
-    ("analysis_kernel.cli", None),
-    ("analysis_kernel.cli", "admin"),
-    ("disclosure_review.cli", None),
+    ("onsite.commands.admin", None),
+    ("onsite.commands.admin", "admin"),
+    ("onsite.commands.datasets", None),
+    ("onsite.commands.datasets", "admin"),
+    ("onsite.commands.review", None),
     ("bench.cli", None),
 ]
 

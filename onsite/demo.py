@@ -20,7 +20,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from access_control.enums import Role
-from onsite.settings import Settings
+from onsite_base.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +93,9 @@ def ensure_dataset(settings: Settings, factory, *, dataset_id: str = DEMO_DATASE
                    progress: bool = True) -> Path:
     """Generate the synthetic survey and ingest it as `dataset_id`, unless already there."""
     from access_control import policy
-    from access_control.db import transaction
-    from analysis_kernel import catalogue, demo_data
+    from onsite_base.db import transaction
+    from dataplane import catalogue
+    from onsite import demo_data
 
     target = settings.datasets_dir / f"{dataset_id}.duckdb"
     with transaction(factory) as session:
@@ -131,7 +132,7 @@ def ensure_dataset(settings: Settings, factory, *, dataset_id: str = DEMO_DATASE
 def ensure_people(settings: Settings, factory) -> list[DemoLogin]:
     """The demo people with their roles; passwords from the log-ins file, new ones only when missing."""
     from access_control import policy
-    from access_control.db import transaction
+    from onsite_base.db import transaction
 
     path = settings.runtime_dir / LOGINS_FILE
     known = read_logins(path)
@@ -157,7 +158,7 @@ def ensure_people(settings: Settings, factory) -> list[DemoLogin]:
 def ensure_project(settings: Settings, factory, *, today: date, researcher: str, dataset_id: str = DEMO_DATASET) -> None:
     """The demo project (researcher as member) with a grant of the dataset valid from today."""
     from access_control import policy
-    from access_control.db import transaction
+    from onsite_base.db import transaction
     from access_control.models import Project
 
     with transaction(factory) as session:
@@ -178,7 +179,7 @@ def ensure_project(settings: Settings, factory, *, today: date, researcher: str,
 def ensure_accreditation(settings: Settings, factory, *, today: date, researcher: str) -> None:
     """The researcher's demo accreditation, valid today and for a year."""
     from access_control import policy
-    from access_control.db import transaction
+    from onsite_base.db import transaction
 
     with transaction(factory) as session:
         held = [a for a in policy.list_accreditations(session, researcher)
@@ -190,7 +191,7 @@ def ensure_accreditation(settings: Settings, factory, *, today: date, researcher
 
 def ensure_facility(settings: Settings, factory, *, terminals: tuple[str, ...] = DEMO_TERMINALS) -> None:
     from access_control import policy
-    from access_control.db import transaction
+    from onsite_base.db import transaction
 
     with transaction(factory) as session:
         if DEMO_FACILITY not in {f.name for f in policy.list_facilities(session)}:
@@ -204,7 +205,8 @@ def ensure_facility(settings: Settings, factory, *, terminals: tuple[str, ...] =
 def set_up_demo(settings: Settings, *, rows: int = 200_000, seed: int = DEMO_SEED, today: date | None = None,
                 progress: bool = True) -> list[DemoLogin]:
     """Everything `onsite up` needs before the hub starts; idempotent."""
-    from access_control.db import make_engine, migrate, session_factory
+    from onsite_base.db import make_engine, session_factory
+    from onsite.migrations import migrate
 
     today = today or date.today()
     migrate(settings.db_url)
@@ -241,7 +243,7 @@ def run_up(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_hub_command(args: argparse.Namespace, settings: Settings) -> int:
-    from access_control.db import migrate
+    from onsite.migrations import migrate
     from hub_config.config import run_hub
 
     migrate(settings.db_url)

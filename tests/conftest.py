@@ -8,8 +8,9 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy.engine import make_url
 
-from access_control.db import make_engine, migrate, session_factory
-from onsite.settings import Settings
+from onsite_base.db import make_engine, session_factory
+from onsite.migrations import migrate
+from onsite_base.settings import Settings
 
 PG_ADMIN_URL = os.environ.get("ONSITE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 

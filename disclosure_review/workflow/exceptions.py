@@ -1,7 +1,7 @@
 """Workflow errors. Each is a `UserError`: the message says what to fix, nothing changed."""
 from __future__ import annotations
 
-from onsite.errors import UserError
+from onsite_base.errors import UserError
 
 
 class WorkflowError(UserError):

@@ -68,7 +68,7 @@ def recompute_extract(
 
     `references`: the project's approved reference data; columns taken from it are undeclared (verdict at least review).
     """
-    from analysis_kernel.catalogue import attached_metadata
+    from dataplane.catalogue import attached_metadata
 
     opened = open_guarded(record_level_rules, preset, datasets, policy, references_read(spec, references or {}))
     if isinstance(opened, CheckedOutput):

@@ -5,7 +5,7 @@ the CLI like `service.py`, with the same rules: one transaction per call, its
 audit event in it; identities are arguments, never read from a payload.
 
 The kernel is never trusted: the service reads and parses the file itself
-(`analysis_kernel.reference.read_reference`: CSV or Parquet tables within the
+(`dataplane.reference.read_reference`: CSV or Parquet tables within the
 limits), records its SHA-256, columns, types and row count, and stores the copy
 it received. That copy — checked against its SHA-256 at every use — is the only
 one ever used: in the kernel (`db.reference(name)`) and when the service
@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 from access_control import audit
 from access_control.enums import AuditEventType
 from access_control.models import Project, utcnow
-from analysis_kernel import reference
+from dataplane import reference
 from disclosure_review.sdc.enums import Verdict
 from disclosure_review.workflow import permissions, policies, recompute
 from disclosure_review.workflow.enums import Decision, IngressStatus

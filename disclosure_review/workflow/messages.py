@@ -8,7 +8,7 @@ before a text had an id fall back to their stored English. A text that quotes
 an error raised elsewhere (DuckDB, a spec) keeps that quotation as it was raised.
 
 Refusals (`WorkflowError.key`) are not stored: the reviewer app translates them
-from its own catalogue (`disclosure_review.web.i18n`, `err_<key>`).
+from its own catalogue (`review_service.i18n`, `err_<key>`).
 """
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ import duckdb
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from analysis_kernel.reference import ReferenceFile
+from dataplane.reference import ReferenceFile
 from disclosure_review.sdc.enums import Verdict
 from disclosure_review.sdc.shadow import MARGIN_LABEL, RECORDS, VALUE, ShadowTable
 from disclosure_review.sdc.spec import TableSpec
@@ -112,8 +112,8 @@ def open_guarded(
     references: Mapping[str, ReferenceFile] | None = None,
 ) -> tuple[T, duckdb.DuckDBPyConnection] | CheckedOutput:
     """The preset's rules and a guarded connection to `datasets` and `references`, or the failed output saying why."""
-    from analysis_kernel.catalogue import guarded_connection
-    from analysis_kernel.reference import ReferenceInvalid, verified_table
+    from dataplane.catalogue import guarded_connection
+    from dataplane.reference import ReferenceInvalid, verified_table
 
     try:
         rules = load_rules(preset)

@@ -52,7 +52,7 @@ from disclosure_review.workflow.store import (
     requests_with_status,
 )
 from disclosure_review.workflow.transitions import INITIAL_STATUS, OPEN_FOR_REVIEW, STATUS_AUDIT_EVENT, check_transition
-from onsite.settings import Settings
+from onsite_base.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ class AuthorizedSubmission:
     released: tuple[dict[str, Any], ...] = ()
     """Shadow statistics of the project's tables already released, for the differencing check."""
     references: dict[str, Any] = field(default_factory=dict)
-    """The project's approved reference data: {name: `analysis_kernel.reference.ReferenceFile`}."""
+    """The project's approved reference data: {name: `dataplane.reference.ReferenceFile`}."""
 
 
 def released_shadows(session: Session, project_id: str) -> tuple[dict[str, Any], ...]:

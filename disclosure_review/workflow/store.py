@@ -1,4 +1,4 @@
-"""Workflow tables (the data-access layer) on the shared `access_control.db.Base`.
+"""Workflow tables (the data-access layer) on the shared `onsite_base.db.Base`.
 
 Only `service.py` reads and writes these. Project, dataset and person are kept
 as their ids/usernames, not foreign keys, so the workflow's schema branch
@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
-from access_control.db import Base
+from onsite_base.db import Base
 from access_control.models import UTCDateTime, stored_enum, utcnow
 from disclosure_review.sdc.enums import Verdict
 from disclosure_review.workflow.enums import Decision, IngressStatus, OutputKind, ReleaseStatus

@@ -2,11 +2,11 @@
 
 Each area keeps its revisions beside its models (`access_control/migrations`,
 `disclosure_review/workflow/migrations`) on its own branch label, so the areas
-evolve independently; `access_control.db.migrate()` upgrades all heads.
+evolve independently; `onsite_base.db.migrate()` upgrades all heads.
 """
 from alembic import context
 
-from access_control.db import Base, make_engine
+from onsite_base.db import Base, make_engine
 
 import access_control.models  # noqa: F401  (registers tables on Base.metadata)
 import disclosure_review.workflow.store  # noqa: F401

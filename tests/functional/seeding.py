@@ -8,11 +8,11 @@ from pathlib import Path
 from sqlalchemy import select
 
 from access_control import policy
-from access_control.db import make_engine, session_factory, transaction
+from onsite_base.db import make_engine, session_factory, transaction
 from access_control.enums import Role
 from access_control.models import AuditEvent
 from onsite.demo import DEMO_PROJECT, DemoLogin, ensure_dataset, set_up_demo
-from onsite.settings import Settings
+from onsite_base.settings import Settings
 
 OTHER_DATASET = "lfs_other"
 EXPIRED_PROJECT = "p-expired"

@@ -14,8 +14,8 @@ import sys
 
 from tornado import web
 
-from disclosure_review.web.app import make_app
-from onsite.settings import Settings
+from review_service.app import make_app
+from onsite_base.settings import Settings
 
 COOKIE = "onsite-test-user"
 

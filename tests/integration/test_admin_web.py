@@ -37,9 +37,9 @@ def serve(port: int, prefix: str) -> None:
 
     from tornado import web
 
-    from access_control.web.app import make_app
-    from access_control.web.hub_api import HubClient
-    from onsite.settings import Settings
+    from admin_service.app import make_app
+    from access_control.hub_api import HubClient
+    from onsite_base.settings import Settings
 
     def page_identity(handler: web.RequestHandler) -> str | None:
         value = handler.get_signed_cookie(COOKIE)
@@ -72,7 +72,7 @@ if __name__ == "__main__":
 from sqlalchemy import select, text  # noqa: E402
 
 from access_control import entry, policy  # noqa: E402
-from access_control.db import make_engine, session_factory, transaction  # noqa: E402
+from onsite_base.db import make_engine, session_factory, transaction  # noqa: E402
 from access_control.enums import AuditEventType, Outcome, Role  # noqa: E402
 from access_control.models import AuditEvent  # noqa: E402
 from hub_config.config import free_port  # noqa: E402
@@ -530,10 +530,10 @@ def test_both_languages_render(server):
 
 
 def test_every_message_has_both_languages():
-    from access_control.web.i18n import MESSAGES
+    from admin_service.i18n import MESSAGES
 
     assert [k for k, v in MESSAGES.items() if set(v) != {"ja", "en"} or not all(v.values())] == []
-    templates = Path(__file__).resolve().parents[2] / "access_control" / "web" / "templates"
+    templates = Path(__file__).resolve().parents[2] / "admin_service" / "templates"
     used = {m for f in templates.glob("*.html") for m in re.findall(r"""t\(["']([a-z_]+)["'][,)]""", f.read_text())}
     assert len(used) > 80 and used - MESSAGES.keys() == set()
     from access_control.models import ProjectStatus

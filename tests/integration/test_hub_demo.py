@@ -8,7 +8,7 @@ import duckdb
 import pytest
 
 from access_control import policy
-from access_control.db import make_engine, session_factory
+from onsite_base.db import make_engine, session_factory
 from access_control.entry import decide_entry, load_entry_facts
 from access_control.identity import LocalIdentityStore
 from onsite.demo import DEMO_DATASET, DEMO_PROJECT, LOGINS_FILE, banner, read_logins, set_up_demo

@@ -14,11 +14,11 @@ import requests
 import analysis_kernel
 from analysis_kernel import outputs
 from analysis_kernel.release import ReleaseError, request_release
-from analysis_kernel.session import SessionManifest
-from disclosure_review.web.app import make_app
+from dataplane.manifest import SessionManifest
+from review_service.app import make_app
 from functional.hubtools import free_port
 from functional.seeding import seed_demo
-from hub_config.serverext import OutboxForwarder
+from singleuser.serverext import OutboxForwarder
 from onsite.demo import DEMO_DATASET, DEMO_PROJECT
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,7 @@ from access_control.entry import DenialReason
 from functional.hubtools import HubUser, RunningHub, login_error
 from functional.seeding import audit_events
 from onsite.demo import set_up_demo
-from onsite.settings import Settings
+from onsite_base.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 

@@ -7,7 +7,7 @@ import pytest
 from integration.test_hub_outbox import ReviewServiceAndForwarder, session  # noqa: F401  (session is a fixture)
 
 import analysis_kernel
-from access_control.db import make_engine, session_factory, transaction
+from onsite_base.db import make_engine, session_factory, transaction
 from analysis_kernel import outputs
 from analysis_kernel.ingress import IngressError
 from analysis_kernel.release import request_release

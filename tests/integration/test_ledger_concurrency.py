@@ -40,7 +40,7 @@ def start_together(args: list[list[str]], barrier: Path) -> list[subprocess.Pope
 
 def write_events(url: str, name: str, n: int, barrier: Path) -> None:
     from access_control import audit, policy
-    from access_control.db import make_engine, session_factory, transaction
+    from onsite_base.db import make_engine, session_factory, transaction
     from access_control.enums import AuditEventType
 
     factory = session_factory(make_engine(url))
@@ -82,9 +82,10 @@ def test_concurrent_writers_never_fork_the_chain(db_url, db, tmp_path):
 
 def add_same_person(url: str, name: str, barrier: Path) -> int:
     """What `onsite admin person add bob …` does, at the same moment as the others."""
-    from access_control import cli, policy
-    from onsite.errors import UserError
-    from onsite.settings import Settings
+    from access_control import policy
+    from onsite.commands import admin as cli
+    from onsite_base.errors import UserError
+    from onsite_base.settings import Settings
 
     settings = Settings(home=barrier, db_url=url)
     cli.migrate(url)

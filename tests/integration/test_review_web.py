@@ -20,7 +20,7 @@ from workflow_factories import make_world, table_output  # noqa: E402
 
 from sqlalchemy import select  # noqa: E402
 
-from access_control.db import make_engine, session_factory  # noqa: E402
+from onsite_base.db import make_engine, session_factory  # noqa: E402
 from access_control.enums import AuditEventType, Outcome  # noqa: E402
 from access_control.models import AuditEvent  # noqa: E402
 from hub_config.config import free_port  # noqa: E402

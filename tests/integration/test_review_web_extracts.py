@@ -12,7 +12,7 @@ from test_review_web import login, mismatch_rows, output_ids, server, submit, xs
 from test_extracts import extract, ingest_people, people_frame  # tests/unit/workflow, put on sys.path by test_review_web
 from workflow_factories import World
 
-from access_control.db import make_engine, session_factory
+from onsite_base.db import make_engine, session_factory
 
 pytestmark = pytest.mark.integration
 

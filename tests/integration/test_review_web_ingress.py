@@ -9,7 +9,7 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from access_control.db import make_engine, session_factory, transaction
+from onsite_base.db import make_engine, session_factory, transaction
 from access_control.enums import AuditEventType, Outcome
 from access_control.models import AuditEvent
 from integration.test_review_web import login, server, xsrf_of  # noqa: F401  (server is a fixture)

@@ -14,7 +14,7 @@ from workflow_factories import table_output
 
 from sqlalchemy import select
 
-from access_control.db import make_engine, session_factory
+from onsite_base.db import make_engine, session_factory
 from access_control.enums import AuditEventType, Outcome
 from access_control.models import AuditEvent
 from disclosure_review.workflow.store import OutputProtection

@@ -21,7 +21,7 @@ import pytest
 from functional.hubtools import HubUser, RunningHub
 from functional.seeding import seed_attacks, seed_demo
 from hub_config import isolation, netfilter
-from onsite.settings import Settings
+from onsite_base.settings import Settings
 
 RECHECK_S = 2
 

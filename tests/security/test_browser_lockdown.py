@@ -26,7 +26,7 @@ from jupyter_server.services.kernels.connection.base import (deserialize_msg_fro
                                                              serialize_msg_to_ws_v1)
 from sqlalchemy import select
 
-from access_control.db import make_engine, session_factory
+from onsite_base.db import make_engine, session_factory
 from access_control.enums import AuditEventType
 from access_control.models import AuditEvent
 from onsite.demo import DEMO_PROJECT

@@ -21,8 +21,8 @@ from traitlets.config import Config
 from functional.hubtools import HubUser, RunningHub
 from functional.seeding import seed_demo
 from hub_config.config import IDLE_CULLER_SERVICE, configure
-from onsite.errors import UserError
-from onsite.settings import Settings
+from onsite_base.errors import UserError
+from onsite_base.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

@@ -242,7 +242,7 @@ def test_suspended_project_stops_the_session(sessions):
 
 def test_revoked_grant_stops_the_session(sessions):
     from access_control import policy
-    from access_control.db import make_engine, session_factory, transaction
+    from onsite_base.db import make_engine, session_factory, transaction
 
     hub, tanaka, kernel = sessions
     # A daemon of the kernel hopping pids (forks, the parent exits) to outlive the session.

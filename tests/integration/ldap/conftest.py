@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 import slapd as slapd_helper
-from access_control.db import migrate
+from onsite.migrations import migrate
 from access_control.ldap import LdapSettings, TlsMode
-from onsite.settings import Settings
+from onsite_base.settings import Settings
 
 if not slapd_helper.SLAPD.exists():
     pytest.skip(f"{slapd_helper.SLAPD} is missing: install the Debian packages slapd and ldap-utils "
@@ -112,7 +112,7 @@ def hub_settings(tmp_path_factory) -> Settings:
     from datetime import date, timedelta
 
     from access_control import policy
-    from access_control.db import make_engine, session_factory, transaction
+    from onsite_base.db import make_engine, session_factory, transaction
     from access_control.enums import Role
 
     home = tmp_path_factory.mktemp("onsite-home")

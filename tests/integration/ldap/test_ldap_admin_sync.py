@@ -9,7 +9,8 @@ from sqlalchemy import text
 
 import slapd as slapd_helper
 from access_control import policy
-from access_control.db import make_engine, migrate, session_factory, transaction
+from onsite_base.db import make_engine, session_factory, transaction
+from onsite.migrations import migrate
 from access_control.enums import Role
 from onsite import cli as onsite_cli
 
@@ -42,7 +43,7 @@ def onsite(monkeypatch, tmp_path, doomed_slapd, capsys):
         "ONSITE_LDAP_CA_FILE": str(server.ca_file), "ONSITE_LDAP_CONNECT_TIMEOUT": "1", "ONSITE_LDAP_RECEIVE_TIMEOUT": "2",
     }.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(onsite_cli, "COMMAND_MODULES", [("access_control.cli", "admin")])
+    monkeypatch.setattr(onsite_cli, "COMMAND_MODULES", [("onsite.commands.admin", "admin")])
 
     def run(*args: str) -> tuple[int, str, str]:
         capsys.readouterr()
@@ -112,7 +113,7 @@ def test_the_hub_logs_in_against_ldap_when_it_is_configured(onsite, tmp_path, mo
     from hub_config.authenticator import OnsiteAuthenticator
     from hub_config.config import configure
     from hub_config.ldap_authenticator import OnsiteLDAPAuthenticator
-    from onsite.settings import Settings
+    from onsite_base.settings import Settings
 
     settings = Settings(home=tmp_path / "hub-home", db_url=onsite.db_url)
     c = Config()

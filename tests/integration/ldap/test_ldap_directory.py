@@ -22,7 +22,7 @@ from access_control.ldap import (
     project_group,
     role_group,
 )
-from onsite.errors import UserError
+from onsite_base.errors import UserError
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

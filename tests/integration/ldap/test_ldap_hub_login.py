@@ -19,7 +19,7 @@ from tornado import web
 from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 
 import slapd as slapd_helper
-from access_control.db import make_engine, session_factory
+from onsite_base.db import make_engine, session_factory
 from access_control.entry import DenialReason
 from access_control.enums import AuditEventType, Role
 from access_control.ldap import DirectoryUnavailable, TlsMode

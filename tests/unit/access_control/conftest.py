@@ -11,9 +11,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from access_control import policy
-from access_control.db import Base, transaction
+from onsite_base.db import Base, transaction
 from access_control.enums import Role
-from onsite.errors import UserError
+from onsite_base.errors import UserError
 
 ACTOR = "admin:test"
 POLICY_TABLES = (

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from access_control import audit
 from access_control.audit import GENESIS_HASH, LedgerAnchor, event_hash
-from access_control.db import transaction
+from onsite_base.db import transaction
 from access_control.enums import AuditEventType, Outcome
 
 N = 6

@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from onsite import cli as onsite_cli
 from access_control import policy
-from access_control.db import make_engine, session_factory, transaction
+from onsite_base.db import make_engine, session_factory, transaction
 from access_control.enums import Role
 from access_control.identity import LocalIdentityStore
 
@@ -22,7 +22,7 @@ def onsite(monkeypatch, tmp_path, db_url, capsys):
     monkeypatch.setenv("ONSITE_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("ONSITE_DB_URL", db_url)
     # Only this area's commands: the others are tested in their own areas.
-    monkeypatch.setattr(onsite_cli, "COMMAND_MODULES", [("access_control.cli", None), ("access_control.cli", "admin")])
+    monkeypatch.setattr(onsite_cli, "COMMAND_MODULES", [("onsite.commands.admin", None), ("onsite.commands.admin", "admin")])
 
     def run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
         if stdin is not None:

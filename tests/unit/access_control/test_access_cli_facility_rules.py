@@ -11,7 +11,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 from access_control import policy
-from access_control.db import alembic_config, make_engine, migrate, session_factory, transaction
+from onsite_base.db import make_engine, session_factory, transaction
+from onsite.migrations import alembic_config, migrate
 from access_control.enums import Role
 
 from test_access_cli import factory, ledger_length, onsite  # noqa: F401  (fixtures)

@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from access_control import audit, policy
-from access_control.db import transaction
+from onsite_base.db import transaction
 from access_control.entry import (
     DenialReason,
     EntryFacts,

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from access_control import policy
-from access_control.db import transaction
+from onsite_base.db import transaction
 from access_control.entry import (
     AccreditationFacts,
     BookingFacts,

@@ -11,12 +11,12 @@ from argon2 import PasswordHasher
 from sqlalchemy import select
 
 from access_control import policy
-from access_control.db import transaction
+from onsite_base.db import transaction
 from access_control.entry import DenialReason
 from access_control.enums import AuditEventType, Outcome
 from access_control.identity import LocalIdentityStore, canonical_username
 from access_control.models import AuditEvent
-from onsite.errors import UserError
+from onsite_base.errors import UserError
 
 PASSWORD = "correct horse battery"  # alice's, set by the world fixture
 ACTOR = "admin:test"

@@ -11,7 +11,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, select, text
 
 from access_control import audit
-from access_control.db import Base, alembic_config, make_engine, migrate, read_transaction, transaction
+from onsite_base.db import Base, make_engine, read_transaction, transaction
+from onsite.migrations import alembic_config, migrate
 from access_control.enums import AuditEventType, Outcome
 from access_control.models import AuditEvent, Facility
 

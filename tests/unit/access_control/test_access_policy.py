@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from access_control import policy
-from access_control.db import transaction
+from onsite_base.db import transaction
 from access_control.enums import AuditEventType, Role
 from access_control.models import AuditEvent, Grant, ProjectStatus
 

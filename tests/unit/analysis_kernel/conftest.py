@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from analysis_kernel.catalogue import DatasetMetadata, ingest, load_metadata
-from analysis_kernel.demo_data import METADATA_PATH, generate
-from analysis_kernel.session import ProjectGrant, SessionManifest
+from dataplane.catalogue import DatasetMetadata, ingest, load_metadata
+from onsite.demo_data import METADATA_PATH, generate
+from dataplane.manifest import ProjectGrant, SessionManifest
 
 DEMO_ROWS = 3000
 DEMO_SEED = 7

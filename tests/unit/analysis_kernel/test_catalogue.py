@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 import yaml
 
-from analysis_kernel.catalogue import (
+from dataplane.catalogue import (
     DatasetExists,
     DatasetIdInvalid,
     DatasetMetadata,
@@ -24,7 +24,7 @@ from analysis_kernel.catalogue import (
     read_dataset_info,
     read_metadata,
 )
-from analysis_kernel.demo_data import METADATA_PATH
+from onsite.demo_data import METADATA_PATH
 
 DIRECT_IDENTIFIERS = {"name", "phone"}
 

@@ -11,7 +11,7 @@ import pytest
 
 import analysis_kernel
 from analysis_kernel.connection import DatasetNotGranted, ProjectNotChosen, connect
-from analysis_kernel.session import SessionManifestInvalid
+from dataplane.manifest import SessionManifestInvalid
 
 
 @pytest.fixture
@@ -96,7 +96,7 @@ def test_queries_still_run_after_reading_metadata(write_manifest, demo_dataset):
 
 
 def test_html_escapes_titles(tmp_path, write_manifest, demo_dataset):
-    from analysis_kernel.session import ProjectGrant, SessionManifest
+    from dataplane.manifest import ProjectGrant, SessionManifest
 
     manifest = SessionManifest(user="<b>x</b>", outbox=tmp_path,
                                projects={"p1": ProjectGrant(title="<script>alert(1)</script>", preset="default",

@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from access_control.models import AuditEvent, Dataset
 from access_control.policy import register_dataset
-from access_control.db import transaction
-from analysis_kernel.demo_data import METADATA_PATH
+from onsite_base.db import transaction
+from onsite.demo_data import METADATA_PATH
 from onsite.cli import main
 
 

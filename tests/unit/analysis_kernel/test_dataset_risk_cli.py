@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis_kernel.demo_data import METADATA_PATH
+from onsite.demo_data import METADATA_PATH
 from onsite.cli import main
 
 KEYS = ["prefecture", "sex", "age", "marital_status"]

@@ -6,8 +6,8 @@ import duckdb
 import polars as pl
 import pytest
 
-from analysis_kernel.demo_data import JAPAN_POPULATION, generate
-from onsite.errors import UserError
+from onsite.demo_data import JAPAN_POPULATION, generate
+from onsite_base.errors import UserError
 
 
 def sha256(path) -> str:

@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis_kernel.catalogue import guarded_connection
+from dataplane.catalogue import guarded_connection
 from analysis_kernel.connection import AnalysisConnection
 from analysis_kernel.outputs import OutputInvalid, extract_output
-from analysis_kernel.session import SessionManifest
+from dataplane.manifest import SessionManifest
 from disclosure_review.sdc import Verdict
 from disclosure_review.workflow.service import validate_payload
 

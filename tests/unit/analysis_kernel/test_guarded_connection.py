@@ -6,7 +6,7 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from analysis_kernel.catalogue import DatasetNotFound, guarded_connection
+from dataplane.catalogue import DatasetNotFound, guarded_connection
 
 
 @pytest.fixture

@@ -8,12 +8,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from analysis_kernel.catalogue import guarded_connection
+from dataplane.catalogue import guarded_connection
 from analysis_kernel.connection import AnalysisConnection
 from analysis_kernel.outputs import (
     OutputInvalid, file_output, frequency_table, histogram, magnitude_table, model_output,
 )
-from analysis_kernel.session import SessionManifest
+from dataplane.manifest import SessionManifest
 from disclosure_review.sdc import MARGIN_LABEL, CheckReport, ShadowTable, TableSpec, Verdict, check_table, load_preset
 
 

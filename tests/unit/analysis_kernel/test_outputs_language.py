@@ -9,11 +9,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from analysis_kernel.catalogue import guarded_connection
+from dataplane.catalogue import guarded_connection
 from analysis_kernel.connection import AnalysisConnection
 from analysis_kernel.outputs import file_output, frequency_table, magnitude_table, model_output
 from analysis_kernel.release import request_release
-from analysis_kernel.session import SessionManifest, session_language
+from dataplane.manifest import SessionManifest, session_language
 from disclosure_review.sdc import Verdict
 
 JAPANESE_VERDICTS = {Verdict.PASS: "合格", Verdict.REVIEW: "要審査", Verdict.FAIL: "不合格"}
@@ -93,7 +93,7 @@ def test_release_summary_in_the_session_language(session, capsys) -> None:
     outbox = db.manifest.outbox
     answer = {"id": 7, "status": "SUBMITTED", "outputs": [{"name": "by_area", "verdict": "pass"}]}
 
-    def forwarder() -> None:  # plays hub_config.serverext: answers the request dropped in the outbox
+    def forwarder() -> None:  # plays singleuser.serverext: answers the request dropped in the outbox
         for _ in range(200):
             requests = list(outbox.glob("*.request.json"))
             if requests:
@@ -123,7 +123,7 @@ def test_language_outside_a_session_and_in_old_manifests_is_english(tmp_path, mo
 
 
 def test_a_manifest_with_an_unknown_language_is_refused(tmp_path) -> None:
-    from analysis_kernel.session import SessionManifestInvalid
+    from dataplane.manifest import SessionManifestInvalid
 
     with pytest.raises(SessionManifestInvalid, match="language must be one of ja, en, not 'fr'"):
         SessionManifest.from_dict({"user": "u", "outbox": "/o", "projects": {}, "language": "fr"})

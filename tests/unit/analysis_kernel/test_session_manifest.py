@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis_kernel.session import ProjectGrant, SessionManifest, SessionManifestInvalid
+from dataplane.manifest import ProjectGrant, SessionManifest, SessionManifestInvalid
 
 
 def test_write_then_load_round_trips(tmp_path, monkeypatch):

@@ -13,8 +13,8 @@ from traitlets.config import Config
 from hub_config.authenticator import EntryDenied, client_address, entry_message
 from hub_config.config import HUB_MANAGER_ROLE, REVIEW_SERVICE, configure, secret_file, write_kernelspec
 from access_control.entry import DenialReason
-from onsite.errors import UserError
-from onsite.settings import Settings
+from onsite_base.errors import UserError
+from onsite_base.settings import Settings
 
 TRUSTED = {"127.0.0.1", "::1"}
 

@@ -12,9 +12,9 @@ from jupyter_client.kernelspec import NoSuchKernel
 
 from hub_config import isolation, netfilter
 from hub_config.isolation import SessionLimits
-from hub_config.kernel_sandbox import kernel_environment
-from hub_config.kernelspec import LockedKernelSpecManager, kernelspec_dir, write_kernelspec
-from onsite.settings import Settings
+from singleuser.kernel_sandbox import kernel_environment
+from singleuser.kernelspec import LockedKernelSpecManager, kernelspec_dir, write_kernelspec
+from onsite_base.settings import Settings
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -47,18 +47,18 @@ def test_locked_kernelspec_manager_knows_one_kernel(tmp_path):
     data_dir = write_kernelspec(settings)
     manager = LockedKernelSpecManager(spec_dir=str(kernelspec_dir(data_dir)))
     assert list(manager.find_kernel_specs()) == ["onsite"] == list(manager.get_all_specs())
-    assert "hub_config.kernel_sandbox" in manager.get_kernel_spec("onsite").argv
+    assert "singleuser.kernel_sandbox" in manager.get_kernel_spec("onsite").argv
     for name in ("python3", "../onsite", "evil"):
         with pytest.raises(NoSuchKernel):
             manager.get_kernel_spec(name)
     spec = json.loads((kernelspec_dir(data_dir) / "kernel.json").read_text())
-    assert spec["argv"][spec["argv"].index("-Im") + 1] == "hub_config.kernel_sandbox"
+    assert spec["argv"][spec["argv"].index("-Im") + 1] == "singleuser.kernel_sandbox"
 
 
 def test_sandboxed_process_has_no_network(tmp_path):
     code = ("import socket\ns = socket.socket()\ntry:\n    s.connect(('127.0.0.1', 5432))\n    print('connected')\n"
             "except OSError as e:\n    print(e.errno)")
-    result = subprocess.run([sys.executable, "-Im", "hub_config.kernel_sandbox", "--", sys.executable, "-c", code],
+    result = subprocess.run([sys.executable, "-Im", "singleuser.kernel_sandbox", "--", sys.executable, "-c", code],
                             capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert result.stdout.strip() == "101", result.stderr  # ENETUNREACH
 
@@ -67,7 +67,7 @@ def test_sandbox_module_cannot_be_shadowed_from_the_working_directory(tmp_path):
     (tmp_path / "hub_config").mkdir()
     (tmp_path / "hub_config" / "__init__.py").write_text("")
     (tmp_path / "hub_config" / "kernel_sandbox.py").write_text("print('shadowed')")
-    result = subprocess.run([sys.executable, "-Im", "hub_config.kernel_sandbox", "--", sys.executable, "-c", "print('kernel')"],
+    result = subprocess.run([sys.executable, "-Im", "singleuser.kernel_sandbox", "--", sys.executable, "-c", "print('kernel')"],
                             capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert result.stdout.strip() == "kernel"
 

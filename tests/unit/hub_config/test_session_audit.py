@@ -18,13 +18,13 @@ from tornado import web
 from traitlets.config import Config
 
 from access_control import audit
-from access_control.db import make_engine, session_factory, transaction
+from onsite_base.db import make_engine, session_factory, transaction
 from access_control.enums import AuditEventType, Outcome
 from hub_config import isolation
 from hub_config.audit_sink import MAX_FIELDS, clean_event, record_session_events
 from hub_config.config import HUB_API_URL_FILE, configure, free_port, hub_app_class
 from onsite import cli as onsite_cli
-from onsite.settings import Settings
+from onsite_base.settings import Settings
 from hopper import HOPPER, beating, started
 
 

@@ -11,8 +11,8 @@ from jupyterlab_server.settings_utils import _get_overrides, get_settings
 from jupyterlab_server.translation_utils import get_language_pack
 
 from hub_config.spawner import singleuser_config_path
-from onsite.errors import UserError
-from onsite.settings import Settings
+from onsite_base.errors import UserError
+from onsite_base.settings import Settings
 
 TRANSLATION_PLUGIN = "@jupyterlab/translation-extension:plugin"
 

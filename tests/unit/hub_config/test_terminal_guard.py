@@ -12,7 +12,7 @@ from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 from tornado.web import Application, RequestHandler
 
-from hub_config import lockdown
+from singleuser import lockdown
 
 TERMINAL = "10.1.2.3"
 

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from disclosure_review.web import i18n
+import disclosure_review.workflow
+from review_service import i18n
 
 TEMPLATES = Path(i18n.__file__).resolve().parent / "templates"
 
@@ -47,7 +48,7 @@ def test_language_negotiation(query, cookie, header, expected):
 def test_every_workflow_refusal_key_is_translated():
     import string
 
-    workflow = Path(i18n.__file__).resolve().parents[1] / "workflow"
+    workflow = Path(disclosure_review.workflow.__file__).resolve().parent
     keys = set()
     for source in workflow.glob("*.py"):
         keys |= set(re.findall(r'key="(\w+)"', source.read_text()))

@@ -15,7 +15,8 @@ def database_at(request, tmp_path):
     """`url, cfg, engine = database_at("wf0002")`: a database migrated up to that revision, for migration tests."""
     from alembic import command
 
-    from access_control.db import alembic_config, make_engine
+    from onsite_base.db import make_engine
+    from onsite.migrations import alembic_config
 
     url = f"sqlite:///{tmp_path / 'old.sqlite'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
     engines = []

@@ -5,7 +5,7 @@ import re
 import pytest
 from workflow_factories import submit, table_output, vote
 
-from access_control.db import transaction
+from onsite_base.db import transaction
 from disclosure_review.workflow import service
 from disclosure_review.workflow.enums import Decision
 from disclosure_review.workflow.protection import parse_choice
@@ -17,7 +17,7 @@ from onsite.cli import main
 @pytest.fixture(autouse=True)
 def only_review_commands(monkeypatch):
     # Only this area's commands: the others are built by other people at the same time.
-    monkeypatch.setattr(onsite.cli, "COMMAND_MODULES", [("disclosure_review.cli", None)])
+    monkeypatch.setattr(onsite.cli, "COMMAND_MODULES", [("onsite.commands.review", None)])
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ import pytest
 from workflow_factories import ADMIN, World, payload, vote
 
 from access_control import policy
-from access_control.db import transaction
-from analysis_kernel.catalogue import DatasetMetadata, ingest
+from onsite_base.db import transaction
+from dataplane.catalogue import DatasetMetadata, ingest
 from disclosure_review.sdc.enums import Verdict
 from disclosure_review.workflow import service
 from disclosure_review.workflow.enums import Decision, OutputKind, ReleaseStatus

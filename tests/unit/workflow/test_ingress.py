@@ -14,10 +14,10 @@ from sqlalchemy import select, update
 from workflow_factories import ADMIN, submit, table_output
 
 from access_control import policy
-from access_control.db import transaction
+from onsite_base.db import transaction
 from access_control.enums import AuditEventType, Outcome
 from access_control.models import AuditEvent
-from analysis_kernel import reference
+from dataplane import reference
 from disclosure_review.sdc.enums import Verdict
 from disclosure_review.workflow import ingress, service
 from disclosure_review.workflow.enums import Decision, IngressStatus
@@ -282,7 +282,7 @@ def test_attack_a_stored_copy_changed_after_approval_is_not_used(world):
 
 
 def test_reference_views_are_read_only_in_the_recompute_connection(world):
-    from analysis_kernel.catalogue import guarded_connection
+    from dataplane.catalogue import guarded_connection
 
     table = reference.read_reference(REGION_NAMES, "regions.csv")
     con = guarded_connection({}, references={"region_names": table})
@@ -311,7 +311,7 @@ def test_migration_wf0003_adds_and_drops_the_ingress_tables(database_at):
     from alembic import command
     from sqlalchemy import inspect, text
 
-    from access_control.db import migrate
+    from onsite.migrations import migrate
 
     url, cfg, engine = database_at("wf0002")
     with engine.begin() as conn:
@@ -485,7 +485,7 @@ def test_migration_wf0004_adds_the_retirement_columns_and_refuses_to_lose_them(d
     from alembic import command
     from sqlalchemy import inspect, text
 
-    from access_control.db import migrate
+    from onsite.migrations import migrate
 
     url, cfg, engine = database_at("wf0003")
     insert = text(

@@ -6,10 +6,10 @@ import copy
 import pytest
 from workflow_factories import payload
 
-from access_control.db import transaction
+from onsite_base.db import transaction
 from analysis_kernel.connection import connect
 from analysis_kernel.outputs import frequency_table, histogram, magnitude_table
-from analysis_kernel.session import ProjectGrant, SessionManifest
+from dataplane.manifest import ProjectGrant, SessionManifest
 from disclosure_review.sdc.enums import Verdict
 from disclosure_review.workflow import service
 
@@ -152,8 +152,8 @@ def test_record_deletion_totals_exclude_the_failing_cells_records(world, kernel)
 
 
 def test_reviewer_page_shows_the_services_protected_table_and_intervals(world, kernel):
-    from disclosure_review.web.app import make_jinja, marked_rows
-    from disclosure_review.web.i18n import translator
+    from review_service.app import make_jinja, marked_rows
+    from review_service.i18n import translator
 
     protected = frequency_table(kernel, "SELECT * FROM survey", "region", "sex", name="shown").protect("suppress")
     with transaction(world.factory) as s:

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from access_control import audit, policy
-from access_control.db import session_factory, transaction
+from onsite_base.db import session_factory, transaction
 from access_control.enums import AuditEventType
 from access_control.models import AuditEvent, Grant
 from disclosure_review.sdc.enums import Verdict
@@ -257,7 +257,7 @@ def test_migration_wf0002_keeps_requests_and_downgrades(database_at):
     from alembic import command
     from sqlalchemy import inspect, text
 
-    from access_control.db import migrate
+    from onsite.migrations import migrate
 
     url, cfg, engine = database_at("wf0001")
     with engine.begin() as conn:

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 from access_control import audit
-from access_control.db import transaction
+from onsite_base.db import transaction
 from access_control.enums import AuditEventType
 from access_control.models import AuditEvent
 from disclosure_review.sdc.enums import Verdict

@@ -8,12 +8,12 @@ from pathlib import Path
 import duckdb
 
 from access_control import policy
-from access_control.db import transaction
+from onsite_base.db import transaction
 from access_control.enums import Role
 from disclosure_review.workflow import service
 from disclosure_review.workflow.enums import Decision, ReleaseStatus
 from disclosure_review.workflow.policies import ReviewPolicy
-from onsite.settings import Settings
+from onsite_base.settings import Settings
 
 # region -> number of records; "C" is the small cell a threshold of 10 must catch.
 REGION_COUNTS = {"A": 30, "B": 25, "C": 2}

@@ -1,4 +1,4 @@
-"""Run the admin pages as a JupyterHub managed service: `python -m access_control.web`.
+"""Run the admin pages as a JupyterHub managed service: `python -m admin_service`.
 
 JupyterHub passes JUPYTERHUB_SERVICE_URL (where to listen), JUPYTERHUB_SERVICE_PREFIX
 (e.g. /services/onsite-admin/), JUPYTERHUB_API_URL and JUPYTERHUB_API_TOKEN (the
@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 import sys
 
-from onsite.web.service import run
+from onsite_base.web.service import run
 
 
 def main() -> int:
-    from access_control.web.app import SERVICE_NAME, make_app
+    from admin_service.app import SERVICE_NAME, make_app
 
     return run(make_app, SERVICE_NAME, dict(os.environ))
 

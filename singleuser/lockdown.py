@@ -1,6 +1,6 @@
 """Lock-down of the single-user server: what the browser may not do, and what it does is audited.
 
-Loaded by `hub_config.serverext` inside every single-user server (the server
+Loaded by `singleuser.serverext` inside every single-user server (the server
 runs as the researcher's own account; see DESIGN.md for why these switches are
 defence in depth, not the boundary — the facility terminal and the network are).
 
@@ -31,7 +31,7 @@ defence in depth, not the boundary — the facility terminal and the network are
   is useless from another address. The terminal (`$ONSITE_TERMINAL_ADDRESS`)
   and the trusted proxies (`$ONSITE_TRUSTED_PROXIES`) are set by the hub's
   spawner in the server's environment, never by the researcher; the client
-  address is read as the hub reads it (`hub_config.authenticator.client_address`:
+  address is read as the hub reads it (`onsite_base.netaddr.client_address`:
   the last `X-Forwarded-For` entry, which configurable-http-proxy appends, and
   never a header the browser wrote). Runs before any handler, so nothing of the
   server answers another address; each refusal is an audit event.
@@ -63,7 +63,8 @@ from tornado.web import HTTPError, RequestHandler
 from traitlets import Int, Unicode
 from traitlets.config import Configurable
 
-from hub_config.kernelspec import KERNEL_NAME
+from onsite_base.netaddr import client_address
+from singleuser.kernelspec import KERNEL_NAME
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ ALLOWED_MESSAGES = frozenset({
 
 
 class Lockdown(Configurable):
-    """Settings of the single-user lock-down (set in hub_config/singleuser/jupyter_server_config.py)."""
+    """Settings of the single-user lock-down (set in singleuser/jupyter_config/jupyter_server_config.py)."""
 
     intake_dir = Unicode(
         "intake",
@@ -171,8 +172,6 @@ class TerminalGuard(Matcher):
         self.trusted_proxies = trusted_proxies
 
     def client(self, request: Any) -> str:
-        from hub_config.authenticator import client_address
-
         return client_address(request, self.trusted_proxies)
 
     def match(self, request: Any) -> dict | None:
@@ -423,7 +422,7 @@ class AuditedKernelWebsocketConnection(ZMQChannelsWebsocketConnection):
 
 
 def load(serverapp: Any) -> None:
-    """Terminal guard, intake folder and session event forwarding; called by hub_config.serverext."""
+    """Terminal guard, intake folder and session event forwarding; called by singleuser.serverext."""
     guard = guard_terminal(serverapp.web_app, dict(os.environ))
     if guard.terminal:
         serverapp.log.info("onsite: requests are answered only from the terminal %s", guard.terminal)

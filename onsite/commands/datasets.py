@@ -5,7 +5,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from onsite.settings import Settings
+from onsite_base.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def register_admin(admin: argparse._SubParsersAction) -> None:
         "store. Every column of FILE must be described in the metadata YAML with a role; direct identifiers are "
         "dropped, declared types enforced. Anything wrong (unreadable file, undescribed or missing column, no key "
         "variable, two weights, a value that does not fit its type) is refused with the reason and leaves nothing "
-        "behind. The metadata format is documented in analysis_kernel/catalogue.py; see "
+        "behind. The metadata format is documented in dataplane/catalogue.py; see "
         "analysis_kernel/demo_metadata.yaml for a full example.",
     )
     p.add_argument("file", type=Path, metavar="FILE", help="source data: .csv (with a header row) or .parquet")
@@ -79,7 +79,7 @@ def register_admin(admin: argparse._SubParsersAction) -> None:
 
 
 def run_demo_data(args: argparse.Namespace, settings: Settings) -> int:
-    from analysis_kernel.demo_data import METADATA_PATH, generate
+    from onsite.demo_data import METADATA_PATH, generate
 
     out = args.out or settings.home / "demo" / "demo_household.parquet"
     generate(args.rows, args.seed, out, progress=not args.quiet)
@@ -88,9 +88,9 @@ def run_demo_data(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
-    from access_control.cli import admin_actor, in_transaction
+    from onsite.commands.admin import admin_actor, in_transaction
     from access_control.policy import register_dataset
-    from analysis_kernel.catalogue import DatasetInfo, check_dataset_id, ingest, load_metadata
+    from dataplane.catalogue import DatasetInfo, check_dataset_id, ingest, load_metadata
 
     metadata = load_metadata(args.metadata)
     dataset_id = check_dataset_id(args.dataset_id or metadata.id)
@@ -127,8 +127,8 @@ def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_list(args: argparse.Namespace, settings: Settings) -> int:
-    from access_control.cli import print_json, print_rows
-    from analysis_kernel.catalogue import list_datasets
+    from onsite.commands.admin import print_json, print_rows
+    from dataplane.catalogue import list_datasets
 
     rows = [
         {"id": i.id, "rows": i.rows, "variables": len(i.metadata.variables), "title_en": i.metadata.title.en,
@@ -143,8 +143,8 @@ def run_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_show(args: argparse.Namespace, settings: Settings) -> int:
-    from access_control.cli import print_json, print_rows
-    from analysis_kernel.catalogue import check_dataset_id, read_dataset_info
+    from onsite.commands.admin import print_json, print_rows
+    from dataplane.catalogue import check_dataset_id, read_dataset_info
 
     info = read_dataset_info(settings.datasets_dir / f"{check_dataset_id(args.dataset_id)}.duckdb")
     if args.json:
@@ -163,12 +163,12 @@ def run_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_risk(args: argparse.Namespace, settings: Settings) -> int:
-    from access_control.cli import print_json
-    from analysis_kernel.catalogue import (
+    from onsite.commands.admin import print_json
+    from dataplane.catalogue import (
         DatasetNotFound, VariableRole, attached_metadata, check_dataset_id, guarded_connection,
     )
     from disclosure_review.sdc.microdata import InvalidMicrodataInput, risk_report
-    from onsite.errors import UserError
+    from onsite_base.errors import UserError
 
     dataset_id = check_dataset_id(args.dataset_id)
     path = settings.datasets_dir / f"{dataset_id}.duckdb"

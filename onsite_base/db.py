@@ -1,13 +1,12 @@
 """Database plumbing shared by policy, workflow and audit tables.
 
 SQLite is the embedded default, PostgreSQL the production store. The schema is
-owned by the Alembic migrations in `onsite/migrations`; `migrate()` brings any
-database to the newest revision and is what every entry point calls.
+owned by the Alembic migrations (`onsite.migrations.migrate()` brings any
+database to the newest revision); this module knows no table of its own.
 """
 from __future__ import annotations
 
 from collections.abc import Iterator
-import logging
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -81,34 +80,3 @@ def read_transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         session.connection(execution_options={READ_ONLY: True})
         yield session
         session.rollback()
-
-
-def alembic_config(url: str):
-    """Alembic configuration for `url`: the shared env plus each area's versions."""
-    from alembic.config import Config
-
-    root = Path(__file__).resolve().parent.parent
-    cfg = Config()
-    cfg.set_main_option("script_location", str(root / "onsite" / "migrations"))
-    cfg.set_main_option("path_separator", "space")
-    cfg.set_main_option(
-        "version_locations",
-        " ".join(str(root / d) for d in ("access_control/migrations", "disclosure_review/workflow/migrations")),
-    )
-    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    return cfg
-
-
-def migrate(url: str) -> None:
-    """Bring the database at `url` to the newest schema revision of every area."""
-    # Alembic announces every step at INFO; an up-to-date store should be silent.
-    alembic_log = logging.getLogger("alembic")
-    level = alembic_log.level
-    if not alembic_log.isEnabledFor(logging.DEBUG):
-        alembic_log.setLevel(logging.WARNING)
-    try:
-        from alembic import command
-
-        command.upgrade(alembic_config(url), "heads")
-    finally:
-        alembic_log.setLevel(level)

@@ -1,6 +1,6 @@
 """Start a kernel cut off from every network and from daemon sockets.
 
-    python -I -m hub_config.kernel_sandbox -- python -m ipykernel_launcher -f CONNECTION_FILE
+    python -I -m singleuser.kernel_sandbox -- python -m ipykernel_launcher -f CONNECTION_FILE
 
 Run by the Onsite kernelspec as the session's account (no privileges). It
 creates, with `unshare(2)`, a user namespace mapping only the account's own
@@ -79,7 +79,7 @@ def enter_sandbox(hidden: tuple[str, ...] = HIDDEN_DIRECTORIES) -> None:
 
 def main(argv: list[str]) -> int:
     if "--" not in argv or argv.index("--") == len(argv) - 1:
-        print("usage: python -I -m hub_config.kernel_sandbox -- KERNEL COMMAND...", file=sys.stderr)
+        print("usage: python -I -m singleuser.kernel_sandbox -- KERNEL COMMAND...", file=sys.stderr)
         return 2
     command = argv[argv.index("--") + 1:]
     environment = kernel_environment(dict(os.environ))

@@ -1,4 +1,4 @@
-"""Run the reviewer app as a JupyterHub managed service: `python -m disclosure_review.web`.
+"""Run the reviewer app as a JupyterHub managed service: `python -m review_service`.
 
 JupyterHub passes JUPYTERHUB_SERVICE_URL (where to listen), JUPYTERHUB_SERVICE_PREFIX
 (the URL prefix, e.g. /services/onsite-review/) and the OAuth variables; the
@@ -10,11 +10,11 @@ from __future__ import annotations
 import os
 import sys
 
-from onsite.web.service import run
+from onsite_base.web.service import run
 
 
 def main() -> int:
-    from disclosure_review.web.app import make_app
+    from review_service.app import make_app
 
     return run(make_app, "onsite-review", dict(os.environ))
 

@@ -1,11 +1,11 @@
 """Every string of the reviewer app in Japanese and English (Japanese first).
 
 Language negotiation and the strings of the page frame and HTTP errors are
-shared with the admin pages (onsite.web.i18n).
+shared with the admin pages (onsite_base.i18n).
 """
 from __future__ import annotations
 
-from onsite.web.i18n import DEFAULT_LANGUAGE, LANGUAGES, SHARED_MESSAGES, make_translator, negotiate
+from onsite_base.i18n import DEFAULT_LANGUAGE, LANGUAGES, SHARED_MESSAGES, make_translator, negotiate
 
 __all__ = ["DEFAULT_LANGUAGE", "LANGUAGES", "MESSAGES", "negotiate", "translator"]
 

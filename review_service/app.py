@@ -21,7 +21,7 @@ URL paths (under the service prefix, e.g. /services/onsite-review/):
     POST ./api/requests                      JSON submission (token auth)
     GET  ./api/requests/<id>                 JSON status for the requester (token auth)
     GET  ./oauth_callback                    Hub OAuth
-    ./ingress…, POST ./api/ingress, ./api/reference   ingress requests (disclosure_review.web.ingress)
+    ./ingress…, POST ./api/ingress, ./api/reference   ingress requests (review_service.ingress)
 """
 from __future__ import annotations
 
@@ -40,18 +40,18 @@ from sqlalchemy.orm import Session
 from tornado import web
 from tornado.ioloop import IOLoop
 
-from access_control.db import transaction
+from onsite_base.db import transaction
 from access_control.enums import AuditEventType
 from disclosure_review.sdc.enums import SecondaryMethod, Verdict
 from disclosure_review.sdc.messages import result_text
-from disclosure_review.web.i18n import LANGUAGES, translator
+from review_service.i18n import LANGUAGES, translator
 from disclosure_review.workflow import messages, package, permissions, service
 from disclosure_review.workflow import protection as protection_choice
 from disclosure_review.workflow.enums import Decision, IngressStatus, OutputKind, ReleaseStatus
 from disclosure_review.workflow.exceptions import ProtectionInvalid, ReleasePermissionDenied, ReleaseRequestNotFound
-from onsite.errors import UserError
-from onsite.settings import Settings
-from onsite.web.service import HubServiceHandler, Identity, application, normal_prefix, templates
+from onsite_base.errors import UserError
+from onsite_base.settings import Settings
+from onsite_base.web.service import HubServiceHandler, Identity, application, normal_prefix, templates
 
 log = logging.getLogger(__name__)
 
@@ -531,7 +531,7 @@ def make_app(
         (rf"{p}oauth_callback", HubOAuthCallbackHandler),
     ]
     # ingress requests (reference data brought in): their own module
-    from disclosure_review.web import ingress
+    from review_service import ingress
 
     routes += ingress.routes(p)
     return application(routes, settings, prefix, HERE, jinja=make_jinja(), cookie_secret=cookie_secret,

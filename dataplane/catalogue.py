@@ -39,7 +39,7 @@ import duckdb
 import yaml
 from tqdm import tqdm
 
-from onsite.errors import UserError
+from onsite_base.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -498,7 +498,7 @@ def guarded_connection(
     """An in-memory DuckDB connection that can read only `datasets` ({id: file}) and `references`.
 
     `references`: approved reference data, {name: Arrow table}, shown as read-only views
-    `reference.<name>` (`analysis_kernel.reference`).
+    `reference.<name>` (`dataplane.reference`).
 
     Each file is attached READ_ONLY with a view `<id>` over its microdata in the
     main schema; then external access (files, network, extensions, Python
@@ -525,7 +525,7 @@ def guarded_connection(
                 raise DatasetNotFound(f"dataset {dataset_id!r}: cannot open {path}: {e}") from e
             con.execute(f"CREATE VIEW main.{_ident(dataset_id)} AS SELECT * FROM {_ident(catalog)}.{MICRODATA_TABLE}")
         if references:
-            from analysis_kernel.reference import attach_references
+            from dataplane.reference import attach_references
 
             attach_references(con, references)
         con.execute("SET enable_external_access = false")

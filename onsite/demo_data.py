@@ -22,7 +22,7 @@ import polars as pl
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from onsite.errors import UserError
+from onsite_base.errors import UserError
 
 log = logging.getLogger(__name__)
 

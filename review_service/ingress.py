@@ -24,14 +24,14 @@ from sqlalchemy.orm import Session
 from tornado import web
 from tornado.ioloop import IOLoop
 
-from access_control.db import transaction
+from onsite_base.db import transaction
 from access_control.enums import AuditEventType
-from disclosure_review.web.app import ApiHandler, BaseHandler
-from disclosure_review.web.i18n import translator
+from review_service.app import ApiHandler, BaseHandler
+from review_service.i18n import translator
 from disclosure_review.workflow import ingress, permissions, service
 from disclosure_review.workflow.enums import Decision
 from disclosure_review.workflow.exceptions import ReleasePermissionDenied, ReleaseRequestNotFound
-from onsite.errors import UserError
+from onsite_base.errors import UserError
 
 
 class IngressListHandler(BaseHandler):

@@ -3,7 +3,7 @@
 `write_kernelspec(settings)` writes the `onsite` kernelspec into
 `$ONSITE_HOME/share/jupyter/kernels/onsite/` (root-owned, readable by
 session accounts, not writable by them). Its command starts the kernel
-through `hub_config.kernel_sandbox` (no network, no daemon sockets, no Hub
+through `singleuser.kernel_sandbox` (no network, no daemon sockets, no Hub
 tokens).
 
 `LockedKernelSpecManager` is the single-user server's kernelspec manager: it
@@ -22,7 +22,7 @@ from pathlib import Path
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager, NoSuchKernel
 from traitlets import Unicode
 
-from onsite.settings import Settings
+from onsite_base.settings import Settings
 
 KERNEL_NAME = "onsite"
 
@@ -36,7 +36,7 @@ def kernelspec_argv(python: str = sys.executable) -> list[str]:
     neither the researcher's working directory nor PYTHON* variables can replace
     the sandbox module."""
     unset = [arg for name in STRIPPED_BY_ENV for arg in ("-u", name)]
-    return ["/usr/bin/env", *unset, python, "-Im", "hub_config.kernel_sandbox", "--",
+    return ["/usr/bin/env", *unset, python, "-Im", "singleuser.kernel_sandbox", "--",
             python, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
 
 

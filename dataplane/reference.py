@@ -19,8 +19,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from analysis_kernel.catalogue import DATASET_ID_RE
-from onsite.errors import UserError
+from dataplane.catalogue import DATASET_ID_RE
+from onsite_base.errors import UserError
 
 SCHEMA = "reference"
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}

@@ -27,14 +27,15 @@ from sqlalchemy.orm import Session
 from tqdm import tqdm
 
 from access_control import audit, policy
-from access_control.db import make_engine, migrate, read_transaction, session_factory, transaction
+from onsite_base.db import make_engine, read_transaction, session_factory, transaction
+from onsite.migrations import migrate
 from access_control.entry import DEFAULT_TIMEZONE
 from access_control.enums import AuditEventType, Outcome, Role
 from access_control.models import Accreditation, Booking, Facility, Grant, Person, Project, ProjectStatus, Terminal
 from access_control.sessions import end_session, session_projects
-from access_control.web.hub_api import HubApiUnavailable, HubClient
-from onsite.errors import UserError
-from onsite.settings import Settings
+from access_control.hub_api import HubApiUnavailable, HubClient
+from onsite_base.errors import UserError
+from onsite_base.settings import Settings
 
 ANCHOR_FILE_NAME = "ledger-anchor.jsonl"
 E = TypeVar("E", bound=enum.Enum)

@@ -10,8 +10,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from onsite.errors import UserError
-from onsite.web.i18n import DEFAULT_LANGUAGE, LANGUAGES
+from onsite_base.errors import UserError
+from onsite_base.i18n import DEFAULT_LANGUAGE, LANGUAGES
 
 LANGUAGE_ENV = "ONSITE_LANGUAGE"
 

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from disclosure_review.sdc.rules import DEFAULT_PRESET
-from onsite.errors import UserError
-from onsite.web.i18n import LANGUAGES
+from onsite_base.errors import UserError
+from onsite_base.i18n import LANGUAGES
 
 SESSION_ENV = "ONSITE_SESSION"
 MANIFEST_MODE = 0o644  # names and paths only, nothing secret; the server's user must read it

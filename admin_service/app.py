@@ -54,17 +54,17 @@ from sqlalchemy.orm import Session
 from tornado import web
 
 from access_control import audit, policy
-from access_control.db import read_transaction, transaction
+from onsite_base.db import read_transaction, transaction
 from access_control.entry import DEFAULT_TIMEZONE, DenialReason
 from access_control.enums import AuditEventType, Outcome, Role
 from access_control.identity import canonical_username
 from access_control.models import AuditEvent, Dataset, Grant, ProjectStatus
 from access_control.sessions import end_session, session_projects
-from access_control.web.hub_api import HubApiUnavailable, HubClient
-from access_control.web.i18n import LANGUAGES, MESSAGES, translator
-from onsite.errors import UserError
-from onsite.settings import Settings
-from onsite.web.service import HubServiceHandler, Identity, application, normal_prefix, templates
+from access_control.hub_api import HubApiUnavailable, HubClient
+from admin_service.i18n import LANGUAGES, MESSAGES, translator
+from onsite_base.errors import UserError
+from onsite_base.settings import Settings
+from onsite_base.web.service import HubServiceHandler, Identity, application, normal_prefix, templates
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +200,7 @@ class AdminHandler(HubServiceHandler):
 
     def directory(self) -> policy.GroupDirectory | None:
         """The LDAP directory whose groups follow roles and memberships (ONSITE_LDAP_URI), as for `onsite admin`."""
-        from access_control.cli import ldap_directory
+        from onsite.commands.admin import ldap_directory
 
         return ldap_directory()
 

@@ -22,9 +22,9 @@ from jupyterhub.services.auth import HubOAuthenticated
 from sqlalchemy.orm import Session, sessionmaker
 from tornado import web
 
-from access_control.db import make_engine, session_factory
-from onsite.settings import Settings
-from onsite.web.i18n import LANGUAGES, negotiate
+from onsite_base.db import make_engine, session_factory
+from onsite_base.settings import Settings
+from onsite_base.i18n import LANGUAGES, negotiate
 
 log = logging.getLogger(__name__)
 

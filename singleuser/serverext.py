@@ -23,6 +23,8 @@ from typing import Any
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.ioloop import PeriodicCallback
 
+from onsite_base.fileio import write_json_atomic
+
 log = logging.getLogger(__name__)
 
 POLL_MS = 300
@@ -35,11 +37,11 @@ ENDPOINTS = {"": "api/requests", "ingress": "api/ingress", "reference": "api/ref
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
-    return [{"module": "hub_config.serverext"}]
+    return [{"module": "singleuser.serverext"}]
 
 
 def _load_jupyter_server_extension(serverapp: Any) -> None:
-    from hub_config import lockdown
+    from singleuser import lockdown
 
     lockdown.load(serverapp)
     outbox = outbox_from_manifest(os.environ.get("ONSITE_SESSION", ""))
@@ -67,13 +69,6 @@ def outbox_from_manifest(manifest_path: str) -> Path | None:
         return None
     outbox = data.get("outbox")
     return Path(outbox) if outbox else None
-
-
-def write_atomic(path: Path, data: dict) -> None:
-    """Readers never see a half-written file: write a temporary file, then rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False))
-    os.replace(tmp, path)
 
 
 class OutboxForwarder:
@@ -115,13 +110,13 @@ class OutboxForwarder:
     async def forward(self, rid: str, path: Path) -> None:
         kind = rid.partition(".")[2]
         if kind not in ENDPOINTS:
-            write_atomic(self.outbox / (rid + ERROR_SUFFIX), {"status": 0, "message": f"unknown kind of request {kind!r}"})
+            write_json_atomic(self.outbox / (rid + ERROR_SUFFIX), {"status": 0, "message": f"unknown kind of request {kind!r}"})
             return
         try:
             body = path.read_bytes()
             json.loads(body)
         except (OSError, ValueError) as e:
-            write_atomic(self.outbox / (rid + ERROR_SUFFIX), {"status": 0, "message": f"unreadable request file: {e}"})
+            write_json_atomic(self.outbox / (rid + ERROR_SUFFIX), {"status": 0, "message": f"unreadable request file: {e}"})
             return
         request = HTTPRequest(
             self.review_url + ENDPOINTS[kind],
@@ -135,20 +130,20 @@ class OutboxForwarder:
         except HTTPClientError as e:
             message = _service_message(e.response.body if e.response is not None else b"") or str(e)
             log.warning("onsite: release request %s refused by the review service: HTTP %s", rid, e.code)
-            write_atomic(self.outbox / (rid + ERROR_SUFFIX), {"status": e.code, "message": message})
+            write_json_atomic(self.outbox / (rid + ERROR_SUFFIX), {"status": e.code, "message": message})
             return
         except OSError as e:
             log.warning("onsite: review service unreachable for request %s: %s", rid, e)
-            write_atomic(self.outbox / (rid + ERROR_SUFFIX), {"status": 0, "message": f"review service unreachable: {e}"})
+            write_json_atomic(self.outbox / (rid + ERROR_SUFFIX), {"status": 0, "message": f"review service unreachable: {e}"})
             return
         try:
             answer = json.loads(response.body)
         except ValueError:
             answer = None
         if not isinstance(answer, dict):
-            write_atomic(self.outbox / (rid + ERROR_SUFFIX), {"status": response.code, "message": "review service answered with something that is not a JSON object"})
+            write_json_atomic(self.outbox / (rid + ERROR_SUFFIX), {"status": response.code, "message": "review service answered with something that is not a JSON object"})
             return
-        write_atomic(self.outbox / (rid + RESPONSE_SUFFIX), answer)
+        write_json_atomic(self.outbox / (rid + RESPONSE_SUFFIX), answer)
         log.info("onsite: request %s answered (%s)", rid, answer.get("id"))
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 import getpass
 
-from onsite.errors import UserError
-from onsite.settings import Settings
+from onsite_base.errors import UserError
+from onsite_base.settings import Settings
 
 
 def register(top: argparse._SubParsersAction) -> None:
@@ -47,7 +47,7 @@ def register(top: argparse._SubParsersAction) -> None:
     service = top.add_parser(
         "review-service",
         help="run the reviewer web app (normally started by JupyterHub as the service onsite-review)",
-        description="Same as `python -m disclosure_review.web`: listens where $JUPYTERHUB_SERVICE_URL says, "
+        description="Same as `python -m review_service`: listens where $JUPYTERHUB_SERVICE_URL says, "
         "under $JUPYTERHUB_SERVICE_PREFIX, and authenticates people through the Hub.",
     )
     service.set_defaults(run=_service)
@@ -85,7 +85,7 @@ def _register_ingress(review: argparse._SubParsersAction) -> None:
 def _ingress_list(args: argparse.Namespace, settings: Settings) -> int:
     from sqlalchemy import select
 
-    from access_control.db import transaction
+    from onsite_base.db import transaction
     from disclosure_review.workflow.enums import IngressStatus
     from disclosure_review.workflow.store import IngressRequest
 
@@ -106,7 +106,7 @@ def _ingress_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _ingress_show(args: argparse.Namespace, settings: Settings) -> int:
-    from access_control.db import transaction
+    from onsite_base.db import transaction
     from disclosure_review.workflow.store import get_ingress
 
     with transaction(_factory(settings)) as session:
@@ -132,7 +132,7 @@ def _ingress_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _factory(settings: Settings):
-    from access_control.db import make_engine, session_factory
+    from onsite_base.db import make_engine, session_factory
 
     return session_factory(make_engine(settings.db_url))
 
@@ -140,7 +140,7 @@ def _factory(settings: Settings):
 def _list(args: argparse.Namespace, settings: Settings) -> int:
     from sqlalchemy import select
 
-    from access_control.db import transaction
+    from onsite_base.db import transaction
     from disclosure_review.workflow.enums import ReleaseStatus
     from disclosure_review.workflow.store import ReleaseRequest
 
@@ -161,7 +161,7 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _show(args: argparse.Namespace, settings: Settings) -> int:
-    from access_control.db import transaction
+    from onsite_base.db import transaction
     from disclosure_review.workflow.store import get_request
 
     with transaction(_factory(settings)) as session:
@@ -211,7 +211,7 @@ def describe_choice(choice: dict) -> str:
 
 
 def _release(args: argparse.Namespace, settings: Settings) -> int:
-    from access_control.db import transaction
+    from onsite_base.db import transaction
     from disclosure_review.workflow import service
     from disclosure_review.workflow.exceptions import PackageError
 
@@ -242,6 +242,6 @@ def _states(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _service(args: argparse.Namespace, settings: Settings) -> int:
-    from disclosure_review.web.__main__ import main
+    from review_service.__main__ import main
 
     return main()

@@ -1,0 +1,39 @@
+"""Schema migrations of the one Onsite store: one Alembic environment (`env.py`),
+one version branch per area, kept beside its models (`access_control/migrations`,
+`disclosure_review/workflow/migrations`). `migrate()` is what every entry point calls."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+VERSION_DIRS = ("access_control/migrations", "disclosure_review/workflow/migrations")
+
+
+def alembic_config(url: str):
+    """Alembic configuration for `url`: the shared env plus each area's versions."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).resolve().parent))
+    cfg.set_main_option("path_separator", "space")
+    cfg.set_main_option(
+        "version_locations",
+        " ".join(str(ROOT / d) for d in VERSION_DIRS),
+    )
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def migrate(url: str) -> None:
+    """Bring the database at `url` to the newest schema revision of every area."""
+    # Alembic announces every step at INFO; an up-to-date store should be silent.
+    alembic_log = logging.getLogger("alembic")
+    level = alembic_log.level
+    if not alembic_log.isEnabledFor(logging.DEBUG):
+        alembic_log.setLevel(logging.WARNING)
+    try:
+        command.upgrade(alembic_config(url), "heads")
+    finally:
+        alembic_log.setLevel(level)
