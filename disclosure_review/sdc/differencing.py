@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from .checks import CheckResult, CellKey
+from .results import CellKey, CheckResult
 from .enums import Verdict
 from .messages import msg
 from .rules import Rules

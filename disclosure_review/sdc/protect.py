@@ -162,7 +162,7 @@ def _axis_labels(labels: list[tuple], grouping: np.ndarray, positions: range, k:
 
 
 def _linked(shadow: ShadowTable, unsafe: np.ndarray) -> _Linked:
-    from .protection import from_shadow
+    from .protection import from_shadow  # heavy: scipy and HiGHS load only when a table is protected
 
     spec = shadow.spec
     if spec.statistic not in (Statistic.COUNT, Statistic.SUM):
@@ -190,7 +190,7 @@ def _linked(shadow: ShadowTable, unsafe: np.ndarray) -> _Linked:
 
 
 def _suppress(shadow: ShadowTable, report: CheckReport, rules: Rules, secondary: SecondaryMethod) -> ProtectedTable:
-    from .protection import ProtectionLevels, SuppressionMethod, audit, secondary_suppression
+    from .protection import ProtectionLevels, SuppressionMethod, audit, secondary_suppression  # heavy: scipy and HiGHS load only when a table is protected
 
     unsafe = failing_mask(shadow, report)
     linked = _linked(shadow, unsafe)
@@ -238,7 +238,7 @@ def _suppress(shadow: ShadowTable, report: CheckReport, rules: Rules, secondary:
 
 def _audit_args(checked: AuditReport, levels: dict[str, Any]) -> dict[str, Any]:
     """The interval audit's summary (AuditReport.summary) as message arguments."""
-    from .protection import IntervalStatus
+    from .protection import IntervalStatus  # heavy: scipy and HiGHS load only when a table is protected
 
     counts = Counter(c.status for c in checked.intervals)
     statuses = [msg("interval_status", n=counts[s], status=msg(f"interval_{s.value}")) for s in IntervalStatus if counts[s]]
@@ -251,7 +251,7 @@ def _audit_args(checked: AuditReport, levels: dict[str, Any]) -> dict[str, Any]:
 
 
 def _round(shadow: ShadowTable, report: CheckReport, rules: Rules, base: int | None) -> ProtectedTable:
-    from .protection import round_to_base
+    from .protection import round_to_base  # heavy: scipy and HiGHS load only when a table is protected
 
     base = base or rules.round_base
     if base is None:

@@ -5,6 +5,23 @@ import argparse
 import logging
 from pathlib import Path
 
+from access_control.policy import register_dataset
+from dataplane.catalogue import (
+    DatasetInfo,
+    DatasetNotFound,
+    VariableRole,
+    attached_metadata,
+    check_dataset_id,
+    guarded_connection,
+    ingest,
+    list_datasets,
+    load_metadata,
+    read_dataset_info,
+)
+from disclosure_review.sdc.microdata import InvalidMicrodataInput, risk_report
+from onsite.commands.admin import admin_actor, in_transaction, print_json, print_rows
+from onsite.demo_data import METADATA_PATH, generate
+from onsite_base.errors import UserError
 from onsite_base.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -79,8 +96,6 @@ def register_admin(admin: argparse._SubParsersAction) -> None:
 
 
 def run_demo_data(args: argparse.Namespace, settings: Settings) -> int:
-    from onsite.demo_data import METADATA_PATH, generate
-
     out = args.out or settings.home / "demo" / "demo_household.parquet"
     generate(args.rows, args.seed, out, progress=not args.quiet)
     print(f"wrote {args.rows:,} rows to {out}\nmetadata: {METADATA_PATH}")
@@ -88,10 +103,6 @@ def run_demo_data(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
-    from onsite.commands.admin import admin_actor, in_transaction
-    from access_control.policy import register_dataset
-    from dataplane.catalogue import DatasetInfo, check_dataset_id, ingest, load_metadata
-
     metadata = load_metadata(args.metadata)
     dataset_id = check_dataset_id(args.dataset_id or metadata.id)
     target = settings.datasets_dir / f"{dataset_id}.duckdb"
@@ -127,9 +138,6 @@ def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_list(args: argparse.Namespace, settings: Settings) -> int:
-    from onsite.commands.admin import print_json, print_rows
-    from dataplane.catalogue import list_datasets
-
     rows = [
         {"id": i.id, "rows": i.rows, "variables": len(i.metadata.variables), "title_en": i.metadata.title.en,
          "title_ja": i.metadata.title.ja, "path": str(i.path)}
@@ -143,9 +151,6 @@ def run_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_show(args: argparse.Namespace, settings: Settings) -> int:
-    from onsite.commands.admin import print_json, print_rows
-    from dataplane.catalogue import check_dataset_id, read_dataset_info
-
     info = read_dataset_info(settings.datasets_dir / f"{check_dataset_id(args.dataset_id)}.duckdb")
     if args.json:
         print_json({**info.metadata.to_dict(), "rows": info.rows, "source_sha256": info.source_sha256,
@@ -163,13 +168,6 @@ def run_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_risk(args: argparse.Namespace, settings: Settings) -> int:
-    from onsite.commands.admin import print_json
-    from dataplane.catalogue import (
-        DatasetNotFound, VariableRole, attached_metadata, check_dataset_id, guarded_connection,
-    )
-    from disclosure_review.sdc.microdata import InvalidMicrodataInput, risk_report
-    from onsite_base.errors import UserError
-
     dataset_id = check_dataset_id(args.dataset_id)
     path = settings.datasets_dir / f"{dataset_id}.duckdb"
     if not path.is_file():

@@ -4,8 +4,21 @@ from __future__ import annotations
 import argparse
 import getpass
 
+from sqlalchemy import select
+
+from disclosure_review.workflow import service, statedoc
+from disclosure_review.workflow.enums import IngressStatus, ReleaseStatus
+from disclosure_review.workflow.exceptions import PackageError
+from disclosure_review.workflow.store import (
+    IngressRequest,
+    ReleaseRequest,
+    get_ingress,
+    get_request,
+)
+from onsite_base.db import make_engine, session_factory, transaction
 from onsite_base.errors import UserError
 from onsite_base.settings import Settings
+from review_service.__main__ import main as run_review_service
 
 
 def register(top: argparse._SubParsersAction) -> None:
@@ -83,12 +96,6 @@ def _register_ingress(review: argparse._SubParsersAction) -> None:
 
 
 def _ingress_list(args: argparse.Namespace, settings: Settings) -> int:
-    from sqlalchemy import select
-
-    from onsite_base.db import transaction
-    from disclosure_review.workflow.enums import IngressStatus
-    from disclosure_review.workflow.store import IngressRequest
-
     try:
         statuses = [IngressStatus(s.upper()) for s in args.status or []]
     except ValueError:
@@ -106,9 +113,6 @@ def _ingress_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _ingress_show(args: argparse.Namespace, settings: Settings) -> int:
-    from onsite_base.db import transaction
-    from disclosure_review.workflow.store import get_ingress
-
     with transaction(_factory(settings)) as session:
         r = get_ingress(session, args.request_id)
         print(f"ingress request {r.id}: reference.{r.name}")
@@ -132,18 +136,10 @@ def _ingress_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _factory(settings: Settings):
-    from onsite_base.db import make_engine, session_factory
-
     return session_factory(make_engine(settings.db_url))
 
 
 def _list(args: argparse.Namespace, settings: Settings) -> int:
-    from sqlalchemy import select
-
-    from onsite_base.db import transaction
-    from disclosure_review.workflow.enums import ReleaseStatus
-    from disclosure_review.workflow.store import ReleaseRequest
-
     try:
         statuses = [ReleaseStatus(s.upper()) for s in args.status or []]
     except ValueError:
@@ -161,9 +157,6 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _show(args: argparse.Namespace, settings: Settings) -> int:
-    from onsite_base.db import transaction
-    from disclosure_review.workflow.store import get_request
-
     with transaction(_factory(settings)) as session:
         r = get_request(session, args.request_id)
         print(f"release request {r.id}: {r.title}")
@@ -211,10 +204,6 @@ def describe_choice(choice: dict) -> str:
 
 
 def _release(args: argparse.Namespace, settings: Settings) -> int:
-    from onsite_base.db import transaction
-    from disclosure_review.workflow import service
-    from disclosure_review.workflow.exceptions import PackageError
-
     try:
         with transaction(_factory(settings)) as session:
             package = service.release(session, args.request_id, settings=settings, actor=f"cli:{getpass.getuser()}")
@@ -225,8 +214,6 @@ def _release(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _states(args: argparse.Namespace, settings: Settings) -> int:
-    from disclosure_review.workflow import statedoc
-
     if args.write:
         print(f"wrote {statedoc.write()}")
         return 0
@@ -242,6 +229,4 @@ def _states(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _service(args: argparse.Namespace, settings: Settings) -> int:
-    from review_service.__main__ import main
-
-    return main()
+    return run_review_service()

@@ -156,8 +156,8 @@ class RiskReport:
 
     def plot(self, path: str | Path, *, lang: str = "en") -> Path:
         """Write a PNG: histogram of individual risk and records per f_k class (lang "en" or "ja")."""
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
+        from matplotlib.backends.backend_agg import FigureCanvasAgg  # heavy: matplotlib loads only when a report is plotted
+        from matplotlib.figure import Figure  # heavy: matplotlib loads only when a report is plotted
 
         text = _LABELS[lang]
         font = _cjk_font() if lang == "ja" else None
@@ -195,7 +195,7 @@ def _class_below(name: str, k: int) -> bool:
 
 
 def _cjk_font() -> Any:
-    from matplotlib.font_manager import FontProperties
+    from matplotlib.font_manager import FontProperties  # heavy: matplotlib loads only when a report is plotted
 
     folder = Path("/usr/share/fonts/opentype/noto")
     for candidate in (folder / "NotoSansCJK-Regular.ttc", *sorted(folder.glob("NotoSansCJK*.tt*"))):
