@@ -24,6 +24,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.ioloop import PeriodicCallback
 
 from onsite_base.fileio import write_json_atomic
+from singleuser import lockdown
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,6 @@ def _jupyter_server_extension_points() -> list[dict[str, str]]:
 
 
 def _load_jupyter_server_extension(serverapp: Any) -> None:
-    from singleuser import lockdown
-
     lockdown.load(serverapp)
     outbox = outbox_from_manifest(os.environ.get("ONSITE_SESSION", ""))
     review_url = os.environ.get("ONSITE_REVIEW_URL", "")

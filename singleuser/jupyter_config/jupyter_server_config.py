@@ -4,7 +4,7 @@
 # (see DESIGN.md); each switch is attacked in tests/security/test_browser_*.py.
 # JupyterLab's download, export, open-in-new-tab, terminal and extension manager
 # plugins are disabled and locked in labconfig/page_config.json beside this file.
-from singleuser.lockdown import make_undumpable
+from singleuser.undumpable import make_undumpable
 
 c = get_config()  # noqa: F821 (defined by the traitlets config loader)
 
@@ -12,7 +12,8 @@ c = get_config()  # noqa: F821 (defined by the traitlets config loader)
 # (its Hub token), mem and maps become root's; no process of the account can ptrace it.
 make_undumpable()
 
-# The release outbox forwarder and the lock-down (singleuser.serverext, singleuser.lockdown).
+# The release outbox forwarder, the terminal guard, the intake folder and the session events
+# (singleuser.serverext, which calls singleuser.lockdown.load).
 c.ServerApp.jpserver_extensions.update({"singleuser.serverext": True})
 
 # No terminals: a shell is a way around every notebook-level control.
@@ -21,18 +22,18 @@ c.ServerApp.terminals_enabled = False
 # contents reads (except images) refused by the authorizer.
 c.ContentsManager.files_handler_class = None
 c.ContentsManager.allow_hidden = False
-c.ServerApp.authorizer_class = "singleuser.lockdown.LockdownAuthorizer"
+c.ServerApp.authorizer_class = "singleuser.authorizer.LockdownAuthorizer"
 # Executed code is recorded server-side, before it reaches the kernel.
-c.ServerApp.kernel_websocket_connection_class = "singleuser.lockdown.AuditedKernelWebsocketConnection"
+c.ServerApp.kernel_websocket_connection_class = "singleuser.kernel_websocket.AuditedKernelWebsocketConnection"
 # Extensions cannot be installed from the browser.
 c.LabApp.extension_manager = "readonly"
 # Only the Onsite kernel (the venv's Python with Hub tokens stripped); any other
-# kernel name is refused with 403 (singleuser.kernelspec.LockedKernelManager, set by the spawner).
+# kernel name is refused with 403 (singleuser.kernelspec.LockedKernelSpecManager, set by the spawner).
 c.KernelSpecManager.allowed_kernelspecs = {"onsite"}
 c.MultiKernelManager.default_kernel_name = "onsite"
 # Uploads: only into intake/, at most 50 MB a file; the HTTP body limit sits above
 # that plus base64 overhead (JupyterLab sends large files in 1 MB chunks anyway).
-c.ServerApp.contents_manager_class = "singleuser.lockdown.LockdownContentsManager"
+c.ServerApp.contents_manager_class = "singleuser.contents.LockdownContentsManager"
 c.Lockdown.intake_dir = "intake"
 c.Lockdown.intake_max_bytes = 50 * 1024 * 1024
 c.ServerApp.max_body_size = 64 * 1024 * 1024

@@ -12,7 +12,8 @@ from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 from tornado.web import Application, RequestHandler
 
-from singleuser import lockdown
+from singleuser import events
+from singleuser.terminal_guard import guard_terminal
 
 TERMINAL = "10.1.2.3"
 
@@ -25,7 +26,7 @@ class Status(RequestHandler):
 async def status_code(environ: dict[str, str], source: str, headers: dict[str, str]) -> int:
     """GET the server's /api/status from local address `source` with `headers`."""
     app = Application([(r"/user/tanaka/api/status", Status)], base_url="/user/tanaka/")
-    lockdown.guard_terminal(app, environ)
+    guard_terminal(app, environ)
     sock, port = bind_unused_port()
     server = HTTPServer(app)
     server.add_sockets([sock])
@@ -39,8 +40,8 @@ async def status_code(environ: dict[str, str], source: str, headers: dict[str, s
 @pytest.fixture
 def refusals(monkeypatch) -> list[dict]:
     """The audit events the guard queues for the hub."""
-    forwarder = lockdown.SessionEventForwarder("http://127.0.0.1:1/hub/api", "unused")
-    monkeypatch.setattr(lockdown, "_forwarder", forwarder)
+    forwarder = events.SessionEventForwarder("http://127.0.0.1:1/hub/api", "unused")
+    monkeypatch.setattr(events, "_forwarder", forwarder)
     return forwarder.queue  # type: ignore[return-value]
 
 
