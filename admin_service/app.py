@@ -58,7 +58,7 @@ from onsite_base.db import read_transaction, transaction
 from access_control.entry import DEFAULT_TIMEZONE, DenialReason
 from access_control.enums import AuditEventType, Outcome, Role
 from access_control.identity import canonical_username
-from access_control.models import AuditEvent, Dataset, Grant, ProjectStatus
+from access_control.models import AuditEvent, Dataset, ProjectStatus
 from access_control.sessions import end_session, session_projects
 from access_control.hub_api import HubApiUnavailable, HubClient
 from admin_service.i18n import LANGUAGES, MESSAGES, translator

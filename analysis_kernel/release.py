@@ -10,7 +10,6 @@ evidence.
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from collections.abc import Sequence

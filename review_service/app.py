@@ -513,8 +513,6 @@ def make_app(
     cookie_secret: bytes | None = None,
 ) -> web.Application:
     """The application. `test_identity`/`test_api_identity` replace the Hub in tests only."""
-    import os
-
     prefix = normal_prefix(prefix)
     p = prefix
     routes = [

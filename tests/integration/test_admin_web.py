@@ -8,7 +8,6 @@ Run as a script, this file is that server: `python test_admin_web.py PORT PREFIX
 from __future__ import annotations
 
 import html
-import json
 import os
 import re
 import subprocess

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from zoneinfo import ZoneInfo
-
-import pytest
 
 from access_control import policy
 from onsite_base.db import transaction

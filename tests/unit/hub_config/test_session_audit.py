@@ -9,7 +9,6 @@ import pwd
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from tornado import web
 from traitlets.config import Config
 
 from access_control import audit
-from onsite_base.db import make_engine, session_factory, transaction
+from onsite_base.db import make_engine, session_factory
 from access_control.enums import AuditEventType, Outcome
 from hub_config import isolation
 from hub_config.audit_sink import MAX_FIELDS, clean_event, record_session_events
