@@ -11,7 +11,6 @@ import slapd as slapd_helper
 from access_control import policy
 from onsite_base.db import make_engine, session_factory, transaction
 from onsite.migrations import migrate
-from access_control.enums import Role
 from onsite import cli as onsite_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
