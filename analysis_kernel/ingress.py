@@ -23,7 +23,7 @@ from analysis_kernel.release import _choose_project, _manifest, send_to_review_s
 from onsite_base.errors import UserError
 
 INTAKE_DIR = "intake"
-"""The upload folder in the researcher's home (singleuser.lockdown `Lockdown.intake_dir`)."""
+"""The upload folder in the researcher's home (singleuser.contents `Lockdown.intake_dir`)."""
 
 
 class IngressError(UserError):

@@ -1,6 +1,6 @@
 """Session activity: what researchers do in their servers, written to the audit ledger.
 
-Each single-user server (`singleuser.lockdown.SessionEventForwarder`) posts its
+Each single-user server (`singleuser.events.SessionEventForwarder`) posts its
 contents actions (open, save, upload, rename, delete), kernel starts and stops,
 the code of every executed cell and what the browser fed a running cell
 (`input_reply`, comm data; never outputs) and the requests the lock-down

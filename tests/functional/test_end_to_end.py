@@ -201,7 +201,7 @@ print("RESULT " + json.dumps({{"region_08": regions["08"], "answer": answer}}))
 
 
 def upload_to_intake(researcher: HubUser, name: str, content: str):
-    """What JupyterLab's upload does: the contents API, base64, into intake/ (singleuser.lockdown checks it)."""
+    """What JupyterLab's upload does: the contents API, base64, into intake/ (singleuser.contents checks it)."""
     import base64
 
     body = {"type": "file", "format": "base64", "content": base64.b64encode(content.encode()).decode()}
