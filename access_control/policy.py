@@ -42,10 +42,10 @@ from access_control.models import (
     ProjectStatus,
     Terminal,
 )
+from dataplane.ids import is_dataset_id
 from onsite_base.errors import UserError
 
 PROJECT_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
-DATASET_ID_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,62}")
 SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
 EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 ACCREDITATION_KIND_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
@@ -465,7 +465,7 @@ def register_dataset(
 ) -> Dataset:
     """Record an ingested dataset (called by the dataset ingest command).
     An existing id is refused unless `replace` (a re-ingest of the same dataset)."""
-    if not DATASET_ID_PATTERN.fullmatch(dataset_id):
+    if not is_dataset_id(dataset_id):
         raise UserError(f"dataset id {dataset_id!r} is not allowed: use a-z, 0-9 and '_', starting with a letter (at most 63)")
     title_ja = _nonempty(title_ja, "Japanese title", 300)
     title_en = _nonempty(title_en, "English title", 300)

@@ -39,11 +39,12 @@ import duckdb
 import yaml
 from tqdm import tqdm
 
+from dataplane.ids import DatasetIdInvalid, check_dataset_id, is_dataset_id
+from dataplane.reference import attach_references
 from onsite_base.errors import UserError
 
 log = logging.getLogger(__name__)
 
-DATASET_ID_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 VARIABLE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 # Types are spliced into CAST(...) so only this closed list is accepted.
 DUCKDB_TYPE_RE = re.compile(
@@ -75,10 +76,6 @@ class VariableRole(enum.Enum):
 
 class MetadataInvalid(UserError):
     """The metadata file is malformed or breaks a rule; the message names the field."""
-
-
-class DatasetIdInvalid(UserError):
-    pass
 
 
 class DatasetExists(UserError):
@@ -177,15 +174,6 @@ def load_metadata(path: Path) -> DatasetMetadata:
     except yaml.YAMLError as e:
         raise MetadataInvalid(f"{path} is not valid YAML: {e}") from e
     return DatasetMetadata.from_dict(data, source=str(path))
-
-
-def check_dataset_id(dataset_id: str) -> str:
-    if not isinstance(dataset_id, str) or not DATASET_ID_RE.match(dataset_id):
-        raise DatasetIdInvalid(
-            f"dataset id {dataset_id!r} is invalid: use 1-63 characters, lower-case letters, digits "
-            "and _, starting with a letter (it becomes an SQL name, e.g. lfs_2020)"
-        )
-    return dataset_id
 
 
 def _parse_label(value: Any, where: str, *, allow_plain: bool = False) -> Label:
@@ -483,7 +471,7 @@ def read_metadata(path: Path) -> DatasetMetadata:
 def list_datasets(datasets_dir: Path) -> list[DatasetInfo]:
     """Every dataset file in `datasets_dir`, by id."""
     paths = sorted(Path(datasets_dir).glob("*.duckdb")) if Path(datasets_dir).is_dir() else []
-    return [read_dataset_info(p) for p in paths if DATASET_ID_RE.match(p.stem)]
+    return [read_dataset_info(p) for p in paths if is_dataset_id(p.stem)]
 
 
 def attached_name(dataset_id: str) -> str:
@@ -524,10 +512,7 @@ def guarded_connection(
             except duckdb.Error as e:
                 raise DatasetNotFound(f"dataset {dataset_id!r}: cannot open {path}: {e}") from e
             con.execute(f"CREATE VIEW main.{_ident(dataset_id)} AS SELECT * FROM {_ident(catalog)}.{MICRODATA_TABLE}")
-        if references:
-            from dataplane.reference import attach_references
-
-            attach_references(con, references)
+        attach_references(con, references or {})
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
     except BaseException:

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from disclosure_review.sdc.rules import DEFAULT_PRESET
 from onsite_base.errors import UserError
+from onsite_base.fileio import write_json_atomic
 from onsite_base.i18n import LANGUAGES
 
 SESSION_ENV = "ONSITE_SESSION"
@@ -45,7 +45,8 @@ class ProjectGrant:
 
     title: str
     preset: str
-    """Name of the disclosure-control rule preset the project's outputs are checked with (default acro-default)."""
+    """Name of the disclosure-control rule preset the project's outputs are checked with (the project's, as the
+    spawner wrote it: the kernel checks with the same preset the review service does)."""
     datasets: Mapping[str, Path] = field(default_factory=dict)
 
 
@@ -94,9 +95,11 @@ class SessionManifest:
         for project_id, grant in data["projects"].items():
             if not isinstance(grant, Mapping) or not isinstance(grant.get("datasets", {}), Mapping):
                 raise fail(f"project {project_id!r} must be an object with title, preset and datasets")
+            if not isinstance(grant.get("preset"), str) or not grant["preset"]:
+                raise fail(f"project {project_id!r} names no rule preset (the spawner writes the project's)")
             projects[str(project_id)] = ProjectGrant(
                 title=str(grant.get("title", project_id)),
-                preset=str(grant.get("preset", DEFAULT_PRESET)),
+                preset=grant["preset"],
                 datasets={str(k): Path(v) for k, v in grant.get("datasets", {}).items()},
             )
         return cls(user=data["user"], projects=projects, outbox=Path(data["outbox"]), language=language)
@@ -117,14 +120,7 @@ class SessionManifest:
         """Write atomically (readers never see half a manifest) and return `path`."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            tmp.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=2), encoding="utf-8")
-            os.chmod(tmp, MANIFEST_MODE)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return path
+        return write_json_atomic(path, self.to_dict(), mode=MANIFEST_MODE)
 
 
 def session_language() -> str:

@@ -18,8 +18,11 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
-from dataplane.catalogue import DATASET_ID_RE
+from dataplane.ids import is_dataset_id
 from onsite_base.errors import UserError
 
 SCHEMA = "reference"
@@ -47,7 +50,7 @@ class ReferenceFile:
 
 
 def check_name(name: Any) -> str:
-    if not isinstance(name, str) or not DATASET_ID_RE.match(name):  # an SQL name, as a dataset id
+    if not is_dataset_id(name):  # an SQL name, as a dataset id
         raise ReferenceInvalid(
             f"reference name {name!r} is invalid: use 1-63 lower-case letters, digits and _, starting with a "
             "letter (queries read it as reference.<name>, e.g. reference.municipality_codes)"
@@ -86,9 +89,6 @@ def read_reference(content: bytes, filename: str) -> pa.Table:
 
 
 def _read_csv(content: bytes, filename: str) -> pa.Table:
-    import pyarrow.compute as pc
-    import pyarrow.csv as pacsv
-
     if content.startswith(b"PAR1") or b"\x00" in content[:4096]:
         raise ReferenceInvalid(f"{filename!r} is not a text CSV file (it holds binary data)")
     try:
@@ -117,8 +117,6 @@ def _read_csv(content: bytes, filename: str) -> pa.Table:
 
 
 def _read_parquet(content: bytes, filename: str) -> pa.Table:
-    import pyarrow.parquet as pq
-
     try:
         parquet = pq.ParquetFile(io.BytesIO(content))
         meta = parquet.metadata

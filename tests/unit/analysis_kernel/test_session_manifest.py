@@ -43,9 +43,7 @@ def test_broken_manifests_are_refused(tmp_path, content, message):
         SessionManifest.load(path)
 
 
-def test_a_project_without_a_preset_gets_acro_default_which_loads():
-    from disclosure_review.sdc import load_preset
-
-    manifest = SessionManifest.from_dict({"user": "u", "outbox": "/tmp/o", "projects": {"p1": {"title": "t"}}})
-    assert manifest.projects["p1"].preset == "acro-default"
-    assert load_preset(manifest.projects["p1"].preset).threshold == 10  # a real preset, not a placeholder
+def test_a_project_without_a_preset_is_refused():
+    # The spawner writes each project's preset: the kernel checks with the one the review service uses.
+    with pytest.raises(SessionManifestInvalid, match="project 'p1' names no rule preset"):
+        SessionManifest.from_dict({"user": "u", "outbox": "/tmp/o", "projects": {"p1": {"title": "t"}}})
