@@ -20,8 +20,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, lazyload
 
 from access_control import audit
+from access_control.accounts import canonical_username, is_locked_out
 from access_control.enums import AuditEventType, Outcome, Role
 from access_control.models import Accreditation, Booking, Facility, Membership, Person, Project, ProjectStatus, Terminal
+from access_control.errors import InputInvalid
 from onsite_base.netaddr import parse_client_address
 
 DEFAULT_TIMEZONE = "Asia/Tokyo"
@@ -243,7 +245,7 @@ def decide_entry(facts: EntryFacts, now: datetime) -> EntryDecision:
     else:
         if facts.disabled:
             reasons.append(DenialReason.ACCOUNT_DISABLED)
-        if facts.locked_until is not None and facts.locked_until > now:
+        if is_locked_out(facts.locked_until, now):
             reasons.append(DenialReason.ACCOUNT_LOCKED)
         if not facts.roles:
             reasons.append(DenialReason.NO_ROLE)
@@ -308,13 +310,10 @@ def load_entry_facts(session: Session, username: str, client_address: str, *, as
     """Snapshot the policy for one entry decision. `username` is canonicalised;
     a name that is not valid at all is simply unknown. Bookings that ended
     before `as_of` (default: now) are left out: decide for `as_of` or later."""
-    from access_control.identity import canonical_username  # identity imports DenialReason from here
-    from onsite_base.errors import UserError
-
     terminals = load_terminals(session)
     try:
         name = canonical_username(username)
-    except UserError:  # not a name anyone can have; keep a bounded, normalised form for the ledger
+    except InputInvalid:  # not a name anyone can have; keep a bounded, normalised form for the ledger
         return EntryFacts(username=shown_name(username), client_address=client_address, known=False, terminals=terminals)
     person = session.scalar(select(Person).where(Person.username == name))
     if person is None:

@@ -1,14 +1,13 @@
 """The local identity store: argon2 password hashes kept in the policy store.
 
 The embedded default directory (LDAP is the production one, see issue 5).
-User names are canonicalised the same way everywhere (NFKC, lower case) and
-must look like an OS account name, because sessions run as that account.
+User names are canonicalised the same way everywhere (`accounts.canonical_username`:
+NFKC, lower case) and must look like an OS account name, because sessions run
+as that account.
 """
 from __future__ import annotations
 
 import logging
-import re
-import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -18,42 +17,29 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from access_control import audit
+from access_control.accounts import canonical_username, is_locked_out
 from access_control.entry import DenialReason, shown_name
 from access_control.enums import AuditEventType, Outcome
+from access_control.errors import InputInvalid
 from access_control.models import Person
-from onsite_base.errors import UserError
 
 log = logging.getLogger(__name__)
 
-USERNAME_PATTERN = re.compile(r"[a-z_][a-z0-9._-]{0,31}")
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 1024
 MAX_FAILED_LOGINS = 5
 LOCKOUT = timedelta(minutes=15)
 
 
-def canonical_username(raw: str) -> str:
-    """The stored form of a user name: NFKC-normalised and lower-cased, so that
-    full-width or look-alike spellings map to one account or are refused.
-    Raises UserError when the result is not a valid OS account name."""
-    name = unicodedata.normalize("NFKC", raw).lower()
-    if not USERNAME_PATTERN.fullmatch(name):
-        raise UserError(
-            f"user name {raw!r} is not allowed: use 1-32 characters a-z, 0-9, '.', '_' or '-', "
-            "starting with a letter or '_' (it becomes an OS account name)"
-        )
-    return name
-
-
 def check_password_rules(password: str, username: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise UserError(f"password too short: use at least {MIN_PASSWORD_LENGTH} characters")
+        raise InputInvalid("password_too_short", limit=MIN_PASSWORD_LENGTH)
     if len(password) > MAX_PASSWORD_LENGTH:
-        raise UserError(f"password too long: use at most {MAX_PASSWORD_LENGTH} characters")
+        raise InputInvalid("password_too_long", limit=MAX_PASSWORD_LENGTH)
     if username and username in password.lower():
-        raise UserError("password must not contain the user name")
+        raise InputInvalid("password_has_username")
     if len(set(password)) < 4:
-        raise UserError("password too simple: use at least 4 different characters")
+        raise InputInvalid("password_too_simple")
 
 
 @dataclass(frozen=True)
@@ -98,7 +84,7 @@ class LocalIdentityStore:
         now = now or datetime.now(timezone.utc)
         try:
             name = canonical_username(username)
-        except UserError:
+        except InputInvalid:
             name = None
         # FOR UPDATE: parallel guesses must each count (PostgreSQL; SQLite transactions are serial).
         person = session.scalar(select(Person).where(Person.username == name).with_for_update()) if name else None
@@ -107,7 +93,7 @@ class LocalIdentityStore:
         if person is None:
             self._refuse(session, shown, DenialReason.BAD_CREDENTIALS, {"known": False})
             return LoginResult(None, DenialReason.BAD_CREDENTIALS)
-        if person.locked_until is not None and person.locked_until > now:
+        if is_locked_out(person.locked_until, now):
             # Refused even with the right password: the lock-out is what stops guessing.
             self._refuse(session, shown, DenialReason.ACCOUNT_LOCKED, {"locked_until": person.locked_until.isoformat()})
             return LoginResult(None, DenialReason.ACCOUNT_LOCKED)

@@ -1,8 +1,11 @@
 """Administrative actions on the policy store, and the reads others rely on.
 
-Each action validates its input first (UserError saying what to fix, nothing
-changed) and writes its audit event in the caller's transaction, so the change
-and its record commit together. The caller passes the session and `actor`.
+The one service layer of `onsite admin …` and the admin pages: both call these
+functions, in the transaction `access_control.admin.change` gives them, with
+input read by `access_control.forms`. Each action validates its input first
+(a `PolicyError` saying what to fix, in Japanese and English; nothing changed)
+and writes its audit event in the caller's transaction, so the change and its
+record commit together. The caller passes the session and `actor`.
 
 With LDAP as the directory, role and membership changes also take the
 `directory` (an `access_control.ldap.LdapDirectory`): its groups are changed
@@ -18,15 +21,25 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Protocol, TypeVar
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from access_control import audit
-from access_control.entry import MINUTES_PER_DAY, OpeningInterval
+from access_control.accounts import canonical_username
 from access_control.enums import AuditEventType, Role
-from access_control.identity import LocalIdentityStore, canonical_username
+from access_control.errors import ChangeInvalid, InputInvalid, Label, PolicyError, RecordNotFound
+from access_control.forms import (
+    format_hours,
+    parse_accreditation_kind,
+    parse_network,
+    parse_opening_hours,
+    parse_role,
+    parse_timezone,
+    shown_hours,
+)
+from access_control.identity import LocalIdentityStore
 from access_control.models import (
     Accreditation,
     Booking,
@@ -43,13 +56,10 @@ from access_control.models import (
     Terminal,
 )
 from dataplane.ids import is_dataset_id
-from onsite_base.errors import UserError
 
 PROJECT_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
 EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-ACCREDITATION_KIND_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MAX_BOOKING = timedelta(hours=24)
 T = TypeVar("T")
 
@@ -75,7 +85,7 @@ def _store() -> LocalIdentityStore:
 def get_person(session: Session, username: str) -> Person | None:
     try:
         name = canonical_username(username)
-    except UserError:
+    except InputInvalid:
         return None
     return session.scalar(select(Person).where(Person.username == name))
 
@@ -83,28 +93,28 @@ def get_person(session: Session, username: str) -> Person | None:
 def require_person(session: Session, username: str) -> Person:
     person = get_person(session, username)
     if person is None:
-        raise UserError(f"unknown person {username!r}: add them first with `onsite admin person add`")
+        raise RecordNotFound("unknown_person", name=username)
     return person
 
 
 def require_project(session: Session, project_id: str) -> Project:
     project = session.get(Project, project_id)
     if project is None:
-        raise UserError(f"unknown project {project_id!r}: see `onsite admin project list`")
+        raise RecordNotFound("unknown_project", id=project_id)
     return project
 
 
 def require_dataset(session: Session, dataset_id: str) -> Dataset:
     dataset = session.get(Dataset, dataset_id)
     if dataset is None:
-        raise UserError(f"unknown dataset {dataset_id!r}: ingest it first with `onsite admin dataset ingest`")
+        raise RecordNotFound("unknown_dataset", id=dataset_id)
     return dataset
 
 
 def require_facility(session: Session, name: str) -> Facility:
     facility = session.scalar(select(Facility).where(Facility.name == name))
     if facility is None:
-        raise UserError(f"unknown facility {name!r}: see `onsite admin facility list`")
+        raise RecordNotFound("unknown_facility", name=name)
     return facility
 
 
@@ -192,30 +202,18 @@ def list_terminals(session: Session) -> list[Terminal]:
 
 
 def _nonempty(value: str, what: str, max_length: int) -> str:
+    """`what` is the field's message key (field_…)."""
     value = value.strip()
     if not value:
-        raise UserError(f"{what} must not be empty")
+        raise InputInvalid("empty", what=Label(what))
     if len(value) > max_length:
-        raise UserError(f"{what} is too long: at most {max_length} characters")
+        raise InputInvalid("too_long", what=Label(what), limit=max_length)
     return value
 
 
-def _check_dates(start: date, end: date, what: str = "end date") -> None:
+def _check_dates(start: date, end: date, what: str = "field_end_date") -> None:
     if end < start:
-        raise UserError(f"{what} {end.isoformat()} is before the start {start.isoformat()}: swap or correct them")
-
-
-def parse_network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
-    """A terminal address: an IPv4/IPv6 address or CIDR network, host bits clear."""
-    try:
-        return ipaddress.ip_network(text.strip(), strict=True)
-    except ValueError as e:
-        hint = ""
-        try:
-            hint = f" (did you mean {ipaddress.ip_network(text.strip(), strict=False)}?)"
-        except ValueError:
-            pass
-        raise UserError(f"malformed terminal address {text!r}: give an IP address or CIDR network{hint}; {e}") from None
+        raise InputInvalid("dates_reversed", what=Label(what), end=end.isoformat(), start=start.isoformat())
 
 
 def _detail(value: object) -> audit.DetailValue:
@@ -246,12 +244,12 @@ def add_person(
     directory: GroupDirectory | None = None,
 ) -> Person:
     name = canonical_username(username)
-    display_name = _nonempty(display_name, "display name", 200)
+    display_name = _nonempty(display_name, "field_display_name", 200)
     email = email.strip()
     if email and not EMAIL_PATTERN.fullmatch(email):
-        raise UserError(f"malformed e-mail address {email!r}")
+        raise InputInvalid("email_malformed", email=email)
     if session.scalar(select(Person.id).where(Person.username == name)) is not None:
-        raise UserError(f"person {name!r} already exists: use `onsite admin person show {name}`")
+        raise ChangeInvalid("person_exists", name=name)
     password_hash = _store().hash_password(password, name) if password is not None else None
     role_set = sorted(set(roles), key=lambda r: r.value)
     person = Person(username=name, display_name=display_name, email=email, password_hash=password_hash)
@@ -281,7 +279,7 @@ def set_password(session: Session, username: str, password: str, *, actor: str) 
 def set_disabled(session: Session, username: str, disabled: bool, *, actor: str) -> None:
     person = require_person(session, username)
     if person.disabled == disabled:
-        raise UserError(f"person {person.username!r} is already {'disabled' if disabled else 'enabled'}")
+        raise ChangeInvalid("already_disabled" if disabled else "already_enabled", name=person.username)
     person.disabled = disabled
     audit.record(
         session,
@@ -296,7 +294,7 @@ def unlock_person(session: Session, username: str, *, actor: str) -> None:
     """Lift a lock-out after failed logins and reset the failure count."""
     person = require_person(session, username)
     if person.locked_until is None and person.failed_logins == 0:
-        raise UserError(f"person {person.username!r} is not locked")
+        raise ChangeInvalid("not_locked", name=person.username)
     was_locked = person.locked_until.isoformat() if person.locked_until else None
     person.locked_until = None
     person.failed_logins = 0
@@ -312,7 +310,7 @@ def unlock_person(session: Session, username: str, *, actor: str) -> None:
 def grant_role(session: Session, username: str, role: Role, *, actor: str, directory: GroupDirectory | None = None) -> None:
     person = require_person(session, username)
     if role in person.role_set:
-        raise UserError(f"person {person.username!r} already has role {role.value}")
+        raise ChangeInvalid("role_held", name=person.username, role=Label(f"role_{role.value}"))
     person.roles.append(PersonRole(role=role))
     session.flush()
     audit.record(session, AuditEventType.ROLE_GRANT, actor=actor, object=f"person:{person.username}", details={"role": role.value})
@@ -324,7 +322,7 @@ def revoke_role(session: Session, username: str, role: Role, *, actor: str, dire
     person = require_person(session, username)
     held = [r for r in person.roles if r.role is role]
     if not held:
-        raise UserError(f"person {person.username!r} does not have role {role.value}")
+        raise ChangeInvalid("role_not_held", name=person.username, role=Label(f"role_{role.value}"))
     person.roles.remove(held[0])
     session.flush()
     audit.record(session, AuditEventType.ROLE_REVOKE, actor=actor, object=f"person:{person.username}", details={"role": role.value})
@@ -349,12 +347,12 @@ def add_project(
     status: ProjectStatus = ProjectStatus.ACTIVE,
 ) -> Project:
     if not PROJECT_ID_PATTERN.fullmatch(project_id):
-        raise UserError(f"project id {project_id!r} is not allowed: use 1-32 characters a-z, 0-9 and '-', e.g. p2026-001")
-    title = _nonempty(title, "project title", 300)
+        raise InputInvalid("project_id_invalid", id=project_id)
+    title = _nonempty(title, "field_project_title", 300)
     _check_dates(start_date, end_date)
-    preset = _nonempty(preset, "rule preset", 64)
+    preset = _nonempty(preset, "field_preset", 64)
     if session.get(Project, project_id) is not None:
-        raise UserError(f"project {project_id!r} already exists: use `onsite admin project change`")
+        raise ChangeInvalid("project_exists", id=project_id)
     project = Project(
         id=project_id,
         title=title,
@@ -390,20 +388,21 @@ def change_project(
     status: ProjectStatus | None = None,
     preset: str | None = None,
 ) -> Project:
-    """Change the given fields; the others stay. Dates are checked as they will end up."""
+    """Change the given fields; the others (None) stay. '' clears purpose or legal basis
+    (see forms.parse_change). Dates are checked as they will end up."""
     project = require_project(session, project_id)
     changes = {
-        "title": None if title is None else _nonempty(title, "project title", 300),
+        "title": None if title is None else _nonempty(title, "field_project_title", 300),
         "purpose": None if purpose is None else purpose.strip(),
         "legal_basis": None if legal_basis is None else legal_basis.strip(),
         "start_date": start_date,
         "end_date": end_date,
         "status": status,
-        "preset": None if preset is None else _nonempty(preset, "rule preset", 64),
+        "preset": None if preset is None else _nonempty(preset, "field_preset", 64),
     }
     changes = {k: v for k, v in changes.items() if v is not None and v != getattr(project, k)}
     if not changes:
-        raise UserError(f"nothing to change for project {project_id!r}: give at least one new value")
+        raise ChangeInvalid("project_unchanged", id=project_id)
     _check_dates(start_date or project.start_date, end_date or project.end_date)
     before = {k: getattr(project, k) for k in changes}
     for key, value in changes.items():
@@ -425,7 +424,7 @@ def add_member(
     person = require_person(session, username)
     exists = session.scalar(select(Membership.id).where(Membership.project_id == project.id, Membership.person_id == person.id))
     if exists is not None:
-        raise UserError(f"{person.username!r} is already a member of project {project.id!r}")
+        raise ChangeInvalid("member_exists", name=person.username, id=project.id)
     membership = Membership(project=project, person=person)
     session.add(membership)
     session.flush()
@@ -440,7 +439,7 @@ def remove_member(session: Session, project_id: str, username: str, *, actor: st
     person = require_person(session, username)
     membership = session.scalar(select(Membership).where(Membership.project_id == project.id, Membership.person_id == person.id))
     if membership is None:
-        raise UserError(f"{person.username!r} is not a member of project {project.id!r}")
+        raise ChangeInvalid("member_missing", name=person.username, id=project.id)
     session.delete(membership)
     session.flush()
     audit.record(session, AuditEventType.MEMBER_REMOVE, actor=actor, object=f"project:{project.id}", details={"person": person.username})
@@ -466,19 +465,19 @@ def register_dataset(
     """Record an ingested dataset (called by the dataset ingest command).
     An existing id is refused unless `replace` (a re-ingest of the same dataset)."""
     if not is_dataset_id(dataset_id):
-        raise UserError(f"dataset id {dataset_id!r} is not allowed: use a-z, 0-9 and '_', starting with a letter (at most 63)")
-    title_ja = _nonempty(title_ja, "Japanese title", 300)
-    title_en = _nonempty(title_en, "English title", 300)
-    path = _nonempty(str(path), "dataset path", 1024)
+        raise InputInvalid("dataset_id_invalid", id=dataset_id)
+    title_ja = _nonempty(title_ja, "field_title_ja", 300)
+    title_en = _nonempty(title_en, "field_title_en", 300)
+    path = _nonempty(str(path), "field_dataset_path", 1024)
     if not isinstance(rows, int) or rows < 0:
-        raise UserError(f"row count must be a whole number ≥ 0, not {rows!r}")
+        raise InputInvalid("row_count_invalid", rows=rows)
     source_sha256 = source_sha256.lower()
     if not SHA256_PATTERN.fullmatch(source_sha256):
-        raise UserError(f"source SHA-256 {source_sha256!r} is malformed: 64 hex digits expected")
+        raise InputInvalid("sha256_malformed", value=source_sha256)
     dataset = session.get(Dataset, dataset_id)
     existed = dataset is not None
     if existed and not replace:
-        raise UserError(f"dataset {dataset_id!r} is already registered: choose another id or re-ingest to replace it")
+        raise ChangeInvalid("dataset_exists", id=dataset_id)
     if dataset is None:
         dataset = Dataset(id=dataset_id)
         session.add(dataset)
@@ -501,13 +500,16 @@ def add_grant(
     *,
     project_id: str,
     dataset_id: str,
-    valid_from: date,
-    valid_until: date,
     actor: str,
+    valid_from: date | None = None,
+    valid_until: date | None = None,
 ) -> Grant:
+    """Grant a dataset to a project from `valid_from` through `valid_until` (default: the project's dates)."""
     project = require_project(session, project_id)
     dataset = require_dataset(session, dataset_id)
-    _check_dates(valid_from, valid_until, "grant end")
+    valid_from = valid_from or project.start_date
+    valid_until = valid_until or project.end_date
+    _check_dates(valid_from, valid_until, "field_grant_end")
     overlapping = session.scalar(
         select(Grant.id).where(
             Grant.project_id == project.id,
@@ -518,10 +520,7 @@ def add_grant(
         )
     )
     if overlapping is not None:
-        raise UserError(
-            f"dataset {dataset.id!r} is already granted to project {project.id!r} for overlapping dates (grant {overlapping}): "
-            "revoke that grant first or choose other dates"
-        )
+        raise ChangeInvalid("grant_overlaps", dataset=dataset.id, project=project.id, grant=overlapping)
     grant = Grant(project=project, dataset=dataset, valid_from=valid_from, valid_until=valid_until, created_by=actor)
     session.add(grant)
     session.flush()
@@ -538,9 +537,9 @@ def add_grant(
 def revoke_grant(session: Session, grant_id: int, *, actor: str) -> Grant:
     grant = session.get(Grant, grant_id)
     if grant is None:
-        raise UserError(f"unknown grant {grant_id}: see `onsite admin grant list`")
+        raise RecordNotFound("unknown_grant", id=grant_id)
     if grant.revoked_at is not None:
-        raise UserError(f"grant {grant_id} was already revoked at {grant.revoked_at.isoformat()}")
+        raise ChangeInvalid("grant_revoked", id=grant_id, when=grant.revoked_at.isoformat())
     grant.revoked_at = datetime.now(timezone.utc)
     audit.record(
         session,
@@ -555,19 +554,11 @@ def revoke_grant(session: Session, grant_id: int, *, actor: str) -> Grant:
 # ---------------------------------------------------------------- facilities and terminals
 
 
-def _check_timezone(name: str) -> str:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise UserError(f"unknown time zone {name!r}: use an IANA name such as Asia/Tokyo") from None
-    return name
-
-
 def add_facility(session: Session, *, name: str, actor: str, address: str = "", timezone_name: str = "Asia/Tokyo") -> Facility:
-    name = _nonempty(name, "facility name", 200)
-    _check_timezone(timezone_name)
+    name = _nonempty(name, "field_facility_name", 200)
+    timezone_name = parse_timezone(timezone_name)
     if session.scalar(select(Facility.id).where(Facility.name == name)) is not None:
-        raise UserError(f"facility {name!r} already exists")
+        raise ChangeInvalid("facility_exists", name=name)
     facility = Facility(name=name, address=address.strip(), timezone=timezone_name)
     session.add(facility)
     session.flush()
@@ -587,23 +578,21 @@ def change_facility(
 ) -> Facility:
     """Change a facility's address, time zone (in which project dates, opening hours and
     accreditation expiry are read), whether entry needs a booking, or the kind of
-    accreditation researchers need there (`accreditation_kind=""`: none needed)."""
+    accreditation researchers need there. None leaves a field as it is; `address=""`
+    clears the address, `accreditation_kind=""` means none needed (see forms.parse_change)."""
     facility = require_facility(session, name)
     changes: dict[str, object] = {
         "address": None if address is None else address.strip(),
-        "timezone": None if timezone_name is None else _check_timezone(timezone_name),
+        "timezone": None if timezone_name is None else parse_timezone(timezone_name),
         "booking_required": booking_required,
     }
     changes = {k: v for k, v in changes.items() if v is not None and v != getattr(facility, k)}
     if accreditation_kind is not None:
-        kind = check_accreditation_kind(accreditation_kind) if accreditation_kind.strip() else None
+        kind = parse_accreditation_kind(accreditation_kind) if accreditation_kind.strip() else None
         if kind != facility.accreditation_kind:
             changes["accreditation_kind"] = kind
     if not changes:
-        raise UserError(
-            f"nothing to change for facility {name!r}: give a new --address, --timezone, --booking-required/--no-booking-required "
-            "or --accreditation-kind"
-        )
+        raise ChangeInvalid("facility_unchanged", name=name)
     before = {k: getattr(facility, k) for k in changes}
     for key, value in changes.items():
         setattr(facility, key, value)
@@ -620,9 +609,9 @@ def add_terminal(session: Session, *, facility: str, address: str, actor: str, l
     for other in list_terminals(session):
         other_network = ipaddress.ip_network(other.address)
         if other_network == network:
-            raise UserError(f"terminal {network} is already registered at facility {other.facility.name!r}")
+            raise ChangeInvalid("terminal_exists", network=str(network), facility=other.facility.name)
         if other.facility_id != place.id and other_network.version == network.version and other_network.overlaps(network):
-            raise UserError(f"terminal {network} overlaps {other_network} of facility {other.facility.name!r}")
+            raise ChangeInvalid("terminal_overlaps", network=str(network), other=str(other_network), facility=other.facility.name)
     terminal = Terminal(facility=place, address=str(network), label=label.strip())
     session.add(terminal)
     session.flush()
@@ -636,7 +625,7 @@ def remove_terminal(session: Session, *, address: str, actor: str) -> None:
     network = parse_network(address)
     terminal = session.scalar(select(Terminal).where(Terminal.address == str(network)))
     if terminal is None:
-        raise UserError(f"no terminal {network} is registered: see `onsite admin terminal list`")
+        raise RecordNotFound("unknown_terminal", network=str(network))
     facility = terminal.facility.name
     session.delete(terminal)
     session.flush()
@@ -671,8 +660,8 @@ def import_people(
         try:
             missing = [c for c in ("username", "display_name") if not (row.get(c) or "").strip()]
             if missing:
-                raise UserError(f"column {', '.join(missing)} is empty")
-            roles = _split_list(row.get("roles"), role_from_text)
+                raise InputInvalid("import_empty_column", columns=", ".join(missing))
+            roles = _split_list(row.get("roles"), parse_role)
             projects = _split_list(row.get("projects"), str)
             person = get_person(session, row["username"] or "")
             if person is None:
@@ -696,16 +685,9 @@ def import_people(
                     add_member(session, project_id, person.username, actor=actor, directory=directory)
                     member_of.add(project_id)
                     joined += 1
-        except UserError as e:
-            raise UserError(f"line {line}: {e}; nothing was imported") from None
+        except PolicyError as e:
+            raise InputInvalid("import_line", line=line, error=e) from None
     return ImportSummary(added, granted, joined)
-
-
-def role_from_text(text: str) -> Role:
-    try:
-        return Role(text.strip().upper())
-    except ValueError:
-        raise UserError(f"unknown role {text!r}: use {', '.join(r.value.lower() for r in Role)}") from None
 
 
 def _split_list(cell: str | None, parse: Callable[[str], T]) -> list[T]:
@@ -713,13 +695,6 @@ def _split_list(cell: str | None, parse: Callable[[str], T]) -> list[T]:
 
 
 # ---------------------------------------------------------------- accreditations
-
-
-def check_accreditation_kind(kind: str) -> str:
-    kind = kind.strip().lower()
-    if not ACCREDITATION_KIND_PATTERN.fullmatch(kind):
-        raise UserError(f"accreditation kind {kind!r} is not allowed: use 1-64 characters a-z, 0-9, '.', '_' and '-', e.g. onsite-training")
-    return kind
 
 
 def list_accreditations(session: Session, username: str | None = None) -> list[Accreditation]:
@@ -730,11 +705,14 @@ def list_accreditations(session: Session, username: str | None = None) -> list[A
     return list(session.scalars(query))
 
 
-def add_accreditation(session: Session, *, username: str, kind: str, issued: date, expiry: date, actor: str) -> Accreditation:
-    """Record that a person holds an accreditation of `kind` from `issued` through `expiry` (inclusive)."""
+def add_accreditation(
+    session: Session, *, username: str, kind: str, expiry: date, actor: str, issued: date | None = None
+) -> Accreditation:
+    """Record that a person holds an accreditation of `kind` from `issued` (default today) through `expiry` (inclusive)."""
     person = require_person(session, username)
-    kind = check_accreditation_kind(kind)
-    _check_dates(issued, expiry, "expiry")
+    issued = issued or date.today()
+    kind = parse_accreditation_kind(kind)
+    _check_dates(issued, expiry, "field_expiry")
     duplicate = session.scalar(
         select(Accreditation.id).where(
             Accreditation.person_id == person.id,
@@ -745,7 +723,7 @@ def add_accreditation(session: Session, *, username: str, kind: str, issued: dat
         )
     )
     if duplicate is not None:
-        raise UserError(f"{person.username!r} already holds this {kind} accreditation (number {duplicate})")
+        raise ChangeInvalid("accreditation_duplicate", name=person.username, kind=kind, id=duplicate)
     accreditation = Accreditation(person=person, kind=kind, issued=issued, expiry=expiry, created_by=actor)
     session.add(accreditation)
     session.flush()
@@ -762,9 +740,9 @@ def add_accreditation(session: Session, *, username: str, kind: str, issued: dat
 def revoke_accreditation(session: Session, accreditation_id: int, *, actor: str) -> Accreditation:
     accreditation = session.get(Accreditation, accreditation_id)
     if accreditation is None:
-        raise UserError(f"unknown accreditation {accreditation_id}: see `onsite admin accreditation list`")
+        raise RecordNotFound("unknown_accreditation", id=accreditation_id)
     if accreditation.revoked_at is not None:
-        raise UserError(f"accreditation {accreditation_id} was already revoked at {accreditation.revoked_at.isoformat()}")
+        raise ChangeInvalid("accreditation_revoked", id=accreditation_id, when=accreditation.revoked_at.isoformat())
     accreditation.revoked_at = datetime.now(timezone.utc)
     audit.record(
         session,
@@ -779,55 +757,14 @@ def revoke_accreditation(session: Session, accreditation_id: int, *, actor: str)
 # ---------------------------------------------------------------- opening hours and closed days
 
 
-def parse_minute(text: str) -> int:
-    """'09:00' -> 540; '24:00' is the end of the day."""
-    match = re.fullmatch(r"(\d{1,2}):(\d{2})", text.strip())
-    minute = int(match[1]) * 60 + int(match[2]) if match and int(match[2]) < 60 else -1
-    if not 0 <= minute <= MINUTES_PER_DAY:
-        raise UserError(f"{text!r} is not a time of day: use HH:MM from 00:00 to 24:00")
-    return minute
-
-
-def format_minute(minute: int) -> str:
-    return f"{minute // 60:02d}:{minute % 60:02d}"
-
-
-def parse_opening_hours(text: str) -> list[OpeningInterval]:
-    """A weekly schedule such as 'mon-fri 09:00-17:30, sat 10:00-12:00' (days mon…sun,
-    ranges or single days; several intervals a day are separate entries). Empty: always open."""
-    intervals: list[OpeningInterval] = []
-    for entry in filter(None, (e.strip() for e in re.split(r"[,;]", text.lower()))):
-        match = re.fullmatch(r"([a-z]{3})(?:-([a-z]{3}))?\s+(\S+)-(\S+)", entry)
-        if match is None or match[1] not in WEEKDAYS or (match[2] and match[2] not in WEEKDAYS):
-            raise UserError(f"opening hours {entry!r} not understood: write e.g. 'mon-fri 09:00-17:30' (days mon, tue, wed, thu, fri, sat, sun)")
-        first = WEEKDAYS.index(match[1])
-        last = WEEKDAYS.index(match[2]) if match[2] else first
-        if last < first:
-            raise UserError(f"opening hours {entry!r}: the day range runs backwards (write mon-fri, not fri-mon)")
-        opens, closes = parse_minute(match[3]), parse_minute(match[4])
-        if closes <= opens:
-            raise UserError(f"opening hours {entry!r}: closing time must be after opening time (intervals cannot pass midnight)")
-        intervals += [OpeningInterval(day, opens, closes) for day in range(first, last + 1)]
-    intervals.sort(key=lambda i: (i.weekday, i.opens))
-    for before, after in zip(intervals, intervals[1:]):
-        if before.weekday == after.weekday and after.opens < before.closes:
-            raise UserError(f"opening hours overlap on {WEEKDAYS[before.weekday]}: {format_hours([before])} and {format_hours([after])}")
-    return intervals
-
-
-def format_hours(intervals: Iterable[OpeningInterval | OpeningHours]) -> str:
-    """The inverse of parse_opening_hours, one entry per day and interval ('' when always open)."""
-    return ", ".join(f"{WEEKDAYS[i.weekday]} {format_minute(i.opens)}-{format_minute(i.closes)}" for i in intervals)
-
-
 def set_opening_hours(session: Session, facility: str, schedule: str, *, actor: str) -> Facility:
-    """Replace the facility's weekly opening hours (see parse_opening_hours; '' = always open)."""
+    """Replace the facility's weekly opening hours (see forms.parse_opening_hours; '' or 'always' = always open)."""
     place = require_facility(session, facility)
     intervals = parse_opening_hours(schedule)
     before = format_hours(place.hours)
     after = format_hours(intervals)
     if before == after:
-        raise UserError(f"facility {place.name!r} already has these opening hours ({after or 'always open'})")
+        raise ChangeInvalid("hours_unchanged", name=place.name, hours=shown_hours(intervals))
     place.hours.clear()
     session.flush()
     place.hours.extend(OpeningHours(weekday=i.weekday, opens=i.opens, closes=i.closes) for i in intervals)
@@ -840,8 +777,8 @@ def add_closed_day(session: Session, facility: str, day: date, *, actor: str, no
     """Close the facility for a whole day in its time zone (a holiday)."""
     place = require_facility(session, facility)
     if any(c.day == day for c in place.closures):
-        raise UserError(f"facility {place.name!r} is already closed on {day.isoformat()}")
-    closure = FacilityClosure(day=day, note=_nonempty(note, "note", 200) if note.strip() else "")
+        raise ChangeInvalid("closed_already", name=place.name, day=day.isoformat())
+    closure = FacilityClosure(day=day, note=_nonempty(note, "field_note", 200) if note.strip() else "")
     place.closures.append(closure)
     session.flush()
     audit.record(session, AuditEventType.FACILITY_CHANGE, actor=actor, object=f"facility:{place.name}", details={"closed_day_added": day.isoformat(), "note": closure.note})
@@ -852,7 +789,7 @@ def remove_closed_day(session: Session, facility: str, day: date, *, actor: str)
     place = require_facility(session, facility)
     closure = next((c for c in place.closures if c.day == day), None)
     if closure is None:
-        raise UserError(f"facility {place.name!r} is not closed on {day.isoformat()}")
+        raise ChangeInvalid("not_closed", name=place.name, day=day.isoformat())
     place.closures.remove(closure)
     session.flush()
     audit.record(session, AuditEventType.FACILITY_CHANGE, actor=actor, object=f"facility:{place.name}", details={"closed_day_removed": day.isoformat()})
@@ -899,35 +836,33 @@ def add_booking(
     actor: str,
     now: datetime | None = None,
 ) -> Booking:
-    """Book a seat for a person at a facility from `starts_at` until `ends_at` (exclusive).
+    """Book a seat for a person at a facility from `starts_at` until `ends_at` (exclusive);
+    a time without an offset is read in the facility's time zone.
 
     Refused: an end not after the start, a slot already over, longer than a day,
     outside the facility's opening hours or on a closed day, or overlapping
     another booking of the same person (at any facility: nobody sits in two places)."""
-    if starts_at.tzinfo is None or ends_at.tzinfo is None:
-        raise UserError("booking times need a time zone offset, e.g. 2026-12-01T09:00+09:00")
     person = require_person(session, username)
     place = require_facility(session, facility)
+    zone = ZoneInfo(place.timezone)
+    starts_at, ends_at = (t if t.tzinfo else t.replace(tzinfo=zone) for t in (starts_at, ends_at))
     if ends_at <= starts_at:
-        raise UserError(f"booking end {ends_at.isoformat()} is not after its start {starts_at.isoformat()}: swap or correct them")
+        raise InputInvalid("booking_reversed", end=ends_at.isoformat(), start=starts_at.isoformat())
     if ends_at <= (now or datetime.now(timezone.utc)):
-        raise UserError(f"booking end {ends_at.isoformat()} is already past: book a slot in the future")
+        raise InputInvalid("booking_past", end=ends_at.isoformat())
     if ends_at - starts_at > MAX_BOOKING:
-        raise UserError("a booking may last at most 24 hours: book each day separately")
+        raise InputInvalid("booking_too_long")
     if not _within_opening_hours(place, starts_at, ends_at):
-        raise UserError(
-            f"the slot is outside the opening hours of {place.name!r} ({format_hours(place.hours) or 'always open'}, "
-            f"time zone {place.timezone}) or on a closed day: see `onsite admin facility show`"
-        )
+        raise ChangeInvalid("booking_outside_hours", name=place.name, hours=shown_hours(place.hours), zone=place.timezone)
     clash = session.scalar(
         select(Booking).where(
             Booking.person_id == person.id, Booking.cancelled_at.is_(None), Booking.starts_at < ends_at, Booking.ends_at > starts_at
         )
     )
     if clash is not None:
-        raise UserError(
-            f"{person.username!r} already has booking {clash.id} at {clash.facility.name!r} from {clash.starts_at.isoformat()} "
-            f"to {clash.ends_at.isoformat()}, which overlaps: cancel it first or choose another slot"
+        raise ChangeInvalid(
+            "booking_clash", name=person.username, id=clash.id, facility=clash.facility.name,
+            start=clash.starts_at.isoformat(), end=clash.ends_at.isoformat(),
         )
     booking = Booking(person=person, facility=place, starts_at=starts_at, ends_at=ends_at, created_by=actor)
     session.add(booking)
@@ -946,9 +881,9 @@ def cancel_booking(session: Session, booking_id: int, *, actor: str) -> Booking:
     """Cancel a booking; a session relying on it is stopped at its next re-check."""
     booking = session.get(Booking, booking_id)
     if booking is None:
-        raise UserError(f"unknown booking {booking_id}: see `onsite admin booking list`")
+        raise RecordNotFound("unknown_booking", id=booking_id)
     if booking.cancelled_at is not None:
-        raise UserError(f"booking {booking_id} was already cancelled at {booking.cancelled_at.isoformat()}")
+        raise ChangeInvalid("booking_cancelled", id=booking_id, when=booking.cancelled_at.isoformat())
     booking.cancelled_at = datetime.now(timezone.utc)
     audit.record(
         session,

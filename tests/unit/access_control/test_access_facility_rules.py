@@ -238,7 +238,8 @@ def test_bad_bookings_are_refused_and_change_nothing(db, world, refused):
     assert "outside the opening hours" in refused(book(tokyo(2026, 6, 6, 10, 0), tokyo(2026, 6, 6, 11, 0)))  # Saturday
     assert "unknown facility" in refused(book(tokyo(2026, 6, 1, 13, 0), tokyo(2026, 6, 1, 14, 0), facility="Osaka"))
     assert "unknown person" in refused(book(tokyo(2026, 6, 1, 13, 0), tokyo(2026, 6, 1, 14, 0), username="nobody"))
-    assert "time zone offset" in refused(book(datetime(2026, 6, 1, 13, 0), datetime(2026, 6, 1, 14, 0)))
+    # a time without an offset is facility time: 11:00 in Tokyo overlaps (as UTC it would be 20:00, after closing)
+    assert "overlaps" in refused(book(datetime(2026, 6, 1, 11, 0), datetime(2026, 6, 1, 13, 0)))
     # back to back is not an overlap; another person may book the same slot
     with transaction(db) as s:
         book(tokyo(2026, 6, 1, 12, 0), tokyo(2026, 6, 1, 13, 0))(s)

@@ -1,0 +1,182 @@
+"""Reading what an administrator types, the same for `onsite admin …` and the admin pages.
+
+Every parser takes the text as typed (a command-line argument or a form
+field), reads it after NFKC normalisation (so full-width digits and letters
+from a Japanese input method are accepted) and raises `InputInvalid` saying
+what to write instead, in Japanese and English.
+
+Changing a field (`onsite admin project change`, `facility change`, the change
+forms): a field not given or left empty stays as it is; `-` (CLEAR) clears a
+field that may be empty (purpose, legal basis, address, required
+accreditation); anything else is the new value.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+import unicodedata
+from collections.abc import Iterable
+from datetime import date, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from access_control.entry import DEFAULT_TIMEZONE, MINUTES_PER_DAY, OpeningInterval
+from access_control.enums import Role
+from access_control.errors import InputInvalid, Label, RecordNotFound
+from access_control.models import OpeningHours, ProjectStatus
+
+CLEAR = "-"
+"""Typed as a changed field's value: make the field empty."""
+ALWAYS_OPEN = "always"
+"""Typed as a facility's opening hours (or left empty): no hours, always open."""
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+MAX_ROW_NUMBER = 2**31 - 1
+"""Beyond the id columns' range a number names nothing (PostgreSQL would refuse the query itself)."""
+ACCREDITATION_KIND_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+
+
+def normal(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).strip()
+
+
+def parse_change(text: str | None) -> str | None:
+    """A changed field: None (not given or empty) leaves it as it is, CLEAR gives '', else the value."""
+    if text is None or not normal(text):
+        return None
+    return "" if normal(text) == CLEAR else text.strip()
+
+
+def parse_date(text: str | None, what: str, *, required: bool = False) -> date | None:
+    """A day, YYYY-MM-DD; empty is None unless `required`. `what` is the field's message key (field_…)."""
+    value = normal(text or "")
+    if not value:
+        if required:
+            raise InputInvalid("date_required", what=Label(what))
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InputInvalid("date_invalid", what=Label(what), text=text) from None
+
+
+def parse_facility_time(text: str, zone: ZoneInfo, what: str) -> datetime:
+    """A date-time, 'YYYY-MM-DD HH:MM' or with 'T'; without an offset it is read in the facility's time zone."""
+    try:
+        value = datetime.fromisoformat(normal(text))
+    except ValueError:
+        raise InputInvalid("time_invalid", what=Label(what), text=text) from None
+    return value if value.tzinfo else value.replace(tzinfo=zone)
+
+
+def parse_moment(text: str, what: str) -> datetime:
+    """A moment for filtering the ledger: a day (its midnight in Asia/Tokyo) or a date-time (Asia/Tokyo unless it has an offset)."""
+    try:
+        value = datetime.fromisoformat(normal(text))
+    except ValueError:
+        raise InputInvalid("moment_invalid", what=Label(what), text=text) from None
+    return value if value.tzinfo else value.replace(tzinfo=ZoneInfo(DEFAULT_TIMEZONE))
+
+
+def parse_role(text: str) -> Role:
+    """researcher, reviewer or administrator, in any case."""
+    try:
+        return Role(normal(text).upper())
+    except ValueError:
+        raise InputInvalid("role_unknown", text=text, choices=", ".join(r.value.lower() for r in Role)) from None
+
+
+def parse_project_status(text: str) -> ProjectStatus:
+    """active, suspended or closed, in any case."""
+    try:
+        return ProjectStatus(normal(text).upper())
+    except ValueError:
+        raise InputInvalid("status_unknown", text=text) from None
+
+
+def parse_row_number(text: str | int, kind: str) -> int:
+    """The number of a grant, accreditation or booking (`kind`) as listed; one that cannot exist is unknown."""
+    value = normal(str(text))
+    if not value.isdigit() or int(value) > MAX_ROW_NUMBER:
+        raise RecordNotFound(f"unknown_{kind}", id=text)
+    return int(value)
+
+
+def parse_timezone(name: str) -> str:
+    """An IANA time zone name such as Asia/Tokyo."""
+    name = normal(name)
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InputInvalid("timezone_unknown", name=name) from None
+    return name
+
+
+def parse_accreditation_kind(kind: str) -> str:
+    kind = normal(kind).lower()
+    if not ACCREDITATION_KIND_PATTERN.fullmatch(kind):
+        raise InputInvalid("accreditation_kind_invalid", kind=kind)
+    return kind
+
+
+def parse_network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """A terminal address: an IPv4/IPv6 address or CIDR network, host bits clear."""
+    value = normal(text)
+    try:
+        return ipaddress.ip_network(value, strict=True)
+    except ValueError as e:
+        try:
+            suggestion = ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise InputInvalid("network_malformed", text=text, error=str(e)) from None
+        raise InputInvalid("network_host_bits", text=text, suggestion=str(suggestion), error=str(e)) from None
+
+
+# ---------------------------------------------------------------- opening hours
+
+
+def parse_minute(text: str) -> int:
+    """'09:00' -> 540; '24:00' is the end of the day."""
+    match = re.fullmatch(r"(\d{1,2}):(\d{2})", normal(text))
+    minute = int(match[1]) * 60 + int(match[2]) if match and int(match[2]) < 60 else -1
+    if not 0 <= minute <= MINUTES_PER_DAY:
+        raise InputInvalid("time_of_day_invalid", text=text)
+    return minute
+
+
+def format_minute(minute: int) -> str:
+    return f"{minute // 60:02d}:{minute % 60:02d}"
+
+
+def parse_opening_hours(text: str) -> list[OpeningInterval]:
+    """A weekly schedule such as 'mon-fri 09:00-17:30, sat 10:00-12:00' (days mon…sun, ranges or
+    single days; several intervals a day are separate entries). Empty or 'always': always open."""
+    text = normal(text).lower()
+    if text == ALWAYS_OPEN:
+        return []
+    intervals: list[OpeningInterval] = []
+    for entry in filter(None, (e.strip() for e in re.split(r"[,;]", text))):
+        match = re.fullmatch(r"([a-z]{3})(?:-([a-z]{3}))?\s+(\S+)-(\S+)", entry)
+        if match is None or match[1] not in WEEKDAYS or (match[2] and match[2] not in WEEKDAYS):
+            raise InputInvalid("hours_not_understood", entry=entry)
+        first = WEEKDAYS.index(match[1])
+        last = WEEKDAYS.index(match[2]) if match[2] else first
+        if last < first:
+            raise InputInvalid("hours_backwards", entry=entry)
+        opens, closes = parse_minute(match[3]), parse_minute(match[4])
+        if closes <= opens:
+            raise InputInvalid("hours_closing_first", entry=entry)
+        intervals += [OpeningInterval(day, opens, closes) for day in range(first, last + 1)]
+    intervals.sort(key=lambda i: (i.weekday, i.opens))
+    for before, after in zip(intervals, intervals[1:]):
+        if before.weekday == after.weekday and after.opens < before.closes:
+            raise InputInvalid("hours_overlap", day=WEEKDAYS[before.weekday], first=format_hours([before]), second=format_hours([after]))
+    return intervals
+
+
+def format_hours(intervals: Iterable[OpeningInterval | OpeningHours]) -> str:
+    """The inverse of parse_opening_hours, one entry per day and interval ('' when always open)."""
+    return ", ".join(f"{WEEKDAYS[i.weekday]} {format_minute(i.opens)}-{format_minute(i.closes)}" for i in intervals)
+
+
+def shown_hours(intervals: Iterable[OpeningInterval | OpeningHours]) -> str | Label:
+    """Opening hours for a message: the schedule, or 'always open' in the message's language."""
+    return format_hours(intervals) or Label("always_open")
