@@ -19,6 +19,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from dataplane.catalogue import attached_metadata
+from dataplane.sql import tables_read
 from disclosure_review.sdc.enums import Verdict
 from disclosure_review.sdc.microdata import (
     ExtractSpec,
@@ -28,7 +30,6 @@ from disclosure_review.sdc.microdata import (
 from disclosure_review.workflow.policies import MAX_FILE_BYTES, ReviewPolicy
 from disclosure_review.workflow.recompute import (
     CheckedOutput,
-    datasets_read,
     difference,
     not_run,
     open_guarded,
@@ -68,8 +69,6 @@ def recompute_extract(
 
     `references`: the project's approved reference data; columns taken from it are undeclared (verdict at least review).
     """
-    from dataplane.catalogue import attached_metadata
-
     opened = open_guarded(record_level_rules, preset, datasets, policy, references_read(spec, references or {}))
     if isinstance(opened, CheckedOutput):
         return opened
@@ -77,7 +76,7 @@ def recompute_extract(
 
     def compute() -> tuple[pa.Table, list[Any]]:
         table = con.sql(spec.query).limit(MAX_EXTRACT_ROWS + 1).to_arrow_table()
-        sources = sorted(datasets_read(spec) & set(datasets))
+        sources = sorted(tables_read(spec.query) & set(datasets))
         return table, [attached_metadata(con, d).metadata for d in sources]
 
     try:

@@ -22,10 +22,7 @@ stays taken in its project, so a query never reads other data under it.
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
-from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -36,6 +33,7 @@ from access_control import audit
 from access_control.enums import AuditEventType
 from access_control.models import Project, utcnow
 from dataplane import reference
+from disclosure_review import wire
 from disclosure_review.sdc.enums import Verdict
 from disclosure_review.workflow import permissions, policies, recompute
 from disclosure_review.workflow.enums import Decision, IngressStatus
@@ -51,51 +49,17 @@ from disclosure_review.workflow.transitions import INGRESS_TRANSITIONS, check_tr
 
 log = logging.getLogger(__name__)
 
-PAYLOAD_KEYS = {"project", "name", "description", "filename", "content_b64"}
-
 
 def ingress_object(request: IngressRequest) -> str:
     return f"ingress_request/{request.id}"
 
 
-@dataclass(frozen=True)
-class IngressSubmission:
-    project: str
-    name: str
-    description: str
-    filename: str
-    content: bytes
-
-
-def validate_payload(payload: Any) -> IngressSubmission:
-    """Check an ingress payload strictly; raise `IngressInvalid` naming the problem."""
-    where = "the ingress request"
-    if not isinstance(payload, dict):
-        raise IngressInvalid(f"{where} must be a JSON object")
-    unknown, missing = sorted(set(payload) - PAYLOAD_KEYS), sorted(PAYLOAD_KEYS - set(payload))
-    if unknown or missing:
-        raise IngressInvalid(f"{where}: unknown key(s) {unknown}, missing key(s) {missing}; keys: {sorted(PAYLOAD_KEYS)}")
-    texts = {}
-    for key, limit in (("project", 64), ("description", policies.MAX_TEXT), ("filename", 200)):
-        value = payload[key]
-        if not isinstance(value, str) or not value.strip():
-            raise IngressInvalid(f"{where}: {key} is required text")
-        if len(value) > limit:
-            raise IngressInvalid(f"{where}: {key} is longer than {limit} characters")
-        texts[key] = value.strip()
-    filename = texts["filename"].replace("\\", "/").rsplit("/", 1)[-1]
+def validate_payload(payload: Any) -> wire.IngressPayload:
+    """Check an ingress payload strictly (`wire.IngressPayload`); raise `IngressInvalid` naming the problem."""
     try:
-        name = reference.check_name(payload["name"])
-        reference.file_format(filename)
-    except reference.ReferenceInvalid as exc:
+        return wire.IngressPayload.from_json(payload)
+    except wire.PayloadInvalid as exc:
         raise IngressInvalid(str(exc)) from None
-    if not isinstance(payload["content_b64"], str):
-        raise IngressInvalid(f"{where}: content_b64 must be base64 text")
-    try:
-        content = base64.b64decode(payload["content_b64"], validate=True)
-    except (binascii.Error, ValueError):
-        raise IngressInvalid(f"{where}: content_b64 is not valid base64") from None
-    return IngressSubmission(texts["project"], name, texts["description"], filename, content)
 
 
 def submit(

@@ -23,8 +23,14 @@ import duckdb
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dataplane.reference import ReferenceFile
+from access_control.models import Dataset
+from dataplane.catalogue import guarded_connection
+from dataplane.reference import ReferenceFile, ReferenceInvalid, verified_table
+from dataplane.sql import tables_read
+from disclosure_review.sdc import load_preset
 from disclosure_review.sdc.enums import Verdict
+from disclosure_review.sdc.microdata import ExtractSpec
+from disclosure_review.sdc.protect import ProtectedTable, evaluate_table
 from disclosure_review.sdc.shadow import MARGIN_LABEL, RECORDS, VALUE, ShadowTable
 from disclosure_review.sdc.spec import TableSpec
 from disclosure_review.workflow import messages
@@ -73,25 +79,12 @@ def recomputation_failed(exc: Exception) -> CheckedOutput:
     return not_run("recompute_failed", error=str(exc))
 
 
-def datasets_read(spec: TableSpec) -> set[str]:
-    """Names of the tables a spec's query reads (CTE names excluded), as DuckDB parses them."""
-    con = duckdb.connect(":memory:")
-    try:
-        return set(con.get_table_names(spec.query))
-    except duckdb.Error:
-        return set()  # unparsable here: the recomputation fails and says why
-    finally:
-        con.close()
-
-
-def references_read(spec, references: Mapping[str, ReferenceFile]) -> dict[str, ReferenceFile]:
+def references_read(spec: TableSpec | ExtractSpec, references: Mapping[str, ReferenceFile]) -> dict[str, ReferenceFile]:
     """The approved reference data a spec's query names (`reference.<name>`): only these are attached."""
-    return {name: references[name] for name in sorted(datasets_read(spec)) if name in references}
+    return {name: references[name] for name in sorted(tables_read(spec.query)) if name in references}
 
 
 def known_dataset_ids(session: Session) -> set[str]:
-    from access_control.models import Dataset
-
     return set(session.scalars(select(Dataset.id)))
 
 
@@ -112,9 +105,6 @@ def open_guarded(
     references: Mapping[str, ReferenceFile] | None = None,
 ) -> tuple[T, duckdb.DuckDBPyConnection] | CheckedOutput:
     """The preset's rules and a guarded connection to `datasets` and `references`, or the failed output saying why."""
-    from dataplane.catalogue import guarded_connection
-    from dataplane.reference import ReferenceInvalid, verified_table
-
     try:
         rules = load_rules(preset)
     except Exception as exc:  # an unknown preset must not let anything pass
@@ -176,9 +166,6 @@ def recompute_table(
     `timeout_s`: this query's time limit (default: the policy's).
     `references`: the project's approved reference data ({name: stored copy}); those the query names are attached.
     """
-    from disclosure_review.sdc import load_preset
-    from disclosure_review.sdc.protect import ProtectedTable, evaluate_table
-
     opened = open_guarded(load_preset, preset, datasets, policy, references_read(spec, references or {}))
     if isinstance(opened, CheckedOutput):
         return opened

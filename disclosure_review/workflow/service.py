@@ -7,14 +7,11 @@ its audit event are stored together or not at all. Identities are arguments
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import logging
 import time
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from datetime import date
 from typing import Any
 
@@ -24,9 +21,11 @@ from sqlalchemy.orm import Session
 from access_control import audit
 from access_control.enums import AuditEventType, Outcome
 from access_control.models import Project, utcnow
+from dataplane.sql import tables_read
+from disclosure_review import wire
 from disclosure_review.sdc.enums import ProtectionMethod
 from disclosure_review.sdc.microdata import ExtractSpec
-from disclosure_review.sdc.spec import InvalidSpec, TableSpec
+from disclosure_review.sdc.spec import TableSpec
 from disclosure_review.workflow import extracts, ingress, package, permissions, policies, recompute
 from disclosure_review.workflow import protection as protection_choice
 from disclosure_review.workflow.enums import Decision, OutputKind, ReleaseStatus
@@ -90,104 +89,25 @@ class Submission:
     outputs: tuple[SubmittedOutput, ...]
 
 
-def _text(data: dict[str, Any], key: str, where: str, *, required: bool = True, limit: int = policies.MAX_TEXT) -> str:
-    value = data.get(key, "")
-    if not isinstance(value, str):
-        raise ReleaseRequestInvalid(f"{where}: {key} must be text")
-    if required and not value.strip():
-        raise ReleaseRequestInvalid(f"{where}: {key} is required")
-    if len(value) > limit:
-        raise ReleaseRequestInvalid(f"{where}: {key} is longer than {limit} characters")
-    return value.strip()
-
-
-def _exact_keys(data: Any, required: set[str], optional: set[str], where: str) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise ReleaseRequestInvalid(f"{where} must be a JSON object")
-    unknown = sorted(set(data) - required - optional)
-    if unknown:
-        raise ReleaseRequestInvalid(f"{where}: unknown key(s) {unknown}; allowed: {sorted(required | optional)}")
-    missing = sorted(required - set(data))
-    if missing:
-        raise ReleaseRequestInvalid(f"{where}: missing key(s) {missing}")
-    return data
-
-
-def _validate_output(data: Any, index: int) -> SubmittedOutput:
-    where = f"output {index + 1}"
-    if not isinstance(data, dict):
-        raise ReleaseRequestInvalid(f"{where} must be a JSON object")
-    name = data.get("name")
-    if not isinstance(name, str) or not policies.OUTPUT_NAME.match(name):
-        raise ReleaseRequestInvalid(
-            f"{where}: name {name!r} must be 1-120 letters, digits, spaces or _ . - ( ), "
-            "starting with a letter or digit (it becomes a file name)"
-        )
-    where = f"output {name!r}"
-    kind = data.get("kind")
-    declarative = {"table": (OutputKind.TABLE, TableSpec), "extract": (OutputKind.EXTRACT, ExtractSpec)}
-    if kind in declarative:
-        output_kind, spec_class = declarative[kind]
-        _exact_keys(data, {"name", "kind", "spec"}, {"claimed"}, where)
-        try:
-            spec = spec_class.from_dict(data["spec"])
-        except InvalidSpec as exc:
-            raise ReleaseRequestInvalid(f"{where}: {exc}") from None
-        claimed = data.get("claimed")
-        if claimed is not None and not isinstance(claimed, dict):
-            raise ReleaseRequestInvalid(f"{where}: claimed must be a JSON object")
-        return SubmittedOutput(name=name, kind=output_kind, spec=spec, claimed=claimed)
-    if kind == "file":
-        _exact_keys(data, {"name", "kind", "filename", "content_b64", "code", "explanation"}, set(), where)
-        filename = _text(data, "filename", where, limit=200)
-        suffix = "." + filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
-        if suffix not in policies.ALLOWED_FILE_TYPES or "/" in filename or "\\" in filename:
-            raise ReleaseRequestInvalid(
-                f"{where}: file type of {filename!r} cannot be released; allowed: "
-                f"{', '.join(sorted(policies.ALLOWED_FILE_TYPES))} (tables go as declarative table outputs)"
-            )
-        if not isinstance(data["content_b64"], str):
-            raise ReleaseRequestInvalid(f"{where}: content_b64 must be base64 text")
-        try:
-            content = base64.b64decode(data["content_b64"], validate=True)
-        except (binascii.Error, ValueError):
-            raise ReleaseRequestInvalid(f"{where}: content_b64 is not valid base64") from None
-        if not content or len(content) > policies.MAX_FILE_BYTES:
-            raise ReleaseRequestInvalid(f"{where}: the file must hold 1 byte to {policies.MAX_FILE_BYTES} bytes")
-        media_type = policies.ALLOWED_FILE_TYPES[suffix]
-        package.check_renderable(content, media_type, where)
-        return SubmittedOutput(
-            name=name,
-            kind=OutputKind.FILE,
-            filename=filename,
-            media_type=media_type,
-            content=content,
-            code=_text(data, "code", where, limit=policies.MAX_TEXT * 5),
-            explanation=_text(data, "explanation", where),
-        )
-    raise ReleaseRequestInvalid(f"{where}: kind must be 'table', 'extract' or 'file', not {kind!r}")
+def _submitted(output: wire.OutputPayload) -> SubmittedOutput:
+    if isinstance(output, wire.FilePayload):
+        package.check_renderable(output.content, output.media_type, f"output {output.name!r}")
+        return SubmittedOutput(name=output.name, kind=OutputKind.FILE, filename=output.filename,
+                               media_type=output.media_type, content=output.content, code=output.code,
+                               explanation=output.explanation)
+    kind = OutputKind.TABLE if isinstance(output, wire.TablePayload) else OutputKind.EXTRACT
+    return SubmittedOutput(name=output.name, kind=kind, spec=output.spec, claimed=output.claimed)
 
 
 def validate_payload(payload: Any) -> Submission:
-    """Check a release request payload strictly; raise `ReleaseRequestInvalid` naming the problem."""
-    data = _exact_keys(payload, {"project", "title", "purpose", "outputs"}, set(), "the release request")
-    project = _text(data, "project", "the release request", limit=64)
-    outputs = data["outputs"]
-    if not isinstance(outputs, list) or not outputs:
-        raise ReleaseRequestInvalid("the release request needs a non-empty list of outputs")
-    if len(outputs) > policies.MAX_OUTPUTS:
-        raise ReleaseRequestInvalid(f"at most {policies.MAX_OUTPUTS} outputs per release request")
-    validated = tuple(_validate_output(item, i) for i, item in enumerate(outputs))
-    names = [o.name for o in validated]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise ReleaseRequestInvalid(f"output name(s) {duplicates} used twice; each output needs its own name")
-    return Submission(
-        project=project,
-        title=_text(data, "title", "the release request", limit=200),
-        purpose=_text(data, "purpose", "the release request"),
-        outputs=validated,
-    )
+    """Check a release request payload strictly (`wire.ReleasePayload`); raise `ReleaseRequestInvalid` naming the
+    problem."""
+    try:
+        request = wire.ReleasePayload.from_json(payload)
+    except wire.PayloadInvalid as exc:
+        raise ReleaseRequestInvalid(str(exc)) from None
+    return Submission(project=request.project, title=request.title, purpose=request.purpose,
+                      outputs=tuple(_submitted(o) for o in request.outputs))
 
 
 @dataclass(frozen=True)
@@ -233,7 +153,7 @@ def _authorize(
     project = session.get(Project, submission.project)
     if project is None:
         raise ReleaseRequestInvalid(f"there is no project {submission.project!r}")
-    read = set().union(*(recompute.datasets_read(o.spec) for o in submission.outputs if o.spec))
+    read = set().union(*(tables_read(o.spec.query) for o in submission.outputs if o.spec))
     permissions.check_can_submit(session, requester, project.id, read & recompute.known_dataset_ids(session), today)
     if not project.is_active_on(today):
         raise ReleasePermissionDenied(f"project {project.id} is not active on {today.isoformat()}")
@@ -590,18 +510,14 @@ def prepare_protection(
 
 def _check_no_retired_reference(session: Session, project_id: str, query: str, output_name: str,
                                 error: type[WorkflowError] = ProtectionInvalid, step: str = "recomputed") -> None:
-    ingress.check_none_retired(session, project_id, _tables_read(query), error, f"output {output_name} cannot be {step}")
-
-
-def _tables_read(query: str) -> set[str]:
-    return recompute.datasets_read(SimpleNamespace(query=query))
+    ingress.check_none_retired(session, project_id, tables_read(query), error, f"output {output_name} cannot be {step}")
 
 
 def retired_references(session: Session, output: ReleaseOutput) -> list[IngressRequest]:
     """Retired reference data the output's recorded query reads: `vote` refuses to approve such an output."""
     if not output.spec:
         return []
-    return ingress.retired_read(session, output.request.project_id, _tables_read(output.spec["query"]))
+    return ingress.retired_read(session, output.request.project_id, tables_read(output.spec["query"]))
 
 
 def compute_protection(job: ProtectionJob) -> recompute.CheckedOutput:
