@@ -1,10 +1,18 @@
 """`onsite audit …` and `onsite admin person|role|project|member|grant|facility|terminal|accreditation|booking|sessions …`.
 
-Every command is one transaction: bad input is refused with the reason and
-nothing changes. Changes are audit events whose actor is `admin:<OS login>`.
-With LDAP configured (`ONSITE_LDAP_URI`, see docs/how-to/ldap.md) role and
-membership changes also change the LDAP groups before the commit; a directory
-failure fails the command and the database keeps its state.
+Every command is a row of a table (`ADMIN_COMMANDS`, `AUDIT_COMMANDS`): where
+it sits (`person add`), its help, its arguments, and what it runs — for most,
+one call of the service layer (`access_control.policy`) in the one transaction
+of `access_control.admin.change`, the same call the admin pages make, with
+input read by the same parsers (`access_control.forms`). Bad input is refused
+with the reason and nothing changes. Changes are audit events whose actor is
+`admin:<OS login>`. With LDAP configured (`ONSITE_LDAP_URI`, see
+docs/how-to/ldap.md) role and membership changes also change the LDAP groups
+before the commit; a directory failure fails the command and the database
+keeps its state.
+
+Refusals are printed in the administrator's language (`cli_language`):
+Japanese when the locale is Japanese (LANG=ja_JP.UTF-8), else English.
 """
 from __future__ import annotations
 
@@ -14,88 +22,105 @@ import csv
 import enum
 import getpass
 import json
+import os
 import sys
 import unicodedata
-from collections.abc import Callable
-from datetime import date, datetime, timezone
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from tqdm import tqdm
 
-from access_control import audit, policy
-from onsite_base.db import make_engine, read_transaction, session_factory, transaction
-from onsite.migrations import migrate
-from access_control.entry import DEFAULT_TIMEZONE
+from access_control import audit, forms, policy
+from access_control.accounts import account_state
+from access_control.admin import change, ldap_directory
 from access_control.enums import AuditEventType, Outcome, Role
-from access_control.models import Accreditation, Booking, Facility, Grant, Person, Project, ProjectStatus, Terminal
-from access_control.sessions import end_session, session_projects
+from access_control.errors import InputInvalid, PolicyError, error_text
 from access_control.hub_api import HubApiUnavailable, HubClient
+from access_control.models import Accreditation, Booking, Facility, Grant, Person, Project, Terminal
+from access_control.sessions import end_session, session_projects
+from hub_config.config import CLI_TOKEN_FILE, HUB_API_URL_FILE
+from onsite.migrations import migrate
+from onsite_base.db import make_engine, read_transaction, session_factory
 from onsite_base.errors import UserError
 from onsite_base.settings import Settings
 
 ANCHOR_FILE_NAME = "ledger-anchor.jsonl"
+MAX_REASON = 300
+LOCALE_VARIABLES = ("LC_ALL", "LC_MESSAGES", "LANG")
 E = TypeVar("E", bound=enum.Enum)
+Run = Callable[[argparse.Namespace, Settings], int]
+
+
+# ---------------------------------------------------------------- language, transactions, output
+
+
+def cli_language(environ: Mapping[str, str] | None = None) -> str:
+    """'ja' when the first of LC_ALL, LC_MESSAGES, LANG that is set names a Japanese locale (as gettext reads them), else 'en'."""
+    env = os.environ if environ is None else environ
+    locale = next((env[name] for name in LOCALE_VARIABLES if env.get(name)), "")
+    return "ja" if locale.lower().startswith("ja") else "en"
+
+
+def spoken(error: UserError) -> UserError:
+    """The refusal as the CLI prints it: in the administrator's language."""
+    return UserError(error_text(error, cli_language()))
 
 
 def admin_actor() -> str:
     return f"admin:{getpass.getuser()}"
 
 
-def ldap_directory() -> policy.GroupDirectory | None:
-    """The LDAP directory whose groups the admin commands maintain, when ONSITE_LDAP_URI is set."""
-    from access_control.ldap import LdapDirectory, LdapSettings, LdapSettingsInvalid
-
-    try:
-        settings = LdapSettings.from_env()
-    except LdapSettingsInvalid as e:
-        raise UserError(f"the LDAP settings are invalid: {e}; nothing changed") from None
-    return LdapDirectory(settings) if settings is not None else None
-
-
 def in_transaction(settings: Settings, work: Callable[[Session], int], *, read_only: bool = False) -> int:
-    """Run `work` in one transaction on a migrated store; UserError rolls everything back.
-    `read_only` work reads a snapshot without holding up writers (the hub's logins)."""
+    """Run `work` in one transaction on a migrated store (`access_control.admin.change`); a refusal rolls
+    everything back. `read_only` work reads a snapshot without holding up writers (the hub's logins)."""
     migrate(settings.db_url)
     engine = make_engine(settings.db_url)
     try:
         if read_only:
             with read_transaction(session_factory(engine)) as session:
                 return work(session)
-        with transaction(session_factory(engine)) as session:
-            # Serialize with every other writer first, so that the checks below see
-            # any concurrent change already committed (SQLite: BEGIN IMMEDIATE does it).
-            audit.lock_ledger(session)
+        with change(session_factory(engine)) as session:
             return work(session)
-    except IntegrityError as e:  # a change that slipped past the checks concurrently
-        raise UserError(
-            f"the change conflicts with the stored data ({e.orig}); nothing changed: check with `list`/`show` and retry"
-        ) from None
-    except Exception as e:
-        from access_control.ldap import DirectoryUnavailable
-
-        if isinstance(e, DirectoryUnavailable):  # raised inside the transaction: the database change rolled back
-            raise UserError(f"the LDAP directory did not take the change: {e}; nothing changed") from None
-        raise
+    except PolicyError as e:
+        raise spoken(e) from None
     finally:
         engine.dispose()
 
 
-def iso_date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date: use YYYY-MM-DD") from None
+def parsed(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse type from a `forms` parser: its refusal becomes argparse's usage error, in the CLI's language."""
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except PolicyError as e:
+            raise argparse.ArgumentTypeError(e.text(cli_language())) from None
+
+    return convert
 
 
-def role_arg(text: str) -> Role:
-    try:
-        return policy.role_from_text(text)
-    except UserError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+def day(what: str) -> Callable[[str], Any]:
+    """A YYYY-MM-DD argument; `what` names the field in a refusal (a `field_…` message key)."""
+    return parsed(lambda text: forms.parse_date(text, what, required=True))
+
+
+def row_number(kind: str) -> Callable[[str], Any]:
+    return parsed(lambda text: forms.parse_row_number(text, kind))
+
+
+def enum_arg(enum_class: type[E]) -> Callable[[str], E]:
+    def parse(text: str) -> E:
+        try:
+            return enum_class(text.upper())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"unknown value {text!r}: choose from {', '.join(m.value for m in enum_class)}") from None
+
+    return parse
 
 
 def print_json(value: Any) -> None:
@@ -117,7 +142,70 @@ def print_rows(rows: list[dict[str, Any]], columns: list[str]) -> None:
         print("  ".join(cell + " " * (width - display_width(cell)) for cell, width in zip(line, widths)).rstrip())
 
 
-# ---------------------------------------------------------------- plain views
+def print_view(view: dict[str, Any]) -> None:
+    for key, value in view.items():
+        print(f"{key}: {', '.join(value) if isinstance(value, list) else value}")
+
+
+# ---------------------------------------------------------------- what a command runs
+
+
+def changing(action: Callable[[Session, argparse.Namespace], str], prepare: Callable[[argparse.Namespace], None] | None = None) -> Run:
+    """A change: `prepare` reads what must come before the transaction (a password), then `action` makes the
+    service call in one transaction and returns what to print."""
+
+    def run(args: argparse.Namespace, settings: Settings) -> int:
+        if prepare is not None:
+            prepare(args)
+
+        def work(session: Session) -> int:
+            print(action(session, args))
+            return 0
+
+        return in_transaction(settings, work)
+
+    return run
+
+
+def listing(
+    rows_of: Callable[[Session, argparse.Namespace], list[dict[str, Any]]],
+    columns: list[str],
+    table_cells: Callable[[dict[str, Any]], dict[str, Any]] = dict,
+) -> Run:
+    """A `list` command: JSON rows with --json, else a table of `columns`."""
+
+    def run(args: argparse.Namespace, settings: Settings) -> int:
+        def work(session: Session) -> int:
+            rows = rows_of(session, args)
+            if args.json:
+                print_json(rows)
+            else:
+                print_rows([table_cells(row) for row in rows], columns)
+            return 0
+
+        return in_transaction(settings, work, read_only=True)
+
+    return run
+
+
+def showing(view_of: Callable[[Session, argparse.Namespace], dict[str, Any]], printed: Callable[[dict[str, Any]], None] = print_view) -> Run:
+    """A `show` command: JSON with --json, else one `key: value` line each."""
+
+    def run(args: argparse.Namespace, settings: Settings) -> int:
+        def work(session: Session) -> int:
+            view = view_of(session, args)
+            if args.json:
+                print_json(view)
+            else:
+                printed(view)
+            return 0
+
+        return in_transaction(settings, work, read_only=True)
+
+    return run
+
+
+# ---------------------------------------------------------------- plain views (what list, show and --json print)
 
 
 def person_view(session: Session, person: Person) -> dict[str, Any]:
@@ -126,6 +214,7 @@ def person_view(session: Session, person: Person) -> dict[str, Any]:
         "display_name": person.display_name,
         "email": person.email,
         "roles": sorted(r.value.lower() for r in person.role_set),
+        "state": account_state(person).value.lower(),
         "disabled": person.disabled,
         "locked_until": person.locked_until.isoformat() if person.locked_until else None,
         "failed_logins": person.failed_logins,
@@ -166,7 +255,7 @@ def facility_view(facility: Facility) -> dict[str, Any]:
         "address": facility.address,
         "timezone": facility.timezone,
         "terminals": len(facility.terminals),
-        "hours": policy.format_hours(facility.hours) or "always open",
+        "hours": forms.format_hours(facility.hours) or "always open",
         "closed_days": [c.day.isoformat() for c in facility.closures],
         "booking_required": facility.booking_required,
         "accreditation_kind": facility.accreditation_kind,
@@ -202,25 +291,286 @@ def terminal_view(terminal: Terminal) -> dict[str, Any]:
     return {"address": terminal.address, "facility": terminal.facility.name, "label": terminal.label}
 
 
-def listing(
-    rows_of: Callable[[Session, argparse.Namespace], list[dict[str, Any]]],
-    columns: list[str],
-    table_cells: Callable[[dict[str, Any]], dict[str, Any]] = dict,
-) -> Callable[[argparse.Namespace, Settings], int]:
-    """A `list` command: JSON rows with --json, else a table of `columns`."""
+def or_dash(*keys: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """Table cells: the empty ones among `keys` shown as '-'."""
+    return lambda row: row | {key: row[key] or "-" for key in keys}
 
-    def run(args: argparse.Namespace, settings: Settings) -> int:
-        def work(session: Session) -> int:
-            rows = rows_of(session, args)
-            if args.json:
-                print_json(rows)
-            else:
-                print_rows([table_cells(row) for row in rows], columns)
-            return 0
 
-        return in_transaction(settings, work, read_only=True)
+# ---------------------------------------------------------------- people and roles
 
-    return run
+
+def read_password(args: argparse.Namespace) -> None:
+    """args.password: None with --no-password, else the first line of stdin (--password-stdin) or prompted twice."""
+    if getattr(args, "no_password", False):
+        args.password = None
+    elif args.password_stdin:
+        line = sys.stdin.readline()
+        if not line:
+            raise spoken(InputInvalid("password_stdin_empty"))
+        args.password = line.rstrip("\r\n")
+    else:
+        first = getpass.getpass(f"New password for {args.username}: ")
+        if first != getpass.getpass("Repeat it: "):
+            raise spoken(InputInvalid("passwords_differ"))
+        args.password = first
+
+
+def add_person(session: Session, args: argparse.Namespace) -> str:
+    person = policy.add_person(
+        session, username=args.username, display_name=args.name, email=args.email, roles=args.role or [],
+        password=args.password, actor=admin_actor(), directory=ldap_directory(),
+    )
+    return f"added person {person.username}"
+
+
+def read_people_csv(path: Path) -> list[dict[str, str | None]]:
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:  # -sig: spreadsheets write a BOM
+            reader = csv.DictReader(fh)
+            header = list(reader.fieldnames or [])
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise spoken(InputInvalid("csv_unreadable", path=str(path), error=str(e))) from None
+    unknown = [c for c in header if c not in policy.IMPORT_COLUMNS]
+    if unknown or not {"username", "display_name"} <= set(header):
+        raise spoken(InputInvalid("csv_header", path=str(path), columns=", ".join(policy.IMPORT_COLUMNS), found=", ".join(header) or "none"))
+    return rows
+
+
+def import_people(session: Session, args: argparse.Namespace) -> str:
+    rows = read_people_csv(Path(args.file))
+    summary = policy.import_people(session, rows, actor=admin_actor(), directory=None if args.dry_run else ldap_directory())
+    lines = [f"{'would add' if args.dry_run else 'added'} {summary.people_added} people, {summary.roles_granted} roles to "
+             f"existing people, {summary.memberships_added} memberships ({len(rows)} rows)"]
+    if args.dry_run:
+        session.rollback()
+    elif summary.people_added:
+        lines.append("new people have no password yet: set one with `onsite admin person passwd USERNAME`")
+    return "\n".join(lines)
+
+
+def set_disabled(disabled: bool) -> Callable[[Session, argparse.Namespace], str]:
+    def action(session: Session, args: argparse.Namespace) -> str:
+        policy.set_disabled(session, args.username, disabled, actor=admin_actor())
+        return f"{'disabled' if disabled else 'enabled'} {args.username}"
+
+    return action
+
+
+def set_password(session: Session, args: argparse.Namespace) -> str:
+    policy.set_password(session, args.username, args.password, actor=admin_actor())
+    return f"password set for {args.username}"
+
+
+def unlock_person(session: Session, args: argparse.Namespace) -> str:
+    policy.unlock_person(session, args.username, actor=admin_actor())
+    return f"unlocked {args.username}"
+
+
+def change_role(session: Session, args: argparse.Namespace) -> str:
+    grant = args.role_command == "grant"
+    (policy.grant_role if grant else policy.revoke_role)(session, args.username, args.role, actor=admin_actor(), directory=ldap_directory())
+    return f"{'granted' if grant else 'revoked'} role {args.role.value.lower()} {'to' if grant else 'from'} {args.username}"
+
+
+# ---------------------------------------------------------------- projects, members, grants
+
+
+def add_project(session: Session, args: argparse.Namespace) -> str:
+    project = policy.add_project(
+        session, project_id=args.project_id, title=args.title, purpose=args.purpose, legal_basis=args.legal_basis,
+        start_date=args.start, end_date=args.end, preset=args.preset, actor=admin_actor(),
+    )
+    return f"added project {project.id} ({project.start_date} to {project.end_date})"
+
+
+def project_details(session: Session, args: argparse.Namespace) -> dict[str, Any]:
+    view = project_view(policy.require_project(session, args.project_id))
+    view["members"] = [p.username for p in policy.members_of(session, args.project_id)]
+    view["grants"] = [grant_view(g) for g in policy.list_grants(session, args.project_id)]
+    return view
+
+
+def print_project(view: dict[str, Any]) -> None:
+    grants = view.pop("grants")
+    print_view(view)
+    print("grants:" + ("" if grants else " (none)"))
+    for g in grants:
+        state = f"revoked {g['revoked_at']}" if g["revoked_at"] else "valid"
+        print(f"  {g['id']}: {g['dataset']} {g['valid_from']} to {g['valid_until']} ({state})")
+
+
+def change_project(session: Session, args: argparse.Namespace) -> str:
+    policy.change_project(
+        session, args.project_id, title=args.title, purpose=args.purpose, legal_basis=args.legal_basis,
+        start_date=args.start, end_date=args.end, status=args.status, preset=args.preset, actor=admin_actor(),
+    )
+    return f"changed project {args.project_id}"
+
+
+def change_member(session: Session, args: argparse.Namespace) -> str:
+    add = args.member_command == "add"
+    (policy.add_member if add else policy.remove_member)(session, args.project_id, args.username, actor=admin_actor(), directory=ldap_directory())
+    return f"{'added' if add else 'removed'} {args.username} {'to' if add else 'from'} project {args.project_id}"
+
+
+def add_grant(session: Session, args: argparse.Namespace) -> str:
+    grant = policy.add_grant(
+        session, project_id=args.project_id, dataset_id=args.dataset_id, valid_from=args.valid_from,
+        valid_until=args.valid_until, actor=admin_actor(),
+    )
+    return f"grant {grant.id}: {grant.dataset_id} to {grant.project_id} from {grant.valid_from} until {grant.valid_until}"
+
+
+def revoke_grant(session: Session, args: argparse.Namespace) -> str:
+    grant = policy.revoke_grant(session, args.grant_id, actor=admin_actor())
+    return f"revoked grant {grant.id} ({grant.dataset_id} to {grant.project_id})"
+
+
+# ---------------------------------------------------------------- facilities and terminals
+
+
+def add_facility(session: Session, args: argparse.Namespace) -> str:
+    facility = policy.add_facility(session, name=args.name, address=args.address, timezone_name=args.timezone, actor=admin_actor())
+    return f"added facility {facility.name} ({facility.timezone})"
+
+
+def facility_details(session: Session, args: argparse.Namespace) -> dict[str, Any]:
+    facility = policy.require_facility(session, args.name)
+    return facility_view(facility) | {"terminals": [terminal_view(t) for t in facility.terminals]}
+
+
+def print_facility(view: dict[str, Any]) -> None:
+    print_view(view | {"terminals": [f"{t['address']} ({t['label']})" if t["label"] else t["address"] for t in view["terminals"]]})
+
+
+def change_facility(session: Session, args: argparse.Namespace) -> str:
+    facility = policy.change_facility(
+        session, args.name, address=args.address, timezone_name=args.timezone, booking_required=args.booking_required,
+        accreditation_kind=args.accreditation_kind, actor=admin_actor(),
+    )
+    return (f"changed facility {facility.name} ({facility.timezone}, booking required: {facility.booking_required}, "
+            f"accreditation: {facility.accreditation_kind or 'none'})")
+
+
+def set_hours(session: Session, args: argparse.Namespace) -> str:
+    facility = policy.set_opening_hours(session, args.name, args.schedule, actor=admin_actor())
+    return f"opening hours of {facility.name} ({facility.timezone}): {forms.format_hours(facility.hours) or 'always open'}"
+
+
+def close_day(session: Session, args: argparse.Namespace) -> str:
+    policy.add_closed_day(session, args.name, args.day, note=args.note, actor=admin_actor())
+    return f"{args.name} is closed on {args.day}"
+
+
+def reopen_day(session: Session, args: argparse.Namespace) -> str:
+    policy.remove_closed_day(session, args.name, args.day, actor=admin_actor())
+    return f"{args.name} is no longer closed on {args.day}"
+
+
+def add_terminal(session: Session, args: argparse.Namespace) -> str:
+    terminal = policy.add_terminal(session, facility=args.facility, address=args.address, label=args.label, actor=admin_actor())
+    return f"added terminal {terminal.address} at {args.facility}"
+
+
+def remove_terminal(session: Session, args: argparse.Namespace) -> str:
+    policy.remove_terminal(session, address=args.address, actor=admin_actor())
+    return f"removed terminal {args.address}"
+
+
+# ---------------------------------------------------------------- accreditations and bookings
+
+
+def add_accreditation(session: Session, args: argparse.Namespace) -> str:
+    accreditation = policy.add_accreditation(
+        session, username=args.username, kind=args.kind, issued=args.issued, expiry=args.expiry, actor=admin_actor()
+    )
+    return (f"accreditation {accreditation.id}: {accreditation.kind} for {accreditation.person.username} "
+            f"from {accreditation.issued} through {accreditation.expiry}")
+
+
+def revoke_accreditation(session: Session, args: argparse.Namespace) -> str:
+    accreditation = policy.revoke_accreditation(session, args.accreditation_id, actor=admin_actor())
+    return f"revoked accreditation {accreditation.id} ({accreditation.kind} of {accreditation.person.username})"
+
+
+def add_booking(session: Session, args: argparse.Namespace) -> str:
+    booking = policy.add_booking(
+        session, username=args.username, facility=args.facility, starts_at=args.start, ends_at=args.end, actor=admin_actor()
+    )
+    view = booking_view(booking)
+    return f"booking {booking.id}: {view['person']} at {view['facility']} from {view['starts_at']} until {view['ends_at']}"
+
+
+def cancel_booking(session: Session, args: argparse.Namespace) -> str:
+    booking = policy.cancel_booking(session, args.booking_id, actor=admin_actor())
+    return f"cancelled booking {booking.id} ({booking.person.username} at {booking.facility.name})"
+
+
+def bookings(session: Session, args: argparse.Namespace) -> list[dict[str, Any]]:
+    ending_after = None if args.all else datetime.now(timezone.utc)
+    return [booking_view(b) for b in policy.list_bookings(session, username=args.person, facility=args.facility, ending_after=ending_after)]
+
+
+# ---------------------------------------------------------------- live sessions (the running hub's API)
+
+
+def hub_client(settings: Settings) -> HubClient:
+    """The Hub API with the `onsite-cli` service token, both as the running hub wrote them."""
+    values = []
+    for name in (HUB_API_URL_FILE, CLI_TOKEN_FILE):
+        path = settings.runtime_dir / name
+        try:
+            values.append(path.read_text().strip())
+        except FileNotFoundError:
+            raise spoken(InputInvalid("hub_not_running", path=str(path))) from None
+    return HubClient(*values)
+
+
+def hub_refused(e: HubApiUnavailable) -> UserError:
+    return spoken(PolicyError("hub_refused", error=str(e)))
+
+
+def run_sessions_list(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        servers = asyncio.run(hub_client(settings).live_servers())
+    except HubApiUnavailable as e:
+        raise hub_refused(e) from None
+
+    def when(moment: datetime | None) -> str | None:
+        return moment.isoformat(timespec="seconds") if moment else None
+
+    def rows_of(session: Session, args: argparse.Namespace) -> list[dict[str, Any]]:
+        return [
+            {
+                "username": server.user,
+                "projects": session_projects(session, server.user),
+                "started": when(server.started),
+                "last_activity": when(server.last_activity),
+                "state": "running" if server.ready else f"pending ({server.pending})" if server.pending else "not ready",
+            }
+            for server in servers
+        ]
+
+    columns = ["username", "projects", "started", "last_activity", "state"]
+    return listing(rows_of, columns, lambda row: row | {"projects": ",".join(row["projects"])})(args, settings)
+
+
+def run_sessions_end(args: argparse.Namespace, settings: Settings) -> int:
+    if args.reason is not None and not 0 < len(args.reason.strip()) <= MAX_REASON:
+        raise spoken(InputInvalid("reason_length", limit=MAX_REASON))
+    hub = hub_client(settings)
+    migrate(settings.db_url)
+    engine = make_engine(settings.db_url)
+    try:
+        asyncio.run(end_session(hub, session_factory(engine), args.username, admin_actor(),
+                                reason=args.reason.strip() if args.reason else None))
+    except HubApiUnavailable as e:
+        raise hub_refused(e) from None  # the failed attempt is in the ledger
+    finally:
+        engine.dispose()
+    print(f"asked the hub to end the session of {args.username}")
+    return 0
 
 
 # ---------------------------------------------------------------- audit commands
@@ -265,41 +615,16 @@ def run_export(args: argparse.Namespace, settings: Settings) -> int:
     return in_transaction(settings, work, read_only=True)
 
 
-def moment(text: str) -> datetime:
-    """A date (midnight at the start of that day in Asia/Tokyo) or an ISO date-time with offset."""
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date or date-time: use YYYY-MM-DD or YYYY-MM-DDTHH:MM+09:00") from None
-    return value if value.tzinfo else value.replace(tzinfo=ZoneInfo(DEFAULT_TIMEZONE))
-
-
-def enum_arg(enum_class: type[E]) -> Callable[[str], E]:
-    def parse(text: str) -> E:
-        try:
-            return enum_class(text.upper())
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"unknown value {text!r}: choose from {', '.join(m.value for m in enum_class)}") from None
-
-    return parse
-
-
 def event_cells(row: dict[str, Any]) -> dict[str, Any]:
     details = row["details"]
     summary = ",".join(details["reasons"]) if "reasons" in details else json.dumps(details, ensure_ascii=False)
     return row | {"created_at": row["created_at"][:19], "details": summary[:60]}
 
 
-run_list_events = listing(
-    lambda session, args: [
-        audit.event_as_dict(e)
-        for e in audit.find_events(
-            session, action=args.action, actor=args.actor, outcome=args.outcome, since=args.since, until=args.until, limit=args.limit
-        )
-    ],
-    ["seq", "created_at", "actor", "action", "object", "outcome", "details"],
-    event_cells,
-)
+def events(session: Session, args: argparse.Namespace) -> list[dict[str, Any]]:
+    found = audit.find_events(session, action=args.action, actor=args.actor, outcome=args.outcome, since=args.since, until=args.until,
+                              limit=args.limit)
+    return [audit.event_as_dict(e) for e in found]
 
 
 def run_anchor(args: argparse.Namespace, settings: Settings) -> int:
@@ -318,807 +643,260 @@ def run_anchor(args: argparse.Namespace, settings: Settings) -> int:
     return in_transaction(settings, work)
 
 
-def register(top: argparse._SubParsersAction) -> None:
-    parser = top.add_parser("audit", help="verify, list, export or anchor the hash-chained audit ledger")
-    sub = parser.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
-    p = sub.add_parser(
-        "verify",
-        help="check the ledger's hash chain; exit 1 and name the first bad event if it was tampered with",
-        description="Recompute every audit event's hash in order. Prints 'ok: N events', or the first edited, "
-        "deleted, inserted or reordered event and exits 1. If an anchor file exists (see `audit anchor`) the "
-        "anchored event must still be there with the same hash, which also catches a rewrite of the whole table.",
-    )
-    p.add_argument("--anchor", metavar="FILE", help=f"anchor file to check against (default $ONSITE_HOME/run/{ANCHOR_FILE_NAME} if present)")
-    p.set_defaults(run=run_verify)
-    p = sub.add_parser("export", help="write every audit event as JSON lines (schema onsite.audit_event/v1)")
-    p.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
-    p.set_defaults(run=run_export)
-    p = sub.add_parser(
-        "list",
-        help="the newest audit events, filtered (e.g. refused entries: --action entry_decide --outcome denied)",
-        description="Dates without a time mean midnight in Asia/Tokyo; --since is inclusive, --until exclusive. "
-        "For entry decisions the details column shows the denial reasons.",
-    )
-    p.add_argument("--action", type=enum_arg(AuditEventType), help="event type, e.g. ENTRY_DECIDE, LOGIN_FAIL, GRANT_ADD")
-    p.add_argument("--actor", help="who acted: a user name, or admin:<login> for administrators")
-    p.add_argument("--outcome", type=enum_arg(Outcome), help="ok, denied or failed")
-    p.add_argument("--since", type=moment, help="YYYY-MM-DD or an ISO date-time")
-    p.add_argument("--until", type=moment, help="YYYY-MM-DD or an ISO date-time")
-    p.add_argument("--limit", type=int, default=100, help="at most this many events, newest first (default 100)")
-    _json_flag(p)
-    p.set_defaults(run=run_list_events)
-    p = sub.add_parser(
-        "anchor",
-        help="verify, then append the chain head to a file outside the database",
-        description="Keep the anchor file on storage the database administrator cannot rewrite (or print it); "
-        "run this periodically, e.g. from cron.",
-    )
-    p.add_argument("--file", metavar="FILE", help=f"anchor file (default $ONSITE_HOME/run/{ANCHOR_FILE_NAME})")
-    p.set_defaults(run=run_anchor)
-
-
-# ---------------------------------------------------------------- admin: people and roles
-
-
-def read_password(args: argparse.Namespace, username: str) -> str | None:
-    if getattr(args, "no_password", False):
-        return None
-    if args.password_stdin:
-        line = sys.stdin.readline()
-        if not line:
-            raise UserError("--password-stdin: no password on standard input")
-        return line.rstrip("\r\n")
-    first = getpass.getpass(f"New password for {username}: ")
-    if first != getpass.getpass("Repeat it: "):
-        raise UserError("the two passwords differ: nothing changed")
-    return first
-
-
-def run_person_add(args: argparse.Namespace, settings: Settings) -> int:
-    password = read_password(args, args.username)
-
-    def work(session: Session) -> int:
-        person = policy.add_person(
-            session,
-            username=args.username,
-            display_name=args.name,
-            email=args.email,
-            roles=args.role or [],
-            password=password,
-            actor=admin_actor(),
-            directory=ldap_directory(),
-        )
-        print(f"added person {person.username}")
-        return 0
-
-    return in_transaction(settings, work)
-
-
-def read_people_csv(path: Path) -> list[dict[str, str | None]]:
-    try:
-        with path.open(encoding="utf-8-sig", newline="") as fh:  # -sig: spreadsheets write a BOM
-            reader = csv.DictReader(fh)
-            header = list(reader.fieldnames or [])
-            rows = list(reader)
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise UserError(f"cannot read {path}: {e}") from None
-    unknown = [c for c in header if c not in policy.IMPORT_COLUMNS]
-    if unknown or not {"username", "display_name"} <= set(header):
-        raise UserError(
-            f"{path}: the header must name columns from {', '.join(policy.IMPORT_COLUMNS)} "
-            f"(username and display_name required); found {', '.join(header) or 'none'}"
-        )
-    return rows
-
-
-def run_person_import(args: argparse.Namespace, settings: Settings) -> int:
-    rows = read_people_csv(Path(args.file))
-
-    def work(session: Session) -> int:
-        summary = policy.import_people(session, rows, actor=admin_actor(), directory=None if args.dry_run else ldap_directory())
-        verb = "would add" if args.dry_run else "added"
-        print(
-            f"{verb} {summary.people_added} people, {summary.roles_granted} roles to existing people, "
-            f"{summary.memberships_added} memberships ({len(rows)} rows)"
-        )
-        if args.dry_run:
-            session.rollback()
-        elif summary.people_added:
-            print("new people have no password yet: set one with `onsite admin person passwd USERNAME`")
-        return 0
-
-    return in_transaction(settings, work)
-
-
-def person_cells(row: dict[str, Any]) -> dict[str, Any]:
-    state = "disabled" if row["disabled"] else "locked" if row["locked_until"] else "ok"
-    return row | {"roles": ",".join(row["roles"]) or "-", "state": state}
-
-
-run_person_list = listing(
-    lambda session, args: [person_view(session, p) for p in policy.list_people(session)],
-    ["username", "display_name", "roles", "state"],
-    person_cells,
-)
-
-
-def run_person_show(args: argparse.Namespace, settings: Settings) -> int:
-    def work(session: Session) -> int:
-        view = person_view(session, policy.require_person(session, args.username))
-        if args.json:
-            print_json(view)
-        else:
-            for key, value in view.items():
-                print(f"{key}: {', '.join(value) if isinstance(value, list) else value}")
-        return 0
-
-    return in_transaction(settings, work)
-
-
-def run_person_disabled(disabled: bool) -> Callable[[argparse.Namespace, Settings], int]:
-    def run(args: argparse.Namespace, settings: Settings) -> int:
-        def work(session: Session) -> int:
-            policy.set_disabled(session, args.username, disabled, actor=admin_actor())
-            print(f"{'disabled' if disabled else 'enabled'} {args.username}")
-            return 0
-
-        return in_transaction(settings, work)
-
-    return run
-
-
-def run_person_passwd(args: argparse.Namespace, settings: Settings) -> int:
-    password = read_password(args, args.username)
-    assert password is not None
-
-    def work(session: Session) -> int:
-        policy.set_password(session, args.username, password, actor=admin_actor())
-        print(f"password set for {args.username}")
-        return 0
-
-    return in_transaction(settings, work)
-
-
-def run_person_unlock(args: argparse.Namespace, settings: Settings) -> int:
-    def work(session: Session) -> int:
-        policy.unlock_person(session, args.username, actor=admin_actor())
-        print(f"unlocked {args.username}")
-        return 0
-
-    return in_transaction(settings, work)
-
-
-def run_role(args: argparse.Namespace, settings: Settings) -> int:
-    def work(session: Session) -> int:
-        role = args.role.value.lower()
-        if args.role_command == "grant":
-            policy.grant_role(session, args.username, args.role, actor=admin_actor(), directory=ldap_directory())
-            print(f"granted role {role} to {args.username}")
-        else:
-            policy.revoke_role(session, args.username, args.role, actor=admin_actor(), directory=ldap_directory())
-            print(f"revoked role {role} from {args.username}")
-        return 0
-
-    return in_transaction(settings, work)
-
-
-# ---------------------------------------------------------------- admin: projects and members
-
-
-def run_project_add(args: argparse.Namespace, settings: Settings) -> int:
-    def work(session: Session) -> int:
-        project = policy.add_project(
-            session,
-            project_id=args.project_id,
-            title=args.title,
-            purpose=args.purpose,
-            legal_basis=args.legal_basis,
-            start_date=args.start,
-            end_date=args.end,
-            preset=args.preset,
-            actor=admin_actor(),
-        )
-        print(f"added project {project.id} ({project.start_date} to {project.end_date})")
-        return 0
-
-    return in_transaction(settings, work)
-
-
-run_project_list = listing(
-    lambda session, args: [project_view(p) for p in policy.list_projects(session)],
-    ["id", "status", "start_date", "end_date", "title"],
-)
-
-
-def run_project_show(args: argparse.Namespace, settings: Settings) -> int:
-    def work(session: Session) -> int:
-        view = project_view(policy.require_project(session, args.project_id))
-        view["members"] = [p.username for p in policy.members_of(session, args.project_id)]
-        view["grants"] = [grant_view(g) for g in policy.list_grants(session, args.project_id)]
-        if args.json:
-            print_json(view)
-        else:
-            for key, value in view.items():
-                if key == "grants":
-                    print("grants:" + ("" if value else " (none)"))
-                    for g in value:
-                        state = f"revoked {g['revoked_at']}" if g["revoked_at"] else "valid"
-                        print(f"  {g['id']}: {g['dataset']} {g['valid_from']} to {g['valid_until']} ({state})")
-                else:
-                    print(f"{key}: {', '.join(value) if isinstance(value, list) else value}")
-        return 0
-
-    return in_transaction(settings, work)
-
-
-def run_project_change(args: argparse.Namespace, settings: Settings) -> int:
-    def work(session: Session) -> int:
-        policy.change_project(
-            session,
-            args.project_id,
-            title=args.title,
-            purpose=args.purpose,
-            legal_basis=args.legal_basis,
-            start_date=args.start,
-            end_date=args.end,
-            status=args.status,
-            preset=args.preset,
-            actor=admin_actor(),
-        )
-        print(f"changed project {args.project_id}")
-        return 0
-
-    return in_transaction(settings, work)
-
-
-def run_member(args: argparse.Namespace, settings: Settings) -> int:
-    def work(session: Session) -> int:
-        if args.member_command == "add":
-            policy.add_member(session, args.project_id, args.username, actor=admin_actor(), directory=ldap_directory())
-            print(f"added {args.username} to project {args.project_id}")
-        else:
-            policy.remove_member(session, args.project_id, args.username, actor=admin_actor(), directory=ldap_directory())
-            print(f"removed {args.username} from project {args.project_id}")
-        return 0
-
-    return in_transaction(settings, work)
-
-
-# ---------------------------------------------------------------- admin: grants
-
-
-def run_grant_add(args: argparse.Namespace, settings: Settings) -> int:
-    def work(session: Session) -> int:
-        project = policy.require_project(session, args.project_id)
-        grant = policy.add_grant(
-            session,
-            project_id=project.id,
-            dataset_id=args.dataset_id,
-            valid_from=args.valid_from or project.start_date,
-            valid_until=args.valid_until or project.end_date,
-            actor=admin_actor(),
-        )
-        print(f"grant {grant.id}: {grant.dataset_id} to {grant.project_id} from {grant.valid_from} until {grant.valid_until}")
-        return 0
-
-    return in_transaction(settings, work)
-
-
-run_grant_list = listing(
-    lambda session, args: [grant_view(g) for g in policy.list_grants(session, args.project)],
-    ["id", "project", "dataset", "valid_from", "valid_until", "revoked_at"],
-    lambda row: row | {"revoked_at": row["revoked_at"] or "-"},
-)
-
-
-def run_grant_revoke(args: argparse.Namespace, settings: Settings) -> int:
-    def work(session: Session) -> int:
-        grant = policy.revoke_grant(session, args.grant_id, actor=admin_actor())
-        print(f"revoked grant {grant.id} ({grant.dataset_id} to {grant.project_id})")
-        return 0
-
-    return in_transaction(settings, work)
-
-
-# ---------------------------------------------------------------- admin: facilities and terminals
-
-
-def run_facility_add(args: argparse.Namespace, settings: Settings) -> int:
-    def work(session: Session) -> int:
-        facility = policy.add_facility(session, name=args.name, address=args.address, timezone_name=args.timezone, actor=admin_actor())
-        print(f"added facility {facility.name} ({facility.timezone})")
-        return 0
-
-    return in_transaction(settings, work)
-
-
-run_facility_list = listing(
-    lambda session, args: [facility_view(f) for f in policy.list_facilities(session)],
-    ["name", "timezone", "terminals", "booking_required", "accreditation_kind", "hours"],
-    lambda row: row | {"accreditation_kind": row["accreditation_kind"] or "-", "hours": row["hours"][:50]},
-)
-
-
-def run_facility_show(args: argparse.Namespace, settings: Settings) -> int:
-    def work(session: Session) -> int:
-        facility = policy.require_facility(session, args.name)
-        view = facility_view(facility) | {"terminals": [terminal_view(t) for t in facility.terminals]}
-        if args.json:
-            print_json(view)
-        else:
-            for key, value in view.items():
-                if key == "terminals":
-                    value = [f"{t['address']} ({t['label']})" if t["label"] else t["address"] for t in value]
-                print(f"{key}: {', '.join(value) if isinstance(value, list) else value}")
-        return 0
-
-    return in_transaction(settings, work, read_only=True)
-
-
-def run_facility_change(args: argparse.Namespace, settings: Settings) -> int:
-    def work(session: Session) -> int:
-        facility = policy.change_facility(
-            session,
-            args.name,
-            address=args.address,
-            timezone_name=args.timezone,
-            booking_required=args.booking_required,
-            accreditation_kind=args.accreditation_kind,
-            actor=admin_actor(),
-        )
-        view = facility_view(facility)
-        print(f"changed facility {facility.name} ({view['timezone']}, booking required: {view['booking_required']}, "
-              f"accreditation: {view['accreditation_kind'] or 'none'})")
-        return 0
-
-    return in_transaction(settings, work)
-
-
-def run_facility_hours(args: argparse.Namespace, settings: Settings) -> int:
-    schedule = "" if args.schedule.strip().lower() in ("always", "always open", "") else args.schedule
-
-    def work(session: Session) -> int:
-        facility = policy.set_opening_hours(session, args.name, schedule, actor=admin_actor())
-        print(f"opening hours of {facility.name} ({facility.timezone}): {policy.format_hours(facility.hours) or 'always open'}")
-        return 0
-
-    return in_transaction(settings, work)
-
-
-def run_facility_closed_day(args: argparse.Namespace, settings: Settings) -> int:
-    def work(session: Session) -> int:
-        if args.facility_command == "close-day":
-            policy.add_closed_day(session, args.name, args.day, note=args.note, actor=admin_actor())
-            print(f"{args.name} is closed on {args.day}")
-        else:
-            policy.remove_closed_day(session, args.name, args.day, actor=admin_actor())
-            print(f"{args.name} is no longer closed on {args.day}")
-        return 0
-
-    return in_transaction(settings, work)
-
-
-# ---------------------------------------------------------------- admin: accreditations and bookings
-
-
-def run_accreditation_add(args: argparse.Namespace, settings: Settings) -> int:
-    def work(session: Session) -> int:
-        accreditation = policy.add_accreditation(
-            session, username=args.username, kind=args.kind, issued=args.issued or date.today(), expiry=args.expiry, actor=admin_actor()
-        )
-        print(f"accreditation {accreditation.id}: {accreditation.kind} for {accreditation.person.username} "
-              f"from {accreditation.issued} through {accreditation.expiry}")
-        return 0
-
-    return in_transaction(settings, work)
-
-
-run_accreditation_list = listing(
-    lambda session, args: [accreditation_view(a) for a in policy.list_accreditations(session, args.person)],
-    ["id", "person", "kind", "issued", "expiry", "revoked_at"],
-    lambda row: row | {"revoked_at": row["revoked_at"] or "-"},
-)
-
-
-def run_accreditation_revoke(args: argparse.Namespace, settings: Settings) -> int:
-    def work(session: Session) -> int:
-        accreditation = policy.revoke_accreditation(session, args.accreditation_id, actor=admin_actor())
-        print(f"revoked accreditation {accreditation.id} ({accreditation.kind} of {accreditation.person.username})")
-        return 0
-
-    return in_transaction(settings, work)
-
-
-def local_time(text: str) -> datetime:
-    """An ISO date-time; without an offset it is read in the facility's time zone later."""
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date-time: use YYYY-MM-DDTHH:MM (facility time) or add an offset, +09:00") from None
-
-
-def run_booking_add(args: argparse.Namespace, settings: Settings) -> int:
-    def work(session: Session) -> int:
-        zone = ZoneInfo(policy.require_facility(session, args.facility).timezone)
-        starts_at, ends_at = (t if t.tzinfo else t.replace(tzinfo=zone) for t in (args.start, args.end))
-        booking = policy.add_booking(
-            session, username=args.username, facility=args.facility, starts_at=starts_at, ends_at=ends_at, actor=admin_actor()
-        )
-        view = booking_view(booking)
-        print(f"booking {booking.id}: {view['person']} at {view['facility']} from {view['starts_at']} until {view['ends_at']}")
-        return 0
-
-    return in_transaction(settings, work)
-
-
-run_booking_list = listing(
-    lambda session, args: [
-        booking_view(b)
-        for b in policy.list_bookings(
-            session, username=args.person, facility=args.facility, ending_after=None if args.all else datetime.now(timezone.utc)
-        )
-    ],
-    ["id", "person", "facility", "starts_at", "ends_at", "cancelled_at"],
-    lambda row: row | {"cancelled_at": row["cancelled_at"] or "-"},
-)
-
-
-def run_booking_cancel(args: argparse.Namespace, settings: Settings) -> int:
-    def work(session: Session) -> int:
-        booking = policy.cancel_booking(session, args.booking_id, actor=admin_actor())
-        print(f"cancelled booking {booking.id} ({booking.person.username} at {booking.facility.name})")
-        return 0
-
-    return in_transaction(settings, work)
-
-
-def run_terminal_add(args: argparse.Namespace, settings: Settings) -> int:
-    def work(session: Session) -> int:
-        terminal = policy.add_terminal(session, facility=args.facility, address=args.address, label=args.label, actor=admin_actor())
-        print(f"added terminal {terminal.address} at {args.facility}")
-        return 0
-
-    return in_transaction(settings, work)
-
-
-run_terminal_list = listing(
-    lambda session, args: [terminal_view(t) for t in policy.list_terminals(session)],
-    ["address", "facility", "label"],
-)
-
-
-def run_terminal_remove(args: argparse.Namespace, settings: Settings) -> int:
-    def work(session: Session) -> int:
-        policy.remove_terminal(session, address=args.address, actor=admin_actor())
-        print(f"removed terminal {args.address}")
-        return 0
-
-    return in_transaction(settings, work)
-
-
-# ---------------------------------------------------------------- live sessions
-
-MAX_REASON = 300
-
-
-def hub_client(settings: Settings) -> HubClient:
-    """The Hub API with the `onsite-cli` service token, both as the running hub wrote them."""
-    from hub_config.config import CLI_TOKEN_FILE, HUB_API_URL_FILE
-
-    values = []
-    for name in (HUB_API_URL_FILE, CLI_TOKEN_FILE):
-        path = settings.runtime_dir / name
-        try:
-            values.append(path.read_text().strip())
-        except FileNotFoundError:
-            raise UserError(f"{path} does not exist: is the hub running? start it with `make up` or `onsite hub`") from None
-    return HubClient(*values)
-
-
-def hub_refused(e: HubApiUnavailable) -> UserError:
-    return UserError(f"the hub API did not answer ({e}): is the hub running? start it with `make up` or `onsite hub`")
-
-
-def run_sessions_list(args: argparse.Namespace, settings: Settings) -> int:
-    try:
-        servers = asyncio.run(hub_client(settings).live_servers())
-    except HubApiUnavailable as e:
-        raise hub_refused(e) from None
-
-    def when(moment: datetime | None) -> str | None:
-        return moment.isoformat(timespec="seconds") if moment else None
-
-    def work(session: Session) -> int:
-        rows = [
-            {
-                "username": server.user,
-                "projects": session_projects(session, server.user),
-                "started": when(server.started),
-                "last_activity": when(server.last_activity),
-                "state": "running" if server.ready else f"pending ({server.pending})" if server.pending else "not ready",
-            }
-            for server in servers
-        ]
-        if args.json:
-            print_json(rows)
-        else:
-            print_rows([{**row, "projects": ",".join(row["projects"])} for row in rows],
-                       ["username", "projects", "started", "last_activity", "state"])
-        return 0
-
-    return in_transaction(settings, work, read_only=True)
-
-
-def run_sessions_end(args: argparse.Namespace, settings: Settings) -> int:
-    if args.reason is not None and not 0 < len(args.reason.strip()) <= MAX_REASON:
-        raise UserError(f"--reason must be 1 to {MAX_REASON} characters; nothing changed")
-    hub = hub_client(settings)
-    migrate(settings.db_url)
-    engine = make_engine(settings.db_url)
-    try:
-        asyncio.run(end_session(hub, session_factory(engine), args.username, admin_actor(),
-                                reason=args.reason.strip() if args.reason else None))
-    except HubApiUnavailable as e:
-        raise hub_refused(e) from None  # the failed attempt is in the ledger
-    finally:
-        engine.dispose()
-    print(f"asked the hub to end the session of {args.username}")
-    return 0
-
-
-# ---------------------------------------------------------------- admin parser
-
-
-def _json_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-
-
-def _password_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--password-stdin", action="store_true", help="read the password from the first line of standard input instead of prompting"
-    )
-
-
-def register_admin(admin: argparse._SubParsersAction) -> None:
-    roles_help = ", ".join(r.value.lower() for r in Role)
-
-    person = admin.add_parser("person", help="people: add, import, list, show, disable, enable, passwd, unlock").add_subparsers(
-        dest="person_command", metavar="ACTION", required=True
-    )
-    p = person.add_parser("add", help="register a person (user names become OS account names)")
-    p.add_argument("username", help="1-32 of a-z 0-9 . _ -, starting with a letter or _ (full-width input is normalised)")
-    p.add_argument("--name", required=True, help="display name")
-    p.add_argument("--email", default="", help="e-mail address")
-    p.add_argument("--role", type=role_arg, action="append", help=f"role to grant ({roles_help}); repeat for several")
-    _password_flags(p)
-    p.add_argument("--no-password", action="store_true", help="no local password (the person cannot log in until `person passwd`)")
-    p.set_defaults(run=run_person_add)
-    p = person.add_parser(
-        "import",
-        help="add people, roles and memberships from a CSV file (all rows or none)",
-        description="CSV columns: username,display_name,email,roles,projects (roles and projects separated by ';', "
+# ---------------------------------------------------------------- the commands as data
+
+Arg = tuple[tuple[str, ...], dict[str, Any]]
+
+
+def arg(*names: str, **options: Any) -> Arg:
+    """One `add_argument(*names, **options)`."""
+    return names, options
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    """Where it sits under its group: 'person add'."""
+    help: str
+    arguments: tuple[Arg, ...]
+    run: Run
+    description: str = ""
+
+
+ROLES = ", ".join(r.value.lower() for r in Role)
+JSON = arg("--json", action="store_true", help="print JSON instead of a table")
+USERNAME = arg("username", help="user name, e.g. hanako (full-width input is normalised)")
+PASSWORD_STDIN = arg("--password-stdin", action="store_true", help="read the password from the first line of standard input instead of prompting")
+CHANGE = ("Fields not given stay as they are; '-' clears a field that may be empty (purpose, legal basis, address, "
+          "accreditation kind), as on the admin pages.")
+
+PEOPLE = (
+    Command("person add", "register a person (user names become OS account names)", (
+        arg("username", help="1-32 of a-z 0-9 . _ -, starting with a letter or _ (full-width input is normalised)"),
+        arg("--name", required=True, help="display name, e.g. 山田花子"),
+        arg("--email", default="", help="e-mail address"),
+        arg("--role", type=parsed(forms.parse_role), action="append", help=f"role to grant ({ROLES}); repeat for several"),
+        PASSWORD_STDIN,
+        arg("--no-password", action="store_true", help="no local password (the person cannot log in until `person passwd`)"),
+    ), changing(add_person, prepare=read_password),
+        "Example: onsite admin person add hanako --name 山田花子 --role researcher --password-stdin < pw.txt. "
+        "A password needs at least 10 characters, 4 different ones, and must not contain the user name."),
+    Command("person import", "add people, roles and memberships from a CSV file (all rows or none)", (
+        arg("file", help="CSV file, UTF-8 (a spreadsheet's BOM is fine)"),
+        arg("--dry-run", action="store_true", help="check the file and report what would change, change nothing"),
+    ), changing(import_people),
+        "CSV columns: username,display_name,email,roles,projects (roles and projects separated by ';', "
         "e.g. 'researcher;reviewer'). People already registered keep their details and gain the listed roles and "
         "memberships they lack, so importing a file twice changes nothing. Any bad row refuses the whole file, "
-        "naming the line. No passwords are imported.",
-    )
-    p.add_argument("file", help="CSV file, UTF-8 (a spreadsheet's BOM is fine)")
-    p.add_argument("--dry-run", action="store_true", help="check the file and report what would change, change nothing")
-    p.set_defaults(run=run_person_import)
-    p = person.add_parser("list", help="everyone, with roles and whether disabled or locked")
-    _json_flag(p)
-    p.set_defaults(run=run_person_list)
-    p = person.add_parser("show", help="one person: roles, projects, lock state")
-    p.add_argument("username")
-    _json_flag(p)
-    p.set_defaults(run=run_person_show)
-    for action, disabled, text in (("disable", True, "refuse entry from now on"), ("enable", False, "allow entry again")):
-        p = person.add_parser(action, help=f"{action} an account ({text}); nothing is deleted")
-        p.add_argument("username")
-        p.set_defaults(run=run_person_disabled(disabled))
-    p = person.add_parser("passwd", help="set a person's local password (prompted twice unless --password-stdin)")
-    p.add_argument("username")
-    _password_flags(p)
-    p.set_defaults(run=run_person_passwd)
-    p = person.add_parser("unlock", help="lift the lock-out after repeated failed logins")
-    p.add_argument("username")
-    p.set_defaults(run=run_person_unlock)
+        "naming the line. No passwords are imported."),
+    Command("person list", "everyone, with roles and state (ok, disabled, or locked after failed logins)", (JSON,),
+            listing(lambda s, a: [person_view(s, p) for p in policy.list_people(s)], ["username", "display_name", "roles", "state"],
+                    lambda row: row | {"roles": ",".join(row["roles"]) or "-"}),
+            "state: disabled (refused entry by an administrator), locked (too many failed logins; until locked_until, "
+            "or `person unlock`), else ok. A lock-out that has run out shows ok."),
+    Command("person show", "one person: roles, projects, lock state", (USERNAME, JSON),
+            showing(lambda s, a: person_view(s, policy.require_person(s, a.username)))),
+    Command("person disable", "disable an account (refuse entry from now on); nothing is deleted", (USERNAME,), changing(set_disabled(True))),
+    Command("person enable", "enable an account (allow entry again); nothing is deleted", (USERNAME,), changing(set_disabled(False))),
+    Command("person passwd", "set a person's local password (prompted twice unless --password-stdin)", (USERNAME, PASSWORD_STDIN),
+            changing(set_password, prepare=read_password)),
+    Command("person unlock", "lift the lock-out after repeated failed logins (and reset the failure count)", (USERNAME,),
+            changing(unlock_person)),
+    *(Command(f"role {action}", f"{action} a role ({ROLES})", (USERNAME, arg("role", type=parsed(forms.parse_role), help=ROLES)),
+              changing(change_role)) for action in ("grant", "revoke")),
+)
 
-    role = admin.add_parser("role", help="grant or revoke a role").add_subparsers(dest="role_command", metavar="ACTION", required=True)
-    for action in ("grant", "revoke"):
-        p = role.add_parser(action, help=f"{action} a role ({roles_help})")
-        p.add_argument("username")
-        p.add_argument("role", type=role_arg, help=roles_help)
-        p.set_defaults(run=run_role)
+PROJECTS = (
+    Command("project add", "register an approved project with its validity dates", (
+        arg("project_id", help="e.g. p2026-001 (a-z, 0-9, '-')"),
+        arg("--title", required=True),
+        arg("--start", type=day("field_start_date"), required=True, help="first valid day, YYYY-MM-DD"),
+        arg("--end", type=day("field_end_date"), required=True, help="last valid day (inclusive), YYYY-MM-DD, in the facility's time zone"),
+        arg("--purpose", default="", help="purpose of use as approved"),
+        arg("--legal-basis", default="", help="reference to the approval, e.g. Statistics Act art. 33"),
+        arg("--preset", default="acro-default", help="disclosure-control rule preset (default acro-default)"),
+    ), changing(add_project), "Example: onsite admin project add p2026-001 --title 所得分析 --start 2026-04-01 --end 2027-03-31"),
+    Command("project list", "all projects with status and dates", (JSON,),
+            listing(lambda s, a: [project_view(p) for p in policy.list_projects(s)], ["id", "status", "start_date", "end_date", "title"])),
+    Command("project show", "one project with members and grants", (arg("project_id"), JSON), showing(project_details, print_project)),
+    Command("project change", "change title, purpose, legal basis, dates, status or preset", (
+        arg("project_id"),
+        arg("--title", type=forms.parse_change),
+        arg("--purpose", type=forms.parse_change, help="'-' clears it"),
+        arg("--legal-basis", type=forms.parse_change, help="'-' clears it"),
+        arg("--start", type=day("field_start_date"), help="YYYY-MM-DD"),
+        arg("--end", type=day("field_end_date"), help="YYYY-MM-DD (inclusive)"),
+        arg("--status", type=parsed(forms.parse_project_status), help="active, suspended or closed; only active projects admit researchers"),
+        arg("--preset", type=forms.parse_change),
+    ), changing(change_project), CHANGE),
+    *(Command(f"member {action}", f"{action} a person {'to' if action == 'add' else 'from'} a project",
+              (arg("project_id"), USERNAME), changing(change_member)) for action in ("add", "remove")),
+    Command("grant add", "grant a dataset to a project for a period (default: the project's dates)", (
+        arg("project_id"),
+        arg("dataset_id"),
+        arg("--from", dest="valid_from", type=day("field_valid_from"), help="first valid day, YYYY-MM-DD (default project start)"),
+        arg("--until", dest="valid_until", type=day("field_valid_until"), help="last valid day, YYYY-MM-DD (default project end)"),
+    ), changing(add_grant)),
+    Command("grant list", "grants, revoked ones included", (arg("--project", help="only this project's grants"), JSON),
+            listing(lambda s, a: [grant_view(g) for g in policy.list_grants(s, a.project)],
+                    ["id", "project", "dataset", "valid_from", "valid_until", "revoked_at"], or_dash("revoked_at"))),
+    Command("grant revoke", "revoke a grant now (its number from `grant list`)", (arg("grant_id", type=row_number("grant")),),
+            changing(revoke_grant)),
+)
 
-    project = admin.add_parser("project", help="projects: add, list, show, change").add_subparsers(
-        dest="project_command", metavar="ACTION", required=True
-    )
-    p = project.add_parser("add", help="register an approved project with its validity dates")
-    p.add_argument("project_id", help="e.g. p2026-001 (a-z, 0-9, '-')")
-    p.add_argument("--title", required=True)
-    p.add_argument("--start", type=iso_date, required=True, help="first valid day, YYYY-MM-DD")
-    p.add_argument("--end", type=iso_date, required=True, help="last valid day (inclusive), YYYY-MM-DD, in the facility's time zone")
-    p.add_argument("--purpose", default="", help="purpose of use as approved")
-    p.add_argument("--legal-basis", default="", help="reference to the approval, e.g. Statistics Act art. 33")
-    p.add_argument("--preset", default="acro-default", help="disclosure-control rule preset (default acro-default)")
-    p.set_defaults(run=run_project_add)
-    p = project.add_parser("list", help="all projects with status and dates")
-    _json_flag(p)
-    p.set_defaults(run=run_project_list)
-    p = project.add_parser("show", help="one project with members and grants")
-    p.add_argument("project_id")
-    _json_flag(p)
-    p.set_defaults(run=run_project_show)
-    p = project.add_parser("change", help="change title, dates, status (active, suspended, closed) or preset")
-    p.add_argument("project_id")
-    p.add_argument("--title")
-    p.add_argument("--purpose")
-    p.add_argument("--legal-basis")
-    p.add_argument("--start", type=iso_date, help="YYYY-MM-DD")
-    p.add_argument("--end", type=iso_date, help="YYYY-MM-DD (inclusive)")
-    p.add_argument("--status", type=enum_arg(ProjectStatus), help="active, suspended or closed; only active projects admit researchers")
-    p.add_argument("--preset")
-    p.set_defaults(run=run_project_change)
-
-    member = admin.add_parser("member", help="add or remove a project member").add_subparsers(
-        dest="member_command", metavar="ACTION", required=True
-    )
-    for action in ("add", "remove"):
-        p = member.add_parser(action, help=f"{action} a person {'to' if action == 'add' else 'from'} a project")
-        p.add_argument("project_id")
-        p.add_argument("username")
-        p.set_defaults(run=run_member)
-
-    grant = admin.add_parser("grant", help="grant datasets to projects: add, list, revoke").add_subparsers(
-        dest="grant_command", metavar="ACTION", required=True
-    )
-    p = grant.add_parser("add", help="grant a dataset to a project for a period (default: the project's dates)")
-    p.add_argument("project_id")
-    p.add_argument("dataset_id")
-    p.add_argument("--from", dest="valid_from", type=iso_date, help="first valid day, YYYY-MM-DD (default project start)")
-    p.add_argument("--until", dest="valid_until", type=iso_date, help="last valid day, YYYY-MM-DD (default project end)")
-    p.set_defaults(run=run_grant_add)
-    p = grant.add_parser("list", help="grants, revoked ones included")
-    p.add_argument("--project", help="only this project's grants")
-    _json_flag(p)
-    p.set_defaults(run=run_grant_list)
-    p = grant.add_parser("revoke", help="revoke a grant now (its number from `grant list`)")
-    p.add_argument("grant_id", type=int)
-    p.set_defaults(run=run_grant_revoke)
-
-    facility = admin.add_parser("facility", help="on-site facilities: add, change, list").add_subparsers(
-        dest="facility_command", metavar="ACTION", required=True
-    )
-    p = facility.add_parser("add", help="register a facility")
-    p.add_argument("name")
-    p.add_argument("--address", default="", help="postal address")
-    p.add_argument("--timezone", default="Asia/Tokyo", help="IANA time zone in which project dates are read (default Asia/Tokyo)")
-    p.set_defaults(run=run_facility_add)
-    p = facility.add_parser("change", help="change a facility's address, time zone, booking rule or required accreditation")
-    p.add_argument("name")
-    p.add_argument("--address", help="postal address")
-    p.add_argument("--timezone", help="IANA time zone in which project dates, opening hours and accreditation expiry are read")
-    p.add_argument(
-        "--booking-required", action=argparse.BooleanOptionalAction, default=None,
-        help="entry here needs a booking covering the moment of entry (--no-booking-required: not)",
-    )
-    p.add_argument(
-        "--accreditation-kind", metavar="KIND",
-        help="kind of accreditation researchers need to enter here, e.g. onsite-training; '' for none",
-    )
-    p.set_defaults(run=run_facility_change)
-    p = facility.add_parser("list", help="all facilities with their entry rules")
-    _json_flag(p)
-    p.set_defaults(run=run_facility_list)
-    p = facility.add_parser("show", help="one facility: hours, closed days, booking and accreditation rules, terminals")
-    p.add_argument("name")
-    _json_flag(p)
-    p.set_defaults(run=run_facility_show)
-    p = facility.add_parser(
-        "hours",
-        help="set the weekly opening hours (replaces them all)",
-        description="SCHEDULE lists days and intervals in the facility's time zone, separated by commas, e.g. "
+FACILITIES = (
+    Command("facility add", "register a facility", (
+        arg("name"),
+        arg("--address", default="", help="postal address"),
+        arg("--timezone", default="Asia/Tokyo", help="IANA time zone in which project dates are read (default Asia/Tokyo)"),
+    ), changing(add_facility)),
+    Command("facility change", "change a facility's address, time zone, booking rule or required accreditation", (
+        arg("name"),
+        arg("--address", type=forms.parse_change, help="postal address; '-' clears it"),
+        arg("--timezone", type=forms.parse_change, help="IANA time zone in which project dates, opening hours and accreditation expiry are read"),
+        arg("--booking-required", action=argparse.BooleanOptionalAction, default=None,
+            help="entry here needs a booking covering the moment of entry (--no-booking-required: not)"),
+        arg("--accreditation-kind", metavar="KIND", type=forms.parse_change,
+            help="kind of accreditation researchers need to enter here, e.g. onsite-training; '-' for none"),
+    ), changing(change_facility), CHANGE + " Example: onsite admin facility change 東京センター --accreditation-kind -"),
+    Command("facility list", "all facilities with their entry rules", (JSON,),
+            listing(lambda s, a: [facility_view(f) for f in policy.list_facilities(s)],
+                    ["name", "timezone", "terminals", "booking_required", "accreditation_kind", "hours"],
+                    lambda row: or_dash("accreditation_kind")(row) | {"hours": row["hours"][:50]})),
+    Command("facility show", "one facility: hours, closed days, booking and accreditation rules, terminals", (arg("name"), JSON),
+            showing(facility_details, print_facility)),
+    Command("facility hours", "set the weekly opening hours (replaces them all)", (
+        arg("name"), arg("schedule", help="e.g. 'mon-fri 09:00-17:30', or 'always'"),
+    ), changing(set_hours),
+        "SCHEDULE lists days and intervals in the facility's time zone, separated by commas, e.g. "
         "'mon-fri 09:00-17:30, sat 10:00-12:00'; several intervals on one day are separate entries "
         "('mon 09:00-12:00, mon 13:00-17:00'). Opening time inclusive, closing time exclusive (24:00 is midnight); "
-        "intervals cannot pass midnight. Days not listed are closed. 'always' removes the hours: always open. "
-        "Sessions outside the hours are refused at log-in and stopped at the next re-check.",
-    )
-    p.add_argument("name")
-    p.add_argument("schedule", help="e.g. 'mon-fri 09:00-17:30', or 'always'")
-    p.set_defaults(run=run_facility_hours)
-    p = facility.add_parser("close-day", help="close the facility for a whole day (holiday), in its time zone")
-    p.add_argument("name")
-    p.add_argument("day", type=iso_date, help="YYYY-MM-DD")
-    p.add_argument("--note", default="", help="e.g. the holiday's name")
-    p.set_defaults(run=run_facility_closed_day)
-    p = facility.add_parser("reopen-day", help="undo close-day")
-    p.add_argument("name")
-    p.add_argument("day", type=iso_date, help="YYYY-MM-DD")
-    p.set_defaults(run=run_facility_closed_day)
+        "intervals cannot pass midnight. Days not listed are closed. 'always' (or '') removes the hours: always open. "
+        "Sessions outside the hours are refused at log-in and stopped at the next re-check."),
+    Command("facility close-day", "close the facility for a whole day (holiday), in its time zone", (
+        arg("name"), arg("day", type=day("field_closed_day"), help="YYYY-MM-DD"), arg("--note", default="", help="e.g. the holiday's name"),
+    ), changing(close_day)),
+    Command("facility reopen-day", "undo close-day", (arg("name"), arg("day", type=day("field_closed_day"), help="YYYY-MM-DD")),
+            changing(reopen_day)),
+    Command("terminal add", "register a terminal address; only registered terminals may log in", (
+        arg("facility", help="facility name"),
+        arg("address", help="IPv4/IPv6 address or CIDR network, e.g. 192.0.2.10 or 2001:db8::/64"),
+        arg("--label", default="", help="e.g. the seat number"),
+    ), changing(add_terminal),
+        "A network that overlaps a terminal of another facility is refused (the facility, and so the time zone of "
+        "the entry decision, would be ambiguous)."),
+    Command("terminal list", "all terminals with their facility", (JSON,),
+            listing(lambda s, a: [terminal_view(t) for t in policy.list_terminals(s)], ["address", "facility", "label"])),
+    Command("terminal remove", "unregister a terminal address", (arg("address"),), changing(remove_terminal)),
+)
 
-    terminal = admin.add_parser("terminal", help="terminals (IP addresses or networks) of facilities: add, list, remove").add_subparsers(
-        dest="terminal_command", metavar="ACTION", required=True
-    )
-    p = terminal.add_parser("add", help="register a terminal address; only registered terminals may log in")
-    p.add_argument("facility", help="facility name")
-    p.add_argument("address", help="IPv4/IPv6 address or CIDR network, e.g. 192.0.2.10 or 2001:db8::/64")
-    p.add_argument("--label", default="", help="e.g. the seat number")
-    p.set_defaults(run=run_terminal_add)
-    p = terminal.add_parser("list", help="all terminals with their facility")
-    _json_flag(p)
-    p.set_defaults(run=run_terminal_list)
-    p = terminal.add_parser("remove", help="unregister a terminal address")
-    p.add_argument("address")
-    p.set_defaults(run=run_terminal_remove)
-
-    sessions = admin.add_parser("sessions", help="live sessions on the hub: list, end").add_subparsers(
-        dest="sessions_command", metavar="ACTION", required=True
-    )
-    p = sessions.add_parser(
-        "list",
-        help="who has a server on the running hub, with the projects their session opened",
-        description="Asks the running hub's API (the address and the `onsite-cli` token the hub wrote to its "
-        "runtime directory when it started), so it works on the hub's machine while the hub runs.",
-    )
-    _json_flag(p)
-    p.set_defaults(run=run_sessions_list)
-    p = sessions.add_parser(
-        "end",
-        help="stop a person's server now (recorded as SESSION_STOP)",
-        description="Asks the running hub to stop the person's server; the kernel and its unsaved state are "
-        "lost, files in the workspace stay. Recorded in the audit ledger as SESSION_STOP by admin:<your login>, "
-        "FAILED when the hub refuses.",
-    )
-    p.add_argument("username")
-    p.add_argument("--reason", help=f"why, kept in the ledger (at most {MAX_REASON} characters)")
-    p.set_defaults(run=run_sessions_end)
-
-    accreditation = admin.add_parser("accreditation", help="accreditations of people: add, list, revoke").add_subparsers(
-        dest="accreditation_command", metavar="ACTION", required=True
-    )
-    p = accreditation.add_parser(
-        "add",
-        help="record a person's accreditation (e.g. completed training) with its expiry",
-        description="Researchers entering a facility that names an accreditation kind (`facility change "
+ENTRY_RULES = (
+    Command("accreditation add", "record a person's accreditation (e.g. completed training) with its expiry", (
+        USERNAME,
+        arg("kind", help="e.g. onsite-training (a-z, 0-9, '.', '_', '-')"),
+        arg("--expiry", type=day("field_expiry"), required=True, help="last valid day, YYYY-MM-DD (inclusive)"),
+        arg("--issued", type=day("field_issued"), help="first valid day, YYYY-MM-DD (default today)"),
+    ), changing(add_accreditation),
+        "Researchers entering a facility that names an accreditation kind (`facility change "
         "--accreditation-kind`) need one of that kind valid on the day, read in the facility's time zone: "
-        "from --issued through --expiry, both inclusive.",
-    )
-    p.add_argument("username")
-    p.add_argument("kind", help="e.g. onsite-training (a-z, 0-9, '.', '_', '-')")
-    p.add_argument("--expiry", type=iso_date, required=True, help="last valid day, YYYY-MM-DD (inclusive)")
-    p.add_argument("--issued", type=iso_date, help="first valid day, YYYY-MM-DD (default today)")
-    p.set_defaults(run=run_accreditation_add)
-    p = accreditation.add_parser("list", help="accreditations, revoked ones included")
-    p.add_argument("--person", help="only this person's")
-    _json_flag(p)
-    p.set_defaults(run=run_accreditation_list)
-    p = accreditation.add_parser("revoke", help="revoke an accreditation now (its number from `accreditation list`)")
-    p.add_argument("accreditation_id", type=int)
-    p.set_defaults(run=run_accreditation_revoke)
-
-    booking = admin.add_parser("booking", help="bookings of seats at facilities: add, list, cancel").add_subparsers(
-        dest="booking_command", metavar="ACTION", required=True
-    )
-    p = booking.add_parser(
-        "add",
-        help="book a seat for a person at a facility",
-        description="Times without an offset are in the facility's time zone. The slot runs from --start "
+        "from --issued through --expiry, both inclusive."),
+    Command("accreditation list", "accreditations, revoked ones included", (arg("--person", help="only this person's"), JSON),
+            listing(lambda s, a: [accreditation_view(x) for x in policy.list_accreditations(s, a.person)],
+                    ["id", "person", "kind", "issued", "expiry", "revoked_at"], or_dash("revoked_at"))),
+    Command("accreditation revoke", "revoke an accreditation now (its number from `accreditation list`)",
+            (arg("accreditation_id", type=row_number("accreditation")),), changing(revoke_accreditation)),
+    Command("booking add", "book a seat for a person at a facility", (
+        USERNAME,
+        arg("facility", help="facility name"),
+        arg("--start", type=parsed(lambda t: forms.parse_time(t, "field_booking_start")), required=True, help="e.g. 2026-12-01T09:00"),
+        arg("--end", type=parsed(lambda t: forms.parse_time(t, "field_booking_end")), required=True, help="e.g. 2026-12-01T12:00"),
+    ), changing(add_booking),
+        "Times without an offset are in the facility's time zone. The slot runs from --start "
         "(inclusive) to --end (exclusive), at most 24 hours, within one opening interval of the facility and "
         "not on a closed day; it may not overlap another booking of the same person. At a facility with "
         "--booking-required, entry is allowed only while a booking covers the moment, and a session is stopped "
-        "at the first re-check after its booking ends.",
-    )
-    p.add_argument("username")
-    p.add_argument("facility", help="facility name")
-    p.add_argument("--start", type=local_time, required=True, help="e.g. 2026-12-01T09:00")
-    p.add_argument("--end", type=local_time, required=True, help="e.g. 2026-12-01T12:00")
-    p.set_defaults(run=run_booking_add)
-    p = booking.add_parser("list", help="bookings that have not ended yet (with --all: every booking), cancelled ones included")
-    p.add_argument("--person", help="only this person's")
-    p.add_argument("--facility", help="only this facility's")
-    p.add_argument("--all", action="store_true", help="include bookings that have ended")
-    _json_flag(p)
-    p.set_defaults(run=run_booking_list)
-    p = booking.add_parser("cancel", help="cancel a booking (its number from `booking list`)")
-    p.add_argument("booking_id", type=int)
-    p.set_defaults(run=run_booking_cancel)
+        "at the first re-check after its booking ends."),
+    Command("booking list", "bookings that have not ended yet (with --all: every booking), cancelled ones included", (
+        arg("--person", help="only this person's"),
+        arg("--facility", help="only this facility's"),
+        arg("--all", action="store_true", help="include bookings that have ended"),
+        JSON,
+    ), listing(bookings, ["id", "person", "facility", "starts_at", "ends_at", "cancelled_at"], or_dash("cancelled_at"))),
+    Command("booking cancel", "cancel a booking (its number from `booking list`)", (arg("booking_id", type=row_number("booking")),),
+            changing(cancel_booking)),
+)
+
+SESSIONS = (
+    Command("sessions list", "who has a server on the running hub, with the projects their session opened", (JSON,), run_sessions_list,
+            "Asks the running hub's API (the address and the `onsite-cli` token the hub wrote to its "
+            "runtime directory when it started), so it works on the hub's machine while the hub runs."),
+    Command("sessions end", "stop a person's server now (recorded as SESSION_STOP)", (
+        USERNAME, arg("--reason", help=f"why, kept in the ledger (at most {MAX_REASON} characters)"),
+    ), run_sessions_end,
+        "Asks the running hub to stop the person's server; the kernel and its unsaved state are "
+        "lost, files in the workspace stay. Recorded in the audit ledger as SESSION_STOP by admin:<your login>, "
+        "FAILED when the hub refuses."),
+)
+
+ADMIN_GROUPS = {
+    "person": "people: add, import, list, show, disable, enable, passwd, unlock",
+    "role": "grant or revoke a role",
+    "project": "projects: add, list, show, change",
+    "member": "add or remove a project member",
+    "grant": "grant datasets to projects: add, list, revoke",
+    "facility": "on-site facilities: add, change, list, show, hours, close-day, reopen-day",
+    "terminal": "terminals (IP addresses or networks) of facilities: add, list, remove",
+    "sessions": "live sessions on the hub: list, end",
+    "accreditation": "accreditations of people: add, list, revoke",
+    "booking": "bookings of seats at facilities: add, list, cancel",
+}
+ADMIN_COMMANDS = PEOPLE + PROJECTS + FACILITIES + ENTRY_RULES + SESSIONS
+
+AUDIT_COMMANDS = (
+    Command("audit verify", "check the ledger's hash chain; exit 1 and name the first bad event if it was tampered with", (
+        arg("--anchor", metavar="FILE", help=f"anchor file to check against (default $ONSITE_HOME/run/{ANCHOR_FILE_NAME} if present)"),
+    ), run_verify,
+        "Recompute every audit event's hash in order. Prints 'ok: N events', or the first edited, "
+        "deleted, inserted or reordered event and exits 1. If an anchor file exists (see `audit anchor`) the "
+        "anchored event must still be there with the same hash, which also catches a rewrite of the whole table."),
+    Command("audit export", "write every audit event as JSON lines (schema onsite.audit_event/v1)",
+            (arg("--out", metavar="FILE", help="write to FILE instead of standard output"),), run_export),
+    Command("audit list", "the newest audit events, filtered (e.g. refused entries: --action entry_decide --outcome denied)", (
+        arg("--action", type=enum_arg(AuditEventType), help="event type, e.g. ENTRY_DECIDE, LOGIN_FAIL, GRANT_ADD"),
+        arg("--actor", help="who acted: a user name, or admin:<login> for administrators"),
+        arg("--outcome", type=enum_arg(Outcome), help="ok, denied or failed"),
+        arg("--since", type=parsed(lambda t: forms.parse_moment(t, "field_since")), help="YYYY-MM-DD or an ISO date-time"),
+        arg("--until", type=parsed(lambda t: forms.parse_moment(t, "field_until")), help="YYYY-MM-DD or an ISO date-time"),
+        arg("--limit", type=int, default=100, help="at most this many events, newest first (default 100)"),
+        JSON,
+    ), listing(events, ["seq", "created_at", "actor", "action", "object", "outcome", "details"], event_cells),
+        "Dates without a time mean midnight in Asia/Tokyo; --since is inclusive, --until exclusive. "
+        "For entry decisions the details column shows the denial reasons."),
+    Command("audit anchor", "verify, then append the chain head to a file outside the database", (
+        arg("--file", metavar="FILE", help=f"anchor file (default $ONSITE_HOME/run/{ANCHOR_FILE_NAME})"),
+    ), run_anchor,
+        "Keep the anchor file on storage the database administrator cannot rewrite (or print it); "
+        "run this periodically, e.g. from cron."),
+)
+
+
+def add_commands(parent: argparse._SubParsersAction, groups: Mapping[str, str], commands: tuple[Command, ...]) -> None:
+    """One sub-command group per entry of `groups` under `parent`, then each command in its group."""
+    actions = {
+        group: parent.add_parser(group, help=text).add_subparsers(dest=f"{group}_command", metavar="ACTION", required=True)
+        for group, text in groups.items()
+    }
+    for command in commands:
+        group, action = command.name.split(" ")
+        parser = actions[group].add_parser(action, help=command.help, description=command.description or None)
+        for names, options in command.arguments:
+            parser.add_argument(*names, **options)
+        parser.set_defaults(run=command.run)
+
+
+def register(top: argparse._SubParsersAction) -> None:
+    add_commands(top, {"audit": "verify, list, export or anchor the hash-chained audit ledger"}, AUDIT_COMMANDS)
+
+
+def register_admin(admin: argparse._SubParsersAction) -> None:
+    add_commands(admin, ADMIN_GROUPS, ADMIN_COMMANDS)

@@ -70,7 +70,7 @@ def test_facility_hours_rules_and_show(onsite, factory):
     code, _, err = onsite("admin", "facility", "hours", "Tokyo", "mon-fri 17:30-09:00")
     assert code == 2 and "closing time must be after opening time" in err and ledger_length(factory) == before
     assert onsite("admin", "facility", "hours", "Tokyo", "always")[0] == 0
-    assert onsite("admin", "facility", "change", "Tokyo", "--no-booking-required", "--accreditation-kind", "")[0] == 0
+    assert onsite("admin", "facility", "change", "Tokyo", "--no-booking-required", "--accreditation-kind", "-")[0] == 0
     view = json.loads(onsite("admin", "facility", "list", "--json")[1])[0]
     assert (view["hours"], view["booking_required"], view["accreditation_kind"]) == ("always open", False, None)
 
