@@ -17,34 +17,51 @@ lives its entry decision and grants are re-checked every `recheck_interval`
 seconds; a session no longer allowed is stopped (SESSION_STOP with the reason).
 An unprivileged hub (a developer's `make up`) runs servers as itself and says
 loudly, at every start, that sessions are not isolated.
+
+A start runs in three parts so that no database transaction is open while the
+OS works (useradd, chown of dataset files, killing processes, nft): what the
+session gets is read in one short read transaction (`SessionPlan`), the OS
+work and the server start run outside any transaction, and the outcome is
+written in another short one: SESSION_START once isolation, network rules
+included, is in place and the server process runs, or SESSION_START with
+outcome FAILED naming the step that failed, while the researcher is told
+which part failed (`SetupStep`) in Japanese and English.
 """
 from __future__ import annotations
 
 import asyncio
 import ctypes
+import enum
 import logging
 import os
 import shutil
 import signal
 import sys
 import tempfile
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from jupyterhub.spawner import LocalProcessSpawner, SpawnException
+from sqlalchemy import select
 from tornado.ioloop import PeriodicCallback
 from traitlets import Any as AnyTrait
 from traitlets import Bool, Dict, Float, Int, Unicode, default, validate
 
 from access_control import audit
-from onsite_base.db import transaction
+from access_control.entry import EntryDecision, decide_entry, load_entry_facts, record_entry
 from access_control.enums import AuditEventType, Outcome
+from access_control.models import Dataset, Project
+from access_control.policy import get_person, granted_datasets
+from dataplane.manifest import SessionManifest
 from hub_config import isolation, netfilter
+from hub_config.authenticator import entry_message
 from hub_config.isolation import SessionAccount, SessionLimits
+from onsite_base.db import read_transaction, transaction
+from onsite_base.settings import Settings
 from singleuser import CONFIG_DIR
 from singleuser.kernelspec import kernelspec_dir
-from onsite_base.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +75,44 @@ NOT_ISOLATED_WARNING = (
     "Use this only for a demo or development; run the hub as root for per-user OS accounts "
     "(see docs/how-to/isolation.md)."
 )
+
+
+class SetupStep(enum.Enum):
+    """The part of a session's set-up that failed: `failed_step` of SESSION_START FAILED,
+    the SpawnException's reason and, in words, what the researcher is shown."""
+
+    ISOLATION = "isolation"  # OS account, dataset groups and files, home (IsolationError, OSError)
+    FIREWALL = "firewall"  # the nftables table of the session's uid (FirewallError)
+    SERVER = "server"  # starting the single-user server process
+    LEDGER = "ledger"  # writing SESSION_START: a session that cannot be audited is not opened
+
+
+SETUP_STEP_WORDS = {
+    SetupStep.ISOLATION: ("OS アカウントとファイル権限", "the OS account and file permissions"),
+    SetupStep.FIREWALL: ("ネットワーク制限", "the network rules"),
+    SetupStep.SERVER: ("サーバーの起動", "starting the server"),
+    SetupStep.LEDGER: ("監査記録", "the audit record"),
+}
+
+
+def setup_failure_message(step: SetupStep) -> str:
+    """What the researcher reads when the set-up failed: which part, that nothing runs, whom to tell."""
+    ja, en = SETUP_STEP_WORDS[step]
+    return (f"セッションを準備できませんでした（{ja}に失敗）。セッションは開始されていません。施設の担当者に連絡してください。\n"
+            f"Your session could not be set up ({en} failed); it was not started. Please tell the facility staff.")
+
+
+@dataclass(frozen=True)
+class SessionPlan:
+    """What the policy store gives a session today, read in one short transaction before any OS work."""
+
+    person_id: int | None
+    projects: dict[str, dict]  # project id -> the manifest's {"title", "preset", "datasets": {id: path}}
+    dataset_files: dict[str, Path]  # every registered dataset: each file is secured at every spawn
+
+    @property
+    def granted(self) -> list[str]:
+        return sorted({d for p in self.projects.values() for d in p["datasets"]})
 
 
 def singleuser_config_path(language: str) -> list[Path]:
@@ -153,7 +208,7 @@ class OnsiteSpawner(LocalProcessSpawner):
 
     @default("settings")
     def _settings_default(self) -> Settings:
-        return Settings.from_env()
+        return Settings.load()
 
     @validate("session_limits")
     def _valid_session_limits(self, proposal) -> dict:
@@ -206,18 +261,47 @@ class OnsiteSpawner(LocalProcessSpawner):
         self._address = state.get("address", "")
         self._session_datasets = tuple(state.get("datasets", ()))
 
-    def clear_state(self) -> None:
-        super().clear_state()
-        self.runtime_dir = ""
+    # clear_state keeps runtime_dir: JupyterHub clears the state when it sees the process
+    # gone (poll), before stop(); the teardown removes the directory and forgets it.
 
     # --- start / stop -----------------------------------------------------------
 
     async def start(self) -> tuple[str, int]:
+        """Entry decision, plan (read), isolation and server (no transaction), SESSION_START (write)."""
         address = self._request_address()
         decision = await asyncio.to_thread(self.authenticator.entry_check, self.user.name, address, "spawn")
-        if not decision.allowed:
-            from hub_config.authenticator import entry_message
+        self._check_entry(decision, address)
+        self._address = address
+        self._stop_reason = ""
+        plan = await asyncio.to_thread(self._read_plan, decision.active_projects, decision.day)
+        details = {"client_address": address, "projects": sorted(plan.projects), "datasets": plan.granted,
+                   "isolated": self.isolated}
+        step = SetupStep.ISOLATION
+        try:
+            await asyncio.to_thread(self._set_up_session, plan)
+            step = SetupStep.SERVER
+            if not self.isolated:
+                self.log.warning(NOT_ISOLATED_WARNING, self.user.name, os.geteuid())
+            result = await super().start()
+            step = SetupStep.LEDGER
+            details["uid"] = self._account.uid if self._account is not None else os.geteuid()
+            await asyncio.to_thread(self._write_event, AuditEventType.SESSION_START, details, Outcome.OK)
+        except Exception as e:
+            # JupyterHub calls stop() next, which tears down whatever was set up.
+            if isinstance(e, netfilter.FirewallError):
+                step = SetupStep.FIREWALL
+            error = f"{type(e).__name__}: {e}"
+            if step is not SetupStep.LEDGER:
+                await asyncio.to_thread(self._record, AuditEventType.SESSION_START,
+                                        {**details, "failed_step": step.value, "error": error}, Outcome.FAILED)
+            raise SpawnException(setup_failure_message(step), reason=step.value,
+                                 log_message=f"set-up of {self.user.name}'s session failed at {step.value}: {error}") from e
+        self._start_recheck()
+        return result
 
+    def _check_entry(self, decision: EntryDecision, address: str) -> None:
+        """A spawn refused by the entry decision (already in the ledger) shows the researcher every reason."""
+        if not decision.allowed:
             raise SpawnException(
                 entry_message(decision.reasons),
                 reason="entry",
@@ -226,23 +310,6 @@ class OnsiteSpawner(LocalProcessSpawner):
             )
         if decision.day is None:
             raise SpawnException("entry decision without a date", reason="entry")
-        self._address = address
-        self._stop_reason = ""
-        try:
-            manifest_path = await asyncio.to_thread(self._prepare_session, decision.active_projects, decision.day, address)
-        except (isolation.IsolationError, netfilter.FirewallError) as e:
-            raise SpawnException(
-                "The session could not be isolated; the administrator has been told.",
-                reason="isolation",
-                log_message=f"isolation of {self.user.name}'s session failed: {e}",
-            ) from e
-        self.notebook_dir = str(self.home_dir)
-        self._manifest_path = manifest_path
-        if not self.isolated:
-            self.log.warning(NOT_ISOLATED_WARNING, self.user.name, os.geteuid())
-        result = await super().start()
-        self._start_recheck()
-        return result
 
     async def poll(self) -> int | None:
         status = await super().poll()
@@ -291,6 +358,7 @@ class OnsiteSpawner(LocalProcessSpawner):
                 await attempt("remove network rules", netfilter.remove_session_rules, self._account.uid)
         if self.runtime_dir:
             shutil.rmtree(self.runtime_dir, ignore_errors=True)
+            self.runtime_dir = ""
         details: dict = {"reason": self._stop_reason} if self._stop_reason else {}
         if failures:
             details["failures"] = failures
@@ -298,67 +366,69 @@ class OnsiteSpawner(LocalProcessSpawner):
         await asyncio.to_thread(self._record, AuditEventType.SESSION_STOP, details, outcome)
 
     def _request_address(self) -> str:
-        handler = getattr(self, "handler", None)
-        if handler is None:
+        if self.handler is None:
             # Not from a web request (e.g. hub restart): no terminal to check.
             return ""
-        return self.authenticator.client_address(handler)
+        return self.authenticator.client_address(self.handler)
 
-    def _prepare_session(self, active_projects: tuple[str, ...], day: date, address: str) -> Path:
-        """Account, groups, home, workspaces, outbox, runtime dir, manifest, network rules; SESSION_START."""
-        from access_control.models import Dataset, Project
-        from access_control.policy import get_person, granted_datasets
-        from dataplane.manifest import SessionManifest
-        from sqlalchemy import select
+    # --- session set-up -----------------------------------------------------------
 
-        home = self.home_dir
-        outbox = home / OUTBOX_RELATIVE
-        workspaces = [home / project_id for project_id in active_projects]
-        projects: dict[str, dict] = {}
-        with transaction(self.authenticator.session_factory) as session:
-            account = None
-            group_of: dict[str, int] = {}
-            if self.isolated:
-                person = get_person(session, self.user.name)
-                if person is None:
-                    raise isolation.IsolationError(f"{self.user.name} is not in the policy store")
-                for needed in (self.settings.home, Path(sys.executable), PROJECT_ROOT):
-                    isolation.make_traversable(needed)
-                isolation.secure_state(self.settings)
-                account = isolation.ensure_account(self.user.name, person.id, prefix=self.account_prefix,
-                                                   uid_base=self.uid_base, home=home)
-                # Nothing of an earlier session may race the hub while it prepares the home.
-                isolation.kill_account_processes(account.uid)
-                for dataset in session.scalars(select(Dataset)):
-                    gid = isolation.ensure_dataset_group(dataset.id, prefix=self.dataset_group_prefix)
-                    isolation.secure_dataset_file(Path(dataset.path), gid)
-                    group_of[dataset.id] = gid
+    def _read_plan(self, active_projects: tuple[str, ...], day: date) -> SessionPlan:
+        """The person, the active projects with today's grants, and every dataset file: one short read."""
+        with read_transaction(self.authenticator.session_factory) as session:
+            person = get_person(session, self.user.name)
+            projects = {}
             for project_id in active_projects:
                 project = session.get(Project, project_id)
                 datasets = {d.id: str(d.path) for d in granted_datasets(session, project_id, day)}
                 projects[project_id] = {"title": project.title, "preset": project.preset, "datasets": datasets}
-            granted = sorted({d for p in projects.values() for d in p["datasets"]})
-            self._account = account
-            self._groups = tuple(sorted({group_of[d] for d in granted if d in group_of}))
-            self._session_datasets = tuple(granted)
-            self._limits = self._limits_for(active_projects)
-            audit.record(
-                session,
-                AuditEventType.SESSION_START,
-                actor=self.user.name,
-                object=f"session:{self.user.name}",
-                details={
-                    "client_address": address,
-                    "projects": sorted(projects),
-                    "datasets": granted,
-                    "isolated": self.isolated,
-                    "uid": account.uid if account else os.geteuid(),
-                },
-            )
-        self._make_home(home, outbox, workspaces)
-        manifest = SessionManifest.from_dict({"user": self.user.name, "projects": projects, "outbox": str(outbox),
+            files = {d.id: Path(d.path) for d in session.scalars(select(Dataset))}
+        return SessionPlan(person_id=person.id if person else None, projects=projects, dataset_files=files)
+
+    def _set_up_session(self, plan: SessionPlan) -> None:
+        """The OS work of a start, outside any transaction: account, dataset groups and files,
+        home, manifest, runtime dir, then the network rules last."""
+        group_of: dict[str, int] = {}
+        if self.isolated:
+            self._account = self._session_account(plan)
+            group_of = self._secure_datasets(plan.dataset_files)
+        self._session_datasets = tuple(plan.granted)
+        self._groups = tuple(sorted({group_of[d] for d in plan.granted if d in group_of}))
+        self._limits = self._limits_for(tuple(plan.projects))
+        home = self.home_dir
+        outbox = home / OUTBOX_RELATIVE
+        self._make_home(home, outbox, [home / project_id for project_id in plan.projects])
+        self._write_manifest(plan, home / MANIFEST_RELATIVE, outbox)
+        self.runtime_dir = tempfile.mkdtemp(prefix="onsite-")
+        if self._account is not None:
+            isolation.give_file(Path(self.runtime_dir), self._account, 0o700)
+            if self.server_firewall:
+                netfilter.apply_session_rules(self._account.uid, self._allowed_endpoints())
+
+    def _session_account(self, plan: SessionPlan) -> SessionAccount:
+        """The researcher's OS account, with nothing of an earlier session left running."""
+        if plan.person_id is None:
+            raise isolation.IsolationError(f"{self.user.name} is not in the policy store")
+        for needed in (self.settings.home, Path(sys.executable), PROJECT_ROOT):
+            isolation.make_traversable(needed)
+        isolation.secure_state(self.settings)
+        account = isolation.ensure_account(self.user.name, plan.person_id, prefix=self.account_prefix,
+                                           uid_base=self.uid_base, home=self.home_dir)
+        # Nothing of an earlier session may race the hub while it prepares the home.
+        isolation.kill_account_processes(account.uid)
+        return account
+
+    def _secure_datasets(self, files: dict[str, Path]) -> dict[str, int]:
+        """Every dataset file `root:<its group>` 0640; returns each dataset's gid."""
+        group_of = {}
+        for dataset_id, path in files.items():
+            group_of[dataset_id] = isolation.ensure_dataset_group(dataset_id, prefix=self.dataset_group_prefix)
+            isolation.secure_dataset_file(path, group_of[dataset_id])
+        return group_of
+
+    def _write_manifest(self, plan: SessionPlan, path: Path, outbox: Path) -> None:
+        manifest = SessionManifest.from_dict({"user": self.user.name, "projects": plan.projects, "outbox": str(outbox),
                                                "language": self.settings.language})
-        path = home / MANIFEST_RELATIVE
         # Written in the hub's private directory, then renamed into the home: the
         # rename replaces whatever the session left at that name (a symlink too)
         # and never writes through it.
@@ -370,12 +440,6 @@ class OnsiteSpawner(LocalProcessSpawner):
             os.replace(staged, path)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        self.runtime_dir = tempfile.mkdtemp(prefix="onsite-")
-        if self._account is not None:
-            isolation.give_file(Path(self.runtime_dir), self._account, 0o700)
-            if self.server_firewall:
-                netfilter.apply_session_rules(self._account.uid, self._allowed_endpoints())
-        return path
 
     def _make_home(self, home: Path, outbox: Path, workspaces: list[Path]) -> None:
         directories = [outbox.parent, outbox, *workspaces]
@@ -405,10 +469,16 @@ class OnsiteSpawner(LocalProcessSpawner):
                 endpoints.append(netfilter.Endpoint(parts.hostname, parts.port))
         return endpoints
 
+    # --- the ledger ---------------------------------------------------------------
+
+    def _write_event(self, action: AuditEventType, details: dict, outcome: Outcome) -> None:
+        with transaction(self.authenticator.session_factory) as session:
+            audit.record(session, action, actor=self.user.name, object=f"session:{self.user.name}", outcome=outcome, details=details)
+
     def _record(self, action: AuditEventType, details: dict, outcome: Outcome = Outcome.OK) -> None:
+        """`_write_event` where a ledger failure must not stop the caller (a teardown, a failure record): logged."""
         try:
-            with transaction(self.authenticator.session_factory) as session:
-                audit.record(session, action, actor=self.user.name, object=f"session:{self.user.name}", outcome=outcome, details=details)
+            self._write_event(action, details, outcome)
         except Exception:
             self.log.exception("could not write %s to the ledger for %s", action.value, self.user.name)
 
@@ -438,19 +508,19 @@ class OnsiteSpawner(LocalProcessSpawner):
             return None
         self._stop_reason = reason
         self.log.warning("stopping %s's session: %s", self.user.name, reason)
-        proxy = getattr(self.user, "settings", {}).get("proxy")
-        if proxy is not None:
-            try:
-                await proxy.delete_user(self.user, self.name)
-            except Exception:
-                self.log.exception("could not remove the proxy route of %s", self.user.name)
-        await self.user.stop(self.name)
+        await self._end_server()
         return reason
 
-    def _recheck_reason(self) -> str | None:
-        from access_control.entry import decide_entry, load_entry_facts, record_entry
-        from access_control.policy import granted_datasets
+    async def _end_server(self) -> None:
+        """Stop the server process, then report it stopped through the Spawner's own poll callbacks:
+        JupyterHub removes the route and calls `stop()`, which tears the session down."""
+        try:
+            await super().stop()
+        except Exception:
+            self.log.exception("could not stop %s's server after its re-check", self.user.name)
+        await self.poll_and_notify()
 
+    def _recheck_reason(self) -> str | None:
         with transaction(self.authenticator.session_factory) as session:
             facts = load_entry_facts(session, self.user.name, self._address)
             decision = decide_entry(facts, datetime.now(timezone.utc))
@@ -495,7 +565,7 @@ class OnsiteSpawner(LocalProcessSpawner):
         env.pop("ONSITE_DB_URL", None)  # the session never learns where the policy store is
         env.pop("ONSITE_HUB_DB_URL", None)
         env["ONSITE_HOME"] = str(self.settings.home)
-        env["ONSITE_SESSION"] = str(getattr(self, "_manifest_path", self.home_dir / MANIFEST_RELATIVE))
+        env["ONSITE_SESSION"] = str(self.home_dir / MANIFEST_RELATIVE)
         env["ONSITE_REVIEW_URL"] = self.review_url
         # The server answers only the terminal the session was started from (singleuser.lockdown.TerminalGuard).
         env["ONSITE_TERMINAL_ADDRESS"] = self._address
