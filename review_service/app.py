@@ -36,28 +36,31 @@ from typing import Any
 
 import jinja2
 from jupyterhub.services.auth import HubOAuthCallbackHandler
-from sqlalchemy.orm import Session
 from tornado import web
 from tornado.ioloop import IOLoop
 
-from onsite_base.db import transaction
 from access_control.enums import AuditEventType
 from disclosure_review.sdc.enums import SecondaryMethod, Verdict
 from disclosure_review.sdc.messages import result_text
-from review_service.i18n import LANGUAGES, translator
-from disclosure_review.workflow import messages, package, permissions, service
+from disclosure_review.workflow import ingress, messages, package, permissions, service
 from disclosure_review.workflow import protection as protection_choice
-from disclosure_review.workflow.enums import Decision, IngressStatus, OutputKind, ReleaseStatus
-from disclosure_review.workflow.exceptions import ProtectionInvalid, ReleasePermissionDenied, ReleaseRequestNotFound
+from disclosure_review.workflow.enums import Decision, OutputKind, ReleaseStatus
+from disclosure_review.workflow.exceptions import ReleasePermissionDenied, ReleaseRequestNotFound
+from disclosure_review.workflow.policies import ReviewPolicy
+from onsite_base.db import transaction
 from onsite_base.errors import UserError
 from onsite_base.settings import Settings
-from onsite_base.web.service import HubServiceHandler, Identity, application, normal_prefix, templates
+from onsite_base.web.service import Identity, application, normal_prefix, templates
+from review_service import ingress as ingress_pages
+from review_service.handlers import ApiHandler, BaseHandler
+from review_service.i18n import translator
 
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
 MAX_BODY_BYTES = 64 * 1024 * 1024  # 16 MB files, base64, several per request
 PROTECTION_FIELDS = ("method", "base", "secondary", "merge_variable", "merge_levels", "merge_label")
+
 
 def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
@@ -111,13 +114,13 @@ def _submitted_levels(output) -> dict[str, list[str]]:
     return protection_choice.dimension_levels(recomputed, [*spec.get("rows", []), *spec.get("columns", [])])
 
 
-def _preview(job: service.ProtectionJob, checked) -> dict[str, Any]:
+def _preview(preview: service.ProtectionPreview) -> dict[str, Any]:
     """What the service recomputed with a reviewer's protection, shaped like an output for the templates."""
+    job, checked = preview.job, preview.checked
     shown = SimpleNamespace(kind=OutputKind.TABLE, recomputed=checked.recomputed, report=checked.report,
                             spec=job.spec.to_dict(), verdict=checked.verdict, error=checked.error,
                             error_message=checked.error_message, id=job.output_id)
-    return {"output": shown, "rows": marked_rows(shown), "verified": checked.verified,
-            "digest": service.content_digest(checked) if checked.verified else ""}
+    return {"output": shown, "rows": marked_rows(shown), "verified": checked.verified, "digest": preview.digest}
 
 
 def _file_preview(output) -> dict[str, str | None]:
@@ -140,71 +143,6 @@ def make_jinja() -> jinja2.Environment:
                        check_text=result_text,  # a stored check result's message in the page's language
                        stored_text=messages.text)  # a stored workflow message (error, mismatch), likewise
     return env
-
-
-class BaseHandler(HubServiceHandler):
-    """Identity, language, database and rendering shared by every page."""
-
-    content_security_policy = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"  # previews are data: images
-
-    def render_page(self, template: str, session: Session, status: int = 200, **context: Any) -> None:
-        """Render inside the caller's transaction (SQLite: one writer at a time, so never nest one)."""
-        t = translator(self.language)
-        is_reviewer = bool(self.current_user) and permissions.can_use_queue(session, self.current_user)
-        html = self.settings["jinja"].get_template(template).render(
-            t=t,
-            lang=self.language,
-            languages=LANGUAGES,
-            lang_url=self.lang_url,
-            prefix=self.prefix,
-            user=self.current_user,
-            is_reviewer=is_reviewer,
-            xsrf_form_html=self.xsrf_form_html,
-            **context,
-        )
-        self.set_status(status)
-        self.set_header("Content-Type", "text/html; charset=UTF-8")
-        self.finish(html)
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        t = translator(self.language)
-        exc = kwargs.get("exc_info", (None, None))[1]
-        key = {403: "error_forbidden", 404: "error_not_found", 400: "error_bad_request"}.get(status_code, "error_server")
-        detail = exc.log_message if isinstance(exc, web.HTTPError) and exc.log_message else ""
-        if isinstance(exc, web.HTTPError) and "_xsrf" in (exc.log_message or ""):
-            detail = t("error_xsrf")
-        if status_code >= 500:
-            detail = ""
-        try:
-            with transaction(self.factory) as session:
-                self.render_page("error.html", session, status=status_code, heading=t(key), detail=detail)
-        except Exception:  # the database may be what failed
-            self.finish(f"{status_code} {t(key)}")
-
-    def error_text(self, exc: UserError) -> str:
-        """The refusal in the page's language when the workflow gave it a key, else as written."""
-        key = getattr(exc, "key", None)
-        if key:
-            t = translator(self.language)
-            return t(f"err_{key}", **{name: self.param_text(value, t) for name, value in exc.params.items()})
-        return str(exc)
-
-    def param_text(self, value: Any, t) -> Any:
-        """A refusal's parameter as shown: a request's status as that kind of request's, a decision as the form
-        names it, a stored message rendered."""
-        if isinstance(value, Decision):
-            return t(f"decision_{value.value}")
-        if isinstance(value, ReleaseStatus):
-            return t(f"status_{value.value}")
-        if isinstance(value, IngressStatus):
-            return t(f"ingress_status_{value.value}")
-        if isinstance(value, dict):
-            return messages.text(value, self.language)
-        return value
-
-    def fail(self, exc: UserError) -> None:
-        status = 404 if isinstance(exc, ReleaseRequestNotFound) else 403 if isinstance(exc, ReleasePermissionDenied) else 400
-        raise web.HTTPError(status, self.error_text(exc))
 
 
 class HomeHandler(BaseHandler):
@@ -231,8 +169,7 @@ class QueueHandler(BaseHandler):
                 }
                 for r in requests
             ]
-            from disclosure_review.workflow import ingress  # ingress requests waiting too: a link to their page
-
+            # ingress requests waiting too: a link to their page
             self.render_page("queue.html", session, rows=rows, ingress_waiting=len(ingress.queue(session, self.current_user)))
 
 
@@ -340,7 +277,7 @@ def _revision(text: str, t) -> int | None:
         raise web.HTTPError(400, t("err_revision")) from None
 
 
-class ProtectionHandler(VoteHandler):
+class ProtectionHandler(VoteHandler):  # VoteHandler: record_denied
     """A reviewer previews or saves a protection of one table: the service recomputes it from the source data."""
 
     @web.authenticated
@@ -353,23 +290,15 @@ class ProtectionHandler(VoteHandler):
         form = {field: self.get_body_argument(field, "") for field in PROTECTION_FIELDS}
         revision = _revision(self.get_body_argument("revision", ""), t)
         previewed = self.get_body_argument("previewed", "").strip()
-        reviewer = self.current_user
-
-        def work():
-            # Recompute outside any transaction (SQLite has one writer; the query may take seconds).
-            with transaction(self.factory) as session:
-                job = service.prepare_protection(session, rid, oid, reviewer,
-                                                 protection_choice.parse_choice(**form), revision=revision)
-            if action == "save" and not previewed:
-                raise ProtectionInvalid("preview the protection before saving it", key="preview_first")
-            checked = service.compute_protection(job)
-            if action == "save":
-                with transaction(self.factory) as session:
-                    service.apply_protection(session, job, checked, previewed=previewed)
-            return job, checked
-
+        reviewer, policy = self.current_user, self.settings["review_policy"]
         try:
-            job, checked = await IOLoop.current().run_in_executor(None, work)
+            # The service recomputes the table from the source data: in a thread, so the app keeps serving.
+            if action == "save":
+                await IOLoop.current().run_in_executor(None, lambda: service.protect(
+                    self.factory, rid, oid, reviewer, form, previewed=previewed, revision=revision, policy=policy))
+            else:
+                preview = await IOLoop.current().run_in_executor(None, lambda: service.preview_protection(
+                    self.factory, rid, oid, reviewer, form, revision=revision, policy=policy))
         except ReleaseRequestNotFound as exc:
             self.fail(exc)
         except UserError as exc:
@@ -385,7 +314,7 @@ class ProtectionHandler(VoteHandler):
         if action == "save":
             self.show(rid, message=t("protection_saved"))
         else:
-            self.show(rid, protection_output=oid, protection_form=form, preview=_preview(job, checked))
+            self.show(rid, protection_output=oid, protection_form=form, preview=_preview(preview))
 
 
 class WithdrawHandler(RequestPageHandler):
@@ -418,50 +347,23 @@ class DownloadHandler(BaseHandler):
         self.finish(data)
 
 
-class ApiHandler(BaseHandler):
-    """JSON over Hub token auth only: no cookies, so no cross-site request can reach it."""
-
-    def get_current_user(self) -> str | None:
-        api_seam = self.settings.get("test_api_identity")
-        if api_seam is not None:
-            return api_seam(self)
-        user = super().get_current_user()
-        return user if getattr(self, "_token_authenticated", False) else None
-
-    def check_xsrf_cookie(self) -> None:
-        return None  # token auth only (see get_current_user)
-
-    def prepare(self) -> None:
-        if not self.current_user:
-            self.send_json(401, {"message": "authenticate with a Hub token: Authorization: token <token>"})
-
-    def send_json(self, status: int, body: dict[str, Any]) -> None:
-        self.set_status(status)
-        self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.finish(json.dumps(body, ensure_ascii=False))
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        exc = kwargs.get("exc_info", (None, None))[1]
-        message = exc.log_message if isinstance(exc, web.HTTPError) and exc.log_message and status_code < 500 else HTTPStatus(status_code).phrase
-        self.send_json(status_code, {"message": message})
-
-    @staticmethod
-    def summary(request) -> dict[str, Any]:
-        return {
-            "id": request.id,
-            "status": request.status.value,
-            "return_comment": request.return_comment,
-            "outputs": [
-                {
-                    "name": o.name,
-                    "verdict": o.verdict.value,
-                    "verified": o.verified,
-                    "error": o.error,
-                    "decision": o.decision.value if o.decision else None,
-                }
-                for o in request.outputs
-            ],
-        }
+def request_summary(request) -> dict[str, Any]:
+    """What the API tells the requester of a release request."""
+    return {
+        "id": request.id,
+        "status": request.status.value,
+        "return_comment": request.return_comment,
+        "outputs": [
+            {
+                "name": o.name,
+                "verdict": o.verdict.value,
+                "verified": o.verified,
+                "error": o.error,
+                "decision": o.decision.value if o.decision else None,
+            }
+            for o in request.outputs
+        ],
+    }
 
 
 class ApiRequestsHandler(ApiHandler):
@@ -472,24 +374,16 @@ class ApiRequestsHandler(ApiHandler):
             self.send_json(400, {"message": "the body must be a JSON object"})
             return
         requester = self.current_user
-
-        def submit() -> dict[str, Any]:
-            # Recompute outside any transaction: SQLite has one writer, and logins must not wait on a query.
-            with transaction(self.factory) as session:
-                authorized = service.authorize(session, payload, requester)
-            checked = service.check_outputs(authorized)
-            with transaction(self.factory) as session:
-                return self.summary(service.record_submission(session, authorized, checked))
-
         try:
-            body = await IOLoop.current().run_in_executor(None, submit)
+            # The service recomputes every output: in a thread, so the app keeps serving meanwhile.
+            request = await IOLoop.current().run_in_executor(None, lambda: service.submit(
+                self.factory, payload, requester, policy=self.settings["review_policy"]))
         except UserError as exc:
-            status = 403 if isinstance(exc, ReleasePermissionDenied) else 400
             with transaction(self.factory) as session:
                 service.record_refusal(session, AuditEventType.RELEASE_SUBMIT, actor=requester, object="", reason=str(exc))
-            self.send_json(status, {"message": str(exc)})
+            self.send_json(403 if isinstance(exc, ReleasePermissionDenied) else 400, {"message": str(exc)})
             return
-        self.send_json(201, body)
+        self.send_json(201, request_summary(request))
 
 
 class ApiRequestHandler(ApiHandler):
@@ -501,7 +395,7 @@ class ApiRequestHandler(ApiHandler):
                 status = 404 if isinstance(exc, ReleaseRequestNotFound) else 403
                 self.send_json(status, {"message": str(exc)})
                 return
-            self.send_json(200, self.summary(request))
+            self.send_json(200, request_summary(request))
 
 
 def make_app(
@@ -511,8 +405,10 @@ def make_app(
     test_identity: Identity | None = None,
     test_api_identity: Identity | None = None,
     cookie_secret: bytes | None = None,
+    policy: ReviewPolicy | None = None,
 ) -> web.Application:
-    """The application. `test_identity`/`test_api_identity` replace the Hub in tests only."""
+    """The application under the review rules `policy` (default: ReviewPolicy's defaults).
+    `test_identity`/`test_api_identity` replace the Hub in tests only."""
     prefix = normal_prefix(prefix)
     p = prefix
     routes = [
@@ -528,9 +424,7 @@ def make_app(
         (rf"{p}api/requests/(\d+)", ApiRequestHandler),
         (rf"{p}oauth_callback", HubOAuthCallbackHandler),
     ]
-    # ingress requests (reference data brought in): their own module
-    from review_service import ingress
-
-    routes += ingress.routes(p)
+    routes += ingress_pages.routes(p)  # ingress requests (reference data brought in)
     return application(routes, settings, prefix, HERE, jinja=make_jinja(), cookie_secret=cookie_secret,
-                       test_identity=test_identity, test_api_identity=test_api_identity, max_body_size=MAX_BODY_BYTES)
+                       test_identity=test_identity, test_api_identity=test_api_identity, max_body_size=MAX_BODY_BYTES,
+                       review_policy=policy or ReviewPolicy())

@@ -26,7 +26,7 @@ from tornado.ioloop import IOLoop
 
 from onsite_base.db import transaction
 from access_control.enums import AuditEventType
-from review_service.app import ApiHandler, BaseHandler
+from review_service.handlers import ApiHandler, BaseHandler
 from review_service.i18n import translator
 from disclosure_review.workflow import ingress, permissions, service
 from disclosure_review.workflow.enums import Decision
@@ -126,7 +126,7 @@ class ApiIngressHandler(ApiHandler):
 
         def submit() -> dict[str, Any]:
             with transaction(self.factory) as session:
-                r = ingress.submit(session, payload, requester)
+                r = ingress.submit(session, payload, requester, policy=self.settings["review_policy"])
                 return {"id": r.id, "status": r.status.value, "name": r.name, "sha256": r.sha256, "rows": r.row_count,
                         "columns": r.columns}
 

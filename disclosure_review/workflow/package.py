@@ -20,14 +20,13 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from access_control.models import utcnow
 from disclosure_review.workflow.enums import Decision, OutputKind
 from disclosure_review.workflow.exceptions import PackageError, ReleaseRequestInvalid
 from disclosure_review.workflow.policies import IMAGE_TYPES
-
-if TYPE_CHECKING:
-    from disclosure_review.workflow.store import ReleaseOutput, ReleasePackage, ReleaseRequest
+from disclosure_review.workflow.store import ReleaseOutput, ReleasePackage, ReleaseRequest
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +52,7 @@ def sha256(data: bytes) -> str:
 
 
 def _open_image(content: bytes):
-    from PIL import Image
+    from PIL import Image  # Pillow: loaded only when an image is checked or released
 
     image = Image.open(io.BytesIO(content))
     image.load()
@@ -62,7 +61,7 @@ def _open_image(content: bytes):
 
 def render_image(content: bytes, media_type: str) -> bytes:
     """Re-encode from the pixels alone: no EXIF, text chunks, ICC profile or trailing bytes survive."""
-    from PIL import Image
+    from PIL import Image  # Pillow: as in _open_image
 
     image = _open_image(content)
     jpeg = media_type == "image/jpeg"
@@ -193,8 +192,6 @@ def _write(path: Path, data: bytes) -> None:
 
 def write_package(request: ReleaseRequest, egress_dir: Path) -> WrittenPackage:
     """Write the approved outputs of `request` into `egress_dir/<request id>/`, atomically."""
-    from access_control.models import utcnow
-
     approved = [o for o in request.outputs if o.decision is Decision.APPROVE]
     if not approved:
         raise PackageError(f"release request {request.id} has no approved output")

@@ -13,21 +13,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from access_control.enums import Role
+from access_control.models import Membership, Person
+from access_control.policy import granted_datasets, person_roles
 from disclosure_review.workflow import policies
-from disclosure_review.workflow.enums import IngressStatus, ReleaseStatus
+from disclosure_review.workflow.enums import IngressStatus, OutputKind, ReleaseStatus
 from disclosure_review.workflow.exceptions import ReleasePermissionDenied
 from disclosure_review.workflow.store import IngressRequest, ReleaseOutput, ReleaseRequest
 
 
 def _roles(session: Session, username: str) -> set[Role]:
-    from access_control.policy import person_roles
-
     return set(person_roles(session, username))
 
 
 def _is_member(session: Session, username: str, project_id: str) -> bool:
-    from access_control.models import Membership, Person
-
     stmt = (
         select(Membership.id)
         .join(Person, Membership.person_id == Person.id)
@@ -97,8 +95,6 @@ def check_can_vote(session: Session, username: str, output: ReleaseOutput) -> No
 def check_can_protect(session: Session, username: str, output: ReleaseOutput) -> None:
     """Apply protection: as voting (never on one's own project's request, only while the output is
     undecided), but a reviewer who approved may change it (which withdraws that approval), and only tables."""
-    from disclosure_review.workflow.enums import OutputKind
-
     check_can_review(session, username, output.request)
     _check_open_and_undecided(output, "its outputs can no longer be protected", "not_protectable_status")
     if output.kind is not OutputKind.TABLE or not output.spec:
@@ -139,8 +135,6 @@ def check_can_download(username: str, request: ReleaseRequest) -> None:
 
 def check_can_submit(session: Session, username: str, project_id: str, dataset_ids: set[str], on: date) -> None:
     """The requester belongs to the project and it holds an active grant for every dataset read."""
-    from access_control.policy import granted_datasets
-
     if not _is_member(session, username, project_id):
         raise ReleasePermissionDenied(f"{username} is not a member of project {project_id}")
     granted = {dataset.id for dataset in granted_datasets(session, project_id, on)}

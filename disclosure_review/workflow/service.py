@@ -1,9 +1,15 @@
 """The disclosure-review workflow: the only entry point the web app and CLI call.
 
-Every function takes the caller's SQLAlchemy session and does its work, its
-permission checks and its audit events in that one transaction: the change and
-its audit event are stored together or not at all. Identities are arguments
-(from the Hub token or OAuth cookie), never read from a payload.
+Every function does its work, its permission checks and its audit events in
+one transaction: the change and its audit event are stored together or not at
+all. Most take the caller's SQLAlchemy session. The three actions that
+recompute outputs from the source data (`submit`, `preview_protection`,
+`protect`) take the session factory instead: the recomputation may run for the
+whole submission budget, so it runs outside any transaction (SQLite has one
+writer at a time, and log-ins and votes must not wait on a query), between a
+short transaction that authorizes and one that checks again and stores.
+Identities are arguments (from the Hub token or OAuth cookie), never read from
+a payload.
 """
 from __future__ import annotations
 
@@ -11,18 +17,21 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from access_control import audit
 from access_control.enums import AuditEventType, Outcome
 from access_control.models import Project, utcnow
+from access_control.policy import granted_datasets
 from dataplane.sql import tables_read
 from disclosure_review import wire
+from disclosure_review.sdc import load_preset
 from disclosure_review.sdc.enums import ProtectionMethod
 from disclosure_review.sdc.microdata import ExtractSpec
 from disclosure_review.sdc.spec import TableSpec
@@ -51,6 +60,7 @@ from disclosure_review.workflow.store import (
     requests_with_status,
 )
 from disclosure_review.workflow.transitions import INITIAL_STATUS, OPEN_FOR_REVIEW, STATUS_AUDIT_EVENT, check_transition
+from onsite_base.db import transaction
 from onsite_base.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -148,8 +158,6 @@ def released_shadows(session: Session, project_id: str) -> tuple[dict[str, Any],
 def _authorize(
     session: Session, submission: Submission, requester: str, policy: policies.ReviewPolicy, today: date
 ) -> AuthorizedSubmission:
-    from access_control.policy import granted_datasets
-
     project = session.get(Project, submission.project)
     if project is None:
         raise ReleaseRequestInvalid(f"there is no project {submission.project!r}")
@@ -214,7 +222,7 @@ def check_outputs(authorized: AuthorizedSubmission) -> list[recompute.CheckedOut
 
 
 def submit(
-    session: Session,
+    factory: sessionmaker[Session],
     payload: Any,
     requester: str,
     *,
@@ -223,11 +231,14 @@ def submit(
 ) -> ReleaseRequest:
     """Validate, authorize, recompute and check every output, and store the release request.
 
-    One session throughout; the web app runs the same three steps with the
-    recomputation outside any transaction (SQLite has one writer at a time).
+    `authorize` in one transaction, `check_outputs` outside any, `record_submission`
+    in another. Returns the stored request, its outputs loaded.
     """
-    authorized = authorize(session, payload, requester, policy=policy, today=today)
-    return record_submission(session, authorized, check_outputs(authorized))
+    with transaction(factory) as session:
+        authorized = authorize(session, payload, requester, policy=policy, today=today)
+    checked = check_outputs(authorized)
+    with transaction(factory) as session:
+        return record_submission(session, authorized, checked)
 
 
 def record_submission(
@@ -472,9 +483,6 @@ def prepare_protection(
 
     `revision`: the output's protection revision the reviewer saw; refused if it changed since.
     """
-    from access_control.policy import granted_datasets
-    from disclosure_review.sdc import load_preset
-
     output = output_of(session, request_id, output_id)
     permissions.check_can_protect(session, reviewer, output)
     if revision is not None and revision != output.revision:
@@ -539,7 +547,7 @@ def content_digest(checked: recompute.CheckedOutput) -> str:
 
 
 def apply_protection(
-    session: Session, job: ProtectionJob, checked: recompute.CheckedOutput, *, previewed: str | None = None
+    session: Session, job: ProtectionJob, checked: recompute.CheckedOutput, *, previewed: str
 ) -> OutputProtection:
     """Store the recomputed, protected table as the output's content and record who applied it.
 
@@ -561,7 +569,7 @@ def apply_protection(
             f"the table could not be recomputed with this protection: {checked.error}", key="protection_failed",
             detail=checked.error_message or checked.error or "",  # shown in the page's language
         )
-    if previewed is not None and previewed != content_digest(checked):
+    if previewed != content_digest(checked):
         raise ProtectionInvalid(
             "the recomputed table differs from the preview (the data or grants changed): preview it again",
             key="preview_stale",
@@ -608,13 +616,56 @@ def apply_protection(
     return record
 
 
+@dataclass(frozen=True)
+class ProtectionPreview:
+    """A reviewer's protection recomputed but not stored: what the table would become."""
+
+    job: ProtectionJob
+    checked: recompute.CheckedOutput
+
+    @property
+    def digest(self) -> str:
+        """The `content_digest` a save must match (empty when the recomputation failed: nothing to save)."""
+        return content_digest(self.checked) if self.checked.verified else ""
+
+
+def preview_protection(
+    factory: sessionmaker[Session], request_id: int, output_id: int, reviewer: str, form: Mapping[str, str], *,
+    revision: int | None = None, policy: policies.ReviewPolicy | None = None, today: date | None = None,
+) -> ProtectionPreview:
+    """Recompute the table with a reviewer's protection and store nothing.
+
+    `form`: the protection form's fields (`protection.parse_choice`). `prepare_protection`
+    in a transaction, `compute_protection` outside any.
+    """
+    choice = protection_choice.parse_choice(**form)
+    with transaction(factory) as session:
+        job = prepare_protection(session, request_id, output_id, reviewer, choice, policy=policy, today=today,
+                                 revision=revision)
+    return ProtectionPreview(job, compute_protection(job))
+
+
 def protect(
-    session: Session, request_id: int, output_id: int, reviewer: str, choice: protection_choice.ProtectionChoice,
-    *, policy: policies.ReviewPolicy | None = None, today: date | None = None,
+    factory: sessionmaker[Session], request_id: int, output_id: int, reviewer: str, form: Mapping[str, str], *,
+    previewed: str, revision: int | None = None, policy: policies.ReviewPolicy | None = None,
+    today: date | None = None,
 ) -> OutputProtection:
-    """Prepare, recompute and apply in one session (the web app recomputes outside any transaction)."""
-    job = prepare_protection(session, request_id, output_id, reviewer, choice, policy=policy, today=today)
-    return apply_protection(session, job, compute_protection(job))
+    """Recompute the table with a reviewer's protection and store it as the output's content.
+
+    `form` as for `preview_protection`. `prepare_protection` in a transaction,
+    `compute_protection` outside any, `apply_protection` in another, which refuses
+    when the result differs from the preview the reviewer saw (`previewed`, a
+    `ProtectionPreview.digest`).
+    """
+    choice = protection_choice.parse_choice(**form)
+    with transaction(factory) as session:
+        job = prepare_protection(session, request_id, output_id, reviewer, choice, policy=policy, today=today,
+                                 revision=revision)
+    if not previewed.strip():  # checked after the permission, before recomputing: nothing to compare with
+        raise ProtectionInvalid("preview the protection before saving it", key="preview_first")
+    checked = compute_protection(job)
+    with transaction(factory) as session:
+        return apply_protection(session, job, checked, previewed=previewed)
 
 
 # ---------------------------------------------------------------- reading

@@ -3,12 +3,11 @@ from __future__ import annotations
 import re
 
 import pytest
-from workflow_factories import submit, table_output, vote
+from workflow_factories import protect, submit, table_output, vote
 
 from onsite_base.db import transaction
 from disclosure_review.workflow import service
 from disclosure_review.workflow.enums import Decision
-from disclosure_review.workflow.protection import parse_choice
 
 import onsite.cli
 from onsite.cli import main
@@ -45,11 +44,10 @@ def test_show_lists_protections_applied_by_reviewers(cli_env, capsys):
     assert "protection" not in capsys.readouterr().out
     with transaction(cli_env.factory) as s:
         output_id = service.view(s, request_id, "bob").outputs[0].id
-        service.protect(s, request_id, output_id, "bob", parse_choice("suppress", secondary="optimal"))
+    protect(cli_env, request_id, output_id, "bob", method="suppress", secondary="optimal")
     vote(cli_env, request_id, "carol", Decision.APPROVE, comment="fine now")
-    with transaction(cli_env.factory) as s:
-        service.protect(s, request_id, output_id, "carol",
-                        parse_choice("round", base="5", merge_variable="region", merge_levels="B\nC", merge_label="B+C"))
+    protect(cli_env, request_id, output_id, "carol",
+            method="round", base="5", merge_variable="region", merge_levels="B\nC", merge_label="B+C")
     assert main(["review", "show", str(request_id)]) == 0
     lines = [line.strip() for line in capsys.readouterr().out.splitlines() if "protection" in line]
     assert len(lines) == 2

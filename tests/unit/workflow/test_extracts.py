@@ -71,9 +71,8 @@ def extract(name: str, query: str, keys=(), claimed=None) -> dict:
 
 
 def submitted(world: World, *outputs: dict, policy_: ReviewPolicy | None = None):
-    with transaction(world.factory) as s:
-        request = service.submit(s, payload(*outputs), world.researcher, policy=policy_)
-        return request.id, [(o.kind, o.verdict, o.verified, o.report, o.mismatch, o.recomputed) for o in request.outputs]
+    request = service.submit(world.factory, payload(*outputs), world.researcher, policy=policy_)
+    return request.id, [(o.kind, o.verdict, o.verified, o.report, o.mismatch, o.recomputed) for o in request.outputs]
 
 
 def below_k(frame: pd.DataFrame, keys: list[str], k: int) -> tuple[int, int]:

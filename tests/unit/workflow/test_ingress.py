@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import select, update
-from workflow_factories import ADMIN, submit, table_output
+from workflow_factories import ADMIN, protect, submit, table_output
 
 from access_control import policy
 from onsite_base.db import transaction
@@ -341,16 +341,14 @@ def test_an_extract_with_columns_from_reference_data_needs_human_judgement(world
 
 
 def test_a_reviewer_protects_a_table_joined_with_reference_data_and_the_service_recomputes_it(world):
-    from disclosure_review.workflow.protection import parse_choice
-
     approved_ingress(world)
     query = "SELECT r.label AS region_label FROM survey s JOIN reference.region_names r ON s.region = r.code"
     request_id = submit(world, table_output(query=query, rows=("region_label",)))
     with transaction(world.factory) as s:
         [output] = service.view(s, request_id, "bob").outputs
         assert output.verified and output.verdict is Verdict.FAIL  # Kanto (region C) has 2 records
-        record = service.protect(s, request_id, output.id, "bob", parse_choice("suppress"))
-        assert record.verdict is Verdict.PASS
+    assert protect(world, request_id, output.id, "bob", method="suppress").verdict is Verdict.PASS
+    with transaction(world.factory) as s:
         cells = {row[0]: row[-1] for row in service.output_of(s, request_id, output.id).recomputed["rows"]}
         assert cells["Hokkaido"] == 30 and cells["Kanto"] is None
 
@@ -442,8 +440,8 @@ def test_attack_retired_reference_data_is_refused_to_sessions_and_new_release_re
             ingress.collect(s, "p1", "region_names", "alice")
         assert ingress.describe_approved(s, "p1", "alice") == []
     # one of two outputs reads the retired data: the whole request is refused, saying which
-    with transaction(world.factory) as s, pytest.raises(ReleaseRequestInvalid, match="region_names.*retired"):
-        service.submit(s, {"project": "p1", "title": "t", "purpose": "p", "outputs": [
+    with pytest.raises(ReleaseRequestInvalid, match="region_names.*retired"):
+        service.submit(world.factory, {"project": "p1", "title": "t", "purpose": "p", "outputs": [
             table_output(name="plain", query="SELECT * FROM survey WHERE region <> 'C'"),
             table_output(name="by_label", query=JOINED, rows=("region_label",))]}, "alice")
     with transaction(world.factory) as s, pytest.raises(IngressInvalid, match="retired"):
@@ -452,7 +450,6 @@ def test_attack_retired_reference_data_is_refused_to_sessions_and_new_release_re
 
 def test_attack_a_submitted_requests_recomputation_or_approval_needing_retired_data_is_refused_released_stay(world):
     from disclosure_review.workflow.exceptions import ProtectionInvalid
-    from disclosure_review.workflow.protection import parse_choice
     from workflow_factories import vote
 
     request_id = approved_ingress(world)
@@ -467,8 +464,8 @@ def test_attack_a_submitted_requests_recomputation_or_approval_needing_retired_d
     with transaction(world.factory) as s:
         [output] = service.view(s, waiting, "bob").outputs
         assert output.verdict is Verdict.FAIL  # Kanto's 2 records, as submitted
-        with pytest.raises(ProtectionInvalid, match="cannot be recomputed: reference data 'region_names'.*retired"):
-            service.protect(s, waiting, output.id, "bob", parse_choice("suppress"))
+    with pytest.raises(ProtectionInvalid, match="cannot be recomputed: reference data 'region_names'.*retired"):
+        protect(world, waiting, output.id, "bob", method="suppress")
     with transaction(world.factory) as s:
         [output] = service.view(s, waiting, "bob").outputs
         assert output.verdict is Verdict.FAIL and output.revision == 0  # nothing changed, never a pass

@@ -6,7 +6,6 @@ import copy
 import pytest
 from workflow_factories import payload
 
-from onsite_base.db import transaction
 from analysis_kernel.connection import connect
 from analysis_kernel.outputs import frequency_table, histogram, magnitude_table
 from dataplane.manifest import ProjectGrant, SessionManifest
@@ -30,9 +29,8 @@ def kernel(world, tmp_path):
 
 
 def _submit(world, *outputs):
-    with transaction(world.factory) as s:
-        request = service.submit(s, payload(*outputs), "alice")
-        return [(o.verdict, o.mismatch) for o in request.outputs]
+    request = service.submit(world.factory, payload(*outputs), "alice")
+    return [(o.verdict, o.mismatch) for o in request.outputs]
 
 
 def test_honest_kernel_outputs_get_the_same_verdict(world, kernel):
@@ -41,7 +39,7 @@ def test_honest_kernel_outputs_get_the_same_verdict(world, kernel):
         frequency_table(kernel, "SELECT * FROM survey WHERE region <> 'C'", "region", "sex"),
         magnitude_table(kernel, "SELECT * FROM survey", "region", value="income", statistic="mean"),
     ]
-    results = _submit(world, *(t.to_request() for t in tables))
+    results = _submit(world, *(t.to_request().to_json() for t in tables))
     assert [v for v, _ in results] == [t.verdict for t in tables]
     assert [m for _, m in results] == [[], [], []]  # nothing claimed differs
 
@@ -49,7 +47,7 @@ def test_honest_kernel_outputs_get_the_same_verdict(world, kernel):
 def test_forged_kernel_claim_is_caught(world, kernel):
     table = frequency_table(kernel, "SELECT * FROM survey", "region", name="by_region")
     assert table.verdict is Verdict.FAIL
-    forged = copy.deepcopy(table.to_request())
+    forged = copy.deepcopy(table.to_request().to_json())
     forged["claimed"]["verdict"] = "pass"
     records = forged["claimed"]["shadow"]["columns"].index("sdc_records")
     for row in forged["claimed"]["shadow"]["rows"]:
@@ -67,14 +65,14 @@ def test_histograms_get_the_kernels_histogram_checks(world, kernel):
     round_edges = histogram(kernel, "SELECT * FROM survey", "income", edges=[0, 3000, 6000, 9000], name="round")
     kernel_verdicts = [h.verdict for h in (gap, data_edges, round_edges)]
     assert kernel_verdicts == [Verdict.FAIL, Verdict.REVIEW, Verdict.PASS]  # an empty interior bin; edges = min, max
-    results = _submit(world, gap.to_request(), data_edges.to_request(), round_edges.to_request())
+    results = _submit(world, gap.to_request().to_json(), data_edges.to_request().to_json(), round_edges.to_request().to_json())
     assert [v for v, _ in results] == kernel_verdicts
 
 
 def test_a_forged_histogram_claim_does_not_change_the_services_verdict(world, kernel):
     """The kernel's bins are ignored: the service bins the spec's edges itself and finds the empty interior bin."""
     gap = histogram(kernel, "SELECT * FROM survey", "income", edges=[0, 3000, 3001, 10000], name="gap")
-    request = gap.to_request()
+    request = gap.to_request().to_json()
     claimed = request["claimed"]["shadow"]
     records = claimed["columns"].index("sdc_records")
     for row in claimed["rows"]:
@@ -106,21 +104,20 @@ def test_protected_table_uses_the_services_own_pattern_not_the_kernels(world, ke
     assert shown[("C", "F")] is None and shown[("C", "Total")] is None
     assert {("C", "F"), ("C", "M")} <= {(r["region"], r["sex"]) for r in protected.intervals.iter_rows(named=True)}
 
-    forged = copy.deepcopy(protected.to_request())
+    forged = copy.deepcopy(protected.to_request().to_json())
     cells = forged["claimed"]["cells"]["rows"]
     for row in cells:
         if row[:2] == ["C", "F"]:
             row[2] = 1  # the kernel side "forgot" to suppress the small cell
-    with transaction(world.factory) as s:
-        request = service.submit(s, payload(forged), "alice")
-        request_id, output = request.id, request.outputs[0]
-        assert output.verdict is Verdict.PASS
-        assert any(m["what"] == "released C / F" and m["claimed"] == 1 and m["recomputed"] is None
-                   for m in output.mismatch)
-        audit = output.report["protection"]["audit"]
-        intervals = {(c["key"]["region"], c["key"]["sex"]): (c["low"], c["high"]) for c in audit["cells"]}
-        assert intervals[("C", "F")][1] > 1  # the interval reaches beyond the true value
-        assert [r.get("rule") for r in output.report["results"]][-1] == "interval_audit"
+    request = service.submit(world.factory, payload(forged), "alice")
+    request_id, output = request.id, request.outputs[0]
+    assert output.verdict is Verdict.PASS
+    assert any(m["what"] == "released C / F" and m["claimed"] == 1 and m["recomputed"] is None
+               for m in output.mismatch)
+    audit = output.report["protection"]["audit"]
+    intervals = {(c["key"]["region"], c["key"]["sex"]): (c["low"], c["high"]) for c in audit["cells"]}
+    assert intervals[("C", "F")][1] > 1  # the interval reaches beyond the true value
+    assert [r.get("rule") for r in output.report["results"]][-1] == "interval_audit"
     _release(world, request_id)
     released = world.settings.egress_dir / str(request_id) / "by_region_sex.csv"
     rows = {(r[0], r[1]): r[2] for r in csv.reader(io.StringIO(released.read_text()))}
@@ -130,7 +127,7 @@ def test_protected_table_uses_the_services_own_pattern_not_the_kernels(world, ke
 
 def test_a_protected_table_whose_spec_loses_its_protection_is_checked_unprotected(world, kernel):
     protected = frequency_table(kernel, "SELECT * FROM survey", "region", name="r").protect("suppress")
-    forged = copy.deepcopy(protected.to_request())
+    forged = copy.deepcopy(protected.to_request().to_json())
     forged["spec"]["protection"] = None
     [(verdict, _)] = _submit(world, forged)
     assert verdict is Verdict.FAIL
@@ -144,10 +141,9 @@ def test_record_deletion_totals_exclude_the_failing_cells_records(world, kernel)
     con = duckdb.connect(str(world.settings.datasets_dir / "survey.duckdb"), read_only=True)
     expected = con.execute("SELECT count(*) FROM microdata WHERE region <> 'C'").fetchall()[0][0]  # independent count
     con.close()
-    with transaction(world.factory) as s:
-        output = service.submit(s, payload(table.to_request()), "alice").outputs[0]
-        rows = {r[0]: r[1] for r in output.recomputed["rows"]}
-        assert output.verdict is Verdict.PASS and output.report["protection"]["deleted_cells"] == [["C"]]
+    output = service.submit(world.factory, payload(table.to_request().to_json()), "alice").outputs[0]
+    rows = {r[0]: r[1] for r in output.recomputed["rows"]}
+    assert output.verdict is Verdict.PASS and output.report["protection"]["deleted_cells"] == [["C"]]
     assert rows["Total"] == expected == 55 and "C" not in rows  # region C had no other records
 
 
@@ -156,11 +152,10 @@ def test_reviewer_page_shows_the_services_protected_table_and_intervals(world, k
     from review_service.i18n import translator
 
     protected = frequency_table(kernel, "SELECT * FROM survey", "region", "sex", name="shown").protect("suppress")
-    with transaction(world.factory) as s:
-        output = service.submit(s, payload(protected.to_request()), "alice").outputs[0]
-        html = make_jinja().get_template("_protection.html").render(o=output, t=translator("en"))
-        rows = marked_rows(output)
-        intervals = [c for c in output.report["protection"]["audit"]["cells"]]
+    output = service.submit(world.factory, payload(protected.to_request().to_json()), "alice").outputs[0]
+    html = make_jinja().get_template("_protection.html").render(o=output, t=translator("en"))
+    rows = marked_rows(output)
+    intervals = [c for c in output.report["protection"]["audit"]["cells"]]
     assert "Feasible intervals of the suppressed cells" in html
     assert html.count('class="interval interval-') == len(intervals) >= 3
     c_f = next(c for c in intervals if c["key"] == {"region": "C", "sex": "F"})

@@ -17,10 +17,9 @@ from disclosure_review.sdc.enums import Verdict
 from disclosure_review.workflow import service
 from disclosure_review.workflow.enums import Decision, ReleaseStatus
 from disclosure_review.workflow.exceptions import ProtectionInvalid, ReleasePermissionDenied, VoteInvalid
-from disclosure_review.workflow.protection import parse_choice
 from disclosure_review.workflow.store import OutputProtection
 
-from workflow_factories import ADMIN, status_of, submit, table_output, vote
+from workflow_factories import ADMIN, protect, status_of, submit, table_output, vote
 
 BY_REGION_AND_SEX = "SELECT * FROM survey"
 
@@ -32,9 +31,7 @@ def _ids(world, request_id: int, position: int = 0) -> tuple[int, int]:
 
 def _protect(world, request_id: int, reviewer: str = "bob", position: int = 0, **form):
     _, output_id = _ids(world, request_id, position)
-    with transaction(world.factory) as s:
-        record = service.protect(s, request_id, output_id, reviewer, parse_choice(**form))
-        return record.revision
+    return protect(world, request_id, output_id, reviewer, **form).revision
 
 
 def _state(world, request_id: int, position: int = 0) -> dict:
@@ -136,10 +133,9 @@ def test_rounding_needs_a_base_when_the_preset_has_none(world):
         policy.add_member(s, "p2", "alice", actor=ADMIN)
         policy.add_grant(s, project_id="p2", dataset_id="survey", valid_from=today - timedelta(days=1),
                          valid_until=today + timedelta(days=30), actor=ADMIN)
-    with transaction(world.factory) as s:
-        from workflow_factories import payload
+    from workflow_factories import payload
 
-        request_id = service.submit(s, payload(table_output(), project="p2"), "alice").id
+    request_id = service.submit(world.factory, payload(table_output(), project="p2"), "alice").id
     with pytest.raises(ProtectionInvalid) as refused:
         _protect(world, request_id, method="round")
     assert refused.value.key == "round_base_required"
@@ -192,34 +188,42 @@ def test_a_vote_on_content_changed_since_the_page_was_loaded_is_refused(world):
 
 def test_a_protection_prepared_on_old_content_or_differing_from_its_preview_is_refused(world):
     request_id, output_id = _ids(world, submit(world, table_output()))
-    with transaction(world.factory) as s:
-        stale = service.prepare_protection(s, request_id, output_id, "bob", parse_choice("round", base="5"))
-    preview = service.compute_protection(stale)
+    form = {"method": "round", "base": "5"}
+    preview = service.preview_protection(world.factory, request_id, output_id, "bob", form, revision=0)
+    with pytest.raises(ProtectionInvalid) as refused:
+        service.protect(world.factory, request_id, output_id, "bob", form, previewed="", revision=0)
+    assert refused.value.key == "preview_first"
     _protect(world, request_id, "carol", method="suppress")
-    with transaction(world.factory) as s, pytest.raises(ProtectionInvalid) as refused:
-        service.apply_protection(s, stale, preview, previewed=service.content_digest(preview))
+    # bob's page shows revision 0: refused when he saves, before anything is recomputed
+    with pytest.raises(ProtectionInvalid) as refused:
+        service.protect(world.factory, request_id, output_id, "bob", form, previewed=preview.digest, revision=0)
     assert refused.value.key == "protection_changed"
-    with transaction(world.factory) as s:
-        job = service.prepare_protection(s, request_id, output_id, "bob", parse_choice("round", base="5"))
-    with transaction(world.factory) as s, pytest.raises(ProtectionInvalid) as refused:
-        service.apply_protection(s, job, service.compute_protection(job), previewed=service.content_digest(preview)[::-1])
+    # carol saved while bob's save was recomputing: its last step checks again
+    with pytest.raises(ProtectionInvalid) as refused:
+        with transaction(world.factory) as s:
+            service.apply_protection(s, preview.job, preview.checked, previewed=preview.digest)
+    assert refused.value.key == "protection_changed"
+    with pytest.raises(ProtectionInvalid) as refused:
+        service.protect(world.factory, request_id, output_id, "bob", form, previewed=preview.digest[::-1], revision=1)
     assert refused.value.key == "preview_stale"
-    with transaction(world.factory) as s:
-        service.apply_protection(s, job, service.compute_protection(job), previewed=service.content_digest(preview))
+    service.protect(world.factory, request_id, output_id, "bob", form, previewed=preview.digest, revision=1)
     assert _state(world, request_id)["revision"] == 2
 
 
 def test_a_recomputation_that_fails_is_not_saved(world):
-    request_id = submit(world, table_output())
+    request_id, output_id = _ids(world, submit(world, table_output()))
+    form = {"method": "suppress"}
+    preview = service.preview_protection(world.factory, request_id, output_id, "bob", form)
     before = _state(world, request_id)
-    with transaction(world.factory) as s:
+    with transaction(world.factory) as s:  # between the preview and the save
         grant = s.scalars(select(Grant).where(Grant.project_id == "p1")).one()
         policy.revoke_grant(s, grant.id, actor=ADMIN)
     before["events"] += 1
     with pytest.raises(ProtectionInvalid) as refused:
-        _protect(world, request_id, method="suppress")
+        service.protect(world.factory, request_id, output_id, "bob", form, previewed=preview.digest)
     assert refused.value.key == "protection_failed" and "survey" in str(refused.value)
     assert _state(world, request_id) == before
+    assert service.preview_protection(world.factory, request_id, output_id, "bob", form).digest == ""
 
 
 def test_decided_outputs_and_files_cannot_be_protected(world):

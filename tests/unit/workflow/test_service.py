@@ -129,8 +129,8 @@ def test_timeout_interrupts_the_query(world):
 
 def test_identity_is_never_taken_from_the_payload(world):
     bad = payload(table_output(query=PASSING)) | {"requester": "bob"}
-    with transaction(world.factory) as s, pytest.raises(ReleaseRequestInvalid, match="unknown key"):
-        service.submit(s, bad, "alice")
+    with pytest.raises(ReleaseRequestInvalid, match="unknown key"):
+        service.submit(world.factory, bad, "alice")
 
 
 @pytest.mark.parametrize(
@@ -148,8 +148,7 @@ def test_identity_is_never_taken_from_the_payload(world):
 )
 def test_bad_payloads_are_refused_and_change_nothing(world, broken, message):
     with pytest.raises(ReleaseRequestInvalid, match=message):
-        with transaction(world.factory) as s:
-            service.submit(s, broken, "alice")
+        service.submit(world.factory, broken, "alice")
     assert _request_count(world) == 0
 
 
@@ -287,6 +286,17 @@ def test_one_required_approval_is_configurable(world):
     request_id = submit(world, table_output(query=PASSING), policy_=ReviewPolicy(required_approvals=1))
     assert vote(world, request_id, "bob", Decision.APPROVE) is ReleaseStatus.RELEASED
     assert Path(world.settings.egress_dir / str(request_id) / "by_region.csv").exists()
+
+
+def test_submit_returns_the_stored_request_as_the_api_reports_it(world):
+    from review_service.app import request_summary
+
+    summary = request_summary(service.submit(world.factory, payload(table_output(query=PASSING)), "alice"))
+    assert summary["status"] == ReleaseStatus.SUBMITTED.value and summary["return_comment"] is None
+    assert summary["outputs"] == [{"name": "by_region", "verdict": "pass", "verified": True, "error": None,
+                                   "decision": None}]
+    with transaction(world.factory) as s:
+        assert service.view(s, summary["id"], "alice").outputs[0].verdict is Verdict.PASS
 
 
 def test_grant_revoked_while_checking_refuses_the_submission(world):

@@ -88,9 +88,13 @@ def payload(*outputs: dict, project: str = "p1") -> dict:
 
 
 def submit(world: World, *outputs: dict, requester: str = "alice", policy_: ReviewPolicy | None = None):
-    with transaction(world.factory) as s:
-        request = service.submit(s, payload(*outputs), requester, policy=policy_)
-        return request.id
+    return service.submit(world.factory, payload(*outputs), requester, policy=policy_).id
+
+
+def protect(world: World, request_id: int, output_id: int, reviewer: str, **form: str):
+    """A reviewer's protection as the review page makes it: previewed, then saved with the preview's digest."""
+    preview = service.preview_protection(world.factory, request_id, output_id, reviewer, form)
+    return service.protect(world.factory, request_id, output_id, reviewer, form, previewed=preview.digest)
 
 
 def vote(world: World, request_id: int, reviewer: str, decision: Decision, position: int = 0, **kwargs):
