@@ -17,10 +17,11 @@ log = logging.getLogger(__name__)
 
 
 def session_projects(session: Session, username: str) -> list[str]:
-    """The projects of the person's newest SESSION_START (what the spawner opened)."""
+    """The projects of the person's newest SESSION_START (what the spawner opened; a failed set-up opened none)."""
     event = session.scalar(
         select(AuditEvent)
-        .where(AuditEvent.action == AuditEventType.SESSION_START, AuditEvent.actor == username)
+        .where(AuditEvent.action == AuditEventType.SESSION_START, AuditEvent.actor == username,
+               AuditEvent.outcome == Outcome.OK)
         .order_by(AuditEvent.seq.desc())
         .limit(1)
     )
