@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dataplane.manifest import ProjectGrant, SessionManifest
+
 DATA_DIR = Path(__file__).resolve().parent / "data"
 DEFAULT_ROWS = 10_000_000
 DEMO_DATASET_ID = "demo_household"
@@ -39,7 +41,7 @@ class Context:
 
     def demo_parquet(self, rows: int | None = None) -> Path:
         """The demo survey as Parquet (generated on first use, then reused)."""
-        from onsite.demo_data import generate
+        from onsite.demo_data import generate  # numpy, polars, pyarrow: `onsite` loads this package for every command
 
         rows = rows or self.rows
         path = self.data_dir / f"demo_{rows}_s{self.seed}.parquet"
@@ -49,7 +51,7 @@ class Context:
 
     def demo_dataset(self, rows: int | None = None) -> Path:
         """The demo survey ingested as a dataset file `<data_dir>/demo_<rows>_s<seed>.duckdb`."""
-        from dataplane.catalogue import ingest, load_metadata
+        from dataplane.catalogue import ingest, load_metadata  # duckdb: as in demo_parquet
         from onsite.demo_data import METADATA_PATH
 
         rows = rows or self.rows
@@ -69,8 +71,6 @@ class Context:
 
     def session_manifest(self, datasets: Mapping[str, Path], *, project: str = "bench") -> Path:
         """Write a session manifest granting `datasets` to one project; returns its path."""
-        from dataplane.manifest import ProjectGrant, SessionManifest
-
         manifest = SessionManifest(
             user="bench",
             projects={project: ProjectGrant(title="Benchmark", preset="default", datasets=dict(datasets))},

@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import logging
 
+import duckdb
+
 from bench import DEMO_DATASET_ID, Case, Context
+from dataplane.catalogue import guarded_connection
+from disclosure_review.sdc import Statistic, TableKind, TableSpec, check_table, compute_shadow, load_preset
 
 SOURCE = f"SELECT *, age // 10 AS age_decade FROM {DEMO_DATASET_ID}"
 COLUMNS = ["prefecture", "sex", "age", "employment_status", "annual_income"]
 
 
 def cases(ctx: Context) -> list[Case]:
-    import acro as acro_package
-    import duckdb
-
-    from dataplane.catalogue import guarded_connection
-    from disclosure_review.sdc import Statistic, TableKind, TableSpec, check_table, compute_shadow, load_preset
+    import acro as acro_package  # the peer: an optional test dependency
 
     path = ctx.demo_dataset()
     con = guarded_connection({DEMO_DATASET_ID: path})

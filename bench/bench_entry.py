@@ -18,6 +18,7 @@ also with the ledger write a login adds (`record_entry`).
 from __future__ import annotations
 
 import atexit
+import ipaddress
 import os
 import random
 import statistics
@@ -27,7 +28,14 @@ from collections.abc import Callable
 from datetime import date, datetime, time as clock, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+import psycopg
+from sqlalchemy import insert
+from sqlalchemy.engine import make_url
+
+from access_control.entry import decide_entry, load_entry_facts, record_entry
 from bench import Case, Context
+from onsite.migrations import migrate
+from onsite_base.db import Base, make_engine, session_factory, transaction
 
 PEOPLE = 10_000
 PROJECTS = 2_000
@@ -40,9 +48,6 @@ TOKYO = ZoneInfo("Asia/Tokyo")
 
 def scratch_database() -> str:
     """A new empty database, dropped at exit; its SQLAlchemy URL."""
-    import psycopg
-    from sqlalchemy.engine import make_url
-
     name = f"onsite_bench_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -57,11 +62,6 @@ def scratch_database() -> str:
 
 def fill(url: str, today: date) -> None:
     """Bulk rows through SQLAlchemy Core (the policy functions would write 30k ledger events first)."""
-    from sqlalchemy import insert
-
-    from onsite_base.db import Base, make_engine
-    from onsite.migrations import migrate
-
     migrate(url)
     t = Base.metadata.tables
     now = datetime.now(timezone.utc)
@@ -102,8 +102,6 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
 
 class EntryBench:
     def __init__(self) -> None:
-        from onsite_base.db import make_engine, session_factory
-
         self.url = scratch_database()
         fill(self.url, datetime.now(TOKYO).date())
         self.engine = make_engine(self.url)
@@ -113,9 +111,6 @@ class EntryBench:
         self.who = [(f"r{rng.randrange(PEOPLE):05d}", f"10.0.{rng.randrange(TERMINALS)}.{rng.randrange(1, 15)}") for _ in range(DECISIONS)]
 
     def decide(self, username: str, address: str, record: bool = False) -> bool:
-        from onsite_base.db import transaction
-        from access_control.entry import decide_entry, load_entry_facts, record_entry
-
         with transaction(self.factory) as session:
             facts = load_entry_facts(session, username, address)
             decision = decide_entry(facts, datetime.now(timezone.utc))
@@ -128,11 +123,6 @@ class EntryBench:
 
     def peer(self) -> Callable[[], int]:
         """Three hand-written queries per decision on a bare psycopg connection; allowed if the facts are there."""
-        import ipaddress
-
-        import psycopg
-        from sqlalchemy.engine import make_url
-
         url = make_url(self.url)
         conn = psycopg.connect(dbname=url.database, user=url.username, host=url.host, port=url.port)
         atexit.register(conn.close)

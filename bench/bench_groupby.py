@@ -12,6 +12,7 @@ import shutil
 
 import duckdb
 
+from analysis_kernel import connect
 from bench import DEMO_DATASET_ID, Case, Context
 
 QUERY = """
@@ -33,8 +34,6 @@ def same_rows(left: list[tuple], right: list[tuple]) -> bool:
 
 
 def cases(ctx: Context) -> list[Case]:
-    from analysis_kernel import connect
-
     path = ctx.demo_dataset()
     manifest = ctx.session_manifest({DEMO_DATASET_ID: path})
     ours_query = QUERY.format(table=DEMO_DATASET_ID)

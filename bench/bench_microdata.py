@@ -35,6 +35,15 @@ import numpy as np
 import pandas as pd
 
 from bench import Case, Context
+from disclosure_review.sdc.microdata import (
+    SuppressionMethod,
+    frequencies,
+    individual_risk,
+    k_anonymity,
+    key_combinations,
+    local_suppression,
+    suda2,
+)
 
 KEYS_5 = ["prefecture", "sex", "age", "marital_status", "employment_status"]
 KEYS_7 = [*KEYS_5, "urban_rural", "household_size"]
@@ -81,16 +90,7 @@ def pandas_suda_scores(df: pd.DataFrame, keys: list[str]) -> np.ndarray:
 
 
 def cases(ctx: Context) -> list[Case]:
-    from disclosure_review.sdc.microdata import (
-        SuppressionMethod,
-        frequencies,
-        individual_risk,
-        k_anonymity,
-        key_combinations,
-        local_suppression,
-        suda2,
-    )
-    from pycanon import anonymity
+    from pycanon import anonymity  # the peer: an optional test dependency
 
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")

@@ -5,7 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench import DATA_DIR, DEFAULT_ROWS
+from bench import DATA_DIR, DEFAULT_ROWS, Context
+from bench.harness import format_table, run
 from onsite_base.errors import UserError
 from onsite_base.settings import Settings
 
@@ -33,9 +34,6 @@ def register(top: argparse._SubParsersAction) -> None:
 
 
 def run_bench(args: argparse.Namespace, settings: Settings | None = None) -> int:
-    from bench import Context
-    from bench.harness import format_table, run
-
     if args.rows < 1 or (args.repeat is not None and args.repeat < 1):
         raise UserError("--rows and --repeat must be at least 1")
     ctx = Context(rows=args.rows, data_dir=args.data_dir, progress=not args.quiet)
