@@ -1,14 +1,18 @@
-# The two set-up commands (see README): `make up` and `make test`.
+# The set-up commands (see README): `make up`, `make test` (everything, as CI runs it) and
+# `make check` (the inner loop: lint, import contracts, the tests that need no service).
 VENV ?= .venv
 ARGS ?=
 
-.PHONY: up test bootstrap bench clean-demo
+.PHONY: up test check bootstrap bench clean-demo
 
 up: bootstrap
 	$(VENV)/bin/onsite up $(ARGS)
 
 test: bootstrap
 	scripts/test.sh $(ARGS)
+
+check: bootstrap
+	scripts/check.sh $(ARGS)
 
 bootstrap:
 	scripts/bootstrap.sh

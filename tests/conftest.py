@@ -1,27 +1,52 @@
 """Fixtures shared by every tier: databases on SQLite and on a real PostgreSQL."""
 from __future__ import annotations
 
+import grp
 import os
+import pwd
+import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
+import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from onsite_base.db import make_engine, session_factory
+from hub_config.isolation import remove_account, remove_group
 from onsite.migrations import migrate
+from onsite_base.db import make_engine, session_factory
 from onsite_base.settings import Settings
 
 PG_ADMIN_URL = os.environ.get("ONSITE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+TESTS = Path(__file__).resolve().parent
+SERVICE_TIERS = ("integration", "security", "functional")  # folders whose tests start real services
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test by what it needs, so that `make check` can leave out what needs services:
+    `integration` for the folders that start slapd, hubs or Chromium, `postgresql` for every test
+    that reaches the PostgreSQL fixtures (`pg_url`, or a database fixture's "postgresql" parameter)."""
+    for item in items:
+        if item.path.relative_to(TESTS).parts[0] in SERVICE_TIERS:
+            item.add_marker(pytest.mark.integration)
+        if needs_postgresql(item):
+            item.add_marker(pytest.mark.postgresql)
+
+
+def needs_postgresql(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    params = callspec.params.values() if callspec else ()
+    return "pg_admin_url" in getattr(item, "fixturenames", ()) or any(
+        isinstance(value, str) and value == "postgresql" for value in params)
 
 
 def _pg_available() -> bool:
-    import psycopg
-
     try:
         psycopg.connect(PG_ADMIN_URL, connect_timeout=3).close()
         return True
-    except Exception:
+    except psycopg.OperationalError:
         return False
 
 
@@ -32,26 +57,59 @@ def pg_admin_url() -> str:
     return PG_ADMIN_URL
 
 
-@pytest.fixture
-def pg_url(pg_admin_url: str) -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
-    import psycopg
-
+@contextmanager
+def pg_database(admin_url: str, template: str | None = None) -> Iterator[str]:
+    """A new PostgreSQL database (a copy of `template`, else empty) for the block; its URL. Dropped after."""
     name = f"onsite_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(pg_admin_url).set(drivername="postgresql+psycopg", database=name)
-    yield url.render_as_string(hide_password=False)
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+    try:
+        yield make_url(admin_url).set(drivername="postgresql+psycopg", database=name).render_as_string(
+            hide_password=False)
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_url(request: pytest.FixtureRequest, pg_admin_url: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test (migration tests start here), dropped afterwards."""
+    if request.node.get_closest_marker("postgresql") is None:  # make check must not reach PostgreSQL
+        pytest.fail("this test reaches PostgreSQL without the `postgresql` marker: request `pg_url` as an "
+                    "argument or through a fixture parametrized with \"postgresql\" (tests/conftest.py marks those)")
+    with pg_database(pg_admin_url) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_admin_url: str) -> Iterator[str]:
+    """The name of a PostgreSQL database migrated once per run, which `db_url` copies for each test.
+    Named per run: another run on the same server keeps its own, and a new migration is always in it."""
+    with pg_database(pg_admin_url) as url:
+        migrate(url)
+        yield make_url(url).database
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite store migrated once per run, which `db_url` copies for each test."""
+    path = tmp_path_factory.mktemp("template") / "onsite.sqlite"
+    migrate(f"sqlite:///{path}")
+    # migrate() closes its connections, and the last one folds the write-ahead log into the file.
+    assert not path.with_name(path.name + "-wal").exists(), "the migrated SQLite store kept its -wal file"
+    return path
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path) -> str:
-    """A migrated policy/workflow/audit store, on each backend in turn."""
-    url = f"sqlite:///{tmp_path / 'onsite.sqlite'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
-    migrate(url)
-    return url
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated policy/workflow/audit store, on each backend in turn: a copy of the store migrated
+    once per run (tests of migrating itself start from `pg_url` or an empty file instead)."""
+    if request.param == "sqlite":
+        path = shutil.copyfile(request.getfixturevalue("sqlite_template"), tmp_path / "onsite.sqlite")
+        yield f"sqlite:///{path}"
+        return
+    with pg_database(request.getfixturevalue("pg_admin_url"), request.getfixturevalue("pg_template")) as url:
+        yield url
 
 
 @pytest.fixture
@@ -71,9 +129,6 @@ def settings(tmp_path, db_url) -> Settings:
 def _remove_session_accounts_created_by_tests():
     """Hub tests running as root create OS accounts and dataset groups (hub_config.isolation);
     remove the ones this run created, leaving any that existed before."""
-    import grp
-    import pwd
-
     def onsite_names() -> tuple[set[str], set[str]]:
         users = {p.pw_name for p in pwd.getpwall() if p.pw_name.startswith("onsite")}
         groups = {g.gr_name for g in grp.getgrall() if g.gr_name.startswith("onsite")}
@@ -83,8 +138,6 @@ def _remove_session_accounts_created_by_tests():
     yield
     if os.geteuid() != 0:
         return
-    from hub_config.isolation import remove_account, remove_group
-
     users_after, groups_after = onsite_names()
     for name in users_after - users_before:
         remove_account(name)

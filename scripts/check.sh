@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The inner loop (`make check`, under 2 minutes): every test that needs no service — no
+# PostgreSQL, slapd, hub or Chromium — which includes the lint (ruff) and the import contracts
+# (lint-imports) as tests of their own (tests/unit/test_code_rules.py). Tiers: tests/README.md.
+# Extra arguments go to pytest, e.g. `make check ARGS="tests/unit/sdc -x"`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+
+rc=0
+"$VENV/bin/python" -m pytest -m "not integration and not postgresql and not browser" "$@" || rc=$?
+if [ "$rc" = 5 ]; then echo "check: pytest collected no tests: that is a failure" >&2; exit 1; fi
+exit "$rc"
