@@ -4,8 +4,9 @@
     db = analysis_kernel.connect()          # the datasets this session's project grants
     db.sql("SELECT ... FROM <dataset id>").pl()
 
-Names are imported on first use, so `import dataplane.catalogue` (the hub,
-the review service) does not pull in the notebook-side modules.
+Names are imported on first use (PEP 562 `__getattr__`): `import analysis_kernel`
+loads neither DuckDB nor polars (heavy: hundreds of milliseconds and tens of MB),
+only the name a notebook first touches does.
 """
 from __future__ import annotations
 

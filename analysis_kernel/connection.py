@@ -19,8 +19,10 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from analysis_kernel.ingress import approved_references, fetch_reference
 from dataplane.catalogue import DatasetInfo, DatasetMetadata, attached_metadata, guarded_connection
 from dataplane.manifest import SessionManifest
+from dataplane.reference import SCHEMA, attach_references
 from onsite_base.errors import UserError
 
 
@@ -148,8 +150,6 @@ class AnalysisConnection:
 
     def references(self) -> pl.DataFrame:
         """The project's approved reference data (asked of the review service): name, rows, description, SHA-256."""
-        from analysis_kernel.ingress import approved_references
-
         listed = approved_references(self.project, self.manifest.outbox)
         return pl.DataFrame(
             {key: [r.get(key) for r in listed] for key in ("name", "rows", "description", "filename", "sha256", "approved_at")},
@@ -164,9 +164,6 @@ class AnalysisConnection:
         service attaches the same copy when it recomputes an output that names it. Not approved yet, rejected,
         retired or another project's: refused, saying so; data retired since it was attached here is detached.
         """
-        from analysis_kernel.ingress import approved_references, fetch_reference
-        from dataplane.reference import SCHEMA, attach_references
-
         if name in self._references and name not in {
                 r.get("name") for r in approved_references(self.project, self.manifest.outbox)}:
             self._con.execute(f'DROP VIEW IF EXISTS {SCHEMA}."{name}"')

@@ -18,7 +18,10 @@ from typing import Any
 
 import duckdb
 
-from disclosure_review.sdc import DEFAULT_PRESET, InvalidPreset, InvalidSpec, Verdict
+from analysis_kernel.verdicts import badge
+from dataplane.sql import tables_read
+from disclosure_review import wire
+from disclosure_review.sdc import InvalidPreset, InvalidSpec, Verdict
 from disclosure_review.sdc.microdata import (
     DeclaredRoles,
     ExtractCheck,
@@ -67,15 +70,12 @@ class ExtractOutput:
                            "variable of the source datasets")
         return reasons
 
-    def to_request(self) -> dict[str, Any]:
+    def to_request(self) -> wire.ExtractPayload:
+        """The extract as the review service receives it: the spec it re-runs, and the check here as a claim."""
         risk = self.risk or {}
-        return {
-            "name": self.name,
-            "kind": "extract",
-            "spec": self.spec.to_dict(),
-            "claimed": {"verdict": self.verdict.value,
-                        "risk": {"records": self.records, **{k: risk.get(k) for k in SUMMARY_FIGURES[1:]}}},
-        }
+        claimed = {"verdict": self.verdict.value,
+                   "risk": {"records": self.records, **{k: risk.get(k) for k in SUMMARY_FIGURES[1:]}}}
+        return wire.ExtractPayload(name=self.name, spec=self.spec, claimed=claimed)
 
     def __repr__(self) -> str:
         reasons = "".join(f"\n  - {r}" for r in self.reasons())
@@ -84,20 +84,13 @@ class ExtractOutput:
                 f"{', '.join(self.roles.keys) or 'none'}{reasons}>\n{text}")
 
     def _repr_html_(self) -> str:
-        from analysis_kernel.outputs import _badge
-
         esc = html.escape
         items = "".join(f"<li>{esc(r)}</li>" for r in self.reasons())
         report = self.check.report
         summary = f"<pre>{esc(report.to_text())}</pre>" if report is not None else ""
-        return (f"<div><b>{esc(self.name)}</b> — {_badge(self.verdict)} record-level extract, "
+        return (f"<div><b>{esc(self.name)}</b> — {badge(self.verdict)} record-level extract, "
                 f"{self.records:,} records; key variables: {esc(', '.join(self.roles.keys) or 'none')}"
                 f"<ul>{items}</ul>{summary}</div>")
-
-
-def preset_of(db: Any) -> str:
-    preset = getattr(db.manifest.projects[db.project], "preset", None) or DEFAULT_PRESET
-    return DEFAULT_PRESET if preset == "default" else preset
 
 
 def build_extract(db: Any, sql: str, *, name: str, keys: Sequence[str] | None, error: type[Exception]) -> ExtractOutput:
@@ -107,7 +100,7 @@ def build_extract(db: Any, sql: str, *, name: str, keys: Sequence[str] | None, e
     except InvalidSpec as exc:
         raise error(str(exc)) from None
     try:
-        rules = record_level_rules(preset_of(db))
+        rules = record_level_rules(db.preset)
     except InvalidPreset as exc:
         raise error(f"the project's rule preset cannot be used: {exc}") from None
     try:
@@ -117,9 +110,7 @@ def build_extract(db: Any, sql: str, *, name: str, keys: Sequence[str] | None, e
     unknown = [k for k in spec.keys if k not in table.column_names]
     if unknown:
         raise error(f"key variable(s) {unknown} are not columns of the result: {', '.join(table.column_names)}")
-    from analysis_kernel.outputs import tables_read
-
-    metadata = [db.metadata(d) for d in sorted((tables_read(spec.query) or set()) & set(db.dataset_ids))]
+    metadata = [db.metadata(d) for d in sorted(tables_read(spec.query) & set(db.dataset_ids))]
     checked = check_extract(table, metadata, spec.keys, rules)
     roles = checked.roles
     spec = dataclasses.replace(spec, weight=roles.weight, household=roles.household, sensitive=roles.sensitive,

@@ -18,8 +18,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from dataplane import reference
 from analysis_kernel.release import _choose_project, _manifest, send_to_review_service
+from dataplane import reference
+from disclosure_review import wire
 from onsite_base.errors import UserError
 
 INTAKE_DIR = "intake"
@@ -70,10 +71,9 @@ def request_ingress(
     if size > reference.MAX_BYTES:
         raise IngressError(f"{file.name} is {size:,} bytes; reference data is limited to {reference.MAX_BYTES:,} bytes")
     session = _manifest()
-    payload = {"project": _choose_project(session["projects"], project), "name": name, "description": description,
-               "filename": file.name, "content_b64": base64.b64encode(file.read_bytes()).decode()}
-    answer = send_to_review_service(payload, timeout=timeout, outbox=session["outbox"], kind="ingress",
-                                    error=IngressError)
+    payload = wire.IngressPayload(project=_choose_project(session["projects"], project), name=name,
+                                  description=description, filename=file.name, content=file.read_bytes())
+    answer = send_to_review_service(payload, timeout=timeout, outbox=session["outbox"], error=IngressError)
     print(f"ingress request {answer.get('id')}: {answer.get('status')} — reference.{name}, {answer.get('rows')} rows, "
           f"SHA-256 {answer.get('sha256')}")
     return answer
@@ -81,7 +81,7 @@ def request_ingress(
 
 def approved_references(project: str, outbox: Path, *, timeout: float = 30) -> list[dict[str, Any]]:
     """The project's approved reference data as the review service lists it (no content)."""
-    answer = send_to_review_service({"project": project}, timeout=timeout, outbox=outbox, kind="reference",
+    answer = send_to_review_service(wire.ReferencePayload(project), timeout=timeout, outbox=outbox,
                                     error=IngressError, forget=True)
     return list(answer.get("references", []))
 
@@ -89,8 +89,8 @@ def approved_references(project: str, outbox: Path, *, timeout: float = 30) -> l
 def fetch_reference(project: str, name: str, outbox: Path, *, timeout: float = 60) -> pa.Table:
     """The approved copy of `name`, checked against the SHA-256 the service approved, as a table."""
     reference.check_name(name)
-    answer = send_to_review_service({"project": project, "name": name}, timeout=timeout, outbox=outbox,
-                                    kind="reference", error=IngressError, forget=True)
+    answer = send_to_review_service(wire.ReferencePayload(project, name), timeout=timeout, outbox=outbox,
+                                    error=IngressError, forget=True)
     copy = reference.ReferenceFile(name, str(answer["filename"]), str(answer["sha256"]),
                                    base64.b64decode(answer["content_b64"]))
     try:

@@ -11,7 +11,6 @@ code is opaque: verdict `review`, unverified, judged by a person with its code.
 """
 from __future__ import annotations
 
-import base64
 import dataclasses
 import html
 import re
@@ -22,10 +21,13 @@ from typing import Any, Protocol
 import duckdb
 import polars as pl
 
+from analysis_kernel.extracts import ExtractOutput, build_extract
+from analysis_kernel.verdicts import badge, reason, reasons_in, translator, verdict_word
+from dataplane.manifest import session_language
+from dataplane.sql import tables_read
+from disclosure_review import wire
 from disclosure_review.sdc import (
-    DEFAULT_PRESET,
     CheckReport,
-    CheckResult,
     InvalidPreset,
     InvalidSpec,
     Rules,
@@ -42,40 +44,13 @@ from disclosure_review.sdc import (
     load_preset,
 )
 from disclosure_review.sdc.enums import ProtectionMethod, SecondaryMethod
-from disclosure_review.sdc.messages import render_text
 from disclosure_review.sdc.protect import ProtectedTable, evaluate_table
 from disclosure_review.sdc.protection import InvalidTable, SolverFailure, SuppressionInfeasible
 from disclosure_review.sdc.spec import Protection
-from dataplane.manifest import session_language
 from onsite_base.errors import UserError
-from onsite_base.i18n import make_translator
 
 HTML_MAX_ROWS = 200
-_VERDICT_COLOURS = {Verdict.PASS: "#1a7f37", Verdict.REVIEW: "#9a6700", Verdict.FAIL: "#cf222e"}
 _CELL_BACKGROUNDS = {Verdict.REVIEW: "#fff8c5", Verdict.FAIL: "#ffebe9"}
-# What outputs say around their check messages, in the session's language (the
-# messages themselves and the verdict words come from the sdc catalogue).
-_MESSAGES = {
-    "every_check_passed": {"en": "every check passed", "ja": "すべてのチェックに合格"},
-    "under_preset": {"en": "under preset {preset}", "ja": "ルールプリセット {preset}"},
-    "feedback": {"en": "(feedback: the review service recomputes the table and decides)",
-                 "ja": "（参考表示: 審査サービスが表を再計算して判定します）"},
-    "protection": {"en": "protection: {method} — blank cells are not released; {note}",
-                   "ja": "保護: {method} — 空欄のセルは公表されません。{note}"},
-    "intervals": {"en": "feasible intervals of the suppressed cells (秘匿インターバル): {intervals}",
-                  "ja": "秘匿セルの取りうる範囲（秘匿インターバル）: {intervals}"},
-    "more_cells": {"en": "… {n} more cells (all are checked; see .report)",
-                   "ja": "… ほか {n} セル（すべてチェック済み。.report を参照）"},
-    "contributors": {"en": "contributors", "ja": "寄与数"},
-    "checks": {"en": "checks", "ja": "チェック"},
-    "bytes": {"en": "{n} bytes", "ja": "{n} バイト"},
-    "file_unverified": {"en": "<i>unverified</i>: made by code, so a reviewer judges it with the code and your explanation.",
-                        "ja": "<i>未検証</i>: コードで作られたファイルなので、審査者がコードと説明をもとに判断します。"},
-    "model_unverified": {"en": "<i>unverified</i> (a reviewer judges the model with your code)",
-                         "ja": "<i>未検証</i>（審査者がコードとともにモデルを判断します）"},
-    "release_request": {"en": "release request {id}: {status}", "ja": "公表申請 {id}: {status}"},
-}
-translator = make_translator(_MESSAGES)
 
 
 class OutputInvalid(UserError):
@@ -90,6 +65,9 @@ class Connection(Protocol):
 
     @property
     def duckdb(self) -> duckdb.DuckDBPyConnection: ...
+
+    @property
+    def preset(self) -> str: ...
 
     @property
     def dataset_ids(self) -> list[str]: ...
@@ -149,18 +127,12 @@ class TableOutput:
             raise OutputInvalid(f"{exc}" if isinstance(exc, InvalidSpec) else f"{exc} ({choices})") from None
         return _evaluated(self.db, spec, rules_for(self.db))
 
-    def to_request(self) -> dict[str, Any]:
+    def to_request(self) -> wire.TablePayload:
+        """The table as the review service receives it: the spec it re-runs, and what was computed here as a claim."""
         view = self.table
-        return {
-            "name": self.name,
-            "kind": "table",
-            "spec": self.spec.to_dict(),
-            "claimed": {
-                "cells": {"columns": view.columns, "rows": [list(r) for r in view.iter_rows()]},
-                "shadow": self.shadow.to_dict(),
-                "verdict": self.verdict.value,
-            },
-        }
+        claimed = {"cells": {"columns": view.columns, "rows": [list(r) for r in view.iter_rows()]},
+                   "shadow": self.shadow.to_dict(), "verdict": self.verdict.value}
+        return wire.TablePayload(name=self.name, spec=self.spec, claimed=claimed)
 
     def __repr__(self) -> str:
         reasons = "".join(f"\n  - {r}" for r in reasons_in(self.report, self.lang))
@@ -184,15 +156,9 @@ class FileOutput:
     verdict = Verdict.REVIEW
     verified = False
 
-    def to_request(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "kind": "file",
-            "filename": self.filename,
-            "content_b64": base64.b64encode(self.content).decode("ascii"),
-            "code": self.code,
-            "explanation": self.explanation,
-        }
+    def to_request(self) -> wire.FilePayload:
+        return wire.FilePayload(name=self.name, filename=self.filename, content=self.content, code=self.code,
+                                explanation=self.explanation)
 
     def __repr__(self) -> str:
         return (f"<FileOutput {self.name!r} ({self.filename}, {len(self.content)} bytes): "
@@ -202,7 +168,7 @@ class FileOutput:
         esc, t = html.escape, translator(self.lang)
         return (
             f"<div><b>{esc(self.name)}</b> <code>{esc(self.filename)}</code> ({t('bytes', n=f'{len(self.content):,}')}) — "
-            f"{_badge(Verdict.REVIEW, self.lang)} {t('file_unverified')}<br><small>{esc(self.explanation)}</small></div>"
+            f"{badge(Verdict.REVIEW, self.lang)} {t('file_unverified')}<br><small>{esc(self.explanation)}</small></div>"
         )
 
 
@@ -227,7 +193,7 @@ class ModelOutput:
     def verdict(self) -> Verdict:
         return Verdict.FAIL if self.report.verdict is Verdict.FAIL else Verdict.REVIEW
 
-    def to_request(self) -> dict[str, Any]:
+    def to_request(self) -> wire.FilePayload:
         checks = "\n".join(f"- {r.rule} ({r.verdict.value}): {r.message}" for r in self.report.results)
         return FileOutput(self.name, f"{self.name}.txt", self.summary.encode("utf-8"),
                           f"{self.explanation}\n\n[checks computed in the session, unverified]\n{checks}",
@@ -239,8 +205,8 @@ class ModelOutput:
 
     def _repr_html_(self) -> str:
         esc = html.escape
-        items = "".join(f"<li>{esc(_reason(r, self.lang))}</li>" for r in self.report.results)
-        return (f"<div><b>{esc(self.name)}</b> — {_badge(self.verdict, self.lang)} {translator(self.lang)('model_unverified')}"
+        items = "".join(f"<li>{esc(reason(r, self.lang))}</li>" for r in self.report.results)
+        return (f"<div><b>{esc(self.name)}</b> — {badge(self.verdict, self.lang)} {translator(self.lang)('model_unverified')}"
                 f"<ul>{items}</ul><pre>{esc(self.summary)}</pre></div>")
 
 
@@ -296,7 +262,7 @@ def magnitude_table(
 
 def extract_output(
     db: Connection, source: str | duckdb.DuckDBPyRelation, *, name: str | None = None, keys: Sequence[str] | None = None
-):
+) -> ExtractOutput:
     """A record-level output (every record of the query's result), with its record-level check at once.
 
     Key variables default to the source datasets' declared key variables that
@@ -306,8 +272,6 @@ def extract_output(
     the review service re-runs the query and checks it again itself.
     See analysis_kernel/extracts.py.
     """
-    from analysis_kernel.extracts import build_extract
-
     return build_extract(db, source_sql(db, source), name=_safe_name(name or "extract", "extract"),
                          keys=None if keys is None else _names(keys, "keys"), error=OutputInvalid)
 
@@ -381,23 +345,11 @@ def model_output(db: Connection, result: Any, *, explanation: str, code: str, na
 
 
 def rules_for(db: Connection) -> Rules:
-    """The rules of the connection's project preset (acro-default when the manifest names none)."""
-    preset = getattr(db.manifest.projects[db.project], "preset", None) or DEFAULT_PRESET
+    """The rules of the connection's project preset (the one the review service checks with)."""
     try:
-        return load_preset(preset)
+        return load_preset(db.preset)
     except InvalidPreset as exc:
         raise OutputInvalid(f"the project's rule preset cannot be used: {exc}") from None
-
-
-def tables_read(sql: str) -> set[str] | None:
-    """Names of the tables or views `sql` reads (CTE names excluded); None when DuckDB cannot tell."""
-    con = duckdb.connect(":memory:")
-    try:
-        return set(con.get_table_names(sql))
-    except duckdb.Error:
-        return None
-    finally:
-        con.close()
 
 
 def source_sql(db: Connection, source: str | duckdb.DuckDBPyRelation) -> str:
@@ -410,7 +362,7 @@ def source_sql(db: Connection, source: str | duckdb.DuckDBPyRelation) -> str:
         raise OutputInvalid("source must be SQL text or a relation from db.sql(...)")
     read = tables_read(sql)
     # approved reference data attached with db.reference(name): the service attaches its own approved copy
-    outside = sorted((read or set()) - set(db.dataset_ids) - set(getattr(db, "reference_names", ())))
+    outside = sorted(read - set(db.dataset_ids) - set(getattr(db, "reference_names", ())))
     if outside:
         hint = (" (a Python frame or a table made in this session?): pass the SQL text of a query over "
                 "the granted datasets instead" if given == "this relation" else "")
@@ -460,27 +412,6 @@ def _safe_name(text: str, fallback: str) -> str:
 def _default_name(prefix: str, rows: tuple[str, ...], columns: tuple[str, ...]) -> str:
     by = "_".join(rows) + (("_by_" + "_".join(columns)) if columns else "")
     return _safe_name(f"{prefix}_{by}", "table")
-
-
-def verdict_word(verdict: Verdict | str, lang: str) -> str:
-    """pass / review / fail in `lang` (合格 / 要審査 / 不合格); an unknown verdict as it is."""
-    value = str(getattr(verdict, "value", verdict))
-    return render_text(f"verdict_{value.lower()}", {}, lang, value)
-
-
-def _reason(result: CheckResult, lang: str) -> str:
-    return f"{result.rule} ({verdict_word(result.verdict, lang)}): {result.text(lang)}"
-
-
-def reasons_in(report: CheckReport, lang: str) -> list[str]:
-    """`report.reasons()` (one line per check that did not pass) in `lang`."""
-    return [_reason(r, lang) for r in report.results if r.verdict is not Verdict.PASS]
-
-
-def _badge(verdict: Verdict, lang: str = "en") -> str:
-    colour = _VERDICT_COLOURS[verdict]
-    return (f"<span style='background:{colour};color:white;padding:1px 6px;border-radius:3px;"
-            f"font-weight:bold'>{html.escape(verdict_word(verdict, lang))}</span>")
 
 
 def _shown(value: object) -> str:
@@ -544,7 +475,7 @@ def render_table_html(output: TableOutput) -> str:
             f"{esc(' / '.join(str(v) for v in row[:k]))}: [{_shown(row[k + 2])}, {_shown(row[k + 3])}]"
             for row in intervals.iter_rows())) + "</li>"
     return (
-        f"<div><b>{esc(output.name)}</b> — {_badge(output.verdict, lang)} "
+        f"<div><b>{esc(output.name)}</b> — {badge(output.verdict, lang)} "
         f"{t('under_preset', preset=f'<code>{esc(report.preset)}</code>')} <small>{t('feedback')}</small>"
         f"<ul>{reasons}</ul><table><thead><tr>{header}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
     )

@@ -16,6 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from analysis_kernel.verdicts import translator, verdict_word
+from dataplane.manifest import SessionManifest, SessionManifestInvalid
+from disclosure_review import wire
 from onsite_base.errors import UserError
 from onsite_base.fileio import write_json_atomic
 
@@ -27,8 +30,6 @@ class ReleaseError(UserError):
 
 
 def _manifest() -> dict[str, Any]:
-    from dataplane.manifest import SessionManifest, SessionManifestInvalid
-
     try:
         manifest = SessionManifest.load()
     except SessionManifestInvalid as e:
@@ -48,14 +49,15 @@ def _choose_project(projects: dict[str, Any], project: str | None) -> str:
     raise ReleaseError(f"this session has several projects: pass project= one of {', '.join(sorted(projects))}")
 
 
-def _request_payload(output: Any) -> dict[str, Any]:
+def _request_payload(output: Any) -> wire.OutputPayload:
     to_request = getattr(output, "to_request", None)
-    if to_request is None:
+    payload = to_request() if callable(to_request) else None
+    if not isinstance(payload, tuple(wire.OUTPUT_KINDS.values())):
         raise ReleaseError(
             f"{type(output).__name__} is not an output: build it with analysis_kernel.outputs "
             "(frequency_table(...), file_output(...))"
         )
-    return to_request()
+    return payload
 
 
 def request_release(
@@ -81,36 +83,39 @@ def request_release(
         raise ReleaseError("pass a non-empty list of outputs, e.g. request_release([table], title=..., purpose=...)")
     session = _manifest()
     project_id = _choose_project(session["projects"], project)
-    payload = {"project": project_id, "title": title, "purpose": purpose, "outputs": [_request_payload(o) for o in outputs]}
+    payload = wire.ReleasePayload(project=project_id, title=title, purpose=purpose,
+                                  outputs=tuple(_request_payload(o) for o in outputs))
     answer = send_to_review_service(payload, timeout=timeout, outbox=session["outbox"])
     _print_verdicts(answer, session["language"])
     return answer
 
 
-def send_to_review_service(payload: dict[str, Any], *, timeout: float, outbox: Path, kind: str = "",
-                           error: type[UserError] = ReleaseError, forget: bool = False) -> dict[str, Any]:
+def send_to_review_service(payload: wire.ReleasePayload | wire.IngressPayload | wire.ReferencePayload, *,
+                           timeout: float, outbox: Path, error: type[UserError] = ReleaseError,
+                           forget: bool = False) -> dict[str, Any]:
     """Drop `payload` in the session outbox for the server's forwarder and wait for the review service's answer.
 
-    `kind`: "" for a release request, "ingress" or "reference" (see `singleuser.serverext.ENDPOINTS`).
+    The file is `<hex>[.<kind>].request.json`, its kind the payload's (`wire.MESSAGES`).
     `forget`: remove the request and its answer once read (a read of reference data, not a request to keep).
     Raises `error` with the service's message when it refuses, or when no answer comes within `timeout`.
     """
     outbox = Path(outbox)
     if not outbox.is_dir():
         raise error(f"the session outbox {outbox} does not exist: restart your server from the hub")
-    rid = uuid.uuid4().hex + (f".{kind}" if kind else "")
-    write_json_atomic(outbox / f"{rid}.request.json", payload)
-    response_path = outbox / f"{rid}.response.json"
-    error_path = outbox / f"{rid}.error.json"
+    rid = uuid.uuid4().hex + (f".{payload.OUTBOX_KIND}" if payload.OUTBOX_KIND else "")
+    request_path = outbox / (rid + wire.REQUEST_SUFFIX)
+    write_json_atomic(request_path, payload.to_json())
+    response_path = outbox / (rid + wire.RESPONSE_SUFFIX)
+    error_path = outbox / (rid + wire.ERROR_SUFFIX)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if response_path.exists():
             answer = json.loads(response_path.read_text())
-            _forget(forget, outbox / f"{rid}.request.json", response_path)
+            _forget(forget, request_path, response_path)
             return answer
         if error_path.exists():
             refusal = json.loads(error_path.read_text())
-            _forget(forget, outbox / f"{rid}.request.json", error_path)
+            _forget(forget, request_path, error_path)
             status = refusal.get("status")
             where = f" (HTTP {status})" if status else ""
             raise error(f"the review service refused the request{where}: {refusal.get('message', 'no message')}")
@@ -130,8 +135,6 @@ def _forget(forget: bool, *paths: Path) -> None:
 def _print_verdicts(answer: dict[str, Any], lang: str) -> None:
     """The service's answer in the session's language: the request's status (as the service names it) and
     each output's verdict."""
-    from analysis_kernel.outputs import translator, verdict_word
-
     print(translator(lang)("release_request", id=answer.get("id"), status=answer.get("status")))
     for item in answer.get("outputs", []):
         print(f"  {item.get('name')}: {verdict_word(item.get('verdict'), lang)}")

@@ -37,6 +37,11 @@ from disclosure_review.sdc.spec import InvalidSpec, TableSpec
 from onsite_base.errors import UserError
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+REQUEST_SUFFIX = ".request.json"
+"""Outbox files: `<hex>[.<kind>].request.json` from the kernel; the forwarder answers beside it with the service's
+answer (`.response.json`) or its refusal (`.error.json`: {"status": HTTP status or 0, "message"})."""
+RESPONSE_SUFFIX = ".response.json"
+ERROR_SUFFIX = ".error.json"
 FORWARDER_TIMEOUT_S = 120.0
 """Seconds the single-user server's forwarder waits for the review service's answer to one payload."""
 MAX_OUTPUTS = 50
@@ -324,7 +329,7 @@ def _parse_output(data: Any, index: int) -> OutputPayload:
         raise PayloadInvalid(f"{where} must be a JSON object")
     where = f"output {_output_name(data.get('name'), where)!r}"
     kind = data.get("kind")
-    if kind not in OUTPUT_KINDS:
+    if not isinstance(kind, str) or kind not in OUTPUT_KINDS:
         choices = ", ".join(repr(k) for k in list(OUTPUT_KINDS)[:-1]) + f" or {list(OUTPUT_KINDS)[-1]!r}"
         raise PayloadInvalid(f"{where}: kind must be {choices}, not {kind!r}")
     return OUTPUT_KINDS[kind]._from_json(data, where)

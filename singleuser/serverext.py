@@ -3,14 +3,17 @@
 The kernel runs researcher code and holds no Hub token, so
 `analysis_kernel.request_release` only drops `<rid>.request.json` into the
 session outbox (`manifest.outbox`). This extension, running inside the
-single-user server with the server's Hub token, posts each request to the
-review service (`$ONSITE_REVIEW_URL` + `api/requests`) and writes the answer
+single-user server with the server's Hub token, checks each request against
+its payload's JSON Schema (`disclosure_review.wire`), posts it to the review
+service (`$ONSITE_REVIEW_URL` + the payload's endpoint) and writes the answer
 next to it: `<rid>.response.json` on success, `<rid>.error.json` with the
-service's status and message otherwise. The service takes the requester's
-identity from the token, never from the file. The request's kind is the last
-part of its id: `<hex>.request.json` is a release request (`api/requests`),
-`<hex>.ingress.request.json` reference data brought in (`api/ingress`),
-`<hex>.reference.request.json` a read of approved reference data (`api/reference`).
+service's status and message otherwise (status 0 when the file was refused
+here, unread, or the service unreachable). The service takes the requester's
+identity from the token, never from the file, and checks the payload again.
+The request's kind is the last part of its id: `<hex>.request.json` is a
+release request (`api/requests`), `<hex>.ingress.request.json` reference data
+brought in (`api/ingress`), `<hex>.reference.request.json` a read of approved
+reference data (`api/reference`).
 """
 from __future__ import annotations
 
@@ -20,21 +23,20 @@ import os
 from pathlib import Path
 from typing import Any
 
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.ioloop import PeriodicCallback
 
+from disclosure_review import wire
 from onsite_base.fileio import write_json_atomic
 from singleuser import lockdown
 
 log = logging.getLogger(__name__)
 
 POLL_MS = 300
-REQUEST_SUFFIX = ".request.json"
-RESPONSE_SUFFIX = ".response.json"
-ERROR_SUFFIX = ".error.json"
-REQUEST_TIMEOUT_S = 120.0
-ENDPOINTS = {"": "api/requests", "ingress": "api/ingress", "reference": "api/reference"}
-"""Kind of request (the part of its id after a dot) -> path under the review service."""
+VALIDATORS = {kind: Draft202012Validator(schema) for kind, schema in wire.schemas().items()}
+"""Kind of request (the part of its id after a dot) -> its payload's JSON Schema."""
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
@@ -90,16 +92,16 @@ class OutboxForwarder:
         if not self.outbox.is_dir():
             return []
         found = []
-        for path in sorted(self.outbox.glob("*" + REQUEST_SUFFIX)):
-            rid = path.name[: -len(REQUEST_SUFFIX)]
-            answered = (self.outbox / (rid + RESPONSE_SUFFIX)).exists() or (self.outbox / (rid + ERROR_SUFFIX)).exists()
+        for path in sorted(self.outbox.glob("*" + wire.REQUEST_SUFFIX)):
+            rid = path.name[: -len(wire.REQUEST_SUFFIX)]
+            answered = (self.outbox / (rid + wire.RESPONSE_SUFFIX)).exists() or (self.outbox / (rid + wire.ERROR_SUFFIX)).exists()
             if not answered and rid not in self._in_flight:
                 found.append(path)
         return found
 
     async def scan(self) -> None:
         for path in self.pending():
-            rid = path.name[: -len(REQUEST_SUFFIX)]
+            rid = path.name[: -len(wire.REQUEST_SUFFIX)]
             self._in_flight.add(rid)
             try:
                 await self.forward(rid, path)
@@ -108,42 +110,57 @@ class OutboxForwarder:
 
     async def forward(self, rid: str, path: Path) -> None:
         kind = rid.partition(".")[2]
-        if kind not in ENDPOINTS:
-            write_json_atomic(self.outbox / (rid + ERROR_SUFFIX), {"status": 0, "message": f"unknown kind of request {kind!r}"})
+        if kind not in VALIDATORS:
+            write_json_atomic(self.outbox / (rid + wire.ERROR_SUFFIX), {"status": 0, "message": f"unknown kind of request {kind!r}"})
             return
         try:
             body = path.read_bytes()
-            json.loads(body)
+            payload = json.loads(body)
         except (OSError, ValueError) as e:
-            write_json_atomic(self.outbox / (rid + ERROR_SUFFIX), {"status": 0, "message": f"unreadable request file: {e}"})
+            write_json_atomic(self.outbox / (rid + wire.ERROR_SUFFIX), {"status": 0, "message": f"unreadable request file: {e}"})
+            return
+        problem = schema_problem(kind, payload)
+        if problem:
+            log.warning("onsite: request %s does not follow the wire format: %s", rid, problem)
+            write_json_atomic(self.outbox / (rid + wire.ERROR_SUFFIX), {"status": 0, "message": problem})
             return
         request = HTTPRequest(
-            self.review_url + ENDPOINTS[kind],
+            self.review_url + wire.MESSAGES[kind].ENDPOINT,
             method="POST",
             body=body,
             headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
-            request_timeout=REQUEST_TIMEOUT_S,
+            request_timeout=wire.FORWARDER_TIMEOUT_S,
         )
         try:
             response = await AsyncHTTPClient().fetch(request)
         except HTTPClientError as e:
             message = _service_message(e.response.body if e.response is not None else b"") or str(e)
             log.warning("onsite: release request %s refused by the review service: HTTP %s", rid, e.code)
-            write_json_atomic(self.outbox / (rid + ERROR_SUFFIX), {"status": e.code, "message": message})
+            write_json_atomic(self.outbox / (rid + wire.ERROR_SUFFIX), {"status": e.code, "message": message})
             return
         except OSError as e:
             log.warning("onsite: review service unreachable for request %s: %s", rid, e)
-            write_json_atomic(self.outbox / (rid + ERROR_SUFFIX), {"status": 0, "message": f"review service unreachable: {e}"})
+            write_json_atomic(self.outbox / (rid + wire.ERROR_SUFFIX), {"status": 0, "message": f"review service unreachable: {e}"})
             return
         try:
             answer = json.loads(response.body)
         except ValueError:
             answer = None
         if not isinstance(answer, dict):
-            write_json_atomic(self.outbox / (rid + ERROR_SUFFIX), {"status": response.code, "message": "review service answered with something that is not a JSON object"})
+            write_json_atomic(self.outbox / (rid + wire.ERROR_SUFFIX), {"status": response.code, "message": "review service answered with something that is not a JSON object"})
             return
-        write_json_atomic(self.outbox / (rid + RESPONSE_SUFFIX), answer)
+        write_json_atomic(self.outbox / (rid + wire.RESPONSE_SUFFIX), answer)
         log.info("onsite: request %s answered (%s)", rid, answer.get("id"))
+
+
+def schema_problem(kind: str, payload: Any) -> str | None:
+    """Why `payload` breaks the JSON Schema of its kind (the first problem, where it is), or None."""
+    error = best_match(VALIDATORS[kind].iter_errors(payload))  # descends into oneOf to the field at fault
+    if error is None:
+        return None
+    where = "/".join(str(p) for p in error.absolute_path) or "the top level"
+    return (f"the request file does not follow the wire format ({wire.MESSAGES[kind].__name__}) at {where}: "
+            f"{error.message[:500]}")
 
 
 def _service_message(body: bytes) -> str:

@@ -94,7 +94,7 @@ def test_refusal_shows_the_services_own_message(session):
     table = by_sex()
     # "sato" is no member of the project: what does the service itself say to that?
     with ReviewServiceAndForwarder(settings, outbox, user="sato") as running:
-        payload = {"project": DEMO_PROJECT, "title": "t", "purpose": "p", "outputs": [table.to_request()]}
+        payload = {"project": DEMO_PROJECT, "title": "t", "purpose": "p", "outputs": [table.to_request().to_json()]}
         direct = requests.post(running.review_url + "api/requests", json=payload, timeout=30)
         with pytest.raises(ReleaseError) as refused:
             request_release([table], title="t", purpose="p", timeout=30)

@@ -9,7 +9,7 @@ from analysis_kernel.connection import AnalysisConnection
 from analysis_kernel.outputs import OutputInvalid, extract_output
 from dataplane.manifest import SessionManifest
 from disclosure_review.sdc import Verdict
-from disclosure_review.workflow.service import validate_payload
+from disclosure_review import wire
 
 
 @pytest.fixture
@@ -33,10 +33,10 @@ def test_declared_key_variables_in_the_result_are_checked(db):
     assert e.risk["k_anonymity"]["3"] == int((sizes < 3).sum()) > 0
     assert e.risk["expected_reidentifications"] == pytest.approx(float(np.sum(1.0 / sizes)))  # no weight: 1/f_k
     assert e.verdict is Verdict.FAIL
-    request = e.to_request()
+    request = e.to_request().to_json()
     assert request["kind"] == "extract" and request["spec"]["keys"] == ["prefecture", "sex", "age"]
     assert request["claimed"]["risk"]["records"] == len(frame)
-    [validated] = validate_payload({"project": "p1", "title": "t", "purpose": "p", "outputs": [request]}).outputs
+    [validated] = wire.ReleasePayload.from_json({"project": "p1", "title": "t", "purpose": "p", "outputs": [request]}).outputs
     assert validated.spec.query == query
     assert "record-level extract" in e._repr_html_() and "fail" in repr(e)
 

@@ -53,7 +53,7 @@ def test_frequency_table_from_sql_fails_on_small_cells(db: AnalysisConnection) -
 def test_request_carries_spec_and_claims_and_service_side_recomputes_the_same(db: AnalysisConnection) -> None:
     out = frequency_table(db, db.sql("SELECT area, grp FROM survey WHERE area = 'big'"), rows="area",
                           columns="grp", name="big_area")
-    request = json.loads(json.dumps(out.to_request()))
+    request = json.loads(json.dumps(out.to_request().to_json()))
     assert request["name"] == "big_area" and request["kind"] == "table"
     spec = TableSpec.from_dict(request["spec"])
     # what the review service does: a fresh guarded connection with the same views, the recorded query
@@ -101,9 +101,9 @@ def test_file_output_is_review_and_unverified(tmp_path: Path) -> None:
     figure = tmp_path / "plot.png"
     figure.write_bytes(b"\x89PNG fake")
     out = file_output(figure, explanation="bars of counts >= 10", code="plt.bar(...)")
-    request = out.to_request()
+    request = out.to_request().to_json()
     assert out.verdict is Verdict.REVIEW and out.verified is False
-    assert request == {"name": "plot", "kind": "file", "filename": "plot.png",
+    assert request == {"kind": "file", "name": "plot", "filename": "plot.png",
                        "content_b64": base64.b64encode(b"\x89PNG fake").decode(), "code": "plt.bar(...)",
                        "explanation": "bars of counts >= 10"}
     with pytest.raises(OutputInvalid, match="explain"):
@@ -122,7 +122,7 @@ def test_histogram_with_round_edges(db: AnalysisConnection) -> None:
     assert out.report.result("threshold").cells == (("95.0",),)
     default = histogram(db, "SELECT * FROM survey WHERE income < 1000", "income", bins=4)
     assert default.report.result("extreme_edges").verdict is Verdict.REVIEW
-    spec = TableSpec.from_dict(default.to_request()["spec"])  # what the review service recomputes
+    spec = TableSpec.from_dict(default.to_request().to_json()["spec"])  # what the review service recomputes
     assert spec.rows == ("income",) and len(spec.edges) == 5
 
 
@@ -134,7 +134,7 @@ def test_model_output_checks_and_is_never_pass(db: AnalysisConnection) -> None:
     out = model_output(db, result, explanation="income by group", code="smf.ols('income ~ C(grp)', frame)")
     assert out.report.result("categorical_levels").cells == (("C(grp)[T.rare]",),)  # 3 people
     assert out.verdict is Verdict.FAIL
-    request = out.to_request()
+    request = out.to_request().to_json()
     assert request["kind"] == "file" and request["filename"] == "model.txt"
     assert "OLS Regression Results" in base64.b64decode(request["content_b64"]).decode()
     big = smf.ols("income ~ C(area)", frame).fit()
@@ -166,7 +166,7 @@ def test_protect_suppresses_records_the_spec_and_shows_intervals(db: AnalysisCon
     assert published and all(v == original[c] for c, v in published.items())  # published cells are true values
     assert set(map(tuple, safe.intervals.select("area", "grp").rows())) >= failing
     assert "秘匿インターバル" in safe._repr_html_()
-    assert safe.to_request()["spec"]["protection"]["method"] == "suppress"
+    assert safe.to_request().spec.protection.method.value == "suppress"
 
 
 def test_bad_protection_is_refused_with_the_choices(db: AnalysisConnection) -> None:

@@ -1,0 +1,60 @@
+"""Verdicts as a researcher sees them, in the session's language: words, badges, reasons and the texts around them.
+
+The check messages and the verdict words come from the sdc catalogue
+(`disclosure_review.sdc.messages`); the texts outputs and release summaries
+add around them are here.
+"""
+from __future__ import annotations
+
+import html
+
+from disclosure_review.sdc import CheckReport, CheckResult, Verdict
+from disclosure_review.sdc.messages import render_text
+from onsite_base.i18n import make_translator
+
+VERDICT_COLOURS = {Verdict.PASS: "#1a7f37", Verdict.REVIEW: "#9a6700", Verdict.FAIL: "#cf222e"}
+
+# What outputs say around their check messages, in the session's language (the
+# messages themselves and the verdict words come from the sdc catalogue).
+MESSAGES = {
+    "every_check_passed": {"en": "every check passed", "ja": "すべてのチェックに合格"},
+    "under_preset": {"en": "under preset {preset}", "ja": "ルールプリセット {preset}"},
+    "feedback": {"en": "(feedback: the review service recomputes the table and decides)",
+                 "ja": "（参考表示: 審査サービスが表を再計算して判定します）"},
+    "protection": {"en": "protection: {method} — blank cells are not released; {note}",
+                   "ja": "保護: {method} — 空欄のセルは公表されません。{note}"},
+    "intervals": {"en": "feasible intervals of the suppressed cells (秘匿インターバル): {intervals}",
+                  "ja": "秘匿セルの取りうる範囲（秘匿インターバル）: {intervals}"},
+    "more_cells": {"en": "… {n} more cells (all are checked; see .report)",
+                   "ja": "… ほか {n} セル（すべてチェック済み。.report を参照）"},
+    "contributors": {"en": "contributors", "ja": "寄与数"},
+    "checks": {"en": "checks", "ja": "チェック"},
+    "bytes": {"en": "{n} bytes", "ja": "{n} バイト"},
+    "file_unverified": {"en": "<i>unverified</i>: made by code, so a reviewer judges it with the code and your explanation.",
+                        "ja": "<i>未検証</i>: コードで作られたファイルなので、審査者がコードと説明をもとに判断します。"},
+    "model_unverified": {"en": "<i>unverified</i> (a reviewer judges the model with your code)",
+                         "ja": "<i>未検証</i>（審査者がコードとともにモデルを判断します）"},
+    "release_request": {"en": "release request {id}: {status}", "ja": "公表申請 {id}: {status}"},
+}
+translator = make_translator(MESSAGES)
+
+
+def verdict_word(verdict: Verdict | str, lang: str) -> str:
+    """pass / review / fail in `lang` (合格 / 要審査 / 不合格); an unknown verdict as it is."""
+    value = str(getattr(verdict, "value", verdict))
+    return render_text(f"verdict_{value.lower()}", {}, lang, value)
+
+
+def reason(result: CheckResult, lang: str) -> str:
+    return f"{result.rule} ({verdict_word(result.verdict, lang)}): {result.text(lang)}"
+
+
+def reasons_in(report: CheckReport, lang: str) -> list[str]:
+    """`report.reasons()` (one line per check that did not pass) in `lang`."""
+    return [reason(r, lang) for r in report.results if r.verdict is not Verdict.PASS]
+
+
+def badge(verdict: Verdict, lang: str = "en") -> str:
+    colour = VERDICT_COLOURS[verdict]
+    return (f"<span style='background:{colour};color:white;padding:1px 6px;border-radius:3px;"
+            f"font-weight:bold'>{html.escape(verdict_word(verdict, lang))}</span>")
