@@ -39,7 +39,7 @@ def test_honest_kernel_outputs_get_the_same_verdict(world, kernel):
         frequency_table(kernel, "SELECT * FROM survey WHERE region <> 'C'", "region", "sex"),
         magnitude_table(kernel, "SELECT * FROM survey", "region", value="income", statistic="mean"),
     ]
-    results = _submit(world, *(t.to_request().to_json().to_json() for t in tables))
+    results = _submit(world, *(t.to_request().to_json() for t in tables))
     assert [v for v, _ in results] == [t.verdict for t in tables]
     assert [m for _, m in results] == [[], [], []]  # nothing claimed differs
 
@@ -47,7 +47,7 @@ def test_honest_kernel_outputs_get_the_same_verdict(world, kernel):
 def test_forged_kernel_claim_is_caught(world, kernel):
     table = frequency_table(kernel, "SELECT * FROM survey", "region", name="by_region")
     assert table.verdict is Verdict.FAIL
-    forged = copy.deepcopy(table.to_request().to_json().to_json())
+    forged = copy.deepcopy(table.to_request().to_json())
     forged["claimed"]["verdict"] = "pass"
     records = forged["claimed"]["shadow"]["columns"].index("sdc_records")
     for row in forged["claimed"]["shadow"]["rows"]:
@@ -65,14 +65,14 @@ def test_histograms_get_the_kernels_histogram_checks(world, kernel):
     round_edges = histogram(kernel, "SELECT * FROM survey", "income", edges=[0, 3000, 6000, 9000], name="round")
     kernel_verdicts = [h.verdict for h in (gap, data_edges, round_edges)]
     assert kernel_verdicts == [Verdict.FAIL, Verdict.REVIEW, Verdict.PASS]  # an empty interior bin; edges = min, max
-    results = _submit(world, gap.to_request().to_json().to_json(), data_edges.to_request().to_json().to_json(), round_edges.to_request().to_json().to_json())
+    results = _submit(world, gap.to_request().to_json(), data_edges.to_request().to_json(), round_edges.to_request().to_json())
     assert [v for v, _ in results] == kernel_verdicts
 
 
 def test_a_forged_histogram_claim_does_not_change_the_services_verdict(world, kernel):
     """The kernel's bins are ignored: the service bins the spec's edges itself and finds the empty interior bin."""
     gap = histogram(kernel, "SELECT * FROM survey", "income", edges=[0, 3000, 3001, 10000], name="gap")
-    request = gap.to_request().to_json().to_json()
+    request = gap.to_request().to_json()
     claimed = request["claimed"]["shadow"]
     records = claimed["columns"].index("sdc_records")
     for row in claimed["rows"]:
@@ -104,7 +104,7 @@ def test_protected_table_uses_the_services_own_pattern_not_the_kernels(world, ke
     assert shown[("C", "F")] is None and shown[("C", "Total")] is None
     assert {("C", "F"), ("C", "M")} <= {(r["region"], r["sex"]) for r in protected.intervals.iter_rows(named=True)}
 
-    forged = copy.deepcopy(protected.to_request().to_json().to_json())
+    forged = copy.deepcopy(protected.to_request().to_json())
     cells = forged["claimed"]["cells"]["rows"]
     for row in cells:
         if row[:2] == ["C", "F"]:
@@ -127,7 +127,7 @@ def test_protected_table_uses_the_services_own_pattern_not_the_kernels(world, ke
 
 def test_a_protected_table_whose_spec_loses_its_protection_is_checked_unprotected(world, kernel):
     protected = frequency_table(kernel, "SELECT * FROM survey", "region", name="r").protect("suppress")
-    forged = copy.deepcopy(protected.to_request().to_json().to_json())
+    forged = copy.deepcopy(protected.to_request().to_json())
     forged["spec"]["protection"] = None
     [(verdict, _)] = _submit(world, forged)
     assert verdict is Verdict.FAIL
@@ -141,7 +141,7 @@ def test_record_deletion_totals_exclude_the_failing_cells_records(world, kernel)
     con = duckdb.connect(str(world.settings.datasets_dir / "survey.duckdb"), read_only=True)
     expected = con.execute("SELECT count(*) FROM microdata WHERE region <> 'C'").fetchall()[0][0]  # independent count
     con.close()
-    output = service.submit(world.factory, payload(table.to_request().to_json().to_json()), "alice").outputs[0]
+    output = service.submit(world.factory, payload(table.to_request().to_json()), "alice").outputs[0]
     rows = {r[0]: r[1] for r in output.recomputed["rows"]}
     assert output.verdict is Verdict.PASS and output.report["protection"]["deleted_cells"] == [["C"]]
     assert rows["Total"] == expected == 55 and "C" not in rows  # region C had no other records
@@ -152,7 +152,7 @@ def test_reviewer_page_shows_the_services_protected_table_and_intervals(world, k
     from review_service.i18n import translator
 
     protected = frequency_table(kernel, "SELECT * FROM survey", "region", "sex", name="shown").protect("suppress")
-    output = service.submit(world.factory, payload(protected.to_request().to_json().to_json()), "alice").outputs[0]
+    output = service.submit(world.factory, payload(protected.to_request().to_json()), "alice").outputs[0]
     html = make_jinja().get_template("_protection.html").render(o=output, t=translator("en"))
     rows = marked_rows(output)
     intervals = [c for c in output.report["protection"]["audit"]["cells"]]
