@@ -28,6 +28,7 @@ from onsite_base.db import transaction
 from access_control.enums import AuditEventType
 from review_service.handlers import ApiHandler, BaseHandler
 from review_service.i18n import translator
+from disclosure_review import wire
 from disclosure_review.workflow import ingress, permissions, service
 from disclosure_review.workflow.enums import Decision
 from disclosure_review.workflow.exceptions import ReleasePermissionDenied, ReleaseRequestNotFound
@@ -142,17 +143,18 @@ class ApiIngressHandler(ApiHandler):
 
 class ApiReferenceHandler(ApiHandler):
     def post(self) -> None:
-        payload = _json_body(self)
-        if not isinstance(payload, dict) or not isinstance(payload.get("project"), str) or set(payload) - {"project", "name"}:
-            self.send_json(400, {"message": 'send {"project": ...} to list, {"project": ..., "name": ...} to read'})
+        try:
+            read = wire.ReferencePayload.from_json(_json_body(self))
+        except wire.PayloadInvalid as exc:
+            self.send_json(400, {"message": f'{exc} (send {{"project": ...}} to list, {{"project": ..., "name": ...}} to read)'})
             return
-        user, project, name = self.current_user, payload["project"], payload.get("name")
+        user, project, name = self.current_user, read.project, read.name
         try:
             with transaction(self.factory) as session:
                 if name is None:
                     self.send_json(200, {"project": project, "references": ingress.describe_approved(session, project, user)})
                     return
-                found = ingress.collect(session, project, str(name), user)
+                found = ingress.collect(session, project, name, user)
         except UserError as exc:
             with transaction(self.factory) as session:
                 service.record_refusal(session, AuditEventType.INGRESS_COLLECT, actor=user,
