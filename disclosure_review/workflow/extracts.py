@@ -27,7 +27,8 @@ from disclosure_review.sdc.microdata import (
     check_extract,
     record_level_rules,
 )
-from disclosure_review.workflow.policies import MAX_FILE_BYTES, ReviewPolicy
+from disclosure_review.wire import MAX_FILE_BYTES
+from disclosure_review.workflow.policies import ReviewPolicy
 from disclosure_review.workflow.recompute import (
     CheckedOutput,
     difference,

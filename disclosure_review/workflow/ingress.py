@@ -191,9 +191,9 @@ def retire(session: Session, request_id: int, actor: str, reason: str) -> Ingres
     if not reason:
         raise IngressInvalid("give the reason for retiring this reference data (the project's researchers see it)",
                              key="retire_reason_required")
-    if len(reason) > policies.MAX_TEXT:
-        raise IngressInvalid(f"the reason is longer than {policies.MAX_TEXT} characters", key="comment_too_long",
-                             limit=policies.MAX_TEXT)
+    if len(reason) > wire.MAX_TEXT:
+        raise IngressInvalid(f"the reason is longer than {wire.MAX_TEXT} characters", key="comment_too_long",
+                             limit=wire.MAX_TEXT)
     request = get_ingress(session, request_id, for_update=True)
     permissions.check_can_retire(session, actor, request)
     request.retired_by, request.retired_reason = actor, reason

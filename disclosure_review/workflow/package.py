@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from access_control.models import utcnow
+from disclosure_review.wire import IMAGE_TYPES
 from disclosure_review.workflow.enums import Decision, OutputKind
 from disclosure_review.workflow.exceptions import PackageError, ReleaseRequestInvalid
-from disclosure_review.workflow.policies import IMAGE_TYPES
 from disclosure_review.workflow.store import ReleaseOutput, ReleasePackage, ReleaseRequest
 
 log = logging.getLogger(__name__)

@@ -4,26 +4,16 @@
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from disclosure_review.sdc.enums import Verdict
+from disclosure_review.wire import MAX_TEXT
 from disclosure_review.workflow.enums import Decision, ReleaseStatus
 from disclosure_review.workflow.exceptions import VoteInvalid
 from disclosure_review.workflow.transitions import OPEN_FOR_REVIEW
 
 DEFAULT_REQUIRED_APPROVALS = 2
 """Independent approvals each output needs (the two-reviewer rule)."""
-
-# Opaque file types the service can re-render (never released byte for byte).
-IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
-TEXT_TYPES = {".txt": "text/plain", ".csv": "text/csv", ".md": "text/markdown"}
-ALLOWED_FILE_TYPES = IMAGE_TYPES | TEXT_TYPES
-MAX_FILE_BYTES = 16 * 1024 * 1024
-MAX_OUTPUTS = 50
-MAX_TEXT = 20_000  # characters in a title, purpose, explanation, comment
-OUTPUT_NAME = re.compile(r"^\w[\w .()-]{0,119}$")
-"""Output names (as sdc table names) become file names in the release package: no '/'."""
 
 
 @dataclass(frozen=True)
