@@ -3,21 +3,21 @@
 JupyterHub passes JUPYTERHUB_SERVICE_URL (where to listen), JUPYTERHUB_SERVICE_PREFIX
 (e.g. /services/onsite-admin/), JUPYTERHUB_API_URL and JUPYTERHUB_API_TOKEN (the
 service's own token: its role needs list:users, read:servers, delete:servers)
-and the OAuth variables; the Onsite state comes from ONSITE_HOME / ONSITE_DB_URL
-(Settings.from_env). The database must already be migrated (the hub does it).
+and the OAuth variables; the hub also passes ONSITE_HOME, ONSITE_DB_URL and
+ONSITE_CONFIG, so the service reads the same config file and state (`Settings`).
+The database must already be migrated (the hub does it).
 """
 from __future__ import annotations
 
 import os
 import sys
 
+from admin_service.app import SERVICE_NAME, make_app
 from onsite_base.web.service import run
 
 
 def main() -> int:
-    from admin_service.app import SERVICE_NAME, make_app
-
-    return run(make_app, SERVICE_NAME, dict(os.environ))
+    return run(lambda settings, config, prefix: make_app(settings, prefix=prefix), SERVICE_NAME, dict(os.environ))
 
 
 if __name__ == "__main__":

@@ -28,17 +28,13 @@ from traitlets import List, Unicode, default
 from onsite_base.db import make_engine, session_factory, transaction
 from access_control.entry import DenialReason, EntryDecision, decide_entry, load_entry_facts, record_entry
 from access_control.enums import Role
+from access_control.identity import LocalIdentityStore
+from access_control.policy import list_people
+from hub_config.roles import ADMIN_SERVICE, HUB_ROLES, REVIEW_SERVICE
 from onsite_base.netaddr import client_address
 from onsite_base.settings import Settings
 
 log = logging.getLogger(__name__)
-
-def hub_roles() -> dict[Role, dict]:
-    """Hub role definitions mirroring the policy store's roles, synced at every login."""
-    from hub_config.config import HUB_MANAGER_ROLE, RESEARCHER_ROLE, REVIEWER_ROLE
-
-    return {Role.RESEARCHER: RESEARCHER_ROLE, Role.REVIEWER: REVIEWER_ROLE, Role.ADMINISTRATOR: HUB_MANAGER_ROLE}
-
 
 class EntryDenied(web.HTTPError):
     """A refused log-in or spawn; the message lists every reason in Japanese and English."""
@@ -61,7 +57,8 @@ class OnsiteAuthenticator(Authenticator):
 
     settings = AnyTrait(
         help="""The `onsite_base.settings.Settings` whose policy store holds people,
-        projects and terminals. Default: read from $ONSITE_HOME / $ONSITE_DB_URL.""",
+        projects and terminals. Default: `Settings.load()`, the config file and the
+        environment ($ONSITE_HOME, $ONSITE_DB_URL); the hub's configuration sets it.""",
     ).tag(config=True)
 
     trusted_proxy_ips = List(
@@ -77,7 +74,7 @@ class OnsiteAuthenticator(Authenticator):
 
     @default("settings")
     def _settings_default(self) -> Settings:
-        return Settings.from_env()
+        return Settings.load()
 
     @default("allow_all")
     def _allow_all_default(self) -> bool:
@@ -105,8 +102,6 @@ class OnsiteAuthenticator(Authenticator):
         return await asyncio.to_thread(self._check_local_password, username, password)
 
     def _check_local_password(self, username: str, password: str) -> DenialReason | None:
-        from access_control.identity import LocalIdentityStore
-
         if self._identity_store is None:  # built once: it hashes a timing-equaliser password
             self._identity_store = LocalIdentityStore()
         # Failure counts, locks and LOGIN_FAIL events commit even though the login fails.
@@ -129,8 +124,7 @@ class OnsiteAuthenticator(Authenticator):
             self.log.warning("entry refused for %s from %s: %s", name, address, [r.value for r in decision.reasons])
             raise EntryDenied(decision.reasons)
         self.log.info("entry allowed for %s from %s (facility %s)", name, address, decision.facility)
-        definitions = hub_roles()
-        return {"name": name, "admin": False, "roles": [dict(definitions[r]) for r in sorted(roles, key=lambda r: r.value)]}
+        return {"name": name, "admin": False, "roles": [dict(HUB_ROLES[r]) for r in sorted(roles, key=lambda r: r.value)]}
 
     def _decide(self, username: str, address: str, stage: str) -> tuple[EntryDecision, str, frozenset[Role]]:
         with transaction(self.session_factory) as session:
@@ -155,11 +149,9 @@ class OnsiteAuthenticator(Authenticator):
         restart with managed roles whose members are not listed.
         """
         members = await asyncio.to_thread(self._role_members)
-        return [{**definition, "users": members.get(role, [])} for role, definition in hub_roles().items()]
+        return [{**definition, "users": members.get(role, [])} for role, definition in HUB_ROLES.items()]
 
     def _role_members(self) -> dict[Role, list[str]]:
-        from access_control.policy import list_people
-
         members: dict[Role, list[str]] = {role: [] for role in Role}
         with self.session_factory() as session:
             for person in list_people(session):
@@ -172,13 +164,10 @@ class OnsiteAuthenticator(Authenticator):
 def default_url(handler: web.RequestHandler) -> str:
     """Where a person lands after log-in: researchers their server, reviewers the queue,
     administrators the Onsite administration pages (ja/en), not JupyterHub's own admin page."""
-    from hub_config.config import ADMIN_SERVICE, REVIEW_SERVICE
-
     user = handler.current_user
     names = {r.name for r in getattr(user, "roles", [])} if user else set()
-    definitions = hub_roles()
-    if not user or definitions[Role.RESEARCHER]["name"] in names:
+    if not user or HUB_ROLES[Role.RESEARCHER]["name"] in names:
         return ""  # JupyterHub's default: spawn and open the server
-    if definitions[Role.REVIEWER]["name"] in names:
+    if HUB_ROLES[Role.REVIEWER]["name"] in names:
         return f"/services/{REVIEW_SERVICE}/"
     return f"/services/{ADMIN_SERVICE}/"

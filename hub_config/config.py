@@ -1,10 +1,13 @@
-"""The whole JupyterHub configuration of Onsite, built from `Settings`.
+"""The whole JupyterHub configuration of Onsite, built from the configuration tree.
 
-`configure(c, settings)` fills a traitlets `Config` (the `c` of a
-`jupyterhub_config.py`): our authenticator and spawner, the hub's own
-database, secrets created 0600 in `settings.runtime_dir`, the proxy installed
-in the project, the review service as a managed JupyterHub service, and the
-roles. `run_hub()` starts JupyterHub in this process with that configuration.
+`HubSettings` holds the hub's own settings (public address, session limits,
+production profile, the hub's database, the proxy). `configure(c, settings,
+hub, ldap)` fills a traitlets `Config` (the `c` of a `jupyterhub_config.py`)
+in parts: the runtime directory and its secrets, the JupyterHub application,
+the proxy, the managed services, log-in (local store or LDAP) and the
+spawner. The site's config file (onsite_base/config.py) is applied over it by
+the hub, so anything JupyterHub offers can still be set there. `run_hub()`
+starts JupyterHub in this process.
 """
 from __future__ import annotations
 
@@ -14,127 +17,185 @@ import secrets
 import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
-from singleuser.kernelspec import write_kernelspec  # noqa: F401 (part of this module's API)
+from jupyterhub.app import JupyterHub
+from tornado.ioloop import IOLoop
+from traitlets import Bool, Int, TraitError, Unicode, default, validate
+from traitlets.config import Config
+
+from access_control.ldap import LdapSettings
+from hub_config.audit_sink import session_event_handlers
+from hub_config.authenticator import OnsiteAuthenticator, default_url
+from hub_config.ldap_authenticator import OnsiteLDAPAuthenticator, ldap_traits
+from hub_config.netfilter import remove_all_session_rules
+from hub_config.pages import HubPageLanguage
+from hub_config.roles import (
+    ADMIN_SERVICE,
+    ADMIN_SERVICE_ROLE,
+    CLI_SERVICE,
+    CLI_SERVICE_ROLE,
+    HUB_MANAGER_ROLE,  # noqa: F401 (part of this module's API)
+    IDLE_CULLER_ROLE,
+    IDLE_CULLER_SERVICE,
+    REVIEW_SERVICE,
+    SERVER_TOKEN_SCOPES,
+    USER_SCOPES,
+)
+from hub_config.spawner import OnsiteSpawner
+from onsite_base.config import CONFIG_FILE_NAME, Section, load_config, setting_name
 from onsite_base.errors import UserError
-from onsite_base.settings import Settings
+from onsite_base.settings import AbsolutePath, Settings
+from singleuser.kernelspec import write_kernelspec
 
 log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROXY_COMMAND = PROJECT_ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
-REVIEW_SERVICE = "onsite-review"
-ADMIN_SERVICE = "onsite-admin"
-
-# Hub roles mirror the policy store's roles and are synced from it at every
-# log-in (the authenticator manages them). None holds `self`, which would let a
-# person create API tokens and share servers (issue 6 attacks both).
-RESEARCHER_ROLE = {
-    "name": "onsite-researcher",
-    "description": "Onsite researcher: own server, the review service",
-    "scopes": [
-        "read:users!user",
-        "users:activity!user",
-        "servers!user",
-        "access:servers!user",
-        f"access:services!service={REVIEW_SERVICE}",
-    ],
-}
-REVIEWER_ROLE = {
-    "name": "onsite-reviewer",
-    "description": "Onsite reviewer (output checker): the review service only, no server",
-    "scopes": ["read:users!user", f"access:services!service={REVIEW_SERVICE}"],
-}
-# Administrators manage the hub (see users, stop servers) but cannot open a
-# researcher's server: no `access:servers`, no `tokens`.
-HUB_MANAGER_ROLE = {
-    "name": "onsite-hub-manager",
-    "description": "Onsite administrator: hub management without access to researchers' servers",
-    "scopes": [
-        "admin-ui",
-        "list:users",
-        "read:users",
-        "read:servers",
-        "servers",
-        "list:services",
-        "read:services",
-        "read:hub",
-        f"access:services!service={REVIEW_SERVICE}",
-        f"access:services!service={ADMIN_SERVICE}",  # the admin pages: nobody else holds this scope
-    ],
-}
-# The admin service's own token: see who is in a session and end it (least
-# privilege: without read:servers the hub lists nobody's server).
-ADMIN_SERVICE_ROLE = {
-    "name": "onsite-admin-service",
-    "description": "The admin service's own token: see and stop sessions",
-    "scopes": ["list:users", "read:servers", "delete:servers"],
-    "services": [ADMIN_SERVICE],
-}
-# `onsite admin sessions` on the hub's machine: a token-only service (no url, no
-# command) whose token and the hub API address are files in the runtime directory.
-CLI_SERVICE = "onsite-cli"
 CLI_TOKEN_FILE = "cli-api-token"
 HUB_API_URL_FILE = "hub-api-url"
-CLI_SERVICE_ROLE = {
-    "name": "onsite-cli-service",
-    "description": "`onsite admin sessions`: see and stop sessions",
-    "scopes": ["list:users", "read:servers", "delete:servers"],
-    "services": [CLI_SERVICE],
-}
-# JupyterHub's default role of every user: nothing beyond reading oneself, so
-# an account the authenticator did not give an Onsite role can do nothing.
-USER_SCOPES = ["read:users!user"]
-# The single-user server's own token: activity, its own server, and the review
-# service (the release outbox forwarder posts with it).
-SERVER_TOKEN_SCOPES = [
-    "users:activity!user",
-    "access:servers!server",
-    f"access:services!service={REVIEW_SERVICE}",
-]
+POSTGRESQL_SCHEMES = ("postgresql://", "postgresql+psycopg://", "postgresql+psycopg2://")
 
 
-IDLE_CULLER_SERVICE = "onsite-idle-culler"
-DEFAULT_IDLE_TIMEOUT_S = 3600
-DEFAULT_MAX_SESSION_S = 10 * 3600  # a facility's opening hours
-# The culler stops servers; it reads activity but holds no access to any server.
-IDLE_CULLER_ROLE = {
-    "name": "onsite-idle-culler",
-    "description": "Stops idle servers and servers past the maximum session length",
-    "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
-    "services": [IDLE_CULLER_SERVICE],
-}
+class HubSettings(Section):
+    """The hub process: its public address, how long sessions may last, the production
+    profile, its own database and the proxy it starts."""
+
+    ip = Unicode(
+        "127.0.0.1",
+        help="""Address the hub's public proxy listens on. Default 127.0.0.1: only this machine;
+        the terminals of the facilities must be able to reach it (e.g. 0.0.0.0). `onsite hub
+        --ip` overrides it.""",
+    ).tag(config=True, env="ONSITE_HUB_IP")
+
+    port = Int(
+        8000,
+        help="Port of the public address (1-65535). `onsite hub --port` overrides it.",
+    ).tag(config=True, env="ONSITE_HUB_PORT")
+
+    idle_timeout_s = Int(
+        3600,
+        help="""Seconds without activity after which a researcher's server is stopped by the idle
+        culler (unsaved kernel state is lost; files stay). At least 1.""",
+    ).tag(config=True, env="ONSITE_IDLE_TIMEOUT_S")
+
+    max_session_s = Int(
+        10 * 3600,
+        help="""Seconds a server may run at most, active or not (default 10 h, a facility's opening
+        hours); 0: no maximum.""",
+    ).tag(config=True, env="ONSITE_MAX_SESSION_S")
+
+    production = Bool(
+        False,
+        help="""The production profile: refuse to start unless the hub's database is PostgreSQL
+        (hub_db_url) and the public address is HTTPS (ssl_cert, ssl_key). In the environment:
+        1 or 0.""",
+    ).tag(config=True, env="ONSITE_PRODUCTION")
+
+    ssl_cert = AbsolutePath(
+        None,
+        allow_none=True,
+        help="""PEM certificate (chain) of the public address; with ssl_key the proxy serves HTTPS.
+        Unset: plain HTTP, acceptable only on a closed facility network or behind a TLS front end.""",
+    ).tag(config=True, env="ONSITE_SSL_CERT")
+
+    ssl_key = AbsolutePath(
+        None,
+        allow_none=True,
+        help="PEM private key of ssl_cert. Keep it readable by the proxy's account only.",
+    ).tag(config=True, env="ONSITE_SSL_KEY")
+
+    hub_db_url = Unicode(
+        None,
+        allow_none=True,
+        help="""SQLAlchemy URL of JupyterHub's own database (users, servers, tokens). Unset: SQLite
+        in $ONSITE_HOME/run/jupyterhub.sqlite. A bare postgresql:// URL means psycopg 3, the
+        driver Onsite installs. Production: PostgreSQL.""",
+    ).tag(config=True, env="ONSITE_HUB_DB_URL")
+
+    proxy_command = AbsolutePath(
+        help="""The configurable-http-proxy the hub starts. Default: the checkout's
+        node_modules (`make up`, `npm ci`); a deployment from a wheel names Debian's proxy.
+        Must exist when the hub starts.""",
+    ).tag(config=True, env="ONSITE_PROXY_COMMAND")
+
+    concurrent_spawn_limit = Int(
+        20,
+        help="""Servers that may be starting at the same time; more start requests are refused
+        until one finishes (each start creates an OS account, sets groups and firewall rules).
+        At least 1.""",
+    ).tag(config=True)
+
+    @default("proxy_command")
+    def _checkout_proxy(self) -> Path:
+        return PROXY_COMMAND
+
+    @validate("port")
+    def _valid_port(self, proposal: Any) -> int:
+        if not 1 <= proposal.value <= 65535:
+            raise TraitError(f"{proposal.value} is not a TCP port: use 1-65535")
+        return proposal.value
+
+    @validate("idle_timeout_s", "concurrent_spawn_limit")
+    def _at_least_one(self, proposal: Any) -> int:
+        if proposal.value < 1:
+            raise TraitError(f"{proposal.trait.name} must be at least 1")
+        return proposal.value
+
+    @validate("max_session_s")
+    def _not_negative(self, proposal: Any) -> int:
+        if proposal.value < 0:
+            raise TraitError("max_session_s must be 0 (no maximum) or more seconds")
+        return proposal.value
+
+    @validate("hub_db_url")
+    def _psycopg(self, proposal: Any) -> str | None:
+        url = proposal.value or None
+        if url is not None and url.startswith("postgresql://"):  # SQLAlchemy would pick psycopg2
+            url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+        return url
+
+    def check(self) -> None:
+        def name(trait: str) -> str:
+            return setting_name(HubSettings, trait)
+
+        if (self.ssl_cert is None) != (self.ssl_key is None):
+            raise self.invalid(f"{name('ssl_cert')} and {name('ssl_key')} go together: set both or neither")
+        if not self.production:
+            return
+        problems = []
+        if not (self.hub_db_url or "").startswith(POSTGRESQL_SCHEMES):
+            problems.append(f"set {name('hub_db_url')} to a PostgreSQL URL (postgresql://...) for the hub's database")
+        if self.ssl_cert is None:
+            problems.append(f"give the HTTPS certificate and key ({name('ssl_cert')} and {name('ssl_key')})")
+        problems += [f"{path} does not exist" for path in (self.ssl_cert, self.ssl_key) if path and not path.is_file()]
+        if problems:
+            raise self.invalid(f"the production profile ({name('production')}) is not satisfied: " + "; ".join(problems))
+
+
+HUB_SETTINGS = (Settings, HubSettings, LdapSettings)
+"""The sections the hub reads."""
+
+
+def load_hub_settings(environ: Mapping[str, str] | None = None) -> tuple[Settings, HubSettings, LdapSettings | None]:
+    """The hub's sections from the config file and the environment."""
+    config = load_config(HUB_SETTINGS, environ)
+    return Settings(config=config), HubSettings(config=config), LdapSettings.configured(config)
 
 
 def idle_culler_service(idle_timeout_s: int, max_session_s: int) -> dict:
     """jupyterhub-idle-culler as a hub-managed service: a server idle for `idle_timeout_s`
     or running for `max_session_s` (0: no maximum) is stopped, checked every minute or
     more often for short limits."""
-    if idle_timeout_s < 1 or max_session_s < 0:
-        raise UserError("the idle timeout must be at least 1 s and the maximum session length 0 (none) or more")
     every = max(1, min(60, idle_timeout_s // 2, max_session_s // 2 or 60))
     return {
         "name": IDLE_CULLER_SERVICE,
         "command": [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={idle_timeout_s}",
                     f"--max-age={max_session_s}", f"--cull-every={every}", "--remove-named-servers=false"],
     }
-
-
-def check_production(db_url: str, ssl_cert: str | None, ssl_key: str | None) -> None:
-    """The production profile needs PostgreSQL for the hub's database and HTTPS."""
-    problems = []
-    if not db_url.startswith(("postgresql://", "postgresql+psycopg://", "postgresql+psycopg2://")):
-        problems.append("set ONSITE_HUB_DB_URL to a PostgreSQL URL (postgresql://...) for the hub's database")
-    if not (ssl_cert and ssl_key):
-        problems.append("give the HTTPS certificate and key (ONSITE_SSL_CERT and ONSITE_SSL_KEY)")
-    for path in (ssl_cert, ssl_key):
-        if path and not Path(path).is_file():
-            problems.append(f"{path} does not exist")
-    if problems:
-        raise UserError("the production profile is not satisfied: " + "; ".join(problems))
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -168,120 +229,56 @@ def singleuser_command() -> list[str]:
     return [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
 
 
-def configure(
-    c,
-    settings: Settings,
-    *,
-    ip: str = "127.0.0.1",
-    port: int = 8000,
-    hub_port: int | None = None,
-    proxy_api_port: int | None = None,
-    review_port: int | None = None,
-    admin_port: int | None = None,
-    concurrent_spawn_limit: int = 20,
-    trusted_proxy_ips: list[str] | None = None,
-    idle_timeout_s: int | None = None,
-    max_session_s: int | None = None,
-    production: bool | None = None,
-    ssl_cert: str | None = None,
-    ssl_key: str | None = None,
-) -> None:
-    """Fill the traitlets config `c` for a hub serving `settings`.
+def configure(c: Config, settings: Settings, hub: HubSettings, ldap: LdapSettings | None = None) -> None:
+    """Fill the traitlets config `c` for a hub serving `settings` as `hub` says.
 
-    `ip`/`port` is the public address (the proxy). The hub API, the proxy's
-    REST API, the review service and the admin service listen on loopback ports, free ones unless
-    given. Sessions idle for `idle_timeout_s` or older than `max_session_s`
-    are stopped (defaults: $ONSITE_IDLE_TIMEOUT_S or 3600, $ONSITE_MAX_SESSION_S
-    or 36000). `ssl_cert`/`ssl_key` ($ONSITE_SSL_CERT/$ONSITE_SSL_KEY) make
-    the public address HTTPS. `production` ($ONSITE_PRODUCTION=1) refuses to
-    start without PostgreSQL as the hub's database and without HTTPS.
+    The public address is `hub.ip`:`hub.port` (the proxy). The hub API, the
+    proxy's REST API, the review service and the admin service listen on free
+    loopback ports (the site's config file may fix them, e.g. c.JupyterHub.hub_port).
+    With `ldap`, people log in against that directory; else against the local store.
     """
-    env = os.environ
-    idle_timeout_s = idle_timeout_s if idle_timeout_s is not None else int(env.get("ONSITE_IDLE_TIMEOUT_S", DEFAULT_IDLE_TIMEOUT_S))
-    max_session_s = max_session_s if max_session_s is not None else int(env.get("ONSITE_MAX_SESSION_S", DEFAULT_MAX_SESSION_S))
-    production = production if production is not None else env.get("ONSITE_PRODUCTION", "") == "1"
-    ssl_cert = ssl_cert or env.get("ONSITE_SSL_CERT") or None
-    ssl_key = ssl_key or env.get("ONSITE_SSL_KEY") or None
-    hub_db_url = env.get("ONSITE_HUB_DB_URL") or f"sqlite:///{settings.runtime_dir / 'jupyterhub.sqlite'}"
-    if hub_db_url.startswith("postgresql://"):  # SQLAlchemy would pick psycopg2; Onsite ships psycopg 3
-        hub_db_url = "postgresql+psycopg://" + hub_db_url.removeprefix("postgresql://")
-    if production:
-        check_production(hub_db_url, ssl_cert, ssl_key)
-    # A deployment installed from a wheel uses Debian's proxy (ansible/); a checkout its own node_modules.
-    proxy_command = Path(env.get("ONSITE_PROXY_COMMAND") or PROXY_COMMAND)
-    if not proxy_command.exists():
-        raise UserError(f"the proxy is not installed at {proxy_command}: run `make up` (or `npm ci`) in {PROJECT_ROOT}, "
-                        "or set ONSITE_PROXY_COMMAND to an installed configurable-http-proxy")
-    run = settings.runtime_dir
-    run.mkdir(parents=True, exist_ok=True)
-    os.chmod(run, 0o700)
+    if not hub.proxy_command.exists():
+        raise UserError(f"the proxy is not installed at {hub.proxy_command}: run `make up` (or `npm ci`) in "
+                        f"{PROJECT_ROOT}, or set {setting_name(HubSettings, 'proxy_command')} to an installed "
+                        "configurable-http-proxy")
+    prepare_runtime_dir(settings)
+    configure_hub_app(c, settings, hub)
+    configure_proxy(c, settings, hub)
+    review_url = f"http://127.0.0.1:{free_port()}"
+    configure_services(c, settings, hub, review_url)
+    configure_login(c, settings, ldap)
+    configure_spawner(c, settings, review_url)
+
+
+def prepare_runtime_dir(settings: Settings) -> None:
+    """run/ holds the hub's secrets: private to the hub's account."""
+    settings.runtime_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(settings.runtime_dir, 0o700)
     settings.workspaces_dir.mkdir(parents=True, exist_ok=True)
 
-    from hub_config.authenticator import OnsiteAuthenticator, default_url
-    from hub_config.pages import HubPageLanguage
-    from hub_config.spawner import OnsiteSpawner
 
-    c.JupyterHub.ip = ip
-    c.JupyterHub.port = port
+def configure_hub_app(c: Config, settings: Settings, hub: HubSettings) -> None:
+    """JupyterHub itself: address, database, secrets, pages, our authenticator and spawner."""
+    run = settings.runtime_dir
+    c.JupyterHub.ip = hub.ip
+    c.JupyterHub.port = hub.port
     c.JupyterHub.hub_ip = "127.0.0.1"
-    c.JupyterHub.hub_port = hub_port or free_port()
-    c.JupyterHub.db_url = hub_db_url
-    if ssl_cert and ssl_key:
-        c.JupyterHub.ssl_cert = ssl_cert
-        c.JupyterHub.ssl_key = ssl_key
+    c.JupyterHub.hub_port = free_port()
+    c.JupyterHub.db_url = hub.hub_db_url or f"sqlite:///{run / 'jupyterhub.sqlite'}"
+    if hub.ssl_cert is not None and hub.ssl_key is not None:
+        c.JupyterHub.ssl_cert = str(hub.ssl_cert)
+        c.JupyterHub.ssl_key = str(hub.ssl_key)
     c.JupyterHub.cookie_secret_file = str(secret_file(run / "jupyterhub_cookie_secret"))
     c.JupyterHub.pid_file = str(run / "jupyterhub.pid")
     c.JupyterHub.template_paths = [str(TEMPLATES_DIR)]
     # JupyterHub's pages in the browser's language, Japanese first (hub_config/pages.py).
     c.JupyterHub.jinja_environment_options = {"extensions": [HubPageLanguage]}
-    c.JupyterHub.authenticator_class = OnsiteAuthenticator
-    configure_ldap(c)
     c.JupyterHub.spawner_class = OnsiteSpawner
     c.JupyterHub.allow_named_servers = False
-    c.JupyterHub.concurrent_spawn_limit = concurrent_spawn_limit
+    c.JupyterHub.concurrent_spawn_limit = hub.concurrent_spawn_limit
     c.JupyterHub.default_url = default_url
-
-    c.ConfigurableHTTPProxy.command = [str(proxy_command)]
-    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{proxy_api_port or free_port()}"
-    c.ConfigurableHTTPProxy.auth_token = secret_file(run / "proxy_auth_token").read_text().strip()
-    c.ConfigurableHTTPProxy.pid_file = str(run / "jupyterhub-proxy.pid")
-
-    review_url = f"http://127.0.0.1:{review_port or free_port()}"
-    c.JupyterHub.services = [
-        {
-            "name": REVIEW_SERVICE,
-            "display": True,
-            "info": {"description": "Disclosure review of release requests"},
-            "url": review_url,
-            "command": [sys.executable, "-m", "review_service"],
-            "environment": settings.environ(),
-            "oauth_no_confirm": True,
-        },
-        {
-            "name": ADMIN_SERVICE,
-            "display": True,
-            "info": {"description": "Onsite administration"},
-            "url": f"http://127.0.0.1:{admin_port or free_port()}",
-            "command": [sys.executable, "-m", "admin_service"],
-            "environment": settings.environ(),
-            "oauth_no_confirm": True,
-        },
-        idle_culler_service(idle_timeout_s, max_session_s),
-        {"name": CLI_SERVICE, "api_token": secret_file(run / CLI_TOKEN_FILE).read_text().strip()},
-    ]
-    # The hub API address for `onsite admin sessions` is written by the running hub
-    # (`hub_app_class`), after the site's overrides of hub_port / hub_bind_url.
     # Servers post what happens in a session to the hub, which writes it to the ledger (hub_config.audit_sink).
-    from hub_config.audit_sink import session_event_handlers
-
     c.JupyterHub.extra_handlers = session_event_handlers()
-
-    c.Authenticator.manage_roles = True
-    c.Authenticator.reset_managed_roles_on_startup = True
-    c.Authenticator.enable_auth_state = False
-    c.OnsiteAuthenticator.settings = settings
-    if trusted_proxy_ips is not None:
-        c.OnsiteAuthenticator.trusted_proxy_ips = trusted_proxy_ips
     c.JupyterHub.load_roles = [
         {"name": "user", "description": "Onsite researchers and reviewers", "scopes": USER_SCOPES},
         IDLE_CULLER_ROLE,
@@ -289,6 +286,49 @@ def configure(
         CLI_SERVICE_ROLE,
     ]
 
+
+def configure_proxy(c: Config, settings: Settings, hub: HubSettings) -> None:
+    """The proxy the hub starts (a site with its own proxy unit sets should_start = False)."""
+    run = settings.runtime_dir
+    c.ConfigurableHTTPProxy.command = [str(hub.proxy_command)]
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{free_port()}"
+    c.ConfigurableHTTPProxy.auth_token = secret_file(run / "proxy_auth_token").read_text().strip()
+    c.ConfigurableHTTPProxy.pid_file = str(run / "jupyterhub-proxy.pid")
+
+
+def configure_services(c: Config, settings: Settings, hub: HubSettings, review_url: str) -> None:
+    """The review and admin services (same state and config file as the hub), the idle culler, the CLI's token.
+
+    The hub API address for `onsite admin sessions` is written by the running hub
+    (`hub_app_class`), after the site's overrides of hub_port / hub_bind_url.
+    """
+    def web_service(name: str, module: str, url: str, description: str) -> dict:
+        return {"name": name, "display": True, "info": {"description": description}, "url": url,
+                "command": [sys.executable, "-m", module], "environment": settings.environ(), "oauth_no_confirm": True}
+
+    c.JupyterHub.services = [
+        web_service(REVIEW_SERVICE, "review_service", review_url, "Disclosure review of release requests"),
+        web_service(ADMIN_SERVICE, "admin_service", f"http://127.0.0.1:{free_port()}", "Onsite administration"),
+        idle_culler_service(hub.idle_timeout_s, hub.max_session_s),
+        {"name": CLI_SERVICE, "api_token": secret_file(settings.runtime_dir / CLI_TOKEN_FILE).read_text().strip()},
+    ]
+
+
+def configure_login(c: Config, settings: Settings, ldap: LdapSettings | None) -> None:
+    """Password, then the entry decision: against the local store, or the LDAP directory
+    `ldap` (the same settings as the admin commands; see docs/how-to/ldap.md)."""
+    c.JupyterHub.authenticator_class = OnsiteAuthenticator if ldap is None else OnsiteLDAPAuthenticator
+    c.Authenticator.manage_roles = True
+    c.Authenticator.reset_managed_roles_on_startup = True
+    c.Authenticator.enable_auth_state = False
+    c.OnsiteAuthenticator.settings = settings
+    if ldap is not None:
+        for name, value in ldap_traits(ldap).items():
+            setattr(c.OnsiteLDAPAuthenticator, name, value)
+
+
+def configure_spawner(c: Config, settings: Settings, review_url: str) -> None:
+    """Researchers' servers: the venv's single-user server with the Onsite kernelspec."""
     c.Spawner.cmd = singleuser_command()
     c.Spawner.default_url = "/lab"
     c.Spawner.disable_user_config = True
@@ -302,27 +342,9 @@ def configure(
     c.OnsiteSpawner.term_timeout = 5
 
 
-def configure_ldap(c) -> None:
-    """With ONSITE_LDAP_URI set, log people in against the LDAP directory (same
-    ONSITE_LDAP_* settings as the admin commands; see docs/how-to/ldap.md)."""
-    from access_control.ldap import LdapSettings, LdapSettingsInvalid
-
-    try:
-        ldap_settings = LdapSettings.from_env()
-    except LdapSettingsInvalid as e:
-        raise UserError(f"the LDAP settings are invalid: {e}") from None
-    if ldap_settings is None:
-        return
-    from hub_config.ldap_authenticator import OnsiteLDAPAuthenticator, ldap_traits
-
-    c.JupyterHub.authenticator_class = OnsiteLDAPAuthenticator
-    for name, value in ldap_traits(ldap_settings).items():
-        setattr(c.OnsiteLDAPAuthenticator, name, value)
-
-
 def site_config_file(settings: Settings) -> Path:
-    """Optional site overrides, loaded after `configure()` (absent by default)."""
-    return settings.home / "jupyterhub_config.py"
+    """The config file whose JupyterHub settings the hub applies over Onsite's (absent by default)."""
+    return settings.config_file or settings.home / CONFIG_FILE_NAME
 
 
 def reset_sigint() -> None:
@@ -337,13 +359,12 @@ def reset_sigint() -> None:
 
 
 def hub_app_class(settings: Settings) -> type:
-    """JupyterHub reading only the site's overrides and publishing its effective API address."""
-    from jupyterhub.app import JupyterHub
+    """JupyterHub reading only the site's config file and publishing its effective API address."""
 
     class OnsiteHub(JupyterHub):
         def load_config_file(self, filename, path=None):
-            # Never a jupyterhub_config.py lying in the cwd; only the site's own
-            # overrides in $ONSITE_HOME (e.g. LDAP settings), applied over ours.
+            # Never a jupyterhub_config.py lying in the cwd; only the site's config file
+            # (e.g. c.JupyterHub.hub_port, c.OnsiteSpawner.isolate), applied over ours.
             site_file = site_config_file(settings)
             if site_file.is_file():
                 super().load_config_file(str(site_file))
@@ -357,15 +378,12 @@ def hub_app_class(settings: Settings) -> type:
     return OnsiteHub
 
 
-def run_hub(settings: Settings, *, ip: str = "127.0.0.1", port: int = 8000, log_level: str = "INFO",
+def run_hub(settings: Settings, hub: HubSettings, ldap: LdapSettings | None, *, log_level: str = "INFO",
             on_ready: Callable[[], None] | None = None) -> int:
     """Run JupyterHub in this process until Ctrl-C (or SIGTERM); `on_ready` runs once it answers."""
-    from tornado.ioloop import IOLoop
-    from traitlets.config import Config
-
     reset_sigint()
     c = Config()
-    configure(c, settings, ip=ip, port=port)
+    configure(c, settings, hub, ldap)
     c.JupyterHub.log_level = log_level
     app = hub_app_class(settings).instance(config=c)
     app._init_asyncio_patch()
@@ -381,7 +399,5 @@ def run_hub(settings: Settings, *, ip: str = "127.0.0.1", port: int = 8000, log_
         loop.stop()
         loop.close()
         if os.geteuid() == 0 and app.cleanup_servers:
-            from hub_config.netfilter import remove_all_session_rules
-
             remove_all_session_rules()  # what a server that did not stop cleanly left behind
     return 0

@@ -4,18 +4,14 @@
 
 Normally `onsite hub` (or `onsite up`) runs the hub with the same configuration;
 this file is for operators who start JupyterHub themselves (systemd units,
-containers). Settings come from $ONSITE_HOME / $ONSITE_DB_URL; the public
-address from $ONSITE_HUB_IP / $ONSITE_HUB_PORT (default 127.0.0.1:8000).
+containers). Like `onsite hub` it reads the config file ($ONSITE_CONFIG, else
+$ONSITE_HOME/onsite_config.py) and then the environment (docs/reference/settings.md),
+and applies the site's config file over Onsite's configuration.
 """
-import os
-
-from hub_config.config import configure
-from onsite_base.settings import Settings
+from hub_config.config import configure, load_hub_settings, site_config_file
 
 c = get_config()  # noqa: F821 (defined by the traitlets config loader)
-configure(
-    c,
-    Settings.from_env(),
-    ip=os.environ.get("ONSITE_HUB_IP", "127.0.0.1"),
-    port=int(os.environ.get("ONSITE_HUB_PORT", "8000")),
-)
+settings, hub, ldap = load_hub_settings()
+configure(c, settings, hub, ldap)
+if site_config_file(settings).is_file():
+    load_subconfig(str(site_config_file(settings)))  # noqa: F821 (defined by the traitlets config loader)

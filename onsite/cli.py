@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     ("onsite.commands.datasets", None),
     ("onsite.commands.datasets", "admin"),
     ("onsite.commands.review", None),
+    ("onsite.commands.settings", None),
     ("bench.cli", None),
 ]
 
@@ -30,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="onsite",
         description="Onsite: secure on-site microdata analysis. State lives in $ONSITE_HOME "
-        "(default ./var); the policy store is $ONSITE_DB_URL (default SQLite in $ONSITE_HOME).",
+        "(default ./var); the policy store is $ONSITE_DB_URL (default SQLite in $ONSITE_HOME). Settings come from "
+        "the config file ($ONSITE_CONFIG, else $ONSITE_HOME/onsite_config.py), then the environment: "
+        "`onsite settings`.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     top = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -50,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return args.run(args, Settings.from_env()) or 0
+        return args.run(args, Settings.load()) or 0
     except UserError as e:
         print(f"onsite: error: {e}", file=sys.stderr)
         return 2

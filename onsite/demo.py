@@ -18,9 +18,15 @@ import secrets
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from access_control.enums import Role
+from access_control.ldap import LdapSettings
+from onsite_base.config import load_config
 from onsite_base.settings import Settings
+
+if TYPE_CHECKING:
+    from hub_config.config import HubSettings
 
 log = logging.getLogger(__name__)
 
@@ -233,29 +239,42 @@ def banner(url: str, logins: list[DemoLogin], logins_file: Path) -> str:
     return "\n".join(lines)
 
 
-def run_up(args: argparse.Namespace, settings: Settings) -> int:
-    from hub_config.config import run_hub
+def hub_from_args(args: argparse.Namespace) -> tuple[HubSettings, LdapSettings | None]:
+    """The hub's settings from the config file and the environment, --ip/--port over them;
+    the LDAP directory if one is configured."""
+    from hub_config.config import HubSettings  # heavy (JupyterHub): only for the commands that run the hub
 
+    config = load_config([HubSettings, LdapSettings])
+    given = {name: getattr(args, name) for name in ("ip", "port") if getattr(args, name) is not None}
+    return HubSettings(config=config, **given), LdapSettings.configured(config)
+
+
+def run_up(args: argparse.Namespace, settings: Settings) -> int:
+    from hub_config.config import run_hub  # heavy (JupyterHub)
+
+    hub, ldap = hub_from_args(args)
     logins = set_up_demo(settings, rows=args.rows, seed=args.seed)
-    text = banner(f"http://{args.ip}:{args.port}/", logins, settings.runtime_dir / LOGINS_FILE)
+    text = banner(f"http://{hub.ip}:{hub.port}/", logins, settings.runtime_dir / LOGINS_FILE)
     print(text, flush=True)  # and again once the hub answers, below its start-up log
-    return run_hub(settings, ip=args.ip, port=args.port, on_ready=lambda: print(text, flush=True))
+    return run_hub(settings, hub, ldap, on_ready=lambda: print(text, flush=True))
 
 
 def run_hub_command(args: argparse.Namespace, settings: Settings) -> int:
     from onsite.migrations import migrate
-    from hub_config.config import run_hub
+    from hub_config.config import run_hub  # heavy (JupyterHub)
 
+    hub, ldap = hub_from_args(args)
     migrate(settings.db_url)
-    url = f"http://{args.ip}:{args.port}/"
-    return run_hub(settings, ip=args.ip, port=args.port, on_ready=lambda: print(f"Onsite hub running at {url} (stop with Ctrl-C)", flush=True))
+    url = f"http://{hub.ip}:{hub.port}/"
+    return run_hub(settings, hub, ldap, on_ready=lambda: print(f"Onsite hub running at {url} (stop with Ctrl-C)", flush=True))
 
 
 def _address_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--ip", default="127.0.0.1",
-                        help="address the hub listens on (default 127.0.0.1: only this machine; the "
-                             "terminals of your facilities must be able to reach it)")
-    parser.add_argument("--port", type=int, default=8000, help="port the hub listens on (default 8000)")
+    parser.add_argument("--ip", help="address the hub listens on, over HubSettings.ip ($ONSITE_HUB_IP; default "
+                                     "127.0.0.1: only this machine; the terminals of your facilities must be able "
+                                     "to reach it)")
+    parser.add_argument("--port", type=int, help="port the hub listens on, over HubSettings.port ($ONSITE_HUB_PORT; "
+                                                 "default 8000)")
 
 
 def register(top) -> None:
@@ -276,8 +295,9 @@ def register(top) -> None:
         "hub",
         help="run the hub (no demo set-up)",
         description="Run JupyterHub with the Onsite configuration (authenticator with entry decisions, spawner, "
-        "review service) on the policy store $ONSITE_DB_URL and the state in $ONSITE_HOME. Optional site "
-        "overrides: $ONSITE_HOME/jupyterhub_config.py.",
+        "review service) on the policy store $ONSITE_DB_URL and the state in $ONSITE_HOME. Settings: the config "
+        "file ($ONSITE_CONFIG, else $ONSITE_HOME/onsite_config.py), then the environment; see "
+        "docs/reference/settings.md.",
     )
     _address_arguments(hub)
     hub.set_defaults(run=run_hub_command)

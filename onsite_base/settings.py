@@ -1,39 +1,91 @@
-"""Where Onsite keeps its state, read once from the environment.
+"""Where Onsite keeps its state: the settings every process shares.
 
-Every process (hub, review service, admin CLI, tests) builds a `Settings` from
-the same variables, so they agree on the database and the directories without
-passing paths around.
+Every process (hub, review service, admin service, admin CLI, tests) builds a
+`Settings` from the same config file and variables (`Settings.load()`, see
+onsite_base/config.py), so they agree on the database and the directories
+without passing paths around. Tests build one by keyword:
+`Settings(home=tmp_path, db_url=url)`.
 """
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from onsite_base.errors import UserError
+from traitlets import TraitError, TraitType, Unicode, default, validate
+
+from onsite_base.config import CONFIG_ENV, HOME_ENV, Section
 from onsite_base.i18n import DEFAULT_LANGUAGE, LANGUAGES
 
+DB_URL_ENV = "ONSITE_DB_URL"
 LANGUAGE_ENV = "ONSITE_LANGUAGE"
 
 
-@dataclass(frozen=True)
-class Settings:
-    home: Path
-    """State directory: datasets, workspaces, egress store, secrets."""
-    db_url: str
-    """SQLAlchemy URL of the policy, workflow and audit store."""
-    language: str = DEFAULT_LANGUAGE
-    """Language of researchers' sessions ($ONSITE_LANGUAGE, ja or en): JupyterLab's UI and the kernel's verdicts."""
+class AbsolutePath(TraitType[Path, Any]):
+    """A filesystem path, made absolute (relative to the current directory) when set."""
 
-    @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
-        env = os.environ if environ is None else environ
-        home = Path(env.get("ONSITE_HOME") or Path.cwd() / "var").resolve()
-        db_url = env.get("ONSITE_DB_URL") or f"sqlite:///{home / 'onsite.sqlite'}"
-        language = env.get(LANGUAGE_ENV) or DEFAULT_LANGUAGE
-        if language not in LANGUAGES:
-            raise UserError(f"${LANGUAGE_ENV}={language!r} is not a session language: set it to one of {', '.join(LANGUAGES)}")
-        return cls(home=home, db_url=db_url, language=language)
+    info_text = "a filesystem path"
+
+    def validate(self, obj: Any, value: Any) -> Path | None:
+        if value is None and self.allow_none:
+            return None
+        if isinstance(value, (str, Path)) and str(value):
+            return Path(value).resolve()
+        self.error(obj, value)
+
+    def from_string(self, s: str) -> Path:
+        return Path(s)
+
+
+class Settings(Section):
+    """Where the state lives and in which language researchers' sessions speak."""
+
+    home = AbsolutePath(
+        help="""State directory: datasets/, workspaces/, egress/ (release packages), run/ (hub
+        secrets, logs, the hub database when SQLite). Default: ./var. Security: run/ and
+        egress/ are made 0700 by the hub; keep the directory off shared storage others can write.""",
+    ).tag(config=True, env=HOME_ENV)
+
+    db_url = Unicode(
+        help="""SQLAlchemy URL of the policy, workflow and audit store. Default: SQLite
+        `onsite.sqlite` in `home`; production: postgresql://... (every process of a
+        deployment must name the same store).""",
+    ).tag(config=True, env=DB_URL_ENV)
+
+    language = Unicode(
+        DEFAULT_LANGUAGE,
+        help=f"""Language of researchers' sessions: JupyterLab's interface and the kernel's
+        verdicts and release summaries. One of {', '.join(LANGUAGES)}. Web pages follow
+        each browser's language instead.""",
+    ).tag(config=True, env=LANGUAGE_ENV)
+
+    config_file = AbsolutePath(
+        None,
+        allow_none=True,
+        help=f"""The config file these settings were read from (a traitlets Python file):
+        ${CONFIG_ENV}, else $ONSITE_HOME/onsite_config.py when it exists. Set by the
+        loader and passed to the services the hub starts; setting it inside the file has
+        no effect.""",
+    ).tag(config=True, env=CONFIG_ENV)
+
+    @default("home")
+    def _default_home(self) -> Path:
+        return (Path.cwd() / "var").resolve()
+
+    @default("db_url")
+    def _default_db_url(self) -> str:
+        return f"sqlite:///{self.home / 'onsite.sqlite'}"
+
+    @validate("language")
+    def _known_language(self, proposal: Any) -> str:
+        if proposal.value not in LANGUAGES:
+            raise TraitError(f"{proposal.value!r} is not a session language: set it to one of {', '.join(LANGUAGES)}")
+        return proposal.value
+
+    @validate("db_url")
+    def _sqlalchemy_url(self, proposal: Any) -> str:
+        if "://" not in proposal.value:
+            raise TraitError(f"{proposal.value!r} is not a database URL: use sqlite:///path or postgresql://...")
+        return proposal.value
 
     @property
     def datasets_dir(self) -> Path:
@@ -56,5 +108,11 @@ class Settings:
         return self.home / "run"
 
     def environ(self) -> dict[str, str]:
-        """The variables a child process needs to see the same state."""
-        return {"ONSITE_HOME": str(self.home), "ONSITE_DB_URL": self.db_url, LANGUAGE_ENV: self.language}
+        """The variables a child process needs to see the same state and read the same config file."""
+        environ = {HOME_ENV: str(self.home), DB_URL_ENV: self.db_url, LANGUAGE_ENV: self.language}
+        if self.config_file is not None:
+            environ[CONFIG_ENV] = str(self.config_file)
+        return environ
+
+    def __repr__(self) -> str:
+        return f"Settings(home={str(self.home)!r}, language={self.language!r})"

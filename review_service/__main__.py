@@ -1,22 +1,24 @@
 """Run the reviewer app as a JupyterHub managed service: `python -m review_service`.
 
 JupyterHub passes JUPYTERHUB_SERVICE_URL (where to listen), JUPYTERHUB_SERVICE_PREFIX
-(the URL prefix, e.g. /services/onsite-review/) and the OAuth variables; the
-Onsite state comes from ONSITE_HOME / ONSITE_DB_URL (Settings.from_env). The
-database must already be migrated (`onsite up` and the hub do it).
+(the URL prefix, e.g. /services/onsite-review/) and the OAuth variables; the hub
+also passes ONSITE_HOME, ONSITE_DB_URL and ONSITE_CONFIG, so the service reads the
+same config file and state (`Settings`) and its review rules (`ReviewPolicy`) from it.
+The database must already be migrated (`onsite up` and the hub do it).
 """
 from __future__ import annotations
 
 import os
 import sys
 
+from disclosure_review.workflow.policies import ReviewPolicy
 from onsite_base.web.service import run
+from review_service.app import make_app
 
 
 def main() -> int:
-    from review_service.app import make_app
-
-    return run(make_app, "onsite-review", dict(os.environ))
+    return run(lambda settings, config, prefix: make_app(settings, prefix=prefix, policy=ReviewPolicy(config=config)),
+               "onsite-review", dict(os.environ), sections=(ReviewPolicy,))
 
 
 if __name__ == "__main__":

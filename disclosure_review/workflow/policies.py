@@ -4,32 +4,92 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from typing import Any
+
+from traitlets import Float, Int, TraitError, Unicode, validate
 
 from disclosure_review.sdc.enums import Verdict
-from disclosure_review.wire import MAX_TEXT
 from disclosure_review.workflow.enums import Decision, ReleaseStatus
 from disclosure_review.workflow.exceptions import VoteInvalid
 from disclosure_review.workflow.transitions import OPEN_FOR_REVIEW
+from onsite_base.config import Section
 
 DEFAULT_REQUIRED_APPROVALS = 2
 """Independent approvals each output needs (the two-reviewer rule)."""
 
+# Opaque file types the service can re-render (never released byte for byte).
+IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
+TEXT_TYPES = {".txt": "text/plain", ".csv": "text/csv", ".md": "text/markdown"}
+ALLOWED_FILE_TYPES = IMAGE_TYPES | TEXT_TYPES
+MAX_FILE_BYTES = 16 * 1024 * 1024
+MAX_OUTPUTS = 50
+MAX_TEXT = 20_000  # characters in a title, purpose, explanation, comment
+OUTPUT_NAME = re.compile(r"^\w[\w .()-]{0,119}$")
+"""Output names (as sdc table names) become file names in the release package: no '/'."""
 
-@dataclass(frozen=True)
-class ReviewPolicy:
-    """Configurable review rules; fixed per request at submission."""
 
-    required_approvals: int = DEFAULT_REQUIRED_APPROVALS
-    query_timeout_s: float = 30.0
-    """Time limit of one recorded query when the service re-runs it."""
-    submission_budget_s: float = 90.0
-    """Time limit of all the queries of one submission: the single-user server waits 120 s for the answer."""
-    query_memory_limit: str = "2GB"
+SERVER_WAIT_S = 120
+"""How long the single-user server waits for the review service's answer to a submission."""
+MEMORY_LIMIT = re.compile(r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
 
-    def __post_init__(self) -> None:
-        if self.required_approvals < 1:
-            raise ValueError("required_approvals must be at least 1")
+
+class ReviewPolicy(Section):
+    """The review rules: approvals each output needs and the limits of the service's re-runs.
+    Read by the review service at start; each request keeps the approvals required when it was submitted."""
+
+    required_approvals = Int(
+        DEFAULT_REQUIRED_APPROVALS,
+        help="""Independent approvals each output of a release request (and each ingress
+        request) needs before it is released. Default 2, the two-reviewer rule; at least 1.
+        Security: with 1 a single reviewer releases alone. A request keeps the number in
+        force when it was submitted.""",
+    ).tag(config=True)
+
+    query_timeout_s = Float(
+        30.0,
+        help="""Seconds one recorded query may run when the review service re-runs it to
+        check an output (and when a reviewer previews a protection). A query past it is
+        not run to the end: the output is refused as not recomputable. Positive.""",
+    ).tag(config=True)
+
+    submission_budget_s = Float(
+        90.0,
+        help=f"""Seconds all the queries of one submission may take together; outputs left
+        when it is spent are refused as not checked. Positive and below {SERVER_WAIT_S} s:
+        the single-user server waits {SERVER_WAIT_S} s for the service's answer.""",
+    ).tag(config=True)
+
+    query_memory_limit = Unicode(
+        "2GB",
+        help="""DuckDB memory limit of each re-run (e.g. 512MB, 2GB, 1.5GiB): a query that
+        needs more is refused, so researcher SQL cannot exhaust the review service's host.""",
+    ).tag(config=True)
+
+    @validate("required_approvals")
+    def _at_least_one(self, proposal: Any) -> int:
+        if proposal.value < 1:
+            raise TraitError("required_approvals must be at least 1")
+        return proposal.value
+
+    @validate("query_timeout_s")
+    def _positive_timeout(self, proposal: Any) -> float:
+        if proposal.value <= 0:
+            raise TraitError("query_timeout_s must be a positive number of seconds")
+        return proposal.value
+
+    @validate("submission_budget_s")
+    def _within_server_wait(self, proposal: Any) -> float:
+        if not 0 < proposal.value < SERVER_WAIT_S:
+            raise TraitError(f"submission_budget_s must be positive and below {SERVER_WAIT_S} s, the time the "
+                             "single-user server waits for the answer")
+        return proposal.value
+
+    @validate("query_memory_limit")
+    def _memory_size(self, proposal: Any) -> str:
+        if not MEMORY_LIMIT.match(proposal.value.strip()):
+            raise TraitError(f"{proposal.value!r} is not a memory size: write e.g. 512MB, 2GB or 1.5GiB")
+        return proposal.value.strip()
 
 
 def status_allows_votes(status: ReleaseStatus) -> bool:

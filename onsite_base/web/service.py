@@ -21,7 +21,9 @@ import jinja2
 from jupyterhub.services.auth import HubOAuthenticated
 from sqlalchemy.orm import Session, sessionmaker
 from tornado import web
+from traitlets.config import Config, Configurable
 
+from onsite_base.config import SettingInvalid, load_config
 from onsite_base.db import make_engine, session_factory
 from onsite_base.settings import Settings
 from onsite_base.i18n import LANGUAGES, negotiate
@@ -157,14 +159,24 @@ async def serve(app: web.Application, settings: Settings, host: str, port: int, 
     log.info("%s stopped", service)
 
 
-def run(make_app: Callable[..., web.Application], service: str, environ: dict[str, str]) -> int:
-    """`python -m <app>`: configure logging, read the hub's environment, serve."""
+def run(make_app: Callable[[Settings, Config, str], web.Application], service: str, environ: dict[str, str],
+        sections: tuple[type[Configurable], ...] = ()) -> int:
+    """`python -m <app>`: configure logging, read the config file and the hub's environment, serve.
+
+    `make_app(settings, config, prefix)`: `config` also holds the service's own `sections`
+    (e.g. the review service's ReviewPolicy). A wrong setting stops the service naming it.
+    """
     logging.basicConfig(level=logging.INFO, format="[%(levelname)s %(asctime)s %(name)s] %(message)s")
     host, port, prefix = listen_address(environ, service)
-    settings = Settings.from_env()
+    try:
+        config = load_config([Settings, *sections], environ)
+        settings = Settings(config=config)
+        app = make_app(settings, config, prefix)
+    except SettingInvalid as invalid:
+        raise SystemExit(f"{service}: error: {invalid}") from None
 
     async def main() -> None:
-        await serve(make_app(settings, prefix=prefix), settings, host, port, service)
+        await serve(app, settings, host, port, service)
 
     asyncio.run(main())
     return 0

@@ -37,7 +37,7 @@ class TestLogin(web.RequestHandler):
 
 
 async def main(port: int, prefix: str) -> None:
-    app = make_app(Settings.from_env(), prefix=prefix, test_identity=page_identity, test_api_identity=api_identity)
+    app = make_app(Settings.load(), prefix=prefix, test_identity=page_identity, test_api_identity=api_identity)
     app.add_handlers(r".*", [(app.settings["prefix"] + "test-login", TestLogin)])
     app.listen(port, address="127.0.0.1", max_body_size=app.settings["max_body_size"])
     await asyncio.Event().wait()

@@ -38,7 +38,7 @@ def hub_env(tmp_path_factory):
     home = tmp_path_factory.mktemp("onsite-hub-pages")
     settings, logins = seed_demo(home, rows=300)
     release = home / "release-spawn"
-    (home / "jupyterhub_config.py").write_text(HOLD_SPAWN.format(release=str(release)))
+    (home / "onsite_config.py").write_text(HOLD_SPAWN.format(release=str(release)))
     with RunningHub(home) as hub:
         yield hub, logins, release
 

@@ -20,7 +20,8 @@ from traitlets.config import Config
 
 from functional.hubtools import HubUser, RunningHub
 from functional.seeding import seed_demo
-from hub_config.config import IDLE_CULLER_SERVICE, configure
+from hub_config.config import IDLE_CULLER_SERVICE, HubSettings, configure
+from onsite_base.config import load_config
 from onsite_base.errors import UserError
 from onsite_base.settings import Settings
 
@@ -49,7 +50,7 @@ def https_hub(monkeypatch_module):
     base = Path(tempfile.mkdtemp(prefix="onsite-https-"))
     cert, key = self_signed_certificate(base)
     settings, logins = seed_demo(base / "home", rows=300)
-    (settings.home / "jupyterhub_config.py").write_text("c.OnsiteSpawner.isolate = False\n")
+    (settings.home / "onsite_config.py").write_text("c.OnsiteSpawner.isolate = False\n")
     monkeypatch_module.setenv("REQUESTS_CA_BUNDLE", str(cert))  # the test's client trusts exactly this certificate
     hub = HttpsHub(settings.home)
     hub.env.update({"ONSITE_SSL_CERT": str(cert), "ONSITE_SSL_KEY": str(key), "ONSITE_MAX_SESSION_S": str(MAX_SESSION_S),
@@ -99,15 +100,16 @@ def test_session_is_stopped_at_the_maximum_length(https_hub, record_attempt):
 def test_production_profile_requires_postgresql_and_https(tmp_path, monkeypatch):
     monkeypatch.delenv("ONSITE_HUB_DB_URL", raising=False)
     settings = Settings(home=tmp_path / "home", db_url=f"sqlite:///{tmp_path / 'p.sqlite'}")
+    monkeypatch.setenv("ONSITE_PRODUCTION", "1")
     with pytest.raises(UserError) as refused:
-        configure(Config(), settings, production=True)
+        configure(Config(), settings, HubSettings.load())
     assert "PostgreSQL" in str(refused.value) and "ONSITE_SSL_CERT" in str(refused.value)
     cert, key = self_signed_certificate(tmp_path)
     monkeypatch.setenv("ONSITE_HUB_DB_URL", "postgresql://postgres@127.0.0.1:5432/jupyterhub")
     with pytest.raises(UserError, match="ONSITE_SSL_CERT"):
-        configure(Config(), settings, production=True)
+        configure(Config(), settings, HubSettings.load())
     c = Config()
-    configure(c, settings, production=True, ssl_cert=str(cert), ssl_key=str(key))
+    configure(c, settings, HubSettings(config=load_config([HubSettings]), ssl_cert=str(cert), ssl_key=str(key)))
     # a bare postgresql:// URL is taken to mean psycopg 3, the driver Onsite installs
     assert (c.JupyterHub.db_url, c.JupyterHub.ssl_cert, c.JupyterHub.ssl_key) == (
         "postgresql+psycopg://postgres@127.0.0.1:5432/jupyterhub", str(cert), str(key))

@@ -110,20 +110,22 @@ def test_the_hub_logs_in_against_ldap_when_it_is_configured(onsite, tmp_path, mo
     from traitlets.config import Config
 
     from hub_config.authenticator import OnsiteAuthenticator
-    from hub_config.config import configure
+    from hub_config.config import configure, load_hub_settings
     from hub_config.ldap_authenticator import OnsiteLDAPAuthenticator
     from onsite_base.settings import Settings
 
     settings = Settings(home=tmp_path / "hub-home", db_url=onsite.db_url)
+    _, hub, ldap = load_hub_settings()
     c = Config()
-    configure(c, settings)
+    configure(c, settings, hub, ldap)
     assert c.JupyterHub.authenticator_class is OnsiteLDAPAuthenticator
     auth = OnsiteLDAPAuthenticator(config=c)
     assert (auth.server_port, auth.tls_strategy.name, auth.bind_dn_template) == (onsite.server.port, "before_bind", [TEMPLATE])
     assert auth.settings == settings  # OnsiteAuthenticator's settings reach the subclass
     monkeypatch.delenv("ONSITE_LDAP_URI")
+    _, hub, ldap = load_hub_settings()
     c = Config()
-    configure(c, settings)
+    configure(c, settings, hub, ldap)
     assert c.JupyterHub.authenticator_class is OnsiteAuthenticator
 
 

@@ -24,7 +24,8 @@ from access_control.entry import DenialReason
 from access_control.enums import AuditEventType, Role
 from access_control.ldap import DirectoryUnavailable, TlsMode
 from access_control.models import AuditEvent
-from hub_config.authenticator import EntryDenied, hub_roles
+from hub_config.authenticator import EntryDenied
+from hub_config.roles import HUB_ROLES
 from hub_config.ldap_authenticator import DirectoryUnavailableDenied, OnsiteLDAPAuthenticator, ldap_traits
 from ldapauthenticator import LDAPAuthenticator
 
@@ -66,7 +67,7 @@ def test_right_password_enters_with_the_policy_roles(directory, hub_settings, mo
         "lookup_dn_user_dn_attribute": "uid"}
     model = login(authenticator(directory, hub_settings, **extra), "alice", PEOPLE["alice"][0])
     assert model["name"] == "alice"
-    assert [r["name"] for r in model["roles"]] == [hub_roles()[Role.RESEARCHER]["name"]]
+    assert [r["name"] for r in model["roles"]] == [HUB_ROLES[Role.RESEARCHER]["name"]]
 
 
 def test_the_whole_jupyterhub_pipeline_accepts_the_person(directory, hub_settings):

@@ -11,7 +11,8 @@ from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 from traitlets.config import Config
 
 from hub_config.authenticator import EntryDenied, client_address, entry_message
-from hub_config.config import HUB_MANAGER_ROLE, REVIEW_SERVICE, configure, secret_file, write_kernelspec
+from hub_config.config import HubSettings, configure, secret_file, write_kernelspec
+from hub_config.roles import HUB_MANAGER_ROLE, REVIEW_SERVICE
 from access_control.entry import DenialReason
 from onsite_base.errors import UserError
 from onsite_base.settings import Settings
@@ -96,7 +97,7 @@ def test_kernelspec_strips_hub_secrets(tmp_path):
 def test_configure_wires_the_parts(tmp_path):
     settings = Settings(home=tmp_path / "home", db_url=f"sqlite:///{tmp_path / 'onsite.sqlite'}")
     c = Config()
-    configure(c, settings, port=8123)
+    configure(c, settings, HubSettings(port=8123))
     assert c.JupyterHub.port == 8123
     assert c.JupyterHub.allow_named_servers is False
     service = c.JupyterHub.services[0]
@@ -113,14 +114,14 @@ def test_configure_wires_the_parts(tmp_path):
 
 
 def test_configure_uses_the_proxy_named_by_onsite_proxy_command(tmp_path, monkeypatch):
-    """A deployment from a wheel (ansible/) has no node_modules: it names Debian's proxy."""
+    """A deployment from a wheel (ansible/) has no node_modules: it names Debian's proxy (the variable, or the file)."""
     settings = Settings(home=tmp_path / "home", db_url=f"sqlite:///{tmp_path / 'onsite.sqlite'}")
     installed = tmp_path / "configurable-http-proxy"
     installed.write_text("#!/bin/sh\n")
     monkeypatch.setenv("ONSITE_PROXY_COMMAND", str(installed))
     c = Config()
-    configure(c, settings)
+    configure(c, settings, HubSettings.load())
     assert c.ConfigurableHTTPProxy.command == [str(installed)]
     monkeypatch.setenv("ONSITE_PROXY_COMMAND", str(tmp_path / "missing"))
     with pytest.raises(UserError, match=f"not installed at {tmp_path / 'missing'}.*ONSITE_PROXY_COMMAND"):
-        configure(Config(), settings)
+        configure(Config(), settings, HubSettings.load())

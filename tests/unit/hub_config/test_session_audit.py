@@ -21,7 +21,7 @@ from onsite_base.db import make_engine, session_factory
 from access_control.enums import AuditEventType, Outcome
 from hub_config import isolation
 from hub_config.audit_sink import MAX_FIELDS, clean_event, record_session_events
-from hub_config.config import HUB_API_URL_FILE, configure, free_port, hub_app_class
+from hub_config.config import HUB_API_URL_FILE, HubSettings, configure, free_port, hub_app_class
 from onsite import cli as onsite_cli
 from onsite_base.settings import Settings
 from hopper import HOPPER, beating, started
@@ -80,8 +80,8 @@ def test_session_events_are_ledger_events_and_an_edit_is_caught_by_audit_verify(
 def hub_app(settings: Settings, site_config: str):
     """The hub application `onsite hub` runs, configured by Onsite and then by the site's file."""
     c = Config()
-    configure(c, settings, hub_port=free_port())
-    (settings.home / "jupyterhub_config.py").write_text(site_config)
+    configure(c, settings, HubSettings())
+    (settings.home / "onsite_config.py").write_text(site_config)
     app = hub_app_class(settings)(config=c)
     app.load_config_file("ignored")
     return app

@@ -30,11 +30,11 @@ def lab_locale_default(monkeypatch, language: str) -> str:
 
 
 def test_settings_language_defaults_to_japanese_and_may_be_english(tmp_path):
-    assert Settings.from_env({"ONSITE_HOME": str(tmp_path)}).language == "ja"
-    english = Settings.from_env({"ONSITE_HOME": str(tmp_path), "ONSITE_LANGUAGE": "en"})
+    assert Settings.load({"ONSITE_HOME": str(tmp_path)}).language == "ja"
+    english = Settings.load({"ONSITE_HOME": str(tmp_path), "ONSITE_LANGUAGE": "en"})
     assert english.language == "en" and english.environ()["ONSITE_LANGUAGE"] == "en"
-    with pytest.raises(UserError, match=r"\$ONSITE_LANGUAGE='fr' is not a session language: set it to one of ja, en"):
-        Settings.from_env({"ONSITE_HOME": str(tmp_path), "ONSITE_LANGUAGE": "fr"})
+    with pytest.raises(UserError, match=r"Settings.language \(\$ONSITE_LANGUAGE\): 'fr' is not a session language: set it to one of ja, en"):
+        Settings.load({"ONSITE_HOME": str(tmp_path), "ONSITE_LANGUAGE": "fr"})
 
 
 @pytest.mark.parametrize(("language", "locale"), [("ja", "ja_JP"), ("en", "en")])
