@@ -159,8 +159,10 @@ def schema_problem(kind: str, payload: Any) -> str | None:
     if error is None:
         return None
     where = "/".join(str(p) for p in error.absolute_path) or "the top level"
-    return (f"the request file does not follow the wire format ({wire.MESSAGES[kind].__name__}) at {where}: "
-            f"{error.message[:500]}")
+    # jsonschema quotes the value; a long one (a file's base64) is named by the rule it breaks instead
+    what = error.message if len(error.message) <= 300 else \
+        f"breaks its {error.validator!r} rule ({json.dumps(error.validator_value)[:200]})"
+    return f"the request file does not follow the wire format ({wire.MESSAGES[kind].__name__}) at {where}: {what}"
 
 
 def _service_message(body: bytes) -> str:

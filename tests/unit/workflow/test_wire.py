@@ -162,7 +162,7 @@ def test_the_forwarder_posts_valid_files_and_answers_invalid_ones_itself(tmp_pat
                 for rid in ("d", "e", "f.reference", "g", "h.other")}
     assert all(r["status"] == 0 for r in refusals.values())
     assert "ReleasePayload) at the top level" in refusals["d"]["message"] and "'requester'" in refusals["d"]["message"]
-    assert "at outputs/3/code" in refusals["e"]["message"]
+    assert "at outputs/3/code: breaks its 'maxLength' rule (100000)" in refusals["e"]["message"]
     assert "ReferencePayload) at name" in refusals["f.reference"]["message"]
     assert "unreadable request file" in refusals["g"]["message"]
     assert "unknown kind of request 'other'" in refusals["h.other"]["message"]
