@@ -270,15 +270,16 @@ def give_file(path: Path, account: SessionAccount, mode: int = 0o600) -> None:
 def account_processes(uid: int) -> list[int]:
     """Pids of every live (not zombie) process whose real or effective uid is `uid`."""
     pids = []
-    for status in Path("/proc").glob("[0-9]*/status"):
+    # Not Path.glob: its existence check raises ESRCH for a process exiting meanwhile.
+    for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            lines = status.read_text().splitlines()
+            lines = Path("/proc", pid, "status").read_text().splitlines()
             uids = next(line for line in lines if line.startswith("Uid:")).split()[1:3]
             state = next((line.split()[1] for line in lines if line.startswith("State:")), "")
-        except (OSError, StopIteration, IndexError):
+        except (OSError, StopIteration, IndexError):  # gone since listed
             continue
         if str(uid) in uids and state != "Z":
-            pids.append(int(status.parent.name))
+            pids.append(int(pid))
     return pids
 
 

@@ -294,7 +294,7 @@ class OnsiteSpawner(LocalProcessSpawner):
             if step is not SetupStep.LEDGER:
                 await asyncio.to_thread(self._record, AuditEventType.SESSION_START,
                                         {**details, "failed_step": step.value, "error": error}, Outcome.FAILED)
-            raise SpawnException(setup_failure_message(step), reason=step.value,
+            raise SpawnException(setup_failure_message(step), reason=step.value, status_code=500,
                                  log_message=f"set-up of {self.user.name}'s session failed at {step.value}: {error}") from e
         self._start_recheck()
         return result
@@ -383,7 +383,7 @@ class OnsiteSpawner(LocalProcessSpawner):
                 datasets = {d.id: str(d.path) for d in granted_datasets(session, project_id, day)}
                 projects[project_id] = {"title": project.title, "preset": project.preset, "datasets": datasets}
             files = {d.id: Path(d.path) for d in session.scalars(select(Dataset))}
-        return SessionPlan(person_id=person.id if person else None, projects=projects, dataset_files=files)
+            return SessionPlan(person_id=person.id if person else None, projects=projects, dataset_files=files)
 
     def _set_up_session(self, plan: SessionPlan) -> None:
         """The OS work of a start, outside any transaction: account, dataset groups and files,
@@ -512,12 +512,13 @@ class OnsiteSpawner(LocalProcessSpawner):
         return reason
 
     async def _end_server(self) -> None:
-        """Stop the server process, then report it stopped through the Spawner's own poll callbacks:
-        JupyterHub removes the route and calls `stop()`, which tears the session down."""
+        """Stop the session here (server, then the teardown with its reason: JupyterHub does not call
+        `stop()` for a server already gone), then report it through the Spawner's own poll callbacks:
+        JupyterHub removes the route and forgets the server."""
         try:
-            await super().stop()
+            await self.stop()
         except Exception:
-            self.log.exception("could not stop %s's server after its re-check", self.user.name)
+            self.log.exception("stopping %s's server after its re-check failed; torn down anyway", self.user.name)
         await self.poll_and_notify()
 
     def _recheck_reason(self) -> str | None:
