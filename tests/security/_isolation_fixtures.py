@@ -13,6 +13,8 @@ import pwd
 import secrets
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +41,7 @@ class IsolatedHub:
     settings: Settings
     logins: dict
     account_prefix: str
+    uid_base: int
     attempts: list[Attempt] = field(default_factory=list)
 
     def account(self, username: str) -> pwd.struct_passwd:
@@ -58,8 +61,10 @@ def _groups(prefix: str) -> set[str]:
     return {g.gr_name for g in grp.getgrall() if g.gr_name.startswith(prefix)}
 
 
-@pytest.fixture(scope="module")
-def isolated_hub(request):
+@contextmanager
+def running_isolated_hub(request, *, path_prefix: Path | None = None) -> Iterator[IsolatedHub]:
+    """The isolated hub of one test module; `path_prefix` goes first on the hub's PATH
+    (a directory of probes that look at the hub from outside, then run the real tool)."""
     if os.geteuid() != 0:
         pytest.skip("per-user isolation needs a hub running as root")
     # Names and uids of this run only: another hub on the machine (another test run)
@@ -79,7 +84,9 @@ def isolated_hub(request):
         f"c.OnsiteSpawner.uid_base = {uid_base}\n"
     )
     hub = RunningHub(settings.home)
-    state = IsolatedHub(hub, settings, logins, prefix)
+    if path_prefix is not None:
+        hub.env["PATH"] = f"{path_prefix}{os.pathsep}{hub.env['PATH']}"
+    state = IsolatedHub(hub, settings, logins, prefix, uid_base)
     try:
         hub.start()
         yield state
@@ -102,6 +109,12 @@ def isolated_hub(request):
         summary.extend(state.attempts)
         request.config._onsite_attempts = summary
         assert not survivors, f"session accounts kept processes after the run: {survivors}"
+
+
+@pytest.fixture(scope="module")
+def isolated_hub(request):
+    with running_isolated_hub(request) as state:
+        yield state
 
 
 def researcher_session(hub: IsolatedHub, username: str) -> tuple[HubUser, str]:
