@@ -3,9 +3,11 @@
 Administrators only: the Hub identifies the person (Hub OAuth), and the policy
 store must give them Role.ADMINISTRATOR (and not a disabled account); anyone
 else gets 403 and the refusal is an audit event. Every form is XSRF-protected
-and calls the same `access_control.policy` function as `onsite admin …`, in
-one transaction that first takes the ledger lock (as the CLI does). Bad input
-re-shows the page with the refusal next to the form; nothing is changed.
+and calls the same `access_control.policy` function as `onsite admin …`, with
+its fields read by the same parsers (`access_control.forms`), in the same
+transaction (`access_control.admin.change`: the ledger lock first). Bad input
+re-shows the page with the refusal, in the page's language, next to the form;
+nothing is changed.
 
 URL paths (under the service prefix, e.g. /services/onsite-admin/):
 
@@ -38,8 +40,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -49,19 +50,20 @@ from zoneinfo import ZoneInfo
 import jinja2
 from jupyterhub.services.auth import HubOAuthCallbackHandler
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from tornado import web
 
-from access_control import audit, policy
-from onsite_base.db import read_transaction, transaction
+from access_control import audit, forms, policy
+from access_control.accounts import account_state, canonical_username
+from access_control.admin import change, ldap_directory
 from access_control.entry import DEFAULT_TIMEZONE, DenialReason
 from access_control.enums import AuditEventType, Outcome, Role
-from access_control.identity import canonical_username
+from access_control.errors import InputInvalid, PolicyError, error_text
+from access_control.hub_api import HubApiUnavailable, HubClient
 from access_control.models import AuditEvent, Dataset, ProjectStatus
 from access_control.sessions import end_session, session_projects
-from access_control.hub_api import HubApiUnavailable, HubClient
 from admin_service.i18n import LANGUAGES, MESSAGES, translator
+from onsite_base.db import read_transaction, transaction
 from onsite_base.errors import UserError
 from onsite_base.settings import Settings
 from onsite_base.web.service import HubServiceHandler, Identity, application, normal_prefix, templates
@@ -70,7 +72,6 @@ log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
 ENTRIES_PER_PAGE = 50
-MAX_ID = 2**31 - 1
 LOG_ZONE = ZoneInfo(DEFAULT_TIMEZONE)
 SERVICE_NAME = "onsite-admin"
 
@@ -87,38 +88,8 @@ def make_jinja() -> jinja2.Environment:
     env = templates(HERE / "templates", extensions=["jinja2.ext.do"])
     env.filters["when"] = _when
     env.globals.update(Role=Role, ProjectStatus=ProjectStatus, Outcome=Outcome, enum_options=enum_options,
-                       format_hours=policy.format_hours)
+                       format_hours=forms.format_hours)
     return env
-
-
-def form_date(text: str, what: str) -> date | None:
-    """A date from a form field; empty is None."""
-    text = text.strip()
-    if not text:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise UserError(f"{what} {text!r} is not a date: use YYYY-MM-DD") from None
-
-
-def required_date(text: str, what: str) -> date:
-    value = form_date(text, what)
-    if value is None:
-        raise UserError(f"{what} is required: use YYYY-MM-DD")
-    return value
-
-
-def form_id(text: str, what: str) -> int:
-    """A row number from a URL; beyond the column's range it is unknown (PostgreSQL would refuse the query itself)."""
-    if int(text) > MAX_ID:
-        raise UserError(f"unknown {what} {text}: see the list of {what}s")
-    return int(text)
-
-
-def person_state(person) -> str:
-    locked = person.locked_until is not None and person.locked_until > datetime.now(timezone.utc)
-    return "disabled" if person.disabled else "locked" if locked else "ok"
 
 
 class AdminHandler(HubServiceHandler):
@@ -200,39 +171,26 @@ class AdminHandler(HubServiceHandler):
 
     def directory(self) -> policy.GroupDirectory | None:
         """The LDAP directory whose groups follow roles and memberships (ONSITE_LDAP_URI), as for `onsite admin`."""
-        from onsite.commands.admin import ldap_directory
-
         return ldap_directory()
 
     def arg(self, name: str) -> str:
         return self.get_body_argument(name, "")
 
-    def given(self, name: str) -> str | None:
-        """A field of a change form; absent means "leave as it is"."""
-        return self.get_body_argument(name, None)
+    def changed(self, name: str) -> str | None:
+        """A field of a change form: absent or empty leaves it as it is, '-' clears it (forms.parse_change)."""
+        return forms.parse_change(self.get_body_argument(name, None))
 
     def perform(self, session: Session, *args: str) -> tuple[str, str]:
         raise web.HTTPError(405)
 
-    @contextmanager
-    def change(self) -> Iterator[Session]:
-        """One transaction for one administrative change, serialized with every other writer
-        (as `onsite admin` does), so its checks see any concurrent change."""
-        try:
-            with transaction(self.factory) as session:
-                audit.lock_ledger(session)
-                yield session
-        except IntegrityError as e:
-            raise UserError(f"the change conflicts with the stored data ({e.orig}); nothing changed: reload and retry") from None
-
     @web.authenticated
     def post(self, *args: str) -> None:
         try:
-            with self.change() as session:
+            with change(self.factory) as session:
                 target, done = self.perform(session, *args)
         except UserError as e:
             values = {k: ", ".join(self.get_body_arguments(k)) for k in self.request.body_arguments if k not in ("_xsrf", "password")}
-            self.show(*self.page_args(*args), status=400, error=str(e), values=values)
+            self.show(*self.page_args(*args), status=400, error=error_text(e, self.language), values=values)
             return
         self.redirect(f"{self.prefix}{target}?{urlencode({'done': done})}", status=303)
 
@@ -261,7 +219,7 @@ def person_row(session: Session, person) -> dict[str, Any]:
     return {
         "person": person,
         "roles": sorted(person.role_set, key=lambda r: r.value),
-        "state": person_state(person),
+        "state": account_state(person).value.lower(),
         "projects": [p.id for p in policy.projects_of(session, person.username)],
     }
 
@@ -280,7 +238,7 @@ class PeoplePage(AdminHandler):
         return {"people": [person_row(session, p) for p in policy.list_people(session)]}
 
     def perform(self, session: Session, *args: str) -> tuple[str, str]:
-        roles = [policy.role_from_text(r) for r in self.get_body_arguments("role")]
+        roles = [forms.parse_role(r) for r in self.get_body_arguments("role")]
         person = policy.add_person(
             session,
             username=self.arg("username"),
@@ -298,10 +256,10 @@ class PersonPage(AdminHandler):
     template = "person.html"
 
     def context(self, session: Session, username: str, *args: str) -> dict[str, Any]:
-        person = policy.get_person(session, username)
-        if person is None:
-            raise web.HTTPError(404, f"unknown person {username!r}")
-        return person_row(session, person)
+        try:
+            return person_row(session, policy.require_person(session, username))
+        except PolicyError as e:
+            raise web.HTTPError(404, e.text(self.language)) from None
 
     def page_args(self, username: str, *args: str) -> tuple[str, ...]:
         return (username,)
@@ -324,7 +282,7 @@ class PersonRoleForm(PersonPage):
     form = "person-roles"
 
     def perform(self, session: Session, username: str) -> tuple[str, str]:
-        role = policy.role_from_text(self.arg("role"))
+        role = forms.parse_role(self.arg("role"))
         if self.arg("op") == "revoke":
             policy.revoke_role(session, username, role, actor=self.actor, directory=self.directory())
         else:
@@ -333,15 +291,6 @@ class PersonRoleForm(PersonPage):
 
 
 # ---------------------------------------------------------------- projects and members
-
-
-def project_status(text: str) -> ProjectStatus | None:
-    if not text:
-        return None
-    try:
-        return ProjectStatus(text.upper())
-    except ValueError:
-        raise UserError(f"unknown project status {text!r}: choose active, suspended or closed") from None
 
 
 class ProjectsPage(AdminHandler):
@@ -358,8 +307,8 @@ class ProjectsPage(AdminHandler):
             title=self.arg("title"),
             purpose=self.arg("purpose"),
             legal_basis=self.arg("legal_basis"),
-            start_date=required_date(self.arg("start_date"), "start date"),
-            end_date=required_date(self.arg("end_date"), "end date"),
+            start_date=forms.parse_date(self.arg("start_date"), "field_start_date", required=True),
+            end_date=forms.parse_date(self.arg("end_date"), "field_end_date", required=True),
             preset=self.arg("preset") or "acro-default",
             actor=self.actor,
         )
@@ -373,8 +322,8 @@ class ProjectPage(AdminHandler):
     def context(self, session: Session, project_id: str, *args: str) -> dict[str, Any]:
         try:
             project = policy.require_project(session, project_id)
-        except UserError as e:
-            raise web.HTTPError(404, str(e)) from None
+        except PolicyError as e:
+            raise web.HTTPError(404, e.text(self.language)) from None
         return {
             "project": project,
             "members": policy.members_of(session, project_id),
@@ -388,13 +337,13 @@ class ProjectPage(AdminHandler):
         policy.change_project(
             session,
             project_id,
-            title=self.given("title"),
-            purpose=self.given("purpose"),
-            legal_basis=self.given("legal_basis"),
-            start_date=form_date(self.arg("start_date"), "start date"),
-            end_date=form_date(self.arg("end_date"), "end date"),
-            status=project_status(self.arg("status")),
-            preset=self.arg("preset") or None,
+            title=self.changed("title"),
+            purpose=self.changed("purpose"),
+            legal_basis=self.changed("legal_basis"),
+            start_date=forms.parse_date(self.arg("start_date"), "field_start_date"),
+            end_date=forms.parse_date(self.arg("end_date"), "field_end_date"),
+            status=forms.parse_project_status(self.arg("status")) if self.arg("status") else None,
+            preset=self.changed("preset"),
             actor=self.actor,
         )
         return f"projects/{project_id}", "done_project_changed"
@@ -426,13 +375,12 @@ class DatasetsPage(AdminHandler):
         }
 
     def perform(self, session: Session, *args: str) -> tuple[str, str]:
-        project = policy.require_project(session, self.arg("project_id"))
         policy.add_grant(
             session,
-            project_id=project.id,
+            project_id=self.arg("project_id"),
             dataset_id=self.arg("dataset_id"),
-            valid_from=form_date(self.arg("valid_from"), "first valid day") or project.start_date,
-            valid_until=form_date(self.arg("valid_until"), "last valid day") or project.end_date,
+            valid_from=forms.parse_date(self.arg("valid_from"), "field_valid_from"),
+            valid_until=forms.parse_date(self.arg("valid_until"), "field_valid_until"),
             actor=self.actor,
         )
         return "datasets", "done_grant_added"
@@ -442,7 +390,7 @@ class GrantRevokeForm(DatasetsPage):
     form = "grants"
 
     def perform(self, session: Session, grant_id: str) -> tuple[str, str]:
-        policy.revoke_grant(session, form_id(grant_id, "grant"), actor=self.actor)
+        policy.revoke_grant(session, forms.parse_row_number(grant_id, "grant"), actor=self.actor)
         return "datasets", "done_grant_revoked"
 
     def page_args(self, *args: str) -> tuple[str, ...]:
@@ -471,14 +419,10 @@ class FacilityChangeForm(FacilitiesPage):
     form = "facility-change"
 
     def perform(self, session: Session, *args: str) -> tuple[str, str]:
-        booking = self.arg("booking_required")
-        kind = self.given("accreditation_kind")
         policy.change_facility(
-            session, self.arg("name"), address=self.arg("address") or None,
-            timezone_name=self.arg("timezone").strip() or None, actor=self.actor,
-            booking_required={"yes": True, "no": False}.get(booking),
-            # "-" clears the requirement; empty leaves it as it is
-            accreditation_kind=None if not kind or not kind.strip() else "" if kind.strip() == "-" else kind,
+            session, self.arg("name"), address=self.changed("address"), timezone_name=self.changed("timezone"),
+            booking_required={"yes": True, "no": False}.get(self.arg("booking_required")),
+            accreditation_kind=self.changed("accreditation_kind"), actor=self.actor,
         )
         return "facilities", "done_facility_changed"
 
@@ -495,7 +439,7 @@ class FacilityClosedDayForm(FacilitiesPage):
     form = "facility-closed"
 
     def perform(self, session: Session, *args: str) -> tuple[str, str]:
-        day = required_date(self.arg("day"), "the closed day")
+        day = forms.parse_date(self.arg("day"), "field_closed_day", required=True)
         if self.arg("op") == "remove":
             policy.remove_closed_day(session, self.arg("name"), day, actor=self.actor)
         else:
@@ -504,8 +448,6 @@ class FacilityClosedDayForm(FacilitiesPage):
 
 
 # ---------------------------------------------------------------- accreditations and bookings
-
-
 
 
 class AccreditationsPage(AdminHandler):
@@ -518,7 +460,8 @@ class AccreditationsPage(AdminHandler):
     def perform(self, session: Session, *args: str) -> tuple[str, str]:
         policy.add_accreditation(
             session, username=self.arg("username"), kind=self.arg("kind"),
-            issued=required_date(self.arg("issued"), "the issue date"), expiry=required_date(self.arg("expiry"), "the expiry date"),
+            issued=forms.parse_date(self.arg("issued"), "field_issued"),
+            expiry=forms.parse_date(self.arg("expiry"), "field_expiry", required=True),
             actor=self.actor,
         )
         return "accreditations", "done_accreditation_added"
@@ -528,20 +471,11 @@ class AccreditationRevokeForm(AccreditationsPage):
     form = "accreditations"
 
     def perform(self, session: Session, *args: str) -> tuple[str, str]:
-        policy.revoke_accreditation(session, form_id(args[0], "accreditation"), actor=self.actor)
+        policy.revoke_accreditation(session, forms.parse_row_number(args[0], "accreditation"), actor=self.actor)
         return "accreditations", "done_accreditation_revoked"
 
     def page_args(self, *args: str) -> tuple[str, ...]:
         return ()
-
-
-def facility_time(text: str, zone: ZoneInfo, what: str) -> datetime:
-    """A date-time from a form, read in the facility's time zone unless it has an offset."""
-    try:
-        value = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise UserError(f"{what} {text!r} is not a date-time: use YYYY-MM-DD HH:MM (facility time)") from None
-    return value if value.tzinfo else value.replace(tzinfo=zone)
 
 
 class BookingsPage(AdminHandler):
@@ -553,11 +487,10 @@ class BookingsPage(AdminHandler):
         return {"bookings": bookings, "people": policy.list_people(session), "facilities": policy.list_facilities(session)}
 
     def perform(self, session: Session, *args: str) -> tuple[str, str]:
-        zone = ZoneInfo(policy.require_facility(session, self.arg("facility")).timezone)
         policy.add_booking(
             session, username=self.arg("username"), facility=self.arg("facility"),
-            starts_at=facility_time(self.arg("starts_at"), zone, "the start"),
-            ends_at=facility_time(self.arg("ends_at"), zone, "the end"), actor=self.actor,
+            starts_at=forms.parse_time(self.arg("starts_at"), "field_booking_start"),
+            ends_at=forms.parse_time(self.arg("ends_at"), "field_booking_end"), actor=self.actor,
         )
         return "bookings", "done_booking_added"
 
@@ -566,7 +499,7 @@ class BookingCancelForm(BookingsPage):
     form = "bookings"
 
     def perform(self, session: Session, *args: str) -> tuple[str, str]:
-        policy.cancel_booking(session, form_id(args[0], "booking"), actor=self.actor)
+        policy.cancel_booking(session, forms.parse_row_number(args[0], "booking"), actor=self.actor)
         return "bookings", "done_booking_cancelled"
 
     def page_args(self, *args: str) -> tuple[str, ...]:
@@ -605,11 +538,12 @@ class EntriesPage(AdminHandler):
         conditions: list[Any] = [AuditEvent.action == AuditEventType.ENTRY_DECIDE]
         days: dict[str, date] = {}
         for key in ("since", "until"):
-            if typed[key]:
-                try:
-                    days[key] = date.fromisoformat(typed[key])
-                except ValueError:
-                    return typed, conditions, t("bad_filter_date", value=typed[key])
+            try:
+                day = forms.parse_date(typed[key], f"field_{key}")
+            except InputInvalid as e:
+                return typed, conditions, e.text(self.language)
+            if day is not None:
+                days[key] = day
         if "since" in days and "until" in days and days["until"] < days["since"]:
             return typed, conditions, t("bad_filter_range")
         if "since" in days:
@@ -619,7 +553,7 @@ class EntriesPage(AdminHandler):
         if typed["person"]:
             try:
                 name = canonical_username(typed["person"])
-            except UserError:
+            except InputInvalid:
                 name = typed["person"]
             conditions.append(AuditEvent.actor == name)
         if typed["outcome"] in Outcome.__members__:
@@ -734,8 +668,6 @@ class SessionStopForm(SessionsPage):
             await self.show_sessions(status=502, error=translator(self.language)("hub_unavailable", detail=str(e)))
             return
         self.redirect(f"{self.prefix}sessions?done=done_session_ended", status=303)
-
-
 
 
 def make_app(

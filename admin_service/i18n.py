@@ -26,6 +26,9 @@ MESSAGES: dict[str, dict[str, str]] = {
     "required": {"ja": "必須", "en": "required"},
     "optional": {"ja": "任意", "en": "optional"},
     "date_hint": {"ja": "例: 2026-04-01", "en": "e.g. 2026-04-01"},
+    "clear_hint": {"ja": "空欄にしても変わりません。消すには「-」", "en": "Left empty it stays as it is; '-' clears it"},
+    "change_hint": {"ja": "空欄: 変更しない、- : 消す", "en": "Empty: leave as it is; - : clear it"},
+    "issued_hint": {"ja": "例: 2026-04-01。空欄なら今日", "en": "e.g. 2026-04-01; empty: today"},
     "yes": {"ja": "はい", "en": "yes"},
     "no": {"ja": "いいえ", "en": "no"},
     # people
@@ -190,7 +193,6 @@ MESSAGES: dict[str, dict[str, str]] = {
     "entries_count": {"ja": "{first}〜{last} 件目", "en": "events {first} to {last}"},
     "previous": {"ja": "前へ", "en": "Previous"},
     "next": {"ja": "次へ", "en": "Next"},
-    "bad_filter_date": {"ja": "{value!r} は日付ではありません。YYYY-MM-DD で入力してください。", "en": "{value!r} is not a date: use YYYY-MM-DD."},
     "bad_filter_range": {"ja": "終了日が開始日より前です。", "en": "The end date is before the start date."},
     # sessions
     "sessions_heading": {"ja": "利用中のセッション", "en": "Who is in a session now"},

@@ -8,6 +8,7 @@ Run as a script, this file is that server: `python test_admin_web.py PORT PREFIX
 from __future__ import annotations
 
 import html
+import json
 import os
 import re
 import subprocess
@@ -52,7 +53,7 @@ def serve(port: int, prefix: str) -> None:
     async def main() -> None:
         # No hub here: the Hub API address is one nobody listens on (the sessions page says so).
         hub = HubClient(os.environ.get("TEST_HUB_API_URL", "http://127.0.0.1:9/hub/api"), "no-token")
-        app = make_app(Settings.from_env(), prefix=prefix, hub_client=hub, test_identity=page_identity)
+        app = make_app(Settings.load(), prefix=prefix, hub_client=hub, test_identity=page_identity)
         app.add_handlers(r".*", [(app.settings["prefix"] + "test-login", TestLogin)])
         app.listen(port, address="127.0.0.1")
         await asyncio.Event().wait()
@@ -75,6 +76,7 @@ from onsite_base.db import make_engine, session_factory, transaction  # noqa: E4
 from access_control.enums import AuditEventType, Outcome, Role  # noqa: E402
 from access_control.models import AuditEvent  # noqa: E402
 from hub_config.config import free_port  # noqa: E402
+from onsite.cli import main as onsite_main  # noqa: E402
 
 pytestmark = pytest.mark.integration
 TABLES = ("person", "person_role", "project", "membership", "dataset", "dataset_grant", "facility", "terminal", "audit_event")
@@ -392,12 +394,12 @@ BAD_INPUT = [
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_bad_input_shows_the_reason_and_changes_nothing(server, page, action, form, data, words):
     base, settings = server
-    admin = Admin(base)
+    admin = Admin(base, **{"Accept-Language": "en"})
     before = snapshot(settings.db_url)
     r = admin.post(page, action, data)
     assert r.status_code == 400
     shown = form_error(r.text, form)
-    assert words in shown and "何も変更していません" in shown
+    assert words in shown and "nothing was changed" in shown
     assert snapshot(settings.db_url) == before
     if data and "password" not in data:  # what was typed is kept in the form (passwords never are)
         typed = next(v for k, v in data.items() if k not in ("op",) and v)
@@ -407,12 +409,109 @@ def test_bad_input_shows_the_reason_and_changes_nothing(server, page, action, fo
 def test_bad_input_on_postgresql_too(server):
     """The same refusals through the forms on both stores (the full list runs on SQLite)."""
     base, settings = server
-    admin = Admin(base)
+    admin = Admin(base, **{"Accept-Language": "en"})
     before = snapshot(settings.db_url)
     for page, action, form, data, words in (BAD_INPUT[0], BAD_INPUT[2], BAD_INPUT[4], BAD_INPUT[9]):
         r = admin.post(page, action, data)
         assert r.status_code == 400 and words in form_error(r.text, form)
     assert snapshot(settings.db_url) == before
+
+
+# ---------------------------------------------------------------- the pages and `onsite admin` agree
+
+# (page, form action, form id, form data, the same input as `onsite` arguments)
+BOTH_FACES = [
+    ("projects", "projects", "project-add", {"project_id": "p-bad", "title": "x", "start_date": "2026-05-01", "end_date": "2026-04-30"},
+     ["admin", "project", "add", "p-bad", "--title", "x", "--start", "2026-05-01", "--end", "2026-04-30"]),
+    ("projects/p1", "projects/p1/members", "members", {"op": "add", "username": "ghost"}, ["admin", "member", "add", "p1", "ghost"]),
+    ("terminals", "terminals", "terminal-add", {"facility": FACILITY, "address": "10.0.0.1/8"},
+     ["admin", "terminal", "add", FACILITY, "10.0.0.1/8"]),
+    ("facilities", "facilities/hours", "facility-hours", {"name": FACILITY, "hours": "Mon 17:00-09:00"},
+     ["admin", "facility", "hours", FACILITY, "Mon 17:00-09:00"]),
+    ("facilities", "facilities/change", "facility-change", {"name": "Kyoto", "address": "x"},
+     ["admin", "facility", "change", "Kyoto", "--address", "x"]),
+    ("people/alice", "people/alice/roles", "person-roles", {"op": "grant", "role": "RESEARCHER"},
+     ["admin", "role", "grant", RESEARCHER, "researcher"]),
+    # parsed before the service call: argparse's usage error on the command line, the same text
+    ("datasets", "grants", "grant-add", {"project_id": "p1", "dataset_id": "lfs", "valid_from": "１April"},
+     ["admin", "grant", "add", "p1", "lfs", "--from", "１April"]),
+    ("bookings", "bookings", "booking-add", {"username": RESEARCHER, "facility": FACILITY, "starts_at": "tomorrow", "ends_at": "x"},
+     ["admin", "booking", "add", RESEARCHER, FACILITY, "--start", "tomorrow", "--end", "2030-01-01T10:00"]),
+]
+
+
+def refusal_detail(page: str, form: str) -> str:
+    match = re.search(rf'id="error-{form}">.*?<p class="detail">(.*?)</p>', page, re.S)
+    assert match, f"no refusal shown next to form {form}"
+    return html.unescape(match.group(1)).strip()
+
+
+def onsite_cli(settings, monkeypatch, capsys, locale: str, *argv: str) -> tuple[int, str, str]:
+    """`onsite ARGV…` in-process under LANG=`locale`, on the server's store: (exit code, standard output, standard error)."""
+    monkeypatch.setenv("ONSITE_HOME", str(settings.home))
+    monkeypatch.setenv("ONSITE_DB_URL", settings.db_url)
+    for name in ("LC_ALL", "LC_MESSAGES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LANG", locale)
+    capsys.readouterr()
+    try:
+        code = onsite_main(list(argv))
+    except SystemExit as e:  # argparse refusing an argument
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_the_pages_and_the_cli_refuse_the_same_input_with_the_same_words(server, monkeypatch, capsys):
+    """Same input, same refusal, word for word: Japanese on a Japanese page and under LANG=ja_JP.UTF-8,
+    English on an English page and under LANG=C.UTF-8; nothing changed either way."""
+    base, settings = server
+    before = snapshot(settings.db_url)
+    for lang, locale in (("ja", "ja_JP.UTF-8"), ("en", "C.UTF-8")):
+        admin = Admin(base, **{"Accept-Language": lang})
+        for page, action, form, data, argv in BOTH_FACES:
+            r = admin.post(page, action, data)
+            shown = refusal_detail(r.text, form)
+            code, _, err = onsite_cli(settings, monkeypatch, capsys, locale, *argv)
+            assert (r.status_code, code) == (400, 2)
+            assert shown in err, (lang, argv, shown, err)
+            assert bool(re.search(r"[\u3040-\u30ff]", shown)) == (lang == "ja"), shown  # kana only in Japanese
+    assert snapshot(settings.db_url) == before
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_lock_out_state_is_the_same_on_the_pages_and_in_the_cli(server, monkeypatch, capsys):
+    """An expired lock-out is ok on both faces, a running one locked, a disabled account disabled
+    (even while locked): access_control.accounts decides it once."""
+    base, settings = server
+    now = datetime.now(timezone.utc)
+    engine = make_engine(settings.db_url)
+    try:
+        with transaction(session_factory(engine)) as session:
+            for name, locked_until, disabled in (("expired", now - timedelta(minutes=1), False),
+                                                 ("current", now + timedelta(minutes=10), False),
+                                                 ("both", now + timedelta(minutes=10), True)):
+                policy.add_person(session, username=name, display_name=name, actor="test")
+                person = policy.require_person(session, name)
+                person.locked_until, person.disabled = locked_until, disabled
+    finally:
+        engine.dispose()
+    expected = {"expired": "ok", "current": "locked", "both": "disabled", RESEARCHER: "ok"}
+
+    listed = json.loads(onsite_cli(settings, monkeypatch, capsys, "C.UTF-8", "admin", "person", "list", "--json")[1])
+    assert {p["username"]: p["state"] for p in listed if p["username"] in expected} == expected
+    table = onsite_cli(settings, monkeypatch, capsys, "C.UTF-8", "admin", "person", "list")[1]
+    assert {line.split()[0]: line.split()[-1] for line in table.splitlines()[1:] if line.split()[0] in expected} == expected
+
+    page = Admin(base, **{"Accept-Language": "ja"}).http.get(base + "people").text
+    rows = re.findall(r'people/([^"]+)">.*?<td class="state-(\w+)">([^<]*)</td>', page, re.S)
+    assert {name: state for name, state, _ in rows if name in expected} == expected
+    labels = {"ok": "有効", "locked": "ロック中", "disabled": "無効化"}
+    assert all(label == labels[state] for name, state, label in rows)
+    english = Admin(base, **{"Accept-Language": "en"})
+    for name, state in expected.items():
+        assert f'id="person-state">{state}' in english.http.get(base + f"people/{name}").text.replace("\n", "")
 
 
 def record_decisions(db_url: str) -> list[tuple[str, str, bool]]:
