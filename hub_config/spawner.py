@@ -568,7 +568,7 @@ class OnsiteSpawner(LocalProcessSpawner):
         env["ONSITE_HOME"] = str(self.settings.home)
         env["ONSITE_SESSION"] = str(self.home_dir / MANIFEST_RELATIVE)
         env["ONSITE_REVIEW_URL"] = self.review_url
-        # The server answers only the terminal the session was started from (singleuser.lockdown.TerminalGuard).
+        # The server answers only the terminal the session was started from (singleuser.terminal_guard.TerminalGuard).
         env["ONSITE_TERMINAL_ADDRESS"] = self._address
         env["ONSITE_TRUSTED_PROXIES"] = ",".join(self.authenticator.trusted_proxy_ips)
         env["JUPYTER_RUNTIME_DIR"] = self.runtime_dir or str(self.home_dir / ".onsite" / "runtime")
