@@ -11,7 +11,7 @@ DESIGN.md). The controls:
 - `singleuser.contents`: uploads only into the intake folder; no binary reads
   but images.
 - `singleuser.kernel_websocket`: the code the browser sends a kernel is
-  recorded before the kernel gets it; unknown kernel messages are dropped.
+  recorded before the kernel gets it; unreadable or unexpected messages are dropped.
 - `singleuser.events`: those records, the refusals and the server's contents
   and kernel events go to the hub's audit ledger.
 - `singleuser.undumpable`: the server process is non-dumpable (its Hub token).
