@@ -58,13 +58,12 @@ def parse_date(text: str | None, what: str, *, required: bool = False) -> date |
         raise InputInvalid("date_invalid", what=Label(what), text=text) from None
 
 
-def parse_facility_time(text: str, zone: ZoneInfo, what: str) -> datetime:
-    """A date-time, 'YYYY-MM-DD HH:MM' or with 'T'; without an offset it is read in the facility's time zone."""
+def parse_time(text: str, what: str) -> datetime:
+    """A date-time, 'YYYY-MM-DD HH:MM' or with 'T'; without an offset it stays naive: facility time (see policy.add_booking)."""
     try:
-        value = datetime.fromisoformat(normal(text))
+        return datetime.fromisoformat(normal(text))
     except ValueError:
         raise InputInvalid("time_invalid", what=Label(what), text=text) from None
-    return value if value.tzinfo else value.replace(tzinfo=zone)
 
 
 def parse_moment(text: str, what: str) -> datetime:

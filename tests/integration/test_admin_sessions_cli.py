@@ -27,6 +27,9 @@ def test_list_and_end_a_session_under_a_real_hub(tmp_path, monkeypatch, capsys):
     settings, logins = seed_demo(tmp_path / "home", rows=300)
     monkeypatch.setenv("ONSITE_HOME", str(settings.home))
     monkeypatch.setenv("ONSITE_DB_URL", settings.db_url)
+    for name in ("LC_ALL", "LC_MESSAGES"):  # refusals in English whatever the machine's locale
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LANG", "C.UTF-8")
     admin_actor = f"admin:{getpass.getuser()}"
 
     code, _, err = onsite(capsys, "admin", "sessions", "list")

@@ -14,7 +14,8 @@ from access_control import policy
 from onsite_base.db import transaction
 from access_control.entry import DenialReason
 from access_control.enums import AuditEventType, Outcome
-from access_control.identity import LocalIdentityStore, canonical_username
+from access_control.accounts import canonical_username
+from access_control.identity import LocalIdentityStore
 from access_control.models import AuditEvent
 from onsite_base.errors import UserError
 
