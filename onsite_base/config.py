@@ -145,6 +145,11 @@ class Section(Configurable):
     def check(self) -> None:
         """Refuse (SettingInvalid) a combination of settings that cannot work. Subclasses override."""
 
+    def __deepcopy__(self, memo: dict) -> Section:
+        # traitlets deep-copies config values: a section handed on through a Config
+        # (c.OnsiteSpawner.settings = settings) stays the one object the process read.
+        return self
+
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None):
         """This section from the config file and the environment (default `os.environ`)."""

@@ -5,6 +5,7 @@ import pytest
 from traitlets.config import Config
 
 from disclosure_review.workflow.policies import ReviewPolicy
+from hub_config.authenticator import OnsiteAuthenticator
 from hub_config.config import HubSettings, configure, load_hub_settings
 from onsite.cli import main
 from onsite.commands.settings import REFERENCE_PAGE, reference_page
@@ -109,5 +110,8 @@ def test_keyword_construction_stays_as_before(tmp_path):
     assert (settings.runtime_dir, settings.language, settings.config_file) == (tmp_path / "run", "ja", None)
     assert Settings(home=tmp_path).db_url == f"sqlite:///{tmp_path / 'onsite.sqlite'}"
     assert ReviewPolicy(required_approvals=1).required_approvals == 1
+    c = Config()
+    c.OnsiteAuthenticator.settings = settings
+    assert OnsiteAuthenticator(config=c).settings is settings  # handed on, not copied
     with pytest.raises(ValueError, match="at least 1"):
         ReviewPolicy(required_approvals=0)
