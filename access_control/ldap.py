@@ -1,11 +1,14 @@
-"""The LDAP directory: passwords, roles and project memberships kept in LDAP groups.
+"""The LDAP directory: the groups that mirror roles and project memberships.
 
 The production directory (the local argon2 store in `identity.py` is the
-embedded default). A person's roles and projects are the groups they are a
-`member` of under `groups_base`: `cn=onsite-role-<role>` (researcher,
-reviewer, administrator) and `cn=onsite-proj-<project id>`. The admin
-commands maintain those groups here (`ensure_group`, `add_member`,
-`remove_member`) so other systems of the facility see the same groups.
+embedded default). The policy store holds who has which role and project; the
+admin commands mirror that here, as the groups under `groups_base` a person is
+a `member` of: `cn=onsite-role-<role>` (researcher, reviewer, administrator)
+and `cn=onsite-proj-<project id>` (`ensure_group`, `add_member`,
+`remove_member`), so other systems of the facility see the same groups. The
+hub checks passwords through ldapauthenticator (`hub_config.ldap_authenticator`)
+and takes roles from the policy store, so nothing here reads a person's groups
+at log-in.
 
 Security rules kept in this module:
 - Every user-supplied value is escaped: `escape_filter_chars` in search
@@ -13,10 +16,6 @@ Security rules kept in this module:
 - User names are NFKC-normalised first and refused when normalisation changes
   them (full-width `ａｌｉｃｅ`, ligatures, the Kelvin sign...): a look-alike
   spelling never reaches the directory as somebody else's name.
-- A blank password is refused before any bind (LDAP treats a bind with a DN and
-  no password as an anonymous bind that "succeeds", RFC 4513 section 5.1.2).
-- Only groups under `groups_base` count, so a look-alike group elsewhere in
-  the tree cannot grant a role.
 - A directory that is down, slow, or whose TLS certificate does not verify
   raises `DirectoryUnavailable` (fail closed), logged with the setting to check.
 """
@@ -24,25 +23,26 @@ from __future__ import annotations
 
 import enum
 import logging
-import os
 import socket
 import ssl
 import unicodedata
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import ldap3
 from ldap3.core import exceptions as ldap_errors
 from ldap3.utils.conv import escape_filter_chars
-from ldap3.utils.dn import escape_rdn, parse_dn
+from ldap3.utils.dn import escape_rdn
+from traitlets import Float, Int, List, TraitError, Unicode, UseEnum, validate
+from traitlets.config import Config
 
 from access_control.entry import DenialReason
 from access_control.enums import Role
 from access_control.identity import canonical_username
+from onsite_base.config import Section, SettingInvalid, load_config, setting_name
 from onsite_base.errors import UserError
+from onsite_base.settings import AbsolutePath
 
 log = logging.getLogger(__name__)
 
@@ -67,16 +67,7 @@ class TlsMode(enum.Enum):
     """Plain text: passwords cross the network readable. Only for a directory on loopback."""
 
 
-class MembershipLookup(enum.Enum):
-    """How a person's groups are found."""
-
-    MEMBER_OF = "MEMBER_OF"
-    """Read `memberOf` of the person's entry (OpenLDAP memberof overlay, Active Directory)."""
-    GROUP_SEARCH = "GROUP_SEARCH"
-    """Search `groups_base` for groups whose `member` is the person (any server)."""
-
-
-class LdapSettingsInvalid(ValueError):
+class LdapSettingsInvalid(SettingInvalid):
     """The LDAP configuration cannot work; the message names the setting."""
 
 
@@ -98,114 +89,131 @@ class DirectoryUnavailable(Exception):
         return cls.USER_MESSAGE["ja" if lang == "ja" else "en"]
 
 
-@dataclass(frozen=True)
-class LdapSettings:
-    """Where the directory is and how Onsite reads it. Invalid combinations fail here."""
+class LdapSettings(Section):
+    """Where the LDAP directory is and how Onsite binds to it: the hub's log-in and the admin
+    commands read these same settings. Unset `server_uris` means no directory (the local store)."""
 
-    server_uris: tuple[str, ...]
-    """ldap://host:port or ldaps://host:port, tried in order (the next when one does not answer)."""
-    people_base: str
-    """Subtree holding people, e.g. ou=people,dc=example,dc=jp."""
-    groups_base: str
-    """Subtree holding the onsite-role-* and onsite-proj-* groups; groups elsewhere are ignored."""
-    bind_dn_template: str | None = None
-    """Bind by template: 'uid={username},ou=people,dc=example,dc=jp'. Without it, bind by search."""
-    service_dn: str | None = None
-    """Service account used to search for people and to maintain groups (needs write on groups_base)."""
-    service_password: str | None = field(default=None, repr=False)
-    user_attribute: str = "uid"
-    user_object_class: str = "posixAccount"
-    group_object_class: str = "groupOfNames"
-    member_attribute: str = "member"
-    membership: MembershipLookup = MembershipLookup.MEMBER_OF
-    tls: TlsMode = TlsMode.START_TLS
-    ca_file: Path | None = None
-    """PEM file of the CA that signed the directory's certificate; None: the system's CAs."""
-    connect_timeout: float = 3.0
-    """Seconds to wait for a TCP connection to each server."""
-    receive_timeout: int = 5
-    """Whole seconds to wait for each answer (bind, search, modify); ldap3 on Linux takes only integers."""
+    invalid = LdapSettingsInvalid
 
-    def __post_init__(self) -> None:
+    server_uris = List(
+        Unicode(),
+        help="""ldap://host:port or ldaps://host:port, tried in order (the next when one does not
+        answer). In the environment: separated by spaces. Empty (the default): no directory,
+        people log in against the local store. The hub's log-in uses only the first.""",
+    ).tag(config=True, env="ONSITE_LDAP_URI")
+
+    people_base = Unicode(
+        help="Subtree holding people, e.g. ou=people,dc=example,dc=jp. Required with server_uris.",
+    ).tag(config=True, env="ONSITE_LDAP_PEOPLE_BASE")
+
+    groups_base = Unicode(
+        help="""Subtree holding the onsite-role-* and onsite-proj-* groups the admin commands
+        maintain, e.g. ou=groups,dc=example,dc=jp. Required with server_uris.""",
+    ).tag(config=True, env="ONSITE_LDAP_GROUPS_BASE")
+
+    bind_dn_template = Unicode(
+        None,
+        allow_none=True,
+        help="""Bind by template: uid={username},ou=people,dc=example,dc=jp ({username} exactly
+        once, escaped as an RDN value). Unset: bind by search with service_dn.""",
+    ).tag(config=True, env="ONSITE_LDAP_BIND_DN_TEMPLATE")
+
+    service_dn = Unicode(
+        None,
+        allow_none=True,
+        help="""Service account that searches for people (bind by search) and maintains the groups
+        (needs write access under groups_base). Goes with service_password_file.""",
+    ).tag(config=True, env="ONSITE_LDAP_SERVICE_DN")
+
+    service_password_file = AbsolutePath(
+        None,
+        allow_none=True,
+        help="""File holding the service account's password (read at start, surrounding white space
+        dropped). The password itself is never taken from the environment or the config file;
+        make the file 0600, readable by the hub's account only.""",
+    ).tag(config=True, env="ONSITE_LDAP_SERVICE_PASSWORD_FILE")
+
+    service_password = Unicode(None, allow_none=True, help="Read from service_password_file (tests give it directly).")
+
+    user_attribute = Unicode("uid", help="Attribute holding a person's user name.").tag(config=True)
+    user_object_class = Unicode("posixAccount", help="Object class of people's entries.").tag(config=True)
+    group_object_class = Unicode("groupOfNames", help="Object class of the groups Onsite creates.").tag(config=True)
+    member_attribute = Unicode("member", help="Attribute of a group holding its members' DNs.").tag(config=True)
+
+    tls = UseEnum(
+        TlsMode,
+        default_value=TlsMode.START_TLS,
+        help="""How the connection is protected: START_TLS (ldap://, upgraded before any bind),
+        LDAPS (ldaps://), NONE (plain text: passwords cross the network readable; only for a
+        directory on the same host). Certificates are always verified (see ca_file).""",
+    ).tag(config=True, env="ONSITE_LDAP_TLS")
+
+    ca_file = AbsolutePath(
+        None,
+        allow_none=True,
+        help="PEM file of the CA that signed the directory's certificate. Unset: the system's CAs.",
+    ).tag(config=True, env="ONSITE_LDAP_CA_FILE")
+
+    connect_timeout = Float(
+        3.0,
+        help="Seconds to wait for a TCP connection to each server. Positive.",
+    ).tag(config=True, env="ONSITE_LDAP_CONNECT_TIMEOUT")
+
+    receive_timeout = Int(
+        5,
+        help="""Whole seconds to wait for each answer (bind, search, modify); ldap3 on Linux takes
+        only whole seconds. Positive. The hub's log-in waits at most connect_timeout + 3 x this.""",
+    ).tag(config=True, env="ONSITE_LDAP_RECEIVE_TIMEOUT")
+
+    @validate("connect_timeout", "receive_timeout")
+    def _positive(self, proposal: Any) -> float:
+        if proposal.value <= 0:
+            raise TraitError(f"{proposal.trait.name} must be a positive number of seconds")
+        return proposal.value
+
+    @classmethod
+    def configured(cls, config: Config) -> LdapSettings | None:
+        """The directory `config` describes, or None when it names no server (the local store)."""
+        return cls(config=config) if config.LdapSettings.get("server_uris") else None
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None) -> LdapSettings | None:
+        """From the config file and ONSITE_LDAP_* variables; None when no server is named."""
+        return cls.configured(load_config([cls], environ))
+
+    def check(self) -> None:
+        def name(trait: str) -> str:
+            return setting_name(LdapSettings, trait)
+
         if not self.server_uris:
-            raise LdapSettingsInvalid("server_uris is empty: give at least one ldap:// or ldaps:// URI")
+            raise LdapSettingsInvalid(f"{name('server_uris')}: server_uris is empty: give at least one ldap:// or "
+                                      "ldaps:// URI")
         for uri in self.server_uris:
             scheme = uri.split("://", 1)[0].lower()
             if scheme not in ("ldap", "ldaps"):
-                raise LdapSettingsInvalid(f"server_uris: {uri!r} is not an ldap:// or ldaps:// URI")
+                raise LdapSettingsInvalid(f"{name('server_uris')}: {uri!r} is not an ldap:// or ldaps:// URI")
             if (scheme == "ldaps") != (self.tls is TlsMode.LDAPS):
-                raise LdapSettingsInvalid(f"server_uris: {uri!r} does not fit tls={self.tls.value} "
+                raise LdapSettingsInvalid(f"{name('server_uris')}: {uri!r} does not fit tls={self.tls.value} "
                                           "(LDAPS needs ldaps:// URIs; START_TLS and NONE need ldap://)")
+        for base in ("people_base", "groups_base"):
+            if not getattr(self, base):
+                raise LdapSettingsInvalid(f"{name(base)} is not set (needed with server_uris)")
         if self.bind_dn_template is not None and self.bind_dn_template.count("{username}") != 1:
-            raise LdapSettingsInvalid("bind_dn_template must contain {username} exactly once, "
+            raise LdapSettingsInvalid(f"{name('bind_dn_template')} must contain {{username}} exactly once, "
                                       "e.g. uid={username},ou=people,dc=example,dc=jp")
         if self.bind_dn_template is None and self.service_dn is None:
-            raise LdapSettingsInvalid("set bind_dn_template (bind by template) or service_dn (bind by search)")
+            raise LdapSettingsInvalid(f"set {name('bind_dn_template')} (bind by template) or {name('service_dn')} "
+                                      "(bind by search)")
+        if self.service_password is None and self.service_password_file is not None:
+            try:
+                self.service_password = self.service_password_file.read_text().strip()
+            except OSError as error:
+                raise LdapSettingsInvalid(f"{name('service_password_file')}: {error}") from None
         if (self.service_dn is None) != (self.service_password is None):
-            raise LdapSettingsInvalid("service_dn and service_password go together")
-        if self.ca_file is not None and not Path(self.ca_file).is_file():
-            raise LdapSettingsInvalid(f"ca_file {self.ca_file} does not exist")
-        if self.connect_timeout <= 0 or not isinstance(self.receive_timeout, int) or self.receive_timeout <= 0:
-            raise LdapSettingsInvalid("connect_timeout must be positive seconds and receive_timeout a positive whole "
-                                      "number of seconds")
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> LdapSettings | None:
-        """Settings from ONSITE_LDAP_* variables; None when ONSITE_LDAP_URI is unset (local store).
-
-        The service password is read from the file named by
-        ONSITE_LDAP_SERVICE_PASSWORD_FILE, never from the environment itself.
-        """
-        env = os.environ if environ is None else environ
-        uris = tuple(env.get("ONSITE_LDAP_URI", "").split())
-        if not uris:
-            return None
-        password_file = env.get("ONSITE_LDAP_SERVICE_PASSWORD_FILE")
-        try:
-            return cls(
-                server_uris=uris,
-                people_base=env["ONSITE_LDAP_PEOPLE_BASE"],
-                groups_base=env["ONSITE_LDAP_GROUPS_BASE"],
-                bind_dn_template=env.get("ONSITE_LDAP_BIND_DN_TEMPLATE") or None,
-                service_dn=env.get("ONSITE_LDAP_SERVICE_DN") or None,
-                service_password=Path(password_file).read_text().strip() if password_file else None,
-                membership=_choice(MembershipLookup, env, "ONSITE_LDAP_MEMBERSHIP", MembershipLookup.MEMBER_OF),
-                tls=_choice(TlsMode, env, "ONSITE_LDAP_TLS", TlsMode.START_TLS),
-                ca_file=Path(env["ONSITE_LDAP_CA_FILE"]) if env.get("ONSITE_LDAP_CA_FILE") else None,
-                connect_timeout=float(env.get("ONSITE_LDAP_CONNECT_TIMEOUT", "3")),
-                receive_timeout=int(env.get("ONSITE_LDAP_RECEIVE_TIMEOUT", "5")),
-            )
-        except KeyError as missing:
-            raise LdapSettingsInvalid(f"{missing.args[0]} is not set (needed with ONSITE_LDAP_URI)") from None
-        except (OSError, ValueError) as error:
-            raise LdapSettingsInvalid(f"ONSITE_LDAP_* settings: {error}") from None
-
-
-def _choice(kind: type[enum.Enum], env: Mapping[str, str], variable: str, default: enum.Enum) -> Any:
-    value = env.get(variable)
-    if not value:
-        return default
-    try:
-        return kind[value.upper()]
-    except KeyError:
-        raise LdapSettingsInvalid(f"{variable}={value!r}: use one of {', '.join(m.name for m in kind)}") from None
-
-
-@dataclass(frozen=True)
-class DirectoryResult:
-    """The outcome of a password check against the directory."""
-
-    username: str | None
-    """The canonical user name (None when the name itself was refused)."""
-    dn: str | None = None
-    roles: frozenset[Role] = frozenset()
-    projects: frozenset[str] = frozenset()
-    reason: DenialReason | None = None
-    """None when authenticated; BAD_CREDENTIALS for every refusal (no hint which part was wrong)."""
-
-    @property
-    def authenticated(self) -> bool:
-        return self.reason is None
+            raise LdapSettingsInvalid(f"{name('service_dn')} and the service password "
+                                      f"({name('service_password_file')}) go together")
+        if self.ca_file is not None and not self.ca_file.is_file():
+            raise LdapSettingsInvalid(f"{name('ca_file')}: ca_file {self.ca_file} does not exist")
 
 
 def login_name(raw: str) -> str:
@@ -236,19 +244,8 @@ def project_group(project_id: str) -> str:
     return PROJECT_GROUP_PREFIX + project_id
 
 
-def _rdn_value(dn: str) -> str:
-    return parse_dn(dn, escape=False)[0][1]
-
-
-def _is_under(dn: str, base: str) -> bool:
-    """Whether `dn` is directly or indirectly below `base` (DN components compared case-insensitively)."""
-    child = [(a.lower(), v.lower()) for a, v, _ in parse_dn(dn)]
-    parent = [(a.lower(), v.lower()) for a, v, _ in parse_dn(base)]
-    return len(child) > len(parent) and child[-len(parent):] == parent
-
-
 class LdapDirectory:
-    """Identities, roles and project memberships in an LDAP directory (ldap3, synchronous).
+    """The Onsite groups of an LDAP directory, maintained by the admin commands (ldap3, synchronous).
 
     Each call opens its own connection, so one instance may be used from
     several threads. Every method raises `DirectoryUnavailable` when the
@@ -349,10 +346,9 @@ class LdapDirectory:
             return None
         return conn.entries[0].entry_dn
 
-    def _person_dn(self, conn: ldap3.Connection | None, name: str) -> str | None:
+    def _person_dn(self, conn: ldap3.Connection, name: str) -> str | None:
         if self.settings.bind_dn_template is not None:
             return self.settings.bind_dn_template.format(username=escape_rdn(name))
-        assert conn is not None
         return self._search_person(conn, name)
 
     def _require_person(self, conn: ldap3.Connection, name: str) -> str:
@@ -362,71 +358,6 @@ class LdapDirectory:
                           and not self._call(conn, "search", dn, "(objectClass=*)", ldap3.BASE, attributes=[])):
             raise UserError(f"no person {name!r} under {self.settings.people_base}")
         return dn
-
-    def _group_dns(self, conn: ldap3.Connection, person_dn: str) -> list[str]:
-        s = self.settings
-        if s.membership is MembershipLookup.MEMBER_OF:
-            self._call(conn, "search", person_dn, "(objectClass=*)", ldap3.BASE, attributes=["memberOf"])
-            return [str(v) for e in conn.entries for v in e.entry_attributes_as_dict.get("memberOf", [])]
-        query = f"(&(objectClass={s.group_object_class})({s.member_attribute}={escape_filter_chars(person_dn)}))"
-        self._call(conn, "search", s.groups_base, query, ldap3.SUBTREE, attributes=[])
-        return [e.entry_dn for e in conn.entries]
-
-    def _memberships(self, group_dns: list[str]) -> tuple[frozenset[Role], frozenset[str]]:
-        roles: set[Role] = set()
-        projects: set[str] = set()
-        for dn in group_dns:
-            if not _is_under(dn, self.settings.groups_base):
-                continue  # a group elsewhere in the tree never grants anything
-            cn = _rdn_value(dn)
-            if cn.startswith(ROLE_GROUP_PREFIX):
-                role = Role.__members__.get(cn[len(ROLE_GROUP_PREFIX):].upper())
-                if role is not None:
-                    roles.add(role)
-            elif cn.startswith(PROJECT_GROUP_PREFIX):
-                projects.add(cn[len(PROJECT_GROUP_PREFIX):])
-        return frozenset(roles), frozenset(projects)
-
-    # --- the public interface -----------------------------------------------------------
-
-    def authenticate(self, username: str, password: str) -> DirectoryResult:
-        """Bind as the person and read their groups. Refusals carry BAD_CREDENTIALS only."""
-        try:
-            name = login_name(username)
-        except UserError as refused:
-            log.warning("LDAP login refused before asking the directory: %s", refused)
-            return DirectoryResult(None, reason=DenialReason.BAD_CREDENTIALS)
-        if not password or not password.strip():
-            log.warning("LDAP login of %s refused: blank password", name)
-            return DirectoryResult(name, reason=DenialReason.BAD_CREDENTIALS)
-        if self.settings.bind_dn_template is not None:
-            dn = self._person_dn(None, name)
-        else:
-            with self._service() as service:
-                dn = self._search_person(service, name)
-        if dn is None:
-            log.warning("LDAP login of %s refused: no such person under people_base", name)
-            return DirectoryResult(name, reason=DenialReason.BAD_CREDENTIALS)
-        with self._bound(dn, password) as conn:
-            if conn is None:
-                log.warning("LDAP login of %s refused: wrong password", name)
-                return DirectoryResult(name, dn=dn, reason=DenialReason.BAD_CREDENTIALS)
-            roles, projects = self._memberships(self._group_dns(conn, dn))
-        return DirectoryResult(name, dn=dn, roles=roles, projects=projects)
-
-    def _lookup(self, username: str) -> tuple[frozenset[Role], frozenset[str]]:
-        name = login_name(username)  # bad input is refused before any configuration or network question
-        with self._service() as service:
-            dn = self._require_person(service, name)
-            return self._memberships(self._group_dns(service, dn))
-
-    def roles_of(self, username: str) -> set[Role]:
-        """The roles whose onsite-role-* group under groups_base lists the person."""
-        return set(self._lookup(username)[0])
-
-    def projects_of(self, username: str) -> set[str]:
-        """The project ids whose onsite-proj-* group under groups_base lists the person."""
-        return set(self._lookup(username)[1])
 
     # --- group maintenance (admin commands) ------------------------------------------------
 
@@ -446,16 +377,6 @@ class LdapDirectory:
             if conn.result["description"] == "entryAlreadyExists":
                 return False
             raise self._refused("create group", dn, conn)
-
-    def members(self, cn: str) -> set[str]:
-        """User names (the first RDN value) of the group's members."""
-        dn = self.group_dn(cn)
-        with self._service() as conn:
-            if not self._call(conn, "search", dn, "(objectClass=*)", ldap3.BASE,
-                              attributes=[self.settings.member_attribute]):
-                raise UserError(f"no group {cn!r} under {self.settings.groups_base}: create it with ensure_group")
-            values = conn.entries[0].entry_attributes_as_dict.get(self.settings.member_attribute, [])
-            return {_rdn_value(str(v)) for v in values if str(v) != EMPTY_MEMBER}
 
     def add_member(self, cn: str, username: str) -> bool:
         """Add the person to the group; True when they were not a member yet."""

@@ -6,7 +6,7 @@ their own (`doomed_slapd`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -27,7 +27,6 @@ PEOPLE = {  # uid: (password, uidNumber)
     "dave": ("dave-password-4444", 10004),
 }
 TEMPLATE = f"uid={{username}},{slapd_helper.PEOPLE_DN}"
-ELSEWHERE_DN = f"ou=elsewhere,{slapd_helper.BASE_DN}"
 
 
 @dataclass(frozen=True)
@@ -37,12 +36,12 @@ class Directory:
 
     def settings(self, **overrides) -> LdapSettings:
         """Bind by template over StartTLS with the right CA, unless overridden."""
-        base = LdapSettings(
+        base = dict(
             server_uris=(self.server.uri,), people_base=slapd_helper.PEOPLE_DN, groups_base=slapd_helper.GROUPS_DN,
             bind_dn_template=TEMPLATE, service_dn=slapd_helper.SERVICE_DN,
             service_password=slapd_helper.SERVICE_PASSWORD, tls=TlsMode.START_TLS, ca_file=self.server.ca_file,
             connect_timeout=2, receive_timeout=2)
-        return replace(base, **overrides)
+        return LdapSettings(**{**base, **overrides})
 
     def authenticator_config(self, **overrides) -> dict:
         """Traits of OnsiteLDAPAuthenticator / LDAPAuthenticator for this server (StartTLS, right CA)."""
@@ -54,19 +53,13 @@ class Directory:
 
 
 def seed(server: slapd_helper.Slapd) -> dict[str, str]:
-    """People, role and project groups, and a look-alike role group outside groups_base."""
+    """People, and role and project groups."""
     dns = {uid: server.add_person(uid, password, number) for uid, (password, number) in PEOPLE.items()}
     server.add_group("onsite-role-researcher", [dns["alice"], dns["carol"]])
     server.add_group("onsite-role-reviewer", [dns["bob"]])
     server.add_group("onsite-role-administrator", [dns["bob"]])
     server.add_group("onsite-proj-p2026-001", [dns["alice"]])
     server.add_group("onsite-proj-p2026-002", [dns["alice"], dns["carol"]])
-    conn = server.admin()
-    conn.add(ELSEWHERE_DN, ["organizationalUnit"])
-    # Same cn as the real administrator group, but outside groups_base: must grant nothing.
-    conn.add(f"cn=onsite-role-administrator,{ELSEWHERE_DN}", ["groupOfNames"],
-             {"cn": "onsite-role-administrator", "member": [dns["dave"]]})
-    conn.unbind()
     return dns
 
 
