@@ -214,7 +214,7 @@ def test_deploy_start_log_in_and_redeploy_without_changes(deployment):
         "": "0o711", "datasets": "0o711", "workspaces": "0o711", "egress": "0o700", "run": "0o700"}
     secrets = [home / "run/jupyterhub_cookie_secret", home / "run/proxy_auth_token", home / "run/cli-api-token",
                config / "initial-admin-password", config / "postgresql-password", config / "pgpass",
-               config / "onsite.env", config / "proxy.env", home / "jupyterhub_config.py"]
+               config / "onsite.env", config / "proxy.env", home / "onsite_config.py"]
     for path in secrets:
         assert (mode(path), path.stat().st_uid) == (0o600, 0), path
     secret_values = {path: path.read_bytes() for path in secrets}
@@ -318,7 +318,7 @@ def test_local_directory_role_serves_the_first_administrator_and_redeploys_witho
     try:
         wait_for_port(port, slapd, prefix / "slapd.log")
         # The settings the role hands to the onsite role (ONSITE_LDAP_* in onsite.env).
-        directory = LdapDirectory(LdapSettings.from_env({
+        directory = LdapDirectory(LdapSettings.load({
             "ONSITE_LDAP_URI": f"ldap://127.0.0.1:{port}",
             "ONSITE_LDAP_PEOPLE_BASE": "ou=people,dc=onsite,dc=local",
             "ONSITE_LDAP_GROUPS_BASE": "ou=groups,dc=onsite,dc=local",
