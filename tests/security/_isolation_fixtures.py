@@ -77,7 +77,7 @@ def running_isolated_hub(request, *, path_prefix: Path | None = None) -> Iterato
     settings, logins = seed_demo(base / "home", rows=500)
     seed_attacks(settings)
     # Re-check live sessions every 2 s so that a revoked grant is seen quickly.
-    (settings.home / "jupyterhub_config.py").write_text(
+    (settings.home / "onsite_config.py").write_text(
         f"c.OnsiteSpawner.recheck_interval = {RECHECK_S}\n"
         f"c.OnsiteSpawner.account_prefix = {prefix!r}\n"
         f"c.OnsiteSpawner.dataset_group_prefix = {group_prefix!r}\n"
