@@ -36,7 +36,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+from tqdm import tqdm
+
+from access_control import policy
+from access_control.enums import Role
 from bench import Case, Context
+from hub_config import isolation
+from onsite.demo import DEMO_PROJECT, set_up_demo
+from onsite_base.db import make_engine, session_factory, transaction
+from onsite_base.settings import Settings
 
 TESTS = Path(__file__).resolve().parents[1] / "tests"
 PASSWORD = "Bench-session-2026"
@@ -74,8 +82,6 @@ class BenchHub:
 
     def stop(self) -> None:
         """Stop the hub, remove the OS accounts its sessions got, and its state."""
-        from hub_config import isolation
-
         self.hub.stop()
         for name in self.usernames:
             try:
@@ -90,12 +96,6 @@ class BenchHub:
 
 def start_hub(researchers: int, *, isolate: bool = True) -> BenchHub:
     """A fresh demo hub with `researchers` extra researchers (bench001…) in the demo project."""
-    from access_control import policy
-    from onsite_base.db import make_engine, session_factory, transaction
-    from access_control.enums import Role
-    from onsite.demo import DEMO_PROJECT, set_up_demo
-    from onsite_base.settings import Settings
-
     base = Path(tempfile.mkdtemp(prefix="onsite-bench-hub-"))
     base.chmod(0o711)
     home = base / "home"
@@ -114,7 +114,7 @@ def start_hub(researchers: int, *, isolate: bool = True) -> BenchHub:
     lines = ["c.OnsiteSpawner.recheck_interval = 600"]
     if not isolate:
         lines.append("c.OnsiteSpawner.isolate = False")
-    (home / "jupyterhub_config.py").write_text("\n".join(lines) + "\n")
+    (home / "onsite_config.py").write_text("\n".join(lines) + "\n")
     hub = hubtools().RunningHub(home)
     hub.start(timeout=120)
     return BenchHub(hub, home, usernames)
@@ -199,8 +199,6 @@ def api_latencies(user, path: str, calls: int = API_CALLS) -> list[float]:
 
 
 def report(single: int, concurrent: int, sessions: int) -> str:
-    from tqdm import tqdm
-
     bench = start_hub(max(sessions, concurrent) + 1)
     lines = []
     try:
