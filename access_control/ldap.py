@@ -37,9 +37,10 @@ from ldap3.utils.dn import escape_rdn
 from traitlets import Float, Int, List, TraitError, Unicode, UseEnum, validate
 from traitlets.config import Config
 
+from access_control.accounts import canonical_username
 from access_control.entry import DenialReason
 from access_control.enums import Role
-from access_control.identity import canonical_username
+from access_control.policy import PROJECT_ID_PATTERN
 from onsite_base.config import Section, SettingInvalid, load_config, setting_name
 from onsite_base.errors import UserError
 from onsite_base.settings import AbsolutePath
@@ -237,8 +238,6 @@ def role_group(role: Role) -> str:
 
 
 def project_group(project_id: str) -> str:
-    from access_control.policy import PROJECT_ID_PATTERN
-
     if not PROJECT_ID_PATTERN.fullmatch(project_id):
         raise UserError(f"project id {project_id!r} is not allowed: use 1-32 characters a-z, 0-9 and '-'")
     return PROJECT_GROUP_PREFIX + project_id

@@ -20,9 +20,16 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from access_control import policy
 from access_control.enums import Role
 from access_control.ldap import LdapSettings
+from access_control.models import Project
+from dataplane import catalogue
+from hub_config.config import HubSettings, run_hub
+from onsite import demo_data
+from onsite.migrations import migrate
 from onsite_base.config import load_config
+from onsite_base.db import make_engine, session_factory, transaction
 from onsite_base.settings import Settings
 
 if TYPE_CHECKING:
@@ -98,10 +105,6 @@ def demo_data_file(settings: Settings, rows: int, seed: int) -> Path:
 def ensure_dataset(settings: Settings, factory, *, dataset_id: str = DEMO_DATASET, rows: int, seed: int = DEMO_SEED,
                    progress: bool = True) -> Path:
     """Generate the synthetic survey and ingest it as `dataset_id`, unless already there."""
-    from access_control import policy
-    from onsite_base.db import transaction
-    from dataplane import catalogue
-    from onsite import demo_data
 
     target = settings.datasets_dir / f"{dataset_id}.duckdb"
     with transaction(factory) as session:
@@ -137,8 +140,6 @@ def ensure_dataset(settings: Settings, factory, *, dataset_id: str = DEMO_DATASE
 
 def ensure_people(settings: Settings, factory) -> list[DemoLogin]:
     """The demo people with their roles; passwords from the log-ins file, new ones only when missing."""
-    from access_control import policy
-    from onsite_base.db import transaction
 
     path = settings.runtime_dir / LOGINS_FILE
     known = read_logins(path)
@@ -163,9 +164,6 @@ def ensure_people(settings: Settings, factory) -> list[DemoLogin]:
 
 def ensure_project(settings: Settings, factory, *, today: date, researcher: str, dataset_id: str = DEMO_DATASET) -> None:
     """The demo project (researcher as member) with a grant of the dataset valid from today."""
-    from access_control import policy
-    from onsite_base.db import transaction
-    from access_control.models import Project
 
     with transaction(factory) as session:
         project = session.get(Project, DEMO_PROJECT)
@@ -184,8 +182,6 @@ def ensure_project(settings: Settings, factory, *, today: date, researcher: str,
 
 def ensure_accreditation(settings: Settings, factory, *, today: date, researcher: str) -> None:
     """The researcher's demo accreditation, valid today and for a year."""
-    from access_control import policy
-    from onsite_base.db import transaction
 
     with transaction(factory) as session:
         held = [a for a in policy.list_accreditations(session, researcher)
@@ -196,9 +192,6 @@ def ensure_accreditation(settings: Settings, factory, *, today: date, researcher
 
 
 def ensure_facility(settings: Settings, factory, *, terminals: tuple[str, ...] = DEMO_TERMINALS) -> None:
-    from access_control import policy
-    from onsite_base.db import transaction
-
     with transaction(factory) as session:
         if DEMO_FACILITY not in {f.name for f in policy.list_facilities(session)}:
             policy.add_facility(session, name=DEMO_FACILITY, actor=ACTOR)
@@ -211,8 +204,6 @@ def ensure_facility(settings: Settings, factory, *, terminals: tuple[str, ...] =
 def set_up_demo(settings: Settings, *, rows: int = 200_000, seed: int = DEMO_SEED, today: date | None = None,
                 progress: bool = True) -> list[DemoLogin]:
     """Everything `onsite up` needs before the hub starts; idempotent."""
-    from onsite_base.db import make_engine, session_factory
-    from onsite.migrations import migrate
 
     today = today or date.today()
     migrate(settings.db_url)
@@ -242,7 +233,6 @@ def banner(url: str, logins: list[DemoLogin], logins_file: Path) -> str:
 def hub_from_args(args: argparse.Namespace) -> tuple[HubSettings, LdapSettings | None]:
     """The hub's settings from the config file and the environment, --ip/--port over them;
     the LDAP directory if one is configured."""
-    from hub_config.config import HubSettings  # heavy (JupyterHub): only for the commands that run the hub
 
     config = load_config([HubSettings, LdapSettings])
     given = {name: getattr(args, name) for name in ("ip", "port") if getattr(args, name) is not None}
@@ -250,8 +240,6 @@ def hub_from_args(args: argparse.Namespace) -> tuple[HubSettings, LdapSettings |
 
 
 def run_up(args: argparse.Namespace, settings: Settings) -> int:
-    from hub_config.config import run_hub  # heavy (JupyterHub)
-
     hub, ldap = hub_from_args(args)
     logins = set_up_demo(settings, rows=args.rows, seed=args.seed)
     text = banner(f"http://{hub.ip}:{hub.port}/", logins, settings.runtime_dir / LOGINS_FILE)
@@ -260,9 +248,6 @@ def run_up(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_hub_command(args: argparse.Namespace, settings: Settings) -> int:
-    from onsite.migrations import migrate
-    from hub_config.config import run_hub  # heavy (JupyterHub)
-
     hub, ldap = hub_from_args(args)
     migrate(settings.db_url)
     url = f"http://{hub.ip}:{hub.port}/"
