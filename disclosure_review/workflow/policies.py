@@ -10,6 +10,7 @@ from typing import Any
 from traitlets import Float, Int, TraitError, Unicode, validate
 
 from disclosure_review.sdc.enums import Verdict
+from disclosure_review.wire import FORWARDER_TIMEOUT_S, MAX_TEXT
 from disclosure_review.workflow.enums import Decision, ReleaseStatus
 from disclosure_review.workflow.exceptions import VoteInvalid
 from disclosure_review.workflow.transitions import OPEN_FOR_REVIEW
@@ -18,19 +19,7 @@ from onsite_base.config import Section
 DEFAULT_REQUIRED_APPROVALS = 2
 """Independent approvals each output needs (the two-reviewer rule)."""
 
-# Opaque file types the service can re-render (never released byte for byte).
-IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
-TEXT_TYPES = {".txt": "text/plain", ".csv": "text/csv", ".md": "text/markdown"}
-ALLOWED_FILE_TYPES = IMAGE_TYPES | TEXT_TYPES
-MAX_FILE_BYTES = 16 * 1024 * 1024
-MAX_OUTPUTS = 50
-MAX_TEXT = 20_000  # characters in a title, purpose, explanation, comment
-OUTPUT_NAME = re.compile(r"^\w[\w .()-]{0,119}$")
-"""Output names (as sdc table names) become file names in the release package: no '/'."""
 
-
-SERVER_WAIT_S = 120
-"""How long the single-user server waits for the review service's answer to a submission."""
 MEMORY_LIMIT = re.compile(r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
 
 
@@ -56,8 +45,8 @@ class ReviewPolicy(Section):
     submission_budget_s = Float(
         90.0,
         help=f"""Seconds all the queries of one submission may take together; outputs left
-        when it is spent are refused as not checked. Positive and below {SERVER_WAIT_S} s:
-        the single-user server waits {SERVER_WAIT_S} s for the service's answer.""",
+        when it is spent are refused as not checked. Positive and below {FORWARDER_TIMEOUT_S:g} s:
+        the single-user server waits {FORWARDER_TIMEOUT_S:g} s for the service's answer.""",
     ).tag(config=True)
 
     query_memory_limit = Unicode(
@@ -80,8 +69,8 @@ class ReviewPolicy(Section):
 
     @validate("submission_budget_s")
     def _within_server_wait(self, proposal: Any) -> float:
-        if not 0 < proposal.value < SERVER_WAIT_S:
-            raise TraitError(f"submission_budget_s must be positive and below {SERVER_WAIT_S} s, the time the "
+        if not 0 < proposal.value < FORWARDER_TIMEOUT_S:
+            raise TraitError(f"submission_budget_s must be positive and below {FORWARDER_TIMEOUT_S:g} s, the time the "
                              "single-user server waits for the answer")
         return proposal.value
 

@@ -11,13 +11,13 @@ from dataplane.catalogue import (
     DatasetNotFound,
     VariableRole,
     attached_metadata,
-    check_dataset_id,
     guarded_connection,
     ingest,
     list_datasets,
     load_metadata,
     read_dataset_info,
 )
+from dataplane.ids import check_dataset_id
 from disclosure_review.sdc.microdata import InvalidMicrodataInput, risk_report
 from onsite.commands.admin import admin_actor, in_transaction, print_json, print_rows
 from onsite.demo_data import METADATA_PATH, generate
