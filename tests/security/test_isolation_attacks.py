@@ -249,7 +249,6 @@ def test_revoked_grant_stops_the_session(sessions):
     beat = hub.settings.workspaces_dir / "tanaka" / "hopper.beat"
     run(tanaka, kernel, f"import subprocess, sys\nsubprocess.Popen([sys.executable, '-I', '-c', {HOPPER!r}, {str(beat)!r}], "
                         "start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\nout = 1")
-    time.sleep(0.5)
     assert started(beat), "the hopper did not start"
     engine = make_engine(hub.settings.db_url)
     try:
