@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import json
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -33,6 +34,7 @@ from typing import Any, ClassVar
 from dataplane import reference
 from dataplane.ids import DATASET_ID_PATTERN
 from disclosure_review.sdc.microdata import ExtractSpec
+from disclosure_review.sdc import text
 from disclosure_review.sdc.spec import InvalidSpec, TableSpec
 from onsite_base.errors import UserError
 
@@ -49,6 +51,17 @@ MAX_TEXT = 20_000
 """Characters in a title, purpose, explanation or description (and a reviewer's comment)."""
 MAX_CODE = MAX_TEXT * 5
 MAX_FILE_BYTES = 16 * 1024 * 1024
+MAX_CELLS_PER_OUTPUT = 100_000
+"""Cells of one output (a table's cells with its margins; an extract's records × columns). The ceiling of
+`ReviewPolicy.max_cells_per_output` (a site may set less, never more): the kernel and the forwarder check this."""
+MAX_CELLS_PER_REQUEST = 250_000
+"""Cells of all the outputs of one release request; the ceiling of `ReviewPolicy.max_cells_per_request`."""
+MAX_OUTPUT_BYTES = 24 * 1024 * 1024
+"""Bytes of one output as sent (its JSON: a file's base64, a table's claimed cells and shadow statistics);
+room for a `MAX_FILE_BYTES` file in base64. The ceiling of `ReviewPolicy.max_bytes_per_output`."""
+MAX_REQUEST_BYTES = 64 * 1024 * 1024
+"""Bytes of one request file / HTTP body (every payload kind); the ceiling of `ReviewPolicy.max_bytes_per_request`.
+The forwarder does not read a larger outbox file, the review service does not keep a larger body."""
 OUTPUT_NAME = r"\w[\w .()-]{0,119}"
 """Output names (as sdc table names) become file names in the release package: no '/' (matched whole)."""
 IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
@@ -61,6 +74,88 @@ BASE64 = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
 
 class PayloadInvalid(UserError):
     """A payload that breaks the wire format; the message names the field and what to fix."""
+
+
+# ---------------------------------------------------------------- output limits
+
+LIMIT_MESSAGES: dict[str, dict[str, str]] = {
+    "output_cells": {
+        "en": "output {name} has {size:,} cells (margins included), more than the {limit:,} one output may have "
+              "({setting}): aggregate it (fewer or coarser row and column variables, fewer records or variables "
+              "in an extract) or split it into several outputs",
+        "ja": "出力 {name} のセル数は {size:,}（周辺度数を含む）で、1 つの出力の上限 {limit:,}（{setting}）を超えています。"
+              "集計を粗くする（行・列の変数やカテゴリ、抽出ではレコードや変数を減らす）か、複数の出力に分けてください",
+    },
+    "request_cells": {
+        "en": "this release request has {size:,} cells in all, more than the {limit:,} one request may have "
+              "({setting}): split it into several requests",
+        "ja": "この公表申請のセル数は合計 {size:,} で、1 件の申請の上限 {limit:,}（{setting}）を超えています。"
+              "申請を複数に分けてください",
+    },
+    "project_cells": {
+        "en": "project {name} already has {waiting:,} cells waiting for review; with this request's {size:,} it "
+              "would pass the {limit:,} a project may have waiting ({setting}): wait for reviewers' decisions or "
+              "withdraw a request, and make this one smaller",
+        "ja": "プロジェクト {name} には審査待ちのセルがすでに {waiting:,} あり、この申請の {size:,} を加えると"
+              "審査待ちの上限 {limit:,}（{setting}）を超えます。審査の結果を待つか申請を取り下げ、この申請を小さくしてください",
+    },
+    "output_bytes": {
+        "en": "output {name} is {size:,} bytes, more than the {limit:,} bytes one output may have ({setting}): "
+              "aggregate it, or split it into several outputs",
+        "ja": "出力 {name} の大きさは {size:,} バイトで、1 つの出力の上限 {limit:,} バイト（{setting}）を超えています。"
+              "集計を粗くするか、複数の出力に分けてください",
+    },
+    "request_bytes": {
+        "en": "this request is {size:,} bytes, more than the {limit:,} bytes one request may have ({setting}): "
+              "split it into several requests, and aggregate large tables",
+        "ja": "この申請の大きさは {size:,} バイトで、1 件の申請の上限 {limit:,} バイト（{setting}）を超えています。"
+              "申請を複数に分け、大きな表は集計を粗くしてください",
+    },
+    "project_bytes": {
+        "en": "project {name} already has {waiting:,} bytes waiting for review; with this request's {size:,} it "
+              "would pass the {limit:,} a project may have waiting ({setting}): wait for reviewers' decisions or "
+              "withdraw a request, and make this one smaller",
+        "ja": "プロジェクト {name} には審査待ちのデータがすでに {waiting:,} バイトあり、この申請の {size:,} バイトを加えると"
+              "審査待ちの上限 {limit:,} バイト（{setting}）を超えます。審査の結果を待つか申請を取り下げ、この申請を小さくしてください",
+    },
+}
+"""Refusals of an output limit, one per kind of limit: the kernel, the forwarder and the service say the same."""
+LIMIT_SETTINGS = {"output_cells": "max_cells_per_output", "request_cells": "max_cells_per_request",
+                  "project_cells": "max_cells_per_project", "output_bytes": "max_bytes_per_output",
+                  "request_bytes": "max_bytes_per_request", "project_bytes": "max_bytes_per_project"}
+"""Kind of limit -> the `ReviewPolicy` setting that holds it."""
+
+
+class LimitExceeded(PayloadInvalid):
+    """An output limit passed: `code` (a `LIMIT_MESSAGES` key), the setting, the size and the limit."""
+
+    def __init__(self, code: str, *, size: int, limit: int, name: str = "", waiting: int = 0) -> None:
+        self.code, self.setting = code, f"ReviewPolicy.{LIMIT_SETTINGS[code]}"
+        self.args_ = {"name": name, "size": size, "limit": limit, "waiting": waiting, "setting": self.setting}
+        super().__init__(self.text("en"))
+
+    def text(self, lang: str) -> str:
+        return limit_text(self.code, self.args_, lang)
+
+    def to_json(self) -> dict[str, Any]:
+        """The refusal as the service answers it and the forwarder writes it: the kernel shows it in its language."""
+        return {"message": self.text("en"), "limit": self.setting, "code": self.code, "args": self.args_}
+
+
+def limit_text(code: str, args: Mapping[str, Any], lang: str) -> str:
+    """A limit refusal (`LimitExceeded.to_json()`'s code and args) in `lang` (ja or en)."""
+    return LIMIT_MESSAGES[code]["ja" if lang == "ja" else "en"].format(**args)
+
+
+def check_limit(code: str, size: int, limit: int, **args: Any) -> None:
+    """Raise `LimitExceeded` when `size` is over `limit`."""
+    if size > limit:
+        raise LimitExceeded(code, size=size, limit=limit, **args)
+
+
+def json_size(value: Any) -> int:
+    """Bytes of `value` as JSON on the wire (UTF-8; how outputs and requests are measured on both sides)."""
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
 
 
 # ---------------------------------------------------------------- how a field travels
@@ -84,10 +179,12 @@ class _Rule:
 
 @dataclass(frozen=True)
 class _Text(_Rule):
-    """Text, not blank, at most `limit` characters; stripped. `check(value, where)` may refuse more."""
+    """Text, not blank, at most `limit` characters; stripped. No invisible or control character
+    (`sdc.text`: tab and line ends only where `multiline`). `check(value, where)` may refuse more."""
 
     limit: int
     check: Callable[[str, str], str] | None = None
+    multiline: bool = False
 
     def parse(self, value: Any, key: str, where: str) -> str:
         if not isinstance(value, str):
@@ -96,6 +193,10 @@ class _Text(_Rule):
             raise PayloadInvalid(f"{where}: {key} is required")
         if len(value) > self.limit:
             raise PayloadInvalid(f"{where}: {key} is longer than {self.limit} characters")
+        try:
+            text.check_text(value.strip(), f"{where}: {key}", multiline=self.multiline)
+        except text.InvisibleCharacter as exc:
+            raise PayloadInvalid(str(exc)) from None
         return self.check(value.strip(), where) if self.check else value.strip()
 
     def schema(self) -> dict[str, Any]:
@@ -213,7 +314,10 @@ def _output_name(value: Any, where: str) -> str:
             f"{where}: name {value!r} must be 1-120 letters, digits, spaces or _ . - ( ), "
             "starting with a letter or digit (it becomes a file name)"
         )
-    return value
+    try:  # \w takes letters that render as nothing (a Hangul filler)
+        return text.check_text(value, f"{where}: name")
+    except text.InvisibleCharacter as exc:
+        raise PayloadInvalid(str(exc)) from None
 
 
 def _reference_name(value: Any, where: str) -> str:
@@ -311,8 +415,8 @@ class FilePayload(_Payload):
     name: str = _rule(_Name(OUTPUT_NAME, _output_name))
     filename: str = _rule(_Text(200, _release_filename))
     content: bytes = _rule(_Base64(MAX_FILE_BYTES))
-    code: str = _rule(_Text(MAX_CODE))
-    explanation: str = _rule(_Text(MAX_TEXT))
+    code: str = _rule(_Text(MAX_CODE, multiline=True))
+    explanation: str = _rule(_Text(MAX_TEXT, multiline=True))
 
     @property
     def media_type(self) -> str:
@@ -360,7 +464,7 @@ class ReleasePayload(_Message):
     WHERE: ClassVar[str] = "the release request"
     project: str = _rule(_Text(64))
     title: str = _rule(_Text(200))
-    purpose: str = _rule(_Text(MAX_TEXT))
+    purpose: str = _rule(_Text(MAX_TEXT, multiline=True))
     outputs: tuple[OutputPayload, ...] = _rule(_Outputs())
 
 
@@ -373,7 +477,7 @@ class IngressPayload(_Message):
     WHERE: ClassVar[str] = "the ingress request"
     project: str = _rule(_Text(64))
     name: str = _rule(_Name(DATASET_ID_PATTERN, _reference_name))
-    description: str = _rule(_Text(MAX_TEXT))
+    description: str = _rule(_Text(MAX_TEXT, multiline=True))
     filename: str = _rule(_Text(200, _reference_filename))
     content: bytes = _rule(_Base64())
     """Size limits are the reference reader's (`dataplane.reference.read_reference`), which says what to fix."""

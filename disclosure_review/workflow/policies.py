@@ -10,6 +10,7 @@ from typing import Any
 from traitlets import Float, Int, TraitError, Unicode, validate
 
 from disclosure_review.sdc.enums import Verdict
+from disclosure_review import wire
 from disclosure_review.wire import FORWARDER_TIMEOUT_S, MAX_TEXT
 from disclosure_review.workflow.enums import Decision, ReleaseStatus
 from disclosure_review.workflow.exceptions import VoteInvalid
@@ -20,6 +21,9 @@ DEFAULT_REQUIRED_APPROVALS = 2
 """Independent approvals each output needs (the two-reviewer rule)."""
 
 
+WIRE_CEILINGS = {"max_cells_per_output": wire.MAX_CELLS_PER_OUTPUT, "max_cells_per_request": wire.MAX_CELLS_PER_REQUEST,
+                 "max_bytes_per_output": wire.MAX_OUTPUT_BYTES, "max_bytes_per_request": wire.MAX_REQUEST_BYTES}
+"""Output limits a site may lower, never raise: the kernel and the forwarder check the wire's."""
 MEMORY_LIMIT = re.compile(r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
 
 
@@ -54,6 +58,59 @@ class ReviewPolicy(Section):
         help="""DuckDB memory limit of each re-run (e.g. 512MB, 2GB, 1.5GiB): a query that
         needs more is refused, so researcher SQL cannot exhaust the review service's host.""",
     ).tag(config=True)
+
+    # Output limits; the defaults as measured in docs/security.md ("Output limits"). The wire ceilings are what the
+    # kernel and the forwarder check, so a site may lower these, never raise them.
+    max_cells_per_output = Int(
+        wire.MAX_CELLS_PER_OUTPUT,
+        help=f"""Cells one output may have: a table's cells with its margins, an extract's records
+        times columns. The service counts them before recomputing (a cheap count of the levels) and
+        again on what it computed; a larger output refuses the whole request, audited, saying to
+        aggregate or split. 1 to {wire.MAX_CELLS_PER_OUTPUT:,} (the wire ceiling the kernel checks).""",
+    ).tag(config=True)
+
+    max_cells_per_request = Int(
+        wire.MAX_CELLS_PER_REQUEST,
+        help=f"""Cells of all the outputs of one release request together; more is refused (split the
+        request). 1 to {wire.MAX_CELLS_PER_REQUEST:,} (the wire ceiling).""",
+    ).tag(config=True)
+
+    max_cells_per_project = Int(
+        1_000_000,
+        help="""Cells of one project's release requests waiting for review (submitted or partially
+        reviewed) together with a new one: a project cannot flood the reviewers' queue. A request
+        past it is refused until reviewers decide some (or the researcher withdraws some). At least 1.""",
+    ).tag(config=True)
+
+    max_bytes_per_output = Int(
+        wire.MAX_OUTPUT_BYTES,
+        help=f"""Bytes of one output as received (its JSON: a file's base64, a table's claims) and as
+        stored after recomputation (cells, shadow statistics, an extract's CSV). 1 to
+        {wire.MAX_OUTPUT_BYTES:,} (the wire ceiling).""",
+    ).tag(config=True)
+
+    max_bytes_per_request = Int(
+        wire.MAX_REQUEST_BYTES,
+        help=f"""Bytes of one request's HTTP body (release and ingress requests): a larger body is
+        answered HTTP 413 with a JSON message and an audit event, and not kept. 1 to
+        {wire.MAX_REQUEST_BYTES:,} (the wire ceiling the forwarder checks).""",
+    ).tag(config=True)
+
+    max_bytes_per_project = Int(
+        256 * 1024 * 1024,
+        help="""Bytes stored for one project's release requests waiting for review together with a
+        new one (as `max_cells_per_project`). At least 1.""",
+    ).tag(config=True)
+
+    @validate("max_cells_per_output", "max_cells_per_request", "max_bytes_per_output", "max_bytes_per_request",
+              "max_cells_per_project", "max_bytes_per_project")
+    def _within_wire_ceiling(self, proposal: Any) -> int:
+        name = proposal.trait.name
+        ceiling = WIRE_CEILINGS.get(name)
+        if proposal.value < 1 or (ceiling is not None and proposal.value > ceiling):
+            most = f" and at most {ceiling:,} (the wire format's ceiling, which the kernel checks)" if ceiling else ""
+            raise TraitError(f"{name} must be at least 1{most}, not {proposal.value:,}")
+        return proposal.value
 
     @validate("required_approvals")
     def _at_least_one(self, proposal: Any) -> int:
