@@ -30,6 +30,7 @@ from disclosure_review.sdc.microdata import (
     check_extract,
     record_level_rules,
 )
+from disclosure_review.sdc.size import extract_cells
 
 SUMMARY_FIGURES = ("records", "expected_reidentifications", "max_individual_risk")
 
@@ -41,6 +42,12 @@ class ExtractOutput:
     spec: ExtractSpec
     checked: ExtractCheck  # the same sdc check the review service runs
     records: int
+    columns: int = 0
+
+    @property
+    def cells(self) -> int:
+        """Records times columns (what the output limits count)."""
+        return self.records * self.columns
 
     @property
     def name(self) -> str:
@@ -103,8 +110,11 @@ def build_extract(db: Any, sql: str, *, name: str, keys: Sequence[str] | None, e
         rules = record_level_rules(db.preset)
     except InvalidPreset as exc:
         raise error(f"the project's rule preset cannot be used: {exc}") from None
-    try:
+    try:  # counted first: an extract past the output limit is refused before its records are read
+        wire.check_limit("output_cells", extract_cells(db.duckdb, spec), wire.MAX_CELLS_PER_OUTPUT, name=spec.name)
         table = db.duckdb.sql(spec.query).to_arrow_table()
+    except wire.LimitExceeded as exc:
+        raise error(exc.text(db.manifest.language)) from None
     except duckdb.Error as exc:
         raise error(f"the query failed: {exc}") from None
     unknown = [k for k in spec.keys if k not in table.column_names]
@@ -115,4 +125,4 @@ def build_extract(db: Any, sql: str, *, name: str, keys: Sequence[str] | None, e
     roles = checked.roles
     spec = dataclasses.replace(spec, weight=roles.weight, household=roles.household, sensitive=roles.sensitive,
                                keys=roles.keys)
-    return ExtractOutput(spec, checked, table.num_rows)
+    return ExtractOutput(spec, checked, table.num_rows, table.num_columns)

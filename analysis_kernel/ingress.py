@@ -73,7 +73,8 @@ def request_ingress(
     session = _manifest()
     payload = wire.IngressPayload(project=_choose_project(session["projects"], project), name=name,
                                   description=description, filename=file.name, content=file.read_bytes())
-    answer = send_to_review_service(payload, timeout=timeout, outbox=session["outbox"], error=IngressError)
+    answer = send_to_review_service(payload, timeout=timeout, outbox=session["outbox"], error=IngressError,
+                                    language=session["language"])
     print(f"ingress request {answer.get('id')}: {answer.get('status')} — reference.{name}, {answer.get('rows')} rows, "
           f"SHA-256 {answer.get('sha256')}")
     return answer

@@ -46,6 +46,7 @@ from disclosure_review.sdc import (
 from disclosure_review.sdc.enums import ProtectionMethod, SecondaryMethod
 from disclosure_review.sdc.protect import ProtectedTable, evaluate_table
 from disclosure_review.sdc.protection import InvalidTable, SolverFailure, SuppressionInfeasible
+from disclosure_review.sdc.size import table_cells
 from disclosure_review.sdc.spec import Protection
 from onsite_base.errors import UserError
 
@@ -92,6 +93,11 @@ class TableOutput:
     @property
     def verdict(self) -> Verdict:
         return self.report.verdict
+
+    @property
+    def cells(self) -> int:
+        """Cells of the table, margins included (what the output limits count)."""
+        return self.shadow.frame.height
 
     @property
     def table(self) -> pl.DataFrame:
@@ -386,9 +392,15 @@ def _build(db: Connection, source: str | duckdb.DuckDBPyRelation, name: str, kin
 
 
 def _evaluated(db: Connection, spec: TableSpec, rules: Rules) -> TableOutput:
-    """Cells, checks and the spec's protection, computed as the review service will (sdc.protect)."""
+    """Cells, checks and the spec's protection, computed as the review service will (sdc.protect).
+
+    The cells are counted first: a table past the output limit is refused before it is built.
+    """
     try:
+        wire.check_limit("output_cells", table_cells(db.duckdb, spec), wire.MAX_CELLS_PER_OUTPUT, name=spec.name)
         protected = evaluate_table(db.duckdb, spec, rules)
+    except wire.LimitExceeded as exc:
+        raise OutputInvalid(exc.text(db.manifest.language)) from None
     except (InvalidSpec, ShadowError, InvalidTable, SuppressionInfeasible, SolverFailure) as exc:
         raise OutputInvalid(str(exc)) from None
     except duckdb.Error as exc:

@@ -85,18 +85,32 @@ def request_release(
     project_id = _choose_project(session["projects"], project)
     payload = wire.ReleasePayload(project=project_id, title=title, purpose=purpose,
                                   outputs=tuple(_request_payload(o) for o in outputs))
-    answer = send_to_review_service(payload, timeout=timeout, outbox=session["outbox"])
+    try:
+        check_size(payload, sum(getattr(o, "cells", 0) for o in outputs))
+    except wire.LimitExceeded as exc:
+        raise ReleaseError(exc.text(session["language"])) from None
+    answer = send_to_review_service(payload, timeout=timeout, outbox=session["outbox"], language=session["language"])
     _print_verdicts(answer, session["language"])
     return answer
 
 
+def check_size(payload: wire.ReleasePayload, cells: int) -> None:
+    """Raise `wire.LimitExceeded` when the request or one of its outputs is past the wire's output limits
+    (the service checks its own, which a site may set lower, on what it recomputes and receives)."""
+    for output in payload.outputs:
+        wire.check_limit("output_bytes", wire.json_size(output.to_json()), wire.MAX_OUTPUT_BYTES, name=output.name)
+    wire.check_limit("request_cells", cells, wire.MAX_CELLS_PER_REQUEST)
+    wire.check_limit("request_bytes", wire.json_size(payload.to_json()), wire.MAX_REQUEST_BYTES)
+
+
 def send_to_review_service(payload: wire.ReleasePayload | wire.IngressPayload | wire.ReferencePayload, *,
                            timeout: float, outbox: Path, error: type[UserError] = ReleaseError,
-                           forget: bool = False) -> dict[str, Any]:
+                           forget: bool = False, language: str = "en") -> dict[str, Any]:
     """Drop `payload` in the session outbox for the server's forwarder and wait for the review service's answer.
 
     The file is `<hex>[.<kind>].request.json`, its kind the payload's (`wire.MESSAGES`).
     `forget`: remove the request and its answer once read (a read of reference data, not a request to keep).
+    A refusal of an output limit is shown in `language` (the forwarder and the service send its code).
     Raises `error` with the service's message when it refuses, or when no answer comes within `timeout`.
     """
     outbox = Path(outbox)
@@ -118,13 +132,24 @@ def send_to_review_service(payload: wire.ReleasePayload | wire.IngressPayload | 
             _forget(forget, request_path, error_path)
             status = refusal.get("status")
             where = f" (HTTP {status})" if status else ""
-            raise error(f"the review service refused the request{where}: {refusal.get('message', 'no message')}")
+            raise error(f"the review service refused the request{where}: {_refusal_text(refusal, language)}")
         time.sleep(POLL_S)
     raise error(
         f"no answer from the review service within {timeout:g} s (large tables take longer: pass timeout=...). "
         f"The request {rid} is not lost: the service's answer will be written to {response_path} (or "
         f"{error_path.name}); do not send it again"
     )
+
+
+def _refusal_text(refusal: dict[str, Any], language: str) -> str:
+    """The refusal's message; an output limit's in `language`, from its code."""
+    code, args = refusal.get("code"), refusal.get("args")
+    if code in wire.LIMIT_MESSAGES and isinstance(args, dict):
+        try:
+            return wire.limit_text(code, args, language)
+        except (KeyError, ValueError, TypeError):
+            pass  # arguments not as expected: the message as sent
+    return str(refusal.get("message", "no message"))
 
 
 def _forget(forget: bool, *paths: Path) -> None:

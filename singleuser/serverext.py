@@ -8,7 +8,9 @@ its payload's JSON Schema (`disclosure_review.wire`), posts it to the review
 service (`$ONSITE_REVIEW_URL` + the payload's endpoint) and writes the answer
 next to it: `<rid>.response.json` on success, `<rid>.error.json` with the
 service's status and message otherwise (status 0 when the file was refused
-here, unread, or the service unreachable). The service takes the requester's
+here, unread, or the service unreachable). A file past the wire's output limits
+(`wire.MAX_REQUEST_BYTES`, not even read; `wire.MAX_OUTPUT_BYTES`) is answered
+status 413 with the limit's code, size and setting, and removed. The service takes the requester's
 identity from the token, never from the file, and checks the payload again.
 The request's kind is the last part of its id: `<hex>.request.json` is a
 release request (`api/requests`), `<hex>.ingress.request.json` reference data
@@ -114,8 +116,16 @@ class OutboxForwarder:
             write_json_atomic(self.outbox / (rid + wire.ERROR_SUFFIX), {"status": 0, "message": f"unknown kind of request {kind!r}"})
             return
         try:
+            size = path.stat().st_size
+            # Not read, and removed: an oversized file would hold the server's memory and the researcher's disk.
+            wire.check_limit("request_bytes", size, wire.MAX_REQUEST_BYTES)
             body = path.read_bytes()
             payload = json.loads(body)
+        except wire.LimitExceeded as e:
+            log.warning("onsite: request %s refused unread: %s", rid, e)
+            write_json_atomic(self.outbox / (rid + wire.ERROR_SUFFIX), {"status": 413, **e.to_json()})
+            path.unlink(missing_ok=True)
+            return
         except (OSError, ValueError) as e:
             write_json_atomic(self.outbox / (rid + wire.ERROR_SUFFIX), {"status": 0, "message": f"unreadable request file: {e}"})
             return
@@ -123,6 +133,13 @@ class OutboxForwarder:
         if problem:
             log.warning("onsite: request %s does not follow the wire format: %s", rid, problem)
             write_json_atomic(self.outbox / (rid + wire.ERROR_SUFFIX), {"status": 0, "message": problem})
+            return
+        try:
+            check_output_sizes(kind, payload)
+        except wire.LimitExceeded as e:
+            log.warning("onsite: request %s refused: %s", rid, e)
+            write_json_atomic(self.outbox / (rid + wire.ERROR_SUFFIX), {"status": 413, **e.to_json()})
+            path.unlink(missing_ok=True)
             return
         request = HTTPRequest(
             self.review_url + wire.MESSAGES[kind].ENDPOINT,
@@ -151,6 +168,14 @@ class OutboxForwarder:
             return
         write_json_atomic(self.outbox / (rid + wire.RESPONSE_SUFFIX), answer)
         log.info("onsite: request %s answered (%s)", rid, answer.get("id"))
+
+
+def check_output_sizes(kind: str, payload: dict[str, Any]) -> None:
+    """Raise `wire.LimitExceeded` when an output of a release request is past the wire's bytes per output."""
+    if wire.MESSAGES[kind] is not wire.ReleasePayload:
+        return
+    for output in payload["outputs"]:
+        wire.check_limit("output_bytes", wire.json_size(output), wire.MAX_OUTPUT_BYTES, name=output["name"])
 
 
 def schema_problem(kind: str, payload: Any) -> str | None:
