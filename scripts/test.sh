@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh Debian machine: installs the real components the tests
-# start (OpenLDAP slapd, Chromium, CJK fonts, PostgreSQL when none answers), then pytest.
+# start (OpenLDAP slapd, Chromium, CJK fonts, PostgreSQL when none answers), then pytest: every
+# tier of tests/README.md, the lint and the import contracts included (tests/unit/test_code_rules.py).
 # Extra arguments go to pytest, e.g. `make test ARGS="tests/unit -x"`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
