@@ -29,7 +29,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     `integration` for the folders that start slapd, hubs or Chromium, `postgresql` for every test
     that reaches the PostgreSQL fixtures (`pg_url`, or a database fixture's "postgresql" parameter)."""
     for item in items:
-        if item.path.relative_to(TESTS).parts[0] in SERVICE_TIERS:
+        if any(TESTS / tier in item.path.parents for tier in SERVICE_TIERS):
             item.add_marker(pytest.mark.integration)
         if needs_postgresql(item):
             item.add_marker(pytest.mark.postgresql)
