@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -281,9 +283,37 @@ class LedgerAnchor:
             raise ValueError(f"cannot read a ledger anchor from {path}: {e}") from e
 
     def append_to(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as fh:
+        """One line more in `path`, made (with its directory) private to this account."""
+        if not path.parent.exists():
+            path.parent.mkdir(parents=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as fh:
             fh.write(canonical_json({"seq": self.seq, "hash": self.hash, "written_at": self.written_at}) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+SYSTEM_ANCHOR_DIR = Path("/var/lib/onsite-anchors")
+"""Where a hub running as root keeps ledger anchors by default (outside $ONSITE_HOME)."""
+
+
+def default_anchor_file(db_url: str, environ: Mapping[str, str] | None = None) -> Path:
+    """The anchor file of the ledger in `db_url` when none is configured: outside the state directory.
+
+    Root: /var/lib/onsite-anchors/; any other account: $XDG_STATE_HOME/onsite-anchors/
+    (default ~/.local/state/onsite-anchors/). One file per store (named by a hash of its
+    URL without the password), so the ledgers of several state directories on one
+    machine never share an anchor. It is still the same machine: a site keeps a copy on
+    other storage (see docs/how-to/operator.md).
+    """
+    env = os.environ if environ is None else environ
+    if os.geteuid() == 0:
+        directory = SYSTEM_ANCHOR_DIR
+    else:
+        state = env.get("XDG_STATE_HOME") or str(Path(env.get("HOME") or Path.home()) / ".local" / "state")
+        directory = Path(state) / "onsite-anchors"
+    store = re.sub(r"(://[^:/@]+:)[^@]+@", r"\1@", db_url)  # the password never decides the name
+    return directory / f"ledger-anchor-{hashlib.sha256(store.encode()).hexdigest()[:16]}.jsonl"
 
 
 def anchor_head(session: Session, path: Path) -> LedgerAnchor:

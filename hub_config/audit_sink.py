@@ -13,9 +13,15 @@ so `onsite audit verify` proves these untampered with everything else. Events
 a server had to drop (its queue was full, or the hub refused a batch) are
 recorded as one event of kind `lost` with their count.
 
+The answer (201 with the count appended) is sent only after the transaction
+committed; the server runs a cell's code only on that answer
+(`singleuser.events.SessionEventForwarder.record_durably`). When the ledger
+cannot be written the answer is 503 and the code does not run.
+
 Volume: one event per executed cell, file save or open, a few thousand a day
-for a facility network; each batch (at most MAX_BATCH, sent once a second per
-server) is one short ledger transaction.
+for a facility network; each executed cell is one short ledger transaction of
+its own, other events go in batches (at most MAX_BATCH, sent once a second per
+server).
 """
 from __future__ import annotations
 
@@ -95,7 +101,12 @@ class SessionEventHandler(APIHandler):
             self.finish({"appended": 0})
             return
         user = token.user.name
-        last = await asyncio.to_thread(record_session_events, self.authenticator.session_factory, user, events)
+        try:
+            last = await asyncio.to_thread(record_session_events, self.authenticator.session_factory, user, events)
+        except Exception as e:
+            # Not committed: the server holds back whatever this record gates (the code of a cell).
+            log.error("session events of %s could not be written to the ledger: %s: %s", user, type(e).__name__, e)
+            raise web.HTTPError(503, f"the audit ledger could not record the events ({type(e).__name__})") from None
         log.debug("session events of %s written to the ledger up to event %d", user, last)
         self.set_status(201)
         self.finish({"appended": len(events), "last_seq": last})

@@ -26,6 +26,8 @@ from tornado.ioloop import IOLoop
 from traitlets import Bool, Int, TraitError, Unicode, default, validate
 from traitlets.config import Config
 
+from access_control.audit import default_anchor_file
+from access_control.addresses import AddressPolicy
 from access_control.ldap import LdapSettings
 from hub_config.audit_sink import session_event_handlers
 from hub_config.authenticator import OnsiteAuthenticator, default_url
@@ -41,6 +43,7 @@ from hub_config.roles import (
     IDLE_CULLER_ROLE,
     IDLE_CULLER_SERVICE,
     REVIEW_SERVICE,
+    REVIEW_SERVICE_ROLE,
     SERVER_TOKEN_SCOPES,
     USER_SCOPES,
 )
@@ -57,6 +60,7 @@ PROXY_COMMAND = PROJECT_ROOT / "node_modules" / ".bin" / "configurable-http-prox
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 CLI_TOKEN_FILE = "cli-api-token"
 HUB_API_URL_FILE = "hub-api-url"
+ANCHOR_SERVICE = "onsite-anchor"
 POSTGRESQL_SCHEMES = ("postgresql://", "postgresql+psycopg://", "postgresql+psycopg2://")
 
 
@@ -129,6 +133,25 @@ class HubSettings(Section):
         At least 1.""",
     ).tag(config=True)
 
+    anchor_file = AbsolutePath(
+        None,
+        allow_none=True,
+        help="""File the hub's anchor service (`onsite audit anchor --every`) appends the ledger's
+        head to: at hub start, then every anchor_interval_s. `onsite audit verify` checks the
+        ledger against its last line, which catches deleted newest events and a rewritten
+        table. Unset: outside the state directory, /var/lib/onsite-anchors/ for a hub running
+        as root, else $XDG_STATE_HOME/onsite-anchors/ (~/.local/state/onsite-anchors/), one
+        file per store. Security: whoever can rewrite the store must not be able to rewrite
+        this file: put it on other storage (another disk, a host mounted append-only).""",
+    ).tag(config=True, env="ONSITE_ANCHOR_FILE")
+
+    anchor_interval_s = Int(
+        600,
+        help="""Seconds between two ledger anchors written by the hub's anchor service (at least
+        1). Events written after the last anchor can be deleted unnoticed: this is that window.
+        Each anchor re-verifies the whole chain (a read; writers are not held up).""",
+    ).tag(config=True, env="ONSITE_ANCHOR_INTERVAL_S")
+
     @default("proxy_command")
     def _checkout_proxy(self) -> Path:
         return PROXY_COMMAND
@@ -139,7 +162,7 @@ class HubSettings(Section):
             raise TraitError(f"{proposal.value} is not a TCP port: use 1-65535")
         return proposal.value
 
-    @validate("idle_timeout_s", "concurrent_spawn_limit")
+    @validate("idle_timeout_s", "concurrent_spawn_limit", "anchor_interval_s")
     def _at_least_one(self, proposal: Any) -> int:
         if proposal.value < 1:
             raise TraitError(f"{proposal.trait.name} must be at least 1")
@@ -195,6 +218,22 @@ def idle_culler_service(idle_timeout_s: int, max_session_s: int) -> dict:
         "name": IDLE_CULLER_SERVICE,
         "command": [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={idle_timeout_s}",
                     f"--max-age={max_session_s}", f"--cull-every={every}", "--remove-named-servers=false"],
+    }
+
+
+def ledger_anchor_file(settings: Settings, hub: HubSettings) -> Path:
+    """Where the ledger's anchors go: `hub.anchor_file`, else outside the state directory."""
+    return hub.anchor_file or default_anchor_file(settings.db_url)
+
+
+def anchor_service(settings: Settings, hub: HubSettings) -> dict:
+    """`onsite audit anchor --every` as a hub-managed service: an anchor at hub start, then at
+    every interval (the hub restarts the service if it exits)."""
+    return {
+        "name": ANCHOR_SERVICE,
+        "command": [sys.executable, "-m", "onsite.cli", "audit", "anchor", "--file", str(ledger_anchor_file(settings, hub)),
+                    "--every", str(hub.anchor_interval_s)],
+        "environment": settings.environ(),
     }
 
 
@@ -283,6 +322,7 @@ def configure_hub_app(c: Config, settings: Settings, hub: HubSettings) -> None:
         {"name": "user", "description": "Onsite researchers and reviewers", "scopes": USER_SCOPES},
         IDLE_CULLER_ROLE,
         ADMIN_SERVICE_ROLE,
+        REVIEW_SERVICE_ROLE,
         CLI_SERVICE_ROLE,
     ]
 
@@ -297,7 +337,8 @@ def configure_proxy(c: Config, settings: Settings, hub: HubSettings) -> None:
 
 
 def configure_services(c: Config, settings: Settings, hub: HubSettings, review_url: str) -> None:
-    """The review and admin services (same state and config file as the hub), the idle culler, the CLI's token.
+    """The review and admin services (same state and config file as the hub), the idle culler, the ledger's
+    anchor service, the CLI's token.
 
     The hub API address for `onsite admin sessions` is written by the running hub
     (`hub_app_class`), after the site's overrides of hub_port / hub_bind_url.
@@ -310,18 +351,22 @@ def configure_services(c: Config, settings: Settings, hub: HubSettings, review_u
         web_service(REVIEW_SERVICE, "review_service", review_url, "Disclosure review of release requests"),
         web_service(ADMIN_SERVICE, "admin_service", f"http://127.0.0.1:{free_port()}", "Onsite administration"),
         idle_culler_service(hub.idle_timeout_s, hub.max_session_s),
+        anchor_service(settings, hub),
         {"name": CLI_SERVICE, "api_token": secret_file(settings.runtime_dir / CLI_TOKEN_FILE).read_text().strip()},
     ]
 
 
 def configure_login(c: Config, settings: Settings, ldap: LdapSettings | None) -> None:
-    """Password, then the entry decision: against the local store, or the LDAP directory
-    `ldap` (the same settings as the admin commands; see docs/how-to/ldap.md)."""
+    """Client address, password, then the access decision, and every later request judged by its
+    address (access_control.addresses): against the local store, or the LDAP directory `ldap`
+    (the same settings as the admin commands; see docs/how-to/ldap.md)."""
     c.JupyterHub.authenticator_class = OnsiteAuthenticator if ldap is None else OnsiteLDAPAuthenticator
     c.Authenticator.manage_roles = True
     c.Authenticator.reset_managed_roles_on_startup = True
     c.Authenticator.enable_auth_state = False
     c.OnsiteAuthenticator.settings = settings
+    # Read as the services read it (the same config file and environment), refused here if wrong.
+    c.OnsiteAuthenticator.address_policy = AddressPolicy(config=load_config([AddressPolicy], {**os.environ, **settings.environ()}))
     if ldap is not None:
         for name, value in ldap_traits(ldap).items():
             setattr(c.OnsiteLDAPAuthenticator, name, value)

@@ -15,6 +15,16 @@ nftables rules that let the server reach only the hub API and the review
 service; kernels run in a network namespace of their own. While a session
 lives its entry decision and grants are re-checked every `recheck_interval`
 seconds; a session no longer allowed is stopped (SESSION_STOP with the reason).
+A re-check never skips: one that cannot read the store is retried
+(`recheck_attempts`) and then the session is ended as unchecked
+(RECHECK_FAILED). The re-check reads a snapshot, so a long write elsewhere
+(a large release request) does not hold it up.
+
+The ledger says who: SESSION_START's actor is whoever asked for the start
+(the researcher, or an administrator through the hub API; `started_by`), and
+each session has exactly one SESSION_STOP, whose details name who or what
+ended it (`stopped_by`: the re-check, the server exiting on its own, or a stop
+through the hub) and why.
 An unprivileged hub (a developer's `make up`) runs servers as itself and says
 loudly, at every start, that sessions are not isolated.
 
@@ -69,6 +79,7 @@ MANIFEST_RELATIVE = Path(".onsite") / "session.json"
 OUTBOX_RELATIVE = Path(".onsite") / "outbox"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PR_SET_NO_NEW_PRIVS = 38
+RECHECK_RETRY_S = 2.0  # pause before the second try of a failed re-check (then twice that, ...)
 NOT_ISOLATED_WARNING = (
     "SESSIONS ARE NOT ISOLATED: %s's server runs as the hub's own OS account (uid %d), "
     "so it can read every dataset, every other home and the policy store. "
@@ -200,6 +211,20 @@ class OnsiteSpawner(LocalProcessSpawner):
         disabled, a granted dataset revoked) is stopped. 0 turns it off.""",
     ).tag(config=True)
 
+    recheck_attempts = Int(
+        3,
+        help="""Tries of one re-check before a session whose entry decision could not be
+        read (store down or locked, each try bounded by `recheck_timeout`) is ended as
+        unchecked: SESSION_STOP with reason RECHECK_FAILED and the last error. Tries are
+        a few seconds apart. At least 1.""",
+    ).tag(config=True)
+
+    recheck_timeout = Float(
+        30.0,
+        help="""Seconds one re-check try may take before it counts as failed (see
+        `recheck_attempts`).""",
+    ).tag(config=True)
+
     runtime_dir = Unicode(
         "",
         help="""Per-session JUPYTER_RUNTIME_DIR, created at spawn under /tmp: short,
@@ -209,6 +234,12 @@ class OnsiteSpawner(LocalProcessSpawner):
     @default("settings")
     def _settings_default(self) -> Settings:
         return Settings.load()
+
+    @validate("recheck_attempts")
+    def _at_least_one_attempt(self, proposal) -> int:
+        if proposal["value"] < 1:
+            raise ValueError("OnsiteSpawner.recheck_attempts must be at least 1: a re-check is never skipped")
+        return proposal["value"]
 
     @validate("session_limits")
     def _valid_session_limits(self, proposal) -> dict:
@@ -239,6 +270,9 @@ class OnsiteSpawner(LocalProcessSpawner):
     _session_datasets: tuple[str, ...] = ()
     _recheck: PeriodicCallback | None = None
     _stop_reason: str = ""
+    _stopped_by: str = ""  # who or what ended the session: recheck, server, or (unset) a stop through the hub
+    _stop_details: dict = {}  # what the reason refers to (the refused entry decision's event)
+    _session_open: bool = False  # SESSION_START OK written and its one SESSION_STOP not yet
 
     # --- state across hub restarts ---------------------------------------------
 
@@ -250,6 +284,7 @@ class OnsiteSpawner(LocalProcessSpawner):
             state["account"] = [self._account.name, self._account.uid, self._account.gid]
         state["address"] = self._address
         state["datasets"] = list(self._session_datasets)
+        state["session_open"] = self._session_open
         return state
 
     def load_state(self, state: dict) -> None:
@@ -260,6 +295,7 @@ class OnsiteSpawner(LocalProcessSpawner):
             self._account = SessionAccount(name, uid, gid)
         self._address = state.get("address", "")
         self._session_datasets = tuple(state.get("datasets", ()))
+        self._session_open = bool(state.get("session_open", False))
 
     # clear_state keeps runtime_dir: JupyterHub clears the state when it sees the process
     # gone (poll), before stop(); the teardown removes the directory and forgets it.
@@ -274,8 +310,9 @@ class OnsiteSpawner(LocalProcessSpawner):
         self._address = address
         self._stop_reason = ""
         plan = await asyncio.to_thread(self._read_plan, decision.active_projects, decision.day)
+        starter = self._requester()
         details = {"client_address": address, "projects": sorted(plan.projects), "datasets": plan.granted,
-                   "isolated": self.isolated}
+                   "isolated": self.isolated, "started_by": starter}
         step = SetupStep.ISOLATION
         try:
             await asyncio.to_thread(self._set_up_session, plan)
@@ -285,7 +322,8 @@ class OnsiteSpawner(LocalProcessSpawner):
             result = await super().start()
             step = SetupStep.LEDGER
             details["uid"] = self._account.uid if self._account is not None else os.geteuid()
-            await asyncio.to_thread(self._write_event, AuditEventType.SESSION_START, details, Outcome.OK)
+            await asyncio.to_thread(self._write_event, AuditEventType.SESSION_START, details, Outcome.OK, starter)
+            self._session_open = True
         except Exception as e:
             # JupyterHub calls stop() next, which tears down whatever was set up.
             if isinstance(e, netfilter.FirewallError):
@@ -293,7 +331,7 @@ class OnsiteSpawner(LocalProcessSpawner):
             error = f"{type(e).__name__}: {e}"
             if step is not SetupStep.LEDGER:
                 await asyncio.to_thread(self._record, AuditEventType.SESSION_START,
-                                        {**details, "failed_step": step.value, "error": error}, Outcome.FAILED)
+                                        {**details, "failed_step": step.value, "error": error}, Outcome.FAILED, starter)
             raise SpawnException(setup_failure_message(step), reason=step.value, status_code=500,
                                  log_message=f"set-up of {self.user.name}'s session failed at {step.value}: {error}") from e
         self._start_recheck()
@@ -326,6 +364,9 @@ class OnsiteSpawner(LocalProcessSpawner):
         FAILED), and an error of the stop itself is raised again afterwards.
         """
         self._stop_recheck()
+        if not self._stop_reason and await super().poll() is not None:
+            # Gone before anyone asked: killed, crashed, or stopped itself (the audit ledger failing).
+            self._stop_reason, self._stopped_by = f"SERVER_EXITED:{self.proc.returncode if self.proc else 'unknown'}", "server"
         proc = self.proc
         stop_error: BaseException | None = None
         try:
@@ -359,11 +400,27 @@ class OnsiteSpawner(LocalProcessSpawner):
         if self.runtime_dir:
             shutil.rmtree(self.runtime_dir, ignore_errors=True)
             self.runtime_dir = ""
-        details: dict = {"reason": self._stop_reason} if self._stop_reason else {}
+        # Not ended by the re-check nor by itself: stopped through the hub (the researcher, an
+        # administrator, the idle culler, the hub shutting down).
+        details: dict = {"stopped_by": self._stopped_by or "hub", "reason": self._stop_reason or "STOP_REQUESTED",
+                         **self._stop_details}
+        was_open, self._session_open = self._session_open, False
+        self._stop_reason, self._stopped_by, self._stop_details = "", "", {}
+        if not was_open and not failures:
+            return  # no session was opened (a failed set-up), or its one SESSION_STOP is written
         if failures:
             details["failures"] = failures
         outcome = Outcome.FAILED if failures else Outcome.OK
         await asyncio.to_thread(self._record, AuditEventType.SESSION_STOP, details, outcome)
+
+    def _requester(self) -> str:
+        """Who asked for this start: the handler's current user (the researcher, or an administrator
+        or a service through the hub API), or the hub itself when no request is behind it."""
+        who = getattr(self.handler, "current_user", None) if self.handler is not None else None
+        if who is None:
+            return "hub"
+        kind = getattr(who, "kind", "user")
+        return who.name if kind == "user" else f"{kind}:{who.name}"
 
     def _request_address(self) -> str:
         if self.handler is None:
@@ -471,14 +528,16 @@ class OnsiteSpawner(LocalProcessSpawner):
 
     # --- the ledger ---------------------------------------------------------------
 
-    def _write_event(self, action: AuditEventType, details: dict, outcome: Outcome) -> None:
+    def _write_event(self, action: AuditEventType, details: dict, outcome: Outcome, actor: str | None = None) -> None:
+        """One event on the session `session:<user>`; the actor is the researcher unless named."""
         with transaction(self.authenticator.session_factory) as session:
-            audit.record(session, action, actor=self.user.name, object=f"session:{self.user.name}", outcome=outcome, details=details)
+            audit.record(session, action, actor=(actor or self.user.name)[: audit.MAX_ACTOR],
+                         object=f"session:{self.user.name}"[: audit.MAX_OBJECT], outcome=outcome, details=details)
 
-    def _record(self, action: AuditEventType, details: dict, outcome: Outcome = Outcome.OK) -> None:
+    def _record(self, action: AuditEventType, details: dict, outcome: Outcome = Outcome.OK, actor: str | None = None) -> None:
         """`_write_event` where a ledger failure must not stop the caller (a teardown, a failure record): logged."""
         try:
-            self._write_event(action, details, outcome)
+            self._write_event(action, details, outcome, actor)
         except Exception:
             self.log.exception("could not write %s to the ledger for %s", action.value, self.user.name)
 
@@ -495,18 +554,33 @@ class OnsiteSpawner(LocalProcessSpawner):
             self._recheck = None
 
     async def recheck(self) -> str | None:
-        """Take the entry decision and the grant set again; stop the session if it is no longer allowed.
+        """Take the entry decision and the grant set again; stop the session if it is no longer allowed,
+        or if that could not be found out.
 
         Returns the reason it was stopped, or None. An allowed re-check is not
         written to the ledger (it runs every minute); a refusal is, as
-        ENTRY_DECIDE with stage `recheck`, and the stop as SESSION_STOP with the reason.
+        ENTRY_DECIDE with stage `recheck`, and the stop as SESSION_STOP with the
+        reason. A re-check that fails (store down or locked) is tried again, up to
+        `recheck_attempts` times, then the session is stopped as RECHECK_FAILED:
+        a session is never left running unchecked.
         """
         if self._stop_reason:
             return None
-        reason = await asyncio.to_thread(self._recheck_reason)
-        if reason is None:
+        reason = None
+        for attempt in range(1, self.recheck_attempts + 1):
+            try:
+                reason = await asyncio.wait_for(asyncio.to_thread(self._recheck_reason), self.recheck_timeout)
+                break
+            except Exception as e:
+                error = "timed out" if isinstance(e, asyncio.TimeoutError) else f"{type(e).__name__}: {e}"
+                self.log.warning("re-check %d/%d of %s's session failed: %s", attempt, self.recheck_attempts,
+                                 self.user.name, error)
+                reason = f"RECHECK_FAILED:{error}"[:300]
+                if attempt < self.recheck_attempts:
+                    await asyncio.sleep(RECHECK_RETRY_S * attempt)
+        if reason is None or self._stop_reason:
             return None
-        self._stop_reason = reason
+        self._stop_reason, self._stopped_by = reason, "recheck"
         self.log.warning("stopping %s's session: %s", self.user.name, reason)
         await self._end_server()
         return reason
@@ -522,13 +596,24 @@ class OnsiteSpawner(LocalProcessSpawner):
         await self.poll_and_notify()
 
     def _recheck_reason(self) -> str | None:
-        with transaction(self.authenticator.session_factory) as session:
+        """Why the session may no longer run, or None. Read in a snapshot (never waits for a writer);
+        a refusal is then written as ENTRY_DECIDE in a short transaction of its own, and the
+        session stops even when that write fails."""
+        with read_transaction(self.authenticator.session_factory) as session:
             facts = load_entry_facts(session, self.user.name, self._address)
             decision = decide_entry(facts, datetime.now(timezone.utc))
-            if not decision.allowed:
-                record_entry(session, decision, username=facts.username, client_address=self._address, stage="recheck")
-                return "ENTRY_REFUSED:" + ",".join(r.value for r in decision.reasons)
-            granted = {d.id for p in decision.active_projects for d in granted_datasets(session, p, decision.day)}
+            if decision.allowed:
+                granted = {d.id for p in decision.active_projects for d in granted_datasets(session, p, decision.day)}
+        if not decision.allowed:
+            try:
+                with transaction(self.authenticator.session_factory) as session:
+                    entry_seq = record_entry(session, decision, username=facts.username, client_address=self._address,
+                                             stage="recheck").seq
+            except Exception as e:
+                self.log.error("could not record the refused re-check of %s: %s", self.user.name, e)
+                entry_seq = None
+            self._stop_details = {"entry_decision_seq": entry_seq}
+            return "ENTRY_REFUSED:" + ",".join(r.value for r in decision.reasons)
         lost = sorted(set(self._session_datasets) - granted)
         return "GRANT_REVOKED:" + ",".join(lost) if lost else None
 

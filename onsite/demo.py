@@ -15,6 +15,7 @@ import argparse
 import logging
 import os
 import secrets
+import stat
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -29,7 +30,7 @@ from hub_config.config import HubSettings, run_hub
 from onsite import demo_data
 from onsite.migrations import migrate
 from onsite_base.config import load_config
-from onsite_base.db import make_engine, session_factory, transaction
+from onsite_base.db import PRIVATE_DIR, make_engine, session_factory, transaction
 from onsite_base.settings import Settings
 
 if TYPE_CHECKING:
@@ -201,11 +202,29 @@ def ensure_facility(settings: Settings, factory, *, terminals: tuple[str, ...] =
                 policy.add_terminal(session, facility=DEMO_FACILITY, address=address, actor=ACTOR, label="demo terminal")
 
 
+def make_state_private(settings: Settings) -> None:
+    """The state directory closed to other accounts before anything is written to it.
+
+    `home` loses group and other read and write (0711 at most: the spawner keeps it
+    traversable for session accounts); run/ (secrets, log-ins), egress/ and demo/
+    (the source microdata) are 0700. The SQLite store is made 0600 by
+    `onsite_base.db.make_engine`. Otherwise all of it would be readable by every
+    account of the machine from `onsite up` until the first session is spawned.
+    """
+    home = settings.home
+    home.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+    os.chmod(home, stat.S_IMODE(home.stat().st_mode) & 0o711)
+    for private in (settings.runtime_dir, settings.egress_dir, home / "demo"):
+        private.mkdir(exist_ok=True, mode=PRIVATE_DIR)
+        os.chmod(private, PRIVATE_DIR)
+
+
 def set_up_demo(settings: Settings, *, rows: int = 200_000, seed: int = DEMO_SEED, today: date | None = None,
                 progress: bool = True) -> list[DemoLogin]:
     """Everything `onsite up` needs before the hub starts; idempotent."""
 
     today = today or date.today()
+    make_state_private(settings)
     migrate(settings.db_url)
     engine = make_engine(settings.db_url)
     try:

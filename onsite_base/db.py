@@ -6,6 +6,8 @@ database to the newest revision); this module knows no table of its own.
 """
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,11 +32,41 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+PRIVATE_FILE = 0o600
+PRIVATE_DIR = 0o700
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+"""Files SQLite keeps beside the store; it creates them with the store's own mode."""
+
+
+def make_private_sqlite(path: Path) -> None:
+    """The SQLite store `path` readable by its owner only, from the moment it exists.
+
+    A missing directory is made 0700 and a missing store 0600 before SQLite opens
+    it (SQLite would create it 0644 under the usual umask: the policy store,
+    password hashes and ledger readable by every account until the first spawn
+    tightened it). An existing store, or WAL file, that others may read loses those bits.
+    """
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=PRIVATE_DIR)
+        os.chmod(path.parent, PRIVATE_DIR)  # mkdir's mode is filtered by the umask
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
+    except FileExistsError:
+        pass
+    for file in (path, *(path.with_name(path.name + suffix) for suffix in SQLITE_COMPANIONS)):
+        try:
+            mode = stat.S_IMODE(file.stat().st_mode)
+            if mode & 0o077:
+                os.chmod(file, mode & 0o700)
+        except FileNotFoundError:
+            pass
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
+        path = url.split("///", 1)[1].split("?", 1)[0] if "///" in url else ""
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            make_private_sqlite(Path(path))
         engine = create_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")

@@ -7,6 +7,16 @@ DESIGN.md for why the server's switches are defence in depth, not the boundary
 run (`singleuser.kernel_websocket`), the server's contents and kernel events,
 and every refusal of the lock-down — to the hub, which writes them to the
 audit ledger (`hub_config.audit_sink`), out of the researcher's reach.
+
+Two ways, by what an event gates. What a kernel is about to run is sent at
+once, alone, and `record_durably` returns only when the hub has answered that
+the ledger committed it (one round trip to the hub per executed cell; nothing
+that gates execution is batched): until then the message waits, and if the hub
+cannot record it (store down, sink error, no answer within
+DURABLE_TIMEOUT_S) it never reaches the kernel. After MAX_DURABLE_FAILURES
+such failures in a row the server stops itself, kernels included: a session
+that cannot be audited does not go on. Everything else (contents, kernel
+events, refusals) is queued and sent once a second.
 """
 from __future__ import annotations
 
@@ -14,6 +24,7 @@ import json
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +39,8 @@ SINK_PATH = "/onsite/session-events"  # under $JUPYTERHUB_API_URL (see hub_confi
 FORWARD_MS = 1000
 MAX_QUEUED = 10_000
 MAX_BATCH = 1000  # the hub takes at most this many events a request (hub_config.audit_sink)
+DURABLE_TIMEOUT_S = 10.0  # the longest a cell waits for its record; the hub commits one in milliseconds
+MAX_DURABLE_FAILURES = 3  # records in a row the hub could not commit before the server stops itself
 SETTINGS_KEY = "onsite_session_events"
 """The forwarder in the web application's settings, for handlers (the kernel websocket)."""
 
@@ -48,22 +61,67 @@ def record_refusal(method: str, path: str, reason: str, **details: str) -> None:
         _forwarder.add({"kind": "refused", "method": method, "path": path, "reason": reason, **details})
 
 
-class SessionEventForwarder:
-    """Sends session events to the hub's append-only log, in order, with retries.
+class RecordNotDurable(Exception):
+    """The hub did not confirm that the ledger committed a record: what it gates must not run."""
 
-    Events wait in memory while the hub cannot be reached (a hub restart); past
-    MAX_QUEUED the oldest are dropped and the count of dropped events is sent
+    def __init__(self, cause: str, *, stopping: bool) -> None:
+        super().__init__(cause)
+        self.cause = cause
+        self.stopping = stopping
+        """True when this failure ends the session (MAX_DURABLE_FAILURES in a row)."""
+
+
+class SessionEventForwarder:
+    """Sends session events to the hub's append-only log: gating records at once (`record_durably`),
+    the others queued, in order, with retries.
+
+    Queued events wait in memory while the hub cannot be reached (a hub restart);
+    past MAX_QUEUED the oldest are dropped and the count of dropped events is sent
     with the next batch, so a gap is visible in the log.
     """
 
-    def __init__(self, api_url: str, token: str) -> None:
+    def __init__(self, api_url: str, token: str, on_give_up: Callable[[str], None] | None = None) -> None:
         self.endpoint = api_url.rstrip("/") + SINK_PATH
         self.token = token
+        self.on_give_up = on_give_up
+        """Called once, with the cause, after MAX_DURABLE_FAILURES failed records in a row: stops the server."""
         self.queue: deque[dict] = deque()
         self.dropped = 0
+        self.durable_failures = 0
         self._evicted = 0  # events add() pushed out of the queue's front since the current send began
         self._sending = False
         self._callback = PeriodicCallback(self.flush, FORWARD_MS)
+
+    def _request(self, body: dict, timeout: float) -> HTTPRequest:
+        return HTTPRequest(self.endpoint, method="POST", body=json.dumps(body),
+                           headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
+                           connect_timeout=timeout, request_timeout=timeout)
+
+    async def record_durably(self, event: dict) -> None:
+        """Send `event` alone; return once the hub answered that the ledger committed it.
+
+        Raises RecordNotDurable otherwise (the hub unreachable or erring, the store
+        down, no answer within DURABLE_TIMEOUT_S); the failure is logged here, and
+        the MAX_DURABLE_FAILURES-th in a row calls `on_give_up`. A record the hub
+        commits after the timeout is in the ledger though its code never ran: the
+        safe side.
+        """
+        try:
+            response = await AsyncHTTPClient().fetch(
+                self._request({"events": [{**event, "at": time.time()}], "dropped": 0}, DURABLE_TIMEOUT_S))
+            appended = json.loads(response.body).get("appended")
+            if response.code != 201 or appended != 1:
+                raise ValueError(f"unexpected answer {response.code} {appended!r}")
+        except Exception as e:  # any failure means: not known to be durable
+            self.durable_failures += 1
+            cause = f"{type(e).__name__}: {e}"[:300]
+            stopping = self.durable_failures >= MAX_DURABLE_FAILURES
+            log.error("onsite: the hub did not commit a %s record (%d in a row): %s", event.get("kind"),
+                      self.durable_failures, cause)
+            if self.durable_failures == MAX_DURABLE_FAILURES and self.on_give_up is not None:
+                self.on_give_up(cause)
+            raise RecordNotDurable(cause, stopping=stopping) from e
+        self.durable_failures = 0
 
     def start(self) -> None:
         self._callback.start()
@@ -89,12 +147,7 @@ class SessionEventForwarder:
                 batch = [self.queue[i] for i in range(min(MAX_BATCH, len(self.queue)))]
                 sent_dropped, self._evicted = self.dropped, 0
                 try:
-                    request = HTTPRequest(self.endpoint, method="POST",
-                                          body=json.dumps({"events": batch, "dropped": sent_dropped}),
-                                          headers={"Authorization": f"token {self.token}",
-                                                   "Content-Type": "application/json"},
-                                          request_timeout=30)
-                    await AsyncHTTPClient().fetch(request)
+                    await AsyncHTTPClient().fetch(self._request({"events": batch, "dropped": sent_dropped}, 30))
                     self.dropped -= sent_dropped
                 except HTTPClientError as e:
                     if e.code != 400:
@@ -116,7 +169,13 @@ class SessionEventForwarder:
 def forward_session_events(serverapp: Any, api_url: str, token: str) -> SessionEventForwarder:
     """Start forwarding refusals, kernel websocket records and the server's contents and kernel events to the hub."""
     global _forwarder
-    forwarder = _forwarder = SessionEventForwarder(api_url, token)
+
+    def give_up(cause: str) -> None:
+        log.critical("onsite: %d records in a row could not be committed to the audit ledger (%s): "
+                     "stopping this server and its kernels", MAX_DURABLE_FAILURES, cause)
+        serverapp.stop()
+
+    forwarder = _forwarder = SessionEventForwarder(api_url, token, on_give_up=give_up)
     serverapp.web_app.settings[SETTINGS_KEY] = forwarder
     root = Path(serverapp.root_dir)
 

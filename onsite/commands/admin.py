@@ -24,6 +24,7 @@ import getpass
 import json
 import os
 import sys
+import time
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -43,13 +44,12 @@ from access_control.errors import InputInvalid, PolicyError, error_text
 from access_control.hub_api import HubApiUnavailable, HubClient
 from access_control.models import Accreditation, Booking, Facility, Grant, Person, Project, Terminal
 from access_control.sessions import end_session, session_projects
-from hub_config.config import CLI_TOKEN_FILE, HUB_API_URL_FILE
+from hub_config.config import CLI_TOKEN_FILE, HUB_API_URL_FILE, HubSettings, ledger_anchor_file
 from onsite.migrations import migrate
 from onsite_base.db import make_engine, read_transaction, session_factory
 from onsite_base.errors import UserError
 from onsite_base.settings import Settings
 
-ANCHOR_FILE_NAME = "ledger-anchor.jsonl"
 MAX_REASON = 300
 LOCALE_VARIABLES = ("LC_ALL", "LC_MESSAGES", "LANG")
 E = TypeVar("E", bound=enum.Enum)
@@ -577,7 +577,8 @@ def run_sessions_end(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def default_anchor(settings: Settings) -> Path:
-    return settings.runtime_dir / ANCHOR_FILE_NAME
+    """The hub's anchor file (HubSettings.anchor_file, else outside the state directory)."""
+    return ledger_anchor_file(settings, HubSettings.load())
 
 
 def run_verify(args: argparse.Namespace, settings: Settings) -> int:
@@ -588,6 +589,9 @@ def run_verify(args: argparse.Namespace, settings: Settings) -> int:
         raise UserError(str(e)) from None
     if args.anchor and anchor is None:
         raise UserError(f"anchor file {anchor_path} does not exist")
+    if anchor is None:
+        print(f"warning: no ledger anchor at {anchor_path}: newest events deleted would go unnoticed "
+              "(the hub writes anchors; see `onsite audit anchor`)", file=sys.stderr)
 
     def work(session: Session) -> int:
         with tqdm(total=audit.count(session), unit="event", desc="verifying", disable=not sys.stderr.isatty(), leave=False) as bar:
@@ -629,18 +633,45 @@ def events(session: Session, args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def run_anchor(args: argparse.Namespace, settings: Settings) -> int:
     path = Path(args.file) if args.file else default_anchor(settings)
+    if args.every is None:
+        return anchor_once(settings, path)
+    if args.every < 1:
+        raise UserError("--every needs at least 1 second")
+    while True:  # the hub's anchor service; a refusal (ledger tampered) is printed and recorded, then retried
+        anchor_once(settings, path)
+        time.sleep(args.every)
 
-    def work(session: Session) -> int:
+
+def anchor_once(settings: Settings, path: Path) -> int:
+    """Verify the chain and append its head to `path` in a read (writers are not held up while
+    the whole chain is read), then record LEDGER_VERIFY in a short write."""
+    def anchor(session: Session) -> int:
+        nonlocal written, problem
         try:
-            anchor = audit.anchor_head(session, path)
+            written = audit.anchor_head(session, path)
         except ValueError as e:
-            print(f"TAMPERED: {e}")
-            return 1
-        audit.record(session, AuditEventType.LEDGER_VERIFY, actor=admin_actor(), object="ledger", details={"anchored_seq": anchor.seq, "file": str(path)})
-        print(f"anchored event {anchor.seq} ({anchor.hash[:16]}…) in {path}")
+            problem = str(e)
         return 0
 
-    return in_transaction(settings, work)
+    written: audit.LedgerAnchor | None = None
+    problem = ""
+    in_transaction(settings, anchor, read_only=True)
+
+    def record(session: Session) -> int:
+        if written is None:
+            audit.record(session, AuditEventType.LEDGER_VERIFY, actor=admin_actor(), object="ledger",
+                         outcome=Outcome.FAILED, details={"problem": problem[:300], "file": str(path)})
+            return 1
+        audit.record(session, AuditEventType.LEDGER_VERIFY, actor=admin_actor(), object="ledger",
+                     details={"anchored_seq": written.seq, "file": str(path)})
+        return 0
+
+    code = in_transaction(settings, record)
+    if written is None:
+        print(f"TAMPERED: {problem}", flush=True)
+    else:
+        print(f"anchored event {written.seq} ({written.hash[:16]}…) in {path}", flush=True)
+    return code
 
 
 # ---------------------------------------------------------------- the commands as data
@@ -854,7 +885,7 @@ ADMIN_COMMANDS = PEOPLE + PROJECTS + FACILITIES + ENTRY_RULES + SESSIONS
 
 AUDIT_COMMANDS = (
     Command("audit verify", "check the ledger's hash chain; exit 1 and name the first bad event if it was tampered with", (
-        arg("--anchor", metavar="FILE", help=f"anchor file to check against (default $ONSITE_HOME/run/{ANCHOR_FILE_NAME} if present)"),
+        arg("--anchor", metavar="FILE", help="anchor file to check against (default HubSettings.anchor_file, if present)"),
     ), run_verify,
         "Recompute every audit event's hash in order. Prints 'ok: N events', or the first edited, "
         "deleted, inserted or reordered event and exits 1. If an anchor file exists (see `audit anchor`) the "
@@ -873,10 +904,11 @@ AUDIT_COMMANDS = (
         "Dates without a time mean midnight in Asia/Tokyo; --since is inclusive, --until exclusive. "
         "For entry decisions the details column shows the denial reasons."),
     Command("audit anchor", "verify, then append the chain head to a file outside the database", (
-        arg("--file", metavar="FILE", help=f"anchor file (default $ONSITE_HOME/run/{ANCHOR_FILE_NAME})"),
+        arg("--file", metavar="FILE", help="anchor file (default HubSettings.anchor_file: outside $ONSITE_HOME)"),
+        arg("--every", metavar="SECONDS", type=int, help="keep anchoring, every SECONDS (the hub's anchor service)"),
     ), run_anchor,
-        "Keep the anchor file on storage the database administrator cannot rewrite (or print it); "
-        "run this periodically, e.g. from cron."),
+        "The hub runs this as its anchor service (at start, then every HubSettings.anchor_interval_s). "
+        "Keep the anchor file on storage the database administrator cannot rewrite (or print it)."),
 )
 
 

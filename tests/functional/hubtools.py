@@ -46,6 +46,8 @@ class RunningHub:
         self.port = port or free_port(ip)
         self.env = {**os.environ, "ONSITE_HOME": str(home)}
         self.env.pop("ONSITE_DB_URL", None)
+        # The ledger's anchors outside the state directory, but not in the machine's default place.
+        self.env["ONSITE_ANCHOR_FILE"] = str(home.parent / f"{home.name}-ledger-anchor.jsonl")
         if db_url:
             self.env["ONSITE_DB_URL"] = db_url
         self.log_path = home / "hub.log"

@@ -21,6 +21,7 @@ def onsite(monkeypatch, tmp_path, db_url, capsys):
     """Run `onsite ARGS…` in-process; returns (exit code, stdout, stderr)."""
     monkeypatch.setenv("ONSITE_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("ONSITE_DB_URL", db_url)
+    monkeypatch.setenv("ONSITE_ANCHOR_FILE", str(tmp_path / "ledger-anchor.jsonl"))  # not the machine's default place
     # Only this area's commands: the others are tested in their own areas.
     monkeypatch.setattr(onsite_cli, "COMMAND_MODULES", [("onsite.commands.admin", None), ("onsite.commands.admin", "admin")])
 
