@@ -16,6 +16,7 @@ import os
 import secrets
 import signal
 import socket
+import stat
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -290,10 +291,11 @@ def configure(c: Config, settings: Settings, hub: HubSettings, ldap: LdapSetting
 
 
 def prepare_runtime_dir(settings: Settings) -> None:
-    """run/ holds the hub's secrets: private to the hub's account."""
+    """run/ holds the hub's secrets: private to the hub's account. workspaces/ is traversed, never listed."""
     settings.runtime_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(settings.runtime_dir, 0o700)
     settings.workspaces_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(settings.workspaces_dir, stat.S_IMODE(settings.workspaces_dir.stat().st_mode) & 0o711)
 
 
 def configure_hub_app(c: Config, settings: Settings, hub: HubSettings) -> None:

@@ -205,15 +205,16 @@ def ensure_facility(settings: Settings, factory, *, terminals: tuple[str, ...] =
 def make_state_private(settings: Settings) -> None:
     """The state directory closed to other accounts before anything is written to it.
 
-    `home` loses group and other read and write (0711 at most: the spawner keeps it
-    traversable for session accounts); run/ (secrets, log-ins), egress/ and demo/
-    (the source microdata) are 0700. The SQLite store is made 0600 by
-    `onsite_base.db.make_engine`. Otherwise all of it would be readable by every
-    account of the machine from `onsite up` until the first session is spawned.
+    `home`, datasets/ and workspaces/ lose group and other read and write (0711 at
+    most: session accounts traverse them, as the spawner keeps them); run/ (secrets,
+    log-ins), egress/ and demo/ (the source microdata) are 0700. The SQLite store is
+    made 0600 by `onsite_base.db.make_engine`. Otherwise all of it would be readable
+    by every account of the machine from `onsite up` until the first session is spawned.
     """
     home = settings.home
-    home.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
-    os.chmod(home, stat.S_IMODE(home.stat().st_mode) & 0o711)
+    for traversed in (home, settings.datasets_dir, settings.workspaces_dir):
+        traversed.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+        os.chmod(traversed, stat.S_IMODE(traversed.stat().st_mode) & 0o711)
     for private in (settings.runtime_dir, settings.egress_dir, home / "demo"):
         private.mkdir(exist_ok=True, mode=PRIVATE_DIR)
         os.chmod(private, PRIVATE_DIR)

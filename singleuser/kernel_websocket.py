@@ -84,9 +84,16 @@ class AuditedKernelWebsocketConnection(ZMQChannelsWebsocketConnection):
         self._previous = asyncio.ensure_future(self._pass_on(incoming_msg, previous))
 
     async def _pass_on(self, incoming_msg: Any, previous: asyncio.Future | None) -> None:
-        """After the message before it: drop, or record durably then hand to the kernel. Never raises."""
+        """After the message before it: drop, or record durably then hand to the kernel. Never raises
+        (a failure would hold up every later message of the websocket)."""
         if previous is not None:
             await previous
+        try:
+            await self._gate(incoming_msg)
+        except Exception:
+            self.log.exception("onsite: a message to kernel %s was dropped", self.kernel_id)
+
+    async def _gate(self, incoming_msg: Any) -> None:
         try:
             msg_type, channel, header, event = self._inspect(incoming_msg)
         except Exception as e:
@@ -105,10 +112,7 @@ class AuditedKernelWebsocketConnection(ZMQChannelsWebsocketConnection):
                 self._refuse(f"{msg_type} dropped: its record was not committed ({e.cause})")
                 self._tell_not_run(msg_type, channel, header, e)
                 return
-        try:
-            super().handle_incoming_message(incoming_msg)
-        except Exception:
-            self.log.exception("onsite: passing a %s to kernel %s failed", msg_type, self.kernel_id)
+        super().handle_incoming_message(incoming_msg)
 
     def _tell_not_run(self, msg_type: str, channel: str | None, header: dict, error: RecordNotDurable) -> None:
         """What the notebook shows for a message that never reached the kernel: the reason, in
