@@ -1,8 +1,10 @@
-"""The few JupyterHub REST API calls the admin pages need, with the service's own token.
+"""The few JupyterHub REST API calls the admin pages and the review service need, with the service's own token.
 
-Scopes the service's role must hold, and no more: `list:users` (who is there),
+Scopes the admin service's role must hold, and no more: `list:users` (who is there),
 `read:servers` (their servers: since when, ready, last activity) and
 `delete:servers` (stop one). Without `read:servers` nobody appears to have a server.
+The review service holds `read:servers` only: `server` tells it whether a person's
+session is running (hub_config/roles.py).
 """
 from __future__ import annotations
 
@@ -37,6 +39,16 @@ class LiveServer:
 
 def _time(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
+def _live_server(user: dict, server: dict) -> LiveServer:
+    return LiveServer(
+        user=user["name"],
+        started=_time(server.get("started")),
+        last_activity=_time(server.get("last_activity") or user.get("last_activity")),
+        ready=bool(server.get("ready")),
+        pending=server.get("pending"),
+    )
 
 
 class HubClient:
@@ -76,19 +88,19 @@ class HubClient:
             for user in body["items"]:
                 server = (user.get("servers") or {}).get("")
                 if server:
-                    servers.append(
-                        LiveServer(
-                            user=user["name"],
-                            started=_time(server.get("started")),
-                            last_activity=_time(server.get("last_activity") or user.get("last_activity")),
-                            ready=bool(server.get("ready")),
-                            pending=server.get("pending"),
-                        )
-                    )
+                    servers.append(_live_server(user, server))
             following = (body.get("_pagination") or {}).get("next")
             if not following:
                 return sorted(servers, key=lambda s: s.user)
             offset = int(following["offset"])
+
+    async def server(self, username: str) -> LiveServer | None:
+        """The person's default server as the Hub reports it now, None when they have none."""
+        _, body = await self._call("GET", f"users/{quote(username, safe='')}")
+        if not isinstance(body, dict) or not isinstance(body.get("servers"), dict):
+            raise HubApiUnavailable(f"GET users/{username}: unexpected answer (no servers: is read:servers granted?)")
+        server = body["servers"].get("")
+        return _live_server(body, server) if server else None
 
     async def stop_server(self, username: str) -> None:
         """Ask the Hub to stop the person's default server (202: stopping, 204: stopped)."""

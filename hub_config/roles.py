@@ -60,6 +60,14 @@ ADMIN_SERVICE_ROLE = {
     "scopes": ["list:users", "read:servers", "delete:servers"],
     "services": [ADMIN_SERVICE],
 }
+# The review service's own token: whether a researcher's session is running, so that
+# unreleased cells are shown only at the terminal of a live session (nothing else).
+REVIEW_SERVICE_ROLE = {
+    "name": "onsite-review-service",
+    "description": "The review service's own token: see whether a researcher's session is running",
+    "scopes": ["read:servers"],
+    "services": [REVIEW_SERVICE],
+}
 CLI_SERVICE_ROLE = {
     "name": "onsite-cli-service",
     "description": "`onsite admin sessions`: see and stop sessions",

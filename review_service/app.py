@@ -11,7 +11,8 @@ URL paths (under the service prefix, e.g. /services/onsite-review/):
     GET  ./                                  home: the queue for reviewers, else "my requests"
     GET  ./queue                             reviewer queue
     GET  ./mine                              the signed-in researcher's requests
-    GET  ./requests/<id>                     request page
+    GET  ./requests/<id>                     request page (a researcher sees unreleased content only at the
+                                             terminal of their running session: `service.content_access`)
     POST ./requests/<id>/outputs/<oid>/vote  vote form (decision, comment, override_reason, revision, _xsrf)
     POST ./requests/<id>/outputs/<oid>/protection  reviewer's protection of a table: action=preview|save,
                                              method, base, secondary, merge_variable, merge_levels,
@@ -19,7 +20,7 @@ URL paths (under the service prefix, e.g. /services/onsite-review/):
     POST ./requests/<id>/withdraw            requester withdraws (_xsrf)
     GET  ./requests/<id>/package.zip         requester downloads the release package
     POST ./api/requests                      JSON submission (token auth)
-    GET  ./api/requests/<id>                 JSON status for the requester (token auth)
+    GET  ./api/requests/<id>                 JSON status for the requester (token auth; statuses and codes only)
     GET  ./oauth_callback                    Hub OAuth
     ./ingress…, POST ./api/ingress, ./api/reference   ingress requests (review_service.ingress)
 """
@@ -28,6 +29,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 from datetime import datetime
 from types import SimpleNamespace
 from http import HTTPStatus
@@ -40,12 +42,14 @@ from tornado import web
 from tornado.ioloop import IOLoop
 
 from access_control.enums import AuditEventType
+from access_control.hub_api import HubClient
+from disclosure_review.sdc import text
 from disclosure_review.sdc.enums import SecondaryMethod, Verdict
 from disclosure_review.sdc.messages import result_text
 from disclosure_review.workflow import ingress, messages, package, permissions, service
 from disclosure_review.workflow import protection as protection_choice
 from disclosure_review.workflow.enums import Decision, OutputKind, ReleaseStatus
-from disclosure_review.workflow.exceptions import ReleasePermissionDenied, ReleaseRequestNotFound
+from disclosure_review.workflow.exceptions import PackageTampered, ReleasePermissionDenied, ReleaseRequestNotFound
 from disclosure_review.workflow.policies import ReviewPolicy
 from onsite_base.db import transaction
 from onsite_base.errors import UserError
@@ -129,14 +133,16 @@ def _file_preview(output) -> dict[str, str | None]:
         return {"preview": None, "text": None}
     rendered = package.render_file(output.content, output.media_type)
     if output.media_type.startswith("image/"):
+        rendered = package.render_image(output.content, output.media_type)
         return {"preview": base64.b64encode(rendered).decode(), "text": None}
-    return {"preview": None, "text": rendered.decode("utf-8")}
+    return {"preview": None, "text": package.decoded_text(output.content)}  # shown through `visible`
 
 
 def make_jinja() -> jinja2.Environment:
     env = templates(HERE / "templates")
     env.filters["when"] = _when
     env.filters["tojson_pretty"] = lambda v: json.dumps(v, ensure_ascii=False, indent=2)
+    env.filters["visible"] = lambda v: text.escape(v) if isinstance(v, str) else v  # invisible characters as \u{…}
     env.globals.update(Verdict=Verdict, Decision=Decision, OutputKind=OutputKind, ReleaseStatus=ReleaseStatus,
                        protection_methods=protection_choice.METHODS, protection_fields=PROTECTION_FIELDS,
                        secondary_methods=[m.value for m in SecondaryMethod],
@@ -175,12 +181,20 @@ class QueueHandler(BaseHandler):
 
 class MineHandler(BaseHandler):
     @web.authenticated
-    def get(self) -> None:
+    async def get(self) -> None:
+        presence = await self.presence()
         with transaction(self.factory) as session:
-            self.render_page("mine.html", session, requests=service.my_requests(session, self.current_user))
+            requests = service.my_requests(session, self.current_user)
+            # reviewers' comments only where the unreleased content may be seen
+            commented = {r.id for r in requests
+                         if service.content_access(session, r, self.current_user, presence).request is None}
+            self.render_page("mine.html", session, requests=requests, commented=commented)
 
 
 class RequestPageHandler(BaseHandler):
+    async def prepare(self) -> None:
+        self.viewer_presence = await self.presence()  # before any step: the page after a vote shows the same
+
     @web.authenticated
     def get(self, request_id: str) -> None:
         self.show(int(request_id))
@@ -196,11 +210,16 @@ class RequestPageHandler(BaseHandler):
             except UserError as exc:
                 self.fail(exc)
             reviewer_view = permissions.can_review(session, user, request)
+            access = service.content_access(session, request, user, self.viewer_presence)
             # reference data retired since submission: the service refuses approval and protection, so say why here
             retired = {o.id: service.retired_references(session, o) if o.decision is None else [] for o in request.outputs}
             outputs = [
+                {"output": o, "withheld": access.outputs[o.id], "votes_visible": False, "retired": retired[o.id],
+                 "can_vote": False}
+                if o.id in access.outputs else
                 {
                     "output": o,
+                    "withheld": None,
                     "rows": marked_rows(o),
                     "can_vote": reviewer_view and permissions.can_vote(session, user, o),
                     "votes_visible": not reviewer_view
@@ -224,6 +243,7 @@ class RequestPageHandler(BaseHandler):
                 status=status,
                 request=request,
                 outputs=outputs,
+                request_withheld=access.request,
                 reviewer_view=reviewer_view,
                 is_requester=request.requester == user,
                 can_withdraw=permissions.can_withdraw(user, request),
@@ -336,11 +356,17 @@ class DownloadHandler(BaseHandler):
             with transaction(self.factory) as session:
                 name, data = service.collect(session, int(request_id), self.current_user)
         except UserError as exc:
+            tampered = isinstance(exc, PackageTampered)
             with transaction(self.factory) as session:
                 service.record_refusal(
                     session, AuditEventType.RELEASE_COLLECT, actor=self.current_user,
                     object=f"release_request/{request_id}", reason=str(exc),
+                    details={"file": exc.params["file"], "expected_sha256": exc.params["expected"],
+                             "found_sha256": exc.params["found"]} if tampered else None,
                 )
+            if tampered:  # not the person's doing: the package stays in the egress store for an administrator
+                log.error("release package of request %s refused at collection: %s", request_id, exc)
+                raise web.HTTPError(HTTPStatus.CONFLICT, self.error_text(exc))
             self.fail(exc)
         self.set_header("Content-Type", "application/zip")
         self.set_header("Content-Disposition", f'attachment; filename="{name}"')
@@ -348,17 +374,18 @@ class DownloadHandler(BaseHandler):
 
 
 def request_summary(request) -> dict[str, Any]:
-    """What the API tells the requester of a release request."""
+    """What the API tells the requester of a release request: its status only. No cells, and an error as its
+    code (its text may quote data, e.g. a value that would not convert), for a token may be used off site;
+    the request page shows the rest at the terminal of the session."""
     return {
         "id": request.id,
         "status": request.status.value,
-        "return_comment": request.return_comment,
         "outputs": [
             {
                 "name": o.name,
                 "verdict": o.verdict.value,
                 "verified": o.verified,
-                "error": o.error,
+                "error": (o.error_message or {}).get("code", "error") if o.error else None,
                 "decision": o.decision.value if o.decision else None,
             }
             for o in request.outputs
@@ -406,10 +433,16 @@ def make_app(
     test_api_identity: Identity | None = None,
     cookie_secret: bytes | None = None,
     policy: ReviewPolicy | None = None,
+    hub_client: HubClient | None = None,
 ) -> web.Application:
     """The application under the review rules `policy` (default: ReviewPolicy's defaults).
-    `test_identity`/`test_api_identity` replace the Hub in tests only."""
+    `hub_client` (whether a researcher's session runs) defaults to the Hub API of this service's environment
+    (JUPYTERHUB_API_URL, JUPYTERHUB_API_TOKEN). `test_identity`/`test_api_identity` replace the Hub in tests only."""
     prefix = normal_prefix(prefix)
+    if hub_client is None:
+        hub_client = HubClient(
+            os.environ.get("JUPYTERHUB_API_URL", "http://127.0.0.1:8081/hub/api"), os.environ.get("JUPYTERHUB_API_TOKEN", "")
+        )
     p = prefix
     routes = [
         (rf"{p}", HomeHandler),
@@ -427,4 +460,4 @@ def make_app(
     routes += ingress_pages.routes(p)  # ingress requests (reference data brought in)
     return application(routes, settings, prefix, HERE, jinja=make_jinja(), cookie_secret=cookie_secret,
                        test_identity=test_identity, test_api_identity=test_api_identity, max_body_size=MAX_BODY_BYTES,
-                       review_policy=policy or ReviewPolicy())
+                       review_policy=policy or ReviewPolicy(), hub_client=hub_client)

@@ -3,19 +3,31 @@ the JSON API (Hub token only). `app` (release requests) and `ingress` (reference
 from __future__ import annotations
 
 import json
+import logging
 from http import HTTPStatus
 from typing import Any
 
 from sqlalchemy.orm import Session
 from tornado import web
 
+from access_control.enums import Role
+from access_control.hub_api import HubApiUnavailable
+from access_control.policy import person_roles
+from access_control.sessions import session_at
 from disclosure_review.workflow import messages, permissions
 from disclosure_review.workflow.enums import Decision, IngressStatus, ReleaseStatus
 from disclosure_review.workflow.exceptions import ReleasePermissionDenied, ReleaseRequestNotFound
+from disclosure_review.workflow.service import Presence
 from onsite_base.db import transaction
 from onsite_base.errors import UserError
+from onsite_base.netaddr import client_address
 from onsite_base.web.service import HubServiceHandler
 from review_service.i18n import LANGUAGES, translator
+
+log = logging.getLogger(__name__)
+
+PROXIES = {"127.0.0.1", "::1"}
+"""configurable-http-proxy, on the hub's loopback: its X-Forwarded-For entry names the terminal (as the hub reads it)."""
 
 
 class BaseHandler(HubServiceHandler):
@@ -77,6 +89,23 @@ class BaseHandler(HubServiceHandler):
         if isinstance(value, dict):
             return messages.text(value, self.language)
         return value
+
+    async def presence(self) -> Presence:
+        """Whether the signed-in person asks from the terminal of their running session (the Hub says whether it
+        runs, the ledger's SESSION_START from where): a researcher sees unreleased content only there. When the
+        Hub cannot say, `unknown`: nothing unreleased is shown (fail closed)."""
+        user = self.current_user
+        if not user:
+            return Presence()
+        with transaction(self.factory) as session:
+            if Role.RESEARCHER not in person_roles(session, user):  # staff see by role, not by session
+                return Presence()
+        try:
+            live = await session_at(self.settings["hub_client"], self.factory, user, client_address(self.request, PROXIES))
+        except HubApiUnavailable as exc:
+            log.warning("whether %s is in a session could not be asked (%s): unreleased content withheld", user, exc)
+            return Presence(unknown=True)
+        return Presence(live)
 
     def fail(self, exc: UserError) -> None:
         status = 404 if isinstance(exc, ReleaseRequestNotFound) else 403 if isinstance(exc, ReleasePermissionDenied) else 400

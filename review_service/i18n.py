@@ -181,6 +181,23 @@ MESSAGES: dict[str, dict[str, str]] = {
     "code": {"ja": "ファイルを作成したコード", "en": "Code that made the file"},
     "votes": {"ja": "投票", "en": "Votes"},
     "no_votes": {"ja": "まだ投票はありません。", "en": "No votes yet."},
+    "votes_count": {"ja": "投票 {n} 件", "en": "{n} vote(s)"},
+    "withheld_mark": {"ja": "(非表示)", "en": "(not shown)"},
+    "withheld_no_session": {
+        "ja": "未公表の内容(集計結果・レコード・プレビュー・エラーの詳細・コメント)は、このプロジェクトのセッション中に"
+              "その施設の端末からだけ表示されます。ここでは状態だけを表示しています。公表された出力は公表パッケージで受け取れます。",
+        "en": "Unreleased content (cells, records, previews, error details, comments) is shown only inside a session "
+              "of this project, at the terminal it runs on. Here only the status is shown; released outputs are "
+              "collected as the release package.",
+    },
+    "withheld_grant_revoked": {
+        "ja": "この出力が読むデータセットの利用許可が現在ないため、内容は表示されません。",
+        "en": "The project holds no grant today for a dataset this output reads, so its content is not shown.",
+    },
+    "withheld_hub_unavailable": {
+        "ja": "セッション中かどうかを確認できないため、未公表の内容は表示されません。しばらくしてから再度お試しください。",
+        "en": "Whether you are in a session could not be checked, so unreleased content is not shown. Try again in a moment.",
+    },
     "votes_hidden": {
         "ja": "他の審査者の投票 {n} 件は、あなたが投票するまで表示されません(独立審査)。",
         "en": "{n} vote(s) by other reviewers are hidden until you vote (independent review).",
@@ -372,6 +389,17 @@ MESSAGES: dict[str, dict[str, str]] = {
     "err_comment_required": {
         "ja": "「{decision}」には、研究者への理由のコメントが必要です。",
         "en": "Choosing {decision} needs a comment telling the researcher why.",
+    },
+    "err_invisible_text": {
+        "ja": "{where}({position})に見えない文字・制御文字 {char} があります。取り除いてください。",
+        "en": "{where}: invisible or control character {char} at {position}: remove it.",
+    },
+    "err_package_tampered": {
+        "ja": "公表パッケージ(申請 {request})は公表後に変更されたため、お渡しできません。{file} の SHA-256 が記録と一致しません"
+              "(記録 {expected}、現在 {found})。この拒否は監査ログに記録されました。管理者に連絡してください。",
+        "en": "The release package of request {request} was changed after release and is not given out: the SHA-256 of "
+              "{file} does not match the record (recorded {expected}, found {found}). This refusal is in the audit "
+              "ledger; contact an administrator.",
     },
     "err_comment_too_long": {
         "ja": "コメントは {limit} 文字までです。",

@@ -46,6 +46,9 @@ class IngressListHandler(BaseHandler):
 
 
 class IngressPageHandler(BaseHandler):
+    async def prepare(self) -> None:
+        self.viewer_presence = await self.presence()
+
     @web.authenticated
     def get(self, request_id: str) -> None:
         self.show(int(request_id))
@@ -57,9 +60,11 @@ class IngressPageHandler(BaseHandler):
                 request = ingress.view(session, request_id, user)
             except UserError as exc:
                 self.fail(exc)
-            reviewer_view = request.requester != user
+            reviewer_view = request.requester != user  # a reviewer or an administrator: staff
             self.render_page(
                 "ingress.html", session, status=status, request=request, message=message, error=error,
+                # the requester sees the rows only at the terminal of their running session
+                preview_withheld=None if reviewer_view else self.viewer_presence.withheld(request.project_id),
                 can_vote=reviewer_view and permissions.can_vote_ingress(session, user, request),
                 can_withdraw=permissions.can_withdraw_ingress(user, request),
                 can_retire=permissions.can_retire(session, user, request),

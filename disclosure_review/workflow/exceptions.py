@@ -47,3 +47,8 @@ class IngressInvalid(WorkflowError):
 
 class PackageError(Exception):
     """Writing the release package failed; the request stays APPROVED for a retry."""
+
+
+class PackageTampered(WorkflowError):
+    """A release package's files differ from its manifest, or the manifest from the release record: never given out.
+    `params`: request, file, expected and found SHA-256."""

@@ -3,7 +3,11 @@
 Nothing is copied byte for byte from the researcher: tables are written as CSV
 from the service's own recomputed cells (the released view only, never shadow
 statistics), images are re-encoded from their pixels without metadata, text is
-decoded and re-encoded. `manifest.json` lists every file with its SHA-256, each
+decoded and re-encoded. Released text — CSV headers and cells (labels come from
+the data), text files, names, titles, comments in the manifest — holds no
+invisible or control character (`disclosure_review.sdc.text`): such an output
+is refused at submission (`check_released_text`), and a package that would
+still carry one is not written. `manifest.json` lists every file with its SHA-256, each
 output's checks and verdict, every vote and override reason, the protections
 reviewers applied (the released cells are those of the latest), who and when.
 """
@@ -23,9 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from access_control.models import utcnow
+from disclosure_review.sdc import text
 from disclosure_review.wire import IMAGE_TYPES
 from disclosure_review.workflow.enums import Decision, OutputKind
-from disclosure_review.workflow.exceptions import PackageError, ReleaseRequestInvalid
+from disclosure_review.workflow.exceptions import PackageError, PackageTampered, ReleaseRequestInvalid
 from disclosure_review.workflow.store import ReleaseOutput, ReleasePackage, ReleaseRequest
 
 log = logging.getLogger(__name__)
@@ -34,7 +39,6 @@ MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
 DIR_MODE = 0o750
 FILE_MODE = 0o640
-_TEXT_CONTROL = {c for c in range(32) if chr(c) not in "\t\n"}
 
 
 @dataclass(frozen=True)
@@ -73,9 +77,14 @@ def render_image(content: bytes, media_type: str) -> bytes:
     return out.getvalue()
 
 
-def render_text(content: bytes) -> bytes:
-    text = content.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
-    return "".join(ch for ch in text if ord(ch) not in _TEXT_CONTROL).encode("utf-8")
+def decoded_text(content: bytes) -> str:
+    """A text file as released: UTF-8, line ends normalised to LF."""
+    return content.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+
+
+def render_text(content: bytes, where: str = "the file") -> bytes:
+    """Decoded and re-encoded; `text.InvisibleCharacter` for an invisible or control character (never stripped)."""
+    return text.check_text(decoded_text(content), where, multiline=True).encode("utf-8")
 
 
 def render_file(content: bytes, media_type: str) -> bytes:
@@ -85,10 +94,30 @@ def render_file(content: bytes, media_type: str) -> bytes:
 def check_renderable(content: bytes, media_type: str, where: str) -> None:
     """Refuse at submission a file the service could not re-render at release."""
     try:
-        render_file(content, media_type)
+        render_file(content, media_type) if media_type in IMAGE_TYPES.values() else render_text(content, where)
+    except text.InvisibleCharacter as exc:
+        raise _invisible(exc) from None
     except Exception as exc:  # Pillow raises many types for a bad image
         kind = "an image" if media_type in IMAGE_TYPES.values() else "UTF-8 text"
         raise ReleaseRequestInvalid(f"{where}: the file is not readable as {kind} ({media_type}): {exc}") from None
+
+
+def _invisible(exc: text.InvisibleCharacter) -> ReleaseRequestInvalid:
+    return ReleaseRequestInvalid(str(exc), key="invisible_text", where=exc.where, char=exc.char, position=exc.position)
+
+
+def check_released_text(name: str, recomputed: dict[str, Any] | None, content: bytes | None) -> None:
+    """Refuse (`ReleaseRequestInvalid`) a recomputed output whose released text would carry an invisible or
+    control character: a table's headers and labels, an extract's CSV. They come from the data, so the wire's
+    check of what the researcher typed cannot catch them."""
+    where = f"output {name!r}"
+    try:
+        if recomputed:
+            text.check_table(recomputed, where)
+        if content:
+            text.check_text(decoded_text(content), where, multiline=True)
+    except text.InvisibleCharacter as exc:
+        raise _invisible(exc) from None
 
 
 def render_table_csv(recomputed: dict[str, Any]) -> bytes:
@@ -213,10 +242,13 @@ def write_package(request: ReleaseRequest, egress_dir: Path) -> WrittenPackage:
                 data = output.content
             else:
                 data = render_file(output.content, output.media_type)
+            check_released_text(output.name, output.recomputed, data if output.kind is OutputKind.EXTRACT else None)
             name = _output_file_name(output)
             _write(staging / name, data)
             files.append({"name": name, "output": output.name, "sha256": sha256(data), "bytes": len(data)})
-        body = json.dumps(manifest(request, files, utcnow().isoformat()), ensure_ascii=False, indent=2).encode("utf-8")
+        content = manifest(request, files, utcnow().isoformat())
+        _check_manifest_text(content, "manifest")
+        body = json.dumps(content, ensure_ascii=False, indent=2).encode("utf-8")
         _write(staging / MANIFEST, body)
         target = egress_dir / str(request.id)
         if target.exists():  # left by an earlier attempt whose transaction did not commit
@@ -224,32 +256,73 @@ def write_package(request: ReleaseRequest, egress_dir: Path) -> WrittenPackage:
         staging.rename(target)
     except PackageError:
         raise
+    except (ReleaseRequestInvalid, text.InvisibleCharacter) as exc:  # stored before the check, or a comment
+        raise PackageError(f"release package of request {request.id} not written: {exc}") from None
     except Exception as exc:
         raise PackageError(f"writing the release package of request {request.id} failed: {exc}") from exc
     log.info("release package for request %s written: %d file(s)", request.id, len(files))
     return WrittenPackage(path=target, files=files, manifest_sha256=sha256(body))
 
 
-def verify_package(record: ReleasePackage) -> dict[str, Any]:
-    """Check every file against the manifest and the manifest against the database; return the manifest."""
+def _check_manifest_text(value: Any, where: str) -> None:
+    """Every string of the manifest (titles, names, comments, labels of protections): no invisible character."""
+    if isinstance(value, str):
+        text.check_text(value, where, multiline=True)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_manifest_text(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_manifest_text(item, f"{where}[{index}]")
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def _digest(data: bytes | None) -> str:
+    return "missing" if data is None else sha256(data)
+
+
+def verify_package(record: ReleasePackage) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """Check every file against the manifest and the manifest against the database; return the manifest and
+    the files as checked ({name: bytes}, the manifest included): what is given out is what was checked.
+
+    Raises `PackageTampered` naming the file and both SHA-256 (expected, found; "missing" for a file gone).
+    """
     root = Path(record.path)
-    body = (root / MANIFEST).read_bytes()
-    if sha256(body) != record.manifest_sha256:
-        raise PackageError(f"the manifest of {root} was changed after release")
+    body = _read(root / MANIFEST)
+    found = _digest(body)
+    if found != record.manifest_sha256:
+        raise PackageTampered(
+            f"the release package of request {record.request_id} was changed after release: {MANIFEST} has "
+            f"SHA-256 {found}, the release recorded {record.manifest_sha256}",
+            key="package_tampered", request=record.request_id, file=MANIFEST, expected=record.manifest_sha256,
+            found=found)
     content = json.loads(body)
+    files = {}
     for entry in content["files"]:
-        if sha256((root / entry["name"]).read_bytes()) != entry["sha256"]:
-            raise PackageError(f"{entry['name']} in {root} was changed after release")
-    return content
+        data = _read(root / entry["name"])
+        found = _digest(data)
+        if found != entry["sha256"]:
+            raise PackageTampered(
+                f"the release package of request {record.request_id} was changed after release: {entry['name']} "
+                f"has SHA-256 {found}, the manifest lists {entry['sha256']}",
+                key="package_tampered", request=record.request_id, file=entry["name"], expected=entry["sha256"],
+                found=found)
+        files[entry["name"]] = data
+    return content, {**files, MANIFEST: body}
 
 
 def zip_package(record: ReleasePackage) -> tuple[str, bytes]:
     """The verified package as a zip (built in memory; packages are small)."""
-    content = verify_package(record)
-    root = Path(record.path)
+    content, files = verify_package(record)
     out = io.BytesIO()
     folder = f"release-{content['request']['id']}"
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name in [*(f["name"] for f in content["files"]), MANIFEST]:
-            archive.write(root / name, f"{folder}/{name}")
+        for name, data in files.items():
+            archive.writestr(f"{folder}/{name}", data)
     return f"{folder}.zip", out.getvalue()

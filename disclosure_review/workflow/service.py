@@ -20,6 +20,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from enum import Enum
 from typing import Any
 
 from sqlalchemy import select
@@ -29,9 +30,10 @@ from access_control import audit
 from access_control.enums import AuditEventType, Outcome
 from access_control.models import Project, utcnow
 from access_control.policy import granted_datasets
+from access_control.sessions import LiveSession
 from dataplane.sql import tables_read
 from disclosure_review import wire
-from disclosure_review.sdc import load_preset
+from disclosure_review.sdc import load_preset, text
 from disclosure_review.sdc.enums import ProtectionMethod
 from disclosure_review.sdc.microdata import ExtractSpec
 from disclosure_review.sdc.spec import TableSpec
@@ -237,6 +239,8 @@ def submit(
     with transaction(factory) as session:
         authorized = authorize(session, payload, requester, policy=policy, today=today)
     checked = check_outputs(authorized)
+    for item, result in zip(authorized.submission.outputs, checked, strict=True):  # labels come from the data
+        package.check_released_text(item.name, result.recomputed, result.content)
     with transaction(factory) as session:
         return record_submission(session, authorized, checked)
 
@@ -330,6 +334,16 @@ def _set_status(session: Session, request: ReleaseRequest, new: ReleaseStatus, a
     )
 
 
+def _check_comment_text(output: str, **fields: str) -> None:
+    """A reviewer's comment and override reason go into the release package's manifest: no invisible character."""
+    for name, value in fields.items():
+        try:
+            text.check_text(value, f"output {output}: {name}", multiline=True)
+        except text.InvisibleCharacter as exc:
+            raise VoteInvalid(str(exc), key="invisible_text", where=exc.where, char=exc.char,
+                              position=exc.position) from None
+
+
 def _decide(output: ReleaseOutput, decision: Decision) -> None:
     output.decision = decision
     output.decided_at = utcnow()
@@ -367,6 +381,7 @@ def vote(
             output=output.name,
         )
     policies.check_vote_content(decision, output.verdict, comment, override_reason)
+    _check_comment_text(output.name, comment=comment, override_reason=override_reason or "")
     if decision is Decision.APPROVE and output.spec:  # computed with reference data retired since: never released
         _check_no_retired_reference(session, request.project_id, output.spec["query"], output.name, VoteInvalid,
                                     "approved")
@@ -537,6 +552,10 @@ def compute_protection(job: ProtectionJob) -> recompute.CheckedOutput:
                                         references=job.references)
     if checked.verified:
         protection_choice.check_merged(checked.recomputed, job.choice.merge)
+        try:  # a merged level's label, or labels of the data as protected
+            package.check_released_text(job.spec.name, checked.recomputed, None)
+        except ReleaseRequestInvalid as exc:
+            raise ProtectionInvalid(str(exc), key=exc.key, **exc.params) from None
     return checked
 
 
@@ -687,6 +706,60 @@ def view(session: Session, request_id: int, username: str) -> ReleaseRequest:
     return request
 
 
+class Withheld(str, Enum):
+    """Why a request's unreleased content (cells, records, figures, previews, errors, comments) is not shown."""
+
+    NO_SESSION = "no_session"
+    """Asked from elsewhere than the terminal of the requester's running session that opened the project."""
+    GRANT_REVOKED = "grant_revoked"
+    """The project holds no grant today for a dataset the output reads."""
+    HUB_UNAVAILABLE = "hub_unavailable"
+    """The Hub could not say whether the session is running: fail closed."""
+
+
+@dataclass(frozen=True)
+class Presence:
+    """Where a person asks from: `session` is their running session when they ask from its terminal."""
+
+    session: LiveSession | None = None
+    unknown: bool = False
+    """The Hub could not be asked: nothing unreleased is shown to a researcher."""
+
+    def withheld(self, project_id: str) -> Withheld | None:
+        """Why a researcher asking from here does not see the project's unreleased content; None: they do."""
+        if self.session is not None and project_id in self.session.projects:
+            return None
+        return Withheld.HUB_UNAVAILABLE if self.unknown else Withheld.NO_SESSION
+
+
+@dataclass(frozen=True)
+class ContentAccess:
+    """What of a release request a person may see beyond its status (titles, verdicts, statuses, votes count)."""
+
+    request: Withheld | None
+    """Why the request's own free text (purpose, return comment, reviewers' comments) is withheld; None: shown."""
+    outputs: dict[int, Withheld]
+    """{output id: why its content is withheld}; an output not listed is shown."""
+
+
+def content_access(session: Session, request: ReleaseRequest, username: str, presence: Presence,
+                   today: date | None = None) -> ContentAccess:
+    """Reviewers (staff, on staff networks) see everything of a request they may review. The requester sees
+    the unreleased content only inside an active session at its terminal — the request comes from the terminal
+    of their running server, whose session opened the request's project — and an output's content only while
+    the project holds a grant for every dataset the output reads. Elsewhere only the status."""
+    if permissions.can_review(session, username, request):
+        return ContentAccess(None, {})
+    why = presence.withheld(request.project_id)
+    if why is not None:
+        return ContentAccess(why, {o.id: why for o in request.outputs})
+    granted = {d.id for d in granted_datasets(session, request.project_id, today or date.today())}
+    known = recompute.known_dataset_ids(session)
+    revoked = {o.id: Withheld.GRANT_REVOKED for o in request.outputs
+               if o.spec and (tables_read(o.spec["query"]) & known) - granted}
+    return ContentAccess(None, revoked)
+
+
 def output_of(session: Session, request_id: int, output_id: int) -> ReleaseOutput:
     """Output `output_id`, which must belong to request `request_id`."""
     output = get_output(session, output_id)
@@ -696,9 +769,11 @@ def output_of(session: Session, request_id: int, output_id: int) -> ReleaseOutpu
     return output
 
 
-def record_refusal(session: Session, action: AuditEventType, *, actor: str, object: str, reason: str) -> None:
-    """Audit a refused attempt (its own transaction: the attempt itself changed nothing)."""
-    audit.record(session, action, actor=actor, object=object, outcome=Outcome.DENIED, details={"reason": reason[:2000]})
+def record_refusal(session: Session, action: AuditEventType, *, actor: str, object: str, reason: str,
+                   details: Mapping[str, Any] | None = None) -> None:
+    """Audit a refused attempt (its own transaction: the attempt itself changed nothing); `details` beside the reason."""
+    audit.record(session, action, actor=actor, object=object, outcome=Outcome.DENIED,
+                 details={"reason": reason[:2000], **(details or {})})
 
 
 def collect(session: Session, request_id: int, requester: str) -> tuple[str, bytes]:

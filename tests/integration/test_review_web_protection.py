@@ -152,10 +152,11 @@ def test_reviewer_applies_protection_through_the_web(server):
         r = browser.post(vote_url, data={"decision": "APPROVE", "revision": "2", "_xsrf": browser_token})
         assert r.status_code == 200, r.text
 
-    # --- released from the protected cells; the researcher sees the protection but not who applied it
+    # --- released from the protected cells; the researcher, outside a session (no hub here), sees only the status
     alice = login(base, "alice")
     alice_page = alice.get(page_url).text
-    assert f'id="protection-applied-{output_id}"' in alice_page and "applied-by" not in alice_page
+    assert f'id="protection-applied-{output_id}"' not in alice_page and "applied-by" not in alice_page
+    assert 'id="request-withheld"' in alice_page
     download = alice.get(base + f"requests/{request_id}/package.zip")
     with zipfile.ZipFile(io.BytesIO(download.content)) as archive:
         rows = list(csv.reader(io.StringIO(archive.read(f"release-{request_id}/small.csv").decode())))

@@ -292,7 +292,7 @@ def test_submit_returns_the_stored_request_as_the_api_reports_it(world):
     from review_service.app import request_summary
 
     summary = request_summary(service.submit(world.factory, payload(table_output(query=PASSING)), "alice"))
-    assert summary["status"] == ReleaseStatus.SUBMITTED.value and summary["return_comment"] is None
+    assert summary["status"] == ReleaseStatus.SUBMITTED.value and "return_comment" not in summary  # status only
     assert summary["outputs"] == [{"name": "by_region", "verdict": "pass", "verified": True, "error": None,
                                    "decision": None}]
     with transaction(world.factory) as s:
