@@ -45,6 +45,7 @@ from access_control.enums import AuditEventType
 from access_control.hub_api import HubClient
 from disclosure_review.sdc import text
 from disclosure_review.sdc.enums import SecondaryMethod, Verdict
+from disclosure_review import wire
 from disclosure_review.sdc.messages import result_text
 from disclosure_review.workflow import ingress, messages, package, permissions, service
 from disclosure_review.workflow import protection as protection_choice
@@ -62,7 +63,11 @@ from review_service.i18n import translator
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
-MAX_BODY_BYTES = 64 * 1024 * 1024  # 16 MB files, base64, several per request
+MAX_BODY_BYTES = wire.MAX_REQUEST_BYTES
+"""Bodies the server reads for any handler; `ApiRequestsHandler` applies the policy's (lower or equal) itself."""
+DRAIN_FACTOR = 4
+"""A release request's body past the policy's limit is read (not kept) up to this many times it, so that the client
+reads the 413 answer; past that the connection is cut."""
 PROTECTION_FIELDS = ("method", "base", "secondary", "merge_variable", "merge_levels", "merge_label")
 
 
@@ -393,24 +398,57 @@ def request_summary(request) -> dict[str, Any]:
     }
 
 
+@web.stream_request_body
 class ApiRequestsHandler(ApiHandler):
+    """A release request. The body is read in chunks and kept up to `ReviewPolicy.max_bytes_per_request`; a larger
+    one is read to its end without being kept (up to `DRAIN_FACTOR` times the limit, past that the connection is
+    cut), then answered HTTP 413 with the limit's JSON refusal, which the kernel shows, and audited."""
+
+    def prepare(self) -> None:
+        super().prepare()
+        self._chunks: list[bytes] = []
+        self._received = 0
+        self.request.connection.set_max_body_size(DRAIN_FACTOR * self.settings["review_policy"].max_bytes_per_request)
+
+    def data_received(self, chunk: bytes) -> None:
+        self._received += len(chunk)
+        if self._received <= self.settings["review_policy"].max_bytes_per_request:
+            self._chunks.append(chunk)
+        else:
+            self._chunks.clear()  # never kept
+
     async def post(self) -> None:
+        requester, policy = self.current_user, self.settings["review_policy"]
         try:
-            payload = json.loads(self.request.body)
+            wire.check_limit("request_bytes", self._received, policy.max_bytes_per_request)
+        except wire.LimitExceeded as exc:
+            self.refuse_limit(exc)
+            return
+        try:
+            payload = json.loads(b"".join(self._chunks))
         except ValueError:
             self.send_json(400, {"message": "the body must be a JSON object"})
             return
-        requester = self.current_user
         try:
             # The service recomputes every output: in a thread, so the app keeps serving meanwhile.
             request = await IOLoop.current().run_in_executor(None, lambda: service.submit(
-                self.factory, payload, requester, policy=self.settings["review_policy"]))
+                self.factory, payload, requester, policy=policy))
+        except wire.LimitExceeded as exc:
+            self.refuse_limit(exc)
+            return
         except UserError as exc:
             with transaction(self.factory) as session:
                 service.record_refusal(session, AuditEventType.RELEASE_SUBMIT, actor=requester, object="", reason=str(exc))
             self.send_json(403 if isinstance(exc, ReleasePermissionDenied) else 400, {"message": str(exc)})
             return
         self.send_json(201, request_summary(request))
+
+    def refuse_limit(self, exc: wire.LimitExceeded) -> None:
+        """HTTP 413 with the limit's JSON refusal (the kernel shows it in its language), audited naming the limit."""
+        with transaction(self.factory) as session:
+            service.record_refusal(session, AuditEventType.RELEASE_SUBMIT, actor=self.current_user, object="",
+                                   reason=str(exc), details={"limit": exc.setting, "size": exc.args_["size"]})
+        self.send_json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, exc.to_json())
 
 
 class ApiRequestHandler(ApiHandler):

@@ -27,7 +27,8 @@ from disclosure_review.sdc.microdata import (
     check_extract,
     record_level_rules,
 )
-from disclosure_review.wire import MAX_FILE_BYTES
+from disclosure_review.sdc.size import extract_cells
+from disclosure_review.wire import MAX_FILE_BYTES, LimitExceeded, check_limit
 from disclosure_review.workflow.policies import ReviewPolicy
 from disclosure_review.workflow.recompute import (
     CheckedOutput,
@@ -76,12 +77,16 @@ def recompute_extract(
     rules, con = opened
 
     def compute() -> tuple[pa.Table, list[Any]]:
+        # Counted first: an extract past the output limit refuses the request before its records are read.
+        check_limit("output_cells", extract_cells(con, spec), policy.max_cells_per_output, name=spec.name)
         table = con.sql(spec.query).limit(MAX_EXTRACT_ROWS + 1).to_arrow_table()
         sources = sorted(tables_read(spec.query) & set(datasets))
         return table, [attached_metadata(con, d).metadata for d in sources]
 
     try:
         table, metadata = run_with_limits(con, compute, timeout_s or policy.query_timeout_s)
+    except LimitExceeded:
+        raise
     except Exception as exc:  # fails closed, with the reason shown to reviewers
         log.info("extract %s could not be recomputed (%s)", spec.name, type(exc).__name__)
         return recomputation_failed(exc)
@@ -111,6 +116,7 @@ def recompute_extract(
         verdict=verdict, verified=True, recomputed=recomputed, report=report,
         mismatch=compare_claimed_risk(claimed, verdict, risk, table.num_rows),
         content=content, filename=f"{spec.name}.csv", media_type="text/csv",
+        cells=table.num_rows * table.num_columns,
     )
 
 

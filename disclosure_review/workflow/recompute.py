@@ -32,7 +32,9 @@ from disclosure_review.sdc.enums import Verdict
 from disclosure_review.sdc.microdata import ExtractSpec
 from disclosure_review.sdc.protect import ProtectedTable, evaluate_table
 from disclosure_review.sdc.shadow import MARGIN_LABEL, RECORDS, VALUE, ShadowTable
+from disclosure_review.sdc.size import table_cells
 from disclosure_review.sdc.spec import TableSpec
+from disclosure_review.wire import LimitExceeded, check_limit
 from disclosure_review.workflow import messages
 from disclosure_review.workflow.policies import ReviewPolicy
 
@@ -59,6 +61,8 @@ class CheckedOutput:
     content: bytes | None = None
     filename: str | None = None
     media_type: str | None = None
+    cells: int = 0
+    """Cells recomputed (a table's with margins, an extract's records × columns): what the output limits count."""
 
 
 def opaque_output() -> CheckedOutput:
@@ -173,11 +177,15 @@ def recompute_table(
     released_tables = _released_tables(released)
 
     def compute() -> ProtectedTable:
+        # Counted first: a table past the output limit refuses the request before any cell is built.
+        check_limit("output_cells", table_cells(con, spec), policy.max_cells_per_output, name=spec.name)
         # Our own cells, checks and the spec's protection re-applied: the kernel's pattern is never used.
         return evaluate_table(con, spec, rules, released=released_tables)
 
     try:
         protected = run_with_limits(con, compute, timeout_s or policy.query_timeout_s)
+    except LimitExceeded:
+        raise
     except Exception as exc:  # any failure fails closed, with the reason shown to reviewers
         log.info("table %s could not be recomputed (%s)", spec.name, type(exc).__name__)  # the message may quote data
         return recomputation_failed(exc)
@@ -191,6 +199,7 @@ def recompute_table(
         shadow=shadow.to_dict(),
         report=protected.report_dict(),
         mismatch=compare_claimed(claimed, shadow, protected.verdict, protected.cells),
+        cells=shadow.frame.height,
     )
 
 

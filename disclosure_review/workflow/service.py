@@ -60,6 +60,7 @@ from disclosure_review.workflow.store import (
     get_request,
     requests_of,
     requests_with_status,
+    waiting_size,
 )
 from disclosure_review.workflow.transitions import INITIAL_STATUS, OPEN_FOR_REVIEW, STATUS_AUDIT_EVENT, check_transition
 from onsite_base.db import transaction
@@ -188,14 +189,53 @@ def authorize(
     The requester must be a member of the project, which must be active and hold
     an active grant for every dataset the table queries read.
     """
-    return _authorize(session, validate_payload(payload), requester, policy or policies.ReviewPolicy(), today or date.today())
+    policy = policy or policies.ReviewPolicy()
+    check_received_size(payload, policy)
+    return _authorize(session, validate_payload(payload), requester, policy, today or date.today())
+
+
+def check_received_size(payload: Any, policy: policies.ReviewPolicy) -> None:
+    """Raise `wire.LimitExceeded` when the payload as received is past the bytes per request or per output."""
+    wire.check_limit("request_bytes", wire.json_size(payload), policy.max_bytes_per_request)
+    outputs = payload.get("outputs") if isinstance(payload, dict) else None
+    for output in outputs if isinstance(outputs, list) else []:
+        name = str(output.get("name", "")) if isinstance(output, dict) else ""
+        wire.check_limit("output_bytes", wire.json_size(output), policy.max_bytes_per_output, name=name[:120])
+
+
+def stored_size(item: SubmittedOutput, result: recompute.CheckedOutput) -> int:
+    """Bytes an output keeps in the store: what the service computed, the session's claims and the file."""
+    kept = (result.recomputed, result.shadow, result.report, result.mismatch, item.claimed)
+    content = result.content if item.kind is OutputKind.EXTRACT else item.content
+    return sum(wire.json_size(v) for v in kept if v is not None) + len(content or b"")
+
+
+def check_computed_size(authorized: AuthorizedSubmission, checked: list[recompute.CheckedOutput]) -> None:
+    """Raise `wire.LimitExceeded` when what the service computed is past the bytes per output or cells per request
+    (the cells per output were counted before each recomputation)."""
+    policy = authorized.policy
+    for item, result in zip(authorized.submission.outputs, checked):
+        wire.check_limit("output_bytes", stored_size(item, result), policy.max_bytes_per_output, name=item.name)
+    wire.check_limit("request_cells", sum(r.cells for r in checked), policy.max_cells_per_request)
+
+
+def check_project_room(session: Session, project_id: str, cells: int, size: int, policy: policies.ReviewPolicy) -> None:
+    """Raise `wire.LimitExceeded` when the project's requests waiting for review and a new one of `cells` and
+    `size` bytes pass the project's limits."""
+    waiting_cells, waiting_bytes = waiting_size(session, project_id, OPEN_FOR_REVIEW)
+    wire.check_limit("project_cells", waiting_cells + cells, policy.max_cells_per_project, name=project_id,
+                     waiting=waiting_cells)
+    wire.check_limit("project_bytes", waiting_bytes + size, policy.max_bytes_per_project, name=project_id,
+                     waiting=waiting_bytes)
 
 
 def check_outputs(authorized: AuthorizedSubmission) -> list[recompute.CheckedOutput]:
     """Recompute and check every output under the project's grants. Slow; uses no database session.
 
     Each query gets the policy's time limit, and all of them together the submission budget:
-    once it is spent, the remaining queries are not run (verdict fail, never pass).
+    once it is spent, the remaining queries are not run (verdict fail, never pass). An output past
+    the cells per output (counted before it is computed) raises `wire.LimitExceeded`: the request
+    is refused, not stored.
     """
     policy = authorized.policy
     deadline = time.monotonic() + policy.submission_budget_s
@@ -234,11 +274,13 @@ def submit(
     """Validate, authorize, recompute and check every output, and store the release request.
 
     `authorize` in one transaction, `check_outputs` outside any, `record_submission`
-    in another. Returns the stored request, its outputs loaded.
+    in another. Returns the stored request, its outputs loaded. Past an output limit
+    (`ReviewPolicy.max_*`) raises `wire.LimitExceeded`, naming the limit.
     """
     with transaction(factory) as session:
         authorized = authorize(session, payload, requester, policy=policy, today=today)
     checked = check_outputs(authorized)
+    check_computed_size(authorized, checked)
     for item, result in zip(authorized.submission.outputs, checked, strict=True):  # labels come from the data
         package.check_released_text(item.name, result.recomputed, result.content)
     with transaction(factory) as session:
@@ -257,6 +299,8 @@ def record_submission(
             f"the grants, approved reference data or rule preset of project {authorized.project_id} changed while "
             "the outputs were checked: submit again"
         )
+    sizes = [stored_size(item, result) for item, result in zip(submission.outputs, checked, strict=True)]
+    check_project_room(session, authorized.project_id, sum(r.cells for r in checked), sum(sizes), authorized.policy)
     request = ReleaseRequest(
         project_id=authorized.project_id,
         requester=authorized.requester,
@@ -288,6 +332,8 @@ def record_submission(
                 mismatch=result.mismatch,
                 error=result.error,
                 error_message=result.error_message,
+                cells=result.cells,
+                size_bytes=sizes[position],
             )
         )
     session.add(request)

@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint, select
-from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint, func, select
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship, selectinload
 
 from onsite_base.db import Base
 from access_control.models import UTCDateTime, stored_enum, utcnow
@@ -72,6 +72,10 @@ class ReleaseOutput(Base):
     """Shadow statistics, for reviewers only; never released."""
     report: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     mismatch: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    cells: Mapped[int] = mapped_column(Integer, default=0)
+    """Cells the service recomputed (a table's with margins, an extract's records × columns); 0 for a file."""
+    size_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    """Bytes stored for the output (contents and claims): with `cells`, what the project's limits add up."""
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     """Why the service could not recompute the output, in English (JSON, audit)."""
     error_message: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
@@ -241,9 +245,27 @@ def get_output(session: Session, output_id: int, *, fresh: bool = False) -> Rele
     return found
 
 
+OUTPUT_SUMMARY = ("id", "request_id", "position", "name", "kind", "verdict", "verified", "decision", "decided_at",
+                  "cells", "size_bytes", "filename", "media_type")
+"""The columns of an output a list shows; never its contents (cells, shadow statistics, file, claims)."""
+
+
 def requests_with_status(session: Session, statuses) -> list[ReleaseRequest]:
-    stmt = select(ReleaseRequest).where(ReleaseRequest.status.in_(list(statuses))).order_by(ReleaseRequest.id)
+    """With their outputs' `OUTPUT_SUMMARY` and votes, in three queries whatever the number of requests."""
+    outputs = selectinload(ReleaseRequest.outputs)
+    stmt = (select(ReleaseRequest).where(ReleaseRequest.status.in_(list(statuses))).order_by(ReleaseRequest.id)
+            .options(outputs.load_only(*(getattr(ReleaseOutput, c) for c in OUTPUT_SUMMARY)),
+                     outputs.selectinload(ReleaseOutput.votes)))
     return list(session.scalars(stmt))
+
+
+def waiting_size(session: Session, project_id: str, statuses) -> tuple[int, int]:
+    """(cells, bytes) of the project's requests in `statuses`, summed in the database (no contents read)."""
+    stmt = (select(func.coalesce(func.sum(ReleaseOutput.cells), 0), func.coalesce(func.sum(ReleaseOutput.size_bytes), 0))
+            .join(ReleaseRequest, ReleaseOutput.request_id == ReleaseRequest.id)
+            .where(ReleaseRequest.project_id == project_id, ReleaseRequest.status.in_(list(statuses))))
+    cells, size = session.execute(stmt).one()
+    return int(cells), int(size)
 
 
 def requests_of(session: Session, requester: str) -> list[ReleaseRequest]:
