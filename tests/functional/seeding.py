@@ -82,3 +82,14 @@ def suspend_project(settings: Settings, project_id: str) -> None:
             policy.change_project(session, project_id, actor="test", status=ProjectStatus.SUSPENDED)
     finally:
         engine.dispose()
+
+
+def revoke_grant(settings: Settings, project_id: str, dataset_id: str) -> None:
+    """Revoke the project's grant of the dataset, as an administrator would."""
+    engine = make_engine(settings.db_url)
+    try:
+        with transaction(session_factory(engine)) as session:
+            grant = next(g for g in policy.list_grants(session, project_id) if g.dataset_id == dataset_id)
+            policy.revoke_grant(session, grant.id, actor="test")
+    finally:
+        engine.dispose()

@@ -24,13 +24,11 @@ from pathlib import Path
 
 import pytest
 
-from access_control import policy
 from access_control.audit import LedgerAnchor, default_anchor_file
 from functional.hubtools import HubUser
-from functional.seeding import SUSPENDED_PASSWORD, SUSPENDED_RESEARCHER
+from functional.seeding import SUSPENDED_PASSWORD, SUSPENDED_RESEARCHER, revoke_grant
 from hub_config import isolation
 from onsite.demo import DEMO_DATASET, DEMO_PROJECT
-from onsite_base.db import make_engine, session_factory, transaction
 from security._isolation_fixtures import RECHECK_S, isolated_hub, researcher_session  # noqa: F401 (fixture)
 from singleuser.events import DURABLE_TIMEOUT_S, MAX_DURABLE_FAILURES
 
@@ -209,13 +207,7 @@ def test_a_revoked_grant_ends_the_session_while_a_long_write_holds_the_store(iso
     hub = isolated_hub
     tanaka, _ = researcher_session(hub, "tanaka")
     uid = hub.account("tanaka").pw_uid
-    engine = make_engine(hub.settings.db_url)
-    try:
-        with transaction(session_factory(engine)) as session:
-            grant = next(g for g in policy.list_grants(session, DEMO_PROJECT) if g.dataset_id == DEMO_DATASET)
-            policy.revoke_grant(session, grant.id, actor="test")
-    finally:
-        engine.dispose()
+    revoke_grant(hub.settings, DEMO_PROJECT, DEMO_DATASET)
     # The attacker's report: while one large request wrote, the re-check failed with "database is locked" and
     # skipped. Here another writer holds the lock; the session's processes must end all the same.
     with write_lock_held(hub):
