@@ -6,6 +6,14 @@ breaks the chain at that point. Appends are serialized across processes (hub,
 review service, CLI): PostgreSQL takes a transaction-scoped advisory lock,
 SQLite takes the write lock at BEGIN IMMEDIATE (see onsite_base.db), and
 `prev_hash` is unique so a fork cannot even be stored.
+
+Every event names its client (`client_address` in its details, so the hash
+covers it): the process that serves a request names it once with
+`set_client` (the hub and the web services per request, the `onsite` command
+as `local` with the OS account) and every `record` in that context adds it.
+asyncio tasks and `asyncio.to_thread` inherit the context; a plain thread pool
+does not (the web services' default executor copies it:
+`onsite_base.web.service.ContextCopyingExecutor`).
 """
 from __future__ import annotations
 
@@ -14,7 +22,9 @@ import json
 import logging
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,6 +47,43 @@ MAX_ACTOR = AuditEvent.__table__.c.actor.type.length
 MAX_OBJECT = AuditEvent.__table__.c.object.type.length
 
 DetailValue = str | int | float | bool | None | list[Any] | dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Client:
+    """Who asked for what an event records: a client address as the hub reads it, or
+    `local` and the OS account for a command run on this host."""
+
+    address: str
+    os_user: str | None = None
+
+    def details(self) -> dict[str, str]:
+        return {"client_address": self.address, **({"os_user": self.os_user} if self.os_user else {})}
+
+
+LOCAL = "local"
+"""The client address of a command run on this host (the `onsite` CLI, the hub's own work)."""
+
+_client: ContextVar[Client | None] = ContextVar("onsite_audit_client", default=None)
+
+
+def set_client(client: Client) -> None:
+    """Name the client of every event recorded from now on in this context (a request's task)."""
+    _client.set(client)
+
+
+@contextmanager
+def client_context(client: Client) -> Iterator[Client]:
+    """Name the client of every event recorded inside the block."""
+    token = _client.set(client)
+    try:
+        yield client
+    finally:
+        _client.reset(token)
+
+
+def current_client() -> Client | None:
+    return _client.get()
 
 
 def canonical_json(value: Any) -> str:
@@ -108,13 +155,15 @@ def record(
     details: Mapping[str, DetailValue] | None = None,
 ) -> AuditEvent:
     """Append one audit event in the caller's transaction: it is stored if and
-    only if the caller's change commits. Holds the ledger lock until then."""
+    only if the caller's change commits. Holds the ledger lock until then.
+    The context's client (`set_client`) goes into the details, unless the caller names one."""
     if not isinstance(action, AuditEventType) or not isinstance(outcome, Outcome):
         raise TypeError("action must be an AuditEventType and outcome an Outcome")
     # The same limits on every backend (SQLite would store longer text silently).
     if len(actor) > MAX_ACTOR or len(object) > MAX_OBJECT:
         raise ValueError(f"audit actor or object too long (at most {MAX_ACTOR} / {MAX_OBJECT} characters)")
-    details_text = canonical_json(dict(details or {}))
+    client = _client.get()
+    details_text = canonical_json({**(client.details() if client else {}), **dict(details or {})})
     lock_ledger(session)
     session.flush()  # earlier pending rows of this transaction first
     head = session.execute(select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)).first()

@@ -110,6 +110,17 @@ class DenialReason(enum.Enum):
         "この施設は予約制です。現在の時間帯の予約がありません。",
         "This facility needs a booking, and you have none for the present time.",
     )
+    NOT_STAFF_ADDRESS = (
+        "NOT_STAFF_ADDRESS",
+        "審査者・管理者の業務は、職員用ネットワークまたは施設の端末からのみ行えます。",
+        "Reviewers and administrators can work only from a staff network or a facility terminal.",
+    )
+    STORE_UNAVAILABLE = (
+        "STORE_UNAVAILABLE",
+        "利用資格を確認できないため、受け付けられません。しばらくしてから再度お試しください。",
+        "Your access cannot be checked right now (the policy store did not answer), so this is refused. "
+        "Try again in a moment.",
+    )
     DIRECTORY_UNAVAILABLE = (
         "DIRECTORY_UNAVAILABLE",
         "利用者ディレクトリ(LDAP)に接続できないため、ログインできません。しばらくしてから再度お試しください。続く場合は管理者に連絡してください。",
@@ -236,26 +247,31 @@ def decide_entry(facts: EntryFacts, now: datetime) -> EntryDecision:
     """Allow or deny entry at `now` (timezone-aware), with every reason that applies."""
     if now.tzinfo is None:
         raise ValueError("decide_entry needs a timezone-aware time")
-    reasons: list[DenialReason] = []
     terminal = match_terminal(facts.terminals, facts.client_address)
     day = now.astimezone(ZoneInfo(terminal.timezone if terminal else DEFAULT_TIMEZONE)).date()
     active = tuple(sorted(p.id for p in facts.projects if p.is_active_on(day)))
-    if not facts.known:
-        reasons.append(DenialReason.ACCOUNT_UNKNOWN)
-    else:
-        if facts.disabled:
-            reasons.append(DenialReason.ACCOUNT_DISABLED)
-        if is_locked_out(facts.locked_until, now):
-            reasons.append(DenialReason.ACCOUNT_LOCKED)
-        if not facts.roles:
-            reasons.append(DenialReason.NO_ROLE)
-        elif not (facts.roles & ROLES_WITHOUT_PROJECT) and not active:
-            reasons.append(DenialReason.NO_ACTIVE_PROJECT)
+    reasons = account_reasons(facts, now)
+    if facts.known and facts.roles and not (facts.roles & ROLES_WITHOUT_PROJECT) and not active:
+        reasons.append(DenialReason.NO_ACTIVE_PROJECT)
     if terminal is None:
         reasons.append(DenialReason.TERMINAL_NOT_REGISTERED)
     else:
         reasons.extend(facility_reasons(facts, terminal, now, day))
     return EntryDecision(allowed=not reasons, reasons=tuple(reasons), terminal=terminal, active_projects=active, day=day)
+
+
+def account_reasons(facts: EntryFacts, now: datetime) -> list[DenialReason]:
+    """What the account itself stands in the way of, wherever the person is: unknown, disabled, locked, no role."""
+    if not facts.known:
+        return [DenialReason.ACCOUNT_UNKNOWN]
+    reasons = []
+    if facts.disabled:
+        reasons.append(DenialReason.ACCOUNT_DISABLED)
+    if is_locked_out(facts.locked_until, now):
+        reasons.append(DenialReason.ACCOUNT_LOCKED)
+    if not facts.roles:
+        reasons.append(DenialReason.NO_ROLE)
+    return reasons
 
 
 def accreditation_reason(accreditations: tuple[AccreditationFacts, ...], kind: str, day: date) -> DenialReason | None:

@@ -4,7 +4,8 @@ JupyterHub passes JUPYTERHUB_SERVICE_URL (where to listen), JUPYTERHUB_SERVICE_P
 (e.g. /services/onsite-admin/), JUPYTERHUB_API_URL and JUPYTERHUB_API_TOKEN (the
 service's own token: its role needs list:users, read:servers, delete:servers)
 and the OAuth variables; the hub also passes ONSITE_HOME, ONSITE_DB_URL and
-ONSITE_CONFIG, so the service reads the same config file and state (`Settings`).
+ONSITE_CONFIG, so the service reads the same config file and state (`Settings`) and the
+client address rules every request passes (`AddressPolicy`).
 The database must already be migrated (the hub does it).
 """
 from __future__ import annotations
@@ -12,12 +13,14 @@ from __future__ import annotations
 import os
 import sys
 
+from access_control.addresses import AddressPolicy, service_check
 from admin_service.app import SERVICE_NAME, make_app
 from onsite_base.web.service import run
 
 
 def main() -> int:
-    return run(lambda settings, config, prefix: make_app(settings, prefix=prefix), SERVICE_NAME, dict(os.environ))
+    return run(lambda settings, config, prefix: make_app(settings, prefix=prefix), SERVICE_NAME, dict(os.environ),
+               sections=(AddressPolicy,), check_client=service_check)
 
 
 if __name__ == "__main__":

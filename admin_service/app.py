@@ -104,6 +104,7 @@ class AdminHandler(HubServiceHandler):
 
     def prepare(self) -> None:
         """Administrators only; any other signed-in person is refused and recorded."""
+        super().prepare()  # the client address check
         user = self.current_user
         if user is None:
             return  # @web.authenticated sends them to log in

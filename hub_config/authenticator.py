@@ -1,21 +1,35 @@
-"""Log-in to the hub: the password, then the entry decision.
+"""Log-in to the hub and every request after it: the client address, the password, the entry decision.
 
-`OnsiteAuthenticator` checks the password against the identity store (the
+`OnsiteAuthenticator` first looks at the client address: from an address that
+is neither a registered terminal nor a staff network (`AddressPolicy`) a log-in
+is refused before the password is checked, so a right and a wrong password get
+the same answer there and such attempts never count toward an account's
+lock-out. Elsewhere it checks the password against the identity store (the
 local argon2 store here; an LDAP-backed subclass overrides `check_password`
-only), then takes the entry decision for the client's terminal address and
-writes it to the ledger either way. A refused entry shows its reasons on the
-login page, in Japanese and English; a wrong password shows only that.
+only), then takes the access decision for the address (`decide_access`: the
+entry decision for researchers, the staff networks for reviewers and
+administrators) and writes it to the ledger either way. A refusal shows its
+reasons on the login page, in Japanese and English; a wrong password shows only that.
+
+Every later request of a signed-in person (pages, `/hub/api`, spawn and stop)
+is judged again by its client address in `refresh_user`, which JupyterHub calls
+on every request (`auth_refresh_age` is fixed at "always"): a refused request
+gets a 403 page or JSON in Japanese and English and an `ENTRY_DECIDE` event
+(stage "request"). Requests with a Hub token that did not pass through the
+proxy (a session's server, a service on this host) are not judged by address;
+services' own tokens never reach `refresh_user`.
 
 Client address: JupyterHub sits behind configurable-http-proxy, which appends
 the address of the TCP peer it saw to `X-Forwarded-For`. Tornado's
 `request.remote_ip` is not used because it also honours `X-Real-Ip`, a header
 the proxy passes through untouched from the browser (so anyone could claim any
-terminal). We trust the forwarding headers only from `trusted_proxy_ips`.
+terminal). We trust the forwarding headers only from `AddressPolicy.trusted_proxies`.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from datetime import datetime, timezone
 from typing import Any
 
@@ -23,15 +37,17 @@ from jupyterhub.auth import Authenticator
 from sqlalchemy.orm import Session, sessionmaker
 from tornado import web
 from traitlets import Any as AnyTrait
-from traitlets import List, Unicode, default
+from traitlets import Float, default
 
-from onsite_base.db import make_engine, session_factory, transaction
+from access_control import audit
+from access_control.addresses import AddressPolicy, RequestSeen, decide_access, judge_request, refusal_message
 from access_control.entry import DenialReason, EntryDecision, decide_entry, load_entry_facts, record_entry
 from access_control.enums import Role
 from access_control.identity import LocalIdentityStore
 from access_control.policy import list_people
 from hub_config.roles import ADMIN_SERVICE, HUB_ROLES, REVIEW_SERVICE
-from onsite_base.netaddr import client_address
+from onsite_base.db import make_engine, session_factory, transaction
+from onsite_base.netaddr import client_address, is_direct, parse_client_address, peer_address
 from onsite_base.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,11 +55,11 @@ log = logging.getLogger(__name__)
 class EntryDenied(web.HTTPError):
     """A refused log-in or spawn; the message lists every reason in Japanese and English."""
 
-    def __init__(self, reasons: tuple[DenialReason, ...] | list[DenialReason]) -> None:
+    def __init__(self, reasons: tuple[DenialReason, ...] | list[DenialReason], message: str | None = None) -> None:
         super().__init__(403, log_message="entry refused: %s" % ",".join(r.value for r in reasons))
         self.reasons = tuple(reasons)
-        # JupyterHub's login page and error page show `jupyterhub_message`.
-        self.jupyterhub_message = entry_message(self.reasons)
+        # JupyterHub's login page, error page and API errors show `jupyterhub_message`.
+        self.jupyterhub_message = message or entry_message(self.reasons)
 
 
 def entry_message(reasons: tuple[DenialReason, ...]) -> str:
@@ -61,16 +77,30 @@ class OnsiteAuthenticator(Authenticator):
         environment ($ONSITE_HOME, $ONSITE_DB_URL); the hub's configuration sets it.""",
     ).tag(config=True)
 
-    trusted_proxy_ips = List(
-        Unicode(),
-        ["127.0.0.1", "::1"],
-        help="""Addresses of the proxies in front of the hub whose `X-Forwarded-For`
-        entries are believed. Default: loopback, where configurable-http-proxy
-        runs. Add the address of a TLS front end if there is one. Every other
-        peer's headers are ignored and its own address is the terminal address.
-        Security: a local process that can reach the hub port directly could
-        claim any address; the hub's port listens on loopback only.""",
+    address_policy = AnyTrait(
+        help="""The `access_control.addresses.AddressPolicy`: staff networks and trusted proxies.
+        Default: `AddressPolicy.load()`, the config file and the environment; the hub's
+        configuration sets it.""",
     ).tag(config=True)
+
+    # JupyterHub calls refresh_user only when the last refresh is older than this. Every request
+    # must be judged by its own address, so "older than nothing" — and not configurable: a site's
+    # `c.Authenticator.auth_refresh_age = 300` would let requests from anywhere ride on a refresh.
+    auth_refresh_age = Float(sys.float_info.min, help="Fixed by Onsite: every request is judged (refresh_user).")
+
+    @default("address_policy")
+    def _address_policy_default(self) -> AddressPolicy:
+        return AddressPolicy.load()
+
+    @default("auth_refresh_strict")
+    def _strict_default(self) -> bool:
+        # A refused token request is not let through on stale auth.
+        return True
+
+    @property
+    def trusted_proxy_ips(self) -> list[str]:
+        """The proxies believed about the client address (AddressPolicy.trusted_proxies), as the spawner hands them on."""
+        return list(self.address_policy.trusted_proxies)
 
     @default("settings")
     def _settings_default(self) -> Settings:
@@ -113,7 +143,13 @@ class OnsiteAuthenticator(Authenticator):
 
     async def authenticate(self, handler: web.RequestHandler, data: dict[str, str]) -> dict | None:
         username = data.get("username", "")
-        address = client_address(handler.request, set(self.trusted_proxy_ips))
+        address = self.client_address(handler)
+        audit.set_client(audit.Client(address))
+        if not await asyncio.to_thread(self._known_address, username, address):
+            # Before the password: the same answer for a right and a wrong one, and no lock-out from anywhere.
+            self.log.warning("log-in of %r refused before its password: %s is neither a terminal nor a staff network",
+                             username[:64], address)
+            raise EntryDenied([DenialReason.TERMINAL_NOT_REGISTERED])
         refused = await self.check_password(handler, username, data.get("password", ""))
         if refused is DenialReason.BAD_CREDENTIALS:
             return None  # JupyterHub's own "Invalid username or password": no hint whether the account exists
@@ -126,10 +162,22 @@ class OnsiteAuthenticator(Authenticator):
         self.log.info("entry allowed for %s from %s (facility %s)", name, address, decision.facility)
         return {"name": name, "admin": False, "roles": [dict(HUB_ROLES[r]) for r in sorted(roles, key=lambda r: r.value)]}
 
-    def _decide(self, username: str, address: str, stage: str) -> tuple[EntryDecision, str, frozenset[Role]]:
+    def _known_address(self, username: str, address: str) -> bool:
+        """Whether anyone may log in from `address`; if not, the refusal is recorded (password not checked)."""
         with transaction(self.session_factory) as session:
             facts = load_entry_facts(session, username, address)
-            decision = decide_entry(facts, datetime.now(timezone.utc))
+            if self.address_policy.is_known_address(address, facts.terminals):
+                return True
+            refused = EntryDecision(False, (DenialReason.TERMINAL_NOT_REGISTERED,))
+            record_entry(session, refused, username=facts.username, client_address=address, stage="login")
+            return False
+
+    def _decide(self, username: str, address: str, stage: str) -> tuple[EntryDecision, str, frozenset[Role]]:
+        """At log-in the access decision (any role may allow it), at spawn and re-check the researcher's entry decision."""
+        with transaction(self.session_factory) as session:
+            facts = load_entry_facts(session, username, address)
+            now = datetime.now(timezone.utc)
+            decision = decide_access(facts, now, self.address_policy) if stage == "login" else decide_entry(facts, now)
             record_entry(session, decision, username=facts.username, client_address=address, stage=stage)
             return decision, facts.username, facts.roles
 
@@ -138,7 +186,40 @@ class OnsiteAuthenticator(Authenticator):
         return self._decide(username, address, stage)[0]
 
     def client_address(self, handler: web.RequestHandler) -> str:
-        return client_address(handler.request, set(self.trusted_proxy_ips))
+        return client_address(handler.request, self.address_policy.proxies)
+
+    async def refresh_user(self, user: Any, handler: web.RequestHandler | None = None) -> bool:
+        """Judge this request of `user` by its client address (JupyterHub calls this on every request).
+
+        Allowed: True. Refused: the 403 (page or JSON, ja/en) is sent here, during the handler's
+        `prepare`, so the handler itself never runs; the refusal is in the ledger; False.
+        """
+        if handler is None:
+            return True  # not a request (JupyterHub's own start-up)
+        address = self.client_address(handler)
+        audit.set_client(audit.Client(address))
+        if getattr(handler, "_token_authenticated", False) and self._from_own_host(user, handler):
+            return True
+        request = handler.request
+        seen = RequestSeen("hub", request.method, request.path)
+        decision = await asyncio.to_thread(judge_request, self.session_factory, self.address_policy, user.name, address, seen)
+        if decision.allowed:
+            return True
+        refused = EntryDenied(decision.reasons, refusal_message(decision.reasons))
+        handler.send_error(403, exc_info=(EntryDenied, refused, None))
+        return False
+
+    @staticmethod
+    def _from_own_host(user: Any, handler: web.RequestHandler) -> bool:
+        """A token request that did not pass through the proxy: from this host (a session's server, a
+        service), or from the host of one of the person's own servers (a remote spawner's node)."""
+        if is_direct(handler.request):
+            return True
+        if handler.request.headers.get("X-Forwarded-For"):
+            return False
+        peer = parse_client_address(peer_address(handler.request))
+        hosts = {parse_client_address(s.server.ip) for s in user.spawners.values() if s.server and s.server.ip}
+        return peer is not None and peer in hosts
 
     async def load_managed_roles(self) -> list[dict]:
         """The hub roles with their members as the policy store has them now.

@@ -3,14 +3,19 @@
 Each area registers its own commands (`register(subparsers)`); a command is a
 function `(args, settings) -> int` stored as `args.run`. A `UserError` prints
 its message and exits 2 without a traceback: the command changed nothing.
+Every audit event a command writes names its client as `local` and the OS
+account that ran it (the hub and the services started from here name each
+request's own client address instead).
 """
 from __future__ import annotations
 
 import argparse
+import getpass
 import importlib
 import logging
 import sys
 
+from access_control import audit
 from onsite_base.errors import UserError
 from onsite_base.settings import Settings
 
@@ -53,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return args.run(args, Settings.load()) or 0
+        with audit.client_context(audit.Client(audit.LOCAL, os_user=getpass.getuser())):
+            return args.run(args, Settings.load()) or 0
     except UserError as e:
         print(f"onsite: error: {e}", file=sys.stderr)
         return 2

@@ -26,6 +26,20 @@ def normalise(raw: str) -> str:
     return str(parsed) if parsed is not None else raw
 
 
+def peer_address(request: Any) -> str:
+    """The address of the TCP peer of the tornado `request` (the proxy, for a request that came through it)."""
+    address = getattr(request.connection.context, "address", None)
+    return normalise(address[0]) if isinstance(address, tuple) and address else ""
+
+
+def is_direct(request: Any) -> bool:
+    """Whether `request` reached us from a process on this host without passing through the
+    proxy: a loopback peer and no `X-Forwarded-For` (configurable-http-proxy always adds one).
+    Only local processes can send such a request (a session's server, a service, the hub)."""
+    peer = parse_client_address(peer_address(request))
+    return peer is not None and peer.is_loopback and not request.headers.get("X-Forwarded-For")
+
+
 def client_address(request: Any, trusted_proxies: set[str]) -> str:
     """The address of the terminal that sent the tornado `request`.
 
@@ -34,9 +48,7 @@ def client_address(request: Any, trusted_proxies: set[str]) -> str:
     by a trusted hop but not itself a trusted proxy is the client. Never a
     header the browser wrote on its own.
     """
-    context = request.connection.context
-    address = getattr(context, "address", None)
-    peer = address[0] if isinstance(address, tuple) and address else ""
+    peer = peer_address(request)
     hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
     candidate = peer
     while normalise(candidate) in trusted_proxies and hops:

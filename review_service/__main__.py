@@ -3,7 +3,8 @@
 JupyterHub passes JUPYTERHUB_SERVICE_URL (where to listen), JUPYTERHUB_SERVICE_PREFIX
 (the URL prefix, e.g. /services/onsite-review/) and the OAuth variables; the hub
 also passes ONSITE_HOME, ONSITE_DB_URL and ONSITE_CONFIG, so the service reads the
-same config file and state (`Settings`) and its review rules (`ReviewPolicy`) from it.
+same config file and state (`Settings`), its review rules (`ReviewPolicy`) and the
+client address rules every request passes (`AddressPolicy`) from it.
 The database must already be migrated (`onsite up` and the hub do it).
 """
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 
+from access_control.addresses import AddressPolicy, service_check
 from disclosure_review.workflow.policies import ReviewPolicy
 from onsite_base.web.service import run
 from review_service.app import make_app
@@ -18,7 +20,7 @@ from review_service.app import make_app
 
 def main() -> int:
     return run(lambda settings, config, prefix: make_app(settings, prefix=prefix, policy=ReviewPolicy(config=config)),
-               "onsite-review", dict(os.environ), sections=(ReviewPolicy,))
+               "onsite-review", dict(os.environ), sections=(ReviewPolicy, AddressPolicy), check_client=service_check)
 
 
 if __name__ == "__main__":

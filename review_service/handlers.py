@@ -126,6 +126,7 @@ class ApiHandler(BaseHandler):
         return None  # token auth only (see get_current_user)
 
     def prepare(self) -> None:
+        super().prepare()  # the client address check
         if not self.current_user:
             self.send_json(401, {"message": "authenticate with a Hub token: Authorization: token <token>"})
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from traitlets.config import Configurable
 
+from access_control.addresses import AddressPolicy
 from access_control.ldap import LdapSettings
 from disclosure_review.workflow.policies import ReviewPolicy
 from onsite_base.config import config_file, load_config, settings_reference
@@ -57,7 +58,7 @@ def reference_classes() -> list[type[Configurable]]:
     from hub_config.ldap_authenticator import OnsiteLDAPAuthenticator
     from hub_config.spawner import OnsiteSpawner
 
-    return [Settings, LdapSettings, ReviewPolicy, HubSettings, OnsiteAuthenticator, OnsiteLDAPAuthenticator,
+    return [Settings, AddressPolicy, LdapSettings, ReviewPolicy, HubSettings, OnsiteAuthenticator, OnsiteLDAPAuthenticator,
             OnsiteSpawner]
 
 
@@ -78,9 +79,10 @@ def run_settings(args: argparse.Namespace, settings: Settings) -> int:
 
     path = config_file()
     print(f"# config file: {path}{'' if path.is_file() else ' (absent)'}; the environment overrides it")
-    config = load_config([Settings, HubSettings, LdapSettings, ReviewPolicy])
+    config = load_config([Settings, AddressPolicy, HubSettings, LdapSettings, ReviewPolicy])
     ldap = LdapSettings.configured(config)
-    sections = [settings, HubSettings(config=config), ReviewPolicy(config=config), *([ldap] if ldap else [])]
+    sections = [settings, AddressPolicy(config=config), HubSettings(config=config), ReviewPolicy(config=config),
+                *([ldap] if ldap else [])]
     for section in sections:
         for name in sorted(section.traits(config=True)):
             print(f"{type(section).__name__}.{name} = {hide_password(repr(getattr(section, name)))}")

@@ -4,16 +4,24 @@ Under the Hub a page's person is the Hub OAuth user (services and tokens of othe
 kinds are nobody) and forms carry JupyterHub's XSRF token, tied to the OAuth
 session. Tests give `make_app(test_identity=...)` instead: a narrow seam that
 names the person (the tests sign it in a cookie) and falls back to tornado's own XSRF.
+
+Every request of a signed-in person is judged by its client address before any
+handler runs: `run` puts the service's `ClientCheck` (access_control.addresses,
+which this layer may not import) in the application's settings as `check_client`,
+and `HubServiceHandler.prepare` refuses with 403 what it refuses. Under the Hub
+without a check, every signed-in request is refused (fail closed).
 """
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
 import signal
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlencode, urlparse
 
 import jinja2
@@ -25,8 +33,9 @@ from traitlets.config import Config, Configurable
 
 from onsite_base.config import SettingInvalid, load_config
 from onsite_base.db import make_engine, session_factory
-from onsite_base.settings import Settings
 from onsite_base.i18n import LANGUAGES, negotiate
+from onsite_base.netaddr import client_address
+from onsite_base.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +43,18 @@ SHARED_TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 Identity = Callable[[web.RequestHandler], "str | None"]
 """Test seam: (handler) -> username or None, used instead of the Hub when given to make_app."""
+
+LOOPBACK_PROXIES = {"127.0.0.1", "::1"}
+"""Who reports the client address when no check is configured (tests): configurable-http-proxy on loopback."""
+
+
+class ClientCheck(Protocol):
+    """The address policy of a service (access_control.addresses.ClientCheck)."""
+
+    trusted_proxies: set[str]
+
+    def __call__(self, handler: web.RequestHandler, username: str) -> str | None:
+        """Name the request's client for the ledger and judge it: None if allowed, else the refusal (ja/en)."""
 
 
 class HubServiceHandler(HubOAuthenticated, web.RequestHandler):
@@ -61,6 +82,27 @@ class HubServiceHandler(HubOAuthenticated, web.RequestHandler):
     @property
     def prefix(self) -> str:
         return self.settings["prefix"]
+
+    @property
+    def client_address(self) -> str:
+        """The client address as the hub reads it (the last X-Forwarded-For entry of a trusted proxy)."""
+        check = self.settings.get("check_client")
+        return client_address(self.request, check.trusted_proxies if check is not None else LOOPBACK_PROXIES)
+
+    def prepare(self) -> None:
+        """A signed-in person's request is judged by its client address (see the module doc)."""
+        user = self.current_user
+        if user is None:
+            return
+        check: ClientCheck | None = self.settings.get("check_client")
+        if check is None:
+            if self.seam is not None:
+                return  # a test of the pages without the Hub
+            log.error("%s refused: no client address check is configured (run the service with `run`)", self.request.path)
+            raise web.HTTPError(403, "no client address check is configured")
+        refusal = check(self, user)
+        if refusal is not None:
+            raise web.HTTPError(403, refusal.replace("%", "%%"))
 
     def get_current_user(self) -> str | None:
         if self.seam is not None:
@@ -146,9 +188,21 @@ def listen_address(environ: dict[str, str], service: str) -> tuple[str, int, str
     return parsed.hostname or "127.0.0.1", parsed.port or 80, environ.get("JUPYTERHUB_SERVICE_PREFIX") or "/"
 
 
+class ContextCopyingExecutor(ThreadPoolExecutor):
+    """A thread pool that runs each job in a copy of the submitter's context, as `asyncio.to_thread`
+    does: a handler's work in `IOLoop.run_in_executor` records its audit events with the client
+    the handler named (access_control.audit.set_client)."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        return super().submit(contextvars.copy_context().run, fn, *args, **kwargs)
+
+
 async def serve(app: web.Application, settings: Settings, host: str, port: int, service: str) -> None:
     """Serve `app` until SIGINT/SIGTERM."""
-    server = app.listen(port, address=host, xheaders=True, max_body_size=app.settings.get("max_body_size"))
+    asyncio.get_running_loop().set_default_executor(ContextCopyingExecutor(thread_name_prefix=service))
+    # No xheaders: tornado would believe X-Real-Ip from anyone; the client address is read by
+    # `client_address` from the trusted proxies' X-Forwarded-For only.
+    server = app.listen(port, address=host, max_body_size=app.settings.get("max_body_size"))
     log.info("%s listening on http://%s:%d%s (state in %s)", service, host, port, app.settings["prefix"], settings.home)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -160,11 +214,12 @@ async def serve(app: web.Application, settings: Settings, host: str, port: int, 
 
 
 def run(make_app: Callable[[Settings, Config, str], web.Application], service: str, environ: dict[str, str],
-        sections: tuple[type[Configurable], ...] = ()) -> int:
+        sections: tuple[type[Configurable], ...] = (), *, check_client: Callable[[Config, str], ClientCheck]) -> int:
     """`python -m <app>`: configure logging, read the config file and the hub's environment, serve.
 
     `make_app(settings, config, prefix)`: `config` also holds the service's own `sections`
-    (e.g. the review service's ReviewPolicy). A wrong setting stops the service naming it.
+    (e.g. the review service's ReviewPolicy, the AddressPolicy). `check_client(config, service)`
+    builds the address check every signed-in request passes. A wrong setting stops the service naming it.
     """
     logging.basicConfig(level=logging.INFO, format="[%(levelname)s %(asctime)s %(name)s] %(message)s")
     host, port, prefix = listen_address(environ, service)
@@ -172,6 +227,7 @@ def run(make_app: Callable[[Settings, Config, str], web.Application], service: s
         config = load_config([Settings, *sections], environ)
         settings = Settings(config=config)
         app = make_app(settings, config, prefix)
+        app.settings["check_client"] = check_client(config, service)
     except SettingInvalid as invalid:
         raise SystemExit(f"{service}: error: {invalid}") from None
 
