@@ -31,6 +31,7 @@ import json
 import logging
 import os
 from datetime import datetime
+from dataclasses import dataclass
 from types import SimpleNamespace
 from http import HTTPStatus
 from pathlib import Path
@@ -68,6 +69,9 @@ MAX_BODY_BYTES = wire.MAX_REQUEST_BYTES
 DRAIN_FACTOR = 4
 """A release request's body past the policy's limit is read (not kept) up to this many times it, so that the client
 reads the 413 answer; past that the connection is cut."""
+OUTPUTS_PER_PAGE = 10
+CELLS_PER_PAGE = 100
+"""A request page shows this many outputs, and of each table this many cells (and shadow rows), with paging links."""
 PROTECTION_FIELDS = ("method", "base", "secondary", "merge_variable", "merge_levels", "merge_label")
 
 
@@ -75,12 +79,44 @@ def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
 
 
-def marked_rows(output) -> list[tuple[list[Any], str | None]]:
-    """Rows of the recomputed table, each with "fail" / "review" / None from the service's own report."""
+def marked_rows(output, window: slice = slice(None)) -> list[tuple[list[Any], str | None]]:
+    """Rows `window` of the recomputed table, each with "fail" / "review" / None from the service's own report."""
     if not output.recomputed or output.kind is not OutputKind.TABLE:
         return []
     marks = _cell_marks(output)
-    return [(row, marks.get(tuple(row[:-1]))) for row in output.recomputed["rows"]]
+    return [(row, marks.get(tuple(row[:-1]))) for row in output.recomputed["rows"][window]]
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a long list (`total` items, `size` a page): its 1-based number and the items it shows."""
+
+    number: int
+    size: int
+    total: int
+
+    @classmethod
+    def of(cls, requested: str | None, size: int, total: int) -> Page:
+        """Page `requested` (from a query argument; anything but a page number there is gives the nearest page)."""
+        last = max(1, -(-total // size))
+        number = int(requested) if requested and requested.isdigit() else 1
+        return cls(min(max(number, 1), last), size, total)
+
+    @property
+    def window(self) -> slice:
+        return slice((self.number - 1) * self.size, self.number * self.size)
+
+    @property
+    def first(self) -> int:
+        return min(self.window.start + 1, self.total)
+
+    @property
+    def last(self) -> int:
+        return min(self.window.stop, self.total)
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.size))
 
 
 def _cell_marks(output) -> dict[tuple, str]:
@@ -218,6 +254,11 @@ class RequestPageHandler(BaseHandler):
             access = service.content_access(session, request, user, self.viewer_presence)
             # reference data retired since submission: the service refuses approval and protection, so say why here
             retired = {o.id: service.retired_references(session, o) if o.decision is None else [] for o in request.outputs}
+            # One page of outputs, and of each output's cells: never a whole large table in one page.
+            page = Page.of(self.get_query_argument("page", None), OUTPUTS_PER_PAGE, len(request.outputs))
+            shown = request.outputs[page.window]
+            cells = {o.id: Page.of(self.get_query_argument(f"cells_{o.id}", None), CELLS_PER_PAGE,
+                                   len((o.recomputed or {}).get("rows", []))) for o in shown}
             outputs = [
                 {"output": o, "withheld": access.outputs[o.id], "votes_visible": False, "retired": retired[o.id],
                  "can_vote": False}
@@ -225,7 +266,8 @@ class RequestPageHandler(BaseHandler):
                 {
                     "output": o,
                     "withheld": None,
-                    "rows": marked_rows(o),
+                    "cells": cells[o.id],
+                    "rows": marked_rows(o, cells[o.id].window),
                     "can_vote": reviewer_view and permissions.can_vote(session, user, o),
                     "votes_visible": not reviewer_view
                     or o.decision is not None
@@ -240,7 +282,7 @@ class RequestPageHandler(BaseHandler):
                     "protection_preview": preview if o.id == protection_output else None,
                     **_file_preview(o),
                 }
-                for o in request.outputs
+                for o in shown
             ]
             self.render_page(
                 "request.html",
@@ -248,6 +290,7 @@ class RequestPageHandler(BaseHandler):
                 status=status,
                 request=request,
                 outputs=outputs,
+                page=page,
                 request_withheld=access.request,
                 reviewer_view=reviewer_view,
                 is_requester=request.requester == user,

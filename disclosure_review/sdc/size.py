@@ -13,7 +13,7 @@ import math
 import duckdb
 
 from .microdata import ExtractSpec
-from .shadow import grouping_sets
+from .shadow import ShadowError, grouping_sets
 from .spec import TableSpec, quote_identifier
 
 
@@ -34,7 +34,10 @@ def table_cells(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> int:
             continue
         column = quote_identifier(name)
         counts.append(f"count(DISTINCT {column}) + (count(*) > count({column}))::BIGINT")
-    found = con.sql(f"SELECT {', '.join(counts)} FROM (\n{spec.query}\n) AS q").fetchall()[0] if counts else ()
+    try:
+        found = con.sql(f"SELECT {', '.join(counts)} FROM (\n{spec.query}\n) AS q").fetchall()[0] if counts else ()
+    except duckdb.Error as exc:  # said as the table's own computation says it
+        raise ShadowError(f"table {spec.name!r}: the query could not be computed: {exc}") from None
     levels = [*([len(spec.edges) - 1] if spec.is_histogram else []), *(int(n) for n in found or ())]
     return cells_of(levels, spec)
 
