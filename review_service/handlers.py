@@ -57,7 +57,8 @@ class BaseHandler(HubServiceHandler):
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         t = translator(self.language)
         exc = kwargs.get("exc_info", (None, None))[1]
-        key = {403: "error_forbidden", 404: "error_not_found", 400: "error_bad_request"}.get(status_code, "error_server")
+        key = {403: "error_forbidden", 404: "error_not_found", 400: "error_bad_request",
+               409: "error_conflict"}.get(status_code, "error_server")
         detail = exc.log_message if isinstance(exc, web.HTTPError) and exc.log_message else ""
         if isinstance(exc, web.HTTPError) and "_xsrf" in (exc.log_message or ""):
             detail = t("error_xsrf")

@@ -189,6 +189,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "code": {"ja": "ファイルを作成したコード", "en": "Code that made the file"},
     "votes": {"ja": "投票", "en": "Votes"},
     "no_votes": {"ja": "まだ投票はありません。", "en": "No votes yet."},
+    "error_conflict": {"ja": "受け付けられません", "en": "Refused"},
     "votes_count": {"ja": "投票 {n} 件", "en": "{n} vote(s)"},
     "withheld_mark": {"ja": "(非表示)", "en": "(not shown)"},
     "withheld_no_session": {
