@@ -172,7 +172,6 @@ def _file_preview(output) -> dict[str, str | None]:
     """An opaque file as it would be released (re-rendered by the service), for the reviewer to judge."""
     if output.kind is not OutputKind.FILE or not output.content:
         return {"preview": None, "text": None}
-    rendered = package.render_file(output.content, output.media_type)
     if output.media_type.startswith("image/"):
         rendered = package.render_image(output.content, output.media_type)
         return {"preview": base64.b64encode(rendered).decode(), "text": None}
@@ -234,6 +233,7 @@ class MineHandler(BaseHandler):
 
 class RequestPageHandler(BaseHandler):
     async def prepare(self) -> None:
+        super().prepare()  # the client address check first
         self.viewer_presence = await self.presence()  # before any step: the page after a vote shows the same
 
     @web.authenticated

@@ -20,14 +20,10 @@ from disclosure_review.workflow.exceptions import ReleasePermissionDenied, Relea
 from disclosure_review.workflow.service import Presence
 from onsite_base.db import transaction
 from onsite_base.errors import UserError
-from onsite_base.netaddr import client_address
 from onsite_base.web.service import HubServiceHandler
 from review_service.i18n import LANGUAGES, translator
 
 log = logging.getLogger(__name__)
-
-PROXIES = {"127.0.0.1", "::1"}
-"""configurable-http-proxy, on the hub's loopback: its X-Forwarded-For entry names the terminal (as the hub reads it)."""
 
 
 class BaseHandler(HubServiceHandler):
@@ -102,7 +98,7 @@ class BaseHandler(HubServiceHandler):
             if Role.RESEARCHER not in person_roles(session, user):  # staff see by role, not by session
                 return Presence()
         try:
-            live = await session_at(self.settings["hub_client"], self.factory, user, client_address(self.request, PROXIES))
+            live = await session_at(self.settings["hub_client"], self.factory, user, self.client_address)
         except HubApiUnavailable as exc:
             log.warning("whether %s is in a session could not be asked (%s): unreleased content withheld", user, exc)
             return Presence(unknown=True)

@@ -47,6 +47,7 @@ class IngressListHandler(BaseHandler):
 
 class IngressPageHandler(BaseHandler):
     async def prepare(self) -> None:
+        super().prepare()  # the client address check first
         self.viewer_presence = await self.presence()
 
     @web.authenticated
