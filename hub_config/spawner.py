@@ -8,11 +8,15 @@ the datasets those projects are granted today, and starts the single-user
 server with the Onsite lock-down configuration.
 
 When the hub runs as root (production, CI) each session is isolated by the OS
-(`hub_config.isolation`, `hub_config.netfilter`, `singleuser.kernel_sandbox`):
-the server and its kernels run as the researcher's own account, with exactly
-the supplementary groups of the datasets granted today, resource limits, and
-nftables rules that let the server reach only the hub API and the review
-service; kernels run in a network namespace of their own. While a session
+(`hub_config.isolation`, `hub_config.netfilter`, `hub_config.session_namespace`,
+`singleuser.kernel_sandbox`): the server and its kernels run as the
+researcher's own account, with exactly the supplementary groups of the
+datasets granted today, resource limits, nftables rules that let the server
+reach only the hub API and the review service, and a mount and IPC namespace
+of the session's own (private /tmp, /var/tmp and /dev/shm, no other home
+visible, nothing else writable); kernels run in network and PID namespaces of
+their own and die with their server. A server found gone (killed, crashed) is
+torn down like a stopped one, where `poll()` first sees it. While a session
 lives its entry decision and grants are re-checked every `recheck_interval`
 seconds; a session no longer allowed is stopped (SESSION_STOP with the reason).
 A re-check never skips: one that cannot read the store is retried
@@ -40,7 +44,6 @@ which part failed (`SetupStep`) in Japanese and English.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import enum
 import logging
 import os
@@ -65,10 +68,11 @@ from access_control.enums import AuditEventType, Outcome
 from access_control.models import Dataset, Project
 from access_control.policy import get_person, granted_datasets
 from dataplane.manifest import SessionManifest
-from hub_config import isolation, netfilter
+from hub_config import isolation, netfilter, session_namespace
 from hub_config.authenticator import entry_message
 from hub_config.isolation import SessionAccount, SessionLimits
 from onsite_base.db import read_transaction, transaction
+from onsite_base.namespaces import Libc
 from onsite_base.settings import Settings
 from singleuser import CONFIG_DIR
 from singleuser.kernelspec import kernelspec_dir
@@ -78,7 +82,6 @@ log = logging.getLogger(__name__)
 MANIFEST_RELATIVE = Path(".onsite") / "session.json"
 OUTBOX_RELATIVE = Path(".onsite") / "outbox"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-PR_SET_NO_NEW_PRIVS = 38
 RECHECK_RETRY_S = 2.0  # pause before the second try of a failed re-check (then twice that, ...)
 NOT_ISOLATED_WARNING = (
     "SESSIONS ARE NOT ISOLATED: %s's server runs as the hub's own OS account (uid %d), "
@@ -225,10 +228,18 @@ class OnsiteSpawner(LocalProcessSpawner):
         `recheck_attempts`).""",
     ).tag(config=True)
 
+    private_tmp_mb = Int(
+        1024,
+        help="""Size in MiB of an isolated session's private tmpfs, which is its /tmp,
+        /var/tmp and /dev/shm together (memory, freed when the session ends; writes
+        beyond it fail with ENOSPC). No other session sees it.""",
+    ).tag(config=True)
+
     runtime_dir = Unicode(
         "",
-        help="""Per-session JUPYTER_RUNTIME_DIR, created at spawn under /tmp: short,
-        because ZMQ ipc socket paths must stay under 108 bytes.""",
+        help="""Per-session JUPYTER_RUNTIME_DIR of a session that is not isolated, created
+        at spawn under /tmp: short, because ZMQ ipc socket paths must stay under 108
+        bytes. An isolated session's is `session_namespace.RUNTIME_DIR`, in its private /tmp.""",
     )
 
     @default("settings")
@@ -239,6 +250,12 @@ class OnsiteSpawner(LocalProcessSpawner):
     def _at_least_one_attempt(self, proposal) -> int:
         if proposal["value"] < 1:
             raise ValueError("OnsiteSpawner.recheck_attempts must be at least 1: a re-check is never skipped")
+        return proposal["value"]
+
+    @validate("private_tmp_mb")
+    def _positive_tmp(self, proposal) -> int:
+        if proposal["value"] < 1:
+            raise ValueError("OnsiteSpawner.private_tmp_mb must be at least 1 (MiB)")
         return proposal["value"]
 
     @validate("session_limits")
@@ -273,6 +290,7 @@ class OnsiteSpawner(LocalProcessSpawner):
     _stopped_by: str = ""  # who or what ended the session: recheck, server, or (unset) a stop through the hub
     _stop_details: dict = {}  # what the reason refers to (the refused entry decision's event)
     _session_open: bool = False  # SESSION_START OK written and its one SESSION_STOP not yet
+    _stopping: bool = False  # inside stop(): its own polls must not start another
 
     # --- state across hub restarts ---------------------------------------------
 
@@ -350,9 +368,17 @@ class OnsiteSpawner(LocalProcessSpawner):
             raise SpawnException("entry decision without a date", reason="entry")
 
     async def poll(self) -> int | None:
+        running = bool(self.pid)  # the base class forgets the pid once it sees the process gone
         status = await super().poll()
         if status is None:
             self._start_recheck()  # after a hub restart the callback is not running yet
+        elif running and not self._stopping:
+            # Gone on its own (killed, crashed): JupyterHub's User.stop does not call stop() for a
+            # server already gone, so the session is torn down here, where the hub first sees it.
+            try:
+                await self.stop(now=True)
+            except Exception:
+                self.log.exception("tearing down %s's session after its server exited", self.user.name)
         return status
 
     async def stop(self, now: bool = False) -> None:
@@ -364,6 +390,7 @@ class OnsiteSpawner(LocalProcessSpawner):
         FAILED), and an error of the stop itself is raised again afterwards.
         """
         self._stop_recheck()
+        self._stopping = True
         if not self._stop_reason and await super().poll() is not None:
             # Gone before anyone asked: killed, crashed, or stopped itself (the audit ledger failing).
             self._stop_reason, self._stopped_by = f"SERVER_EXITED:{self.proc.returncode if self.proc else 'unknown'}", "server"
@@ -376,6 +403,7 @@ class OnsiteSpawner(LocalProcessSpawner):
             raise
         finally:
             await self._tear_down(proc, stop_error)
+            self._stopping = False
 
     async def _tear_down(self, proc, stop_error: BaseException | None) -> None:
         """Reap, kill every process of the account, drop its network rules and runtime dir; SESSION_STOP. Never raises."""
@@ -456,11 +484,10 @@ class OnsiteSpawner(LocalProcessSpawner):
         outbox = home / OUTBOX_RELATIVE
         self._make_home(home, outbox, [home / project_id for project_id in plan.projects])
         self._write_manifest(plan, home / MANIFEST_RELATIVE, outbox)
-        self.runtime_dir = tempfile.mkdtemp(prefix="onsite-")
-        if self._account is not None:
-            isolation.give_file(Path(self.runtime_dir), self._account, 0o700)
-            if self.server_firewall:
-                netfilter.apply_session_rules(self._account.uid, self._allowed_endpoints())
+        if self._account is None:
+            self.runtime_dir = tempfile.mkdtemp(prefix="onsite-")
+        elif self.server_firewall:
+            netfilter.apply_session_rules(self._account.uid, self._allowed_endpoints())
 
     def _session_account(self, plan: SessionPlan) -> SessionAccount:
         """The researcher's OS account, with nothing of an earlier session left running."""
@@ -619,19 +646,34 @@ class OnsiteSpawner(LocalProcessSpawner):
 
     # --- process environment ----------------------------------------------------
 
+    def _session_view(self) -> session_namespace.SessionView:
+        """What an isolated session sees; the code, the interpreter and the state directory stay in view
+        wherever they are (a test run keeps its state under /tmp)."""
+        settings = self.settings
+        kept = (settings.home, settings.datasets_dir, PROJECT_ROOT, Path(sys.prefix), Path(sys.base_prefix))
+        return session_namespace.SessionView(home=self.home_dir, workspaces=settings.workspaces_dir, uid=self._account.uid,
+                                             gid=self._account.gid, tmp_size_mb=self.private_tmp_mb,
+                                             kept=tuple(Path(os.path.realpath(p)) for p in kept))
+
     def make_preexec_fn(self, name: str):
         home = str(self.home_dir)
         account, groups, limits = self._account, list(self._groups), self._limits
         isolated = self.isolated and account is not None
+        view = self._session_view() if isolated else None
+        libc = Libc()  # looked up here: the child of a threaded hub must not take the loader's lock
 
         def preexec() -> None:
             # SIGINT must stop the server even when the hub was started with
             # SIGINT ignored (background job).
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             if isolated:
+                try:
+                    view.enter(libc)
+                except Exception as e:  # Popen reports only "Exception occurred in preexec_fn": say what
+                    os.write(2, f"onsite: the session's namespace could not be set up: {e}\n".encode())
+                    raise
                 limits.apply()
-                # No setuid program (su, sudo, ping) can raise the session's privileges.
-                ctypes.CDLL(None, use_errno=True).prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+                libc.no_new_privileges()
                 os.setgroups(groups)
                 os.setgid(account.gid)
                 os.setuid(account.uid)
@@ -656,7 +698,8 @@ class OnsiteSpawner(LocalProcessSpawner):
         # The server answers only the terminal the session was started from (singleuser.terminal_guard.TerminalGuard).
         env["ONSITE_TERMINAL_ADDRESS"] = self._address
         env["ONSITE_TRUSTED_PROXIES"] = ",".join(self.authenticator.trusted_proxy_ips)
-        env["JUPYTER_RUNTIME_DIR"] = self.runtime_dir or str(self.home_dir / ".onsite" / "runtime")
+        env["JUPYTER_RUNTIME_DIR"] = session_namespace.RUNTIME_DIR if self._account is not None and self.isolated \
+            else self.runtime_dir or str(self.home_dir / ".onsite" / "runtime")
         env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(str(d) for d in singleuser_config_path(self.settings.language))
         if self.kernel_data_dir:
             env["JUPYTER_PATH"] = self.kernel_data_dir

@@ -117,10 +117,19 @@ def isolated_hub(request):
         yield state
 
 
-def researcher_session(hub: IsolatedHub, username: str) -> tuple[HubUser, str]:
-    """Log in, start the server, open it, start a kernel; returns the user and the kernel id."""
+def researcher_session(hub: IsolatedHub, username: str, password: str | None = None) -> tuple[HubUser, str]:
+    """Log in (with the demo password unless given), start the server, open it, start a kernel;
+    returns the user and the kernel id."""
     user = HubUser(hub.hub, username)
-    assert user.login(hub.logins[username].password).status_code == 302
+    assert user.login(password or hub.logins[username].password).status_code == 302
     user.start_server()
     assert user.open_server().status_code == 200
     return user, user.start_kernel()
+
+
+def server_pid(hub: IsolatedHub, username: str) -> int:
+    """The pid of `username`'s single-user server, as root sees it (a kernel's own PID namespace has no such pid)."""
+    pids = [pid for pid in isolation.account_processes(hub.account(username).pw_uid)
+            if b"jupyterhub-singleuser" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    assert len(pids) == 1, pids
+    return pids[0]

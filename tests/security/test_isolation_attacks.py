@@ -19,7 +19,7 @@ from functional.hubtools import HubUser
 from functional.seeding import (OTHER_DATASET, SUSPENDED_PASSWORD, SUSPENDED_PROJECT, SUSPENDED_RESEARCHER, audit_events,
                                suspend_project)
 from onsite.demo import DEMO_DATASET, DEMO_PROJECT
-from security._isolation_fixtures import RECHECK_S, isolated_hub, researcher_session  # noqa: F401 (fixture)
+from security._isolation_fixtures import RECHECK_S, isolated_hub, researcher_session, server_pid  # noqa: F401 (fixture)
 from hopper import HOPPER, beating, started
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
@@ -74,7 +74,7 @@ def test_reading_another_researchers_home_fails(sessions, target):
     assert (home / ".onsite" / "session.json").exists()  # there is something to steal
     action = f"open({str(home / '.onsite' / 'session.json')!r}).read()" if target == "manifest" else f"__import__('os').listdir({str(home)!r})"
     out = run(tanaka, kernel, TRY + f"out = attempt(lambda: {action})")
-    assert out == "PermissionError"
+    assert out == "FileNotFoundError"  # not in the session's view at all (hub_config.session_namespace)
     hub.record("filesystem", f"read another researcher's home ({target})", out)
 
 
@@ -135,25 +135,26 @@ def server_environ(pid: int) -> dict[str, str]:
 
 def test_the_servers_token_is_out_of_reach_of_the_session(sessions):
     hub, tanaka, kernel = sessions
-    # From the kernel: its parent is the single-user server, which holds the Hub token.
+    # From the kernel: the single-user server, which holds the Hub token, by its pid.
+    server = server_pid(hub, "tanaka")
     loot = hub.settings.workspaces_dir / "tanaka" / "proc-loot.json"
-    out = run(tanaka, kernel, TRY + "import glob, json, os\nserver = os.getppid()\nfound = {}\n"
+    out = run(tanaka, kernel, TRY + f"import glob, json, os\nserver = {server}\nfound = {{}}\n"
               "for f in glob.glob('/proc/[0-9]*/environ') + glob.glob('/proc/[0-9]*/cmdline'):\n"
               "    try:\n        found[f] = open(f, 'rb').read().hex()\n    except OSError:\n        pass\n"
               f"json.dump(found, open({str(loot)!r}, 'w'))\n"
               "out = {'server': server, 'environ': attempt(lambda: open(f'/proc/{server}/environ', 'rb').read()),"
               " 'mem': attempt(lambda: open(f'/proc/{server}/mem', 'rb')), 'maps': attempt(lambda: open(f'/proc/{server}/maps').read()),"
               " 'fd': attempt(lambda: os.listdir(f'/proc/{server}/fd')), 'cmdline': attempt(lambda: open(f'/proc/{server}/cmdline').read())}")
-    server = out.pop("server")
-    assert "jupyterhub-singleuser" in Path(f"/proc/{server}/cmdline").read_text()
+    assert out.pop("server") == server
     secrets = {"server token": server_environ(server)["JUPYTERHUB_API_TOKEN"]}
     for name in ("jupyterhub_cookie_secret", "proxy_auth_token", "cli-api-token"):
         secrets[name] = (hub.settings.runtime_dir / name).read_text().strip()
     assert len(secrets["server token"]) >= 32
-    assert out == {"environ": "PermissionError", "mem": "PermissionError", "maps": "PermissionError",
-                   "fd": "PermissionError", "cmdline": "succeeded"}  # cmdline is world-readable: it holds no secret
+    # The kernel's /proc is its own PID namespace's: the server is not in it at all.
+    assert out == {"environ": "FileNotFoundError", "mem": "FileNotFoundError", "maps": "FileNotFoundError",
+                   "fd": "FileNotFoundError", "cmdline": "FileNotFoundError"}
     readable = b"".join(bytes.fromhex(v) for v in json.loads(loot.read_text()).values())
-    assert readable  # the kernel did read its own and others' cmdlines
+    assert readable  # the kernel did read its own processes' files
     assert [name for name, value in secrets.items() if value.encode() in readable] == []
     for name in ("environ", "mem", "maps"):
         hub.record("proc", f"read the server's /proc/<pid>/{name} from the kernel", out[name])
