@@ -151,9 +151,11 @@ class OutboxForwarder:
         try:
             response = await AsyncHTTPClient().fetch(request)
         except HTTPClientError as e:
-            message = _service_message(e.response.body if e.response is not None else b"") or str(e)
+            body = e.response.body if e.response is not None else b""
+            message = _service_message(body) or str(e)
             log.warning("onsite: release request %s refused by the review service: HTTP %s", rid, e.code)
-            write_json_atomic(self.outbox / (rid + wire.ERROR_SUFFIX), {"status": e.code, "message": message})
+            write_json_atomic(self.outbox / (rid + wire.ERROR_SUFFIX),
+                              {"status": e.code, "message": message, **_limit_refusal(body)})
             return
         except OSError as e:
             log.warning("onsite: review service unreachable for request %s: %s", rid, e)
@@ -188,6 +190,18 @@ def schema_problem(kind: str, payload: Any) -> str | None:
     what = error.message if len(error.message) <= 300 else \
         f"breaks its {error.validator!r} rule ({json.dumps(error.validator_value)[:200]})"
     return f"the request file does not follow the wire format ({wire.MESSAGES[kind].__name__}) at {where}: {what}"
+
+
+def _limit_refusal(body: bytes) -> dict[str, Any]:
+    """The code, arguments and setting of an output limit the service refused (`wire.LimitExceeded.to_json()`), so
+    that the kernel shows it in its language; {} for any other answer."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return {}
+    if not isinstance(data, dict) or data.get("code") not in wire.LIMIT_MESSAGES:
+        return {}
+    return {key: data[key] for key in ("code", "args", "limit") if key in data}
 
 
 def _service_message(body: bytes) -> str:
