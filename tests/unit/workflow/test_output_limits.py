@@ -2,6 +2,8 @@
 stored, the project's requests waiting for review; each refusal names its limit. Real store, real DuckDB."""
 from __future__ import annotations
 
+import json
+
 import duckdb
 import pytest
 from onsite_base.config import SettingInvalid
@@ -91,5 +93,21 @@ def test_stored_outputs_carry_their_size(world):
 
 
 def test_the_payload_is_measured_as_sent():
-    assert wire.json_size(payload(table_output())) == len(
-        __import__("json").dumps(payload(table_output()), ensure_ascii=False, separators=(",", ":")).encode())
+    sent = payload(table_output(name="出力"))
+    assert wire.json_size(sent) == len(json.dumps(sent, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def test_attack_the_forwarder_refuses_oversized_outbox_files_and_removes_them(tmp_path):
+    from test_wire import VALID, _forward  # the real forwarder against a recording service
+
+    fat = json.loads(json.dumps(VALID[""]))
+    table = next(o for o in fat["outputs"] if o["kind"] == "table")
+    table["claimed"] = {"cells": {"rows": [["x" * 1000]] * (wire.MAX_OUTPUT_BYTES // 1000)}}  # passes the schema
+    (tmp_path / ("big" + wire.REQUEST_SUFFIX)).write_bytes(b" " * (wire.MAX_REQUEST_BYTES + 1))  # never parsed
+    posted = _forward(tmp_path, {"fat": fat, "ok": VALID[""]})
+    assert posted == [VALID[""]]
+    big, fat_refusal = (json.loads((tmp_path / (rid + wire.ERROR_SUFFIX)).read_text()) for rid in ("big", "fat"))
+    assert (big["status"], big["code"], big["limit"]) == (413, "request_bytes", "ReviewPolicy.max_bytes_per_request")
+    assert (fat_refusal["status"], fat_refusal["code"]) == (413, "output_bytes")
+    assert fat_refusal["args"]["name"] == table["name"] and "split" in fat_refusal["message"]
+    assert not (tmp_path / ("big" + wire.REQUEST_SUFFIX)).exists() and not (tmp_path / ("fat" + wire.REQUEST_SUFFIX)).exists()
