@@ -99,7 +99,7 @@ class Page:
     def of(cls, requested: str | None, size: int, total: int) -> Page:
         """Page `requested` (from a query argument; anything but a page number there is gives the nearest page)."""
         last = max(1, -(-total // size))
-        number = int(requested) if requested and requested.isdigit() else 1
+        number = int(requested) if requested and requested.isdigit() and len(requested) < 10 else 1
         return cls(min(max(number, 1), last), size, total)
 
     @property
@@ -165,7 +165,9 @@ def _preview(preview: service.ProtectionPreview) -> dict[str, Any]:
     shown = SimpleNamespace(kind=OutputKind.TABLE, recomputed=checked.recomputed, report=checked.report,
                             spec=job.spec.to_dict(), verdict=checked.verdict, error=checked.error,
                             error_message=checked.error_message, id=job.output_id)
-    return {"output": shown, "rows": marked_rows(shown), "verified": checked.verified, "digest": preview.digest}
+    cells = Page.of(None, CELLS_PER_PAGE, len((checked.recomputed or {}).get("rows", [])))  # the first page only
+    return {"output": shown, "rows": marked_rows(shown, cells.window), "cells": cells, "verified": checked.verified,
+            "digest": preview.digest}
 
 
 def _file_preview(output) -> dict[str, str | None]:
