@@ -28,11 +28,14 @@ terminal). We trust the forwarding headers only from `AddressPolicy.trusted_prox
 from __future__ import annotations
 
 import asyncio
+import html
+import json
 import logging
 import sys
 from datetime import datetime, timezone
 from typing import Any
 
+from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.auth import Authenticator
 from sqlalchemy.orm import Session, sessionmaker
 from tornado import web
@@ -55,11 +58,11 @@ log = logging.getLogger(__name__)
 class EntryDenied(web.HTTPError):
     """A refused log-in or spawn; the message lists every reason in Japanese and English."""
 
-    def __init__(self, reasons: tuple[DenialReason, ...] | list[DenialReason], message: str | None = None) -> None:
+    def __init__(self, reasons: tuple[DenialReason, ...] | list[DenialReason]) -> None:
         super().__init__(403, log_message="entry refused: %s" % ",".join(r.value for r in reasons))
         self.reasons = tuple(reasons)
-        # JupyterHub's login page, error page and API errors show `jupyterhub_message`.
-        self.jupyterhub_message = message or entry_message(self.reasons)
+        # JupyterHub's login page and error page show `jupyterhub_message`.
+        self.jupyterhub_message = entry_message(self.reasons)
 
 
 def entry_message(reasons: tuple[DenialReason, ...]) -> str:
@@ -192,7 +195,8 @@ class OnsiteAuthenticator(Authenticator):
         """Judge this request of `user` by its client address (JupyterHub calls this on every request).
 
         Allowed: True. Refused: the 403 (page or JSON, ja/en) is sent here, during the handler's
-        `prepare`, so the handler itself never runs; the refusal is in the ledger; False.
+        `prepare`, so the handler itself never runs (tornado stops a request finished in
+        `prepare`); the refusal is in the ledger; False, so JupyterHub drops the person too.
         """
         if handler is None:
             return True  # not a request (JupyterHub's own start-up)
@@ -205,8 +209,10 @@ class OnsiteAuthenticator(Authenticator):
         decision = await asyncio.to_thread(judge_request, self.session_factory, self.address_policy, user.name, address, seen)
         if decision.allowed:
             return True
-        refused = EntryDenied(decision.reasons, refusal_message(decision.reasons))
-        handler.send_error(403, exc_info=(EntryDenied, refused, None))
+        send_refusal(handler, refusal_message(decision.reasons))
+        # JupyterHub 6.1 reads this on a refused refresh but sets it only for token requests.
+        if not hasattr(handler, "_token_authenticated"):
+            handler._token_authenticated = False
         return False
 
     @staticmethod
@@ -240,6 +246,27 @@ class OnsiteAuthenticator(Authenticator):
                     for role in person.role_set:
                         members[role].append(person.username)
         return members
+
+
+REFUSAL_PAGE = """<!DOCTYPE html>
+<html lang="ja"><head><meta charset="utf-8"><title>403 利用できません / Refused</title></head>
+<body><h1>403</h1><p>{ja}</p><p lang="en">{en}</p></body></html>
+"""
+
+
+def send_refusal(handler: web.RequestHandler, message: str) -> None:
+    """Answer 403 with `message` (ja, newline, en): JSON for the hub's API, as JupyterHub's API errors
+    are, else a page. Written by hand: JupyterHub's error page cannot be rendered before the
+    request's person and scopes are resolved, which is when this runs."""
+    handler.clear()
+    handler.set_status(403)
+    if isinstance(handler, APIHandler):
+        handler.set_header("Content-Type", "application/json; charset=UTF-8")
+        handler.finish(json.dumps({"status": 403, "message": message}, ensure_ascii=False))
+        return
+    ja, _, en = message.partition("\n")
+    handler.set_header("Content-Type", "text/html; charset=UTF-8")
+    handler.finish(REFUSAL_PAGE.format(ja=html.escape(ja), en=html.escape(en)))
 
 
 def default_url(handler: web.RequestHandler) -> str:
