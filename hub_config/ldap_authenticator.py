@@ -16,6 +16,12 @@ It overrides one seam, `check_password`, which
   unavailable" refusal on the login page, never an HTTP 500;
 - writes each refusal to the ledger as LOGIN_FAIL.
 
+The client address is judged before `check_password` is called
+(`OnsiteAuthenticator.authenticate`): from an address that is neither a
+terminal nor a staff network the directory is never asked, so it can tell
+nobody there whether a password is right, and its lock-out policy never
+counts such attempts.
+
 Entry point name: `onsite-ldap` (group `jupyterhub.authenticators`).
 """
 from __future__ import annotations
