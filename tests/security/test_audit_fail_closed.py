@@ -66,7 +66,9 @@ def store(hub, sql: str, *args) -> list[tuple]:
 
 def server_of(hub, user: HubUser) -> dict:
     api = f"{hub.hub.url}/hub/api/users/{user.username}"
-    return user.http.get(api, headers=user._hub_xsrf(), timeout=10).json().get("servers", {}).get("", {})
+    r = user.http.get(api, headers=user._hub_xsrf(), timeout=10)
+    r.raise_for_status()
+    return r.json().get("servers", {}).get("", {})
 
 
 def wait_for(condition, timeout: float, what: str) -> None:
@@ -189,10 +191,13 @@ def test_a_recheck_that_cannot_read_the_store_ends_the_session(isolated_hub):
     assert neighbour.login(SUSPENDED_PASSWORD).status_code == 302
     if not server_of(hub, neighbour):
         neighbour.start_server()
+    uid = hub.account(SUSPENDED_RESEARCHER).pw_uid
+    assert isolation.account_processes(uid)
     # The store answers the re-check with errors (a table it reads is gone), for as long as it takes.
+    # (The hub's pages may fail meanwhile too: the session is watched through its processes.)
     store(hub, "ALTER TABLE membership RENAME TO membership_away")
     try:
-        wait_for(lambda: not server_of(hub, neighbour), 30 * RECHECK_S + 60, "the session ran on unchecked")
+        wait_for(lambda: not isolation.account_processes(uid), 30 * RECHECK_S + 60, "the session ran on unchecked")
     finally:
         store(hub, "ALTER TABLE membership_away RENAME TO membership")
     wait_for(lambda: stops_after_last_start(hub, SUSPENDED_RESEARCHER), 60, "no SESSION_STOP")
