@@ -24,7 +24,7 @@ def session_projects(session: Session, username: str) -> list[str]:
     """The projects of the person's newest SESSION_START (what the spawner opened; a failed set-up opened none)."""
     event = session.scalar(
         select(AuditEvent)
-        .where(AuditEvent.action == AuditEventType.SESSION_START, AuditEvent.actor == username,
+        .where(AuditEvent.action == AuditEventType.SESSION_START, AuditEvent.object == session_object(username),
                AuditEvent.outcome == Outcome.OK)
         .order_by(AuditEvent.seq.desc())
         .limit(1)
