@@ -127,9 +127,18 @@ def researcher_session(hub: IsolatedHub, username: str, password: str | None = N
     return user, user.start_kernel()
 
 
+def server_pids(hub: IsolatedHub, username: str) -> list[int]:
+    """Pids of `username`'s single-user server, as root sees them (a kernel's own PID namespace has no such pid)."""
+    def is_server(pid: int) -> bool:
+        try:
+            return b"jupyterhub-singleuser" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:  # exited since listed
+            return False
+
+    return [pid for pid in isolation.account_processes(hub.account(username).pw_uid) if is_server(pid)]
+
+
 def server_pid(hub: IsolatedHub, username: str) -> int:
-    """The pid of `username`'s single-user server, as root sees it (a kernel's own PID namespace has no such pid)."""
-    pids = [pid for pid in isolation.account_processes(hub.account(username).pw_uid)
-            if b"jupyterhub-singleuser" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    pids = server_pids(hub, username)
     assert len(pids) == 1, pids
     return pids[0]

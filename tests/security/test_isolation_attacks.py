@@ -19,7 +19,7 @@ from functional.hubtools import HubUser
 from functional.seeding import (OTHER_DATASET, SUSPENDED_PASSWORD, SUSPENDED_PROJECT, SUSPENDED_RESEARCHER, audit_events,
                                suspend_project)
 from onsite.demo import DEMO_DATASET, DEMO_PROJECT
-from security._isolation_fixtures import RECHECK_S, isolated_hub, researcher_session, server_pid  # noqa: F401 (fixture)
+from security._isolation_fixtures import RECHECK_S, isolated_hub, researcher_session, server_pid, server_pids  # noqa: F401 (fixture)
 from hopper import HOPPER, beating, started
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
@@ -219,10 +219,11 @@ def test_a_kernelspec_planted_in_the_home_is_ignored(sessions):
 
 
 def wait_until_stopped(hub, user: HubUser) -> bool:
-    api = f"{hub.hub.url}/hub/api/users/{user.username}"
+    """The session ended: its SESSION_STOP is in the ledger and its server's process is gone. Asked of
+    the store and /proc, not of the hub API, which refuses a person whose entry decision no longer allows."""
     deadline = time.monotonic() + 10 * RECHECK_S + 30
     while time.monotonic() < deadline:
-        if not user.http.get(api, headers=user._hub_xsrf(), timeout=10).json().get("servers", {}).get(""):
+        if audit_events(hub.settings, "SESSION_STOP", user.username) and not server_pids(hub, user.username):
             return True
         time.sleep(0.5)
     return False
