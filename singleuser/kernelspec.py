@@ -4,7 +4,7 @@
 `$ONSITE_HOME/share/jupyter/kernels/onsite/` (root-owned, readable by
 session accounts, not writable by them). Its command starts the kernel
 through `singleuser.kernel_sandbox` (no network, no daemon sockets, no Hub
-tokens).
+tokens, no signal to its server and no life beyond it).
 
 `LockedKernelSpecManager` is the single-user server's kernelspec manager: it
 lists and starts only that spec, read from a fixed directory, so neither a
