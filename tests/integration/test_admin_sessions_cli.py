@@ -70,7 +70,8 @@ def test_list_and_end_a_session_under_a_real_hub(tmp_path, monkeypatch, capsys):
             time.sleep(0.5)
         assert audit_events(settings, "SESSION_STOP", actor=admin_actor) == [{
             "actor": admin_actor, "outcome": "OK", "object": "session:tanaka",
-            "details": {"requested_by": admin_actor, "reason": "left the terminal unattended"},
+            "details": {"requested_by": admin_actor, "reason": "left the terminal unattended",
+                        "client_address": "local", "os_user": getpass.getuser()},  # the CLI names its client
         }]
         code, out, _ = onsite(capsys, "admin", "sessions", "list", "--json")
         assert code == 0 and json.loads(out) == []

@@ -132,7 +132,8 @@ def test_reviewer_lands_on_the_review_service_and_cannot_start_a_server(hub_env)
 
 
 def test_spawn_rechecks_entry(hub_env):
-    """A project suspended after log-in: the server does not start, and the page says why."""
+    """A project suspended after log-in: the server does not start, and the page says why. The start
+    request itself is refused (every request is judged by the entry decision), before the spawner's own check."""
     hub, settings, _ = hub_env
     researcher = HubUser(hub, SUSPENDED_RESEARCHER)
     assert researcher.login(SUSPENDED_PASSWORD).status_code == 302
@@ -140,8 +141,9 @@ def test_spawn_rechecks_entry(hub_env):
     response = researcher.start_server()
     assert response.status_code == 403
     assert DenialReason.NO_ACTIVE_PROJECT.message("ja") in response.json()["message"]
-    spawn_decisions = [e for e in audit_events(settings, "ENTRY_DECIDE", SUSPENDED_RESEARCHER) if e["details"]["stage"] == "spawn"]
-    assert spawn_decisions[-1]["outcome"] == "DENIED"
+    decisions = [e for e in audit_events(settings, "ENTRY_DECIDE", SUSPENDED_RESEARCHER) if e["details"]["stage"] != "login"]
+    assert decisions[-1]["outcome"] == "DENIED" and decisions[-1]["details"]["reasons"] == ["NO_ACTIVE_PROJECT"]
+    assert decisions[-1]["details"]["path"] == f"/hub/api/users/{SUSPENDED_RESEARCHER}/server"
 
 
 def test_session_sees_only_granted_datasets_and_no_secrets(hub_env):

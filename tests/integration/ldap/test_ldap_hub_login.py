@@ -145,7 +145,7 @@ def test_a_stopped_directory_is_a_refusal_not_a_crash(doomed_slapd, hub_settings
     assert_unavailable_page(raised)
     assert login_failures(hub_settings, "alice")[-1] == {
         "outcome": "FAILED", "details": {"reason": "DIRECTORY_UNAVAILABLE", "directory": "ldap",
-                                         "error": "LDAPSocketOpenError"}}
+                                         "error": "LDAPSocketOpenError", "client_address": "127.0.0.1"}}
 
 
 def test_a_hung_directory_is_refused_within_the_timeout_and_the_hub_keeps_running(doomed_slapd, hub_settings):
