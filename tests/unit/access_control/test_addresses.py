@@ -18,12 +18,12 @@ from tornado.ioloop import IOLoop
 from tornado.testing import bind_unused_port
 
 from access_control import audit, policy
-from access_control.addresses import AddressPolicy, ClientCheck, decide_access
+from access_control.addresses import AddressPolicy, ClientCheck, RequestSeen, decide_access, judge_request
 from access_control.entry import DenialReason, EntryFacts, ProjectFacts, TerminalFacts
 from access_control.enums import AuditEventType, Role
 from access_control.models import AuditEvent, ProjectStatus
 from onsite_base.config import SettingInvalid
-from onsite_base.db import transaction
+from onsite_base.db import make_engine, session_factory, transaction
 from onsite_base.web.service import ContextCopyingExecutor, HubServiceHandler
 
 NOON = datetime(2026, 6, 1, 3, 0, tzinfo=timezone.utc)  # 12:00 in Tokyo
@@ -187,3 +187,9 @@ def test_contexts_reach_tasks_and_threads_as_asyncio_hands_them_on(db):
         write("cli")
     assert events(db, "cli") == [{"client_address": "local", "os_user": "root"}]
     assert audit.current_client() is None
+
+
+def test_a_store_that_cannot_be_read_refuses_the_request(tmp_path):
+    broken = session_factory(make_engine(f"sqlite:///{tmp_path / 'no-such-dir' / 'onsite.sqlite'}"))
+    decision = judge_request(broken, AddressPolicy(), "sato", "127.0.0.1", RequestSeen("hub", "GET", "/hub/home"))
+    assert not decision.allowed and decision.reasons == (DenialReason.STORE_UNAVAILABLE,)
