@@ -28,7 +28,8 @@ class AuditEventType(enum.Enum):
     ENTRY_DECIDE = "ENTRY_DECIDE"  # a login or spawn entry decision, allowed or denied
     LOGIN_FAIL = "LOGIN_FAIL"  # wrong password or unknown account
     SESSION_START = "SESSION_START"
-    SESSION_STOP = "SESSION_STOP"
+    SESSION_STOP = "SESSION_STOP"  # exactly one per session, written by the spawner (stopped_by, reason)
+    SESSION_END = "SESSION_END"  # an administrator asked the hub to end a session (requested_by, reason)
     SESSION_ACTIVITY = "SESSION_ACTIVITY"  # inside a session: code run, files, kernels, lock-down refusals (hub_config.audit_sink)
     # administration
     PERSON_ADD = "PERSON_ADD"

@@ -1,6 +1,6 @@
 """Live sessions, shared by the admin pages, `onsite admin sessions` and the review service: which
 projects a session opened and from which terminal (from the ledger), whether it is running (the Hub
-API), and ending one through the Hub API, recorded as SESSION_STOP."""
+API), and ending one through the Hub API, recorded as SESSION_END."""
 from __future__ import annotations
 
 import logging
@@ -86,8 +86,9 @@ async def session_at(hub: HubClient, factory: sessionmaker[Session], username: s
 async def end_session(
     hub: HubClient, factory: sessionmaker[Session], username: str, actor: str, *, reason: str | None = None
 ) -> None:
-    """Ask the hub to stop `username`'s server and record SESSION_STOP by `actor`; when the hub
-    refuses, the attempt is recorded as FAILED and HubApiUnavailable is raised."""
+    """Ask the hub to stop `username`'s server and record the request as SESSION_END by `actor` (the
+    spawner writes the session's one SESSION_STOP); when the hub refuses, SESSION_END is recorded as
+    FAILED and HubApiUnavailable is raised."""
     details: dict[str, str] = {"requested_by": actor}
     if reason:
         details["reason"] = reason
@@ -96,9 +97,9 @@ async def end_session(
         await hub.stop_server(username)
     except HubApiUnavailable as e:
         with transaction(factory) as session:
-            audit.record(session, AuditEventType.SESSION_STOP, actor=actor, object=target, outcome=Outcome.FAILED,
+            audit.record(session, AuditEventType.SESSION_END, actor=actor, object=target, outcome=Outcome.FAILED,
                          details={**details, "error": str(e)[:300]})
         raise
     with transaction(factory) as session:
-        audit.record(session, AuditEventType.SESSION_STOP, actor=actor, object=target, details=details)
+        audit.record(session, AuditEventType.SESSION_END, actor=actor, object=target, details=details)
     log.info("session of %s ended by administrator %s", username, actor)

@@ -33,7 +33,7 @@ URL paths (under the service prefix, e.g. /services/onsite-admin/):
     POST ./terminals/remove
     GET  ./entries                            ENTRY_DECIDE events, filtered, paginated
     GET  ./sessions                           live sessions (Hub API)
-    POST ./sessions/<name>/stop               end one (Hub API), audited SESSION_STOP
+    POST ./sessions/<name>/stop               end one (Hub API), audited SESSION_END
     GET  ./oauth_callback                     Hub OAuth
 """
 from __future__ import annotations

@@ -50,6 +50,12 @@ def _pg_available() -> bool:
         return False
 
 
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    # Here, not in tests/security/conftest.py, so that a whole-suite run (make test) can pass it too.
+    parser.addoption("--update-security-doc", action="store_true",
+                     help="rewrite the attempts table of docs/security.md from this run (tests/security)")
+
 @pytest.fixture(scope="session")
 def pg_admin_url() -> str:
     if not _pg_available():

@@ -861,11 +861,11 @@ SESSIONS = (
     Command("sessions list", "who has a server on the running hub, with the projects their session opened", (JSON,), run_sessions_list,
             "Asks the running hub's API (the address and the `onsite-cli` token the hub wrote to its "
             "runtime directory when it started), so it works on the hub's machine while the hub runs."),
-    Command("sessions end", "stop a person's server now (recorded as SESSION_STOP)", (
+    Command("sessions end", "stop a person's server now (recorded as SESSION_END)", (
         USERNAME, arg("--reason", help=f"why, kept in the ledger (at most {MAX_REASON} characters)"),
     ), run_sessions_end,
         "Asks the running hub to stop the person's server; the kernel and its unsaved state are "
-        "lost, files in the workspace stay. Recorded in the audit ledger as SESSION_STOP by admin:<your login>, "
+        "lost, files in the workspace stay. Recorded in the audit ledger as SESSION_END by admin:<your login> (and the session's SESSION_STOP), "
         "FAILED when the hub refuses."),
 )
 

@@ -1,5 +1,5 @@
 """`onsite admin sessions list|end` against a real hub: the `onsite-cli` service token and the
-hub API address the hub writes to its runtime directory, and SESSION_STOP in the ledger."""
+hub API address the hub writes to its runtime directory, and SESSION_END in the ledger."""
 from __future__ import annotations
 
 import getpass
@@ -68,7 +68,7 @@ def test_list_and_end_a_session_under_a_real_hub(tmp_path, monkeypatch, capsys):
         while researcher.http.get(f"{api_url}/users/tanaka", headers=researcher._hub_xsrf(), timeout=10).json()["servers"]:
             assert time.monotonic() < deadline, "the server did not stop"
             time.sleep(0.5)
-        assert audit_events(settings, "SESSION_STOP", actor=admin_actor) == [{
+        assert audit_events(settings, "SESSION_END", actor=admin_actor) == [{
             "actor": admin_actor, "outcome": "OK", "object": "session:tanaka",
             "details": {"requested_by": admin_actor, "reason": "left the terminal unattended",
                         "client_address": "local", "os_user": getpass.getuser()},  # the CLI names its client
@@ -78,7 +78,7 @@ def test_list_and_end_a_session_under_a_real_hub(tmp_path, monkeypatch, capsys):
 
         code, _, err = onsite(capsys, "admin", "sessions", "end", "tanaka", "--reason", " ")
         assert code == 2 and "--reason" in err  # refused before asking the hub: nothing recorded
-        assert len(audit_events(settings, "SESSION_STOP", actor=admin_actor)) == 1
+        assert len(audit_events(settings, "SESSION_END", actor=admin_actor)) == 1
     finally:
         hub.stop()
 
@@ -87,5 +87,5 @@ def test_list_and_end_a_session_under_a_real_hub(tmp_path, monkeypatch, capsys):
         code, out, err = onsite(capsys, "admin", "sessions", *argv)
         assert code == 2 and out == "", (argv, out, err)
         assert "the hub API did not answer" in err and "is the hub running?" in err and "onsite hub" in err
-    failed = audit_events(settings, "SESSION_STOP", actor=admin_actor)[-1]
+    failed = audit_events(settings, "SESSION_END", actor=admin_actor)[-1]
     assert failed["outcome"] == "FAILED" and failed["details"]["requested_by"] == admin_actor

@@ -656,7 +656,7 @@ def hub_home():
 
 @pytest.mark.timeout(300)
 def test_live_sessions_under_a_real_hub(hub_home):
-    """Hub OAuth, the service token's scopes, who is in a session, and ending it (SESSION_STOP)."""
+    """Hub OAuth, the service token's scopes, who is in a session, and ending it (SESSION_END, then the one SESSION_STOP)."""
     from functional.hubtools import HubUser, RunningHub
     from functional.seeding import audit_events, seed_demo
     from onsite.demo import DEMO_PROJECT
@@ -700,8 +700,11 @@ def test_live_sessions_under_a_real_hub(hub_home):
         while researcher.http.get(f"{hub.url}/hub/api/users/tanaka", headers=researcher._hub_xsrf()).json()["servers"]:
             assert time.monotonic() < deadline, "the server did not stop"
             time.sleep(0.5)
-        stops = audit_events(settings, "SESSION_STOP")
-        assert {"actor": "takahashi", "outcome": "OK", "object": "session:tanaka", "details": {"requested_by": "takahashi"}} in stops
+        ends = audit_events(settings, "SESSION_END")
+        assert [(e["actor"], e["outcome"], e["object"], e["details"]["requested_by"]) for e in ends] == [
+            ("takahashi", "OK", "session:tanaka", "takahashi")]
+        stops = [e for e in audit_events(settings, "SESSION_STOP") if e["object"] == "session:tanaka"]
+        assert len(stops) == 1 and stops[0]["details"]["stopped_by"] == "hub"  # one per session, from the spawner
         assert 'id="sessions-empty"' in admin.http.get(service + "sessions").text
         assert admin.http.post(service + "sessions/tanaka/stop").status_code == 403  # XSRF under the Hub too
     finally:

@@ -22,11 +22,6 @@ TABLE_END = "<!-- end of attempts -->"
 MIN_ATTEMPTS = 30
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--update-security-doc", action="store_true",
-                     help="rewrite the attempts table of docs/security.md from this run (tests/security)")
-
-
 @dataclass
 class Attempt:
     channel: str

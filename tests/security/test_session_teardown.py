@@ -53,6 +53,7 @@ def session_of_uid(db, settings):
                             settings=settings, recheck_interval=0, interrupt_timeout=1, term_timeout=1, kill_timeout=1)
     spawner._account = SessionAccount("onsite-teardown", UID, UID)
     spawner.proc, spawner.pid = server, server.pid
+    spawner._session_open = True  # as after a start that wrote SESSION_START: its stop writes the one SESSION_STOP
     try:
         yield spawner, beat
     finally:
@@ -110,4 +111,6 @@ def test_a_clean_stop_is_recorded_ok(session_of_uid, db):
     asyncio.run(spawner.stop())
     assert isolation.account_processes(UID) == [] and not beating(beat)
     assert netfilter.table_name(UID) not in netfilter.session_tables()
-    assert session_stop(db) == (Outcome.OK, {})
+    outcome, details = session_stop(db)
+    assert outcome is Outcome.OK and details["stopped_by"] == "hub" and details["reason"] == "STOP_REQUESTED"
+    assert "failures" not in details
