@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import enum
 import getpass
 
 from sqlalchemy import select
@@ -96,10 +97,7 @@ def _register_ingress(review: argparse._SubParsersAction) -> None:
 
 
 def _ingress_list(args: argparse.Namespace, settings: Settings) -> int:
-    try:
-        statuses = [IngressStatus(s.upper()) for s in args.status or []]
-    except ValueError:
-        raise UserError(f"unknown status in {args.status}; use one of {', '.join(s.value for s in IngressStatus)}") from None
+    statuses = _statuses(args.status, IngressStatus)
     with transaction(_factory(settings)) as session:
         stmt = select(IngressRequest).order_by(IngressRequest.id.desc())
         if statuses:
@@ -135,15 +133,20 @@ def _ingress_show(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _statuses(given: list[str] | None, kind: type[enum.Enum]) -> list:
+    """The `--status` values as members of `kind`; an unknown one is refused naming the known ones."""
+    try:
+        return [kind(s.upper()) for s in given or []]
+    except ValueError:
+        raise UserError(f"unknown status in {given}; use one of {', '.join(s.value for s in kind)}") from None
+
+
 def _factory(settings: Settings):
     return session_factory(make_engine(settings.db_url))
 
 
 def _list(args: argparse.Namespace, settings: Settings) -> int:
-    try:
-        statuses = [ReleaseStatus(s.upper()) for s in args.status or []]
-    except ValueError:
-        raise UserError(f"unknown status in {args.status}; use one of {', '.join(s.value for s in ReleaseStatus)}") from None
+    statuses = _statuses(args.status, ReleaseStatus)
     with transaction(_factory(settings)) as session:
         stmt = select(ReleaseRequest).order_by(ReleaseRequest.id.desc())
         if statuses:
