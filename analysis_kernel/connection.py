@@ -3,7 +3,7 @@
     import analysis_kernel
     db = analysis_kernel.connect()
     db.datasets()                                  # what this project may read
-    db.sql("SELECT sex, count(*) FROM demo_household GROUP BY sex").pl()
+    db.sql("SELECT sex, count(*) FROM lfs_demo GROUP BY sex").pl()
     db.references()                                # reference data brought in and approved for the project
     db.reference("municipality_codes")             # attach it: queries then read reference.municipality_codes
 
@@ -24,6 +24,7 @@ from dataplane.catalogue import DatasetInfo, DatasetMetadata, attached_metadata,
 from dataplane.manifest import SessionManifest
 from dataplane.reference import SCHEMA, attach_references
 from onsite_base.errors import UserError
+from onsite_base.i18n import make_translator
 
 
 class ProjectNotChosen(UserError):
@@ -193,17 +194,32 @@ class AnalysisConnection:
         return f"<AnalysisConnection project={self.project!r} user={self.manifest.user!r} datasets={self.dataset_ids}>"
 
     def _repr_html_(self) -> str:
-        esc = html.escape
+        esc, t = html.escape, summary_text(self.manifest.language)
         rows = "".join(
             f"<tr><td><code>{esc(d)}</code></td><td>{esc(i.metadata.title.ja)}<br>{esc(i.metadata.title.en)}</td>"
             f"<td style='text-align:right'>{i.rows:,}</td><td style='text-align:right'>{len(i.metadata.variables)}</td></tr>"
             for d, i in ((d, self.info(d)) for d in self.dataset_ids)
         )
         return (
-            f"<div><b>Onsite</b> — project <code>{esc(self.project)}</code> ({esc(self.project_title)}), "
-            f"user <code>{esc(self.manifest.user)}</code>, rule preset <code>{esc(self.preset)}</code>"
-            "<table><thead><tr><th>dataset</th><th>title</th><th>rows</th><th>variables</th></tr></thead>"
-            f"<tbody>{rows}</tbody></table>"
-            "<small>Query with <code>db.sql(\"SELECT … FROM &lt;dataset&gt;\")</code>; "
-            "<code>db.variables(\"&lt;dataset&gt;\")</code> lists labels, roles and codes.</small></div>"
+            f"<div><b>Onsite</b> — "
+            + t("heading", project=f"<code>{esc(self.project)}</code> ({esc(self.project_title)})",
+                user=f"<code>{esc(self.manifest.user)}</code>", preset=f"<code>{esc(self.preset)}</code>")
+            + f"<table><thead><tr><th>{t('dataset')}</th><th>{t('title')}</th><th>{t('rows')}</th>"
+            f"<th>{t('variables')}</th></tr></thead><tbody>{rows}</tbody></table><small>{t('hint')}</small></div>"
         )
+
+
+# The summary `db` shows in a notebook, in the session's language (the manifest's, set by the hub).
+SUMMARY = {
+    "heading": {"en": "project {project}, user {user}, rule preset {preset}",
+                "ja": "プロジェクト {project}、利用者 {user}、ルールプリセット {preset}"},
+    "dataset": {"en": "dataset", "ja": "データセット"},
+    "title": {"en": "title", "ja": "名称"},
+    "rows": {"en": "rows", "ja": "行数"},
+    "variables": {"en": "variables", "ja": "変数の数"},
+    "hint": {"en": "Query with <code>db.sql(\"SELECT … FROM &lt;dataset&gt;\")</code>; "
+                   "<code>db.variables(\"&lt;dataset&gt;\")</code> lists labels, roles and codes.",
+             "ja": "<code>db.sql(\"SELECT … FROM &lt;データセット&gt;\")</code> で集計します。"
+                   "<code>db.variables(\"&lt;データセット&gt;\")</code> で変数のラベル・役割・コードを確認できます。"},
+}
+summary_text = make_translator(SUMMARY)

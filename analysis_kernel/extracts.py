@@ -1,6 +1,6 @@
 """Record-level outputs (extracts) in the notebook: the query, its record-level check at once.
 
-    e = outputs.extract_output(db, "SELECT prefecture, sex, age_group, income FROM demo_household")
+    e = outputs.extract_output(db, "SELECT prefecture, sex, age_group, income FROM lfs_demo")
     e                      # verdict, risk summary, riskiest key combinations (never the records)
     request_release([e], title=..., purpose=...)
 

@@ -1,6 +1,6 @@
 """Output builders: tables and files a researcher may ask to release.
 
-    t = outputs.frequency_table(db, "SELECT * FROM demo_household", rows="prefecture", columns="sex")
+    t = outputs.frequency_table(db, "SELECT * FROM lfs_demo", rows="prefecture", columns="sex")
     t                      # the table, failing cells marked, the verdict and its reasons
     request_release([t], title=..., purpose=...)
 
@@ -22,7 +22,7 @@ import duckdb
 import polars as pl
 
 from analysis_kernel.extracts import ExtractOutput, build_extract
-from analysis_kernel.verdicts import badge, reason, reasons_in, translator, verdict_word
+from analysis_kernel.verdicts import badge, reason, reasons_in, service_only_note, translator, verdict_word
 from dataplane.manifest import session_language
 from dataplane.sql import tables_read
 from disclosure_review import wire
@@ -142,7 +142,8 @@ class TableOutput:
 
     def __repr__(self) -> str:
         reasons = "".join(f"\n  - {r}" for r in reasons_in(self.report, self.lang))
-        return f"<TableOutput {self.name!r}: {verdict_word(self.verdict, self.lang)} ({self.report.preset}){reasons}>\n{self.table}"
+        return (f"<TableOutput {self.name!r}: {verdict_word(self.verdict, self.lang)} ({self.report.preset}){reasons}>\n"
+                f"{service_only_note(self.lang)}\n{self.table}")
 
     def _repr_html_(self) -> str:
         return render_table_html(self)
@@ -231,7 +232,7 @@ def frequency_table(
 ) -> TableOutput:
     """Counts of records (weighted counts with `weight`) by `rows` × `columns`, with margins.
 
-    `source` is SQL over the granted datasets (``"SELECT * FROM demo_household WHERE age >= 65"``)
+    `source` is SQL over the granted datasets (``"SELECT * FROM lfs_demo WHERE age >= 65"``)
     or a relation from ``db.sql(...)``. `unit` (a household id) makes the threshold count units.
     """
     rows_t, columns_t = _names(rows, "rows"), _names(columns, "columns")
@@ -489,5 +490,6 @@ def render_table_html(output: TableOutput) -> str:
     return (
         f"<div><b>{esc(output.name)}</b> — {badge(output.verdict, lang)} "
         f"{t('under_preset', preset=f'<code>{esc(report.preset)}</code>')} <small>{t('feedback')}</small>"
+        f"<br><small class='onsite-service-only'>{esc(service_only_note(lang))}</small>"
         f"<ul>{reasons}</ul><table><thead><tr>{header}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
     )

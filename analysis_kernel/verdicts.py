@@ -35,7 +35,16 @@ MESSAGES = {
     "model_unverified": {"en": "<i>unverified</i> (a reviewer judges the model with your code)",
                          "ja": "<i>未検証</i>（審査者がコードとともにモデルを判断します）"},
     "release_request": {"en": "release request {id}: {status}", "ja": "公表申請 {id}: {status}"},
+    "service_only": {"en": "Checked only by the review service: {checks} (this table against the project's "
+                           "tables already released, which a session cannot read). A pass here may still be "
+                           "review or fail there.",
+                     "ja": "審査サービスだけが行うチェック: {checks}（このプロジェクトで公表済みの表との照合。"
+                           "セッションからは公表済みの表を読めません）。ここで合格でも、審査サービスでは"
+                           "要審査・不合格になることがあります。"},
 }
+# Checks a session cannot run: differencing needs the project's released tables
+# (`disclosure_review.sdc.check_table`'s `released`), which only the service holds.
+SERVICE_ONLY_CHECKS = ("differencing",)
 translator = make_translator(MESSAGES)
 
 
@@ -52,6 +61,11 @@ def reason(result: CheckResult, lang: str) -> str:
 def reasons_in(report: CheckReport, lang: str) -> list[str]:
     """`report.reasons()` (one line per check that did not pass) in `lang`."""
     return [reason(r, lang) for r in report.results if r.verdict is not Verdict.PASS]
+
+
+def service_only_note(lang: str) -> str:
+    """What the verdict shown in the session cannot include, in `lang`."""
+    return translator(lang)("service_only", checks=", ".join(SERVICE_ONLY_CHECKS))
 
 
 def badge(verdict: Verdict, lang: str = "en") -> str:

@@ -115,3 +115,22 @@ def test_importing_the_package_opens_nothing(tmp_path):
                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(repo)})
     assert out.stdout.strip() == "[]"
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("language", ["ja", "en"])
+def test_the_summary_speaks_the_session_language(tmp_path, demo_dataset, language):
+    from dataplane.manifest import ProjectGrant, SessionManifest
+
+    manifest = SessionManifest(user="r.tanaka", outbox=tmp_path, language=language,
+                               projects={"p1": ProjectGrant(title="Survey", preset="acro-default",
+                                                            datasets={"demo_household": demo_dataset})})
+    with connect(manifest=manifest) as db:
+        page = db._repr_html_()
+    heads = {"ja": ["プロジェクト <code>p1</code>", "利用者 <code>r.tanaka</code>", "ルールプリセット",
+                    "<th>データセット</th>", "<th>行数</th>", "<th>変数の数</th>", "で集計します"],
+             "en": ["project <code>p1</code>", "user <code>r.tanaka</code>", "rule preset", "<th>dataset</th>",
+                    "<th>rows</th>", "<th>variables</th>", "lists labels, roles and codes"]}
+    for shown in heads[language]:
+        assert shown in page
+    for hidden in heads["en" if language == "ja" else "ja"]:
+        assert hidden not in page

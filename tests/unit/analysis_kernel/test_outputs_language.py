@@ -127,3 +127,15 @@ def test_a_manifest_with_an_unknown_language_is_refused(tmp_path) -> None:
 
     with pytest.raises(SessionManifestInvalid, match="language must be one of ja, en, not 'fr'"):
         SessionManifest.from_dict({"user": "u", "outbox": "/o", "projects": {}, "language": "fr"})
+
+
+def test_a_passing_table_says_which_checks_only_the_service_runs(session) -> None:
+    # The session cannot read the project's released tables, so its pass does not include differencing.
+    lang, db = session
+    out = frequency_table(db, "SELECT * FROM survey WHERE area = 'big'", rows="area", name="big_area")
+    assert out.verdict is Verdict.PASS
+    page, text = out._repr_html_(), repr(out)
+    said = {"ja": "審査サービスだけが行うチェック: differencing", "en": "Checked only by the review service: differencing"}
+    assert said[lang] in page and said[lang] in text
+    assert said["en" if lang == "ja" else "ja"] not in page
+
