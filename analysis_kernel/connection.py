@@ -201,7 +201,7 @@ class AnalysisConnection:
             for d, i in ((d, self.info(d)) for d in self.dataset_ids)
         )
         return (
-            f"<div><b>Onsite</b> — "
+            "<div><b>Onsite</b> — "
             + t("heading", project=f"<code>{esc(self.project)}</code> ({esc(self.project_title)})",
                 user=f"<code>{esc(self.manifest.user)}</code>", preset=f"<code>{esc(self.preset)}</code>")
             + f"<table><thead><tr><th>{t('dataset')}</th><th>{t('title')}</th><th>{t('rows')}</th>"
