@@ -16,26 +16,28 @@ import pyarrow as pa
 import polars as pl
 import pyarrow.compute as pc
 
+from ._params import InvalidMicrodataInput, check_k, unique_names  # noqa: F401 (this package's API)
+
 MISSING = -1
 
 
-class InvalidMicrodataInput(ValueError):
-    """The data or a parameter cannot be used; the message says what to fix."""
-
-
 def _columns_of(data: Any) -> list[str]:
+    """The data's column names; a name given to two columns is refused (which one would a variable be?)."""
     if isinstance(data, duckdb.DuckDBPyRelation):
-        return list(data.columns)
-    if isinstance(data, pa.Table):
-        return list(data.column_names)
-    if isinstance(data, pl.LazyFrame):
-        return list(data.collect_schema().names())
-    if hasattr(data, "columns"):
-        return [str(c) for c in data.columns]
-    raise InvalidMicrodataInput(
-        f"cannot read microdata from a {type(data).__name__}: pass a DuckDB relation "
-        "(e.g. con.table('microdata')), a polars or pandas DataFrame, or a pyarrow Table"
-    )
+        names = list(data.columns)
+    elif isinstance(data, pa.Table):
+        names = list(data.column_names)
+    elif isinstance(data, pl.LazyFrame):
+        names = list(data.collect_schema().names())
+    elif hasattr(data, "columns"):
+        names = [str(c) for c in data.columns]
+    else:
+        raise InvalidMicrodataInput(
+            f"cannot read microdata from a {type(data).__name__}: pass a DuckDB relation "
+            "(e.g. con.table('microdata')), a polars or pandas DataFrame, or a pyarrow Table"
+        )
+    unique_names(names, "the data")
+    return names
 
 
 def to_arrow(data: Any, columns: Sequence[str]) -> pa.Table:
@@ -71,8 +73,8 @@ def encode(col: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
     col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     if pa.types.is_dictionary(col.type):
         col = col.cast(col.type.value_type)
-    if pa.types.is_floating(col.type):
-        col = pc.if_else(pc.is_nan(col), pa.scalar(None, col.type), col)
+    if pa.types.is_floating(col.type):  # NaN is missing, as NULL; -0.0 is 0.0, as in SQL and sdcMicro
+        col = pc.add(pc.if_else(pc.is_nan(col), pa.scalar(None, col.type), col), pa.scalar(0.0, col.type))
     if pa.types.is_integer(col.type) and col.null_count < len(col):
         low, high = pc.min_max(col).values()
         low, high = low.as_py(), high.as_py()
@@ -119,11 +121,6 @@ def stack_codes(columns: Sequence[np.ndarray]) -> np.ndarray:
     for j, column in enumerate(columns):
         codes[:, j] = column
     return codes
-
-
-def check_k(k: float) -> None:
-    if not k >= 1:
-        raise InvalidMicrodataInput(f"k must be at least 1 (got {k!r})")
 
 
 def check_weight(values: np.ndarray, name: str) -> np.ndarray:

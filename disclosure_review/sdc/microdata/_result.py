@@ -12,7 +12,7 @@ import pandas as pd
 import polars as pl
 import pyarrow as pa
 
-from ._data import InvalidMicrodataInput
+from ._data import InvalidMicrodataInput, _columns_of
 
 
 class ProtectionMethod(enum.Enum):
@@ -62,6 +62,7 @@ def _jsonable(value: Any) -> Any:
 
 def to_polars(data: Any) -> pl.DataFrame:
     """Any supported input as a polars DataFrame."""
+    _columns_of(data)  # the clear errors for unsupported inputs and repeated column names
     if isinstance(data, pl.DataFrame):
         return data
     if isinstance(data, pl.LazyFrame):

@@ -15,6 +15,7 @@ from disclosure_review.sdc.enums import Verdict
 from disclosure_review.sdc.messages import Described
 
 from ._data import InvalidMicrodataInput, _columns_of
+from ._params import check_k, number_in, whole_number
 from .report import RiskReport, risk_report
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,18 @@ class RecordLevelRules:
     max_global_risk: float | None = None  # expected re-identifications / records
     max_household_risk: float | None = None  # household-level global risk (needs a household id)
     l_diversity: int | None = None  # distinct l-diversity of every sensitive variable
+
+    def __post_init__(self) -> None:
+        """Refuse numbers no rule can use (k = 0 or 2.5, a risk of NaN), naming the rule."""
+        if self.k is not None:
+            check_k(self.k)
+        if self.weighted_k is not None:
+            check_k(self.weighted_k, weighted=True)
+        if self.l_diversity is not None:
+            whole_number(self.l_diversity, "l_diversity")
+        for name in ("max_individual_risk", "max_global_risk", "max_household_risk"):
+            if getattr(self, name) is not None:
+                number_in(getattr(self, name), name, 0.0, 1.0)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> RecordLevelRules:
@@ -111,7 +124,7 @@ def check_record_level(
         household = None
     absent = [s for s in sensitive if s not in columns]
     sensitive = [s for s in sensitive if s in columns]
-    k = rules.k or 3
+    k = rules.k or 3  # the report's k when the k rule is off
     try:
         report = risk_report(data, keys=present, weight=weight, household=household, sensitive=sensitive, k=k,
                              progress=progress)

@@ -49,7 +49,7 @@ class KeyCombinations:
 
     def violations(self, k: float, *, weighted: bool = False) -> int:
         """Records in a key combination with f_k < k (weighted: F_k < k); as `Frequencies.violations`."""
-        check_k(k)
+        k = check_k(k, weighted=weighted)
         return self.records_where((self.Fk if weighted else self.fk) < k)
 
     def risk(self, *, method: RiskMethod = RiskMethod.APPROX, qual: float = 1.0, survey: bool = True) -> np.ndarray:

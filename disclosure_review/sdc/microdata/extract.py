@@ -151,14 +151,6 @@ def record_level_rules(preset: str | Path) -> RecordLevelRules:
         rules = RecordLevelRules.from_mapping(section)
     except ValueError as exc:
         raise InvalidPreset(f"preset {str(preset)!r}: {exc}") from None
-    for name in ("k", "l_diversity"):
-        value = getattr(rules, name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise InvalidPreset(f"preset {str(preset)!r}: record_level.{name} must be a whole number >= 1")
-    for name in ("weighted_k", "max_individual_risk", "max_global_risk", "max_household_risk"):
-        value = getattr(rules, name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
-            raise InvalidPreset(f"preset {str(preset)!r}: record_level.{name} must be a number >= 0")
     return rules
 
 

@@ -28,7 +28,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from ._data import MISSING, InvalidMicrodataInput, check_k, load_keys, quote
+from ._data import MISSING, InvalidMicrodataInput, _columns_of, check_k, load_keys, quote
+from ._params import check_alpha
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +64,8 @@ class Frequencies:
         return int(np.sum(self.fk == 2))
 
     def violations(self, k: float, *, weighted: bool = False) -> int:
-        """Records in a key combination with fewer than k records (weighted: F_k < k)."""
-        check_k(k)
+        """Records in a key combination with fewer than k records (weighted: F_k < k, any k >= 1)."""
+        k = check_k(k, weighted=weighted)
         return int(np.sum((self.Fk if weighted else self.fk) < k))
 
 
@@ -175,8 +176,7 @@ def frequencies(
     keys = tuple(keys)
     if not keys:
         raise InvalidMicrodataInput("name at least one key variable")
-    if not 0 <= alpha <= 1:
-        raise InvalidMicrodataInput(f"alpha must be between 0 and 1 (got {alpha!r})")
+    check_alpha(alpha)
     key_data = load_keys(data, keys, weight=weight)
     return frequencies_of_codes(keys, key_data.codes, key_data.weight, alpha)
 
@@ -197,12 +197,12 @@ def k_anonymity(data: Any, keys: Sequence[str], *, k: int = 3) -> KAnonymity:
     GROUP BY inside DuckDB (nothing is fetched); otherwise it uses
     `frequencies()` (missing values match any value).
     """
-    check_k(k)
+    k = int(check_k(k))
     keys = tuple(keys)
     if not keys:
         raise InvalidMicrodataInput("name at least one key variable")
     if isinstance(data, duckdb.DuckDBPyRelation):
-        missing = [c for c in keys if c not in data.columns]
+        missing = [c for c in keys if c not in _columns_of(data)]
         if missing:
             raise InvalidMicrodataInput(f"variable(s) {', '.join(map(repr, missing))} not in the data")
         cols = ", ".join(map(quote, keys))
@@ -212,12 +212,12 @@ def k_anonymity(data: Any, keys: Sequence[str], *, k: int = 3) -> KAnonymity:
                               for c in keys)
         level, below, has_missing = data.query(
             "microdata_input",
-            f"SELECT min(__onsite_c), coalesce(sum(__onsite_c) FILTER (WHERE __onsite_c < {int(k)}), 0), "
+            f"SELECT min(__onsite_c), coalesce(sum(__onsite_c) FILTER (WHERE __onsite_c < {k}), 0), "
             f"bool_or({missing}) FROM (SELECT {cols}, count(*) AS __onsite_c FROM microdata_input GROUP BY {cols})",
         ).fetchall()[0]
         if level is None:
             raise InvalidMicrodataInput("the data has no records")
         if not has_missing:
-            return KAnonymity(int(level), int(k), int(below))
+            return KAnonymity(int(level), k, int(below))
     freq = frequencies(data, keys)
-    return KAnonymity(int(freq.fk.min()), int(k), freq.violations(k))
+    return KAnonymity(int(freq.fk.min()), k, freq.violations(k))

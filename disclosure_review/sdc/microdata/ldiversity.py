@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ._data import MISSING, InvalidMicrodataInput, encode, to_arrow
+from ._params import number_in
 from .subsets import row_ids
 
 
@@ -88,8 +89,7 @@ def l_diversity(
 ) -> dict[str, LDiversity]:
     """l-diversity of each sensitive variable; sdcMicro: ldiversity(obj, keyVars, ldiv_index, l_recurs_c=c)."""
     keys, sensitive, table = _checked_table(data, keys, sensitive)
-    if c <= 0:
-        c = 1.0  # as sdcMicro's measure_risk_cpp
+    c = number_in(c, "c (recursive l-diversity constant)", 0.0, low_open=True)
     n = table.num_rows
     kcols = [f"k{j}" for j in range(len(keys))]
     cols: dict[str, Any] = {"rid": pa.array(np.arange(n, dtype=np.int64))}
@@ -192,8 +192,7 @@ def multi_l_diversity(
     keys, sensitive, table = _checked_table(data, keys, sensitive)
     if len(sensitive) < 2:
         raise InvalidMicrodataInput("multi l-diversity needs at least two sensitive variables")
-    if c <= 0:
-        c = 1.0  # as sdcMicro's measure_risk_cpp
+    c = number_in(c, "c (recursive l-diversity constant)", 0.0, low_open=True)
     n = table.num_rows
     group = row_ids([encode(table.column(k))[0] for k in keys], n)
     codes = [encode(table.column(s))[0] for s in sensitive]

@@ -16,6 +16,7 @@ from pandas import DataFrame as PandasFrame  # not `pd`: pram's argument has sdc
 import polars as pl
 
 from ._data import MISSING, InvalidMicrodataInput, encode
+from ._params import check_alpha, number_in, whole_number
 from ._result import ProtectionMethod, ProtectionResult, count_changes, require_columns, to_polars
 
 
@@ -134,8 +135,7 @@ def pram(
     Missing values stay missing. `details` has the matrices (with strata only those that are
     the same in every stratum), their categories, and the transitions (from, to, records).
     """
-    if not 0 <= alpha <= 1:
-        raise InvalidMicrodataInput("alpha must be between 0 and 1")
+    check_alpha(alpha)
     df = to_polars(data)
     variables = list(variables)
     require_columns(df, [*variables, *strata])
@@ -152,8 +152,7 @@ def pram(
         specs = dict.fromkeys(variables, pd)
     for v, spec in specs.items():
         if np.isscalar(spec):
-            if isinstance(spec, (str, bool)) or not 0 <= spec <= 1:
-                raise InvalidMicrodataInput(f"pd for {v!r} must be a number between 0 and 1 or a transition matrix")
+            number_in(spec, f"pd for {v!r} (or give a transition matrix)", 0.0, 1.0)
             if invariant is False:
                 raise InvalidMicrodataInput(
                     f"pd = {spec} for {v!r} always gives sdcMicro's invariant matrix; to apply a matrix as "
@@ -170,6 +169,8 @@ def pram(
     for v in variables:
         codes, levels = encode(df[v].to_arrow())
         present = np.unique(codes[codes != MISSING])
+        if present.size == 0:
+            raise InvalidMicrodataInput(f"{v!r} is missing for every record: it has no category to post-randomise")
         values = levels.take(present).to_pylist()
         order = sorted(range(len(values)), key=values.__getitem__)
         cat_codes, cats = present[order], [values[i] for i in order]  # categories in sorted order
@@ -263,8 +264,7 @@ def microaggregation(data: Any, variables: Sequence[str], *, k: int = 3) -> Prot
     with a missing value in these variables are left unchanged. O(n²/k): meant
     for up to some 10^4–10^5 records.
     """
-    if k < 2:
-        raise InvalidMicrodataInput("k must be at least 2 for microaggregation")
+    k = whole_number(k, "k (records per group in microaggregation)", 2)
     df = to_polars(data)
     require_columns(df, variables)
     x = _numeric_matrix(df, variables)
@@ -299,8 +299,7 @@ def add_noise(
     seed: int | None = None,
 ) -> ProtectionResult:
     """Add random noise to continuous variables (sdcMicro addNoise, default noise = 150 as there)."""
-    if noise < 0:
-        raise InvalidMicrodataInput("noise must not be negative")
+    noise = number_in(noise, "noise (percent of the standard deviation)", 0.0)
     df = to_polars(data)
     require_columns(df, variables)
     x = _numeric_matrix(df, variables)

@@ -5,6 +5,7 @@ sdcMicro: globalRecode(), groupAndRename(), topBotCoding().
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -12,6 +13,7 @@ import numpy as np
 import polars as pl
 
 from ._data import InvalidMicrodataInput
+from ._params import number_in, whole_number
 from ._result import ProtectionMethod, ProtectionResult, count_changes, require_columns, to_polars
 
 
@@ -66,8 +68,7 @@ def global_recode(
     values = df[variable].cast(pl.Float64).fill_null(np.nan).to_numpy()
     include_lowest = False
     if isinstance(breaks, (int, np.integer)):
-        if breaks < 1:
-            raise InvalidMicrodataInput("breaks must be at least 1 interval")
+        breaks = whole_number(breaks, "breaks (number of intervals)")
         method = method or RecodeMethod.EQUAL_WIDTH
         if method is RecodeMethod.BREAKS:
             raise InvalidMicrodataInput("method BREAKS needs the break points, not a number of intervals")
@@ -76,8 +77,8 @@ def global_recode(
     else:
         cut_points = np.asarray(breaks, dtype=float)
         method = RecodeMethod.BREAKS
-        if cut_points.size < 2 or np.any(np.diff(cut_points) <= 0):
-            raise InvalidMicrodataInput("break points must be at least two increasing numbers")
+        if cut_points.size < 2 or not np.isfinite(cut_points).all() or np.any(np.diff(cut_points) <= 0):
+            raise InvalidMicrodataInput("break points must be at least two finite, increasing numbers")
     n_intervals = cut_points.size - 1
     if labels is None:
         labels = [
@@ -134,6 +135,8 @@ def top_bottom_code(
     require_columns(df, [variable])
     if not df[variable].dtype.is_numeric():
         raise InvalidMicrodataInput(f"{variable!r} must be numeric for top or bottom coding")
+    number_in(bound, "bound", -math.inf)
+    number_in(replacement, "replacement", -math.inf)
     beyond = pl.col(variable) > bound if side is CodingSide.TOP else pl.col(variable) < bound
     dtype = df[variable].dtype if df[variable].dtype.is_float() or isinstance(replacement, int) else pl.Float64
     out = df.with_columns(

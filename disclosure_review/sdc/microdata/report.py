@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm  # a text bar: tqdm.auto wants ipywidgets in a notebook (TqdmWarning: IProgress not found)
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ._data import check_k, load_keys
+from ._params import whole_number
 from .combinations import KeyCombinations, combinations_of_keys, key_combinations
 from .ldiversity import l_diversity
 from .risk import GlobalRisk, RiskMethod, global_risk
@@ -224,8 +225,8 @@ def risk_report(
     combination (on a DuckDB relation one GROUP BY inside DuckDB); those two
     need every record's key values and read them.
     """
-    check_k(k)
-    k = int(np.ceil(k))
+    k = int(check_k(k))
+    top = whole_number(top, "top", 0)
     steps = ["frequencies", "risk"] + (["l-diversity"] if sensitive else []) + (["SUDA2"] if suda else [])
     with tqdm(total=len(steps), desc="risk report", unit="step", disable=not progress) as bar:
         key_data = None

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._data import InvalidMicrodataInput
+from ._params import number_in
 from .frequencies import Frequencies
 
 
@@ -62,6 +63,7 @@ def individual_risk(
 
 def risk_of(fk: np.ndarray, Fk: np.ndarray, method: RiskMethod, qual: float, survey: bool) -> np.ndarray:
     """Risk for given f_k and F_k arrays (per record or per key combination)."""
+    qual = number_in(qual, "qual", 0.0, low_open=True)
     if not survey:
         return 1.0 / fk
     pk = fk / Fk
@@ -146,6 +148,12 @@ def global_risk(
     """
     if records is not None and household is not None:
         raise InvalidMicrodataInput("household risk needs the risk of every record, not per key combination")
+    risk = np.asarray(risk, dtype=np.float64)
+    if risk.ndim != 1 or risk.size == 0:
+        raise InvalidMicrodataInput("give one risk per record (or per key combination with `records`): none was given")
+    if records is not None and np.shape(records) != risk.shape:
+        raise InvalidMicrodataInput("give one record count per key combination in `records`, as many as risks")
+    mad_factor = number_in(mad_factor, "mad_factor", 0.0)
     counts = np.ones_like(risk) if records is None else records
     n = int(counts.sum())
     er = float(np.nansum(risk * counts))

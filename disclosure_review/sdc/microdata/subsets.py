@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ._data import InvalidMicrodataInput, check_k, encode, stack_codes, to_arrow
+from ._params import check_alpha
 from .frequencies import code_frequencies
 
 MAX_SUBSETS = 100_000  # beyond this the key set is too large for subsets of this size
@@ -42,14 +43,13 @@ def key_subsets(n_keys: int, combs: Sequence[int], k: float | Sequence[float]) -
     if len(ks) != len(sizes):
         raise InvalidMicrodataInput(
             f"give one k for every subset size in combs ({len(sizes)}) or a single k (got {len(ks)})")
-    for value in ks:
-        check_k(value)
+    ks = [int(check_k(value)) for value in ks]
     total = sum(comb(n_keys, int(s)) for s in sizes)
     if total > MAX_SUBSETS:
         raise InvalidMicrodataInput(
             f"combs {sizes} on {n_keys} key variables means {total} subsets (at most {MAX_SUBSETS}): "
             "choose fewer key variables or other subset sizes")
-    return [(cols, int(np.ceil(kk))) for s, kk in zip(sizes, ks)
+    return [(cols, kk) for s, kk in zip(sizes, ks)
             for cols in itertools.combinations(range(n_keys), int(s))]
 
 
@@ -125,8 +125,7 @@ def subset_k_anonymity(
         raise InvalidMicrodataInput("name at least one key variable")
     if len(set(keys)) != len(keys):
         raise InvalidMicrodataInput(f"key variables are repeated: {list(keys)}")
-    if not 0 <= alpha <= 1:
-        raise InvalidMicrodataInput(f"alpha must be between 0 and 1 (got {alpha!r})")
+    check_alpha(alpha)
     subsets = key_subsets(len(keys), combs, k)
     table = to_arrow(data, [*keys, *strata])
     if table.num_rows == 0:

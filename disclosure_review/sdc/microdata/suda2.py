@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ._data import MISSING, InvalidMicrodataInput, KeyData, load_keys
+from ._params import number_in, whole_number
 from .frequencies import _dense_rows
 
 
@@ -104,7 +105,8 @@ def suda2_codes(
     n, p = codes.shape
     keys = data.keys
     m = max(p, 3)  # sdcMicro pads fewer than 3 key variables with constant ones
-    max_size = p if max_size is None else max_size
+    dis_fraction = number_in(dis_fraction, "dis_fraction (the sampling fraction)", 0.0, 1.0, low_open=True)
+    max_size = p if max_size is None else whole_number(max_size, "max_size")
     if not 1 <= max_size <= p:
         raise InvalidMicrodataInput(f"max_size must be between 1 and the number of key variables ({p})")
     cards = [int(codes[:, v].max()) + 1 for v in range(p)]
@@ -177,7 +179,7 @@ def _dis_suda(codes: np.ndarray, score: np.ndarray, m: int, dis_fraction: float)
     counts = np.bincount(_dense_rows(codes))  # missing is a value of its own here
     uniques = int(np.sum(counts == 1))  # missing counts as a value here, as Suda2.h's hash check
     pairs = 2 * int(np.sum(counts == 2))
-    f = np.float32(dis_fraction if dis_fraction != 0 else 0.5)
+    f = np.float32(dis_fraction)
     dis = np.float32(uniques) * f / (np.float32(uniques) * f + np.float32(pairs) * (np.float32(1) - f))
     q = float(np.float32(1) + (np.float32(8) - np.float32(m)) / np.float32(20))
     adj = float(np.sum(1.0 / score[scored] ** q))

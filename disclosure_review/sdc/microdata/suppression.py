@@ -46,9 +46,10 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from tqdm.auto import tqdm
+from tqdm import tqdm  # a text bar: tqdm.auto wants ipywidgets in a notebook (TqdmWarning: IProgress not found)
 
 from ._data import MISSING, InvalidMicrodataInput, check_k, encode, stack_codes
+from ._params import check_alpha
 from ._result import ProtectionMethod, ProtectionResult, count_changes, require_columns, to_polars
 from .frequencies import _dense_rows
 from .frequencies import code_frequencies as _weighted_frequencies
@@ -241,11 +242,11 @@ def local_suppression(
         raise InvalidMicrodataInput("name at least one key variable")
     if len(set(keys)) != len(keys):
         raise InvalidMicrodataInput(f"key variables are repeated: {list(keys)}")
+    check_alpha(alpha)
     if combs is None:
         if not np.isscalar(k):
             raise InvalidMicrodataInput("k has several values: give the subset sizes they apply to with combs")
-        check_k(k)
-        k = int(np.ceil(k))
+        k = int(check_k(k))
         subsets = [(tuple(range(len(keys))), k)]
     else:
         subsets = key_subsets(len(keys), combs, k)
