@@ -25,8 +25,8 @@ from access_control.enums import AuditEventType, Outcome, Role
 from access_control.models import Accreditation, Booking, Facility, Membership, Person, Project, ProjectStatus, Terminal
 from access_control.errors import InputInvalid
 from onsite_base.netaddr import parse_client_address
+from onsite_base.times import DEFAULT_TIMEZONE
 
-DEFAULT_TIMEZONE = "Asia/Tokyo"
 MAX_SHOWN_NAME = 64
 """How much of an invalid user name or address is kept in facts and the ledger."""
 

@@ -19,10 +19,11 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from access_control.entry import DEFAULT_TIMEZONE, MINUTES_PER_DAY, OpeningInterval
+from access_control.entry import MINUTES_PER_DAY, OpeningInterval
 from access_control.enums import Role
 from access_control.errors import InputInvalid, Label, RecordNotFound
 from access_control.models import OpeningHours, ProjectStatus
+from onsite_base import times
 
 CLEAR = "-"
 """Typed as a changed field's value: make the field empty."""
@@ -66,13 +67,14 @@ def parse_time(text: str, what: str) -> datetime:
         raise InputInvalid("time_invalid", what=Label(what), text=text) from None
 
 
-def parse_moment(text: str, what: str) -> datetime:
-    """A moment for filtering the ledger: a day (its midnight in Asia/Tokyo) or a date-time (Asia/Tokyo unless it has an offset)."""
+def parse_moment(text: str, what: str, zone_name: str) -> datetime:
+    """A moment for filtering the ledger: a day (its midnight) or a date-time, in the zone `zone_name` that
+    times are shown in (`Settings.timezone`) unless it has an offset."""
     try:
         value = datetime.fromisoformat(normal(text))
     except ValueError:
         raise InputInvalid("moment_invalid", what=Label(what), text=text) from None
-    return value if value.tzinfo else value.replace(tzinfo=ZoneInfo(DEFAULT_TIMEZONE))
+    return times.typed(value, zone_name)
 
 
 def parse_role(text: str) -> Role:

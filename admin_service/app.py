@@ -41,11 +41,10 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 import jinja2
 from jupyterhub.services.auth import HubOAuthCallbackHandler
@@ -64,6 +63,7 @@ from access_control.models import AuditEvent, Dataset, ProjectStatus
 from access_control.sessions import end_session, session_projects
 from admin_service.i18n import LANGUAGES, MESSAGES, translator
 from onsite_base.db import read_transaction, transaction
+from onsite_base import times
 from onsite_base.errors import UserError
 from onsite_base.settings import Settings
 from onsite_base.web.service import HubServiceHandler, Identity, application, normal_prefix, templates
@@ -72,12 +72,7 @@ log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
 ENTRIES_PER_PAGE = 50
-LOG_ZONE = ZoneInfo(DEFAULT_TIMEZONE)
 SERVICE_NAME = "onsite-admin"
-
-def _when(value: datetime | None) -> str:
-    return value.astimezone(LOG_ZONE).strftime("%Y-%m-%d %H:%M:%S") if value else ""
-
 
 def enum_options(enum_class: type, key_prefix: str, t: Callable[..., str]) -> list[tuple[str, str]]:
     """(value, translated label) of every member, for a <select>."""
@@ -86,7 +81,6 @@ def enum_options(enum_class: type, key_prefix: str, t: Callable[..., str]) -> li
 
 def make_jinja() -> jinja2.Environment:
     env = templates(HERE / "templates", extensions=["jinja2.ext.do"])
-    env.filters["when"] = _when
     env.globals.update(Role=Role, ProjectStatus=ProjectStatus, Outcome=Outcome, enum_options=enum_options,
                        format_hours=forms.format_hours)
     return env
@@ -547,10 +541,11 @@ class EntriesPage(AdminHandler):
                 days[key] = day
         if "since" in days and "until" in days and days["until"] < days["since"]:
             return typed, conditions, t("bad_filter_range")
+        zone = self.settings["onsite"].timezone  # days as the log shows its times
         if "since" in days:
-            conditions.append(AuditEvent.created_at >= datetime.combine(days["since"], time(), LOG_ZONE))
+            conditions.append(AuditEvent.created_at >= times.midnight(days["since"], zone))
         if "until" in days:
-            conditions.append(AuditEvent.created_at < datetime.combine(days["until"] + timedelta(days=1), time(), LOG_ZONE))
+            conditions.append(AuditEvent.created_at < times.midnight(days["until"] + timedelta(days=1), zone))
         if typed["person"]:
             try:
                 name = canonical_username(typed["person"])

@@ -182,7 +182,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "since": {"ja": "開始日", "en": "From"},
     "until": {"ja": "終了日(この日を含む)", "en": "To (inclusive)"},
     "client_address": {"ja": "接続元アドレス", "en": "Client address"},
-    "dates_tokyo": {"ja": "日付は日本時間(Asia/Tokyo)です。", "en": "Dates are in Japan time (Asia/Tokyo)."},
+    "dates_zone": {"ja": "日付と時刻は施設のタイムゾーン({zone})です。", "en": "Dates and times are in the facility's time zone ({zone})."},
     "col_when": {"ja": "日時", "en": "When"},
     "col_stage": {"ja": "段階", "en": "Stage"},
     "col_reasons": {"ja": "理由", "en": "Reasons"},

@@ -14,10 +14,12 @@ from typing import Any
 from traitlets import TraitError, TraitType, Unicode, default, validate
 
 from onsite_base.config import CONFIG_ENV, HOME_ENV, Section
+from onsite_base import times
 from onsite_base.i18n import DEFAULT_LANGUAGE, LANGUAGES
 
 DB_URL_ENV = "ONSITE_DB_URL"
 LANGUAGE_ENV = "ONSITE_LANGUAGE"
+TIMEZONE_ENV = "ONSITE_TIMEZONE"
 
 
 class AbsolutePath(TraitType[Path, Any]):
@@ -37,7 +39,7 @@ class AbsolutePath(TraitType[Path, Any]):
 
 
 class Settings(Section):
-    """Where the state lives and in which language researchers' sessions speak."""
+    """Where the state lives, in which language researchers' sessions speak and in which time zone times are shown."""
 
     home = AbsolutePath(
         help="""State directory: datasets/, workspaces/, egress/ (release packages), run/ (hub
@@ -57,6 +59,15 @@ class Settings(Section):
         verdicts and release summaries. One of {', '.join(LANGUAGES)}. Web pages follow
         each browser's language instead.""",
     ).tag(config=True, env=LANGUAGE_ENV)
+
+    timezone = Unicode(
+        times.DEFAULT_TIMEZONE,
+        help="""The facility network's time zone (an IANA name such as Asia/Tokyo): every time on the review
+        and admin pages and in the output of `onsite admin`, `onsite review` and `onsite audit list` is shown
+        in it with its abbreviation ("2026-12-07 14:03 JST"), and a time an administrator types without an
+        offset (`--since`, the entry log's days) is read in it. A facility's bookings are typed and shown in
+        that facility's own zone. Stores keep UTC; JSON output gives ISO 8601 with the offset.""",
+    ).tag(config=True, env=TIMEZONE_ENV)
 
     config_file = AbsolutePath(
         None,
@@ -79,6 +90,14 @@ class Settings(Section):
     def _known_language(self, proposal: Any) -> str:
         if proposal.value not in LANGUAGES:
             raise TraitError(f"{proposal.value!r} is not a session language: set it to one of {', '.join(LANGUAGES)}")
+        return proposal.value
+
+    @validate("timezone")
+    def _known_zone(self, proposal: Any) -> str:
+        try:
+            times.zone(proposal.value)
+        except ValueError as error:
+            raise TraitError(str(error)) from None
         return proposal.value
 
     @validate("db_url")
@@ -109,7 +128,8 @@ class Settings(Section):
 
     def environ(self) -> dict[str, str]:
         """The variables a child process needs to see the same state and read the same config file."""
-        environ = {HOME_ENV: str(self.home), DB_URL_ENV: self.db_url, LANGUAGE_ENV: self.language}
+        environ = {HOME_ENV: str(self.home), DB_URL_ENV: self.db_url, LANGUAGE_ENV: self.language,
+                   TIMEZONE_ENV: self.timezone}
         if self.config_file is not None:
             environ[CONFIG_ENV] = str(self.config_file)
         return environ

@@ -30,7 +30,6 @@ import base64
 import json
 import logging
 import os
-from datetime import datetime
 from dataclasses import dataclass
 from types import SimpleNamespace
 from http import HTTPStatus
@@ -73,10 +72,6 @@ OUTPUTS_PER_PAGE = 10
 CELLS_PER_PAGE = 100
 """A request page shows this many outputs, and of each table this many cells (and shadow rows), with paging links."""
 PROTECTION_FIELDS = ("method", "base", "secondary", "merge_variable", "merge_levels", "merge_label")
-
-
-def _when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
 
 
 def marked_rows(output, window: slice = slice(None)) -> list[tuple[list[Any], str | None]]:
@@ -182,7 +177,6 @@ def _file_preview(output) -> dict[str, str | None]:
 
 def make_jinja() -> jinja2.Environment:
     env = templates(HERE / "templates")
-    env.filters["when"] = _when
     env.filters["tojson_pretty"] = lambda v: json.dumps(v, ensure_ascii=False, indent=2)
     env.filters["visible"] = lambda v: text.escape(v) if isinstance(v, str) else v  # invisible characters as \u{…}
     env.globals.update(Verdict=Verdict, Decision=Decision, OutputKind=OutputKind, ReleaseStatus=ReleaseStatus,

@@ -12,7 +12,10 @@ before the commit; a directory failure fails the command and the database
 keeps its state.
 
 Refusals are printed in the administrator's language (`cli_language`):
-Japanese when the locale is Japanese (LANG=ja_JP.UTF-8), else English.
+Japanese when the locale is Japanese (LANG=ja_JP.UTF-8), else English. Times
+are printed in the facility's time zone with the zone shown (`Settings.timezone`,
+a booking in its facility's zone; `onsite_base.times`); `--json` gives ISO 8601
+with the offset.
 """
 from __future__ import annotations
 
@@ -46,6 +49,7 @@ from access_control.models import Accreditation, Booking, Facility, Grant, Perso
 from access_control.sessions import end_session, session_projects
 from hub_config.config import CLI_TOKEN_FILE, HUB_API_URL_FILE, HubSettings, ledger_anchor_file
 from onsite.migrations import migrate
+from onsite_base import times
 from onsite_base.db import make_engine, read_transaction, session_factory
 from onsite_base.errors import UserError
 from onsite_base.settings import Settings
@@ -124,7 +128,12 @@ def enum_arg(enum_class: type[E]) -> Callable[[str], E]:
 
 
 def print_json(value: Any) -> None:
-    print(json.dumps(value, ensure_ascii=False, indent=2, default=str))
+    print(json.dumps(value, ensure_ascii=False, indent=2, default=lambda v: v.isoformat() if isinstance(v, datetime) else str(v)))
+
+
+def cell(value: Any, zone: str) -> str:
+    """A value as a table or view prints it: a time in `zone`, with the zone."""
+    return times.shown(value, zone) if isinstance(value, datetime) else str(value)
 
 
 def display_width(text: str) -> int:
@@ -132,19 +141,19 @@ def display_width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
-def print_rows(rows: list[dict[str, Any]], columns: list[str]) -> None:
+def print_rows(rows: list[dict[str, Any]], columns: list[str], zone: str = times.DEFAULT_TIMEZONE) -> None:
     if not rows:
         print("(none)")
         return
-    table = [columns, *([str(row[c]) for c in columns] for row in rows)]
+    table = [columns, *([cell(row[c], zone) for c in columns] for row in rows)]
     widths = [max(display_width(line[i]) for line in table) for i in range(len(columns))]
     for line in table:
         print("  ".join(cell + " " * (width - display_width(cell)) for cell, width in zip(line, widths)).rstrip())
 
 
-def print_view(view: dict[str, Any]) -> None:
+def print_view(view: dict[str, Any], zone: str = times.DEFAULT_TIMEZONE) -> None:
     for key, value in view.items():
-        print(f"{key}: {', '.join(value) if isinstance(value, list) else value}")
+        print(f"{key}: {', '.join(value) if isinstance(value, list) else cell(value, zone)}")
 
 
 # ---------------------------------------------------------------- what a command runs
@@ -180,7 +189,7 @@ def listing(
             if args.json:
                 print_json(rows)
             else:
-                print_rows([table_cells(row) for row in rows], columns)
+                print_rows([table_cells(row) for row in rows], columns, settings.timezone)
             return 0
 
         return in_transaction(settings, work, read_only=True)
@@ -188,7 +197,8 @@ def listing(
     return run
 
 
-def showing(view_of: Callable[[Session, argparse.Namespace], dict[str, Any]], printed: Callable[[dict[str, Any]], None] = print_view) -> Run:
+def showing(view_of: Callable[[Session, argparse.Namespace], dict[str, Any]],
+            printed: Callable[[dict[str, Any], str], None] = print_view) -> Run:
     """A `show` command: JSON with --json, else one `key: value` line each."""
 
     def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -197,7 +207,7 @@ def showing(view_of: Callable[[Session, argparse.Namespace], dict[str, Any]], pr
             if args.json:
                 print_json(view)
             else:
-                printed(view)
+                printed(view, settings.timezone)
             return 0
 
         return in_transaction(settings, work, read_only=True)
@@ -216,11 +226,11 @@ def person_view(session: Session, person: Person) -> dict[str, Any]:
         "roles": sorted(r.value.lower() for r in person.role_set),
         "state": account_state(person).value.lower(),
         "disabled": person.disabled,
-        "locked_until": person.locked_until.isoformat() if person.locked_until else None,
+        "locked_until": person.locked_until,
         "failed_logins": person.failed_logins,
         "has_password": person.password_hash is not None,
         "projects": [p.id for p in policy.projects_of(session, person.username)],
-        "created_at": person.created_at.isoformat(),
+        "created_at": person.created_at,
     }
 
 
@@ -244,7 +254,7 @@ def grant_view(grant: Grant) -> dict[str, Any]:
         "dataset": grant.dataset_id,
         "valid_from": grant.valid_from.isoformat(),
         "valid_until": grant.valid_until.isoformat(),
-        "revoked_at": grant.revoked_at.isoformat() if grant.revoked_at else None,
+        "revoked_at": grant.revoked_at,
         "created_by": grant.created_by,
     }
 
@@ -269,7 +279,7 @@ def accreditation_view(accreditation: Accreditation) -> dict[str, Any]:
         "kind": accreditation.kind,
         "issued": accreditation.issued.isoformat(),
         "expiry": accreditation.expiry.isoformat(),
-        "revoked_at": accreditation.revoked_at.isoformat() if accreditation.revoked_at else None,
+        "revoked_at": accreditation.revoked_at,
         "created_by": accreditation.created_by,
     }
 
@@ -280,9 +290,9 @@ def booking_view(booking: Booking) -> dict[str, Any]:
         "id": booking.id,
         "person": booking.person.username,
         "facility": booking.facility.name,
-        "starts_at": booking.starts_at.astimezone(zone).isoformat(),
-        "ends_at": booking.ends_at.astimezone(zone).isoformat(),
-        "cancelled_at": booking.cancelled_at.isoformat() if booking.cancelled_at else None,
+        "starts_at": booking.starts_at.astimezone(zone),
+        "ends_at": booking.ends_at.astimezone(zone),
+        "cancelled_at": booking.cancelled_at,
         "created_by": booking.created_by,
     }
 
@@ -391,12 +401,12 @@ def project_details(session: Session, args: argparse.Namespace) -> dict[str, Any
     return view
 
 
-def print_project(view: dict[str, Any]) -> None:
+def print_project(view: dict[str, Any], zone: str) -> None:
     grants = view.pop("grants")
-    print_view(view)
+    print_view(view, zone)
     print("grants:" + ("" if grants else " (none)"))
     for g in grants:
-        state = f"revoked {g['revoked_at']}" if g["revoked_at"] else "valid"
+        state = f"revoked {times.shown(g['revoked_at'], zone)}" if g["revoked_at"] else "valid"
         print(f"  {g['id']}: {g['dataset']} {g['valid_from']} to {g['valid_until']} ({state})")
 
 
@@ -440,8 +450,8 @@ def facility_details(session: Session, args: argparse.Namespace) -> dict[str, An
     return facility_view(facility) | {"terminals": [terminal_view(t) for t in facility.terminals]}
 
 
-def print_facility(view: dict[str, Any]) -> None:
-    print_view(view | {"terminals": [f"{t['address']} ({t['label']})" if t["label"] else t["address"] for t in view["terminals"]]})
+def print_facility(view: dict[str, Any], zone: str) -> None:
+    print_view(view | {"terminals": [f"{t['address']} ({t['label']})" if t["label"] else t["address"] for t in view["terminals"]]}, zone)
 
 
 def change_facility(session: Session, args: argparse.Namespace) -> str:
@@ -499,7 +509,17 @@ def add_booking(session: Session, args: argparse.Namespace) -> str:
         session, username=args.username, facility=args.facility, starts_at=args.start, ends_at=args.end, actor=admin_actor()
     )
     view = booking_view(booking)
-    return f"booking {booking.id}: {view['person']} at {view['facility']} from {view['starts_at']} until {view['ends_at']}"
+    return (f"booking {booking.id}: {view['person']} at {view['facility']} "
+            f"from {booking_time(view['starts_at'])} until {booking_time(view['ends_at'])}")
+
+
+def booking_time(moment: datetime) -> str:
+    """A booking's start or end as typed: in its facility's zone (booking_view gives it in that zone)."""
+    return times.shown(moment, moment.tzinfo.key)
+
+
+def booking_cells(row: dict[str, Any]) -> dict[str, Any]:
+    return or_dash("cancelled_at")(row) | {"starts_at": booking_time(row["starts_at"]), "ends_at": booking_time(row["ends_at"])}
 
 
 def cancel_booking(session: Session, args: argparse.Namespace) -> str:
@@ -537,16 +557,13 @@ def run_sessions_list(args: argparse.Namespace, settings: Settings) -> int:
     except HubApiUnavailable as e:
         raise hub_refused(e) from None
 
-    def when(moment: datetime | None) -> str | None:
-        return moment.isoformat(timespec="seconds") if moment else None
-
     def rows_of(session: Session, args: argparse.Namespace) -> list[dict[str, Any]]:
         return [
             {
                 "username": server.user,
                 "projects": session_projects(session, server.user),
-                "started": when(server.started),
-                "last_activity": when(server.last_activity),
+                "started": server.started,
+                "last_activity": server.last_activity,
                 "state": "running" if server.ready else f"pending ({server.pending})" if server.pending else "not ready",
             }
             for server in servers
@@ -619,16 +636,27 @@ def run_export(args: argparse.Namespace, settings: Settings) -> int:
     return in_transaction(settings, work, read_only=True)
 
 
-def event_cells(row: dict[str, Any]) -> dict[str, Any]:
-    details = row["details"]
-    summary = ",".join(details["reasons"]) if "reasons" in details else json.dumps(details, ensure_ascii=False)
-    return row | {"created_at": row["created_at"][:19], "details": summary[:60]}
+def run_audit_list(args: argparse.Namespace, settings: Settings) -> int:
+    """`audit list`: --since/--until read, and times shown, in the facility's zone (`Settings.timezone`)."""
+    zone = settings.timezone
+    try:
+        since, until = (forms.parse_moment(text, what, zone) if text else None
+                        for text, what in ((args.since, "field_since"), (args.until, "field_until")))
+    except PolicyError as e:
+        raise spoken(e) from None
 
+    def events(session: Session, args: argparse.Namespace) -> list[dict[str, Any]]:
+        found = audit.find_events(session, action=args.action, actor=args.actor, outcome=args.outcome, since=since,
+                                  until=until, limit=args.limit)
+        return [audit.event_as_dict(e) for e in found]
 
-def events(session: Session, args: argparse.Namespace) -> list[dict[str, Any]]:
-    found = audit.find_events(session, action=args.action, actor=args.actor, outcome=args.outcome, since=args.since, until=args.until,
-                              limit=args.limit)
-    return [audit.event_as_dict(e) for e in found]
+    def event_cells(row: dict[str, Any]) -> dict[str, Any]:
+        details = row["details"]
+        summary = ",".join(details["reasons"]) if "reasons" in details else json.dumps(details, ensure_ascii=False)
+        when = times.shown(datetime.fromisoformat(row["created_at"]), zone, seconds=True)
+        return row | {"created_at": when, "details": summary[:60]}
+
+    return listing(events, ["seq", "created_at", "actor", "action", "object", "outcome", "details"], event_cells)(args, settings)
 
 
 def run_anchor(args: argparse.Namespace, settings: Settings) -> int:
@@ -852,7 +880,7 @@ ENTRY_RULES = (
         arg("--facility", help="only this facility's"),
         arg("--all", action="store_true", help="include bookings that have ended"),
         JSON,
-    ), listing(bookings, ["id", "person", "facility", "starts_at", "ends_at", "cancelled_at"], or_dash("cancelled_at"))),
+    ), listing(bookings, ["id", "person", "facility", "starts_at", "ends_at", "cancelled_at"], booking_cells)),
     Command("booking cancel", "cancel a booking (its number from `booking list`)", (arg("booking_id", type=row_number("booking")),),
             changing(cancel_booking)),
 )
@@ -896,12 +924,14 @@ AUDIT_COMMANDS = (
         arg("--action", type=enum_arg(AuditEventType), help="event type, e.g. ENTRY_DECIDE, LOGIN_FAIL, GRANT_ADD"),
         arg("--actor", help="who acted: a user name, or admin:<login> for administrators"),
         arg("--outcome", type=enum_arg(Outcome), help="ok, denied or failed"),
-        arg("--since", type=parsed(lambda t: forms.parse_moment(t, "field_since")), help="YYYY-MM-DD or an ISO date-time"),
-        arg("--until", type=parsed(lambda t: forms.parse_moment(t, "field_until")), help="YYYY-MM-DD or an ISO date-time"),
+        arg("--since", help="YYYY-MM-DD or an ISO date-time (in the facility's time zone unless it has an offset)"),
+        arg("--until", help="YYYY-MM-DD or an ISO date-time (in the facility's time zone unless it has an offset)"),
         arg("--limit", type=int, default=100, help="at most this many events, newest first (default 100)"),
         JSON,
-    ), listing(events, ["seq", "created_at", "actor", "action", "object", "outcome", "details"], event_cells),
-        "Dates without a time mean midnight in Asia/Tokyo; --since is inclusive, --until exclusive. "
+    ), run_audit_list,
+        "Times are shown, and dates and times without an offset read, in the facility's time zone (setting "
+        "Settings.timezone, $ONSITE_TIMEZONE; default Asia/Tokyo): a date means its midnight there; --since is "
+        "inclusive, --until exclusive. "
         "For entry decisions the details column shows the denial reasons."),
     Command("audit anchor", "verify, then append the chain head to a file outside the database", (
         arg("--file", metavar="FILE", help="anchor file (default HubSettings.anchor_file: outside $ONSITE_HOME)"),

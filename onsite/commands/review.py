@@ -16,6 +16,7 @@ from disclosure_review.workflow.store import (
     get_ingress,
     get_request,
 )
+from onsite_base import times
 from onsite_base.db import make_engine, session_factory, transaction
 from onsite_base.errors import UserError
 from onsite_base.settings import Settings
@@ -115,11 +116,11 @@ def _ingress_show(args: argparse.Namespace, settings: Settings) -> int:
         r = get_ingress(session, args.request_id)
         print(f"ingress request {r.id}: reference.{r.name}")
         print(f"  status {r.status.value}; project {r.project_id}; requester {r.requester}; "
-              f"submitted {r.created_at:%Y-%m-%d %H:%M} UTC" + (f"; decided {r.decided_at:%Y-%m-%d %H:%M} UTC" if r.decided_at else ""))
+              f"submitted {times.shown(r.created_at, settings.timezone)}" + (f"; decided {times.shown(r.decided_at, settings.timezone)}" if r.decided_at else ""))
         print(f"  description: {r.description}")
         print(f"  file {r.filename} ({r.file_format}, {r.size_bytes:,} bytes, {r.row_count:,} rows); SHA-256 {r.sha256}")
         if r.retired_at:
-            print(f"  retired {r.retired_at:%Y-%m-%d %H:%M} UTC by {r.retired_by}: {r.retired_reason}")
+            print(f"  retired {times.shown(r.retired_at, settings.timezone)} by {r.retired_by}: {r.retired_reason}")
         print(f"  approvals needed {r.required_approvals}")
         print("  columns: " + ", ".join(f"{c['name']} {c['type']}" for c in r.columns))
         rows = r.preview["rows"][: max(0, min(args.rows, 20))]
@@ -129,7 +130,7 @@ def _ingress_show(args: argparse.Namespace, settings: Settings) -> int:
             for row in rows:
                 print("    " + " | ".join("" if v is None else str(v) for v in row))
         for v in r.votes:
-            print(f"  vote by {v.reviewer} at {v.created_at:%Y-%m-%d %H:%M} UTC: {v.decision.value} {v.comment!r}")
+            print(f"  vote by {v.reviewer} at {times.shown(v.created_at, settings.timezone)}: {v.decision.value} {v.comment!r}")
     return 0
 
 
@@ -163,7 +164,7 @@ def _show(args: argparse.Namespace, settings: Settings) -> int:
     with transaction(_factory(settings)) as session:
         r = get_request(session, args.request_id)
         print(f"release request {r.id}: {r.title}")
-        print(f"  status {r.status.value}; project {r.project_id}; requester {r.requester}; submitted {r.created_at:%Y-%m-%d %H:%M} UTC")
+        print(f"  status {r.status.value}; project {r.project_id}; requester {r.requester}; submitted {times.shown(r.created_at, settings.timezone)}")
         print(f"  preset {r.preset}; approvals needed per output {r.required_approvals}")
         if r.return_comment:
             print(f"  returned: {r.return_comment}")
@@ -181,7 +182,7 @@ def _show(args: argparse.Namespace, settings: Settings) -> int:
             for p in o.protections:
                 current = " (current)" if p is o.protections[-1] else ""
                 withdrawn = ", ".join(v["reviewer"] for v in p.invalidated) or "none"
-                print(f"      protection {p.revision}{current} by {p.reviewer} at {p.created_at:%Y-%m-%d %H:%M} UTC: "
+                print(f"      protection {p.revision}{current} by {p.reviewer} at {times.shown(p.created_at, settings.timezone)}: "
                       f"{describe_choice(p.choice)}; verdict {p.verdict.value} (was {p.previous.get('verdict')}); "
                       f"approvals withdrawn: {withdrawn}")
             for v in o.votes:

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tornado import web
 from traitlets.config import Config, Configurable
 
+from onsite_base import times
 from onsite_base.config import SettingInvalid, load_config
 from onsite_base.db import make_engine, session_factory
 from onsite_base.i18n import LANGUAGES, negotiate
@@ -141,8 +142,9 @@ class HubServiceHandler(HubOAuthenticated, web.RequestHandler):
 
 
 def templates(app_templates: Path, **options: Any) -> jinja2.Environment:
-    """The app's templates, then the shared ones (the page frame `frame.html`); autoescaped, strict."""
-    return jinja2.Environment(
+    """The app's templates, then the shared ones (the page frame `frame.html`); autoescaped, strict.
+    Filter `when`: a time in the facility's zone with the zone shown (`application` sets the configured zone)."""
+    env = jinja2.Environment(
         loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(str(app_templates)), jinja2.FileSystemLoader(str(SHARED_TEMPLATES))]),
         autoescape=jinja2.select_autoescape(["html"]),
         undefined=jinja2.StrictUndefined,
@@ -150,11 +152,16 @@ def templates(app_templates: Path, **options: Any) -> jinja2.Environment:
         lstrip_blocks=True,
         **options,
     )
+    env.filters["when"] = times.shown
+    return env
 
 
 def application(routes: list, settings: Settings, prefix: str, app_dir: Path, *, jinja: jinja2.Environment,
                 cookie_secret: bytes | None, test_identity: Identity | None, **extra: Any) -> web.Application:
-    """A service's tornado application: its database, templates, static files, XSRF cookies under `prefix`."""
+    """A service's tornado application: its database, templates, static files, XSRF cookies under `prefix`;
+    times on its pages in `settings.timezone`."""
+    jinja.filters["when"] = lambda value, zone=settings.timezone, seconds=False: times.shown(value, zone, seconds=seconds)
+    jinja.globals["timezone"] = settings.timezone
     return web.Application(
         routes,
         prefix=prefix,

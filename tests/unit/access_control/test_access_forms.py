@@ -54,7 +54,7 @@ def test_dates_times_and_numbers_read_full_width_input_and_refuse_with_the_field
     assert "開始日「1 April」は日付ではありません" in bad.value.text("ja") and "start date '1 April' is not a date" in str(bad.value)
     assert forms.parse_time("2026-12-01 09:00", "field_booking_start").tzinfo is None  # facility time, decided by policy
     assert forms.parse_time("2026-12-01T09:00+00:00", "field_booking_start").utcoffset() == timedelta(0)
-    assert forms.parse_moment("2026-12-01", "field_since").utcoffset() == timedelta(hours=9)  # Asia/Tokyo
+    assert forms.parse_moment("2026-12-01", "field_since", "Asia/Tokyo").utcoffset() == timedelta(hours=9)
     assert forms.parse_row_number("１２", "grant") == 12
     for typed in ("99999999999", "-1", "x"):
         with pytest.raises(RecordNotFound, match="unknown grant"):

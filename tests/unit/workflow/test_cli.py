@@ -51,7 +51,7 @@ def test_show_lists_protections_applied_by_reviewers(cli_env, capsys):
     assert main(["review", "show", str(request_id)]) == 0
     lines = [line.strip() for line in capsys.readouterr().out.splitlines() if "protection" in line]
     assert len(lines) == 2
-    assert re.fullmatch(r"protection 1 by bob at \d{4}-\d\d-\d\d \d\d:\d\d UTC: suppress \(secondary optimal\); "
+    assert re.fullmatch(r"protection 1 by bob at \d{4}-\d\d-\d\d \d\d:\d\d JST: suppress \(secondary optimal\); "
                         r"verdict pass \(was fail\); approvals withdrawn: none", lines[0]), lines[0]
     assert lines[1].startswith("protection 2 (current) by carol at ")
     assert lines[1].endswith(": round (base 5); merged region: B, C -> 'B+C'; verdict pass (was pass); "
@@ -122,4 +122,4 @@ def test_ingress_list_shows_withdrawn_and_retired(cli_env, capsys):
     assert re.search(rf"{retired:>5}  RETIRED\s+p1\s+alice\s+1  reference.prefectures", listed)
     assert re.search(rf"{withdrawn:>5}  WITHDRAWN\s+p1\s+alice\s+1  reference.old_codes", listed)
     assert main(["review", "ingress", "show", str(retired)]) == 0
-    assert re.search(r"retired \d{4}-\d\d-\d\d \d\d:\d\d UTC by bob: JIS X 0401 was revised", capsys.readouterr().out)
+    assert re.search(r"retired \d{4}-\d\d-\d\d \d\d:\d\d JST by bob: JIS X 0401 was revised", capsys.readouterr().out)
