@@ -9,26 +9,42 @@ from __future__ import annotations
 
 from onsite_base.errors import UserError
 
-from access_control.messages import MESSAGES
+from urllib.parse import quote
+
+from access_control.messages import MESSAGES, SEE
 
 
 class Label(str):
     """A parameter that is itself a message key (a field's or a role's name), shown in the text's language."""
 
 
+def _known(key: str) -> str:
+    if key not in MESSAGES:
+        raise KeyError(f"no message {key!r} in access_control.messages")
+    return key
+
+
 class PolicyError(UserError):
     """A refusal: `key` names its text in `access_control.messages`, `params` fill it. Nothing was changed."""
 
     def __init__(self, key: str, **params: object) -> None:
-        if key not in MESSAGES:
-            raise KeyError(f"no message {key!r} in access_control.messages")
-        self.key = key
+        self.key = _known(key)
         self.params = params
         super().__init__(self.text("en"))
 
     def text(self, language: str) -> str:
         """The refusal in `language` (ja or en); labels and nested refusals in the same language."""
-        return MESSAGES[self.key][language].format(**{name: _shown(value, language) for name, value in self.params.items()})
+        return _format(self.key, self.params, language)
+
+    def page(self) -> str:
+        """The admin page (a path under the service) showing what the refusal names; '' when none does."""
+        if self.key not in SEE:
+            return ""
+        return SEE[self.key][0].format(**{name: quote(str(value), safe="") for name, value in self.params.items()})
+
+    def command(self) -> str:
+        """The `onsite admin …` command showing what the refusal names; '' when none does."""
+        return SEE[self.key][1].format(**self.params) if self.key in SEE else ""
 
 
 class InputInvalid(PolicyError):
@@ -43,6 +59,21 @@ class ChangeInvalid(PolicyError):
     """The stored state does not allow the change (it exists already, was revoked, overlaps, changes nothing…)."""
 
 
+class Done:
+    """What an administrative action did (a `done_…` message): both faces answer with it, in their language."""
+
+    def __init__(self, key: str, **params: object) -> None:
+        self.key = _known(key)
+        self.params = params
+
+    def text(self, language: str) -> str:
+        return _format(self.key, self.params, language)
+
+
+def _format(key: str, params: dict[str, object], language: str) -> str:
+    return MESSAGES[key][language].format(**{name: _shown(value, language) for name, value in params.items()})
+
+
 def _shown(value: object, language: str) -> object:
     if isinstance(value, Label):
         return MESSAGES[value][language]
@@ -54,3 +85,10 @@ def _shown(value: object, language: str) -> object:
 def error_text(error: UserError, language: str) -> str:
     """What a person is shown: a `PolicyError` in their language, any other refusal as it was written."""
     return error.text(language) if isinstance(error, PolicyError) else str(error)
+
+
+def cli_text(error: UserError, language: str) -> str:
+    """The refusal as `onsite admin` prints it: the text, then the command that shows what it names."""
+    text = error_text(error, language)
+    command = error.command() if isinstance(error, PolicyError) else ""
+    return f"{text} (`{command}`)" if command else text

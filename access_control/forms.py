@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -33,6 +33,16 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MAX_ROW_NUMBER = 2**31 - 1
 """Beyond the id columns' range a number names nothing (PostgreSQL would refuse the query itself)."""
 ACCREDITATION_KIND_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+UNUSABLE_NETWORKS = tuple(
+    (ipaddress.ip_network(network), kind)
+    for network, kind in (
+        ("0.0.0.0/8", "range_unspecified"), ("169.254.0.0/16", "range_link_local"), ("224.0.0.0/4", "range_multicast"),
+        ("240.0.0.0/4", "range_reserved"), ("::/128", "range_unspecified"), ("fe80::/10", "range_link_local"),
+        ("fec0::/10", "range_site_local"), ("ff00::/8", "range_multicast"), ("::ffff:0:0/96", "range_ipv4_mapped"),
+    )
+)
+"""Addresses no client of a terminal can have as the proxy reports it (`onsite_base.netaddr`: zone ids
+dropped, IPv4-mapped read as IPv4): a terminal network that includes any of them is refused."""
 
 
 def normal(text: str) -> str:
@@ -44,6 +54,25 @@ def parse_change(text: str | None) -> str | None:
     if text is None or not normal(text):
         return None
     return "" if normal(text) == CLEAR else text.strip()
+
+
+def text_field(text: str, what: str, limit: int, *, required: bool = False) -> str:
+    """A free-text field (name, title, label, purpose…), stripped, at most `limit` characters; `what` is its
+    field_… message key. The same limits on both faces; the stored columns hold at least as much."""
+    value = text.strip()
+    if required and not value:
+        raise InputInvalid("empty", what=Label(what))
+    if len(value) > limit:
+        raise InputInvalid("too_long", what=Label(what), limit=limit)
+    return value
+
+
+def parse_preset(text: str, known: Collection[str]) -> str:
+    """A disclosure-control rule preset by name: one of `known` (the review service's, `sdc.rules.preset_names()`)."""
+    name = normal(text)
+    if name not in known:
+        raise InputInvalid("preset_unknown", text=text, choices=", ".join(sorted(known)))
+    return name
 
 
 def parse_date(text: str | None, what: str, *, required: bool = False) -> date | None:
@@ -118,17 +147,33 @@ def parse_accreditation_kind(kind: str) -> str:
     return kind
 
 
-def parse_network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
-    """A terminal address: an IPv4/IPv6 address or CIDR network, host bits clear."""
+def parse_network(text: str, *, registering: bool = True) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """A terminal address: an IPv4/IPv6 address or CIDR network, host bits clear, that a client can have
+    (no zone id, nothing link-local, multicast, unspecified, reserved or IPv4-mapped, not every address).
+    Not `registering` (naming a terminal already stored, to remove it), only the form is checked."""
     value = normal(text)
+    if registering and "%" in value:
+        raise InputInvalid("network_zone", text=text)
     try:
-        return ipaddress.ip_network(value, strict=True)
+        network = ipaddress.ip_network(value, strict=True)
     except ValueError as e:
         try:
             suggestion = ipaddress.ip_network(value, strict=False)
         except ValueError:
             raise InputInvalid("network_malformed", text=text, error=str(e)) from None
         raise InputInvalid("network_host_bits", text=text, suggestion=str(suggestion), error=str(e)) from None
+    if not registering:
+        return network
+    if network.prefixlen == 0:
+        raise InputInvalid("network_everything", text=text)
+    mapped = getattr(network.network_address, "ipv4_mapped", None)
+    if mapped is not None and network.prefixlen >= 96:
+        suggestion = ipaddress.ip_network(f"{mapped}/{network.prefixlen - 96}")
+        raise InputInvalid("network_mapped", text=text, suggestion=str(suggestion.network_address if suggestion.prefixlen == 32 else suggestion))
+    for unusable, kind in UNUSABLE_NETWORKS:
+        if unusable.version == network.version and unusable.overlaps(network):
+            raise InputInvalid("network_unusable", text=text, kind=Label(kind), range=str(unusable))
+    return network
 
 
 # ---------------------------------------------------------------- opening hours

@@ -29,6 +29,18 @@ MESSAGES: dict[str, dict[str, str]] = {
     "field_booking_end": {"ja": "予約の終了", "en": "booking end"},
     "field_since": {"ja": "開始日時", "en": "since"},
     "field_until": {"ja": "終了日時", "en": "until"},
+    "field_purpose": {"ja": "利用目的", "en": "purpose"},
+    "field_legal_basis": {"ja": "根拠(承認番号・条項)", "en": "legal basis"},
+    "field_email": {"ja": "メールアドレス", "en": "e-mail address"},
+    "field_facility_address": {"ja": "施設の所在地", "en": "facility address"},
+    "field_terminal_label": {"ja": "端末のラベル", "en": "terminal label"},
+    "field_terminal_address": {"ja": "端末アドレス", "en": "terminal address"},
+    "range_unspecified": {"ja": "未指定アドレス", "en": "unspecified addresses"},
+    "range_link_local": {"ja": "リンクローカルアドレス", "en": "link-local addresses"},
+    "range_multicast": {"ja": "マルチキャストアドレス", "en": "multicast addresses"},
+    "range_reserved": {"ja": "予約済み・ブロードキャストアドレス", "en": "reserved or broadcast addresses"},
+    "range_site_local": {"ja": "廃止されたサイトローカルアドレス", "en": "deprecated site-local addresses"},
+    "range_ipv4_mapped": {"ja": "IPv4 射影アドレス", "en": "IPv4-mapped addresses"},
     "role_RESEARCHER": {"ja": "研究者", "en": "researcher"},
     "role_REVIEWER": {"ja": "審査者", "en": "reviewer"},
     "role_ADMINISTRATOR": {"ja": "管理者", "en": "administrator"},
@@ -82,6 +94,26 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "端末アドレス「{text}」が正しくありません。IP アドレスか CIDR 形式のネットワークで指定してください({error})",
         "en": "malformed terminal address {text!r}: give an IP address or CIDR network; {error}",
     },
+    "network_zone": {
+        "ja": "端末アドレス「{text}」にゾーン ID(「%」以降)が付いています。接続元アドレスにはゾーン ID が付かないため一致しません。"
+              "ゾーン ID を付けず、端末のグローバルアドレスか ULA(fd00::/8)を指定してください",
+        "en": "terminal address {text!r} carries a zone id (after '%'), which a client address never has, so it would match nothing: "
+              "give the terminal's global or unique-local (fd00::/8) address without a zone",
+    },
+    "network_unusable": {
+        "ja": "端末アドレス「{text}」には{kind}({range})が含まれます。接続元として端末を特定できないため登録できません。"
+              "端末の IPv4 アドレスか、グローバルまたは ULA の IPv6 アドレスを指定してください",
+        "en": "terminal address {text!r} includes {kind} ({range}), which cannot identify a terminal as a client: "
+              "give the terminal's IPv4 address or its global or unique-local IPv6 address",
+    },
+    "network_mapped": {
+        "ja": "端末アドレス「{text}」は IPv4 射影アドレスです。接続元は IPv4 として判定されるので {suggestion} を指定してください",
+        "en": "terminal address {text!r} is IPv4-mapped; clients are matched as IPv4, so give {suggestion}",
+    },
+    "network_everything": {
+        "ja": "端末アドレス「{text}」はすべてのアドレスを含みます。施設の端末のアドレスかネットワークだけを指定してください",
+        "en": "terminal address {text!r} covers every address: give only the addresses of the facility's terminals",
+    },
     "network_host_bits": {
         "ja": "端末アドレス「{text}」はホスト部が 0 ではありません。{suggestion} のことですか?",
         "en": "malformed terminal address {text!r}: give an IP address or CIDR network (did you mean {suggestion}?); {error}",
@@ -100,6 +132,28 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "hours_overlap": {"ja": "{day} の開室時間が重なっています: {first} と {second}",
                       "en": "opening hours overlap on {day}: {first} and {second}"},
+    "preset_unknown": {
+        "ja": "審査基準「{text}」はありません。{choices} のいずれかにしてください(審査サービスが読めない基準では出力を作れません)",
+        "en": "unknown rule preset {text!r}: choose one of {choices} (with a preset the review service cannot load, no output could be built)",
+    },
+    "project_past": {
+        "ja": "{what} {end} はすでに過ぎています(今日は {today})。プロジェクトの期間は今日以降に終わるようにしてください",
+        "en": "{what} {end} is already past (today is {today}): a project must end today or later",
+    },
+    "project_end_past": {
+        "ja": "{what} {end} はすでに過ぎています(今日は {today})。今すぐ終えるには状態を「終了」(closed)にしてください",
+        "en": "{what} {end} is already past (today is {today}): to end the project now, set its status to closed",
+    },
+    "grant_past": {
+        "ja": "{what} {end} はすでに過ぎています(今日は {today})。利用許可は今日以降に終わるようにしてください",
+        "en": "{what} {end} is already past (today is {today}): a grant must end today or later",
+    },
+    "grant_outside_project": {
+        "ja": "利用許可の期間 {start}〜{end} がプロジェクト「{project}」の期間 {project_start}〜{project_end} からはみ出しています。"
+              "プロジェクトの期間内にしてください(空欄ならプロジェクトの期間)",
+        "en": "the grant's dates {start} to {end} fall outside project {project!r} ({project_start} to {project_end}): "
+              "keep them within the project's dates (leave them empty for the project's own)",
+    },
     "reason_length": {"ja": "理由は1〜{limit}文字にしてください。何も変更していません",
                       "en": "--reason must be 1 to {limit} characters; nothing changed"},
     # -- passwords (access_control.identity) ---------------------------------------------------
@@ -115,31 +169,23 @@ MESSAGES: dict[str, dict[str, str]] = {
     "passwords_differ": {"ja": "2回入力したパスワードが異なります。何も変更していません",
                          "en": "the two passwords differ: nothing changed"},
     # -- what is not there ----------------------------------------------------------------------
-    "unknown_person": {"ja": "利用者「{name}」は登録されていません。先に登録してください(`onsite admin person add` または利用者ページ)",
-                       "en": "unknown person {name!r}: add them first with `onsite admin person add` or the People page"},
-    "unknown_project": {"ja": "プロジェクト「{id}」はありません。プロジェクトの一覧を確認してください(`onsite admin project list`)",
-                        "en": "unknown project {id!r}: see the list of projects (`onsite admin project list`)"},
-    "unknown_dataset": {"ja": "データセット「{id}」はありません。先に取り込んでください(`onsite admin dataset ingest`)",
-                        "en": "unknown dataset {id!r}: ingest it first with `onsite admin dataset ingest`"},
-    "unknown_facility": {"ja": "施設「{name}」はありません。施設の一覧を確認してください(`onsite admin facility list`)",
-                         "en": "unknown facility {name!r}: see the list of facilities (`onsite admin facility list`)"},
-    "unknown_grant": {"ja": "利用許可 {id} はありません。一覧で番号を確認してください(`onsite admin grant list`)",
-                      "en": "unknown grant {id}: see the list of grants (`onsite admin grant list`)"},
-    "unknown_accreditation": {"ja": "認定 {id} はありません。一覧で番号を確認してください(`onsite admin accreditation list`)",
-                              "en": "unknown accreditation {id}: see the list of accreditations (`onsite admin accreditation list`)"},
-    "unknown_booking": {"ja": "予約 {id} はありません。一覧で番号を確認してください(`onsite admin booking list`)",
-                        "en": "unknown booking {id}: see the list of bookings (`onsite admin booking list`)"},
-    "unknown_terminal": {"ja": "端末 {network} は登録されていません(`onsite admin terminal list`)",
-                         "en": "no terminal {network} is registered: see `onsite admin terminal list`"},
+    "unknown_person": {"ja": "利用者「{name}」は登録されていません。先に登録してください", "en": "unknown person {name!r}: add them first"},
+    "unknown_project": {"ja": "プロジェクト「{id}」はありません。プロジェクトの一覧を確認してください", "en": "unknown project {id!r}: see the list of projects"},
+    "unknown_dataset": {"ja": "データセット「{id}」はありません。先に取り込んでください", "en": "unknown dataset {id!r}: ingest it first"},
+    "unknown_facility": {"ja": "施設「{name}」はありません。施設の一覧を確認してください", "en": "unknown facility {name!r}: see the list of facilities"},
+    "unknown_grant": {"ja": "利用許可 {id} はありません。一覧で番号を確認してください", "en": "unknown grant {id}: see the list of grants"},
+    "unknown_accreditation": {"ja": "認定 {id} はありません。一覧で番号を確認してください", "en": "unknown accreditation {id}: see the list of accreditations"},
+    "unknown_booking": {"ja": "予約 {id} はありません。一覧で番号を確認してください", "en": "unknown booking {id}: see the list of bookings"},
+    "unknown_terminal": {"ja": "端末 {network} は登録されていません。端末の一覧を確認してください", "en": "no terminal {network} is registered: see the list of terminals"},
     # -- changes the stored state does not allow ------------------------------------------------
-    "person_exists": {"ja": "利用者「{name}」はすでに登録されています", "en": "person {name!r} already exists: use `onsite admin person show {name}`"},
+    "person_exists": {"ja": "利用者「{name}」はすでに登録されています", "en": "person {name!r} already exists"},
     "already_disabled": {"ja": "利用者「{name}」はすでに無効化されています", "en": "person {name!r} is already disabled"},
     "already_enabled": {"ja": "利用者「{name}」はすでに有効です", "en": "person {name!r} is already enabled"},
     "not_locked": {"ja": "利用者「{name}」はロックされていません", "en": "person {name!r} is not locked"},
     "role_held": {"ja": "利用者「{name}」はすでに{role}の役割を持っています", "en": "person {name!r} already has role {role}"},
     "role_not_held": {"ja": "利用者「{name}」は{role}の役割を持っていません", "en": "person {name!r} does not have role {role}"},
-    "project_exists": {"ja": "プロジェクト「{id}」はすでにあります。変更するには `onsite admin project change` かプロジェクトのページを使ってください",
-                       "en": "project {id!r} already exists: use `onsite admin project change` or the project's page"},
+    "project_exists": {"ja": "プロジェクト「{id}」はすでにあります。変更はプロジェクトの変更でしてください",
+                       "en": "project {id!r} already exists: change it instead"},
     "project_unchanged": {"ja": "プロジェクト「{id}」に変更がありません。新しい値を1つ以上指定してください",
                           "en": "nothing to change for project {id!r}: give at least one new value"},
     "member_exists": {"ja": "「{name}」はすでにプロジェクト「{id}」のメンバーです", "en": "{name!r} is already a member of project {id!r}"},
@@ -178,7 +224,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "booking_outside_hours": {
         "ja": "その時間帯は施設「{name}」の開室時間外({hours}、タイムゾーン {zone})か休室日です。施設の設定を確認してください",
         "en": "the slot is outside the opening hours of {name!r} ({hours}, time zone {zone}) or on a closed day: "
-              "see `onsite admin facility show`",
+              "see the facility's settings",
     },
     "booking_clash": {
         "ja": "「{name}」には施設「{facility}」の予約 {id}({start}〜{end})があり、時間が重なっています。先に取り消すか別の時間帯にしてください",
@@ -205,4 +251,73 @@ MESSAGES: dict[str, dict[str, str]] = {
                         "en": "{path} does not exist: is the hub running? start it with `make up` or `onsite hub`"},
     "hub_refused": {"ja": "ハブの API が応答しませんでした({error})。ハブは起動していますか? `make up` か `onsite hub` で起動してください",
                     "en": "the hub API did not answer ({error}): is the hub running? start it with `make up` or `onsite hub`"},
+    "store_missing": {
+        "ja": "Onsite のストアが見つかりません: {store}(ONSITE_HOME={home})。別のフォルダーで実行していませんか? "
+              "既存のストアを使うには ONSITE_HOME か ONSITE_DB_URL(または設定ファイル {config})で指定してください。"
+              "新しく作るには `onsite init`(デモなら `onsite up`)を実行してください。何も作成していません",
+        "en": "no Onsite store at {store} (ONSITE_HOME={home}): are you in another folder? Point at the existing store with "
+              "ONSITE_HOME or ONSITE_DB_URL (or the config file {config}), or create one with `onsite init` (`onsite up` for the demo); "
+              "nothing was created",
+    },
+    # -- what an action did (both faces answer with these) --------------------------------------
+    "done_person_added": {"ja": "利用者 {name} を登録しました", "en": "added person {name}"},
+    "done_people_imported": {"ja": "{people} 人を登録し、既存の利用者に役割を {roles} 件、メンバーシップを {memberships} 件追加しました({rows} 行)",
+                             "en": "added {people} people, {roles} roles to existing people, {memberships} memberships ({rows} rows)"},
+    "done_people_checked": {"ja": "確認のみ: {people} 人の登録、既存の利用者への役割 {roles} 件、メンバーシップ {memberships} 件を追加することになります"
+                                  "({rows} 行)。何も変更していません",
+                            "en": "would add {people} people, {roles} roles to existing people, {memberships} memberships ({rows} rows); "
+                                  "nothing changed"},
+    "done_people_need_password": {"ja": "新しい利用者にはまだパスワードがありません。`onsite admin person passwd USERNAME` で設定してください",
+                                  "en": "new people have no password yet: set one with `onsite admin person passwd USERNAME`"},
+    "done_person_disabled": {"ja": "利用者 {name} を無効化しました(以後の入室を拒否します)", "en": "disabled {name} (entry refused from now on)"},
+    "done_person_enabled": {"ja": "利用者 {name} を有効にしました", "en": "enabled {name}"},
+    "done_password_set": {"ja": "利用者 {name} のパスワードを設定しました", "en": "password set for {name}"},
+    "done_person_unlocked": {"ja": "利用者 {name} のロックを解除しました", "en": "unlocked {name}"},
+    "done_role_granted": {"ja": "利用者 {name} に{role}の役割を付与しました", "en": "granted role {role} to {name}"},
+    "done_role_revoked": {"ja": "利用者 {name} の{role}の役割を取り消しました", "en": "revoked role {role} from {name}"},
+    "done_project_added": {"ja": "プロジェクト {id}({start}〜{end})を登録しました", "en": "added project {id} ({start} to {end})"},
+    "done_project_changed": {"ja": "プロジェクト {id} を変更しました", "en": "changed project {id}"},
+    "done_member_added": {"ja": "{name} をプロジェクト {id} のメンバーに追加しました", "en": "added {name} to project {id}"},
+    "done_member_removed": {"ja": "{name} をプロジェクト {id} のメンバーから外しました", "en": "removed {name} from project {id}"},
+    "done_grant_added": {"ja": "利用許可 {grant}: データセット {dataset} をプロジェクト {project} に {start}〜{end} の期間許可しました",
+                         "en": "grant {grant}: {dataset} to project {project} from {start} until {end}"},
+    "done_grant_revoked": {"ja": "利用許可 {grant}(データセット {dataset}、プロジェクト {project})を取り消しました",
+                           "en": "revoked grant {grant} ({dataset} to project {project})"},
+    "done_facility_added": {"ja": "施設 {name}(タイムゾーン {zone})を登録しました", "en": "added facility {name} ({zone})"},
+    "done_facility_changed": {"ja": "施設 {name} を変更しました", "en": "changed facility {name}"},
+    "done_hours_set": {"ja": "施設 {name} の開室時間を設定しました: {hours}(タイムゾーン {zone})",
+                       "en": "opening hours of {name} ({zone}): {hours}"},
+    "done_day_closed": {"ja": "施設 {name} の {day} を休室日にしました", "en": "{name} is closed on {day}"},
+    "done_day_reopened": {"ja": "施設 {name} の {day} の休室日を取り消しました", "en": "{name} is no longer closed on {day}"},
+    "done_terminal_added": {"ja": "端末 {network} を施設 {facility} に登録しました", "en": "added terminal {network} at {facility}"},
+    "done_terminal_removed": {"ja": "端末 {network} の登録を削除しました", "en": "removed terminal {network}"},
+    "done_accreditation_added": {"ja": "認定 {id}: {name} の {kind}({start}〜{end})を登録しました",
+                                 "en": "accreditation {id}: {kind} for {name} from {start} through {end}"},
+    "done_accreditation_revoked": {"ja": "認定 {id}({name} の {kind})を取り消しました", "en": "revoked accreditation {id} ({kind} of {name})"},
+    "done_booking_added": {"ja": "予約 {id}: {name} の施設 {facility} の席を {start}〜{end} で予約しました",
+                           "en": "booking {id}: {name} at {facility} from {start} until {end}"},
+    "done_booking_cancelled": {"ja": "予約 {id}({name}、施設 {facility})を取り消しました",
+                               "en": "cancelled booking {id} ({name} at {facility})"},
+    "done_session_ended": {"ja": "{name} のセッションの終了をハブに要求しました", "en": "asked the hub to end the session of {name}"},
 }
+
+SEE: dict[str, tuple[str, str]] = {
+    "unknown_person": ("people", "onsite admin person list"),
+    "unknown_project": ("projects", "onsite admin project list"),
+    "unknown_dataset": ("datasets", "onsite admin dataset ingest"),
+    "unknown_facility": ("facilities", "onsite admin facility list"),
+    "unknown_grant": ("datasets", "onsite admin grant list"),
+    "unknown_accreditation": ("accreditations", "onsite admin accreditation list"),
+    "unknown_booking": ("bookings", "onsite admin booking list"),
+    "unknown_terminal": ("terminals", "onsite admin terminal list"),
+    "person_exists": ("people/{name}", "onsite admin person show {name}"),
+    "project_exists": ("projects/{id}", "onsite admin project change {id}"),
+    "grant_overlaps": ("datasets", "onsite admin grant list --project {project}"),
+    "grant_outside_project": ("projects/{project}", "onsite admin project show {project}"),
+    "booking_outside_hours": ("facilities", "onsite admin facility show {name}"),
+    "booking_clash": ("bookings", "onsite admin booking list --person {name}"),
+    "terminal_overlaps": ("terminals", "onsite admin terminal list"),
+    "terminal_exists": ("terminals", "onsite admin terminal list"),
+}
+"""Where to look for what a refusal names: (the admin page, under the service; the command). The admin
+pages link the page after the text, `onsite admin` names the command; the texts themselves name neither."""

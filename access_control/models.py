@@ -32,6 +32,18 @@ from onsite_base.db import Base
 from access_control.enums import AuditEventType, Outcome, Role
 
 
+MAX_NAME = 200
+"""Display names, facility names, terminal labels, closed-day notes (characters)."""
+MAX_TITLE = 300
+"""Project and dataset titles, a project's legal basis."""
+MAX_PURPOSE = 2000
+"""A project's purpose of use (a Text column: the limit is the service's, the same on both admin faces)."""
+MAX_ADDRESS = 500
+"""A facility's postal address."""
+MAX_EMAIL = 254
+MAX_PRESET = 64
+
+
 class ProjectStatus(enum.Enum):
     """Administrative state of a project; only ACTIVE projects admit researchers."""
 
@@ -79,8 +91,8 @@ class Person(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(32), unique=True)
     """Canonical (NFKC, lower case) and shaped like an OS account name."""
-    display_name: Mapped[str] = mapped_column(String(200))
-    email: Mapped[str] = mapped_column(String(254), default="")
+    display_name: Mapped[str] = mapped_column(String(MAX_NAME))
+    email: Mapped[str] = mapped_column(String(MAX_EMAIL), default="")
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     password_hash: Mapped[str | None] = mapped_column(String(255), default=None)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
@@ -111,15 +123,15 @@ class Project(Base):
     __tablename__ = "project"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    title: Mapped[str] = mapped_column(String(300))
+    title: Mapped[str] = mapped_column(String(MAX_TITLE))
     purpose: Mapped[str] = mapped_column(Text, default="")
-    legal_basis: Mapped[str] = mapped_column(String(300), default="")
+    legal_basis: Mapped[str] = mapped_column(String(MAX_TITLE), default="")
     """Reference to the approval, e.g. the article of the Statistics Act."""
     start_date: Mapped[date] = mapped_column(Date)
     end_date: Mapped[date] = mapped_column(Date)
     """Last day on which the project is valid (inclusive)."""
     status: Mapped[ProjectStatus] = mapped_column(stored_enum(ProjectStatus), default=ProjectStatus.ACTIVE)
-    preset: Mapped[str] = mapped_column(String(64), default="acro-default")
+    preset: Mapped[str] = mapped_column(String(MAX_PRESET), default="acro-default")
     """Disclosure-control rule preset the review service applies."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -145,8 +157,8 @@ class Dataset(Base):
 
     id: Mapped[str] = mapped_column(String(63), primary_key=True)
     """Also the SQL view name in sessions: ^[a-z][a-z0-9_]{0,62}$."""
-    title_ja: Mapped[str] = mapped_column(String(300))
-    title_en: Mapped[str] = mapped_column(String(300))
+    title_ja: Mapped[str] = mapped_column(String(MAX_TITLE))
+    title_en: Mapped[str] = mapped_column(String(MAX_TITLE))
     path: Mapped[str] = mapped_column(String(1024))
     rows: Mapped[int] = mapped_column(BigInteger)
     source_sha256: Mapped[str] = mapped_column(String(64))
@@ -178,8 +190,8 @@ class Facility(Base):
     __tablename__ = "facility"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(200), unique=True)
-    address: Mapped[str] = mapped_column(String(500), default="")
+    name: Mapped[str] = mapped_column(String(MAX_NAME), unique=True)
+    address: Mapped[str] = mapped_column(String(MAX_ADDRESS), default="")
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Tokyo")
     """IANA zone in which the facility's dates (project validity) are read."""
     booking_required: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -223,7 +235,7 @@ class FacilityClosure(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     facility_id: Mapped[int] = mapped_column(ForeignKey("facility.id", ondelete="CASCADE"), index=True)
     day: Mapped[date] = mapped_column(Date)
-    note: Mapped[str] = mapped_column(String(200), default="")
+    note: Mapped[str] = mapped_column(String(MAX_NAME), default="")
 
     facility: Mapped[Facility] = relationship(back_populates="closures")
 
@@ -235,7 +247,7 @@ class Terminal(Base):
     facility_id: Mapped[int] = mapped_column(ForeignKey("facility.id"), index=True)
     address: Mapped[str] = mapped_column(String(64), unique=True)
     """Normalised CIDR text, IPv4 or IPv6 (a single host is /32 or /128)."""
-    label: Mapped[str] = mapped_column(String(200), default="")
+    label: Mapped[str] = mapped_column(String(MAX_NAME), default="")
 
     facility: Mapped[Facility] = relationship(back_populates="terminals")
 

@@ -38,9 +38,15 @@ from access_control.forms import (
     parse_role,
     parse_timezone,
     shown_hours,
+    text_field,
 )
 from access_control.identity import LocalIdentityStore
 from access_control.models import (
+    MAX_ADDRESS,
+    MAX_EMAIL,
+    MAX_NAME,
+    MAX_PURPOSE,
+    MAX_TITLE,
     Accreditation,
     Booking,
     Dataset,
@@ -203,17 +209,19 @@ def list_terminals(session: Session) -> list[Terminal]:
 
 def _nonempty(value: str, what: str, max_length: int) -> str:
     """`what` is the field's message key (field_…)."""
-    value = value.strip()
-    if not value:
-        raise InputInvalid("empty", what=Label(what))
-    if len(value) > max_length:
-        raise InputInvalid("too_long", what=Label(what), limit=max_length)
-    return value
+    return text_field(value, what, max_length, required=True)
 
 
 def _check_dates(start: date, end: date, what: str = "field_end_date") -> None:
     if end < start:
         raise InputInvalid("dates_reversed", what=Label(what), end=end.isoformat(), start=start.isoformat())
+
+
+def _not_past(end: date, today: date | None, key: str, what: str = "field_end_date") -> None:
+    """A period that is over before it starts to count is refused (`key` says what to do instead)."""
+    today = today or date.today()
+    if end < today:
+        raise InputInvalid(key, what=Label(what), end=end.isoformat(), today=today.isoformat())
 
 
 def _detail(value: object) -> audit.DetailValue:
@@ -244,8 +252,8 @@ def add_person(
     directory: GroupDirectory | None = None,
 ) -> Person:
     name = canonical_username(username)
-    display_name = _nonempty(display_name, "field_display_name", 200)
-    email = email.strip()
+    display_name = _nonempty(display_name, "field_display_name", MAX_NAME)
+    email = text_field(email, "field_email", MAX_EMAIL)
     if email and not EMAIL_PATTERN.fullmatch(email):
         raise InputInvalid("email_malformed", email=email)
     if session.scalar(select(Person.id).where(Person.username == name)) is not None:
@@ -345,19 +353,25 @@ def add_project(
     legal_basis: str = "",
     preset: str = "acro-default",
     status: ProjectStatus = ProjectStatus.ACTIVE,
+    today: date | None = None,
 ) -> Project:
+    """Register a project. `preset` is a name the review service knows (the faces read it with
+    forms.parse_preset); a project that has already ended (before `today`, default today) is refused."""
     if not PROJECT_ID_PATTERN.fullmatch(project_id):
         raise InputInvalid("project_id_invalid", id=project_id)
-    title = _nonempty(title, "field_project_title", 300)
+    title = _nonempty(title, "field_project_title", MAX_TITLE)
+    purpose = text_field(purpose, "field_purpose", MAX_PURPOSE)
+    legal_basis = text_field(legal_basis, "field_legal_basis", MAX_TITLE)
     _check_dates(start_date, end_date)
+    _not_past(end_date, today, "project_past")
     preset = _nonempty(preset, "field_preset", 64)
     if session.get(Project, project_id) is not None:
         raise ChangeInvalid("project_exists", id=project_id)
     project = Project(
         id=project_id,
         title=title,
-        purpose=purpose.strip(),
-        legal_basis=legal_basis.strip(),
+        purpose=purpose,
+        legal_basis=legal_basis,
         start_date=start_date,
         end_date=end_date,
         status=status,
@@ -387,14 +401,16 @@ def change_project(
     end_date: date | None = None,
     status: ProjectStatus | None = None,
     preset: str | None = None,
+    today: date | None = None,
 ) -> Project:
     """Change the given fields; the others (None) stay. '' clears purpose or legal basis
-    (see forms.parse_change). Dates are checked as they will end up."""
+    (see forms.parse_change). Dates are checked as they will end up; a new end date already
+    past (before `today`) is refused: a project is ended now by closing it."""
     project = require_project(session, project_id)
     changes = {
-        "title": None if title is None else _nonempty(title, "field_project_title", 300),
-        "purpose": None if purpose is None else purpose.strip(),
-        "legal_basis": None if legal_basis is None else legal_basis.strip(),
+        "title": None if title is None else _nonempty(title, "field_project_title", MAX_TITLE),
+        "purpose": None if purpose is None else text_field(purpose, "field_purpose", MAX_PURPOSE),
+        "legal_basis": None if legal_basis is None else text_field(legal_basis, "field_legal_basis", MAX_TITLE),
         "start_date": start_date,
         "end_date": end_date,
         "status": status,
@@ -404,6 +420,8 @@ def change_project(
     if not changes:
         raise ChangeInvalid("project_unchanged", id=project_id)
     _check_dates(start_date or project.start_date, end_date or project.end_date)
+    if "end_date" in changes:
+        _not_past(changes["end_date"], today, "project_end_past")  # type: ignore[arg-type]
     before = {k: getattr(project, k) for k in changes}
     for key, value in changes.items():
         setattr(project, key, value)
@@ -503,13 +521,21 @@ def add_grant(
     actor: str,
     valid_from: date | None = None,
     valid_until: date | None = None,
+    today: date | None = None,
 ) -> Grant:
-    """Grant a dataset to a project from `valid_from` through `valid_until` (default: the project's dates)."""
+    """Grant a dataset to a project from `valid_from` through `valid_until` (default: the project's dates).
+    Refused: dates outside the project's, or a grant that has already ended (before `today`)."""
     project = require_project(session, project_id)
     dataset = require_dataset(session, dataset_id)
     valid_from = valid_from or project.start_date
     valid_until = valid_until or project.end_date
     _check_dates(valid_from, valid_until, "field_grant_end")
+    if valid_from < project.start_date or valid_until > project.end_date:
+        raise InputInvalid(
+            "grant_outside_project", start=valid_from.isoformat(), end=valid_until.isoformat(), project=project.id,
+            project_start=project.start_date.isoformat(), project_end=project.end_date.isoformat(),
+        )
+    _not_past(valid_until, today, "grant_past", "field_grant_end")
     overlapping = session.scalar(
         select(Grant.id).where(
             Grant.project_id == project.id,
@@ -555,11 +581,12 @@ def revoke_grant(session: Session, grant_id: int, *, actor: str) -> Grant:
 
 
 def add_facility(session: Session, *, name: str, actor: str, address: str = "", timezone_name: str = "Asia/Tokyo") -> Facility:
-    name = _nonempty(name, "field_facility_name", 200)
+    name = _nonempty(name, "field_facility_name", MAX_NAME)
+    address = text_field(address, "field_facility_address", MAX_ADDRESS)
     timezone_name = parse_timezone(timezone_name)
     if session.scalar(select(Facility.id).where(Facility.name == name)) is not None:
         raise ChangeInvalid("facility_exists", name=name)
-    facility = Facility(name=name, address=address.strip(), timezone=timezone_name)
+    facility = Facility(name=name, address=address, timezone=timezone_name)
     session.add(facility)
     session.flush()
     audit.record(session, AuditEventType.FACILITY_ADD, actor=actor, object=f"facility:{name}", details={"timezone": timezone_name})
@@ -582,7 +609,7 @@ def change_facility(
     clears the address, `accreditation_kind=""` means none needed (see forms.parse_change)."""
     facility = require_facility(session, name)
     changes: dict[str, object] = {
-        "address": None if address is None else address.strip(),
+        "address": None if address is None else text_field(address, "field_facility_address", MAX_ADDRESS),
         "timezone": None if timezone_name is None else parse_timezone(timezone_name),
         "booking_required": booking_required,
     }
@@ -606,13 +633,14 @@ def add_terminal(session: Session, *, facility: str, address: str, actor: str, l
     time zone of the entry decision, would be ambiguous."""
     place = require_facility(session, facility)
     network = parse_network(address)
+    label = text_field(label, "field_terminal_label", MAX_NAME)
     for other in list_terminals(session):
         other_network = ipaddress.ip_network(other.address)
         if other_network == network:
             raise ChangeInvalid("terminal_exists", network=str(network), facility=other.facility.name)
         if other.facility_id != place.id and other_network.version == network.version and other_network.overlaps(network):
             raise ChangeInvalid("terminal_overlaps", network=str(network), other=str(other_network), facility=other.facility.name)
-    terminal = Terminal(facility=place, address=str(network), label=label.strip())
+    terminal = Terminal(facility=place, address=str(network), label=label)
     session.add(terminal)
     session.flush()
     audit.record(
@@ -622,7 +650,7 @@ def add_terminal(session: Session, *, facility: str, address: str, actor: str, l
 
 
 def remove_terminal(session: Session, *, address: str, actor: str) -> None:
-    network = parse_network(address)
+    network = parse_network(address, registering=False)  # one stored before today's rules can still go
     terminal = session.scalar(select(Terminal).where(Terminal.address == str(network)))
     if terminal is None:
         raise RecordNotFound("unknown_terminal", network=str(network))
@@ -778,7 +806,7 @@ def add_closed_day(session: Session, facility: str, day: date, *, actor: str, no
     place = require_facility(session, facility)
     if any(c.day == day for c in place.closures):
         raise ChangeInvalid("closed_already", name=place.name, day=day.isoformat())
-    closure = FacilityClosure(day=day, note=_nonempty(note, "field_note", 200) if note.strip() else "")
+    closure = FacilityClosure(day=day, note=text_field(note, "field_note", MAX_NAME))
     place.closures.append(closure)
     session.flush()
     audit.record(session, AuditEventType.FACILITY_CHANGE, actor=actor, object=f"facility:{place.name}", details={"closed_day_added": day.isoformat(), "note": closure.note})

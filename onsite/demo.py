@@ -41,8 +41,9 @@ log = logging.getLogger(__name__)
 ACTOR = "onsite-up"
 DEMO_DATASET = "lfs_demo"
 DEMO_PROJECT = "p-demo"
-DEMO_FACILITY = "Demo facility (this machine)"
+DEMO_FACILITY = "デモ施設(このコンピューター)"
 DEMO_TERMINALS = ("127.0.0.1", "::1")
+DEMO_TERMINAL_LABEL = "デモ端末(このコンピューター)"
 DEMO_SEED = 2026
 LOGINS_FILE = "demo-logins.txt"
 DEMO_ACCREDITATION = "onsite-training"
@@ -169,16 +170,18 @@ def ensure_project(settings: Settings, factory, *, today: date, researcher: str,
     with transaction(factory) as session:
         project = session.get(Project, DEMO_PROJECT)
         if project is None:
-            policy.add_project(session, project_id=DEMO_PROJECT, title="デモ分析 (Demo analysis of household income)",
-                               purpose="Try the whole path: query, tables, release request, review.",
-                               start_date=today, end_date=today + timedelta(days=365), actor=ACTOR)
+            project = policy.add_project(session, project_id=DEMO_PROJECT, title="デモ分析 (Demo analysis of household income)",
+                                         purpose="Try the whole path: query, tables, release request, review.",
+                                         start_date=today, end_date=today + timedelta(days=365), actor=ACTOR, today=today)
+        elif project.end_date < today:  # a demo store from more than a year ago: the project runs on
+            policy.change_project(session, DEMO_PROJECT, end_date=today + timedelta(days=365), actor=ACTOR, today=today)
         if researcher not in {p.username for p in policy.members_of(session, DEMO_PROJECT)}:
             policy.add_member(session, DEMO_PROJECT, researcher, actor=ACTOR)
         grants = [g for g in policy.list_grants(session, DEMO_PROJECT)
                   if g.dataset_id == dataset_id and g.revoked_at is None and g.valid_from <= today <= g.valid_until]
-        if not grants:
-            policy.add_grant(session, project_id=DEMO_PROJECT, dataset_id=dataset_id, valid_from=today,
-                             valid_until=today + timedelta(days=365), actor=ACTOR)
+        if not grants:  # a grant lies within its project's dates
+            policy.add_grant(session, project_id=DEMO_PROJECT, dataset_id=dataset_id, valid_from=max(today, project.start_date),
+                             valid_until=project.end_date, actor=ACTOR, today=today)
 
 
 def ensure_accreditation(settings: Settings, factory, *, today: date, researcher: str) -> None:
@@ -196,10 +199,10 @@ def ensure_facility(settings: Settings, factory, *, terminals: tuple[str, ...] =
     with transaction(factory) as session:
         if DEMO_FACILITY not in {f.name for f in policy.list_facilities(session)}:
             policy.add_facility(session, name=DEMO_FACILITY, actor=ACTOR)
-        registered = {str(policy.parse_network(t.address)) for t in policy.list_terminals(session)}
+        registered = {t.address for t in policy.list_terminals(session)}  # stored normalised
         for address in terminals:
             if str(policy.parse_network(address)) not in registered:
-                policy.add_terminal(session, facility=DEMO_FACILITY, address=address, actor=ACTOR, label="demo terminal")
+                policy.add_terminal(session, facility=DEMO_FACILITY, address=address, actor=ACTOR, label=DEMO_TERMINAL_LABEL)
 
 
 def make_state_private(settings: Settings) -> None:

@@ -44,7 +44,8 @@ def seed_attacks(settings: Settings) -> None:
             policy.add_person(session, username=EXPIRED_RESEARCHER, display_name="山田 太郎", actor="test",
                               roles=[Role.RESEARCHER], password=EXPIRED_PASSWORD)
             policy.add_project(session, project_id=EXPIRED_PROJECT, title="Ended project",
-                               start_date=yesterday - timedelta(days=60), end_date=yesterday, actor="test")
+                               start_date=yesterday - timedelta(days=60), end_date=yesterday, actor="test",
+                               today=yesterday)  # registered while it ran
             policy.add_member(session, EXPIRED_PROJECT, EXPIRED_RESEARCHER, actor="test")
             policy.add_person(session, username=LOCKED_RESEARCHER, display_name="伊藤 蓮", actor="test",
                               roles=[Role.RESEARCHER], password=LOCKED_PASSWORD)

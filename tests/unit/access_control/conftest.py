@@ -57,6 +57,7 @@ class World:
     project: str = "p2026-001"
     start: date = date(2026, 4, 1)
     end: date = date(2027, 3, 31)
+    """Changes are made as on `start` (today=…): the dates stay fixed while the calendar moves on."""
 
 
 @pytest.fixture
@@ -66,12 +67,12 @@ def world(db) -> World:
         policy.add_person(s, username="alice", display_name="Alice", roles=[Role.RESEARCHER], password=PASSWORD, actor=ACTOR)
         policy.add_person(s, username="rita", display_name="Rita", roles=[Role.REVIEWER], actor=ACTOR)
         policy.add_person(s, username="adam", display_name="Adam", roles=[Role.ADMINISTRATOR], actor=ACTOR)
-        policy.add_project(s, project_id=w.project, title="Income", start_date=w.start, end_date=w.end, actor=ACTOR)
+        policy.add_project(s, project_id=w.project, title="Income", start_date=w.start, end_date=w.end, actor=ACTOR, today=w.start)
         policy.add_member(s, w.project, "alice", actor=ACTOR)
         policy.register_dataset(
             s, dataset_id="lfs", title_ja="労働力調査", title_en="Labour force survey", path="/d/lfs.duckdb", rows=10, source_sha256=SHA, actor=ACTOR
         )
-        policy.add_grant(s, project_id=w.project, dataset_id="lfs", valid_from=w.start, valid_until=w.end, actor=ACTOR)
+        policy.add_grant(s, project_id=w.project, dataset_id="lfs", valid_from=w.start, valid_until=w.end, actor=ACTOR, today=w.start)
         policy.add_facility(s, name="Tokyo", actor=ACTOR)
         policy.add_terminal(s, facility="Tokyo", address="127.0.0.1", label="seat 1", actor=ACTOR)
         policy.add_terminal(s, facility="Tokyo", address="2001:db8::/64", actor=ACTOR)

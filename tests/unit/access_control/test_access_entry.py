@@ -201,7 +201,7 @@ def test_store_changes_reach_the_decision(db, world):
         policy.remove_terminal(s, address="127.0.0.1", actor=ACTOR)
     assert reasons() == {DenialReason.TERMINAL_NOT_REGISTERED}
     with transaction(db) as s:
-        policy.change_project(s, world.project, end_date=date(2026, 5, 31), actor=ACTOR)
+        policy.change_project(s, world.project, end_date=date(2026, 5, 31), actor=ACTOR, today=world.start)
     assert reasons("alice", "2001:db8::1") == {DenialReason.NO_ACTIVE_PROJECT}
 
 

@@ -83,3 +83,66 @@ def test_the_cli_speaks_the_locale_language(environ, language):
 ])
 def test_account_state(disabled, locked_until, state):
     assert account_state(Person(username="x", display_name="X", disabled=disabled, locked_until=locked_until), NOW) is state
+
+
+@pytest.mark.parametrize("typed, key", [
+    ("fe80::1%eth0", "network_zone"),
+    ("fe80::1", "network_unusable"),
+    ("fe80::/64", "network_unusable"),
+    ("169.254.10.1", "network_unusable"),
+    ("224.0.0.1", "network_unusable"),
+    ("ff02::1", "network_unusable"),
+    ("0.0.0.0", "network_unusable"),
+    ("::", "network_unusable"),
+    ("255.255.255.255", "network_unusable"),
+    ("fec0::1", "network_unusable"),
+    ("::ffff:192.0.2.1", "network_mapped"),
+    ("0.0.0.0/0", "network_everything"),
+    ("::/0", "network_everything"),
+    ("192.0.0.0/2", "network_unusable"),  # a network that reaches into multicast space
+])
+def test_a_terminal_address_no_client_can_have_is_refused_naming_what_to_give(typed, key):
+    with pytest.raises(InputInvalid) as refused:
+        forms.parse_network(typed)
+    assert refused.value.key == key
+    assert typed in str(refused.value) and "terminal address" in str(refused.value)
+    assert f"端末アドレス「{typed}」" in refused.value.text("ja")
+
+
+def test_terminal_addresses_clients_can_have_are_kept_and_a_stored_odd_one_can_still_be_named():
+    assert [str(forms.parse_network(t)) for t in ("127.0.0.1", "::1", "192.0.2.0/28", "2001:db8::/64", "fd12::5", "10.0.0.0/8")] == [
+        "127.0.0.1/32", "::1/128", "192.0.2.0/28", "2001:db8::/64", "fd12::5/128", "10.0.0.0/8"]
+    assert str(forms.parse_network("fe80::1%eth0", registering=False)) == "fe80::1%eth0/128"
+
+
+def test_a_rule_preset_is_one_the_review_service_knows():
+    from disclosure_review.sdc.rules import preset_names
+
+    assert forms.parse_preset(" acro-default ", preset_names()) == "acro-default"
+    with pytest.raises(InputInvalid) as refused:
+        forms.parse_preset("strict", preset_names())
+    assert "unknown rule preset 'strict'" in str(refused.value) and "jp-onsite" in str(refused.value)
+    assert "審査基準「strict」はありません" in refused.value.text("ja")
+
+
+def test_free_text_fields_have_limits_naming_the_field():
+    assert forms.text_field("  x  ", "field_purpose", 5) == "x"
+    with pytest.raises(InputInvalid) as long:
+        forms.text_field("x" * 6, "field_terminal_label", 5)
+    assert str(long.value) == "terminal label is too long: at most 5 characters"
+    assert long.value.text("ja") == "端末のラベルが長すぎます。5 文字以内にしてください"
+    with pytest.raises(InputInvalid, match="must not be empty"):
+        forms.text_field(" ", "field_display_name", 5, required=True)
+
+
+def test_a_refusal_points_to_the_page_and_the_command_but_its_text_names_neither():
+    from access_control.errors import Done, cli_text
+
+    exists = InputInvalid("person_exists", name="hanako")
+    assert "onsite" not in str(exists) and "onsite" not in exists.text("ja")
+    assert exists.page() == "people/hanako" and exists.command() == "onsite admin person show hanako"
+    assert cli_text(exists, "ja") == "利用者「hanako」はすでに登録されています (`onsite admin person show hanako`)"
+    assert InputInvalid("person_exists", name="a/b?").page() == "people/a%2Fb%3F"  # a path segment, whatever was typed
+    assert InputInvalid("empty", what=Label("field_note")).page() == ""
+    assert Done("done_member_added", name="hanako", id="p1").text("ja") == "hanako をプロジェクト p1 のメンバーに追加しました"
+    assert Done("done_role_granted", name="hanako", role=Label("role_REVIEWER")).text("en") == "granted role reviewer to hanako"

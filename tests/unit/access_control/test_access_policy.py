@@ -10,7 +10,7 @@ from sqlalchemy import select
 from access_control import policy
 from onsite_base.db import transaction
 from access_control.enums import AuditEventType, Role
-from access_control.models import AuditEvent, Grant, ProjectStatus
+from access_control.models import AuditEvent, Grant, ProjectStatus, Terminal
 
 ACTOR = "admin:test"
 SHA = "cd" * 32
@@ -103,10 +103,11 @@ def test_set_password_replaces_hash_and_refuses_weak(db, world, refused):
 def test_add_and_change_project(db, world, refused):
     with transaction(db) as s:
         policy.add_project(
-            s, project_id="p2026-002", title="Wages", start_date=date(2026, 1, 1), end_date=date(2026, 6, 30), actor=ACTOR, legal_basis="Art. 33"
+            s, project_id="p2026-002", title="Wages", start_date=date(2026, 1, 1), end_date=date(2026, 6, 30), actor=ACTOR, legal_basis="Art. 33",
+            today=world.start,
         )
     with transaction(db) as s:
-        policy.change_project(s, "p2026-002", end_date=date(2026, 9, 30), status=ProjectStatus.SUSPENDED, actor=ACTOR)
+        policy.change_project(s, "p2026-002", end_date=date(2026, 9, 30), status=ProjectStatus.SUSPENDED, actor=ACTOR, today=world.start)
     with transaction(db) as s:
         project = policy.require_project(s, "p2026-002")
         assert (project.end_date, project.status, project.legal_basis) == (date(2026, 9, 30), ProjectStatus.SUSPENDED, "Art. 33")
@@ -118,7 +119,8 @@ def test_add_and_change_project(db, world, refused):
 
 
 def test_project_bad_input(db, world, refused):
-    add = policy.add_project
+    def add(s, **values):
+        return policy.add_project(s, **values, today=world.start)
     assert "before the start" in refused(
         lambda s: add(s, project_id="p2026-009", title="T", start_date=date(2026, 5, 1), end_date=date(2026, 4, 30), actor=ACTOR)
     )
@@ -129,7 +131,7 @@ def test_project_bad_input(db, world, refused):
         lambda s: add(s, project_id="P 1", title="T", start_date=date(2026, 5, 1), end_date=date(2026, 6, 1), actor=ACTOR)
     )
     # A change that would put the end before the (unchanged) start.
-    assert "before the start" in refused(lambda s: policy.change_project(s, world.project, end_date=date(2026, 3, 1), actor=ACTOR))
+    assert "before the start" in refused(lambda s: policy.change_project(s, world.project, end_date=date(2026, 3, 1), actor=ACTOR, today=world.start))
     assert "nothing to change" in refused(lambda s: policy.change_project(s, world.project, title="Income", actor=ACTOR))
     assert "unknown project" in refused(lambda s: policy.change_project(s, "p1999-001", title="X", actor=ACTOR))
 
@@ -191,7 +193,8 @@ def test_granted_datasets_by_date_revocation_and_project_state(db, world, refuse
         assert [d.id for d in policy.granted_datasets(s, world.project, day)] == ["lfs"]
         assert policy.granted_datasets(s, world.project, date(2027, 4, 1)) == []  # after the project
         policy.register_dataset(s, dataset_id="fies", title_ja="家計", title_en="FIES", path="/d/f", rows=1, source_sha256=SHA, actor=ACTOR)
-        grant = policy.add_grant(s, project_id=world.project, dataset_id="fies", valid_from=date(2026, 7, 1), valid_until=date(2026, 7, 31), actor=ACTOR)
+        grant = policy.add_grant(s, project_id=world.project, dataset_id="fies", valid_from=date(2026, 7, 1), valid_until=date(2026, 7, 31), actor=ACTOR,
+                                 today=world.start)
         grant_id = grant.id
     with transaction(db) as s:
         assert [d.id for d in policy.granted_datasets(s, world.project, day)] == ["lfs"]  # fies not yet
@@ -210,7 +213,8 @@ def test_granted_datasets_by_date_revocation_and_project_state(db, world, refuse
 
 def test_add_grant_bad_input(db, world, refused):
     def grant(s, **overrides):
-        values = dict(project_id=world.project, dataset_id="lfs", valid_from=date(2027, 1, 1), valid_until=date(2027, 2, 1), actor=ACTOR)
+        values = dict(project_id=world.project, dataset_id="lfs", valid_from=date(2027, 1, 1), valid_until=date(2027, 2, 1), actor=ACTOR,
+                      today=world.start)
         return policy.add_grant(s, **(values | overrides))
 
     assert "overlapping" in refused(grant)  # lfs is already granted for the whole project
@@ -330,3 +334,54 @@ def test_change_facility_time_zone_moves_the_entry_date(db, world, refused):
     assert "nothing to change" in refused(lambda s: policy.change_facility(s, "Tokyo", timezone_name="America/New_York", actor=ACTOR))
     assert "time zone" in refused(lambda s: policy.change_facility(s, "Tokyo", timezone_name="JST", actor=ACTOR))
     assert "unknown facility" in refused(lambda s: policy.change_facility(s, "Kyoto", address="x", actor=ACTOR))
+
+
+# ---------------------------------------------------------------- guard rails: dates, lengths
+
+
+def test_periods_already_over_or_outside_the_project_are_refused(db, world, refused):
+    today = date(2026, 8, 1)
+    add = policy.add_project
+    message = refused(lambda s: add(s, project_id="p-old", title="T", start_date=date(2026, 1, 1), end_date=date(2026, 7, 31),
+                                    actor=ACTOR, today=today))
+    assert message == "end date 2026-07-31 is already past (today is 2026-08-01): a project must end today or later"
+    with transaction(db) as s:  # ending today is not over yet
+        add(s, project_id="p-today", title="T", start_date=date(2026, 1, 1), end_date=today, actor=ACTOR, today=today)
+        policy.change_project(s, world.project, title="Income (revised)", actor=ACTOR, today=date(2027, 6, 1))  # other fields of a past project
+    assert "to end the project now, set its status to closed" in refused(
+        lambda s: policy.change_project(s, world.project, end_date=date(2026, 7, 1), actor=ACTOR, today=today))
+    with transaction(db) as s:  # the world's lfs is granted for the whole project: grant another dataset
+        policy.register_dataset(s, dataset_id="fies", title_ja="家計", title_en="FIES", path="/d/f", rows=1, source_sha256="ab" * 32, actor=ACTOR)
+
+    def grant(s, **dates):
+        return policy.add_grant(s, project_id=world.project, dataset_id="fies", actor=ACTOR, today=today, **dates)
+
+    assert "grant end 2026-07-31 is already past" in refused(lambda s: grant(s, valid_from=date(2026, 5, 1), valid_until=date(2026, 7, 31)))
+    outside = refused(lambda s: grant(s, valid_from=date(2026, 9, 1), valid_until=date(2027, 6, 30)))
+    assert outside == ("the grant's dates 2026-09-01 to 2027-06-30 fall outside project 'p2026-001' (2026-04-01 to 2027-03-31): "
+                       "keep them within the project's dates (leave them empty for the project's own)")
+    assert "fall outside" in refused(lambda s: grant(s, valid_from=date(2026, 3, 1), valid_until=date(2026, 12, 31)))
+
+
+@pytest.mark.parametrize("action, field", [
+    (lambda s, long: policy.add_project(s, project_id="p-long", title="T", purpose=long, start_date=date(2026, 4, 1),
+                                        end_date=date(2027, 3, 31), actor=ACTOR, today=date(2026, 4, 1)), "purpose"),
+    (lambda s, long: policy.change_project(s, "p2026-001", legal_basis=long, actor=ACTOR), "legal basis"),
+    (lambda s, long: policy.add_terminal(s, facility="Tokyo", address="192.0.2.9", label=long, actor=ACTOR), "terminal label"),
+    (lambda s, long: policy.add_facility(s, name="Kobe", address=long, actor=ACTOR), "facility address"),
+    (lambda s, long: policy.change_facility(s, "Tokyo", address=long, actor=ACTOR), "facility address"),
+    (lambda s, long: policy.add_person(s, username="long", display_name="L", email=long + "@example.jp", actor=ACTOR), "e-mail address"),
+    (lambda s, long: policy.add_closed_day(s, "Tokyo", date(2026, 12, 31), note=long, actor=ACTOR), "note"),
+])
+def test_free_text_is_refused_past_its_limit_on_every_backend(db, world, refused, action, field):
+    message = refused(lambda s: action(s, "字" * 2001))
+    assert message.startswith(f"{field} is too long: at most ")
+
+
+def test_a_terminal_stored_before_the_address_rules_can_still_be_removed(db, world):
+    with transaction(db) as s:
+        s.add(Terminal(facility=policy.require_facility(s, "Tokyo"), address="fe80::1%eth0/128", label="old"))
+    with transaction(db) as s:
+        policy.remove_terminal(s, address="fe80::1%eth0", actor=ACTOR)
+    with transaction(db) as s:
+        assert "fe80::1%eth0/128" not in {t.address for t in policy.list_terminals(s)}
