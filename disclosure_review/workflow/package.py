@@ -10,6 +10,9 @@ is refused at submission (`check_released_text`), and a package that would
 still carry one is not written. `manifest.json` lists every file with its SHA-256, each
 output's checks and verdict, every vote and override reason, the protections
 reviewers applied (the released cells are those of the latest), who and when.
+Reviewers are not named to researchers: the manifest calls them "reviewer-1",
+"reviewer-2"… in the order they first acted on the request (`reviewer_pseudonyms`);
+their names stay in the ledger and on the reviewers' pages.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ import shutil
 import tempfile
 import zipfile
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -155,12 +159,24 @@ def _check_summary(report: dict[str, Any] | None) -> list[dict[str, Any]] | None
     ]
 
 
+def reviewer_pseudonyms(request: ReleaseRequest) -> dict[str, str]:
+    """{reviewer: "reviewer-N"}, N in the order each first voted on or protected an output of `request` (approvals
+    a protection withdrew count too)."""
+    acts = [(act.created_at, act.reviewer) for o in request.outputs for act in (*o.votes, *o.protections)]
+    acts += [(datetime.fromisoformat(v["at"]) if v.get("at") else p.created_at, v["reviewer"])
+             for o in request.outputs for p in o.protections for v in p.invalidated]
+    acts.sort()
+    order = dict.fromkeys(reviewer for _, reviewer in acts)
+    return {reviewer: f"reviewer-{n}" for n, reviewer in enumerate(order, 1)}
+
+
 def _iso(value) -> str | None:
     return value.isoformat() if value is not None else None
 
 
 def manifest(request: ReleaseRequest, files: list[dict[str, Any]], released_at: str) -> dict[str, Any]:
     by_output = {f["output"]: f["name"] for f in files}
+    named = reviewer_pseudonyms(request)
     return {
         "version": MANIFEST_VERSION,
         "request": {
@@ -188,17 +204,17 @@ def manifest(request: ReleaseRequest, files: list[dict[str, Any]], released_at: 
                 "protections": [
                     {
                         "revision": p.revision,
-                        "reviewer": p.reviewer,
+                        "reviewer": named[p.reviewer],
                         "at": _iso(p.created_at),
                         "choice": p.choice,
                         "verdict": p.verdict.value,
-                        "invalidated_approvals": [v["reviewer"] for v in p.invalidated],
+                        "invalidated_approvals": [named[v["reviewer"]] for v in p.invalidated],
                     }
                     for p in o.protections
                 ],
                 "votes": [
                     {
-                        "reviewer": v.reviewer,
+                        "reviewer": named[v.reviewer],
                         "decision": v.decision.value,
                         "comment": v.comment,
                         "override_reason": v.override_reason,

@@ -163,7 +163,8 @@ def test_reviewer_applies_protection_through_the_web(server):
         manifest = json.loads(archive.read(f"release-{request_id}/manifest.json"))
     assert {r[0]: r[1] for r in rows[1:]} == {"A": "30", "B+C": "27", "Total": "57"}
     assert [(p["reviewer"], p["choice"]["method"], p["invalidated_approvals"])
-            for p in manifest["outputs"][0]["protections"]] == [("bob", "suppress", []), ("bob", "none", ["carol"])]
+            for p in manifest["outputs"][0]["protections"]] == [("reviewer-1", "suppress", []), ("reviewer-1", "none", ["reviewer-2"])]
+    assert "bob" not in json.dumps(manifest) and "carol" not in json.dumps(manifest)  # reviewers not named to researchers
     bobs = [e for e in events(settings, AuditEventType.OUTPUT_PROTECT) if e.actor == "bob"]
     assert [json.loads(e.details)["protection"]["method"] for e in bobs if e.outcome is Outcome.OK] == ["suppress", "none"]
     refused_saves = [json.loads(e.details)["reason"] for e in bobs if e.outcome is Outcome.DENIED]
