@@ -6,7 +6,7 @@ service (the verdict that counts) call the same functions:
     rules = load_preset("acro-default")
     spec = TableSpec(TableKind.FREQUENCY, "SELECT * FROM survey", rows=("pref",), columns=("sex",))
     shadow = compute_shadow(con, spec, top_n=rules.top_n)
-    report = check_table(shadow, rules, released=previously_released_shadows)
+    report = check_table(shadow, rules)
 """
 from __future__ import annotations
 

@@ -11,7 +11,6 @@ from typing import Any
 
 import polars as pl
 
-from .differencing import check_differencing
 from .enums import Statistic, TableKind, Verdict
 from .messages import msg
 from .results import REPORT_VERSION, CellKey, CheckReport, CheckResult  # noqa: F401 (this module's API)
@@ -48,14 +47,13 @@ def checks_for(shadow: ShadowTable) -> list[str]:
     return names
 
 
-def check_table(shadow: ShadowTable, rules: Rules, *, released: Sequence[ShadowTable] = ()) -> CheckReport:
+def check_table(shadow: ShadowTable, rules: Rules) -> CheckReport:
     """Run every applicable check; the verdict is fail > review > pass (no result: review).
 
-    `released`: tables already released from the same project, for the differencing check.
+    Differencing against the project's other outputs (`differencing`) needs their record
+    states: the review service adds it.
     """
     results = [CHECKS[name](shadow, rules) for name in checks_for(shadow)]
-    if released:
-        results.append(check_differencing(shadow, released, rules))
     return CheckReport.from_results(shadow.spec.name, rules.name, results)
 
 
@@ -197,11 +195,15 @@ def check_single_unit(shadow: ShadowTable, rules: Rules) -> CheckResult:
 
 @register_check("degrees_of_freedom")
 def check_degrees_of_freedom(shadow: ShadowTable, rules: Rules) -> CheckResult:
-    """Standard deviation / variance: fail cells with n - 1 < dof_threshold (n contributors)."""
+    """Standard deviation / variance: fail cells with n - 1 < dof_threshold (n contributors with a value).
+
+    Empty cells too (n - 1 = -1), as ACRO: a spread over nobody is no safe number, and the cell
+    would otherwise face no check at all (std tables have no threshold or zeros check).
+    """
     if (result := unset("degrees_of_freedom", rules, "dof_threshold")) is not None:
         return result
     t = rules.dof_threshold
-    return flag("degrees_of_freedom", shadow, (pl.col(VALUES) > 0) & (pl.col(VALUES) - 1 < t), Verdict.FAIL,
+    return flag("degrees_of_freedom", shadow, pl.col(VALUES) - 1 < t, Verdict.FAIL,
                 "dof_fail", {"threshold": t}, {"dof_threshold": t}, "dof_pass")
 
 

@@ -135,25 +135,39 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "{cells} セル中 {flagged} セル: 行(または列)のグループ全体がこの 1 つのカテゴリに属しています",
     },
     # -- differencing -----------------------------------------------------------------
-    "differencing_nothing_released": {
-        "en": "no table of this project has been released yet",
-        "ja": "このプロジェクトで公表済みの表はまだありません",
+    "differencing_nothing_else": {
+        "en": "the project has no other output to compare with",
+        "ja": "このプロジェクトには比較する他の出力がありません",
     },
     "differencing_no_threshold": {
-        "en": "preset {preset!r} sets no threshold: a reviewer must compare with the released tables {released!r}",
-        "ja": "審査基準「{preset}」にしきい値がありません。公表済みの表 {released!r} と審査者が比較してください",
+        "en": "preset {preset!r} sets no threshold: a reviewer must compare with the project's outputs {others!r}",
+        "ja": "審査基準「{preset}」にしきい値がありません。プロジェクトの出力 {others!r} と審査者が比較してください",
+    },
+    "differencing_untraced": {
+        "en": "the records behind this table could not be traced: a reviewer must compare it with {others!r}",
+        "ja": "この表の集計対象レコードを特定できませんでした。{others!r} と審査者が比較してください",
+    },
+    "differencing_not_compared": {
+        "en": "not compared (records not traced): {others!r}",
+        "ja": "レコードを特定できず比較していない出力: {others!r}",
     },
     "differencing_pass": {
-        "en": "no difference with the released tables {released!r} is a group of fewer than {threshold} records",
-        "ja": "公表済みの表 {released!r} との差に、{threshold} レコード未満のグループはありません",
+        "en": "no cell differs from a cell of {others!r} by fewer than {threshold} records",
+        "ja": "{others!r} のどのセルとも、{threshold} レコード未満の差になるセルはありません",
     },
     "differencing_fail": {
-        "en": "subtracting tables reveals groups of fewer than {threshold} records: {findings:; }",
-        "ja": "表の差し引きで {threshold} レコード未満のグループが分かります: {findings:、}",
+        "en": "subtracting cells of two outputs reveals fewer than {threshold} records: {findings:; }",
+        "ja": "2 つの出力のセルの差し引きで {threshold} レコード未満が分かります: {findings:、}",
     },
-    "differencing_group": {
-        "en": "{group}: {records} records between {table!r} and released {released!r}",
-        "ja": "{group}: 「{table}」と公表済みの「{released}」の差が {records} レコード",
+    "differencing_cells": {
+        "en": "cell {cell} of {table!r} and cell {other_cell} of {other!r} differ on {records} records",
+        "ja": "「{table}」のセル {cell} と「{other}」のセル {other_cell} の差が {records} レコード",
+    },
+    "differencing_undecided": {
+        "en": "cell {cell} of {table!r} and cell {other_cell} of {other!r} may differ on fewer than the threshold "
+              "(at least {records} records): a reviewer must compare them",
+        "ja": "「{table}」のセル {cell} と「{other}」のセル {other_cell} の差がしきい値未満の可能性があります"
+              "(少なくとも {records} レコード)。審査者が比較してください",
     },
     # -- histograms -----------------------------------------------------------------------
     "empty_bins_no_values": {"en": "no value falls in any bin", "ja": "どの階級にも値がありません"},
@@ -196,6 +210,20 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "{model}: n = {n}, residual degrees of freedom {df_resid:g} < {threshold}",
         "ja": "{model}: n = {n}、残差自由度 {df_resid:g} < {threshold}",
     },
+    "parameters_unset": {
+        "en": "preset {preset!r} sets no max_parameter_ratio; n = {n}, {parameters} parameters",
+        "ja": "審査基準「{preset}」に max_parameter_ratio の設定がありません。n = {n}、パラメータ数 {parameters}",
+    },
+    "parameters_pass": {
+        "en": "{model}: {parameters} parameters for n = {n} observations (at most {ratio:g} x n = {limit})",
+        "ja": "{model}: 観測数 n = {n} に対してパラメータ数 {parameters}(上限 {ratio:g} × n = {limit})",
+    },
+    "parameters_fail": {
+        "en": "{model}: {parameters} parameters for n = {n} observations, more than {ratio:g} x n = {limit}: "
+              "too few observations per parameter (simplify the model or use more observations)",
+        "ja": "{model}: 観測数 n = {n} に対してパラメータ数 {parameters} は上限 {ratio:g} × n = {limit} を超えます。"
+              "パラメータ当たりの観測数が少なすぎます(モデルを簡単にするか観測数を増やしてください)",
+    },
     "levels_none": {"en": "no categorical regressors", "ja": "カテゴリ型の説明変数はありません"},
     "levels_unset": {
         "en": "preset {preset!r} sets no threshold for categorical levels",
@@ -237,6 +265,14 @@ MESSAGES: dict[str, dict[str, str]] = {
     "excused_all_deleted": {
         "en": "every flagged cell was deleted ({message})",
         "ja": "該当セルはすべてレコードを削除済み({message})",
+    },
+    "excused_some_redacted": {
+        "en": "{message} ({excused} other flagged cells are redacted)",
+        "ja": "{message}(該当セルのうち {excused} 個は非表示にしました)",
+    },
+    "excused_all_redacted": {
+        "en": "every flagged cell is redacted before rounding ({message})",
+        "ja": "該当セルはすべて丸めの前に非表示にしました({message})",
     },
     "rounded": {
         "en": "{message} (rounded to base {base}: a reviewer judges whether rounding protects these cells)",
@@ -316,6 +352,53 @@ MESSAGES: dict[str, dict[str, str]] = {
               "a reviewer must judge whether they identify anyone",
         "ja": "{count} 個の列は元データセットで宣言された変数ではありません(改名・加工)。個人を特定できるかどうか審査者が判断してください",
     },
+    # -- tracker queries (sdc.tracker) ----------------------------------------------------
+    "tracker_pass": {
+        "en": "the recorded query addresses groups only: nothing singles out records by an identifying column "
+              "({identifiers}), a row number, a hash, a sample or a limit",
+        "ja": "記録されたクエリはグループだけを対象にしています。識別列({identifiers})、行番号、ハッシュ、標本抽出、件数制限で"
+              "レコードを特定していません",
+    },
+    "tracker_review": {
+        "en": "the recorded query addresses individual records (a tracker query): a reviewer must judge it: {findings:; }",
+        "ja": "記録されたクエリが個々のレコードを指定しています(トラッカー・クエリ)。審査者が判断してください: {findings:、}",
+    },
+    "tracker_identifier": {"en": "identifying column {column} used in {clause}", "ja": "{clause} で識別列 {column} を使用"},
+    "tracker_identifier_matched": {
+        "en": "identifying column {column} matched with {other} in {clause}",
+        "ja": "{clause} で識別列 {column} を {other} と照合",
+    },
+    "tracker_star": {"en": "every column, identifiers too, used in {clause}", "ja": "{clause} で識別列を含む全列を使用"},
+    "tracker_hash": {"en": "hash function {function}() in {clause}", "ja": "{clause} でハッシュ関数 {function}() を使用"},
+    "tracker_random": {"en": "random function {function}() in {clause}", "ja": "{clause} で乱数関数 {function}() を使用"},
+    "tracker_record_function": {
+        "en": "{function}() in {clause} takes individual records' values",
+        "ja": "{clause} の {function}() は個々のレコードの値を取り出します",
+    },
+    "tracker_window": {
+        "en": "window function {function}() over individual records in {clause}",
+        "ja": "{clause} でレコード単位のウィンドウ関数 {function}() を使用",
+    },
+    "tracker_extreme": {
+        "en": "a value compared in {clause} with a subquery's {function}(), which is one record's value",
+        "ja": "{clause} で値をサブクエリの {function}()(1 レコードの値)と比較",
+    },
+    "tracker_sample": {"en": "sampling ({clause})", "ja": "標本抽出({clause})"},
+    "tracker_limit": {"en": "{clause} without aggregation", "ja": "集計なしの {clause}"},
+    "tracker_distinct_on": {"en": "{clause} keeps one record per group", "ja": "{clause} はグループごとに 1 レコードを残します"},
+    "tracker_positional_join": {
+        "en": "a positional join in {clause} pairs records by their order",
+        "ja": "{clause} の位置による結合(POSITIONAL JOIN)はレコードを順序で対応付けます",
+    },
+    "tracker_unparsed": {
+        "en": "the query is not one SELECT statement the parser can read",
+        "ja": "クエリを 1 つの SELECT 文として解析できません",
+    },
+    "tracker_undescribed": {
+        "en": "dataset {dataset} has no metadata: its identifying columns are unknown",
+        "ja": "データセット {dataset} にメタデータがなく、識別列が分かりません",
+    },
+    "tracker_unknown": {"en": "{what} in {clause} is not known to the check", "ja": "{clause} の {what} はこのチェックで解釈できません"},
 }
 
 

@@ -66,19 +66,18 @@ class ProtectedTable:
         return self.report.to_dict() | ({"protection": self.protection} if self.protection else {})
 
 
-def evaluate_table(con: duckdb.DuckDBPyConnection, spec: TableSpec, rules: Rules, *,
-                   released: Sequence[ShadowTable] = ()) -> ProtectedTable:
+def evaluate_table(con: duckdb.DuckDBPyConnection, spec: TableSpec, rules: Rules) -> ProtectedTable:
     """Shadow statistics, checks and the spec's protection, all computed on `con`."""
     shadow = compute_shadow(con, spec, top_n=rules.top_n)
-    report = check_table(shadow, rules, released=released)
+    report = check_table(shadow, rules)
     protection = spec.protection
     if protection is None:
         return ProtectedTable(shadow, report, shadow.released_view())
     if protection.method is ProtectionMethod.SUPPRESS:
         return _suppress(shadow, report, rules, protection.secondary)
-    if protection.method is ProtectionMethod.ROUND:
-        return _round(shadow, report, rules, protection.base)
-    return _delete_records(con, shadow, report, rules, released)
+    if protection.method.rounds:
+        return _round(shadow, report, rules, protection.base, redact=protection.method is ProtectionMethod.REDACT_ROUND)
+    return _delete_records(con, shadow, report, rules)
 
 
 # -- shared ---------------------------------------------------------------------------
@@ -97,7 +96,7 @@ def wrapped(result: CheckResult, code: str, **args: Any) -> CheckResult:
 
 
 def excuse_blank_cells(report: CheckReport, blank: set[tuple], how: str) -> CheckReport:
-    """Each check without the cells released blank (`how`: "suppressed" or "deleted"); a check left with none
+    """Each check without the cells released blank (`how`: "suppressed", "deleted" or "redacted"); a check left with none
     of its cells passes."""
     results = []
     for result in report.results:
@@ -250,25 +249,39 @@ def _audit_args(checked: AuditReport, levels: dict[str, Any]) -> dict[str, Any]:
 # -- rounding --------------------------------------------------------------------------
 
 
-def _round(shadow: ShadowTable, report: CheckReport, rules: Rules, base: int | None) -> ProtectedTable:
+def _round(shadow: ShadowTable, report: CheckReport, rules: Rules, base: int | None, *,
+           redact: bool = False) -> ProtectedTable:
+    """Interior cells rounded to `base`, margins the sums of the rounded cells.
+
+    `redact` (redact-then-round): the cells some check fails are blank first and count 0 in the
+    margins, so no margin minus the cells shown gives a redacted cell back.
+    """
     from .protection import round_to_base  # heavy: scipy and HiGHS load only when a table is protected
 
     base = base or rules.round_base
     if base is None:
         raise InvalidSpec(f"preset {rules.name!r} sets no round_base: give the rounding base (base=...)")
-    linked = _linked(shadow, np.zeros(shadow.frame.height, bool))
-    rounded = round_to_base(linked.table, base).values[linked.positions]
+    blank = failing_mask(shadow, report) if redact else np.zeros(shadow.frame.height, bool)
+    linked = _linked(shadow, blank)
+    shown = linked.table.values.copy()
+    shown[linked.positions[blank]] = 0.0  # margins recomputed from interior cells only: blank margins too
+    rounded = round_to_base(linked.table.with_values(shown), base).values[linked.positions]
     column = shadow.value_column
     view = shadow.released_view()
     dtype = view.schema[column]
-    cells = view.with_columns(pl.Series(column, rounded).cast(dtype))
+    cells = view.with_columns(pl.when(pl.Series(blank)).then(None).otherwise(pl.Series(column, rounded))
+                              .cast(dtype).alias(column))
+    if redact:
+        report = excuse_blank_cells(report, {label for label, b in zip(shadow.labels(), blank) if b}, "redacted")
     results = []
     for result in report.results:  # rounding blurs a failing cell; whether that is enough, a person judges
         if result.verdict is Verdict.FAIL and result.cells:
             result = dataclasses.replace(wrapped(result, "rounded", base=base), verdict=Verdict.REVIEW)
         results.append(result)
-    facts = {"method": ProtectionMethod.ROUND.value, "base": base,
-             "note": "totals are sums of the rounded cells"}
+    facts = {"method": ProtectionMethod.ROUND.value, "base": base, "note": "totals are sums of the rounded cells"}
+    if redact:
+        facts = {"method": ProtectionMethod.REDACT_ROUND.value, "base": base, "redacted": int(blank.sum()),
+                 "note": "cells failing a check are blank; totals are sums of the rounded cells shown"}
     return ProtectedTable(shadow, CheckReport.from_results(report.output, report.preset, results), cells, facts)
 
 
@@ -304,8 +317,8 @@ def deletion_query(spec: TableSpec, cells: Sequence[tuple[Any, ...]]) -> str:
     return f"SELECT * FROM (\n{spec.query}\n) AS deleting WHERE NOT ({' OR '.join(conditions)})"
 
 
-def _delete_records(con: duckdb.DuckDBPyConnection, shadow: ShadowTable, report: CheckReport, rules: Rules,
-                    released: Sequence[ShadowTable]) -> ProtectedTable:
+def _delete_records(con: duckdb.DuckDBPyConnection, shadow: ShadowTable, report: CheckReport,
+                    rules: Rules) -> ProtectedTable:
     spec = shadow.spec
     if spec.is_histogram:
         raise InvalidSpec("record deletion is not offered for histograms: choose other bin edges")
@@ -325,7 +338,7 @@ def _delete_records(con: duckdb.DuckDBPyConnection, shadow: ShadowTable, report:
             deleted_labels.add(label)
         spec = dataclasses.replace(original, query=deletion_query(original, deleted), protection=None)
         shadow = compute_shadow(con, spec, top_n=rules.top_n)
-        report = check_table(shadow, rules, released=released)
+        report = check_table(shadow, rules)
     # Report and release under the researcher's spec; the deleted cells are blank.
     shadow = dataclasses.replace(shadow, spec=original)
     labels = shadow.labels()

@@ -218,6 +218,23 @@ def _two_stage_rec(spec: TableSpec, dims: str, gsets: str, top_n: int, missing: 
     return [fine, rec]
 
 
+def source_columns(spec: TableSpec) -> tuple[list[str], str]:
+    """The query's rows as the cells see them: dimensions `d0…`, value `v`, weight `w`; and the histogram's WHERE."""
+    d = [f"d{i}" for i in range(len(spec.dimensions))]
+    # Histograms keep the binned variable as the value too: its min and max per bin tell
+    # whether an outer edge reveals the smallest or largest value.
+    magnitude = spec.kind is TableKind.MAGNITUDE or spec.is_histogram
+    measured = spec.value if spec.kind is TableKind.MAGNITUDE else spec.rows[0]
+    columns = [f"{quote_identifier(name)} AS {alias}" for name, alias in zip(spec.dimensions, d)]
+    where = ""
+    if spec.is_histogram:
+        columns[0] = f"{_bin_sql(quote_identifier(spec.rows[0]), spec.edges)} AS d0"
+        where = f" WHERE {quote_identifier(spec.rows[0])} BETWEEN {spec.edges[0]!r} AND {spec.edges[-1]!r}"
+    columns.append(f"CAST({quote_identifier(measured)} AS DOUBLE) AS v" if magnitude else "CAST(NULL AS DOUBLE) AS v")
+    columns.append(f"CAST({quote_identifier(spec.weight)} AS DOUBLE) AS w" if spec.weight else "CAST(NULL AS DOUBLE) AS w")
+    return columns, where
+
+
 def shadow_sql(spec: TableSpec, top_n: int = 2) -> str:
     """The single SQL statement computing a table's cells and shadow statistics."""
     if not isinstance(top_n, int) or top_n < 1:
@@ -225,17 +242,8 @@ def shadow_sql(spec: TableSpec, top_n: int = 2) -> str:
     k = len(spec.dimensions)
     d = [f"d{i}" for i in range(k)]
     dims = ", ".join(d)
-    # Histograms keep the binned variable as the value too: its min and max per bin tell
-    # whether an outer edge reveals the smallest or largest value.
     magnitude = spec.kind is TableKind.MAGNITUDE or spec.is_histogram
-    measured = spec.value if spec.kind is TableKind.MAGNITUDE else spec.rows[0]
-    src_columns = [f"{quote_identifier(name)} AS {alias}" for name, alias in zip(spec.dimensions, d)]
-    where = ""
-    if spec.is_histogram:
-        src_columns[0] = f"{_bin_sql(quote_identifier(spec.rows[0]), spec.edges)} AS d0"
-        where = f" WHERE {quote_identifier(spec.rows[0])} BETWEEN {spec.edges[0]!r} AND {spec.edges[-1]!r}"
-    src_columns.append(f"CAST({quote_identifier(measured)} AS DOUBLE) AS v" if magnitude else "CAST(NULL AS DOUBLE) AS v")
-    src_columns.append(f"CAST({quote_identifier(spec.weight)} AS DOUBLE) AS w" if spec.weight else "CAST(NULL AS DOUBLE) AS w")
+    src_columns, where = source_columns(spec)
     if spec.unit:
         src_columns.append(f"{quote_identifier(spec.unit)} AS u")
     missing_terms = (["v IS NULL"] if magnitude else []) + (["w IS NULL"] if spec.weight else [])

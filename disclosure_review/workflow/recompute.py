@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import json
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
+import dataclasses
+import zlib
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -24,16 +27,21 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from access_control.models import Dataset
-from dataplane.catalogue import guarded_connection
-from dataplane.reference import ReferenceFile, ReferenceInvalid, verified_table
+from dataplane.catalogue import MICRODATA_TABLE, attached_name, guarded_connection
+from dataplane.reference import SCHEMA as REFERENCE_SCHEMA, ReferenceFile, ReferenceInvalid, verified_table
 from dataplane.sql import tables_read
-from disclosure_review.sdc import load_preset
+from disclosure_review.queries import tracker_check
+from disclosure_review.sdc import load_preset, records
+from disclosure_review.sdc.differencing import RULE as DIFFERENCING
+from disclosure_review.sdc.differencing import OtherOutput, check_differencing
 from disclosure_review.sdc.enums import Verdict
 from disclosure_review.sdc.microdata import ExtractSpec
 from disclosure_review.sdc.protect import ProtectedTable, evaluate_table
+from disclosure_review.sdc.rules import Rules
 from disclosure_review.sdc.shadow import MARGIN_LABEL, RECORDS, VALUE, ShadowTable
 from disclosure_review.sdc.size import table_cells
 from disclosure_review.sdc.spec import TableSpec
+from disclosure_review.sdc.tracker import with_check
 from disclosure_review.wire import LimitExceeded, check_limit
 from disclosure_review.workflow import messages
 from disclosure_review.workflow.policies import ReviewPolicy
@@ -63,6 +71,8 @@ class CheckedOutput:
     media_type: str | None = None
     cells: int = 0
     """Cells recomputed (a table's with margins, an extract's records × columns): what the output limits count."""
+    record_state: bytes | None = None
+    """A verified table's `records.RecordState` (None: its rows could not be traced to records), for differencing."""
 
 
 def opaque_output() -> CheckedOutput:
@@ -126,6 +136,129 @@ def open_guarded(
         return not_run("datasets_unopened", error=str(exc))
 
 
+# ---------------------------------------------------------------- record state (differencing)
+
+
+def _expression(sql: str) -> dict[str, Any]:
+    """The parse tree of one select-list expression (DuckDB's own parser)."""
+    return _parse_select(f"SELECT {sql}")["select_list"][0]
+
+
+def _parse_select(sql: str) -> dict[str, Any]:
+    con = duckdb.connect(":memory:")
+    try:
+        (text,) = con.execute("SELECT json_serialize_sql(?::VARCHAR)", [sql]).fetchall()[0]
+    finally:
+        con.close()
+    tree = json.loads(text)
+    if tree.get("error") or len(tree["statements"]) != 1:
+        raise ValueError("not one statement")
+    return tree["statements"][0]["node"]
+
+
+def _trace(node: dict[str, Any], datasets: Mapping[str, str], depth: int) -> str | None:
+    """Add to a SELECT the identity of the dataset row each of its rows comes from; the column's name, or None
+    when its rows are not one per dataset row (aggregates, DISTINCT, LIMIT, joins, set operations, CTEs …)."""
+    if (node.get("type") != "SELECT_NODE" or node["cte_map"]["map"] or node["group_expressions"]
+            or node["group_sets"] or node["having"] or node["qualify"] or node["sample"]
+            or node["aggregate_handling"] != "STANDARD_HANDLING"
+            or any(m.get("type") != "ORDER_MODIFIER" for m in node["modifiers"])):
+        return None
+    source = node["from_table"]
+    if source.get("sample") or source.get("column_name_alias"):
+        return None
+    name = f"{records.RECORD_COLUMN}_{depth}" if depth else records.RECORD_COLUMN
+    if source["type"] == "SUBQUERY":
+        inner = _trace(source["subquery"]["node"], datasets, depth + 1)
+        if inner is None or not source["alias"]:
+            return None
+        node["select_list"].append(_expression(f'{_quoted(source["alias"])}.{inner} AS {name}'))
+        return name
+    tables = _joined_tables(source)
+    if tables is None:
+        return None
+    from_datasets = [t for t in tables if t.get("schema_name") in ("", "main")]
+    if len(from_datasets) != 1 or any(t.get("schema_name") != REFERENCE_SCHEMA for t in tables if t not in from_datasets):
+        return None  # one dataset, joined with reference data only (its rows checked one per record later)
+    source = from_datasets[0]
+    table = source.get("table_name", "")
+    if source.get("catalog_name") or source.get("at_clause") or table not in datasets:
+        return None
+    alias = source["alias"] or table
+    # The file's own table, not the view: its row ids are the service's, the query cannot choose them.
+    source.update(catalog_name=attached_name(table), schema_name="main", table_name=MICRODATA_TABLE, alias=alias,
+                  qualified_name={"path": [attached_name(table), "main", MICRODATA_TABLE]})
+    node["select_list"].append(_expression(f"hash({_quoted(alias)}.rowid, {_string(table)}) AS {name}"))
+    return name
+
+
+def _joined_tables(source: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The tables a FROM clause reads, when it is tables and joins of tables only."""
+    if source.get("sample") or source.get("column_name_alias"):
+        return None
+    if source["type"] == "BASE_TABLE":
+        return [source]
+    if source["type"] != "JOIN":
+        return None
+    left, right = _joined_tables(source["left"]), _joined_tables(source["right"])
+    return None if left is None or right is None else left + right
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def traced_query(con: duckdb.DuckDBPyConnection, query: str, datasets: Mapping[str, str]) -> str | None:
+    """`query` with the column `records.RECORD_COLUMN` added, or None when its rows cannot be traced to records.
+
+    Traced: a SELECT (in any depth of subqueries) from one dataset, possibly joined with reference
+    data. Whether each record then gives at most one row is checked when the state is computed.
+
+    The identities come from the attached file's row ids, hashed with the dataset id: the query
+    can filter on them but not choose them. A dataset with a column named rowid would hide the
+    row id: its queries are not traced.
+    """
+    try:
+        node = _parse_select(query)
+    except (duckdb.Error, ValueError, KeyError, IndexError):
+        return None
+    if _trace(node, datasets, 0) != records.RECORD_COLUMN:
+        return None
+    for dataset in datasets:
+        columns = con.execute(f"SELECT lower(column_name) FROM (DESCRIBE {_quoted(attached_name(dataset))}.main."
+                              f"{MICRODATA_TABLE})").fetchall()
+        if ("rowid",) in columns:
+            return None
+    (text,) = con.execute("SELECT json_deserialize_sql(?::JSON)",
+                          [json.dumps({"error": False, "statements": [{"node": node, "named_param_map": []}]})]
+                          ).fetchall()[0]
+    return text
+
+
+def record_state(con: duckdb.DuckDBPyConnection, protected: ProtectedTable, datasets: Mapping[str, str],
+                 threshold: int | None) -> records.RecordState | None:
+    """The record state of a recomputed table's cells (those released blank left out), or None when its query's
+    rows cannot be traced to records or tracing fails."""
+    shadow = protected.shadow
+    if (protected.protection or {}).get("method") == "delete_records":
+        return None  # its cells count the records left after deletion, its query all of them
+    traced = traced_query(con, shadow.spec.query, datasets)
+    if traced is None:
+        return None
+    try:
+        state = records.compute_record_state(con, shadow, traced, threshold)
+    except (duckdb.Error, records.NotOneRowPerRecord) as exc:  # an aggregate in the select list, a join that repeats
+        log.info("table %s: records not traced (%s)", shadow.spec.name, type(exc).__name__)
+        return None
+    shown = protected.cells.get_column(protected.cells.columns[-1]).is_not_null().to_list()
+    values = shadow.frame.get_column(VALUE).is_not_null().to_list()
+    return state.blanked({label for label, s, v in zip(state.labels, shown, values) if v and not s})
+
+
 class QueryTimeout(Exception):
     """The recorded query ran past the time limit (`seconds`) and was interrupted."""
 
@@ -160,13 +293,12 @@ def recompute_table(
     preset: str,
     policy: ReviewPolicy,
     *,
-    released: Sequence[Mapping[str, Any]] = (),
     timeout_s: float | None = None,
     references: Mapping[str, ReferenceFile] | None = None,
 ) -> CheckedOutput:
-    """Re-run `spec` over `datasets` ({dataset id: path}, the project's grants today) and check it.
+    """Re-run `spec` over `datasets` ({dataset id: path}, the project's grants today), check it and keep its
+    record state (differencing with the project's other outputs is `with_differencing`, given them).
 
-    `released`: shadow statistics (dicts) of the project's released tables, for the differencing check.
     `timeout_s`: this query's time limit (default: the policy's).
     `references`: the project's approved reference data ({name: stored copy}); those the query names are attached.
     """
@@ -174,16 +306,17 @@ def recompute_table(
     if isinstance(opened, CheckedOutput):
         return opened
     rules, con = opened
-    released_tables = _released_tables(released)
 
-    def compute() -> ProtectedTable:
+    def compute() -> tuple[ProtectedTable, records.RecordState | None]:
         # Counted first: a table past the output limit refuses the request before any cell is built.
         check_limit("output_cells", table_cells(con, spec), policy.max_cells_per_output, name=spec.name)
         # Our own cells, checks and the spec's protection re-applied: the kernel's pattern is never used.
-        return evaluate_table(con, spec, rules, released=released_tables)
+        protected = evaluate_table(con, spec, rules)
+        protected = with_check(protected, tracker_check(con, spec.query, datasets))  # does the query single out records?
+        return protected, record_state(con, protected, datasets, rules.threshold)
 
     try:
-        protected = run_with_limits(con, compute, timeout_s or policy.query_timeout_s)
+        protected, state = run_with_limits(con, compute, timeout_s or policy.query_timeout_s)
     except LimitExceeded:
         raise
     except Exception as exc:  # any failure fails closed, with the reason shown to reviewers
@@ -200,17 +333,28 @@ def recompute_table(
         report=protected.report_dict(),
         mismatch=compare_claimed(claimed, shadow, protected.verdict, protected.cells),
         cells=shadow.frame.height,
+        record_state=state.to_bytes() if state is not None else None,
     )
 
 
-def _released_tables(released: Sequence[Mapping[str, Any]]) -> list[ShadowTable]:
-    tables = []
-    for data in released:
-        try:
-            tables.append(ShadowTable.from_dict(data))
-        except (ValueError, KeyError, TypeError) as exc:  # an older format: the reviewer still sees the table
-            log.warning("a released table could not be read for the differencing check: %s", exc)
-    return tables
+def with_differencing(checked: CheckedOutput, name: str, others: Sequence[OtherOutput], rules: Rules) -> CheckedOutput:
+    """`checked` (a verified table) with the differencing check against `others` in its report and verdict."""
+    state = records.RecordState.from_bytes(checked.record_state) if checked.record_state else None
+    result = check_differencing(state, name, others, rules)
+    report = dict(checked.report or {})
+    kept = [r for r in report.get("results", []) if r.get("rule") != DIFFERENCING]
+    verdict = Verdict.combine([Verdict(r["verdict"]) for r in kept] + [result.verdict])
+    report.update(results=[*kept, result.to_dict()], verdict=verdict.value)
+    return dataclasses.replace(checked, verdict=verdict, report=report)
+
+
+def other_output(name: str, state: bytes | None) -> OtherOutput:
+    """An output of the project as differencing sees it (a state that cannot be read counts as untraced)."""
+    try:
+        return OtherOutput(name, records.RecordState.from_bytes(state) if state else None)
+    except (ValueError, KeyError, zlib.error) as exc:
+        log.warning("the record state of %s could not be read: %s", name, exc)
+        return OtherOutput(name, None)
 
 
 def _claimed_shadow(claimed: Mapping[str, Any]) -> Mapping[str, Any] | None:

@@ -34,10 +34,11 @@ from access_control.sessions import LiveSession
 from dataplane.sql import tables_read
 from disclosure_review import wire
 from disclosure_review.sdc import load_preset, text
-from disclosure_review.sdc.enums import ProtectionMethod
+from disclosure_review.sdc.differencing import OtherOutput, check_differencing
+from disclosure_review.sdc.enums import Verdict
 from disclosure_review.sdc.microdata import ExtractSpec
 from disclosure_review.sdc.spec import TableSpec
-from disclosure_review.workflow import extracts, ingress, package, permissions, policies, recompute
+from disclosure_review.workflow import extracts, ingress, messages, package, permissions, policies, recompute
 from disclosure_review.workflow import protection as protection_choice
 from disclosure_review.workflow.enums import Decision, OutputKind, ReleaseStatus
 from disclosure_review.workflow.exceptions import (
@@ -135,27 +136,45 @@ class AuthorizedSubmission:
     """The project's granted datasets today: {dataset id: file}."""
     policy: policies.ReviewPolicy
     today: date
-    released: tuple[dict[str, Any], ...] = ()
-    """Shadow statistics of the project's tables already released, for the differencing check."""
+    others: tuple[tuple[str, bytes | None], ...] = ()
+    """The project's table outputs a new one is compared with (`project_outputs`): (name, record state)."""
     references: dict[str, Any] = field(default_factory=dict)
     """The project's approved reference data: {name: `dataplane.reference.ReferenceFile`}."""
 
 
-def released_shadows(session: Session, project_id: str) -> tuple[dict[str, Any], ...]:
-    """Shadow statistics of every table already released from the project (oldest first)."""
+COMPARED_STATUSES = (ReleaseStatus.SUBMITTED, ReleaseStatus.PARTIALLY_REVIEWED, ReleaseStatus.REVIEWED,
+                     ReleaseStatus.APPROVED, ReleaseStatus.RELEASED)
+"""Requests whose outputs a new one is compared with: pending review, approved or released."""
+
+
+def output_label(request_id: int, name: str) -> str:
+    """How differencing findings name an output of another request."""
+    return f"#{request_id} {name}"
+
+
+def project_outputs(session: Session, project_id: str, *, approved_only: bool = False,
+                    excluding: int | None = None) -> tuple[tuple[str, bytes | None], ...]:
+    """The project's verified table outputs differencing compares with, as (name, record state), oldest first:
+    those of requests pending review, approved or released, not rejected — or, `approved_only`, those approved."""
+    decided = ReleaseOutput.decision == Decision.APPROVE
     stmt = (
-        select(ReleaseOutput.shadow)
+        select(ReleaseRequest.id, ReleaseOutput.name, ReleaseOutput.record_state)
         .join(ReleaseRequest, ReleaseOutput.request_id == ReleaseRequest.id)
         .where(
             ReleaseRequest.project_id == project_id,
-            ReleaseRequest.status == ReleaseStatus.RELEASED,
-            ReleaseOutput.decision == Decision.APPROVE,
+            ReleaseRequest.status.in_(COMPARED_STATUSES),
+            decided if approved_only else (ReleaseOutput.decision.is_(None) | decided),
             ReleaseOutput.kind == OutputKind.TABLE,
             ReleaseOutput.verified.is_(True),
+            ReleaseOutput.id != (excluding or -1),
         )
         .order_by(ReleaseOutput.id)
     )
-    return tuple(shadow for shadow in session.scalars(stmt) if shadow)
+    return tuple((output_label(request_id, name), state) for request_id, name, state in session.execute(stmt))
+
+
+def _others(others: tuple[tuple[str, bytes | None], ...]) -> list[OtherOutput]:
+    return [recompute.other_output(name, state) for name, state in others]
 
 
 def _authorize(
@@ -171,7 +190,7 @@ def _authorize(
     ingress.check_none_retired(session, project.id, read, ReleaseRequestInvalid, "the release request")
     granted = {d.id: d.path for d in granted_datasets(session, project.id, today)}
     return AuthorizedSubmission(
-        submission, requester, project.id, project.preset, granted, policy, today, released_shadows(session, project.id),
+        submission, requester, project.id, project.preset, granted, policy, today, project_outputs(session, project.id),
         ingress.approved_files(session, project.id),
     )
 
@@ -257,9 +276,26 @@ def check_outputs(authorized: AuthorizedSubmission) -> list[recompute.CheckedOut
         checked.append(
             recompute.recompute_table(
                 item.spec, item.claimed, authorized.datasets, authorized.preset, policy,
-                released=authorized.released, timeout_s=timeout_s, references=authorized.references,
+                timeout_s=timeout_s, references=authorized.references,
             )
         )
+    return compare_between(authorized, checked)
+
+
+def compare_between(authorized: AuthorizedSubmission, checked: list[recompute.CheckedOutput]
+                    ) -> list[recompute.CheckedOutput]:
+    """Each table of the submission compared by differencing with the project's other outputs and with the other
+    tables of the same submission."""
+    tables = [i for i, (item, result) in enumerate(zip(authorized.submission.outputs, checked))
+              if item.kind is OutputKind.TABLE and result.verified]
+    if not tables:
+        return checked
+    rules = load_preset(authorized.preset)  # loaded for each recomputation already: an unloadable one failed them
+    earlier = _others(authorized.others)
+    outputs = authorized.submission.outputs
+    for i in tables:
+        same_request = [recompute.other_output(outputs[j].name, checked[j].record_state) for j in tables if j != i]
+        checked[i] = recompute.with_differencing(checked[i], outputs[i].name, earlier + same_request, rules)
     return checked
 
 
@@ -334,6 +370,7 @@ def record_submission(
                 error_message=result.error_message,
                 cells=result.cells,
                 size_bytes=sizes[position],
+                record_state=result.record_state,
             )
         )
     session.add(request)
@@ -426,7 +463,11 @@ def vote(
             key="content_changed",
             output=output.name,
         )
-    policies.check_vote_content(decision, output.verdict, comment, override_reason)
+    verdict = output.verdict
+    approvals = sum(1 for v in output.votes if v.decision is Decision.APPROVE)
+    if decision is Decision.APPROVE and approvals + 1 >= request.required_approvals:
+        verdict = Verdict.combine([verdict, recheck_at_approval(session, request, output, VoteInvalid)])
+    policies.check_vote_content(decision, verdict, comment, override_reason)
     _check_comment_text(output.name, comment=comment, override_reason=override_reason or "")
     if decision is Decision.APPROVE and output.spec:  # computed with reference data retired since: never released
         _check_no_retired_reference(session, request.project_id, output.spec["query"], output.name, VoteInvalid,
@@ -456,13 +497,37 @@ def vote(
         request.return_comment = comment.strip()
         _set_status(session, request, ReleaseStatus.RETURNED, reviewer, comment=request.return_comment)
         return output
-    approvals = sum(1 for v in output.votes if v.decision is Decision.APPROVE)
+    approvals += decision is Decision.APPROVE
     if decision is Decision.REJECT:
         _decide(output, Decision.REJECT)
     elif approvals >= request.required_approvals:
         _decide(output, Decision.APPROVE)
     _advance(session, request, reviewer, settings)
     return output
+
+
+def recheck_at_approval(session: Session, request: ReleaseRequest, output: ReleaseOutput,
+                        error: type[WorkflowError]) -> Verdict:
+    """Differencing of a table about to be approved against the project's outputs approved or released by now
+    (others may have been approved since it was checked). Raises `error` when approving it would disclose
+    (findings with verdict fail, both outputs named); returns the check's verdict otherwise (review: a reviewer
+    must say why it is safe)."""
+    if output.kind is not OutputKind.TABLE or not output.verified:
+        return Verdict.PASS
+    approved = project_outputs(session, request.project_id, approved_only=True, excluding=output.id)
+    if not approved:
+        return Verdict.PASS
+    state = recompute.other_output(output.name, output.record_state).state
+    result = check_differencing(state, output_label(request.id, output.name), _others(approved),
+                                load_preset(request.preset))
+    if result.verdict is Verdict.FAIL:
+        findings = messages.msg(result.code, **result.args)
+        raise error(
+            f"approving output {output.name} would disclose records together with outputs approved or released "
+            f"since it was checked: {messages.text(findings)}",
+            key="discloses_with_approved", output=output.name, findings=findings,
+        )
+    return result.verdict if result.cells else Verdict.PASS  # outputs it could not compare were shown at submission
 
 
 def _advance(session: Session, request: ReleaseRequest, actor: str, settings: Settings) -> None:
@@ -487,6 +552,9 @@ def release(session: Session, request_id: int, *, settings: Settings, actor: str
     """Write the release package of an APPROVED request into the egress store and mark it RELEASED."""
     request = get_request(session, request_id, for_update=True)
     check_transition(request.status, ReleaseStatus.RELEASED)
+    for output in request.outputs:  # outputs of other requests approved meanwhile
+        if output.decision is Decision.APPROVE:
+            recheck_at_approval(session, request, output, ReleasePermissionDenied)
     written = package.write_package(request, settings.egress_dir)
     record = ReleasePackage(
         request_id=request.id, path=str(written.path), manifest_sha256=written.manifest_sha256, files=written.files
@@ -523,7 +591,8 @@ class ProtectionJob:
     """The output's protection revision when prepared: saving refuses if another reviewer changed it since."""
     preset: str
     datasets: dict[str, str]
-    released: tuple[dict[str, Any], ...]
+    others: tuple[tuple[str, bytes | None], ...]
+    """The project's other outputs (`project_outputs`), for differencing."""
     policy: policies.ReviewPolicy
     references: dict[str, Any] = field(default_factory=dict)
     """The project's approved reference data, as at submission (`AuthorizedSubmission.references`)."""
@@ -558,7 +627,7 @@ def prepare_protection(
     levels = protection_choice.dimension_levels(as_submitted, submitted.dimensions)
     spec = protection_choice.protected_spec(submitted, choice, levels)
     _check_no_retired_reference(session, request.project_id, spec.query, output.name)
-    if spec.protection is not None and spec.protection.method is ProtectionMethod.ROUND and spec.protection.base is None:
+    if spec.protection is not None and spec.protection.method.rounds and spec.protection.base is None:
         try:
             needs_base = load_preset(request.preset).round_base is None
         except Exception:
@@ -572,7 +641,8 @@ def prepare_protection(
     return ProtectionJob(
         request_id=request.id, output_id=output.id, reviewer=reviewer, choice=choice, spec=spec,
         revision=output.revision, preset=request.preset, datasets=granted,
-        released=released_shadows(session, request.project_id), policy=policy or policies.ReviewPolicy(),
+        others=project_outputs(session, request.project_id, excluding=output.id),
+        policy=policy or policies.ReviewPolicy(),
         references=ingress.approved_files(session, request.project_id),
     )
 
@@ -594,9 +664,10 @@ def compute_protection(job: ProtectionJob) -> recompute.CheckedOutput:
 
     Nothing the kernel sent is used. A recomputation that fails comes back unverified with its error.
     """
-    checked = recompute.recompute_table(job.spec, None, job.datasets, job.preset, job.policy, released=job.released,
+    checked = recompute.recompute_table(job.spec, None, job.datasets, job.preset, job.policy,
                                         references=job.references)
     if checked.verified:
+        checked = recompute.with_differencing(checked, job.spec.name, _others(job.others), load_preset(job.preset))
         protection_choice.check_merged(checked.recomputed, job.choice.merge)
         try:  # a merged level's label, or labels of the data as protected
             package.check_released_text(job.spec.name, checked.recomputed, None)
@@ -660,6 +731,7 @@ def apply_protection(
     output.recomputed = checked.recomputed
     output.shadow = checked.shadow
     output.report = checked.report
+    output.record_state = checked.record_state
     output.error = output.error_message = None
     audit.record(
         session,

@@ -76,6 +76,8 @@ class ReleaseOutput(Base):
     """Cells the service recomputed (a table's with margins, an extract's records × columns); 0 for a file."""
     size_bytes: Mapped[int] = mapped_column(Integer, default=0)
     """Bytes stored for the output (contents and claims): with `cells`, what the project's limits add up."""
+    record_state: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    """A table's cells by the records they hold (`sdc.records.RecordState`), for differencing; never shown."""
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     """Why the service could not recompute the output, in English (JSON, audit)."""
     error_message: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)

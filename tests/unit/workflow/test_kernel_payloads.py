@@ -29,8 +29,11 @@ def kernel(world, tmp_path):
 
 
 def _submit(world, *outputs):
+    """Per output, the service's verdict of its own checks (what the kernel can know: the service also compares it
+    with the project's other outputs, `differencing`) and what the claim got wrong."""
     request = service.submit(world.factory, payload(*outputs), "alice")
-    return [(o.verdict, o.mismatch) for o in request.outputs]
+    return [(Verdict.combine(Verdict(r["verdict"]) for r in o.report["results"] if r["rule"] != "differencing")
+             if o.report else o.verdict, o.mismatch) for o in request.outputs]
 
 
 def test_honest_kernel_outputs_get_the_same_verdict(world, kernel):
@@ -117,7 +120,7 @@ def test_protected_table_uses_the_services_own_pattern_not_the_kernels(world, ke
     audit = output.report["protection"]["audit"]
     intervals = {(c["key"]["region"], c["key"]["sex"]): (c["low"], c["high"]) for c in audit["cells"]}
     assert intervals[("C", "F")][1] > 1  # the interval reaches beyond the true value
-    assert [r.get("rule") for r in output.report["results"]][-1] == "interval_audit"
+    assert "interval_audit" in [r.get("rule") for r in output.report["results"]]
     _release(world, request_id)
     released = world.settings.egress_dir / str(request_id) / "by_region_sex.csv"
     rows = {(r[0], r[1]): r[2] for r in csv.reader(io.StringIO(released.read_text()))}
