@@ -36,7 +36,6 @@ MESSAGES: dict[str, dict[str, str]] = {
     "statistic_p25": {"en": "p25", "ja": "第 25 百分位数"},
     "statistic_p75": {"en": "p75", "ja": "第 75 百分位数"},
     "statistic_p90": {"en": "p90", "ja": "第 90 百分位数"},
-    "grand_total": {"en": "grand total", "ja": "総計"},
     "more": {"en": "… {n} more", "ja": "ほか {n} 件"},
     "verdict_pass": {"en": "pass", "ja": "合格"},
     "verdict_fail": {"en": "fail", "ja": "不合格"},

@@ -13,7 +13,8 @@ import statsmodels.api as sm
 import statsmodels.formula.api as smf
 
 from disclosure_review.sdc import CHECKS, Statistic, TableKind, TableSpec, check_table, compute_shadow, load_preset
-from disclosure_review.sdc.differencing import check_differencing
+from disclosure_review.sdc.differencing import OtherOutput, check_differencing
+from disclosure_review.sdc.records import compute_record_state
 from disclosure_review.sdc.microdata import RecordLevelRules, check_extract, check_record_level
 from disclosure_review.sdc.models import check_model
 from disclosure_review.sdc.protect import evaluate_table, excuse_blank_cells
@@ -44,8 +45,8 @@ def table_results(con: duckdb.DuckDBPyConnection) -> list:
     acro, jp, handbook = load_preset("acro-default"), load_preset("jp-onsite"), load_preset("sdc-handbook")
     results = []
 
-    def check(spec: TableSpec, rules=acro, released=()) -> None:
-        results.extend(check_table(compute_shadow(con, spec, top_n=rules.top_n), rules, released=released).results)
+    def check(spec: TableSpec, rules=acro) -> None:
+        results.extend(check_table(compute_shadow(con, spec, top_n=rules.top_n), rules).results)
 
     check(frequency(("region",), ("sex",)))  # threshold fails
     check(frequency(("region",), ("remote",)))  # zeros and class disclosure fail
@@ -66,17 +67,23 @@ def table_results(con: duckdb.DuckDBPyConnection) -> list:
     check(magnitude("income", Statistic.MEDIAN), acro.replace(threshold=None))
     shallow = compute_shadow(con, magnitude("income"), top_n=2)
     results.append(CHECKS["nk_dominance"](shallow, acro.replace(nk_n=3)))
-    # differencing: a subgroup, the grand total, more groups than are listed, nothing released, no threshold
-    released = compute_shadow(con, frequency(("sex",), name="by_sex"), top_n=2)
-    check(frequency(("sex",), query=LARGE, name="by_sex_large"), released=[released])
-    check(frequency(("region",), name="by_region"), released=[compute_shadow(con, frequency(
-        ("sex",), query=LARGE, name="large_by_sex"), top_n=2)])
-    check(frequency(("sex",), name="again"), released=[released])
-    each = compute_shadow(con, frequency(("i",), name="each"), top_n=2)
-    check(frequency(("i",), query="SELECT * FROM people UNION ALL SELECT * FROM people", name="twice"),
-          released=[each])
-    results.append(check_differencing(each, [], acro))
-    results.append(check_differencing(each, [released], acro.replace(threshold=None)))
+    # differencing by records: a subgroup, more cells than are listed, untraced outputs, nothing else, no threshold
+    def state(spec: TableSpec):
+        traced = f"SELECT *, hash(i, 'people') AS sdc_record FROM ({spec.query}) AS q"
+        return compute_record_state(con, compute_shadow(con, spec), traced, acro.threshold)
+
+    everyone = OtherOutput("#1 by_sex", state(frequency(("sex",), name="by_sex")))
+    large = state(frequency(("sex",), query=LARGE, name="by_sex_large"))
+    results.append(check_differencing(large, "by_sex_large", [everyone], acro))
+    each = state(frequency(("i",), name="each"))
+    but_one = state(frequency(("i",), query="SELECT * FROM people WHERE i <> 3", name="but_one"))
+    results.append(check_differencing(but_one, "but_one", [OtherOutput("each", each), OtherOutput("old", None)], acro))
+    pairs = state(frequency(("pair",), query="SELECT *, i // 2 AS pair FROM people", name="pairs"))
+    results.append(check_differencing(each, "each", [OtherOutput("pairs", pairs)], acro))  # more than are listed
+    results.append(check_differencing(large, "again", [OtherOutput("by_sex_large", large)], acro))
+    results.append(check_differencing(None, "untraced", [everyone], acro))
+    results.append(check_differencing(large, "first", [], acro))
+    results.append(check_differencing(large, "unset", [everyone], acro.replace(threshold=None)))
     # histograms: edges from the data, round edges with an interior gap, no values
     gap = "SELECT * FROM people WHERE i < 10 OR i > 40"
     check(frequency(("income",), query=gap, edges=(0.0, 100.0, 200.0, 300.0, 400.0, 500.0, 570.0)))

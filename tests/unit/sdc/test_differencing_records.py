@@ -1,0 +1,163 @@
+"""Differencing by records (`sdc.records`, `sdc.differencing`): cells compared by the records they hold and the
+values those contribute, never by their labels; property tests over random tables and record subsets."""
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from disclosure_review.sdc import MARGIN_LABEL, TableKind, TableSpec, Verdict, compute_shadow, load_preset
+from disclosure_review.sdc.differencing import OtherOutput, check_differencing, findings_between
+from disclosure_review.sdc.records import (
+    SUBTABLES,
+    RecordState,
+    compute_record_state,
+    difference,
+    slots_and_check,
+    width_for,
+)
+from disclosure_review.sdc.enums import Statistic
+
+JP = load_preset("jp-onsite")  # threshold 10, differencing fails
+ACRO = load_preset("acro-default")  # threshold 10, differencing goes to review
+T = int(JP.threshold)
+N = 400
+RNG = np.random.default_rng(20261207)
+PEOPLE = pl.DataFrame({
+    "id": np.arange(N), "area": RNG.choice(["a", "b", "c"], N), "sex": RNG.choice(["f", "m"], N),
+    "income": RNG.integers(100, 900, N).astype(float),
+})
+
+
+@pytest.fixture(scope="module")
+def con():
+    con = duckdb.connect(":memory:")
+    con.register("data", PEOPLE)
+    yield con
+    con.close()
+
+
+def state(con, where: str = "true", value: str = "income", kind=TableKind.FREQUENCY, rows=("area",), columns=("sex",),
+          name: str = "t", threshold: int = T) -> RecordState:
+    """A table's record state, its rows traced by `id` as the review service traces them by the file's row id."""
+    query = f"SELECT id, area, sex, {value} AS income FROM data WHERE {where}"
+    spec = TableSpec(kind, query, rows=rows, columns=columns, name=name,
+                     **({"value": "income", "statistic": Statistic.SUM} if kind is TableKind.MAGNITUDE else {}))
+    traced = f"SELECT *, hash(id, 'people') AS sdc_record FROM ({query}) AS q"
+    return compute_record_state(con, compute_shadow(con, spec), traced, threshold)
+
+
+def total_pair(a: RecordState, b: RecordState):
+    """The finding on the two grand totals, if any."""
+    total = (MARGIN_LABEL,) * len(a.labels[0])
+    return [f for f in findings_between(a, OtherOutput("b", b), T) if f.cell == total and f.other_cell == total]
+
+
+def test_everyone_but_one_is_caught_in_every_cell_holding_that_one(con):
+    everyone = state(con, name="everyone")
+    but_one = state(con, "id <> 7", name="but_one")
+    result = check_differencing(but_one, "but_one", [OtherOutput("#1 everyone", everyone)], JP)
+    area, sex = PEOPLE.row(7, named=True)["area"], PEOPLE.row(7, named=True)["sex"]
+    assert result.verdict is Verdict.FAIL
+    assert set(result.cells) == {(area, sex), (area, MARGIN_LABEL), (MARGIN_LABEL, sex), (MARGIN_LABEL,) * 2}
+    assert f"cell {area} / {sex} of 'but_one' and cell {area} / {sex} of '#1 everyone' differ on 1 records" \
+        in result.message
+    assert check_differencing(but_one, "but_one", [OtherOutput("e", everyone)], ACRO).verdict is Verdict.REVIEW
+
+
+@pytest.mark.parametrize("changed", ["CASE WHEN id = 7 THEN 0 ELSE income END",
+                                     "CASE WHEN id = 7 THEN NULL ELSE income END"])
+def test_one_value_changed_over_the_same_records_is_caught(con, changed):
+    plain = state(con, kind=TableKind.MAGNITUDE, name="income")
+    other = state(con, value=changed, kind=TableKind.MAGNITUDE, name="changed")
+    [finding] = total_pair(other, plain)
+    assert finding.exact and finding.records == 1
+    assert check_differencing(other, "changed", [OtherOutput("income", plain)], JP).verdict is Verdict.FAIL
+
+
+def test_labels_play_no_part(con):
+    # unrelated populations of any labels: never flagged; the same records under other labels: nothing differs
+    low, high = state(con, "id < 200", name="low"), state(con, "id >= 200", name="high")
+    small_a, small_b = state(con, "id < 4", name="a"), state(con, "id BETWEEN 4 AND 7", name="b")
+    assert check_differencing(high, "high", [OtherOutput("low", low)], JP).verdict is Verdict.PASS
+    assert check_differencing(small_b, "b", [OtherOutput("a", small_a)], JP).verdict is Verdict.PASS  # disjoint
+    by_area = state(con, rows=("area",), columns=(), name="by_area")
+    by_sex = state(con, rows=("sex",), columns=(), name="by_sex")
+    assert check_differencing(by_sex, "by_sex", [OtherOutput("by_area", by_area)], JP).verdict is Verdict.PASS
+    # a value over other records: every record differs (sum of income vs a count)
+    counts = state(con, name="counts")
+    sums = state(con, kind=TableKind.MAGNITUDE, name="sums")
+    assert check_differencing(sums, "sums", [OtherOutput("counts", counts)], JP).verdict is Verdict.PASS
+
+
+def test_cells_released_blank_and_untraced_outputs(con):
+    everyone, but_one = state(con, name="everyone"), state(con, "id <> 7", name="but_one")
+    hidden = everyone.blanked(set(everyone.labels))
+    assert check_differencing(but_one, "but_one", [OtherOutput("e", hidden)], JP).verdict is Verdict.PASS
+    untraced = check_differencing(but_one, "but_one", [OtherOutput("e", None)], JP)
+    assert untraced.verdict is Verdict.REVIEW and "not compared (records not traced): ['e']" in untraced.message
+    assert check_differencing(None, "x", [OtherOutput("e", everyone)], JP).verdict is Verdict.REVIEW
+    assert check_differencing(but_one, "x", [], JP).verdict is Verdict.PASS
+    assert check_differencing(but_one, "x", [OtherOutput("e", everyone)], JP.replace(threshold=None)).verdict \
+        is Verdict.REVIEW
+
+
+def test_state_size_and_round_trip(con):
+    everyone = state(con)
+    again = RecordState.from_bytes(everyone.to_bytes())
+    assert again.labels == everyone.labels and (again.elements == everyone.elements).all()
+    assert (again.counts == everyone.counts).all() and (again.checks == everyone.checks).all()
+    assert len(everyone.to_bytes()) / len(everyone.labels) < 1024  # the goal: under 1 KB a cell
+    assert width_for(10) == 20 and width_for(15) == 30 and everyone.slots == SUBTABLES * 20
+
+
+def test_a_difference_peeling_cannot_list_is_undecided_never_passed():
+    # two elements forced into the same slots: no slot is pure, so the count is only bounded
+    width = width_for(T)
+    elements, checks = np.zeros(SUBTABLES * width, np.uint64), np.zeros(SUBTABLES * width, np.uint32)
+    pair = np.array([5 << 32 | 1, 6 << 32 | 2], dtype=np.uint64)
+    _, check = slots_and_check(pair, width)
+    for slot in (0, width, 2 * width, 3 * width):
+        elements[slot] = pair[0] ^ pair[1]
+        checks[slot] = check[0] ^ check[1]
+    diff = difference(elements, checks, 50, np.zeros_like(elements), np.zeros_like(checks), 48, width)
+    assert not diff.exact and diff.records == 1  # at least one record: fewer than the threshold, undecided
+
+
+@st.composite
+def subsets(draw):
+    """A random table's records (a subset of PEOPLE) and another differing in `moved` records (in or out) and
+    `changed` values (the same record, another value)."""
+    size = draw(st.integers(2 * T + 2, N - 2 * T))
+    ids = draw(st.permutations(range(N)))
+    base = set(ids[:size])
+    moved = draw(st.integers(0, 2 * T))
+    changed = draw(st.integers(0 if moved else 1, 2 * T))
+    flips = set(ids[size - moved // 2: size + (moved - moved // 2)])  # some leave, some join
+    other = base ^ flips
+    value_changes = sorted(set(ids[:size - moved // 2]) & other)[:changed]
+    return base, other, moved, value_changes, draw(st.sampled_from([("area",), ("sex",), ("area", "sex")]))
+
+
+def _where(ids) -> str:
+    return "id IN (" + ", ".join(map(str, sorted(ids))) + ")"
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(subsets())
+def test_property_a_pair_differing_on_fewer_than_threshold_records_is_always_caught_and_never_otherwise(con, case):
+    base, other, moved, value_changes, dims = case
+    rows, columns = dims[:1], dims[1:]
+    differing = moved + len(value_changes)
+    a = state(con, _where(base), kind=TableKind.MAGNITUDE, rows=rows, columns=columns)
+    changed = ("income" if not value_changes
+               else f"CASE WHEN id IN ({', '.join(map(str, value_changes))}) THEN income + 1 ELSE income END")
+    b = state(con, _where(other), value=changed, kind=TableKind.MAGNITUDE, rows=rows, columns=columns)
+    found = total_pair(a, b)
+    if differing < T:
+        assert [(f.exact, f.records) for f in found] == [(True, differing)]
+    else:
+        assert found == []
