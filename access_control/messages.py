@@ -298,6 +298,9 @@ MESSAGES: dict[str, dict[str, str]] = {
                            "en": "booking {id}: {name} at {facility} from {start} until {end}"},
     "done_booking_cancelled": {"ja": "予約 {id}({name}、施設 {facility})を取り消しました",
                                "en": "cancelled booking {id} ({name} at {facility})"},
+    "done_store_created": {"ja": "ストアを作成しました: {store}(ONSITE_HOME={home})", "en": "created the store {store} (ONSITE_HOME={home})"},
+    "done_store_current": {"ja": "ストア {store} は最新のスキーマです(ONSITE_HOME={home})",
+                           "en": "the store {store} is at the newest schema (ONSITE_HOME={home})"},
     "done_session_ended": {"ja": "{name} のセッションの終了をハブに要求しました", "en": "asked the hub to end the session of {name}"},
 }
 

@@ -2,7 +2,9 @@
 
 Each area registers its own commands (`register(subparsers)`); a command is a
 function `(args, settings) -> int` stored as `args.run`. A `UserError` prints
-its message and exits 2 without a traceback: the command changed nothing.
+its message (a refusal of the service layer in the administrator's language) and exits 2 without a
+traceback: the command changed nothing. Only `onsite init` and `onsite up` create a store; every other
+command refuses, naming the store it looked for (`onsite.commands.admin.open_store`).
 Every audit event a command writes names its client as `local` and the OS
 account that ran it (the hub and the services started from here name each
 request's own client address instead).
@@ -16,6 +18,8 @@ import logging
 import sys
 
 from access_control import audit
+from access_control.errors import cli_text
+from onsite.commands.admin import cli_language
 from onsite_base.errors import UserError
 from onsite_base.settings import Settings
 
@@ -61,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         with audit.client_context(audit.Client(audit.LOCAL, os_user=getpass.getuser())):
             return args.run(args, Settings.load()) or 0
     except UserError as e:
-        print(f"onsite: error: {e}", file=sys.stderr)
+        print(f"onsite: error: {cli_text(e, cli_language())}", file=sys.stderr)
         return 2
 
 

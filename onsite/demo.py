@@ -28,6 +28,7 @@ from access_control.models import Project
 from dataplane import catalogue
 from hub_config.config import HubSettings, run_hub
 from onsite import demo_data
+from onsite.commands.admin import open_store
 from onsite.migrations import migrate
 from onsite_base.config import load_config
 from onsite_base.db import PRIVATE_DIR, make_engine, session_factory, transaction
@@ -272,7 +273,7 @@ def run_up(args: argparse.Namespace, settings: Settings) -> int:
 
 def run_hub_command(args: argparse.Namespace, settings: Settings) -> int:
     hub, ldap = hub_from_args(args)
-    migrate(settings.db_url)
+    open_store(settings)  # the hub alone creates no store: `onsite init` (or `onsite up`) does
     url = f"http://{hub.ip}:{hub.port}/"
     return run_hub(settings, hub, ldap, on_ready=lambda: print(f"Onsite hub running at {url} (stop with Ctrl-C)", flush=True))
 

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 from tqdm import tqdm
 
@@ -43,12 +44,13 @@ from access_control import audit, forms, policy
 from access_control.accounts import account_state
 from access_control.admin import change, ldap_directory
 from access_control.enums import AuditEventType, Outcome, Role
-from access_control.errors import InputInvalid, PolicyError, error_text
+from access_control.errors import Done, InputInvalid, Label, PolicyError, cli_text
 from access_control.hub_api import HubApiUnavailable, HubClient
 from access_control.models import Accreditation, Booking, Facility, Grant, Person, Project, Terminal
 from access_control.sessions import end_session, session_projects
 from hub_config.config import CLI_TOKEN_FILE, HUB_API_URL_FILE, HubSettings, ledger_anchor_file
-from onsite.migrations import migrate
+from disclosure_review.sdc.rules import preset_names
+from onsite.migrations import migrate, store_exists
 from onsite_base import times
 from onsite_base.db import make_engine, read_transaction, session_factory
 from onsite_base.errors import UserError
@@ -71,8 +73,24 @@ def cli_language(environ: Mapping[str, str] | None = None) -> str:
 
 
 def spoken(error: UserError) -> UserError:
-    """The refusal as the CLI prints it: in the administrator's language."""
-    return UserError(error_text(error, cli_language()))
+    """The refusal as the CLI prints it: in the administrator's language, naming the command that shows what it names."""
+    return UserError(cli_text(error, cli_language()))
+
+
+def store_name(settings: Settings) -> str:
+    """The store as a person is shown it: its URL without a password."""
+    return make_url(settings.db_url).render_as_string(hide_password=True)
+
+
+def open_store(settings: Settings) -> None:
+    """Bring the store of `settings` to the newest schema. Only `onsite init` and `onsite up` create one: a
+    command run from another folder (./var) or with a mistyped $ONSITE_DB_URL is refused, naming the store."""
+    if not store_exists(settings.db_url):
+        raise spoken(PolicyError(
+            "store_missing", store=store_name(settings), home=str(settings.home),
+            config=str(settings.config_file or settings.home / "onsite_config.py"),
+        ))
+    migrate(settings.db_url)
 
 
 def admin_actor() -> str:
@@ -82,7 +100,7 @@ def admin_actor() -> str:
 def in_transaction(settings: Settings, work: Callable[[Session], int], *, read_only: bool = False) -> int:
     """Run `work` in one transaction on a migrated store (`access_control.admin.change`); a refusal rolls
     everything back. `read_only` work reads a snapshot without holding up writers (the hub's logins)."""
-    migrate(settings.db_url)
+    open_store(settings)
     engine = make_engine(settings.db_url)
     try:
         if read_only:
@@ -159,16 +177,25 @@ def print_view(view: dict[str, Any], zone: str = times.DEFAULT_TIMEZONE) -> None
 # ---------------------------------------------------------------- what a command runs
 
 
-def changing(action: Callable[[Session, argparse.Namespace], str], prepare: Callable[[argparse.Namespace], None] | None = None) -> Run:
+Answer = tuple[Done | list[Done], dict[str, Any]]
+"""What a change did (said in the administrator's language) and the object it wrote, as `show` prints it."""
+Action = Callable[[Session, argparse.Namespace], Answer]
+
+
+def changing(action: Action, prepare: Callable[[argparse.Namespace], None] | None = None) -> Run:
     """A change: `prepare` reads what must come before the transaction (a password), then `action` makes the
-    service call in one transaction and returns what to print."""
+    service call in one transaction; prints what it did, or with --json the object written."""
 
     def run(args: argparse.Namespace, settings: Settings) -> int:
         if prepare is not None:
             prepare(args)
 
         def work(session: Session) -> int:
-            print(action(session, args))
+            done, written = action(session, args)
+            if args.json:
+                print_json(written)
+            else:
+                print("\n".join(d.text(cli_language()) for d in (done if isinstance(done, list) else [done])))
             return 0
 
         return in_transaction(settings, work)
@@ -325,12 +352,18 @@ def read_password(args: argparse.Namespace) -> None:
         args.password = first
 
 
-def add_person(session: Session, args: argparse.Namespace) -> str:
+def person_answer(session: Session, username: str, key: str, **params: object) -> Answer:
+    """What a change of a person did, and the person as `person show` prints them."""
+    person = policy.require_person(session, username)
+    return Done(key, name=person.username, **params), person_view(session, person)
+
+
+def add_person(session: Session, args: argparse.Namespace) -> Answer:
     person = policy.add_person(
         session, username=args.username, display_name=args.name, email=args.email, roles=args.role or [],
         password=args.password, actor=admin_actor(), directory=ldap_directory(),
     )
-    return f"added person {person.username}"
+    return person_answer(session, person.username, "done_person_added")
 
 
 def read_people_csv(path: Path) -> list[dict[str, str | None]]:
@@ -347,51 +380,52 @@ def read_people_csv(path: Path) -> list[dict[str, str | None]]:
     return rows
 
 
-def import_people(session: Session, args: argparse.Namespace) -> str:
+def import_people(session: Session, args: argparse.Namespace) -> Answer:
     rows = read_people_csv(Path(args.file))
     summary = policy.import_people(session, rows, actor=admin_actor(), directory=None if args.dry_run else ldap_directory())
-    lines = [f"{'would add' if args.dry_run else 'added'} {summary.people_added} people, {summary.roles_granted} roles to "
-             f"existing people, {summary.memberships_added} memberships ({len(rows)} rows)"]
+    counts = {"people": summary.people_added, "roles": summary.roles_granted, "memberships": summary.memberships_added, "rows": len(rows)}
+    done = [Done("done_people_checked" if args.dry_run else "done_people_imported", **counts)]
     if args.dry_run:
         session.rollback()
     elif summary.people_added:
-        lines.append("new people have no password yet: set one with `onsite admin person passwd USERNAME`")
-    return "\n".join(lines)
+        done.append(Done("done_people_need_password"))
+    return done, {"people_added": summary.people_added, "roles_granted": summary.roles_granted,
+                  "memberships_added": summary.memberships_added, "rows": len(rows), "dry_run": args.dry_run}
 
 
-def set_disabled(disabled: bool) -> Callable[[Session, argparse.Namespace], str]:
-    def action(session: Session, args: argparse.Namespace) -> str:
+def set_disabled(disabled: bool) -> Action:
+    def action(session: Session, args: argparse.Namespace) -> Answer:
         policy.set_disabled(session, args.username, disabled, actor=admin_actor())
-        return f"{'disabled' if disabled else 'enabled'} {args.username}"
+        return person_answer(session, args.username, "done_person_disabled" if disabled else "done_person_enabled")
 
     return action
 
 
-def set_password(session: Session, args: argparse.Namespace) -> str:
+def set_password(session: Session, args: argparse.Namespace) -> Answer:
     policy.set_password(session, args.username, args.password, actor=admin_actor())
-    return f"password set for {args.username}"
+    return person_answer(session, args.username, "done_password_set")
 
 
-def unlock_person(session: Session, args: argparse.Namespace) -> str:
+def unlock_person(session: Session, args: argparse.Namespace) -> Answer:
     policy.unlock_person(session, args.username, actor=admin_actor())
-    return f"unlocked {args.username}"
+    return person_answer(session, args.username, "done_person_unlocked")
 
 
-def change_role(session: Session, args: argparse.Namespace) -> str:
+def change_role(session: Session, args: argparse.Namespace) -> Answer:
     grant = args.role_command == "grant"
     (policy.grant_role if grant else policy.revoke_role)(session, args.username, args.role, actor=admin_actor(), directory=ldap_directory())
-    return f"{'granted' if grant else 'revoked'} role {args.role.value.lower()} {'to' if grant else 'from'} {args.username}"
+    return person_answer(session, args.username, "done_role_granted" if grant else "done_role_revoked", role=Label(f"role_{args.role.value}"))
 
 
 # ---------------------------------------------------------------- projects, members, grants
 
 
-def add_project(session: Session, args: argparse.Namespace) -> str:
+def add_project(session: Session, args: argparse.Namespace) -> Answer:
     project = policy.add_project(
         session, project_id=args.project_id, title=args.title, purpose=args.purpose, legal_basis=args.legal_basis,
         start_date=args.start, end_date=args.end, preset=args.preset, actor=admin_actor(),
     )
-    return f"added project {project.id} ({project.start_date} to {project.end_date})"
+    return Done("done_project_added", id=project.id, start=project.start_date, end=project.end_date), project_details(session, args)
 
 
 def project_details(session: Session, args: argparse.Namespace) -> dict[str, Any]:
@@ -410,39 +444,48 @@ def print_project(view: dict[str, Any], zone: str) -> None:
         print(f"  {g['id']}: {g['dataset']} {g['valid_from']} to {g['valid_until']} ({state})")
 
 
-def change_project(session: Session, args: argparse.Namespace) -> str:
+def change_project(session: Session, args: argparse.Namespace) -> Answer:
     policy.change_project(
         session, args.project_id, title=args.title, purpose=args.purpose, legal_basis=args.legal_basis,
         start_date=args.start, end_date=args.end, status=args.status, preset=args.preset, actor=admin_actor(),
     )
-    return f"changed project {args.project_id}"
+    return Done("done_project_changed", id=args.project_id), project_details(session, args)
 
 
-def change_member(session: Session, args: argparse.Namespace) -> str:
+def change_member(session: Session, args: argparse.Namespace) -> Answer:
     add = args.member_command == "add"
     (policy.add_member if add else policy.remove_member)(session, args.project_id, args.username, actor=admin_actor(), directory=ldap_directory())
-    return f"{'added' if add else 'removed'} {args.username} {'to' if add else 'from'} project {args.project_id}"
+    name = policy.require_person(session, args.username).username
+    return Done("done_member_added" if add else "done_member_removed", name=name, id=args.project_id), project_details(session, args)
 
 
-def add_grant(session: Session, args: argparse.Namespace) -> str:
+def add_grant(session: Session, args: argparse.Namespace) -> Answer:
     grant = policy.add_grant(
         session, project_id=args.project_id, dataset_id=args.dataset_id, valid_from=args.valid_from,
         valid_until=args.valid_until, actor=admin_actor(),
     )
-    return f"grant {grant.id}: {grant.dataset_id} to {grant.project_id} from {grant.valid_from} until {grant.valid_until}"
+    done = Done("done_grant_added", grant=grant.id, dataset=grant.dataset_id, project=grant.project_id, start=grant.valid_from,
+                end=grant.valid_until)
+    return done, grant_view(grant)
 
 
-def revoke_grant(session: Session, args: argparse.Namespace) -> str:
+def revoke_grant(session: Session, args: argparse.Namespace) -> Answer:
     grant = policy.revoke_grant(session, args.grant_id, actor=admin_actor())
-    return f"revoked grant {grant.id} ({grant.dataset_id} to {grant.project_id})"
+    return Done("done_grant_revoked", grant=grant.id, dataset=grant.dataset_id, project=grant.project_id), grant_view(grant)
 
 
 # ---------------------------------------------------------------- facilities and terminals
 
 
-def add_facility(session: Session, args: argparse.Namespace) -> str:
+def facility_answer(session: Session, name: str, key: str, **params: object) -> Answer:
+    """What a change of a facility did, and the facility as `facility show` prints it."""
+    facility = policy.require_facility(session, name)
+    return Done(key, name=facility.name, **params), facility_details(session, argparse.Namespace(name=facility.name))
+
+
+def add_facility(session: Session, args: argparse.Namespace) -> Answer:
     facility = policy.add_facility(session, name=args.name, address=args.address, timezone_name=args.timezone, actor=admin_actor())
-    return f"added facility {facility.name} ({facility.timezone})"
+    return facility_answer(session, facility.name, "done_facility_added", zone=facility.timezone)
 
 
 def facility_details(session: Session, args: argparse.Namespace) -> dict[str, Any]:
@@ -454,63 +497,67 @@ def print_facility(view: dict[str, Any], zone: str) -> None:
     print_view(view | {"terminals": [f"{t['address']} ({t['label']})" if t["label"] else t["address"] for t in view["terminals"]]}, zone)
 
 
-def change_facility(session: Session, args: argparse.Namespace) -> str:
-    facility = policy.change_facility(
+def change_facility(session: Session, args: argparse.Namespace) -> Answer:
+    policy.change_facility(
         session, args.name, address=args.address, timezone_name=args.timezone, booking_required=args.booking_required,
         accreditation_kind=args.accreditation_kind, actor=admin_actor(),
     )
-    return (f"changed facility {facility.name} ({facility.timezone}, booking required: {facility.booking_required}, "
-            f"accreditation: {facility.accreditation_kind or 'none'})")
+    return facility_answer(session, args.name, "done_facility_changed")
 
 
-def set_hours(session: Session, args: argparse.Namespace) -> str:
+def set_hours(session: Session, args: argparse.Namespace) -> Answer:
     facility = policy.set_opening_hours(session, args.name, args.schedule, actor=admin_actor())
-    return f"opening hours of {facility.name} ({facility.timezone}): {forms.format_hours(facility.hours) or 'always open'}"
+    return facility_answer(session, facility.name, "done_hours_set", zone=facility.timezone, hours=forms.shown_hours(facility.hours))
 
 
-def close_day(session: Session, args: argparse.Namespace) -> str:
+def close_day(session: Session, args: argparse.Namespace) -> Answer:
     policy.add_closed_day(session, args.name, args.day, note=args.note, actor=admin_actor())
-    return f"{args.name} is closed on {args.day}"
+    return facility_answer(session, args.name, "done_day_closed", day=args.day)
 
 
-def reopen_day(session: Session, args: argparse.Namespace) -> str:
+def reopen_day(session: Session, args: argparse.Namespace) -> Answer:
     policy.remove_closed_day(session, args.name, args.day, actor=admin_actor())
-    return f"{args.name} is no longer closed on {args.day}"
+    return facility_answer(session, args.name, "done_day_reopened", day=args.day)
 
 
-def add_terminal(session: Session, args: argparse.Namespace) -> str:
+def add_terminal(session: Session, args: argparse.Namespace) -> Answer:
     terminal = policy.add_terminal(session, facility=args.facility, address=args.address, label=args.label, actor=admin_actor())
-    return f"added terminal {terminal.address} at {args.facility}"
+    return Done("done_terminal_added", network=terminal.address, facility=terminal.facility.name), terminal_view(terminal)
 
 
-def remove_terminal(session: Session, args: argparse.Namespace) -> str:
+def remove_terminal(session: Session, args: argparse.Namespace) -> Answer:
+    removed = {t.address: terminal_view(t) for t in policy.list_terminals(session)}
+    network = str(forms.parse_network(args.address, registering=False))
     policy.remove_terminal(session, address=args.address, actor=admin_actor())
-    return f"removed terminal {args.address}"
+    return Done("done_terminal_removed", network=network), removed[network]
 
 
 # ---------------------------------------------------------------- accreditations and bookings
 
 
-def add_accreditation(session: Session, args: argparse.Namespace) -> str:
+def add_accreditation(session: Session, args: argparse.Namespace) -> Answer:
     accreditation = policy.add_accreditation(
         session, username=args.username, kind=args.kind, issued=args.issued, expiry=args.expiry, actor=admin_actor()
     )
-    return (f"accreditation {accreditation.id}: {accreditation.kind} for {accreditation.person.username} "
-            f"from {accreditation.issued} through {accreditation.expiry}")
+    done = Done("done_accreditation_added", id=accreditation.id, kind=accreditation.kind, name=accreditation.person.username,
+                start=accreditation.issued, end=accreditation.expiry)
+    return done, accreditation_view(accreditation)
 
 
-def revoke_accreditation(session: Session, args: argparse.Namespace) -> str:
+def revoke_accreditation(session: Session, args: argparse.Namespace) -> Answer:
     accreditation = policy.revoke_accreditation(session, args.accreditation_id, actor=admin_actor())
-    return f"revoked accreditation {accreditation.id} ({accreditation.kind} of {accreditation.person.username})"
+    done = Done("done_accreditation_revoked", id=accreditation.id, kind=accreditation.kind, name=accreditation.person.username)
+    return done, accreditation_view(accreditation)
 
 
-def add_booking(session: Session, args: argparse.Namespace) -> str:
+def add_booking(session: Session, args: argparse.Namespace) -> Answer:
     booking = policy.add_booking(
         session, username=args.username, facility=args.facility, starts_at=args.start, ends_at=args.end, actor=admin_actor()
     )
     view = booking_view(booking)
-    return (f"booking {booking.id}: {view['person']} at {view['facility']} "
-            f"from {booking_time(view['starts_at'])} until {booking_time(view['ends_at'])}")
+    done = Done("done_booking_added", id=booking.id, name=view["person"], facility=view["facility"],
+                start=booking_time(view["starts_at"]), end=booking_time(view["ends_at"]))
+    return done, view
 
 
 def booking_time(moment: datetime) -> str:
@@ -522,9 +569,9 @@ def booking_cells(row: dict[str, Any]) -> dict[str, Any]:
     return or_dash("cancelled_at")(row) | {"starts_at": booking_time(row["starts_at"]), "ends_at": booking_time(row["ends_at"])}
 
 
-def cancel_booking(session: Session, args: argparse.Namespace) -> str:
+def cancel_booking(session: Session, args: argparse.Namespace) -> Answer:
     booking = policy.cancel_booking(session, args.booking_id, actor=admin_actor())
-    return f"cancelled booking {booking.id} ({booking.person.username} at {booking.facility.name})"
+    return Done("done_booking_cancelled", id=booking.id, name=booking.person.username, facility=booking.facility.name), booking_view(booking)
 
 
 def bookings(session: Session, args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -577,7 +624,7 @@ def run_sessions_end(args: argparse.Namespace, settings: Settings) -> int:
     if args.reason is not None and not 0 < len(args.reason.strip()) <= MAX_REASON:
         raise spoken(InputInvalid("reason_length", limit=MAX_REASON))
     hub = hub_client(settings)
-    migrate(settings.db_url)
+    open_store(settings)
     engine = make_engine(settings.db_url)
     try:
         asyncio.run(end_session(hub, session_factory(engine), args.username, admin_actor(),
@@ -586,7 +633,10 @@ def run_sessions_end(args: argparse.Namespace, settings: Settings) -> int:
         raise hub_refused(e) from None  # the failed attempt is in the ledger
     finally:
         engine.dispose()
-    print(f"asked the hub to end the session of {args.username}")
+    if args.json:
+        print_json({"username": args.username, "reason": args.reason.strip() if args.reason else None, "end_requested": True})
+    else:
+        print(Done("done_session_ended", name=args.username).text(cli_language()))
     return 0
 
 
@@ -723,7 +773,8 @@ class Command:
 
 
 ROLES = ", ".join(r.value.lower() for r in Role)
-JSON = arg("--json", action="store_true", help="print JSON instead of a table")
+JSON = arg("--json", action="store_true", help="print JSON instead of text (a change prints the object it wrote, as `show` does)")
+PRESET = parsed(lambda text: forms.parse_preset(text, preset_names()))
 USERNAME = arg("username", help="user name, e.g. hanako (full-width input is normalised)")
 PASSWORD_STDIN = arg("--password-stdin", action="store_true", help="read the password from the first line of standard input instead of prompting")
 CHANGE = ("Fields not given stay as they are; '-' clears a field that may be empty (purpose, legal basis, address, "
@@ -736,13 +787,13 @@ PEOPLE = (
         arg("--email", default="", help="e-mail address"),
         arg("--role", type=parsed(forms.parse_role), action="append", help=f"role to grant ({ROLES}); repeat for several"),
         PASSWORD_STDIN,
-        arg("--no-password", action="store_true", help="no local password (the person cannot log in until `person passwd`)"),
+        arg("--no-password", action="store_true", help="no local password (the person cannot log in until `person passwd`)"), JSON,
     ), changing(add_person, prepare=read_password),
         "Example: onsite admin person add hanako --name 山田花子 --role researcher --password-stdin < pw.txt. "
         "A password needs at least 10 characters, 4 different ones, and must not contain the user name."),
     Command("person import", "add people, roles and memberships from a CSV file (all rows or none)", (
         arg("file", help="CSV file, UTF-8 (a spreadsheet's BOM is fine)"),
-        arg("--dry-run", action="store_true", help="check the file and report what would change, change nothing"),
+        arg("--dry-run", action="store_true", help="check the file and report what would change, change nothing"), JSON,
     ), changing(import_people),
         "CSV columns: username,display_name,email,roles,projects (roles and projects separated by ';', "
         "e.g. 'researcher;reviewer'). People already registered keep their details and gain the listed roles and "
@@ -755,13 +806,13 @@ PEOPLE = (
             "or `person unlock`), else ok. A lock-out that has run out shows ok."),
     Command("person show", "one person: roles, projects, lock state", (USERNAME, JSON),
             showing(lambda s, a: person_view(s, policy.require_person(s, a.username)))),
-    Command("person disable", "disable an account (refuse entry from now on); nothing is deleted", (USERNAME,), changing(set_disabled(True))),
-    Command("person enable", "enable an account (allow entry again); nothing is deleted", (USERNAME,), changing(set_disabled(False))),
-    Command("person passwd", "set a person's local password (prompted twice unless --password-stdin)", (USERNAME, PASSWORD_STDIN),
+    Command("person disable", "disable an account (refuse entry from now on); nothing is deleted", (USERNAME, JSON), changing(set_disabled(True))),
+    Command("person enable", "enable an account (allow entry again); nothing is deleted", (USERNAME, JSON), changing(set_disabled(False))),
+    Command("person passwd", "set a person's local password (prompted twice unless --password-stdin)", (USERNAME, PASSWORD_STDIN, JSON),
             changing(set_password, prepare=read_password)),
-    Command("person unlock", "lift the lock-out after repeated failed logins (and reset the failure count)", (USERNAME,),
+    Command("person unlock", "lift the lock-out after repeated failed logins (and reset the failure count)", (USERNAME, JSON),
             changing(unlock_person)),
-    *(Command(f"role {action}", f"{action} a role ({ROLES})", (USERNAME, arg("role", type=parsed(forms.parse_role), help=ROLES)),
+    *(Command(f"role {action}", f"{action} a role ({ROLES})", (USERNAME, arg("role", type=parsed(forms.parse_role), help=ROLES), JSON),
               changing(change_role)) for action in ("grant", "revoke")),
 )
 
@@ -773,7 +824,8 @@ PROJECTS = (
         arg("--end", type=day("field_end_date"), required=True, help="last valid day (inclusive), YYYY-MM-DD, in the facility's time zone"),
         arg("--purpose", default="", help="purpose of use as approved"),
         arg("--legal-basis", default="", help="reference to the approval, e.g. Statistics Act art. 33"),
-        arg("--preset", default="acro-default", help="disclosure-control rule preset (default acro-default)"),
+        arg("--preset", type=PRESET, default="acro-default", help=f"disclosure-control rule preset: {', '.join(preset_names())} (default acro-default)"),
+        JSON,
     ), changing(add_project), "Example: onsite admin project add p2026-001 --title 所得分析 --start 2026-04-01 --end 2027-03-31"),
     Command("project list", "all projects with status and dates", (JSON,),
             listing(lambda s, a: [project_view(p) for p in policy.list_projects(s)], ["id", "status", "start_date", "end_date", "title"])),
@@ -786,20 +838,20 @@ PROJECTS = (
         arg("--start", type=day("field_start_date"), help="YYYY-MM-DD"),
         arg("--end", type=day("field_end_date"), help="YYYY-MM-DD (inclusive)"),
         arg("--status", type=parsed(forms.parse_project_status), help="active, suspended or closed; only active projects admit researchers"),
-        arg("--preset", type=forms.parse_change),
+        arg("--preset", type=PRESET, help=", ".join(preset_names())), JSON,
     ), changing(change_project), CHANGE),
     *(Command(f"member {action}", f"{action} a person {'to' if action == 'add' else 'from'} a project",
-              (arg("project_id"), USERNAME), changing(change_member)) for action in ("add", "remove")),
+              (arg("project_id"), USERNAME, JSON), changing(change_member)) for action in ("add", "remove")),
     Command("grant add", "grant a dataset to a project for a period (default: the project's dates)", (
         arg("project_id"),
         arg("dataset_id"),
         arg("--from", dest="valid_from", type=day("field_valid_from"), help="first valid day, YYYY-MM-DD (default project start)"),
-        arg("--until", dest="valid_until", type=day("field_valid_until"), help="last valid day, YYYY-MM-DD (default project end)"),
+        arg("--until", dest="valid_until", type=day("field_valid_until"), help="last valid day, YYYY-MM-DD (default project end)"), JSON,
     ), changing(add_grant)),
     Command("grant list", "grants, revoked ones included", (arg("--project", help="only this project's grants"), JSON),
             listing(lambda s, a: [grant_view(g) for g in policy.list_grants(s, a.project)],
                     ["id", "project", "dataset", "valid_from", "valid_until", "revoked_at"], or_dash("revoked_at"))),
-    Command("grant revoke", "revoke a grant now (its number from `grant list`)", (arg("grant_id", type=row_number("grant")),),
+    Command("grant revoke", "revoke a grant now (its number from `grant list`)", (arg("grant_id", type=row_number("grant")), JSON),
             changing(revoke_grant)),
 )
 
@@ -807,7 +859,7 @@ FACILITIES = (
     Command("facility add", "register a facility", (
         arg("name"),
         arg("--address", default="", help="postal address"),
-        arg("--timezone", default="Asia/Tokyo", help="IANA time zone in which project dates are read (default Asia/Tokyo)"),
+        arg("--timezone", default="Asia/Tokyo", help="IANA time zone in which project dates are read (default Asia/Tokyo)"), JSON,
     ), changing(add_facility)),
     Command("facility change", "change a facility's address, time zone, booking rule or required accreditation", (
         arg("name"),
@@ -816,7 +868,7 @@ FACILITIES = (
         arg("--booking-required", action=argparse.BooleanOptionalAction, default=None,
             help="entry here needs a booking covering the moment of entry (--no-booking-required: not)"),
         arg("--accreditation-kind", metavar="KIND", type=forms.parse_change,
-            help="kind of accreditation researchers need to enter here, e.g. onsite-training; '-' for none"),
+            help="kind of accreditation researchers need to enter here, e.g. onsite-training; '-' for none"), JSON,
     ), changing(change_facility), CHANGE + " Example: onsite admin facility change 東京センター --accreditation-kind -"),
     Command("facility list", "all facilities with their entry rules", (JSON,),
             listing(lambda s, a: [facility_view(f) for f in policy.list_facilities(s)],
@@ -825,7 +877,7 @@ FACILITIES = (
     Command("facility show", "one facility: hours, closed days, booking and accreditation rules, terminals", (arg("name"), JSON),
             showing(facility_details, print_facility)),
     Command("facility hours", "set the weekly opening hours (replaces them all)", (
-        arg("name"), arg("schedule", help="e.g. 'mon-fri 09:00-17:30', or 'always'"),
+        arg("name"), arg("schedule", help="e.g. 'mon-fri 09:00-17:30', or 'always'"), JSON,
     ), changing(set_hours),
         "SCHEDULE lists days and intervals in the facility's time zone, separated by commas, e.g. "
         "'mon-fri 09:00-17:30, sat 10:00-12:00'; several intervals on one day are separate entries "
@@ -833,20 +885,20 @@ FACILITIES = (
         "intervals cannot pass midnight. Days not listed are closed. 'always' (or '') removes the hours: always open. "
         "Sessions outside the hours are refused at log-in and stopped at the next re-check."),
     Command("facility close-day", "close the facility for a whole day (holiday), in its time zone", (
-        arg("name"), arg("day", type=day("field_closed_day"), help="YYYY-MM-DD"), arg("--note", default="", help="e.g. the holiday's name"),
+        arg("name"), arg("day", type=day("field_closed_day"), help="YYYY-MM-DD"), arg("--note", default="", help="e.g. the holiday's name"), JSON,
     ), changing(close_day)),
-    Command("facility reopen-day", "undo close-day", (arg("name"), arg("day", type=day("field_closed_day"), help="YYYY-MM-DD")),
+    Command("facility reopen-day", "undo close-day", (arg("name"), arg("day", type=day("field_closed_day"), help="YYYY-MM-DD"), JSON),
             changing(reopen_day)),
     Command("terminal add", "register a terminal address; only registered terminals may log in", (
         arg("facility", help="facility name"),
         arg("address", help="IPv4/IPv6 address or CIDR network, e.g. 192.0.2.10 or 2001:db8::/64"),
-        arg("--label", default="", help="e.g. the seat number"),
+        arg("--label", default="", help="e.g. the seat number"), JSON,
     ), changing(add_terminal),
         "A network that overlaps a terminal of another facility is refused (the facility, and so the time zone of "
         "the entry decision, would be ambiguous)."),
     Command("terminal list", "all terminals with their facility", (JSON,),
             listing(lambda s, a: [terminal_view(t) for t in policy.list_terminals(s)], ["address", "facility", "label"])),
-    Command("terminal remove", "unregister a terminal address", (arg("address"),), changing(remove_terminal)),
+    Command("terminal remove", "unregister a terminal address", (arg("address"), JSON), changing(remove_terminal)),
 )
 
 ENTRY_RULES = (
@@ -854,7 +906,7 @@ ENTRY_RULES = (
         USERNAME,
         arg("kind", help="e.g. onsite-training (a-z, 0-9, '.', '_', '-')"),
         arg("--expiry", type=day("field_expiry"), required=True, help="last valid day, YYYY-MM-DD (inclusive)"),
-        arg("--issued", type=day("field_issued"), help="first valid day, YYYY-MM-DD (default today)"),
+        arg("--issued", type=day("field_issued"), help="first valid day, YYYY-MM-DD (default today)"), JSON,
     ), changing(add_accreditation),
         "Researchers entering a facility that names an accreditation kind (`facility change "
         "--accreditation-kind`) need one of that kind valid on the day, read in the facility's time zone: "
@@ -863,12 +915,12 @@ ENTRY_RULES = (
             listing(lambda s, a: [accreditation_view(x) for x in policy.list_accreditations(s, a.person)],
                     ["id", "person", "kind", "issued", "expiry", "revoked_at"], or_dash("revoked_at"))),
     Command("accreditation revoke", "revoke an accreditation now (its number from `accreditation list`)",
-            (arg("accreditation_id", type=row_number("accreditation")),), changing(revoke_accreditation)),
+            (arg("accreditation_id", type=row_number("accreditation")), JSON), changing(revoke_accreditation)),
     Command("booking add", "book a seat for a person at a facility", (
         USERNAME,
         arg("facility", help="facility name"),
         arg("--start", type=parsed(lambda t: forms.parse_time(t, "field_booking_start")), required=True, help="e.g. 2026-12-01T09:00"),
-        arg("--end", type=parsed(lambda t: forms.parse_time(t, "field_booking_end")), required=True, help="e.g. 2026-12-01T12:00"),
+        arg("--end", type=parsed(lambda t: forms.parse_time(t, "field_booking_end")), required=True, help="e.g. 2026-12-01T12:00"), JSON,
     ), changing(add_booking),
         "Times without an offset are in the facility's time zone. The slot runs from --start "
         "(inclusive) to --end (exclusive), at most 24 hours, within one opening interval of the facility and "
@@ -881,7 +933,7 @@ ENTRY_RULES = (
         arg("--all", action="store_true", help="include bookings that have ended"),
         JSON,
     ), listing(bookings, ["id", "person", "facility", "starts_at", "ends_at", "cancelled_at"], booking_cells)),
-    Command("booking cancel", "cancel a booking (its number from `booking list`)", (arg("booking_id", type=row_number("booking")),),
+    Command("booking cancel", "cancel a booking (its number from `booking list`)", (arg("booking_id", type=row_number("booking")), JSON),
             changing(cancel_booking)),
 )
 
@@ -890,7 +942,7 @@ SESSIONS = (
             "Asks the running hub's API (the address and the `onsite-cli` token the hub wrote to its "
             "runtime directory when it started), so it works on the hub's machine while the hub runs."),
     Command("sessions end", "stop a person's server now (recorded as SESSION_END)", (
-        USERNAME, arg("--reason", help=f"why, kept in the ledger (at most {MAX_REASON} characters)"),
+        USERNAME, arg("--reason", help=f"why, kept in the ledger (at most {MAX_REASON} characters)"), JSON,
     ), run_sessions_end,
         "Asks the running hub to stop the person's server; the kernel and its unsaved state are "
         "lost, files in the workspace stay. Recorded in the audit ledger as SESSION_END by admin:<your login> (and the session's SESSION_STOP), "
@@ -956,8 +1008,28 @@ def add_commands(parent: argparse._SubParsersAction, groups: Mapping[str, str], 
         parser.set_defaults(run=command.run)
 
 
+def run_init(args: argparse.Namespace, settings: Settings) -> int:
+    """Create the store, or bring an existing one to the newest schema (the only command besides `onsite up` that creates one)."""
+    created = not store_exists(settings.db_url)
+    migrate(settings.db_url)
+    if args.json:
+        print_json({"store": store_name(settings), "home": str(settings.home), "created": created})
+    else:
+        print(Done("done_store_created" if created else "done_store_current", store=store_name(settings), home=str(settings.home))
+              .text(cli_language()))
+    return 0
+
+
 def register(top: argparse._SubParsersAction) -> None:
     add_commands(top, {"audit": "verify, list, export or anchor the hash-chained audit ledger"}, AUDIT_COMMANDS)
+    init = top.add_parser(
+        "init", help="create the policy, workflow and audit store (or update its schema)",
+        description="Create the store named by $ONSITE_DB_URL (default: SQLite onsite.sqlite in $ONSITE_HOME, default ./var), "
+        "or bring an existing one to the newest schema. Every other command refuses to create a store, so that one run "
+        "from another folder does not silently start an empty one; `onsite up` creates the demo's.",
+    )
+    init.add_argument(*JSON[0], **JSON[1])
+    init.set_defaults(run=run_init)
 
 
 def register_admin(admin: argparse._SubParsersAction) -> None:

@@ -16,6 +16,7 @@ from disclosure_review.workflow.store import (
     get_ingress,
     get_request,
 )
+from onsite.commands.admin import open_store
 from onsite_base import times
 from onsite_base.db import make_engine, session_factory, transaction
 from onsite_base.errors import UserError
@@ -143,6 +144,7 @@ def _statuses(given: list[str] | None, kind: type[enum.Enum]) -> list:
 
 
 def _factory(settings: Settings):
+    open_store(settings)  # never an empty ./var store from another folder
     return session_factory(make_engine(settings.db_url))
 
 

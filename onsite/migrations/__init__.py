@@ -8,6 +8,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import create_engine, inspect
+from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 VERSION_DIRS = ("access_control/migrations", "disclosure_review/workflow/migrations")
@@ -37,3 +39,18 @@ def migrate(url: str) -> None:
         command.upgrade(alembic_config(url), "heads")
     finally:
         alembic_log.setLevel(level)
+
+
+def store_exists(url: str) -> bool:
+    """Whether `url` names a store `migrate()` has set up (Alembic's version table is there). Creates nothing:
+    an SQLite file that is not there is not opened (opening would create it)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        if not Path(parsed.database).is_file():
+            return False
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return inspect(connection).has_table("alembic_version")
+    finally:
+        engine.dispose()

@@ -174,7 +174,7 @@ def test_person_import_csv_with_dry_run(onsite, factory, tmp_path):
     people = tmp_path / "people.csv"
     people.write_text("\ufeffusername,display_name,roles\nｔａｒｏ,山田太郎,researcher;reviewer\njiro,Jiro,\n", encoding="utf-8")
     code, out, _ = onsite("admin", "person", "import", str(people), "--dry-run")
-    assert (code, out.splitlines()[0]) == (0, "would add 2 people, 0 roles to existing people, 0 memberships (2 rows)")
+    assert (code, out.splitlines()[0]) == (0, "would add 2 people, 0 roles to existing people, 0 memberships (2 rows); nothing changed")
     assert json.loads(onsite("admin", "person", "list", "--json")[1]) == []
     assert onsite("admin", "person", "import", str(people))[0] == 0
     listed = json.loads(onsite("admin", "person", "list", "--json")[1])
