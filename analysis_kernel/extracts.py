@@ -21,6 +21,7 @@ import duckdb
 from analysis_kernel.verdicts import badge
 from dataplane.sql import tables_read
 from disclosure_review import wire
+from disclosure_review.queries import tracker_check
 from disclosure_review.sdc import InvalidPreset, InvalidSpec, Verdict
 from disclosure_review.sdc.microdata import (
     DeclaredRoles,
@@ -31,6 +32,7 @@ from disclosure_review.sdc.microdata import (
     record_level_rules,
 )
 from disclosure_review.sdc.size import extract_cells
+from disclosure_review.sdc.tracker import with_check
 
 SUMMARY_FIGURES = ("records", "expected_reidentifications", "max_individual_risk")
 
@@ -121,7 +123,8 @@ def build_extract(db: Any, sql: str, *, name: str, keys: Sequence[str] | None, e
     if unknown:
         raise error(f"key variable(s) {unknown} are not columns of the result: {', '.join(table.column_names)}")
     metadata = [db.metadata(d) for d in sorted(tables_read(spec.query) & set(db.dataset_ids))]
-    checked = check_extract(table, metadata, spec.keys, rules)
+    tracker = tracker_check(db.duckdb, spec.query, db.dataset_ids)  # as the review service does
+    checked = with_check(check_extract(table, metadata, spec.keys, rules), tracker)
     roles = checked.roles
     spec = dataclasses.replace(spec, weight=roles.weight, household=roles.household, sensitive=roles.sensitive,
                                keys=roles.keys)

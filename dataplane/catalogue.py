@@ -11,6 +11,7 @@ without a role)::
     id: lfs_2020
     title: {ja: 労働力調査, en: Labour Force Survey}
     unit: {ja: 個人, en: person}            # optional; a plain string is used for both
+    identifiers: [person_id]               # optional; variables that identify units (household ids do anyway)
     variables:
       - name: age
         label: {ja: 年齢, en: Age}
@@ -114,6 +115,9 @@ class DatasetMetadata:
     unit: Label | None = None
     dropped_identifiers: tuple[str, ...] = ()
     """Names of direct identifiers removed at ingest (set in stored files only)."""
+    identifiers: tuple[str, ...] = ()
+    """Variables that identify a unit (a person or record id): a query that filters or computes on one
+    addresses individual records (the tracker check)."""
 
     def variable(self, name: str) -> VariableMeta:
         for variable in self.variables:
@@ -127,6 +131,11 @@ class DatasetMetadata:
     @property
     def key_variables(self) -> list[str]:
         return self.names(VariableRole.KEY)
+
+    @property
+    def identifying(self) -> list[str]:
+        """The variables that identify units: `identifiers` and the household ids."""
+        return list(dict.fromkeys([*self.identifiers, *self.names(VariableRole.HOUSEHOLD)]))
 
     @property
     def weight(self) -> str | None:
@@ -145,6 +154,8 @@ class DatasetMetadata:
         out: dict[str, Any] = {"id": self.id, "title": label(self.title)}
         if self.unit:
             out["unit"] = label(self.unit)
+        if self.identifiers:
+            out["identifiers"] = list(self.identifiers)
         out["variables"] = [
             {"name": v.name, "label": label(v.label), "role": v.role.name.lower(),
              **({"type": v.type} if v.type else {}),
@@ -190,7 +201,7 @@ def _parse_label(value: Any, where: str, *, allow_plain: bool = False) -> Label:
 def _parse_metadata(data: Any, source: str) -> DatasetMetadata:
     if not isinstance(data, Mapping):
         raise MetadataInvalid(f"{source}: expected a mapping with id, title and variables")
-    unknown = set(data) - {"id", "title", "unit", "variables", "dropped_identifiers"}
+    unknown = set(data) - {"id", "title", "unit", "identifiers", "variables", "dropped_identifiers"}
     if unknown:
         raise MetadataInvalid(f"{source}: unknown top-level field(s) {', '.join(sorted(map(str, unknown)))}")
     for required in ("id", "title", "variables"):
@@ -225,7 +236,18 @@ def _parse_metadata(data: Any, source: str) -> DatasetMetadata:
     if not isinstance(dropped, list) or not all(isinstance(name, str) for name in dropped):
         raise MetadataInvalid(f"{source}: dropped_identifiers must be a list of names")
     return DatasetMetadata(id=dataset_id, title=title, unit=unit, variables=tuple(variables),
-                           dropped_identifiers=tuple(dropped))
+                           dropped_identifiers=tuple(dropped), identifiers=_parse_identifiers(data, kept, source))
+
+
+def _parse_identifiers(data: Mapping[str, Any], kept: Sequence[VariableMeta], source: str) -> tuple[str, ...]:
+    identifiers = data.get("identifiers") or []
+    if not isinstance(identifiers, list) or not all(isinstance(name, str) for name in identifiers):
+        raise MetadataInvalid(f"{source}: identifiers must be a list of variable names, e.g. [person_id]")
+    unknown = sorted(set(identifiers) - {v.name for v in kept})
+    if unknown:
+        raise MetadataInvalid(f"{source}: identifiers {', '.join(unknown)} are no declared variables kept at ingest "
+                              "(a direct identifier is dropped: list only the ids that stay, e.g. person_id)")
+    return tuple(dict.fromkeys(identifiers))
 
 
 def _parse_variable(raw: Any, where: str) -> VariableMeta:
@@ -435,12 +457,18 @@ def _build(con: duckdb.DuckDBPyConnection, source: Path, metadata: DatasetMetada
         dropped_identifiers=tuple(v.name for v in metadata.variables if v.role is VariableRole.DIRECT_IDENTIFIER),
     )
     digest = sha256_file(source, progress=progress)
+    write_metadata_table(con, stored, rows=rows, source_sha256=digest)
+    con.execute("CHECKPOINT")
+    return DatasetInfo(id=metadata.id, path=target, rows=rows, source_sha256=digest, metadata=stored)
+
+
+def write_metadata_table(con: duckdb.DuckDBPyConnection, metadata: DatasetMetadata, *, rows: int,
+                         source_sha256: str) -> None:
+    """The `onsite_metadata` table of a dataset file, as ingest writes it (tests build small files with it)."""
     con.execute(f"CREATE TABLE {METADATA_TABLE} (metadata VARCHAR, source_sha256 VARCHAR, rows BIGINT, "
                 "ingested_at TIMESTAMPTZ)")
     con.execute(f"INSERT INTO {METADATA_TABLE} VALUES (?, ?, ?, ?)",
-                [json.dumps(stored.to_dict(), ensure_ascii=False), digest, rows, datetime.now(UTC)])
-    con.execute("CHECKPOINT")
-    return DatasetInfo(id=metadata.id, path=target, rows=rows, source_sha256=digest, metadata=stored)
+                [json.dumps(metadata.to_dict(), ensure_ascii=False), source_sha256, rows, datetime.now(UTC)])
 
 
 def read_dataset_info(path: Path) -> DatasetInfo:

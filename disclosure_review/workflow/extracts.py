@@ -21,13 +21,16 @@ import pyarrow as pa
 
 from dataplane.catalogue import attached_metadata
 from dataplane.sql import tables_read
+from disclosure_review.queries import tracker_check
 from disclosure_review.sdc.enums import Verdict
+from disclosure_review.sdc.results import CheckResult
 from disclosure_review.sdc.microdata import (
     ExtractSpec,
     check_extract,
     record_level_rules,
 )
 from disclosure_review.sdc.size import extract_cells
+from disclosure_review.sdc.tracker import with_check
 from disclosure_review.wire import MAX_FILE_BYTES, LimitExceeded, check_limit
 from disclosure_review.workflow.policies import ReviewPolicy
 from disclosure_review.workflow.recompute import (
@@ -76,15 +79,15 @@ def recompute_extract(
         return opened
     rules, con = opened
 
-    def compute() -> tuple[pa.Table, list[Any]]:
+    def compute() -> tuple[pa.Table, list[Any], CheckResult]:
         # Counted first: an extract past the output limit refuses the request before its records are read.
         check_limit("output_cells", extract_cells(con, spec), policy.max_cells_per_output, name=spec.name)
         table = con.sql(spec.query).limit(MAX_EXTRACT_ROWS + 1).to_arrow_table()
         sources = sorted(tables_read(spec.query) & set(datasets))
-        return table, [attached_metadata(con, d).metadata for d in sources]
+        return table, [attached_metadata(con, d).metadata for d in sources], tracker_check(con, spec.query, datasets)
 
     try:
-        table, metadata = run_with_limits(con, compute, timeout_s or policy.query_timeout_s)
+        table, metadata, tracker = run_with_limits(con, compute, timeout_s or policy.query_timeout_s)
     except LimitExceeded:
         raise
     except Exception as exc:  # fails closed, with the reason shown to reviewers
@@ -97,7 +100,7 @@ def recompute_extract(
     content = render_csv(table)
     if len(content) > MAX_FILE_BYTES:
         return not_run("extract_too_large", size=len(content), limit=MAX_FILE_BYTES)
-    checked = check_extract(table, metadata, spec.keys, rules)
+    checked = with_check(check_extract(table, metadata, spec.keys, rules), tracker)
     roles, check, verdict = checked.roles, checked.check, checked.verdict
     findings = [f.to_dict() for f in checked.findings]
     risk = None if check.report is None else check.report.to_dict()

@@ -5,10 +5,10 @@ import base64
 import json
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from dataplane.catalogue import guarded_connection
+from small_survey import write_small_survey
 from analysis_kernel.connection import AnalysisConnection
 from analysis_kernel.outputs import (
     OutputInvalid, file_output, frequency_table, histogram, magnitude_table, model_output,
@@ -19,17 +19,7 @@ from disclosure_review.sdc import MARGIN_LABEL, CheckReport, ShadowTable, TableS
 
 @pytest.fixture
 def db(tmp_path: Path):
-    path = tmp_path / "survey.duckdb"
-    con = duckdb.connect(str(path))
-    # 40 people in 20 households: area "big" has 30 people, area "tiny" 10 with 3 in the "rare" group.
-    con.execute("""
-        CREATE TABLE microdata AS
-        SELECT i AS person_id, i // 2 AS household_id,
-               CASE WHEN i < 30 THEN 'big' ELSE 'tiny' END AS area,
-               CASE WHEN i >= 37 THEN 'rare' WHEN i % 2 = 0 THEN 'f' ELSE 'm' END AS grp,
-               CASE WHEN i = 5 THEN 1000000.0 ELSE 100.0 + i END AS income
-        FROM range(40) t(i)""")
-    con.close()
+    path = write_small_survey(tmp_path / "survey.duckdb")  # 40 people in 20 households
     manifest = SessionManifest.from_dict({
         "user": "r.tanaka", "outbox": str(tmp_path / "outbox"),
         "projects": {"p1": {"title": "Test", "preset": "acro-default", "datasets": {"survey": str(path)}}},

@@ -6,10 +6,10 @@ import json
 import threading
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from dataplane.catalogue import guarded_connection
+from small_survey import write_small_survey
 from analysis_kernel.connection import AnalysisConnection
 from analysis_kernel.outputs import file_output, frequency_table, magnitude_table, model_output
 from analysis_kernel.release import request_release
@@ -22,15 +22,7 @@ JAPANESE_VERDICTS = {Verdict.PASS: "合格", Verdict.REVIEW: "要審査", Verdic
 def write_manifest(tmp_path: Path, language: str | None) -> Path:
     path = tmp_path / "survey.duckdb"
     if not path.exists():
-        con = duckdb.connect(str(path))
-        # area "tiny" holds 3 people of group "rare": a threshold failure; income of person 5 dominates.
-        con.execute("""
-            CREATE TABLE microdata AS
-            SELECT i AS person_id, i // 2 AS household_id, CASE WHEN i < 30 THEN 'big' ELSE 'tiny' END AS area,
-                   CASE WHEN i >= 37 THEN 'rare' WHEN i % 2 = 0 THEN 'f' ELSE 'm' END AS grp,
-                   CASE WHEN i = 5 THEN 1000000.0 ELSE 100.0 + i END AS income
-            FROM range(40) t(i)""")
-        con.close()
+        write_small_survey(path)
     data = {"user": "r.tanaka", "outbox": str(tmp_path / "outbox"),
             "projects": {"p1": {"title": "Test", "preset": "acro-default", "datasets": {"survey": str(path)}}}}
     if language is not None:

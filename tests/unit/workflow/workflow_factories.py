@@ -8,6 +8,7 @@ from pathlib import Path
 import duckdb
 
 from access_control import policy
+from dataplane.catalogue import DatasetMetadata, write_metadata_table
 from onsite_base.db import transaction
 from access_control.enums import Role
 from disclosure_review.workflow import service
@@ -32,7 +33,17 @@ def write_dataset(path: Path, counts: dict[str, int]) -> None:
     con = duckdb.connect(str(path))
     con.execute("CREATE TABLE microdata (person_id INTEGER, region VARCHAR, sex VARCHAR, income DOUBLE)")
     con.executemany("INSERT INTO microdata VALUES (?, ?, ?, ?)", rows)
+    # the metadata ingest writes: the tracker check takes the identifying columns (person_id) from it
+    write_metadata_table(con, DatasetMetadata.from_dict(dataset_metadata(path.stem)), rows=len(rows),
+                         source_sha256="0" * 64)
     con.close()
+
+
+def dataset_metadata(dataset_id: str) -> dict:
+    """Metadata of a `write_dataset` file: person_id identifies a person."""
+    roles = {"person_id": "other", "region": "key", "sex": "key", "income": "sensitive"}
+    return {"id": dataset_id, "title": {"ja": dataset_id, "en": dataset_id}, "identifiers": ["person_id"],
+            "variables": [{"name": n, "label": {"ja": n, "en": n}, "role": r} for n, r in roles.items()]}
 
 
 @dataclass

@@ -1,0 +1,133 @@
+"""Tracker queries: a recorded query that addresses individual records rather than groups goes to review.
+
+The facts come from the query's parse (`dataplane.sql.query_constructs`, which
+this library does not import: any objects with `kind`, `clause`, `name` and
+`other` will do); this module judges them against the identifying columns of
+the datasets the query reads (their metadata's `identifiers` and household ids)
+and the row ids every table has. Flagged, each with its reason:
+
+- an identifying column used inside an expression (a filter, a CASE branch,
+  arithmetic, a cast compared with a literal) rather than passed on as it is,
+  or matched with a column that is no identifier; renamings are followed;
+- windows over individual records (row_number, rank, lag, running sums),
+  hashes, random numbers, sampling, LIMIT/OFFSET without aggregation,
+  DISTINCT ON, positional joins;
+- aggregates that pick or list individual records' values (first, arg_max,
+  list, string_agg, max(x, n), …) and values compared with a subquery's min or
+  max;
+- anything the parser could not read or the reader does not know, and a
+  dataset without metadata (its identifying columns are unknown).
+
+Counts, sums and other group figures with filters on other columns pass: the
+table checks judge their cells. The verdict is never fail: a person decides.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from .checks import CheckReport, CheckResult
+from .enums import Verdict
+from .messages import msg
+from .microdata.extract import ExtractCheck
+from .protect import ProtectedTable
+
+RULE = "tracker"
+ROW_IDS = frozenset({"rowid", "file_row_number"})
+"""Columns that number records in any table: identifying whatever the metadata says."""
+HASHES = frozenset({"hash", "md5", "md5_number", "md5_number_lower", "md5_number_upper", "sha1", "sha256"})
+RANDOM = frozenset({"random", "setseed", "uuid", "gen_random_uuid", "uuidv4", "uuidv7"})
+PICKS_RECORDS = frozenset({
+    "any_value", "arbitrary", "first", "last", "arg_max", "arg_max_null", "arg_max_nulls_last", "arg_min",
+    "arg_min_null", "arg_min_nulls_last", "argmax", "argmin", "max_by", "min_by", "list", "array_agg",
+    "string_agg", "group_concat", "listagg", "histogram", "histogram_exact", "approx_top_k", "lttb",
+    "bitstring_agg", "variant_group_object", "first_value", "last_value", "nth_value",
+})
+"""Aggregates whose result is one record's value or lists every record's."""
+ONE_RECORDS_VALUE = PICKS_RECORDS | {"min", "max"}
+"""What a scalar subquery compared with a value may select to single out one record."""
+MAX_FINDINGS = 10
+
+
+class Construct(Protocol):
+    kind: str
+    clause: str
+    name: str
+    other: str
+
+
+def identifying(constructs: Iterable[Construct], identifiers: Iterable[str]) -> frozenset[str]:
+    """The identifying column names (lower case): `identifiers`, the row ids and every name they are renamed to."""
+    names = set(ROW_IDS) | {name.lower() for name in identifiers}
+    renamings = [(c.name, c.other) for c in constructs if c.kind == "alias"]
+    while True:
+        more = {new for old, new in renamings if _is_identifier(old, names)} - names
+        if not more:
+            return frozenset(names)
+        names |= more
+
+
+def _is_identifier(column: str, names: set[str] | frozenset[str]) -> bool:
+    """`column` ("t.person_id", "person_id") names an identifying column in any part of its path."""
+    return column == "*" or any(part in names for part in column.split("."))
+
+
+def _finding(construct: Construct, names: frozenset[str]) -> dict[str, Any] | None:
+    kind, clause, name, other = construct.kind, construct.clause, construct.name, construct.other
+    if kind == "column" and name == "*":
+        return msg("tracker_star", clause=clause)
+    if kind == "column" and _is_identifier(name, names):
+        return msg("tracker_identifier", column=name, clause=clause)
+    if kind == "column_pair" and _is_identifier(name, names) != _is_identifier(other, names):
+        column, against = (name, other) if _is_identifier(name, names) else (other, name)
+        return msg("tracker_identifier_matched", column=column, other=against, clause=clause)
+    if kind == "function":
+        if name in HASHES:
+            return msg("tracker_hash", function=name, clause=clause)
+        if name in RANDOM:
+            return msg("tracker_random", function=name, clause=clause)
+        if name in PICKS_RECORDS or (name in ("min", "max") and other not in ("", "0", "1")):
+            return msg("tracker_record_function", function=name, clause=clause)
+    if kind == "window" and other != "grouped":
+        return msg("tracker_window", function=name, clause=clause)
+    if kind == "scalar_compared" and name in ONE_RECORDS_VALUE:
+        return msg("tracker_extreme", function=name, clause=clause)
+    if kind in ("sample", "limit", "distinct_on", "positional_join"):
+        return msg(f"tracker_{kind}", clause=clause)
+    if kind == "unparsed":
+        return msg("tracker_unparsed")
+    if kind == "unknown":
+        return msg("tracker_unknown", what=name, clause=clause)
+    return None
+
+
+def check_tracker(constructs: Iterable[Construct], identifiers: Iterable[str], *,
+                  undescribed: Iterable[str] = ()) -> CheckResult:
+    """Review when the query's `constructs` address individual records; `identifiers`: the identifying
+    variables of the datasets it reads (metadata `identifiers` and household ids); `undescribed`: datasets it
+    reads whose metadata could not be read (their identifying columns are unknown: review)."""
+    constructs = list(constructs)
+    names = identifying(constructs, identifiers)
+    found = [msg("tracker_undescribed", dataset=dataset) for dataset in undescribed]
+    found += [f for c in constructs if (f := _finding(c, names)) is not None]
+    findings = list(dict.fromkeys(  # each reason once, in the order the query gives them
+        (f["code"], tuple(sorted(f["args"].items()))) for f in found
+    ))
+    parameters = {"identifiers": sorted(names)}
+    if not findings:
+        return CheckResult(RULE, Verdict.PASS, "tracker_pass", {"identifiers": ", ".join(sorted(names))}, parameters)
+    shown = [msg(code, **dict(args)) for code, args in findings[:MAX_FINDINGS]]
+    if len(findings) > MAX_FINDINGS:
+        shown.append(msg("more", n=len(findings) - MAX_FINDINGS))
+    return CheckResult(RULE, Verdict.REVIEW, "tracker_review", {"findings": shown}, parameters)
+
+
+def with_check(checked: ProtectedTable | ExtractCheck, result: CheckResult) -> ProtectedTable | ExtractCheck:
+    """A table's or an extract's checks with `result` added (and its verdict combined in)."""
+    if isinstance(checked, ExtractCheck):
+        return dataclasses.replace(checked, findings=(*checked.findings, result),
+                                   verdict=Verdict.combine([checked.verdict, result.verdict]))
+    report = checked.report
+    return dataclasses.replace(
+        checked, report=CheckReport.from_results(report.output, report.preset, [*report.results, result]))
