@@ -387,6 +387,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "このページを開いた後に、出力 {output} の秘匿処理が変更されました。表を確認し直してから投票してください。",
         "en": "A reviewer changed the protection of output {output} after you opened the page: look at the table again before voting.",
     },
+    "err_discloses_with_approved": {
+        "ja": "出力 {output} を承認すると、確認後に承認・公表された出力との差し引きでレコードが分かります。秘匿処理をするか却下してください: {findings}",
+        "en": "Approving output {output} would disclose records together with outputs approved or released since it was checked; protect it or reject it: {findings}",
+    },
     "err_override_required": {
         "ja": "この出力は自動判定で不合格です。承認するには例外承認の理由を書いてください。",
         "en": "This output failed its disclosure checks: approving it needs a written override reason.",
