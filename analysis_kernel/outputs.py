@@ -116,7 +116,8 @@ class TableOutput:
 
     def protect(self, method: str | ProtectionMethod = "suppress", *, base: int | None = None,
                 secondary: str | SecondaryMethod = "hypercube") -> TableOutput:
-        """This table protected by `method`: "suppress", "round" (to `base`, default the preset's) or
+        """This table protected by `method`: "suppress", "round" (to `base`, default the preset's),
+        "redact_round" (failing cells blank, the rest rounded to `base`, totals the sums of the cells shown) or
         "delete_records" (the records of failing cells are deleted and the table recomputed).
 
         The protection is recorded in the spec: the review service re-applies it to its own
@@ -129,7 +130,7 @@ class TableOutput:
                                     secondary=SecondaryMethod(getattr(secondary, "value", secondary)))
             spec = dataclasses.replace(self.spec, protection=protection)
         except ValueError as exc:  # InvalidSpec too
-            choices = "method: suppress, round or delete_records; secondary: hypercube or optimal"
+            choices = "method: suppress, round, redact_round or delete_records; secondary: hypercube or optimal"
             raise OutputInvalid(f"{exc}" if isinstance(exc, InvalidSpec) else f"{exc} ({choices})") from None
         return _evaluated(self.db, spec, rules_for(self.db))
 

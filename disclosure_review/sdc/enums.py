@@ -91,7 +91,15 @@ class ProtectionMethod(enum.Enum):
 
     SUPPRESS = "suppress"  # failing cells blank, secondary cells so the margins cannot recompute them
     ROUND = "round"  # interior cells rounded to a base, margins summed from them
+    # cells failing a check blank, the other interior cells rounded, margins summed from those shown
+    # (redact-then-round: OpenSAFELY's "redact <= 7, then round to 5", issue 12's "Australian DataLab style")
+    REDACT_ROUND = "redact_round"
     DELETE_RECORDS = "delete_records"  # records of failing cells deleted and the query re-run (ACRO #198)
+
+    @property
+    def rounds(self) -> bool:
+        """Methods that round to a base (and take `base`)."""
+        return self in (ProtectionMethod.ROUND, ProtectionMethod.REDACT_ROUND)
 
 
 class SecondaryMethod(enum.Enum):

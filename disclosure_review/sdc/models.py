@@ -1,6 +1,8 @@
 """Checks for fitted models (statsmodels results): OLS, WLS, GLS, logit, probit, Poisson, GLM.
 
 - residual degrees of freedom >= `dof_threshold` (ACRO's rule);
+- parameters <= `max_parameter_ratio` x observations (DataSHIELD's test for over-saturated models:
+  residual dof alone lets 7 parameters on 20 observations pass);
 - every level of a categorical regressor (a 0/1 dummy column, grouped by term) and
   its reference level hold at least `threshold` observations (a coefficient on a
   level of 3 people describes those 3 people);
@@ -10,6 +12,7 @@ Each result reports n. A model type not listed is sent to review.
 """
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -59,7 +62,9 @@ def check_model(result: Any, rules: Rules, *, name: str = "model") -> CheckRepor
         return CheckReport.from_results(name, rules.name, [CheckResult("model_type", Verdict.REVIEW, "model_type",
                                                                        {"model": kind}, {"model": kind})])
     n = int(result.nobs)
-    results = [_dof_result(float(result.df_resid), n, kind, rules), _levels_result(model, n, rules)]
+    parameters = int(np.asarray(model.exog).shape[1])
+    results = [_dof_result(float(result.df_resid), n, kind, rules), _parameters_result(parameters, n, kind, rules),
+               _levels_result(model, n, rules)]
     if kind in BINARY_OUTCOME_MODELS:
         results.append(_outcome_result(np.asarray(model.endog), n, rules))
     return CheckReport.from_results(name, rules.name, results)
@@ -74,6 +79,19 @@ def _dof_result(df_resid: float, n: int, kind: str, rules: Rules) -> CheckResult
     args = {"model": kind, "n": n, "df_resid": df_resid, "threshold": rules.dof_threshold}
     return CheckResult("residual_dof", Verdict.PASS if ok else Verdict.FAIL,
                        "residual_dof_pass" if ok else "residual_dof_fail", args, parameters)
+
+
+def _parameters_result(parameters: int, n: int, kind: str, rules: Rules) -> CheckResult:
+    """Fail a model with more than max_parameter_ratio x n parameters (columns of its design matrix)."""
+    ratio = rules.max_parameter_ratio
+    facts = {"model": kind, "n": n, "parameters": parameters, "max_parameter_ratio": ratio}
+    if ratio is None:
+        return CheckResult("parameters", Verdict.REVIEW, "parameters_unset", {"preset": rules.name, "n": n,
+                                                                           "parameters": parameters}, facts)
+    ok = parameters <= ratio * n
+    return CheckResult("parameters", Verdict.PASS if ok else Verdict.FAIL, "parameters_pass" if ok else "parameters_fail",
+                       {"model": kind, "n": n, "parameters": parameters, "ratio": ratio,
+                        "limit": math.floor(ratio * n)}, facts)
 
 
 def _levels_result(model: Any, n: int, rules: Rules) -> CheckResult:

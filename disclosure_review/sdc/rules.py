@@ -41,6 +41,9 @@ class Rules:
     p_ratio: float | None = None
     # Minimum residual degrees of freedom for models, and n - 1 for standard deviations.
     dof_threshold: int | None = None
+    # Models: a model fails when its parameters exceed max_parameter_ratio x its observations
+    # (DataSHIELD's nfilter.glm test for over-saturated models; 0.33 is roughly 3 observations per parameter).
+    max_parameter_ratio: float | None = None
     # Base for rounding protection (used by sdc.protection).
     round_base: int | None = None
     # Cells with missing values are sent to review (ACRO's own default leaves them unchecked).
@@ -85,7 +88,8 @@ class Rules:
 
 RULE_FIELDS = {f.name: f for f in dataclasses.fields(Rules) if f.name != "name"}
 _INT_MIN = {"threshold": 1, "nk_n": 1, "dof_threshold": 1, "round_base": 1}
-_FRACTIONS = {"nk_k": (0.0, 1.0, "0 < nk_k <= 1"), "p_ratio": (0.0, 1.0, "0 < p_ratio < 1")}
+_FRACTIONS = {"nk_k": (0.0, 1.0, "0 < nk_k <= 1"), "p_ratio": (0.0, 1.0, "0 < p_ratio < 1"),
+              "max_parameter_ratio": (0.0, 1.0, "0 < max_parameter_ratio <= 1")}
 _VERDICT_FIELDS = ("single_unit_stats_verdict", "class_disclosure_verdict", "differencing_verdict")
 _BOOL_FIELDS = ("zeros_disclosive", "check_missing", "interval_audit")
 
@@ -110,7 +114,7 @@ def _problems(rules: Rules) -> Any:
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             yield f"{key} must be a number with {text} (got {value!r})"
-        elif not (low < value <= high if key == "nk_k" else low < value < high):
+        elif not (low < value < high if key == "p_ratio" else low < value <= high):
             yield f"{key} must satisfy {text} (got {value!r})"
     if (rules.nk_n is None) != (rules.nk_k is None):
         yield "nk_n and nk_k are set together or not at all"

@@ -76,7 +76,7 @@ def check_query(query: Any) -> str:
 class Protection:
     """How a table is protected; the review service re-applies it itself (see sdc.protect).
 
-    `base`: rounding base (round only; None = the preset's round_base).
+    `base`: rounding base (round and redact_round; None = the preset's round_base).
     `secondary`: secondary suppression algorithm (suppress only).
     """
 
@@ -90,8 +90,8 @@ class Protection:
         if not isinstance(self.secondary, SecondaryMethod):
             raise InvalidSpec(f"secondary must be one of {[m.value for m in SecondaryMethod]}")
         if self.base is not None:
-            if self.method is not ProtectionMethod.ROUND:
-                raise InvalidSpec("base is a rounding parameter: give it only with method 'round'")
+            if not self.method.rounds:
+                raise InvalidSpec("base is a rounding parameter: give it only with method 'round' or 'redact_round'")
             if isinstance(self.base, bool) or not isinstance(self.base, int) or not 1 <= self.base <= MAX_ROUND_BASE:
                 raise InvalidSpec(f"rounding base must be a whole number from 1 to {MAX_ROUND_BASE} (got {self.base!r})")
         if self.secondary is not SecondaryMethod.HYPERCUBE and self.method is not ProtectionMethod.SUPPRESS:

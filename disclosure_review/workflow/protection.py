@@ -64,8 +64,8 @@ def parse_choice(method: str, *, base: str = "", secondary: str = "", merge_vari
         raise ProtectionInvalid(f"choose a protection method: one of {', '.join(METHODS)}", key="protection_method",
                                 methods=", ".join(METHODS))
     protection = None
-    if method == ProtectionMethod.ROUND.value:
-        protection = Protection(ProtectionMethod.ROUND, base=_base(base))
+    if method in (ProtectionMethod.ROUND.value, ProtectionMethod.REDACT_ROUND.value):
+        protection = Protection(ProtectionMethod(method), base=_base(base))
     elif method == ProtectionMethod.SUPPRESS.value:
         try:
             algorithm = SecondaryMethod((secondary or SecondaryMethod.HYPERCUBE.value).strip())

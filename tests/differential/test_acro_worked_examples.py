@@ -93,3 +93,39 @@ def test_null_levels_are_cells_in_both(acro) -> None:
     assert set(cells) == {("a", "x"), ("nan", "x")} and "MinimumThresholdCheck" in cells[("nan", "x")]
     report = ours(frame, None)
     assert report.result("threshold").cells == ((None, "x"), (None, MARGIN_LABEL))
+
+
+ALL_ZERO_CELL = TWO_CELLS.assign(v=[0.0] * 12 + [5.0 + i for i in range(12)])  # (a, x): 12 records, all 0
+
+
+@pytest.mark.parametrize("aggfunc", ["median", "min", "max", "mode", "std"])
+def test_d5_acro_passes_an_all_zero_cell_of_order_statistics(acro, aggfunc) -> None:
+    """docs/acro-differences.md D5: ACRO's zero check for these looks only for empty cells."""
+    status, cells = acro_outcome(acro, ALL_ZERO_CELL, aggfunc)
+    assert status == "pass"
+    if aggfunc != "std":  # ACRO tags every std cell (D8)
+        assert cells[("a", "x")] == "ok"
+    report = ours(ALL_ZERO_CELL, Statistic(aggfunc))
+    if aggfunc == "std":  # 11 degrees of freedom: the zeros question is not asked of a spread
+        assert report.verdict is Verdict.PASS
+    else:
+        assert ("a", "x") in report.result("zeros").cells and report.verdict is Verdict.FAIL
+
+
+@pytest.mark.parametrize("aggfunc", ["sum", "mean"])
+def test_d5_acro_fails_an_all_zero_cell_of_sums_and_means(acro, aggfunc) -> None:
+    _, cells = acro_outcome(acro, ALL_ZERO_CELL, aggfunc)
+    assert "PPercentCheck" in cells[("a", "x")]
+    assert ("a", "x") in ours(ALL_ZERO_CELL, Statistic(aggfunc)).result("zeros").cells
+
+
+def test_d8_an_empty_std_cell_fails_in_both(acro) -> None:
+    """(a, y) has no record: ACRO fails the table on its degrees of freedom, and so does Onsite (issue 12)."""
+    frame = pd.DataFrame({"r": ["a"] * 12 + ["b"] * 24, "c": ["x"] * 24 + ["y"] * 12,
+                          "v": [float(i) for i in range(36)]})
+    status, cells = acro_outcome(acro, frame, "std")
+    assert status == "fail" and "MinimumDoFCheck" in cells[("a", "y")]
+    full = TWO_CELLS
+    assert acro_outcome(acro, full, "std")[0] == "pass"  # so the empty cell is what fails ACRO's table
+    report = ours(frame, Statistic.STD)
+    assert report.verdict is Verdict.FAIL and report.result("degrees_of_freedom").cells == (("a", "y"),)

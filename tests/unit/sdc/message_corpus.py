@@ -96,12 +96,12 @@ def table_results(con: duckdb.DuckDBPyConnection) -> list:
                         (jp.replace(threshold=None), frequency(("region",), ("sex",)))):
         spec = TableSpec.from_dict(spec.to_dict() | {"protection": {"version": 1, "method": "suppress"}})
         results.extend(evaluate_table(con, spec, rules).report.results)
-    for method in (ProtectionMethod.ROUND, ProtectionMethod.DELETE_RECORDS):
+    for method in (ProtectionMethod.ROUND, ProtectionMethod.REDACT_ROUND, ProtectionMethod.DELETE_RECORDS):
         spec = frequency(("region",), ("sex",), protection=Protection(method))
         results.extend(evaluate_table(con, spec, acro).report.results)
     report = check_table(compute_shadow(con, frequency(("region",), ("sex",)), top_n=2), acro)
     flagged = report.result("threshold").cells
-    for how in ("suppressed", "deleted"):
+    for how in ("suppressed", "deleted", "redacted"):
         results.extend(excuse_blank_cells(report, set(flagged[:1]), how).results)
         results.extend(excuse_blank_cells(report, set(flagged), how).results)
     return results + failed_audits(con)
@@ -138,10 +138,11 @@ def model_results() -> list:
             smf.logit("event ~ x", frame).fit(disp=0), smf.ols("y ~ x + C(g)", frame[frame.g != "rare"]).fit()]
     frame["event"] = (frame.y > 0).astype(int)
     fits.append(smf.logit("event ~ x", frame).fit(disp=0))
+    fits.append(smf.ols("y ~ x + C(g) + event", frame.head(12)).fit())  # 5 parameters > 0.33 x 12
     results = []
     for fit in fits:
         results.extend(check_model(fit, acro).results)
-    for rules in (acro.replace(dof_threshold=None, threshold=None),):
+    for rules in (acro.replace(dof_threshold=None, threshold=None, max_parameter_ratio=None),):
         results.extend(check_model(fits[0], rules).results + check_model(fits[3], rules).results)
     results.extend(check_model(sm.nonparametric.KDEUnivariate(frame.x.to_numpy()), acro).results)
     return results

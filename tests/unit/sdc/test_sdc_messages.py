@@ -71,7 +71,7 @@ def test_protection_translates_the_wrapped_message_as_a_whole(results) -> None:
     assert rounded.message == render(inner["code"], inner["args"]) + (
         " (rounded to base 5: a reviewer judges whether rounding protects these cells)")
     excused = {r.code for r in results if r.code and r.code.startswith("excused_")}
-    assert excused == {f"excused_{n}_{how}" for n in ("some", "all") for how in ("suppressed", "deleted")}
+    assert excused == {f"excused_{n}_{how}" for n in ("some", "all") for how in ("suppressed", "deleted", "redacted")}
 
 
 def test_interval_audit_english_is_the_audit_summary(results) -> None:
