@@ -29,7 +29,7 @@ from .spec import MAX_BINS, InvalidSpec, TableSpec, check_identifier, quote_iden
 
 def equal_width_edges(low: float, high: float, bins: int) -> tuple[float, ...]:
     """`bins` equal bins from `low` to `high` (numpy's default when low and high are the data's range)."""
-    if not (isinstance(bins, int) and 1 <= bins <= MAX_BINS):
+    if isinstance(bins, bool) or not (isinstance(bins, int) and 1 <= bins <= MAX_BINS):
         raise InvalidSpec(f"bins must be a whole number from 1 to {MAX_BINS}")
     if not (math.isfinite(low) and math.isfinite(high)) or high < low:
         raise InvalidSpec(f"cannot make bins from {low} to {high}")

@@ -199,8 +199,9 @@ def describe_choice(choice: dict) -> str:
     """A reviewer's protection choice (`ProtectionChoice.to_dict()`) in words, as the review page shows it."""
     method = choice.get("method")
     sdc = choice.get("protection") or {}
-    words = {"submitted": "as submitted", "none": "no protection", "delete_records": "delete records"}.get(method, method)
-    if method == "round" and sdc.get("base"):
+    words = {"submitted": "as submitted", "none": "no protection", "delete_records": "delete records",
+             "redact_round": "redact failing cells, then round"}.get(method, method)
+    if method in ("round", "redact_round") and sdc.get("base"):
         words += f" (base {sdc['base']})"
     elif method == "suppress" and sdc.get("secondary"):
         words += f" (secondary {sdc['secondary']})"

@@ -159,3 +159,15 @@ def test_redact_then_round_takes_the_preset_base_and_round_trips_in_the_spec(con
         evaluate_table(con, spec, load_preset("jp-onsite"))
     with pytest.raises(InvalidSpec, match="only with method 'round' or 'redact_round'"):
         Protection(ProtectionMethod.SUPPRESS, base=5)
+
+
+# -- neighbouring parameters --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bins", [True, 2.5, 0, "3"])
+def test_histogram_bins_are_a_whole_number(bins):
+    """bins=True made one bin whose upper edge was the int 1 (a bool is an int in Python)."""
+    from disclosure_review.sdc import equal_width_edges
+
+    with pytest.raises(InvalidSpec, match="bins must be a whole number"):
+        equal_width_edges(0.0, 1.0, bins)

@@ -49,3 +49,10 @@ def test_a_declared_redact_then_round_is_reapplied_by_the_service(world):
         assert o.verdict is Verdict.PASS and o.report["protection"]["base"] == 5
     approve_twice(world, request_id)
     assert released_cells(world, request_id) == {"A": "30", "B": "25", "C": "", "Total": "55"}
+
+
+def test_the_cli_names_redact_then_round_and_its_base_as_the_page_does():
+    from onsite.commands.review import describe_choice
+
+    choice = {"method": "redact_round", "protection": {"version": 1, "method": "redact_round", "base": 5}}
+    assert describe_choice(choice) == "redact failing cells, then round (base 5)"
