@@ -84,6 +84,35 @@ def test_rounding_blurs_failing_cells_into_review(con) -> None:
     assert protected.verdict is Verdict.REVIEW
 
 
+def test_redact_then_round_blanks_small_cells_and_rounds_the_rest(con):
+    protected = evaluate_table(con, spec(ProtectionMethod.REDACT_ROUND, base=5), load_preset("acro-default"))
+    released = {row[:2]: row[2] for row in protected.cells.iter_rows()}
+    assert released[("c", "F")] is None and released[("c", "M")] is None and released[("c", "Total")] is None
+    interior = {cell: v for cell, v in released.items() if "Total" not in cell and v is not None}
+    assert all(v % 5 == 0 for v in interior.values())
+    # Margins are sums of the cells shown: a margin minus the shown cells gives 0, never a redacted cell.
+    for sex in ("F", "M"):
+        assert released[("Total", sex)] == sum(v for (r, s), v in interior.items() if s == sex)
+    assert released[("Total", "Total")] == sum(interior.values())
+    assert protected.protection == {"method": "redact_round", "base": 5, "redacted": 3,
+                                    "note": "cells failing a check are blank; totals are sums of the rounded cells "
+                                            "shown"}
+    assert protected.report.result("threshold").verdict is Verdict.PASS  # every failing cell is redacted
+    assert protected.report.result("threshold").code == "excused_all_redacted"
+    assert protected.verdict is Verdict.PASS
+
+
+def test_redact_then_round_takes_the_preset_base_and_round_trips_in_the_spec(con):
+    declared = spec(ProtectionMethod.REDACT_ROUND)
+    assert TableSpec.from_dict(declared.to_dict()) == declared
+    acro = load_preset("acro-default")
+    assert evaluate_table(con, declared, acro).protection["base"] == acro.round_base
+    with pytest.raises(InvalidSpec, match="sets no round_base"):
+        evaluate_table(con, declared, load_preset("jp-onsite"))
+    with pytest.raises(InvalidSpec, match="only with method 'round' or 'redact_round'"):
+        Protection(ProtectionMethod.SUPPRESS, base=5)
+
+
 def test_record_deletion_recomputes_without_the_failing_cells(con) -> None:
     rules = load_preset("acro-default")
     protected = evaluate_table(con, spec(ProtectionMethod.DELETE_RECORDS), rules)

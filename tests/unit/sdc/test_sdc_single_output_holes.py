@@ -1,8 +1,7 @@
 """Holes of the single-output checks found in issue 12, each closed: empty cells of standard-deviation
-tables, models with too few observations per parameter, redact-then-round protection."""
+tables, models with too few observations per parameter (redact-then-round: test_sdc_protect.py)."""
 from __future__ import annotations
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,10 +12,7 @@ from disclosure_review.sdc import (
     InvalidPreset, InvalidSpec, Statistic, TableKind, TableSpec, Verdict, check_table, load_preset, preset_names,
     shadow_from_frame,
 )
-from disclosure_review.sdc.enums import ProtectionMethod
 from disclosure_review.sdc.models import check_model
-from disclosure_review.sdc.protect import evaluate_table
-from disclosure_review.sdc.spec import Protection
 
 ACRO = load_preset("acro-default")
 
@@ -105,60 +101,6 @@ def test_every_jurisdiction_preset_sets_or_omits_the_new_rules_explicitly():
         assert "max_parameter_ratio" in document["rules"] or "max_parameter_ratio" in document.get("omitted", []), name
     assert load_preset("acro-default").max_parameter_ratio == 0.33
     assert load_preset("jp-onsite").max_parameter_ratio == 0.33
-
-
-# -- redact-then-round ------------------------------------------------------------------------------
-
-# region a: 30 records, b: 25, c: 3 (its cells fail the threshold of 10); sex alternates
-DATA = """CREATE TABLE data AS SELECT i, CASE WHEN i < 30 THEN 'a' WHEN i < 55 THEN 'b' ELSE 'c' END AS region,
-          CASE WHEN i % 2 = 0 THEN 'F' ELSE 'M' END AS sex FROM range(58) t(i)"""
-
-
-@pytest.fixture
-def con():
-    connection = duckdb.connect(":memory:")
-    connection.execute(DATA)
-    yield connection
-    connection.close()
-
-
-def counts(protection: Protection | None) -> TableSpec:
-    return TableSpec(TableKind.FREQUENCY, "SELECT * FROM data", rows=("region",), columns=("sex",),
-                     protection=protection)
-
-
-def test_redact_then_round_blanks_small_cells_and_rounds_the_rest(con):
-    protected = evaluate_table(con, counts(Protection(ProtectionMethod.REDACT_ROUND, base=5)), ACRO)
-    released = {row[:2]: row[2] for row in protected.cells.iter_rows()}
-    assert released[("c", "F")] is None and released[("c", "M")] is None and released[("c", "Total")] is None
-    interior = {cell: v for cell, v in released.items() if "Total" not in cell and v is not None}
-    assert all(v % 5 == 0 for v in interior.values())
-    # Margins are sums of the cells shown: a margin minus the shown cells gives 0, never a redacted cell.
-    for sex in ("F", "M"):
-        assert released[("Total", sex)] == sum(v for (r, s), v in interior.items() if s == sex)
-    assert released[("Total", "Total")] == sum(interior.values())
-    assert protected.protection == {"method": "redact_round", "base": 5, "redacted": 3,
-                                    "note": "cells failing a check are blank; totals are sums of the rounded cells "
-                                            "shown"}
-    assert protected.report.result("threshold").verdict is Verdict.PASS  # every failing cell is redacted
-    assert protected.report.result("threshold").code == "excused_all_redacted"
-    assert protected.verdict is Verdict.PASS
-
-
-def test_plain_rounding_still_leaves_small_cells_to_a_reviewer(con):
-    protected = evaluate_table(con, counts(Protection(ProtectionMethod.ROUND, base=5)), ACRO)
-    assert protected.verdict is Verdict.REVIEW
-    assert all(v is not None for v in protected.cells.get_column(protected.shadow.value_column))
-
-
-def test_redact_then_round_takes_the_preset_base_and_round_trips_in_the_spec(con):
-    spec = counts(Protection(ProtectionMethod.REDACT_ROUND))
-    assert TableSpec.from_dict(spec.to_dict()) == spec
-    assert evaluate_table(con, spec, ACRO).protection["base"] == ACRO.round_base
-    with pytest.raises(InvalidSpec, match="sets no round_base"):
-        evaluate_table(con, spec, load_preset("jp-onsite"))
-    with pytest.raises(InvalidSpec, match="only with method 'round' or 'redact_round'"):
-        Protection(ProtectionMethod.SUPPRESS, base=5)
 
 
 # -- neighbouring parameters --------------------------------------------------------------------
