@@ -1,9 +1,10 @@
 """Record state of a table's cells: which records contribute, and what each contributes, in a fixed size.
 
 Differencing compares cells by their records, not their labels. Each record a
-cell counts is one *element*, 64 bits: the high half identifies the record (a
-hash of the dataset and the row id the review service derived itself), the low
-half fingerprints the value and weight it contributes. A cell keeps its elements
+cell counts is one *element*, 64 bits: the high half is the record's row id in
+its dataset's file (which the review service derives itself, never the query),
+the low half fingerprints the value and weight it contributes (salted with the
+dataset id, so that records of two datasets never match). A cell keeps its elements
 in an invertible Bloom lookup table (IBLT): `SUBTABLES` sub-tables of `width`
 slots, each element XOR-ed into one slot of each sub-table with a 32-bit check.
 The XOR of two cells' tables is the table of their symmetric difference, and
@@ -19,13 +20,17 @@ at most 2 × (threshold − 1) elements (a changed value is the old and the new
 element), fewer than `width`: it can never fill a sub-table, so a table with
 every slot set is a difference of at least `threshold` records, exactly.
 
+The state is built from the query's rows by numpy (fingerprints, slots) and
+DuckDB (the XOR aggregate over every cell and margin at once).
+
 Row ids identify records only within one file of a dataset; a dataset ingested
-again gets new ids (its outputs then differ on every record: not compared, never
-flagged).
+again gets new ids (its outputs then differ on every record: never flagged).
+Datasets of 2^32 rows or more are not traced.
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import json
 import zlib
@@ -42,7 +47,7 @@ from .spec import TableSpec
 RECORD_STATE_VERSION = 1
 SUBTABLES = 4
 MIN_WIDTH = 20
-ELEMENT = "sdc_element"  # per record: record identity (high 32 bits) | value fingerprint (low 32 bits)
+ELEMENT = "sdc_element"  # per record: its row id (high 32 bits) | its value fingerprint (low 32 bits)
 _SLOT = "sdc_slot"
 _CHECK = "sdc_check"
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -65,13 +70,12 @@ def _mix(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def slots_and_check(elements: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """For each element, its slot in each sub-table ([n, SUBTABLES]) and its 32-bit check."""
+def slots_and_check(elements: np.ndarray, width: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """For each element, its slot in each sub-table (one array per sub-table) and its 32-bit check."""
     h = _mix(elements)
-    slots = np.stack(
-        [j * width + ((h >> np.uint64(16 * j)) & np.uint64(0xFFFF)) % np.uint64(width) for j in range(SUBTABLES)],
-        axis=1,
-    ).astype(np.int64)
+    # 16 bits of the hash per sub-table, mapped onto its `width` slots by a multiply and shift
+    slots = [(((h >> np.uint64(16 * j)) & np.uint64(0xFFFF)).astype(np.uint32) * np.uint32(width) >> np.uint32(16))
+             + np.uint32(j * width) for j in range(SUBTABLES)]
     check = (_mix(h ^ _CHECK_SALT) >> np.uint64(32)).astype(np.uint32)
     return slots, check
 
@@ -126,37 +130,58 @@ class RecordState:
                    counts, elements, checks)
 
 
-def build_state(name: str, records: pl.DataFrame, cells: pl.DataFrame, dimensions: Sequence[str],
+def fingerprints(values: np.ndarray, weights: np.ndarray, dataset: str) -> np.ndarray:
+    """32 bits per record for the value and weight it contributes (NULL and NaN alike; -0.0 as 0.0), salted with
+    the dataset (row ids of two datasets are then different records)."""
+    salt = np.uint64(int.from_bytes(hashlib.sha256(dataset.encode()).digest()[:8], "little"))
+
+    def bits(x: np.ndarray) -> np.ndarray:
+        x = np.where(np.isnan(x), np.nan, x + 0.0)  # one NaN pattern, and -0.0 + 0.0 is 0.0
+        return x.astype(np.float64).view(np.uint64)
+
+    return (_mix(bits(values) ^ _mix(bits(weights) ^ salt)) >> np.uint64(32)).astype(np.uint64)
+
+
+def build_state(name: str, records: pl.DataFrame, dataset: str, cells: pl.DataFrame, dimensions: Sequence[str],
                 grouping_sets: Sequence[tuple[int, ...]], grouping: str, labels: list[tuple], counts: Sequence[int],
                 width: int) -> RecordState:
     """The record state of a table's cells.
 
-    `records`: one row per record of the query, columns `d0…` (as the cells group them) and `ELEMENT`.
+    `records`: one row per record of the query: `d0…` (as the cells group them), `RECORD_COLUMN` (its row id in
+    `dataset`), `v` and `w` (the value and weight it contributes, as the cells count them).
     `cells`: the shadow frame's dimension columns and `grouping` (frame order); `labels` and `counts` per cell.
     """
     k = len(dimensions)
     d = [f"d{i}" for i in range(k)]
-    elements = records.get_column(ELEMENT).to_numpy().astype(np.uint64)
+    ids = records.get_column(RECORD_COLUMN).to_numpy()
+    if len(ids) and (ids.min() < 0 or ids.max() >= 1 << 32):
+        raise NotOneRowPerRecord(f"table {name!r}: row ids beyond 32 bits")
+    values = records.get_column("v").cast(pl.Float64).to_numpy(allow_copy=True)
+    weights = records.get_column("w").cast(pl.Float64).to_numpy(allow_copy=True)
+    elements = (ids.astype(np.uint64) << np.uint64(32)) | fingerprints(values, weights, dataset)
     slots, check = slots_and_check(elements, width)
-    keys = records.select(d)
-    long = pl.concat([
-        keys.with_columns(pl.Series(_SLOT, slots[:, j], dtype=pl.Int64), pl.Series(ELEMENT, elements, dtype=pl.UInt64),
-                          pl.Series(_CHECK, check, dtype=pl.UInt32))
-        for j in range(SUBTABLES)
-    ])
-    finest = long.group_by([*d, _SLOT]).agg(pl.col(ELEMENT).bitwise_xor(), pl.col(_CHECK).bitwise_xor())
-    per_set = []
-    for positions in grouping_sets:  # margins are the XOR of their finest cells: the tables are linear
-        g = sum(1 << (k - 1 - i) for i in range(k) if i not in positions)
-        kept = [d[i] for i in positions]
-        agg = finest.group_by([*kept, _SLOT]).agg(pl.col(ELEMENT).bitwise_xor(), pl.col(_CHECK).bitwise_xor())
-        per_set.append(agg.select(*(pl.col(x) if x in kept else pl.lit(None).alias(x) for x in d),
-                                  pl.lit(g, dtype=pl.Int64).alias(grouping), _SLOT, ELEMENT, _CHECK))
+    columns = {x: records.get_column(x) for x in d} | {ELEMENT: elements, _CHECK: check}
+    columns |= {f"{_SLOT}{j}": slots[j] for j in range(SUBTABLES)}
+    keyed = ", ".join([*d, _SLOT])
+    per_slot = " UNION ALL ".join(f"SELECT {', '.join(d)}, {_SLOT}{j} AS {_SLOT}, {ELEMENT}, {_CHECK} FROM r"
+                                  for j in range(SUBTABLES))
+    sets = ", ".join("(" + ", ".join([*(d[i] for i in positions), _SLOT]) + ")" for positions in grouping_sets)
+    # DuckDB's XOR aggregate over every grouping set at once (a separate in-memory connection: our data only)
+    con = duckdb.connect(":memory:")
+    try:
+        con.register("r", pl.DataFrame(columns).to_arrow())
+        xor = f"bit_xor({ELEMENT}) AS {ELEMENT}, bit_xor({_CHECK}) AS {_CHECK}"
+        # the finest cells from the records, their margins from those few rows (XOR is associative)
+        located = con.sql(
+            f"WITH fine AS (SELECT {keyed}, {xor} FROM ({per_slot}) GROUP BY ALL) "
+            f"SELECT {', '.join(d)}, CAST(GROUPING({', '.join(d)}) AS BIGINT) AS {grouping}, {_SLOT}, {xor} "
+            f"FROM fine GROUP BY GROUPING SETS ({sets})").pl()
+    finally:
+        con.close()
     cell_index = cells.rename(dict(zip(dimensions, d))).with_row_index("sdc_cell")
     # The records' dimension types are the cells' (the same expressions); nulls match nulls, margins by `grouping`.
-    located = pl.concat(per_set, how="vertical_relaxed").with_columns(
-        pl.col(x).cast(cell_index.schema[x]) for x in d
-    ).join(cell_index, on=[*d, grouping], how="inner", nulls_equal=True)
+    located = located.with_columns(pl.col(x).cast(cell_index.schema[x]) for x in d).join(
+        cell_index, on=[*d, grouping], how="inner", nulls_equal=True)
     table = np.zeros((cells.height, SUBTABLES * width), dtype=np.uint64)
     checks = np.zeros((cells.height, SUBTABLES * width), dtype=np.uint32)
     rows, cols = located.get_column("sdc_cell").to_numpy(), located.get_column(_SLOT).to_numpy()
@@ -186,10 +211,11 @@ def peel(elements: np.ndarray, checks: np.ndarray, width: int) -> tuple[list[int
         if e == 0 and checks[slot] == 0:
             continue
         slots, check = slots_and_check(np.array([e], dtype=np.uint64), width)
-        if check[0] != checks[slot] or slot not in slots[0]:
+        slots = [int(s[0]) for s in slots]
+        if check[0] != checks[slot] or slot not in slots:
             continue  # more than one element here (for now)
         found.append(int(e))
-        for s in slots[0]:
+        for s in slots:
             elements[s] ^= e
             checks[s] ^= check[0]
             pending.append(int(s))
@@ -226,21 +252,23 @@ RECORD_COLUMN = "sdc_record"
 
 
 def records_sql(spec: TableSpec, traced_query: str) -> str:
-    """Per record of `traced_query` (the spec's query with `RECORD_COLUMN` added): its dimensions, as the
-    cells group them, and its element."""
+    """Per record of `traced_query` (the spec's query with `RECORD_COLUMN`, the row id, added): its dimensions, as
+    the cells group them, its row id, and the value and weight it contributes."""
     columns, where = source_columns(spec)
     dims = ", ".join(f"d{i}" for i in range(len(spec.dimensions)))
-    return (f"WITH src AS (SELECT {', '.join(columns)}, {RECORD_COLUMN} AS r FROM (\n{traced_query}\n) AS q{where})\n"
-            f"SELECT {dims}, ((r >> 32) << 32) | (hash(v, w) >> 32) AS {ELEMENT} FROM src")
+    return (f"WITH src AS (SELECT {', '.join(columns)}, {RECORD_COLUMN} FROM (\n{traced_query}\n) AS q{where})\n"
+            f"SELECT {dims}, {RECORD_COLUMN}, v, w FROM src")
 
 
-def compute_record_state(con: duckdb.DuckDBPyConnection, shadow: ShadowTable, traced_query: str,
+def compute_record_state(con: duckdb.DuckDBPyConnection, shadow: ShadowTable, traced_query: str, dataset: str,
                          threshold: int | None) -> RecordState:
-    """The record state of `shadow`'s cells, from `traced_query` run on `con` (the connection the cells came from)."""
+    """The record state of `shadow`'s cells, from `traced_query` (whose row ids are those of `dataset`) run on
+    `con`, the connection the cells came from."""
     spec = shadow.spec
     records = con.sql(records_sql(spec, traced_query)).pl()
-    if records.select((pl.col(ELEMENT) // (1 << 32)).n_unique()).item() != records.height:
+    if records.get_column(RECORD_COLUMN).n_unique() != records.height:
         raise NotOneRowPerRecord(f"table {spec.name!r}: some record gives more than one row")
     cells = shadow.frame.select(*spec.dimensions, GROUPING)
-    return build_state(spec.name, records, cells, spec.dimensions, grouping_sets(spec), GROUPING, shadow.labels(),
-                       shadow.frame.get_column(RECORDS).to_list(), width_for(threshold))
+    return build_state(spec.name, records, dataset, cells, spec.dimensions, grouping_sets(spec), GROUPING,
+                       shadow.labels(), shadow.frame.get_column(RECORDS).to_list(),
+                       width_for(threshold))

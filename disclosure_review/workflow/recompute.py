@@ -156,9 +156,10 @@ def _parse_select(sql: str) -> dict[str, Any]:
     return tree["statements"][0]["node"]
 
 
-def _trace(node: dict[str, Any], datasets: Mapping[str, str], depth: int) -> str | None:
-    """Add to a SELECT the identity of the dataset row each of its rows comes from; the column's name, or None
-    when its rows are not one per dataset row (aggregates, DISTINCT, LIMIT, joins, set operations, CTEs …)."""
+def _trace(node: dict[str, Any], datasets: Mapping[str, str], depth: int) -> tuple[str, str] | None:
+    """Add to a SELECT the row id of the dataset row each of its rows comes from; the column's name and the
+    dataset, or None when its rows are not one per dataset row (aggregates, DISTINCT, LIMIT, set operations, CTEs,
+    joins of datasets …)."""
     if (node.get("type") != "SELECT_NODE" or node["cte_map"]["map"] or node["group_expressions"]
             or node["group_sets"] or node["having"] or node["qualify"] or node["sample"]
             or node["aggregate_handling"] != "STANDARD_HANDLING"
@@ -172,8 +173,8 @@ def _trace(node: dict[str, Any], datasets: Mapping[str, str], depth: int) -> str
         inner = _trace(source["subquery"]["node"], datasets, depth + 1)
         if inner is None or not source["alias"]:
             return None
-        node["select_list"].append(_expression(f'{_quoted(source["alias"])}.{inner} AS {name}'))
-        return name
+        node["select_list"].append(_expression(f'{_quoted(source["alias"])}.{inner[0]} AS {name}'))
+        return name, inner[1]
     tables = _joined_tables(source)
     if tables is None:
         return None
@@ -188,8 +189,8 @@ def _trace(node: dict[str, Any], datasets: Mapping[str, str], depth: int) -> str
     # The file's own table, not the view: its row ids are the service's, the query cannot choose them.
     source.update(catalog_name=attached_name(table), schema_name="main", table_name=MICRODATA_TABLE, alias=alias,
                   qualified_name={"path": [attached_name(table), "main", MICRODATA_TABLE]})
-    node["select_list"].append(_expression(f"hash({_quoted(alias)}.rowid, {_string(table)}) AS {name}"))
-    return name
+    node["select_list"].append(_expression(f"{_quoted(alias)}.rowid AS {name}"))
+    return name, table
 
 
 def _joined_tables(source: dict[str, Any]) -> list[dict[str, Any]] | None:
@@ -208,35 +209,31 @@ def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _string(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def traced_query(con: duckdb.DuckDBPyConnection, query: str, datasets: Mapping[str, str]) -> str | None:
-    """`query` with the column `records.RECORD_COLUMN` added, or None when its rows cannot be traced to records.
+def traced_query(con: duckdb.DuckDBPyConnection, query: str, datasets: Mapping[str, str]) -> tuple[str, str] | None:
+    """`query` with the column `records.RECORD_COLUMN` (the row id) added, and the dataset whose rows it reads; or
+    None when its rows cannot be traced to records.
 
     Traced: a SELECT (in any depth of subqueries) from one dataset, possibly joined with reference
     data. Whether each record then gives at most one row is checked when the state is computed.
 
-    The identities come from the attached file's row ids, hashed with the dataset id: the query
-    can filter on them but not choose them. A dataset with a column named rowid would hide the
+    The row ids are the attached file's: the query can filter on them but not choose them. A dataset with a column named rowid would hide the
     row id: its queries are not traced.
     """
     try:
         node = _parse_select(query)
     except (duckdb.Error, ValueError, KeyError, IndexError):
         return None
-    if _trace(node, datasets, 0) != records.RECORD_COLUMN:
+    traced = _trace(node, datasets, 0)
+    if traced is None:
         return None
-    for dataset in datasets:
-        columns = con.execute(f"SELECT lower(column_name) FROM (DESCRIBE {_quoted(attached_name(dataset))}.main."
-                              f"{MICRODATA_TABLE})").fetchall()
-        if ("rowid",) in columns:
-            return None
+    columns = con.execute(f"SELECT lower(column_name) FROM (DESCRIBE {_quoted(attached_name(traced[1]))}.main."
+                          f"{MICRODATA_TABLE})").fetchall()
+    if ("rowid",) in columns:
+        return None
     (text,) = con.execute("SELECT json_deserialize_sql(?::JSON)",
                           [json.dumps({"error": False, "statements": [{"node": node, "named_param_map": []}]})]
                           ).fetchall()[0]
-    return text
+    return text, traced[1]
 
 
 def record_state(con: duckdb.DuckDBPyConnection, protected: ProtectedTable, datasets: Mapping[str, str],
@@ -250,7 +247,7 @@ def record_state(con: duckdb.DuckDBPyConnection, protected: ProtectedTable, data
     if traced is None:
         return None
     try:
-        state = records.compute_record_state(con, shadow, traced, threshold)
+        state = records.compute_record_state(con, shadow, *traced, threshold)
     except (duckdb.Error, records.NotOneRowPerRecord) as exc:  # an aggregate in the select list, a join that repeats
         log.info("table %s: records not traced (%s)", shadow.spec.name, type(exc).__name__)
         return None

@@ -69,8 +69,8 @@ def table_results(con: duckdb.DuckDBPyConnection) -> list:
     results.append(CHECKS["nk_dominance"](shallow, acro.replace(nk_n=3)))
     # differencing by records: a subgroup, more cells than are listed, untraced outputs, nothing else, no threshold
     def state(spec: TableSpec):
-        traced = f"SELECT *, hash(i, 'people') AS sdc_record FROM ({spec.query}) AS q"
-        return compute_record_state(con, compute_shadow(con, spec), traced, acro.threshold)
+        traced = f"SELECT *, i AS sdc_record FROM ({spec.query}) AS q"
+        return compute_record_state(con, compute_shadow(con, spec), traced, "people", acro.threshold)
 
     everyone = OtherOutput("#1 by_sex", state(frequency(("sex",), name="by_sex")))
     large = state(frequency(("sex",), query=LARGE, name="by_sex_large"))

@@ -46,8 +46,8 @@ def state(con, where: str = "true", value: str = "income", kind=TableKind.FREQUE
     query = f"SELECT id, area, sex, {value} AS income FROM data WHERE {where}"
     spec = TableSpec(kind, query, rows=rows, columns=columns, name=name,
                      **({"value": "income", "statistic": Statistic.SUM} if kind is TableKind.MAGNITUDE else {}))
-    traced = f"SELECT *, hash(id, 'people') AS sdc_record FROM ({query}) AS q"
-    return compute_record_state(con, compute_shadow(con, spec), traced, threshold)
+    traced = f"SELECT *, id AS sdc_record FROM ({query}) AS q"
+    return compute_record_state(con, compute_shadow(con, spec), traced, "people", threshold)
 
 
 def total_pair(a: RecordState, b: RecordState):
