@@ -36,14 +36,14 @@ MESSAGES = {
                          "ja": "<i>未検証</i>（審査者がコードとともにモデルを判断します）"},
     "release_request": {"en": "release request {id}: {status}", "ja": "公表申請 {id}: {status}"},
     "service_only": {"en": "Checked only by the review service: {checks} (this table against the project's "
-                           "tables already released, which a session cannot read). A pass here may still be "
-                           "review or fail there.",
-                     "ja": "審査サービスだけが行うチェック: {checks}（このプロジェクトで公表済みの表との照合。"
-                           "セッションからは公表済みの表を読めません）。ここで合格でも、審査サービスでは"
+                           "other tables, pending, approved or released, which a session cannot read). A pass "
+                           "here may still be review or fail there.",
+                     "ja": "審査サービスだけが行うチェック: {checks}（このプロジェクトの他の表（審査中・承認済み・"
+                           "公表済み）との照合。セッションからはそれらを読めません）。ここで合格でも、審査サービスでは"
                            "要審査・不合格になることがあります。"},
 }
-# Checks a session cannot run: differencing needs the project's released tables
-# (`disclosure_review.sdc.check_table`'s `released`), which only the service holds.
+# Checks a session cannot run: differencing needs the record states of the project's other outputs
+# (`disclosure_review.sdc.differencing`), which only the service holds.
 SERVICE_ONLY_CHECKS = ("differencing",)
 translator = make_translator(MESSAGES)
 
