@@ -161,7 +161,7 @@ def test_protect_suppresses_records_the_spec_and_shows_intervals(db: AnalysisCon
 
 def test_bad_protection_is_refused_with_the_choices(db: AnalysisConnection) -> None:
     out = frequency_table(db, "SELECT * FROM survey", rows="area")
-    with pytest.raises(OutputInvalid, match="suppress, round or delete_records"):
+    with pytest.raises(OutputInvalid, match="suppress, round, redact_round or delete_records"):
         out.protect("blur")
     with pytest.raises(OutputInvalid, match="only with method 'round'"):
         out.protect("suppress", base=5)
