@@ -26,6 +26,7 @@ from analysis_kernel.verdicts import badge, reason, reasons_in, service_only_not
 from dataplane.manifest import session_language
 from dataplane.sql import tables_read
 from disclosure_review import wire
+from disclosure_review.queries import tracker_check
 from disclosure_review.sdc import (
     CheckReport,
     InvalidPreset,
@@ -45,6 +46,7 @@ from disclosure_review.sdc import (
 )
 from disclosure_review.sdc.enums import ProtectionMethod, SecondaryMethod
 from disclosure_review.sdc.protect import ProtectedTable, evaluate_table
+from disclosure_review.sdc.tracker import with_check
 from disclosure_review.sdc.protection import InvalidTable, SolverFailure, SuppressionInfeasible
 from disclosure_review.sdc.size import table_cells
 from disclosure_review.sdc.spec import Protection
@@ -401,6 +403,7 @@ def _evaluated(db: Connection, spec: TableSpec, rules: Rules) -> TableOutput:
     try:
         wire.check_limit("output_cells", table_cells(db.duckdb, spec), wire.MAX_CELLS_PER_OUTPUT, name=spec.name)
         protected = evaluate_table(db.duckdb, spec, rules)
+        protected = with_check(protected, tracker_check(db.duckdb, spec.query, db.dataset_ids))  # as the service does
     except wire.LimitExceeded as exc:
         raise OutputInvalid(exc.text(db.manifest.language)) from None
     except (InvalidSpec, ShadowError, InvalidTable, SuppressionInfeasible, SolverFailure) as exc:

@@ -20,6 +20,9 @@ from disclosure_review.sdc.models import check_model
 from disclosure_review.sdc.protect import evaluate_table, excuse_blank_cells
 from disclosure_review.sdc.enums import ProtectionMethod
 from disclosure_review.sdc.spec import Protection
+from disclosure_review.sdc.tracker import check_tracker
+from dataplane.sql import query_constructs
+from test_tracker import ORDINARY, TRACKERS, judged  # the shapes are listed once, beside their test
 
 SDCMICRO = Path(__file__).resolve().parents[2] / "data" / "sdcmicro"
 # region a: 30 records, b: 25, c: 3; sex alternates; income 10 * i (missing for i = 7 in `reported`, one
@@ -183,6 +186,12 @@ def all_results() -> list:
     con = duckdb.connect(":memory:")
     con.execute(PEOPLE)
     try:
-        return table_results(con) + model_results() + record_level_results()
+        return table_results(con) + model_results() + record_level_results() + tracker_results()
     finally:
         con.close()
+
+
+def tracker_results() -> list:
+    """The tracker check on every shape of test_tracker.py, an ordinary query and a dataset without metadata."""
+    undescribed = check_tracker(query_constructs(ORDINARY[0]), (), undescribed=["survey"])
+    return [judged(sql) for _, sql, _ in TRACKERS] + [judged(ORDINARY[0]), undescribed]
