@@ -53,6 +53,8 @@ from access_control.entry import (
     match_terminal,
 )
 from access_control.enums import AuditEventType, Outcome, Role
+from access_control.errors import InputInvalid
+from access_control.forms import parse_network
 from onsite_base.config import Section
 from onsite_base.db import read_transaction, transaction
 from onsite_base.netaddr import client_address, is_direct, parse_client_address
@@ -101,10 +103,10 @@ class AddressPolicy(Section):
     def _networks(self, proposal: Any) -> list[str]:
         networks = []
         for text in proposal.value:
-            try:
-                networks.append(str(ipaddress.ip_network(text.strip(), strict=True)))
-            except ValueError as error:
-                raise TraitError(f"{text!r} is not a network: write it as 192.0.2.0/24 or 2001:db8::/64 ({error})") from None
+            try:  # the terminals' rule: a network of addresses a client can have
+                networks.append(str(parse_network(text)))
+            except InputInvalid as error:
+                raise TraitError(f"{text!r} is not a staff network: write it as 192.0.2.0/24 or 2001:db8::/64 ({error})") from None
         return networks
 
     @validate("trusted_proxies")

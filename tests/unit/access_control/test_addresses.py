@@ -76,6 +76,8 @@ def test_known_addresses_are_terminals_and_staff_networks():
 @pytest.mark.parametrize("values, named", [
     ({"staff_networks": ["10.0.0.1/8"]}, "AddressPolicy.staff_networks"),   # host bits set: a typo
     ({"staff_networks": ["office"]}, "AddressPolicy.staff_networks"),
+    ({"staff_networks": ["fe80::1%eth0"]}, "AddressPolicy.staff_networks"),  # a zone id: matches no client
+    ({"staff_networks": ["0.0.0.0/0"]}, "AddressPolicy.staff_networks"),     # every address: no rule at all
     ({"trusted_proxies": ["proxy.example.jp"]}, "AddressPolicy.trusted_proxies"),
 ])
 def test_wrong_settings_are_refused_naming_them(values, named):
