@@ -26,6 +26,7 @@ from tornado.web import HTTPError
 from traitlets import Int, Unicode
 from traitlets.config import Configurable
 
+from dataplane.manifest import SessionManifest, SessionManifestInvalid
 from singleuser.events import record_refusal
 
 BINARY_READ_REFUSED = "binary reads of files other than images are switched off in Onsite"
@@ -48,6 +49,17 @@ class Lockdown(Configurable):
         Keep ServerApp.max_body_size above this plus base64 overhead, or large uploads
         fail at the HTTP layer first.""",
     ).tag(config=True)
+
+
+def project_folder() -> str:
+    """The folder the file browser (and so the launcher's new notebooks) starts in: the workspace folder of
+    the session's project (the spawner makes one per active project in the home), or the home itself
+    when the session has several projects or no manifest."""
+    try:
+        projects = list(SessionManifest.load().projects)
+    except SessionManifestInvalid:
+        return ""
+    return projects[0] if len(projects) == 1 else ""
 
 
 def is_image(path: str) -> bool:

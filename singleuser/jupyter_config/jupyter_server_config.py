@@ -4,6 +4,7 @@
 # (see DESIGN.md); each switch is attacked in tests/security/test_browser_*.py.
 # JupyterLab's download, export, open-in-new-tab, terminal and extension manager
 # plugins are disabled and locked in labconfig/page_config.json beside this file.
+from singleuser.contents import project_folder
 from singleuser.undumpable import make_undumpable
 
 c = get_config()  # noqa: F821 (defined by the traitlets config loader)
@@ -37,3 +38,9 @@ c.ServerApp.contents_manager_class = "singleuser.contents.LockdownContentsManage
 c.Lockdown.intake_dir = "intake"
 c.Lockdown.intake_max_bytes = 50 * 1024 * 1024
 c.ServerApp.max_body_size = 64 * 1024 * 1024
+# The facility terminal is offline: no news feed and no update check (JupyterLab would ask
+# whether to "fetch official Jupyter news"); the notification settings say the same in labconfig.
+c.LabApp.news_url = None
+c.LabApp.check_for_updates_class = "jupyterlab.NeverCheckForUpdate"
+# The file browser, and so the launcher, starts in the project's workspace folder (docs/how-to/researcher.md).
+c.ContentsManager.preferred_dir = project_folder()

@@ -463,7 +463,7 @@ def test_jupyterlab_in_chromium_shows_no_download_or_export(lab):
             page.wait_for_selector(".jp-DirListing-content", timeout=120_000)
             page.goto(f"{hub.hub.url}/user/tanaka/lab/tree/{NOTEBOOK}")
             page.wait_for_selector(".jp-Notebook", timeout=120_000)
-            page.locator(".jp-Dialog button:has-text('Select')").click(timeout=60_000)  # the kernel dialog
+            # No kernel dialog: the preferred kernel starts by itself (autoStartDefaultKernel in labconfig).
             page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle'], "
                                    ".jp-StatusBar-TextItem:has-text('Idle')", timeout=120_000)
             page.click(".jp-Cell .cm-content")

@@ -1,0 +1,33 @@
+"""Where JupyterLab's file browser (and so the launcher's new notebooks) starts: the project's folder (#19)."""
+from __future__ import annotations
+
+import json
+
+from dataplane.manifest import ProjectGrant, SessionManifest
+from singleuser.contents import project_folder
+
+
+def manifest_with(tmp_path, monkeypatch, *project_ids: str) -> None:
+    projects = {p: ProjectGrant(title=p, preset="acro-default", datasets={}) for p in project_ids}
+    path = SessionManifest(user="tanaka", projects=projects, outbox=tmp_path / "outbox").write(tmp_path / "session.json")
+    monkeypatch.setenv("ONSITE_SESSION", str(path))
+
+
+def test_one_project_starts_in_its_folder(tmp_path, monkeypatch):
+    manifest_with(tmp_path, monkeypatch, "p-demo")
+    assert project_folder() == "p-demo"
+
+
+def test_several_projects_or_none_start_in_the_home(tmp_path, monkeypatch):
+    manifest_with(tmp_path, monkeypatch, "p-demo", "p2026-001")
+    assert project_folder() == ""
+    manifest_with(tmp_path, monkeypatch)
+    assert project_folder() == ""
+
+
+def test_no_readable_manifest_starts_in_the_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("ONSITE_SESSION", str(tmp_path / "missing.json"))
+    assert project_folder() == ""
+    (tmp_path / "bad.json").write_text(json.dumps({"user": "tanaka"}))
+    monkeypatch.setenv("ONSITE_SESSION", str(tmp_path / "bad.json"))
+    assert project_folder() == ""
