@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 MESSAGES: dict[str, dict[str, str]] = {
     **SHARED_MESSAGES,
     "nav_home": {"ja": "ホーム", "en": "Home"},
-    "nav_token": {"ja": "トークン", "en": "Token"},
     "nav_admin": {"ja": "ハブ管理", "en": "Admin"},
     "nav_services": {"ja": "サービス", "en": "Services"},
     "login": {"ja": "ログイン", "en": "Log in"},
@@ -44,6 +43,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "start_server": {"ja": "サーバーを起動", "en": "Start my server"},
     "open_server": {"ja": "サーバーを開く", "en": "Open my server"},
     "stop_server": {"ja": "サーバーを停止", "en": "Stop my server"},
+    "my_requests": {"ja": "自分の公表申請", "en": "My requests"},
+    "my_reference_data": {"ja": "持込みデータ", "en": "Reference data"},
+    "my_requests_note": {"ja": "公表申請の状況と審査者のコメントを見て、公表された結果(パッケージ)を受け取ります。",
+                         "en": "See your release requests, the reviewers' comments, and collect released packages."},
     "starting": {"ja": "サーバーを起動しています。", "en": "Your server is starting."},
     "starting_redirect": {"ja": "準備ができると自動で移動します。", "en": "You will be taken to it when it is ready."},
     "event_log": {"ja": "起動の記録", "en": "Event log"},
