@@ -34,6 +34,8 @@ FUNCTION = "function"
 """A function called, `other` its number of arguments."""
 WINDOW = "window"
 """A window function; `other` "grouped" for an aggregate over unordered partitions, else "per record"."""
+TABLE_FUNCTION = "table_function"
+"""A table function in FROM (`range`, `unnest`, `query('…')`), `name` its name."""
 SAMPLE = "sample"
 LIMIT = "limit"
 """LIMIT or OFFSET on a query part that aggregates nothing."""
@@ -273,6 +275,7 @@ class _Walker:
             if ref.get("ref_type") == "POSITIONAL":
                 self.add(POSITIONAL_JOIN, "FROM")
         elif kind == "TABLE_FUNCTION":
+            self.add(TABLE_FUNCTION, "FROM", str(ref["function"].get("function_name", "")).lower())
             self.expr(ref.get("function"), "FROM")
         elif kind == "EXPRESSION_LIST":
             for row in ref.get("values", []):

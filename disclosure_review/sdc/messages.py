@@ -393,6 +393,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "the query is not one SELECT statement the parser can read",
         "ja": "クエリを 1 つの SELECT 文として解析できません",
     },
+    "tracker_table_function": {
+        "en": "table function {function}() in {clause}: the check cannot see what it reads",
+        "ja": "{clause} のテーブル関数 {function}() は、何を読むかをこのチェックで確認できません",
+    },
     "tracker_undescribed": {
         "en": "dataset {dataset} has no metadata: its identifying columns are unknown",
         "ja": "データセット {dataset} にメタデータがなく、識別列が分かりません",

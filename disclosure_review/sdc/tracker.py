@@ -11,7 +11,8 @@ and the row ids every table has. Flagged, each with its reason:
   or matched with a column that is no identifier; renamings are followed;
 - windows over individual records (row_number, rank, lag, running sums),
   hashes, random numbers, sampling, LIMIT/OFFSET without aggregation,
-  DISTINCT ON, positional joins;
+  DISTINCT ON, positional joins, table functions other than value generators
+  (`query('…')` would hide a query in a string);
 - aggregates that pick or list individual records' values (first, arg_max,
   list, string_agg, max(x, n), …) and values compared with a subquery's min or
   max;
@@ -38,6 +39,8 @@ ROW_IDS = frozenset({"rowid", "file_row_number"})
 """Columns that number records in any table: identifying whatever the metadata says."""
 HASHES = frozenset({"hash", "md5", "md5_number", "md5_number_lower", "md5_number_upper", "sha1", "sha256"})
 RANDOM = frozenset({"random", "setseed", "uuid", "gen_random_uuid", "uuidv4", "uuidv7"})
+GENERATORS = frozenset({"range", "generate_series", "unnest"})
+"""Table functions that only make values; any other (`query('…')` runs SQL hidden in a string) is a reason."""
 PICKS_RECORDS = frozenset({
     "any_value", "arbitrary", "first", "last", "arg_max", "arg_max_null", "arg_max_nulls_last", "arg_min",
     "arg_min_null", "arg_min_nulls_last", "argmax", "argmin", "max_by", "min_by", "list", "array_agg",
@@ -89,6 +92,8 @@ def _finding(construct: Construct, names: frozenset[str]) -> dict[str, Any] | No
             return msg("tracker_random", function=name, clause=clause)
         if name in PICKS_RECORDS or (name in ("min", "max") and other not in ("", "0", "1")):
             return msg("tracker_record_function", function=name, clause=clause)
+    if kind == "table_function" and name not in GENERATORS:
+        return msg("tracker_table_function", function=name, clause=clause)
     if kind == "window" and other != "grouped":
         return msg("tracker_window", function=name, clause=clause)
     if kind == "scalar_compared" and name in ONE_RECORDS_VALUE:

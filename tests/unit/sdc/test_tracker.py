@@ -117,6 +117,9 @@ TRACKERS = [
     ("qualified and quoted", 'SELECT * FROM survey s WHERE s."PERSON_ID" <> 17', "tracker_identifier"),
     ("positional join", "SELECT * FROM survey POSITIONAL JOIN (SELECT 1 AS flag FROM survey)",
      "tracker_positional_join"),
+    ("a query hidden in a string", "SELECT * FROM query('SELECT * FROM survey WHERE person_id <> 17')",
+     "tracker_table_function"),
+    ("a table named in a string", "SELECT * FROM query_table('survey')", "tracker_table_function"),
     ("not SQL", "this is not SQL", "tracker_unparsed"),
     ("two statements", "SELECT * FROM survey; SELECT * FROM survey", "tracker_unparsed"),
     ("not a SELECT", "PIVOT survey ON person_id USING sum(income)", "tracker_unparsed"),
@@ -148,6 +151,7 @@ ORDINARY = [
     "SELECT CAST(area AS VARCHAR) AS area_code, income FROM survey ORDER BY area",
     "SELECT area, avg(income) AS mean, median(age) AS age FROM survey WHERE sex = 'M' GROUP BY area",
     "SELECT * FROM survey WHERE income > (SELECT avg(income) FROM survey)",
+    "SELECT s.*, r.range AS wave FROM survey s, range(2) r",
     "SELECT * FROM survey s WHERE EXISTS (SELECT 1 FROM survey t WHERE t.household_id = s.household_id AND t.age < 6)",
 ]
 
