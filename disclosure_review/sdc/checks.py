@@ -6,7 +6,7 @@ released labels). A check that lacks a number or a statistic it needs says
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import polars as pl
