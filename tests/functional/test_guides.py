@@ -10,7 +10,6 @@ hub running (`onsite admin sessions` needs it). The conventions of the blocks
 """
 from __future__ import annotations
 
-import base64
 import html
 import os
 import re
@@ -21,6 +20,7 @@ import pytest
 from functional.guides import Block, blocks, commands
 from functional.hubtools import ROOT, HubUser, RunningHub
 from functional.seeding import seed_demo
+from functional.test_end_to_end import upload_to_intake
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -57,14 +57,6 @@ def test_the_conventions_are_kept():
     assert len(ignored) <= 5, f"too many blocks left out of the test: {ignored}"
 
 
-def upload(researcher: HubUser, path: str, content: str) -> None:
-    """What JupyterLab's upload does: the contents API, base64."""
-    body = {"type": "file", "format": "base64", "content": base64.b64encode(content.encode()).decode()}
-    r = researcher.http.put(f"{researcher.server_url}/api/contents/{path}", json=body,
-                            headers=researcher._server_xsrf(), timeout=30)
-    assert r.status_code in (200, 201), r.text[:300]
-
-
 def approve_waiting_ingress(hub: RunningHub, logins) -> list[int]:
     """Both demo reviewers approve every ingress request waiting on the Reference data page."""
     approved = []
@@ -97,7 +89,8 @@ def test_researcher_guide_runs_as_written(demo):
     failures, ran, printed = [], 0, []
     for block in guide_blocks("researcher.md"):
         if block.options.get("file", "").startswith("intake/"):
-            upload(researcher, block.options["file"], block.code)
+            uploaded = upload_to_intake(researcher, block.options["file"].removeprefix("intake/"), block.code)
+            assert uploaded.status_code == 201, f"{block.where}: {uploaded.text[:300]}"
         if not block.runs:
             continue
         assert block.language == "python", f"{block.where}: the researcher works in a notebook"
