@@ -6,9 +6,12 @@ give instead, and returns the value in the type the measures use.
 """
 from __future__ import annotations
 
+import enum
 import math
 from numbers import Integral, Real
-from typing import Any
+from typing import Any, TypeVar
+
+E = TypeVar("E", bound=enum.Enum)
 
 
 class InvalidMicrodataInput(ValueError):
@@ -36,6 +39,17 @@ def number_in(value: Any, name: str, low: float, high: float = math.inf, *, low_
             wanted = f"between {low:g} and {high:g}" + (f" ({' and '.join(excluded)} excluded)" if excluded else "")
         raise InvalidMicrodataInput(f"{name} must be a number {wanted} (got {value!r})")
     return float(value)
+
+
+def member(value: Any, kind: type[E], name: str) -> E:
+    """One of the enum `kind`, given as a member or its value ("exact" for RiskMethod.EXACT); a name that is no
+    member is refused, never read as another method."""
+    if isinstance(value, kind):
+        return value
+    if isinstance(value, str) and value in {m.value for m in kind}:
+        return kind(value)
+    choices = ", ".join(repr(m.value) for m in kind)
+    raise InvalidMicrodataInput(f"{name} must be one of {choices} (got {value!r})")
 
 
 def check_k(k: Any, *, weighted: bool = False) -> float:

@@ -16,7 +16,7 @@ from pandas import DataFrame as PandasFrame  # not `pd`: pram's argument has sdc
 import polars as pl
 
 from ._data import MISSING, InvalidMicrodataInput, encode
-from ._params import check_alpha, number_in, whole_number
+from ._params import check_alpha, member, number_in, whole_number
 from ._result import ProtectionMethod, ProtectionResult, count_changes, require_columns, to_polars
 
 
@@ -300,6 +300,7 @@ def add_noise(
 ) -> ProtectionResult:
     """Add random noise to continuous variables (sdcMicro addNoise, default noise = 150 as there)."""
     noise = number_in(noise, "noise (percent of the standard deviation)", 0.0)
+    method = member(method, NoiseMethod, "method")
     df = to_polars(data)
     require_columns(df, variables)
     x = _numeric_matrix(df, variables)

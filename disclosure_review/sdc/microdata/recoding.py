@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 
 from ._data import InvalidMicrodataInput
-from ._params import number_in, whole_number
+from ._params import member, number_in, whole_number
 from ._result import ProtectionMethod, ProtectionResult, count_changes, require_columns, to_polars
 
 
@@ -61,6 +61,7 @@ def global_recode(
     LOG_EQUAL_WIDTH; the lowest interval then includes its left end, as in
     sdcMicro) or the break points themselves.
     """
+    method = None if method is None else member(method, RecodeMethod, "method")
     df = to_polars(data)
     require_columns(df, [variable])
     if not df[variable].dtype.is_numeric():
@@ -135,6 +136,7 @@ def top_bottom_code(
     require_columns(df, [variable])
     if not df[variable].dtype.is_numeric():
         raise InvalidMicrodataInput(f"{variable!r} must be numeric for top or bottom coding")
+    side = member(side, CodingSide, "side")
     number_in(bound, "bound", -math.inf)
     number_in(replacement, "replacement", -math.inf)
     beyond = pl.col(variable) > bound if side is CodingSide.TOP else pl.col(variable) < bound

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._data import InvalidMicrodataInput
-from ._params import number_in
+from ._params import member, number_in
 from .frequencies import Frequencies
 
 
@@ -64,6 +64,7 @@ def individual_risk(
 def risk_of(fk: np.ndarray, Fk: np.ndarray, method: RiskMethod, qual: float, survey: bool) -> np.ndarray:
     """Risk for given f_k and F_k arrays (per record or per key combination)."""
     qual = number_in(qual, "qual", 0.0, low_open=True)
+    method = member(method, RiskMethod, "method")
     if not survey:
         return 1.0 / fk
     pk = fk / Fk

@@ -49,7 +49,7 @@ import polars as pl
 from tqdm import tqdm  # a text bar: tqdm.auto wants ipywidgets in a notebook (TqdmWarning: IProgress not found)
 
 from ._data import MISSING, InvalidMicrodataInput, check_k, encode, stack_codes
-from ._params import check_alpha
+from ._params import check_alpha, member
 from ._result import ProtectionMethod, ProtectionResult, count_changes, require_columns, to_polars
 from .frequencies import _dense_rows
 from .frequencies import code_frequencies as _weighted_frequencies
@@ -243,6 +243,7 @@ def local_suppression(
     if len(set(keys)) != len(keys):
         raise InvalidMicrodataInput(f"key variables are repeated: {list(keys)}")
     check_alpha(alpha)
+    method = member(method, SuppressionMethod, "method")
     if combs is None:
         if not np.isscalar(k):
             raise InvalidMicrodataInput("k has several values: give the subset sizes they apply to with combs")

@@ -201,3 +201,24 @@ def test_neighbouring_parameters_are_checked_in_one_place(call, message):
     or accepted parameters."""
     with pytest.raises(InvalidMicrodataInput, match=message):
         call()
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda: top_bottom_code(PEOPLE, "income", bound=5.0, replacement=5.0, side="up"), "side must be one of 'top'"),
+    (lambda: add_noise(PEOPLE, ["income"], method="gaussian", seed=1), "method must be one of 'additive'"),
+    (lambda: risk_report(PEOPLE, keys=["age"], method=3, progress=False), "method must be one of 'approx'"),
+    (lambda: global_recode(PEOPLE, "income", breaks=2, method="median"), "method must be one of"),
+    (lambda: local_suppression(PEOPLE, ["age", "sex"], method="quick"), "method must be one of 'sdcmicro'"),
+])
+def test_a_method_that_is_no_member_is_refused(call, message):
+    """A string for an enum went down the wrong branch (side="top" coded the bottom, method="exact" gave the
+    approximation) and then raised AttributeError."""
+    with pytest.raises(InvalidMicrodataInput, match=message):
+        call()
+
+
+def test_a_method_given_by_its_value_is_that_method():
+    top = top_bottom_code(PEOPLE, "income", bound=7.0, replacement=7.0, side="top").data["income"].to_list()
+    assert top == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 7.0]
+    assert add_noise(PEOPLE, ["income"], method="additive", seed=1).details["method"] == "additive"
+    assert global_recode(PEOPLE, "income", breaks=2, method="quantiles").details["method"] == "quantiles"
