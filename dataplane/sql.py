@@ -27,9 +27,11 @@ import duckdb
 COLUMN = "column"
 """A column used inside an expression (compared, computed on, a CASE branch), not passed on as it is."""
 COLUMN_PAIR = "column_pair"
-"""Two columns compared for equality (a join key), `name` = `other`."""
+"""Two columns compared for equality (a join key, USING; NATURAL JOIN as "*" = "*"), `name` = `other`."""
 ALIAS = "alias"
 """A column passed on under another name: `name` becomes `other`."""
+NAMED = "named"
+"""A computed value (a constant, an expression) given the column name `name`."""
 FUNCTION = "function"
 """A function called, `other` its number of arguments."""
 WINDOW = "window"
@@ -175,14 +177,8 @@ class _Walker:
         kind = node.get("type")
         if kind == "SELECT_NODE":
             select_list = self.select(node)
-        elif kind == "SET_OPERATION_NODE":
-            for child in [*node.get("children", []), node.get("left"), node.get("right")]:
-                self.query(child)
-            select_list = []
-        elif kind == "RECURSIVE_CTE_NODE":
-            self.query(node.get("left"))
-            self.query(node.get("right"))
-            select_list = []
+        elif kind in ("SET_OPERATION_NODE", "RECURSIVE_CTE_NODE"):
+            select_list = self.set_operation([*node.get("children", []), node.get("left"), node.get("right")])
         else:
             self.add(UNKNOWN, "query", str(kind))
             return []
@@ -193,9 +189,7 @@ class _Walker:
         select_list = node.get("select_list", [])
         for expr in select_list:
             self.expr(expr, "SELECT", bare=True)
-            column = _bare_column(expr)
-            if column and expr.get("alias") and expr["alias"].lower() != column["column_names"][-1].lower():
-                self.add(ALIAS, "SELECT", _column_name(column), expr["alias"].lower())
+            self.output_name(expr, (expr.get("alias") or "").lower(), "SELECT")
         self.table(node.get("from_table"))
         self.expr(node.get("where_clause"), "WHERE")
         for expr in node.get("group_expressions", []):
@@ -205,6 +199,30 @@ class _Walker:
         if node.get("sample"):
             self.add(SAMPLE, "USING SAMPLE")
         return select_list
+
+    def output_name(self, expr: dict[str, Any], name: str, clause: str) -> None:
+        """`expr` comes out as column `name` ("" when it keeps its own): a renaming, or a value named so."""
+        column = _bare_column(expr)
+        if expr.get("class") == "POSITIONAL_REFERENCE":  # #1 is whichever column comes first
+            self.add(UNKNOWN, clause, "POSITIONAL_REFERENCE")
+        elif column and name and name != column["column_names"][-1].lower():
+            self.add(ALIAS, clause, _column_name(column), name)
+        elif not column and name:
+            self.add(NAMED, clause, name)
+
+    def set_operation(self, children: list[dict[str, Any] | None]) -> list[dict[str, Any]]:
+        """UNION and the like match columns by position and name them after the first part's."""
+        lists = [self.query(child) for child in children if child is not None]
+        if any(expr.get("class") == "STAR" for items in lists for expr in items):
+            self.add(UNKNOWN, "UNION", "SET_OPERATION_COLUMNS")  # which column lands where is not known here
+            return []
+        first = lists[0] if lists else []
+        names = [(expr.get("alias") or _column_name(_bare_column(expr) or {"column_names": [""]})).split(".")[-1]
+                 for expr in first]
+        for items in lists[1:]:
+            for expr, name in zip(items, names):
+                self.output_name(expr, name.lower(), "UNION")
+        return first
 
     def aggregates_in(self, node: dict[str, Any]) -> bool:
         """Whether a SELECT groups: GROUP BY (ALL) or an aggregate outside windows and subqueries."""
@@ -272,6 +290,10 @@ class _Walker:
             self.table(ref.get("left"))
             self.table(ref.get("right"))
             self.expr(ref.get("condition"), "JOIN ON")
+            for column in ref.get("using_columns", []):
+                self.add(COLUMN_PAIR, "USING", column.lower(), column.lower())
+            if ref.get("ref_type") == "NATURAL":
+                self.add(COLUMN_PAIR, "NATURAL JOIN", "*", "*")  # on every column the two sides share
             if ref.get("ref_type") == "POSITIONAL":
                 self.add(POSITIONAL_JOIN, "FROM")
         elif kind == "TABLE_FUNCTION":

@@ -22,9 +22,11 @@ def tracker_check(con: duckdb.DuckDBPyConnection, query: str, dataset_ids: Itera
     (`guarded_connection`), whose metadata names the identifying columns of those the query reads."""
     identifiers: list[str] = []
     undescribed: list[str] = []
-    for dataset_id in sorted(tables_read(query) & set(dataset_ids)):
+    read = tables_read(query)
+    for dataset_id in sorted(read & set(dataset_ids)):
         try:
             identifiers += attached_metadata(con, dataset_id).metadata.identifying
         except (duckdb.Error, UserError):  # not an ingested dataset: its identifying columns are unknown
             undescribed.append(dataset_id)
-    return check_tracker(query_constructs(query), identifiers, undescribed=undescribed)
+    return check_tracker(query_constructs(query), identifiers, undescribed=undescribed,
+                         references=read - set(dataset_ids))

@@ -367,6 +367,14 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "identifying column {column} matched with {other} in {clause}",
         "ja": "{clause} で識別列 {column} を {other} と照合",
     },
+    "tracker_identifier_reference": {
+        "en": "identifying column {column} matched in {clause} while reading reference data {tables}",
+        "ja": "{clause} で識別列 {column} を照合しています(持込みデータ {tables} を読むクエリ)",
+    },
+    "tracker_identifier_named": {
+        "en": "a computed value named {column}, an identifying column, in {clause}",
+        "ja": "{clause} で計算した値に識別列の名前 {column} を付けています",
+    },
     "tracker_star": {"en": "every column, identifiers too, used in {clause}", "ja": "{clause} で識別列を含む全列を使用"},
     "tracker_hash": {"en": "hash function {function}() in {clause}", "ja": "{clause} でハッシュ関数 {function}() を使用"},
     "tracker_random": {"en": "random function {function}() in {clause}", "ja": "{clause} で乱数関数 {function}() を使用"},

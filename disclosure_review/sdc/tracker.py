@@ -8,7 +8,8 @@ and the row ids every table has. Flagged, each with its reason:
 
 - an identifying column used inside an expression (a filter, a CASE branch,
   arithmetic, a cast compared with a literal) rather than passed on as it is,
-  or matched with a column that is no identifier; renamings are followed;
+  matched with a column that is no identifier or with reference data, or a
+  computed value given an identifier's name; renamings are followed;
 - windows over individual records (row_number, rank, lag, running sums),
   hashes, random numbers, sampling, LIMIT/OFFSET without aggregation,
   DISTINCT ON, positional joins, table functions other than value generators
@@ -76,7 +77,7 @@ def _is_identifier(column: str, names: set[str] | frozenset[str]) -> bool:
     return column == "*" or any(part in names for part in column.split("."))
 
 
-def _finding(construct: Construct, names: frozenset[str]) -> dict[str, Any] | None:
+def _finding(construct: Construct, names: frozenset[str], references: str) -> dict[str, Any] | None:
     kind, clause, name, other = construct.kind, construct.clause, construct.name, construct.other
     if kind == "column" and name == "*":
         return msg("tracker_star", clause=clause)
@@ -85,6 +86,10 @@ def _finding(construct: Construct, names: frozenset[str]) -> dict[str, Any] | No
     if kind == "column_pair" and _is_identifier(name, names) != _is_identifier(other, names):
         column, against = (name, other) if _is_identifier(name, names) else (other, name)
         return msg("tracker_identifier_matched", column=column, other=against, clause=clause)
+    if kind == "column_pair" and references and _is_identifier(name, names):  # ids listed in reference data?
+        return msg("tracker_identifier_reference", column=name, tables=references, clause=clause)
+    if kind == "named" and _is_identifier(name, names):
+        return msg("tracker_identifier_named", column=name, clause=clause)
     if kind == "function":
         if name in HASHES:
             return msg("tracker_hash", function=name, clause=clause)
@@ -108,14 +113,16 @@ def _finding(construct: Construct, names: frozenset[str]) -> dict[str, Any] | No
 
 
 def check_tracker(constructs: Iterable[Construct], identifiers: Iterable[str], *,
-                  undescribed: Iterable[str] = ()) -> CheckResult:
+                  undescribed: Iterable[str] = (), references: Iterable[str] = ()) -> CheckResult:
     """Review when the query's `constructs` address individual records; `identifiers`: the identifying
     variables of the datasets it reads (metadata `identifiers` and household ids); `undescribed`: datasets it
-    reads whose metadata could not be read (their identifying columns are unknown: review)."""
+    reads whose metadata could not be read (their identifying columns are unknown: review); `references`:
+    the other tables it reads (reference data, whose columns named like an identifier may hold a list of ids)."""
     constructs = list(constructs)
     names = identifying(constructs, identifiers)
+    tables = ", ".join(sorted(references))
     found = [msg("tracker_undescribed", dataset=dataset) for dataset in undescribed]
-    found += [f for c in constructs if (f := _finding(c, names)) is not None]
+    found += [f for c in constructs if (f := _finding(c, names, tables)) is not None]
     findings = list(dict.fromkeys(  # each reason once, in the order the query gives them
         (f["code"], tuple(sorted(f["args"].items()))) for f in found
     ))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dataplane.sql import query_constructs
+from dataplane.sql import query_constructs, tables_read
 from disclosure_review.sdc import Verdict
 from disclosure_review.sdc.tracker import check_tracker
 
@@ -68,6 +68,24 @@ TRACKERS = [
     ("id matched with a constant column",
      "SELECT s.* FROM survey s, (SELECT 17 AS k) c WHERE s.person_id = c.k", "tracker_identifier_matched"),
     ("id matched with another variable", "SELECT * FROM survey WHERE person_id = age", "tracker_identifier_matched"),
+    ("ids from a constant named like the id",
+     "SELECT * FROM survey JOIN (SELECT 17 AS person_id) USING (person_id)", "tracker_identifier_named"),
+    ("NATURAL JOIN with a constant", "SELECT * FROM survey NATURAL JOIN (SELECT 17 AS person_id)",
+     "tracker_identifier_named"),
+    ("ids listed in reference data", "SELECT s.* FROM survey s JOIN reference.targets t ON s.person_id = t.person_id",
+     "tracker_identifier_reference"),
+    ("ids listed in reference data, USING", "SELECT * FROM survey JOIN reference.targets USING (person_id)",
+     "tracker_identifier_reference"),
+    ("ids listed in reference data, IN", "SELECT * FROM survey WHERE person_id IN (SELECT person_id FROM "
+     "reference.targets)", "tracker_identifier_reference"),
+    ("NATURAL JOIN with reference data", "SELECT * FROM survey NATURAL JOIN reference.targets",
+     "tracker_identifier_reference"),
+    ("id renamed by a union", "SELECT * FROM (SELECT area FROM survey UNION ALL SELECT person_id FROM survey) "
+     "WHERE area = 17", "tracker_identifier"),
+    ("columns of a union by position", "SELECT * FROM (SELECT * FROM survey UNION ALL SELECT * FROM survey) "
+     "WHERE area = 'x'", "tracker_unknown"),
+    ("first column by position", "WITH t AS (SELECT #1 AS p, * FROM survey) SELECT * FROM t WHERE p = 17",
+     "tracker_unknown"),
     ("IN a constant subquery", "SELECT * FROM survey WHERE person_id IN (SELECT 17)", "tracker_identifier"),
     ("households of one person",
      "SELECT * FROM survey WHERE household_id IN (SELECT household_id FROM survey WHERE person_id = 17)",
@@ -138,6 +156,7 @@ ORDINARY = [
     "SELECT area, count(*) AS n FROM survey GROUP BY area ORDER BY n DESC LIMIT 5",
     "SELECT s.*, r.label FROM survey s JOIN reference.codes r ON s.area = r.code",
     "SELECT * FROM survey JOIN reference.codes USING (area)",
+    "SELECT area, income FROM survey WHERE sex = 'F' UNION ALL SELECT area, income FROM survey WHERE age > 80",
     "SELECT * FROM survey WHERE area IN (SELECT code FROM reference.codes WHERE label LIKE '%shi')",
     "SELECT household_id, person_id, area, income FROM survey",
     "SELECT area, count(DISTINCT household_id) AS households FROM survey GROUP BY area",
@@ -157,7 +176,7 @@ ORDINARY = [
 
 
 def judged(sql: str):
-    return check_tracker(query_constructs(sql), IDENTIFIERS)
+    return check_tracker(query_constructs(sql), IDENTIFIERS, references={"codes", "targets"} & tables_read(sql))
 
 
 @pytest.mark.parametrize(("shape", "sql", "code"), TRACKERS, ids=[t[0] for t in TRACKERS])
