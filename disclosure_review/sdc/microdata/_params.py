@@ -52,6 +52,14 @@ def member(value: Any, kind: type[E], name: str) -> E:
     raise InvalidMicrodataInput(f"{name} must be one of {choices} (got {value!r})")
 
 
+def measure_of(values: dict[str, Any], measure: Any, l: Any) -> Any:
+    """The l-diversity measure named `measure` and `l` as a number >= 1 (NaN would count no record below it)."""
+    if measure not in values:
+        raise InvalidMicrodataInput(f"measure must be one of {', '.join(map(repr, values))} (got {measure!r})")
+    number_in(l, "l", 1.0)
+    return values[measure]
+
+
 def check_k(k: Any, *, weighted: bool = False) -> float:
     """k of k-anonymity: a whole number of records >= 1 (f_k counts records, so 2.5 has no meaning);
     compared with weighted frequencies F_k (sums of weights) any number >= 1."""

@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ._data import MISSING, InvalidMicrodataInput, encode, to_arrow
-from ._params import number_in
+from ._params import measure_of, number_in
 from .subsets import row_ids
 
 
@@ -62,7 +62,8 @@ class LDiversity:
 
     def violations(self, l: float, *, measure: str = "distinct") -> int:
         """Records whose group has an l-diversity below l (measure: distinct, entropy or recursive)."""
-        values = {"distinct": self.distinct, "entropy": self.entropy, "recursive": self.recursive}[measure]
+        values = measure_of({"distinct": self.distinct, "entropy": self.entropy, "recursive": self.recursive},
+                            measure, l)
         return int(np.sum(values < l))
 
 
@@ -147,7 +148,7 @@ class MultiLDiversity:
 
     def violations(self, l: float, *, measure: str = "entropy") -> int:
         """Records whose group has a multi l-diversity below l (measure: entropy or recursive)."""
-        values = {"entropy": self.entropy, "recursive": self.recursive}[measure]
+        values = measure_of({"entropy": self.entropy, "recursive": self.recursive}, measure, l)
         return int(np.sum(values < l))
 
 

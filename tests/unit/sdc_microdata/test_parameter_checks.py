@@ -222,3 +222,13 @@ def test_a_method_given_by_its_value_is_that_method():
     assert top == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 7.0]
     assert add_noise(PEOPLE, ["income"], method="additive", seed=1).details["method"] == "additive"
     assert global_recode(PEOPLE, "income", breaks=2, method="quantiles").details["method"] == "quantiles"
+
+
+@pytest.mark.parametrize("measure,l,message", [("distinct", math.nan, "l must be a number at least 1"),
+                                               ("entropic", 2, "measure must be one of 'distinct'")])
+def test_l_diversity_violations_need_a_measure_and_an_l(measure, l, message):
+    """l = NaN counted no record below it (a silent pass); an unknown measure raised KeyError."""
+    result = l_diversity(PEOPLE, ["age"], "illness")["illness"]
+    with pytest.raises(InvalidMicrodataInput, match=message):
+        result.violations(l, measure=measure)
+    assert result.violations(2) == 0  # every age group has both illnesses
