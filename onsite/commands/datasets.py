@@ -54,13 +54,14 @@ def register_admin(admin: argparse._SubParsersAction) -> None:
         help="load a CSV or Parquet file as a dataset and register it",
         description="Load FILE into $ONSITE_HOME/datasets/<ID>.duckdb (mode 0640) and register it in the policy "
         "store. Every column of FILE must be described in the metadata YAML with a role; direct identifiers are "
-        "dropped, declared types enforced. Anything wrong (unreadable file, undescribed or missing column, no key "
+        "dropped, declared types enforced; list the unit ids that stay (person or record ids) under identifiers, "
+        "so that queries singling out records by them go to review. Anything wrong (unreadable file, undescribed or missing column, no key "
         "variable, two weights, a value that does not fit its type) is refused with the reason and leaves nothing "
         "behind. The metadata format is documented in dataplane/catalogue.py; see "
-        "analysis_kernel/demo_metadata.yaml for a full example.",
+        "onsite/demo_metadata.yaml for a full example.",
     )
     p.add_argument("file", type=Path, metavar="FILE", help="source data: .csv (with a header row) or .parquet")
-    p.add_argument("--metadata", type=Path, required=True, metavar="META.yaml", help="variable labels, roles, types, codes")
+    p.add_argument("--metadata", type=Path, required=True, metavar="META.yaml", help="variable labels, roles, types, codes, identifiers")
     p.add_argument("--id", dest="dataset_id", metavar="ID",
                    help="dataset id, a-z 0-9 _ (default: the id in the metadata); queries name it: SELECT ... FROM ID")
     p.add_argument("--replace", action="store_true", help="overwrite an existing dataset with the same id")
