@@ -40,7 +40,9 @@ TABLE_FUNCTION = "table_function"
 """A table function in FROM (`range`, `unnest`, `query('…')`), `name` its name."""
 SAMPLE = "sample"
 LIMIT = "limit"
-"""LIMIT or OFFSET on a query part that aggregates nothing."""
+"""LIMIT or OFFSET; `other` "aggregated" on a query part that groups (then per group, see GROUPED)."""
+GROUPED = "grouped"
+"""A column a query part groups by (a group per value: per record when it is an identifier)."""
 DISTINCT_ON = "distinct_on"
 POSITIONAL_JOIN = "positional_join"
 SCALAR_COMPARED = "scalar_compared"
@@ -194,6 +196,8 @@ class _Walker:
         self.expr(node.get("where_clause"), "WHERE")
         for expr in node.get("group_expressions", []):
             self.expr(expr, "GROUP BY", bare=True)
+            if column := _bare_column(expr):
+                self.add(GROUPED, "GROUP BY", _column_name(column))
         self.expr(node.get("having"), "HAVING")
         self.expr(node.get("qualify"), "QUALIFY")
         if node.get("sample"):
@@ -247,8 +251,7 @@ class _Walker:
             elif kind in ("LIMIT_MODIFIER", "LIMIT_PERCENT_MODIFIER"):
                 self.expr(modifier.get("limit"), "LIMIT")
                 self.expr(modifier.get("offset"), "OFFSET")
-                if not aggregated:
-                    self.add(LIMIT, "LIMIT" if modifier.get("limit") else "OFFSET")
+                self.add(LIMIT, "LIMIT" if modifier.get("limit") else "OFFSET", other="aggregated" if aggregated else "")
             elif kind == "DISTINCT_MODIFIER":
                 for expr in modifier.get("distinct_on_targets", []):
                     self.expr(expr, "DISTINCT ON", bare=True)

@@ -11,7 +11,8 @@ and the row ids every table has. Flagged, each with its reason:
   matched with a column that is no identifier or with reference data, or a
   computed value given an identifier's name; renamings are followed;
 - windows over individual records (row_number, rank, lag, running sums),
-  hashes, random numbers, sampling, LIMIT/OFFSET without aggregation,
+  hashes, random numbers, sampling, LIMIT/OFFSET without aggregation (or
+  over groups of an identifier),
   DISTINCT ON, positional joins, table functions other than value generators
   (`query('…')` would hide a query in a string);
 - aggregates that pick or list individual records' values (first, arg_max,
@@ -77,7 +78,9 @@ def _is_identifier(column: str, names: set[str] | frozenset[str]) -> bool:
     return column == "*" or any(part in names for part in column.split("."))
 
 
-def _finding(construct: Construct, names: frozenset[str], references: str) -> dict[str, Any] | None:
+def _finding(construct: Construct, names: frozenset[str], references: str, per_record: bool) -> dict[str, Any] | None:
+    """The reason `construct` addresses records, or None; `per_record`: the query groups by an identifier
+    somewhere (its groups are single units, so a LIMIT on them picks units)."""
     kind, clause, name, other = construct.kind, construct.clause, construct.name, construct.other
     if kind == "column" and name == "*":
         return msg("tracker_star", clause=clause)
@@ -103,6 +106,8 @@ def _finding(construct: Construct, names: frozenset[str], references: str) -> di
         return msg("tracker_window", function=name, clause=clause)
     if kind == "scalar_compared" and name in ONE_RECORDS_VALUE:
         return msg("tracker_extreme", function=name, clause=clause)
+    if kind == "limit" and other == "aggregated" and not per_record:
+        return None
     if kind in ("sample", "limit", "distinct_on", "positional_join"):
         return msg(f"tracker_{kind}", clause=clause)
     if kind == "unparsed":
@@ -122,7 +127,8 @@ def check_tracker(constructs: Iterable[Construct], identifiers: Iterable[str], *
     names = identifying(constructs, identifiers)
     tables = ", ".join(sorted(references))
     found = [msg("tracker_undescribed", dataset=dataset) for dataset in undescribed]
-    found += [f for c in constructs if (f := _finding(c, names, tables)) is not None]
+    per_record = any(c.kind == "grouped" and _is_identifier(c.name, names) for c in constructs)
+    found += [f for c in constructs if (f := _finding(c, names, tables, per_record)) is not None]
     findings = list(dict.fromkeys(  # each reason once, in the order the query gives them
         (f["code"], tuple(sorted(f["args"].items()))) for f in found
     ))

@@ -109,6 +109,8 @@ TRACKERS = [
     ("LIMIT in a subquery",
      "SELECT area, count(*) AS n FROM (SELECT * FROM survey ORDER BY income DESC LIMIT 1) GROUP BY area",
      "tracker_limit"),
+    ("OFFSET over groups of one person", "SELECT person_id, area, sum(income) AS income FROM survey "
+     "GROUP BY person_id, area ORDER BY income DESC OFFSET 1", "tracker_limit"),
     ("LIMIT on a union", "SELECT * FROM survey UNION ALL SELECT * FROM survey LIMIT 3", "tracker_limit"),
     ("USING SAMPLE", "SELECT * FROM survey USING SAMPLE 10%", "tracker_sample"),
     ("TABLESAMPLE", "SELECT * FROM survey TABLESAMPLE 5 ROWS", "tracker_sample"),
