@@ -50,7 +50,6 @@ MIN_WIDTH = 20
 ELEMENT = "sdc_element"  # per record: its row id (high 32 bits) | its value fingerprint (low 32 bits)
 _SLOT = "sdc_slot"
 _CHECK = "sdc_check"
-_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 _CHECK_SALT = np.uint64(0x9E3779B97F4A7C15)
 
 
