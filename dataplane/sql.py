@@ -31,7 +31,7 @@ COLUMN_PAIR = "column_pair"
 ALIAS = "alias"
 """A column passed on under another name: `name` becomes `other`."""
 NAMED = "named"
-"""A computed value (a constant, an expression) given the column name `name`."""
+"""A computed value (a constant, an expression) given the column name `name`; `other` the functions it calls."""
 FUNCTION = "function"
 """A function called, `other` its number of arguments."""
 WINDOW = "window"
@@ -212,7 +212,7 @@ class _Walker:
         elif column and name and name != column["column_names"][-1].lower():
             self.add(ALIAS, clause, _column_name(column), name)
         elif not column and name:
-            self.add(NAMED, clause, name)
+            self.add(NAMED, clause, name, ",".join(dict.fromkeys(_functions([expr]))))
 
     def set_operation(self, children: list[dict[str, Any] | None]) -> list[dict[str, Any]]:
         """UNION and the like match columns by position and name them after the first part's."""

@@ -390,6 +390,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "a value compared in {clause} with a subquery's {function}(), which is one record's value",
         "ja": "{clause} で値をサブクエリの {function}()(1 レコードの値)と比較",
     },
+    "tracker_extreme_column": {
+        "en": "{column}, a min or max (one record's value), used in {clause}",
+        "ja": "{clause} で最小値・最大値(1 レコードの値)である {column} を使用",
+    },
     "tracker_sample": {"en": "sampling ({clause})", "ja": "標本抽出({clause})"},
     "tracker_limit": {"en": "{clause} without aggregation", "ja": "集計なしの {clause}"},
     "tracker_distinct_on": {"en": "{clause} keeps one record per group", "ja": "{clause} はグループごとに 1 レコードを残します"},

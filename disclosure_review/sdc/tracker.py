@@ -16,8 +16,9 @@ and the row ids every table has. Flagged, each with its reason:
   DISTINCT ON, positional joins, table functions other than value generators
   (`query('…')` would hide a query in a string);
 - aggregates that pick or list individual records' values (first, arg_max,
-  list, string_agg, max(x, n), …) and values compared with a subquery's min or
-  max;
+  list, string_agg, max(x, n), …), values compared with a subquery's min or
+  max, and a named min or max (a CTE's `max(income) AS top`) used in an
+  expression;
 - anything the parser could not read or the reader does not know, and a
   dataset without metadata (its identifying columns are unknown).
 
@@ -64,28 +65,50 @@ class Construct(Protocol):
 
 def identifying(constructs: Iterable[Construct], identifiers: Iterable[str]) -> frozenset[str]:
     """The identifying column names (lower case): `identifiers`, the row ids and every name they are renamed to."""
-    names = set(ROW_IDS) | {name.lower() for name in identifiers}
+    return _renamed(constructs, set(ROW_IDS) | {name.lower() for name in identifiers})
+
+
+def _renamed(constructs: Iterable[Construct], names: set[str]) -> frozenset[str]:
+    """`names` and every name the query passes one of them on under."""
     renamings = [(c.name, c.other) for c in constructs if c.kind == "alias"]
     while True:
-        more = {new for old, new in renamings if _is_identifier(old, names)} - names
+        more = {new for old, new in renamings if _mentions(old, names)} - names
         if not more:
             return frozenset(names)
         names |= more
 
 
+@dataclasses.dataclass(frozen=True)
+class _Query:
+    """What the judgment of one construct needs to know about the whole query."""
+
+    identifying: frozenset[str]
+    extremes: frozenset[str]  # columns holding one record's value: a min, a max, an arg_max … named in the query
+    references: str  # reference data it reads, for the message ("" when none)
+    per_record: bool  # it groups by an identifier somewhere: its groups are single units
+
+
 def _is_identifier(column: str, names: set[str] | frozenset[str]) -> bool:
-    """`column` ("t.person_id", "person_id") names an identifying column in any part of its path."""
-    return column == "*" or any(part in names for part in column.split("."))
+    """`column` ("t.person_id", "person_id", "*": every column) may be one of the identifying `names`."""
+    return column == "*" or _mentions(column, names)
 
 
-def _finding(construct: Construct, names: frozenset[str], references: str, per_record: bool) -> dict[str, Any] | None:
-    """The reason `construct` addresses records, or None; `per_record`: the query groups by an identifier
-    somewhere (its groups are single units, so a LIMIT on them picks units)."""
+def _mentions(column: str, names: set[str] | frozenset[str]) -> bool:
+    """`column` ("t.top", "top") names one of `names` in any part of its path."""
+    return any(part in names for part in column.split("."))
+
+
+def _finding(construct: Construct, query: _Query) -> dict[str, Any] | None:
+    """The reason `construct` addresses records, or None."""
     kind, clause, name, other = construct.kind, construct.clause, construct.name, construct.other
+    names, references, per_record = query.identifying, query.references, query.per_record
     if kind == "column" and name == "*":
         return msg("tracker_star", clause=clause)
     if kind == "column" and _is_identifier(name, names):
         return msg("tracker_identifier", column=name, clause=clause)
+    extreme = [c for c in (name, other) if kind in ("column", "column_pair") and _mentions(c, query.extremes)]
+    if extreme:  # compared with, or computed on, one record's value
+        return msg("tracker_extreme_column", column=extreme[0], clause=clause)
     if kind == "column_pair" and _is_identifier(name, names) != _is_identifier(other, names):
         column, against = (name, other) if _is_identifier(name, names) else (other, name)
         return msg("tracker_identifier_matched", column=column, other=against, clause=clause)
@@ -125,10 +148,11 @@ def check_tracker(constructs: Iterable[Construct], identifiers: Iterable[str], *
     the other tables it reads (reference data, whose columns named like an identifier may hold a list of ids)."""
     constructs = list(constructs)
     names = identifying(constructs, identifiers)
-    tables = ", ".join(sorted(references))
+    extremes = {c.name for c in constructs if c.kind == "named" and set(c.other.split(",")) & ONE_RECORDS_VALUE}
+    query = _Query(names, _renamed(constructs, extremes), ", ".join(sorted(references)),
+                   any(c.kind == "grouped" and _is_identifier(c.name, names) for c in constructs))
     found = [msg("tracker_undescribed", dataset=dataset) for dataset in undescribed]
-    per_record = any(c.kind == "grouped" and _is_identifier(c.name, names) for c in constructs)
-    found += [f for c in constructs if (f := _finding(c, names, tables, per_record)) is not None]
+    found += [f for c in constructs if (f := _finding(c, query)) is not None]
     findings = list(dict.fromkeys(  # each reason once, in the order the query gives them
         (f["code"], tuple(sorted(f["args"].items()))) for f in found
     ))

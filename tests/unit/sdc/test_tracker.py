@@ -128,6 +128,12 @@ TRACKERS = [
     ("the smallest", "SELECT * FROM survey WHERE income = (SELECT min(income) FROM survey)", "tracker_extreme"),
     ("all but the largest, disguised", "SELECT * FROM survey WHERE income < (SELECT max(income) - 0 FROM survey)",
      "tracker_extreme"),
+    ("all but the largest, from a CTE", "WITH m AS (SELECT max(income) AS top FROM survey) "
+     "SELECT s.* FROM survey s, m WHERE s.income < m.top", "tracker_extreme_column"),
+    ("the largest set to 0, from a CTE", "WITH m AS (SELECT max(income) AS top FROM survey) SELECT s.area, "
+     "CASE WHEN s.income = m.top THEN 0 ELSE s.income END AS income FROM survey s, m", "tracker_extreme_column"),
+    ("all but the largest, by a window", "SELECT * FROM (SELECT *, max(income) OVER () AS top FROM survey) "
+     "WHERE income < top", "tracker_extreme_column"),
     ("a generated row number", "SELECT * FROM (SELECT *, row_number() OVER () AS n FROM survey) WHERE n <> 5",
      "tracker_window"),
     ("id inside a struct", "SELECT * FROM (SELECT {'p': person_id} AS s, income FROM survey) WHERE s.p = 17",
@@ -172,6 +178,8 @@ ORDINARY = [
     "SELECT CAST(area AS VARCHAR) AS area_code, income FROM survey ORDER BY area",
     "SELECT area, avg(income) AS mean, median(age) AS age FROM survey WHERE sex = 'M' GROUP BY area",
     "SELECT * FROM survey WHERE income > (SELECT avg(income) FROM survey)",
+    "WITH m AS (SELECT avg(income) AS mean FROM survey) SELECT s.*, s.income - m.mean AS gap FROM survey s, m",
+    "SELECT area, max(income) AS top, min(age) AS youngest FROM survey GROUP BY area",
     "SELECT s.*, r.range AS wave FROM survey s, range(2) r",
     "SELECT * FROM survey s WHERE EXISTS (SELECT 1 FROM survey t WHERE t.household_id = s.household_id AND t.age < 6)",
 ]
