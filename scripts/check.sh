@@ -7,7 +7,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 
+# pytest-xdist: ONSITE_TEST_WORKERS processes; the tests that start hubs run one after another on one of
+# them (the xdist groups of tests/conftest.py). `-n 0` or `-p no:xdist` in the arguments: one process.
+parallel=(-n "${ONSITE_TEST_WORKERS:-3}" --dist loadgroup)
+[[ "$*" == *no:xdist* ]] && parallel=()
+
 rc=0
-"$VENV/bin/python" -m pytest -m "not integration and not postgresql and not browser" "$@" || rc=$?
+"$VENV/bin/python" -m pytest "${parallel[@]}" -m "not integration and not postgresql and not browser" "$@" || rc=$?
 if [ "$rc" = 5 ]; then echo "check: pytest collected no tests: that is a failure" >&2; exit 1; fi
 exit "$rc"

@@ -50,7 +50,12 @@ if ! pg_answers "$PG_URL"; then
 fi
 export ONSITE_TEST_PG="$PG_URL"
 
+# pytest-xdist: ONSITE_TEST_WORKERS processes; the tests that start hubs run one after another on one of
+# them (the xdist groups of tests/conftest.py). `-n 0` or `-p no:xdist` in the arguments: one process.
+parallel=(-n "${ONSITE_TEST_WORKERS:-3}" --dist loadgroup)
+[[ "$*" == *no:xdist* ]] && parallel=()
+
 rc=0
-"$VENV/bin/python" -m pytest "$@" || rc=$?
+"$VENV/bin/python" -m pytest "${parallel[@]}" "$@" || rc=$?
 if [ "$rc" = 5 ]; then echo "test: pytest collected no tests: that is a failure" >&2; exit 1; fi
 exit "$rc"

@@ -22,17 +22,45 @@ from onsite_base.settings import Settings
 PG_ADMIN_URL = os.environ.get("ONSITE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 TESTS = Path(__file__).resolve().parent
 SERVICE_TIERS = ("integration", "security", "functional")  # folders whose tests start real services
+# pytest-xdist (make test: `-n 3 --dist loadgroup`): the tests that start hubs, create OS accounts or
+# touch nftables run one after another in the xdist group HUB_GROUP, on one worker. A new file under these
+# folders joins it unless it is listed below.
+HUB_FOLDERS = ("integration", "security", "functional", "unit/hub_config")
+# Service-tier files that start no hub, create no OS account and touch no nftables: they run beside the hub
+# group, each file (the ldap folder: its one slapd) on one worker, so a module fixture starts once.
+BESIDE_HUBS = ("integration/ldap", "integration/test_ansible_deploy.py", "integration/test_hub_demo.py",
+               "integration/test_hub_outbox.py", "integration/test_kernel_ingress.py",
+               "integration/test_ledger_concurrency.py", "integration/test_review_web.py",
+               "integration/test_review_web_extracts.py", "integration/test_review_web_ingress.py",
+               "integration/test_review_web_ingress_browser.py", "integration/test_review_web_protection.py",
+               "integration/test_review_web_protection_browser.py")
+HUB_GROUP = "hubs"
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark each test by what it needs, so that `make check` can leave out what needs services:
     `integration` for the folders that start slapd, hubs or Chromium, `postgresql` for every test
-    that reaches the PostgreSQL fixtures (`pg_url`, or a database fixture's "postgresql" parameter)."""
+    that reaches the PostgreSQL fixtures (`pg_url`, or a database fixture's "postgresql" parameter).
+    Under pytest-xdist also its `xdist_group` (`xdist_group_of`)."""
+    grouped = config.pluginmanager.hasplugin("xdist")
     for item in items:
         if any(TESTS / tier in item.path.parents for tier in SERVICE_TIERS):
             item.add_marker(pytest.mark.integration)
         if needs_postgresql(item):
             item.add_marker(pytest.mark.postgresql)
+        group = xdist_group_of(item.path) if grouped else None
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
+def xdist_group_of(path: Path) -> str | None:
+    """HUB_GROUP, a file's own group (BESIDE_HUBS), or None: any worker, one test at a time."""
+    relative = path.relative_to(TESTS).as_posix()
+    for beside in BESIDE_HUBS:
+        if relative == beside or relative.startswith(beside + "/"):
+            return beside
+    return HUB_GROUP if any(relative.startswith(folder + "/") for folder in HUB_FOLDERS) else None
 
 
 def needs_postgresql(item: pytest.Item) -> bool:
@@ -131,20 +159,31 @@ def settings(tmp_path, db_url) -> Settings:
     return Settings(home=tmp_path / "home", db_url=db_url)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _remove_session_accounts_created_by_tests():
-    """Hub tests running as root create OS accounts and dataset groups (hub_config.isolation);
-    remove the ones this run created, leaving any that existed before."""
-    def onsite_names() -> tuple[set[str], set[str]]:
-        users = {p.pw_name for p in pwd.getpwall() if p.pw_name.startswith("onsite")}
-        groups = {g.gr_name for g in grp.getgrall() if g.gr_name.startswith("onsite")}
-        return users, groups
+def onsite_account_names() -> tuple[set[str], set[str]]:
+    users = {p.pw_name for p in pwd.getpwall() if p.pw_name.startswith("onsite")}
+    groups = {g.gr_name for g in grp.getgrall() if g.gr_name.startswith("onsite")}
+    return users, groups
 
-    users_before, groups_before = onsite_names()
-    yield
-    if os.geteuid() != 0:
+
+def is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not is_xdist_worker(session.config):
+        session.config._onsite_accounts_before = onsite_account_names()
+
+
+@pytest.hookimpl(trylast=True)  # after the session's fixtures (hubs) are torn down
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Hub tests running as root create OS accounts and dataset groups (hub_config.isolation);
+    remove the ones this run created, leaving any that existed before. In the process that started
+    the run (under xdist: the controller, once every worker has finished), never in a worker while
+    another worker's hub may still use its accounts."""
+    before = getattr(session.config, "_onsite_accounts_before", None)
+    if before is None or os.geteuid() != 0:
         return
-    users_after, groups_after = onsite_names()
+    (users_before, groups_before), (users_after, groups_after) = before, onsite_account_names()
     for name in users_after - users_before:
         remove_account(name)
     for name in groups_after - groups_before - (users_after - users_before):

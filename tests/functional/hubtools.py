@@ -76,7 +76,7 @@ class RunningHub:
                     return self
             except requests.ConnectionError:
                 pass
-            time.sleep(0.3)
+            time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"the hub did not answer within {timeout} s:\n{self.log_tail()}")
 
@@ -194,7 +194,7 @@ class HubUser:
                 return r
             if not server.get("pending") and not server:
                 raise RuntimeError(f"the server of {self.username} stopped while starting:\n{self.hub.log_tail()}")
-            time.sleep(0.5)
+            time.sleep(0.2)
         raise RuntimeError(f"the server of {self.username} was not ready in {timeout} s:\n{self.hub.log_tail()}")
 
     @property

@@ -11,7 +11,8 @@ stops both, and runs the playbook again, which must change nothing.
 
 Needs root (service accounts, chown), the Debian packages the role installs
 (apt) and about 4 minutes, most of it pip filling the venv. Run it under the
-hub lock (/tmp/onsite-hub-tests.lock) like every test that starts a hub.
+heavy-test lock (/tmp/onsite-heavy-tests.lock) like every test that starts a hub;
+under pytest-xdist it runs beside the hub tests (tests/README.md).
 """
 from __future__ import annotations
 

@@ -88,17 +88,31 @@ def write_doc_table(table: str) -> None:
     DOC.write_text(text, encoding="utf-8")
 
 
-def ran_everything(session: pytest.Session) -> bool:
+def ran_everything(session: pytest.Session, files: set[str]) -> bool:
     # Only a run of tests/security alone: a whole-suite run (make test) neither checks nor writes the table.
-    files = {Path(str(item.fspath)).name for item in session.items}
     expected = {p.name for p in SECURITY_DIR.glob("test_*.py")}
     return files == expected and session.testsfailed == 0 and not session.config.option.keyword \
         and not session.config.option.markexpr
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    """pytest-xdist's controller: a worker's attempts and the files it collected join this process's."""
+    output = getattr(node, "workeroutput", {})
+    config = node.config
+    config._onsite_attempts = getattr(config, "_onsite_attempts", []) + [
+        Attempt(*row) for row in output.get("onsite_attempts", ())]
+    config._onsite_collected_files = set(output.get("onsite_collected_files", ()))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     rows = attempt_rows(session.config)
-    if not rows or not ran_everything(session):
+    files = {Path(str(item.fspath)).name for item in session.items}
+    if hasattr(session.config, "workeroutput"):  # an xdist worker: the controller checks (pytest_testnodedown)
+        session.config.workeroutput.update(onsite_attempts=rows, onsite_collected_files=sorted(files))
+        return
+    files = getattr(session.config, "_onsite_collected_files", files)
+    if not rows or not ran_everything(session, files):
         return
     table = doc_table(rows)
     if session.config.getoption("--update-security-doc"):
