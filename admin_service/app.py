@@ -38,30 +38,33 @@ URL paths (under the service prefix, e.g. /services/onsite-admin/):
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode
 
 import jinja2
 from jupyterhub.services.auth import HubOAuthCallbackHandler
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from tornado import web
+from tornado.web import decode_signed_value
 
 from access_control import audit, forms, policy
 from access_control.accounts import account_state, canonical_username
 from access_control.admin import change, ldap_directory
 from access_control.entry import DEFAULT_TIMEZONE, DenialReason
 from access_control.enums import AuditEventType, Outcome, Role
-from access_control.errors import InputInvalid, PolicyError, error_text
+from access_control.errors import Done, InputInvalid, Label, PolicyError, error_text
 from access_control.hub_api import HubApiUnavailable, HubClient
-from access_control.models import AuditEvent, Dataset, ProjectStatus
+from access_control.models import MAX_ADDRESS, MAX_EMAIL, MAX_NAME, MAX_PURPOSE, MAX_TITLE, AuditEvent, Dataset, ProjectStatus
 from access_control.sessions import end_session, session_projects
 from admin_service.i18n import LANGUAGES, MESSAGES, translator
+from disclosure_review.sdc.rules import preset_names
 from onsite_base.db import read_transaction, transaction
 from onsite_base import times
 from onsite_base.errors import UserError
@@ -73,6 +76,11 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 ENTRIES_PER_PAGE = 50
 SERVICE_NAME = "onsite-admin"
+LIMITS = {"name": MAX_NAME, "title": MAX_TITLE, "purpose": MAX_PURPOSE, "address": MAX_ADDRESS, "email": MAX_EMAIL}
+"""The longest text each kind of field takes (as policy checks it): the forms' maxlength."""
+DONE_MAX_AGE_DAYS = 1
+Performed = tuple[str, Done]
+"""Where a form goes once done (a path under the service) and what it did."""
 
 def enum_options(enum_class: type, key_prefix: str, t: Callable[..., str]) -> list[tuple[str, str]]:
     """(value, translated label) of every member, for a <select>."""
@@ -82,7 +90,7 @@ def enum_options(enum_class: type, key_prefix: str, t: Callable[..., str]) -> li
 def make_jinja() -> jinja2.Environment:
     env = templates(HERE / "templates", extensions=["jinja2.ext.do"])
     env.globals.update(Role=Role, ProjectStatus=ProjectStatus, Outcome=Outcome, enum_options=enum_options,
-                       format_hours=forms.format_hours)
+                       format_hours=forms.format_hours, limits=LIMITS, presets=[(name, name) for name in preset_names()])
     return env
 
 
@@ -134,7 +142,6 @@ class AdminHandler(HubServiceHandler):
 
     def render_page(self, template: str, status: int = 200, **context: Any) -> None:
         t = translator(self.language)
-        done = self.get_query_argument("done", "")
         html = self.settings["jinja"].get_template(template).render(
             t=t,
             lang=self.language,
@@ -144,18 +151,39 @@ class AdminHandler(HubServiceHandler):
             section=self.request.path.removeprefix(self.prefix).split("/")[0].replace("grants", "datasets"),
             user=self.current_user,
             xsrf_form_html=self.xsrf_form_html,
-            done=t(done) if done.startswith("done_") and done in MESSAGES else "",
+            done=self.done_text(),
             **context,
         )
         self.set_status(status)
         self.set_header("Content-Type", "text/html; charset=UTF-8")
         self.finish(html)
 
-    def show(self, *args: str, status: int = 200, error: str = "", values: dict[str, str] | None = None) -> None:
-        """The page, optionally with a refused form (`self.form`) and the values typed into it."""
+    def done_url(self, url: str, done: Done) -> str:
+        """Where a form sends the browser once done: the page, with what was done signed into the query, so that
+        no link from elsewhere can make a page claim a change it did not make."""
+        params = {name: [str(value), isinstance(value, Label)] for name, value in done.params.items()}
+        signed = self.create_signed_value("done", json.dumps({"key": done.key, "params": params}, ensure_ascii=False))
+        return f"{url}?{urlencode({'done': signed})}"
+
+    def done_text(self) -> str:
+        """What the form just posted did (the redirect's signed `done`), in the page's language."""
+        signed = self.get_query_argument("done", "")
+        value = signed and decode_signed_value(self.application.settings["cookie_secret"], "done", signed,
+                                               max_age_days=DONE_MAX_AGE_DAYS)
+        if not value:
+            return ""
+        done = json.loads(value)
+        params = {name: Label(text) if label else text for name, (text, label) in done["params"].items()}
+        return Done(done["key"], **params).text(self.language)
+
+    def show(self, *args: str, status: int = 200, error: str = "", values: dict[str, str] | None = None,
+             see: str = "") -> None:
+        """The page, optionally with a refused form (`self.form`), the values typed into it and the page (`see`,
+        a path under the service) showing what the refusal names."""
         with read_transaction(self.factory) as session:
             context = self.context(session, *args)
-            context.update(error=error, error_form=self.form if error else "", values=values or {})
+            context.update(error=error, error_form=self.form if error else "", values=values or {}, see=see,
+                           see_label=self.page_label(see))
             self.render_page(self.template, status=status, **context)
 
     @web.authenticated
@@ -175,8 +203,16 @@ class AdminHandler(HubServiceHandler):
         """A field of a change form: absent or empty leaves it as it is, '-' clears it (forms.parse_change)."""
         return forms.parse_change(self.get_body_argument(name, None))
 
-    def perform(self, session: Session, *args: str) -> tuple[str, str]:
+    def perform(self, session: Session, *args: str) -> Performed:
         raise web.HTTPError(405)
+
+    def page_label(self, page: str) -> str:
+        """A link's text for a page under the service: its section's name, then the record it shows."""
+        if not page:
+            return ""
+        section, _, record = page.partition("/")
+        t = translator(self.language)
+        return t("see_page", page=t(f"nav_{section}") + (f" › {unquote(record)}" if record else ""))
 
     @web.authenticated
     def post(self, *args: str) -> None:
@@ -185,9 +221,10 @@ class AdminHandler(HubServiceHandler):
                 target, done = self.perform(session, *args)
         except UserError as e:
             values = {k: ", ".join(self.get_body_arguments(k)) for k in self.request.body_arguments if k not in ("_xsrf", "password")}
-            self.show(*self.page_args(*args), status=400, error=error_text(e, self.language), values=values)
+            see = e.page() if isinstance(e, PolicyError) else ""
+            self.show(*self.page_args(*args), status=400, error=error_text(e, self.language), values=values, see=see)
             return
-        self.redirect(f"{self.prefix}{target}?{urlencode({'done': done})}", status=303)
+        self.redirect(self.done_url(self.prefix + target, done), status=303)
 
     def page_args(self, *args: str) -> tuple[str, ...]:
         """The page's own URL arguments from a form's (most forms post to their page)."""
@@ -232,7 +269,7 @@ class PeoplePage(AdminHandler):
     def context(self, session: Session, *args: str) -> dict[str, Any]:
         return {"people": [person_row(session, p) for p in policy.list_people(session)]}
 
-    def perform(self, session: Session, *args: str) -> tuple[str, str]:
+    def perform(self, session: Session, *args: str) -> Performed:
         roles = [forms.parse_role(r) for r in self.get_body_arguments("role")]
         person = policy.add_person(
             session,
@@ -244,7 +281,7 @@ class PeoplePage(AdminHandler):
             actor=self.actor,
             directory=self.directory(),
         )
-        return f"people/{person.username}", "done_person_added"
+        return f"people/{person.username}", Done("done_person_added", name=person.username)
 
 
 class PersonPage(AdminHandler):
@@ -263,26 +300,31 @@ class PersonPage(AdminHandler):
 class PersonAccountForm(PersonPage):
     form = "person-account"
 
-    def perform(self, session: Session, username: str, operation: str) -> tuple[str, str]:
+    def perform(self, session: Session, username: str, operation: str) -> Performed:
         if operation == "unlock":
             policy.unlock_person(session, username, actor=self.actor)
         elif operation == "password":
             policy.set_password(session, username, self.arg("password"), actor=self.actor)
         else:
             policy.set_disabled(session, username, operation == "disable", actor=self.actor)
-        return f"people/{policy.require_person(session, username).username}", "done_person_changed"
+        name = policy.require_person(session, username).username
+        key = {"unlock": "done_person_unlocked", "password": "done_password_set", "disable": "done_person_disabled"}.get(
+            operation, "done_person_enabled")
+        return f"people/{name}", Done(key, name=name)
 
 
 class PersonRoleForm(PersonPage):
     form = "person-roles"
 
-    def perform(self, session: Session, username: str) -> tuple[str, str]:
+    def perform(self, session: Session, username: str) -> Performed:
         role = forms.parse_role(self.arg("role"))
-        if self.arg("op") == "revoke":
+        revoke = self.arg("op") == "revoke"
+        if revoke:
             policy.revoke_role(session, username, role, actor=self.actor, directory=self.directory())
         else:
             policy.grant_role(session, username, role, actor=self.actor, directory=self.directory())
-        return f"people/{policy.require_person(session, username).username}", "done_person_changed"
+        name = policy.require_person(session, username).username
+        return f"people/{name}", Done("done_role_revoked" if revoke else "done_role_granted", name=name, role=Label(f"role_{role.value}"))
 
 
 # ---------------------------------------------------------------- projects and members
@@ -295,7 +337,7 @@ class ProjectsPage(AdminHandler):
     def context(self, session: Session, *args: str) -> dict[str, Any]:
         return {"projects": policy.list_projects(session)}
 
-    def perform(self, session: Session, *args: str) -> tuple[str, str]:
+    def perform(self, session: Session, *args: str) -> Performed:
         project = policy.add_project(
             session,
             project_id=self.arg("project_id").strip(),
@@ -304,10 +346,10 @@ class ProjectsPage(AdminHandler):
             legal_basis=self.arg("legal_basis"),
             start_date=forms.parse_date(self.arg("start_date"), "field_start_date", required=True),
             end_date=forms.parse_date(self.arg("end_date"), "field_end_date", required=True),
-            preset=self.arg("preset") or "acro-default",
+            preset=forms.parse_preset(self.arg("preset") or "acro-default", preset_names()),
             actor=self.actor,
         )
-        return f"projects/{project.id}", "done_project_added"
+        return f"projects/{project.id}", Done("done_project_added", id=project.id, start=project.start_date, end=project.end_date)
 
 
 class ProjectPage(AdminHandler):
@@ -328,7 +370,7 @@ class ProjectPage(AdminHandler):
     def page_args(self, project_id: str, *args: str) -> tuple[str, ...]:
         return (project_id,)
 
-    def perform(self, session: Session, project_id: str) -> tuple[str, str]:
+    def perform(self, session: Session, project_id: str) -> Performed:
         policy.change_project(
             session,
             project_id,
@@ -338,21 +380,23 @@ class ProjectPage(AdminHandler):
             start_date=forms.parse_date(self.arg("start_date"), "field_start_date"),
             end_date=forms.parse_date(self.arg("end_date"), "field_end_date"),
             status=forms.parse_project_status(self.arg("status")) if self.arg("status") else None,
-            preset=self.changed("preset"),
+            preset=forms.parse_preset(self.arg("preset"), preset_names()) if self.arg("preset") else None,
             actor=self.actor,
         )
-        return f"projects/{project_id}", "done_project_changed"
+        return f"projects/{project_id}", Done("done_project_changed", id=project_id)
 
 
 class MemberForm(ProjectPage):
     form = "members"
 
-    def perform(self, session: Session, project_id: str) -> tuple[str, str]:
-        if self.arg("op") == "remove":
+    def perform(self, session: Session, project_id: str) -> Performed:
+        remove = self.arg("op") == "remove"
+        if remove:
             policy.remove_member(session, project_id, self.arg("username"), actor=self.actor, directory=self.directory())
         else:
             policy.add_member(session, project_id, self.arg("username"), actor=self.actor, directory=self.directory())
-        return f"projects/{project_id}", "done_project_changed"
+        name = policy.require_person(session, self.arg("username")).username
+        return f"projects/{project_id}", Done("done_member_removed" if remove else "done_member_added", name=name, id=project_id)
 
 
 # ---------------------------------------------------------------- datasets and grants
@@ -369,8 +413,8 @@ class DatasetsPage(AdminHandler):
             "projects": policy.list_projects(session),
         }
 
-    def perform(self, session: Session, *args: str) -> tuple[str, str]:
-        policy.add_grant(
+    def perform(self, session: Session, *args: str) -> Performed:
+        grant = policy.add_grant(
             session,
             project_id=self.arg("project_id"),
             dataset_id=self.arg("dataset_id"),
@@ -378,15 +422,16 @@ class DatasetsPage(AdminHandler):
             valid_until=forms.parse_date(self.arg("valid_until"), "field_valid_until"),
             actor=self.actor,
         )
-        return "datasets", "done_grant_added"
+        return "datasets", Done("done_grant_added", grant=grant.id, dataset=grant.dataset_id, project=grant.project_id,
+                                start=grant.valid_from, end=grant.valid_until)
 
 
 class GrantRevokeForm(DatasetsPage):
     form = "grants"
 
-    def perform(self, session: Session, grant_id: str) -> tuple[str, str]:
-        policy.revoke_grant(session, forms.parse_row_number(grant_id, "grant"), actor=self.actor)
-        return "datasets", "done_grant_revoked"
+    def perform(self, session: Session, grant_id: str) -> Performed:
+        grant = policy.revoke_grant(session, forms.parse_row_number(grant_id, "grant"), actor=self.actor)
+        return "datasets", Done("done_grant_revoked", grant=grant.id, dataset=grant.dataset_id, project=grant.project_id)
 
     def page_args(self, *args: str) -> tuple[str, ...]:
         return ()
@@ -402,44 +447,46 @@ class FacilitiesPage(AdminHandler):
     def context(self, session: Session, *args: str) -> dict[str, Any]:
         return {"facilities": policy.list_facilities(session)}
 
-    def perform(self, session: Session, *args: str) -> tuple[str, str]:
-        policy.add_facility(
+    def perform(self, session: Session, *args: str) -> Performed:
+        facility = policy.add_facility(
             session, name=self.arg("name"), address=self.arg("address"),
             timezone_name=self.arg("timezone").strip() or DEFAULT_TIMEZONE, actor=self.actor,
         )
-        return "facilities", "done_facility_added"
+        return "facilities", Done("done_facility_added", name=facility.name, zone=facility.timezone)
 
 
 class FacilityChangeForm(FacilitiesPage):
     form = "facility-change"
 
-    def perform(self, session: Session, *args: str) -> tuple[str, str]:
+    def perform(self, session: Session, *args: str) -> Performed:
         policy.change_facility(
             session, self.arg("name"), address=self.changed("address"), timezone_name=self.changed("timezone"),
             booking_required={"yes": True, "no": False}.get(self.arg("booking_required")),
             accreditation_kind=self.changed("accreditation_kind"), actor=self.actor,
         )
-        return "facilities", "done_facility_changed"
+        return "facilities", Done("done_facility_changed", name=self.arg("name"))
 
 
 class FacilityHoursForm(FacilitiesPage):
     form = "facility-hours"
 
-    def perform(self, session: Session, *args: str) -> tuple[str, str]:
-        policy.set_opening_hours(session, self.arg("name"), self.arg("hours"), actor=self.actor)
-        return "facilities", "done_facility_changed"
+    def perform(self, session: Session, *args: str) -> Performed:
+        facility = policy.set_opening_hours(session, self.arg("name"), self.arg("hours"), actor=self.actor)
+        hours = forms.format_hours(facility.hours) or Label("always_open")
+        return "facilities", Done("done_hours_set", name=facility.name, zone=facility.timezone, hours=hours)
 
 
 class FacilityClosedDayForm(FacilitiesPage):
     form = "facility-closed"
 
-    def perform(self, session: Session, *args: str) -> tuple[str, str]:
+    def perform(self, session: Session, *args: str) -> Performed:
         day = forms.parse_date(self.arg("day"), "field_closed_day", required=True)
-        if self.arg("op") == "remove":
+        reopen = self.arg("op") == "remove"
+        if reopen:
             policy.remove_closed_day(session, self.arg("name"), day, actor=self.actor)
         else:
             policy.add_closed_day(session, self.arg("name"), day, note=self.arg("note"), actor=self.actor)
-        return "facilities", "done_facility_changed"
+        return "facilities", Done("done_day_reopened" if reopen else "done_day_closed", name=self.arg("name"), day=day)
 
 
 # ---------------------------------------------------------------- accreditations and bookings
@@ -452,22 +499,24 @@ class AccreditationsPage(AdminHandler):
     def context(self, session: Session, *args: str) -> dict[str, Any]:
         return {"accreditations": policy.list_accreditations(session), "people": policy.list_people(session)}
 
-    def perform(self, session: Session, *args: str) -> tuple[str, str]:
-        policy.add_accreditation(
+    def perform(self, session: Session, *args: str) -> Performed:
+        accreditation = policy.add_accreditation(
             session, username=self.arg("username"), kind=self.arg("kind"),
             issued=forms.parse_date(self.arg("issued"), "field_issued"),
             expiry=forms.parse_date(self.arg("expiry"), "field_expiry", required=True),
             actor=self.actor,
         )
-        return "accreditations", "done_accreditation_added"
+        return "accreditations", Done("done_accreditation_added", id=accreditation.id, kind=accreditation.kind,
+                                      name=accreditation.person.username, start=accreditation.issued, end=accreditation.expiry)
 
 
 class AccreditationRevokeForm(AccreditationsPage):
     form = "accreditations"
 
-    def perform(self, session: Session, *args: str) -> tuple[str, str]:
-        policy.revoke_accreditation(session, forms.parse_row_number(args[0], "accreditation"), actor=self.actor)
-        return "accreditations", "done_accreditation_revoked"
+    def perform(self, session: Session, *args: str) -> Performed:
+        accreditation = policy.revoke_accreditation(session, forms.parse_row_number(args[0], "accreditation"), actor=self.actor)
+        return "accreditations", Done("done_accreditation_revoked", id=accreditation.id, kind=accreditation.kind,
+                                      name=accreditation.person.username)
 
     def page_args(self, *args: str) -> tuple[str, ...]:
         return ()
@@ -481,21 +530,23 @@ class BookingsPage(AdminHandler):
         bookings = policy.list_bookings(session, ending_after=datetime.now(timezone.utc) - timedelta(days=7))
         return {"bookings": bookings, "people": policy.list_people(session), "facilities": policy.list_facilities(session)}
 
-    def perform(self, session: Session, *args: str) -> tuple[str, str]:
-        policy.add_booking(
+    def perform(self, session: Session, *args: str) -> Performed:
+        booking = policy.add_booking(
             session, username=self.arg("username"), facility=self.arg("facility"),
             starts_at=forms.parse_time(self.arg("starts_at"), "field_booking_start"),
             ends_at=forms.parse_time(self.arg("ends_at"), "field_booking_end"), actor=self.actor,
         )
-        return "bookings", "done_booking_added"
+        zone = booking.facility.timezone
+        return "bookings", Done("done_booking_added", id=booking.id, name=booking.person.username, facility=booking.facility.name,
+                                start=times.shown(booking.starts_at, zone), end=times.shown(booking.ends_at, zone))
 
 
 class BookingCancelForm(BookingsPage):
     form = "bookings"
 
-    def perform(self, session: Session, *args: str) -> tuple[str, str]:
-        policy.cancel_booking(session, forms.parse_row_number(args[0], "booking"), actor=self.actor)
-        return "bookings", "done_booking_cancelled"
+    def perform(self, session: Session, *args: str) -> Performed:
+        booking = policy.cancel_booking(session, forms.parse_row_number(args[0], "booking"), actor=self.actor)
+        return "bookings", Done("done_booking_cancelled", id=booking.id, name=booking.person.username, facility=booking.facility.name)
 
     def page_args(self, *args: str) -> tuple[str, ...]:
         return ()
@@ -508,17 +559,18 @@ class TerminalsPage(AdminHandler):
     def context(self, session: Session, *args: str) -> dict[str, Any]:
         return {"terminals": policy.list_terminals(session), "facilities": policy.list_facilities(session)}
 
-    def perform(self, session: Session, *args: str) -> tuple[str, str]:
-        policy.add_terminal(session, facility=self.arg("facility"), address=self.arg("address"), label=self.arg("label"), actor=self.actor)
-        return "terminals", "done_terminal_added"
+    def perform(self, session: Session, *args: str) -> Performed:
+        terminal = policy.add_terminal(session, facility=self.arg("facility"), address=self.arg("address"), label=self.arg("label"),
+                                       actor=self.actor)
+        return "terminals", Done("done_terminal_added", network=terminal.address, facility=terminal.facility.name)
 
 
 class TerminalRemoveForm(TerminalsPage):
     form = "terminals"
 
-    def perform(self, session: Session, *args: str) -> tuple[str, str]:
+    def perform(self, session: Session, *args: str) -> Performed:
         policy.remove_terminal(session, address=self.arg("address"), actor=self.actor)
-        return "terminals", "done_terminal_removed"
+        return "terminals", Done("done_terminal_removed", network=str(forms.parse_network(self.arg("address"), registering=False)))
 
 
 # ---------------------------------------------------------------- entry log
@@ -663,7 +715,7 @@ class SessionStopForm(SessionsPage):
         except HubApiUnavailable as e:
             await self.show_sessions(status=502, error=translator(self.language)("hub_unavailable", detail=str(e)))
             return
-        self.redirect(f"{self.prefix}sessions?done=done_session_ended", status=303)
+        self.redirect(self.done_url(f"{self.prefix}sessions", Done("done_session_ended", name=username)), status=303)
 
 
 def make_app(

@@ -241,7 +241,7 @@ def test_management_through_the_forms_is_in_the_ledger(server):
     r = admin.post("people", "people", {"username": "Ｈａｎａｋｏ", "display_name": "山田 花子", "email": "hanako@example.jp",
                                         "role": ["RESEARCHER", "REVIEWER"], "password": "Correct-horse-42"})
     assert r.status_code == 200 and r.url.startswith(base + "people/hanako")  # full-width input, canonical account
-    assert "利用者を登録しました" in r.text and "山田 花子" in r.text
+    assert "利用者 hanako を登録しました" in r.text and "山田 花子" in r.text
     person_add = events(settings.db_url, AuditEventType.PERSON_ADD, ADMIN)
     assert [(e.object, e.details_dict) for e in person_add] == [
         ("person:hanako", {"roles": ["RESEARCHER", "REVIEWER"], "password_set": True})
@@ -254,9 +254,10 @@ def test_management_through_the_forms_is_in_the_ledger(server):
             for e in events(settings.db_url, AuditEventType.PROJECT_ADD, ADMIN)] == [("project:p2026-001", "2026-04-01", "2027-03-31")]
 
     r = admin.post("projects/p2026-001", "projects/p2026-001/members", {"op": "add", "username": "hanako"})
+    assert "hanako をプロジェクト p2026-001 のメンバーに追加しました" in r.text  # what was done, not "project changed"
     assert r.status_code == 200 and 'href="/services/onsite-admin/people/hanako"' in r.text.split('id="members"')[1]
     r = admin.post("datasets", "grants", {"project_id": "p2026-001", "dataset_id": "lfs", "valid_from": "2026-05-01", "valid_until": ""})
-    assert r.status_code == 200 and "利用許可を登録しました" in r.text
+    assert r.status_code == 200 and "データセット lfs をプロジェクト p2026-001 に 2026-05-01〜2027-03-31 の期間許可しました" in r.text
     grant = events(settings.db_url, AuditEventType.GRANT_ADD, ADMIN)
     # an empty end date means the project's end, as in `onsite admin grant add`
     assert [e.details_dict for e in grant] == [{"project": "p2026-001", "dataset": "lfs", "valid_from": "2026-05-01", "valid_until": "2027-03-31"}]
@@ -277,13 +278,13 @@ def test_management_through_the_forms_is_in_the_ledger(server):
     r = admin.post("people/hanako", "people/hanako/roles", {"op": "grant", "role": "ADMINISTRATOR"})
     r = admin.post("people/hanako", "people/hanako/roles", {"op": "revoke", "role": "REVIEWER"})
     r = admin.post("people/hanako", "people/hanako/password", {"password": "Another-horse-43"})
-    assert r.status_code == 200 and "利用者を変更しました" in r.text
+    assert r.status_code == 200 and "利用者 hanako のパスワードを設定しました" in r.text
     r = admin.post("people/hanako", "people/hanako/disable", {})
     assert r.status_code == 200 and 'id="person-state">無効化' in r.text.replace("\n", "")
     r = admin.post("projects/p2026-001", "projects/p2026-001", {"title": "賃金構造の研究", "end_date": "2027-06-30", "status": "SUSPENDED"})
     assert r.status_code == 200 and 'id="project-end">2027-06-30' in r.text
     r = admin.post("datasets", f"grants/{grant_id}/revoke", {})
-    assert r.status_code == 200 and "利用許可を取り消しました" in r.text
+    assert r.status_code == 200 and f"利用許可 {grant_id}(データセット lfs、プロジェクト p2026-001)を取り消しました" in r.text
     r = admin.post("terminals", "terminals/remove", {"address": "2001:db9::5/128"})
     assert r.status_code == 200 and "2001:db9::5/128" not in r.text
 
@@ -312,7 +313,7 @@ def test_accreditations_bookings_and_facility_rules_through_the_forms(server):
     day = TODAY + timedelta(days=3)
 
     r = admin.post("facilities", "facilities/change", {"name": FACILITY, "booking_required": "yes", "accreditation_kind": "five-safes"})
-    assert r.status_code == 200 and "施設を変更しました" in r.text
+    assert r.status_code == 200 and f"施設 {FACILITY} を変更しました" in r.text
     r = admin.post("facilities", "facilities/hours", {"name": FACILITY, "hours": "Mon-Sun 09:00-17:00"})
     assert r.status_code == 200 and "mon 09:00-17:00" in r.text.split(f'id="facility-{FACILITY}"')[1].split("</tr>")[0]
     r = admin.post("facilities", "facilities/closed", {"name": FACILITY, "day": str(day + timedelta(days=1)), "note": "休館日", "op": "add"})
@@ -320,10 +321,11 @@ def test_accreditations_bookings_and_facility_rules_through_the_forms(server):
 
     r = admin.post("accreditations", "accreditations", {"username": RESEARCHER, "kind": "five-safes",
                                                         "issued": str(TODAY - timedelta(days=1)), "expiry": str(TODAY + timedelta(days=365))})
-    assert r.status_code == 200 and "認定を登録しました" in r.text
+    assert r.status_code == 200 and f"{RESEARCHER} の five-safes({TODAY - timedelta(days=1)}〜{TODAY + timedelta(days=365)})を登録しました" in r.text
     r = admin.post("bookings", "bookings", {"username": RESEARCHER, "facility": FACILITY,
                                             "starts_at": f"{day} 10:00", "ends_at": f"{day} 12:00"})
-    assert r.status_code == 200 and "予約を登録しました" in r.text
+    assert r.status_code == 200 and f"{RESEARCHER} の施設 {FACILITY} の席を {day} 10:00 JST〜{day} 12:00 JST で予約しました" in r.text
+    assert f"<td>{day} 10:00 JST</td><td>{day} 12:00 JST</td>" in r.text  # shown as typed: facility time, zone shown
 
     engine = make_engine(settings.db_url)
     with session_factory(engine)() as session:
@@ -338,9 +340,9 @@ def test_accreditations_bookings_and_facility_rules_through_the_forms(server):
     engine.dispose()
 
     r = admin.post("bookings", f"bookings/{booking_id}/cancel", {})
-    assert r.status_code == 200 and "予約を取り消しました" in r.text
+    assert r.status_code == 200 and f"予約 {booking_id}({RESEARCHER}、施設 {FACILITY})を取り消しました" in r.text
     r = admin.post("accreditations", f"accreditations/{accreditation_id}/revoke", {})
-    assert r.status_code == 200 and "認定を取り消しました" in r.text
+    assert r.status_code == 200 and f"認定 {accreditation_id}({RESEARCHER} の five-safes)を取り消しました" in r.text
     r = admin.post("facilities", "facilities/closed", {"name": FACILITY, "day": str(day + timedelta(days=1)), "op": "remove"})
     r = admin.post("facilities", "facilities/change", {"name": FACILITY, "booking_required": "no", "accreditation_kind": "-"})
     assert r.status_code == 200
@@ -387,6 +389,22 @@ BAD_INPUT = [
     ("facilities", "facilities/hours", "facility-hours", {"name": FACILITY, "hours": "Mon 17:00-09:00"}, "closing time must be after opening time"),
     ("facilities", "facilities/closed", "facility-closed", {"name": FACILITY, "day": "2026-13-01", "op": "add"}, "is not a date"),
     ("facilities", "facilities/closed", "facility-closed", {"name": FACILITY, "day": "2030-01-01", "op": "remove"}, "is not closed on"),
+    # issue 19: what could not work is refused, naming the field
+    ("projects", "projects", "project-add", {"project_id": "p-x", "title": "x", "start_date": str(TODAY), "end_date": str(TODAY + timedelta(days=9)),
+                                             "preset": "strict"}, "unknown rule preset 'strict'"),
+    ("projects", "projects", "project-add", {"project_id": "p-x", "title": "x", "start_date": "2020-01-01", "end_date": "2020-12-31"},
+     "end date 2020-12-31 is already past"),
+    ("projects", "projects", "project-add", {"project_id": "p-x", "title": "x", "purpose": "字" * 2001, "start_date": str(TODAY),
+                                             "end_date": str(TODAY + timedelta(days=9))}, "purpose is too long: at most 2000 characters"),
+    ("projects/p1", "projects/p1", "project-change", {"end_date": str(TODAY - timedelta(days=1))}, "set its status to closed"),
+    ("projects/p1", "projects/p1", "project-change", {"title": "新しい名称", "preset": "nope"}, "unknown rule preset 'nope'"),
+    ("datasets", "grants", "grant-add", {"project_id": "p1", "dataset_id": "lfs", "valid_from": str(TODAY - timedelta(days=20))},
+     "fall outside project 'p1'"),
+    ("terminals", "terminals", "terminal-add", {"facility": FACILITY, "address": "fe80::1%eth0"}, "carries a zone id"),
+    ("terminals", "terminals", "terminal-add", {"facility": FACILITY, "address": "169.254.0.9"}, "includes link-local addresses"),
+    ("terminals", "terminals", "terminal-add", {"facility": FACILITY, "address": "ff02::1"}, "includes multicast addresses"),
+    ("terminals", "terminals", "terminal-add", {"facility": FACILITY, "address": "198.51.100.7", "label": "x" * 201},
+     "terminal label is too long: at most 200 characters"),
 ]
 
 
@@ -404,6 +422,22 @@ def test_bad_input_shows_the_reason_and_changes_nothing(server, page, action, fo
     if data and "password" not in data:  # what was typed is kept in the form (passwords never are)
         typed = next(v for k, v in data.items() if k not in ("op",) and v)
         assert f'value="{html.escape(typed, quote=True)}"' in r.text or f'value="{typed}" selected' in r.text
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_refusal_speaks_the_page_language_and_links_the_page_that_shows_what_it_names(server):
+    base, settings = server
+    for language, says, link in (("ja", "利用者「alice」はすでに登録されています", "確認する: 利用者 › alice"),
+                                 ("en", "person 'alice' already exists", "See: People › alice")):
+        admin = Admin(base, **{"Accept-Language": language})
+        r = admin.post("people", "people", {"username": "alice", "display_name": "Alice again"})
+        assert r.status_code == 400 and says in form_error(r.text, "person-add")
+        assert "onsite admin" not in r.text.split('id="error-person-add"')[1].split("</div>")[0]  # a page, not a command
+        assert f'<a href="{PREFIX}people/alice" id="see-person-add">{link}</a>' in r.text
+        r = admin.post("terminals", "terminals", {"facility": FACILITY, "address": "fe80::1%eth0"})
+        shown = form_error(r.text, "terminal-add")
+        if language == "ja":  # a Japanese page says it in Japanese, under its Japanese heading
+            assert "入力に問題があります" in shown and "端末アドレス「fe80::1%eth0」にゾーン ID" in shown and "carries" not in shown
 
 
 def test_bad_input_on_postgresql_too(server):
@@ -690,7 +724,8 @@ def test_live_sessions_under_a_real_hub(hub_home):
             assert "pending (spawn)" in cells[4]
             time.sleep(0.5)
         assert cells[1] == DEMO_PROJECT  # the projects the spawner opened (SESSION_START)
-        started = datetime.strptime(cells[2], "%Y-%m-%d %H:%M:%S").replace(tzinfo=ZoneInfo("Asia/Tokyo"))
+        assert cells[2].endswith(" JST")  # the facility's zone, shown
+        started = datetime.strptime(cells[2], "%Y-%m-%d %H:%M JST").replace(tzinfo=ZoneInfo("Asia/Tokyo"))
         assert abs((datetime.now(timezone.utc) - started).total_seconds()) < 300
         assert "running" in cells[4]
 
