@@ -9,7 +9,7 @@ VENV=${VENV:-.venv}
 
 # pytest-xdist: ONSITE_TEST_WORKERS processes; the tests that start hubs run one after another on one of
 # them (the xdist groups of tests/conftest.py). `-n 0` or `-p no:xdist` in the arguments: one process.
-parallel=(-n "${ONSITE_TEST_WORKERS:-3}" --dist loadgroup)
+parallel=(-n "${ONSITE_TEST_WORKERS:-2}" --dist loadgroup)  # its tests keep a core busy: one process a core
 [[ "$*" == *no:xdist* ]] && parallel=()
 
 rc=0
