@@ -111,6 +111,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "method_suppress": {"ja": "セル秘匿(一次・二次秘匿)", "en": "Cell suppression (primary and secondary)"},
     "method_round": {"ja": "丸め", "en": "Rounding"},
     "method_delete_records": {"ja": "該当レコードの削除", "en": "Deleting the records of failing cells"},
+    "method_redact_round": {"ja": "不合格セルの秘匿と丸め", "en": "Blanking failing cells, then rounding"},
     "round_base": {"ja": "丸めの基数", "en": "Rounding base"},
     "round_base_hint": {
         "ja": "丸めのときだけ使います。1 以上の整数。空欄なら審査基準の値を使います。",
