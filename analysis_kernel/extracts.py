@@ -32,7 +32,7 @@ from disclosure_review.sdc.microdata import (
     record_level_rules,
 )
 from disclosure_review.sdc.size import extract_cells
-from disclosure_review.sdc.tracker import with_check
+from disclosure_review.sdc.tracker import RULE as TRACKER, with_check
 
 SUMMARY_FIGURES = ("records", "expected_reidentifications", "max_individual_risk")
 
@@ -77,7 +77,8 @@ class ExtractOutput:
         if self.roles.undeclared:
             reasons.append(f"undeclared_variables (review): {', '.join(self.roles.undeclared)} are no declared "
                            "variable of the source datasets")
-        return reasons
+        return reasons + [f"{f.rule} ({f.verdict.value}): {f.message}" for f in self.checked.findings
+                          if f.rule == TRACKER and f.verdict is not Verdict.PASS]
 
     def to_request(self) -> wire.ExtractPayload:
         """The extract as the review service receives it: the spec it re-runs, and the check here as a claim."""

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from analysis_kernel.connection import AnalysisConnection
+from analysis_kernel.outputs import extract_output, frequency_table
 from dataplane.catalogue import DatasetMetadata, MetadataInvalid, guarded_connection, read_metadata
+from dataplane.manifest import SessionManifest
 from disclosure_review.queries import tracker_check
 from disclosure_review.sdc import Verdict
 
@@ -50,3 +53,17 @@ def test_the_check_takes_the_ids_from_the_attached_datasets(demo_dataset, query,
         assert tracker_check(con, query, ["demo_household"]).verdict is verdict
     finally:
         con.close()
+
+
+def test_the_notebook_shows_the_tracker_reason_before_release(demo_dataset, write_manifest) -> None:
+    manifest = SessionManifest.load(write_manifest({"p1": {"demo_household": demo_dataset}}))
+    db = AnalysisConnection(guarded_connection(manifest.projects["p1"].datasets), "p1", manifest)
+    try:
+        table = frequency_table(db, "SELECT * FROM demo_household WHERE person_id <> 17", rows="sex")
+        assert table.report.result("tracker").verdict is Verdict.REVIEW
+        assert table.verdict is not Verdict.PASS
+        sample = extract_output(db, "SELECT sex, prefecture FROM demo_household USING SAMPLE 100")
+        assert sample.verdict is not Verdict.PASS
+        assert any(r.startswith("tracker (review):") and r.endswith("sampling (USING SAMPLE)") for r in sample.reasons())
+    finally:
+        db.close()
