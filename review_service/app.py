@@ -31,6 +31,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass
+from datetime import datetime
 from types import SimpleNamespace
 from http import HTTPStatus
 from pathlib import Path
@@ -52,13 +53,15 @@ from disclosure_review.workflow import protection as protection_choice
 from disclosure_review.workflow.enums import Decision, OutputKind, ReleaseStatus
 from disclosure_review.workflow.exceptions import PackageTampered, ReleasePermissionDenied, ReleaseRequestNotFound
 from disclosure_review.workflow.policies import ReviewPolicy
+from disclosure_review.workflow.store import requests_with_status
 from onsite_base.db import transaction
 from onsite_base.errors import UserError
 from onsite_base.settings import Settings
 from onsite_base.web.service import Identity, application, normal_prefix, templates
 from review_service import ingress as ingress_pages
 from review_service.handlers import ApiHandler, BaseHandler
-from review_service.i18n import translator
+from review_service.i18n import parameter_items, translator
+from review_service.labels import code_labels, labelled
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +74,8 @@ reads the 413 answer; past that the connection is cut."""
 OUTPUTS_PER_PAGE = 10
 CELLS_PER_PAGE = 100
 """A request page shows this many outputs, and of each table this many cells (and shadow rows), with paging links."""
+RELEASED_SHOWN = 20
+"""The queue page lists this many of the newest released requests, each linking to its package."""
 PROTECTION_FIELDS = ("method", "base", "secondary", "merge_variable", "merge_levels", "merge_label")
 
 
@@ -175,15 +180,35 @@ def _file_preview(output) -> dict[str, str | None]:
     return {"preview": None, "text": package.decoded_text(output.content)}  # shown through `visible`
 
 
+def released_package(request, reviewer_view: bool, describe_refusal) -> dict[str, Any]:
+    """The release package of a released request as written, checked against its manifest: its files with their
+    SHA-256 and each file's votes. The manifest names reviewers by pseudonym (`package.reviewer_pseudonyms`);
+    a reviewer sees the names beside them, the requester the pseudonyms only. A package changed after release
+    gives `tampered` (the refusal in the page's language, by `describe_refusal`) and nothing else."""
+    try:
+        manifest, _ = package.verify_package(request.package)
+    except PackageTampered as exc:
+        log.error("release package of request %s changed after release: %s", request.id, exc)
+        return {"tampered": describe_refusal(exc)}
+    names = {alias: name for name, alias in package.reviewer_pseudonyms(request).items()} if reviewer_view else {}
+    votes = {o["name"]: [{**v, "reviewer": f"{names[v['reviewer']]} ({v['reviewer']})" if v["reviewer"] in names
+                          else v["reviewer"], "at": datetime.fromisoformat(v["at"]) if v.get("at") else None}
+                         for v in o["votes"]] for o in manifest["outputs"]}
+    return {"manifest": manifest, "sha256": request.package.manifest_sha256, "released_at": request.package.created_at,
+            "files": [{**f, "votes": votes.get(f["output"], [])} for f in manifest["files"]]}
+
+
 def make_jinja() -> jinja2.Environment:
     env = templates(HERE / "templates")
     env.filters["tojson_pretty"] = lambda v: json.dumps(v, ensure_ascii=False, indent=2)
     env.filters["visible"] = lambda v: text.escape(v) if isinstance(v, str) else v  # invisible characters as \u{…}
+    env.filters["labelled"] = labelled  # a code with its label from the dataset metadata: "19 山梨県"
     env.globals.update(Verdict=Verdict, Decision=Decision, OutputKind=OutputKind, ReleaseStatus=ReleaseStatus,
                        protection_methods=protection_choice.METHODS, protection_fields=PROTECTION_FIELDS,
                        secondary_methods=[m.value for m in SecondaryMethod],
                        check_text=result_text,  # a stored check result's message in the page's language
-                       stored_text=messages.text)  # a stored workflow message (error, mismatch), likewise
+                       stored_text=messages.text,  # a stored workflow message (error, mismatch), likewise
+                       parameter_items=parameter_items)  # a check's parameters as (name, value) in the page's language
     return env
 
 
@@ -211,8 +236,12 @@ class QueueHandler(BaseHandler):
                 }
                 for r in requests
             ]
+            # the newest released requests this reviewer may see: their packages (files, SHA-256, votes)
+            released = [r for r in reversed(requests_with_status(session, [ReleaseStatus.RELEASED]))
+                        if permissions.can_review(session, self.current_user, r)][:RELEASED_SHOWN]
             # ingress requests waiting too: a link to their page
-            self.render_page("queue.html", session, rows=rows, ingress_waiting=len(ingress.queue(session, self.current_user)))
+            self.render_page("queue.html", session, rows=rows, released=released,
+                             ingress_waiting=len(ingress.queue(session, self.current_user)))
 
 
 class MineHandler(BaseHandler):
@@ -270,6 +299,7 @@ class RequestPageHandler(BaseHandler):
                     or any(v.reviewer == user for v in o.votes)
                     or request.status not in (ReleaseStatus.SUBMITTED, ReleaseStatus.PARTIALLY_REVIEWED),
                     "retired": retired[o.id],
+                    "labels": code_labels(session, o.spec, self.language),
                     "can_protect": reviewer_view and not retired[o.id] and permissions.can_protect(session, user, o),
                     "levels": _submitted_levels(o) if reviewer_view else {},
                     "protection_form": protection_form if o.id == protection_output and protection_form is not None
@@ -292,6 +322,8 @@ class RequestPageHandler(BaseHandler):
                 is_requester=request.requester == user,
                 can_withdraw=permissions.can_withdraw(user, request),
                 can_download=permissions.can_download(user, request),
+                released=released_package(request, reviewer_view, self.error_text)
+                if request.package and (reviewer_view or request.requester == user) else None,
                 message=message,
                 error=error,
                 error_output=error_output,

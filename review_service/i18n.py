@@ -5,9 +5,12 @@ shared with the admin pages (onsite_base.i18n).
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from onsite_base.i18n import DEFAULT_LANGUAGE, LANGUAGES, SHARED_MESSAGES, make_translator, negotiate
 
-__all__ = ["DEFAULT_LANGUAGE", "LANGUAGES", "MESSAGES", "negotiate", "translator"]
+__all__ = ["DEFAULT_LANGUAGE", "LANGUAGES", "MESSAGES", "negotiate", "parameter_items", "translator"]
 
 MESSAGES: dict[str, dict[str, str]] = {
     **SHARED_MESSAGES,
@@ -510,5 +513,77 @@ MESSAGES.update({
     },
 })
 
+# a check's parameters (`parameters` of a stored check result), by name; a name not listed is shown as stored
+PARAMETER_NAMES: dict[str, dict[str, str]] = {
+    "threshold": {"ja": "しきい値", "en": "threshold"},
+    "counted": {"ja": "数える単位", "en": "counted"},
+    "n": {"ja": "n(上位の寄与数・件数)", "en": "n"},
+    "k": {"ja": "k", "en": "k"},
+    "p": {"ja": "p", "en": "p"},
+    "contributions": {"ja": "寄与の単位", "en": "contributions"},
+    "zeros_disclosive": {"ja": "ゼロを開示リスクとみなす", "en": "zeros are disclosive"},
+    "check_missing": {"ja": "欠測を確認する", "en": "check missing values"},
+    "statistic": {"ja": "統計量", "en": "statistic"},
+    "verdict": {"ja": "該当時の判定", "en": "verdict when found"},
+    "released": {"ja": "比較した公表済み出力", "en": "released outputs compared"},
+    "dof_threshold": {"ja": "残差自由度のしきい値", "en": "residual degrees of freedom threshold"},
+    "df_resid": {"ja": "残差自由度", "en": "residual degrees of freedom"},
+    "model": {"ja": "モデル", "en": "model"},
+    "levels": {"ja": "カテゴリ別の件数", "en": "records per level"},
+    "classes": {"ja": "クラス別の件数", "en": "records per class"},
+    "empty_tail_bins": {"ja": "端の空の階級", "en": "empty tail bins"},
+    "lowest_edge": {"ja": "最小の境界", "en": "lowest edge"},
+    "highest_edge": {"ja": "最大の境界", "en": "highest edge"},
+    "records": {"ja": "該当レコード数", "en": "records"},
+    "combinations": {"ja": "該当するキーの組合せ", "en": "key combinations"},
+    "weighted_k": {"ja": "重み付き k", "en": "weighted k"},
+    "max_risk": {"ja": "最大個別リスク", "en": "highest individual risk"},
+    "global_risk": {"ja": "全体リスク", "en": "global risk"},
+    "household_risk": {"ja": "世帯リスク", "en": "household risk"},
+    "missing": {"ja": "データにないキー変数", "en": "key variables not in the data"},
+    "identifiers": {"ja": "識別列", "en": "identifying columns"},  # the tracker check's
+}
+MESSAGES.update({
+    "package_heading": {"ja": "公表パッケージ", "en": "Release package"},
+    "package_view_note": {
+        "ja": "ダウンロードする zip の内容です。各ファイルは manifest.json の SHA-256 で確認できます。審査者は仮名で記載されます。",
+        "en": "What the zip holds. Check each file against its SHA-256 in manifest.json. Reviewers are named by pseudonym.",
+    },
+    "package_view_note_reviewer": {
+        "ja": "エグレス領域に書き出されたパッケージを、manifest.json と照合して表示しています。研究者に渡る manifest では"
+              "審査者は仮名(reviewer-1 など)で記載され、氏名は監査ログとこの画面にだけ残ります。",
+        "en": "The package as written in the egress store, checked against its manifest.json. The researcher's manifest "
+              "names reviewers by pseudonym (reviewer-1, …); names stay in the ledger and on this page.",
+    },
+    "package_released_at": {"ja": "公表日時", "en": "Released"},
+    "package_manifest_sha256": {"ja": "manifest.json の SHA-256", "en": "SHA-256 of manifest.json"},
+    "col_bytes": {"ja": "バイト数", "en": "Bytes"},
+    "released_heading": {"ja": "最近公表された申請(公表パッケージ)", "en": "Recently released requests (their packages)"},
+    "param_yes": {"ja": "はい", "en": "yes"},
+    "param_no": {"ja": "いいえ", "en": "no"},
+    "no_parameters": {"ja": "なし", "en": "none"},
+    "flagged_more": {"ja": "ほか {n} セル", "en": "and {n} more"},
+})
 
 translator = make_translator(MESSAGES)
+
+
+def parameter_items(parameters: Mapping[str, Any] | None, lang: str) -> list[tuple[str, str]]:
+    """A check's parameters as (name, value) in `lang`: named from PARAMETER_NAMES, yes/no for flags, lists
+    joined, a verdict as the page names it."""
+    t = translator(lang)
+
+    def value_text(name: str, value: Any) -> str:
+        if isinstance(value, bool):
+            return t("param_yes" if value else "param_no")
+        if isinstance(value, float):
+            return f"{value:g}"
+        if isinstance(value, Mapping):
+            return ", ".join(f"{key} ({value_text(name, item)})" for key, item in value.items())
+        if isinstance(value, (list, tuple)):
+            return ", ".join(value_text(name, item) for item in value) or t("no_parameters")
+        if name == "verdict" and value in ("pass", "fail", "review"):
+            return t(f"verdict_{value}")
+        return str(value)
+
+    return [(PARAMETER_NAMES.get(name, {}).get(lang, name), value_text(name, value)) for name, value in (parameters or {}).items()]
