@@ -526,6 +526,7 @@ PARAMETER_NAMES: dict[str, dict[str, str]] = {
     "statistic": {"ja": "統計量", "en": "statistic"},
     "verdict": {"ja": "該当時の判定", "en": "verdict when found"},
     "released": {"ja": "比較した公表済み出力", "en": "released outputs compared"},
+    "compared": {"ja": "比較した出力", "en": "outputs compared"},  # the differencing check's
     "dof_threshold": {"ja": "残差自由度のしきい値", "en": "residual degrees of freedom threshold"},
     "df_resid": {"ja": "残差自由度", "en": "residual degrees of freedom"},
     "model": {"ja": "モデル", "en": "model"},
