@@ -13,6 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from sqlalchemy.engine import make_url
+from xdist.scheduler import LoadScopeScheduling
 
 from hub_config.isolation import remove_account, remove_group
 from onsite.migrations import migrate
@@ -37,25 +38,35 @@ BESIDE_HUBS = ("integration/ldap", "integration/test_ansible_deploy.py", "integr
 HUB_GROUP = "hubs"
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark each test by what it needs, so that `make check` can leave out what needs services:
     `integration` for the folders that start slapd, hubs or Chromium, `postgresql` for every test
-    that reaches the PostgreSQL fixtures (`pg_url`, or a database fixture's "postgresql" parameter).
-    Under pytest-xdist also its `xdist_group` (`xdist_group_of`)."""
-    grouped = config.pluginmanager.hasplugin("xdist")
+    that reaches the PostgreSQL fixtures (`pg_url`, or a database fixture's "postgresql" parameter)."""
     for item in items:
         if any(TESTS / tier in item.path.parents for tier in SERVICE_TIERS):
             item.add_marker(pytest.mark.integration)
         if needs_postgresql(item):
             item.add_marker(pytest.mark.postgresql)
-        group = xdist_group_of(item.path) if grouped else None
-        if group:
-            item.add_marker(pytest.mark.xdist_group(group))
+
+
+class GroupScheduling(LoadScopeScheduling):
+    """`--dist loadgroup` by `xdist_group_of`: a group's tests go to one worker, in order. Here, in the
+    controller, because xdist's own `xdist_group` marks no longer group anything under pytest 9 (it
+    renames `item._nodeid`, which pytest 9 does not read)."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        return xdist_group_of(TESTS.parent / nodeid.split("::")[0]) or nodeid
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log) -> GroupScheduling | None:
+    return GroupScheduling(config, log) if config.getvalue("dist") == "loadgroup" else None
 
 
 def xdist_group_of(path: Path) -> str | None:
     """HUB_GROUP, a file's own group (BESIDE_HUBS), or None: any worker, one test at a time."""
+    if not path.is_relative_to(TESTS):
+        return None
     relative = path.relative_to(TESTS).as_posix()
     for beside in BESIDE_HUBS:
         if relative == beside or relative.startswith(beside + "/"):
