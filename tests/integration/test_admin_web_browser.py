@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_admin_web import RESEARCHER, server, snapshot  # noqa: F401  (server is a fixture)
+from test_admin_web import FACILITY, RESEARCHER, server, snapshot  # noqa: F401  (server is a fixture)
 from test_review_web_protection_browser import CHROMIUM, CHROMIUM_ARGS
 
 from access_control.models import MAX_NAME, MAX_PURPOSE
@@ -48,6 +48,7 @@ def test_an_administrator_sees_refusals_choices_limits_and_what_was_done(server,
             # a terminal address no client can have: refused in the page's language, nothing changed
             before = snapshot(settings.db_url)
             page.goto(base + "terminals")
+            page.locator("#terminal-add-facility").select_option(FACILITY)
             page.locator("#terminal-add-address").fill("fe80::1%eth0")
             page.locator("#terminal-add button[type=submit]").click()
             alert = page.locator("#error-terminal-add")
