@@ -56,10 +56,16 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
             "JUPYTERHUB_API_TOKEN missing): release requests will not reach the review service"
         )
         return
-    forwarder = OutboxForwarder(outbox, review_url, token)
-    serverapp.web_app.settings["onsite_outbox_forwarder"] = forwarder
-    forwarder.start()
+    serverapp.web_app.settings["onsite_outbox_forwarder"] = OutboxForwarder(outbox, review_url, token)
     serverapp.log.info("onsite: forwarding release requests from %s to %s", outbox, review_url)
+
+
+async def _start_jupyter_server_extension(serverapp: Any) -> None:
+    # Started here, inside the running event loop: a periodic callback started while the
+    # extension loads may be bound to a loop that never runs (then nothing is ever forwarded).
+    forwarder = serverapp.web_app.settings.get("onsite_outbox_forwarder")
+    if forwarder is not None:
+        forwarder.start()
 
 
 def outbox_from_manifest(manifest_path: str) -> Path | None:
@@ -82,13 +88,15 @@ class OutboxForwarder:
         self.review_url = review_url.rstrip("/") + "/"
         self.token = token
         self._in_flight: set[str] = set()
-        self._callback = PeriodicCallback(self.scan, POLL_MS)
+        self._callback: PeriodicCallback | None = None
 
     def start(self) -> None:
+        self._callback = PeriodicCallback(self.scan, POLL_MS)
         self._callback.start()
 
     def stop(self) -> None:
-        self._callback.stop()
+        if self._callback is not None:
+            self._callback.stop()
 
     def pending(self) -> list[Path]:
         if not self.outbox.is_dir():
