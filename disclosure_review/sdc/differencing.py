@@ -26,7 +26,6 @@ from .messages import msg
 from .records import RecordState, difference
 from .results import CellKey, CheckResult
 from .rules import Rules
-from .shadow import MARGIN_LABEL
 
 RULE = "differencing"
 SHOWN_FINDINGS = 20

@@ -35,7 +35,6 @@ import io
 import json
 import zlib
 from collections.abc import Sequence
-from typing import Any
 
 import duckdb
 import numpy as np
