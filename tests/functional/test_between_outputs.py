@@ -38,7 +38,7 @@ everyone = "SELECT * FROM {D}"
 but_one = f"SELECT * FROM {D} WHERE annual_income IS DISTINCT FROM {{x}}"
 adults = "SELECT * FROM {D} WHERE age >= 20"
 adults_but_one = f"SELECT * FROM {D} WHERE age >= 20 AND annual_income IS DISTINCT FROM {{x}}"
-changed = "SELECT sex, CASE WHEN annual_income = {{x}} THEN {{to}} ELSE annual_income END AS annual_income FROM {D}"
+changed = f"SELECT sex, CASE WHEN annual_income = {{x}} THEN {{{{to}}}} ELSE annual_income END AS annual_income FROM {D}"
 
 def ask(title, *tables):
     return analysis_kernel.request_release(list(tables), title=title, purpose="between outputs", timeout=240)
