@@ -22,7 +22,7 @@ from functional.hubtools import ROOT, HubUser, RunningHub
 from functional.seeding import seed_demo
 from functional.test_end_to_end import upload_to_intake
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]  # the administrator guide runs ~60 onsite commands
 
 GUIDES = ROOT / "docs" / "how-to"
 REVIEW = "/services/onsite-review"

@@ -731,7 +731,7 @@ def test_live_sessions_under_a_real_hub(hub_home):
         assert "running" in cells[4]
 
         stop = admin.http.post(service + "sessions/tanaka/stop", data={"_xsrf": xsrf_of(page.text)})
-        assert stop.status_code == 200 and "The session was asked to end." in stop.text
+        assert stop.status_code == 200 and "asked the hub to end the session of tanaka" in stop.text
         deadline = time.monotonic() + 30
         while researcher.http.get(f"{hub.url}/hub/api/users/tanaka", headers=researcher._hub_xsrf()).json()["servers"]:
             assert time.monotonic() < deadline, "the server did not stop"
