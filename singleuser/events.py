@@ -167,7 +167,8 @@ class SessionEventForwarder:
 
 
 def forward_session_events(serverapp: Any, api_url: str, token: str) -> SessionEventForwarder:
-    """Start forwarding refusals, kernel websocket records and the server's contents and kernel events to the hub."""
+    """Forward refusals, kernel websocket records and the server's contents and kernel events to the hub
+    (`start()` it inside the running event loop)."""
     global _forwarder
 
     def give_up(cause: str) -> None:
@@ -193,5 +194,4 @@ def forward_session_events(serverapp: Any, api_url: str, token: str) -> SessionE
 
     serverapp.event_logger.add_listener(schema_id=CONTENTS_EVENTS, listener=on_contents)
     serverapp.event_logger.add_listener(schema_id=KERNEL_EVENTS, listener=on_kernel)
-    forwarder.start()
-    return forwarder
+    return forwarder  # started by singleuser.serverext once the server's event loop runs

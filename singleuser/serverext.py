@@ -32,7 +32,7 @@ from tornado.ioloop import PeriodicCallback
 
 from disclosure_review import wire
 from onsite_base.fileio import write_json_atomic
-from singleuser import lockdown
+from singleuser import events, lockdown
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +61,12 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
 
 
 async def _start_jupyter_server_extension(serverapp: Any) -> None:
-    # Started here, inside the running event loop: a periodic callback started while the
-    # extension loads may be bound to a loop that never runs (then nothing is ever forwarded).
-    forwarder = serverapp.web_app.settings.get("onsite_outbox_forwarder")
-    if forwarder is not None:
-        forwarder.start()
+    # The session-event and outbox forwarders start here, inside the running event loop: a periodic
+    # callback started while the extension loads may be bound to a loop that never runs.
+    for key in (events.SETTINGS_KEY, "onsite_outbox_forwarder"):
+        forwarder = serverapp.web_app.settings.get(key)
+        if forwarder is not None:
+            forwarder.start()
 
 
 def outbox_from_manifest(manifest_path: str) -> Path | None:
