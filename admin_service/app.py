@@ -64,7 +64,7 @@ from access_control.hub_api import HubApiUnavailable, HubClient
 from access_control.models import MAX_ADDRESS, MAX_EMAIL, MAX_NAME, MAX_PURPOSE, MAX_TITLE, AuditEvent, Dataset, ProjectStatus
 from access_control.sessions import end_session, session_projects
 from admin_service.i18n import LANGUAGES, MESSAGES, translator
-from disclosure_review.sdc.rules import preset_names
+from disclosure_review.sdc.rules import DEFAULT_PRESET, preset_names
 from onsite_base.db import read_transaction, transaction
 from onsite_base import times
 from onsite_base.errors import UserError
@@ -346,7 +346,7 @@ class ProjectsPage(AdminHandler):
             legal_basis=self.arg("legal_basis"),
             start_date=forms.parse_date(self.arg("start_date"), "field_start_date", required=True),
             end_date=forms.parse_date(self.arg("end_date"), "field_end_date", required=True),
-            preset=forms.parse_preset(self.arg("preset") or "acro-default", preset_names()),
+            preset=forms.parse_preset(self.arg("preset") or DEFAULT_PRESET, preset_names()),
             actor=self.actor,
         )
         return f"projects/{project.id}", Done("done_project_added", id=project.id, start=project.start_date, end=project.end_date)

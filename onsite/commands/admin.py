@@ -49,7 +49,7 @@ from access_control.hub_api import HubApiUnavailable, HubClient
 from access_control.models import Accreditation, Booking, Facility, Grant, Person, Project, Terminal
 from access_control.sessions import end_session, session_projects
 from hub_config.config import CLI_TOKEN_FILE, HUB_API_URL_FILE, HubSettings, ledger_anchor_file
-from disclosure_review.sdc.rules import preset_names
+from disclosure_review.sdc.rules import DEFAULT_PRESET, preset_names
 from onsite.migrations import migrate, store_exists
 from onsite_base import times
 from onsite_base.db import make_engine, read_transaction, session_factory
@@ -824,7 +824,7 @@ PROJECTS = (
         arg("--end", type=day("field_end_date"), required=True, help="last valid day (inclusive), YYYY-MM-DD, in the facility's time zone"),
         arg("--purpose", default="", help="purpose of use as approved"),
         arg("--legal-basis", default="", help="reference to the approval, e.g. Statistics Act art. 33"),
-        arg("--preset", type=PRESET, default="acro-default", help=f"disclosure-control rule preset: {', '.join(preset_names())} (default acro-default)"),
+        arg("--preset", type=PRESET, default=DEFAULT_PRESET, help=f"disclosure-control rule preset: {', '.join(preset_names())} (default {DEFAULT_PRESET})"),
         JSON,
     ), changing(add_project), "Example: onsite admin project add p2026-001 --title 所得分析 --start 2026-04-01 --end 2027-03-31"),
     Command("project list", "all projects with status and dates", (JSON,),
