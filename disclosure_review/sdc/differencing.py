@@ -13,6 +13,14 @@ differ on at least that many records; a difference filling every slot of the
 IBLT is at least `threshold` records; an empty difference is none. The few pairs
 left are peeled, which lists the differing records exactly. When peeling cannot
 settle a pair, the verdict is `review` (the safe side), never `pass`.
+
+Sums of cells, one level (`sum_findings`): a cell minus the populations of one
+or two other outputs (a region's total minus "under 50" and "50 to 89" released
+apart). Each output offers one *part*: its released grand total, or, when that
+is blank, the sum of the cells it shows. The IBLT is linear, so a cell minus its
+parts is the XOR of their tables; it is judged like a pair, by the same tests.
+The search is bounded: one part per output, at most two parts, one of the three
+from the new table, candidates first narrowed by record counts.
 """
 from __future__ import annotations
 
@@ -23,9 +31,10 @@ import numpy as np
 
 from .enums import Verdict
 from .messages import msg
-from .records import RecordState, difference
+from .records import RecordState, difference, peel
 from .results import CellKey, CheckResult
 from .rules import Rules
+from .shadow import MARGIN_LABEL
 
 RULE = "differencing"
 SHOWN_FINDINGS = 20
@@ -118,9 +127,10 @@ def check_differencing(new: RecordState | None, table: str, others: Sequence[Oth
     if new is None:
         return CheckResult(RULE, Verdict.REVIEW, "differencing_untraced", {"others": names}, parameters)
     findings: list[Finding] = []
-    for other in others:
-        if other.name not in untraced:
-            findings += findings_between(new, other, int(rules.threshold))
+    traced = [other for other in others if other.name not in untraced]
+    for other in traced:
+        findings += findings_between(new, other, int(rules.threshold))
+    findings += sum_findings(new, table, traced, int(rules.threshold))
     findings.sort(key=lambda f: (not f.exact, f.records, f.other))  # the most revealing first
     if not findings and not untraced:
         return CheckResult(RULE, Verdict.PASS, "differencing_pass", {"others": names, "threshold": rules.threshold},
@@ -134,3 +144,140 @@ def check_differencing(new: RecordState | None, table: str, others: Sequence[Oth
     cells = tuple(dict.fromkeys(f.cell for f in findings))
     return CheckResult(RULE, verdict, "differencing_fail", {"threshold": rules.threshold, "findings": shown},
                        parameters, cells)
+
+
+# ---------------------------------------------------------------- sums of cells (one level)
+
+
+@dataclasses.dataclass(frozen=True)
+class Part:
+    """What one output releases of its whole population: its grand total, or (total blank) its shown cells' sum."""
+
+    output: str
+    elements: np.ndarray
+    checks: np.ndarray
+    count: int
+    summed: bool
+
+
+def released_population(output: str, state: RecordState) -> Part | None:
+    """The output's part (None when it shows neither its total nor any cell)."""
+    k = len(state.labels[0]) if state.labels else 0
+    margins = np.array([[value == MARGIN_LABEL for value in label] for label in state.labels], dtype=bool)
+    total = np.flatnonzero(margins.all(axis=1))
+    if len(total) and state.counts[total[0]] >= 0:
+        i = total[0]
+        return Part(output, state.elements[i], state.checks[i], int(state.counts[i]), False)
+    finest = np.flatnonzero(~margins.any(axis=1) & (state.counts >= 0)) if k else np.empty(0, dtype=np.int64)
+    if not len(finest):
+        return None
+    return Part(output, np.bitwise_xor.reduce(state.elements[finest], axis=0),
+                np.bitwise_xor.reduce(state.checks[finest], axis=0), int(state.counts[finest].sum()), True)
+
+
+@dataclasses.dataclass(frozen=True)
+class SumFinding:
+    """Cell `other_cell` of output `whole` minus the parts of `parts` leaves `records` records (`exact`), or may
+    leave fewer than the threshold (not `exact`). `cell`: the new table's cell involved (its total for a part)."""
+
+    cell: CellKey
+    whole: str
+    other_cell: CellKey
+    parts: tuple[Part, ...]
+    records: int
+    exact: bool
+
+    @property
+    def other(self) -> str:
+        return self.whole
+
+    def message(self, table: str) -> dict:
+        parts = [msg("differencing_part_shown" if p.summed else "differencing_part_total",
+                     output=table if p.output == _NEW else p.output) for p in self.parts]
+        whole = table if self.whole == _NEW else self.whole
+        code = "differencing_sum" if self.exact else "differencing_sum_undecided"
+        return msg(code, cell=_label(self.other_cell), whole=whole, parts=parts, records=self.records)
+
+
+_NEW = "\0new"  # the new table's own name in parts and wholes (named by the check's `table`)
+
+
+def combined(whole_elements: np.ndarray, whole_checks: np.ndarray, whole_count: int, parts: Sequence[Part],
+             width: int, threshold: int) -> tuple[int, bool] | None:
+    """How many records a cell minus `parts` leaves: (records, exact) when fewer than `threshold` may be left, else
+    None. Elements left an even number of times cancel in the XOR; the counts bound them: with D elements listed
+    and the cell's count minus the parts' counts S, at most (D - S) / 2 elements cancel."""
+    elements, checks = whole_elements.copy(), whole_checks.copy()
+    for part in parts:
+        elements ^= part.elements
+        checks ^= part.checks
+    found, left = peel(elements, checks, width)
+    records = len({e >> 32 for e in found})
+    if left:  # every slot left holds two or more elements; a record is at most 1 + len(parts) of them
+        lower = max(records, -(-left // (2 * (1 + len(parts)))))
+        return None if lower >= threshold else (lower, False)
+    surplus = len(found) - (whole_count - sum(p.count for p in parts))
+    shared = whole_count + sum(p.count for p in parts) - len(found)
+    if records == 0 or shared <= 0:
+        return None  # the parts make the cell exactly, or share nothing with it
+    if surplus >= 0 and surplus % 2 == 0 and records + surplus // 2 < threshold:
+        return records, True
+    return (records, False) if records < threshold else None
+
+
+def _full_subtable(xored: np.ndarray, width: int) -> np.ndarray:
+    """Per row: some sub-table has every slot set (a difference of at least `threshold` records)."""
+    return ((xored != 0).reshape(len(xored), -1, width).sum(axis=2) >= width).any(axis=1)
+
+
+def _wholes_near(state: RecordState, totals: np.ndarray, threshold: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (cell of `state`, index into `totals`): shown non-empty cells whose count is less than `threshold`
+    from the total."""
+    cells = np.flatnonzero(state.counts > 0)
+    order = cells[np.argsort(state.counts[cells], kind="stable")]
+    counts = state.counts[order]
+    lo = np.searchsorted(counts, totals - threshold, side="right")
+    hi = np.searchsorted(counts, totals + threshold, side="left")
+    sizes = np.maximum(hi - lo, 0)
+    combo = np.repeat(np.arange(len(totals)), sizes)
+    starts = np.repeat(lo - np.cumsum(np.concatenate(([0], sizes[:-1]))), sizes)
+    return (order[starts + np.arange(sizes.sum())] if sizes.sum() else np.empty(0, dtype=np.int64)), combo
+
+
+def _search(whole: RecordState, whole_name: str, combos: list[tuple[Part, ...]], new_cell, threshold: int
+            ) -> list[SumFinding]:
+    if not combos:
+        return []
+    totals = np.array([sum(p.count for p in combo) for combo in combos], dtype=np.int64)
+    combo_elements = np.stack([np.bitwise_xor.reduce([p.elements for p in combo], axis=0) for combo in combos])
+    cells, which = _wholes_near(whole, totals, threshold)
+    found = []
+    for start in range(0, len(cells), CHUNK):
+        c, w = cells[start:start + CHUNK], which[start:start + CHUNK]
+        keep = ~_full_subtable(whole.elements[c] ^ combo_elements[w], whole.width)
+        for i, j in zip(c[keep], w[keep]):
+            result = combined(whole.elements[i], whole.checks[i], int(whole.counts[i]), combos[j], whole.width,
+                              threshold)
+            if result is not None:
+                found.append(SumFinding(new_cell(i, combos[j]), whole_name, whole.labels[i], combos[j], *result))
+    return found
+
+
+def sum_findings(new: RecordState, table: str, others: Sequence[OtherOutput], threshold: int) -> list[SumFinding]:
+    """Cells of any output minus one or two other outputs' parts, one of the three the new table, that leave 1 to
+    `threshold` - 1 records (or may). A single part is searched only when it is a sum of shown cells (a released
+    total is compared as a cell, pair by pair)."""
+    own = released_population(_NEW, new)
+    parts = [p for p in (released_population(o.name, o.state) for o in others) if p is not None]
+    total = (MARGIN_LABEL,) * len(new.labels[0]) if new.labels else ()
+    # the new table's cells minus others' parts
+    combos = [(p,) for p in parts if p.summed] + [(a, b) for i, a in enumerate(parts) for b in parts[i + 1:]]
+    found = _search(new, _NEW, combos, lambda i, combo: new.labels[i], threshold)
+    if own is None:
+        return found
+    # others' cells minus the new table's part (and another output's)
+    for other in others:
+        combos = [(own,)] if own.summed else []
+        combos += [(own, p) for p in parts if p.output != other.name]
+        found += _search(other.state, other.name, combos, lambda i, combo: total, threshold)
+    return found

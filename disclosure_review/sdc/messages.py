@@ -155,8 +155,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "{others!r} のどのセルとも、{threshold} レコード未満の差になるセルはありません",
     },
     "differencing_fail": {
-        "en": "subtracting cells of two outputs reveals fewer than {threshold} records: {findings:; }",
-        "ja": "2 つの出力のセルの差し引きで {threshold} レコード未満が分かります: {findings:、}",
+        "en": "subtracting cells of the project's outputs reveals fewer than {threshold} records: {findings:; }",
+        "ja": "プロジェクトの出力のセルの差し引きで {threshold} レコード未満が分かります: {findings:、}",
     },
     "differencing_cells": {
         "en": "cell {cell} of {table!r} and cell {other_cell} of {other!r} differ on {records} records",
@@ -168,6 +168,18 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "「{table}」のセル {cell} と「{other}」のセル {other_cell} の差がしきい値未満の可能性があります"
               "(少なくとも {records} レコード)。審査者が比較してください",
     },
+    "differencing_sum": {
+        "en": "cell {cell} of {whole!r} minus {parts: and } leaves {records} records",
+        "ja": "「{whole}」のセル {cell} から{parts:と}を引くと {records} レコードが残ります",
+    },
+    "differencing_sum_undecided": {
+        "en": "cell {cell} of {whole!r} minus {parts: and } may leave fewer than the threshold (at least {records} "
+              "records): a reviewer must compare them",
+        "ja": "「{whole}」のセル {cell} から{parts:と}を引くと、しきい値未満が残る可能性があります(少なくとも "
+              "{records} レコード)。審査者が比較してください",
+    },
+    "differencing_part_total": {"en": "the total of {output!r}", "ja": "「{output}」の総計"},
+    "differencing_part_shown": {"en": "the sum of the shown cells of {output!r}", "ja": "「{output}」の公表セルの合計"},
     # -- histograms -----------------------------------------------------------------------
     "empty_bins_no_values": {"en": "no value falls in any bin", "ja": "どの階級にも値がありません"},
     "empty_bins_pass": {

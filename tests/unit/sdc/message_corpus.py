@@ -85,6 +85,15 @@ def table_results(con: duckdb.DuckDBPyConnection) -> list:
     results.append(check_differencing(each, "each", [OtherOutput("pairs", pairs)], acro))  # more than are listed
     results.append(check_differencing(large, "again", [OtherOutput("by_sex_large", large)], acro))
     results.append(check_differencing(None, "untraced", [everyone], acro))
+    # sums: everyone minus regions a and b (its total blank: the sum of its shown cells) leaves region c; under 50
+    # minus "under 30" and "30 and over" leaves 8 records that may hide others (undecided)
+    region_a = OtherOutput("region_a", state(frequency(("sex",), query="SELECT * FROM people WHERE i < 30")))
+    region_b = state(frequency(("sex",), query="SELECT * FROM people WHERE i BETWEEN 30 AND 54"))
+    region_b = OtherOutput("region_b", region_b.blanked({("Total",)}))
+    results.append(check_differencing(state(frequency(("sex",))), "everyone", [region_a, region_b], acro))
+    over_30 = OtherOutput("over_30", state(frequency(("sex",), query="SELECT * FROM people WHERE i >= 30")))
+    under_50 = state(frequency(("sex",), query="SELECT * FROM people WHERE i < 50"))
+    results.append(check_differencing(under_50, "under_50", [region_a, over_30], acro))
     results.append(check_differencing(large, "first", [], acro))
     results.append(check_differencing(large, "unset", [everyone], acro.replace(threshold=None)))
     # histograms: edges from the data, round edges with an interior gap, no values

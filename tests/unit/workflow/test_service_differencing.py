@@ -110,6 +110,35 @@ def test_attack_one_value_changed_in_the_recorded_sql_is_caught(strict, query):
     assert f"cell A of 'income_changed' and cell A of '#{first} income' differ on 1 records" in result["message"]
 
 
+def by_sex(name: str, where: str) -> dict:
+    return table_output(name=name, query=f"SELECT * FROM survey WHERE {where}", rows=("sex",))
+
+
+def test_attack_everyone_minus_two_regions_released_apart_reveals_the_third_is_caught(strict):
+    # everyone (57), region A (30) and region B (25) by sex: everyone minus A minus B is region C's 2 people.
+    # No two of the three differ on fewer than 10 records: only the sum finds it.
+    first = submit(strict, by_sex("everyone", "true"), by_sex("region_a", "region = 'A'"))
+    assert [o.verdict for o in outputs(strict, first)] == [Verdict.PASS, Verdict.PASS]
+    approve(strict, first, 0)
+    assert approve(strict, first, 1) is ReleaseStatus.RELEASED
+    second = submit(strict, by_sex("region_b", "region = 'B'"))
+    [region_b] = outputs(strict, second)
+    result = differencing(region_b)
+    assert region_b.verdict is Verdict.FAIL and result["verdict"] == "fail"
+    assert (f"cell Total of '#{first} everyone' minus the total of 'region_b' and the total of '#{first} region_a' "
+            "leaves 2 records") in result["message"]
+    # a reviewer's override does not carry the approval: what was released with it would disclose
+    vote(strict, second, "bob", Decision.APPROVE, **OVERRIDE)
+    with pytest.raises(VoteInvalid, match=rf"approving output region_b would disclose.*'#{first} everyone'"):
+        vote(strict, second, "carol", Decision.APPROVE, **OVERRIDE)
+
+
+def test_two_regions_released_apart_and_together_with_nothing_left_over_are_not_flagged(strict):
+    first = submit(strict, by_sex("a_and_b", "region <> 'C'"), by_sex("region_a", "region = 'A'"),
+                   by_sex("region_b", "region = 'B'"))
+    assert [o.verdict for o in outputs(strict, first)] == [Verdict.PASS] * 3  # A + B is exactly A and B
+
+
 def test_two_tables_over_unrelated_populations_are_not_flagged_whatever_their_labels(strict):
     first = submit(strict, table_output(name="sex_in_a", query="SELECT * FROM survey WHERE region = 'A'",
                                         rows=("sex",)))
