@@ -2,7 +2,7 @@
 
 Raised by the service layer (`policy`, `forms`, `admin`) and shown by both
 faces in their language: the admin pages in the page's, `onsite admin` in
-the administrator's (see `onsite.commands.admin.cli_language`). `str(error)`
+the administrator's (see `onsite.commands.language.cli_language`). `str(error)`
 is the English text, for logs and for callers that know no language.
 """
 from __future__ import annotations

@@ -41,7 +41,7 @@ class Context:
 
     def demo_parquet(self, rows: int | None = None) -> Path:
         """The demo survey as Parquet (generated on first use, then reused)."""
-        from onsite.demo_data import generate  # numpy, polars, pyarrow: `onsite` loads this package for every command
+        from onsite.demo_data import generate  # heavy (numpy, polars, pyarrow): only the cases that need demo data load it
 
         rows = rows or self.rows
         path = self.data_dir / f"demo_{rows}_s{self.seed}.parquet"

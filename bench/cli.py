@@ -27,10 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars while generating data")
 
 
-def register(top: argparse._SubParsersAction) -> None:
-    p = top.add_parser("bench", help="run side-by-side benchmarks against peers", description=DESCRIPTION)
-    add_arguments(p)
-    p.set_defaults(run=run_bench)
+def build(parser: argparse.ArgumentParser, name: str) -> None:
+    """The parser of `onsite bench` (the table of `onsite.cli`)."""
+    parser.description = DESCRIPTION
+    add_arguments(parser)
+    parser.set_defaults(run=run_bench)
 
 
 def run_bench(args: argparse.Namespace, settings: Settings | None = None) -> int:

@@ -19,7 +19,6 @@ import stat
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from access_control import policy
 from access_control.enums import Role
@@ -33,9 +32,6 @@ from onsite.migrations import migrate
 from onsite_base.config import load_config
 from onsite_base.db import PRIVATE_DIR, make_engine, session_factory, transaction
 from onsite_base.settings import Settings
-
-if TYPE_CHECKING:
-    from hub_config.config import HubSettings
 
 log = logging.getLogger(__name__)
 
@@ -286,27 +282,22 @@ def _address_arguments(parser: argparse.ArgumentParser) -> None:
                                                  "default 8000)")
 
 
-def register(top) -> None:
-    up = top.add_parser(
-        "up",
-        help="set up the demo (data, people, project, facility) if missing, then run the hub",
-        description="Create what the demo needs, reusing whatever exists: the store's schema, a synthetic "
-        f"household survey ingested as dataset {DEMO_DATASET}, a researcher, two reviewers and an administrator "
-        f"(passwords generated once, kept in $ONSITE_HOME/run/{LOGINS_FILE}), project {DEMO_PROJECT} granted the "
-        "dataset from today, and a facility whose terminals are this machine. Then run JupyterHub until Ctrl-C.",
-    )
-    up.add_argument("--rows", type=int, default=200_000, help="rows of demo data to generate the first time (default 200000)")
-    up.add_argument("--seed", type=int, default=DEMO_SEED, help=f"random seed of the demo data (default {DEMO_SEED})")
-    _address_arguments(up)
-    up.set_defaults(run=run_up)
-
-    hub = top.add_parser(
-        "hub",
-        help="run the hub (no demo set-up)",
-        description="Run JupyterHub with the Onsite configuration (authenticator with entry decisions, spawner, "
-        "review service) on the policy store $ONSITE_DB_URL and the state in $ONSITE_HOME. Settings: the config "
-        "file ($ONSITE_CONFIG, else $ONSITE_HOME/onsite_config.py), then the environment; see "
-        "docs/reference/settings.md.",
-    )
-    _address_arguments(hub)
-    hub.set_defaults(run=run_hub_command)
+def build(parser: argparse.ArgumentParser, name: str) -> None:
+    """The parser of `onsite up` or `onsite hub` (the table of `onsite.cli`)."""
+    if name == "up":
+        parser.description = (
+            "Create what the demo needs, reusing whatever exists: the store's schema, a synthetic "
+            f"household survey ingested as dataset {DEMO_DATASET}, a researcher, two reviewers and an administrator "
+            f"(passwords generated once, kept in $ONSITE_HOME/run/{LOGINS_FILE}), project {DEMO_PROJECT} granted the "
+            "dataset from today, and a facility whose terminals are this machine. Then run JupyterHub until Ctrl-C.")
+        parser.add_argument("--rows", type=int, default=200_000, help="rows of demo data to generate the first time (default 200000)")
+        parser.add_argument("--seed", type=int, default=DEMO_SEED, help=f"random seed of the demo data (default {DEMO_SEED})")
+        parser.set_defaults(run=run_up)
+    else:
+        parser.description = (
+            "Run JupyterHub with the Onsite configuration (authenticator with entry decisions, spawner, "
+            "review service) on the policy store $ONSITE_DB_URL and the state in $ONSITE_HOME. Settings: the config "
+            "file ($ONSITE_CONFIG, else $ONSITE_HOME/onsite_config.py), then the environment; see "
+            "docs/reference/settings.md.")
+        parser.set_defaults(run=run_hub_command)
+    _address_arguments(parser)

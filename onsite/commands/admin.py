@@ -1,6 +1,6 @@
 """`onsite audit …` and `onsite admin person|role|project|member|grant|facility|terminal|accreditation|booking|sessions …`.
 
-Every command is a row of a table (`ADMIN_COMMANDS`, `AUDIT_COMMANDS`): where
+Every command is a row of a table (`GROUPS`; `project_commands`): where
 it sits (`person add`), its help, its arguments, and what it runs — for most,
 one call of the service layer (`access_control.policy`) in the one transaction
 of `access_control.admin.change`, the same call the admin pages make, with
@@ -25,11 +25,10 @@ import csv
 import enum
 import getpass
 import json
-import os
 import sys
 import time
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -48,8 +47,7 @@ from access_control.errors import Done, InputInvalid, Label, PolicyError, cli_te
 from access_control.hub_api import HubApiUnavailable, HubClient
 from access_control.models import Accreditation, Booking, Facility, Grant, Person, Project, Terminal
 from access_control.sessions import end_session, session_projects
-from hub_config.config import CLI_TOKEN_FILE, HUB_API_URL_FILE, HubSettings, ledger_anchor_file
-from disclosure_review.sdc.rules import DEFAULT_PRESET, preset_names
+from onsite.commands.language import cli_language
 from onsite.migrations import migrate, store_exists
 from onsite_base import times
 from onsite_base.db import make_engine, read_transaction, session_factory
@@ -57,19 +55,11 @@ from onsite_base.errors import UserError
 from onsite_base.settings import Settings
 
 MAX_REASON = 300
-LOCALE_VARIABLES = ("LC_ALL", "LC_MESSAGES", "LANG")
 E = TypeVar("E", bound=enum.Enum)
 Run = Callable[[argparse.Namespace, Settings], int]
 
 
 # ---------------------------------------------------------------- language, transactions, output
-
-
-def cli_language(environ: Mapping[str, str] | None = None) -> str:
-    """'ja' when the first of LC_ALL, LC_MESSAGES, LANG that is set names a Japanese locale (as gettext reads them), else 'en'."""
-    env = os.environ if environ is None else environ
-    locale = next((env[name] for name in LOCALE_VARIABLES if env.get(name)), "")
-    return "ja" if locale.lower().startswith("ja") else "en"
 
 
 def spoken(error: UserError) -> UserError:
@@ -584,6 +574,9 @@ def bookings(session: Session, args: argparse.Namespace) -> list[dict[str, Any]]
 
 def hub_client(settings: Settings) -> HubClient:
     """The Hub API with the `onsite-cli` service token, both as the running hub wrote them."""
+    # heavy: hub_config.config loads JupyterHub (1.5 s); only the commands that talk to the hub need it
+    from hub_config.config import CLI_TOKEN_FILE, HUB_API_URL_FILE
+
     values = []
     for name in (HUB_API_URL_FILE, CLI_TOKEN_FILE):
         path = settings.runtime_dir / name
@@ -645,6 +638,9 @@ def run_sessions_end(args: argparse.Namespace, settings: Settings) -> int:
 
 def default_anchor(settings: Settings) -> Path:
     """The hub's anchor file (HubSettings.anchor_file, else outside the state directory)."""
+    # heavy: hub_config.config loads JupyterHub (1.5 s); only `audit verify` and `audit anchor` need it
+    from hub_config.config import HubSettings, ledger_anchor_file
+
     return ledger_anchor_file(settings, HubSettings.load())
 
 
@@ -774,7 +770,6 @@ class Command:
 
 ROLES = ", ".join(r.value.lower() for r in Role)
 JSON = arg("--json", action="store_true", help="print JSON instead of text (a change prints the object it wrote, as `show` does)")
-PRESET = parsed(lambda text: forms.parse_preset(text, preset_names()))
 USERNAME = arg("username", help="user name, e.g. hanako (full-width input is normalised)")
 PASSWORD_STDIN = arg("--password-stdin", action="store_true", help="read the password from the first line of standard input instead of prompting")
 CHANGE = ("Fields not given stay as they are; '-' clears a field that may be empty (purpose, legal basis, address, "
@@ -816,30 +811,42 @@ PEOPLE = (
               changing(change_role)) for action in ("grant", "revoke")),
 )
 
-PROJECTS = (
-    Command("project add", "register an approved project with its validity dates", (
-        arg("project_id", help="e.g. p2026-001 (a-z, 0-9, '-')"),
-        arg("--title", required=True),
-        arg("--start", type=day("field_start_date"), required=True, help="first valid day, YYYY-MM-DD"),
-        arg("--end", type=day("field_end_date"), required=True, help="last valid day (inclusive), YYYY-MM-DD, in the facility's time zone"),
-        arg("--purpose", default="", help="purpose of use as approved"),
-        arg("--legal-basis", default="", help="reference to the approval, e.g. Statistics Act art. 33"),
-        arg("--preset", type=PRESET, default=DEFAULT_PRESET, help=f"disclosure-control rule preset: {', '.join(preset_names())} (default {DEFAULT_PRESET})"),
-        JSON,
-    ), changing(add_project), "Example: onsite admin project add p2026-001 --title 所得分析 --start 2026-04-01 --end 2027-03-31"),
-    Command("project list", "all projects with status and dates", (JSON,),
-            listing(lambda s, a: [project_view(p) for p in policy.list_projects(s)], ["id", "status", "start_date", "end_date", "title"])),
-    Command("project show", "one project with members and grants", (arg("project_id"), JSON), showing(project_details, print_project)),
-    Command("project change", "change title, purpose, legal basis, dates, status or preset", (
-        arg("project_id"),
-        arg("--title", type=forms.parse_change),
-        arg("--purpose", type=forms.parse_change, help="'-' clears it"),
-        arg("--legal-basis", type=forms.parse_change, help="'-' clears it"),
-        arg("--start", type=day("field_start_date"), help="YYYY-MM-DD"),
-        arg("--end", type=day("field_end_date"), help="YYYY-MM-DD (inclusive)"),
-        arg("--status", type=parsed(forms.parse_project_status), help="active, suspended or closed; only active projects admit researchers"),
-        arg("--preset", type=PRESET, help=", ".join(preset_names())), JSON,
-    ), changing(change_project), CHANGE),
+
+
+def project_commands() -> tuple[Command, ...]:
+    """`project …`: built when run, for --preset names the rule presets of the sdc package."""
+    # heavy: disclosure_review.sdc loads polars and every check (0.3 s); only the `project` commands need it
+    from disclosure_review.sdc.rules import DEFAULT_PRESET, preset_names
+
+    preset = parsed(lambda text: forms.parse_preset(text, preset_names()))
+    return (
+        Command("project add", "register an approved project with its validity dates", (
+            arg("project_id", help="e.g. p2026-001 (a-z, 0-9, '-')"),
+            arg("--title", required=True),
+            arg("--start", type=day("field_start_date"), required=True, help="first valid day, YYYY-MM-DD"),
+            arg("--end", type=day("field_end_date"), required=True, help="last valid day (inclusive), YYYY-MM-DD, in the facility's time zone"),
+            arg("--purpose", default="", help="purpose of use as approved"),
+            arg("--legal-basis", default="", help="reference to the approval, e.g. Statistics Act art. 33"),
+            arg("--preset", type=preset, default=DEFAULT_PRESET, help=f"disclosure-control rule preset: {', '.join(preset_names())} (default {DEFAULT_PRESET})"),
+            JSON,
+        ), changing(add_project), "Example: onsite admin project add p2026-001 --title 所得分析 --start 2026-04-01 --end 2027-03-31"),
+        Command("project list", "all projects with status and dates", (JSON,),
+                listing(lambda s, a: [project_view(p) for p in policy.list_projects(s)], ["id", "status", "start_date", "end_date", "title"])),
+        Command("project show", "one project with members and grants", (arg("project_id"), JSON), showing(project_details, print_project)),
+        Command("project change", "change title, purpose, legal basis, dates, status or preset", (
+            arg("project_id"),
+            arg("--title", type=forms.parse_change),
+            arg("--purpose", type=forms.parse_change, help="'-' clears it"),
+            arg("--legal-basis", type=forms.parse_change, help="'-' clears it"),
+            arg("--start", type=day("field_start_date"), help="YYYY-MM-DD"),
+            arg("--end", type=day("field_end_date"), help="YYYY-MM-DD (inclusive)"),
+            arg("--status", type=parsed(forms.parse_project_status), help="active, suspended or closed; only active projects admit researchers"),
+            arg("--preset", type=preset, help=", ".join(preset_names())), JSON,
+        ), changing(change_project), CHANGE),
+    )
+
+
+MEMBERS_AND_GRANTS = (
     *(Command(f"member {action}", f"{action} a person {'to' if action == 'add' else 'from'} a project",
               (arg("project_id"), USERNAME, JSON), changing(change_member)) for action in ("add", "remove")),
     Command("grant add", "grant a dataset to a project for a period (default: the project's dates)", (
@@ -949,20 +956,6 @@ SESSIONS = (
         "FAILED when the hub refuses."),
 )
 
-ADMIN_GROUPS = {
-    "person": "people: add, import, list, show, disable, enable, passwd, unlock",
-    "role": "grant or revoke a role",
-    "project": "projects: add, list, show, change",
-    "member": "add or remove a project member",
-    "grant": "grant datasets to projects: add, list, revoke",
-    "facility": "on-site facilities: add, change, list, show, hours, close-day, reopen-day",
-    "terminal": "terminals (IP addresses or networks) of facilities: add, list, remove",
-    "sessions": "live sessions on the hub: list, end",
-    "accreditation": "accreditations of people: add, list, revoke",
-    "booking": "bookings of seats at facilities: add, list, cancel",
-}
-ADMIN_COMMANDS = PEOPLE + PROJECTS + FACILITIES + ENTRY_RULES + SESSIONS
-
 AUDIT_COMMANDS = (
     Command("audit verify", "check the ledger's hash chain; exit 1 and name the first bad event if it was tampered with", (
         arg("--anchor", metavar="FILE", help="anchor file to check against (default HubSettings.anchor_file, if present)"),
@@ -994,18 +987,27 @@ AUDIT_COMMANDS = (
 )
 
 
-def add_commands(parent: argparse._SubParsersAction, groups: Mapping[str, str], commands: tuple[Command, ...]) -> None:
-    """One sub-command group per entry of `groups` under `parent`, then each command in its group."""
-    actions = {
-        group: parent.add_parser(group, help=text).add_subparsers(dest=f"{group}_command", metavar="ACTION", required=True)
-        for group, text in groups.items()
-    }
+def by_group(commands: tuple[Command, ...]) -> dict[str, tuple[Command, ...]]:
+    groups: dict[str, tuple[Command, ...]] = {}
     for command in commands:
-        group, action = command.name.split(" ")
-        parser = actions[group].add_parser(action, help=command.help, description=command.description or None)
+        group = command.name.split(" ")[0]
+        groups[group] = (*groups.get(group, ()), command)
+    return groups
+
+
+GROUPS = by_group(PEOPLE + MEMBERS_AND_GRANTS + FACILITIES + ENTRY_RULES + SESSIONS + AUDIT_COMMANDS)
+"""Each group's commands ('person' -> person add, person import, …); `project` is built by `project_commands`."""
+
+
+def add_actions(parser: argparse.ArgumentParser, commands: tuple[Command, ...]) -> None:
+    """`commands` (all of one group, e.g. 'person …') as the actions under the group's `parser`."""
+    group = commands[0].name.split(" ")[0]
+    actions = parser.add_subparsers(dest=f"{group}_command", metavar="ACTION", required=True)
+    for command in commands:
+        action = actions.add_parser(command.name.split(" ")[1], help=command.help, description=command.description or None)
         for names, options in command.arguments:
-            parser.add_argument(*names, **options)
-        parser.set_defaults(run=command.run)
+            action.add_argument(*names, **options)
+        action.set_defaults(run=command.run)
 
 
 def run_init(args: argparse.Namespace, settings: Settings) -> int:
@@ -1020,17 +1022,15 @@ def run_init(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def register(top: argparse._SubParsersAction) -> None:
-    add_commands(top, {"audit": "verify, list, export or anchor the hash-chained audit ledger"}, AUDIT_COMMANDS)
-    init = top.add_parser(
-        "init", help="create the policy, workflow and audit store (or update its schema)",
-        description="Create the store named by $ONSITE_DB_URL (default: SQLite onsite.sqlite in $ONSITE_HOME, default ./var), "
-        "or bring an existing one to the newest schema. Every other command refuses to create a store, so that one run "
-        "from another folder does not silently start an empty one; `onsite up` creates the demo's.",
-    )
-    init.add_argument(*JSON[0], **JSON[1])
-    init.set_defaults(run=run_init)
-
-
-def register_admin(admin: argparse._SubParsersAction) -> None:
-    add_commands(admin, ADMIN_GROUPS, ADMIN_COMMANDS)
+def build(parser: argparse.ArgumentParser, name: str) -> None:
+    """The parser of `onsite init`, `onsite audit …` or `onsite admin NAME …` (the table of `onsite.cli`)."""
+    if name == "init":
+        parser.description = (
+            "Create the store named by $ONSITE_DB_URL (default: SQLite onsite.sqlite in $ONSITE_HOME, default ./var), "
+            "or bring an existing one to the newest schema. Every other command refuses to create a store, so that one "
+            "run from another folder does not silently start an empty one; `onsite up` creates the demo's.")
+        parser.add_argument(*JSON[0], **JSON[1])
+        parser.set_defaults(run=run_init)
+        return
+    commands = project_commands() if name == "project" else GROUPS[name]
+    add_actions(parser, commands)

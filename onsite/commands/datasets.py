@@ -30,15 +30,17 @@ DEFAULT_DEMO_ROWS = 200_000
 DEFAULT_DEMO_SEED = 20260401
 
 
-def register(top: argparse._SubParsersAction) -> None:
-    p = top.add_parser(
-        "demo-data",
-        help="write the synthetic household survey used by the demo, tests and benchmarks",
-        description="Write a synthetic household survey modelled on Japanese official surveys (one row per person: "
+def build(parser: argparse.ArgumentParser, name: str) -> None:
+    """The parser of `onsite demo-data` or `onsite admin dataset …` (the table of `onsite.cli`)."""
+    (demo_data_arguments if name == "demo-data" else dataset_actions)(parser)
+
+
+def demo_data_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Write a synthetic household survey modelled on Japanese official surveys (one row per person: "
         "household, prefecture, municipality, sex, age, nationality, occupation, income, weight, and two direct "
         "identifiers that ingest drops). The same --rows and --seed always give the same file. Ingest it with "
-        "`onsite admin dataset ingest OUT --metadata <printed metadata path>`.",
-    )
+        "`onsite admin dataset ingest OUT --metadata <printed metadata path>`.")
     p.add_argument("--rows", type=int, default=DEFAULT_DEMO_ROWS, help=f"number of persons (default {DEFAULT_DEMO_ROWS:,})")
     p.add_argument("--seed", type=int, default=DEFAULT_DEMO_SEED, help=f"random seed (default {DEFAULT_DEMO_SEED})")
     p.add_argument("--out", type=Path, help="output file, .parquet or .csv (default $ONSITE_HOME/demo/demo_household.parquet)")
@@ -46,8 +48,7 @@ def register(top: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_demo_data)
 
 
-def register_admin(admin: argparse._SubParsersAction) -> None:
-    parser = admin.add_parser("dataset", help="ingest, list and describe datasets")
+def dataset_actions(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="dataset_command", metavar="ACTION", required=True)
     p = sub.add_parser(
         "ingest",

@@ -24,13 +24,18 @@ from onsite_base.settings import Settings
 from review_service.__main__ import main as run_review_service
 
 
-def register(top: argparse._SubParsersAction) -> None:
-    review = top.add_parser(
-        "review",
-        help="list and inspect release and ingress requests, retry a release package, render the states reference",
-        description="Release requests as the review service stores them. Voting happens in the review web app "
-        "(/services/onsite-review/), where the two-reviewer rule and the reviewer's identity are enforced.",
-    ).add_subparsers(dest="review_command", metavar="ACTION", required=True)
+def build(parser: argparse.ArgumentParser, name: str) -> None:
+    """The parser of `onsite review …` or `onsite review-service` (the table of `onsite.cli`)."""
+    if name == "review-service":
+        parser.description = (
+            "Same as `python -m review_service`: listens where $JUPYTERHUB_SERVICE_URL says, "
+            "under $JUPYTERHUB_SERVICE_PREFIX, and authenticates people through the Hub.")
+        parser.set_defaults(run=_service)
+        return
+    parser.description = (
+        "Release requests as the review service stores them. Voting happens in the review web app "
+        "(/services/onsite-review/), where the two-reviewer rule and the reviewer's identity are enforced.")
+    review = parser.add_subparsers(dest="review_command", metavar="ACTION", required=True)
 
     listing = review.add_parser("list", help="list release requests (newest first)")
     listing.add_argument(
@@ -59,14 +64,6 @@ def register(top: argparse._SubParsersAction) -> None:
     mode.add_argument("--write", action="store_true", help="write the file instead of printing it")
     mode.add_argument("--check", action="store_true", help="exit 1 when the file is stale")
     states.set_defaults(run=_states)
-
-    service = top.add_parser(
-        "review-service",
-        help="run the reviewer web app (normally started by JupyterHub as the service onsite-review)",
-        description="Same as `python -m review_service`: listens where $JUPYTERHUB_SERVICE_URL says, "
-        "under $JUPYTERHUB_SERVICE_PREFIX, and authenticates people through the Hub.",
-    )
-    service.set_defaults(run=_service)
 
 
 def _register_ingress(review: argparse._SubParsersAction) -> None:

@@ -16,6 +16,10 @@ from traitlets.config import Configurable
 from access_control.addresses import AddressPolicy
 from access_control.ldap import LdapSettings
 from disclosure_review.workflow.policies import ReviewPolicy
+from hub_config.authenticator import OnsiteAuthenticator
+from hub_config.config import HubSettings
+from hub_config.ldap_authenticator import OnsiteLDAPAuthenticator
+from hub_config.spawner import OnsiteSpawner
 from onsite_base.config import config_file, load_config, settings_reference
 from onsite_base.settings import Settings
 
@@ -52,12 +56,6 @@ services it starts, so they read the same file and state."""
 
 def reference_classes() -> list[type[Configurable]]:
     """Onsite's configurable classes, bottom layer first."""
-    # heavy (JupyterHub): imported only for this command, not for every `onsite` run
-    from hub_config.authenticator import OnsiteAuthenticator
-    from hub_config.config import HubSettings
-    from hub_config.ldap_authenticator import OnsiteLDAPAuthenticator
-    from hub_config.spawner import OnsiteSpawner
-
     return [Settings, AddressPolicy, LdapSettings, ReviewPolicy, HubSettings, OnsiteAuthenticator, OnsiteLDAPAuthenticator,
             OnsiteSpawner]
 
@@ -75,8 +73,6 @@ def run_settings(args: argparse.Namespace, settings: Settings) -> int:
     if args.markdown:
         print(reference_page(), end="")
         return 0
-    from hub_config.config import HubSettings  # heavy (JupyterHub)
-
     path = config_file()
     print(f"# config file: {path}{'' if path.is_file() else ' (absent)'}; the environment overrides it")
     config = load_config([Settings, AddressPolicy, HubSettings, LdapSettings, ReviewPolicy])
@@ -91,9 +87,9 @@ def run_settings(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def register(top) -> None:
-    parser = top.add_parser("settings", help="show the settings in effect, or the settings reference (--markdown)",
-                            description="Show every setting's value as the config file and the environment give "
-                            "it here, or print the reference page docs/reference/settings.md.")
+def build(parser: argparse.ArgumentParser, name: str) -> None:
+    """The parser of `onsite settings` (the table of `onsite.cli`)."""
+    parser.description = ("Show every setting's value as the config file and the environment give it here, or "
+                          "print the reference page docs/reference/settings.md.")
     parser.add_argument("--markdown", action="store_true", help="print the settings reference (Markdown)")
     parser.set_defaults(run=run_settings)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, inspect
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -28,15 +29,30 @@ def alembic_config(url: str):
     return cfg
 
 
+def applied_revisions(url: str) -> set[str]:
+    """The revisions the store at `url` is at (one per area); none for a store not set up yet (nothing is created)."""
+    if not store_exists(url):
+        return set()
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return set(connection.scalars(text("SELECT version_num FROM alembic_version")))
+    finally:
+        engine.dispose()
+
+
 def migrate(url: str) -> None:
     """Bring the database at `url` to the newest schema revision of every area."""
+    config = alembic_config(url)
+    if applied_revisions(url) == set(ScriptDirectory.from_config(config).get_heads()):
+        return  # current: Alembic's environment (every area's models) need not be loaded, the usual case of a command
     # Alembic announces every step at INFO; an up-to-date store should be silent.
     alembic_log = logging.getLogger("alembic")
     level = alembic_log.level
     if not alembic_log.isEnabledFor(logging.DEBUG):
         alembic_log.setLevel(logging.WARNING)
     try:
-        command.upgrade(alembic_config(url), "heads")
+        command.upgrade(config, "heads")
     finally:
         alembic_log.setLevel(level)
 

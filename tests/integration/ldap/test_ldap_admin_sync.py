@@ -42,7 +42,6 @@ def onsite(monkeypatch, tmp_path, doomed_slapd, capsys):
         "ONSITE_LDAP_CA_FILE": str(server.ca_file), "ONSITE_LDAP_CONNECT_TIMEOUT": "1", "ONSITE_LDAP_RECEIVE_TIMEOUT": "2",
     }.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(onsite_cli, "COMMAND_MODULES", [("onsite.commands.admin", "admin")])
 
     def run(*args: str) -> tuple[int, str, str]:
         capsys.readouterr()

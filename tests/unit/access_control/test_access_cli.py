@@ -22,8 +22,6 @@ def onsite(monkeypatch, tmp_path, db_url, capsys):
     monkeypatch.setenv("ONSITE_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("ONSITE_DB_URL", db_url)
     monkeypatch.setenv("ONSITE_ANCHOR_FILE", str(tmp_path / "ledger-anchor.jsonl"))  # not the machine's default place
-    # Only this area's commands: the others are tested in their own areas.
-    monkeypatch.setattr(onsite_cli, "COMMAND_MODULES", [("onsite.commands.admin", None), ("onsite.commands.admin", "admin")])
 
     def run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
         if stdin is not None:
