@@ -1,5 +1,8 @@
 """Single-user server extension: forwards release and ingress requests from the outbox.
 
+(It also wires the lock-down, `singleuser.lockdown`, and JupyterLab's translations with Onsite's
+entries, `singleuser.lab_translations`.)
+
 The kernel runs researcher code and holds no Hub token, so
 `analysis_kernel.request_release` only drops `<rid>.request.json` into the
 session outbox (`manifest.outbox`). This extension, running inside the
@@ -32,7 +35,7 @@ from tornado.ioloop import PeriodicCallback
 
 from disclosure_review import wire
 from onsite_base.fileio import write_json_atomic
-from singleuser import events, lockdown
+from singleuser import events, lab_translations, lockdown
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,8 @@ def _jupyter_server_extension_points() -> list[dict[str, str]]:
 
 def _load_jupyter_server_extension(serverapp: Any) -> None:
     lockdown.load(serverapp)
+    # JupyterLab's translations with Onsite's own entries (labconfig/page_config.json points JupyterLab here).
+    serverapp.web_app.add_handlers(".*$", lab_translations.handlers(serverapp.base_url))
     outbox = outbox_from_manifest(os.environ.get("ONSITE_SESSION", ""))
     review_url = os.environ.get("ONSITE_REVIEW_URL", "")
     token = os.environ.get("JUPYTERHUB_API_TOKEN", "")

@@ -9,8 +9,11 @@ language and say which check only the service runs; the Onsite menu opens "my
 requests" in the review app; two reviewers approve the request and the
 researcher downloads the package from its page; after a server restart the
 notebook comes back with its kernel and no "No Kernel" prompt; the hub home
-leads to the same pages. Screenshots go to /tmp/onsite-researcher-screens
-(docs/images holds copies of the Japanese ones).
+leads to the same pages. JupyterLab's own launcher and menus speak the site's
+language too, with no Japanese label left without its object (Onsite's
+catalogue over the language pack, singleuser/lab_translations.py).
+Screenshots go to /tmp/onsite-researcher-screens (docs/images holds copies of
+the Japanese ones: researcher-*.png).
 """
 from __future__ import annotations
 
@@ -43,6 +46,16 @@ TEXT = {
            "mine_item": "My requests (collect released results)", "mine_heading": "My release requests",
            "download": "Download the release package", "home_link": "My requests", "released": "released"},
 }
+LAB = {  # JupyterLab's own labels: launcher, File menu (launcher current, then a notebook), the tab's context menu
+    "ja": {"launcher": {"ノートブック", "Pythonファイル"}, "file": "ファイル", "new": "新規", "new_items": {"ノートブック", "Pythonファイル"},
+           "save": "保存", "document": {"保存", "別名で保存…", "名前を変更…", "複製", "新しいビュー"},
+           "tab": {"新しいビュー", "名前を変更…", "タブを分割"}},
+    "en": {"launcher": {"Notebook", "Python File"}, "file": "File", "new": "New", "new_items": {"Notebook", "Python File"},
+           "save": "Save", "document": {"Save Notebook", "Save Notebook As…", "Rename Notebook…", "Duplicate Notebook",
+                                        "New View for Notebook"},
+           "tab": {"New View for Notebook", "Rename Notebook…", "Split Tab"}},
+}
+OBJECT_LEFT_OUT = re.compile(r"^\s*[をのにへ]")  # "を保存", "の新しいビュー": JupyterLab filled the object with nothing
 NEWS = re.compile(r"Jupyter news|ニュース", re.I)
 KERNEL_DIALOG = re.compile(r"Select Kernel|No Kernel|カーネルの選択|カーネルなし", re.I)
 
@@ -183,5 +196,62 @@ def test_the_researchers_path_in_chromium(site):
             page.wait_for_selector(".jp-Notebook", timeout=LONG)
             kernel_started(page)
             page.screenshot(path=str(shots / "lab-after-restart.png"))
+        finally:
+            browser.close()
+
+
+def menu_labels(page) -> list[str]:
+    page.wait_for_selector(".lm-Menu:visible")
+    return [label.strip() for label in page.locator(".lm-Menu:visible .lm-Menu-itemLabel").all_inner_texts()]
+
+
+def test_jupyterlab_speaks_the_sites_language(site):
+    """The launcher, the File menu and a tab's context menu in the site's language: in Japanese no English
+    "Notebook"/"Python File"/"Duplicate" and no label missing its object; the English site keeps JupyterLab's own."""
+    from playwright.sync_api import sync_playwright
+
+    lang, hub, logins = site
+    text, lab = TEXT[lang], LAB[lang]
+    shots = SCREENSHOTS / lang
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context(locale=text["browser"], viewport={"width": 1400, "height": 900}).new_page()
+            page.goto(f"{hub.url}/hub/login")
+            page.fill("input[name=username]", "tanaka")
+            page.fill("input[name=password]", logins["tanaka"].password)
+            page.click("input[type=submit], button[type=submit]")
+            page.wait_for_url("**/user/tanaka/lab**", timeout=LONG)
+            page.goto(f"{hub.url}/user/tanaka/lab?reset")  # a fresh workspace: the launcher is the current tab
+            page.wait_for_selector(".jp-LauncherCard", timeout=LONG)
+            shown = set(page.locator(".jp-Launcher-sectionTitle, .jp-LauncherCard-label").all_inner_texts())
+            assert lab["launcher"] <= shown, shown
+
+            # File, with the launcher current: the document commands have no document to name.
+            page.click(f".lm-MenuBar-itemLabel:text-is('{lab['file']}')")
+            labels = menu_labels(page)
+            assert lab["save"] in labels and not [label for label in labels if OBJECT_LEFT_OUT.match(label)], labels
+            page.hover(f".lm-Menu-itemLabel:text-is('{lab['new']}')")
+            page.wait_for_selector(".lm-Menu:visible >> nth=1")
+            new_items = set(page.locator(".lm-Menu:visible").nth(1).locator(".lm-Menu-itemLabel").all_inner_texts())
+            assert lab["new_items"] <= new_items, new_items
+            page.screenshot(path=str(shots / "lab-file-new-menu.png"))
+            page.keyboard.press("Escape")
+            page.keyboard.press("Escape")
+
+            # A notebook: the File menu and its tab's context menu.
+            page.locator(".jp-LauncherCard[data-category='Notebook'], .jp-LauncherCard[data-category='ノートブック']"
+                         ).first.click(timeout=LONG)
+            page.wait_for_selector(".jp-Notebook", timeout=LONG)
+            page.click(f".lm-MenuBar-itemLabel:text-is('{lab['file']}')")
+            labels = menu_labels(page)
+            assert lab["document"] <= set(labels) and not [label for label in labels if OBJECT_LEFT_OUT.match(label)], labels
+            page.screenshot(path=str(shots / "lab-file-menu.png"))
+            page.keyboard.press("Escape")
+            page.click(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current", button="right")
+            labels = menu_labels(page)
+            assert lab["tab"] <= set(labels) and not [label for label in labels if OBJECT_LEFT_OUT.match(label)], labels
+            page.keyboard.press("Escape")
         finally:
             browser.close()
