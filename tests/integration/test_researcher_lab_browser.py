@@ -12,8 +12,10 @@ notebook comes back with its kernel and no "No Kernel" prompt; the hub home
 leads to the same pages. JupyterLab's own launcher and menus speak the site's
 language too, with no Japanese label left without its object (Onsite's
 catalogue over the language pack, singleuser/lab_translations.py).
-Screenshots go to /tmp/onsite-researcher-screens (docs/images holds copies of
-the Japanese ones: researcher-*.png).
+Screenshots go to /tmp/onsite-researcher-screens; docs/images holds copies of
+three Japanese ones for docs/how-to/researcher.md (researcher-onsite-menu-ja.png,
+researcher-my-requests-ja.png, researcher-request-released-ja.png from
+lab-onsite-menu.png, my-requests.png, request-released.png).
 """
 from __future__ import annotations
 
