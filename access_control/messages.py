@@ -259,6 +259,14 @@ MESSAGES: dict[str, dict[str, str]] = {
               "ONSITE_HOME or ONSITE_DB_URL (or the config file {config}), or create one with `onsite init` (`onsite up` for the demo); "
               "nothing was created",
     },
+    "store_unreachable": {
+        "ja": "Onsite のストア {store} に接続できません({error})。データベースサーバーが起動していて、このホストから"
+              "接続できるか、URL のホスト・ポート・データベース名・利用者・パスワード(ONSITE_DB_URL または設定ファイル)を"
+              "確認してください。何も変更していません",
+        "en": "cannot connect to the Onsite store {store} ({error}): check that the database server is running and "
+              "reachable from this host, and the URL's host, port, database, user and password (ONSITE_DB_URL or the "
+              "config file); nothing was changed",
+    },
     # -- what an action did (both faces answer with these) --------------------------------------
     "done_person_added": {"ja": "利用者 {name} を登録しました", "en": "added person {name}"},
     "done_people_imported": {"ja": "{people} 人を登録し、既存の利用者に役割を {roles} 件、メンバーシップを {memberships} 件追加しました({rows} 行)",

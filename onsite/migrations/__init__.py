@@ -4,13 +4,18 @@ one version branch per area, kept beside its models (`access_control/migrations`
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import Connection, create_engine, inspect, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+
+from access_control.errors import PolicyError
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 VERSION_DIRS = ("access_control/migrations", "disclosure_review/workflow/migrations")
@@ -33,12 +38,8 @@ def applied_revisions(url: str) -> set[str]:
     """The revisions the store at `url` is at (one per area); none for a store not set up yet (nothing is created)."""
     if not store_exists(url):
         return set()
-    engine = create_engine(url)
-    try:
-        with engine.connect() as connection:
-            return set(connection.scalars(text("SELECT version_num FROM alembic_version")))
-    finally:
-        engine.dispose()
+    with connected(url) as connection:
+        return set(connection.scalars(text("SELECT version_num FROM alembic_version")))
 
 
 def migrate(url: str) -> None:
@@ -64,9 +65,23 @@ def store_exists(url: str) -> bool:
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         if not Path(parsed.database).is_file():
             return False
+    with connected(url) as connection:
+        return inspect(connection).has_table("alembic_version")
+
+
+@contextmanager
+def connected(url: str) -> Iterator[Connection]:
+    """A connection to the store at `url`. One that cannot be made (the server down or unreachable, a wrong port,
+    database, user or password) is refused naming the store and what to check, not left as a driver traceback."""
     engine = create_engine(url)
     try:
-        with engine.connect() as connection:
-            return inspect(connection).has_table("alembic_version")
+        try:
+            connection = engine.connect()
+        except DBAPIError as e:
+            reason = str(e.orig or e).strip().splitlines()[0]
+            raise PolicyError("store_unreachable", store=make_url(url).render_as_string(hide_password=True),
+                              error=reason) from e
+        with connection:
+            yield connection
     finally:
         engine.dispose()

@@ -1,0 +1,39 @@
+"""A PostgreSQL store that does not answer (#19): every `onsite` command that opens the store, the hub's start
+included, refuses in the administrator's language, naming the store (without its password) and what to check,
+with no traceback. The store URL points at a port nothing listens on."""
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from onsite import cli as onsite_cli
+
+
+@pytest.fixture
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again when the block ends: connecting is refused
+
+
+@pytest.mark.parametrize("command", [("admin", "person", "list"), ("review", "list"), ("audit", "verify"), ("init",),
+                                     ("hub",)])
+@pytest.mark.parametrize(("lang", "words"), [
+    ("C.UTF-8", ["cannot connect to the Onsite store", "check that the database server is running", "nothing was changed"]),
+    ("ja_JP.UTF-8", ["に接続できません", "データベースサーバーが起動していて", "何も変更していません"]),
+])
+def test_a_store_that_does_not_answer_is_named_with_what_to_check(tmp_path, monkeypatch, capsys, closed_port,
+                                                                    command, lang, words):
+    url = f"postgresql+psycopg://onsite:s3cret@127.0.0.1:{closed_port}/onsite"
+    monkeypatch.setenv("ONSITE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ONSITE_DB_URL", url)
+    monkeypatch.setenv("ONSITE_ANCHOR_FILE", str(tmp_path / "anchor.jsonl"))
+    monkeypatch.setenv("LANG", lang)
+    for name in ("ONSITE_CONFIG", "LC_ALL", "LC_MESSAGES"):
+        monkeypatch.delenv(name, raising=False)
+    assert onsite_cli.main(list(command)) == 2
+    err = capsys.readouterr().err
+    assert f"postgresql+psycopg://onsite:***@127.0.0.1:{closed_port}/onsite" in err and "s3cret" not in err
+    assert "Connection refused" in err and all(word in err for word in words), err
+    assert "Traceback" not in err
