@@ -15,7 +15,6 @@ import logging
 import os
 import secrets
 import signal
-import socket
 import stat
 import sys
 from collections.abc import Callable, Mapping
@@ -33,8 +32,9 @@ from access_control.ldap import LdapSettings
 from hub_config.audit_sink import session_event_handlers
 from hub_config.authenticator import OnsiteAuthenticator, default_url
 from hub_config.ldap_authenticator import OnsiteLDAPAuthenticator, ldap_traits
-from hub_config.netfilter import remove_all_session_rules
+from hub_config.netfilter import remove_leftover_session_rules
 from hub_config.pages import HubPageLanguage
+from hub_config.ports import free_port
 from hub_config.roles import (
     ADMIN_SERVICE,
     ADMIN_SERVICE_ROLE,
@@ -238,13 +238,6 @@ def anchor_service(settings: Settings, hub: HubSettings) -> dict:
     }
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now (there is a small race; fine for local use)."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
 def secret_file(path: Path, nbytes: int = 32) -> Path:
     """Create `path` with a fresh random hex secret, mode 0600, unless it exists.
 
@@ -446,5 +439,7 @@ def run_hub(settings: Settings, hub: HubSettings, ldap: LdapSettings | None, *, 
         loop.stop()
         loop.close()
         if os.geteuid() == 0 and app.cleanup_servers:
-            remove_all_session_rules()  # what a server that did not stop cleanly left behind
+            # What a server that did not stop cleanly left behind; another hub's sessions keep theirs.
+            remove_leftover_session_rules(app.config.OnsiteSpawner.get(
+                "account_prefix", OnsiteSpawner.account_prefix.default_value))
     return 0

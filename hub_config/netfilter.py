@@ -10,12 +10,14 @@ loopback ports, and rejects everything else: other loopback ports
 further, in a network namespace of their own (`singleuser.kernel_sandbox`).
 
 One table per session makes adding and removing atomic and keeps sessions
-from touching each other's rules; `remove_all_session_rules` clears leftovers
-at hub exit.
+from touching each other's rules; `remove_leftover_session_rules` clears, at hub
+exit, the leftovers of the hub's own accounts (by their name prefix), never the
+rules of another hub's sessions on the same machine.
 """
 from __future__ import annotations
 
 import logging
+import pwd
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -100,6 +102,14 @@ def session_tables() -> list[str]:
     return [n for n in names if n.startswith(TABLE_PREFIX)]
 
 
-def remove_all_session_rules() -> None:
+def remove_leftover_session_rules(account_prefix: str) -> None:
+    """Drop the tables of uids whose account name starts with `account_prefix` (the hub's
+    `OnsiteSpawner.account_prefix`): what its servers that did not stop cleanly left behind.
+    A uid with no account any more is not known to be this hub's: its table stays."""
     for table in session_tables():
-        _nft(["delete", "table", "inet", table])
+        try:
+            name = pwd.getpwuid(int(table.removeprefix(TABLE_PREFIX))).pw_name
+        except (KeyError, ValueError):
+            continue
+        if name.startswith(account_prefix):
+            _nft(["delete", "table", "inet", table])

@@ -69,6 +69,7 @@ from access_control.models import Dataset, Project
 from access_control.policy import get_person, granted_datasets
 from dataplane.manifest import SessionManifest
 from hub_config import isolation, netfilter, session_namespace
+from hub_config.ports import free_port
 from hub_config.authenticator import entry_message
 from hub_config.isolation import SessionAccount, SessionLimits
 from onsite_base.db import read_transaction, transaction
@@ -337,6 +338,8 @@ class OnsiteSpawner(LocalProcessSpawner):
             step = SetupStep.SERVER
             if not self.isolated:
                 self.log.warning(NOT_ISOLATED_WARNING, self.user.name, os.geteuid())
+            if self.port == 0:  # else JupyterHub's pick, inside the ephemeral range (hub_config.ports)
+                self.port = free_port(self.ip or "127.0.0.1")
             result = await super().start()
             step = SetupStep.LEDGER
             details["uid"] = self._account.uid if self._account is not None else os.geteuid()

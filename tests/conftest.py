@@ -23,19 +23,13 @@ from onsite_base.settings import Settings
 PG_ADMIN_URL = os.environ.get("ONSITE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 TESTS = Path(__file__).resolve().parent
 SERVICE_TIERS = ("integration", "security", "functional")  # folders whose tests start real services
-# pytest-xdist (make test: `-n 3 --dist loadgroup`): the tests that start hubs, create OS accounts or
-# touch nftables run one after another in the xdist group HUB_GROUP, on one worker. A new file under these
-# folders joins it unless it is listed below.
-HUB_FOLDERS = ("integration", "security", "functional", "unit/hub_config")
-# Service-tier files that start no hub, create no OS account and touch no nftables: they run beside the hub
-# group, each file (the ldap folder: its one slapd) on one worker, so a module fixture starts once.
-BESIDE_HUBS = ("integration/ldap", "integration/test_ansible_deploy.py", "integration/test_hub_demo.py",
-               "integration/test_hub_outbox.py", "integration/test_kernel_ingress.py",
-               "integration/test_ledger_concurrency.py", "integration/test_review_web.py",
-               "integration/test_review_web_extracts.py", "integration/test_review_web_ingress.py",
-               "integration/test_review_web_ingress_browser.py", "integration/test_review_web_protection.py",
-               "integration/test_review_web_protection_browser.py")
-HUB_GROUP = "hubs"
+# pytest-xdist (make test: `-n 3 --dist loadgroup`): each file of these folders is an xdist group, run on
+# one worker in order, so that a module fixture (a hub, a slapd) starts once. Files run beside each other:
+# every hub has OS account names, uids and nftables tables of its own (functional.hubtools.HubNames), and
+# the root unit tests of hub_config use fixed uids of their own below the hubs' range.
+GROUPED_FOLDERS = ("integration", "security", "functional", "unit/hub_config")
+# Folders that are one group together: their files share a session fixture (one slapd).
+ONE_GROUP_FOLDERS = ("integration/ldap",)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -64,14 +58,15 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log) -> GroupScheduling |
 
 
 def xdist_group_of(path: Path) -> str | None:
-    """HUB_GROUP, a file's own group (BESIDE_HUBS), or None: any worker, one test at a time."""
+    """The test's file (or its folder of ONE_GROUP_FOLDERS) under GROUPED_FOLDERS, else None: any worker,
+    one test at a time."""
     if not path.is_relative_to(TESTS):
         return None
     relative = path.relative_to(TESTS).as_posix()
-    for beside in BESIDE_HUBS:
-        if relative == beside or relative.startswith(beside + "/"):
-            return beside
-    return HUB_GROUP if any(relative.startswith(folder + "/") for folder in HUB_FOLDERS) else None
+    for folder in ONE_GROUP_FOLDERS:
+        if relative.startswith(folder + "/"):
+            return folder
+    return relative if any(relative.startswith(folder + "/") for folder in GROUPED_FOLDERS) else None
 
 
 def needs_postgresql(item: pytest.Item) -> bool:

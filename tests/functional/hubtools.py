@@ -1,18 +1,23 @@
 """A real Onsite hub in a subprocess, and an HTTP client that uses it like a browser.
 
 `RunningHub` starts `onsite hub` (the CLI, so the same code path as an
-operator) on a free port and stops it with SIGINT, as Ctrl-C would.
+operator) on a free port and stops it with SIGINT, as Ctrl-C would. Each hub
+has OS names of its own (`HubNames`), so hubs of tests running at the same time
+(pytest-xdist workers) never share an account, a group, a uid or an nftables
+table; when it stops, as root, what it created goes with it.
 `HubUser` logs in through the login form (with its _xsrf), starts the server
 through the hub API, opens the server through the OAuth redirects, and runs
 code in a real kernel over the kernel websocket. Nothing is mocked.
 """
 from __future__ import annotations
 
+import grp
+import hashlib
 import json
 import os
+import pwd
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,14 +30,62 @@ import requests
 import websocket
 from requests.adapters import HTTPAdapter
 
+from hub_config import isolation, netfilter
+from hub_config.ports import free_port
+from onsite_base.config import CONFIG_FILE_NAME
+
 ROOT = Path(__file__).resolve().parents[2]
 ONSITE = [sys.executable, "-m", "onsite.cli"]
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+@dataclass(frozen=True)
+class HubNames:
+    """The OS names of one test hub: accounts `onsite<tag>-tanaka`, groups `onsite<tag>-ds-…`, uids from
+    `uid_base` (64 per hub, above the fixed uids of the unit tests). They start with "onsite", so the
+    session-end sweep of tests/conftest.py removes whatever a hub left."""
+
+    tag: str
+
+    @classmethod
+    def of(cls, home: Path) -> HubNames:
+        # From the state directory: a hub restarted on the same home keeps its accounts and uids.
+        return cls(hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:6])
+
+    @property
+    def account_prefix(self) -> str:
+        return f"onsite{self.tag}-"
+
+    @property
+    def group_prefix(self) -> str:
+        return f"onsite{self.tag}-ds-"
+
+    @property
+    def uid_base(self) -> int:
+        return 300000 + int(self.tag, 16) * 64
+
+    def site_config(self) -> str:
+        return (f"c.OnsiteSpawner.account_prefix = {self.account_prefix!r}\n"
+                f"c.OnsiteSpawner.dataset_group_prefix = {self.group_prefix!r}\n"
+                f"c.OnsiteSpawner.uid_base = {self.uid_base}\n")
+
+    def accounts(self) -> list[pwd.struct_passwd]:
+        return [p for p in pwd.getpwall() if p.pw_name.startswith(self.account_prefix)]
+
+    def remove_all(self) -> list[str]:
+        """Kill the processes of this hub's accounts, then remove the accounts, their nftables tables and
+        the dataset groups. Returns what kept a process (every account is removed all the same)."""
+        survivors = []
+        for account in self.accounts():
+            try:
+                isolation.kill_account_processes(account.pw_uid)
+            except isolation.IsolationError as e:
+                survivors.append(str(e))
+            netfilter.remove_session_rules(account.pw_uid)
+            isolation.remove_account(account.pw_name)
+        for group in grp.getgrall():
+            if group.gr_name.startswith(self.group_prefix):
+                isolation.remove_group(group.gr_name)
+        return survivors
 
 
 class RunningHub:
@@ -51,6 +104,8 @@ class RunningHub:
         if db_url:
             self.env["ONSITE_DB_URL"] = db_url
         self.log_path = home / "hub.log"
+        self.names = HubNames.of(home)
+        self.survivors: list[str] = []  # accounts that kept a process after the hub stopped (as root)
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -59,6 +114,10 @@ class RunningHub:
 
     def start(self, timeout: float = 60) -> RunningHub:
         self.home.mkdir(parents=True, exist_ok=True)
+        site_config = self.home / CONFIG_FILE_NAME  # the test's own settings, if any, then this hub's names
+        text = site_config.read_text() if site_config.exists() else ""
+        if "account_prefix" not in text:
+            site_config.write_text(text + self.names.site_config())
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [*ONSITE, "hub", "--ip", self.ip, "--port", str(self.port)],
@@ -81,17 +140,22 @@ class RunningHub:
         raise RuntimeError(f"the hub did not answer within {timeout} s:\n{self.log_tail()}")
 
     def stop(self, timeout: float = 30) -> float:
-        """SIGINT (Ctrl-C) and wait; returns the seconds it took to exit."""
-        if self.proc is None or self.proc.poll() is not None:
+        """SIGINT (Ctrl-C) and wait, then (as root) remove the hub's accounts, groups and nftables tables
+        (`survivors` says which kept a process); returns the seconds the hub took to exit."""
+        if self.proc is None:
             return 0.0
         started = time.monotonic()
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-        return time.monotonic() - started
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        took = time.monotonic() - started
+        if os.geteuid() == 0:
+            self.survivors += self.names.remove_all()
+        return took
 
     def descendants(self) -> set[int]:
         """Every live process started by the hub, however deep (proxy, service, servers, kernels)."""

@@ -2,15 +2,14 @@
 
 The state directory is made under a fresh 0711 directory in /tmp (not under
 pytest's 0700 base directory, whose mode another pytest run may reset while a
-session runs). At the end every OS account, dataset group and nftables table
-the hub created is removed.
+session runs). The hub's OS names are its own (`functional.hubtools.HubNames`),
+so isolated hubs of several modules run at the same time; at the end every OS
+account, dataset group and nftables table the hub created is removed.
 """
 from __future__ import annotations
 
-import grp
 import os
 import pwd
-import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ import pytest
 
 from functional.hubtools import HubUser, RunningHub
 from functional.seeding import seed_attacks, seed_demo
-from hub_config import isolation, netfilter
+from hub_config import isolation
 from onsite_base.settings import Settings
 
 RECHECK_S = 2
@@ -40,9 +39,15 @@ class IsolatedHub:
     hub: RunningHub
     settings: Settings
     logins: dict
-    account_prefix: str
-    uid_base: int
     attempts: list[Attempt] = field(default_factory=list)
+
+    @property
+    def account_prefix(self) -> str:
+        return self.hub.names.account_prefix
+
+    @property
+    def uid_base(self) -> int:
+        return self.hub.names.uid_base
 
     def account(self, username: str) -> pwd.struct_passwd:
         """The OS account the hub made for `username`."""
@@ -53,62 +58,34 @@ class IsolatedHub:
         self.attempts.append(Attempt(channel, attempt, result))
 
 
-def _accounts(prefix: str) -> set[str]:
-    return {p.pw_name for p in pwd.getpwall() if p.pw_name.startswith(prefix)}
-
-
-def _groups(prefix: str) -> set[str]:
-    return {g.gr_name for g in grp.getgrall() if g.gr_name.startswith(prefix)}
-
-
 @contextmanager
 def running_isolated_hub(request, *, path_prefix: Path | None = None) -> Iterator[IsolatedHub]:
     """The isolated hub of one test module; `path_prefix` goes first on the hub's PATH
     (a directory of probes that look at the hub from outside, then run the real tool)."""
     if os.geteuid() != 0:
         pytest.skip("per-user isolation needs a hub running as root")
-    # Names and uids of this run only: another hub on the machine (another test run)
-    # has its own `onsite-tanaka`, whose processes and rules it kills and removes.
-    tag = secrets.token_hex(3)
-    prefix, group_prefix, uid_base = f"ost{tag}-", f"ost{tag}-ds-", 300000 + int(tag, 16) * 64
-    tables_before = set(netfilter.session_tables())
     base = Path(tempfile.mkdtemp(prefix="onsite-sec-"))
     os.chmod(base, 0o711)
     settings, logins = seed_demo(base / "home", rows=500)
     seed_attacks(settings)
-    # Re-check live sessions every 2 s so that a revoked grant is seen quickly.
-    (settings.home / "onsite_config.py").write_text(
-        f"c.OnsiteSpawner.recheck_interval = {RECHECK_S}\n"
-        f"c.OnsiteSpawner.account_prefix = {prefix!r}\n"
-        f"c.OnsiteSpawner.dataset_group_prefix = {group_prefix!r}\n"
-        f"c.OnsiteSpawner.uid_base = {uid_base}\n"
-    )
+    # Re-check live sessions every 2 s so that a revoked grant is seen quickly; the hub adds its own names.
+    (settings.home / "onsite_config.py").write_text(f"c.OnsiteSpawner.recheck_interval = {RECHECK_S}\n")
     hub = RunningHub(settings.home)
     if path_prefix is not None:
         hub.env["PATH"] = f"{path_prefix}{os.pathsep}{hub.env['PATH']}"
-    state = IsolatedHub(hub, settings, logins, prefix, uid_base)
+    state = IsolatedHub(hub, settings, logins)
     try:
         hub.start()
         yield state
     finally:
-        hub.stop()
-        survivors = []
-        for name in _accounts(prefix):
-            try:  # every account is removed even if one keeps a process
-                isolation.kill_account_processes(pwd.getpwnam(name).pw_uid)
-            except isolation.IsolationError as e:
-                survivors.append(str(e))
-            isolation.remove_account(name)
-        for name in _groups(group_prefix):
-            isolation.remove_group(name)
-        for table in set(netfilter.session_tables()) - tables_before:
-            os.system(f"nft delete table inet {table}")
-        shutil.copy(hub.log_path, Path(tempfile.gettempdir()) / "onsite-security-hub.log")  # kept for a failed run
+        hub.stop()  # and removes the hub's accounts (killing their processes), groups and nftables tables
+        kept_log = Path(tempfile.gettempdir()) / f"onsite-security-hub-{Path(request.node.name).stem}.log"
+        shutil.copy(hub.log_path, kept_log)  # kept for a failed run
         shutil.rmtree(base, ignore_errors=True)
         summary = getattr(request.config, "_onsite_attempts", [])
         summary.extend(state.attempts)
         request.config._onsite_attempts = summary
-        assert not survivors, f"session accounts kept processes after the run: {survivors}"
+        assert not hub.survivors, f"session accounts kept processes after the run: {hub.survivors}"
 
 
 @pytest.fixture(scope="module")

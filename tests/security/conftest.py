@@ -42,12 +42,12 @@ def record_attempt(request: pytest.FixtureRequest):
 
 def normalized(row: tuple[str, str, str]) -> tuple[str, str, str]:
     """What differs per run becomes a placeholder, so the doc is stable: ports picked at random
-    (PostgreSQL's 5432 stays), uids and the per-run account prefix (`ost1a2b3c-`)."""
+    (PostgreSQL's 5432 stays), uids and the per-run account prefix (`onsite1a2b3c-`)."""
     def ports(text: str) -> str:
         text = re.sub(r"127\.0\.0\.1:(?!5432\b)\d+", "127.0.0.1:<port>", text)
         text = re.sub(r"\bport \d+\b", "port <port>", text)
         text = re.sub(r"\buid \d+\b", "uid <uid>", text)
-        return re.sub(r"\bost[0-9a-f]{6}-", "<account prefix>-", text)
+        return re.sub(r"\bonsite[0-9a-f]{6}-", "<account prefix>-", text)
 
     return tuple(ports(cell) for cell in row)  # type: ignore[return-value]
 

@@ -92,6 +92,24 @@ def test_session_rules_are_applied_and_removed():
 
 
 @root_only
+def test_a_hub_at_exit_removes_its_own_leftover_rules_not_another_hubs(tmp_path):
+    """Two hubs on one machine (e.g. parallel test runs): the exit of one leaves the other's sessions confined."""
+    os.chmod(tmp_path, 0o711)
+    mine = isolation.ensure_account("someone", 11, prefix="onsite-ua-", uid_base=299000, home=tmp_path / "a")
+    theirs = isolation.ensure_account("someone", 12, prefix="onsite-ub-", uid_base=299000, home=tmp_path / "b")
+    try:
+        for account in (mine, theirs):
+            netfilter.apply_session_rules(account.uid, [])
+        netfilter.remove_leftover_session_rules("onsite-ua-")
+        tables = netfilter.session_tables()
+        assert netfilter.table_name(mine.uid) not in tables and netfilter.table_name(theirs.uid) in tables
+    finally:
+        for account in (mine, theirs):
+            netfilter.remove_session_rules(account.uid)
+            isolation.remove_account(account.name)
+
+
+@root_only
 def test_account_and_dataset_group(tmp_path):
     prefix = "onsite-ut-"
     os.chmod(tmp_path, 0o711)
