@@ -1,4 +1,8 @@
-"""`onsite review …` (release requests from the command line) and `onsite review-service`."""
+"""`onsite review …` (release requests from the command line) and `onsite review-service`.
+
+`onsite review show` speaks the administrator's language (`cli_language`): check messages, and the cells a
+check flagged as the review pages show them, each code with its label from the dataset metadata
+(`review_service.labels`), e.g. `19 山梨県 / 2 女`."""
 from __future__ import annotations
 
 import argparse
@@ -7,6 +11,7 @@ import getpass
 
 from sqlalchemy import select
 
+from disclosure_review.sdc.messages import result_text
 from disclosure_review.workflow import service, statedoc
 from disclosure_review.workflow.enums import IngressStatus, ReleaseStatus
 from disclosure_review.workflow.exceptions import PackageError
@@ -17,11 +22,16 @@ from disclosure_review.workflow.store import (
     get_request,
 )
 from onsite.commands.admin import open_store
+from onsite.commands.language import cli_language
 from onsite_base import times
 from onsite_base.db import make_engine, session_factory, transaction
 from onsite_base.errors import UserError
 from onsite_base.settings import Settings
 from review_service.__main__ import main as run_review_service
+from review_service.labels import CodeLabels, code_labels, labelled
+
+FLAGGED_SHOWN = 10
+"""Flagged cells printed per check, as on the review page."""
 
 
 def build(parser: argparse.ArgumentParser, name: str) -> None:
@@ -160,6 +170,7 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _show(args: argparse.Namespace, settings: Settings) -> int:
+    lang = cli_language()
     with transaction(_factory(settings)) as session:
         r = get_request(session, args.request_id)
         print(f"release request {r.id}: {r.title}")
@@ -173,9 +184,13 @@ def _show(args: argparse.Namespace, settings: Settings) -> int:
             print(f"  - output {o.id} {o.name!r} ({o.kind.value.lower()}): verdict {o.verdict.value}, {trust}, {decided}")
             if o.error:
                 print(f"      error: {o.error}")
+            labels = code_labels(session, o.spec, lang)
+            dims = (o.recomputed or {}).get("columns", [])[:-1]
             for check in (o.report or {}).get("results", []):
                 if check["verdict"] != "pass":
-                    print(f"      {check['rule']} ({check['verdict']}): {check['message']}")
+                    print(f"      {check['rule']} ({check['verdict']}): {result_text(check, lang)}")
+                    if check.get("cells") and dims:
+                        print(f"        cells: {flagged_cells(check['cells'], dims, labels, lang)}")
             if o.mismatch:
                 print(f"      {len(o.mismatch)} claimed figure(s) differ from the recomputation")
             for p in o.protections:
@@ -190,6 +205,16 @@ def _show(args: argparse.Namespace, settings: Settings) -> int:
         if r.package:
             print(f"  package {r.package.path} (manifest SHA-256 {r.package.manifest_sha256})")
     return 0
+
+
+def flagged_cells(cells: list[list], dims: list[str], labels: CodeLabels, lang: str) -> str:
+    """The first cells a check flagged, each code with its label: "19 山梨県 / 2 女; 19 山梨県 / 1 男 (+3 more)"."""
+    def cell(values: list) -> str:
+        return " / ".join("—" if value is None else str(labelled(value, labels.get(dim))) for dim, value in zip(dims, values))
+
+    more = len(cells) - FLAGGED_SHOWN
+    rest = "" if more <= 0 else f"(他 {more} セル)" if lang == "ja" else f" (+{more} more)"
+    return "; ".join(map(cell, cells[:FLAGGED_SHOWN])) + rest
 
 
 def describe_choice(choice: dict) -> str:

@@ -2,8 +2,11 @@ from __future__ import annotations
 
 import re
 
+import duckdb
 import pytest
-from workflow_factories import protect, submit, table_output, vote
+from workflow_factories import dataset_metadata, protect, submit, table_output, vote
+
+from dataplane.catalogue import METADATA_TABLE, DatasetMetadata, write_metadata_table
 
 from onsite_base.db import transaction
 from disclosure_review.workflow import service
@@ -116,3 +119,32 @@ def test_ingress_list_shows_withdrawn_and_retired(cli_env, capsys):
     assert re.search(rf"{withdrawn:>5}  WITHDRAWN\s+p1\s+alice\s+1  reference.old_codes", listed)
     assert main(["review", "ingress", "show", str(retired)]) == 0
     assert re.search(r"retired \d{4}-\d\d-\d\d \d\d:\d\d JST by bob: JIS X 0401 was revised", capsys.readouterr().out)
+
+
+def label_regions(world) -> None:
+    """The survey's metadata gives region a code list (as ingest writes it from a metadata file)."""
+    meta = dataset_metadata("survey")
+    meta["variables"][1]["codes"] = {"A": {"ja": "北海道", "en": "Hokkaido"}, "B": {"ja": "東北", "en": "Tohoku"},
+                                     "C": {"ja": "沖縄", "en": "Okinawa"}}
+    with duckdb.connect(str(world.settings.datasets_dir / "survey.duckdb")) as con:
+        con.execute(f"DROP TABLE {METADATA_TABLE}")
+        write_metadata_table(con, DatasetMetadata.from_dict(meta), rows=57, source_sha256="0" * 64)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(("lang", "flagged", "message"), [
+    ("C.UTF-8", "cells: C Okinawa", "fewer than 10 contributing"),
+    ("ja_JP.UTF-8", "cells: C 沖縄", "寄与する"),
+])
+def test_show_names_flagged_cells_by_code_and_label_in_the_administrators_language(cli_env, capsys, monkeypatch,
+                                                                                  lang, flagged, message):
+    label_regions(cli_env)
+    request_id = submit(cli_env, table_output())
+    monkeypatch.setenv("LANG", lang)
+    for name in ("LC_ALL", "LC_MESSAGES"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["review", "show", str(request_id)]) == 0
+    shown = capsys.readouterr().out
+    threshold = next(line for line in shown.splitlines() if line.strip().startswith("threshold (fail)"))
+    assert message in threshold, shown
+    assert f"        {flagged}\n" in shown, shown  # the one small region, never the bare code
