@@ -50,4 +50,4 @@ def change(factory: sessionmaker[Session]) -> Iterator[Session]:
     except IntegrityError as e:  # a change that slipped past the checks concurrently
         raise ChangeInvalid("conflict", error=str(e.orig)) from None
     except DirectoryUnavailable as e:  # raised inside the transaction: the database change rolled back
-        raise ChangeInvalid("ldap_refused", error=str(e)) from None
+        raise ChangeInvalid("ldap_refused", error=e.reason) from None

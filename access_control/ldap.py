@@ -40,9 +40,9 @@ from traitlets.config import Config
 from access_control.accounts import canonical_username
 from access_control.entry import DenialReason
 from access_control.enums import Role
+from access_control.errors import InputInvalid, PolicyError, RecordNotFound
 from access_control.policy import PROJECT_ID_PATTERN
 from onsite_base.config import Section, SettingInvalid, load_config, setting_name
-from onsite_base.errors import UserError
 from onsite_base.settings import AbsolutePath
 
 log = logging.getLogger(__name__)
@@ -75,15 +75,17 @@ class LdapSettingsInvalid(SettingInvalid):
 class DirectoryUnavailable(Exception):
     """The directory could not be asked: down, slow, or its certificate did not verify.
 
-    `setting` names what an administrator should check; the user sees only
-    `user_message` (the login is refused, never allowed).
+    `reason` says what happened and what to check, in Japanese and English (`access_control.messages`,
+    key `ldap_…`; the admin faces show it in their language, `str()` is the English); `setting` names the
+    settings to check. A person logging in sees only `user_message` (the login is refused, never allowed).
     """
 
     USER_MESSAGE = {lang: DenialReason.DIRECTORY_UNAVAILABLE.message(lang) for lang in ("ja", "en")}
 
-    def __init__(self, message: str, setting: str) -> None:
-        super().__init__(f"{message} (check {setting})")
+    def __init__(self, key: str, setting: str, **params: object) -> None:
+        self.reason = PolicyError(key, **params)
         self.setting = setting
+        super().__init__(self.reason.text("en"))
 
     @classmethod
     def user_message(cls, lang: str = "en") -> str:
@@ -218,7 +220,7 @@ class LdapSettings(Section):
 
 
 def login_name(raw: str) -> str:
-    """The canonical form of a typed user name, or UserError.
+    """The canonical form of a typed user name, or InputInvalid.
 
     Refused when NFKC normalisation changes it: full-width and other
     compatibility spellings are ambiguous, so they never stand for an account.
@@ -226,10 +228,9 @@ def login_name(raw: str) -> str:
     also refuses every LDAP filter or DN metacharacter and non-Latin look-alikes.
     """
     if len(raw) > MAX_NAME_LENGTH:
-        raise UserError(f"user name too long ({len(raw)} characters): user names have at most 32")
+        raise InputInvalid("username_too_long", length=len(raw))
     if unicodedata.normalize("NFKC", raw) != raw:
-        raise UserError(f"user name {raw[:64]!r} contains full-width or other compatibility characters: "
-                        "type it in plain ASCII letters and digits")
+        raise InputInvalid("username_compatibility", raw=raw[:64])
     return canonical_username(raw)
 
 
@@ -239,7 +240,7 @@ def role_group(role: Role) -> str:
 
 def project_group(project_id: str) -> str:
     if not PROJECT_ID_PATTERN.fullmatch(project_id):
-        raise UserError(f"project id {project_id!r} is not allowed: use 1-32 characters a-z, 0-9 and '-'")
+        raise InputInvalid("project_id_invalid", id=project_id)
     return PROJECT_GROUP_PREFIX + project_id
 
 
@@ -301,14 +302,11 @@ class LdapDirectory:
         text = str(error).lower()
         uris = " ".join(self.settings.server_uris)
         if any(word in text for word in ("certificate", "ssl", "tls", "handshake")):
-            problem = DirectoryUnavailable(f"TLS with {uris} failed: {error}", "ca_file and tls (the CA that signed "
-                                           "the directory's certificate, and the host name in the URI)")
+            problem = DirectoryUnavailable("ldap_tls_failed", "ca_file and tls", uris=uris, error=error)
         elif "timed out" in text or isinstance(error, ldap_errors.LDAPSocketReceiveError):
-            problem = DirectoryUnavailable(f"{uris} did not answer in time: {error}",
-                                           "connect_timeout/receive_timeout and the directory's load")
+            problem = DirectoryUnavailable("ldap_timeout", "connect_timeout/receive_timeout", uris=uris, error=error)
         else:
-            problem = DirectoryUnavailable(f"cannot reach {uris}: {error}", "server_uris (is the directory running "
-                                           "and reachable from this host?)")
+            problem = DirectoryUnavailable("ldap_unreachable", "server_uris", uris=uris, error=error)
         log.error("LDAP directory unavailable: %s", problem)
         return problem
 
@@ -319,8 +317,7 @@ class LdapDirectory:
             raise LdapSettingsInvalid("this needs service_dn and service_password (searching people, maintaining groups)")
         with self._bound(self.settings.service_dn, self.settings.service_password) as conn:
             if conn is None:
-                problem = DirectoryUnavailable("the service account's bind was refused",
-                                               "service_dn and service_password")
+                problem = DirectoryUnavailable("ldap_service_bind_refused", "service_dn and service_password")
                 log.error("LDAP directory unavailable: %s", problem)
                 raise problem
             yield conn
@@ -351,18 +348,18 @@ class LdapDirectory:
         return self._search_person(conn, name)
 
     def _require_person(self, conn: ldap3.Connection, name: str) -> str:
-        """The DN of an existing person, or UserError (a template DN is checked, not assumed)."""
+        """The DN of an existing person, or RecordNotFound (a template DN is checked, not assumed)."""
         dn = self._person_dn(conn, name)
         if dn is None or (self.settings.bind_dn_template is not None
                           and not self._call(conn, "search", dn, "(objectClass=*)", ldap3.BASE, attributes=[])):
-            raise UserError(f"no person {name!r} under {self.settings.people_base}")
+            raise RecordNotFound("ldap_no_person", name=name, base=self.settings.people_base)
         return dn
 
     # --- group maintenance (admin commands) ------------------------------------------------
 
     def group_dn(self, cn: str) -> str:
         if not (cn.startswith(ROLE_GROUP_PREFIX) or cn.startswith(PROJECT_GROUP_PREFIX)):
-            raise UserError(f"group {cn!r} is not an Onsite group ({ROLE_GROUP_PREFIX}<role> or {PROJECT_GROUP_PREFIX}<id>)")
+            raise InputInvalid("ldap_not_onsite_group", cn=cn, roles=ROLE_GROUP_PREFIX, projects=PROJECT_GROUP_PREFIX)
         return f"cn={escape_rdn(cn)},{self.settings.groups_base}"
 
     def ensure_group(self, cn: str) -> bool:
@@ -375,7 +372,7 @@ class LdapDirectory:
                 return True
             if conn.result["description"] == "entryAlreadyExists":
                 return False
-            raise self._refused("create group", dn, conn)
+            raise self._refused("ldap_group_create_refused", dn, conn)
 
     def add_member(self, cn: str, username: str) -> bool:
         """Add the person to the group; True when they were not a member yet."""
@@ -392,7 +389,7 @@ class LdapDirectory:
         with self._service() as conn:
             person = self._require_person(conn, name)
             if not self._call(conn, "search", group, "(objectClass=*)", ldap3.BASE, attributes=[attribute]):
-                raise UserError(f"no group {cn!r} under {self.settings.groups_base}: create it with ensure_group")
+                raise RecordNotFound("ldap_no_group", cn=cn, base=self.settings.groups_base)
             current = [str(v) for v in conn.entries[0].entry_attributes_as_dict.get(attribute, [])]
             present = [v for v in current if v.lower() == person.lower()]
             if add == bool(present):
@@ -407,7 +404,7 @@ class LdapDirectory:
                 if len(current) == len(present):  # groupOfNames must keep a member
                     changes.append((ldap3.MODIFY_ADD, [EMPTY_MEMBER]))
             if not self._call(conn, "modify", group, {attribute: changes}):
-                raise self._refused("change members of", group, conn)
+                raise self._refused("ldap_group_members_refused", group, conn)
         log.info("LDAP group %s: %s %s", group, "added" if add else "removed", name)
         return True
 
@@ -430,8 +427,7 @@ class LdapDirectory:
         return self.remove_member(project_group(project_id), username)
 
     @staticmethod
-    def _refused(action: str, dn: str, conn: ldap3.Connection) -> DirectoryUnavailable:
-        problem = DirectoryUnavailable(f"the directory refused to {action} {dn}: {conn.result.get('description')}",
-                                       "the service account's write access to groups_base")
+    def _refused(key: str, dn: str, conn: ldap3.Connection) -> DirectoryUnavailable:
+        problem = DirectoryUnavailable(key, "groups_base", dn=dn, description=conn.result.get("description"))
         log.error("LDAP directory refused a change: %s", problem)
         return problem

@@ -52,6 +52,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "user name {raw!r} is not allowed: use 1-32 characters a-z, 0-9, '.', '_' or '-', starting with a letter or '_' "
               "(it becomes an OS account name)",
     },
+    "username_too_long": {"ja": "ユーザー名が長すぎます({length} 文字)。ユーザー名は32文字以内です",
+                          "en": "user name too long ({length} characters): user names have at most 32"},
+    "username_compatibility": {"ja": "ユーザー名「{raw}」に全角文字などの互換文字が含まれています。半角英数字で入力してください",
+                               "en": "user name {raw!r} contains full-width or other compatibility characters: type it in "
+                                     "plain ASCII letters and digits"},
     "empty": {"ja": "{what}が空です", "en": "{what} must not be empty"},
     "too_long": {"ja": "{what}が長すぎます。{limit} 文字以内にしてください", "en": "{what} is too long: at most {limit} characters"},
     "date_invalid": {"ja": "{what}「{text}」は日付ではありません。YYYY-MM-DD で入力してください",
@@ -247,6 +252,36 @@ MESSAGES: dict[str, dict[str, str]] = {
                               "en": "the LDAP settings are invalid: {error}; nothing changed"},
     "ldap_refused": {"ja": "LDAP ディレクトリが変更を受け付けませんでした: {error}。何も変更していません",
                      "en": "the LDAP directory did not take the change: {error}; nothing changed"},
+    # the LDAP directory (access_control.ldap): what happened and which settings to check
+    "ldap_tls_failed": {
+        "ja": "{uris} との TLS 接続に失敗しました: {error}(ca_file と tls を確認してください: ディレクトリの証明書に署名した CA と、"
+              "URI のホスト名)",
+        "en": "TLS with {uris} failed: {error} (check ca_file and tls (the CA that signed the directory's certificate, and the "
+              "host name in the URI))",
+    },
+    "ldap_timeout": {"ja": "{uris} が時間内に応答しませんでした: {error}(connect_timeout/receive_timeout とディレクトリの負荷を確認してください)",
+                     "en": "{uris} did not answer in time: {error} (check connect_timeout/receive_timeout and the directory's load)"},
+    "ldap_unreachable": {
+        "ja": "{uris} に接続できません: {error}(server_uris を確認してください: ディレクトリは起動していて、このホストから接続できますか?)",
+        "en": "cannot reach {uris}: {error} (check server_uris (is the directory running and reachable from this host?))",
+    },
+    "ldap_service_bind_refused": {"ja": "サービスアカウントのバインドが拒否されました(service_dn と service_password を確認してください)",
+                                  "en": "the service account's bind was refused (check service_dn and service_password)"},
+    "ldap_group_create_refused": {
+        "ja": "ディレクトリがグループ {dn} の作成を拒否しました: {description}(サービスアカウントの groups_base への書き込み権限を確認してください)",
+        "en": "the directory refused to create group {dn}: {description} (check the service account's write access to groups_base)",
+    },
+    "ldap_group_members_refused": {
+        "ja": "ディレクトリがグループ {dn} のメンバー変更を拒否しました: {description}"
+              "(サービスアカウントの groups_base への書き込み権限を確認してください)",
+        "en": "the directory refused to change members of {dn}: {description} (check the service account's write access to "
+              "groups_base)",
+    },
+    "ldap_no_person": {"ja": "{base} の下に利用者「{name}」がいません", "en": "no person {name!r} under {base}"},
+    "ldap_no_group": {"ja": "{base} の下にグループ「{cn}」がありません。ensure_group で作成してください",
+                      "en": "no group {cn!r} under {base}: create it with ensure_group"},
+    "ldap_not_onsite_group": {"ja": "グループ「{cn}」は Onsite のグループではありません({roles}<役割> か {projects}<ID>)",
+                              "en": "group {cn!r} is not an Onsite group ({roles}<role> or {projects}<id>)"},
     "hub_not_running": {"ja": "{path} がありません。ハブは起動していますか? `make up` か `onsite hub` で起動してください",
                         "en": "{path} does not exist: is the hub running? start it with `make up` or `onsite hub`"},
     "hub_refused": {"ja": "ハブの API が応答しませんでした({error})。ハブは起動していますか? `make up` か `onsite hub` で起動してください",

@@ -137,3 +137,22 @@ def test_directory_unavailable_is_an_entry_refusal_with_its_own_reason_and_statu
     assert isinstance(refusal, EntryDenied) and refusal.status_code == 503
     assert refusal.reasons == (DenialReason.DIRECTORY_UNAVAILABLE,)
     assert DenialReason.DIRECTORY_UNAVAILABLE.message("ja") in refusal.jupyterhub_message
+
+
+@pytest.mark.parametrize(("lang", "missing", "stopped", "english"), [
+    ("C.UTF-8", "no person 'erin' under", ["the LDAP directory did not take the change:", "(check ", "nothing changed"], []),
+    ("ja_JP.UTF-8", "の下に利用者「erin」がいません",
+     ["LDAP ディレクトリが変更を受け付けませんでした:", "を確認してください", "何も変更していません"],
+     ["no person", "did not take", "cannot reach", "did not answer", "(check "]),
+])
+def test_ldap_refusals_speak_the_administrators_language(onsite, monkeypatch, lang, missing, stopped, english):
+    """A person the directory lacks, then the directory down: said in the locale's language, with the settings to check."""
+    monkeypatch.setenv("LANG", lang)
+    for name in ("LC_ALL", "LC_MESSAGES"):
+        monkeypatch.delenv(name, raising=False)
+    code, _, err = onsite("member", "add", PROJECT, "erin")
+    assert code == 2 and missing in err and slapd_helper.PEOPLE_DN in err, err
+    onsite.server.stop()
+    code, _, err = onsite("role", "grant", "alice", "researcher")
+    assert code == 2 and all(words in err for words in stopped), err
+    assert onsite.server.uri in err and not [words for words in english if words in err], err
