@@ -31,7 +31,7 @@ import numpy as np
 
 from .enums import Verdict
 from .messages import msg
-from .records import RecordState, difference, peel
+from .records import RecordState, differences, distinct_records, peel_many
 from .results import CellKey, CheckResult
 from .rules import Rules
 from .shadow import MARGIN_LABEL
@@ -102,16 +102,13 @@ def candidate_pairs(new: RecordState, other: RecordState, threshold: int) -> tup
 def findings_between(new: RecordState, other: OtherOutput, threshold: int) -> list[Finding]:
     """Cells of `new` and `other` that differ on at least 1 and fewer than `threshold` records (or may)."""
     state = other.state
-    found = []
-    for i, j in zip(*candidate_pairs(new, state, threshold)):
-        diff = difference(new.elements[i], new.checks[i], int(new.counts[i]), state.elements[j], state.checks[j],
-                          int(state.counts[j]), new.width)
-        if diff.records >= threshold:
-            continue
-        if diff.exact and (diff.records == 0 or diff.shared < 1):
-            continue  # the same contributions, or disjoint cells: nothing to subtract
-        found.append(Finding(new.labels[i], other.name, state.labels[j], diff.records, diff.exact))
-    return found
+    a, b = candidate_pairs(new, state, threshold)
+    records, exact, shared = differences(new.elements[a] ^ state.elements[b], new.checks[a] ^ state.checks[b],
+                                         new.counts[a], state.counts[b], new.width)
+    # not: the same contributions, or disjoint cells (nothing to subtract)
+    flagged = (records < threshold) & ~(exact & ((records == 0) | (shared < 1)))
+    return [Finding(new.labels[i], other.name, state.labels[j], int(n), bool(x))
+            for i, j, n, x in zip(a[flagged], b[flagged], records[flagged], exact[flagged])]
 
 
 def check_differencing(new: RecordState | None, table: str, others: Sequence[OtherOutput], rules: Rules) -> CheckResult:
@@ -202,27 +199,27 @@ class SumFinding:
 _NEW = "\0new"  # the new table's own name in parts and wholes (named by the check's `table`)
 
 
-def combined(whole_elements: np.ndarray, whole_checks: np.ndarray, whole_count: int, parts: Sequence[Part],
-             width: int, threshold: int) -> tuple[int, bool] | None:
-    """How many records a cell minus `parts` leaves: (records, exact) when fewer than `threshold` may be left, else
-    None. Elements left an even number of times cancel in the XOR; the counts bound them: with D elements listed
-    and the cell's count minus the parts' counts S, at most (D - S) / 2 elements cancel."""
-    elements, checks = whole_elements.copy(), whole_checks.copy()
-    for part in parts:
-        elements ^= part.elements
-        checks ^= part.checks
-    found, left = peel(elements, checks, width)
-    records = len({e >> 32 for e in found})
-    if left:  # every slot left holds two or more elements; a record is at most 1 + len(parts) of them
-        lower = max(records, -(-left // (2 * (1 + len(parts)))))
-        return None if lower >= threshold else (lower, False)
-    surplus = len(found) - (whole_count - sum(p.count for p in parts))
-    shared = whole_count + sum(p.count for p in parts) - len(found)
-    if records == 0 or shared <= 0:
-        return None  # the parts make the cell exactly, or share nothing with it
-    if surplus >= 0 and surplus % 2 == 0 and records + surplus // 2 < threshold:
-        return records, True
-    return (records, False) if records < threshold else None
+def sums_left(xored_elements: np.ndarray, xored_checks: np.ndarray, whole_counts: np.ndarray,
+              parts_counts: np.ndarray, parts: np.ndarray, width: int, threshold: int
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per cell minus its parts (the XOR of their tables, the cell's count, the parts' counts and number): whether
+    fewer than `threshold` records may be left (flagged), how many, and whether that is exact.
+
+    Elements left an even number of times cancel in the XOR; the counts bound them: with D elements listed and
+    the cell's count minus the parts' counts S, at most (D - S) / 2 elements cancel. When peeling sticks, every
+    slot left holds two or more elements and a record is at most 1 + parts of them.
+    """
+    rows, found, left = peel_many(xored_elements, xored_checks, width)
+    records, _ = distinct_records(rows, found, len(left))
+    listed = np.bincount(rows, minlength=len(left))
+    surplus = listed - (whole_counts - parts_counts)
+    shared = whole_counts + parts_counts - listed
+    stuck = left > 0
+    lower = np.maximum(records, -(-left // (2 * (1 + parts))))
+    exact = ~stuck & (surplus >= 0) & (surplus % 2 == 0) & (records + surplus // 2 < threshold)
+    # not: the parts make the cell exactly, or share nothing with it
+    flagged = np.where(stuck, lower < threshold, (records > 0) & (shared > 0) & (records < threshold))
+    return flagged, np.where(stuck, lower, records), exact & flagged
 
 
 def _full_subtable(xored: np.ndarray, width: int) -> np.ndarray:
@@ -249,17 +246,20 @@ def _search(whole: RecordState, whole_name: str, combos: list[tuple[Part, ...]],
     if not combos:
         return []
     totals = np.array([sum(p.count for p in combo) for combo in combos], dtype=np.int64)
+    sizes = np.array([len(combo) for combo in combos], dtype=np.int64)
     combo_elements = np.stack([np.bitwise_xor.reduce([p.elements for p in combo], axis=0) for combo in combos])
+    combo_checks = np.stack([np.bitwise_xor.reduce([p.checks for p in combo], axis=0) for combo in combos])
     cells, which = _wholes_near(whole, totals, threshold)
     found = []
     for start in range(0, len(cells), CHUNK):
         c, w = cells[start:start + CHUNK], which[start:start + CHUNK]
-        keep = ~_full_subtable(whole.elements[c] ^ combo_elements[w], whole.width)
-        for i, j in zip(c[keep], w[keep]):
-            result = combined(whole.elements[i], whole.checks[i], int(whole.counts[i]), combos[j], whole.width,
-                              threshold)
-            if result is not None:
-                found.append(SumFinding(new_cell(i, combos[j]), whole_name, whole.labels[i], combos[j], *result))
+        xored = whole.elements[c] ^ combo_elements[w]
+        keep = ~_full_subtable(xored, whole.width)
+        c, w = c[keep], w[keep]
+        flagged, records, exact = sums_left(xored[keep], whole.checks[c] ^ combo_checks[w], whole.counts[c],
+                                            totals[w], sizes[w], whole.width, threshold)
+        found += [SumFinding(new_cell(i, combos[j]), whole_name, whole.labels[i], combos[j], int(n), bool(x))
+                  for i, j, n, x in zip(c[flagged], w[flagged], records[flagged], exact[flagged])]
     return found
 
 

@@ -20,8 +20,9 @@ at most 2 × (threshold − 1) elements (a changed value is the old and the new
 element), fewer than `width`: it can never fill a sub-table, so a table with
 every slot set is a difference of at least `threshold` records, exactly.
 
-The state is built from the query's rows by numpy (fingerprints, slots) and
-DuckDB (the XOR aggregate over every cell and margin at once).
+The state is built from the query's rows by numpy: fingerprints, slots, and
+the XOR of each finest cell's elements into its slots (`np.bitwise_xor.at`);
+margins are XORs of finest cells.
 
 Row ids identify records only within one file of a dataset; a dataset ingested
 again gets new ids (its outputs then differ on every record: never flagged).
@@ -47,8 +48,7 @@ RECORD_STATE_VERSION = 1
 SUBTABLES = 4
 MIN_WIDTH = 20
 ELEMENT = "sdc_element"  # per record: its row id (high 32 bits) | its value fingerprint (low 32 bits)
-_SLOT = "sdc_slot"
-_CHECK = "sdc_check"
+_FINE = "sdc_fine"
 _CHECK_SALT = np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -158,33 +158,37 @@ def build_state(name: str, records: pl.DataFrame, dataset: str, cells: pl.DataFr
     weights = records.get_column("w").cast(pl.Float64).to_numpy(allow_copy=True)
     elements = (ids.astype(np.uint64) << np.uint64(32)) | fingerprints(values, weights, dataset)
     slots, check = slots_and_check(elements, width)
-    columns = {x: records.get_column(x) for x in d} | {ELEMENT: elements, _CHECK: check}
-    columns |= {f"{_SLOT}{j}": slots[j] for j in range(SUBTABLES)}
-    keyed = ", ".join([*d, _SLOT])
-    per_slot = " UNION ALL ".join(f"SELECT {', '.join(d)}, {_SLOT}{j} AS {_SLOT}, {ELEMENT}, {_CHECK} FROM r"
-                                  for j in range(SUBTABLES))
-    sets = ", ".join("(" + ", ".join([*(d[i] for i in positions), _SLOT]) + ")" for positions in grouping_sets)
-    # DuckDB's XOR aggregate over every grouping set at once (a separate in-memory connection: our data only)
-    con = duckdb.connect(":memory:")
-    try:
-        con.register("r", pl.DataFrame(columns).to_arrow())
-        xor = f"bit_xor({ELEMENT}) AS {ELEMENT}, bit_xor({_CHECK}) AS {_CHECK}"
-        # the finest cells from the records, their margins from those few rows (XOR is associative)
-        located = con.sql(
-            f"WITH fine AS (SELECT {keyed}, {xor} FROM ({per_slot}) GROUP BY ALL) "
-            f"SELECT {', '.join(d)}, CAST(GROUPING({', '.join(d)}) AS BIGINT) AS {grouping}, {_SLOT}, {xor} "
-            f"FROM fine GROUP BY GROUPING SETS ({sets})").pl()
-    finally:
-        con.close()
+    # Each record's finest cell (its dimensions' values, nulls alike), then the finest cells' tables by numpy's
+    # unbuffered XOR (one pass over the records per sub-table).
+    keys = records.select(d)
+    fine = keys.unique().with_row_index(_FINE)
+    record_fine = keys.join(fine, on=d, how="left", nulls_equal=True, maintain_order="left").get_column(_FINE)
+    record_fine = record_fine.to_numpy().astype(np.int64)
+    slot_count = SUBTABLES * width
+    fine_elements = np.zeros(fine.height * slot_count, dtype=np.uint64)
+    fine_checks = np.zeros(fine.height * slot_count, dtype=np.uint32)
+    for j in range(SUBTABLES):
+        at = record_fine * slot_count + slots[j]
+        np.bitwise_xor.at(fine_elements, at, elements)
+        np.bitwise_xor.at(fine_checks, at, check)
+    fine_elements = fine_elements.reshape(fine.height, slot_count)
+    fine_checks = fine_checks.reshape(fine.height, slot_count)
+    # Every grouping set's cells are XORs of finest cells (XOR is associative): each finest cell is located in the
+    # shadow frame once per grouping set, by its dimensions there (the others null) and GROUPING's bits.
     cell_index = cells.rename(dict(zip(dimensions, d))).with_row_index("sdc_cell")
-    # The records' dimension types are the cells' (the same expressions); nulls match nulls, margins by `grouping`.
-    located = located.with_columns(pl.col(x).cast(cell_index.schema[x]) for x in d).join(
-        cell_index, on=[*d, grouping], how="inner", nulls_equal=True)
-    table = np.zeros((cells.height, SUBTABLES * width), dtype=np.uint64)
-    checks = np.zeros((cells.height, SUBTABLES * width), dtype=np.uint32)
-    rows, cols = located.get_column("sdc_cell").to_numpy(), located.get_column(_SLOT).to_numpy()
-    table[rows, cols] = located.get_column(ELEMENT).to_numpy()
-    checks[rows, cols] = located.get_column(_CHECK).to_numpy()
+    fine = fine.with_columns(pl.col(x).cast(cell_index.schema[x]) for x in d)
+    table = np.zeros((cells.height, slot_count), dtype=np.uint64)
+    checks = np.zeros((cells.height, slot_count), dtype=np.uint32)
+    for positions in grouping_sets:
+        bits = sum(1 << (k - 1 - i) for i in range(k) if i not in positions)
+        located = fine.select(
+            _FINE, *(pl.col(x) if i in positions else pl.lit(None, cell_index.schema[x]).alias(x)
+                     for i, x in enumerate(d)),
+            pl.lit(bits, cell_index.schema[grouping]).alias(grouping),
+        ).join(cell_index, on=[*d, grouping], how="inner", nulls_equal=True)
+        rows, sources = located.get_column("sdc_cell").to_numpy(), located.get_column(_FINE).to_numpy()
+        np.bitwise_xor.at(table, rows, fine_elements[sources])
+        np.bitwise_xor.at(checks, rows, fine_checks[sources])
     return RecordState(name, width, labels, np.asarray(counts, dtype=np.int64), table, checks)
 
 
@@ -198,47 +202,86 @@ class Difference:
     shared: int = 0
 
 
+def peel_many(elements: np.ndarray, checks: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Peel many IBLTs (rows of `elements`, `checks`) at once: the elements listed, as (row, element) arrays, and
+    per row the slots left set when peeling sticks.
+
+    A slot is pure when it holds one element: its check matches and the slot is that element's. Sub-tables are
+    peeled in turn: within one, pure slots hold different elements, so each is removed from its four slots once.
+    """
+    set_slots = (elements != 0) | (checks != 0)
+    left = np.zeros(len(elements), dtype=np.int64)
+    ids = np.flatnonzero(set_slots.any(axis=1))  # the rows still being peeled, compacted as they finish
+    elements, checks = elements[ids], checks[ids]
+    slots_per_row = elements.shape[1]
+    found_rows: list[np.ndarray] = []
+    found: list[np.ndarray] = []
+    idle = j = 0
+    while len(ids) and idle < SUBTABLES:
+        e, c = elements[:, j * width:(j + 1) * width], checks[:, j * width:(j + 1) * width]
+        where = np.nonzero((e != 0) | (c != 0))
+        candidates = e[where]
+        slots, check = slots_and_check(candidates, width)
+        pure = (check == c[where]) & (slots[j] == j * width + where[1])
+        idle = 0 if pure.any() else idle + 1
+        if pure.any():
+            row, element, check = where[0][pure], candidates[pure], check[pure]
+            found_rows.append(ids[row])
+            found.append(element)
+            flat_elements, flat_checks = elements.reshape(-1), checks.reshape(-1)
+            for s in slots:
+                at = row * slots_per_row + s[pure]
+                np.bitwise_xor.at(flat_elements, at, element)
+                np.bitwise_xor.at(flat_checks, at, check)
+        j = (j + 1) % SUBTABLES
+        if j == 0 or idle == SUBTABLES:
+            busy = ((elements != 0) | (checks != 0)).any(axis=1)
+            if not busy.all():
+                ids, elements, checks = ids[busy], elements[busy], checks[busy]
+    left[ids] = np.count_nonzero((elements != 0) | (checks != 0), axis=1)
+    if not found:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.uint64), left
+    return np.concatenate(found_rows), np.concatenate(found), left
+
+
 def peel(elements: np.ndarray, checks: np.ndarray, width: int) -> tuple[list[int], int]:
-    """The elements of an IBLT (a difference of two) listed by peeling; and the slots left set when it sticks."""
-    elements, checks = elements.copy(), checks.copy()
-    found: list[int] = []
-    pending = list(np.flatnonzero((elements != 0) | (checks != 0)))
-    while pending:
-        slot = pending.pop()
-        e = elements[slot]
-        if e == 0 and checks[slot] == 0:
-            continue
-        slots, check = slots_and_check(np.array([e], dtype=np.uint64), width)
-        slots = [int(s[0]) for s in slots]
-        if check[0] != checks[slot] or slot not in slots:
-            continue  # more than one element here (for now)
-        found.append(int(e))
-        for s in slots:
-            elements[s] ^= e
-            checks[s] ^= check[0]
-            pending.append(int(s))
-    left = int(np.count_nonzero((elements != 0) | (checks != 0)))
-    return found, left
+    """The elements of one IBLT (a difference of two) listed by peeling; and the slots left set when it sticks."""
+    _, found, left = peel_many(elements[np.newaxis], checks[np.newaxis], width)
+    return [int(e) for e in found], int(left[0])
 
 
 def difference(a_elements: np.ndarray, a_checks: np.ndarray, a_count: int, b_elements: np.ndarray,
                b_checks: np.ndarray, b_count: int, width: int) -> Difference:
-    """How many records two cells differ on, exactly when peeling lists the difference.
+    """How many records two cells differ on (`differences` for one pair)."""
+    records, exact, shared = differences((a_elements ^ b_elements)[np.newaxis], (a_checks ^ b_checks)[np.newaxis],
+                                         np.array([a_count]), np.array([b_count]), width)
+    return Difference(int(records[0]), bool(exact[0]), int(shared[0]))
+
+
+def distinct_records(rows: np.ndarray, found: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row (of `n`), from the elements peeled from it: how many records they are, and how many of those are
+    two elements (one record with two values)."""
+    keys = (rows.astype(np.uint64) << np.uint64(32)) | (found >> np.uint64(32))
+    unique, per_record = np.unique(keys, return_counts=True)
+    owner = (unique >> np.uint64(32)).astype(np.int64)
+    return np.bincount(owner, minlength=n), np.bincount(owner, weights=per_record == 2, minlength=n).astype(np.int64)
+
+
+def differences(xored_elements: np.ndarray, xored_checks: np.ndarray, a_counts: np.ndarray, b_counts: np.ndarray,
+                width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per pair of cells (the XOR of their tables, and their counts): how many records they differ on (in which
+    records they hold or in a value), whether that is exact, and how many records they share (when exact).
 
     When peeling sticks, every slot left holds two or more elements and each record is at most two
-    elements, so at least `left / 4` records differ beyond those listed: `records` is that lower bound
-    when it already settles the question, else None ("undecided").
+    elements, so at least `left / 4` records differ beyond those listed: `records` is then that lower bound.
     """
-    found, left = peel(a_elements ^ b_elements, a_checks ^ b_checks, width)
-    per_record: dict[int, int] = {}
-    for element in found:
-        per_record[element >> 32] = per_record.get(element >> 32, 0) + 1
-    if left:
-        return Difference(max(len(per_record), (left + 3) // 4), exact=False)
-    changed = sum(1 for n in per_record.values() if n == 2)  # the same record with another value
-    moved = len(per_record) - changed  # in one cell only
-    only_a = (moved + a_count - b_count) // 2  # |A \ B| - |B \ A| = a_count - b_count
-    return Difference(len(per_record), exact=True, shared=a_count - only_a)
+    rows, found, left = peel_many(xored_elements, xored_checks, width)
+    records, changed = distinct_records(rows, found, len(left))
+    moved = records - changed  # in one cell only
+    only_a = (moved + a_counts - b_counts) // 2  # |A \ B| - |B \ A| = a_count - b_count
+    exact = left == 0
+    records = np.where(exact, records, np.maximum(records, (left + 3) // 4))
+    return records, exact, np.where(exact, a_counts - only_a, 0)
 
 
 class NotOneRowPerRecord(ValueError):
