@@ -12,7 +12,13 @@ VENV=${VENV:-.venv}
 parallel=(-n "${ONSITE_TEST_WORKERS:-2}" --dist loadgroup)  # its tests keep a core busy: one process a core
 [[ "$*" == *no:xdist* ]] && parallel=()
 
+# Without a path: the folders that hold such tests. tests/integration, tests/security and tests/functional are
+# all marked `integration` (tests/conftest.py); collecting them only to leave them out costs each process
+# seconds of imports (JupyterHub, Playwright).
+paths=(tests/unit tests/differential)
+for arg in "$@"; do [[ -e "${arg%%::*}" ]] && paths=(); done
+
 rc=0
-"$VENV/bin/python" -m pytest "${parallel[@]}" -m "not integration and not postgresql and not browser" "$@" || rc=$?
+"$VENV/bin/python" -m pytest "${parallel[@]}" -m "not integration and not postgresql and not browser" "${paths[@]}" "$@" || rc=$?
 if [ "$rc" = 5 ]; then echo "check: pytest collected no tests: that is a failure" >&2; exit 1; fi
 exit "$rc"
