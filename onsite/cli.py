@@ -63,7 +63,7 @@ COMMANDS = (
     Command("review", "list and inspect release and ingress requests, retry a release package, render the states reference",
             "onsite.commands.review"),
     Command("review-service", "run the reviewer web app (normally started by JupyterHub as the service onsite-review)",
-            "onsite.commands.review"),
+            "onsite.commands.review_service"),
     Command("settings", "show the settings in effect, or the settings reference (--markdown)", "onsite.commands.settings"),
     Command("bench", "run side-by-side benchmarks against peers", "bench.cli"),
 )

@@ -1,4 +1,4 @@
-"""`onsite review …` (release requests from the command line) and `onsite review-service`.
+"""`onsite review …`: release and ingress requests from the command line (`onsite review-service` is in review_service.py).
 
 `onsite review show` speaks the administrator's language (`cli_language`): check messages, and the cells a
 check flagged as the review pages show them, each code with its label from the dataset metadata
@@ -27,7 +27,6 @@ from onsite_base import times
 from onsite_base.db import make_engine, session_factory, transaction
 from onsite_base.errors import UserError
 from onsite_base.settings import Settings
-from review_service.__main__ import main as run_review_service
 from review_service.labels import CodeLabels, code_labels, labelled
 
 FLAGGED_SHOWN = 10
@@ -35,13 +34,7 @@ FLAGGED_SHOWN = 10
 
 
 def build(parser: argparse.ArgumentParser, name: str) -> None:
-    """The parser of `onsite review …` or `onsite review-service` (the table of `onsite.cli`)."""
-    if name == "review-service":
-        parser.description = (
-            "Same as `python -m review_service`: listens where $JUPYTERHUB_SERVICE_URL says, "
-            "under $JUPYTERHUB_SERVICE_PREFIX, and authenticates people through the Hub.")
-        parser.set_defaults(run=_service)
-        return
+    """The parser of `onsite review …` (the table of `onsite.cli`)."""
     parser.description = (
         "Release requests as the review service stores them. Voting happens in the review web app "
         "(/services/onsite-review/), where the two-reviewer rule and the reviewer's identity are enforced.")
@@ -256,6 +249,3 @@ def _states(args: argparse.Namespace, settings: Settings) -> int:
     print(statedoc.render(), end="")
     return 0
 
-
-def _service(args: argparse.Namespace, settings: Settings) -> int:
-    return run_review_service()
