@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Protocol, TypeVar
@@ -341,6 +341,15 @@ def revoke_role(session: Session, username: str, role: Role, *, actor: str, dire
 # ---------------------------------------------------------------- projects and members
 
 
+def _known_preset(preset: str, presets: Collection[str]) -> str:
+    """`preset` when it is one of `presets`: a project with a preset the review service does not know
+    could build no output."""
+    name = _nonempty(preset, "field_preset", 64)
+    if name not in presets:
+        raise InputInvalid("preset_unknown", text=preset, choices=", ".join(sorted(presets)))
+    return name
+
+
 def add_project(
     session: Session,
     *,
@@ -351,12 +360,14 @@ def add_project(
     actor: str,
     purpose: str = "",
     legal_basis: str = "",
+    presets: Collection[str],
     preset: str = "acro-default",
     status: ProjectStatus = ProjectStatus.ACTIVE,
     today: date | None = None,
 ) -> Project:
-    """Register a project. `preset` is a name the review service knows (the faces read it with
-    forms.parse_preset); a project that has already ended (before `today`, default today) is refused."""
+    """Register a project. `preset` must be one of `presets`, the rule presets the review service knows
+    (`disclosure_review.sdc.rules.preset_names()`, given by the caller: this layer may not import it); a
+    project that has already ended (before `today`, default today) is refused."""
     if not PROJECT_ID_PATTERN.fullmatch(project_id):
         raise InputInvalid("project_id_invalid", id=project_id)
     title = _nonempty(title, "field_project_title", MAX_TITLE)
@@ -364,7 +375,7 @@ def add_project(
     legal_basis = text_field(legal_basis, "field_legal_basis", MAX_TITLE)
     _check_dates(start_date, end_date)
     _not_past(end_date, today, "project_past")
-    preset = _nonempty(preset, "field_preset", 64)
+    preset = _known_preset(preset, presets)
     if session.get(Project, project_id) is not None:
         raise ChangeInvalid("project_exists", id=project_id)
     project = Project(
@@ -401,10 +412,12 @@ def change_project(
     end_date: date | None = None,
     status: ProjectStatus | None = None,
     preset: str | None = None,
+    presets: Collection[str] = (),
     today: date | None = None,
 ) -> Project:
     """Change the given fields; the others (None) stay. '' clears purpose or legal basis
-    (see forms.parse_change). Dates are checked as they will end up; a new end date already
+    (see forms.parse_change). A new `preset` must be one of `presets` (as for add_project; none given
+    refuses every preset). Dates are checked as they will end up; a new end date already
     past (before `today`) is refused: a project is ended now by closing it."""
     project = require_project(session, project_id)
     changes = {
@@ -414,7 +427,7 @@ def change_project(
         "start_date": start_date,
         "end_date": end_date,
         "status": status,
-        "preset": None if preset is None else _nonempty(preset, "field_preset", 64),
+        "preset": None if preset is None else _known_preset(preset, presets),
     }
     changes = {k: v for k, v in changes.items() if v is not None and v != getattr(project, k)}
     if not changes:

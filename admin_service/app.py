@@ -347,6 +347,7 @@ class ProjectsPage(AdminHandler):
             start_date=forms.parse_date(self.arg("start_date"), "field_start_date", required=True),
             end_date=forms.parse_date(self.arg("end_date"), "field_end_date", required=True),
             preset=forms.parse_preset(self.arg("preset") or DEFAULT_PRESET, preset_names()),
+            presets=preset_names(),
             actor=self.actor,
         )
         return f"projects/{project.id}", Done("done_project_added", id=project.id, start=project.start_date, end=project.end_date)
@@ -381,6 +382,7 @@ class ProjectPage(AdminHandler):
             end_date=forms.parse_date(self.arg("end_date"), "field_end_date"),
             status=forms.parse_project_status(self.arg("status")) if self.arg("status") else None,
             preset=forms.parse_preset(self.arg("preset"), preset_names()) if self.arg("preset") else None,
+            presets=preset_names(),
             actor=self.actor,
         )
         return f"projects/{project_id}", Done("done_project_changed", id=project_id)

@@ -25,6 +25,7 @@ from access_control.enums import Role
 from access_control.ldap import LdapSettings
 from access_control.models import Project
 from dataplane import catalogue
+from disclosure_review.sdc.rules import preset_names
 from hub_config.config import HubSettings, run_hub
 from onsite import demo_data
 from onsite.commands.admin import open_store
@@ -169,7 +170,8 @@ def ensure_project(settings: Settings, factory, *, today: date, researcher: str,
         if project is None:
             project = policy.add_project(session, project_id=DEMO_PROJECT, title="デモ分析 (Demo analysis of household income)",
                                          purpose="Try the whole path: query, tables, release request, review.",
-                                         start_date=today, end_date=today + timedelta(days=365), actor=ACTOR, today=today)
+                                         start_date=today, end_date=today + timedelta(days=365), actor=ACTOR, today=today,
+                                         presets=preset_names())
         elif project.end_date < today:  # a demo store from more than a year ago: the project runs on
             policy.change_project(session, DEMO_PROJECT, end_date=today + timedelta(days=365), actor=ACTOR, today=today)
         if researcher not in {p.username for p in policy.members_of(session, DEMO_PROJECT)}:

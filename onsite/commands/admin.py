@@ -413,7 +413,7 @@ def change_role(session: Session, args: argparse.Namespace) -> Answer:
 def add_project(session: Session, args: argparse.Namespace) -> Answer:
     project = policy.add_project(
         session, project_id=args.project_id, title=args.title, purpose=args.purpose, legal_basis=args.legal_basis,
-        start_date=args.start, end_date=args.end, preset=args.preset, actor=admin_actor(),
+        start_date=args.start, end_date=args.end, preset=args.preset, presets=args.presets, actor=admin_actor(),
     )
     return Done("done_project_added", id=project.id, start=project.start_date, end=project.end_date), project_details(session, args)
 
@@ -437,7 +437,8 @@ def print_project(view: dict[str, Any], zone: str) -> None:
 def change_project(session: Session, args: argparse.Namespace) -> Answer:
     policy.change_project(
         session, args.project_id, title=args.title, purpose=args.purpose, legal_basis=args.legal_basis,
-        start_date=args.start, end_date=args.end, status=args.status, preset=args.preset, actor=admin_actor(),
+        start_date=args.start, end_date=args.end, status=args.status, preset=args.preset, presets=args.presets,
+        actor=admin_actor(),
     )
     return Done("done_project_changed", id=args.project_id), project_details(session, args)
 
@@ -819,6 +820,10 @@ def project_commands() -> tuple[Command, ...]:
     from disclosure_review.sdc.rules import DEFAULT_PRESET, preset_names
 
     preset = parsed(lambda text: forms.parse_preset(text, preset_names()))
+
+    def known_presets(args: argparse.Namespace) -> None:
+        args.presets = preset_names()  # policy checks the preset against them too
+
     return (
         Command("project add", "register an approved project with its validity dates", (
             arg("project_id", help="e.g. p2026-001 (a-z, 0-9, '-')"),
@@ -829,7 +834,7 @@ def project_commands() -> tuple[Command, ...]:
             arg("--legal-basis", default="", help="reference to the approval, e.g. Statistics Act art. 33"),
             arg("--preset", type=preset, default=DEFAULT_PRESET, help=f"disclosure-control rule preset: {', '.join(preset_names())} (default {DEFAULT_PRESET})"),
             JSON,
-        ), changing(add_project), "Example: onsite admin project add p2026-001 --title 所得分析 --start 2026-04-01 --end 2027-03-31"),
+        ), changing(add_project, prepare=known_presets), "Example: onsite admin project add p2026-001 --title 所得分析 --start 2026-04-01 --end 2027-03-31"),
         Command("project list", "all projects with status and dates", (JSON,),
                 listing(lambda s, a: [project_view(p) for p in policy.list_projects(s)], ["id", "status", "start_date", "end_date", "title"])),
         Command("project show", "one project with members and grants", (arg("project_id"), JSON), showing(project_details, print_project)),
@@ -842,7 +847,7 @@ def project_commands() -> tuple[Command, ...]:
             arg("--end", type=day("field_end_date"), help="YYYY-MM-DD (inclusive)"),
             arg("--status", type=parsed(forms.parse_project_status), help="active, suspended or closed; only active projects admit researchers"),
             arg("--preset", type=preset, help=", ".join(preset_names())), JSON,
-        ), changing(change_project), CHANGE),
+        ), changing(change_project, prepare=known_presets), CHANGE),
     )
 
 

@@ -13,6 +13,7 @@ from access_control.enums import Role
 from access_control.models import AuditEvent
 from onsite.demo import DEMO_PROJECT, DemoLogin, ensure_dataset, set_up_demo
 from onsite_base.settings import Settings
+from disclosure_review.sdc.rules import preset_names
 
 OTHER_DATASET = "lfs_other"
 EXPIRED_PROJECT = "p-expired"
@@ -43,7 +44,7 @@ def seed_attacks(settings: Settings) -> None:
         with transaction(factory) as session:
             policy.add_person(session, username=EXPIRED_RESEARCHER, display_name="山田 太郎", actor="test",
                               roles=[Role.RESEARCHER], password=EXPIRED_PASSWORD)
-            policy.add_project(session, project_id=EXPIRED_PROJECT, title="Ended project",
+            policy.add_project(session, presets=preset_names(), project_id=EXPIRED_PROJECT, title="Ended project",
                                start_date=yesterday - timedelta(days=60), end_date=yesterday, actor="test",
                                today=yesterday)  # registered while it ran
             policy.add_member(session, EXPIRED_PROJECT, EXPIRED_RESEARCHER, actor="test")
@@ -52,7 +53,7 @@ def seed_attacks(settings: Settings) -> None:
             policy.add_member(session, DEMO_PROJECT, LOCKED_RESEARCHER, actor="test")
             policy.add_person(session, username=SUSPENDED_RESEARCHER, display_name="木村 花子", actor="test",
                               roles=[Role.RESEARCHER], password=SUSPENDED_PASSWORD)
-            policy.add_project(session, project_id=SUSPENDED_PROJECT, title="Project about to be suspended",
+            policy.add_project(session, presets=preset_names(), project_id=SUSPENDED_PROJECT, title="Project about to be suspended",
                                start_date=yesterday, end_date=yesterday + timedelta(days=30), actor="test")
             policy.add_member(session, SUSPENDED_PROJECT, SUSPENDED_RESEARCHER, actor="test")
     finally:

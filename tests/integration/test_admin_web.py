@@ -77,6 +77,7 @@ from access_control.enums import AuditEventType, Outcome, Role  # noqa: E402
 from access_control.models import AuditEvent  # noqa: E402
 from hub_config.config import free_port  # noqa: E402
 from onsite.cli import main as onsite_main  # noqa: E402
+from disclosure_review.sdc.rules import preset_names
 
 pytestmark = pytest.mark.integration
 TABLES = ("person", "person_role", "project", "membership", "dataset", "dataset_grant", "facility", "terminal", "audit_event")
@@ -89,7 +90,7 @@ def seed(db_url: str) -> None:
         with transaction(session_factory(engine)) as session:
             policy.add_person(session, username=ADMIN, display_name="加藤 管理者", actor="test", roles=[Role.ADMINISTRATOR])
             policy.add_person(session, username=RESEARCHER, display_name="Alice", actor="test", roles=[Role.RESEARCHER])
-            policy.add_project(session, project_id="p1", title="既存の研究", actor="test",
+            policy.add_project(session, presets=preset_names(), project_id="p1", title="既存の研究", actor="test",
                                start_date=TODAY - timedelta(days=10), end_date=TODAY + timedelta(days=100))
             policy.register_dataset(session, dataset_id="lfs", title_ja="労働力調査", title_en="Labour force survey",
                                     path="/data/lfs.duckdb", rows=1000, source_sha256="a" * 64, actor="test")

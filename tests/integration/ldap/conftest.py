@@ -15,6 +15,7 @@ import slapd as slapd_helper
 from onsite.migrations import migrate
 from access_control.ldap import LdapSettings, TlsMode
 from onsite_base.settings import Settings
+from disclosure_review.sdc.rules import preset_names
 
 if not slapd_helper.SLAPD.exists():
     pytest.skip(f"{slapd_helper.SLAPD} is missing: install the Debian packages slapd and ldap-utils "
@@ -115,7 +116,7 @@ def hub_settings(tmp_path_factory) -> Settings:
     today = date.today()
     with transaction(session_factory(engine)) as session:
         policy.add_person(session, username="alice", display_name="Alice", actor="test", roles=[Role.RESEARCHER])
-        policy.add_project(session, project_id="p2026-001", title="Labour survey", start_date=today - timedelta(days=30),
+        policy.add_project(session, presets=preset_names(), project_id="p2026-001", title="Labour survey", start_date=today - timedelta(days=30),
                            end_date=today + timedelta(days=30), actor="test")
         policy.add_member(session, "p2026-001", "alice", actor="test")
         policy.add_facility(session, name="Tokyo", actor="test")

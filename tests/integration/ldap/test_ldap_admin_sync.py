@@ -12,6 +12,7 @@ from access_control import policy
 from onsite_base.db import make_engine, session_factory, transaction
 from onsite.migrations import migrate
 from onsite import cli as onsite_cli
+from disclosure_review.sdc.rules import preset_names
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -27,7 +28,7 @@ def onsite(monkeypatch, tmp_path, doomed_slapd, capsys):
     with transaction(session_factory(engine)) as s:
         for name in ("alice", "erin"):  # erin is in the policy store but not in the directory
             policy.add_person(s, username=name, display_name=name.title(), actor="test")
-        policy.add_project(s, project_id=PROJECT, title="Sync", start_date=date.today(),
+        policy.add_project(s, presets=preset_names(), project_id=PROJECT, title="Sync", start_date=date.today(),
                            end_date=date.today() + timedelta(days=30), actor="test")
     engine.dispose()
     password_file = tmp_path / "service-password"

@@ -14,6 +14,7 @@ from access_control import policy
 from onsite_base.db import Base, transaction
 from access_control.enums import Role
 from onsite_base.errors import UserError
+from disclosure_review.sdc.rules import preset_names
 
 ACTOR = "admin:test"
 POLICY_TABLES = (
@@ -67,7 +68,7 @@ def world(db) -> World:
         policy.add_person(s, username="alice", display_name="Alice", roles=[Role.RESEARCHER], password=PASSWORD, actor=ACTOR)
         policy.add_person(s, username="rita", display_name="Rita", roles=[Role.REVIEWER], actor=ACTOR)
         policy.add_person(s, username="adam", display_name="Adam", roles=[Role.ADMINISTRATOR], actor=ACTOR)
-        policy.add_project(s, project_id=w.project, title="Income", start_date=w.start, end_date=w.end, actor=ACTOR, today=w.start)
+        policy.add_project(s, presets=preset_names(), project_id=w.project, title="Income", start_date=w.start, end_date=w.end, actor=ACTOR, today=w.start)
         policy.add_member(s, w.project, "alice", actor=ACTOR)
         policy.register_dataset(
             s, dataset_id="lfs", title_ja="労働力調査", title_en="Labour force survey", path="/d/lfs.duckdb", rows=10, source_sha256=SHA, actor=ACTOR

@@ -16,6 +16,7 @@ from onsite.commands.admin import store_name
 from onsite.demo_data import METADATA_PATH
 from onsite_base.db import Base, transaction
 from onsite_base.settings import Settings
+from disclosure_review.sdc.rules import preset_names
 
 from test_access_cli import factory, onsite  # noqa: F401  (fixtures)
 
@@ -26,7 +27,7 @@ START, END = TODAY - timedelta(days=10), TODAY + timedelta(days=100)
 def seed(factory) -> None:
     with transaction(factory) as s:
         policy.add_person(s, username="alice", display_name="Alice", roles=[Role.RESEARCHER], actor="test")
-        policy.add_project(s, project_id="p1", title="Income", start_date=START, end_date=END, actor="test")
+        policy.add_project(s, presets=preset_names(), project_id="p1", title="Income", start_date=START, end_date=END, actor="test")
         policy.register_dataset(s, dataset_id="lfs", title_ja="労働力調査", title_en="LFS", path="/d/lfs.duckdb", rows=1,
                                 source_sha256="ab" * 32, actor="test")
         policy.add_facility(s, name="Tokyo", actor="test")

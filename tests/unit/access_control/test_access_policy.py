@@ -1,6 +1,7 @@
 """Policy actions: each happy path, and bad input refused with nothing changed."""
 from __future__ import annotations
 
+import functools
 import json
 from datetime import date
 
@@ -11,6 +12,7 @@ from access_control import policy
 from onsite_base.db import transaction
 from access_control.enums import AuditEventType, Role
 from access_control.models import AuditEvent, Grant, ProjectStatus, Terminal
+from disclosure_review.sdc.rules import preset_names
 
 ACTOR = "admin:test"
 SHA = "cd" * 32
@@ -104,7 +106,7 @@ def test_add_and_change_project(db, world, refused):
     with transaction(db) as s:
         policy.add_project(
             s, project_id="p2026-002", title="Wages", start_date=date(2026, 1, 1), end_date=date(2026, 6, 30), actor=ACTOR, legal_basis="Art. 33",
-            today=world.start,
+            today=world.start, presets=preset_names(),
         )
     with transaction(db) as s:
         policy.change_project(s, "p2026-002", end_date=date(2026, 9, 30), status=ProjectStatus.SUSPENDED, actor=ACTOR, today=world.start)
@@ -120,7 +122,7 @@ def test_add_and_change_project(db, world, refused):
 
 def test_project_bad_input(db, world, refused):
     def add(s, **values):
-        return policy.add_project(s, **values, today=world.start)
+        return policy.add_project(s, presets=preset_names(), **values, today=world.start)
     assert "before the start" in refused(
         lambda s: add(s, project_id="p2026-009", title="T", start_date=date(2026, 5, 1), end_date=date(2026, 4, 30), actor=ACTOR)
     )
@@ -134,6 +136,22 @@ def test_project_bad_input(db, world, refused):
     assert "before the start" in refused(lambda s: policy.change_project(s, world.project, end_date=date(2026, 3, 1), actor=ACTOR, today=world.start))
     assert "nothing to change" in refused(lambda s: policy.change_project(s, world.project, title="Income", actor=ACTOR))
     assert "unknown project" in refused(lambda s: policy.change_project(s, "p1999-001", title="X", actor=ACTOR))
+
+
+def test_a_preset_the_review_service_does_not_know_is_refused_by_policy_itself(db, world, refused):
+    """Not only the faces' forms: policy called directly checks the preset against the names it is given."""
+    def add(s, **values):
+        return policy.add_project(s, project_id="p2026-010", title="T", start_date=date(2026, 4, 1),
+                                  end_date=date(2026, 9, 30), actor=ACTOR, today=world.start, **values)
+    assert "unknown rule preset 'acro-defualt'" in refused(lambda s: add(s, preset="acro-defualt", presets=preset_names()))
+    assert "unknown rule preset 'acro-default'" in refused(lambda s: add(s, presets=()))  # no names given: none passes
+    assert "unknown rule preset 'nope'" in refused(
+        lambda s: policy.change_project(s, world.project, preset="nope", presets=preset_names(), actor=ACTOR))
+    assert "unknown rule preset 'jp-onsite'" in refused(
+        lambda s: policy.change_project(s, world.project, preset="jp-onsite", actor=ACTOR))
+    with transaction(db) as s:
+        policy.change_project(s, world.project, preset="jp-onsite", presets=preset_names(), actor=ACTOR)
+        assert policy.require_project(s, world.project).preset == "jp-onsite"
 
 
 def test_members(db, world, refused):
@@ -341,7 +359,7 @@ def test_change_facility_time_zone_moves_the_entry_date(db, world, refused):
 
 def test_periods_already_over_or_outside_the_project_are_refused(db, world, refused):
     today = date(2026, 8, 1)
-    add = policy.add_project
+    add = functools.partial(policy.add_project, presets=preset_names())
     message = refused(lambda s: add(s, project_id="p-old", title="T", start_date=date(2026, 1, 1), end_date=date(2026, 7, 31),
                                     actor=ACTOR, today=today))
     assert message == "end date 2026-07-31 is already past (today is 2026-08-01): a project must end today or later"
@@ -364,7 +382,7 @@ def test_periods_already_over_or_outside_the_project_are_refused(db, world, refu
 
 
 @pytest.mark.parametrize("action, field", [
-    (lambda s, long: policy.add_project(s, project_id="p-long", title="T", purpose=long, start_date=date(2026, 4, 1),
+    (lambda s, long: policy.add_project(s, presets=preset_names(), project_id="p-long", title="T", purpose=long, start_date=date(2026, 4, 1),
                                         end_date=date(2027, 3, 31), actor=ACTOR, today=date(2026, 4, 1)), "purpose"),
     (lambda s, long: policy.change_project(s, "p2026-001", legal_basis=long, actor=ACTOR), "legal basis"),
     (lambda s, long: policy.add_terminal(s, facility="Tokyo", address="192.0.2.9", label=long, actor=ACTOR), "terminal label"),

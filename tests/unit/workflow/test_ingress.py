@@ -18,6 +18,7 @@ from onsite_base.db import transaction
 from access_control.enums import AuditEventType, Outcome
 from access_control.models import AuditEvent
 from dataplane import reference
+from disclosure_review.sdc.rules import preset_names
 from disclosure_review.sdc.enums import Verdict
 from disclosure_review.workflow import ingress, service
 from disclosure_review.workflow.enums import Decision, IngressStatus
@@ -63,7 +64,7 @@ def second_project(world) -> None:
     """p2, whose member erin brings her own reference data; it holds the same dataset grant."""
     today = date.today()
     with transaction(world.factory) as s:
-        policy.add_project(s, project_id="p2", title="Other", start_date=today - timedelta(days=1),
+        policy.add_project(s, presets=preset_names(), project_id="p2", title="Other", start_date=today - timedelta(days=1),
                            end_date=today + timedelta(days=30), actor=ADMIN, preset="acro-default")
         policy.add_member(s, "p2", "erin", actor=ADMIN)
 

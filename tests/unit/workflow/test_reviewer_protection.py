@@ -13,6 +13,7 @@ from access_control import audit, policy
 from onsite_base.db import session_factory, transaction
 from access_control.enums import AuditEventType
 from access_control.models import AuditEvent, Grant
+from disclosure_review.sdc.rules import preset_names
 from disclosure_review.sdc.enums import Verdict
 from disclosure_review.workflow import service
 from disclosure_review.workflow.enums import Decision, ReleaseStatus
@@ -128,7 +129,7 @@ def test_only_counts_and_sums_can_be_protected(world):
 def test_rounding_needs_a_base_when_the_preset_has_none(world):
     today = date.today()
     with transaction(world.factory) as s:
-        policy.add_project(s, project_id="p2", title="Handbook", start_date=today - timedelta(days=1),
+        policy.add_project(s, presets=preset_names(), project_id="p2", title="Handbook", start_date=today - timedelta(days=1),
                            end_date=today + timedelta(days=30), actor=ADMIN, preset="jp-onsite")
         policy.add_member(s, "p2", "alice", actor=ADMIN)
         policy.add_grant(s, project_id="p2", dataset_id="survey", valid_from=today - timedelta(days=1),

@@ -15,6 +15,7 @@ from disclosure_review.workflow import service
 from disclosure_review.workflow.enums import Decision, ReleaseStatus
 from disclosure_review.workflow.policies import ReviewPolicy
 from onsite_base.settings import Settings
+from disclosure_review.sdc.rules import preset_names
 
 # region -> number of records; "C" is the small cell a threshold of 10 must catch.
 REGION_COUNTS = {"A": 30, "B": 25, "C": 2}
@@ -68,8 +69,7 @@ def make_world(db, settings: Settings) -> World:
         policy.add_person(s, username="carol", display_name="Carol", actor=ADMIN, roles=[Role.REVIEWER])
         policy.add_person(s, username="dave", display_name="Dave", actor=ADMIN, roles=[Role.REVIEWER, Role.RESEARCHER])
         policy.add_person(s, username="erin", display_name="Erin", actor=ADMIN, roles=[Role.RESEARCHER])
-        policy.add_project(
-            s, project_id="p1", title="Income", start_date=today - timedelta(days=1),
+        policy.add_project(s, presets=preset_names(), project_id="p1", title="Income", start_date=today - timedelta(days=1),
             end_date=today + timedelta(days=30), actor=ADMIN, preset="acro-default",
         )
         policy.add_member(s, "p1", "alice", actor=ADMIN)
