@@ -73,15 +73,18 @@ def _label(cell: CellKey) -> str:
 
 
 def candidate_pairs(new: RecordState, other: RecordState, threshold: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs (new cell, other cell), both shown and non-empty, whose counts are less than `threshold` apart and
-    whose difference is neither empty nor fills every slot of a sub-table."""
+    """Pairs (new cell, other cell), both shown and non-empty, not both under `threshold` records (each such cell
+    fails the threshold rule itself), whose counts are less than `threshold` apart and whose difference is neither
+    empty nor fills every slot of a sub-table."""
     a_cells = np.flatnonzero(new.counts > 0)
     b_cells = np.flatnonzero(other.counts > 0)
     order = b_cells[np.argsort(other.counts[b_cells], kind="stable")]
     sorted_counts = other.counts[order]
     lo = np.searchsorted(sorted_counts, new.counts[a_cells] - threshold, side="right")
     hi = np.searchsorted(sorted_counts, new.counts[a_cells] + threshold, side="left")
-    sizes = hi - lo
+    small = new.counts[a_cells] < threshold
+    lo = np.where(small, np.maximum(lo, np.searchsorted(sorted_counts, threshold, side="left")), lo)
+    sizes = np.maximum(hi - lo, 0)
     a = np.repeat(a_cells, sizes)
     starts = np.repeat(lo - np.cumsum(np.concatenate(([0], sizes[:-1]))), sizes)
     b = order[starts + np.arange(sizes.sum())] if sizes.sum() else np.empty(0, dtype=np.int64)
@@ -104,7 +107,7 @@ def findings_between(new: RecordState, other: OtherOutput, threshold: int) -> li
     state = other.state
     a, b = candidate_pairs(new, state, threshold)
     records, exact, shared = differences(new.elements[a] ^ state.elements[b], new.checks[a] ^ state.checks[b],
-                                         new.counts[a], state.counts[b], new.width)
+                                         new.counts[a], state.counts[b], new.width, threshold)
     # not: the same contributions, or disjoint cells (nothing to subtract)
     flagged = (records < threshold) & ~(exact & ((records == 0) | (shared < 1)))
     return [Finding(new.labels[i], other.name, state.labels[j], int(n), bool(x))
@@ -209,7 +212,8 @@ def sums_left(xored_elements: np.ndarray, xored_checks: np.ndarray, whole_counts
     the cell's count minus the parts' counts S, at most (D - S) / 2 elements cancel. When peeling sticks, every
     slot left holds two or more elements and a record is at most 1 + parts of them.
     """
-    rows, found, left = peel_many(xored_elements, xored_checks, width)
+    # a row stops once its elements listed are `threshold` records or more, however they group into records
+    rows, found, left = peel_many(xored_elements, xored_checks, width, (1 + int(parts.max())) * (threshold - 1) + 1)
     records, _ = distinct_records(rows, found, len(left))
     listed = np.bincount(rows, minlength=len(left))
     surplus = listed - (whole_counts - parts_counts)
@@ -256,6 +260,8 @@ def _search(whole: RecordState, whole_name: str, combos: list[tuple[Part, ...]],
         xored = whole.elements[c] ^ combo_elements[w]
         keep = ~_full_subtable(xored, whole.width)
         c, w = c[keep], w[keep]
+        if not len(c):
+            continue
         flagged, records, exact = sums_left(xored[keep], whole.checks[c] ^ combo_checks[w], whole.counts[c],
                                             totals[w], sizes[w], whole.width, threshold)
         found += [SumFinding(new_cell(i, combos[j]), whole_name, whole.labels[i], combos[j], int(n), bool(x))

@@ -202,9 +202,11 @@ class Difference:
     shared: int = 0
 
 
-def peel_many(elements: np.ndarray, checks: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def peel_many(elements: np.ndarray, checks: np.ndarray, width: int, limit: int | None = None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Peel many IBLTs (rows of `elements`, `checks`) at once: the elements listed, as (row, element) arrays, and
-    per row the slots left set when peeling sticks.
+    per row the slots left set when peeling sticks — or stops: a row stops once `limit` elements are listed (its
+    difference is then known to be large; the slots it leaves set say so).
 
     A slot is pure when it holds one element: its check matches and the slot is that element's. Sub-tables are
     peeled in turn: within one, pure slots hold different elements, so each is removed from its four slots once.
@@ -216,6 +218,7 @@ def peel_many(elements: np.ndarray, checks: np.ndarray, width: int) -> tuple[np.
     slots_per_row = elements.shape[1]
     found_rows: list[np.ndarray] = []
     found: list[np.ndarray] = []
+    listed = np.zeros(len(left), dtype=np.int64)
     idle = j = 0
     while len(ids) and idle < SUBTABLES:
         e, c = elements[:, j * width:(j + 1) * width], checks[:, j * width:(j + 1) * width]
@@ -228,6 +231,7 @@ def peel_many(elements: np.ndarray, checks: np.ndarray, width: int) -> tuple[np.
             row, element, check = where[0][pure], candidates[pure], check[pure]
             found_rows.append(ids[row])
             found.append(element)
+            listed += np.bincount(ids[row], minlength=len(listed))
             flat_elements, flat_checks = elements.reshape(-1), checks.reshape(-1)
             for s in slots:
                 at = row * slots_per_row + s[pure]
@@ -236,9 +240,13 @@ def peel_many(elements: np.ndarray, checks: np.ndarray, width: int) -> tuple[np.
         j = (j + 1) % SUBTABLES
         if j == 0 or idle == SUBTABLES:
             busy = ((elements != 0) | (checks != 0)).any(axis=1)
+            if limit is not None:
+                stopped = busy & (listed[ids] >= limit)
+                left[ids[stopped]] = np.count_nonzero((elements[stopped] != 0) | (checks[stopped] != 0), axis=1)
+                busy &= ~stopped
             if not busy.all():
                 ids, elements, checks = ids[busy], elements[busy], checks[busy]
-    left[ids] = np.count_nonzero((elements != 0) | (checks != 0), axis=1)
+    left[ids] = np.count_nonzero((elements != 0) | (checks != 0), axis=1)  # stuck
     if not found:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.uint64), left
     return np.concatenate(found_rows), np.concatenate(found), left
@@ -268,14 +276,17 @@ def distinct_records(rows: np.ndarray, found: np.ndarray, n: int) -> tuple[np.nd
 
 
 def differences(xored_elements: np.ndarray, xored_checks: np.ndarray, a_counts: np.ndarray, b_counts: np.ndarray,
-                width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                width: int, threshold: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per pair of cells (the XOR of their tables, and their counts): how many records they differ on (in which
     records they hold or in a value), whether that is exact, and how many records they share (when exact).
 
     When peeling sticks, every slot left holds two or more elements and each record is at most two
     elements, so at least `left / 4` records differ beyond those listed: `records` is then that lower bound.
+    Given `threshold`, a pair stops being peeled once 2 x (threshold - 1) + 1 elements (so `threshold` records or
+    more) are listed: it is not exact, and `records` is at least `threshold`.
     """
-    rows, found, left = peel_many(xored_elements, xored_checks, width)
+    limit = None if threshold is None else 2 * (threshold - 1) + 1
+    rows, found, left = peel_many(xored_elements, xored_checks, width, limit)
     records, changed = distinct_records(rows, found, len(left))
     moved = records - changed  # in one cell only
     only_a = (moved + a_counts - b_counts) // 2  # |A \ B| - |B \ A| = a_count - b_count

@@ -81,8 +81,10 @@ def table_results(con: duckdb.DuckDBPyConnection) -> list:
     each = state(frequency(("i",), name="each"))
     but_one = state(frequency(("i",), query="SELECT * FROM people WHERE i <> 3", name="but_one"))
     results.append(check_differencing(but_one, "but_one", [OtherOutput("each", each), OtherOutput("old", None)], acro))
-    pairs = state(frequency(("pair",), query="SELECT *, i // 2 AS pair FROM people", name="pairs"))
-    results.append(check_differencing(each, "each", [OtherOutput("pairs", pairs)], acro))  # more than are listed
+    # more than are listed: everyone but one against twelve outputs of everyone, two findings each
+    sex_but_one = state(frequency(("sex",), query="SELECT * FROM people WHERE i <> 3", name="sex_but_one"))
+    copies = [OtherOutput(f"copy_{n}", everyone.state) for n in range(12)]
+    results.append(check_differencing(sex_but_one, "sex_but_one", copies, acro))
     results.append(check_differencing(large, "again", [OtherOutput("by_sex_large", large)], acro))
     results.append(check_differencing(None, "untraced", [everyone], acro))
     # sums: everyone minus regions a and b (its total blank: the sum of its shown cells) leaves region c; under 50

@@ -241,3 +241,11 @@ def test_property_a_total_minus_two_parts_leaving_fewer_than_threshold_is_always
         assert finding.records == differing and (finding.exact or extra or changed)
     else:
         assert found == []
+
+
+def test_cells_both_under_the_threshold_are_left_to_the_threshold_rule(con):
+    # 8 and 7 records: each cell fails the threshold rule on its own; one of 8 against 17 is still compared
+    small, smaller = state(con, "id < 8", name="small"), state(con, "id < 7", name="smaller")
+    assert check_differencing(smaller, "smaller", [OtherOutput("small", small)], JP).verdict is Verdict.PASS
+    larger = state(con, "id < 17", name="larger")
+    assert check_differencing(small, "small", [OtherOutput("larger", larger)], JP).verdict is Verdict.FAIL
