@@ -48,7 +48,9 @@ def test_sigint_stops_hub_proxy_service_server_and_kernel_quickly(tmp_path):
     deadline = time.monotonic() + 5
     while any(alive(p) for p in started) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert seconds < 10, f"Ctrl-C took {seconds:.1f} s:\n{hub.log_tail()}"
+    # Without the reset each child is waited for until its timeout, about a minute; a clean exit takes a few
+    # seconds alone and up to 15 beside two other hubs on 2 cores (make test).
+    assert seconds < 30, f"Ctrl-C took {seconds:.1f} s:\n{hub.log_tail()}"
     assert not [p for p in started if alive(p)], "processes left running after Ctrl-C"
     assert len(audit_events(settings, "SESSION_START", "tanaka")) == 1
     assert len(audit_events(settings, "SESSION_STOP", "tanaka")) == 1  # the stop on shutdown is in the ledger
