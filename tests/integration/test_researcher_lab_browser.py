@@ -164,6 +164,8 @@ def test_the_researchers_path_in_chromium(site):
             approve_everything(hub, logins, request_id)
             mine.reload()
             mine.locator("#mine", has_text=text["released"]).wait_for(timeout=30_000)
+            # The reviewers' comments (seen inside the session), one a line, no empty line first.
+            assert mine.locator("#mine td.comment").first.inner_text().split("\n") == ["persons_by_sex: Checked."] * 2
             mine.screenshot(path=str(shots / "my-requests.png"), full_page=True)
             mine.click(f"#mine a[href$='requests/{request_id}']")
             mine.wait_for_selector("#download", timeout=30_000)
