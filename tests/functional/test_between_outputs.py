@@ -1,9 +1,10 @@
 """Disclosure between outputs, end to end (#12): a researcher's real kernel sends pairs of tables whose difference is
 one person, and reviewers vote on the review service's pages behind the real Hub.
 
-The five cases: two tables in one request, two pending requests approved in turn (the approval that would disclose
-is refused on the page, naming both outputs), one person's value set to 0 or to NULL in the recorded SQL, and two
-tables over unrelated populations with the same labels (not flagged).
+The six cases: two tables in one request, two pending requests approved in turn (the approval that would disclose
+is refused on the page, naming both outputs), one person's value set to 0 or to NULL in the recorded SQL, two
+tables over unrelated populations with the same labels (not flagged), and a one-level sum (everyone minus two
+tables released apart that cover all but one person).
 """
 from __future__ import annotations
 
@@ -38,6 +39,11 @@ everyone = "SELECT * FROM {D}"
 but_one = f"SELECT * FROM {D} WHERE annual_income IS DISTINCT FROM {{x}}"
 adults = "SELECT * FROM {D} WHERE age >= 20"
 adults_but_one = f"SELECT * FROM {D} WHERE age >= 20 AND annual_income IS DISTINCT FROM {{x}}"
+# and one aged 50 or more: "under 50" and "50 and over but them" released apart, everyone minus the two is them
+[(y,)] = db.sql("SELECT annual_income FROM {D} WHERE age >= 50 AND annual_income IS NOT NULL "
+                "GROUP BY 1 HAVING count(*) = 1 ORDER BY 1 LIMIT 1").fetchall()
+under_50 = "SELECT * FROM {D} WHERE age < 50"
+over_50_but_one = f"SELECT * FROM {D} WHERE age >= 50 AND annual_income IS DISTINCT FROM {{y}}"
 changed = f"SELECT sex, CASE WHEN annual_income = {{x}} THEN {{{{to}}}} ELSE annual_income END AS annual_income FROM {D}"
 
 def ask(title, *tables):
@@ -46,6 +52,8 @@ def ask(title, *tables):
 answers = {{
     "same_request": ask("one request", outputs.frequency_table(db, everyone, rows="sex", name="everyone"),
                         outputs.frequency_table(db, but_one, rows="sex", name="but_one")),
+    "sum_parts": ask("two halves", outputs.frequency_table(db, under_50, rows="sex", name="under_50"),
+                     outputs.frequency_table(db, over_50_but_one, rows="sex", name="over_50_but_one")),
     "incomes": ask("incomes", outputs.magnitude_table(db, everyone, rows="sex", value="annual_income",
                                                      statistic="sum", name="incomes")),
     "zeroed": ask("zeroed", outputs.magnitude_table(db, changed.format(to=0), rows="sex", value="annual_income",
@@ -114,6 +122,13 @@ def test_between_outputs_attacks_are_caught_and_unrelated_tables_are_not(running
     assert same["everyone"]["verdict"] == same["but_one"]["verdict"] == "fail"
     assert "of 'everyone' and cell" in same["everyone"]["message"] and "of 'but_one' differ on 1 records" in \
         same["everyone"]["message"]
+    # 6. A one-level sum: everyone (of the first request) minus "under 50" minus "50 and over but one" is one person.
+    parts = differencing(settings, ids["sum_parts"])
+    assert verdicts["under_50"] == verdicts["over_50_but_one"] == "fail"
+    for name in ("under_50", "over_50_but_one"):
+        assert parts[name]["verdict"] == "fail", parts[name]["message"]
+        assert f"cell Total of '#{ids['same_request']} everyone' minus the total of " in parts[name]["message"]
+        assert "leaves 1 records" in parts[name]["message"]
     # 3. One person's value set to 0, or to NULL, in the recorded SQL: the same records, one contribution differs.
     for case, name in (("zeroed", "incomes_zeroed"), ("nulled", "incomes_nulled")):
         found = differencing(settings, ids[case])[name]
