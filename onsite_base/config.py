@@ -1,7 +1,7 @@
 """The one configuration tree: every setting a trait, read from one file, then the environment.
 
 Each layer owns its settings as a `Section` (a traitlets `Configurable`):
-`onsite_base.settings.Settings`, `hub_config.config.HubSettings`,
+`onsite_base.settings.Settings`, `hub_config.settings.HubSettings`,
 `access_control.ldap.LdapSettings`, `disclosure_review.workflow.policies.ReviewPolicy`.
 Every process (the hub, both web services, the `onsite` command) builds the
 ones it needs from `load_config(classes)`:

@@ -47,6 +47,7 @@ from access_control.errors import Done, InputInvalid, Label, PolicyError, cli_te
 from access_control.hub_api import HubApiUnavailable, HubClient
 from access_control.models import Accreditation, Booking, Facility, Grant, Person, Project, Terminal
 from access_control.sessions import end_session, session_projects
+from hub_config.settings import CLI_TOKEN_FILE, HUB_API_URL_FILE, HubSettings, ledger_anchor_file
 from onsite.commands.language import cli_language
 from onsite.migrations import migrate, store_exists
 from onsite_base import times
@@ -575,9 +576,6 @@ def bookings(session: Session, args: argparse.Namespace) -> list[dict[str, Any]]
 
 def hub_client(settings: Settings) -> HubClient:
     """The Hub API with the `onsite-cli` service token, both as the running hub wrote them."""
-    # heavy: hub_config.config loads JupyterHub (1.5 s); only the commands that talk to the hub need it
-    from hub_config.config import CLI_TOKEN_FILE, HUB_API_URL_FILE
-
     values = []
     for name in (HUB_API_URL_FILE, CLI_TOKEN_FILE):
         path = settings.runtime_dir / name
@@ -639,9 +637,6 @@ def run_sessions_end(args: argparse.Namespace, settings: Settings) -> int:
 
 def default_anchor(settings: Settings) -> Path:
     """The hub's anchor file (HubSettings.anchor_file, else outside the state directory)."""
-    # heavy: hub_config.config loads JupyterHub (1.5 s); only `audit verify` and `audit anchor` need it
-    from hub_config.config import HubSettings, ledger_anchor_file
-
     return ledger_anchor_file(settings, HubSettings.load())
 
 

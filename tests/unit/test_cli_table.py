@@ -1,6 +1,6 @@
 """The `onsite` command table (onsite/cli.py): every command it lists is built by its module, every admin
-group a module defines is listed, and a command imports only what it needs — `onsite --help` and
-`onsite admin person list` never load JupyterHub, the review web app or the disclosure checks (what made
+group a module defines is listed, and a command imports only what it needs — `onsite --help`,
+`onsite admin person list` and `onsite audit verify` never load JupyterHub, the review web app or the disclosure checks (what made
 every command take seconds to start)."""
 from __future__ import annotations
 
@@ -54,3 +54,4 @@ def test_help_and_a_listing_load_nothing_heavy(tmp_path) -> None:
     assert loaded_by(["admin", "--help"], env) == []
     subprocess.run([sys.executable, "-m", "onsite.cli", "init"], env=env, check=True, capture_output=True, timeout=120)
     assert loaded_by(["admin", "person", "list"], env) == []
+    assert loaded_by(["audit", "verify"], env) == []  # reads the anchor file's setting, HubSettings, without JupyterHub
