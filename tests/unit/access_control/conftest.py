@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from access_control import policy
 from onsite_base.db import Base, transaction
 from access_control.enums import Role
+from access_control.identity import LocalIdentityStore
 from onsite_base.errors import UserError
 from disclosure_review.sdc.rules import preset_names
 
@@ -61,11 +62,20 @@ class World:
     """Changes are made as on `start` (today=…): the dates stay fixed while the calendar moves on."""
 
 
+@pytest.fixture(scope="session")
+def password_hash() -> str:
+    """alice's password hashed once a session by the production store (argon2id, its password rules):
+    each hash costs ~0.2 CPU-s, which the world fixture paid for every test."""
+    return LocalIdentityStore().hash_password(PASSWORD, "alice")
+
+
 @pytest.fixture
-def world(db) -> World:
+def world(db, password_hash) -> World:
+    """alice's PASSWORD is stored as the session's one hash of it (her PERSON_ADD event says no
+    password was given); add_person's own hashing is tested in test_access_identity."""
     w = World()
     with transaction(db) as s:
-        policy.add_person(s, username="alice", display_name="Alice", roles=[Role.RESEARCHER], password=PASSWORD, actor=ACTOR)
+        policy.add_person(s, username="alice", display_name="Alice", roles=[Role.RESEARCHER], actor=ACTOR).password_hash = password_hash
         policy.add_person(s, username="rita", display_name="Rita", roles=[Role.REVIEWER], actor=ACTOR)
         policy.add_person(s, username="adam", display_name="Adam", roles=[Role.ADMINISTRATOR], actor=ACTOR)
         policy.add_project(s, presets=preset_names(), project_id=w.project, title="Income", start_date=w.start, end_date=w.end, actor=ACTOR, today=w.start)

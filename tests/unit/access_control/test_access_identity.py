@@ -29,8 +29,12 @@ def login_failures(session) -> list[dict]:
 
 
 def test_stored_hash_is_argon2id_and_verifies_with_argon2(db, world):
+    # carol through add_person's own hashing (the world stores alice's hash made once a session)
+    with transaction(db) as s:
+        policy.add_person(s, username="carol", display_name="Carol", password=PASSWORD, actor=ACTOR)
     with db() as s:
-        stored = policy.get_person(s, "alice").password_hash
+        stored = policy.get_person(s, "carol").password_hash
+        assert LocalIdentityStore().authenticate(s, "carol", PASSWORD).username == "carol"
     assert stored.startswith("$argon2id$")
     assert PasswordHasher().verify(stored, PASSWORD)
 
