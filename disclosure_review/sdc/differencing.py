@@ -31,7 +31,7 @@ import numpy as np
 
 from .enums import Verdict
 from .messages import msg
-from .records import RecordState, differences, distinct_records, peel_many
+from .records import RecordState, differences, distinct_records, peel_many, shared_hashes, sketch_apart
 from .results import CellKey, CheckResult
 from .rules import Rules
 from .shadow import MARGIN_LABEL
@@ -74,8 +74,9 @@ def _label(cell: CellKey) -> str:
 
 def candidate_pairs(new: RecordState, other: RecordState, threshold: int) -> tuple[np.ndarray, np.ndarray]:
     """Pairs (new cell, other cell), both shown and non-empty, not both under `threshold` records (each such cell
-    fails the threshold rule itself), whose counts are less than `threshold` apart and whose difference is neither
-    empty nor fills every slot of a sub-table."""
+    fails the threshold rule itself), whose counts are less than `threshold` apart, whose bottom-k sketches do not
+    prove them `threshold` records apart (when both states have sketches), and whose difference is neither empty nor
+    fills every slot of a sub-table."""
     a_cells = np.flatnonzero(new.counts > 0)
     b_cells = np.flatnonzero(other.counts > 0)
     order = b_cells[np.argsort(other.counts[b_cells], kind="stable")]
@@ -88,11 +89,15 @@ def candidate_pairs(new: RecordState, other: RecordState, threshold: int) -> tup
     a = np.repeat(a_cells, sizes)
     starts = np.repeat(lo - np.cumsum(np.concatenate(([0], sizes[:-1]))), sizes)
     b = order[starts + np.arange(sizes.sum())] if sizes.sum() else np.empty(0, dtype=np.int64)
+    if new.sketch is not None and other.sketch is not None and new.sketch.shape[1] == other.sketch.shape[1]:
+        shared = shared_hashes(new.sketch_entries, other.sketch_entries, len(other.counts), a, b)
+        near = ~sketch_apart(shared, new.sketch_sizes[a], other.sketch_sizes[b], new.sketch.shape[1], threshold)
+        a, b = a[near], b[near]
     keep_a, keep_b = [], []
     for start in range(0, len(a), CHUNK):
         pa, pb = a[start:start + CHUNK], b[start:start + CHUNK]
         differ = (new.elements[pa] ^ other.elements[pb]) != 0
-        set_slots = differ.reshape(len(pa), -1, new.width).sum(axis=2)  # per sub-table
+        set_slots = differ.reshape(len(pa), new.slots // new.width, new.width).sum(axis=2)  # per sub-table
         # Fewer than `threshold` records are fewer than `width` elements: no sub-table can be full.
         kept = differ.any(axis=1) & (set_slots < new.width).all(axis=1)
         keep_a.append(pa[kept])

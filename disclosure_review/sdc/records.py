@@ -31,6 +31,7 @@ Datasets of 2^32 rows or more are not traced.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import io
 import json
@@ -44,12 +45,14 @@ import polars as pl
 from .shadow import GROUPING, RECORDS, ShadowTable, grouping_sets, source_columns
 from .spec import TableSpec
 
-RECORD_STATE_VERSION = 1
+RECORD_STATE_VERSION = 2  # 2: with the bottom-k sketch; 1 (without) is still read
 SUBTABLES = 4
+SKETCH = 32  # hashes in a cell's bottom-k sketch (128 bytes)
 MIN_WIDTH = 20
 ELEMENT = "sdc_element"  # per record: its row id (high 32 bits) | its value fingerprint (low 32 bits)
 _FINE = "sdc_fine"
 _CHECK_SALT = np.uint64(0x9E3779B97F4A7C15)
+_SKETCH_SALT = np.uint64(0xD1B54A32D192ED03)
 
 
 def width_for(threshold: int | None) -> int:
@@ -78,9 +81,72 @@ def slots_and_check(elements: np.ndarray, width: int) -> tuple[list[np.ndarray],
     return slots, check
 
 
+def sketch_hashes(elements: np.ndarray) -> np.ndarray:
+    """The 32-bit hash of each element that bottom-k sketches keep."""
+    return (_mix(elements ^ _SKETCH_SALT) >> np.uint64(32)).astype(np.uint32)
+
+
+def bottom_k(owners: np.ndarray, hashes: np.ndarray, n: int, k: int = SKETCH) -> tuple[np.ndarray, np.ndarray]:
+    """Per owner (of `n`): the `k` smallest distinct hashes it holds, ascending (uint32 [n, k], 0 after them), and
+    how many distinct hashes it holds, `k` + 1 standing for more than `k` (the sketch is then not all of them)."""
+    keys = np.unique((owners.astype(np.uint64) << np.uint64(32)) | hashes.astype(np.uint64))
+    owner = (keys >> np.uint64(32)).astype(np.int64)
+    distinct = np.bincount(owner, minlength=n)
+    rank = np.arange(len(keys)) - np.repeat(np.cumsum(distinct) - distinct, distinct)
+    kept = rank < k
+    sketch = np.zeros((n, k), dtype=np.uint32)
+    sketch[owner[kept], rank[kept]] = (keys[kept] & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+    return sketch, np.minimum(distinct, k + 1)
+
+
+def sketch_entries(sketch: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A sketch's hashes as (row, hash) arrays, by hash."""
+    held = np.arange(sketch.shape[1]) < np.minimum(sizes, sketch.shape[1])[:, None]
+    rows = np.broadcast_to(np.arange(len(sketch), dtype=np.uint64)[:, None], sketch.shape)[held]
+    keys = np.sort((sketch[held].astype(np.uint64) << np.uint64(32)) | rows)
+    return (keys & np.uint64(0xFFFFFFFF)).astype(np.int64), (keys >> np.uint64(32)).astype(np.uint32)
+
+
+def shared_hashes(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], b_rows_all: int,
+                  a_rows: np.ndarray, b_rows: np.ndarray) -> np.ndarray:
+    """Per pair (`a_rows[i]`, `b_rows[i]`): the hashes both sketches hold; `a`, `b`: two tables' `sketch_entries`,
+    `b_rows_all` the rows of `b`'s table.
+
+    A join of the two tables' sketch hashes: only pairs sharing a hash meet (few: a record is in a few cells), so
+    the cost is the sketches' size, not the number of pairs asked for."""
+    (a_owner, a_hash), (b_owner, b_hash) = a, b
+    lo, hi = np.searchsorted(b_hash, a_hash, side="left"), np.searchsorted(b_hash, a_hash, side="right")
+    sizes = hi - lo
+    starts = np.repeat(lo - np.cumsum(sizes) + sizes, sizes)
+    met_b = b_owner[starts + np.arange(sizes.sum())]
+    met = np.repeat(a_owner, sizes) * b_rows_all + met_b
+    keys, counts = np.unique(met, return_counts=True)
+    asked = a_rows.astype(np.int64) * b_rows_all + b_rows
+    if not len(keys):
+        return np.zeros(len(asked), dtype=np.int64)
+    at = np.minimum(np.searchsorted(keys, asked), len(keys) - 1)
+    return np.where(keys[at] == asked, counts[at], 0)
+
+
+def sketch_apart(shared: np.ndarray, a_sizes: np.ndarray, b_sizes: np.ndarray, k: int, threshold: int) -> np.ndarray:
+    """Per pair of cells (the hashes their bottom-k sketches share, and their sizes as `bottom_k` gives them): True
+    when the sketches prove the cells differ on at least `threshold` records (docs/explanation/differencing.md
+    gives the proof).
+
+    With `s` hashes shared and `r` records differing: s >= min(len_a, len_b) - r (the sketches hold prefixes of
+    the hashes the cells share); and when both sketches are complete (all of a cell's hashes), each cell's hashes
+    the other lacks come from its own differing records, so r >= max(len_a, len_b) - s.
+    """
+    a_len, b_len = np.minimum(a_sizes, k), np.minimum(b_sizes, k)
+    complete = (a_sizes <= k) & (b_sizes <= k)
+    return (shared <= np.minimum(a_len, b_len) - threshold) | (
+        complete & (np.maximum(a_len, b_len) - shared >= threshold))
+
+
 @dataclasses.dataclass(frozen=True)
 class RecordState:
-    """Per cell of a table (shadow frame order): its labels, record count and IBLT (`elements`, `checks`).
+    """Per cell of a table (shadow frame order): its labels, record count, IBLT (`elements`, `checks`) and
+    bottom-k sketch (`sketch`, `sketch_sizes`, as `bottom_k` gives them; None in states stored before them).
 
     `counts` is -1 for a cell released blank (suppressed or deleted): it shows nothing to subtract.
     """
@@ -91,10 +157,17 @@ class RecordState:
     counts: np.ndarray  # int64 [cells]
     elements: np.ndarray  # uint64 [cells, SUBTABLES * width]
     checks: np.ndarray  # uint32 [cells, SUBTABLES * width]
+    sketch: np.ndarray | None = None  # uint32 [cells, SKETCH]
+    sketch_sizes: np.ndarray | None = None  # int64 [cells]
 
     @property
     def slots(self) -> int:
         return SUBTABLES * self.width
+
+    @functools.cached_property
+    def sketch_entries(self) -> tuple[np.ndarray, np.ndarray]:
+        """The sketches' hashes as (cell, hash), by hash (`shared_hashes` joins two tables' on them)."""
+        return sketch_entries(self.sketch, self.sketch_sizes)
 
     def blanked(self, blank: set[tuple]) -> RecordState:
         """The state with the cells released blank (by label) left out of every comparison."""
@@ -102,11 +175,16 @@ class RecordState:
         return dataclasses.replace(self, counts=counts)
 
     def to_bytes(self) -> bytes:
-        header = json.dumps({"version": RECORD_STATE_VERSION, "name": self.name, "width": self.width,
-                             "labels": [list(label) for label in self.labels]}, ensure_ascii=False).encode()
+        sketched = self.sketch is not None
+        header = json.dumps({"version": RECORD_STATE_VERSION if sketched else 1, "name": self.name,
+                             "width": self.width, "labels": [list(label) for label in self.labels],
+                             **({"sketch": self.sketch.shape[1]} if sketched else {})}, ensure_ascii=False).encode()
         body = io.BytesIO()
         body.write(len(header).to_bytes(4, "little") + header)
-        for array in (self.counts.astype("<i8"), self.elements.astype("<u8"), self.checks.astype("<u4")):
+        arrays = [self.counts.astype("<i8"), self.elements.astype("<u8"), self.checks.astype("<u4")]
+        if sketched:
+            arrays += [self.sketch.astype("<u4"), self.sketch_sizes.astype("<u2")]
+        for array in arrays:
             body.write(array.tobytes())
         return zlib.compress(body.getvalue(), 1)
 
@@ -115,7 +193,7 @@ class RecordState:
         raw = zlib.decompress(data)
         size = int.from_bytes(raw[:4], "little")
         header = json.loads(raw[4:4 + size])
-        if header.get("version") != RECORD_STATE_VERSION:
+        if header.get("version") not in (1, RECORD_STATE_VERSION):
             raise ValueError(f"record state version {header.get('version')!r} is not supported")
         cells, slots = len(header["labels"]), SUBTABLES * int(header["width"])
         offset = 4 + size
@@ -124,8 +202,14 @@ class RecordState:
         elements = np.frombuffer(raw, "<u8", cells * slots, offset).reshape(cells, slots)
         offset += 8 * cells * slots
         checks = np.frombuffer(raw, "<u4", cells * slots, offset).reshape(cells, slots)
+        sketch = sizes = None
+        if "sketch" in header:
+            k = int(header["sketch"])
+            offset += 4 * cells * slots
+            sketch = np.frombuffer(raw, "<u4", cells * k, offset).reshape(cells, k)
+            sizes = np.frombuffer(raw, "<u2", cells, offset + 4 * cells * k).astype(np.int64)
         return cls(header["name"], int(header["width"]), [tuple(label) for label in header["labels"]],
-                   counts, elements, checks)
+                   counts, elements, checks, sketch, sizes)
 
 
 def fingerprints(values: np.ndarray, weights: np.ndarray, dataset: str) -> np.ndarray:
@@ -173,6 +257,10 @@ def build_state(name: str, records: pl.DataFrame, dataset: str, cells: pl.DataFr
         np.bitwise_xor.at(fine_checks, at, check)
     fine_elements = fine_elements.reshape(fine.height, slot_count)
     fine_checks = fine_checks.reshape(fine.height, slot_count)
+    fine_sketch, fine_sizes = bottom_k(record_fine, sketch_hashes(elements), fine.height)
+    sketch_owners: list[np.ndarray] = []
+    sketch_values: list[np.ndarray] = []
+    cut = np.zeros(cells.height, dtype=bool)  # cells holding a finest cell of more than SKETCH hashes
     # Every grouping set's cells are XORs of finest cells (XOR is associative): each finest cell is located in the
     # shadow frame once per grouping set, by its dimensions there (the others null) and GROUPING's bits.
     cell_index = cells.rename(dict(zip(dimensions, d))).with_row_index("sdc_cell")
@@ -189,7 +277,14 @@ def build_state(name: str, records: pl.DataFrame, dataset: str, cells: pl.DataFr
         rows, sources = located.get_column("sdc_cell").to_numpy(), located.get_column(_FINE).to_numpy()
         np.bitwise_xor.at(table, rows, fine_elements[sources])
         np.bitwise_xor.at(checks, rows, fine_checks[sources])
-    return RecordState(name, width, labels, np.asarray(counts, dtype=np.int64), table, checks)
+        # a cell's sketch: the bottom k of its finest cells' sketches (the bottom k of a union is in theirs)
+        held = np.arange(SKETCH) < np.minimum(fine_sizes[sources], SKETCH)[:, None]
+        sketch_owners.append(np.broadcast_to(rows[:, None], held.shape)[held])
+        sketch_values.append(fine_sketch[sources][held])
+        cut[rows[fine_sizes[sources] > SKETCH]] = True
+    sketch, sizes = bottom_k(np.concatenate(sketch_owners), np.concatenate(sketch_values), cells.height)
+    sizes = np.where(cut, SKETCH + 1, sizes)  # its finest cells' sketches hold SKETCH of its hashes, not all
+    return RecordState(name, width, labels, np.asarray(counts, dtype=np.int64), table, checks, sketch, sizes)
 
 
 @dataclasses.dataclass(frozen=True)
