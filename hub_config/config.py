@@ -17,7 +17,7 @@ import secrets
 import signal
 import stat
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
 from jupyterhub.app import JupyterHub
@@ -30,7 +30,7 @@ from hub_config.audit_sink import session_event_handlers
 from hub_config.authenticator import OnsiteAuthenticator, default_url
 from hub_config.ldap_authenticator import OnsiteLDAPAuthenticator, ldap_traits
 from hub_config.netfilter import remove_leftover_session_rules
-from hub_config.pages import HubPageLanguage
+from hub_config.pages import TEMPLATES_DIR, HubPageLanguage
 from hub_config.ports import free_port
 from hub_config.roles import (
     ADMIN_SERVICE,
@@ -49,8 +49,10 @@ from hub_config.settings import (  # noqa: F401 (HubSettings and the file names:
     CLI_TOKEN_FILE,
     HUB_API_URL_FILE,
     PROJECT_ROOT,
+    HUB_SETTINGS,
     HubSettings,
     ledger_anchor_file,
+    load_hub_settings,
 )
 from hub_config.spawner import OnsiteSpawner
 from onsite_base.config import CONFIG_FILE_NAME, load_config, setting_name
@@ -60,18 +62,7 @@ from singleuser.kernelspec import write_kernelspec
 
 log = logging.getLogger(__name__)
 
-TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 ANCHOR_SERVICE = "onsite-anchor"
-
-
-HUB_SETTINGS = (Settings, HubSettings, LdapSettings)
-"""The sections the hub reads."""
-
-
-def load_hub_settings(environ: Mapping[str, str] | None = None) -> tuple[Settings, HubSettings, LdapSettings | None]:
-    """The hub's sections from the config file and the environment."""
-    config = load_config(HUB_SETTINGS, environ)
-    return Settings(config=config), HubSettings(config=config), LdapSettings.configured(config)
 
 
 def idle_culler_service(idle_timeout_s: int, max_session_s: int) -> dict:

@@ -76,6 +76,8 @@ MESSAGES: dict[str, dict[str, str]] = {
 translator = make_translator(MESSAGES)
 
 JUPYTERHUB_TEMPLATES = (Path(DATA_FILES_PATH) / "templates").resolve()
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+"""Onsite's own pages, which extend JupyterHub's (c.JupyterHub.template_paths)."""
 
 # The heading of JupyterHub's error page by status; other codes keep JupyterHub's reason phrase.
 ERROR_HEADINGS = {400: "error_bad_request", 403: "error_forbidden", 404: "error_not_found",

@@ -4,13 +4,15 @@ address by the file names here, each without loading JupyterHub (1.5 s). hub_con
 builds the hub from them."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from traitlets import Bool, Int, TraitError, Unicode, default, validate
 
 from access_control.audit import default_anchor_file
-from onsite_base.config import Section, setting_name
+from access_control.ldap import LdapSettings
+from onsite_base.config import Section, load_config, setting_name
 from onsite_base.settings import AbsolutePath, Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -159,3 +161,13 @@ class HubSettings(Section):
 def ledger_anchor_file(settings: Settings, hub: HubSettings) -> Path:
     """Where the ledger's anchors go: `hub.anchor_file`, else outside the state directory."""
     return hub.anchor_file or default_anchor_file(settings.db_url)
+
+
+HUB_SETTINGS = (Settings, HubSettings, LdapSettings)
+"""The sections the hub reads."""
+
+
+def load_hub_settings(environ: Mapping[str, str] | None = None) -> tuple[Settings, HubSettings, LdapSettings | None]:
+    """The hub's sections from the config file and the environment."""
+    config = load_config(HUB_SETTINGS, environ)
+    return Settings(config=config), HubSettings(config=config), LdapSettings.configured(config)

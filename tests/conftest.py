@@ -30,6 +30,10 @@ SERVICE_TIERS = ("integration", "security", "functional")  # folders whose tests
 GROUPED_FOLDERS = ("integration", "security", "functional", "unit/hub_config")
 # Folders that are one group together: their files share a session fixture (one slapd).
 ONE_GROUP_FOLDERS = ("integration/ldap",)
+# Files that are one group each, by the name given: a cost their tests share (an import, a module fixture) is
+# paid by one worker, not by every one. jsonschema: 1-2 CPU-s to import; the message corpus: ~1 CPU-s.
+ONE_GROUP_FILES = {"unit/workflow/test_wire.py": "jsonschema", "unit/analysis_kernel/test_wire_requests.py": "jsonschema",
+                   "unit/sdc/test_sdc_messages.py": "message corpus"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -58,11 +62,13 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log) -> GroupScheduling |
 
 
 def xdist_group_of(path: Path) -> str | None:
-    """The test's file (or its folder of ONE_GROUP_FOLDERS) under GROUPED_FOLDERS, else None: any worker,
-    one test at a time."""
+    """The test's file (or its folder of ONE_GROUP_FOLDERS) under GROUPED_FOLDERS, or its ONE_GROUP_FILES
+    group, else None: any worker, one test at a time."""
     if not path.is_relative_to(TESTS):
         return None
     relative = path.relative_to(TESTS).as_posix()
+    if relative in ONE_GROUP_FILES:
+        return ONE_GROUP_FILES[relative]
     for folder in ONE_GROUP_FOLDERS:
         if relative.startswith(folder + "/"):
             return folder

@@ -17,8 +17,8 @@ from access_control.addresses import AddressPolicy
 from access_control.ldap import LdapSettings
 from disclosure_review.workflow.policies import ReviewPolicy
 from hub_config.authenticator import OnsiteAuthenticator
-from hub_config.config import HubSettings
 from hub_config.ldap_authenticator import OnsiteLDAPAuthenticator
+from hub_config.settings import HubSettings
 from hub_config.spawner import OnsiteSpawner
 from onsite_base.config import config_file, load_config, settings_reference
 from onsite_base.settings import Settings

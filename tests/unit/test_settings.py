@@ -6,7 +6,7 @@ from traitlets.config import Config
 
 from disclosure_review.workflow.policies import ReviewPolicy
 from hub_config.authenticator import OnsiteAuthenticator
-from hub_config.config import HubSettings, configure, load_hub_settings
+from hub_config.settings import HubSettings, load_hub_settings
 from onsite.cli import main
 from onsite.commands.settings import REFERENCE_PAGE, reference_page
 from onsite_base.config import SettingInvalid, load_config
@@ -95,6 +95,10 @@ def test_the_cli_settings_command_shows_values_without_passwords(tmp_path, monke
 
 def test_the_services_get_the_same_state_and_config_file(tmp_path):
     (tmp_path / "onsite_config.py").write_text("c.HubSettings.max_session_s = 0\n")
+    # heavy: hub_config.config loads jupyterhub.app and with it jsonschema (2-3 CPU-s): imported by the one test
+    # that builds a hub's configuration, not by every process that collects this file
+    from hub_config.config import configure
+
     settings, hub, ldap = load_hub_settings({"ONSITE_HOME": str(tmp_path)})
     c = Config()
     configure(c, settings, hub, ldap)

@@ -7,7 +7,6 @@ import json
 
 import pytest
 import statsmodels.formula.api as smf
-from jsonschema import Draft202012Validator
 
 from analysis_kernel.connection import AnalysisConnection
 from analysis_kernel.ingress import intake_dir
@@ -30,12 +29,22 @@ def db(demo_dataset, tmp_path):
     con.close()
 
 
+@pytest.fixture(scope="module")
+def validator():
+    """jsonschema's Draft 2020-12 validator class."""
+    # heavy: jsonschema loads its format checkers (rfc3987_syntax builds a grammar, 1-2 CPU-s); imported for the
+    # tests that use it, which run on one worker (tests/conftest.py ONE_GROUP_FILES), not by every process
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator
+
+
 def _sent(payload) -> dict:
     """What the outbox file holds, read back as the forwarder and the service read it."""
     return json.loads(json.dumps(payload.to_json(), ensure_ascii=False))
 
 
-def test_every_kind_of_output_follows_the_wire_format(db, tmp_path):
+def test_every_kind_of_output_follows_the_wire_format(db, tmp_path, validator):
     figure = tmp_path / "figure.png"
     figure.write_bytes(PNG)
     frame = db.sql(SOURCE).df()
@@ -50,13 +59,13 @@ def test_every_kind_of_output_follows_the_wire_format(db, tmp_path):
     payload = wire.ReleasePayload(project="p1", title="All kinds", purpose="test",
                                   outputs=tuple(o.to_request() for o in outputs))
     sent = _sent(payload)
-    assert Draft202012Validator(wire.json_schema(wire.ReleasePayload)).is_valid(sent)
+    assert validator(wire.json_schema(wire.ReleasePayload)).is_valid(sent)
     assert wire.ReleasePayload.from_json(sent) == payload
     kinds = [o.kind.value for o in service.validate_payload(sent).outputs]
     assert kinds == ["TABLE", "TABLE", "TABLE", "EXTRACT", "FILE", "FILE"]
 
 
-def test_ingress_and_reference_reads_follow_the_wire_format(monkeypatch, tmp_path):
+def test_ingress_and_reference_reads_follow_the_wire_format(monkeypatch, tmp_path, validator):
     monkeypatch.setenv("HOME", str(tmp_path))
     intake_dir().mkdir()
     (intake_dir() / "codes.csv").write_text("code,label\n01,北海道\n")
@@ -64,7 +73,7 @@ def test_ingress_and_reference_reads_follow_the_wire_format(monkeypatch, tmp_pat
                                       filename="codes.csv", content=(intake_dir() / "codes.csv").read_bytes())),
             _sent(wire.ReferencePayload("p1")), _sent(wire.ReferencePayload("p1", "codes"))]
     for data, cls in zip(sent, (wire.IngressPayload, wire.ReferencePayload, wire.ReferencePayload)):
-        assert Draft202012Validator(wire.json_schema(cls)).is_valid(data)
+        assert validator(wire.json_schema(cls)).is_valid(data)
         assert cls.from_json(data).to_json() == data
     assert ingress.validate_payload(sent[0]).content == "code,label\n01,北海道\n".encode()
     assert sent[1] == {"project": "p1"}  # no name: the list

@@ -11,11 +11,12 @@ from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 from traitlets.config import Config
 
 from hub_config.authenticator import EntryDenied, client_address, entry_message
-from hub_config.config import HubSettings, configure, secret_file, write_kernelspec
 from hub_config.roles import HUB_MANAGER_ROLE, REVIEW_SERVICE
+from hub_config.settings import HubSettings
 from access_control.entry import DenialReason
 from onsite_base.errors import UserError
 from onsite_base.settings import Settings
+from singleuser.kernelspec import write_kernelspec
 
 TRUSTED = {"127.0.0.1", "::1"}
 
@@ -66,7 +67,18 @@ def test_entry_refusal_shows_every_reason_in_both_languages():
     assert entry_message(reasons) == error.jupyterhub_message
 
 
-def test_secret_file_is_created_private_and_kept(tmp_path):
+@pytest.fixture(scope="module")
+def hub_configuration():
+    """hub_config.config, for the tests that use it."""
+    # heavy: it loads jupyterhub.app and with it jsonschema (2-3 CPU-s): imported on the worker that runs these
+    # tests (this file is an xdist group), not by every process that collects this file
+    from hub_config import config
+
+    return config
+
+
+def test_secret_file_is_created_private_and_kept(tmp_path, hub_configuration):
+    secret_file = hub_configuration.secret_file
     path = secret_file(tmp_path / "run" / "cookie")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     first = path.read_text()
@@ -74,12 +86,12 @@ def test_secret_file_is_created_private_and_kept(tmp_path):
     assert secret_file(path).read_text() == first  # reused, not regenerated
 
 
-def test_secret_file_readable_by_others_is_refused(tmp_path):
+def test_secret_file_readable_by_others_is_refused(tmp_path, hub_configuration):
     path = tmp_path / "token"
     path.write_text("abc")
     os.chmod(path, 0o644)
     with pytest.raises(UserError, match="chmod 600"):
-        secret_file(path)
+        hub_configuration.secret_file(path)
     assert path.read_text() == "abc"
 
 
@@ -94,10 +106,10 @@ def test_kernelspec_strips_hub_secrets(tmp_path):
     assert os.access(argv[argv.index("-m") - 1], os.X_OK)
 
 
-def test_configure_wires_the_parts(tmp_path):
+def test_configure_wires_the_parts(tmp_path, hub_configuration):
     settings = Settings(home=tmp_path / "home", db_url=f"sqlite:///{tmp_path / 'onsite.sqlite'}")
     c = Config()
-    configure(c, settings, HubSettings(port=8123))
+    hub_configuration.configure(c, settings, HubSettings(port=8123))
     assert c.JupyterHub.port == 8123
     assert c.JupyterHub.allow_named_servers is False
     service = c.JupyterHub.services[0]
@@ -113,12 +125,13 @@ def test_configure_wires_the_parts(tmp_path):
     assert not {"access:servers", "tokens", "admin:users"} & set(HUB_MANAGER_ROLE["scopes"])
 
 
-def test_configure_uses_the_proxy_named_by_onsite_proxy_command(tmp_path, monkeypatch):
+def test_configure_uses_the_proxy_named_by_onsite_proxy_command(tmp_path, monkeypatch, hub_configuration):
     """A deployment from a wheel (ansible/) has no node_modules: it names Debian's proxy (the variable, or the file)."""
     settings = Settings(home=tmp_path / "home", db_url=f"sqlite:///{tmp_path / 'onsite.sqlite'}")
     installed = tmp_path / "configurable-http-proxy"
     installed.write_text("#!/bin/sh\n")
     monkeypatch.setenv("ONSITE_PROXY_COMMAND", str(installed))
+    configure = hub_configuration.configure
     c = Config()
     configure(c, settings, HubSettings.load())
     assert c.ConfigurableHTTPProxy.command == [str(installed)]

@@ -5,8 +5,15 @@ import re
 
 import pytest
 
-from hub_config.config import TEMPLATES_DIR
-from hub_config.pages import ERROR_HEADINGS, JUPYTERHUB_TEMPLATES, LOGIN_ERRORS, MESSAGES, SOURCE_PATCHES, patch_source
+from hub_config.pages import (
+    ERROR_HEADINGS,
+    JUPYTERHUB_TEMPLATES,
+    LOGIN_ERRORS,
+    MESSAGES,
+    SOURCE_PATCHES,
+    TEMPLATES_DIR,
+    patch_source,
+)
 
 
 @pytest.mark.parametrize("name", sorted(SOURCE_PATCHES))

@@ -21,7 +21,8 @@ from onsite_base.db import make_engine, session_factory
 from access_control.enums import AuditEventType, Outcome
 from hub_config import isolation
 from hub_config.audit_sink import MAX_FIELDS, clean_event, record_session_events
-from hub_config.config import HUB_API_URL_FILE, HubSettings, configure, free_port, hub_app_class
+from hub_config.ports import free_port
+from hub_config.settings import HUB_API_URL_FILE, HubSettings
 from onsite import cli as onsite_cli
 from onsite_base.settings import Settings
 from hopper import HOPPER, beating, started
@@ -79,6 +80,10 @@ def test_session_events_are_ledger_events_and_an_edit_is_caught_by_audit_verify(
 
 def hub_app(settings: Settings, site_config: str):
     """The hub application `onsite hub` runs, configured by Onsite and then by the site's file."""
+    # heavy: hub_config.config loads jupyterhub.app and with it jsonschema (2-3 CPU-s): imported on the worker that
+    # runs these tests (this file is an xdist group), not by every process that collects this file
+    from hub_config.config import configure, hub_app_class
+
     c = Config()
     configure(c, settings, HubSettings())
     (settings.home / "onsite_config.py").write_text(site_config)

@@ -6,9 +6,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from jupyterlab.commands import get_app_dir
-from jupyterlab_server.settings_utils import _get_overrides, get_settings
-from jupyterlab_server.translation_utils import get_language_pack
 
 from hub_config.spawner import singleuser_config_path
 from onsite_base.errors import UserError
@@ -19,6 +16,11 @@ TRANSLATION_PLUGIN = "@jupyterlab/translation-extension:plugin"
 
 def lab_locale_default(monkeypatch, language: str) -> str:
     """The translation plugin's default locale as the single-user server's settings API would serve it."""
+    # heavy: JupyterLab's server loads jupyter_server and jupyter_events, with jsonschema (2-3 CPU-s): imported by
+    # the tests that use it, not by every process that collects this file
+    from jupyterlab.commands import get_app_dir
+    from jupyterlab_server.settings_utils import _get_overrides, get_settings
+
     monkeypatch.setenv("JUPYTER_CONFIG_PATH", os.pathsep.join(str(d) for d in singleuser_config_path(language)))
     app_settings = Path(get_app_dir()) / "settings"
     overrides, error = _get_overrides(str(app_settings))
@@ -44,6 +46,10 @@ def test_jupyterlab_default_locale_follows_the_site_language(monkeypatch, langua
 
 def test_japanese_language_pack_is_installed_and_translates_jupyterlab():
     from importlib.metadata import version
+
+    # heavy: JupyterLab's server loads jupyter_server and jupyter_events, with jsonschema (2-3 CPU-s): imported by
+    # the tests that use it, not by every process that collects this file
+    from jupyterlab_server.translation_utils import get_language_pack
 
     assert version("jupyterlab-language-pack-ja-JP").split(".")[0] == version("jupyterlab").split(".")[0]
     data, message = get_language_pack("ja_JP")

@@ -16,14 +16,12 @@ import socket
 from pathlib import Path
 
 import pytest
-from jsonschema import Draft202012Validator
 from tornado.httpserver import HTTPServer
 from tornado.web import Application, RequestHandler
 
 from disclosure_review import wire
 from disclosure_review.workflow import ingress, service
 from disclosure_review.workflow.exceptions import IngressInvalid, ReleaseRequestInvalid
-from singleuser.serverext import OutboxForwarder
 
 PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
 TABLE_SPEC = {"version": 1, "kind": "frequency", "name": "t", "query": "SELECT * FROM survey", "rows": ["region"]}
@@ -74,6 +72,10 @@ def _mutations(payload: dict) -> list[tuple[str, dict]]:
 
 @pytest.mark.parametrize("kind", list(VALID), ids=["release", "ingress", "reference"])
 def test_the_schema_accepts_exactly_what_the_parser_accepts_structurally(kind):
+    # heavy: jsonschema loads its format checkers (rfc3987_syntax builds a grammar, 1-2 CPU-s); imported by the
+    # tests that use it, which run on one worker (tests/conftest.py ONE_GROUP_FILES), not by every process
+    from jsonschema import Draft202012Validator
+
     cls, validator = wire.MESSAGES[kind], Draft202012Validator(wire.json_schema(wire.MESSAGES[kind]))
     Draft202012Validator.check_schema(wire.json_schema(cls))
     parsed = cls.from_json(VALID[kind])
@@ -134,6 +136,9 @@ def _forward(outbox: Path, files: dict[str, object]) -> list[dict]:
     posted: list[dict] = []
 
     async def run() -> None:
+        # heavy: the forwarder's module validates with jsonschema (see the schema test above)
+        from singleuser.serverext import OutboxForwarder
+
         port = _free_port()
         app = Application([(r"/api/(?:requests|ingress|reference)", _Recorder)], posted=posted)
         server = HTTPServer(app)
