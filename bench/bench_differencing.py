@@ -29,8 +29,8 @@ Cases:
   against its shadow statistics (`compute_shadow`), which the service computes
   anyway.
 
-The notes give the record state's size per cell (stored bytes and in memory;
-goal under 1 KB a cell on average).
+The notes give the record state's size per cell (stored bytes and in memory:
+the IBLT and the bottom-k sketch; goal under 1 KB a cell on average).
 """
 from __future__ import annotations
 
@@ -123,7 +123,8 @@ def cases(ctx: Context, outputs: int = DEFAULT_OUTPUTS) -> list[Case]:
         result.message[:500]
     cells = sum(len(RecordState.from_bytes(data).labels) for _, data in stored)
     stored_bytes = sum(len(data) for _, data in stored)
-    in_memory = (new.elements.nbytes + new.checks.nbytes + new.counts.nbytes) / len(new.labels)
+    in_memory = sum(a.nbytes for a in (new.elements, new.checks, new.counts, new.sketch, new.sketch_sizes)) / len(
+        new.labels)
     flagged = ", ".join(sorted(pairs | {p["args"]["output"] for s in sums for p in s["parts"]}))
     note = (f"{ctx.rows:,} rows; new {len(new.labels):,} cells vs {len(stored)} outputs, {cells:,} cells; "
             f"found with {flagged}; state "

@@ -168,7 +168,9 @@ class Part:
 def released_population(output: str, state: RecordState) -> Part | None:
     """The output's part (None when it shows neither its total nor any cell)."""
     k = len(state.labels[0]) if state.labels else 0
-    margins = np.array([[value == MARGIN_LABEL for value in label] for label in state.labels], dtype=bool)
+    labels = np.empty((len(state.labels), k), dtype=object)
+    labels[:] = state.labels
+    margins = (labels == MARGIN_LABEL).astype(bool)
     total = np.flatnonzero(margins.all(axis=1))
     if len(total) and state.counts[total[0]] >= 0:
         i = total[0]
@@ -250,28 +252,44 @@ def _wholes_near(state: RecordState, totals: np.ndarray, threshold: int) -> tupl
     return (order[starts + np.arange(sizes.sum())] if sizes.sum() else np.empty(0, dtype=np.int64)), combo
 
 
-def _search(whole: RecordState, whole_name: str, combos: list[tuple[Part, ...]], new_cell, threshold: int
-            ) -> list[SumFinding]:
-    if not combos:
+def _stack(parts: list[Part]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The parts' counts and tables as arrays, with a last row of zeros (index -1: no part)."""
+    if not parts:
+        return np.zeros(1, dtype=np.int64), np.zeros((1, 0), dtype=np.uint64), np.zeros((1, 0), dtype=np.uint32)
+    return (np.array([p.count for p in parts] + [0], dtype=np.int64),
+            np.stack([p.elements for p in parts] + [np.zeros_like(parts[0].elements)]),
+            np.stack([p.checks for p in parts] + [np.zeros_like(parts[0].checks)]))
+
+
+def _search(whole: RecordState, whole_name: str, parts: list[Part], stacked: tuple[np.ndarray, np.ndarray, np.ndarray],
+            combos: np.ndarray, new_cell, threshold: int) -> list[SumFinding]:
+    """Cells of `whole` minus the parts of each combination (`combos`: rows of two indices into `parts`, -1 for
+    none; `stacked`: `_stack(parts)`); the parts' tables are XOR-ed only for the cells whose counts come near."""
+    if not len(combos) or not parts:
         return []
-    totals = np.array([sum(p.count for p in combo) for combo in combos], dtype=np.int64)
-    sizes = np.array([len(combo) for combo in combos], dtype=np.int64)
-    combo_elements = np.stack([np.bitwise_xor.reduce([p.elements for p in combo], axis=0) for combo in combos])
-    combo_checks = np.stack([np.bitwise_xor.reduce([p.checks for p in combo], axis=0) for combo in combos])
+    counts, part_elements, part_checks = stacked
+    first, second = combos[:, 0], combos[:, 1]
+    totals = counts[first] + counts[second]
+    sizes = (first >= 0).astype(np.int64) + (second >= 0)
     cells, which = _wholes_near(whole, totals, threshold)
     found = []
     for start in range(0, len(cells), CHUNK):
         c, w = cells[start:start + CHUNK], which[start:start + CHUNK]
-        xored = whole.elements[c] ^ combo_elements[w]
+        xored = whole.elements[c] ^ part_elements[first[w]] ^ part_elements[second[w]]
         keep = ~_full_subtable(xored, whole.width)
         c, w = c[keep], w[keep]
         if not len(c):
             continue
-        flagged, records, exact = sums_left(xored[keep], whole.checks[c] ^ combo_checks[w], whole.counts[c],
-                                            totals[w], sizes[w], whole.width, threshold)
-        found += [SumFinding(new_cell(i, combos[j]), whole_name, whole.labels[i], combos[j], int(n), bool(x))
-                  for i, j, n, x in zip(c[flagged], w[flagged], records[flagged], exact[flagged])]
+        flagged, records, exact = sums_left(xored[keep], whole.checks[c] ^ part_checks[first[w]] ^ part_checks[second[w]],
+                                            whole.counts[c], totals[w], sizes[w], whole.width, threshold)
+        for i, j, n, x in zip(c[flagged], w[flagged], records[flagged], exact[flagged]):
+            combo = tuple(parts[k] for k in combos[j] if k >= 0)
+            found.append(SumFinding(new_cell(i, combo), whole_name, whole.labels[i], combo, int(n), bool(x)))
     return found
+
+
+def _combos(singles: Sequence[int], pairs: Sequence[tuple[int, int]]) -> np.ndarray:
+    return np.array([(i, -1) for i in singles] + list(pairs), dtype=np.int64).reshape(-1, 2)
 
 
 def sum_findings(new: RecordState, table: str, others: Sequence[OtherOutput], threshold: int) -> list[SumFinding]:
@@ -282,13 +300,15 @@ def sum_findings(new: RecordState, table: str, others: Sequence[OtherOutput], th
     parts = [p for p in (released_population(o.name, o.state) for o in others) if p is not None]
     total = (MARGIN_LABEL,) * len(new.labels[0]) if new.labels else ()
     # the new table's cells minus others' parts
-    combos = [(p,) for p in parts if p.summed] + [(a, b) for i, a in enumerate(parts) for b in parts[i + 1:]]
-    found = _search(new, _NEW, combos, lambda i, combo: new.labels[i], threshold)
+    n = len(parts)
+    combos = _combos([i for i, p in enumerate(parts) if p.summed], list(zip(*np.triu_indices(n, 1))))
+    found = _search(new, _NEW, parts, _stack(parts), combos, lambda i, combo: new.labels[i], threshold)
     if own is None:
         return found
-    # others' cells minus the new table's part (and another output's)
+    # others' cells minus the new table's part (and another output's): `own` is part 0 here
+    with_own = [own, *parts]
+    stacked = _stack(with_own)
     for other in others:
-        combos = [(own,)] if own.summed else []
-        combos += [(own, p) for p in parts if p.output != other.name]
-        found += _search(other.state, other.name, combos, lambda i, combo: total, threshold)
+        combos = _combos([0] if own.summed else [], [(0, i + 1) for i, p in enumerate(parts) if p.output != other.name])
+        found += _search(other.state, other.name, with_own, stacked, combos, lambda i, combo: total, threshold)
     return found

@@ -41,6 +41,7 @@ from collections.abc import Sequence
 import duckdb
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from .shadow import GROUPING, RECORDS, ShadowTable, grouping_sets, source_columns
 from .spec import TableSpec
@@ -53,6 +54,7 @@ ELEMENT = "sdc_element"  # per record: its row id (high 32 bits) | its value fin
 _FINE = "sdc_fine"
 _CHECK_SALT = np.uint64(0x9E3779B97F4A7C15)
 _SKETCH_SALT = np.uint64(0xD1B54A32D192ED03)
+_ZSTD = b"\0zst"  # stored states from version 2: this, the raw size (8 bytes), zstd; version 1: zlib (never \0 first)
 
 
 def width_for(threshold: int | None) -> int:
@@ -186,11 +188,19 @@ class RecordState:
             arrays += [self.sketch.astype("<u4"), self.sketch_sizes.astype("<u2")]
         for array in arrays:
             body.write(array.tobytes())
-        return zlib.compress(body.getvalue(), 1)
+        raw = body.getvalue()
+        if not sketched:
+            return zlib.compress(raw, 1)
+        # zstd: about the size of zlib's, decompressed about 7x faster (a check reads every earlier output's state)
+        return _ZSTD + len(raw).to_bytes(8, "little") + pa.compress(raw, codec="zstd", asbytes=True)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> RecordState:
-        raw = zlib.decompress(data)
+        if data.startswith(_ZSTD):
+            size = int.from_bytes(data[len(_ZSTD):len(_ZSTD) + 8], "little")
+            raw = pa.decompress(data[len(_ZSTD) + 8:], decompressed_size=size, codec="zstd", asbytes=True)
+        else:
+            raw = zlib.decompress(data)  # version 1
         size = int.from_bytes(raw[:4], "little")
         header = json.loads(raw[4:4 + size])
         if header.get("version") not in (1, RECORD_STATE_VERSION):
