@@ -20,6 +20,11 @@ at most 2 × (threshold − 1) elements (a changed value is the old and the new
 element), fewer than `width`: it can never fill a sub-table, so a table with
 every slot set is a difference of at least `threshold` records, exactly.
 
+Each cell also keeps a bottom-k sketch: the `SKETCH` (32) smallest distinct 32-bit hashes of its elements, 128
+bytes. Two sketches bound how many records their cells differ on (`sketch_apart`, proven in
+docs/explanation/differencing.md), which settles most pairs of cells without touching their IBLTs. Stored states
+(version 2) are zstd-compressed; version 1 states (zlib, no sketch) are still read and compared without it.
+
 The state is built from the query's rows by numpy: fingerprints, slots, and
 the XOR of each finest cell's elements into its slots (`np.bitwise_xor.at`);
 margins are XORs of finest cells.
@@ -117,11 +122,13 @@ def shared_hashes(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndar
     A join of the two tables' sketch hashes: only pairs sharing a hash meet (few: a record is in a few cells), so
     the cost is the sketches' size, not the number of pairs asked for."""
     (a_owner, a_hash), (b_owner, b_hash) = a, b
-    lo, hi = np.searchsorted(b_hash, a_hash, side="left"), np.searchsorted(b_hash, a_hash, side="right")
-    sizes = hi - lo
+    # b's hashes that a holds (few), then the run of a's entries each meets
+    lo = np.searchsorted(a_hash, b_hash, side="left")
+    found = np.flatnonzero(a_hash[np.minimum(lo, len(a_hash) - 1)] == b_hash) if len(a_hash) else lo[:0]
+    lo, b_owner = lo[found], b_owner[found]
+    sizes = np.searchsorted(a_hash, b_hash[found], side="right") - lo
     starts = np.repeat(lo - np.cumsum(sizes) + sizes, sizes)
-    met_b = b_owner[starts + np.arange(sizes.sum())]
-    met = np.repeat(a_owner, sizes) * b_rows_all + met_b
+    met = a_owner[starts + np.arange(sizes.sum())] * b_rows_all + np.repeat(b_owner, sizes)
     keys, counts = np.unique(met, return_counts=True)
     asked = a_rows.astype(np.int64) * b_rows_all + b_rows
     if not len(keys):
