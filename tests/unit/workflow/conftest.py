@@ -1,13 +1,24 @@
 """Fixtures of the workflow tests (helpers in workflow_factories.py)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-from workflow_factories import World, make_world
+from workflow_factories import World, make_world, write_world_datasets
+
+
+@pytest.fixture(scope="session")
+def world_datasets(tmp_path_factory) -> Path:
+    """The world's dataset files written once a session; each world copies them (removed redundancy: every
+    test wrote them again, ~0.1 CPU-s)."""
+    folder = tmp_path_factory.mktemp("world-datasets")
+    write_world_datasets(folder)
+    return folder
 
 
 @pytest.fixture
-def world(db, settings) -> World:
-    return make_world(db, settings)
+def world(db, settings, world_datasets) -> World:
+    return make_world(db, settings, world_datasets)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
