@@ -106,23 +106,30 @@ def bottom_k(owners: np.ndarray, hashes: np.ndarray, n: int, k: int = SKETCH) ->
     return sketch, np.minimum(distinct, k + 1)
 
 
-def sketch_entries(sketch: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A sketch's hashes as (row, hash) arrays, by hash."""
+def sketch_entries(sketch: np.ndarray, sizes: np.ndarray, ordered: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """A sketch's hashes as (row, hash) arrays, by hash when `ordered`."""
     held = np.arange(sketch.shape[1]) < np.minimum(sizes, sketch.shape[1])[:, None]
-    rows = np.broadcast_to(np.arange(len(sketch), dtype=np.uint64)[:, None], sketch.shape)[held]
-    keys = np.sort((sketch[held].astype(np.uint64) << np.uint64(32)) | rows)
+    rows = np.broadcast_to(np.arange(len(sketch), dtype=np.int64)[:, None], sketch.shape)[held]
+    if not ordered:
+        return rows, sketch[held]
+    keys = np.sort((sketch[held].astype(np.uint64) << np.uint64(32)) | rows.astype(np.uint64))
     return (keys & np.uint64(0xFFFFFFFF)).astype(np.int64), (keys >> np.uint64(32)).astype(np.uint32)
 
 
 def shared_hashes(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], b_rows_all: int,
                   a_rows: np.ndarray, b_rows: np.ndarray) -> np.ndarray:
-    """Per pair (`a_rows[i]`, `b_rows[i]`): the hashes both sketches hold; `a`, `b`: two tables' `sketch_entries`,
-    `b_rows_all` the rows of `b`'s table.
+    """Per pair (`a_rows[i]`, `b_rows[i]`): the hashes both sketches hold; `a`, `b`: two tables' `sketch_entries`
+    (`a`'s ordered, `b`'s in any order), `b_rows_all` the rows of `b`'s table.
 
     A join of the two tables' sketch hashes: only pairs sharing a hash meet (few: a record is in a few cells), so
     the cost is the sketches' size, not the number of pairs asked for."""
     (a_owner, a_hash), (b_owner, b_hash) = a, b
-    # b's hashes that a holds (few), then the run of a's entries each meets
+    # b's hashes that a may hold, by a bitmap of a's hashes' top 20 bits (few pass), then those a holds, then the
+    # run of a's entries each meets
+    present = np.zeros(1 << 20, dtype=bool)
+    present[a_hash >> np.uint32(12)] = True
+    maybe = np.flatnonzero(present[b_hash >> np.uint32(12)])
+    b_owner, b_hash = b_owner[maybe], b_hash[maybe]
     lo = np.searchsorted(a_hash, b_hash, side="left")
     found = np.flatnonzero(a_hash[np.minimum(lo, len(a_hash) - 1)] == b_hash) if len(a_hash) else lo[:0]
     lo, b_owner = lo[found], b_owner[found]
