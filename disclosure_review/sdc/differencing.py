@@ -90,7 +90,7 @@ def candidate_pairs(new: RecordState, other: RecordState, threshold: int) -> tup
     starts = np.repeat(lo - np.cumsum(np.concatenate(([0], sizes[:-1]))), sizes)
     b = order[starts + np.arange(sizes.sum())] if sizes.sum() else np.empty(0, dtype=np.int64)
     if new.sketch is not None and other.sketch is not None and new.sketch.shape[1] == other.sketch.shape[1]:
-        shared = shared_hashes(new.sketch_entries, sketch_entries(other.sketch, other.sketch_sizes, ordered=False),
+        shared = shared_hashes(new.sketch_index, sketch_entries(other.sketch, other.sketch_sizes, ordered=False),
                                len(other.counts), a, b)
         near = ~sketch_apart(shared, new.sketch_sizes[a], other.sketch_sizes[b], new.sketch.shape[1], threshold)
         a, b = a[near], b[near]

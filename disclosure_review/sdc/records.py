@@ -116,26 +116,41 @@ def sketch_entries(sketch: np.ndarray, sizes: np.ndarray, ordered: bool = True) 
     return (keys & np.uint64(0xFFFFFFFF)).astype(np.int64), (keys >> np.uint64(32)).astype(np.uint32)
 
 
-def shared_hashes(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], b_rows_all: int,
-                  a_rows: np.ndarray, b_rows: np.ndarray) -> np.ndarray:
-    """Per pair (`a_rows[i]`, `b_rows[i]`): the hashes both sketches hold; `a`, `b`: two tables' `sketch_entries`
-    (`a`'s ordered, `b`'s in any order), `b_rows_all` the rows of `b`'s table.
+@dataclasses.dataclass(frozen=True)
+class SketchIndex:
+    """A table's sketch hashes ready to be joined: (cell, hash) by hash, where each hash's run ends, and a bitmap
+    of the hashes' top 20 bits (most hashes of another table are ruled out by one look-up)."""
+
+    cells: np.ndarray
+    hashes: np.ndarray
+    run_end: np.ndarray
+    present: np.ndarray
+
+    @classmethod
+    def of(cls, sketch: np.ndarray, sizes: np.ndarray) -> SketchIndex:
+        cells, hashes = sketch_entries(sketch, sizes)
+        present = np.zeros(1 << 20, dtype=bool)
+        present[hashes >> np.uint32(12)] = True
+        return cls(cells, hashes, np.searchsorted(hashes, hashes, side="right"), present)
+
+
+def shared_hashes(a: SketchIndex, b: tuple[np.ndarray, np.ndarray], b_rows_all: int, a_rows: np.ndarray,
+                  b_rows: np.ndarray) -> np.ndarray:
+    """Per pair (`a_rows[i]`, `b_rows[i]`): the hashes both sketches hold; `a`: one table's index, `b`: the other's
+    `sketch_entries` (in any order), `b_rows_all` the rows of `b`'s table.
 
     A join of the two tables' sketch hashes: only pairs sharing a hash meet (few: a record is in a few cells), so
     the cost is the sketches' size, not the number of pairs asked for."""
-    (a_owner, a_hash), (b_owner, b_hash) = a, b
-    # b's hashes that a may hold, by a bitmap of a's hashes' top 20 bits (few pass), then those a holds, then the
-    # run of a's entries each meets
-    present = np.zeros(1 << 20, dtype=bool)
-    present[a_hash >> np.uint32(12)] = True
-    maybe = np.flatnonzero(present[b_hash >> np.uint32(12)])
-    b_owner, b_hash = b_owner[maybe], b_hash[maybe]
-    lo = np.searchsorted(a_hash, b_hash, side="left")
-    found = np.flatnonzero(a_hash[np.minimum(lo, len(a_hash) - 1)] == b_hash) if len(a_hash) else lo[:0]
+    b_owner, b_hash = b
+    maybe = np.flatnonzero(a.present[b_hash >> np.uint32(12)])
+    order = maybe[np.argsort(b_hash[maybe], kind="stable")]  # sorted needles search faster
+    b_owner, b_hash = b_owner[order], b_hash[order]
+    lo = np.searchsorted(a.hashes, b_hash, side="left")
+    found = np.flatnonzero(a.hashes[np.minimum(lo, len(a.hashes) - 1)] == b_hash) if len(a.hashes) else lo[:0]
     lo, b_owner = lo[found], b_owner[found]
-    sizes = np.searchsorted(a_hash, b_hash[found], side="right") - lo
+    sizes = a.run_end[lo] - lo  # the run of a's entries each found hash meets
     starts = np.repeat(lo - np.cumsum(sizes) + sizes, sizes)
-    met = a_owner[starts + np.arange(sizes.sum())] * b_rows_all + np.repeat(b_owner, sizes)
+    met = a.cells[starts + np.arange(sizes.sum())] * b_rows_all + np.repeat(b_owner, sizes)
     keys, counts = np.unique(met, return_counts=True)
     asked = a_rows.astype(np.int64) * b_rows_all + b_rows
     if not len(keys):
@@ -181,9 +196,9 @@ class RecordState:
         return SUBTABLES * self.width
 
     @functools.cached_property
-    def sketch_entries(self) -> tuple[np.ndarray, np.ndarray]:
-        """The sketches' hashes as (cell, hash), by hash (`shared_hashes` joins two tables' on them)."""
-        return sketch_entries(self.sketch, self.sketch_sizes)
+    def sketch_index(self) -> SketchIndex:
+        """The sketches' hashes indexed for `shared_hashes` (built once for the new table of a check)."""
+        return SketchIndex.of(self.sketch, self.sketch_sizes)
 
     def blanked(self, blank: set[tuple]) -> RecordState:
         """The state with the cells released blank (by label) left out of every comparison."""

@@ -14,6 +14,7 @@ from disclosure_review.sdc.records import (
     RECORD_COLUMN,
     SKETCH,
     RecordState,
+    SketchIndex,
     bottom_k,
     compute_record_state,
     fingerprints,
@@ -41,7 +42,7 @@ def _apart(a, b) -> bool:
     """Whether the filter skips the pair of one-cell sketches `a`, `b` (each (sketch, sizes))."""
     (sa, na), (sb, nb) = a, b
     one = np.zeros(1, dtype=np.int64)
-    shared = shared_hashes(sketch_entries(sa, na), sketch_entries(sb, nb), 1, one, one)
+    shared = shared_hashes(SketchIndex.of(sa, na), sketch_entries(sb, nb, ordered=False), 1, one, one)
     assert shared[0] == len(set(sa[0, :min(na[0], sa.shape[1])]) & set(sb[0, :min(nb[0], sb.shape[1])]))
     return bool(sketch_apart(shared, na, nb, sa.shape[1], T)[0])
 
