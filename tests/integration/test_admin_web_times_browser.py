@@ -11,11 +11,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from test_admin_web import FACILITY, RESEARCHER, record_decisions, server  # noqa: F401  (server is a fixture)
 
+from functional.browser import CHROMIUM, CHROMIUM_ARGS, needs_chromium
+
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 SCREENSHOTS = Path("/tmp/onsite-admin-screens")
 ZONE = "Europe/London"
 HINT = {"ja": f"日付と時刻は施設のタイムゾーン({ZONE})です。", "en": f"Dates and times are in the facility's time zone ({ZONE})."}
@@ -27,7 +26,7 @@ def settings(settings):
     return settings
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Chromium at /usr/bin/chromium")
+@needs_chromium
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize("language", ["ja", "en"])
 def test_times_are_in_the_facility_zone_with_the_zone(server, language):

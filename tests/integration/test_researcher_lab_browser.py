@@ -27,18 +27,16 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from test_review_web_protection_browser import CHROMIUM, CHROMIUM_ARGS
 
+from functional.browser import CHROMIUM, CHROMIUM_ARGS, LONG, needs_chromium, run_cell
 from functional.hubtools import HubUser, RunningHub
 from functional.seeding import seed_demo
 from onsite.demo import DEMO_PROJECT
 
-pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.timeout(900),
-              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Chromium at /usr/bin/chromium")]
+pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.timeout(900), needs_chromium]
 
 REVIEW = "/services/onsite-review"
 SCREENSHOTS = Path("/tmp/onsite-researcher-screens")
-LONG = 120_000  # ms: a server start or a first kernel on two busy cores
 
 TEXT = {
     "ja": {"browser": "ja-JP", "summary": "プロジェクト", "preset": "ルールプリセット", "service_only": "審査サービスだけが行うチェック",
@@ -85,16 +83,6 @@ def approve_everything(hub: RunningHub, logins, request_id: int) -> None:
             assert voted.status_code == 200, voted.text[:300]
 
 
-def run_cell(page, code: str, expect: str) -> str:
-    """Type `code` into the last cell, run it, and wait for an output holding `expect`; returns the outputs' text."""
-    cell = page.locator(".jp-Notebook .jp-Cell").last
-    cell.locator(".cm-content").click()
-    page.keyboard.insert_text(code)
-    page.keyboard.press("Shift+Enter")
-    page.locator(".jp-OutputArea-output", has_text=expect).last.wait_for(timeout=LONG)
-    return page.locator(".jp-Notebook").inner_text()
-
-
 def kernel_started(page) -> None:
     """The notebook's kernel is idle, and no dialog asked for a kernel on the way."""
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle'], .jp-Dialog", timeout=LONG)
@@ -136,13 +124,13 @@ def test_the_researchers_path_in_chromium(site):
             config = page.evaluate("JSON.parse(document.getElementById('jupyter-config-data').textContent)")
             assert config["news"] == {"disabled": True} and config["preferredPath"].strip("/") == DEMO_PROJECT
 
-            shown = run_cell(page, "import analysis_kernel; db = analysis_kernel.connect(); db", text["preset"])
+            shown = run_cell(page, text["preset"], "import analysis_kernel; db = analysis_kernel.connect(); db")
             assert text["summary"] in shown and DEMO_PROJECT in shown and "lfs_demo" in shown
-            shown = run_cell(page, 'from analysis_kernel import outputs; t = outputs.frequency_table(db, '
-                                   '"SELECT * FROM lfs_demo", rows="sex", name="persons_by_sex"); t', "differencing")
+            shown = run_cell(page, "differencing", 'from analysis_kernel import outputs; t = outputs.frequency_table(db, '
+                                                   '"SELECT * FROM lfs_demo", rows="sex", name="persons_by_sex"); t')
             assert text["service_only"] in shown
-            shown = run_cell(page, 'r = analysis_kernel.request_release([t], title="Persons by sex", '
-                                   'purpose="Table 1 of the paper"); r["id"]', "SUBMITTED")
+            shown = run_cell(page, "SUBMITTED", 'r = analysis_kernel.request_release([t], title="Persons by sex", '
+                                                'purpose="Table 1 of the paper"); r["id"]')
             request_id = int(re.search(r"(?:公表申請|release request) (\d+): SUBMITTED", shown).group(1))
             page.screenshot(path=str(shots / "lab-notebook.png"))
             # By now JupyterLab would have asked whether to fetch the official Jupyter news.

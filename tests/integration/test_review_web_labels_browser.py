@@ -13,11 +13,10 @@ import pytest
 from test_review_web import login, output_ids, server, submit, xsrf_of  # noqa: F401  (server is a fixture)
 from test_review_web_labels import EXTRACT, PASSING, TABLE, labelled_world
 
+from functional.browser import CHROMIUM, CHROMIUM_ARGS, needs_chromium
+
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 SCREENSHOTS = Path("/tmp/onsite-review-screens")
 SEEN = {
     "ja": {"small": ("19 山梨県", "2 女"), "flagged": "19 山梨県 / 2 女", "threshold": ("しきい値", "10"),
@@ -39,7 +38,7 @@ def approve_all(base: str, request_id: int) -> None:
             assert r.status_code == 200, r.text
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Chromium at /usr/bin/chromium")
+@needs_chromium
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize("language", ["ja", "en"])
 def test_a_reviewer_reads_labels_parameters_times_and_the_package(server, language):

@@ -12,11 +12,10 @@ import pytest
 from test_review_web import server, submit  # noqa: F401  (server is a fixture)
 from workflow_factories import table_output
 
+from functional.browser import CHROMIUM, CHROMIUM_ARGS, needs_chromium
+
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 SCREENSHOTS = Path("/tmp/onsite-review-screens")
 
 
@@ -26,7 +25,7 @@ def no_horizontal_overflow(page) -> None:
     assert widths[0] <= widths[1], f"page is {widths[0]} px wide in a {widths[1]} px window"
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Chromium at /usr/bin/chromium")
+@needs_chromium
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize("width", [1280, 760])
 def test_preview_then_save_a_suppression_in_chromium(server, width):

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pytest
 import websocket
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import sync_playwright
 from jupyter_server.services.kernels.connection.base import (deserialize_msg_from_ws_v1, serialize_binary_message,
                                                              serialize_msg_to_ws_v1)
@@ -32,6 +31,7 @@ from onsite_base.db import make_engine, session_factory
 from access_control.enums import AuditEventType
 from access_control.models import AuditEvent
 from onsite.demo import DEMO_PROJECT
+from functional.browser import CHROMIUM, CHROMIUM_ARGS, run_cell
 from security._isolation_fixtures import isolated_hub, researcher_session  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -434,33 +434,11 @@ def test_user_config_cannot_reenable_terminals_or_downloads(lab):
 
 # --- real Chromium ---------------------------------------------------------------------
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 SCREENSHOTS = Path("/tmp/onsite-security-screens")
 
 
 def menu_labels(page) -> list[str]:
     return [t.strip() for t in page.locator(".lm-Menu:visible .lm-Menu-itemLabel").all_inner_texts()]
-
-
-def run_first_cell(page, expect: str) -> None:
-    """Run the notebook's first cell and wait for `expect` in its output. On a loaded machine the
-    click can land before the editor takes focus, so Shift+Enter goes nowhere: a cell that has not
-    started within 30 s (no execution count, no output) is run again. A failure quotes the cell."""
-    cell = page.locator(".jp-Notebook .jp-Cell").first
-    for attempt in range(2):
-        cell.locator(".cm-content").click()
-        page.keyboard.press("Shift+Enter")
-        try:
-            cell.locator(".jp-OutputArea-output").first.wait_for(timeout=30_000 if attempt == 0 else 120_000)
-            break
-        except PlaywrightTimeout:
-            if attempt == 1 or cell.locator(".jp-InputArea-prompt").inner_text().strip() not in ("[ ]:", ""):
-                raise AssertionError(f"no output; the cell reads: {cell.inner_text()[:2000]}") from None
-    try:
-        cell.locator(".jp-OutputArea-output", has_text=expect).wait_for(timeout=120_000)
-    except PlaywrightTimeout:
-        raise AssertionError(f"the cell did not print {expect!r}; it reads: {cell.inner_text()[:2000]}") from None
 
 
 @pytest.mark.browser
@@ -472,7 +450,7 @@ def test_jupyterlab_in_chromium_shows_no_download_or_export(lab):
     assert user.http.put(locale, json={"raw": '{"locale": "en"}'}, headers=user._server_xsrf()).status_code == 204
     SCREENSHOTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.goto(f"{hub.hub.url}/hub/login")
@@ -486,7 +464,7 @@ def test_jupyterlab_in_chromium_shows_no_download_or_export(lab):
             # No kernel dialog: the preferred kernel starts by itself (autoStartDefaultKernel in labconfig).
             page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle'], "
                                    ".jp-StatusBar-TextItem:has-text('Idle')", timeout=120_000)
-            run_first_cell(page, "run in chromium 42")
+            run_cell(page, "run in chromium 42", index=0)
 
             page.click(".lm-MenuBar-itemLabel:text-is('File')")
             page.wait_for_selector(".lm-Menu:visible")
