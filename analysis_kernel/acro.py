@@ -1,0 +1,723 @@
+"""ACRO's notebook API (acro 1.0.x) on Onsite: an ACRO notebook runs with its import line changed.
+
+    from analysis_kernel.acro import ACRO           # was: from acro import ACRO
+    acro = ACRO(suppress=True)
+    df = acro.db.sql("SELECT * FROM nursery").df()  # was: df = pd.read_csv("nursery.csv")
+    table = acro.crosstab(df.recommend, df.parents)
+    acro.add_comments("output_0", "recommendation by parents' occupation")
+    acro.finalise("outputs", "json")                # a release request, not a folder
+
+Every method computes and returns what ACRO returns (a pandas table, a fitted
+statsmodels model, a figure's file name), and builds the matching Onsite output
+with `analysis_kernel.outputs`, so the review service recomputes tables from their
+query as it does for Onsite's own outputs.
+
+Provenance: importing this module makes a DuckDB relation's `.df()` record the
+relation's SQL in the frame (`DataFrame.attrs["onsite_query"]`; pandas carries it to
+the frame's columns). A table whose data carry one query becomes a declarative
+table over that query, once the table computed from the frame is found equal, cell
+by cell, to the table computed from the query: a pandas filter or a changed column
+(which pandas also tags) makes them differ. A table that fails this, or whose data
+have no query, is sent as a file (the CSV of the table): verdict `review`,
+unverified, and the notebook says how to keep provenance.
+
+The verdicts shown are Onsite's, per cell, in ACRO's outcome table: ACRO's check
+names where ACRO runs the same check, `onsite:<rule>` where Onsite is stricter
+(docs/acro-differences.md, the D-number shown).
+"""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import io
+import math
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+import statsmodels.formula.api as smf
+from matplotlib.figure import Figure
+
+from analysis_kernel import outputs
+from analysis_kernel.connection import AnalysisConnection, connect
+from analysis_kernel.outputs import FileOutput, ModelOutput, Output, OutputInvalid, TableOutput
+from analysis_kernel.release import request_release
+from disclosure_review import wire
+from disclosure_review.sdc import MARGIN_LABEL, CheckReport, Statistic, TableKind, TableSpec, Verdict, check_table
+from disclosure_review.sdc import histogram_table_spec, load_preset, shadow_from_frame
+
+QUERY_ATTR = "onsite_query"
+"""Key of `DataFrame.attrs` holding the SQL of the relation a frame was made from."""
+
+ACRO_CHECKS = {"threshold": "MinimumThresholdCheck", "nk_dominance": "NKCheck", "p_percent": "PPercentCheck",
+               "degrees_of_freedom": "MinimumDoFCheck", "negatives": "negative", "missing": "missing",
+               "residual_dof": "MinimumDoFCheck"}
+"""Onsite rule -> the name ACRO 1.0 gives the same check in its outcome tables."""
+DIFFERENCES = {"negatives": "D1", "missing": "D2", "class_disclosure": "D3", "zeros": "D5", "single_unit": "D6",
+               "empty_bins": "D11", "extreme_edges": "D11", "parameters": "D12", "categorical_levels": "D12",
+               "outcome_classes": "D12", "differencing": "D13"}
+"""Onsite rule -> the row of docs/acro-differences.md that explains where Onsite differs from ACRO."""
+STATISTICS = {"count": None, "sum": Statistic.SUM, "mean": Statistic.MEAN, "median": Statistic.MEDIAN,
+              "std": Statistic.STD, "var": Statistic.VAR, "min": Statistic.MIN, "max": Statistic.MAX,
+              "mode": Statistic.MODE}
+"""ACRO's aggregation functions -> Onsite statistics (None: a frequency table)."""
+PROTECTABLE = (None, Statistic.SUM)
+"""Statistics Onsite can suppress or round (their margins are sums of cells)."""
+MITIGATIONS = ("none", "suppress", "round")
+SURVIVAL_ALTERNATIVE = (
+    "Onsite has no survival-function output yet, so surv_func is not available. Alternatives: a frequency table of "
+    "events and censorings by time band (acro.crosstab(df.time_band, df.status)), from which a life table follows; "
+    "or fit the curve, save its figure and add it with acro.custom_output(filename, comment) for a reviewer to judge "
+    "(verdict review)."
+)
+NOTICES = {
+    "unverified": {
+        "en": "{uid} is unverified ({why}): its verdict is review, a reviewer judges it. To keep provenance, read the "
+              "data with db.sql(\"SELECT ... FROM <dataset>\").df() and select, rename and filter columns in the SQL "
+              "(or with the relation's methods) rather than in pandas.",
+        "ja": "{uid} は未検証です（{why}）。判定は要審査で、審査者が判断します。データの出所を保つには "
+              "db.sql(\"SELECT ... FROM <データセット>\").df() で読み、列の選択・名前の変更・絞り込みは pandas ではなく "
+              "SQL（またはリレーションのメソッド）で行ってください。",
+    },
+    "no_protection": {
+        "en": "{uid}: Onsite can suppress or round counts and sums only; this {statistic} table is sent unprotected, "
+              "its failing cells blank here only. Ask for the count or sum table instead.",
+        "ja": "{uid}: Onsite が秘匿・丸めできるのは度数と合計だけです。この {statistic} の表は保護なしで送られます"
+              "（不合格のセルが空欄なのはこの画面だけです）。度数または合計の表にしてください。",
+    },
+    "finalise": {
+        "en": "Onsite writes no folder ({path} was not created): the outputs, comments and exceptions were sent to "
+              "disclosure review. Released outputs are collected from the request's page.",
+        "ja": "Onsite はフォルダを作りません（{path} は作成していません）。出力・コメント・例外申請は審査に送られました。"
+              "公表された出力は申請のページから受け取ります。",
+    },
+}
+
+
+class AcroError(OutputInvalid):
+    """An ACRO call Onsite cannot serve as asked; the message says what to do instead."""
+
+
+# ---------------------------------------------------------------- provenance of frames made by `.df()`
+
+
+def _tagging(method: Callable[..., pd.DataFrame]) -> Callable[..., pd.DataFrame]:
+    def frame_with_query(self: duckdb.DuckDBPyRelation, *args: Any, **kwargs: Any) -> pd.DataFrame:
+        frame = method(self, *args, **kwargs)
+        frame.attrs[QUERY_ATTR] = self.sql_query()
+        return frame
+
+    frame_with_query.onsite_tagging = True  # type: ignore[attr-defined]
+    return frame_with_query
+
+
+for _name in ("df", "to_df"):
+    if not getattr(getattr(duckdb.DuckDBPyRelation, _name), "onsite_tagging", False):
+        setattr(duckdb.DuckDBPyRelation, _name, _tagging(getattr(duckdb.DuckDBPyRelation, _name)))
+
+
+def query_of(*data: Any) -> str | None:
+    """The one SQL query all of `data` (relations, frames or columns made by `.df()`) come from, or None."""
+    queries = {d.sql_query() if isinstance(d, duckdb.DuckDBPyRelation) else getattr(d, "attrs", {}).get(QUERY_ATTR)
+               for d in data}
+    return queries.pop() if len(queries) == 1 and None not in queries else None
+
+
+# ---------------------------------------------------------------- ACRO's records
+
+
+@dataclasses.dataclass
+class Record:
+    """One output as ACRO records it (acro.record.Record's fields), with the Onsite outputs behind it."""
+
+    uid: str
+    status: str
+    output_type: str
+    properties: dict[str, Any]
+    command: str
+    summary: str
+    outcome: pd.DataFrame
+    output: list[Any]
+    onsite: list[Output]
+    verified: bool
+    comments: list[str] = dataclasses.field(default_factory=list)
+    exception: str = ""
+
+    def __str__(self) -> str:
+        return (f"uid: {self.uid}\nstatus: {self.status}\ntype: {self.output_type}\nproperties: {self.properties}\n"
+                f"command: {self.command}\nsummary: {self.summary}\noutcome: {self.outcome}\noutput: {self.output}\n"
+                f"comments: {self.comments}\nexception: {self.exception}\n")
+
+
+class Records:
+    """The session's outputs, keyed by uid (output_0, output_1, … unless renamed), as acro.record.Records."""
+
+    def __init__(self) -> None:
+        self.results: dict[str, Record] = {}
+        self.output_id = 0
+        self.answer: dict[str, Any] | None = None
+        """The review service's answer to `finalise()` (request id, status, verdicts)."""
+
+    def add(self, record: Record) -> Record:
+        self.results[record.uid] = record
+        self.output_id += 1
+        return record
+
+    def get(self, key: str) -> Record:
+        if key not in self.results:
+            raise AcroError(f"no output {key!r}; outputs: {', '.join(self.results) or '(none)'}")
+        return self.results[key]
+
+    def get_keys(self) -> list[str]:
+        return list(self.results)
+
+    def get_index(self, index: int) -> Record:
+        return list(self.results.values())[index]
+
+    def print(self) -> str:
+        text = "".join(f"{record}\n" for record in self.results.values())
+        print(text)
+        return text
+
+
+# ---------------------------------------------------------------- tables: cells, checks, ACRO's outcome table
+
+
+def _tuple(label: Any) -> tuple:
+    return label if isinstance(label, tuple) else (label,)
+
+
+def _key(labels: tuple, margins_name: str) -> tuple[str, ...]:
+    """A pandas label as an Onsite cell key (text; ACRO's margin name is Onsite's margin label)."""
+    return tuple(MARGIN_LABEL if str(v) == margins_name else str(v) for v in labels)
+
+
+def onsite_cells(table: TableOutput) -> dict[tuple[str, ...], Any]:
+    """The released cells of an Onsite table by their labels as text."""
+    k = len(table.shadow.dimensions)
+    return {tuple(MARGIN_LABEL if v == MARGIN_LABEL else str(v) for v in row[:k]): row[-1]
+            for row in table.table.iter_rows()}
+
+
+def _same(theirs: Any, ours: Any) -> bool:
+    empty = theirs is None or (isinstance(theirs, float) and math.isnan(theirs))
+    if empty or ours is None:
+        return empty and ours in (None, 0)  # an empty cell: pandas says NaN (or 0), Onsite None (or 0)
+    try:
+        return math.isclose(float(theirs), float(ours), rel_tol=1e-9, abs_tol=1e-9)
+    except (TypeError, ValueError):
+        return str(theirs) == str(ours)
+
+
+def _tags(rules: list[tuple[str, Verdict]]) -> str:
+    """One cell of ACRO's outcome table: "ok", or the checks it fails ("NKCheck; PPercentCheck; ")."""
+    tags = []
+    for rule, verdict in rules:
+        name = ACRO_CHECKS.get(rule) or f"onsite:{rule}"
+        extra = [DIFFERENCES[rule]] if rule in DIFFERENCES else []
+        extra += ["review"] if verdict is Verdict.REVIEW else []
+        tags.append(name + (f" ({', '.join(extra)})" if extra else "") + "; ")
+    return "".join(dict.fromkeys(tags)) or "ok"
+
+
+def cell_rules(report: CheckReport) -> dict[tuple[str, ...], list[tuple[str, Verdict]]]:
+    """Each flagged cell (labels as text) -> the rules that did not pass it, with their verdicts."""
+    flagged: dict[tuple[str, ...], list[tuple[str, Verdict]]] = {}
+    for result in report.results:
+        if result.verdict is Verdict.PASS:
+            continue
+        for cell in result.cells:
+            key = tuple(MARGIN_LABEL if v == MARGIN_LABEL else str(v) for v in cell)
+            flagged.setdefault(key, []).append((result.rule, result.verdict))
+    return flagged
+
+
+@dataclasses.dataclass
+class _Part:
+    """One statistic of one value variable of a pandas table, and what Onsite made of it."""
+
+    statistic: Statistic | None
+    value: str | None
+    prefix: tuple  # the table's column levels naming this part (aggregation function, value variable)
+    report: CheckReport
+    table: TableOutput | None = None  # None: unverified
+    why: str = ""
+
+
+def _parts_of(columns: pd.Index, parts: list[_Part]) -> dict[Any, tuple[_Part, tuple]]:
+    """Each column of a pandas table -> its part and the remaining (column variable) labels."""
+    found = {}
+    for column in columns:
+        labels = _tuple(column)
+        for part in parts:
+            if labels[:len(part.prefix)] == part.prefix:
+                found[column] = (part, labels[len(part.prefix):])
+                break
+    return found
+
+
+def outcome_table(table: pd.DataFrame, parts: list[_Part], margins_name: str) -> pd.DataFrame:
+    """ACRO's outcome table for `table`: per cell "ok" or the checks that did not pass it."""
+    outcome = pd.DataFrame("ok", index=table.index, columns=table.columns, dtype=object)
+    where = _parts_of(table.columns, parts)
+    flagged = {id(part): cell_rules(part.report) for part in parts}
+    for column, (part, rest) in where.items():
+        for row in table.index:
+            rules = flagged[id(part)].get(_key(_tuple(row) + rest, margins_name), [])
+            outcome.loc[row, column] = _tags(rules)
+    return outcome
+
+
+def _mismatch(table: pd.DataFrame, part: _Part, onsite: TableOutput, margins_name: str) -> str:
+    """Why the pandas table's cells of `part` differ from the Onsite table's ("" when every inner cell is equal)."""
+    ours = {key: value for key, value in onsite_cells(onsite).items() if MARGIN_LABEL not in key}
+    seen = set()
+    for column, (_, rest) in _parts_of(table.columns, [part]).items():
+        for row in table.index:
+            key = _key(_tuple(row) + rest, margins_name)
+            if MARGIN_LABEL in key:
+                continue
+            seen.add(key)
+            if key not in ours:
+                return f"cell {'/'.join(key)} is not in the table computed from the query"
+            if not _same(table.loc[row, column], ours[key]):
+                return (f"cell {'/'.join(key)} is {table.loc[row, column]} here but {ours[key]} from the query: "
+                        "the data were changed or filtered after the query")
+    if missing := sorted(set(ours) - seen):  # e.g. rows filtered out in pandas, or a missing (NULL) level
+        return f"the table computed from the query also has cell {'/'.join(missing[0])}, which the data here lack"
+    return ""
+
+
+def _released(table: pd.DataFrame, parts: list[_Part], margins_name: str, blank_failing: bool) -> pd.DataFrame:
+    """`table` with the values Onsite releases: protected cells from its tables, failing cells blank where asked."""
+    shown = table.copy().astype(object)
+    for column, (part, rest) in _parts_of(table.columns, parts).items():
+        ours = onsite_cells(part.table) if part.table is not None and part.table.spec.protection else None
+        failing = {k for k, rules in cell_rules(part.report).items() if any(v is Verdict.FAIL for _, v in rules)}
+        for row in table.index:
+            key = _key(_tuple(row) + rest, margins_name)
+            if ours is not None and key in ours:
+                shown.loc[row, column] = np.nan if ours[key] is None else ours[key]
+            elif blank_failing and key in failing:
+                shown.loc[row, column] = np.nan
+    return shown.infer_objects()
+
+
+# ---------------------------------------------------------------- the ACRO object
+
+
+def _command(default: str) -> str:
+    """The notebook line that called the ACRO method (ACRO records it as the output's command)."""
+    frame = inspect.currentframe()
+    while frame is not None and frame.f_globals.get("__name__") == __name__:
+        frame = frame.f_back
+    context = inspect.getframeinfo(frame, context=1).code_context if frame is not None else None
+    return "".join(context or []).strip() or default
+
+
+def _names(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+class ACRO:
+    """ACRO's API (acro 1.0.x) whose outputs are Onsite outputs: checked under the project's rule preset here,
+    recomputed and checked again by the review service when `finalise()` asks for their release."""
+
+    def __init__(self, config: str = "default", suppress: bool = False, mitigation: str | None = None,
+                 round_base: int | None = None, federated: bool | None = None, *,
+                 db: AnalysisConnection | None = None) -> None:
+        if config != "default":
+            raise AcroError(f"config={config!r}: Onsite checks with the project's rule preset (acro-default has "
+                            "ACRO's numbers); ACRO configuration files are not read")
+        if federated:
+            raise AcroError("federated mode is not available: outputs leave Onsite only through disclosure review")
+        mitigation = mitigation or ("suppress" if suppress else "none")
+        if mitigation not in MITIGATIONS:
+            raise AcroError(f"mitigation must be one of {', '.join(MITIGATIONS)} (got {mitigation!r})")
+        self.mitigation = mitigation
+        self.round_base = round_base
+        self.results = Records()
+        self._db = db
+
+    # -- settings, as ACRO
+
+    @property
+    def suppress(self) -> bool:
+        return self.mitigation == "suppress"
+
+    @suppress.setter
+    def suppress(self, value: bool) -> None:
+        if value:
+            self.mitigation = "suppress"
+        elif self.mitigation == "suppress":
+            self.mitigation = "none"
+
+    def enable_suppression(self) -> None:
+        self.suppress = True
+
+    def disable_suppression(self) -> None:
+        self.suppress = False
+
+    def enable_rounding(self, base: int | None = None) -> None:
+        self.round_base = base if base is not None else self.round_base
+        self.mitigation = "round"
+
+    def disable_rounding(self) -> None:
+        if self.mitigation == "round":
+            self.mitigation = "none"
+
+    @property
+    def db(self) -> AnalysisConnection:
+        """The connection to the project's datasets (`analysis_kernel.connect()` unless one was given)."""
+        if self._db is None:
+            self._db = connect()
+        return self._db
+
+    @property
+    def _lang(self) -> str:
+        return "ja" if getattr(self.db.manifest, "language", "en") == "ja" else "en"
+
+    def _say(self, code: str, **args: Any) -> None:
+        print(NOTICES[code][self._lang].format(**args))
+
+    # -- tables
+
+    def crosstab(self, index: Any, columns: Any, values: Any = None, rownames: Any = None, colnames: Any = None,
+                 aggfunc: str | list[str] | None = None, margins: bool = False, margins_name: str = "All",
+                 dropna: bool = True, normalize: bool | str = False, show_suppressed: bool = False) -> pd.DataFrame:
+        """pandas.crosstab of the factors (counts, or `aggfunc` of `values`), checked; ACRO's return value."""
+        del dropna, show_suppressed  # ACRO ignores both (dropna is forced False)
+        command = _command("crosstab()")
+        if normalize:
+            raise AcroError("normalize: Onsite releases counts, not shares; ask for the counts (normalize=False) "
+                            "and compute the shares from the released table")
+        index_s, columns_s = _names(index), _names(columns)
+        if aggfunc is not None and values is None:
+            raise AcroError("If you pass an aggregation function to crosstab you must also specify a single values "
+                            "column to aggregate over.")
+        series = [*index_s, *columns_s] + ([values] if values is not None else [])
+        query = query_of(*series)
+        row_vars = [str(s.name) for s in index_s]
+        column_vars = [str(s.name) for s in columns_s]
+        value = None if values is None else str(getattr(values, "name", None) or "dependent_var")
+        table = pd.crosstab(index_s, columns_s, values=values, rownames=rownames, colnames=colnames,
+                            aggfunc=aggfunc, margins=margins, margins_name=margins_name, dropna=False)
+        frame = pd.concat([pd.Series(np.asarray(s), name=n) for s, n in
+                           zip(series, [*row_vars, *column_vars] + ([value] if value else []))], axis=1)
+        functions = _names(aggfunc) or ["count"]
+        parts = [self._part(query, frame, row_vars, column_vars, f, value if aggfunc else None,
+                            prefix=(f,) if isinstance(aggfunc, list) else ()) for f in functions]
+        return self._table("crosstab", command, table, parts, margins_name)
+
+    def pivot_table(self, data: Any, values: Any = None, index: Any = None, columns: Any = None,
+                    aggfunc: str | list[str] = "mean", fill_value: Any = None, margins: bool = False,
+                    dropna: bool = True, margins_name: str = "All", observed: bool = False, sort: bool = True,
+                    **kwargs: Any) -> pd.DataFrame:
+        """pandas.pivot_table of `data` (a frame made by `.df()`, or a relation), checked; ACRO's return value."""
+        del dropna  # ACRO forces dropna=False
+        command = _command("pivot_table()")
+        query = query_of(data)
+        frame = data.df() if isinstance(data, duckdb.DuckDBPyRelation) else data
+        row_vars, column_vars = [str(v) for v in _names(index)], [str(v) for v in _names(columns)]
+        value_vars = [str(v) for v in _names(values)]
+        if not value_vars:
+            raise AcroError("give values=: the variable whose statistics the pivot table shows")
+        table = pd.pivot_table(frame, values=values, index=_names(index), columns=_names(columns) or None,
+                               aggfunc=aggfunc, fill_value=fill_value, margins=margins, dropna=False,
+                               margins_name=margins_name, observed=observed, sort=sort, **kwargs)
+        parts = [self._part(query, frame, row_vars, column_vars, f, v,
+                            prefix=((f,) if isinstance(aggfunc, list) else ())
+                            + ((v,) if isinstance(values, list) or not column_vars else ()))
+                 for f in _names(aggfunc) for v in value_vars]
+        return self._table("pivot_table", command, table, parts, margins_name)
+
+    def _part(self, query: str | None, frame: pd.DataFrame, rows: list[str], columns: list[str], function: Any,
+              value: str | None, prefix: tuple) -> _Part:
+        if not isinstance(function, str) or function not in STATISTICS:
+            raise AcroError(f"aggfunc {function!r}: give one of {', '.join(STATISTICS)} (by name)")
+        statistic = STATISTICS[function] if value is not None else None
+        kind = TableKind.FREQUENCY if statistic is None else TableKind.MAGNITUDE
+        spec = TableSpec(kind, "SELECT * FROM data", rows=tuple(rows), columns=tuple(columns),
+                         value=None if statistic is None else value, statistic=statistic or Statistic.COUNT)
+        part = _Part(statistic, value, prefix, CheckReport.from_results("table", self.db.preset, []))
+        if query is None:
+            part.why = "its data do not come from a query over the project's datasets"
+        else:
+            try:
+                part.table = self._onsite_table(query, rows, columns, statistic, value)
+            except OutputInvalid as exc:
+                part.why = f"the query cannot be re-run by the review service: {exc}"
+        if part.table is not None:
+            part.report = part.table.report
+        else:  # Onsite's checks on the frame itself, as feedback
+            columns_used = [*rows, *columns] + ([value] if statistic is not None else [])
+            part.report = check_table(shadow_from_frame(frame[columns_used], spec), load_preset(self.db.preset))
+        return part
+
+    def _onsite_table(self, query: str, rows: list[str], columns: list[str], statistic: Statistic | None,
+                      value: str | None) -> TableOutput:
+        name = f"output_{self.results.output_id}"
+        if statistic is None:
+            return outputs.frequency_table(self.db, query, rows, columns, name=name)
+        return outputs.magnitude_table(self.db, query, rows, columns, value=value, statistic=statistic, name=name)
+
+    def _table(self, method: str, command: str, table: pd.DataFrame, parts: list[_Part],
+               margins_name: str) -> pd.DataFrame:
+        uid = f"output_{self.results.output_id}"
+        for part in parts:
+            if part.table is not None and (why := _mismatch(table, part, part.table, margins_name)):
+                part.table, part.why = None, why
+        verified = all(p.table is not None for p in parts)
+        blank = False
+        if self.mitigation != "none":
+            for part in parts:
+                if part.statistic in PROTECTABLE and part.table is not None:
+                    part.table = part.table.protect("suppress" if self.suppress else "round", base=self.round_base
+                                                    if self.mitigation == "round" else None)
+                    part.report = part.table.report
+                elif self.suppress:
+                    blank = True
+                    self._say("no_protection", uid=uid, statistic=part.statistic.value if part.statistic else "count")
+        shown = _released(table, parts, margins_name, blank)
+        outcome = outcome_table(table, parts, margins_name)
+        onsite: list[Output] = []
+        for i, part in enumerate(parts):
+            name = uid if len(parts) == 1 else f"{uid}_{i}"
+            onsite.append(_renamed(part.table, name) if part.table is not None
+                          else self._table_file(name, shown, command, part))
+        status = Verdict.combine([o.verdict for o in onsite])
+        summary = "; ".join(f"{p.statistic.value if p.statistic else 'count'}: {_summary(p.report)}" for p in parts)
+        record = self.results.add(Record(uid, status.value, "table",
+                                         {"method": method, "mitigation": self.mitigation}, command, summary,
+                                         outcome, [shown], onsite, verified))
+        print(f"{uid} ({method}): {record.status} — {summary}")
+        if not verified:
+            self._say("unverified", uid=uid, why="; ".join(dict.fromkeys(p.why for p in parts if p.why)))
+        return shown
+
+    def _table_file(self, name: str, shown: pd.DataFrame, command: str, part: _Part) -> FileOutput:
+        checks = "\n".join(f"- {r.rule} ({r.verdict.value}): {r.message}" for r in part.report.results)
+        return FileOutput(name, f"{name}.csv", shown.to_csv().encode("utf-8"),
+                          f"A table made with the ACRO API from data without verified provenance ({part.why}). "
+                          f"[checks computed in the session on those data, unverified]\n{checks}", command, self._lang)
+
+    # -- histograms
+
+    def hist(self, data: Any, column: str, by_val: Any = None, grid: bool = True, xlabelsize: int | None = None,
+             xrot: float | None = None, ylabelsize: int | None = None, yrot: float | None = None, axis: Any = None,
+             sharex: bool = False, sharey: bool = False, figsize: tuple[float, float] | None = None,
+             layout: tuple[int, int] | None = None, bins: int | Any = 10, backend: str | None = None,
+             legend: bool = False, filename: str = "histogram.png", **kwargs: Any) -> str | None:
+        """The histogram of `column`: its bin table is the Onsite output; the figure (drawn from that table) is saved
+        as `filename` (a number added when taken) in the working folder, and its name returned, as ACRO does."""
+        del by_val, grid, xlabelsize, xrot, ylabelsize, yrot, axis, sharex, sharey, layout, backend, legend, kwargs
+        command = _command("hist()")
+        if isinstance(column, list):
+            raise AcroError("give one column: a histogram of several columns is not supported (ACRO neither)")
+        uid = f"output_{self.results.output_id}"
+        query = query_of(data)
+        frame = data.df() if isinstance(data, duckdb.DuckDBPyRelation) else data
+        values = pd.to_numeric(frame[column], errors="coerce").dropna()
+        if values.empty:
+            raise AcroError(f"{column} has no non-missing values")
+        edges = list(bins) if not isinstance(bins, int) else None
+        counts, numpy_edges = np.histogram(values, bins=edges if edges is not None else bins)
+        table, why = None, "its data do not come from a query over the project's datasets"
+        if query is not None:
+            try:
+                table = outputs.histogram(self.db, query, column, bins=bins if edges is None else 10, edges=edges,
+                                          name=uid)
+                ours = _by_bin(onsite_cells(table), numpy_edges)
+                if [int(c) for c in counts] != [int(c or 0) for c in ours]:
+                    table, why = None, "the bin counts from the data differ from those from the query"
+            except OutputInvalid as exc:
+                why = f"the query cannot be re-run by the review service: {exc}"
+        path = _unique(Path(filename))
+        heights = counts.astype(float)
+        if table is not None and table.spec.protection is None and self.suppress and table.verdict is Verdict.FAIL:
+            heights[:] = np.nan  # ACRO draws nothing for a disclosive histogram under suppression
+        _draw(numpy_edges, heights, column, figsize, path)
+        if table is not None:
+            onsite: Output = table
+            report = table.report
+        else:
+            spec = histogram_table_spec("SELECT * FROM data", column, tuple(float(e) for e in numpy_edges),
+                                                name=uid)
+            report = check_table(shadow_from_frame(frame[[column]], spec), load_preset(self.db.preset))
+            onsite = FileOutput(uid, path.name, path.read_bytes(), f"A histogram made with the ACRO API from data "
+                                f"without verified provenance ({why}).", command, self._lang)
+        flagged = cell_rules(report)
+        outcome = pd.DataFrame({"low": numpy_edges[:-1], "high": numpy_edges[1:],
+                                "count": [_tags(rules or []) for rules in _by_bin(flagged, numpy_edges)]})
+        record = self.results.add(Record(uid, onsite.verdict.value, "histogram", {"method": "histogram"}, command,
+                                         _summary(report), outcome, [str(path)], [onsite], table is not None))
+        print(f"{uid} (hist): {record.status} — {record.summary}")
+        if table is None:
+            self._say("unverified", uid=uid, why=why)
+        return str(path)
+
+    def surv_func(self, time: Any, status: Any, output: str, entry: Any = None, title: Any = None,
+                  freq_weights: Any = None, exog: Any = None, bw_factor: float = 1.0,
+                  filename: str = "kaplan-meier.png") -> Any:
+        """Not available: Onsite has no survival-function output (the error names the alternatives)."""
+        raise AcroError(SURVIVAL_ALTERNATIVE)
+
+    # -- regressions: fitted as ACRO fits them, checked by Onsite's model checks; always judged by a reviewer
+
+    def ols(self, endog: Any, exog: Any = None, missing: str = "none", hasconst: bool | None = None,
+            **kwargs: Any) -> Any:
+        return self._model("ols", sm.OLS(endog, exog=exog, missing=missing, hasconst=hasconst, **kwargs).fit())
+
+    def olsr(self, formula: str, data: Any, subset: Any = None, drop_cols: Any = None, *args: Any,
+             **kwargs: Any) -> Any:
+        return self._model("olsr", smf.ols(formula=formula, data=data, subset=subset, drop_cols=drop_cols).fit())
+
+    def logit(self, endog: Any, exog: Any, missing: str | None = None, check_rank: bool = True) -> Any:
+        return self._model("logit", sm.Logit(endog, exog, missing=missing, check_rank=check_rank).fit())
+
+    def logitr(self, formula: str, data: Any, subset: Any = None, drop_cols: Any = None, *args: Any,
+               **kwargs: Any) -> Any:
+        return self._model("logitr", smf.logit(formula=formula, data=data, subset=subset, drop_cols=drop_cols).fit())
+
+    def probit(self, endog: Any, exog: Any, missing: str | None = None, check_rank: bool = True) -> Any:
+        return self._model("probit", sm.Probit(endog, exog, missing=missing, check_rank=check_rank).fit())
+
+    def probitr(self, formula: str, data: Any, subset: Any = None, drop_cols: Any = None, *args: Any,
+                **kwargs: Any) -> Any:
+        return self._model("probitr",
+                           smf.probit(formula=formula, data=data, subset=subset, drop_cols=drop_cols).fit())
+
+    def _model(self, method: str, results: Any) -> Any:
+        command = _command(f"{method}()")
+        uid = f"output_{self.results.output_id}"
+        model = outputs.model_output(self.db, results, name=uid, code=command,
+                                     explanation=f"A model fitted with the ACRO API ({method}).")
+        summary = _summary(model.report)
+        frames = [pd.read_html(io.StringIO(t.as_html()), header=0, index_col=0)[0]
+                  for t in results.summary().tables]
+        outcome = pd.DataFrame({"check": [r.rule for r in model.report.results],
+                                "outcome": [_tags([(r.rule, r.verdict)]) if r.verdict is not Verdict.PASS else "ok"
+                                            for r in model.report.results]})
+        self.results.add(Record(uid, model.verdict.value, "regression", {"method": method}, command, summary,
+                                outcome, frames, [model], False))
+        print(f"{uid} ({method}): {model.verdict.value} — {summary} (a reviewer judges every model)")
+        return results
+
+    # -- managing outputs, as ACRO
+
+    def custom_output(self, filename: str, comment: str = "") -> bool:
+        """Add a file made by other code (a figure, a text); a reviewer judges it. False for a type Onsite cannot
+        release (allowed: .png, .jpg, .jpeg, .txt, .csv, .md)."""
+        path = Path(filename)
+        if wire.media_type(path.name) is None:
+            print(f"{path.name}: Onsite releases files of these types only: {', '.join(wire.ALLOWED_FILE_TYPES)}")
+            return False
+        uid = f"output_{self.results.output_id}"
+        explanation = comment.strip() or "(no comment given: add one with acro.add_comments)"
+        output = outputs.file_output(path, explanation=explanation, code=_command("custom_output()"), name=uid)
+        self.results.add(Record(uid, "review", "custom", {"method": "custom"}, output.code, "review",
+                                pd.DataFrame(), [str(path)], [output], False, [comment] if comment else []))
+        return True
+
+    def rename_output(self, old: str, new: str) -> None:
+        record = self.results.get(old)
+        if new in self.results.results:
+            raise AcroError(f"an output is already named {new!r}")
+        if not re.fullmatch(wire.OUTPUT_NAME, new):
+            raise AcroError(f"{new!r} cannot name an output: use letters, digits, _ . ( ) - and spaces, "
+                            "at most 120 characters")
+        record.uid = new
+        self.results.results = {(new if k == old else k): v for k, v in self.results.results.items()}
+
+    def remove_output(self, key: str) -> None:
+        del self.results.results[self.results.get(key).uid]
+
+    def add_comments(self, output: str, comment: str) -> None:
+        self.results.get(output).comments.append(comment)
+
+    def add_exception(self, output: str, reason: str) -> None:
+        self.results.get(output).exception = reason
+
+    def print_outputs(self) -> str:
+        return self.results.print()
+
+    def finalise(self, path: str = "outputs", ext: str = "json", interactive: bool = False, *,
+                 title: str | None = None, purpose: str | None = None, project: str | None = None,
+                 timeout: float = 60) -> Records | None:
+        """Ask for the release of every output (analysis_kernel.request_release): the outputs, their comments and
+        exception requests go to disclosure review. Nothing is written to `path`. Returns the records, with the
+        service's answer in `.answer`."""
+        del ext, interactive
+        if not self.results.results:
+            print("no outputs to finalise")
+            return None
+        sent = [_renamed(o, _output_name(record.uid, i, len(record.onsite)))
+                for record in self.results.results.values() for i, o in enumerate(record.onsite)]
+        notes = "\n".join(
+            f"- {record.uid} ({record.output_type}, {record.status}): "
+            + "; ".join(filter(None, ["comments: " + " | ".join(record.comments) if record.comments else "",
+                                      f"exception requested: {record.exception}" if record.exception else ""]))
+            for record in self.results.results.values() if record.comments or record.exception)
+        text = (purpose or "Outputs made with the ACRO API").strip()
+        if notes:
+            text += "\n\nThe researcher's comments and exception requests (ACRO):\n" + notes
+        self.results.answer = request_release(sent, title=title or f"ACRO outputs ({path})", purpose=text,
+                                              project=project, timeout=timeout)
+        self._say("finalise", path=path)
+        return self.results
+
+
+def _output_name(uid: str, index: int, count: int) -> str:
+    return uid if count == 1 else f"{uid}_{index}"
+
+
+def _renamed(output: Output, name: str) -> Output:
+    if isinstance(output, TableOutput):
+        return output if output.spec.name == name else dataclasses.replace(
+            output, spec=dataclasses.replace(output.spec, name=name))
+    if isinstance(output, (FileOutput, ModelOutput)):
+        return dataclasses.replace(output, name=name)
+    return output
+
+
+def _by_bin(cells: dict[tuple[str, ...], Any], edges: Sequence[float]) -> list[Any]:
+    """Each bin's entry of `cells` (keyed by the bin's lower edge as text, as Onsite labels bins), None if absent."""
+    lows: dict[float, Any] = {}
+    for key, entry in cells.items():
+        try:
+            lows[float(key[0])] = entry
+        except ValueError:
+            pass  # the margin
+    return [next((e for low, e in lows.items() if math.isclose(low, edge, rel_tol=1e-9, abs_tol=1e-12)), None)
+            for edge in edges[:-1]]
+
+
+def _summary(report: CheckReport) -> str:
+    failing = [f"{ACRO_CHECKS.get(r.rule) or 'onsite:' + r.rule}: {r.verdict.value}"
+               + (f" - {len(r.cells)} cells" if r.cells else "") for r in report.results if r.verdict is not Verdict.PASS]
+    return f"{report.verdict.value}; " + ("; ".join(failing) if failing else "every check passed")
+
+
+def _unique(path: Path) -> Path:
+    """`path`, or `<stem>_<n><suffix>` when it exists (ACRO never overwrites a figure)."""
+    n = 0
+    candidate = path
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}_{n}{path.suffix}")
+    return candidate
+
+
+def _draw(edges: Sequence[float], heights: Any, column: str, figsize: Any, path: Path) -> None:
+    figure = Figure(figsize=figsize)
+    axes = figure.add_subplot()
+    axes.stairs(np.nan_to_num(heights), edges, fill=True)
+    axes.set_title(column)
+    figure.savefig(path)
