@@ -66,5 +66,8 @@ class AuditEventType(enum.Enum):
     INGRESS_COLLECT = "INGRESS_COLLECT"  # a session read approved reference data
     INGRESS_WITHDRAW = "INGRESS_WITHDRAW"  # the requester withdrew an undecided ingress request
     INGRESS_RETIRE = "INGRESS_RETIRE"  # approved reference data retired (with the reason): no longer usable
+    RELEASE_KEY_CREATE = "RELEASE_KEY_CREATE"  # the review service made its release signing key (fingerprint, public key)
+    RELEASE_KEY_ROTATE = "RELEASE_KEY_ROTATE"  # a new signing key replaced the old one (both fingerprints)
+    RELEASE_KEY_REVOKE = "RELEASE_KEY_REVOKE"  # a signing key revoked from a time on (fingerprint, reason)
     # the ledger itself
     LEDGER_VERIFY = "LEDGER_VERIFY"

@@ -62,6 +62,8 @@ COMMANDS = (
     Command("demo-data", "write the synthetic household survey used by the demo, tests and benchmarks", "onsite.commands.datasets"),
     Command("review", "list and inspect release and ingress requests, retry a release package, render the states reference",
             "onsite.commands.review"),
+    Command("release", "verify a signed release package offline; the review service's signing key",
+            "onsite.commands.release"),
     Command("review-service", "run the reviewer web app (normally started by JupyterHub as the service onsite-review)",
             "onsite.commands.review_service"),
     Command("settings", "show the settings in effect, or the settings reference (--markdown)", "onsite.commands.settings"),

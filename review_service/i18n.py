@@ -558,6 +558,14 @@ MESSAGES.update({
     },
     "package_released_at": {"ja": "公表日時", "en": "Released"},
     "package_manifest_sha256": {"ja": "manifest.json の SHA-256", "en": "SHA-256 of manifest.json"},
+    "package_signing_key": {"ja": "署名鍵のフィンガープリント(Ed25519)", "en": "Signing key fingerprint (Ed25519)"},
+    "package_signing_note": {
+        "ja": "審査サービスが manifest.json に署名しています(manifest.sig)。施設の公開鍵があれば、"
+              "`onsite release verify` でオフラインでも署名とファイルを確認できます。フィンガープリントが施設の公表する鍵と一致することを確かめてください。",
+        "en": "The review service signed manifest.json (manifest.sig). With the facility's public key, "
+              "`onsite release verify` checks the signature and the files offline. Check that the fingerprint is one "
+              "the facility publishes.",
+    },
     "col_bytes": {"ja": "バイト数", "en": "Bytes"},
     "released_heading": {"ja": "最近公表された申請(公表パッケージ)", "en": "Recently released requests (their packages)"},
     "param_yes": {"ja": "はい", "en": "yes"},

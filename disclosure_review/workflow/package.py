@@ -12,7 +12,13 @@ output's checks and verdict, every vote and override reason, the protections
 reviewers applied (the released cells are those of the latest), who and when.
 Reviewers are not named to researchers: the manifest calls them "reviewer-1",
 "reviewer-2"… in the order they first acted on the request (`reviewer_pseudonyms`);
-their names stay in the ledger and on the reviewers' pages.
+their names stay in the ledger and on the reviewers' pages. Each approving vote cites
+its ledger event (seq and hash, `approval_events`).
+
+The service signs the manifest (`signing`): `manifest.json` names the key
+(`signing_key`: fingerprint and public key) and `manifest.sig` beside it holds the
+Ed25519 signature of its exact bytes, so `onsite release verify` checks a package
+offline with the public keys alone.
 """
 from __future__ import annotations
 
@@ -30,17 +36,22 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from access_control.models import utcnow
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from access_control.enums import AuditEventType
+from access_control.models import AuditEvent, utcnow
 from disclosure_review.sdc import text
 from disclosure_review.wire import IMAGE_TYPES
 from disclosure_review.workflow.enums import Decision, OutputKind
 from disclosure_review.workflow.exceptions import PackageError, PackageTampered, ReleaseRequestInvalid
+from disclosure_review.workflow.signing import MANIFEST, SIGNATURE, Signer, signature_valid
 from disclosure_review.workflow.store import ReleaseOutput, ReleasePackage, ReleaseRequest
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
+"""2: signed (`signing_key`, `manifest.sig`), approvals cite their ledger events. 1: unsigned, before."""
 DIR_MODE = 0o750
 FILE_MODE = 0o640
 
@@ -174,11 +185,28 @@ def _iso(value) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def manifest(request: ReleaseRequest, files: list[dict[str, Any]], released_at: str) -> dict[str, Any]:
+Citation = dict[str, Any]
+"""A ledger event as a manifest cites it: {"seq", "hash"}."""
+
+
+def approval_events(session: Session, request_object: str) -> dict[tuple[str, str], Citation]:
+    """{(output name, reviewer): the ledger event of their latest approving vote} on the outputs of the request
+    whose audit object is `request_object` (its outputs' objects are `<request_object>/<output name>`)."""
+    rows = session.execute(
+        select(AuditEvent.seq, AuditEvent.hash, AuditEvent.object, AuditEvent.actor, AuditEvent.details)
+        .where(AuditEvent.action == AuditEventType.OUTPUT_DECIDE, AuditEvent.object.startswith(f"{request_object}/"))
+        .order_by(AuditEvent.seq))
+    return {(row.object[len(request_object) + 1:], row.actor): {"seq": row.seq, "hash": row.hash}
+            for row in rows if json.loads(row.details).get("decision") == Decision.APPROVE.value}
+
+
+def manifest(request: ReleaseRequest, files: list[dict[str, Any]], released_at: str,
+             signing_key: dict[str, str], approvals: dict[tuple[str, str], Citation]) -> dict[str, Any]:
     by_output = {f["output"]: f["name"] for f in files}
     named = reviewer_pseudonyms(request)
     return {
         "version": MANIFEST_VERSION,
+        "signing_key": signing_key,
         "request": {
             "id": request.id,
             "project": request.project_id,
@@ -219,6 +247,7 @@ def manifest(request: ReleaseRequest, files: list[dict[str, Any]], released_at: 
                         "comment": v.comment,
                         "override_reason": v.override_reason,
                         "at": _iso(v.created_at),
+                        **({"ledger": approvals.get((o.name, v.reviewer))} if v.decision is Decision.APPROVE else {}),
                     }
                     for v in o.votes
                 ],
@@ -235,8 +264,10 @@ def _write(path: Path, data: bytes) -> None:
     os.chmod(path, FILE_MODE)  # whatever the umask
 
 
-def write_package(request: ReleaseRequest, egress_dir: Path) -> WrittenPackage:
-    """Write the approved outputs of `request` into `egress_dir/<request id>/`, atomically."""
+def write_package(request: ReleaseRequest, egress_dir: Path, signer: Signer,
+                  approvals: dict[tuple[str, str], Citation]) -> WrittenPackage:
+    """Write the approved outputs of `request` into `egress_dir/<request id>/`, atomically, with the manifest
+    signed by `signer`; each approving vote cites its event in `approvals` (`approval_events`)."""
     approved = [o for o in request.outputs if o.decision is Decision.APPROVE]
     if not approved:
         raise PackageError(f"release request {request.id} has no approved output")
@@ -262,10 +293,11 @@ def write_package(request: ReleaseRequest, egress_dir: Path) -> WrittenPackage:
             name = _output_file_name(output)
             _write(staging / name, data)
             files.append({"name": name, "output": output.name, "sha256": sha256(data), "bytes": len(data)})
-        content = manifest(request, files, utcnow().isoformat())
+        content = manifest(request, files, utcnow().isoformat(), signer.signing_key(), approvals)
         _check_manifest_text(content, "manifest")
         body = json.dumps(content, ensure_ascii=False, indent=2).encode("utf-8")
         _write(staging / MANIFEST, body)
+        _write(staging / SIGNATURE, signer.signature(body))
         target = egress_dir / str(request.id)
         if target.exists():  # left by an earlier attempt whose transaction did not commit
             shutil.rmtree(target)
@@ -304,10 +336,12 @@ def _digest(data: bytes | None) -> str:
 
 
 def verify_package(record: ReleasePackage) -> tuple[dict[str, Any], dict[str, bytes]]:
-    """Check every file against the manifest and the manifest against the database; return the manifest and
-    the files as checked ({name: bytes}, the manifest included): what is given out is what was checked.
+    """Check every file against the manifest, the manifest against the database and its signature against the
+    key it names (which the database's SHA-256 of the manifest vouches for); return the manifest and the files as
+    checked ({name: bytes}, the manifest and its signature included): what is given out is what was checked.
 
     Raises `PackageTampered` naming the file and both SHA-256 (expected, found; "missing" for a file gone).
+    A package written before signing (manifest version 1) has no signature to check.
     """
     root = Path(record.path)
     body = _read(root / MANIFEST)
@@ -330,7 +364,15 @@ def verify_package(record: ReleasePackage) -> tuple[dict[str, Any], dict[str, by
                 key="package_tampered", request=record.request_id, file=entry["name"], expected=entry["sha256"],
                 found=found)
         files[entry["name"]] = data
-    return content, {**files, MANIFEST: body}
+    if "signing_key" not in content:
+        return content, {**files, MANIFEST: body}
+    signature = _read(root / SIGNATURE)
+    if signature is None or not signature_valid(body, signature, content["signing_key"]):
+        raise PackageTampered(
+            f"the release package of request {record.request_id} was changed after release: {SIGNATURE} is "
+            f"{'missing' if signature is None else 'not the signature of the manifest'}",
+            key="package_tampered", request=record.request_id, file=SIGNATURE, expected="-", found=_digest(signature))
+    return content, {**files, MANIFEST: body, SIGNATURE: signature}
 
 
 def zip_package(record: ReleasePackage) -> tuple[str, bytes]:

@@ -38,7 +38,7 @@ from disclosure_review.sdc.differencing import OtherOutput, check_differencing
 from disclosure_review.sdc.enums import Verdict
 from disclosure_review.sdc.microdata import ExtractSpec
 from disclosure_review.sdc.spec import TableSpec
-from disclosure_review.workflow import extracts, ingress, messages, package, permissions, policies, recompute
+from disclosure_review.workflow import extracts, ingress, messages, package, permissions, policies, recompute, signing
 from disclosure_review.workflow import protection as protection_choice
 from disclosure_review.workflow.enums import Decision, OutputKind, ReleaseStatus
 from disclosure_review.workflow.exceptions import (
@@ -555,14 +555,20 @@ def release(session: Session, request_id: int, *, settings: Settings, actor: str
     for output in request.outputs:  # outputs of other requests approved meanwhile
         if output.decision is Decision.APPROVE:
             recheck_at_approval(session, request, output, ReleasePermissionDenied)
-    written = package.write_package(request, settings.egress_dir)
+    try:
+        signer = signing.open_signer(session, signing.ReleaseSigning.of(settings), settings.home, actor)
+    except signing.SigningKeyInvalid as exc:  # nothing is released unsigned
+        raise PackageError(f"release request {request.id} not packaged: {exc}") from None
+    written = package.write_package(request, settings.egress_dir, signer,
+                                    package.approval_events(session, request_object(request)))
     record = ReleasePackage(
         request_id=request.id, path=str(written.path), manifest_sha256=written.manifest_sha256, files=written.files
     )
     session.add(record)
     request.package = record
     _set_status(
-        session, request, ReleaseStatus.RELEASED, actor, manifest_sha256=written.manifest_sha256, files=len(written.files)
+        session, request, ReleaseStatus.RELEASED, actor, manifest_sha256=written.manifest_sha256, files=len(written.files),
+        signing_key=signer.record.fingerprint,
     )
     return record
 

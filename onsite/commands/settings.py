@@ -16,6 +16,7 @@ from traitlets.config import Configurable
 from access_control.addresses import AddressPolicy
 from access_control.ldap import LdapSettings
 from disclosure_review.workflow.policies import ReviewPolicy
+from disclosure_review.workflow.signing import ReleaseSigning
 from hub_config.authenticator import OnsiteAuthenticator
 from hub_config.ldap_authenticator import OnsiteLDAPAuthenticator
 from hub_config.settings import HubSettings
@@ -56,7 +57,7 @@ services it starts, so they read the same file and state."""
 
 def reference_classes() -> list[type[Configurable]]:
     """Onsite's configurable classes, bottom layer first."""
-    return [Settings, AddressPolicy, LdapSettings, ReviewPolicy, HubSettings, OnsiteAuthenticator, OnsiteLDAPAuthenticator,
+    return [Settings, AddressPolicy, LdapSettings, ReviewPolicy, ReleaseSigning, HubSettings, OnsiteAuthenticator, OnsiteLDAPAuthenticator,
             OnsiteSpawner]
 
 

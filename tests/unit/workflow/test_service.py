@@ -216,7 +216,7 @@ def test_release_package_is_rendered_by_the_service(world):
     assert stat.S_IMODE(root.stat().st_mode) == 0o750
     manifest = json.loads((root / "manifest.json").read_text())
     names = sorted(p.name for p in root.iterdir())
-    assert names == ["by_region.csv", "figure.png", "manifest.json"]
+    assert names == ["by_region.csv", "figure.png", "manifest.json", "manifest.sig"]
     for entry in manifest["files"]:
         data = (root / entry["name"]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == entry["sha256"] and len(data) == entry["bytes"]
