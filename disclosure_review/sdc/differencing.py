@@ -169,14 +169,18 @@ class Part:
 def released_population(output: str, state: RecordState) -> Part | None:
     """The output's part (None when it shows neither its total nor any cell)."""
     k = len(state.labels[0]) if state.labels else 0
-    labels = np.empty((len(state.labels), k), dtype=object)
-    labels[:] = state.labels
-    margins = (labels == MARGIN_LABEL).astype(bool)
-    total = np.flatnonzero(margins.all(axis=1))
+    if state.grouping is not None:  # margins by how they were computed: a category named "Total" is a cell
+        grand, fine = state.grouping == (1 << k) - 1, state.grouping == 0
+    else:  # states stored before the grouping was kept: by their label
+        labels = np.empty((len(state.labels), k), dtype=object)
+        labels[:] = state.labels
+        margins = (labels == MARGIN_LABEL).astype(bool)
+        grand, fine = margins.all(axis=1), ~margins.any(axis=1)
+    total = np.flatnonzero(grand)
     if len(total) and state.counts[total[0]] >= 0:
         i = total[0]
         return Part(output, state.elements[i], state.checks[i], int(state.counts[i]), False)
-    finest = np.flatnonzero(~margins.any(axis=1) & (state.counts >= 0)) if k else np.empty(0, dtype=np.int64)
+    finest = np.flatnonzero(fine & (state.counts >= 0)) if k else np.empty(0, dtype=np.int64)
     if not len(finest):
         return None
     return Part(output, np.bitwise_xor.reduce(state.elements[finest], axis=0),
@@ -293,13 +297,21 @@ def _combos(singles: Sequence[int], pairs: Sequence[tuple[int, int]]) -> np.ndar
     return np.array([(i, -1) for i in singles] + list(pairs), dtype=np.int64).reshape(-1, 2)
 
 
+def _grand_total(state: RecordState) -> CellKey:
+    """The label of the table's grand total (how findings name the new table's part)."""
+    k = len(state.labels[0]) if state.labels else 0
+    if state.grouping is None or not len(state.grouping):
+        return (MARGIN_LABEL,) * k
+    return state.labels[int(np.argmax(state.grouping))]
+
+
 def sum_findings(new: RecordState, table: str, others: Sequence[OtherOutput], threshold: int) -> list[SumFinding]:
     """Cells of any output minus one or two other outputs' parts, one of the three the new table, that leave 1 to
     `threshold` - 1 records (or may). A single part is searched only when it is a sum of shown cells (a released
     total is compared as a cell, pair by pair)."""
     own = released_population(_NEW, new)
     parts = [p for p in (released_population(o.name, o.state) for o in others) if p is not None]
-    total = (MARGIN_LABEL,) * len(new.labels[0]) if new.labels else ()
+    total = _grand_total(new)
     # the new table's cells minus others' parts
     n = len(parts)
     combos = _combos([i for i, p in enumerate(parts) if p.summed], list(zip(*np.triu_indices(n, 1))))

@@ -190,6 +190,7 @@ class RecordState:
     checks: np.ndarray  # uint32 [cells, SUBTABLES * width]
     sketch: np.ndarray | None = None  # uint32 [cells, SKETCH]
     sketch_sizes: np.ndarray | None = None  # int64 [cells]
+    grouping: np.ndarray | None = None  # int64 [cells]: GROUPING's bits, which cells are margins (None: stored before)
 
     @property
     def slots(self) -> int:
@@ -209,7 +210,9 @@ class RecordState:
         sketched = self.sketch is not None
         header = json.dumps({"version": RECORD_STATE_VERSION if sketched else 1, "name": self.name,
                              "width": self.width, "labels": [list(label) for label in self.labels],
-                             **({"sketch": self.sketch.shape[1]} if sketched else {})}, ensure_ascii=False).encode()
+                             **({"sketch": self.sketch.shape[1]} if sketched else {}),
+                             **({"grouping": self.grouping.tolist()} if self.grouping is not None else {})},
+                            ensure_ascii=False).encode()
         body = io.BytesIO()
         body.write(len(header).to_bytes(4, "little") + header)
         arrays = [self.counts.astype("<i8"), self.elements.astype("<u8"), self.checks.astype("<u4")]
@@ -247,8 +250,9 @@ class RecordState:
             offset += 4 * cells * slots
             sketch = np.frombuffer(raw, "<u4", cells * k, offset).reshape(cells, k)
             sizes = np.frombuffer(raw, "<u2", cells, offset + 4 * cells * k).astype(np.int64)
+        grouping = np.array(header["grouping"], dtype=np.int64) if "grouping" in header else None
         return cls(header["name"], int(header["width"]), [tuple(label) for label in header["labels"]],
-                   counts, elements, checks, sketch, sizes)
+                   counts, elements, checks, sketch, sizes, grouping)
 
 
 def fingerprints(values: np.ndarray, weights: np.ndarray, dataset: str) -> np.ndarray:
@@ -323,7 +327,8 @@ def build_state(name: str, records: pl.DataFrame, dataset: str, cells: pl.DataFr
         cut[rows[fine_sizes[sources] > SKETCH]] = True
     sketch, sizes = bottom_k(np.concatenate(sketch_owners), np.concatenate(sketch_values), cells.height)
     sizes = np.where(cut, SKETCH + 1, sizes)  # its finest cells' sketches hold SKETCH of its hashes, not all
-    return RecordState(name, width, labels, np.asarray(counts, dtype=np.int64), table, checks, sketch, sizes)
+    return RecordState(name, width, labels, np.asarray(counts, dtype=np.int64), table, checks, sketch, sizes,
+                       cells.get_column(grouping).to_numpy().astype(np.int64))
 
 
 @dataclasses.dataclass(frozen=True)

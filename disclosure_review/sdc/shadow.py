@@ -8,15 +8,20 @@ and the counts of missing, negative and zero values, plus the released statistic
 Cells: every combination of the levels observed for each variable is a cell, the
 empty ones included (count 0), like ACRO (pandas crosstab with dropna=False).
 A missing level (NULL) of a row or column variable is a level of its own, shown
-empty; margins are labelled `MARGIN_LABEL`.
+empty. A margin is known by how it was computed (`GROUPING`: the bits of the
+dimensions it sums over), never by its label: the label only shows it to a
+reader. It is `MARGIN_LABEL`, or, when the data hold a level of that name,
+the first of "[Total]", "[[Total]]", … that no level of the table holds, so
+that no two cells of a table have the same key.
 """
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import decimal
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import duckdb
@@ -72,12 +77,18 @@ class ShadowTable:
     def is_margin(self) -> pl.Expr:
         return pl.col(GROUPING) != 0
 
+    @functools.cached_property
+    def margin_label(self) -> str:
+        """The label the margins show: MARGIN_LABEL unless a level of the table is that text (see the module)."""
+        levels = self.frame.filter(pl.col(GROUPING) == 0).select(pl.col(self.dimensions).cast(pl.String))
+        return margin_label_for(v for column in levels.iter_columns() for v in column.unique())
+
     def label_exprs(self) -> list[pl.Expr]:
-        """Each dimension as text: its level, MARGIN_LABEL in margins, null for a missing level."""
+        """Each dimension as text: its level, `margin_label` in margins, null for a missing level."""
         k = len(self.dimensions)
         return [
             pl.when((pl.col(GROUPING) & (1 << (k - 1 - i))) != 0)
-            .then(pl.lit(MARGIN_LABEL))
+            .then(pl.lit(self.margin_label))
             .otherwise(pl.col(dim).cast(pl.String))
             .alias(dim)
             for i, dim in enumerate(self.dimensions)
@@ -125,6 +136,15 @@ _SHADOW_SCHEMA: dict[str, pl.DataType | None] = {
     SUM: pl.Float64, TOP: pl.List(pl.Float64), MIN: pl.Float64, MAX: pl.Float64, MISSING: pl.Int64,
     NEGATIVE: pl.Int64, ZERO: pl.Int64, VALUE: pl.Float64,
 }
+
+
+def margin_label_for(levels: Iterable[str | None]) -> str:
+    """MARGIN_LABEL, bracketed as often as needed to differ from every one of `levels`."""
+    taken = set(levels)
+    label = MARGIN_LABEL
+    while label in taken:
+        label = f"[{label}]"
+    return label
 
 
 def _jsonable(value: Any) -> Any:

@@ -38,7 +38,7 @@ from disclosure_review.sdc.enums import Verdict
 from disclosure_review.sdc.microdata import ExtractSpec
 from disclosure_review.sdc.protect import ProtectedTable, evaluate_table
 from disclosure_review.sdc.rules import Rules
-from disclosure_review.sdc.shadow import MARGIN_LABEL, RECORDS, VALUE, ShadowTable
+from disclosure_review.sdc.shadow import RECORDS, VALUE, ShadowTable
 from disclosure_review.sdc.size import table_cells
 from disclosure_review.sdc.spec import TableSpec
 from disclosure_review.sdc.tracker import with_check
@@ -423,7 +423,7 @@ def compare_claimed(claimed: Mapping[str, Any] | None, shadow: ShadowTable, verd
         grouping = row.get("sdc_grouping") or 0
         k = len(dims)
         return tuple(
-            MARGIN_LABEL if grouping & (1 << (k - 1 - i)) else (None if row.get(d) is None else str(row.get(d)))
+            shadow.margin_label if grouping & (1 << (k - 1 - i)) else (None if row.get(d) is None else str(row.get(d)))
             for i, d in enumerate(dims)
         )
 
