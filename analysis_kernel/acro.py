@@ -320,6 +320,15 @@ def _command(default: str) -> str:
     return "".join(context or []).strip() or default
 
 
+def _functions(aggfunc: Any) -> list[str]:
+    """ACRO's aggregation functions by name (count when none is given); anything else is refused."""
+    functions = _names(aggfunc) or ["count"]
+    for function in functions:
+        if not isinstance(function, str) or function not in STATISTICS:
+            raise AcroError(f"aggfunc {function!r}: give one of {', '.join(STATISTICS)} (by name)")
+    return functions
+
+
 def _names(value: Any) -> list[Any]:
     if value is None:
         return []
@@ -402,6 +411,7 @@ class ACRO:
         if aggfunc is not None and values is None:
             raise AcroError("If you pass an aggregation function to crosstab you must also specify a single values "
                             "column to aggregate over.")
+        functions = _functions(aggfunc)
         series = [*index_s, *columns_s] + ([values] if values is not None else [])
         query = query_of(*series)
         row_vars = [str(s.name) for s in index_s]
@@ -411,7 +421,6 @@ class ACRO:
                             aggfunc=aggfunc, margins=margins, margins_name=margins_name, dropna=False)
         frame = pd.concat([pd.Series(np.asarray(s), name=n) for s, n in
                            zip(series, [*row_vars, *column_vars] + ([value] if value else []))], axis=1)
-        functions = _names(aggfunc) or ["count"]
         parts = [self._part(query, frame, row_vars, column_vars, f, value if aggfunc else None,
                             prefix=(f,) if isinstance(aggfunc, list) else ()) for f in functions]
         return self._table("crosstab", command, table, parts, margins_name)
@@ -425,6 +434,7 @@ class ACRO:
         command = _command("pivot_table()")
         query = query_of(data)
         frame = data.df() if isinstance(data, duckdb.DuckDBPyRelation) else data
+        functions = _functions(aggfunc)
         row_vars, column_vars = [str(v) for v in _names(index)], [str(v) for v in _names(columns)]
         value_vars = [str(v) for v in _names(values)]
         if not value_vars:
@@ -435,13 +445,11 @@ class ACRO:
         parts = [self._part(query, frame, row_vars, column_vars, f, v,
                             prefix=((f,) if isinstance(aggfunc, list) else ())
                             + ((v,) if isinstance(values, list) or not column_vars else ()))
-                 for f in _names(aggfunc) for v in value_vars]
+                 for f in functions for v in value_vars]
         return self._table("pivot_table", command, table, parts, margins_name)
 
     def _part(self, query: str | None, frame: pd.DataFrame, rows: list[str], columns: list[str], function: Any,
               value: str | None, prefix: tuple) -> _Part:
-        if not isinstance(function, str) or function not in STATISTICS:
-            raise AcroError(f"aggfunc {function!r}: give one of {', '.join(STATISTICS)} (by name)")
         statistic = STATISTICS[function] if value is not None else None
         kind = TableKind.FREQUENCY if statistic is None else TableKind.MAGNITUDE
         spec = TableSpec(kind, "SELECT * FROM data", rows=tuple(rows), columns=tuple(columns),

@@ -1,0 +1,252 @@
+"""ACRO's API on Onsite (analysis_kernel.acro) over a real guarded connection: ACRO's return values, Onsite's
+outputs behind them, provenance kept through `.df()` and lost (and said so) through pandas."""
+from __future__ import annotations
+
+import base64
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+import statsmodels.formula.api as smf
+from small_survey import write_small_survey
+
+from analysis_kernel.acro import ACRO, QUERY_ATTR, AcroError, onsite_cells
+from analysis_kernel.connection import AnalysisConnection
+from analysis_kernel.outputs import FileOutput, ModelOutput, TableOutput
+from dataplane.catalogue import guarded_connection
+from dataplane.manifest import SessionManifest
+from disclosure_review.sdc import MARGIN_LABEL, Verdict
+
+PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
+
+
+@pytest.fixture
+def db(tmp_path: Path):
+    path = write_small_survey(tmp_path / "survey.duckdb")  # 40 people; area tiny has 3 in group rare
+    manifest = SessionManifest.from_dict({
+        "user": "r.tanaka", "outbox": str(tmp_path / "outbox"),
+        "projects": {"p1": {"title": "Test", "preset": "acro-default", "datasets": {"survey": str(path)}}},
+    })
+    connection = AnalysisConnection(guarded_connection(manifest.projects["p1"].datasets), "p1", manifest)
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def acro(db) -> ACRO:
+    return ACRO(suppress=False, db=db)
+
+
+@pytest.fixture
+def survey(db) -> pd.DataFrame:
+    return db.sql("SELECT * FROM survey").df()
+
+
+def test_a_frame_made_by_df_carries_its_query(db) -> None:
+    assert db.sql("SELECT * FROM survey").df().attrs[QUERY_ATTR] == "SELECT * FROM survey"
+    filtered = db.sql("SELECT * FROM survey").filter("area = 'big'").df()
+    assert "area = 'big'" in filtered.attrs[QUERY_ATTR]
+    assert db.sql("SELECT area FROM survey").to_df().area.attrs[QUERY_ATTR] == "SELECT area FROM survey"
+
+
+def test_crosstab_returns_pandas_table_and_builds_the_onsite_table(acro, survey) -> None:
+    table = acro.crosstab(survey.area, survey.grp)
+    pd.testing.assert_frame_equal(table, pd.crosstab(survey.area, survey.grp, dropna=False))
+    record = acro.results.get("output_0")
+    [onsite] = record.onsite
+    assert isinstance(onsite, TableOutput) and record.verified
+    assert onsite.spec.query == "SELECT * FROM survey" and onsite.spec.rows == ("area",)
+    assert record.status == "fail" == onsite.verdict.value
+    # ACRO's outcome table from Onsite's checks: ACRO's names, Onsite's stricter checks with their D-number
+    assert record.outcome.loc["tiny", "m"] == "MinimumThresholdCheck; "
+    assert record.outcome.loc["big", "f"] == "ok"
+    assert record.outcome.loc["big", "rare"] == "onsite:zeros (D5); "
+    assert record.outcome.loc["tiny", "rare"] == "MinimumThresholdCheck; onsite:class_disclosure (D3, review); "
+
+
+def test_magnitude_crosstab_with_margins_flags_the_dominant_income(acro, survey) -> None:
+    table = acro.crosstab(survey.area, survey.grp, values=survey.income, aggfunc="sum", margins=True)
+    assert table.loc["All", "All"] == survey.income.sum()
+    record = acro.results.get_index(-1)
+    assert record.verified and record.onsite[0].spec.statistic.value == "sum"
+    assert "NKCheck" in record.outcome.loc["big", "m"] and "PPercentCheck" in record.outcome.loc["big", "m"]
+    assert "NKCheck" in record.outcome.loc["All", "All"]  # margins are checked like cells
+
+
+def test_values_equal_the_onsite_tables_cell_by_cell(acro, survey) -> None:
+    table = acro.pivot_table(survey, index=["area"], columns=["grp"], values=["income"], aggfunc=["mean", "std"])
+    record = acro.results.get_index(-1)
+    assert [t.spec.statistic.value for t in record.onsite] == ["mean", "std"]
+    for statistic, onsite in zip(("mean", "std"), record.onsite):
+        cells = onsite_cells(onsite)
+        for area in ("big", "tiny"):
+            for grp in ("f", "m"):
+                assert math.isclose(table.loc[area, (statistic, "income", grp)], cells[(area, grp)], rel_tol=1e-9)
+    assert record.outcome.loc["tiny", ("std", "income", "f")] == "MinimumDoFCheck; "
+
+
+def test_selection_renaming_and_filters_in_sql_keep_provenance(acro, db) -> None:
+    frame = db.sql("SELECT area AS region, grp FROM survey").filter("grp <> 'rare'").df()
+    acro.crosstab(frame.region, frame.grp)
+    record = acro.results.get_index(-1)
+    assert record.verified and record.onsite[0].spec.rows == ("region",)
+
+
+def test_a_pandas_filter_loses_provenance_and_says_how_to_keep_it(acro, survey, capsys) -> None:
+    subset = survey[survey.grp != "rare"]  # pandas keeps attrs: the query no longer describes the data
+    table = acro.crosstab(subset.area, subset.grp)
+    assert list(table.columns) == ["f", "m"]
+    record = acro.results.get_index(-1)
+    assert not record.verified and record.status == "review"
+    [sent] = record.onsite
+    assert isinstance(sent, FileOutput) and sent.verdict is Verdict.REVIEW
+    assert sent.content.decode() == table.to_csv()
+    assert "big/rare" in sent.explanation  # why, for the reviewer
+    said = capsys.readouterr().out
+    assert "output_0 is unverified" in said and 'db.sql("SELECT ... FROM <dataset>").df()' in said
+
+
+def test_a_changed_value_loses_provenance(acro, survey) -> None:
+    survey.loc[0, "income"] = 1.0  # in place: the frame still claims its query
+    acro.crosstab(survey.area, survey.grp, values=survey.income, aggfunc="mean")
+    record = acro.results.get_index(-1)
+    assert not record.verified and "from the query" in record.onsite[0].explanation
+
+
+def test_a_frame_without_query_still_works_as_in_acro_but_unverified(acro) -> None:
+    frame = pd.DataFrame({"area": ["a"] * 12 + ["b"] * 3, "grp": ["x", "y", "z"] * 5})
+    table = acro.crosstab(frame.area, frame.grp)
+    pd.testing.assert_frame_equal(table, pd.crosstab(frame.area, frame.grp, dropna=False))
+    record = acro.results.get_index(-1)
+    assert not record.verified and record.status == "review"
+    # Onsite's checks still run on the frame, as feedback shown in ACRO's outcome table
+    assert record.outcome.loc["b", "x"] == "MinimumThresholdCheck; "
+
+
+def test_attack_a_forged_query_on_made_up_data_is_not_verified(acro) -> None:
+    forged = pd.DataFrame({"area": ["big"] * 40, "grp": ["f"] * 40})
+    forged.attrs[QUERY_ATTR] = "SELECT * FROM survey"
+    acro.crosstab(forged.area, forged.grp)
+    record = acro.results.get_index(-1)
+    assert not record.verified and isinstance(record.onsite[0], FileOutput)
+
+
+def test_attack_a_query_the_service_cannot_rerun_is_not_verified(acro, db) -> None:
+    db.duckdb.execute("CREATE TEMP TABLE mine AS SELECT 'x' AS area, 'y' AS grp FROM range(20)")
+    frame = db.sql("SELECT * FROM mine").df()
+    acro.crosstab(frame.area, frame.grp)
+    record = acro.results.get_index(-1)
+    assert not record.verified and "cannot be re-run" in record.onsite[0].explanation
+
+
+def test_suppression_is_onsites_protection_and_the_returned_table_is_what_is_released(db, survey) -> None:
+    acro = ACRO(suppress=True, db=db)
+    table = acro.crosstab(survey.area, survey.grp, margins=True)
+    [onsite] = acro.results.get_index(-1).onsite
+    assert onsite.spec.protection is not None and onsite.spec.protection.method.value == "suppress"
+    cells = onsite_cells(onsite)
+    for row in table.index:
+        for column in table.columns:
+            key = tuple(MARGIN_LABEL if v == "All" else v for v in (row, column))
+            released = cells[key]
+            assert (released is None and np.isnan(table.loc[row, column])) or table.loc[row, column] == released
+    assert np.isnan(table.loc["tiny", "m"])  # a primary cell
+    assert table.loc["All", "All"] == 40
+    assert acro.results.get_index(-1).status == onsite.verdict.value
+
+
+def test_suppression_of_a_mean_blanks_failing_cells_and_says_it_is_unprotected(db, survey, capsys) -> None:
+    acro = ACRO(suppress=True, db=db)
+    table = acro.pivot_table(survey, index="area", values="income", aggfunc="mean")
+    assert np.isnan(table.loc["big", "income"]) and table.loc["tiny", "income"] == pytest.approx(134.5)
+    [onsite] = acro.results.get_index(-1).onsite
+    assert onsite.spec.protection is None and onsite.verdict is Verdict.FAIL
+    assert "counts and sums only" in capsys.readouterr().out
+
+
+def test_rounding_uses_onsites_rounding(db, survey) -> None:
+    acro = ACRO(mitigation="round", round_base=5, db=db)
+    table = acro.crosstab(survey.area, survey.grp)
+    assert all(v % 5 == 0 for v in table.to_numpy().ravel())
+    assert acro.results.get_index(-1).onsite[0].spec.protection.base == 5
+
+
+def test_hist_saves_the_figure_and_sends_the_bin_table(acro, survey, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    first = acro.hist(survey, "income", bins=5)
+    second = acro.hist(survey, "income", bins=5)
+    assert (first, second) == ("histogram.png", "histogram_1.png")
+    assert Path(first).read_bytes().startswith(b"\x89PNG")
+    record = acro.results.get("output_0")
+    [onsite] = record.onsite
+    assert isinstance(onsite, TableOutput) and onsite.spec.edges is not None and record.verified
+    assert list(record.outcome["count"]) == ["ok"] + ["onsite:empty_bins (D11); "] * 3 + ["MinimumThresholdCheck; "]
+
+
+@pytest.mark.parametrize("method", ["ols", "logit", "probit"])
+def test_regressions_return_statsmodels_results_and_a_model_output(acro, survey, method) -> None:
+    exog = sm.add_constant(survey[["income"]])
+    endog = survey.income if method == "ols" else (survey.grp == "f").astype(int)
+    fitted = getattr(acro, method)(endog, exog)
+    direct = {"ols": sm.OLS, "logit": sm.Logit, "probit": sm.Probit}[method](endog, exog).fit(disp=0)
+    assert np.allclose(fitted.params, direct.params)
+    record = acro.results.get_index(-1)
+    [onsite] = record.onsite
+    assert isinstance(onsite, ModelOutput) and record.status in ("review", "fail") and not record.verified
+    assert record.output_type == "regression" and isinstance(record.output[0], pd.DataFrame)
+
+
+@pytest.mark.parametrize("method,fit", [("olsr", smf.ols), ("logitr", smf.logit), ("probitr", smf.probit)])
+def test_formula_regressions(acro, survey, method, fit) -> None:
+    survey["female"] = (survey.grp == "f").astype(int)
+    formula = "income ~ female" if method == "olsr" else "female ~ income"
+    fitted = getattr(acro, method)(formula, data=survey)
+    assert np.allclose(fitted.params, fit(formula, data=survey).fit(disp=0).params)
+    assert acro.results.get_index(-1).properties["method"] == method
+
+
+def test_surv_func_says_what_to_use_instead(acro, survey) -> None:
+    with pytest.raises(AcroError, match=r"no survival-function output.*crosstab.*custom_output"):
+        acro.surv_func(survey.income, survey.person_id, "table")
+
+
+def test_session_management_as_in_acro(acro, survey, tmp_path) -> None:
+    figure = tmp_path / "figure.png"
+    figure.write_bytes(PNG)
+    acro.crosstab(survey.area, survey.grp)
+    acro.crosstab(survey.grp, survey.area)
+    assert acro.custom_output(str(figure), "a figure made elsewhere") is True
+    assert acro.custom_output(str(tmp_path / "paper.docx")) is False  # a type Onsite cannot release
+    acro.remove_output("output_0")
+    acro.rename_output("output_1", "groups_by_area")
+    acro.add_comments("groups_by_area", "Table 2")
+    acro.add_exception("groups_by_area", "the small cells are published elsewhere")
+    assert acro.results.get_keys() == ["groups_by_area", "output_2"]
+    record = acro.results.get("groups_by_area")
+    assert record.comments == ["Table 2"] and record.exception.startswith("the small cells")
+    text = acro.print_outputs()
+    assert "uid: groups_by_area" in text and "uid: output_0" not in text
+    with pytest.raises(AcroError, match="no output 'output_9'"):
+        acro.add_comments("output_9", "x")
+    with pytest.raises(AcroError, match="already named"):
+        acro.rename_output("output_2", "groups_by_area")
+    with pytest.raises(AcroError, match="cannot name an output"):
+        acro.rename_output("output_2", "../escape")
+
+
+def test_what_onsite_does_not_take_is_refused_with_what_to_do(db, survey) -> None:
+    with pytest.raises(AcroError, match="project's rule preset"):
+        ACRO(config="custom", db=db)
+    with pytest.raises(AcroError, match="federated"):
+        ACRO(federated=True, db=db)
+    acro = ACRO(db=db)
+    with pytest.raises(AcroError, match="normalize"):
+        acro.crosstab(survey.area, survey.grp, normalize="index")
+    with pytest.raises(AcroError, match="single values column"):
+        acro.crosstab(survey.area, survey.grp, aggfunc="mean")
+    with pytest.raises(AcroError, match="aggfunc"):
+        acro.crosstab(survey.area, survey.grp, values=survey.income, aggfunc=np.mean)
+    assert acro.results.get_keys() == []
