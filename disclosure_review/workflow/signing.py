@@ -570,8 +570,8 @@ def _check_signature(result: Verification, body: bytes, manifest: dict[str, Any]
         revoked = {"revoked": key.revoked_at.isoformat(), "reason": key.revocation_reason, **when}
         if signed_at >= key.revoked_at:
             result.refuse("signed_after_revocation", **revoked)
-        else:
-            result.warnings.append(Finding("signed_before_revocation", revoked))
+            return
+        result.warnings.append(Finding("signed_before_revocation", revoked))
     if key.retired_at is not None and signed_at > key.retired_at:
         result.refuse("signed_after_retirement", retired=key.retired_at.isoformat(), **when)
 

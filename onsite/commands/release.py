@@ -36,8 +36,8 @@ TEXTS = {
 }
 
 
-def _text(key: str, language: str, **params: object) -> str:
-    return TEXTS[key][language].format(**params)
+def _text(text_key: str, language: str, **params: object) -> str:
+    return TEXTS[text_key][language].format(**params)
 
 
 def build(parser: argparse.ArgumentParser, name: str) -> None:
