@@ -432,6 +432,19 @@ MESSAGES: dict[str, dict[str, str]] = {
                              "ja": "監査ログのイベント {seq} が複数の承認に示されています"},
     "approval_after_release": {"en": "the approval of output {output} by {reviewer} is dated after the release",
                                "ja": "出力 {output} の {reviewer} による承認が公表より後の日時です"},
+    "ledger_unreadable": {"en": "the ledger export cannot be read: {problem}",
+                          "ja": "監査ログのエクスポートを読めません: {problem}"},
+    "cited_event_missing": {"en": "ledger event {seq}, cited by the approval of output {output}, is not in the ledger",
+                            "ja": "出力 {output} の承認が示す監査ログのイベント {seq} が、監査ログにありません"},
+    "cited_event_differs": {"en": "ledger event {seq}, cited by the approval of output {output}, differs from the "
+                                  "cited hash or from its own contents",
+                            "ja": "出力 {output} の承認が示す監査ログのイベント {seq} が、示されたハッシュまたは自身の内容と一致しません"},
+    "cited_event_not_approval": {"en": "ledger event {seq} is not an approval of output {output} of request {request}",
+                                 "ja": "監査ログのイベント {seq} は、申請 {request} の出力 {output} の承認ではありません"},
+    "ledger_too_few_reviewers": {
+        "en": "the ledger events cited for output {output} name {count} distinct reviewer(s) other than the "
+              "requester; the request required {required}",
+        "ja": "出力 {output} について示された監査ログのイベントでは、申請者以外の別々の審査者が {count} 人で、必要な {required} 人に足りません"},
     "manifest_malformed": {"en": "manifest.json is malformed: {problem}", "ja": "manifest.json が不正です: {problem}"},
 }
 
@@ -625,3 +638,47 @@ def _check_approvals(result: Verification, manifest: dict[str, Any]) -> None:
         if times > 1:
             result.refuse("approval_cited_twice", seq=seq)
 
+
+
+def read_ledger_export(path: Path) -> dict[int, dict[str, Any]]:
+    """{seq: event} of an `onsite audit export` file (one JSON object per line)."""
+    try:
+        events = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return {int(event["seq"]): event for event in events}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SigningKeyInvalid(MESSAGES["ledger_unreadable"]["en"].format(problem=exc)) from None
+
+
+def check_ledger(result: Verification, events: dict[int, dict[str, Any]]) -> None:
+    """Each approval the manifest cites against the ledger itself (an export): the event is there with the cited
+    hash, its hash matches its contents, it is an approval of that output, and the cited approvals of an output
+    come from enough distinct reviewers, none of them the requester (names the manifest does not give)."""
+    manifest = result.manifest or {}
+    try:
+        request, required = manifest["request"], int(manifest["request"]["required_approvals"])
+        for output in manifest["outputs"]:
+            if output["decision"] != APPROVE:
+                continue
+            name, reviewers = output["name"], set()
+            for vote in output["votes"]:
+                cited = vote.get("ledger") if vote["decision"] == APPROVE else None
+                if not cited:
+                    continue
+                where = {"seq": cited["seq"], "output": name}
+                event = events.get(cited["seq"])
+                if event is None:
+                    result.refuse("cited_event_missing", **where)
+                    continue
+                fields = {k: event[k] for k in ("seq", "actor", "action", "object", "outcome", "details", "prev_hash")}
+                recomputed = audit.event_hash(created_at=datetime.fromisoformat(event["created_at"]), **fields)
+                if event["hash"] != cited["hash"] or recomputed != event["hash"]:
+                    result.refuse("cited_event_differs", **where)
+                elif (event["action"], event["object"], event["outcome"], event["details"].get("decision")) != (
+                        AuditEventType.OUTPUT_DECIDE.value, f"release_request/{request['id']}/{name}", "OK", APPROVE):
+                    result.refuse("cited_event_not_approval", request=request["id"], **where)
+                elif event["actor"] != request["requester"]:
+                    reviewers.add(event["actor"])
+            if len(reviewers) < required:
+                result.refuse("ledger_too_few_reviewers", output=name, count=len(reviewers), required=required)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        result.refuse("manifest_malformed", problem=f"{type(exc).__name__}: {exc}")

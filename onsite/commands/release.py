@@ -56,6 +56,10 @@ def build(parser: argparse.ArgumentParser, name: str) -> None:
     verify.add_argument("--public-key", type=Path, action="append", metavar="FILE",
                         help="a keyring (`onsite release key export`) or a PEM public key; repeatable. Default: "
                         "this installation's keyring beside ReleaseSigning.key_file")
+    verify.add_argument("--ledger", type=Path, metavar="EXPORT",
+                        help="also check each cited approval against the ledger (an `onsite audit export` file): "
+                        "present with the cited hash, intact, an approval of that output, by enough distinct "
+                        "reviewers other than the requester")
     verify.add_argument("--json", action="store_true", help="print the findings as JSON (English texts)")
     verify.set_defaults(run=_verify)
 
@@ -97,6 +101,8 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
         paths = [default]
     keys = [key for path in paths for key in signing.read_public_keys(path)]
     result = signing.verify(signing.read_package(args.package), keys)
+    if args.ledger is not None and result.manifest is not None:
+        signing.check_ledger(result, signing.read_ledger_export(args.ledger))
     if args.json:
         print(json.dumps({"ok": result.ok, "problems": [f.text() for f in result.problems],
                           "warnings": [f.text() for f in result.warnings]}, ensure_ascii=False, indent=2))

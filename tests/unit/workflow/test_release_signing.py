@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -74,9 +74,9 @@ def stolen_key(world) -> Ed25519PrivateKey:
     return signing._load_private(section(world).key_path(world.settings.home))
 
 
-def run_verify(package_path: Path, *keys: Path, language: str = "en") -> subprocess.CompletedProcess:
+def run_verify(package_path: Path, ring: Path, *options: str | Path, language: str = "en") -> subprocess.CompletedProcess:
     env = {**os.environ, "LANG": "ja_JP.UTF-8" if language == "ja" else "C.UTF-8", "LC_ALL": "", "LC_MESSAGES": ""}
-    args = [arg for key in keys for arg in ("--public-key", str(key))]
+    args = ["--public-key", str(ring), *map(str, options)]
     return subprocess.run([sys.executable, "-m", "onsite.cli", "release", "verify", str(package_path), *args],
                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
 
@@ -110,12 +110,56 @@ def test_a_release_is_signed_and_verifies_offline(world, tmp_path):
     assert check(tmp_path / name, [key]).ok
 
 
+def export_ledger(world, path: Path) -> dict[int, dict]:
+    with transaction(world.factory) as s, path.open("w", encoding="utf-8") as fh:
+        audit.export(s, fh)
+    return signing.read_ledger_export(path)
+
+
+def test_cited_approvals_are_checked_against_the_ledger(world, tmp_path):
+    root = released(world)
+    keys = keyring(world)
+    events = export_ledger(world, tmp_path / "ledger.jsonl")
+    result = check(root, keys)
+    signing.check_ledger(result, events)
+    assert result.ok, result.problems
+    first, second = (v["ledger"]["seq"] for v in json.loads((root / "manifest.json").read_text())["outputs"][0]["votes"])
+
+    def with_ledger(edit) -> set[str]:
+        changed = {seq: json.loads(json.dumps(event)) for seq, event in events.items()}
+        edit(changed)
+        result = check(root, keys)
+        signing.check_ledger(result, changed)
+        return codes(result)
+
+    assert with_ledger(lambda e: e[first]["details"].update(decision="REJECT")) == {"cited_event_differs",
+                                                                                 "ledger_too_few_reviewers"}
+    assert with_ledger(lambda e: e.pop(second)) == {"cited_event_missing", "ledger_too_few_reviewers"}
+
+    def same_reviewer_rehashed(e):  # a consistent rewrite: carol's approval made bob's, its hash recomputed
+        event = e[second]
+        event["actor"] = "bob"
+        fields = {k: event[k] for k in ("seq", "actor", "action", "object", "outcome", "details", "prev_hash")}
+        event["hash"] = audit.event_hash(created_at=datetime.fromisoformat(event["created_at"]), **fields)
+    assert with_ledger(same_reviewer_rehashed) == {"cited_event_differs", "ledger_too_few_reviewers"}
+
+    def another_event(e):  # the citation points at an event that is no approval of this output
+        e[second] = {**e[1], "seq": second}
+    assert "cited_event_differs" in with_ledger(another_event)
+
+
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_the_command_verifies_and_refuses_in_the_locale_language(world, tmp_path):
     root = released(world)
     ring = section(world).keyring_path(world.settings.home)
     good = run_verify(root, ring)
     assert good.returncode == 0 and good.stdout.startswith("OK:"), good.stdout + good.stderr
+    ledger = tmp_path / "ledger.jsonl"
+    export_ledger(world, ledger)
+    assert run_verify(root, ring, "--ledger", ledger).returncode == 0
+    ledger.write_text(ledger.read_text().replace('"decision":"APPROVE"', '"decision":"REJECT"'))
+    against_ledger = run_verify(root, ring, "--ledger", ledger)
+    assert against_ledger.returncode == 1 and "differs from the cited hash" in against_ledger.stdout
 
     changed = copy(root, tmp_path)
     (changed / "by_region.csv").write_text("region,count\nA,30\nB,25\nC,2\n")
