@@ -301,8 +301,8 @@ def _released(table: pd.DataFrame, parts: list[_Part], margins_name: str, blank_
         failing = {k for k, rules in cell_rules(part.report).items() if any(v is Verdict.FAIL for _, v in rules)}
         for row in table.index:
             key = _key(_tuple(row) + rest, margins_name)
-            if ours is not None and key in ours:
-                shown.loc[row, column] = np.nan if ours[key] is None else ours[key]
+            if ours is not None:  # a cell the protected table lacks (its level's records all deleted) is not released
+                shown.loc[row, column] = np.nan if ours.get(key) is None else ours[key]
             elif blank_failing and key in failing:
                 shown.loc[row, column] = np.nan
     return shown.infer_objects()
@@ -487,8 +487,10 @@ class ACRO:
         if self.mitigation != "none":
             for part in parts:
                 if part.statistic in PROTECTABLE and part.table is not None:
-                    part.table = part.table.protect("suppress" if self.suppress else "round", base=self.round_base
-                                                    if self.mitigation == "round" else None)
+                    # ACRO's suppression deletes the records of failing cells (its issue #198): Onsite's
+                    # delete_records does the same, again until no cell fails
+                    part.table = part.table.protect("delete_records" if self.suppress else "round",
+                                                    base=self.round_base if self.mitigation == "round" else None)
                     part.report = part.table.report
                 elif self.suppress:
                     blank = True
@@ -505,7 +507,7 @@ class ACRO:
         record = self.results.add(Record(uid, status.value, "table",
                                          {"method": method, "mitigation": self.mitigation}, command, summary,
                                          outcome, [shown], onsite, verified))
-        print(f"{uid} ({method}): {record.status} — {summary}")
+        _show(record)
         if not verified:
             self._say("unverified", uid=uid, why="; ".join(dict.fromkeys(p.why for p in parts if p.why)))
         return shown
@@ -566,7 +568,7 @@ class ACRO:
                                 "count": [_tags(rules or []) for rules in _by_bin(flagged, numpy_edges)]})
         record = self.results.add(Record(uid, onsite.verdict.value, "histogram", {"method": "histogram"}, command,
                                          _summary(report), outcome, [str(path)], [onsite], table is not None))
-        print(f"{uid} (hist): {record.status} — {record.summary}")
+        _show(record)
         if table is None:
             self._say("unverified", uid=uid, why=why)
         return str(path)
@@ -613,9 +615,9 @@ class ACRO:
         outcome = pd.DataFrame({"check": [r.rule for r in model.report.results],
                                 "outcome": [_tags([(r.rule, r.verdict)]) if r.verdict is not Verdict.PASS else "ok"
                                             for r in model.report.results]})
-        self.results.add(Record(uid, model.verdict.value, "regression", {"method": method}, command, summary,
+        record = self.results.add(Record(uid, model.verdict.value, "regression", {"method": method}, command, summary,
                                 outcome, frames, [model], False))
-        print(f"{uid} ({method}): {model.verdict.value} — {summary} (a reviewer judges every model)")
+        _show(record, "a reviewer judges every model: the service cannot refit it")
         return results
 
     # -- managing outputs, as ACRO
@@ -680,6 +682,18 @@ class ACRO:
                                               project=project, timeout=timeout)
         self._say("finalise", path=path)
         return self.results
+
+
+def _show(record: Record, note: str = "") -> None:
+    """What ACRO logs after each output: its status, the checks' summary and the outcome table, cell by cell."""
+    print(f"{record.uid} ({record.properties.get('method')}): {record.status} — {record.summary}"
+          + (f" ({note})" if note else ""))
+    flagged = record.outcome.astype(str).map(lambda tags: tags != "ok") if not record.outcome.empty else None
+    if flagged is not None and flagged.to_numpy().any():
+        print(f"outcome:\n{record.outcome.to_string()}")
+        if record.outcome.astype(str).map(lambda tags: "onsite:" in tags).to_numpy().any():
+            print("onsite:… are checks ACRO does not make or makes differently: see docs/acro-differences.md "
+                  "(the D-number shown)")
 
 
 def _output_name(uid: str, index: int, count: int) -> str:

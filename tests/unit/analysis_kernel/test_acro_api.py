@@ -142,19 +142,19 @@ def test_attack_a_query_the_service_cannot_rerun_is_not_verified(acro, db) -> No
     assert not record.verified and "cannot be re-run" in record.onsite[0].explanation
 
 
-def test_suppression_is_onsites_protection_and_the_returned_table_is_what_is_released(db, survey) -> None:
+def test_suppression_deletes_records_as_acro_and_the_returned_table_is_what_is_released(db, survey) -> None:
     acro = ACRO(suppress=True, db=db)
     table = acro.crosstab(survey.area, survey.grp, margins=True)
     [onsite] = acro.results.get_index(-1).onsite
-    assert onsite.spec.protection is not None and onsite.spec.protection.method.value == "suppress"
+    assert onsite.spec.protection is not None and onsite.spec.protection.method.value == "delete_records"
     cells = onsite_cells(onsite)
     for row in table.index:
         for column in table.columns:
             key = tuple(MARGIN_LABEL if v == "All" else v for v in (row, column))
-            released = cells[key]
+            released = cells.get(key)  # (big, rare) is gone: rare's only records were deleted
             assert (released is None and np.isnan(table.loc[row, column])) or table.loc[row, column] == released
-    assert np.isnan(table.loc["tiny", "m"])  # a primary cell
-    assert table.loc["All", "All"] == 40
+    assert np.isnan(table.loc["tiny", "m"]) and np.isnan(table.loc["big", "rare"])  # small and empty cells
+    assert table.loc["big", "f"] == 15 and table.loc["All", "All"] == 30  # the totals lose the deleted records
     assert acro.results.get_index(-1).status == onsite.verdict.value
 
 
