@@ -37,7 +37,7 @@ from .checks import CheckReport, CheckResult, check_table
 from .enums import ProtectionMethod, SecondaryMethod, Statistic, TableKind, Verdict
 from .messages import MESSAGES, msg
 from .rules import Rules
-from .shadow import GROUPING, MARGIN_LABEL, NEGATIVE, TOP, VALUE, ShadowTable, compute_shadow
+from .shadow import GROUPING, MARGIN_LABEL, NEGATIVE, RECORDS, TOP, VALUE, ShadowTable, compute_shadow
 from .spec import InvalidSpec, TableSpec, quote_identifier
 
 if TYPE_CHECKING:  # the protection library (scipy, HiGHS) is imported only when a table is protected
@@ -56,6 +56,11 @@ class ProtectedTable:
     report: CheckReport
     cells: pl.DataFrame
     protection: dict[str, Any] | None = None  # method, parameters, suppressed/deleted cells, interval audit
+    # Redact-then-round: the finest cells (raw levels) whose records no released cell holds, and per cell (frame
+    # order) how many records its released value holds (margins: those of the cells shown). Differencing compares
+    # these, not the cells as computed: a margin with the redacted records would hide them from it.
+    left_out: pl.DataFrame | None = None
+    held_records: np.ndarray | None = None
 
     @property
     def verdict(self) -> Verdict:
@@ -253,8 +258,9 @@ def _round(shadow: ShadowTable, report: CheckReport, rules: Rules, base: int | N
            redact: bool = False) -> ProtectedTable:
     """Interior cells rounded to `base`, margins the sums of the rounded cells.
 
-    `redact` (redact-then-round): the cells some check fails are blank first and count 0 in the
-    margins, so no margin minus the cells shown gives a redacted cell back.
+    `redact` (redact-then-round, as OpenSAFELY releases): the cells some check fails are blank first
+    and count 0 in the margins, so no margin minus the cells shown gives a redacted cell back; differencing
+    compares the margins by the records of the cells shown (`ProtectedTable.left_out`, `held_records`).
     """
     from .protection import round_to_base  # heavy: scipy and HiGHS load only when a table is protected
 
@@ -271,7 +277,14 @@ def _round(shadow: ShadowTable, report: CheckReport, rules: Rules, base: int | N
     dtype = view.schema[column]
     cells = view.with_columns(pl.when(pl.Series(blank)).then(None).otherwise(pl.Series(column, rounded))
                               .cast(dtype).alias(column))
+    left_out = held = None
     if redact:
+        finest = shadow.frame.get_column(GROUPING).to_numpy() == 0
+        shown_cells = finest & ~blank
+        leaves = np.zeros(linked.table.n_cells)  # each margin holds the records of the cells it shows
+        leaves[linked.positions[shown_cells]] = shadow.frame.get_column(RECORDS).to_numpy()[shown_cells]
+        held = linked.table.aggregate(leaves).ravel()[linked.positions].astype(np.int64)
+        left_out = shadow.frame.filter(pl.Series(blank & finest)).select(shadow.dimensions)
         report = excuse_blank_cells(report, {label for label, b in zip(shadow.labels(), blank) if b}, "redacted")
     results = []
     for result in report.results:  # rounding blurs a failing cell; whether that is enough, a person judges
@@ -282,7 +295,8 @@ def _round(shadow: ShadowTable, report: CheckReport, rules: Rules, base: int | N
     if redact:
         facts = {"method": ProtectionMethod.REDACT_ROUND.value, "base": base, "redacted": int(blank.sum()),
                  "note": "cells failing a check are blank; totals are sums of the rounded cells shown"}
-    return ProtectedTable(shadow, CheckReport.from_results(report.output, report.preset, results), cells, facts)
+    return ProtectedTable(shadow, CheckReport.from_results(report.output, report.preset, results), cells, facts,
+                          left_out, held)
 
 
 # -- record deletion -------------------------------------------------------------------

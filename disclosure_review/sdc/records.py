@@ -452,14 +452,23 @@ def records_sql(spec: TableSpec, traced_query: str) -> str:
 
 
 def compute_record_state(con: duckdb.DuckDBPyConnection, shadow: ShadowTable, traced_query: str, dataset: str,
-                         threshold: int | None) -> RecordState:
+                         threshold: int | None, *, left_out: pl.DataFrame | None = None,
+                         counts: Sequence[int] | None = None) -> RecordState:
     """The record state of `shadow`'s cells, from `traced_query` (whose row ids are those of `dataset`) run on
-    `con`, the connection the cells came from."""
+    `con`, the connection the cells came from.
+
+    `left_out`: finest cells (their levels) whose records no released cell holds (redacted: the margins are
+    the sums of the cells shown); `counts`: then the records each cell holds (default: the shadow's)."""
     spec = shadow.spec
     records = con.sql(records_sql(spec, traced_query)).pl()
     if records.get_column(RECORD_COLUMN).n_unique() != records.height:
         raise NotOneRowPerRecord(f"table {spec.name!r}: some record gives more than one row")
+    if left_out is not None and left_out.height:
+        d = [f"d{i}" for i in range(len(spec.dimensions))]
+        left_out = left_out.rename(dict(zip(spec.dimensions, d))).with_columns(
+            pl.col(x).cast(records.schema[x]) for x in d)
+        records = records.join(left_out, on=d, how="anti", nulls_equal=True)
     cells = shadow.frame.select(*spec.dimensions, GROUPING)
     return build_state(spec.name, records, dataset, cells, spec.dimensions, grouping_sets(spec), GROUPING,
-                       shadow.labels(), shadow.frame.get_column(RECORDS).to_list(),
+                       shadow.labels(), shadow.frame.get_column(RECORDS).to_list() if counts is None else counts,
                        width_for(threshold))

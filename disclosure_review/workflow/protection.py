@@ -114,17 +114,22 @@ def _merge(variable: str, levels: str | Sequence[str], label: str) -> Merge | No
 
 
 def dimension_levels(recomputed: Mapping[str, Any] | None, dimensions: Sequence[str]) -> dict[str, list[str]]:
-    """The levels of each dimension in a released view (margins and missing levels left out)."""
+    """The levels of each dimension in a released view (margins and missing levels left out).
+
+    A margin is not known by the text "Total" (a level can be named so): the view's last row is its grand total,
+    whose label in every dimension is the table's margin label (`ShadowTable.margin_label`)."""
     levels: dict[str, list[str]] = {d: [] for d in dimensions}
-    if not recomputed:
+    rows = list(recomputed.get("rows", [])) if recomputed else []
+    if not rows:
         return levels
     columns = list(recomputed.get("columns", []))
     for dim in dimensions:
         if dim not in columns:
             continue
         index = columns.index(dim)
-        seen = dict.fromkeys(row[index] for row in recomputed.get("rows", []))
-        levels[dim] = [str(v) for v in seen if v is not None and v != MARGIN_LABEL]
+        margin = rows[-1][index]
+        seen = dict.fromkeys(row[index] for row in rows)
+        levels[dim] = [str(v) for v in seen if v is not None and v != margin]
     return levels
 
 

@@ -247,7 +247,8 @@ def record_state(con: duckdb.DuckDBPyConnection, protected: ProtectedTable, data
     if traced is None:
         return None
     try:
-        state = records.compute_record_state(con, shadow, *traced, threshold)
+        state = records.compute_record_state(con, shadow, *traced, threshold, left_out=protected.left_out,
+                                             counts=protected.held_records)
     except (duckdb.Error, records.NotOneRowPerRecord) as exc:  # an aggregate in the select list, a join that repeats
         log.info("table %s: records not traced (%s)", shadow.spec.name, type(exc).__name__)
         return None

@@ -9,7 +9,9 @@ import pytest
 
 from disclosure_review.sdc import InvalidSpec, TableKind, TableSpec, Verdict, load_preset
 from disclosure_review.sdc.enums import ProtectionMethod, SecondaryMethod, Statistic
+from disclosure_review.sdc.differencing import OtherOutput, findings_between
 from disclosure_review.sdc.protect import deletion_query, evaluate_table
+from disclosure_review.sdc.records import compute_record_state
 from disclosure_review.sdc.spec import Protection
 
 # region a: 30 records, b: 25, c: 3 (the small cell); sex alternates; income = 10 * i
@@ -100,6 +102,25 @@ def test_redact_then_round_blanks_small_cells_and_rounds_the_rest(con):
     assert protected.report.result("threshold").verdict is Verdict.PASS  # every failing cell is redacted
     assert protected.report.result("threshold").code == "excused_all_redacted"
     assert protected.verdict is Verdict.PASS
+
+
+def test_redact_then_round_margins_hold_only_the_records_of_the_cells_shown(con):
+    """Differencing sees a redact-then-round margin as what it releases: an attacker's 'everyone' total minus
+    this table's total gives region c's 3 records back, so the two totals must differ on exactly those."""
+    acro = load_preset("acro-default")
+    protected = evaluate_table(con, spec(ProtectionMethod.REDACT_ROUND, base=5), acro)
+    assert sorted(protected.left_out.rows()) == [("c", "F"), ("c", "M")]
+    traced = "SELECT *, i AS sdc_record FROM data"
+    redacted = compute_record_state(con, protected.shadow, traced, "d", acro.threshold, left_out=protected.left_out,
+                                    counts=protected.held_records)
+    labels = protected.shadow.labels()
+    everyone = evaluate_table(con, spec(None), acro)
+    whole = compute_record_state(con, everyone.shadow, traced, "d", acro.threshold)
+    total = labels.index(("Total", "Total"))
+    [finding] = [f for f in findings_between(redacted, OtherOutput("everyone", whole), acro.threshold)
+                 if f.cell == f.other_cell == ("Total", "Total")]
+    assert finding.exact and finding.records == 3
+    assert redacted.counts[total] == 55 and whole.counts[total] == 58  # a 30, b 25: c's 3 are in no released cell
 
 
 def test_redact_then_round_takes_the_preset_base_and_round_trips_in_the_spec(con):

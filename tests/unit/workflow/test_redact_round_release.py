@@ -5,9 +5,13 @@ from __future__ import annotations
 import csv
 import io
 
+import pytest
+
+from access_control.models import Project
 from disclosure_review.sdc.enums import Verdict
 from disclosure_review.workflow import service
 from disclosure_review.workflow.enums import Decision, ReleaseStatus
+from disclosure_review.workflow.exceptions import VoteInvalid
 from onsite_base.db import transaction
 
 from workflow_factories import protect, status_of, submit, table_output, vote
@@ -56,3 +60,46 @@ def test_the_cli_names_redact_then_round_and_its_base_as_the_page_does():
 
     choice = {"method": "redact_round", "protection": {"version": 1, "method": "redact_round", "base": 5}}
     assert describe_choice(choice) == "redact failing cells, then round (base 5)"
+
+
+def redact_round(output: dict, base: int = 5) -> dict:
+    output["spec"]["protection"] = {"version": 1, "method": "redact_round", "base": base}
+    return output
+
+
+@pytest.fixture
+def strict(world):
+    """The project under jp-onsite: differencing fails (acro-default sends it to review)."""
+    with transaction(world.factory) as s:
+        s.get(Project, world.project).preset = "jp-onsite"
+    return world
+
+
+def test_attack_a_redacted_cell_recovered_from_another_outputs_total_is_refused(strict):
+    # by_region released redact-then-round: A 30, B 25, C blank, Total 55 (the cells shown). Everyone by sex
+    # has a total of 57: 57 - 55 gives region C's 2 people back unless the service sees that its total holds
+    # 2 records the released 55 does not.
+    first = submit(strict, redact_round(table_output()))
+    approve_twice(strict, first)
+    assert released_cells(strict, first) == {"A": "30", "B": "25", "C": "", "Total": "55"}
+    second = submit(strict, table_output(name="by_sex", rows=("sex",)))
+    with transaction(strict.factory) as s:
+        [by_sex] = service.view(s, second, "bob").outputs
+        [differencing] = [r for r in by_sex.report["results"] if r["rule"] == "differencing"]
+    assert by_sex.verdict is Verdict.FAIL and differencing["verdict"] == "fail"
+    assert f"cell Total of 'by_sex' and cell Total of '#{first} by_region' differ on 2 records" in differencing["message"]
+    vote(strict, second, "bob", Decision.APPROVE, override_reason="judged safe", comment="judged safe")
+    with pytest.raises(VoteInvalid, match=f"'#{first} by_region'"):
+        vote(strict, second, "carol", Decision.APPROVE, override_reason="judged safe", comment="judged safe")
+    assert not (strict.settings.egress_dir / str(second)).exists()  # 57 - 55 is never released
+
+
+def test_the_same_total_over_the_cells_shown_is_not_flagged(strict):
+    # everyone but region C, by sex: its total is the 55 records the redacted table's total holds, nothing more
+    first = submit(strict, redact_round(table_output()))
+    approve_twice(strict, first)
+    second = submit(strict, table_output(name="by_sex", query="SELECT * FROM survey WHERE region <> 'C'",
+                                         rows=("sex",)))
+    with transaction(strict.factory) as s:
+        [by_sex] = service.view(s, second, "bob").outputs
+    assert by_sex.verdict is Verdict.PASS
