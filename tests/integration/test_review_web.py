@@ -23,6 +23,7 @@ from sqlalchemy import select  # noqa: E402
 from onsite_base.db import make_engine, session_factory  # noqa: E402
 from access_control.enums import AuditEventType, Outcome  # noqa: E402
 from access_control.models import AuditEvent  # noqa: E402
+from disclosure_review.workflow import signing  # noqa: E402
 from hub_config.config import free_port  # noqa: E402
 
 pytestmark = pytest.mark.integration
@@ -168,6 +169,15 @@ def test_review_through_the_web(server):
         small_csv = archive.read(f"release-{request_id}/small.csv").decode()
     cells = dict(line.split(",") for line in small_csv.splitlines()[1:])
     assert float(cells["C"]) == 2  # the service's recomputed count, not the forged 200
+    # --- signed: the key's fingerprint on the researcher's page, the zip verifies with the public keyring alone
+    [key] = signing.read_keyring(signing.ReleaseSigning.of(settings).keyring_path(settings.home))
+    page = alice.get(base + f"requests/{request_id}").text
+    assert f'<code id="signing-key-fingerprint">{key.fingerprint}</code>' in page and "署名鍵のフィンガープリント" in page
+    assert "Signing key fingerprint" in alice.get(base + f"requests/{request_id}?lang=en").text
+    assert manifest["signing_key"]["fingerprint"] == key.fingerprint
+    zipped = Path(settings.home) / "collected.zip"
+    zipped.write_bytes(download.content)
+    assert signing.verify(signing.read_package(zipped), [key]).ok
     assert (settings.egress_dir / str(request_id) / "small.csv").read_text() == small_csv
 
 

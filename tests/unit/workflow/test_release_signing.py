@@ -344,3 +344,38 @@ def test_approvals_inconsistent_with_the_manifest_are_refused(world, tmp_path):
         sign_as(key, root, edited)
         result = check(root, keys)
         assert code in codes(result) and "bad_signature" not in codes(result), (code, result.problems)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_key_commands(world, tmp_path, monkeypatch, capsys):
+    from onsite.cli import main
+
+    monkeypatch.setenv("ONSITE_HOME", str(world.settings.home))
+    monkeypatch.setenv("ONSITE_DB_URL", world.settings.db_url)
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    assert main(["release", "key", "export"]) == 2 and "keyring is empty" in capsys.readouterr().err
+    assert main(["release", "key", "ensure", "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["created"] and main(["release", "key", "ensure", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {**first, "created": False}
+    root = released(world)
+    assert main(["release", "key", "rotate"]) == 0
+    assert f"{first['fingerprint']} retired" in capsys.readouterr().out
+    assert main(["release", "key", "revoke", first["fingerprint"][:10], "--reason", "disk sold",
+                 "--effective", "2000-01-01T00:00"]) == 0
+    assert "revoked from 2000-01-01 00:00 JST" in capsys.readouterr().out
+    assert main(["release", "key", "revoke", "abc", "--reason", "x"]) == 2
+    assert "at least 8 hex digits" in capsys.readouterr().err
+    assert main(["release", "key", "list"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert len(listed) == 2 and "revoked from 2000-01-01 00:00 JST (disk sold)" in listed[0]
+    assert listed[1].endswith("current")
+    assert main(["release", "key", "export"]) == 0
+    ring = tmp_path / "ring.json"
+    ring.write_text(capsys.readouterr().out)
+    assert [k.fingerprint for k in signing.read_public_keys(ring)] == [k.fingerprint for k in keyring(world)]
+    assert main(["release", "verify", str(root), "--public-key", str(ring)]) == 1  # revoked before it was signed
+    assert "revoked from 2000-01-01" in capsys.readouterr().out
+    assert main(["release", "verify", str(root)]) == 1  # the installation's own keyring by default
+    monkeypatch.setenv("ONSITE_HOME", str(tmp_path / "nowhere"))
+    assert main(["release", "verify", str(root)]) == 2 and "--public-key" in capsys.readouterr().err
