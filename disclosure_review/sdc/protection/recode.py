@@ -60,14 +60,19 @@ def merge_small_categories(
     merged_label: str = "Other",
     total_label: str = TOTAL,
     fill_missing: bool = False,
+    null_level: str | None = None,
+    grouping: str | None = None,
 ) -> Recoding:
-    """Merge the levels of `dimension` whose margin is below `threshold` (see the module docstring)."""
+    """Merge the levels of `dimension` whose margin is below `threshold` (see the module docstring).
+
+    Margins are read as `LinkedTable.from_frame` reads them: by `grouping` when given, else by `total_label`."""
     if dimension not in dims:
         raise InvalidTable(f"{dimension!r} is not one of the table's dimensions {list(dims)}")
     if not np.isfinite(threshold) or threshold <= 0:
         raise InvalidTable("threshold must be a positive number")
     table = LinkedTable.from_frame(
-        frame, dims, value, total_label=total_label, fill_missing=fill_missing
+        frame, dims, value, total_label=total_label, fill_missing=fill_missing, null_level=null_level,
+        grouping=grouping,
     )
     axis = table.dims.index(dimension)
     levels = list(table.levels[axis])
@@ -92,7 +97,7 @@ def merge_small_categories(
         dims=table.dims,
         levels=new_levels,
         lower_bound=-np.inf,
-        total_label=total_label,
+        total_label=table.total_label,
         value_name=value,
     )
     return Recoding(dimension=dimension, mapping=mapping, table=result)

@@ -187,6 +187,7 @@ class LinkedTable:
         upper_bound: float = np.inf,
         null_level: str | None = None,
         hierarchies: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
+        grouping: str | None = None,
     ) -> LinkedTable:
         """From a frame of cells: dimension columns, a value column, an unsafe marker.
 
@@ -202,6 +203,13 @@ class LinkedTable:
         omit empty cells) and absent margins are the sums of their cells, both
         marked safe; otherwise an incomplete table is refused. Levels keep
         their order of first appearance.
+
+        `grouping` names an integer column saying which rows are margins by how
+        they were computed (SQL's ``GROUPING()``: bit ``k - 1 - i`` set when the
+        row sums over ``dims[i]``). Labels are then never read for it: a level
+        may be named like the total (the table's `total_label` is then
+        bracketed, ``"[Total]"``, until no level holds it), and null is a level
+        (named `null_level`, required when null occurs).
         """
         dims = tuple(dims)
         _check_columns(frame, dims, value)
@@ -210,12 +218,15 @@ class LinkedTable:
         if frame.height == 0:
             raise InvalidTable("the table has no cells")
         unsafe_values = _unsafe_column(frame, unsafe)
-        labels = frame.select(
-            [
-                pl.col(d).cast(pl.String).fill_null(null_level or total_label).alias(d)
-                for d in dims
-            ]
-        )
+        if grouping is None:
+            labels = frame.select(
+                [
+                    pl.col(d).cast(pl.String).fill_null(null_level or total_label).alias(d)
+                    for d in dims
+                ]
+            )
+        else:
+            labels, total_label = _labels_by_grouping(frame, dims, grouping, total_label, null_level)
         levels = tuple(
             tuple(x for x in labels[d].unique(maintain_order=True).to_list() if x != total_label)
             for d in dims
@@ -280,20 +291,27 @@ class LinkedTable:
         flags: str | np.ndarray | pl.Series,
         *,
         null_level: str | None = None,
+        grouping: str | None = None,
     ) -> np.ndarray:
         """A per-cell mask (in this table's cell order) from a frame of labelled rows.
 
         E.g. the suppression pattern of a table a researcher publishes: its
         rows carry the same dimension labels, `flags` is a boolean column or
         vector (True = suppressed). Cells absent from the frame are False;
-        labels this table does not have are refused.
+        labels this table does not have are refused. `grouping`: margins known
+        by their GROUPING bits, as in `from_frame`.
         """
         _check_columns(frame, self.dims, None)
         values = _unsafe_column(frame, flags)
-        labels = frame.select(
-            pl.col(d).cast(pl.String).fill_null(null_level or self.total_label).alias(d)
-            for d in self.dims
-        )
+        if grouping is None:
+            labels = frame.select(
+                pl.col(d).cast(pl.String).fill_null(null_level or self.total_label).alias(d)
+                for d in self.dims
+            )
+        else:
+            labels, total = _labels_by_grouping(frame, self.dims, grouping, self.total_label, null_level)
+            if total != self.total_label:
+                raise InvalidTable(f"a level of the frame is named {self.total_label!r}, the table's total")
         mask = np.zeros(self.n_cells, dtype=bool)
         mask[_cell_index(labels, self.dims, self.levels, self.total_label)] = values
         return mask
@@ -322,6 +340,33 @@ class LinkedTable:
                 f"{abs(residual[worst]):.6g}); protection needs an additive table: "
                 "counts or sums, never means or medians"
             )
+
+
+def _labels_by_grouping(
+    frame: pl.DataFrame,
+    dims: tuple[str, ...],
+    grouping: str,
+    total_label: str,
+    null_level: str | None,
+) -> tuple[pl.DataFrame, str]:
+    """The dimension labels, margins by their GROUPING bits; and the total's label, made to differ from every level."""
+    if grouping not in frame.columns or not frame[grouping].dtype.is_integer() or frame[grouping].null_count():
+        raise InvalidTable(f"grouping column {grouping!r} must be integers without nulls, one per row")
+    k = len(dims)
+    summed = {d: (pl.col(grouping) & (1 << (k - 1 - i))) != 0 for i, d in enumerate(dims)}
+    levels = frame.select(pl.when(~summed[d]).then(pl.col(d).cast(pl.String)).alias(d) for d in dims)
+    missing = frame.select(pl.any_horizontal(~summed[d] & pl.col(d).is_null() for d in dims)).to_series().any()
+    if missing and null_level is None:
+        raise InvalidTable("null is a level of a dimension (margins are known by the grouping): pass null_level")
+    taken = {v for column in levels.iter_columns() for v in column.drop_nulls()} | {null_level}
+    while total_label in taken:
+        total_label = f"[{total_label}]"
+    labels = frame.select(
+        pl.when(summed[d]).then(pl.lit(total_label)).otherwise(pl.col(d).cast(pl.String).fill_null(null_level))
+        .alias(d)
+        for d in dims
+    )
+    return labels, total_label
 
 
 def with_margins(interior: np.ndarray) -> np.ndarray:
@@ -427,11 +472,14 @@ def from_shadow(
     upper_bound: float = np.inf,
     null_level: str | None = None,
     hierarchies: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
+    grouping: str | None = None,
 ) -> LinkedTable:
     """Adapter for shadow tables: a polars frame of cells with margins rows.
 
-    Margin rows hold `total_label` (or null, unless `null_level` names the
-    level that null stands for) in the dimensions they sum over;
+    Margin rows are those whose `grouping` bits say so (a shadow frame's
+    ``sdc_grouping``; see `LinkedTable.from_frame`), or, without it, those
+    holding `total_label` (or null, unless `null_level` names the level that
+    null stands for) in the dimensions they sum over;
     `unsafe_mask` is a boolean column name or a boolean vector aligned with the
     frame's rows (True = primary-unsafe). Only additive statistics (counts,
     weighted counts, sums) can be protected this way.
@@ -447,6 +495,7 @@ def from_shadow(
         upper_bound=upper_bound,
         null_level=null_level,
         hierarchies=hierarchies,
+        grouping=grouping,
     )
 
 

@@ -104,3 +104,12 @@ def test_merge_ordered_levels_stay_contiguous() -> None:
 def test_merge_refuses_an_unknown_dimension() -> None:
     with pytest.raises(InvalidTable, match="not one of"):
         merge_small_categories(cells({"a": 1, "b": 2}), ["sex", "age"], "n", "region", 10, fill_missing=True)
+
+
+def test_merge_reads_margins_by_grouping_so_a_level_named_total_is_merged_like_any_other() -> None:
+    # regions N 12, Total 3 (a real category), missing 8: the margin row is known by its GROUPING bit
+    frame = pl.DataFrame({"region": ["N", "Total", None, None], "n": [12, 3, 8, 23], "g": [0, 0, 0, 1]})
+    recoding = merge_small_categories(frame, ["region"], "n", "region", 10, null_level="(missing)", grouping="g")
+    assert recoding.merged == {"Other": ["Total", "(missing)"]}
+    assert recoding.table.levels == (("N", "Other"),) and recoding.table.total_label == "[Total]"
+    assert recoding.table.array().tolist() == [12, 11, 23]

@@ -165,3 +165,32 @@ def test_a_researchers_pattern_is_read_from_their_published_frame() -> None:
     ]
     with pytest.raises(InvalidTable, match="levels"):
         table.mask_from(published.with_columns(pl.lit("X").alias("sex")), published["n"].is_null())
+
+
+def regions_with_a_level_named_total() -> pl.DataFrame:
+    """A shadow frame of counts by region whose data hold a region named "Total" and a missing one (null); the
+    margin is known by its GROUPING bit (its label is null, as DuckDB gives it)."""
+    return pl.DataFrame({"region": ["N", "Total", None, None], "n": [12, 3, 5, 20], "g": [0, 0, 0, 1]})
+
+
+def test_margins_known_by_grouping_keep_a_level_named_total_and_a_missing_level() -> None:
+    frame = regions_with_a_level_named_total()
+    unsafe = np.array([False, True, False, False])
+    with pytest.raises(InvalidTable, match="null_level"):  # null is a level here, never the margin
+        from_shadow(frame, ["region"], "n", unsafe, grouping="g")
+    table = from_shadow(frame, ["region"], "n", unsafe, grouping="g", null_level="(missing)")
+    assert table.levels == (("N", "Total", "(missing)"),) and table.total_label == "[Total]"
+    assert table.array().tolist() == [12, 3, 5, 20]
+    assert [table.key(int(c)) for c in np.flatnonzero(table.unsafe)] == [{"region": "Total"}]
+    assert table.mask_from(frame, unsafe, grouping="g", null_level="(missing)").tolist() == unsafe.tolist()
+    # by label, the level named "Total" would be the margin: the table is refused, never misread
+    labelled = frame.with_columns(pl.when(pl.col("g") == 1).then(pl.lit("Total")).otherwise(pl.col("region"))
+                                  .alias("region"))
+    with pytest.raises(InvalidTable, match="more than once"):
+        from_shadow(labelled, ["region"], "n", unsafe, null_level="(missing)")
+
+
+def test_a_bad_grouping_column_is_refused() -> None:
+    frame = regions_with_a_level_named_total().with_columns(pl.col("g").cast(pl.String))
+    with pytest.raises(InvalidTable, match="grouping column 'g' must be integers"):
+        from_shadow(frame, ["region"], "n", np.zeros(4, bool), grouping="g", null_level="(missing)")
