@@ -36,6 +36,8 @@ from onsite_base.config import CONFIG_FILE_NAME
 
 ROOT = Path(__file__).resolve().parents[2]
 ONSITE = [sys.executable, "-m", "onsite.cli"]
+# Runs its arguments with SIGINT ignored, as a background job of a non-interactive shell starts.
+IGNORING_SIGINT = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); os.execv(sys.argv[1], sys.argv[1:])"
 
 
 @dataclass(frozen=True)
@@ -119,11 +121,11 @@ class RunningHub:
         if "account_prefix" not in text:
             site_config.write_text(text + self.names.site_config())
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [*ONSITE, "hub", "--ip", self.ip, "--port", str(self.port)],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if self.sigint_ignored else None,
-        )
+        argv = [*ONSITE, "hub", "--ip", self.ip, "--port", str(self.port)]
+        if self.sigint_ignored:  # SIG_IGN survives exec; a preexec_fn in this threaded process could deadlock
+            argv = [sys.executable, "-c", IGNORING_SIGINT, *argv]
+        self.proc = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
