@@ -191,12 +191,19 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     """Hub tests running as root create OS accounts and dataset groups (hub_config.isolation);
     remove the ones this run created, leaving any that existed before. In the process that started
     the run (under xdist: the controller, once every worker has finished), never in a worker while
-    another worker's hub may still use its accounts."""
+    another worker's hub may still use its accounts. Only accounts whose home is under this run's
+    temporary directory or gone, and their hubs' dataset groups: another test run on the machine keeps
+    the accounts it is using."""
     before = getattr(session.config, "_onsite_accounts_before", None)
     if before is None or os.geteuid() != 0:
         return
+    basetemp = session.config._tmp_path_factory.getbasetemp()
     (users_before, groups_before), (users_after, groups_after) = before, onsite_account_names()
-    for name in users_after - users_before:
+    homes = {name: Path(pwd.getpwnam(name).pw_dir) for name in users_after - users_before}
+    ours = {name for name, home in homes.items() if home.is_relative_to(basetemp) or not home.exists()}
+    for name in ours:
         remove_account(name)
-    for name in groups_after - groups_before - (users_after - users_before):
-        remove_group(name)
+    hubs = {name.split("-", 1)[0] + "-ds-" for name in ours}
+    for name in groups_after - groups_before - users_after:
+        if name.startswith(tuple(hubs)):
+            remove_group(name)
