@@ -90,25 +90,38 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def event_hash(
+def event_entry(
     *,
     seq: int,
-    created_at: datetime,
+    created_at: datetime | str,
     actor: str,
     action: str,
     object: str,
     outcome: str,
     details: Mapping[str, Any],
     prev_hash: str,
-) -> str:
-    """The hash that chains an event; every stored column but `hash` is covered."""
-    payload = [seq, created_at.isoformat(), actor, action, object, outcome, dict(details), prev_hash]
-    return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
+) -> bytes:
+    """The bytes the ledger commits to for an event: canonical JSON of every stored column but `hash`.
+    Its SHA-256 is the event's chain hash; SHA-256(0x00 || it) its Merkle leaf (access_control.ledger)."""
+    when = created_at if isinstance(created_at, str) else created_at.isoformat()
+    return canonical_json([seq, when, actor, action, object, outcome, dict(details), prev_hash]).encode("utf-8")
 
 
-def _chain_rows(session: Session):
-    """Stored events in seq order, with action and outcome as the raw stored text so
-    a tampered, unknown value is reported rather than crashing the reader."""
+def event_hash(**fields: Any) -> str:
+    """The hash that chains an event (`event_entry`'s fields); every stored column but `hash` is covered."""
+    return hashlib.sha256(event_entry(**fields)).hexdigest()
+
+
+def exported_entry(event: Mapping[str, Any]) -> bytes:
+    """`event_entry` of an exported event (`event_as_dict`): what a proof's checker rebuilds."""
+    return event_entry(**{name: event[name] for name in
+                          ("seq", "created_at", "actor", "action", "object", "outcome", "details", "prev_hash")})
+
+
+def chain_rows(session: Session, *, after: int = 0, upto: int | None = None, where: Any = None):
+    """Stored events in seq order (those after seq `after`, up to `upto`, matching `where`), with
+    action and outcome as the raw stored text so a tampered, unknown value is reported rather than
+    crashing the reader."""
     cols = (
         AuditEvent.seq,
         AuditEvent.created_at,
@@ -120,11 +133,19 @@ def _chain_rows(session: Session):
         AuditEvent.prev_hash,
         AuditEvent.hash,
     )
-    return session.execute(select(*cols).order_by(AuditEvent.seq).execution_options(yield_per=1000))
+    query = select(*cols).order_by(AuditEvent.seq)
+    if after:
+        query = query.where(AuditEvent.seq > after)
+    if upto is not None:
+        query = query.where(AuditEvent.seq <= upto)
+    if where is not None:
+        query = query.where(where)
+    return session.execute(query.execution_options(yield_per=1000))
 
 
-def _recomputed_hash(row: Any) -> str:
-    return event_hash(
+def stored_entry(row: Any) -> bytes:
+    """`event_entry` of a stored row (`chain_rows`)."""
+    return event_entry(
         seq=row.seq,
         created_at=row.created_at,
         actor=row.actor,
@@ -207,7 +228,10 @@ class LedgerVerification:
 
 
 def verify(
-    session: Session, anchor: LedgerAnchor | None = None, progress: Callable[[int], object] | None = None
+    session: Session,
+    anchor: LedgerAnchor | None = None,
+    progress: Callable[[int], object] | None = None,
+    entries: Callable[[int, bytes], str | None] | None = None,
 ) -> LedgerVerification:
     """Walk the chain from the first event; name the first event that breaks it.
 
@@ -216,11 +240,13 @@ def verify(
     reordered: the same two checks fail at the first misplaced event. With an
     `anchor` (a head recorded outside the database), a rewrite of the whole
     table or a truncation of its tail is detected too. `progress(n)` is told of
-    every n events checked (e.g. a tqdm bar's update).
+    every n events checked (e.g. a tqdm bar's update). `entries(seq, entry)` hears of
+    every event that chains, in order, and may name a problem that fails the
+    verification there (the Merkle tree's check, access_control.ledger).
     """
     expected_seq, prev_hash, checked = 1, GENESIS_HASH, 0
     anchor_seen = anchor is None
-    for event in _chain_rows(session):
+    for event in chain_rows(session):
         if event.seq != expected_seq:
             problem = (
                 f"event {expected_seq} is missing (next stored event is {event.seq})"
@@ -233,10 +259,10 @@ def verify(
                 False, checked, event.seq, f"event {event.seq} does not follow event {event.seq - 1}: its prev_hash differs"
             )
         try:
-            recomputed = _recomputed_hash(event)
+            entry = stored_entry(event)
         except (ValueError, TypeError) as e:  # details no longer JSON
             return LedgerVerification(False, checked, event.seq, f"event {event.seq} is unreadable: {e}")
-        if recomputed != event.hash:
+        if hashlib.sha256(entry).hexdigest() != event.hash:
             return LedgerVerification(False, checked, event.seq, f"event {event.seq} was altered: its hash does not match its contents")
         if anchor is not None and event.seq == anchor.seq:
             if event.hash != anchor.hash:
@@ -244,6 +270,8 @@ def verify(
                     False, checked, event.seq, f"event {event.seq} differs from the anchor written at {anchor.written_at}"
                 )
             anchor_seen = True
+        if entries is not None and (problem := entries(event.seq, entry)):
+            return LedgerVerification(False, checked, event.seq, problem)
         prev_hash = event.hash
         expected_seq += 1
         checked += 1
@@ -306,7 +334,7 @@ def export(session: Session, fh: IO[str]) -> int:
     """Write every event as one JSON object per line, in chain order; returns the count.
     Each line carries what is needed to re-check its hash (see `event_hash`)."""
     n = 0
-    for event in _chain_rows(session):
+    for event in chain_rows(session):
         fh.write(canonical_json(event_as_dict(event)) + "\n")
         n += 1
     return n
@@ -355,14 +383,22 @@ def default_anchor_file(db_url: str, environ: Mapping[str, str] | None = None) -
     machine never share an anchor. It is still the same machine: a site keeps a copy on
     other storage (see docs/how-to/operator.md).
     """
+    return anchor_directory(environ) / f"ledger-anchor-{store_id(db_url)}.jsonl"
+
+
+def anchor_directory(environ: Mapping[str, str] | None = None) -> Path:
+    """/var/lib/onsite-anchors/ for root, else $XDG_STATE_HOME/onsite-anchors/ (see `default_anchor_file`)."""
     env = os.environ if environ is None else environ
     if os.geteuid() == 0:
-        directory = SYSTEM_ANCHOR_DIR
-    else:
-        state = env.get("XDG_STATE_HOME") or str(Path(env.get("HOME") or Path.home()) / ".local" / "state")
-        directory = Path(state) / "onsite-anchors"
-    store = re.sub(r"(://[^:/@]+:)[^@]+@", r"\1@", db_url)  # the password never decides the name
-    return directory / f"ledger-anchor-{hashlib.sha256(store.encode()).hexdigest()[:16]}.jsonl"
+        return SYSTEM_ANCHOR_DIR
+    state = env.get("XDG_STATE_HOME") or str(Path(env.get("HOME") or Path.home()) / ".local" / "state")
+    return Path(state) / "onsite-anchors"
+
+
+def store_id(db_url: str) -> str:
+    """A short name of the store at `db_url` for files kept per store; the password never decides it."""
+    store = re.sub(r"(://[^:/@]+:)[^@]+@", r"\1@", db_url)
+    return hashlib.sha256(store.encode()).hexdigest()[:16]
 
 
 def anchor_head(session: Session, path: Path) -> LedgerAnchor:

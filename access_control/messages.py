@@ -302,6 +302,44 @@ MESSAGES: dict[str, dict[str, str]] = {
               "reachable from this host, and the URL's host, port, database, user and password (ONSITE_DB_URL or the "
               "config file); nothing was changed",
     },
+    # -- the ledger's tree, keys and proofs (access_control.ledger) ----------------------------
+    "ledger_key_unsafe": {
+        "ja": "署名鍵ファイル {path} は他のアカウントが読み書きできるか、このアカウントのものではありません(モード {mode})。"
+              "所有者をこのアカウントにし chmod 600 してください。使用しません",
+        "en": "the signing key file {path} can be read or changed by other accounts, or is not this account's (mode {mode}): "
+              "make this account its owner and chmod 600 it; not used",
+    },
+    "ledger_key_unreadable": {
+        "ja": "鍵ファイル {path} を読めません({error})",
+        "en": "cannot read the key file {path} ({error})",
+    },
+    "ledger_no_head": {
+        "ja": "署名付きツリーヘッドがまだありません。`onsite audit head` で作成してください",
+        "en": "there is no signed tree head yet: make one with `onsite audit head`",
+    },
+    "ledger_no_event": {"ja": "監査イベント {seq} はありません", "en": "there is no audit event {seq}"},
+    "ledger_event_after_head": {
+        "ja": "監査イベント {seq} は最新の署名付きヘッド({size} 件)より後です。`onsite audit head` の後にもう一度実行してください",
+        "en": "audit event {seq} is newer than the newest signed head ({size} events): run `onsite audit head`, then again",
+    },
+    "ledger_no_head_of_size": {
+        "ja": "{size} 件の署名付きヘッドはありません(`onsite audit heads` で一覧できます)",
+        "en": "there is no signed head of {size} events (`onsite audit heads` lists them)",
+    },
+    "ledger_sizes_backwards": {
+        "ja": "整合性の証明は古いヘッドから新しいヘッドへ: {old} は 1 以上 {new} 以下にしてください",
+        "en": "a consistency proof goes from an older head to a newer one: {old} must be at least 1 and at most {new}",
+    },
+    "ledger_witness_state_unreadable": {
+        "ja": "ウィットネスの状態ファイル {path} を読めません({error})。何も署名していません",
+        "en": "cannot read the witness state file {path} ({error}); nothing was co-signed",
+    },
+    "ledger_unwritable": {
+        "ja": "監査台帳に記録できないため、この操作を拒否しました({error})。何も変更していません。"
+              "ディスクの空き容量とデータベースの状態を確認してください",
+        "en": "refused: the audit ledger cannot record this action ({error}); nothing was changed. "
+              "Check the disk space and the database",
+    },
     # -- what an action did (both faces answer with these) --------------------------------------
     "done_person_added": {"ja": "利用者 {name} を登録しました", "en": "added person {name}"},
     "done_people_imported": {"ja": "{people} 人を登録し、既存の利用者に役割を {roles} 件、メンバーシップを {memberships} 件追加しました({rows} 行)",

@@ -20,6 +20,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Integer,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
@@ -309,3 +310,45 @@ class AuditEvent(Base):
     @property
     def details_dict(self) -> dict[str, Any]:
         return json.loads(self.details)
+
+
+class AuditTreeNode(Base):
+    """A complete subtree of the ledger's Merkle tree (access_control.ledger): the RFC 9162 hash of the
+    2**level events from seq (idx << level) + 1. Only subtrees of at least 16 events are kept; smaller
+    ones are recomputed from the events. Written once, when a tree head is signed."""
+
+    __tablename__ = "audit_tree_node"
+
+    level: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class AuditTreeHead(Base):
+    """A signed tree head: the ledger's first `tree_size` events have Merkle root `root_hash`, signed by
+    the log key `key_id` (SHA-256 of its raw public key) at `timestamp` (the signed ISO text)."""
+
+    __tablename__ = "audit_tree_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tree_size: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), index=True)
+    root_hash: Mapped[str] = mapped_column(String(64))
+    timestamp: Mapped[str] = mapped_column(String(40))
+    key_id: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(String(100))
+
+
+class AuditCosignature(Base):
+    """A witness's co-signature of a tree head it checked against the last head it had seen
+    (`onsite audit witness`); `witness_key` is its raw Ed25519 public key, base64."""
+
+    __tablename__ = "audit_cosignature"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    witness: Mapped[str] = mapped_column(String(200), index=True)
+    witness_key: Mapped[str] = mapped_column(String(64))
+    tree_size: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    root_hash: Mapped[str] = mapped_column(String(64))
+    head_timestamp: Mapped[str] = mapped_column(String(40))
+    witnessed_at: Mapped[str] = mapped_column(String(40))
+    signature: Mapped[str] = mapped_column(String(100))

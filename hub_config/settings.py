@@ -11,6 +11,7 @@ from typing import Any
 from traitlets import Bool, Int, TraitError, Unicode, default, validate
 
 from access_control.audit import default_anchor_file
+from access_control.ledger import default_key_file
 from access_control.ldap import LdapSettings
 from onsite_base.config import Section, load_config, setting_name
 from onsite_base.settings import AbsolutePath, Settings
@@ -106,9 +107,19 @@ class HubSettings(Section):
     anchor_interval_s = Int(
         600,
         help="""Seconds between two ledger anchors written by the hub's anchor service (at least
-        1). Events written after the last anchor can be deleted unnoticed: this is that window.
+        1); each also signs a tree head of the ledger's Merkle tree (`onsite audit head`).
+        Events written after the last anchor can be deleted unnoticed: this is that window.
         Each anchor re-verifies the whole chain (a read; writers are not held up).""",
     ).tag(config=True, env="ONSITE_ANCHOR_INTERVAL_S")
+
+    ledger_key_file = AbsolutePath(
+        None,
+        allow_none=True,
+        help="""The ledger's Ed25519 signing key (PEM), which signs its tree heads; made when absent
+        (0600). Refused when another account may read or change it. Unset: beside the anchor
+        file's default, outside the state directory (ledger-key-<store>.pem). Publish its public
+        key (`onsite audit public-key`) to whoever checks proofs or witnesses the log.""",
+    ).tag(config=True, env="ONSITE_LEDGER_KEY_FILE")
 
     @default("proxy_command")
     def _checkout_proxy(self) -> Path:
@@ -156,6 +167,11 @@ class HubSettings(Section):
         if problems:
             raise self.invalid(f"the production profile ({name('production')}) is not satisfied: " + "; ".join(problems))
 
+
+
+def ledger_key_file(settings: Settings, hub: HubSettings) -> Path:
+    """The ledger's signing key: `hub.ledger_key_file`, else beside the default anchors."""
+    return hub.ledger_key_file or default_key_file(settings.db_url)
 
 
 def ledger_anchor_file(settings: Settings, hub: HubSettings) -> Path:

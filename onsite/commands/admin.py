@@ -1,4 +1,4 @@
-"""`onsite audit …` and `onsite admin person|role|project|member|grant|facility|terminal|accreditation|booking|sessions …`.
+"""`onsite init` and `onsite admin person|role|project|member|grant|facility|terminal|accreditation|booking|sessions …`.
 
 Every command is a row of a table (`GROUPS`; `project_commands`): where
 it sits (`person add`), its help, its arguments, and what it runs — for most,
@@ -26,7 +26,6 @@ import enum
 import getpass
 import json
 import sys
-import time
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,17 +36,16 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
-from tqdm import tqdm
 
-from access_control import audit, forms, policy
+from access_control import forms, policy
 from access_control.accounts import account_state
 from access_control.admin import change, ldap_directory
-from access_control.enums import AuditEventType, Outcome, Role
+from access_control.enums import Role
 from access_control.errors import Done, InputInvalid, Label, PolicyError, cli_text
 from access_control.hub_api import HubApiUnavailable, HubClient
 from access_control.models import Accreditation, Booking, Facility, Grant, Person, Project, Terminal
 from access_control.sessions import end_session, session_projects
-from hub_config.settings import CLI_TOKEN_FILE, HUB_API_URL_FILE, HubSettings, ledger_anchor_file
+from hub_config.settings import CLI_TOKEN_FILE, HUB_API_URL_FILE
 from onsite.commands.language import cli_language
 from onsite.migrations import migrate, store_exists
 from onsite_base import times
@@ -632,118 +630,6 @@ def run_sessions_end(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-# ---------------------------------------------------------------- audit commands
-
-
-def default_anchor(settings: Settings) -> Path:
-    """The hub's anchor file (HubSettings.anchor_file, else outside the state directory)."""
-    return ledger_anchor_file(settings, HubSettings.load())
-
-
-def run_verify(args: argparse.Namespace, settings: Settings) -> int:
-    anchor_path = Path(args.anchor) if args.anchor else default_anchor(settings)
-    try:
-        anchor = audit.LedgerAnchor.read(anchor_path) if anchor_path.exists() else None
-    except ValueError as e:
-        raise UserError(str(e)) from None
-    if args.anchor and anchor is None:
-        raise UserError(f"anchor file {anchor_path} does not exist")
-    if anchor is None:
-        print(f"warning: no ledger anchor at {anchor_path}: newest events deleted would go unnoticed "
-              "(the hub writes anchors; see `onsite audit anchor`)", file=sys.stderr)
-
-    def work(session: Session) -> int:
-        with tqdm(total=audit.count(session), unit="event", desc="verifying", disable=not sys.stderr.isatty(), leave=False) as bar:
-            result = audit.verify(session, anchor, progress=bar.update)
-        if result.ok:
-            print(f"ok: {result.checked} events" + (f" (anchor at event {anchor.seq} matches)" if anchor else ""))
-            return 0
-        print(f"TAMPERED: first bad event {result.first_bad_seq}: {result.problem}")
-        return 1
-
-    return in_transaction(settings, work, read_only=True)
-
-
-def run_export(args: argparse.Namespace, settings: Settings) -> int:
-    def work(session: Session) -> int:
-        if args.out is None:
-            audit.export(session, sys.stdout)
-            return 0
-        out = Path(args.out)
-        with out.open("w", encoding="utf-8") as fh:
-            n = audit.export(session, fh)
-        print(f"wrote {n} events to {out}", file=sys.stderr)
-        return 0
-
-    return in_transaction(settings, work, read_only=True)
-
-
-def run_audit_list(args: argparse.Namespace, settings: Settings) -> int:
-    """`audit list`: --since/--until read, and times shown, in the facility's zone (`Settings.timezone`)."""
-    zone = settings.timezone
-    try:
-        since, until = (forms.parse_moment(text, what, zone) if text else None
-                        for text, what in ((args.since, "field_since"), (args.until, "field_until")))
-    except PolicyError as e:
-        raise spoken(e) from None
-
-    def events(session: Session, args: argparse.Namespace) -> list[dict[str, Any]]:
-        found = audit.find_events(session, action=args.action, actor=args.actor, outcome=args.outcome, since=since,
-                                  until=until, limit=args.limit)
-        return [audit.event_as_dict(e) for e in found]
-
-    def event_cells(row: dict[str, Any]) -> dict[str, Any]:
-        details = row["details"]
-        summary = ",".join(details["reasons"]) if "reasons" in details else json.dumps(details, ensure_ascii=False)
-        when = times.shown(datetime.fromisoformat(row["created_at"]), zone, seconds=True)
-        return row | {"created_at": when, "details": summary[:60]}
-
-    return listing(events, ["seq", "created_at", "actor", "action", "object", "outcome", "details"], event_cells)(args, settings)
-
-
-def run_anchor(args: argparse.Namespace, settings: Settings) -> int:
-    path = Path(args.file) if args.file else default_anchor(settings)
-    if args.every is None:
-        return anchor_once(settings, path)
-    if args.every < 1:
-        raise UserError("--every needs at least 1 second")
-    while True:  # the hub's anchor service; a refusal (ledger tampered) is printed and recorded, then retried
-        anchor_once(settings, path)
-        time.sleep(args.every)
-
-
-def anchor_once(settings: Settings, path: Path) -> int:
-    """Verify the chain and append its head to `path` in a read (writers are not held up while
-    the whole chain is read), then record LEDGER_VERIFY in a short write."""
-    def anchor(session: Session) -> int:
-        nonlocal written, problem
-        try:
-            written = audit.anchor_head(session, path)
-        except ValueError as e:
-            problem = str(e)
-        return 0
-
-    written: audit.LedgerAnchor | None = None
-    problem = ""
-    in_transaction(settings, anchor, read_only=True)
-
-    def record(session: Session) -> int:
-        if written is None:
-            audit.record(session, AuditEventType.LEDGER_VERIFY, actor=admin_actor(), object="ledger",
-                         outcome=Outcome.FAILED, details={"problem": problem[:300], "file": str(path)})
-            return 1
-        audit.record(session, AuditEventType.LEDGER_VERIFY, actor=admin_actor(), object="ledger",
-                     details={"anchored_seq": written.seq, "file": str(path)})
-        return 0
-
-    code = in_transaction(settings, record)
-    if written is None:
-        print(f"TAMPERED: {problem}", flush=True)
-    else:
-        print(f"anchored event {written.seq} ({written.hash[:16]}…) in {path}", flush=True)
-    return code
-
-
 # ---------------------------------------------------------------- the commands as data
 
 Arg = tuple[tuple[str, ...], dict[str, Any]]
@@ -956,37 +842,6 @@ SESSIONS = (
         "FAILED when the hub refuses."),
 )
 
-AUDIT_COMMANDS = (
-    Command("audit verify", "check the ledger's hash chain; exit 1 and name the first bad event if it was tampered with", (
-        arg("--anchor", metavar="FILE", help="anchor file to check against (default HubSettings.anchor_file, if present)"),
-    ), run_verify,
-        "Recompute every audit event's hash in order. Prints 'ok: N events', or the first edited, "
-        "deleted, inserted or reordered event and exits 1. If an anchor file exists (see `audit anchor`) the "
-        "anchored event must still be there with the same hash, which also catches a rewrite of the whole table."),
-    Command("audit export", "write every audit event as JSON lines (schema onsite.audit_event/v1)",
-            (arg("--out", metavar="FILE", help="write to FILE instead of standard output"),), run_export),
-    Command("audit list", "the newest audit events, filtered (e.g. refused entries: --action entry_decide --outcome denied)", (
-        arg("--action", type=enum_arg(AuditEventType), help="event type, e.g. ENTRY_DECIDE, LOGIN_FAIL, GRANT_ADD"),
-        arg("--actor", help="who acted: a user name, or admin:<login> for administrators"),
-        arg("--outcome", type=enum_arg(Outcome), help="ok, denied or failed"),
-        arg("--since", help="YYYY-MM-DD or an ISO date-time (in the facility's time zone unless it has an offset)"),
-        arg("--until", help="YYYY-MM-DD or an ISO date-time (in the facility's time zone unless it has an offset)"),
-        arg("--limit", type=int, default=100, help="at most this many events, newest first (default 100)"),
-        JSON,
-    ), run_audit_list,
-        "Times are shown, and dates and times without an offset read, in the facility's time zone (setting "
-        "Settings.timezone, $ONSITE_TIMEZONE; default Asia/Tokyo): a date means its midnight there; --since is "
-        "inclusive, --until exclusive. "
-        "For entry decisions the details column shows the denial reasons."),
-    Command("audit anchor", "verify, then append the chain head to a file outside the database", (
-        arg("--file", metavar="FILE", help="anchor file (default HubSettings.anchor_file: outside $ONSITE_HOME)"),
-        arg("--every", metavar="SECONDS", type=int, help="keep anchoring, every SECONDS (the hub's anchor service)"),
-    ), run_anchor,
-        "The hub runs this as its anchor service (at start, then every HubSettings.anchor_interval_s). "
-        "Keep the anchor file on storage the database administrator cannot rewrite (or print it)."),
-)
-
-
 def by_group(commands: tuple[Command, ...]) -> dict[str, tuple[Command, ...]]:
     groups: dict[str, tuple[Command, ...]] = {}
     for command in commands:
@@ -995,7 +850,7 @@ def by_group(commands: tuple[Command, ...]) -> dict[str, tuple[Command, ...]]:
     return groups
 
 
-GROUPS = by_group(PEOPLE + MEMBERS_AND_GRANTS + FACILITIES + ENTRY_RULES + SESSIONS + AUDIT_COMMANDS)
+GROUPS = by_group(PEOPLE + MEMBERS_AND_GRANTS + FACILITIES + ENTRY_RULES + SESSIONS)
 """Each group's commands ('person' -> person add, person import, …); `project` is built by `project_commands`."""
 
 
@@ -1023,7 +878,7 @@ def run_init(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def build(parser: argparse.ArgumentParser, name: str) -> None:
-    """The parser of `onsite init`, `onsite audit …` or `onsite admin NAME …` (the table of `onsite.cli`)."""
+    """The parser of `onsite init` or `onsite admin NAME …` (the table of `onsite.cli`)."""
     if name == "init":
         parser.description = (
             "Create the store named by $ONSITE_DB_URL (default: SQLite onsite.sqlite in $ONSITE_HOME, default ./var), "

@@ -22,6 +22,7 @@ def onsite(monkeypatch, tmp_path, db_url, capsys):
     monkeypatch.setenv("ONSITE_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("ONSITE_DB_URL", db_url)
     monkeypatch.setenv("ONSITE_ANCHOR_FILE", str(tmp_path / "ledger-anchor.jsonl"))  # not the machine's default place
+    monkeypatch.setenv("ONSITE_LEDGER_KEY_FILE", str(tmp_path / "keys" / "ledger.pem"))
 
     def run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
         if stdin is not None:
@@ -145,7 +146,8 @@ def test_project_grant_facility_terminal_commands(onsite, factory):
 def test_audit_verify_reports_ok_then_first_tampered_event(onsite, factory, tmp_path):
     for name in ("a1", "a2", "a3"):
         assert onsite("admin", "person", "add", name, "--name", name, "--no-password")[0] == 0
-    assert onsite("audit", "verify")[:2] == (0, "ok: 3 events\n")
+    code, out, _ = onsite("audit", "verify")
+    assert code == 0 and out.startswith("ok: 3 events (Merkle root ") and out.endswith(", 0 signed heads)\n")
     with transaction(factory) as s:
         s.execute(text("UPDATE audit_event SET object = 'person:zz' WHERE seq = 2"))
     code, out, _ = onsite("audit", "verify")
@@ -157,7 +159,8 @@ def test_audit_anchor_and_export_file(onsite, factory, tmp_path):
         assert onsite("admin", "person", "add", name, "--name", name, "--no-password")[0] == 0
     code, out, _ = onsite("audit", "anchor")
     assert code == 0 and out.startswith("anchored event 2 ")
-    assert onsite("audit", "verify")[1] == "ok: 3 events (anchor at event 2 matches)\n"
+    assert out.endswith("signed the tree head of 2 events (" + out.split("(")[-1])
+    assert onsite("audit", "verify")[1].endswith(", 1 signed heads; anchor at event 2 matches)\n")
     with transaction(factory) as s:
         s.execute(text("DELETE FROM audit_event WHERE seq >= 2"))  # truncate the tail: a valid but shorter chain
     code, out, _ = onsite("audit", "verify")

@@ -18,7 +18,7 @@ from access_control.models import AuditEvent, Facility
 
 OUR_TABLES = {
     "person", "person_role", "project", "membership", "dataset", "dataset_grant", "facility", "terminal", "audit_event",
-    "facility_hours", "facility_closure", "accreditation", "booking",
+    "facility_hours", "facility_closure", "accreditation", "booking", "audit_tree_node", "audit_tree_head", "audit_cosignature",
 }
 
 

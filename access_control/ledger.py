@@ -1,0 +1,596 @@
+"""The audit ledger as a transparency log: a Merkle tree over the events, signed tree heads, proofs, witnesses.
+
+The leaves are the ledger's events in seq order, each leaf SHA-256(0x00 || the event's entry), the
+entry being the canonical JSON the chain hash is taken over (`audit.event_entry`); the tree is RFC
+9162's (access_control.merkle). Appends do not touch the tree: like a Certificate Transparency log,
+the tree is extended when a head is signed (`sign_head`: on demand with `onsite audit head`, and by
+the hub's anchor service every HubSettings.anchor_interval_s). Only complete subtrees of at least
+BLOCK events are stored (`audit_tree_node`), written once; smaller ones are recomputed from the at
+most BLOCK events they cover, so a proof in a log of millions of events reads a few dozen rows.
+
+A head says: the first `tree_size` events have this root; it is signed with the log's Ed25519 key
+(a private key file like any service's: 0600, refused when other accounts may read it). Anyone with
+the public key can check an inclusion proof (this event is in that head) or a consistency proof (the
+newer head only appends to the older one) — `check_proof`. A witness (`witness`) keeps the last
+head it saw, accepts a new one only with a consistency proof, and co-signs it; a history rewritten
+even consistently, every hash recomputed and re-signed with the log key, fails that proof.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import stat
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from sqlalchemy import func, insert, or_, select, text, tuple_
+from sqlalchemy.orm import Session, sessionmaker
+
+from access_control import audit, merkle
+from access_control.errors import InputInvalid, PolicyError
+from access_control.models import AuditCosignature, AuditEvent, AuditTreeHead, AuditTreeNode
+from onsite_base.db import read_transaction, transaction
+
+STORED_LEVEL = 4
+BLOCK = 1 << STORED_LEVEL
+"""Subtrees of BLOCK events and more are stored; smaller ones are recomputed from the events."""
+TREE_LOCK_KEY = 0x4F4E534954455452  # "ONSITETR": PostgreSQL writers of tree nodes take it
+HEAD_SCHEMA = "onsite.tree_head/v1"
+COSIGNATURE_SCHEMA = "onsite.cosignature/v1"
+INCLUSION_SCHEMA = "onsite.inclusion_proof/v1"
+CONSISTENCY_SCHEMA = "onsite.consistency_proof/v1"
+MAX_QUERY_KEYS = 500
+
+
+# ---------------------------------------------------------------- keys
+
+
+def default_key_file(db_url: str, environ: Mapping[str, str] | None = None) -> Path:
+    """The log key of the store at `db_url` when none is configured: beside its anchors, outside the state directory."""
+    return audit.anchor_directory(environ) / f"ledger-key-{audit.store_id(db_url)}.pem"
+
+
+def signing_key(path: Path, *, create: bool = True) -> Ed25519PrivateKey:
+    """The Ed25519 private key in `path` (PEM), made (0600, its directory 0700) when absent and `create`.
+    Refused when another account could read or change it, or it is not this account's."""
+    if not path.exists() and create:
+        path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
+        pem = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another process made it first: read theirs
+        else:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(pem)
+                fh.flush()
+                os.fsync(fh.fileno())
+    try:
+        info = path.stat()
+        if stat.S_IMODE(info.st_mode) & 0o077 or info.st_uid != os.geteuid():
+            raise PolicyError("ledger_key_unsafe", path=str(path), mode=f"{stat.S_IMODE(info.st_mode):o}")
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as e:
+        raise InputInvalid("ledger_key_unreadable", path=str(path), error=str(e)) from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise InputInvalid("ledger_key_unreadable", path=str(path), error="not an Ed25519 key")
+    return key
+
+
+def public_pem(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
+    public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
+    return public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def read_public_key(path: Path) -> Ed25519PublicKey:
+    """A public key (PEM) as `onsite audit public-key` prints it."""
+    try:
+        key = serialization.load_pem_public_key(path.read_bytes())
+    except (OSError, ValueError) as e:
+        raise InputInvalid("ledger_key_unreadable", path=str(path), error=str(e)) from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise InputInvalid("ledger_key_unreadable", path=str(path), error="not an Ed25519 public key")
+    return key
+
+
+def raw_public(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def key_id(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
+    """SHA-256 of the raw public key, hex: how heads and cosignatures name their signer."""
+    public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
+    return hashlib.sha256(raw_public(public)).hexdigest()
+
+
+def signature_ok(public: Ed25519PublicKey, signature_b64: str, message: bytes) -> bool:
+    try:
+        public.verify(base64.b64decode(signature_b64, validate=True), message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def now_text() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+# ---------------------------------------------------------------- heads and cosignatures
+
+
+@dataclass(frozen=True)
+class TreeHead:
+    """The log's signed statement: its first `tree_size` events have Merkle root `root_hash`."""
+
+    tree_size: int
+    root_hash: str
+    timestamp: str
+    key_id: str
+    signature: str = ""
+
+    def message(self) -> bytes:
+        return audit.canonical_json({"schema": HEAD_SCHEMA, "tree_size": self.tree_size, "root_hash": self.root_hash,
+                                     "timestamp": self.timestamp, "key_id": self.key_id}).encode()
+
+    def signed(self, key: Ed25519PrivateKey) -> TreeHead:
+        return TreeHead(self.tree_size, self.root_hash, self.timestamp, self.key_id,
+                        base64.b64encode(key.sign(self.message())).decode())
+
+    def signed_by(self, public: Ed25519PublicKey) -> bool:
+        return self.key_id == key_id(public) and signature_ok(public, self.signature, self.message())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"schema": HEAD_SCHEMA, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, value: Any) -> TreeHead:
+        try:
+            return cls(int(value["tree_size"]), str(value["root_hash"]), str(value["timestamp"]), str(value["key_id"]),
+                       str(value["signature"]))
+        except (TypeError, KeyError, ValueError) as e:
+            raise ProofInvalid(f"not a signed tree head: {e}") from None
+
+    @classmethod
+    def from_row(cls, row: AuditTreeHead) -> TreeHead:
+        return cls(row.tree_size, row.root_hash, row.timestamp, row.key_id, row.signature)
+
+
+@dataclass(frozen=True)
+class Cosignature:
+    """A witness's signature over a head it checked (`witness`)."""
+
+    witness: str
+    witness_key: str
+    """Its raw Ed25519 public key, base64."""
+    tree_size: int
+    root_hash: str
+    head_timestamp: str
+    witnessed_at: str
+    signature: str = ""
+
+    def message(self) -> bytes:
+        return audit.canonical_json({"schema": COSIGNATURE_SCHEMA, "witness": self.witness, "tree_size": self.tree_size,
+                                     "root_hash": self.root_hash, "head_timestamp": self.head_timestamp,
+                                     "witnessed_at": self.witnessed_at}).encode()
+
+    def public_key(self) -> Ed25519PublicKey:
+        return Ed25519PublicKey.from_public_bytes(base64.b64decode(self.witness_key))
+
+    def valid(self) -> bool:
+        try:
+            public = self.public_key()
+        except ValueError:
+            return False
+        return signature_ok(public, self.signature, self.message())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"schema": COSIGNATURE_SCHEMA, **asdict(self)}
+
+    @classmethod
+    def from_row(cls, row: AuditCosignature) -> Cosignature:
+        return cls(row.witness, row.witness_key, row.tree_size, row.root_hash, row.head_timestamp, row.witnessed_at,
+                   row.signature)
+
+
+class ProofInvalid(Exception):
+    """A proof, head or cosignature that does not check: the message says which part."""
+
+
+class TreeIncomplete(Exception):
+    """The stored tree does not reach as far as asked (no head was signed over those events yet)."""
+
+
+# ---------------------------------------------------------------- the stored tree
+
+
+def lock_tree(session: Session) -> None:
+    """Serialize writers of tree nodes (SQLite: the transaction's write lock does)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": TREE_LOCK_KEY})
+
+
+def ledger_size(session: Session) -> int:
+    return session.scalar(select(func.max(AuditEvent.seq))) or 0
+
+
+def stored_leaves(session: Session) -> int:
+    """How many events the stored blocks cover (a multiple of BLOCK)."""
+    last = session.scalar(select(func.max(AuditTreeNode.idx)).where(AuditTreeNode.level == STORED_LEVEL))
+    return 0 if last is None else (last + 1) * BLOCK
+
+
+def frontier_at(session: Session, leaves: int) -> merkle.Frontier:
+    """The tree's frontier after `leaves` events (a multiple of BLOCK), from the stored nodes."""
+    frontier = merkle.Frontier()
+    keys = [(level, (leaves >> level) - 1) for level in range(leaves.bit_length() - 1, STORED_LEVEL - 1, -1)
+            if leaves >> level & 1]
+    found = stored_nodes(session, keys)
+    missing = [key for key in keys if key not in found]
+    if missing:
+        raise TreeIncomplete(f"stored tree nodes missing: {missing[:5]}")
+    frontier.stack = [(level, found[(level, index)]) for level, index in keys]
+    frontier.size = leaves
+    return frontier
+
+
+def stored_nodes(session: Session, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    keys = list(keys)
+    found: dict[tuple[int, int], bytes] = {}
+    for start in range(0, len(keys), MAX_QUERY_KEYS):
+        chunk = keys[start:start + MAX_QUERY_KEYS]
+        rows = session.execute(select(AuditTreeNode.level, AuditTreeNode.idx, AuditTreeNode.hash)
+                               .where(tuple_(AuditTreeNode.level, AuditTreeNode.idx).in_(chunk)))
+        found.update({(level, index): bytes(h) for level, index, h in rows})
+    return found
+
+
+def extend_tree(factory: sessionmaker[Session]) -> int:
+    """Store the complete blocks of events not yet in the tree; returns the ledger's size when it began.
+
+    The new events are read (and their chain checked) in a read that holds no writer up; the nodes
+    are then written in a short transaction. Refuses (LedgerBroken) events that do not chain."""
+    with read_transaction(factory) as session:
+        size = ledger_size(session)
+        done = stored_leaves(session)
+        target = size // BLOCK * BLOCK
+        if target <= done:
+            return size
+        frontier = frontier_at(session, done)
+        prev = session.scalar(select(AuditEvent.hash).where(AuditEvent.seq == done)) if done else audit.GENESIS_HASH
+        new: list[dict[str, Any]] = []
+
+        def finished(level: int, index: int, h: bytes) -> None:
+            if level >= STORED_LEVEL:
+                new.append({"level": level, "idx": index, "hash": h})
+
+        for row in audit.chain_rows(session, after=done, upto=target):
+            entry = audit.stored_entry(row)
+            if row.seq != frontier.size + 1 or row.prev_hash != prev or hashlib.sha256(entry).hexdigest() != row.hash:
+                raise LedgerBroken(f"event {row.seq} does not chain: run `onsite audit verify`")
+            prev = row.hash
+            frontier.push(merkle.leaf_hash(entry), finished)
+        if frontier.size != target:
+            raise LedgerBroken(f"event {frontier.size + 1} is missing: run `onsite audit verify`")
+    with transaction(factory) as session:
+        lock_tree(session)
+        if stored_leaves(session) == done:  # else another signer stored the same blocks meanwhile
+            session.execute(insert(AuditTreeNode), new)
+    return size
+
+
+class LedgerBroken(Exception):
+    """The stored events do not chain: no tree is built over them and no head signed."""
+
+
+class TreeReader:
+    """The hashes of the tree of the ledger's first `size` events, from the stored nodes and, below BLOCK, the events."""
+
+    def __init__(self, session: Session, size: int) -> None:
+        self.session = session
+        self.size = size
+
+    def run(self, build: Callable[[merkle.Node], Any]) -> Any:
+        """`build(node)` with every node it asks for fetched first, in two queries."""
+        wanted = merkle.needed_nodes(build)
+        nodes = stored_nodes(self.session, [key for key in wanted if key[0] >= STORED_LEVEL])
+        if len(nodes) < sum(1 for key in wanted if key[0] >= STORED_LEVEL):
+            raise TreeIncomplete(f"the stored tree does not cover {self.size} events: sign a head first")
+        blocks = sorted({(index << level) >> STORED_LEVEL for level, index in wanted if level < STORED_LEVEL})
+        nodes.update(self.small_nodes(blocks))
+        return build(lambda level, index: nodes[(level, index)])
+
+    def small_nodes(self, blocks: list[int]) -> dict[tuple[int, int], bytes]:
+        if not blocks:
+            return {}
+        ranges = [AuditEvent.seq.between(b * BLOCK + 1, min(self.size, (b + 1) * BLOCK)) for b in blocks]
+        nodes: dict[tuple[int, int], bytes] = {}
+        frontiers: dict[int, merkle.Frontier] = {}
+        for row in audit.chain_rows(self.session, where=or_(*ranges)):
+            block = (row.seq - 1) // BLOCK
+            frontier = frontiers.setdefault(block, merkle.Frontier())
+            base = block * BLOCK
+
+            def finished(level: int, index: int, h: bytes, base: int = base) -> None:
+                if level < STORED_LEVEL:
+                    nodes[(level, (base >> level) + index)] = h
+
+            frontier.push(merkle.leaf_hash(audit.stored_entry(row)), finished)
+        return nodes
+
+    def root(self) -> bytes:
+        return self.run(lambda node: merkle.root(node, self.size))
+
+    def inclusion_path(self, index: int) -> list[bytes]:
+        return self.run(lambda node: merkle.inclusion_path(node, index, self.size))
+
+    def consistency_proof(self, old_size: int) -> list[bytes]:
+        return self.run(lambda node: merkle.consistency_proof(node, old_size, self.size))
+
+
+def newest_head(session: Session) -> TreeHead | None:
+    row = session.scalars(select(AuditTreeHead).order_by(AuditTreeHead.tree_size.desc(), AuditTreeHead.id.desc())
+                          .limit(1)).first()
+    return None if row is None else TreeHead.from_row(row)
+
+
+def head_of_size(session: Session, size: int) -> TreeHead | None:
+    row = session.scalars(select(AuditTreeHead).where(AuditTreeHead.tree_size == size)
+                          .order_by(AuditTreeHead.id.desc()).limit(1)).first()
+    return None if row is None else TreeHead.from_row(row)
+
+
+def sign_head(factory: sessionmaker[Session], key: Ed25519PrivateKey) -> TreeHead:
+    """Extend the tree to the ledger's events, check it only grew since the newest head, sign and store its head.
+    Refuses (LedgerBroken) a tree that is not an extension of the newest signed head."""
+    size = extend_tree(factory)
+    with read_transaction(factory) as session:
+        reader = TreeReader(session, size)
+        root = reader.root()
+        last = newest_head(session)
+        if last is not None and last.tree_size > 0:
+            if last.tree_size > size:
+                raise LedgerBroken(f"the newest signed head has {last.tree_size} events, the ledger {size}: events were deleted")
+            proof = reader.consistency_proof(last.tree_size)
+            if not merkle.verify_consistency(last.tree_size, size, bytes.fromhex(last.root_hash), root, proof):
+                raise LedgerBroken(f"the ledger is no longer an extension of the head of {last.tree_size} events "
+                                   f"signed at {last.timestamp}: history was rewritten")
+    head = TreeHead(size, root.hex(), now_text(), key_id(key)).signed(key)
+    with transaction(factory) as session:
+        session.add(AuditTreeHead(tree_size=head.tree_size, root_hash=head.root_hash, timestamp=head.timestamp,
+                                  key_id=head.key_id, signature=head.signature))
+    return head
+
+
+# ---------------------------------------------------------------- proofs
+
+
+def inclusion_proof(session: Session, seq: int, head: TreeHead | None = None) -> dict[str, Any]:
+    """Event `seq` and its audit path to `head` (default: the newest signed head)."""
+    head = head or newest_head(session)
+    if head is None:
+        raise PolicyError("ledger_no_head")
+    event = session.scalars(select(AuditEvent).where(AuditEvent.seq == seq)).first()
+    if event is None:
+        raise PolicyError("ledger_no_event", seq=seq)
+    if seq > head.tree_size:
+        raise PolicyError("ledger_event_after_head", seq=seq, size=head.tree_size)
+    path = TreeReader(session, head.tree_size).inclusion_path(seq - 1)
+    return {"schema": INCLUSION_SCHEMA, "event": audit.event_as_dict(event), "leaf_index": seq - 1,
+            "tree_size": head.tree_size, "audit_path": [p.hex() for p in path], "head": head.as_dict()}
+
+
+def consistency_proof(session: Session, old_size: int, new_size: int) -> dict[str, Any]:
+    """The proof that the signed head of `new_size` events extends the signed head of `old_size` events."""
+    old, new = head_of_size(session, old_size), head_of_size(session, new_size)
+    if old is None or new is None:
+        raise PolicyError("ledger_no_head_of_size", size=old_size if old is None else new_size)
+    if not 0 < old_size <= new_size:
+        raise PolicyError("ledger_sizes_backwards", old=old_size, new=new_size)
+    proof = TreeReader(session, new_size).consistency_proof(old_size)
+    return {"schema": CONSISTENCY_SCHEMA, "old": old.as_dict(), "new": new.as_dict(), "proof": [p.hex() for p in proof]}
+
+
+def hexes(values: Any) -> list[bytes]:
+    if not isinstance(values, list):
+        raise ProofInvalid("the proof's hashes must be a list")
+    try:
+        return [bytes.fromhex(v) for v in values]
+    except (TypeError, ValueError):
+        raise ProofInvalid("the proof's hashes must be hexadecimal") from None
+
+
+def check_proof(proof: Any, public: Ed25519PublicKey) -> str:
+    """Check an inclusion or consistency proof with only the log's public key; says what it proves.
+    Raises ProofInvalid naming what does not check."""
+    if not isinstance(proof, dict):
+        raise ProofInvalid("a proof is a JSON object")
+    if proof.get("schema") == INCLUSION_SCHEMA:
+        head = TreeHead.from_dict(proof.get("head"))
+        if not head.signed_by(public):
+            raise ProofInvalid("the head is not signed by this log key")
+        event = proof.get("event")
+        try:
+            entry = audit.exported_entry(event)
+            index = int(proof["leaf_index"])
+        except (TypeError, KeyError, ValueError, AttributeError) as e:
+            raise ProofInvalid(f"the event cannot be read: {e}") from None
+        if hashlib.sha256(entry).hexdigest() != event.get("hash"):
+            raise ProofInvalid(f"event {event.get('seq')} does not match its own hash")
+        if index != event["seq"] - 1 or proof.get("tree_size") != head.tree_size:
+            raise ProofInvalid("the proof's position or size differs from its event's and head's")
+        if not merkle.verify_inclusion(merkle.leaf_hash(entry), index, head.tree_size, hexes(proof.get("audit_path")),
+                                       bytes.fromhex(head.root_hash)):
+            raise ProofInvalid(f"event {event['seq']} is not in the head of {head.tree_size} events")
+        return f"event {event['seq']} is in the log's head of {head.tree_size} events signed at {head.timestamp}"
+    if proof.get("schema") == CONSISTENCY_SCHEMA:
+        old, new = TreeHead.from_dict(proof.get("old")), TreeHead.from_dict(proof.get("new"))
+        if not (old.signed_by(public) and new.signed_by(public)):
+            raise ProofInvalid("a head is not signed by this log key")
+        if not merkle.verify_consistency(old.tree_size, new.tree_size, bytes.fromhex(old.root_hash),
+                                         bytes.fromhex(new.root_hash), hexes(proof.get("proof"))):
+            raise ProofInvalid(f"the head of {new.tree_size} events does not extend the head of {old.tree_size}")
+        return f"the head of {new.tree_size} events extends the head of {old.tree_size} events: the log only grew"
+    raise ProofInvalid(f"unknown proof schema {proof.get('schema')!r}")
+
+
+# ---------------------------------------------------------------- verifying all of it
+
+
+class TreeCheck:
+    """Checks, as `audit.verify` streams the chained events, the stored tree nodes, every signed head
+    (its root at its size, its signature when the log key is known) and every cosignature."""
+
+    def __init__(self, session: Session, public: Ed25519PublicKey | None) -> None:
+        self.public = public
+        self.nodes = {(level, index): bytes(h) for level, index, h in
+                      session.execute(select(AuditTreeNode.level, AuditTreeNode.idx, AuditTreeNode.hash))}
+        self.heads = sorted((TreeHead.from_row(r) for r in session.scalars(select(AuditTreeHead))), key=lambda h: h.tree_size)
+        self.cosignatures = sorted((Cosignature.from_row(r) for r in session.scalars(select(AuditCosignature))),
+                                   key=lambda c: c.tree_size)
+        self.frontier = merkle.Frontier()
+        self.problem: str | None = None
+        self.signed_heads = 0
+        self.other_keys: set[str] = set()
+
+    def finished(self, level: int, index: int, h: bytes) -> None:
+        if level >= STORED_LEVEL and self.nodes.pop((level, index), h) != h and self.problem is None:
+            self.problem = f"stored tree node {level}/{index} differs from the events it covers"
+
+    def at_size(self) -> str | None:
+        size = self.frontier.size
+        root = self.frontier.root().hex() if (self.heads and self.heads[0].tree_size == size) or (
+            self.cosignatures and self.cosignatures[0].tree_size == size) else ""
+        while self.heads and self.heads[0].tree_size == size:
+            head = self.heads.pop(0)
+            if head.root_hash != root:
+                return f"the head of {size} events signed at {head.timestamp} has another root: history was rewritten"
+            if self.public is None or head.key_id != key_id(self.public):
+                self.other_keys.add(head.key_id)
+            elif not head.signed_by(self.public):
+                return f"the head of {size} events signed at {head.timestamp} has a bad signature"
+            else:
+                self.signed_heads += 1
+        while self.cosignatures and self.cosignatures[0].tree_size == size:
+            cosignature = self.cosignatures.pop(0)
+            if cosignature.root_hash != root:
+                return (f"witness {cosignature.witness} co-signed another root for the first {size} events: "
+                        "history was rewritten")
+            if not cosignature.valid():
+                return f"the cosignature of witness {cosignature.witness} at {size} events has a bad signature"
+        return None
+
+    def __call__(self, seq: int, entry: bytes) -> str | None:
+        self.frontier.push(merkle.leaf_hash(entry), self.finished)
+        return self.problem or ((self.heads or self.cosignatures) and self.at_size()) or None
+
+    def finish(self) -> str | None:
+        """What is left after the last event: heads or cosignatures beyond it, nodes over no event."""
+        if self.frontier.size == 0 and (problem := self.at_size()):
+            return problem
+        beyond = [h.tree_size for h in self.heads] + [c.tree_size for c in self.cosignatures]
+        if beyond:
+            return (f"a signed head or cosignature covers {max(beyond)} events but the ledger has {self.frontier.size}: "
+                    "events were deleted")
+        if self.nodes:
+            return f"{len(self.nodes)} stored tree nodes cover events that do not exist"
+        return None
+
+
+@dataclass(frozen=True)
+class Verification:
+    chain: audit.LedgerVerification
+    ok: bool
+    problem: str
+    signed_heads: int
+    """Heads whose signature was checked with the log key."""
+    other_keys: frozenset[str]
+    """Key ids of heads not signed by the given key (a rotated key, or no key given): roots checked, signatures not."""
+    root_hash: str
+
+
+def verify(session: Session, public: Ed25519PublicKey | None, anchor: audit.LedgerAnchor | None = None,
+           progress: Callable[[int], object] | None = None) -> Verification:
+    """The whole ledger: its hash chain (and anchor), then the Merkle tree, the signed heads and the cosignatures."""
+    check = TreeCheck(session, public)
+    chain = audit.verify(session, anchor, progress, entries=check)
+    problem = chain.problem if not chain.ok else check.finish() or ""
+    return Verification(chain, not problem, problem, check.signed_heads, frozenset(check.other_keys),
+                        check.frontier.root().hex())
+
+
+# ---------------------------------------------------------------- witnesses
+
+
+class WitnessRefused(Exception):
+    """The witness did not co-sign: the message says why (the log's head does not extend the last it saw)."""
+
+
+def witness(factory: sessionmaker[Session], log_key: Ed25519PublicKey, key: Ed25519PrivateKey, state: Path,
+            name: str) -> Cosignature:
+    """Check the log's newest head against the last head this witness co-signed (kept in `state`),
+    then co-sign it and store the cosignature in the log. The first head is taken on trust."""
+    with read_transaction(factory) as session:
+        head = newest_head(session)
+        if head is None:
+            raise WitnessRefused("the log has no signed head yet")
+        if not head.signed_by(log_key):
+            raise WitnessRefused(f"the newest head ({head.tree_size} events) is not signed by the log key")
+        last = read_witness_state(state)
+        if last is not None:
+            if head.tree_size < last.tree_size:
+                raise WitnessRefused(f"the log shrank: {head.tree_size} events, {last.tree_size} when last seen at {last.timestamp}")
+            try:
+                proof = TreeReader(session, head.tree_size).consistency_proof(last.tree_size)
+            except TreeIncomplete as e:
+                raise WitnessRefused(f"the log cannot prove its head: {e}") from None
+            if not merkle.verify_consistency(last.tree_size, head.tree_size, bytes.fromhex(last.root_hash),
+                                             bytes.fromhex(head.root_hash), proof):
+                raise WitnessRefused(f"the head of {head.tree_size} events does not extend the head of {last.tree_size} "
+                                     f"events seen at {last.timestamp}: the log's history was rewritten")
+    public = key.public_key()
+    cosignature = Cosignature(name, base64.b64encode(raw_public(public)).decode(), head.tree_size, head.root_hash,
+                              head.timestamp, now_text())
+    cosignature = Cosignature(**{**asdict(cosignature), "signature": base64.b64encode(key.sign(cosignature.message())).decode()})
+    with transaction(factory) as session:
+        session.add(AuditCosignature(**asdict(cosignature)))
+    write_witness_state(state, head)
+    return cosignature
+
+
+def read_witness_state(path: Path) -> TreeHead | None:
+    if not path.exists():
+        return None
+    try:
+        return TreeHead.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, ProofInvalid) as e:
+        raise InputInvalid("ledger_witness_state_unreadable", path=str(path), error=str(e)) from None
+
+
+def write_witness_state(path: Path, head: TreeHead) -> None:
+    """Replace the witness's last head at once (a crash leaves the old one or the new one)."""
+    path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
+    partial = path.with_name(path.name + ".new")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(audit.canonical_json(head.as_dict()) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(partial, path)
+
+
+def last_cosignatures(session: Session) -> list[Cosignature]:
+    """Each witness's newest cosignature, by witness name."""
+    newest = (select(AuditCosignature.witness, func.max(AuditCosignature.id).label("id"))
+              .group_by(AuditCosignature.witness).subquery())
+    rows = session.scalars(select(AuditCosignature).join(newest, AuditCosignature.id == newest.c.id)
+                           .order_by(AuditCosignature.witness))
+    return [Cosignature.from_row(r) for r in rows]

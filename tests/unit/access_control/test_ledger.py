@@ -1,0 +1,260 @@
+"""The ledger's Merkle tree, signed heads, proofs and witnesses (access_control.ledger), on SQLite and PostgreSQL.
+
+Attacks go through raw SQL, as an administrator of the database would: edit an event, rewrite the
+whole history consistently (every chain hash recomputed, the tree rebuilt, a new head signed with the
+log's own key), delete the newest events, change a stored tree node, forge a proof. The roots are
+checked against a reference Merkle tree computed from `audit export`'s lines, written from RFC 9162's
+text (tests/unit/access_control/test_ledger_merkle.py), not from the code under test.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import os
+import stat
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import select, text
+
+from access_control import audit, ledger
+from access_control.enums import AuditEventType
+from access_control.errors import PolicyError
+from access_control.models import AuditTreeHead
+from onsite_base.db import transaction
+from merkle_reference import ref_mth, ref_path
+
+N = 37  # two complete stored blocks and a partial one
+
+
+def add_events(db, n: int, start: int = 0) -> None:
+    with transaction(db) as s:
+        for i in range(start, start + n):
+            audit.record(s, AuditEventType.PERSON_ADD, actor="admin:test", object=f"person:p{i}",
+                         details={"i": i, "name": "テスト", "x": i / 3})
+
+
+@pytest.fixture
+def key(tmp_path):
+    return ledger.signing_key(tmp_path / "keys" / "ledger.pem")
+
+
+@pytest.fixture
+def log(db):
+    add_events(db, N)
+    return db
+
+
+def exported_entries(db) -> list[bytes]:
+    out = io.StringIO()
+    with db() as s:
+        audit.export(s, out)
+    return [audit.exported_entry(json.loads(line)) for line in out.getvalue().splitlines()]
+
+
+def full_verify(db, key):
+    with db() as s:
+        return ledger.verify(s, key.public_key())
+
+
+def sql(db, statement: str, **params) -> None:
+    with transaction(db) as s:
+        s.execute(text(statement), params)
+
+
+def rewrite_consistently(db, seq: int, details: dict) -> None:
+    """What an attacker with the database does: change one event, recompute every chain hash after it,
+    drop the tree and its heads. (The unique hash columns are rewritten through a temporary value.)"""
+    with transaction(db) as s:
+        prev = audit.GENESIS_HASH
+        new = []
+        for r in list(audit.chain_rows(s)):
+            d = details if r.seq == seq else json.loads(r.details)
+            h = audit.event_hash(seq=r.seq, created_at=r.created_at, actor=r.actor, action=r.action, object=r.object,
+                                 outcome=r.outcome, details=d, prev_hash=prev)
+            new.append((r.seq, audit.canonical_json(d), prev, h))
+            prev = h
+        s.execute(text("UPDATE audit_event SET prev_hash = 'x' || seq, hash = 'y' || seq"))
+        for seq_, d, p, h in new:
+            s.execute(text("UPDATE audit_event SET details = :d, prev_hash = :p, hash = :h WHERE seq = :s"),
+                      {"d": d, "p": p, "h": h, "s": seq_})
+        s.execute(text("DELETE FROM audit_tree_node"))
+        s.execute(text("DELETE FROM audit_tree_head"))
+
+
+def test_heads_sign_the_rfc_9162_root_of_the_events(log, key):
+    head = ledger.sign_head(log, key)
+    assert head.tree_size == N
+    assert head.root_hash == ref_mth(exported_entries(log)).hex()
+    assert head.signed_by(key.public_key())
+    with log() as s:
+        levels = [r[0] for r in s.execute(text("SELECT level FROM audit_tree_node"))]
+    assert sorted(levels) == [4, 4, 5]  # only complete subtrees of 16 and more
+    add_events(log, 20, start=N)
+    later = ledger.sign_head(log, key)
+    assert later.tree_size == N + 20 and later.root_hash == ref_mth(exported_entries(log)).hex()
+    result = full_verify(log, key)
+    assert result.ok, result.problem
+    assert result.signed_heads == 2 and result.root_hash == later.root_hash
+
+
+def test_an_existing_ledger_without_a_tree_verifies_and_gains_one(log, key):
+    result = full_verify(log, key)
+    assert result.ok and result.signed_heads == 0
+    ledger.sign_head(log, key)
+    assert full_verify(log, key).ok
+
+
+def test_every_event_has_an_inclusion_proof_a_checker_accepts(log, key):
+    ledger.sign_head(log, key)
+    entries = exported_entries(log)
+    with log() as s:
+        for seq in range(1, N + 1):
+            proof = ledger.inclusion_proof(s, seq)
+            assert [bytes.fromhex(p) for p in proof["audit_path"]] == ref_path(seq - 1, entries)
+            assert ledger.check_proof(json.loads(json.dumps(proof)), key.public_key()).startswith(f"event {seq} is in")
+
+
+def test_forged_inclusion_proofs_are_rejected(log, key):
+    ledger.sign_head(log, key)
+    with log() as s:
+        proof = ledger.inclusion_proof(s, 7)
+    other = Ed25519PrivateKey.generate()
+    altered_event = json.loads(json.dumps(proof))
+    altered_event["event"]["details"]["i"] = 99
+    rehashed = json.loads(json.dumps(altered_event))  # the event's own hash recomputed: the tree still says no
+    rehashed["event"]["hash"] = hashlib.sha256(audit.exported_entry(rehashed["event"])).hexdigest()
+    flipped = json.loads(json.dumps(proof))
+    flipped["audit_path"][1] = "00" * 32
+    resigned = json.loads(json.dumps(proof))  # a head the attacker signs with a key of their own
+    resigned["head"] = ledger.TreeHead(N, "00" * 32, "2026-01-01T00:00:00+00:00", ledger.key_id(other)).signed(other).as_dict()
+    moved = json.loads(json.dumps(proof))
+    moved["leaf_index"] = 8
+    for forged, why in ((altered_event, "does not match its own hash"), (rehashed, "is not in the head"),
+                        (flipped, "is not in the head"), (resigned, "not signed by this log key"),
+                        (moved, "position or size")):
+        with pytest.raises(ledger.ProofInvalid, match=why):
+            ledger.check_proof(forged, key.public_key())
+
+
+def test_consistency_proofs_between_heads(log, key):
+    first = ledger.sign_head(log, key)
+    for grow in (1, 15, 16, 40):
+        add_events(log, grow, start=1000 + grow)
+        ledger.sign_head(log, key)
+    with log() as s:
+        sizes = sorted(s.scalars(select(AuditTreeHead.tree_size)))
+        for old in sizes:
+            for new in sizes:
+                if old <= new:
+                    proof = ledger.consistency_proof(s, old, new)
+                    assert "only grew" in ledger.check_proof(proof, key.public_key())
+        proof = ledger.consistency_proof(s, first.tree_size, sizes[-1])
+    proof["proof"][0] = "11" * 32
+    with pytest.raises(ledger.ProofInvalid, match="does not extend"):
+        ledger.check_proof(proof, key.public_key())
+    with log() as s, pytest.raises(PolicyError, match="no signed head of 5 events"):
+        ledger.consistency_proof(s, 5, sizes[-1])
+
+
+def test_a_consistent_rewrite_of_history_contradicts_the_signed_heads(log, key):
+    ledger.sign_head(log, key)
+    rewrite_consistently(log, 3, {"i": 3, "name": "rewritten"})
+    with log() as s:
+        assert audit.verify(s).ok  # the hash chain alone cannot tell
+    sql(log, "INSERT INTO audit_tree_head (tree_size, root_hash, timestamp, key_id, signature) VALUES (1, :r, 't', 'k', 's')",
+        r="00" * 32)
+    result = full_verify(log, key)
+    assert not result.ok and "another root" in result.problem
+
+
+def test_the_head_signer_refuses_a_rewritten_history(log, key):
+    ledger.sign_head(log, key)
+    with log() as s:
+        heads = s.execute(text("SELECT tree_size, root_hash, timestamp, key_id, signature FROM audit_tree_head")).all()
+    rewrite_consistently(log, 3, {"i": 3, "name": "rewritten"})
+    with transaction(log) as s:  # the old head kept: the signer must not sign over it
+        for h in heads:
+            s.execute(text("INSERT INTO audit_tree_head (tree_size, root_hash, timestamp, key_id, signature) "
+                           "VALUES (:a, :b, :c, :d, :e)"), dict(zip("abcde", h)))
+    with pytest.raises(ledger.LedgerBroken, match="history was rewritten"):
+        ledger.sign_head(log, key)
+
+
+def test_deleting_the_newest_events_after_a_head_is_caught(log, key):
+    ledger.sign_head(log, key)
+    sql(log, "DELETE FROM audit_event WHERE seq > 30")
+    result = full_verify(log, key)
+    assert not result.ok and "events were deleted" in result.problem
+
+
+def test_a_changed_tree_node_or_signature_is_caught(log, key):
+    ledger.sign_head(log, key)
+    sql(log, "UPDATE audit_tree_node SET hash = :h WHERE level = 4 AND idx = 1", h=bytes(32))
+    result = full_verify(log, key)
+    assert not result.ok and "tree node 4/1" in result.problem
+    sql(log, "DELETE FROM audit_tree_node")
+    assert full_verify(log, key).ok  # the nodes are only a cache of the events
+    bad = base64.b64encode(bytes(64)).decode()
+    sql(log, "UPDATE audit_tree_head SET signature = :s", s=bad)
+    result = full_verify(log, key)
+    assert not result.ok and "bad signature" in result.problem
+
+
+def test_the_key_file_is_private_and_refused_when_others_may_read_it(tmp_path):
+    path = tmp_path / "state" / "ledger.pem"
+    key = ledger.signing_key(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert ledger.key_id(ledger.signing_key(path)) == ledger.key_id(key)  # read back, not made anew
+    for mode in (0o640, 0o604, 0o620):
+        os.chmod(path, mode)
+        with pytest.raises(PolicyError, match="can be read or changed by other accounts") as refused:
+            ledger.signing_key(path)
+        assert "他のアカウント" in refused.value.text("ja")
+    os.chmod(path, 0o600)
+    path.write_text("not a key")
+    with pytest.raises(PolicyError, match="cannot read the key file"):
+        ledger.signing_key(path)
+
+
+def test_a_witness_cosigns_growth_and_refuses_a_rewritten_history(log, key, tmp_path):
+    witness_key = ledger.signing_key(tmp_path / "witness" / "key.pem")
+    state = tmp_path / "witness" / "last-head.json"
+    ledger.sign_head(log, key)
+    first = ledger.witness(log, key.public_key(), witness_key, state, "ops-centre")
+    assert first.tree_size == N and first.valid()
+    add_events(log, 10, start=N)
+    ledger.sign_head(log, key)
+    second = ledger.witness(log, key.public_key(), witness_key, state, "ops-centre")
+    assert second.tree_size == N + 10
+    with log() as s:
+        assert [c.tree_size for c in ledger.last_cosignatures(s)] == [N + 10]
+    assert full_verify(log, key).ok
+
+    # The attack: rewrite event 3 consistently, rebuild the tree, sign a new head with the log's own key,
+    # and remove the cosignatures that would contradict it. Every check inside the database passes.
+    rewrite_consistently(log, 3, {"i": 3, "name": "rewritten"})
+    sql(log, "DELETE FROM audit_cosignature")
+    add_events(log, 5, start=500)
+    ledger.sign_head(log, key)
+    assert full_verify(log, key).ok
+    with pytest.raises(ledger.WitnessRefused, match="history was rewritten"):
+        ledger.witness(log, key.public_key(), witness_key, state, "ops-centre")
+    assert ledger.read_witness_state(state).tree_size == N + 10  # the witness keeps the head it trusted
+
+
+def test_a_witness_refuses_a_shrunk_log_and_a_head_not_signed_by_the_log(log, key, tmp_path):
+    witness_key = ledger.signing_key(tmp_path / "w.pem")
+    state = tmp_path / "w.json"
+    ledger.sign_head(log, key)
+    ledger.witness(log, key.public_key(), witness_key, state, "w")
+    with pytest.raises(ledger.WitnessRefused, match="not signed by the log key"):
+        ledger.witness(log, Ed25519PrivateKey.generate().public_key(), witness_key, state, "w")
+    sql(log, "DELETE FROM audit_tree_head")
+    sql(log, "DELETE FROM audit_tree_node")
+    sql(log, "DELETE FROM audit_event WHERE seq > 20")
+    ledger.sign_head(log, key)
+    with pytest.raises(ledger.WitnessRefused, match="shrank"):
+        ledger.witness(log, key.public_key(), witness_key, state, "w")
