@@ -56,9 +56,9 @@ QUERY_ATTR = "onsite_query"
 
 ACRO_CHECKS = {"threshold": "MinimumThresholdCheck", "nk_dominance": "NKCheck", "p_percent": "PPercentCheck",
                "degrees_of_freedom": "MinimumDoFCheck", "negatives": "negative", "missing": "missing",
-               "residual_dof": "MinimumDoFCheck"}
+               "residual_dof": "MinimumDoFCheck", "zeros": "PresenceOfZeroCheck"}
 """Onsite rule -> the name ACRO 1.0 gives the same check in its outcome tables."""
-DIFFERENCES = {"negatives": "D1", "missing": "D2", "class_disclosure": "D3", "zeros": "D5", "single_unit": "D6",
+DIFFERENCES = {"negatives": "D1", "missing": "D2", "class_disclosure": "D3", "single_unit": "D6, D7",
                "empty_bins": "D11", "extreme_edges": "D11", "parameters": "D12", "categorical_levels": "D12",
                "outcome_classes": "D12", "differencing": "D13"}
 """Onsite rule -> the row of docs/acro-differences.md that explains where Onsite differs from ACRO."""
@@ -192,9 +192,14 @@ def _tuple(label: Any) -> tuple:
     return label if isinstance(label, tuple) else (label,)
 
 
-def _key(labels: tuple, margins_name: str) -> tuple[str, ...]:
-    """A pandas label as an Onsite cell key (text; ACRO's margin name is Onsite's margin label)."""
-    return tuple(MARGIN_LABEL if str(v) == margins_name else str(v) for v in labels)
+def _key(row: Any, columns: tuple, margins_name: str) -> tuple[str, ...]:
+    """A pandas cell's labels (its row label, its column labels) as an Onsite cell key: text, ACRO's margin name
+    Onsite's margin label, and the blank levels pandas gives a margin of several variables ("All", "") too."""
+    def axis(labels: tuple) -> tuple[str, ...]:
+        margin = any(str(v) == margins_name for v in labels)
+        return tuple(MARGIN_LABEL if str(v) == margins_name or (margin and str(v) == "") else str(v) for v in labels)
+
+    return axis(_tuple(row)) + axis(columns)
 
 
 def onsite_cells(table: TableOutput) -> dict[tuple[str, ...], Any]:
@@ -244,9 +249,10 @@ class _Part:
     statistic: Statistic | None
     value: str | None
     prefix: tuple  # the table's column levels naming this part (aggregation function, value variable)
-    report: CheckReport
+    report: CheckReport  # the checks of the table as computed (ACRO's outcome table shows them, before protection)
     table: TableOutput | None = None  # None: unverified
     why: str = ""
+    modes: dict[tuple[str, ...], set] | None = None  # a mode table: every mode of each cell (ties: any is right)
 
 
 def _parts_of(columns: pd.Index, parts: list[_Part]) -> dict[Any, tuple[_Part, tuple]]:
@@ -268,7 +274,7 @@ def outcome_table(table: pd.DataFrame, parts: list[_Part], margins_name: str) ->
     flagged = {id(part): cell_rules(part.report) for part in parts}
     for column, (part, rest) in where.items():
         for row in table.index:
-            rules = flagged[id(part)].get(_key(_tuple(row) + rest, margins_name), [])
+            rules = flagged[id(part)].get(_key(row, rest, margins_name), [])
             outcome.loc[row, column] = _tags(rules)
     return outcome
 
@@ -279,13 +285,14 @@ def _mismatch(table: pd.DataFrame, part: _Part, onsite: TableOutput, margins_nam
     seen = set()
     for column, (_, rest) in _parts_of(table.columns, [part]).items():
         for row in table.index:
-            key = _key(_tuple(row) + rest, margins_name)
+            key = _key(row, rest, margins_name)
             if MARGIN_LABEL in key:
                 continue
             seen.add(key)
             if key not in ours:
                 return f"cell {'/'.join(key)} is not in the table computed from the query"
-            if not _same(table.loc[row, column], ours[key]):
+            if not (ours[key] in part.modes.get(key, ()) if part.modes is not None and ours[key] is not None
+                    else _same(table.loc[row, column], ours[key])):
                 return (f"cell {'/'.join(key)} is {table.loc[row, column]} here but {ours[key]} from the query: "
                         "the data were changed or filtered after the query")
     if missing := sorted(set(ours) - seen):  # e.g. rows filtered out in pandas, or a missing (NULL) level
@@ -297,10 +304,12 @@ def _released(table: pd.DataFrame, parts: list[_Part], margins_name: str, blank_
     """`table` with the values Onsite releases: protected cells from its tables, failing cells blank where asked."""
     shown = table.copy().astype(object)
     for column, (part, rest) in _parts_of(table.columns, parts).items():
-        ours = onsite_cells(part.table) if part.table is not None and part.table.spec.protection else None
+        # a protected table's cells, and a mode's (which of tied modes is Onsite's choice), are Onsite's
+        use_ours = part.table is not None and (part.table.spec.protection or part.statistic is Statistic.MODE)
+        ours = onsite_cells(part.table) if use_ours else None
         failing = {k for k, rules in cell_rules(part.report).items() if any(v is Verdict.FAIL for _, v in rules)}
         for row in table.index:
-            key = _key(_tuple(row) + rest, margins_name)
+            key = _key(row, rest, margins_name)
             if ours is not None:  # a cell the protected table lacks (its level's records all deleted) is not released
                 shown.loc[row, column] = np.nan if ours.get(key) is None else ours[key]
             elif blank_failing and key in failing:
@@ -318,6 +327,19 @@ def _command(default: str) -> str:
         frame = frame.f_back
     context = inspect.getframeinfo(frame, context=1).code_context if frame is not None else None
     return "".join(context or []).strip() or default
+
+
+def mode(values: pd.Series) -> Any:
+    """The smallest mode (pandas has no mode aggregation; ACRO picks one of tied modes at random)."""
+    modes = values.mode()
+    return modes.iloc[0] if len(modes) else np.nan
+
+
+def _pandas(aggfunc: Any) -> Any:
+    """`aggfunc` as pandas takes it: "mode" is the function above (named mode, so tables label it so)."""
+    if isinstance(aggfunc, list):
+        return [_pandas(f) for f in aggfunc]
+    return mode if aggfunc == "mode" else aggfunc
 
 
 def _functions(aggfunc: Any) -> list[str]:
@@ -418,7 +440,7 @@ class ACRO:
         column_vars = [str(s.name) for s in columns_s]
         value = None if values is None else str(getattr(values, "name", None) or "dependent_var")
         table = pd.crosstab(index_s, columns_s, values=values, rownames=rownames, colnames=colnames,
-                            aggfunc=aggfunc, margins=margins, margins_name=margins_name, dropna=False)
+                            aggfunc=_pandas(aggfunc), margins=margins, margins_name=margins_name, dropna=False)
         frame = pd.concat([pd.Series(np.asarray(s), name=n) for s, n in
                            zip(series, [*row_vars, *column_vars] + ([value] if value else []))], axis=1)
         parts = [self._part(query, frame, row_vars, column_vars, f, value if aggfunc else None,
@@ -440,7 +462,7 @@ class ACRO:
         if not value_vars:
             raise AcroError("give values=: the variable whose statistics the pivot table shows")
         table = pd.pivot_table(frame, values=values, index=_names(index), columns=_names(columns) or None,
-                               aggfunc=aggfunc, fill_value=fill_value, margins=margins, dropna=False,
+                               aggfunc=_pandas(aggfunc), fill_value=fill_value, margins=margins, dropna=False,
                                margins_name=margins_name, observed=observed, sort=sort, **kwargs)
         parts = [self._part(query, frame, row_vars, column_vars, f, v,
                             prefix=((f,) if isinstance(aggfunc, list) else ())
@@ -464,6 +486,9 @@ class ACRO:
                 part.why = f"the query cannot be re-run by the review service: {exc}"
         if part.table is not None:
             part.report = part.table.report
+            if statistic is Statistic.MODE:
+                grouped = frame.groupby([*rows, *columns], dropna=False, observed=True)[value]
+                part.modes = {tuple(str(v) for v in _tuple(key)): set(group.mode()) for key, group in grouped}
         else:  # Onsite's checks on the frame itself, as feedback
             columns_used = [*rows, *columns] + ([value] if statistic is not None else [])
             part.report = check_table(shadow_from_frame(frame[columns_used], spec), load_preset(self.db.preset))
@@ -491,7 +516,6 @@ class ACRO:
                     # delete_records does the same, again until no cell fails
                     part.table = part.table.protect("delete_records" if self.suppress else "round",
                                                     base=self.round_base if self.mitigation == "round" else None)
-                    part.report = part.table.report
                 elif self.suppress:
                     blank = True
                     self._say("no_protection", uid=uid, statistic=part.statistic.value if part.statistic else "count")
@@ -503,7 +527,9 @@ class ACRO:
             onsite.append(_renamed(part.table, name) if part.table is not None
                           else self._table_file(name, shown, command, part))
         status = Verdict.combine([o.verdict for o in onsite])
-        summary = "; ".join(f"{p.statistic.value if p.statistic else 'count'}: {_summary(p.report)}" for p in parts)
+        summary = "; ".join(f"{p.statistic.value if p.statistic else 'count'}: {_summary(p.report)}"
+                            + (f" -> {p.table.spec.protection.method.value}: {p.table.verdict.value}"
+                               if p.table is not None and p.table.spec.protection else "") for p in parts)
         record = self.results.add(Record(uid, status.value, "table",
                                          {"method": method, "mitigation": self.mitigation}, command, summary,
                                          outcome, [shown], onsite, verified))

@@ -63,7 +63,7 @@ def test_crosstab_returns_pandas_table_and_builds_the_onsite_table(acro, survey)
     # ACRO's outcome table from Onsite's checks: ACRO's names, Onsite's stricter checks with their D-number
     assert record.outcome.loc["tiny", "m"] == "MinimumThresholdCheck; "
     assert record.outcome.loc["big", "f"] == "ok"
-    assert record.outcome.loc["big", "rare"] == "onsite:zeros (D5); "
+    assert record.outcome.loc["big", "rare"] == "PresenceOfZeroCheck; "
     assert record.outcome.loc["tiny", "rare"] == "MinimumThresholdCheck; onsite:class_disclosure (D3, review); "
 
 
