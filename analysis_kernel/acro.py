@@ -516,9 +516,10 @@ class ACRO:
                     # delete_records does the same, again until no cell fails
                     part.table = part.table.protect("delete_records" if self.suppress else "round",
                                                     base=self.round_base if self.mitigation == "round" else None)
-                elif self.suppress:
+                elif self.suppress:  # as ACRO: the failing cells blank (in the file sent too, when unverified)
                     blank = True
-                    self._say("no_protection", uid=uid, statistic=part.statistic.value if part.statistic else "count")
+                    if part.table is not None:
+                        self._say("no_protection", uid=uid, statistic=part.statistic.value)
         shown = _released(table, parts, margins_name, blank)
         outcome = outcome_table(table, parts, margins_name)
         onsite: list[Output] = []
