@@ -56,9 +56,10 @@ class ProtectedTable:
     report: CheckReport
     cells: pl.DataFrame
     protection: dict[str, Any] | None = None  # method, parameters, suppressed/deleted cells, interval audit
-    # Redact-then-round: the finest cells (raw levels) whose records no released cell holds, and per cell (frame
-    # order) how many records its released value holds (margins: those of the cells shown). Differencing compares
-    # these, not the cells as computed: a margin with the redacted records would hide them from it.
+    # The finest cells (raw levels) whose records no released cell holds (redacted, deleted), and per cell (frame
+    # order) how many records its released value holds (None: the shadow's count; redact-then-round margins: those
+    # of the cells shown). Differencing compares these, not the cells as computed: a margin with the redacted
+    # records would hide them from it.
     left_out: pl.DataFrame | None = None
     held_records: np.ndarray | None = None
 
@@ -361,4 +362,5 @@ def _delete_records(con: duckdb.DuckDBPyConnection, shadow: ShadowTable, report:
     facts = {"method": ProtectionMethod.DELETE_RECORDS.value,
              "deleted_cells": sorted([list(label) for label in deleted_labels], key=str),
              "note": "totals exclude the records of the deleted cells"}
-    return ProtectedTable(shadow, report, _blanked(shadow, blank), facts)
+    left_out = pl.DataFrame(deleted, schema=shadow.frame.select(spec.dimensions).schema, orient="row")
+    return ProtectedTable(shadow, report, _blanked(shadow, blank), facts, left_out)

@@ -241,8 +241,6 @@ def record_state(con: duckdb.DuckDBPyConnection, protected: ProtectedTable, data
     """The record state of a recomputed table's cells (those released blank left out), or None when its query's
     rows cannot be traced to records or tracing fails."""
     shadow = protected.shadow
-    if (protected.protection or {}).get("method") == "delete_records":
-        return None  # its cells count the records left after deletion, its query all of them
     traced = traced_query(con, shadow.spec.query, datasets)
     if traced is None:
         return None
