@@ -480,13 +480,20 @@ class PackageUnreadable(UserError):
 
 
 def read_package(path: Path) -> dict[str, bytes]:
-    """{file name: bytes} of a package folder or of its zip (`zip_package`: every entry in one top folder).
-    Anything that is not a plain file at the top (a subfolder, a link, a second folder in the zip) is kept under
-    its own path, so that the check reports it as an extra file."""
+    """{file path in the package (POSIX, relative): bytes} of a package folder or of its zip (`zip_package`: every
+    entry under one top folder). What is not a plain file — a link, an empty folder, an entry outside the zip's top
+    folder — is kept under a name of its own, so that the check reports it as an extra file."""
     if path.is_dir():
-        return {entry.name if entry.is_file() and not entry.is_symlink() else entry.name + "/": (
-                entry.read_bytes() if entry.is_file() and not entry.is_symlink() else b"")
-                for entry in sorted(path.iterdir())}
+        found: dict[str, bytes] = {}
+        for entry in sorted(path.rglob("*")):
+            name = entry.relative_to(path).as_posix()
+            if entry.is_symlink():
+                found[f"{name} (symbolic link)"] = b""
+            elif entry.is_file():
+                found[name] = entry.read_bytes()
+            elif entry.is_dir() and not any(entry.iterdir()):
+                found[f"{name}/"] = b""
+        return found
     try:
         with zipfile.ZipFile(path) as archive:
             entries = {info.filename: archive.read(info) for info in archive.infolist() if not info.is_dir()}
@@ -498,6 +505,13 @@ def read_package(path: Path) -> dict[str, bytes]:
     top = tops.most_common(1)[0][0] if tops else ""
     prefix = f"{top}/"
     return {name[len(prefix):] if name.startswith(prefix) else name: data for name, data in entries.items()}
+
+
+def _safe_name(name: Any) -> bool:
+    """A relative path inside the package: no absolute path, no `..`, no empty part, not the manifest itself."""
+    parts = PurePosixPath(name).parts if isinstance(name, str) and name and "\\" not in name else ()
+    return bool(parts) and parts[0] != "/" and ".." not in parts and "/".join(parts) == name and \
+        name not in (MANIFEST, SIGNATURE)
 
 
 def read_public_keys(path: Path) -> list[KeyRecord]:
@@ -591,8 +605,8 @@ def _check_signature(result: Verification, body: bytes, manifest: dict[str, Any]
 
 def _check_files(result: Verification, manifest: dict[str, Any], files: dict[str, bytes]) -> None:
     listed = {entry["name"]: entry["sha256"] for entry in manifest["files"]}
-    if len(listed) != len(manifest["files"]) or any(n in (MANIFEST, SIGNATURE) or "/" in n for n in listed):
-        result.refuse("file_listing", problem="a name twice, a name with a folder, or the manifest itself")
+    if len(listed) != len(manifest["files"]) or not all(_safe_name(n) for n in listed):
+        result.refuse("file_listing", problem="a name twice, a path leaving the package, or the manifest itself")
     for name, expected in listed.items():
         if name not in files:
             result.refuse("file_missing", file=name)
@@ -610,6 +624,8 @@ def _check_approvals(result: Verification, manifest: dict[str, Any]) -> None:
     outputs = {o["name"]: o for o in manifest["outputs"]}
     cited: Counter[int] = Counter()
     for entry in manifest["files"]:
+        if entry["output"] is None:  # a file of the package as a whole (ACRO's results.json and checksums)
+            continue
         output = outputs.get(entry["output"])
         if output is None or output["decision"] != APPROVE:
             result.refuse("unapproved_file", file=entry["name"], output=entry["output"])

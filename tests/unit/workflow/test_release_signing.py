@@ -379,3 +379,27 @@ def test_key_commands(world, tmp_path, monkeypatch, capsys):
     assert main(["release", "verify", str(root)]) == 1  # the installation's own keyring by default
     monkeypatch.setenv("ONSITE_HOME", str(tmp_path / "nowhere"))
     assert main(["release", "verify", str(root)]) == 2 and "--public-key" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_files_of_the_package_as_a_whole_and_paths_leaving_it(world, tmp_path):
+    """Files no output owns (ACRO's results.json, checksums/…) are checked like any other; a listed path that
+    leaves the package is refused."""
+    root = copy(released(world), tmp_path)
+    key, keys = stolen_key(world), keyring(world)
+    manifest = json.loads((root / "manifest.json").read_text())
+    (root / "checksums").mkdir()
+    (root / "checksums" / "by_region.csv.txt").write_text("abc")
+    entry = {"name": "checksums/by_region.csv.txt", "output": None, "sha256": package.sha256(b"abc"), "bytes": 3}
+    sign_as(key, root, {**manifest, "files": [*manifest["files"], entry]})
+    assert check(root, keys).ok
+    (root / "checksums" / "by_region.csv.txt").write_text("abd")
+    assert codes(check(root, keys)) == {"file_changed"}
+    (root / "checksums" / "extra.txt").write_text("x")
+    assert codes(check(root, keys)) == {"file_changed", "file_extra"}
+    for bad in ("../outside.csv", "/etc/passwd", "a//b", "manifest.json"):
+        sign_as(key, root, {**manifest, "files": [*manifest["files"], {**entry, "name": bad}]})
+        assert "file_listing" in codes(check(root, keys)), bad
+    (root / "link.csv").symlink_to(root / "by_region.csv")
+    sign_as(key, root, manifest)
+    assert {f.params.get("file") for f in check(root, keys).problems} >= {"link.csv (symbolic link)"}
