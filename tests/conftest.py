@@ -32,6 +32,9 @@ GROUPED_FOLDERS = ("integration", "security", "functional", "unit/hub_config")
 ONE_GROUP_FOLDERS = ("integration/ldap",)
 # Files that are one group each, by the name given: a cost their tests share (an import, a module fixture) is
 # paid by one worker, not by every one. jsonschema: 1-2 CPU-s to import; the message corpus: ~1 CPU-s.
+# Groups long enough to decide when the run ends if they start late: handed out before the others. The
+# Ansible deployment waits 5-8 min on pip filling a venv, little of it on the CPU.
+START_FIRST = ("integration/test_ansible_deploy.py",)
 ONE_GROUP_FILES = {"unit/workflow/test_wire.py": "jsonschema", "unit/analysis_kernel/test_wire_requests.py": "jsonschema",
                    "unit/sdc/test_sdc_messages.py": "message corpus"}
 
@@ -50,10 +53,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 class GroupScheduling(LoadScopeScheduling):
     """`--dist loadgroup` by `xdist_group_of`: a group's tests go to one worker, in order. Here, in the
     controller, because xdist's own `xdist_group` marks no longer group anything under pytest 9 (it
-    renames `item._nodeid`, which pytest 9 does not read)."""
+    renames `item._nodeid`, which pytest 9 does not read). The groups of START_FIRST are handed out
+    first, then the rest by xdist's order (most tests first)."""
 
     def _split_scope(self, nodeid: str) -> str:
         return xdist_group_of(TESTS.parent / nodeid.split("::")[0]) or nodeid
+
+    def _assign_work_unit(self, node) -> None:
+        if not getattr(self, "_started_first", False):  # the first hand-out: the work queue is complete
+            self._started_first = True
+            for scope in reversed(START_FIRST):
+                if scope in self.workqueue:
+                    self.workqueue.move_to_end(scope, last=False)
+        super()._assign_work_unit(node)
 
 
 @pytest.hookimpl(optionalhook=True)
