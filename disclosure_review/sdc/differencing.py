@@ -31,7 +31,17 @@ import numpy as np
 
 from .enums import Verdict
 from .messages import msg
-from .records import RecordState, differences, distinct_records, peel_many, shared_hashes, sketch_apart, sketch_entries
+from .records import (
+    DamagedState,
+    RecordState,
+    differences,
+    distinct_records,
+    peel_many,
+    shared_hashes,
+    sketch_apart,
+    sketch_entries,
+    sketch_meets,
+)
 from .results import CellKey, CheckResult
 from .rules import Rules
 from .shadow import MARGIN_LABEL
@@ -72,13 +82,11 @@ def _label(cell: CellKey) -> str:
     return " / ".join("(missing)" if v is None else str(v) for v in cell)
 
 
-def candidate_pairs(new: RecordState, other: RecordState, threshold: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs (new cell, other cell), both shown and non-empty, not both under `threshold` records (each such cell
-    fails the threshold rule itself), whose counts are less than `threshold` apart, whose bottom-k sketches do not
-    prove them `threshold` records apart (when both states have sketches), and whose difference is neither empty nor
-    fills every slot of a sub-table."""
-    a_cells = np.flatnonzero(new.counts > 0)
-    b_cells = np.flatnonzero(other.counts > 0)
+def _counts_near(new: RecordState, other: RecordState, threshold: int, a_cells: np.ndarray,
+                 b_cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of `a_cells` (of `new`) and `b_cells` (of `other`), both non-empty, not both under `threshold` records
+    (each such cell fails the threshold rule itself), whose counts are less than `threshold` apart."""
+    a_cells, b_cells = a_cells[new.counts[a_cells] > 0], b_cells[other.counts[b_cells] > 0]
     order = b_cells[np.argsort(other.counts[b_cells], kind="stable")]
     sorted_counts = other.counts[order]
     lo = np.searchsorted(sorted_counts, new.counts[a_cells] - threshold, side="right")
@@ -89,11 +97,41 @@ def candidate_pairs(new: RecordState, other: RecordState, threshold: int) -> tup
     a = np.repeat(a_cells, sizes)
     starts = np.repeat(lo - np.cumsum(np.concatenate(([0], sizes[:-1]))), sizes)
     b = order[starts + np.arange(sizes.sum())] if sizes.sum() else np.empty(0, dtype=np.int64)
-    if new.sketch is not None and other.sketch is not None and new.sketch.shape[1] == other.sketch.shape[1]:
-        shared = shared_hashes(new.sketch_index, sketch_entries(other.sketch, other.sketch_sizes, ordered=False),
-                               len(other.counts), a, b)
-        near = ~sketch_apart(shared, new.sketch_sizes[a], other.sketch_sizes[b], new.sketch.shape[1], threshold)
-        a, b = a[near], b[near]
+    return a, b
+
+
+def _sketch_near(new: RecordState, other: RecordState, threshold: int) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs of `_counts_near` whose bottom-k sketches (of `threshold` hashes or more) do not prove them
+    `threshold` records apart.
+
+    Two cells that differ on fewer than `threshold` records, not both under `threshold` records, hold some record
+    alike, and the smallest hash of those is among the first `threshold` hashes of each cell's sketch
+    (docs/explanation/differencing.md): the pairs are found by joining the two tables' first `threshold` hashes
+    of each cell (few meet: a record is in a few cells). Then the hashes each pair shares are counted, and
+    `sketch_apart` proves more of them apart."""
+    n = len(other.counts)
+    met_a, met_b = sketch_meets(new.sketch_index(threshold), sketch_entries(other.sketch, other.sketch_sizes, threshold))
+    ca, cb = new.counts[met_a], other.counts[met_b]
+    near = (ca > 0) & (cb > 0) & (np.abs(ca - cb) < threshold) & ((ca >= threshold) | (cb >= threshold))
+    keys = np.unique(met_a[near] * n + met_b[near])
+    a, b = keys // n, keys % n
+    k = new.sketch.shape[1]
+    shared = shared_hashes(new.sketch[a], np.minimum(new.sketch_sizes[a], k), other.sketch[b],
+                           np.minimum(other.sketch_sizes[b], k))
+    near = ~sketch_apart(shared, new.sketch_sizes[a], other.sketch_sizes[b], k, threshold)
+    return a[near], b[near]
+
+
+def candidate_pairs(new: RecordState, other: RecordState, threshold: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (new cell, other cell), both shown and non-empty, not both under `threshold` records (each such cell
+    fails the threshold rule itself), whose counts are less than `threshold` apart, whose bottom-k sketches do not
+    prove them `threshold` records apart (when both states have sketches), and whose difference is neither empty nor
+    fills every slot of a sub-table."""
+    if (new.sketch is not None and other.sketch is not None and new.sketch.shape[1] == other.sketch.shape[1]
+            and threshold <= new.sketch.shape[1]):
+        a, b = _sketch_near(new, other, threshold)
+    else:
+        a, b = _counts_near(new, other, threshold, np.arange(len(new.counts)), np.arange(len(other.counts)))
     keep_a, keep_b = [], []
     for start in range(0, len(a), CHUNK):
         pa, pb = a[start:start + CHUNK], b[start:start + CHUNK]
@@ -120,6 +158,13 @@ def findings_between(new: RecordState, other: OtherOutput, threshold: int) -> li
             for i, j, n, x in zip(a[flagged], b[flagged], records[flagged], exact[flagged])]
 
 
+def _findings(new: RecordState, table: str, others: Sequence[OtherOutput], threshold: int) -> list:
+    findings: list = []
+    for other in others:
+        findings += findings_between(new, other, threshold)
+    return findings + sum_findings(new, table, others, threshold)
+
+
 def check_differencing(new: RecordState | None, table: str, others: Sequence[OtherOutput], rules: Rules) -> CheckResult:
     """Compare the table `table` (its record state `new`) with the project's other outputs `others`."""
     names = [o.name for o in others]
@@ -132,11 +177,15 @@ def check_differencing(new: RecordState | None, table: str, others: Sequence[Oth
     untraced = [o.name for o in others if o.state is None or (new is not None and o.state.width != new.width)]
     if new is None:
         return CheckResult(RULE, Verdict.REVIEW, "differencing_untraced", {"others": names}, parameters)
-    findings: list[Finding] = []
     traced = [other for other in others if other.name not in untraced]
-    for other in traced:
-        findings += findings_between(new, other, int(rules.threshold))
-    findings += sum_findings(new, table, traced, int(rules.threshold))
+    try:
+        findings = _findings(new, table, traced, int(rules.threshold))
+    except DamagedState:  # a stored state read only in part until now: the unreadable ones are not compared
+        if not new.readable():
+            return CheckResult(RULE, Verdict.REVIEW, "differencing_untraced", {"others": names}, parameters)
+        untraced += [other.name for other in traced if not other.state.readable()]
+        traced = [other for other in traced if other.name not in untraced]
+        findings = _findings(new, table, traced, int(rules.threshold))
     findings.sort(key=lambda f: (not f.exact, f.records, f.other))  # the most revealing first
     if not findings and not untraced:
         return CheckResult(RULE, Verdict.PASS, "differencing_pass", {"others": names, "threshold": rules.threshold},
@@ -168,12 +217,12 @@ class Part:
 
 def released_population(output: str, state: RecordState) -> Part | None:
     """The output's part (None when it shows neither its total nor any cell)."""
-    k = len(state.labels[0]) if state.labels else 0
+    k = state.dimensions
     if state.grouping is not None:  # margins by how they were computed: a category named "Total" is a cell
         grand, fine = state.grouping == (1 << k) - 1, state.grouping == 0
     else:  # states stored before the grouping was kept: by their label
         labels = np.empty((len(state.labels), k), dtype=object)
-        labels[:] = state.labels
+        labels[:] = list(state.labels)
         margins = (labels == MARGIN_LABEL).astype(bool)
         grand, fine = margins.all(axis=1), ~margins.any(axis=1)
     total = np.flatnonzero(grand)
@@ -299,7 +348,7 @@ def _combos(singles: Sequence[int], pairs: Sequence[tuple[int, int]]) -> np.ndar
 
 def _grand_total(state: RecordState) -> CellKey:
     """The label of the table's grand total (how findings name the new table's part)."""
-    k = len(state.labels[0]) if state.labels else 0
+    k = state.dimensions
     if state.grouping is None or not len(state.grouping):
         return (MARGIN_LABEL,) * k
     return state.labels[int(np.argmax(state.grouping))]

@@ -38,7 +38,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import io
 import json
 import zlib
 from collections.abc import Sequence
@@ -51,7 +50,7 @@ import pyarrow as pa
 from .shadow import GROUPING, RECORDS, ShadowTable, grouping_sets, source_columns
 from .spec import TableSpec
 
-RECORD_STATE_VERSION = 2  # 2: with the bottom-k sketch; 1 (without) is still read
+RECORD_STATE_VERSION = 3  # 3: frames read as needed; 2 (one zstd frame, with the sketch) and 1 (zlib) still read
 SUBTABLES = 4
 SKETCH = 32  # hashes in a cell's bottom-k sketch (128 bytes)
 MIN_WIDTH = 20
@@ -59,7 +58,9 @@ ELEMENT = "sdc_element"  # per record: its row id (high 32 bits) | its value fin
 _FINE = "sdc_fine"
 _CHECK_SALT = np.uint64(0x9E3779B97F4A7C15)
 _SKETCH_SALT = np.uint64(0xD1B54A32D192ED03)
-_ZSTD = b"\0zst"  # stored states from version 2: this, the raw size (8 bytes), zstd; version 1: zlib (never \0 first)
+_ZSTD = b"\0zst"  # stored states of version 2: this, the raw size (8 bytes), zstd; version 1: zlib (never \0 first)
+_FRAMED = b"\0rs3"  # stored states of version 3 (`RecordState.to_bytes`)
+CHUNK_CELLS = 32  # IBLT rows per stored frame, decompressed together
 
 
 def width_for(threshold: int | None) -> int:
@@ -106,57 +107,75 @@ def bottom_k(owners: np.ndarray, hashes: np.ndarray, n: int, k: int = SKETCH) ->
     return sketch, np.minimum(distinct, k + 1)
 
 
-def sketch_entries(sketch: np.ndarray, sizes: np.ndarray, ordered: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """A sketch's hashes as (row, hash) arrays, by hash when `ordered`."""
-    held = np.arange(sketch.shape[1]) < np.minimum(sizes, sketch.shape[1])[:, None]
-    rows = np.broadcast_to(np.arange(len(sketch), dtype=np.int64)[:, None], sketch.shape)[held]
-    if not ordered:
-        return rows, sketch[held]
-    keys = np.sort((sketch[held].astype(np.uint64) << np.uint64(32)) | rows.astype(np.uint64))
-    return (keys & np.uint64(0xFFFFFFFF)).astype(np.int64), (keys >> np.uint64(32)).astype(np.uint32)
+def sketch_entries(sketch: np.ndarray, sizes: np.ndarray, first: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A sketch's hashes as (row, hash) arrays, in row order: the `first` (smallest) of each row, default all."""
+    k = sketch.shape[1] if first is None else min(first, sketch.shape[1])
+    held = np.minimum(sizes, k)
+    return np.repeat(np.arange(len(sketch), dtype=np.int64), held), sketch[:, :k][np.arange(k) < held[:, None]]
+
+
+def shared_hashes(a: np.ndarray, a_len: np.ndarray, b: np.ndarray, b_len: np.ndarray) -> np.ndarray:
+    """Per pair of sketches (rows of `a` and `b`, ascending as `bottom_k` gives them, the first `a_len` / `b_len`
+    of each held): how many hashes both hold."""
+    pair = np.arange(len(a), dtype=np.uint64)[:, None] << np.uint64(32)
+    a_keys = (pair | a)[np.arange(a.shape[1]) < a_len[:, None]]  # ascending: by pair, then by hash
+    b_keys = (pair | b)[np.arange(b.shape[1]) < b_len[:, None]]
+    if not len(a_keys):
+        return np.zeros(len(a), dtype=np.int64)
+    at = np.minimum(np.searchsorted(a_keys, b_keys), len(a_keys) - 1)
+    return np.bincount((b_keys[a_keys[at] == b_keys] >> np.uint64(32)).astype(np.int64), minlength=len(a))
+
+
+BUCKET_BITS = 20  # a table's sketch hashes bucketed by their low bits (uniform: bottom-k hashes are all small)
 
 
 @dataclasses.dataclass(frozen=True)
 class SketchIndex:
-    """A table's sketch hashes ready to be joined: (cell, hash) by hash, where each hash's run ends, and a bitmap
-    of the hashes' top 20 bits (most hashes of another table are ruled out by one look-up)."""
+    """A table's sketch hashes ready to be joined: its distinct hashes ordered by bucket (their low `BUCKET_BITS`
+    bits), where each bucket starts (and whether it holds any: most hashes of another table find theirs empty),
+    and per distinct hash the cells holding it (`cells[cell_start[i]:cell_start[i + 1]]`)."""
 
-    cells: np.ndarray
-    hashes: np.ndarray
-    run_end: np.ndarray
-    present: np.ndarray
+    hashes: np.ndarray  # uint32, distinct
+    bucket_start: np.ndarray  # int64 [2^BUCKET_BITS + 1]
+    occupied: np.ndarray  # bool [2^BUCKET_BITS]
+    cell_start: np.ndarray  # int64 [len(hashes) + 1]
+    cells: np.ndarray  # int64
 
     @classmethod
-    def of(cls, sketch: np.ndarray, sizes: np.ndarray) -> SketchIndex:
-        cells, hashes = sketch_entries(sketch, sizes)
-        present = np.zeros(1 << 20, dtype=bool)
-        present[hashes >> np.uint32(12)] = True
-        return cls(cells, hashes, np.searchsorted(hashes, hashes, side="right"), present)
+    def of(cls, sketch: np.ndarray, sizes: np.ndarray, first: int | None = None) -> SketchIndex:
+        """The index of `sketch_entries(sketch, sizes, first)`."""
+        rows, hashes = sketch_entries(sketch, sizes, first)
+        mask = np.uint32((1 << BUCKET_BITS) - 1)
+        keys = (hashes & mask).astype(np.uint64) << np.uint64(32) | hashes
+        order = np.argsort(keys, kind="stable")
+        keys = keys[order]
+        first_of = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+        distinct = (keys[first_of] & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+        per_bucket = np.bincount(distinct & mask, minlength=1 << BUCKET_BITS)
+        return cls(distinct, np.concatenate(([0], np.cumsum(per_bucket))), per_bucket > 0,
+                   np.append(first_of, len(keys)), rows[order])
 
 
-def shared_hashes(a: SketchIndex, b: tuple[np.ndarray, np.ndarray], b_rows_all: int, a_rows: np.ndarray,
-                  b_rows: np.ndarray) -> np.ndarray:
-    """Per pair (`a_rows[i]`, `b_rows[i]`): the hashes both sketches hold; `a`: one table's index, `b`: the other's
-    `sketch_entries` (in any order), `b_rows_all` the rows of `b`'s table.
-
-    A join of the two tables' sketch hashes: only pairs sharing a hash meet (few: a record is in a few cells), so
-    the cost is the sketches' size, not the number of pairs asked for."""
+def sketch_meets(a: SketchIndex, b: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The join of two tables' sketch hashes (`a`: one table's index, `b`: the other's `sketch_entries`): pairs
+    (cell of `a`, cell of `b`), each pair once per hash both cells' sketches hold. Only pairs sharing a hash meet
+    (few: a record is in a few cells), so the cost follows the sketches' size, not the number of pairs of cells."""
     b_owner, b_hash = b
-    maybe = np.flatnonzero(a.present[b_hash >> np.uint32(12)])
-    order = maybe[np.argsort(b_hash[maybe], kind="stable")]  # sorted needles search faster
-    b_owner, b_hash = b_owner[order], b_hash[order]
-    lo = np.searchsorted(a.hashes, b_hash, side="left")
-    found = np.flatnonzero(a.hashes[np.minimum(lo, len(a.hashes) - 1)] == b_hash) if len(a.hashes) else lo[:0]
-    lo, b_owner = lo[found], b_owner[found]
-    sizes = a.run_end[lo] - lo  # the run of a's entries each found hash meets
-    starts = np.repeat(lo - np.cumsum(sizes) + sizes, sizes)
-    met = a.cells[starts + np.arange(sizes.sum())] * b_rows_all + np.repeat(b_owner, sizes)
-    keys, counts = np.unique(met, return_counts=True)
-    asked = a_rows.astype(np.int64) * b_rows_all + b_rows
-    if not len(keys):
-        return np.zeros(len(asked), dtype=np.int64)
-    at = np.minimum(np.searchsorted(keys, asked), len(keys) - 1)
-    return np.where(keys[at] == asked, counts[at], 0)
+    bucket = b_hash & np.uint32((1 << BUCKET_BITS) - 1)
+    hit = np.flatnonzero(a.occupied[bucket])
+    b_owner, b_hash, bucket = b_owner[hit], b_hash[hit], bucket[hit]
+    start = a.bucket_start[bucket]
+    size = a.bucket_start[bucket + 1] - start
+    match = np.full(len(hit), -1, dtype=np.int64)
+    for step in range(int(size.max()) if len(size) else 0):  # a bucket's few distinct hashes, in turn
+        at = np.minimum(start + step, len(a.hashes) - 1)
+        found = (step < size) & (a.hashes[at] == b_hash)
+        match[found] = at[found]
+    found = np.flatnonzero(match >= 0)
+    first, b_owner = match[found], b_owner[found]
+    sizes = a.cell_start[first + 1] - a.cell_start[first]  # the cells of a holding each hash found
+    starts = np.repeat(a.cell_start[first] - np.cumsum(sizes) + sizes, sizes)
+    return a.cells[starts + np.arange(sizes.sum())], np.repeat(b_owner, sizes)
 
 
 def sketch_apart(shared: np.ndarray, a_sizes: np.ndarray, b_sizes: np.ndarray, k: int, threshold: int) -> np.ndarray:
@@ -174,20 +193,108 @@ def sketch_apart(shared: np.ndarray, a_sizes: np.ndarray, b_sizes: np.ndarray, k
         complete & (np.maximum(a_len, b_len) - shared >= threshold))
 
 
+class StoredLabels(Sequence):
+    """The cells' labels of a stored state, parsed when first read (a check reads them only to name findings)."""
+
+    def __init__(self, frame: memoryview, raw_size: int, cells: int, dimensions: int):
+        self._frame, self._raw_size, self._cells, self.dimensions = frame, raw_size, cells, dimensions
+
+    @functools.cached_property
+    def _labels(self) -> list[tuple]:
+        try:
+            labels = [tuple(label) for label in json.loads(_unpack(self._frame, self._raw_size))]
+        except (ValueError, TypeError) as exc:
+            raise DamagedState(f"labels: {exc}") from None
+        if len(labels) != self._cells:
+            raise DamagedState(f"{len(labels)} labels for {self._cells} cells")
+        return labels
+
+    def __len__(self) -> int:
+        return self._cells
+
+    def __getitem__(self, index):
+        return self._labels[index]
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    __hash__ = None
+
+
+class StoredRows:
+    """The IBLT rows of a stored state (`elements` or `checks`), decompressed CHUNK_CELLS rows at a time when first
+    indexed: a check reads few rows of each earlier output (the sketches settle most pairs)."""
+
+    def __init__(self, frames: list[tuple[memoryview, int]], cells: int, slots: int):
+        self._frames, self._loaded = frames, np.zeros(len(frames), dtype=bool)
+        self.elements = np.empty((cells, slots), dtype=np.uint64)  # pages not touched are not allocated
+        self.checks = np.empty((cells, slots), dtype=np.uint32)
+
+    def load(self, rows: np.ndarray) -> None:
+        for chunk in np.unique(rows // CHUNK_CELLS):
+            if self._loaded[chunk]:
+                continue
+            frame, raw_size = self._frames[chunk]
+            raw = _unpack(frame, raw_size)
+            start = chunk * CHUNK_CELLS
+            n = min(CHUNK_CELLS, len(self.elements) - start)
+            if len(raw) != 12 * n * self.elements.shape[1]:
+                raise DamagedState(f"IBLT frame {chunk} holds {len(raw)} bytes")
+            self.elements[start:start + n] = np.frombuffer(raw, "<u8", n * self.elements.shape[1]).reshape(n, -1)
+            self.checks[start:start + n] = np.frombuffer(raw, "<u4", n * self.elements.shape[1],
+                                                         8 * n * self.elements.shape[1]).reshape(n, -1)
+            self._loaded[chunk] = True
+
+
+class LazyRows:
+    """One array of `StoredRows` (rows loaded when indexed; `np.asarray` loads all)."""
+
+    def __init__(self, stored: StoredRows, name: str):
+        self._stored, self._name = stored, name
+        self._array: np.ndarray = getattr(stored, name)
+        self.shape, self.dtype, self.nbytes = self._array.shape, self._array.dtype, self._array.nbytes
+
+    def __len__(self) -> int:
+        return len(self._array)
+
+    def __getitem__(self, index):
+        self._stored.load(np.arange(len(self._array))[index[0] if isinstance(index, tuple) else index])
+        return self._array[index]
+
+    def __array__(self, dtype=None, copy=None):
+        self._stored.load(np.arange(len(self._array)))
+        return self._array if dtype is None else self._array.astype(dtype)
+
+
+class DamagedState(ValueError):
+    """A part of a stored record state that cannot be read (found when the part is first read)."""
+
+    def __init__(self, detail: str):
+        super().__init__(f"record state: {detail}")
+
+
+def _unpack(frame: memoryview, raw_size: int) -> bytes:
+    try:
+        return pa.decompress(frame, decompressed_size=raw_size, codec="zstd", asbytes=True)
+    except OSError as exc:  # a damaged frame
+        raise DamagedState(str(exc)) from None
+
+
 @dataclasses.dataclass(frozen=True)
 class RecordState:
     """Per cell of a table (shadow frame order): its labels, record count, IBLT (`elements`, `checks`) and
     bottom-k sketch (`sketch`, `sketch_sizes`, as `bottom_k` gives them; None in states stored before them).
 
-    `counts` is -1 for a cell released blank (suppressed or deleted): it shows nothing to subtract.
+    `counts` is -1 for a cell released blank (suppressed or deleted): it shows nothing to subtract. A state read
+    from bytes (version 3) parses its labels and decompresses its IBLT rows only when they are read.
     """
 
     name: str
     width: int
-    labels: list[tuple[str | None, ...]]
+    labels: Sequence[tuple[str | None, ...]]
     counts: np.ndarray  # int64 [cells]
-    elements: np.ndarray  # uint64 [cells, SUBTABLES * width]
-    checks: np.ndarray  # uint32 [cells, SUBTABLES * width]
+    elements: np.ndarray | LazyRows  # uint64 [cells, SUBTABLES * width]
+    checks: np.ndarray | LazyRows  # uint32 [cells, SUBTABLES * width]
     sketch: np.ndarray | None = None  # uint32 [cells, SKETCH]
     sketch_sizes: np.ndarray | None = None  # int64 [cells]
     grouping: np.ndarray | None = None  # int64 [cells]: GROUPING's bits, which cells are margins (None: stored before)
@@ -196,10 +303,30 @@ class RecordState:
     def slots(self) -> int:
         return SUBTABLES * self.width
 
+    @property
+    def dimensions(self) -> int:
+        """How many dimensions a cell's label has (0 for a table without cells)."""
+        if isinstance(self.labels, StoredLabels):
+            return self.labels.dimensions
+        return len(self.labels[0]) if self.labels else 0
+
     @functools.cached_property
-    def sketch_index(self) -> SketchIndex:
-        """The sketches' hashes indexed for `shared_hashes` (built once for the new table of a check)."""
-        return SketchIndex.of(self.sketch, self.sketch_sizes)
+    def _sketch_indexes(self) -> dict[int, SketchIndex]:
+        return {}
+
+    def sketch_index(self, first: int) -> SketchIndex:
+        """The index of each cell's `first` smallest sketch hashes, for `sketch_meets` (built once per check)."""
+        if first not in self._sketch_indexes:
+            self._sketch_indexes[first] = SketchIndex.of(self.sketch, self.sketch_sizes, first)
+        return self._sketch_indexes[first]
+
+    def readable(self) -> bool:
+        """Whether every part of the state can be read (a stored state reads its parts when first needed)."""
+        try:
+            np.asarray(self.elements), list(self.labels)
+        except DamagedState:
+            return False
+        return True
 
     def blanked(self, blank: set[tuple]) -> RecordState:
         """The state with the cells released blank (by label) left out of every comparison."""
@@ -207,35 +334,41 @@ class RecordState:
         return dataclasses.replace(self, counts=counts)
 
     def to_bytes(self) -> bytes:
-        sketched = self.sketch is not None
-        header = json.dumps({"version": RECORD_STATE_VERSION if sketched else 1, "name": self.name,
-                             "width": self.width, "labels": [list(label) for label in self.labels],
-                             **({"sketch": self.sketch.shape[1]} if sketched else {}),
-                             **({"grouping": self.grouping.tolist()} if self.grouping is not None else {})},
-                            ensure_ascii=False).encode()
-        body = io.BytesIO()
-        body.write(len(header).to_bytes(4, "little") + header)
-        arrays = [self.counts.astype("<i8"), self.elements.astype("<u8"), self.checks.astype("<u4")]
-        if sketched:
-            arrays += [self.sketch.astype("<u4"), self.sketch_sizes.astype("<u2")]
-        for array in arrays:
-            body.write(array.tobytes())
-        raw = body.getvalue()
-        if not sketched:
-            return zlib.compress(raw, 1)
-        # zstd: about the size of zlib's, decompressed about 7x faster (a check reads every earlier output's state)
-        return _ZSTD + len(raw).to_bytes(8, "little") + pa.compress(raw, codec="zstd", asbytes=True)
+        """Version 3: `_FRAMED`, a JSON header (4-byte length first), then zstd frames: the index (counts, sketch,
+        grouping), the labels (JSON), and the IBLT rows, CHUNK_CELLS cells a frame."""
+        cells = len(self.counts)
+        index = [self.counts.astype("<i8")]
+        if self.sketch is not None:
+            index += [self.sketch.astype("<u4"), self.sketch_sizes.astype("<u2")]
+        if self.grouping is not None:
+            index.append(self.grouping.astype("<i8"))
+        elements, checks = np.asarray(self.elements, dtype="<u8"), np.asarray(self.checks, dtype="<u4")
+        frames = [b"".join(a.tobytes() for a in index),
+                  json.dumps([list(label) for label in self.labels], ensure_ascii=False).encode()]
+        frames += [elements[i:i + CHUNK_CELLS].tobytes() + checks[i:i + CHUNK_CELLS].tobytes()
+                   for i in range(0, cells, CHUNK_CELLS)]
+        packed = [pa.compress(frame, codec="zstd", asbytes=True) for frame in frames]
+        header = json.dumps({
+            "version": RECORD_STATE_VERSION, "name": self.name, "width": self.width, "cells": cells,
+            "dimensions": self.dimensions, "sketch": 0 if self.sketch is None else self.sketch.shape[1],
+            "grouping": self.grouping is not None, "chunk": CHUNK_CELLS,
+            "frames": [[len(p), len(f)] for p, f in zip(packed, frames)],
+        }, ensure_ascii=False).encode()
+        return b"".join([_FRAMED, len(header).to_bytes(4, "little"), header, *packed])
 
     @classmethod
     def from_bytes(cls, data: bytes) -> RecordState:
-        if data.startswith(_ZSTD):
+        """A stored state, of any version (3: read as needed; 2: zstd; 1: zlib, no sketch)."""
+        if data.startswith(_FRAMED):
+            return cls._framed(memoryview(data))
+        if data.startswith(_ZSTD):  # version 2
             size = int.from_bytes(data[len(_ZSTD):len(_ZSTD) + 8], "little")
             raw = pa.decompress(data[len(_ZSTD) + 8:], decompressed_size=size, codec="zstd", asbytes=True)
         else:
             raw = zlib.decompress(data)  # version 1
         size = int.from_bytes(raw[:4], "little")
         header = json.loads(raw[4:4 + size])
-        if header.get("version") not in (1, RECORD_STATE_VERSION):
+        if header.get("version") not in (1, 2):
             raise ValueError(f"record state version {header.get('version')!r} is not supported")
         cells, slots = len(header["labels"]), SUBTABLES * int(header["width"])
         offset = 4 + size
@@ -253,6 +386,36 @@ class RecordState:
         grouping = np.array(header["grouping"], dtype=np.int64) if "grouping" in header else None
         return cls(header["name"], int(header["width"]), [tuple(label) for label in header["labels"]],
                    counts, elements, checks, sketch, sizes, grouping)
+
+    @classmethod
+    def _framed(cls, data: memoryview) -> RecordState:
+        start = len(_FRAMED) + 4
+        size = int.from_bytes(data[len(_FRAMED):start], "little")
+        header = json.loads(bytes(data[start:start + size]))
+        if header.get("version") != 3 or header.get("chunk") != CHUNK_CELLS:
+            raise ValueError(f"record state version {header.get('version')!r} is not supported")
+        cells, width, k = int(header["cells"]), int(header["width"]), int(header["sketch"])
+        frames, offset = [], start + size
+        for packed, raw in header["frames"]:
+            frames.append((data[offset:offset + packed], raw))
+            offset += packed
+        chunks = -(-cells // CHUNK_CELLS)
+        index_size = cells * (8 + (4 * k + 2 if k else 0) + (8 if header["grouping"] else 0))
+        if offset != len(data) or len(frames) != 2 + chunks or frames[0][1] != index_size:
+            raise ValueError("record state: frames do not match the header")
+        index = _unpack(*frames[0])
+        counts = np.frombuffer(index, "<i8", cells)
+        offset = 8 * cells
+        sketch = sizes = grouping = None
+        if k:
+            sketch = np.frombuffer(index, "<u4", cells * k, offset).reshape(cells, k)
+            sizes = np.frombuffer(index, "<u2", cells, offset + 4 * cells * k).astype(np.int64)
+            offset += (4 * k + 2) * cells
+        if header["grouping"]:
+            grouping = np.frombuffer(index, "<i8", cells, offset)
+        rows = StoredRows(frames[2:], cells, SUBTABLES * width)
+        return cls(header["name"], width, StoredLabels(frames[1][0], frames[1][1], cells, int(header["dimensions"])),
+                   counts, LazyRows(rows, "elements"), LazyRows(rows, "checks"), sketch, sizes, grouping)
 
 
 def fingerprints(values: np.ndarray, weights: np.ndarray, dataset: str) -> np.ndarray:

@@ -2,6 +2,9 @@
 values those contribute, never by their labels; property tests over random tables and record subsets."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import duckdb
 import numpy as np
 import polars as pl
@@ -108,10 +111,60 @@ def test_cells_released_blank_and_untraced_outputs(con):
 def test_state_size_and_round_trip(con):
     everyone = state(con)
     again = RecordState.from_bytes(everyone.to_bytes())
-    assert again.labels == everyone.labels and (again.elements == everyone.elements).all()
-    assert (again.counts == everyone.counts).all() and (again.checks == everyone.checks).all()
+    assert again.labels == everyone.labels and again.labels[3] == everyone.labels[3] and len(again.labels) == 12
+    assert (np.asarray(again.elements) == everyone.elements).all() and (np.asarray(again.checks) == everyone.checks).all()
+    assert (again.counts == everyone.counts).all() and (again.grouping == everyone.grouping).all()
+    assert (again.sketch == everyone.sketch).all() and (again.sketch_sizes == everyone.sketch_sizes).all()
+    assert (again.elements[[5, 2]] == everyone.elements[[5, 2]]).all() and (again.checks[7] == everyone.checks[7]).all()
+    assert again.dimensions == everyone.dimensions == 2
     assert len(everyone.to_bytes()) / len(everyone.labels) < 1024  # the goal: under 1 KB a cell
     assert width_for(10) == 20 and width_for(15) == 30 and everyone.slots == SUBTABLES * 20
+
+
+STORED = Path(__file__).resolve().parents[2] / "data" / "record_states"
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_states_stored_in_older_formats_are_read_and_compared_alike(con, version):
+    # written by the code of 08bdc4c/e643b17 from `state(con, "id < 300")`: v1 zlib without a sketch, v2 one zstd frame
+    old = RecordState.from_bytes((STORED / f"{version}.bin").read_bytes())
+    now = state(con, "id < 300", name="under_300")
+    assert old.labels == now.labels and (old.counts == now.counts).all()
+    assert (old.elements == now.elements).all() and (old.checks == now.checks).all()
+    assert (old.sketch is None) == (version == "v1")
+    but_one = state(con, "id < 300 AND id <> 7", name="but_one")
+    expected = check_differencing(but_one, "but_one", [OtherOutput("u", now)], JP)
+    assert expected.verdict is Verdict.FAIL
+    assert check_differencing(but_one, "but_one", [OtherOutput("u", old)], JP).to_dict() == expected.to_dict()
+    # and stored again in the current format
+    assert check_differencing(but_one, "but_one", [OtherOutput("u", RecordState.from_bytes(old.to_bytes()))],
+                              JP).to_dict() == expected.to_dict()
+
+
+def test_a_stored_state_damaged_where_it_is_read_late_is_not_compared_never_passed(con):
+    everyone, but_one = state(con, name="everyone"), state(con, "id <> 7", name="but_one")
+    data = bytearray(everyone.to_bytes())
+    size = int.from_bytes(data[4:8], "little")
+    header = json.loads(bytes(data[8:8 + size]))
+    iblt = 8 + size + sum(packed for packed, _ in header["frames"][:2])  # the first frame of IBLT rows
+    data[iblt:iblt + 4] = b"oops"
+    damaged = RecordState.from_bytes(bytes(data))  # read: counts and sketches are fine, the rows are read later
+    assert not damaged.readable() and everyone.readable()
+    result = check_differencing(but_one, "but_one", [OtherOutput("damaged", damaged), OtherOutput("ok", everyone)], JP)
+    assert result.verdict is Verdict.FAIL and "'ok'" in result.message
+    assert "not compared (records not traced): ['damaged']" in result.message
+    alone = check_differencing(but_one, "but_one", [OtherOutput("damaged", RecordState.from_bytes(bytes(data)))], JP)
+    assert alone.verdict is Verdict.REVIEW and "['damaged']" in alone.message
+    with pytest.raises(ValueError):
+        RecordState.from_bytes(bytes(data[:-3]))  # frames that do not add up are refused when read
+
+
+def test_a_threshold_over_the_sketch_length_compares_by_counts(con):
+    # threshold 40 > 32 hashes: the sketch filter proves nothing, every pair near by count is peeled
+    everyone, but_35 = state(con, threshold=40), state(con, "id >= 35", name="but_35", threshold=40)
+    [finding] = [f for f in findings_between(but_35, OtherOutput("e", everyone), 40)
+                 if f.cell == (MARGIN_LABEL,) * 2 and f.other_cell == (MARGIN_LABEL,) * 2]
+    assert finding.exact and finding.records == 35
 
 
 def test_a_difference_peeling_cannot_list_is_undecided_never_passed():
@@ -156,7 +209,7 @@ def test_property_a_pair_differing_on_fewer_than_threshold_records_is_always_cau
     changed = ("income" if not value_changes
                else f"CASE WHEN id IN ({', '.join(map(str, value_changes))}) THEN income + 1 ELSE income END")
     b = state(con, _where(other), value=changed, kind=TableKind.MAGNITUDE, rows=rows, columns=columns)
-    found = total_pair(a, b)
+    found = total_pair(a, RecordState.from_bytes(b.to_bytes()))  # stored: its rows read as the check needs them
     if differing < T:
         assert [(f.exact, f.records) for f in found] == [(True, differing)]
     else:

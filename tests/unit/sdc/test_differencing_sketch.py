@@ -21,8 +21,8 @@ from disclosure_review.sdc.records import (
     records_sql,
     sketch_apart,
     sketch_entries,
-    shared_hashes,
     sketch_hashes,
+    sketch_meets,
 )
 
 T = 10
@@ -41,8 +41,7 @@ def _sketch(elements: np.ndarray, hash_of, k: int):
 def _apart(a, b) -> bool:
     """Whether the filter skips the pair of one-cell sketches `a`, `b` (each (sketch, sizes))."""
     (sa, na), (sb, nb) = a, b
-    one = np.zeros(1, dtype=np.int64)
-    shared = shared_hashes(SketchIndex.of(sa, na), sketch_entries(sb, nb, ordered=False), 1, one, one)
+    shared = np.array([len(sketch_meets(SketchIndex.of(sa, na), sketch_entries(sb, nb))[0])])
     assert shared[0] == len(set(sa[0, :min(na[0], sa.shape[1])]) & set(sb[0, :min(nb[0], sb.shape[1])]))
     return bool(sketch_apart(shared, na, nb, sa.shape[1], T)[0])
 
@@ -57,7 +56,7 @@ def pairs(draw):
     b_ids = ids[:shared] + ids[shared + only_a:]
     a = _elements(a_ids, {})
     b = _elements(b_ids, {i: 1 for i in ids[shared + only_a + only_b:]})
-    return a, b, only_a + only_b + changed
+    return a, b, only_a + only_b + changed, shared
 
 
 HASHES = {
@@ -68,11 +67,11 @@ HASHES = {
 
 
 @pytest.mark.parametrize("hash_name", HASHES)
-@pytest.mark.parametrize("k", [SKETCH, 16, 8])
+@pytest.mark.parametrize("k", [SKETCH, 16, T, 8])
 @settings(max_examples=300, deadline=None, derandomize=True)
 @given(case=pairs())
 def test_property_the_filter_never_skips_a_pair_differing_on_fewer_than_threshold_records(hash_name, k, case):
-    a, b, differing = case
+    a, b, differing, shared = case
     if not len(a) or not len(b):
         return
     hash_of = HASHES[hash_name]
@@ -81,6 +80,10 @@ def test_property_the_filter_never_skips_a_pair_differing_on_fewer_than_threshol
         assert differing >= T
     if 1 <= differing < T:
         assert not apart
+        # and the pair meets in the join of the first T hashes of each sketch (when it holds a record alike)
+        if shared and k >= T:
+            (sa, na), (sb, nb) = _sketch(a, hash_of, k), _sketch(b, hash_of, k)
+            assert len(sketch_meets(SketchIndex.of(sa, na, T), sketch_entries(sb, nb, T))[0]) >= 1
 
 
 def test_the_filter_skips_unrelated_and_far_apart_cells():
