@@ -342,8 +342,11 @@ def _search(whole: RecordState, whole_name: str, parts: list[Part], stacked: tup
     return found
 
 
-def _combos(singles: Sequence[int], pairs: Sequence[tuple[int, int]]) -> np.ndarray:
-    return np.array([(i, -1) for i in singles] + list(pairs), dtype=np.int64).reshape(-1, 2)
+def _combos(singles: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """Rows of two indices of parts (-1: none): each of `singles` alone, then `pairs` (rows of two)."""
+    singles = np.asarray(singles, dtype=np.int64)
+    return np.concatenate([np.stack([singles, np.full(len(singles), -1)], axis=1),
+                           np.asarray(pairs, dtype=np.int64).reshape(-1, 2)])
 
 
 def _grand_total(state: RecordState) -> CellKey:
@@ -363,14 +366,16 @@ def sum_findings(new: RecordState, table: str, others: Sequence[OtherOutput], th
     total = _grand_total(new)
     # the new table's cells minus others' parts
     n = len(parts)
-    combos = _combos([i for i, p in enumerate(parts) if p.summed], list(zip(*np.triu_indices(n, 1))))
+    combos = _combos(np.flatnonzero([p.summed for p in parts]), np.stack(np.triu_indices(n, 1), axis=1))
     found = _search(new, _NEW, parts, _stack(parts), combos, lambda i, combo: new.labels[i], threshold)
     if own is None:
         return found
     # others' cells minus the new table's part (and another output's): `own` is part 0 here
     with_own = [own, *parts]
     stacked = _stack(with_own)
+    outputs, own_part = np.array([p.output for p in parts], dtype=object), np.arange(1, n + 1)
     for other in others:
-        combos = _combos([0] if own.summed else [], [(0, i + 1) for i, p in enumerate(parts) if p.output != other.name])
+        others_parts = own_part[outputs != other.name]
+        combos = _combos([0] if own.summed else [], np.stack([np.zeros_like(others_parts), others_parts], axis=1))
         found += _search(other.state, other.name, with_own, stacked, combos, lambda i, combo: total, threshold)
     return found
