@@ -43,6 +43,7 @@ from access_control.enums import AuditEventType
 from access_control.models import AuditEvent, utcnow
 from disclosure_review.sdc import text
 from disclosure_review.wire import IMAGE_TYPES
+from disclosure_review.workflow import acro_results
 from disclosure_review.workflow.enums import Decision, OutputKind
 from disclosure_review.workflow.exceptions import PackageError, PackageTampered, ReleaseRequestInvalid
 from disclosure_review.workflow.signing import MANIFEST, SIGNATURE, Signer, signature_valid
@@ -293,6 +294,10 @@ def write_package(request: ReleaseRequest, egress_dir: Path, signer: Signer,
             name = _output_file_name(output)
             _write(staging / name, data)
             files.append({"name": name, "output": output.name, "sha256": sha256(data), "bytes": len(data)})
+        for name, data in acro_results.package_files(request, files):  # ACRO's results.json: ACRO API requests only
+            (staging / name).parent.mkdir(mode=DIR_MODE, exist_ok=True)
+            _write(staging / name, data)
+            files.append({"name": name, "output": None, "sha256": sha256(data), "bytes": len(data)})
         content = manifest(request, files, utcnow().isoformat(), signer.signing_key(), approvals)
         _check_manifest_text(content, "manifest")
         body = json.dumps(content, ensure_ascii=False, indent=2).encode("utf-8")
