@@ -47,21 +47,13 @@ from analysis_kernel import outputs
 from analysis_kernel.connection import AnalysisConnection, connect
 from analysis_kernel.outputs import FileOutput, ModelOutput, Output, OutputInvalid, TableOutput
 from analysis_kernel.release import request_release
-from disclosure_review import wire
+from disclosure_review import acro_format, wire
 from disclosure_review.sdc import MARGIN_LABEL, CheckReport, Statistic, TableKind, TableSpec, Verdict, check_table
 from disclosure_review.sdc import histogram_table_spec, load_preset, shadow_from_frame
 
 QUERY_ATTR = "onsite_query"
 """Key of `DataFrame.attrs` holding the SQL of the relation a frame was made from."""
 
-ACRO_CHECKS = {"threshold": "MinimumThresholdCheck", "nk_dominance": "NKCheck", "p_percent": "PPercentCheck",
-               "degrees_of_freedom": "MinimumDoFCheck", "negatives": "negative", "missing": "missing",
-               "residual_dof": "MinimumDoFCheck", "zeros": "PresenceOfZeroCheck"}
-"""Onsite rule -> the name ACRO 1.0 gives the same check in its outcome tables."""
-DIFFERENCES = {"negatives": "D1", "missing": "D2", "class_disclosure": "D3", "single_unit": "D6, D7",
-               "empty_bins": "D11", "extreme_edges": "D11", "parameters": "D12", "categorical_levels": "D12",
-               "outcome_classes": "D12", "differencing": "D13"}
-"""Onsite rule -> the row of docs/acro-differences.md that explains where Onsite differs from ACRO."""
 STATISTICS = {"count": None, "sum": Statistic.SUM, "mean": Statistic.MEAN, "median": Statistic.MEDIAN,
               "std": Statistic.STD, "var": Statistic.VAR, "min": Statistic.MIN, "max": Statistic.MAX,
               "mode": Statistic.MODE}
@@ -221,13 +213,7 @@ def _same(theirs: Any, ours: Any) -> bool:
 
 def _tags(rules: list[tuple[str, Verdict]]) -> str:
     """One cell of ACRO's outcome table: "ok", or the checks it fails ("NKCheck; PPercentCheck; ")."""
-    tags = []
-    for rule, verdict in rules:
-        name = ACRO_CHECKS.get(rule) or f"onsite:{rule}"
-        extra = [DIFFERENCES[rule]] if rule in DIFFERENCES else []
-        extra += ["review"] if verdict is Verdict.REVIEW else []
-        tags.append(name + (f" ({', '.join(extra)})" if extra else "") + "; ")
-    return "".join(dict.fromkeys(tags)) or "ok"
+    return "".join(dict.fromkeys(acro_format.tag(rule, verdict is Verdict.REVIEW) for rule, verdict in rules)) or "ok"
 
 
 def cell_rules(report: CheckReport) -> dict[tuple[str, ...], list[tuple[str, Verdict]]]:
@@ -695,7 +681,7 @@ class ACRO:
         if not self.results.results:
             print("no outputs to finalise")
             return None
-        sent = [_renamed(o, _output_name(record.uid, i, len(record.onsite)))
+        sent = [_Sent(_renamed(o, _output_name(record.uid, i, len(record.onsite))), record)
                 for record in self.results.results.values() for i, o in enumerate(record.onsite)]
         notes = "\n".join(
             f"- {record.uid} ({record.output_type}, {record.status}): "
@@ -721,6 +707,31 @@ def _show(record: Record, note: str = "") -> None:
         if record.outcome.astype(str).map(lambda tags: "onsite:" in tags).to_numpy().any():
             print("onsite:… are checks ACRO does not make or makes differently: see docs/acro-differences.md "
                   "(the D-number shown)")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Sent:
+    """An output as `finalise` sends it: a table carries what ACRO records of it (`claimed["acro"]`: the command,
+    comments and exception, for the package's results.json); a file's explanation gains the comments."""
+
+    output: Output
+    record: Record
+
+    @property
+    def cells(self) -> int:
+        return getattr(self.output, "cells", 0)
+
+    def to_request(self) -> wire.OutputPayload:
+        record = self.record
+        if isinstance(self.output, (FileOutput, ModelOutput)) and record.comments:
+            return dataclasses.replace(self.output, explanation=f"{self.output.explanation}\n\n"
+                                       + "\n".join(record.comments)).to_request()
+        payload = self.output.to_request()
+        if not isinstance(payload, wire.TablePayload):
+            return payload
+        claim = {"uid": record.uid, "method": record.properties.get("method", "table"), "command": record.command,
+                 "comments": list(record.comments), "exception": record.exception}
+        return dataclasses.replace(payload, claimed={**(payload.claimed or {}), acro_format.CLAIM: claim})
 
 
 def _output_name(uid: str, index: int, count: int) -> str:
@@ -749,9 +760,7 @@ def _by_bin(cells: dict[tuple[str, ...], Any], edges: Sequence[float]) -> list[A
 
 
 def _summary(report: CheckReport) -> str:
-    failing = [f"{ACRO_CHECKS.get(r.rule) or 'onsite:' + r.rule}: {r.verdict.value}"
-               + (f" - {len(r.cells)} cells" if r.cells else "") for r in report.results if r.verdict is not Verdict.PASS]
-    return f"{report.verdict.value}; " + ("; ".join(failing) if failing else "every check passed")
+    return acro_format.summary(report.verdict.value, [(r.rule, r.verdict.value, len(r.cells)) for r in report.results])
 
 
 def _unique(path: Path) -> Path:

@@ -4,22 +4,31 @@ The released values equal the tables ACRO's methods returned; comments and excep
 nothing is written to the folder ACRO would have written."""
 from __future__ import annotations
 
+import base64
+import csv
+import hashlib
+import io
 import json
 import math
 import threading
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from analysis_kernel.acro import ACRO
+from analysis_kernel.release import ReleaseError
 from analysis_kernel.connection import connect
 from dataplane.manifest import ProjectGrant, SessionManifest
 from disclosure_review import wire
 from disclosure_review.sdc import MARGIN_LABEL, Verdict
 from disclosure_review.workflow import service
+from disclosure_review.workflow.enums import Decision, ReleaseStatus
 from onsite_base.db import transaction
+from onsite_base.errors import UserError
 from onsite_base.fileio import write_json_atomic
 from review_service.app import request_summary
+from workflow_factories import payload, status_of, vote
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
@@ -48,9 +57,14 @@ def _forward(world, outbox: Path, stop: threading.Event) -> None:
     while not stop.wait(0.05):
         for request in outbox.glob("*" + wire.REQUEST_SUFFIX):
             answer = outbox / request.name.replace(wire.REQUEST_SUFFIX, wire.RESPONSE_SUFFIX)
-            if not answer.exists():
-                stored = service.submit(world.factory, json.loads(request.read_text()), "alice")
-                write_json_atomic(answer, request_summary(stored))
+            refusal = outbox / request.name.replace(wire.REQUEST_SUFFIX, wire.ERROR_SUFFIX)
+            if not answer.exists() and not refusal.exists():
+                try:
+                    stored = service.submit(world.factory, json.loads(request.read_text()), "alice")
+                except UserError as exc:  # the service's 400, as the forwarder writes it
+                    write_json_atomic(refusal, {"status": 400, "message": str(exc)})
+                else:
+                    write_json_atomic(answer, request_summary(stored))
 
 
 def _stored(world, request_id: int):
@@ -117,3 +131,80 @@ def test_finalise_with_nothing_to_send_sends_nothing(session, capsys) -> None:
     assert ACRO(db=session).finalise() is None
     assert "no outputs" in capsys.readouterr().out
     assert list(Path(session.manifest.outbox).iterdir()) == []
+
+
+PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
+
+
+def _sacro_viewer_reads(folder: Path) -> dict:
+    """What SACRO-Viewer checks when it opens a folder (sacro/models.py ACROOutputs, sacro/versioning.py): one
+    ACRO json with "version" (major.minor at least its supported 0.4) and "results", every output with files, each
+    named and present; checksums/<name>.txt the file's SHA-256; sdc cells as [row, column] pairs."""
+    document = json.loads((folder / "results.json").read_text())
+    major, minor, *_ = document["version"].split(".")
+    assert (int(major), int(minor)) >= (0, 4)
+    for uid, result in document["results"].items():
+        assert result["uid"] == uid and result["status"] in ("pass", "review", "fail") and result["files"]
+        for entry in result["files"]:
+            data = (folder / entry["name"]).read_bytes()
+            assert (folder / "checksums" / f"{entry['name']}.txt").read_text() == hashlib.sha256(data).hexdigest()
+            for pairs in entry["sdc"].get("cells", {}).values():
+                assert all(len(pair) == 2 and all(isinstance(v, int) for v in pair) for pair in pairs)
+    return document
+
+
+def test_the_package_holds_acros_results_json_for_sacro_viewer(world, session, tmp_path) -> None:
+    acro = ACRO(suppress=False, db=session)
+    people = session.sql("SELECT * FROM survey").df()
+    acro.crosstab(people.region, people.sex)  # region C has 2 people: fails
+    (tmp_path / "figure.png").write_bytes(PNG)
+    acro.custom_output(str(tmp_path / "figure.png"), "bars of the released table")
+    acro.rename_output("output_0", "persons")
+    acro.add_comments("persons", "Table 1")
+    acro.add_exception("persons", "region C is published in the census")
+    request_id = acro.finalise(title="Persons", purpose="Table 1").answer["id"]
+    for reviewer in ("bob", "carol"):
+        vote(world, request_id, reviewer, Decision.APPROVE, position=0, override_reason="published in the census")
+        vote(world, request_id, reviewer, Decision.APPROVE, position=1, comment="bars of released counts")
+    assert status_of(world, request_id) is ReleaseStatus.RELEASED
+
+    folder = world.settings.egress_dir / str(request_id)
+    document = _sacro_viewer_reads(folder)
+    persons, figure = document["results"]["persons"], document["results"]["output_1"]
+    assert (persons["status"], persons["type"], persons["exception"]) == ("fail", "table", "region C is published in "
+                                                                         "the census")
+    assert persons["comments"] == ["Table 1"] and persons["properties"] == {"method": "crosstab"}
+    # the flagged cells point at the value column of the CSV's rows for region C, from the service's own report
+    rows = list(csv.reader(io.StringIO((folder / "persons.csv").read_text())))[1:]
+    flagged = {tuple(rows[r][:2]) for r, column in persons["files"][0]["sdc"]["cells"]["MinimumThresholdCheck"]}
+    assert flagged == {("C", "F"), ("C", "M"), ("C", "Total")}
+    assert persons["files"][0]["sdc"]["summary"] == {"MinimumThresholdCheck": 3}
+    assert (figure["type"], figure["files"][0]["name"]) == ("custom", "output_1.png")
+    # every file is in the signed manifest, so the package is verified at collection as before
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert {"results.json", "checksums/persons.csv.txt"} <= {f["name"] for f in manifest["files"]}
+    with transaction(world.factory) as s:
+        _, data = service.collect(s, request_id, "alice")
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert f"release-{request_id}/results.json" in archive.namelist()
+
+
+def test_attack_text_with_hidden_characters_never_reaches_results_json(world, session) -> None:
+    acro = ACRO(suppress=False, db=session)
+    people = session.sql("SELECT * FROM survey WHERE region <> 'C'").df()
+    acro.crosstab(people.region, people.sex)
+    acro.add_comments("output_0", "Table 1\u202e hidden")  # a right-to-left override
+    with pytest.raises(ReleaseError, match="invisible"):  # the comment is in the purpose: the service refuses
+        acro.finalise(title="Persons", purpose="Table 1")
+    # a kernel that puts it in the claimed record only: the request is taken, the text is withheld from the package
+    forged = acro.results.get("output_0").onsite[0].to_request().to_json()
+    forged["claimed"]["acro"] = {"uid": "output_0", "method": "crosstab", "command": "x\u202ey",
+                                 "comments": ["Table 1\u202e hidden"], "exception": ""}
+    request_id = service.submit(world.factory, payload(forged), "alice").id
+    for reviewer in ("bob", "carol"):
+        vote(world, request_id, reviewer, Decision.APPROVE, position=0)
+    document = _sacro_viewer_reads(world.settings.egress_dir / str(request_id))
+    assert document["results"]["output_0"]["comments"] == ["[withheld: the text holds an invisible or control "
+                                                           "character]"]
+    assert document["results"]["output_0"]["command"].startswith("[withheld")
+    assert "\u202e" not in (world.settings.egress_dir / str(request_id) / "results.json").read_text()
