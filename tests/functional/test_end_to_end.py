@@ -174,7 +174,18 @@ def test_the_one_path(running):
     assert collected.status_code == 200, collected.text[:500]
     with zipfile.ZipFile(io.BytesIO(collected.content)) as archive:
         contents = {name.split("/", 1)[1]: archive.read(name) for name in archive.namelist()}
-    assert contents == {name: (package / name).read_bytes() for name in ("persons_by_sex.csv", "manifest.json")}
+    assert contents == {name: (package / name).read_bytes()
+                        for name in ("persons_by_sex.csv", "manifest.json", "manifest.sig")}
+    # ... and checks it offline with the keyring the operator publishes (the key the review service made at start).
+    zipped = settings.home / "collected.zip"
+    zipped.write_bytes(collected.content)
+    keyring = settings.home / "published-keys.json"
+    export = subprocess.run([*ONSITE, "release", "key", "export"], cwd=ROOT, env=hub.env, capture_output=True, text=True,
+                            timeout=60)
+    keyring.write_text(export.stdout)
+    checked = subprocess.run([*ONSITE, "release", "verify", str(zipped), "--public-key", str(keyring)], cwd=ROOT,
+                             env=hub.env, capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0 and checked.stdout.startswith("OK:"), checked.stdout + checked.stderr
 
     # 8. Every step is in the ledger, and the ledger verifies.
     for action, actor in [("ENTRY_DECIDE", "tanaka"), ("SESSION_START", "tanaka"), ("RELEASE_SUBMIT", "tanaka"),

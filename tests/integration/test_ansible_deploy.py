@@ -216,10 +216,12 @@ def test_deploy_start_log_in_and_redeploy_without_changes(deployment):
         "": "0o711", "datasets": "0o711", "workspaces": "0o711", "egress": "0o700", "run": "0o700"}
     secrets = [home / "run/jupyterhub_cookie_secret", home / "run/proxy_auth_token", home / "run/cli-api-token",
                config / "initial-admin-password", config / "postgresql-password", config / "pgpass",
-               config / "onsite.env", config / "proxy.env", home / "onsite_config.py"]
+               config / "onsite.env", config / "proxy.env", home / "onsite_config.py", home / "keys/release-signing.key"]
     for path in secrets:
         assert (mode(path), path.stat().st_uid) == (0o600, 0), path
     secret_values = {path: path.read_bytes() for path in secrets}
+    assert mode(home / "keys") == 0o700  # the release signing key's folder: the review service's (root's) alone
+    assert json.loads((home / "keys/release-signing-keys.json").read_text())["keys"][0]["revoked_at"] is None
     key = Path(deployment["prefix"] / "tls/server.key")
     assert (mode(key), key.stat().st_gid) == (0o640, pwd.getpwnam(deployment["proxy_user"]).pw_gid)
     site = (config / "onsite.env").read_text()

@@ -163,7 +163,7 @@ def test_the_researchers_path_in_chromium(site):
                 mine.click("#download")
             with zipfile.ZipFile(io.BytesIO(Path(downloaded.value.path()).read_bytes())) as archive:
                 names = {name.split("/", 1)[1] for name in archive.namelist()}
-            assert names == {"persons_by_sex.csv", "manifest.json"}
+            assert names == {"persons_by_sex.csv", "manifest.json", "manifest.sig"}
 
             # The hub home leads to the same pages; the unused token link is gone.
             home = context.new_page()

@@ -69,7 +69,7 @@ def test_extract_review_through_the_web(server):  # noqa: F811
     with zipfile.ZipFile(io.BytesIO(download.content)) as archive:
         names = sorted(n.rsplit("/", 1)[-1] for n in archive.namelist())
         released = archive.read(f"release-{request_id}/common.csv").decode()
-    assert names == ["common.csv", "manifest.json"]
+    assert names == ["common.csv", "manifest.json", "manifest.sig"]
     rows = list(csv.reader(io.StringIO(released)))
     expected = frame[frame.region != "C"][["region", "sex", "age_group"]]
     assert rows[0] == ["region", "sex", "age_group"]
