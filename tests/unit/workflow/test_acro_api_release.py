@@ -22,7 +22,7 @@ from analysis_kernel.connection import connect
 from dataplane.manifest import ProjectGrant, SessionManifest
 from disclosure_review import wire
 from disclosure_review.sdc import MARGIN_LABEL, Verdict
-from disclosure_review.workflow import service
+from disclosure_review.workflow import service, signing
 from disclosure_review.workflow.enums import Decision, ReleaseStatus
 from onsite_base.db import transaction
 from onsite_base.errors import UserError
@@ -187,6 +187,11 @@ def test_the_package_holds_acros_results_json_for_sacro_viewer(world, session, t
         _, data = service.collect(s, request_id, "alice")
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         assert f"release-{request_id}/results.json" in archive.namelist()
+    # and offline, as `onsite release verify` checks it: every file listed and signed, nothing else
+    ring = signing.read_keyring(signing.ReleaseSigning.of(world.settings).keyring_path(world.settings.home))
+    assert signing.verify(signing.read_package(folder), ring).ok
+    (folder / "checksums" / "extra.txt").write_text("not in the manifest")
+    assert not signing.verify(signing.read_package(folder), ring).ok
 
 
 def test_attack_text_with_hidden_characters_never_reaches_results_json(world, session) -> None:
