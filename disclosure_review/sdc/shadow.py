@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import functools
 import decimal
+import functools
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
