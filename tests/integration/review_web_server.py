@@ -1,6 +1,7 @@
 """Start the real reviewer app with the test seam for identity (no Hub): tests only.
 
     python review_web_server.py PORT PREFIX
+    python review_web_server.py --zygote     (forks a server per job: functional/appfork.py)
 
 Pages: the user is a signed cookie set by GET PREFIX/test-login?user=NAME.
 API: `Authorization: token test-NAME` identifies NAME. Everything else — the
@@ -9,13 +10,16 @@ handlers, XSRF, the workflow service, the database — is the real thing.
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
+from pathlib import Path
 
 from tornado import web
 
 from review_service.app import make_app
 from onsite_base.settings import Settings
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for functional.appfork
+from functional.appfork import serve_from_argv  # noqa: E402
 
 COOKIE = "onsite-test-user"
 
@@ -44,5 +48,4 @@ async def main(port: int, prefix: str) -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO)
-    asyncio.run(main(int(sys.argv[1]), sys.argv[2]))
+    serve_from_argv(main)

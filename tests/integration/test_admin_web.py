@@ -3,7 +3,7 @@
 Identity comes through the same narrow test seam as the reviewer app's tests
 (a signed cookie set by PREFIX/test-login); everything else — handlers, XSRF,
 policy functions, the ledger, SQLite and PostgreSQL — is the real thing.
-Run as a script, this file is that server: `python test_admin_web.py PORT PREFIX`.
+The server is admin_web_server.py.
 """
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ import html
 import json
 import os
 import re
-import subprocess
-import sys
 import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -23,48 +21,8 @@ import requests
 from argon2 import PasswordHasher
 
 PREFIX = "/services/onsite-admin/"
-COOKIE = "onsite-test-user"
 ADMIN, RESEARCHER = "kato", "alice"
 FACILITY, OTHER_FACILITY = "東京オンサイト施設", "Osaka room"
-
-
-# ---------------------------------------------------------------- the server (run as a script)
-
-
-def serve(port: int, prefix: str) -> None:
-    import asyncio
-    import logging
-
-    from tornado import web
-
-    from admin_service.app import make_app
-    from access_control.hub_api import HubClient
-    from onsite_base.settings import Settings
-
-    def page_identity(handler: web.RequestHandler) -> str | None:
-        value = handler.get_signed_cookie(COOKIE)
-        return value.decode() if value else None
-
-    class TestLogin(web.RequestHandler):
-        def get(self) -> None:
-            self.set_signed_cookie(COOKIE, self.get_query_argument("user"), path="/")
-            self.finish("ok")
-
-    async def main() -> None:
-        # No hub here: the Hub API address is one nobody listens on (the sessions page says so).
-        hub = HubClient(os.environ.get("TEST_HUB_API_URL", "http://127.0.0.1:9/hub/api"), "no-token")
-        app = make_app(Settings.load(), prefix=prefix, hub_client=hub, test_identity=page_identity)
-        app.add_handlers(r".*", [(app.settings["prefix"] + "test-login", TestLogin)])
-        app.listen(port, address="127.0.0.1")
-        await asyncio.Event().wait()
-
-    logging.basicConfig(level=logging.INFO)
-    asyncio.run(main())
-
-
-if __name__ == "__main__":
-    serve(int(sys.argv[1]), sys.argv[2])
-    sys.exit(0)
 
 
 # ---------------------------------------------------------------- fixtures and helpers
@@ -103,28 +61,14 @@ def seed(db_url: str) -> None:
 
 
 @pytest.fixture
-def server(db_url, settings):
+def server(db_url, settings, admin_app, tmp_path):
     seed(db_url)
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, __file__, str(port), PREFIX],
-        env=os.environ | settings.environ(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
     base = f"http://127.0.0.1:{port}{PREFIX}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            requests.get(base + "people", timeout=1)
-            break
-        except requests.ConnectionError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail("admin app did not start:\n" + proc.stdout.read().decode())
-            time.sleep(0.2)
+    app = admin_app.start(port, PREFIX, os.environ | settings.environ(), tmp_path / "admin-app.log", probe=base + "people")
     yield base, settings
-    proc.terminate()
-    proc.wait(10)
-    print(proc.stdout.read().decode()[-8000:])  # the app's log, shown when a test fails
+    app.stop()
+    print(app.log_tail())  # the app's log, shown when a test fails
 
 
 def login(base: str, user: str, **headers: str) -> requests.Session:

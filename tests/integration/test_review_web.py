@@ -6,9 +6,7 @@ import io
 import json
 import os
 import re
-import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
@@ -34,31 +32,17 @@ FORGED = {"verdict": "pass", "shadow": {"version": 1, "columns": ["region", "sdc
 
 
 @pytest.fixture
-def server(db_url, settings):
+def server(db_url, settings, review_app, tmp_path):
     engine = make_engine(db_url)
     make_world(session_factory(engine), settings)
     engine.dispose()
     port = free_port()
-    env = os.environ | settings.environ()
-    proc = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("review_web_server.py")), str(port), PREFIX],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
     base = f"http://127.0.0.1:{port}{PREFIX}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            requests.get(base + "api/requests/1", timeout=1)
-            break
-        except requests.ConnectionError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail("review app did not start:\n" + proc.stdout.read().decode())
-            time.sleep(0.2)
+    app = review_app.start(port, PREFIX, os.environ | settings.environ(), tmp_path / "review-app.log",
+                           probe=base + "api/requests/1")
     yield base, settings
-    proc.terminate()
-    proc.wait(10)
-    print(proc.stdout.read().decode()[-8000:])  # the app's log, shown when a test fails
+    app.stop()
+    print(app.log_tail())  # the app's log, shown when a test fails
 
 
 def login(base: str, user: str, **headers) -> requests.Session:
