@@ -586,6 +586,38 @@ class ACRO:
             self._say("unverified", uid=uid, why=why)
         return str(path)
 
+    def pie(self, data: Any, column: str, filename: str = "pie.png", **kwargs: Any) -> str | None:
+        """A pie chart of `column`'s categories: the Onsite output is their frequency table (verified like any
+        table); the chart, drawn from it, is saved as `filename` (a number added when taken) and its name returned.
+        Under suppression a failing table's chart shows no proportions, as in ACRO."""
+        command = _command("pie()")
+        uid = f"output_{self.results.output_id}"
+        query = query_of(data)
+        frame = data.df() if isinstance(data, duckdb.DuckDBPyRelation) else data
+        counts = frame[column].value_counts().sort_index().to_frame("count")
+        part = self._part(query, frame, [column], [], "count", None, prefix=("count",))
+        if part.table is not None and (why := _mismatch(counts, part, part.table, "All")):
+            part.table, part.why = None, why
+        if part.table is not None and self.suppress:
+            part.table = part.table.protect("delete_records")
+        path = _unique(Path(filename))
+        shown = counts["count"].astype(float)
+        if self.suppress and part.report.verdict is Verdict.FAIL:
+            shown[:] = 1.0  # ACRO: the chart redacted
+        figure = Figure()
+        figure.add_subplot().pie(shown.to_numpy(), labels=[str(v) for v in shown.index], **kwargs)
+        figure.savefig(path)
+        onsite: Output = (_renamed(part.table, uid) if part.table is not None else
+                          FileOutput(uid, path.name, path.read_bytes(), "A pie chart made with the ACRO API from data "
+                                     f"without verified provenance ({part.why}).", command, self._lang))
+        outcome = outcome_table(counts, [part], "All")
+        record = self.results.add(Record(uid, onsite.verdict.value, "pie chart", {"method": "pie"}, command,
+                                         _summary(part.report), outcome, [str(path)], [onsite], part.table is not None))
+        _show(record)
+        if part.table is None:
+            self._say("unverified", uid=uid, why=part.why)
+        return str(path)
+
     def surv_func(self, time: Any, status: Any, output: str, entry: Any = None, title: Any = None,
                   freq_weights: Any = None, exog: Any = None, bw_factor: float = 1.0,
                   filename: str = "kaplan-meier.png") -> Any:

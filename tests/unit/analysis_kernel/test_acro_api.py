@@ -186,6 +186,18 @@ def test_hist_saves_the_figure_and_sends_the_bin_table(acro, survey, tmp_path, m
     assert list(record.outcome["count"]) == ["ok"] + ["onsite:empty_bins (D11); "] * 3 + ["MinimumThresholdCheck; "]
 
 
+def test_pie_saves_the_chart_and_sends_the_frequency_table(acro, survey, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert acro.pie(survey, "grp") == "pie.png" and Path("pie.png").read_bytes().startswith(b"\x89PNG")
+    record = acro.results.get("output_0")
+    [onsite] = record.onsite
+    assert isinstance(onsite, TableOutput) and record.verified and onsite.spec.rows == ("grp",)
+    assert record.status == "fail" and record.outcome.loc["rare", "count"] == "MinimumThresholdCheck; "
+    subset = survey[survey.area == "big"]  # filtered in pandas: the chart is sent as a file, for a reviewer
+    acro.pie(subset, "grp")
+    assert isinstance(acro.results.get("output_1").onsite[0], FileOutput)
+
+
 @pytest.mark.parametrize("method", ["ols", "logit", "probit"])
 def test_regressions_return_statsmodels_results_and_a_model_output(acro, survey, method) -> None:
     exog = sm.add_constant(survey[["income"]])
