@@ -22,8 +22,10 @@ every slot set is a difference of at least `threshold` records, exactly.
 
 Each cell also keeps a bottom-k sketch: the `SKETCH` (32) smallest distinct 32-bit hashes of its elements, 128
 bytes. Two sketches bound how many records their cells differ on (`sketch_apart`, proven in
-docs/explanation/differencing.md), which settles most pairs of cells without touching their IBLTs. Stored states
-(version 2) are zstd-compressed; version 1 states (zlib, no sketch) are still read and compared without it.
+docs/explanation/differencing.md), which settles most pairs of cells without touching their IBLTs; the pairs worth
+bounding are found by joining the first `threshold` hashes of each cell (`sketch_meets`). Stored states (version 3)
+are zstd frames read as needed: counts and sketches at once, labels and IBLT rows when first read; version 2 (one
+zstd frame) and version 1 (zlib, no sketch: compared without it) are still read.
 
 The state is built from the query's rows by numpy: fingerprints, slots, and
 the XOR of each finest cell's elements into its slots (`np.bitwise_xor.at`);
