@@ -101,7 +101,10 @@ class AcroError(OutputInvalid):
 def _tagging(method: Callable[..., pd.DataFrame]) -> Callable[..., pd.DataFrame]:
     def frame_with_query(self: duckdb.DuckDBPyRelation, *args: Any, **kwargs: Any) -> pd.DataFrame:
         frame = method(self, *args, **kwargs)
-        frame.attrs[QUERY_ATTR] = self.sql_query()
+        try:
+            frame.attrs[QUERY_ATTR] = self.sql_query()
+        except duckdb.Error:  # a relation without SQL text: the frame has no provenance, .df() still works
+            pass
         return frame
 
     frame_with_query.onsite_tagging = True  # type: ignore[attr-defined]
@@ -189,9 +192,15 @@ def _key(row: Any, columns: tuple, margins_name: str) -> tuple[str, ...]:
     Onsite's margin label, and the blank levels pandas gives a margin of several variables ("All", "") too."""
     def axis(labels: tuple) -> tuple[str, ...]:
         margin = any(str(v) == margins_name for v in labels)
-        return tuple(MARGIN_LABEL if str(v) == margins_name or (margin and str(v) == "") else str(v) for v in labels)
+        return tuple(MARGIN_LABEL if str(v) == margins_name or (margin and str(v) == "") else _text(v)
+                     for v in labels)
 
     return axis(_tuple(row)) + axis(columns)
+
+
+def _text(label: Any) -> str:
+    """A level as text; a missing level (pandas' NaN, Onsite's NULL) is "None" on both sides."""
+    return "None" if label is None or (isinstance(label, float) and math.isnan(label)) else str(label)
 
 
 def onsite_cells(table: TableOutput) -> dict[tuple[str, ...], Any]:
@@ -281,7 +290,7 @@ def _mismatch(table: pd.DataFrame, part: _Part, onsite: TableOutput, margins_nam
                     else _same(table.loc[row, column], ours[key])):
                 return (f"cell {'/'.join(key)} is {table.loc[row, column]} here but {ours[key]} from the query: "
                         "the data were changed or filtered after the query")
-    if missing := sorted(set(ours) - seen):  # e.g. rows filtered out in pandas, or a missing (NULL) level
+    if missing := sorted(set(ours) - seen):  # e.g. rows filtered out in pandas
         return f"the table computed from the query also has cell {'/'.join(missing[0])}, which the data here lack"
     return ""
 

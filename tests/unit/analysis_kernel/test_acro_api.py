@@ -109,6 +109,14 @@ def test_a_pandas_filter_loses_provenance_and_says_how_to_keep_it(acro, survey, 
     assert "output_0 is unverified" in said and 'db.sql("SELECT ... FROM <dataset>").df()' in said
 
 
+def test_a_missing_level_is_a_cell_in_both(acro, db) -> None:
+    frame = db.sql("SELECT CASE WHEN grp = 'rare' THEN NULL ELSE grp END AS grp, area FROM survey").df()
+    table = acro.crosstab(frame.area, frame.grp)  # pandas' NaN column is Onsite's NULL level
+    assert table.loc["tiny"].iloc[-1] == 3
+    record = acro.results.get_index(-1)
+    assert record.verified and "MinimumThresholdCheck" in record.outcome.loc["tiny"].iloc[-1]
+
+
 def test_a_changed_value_loses_provenance(acro, survey) -> None:
     survey.loc[0, "income"] = 1.0  # in place: the frame still claims its query
     acro.crosstab(survey.area, survey.grp, values=survey.income, aggfunc="mean")
