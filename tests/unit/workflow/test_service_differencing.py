@@ -158,7 +158,7 @@ def test_the_record_state_is_stored_and_never_released(strict):
     assert stored and len(stored) / 9 < 1024  # 3 x 3 cells with margins
     assert approve(strict, request_id) is ReleaseStatus.RELEASED
     package = (strict.settings.egress_dir / str(request_id))
-    assert sorted(p.name for p in package.iterdir()) == ["everyone.csv", "manifest.json"]
+    assert sorted(p.name for p in package.iterdir()) == ["everyone.csv", "manifest.json", "manifest.sig"]
     assert b"sdc_record" not in (package / "manifest.json").read_bytes()
 
 
