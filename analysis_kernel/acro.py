@@ -142,6 +142,11 @@ class Record:
     verified: bool
     comments: list[str] = dataclasses.field(default_factory=list)
     exception: str = ""
+    name: str = ""
+    """The name its Onsite outputs are sent under: the uid, or a renamed uid as a file name allows."""
+
+    def __post_init__(self) -> None:
+        self.name = self.name or self.uid
 
     def __str__(self) -> str:
         return (f"uid: {self.uid}\nstatus: {self.status}\ntype: {self.output_type}\nproperties: {self.properties}\n"
@@ -483,7 +488,7 @@ class ACRO:
             part.report = part.table.report
             if statistic is Statistic.MODE:
                 grouped = frame.groupby([*rows, *columns], dropna=False, observed=True)[value]
-                part.modes = {tuple(str(v) for v in _tuple(key)): set(group.mode()) for key, group in grouped}
+                part.modes = {tuple(_text(v) for v in _tuple(key)): set(group.mode()) for key, group in grouped}
         else:  # Onsite's checks on the frame itself, as feedback
             columns_used = [*rows, *columns] + ([value] if statistic is not None else [])
             part.report = check_table(shadow_from_frame(frame[columns_used], spec), load_preset(self.db.preset))
@@ -692,12 +697,13 @@ class ACRO:
 
     def rename_output(self, old: str, new: str) -> None:
         record = self.results.get(old)
-        if new in self.results.results:
-            raise AcroError(f"an output is already named {new!r}")
-        if not re.fullmatch(wire.OUTPUT_NAME, new):
-            raise AcroError(f"{new!r} cannot name an output: use letters, digits, _ . ( ) - and spaces, "
-                            "at most 120 characters")
-        record.uid = new
+        if not isinstance(new, str) or not new.strip() or new in self.results.results:
+            raise AcroError(f"{new!r} cannot name an output: give a name no other output has")
+        # output names become file names in the release package: letters, digits, _ . - (spaces become _)
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", new).strip("_.-")[:100]
+        if name != new:
+            print(f"{new!r} is sent for review as {name or record.name!r} (a file name in the release package)")
+        record.uid, record.name = new, name or record.name
         self.results.results = {(new if k == old else k): v for k, v in self.results.results.items()}
 
     def remove_output(self, key: str) -> None:
@@ -722,10 +728,10 @@ class ACRO:
         if not self.results.results:
             print("no outputs to finalise")
             return None
-        sent = [_Sent(_renamed(o, _output_name(record.uid, i, len(record.onsite))), record)
+        sent = [_Sent(_renamed(o, _output_name(record.name, i, len(record.onsite))), record)
                 for record in self.results.results.values() for i, o in enumerate(record.onsite)]
         notes = "\n".join(
-            f"- {record.uid} ({record.output_type}, {record.status}): "
+            f"- {record.name} ({record.output_type}, {record.status}): "
             + "; ".join(filter(None, ["comments: " + " | ".join(record.comments) if record.comments else "",
                                       f"exception requested: {record.exception}" if record.exception else ""]))
             for record in self.results.results.values() if record.comments or record.exception)
@@ -764,9 +770,10 @@ class _Sent:
 
     def to_request(self) -> wire.OutputPayload:
         record = self.record
-        if isinstance(self.output, (FileOutput, ModelOutput)) and record.comments:
+        comments = [c for c in record.comments if c not in getattr(self.output, "explanation", "")]
+        if isinstance(self.output, (FileOutput, ModelOutput)) and comments:
             return dataclasses.replace(self.output, explanation=f"{self.output.explanation}\n\n"
-                                       + "\n".join(record.comments)).to_request()
+                                       + "\n".join(comments)).to_request()
         payload = self.output.to_request()
         if not isinstance(payload, wire.TablePayload):
             return payload

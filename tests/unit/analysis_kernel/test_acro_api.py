@@ -251,10 +251,12 @@ def test_session_management_as_in_acro(acro, survey, tmp_path) -> None:
     assert "uid: groups_by_area" in text and "uid: output_0" not in text
     with pytest.raises(AcroError, match="no output 'output_9'"):
         acro.add_comments("output_9", "x")
-    with pytest.raises(AcroError, match="already named"):
-        acro.rename_output("output_2", "groups_by_area")
     with pytest.raises(AcroError, match="cannot name an output"):
-        acro.rename_output("output_2", "../escape")
+        acro.rename_output("output_2", "groups_by_area")
+    acro.rename_output("output_2", " ../figure one")  # as ACRO's demo: spaces; sent under a file name
+    assert acro.results.get(" ../figure one").name == "figure_one"
+    acro.rename_output(" ../figure one", "図１")
+    assert acro.results.get("図１").name == "figure_one"
 
 
 def test_what_onsite_does_not_take_is_refused_with_what_to_do(db, survey) -> None:

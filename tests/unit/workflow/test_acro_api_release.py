@@ -81,8 +81,8 @@ def test_finalise_sends_every_output_with_comments_and_exceptions_to_review(worl
     south = people[people.region != "C"]  # filtered in pandas: sent as a file, unverified
     acro.crosstab(south.region, south.sex)
     acro.olsr("income ~ person_id", data=people)
-    acro.rename_output("output_0", "persons_by_region_sex")
-    acro.add_comments("persons_by_region_sex", "Table 1 of the paper")
+    acro.rename_output("output_0", " persons by region sex")  # as ACRO's demo names outputs
+    acro.add_comments(" persons by region sex", "Table 1 of the paper")
     acro.add_exception("output_1", "region C is published in the census")
 
     records = acro.finalise("outputs", "json", title="Regional income", purpose="Paper on regional income")
