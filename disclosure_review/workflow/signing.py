@@ -7,7 +7,7 @@ keys can then check a package without the database: the signature, every file, n
 the approvals the manifest cites (each approving vote names its event in the ledger).
 
 Keys. The private key is one PEM file (`ReleaseSigning.key_file`), mode 0600, owned by the service's account:
-created at first start, refused when any other account may read it. The keyring (`release-signing-keys.json`
+created at first start, refused when another account may read it or change its folder. The keyring (`release-signing-keys.json`
 beside it, public) lists every key the service has had with its validity: made at `created_at`, replaced at
 `retired_at` (rotation: packages signed before still verify), revoked from `revoked_at` (packages signed from then
 on are refused, earlier ones verify with a warning). Each create, rotation and revocation is an event in the ledger
@@ -74,7 +74,7 @@ class ReleaseSigning(Section):
         help=f"""The review service's Ed25519 private key (PEM) that signs every release package's manifest.
         Default: $ONSITE_HOME/keys/{KEY_FILE_NAME}. Created at the service's first start (or the first release)
         when absent, mode 0600 in a 0700 directory; the service refuses to start, and nothing is released, while
-        any other account may read it or its directory. The public keyring `{KEYRING_FILE_NAME}` (every key the
+        another account may read it, may change its directory, or owns either. The public keyring `{KEYRING_FILE_NAME}` (every key the
         service has had, with its validity) is kept beside it; hand that file to whoever verifies packages
         (`onsite release key export`). Rotate with `onsite release key rotate`, revoke with `onsite release key
         revoke`. Security: whoever reads this file can sign packages as the service.""",
@@ -196,17 +196,18 @@ def write_keyring(path: Path, keys: list[KeyRecord]) -> None:
 
 
 def check_private(path: Path) -> None:
-    """Refuse a key file (or its directory) that another account may read, or that this account does not own."""
-    for target, what in ((path.parent, "directory"), (path, "file")):
+    """Refuse a key file another account may read, a folder another account may change (and so swap the key),
+    or either owned by another account."""
+    for target, what, bits, fix in ((path.parent, "directory", 0o022, "0700"), (path, "file", 0o077, "0600")):
         info = target.stat()
         if info.st_uid != os.geteuid():
             raise SigningKeyInvalid(f"the release signing key {what} {target} is owned by uid {info.st_uid}, not by "
                                     f"this service's account (uid {os.geteuid()}): chown it")
-        if stat.S_IMODE(info.st_mode) & 0o077:
+        if stat.S_IMODE(info.st_mode) & bits:
             raise SigningKeyInvalid(
                 f"the release signing key {what} {target} has mode {stat.S_IMODE(info.st_mode):o}: other accounts may "
-                f"read it. Make it {'0700' if what == 'directory' else '0600'} (chmod), and rotate the key "
-                "(`onsite release key rotate`) if someone may have read it")
+                f"{'read' if what == 'file' else 'change'} it. Make it {fix} (chmod), and rotate the key "
+                "(`onsite release key rotate`) if someone may have read or replaced it")
 
 
 def _pem(private_key: Ed25519PrivateKey) -> bytes:
@@ -332,8 +333,7 @@ def rotate(session: Session, section: ReleaseSigning, home: Path, actor: str) ->
     at = now()
     keys = read_keyring(ring_path)
     old = None
-    if path.exists():
-        check_private(path)
+    if path.exists():  # however exposed: replacing it is the remedy
         old_fp = fingerprint(_load_private(path).public_key())
         old = next((k for k in keys if k.fingerprint == old_fp), None)
         keys = [replace(k, retired_at=at) if k.fingerprint == old_fp and k.retired_at is None else k for k in keys]

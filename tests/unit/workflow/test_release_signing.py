@@ -285,10 +285,10 @@ def test_a_key_others_may_read_is_refused_and_nothing_is_released(world):
     assert status_of(world, request_id) is ReleaseStatus.APPROVED  # decisions stand; not packaged unsigned
     assert not (world.settings.egress_dir / str(request_id)).exists()
     key_path.chmod(0o600)
-    key_path.parent.chmod(0o755)
-    with pytest.raises(SettingInvalid, match="directory"):
+    key_path.parent.chmod(0o770)  # others could swap the key
+    with pytest.raises(SettingInvalid, match="directory .* other accounts may change it"):
         build(world.settings, Config(), "/")
-    key_path.parent.chmod(0o700)
+    key_path.parent.chmod(0o711)
     assert build(world.settings, Config(), "/") is not None
     with transaction(world.factory) as s:  # the retry of `onsite review release`
         service.release(s, request_id, settings=world.settings, actor="cli:test")
@@ -304,6 +304,11 @@ def test_the_key_is_made_at_the_first_start_and_recorded_once(world):
     build(world.settings, Config(), "/")
     build(world.settings, Config(), "/")
     [key] = keyring(world)
+    key_path.chmod(0o640)  # exposed: the service will not start, the operator rotates it away
+    with transaction(world.factory) as s:
+        signing.rotate(s, section(world), world.settings.home, "cli:test")
+    assert oct(key_path.stat().st_mode & 0o777) == "0o600"
+    assert build(world.settings, Config(), "/") is not None
     with transaction(world.factory) as s:
         created = s.scalars(select(AuditEvent).where(AuditEvent.action == AuditEventType.RELEASE_KEY_CREATE)).all()
     assert [json.loads(e.details)["fingerprint"] for e in created] == [key.fingerprint]
