@@ -457,9 +457,9 @@ class TreeCheck:
         self.cosignatures = sorted((Cosignature.from_row(r) for r in session.scalars(select(AuditCosignature))),
                                    key=lambda c: c.tree_size)
         self.frontier = merkle.Frontier()
-        self.problem: str | None = None
         self.signed_heads = 0
         self.other_keys: set[str] = set()
+        self.problem: str | None = self.at_size()  # heads of the empty log (signed before the first event)
 
     def finished(self, level: int, index: int, h: bytes) -> None:
         if level >= STORED_LEVEL and self.nodes.pop((level, index), h) != h and self.problem is None:
@@ -494,8 +494,6 @@ class TreeCheck:
 
     def finish(self) -> str | None:
         """What is left after the last event: heads or cosignatures beyond it, nodes over no event."""
-        if self.frontier.size == 0 and (problem := self.at_size()):
-            return problem
         beyond = [h.tree_size for h in self.heads] + [c.tree_size for c in self.cosignatures]
         if beyond:
             return (f"a signed head or cosignature covers {max(beyond)} events but the ledger has {self.frontier.size}: "
@@ -545,7 +543,7 @@ def witness(factory: sessionmaker[Session], log_key: Ed25519PublicKey, key: Ed25
         if not head.signed_by(log_key):
             raise WitnessRefused(f"the newest head ({head.tree_size} events) is not signed by the log key")
         last = read_witness_state(state)
-        if last is not None:
+        if last is not None and last.tree_size > 0:  # every log extends the empty one
             if head.tree_size < last.tree_size:
                 raise WitnessRefused(f"the log shrank: {head.tree_size} events, {last.tree_size} when last seen at {last.timestamp}")
             try:

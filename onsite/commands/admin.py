@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InternalError, OperationalError
 from sqlalchemy.orm import Session
 
 from access_control import forms, policy
@@ -88,19 +89,30 @@ def admin_actor() -> str:
 
 def in_transaction(settings: Settings, work: Callable[[Session], int], *, read_only: bool = False) -> int:
     """Run `work` in one transaction on a migrated store (`access_control.admin.change`); a refusal rolls
-    everything back. `read_only` work reads a snapshot without holding up writers (the hub's logins)."""
-    open_store(settings)
-    engine = make_engine(settings.db_url)
+    everything back. `read_only` work reads a snapshot without holding up writers (the hub's logins).
+    A change the store cannot take (disk full, read-only, gone) is refused: nothing is done unrecorded."""
     try:
-        if read_only:
-            with read_transaction(session_factory(engine)) as session:
+        open_store(settings)
+        engine = make_engine(settings.db_url)
+        try:
+            if read_only:
+                with read_transaction(session_factory(engine)) as session:
+                    return work(session)
+            with change(session_factory(engine)) as session:
                 return work(session)
-        with change(session_factory(engine)) as session:
-            return work(session)
+        finally:
+            engine.dispose()
     except PolicyError as e:
         raise spoken(e) from None
-    finally:
-        engine.dispose()
+    except (OperationalError, InternalError) as e:
+        if read_only:
+            raise
+        raise spoken(unwritable(e)) from None
+
+
+def unwritable(error: DBAPIError) -> PolicyError:
+    """The refusal of a change the ledger could not record (nothing of it was committed)."""
+    return PolicyError("ledger_unwritable", error=str(error.orig or error).strip().splitlines()[0][:200])
 
 
 def parsed(parse: Callable[[str], Any]) -> Callable[[str], Any]:

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, InternalError, OperationalError
 from sqlalchemy.orm import Session
 from tqdm import tqdm
 
@@ -27,7 +27,8 @@ from access_control.enums import AuditEventType, Outcome
 from access_control.errors import PolicyError
 from access_control.models import AuditTreeHead
 from hub_config.settings import HubSettings, ledger_anchor_file, ledger_key_file
-from onsite.commands.admin import JSON, Command, add_actions, admin_actor, arg, enum_arg, in_transaction, listing, print_json, spoken
+from onsite.commands.admin import (JSON, Command, add_actions, admin_actor, arg, enum_arg, in_transaction, listing, print_json, spoken,
+                                   unwritable)
 from onsite_base import times
 from onsite_base.db import make_engine, session_factory
 from onsite_base.errors import UserError
@@ -66,6 +67,8 @@ def with_factory(settings: Settings, work) -> Any:
         return work(session_factory(engine))
     except PolicyError as e:
         raise spoken(e) from None
+    except (OperationalError, InternalError) as e:
+        raise spoken(unwritable(e)) from None
     finally:
         engine.dispose()
 

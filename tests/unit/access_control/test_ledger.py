@@ -100,6 +100,20 @@ def test_heads_sign_the_rfc_9162_root_of_the_events(log, key):
     assert result.signed_heads == 2 and result.root_hash == later.root_hash
 
 
+def test_a_head_of_the_empty_log_is_checked_and_extended(db, key, tmp_path):
+    empty = ledger.sign_head(db, key)
+    assert empty.tree_size == 0 and empty.root_hash == hashlib.sha256(b"").hexdigest()
+    witness_key, state = ledger.signing_key(tmp_path / "w.pem"), tmp_path / "w.json"
+    assert ledger.witness(db, key.public_key(), witness_key, state, "w").tree_size == 0
+    add_events(db, 3)
+    ledger.sign_head(db, key)
+    assert ledger.witness(db, key.public_key(), witness_key, state, "w").tree_size == 3
+    result = full_verify(db, key)
+    assert result.ok and result.signed_heads == 2, result.problem
+    sql(db, "UPDATE audit_tree_head SET root_hash = :r WHERE tree_size = 0", r="11" * 32)
+    assert "the head of 0 events" in full_verify(db, key).problem
+
+
 def test_an_existing_ledger_without_a_tree_verifies_and_gains_one(log, key):
     result = full_verify(log, key)
     assert result.ok and result.signed_heads == 0
