@@ -277,7 +277,7 @@ def extend_tree(factory: sessionmaker[Session]) -> int:
             if row.seq != frontier.size + 1 or row.prev_hash != prev or hashlib.sha256(entry).hexdigest() != row.hash:
                 raise LedgerBroken(f"event {row.seq} does not chain: run `onsite audit verify`")
             prev = row.hash
-            frontier.push(merkle.leaf_hash(entry), finished)
+            frontier.push(merkle.leaf_hash(entry), finished, STORED_LEVEL)
         if frontier.size != target:
             raise LedgerBroken(f"event {frontier.size + 1} is missing: run `onsite audit verify`")
     with transaction(factory) as session:
@@ -460,10 +460,16 @@ class TreeCheck:
         self.signed_heads = 0
         self.other_keys: set[str] = set()
         self.problem: str | None = self.at_size()  # heads of the empty log (signed before the first event)
+        self.check_at = self.next_size()
 
     def finished(self, level: int, index: int, h: bytes) -> None:
-        if level >= STORED_LEVEL and self.nodes.pop((level, index), h) != h and self.problem is None:
+        if self.nodes.pop((level, index), h) != h and self.problem is None:
             self.problem = f"stored tree node {level}/{index} differs from the events it covers"
+
+    def next_size(self) -> int:
+        """The next tree size a head or cosignature names (-1: none left)."""
+        sizes = [items[0].tree_size for items in (self.heads, self.cosignatures) if items]
+        return min(sizes) if sizes else -1
 
     def at_size(self) -> str | None:
         size = self.frontier.size
@@ -489,8 +495,11 @@ class TreeCheck:
         return None
 
     def __call__(self, seq: int, entry: bytes) -> str | None:
-        self.frontier.push(merkle.leaf_hash(entry), self.finished)
-        return self.problem or ((self.heads or self.cosignatures) and self.at_size()) or None
+        self.frontier.push(merkle.leaf_hash(entry), self.finished, STORED_LEVEL)
+        if self.problem is None and self.frontier.size == self.check_at:
+            self.problem = self.at_size()
+            self.check_at = self.next_size()
+        return self.problem
 
     def finish(self) -> str | None:
         """What is left after the last event: heads or cosignatures beyond it, nodes over no event."""

@@ -148,19 +148,20 @@ class Frontier:
         self.size = 0
         self.stack: list[tuple[int, bytes]] = []  # (level, hash)
 
-    def push(self, leaf: bytes, finished: Callable[[int, int, bytes], object] | None = None) -> None:
-        """Add a leaf; `finished(level, index, hash)` hears of every complete subtree it closes (the leaf too)."""
+    def push(self, leaf: bytes, finished: Callable[[int, int, bytes], object] | None = None, min_level: int = 0) -> None:
+        """Add a leaf; `finished(level, index, hash)` hears of every complete subtree of at least `min_level` it
+        closes (level 0: the leaf itself)."""
         level, h = 0, leaf
-        if finished is not None:
+        if finished is not None and min_level == 0:
             finished(0, self.size, h)
         self.size += 1
-        while self.stack and self.stack[-1][0] == level:
-            _, left = self.stack.pop()
-            h = node_hash(left, h)
+        stack = self.stack
+        while stack and stack[-1][0] == level:
+            h = node_hash(stack.pop()[1], h)
             level += 1
-            if finished is not None:
+            if finished is not None and level >= min_level:
                 finished(level, (self.size >> level) - 1, h)
-        self.stack.append((level, h))
+        stack.append((level, h))
 
     def root(self) -> bytes:
         if not self.stack:
