@@ -381,6 +381,12 @@ def test_key_commands(world, tmp_path, monkeypatch, capsys):
     assert [k.fingerprint for k in signing.read_public_keys(ring)] == [k.fingerprint for k in keyring(world)]
     assert main(["release", "verify", str(root), "--public-key", str(ring)]) == 1  # revoked before it was signed
     assert "revoked from 2000-01-01" in capsys.readouterr().out
+    assert main(["release", "verify", str(root), "--public-key", str(ring), "--json"]) == 1
+    findings = json.loads(capsys.readouterr().out)
+    assert not findings["ok"] and len(findings["problems"]) == 1 and "revoked from 2000" in findings["problems"][0]
+    ring.write_text(ring.read_text().replace(first["fingerprint"], "0" * 64))  # a keyring edited by hand
+    assert main(["release", "verify", str(root), "--public-key", str(ring)]) == 2
+    assert "not that of its public key" in capsys.readouterr().err
     assert main(["release", "verify", str(root)]) == 1  # the installation's own keyring by default
     monkeypatch.setenv("ONSITE_HOME", str(tmp_path / "nowhere"))
     assert main(["release", "verify", str(root)]) == 2 and "--public-key" in capsys.readouterr().err
