@@ -195,7 +195,7 @@ def approval_events(session: Session, request_object: str) -> dict[tuple[str, st
     whose audit object is `request_object` (its outputs' objects are `<request_object>/<output name>`)."""
     rows = session.execute(
         select(AuditEvent.seq, AuditEvent.hash, AuditEvent.object, AuditEvent.actor, AuditEvent.details)
-        .where(AuditEvent.action == AuditEventType.OUTPUT_DECIDE, AuditEvent.object.startswith(f"{request_object}/"))
+        .where(AuditEvent.action == AuditEventType.OUTPUT_DECIDE, AuditEvent.object.startswith(f"{request_object}/", autoescape=True))
         .order_by(AuditEvent.seq))
     return {(row.object[len(request_object) + 1:], row.actor): {"seq": row.seq, "hash": row.hash}
             for row in rows if json.loads(row.details).get("decision") == Decision.APPROVE.value}
