@@ -258,33 +258,41 @@ def extend_tree(factory: sessionmaker[Session]) -> int:
 
     The new events are read (and their chain checked) in a read that holds no writer up; the nodes
     are then written in a short transaction. Refuses (LedgerBroken) events that do not chain."""
-    with read_transaction(factory) as session:
-        size = ledger_size(session)
-        done = stored_leaves(session)
-        target = size // BLOCK * BLOCK
-        if target <= done:
-            return size
-        frontier = frontier_at(session, done)
-        prev = session.scalar(select(AuditEvent.hash).where(AuditEvent.seq == done)) if done else audit.GENESIS_HASH
-        new: list[dict[str, Any]] = []
+    size: int | None = None
+    while True:
+        with read_transaction(factory) as session:
+            size = ledger_size(session) if size is None else size
+            done = stored_leaves(session)
+            target = size // BLOCK * BLOCK
+            if target <= done:
+                return size
+            new = tree_nodes(session, done, target)
+        with transaction(factory) as session:
+            lock_tree(session)
+            if stored_leaves(session) == done:
+                session.execute(insert(AuditTreeNode), new)
+                return size
+        # Another signer stored blocks meanwhile: go on from where it stopped.
 
-        def finished(level: int, index: int, h: bytes) -> None:
-            if level >= STORED_LEVEL:
-                new.append({"level": level, "idx": index, "hash": h})
 
-        for row in audit.chain_rows(session, after=done, upto=target):
-            entry = audit.stored_entry(row)
-            if row.seq != frontier.size + 1 or row.prev_hash != prev or hashlib.sha256(entry).hexdigest() != row.hash:
-                raise LedgerBroken(f"event {row.seq} does not chain: run `onsite audit verify`")
-            prev = row.hash
-            frontier.push(merkle.leaf_hash(entry), finished, STORED_LEVEL)
-        if frontier.size != target:
-            raise LedgerBroken(f"event {frontier.size + 1} is missing: run `onsite audit verify`")
-    with transaction(factory) as session:
-        lock_tree(session)
-        if stored_leaves(session) == done:  # else another signer stored the same blocks meanwhile
-            session.execute(insert(AuditTreeNode), new)
-    return size
+def tree_nodes(session: Session, done: int, target: int) -> list[dict[str, Any]]:
+    """The stored nodes that events done+1..target complete, their chain checked on the way."""
+    frontier = frontier_at(session, done)
+    prev = session.scalar(select(AuditEvent.hash).where(AuditEvent.seq == done)) if done else audit.GENESIS_HASH
+    new: list[dict[str, Any]] = []
+
+    def finished(level: int, index: int, h: bytes) -> None:
+        new.append({"level": level, "idx": index, "hash": h})
+
+    for row in audit.chain_rows(session, after=done, upto=target):
+        entry = audit.stored_entry(row)
+        if row.seq != frontier.size + 1 or row.prev_hash != prev or hashlib.sha256(entry).hexdigest() != row.hash:
+            raise LedgerBroken(f"event {row.seq} does not chain: run `onsite audit verify`")
+        prev = row.hash
+        frontier.push(merkle.leaf_hash(entry), finished, STORED_LEVEL)
+    if frontier.size != target:
+        raise LedgerBroken(f"event {frontier.size + 1} is missing: run `onsite audit verify`")
+    return new
 
 
 class LedgerBroken(Exception):

@@ -5,7 +5,7 @@ Ours is the ledger with its Merkle tree (access_control.ledger); the peer is tod
 
 - appends/s: WRITERS processes each appending one event per transaction (`audit.record`, the path
   every action takes) for SECONDS; ours with a head signer running beside them (`ledger.sign_head`
-  in a loop, as the hub's anchor service does every anchor_interval_s), the peer without. SQLite
+  every HEAD_INTERVAL_S, as the hub's anchor service does every anchor_interval_s), the peer without. SQLite
   and PostgreSQL (127.0.0.1:5432, `$ONSITE_BENCH_PG`, a scratch database dropped at exit).
 - verify: `ledger.verify` (chain, tree, heads) vs `audit.verify` (chain) over a log of VERIFY_EVENTS.
 - proof: `ledger.inclusion_proof` of a random event in a log of PROOF_EVENTS (SQLite) vs what the
@@ -49,6 +49,7 @@ VERIFY_EVENTS = 1_000_000
 PROOF_EVENTS = 10_000_000
 HARNESS_EVENTS = 100_000
 BATCH = 20_000
+HEAD_INTERVAL_S = 1.0  # the signer's pause between heads: 600 times as often as the hub's default
 
 
 def scratch_postgresql() -> str:
@@ -121,6 +122,7 @@ def appender(url: str, seconds: float, go: Path, sign: bool, key_path: Path) -> 
     while time.perf_counter() < end:
         if key is not None:
             ledger.sign_head(factory, key)
+            time.sleep(HEAD_INTERVAL_S)
         else:
             with transaction(factory) as session:
                 audit.record(session, AuditEventType.SESSION_ACTIVITY, actor="bench", object="session:bench",

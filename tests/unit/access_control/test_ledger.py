@@ -17,12 +17,12 @@ import stat
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
 
 from access_control import audit, ledger
 from access_control.enums import AuditEventType
 from access_control.errors import PolicyError
-from access_control.models import AuditTreeHead
+from access_control.models import AuditTreeHead, AuditTreeNode
 from onsite_base.db import transaction
 from merkle_reference import ref_mth, ref_path
 
@@ -272,3 +272,15 @@ def test_a_witness_refuses_a_shrunk_log_and_a_head_not_signed_by_the_log(log, ke
     ledger.sign_head(log, key)
     with pytest.raises(ledger.WitnessRefused, match="shrank"):
         ledger.witness(log, key.public_key(), witness_key, state, "w")
+
+
+def test_a_signer_goes_on_from_the_blocks_another_stored(db, key):
+    """Another signer stored only some blocks (computed by `tree_nodes` as it would): the next head extends them."""
+    add_events(db, 40)
+    with db() as s:
+        first = ledger.tree_nodes(s, 0, 32)
+    with transaction(db) as s:  # the other signer got there first, up to 16 events
+        s.execute(insert(AuditTreeNode), [n for n in first if n["level"] == 4 and n["idx"] == 0])
+    add_events(db, 30, start=40)
+    head = ledger.sign_head(db, key)
+    assert head.tree_size == 70 and full_verify(db, key).ok
