@@ -23,6 +23,7 @@ from access_control import audit, ledger
 from access_control.enums import AuditEventType
 from access_control.errors import PolicyError
 from access_control.models import AuditTreeHead, AuditTreeNode
+from hub_config.audit_sink import record_session_events
 from onsite_base.db import transaction
 from merkle_reference import ref_mth, ref_path
 
@@ -284,3 +285,17 @@ def test_a_signer_goes_on_from_the_blocks_another_stored(db, key):
     add_events(db, 30, start=40)
     head = ledger.sign_head(db, key)
     assert head.tree_size == 70 and full_verify(db, key).ok
+
+
+def test_session_events_are_in_the_one_log_and_provable(db, key):
+    """What the hub's sink writes for a single-user server (hub_config.audit_sink) is a leaf like any other event."""
+    add_events(db, 3)
+    last = record_session_events(db, "tanaka", [{"kind": "execute", "code": "df = db.table('x')", "server_at": 1.5},
+                                                {"kind": "contents", "action": "save", "path": "a.ipynb"}])
+    ledger.sign_head(db, key)
+    with db() as s:
+        proof = ledger.inclusion_proof(s, last)
+    assert proof["event"]["action"] == "SESSION_ACTIVITY" and proof["event"]["details"]["path"] == "a.ipynb"
+    assert ledger.check_proof(proof, key.public_key()).startswith(f"event {last} is in")
+    sql(db, "UPDATE audit_event SET details = :d WHERE seq = :s", d='{"kind":"contents"}', s=last)
+    assert not full_verify(db, key).ok
