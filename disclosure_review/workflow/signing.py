@@ -305,6 +305,7 @@ def open_signer(session: Session, section: ReleaseSigning, home: Path, actor: st
     if record.retired_at is not None:
         raise SigningKeyInvalid(f"the release signing key {fp} was retired at {record.retired_at.isoformat()} but is "
                                 f"still in {path}: rotate again (`onsite release key rotate`)")
+    audit.lock_ledger(session)  # two processes starting at once record the key once
     if not _introduced(session, fp):
         audit.record(session, AuditEventType.RELEASE_KEY_CREATE, actor=actor, object=f"release_key/{fp[:16]}",
                      details={"fingerprint": fp, "algorithm": ALGORITHM, "public_key": record.public_key,
