@@ -272,3 +272,18 @@ def test_what_onsite_does_not_take_is_refused_with_what_to_do(db, survey) -> Non
     with pytest.raises(AcroError, match="aggfunc"):
         acro.crosstab(survey.area, survey.grp, values=survey.income, aggfunc=np.mean)
     assert acro.results.get_keys() == []
+
+
+def test_notices_follow_the_sessions_language(tmp_path, capsys) -> None:
+    path = write_small_survey(tmp_path / "survey.duckdb")
+    manifest = SessionManifest.from_dict({
+        "user": "r.tanaka", "outbox": str(tmp_path / "outbox"), "language": "ja",
+        "projects": {"p1": {"title": "Test", "preset": "acro-default", "datasets": {"survey": str(path)}}},
+    })
+    db = AnalysisConnection(guarded_connection(manifest.projects["p1"].datasets), "p1", manifest)
+    try:
+        frame = pd.DataFrame({"area": ["a"] * 12, "grp": ["x"] * 12})
+        ACRO(db=db).crosstab(frame.area, frame.grp)
+    finally:
+        db.close()
+    assert "output_0 は未検証です" in capsys.readouterr().out
