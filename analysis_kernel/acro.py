@@ -477,8 +477,13 @@ class ACRO:
         spec = TableSpec(kind, "SELECT * FROM data", rows=tuple(rows), columns=tuple(columns),
                          value=None if statistic is None else value, statistic=statistic or Statistic.COUNT)
         part = _Part(statistic, value, prefix, CheckReport.from_results("table", self.db.preset, []))
+        used = [*rows, *columns] + ([value] if statistic is not None else [])
+        found = self._columns_of(query) if query is not None else None
         if query is None:
             part.why = "its data do not come from a query over the project's datasets"
+        elif missing := [v for v in used if found is not None and v not in found]:
+            part.why = (f"{', '.join(missing)} is not in the result of the data's query (made in pandas?): derive it "
+                        "in the SQL")
         else:
             try:
                 part.table = self._onsite_table(query, rows, columns, statistic, value)
@@ -490,9 +495,16 @@ class ACRO:
                 grouped = frame.groupby([*rows, *columns], dropna=False, observed=True)[value]
                 part.modes = {tuple(_text(v) for v in _tuple(key)): set(group.mode()) for key, group in grouped}
         else:  # Onsite's checks on the frame itself, as feedback
-            columns_used = [*rows, *columns] + ([value] if statistic is not None else [])
-            part.report = check_table(shadow_from_frame(frame[columns_used], spec), load_preset(self.db.preset))
+            part.report = check_table(shadow_from_frame(frame[used], spec), load_preset(self.db.preset))
         return part
+
+    def _columns_of(self, query: str) -> list[str] | None:
+        """The columns of the query's result (DuckDB binds it without running it); None when it cannot (the
+        builder then says why)."""
+        try:
+            return list(self.db.duckdb.sql(query).columns)
+        except duckdb.Error:
+            return None
 
     def _onsite_table(self, query: str, rows: list[str], columns: list[str], statistic: Statistic | None,
                       value: str | None) -> TableOutput:

@@ -117,6 +117,13 @@ def test_a_missing_level_is_a_cell_in_both(acro, db) -> None:
     assert record.verified and "MinimumThresholdCheck" in record.outcome.loc["tiny"].iloc[-1]
 
 
+def test_a_column_made_in_pandas_says_to_derive_it_in_sql(acro, survey) -> None:
+    survey["rich"] = survey.income > 1000  # pandas keeps the frame's query, which has no such column
+    acro.crosstab(survey.area, survey.rich)
+    record = acro.results.get_index(-1)
+    assert not record.verified and "rich is not in the result of the data's query" in record.onsite[0].explanation
+
+
 def test_a_changed_value_loses_provenance(acro, survey) -> None:
     survey.loc[0, "income"] = 1.0  # in place: the frame still claims its query
     acro.crosstab(survey.area, survey.grp, values=survey.income, aggfunc="mean")
