@@ -29,6 +29,7 @@ TEXTS = {
     "refused": {"en": "REFUSED: the release package {path} does not verify:",
                 "ja": "不合格: 公表パッケージ {path} は検証できませんでした:"},
     "warning": {"en": "warning", "ja": "警告"},
+    "unreadable": {"en": "{detail}", "ja": "読み込めません: {detail}"},
     "no_keys": {"en": "name the public key(s) to check with: --public-key FILE (a keyring from `onsite release key "
                       "export`, or a PEM public key); none was given and {path} does not exist",
                 "ja": "検証に使う公開鍵を --public-key FILE で指定してください(`onsite release key export` の鍵リング、"
@@ -99,10 +100,13 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
         if not default.exists():
             raise UserError(_text("no_keys", language, path=default))
         paths = [default]
-    keys = [key for path in paths for key in signing.read_public_keys(path)]
-    result = signing.verify(signing.read_package(args.package), keys)
-    if args.ledger is not None and result.manifest is not None:
-        signing.check_ledger(result, signing.read_ledger_export(args.ledger))
+    try:
+        keys = [key for path in paths for key in signing.read_public_keys(path)]
+        result = signing.verify(signing.read_package(args.package), keys)
+        if args.ledger is not None and result.manifest is not None:
+            signing.check_ledger(result, signing.read_ledger_export(args.ledger))
+    except (signing.SigningKeyInvalid, signing.PackageUnreadable) as exc:  # bad input: exit 2, in the locale's language
+        raise UserError(_text("unreadable", language, detail=exc)) from None
     if args.json:
         print(json.dumps({"ok": result.ok, "problems": [f.text() for f in result.problems],
                           "warnings": [f.text() for f in result.warnings]}, ensure_ascii=False, indent=2))

@@ -177,6 +177,8 @@ def test_the_command_verifies_and_refuses_in_the_locale_language(world, tmp_path
     assert wrong_key.returncode == 1 and "not among the public keys given" in wrong_key.stdout
     no_package = run_verify(tmp_path / "nothing.zip", ring)
     assert no_package.returncode == 2 and "no such file" in no_package.stderr
+    not_a_key = run_verify(root, root / "by_region.csv", language="ja")
+    assert not_a_key.returncode == 2 and "読み込めません" in not_a_key.stderr and "by_region.csv" in not_a_key.stderr
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
