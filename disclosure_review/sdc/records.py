@@ -151,7 +151,7 @@ class SketchIndex:
         keys = (hashes & mask).astype(np.uint64) << np.uint64(32) | hashes
         order = np.argsort(keys, kind="stable")
         keys = keys[order]
-        first_of = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+        first_of = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))[:len(keys)]  # none if empty
         distinct = (keys[first_of] & np.uint64(0xFFFFFFFF)).astype(np.uint32)
         per_bucket = np.bincount(distinct & mask, minlength=1 << BUCKET_BITS)
         return cls(distinct, np.concatenate(([0], np.cumsum(per_bucket))), per_bucket > 0,

@@ -216,6 +216,46 @@ def test_property_a_pair_differing_on_fewer_than_threshold_records_is_always_cau
         assert found == []
 
 
+@st.composite
+def two_tables(draw):
+    """Two random tables' records (subsets of PEOPLE, cells of 0 to ~60 records) and values changed in the second."""
+    ids = draw(st.permutations(range(N)))
+    a = set(ids[:draw(st.integers(0, 120))])
+    b = set(ids[draw(st.integers(0, 20)):draw(st.integers(20, 140))])
+    changed = sorted(a & b)[:draw(st.integers(0, 3))]
+    return a, b, changed
+
+
+def _members(ids: set, label) -> set:
+    rows = PEOPLE.filter(pl.col("id").is_in(sorted(ids)))
+    for column, value in zip(("area", "sex"), label):
+        if value != MARGIN_LABEL:
+            rows = rows.filter(pl.col(column) == value)
+    return set(rows.get_column("id").to_list())
+
+
+@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(two_tables())
+def test_property_every_pair_of_cells_differing_on_fewer_than_threshold_records_is_found(con, case):
+    # all cells, margins included, of a stored table against a new one, by the sketch join (small and large cells)
+    a_ids, b_ids, changed = case
+    value = ("income" if not changed
+             else f"CASE WHEN id IN ({', '.join(map(str, changed))}) THEN income + 1 ELSE income END")
+    a = state(con, _where(a_ids) if a_ids else "false", kind=TableKind.MAGNITUDE, name="a")
+    b = state(con, _where(b_ids) if b_ids else "false", value=value, kind=TableKind.MAGNITUDE, name="b")
+    found = {(f.cell, f.other_cell): (f.records, f.exact)
+             for f in findings_between(a, OtherOutput("b", RecordState.from_bytes(b.to_bytes())), T)}
+    expected = {}
+    for cell_a in a.labels:
+        for cell_b in b.labels:
+            in_a, in_b = _members(a_ids, cell_a), _members(b_ids, cell_b)
+            differing = len(in_a ^ in_b) + len(in_a & in_b & set(changed))
+            alike = len(in_a & in_b) - len(in_a & in_b & set(changed))
+            if 1 <= differing < T and alike and max(len(in_a), len(in_b)) >= T:
+                expected[(cell_a, cell_b)] = (differing, True)
+    assert found == expected
+
+
 # ---------------------------------------------------------------- sums of cells (one level)
 
 
