@@ -28,6 +28,7 @@ names where ACRO runs the same check, `onsite:<rule>` where Onsite is stricter
 from __future__ import annotations
 
 import dataclasses
+import html
 import inspect
 import io
 import math
@@ -47,6 +48,7 @@ from analysis_kernel import outputs
 from analysis_kernel.connection import AnalysisConnection, connect
 from analysis_kernel.outputs import FileOutput, ModelOutput, Output, OutputInvalid, TableOutput
 from analysis_kernel.release import request_release
+from analysis_kernel.verdicts import badge
 from disclosure_review import acro_format, wire
 from disclosure_review.sdc import MARGIN_LABEL, CheckReport, Statistic, TableKind, TableSpec, Verdict, check_table
 from disclosure_review.sdc import histogram_table_spec, load_preset, shadow_from_frame
@@ -147,6 +149,23 @@ class Record:
 
     def __post_init__(self) -> None:
         self.name = self.name or self.uid
+
+    def _repr_html_(self) -> str:
+        """The status and ACRO's outcome table, failing cells red, cells only to review yellow."""
+        esc = html.escape
+        shade = {"fail": "#ffebe9", "review": "#fff8c5"}
+
+        def cell(tags: Any) -> str:
+            text = str(tags)
+            kind = "" if text == "ok" else "review" if all("review" in t for t in text.split("; ") if t) else "fail"
+            return f"<td style='background:{shade.get(kind, 'none')}'>{esc(text)}</td>"
+
+        rows = "".join(f"<tr><th>{esc(str(label))}</th>{''.join(cell(v) for v in values)}</tr>"
+                       for label, values in zip(self.outcome.index, self.outcome.to_numpy()))
+        header = "".join(f"<th>{esc(str(c))}</th>" for c in self.outcome.columns)
+        table = f"<table><thead><tr><th></th>{header}</tr></thead><tbody>{rows}</tbody></table>" if rows else ""
+        return (f"<div><b>{esc(self.uid)}</b> ({esc(self.output_type)}) — "
+                f"{badge(Verdict(self.status), 'en')} <small>{esc(self.summary)}</small>{table}</div>")
 
     def __str__(self) -> str:
         return (f"uid: {self.uid}\nstatus: {self.status}\ntype: {self.output_type}\nproperties: {self.properties}\n"

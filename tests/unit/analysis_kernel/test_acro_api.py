@@ -67,6 +67,17 @@ def test_crosstab_returns_pandas_table_and_builds_the_onsite_table(acro, survey)
     assert record.outcome.loc["tiny", "rare"] == "MinimumThresholdCheck; onsite:class_disclosure (D3, review); "
 
 
+def test_a_record_shows_its_outcome_table_coloured(acro, survey) -> None:
+    acro.crosstab(survey.area, survey.grp)
+    page = acro.results.get("output_0")._repr_html_()
+    assert "#ffebe9'>MinimumThresholdCheck; </td>" in page  # failing: red
+    assert "#ffebe9'>MinimumThresholdCheck; onsite:class_disclosure (D3, review); </td>" in page  # a fail wins
+    assert "<td style='background:none'>ok</td>" in page
+    frame = pd.DataFrame({"area": ["a"] * 12 + ["b"] * 24, "grp": ["x"] * 24 + ["y"] * 12})
+    acro.crosstab(frame.area, frame.grp)  # all of area a is in group x: review only
+    assert "#fff8c5'>onsite:class_disclosure (D3, review); </td>" in acro.results.get_index(-1)._repr_html_()
+
+
 def test_magnitude_crosstab_with_margins_flags_the_dominant_income(acro, survey) -> None:
     table = acro.crosstab(survey.area, survey.grp, values=survey.income, aggfunc="sum", margins=True)
     assert table.loc["All", "All"] == survey.income.sum()
