@@ -55,6 +55,8 @@ def public_key_of(args: argparse.Namespace, settings: Settings):
             return ledger.read_public_key(Path(args.public_key))
         path = ledger_key_file(settings, HubSettings.load())
         return ledger.signing_key(path, create=False).public_key() if path.exists() else None
+    except PermissionError:
+        return None  # the hub's key, in a folder only its account may enter: give --public-key
     except PolicyError as e:
         raise spoken(e) from None
 
