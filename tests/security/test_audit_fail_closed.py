@@ -245,7 +245,7 @@ def test_deleting_the_newest_events_after_the_hubs_anchor_is_caught(isolated_hub
                               capture_output=True, text=True)
 
     before = verify()
-    assert before.returncode == 0 and f"(anchor at event {anchor.seq} matches)" in before.stdout, before
+    assert before.returncode == 0 and f"anchor at event {anchor.seq} matches)" in before.stdout, before
     store(hub, "DELETE FROM audit_event WHERE seq >= ?", anchor.seq - 1)  # a valid but shorter chain
     after = verify()
     assert after.returncode == 1 and "TAMPERED" in after.stdout and "anchor" in after.stdout, after
