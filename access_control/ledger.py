@@ -31,7 +31,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import func, insert, or_, select, text, tuple_
+from sqlalchemy import and_, func, insert, or_, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from access_control import audit, merkle
@@ -243,12 +243,16 @@ def frontier_at(session: Session, leaves: int) -> merkle.Frontier:
 
 
 def stored_nodes(session: Session, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-    keys = list(keys)
+    """The stored hashes of `keys`, by primary key: one `level = L AND idx IN (…)` per level, which SQLite
+    looks up in the index (a row-value IN list made it scan the whole table: 129 ms a proof at 10M events)."""
+    keys = sorted(keys)
     found: dict[tuple[int, int], bytes] = {}
     for start in range(0, len(keys), MAX_QUERY_KEYS):
-        chunk = keys[start:start + MAX_QUERY_KEYS]
-        rows = session.execute(select(AuditTreeNode.level, AuditTreeNode.idx, AuditTreeNode.hash)
-                               .where(tuple_(AuditTreeNode.level, AuditTreeNode.idx).in_(chunk)))
+        by_level: dict[int, list[int]] = {}
+        for level, index in keys[start:start + MAX_QUERY_KEYS]:
+            by_level.setdefault(level, []).append(index)
+        rows = session.execute(select(AuditTreeNode.level, AuditTreeNode.idx, AuditTreeNode.hash).where(
+            or_(*(and_(AuditTreeNode.level == level, AuditTreeNode.idx.in_(indexes)) for level, indexes in by_level.items()))))
         found.update({(level, index): bytes(h) for level, index, h in rows})
     return found
 

@@ -22,6 +22,7 @@ import atexit
 import hashlib
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -50,6 +51,13 @@ PROOF_EVENTS = 10_000_000
 HARNESS_EVENTS = 100_000
 BATCH = 20_000
 HEAD_INTERVAL_S = 1.0  # the signer's pause between heads: 600 times as often as the hub's default
+
+
+def scratch_directory() -> Path:
+    """A temporary folder for the SQLite logs (gigabytes for 10M events), removed at exit."""
+    work = Path(tempfile.mkdtemp(prefix="onsite-bench-ledger-"))
+    atexit.register(shutil.rmtree, work, True)
+    return work
 
 
 def scratch_postgresql() -> str:
@@ -201,7 +209,7 @@ def proof_both(url: str, samples: int, key_path: Path) -> tuple[float, float, in
 
 
 def cases(ctx: Context) -> list[Case]:
-    work = Path(tempfile.mkdtemp(prefix="onsite-bench-ledger-"))
+    work = scratch_directory()
     key = work / "key.pem"
     url = scratch_sqlite(work, "verify.sqlite")
     fill(url, HARNESS_EVENTS, key)
@@ -231,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=["appends", "verify", "proof"], action="append")
     args = parser.parse_args(argv)
     only = set(args.only or ["appends", "verify", "proof"])
-    work = Path(tempfile.mkdtemp(prefix="onsite-bench-ledger-"))
+    work = scratch_directory()
     key = work / "key.pem"
     lines = ["| benchmark | peer (hash chain) | ours (Merkle tree) | ratio | note |", "|---|---|---|---|---|"]
 
