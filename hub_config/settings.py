@@ -116,8 +116,8 @@ class HubSettings(Section):
         None,
         allow_none=True,
         help="""The ledger's Ed25519 signing key (PEM), which signs its tree heads; made when absent
-        (0600). Refused when another account may read or change it. Unset: beside the anchor
-        file's default, outside the state directory (ledger-key-<store>.pem). Publish its public
+        (0600). Refused when another account may read or change it. Unset: in the folder of
+        anchor_file (ledger-key-<store>.pem), outside the state directory. Publish its public
         key (`onsite audit public-key`) to whoever checks proofs or witnesses the log.""",
     ).tag(config=True, env="ONSITE_LEDGER_KEY_FILE")
 
@@ -170,8 +170,11 @@ class HubSettings(Section):
 
 
 def ledger_key_file(settings: Settings, hub: HubSettings) -> Path:
-    """The ledger's signing key: `hub.ledger_key_file`, else beside the default anchors."""
-    return hub.ledger_key_file or default_key_file(settings.db_url)
+    """The ledger's signing key: `hub.ledger_key_file`, else beside the anchor file."""
+    if hub.ledger_key_file:
+        return hub.ledger_key_file
+    default = default_key_file(settings.db_url)
+    return hub.anchor_file.parent / default.name if hub.anchor_file else default
 
 
 def ledger_anchor_file(settings: Settings, hub: HubSettings) -> Path:

@@ -169,3 +169,10 @@ def test_a_ledger_from_before_the_tree_migrates_and_verifies(tmp_path):
 def test_the_docs_name_every_audit_command():
     page = (Path(__file__).resolve().parents[3] / "docs" / "explanation" / "ledger.md").read_text(encoding="utf-8")
     assert [c.name for c in AUDIT_COMMANDS if f"onsite {c.name}" not in page] == []
+
+
+def test_the_key_goes_beside_the_configured_anchor_file(onsite, monkeypatch, tmp_path):
+    monkeypatch.delenv("ONSITE_LEDGER_KEY_FILE")
+    add_people(onsite, ["p1"])
+    assert onsite("audit", "head")[0] == 0
+    assert [p.name.startswith("ledger-key-") for p in tmp_path.glob("ledger-key-*.pem")] == [True]
