@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from access_control import audit, merkle
 from access_control.errors import InputInvalid, PolicyError
 from access_control.models import AuditCosignature, AuditEvent, AuditTreeHead, AuditTreeNode
+from onsite_base import keys
 from onsite_base.db import read_transaction, transaction
 
 STORED_LEVEL = 4
@@ -61,29 +62,15 @@ def default_key_file(db_url: str, environ: Mapping[str, str] | None = None) -> P
 def signing_key(path: Path, *, create: bool = True) -> Ed25519PrivateKey:
     """The Ed25519 private key in `path` (PEM), made (0600, its directory 0700) when absent and `create`.
     Refused when another account could read or change it, or it is not this account's."""
-    if not path.exists() and create:
-        path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
-        pem = Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another process made it first: read theirs
-        else:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(pem)
-                fh.flush()
-                os.fsync(fh.fileno())
+    if create and not path.exists():
+        keys.create_key_file(path)
     try:
         info = path.stat()
         if stat.S_IMODE(info.st_mode) & 0o077 or info.st_uid != os.geteuid():
             raise PolicyError("ledger_key_unsafe", path=str(path), mode=f"{stat.S_IMODE(info.st_mode):o}")
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    except (OSError, ValueError, TypeError) as e:
+        return keys.load_private_key(path)
+    except (OSError, keys.KeyFileError) as e:
         raise InputInvalid("ledger_key_unreadable", path=str(path), error=str(e)) from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise InputInvalid("ledger_key_unreadable", path=str(path), error="not an Ed25519 key")
-    return key
 
 
 def public_pem(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
@@ -102,14 +89,9 @@ def read_public_key(path: Path) -> Ed25519PublicKey:
     return key
 
 
-def raw_public(key: Ed25519PublicKey) -> bytes:
-    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-
-
 def key_id(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
-    """SHA-256 of the raw public key, hex: how heads and cosignatures name their signer."""
-    public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
-    return hashlib.sha256(raw_public(public)).hexdigest()
+    """How heads and cosignatures name their signer."""
+    return keys.fingerprint(key)
 
 
 def signature_ok(public: Ed25519PublicKey, signature_b64: str, message: bytes) -> bool:
@@ -576,7 +558,7 @@ def witness(factory: sessionmaker[Session], log_key: Ed25519PublicKey, key: Ed25
                 raise WitnessRefused(f"the head of {head.tree_size} events does not extend the head of {last.tree_size} "
                                      f"events seen at {last.timestamp}: the log's history was rewritten")
     public = key.public_key()
-    cosignature = Cosignature(name, base64.b64encode(raw_public(public)).decode(), head.tree_size, head.root_hash,
+    cosignature = Cosignature(name, base64.b64encode(keys.raw_public(public)).decode(), head.tree_size, head.root_hash,
                               head.timestamp, now_text())
     cosignature = Cosignature(**{**asdict(cosignature), "signature": base64.b64encode(key.sign(cosignature.message())).decode()})
     with transaction(factory) as session:

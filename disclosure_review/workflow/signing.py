@@ -24,7 +24,6 @@ import hashlib
 import json
 import os
 import stat
-import tempfile
 import zipfile
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -45,6 +44,8 @@ from disclosure_review.workflow.enums import Decision
 from onsite_base.config import Section, SettingInvalid, load_config
 from onsite_base.db import make_engine, session_factory, transaction
 from onsite_base.errors import UserError
+from onsite_base.fileio import write_atomic
+from onsite_base.keys import KeyFileError, create_key_file, fingerprint, load_private_key, private_pem, raw_public
 from onsite_base.settings import AbsolutePath, Settings
 
 MANIFEST = "manifest.json"
@@ -93,14 +94,6 @@ class ReleaseSigning(Section):
 
 
 # ---------------------------------------------------------------- keys and the keyring
-
-
-def fingerprint(public_key: Ed25519PublicKey) -> str:
-    return hashlib.sha256(raw_public(public_key)).hexdigest()
-
-
-def raw_public(public_key: Ed25519PublicKey) -> bytes:
-    return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
 def _time(value: str | None) -> datetime | None:
@@ -177,22 +170,8 @@ def _keys_of(content: Any, where: Path) -> list[KeyRecord]:
         raise SigningKeyInvalid(f"{where}: a key in the keyring is unreadable: {exc}") from None
 
 
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def write_keyring(path: Path, keys: list[KeyRecord]) -> None:
-    _write_atomic(path, keyring_json(keys).encode("utf-8"), 0o644)
+    write_atomic(path, keyring_json(keys).encode("utf-8"), mode=0o644)
 
 
 def check_private(path: Path) -> None:
@@ -210,34 +189,11 @@ def check_private(path: Path) -> None:
                 "(`onsite release key rotate`) if someone may have read or replaced it")
 
 
-def _pem(private_key: Ed25519PrivateKey) -> bytes:
-    return private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                     serialization.NoEncryption())
-
-
 def _load_private(path: Path) -> Ed25519PrivateKey:
     try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    except (OSError, ValueError, TypeError) as exc:
+        return load_private_key(path)
+    except KeyFileError as exc:
         raise SigningKeyInvalid(f"the release signing key {path} cannot be read: {exc}") from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise SigningKeyInvalid(f"the release signing key {path} is not an Ed25519 key")
-    return key
-
-
-def _new_key_file(path: Path) -> Ed25519PrivateKey | None:
-    """A new private key written to `path` (mode 0600, never over an existing file); None if `path` exists."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    key = Ed25519PrivateKey.generate()
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process made it first: use theirs
-        return None
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(_pem(key))
-        handle.flush()
-        os.fsync(handle.fileno())
-    return key
 
 
 def _record_of(key: Ed25519PrivateKey, created_at: datetime) -> KeyRecord:
@@ -290,7 +246,7 @@ def open_signer(session: Session, section: ReleaseSigning, home: Path, actor: st
     an operator) is added to both.
     """
     path, ring_path = section.key_path(home), section.keyring_path(home)
-    key = _new_key_file(path) if not path.exists() else None
+    key = create_key_file(path) if not path.exists() else None
     check_private(path)
     key = key or _load_private(path)
     keys = read_keyring(ring_path)
@@ -341,7 +297,7 @@ def rotate(session: Session, section: ReleaseSigning, home: Path, actor: str) ->
     key = Ed25519PrivateKey.generate()
     new = _record_of(key, at)
     write_keyring(ring_path, [*keys, new])  # first: a crash now leaves a retired key in place, refused, not a lost key
-    _write_atomic(path, _pem(key), 0o600)
+    write_atomic(path, private_pem(key), mode=0o600)
     audit.record(session, AuditEventType.RELEASE_KEY_ROTATE, actor=actor, object=f"release_key/{new.fingerprint[:16]}",
                  details={"fingerprint": new.fingerprint, "algorithm": ALGORITHM, "public_key": new.public_key,
                           "retired": old.fingerprint if old else None, "created_at": _iso(at)})
