@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import atexit
 import hashlib
-import os
 import random
 import shutil
 import statistics
@@ -29,21 +28,20 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import psycopg
 from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
 
 from access_control import audit, ledger, merkle
 from access_control.enums import AuditEventType
 from access_control.models import AuditEvent
 from bench import Case, Context
+from bench.bench_entry import scratch_database
 from onsite.migrations import migrate
 from onsite_base.db import make_engine, session_factory, transaction
 
-PG_ADMIN_URL = os.environ.get("ONSITE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 WRITERS = 8
 SECONDS = 10.0
 VERIFY_EVENTS = 1_000_000
@@ -61,16 +59,8 @@ def scratch_directory() -> Path:
 
 
 def scratch_postgresql() -> str:
-    name = f"onsite_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-    def drop() -> None:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    atexit.register(drop)
-    url = make_url(PG_ADMIN_URL).set(drivername="postgresql+psycopg", database=name).render_as_string(hide_password=False)
+    """A new migrated database, dropped at exit."""
+    url = scratch_database()
     migrate(url)
     return url
 
@@ -160,10 +150,8 @@ def timed(fn, repeat: int = 1) -> float:
     return statistics.median(times)
 
 
-def verify_both(url: str, key_path: Path) -> tuple[float, float]:
-    engine = make_engine(url)
-    factory = session_factory(engine)
-    public = ledger.signing_key(key_path).public_key()
+def verify_pair(factory, public) -> tuple[Callable[[], None], Callable[[], None]]:
+    """Ours (chain + Merkle tree + heads) and the peer (today's hash chain) over one store."""
 
     def ours() -> None:
         with factory() as session:
@@ -173,7 +161,13 @@ def verify_both(url: str, key_path: Path) -> tuple[float, float]:
         with factory() as session:
             assert audit.verify(session).ok
 
+    return ours, peer
+
+
+def verify_both(url: str, key_path: Path) -> tuple[float, float]:
+    engine = make_engine(url)
     try:
+        ours, peer = verify_pair(session_factory(engine), ledger.signing_key(key_path).public_key())
         return timed(ours), timed(peer)
     finally:
         engine.dispose()
@@ -216,16 +210,7 @@ def cases(ctx: Context) -> list[Case]:
     engine = make_engine(url)
     factory = session_factory(engine)
     atexit.register(engine.dispose)
-    public = ledger.signing_key(key).public_key()
-
-    def ours() -> None:
-        with factory() as session:
-            assert ledger.verify(session, public).ok
-
-    def peer() -> None:
-        with factory() as session:
-            assert audit.verify(session).ok
-
+    ours, peer = verify_pair(factory, ledger.signing_key(key).public_key())
     return [Case("ledger_verify", ours, "hash chain (audit.verify)", peer, repeat=3,
                  note=f"SQLite, {HARNESS_EVENTS:,} events: chain + Merkle tree + head vs chain")]
 

@@ -2,43 +2,18 @@
 (schema ac0002) migrating and still verifying."""
 from __future__ import annotations
 
-import io
 import json
-import sys
 from pathlib import Path
 
-import pytest
 from alembic import command
 from sqlalchemy import text
 
 from access_control import audit, ledger
 from access_control.enums import AuditEventType
-from onsite import cli as onsite_cli
 from onsite.commands.audit import AUDIT_COMMANDS
 from onsite.migrations import alembic_config, migrate
 from onsite_base.db import make_engine, session_factory, transaction
-
-
-@pytest.fixture
-def onsite(monkeypatch, tmp_path, db_url, capsys):
-    """Run `onsite ARGS…` in-process; returns (exit code, stdout, stderr)."""
-    monkeypatch.setenv("ONSITE_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("ONSITE_DB_URL", db_url)
-    monkeypatch.setenv("ONSITE_ANCHOR_FILE", str(tmp_path / "ledger-anchor.jsonl"))
-    monkeypatch.setenv("ONSITE_LEDGER_KEY_FILE", str(tmp_path / "keys" / "ledger.pem"))
-
-    def run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
-        if stdin is not None:
-            monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-        capsys.readouterr()
-        try:
-            code = onsite_cli.main(list(args))
-        except SystemExit as e:
-            code = e.code
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
+from test_access_cli import onsite  # noqa: F401  (fixture)
 
 
 def add_people(onsite, names) -> None:
