@@ -33,7 +33,7 @@ ONE_GROUP_FOLDERS = ("integration/ldap",)
 # Files that are one group each, by the name given: a cost their tests share (an import, a module fixture) is
 # paid by one worker, not by every one. jsonschema: 1-2 CPU-s to import; the message corpus: ~1 CPU-s.
 # Groups long enough to decide when the run ends if they start late: handed out before the others. The
-# Ansible deployment waits 5-8 min on pip filling a venv, little of it on the CPU.
+# Ansible deployment takes 5-8 min (two playbook runs, a venv filled, a hub started).
 START_FIRST = ("integration/test_ansible_deploy.py",)
 ONE_GROUP_FILES = {"unit/workflow/test_wire.py": "jsonschema", "unit/analysis_kernel/test_wire_requests.py": "jsonschema",
                    "unit/sdc/test_sdc_messages.py": "message corpus"}
