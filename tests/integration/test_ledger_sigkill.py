@@ -22,7 +22,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from access_control import audit, ledger
+from access_control import audit, ledger, policy
+from access_control.enums import AuditEventType
+from onsite_base.db import make_engine, session_factory, transaction
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -31,10 +33,6 @@ KILLS = 100  # per backend; each kill lands at a random moment of a random write
 
 
 def run_writer(kind: str, url: str, name: str, acks: Path, key_path: Path) -> None:
-    from access_control import policy
-    from access_control.enums import AuditEventType
-    from onsite_base.db import make_engine, session_factory, transaction
-
     factory = session_factory(make_engine(url))
     incarnation = f"{os.getpid()}"
     fd = os.open(acks, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
