@@ -19,12 +19,13 @@ from onsite.commands.language import cli_language
 from onsite_base import times
 from onsite_base.db import make_engine, session_factory, transaction
 from onsite_base.errors import UserError
+from onsite_base.i18n import make_translator
 from onsite_base.settings import Settings
 
 TEXTS = {
-    "verified": {"en": "OK: the release package of request {request} is intact: signed by key {key}, {files} file(s) as "
+    "verified": {"en": "OK: the release package of request {request} is intact: signed by key {fingerprint}, {files} file(s) as "
                        "listed, {approvals} approval(s) each citing its ledger event",
-                 "ja": "OK: 申請 {request} の公表パッケージは改変されていません。鍵 {key} の署名、manifest のとおりの "
+                 "ja": "OK: 申請 {request} の公表パッケージは改変されていません。鍵 {fingerprint} の署名、manifest のとおりの "
                        "{files} ファイル、監査ログのイベントを示す承認 {approvals} 件"},
     "refused": {"en": "REFUSED: the release package {path} does not verify:",
                 "ja": "不合格: 公表パッケージ {path} は検証できませんでした:"},
@@ -37,8 +38,7 @@ TEXTS = {
 }
 
 
-def _text(text_key: str, language: str, **params: object) -> str:
-    return TEXTS[text_key][language].format(**params)
+text_in = make_translator(TEXTS)
 
 
 def build(parser: argparse.ArgumentParser, name: str) -> None:
@@ -98,7 +98,7 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
     if not paths:
         default = _section_paths(settings)[1]
         if not default.exists():
-            raise UserError(_text("no_keys", language, path=default))
+            raise UserError(text_in(language)("no_keys", path=default))
         paths = [default]
     try:
         keys = [key for path in paths for key in signing.read_public_keys(path)]
@@ -106,21 +106,21 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
         if args.ledger is not None and result.manifest is not None:
             signing.check_ledger(result, signing.read_ledger_export(args.ledger))
     except (signing.SigningKeyInvalid, signing.PackageUnreadable) as exc:  # bad input: exit 2, in the locale's language
-        raise UserError(_text("unreadable", language, detail=exc)) from None
+        raise UserError(text_in(language)("unreadable", detail=exc)) from None
     if args.json:
         print(json.dumps({"ok": result.ok, "problems": [f.text() for f in result.problems],
                           "warnings": [f.text() for f in result.warnings]}, ensure_ascii=False, indent=2))
     elif result.ok:
         manifest = result.manifest or {}
         approvals = sum(1 for o in manifest["outputs"] for v in o["votes"] if "ledger" in v)
-        print(_text("verified", language, request=manifest["request"]["id"], key=result.key.fingerprint,
+        print(text_in(language)("verified", request=manifest["request"]["id"], fingerprint=result.key.fingerprint,
                     files=len(manifest["files"]), approvals=approvals))
     else:
-        print(_text("refused", language, path=args.package))
+        print(text_in(language)("refused", path=args.package))
         for finding in result.problems:
             print(f"  - {finding.text(language)}")
     for finding in result.warnings if not args.json else ():
-        print(f"{_text('warning', language)}: {finding.text(language)}")
+        print(f"{text_in(language)('warning')}: {finding.text(language)}")
     return 0 if result.ok else 1
 
 
