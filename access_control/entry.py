@@ -38,7 +38,7 @@ def shown_name(raw: str) -> str:
     return "".join(f"\\u{ord(ch):04x}" if unicodedata.category(ch).startswith("C") else ch for ch in text)[:MAX_SHOWN_NAME]
 
 
-ROLES_WITHOUT_PROJECT = frozenset({Role.REVIEWER, Role.ADMINISTRATOR})
+ROLES_WITHOUT_PROJECT = frozenset({Role.REVIEWER, Role.ADMINISTRATOR, Role.FACILITY_MANAGER})
 """Roles that may enter without an active project (they work on others' outputs)."""
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -104,6 +104,11 @@ class DenialReason(enum.Enum):
         "FACILITY_CLOSED",
         "現在は施設の利用時間外です(休館日または開館時間外)。",
         "The facility is closed now (outside its opening hours, or a closed day).",
+    )
+    EMERGENCY_CLOSURE = (
+        "EMERGENCY_CLOSURE",
+        "施設は臨時休館中です(緊急閉鎖)。施設の案内に従ってください。",
+        "The facility is closed for an emergency. Follow the facility's instructions.",
     )
     NO_BOOKING = (
         "NO_BOOKING",
@@ -171,10 +176,12 @@ class TerminalFacts:
     booking_required: bool = False
     accreditation_kind: str | None = None
     """Kind of accreditation researchers need at this facility; None: none."""
+    emergency_closed: bool = False
+    """Closed for an emergency until a manager reopens it, whatever the hours."""
 
     def is_open(self, now: datetime) -> bool:
         local = now.astimezone(ZoneInfo(self.timezone))
-        if local.date() in self.closed_days:
+        if self.emergency_closed or local.date() in self.closed_days:
             return False
         return not self.hours or any(interval.contains(local) for interval in self.hours)
 
@@ -295,7 +302,9 @@ def facility_reasons(facts: EntryFacts, terminal: TerminalFacts, now: datetime, 
         missing = accreditation_reason(facts.accreditations, terminal.accreditation_kind, day)
         if missing is not None:
             reasons.append(missing)
-    if not terminal.is_open(now):
+    if terminal.emergency_closed:
+        reasons.append(DenialReason.EMERGENCY_CLOSURE)
+    elif not terminal.is_open(now):
         reasons.append(DenialReason.FACILITY_CLOSED)
     if terminal.booking_required and not any(b.facility == terminal.facility and b.covers(now) for b in facts.bookings):
         reasons.append(DenialReason.NO_BOOKING)
@@ -317,6 +326,7 @@ def load_terminals(session: Session) -> tuple[TerminalFacts, ...]:
             closed_days=frozenset(c.day for c in f.closures),
             booking_required=f.booking_required,
             accreditation_kind=f.accreditation_kind,
+            emergency_closed=f.emergency_closed_at is not None,
         )
         for t, f in rows
     )

@@ -11,6 +11,8 @@ class Role(enum.Enum):
     RESEARCHER = "RESEARCHER"
     REVIEWER = "REVIEWER"
     ADMINISTRATOR = "ADMINISTRATOR"
+    FACILITY_MANAGER = "FACILITY_MANAGER"
+    """Manages the facilities of their `FacilityManager` rows, and nothing else."""
 
 
 class Outcome(enum.Enum):

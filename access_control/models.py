@@ -1,5 +1,5 @@
 """Policy and audit tables: people, roles, projects, memberships, datasets,
-grants, facilities (with opening hours and closed days), terminals,
+grants, facilities (with opening hours, closed days, seats and managers), terminals,
 accreditations, bookings and the audit ledger.
 
 Enums are stored by value as plain strings (no native or CHECK constraint), so
@@ -9,6 +9,7 @@ Times are stored as UTC and always come back timezone-aware.
 from __future__ import annotations
 
 import enum
+import ipaddress
 import json
 from datetime import date, datetime, timezone
 from typing import Any
@@ -43,6 +44,10 @@ MAX_ADDRESS = 500
 """A facility's postal address."""
 MAX_EMAIL = 254
 MAX_PRESET = 64
+MAX_REASON = 300
+"""The reason of an emergency closure."""
+NARROWEST_OVERRIDE_PREFIX = {4: 24, 6: 56}
+"""A terminal network broader than this (a shorter prefix) is an override: registered only when asked for explicitly."""
 
 
 class ProjectStatus(enum.Enum):
@@ -199,6 +204,11 @@ class Facility(Base):
     """Whether entry here needs a booking of the person covering the moment of entry."""
     accreditation_kind: Mapped[str | None] = mapped_column(String(64), default=None)
     """Kind of accreditation researchers need to enter here; None: none needed."""
+    seats: Mapped[int | None] = mapped_column(Integer, default=None)
+    """How many people may be booked at once; None: not limited."""
+    emergency_closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    """Set while the facility is closed for an emergency (until reopened): nobody enters, live sessions were ended."""
+    emergency_reason: Mapped[str] = mapped_column(String(MAX_REASON), default="")
 
     terminals: Mapped[list[Terminal]] = relationship(back_populates="facility", lazy="selectin")
     hours: Mapped[list[OpeningHours]] = relationship(
@@ -207,6 +217,24 @@ class Facility(Base):
     closures: Mapped[list[FacilityClosure]] = relationship(
         back_populates="facility", cascade="all, delete-orphan", lazy="selectin", order_by="FacilityClosure.day"
     )
+    managers: Mapped[list[FacilityManager]] = relationship(back_populates="facility", cascade="all, delete-orphan")
+
+
+class FacilityManager(Base):
+    """A person who manages a facility (Role.FACILITY_MANAGER, scoped): its terminals, hours, closures, seats,
+    bookings, entry log and live sessions, and nothing else."""
+
+    __tablename__ = "facility_manager"
+    __table_args__ = (UniqueConstraint("person_id", "facility_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"), index=True)
+    facility_id: Mapped[int] = mapped_column(ForeignKey("facility.id", ondelete="CASCADE"), index=True)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    person: Mapped[Person] = relationship()
+    facility: Mapped[Facility] = relationship(back_populates="managers")
 
 
 class OpeningHours(Base):
@@ -251,6 +279,17 @@ class Terminal(Base):
     label: Mapped[str] = mapped_column(String(MAX_NAME), default="")
 
     facility: Mapped[Facility] = relationship(back_populates="terminals")
+
+    @property
+    def is_override(self) -> bool:
+        return is_override_network(self.address)
+
+
+def is_override_network(address: str) -> bool:
+    """Whether a terminal network (CIDR text) is broader than a /24 (IPv4) or /56 (IPv6): registered only
+    with an explicit override, and flagged wherever terminals are shown."""
+    network = ipaddress.ip_network(address, strict=False)
+    return network.prefixlen < NARROWEST_OVERRIDE_PREFIX[network.version]
 
 
 class Accreditation(Base):

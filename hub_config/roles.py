@@ -46,10 +46,17 @@ HUB_MANAGER_ROLE = {
         "read:services",
         "read:hub",
         f"access:services!service={REVIEW_SERVICE}",
-        f"access:services!service={ADMIN_SERVICE}",  # the admin pages: nobody else holds this scope
+        f"access:services!service={ADMIN_SERVICE}",  # the admin pages: only facility managers hold this scope too
     ],
 }
-HUB_ROLES = {Role.RESEARCHER: RESEARCHER_ROLE, Role.REVIEWER: REVIEWER_ROLE, Role.ADMINISTRATOR: HUB_MANAGER_ROLE}
+# A facility manager: the admin pages only, which show them their facilities and nothing else.
+FACILITY_MANAGER_ROLE = {
+    "name": "onsite-facility-manager",
+    "description": "Onsite facility manager: the admin pages of their facilities, no server",
+    "scopes": ["read:users!user", f"access:services!service={ADMIN_SERVICE}"],
+}
+HUB_ROLES = {Role.RESEARCHER: RESEARCHER_ROLE, Role.REVIEWER: REVIEWER_ROLE, Role.ADMINISTRATOR: HUB_MANAGER_ROLE,
+             Role.FACILITY_MANAGER: FACILITY_MANAGER_ROLE}
 """The hub role of each policy-store role."""
 
 # The admin service's own token: see who is in a session and end it (least
