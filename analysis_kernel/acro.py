@@ -211,15 +211,38 @@ def _tuple(label: Any) -> tuple:
     return label if isinstance(label, tuple) else (label,)
 
 
-def _key(row: Any, columns: tuple, margins_name: str) -> tuple[str, ...]:
-    """A pandas cell's labels (its row label, its column labels) as an Onsite cell key: text, ACRO's margin name
-    Onsite's margin label, and the blank levels pandas gives a margin of several variables ("All", "") too."""
-    def axis(labels: tuple) -> tuple[str, ...]:
+class _Margin:
+    """The margin in a cell key of this module. Not a text: a level may be named "Total" (Onsite's usual margin
+    label, which the table then brackets: `shadow.margin_label`) or "All" (pandas')."""
+
+    def __repr__(self) -> str:
+        return "(margin)"
+
+    __str__ = __repr__
+
+
+MARGIN = _Margin()
+CellKey = tuple[Any, ...]
+"""A cell's labels as text, MARGIN where the cell is a margin of that variable."""
+
+
+def _key(row: Any, columns: tuple, margins_name: str) -> CellKey:
+    """A pandas cell's labels (its row label, its column labels) as a cell key: ACRO's margin name, and the blank
+    levels pandas gives a margin of several variables ("All", "") too, are MARGIN."""
+    def axis(labels: tuple) -> CellKey:
         margin = any(str(v) == margins_name for v in labels)
-        return tuple(MARGIN_LABEL if str(v) == margins_name or (margin and str(v) == "") else _text(v)
-                     for v in labels)
+        return tuple(MARGIN if str(v) == margins_name or (margin and str(v) == "") else _text(v) for v in labels)
 
     return axis(_tuple(row)) + axis(columns)
+
+
+def _onsite_key(labels: Sequence[Any], margin_label: str) -> CellKey:
+    """An Onsite cell's labels as a cell key (its table's `margin_label` is MARGIN)."""
+    return tuple(MARGIN if v == margin_label else str(v) for v in labels)
+
+
+def _shown(key: CellKey) -> str:
+    return "/".join(map(str, key))
 
 
 def _text(label: Any) -> str:
@@ -227,11 +250,10 @@ def _text(label: Any) -> str:
     return "None" if label is None or (isinstance(label, float) and math.isnan(label)) else str(label)
 
 
-def onsite_cells(table: TableOutput) -> dict[tuple[str, ...], Any]:
-    """The released cells of an Onsite table by their labels as text."""
-    k = len(table.shadow.dimensions)
-    return {tuple(MARGIN_LABEL if v == MARGIN_LABEL else str(v) for v in row[:k]): row[-1]
-            for row in table.table.iter_rows()}
+def onsite_cells(table: TableOutput) -> dict[CellKey, Any]:
+    """The released cells of an Onsite table by their cell keys."""
+    k, margin_label = len(table.shadow.dimensions), table.shadow.margin_label
+    return {_onsite_key(row[:k], margin_label): row[-1] for row in table.table.iter_rows()}
 
 
 def _same(theirs: Any, ours: Any) -> bool:
@@ -249,14 +271,15 @@ def _tags(rules: list[tuple[str, Verdict]]) -> str:
     return "".join(dict.fromkeys(acro_format.tag(rule, verdict is Verdict.REVIEW) for rule, verdict in rules)) or "ok"
 
 
-def cell_rules(report: CheckReport) -> dict[tuple[str, ...], list[tuple[str, Verdict]]]:
-    """Each flagged cell (labels as text) -> the rules that did not pass it, with their verdicts."""
+def cell_rules(report: CheckReport, margin_label: str) -> dict[CellKey, list[tuple[str, Verdict]]]:
+    """Each flagged cell of a table whose margins are labelled `margin_label` -> the rules that did not pass it,
+    with their verdicts."""
     flagged: dict[tuple[str, ...], list[tuple[str, Verdict]]] = {}
     for result in report.results:
         if result.verdict is Verdict.PASS:
             continue
         for cell in result.cells:
-            key = tuple(MARGIN_LABEL if v == MARGIN_LABEL else str(v) for v in cell)
+            key = _onsite_key(cell, margin_label)
             flagged.setdefault(key, []).append((result.rule, result.verdict))
     return flagged
 
@@ -269,9 +292,10 @@ class _Part:
     value: str | None
     prefix: tuple  # the table's column levels naming this part (aggregation function, value variable)
     report: CheckReport  # the checks of the table as computed (ACRO's outcome table shows them, before protection)
+    margin_label: str = MARGIN_LABEL  # how the report labels margins (its table's shadow.margin_label)
     table: TableOutput | None = None  # None: unverified
     why: str = ""
-    modes: dict[tuple[str, ...], set] | None = None  # a mode table: every mode of each cell (ties: any is right)
+    modes: dict[CellKey, set] | None = None  # a mode table: every mode of each cell (ties: any is right)
 
 
 def _parts_of(columns: pd.Index, parts: list[_Part]) -> dict[Any, tuple[_Part, tuple]]:
@@ -290,7 +314,7 @@ def outcome_table(table: pd.DataFrame, parts: list[_Part], margins_name: str) ->
     """ACRO's outcome table for `table`: per cell "ok" or the checks that did not pass it."""
     outcome = pd.DataFrame("ok", index=table.index, columns=table.columns, dtype=object)
     where = _parts_of(table.columns, parts)
-    flagged = {id(part): cell_rules(part.report) for part in parts}
+    flagged = {id(part): cell_rules(part.report, part.margin_label) for part in parts}
     for column, (part, rest) in where.items():
         for row in table.index:
             rules = flagged[id(part)].get(_key(row, rest, margins_name), [])
@@ -300,22 +324,22 @@ def outcome_table(table: pd.DataFrame, parts: list[_Part], margins_name: str) ->
 
 def _mismatch(table: pd.DataFrame, part: _Part, onsite: TableOutput, margins_name: str) -> str:
     """Why the pandas table's cells of `part` differ from the Onsite table's ("" when every inner cell is equal)."""
-    ours = {key: value for key, value in onsite_cells(onsite).items() if MARGIN_LABEL not in key}
+    ours = {key: value for key, value in onsite_cells(onsite).items() if MARGIN not in key}
     seen = set()
     for column, (_, rest) in _parts_of(table.columns, [part]).items():
         for row in table.index:
             key = _key(row, rest, margins_name)
-            if MARGIN_LABEL in key:
+            if MARGIN in key:
                 continue
             seen.add(key)
             if key not in ours:
-                return f"cell {'/'.join(key)} is not in the table computed from the query"
+                return f"cell {_shown(key)} is not in the table computed from the query"
             if not (ours[key] in part.modes.get(key, ()) if part.modes is not None and ours[key] is not None
                     else _same(table.loc[row, column], ours[key])):
-                return (f"cell {'/'.join(key)} is {table.loc[row, column]} here but {ours[key]} from the query: "
+                return (f"cell {_shown(key)} is {table.loc[row, column]} here but {ours[key]} from the query: "
                         "the data were changed or filtered after the query")
-    if missing := sorted(set(ours) - seen):  # e.g. rows filtered out in pandas
-        return f"the table computed from the query also has cell {'/'.join(missing[0])}, which the data here lack"
+    if missing := sorted(set(ours) - seen, key=_shown):  # e.g. rows filtered out in pandas
+        return f"the table computed from the query also has cell {_shown(missing[0])}, which the data here lack"
     return ""
 
 
@@ -326,7 +350,7 @@ def _released(table: pd.DataFrame, parts: list[_Part], margins_name: str, blank_
         # a protected table's cells, and a mode's (which of tied modes is Onsite's choice), are Onsite's
         use_ours = part.table is not None and (part.table.spec.protection or part.statistic is Statistic.MODE)
         ours = onsite_cells(part.table) if use_ours else None
-        failing = {k for k, rules in cell_rules(part.report).items() if any(v is Verdict.FAIL for _, v in rules)}
+        failing = {k for k, rules in cell_rules(part.report, part.margin_label).items() if any(v is Verdict.FAIL for _, v in rules)}
         for row in table.index:
             key = _key(row, rest, margins_name)
             if ours is not None:  # a cell the protected table lacks (its level's records all deleted) is not released
@@ -509,12 +533,13 @@ class ACRO:
             except OutputInvalid as exc:
                 part.why = f"the query cannot be re-run by the review service: {exc}"
         if part.table is not None:
-            part.report = part.table.report
+            part.report, part.margin_label = part.table.report, part.table.shadow.margin_label
             if statistic is Statistic.MODE:
                 grouped = frame.groupby([*rows, *columns], dropna=False, observed=True)[value]
                 part.modes = {tuple(_text(v) for v in _tuple(key)): set(group.mode()) for key, group in grouped}
         else:  # Onsite's checks on the frame itself, as feedback
-            part.report = check_table(shadow_from_frame(frame[used], spec), load_preset(self.db.preset))
+            shadow = shadow_from_frame(frame[used], spec)
+            part.report, part.margin_label = check_table(shadow, load_preset(self.db.preset)), shadow.margin_label
         return part
 
     def _columns_of(self, query: str) -> list[str] | None:
@@ -614,14 +639,15 @@ class ACRO:
         _draw(numpy_edges, heights, column, figsize, path)
         if table is not None:
             onsite: Output = table
-            report = table.report
+            report, margin_label = table.report, table.shadow.margin_label
         else:
             spec = histogram_table_spec("SELECT * FROM data", column, tuple(float(e) for e in numpy_edges),
                                                 name=uid)
-            report = check_table(shadow_from_frame(frame[[column]], spec), load_preset(self.db.preset))
+            shadow = shadow_from_frame(frame[[column]], spec)
+            report, margin_label = check_table(shadow, load_preset(self.db.preset)), shadow.margin_label
             onsite = FileOutput(uid, path.name, path.read_bytes(), f"A histogram made with the ACRO API from data "
                                 f"without verified provenance ({why}).", command, self._lang)
-        flagged = cell_rules(report)
+        flagged = cell_rules(report, margin_label)
         outcome = pd.DataFrame({"low": numpy_edges[:-1], "high": numpy_edges[1:],
                                 "count": [_tags(rules or []) for rules in _by_bin(flagged, numpy_edges)]})
         record = self.results.add(Record(uid, onsite.verdict.value, "histogram", {"method": "histogram"}, command,
@@ -826,14 +852,9 @@ def _renamed(output: Output, name: str) -> Output:
     return output
 
 
-def _by_bin(cells: dict[tuple[str, ...], Any], edges: Sequence[float]) -> list[Any]:
+def _by_bin(cells: dict[CellKey, Any], edges: Sequence[float]) -> list[Any]:
     """Each bin's entry of `cells` (keyed by the bin's lower edge as text, as Onsite labels bins), None if absent."""
-    lows: dict[float, Any] = {}
-    for key, entry in cells.items():
-        try:
-            lows[float(key[0])] = entry
-        except ValueError:
-            pass  # the margin
+    lows = {float(key[0]): entry for key, entry in cells.items() if key[0] is not MARGIN}
     return [next((e for low, e in lows.items() if math.isclose(low, edge, rel_tol=1e-9, abs_tol=1e-12)), None)
             for edge in edges[:-1]]
 

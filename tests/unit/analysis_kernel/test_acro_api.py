@@ -13,12 +13,12 @@ import statsmodels.api as sm
 import statsmodels.formula.api as smf
 from small_survey import write_small_survey
 
-from analysis_kernel.acro import ACRO, QUERY_ATTR, AcroError, onsite_cells
+from analysis_kernel.acro import ACRO, MARGIN, QUERY_ATTR, AcroError, onsite_cells
 from analysis_kernel.connection import AnalysisConnection
 from analysis_kernel.outputs import FileOutput, ModelOutput, TableOutput
 from dataplane.catalogue import guarded_connection
 from dataplane.manifest import SessionManifest
-from disclosure_review.sdc import MARGIN_LABEL, Verdict
+from disclosure_review.sdc import Verdict
 
 PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
 
@@ -128,6 +128,23 @@ def test_a_missing_level_is_a_cell_in_both(acro, db) -> None:
     assert record.verified and "MinimumThresholdCheck" in record.outcome.loc["tiny"].iloc[-1]
 
 
+def test_a_level_named_total_is_a_level_not_the_margin(acro, db) -> None:
+    """Onsite labels its margins "Total" unless a level is so named (then "[Total]"): cells are matched by what
+    they are, not by that label, so the table stays verified and each cell keeps its own verdict."""
+    frame = db.sql("SELECT CASE WHEN area = 'tiny' THEN 'Total' ELSE area END AS area, grp FROM survey").df()
+    table = acro.crosstab(frame.area, frame.grp, margins=True)
+    record = acro.results.get_index(-1)
+    [onsite] = record.onsite
+    assert record.verified and onsite.shadow.margin_label == "[Total]"
+    assert table.loc["Total", "m"] == 3 and record.outcome.loc["Total", "m"] == "MinimumThresholdCheck; "
+    assert record.outcome.loc["All", "f"] == "ok" and onsite_cells(onsite)[(MARGIN, "f")] == table.loc["All", "f"]
+    assert onsite_cells(onsite)[("Total", MARGIN)] == table.loc["Total", "All"]
+    acro.enable_suppression()  # the level's cells are deleted as any other, the margins kept
+    table = acro.crosstab(frame.area, frame.grp, margins=True)
+    assert np.isnan(table.loc["Total", "m"]) and table.loc["All", "All"] == 30
+    assert acro.results.get_index(-1).verified
+
+
 def test_a_column_made_in_pandas_says_to_derive_it_in_sql(acro, survey) -> None:
     survey["rich"] = survey.income > 1000  # pandas keeps the frame's query, which has no such column
     acro.crosstab(survey.area, survey.rich)
@@ -176,7 +193,7 @@ def test_suppression_deletes_records_as_acro_and_the_returned_table_is_what_is_r
     cells = onsite_cells(onsite)
     for row in table.index:
         for column in table.columns:
-            key = tuple(MARGIN_LABEL if v == "All" else v for v in (row, column))
+            key = tuple(MARGIN if v == "All" else v for v in (row, column))
             released = cells.get(key)  # (big, rare) is gone: rare's only records were deleted
             assert (released is None and np.isnan(table.loc[row, column])) or table.loc[row, column] == released
     assert np.isnan(table.loc["tiny", "m"]) and np.isnan(table.loc["big", "rare"])  # small and empty cells
