@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -205,8 +206,15 @@ def run_head(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print_json(head.as_dict())
     else:
-        print(f"signed the tree head of {head.tree_size} events: root {head.root_hash} at {head.timestamp}")
+        print(f"signed the tree head of {head.tree_size} events: root {head.root_hash} at "
+              f"{times.shown(datetime.fromisoformat(head.timestamp), settings.timezone, seconds=True)}")
     return 0
+
+
+def moments(*names: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """A table's cells with the ledger's ISO 8601 texts `names` as times, so the table shows them in the
+    facility's zone with the zone like every other time (--json keeps the signed ISO text)."""
+    return lambda row: row | {name: datetime.fromisoformat(row[name]) for name in names}
 
 
 def heads(session: Session, args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -301,7 +309,8 @@ def witnesses(session: Session, args: argparse.Namespace) -> list[dict[str, Any]
 
 def run_witnesses(args: argparse.Namespace, settings: Settings) -> int:
     return listing(witnesses, ["witness", "tree_size", "root_hash", "head_timestamp", "witnessed_at"],
-                   lambda row: row | {"root_hash": row["root_hash"][:16] + "…"})(args, settings)
+                   lambda row: moments("head_timestamp", "witnessed_at")(row) | {"root_hash": row["root_hash"][:16] + "…"}
+                   )(args, settings)
 
 
 def event_number(text: str) -> int:
@@ -353,7 +362,7 @@ AUDIT_COMMANDS = (
             "stores the head."),
     Command("audit heads", "the newest signed tree heads", (
         arg("--limit", type=int, default=20, help="at most this many, newest first (default 20)"), JSON,
-    ), listing(heads, ["tree_size", "root_hash", "timestamp", "key_id"])),
+    ), listing(heads, ["tree_size", "root_hash", "timestamp", "key_id"], moments("timestamp"))),
     Command("audit public-key", "print the log's public key (PEM) for proof checkers and witnesses", (), run_public_key),
     Command("audit prove", "print an inclusion proof of an event, or a consistency proof between two heads (JSON)", (
         arg("event", nargs="?", type=event_number, help="the event's seq (`onsite audit list`)"),
