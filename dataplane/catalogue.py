@@ -42,6 +42,7 @@ from tqdm import tqdm
 
 from dataplane.ids import DatasetIdInvalid, check_dataset_id, is_dataset_id
 from dataplane.reference import attach_references
+from dataplane import record_keys
 from onsite_base.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -382,18 +383,23 @@ def ingest(
 
     datasets_dir.mkdir(parents=True, exist_ok=True)
     tmp = datasets_dir / f".{dataset_id}.{uuid.uuid4().hex}.tmp.duckdb"
+    keys_tmp: Path | None = None
     log.info("ingesting %s as dataset %s", source, dataset_id)
     try:
         with duckdb.connect(str(tmp)) as con:
             con.execute("SET enable_progress_bar_print = false")  # our tqdm bars show its progress
             info = _build(con, source, metadata, target, progress)
+        # The cell key method's record keys: kept apart from the file sessions read (dataplane.record_keys).
+        keys_tmp = record_keys.write_keys(datasets_dir, dataset_id, info.rows, info.source_sha256, progress=progress)
         os.chmod(tmp, DATASET_FILE_MODE)
         if before_commit is not None:
             before_commit(info)
+        record_keys.commit_keys(keys_tmp, datasets_dir, dataset_id)
         os.replace(tmp, target)
     finally:
-        for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
-            leftover.unlink(missing_ok=True)
+        for leftover in (tmp, tmp.with_name(tmp.name + ".wal"), keys_tmp):
+            if leftover is not None:
+                leftover.unlink(missing_ok=True)
     log.info("dataset %s ingested: %d rows, %d variables", dataset_id, info.rows, len(info.metadata.variables))
     return info
 

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..messages import render_text
+from .messages import MESSAGES
 
 COLUMNS = ("i", "j", "p", "v", "p_int_lb", "p_int_ub", "type")
 DIGITS = 8  # ptable rounds the cumulated intervals to 8 digits; p is their difference
@@ -44,7 +45,7 @@ class PTableInvalid(ValueError):
         super().__init__(self.text("en"))
 
     def text(self, lang: str = "en") -> str:
-        return render_text(self.code, self.arguments, lang)
+        return render_text(self.code, self.arguments, lang, messages=MESSAGES)
 
 
 @dataclasses.dataclass(frozen=True)
