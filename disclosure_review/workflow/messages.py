@@ -34,6 +34,25 @@ OWN: dict[str, dict[str, str]] = {
     "preset_unloadable": {"en": "rule preset {preset!r}: {error}", "ja": "審査基準「{preset}」を読み込めません: {error}"},
     "reference_refused": {"en": "{error}", "ja": "承認済みの持込みデータを使えません: {error}"},
     "datasets_unopened": {"en": "the datasets could not be opened: {error}", "ja": "データセットを開けませんでした: {error}"},
+    "cell_key_statistic": {
+        "en": "the cell key method perturbs counts and sums, not {statistic}: this table cannot be released from a "
+              "dataset released perturbed",
+        "ja": "セルキー法で攪乱できるのは度数と合計で、{statistic} は攪乱できません。攪乱して公表するデータセットからはこの表を公表できません",
+    },
+    "cell_key_rounding": {
+        "en": "the cell key method replaces rounding on this dataset: choose no rounding",
+        "ja": "このデータセットではセルキー法が丸めに代わります。丸めを選ばないでください",
+    },
+    "cell_key_untraced": {
+        "en": "the cell key method needs each cell's records, and this query's rows cannot be traced to them (one "
+              "dataset, one row per record): the table is not released unperturbed",
+        "ja": "セルキー法には各セルのレコードが必要ですが、このクエリの行をレコードにたどれません(1 つのデータセット、"
+              "1 レコード 1 行)。攪乱なしでは公表しません",
+    },
+    "cell_key_keys": {
+        "en": "the cell key method could not read the record keys: {error}",
+        "ja": "セルキー法のレコードキーを読めませんでした: {error}",
+    },
     "query_timeout": {
         "en": "the query ran longer than {seconds:g} s and was stopped",
         "ja": "クエリの実行が {seconds:g} 秒を超えたため停止しました",

@@ -7,11 +7,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from traitlets import Float, Int, TraitError, Unicode, validate
+from traitlets import Dict, Float, Int, List, TraitError, Unicode, validate
 
+from disclosure_review.sdc.ckm.ptable import PTableInvalid
 from disclosure_review.sdc.enums import Verdict
 from disclosure_review import wire
 from disclosure_review.wire import FORWARDER_TIMEOUT_S, MAX_TEXT
+from disclosure_review.workflow.cellkey import count_ptable, magnitude_settings
 from disclosure_review.workflow.enums import Decision, ReleaseStatus
 from disclosure_review.workflow.exceptions import VoteInvalid
 from disclosure_review.workflow.transitions import OPEN_FOR_REVIEW
@@ -101,6 +103,48 @@ class ReviewPolicy(Section):
         help="""Bytes stored for one project's release requests waiting for review together with a
         new one (as `max_cells_per_project`). At least 1.""",
     ).tag(config=True)
+
+    cell_key_datasets = List(
+        Unicode(),
+        help="""Datasets whose tables are released perturbed by the cell key method (ids; "*" for
+        all): every released count and sum over them, margins included, is the computed value plus
+        the noise its cell key picks from the perturbation table, so the same records give the same
+        released value in every output of every project. Their record keys are drawn at ingest
+        (run/record-keys/). Empty (default): no perturbation. See docs/reference/cell-key-method.md.""",
+    ).tag(config=True)
+
+    cell_key_counts = Dict(
+        default_value={"D": 5, "V": 3.0, "js": 2, "pstay": 0.5},
+        help="""Perturbation table of count cells, in the R package ptable's names: D (largest
+        deviation), V (variance), js (counts 1..js never released), pstay (least probability of
+        no change), optim, mono, epsilon. A set without a solution stops the service, naming the
+        parameter to change.""",
+    ).tag(config=True)
+
+    cell_key_magnitudes = Dict(
+        default_value={"D": 10, "V": 3.0, "step": 2, "icat": [1, 5, 10], "optim": [4, 1, 1], "top_k": 3,
+                       "fp": 1000.0, "p_small": 0.2, "p_large": 0.03, "q": 2.0, "epsilon": [1.0, 0.5, 0.3]},
+        help="""Perturbation of sum cells: the magnitude table in ptable's names (D, V, step, icat,
+        optim, mono) and cellKey's flex function (top_k largest contributions, fp flex point,
+        p_small and p_large shares of noise below and far above it, q, epsilon per contribution,
+        mu_c).""",
+    ).tag(config=True)
+
+    @validate("cell_key_counts")
+    def _count_ptable(self, proposal: Any) -> dict:
+        try:
+            count_ptable(proposal.value)
+        except (PTableInvalid, TypeError) as exc:
+            raise TraitError(f"cell_key_counts: {exc}") from None
+        return proposal.value
+
+    @validate("cell_key_magnitudes")
+    def _magnitude_ptable(self, proposal: Any) -> dict:
+        try:
+            magnitude_settings(proposal.value)
+        except (PTableInvalid, TypeError) as exc:
+            raise TraitError(f"cell_key_magnitudes: {exc}") from None
+        return proposal.value
 
     @validate("max_cells_per_output", "max_cells_per_request", "max_bytes_per_output", "max_bytes_per_request",
               "max_cells_per_project", "max_bytes_per_project")

@@ -43,7 +43,7 @@ from disclosure_review.sdc.size import table_cells
 from disclosure_review.sdc.spec import TableSpec
 from disclosure_review.sdc.tracker import with_check
 from disclosure_review.wire import LimitExceeded, check_limit
-from disclosure_review.workflow import messages
+from disclosure_review.workflow import cellkey, messages
 from disclosure_review.workflow.policies import ReviewPolicy
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,8 @@ def recomputation_failed(exc: Exception) -> CheckedOutput:
     """The query or the checks raised: the output fails, quoting the error (fails closed, never `pass`)."""
     if isinstance(exc, QueryTimeout):
         return not_run("query_timeout", seconds=exc.seconds)
+    if isinstance(exc, cellkey.CellKeyFailed):
+        return not_run(exc.code, **exc.arguments)
     return not_run("recompute_failed", error=str(exc))
 
 
@@ -255,6 +257,22 @@ def record_state(con: duckdb.DuckDBPyConnection, protected: ProtectedTable, data
     return state.blanked({label for label, s, v in zip(state.labels, shown, values) if v and not s})
 
 
+def perturbed(con: duckdb.DuckDBPyConnection, protected: ProtectedTable, datasets: Mapping[str, str],
+              policy: ReviewPolicy) -> tuple[Any, dict[str, Any]] | None:
+    """The released cells perturbed by the cell key method and its facts, when the policy asks it for a dataset
+    the query reads (None otherwise); `cellkey.CellKeyFailed` when it asks and cannot be done (fails closed)."""
+    spec = protected.shadow.spec
+    if not cellkey.applies(tables_read(spec.query) & set(datasets), list(policy.cell_key_datasets)):
+        return None
+    if spec.protection is not None and spec.protection.method.rounds:
+        raise cellkey.CellKeyFailed("cell_key_rounding")
+    traced = traced_query(con, spec.query, datasets)
+    if traced is None:
+        raise cellkey.CellKeyFailed("cell_key_untraced")
+    return cellkey.perturb_table(con, protected.shadow, protected.cells, traced, datasets,
+                                 policy.cell_key_counts, policy.cell_key_magnitudes)
+
+
 class QueryTimeout(Exception):
     """The recorded query ran past the time limit (`seconds`) and was interrupted."""
 
@@ -303,16 +321,17 @@ def recompute_table(
         return opened
     rules, con = opened
 
-    def compute() -> tuple[ProtectedTable, records.RecordState | None]:
+    def compute() -> tuple[ProtectedTable, records.RecordState | None, tuple | None]:
         # Counted first: a table past the output limit refuses the request before any cell is built.
         check_limit("output_cells", table_cells(con, spec), policy.max_cells_per_output, name=spec.name)
         # Our own cells, checks and the spec's protection re-applied: the kernel's pattern is never used.
         protected = evaluate_table(con, spec, rules)
         protected = with_check(protected, tracker_check(con, spec.query, datasets))  # does the query single out records?
-        return protected, record_state(con, protected, datasets, rules.threshold)
+        return protected, record_state(con, protected, datasets, rules.threshold), perturbed(con, protected, datasets,
+                                                                                             policy)
 
     try:
-        protected, state = run_with_limits(con, compute, timeout_s or policy.query_timeout_s)
+        protected, state, noisy = run_with_limits(con, compute, timeout_s or policy.query_timeout_s)
     except LimitExceeded:
         raise
     except Exception as exc:  # any failure fails closed, with the reason shown to reviewers
@@ -321,12 +340,15 @@ def recompute_table(
     finally:
         con.close()
     shadow = protected.shadow
+    released, report = protected.cells, protected.report_dict()
+    if noisy is not None:  # the cell key method: the released cells are the perturbed ones
+        released, report = noisy[0], report | {"cell_key": noisy[1]}
     return CheckedOutput(
         verdict=protected.verdict,
         verified=True,
-        recomputed=_frame_json(protected.cells),  # the released view: blank where suppressed or deleted
+        recomputed=_frame_json(released),  # the released view: blank where suppressed or deleted, perturbed
         shadow=shadow.to_dict(),
-        report=protected.report_dict(),
+        report=report,
         mismatch=compare_claimed(claimed, shadow, protected.verdict, protected.cells),
         cells=shadow.frame.height,
         record_state=state.to_bytes() if state is not None else None,
