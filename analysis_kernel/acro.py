@@ -60,8 +60,8 @@ STATISTICS = {"count": None, "sum": Statistic.SUM, "mean": Statistic.MEAN, "medi
               "std": Statistic.STD, "var": Statistic.VAR, "min": Statistic.MIN, "max": Statistic.MAX,
               "mode": Statistic.MODE}
 """ACRO's aggregation functions -> Onsite statistics (None: a frequency table)."""
-PROTECTABLE = (None, Statistic.SUM)
-"""Statistics Onsite can suppress or round (their margins are sums of cells)."""
+ROUNDABLE = (None, Statistic.SUM)
+"""Statistics Onsite can round (their margins are sums of cells); record deletion, ACRO's suppression, fits all."""
 MITIGATIONS = ("none", "suppress", "round")
 SURVIVAL_ALTERNATIVE = (
     "Onsite has no survival-function output yet, so surv_func is not available. Alternatives: a frequency table of "
@@ -78,11 +78,11 @@ NOTICES = {
               "db.sql(\"SELECT ... FROM <データセット>\").df() で読み、列の選択・名前の変更・絞り込みは pandas ではなく "
               "SQL（またはリレーションのメソッド）で行ってください。",
     },
-    "no_protection": {
-        "en": "{uid}: Onsite can suppress or round counts and sums only; this {statistic} table is sent unprotected, "
-              "its failing cells blank here only. Ask for the count or sum table instead.",
-        "ja": "{uid}: Onsite が秘匿・丸めできるのは度数と合計だけです。この {statistic} の表は保護なしで送られます"
-              "（不合格のセルが空欄なのはこの画面だけです）。度数または合計の表にしてください。",
+    "not_rounded": {
+        "en": "{uid}: Onsite rounds counts and sums only; this {statistic} table is sent as computed, and its checks "
+              "decide. Round the count or sum table instead, or turn on suppression.",
+        "ja": "{uid}: Onsite が丸められるのは度数と合計だけです。この {statistic} の表は計算したまま送られ、"
+              "チェックの結果で判定されます。度数または合計の表を丸めるか、秘匿を使ってください。",
     },
     "finalise": {
         "en": "Onsite writes no folder ({path} was not created): the outputs, comments and exceptions were sent to "
@@ -564,19 +564,17 @@ class ACRO:
             if part.table is not None and (why := _mismatch(table, part, part.table, margins_name)):
                 part.table, part.why = None, why
         verified = all(p.table is not None for p in parts)
-        blank = False
-        if self.mitigation != "none":
-            for part in parts:
-                if part.statistic in PROTECTABLE and part.table is not None:
-                    # ACRO's suppression deletes the records of failing cells (its issue #198): Onsite's
-                    # delete_records does the same, again until no cell fails
-                    part.table = part.table.protect("delete_records" if self.suppress else "round",
-                                                    base=self.round_base if self.mitigation == "round" else None)
-                elif self.suppress:  # as ACRO: the failing cells blank (in the file sent too, when unverified)
-                    blank = True
-                    if part.table is not None:
-                        self._say("no_protection", uid=uid, statistic=part.statistic.value)
-        shown = _released(table, parts, margins_name, blank)
+        rounding = self.mitigation == "round"
+        for part in parts:
+            if part.table is not None and (self.suppress or (rounding and part.statistic in ROUNDABLE)):
+                # ACRO's suppression deletes the records of failing cells and recomputes the table, whatever its
+                # statistic (its issue #198): Onsite's delete_records does the same, again until no cell fails
+                part.table = part.table.protect("delete_records" if self.suppress else "round",
+                                                base=self.round_base if rounding else None)
+            elif rounding and part.table is not None:
+                self._say("not_rounded", uid=uid, statistic=part.statistic.value)
+        # an unverified table under suppression shows its failing cells blank, as ACRO (the file sent too)
+        shown = _released(table, parts, margins_name, blank_failing=self.suppress)
         outcome = outcome_table(table, parts, margins_name)
         onsite: list[Output] = []
         for i, part in enumerate(parts):

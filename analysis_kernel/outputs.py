@@ -123,7 +123,8 @@ class TableOutput:
         "delete_records" (the records of failing cells are deleted and the table recomputed).
 
         The protection is recorded in the spec: the review service re-applies it to its own
-        recomputation and releases its own protected cells. Only counts and sums can be protected.
+        recomputation and releases its own protected cells. Suppression and rounding need counts or sums;
+        delete_records recomputes the table and fits every statistic.
         """
         if self.db is None:
             raise OutputInvalid("this table was not built by an Onsite builder; build it again to protect it")

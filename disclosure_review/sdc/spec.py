@@ -184,10 +184,14 @@ class TableSpec:
         if self.protection is not None:
             if not isinstance(self.protection, Protection):
                 raise InvalidSpec("protection must be a Protection")
-            if self.statistic not in (Statistic.COUNT, Statistic.SUM):
+            # record deletion recomputes the whole table, so it fits every statistic; the others need margins
+            # that are sums of cells
+            if (self.statistic not in (Statistic.COUNT, Statistic.SUM)
+                    and self.protection.method is not ProtectionMethod.DELETE_RECORDS):
                 raise InvalidSpec(
                     f"only counts and sums can be protected (their margins are sums of cells); protect the count "
-                    f"or sum table instead of the {self.statistic.value}"
+                    f"or sum table instead of the {self.statistic.value}, or delete the records of its failing cells "
+                    f"(delete_records)"
                 )
         if self.weight is not None and not self.statistic.weightable:
             raise InvalidSpec(

@@ -272,15 +272,38 @@ def test_acro_example_notebook_tables(db, call) -> None:
             assert "mode" in call or "onsite:single_unit" in extra
 
 
-def test_acro_example_notebook_suppression(db) -> None:
-    """ACRO's second step: the mean table again with suppression on. ACRO deletes the failing cells' records;
-    Onsite protects counts and sums only, so the mean table goes unprotected (and fails) and its failing cells are
-    blank in the table returned, which here equals ACRO's."""
-    call = "crosstab(index=df.recommendation, columns=df.parents, values=df.children, aggfunc='mean')"
+SUPPRESSED = [
+    "crosstab(index=df.recommendation, columns=df.parents, values=df.children, aggfunc='mean')",
+    "crosstab(index=[df.parents, df.finance], columns=df.recommendation, values=df.children, aggfunc='mean', "
+    "margins=True)",
+    "crosstab(df.recommendation, df.parents, values=df.children, aggfunc='median', margins=True)",
+]
+
+
+@pytest.mark.parametrize("call", SUPPRESSED, ids=[f"{c.split('(')[0]}-{i}" for i, c in enumerate(SUPPRESSED)])
+def test_acro_example_notebook_suppression(db, call) -> None:
+    """ACRO's suppressed steps: a mean (median, std) table with suppression on. ACRO deletes the failing cells'
+    records and recomputes the table, margins too; Onsite's delete_records does the same for every statistic, so
+    the released values are equal. Status: ACRO marks a suppressed table review; Onsite judges it after deletion."""
     theirs, ours, their_record, our_record = _both(db, True, call, "TRUE", table="nursery")
     _equal_values(theirs, ours)
-    assert their_record.status == "review" and our_record.status == "fail"
-    assert our_record.onsite[0].spec.protection is None
+    assert our_record.verified and our_record.onsite[0].spec.protection.method.value == "delete_records"
+    assert their_record.status == "review" and our_record.status == "pass"
+    assert theirs.isna().to_numpy().any()  # something was suppressed
+
+
+def test_acro_suppresses_every_cell_of_a_std_table_onsite_only_the_failing_ones(db) -> None:
+    """D8: ACRO tags every std cell (its degrees of freedom cast to true/false), so its suppression deletes every
+    record and releases nothing; Onsite deletes the records of the cells whose n - 1 < 10 only."""
+    call = "pivot_table(df, index=['parents'], columns=['recommendation'], values='children', aggfunc='std', margins=True)"
+    theirs, ours, _, our_record = _both(db, True, call, "TRUE", table="nursery")
+    assert theirs.isna().all().all()
+    df = db.sql("SELECT * FROM nursery").df()
+    small = df.groupby(["parents", "recommendation"]).size().loc[lambda n: n - 1 < 10]
+    assert len(small) and all(np.isnan(ours.loc[p, r]) for p, r in small.index)
+    kept = df[[(p, r) not in small.index for p, r in zip(df.parents, df.recommendation)]]
+    assert ours.loc["All", "All"] == pytest.approx(kept.children.std())
+    assert our_record.verified and our_record.status == "pass"
 
 
 def test_acro_example_notebook_histogram_and_model(db, tmp_path, monkeypatch) -> None:

@@ -201,13 +201,35 @@ def test_suppression_deletes_records_as_acro_and_the_returned_table_is_what_is_r
     assert acro.results.get_index(-1).status == onsite.verdict.value
 
 
-def test_suppression_of_a_mean_blanks_failing_cells_and_says_it_is_unprotected(db, survey, capsys) -> None:
+@pytest.mark.parametrize("aggfunc", ["mean", "median", "std", "max"])
+def test_suppression_of_any_statistic_deletes_the_failing_cells_records_as_acro(db, survey, aggfunc) -> None:
+    """ACRO suppresses a mean, median or std table as it does counts: the records of its failing cells deleted, the
+    table recomputed (margins without them). Onsite's delete_records does the same, and the service re-applies it."""
     acro = ACRO(suppress=True, db=db)
+    table = acro.pivot_table(survey, index="area", columns="grp", values="income", aggfunc=aggfunc, margins=True)
+    record = acro.results.get_index(-1)
+    [onsite] = record.onsite
+    assert record.verified and onsite.spec.protection.method.value == "delete_records"
+    assert np.isnan(table.loc["tiny", "rare"])  # 3 records: the threshold (std: its dof) fails
+    released = [not np.isnan(table.loc[a, g]) for a, g in zip(survey.area, survey.grp)]
+    kept = survey[released]  # the records of the cells still shown
+    if aggfunc == "max":  # every cell of a maximum fails (single_unit, D6): nothing is left to release
+        assert table.isna().all().all() and record.status == "fail"
+        return
+    assert table.loc["All", "All"] == pytest.approx(kept.income.agg(aggfunc))  # margins without the deleted records
+    assert len(kept) < len(survey)
+    assert record.status == onsite.verdict.value == "pass"
+    for (row, column), value in onsite_cells(onsite).items():
+        shown = table.loc["All" if row is MARGIN else row, "All" if column is MARGIN else column]
+        assert (value is None and np.isnan(shown)) or shown == pytest.approx(value)
+
+
+def test_rounding_a_mean_says_onsite_rounds_counts_and_sums_only(db, survey, capsys) -> None:
+    acro = ACRO(mitigation="round", db=db)
     table = acro.pivot_table(survey, index="area", values="income", aggfunc="mean")
-    assert np.isnan(table.loc["big", "income"]) and table.loc["tiny", "income"] == pytest.approx(134.5)
-    [onsite] = acro.results.get_index(-1).onsite
-    assert onsite.spec.protection is None and onsite.verdict is Verdict.FAIL
-    assert "counts and sums only" in capsys.readouterr().out
+    assert table.loc["tiny", "income"] == pytest.approx(134.5)  # sent as computed
+    assert acro.results.get_index(-1).onsite[0].spec.protection is None
+    assert "Onsite rounds counts and sums only" in capsys.readouterr().out
 
 
 def test_rounding_uses_onsites_rounding(db, survey) -> None:
