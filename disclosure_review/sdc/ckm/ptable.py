@@ -20,6 +20,7 @@ import csv
 import dataclasses
 import io
 import math
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -272,9 +273,11 @@ def _max_entropy(v: np.ndarray, variance: float, lower: np.ndarray, optim: int, 
     if mono and len(rows := _mono_rows(v)):
         constraints.append({"type": "ineq", "fun": lambda p: -(rows @ p), "jac": lambda p: -rows})
     start = np.maximum(np.full(n, 1.0 / n), lower)
-    result = minimize(lambda p: float(p @ np.log(p)), start / start.sum(), jac=lambda p: np.log(p) + 1.0,
-                      bounds=list(zip(lower, np.ones(n))), constraints=constraints, method="SLSQP",
-                      options={"ftol": 1e-12, "maxiter": 1000})
+    with warnings.catch_warnings():  # SLSQP clips its steps to the bounds and says so
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = minimize(lambda p: float(p @ np.log(p)), start / start.sum(), jac=lambda p: np.log(p) + 1.0,
+                          bounds=list(zip(lower, np.ones(n))), constraints=constraints, method="SLSQP",
+                          options={"ftol": 1e-12, "maxiter": 1000})
     p = np.clip(result.x, lower, 1.0)
     # status 8 (no descent direction left) at this tolerance is converged when the constraints hold
     if result.status not in (0, 8) or abs(p.sum() - 1.0) > 1e-7 or abs(p @ v) > 1e-7 or p @ v**2 > variance + 1e-7:
