@@ -34,53 +34,49 @@ URL paths (under the service prefix, e.g. /services/onsite-admin/):
     GET  ./entries                            ENTRY_DECIDE events, filtered, paginated
     GET  ./sessions                           live sessions (Hub API)
     POST ./sessions/<name>/stop               end one (Hub API), audited SESSION_END
+    GET  ./operations, ./operations/<n>, ./operations.json, ./usage, ./usage.csv   admin_service.operations
     GET  ./oauth_callback                     Hub OAuth
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlencode
+from urllib.parse import urlencode
 
 import jinja2
 from jupyterhub.services.auth import HubOAuthCallbackHandler
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from tornado import web
-from tornado.web import decode_signed_value
 
 from access_control import audit, forms, policy
 from access_control.accounts import account_state, canonical_username
-from access_control.admin import change, ldap_directory
 from access_control.entry import DEFAULT_TIMEZONE, DenialReason
 from access_control.enums import AuditEventType, Outcome, Role
-from access_control.errors import Done, InputInvalid, Label, PolicyError, error_text
+from access_control.errors import Done, InputInvalid, Label, PolicyError
 from access_control.hub_api import HubApiUnavailable, HubClient
+from access_control.operations import OperationsView
 from access_control.models import MAX_ADDRESS, MAX_EMAIL, MAX_NAME, MAX_PURPOSE, MAX_TITLE, AuditEvent, Dataset, ProjectStatus
 from access_control.sessions import end_session, session_projects
-from admin_service.i18n import LANGUAGES, MESSAGES, translator
+from admin_service.handlers import SERVICE_NAME as SERVICE_NAME, AdminHandler, Performed  # SERVICE_NAME: for __main__
+from admin_service.operations import ROUTES as OPERATIONS_ROUTES
+from admin_service.i18n import MESSAGES, translator
 from disclosure_review.sdc.rules import DEFAULT_PRESET, preset_names
-from onsite_base.db import read_transaction, transaction
+from onsite_base.db import read_transaction
 from onsite_base import times
-from onsite_base.errors import UserError
 from onsite_base.settings import Settings
-from onsite_base.web.service import HubServiceHandler, Identity, application, normal_prefix, templates
+from onsite_base.web.service import Identity, application, normal_prefix, templates
 
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
 ENTRIES_PER_PAGE = 50
-SERVICE_NAME = "onsite-admin"
 LIMITS = {"name": MAX_NAME, "title": MAX_TITLE, "purpose": MAX_PURPOSE, "address": MAX_ADDRESS, "email": MAX_EMAIL}
 """The longest text each kind of field takes (as policy checks it): the forms' maxlength."""
-DONE_MAX_AGE_DAYS = 1
-Performed = tuple[str, Done]
-"""Where a form goes once done (a path under the service) and what it did."""
 
 def enum_options(enum_class: type, key_prefix: str, t: Callable[..., str]) -> list[tuple[str, str]]:
     """(value, translated label) of every member, for a <select>."""
@@ -92,156 +88,6 @@ def make_jinja() -> jinja2.Environment:
     env.globals.update(Role=Role, ProjectStatus=ProjectStatus, Outcome=Outcome, enum_options=enum_options,
                        format_hours=forms.format_hours, limits=LIMITS, presets=[(name, name) for name in preset_names()])
     return env
-
-
-class AdminHandler(HubServiceHandler):
-    """Identity (administrators only), language, database and rendering shared by every page.
-
-    A page sets `template` and `context()`; a form handler subclasses its page,
-    sets `form` and implements `perform()` returning (path to go to, done key).
-    """
-
-    template = ""
-    form = ""
-
-    def prepare(self) -> None:
-        """Administrators only; any other signed-in person is refused and recorded."""
-        super().prepare()  # the client address check
-        user = self.current_user
-        if user is None:
-            return  # @web.authenticated sends them to log in
-        with read_transaction(self.factory) as session:
-            person = policy.get_person(session, user)
-            allowed = person is not None and not person.disabled and Role.ADMINISTRATOR in person.role_set
-        if allowed:
-            return
-        with transaction(self.factory) as session:
-            audit.record(
-                session,
-                AuditEventType.ADMIN_ACCESS,
-                actor=user[: audit.MAX_ACTOR],
-                object=f"service:{SERVICE_NAME}",
-                outcome=Outcome.DENIED,
-                details={"service": SERVICE_NAME, "method": self.request.method, "path": self.request.path[:300],
-                         "reason": "not an administrator"},
-            )
-        log.warning("admin pages refused to %s (%s %s): not an administrator", user, self.request.method, self.request.path)
-        raise web.HTTPError(403, "not_admin")
-
-    content_security_policy = "default-src 'self'; frame-ancestors 'none'; form-action 'self'"
-
-    @property
-    def actor(self) -> str:
-        """Who the ledger names for changes made here: the administrator's user name."""
-        return self.current_user
-
-    # ------------------------------------------------------------ rendering
-
-    def context(self, session: Session, *args: str) -> dict[str, Any]:
-        return {}
-
-    def render_page(self, template: str, status: int = 200, **context: Any) -> None:
-        t = translator(self.language)
-        html = self.settings["jinja"].get_template(template).render(
-            t=t,
-            lang=self.language,
-            languages=LANGUAGES,
-            lang_url=self.lang_url,
-            prefix=self.prefix,
-            section=self.request.path.removeprefix(self.prefix).split("/")[0].replace("grants", "datasets"),
-            user=self.current_user,
-            xsrf_form_html=self.xsrf_form_html,
-            done=self.done_text(),
-            **context,
-        )
-        self.set_status(status)
-        self.set_header("Content-Type", "text/html; charset=UTF-8")
-        self.finish(html)
-
-    def done_url(self, url: str, done: Done) -> str:
-        """Where a form sends the browser once done: the page, with what was done signed into the query, so that
-        no link from elsewhere can make a page claim a change it did not make."""
-        params = {name: [str(value), isinstance(value, Label)] for name, value in done.params.items()}
-        signed = self.create_signed_value("done", json.dumps({"key": done.key, "params": params}, ensure_ascii=False))
-        return f"{url}?{urlencode({'done': signed})}"
-
-    def done_text(self) -> str:
-        """What the form just posted did (the redirect's signed `done`), in the page's language."""
-        signed = self.get_query_argument("done", "")
-        value = signed and decode_signed_value(self.application.settings["cookie_secret"], "done", signed,
-                                               max_age_days=DONE_MAX_AGE_DAYS)
-        if not value:
-            return ""
-        done = json.loads(value)
-        params = {name: Label(text) if label else text for name, (text, label) in done["params"].items()}
-        return Done(done["key"], **params).text(self.language)
-
-    def show(self, *args: str, status: int = 200, error: str = "", values: dict[str, str] | None = None,
-             see: str = "") -> None:
-        """The page, optionally with a refused form (`self.form`), the values typed into it and the page (`see`,
-        a path under the service) showing what the refusal names."""
-        with read_transaction(self.factory) as session:
-            context = self.context(session, *args)
-            context.update(error=error, error_form=self.form if error else "", values=values or {}, see=see,
-                           see_label=self.page_label(see))
-            self.render_page(self.template, status=status, **context)
-
-    @web.authenticated
-    def get(self, *args: str) -> None:
-        self.show(*args)
-
-    # ------------------------------------------------------------ forms
-
-    def directory(self) -> policy.GroupDirectory | None:
-        """The LDAP directory whose groups follow roles and memberships (ONSITE_LDAP_URI), as for `onsite admin`."""
-        return ldap_directory()
-
-    def arg(self, name: str) -> str:
-        return self.get_body_argument(name, "")
-
-    def changed(self, name: str) -> str | None:
-        """A field of a change form: absent or empty leaves it as it is, '-' clears it (forms.parse_change)."""
-        return forms.parse_change(self.get_body_argument(name, None))
-
-    def perform(self, session: Session, *args: str) -> Performed:
-        raise web.HTTPError(405)
-
-    def page_label(self, page: str) -> str:
-        """A link's text for a page under the service: its section's name, then the record it shows."""
-        if not page:
-            return ""
-        section, _, record = page.partition("/")
-        t = translator(self.language)
-        return t("see_page", page=t(f"nav_{section}") + (f" › {unquote(record)}" if record else ""))
-
-    @web.authenticated
-    def post(self, *args: str) -> None:
-        try:
-            with change(self.factory) as session:
-                target, done = self.perform(session, *args)
-        except UserError as e:
-            values = {k: ", ".join(self.get_body_arguments(k)) for k in self.request.body_arguments if k not in ("_xsrf", "password")}
-            see = e.page() if isinstance(e, PolicyError) else ""
-            self.show(*self.page_args(*args), status=400, error=error_text(e, self.language), values=values, see=see)
-            return
-        self.redirect(self.done_url(self.prefix + target, done), status=303)
-
-    def page_args(self, *args: str) -> tuple[str, ...]:
-        """The page's own URL arguments from a form's (most forms post to their page)."""
-        return args
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        t = translator(self.language)
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        message = exc.log_message if isinstance(exc, web.HTTPError) and exc.log_message else ""
-        key = {403: "error_forbidden", 404: "error_not_found", 400: "error_bad_request"}.get(status_code, "error_server")
-        if message == "not_admin":
-            detail = t("error_not_admin")
-        elif "_xsrf" in message:
-            detail = t("error_xsrf")
-        else:
-            detail = message if status_code < 500 else ""
-        self.render_page("error.html", status=status_code, heading=t(key), detail=detail)
 
 
 # ---------------------------------------------------------------- people
@@ -762,7 +608,8 @@ def make_app(
         (rf"{p}entries", EntriesPage),
         (rf"{p}sessions", SessionsPage),
         (rf"{p}sessions/{name}/stop", SessionStopForm),
+        *((p + path, handler) for path, handler in OPERATIONS_ROUTES),
         (rf"{p}oauth_callback", HubOAuthCallbackHandler),
     ]
     return application(routes, settings, prefix, HERE, jinja=make_jinja(), cookie_secret=cookie_secret,
-                       test_identity=test_identity, hub_client=hub_client)
+                       test_identity=test_identity, hub_client=hub_client, operations=OperationsView.load())

@@ -1,0 +1,125 @@
+"""The operations view through real HTTP (the admin app in its own process, a real store): every facility at a
+glance, its JSON refresh following the ledger, one facility in full, usage by month as a table, a chart and
+CSV; administrators only, the JSON endpoint included."""
+from __future__ import annotations
+
+import csv
+import html
+import io
+import re
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+from test_admin_web import ADMIN, FACILITY, OTHER_FACILITY, RESEARCHER, events, login, server  # noqa: F401  (server is a fixture)
+
+from access_control import audit, policy
+from access_control.enums import AuditEventType, Outcome
+from disclosure_review.workflow.enums import Decision, OutputKind, ReleaseStatus
+from disclosure_review.workflow.store import ReleaseOutput, ReleasePackage, ReleaseRequest
+from disclosure_review.sdc.enums import Verdict
+from onsite_base.db import make_engine, session_factory, transaction
+
+pytestmark = pytest.mark.integration
+
+
+def write(db_url: str, work) -> None:
+    engine = make_engine(db_url)
+    try:
+        with transaction(session_factory(engine)) as session:
+            work(session)
+    finally:
+        engine.dispose()
+
+
+def start_session(db_url: str, username: str, address: str) -> None:
+    """SESSION_START as the spawner writes it."""
+    write(db_url, lambda s: audit.record(s, AuditEventType.SESSION_START, actor=username, object=f"session:{username}",
+                                         outcome=Outcome.OK, details={"client_address": address, "projects": ["p1"]}))
+
+
+def facility_number(db_url: str, name: str) -> int:
+    engine = make_engine(db_url)
+    try:
+        with session_factory(engine)() as session:
+            return policy.require_facility(session, name).id
+    finally:
+        engine.dispose()
+
+
+def text_of(page: str) -> str:
+    return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page)))
+
+
+@pytest.mark.parametrize("db_url", ["sqlite", "postgresql"], indirect=True)
+def test_the_overview_and_its_refresh_follow_the_ledger(server):
+    base, settings = server
+    admin = login(base, ADMIN, **{"Accept-Language": "en"})
+    tokyo = facility_number(settings.db_url, FACILITY)
+    page = admin.get(base + "operations")
+    assert page.status_code == 200
+    text = text_of(page.text)
+    assert FACILITY in text and OTHER_FACILITY in text and "Asia/Tokyo" in text
+    assert f'data-refresh-url="{base.removeprefix("http://" + base.split("/")[2])}operations.json"' in page.text
+    assert re.search(rf'data-live="f{tokyo}.in_use">0<', page.text)
+
+    before = admin.get(base + "operations.json").json()
+    assert before["figures"][f"f{tokyo}.in_use"] == "0"
+    start_session(settings.db_url, RESEARCHER, "192.0.2.3")
+    after = admin.get(base + "operations.json").json()
+    assert after["figures"][f"f{tokyo}.in_use"] == "1"
+
+    ja = admin.get(base + "operations.json", params={"lang": "ja"}).json()
+    assert ja["figures"][f"f{tokyo}.open"] in ("開室中", "閉室中")
+
+    detail = admin.get(base + f"operations/{tokyo}")
+    assert detail.status_code == 200 and RESEARCHER in text_of(detail.text) and "192.0.2.0/28" in detail.text
+    assert admin.get(base + "operations/999999").status_code == 404
+    assert admin.get(base + "operations.json", params={"facility": "x"}).status_code == 400
+
+
+def test_only_administrators_see_the_view_and_its_json_and_refusals_are_recorded(server):
+    base, settings = server
+    alice = login(base, RESEARCHER)
+    for path in ("operations", "operations.json", "usage", "usage.csv"):
+        response = alice.get(base + path)
+        assert response.status_code == 403, path
+        assert RESEARCHER not in response.text or "in_use" not in response.text
+    refused = [e for e in events(settings.db_url, AuditEventType.ADMIN_ACCESS, RESEARCHER) if e.outcome is Outcome.DENIED]
+    assert len(refused) == 4 and "operations.json" in refused[1].details
+
+
+def test_usage_table_chart_and_csv(server):
+    base, settings = server
+    now = datetime.now(timezone.utc)
+    start_session(settings.db_url, RESEARCHER, "192.0.2.3")
+
+    def released_request(session) -> None:
+        request = ReleaseRequest(project_id="p1", requester=RESEARCHER, title="t", purpose="p", status=ReleaseStatus.RELEASED,
+                                 preset="acro-default", required_approvals=2, created_at=now + timedelta(seconds=1))
+        for position, decision in enumerate((Decision.APPROVE, Decision.APPROVE, Decision.REJECT)):
+            request.outputs.append(ReleaseOutput(position=position, name=f"o{position}", kind=OutputKind.FILE, verdict=Verdict.REVIEW,
+                                                 decision=decision, decided_at=now + timedelta(hours=3)))
+        session.add(request)
+        session.flush()
+        session.add(ReleasePackage(request_id=request.id, path="/x", manifest_sha256="0" * 64, files=[], created_at=now + timedelta(hours=3)))
+        policy.add_facility(session, name="=HYPERLINK(1)", actor="test")
+
+    write(settings.db_url, released_request)
+    admin = login(base, ADMIN, **{"Accept-Language": "en"})
+    tokyo = facility_number(settings.db_url, FACILITY)
+    page = admin.get(base + "usage")
+    assert page.status_code == 200 and "<svg" in page.text and "Sessions and hours a month" in page.text
+    month = (now + timedelta(hours=3)).astimezone(ZoneInfo("Asia/Tokyo")).strftime("%Y-%m")
+    row = re.search(rf'<tr id="usage-{tokyo}-{month}">(.*?)</tr>', page.text, re.S).group(1)
+    cells = [text_of(c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+    assert cells[0] == FACILITY and cells[2] == "1" and cells[4] == "1" and cells[5] == "2" and cells[6] == "3.0"
+
+    response = admin.get(base + "usage.csv", params={"facility": str(tokyo)})
+    assert response.headers["Content-Type"].startswith("text/csv") and "attachment" in response.headers["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert len(rows) == 12 and {r["facility"] for r in rows} == {FACILITY}
+    mine = next(r for r in rows if r["month"] == month)
+    assert (mine["sessions"], mine["researchers"], mine["outputs_released"], mine["turnaround_hours"]) == ("1", "1", "2", "3.0")
+    everything = list(csv.DictReader(io.StringIO(admin.get(base + "usage.csv").text)))
+    assert "'=HYPERLINK(1)" in {r["facility"] for r in everything}  # a spreadsheet shows it as text, never runs it
