@@ -5,7 +5,7 @@ JupyterHub passes JUPYTERHUB_SERVICE_URL (where to listen), JUPYTERHUB_SERVICE_P
 service's own token: its role needs list:users, read:servers, delete:servers)
 and the OAuth variables; the hub also passes ONSITE_HOME, ONSITE_DB_URL and
 ONSITE_CONFIG, so the service reads the same config file and state (`Settings`) and the
-client address rules every request passes (`AddressPolicy`).
+client address rules every request passes (`AddressPolicy`) and the operations view's (`OperationsView`).
 The database must already be migrated (the hub does it).
 """
 from __future__ import annotations
@@ -14,13 +14,14 @@ import os
 import sys
 
 from access_control.addresses import AddressPolicy, service_check
+from access_control.operations import OperationsView
 from admin_service.app import SERVICE_NAME, make_app
 from onsite_base.web.service import run
 
 
 def main() -> int:
     return run(lambda settings, config, prefix: make_app(settings, prefix=prefix), SERVICE_NAME, dict(os.environ),
-               sections=(AddressPolicy,), check_client=service_check)
+               sections=(AddressPolicy, OperationsView), check_client=service_check)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from pathlib import Path
 from traitlets.config import Configurable
 
 from access_control.addresses import AddressPolicy
+from access_control.operations import OperationsView
 from access_control.ldap import LdapSettings
 from disclosure_review.workflow.policies import ReviewPolicy
 from disclosure_review.workflow.signing import ReleaseSigning
@@ -57,7 +58,7 @@ services it starts, so they read the same file and state."""
 
 def reference_classes() -> list[type[Configurable]]:
     """Onsite's configurable classes, bottom layer first."""
-    return [Settings, AddressPolicy, LdapSettings, ReviewPolicy, ReleaseSigning, HubSettings, OnsiteAuthenticator, OnsiteLDAPAuthenticator,
+    return [Settings, AddressPolicy, LdapSettings, OperationsView, ReviewPolicy, ReleaseSigning, HubSettings, OnsiteAuthenticator, OnsiteLDAPAuthenticator,
             OnsiteSpawner]
 
 
@@ -76,9 +77,10 @@ def run_settings(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     path = config_file()
     print(f"# config file: {path}{'' if path.is_file() else ' (absent)'}; the environment overrides it")
-    config = load_config([Settings, AddressPolicy, HubSettings, LdapSettings, ReviewPolicy])
+    config = load_config([Settings, AddressPolicy, HubSettings, LdapSettings, OperationsView, ReviewPolicy])
     ldap = LdapSettings.configured(config)
-    sections = [settings, AddressPolicy(config=config), HubSettings(config=config), ReviewPolicy(config=config),
+    sections = [settings, AddressPolicy(config=config), HubSettings(config=config), OperationsView(config=config),
+                ReviewPolicy(config=config),
                 *([ldap] if ldap else [])]
     for section in sections:
         for name in sorted(section.traits(config=True)):
