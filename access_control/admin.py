@@ -12,20 +12,29 @@ its own:
   into a refusal; nothing is changed then.
 - `ldap_directory()`: the LDAP directory whose groups follow roles and
   memberships, when one is configured.
+- `live_sessions`, `end_session_in_scope`, `close_for_emergency`: the running
+  sessions with the facility of the terminal each was started from, so that a
+  facility manager sees and ends only those at their facilities, and an
+  emergency closure ends every session at the facility (the admin's own
+  session-ending path, `access_control.sessions.end_session`).
 """
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from access_control import audit
+from access_control import audit, policy
+from access_control.entry import load_terminals, match_terminal
 from access_control.errors import ChangeInvalid, PolicyError
+from access_control.hub_api import HubClient, LiveServer
 from access_control.ldap import DirectoryUnavailable, LdapDirectory, LdapSettings, LdapSettingsInvalid
-from access_control.policy import GroupDirectory
-from onsite_base.db import transaction
+from access_control.policy import EVERYTHING, GroupDirectory, OutOfScope, Scope
+from access_control.sessions import end_session, session_projects, started_session
+from onsite_base.db import read_transaction, transaction
 
 
 def ldap_directory() -> GroupDirectory | None:
@@ -51,3 +60,53 @@ def change(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise ChangeInvalid("conflict", error=str(e.orig)) from None
     except DirectoryUnavailable as e:  # raised inside the transaction: the database change rolled back
         raise ChangeInvalid("ldap_refused", error=e.reason) from None
+
+
+@dataclass(frozen=True)
+class FacilitySession:
+    """A running server, the facility of the terminal its session started from (None: not known) and its projects."""
+
+    server: LiveServer
+    facility: str | None
+    projects: list[str]
+
+
+async def live_sessions(hub: HubClient, factory: sessionmaker[Session], scope: Scope = EVERYTHING) -> list[FacilitySession]:
+    """The servers the hub runs; outside everything, only those whose session started at a terminal of the scope's
+    facilities. Raises HubApiUnavailable when the hub cannot say."""
+    servers = await hub.live_servers()
+    with read_transaction(factory) as session:
+        terminals = load_terminals(session)
+        found = []
+        for server in servers:
+            live = started_session(session, server.user, server.started) if server.started else None
+            terminal = match_terminal(terminals, live.terminal) if live else None
+            facility = terminal.facility if terminal else None
+            if scope.everything or (facility is not None and scope.covers(facility)):
+                found.append(FacilitySession(server, facility, session_projects(session, server.user)))
+    return found
+
+
+async def end_session_in_scope(
+    hub: HubClient, factory: sessionmaker[Session], username: str, actor: str, *, scope: Scope = EVERYTHING, reason: str | None = None
+) -> None:
+    """End a person's session (`sessions.end_session`); a facility manager only one running at their facilities."""
+    if not scope.everything and not any(s.server.user == username for s in await live_sessions(hub, factory, scope)):
+        raise OutOfScope("no_session_here", name=username)
+    await end_session(hub, factory, username, actor, reason=reason)
+
+
+async def close_for_emergency(
+    hub: HubClient, factory: sessionmaker[Session], facility: str, reason: str, actor: str, *, scope: Scope = EVERYTHING
+) -> list[str]:
+    """Close the facility for an emergency (committed first: from then on nobody enters there) and end every session
+    running at its terminals with the reason; returns whose sessions were ended. Raises HubApiUnavailable when the hub
+    cannot list or stop them: the closure stands, and the sessions stop at their next entry re-check."""
+    with change(factory) as session:
+        closed = policy.close_for_emergency(session, facility, reason, actor=actor, scope=scope)
+        name, reason = closed.name, closed.emergency_reason
+    ended = []
+    for running in await live_sessions(hub, factory, Scope(frozenset({name}))):
+        await end_session(hub, factory, running.server.user, actor, reason=f"emergency closure of {name}: {reason}")
+        ended.append(running.server.user)
+    return ended

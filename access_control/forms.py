@@ -140,6 +140,19 @@ def parse_timezone(name: str) -> str:
     return name
 
 
+MAX_SEATS = 10_000
+
+
+def parse_seats(text: str) -> int | None:
+    """A facility's seats: a whole number 0…MAX_SEATS (0: nobody can book), or '' (cleared with '-'): not limited."""
+    value = normal(text)
+    if not value:
+        return None
+    if not value.isdigit() or int(value) > MAX_SEATS:
+        raise InputInvalid("seats_invalid", text=text, limit=MAX_SEATS)
+    return int(value)
+
+
 def parse_accreditation_kind(kind: str) -> str:
     kind = normal(kind).lower()
     if not ACCREDITATION_KIND_PATTERN.fullmatch(kind):

@@ -44,6 +44,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "role_RESEARCHER": {"ja": "研究者", "en": "researcher"},
     "role_REVIEWER": {"ja": "審査者", "en": "reviewer"},
     "role_ADMINISTRATOR": {"ja": "管理者", "en": "administrator"},
+    "role_FACILITY_MANAGER": {"ja": "施設管理者", "en": "facility manager"},
+    "field_closure_reason": {"ja": "閉鎖の理由", "en": "closure reason"},
     "always_open": {"ja": "常時開室", "en": "always open"},
     # -- input that cannot be read (access_control.forms, names) --------------------------------
     "username_invalid": {
@@ -204,10 +206,44 @@ MESSAGES: dict[str, dict[str, str]] = {
               "revoke that grant first or choose other dates",
     },
     "grant_revoked": {"ja": "利用許可 {id} は {when} に取り消し済みです", "en": "grant {id} was already revoked at {when}"},
+    # -- facility managers, seats, holidays, emergency closures (issue 16) ---------------------
+    "not_admin": {"ja": "「{name}」は管理者でも施設管理者でもないため、管理の操作はできません",
+                  "en": "{name!r} is neither an administrator nor a facility manager: no administrative action is allowed"},
+    "administrators_only": {"ja": "この操作は管理者だけが行えます。施設管理者は担当施設の端末・開室時間・休室日・座席・予約・入室記録・セッションだけを扱えます",
+                            "en": "only administrators may do this: a facility manager handles only their facilities' terminals, "
+                                  "hours, closed days, seats, bookings, entry log and sessions"},
+    "manager_needs_facility": {"ja": "施設管理者の役割は施設ごとに付与します。施設を指定してください(「{name}」に担当施設を付与)",
+                               "en": "the facility manager role is granted per facility: name the facility {name!r} is to manage"},
+    "no_session_here": {"ja": "{name} のセッションは担当施設では実行されていません", "en": "{name} has no session running at your facilities"},
+    "manager_exists": {"ja": "「{name}」はすでに施設「{facility}」の施設管理者です", "en": "{name!r} already manages facility {facility!r}"},
+    "manager_missing": {"ja": "「{name}」は施設「{facility}」の施設管理者ではありません", "en": "{name!r} does not manage facility {facility!r}"},
+    "seats_invalid": {"ja": "座席数「{text}」は使えません。0〜{limit} の整数を入力してください(制限しない場合は「-」)",
+                      "en": "seats {text!r} not understood: give a whole number from 0 to {limit} ('-' for not limited)"},
+    "booking_no_seat": {
+        "ja": "施設「{name}」の座席({seats} 席)は {start}〜{end} の間に満席になる時間があります。別の時間帯を予約してください",
+        "en": "facility {name!r} has no seat free for all of {start} to {end} (it has {seats}): choose another slot",
+    },
+    "booking_clash_elsewhere": {"ja": "「{name}」にはこの時間帯に別の施設の予約があります。本人またはその施設に確認してください",
+                                "en": "{name!r} already has a booking at another facility for an overlapping time: ask them or that facility"},
+    "terminal_taken": {"ja": "端末 {network} は他の施設の端末と重なるため登録できません。管理者に確認してください",
+                       "en": "terminal {network} overlaps a terminal of another facility: ask an administrator"},
+    "network_broad": {
+        "ja": "端末アドレス「{text}」({network})は /24(IPv6 は /56)より広いネットワークです。端末ごとのアドレスを登録するか、"
+              "意図したものであれば広域ネットワークの登録(オーバーライド)を明示してください(記録されます)",
+        "en": "terminal address {text!r} ({network}) is broader than a /24 (IPv6: /56): register each terminal's address, or, "
+              "if this is meant, ask for the broad-network override explicitly (it is recorded)",
+    },
+    "holiday_year": {"ja": "{year} 年の祝日は登録できません。{first}〜{last} 年を指定してください",
+                     "en": "no public holidays for {year}: give a year from {first} to {last}"},
+    "holidays_closed_already": {"ja": "施設「{name}」は {year} 年の祝日をすべて休室日にしています",
+                                "en": "facility {name!r} is already closed on every public holiday of {year}"},
+    "closed_for_emergency_already": {"ja": "施設「{name}」はすでに緊急閉鎖中です(理由: {reason})",
+                                     "en": "facility {name!r} is already closed for an emergency ({reason})"},
+    "not_closed_for_emergency": {"ja": "施設「{name}」は緊急閉鎖されていません", "en": "facility {name!r} is not closed for an emergency"},
     "facility_exists": {"ja": "施設「{name}」はすでに登録されています", "en": "facility {name!r} already exists"},
     "facility_unchanged": {
-        "ja": "施設「{name}」に変更がありません。所在地、タイムゾーン、予約の要否、必要な認定のいずれかに新しい値を指定してください",
-        "en": "nothing to change for facility {name!r}: give a new address, time zone, booking rule or accreditation kind",
+        "ja": "施設「{name}」に変更がありません。所在地、タイムゾーン、予約の要否、必要な認定、座席数のいずれかに新しい値を指定してください",
+        "en": "nothing to change for facility {name!r}: give a new address, time zone, booking rule, accreditation kind or number of seats",
     },
     "terminal_exists": {"ja": "端末 {network} はすでに施設「{facility}」に登録されています",
                         "en": "terminal {network} is already registered at facility {facility!r}"},
@@ -370,6 +406,13 @@ MESSAGES: dict[str, dict[str, str]] = {
                        "en": "opening hours of {name} ({zone}): {hours}"},
     "done_day_closed": {"ja": "施設 {name} の {day} を休室日にしました", "en": "{name} is closed on {day}"},
     "done_day_reopened": {"ja": "施設 {name} の {day} の休室日を取り消しました", "en": "{name} is no longer closed on {day}"},
+    "done_manager_granted": {"ja": "{name} を施設 {facility} の施設管理者にしました", "en": "{name} now manages {facility}"},
+    "done_manager_revoked": {"ja": "{name} を施設 {facility} の施設管理者から外しました", "en": "{name} no longer manages {facility}"},
+    "done_holidays_closed": {"ja": "施設 {name} の {year} 年の祝日 {count} 日を休室日にしました",
+                             "en": "{name} is closed on {count} public holidays of {year}"},
+    "done_emergency_closed": {"ja": "施設 {name} を緊急閉鎖しました(理由: {reason})。終了したセッション: {ended}",
+                              "en": "{name} is closed for an emergency ({reason}); sessions ended: {ended}"},
+    "done_emergency_reopened": {"ja": "施設 {name} の緊急閉鎖を解除しました", "en": "{name} is open again after the emergency closure"},
     "done_terminal_added": {"ja": "端末 {network} を施設 {facility} に登録しました", "en": "added terminal {network} at {facility}"},
     "done_terminal_removed": {"ja": "端末 {network} の登録を削除しました", "en": "removed terminal {network}"},
     "done_accreditation_added": {"ja": "認定 {id}: {name} の {kind}({start}〜{end})を登録しました",
@@ -402,6 +445,7 @@ SEE: dict[str, tuple[str, str]] = {
     "booking_clash": ("bookings", "onsite admin booking list --person {name}"),
     "terminal_overlaps": ("terminals", "onsite admin terminal list"),
     "terminal_exists": ("terminals", "onsite admin terminal list"),
+    "booking_no_seat": ("bookings", "onsite admin booking seats {name}"),
 }
 """Where to look for what a refusal names: (the admin page, under the service; the command). The admin
 pages link the page after the text, `onsite admin` names the command; the texts themselves name neither."""

@@ -23,6 +23,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
+import holidays
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -33,6 +34,7 @@ from access_control.errors import ChangeInvalid, InputInvalid, Label, PolicyErro
 from access_control.forms import (
     format_hours,
     parse_accreditation_kind,
+    parse_seats,
     parse_network,
     parse_opening_hours,
     parse_role,
@@ -46,12 +48,14 @@ from access_control.models import (
     MAX_EMAIL,
     MAX_NAME,
     MAX_PURPOSE,
+    MAX_REASON,
     MAX_TITLE,
     Accreditation,
     Booking,
     Dataset,
     Facility,
     FacilityClosure,
+    FacilityManager,
     Grant,
     Membership,
     OpeningHours,
@@ -60,6 +64,7 @@ from access_control.models import (
     Project,
     ProjectStatus,
     Terminal,
+    is_override_network,
 )
 from dataplane.ids import is_dataset_id
 
@@ -83,6 +88,52 @@ class GroupDirectory(Protocol):
 def _store() -> LocalIdentityStore:
     """Created on first use: building one hashes a timing-equaliser password."""
     return LocalIdentityStore()
+
+
+# ---------------------------------------------------------------- who may administer what
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What an actor may administer: everything (an administrator, or the operator's `onsite admin` under an OS
+    login that is nobody in the store), or only the facilities named (a facility manager: their terminals, hours,
+    closures, seats, bookings, entry log and live sessions, nothing of people, projects, grants or other facilities)."""
+
+    facilities: frozenset[str] | None = None
+    """None: everything."""
+
+    @property
+    def everything(self) -> bool:
+        return self.facilities is None
+
+    def covers(self, facility: str) -> bool:
+        return self.facilities is None or facility in self.facilities
+
+
+EVERYTHING = Scope()
+
+
+class OutOfScope(RecordNotFound):
+    """A facility (or its terminal, booking or session) the actor does not manage: refused in the same words as one
+    that does not exist, so that a manager learns nothing of other facilities. The faces record the attempt."""
+
+
+def actor_scope(session: Session, username: str) -> Scope:
+    """The scope of a person using the admin faces: everything for an administrator, their facilities for a
+    facility manager; anyone else (or a disabled account) is refused."""
+    person = get_person(session, username)
+    roles = person.role_set if person is not None and not person.disabled else set()
+    if Role.ADMINISTRATOR in roles:
+        return EVERYTHING
+    if Role.FACILITY_MANAGER in roles and person is not None:
+        return Scope(frozenset(f.name for f in managed_facilities(session, person.username)))
+    raise PolicyError("not_admin", name=username)
+
+
+def require_everything(scope: Scope) -> None:
+    """Refuse a facility manager an administrator's action (people, projects, grants, facilities as a whole)."""
+    if not scope.everything:
+        raise PolicyError("administrators_only")
 
 
 # ---------------------------------------------------------------- reads
@@ -117,10 +168,13 @@ def require_dataset(session: Session, dataset_id: str) -> Dataset:
     return dataset
 
 
-def require_facility(session: Session, name: str) -> Facility:
+def require_facility(session: Session, name: str, scope: Scope = EVERYTHING) -> Facility:
+    """The facility by name; one outside `scope` is refused as if it did not exist."""
     facility = session.scalar(select(Facility).where(Facility.name == name))
     if facility is None:
         raise RecordNotFound("unknown_facility", name=name)
+    if not scope.covers(facility.name):
+        raise OutOfScope("unknown_facility", name=name)
     return facility
 
 
@@ -196,12 +250,18 @@ def list_grants(session: Session, project_id: str | None = None) -> list[Grant]:
     return list(session.scalars(query))
 
 
-def list_facilities(session: Session) -> list[Facility]:
-    return list(session.scalars(select(Facility).order_by(Facility.name)))
+def list_facilities(session: Session, scope: Scope = EVERYTHING) -> list[Facility]:
+    query = select(Facility).order_by(Facility.name)
+    if not scope.everything:
+        query = query.where(Facility.name.in_(sorted(scope.facilities or ())))
+    return list(session.scalars(query))
 
 
-def list_terminals(session: Session) -> list[Terminal]:
-    return list(session.scalars(select(Terminal).order_by(Terminal.facility_id, Terminal.address)))
+def list_terminals(session: Session, scope: Scope = EVERYTHING) -> list[Terminal]:
+    query = select(Terminal).order_by(Terminal.facility_id, Terminal.address)
+    if not scope.everything:
+        query = query.join(Facility, Terminal.facility_id == Facility.id).where(Facility.name.in_(sorted(scope.facilities or ())))
+    return list(session.scalars(query))
 
 
 # ---------------------------------------------------------------- validation
@@ -316,6 +376,8 @@ def unlock_person(session: Session, username: str, *, actor: str) -> None:
 
 
 def grant_role(session: Session, username: str, role: Role, *, actor: str, directory: GroupDirectory | None = None) -> None:
+    if role is Role.FACILITY_MANAGER:
+        raise InputInvalid("manager_needs_facility", name=username)  # a manager of nothing: see grant_facility_manager
     person = require_person(session, username)
     if role in person.role_set:
         raise ChangeInvalid("role_held", name=person.username, role=Label(f"role_{role.value}"))
@@ -332,8 +394,14 @@ def revoke_role(session: Session, username: str, role: Role, *, actor: str, dire
     if not held:
         raise ChangeInvalid("role_not_held", name=person.username, role=Label(f"role_{role.value}"))
     person.roles.remove(held[0])
+    details: dict[str, audit.DetailValue] = {"role": role.value}
+    if role is Role.FACILITY_MANAGER:  # the scope goes with the role
+        managed = list(session.scalars(select(FacilityManager).where(FacilityManager.person_id == person.id)))
+        details["facilities"] = sorted(m.facility.name for m in managed)
+        for row in managed:
+            session.delete(row)
     session.flush()
-    audit.record(session, AuditEventType.ROLE_REVOKE, actor=actor, object=f"person:{person.username}", details={"role": role.value})
+    audit.record(session, AuditEventType.ROLE_REVOKE, actor=actor, object=f"person:{person.username}", details=details)
     if directory is not None:
         directory.revoke_role(person.username, role)
 
@@ -593,7 +661,10 @@ def revoke_grant(session: Session, grant_id: int, *, actor: str) -> Grant:
 # ---------------------------------------------------------------- facilities and terminals
 
 
-def add_facility(session: Session, *, name: str, actor: str, address: str = "", timezone_name: str = "Asia/Tokyo") -> Facility:
+def add_facility(
+    session: Session, *, name: str, actor: str, address: str = "", timezone_name: str = "Asia/Tokyo", scope: Scope = EVERYTHING
+) -> Facility:
+    require_everything(scope)
     name = _nonempty(name, "field_facility_name", MAX_NAME)
     address = text_field(address, "field_facility_address", MAX_ADDRESS)
     timezone_name = parse_timezone(timezone_name)
@@ -615,12 +686,15 @@ def change_facility(
     timezone_name: str | None = None,
     booking_required: bool | None = None,
     accreditation_kind: str | None = None,
+    seats: str | None = None,
+    scope: Scope = EVERYTHING,
 ) -> Facility:
     """Change a facility's address, time zone (in which project dates, opening hours and
-    accreditation expiry are read), whether entry needs a booking, or the kind of
-    accreditation researchers need there. None leaves a field as it is; `address=""`
-    clears the address, `accreditation_kind=""` means none needed (see forms.parse_change)."""
-    facility = require_facility(session, name)
+    accreditation expiry are read), whether entry needs a booking, the kind of
+    accreditation researchers need there, or its seats. None leaves a field as it is; `address=""`
+    clears the address, `accreditation_kind=""` means none needed, `seats=""` not limited (see
+    forms.parse_change). The accreditation kind is about people: administrators only."""
+    facility = require_facility(session, name, scope)
     changes: dict[str, object] = {
         "address": None if address is None else text_field(address, "field_facility_address", MAX_ADDRESS),
         "timezone": None if timezone_name is None else parse_timezone(timezone_name),
@@ -628,9 +702,14 @@ def change_facility(
     }
     changes = {k: v for k, v in changes.items() if v is not None and v != getattr(facility, k)}
     if accreditation_kind is not None:
+        require_everything(scope)
         kind = parse_accreditation_kind(accreditation_kind) if accreditation_kind.strip() else None
         if kind != facility.accreditation_kind:
             changes["accreditation_kind"] = kind
+    if seats is not None:
+        count = parse_seats(seats)
+        if count != facility.seats:
+            changes["seats"] = count
     if not changes:
         raise ChangeInvalid("facility_unchanged", name=name)
     before = {k: getattr(facility, k) for k in changes}
@@ -640,37 +719,116 @@ def change_facility(
     return facility
 
 
-def add_terminal(session: Session, *, facility: str, address: str, actor: str, label: str = "") -> Terminal:
+def add_terminal(
+    session: Session, *, facility: str, address: str, actor: str, label: str = "", override: bool = False, scope: Scope = EVERYTHING
+) -> Terminal:
     """Register a terminal (an address or network) at a facility. A network that
     overlaps another facility's terminal is refused: the facility, and so the
-    time zone of the entry decision, would be ambiguous."""
-    place = require_facility(session, facility)
+    time zone of the entry decision, would be ambiguous. A network broader than a /24 (IPv4)
+    or /56 (IPv6) needs `override` (recorded in the ledger): it lets many machines in."""
+    place = require_facility(session, facility, scope)
     network = parse_network(address)
     label = text_field(label, "field_terminal_label", MAX_NAME)
     for other in list_terminals(session):
         other_network = ipaddress.ip_network(other.address)
+        clash = other_network == network or (
+            other.facility_id != place.id and other_network.version == network.version and other_network.overlaps(network))
+        if clash and not scope.covers(other.facility.name):  # say nothing of the other facility's terminals
+            raise ChangeInvalid("terminal_taken", network=str(network))
         if other_network == network:
             raise ChangeInvalid("terminal_exists", network=str(network), facility=other.facility.name)
-        if other.facility_id != place.id and other_network.version == network.version and other_network.overlaps(network):
+        if clash:
             raise ChangeInvalid("terminal_overlaps", network=str(network), other=str(other_network), facility=other.facility.name)
+    broad = is_override_network(str(network))  # after the overlaps, which no override could lift
+    if broad and not override:
+        raise InputInvalid("network_broad", text=address, network=str(network))
     terminal = Terminal(facility=place, address=str(network), label=label)
     session.add(terminal)
     session.flush()
-    audit.record(
-        session, AuditEventType.TERMINAL_ADD, actor=actor, object=f"terminal:{network}", details={"facility": place.name, "label": terminal.label}
-    )
+    details: dict[str, audit.DetailValue] = {"facility": place.name, "label": terminal.label}
+    if broad:
+        details["override"] = True
+    audit.record(session, AuditEventType.TERMINAL_ADD, actor=actor, object=f"terminal:{network}", details=details)
     return terminal
 
 
-def remove_terminal(session: Session, *, address: str, actor: str) -> None:
+def remove_terminal(session: Session, *, address: str, actor: str, scope: Scope = EVERYTHING) -> None:
     network = parse_network(address, registering=False)  # one stored before today's rules can still go
     terminal = session.scalar(select(Terminal).where(Terminal.address == str(network)))
     if terminal is None:
         raise RecordNotFound("unknown_terminal", network=str(network))
+    if not scope.covers(terminal.facility.name):
+        raise OutOfScope("unknown_terminal", network=str(network))
     facility = terminal.facility.name
     session.delete(terminal)
     session.flush()
     audit.record(session, AuditEventType.TERMINAL_REMOVE, actor=actor, object=f"terminal:{network}", details={"facility": facility})
+
+
+# ---------------------------------------------------------------- facility managers
+
+
+def managed_facilities(session: Session, username: str) -> list[Facility]:
+    """The facilities the person manages (none for an unknown person)."""
+    person = get_person(session, username)
+    if person is None:
+        return []
+    return list(
+        session.scalars(
+            select(Facility).join(FacilityManager, FacilityManager.facility_id == Facility.id)
+            .where(FacilityManager.person_id == person.id).order_by(Facility.name)
+        )
+    )
+
+
+def managers_of(session: Session, facility: str) -> list[Person]:
+    place = require_facility(session, facility)
+    return sorted((m.person for m in place.managers), key=lambda p: p.username)
+
+
+def grant_facility_manager(
+    session: Session, username: str, facility: str, *, actor: str, scope: Scope = EVERYTHING, directory: GroupDirectory | None = None
+) -> FacilityManager:
+    """Make a person a manager of a facility (an administrator's action): the role FACILITY_MANAGER, scoped to
+    the facilities granted this way. Recorded as ROLE_GRANT with the facility."""
+    require_everything(scope)
+    person = require_person(session, username)
+    place = require_facility(session, facility)
+    if any(m.person_id == person.id for m in place.managers):
+        raise ChangeInvalid("manager_exists", name=person.username, facility=place.name)
+    row = FacilityManager(person=person, facility=place, created_by=actor)
+    session.add(row)
+    first = Role.FACILITY_MANAGER not in person.role_set
+    if first:
+        person.roles.append(PersonRole(role=Role.FACILITY_MANAGER))
+    session.flush()
+    audit.record(session, AuditEventType.ROLE_GRANT, actor=actor, object=f"person:{person.username}",
+                 details={"role": Role.FACILITY_MANAGER.value, "facility": place.name})
+    if first and directory is not None:
+        directory.grant_role(person.username, Role.FACILITY_MANAGER)
+    return row
+
+
+def revoke_facility_manager(
+    session: Session, username: str, facility: str, *, actor: str, scope: Scope = EVERYTHING, directory: GroupDirectory | None = None
+) -> None:
+    """Take a facility from a manager; with their last facility the role goes too. Recorded as ROLE_REVOKE."""
+    require_everything(scope)
+    person = require_person(session, username)
+    place = require_facility(session, facility)
+    row = next((m for m in place.managers if m.person_id == person.id), None)
+    if row is None:
+        raise ChangeInvalid("manager_missing", name=person.username, facility=place.name)
+    place.managers.remove(row)
+    session.flush()
+    last = not managed_facilities(session, person.username)
+    if last:
+        person.roles[:] = [r for r in person.roles if r.role is not Role.FACILITY_MANAGER]
+        session.flush()
+    audit.record(session, AuditEventType.ROLE_REVOKE, actor=actor, object=f"person:{person.username}",
+                 details={"role": Role.FACILITY_MANAGER.value, "facility": place.name, "role_removed": last})
+    if last and directory is not None:
+        directory.revoke_role(person.username, Role.FACILITY_MANAGER)
 
 
 # ---------------------------------------------------------------- bulk import
@@ -795,12 +953,12 @@ def revoke_accreditation(session: Session, accreditation_id: int, *, actor: str)
     return accreditation
 
 
-# ---------------------------------------------------------------- opening hours and closed days
+# ---------------------------------------------------------------- opening hours, closed days, emergency closures
 
 
-def set_opening_hours(session: Session, facility: str, schedule: str, *, actor: str) -> Facility:
+def set_opening_hours(session: Session, facility: str, schedule: str, *, actor: str, scope: Scope = EVERYTHING) -> Facility:
     """Replace the facility's weekly opening hours (see forms.parse_opening_hours; '' or 'always' = always open)."""
-    place = require_facility(session, facility)
+    place = require_facility(session, facility, scope)
     intervals = parse_opening_hours(schedule)
     before = format_hours(place.hours)
     after = format_hours(intervals)
@@ -814,9 +972,11 @@ def set_opening_hours(session: Session, facility: str, schedule: str, *, actor: 
     return place
 
 
-def add_closed_day(session: Session, facility: str, day: date, *, actor: str, note: str = "") -> FacilityClosure:
+def add_closed_day(
+    session: Session, facility: str, day: date, *, actor: str, note: str = "", scope: Scope = EVERYTHING
+) -> FacilityClosure:
     """Close the facility for a whole day in its time zone (a holiday)."""
-    place = require_facility(session, facility)
+    place = require_facility(session, facility, scope)
     if any(c.day == day for c in place.closures):
         raise ChangeInvalid("closed_already", name=place.name, day=day.isoformat())
     closure = FacilityClosure(day=day, note=text_field(note, "field_note", MAX_NAME))
@@ -826,8 +986,8 @@ def add_closed_day(session: Session, facility: str, day: date, *, actor: str, no
     return closure
 
 
-def remove_closed_day(session: Session, facility: str, day: date, *, actor: str) -> None:
-    place = require_facility(session, facility)
+def remove_closed_day(session: Session, facility: str, day: date, *, actor: str, scope: Scope = EVERYTHING) -> None:
+    place = require_facility(session, facility, scope)
     closure = next((c for c in place.closures if c.day == day), None)
     if closure is None:
         raise ChangeInvalid("not_closed", name=place.name, day=day.isoformat())
@@ -836,18 +996,77 @@ def remove_closed_day(session: Session, facility: str, day: date, *, actor: str)
     audit.record(session, AuditEventType.FACILITY_CHANGE, actor=actor, object=f"facility:{place.name}", details={"closed_day_removed": day.isoformat()})
 
 
-# ---------------------------------------------------------------- bookings
+FIRST_HOLIDAY_YEAR = 1955
+LAST_HOLIDAY_YEAR = 2099
+
+
+def japanese_holidays(year: int) -> dict[date, str]:
+    """Japan's public holidays of `year` (substitute and citizens' holidays included) with their Japanese names, from
+    the maintained `holidays` package (its calendar follows the Act on National Holidays, amendments included)."""
+    if not FIRST_HOLIDAY_YEAR <= year <= LAST_HOLIDAY_YEAR:
+        raise InputInvalid("holiday_year", year=year, first=FIRST_HOLIDAY_YEAR, last=LAST_HOLIDAY_YEAR)
+    return dict(sorted(holidays.country_holidays("JP", years=year, language="ja").items()))
+
+
+def add_public_holidays(session: Session, facility: str, year: int, *, actor: str, scope: Scope = EVERYTHING) -> list[FacilityClosure]:
+    """Close the facility on each Japanese public holiday of `year`, noted with the holiday's Japanese name; days
+    already closed keep their note. One FACILITY_CHANGE event lists the days added."""
+    place = require_facility(session, facility, scope)
+    closed = {c.day for c in place.closures}
+    added = [FacilityClosure(day=day, note=name[:MAX_NAME]) for day, name in japanese_holidays(year).items() if day not in closed]
+    if not added:
+        raise ChangeInvalid("holidays_closed_already", name=place.name, year=year)
+    place.closures.extend(added)
+    session.flush()
+    audit.record(session, AuditEventType.FACILITY_CHANGE, actor=actor, object=f"facility:{place.name}",
+                 details={"public_holidays_added": [c.day.isoformat() for c in added], "year": year})
+    return added
+
+
+def close_for_emergency(session: Session, facility: str, reason: str, *, actor: str, scope: Scope = EVERYTHING,
+                        now: datetime | None = None) -> Facility:
+    """Close the facility now, until reopened: entry is refused (EMERGENCY_CLOSURE) whatever the hours. Ending the
+    sessions running there is the caller's next step (`access_control.admin.close_for_emergency`)."""
+    place = require_facility(session, facility, scope)
+    reason = _nonempty(reason, "field_closure_reason", MAX_REASON)
+    if place.emergency_closed_at is not None:
+        raise ChangeInvalid("closed_for_emergency_already", name=place.name, reason=place.emergency_reason)
+    place.emergency_closed_at = now or datetime.now(timezone.utc)
+    place.emergency_reason = reason
+    session.flush()
+    audit.record(session, AuditEventType.FACILITY_CHANGE, actor=actor, object=f"facility:{place.name}",
+                 details={"emergency_closure": reason})
+    return place
+
+
+def reopen_after_emergency(session: Session, facility: str, *, actor: str, scope: Scope = EVERYTHING) -> Facility:
+    place = require_facility(session, facility, scope)
+    if place.emergency_closed_at is None:
+        raise ChangeInvalid("not_closed_for_emergency", name=place.name)
+    reason, since = place.emergency_reason, place.emergency_closed_at
+    place.emergency_closed_at, place.emergency_reason = None, ""
+    session.flush()
+    audit.record(session, AuditEventType.FACILITY_CHANGE, actor=actor, object=f"facility:{place.name}",
+                 details={"emergency_reopened": reason, "closed_at": since.isoformat()})
+    return place
+
+
+# ---------------------------------------------------------------- bookings and seats
 
 
 def list_bookings(
-    session: Session, *, username: str | None = None, facility: str | None = None, ending_after: datetime | None = None
+    session: Session, *, username: str | None = None, facility: str | None = None, ending_after: datetime | None = None,
+    scope: Scope = EVERYTHING,
 ) -> list[Booking]:
-    """Bookings by start time, cancelled ones included; optionally of one person, one facility, or still running after a moment."""
+    """Bookings by start time, cancelled ones included; optionally of one person, one facility, or still running after a
+    moment; only those at facilities within `scope`."""
     query = select(Booking).order_by(Booking.starts_at, Booking.id)
     if username is not None:
         query = query.where(Booking.person_id == require_person(session, username).id)
     if facility is not None:
-        query = query.where(Booking.facility_id == require_facility(session, facility).id)
+        query = query.where(Booking.facility_id == require_facility(session, facility, scope).id)
+    elif not scope.everything:
+        query = query.where(Booking.facility_id.in_([f.id for f in list_facilities(session, scope)]))
     if ending_after is not None:
         query = query.where(Booking.ends_at > ending_after)
     return list(session.scalars(query))
@@ -867,6 +1086,61 @@ def _within_opening_hours(place: Facility, starts_at: datetime, ends_at: datetim
     return any(h.weekday == start.weekday() and h.opens <= start_minute and end_minute <= h.closes for h in place.hours)
 
 
+def peak_overlap(slots: Iterable[tuple[datetime, datetime]], starts_at: datetime, ends_at: datetime) -> int:
+    """The most of `slots` (start inclusive, end exclusive) running at one moment between `starts_at` and `ends_at`."""
+    changes: list[tuple[datetime, int]] = []
+    for start, end in slots:
+        start, end = max(start, starts_at), min(end, ends_at)
+        if start < end:
+            changes += [(start, 1), (end, -1)]
+    running = peak = 0
+    for _, step in sorted(changes):  # at one moment an end (-1) sorts before a start (+1): back-to-back slots share a seat
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+def _booked_slots(session: Session, place: Facility, starts_at: datetime, ends_at: datetime) -> list[tuple[datetime, datetime]]:
+    return [
+        (b.starts_at, b.ends_at)
+        for b in session.execute(
+            select(Booking.starts_at, Booking.ends_at).where(
+                Booking.facility_id == place.id, Booking.cancelled_at.is_(None), Booking.starts_at < ends_at, Booking.ends_at > starts_at
+            )
+        )
+    ]
+
+
+@dataclass(frozen=True)
+class SeatDay:
+    """A facility's seats on one local day: the most booked at one moment, and how many are left then (None: not limited)."""
+
+    day: date
+    booked: int
+    free: int | None
+    closed: bool
+
+
+def seat_days(session: Session, facility: str, first: date, days: int, *, scope: Scope = EVERYTHING) -> list[SeatDay]:
+    """Seats per local day from `first`, for the booking page: the day's peak of bookings and the seats still free then."""
+    place = require_facility(session, facility, scope)
+    zone = ZoneInfo(place.timezone)
+    start = datetime(first.year, first.month, first.day, tzinfo=zone)
+    end = start + timedelta(days=days + 1)
+    slots = _booked_slots(session, place, start.astimezone(timezone.utc), end.astimezone(timezone.utc))
+    closed = {c.day for c in place.closures}
+    weekdays_open = {h.weekday for h in place.hours}
+    result = []
+    for n in range(days):
+        day = first + timedelta(days=n)
+        midnight = datetime(day.year, day.month, day.day, tzinfo=zone)
+        next_midnight = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=zone)
+        booked = peak_overlap(slots, midnight, next_midnight)
+        is_closed = day in closed or (bool(place.hours) and day.weekday() not in weekdays_open)
+        result.append(SeatDay(day, booked, None if place.seats is None else max(0, place.seats - booked), is_closed))
+    return result
+
+
 def add_booking(
     session: Session,
     *,
@@ -876,15 +1150,17 @@ def add_booking(
     ends_at: datetime,
     actor: str,
     now: datetime | None = None,
+    scope: Scope = EVERYTHING,
 ) -> Booking:
     """Book a seat for a person at a facility from `starts_at` until `ends_at` (exclusive);
     a time without an offset is read in the facility's time zone.
 
     Refused: an end not after the start, a slot already over, longer than a day,
-    outside the facility's opening hours or on a closed day, or overlapping
-    another booking of the same person (at any facility: nobody sits in two places)."""
+    outside the facility's opening hours or on a closed day, no seat free for all of the slot
+    (the facility's `seats`), or overlapping another booking of the same person (at any facility:
+    nobody sits in two places)."""
+    place = require_facility(session, facility, scope)
     person = require_person(session, username)
-    place = require_facility(session, facility)
     zone = ZoneInfo(place.timezone)
     starts_at, ends_at = (t if t.tzinfo else t.replace(tzinfo=zone) for t in (starts_at, ends_at))
     if ends_at <= starts_at:
@@ -900,11 +1176,16 @@ def add_booking(
             Booking.person_id == person.id, Booking.cancelled_at.is_(None), Booking.starts_at < ends_at, Booking.ends_at > starts_at
         )
     )
+    if clash is not None and not scope.covers(clash.facility.name):  # say nothing of the other facility
+        raise ChangeInvalid("booking_clash_elsewhere", name=person.username)
     if clash is not None:
         raise ChangeInvalid(
             "booking_clash", name=person.username, id=clash.id, facility=clash.facility.name,
             start=clash.starts_at.isoformat(), end=clash.ends_at.isoformat(),
         )
+    if place.seats is not None and peak_overlap(_booked_slots(session, place, starts_at, ends_at), starts_at, ends_at) >= place.seats:
+        raise ChangeInvalid("booking_no_seat", name=place.name, seats=place.seats,
+                            start=starts_at.astimezone(zone).isoformat(), end=ends_at.astimezone(zone).isoformat())
     booking = Booking(person=person, facility=place, starts_at=starts_at, ends_at=ends_at, created_by=actor)
     session.add(booking)
     session.flush()
@@ -918,11 +1199,13 @@ def add_booking(
     return booking
 
 
-def cancel_booking(session: Session, booking_id: int, *, actor: str) -> Booking:
+def cancel_booking(session: Session, booking_id: int, *, actor: str, scope: Scope = EVERYTHING) -> Booking:
     """Cancel a booking; a session relying on it is stopped at its next re-check."""
     booking = session.get(Booking, booking_id)
     if booking is None:
         raise RecordNotFound("unknown_booking", id=booking_id)
+    if not scope.covers(booking.facility.name):
+        raise OutOfScope("unknown_booking", id=booking_id)
     if booking.cancelled_at is not None:
         raise ChangeInvalid("booking_cancelled", id=booking_id, when=booking.cancelled_at.isoformat())
     booking.cancelled_at = datetime.now(timezone.utc)

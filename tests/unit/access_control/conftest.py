@@ -20,7 +20,7 @@ from disclosure_review.sdc.rules import preset_names
 ACTOR = "admin:test"
 POLICY_TABLES = (
     "person", "person_role", "project", "membership", "dataset", "dataset_grant", "facility", "terminal", "audit_event",
-    "facility_hours", "facility_closure", "accreditation", "booking",
+    "facility_hours", "facility_closure", "accreditation", "booking", "facility_manager",
 )
 PASSWORD = "correct horse battery"
 SHA = "ab" * 32
