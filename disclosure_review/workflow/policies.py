@@ -135,7 +135,7 @@ class ReviewPolicy(Section):
         try:
             count_ptable(proposal.value)
         except (PTableInvalid, TypeError) as exc:
-            raise TraitError(f"cell_key_counts: {exc}") from None
+            raise TraitError(str(exc)) from None
         return proposal.value
 
     @validate("cell_key_magnitudes")
@@ -143,7 +143,7 @@ class ReviewPolicy(Section):
         try:
             magnitude_settings(proposal.value)
         except (PTableInvalid, TypeError) as exc:
-            raise TraitError(f"cell_key_magnitudes: {exc}") from None
+            raise TraitError(str(exc)) from None
         return proposal.value
 
     @validate("max_cells_per_output", "max_cells_per_request", "max_bytes_per_output", "max_bytes_per_request",
