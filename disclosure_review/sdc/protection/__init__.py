@@ -3,7 +3,8 @@
 Pure library (numpy, scipy, highspy, polars). Build a `LinkedTable` from a
 frame of cells (`LinkedTable.from_frame`, or `from_shadow` for shadow
 tables), choose `ProtectionLevels`, then `suppress_optimal` /
-`suppress_hypercube` and `audit` any pattern; `round_to_base`,
+`suppress_hypercube` (or `suppress_hierarchical` for large hierarchical tables,
+judged by `certified_audit`) and `audit` any pattern; `round_to_base`,
 `controlled_round` and `merge_small_categories` are the other protections.
 See docs/reference/protection.md.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from .audit import AuditReport, CellInterval, IntervalSolver, IntervalStatus, audit
 from .errors import InvalidProtectionLevel, InvalidTable, SolverFailure, SuppressionInfeasible
+from .hierarchical import certified_audit
 from .levels import ProtectionLevels
 from .recode import Recoding, merge_small_categories
 from .rounding import RoundingInfeasible, RoundingMode, controlled_round, round_to_base
@@ -20,6 +22,7 @@ from .suppression import (
     SuppressionMethod,
     SuppressionResult,
     secondary_suppression,
+    suppress_hierarchical,
     suppress_hypercube,
     suppress_optimal,
 )
@@ -45,11 +48,13 @@ __all__ = [
     "SuppressionMethod",
     "SuppressionResult",
     "audit",
+    "certified_audit",
     "controlled_round",
     "from_shadow",
     "merge_small_categories",
     "round_to_base",
     "secondary_suppression",
+    "suppress_hierarchical",
     "suppress_hypercube",
     "suppress_optimal",
     "with_margins",

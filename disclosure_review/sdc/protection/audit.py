@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import logging
+from collections.abc import Sequence
 
 import highspy
 import numpy as np
@@ -401,16 +402,19 @@ def audit(
     published_unsafe = tuple(
         table.key(int(c)) for c in np.flatnonzero(table.unsafe & ~suppressed)
     )
-    statuses = {c.status for c in intervals}
-    if published_unsafe or statuses & {IntervalStatus.TOO_NARROW, IntervalStatus.RECOMPUTABLE}:
-        verdict = Verdict.FAIL
-    elif IntervalStatus.UNDECIDED in statuses:
-        verdict = Verdict.REVIEW
-    else:
-        verdict = Verdict.PASS
     return AuditReport(
-        verdict=verdict,
+        verdict=verdict_of(intervals, published_unsafe),
         intervals=tuple(intervals),
         published_unsafe=published_unsafe,
         dims=table.dims,
     )
+
+
+def verdict_of(intervals: Sequence[CellInterval], published_unsafe: Sequence[object]) -> Verdict:
+    """FAIL for a published unsafe cell or a narrow or recomputable interval, REVIEW for an undecided one."""
+    statuses = {c.status for c in intervals}
+    if published_unsafe or statuses & {IntervalStatus.TOO_NARROW, IntervalStatus.RECOMPUTABLE}:
+        return Verdict.FAIL
+    if IntervalStatus.UNDECIDED in statuses:
+        return Verdict.REVIEW
+    return Verdict.PASS
