@@ -370,6 +370,22 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "ウィットネスの状態ファイル {path} を読めません({error})。何も署名していません",
         "en": "cannot read the witness state file {path} ({error}); nothing was co-signed",
     },
+    "ledger_cosignature_invalid": {
+        "ja": "ウィットネス {witness} の連署の署名が検証できません。保存しません",
+        "en": "the cosignature of witness {witness} does not verify; not stored",
+    },
+    "ledger_cosignature_unknown_head": {
+        "ja": "ウィットネス {witness} の連署は、このログが署名していない {size} 件のヘッドに対するものです。保存しません",
+        "en": "the cosignature of witness {witness} is of a head of {size} events this log did not sign; not stored",
+    },
+    "ledger_cosignature_other_key": {
+        "ja": "ウィットネス {witness} は以前と別の鍵で連署しています。保存しません(鍵を替えたなら別の名前で)",
+        "en": "witness {witness} co-signed with another key than before; not stored (a new key goes with a new name)",
+    },
+    "ledger_cosignature_unreadable": {
+        "ja": "連署を読めません({error})",
+        "en": "the cosignature cannot be read ({error})",
+    },
     "ledger_unwritable": {
         "ja": "監査台帳に記録できないため、この操作を拒否しました({error})。何も変更していません。"
               "ディスクの空き容量とデータベースの状態を確認してください",
