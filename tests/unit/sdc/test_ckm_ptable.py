@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from disclosure_review.sdc.ckm.ptable import (COLUMNS, PTableInvalid, PTableParams, create_cnt_ptable,
-                                              create_num_ptable, read_csv)
+                                              create_num_ptable, create_ptable, read_csv)
 
 # ptable's test-functions.R: pt_ex_cnts()@pTable$p, i.e. create_cnt_ptable(D = 2, V = 1.05, js = 1, mono = c(T, T, F, T))
 PT_EX_CNTS_P = [1.00000000, 0.50833333, 0.47500000, 0.01666667, 0.16155827, 0.55565037, 0.24246618, 0.04032518,
@@ -84,8 +84,6 @@ def test_pt_ex_nums_has_its_rows(pt_ex_nums) -> None:
     (dict(D=5, V=0, js=1), "ptable_param_positive", "V"),
 ])
 def test_parameter_sets_without_a_table_are_refused_naming_the_parameter(params, code, named) -> None:
-    from disclosure_review.sdc.ckm.ptable import create_ptable
-
     with pytest.raises(PTableInvalid) as caught:
         create_ptable(PTableParams(**params))
     assert caught.value.code == code and named in str(caught.value)
