@@ -123,6 +123,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "secondary_method": {"ja": "二次秘匿の方法", "en": "Secondary suppression"},
     "secondary_hypercube": {"ja": "ハイパーキューブ法(高速)", "en": "hypercube (fast)"},
     "secondary_optimal": {"ja": "最適化(秘匿セル最少)", "en": "optimal (fewest cells)"},
+    "secondary_hierarchical": {"ja": "階層表向けハイパーキューブ法(大規模表)", "en": "hierarchical hypercubes (large tables)"},
     "merge_legend": {"ja": "カテゴリの統合(リコード)", "en": "Merging categories (recoding)"},
     "merge_variable": {"ja": "統合する変数", "en": "Variable whose levels are merged"},
     "merge_none": {"ja": "統合しない", "en": "no merging"},

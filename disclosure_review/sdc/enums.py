@@ -107,3 +107,4 @@ class SecondaryMethod(enum.Enum):
 
     HYPERCUBE = "hypercube"  # fast heuristic
     OPTIMAL = "optimal"  # mixed-integer programme, fewest cells / smallest total
+    HIERARCHICAL = "hierarchical"  # large hierarchical tables: hypercubes of flows, certified audit
