@@ -50,8 +50,8 @@ from analysis_kernel.outputs import FileOutput, ModelOutput, Output, OutputInval
 from analysis_kernel.release import request_release
 from analysis_kernel.verdicts import badge
 from disclosure_review import acro_format, wire
-from disclosure_review.sdc import MARGIN_LABEL, CheckReport, Statistic, TableKind, TableSpec, Verdict, check_table
-from disclosure_review.sdc import histogram_table_spec, load_preset, shadow_from_frame
+from disclosure_review.sdc import MARGIN_LABEL, CheckReport, InvalidSpec, Statistic, TableKind, TableSpec, Verdict
+from disclosure_review.sdc import check_table, histogram_table_spec, load_preset, shadow_from_frame
 
 QUERY_ATTR = "onsite_query"
 """Key of `DataFrame.attrs` holding the SQL of the relation a frame was made from."""
@@ -93,8 +93,9 @@ NOTICES = {
 }
 
 
-class AcroError(OutputInvalid):
-    """An ACRO call Onsite cannot serve as asked; the message says what to do instead."""
+class AcroError(OutputInvalid, ValueError):
+    """An ACRO call Onsite cannot serve as asked; the message says what to do instead. A ValueError too, as ACRO's
+    and pandas' errors for bad arguments are, so a notebook's `except ValueError` still catches it."""
 
 
 # ---------------------------------------------------------------- provenance of frames made by `.df()`
@@ -144,6 +145,8 @@ class Record:
     verified: bool
     comments: list[str] = dataclasses.field(default_factory=list)
     exception: str = ""
+    fair: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """ACRO's FAIR summary: the checks run and their verdicts, the dependent and independent variables."""
     name: str = ""
     """The name its Onsite outputs are sent under: the uid, or a renamed uid as a file name allows."""
 
@@ -170,7 +173,7 @@ class Record:
     def __str__(self) -> str:
         return (f"uid: {self.uid}\nstatus: {self.status}\ntype: {self.output_type}\nproperties: {self.properties}\n"
                 f"command: {self.command}\nsummary: {self.summary}\noutcome: {self.outcome}\noutput: {self.output}\n"
-                f"comments: {self.comments}\nexception: {self.exception}\n")
+                f"comments: {self.comments}\nexception: {self.exception}\nfair: {self.fair}\n")
 
 
 class Records:
@@ -202,6 +205,15 @@ class Records:
         text = "".join(f"{record}\n" for record in self.results.values())
         print(text)
         return text
+
+    def validate_outputs(self) -> None:
+        """As ACRO's `finalise(..., interactive=True)`: ask for the reason of an exception for every output that
+        did not pass and has none."""
+        for record in self.results.values():
+            if record.status != "pass" and not record.exception:
+                print(f"{record}\nThe status of the record above is: {record.status}.\n"
+                      "Please explain why an exception should be granted.")
+                record.exception = input("")
 
 
 # ---------------------------------------------------------------- tables: cells, checks, ACRO's outcome table
@@ -293,6 +305,7 @@ class _Part:
     prefix: tuple  # the table's column levels naming this part (aggregation function, value variable)
     report: CheckReport  # the checks of the table as computed (ACRO's outcome table shows them, before protection)
     margin_label: str = MARGIN_LABEL  # how the report labels margins (its table's shadow.margin_label)
+    variables: tuple[str, ...] = ()  # the row and column variables
     table: TableOutput | None = None  # None: unverified
     why: str = ""
     modes: dict[CellKey, set] | None = None  # a mode table: every mode of each cell (ties: any is right)
@@ -517,9 +530,13 @@ class ACRO:
               value: str | None, prefix: tuple) -> _Part:
         statistic = STATISTICS[function] if value is not None else None
         kind = TableKind.FREQUENCY if statistic is None else TableKind.MAGNITUDE
-        spec = TableSpec(kind, "SELECT * FROM data", rows=tuple(rows), columns=tuple(columns),
-                         value=None if statistic is None else value, statistic=statistic or Statistic.COUNT)
-        part = _Part(statistic, value, prefix, CheckReport.from_results("table", self.db.preset, []))
+        try:
+            spec = TableSpec(kind, "SELECT * FROM data", rows=tuple(rows), columns=tuple(columns),
+                             value=None if statistic is None else value, statistic=statistic or Statistic.COUNT)
+        except InvalidSpec as exc:  # e.g. one variable on both axes, which pandas allows
+            raise AcroError(f"Onsite cannot check this table: {exc}") from None
+        part = _Part(statistic, value, prefix, CheckReport.from_results("table", self.db.preset, []),
+                     variables=(*rows, *columns))
         used = [*rows, *columns] + ([value] if statistic is not None else [])
         found = self._columns_of(query) if query is not None else None
         if query is None:
@@ -587,7 +604,10 @@ class ACRO:
                                if p.table is not None and p.table.spec.protection else "") for p in parts)
         record = self.results.add(Record(uid, status.value, "table",
                                          {"method": method, "mitigation": self.mitigation}, command, summary,
-                                         outcome, [shown], onsite, verified))
+                                         outcome, [shown], onsite, verified,
+                                         fair=_fair([p.report for p in parts], parts[0].value, parts[0].variables,
+                                                    ", ".join(p.statistic.value if p.statistic else "count"
+                                                              for p in parts))))
         _show(record)
         if not verified:
             self._say("unverified", uid=uid, why="; ".join(dict.fromkeys(p.why for p in parts if p.why)))
@@ -649,7 +669,8 @@ class ACRO:
         outcome = pd.DataFrame({"low": numpy_edges[:-1], "high": numpy_edges[1:],
                                 "count": [_tags(rules or []) for rules in _by_bin(flagged, numpy_edges)]})
         record = self.results.add(Record(uid, onsite.verdict.value, "histogram", {"method": "histogram"}, command,
-                                         _summary(report), outcome, [str(path)], [onsite], table is not None))
+                                         _summary(report), outcome, [str(path)], [onsite], table is not None,
+                                         fair=_fair([report], None, [column], "histogram")))
         _show(record)
         if table is None:
             self._say("unverified", uid=uid, why=why)
@@ -681,7 +702,8 @@ class ACRO:
                                      f"without verified provenance ({part.why}).", command, self._lang))
         outcome = outcome_table(counts, [part], "All")
         record = self.results.add(Record(uid, onsite.verdict.value, "pie chart", {"method": "pie"}, command,
-                                         _summary(part.report), outcome, [str(path)], [onsite], part.table is not None))
+                                         _summary(part.report), outcome, [str(path)], [onsite], part.table is not None,
+                                         fair=_fair([part.report], None, [column], "pie")))
         _show(record)
         if part.table is None:
             self._say("unverified", uid=uid, why=part.why)
@@ -729,8 +751,9 @@ class ACRO:
         outcome = pd.DataFrame({"check": [r.rule for r in model.report.results],
                                 "outcome": [_tags([(r.rule, r.verdict)]) if r.verdict is not Verdict.PASS else "ok"
                                             for r in model.report.results]})
+        fair = _fair([model.report], str(results.model.endog_names), list(results.model.exog_names), method)
         record = self.results.add(Record(uid, model.verdict.value, "regression", {"method": method}, command, summary,
-                                outcome, frames, [model], False))
+                                         outcome, frames, [model], False, fair=fair))
         _show(record, "a reviewer judges every model: the service cannot refit it")
         return results
 
@@ -773,16 +796,29 @@ class ACRO:
     def print_outputs(self) -> str:
         return self.results.print()
 
+    def show_fair_summaries(self) -> str:
+        """Each output's uid and FAIR summary (the checks and their verdicts, the variables), as ACRO's text."""
+        lines = []
+        for uid, record in self.results.results.items():
+            lines.append(uid)
+            for key, value in record.fair.items():
+                lines += ([f"{k} : {v}" for k, v in value.items()] if isinstance(value, dict) else [f"{key}:{value}"])
+        return "\n".join(lines) + "\n\n"
+
     def finalise(self, path: str = "outputs", ext: str = "json", interactive: bool = False, *,
                  title: str | None = None, purpose: str | None = None, project: str | None = None,
                  timeout: float = 60) -> Records | None:
         """Ask for the release of every output (analysis_kernel.request_release): the outputs, their comments and
-        exception requests go to disclosure review. Nothing is written to `path`. Returns the records, with the
-        service's answer in `.answer`."""
-        del ext, interactive
+        exception requests go to disclosure review. Nothing is written to `path`, whatever `ext` ("json" or "xlsx",
+        as ACRO; the released package holds ACRO's results.json). `interactive` asks, as ACRO, for the reason of an
+        exception for each output that did not pass. Returns the records, with the service's answer in `.answer`."""
+        if ext not in ("json", "xlsx"):
+            raise AcroError("Invalid file extension. Options: {json, xlsx}")
         if not self.results.results:
             print("no outputs to finalise")
             return None
+        if interactive:
+            self.results.validate_outputs()
         sent = [_Sent(_renamed(o, _output_name(record.name, i, len(record.onsite))), record)
                 for record in self.results.results.values() for i, o in enumerate(record.onsite)]
         notes = "\n".join(
@@ -797,6 +833,20 @@ class ACRO:
                                               project=project, timeout=timeout)
         self._say("finalise", path=path)
         return self.results
+
+
+add_constant = sm.add_constant
+"""statsmodels' add_constant, which ACRO's package exports too (`from acro import ACRO, add_constant`)."""
+
+
+def add_to_acro(src_path: str, dest_path: str = "sdc_results") -> None:
+    """As ACRO's: every file of the folder `src_path` as a custom output named after the file, then `finalise` —
+    on Onsite a release request (a reviewer judges each file; types Onsite cannot release are left out, and said)."""
+    acro = ACRO()
+    for path in sorted(Path(src_path).iterdir()):
+        if acro.custom_output(str(path)):
+            acro.rename_output(f"output_{acro.results.output_id - 1}", path.name)
+    acro.finalise(dest_path, "json")
 
 
 def _show(record: Record, note: str = "") -> None:
@@ -855,6 +905,19 @@ def _by_bin(cells: dict[CellKey, Any], edges: Sequence[float]) -> list[Any]:
     lows = {float(key[0]): entry for key, entry in cells.items() if key[0] is not MARGIN}
     return [next((e for low, e in lows.items() if math.isclose(low, edge, rel_tol=1e-9, abs_tol=1e-12)), None)
             for edge in edges[:-1]]
+
+
+def _fair(reports: Sequence[CheckReport], dependent: str | None, independent: Sequence[str],
+          analysis: str) -> dict[str, Any]:
+    """ACRO's FAIR summary of an output from Onsite's checks (ACRO's check names where it has the check)."""
+    status: dict[str, Verdict] = {}
+    for report in reports:
+        for result in report.results:
+            name = acro_format.check_name(result.rule)
+            status[name] = Verdict.combine([status.get(name, Verdict.PASS), result.verdict])
+    return {"analysis": analysis, "checks_needed": list(status),
+            "check_status": {name: verdict.value for name, verdict in status.items()},
+            "dependent": dependent or "unknown", "independent": list(independent)}
 
 
 def _summary(report: CheckReport) -> str:

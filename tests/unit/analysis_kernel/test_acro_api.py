@@ -328,6 +328,8 @@ def test_what_onsite_does_not_take_is_refused_with_what_to_do(db, survey) -> Non
         acro.crosstab(survey.area, survey.grp, aggfunc="mean")
     with pytest.raises(AcroError, match="aggfunc"):
         acro.crosstab(survey.area, survey.grp, values=survey.income, aggfunc=np.mean)
+    with pytest.raises(AcroError, match="Onsite cannot check this table: .*used twice"):
+        acro.crosstab(survey.area, survey.area)
     assert acro.results.get_keys() == []
 
 

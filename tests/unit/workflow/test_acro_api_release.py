@@ -131,6 +131,25 @@ def test_suppressed_outputs_are_released_as_returned(world, session) -> None:
         assert math.isnan(table.loc["C", "F"])  # the small cell is not released
 
 
+def test_finalise_xlsx_is_a_release_request_too_and_interactive_asks_for_exceptions(world, session, tmp_path,
+                                                                                   monkeypatch) -> None:
+    """ACRO writes results.xlsx for ext="xlsx"; on Onsite it is the same release request, nothing written.
+    interactive=True asks, as ACRO, for the reason of an exception for each output that did not pass."""
+    acro = ACRO(suppress=False, db=session)
+    people = session.sql("SELECT region, sex, 'all' AS everyone FROM survey").df()
+    acro.crosstab(people.region, people.sex)  # region C has 2 people: fails
+    acro.crosstab(people.sex, people.everyone)
+    with pytest.raises(ValueError, match=r"Invalid file extension. Options: \{json, xlsx\}"):
+        acro.finalise("outputs", "pdf")
+    asked = []
+    monkeypatch.setattr("builtins.input", lambda prompt="": asked.append(prompt) or "C is in the census tables")
+    records = acro.finalise("outputs", "xlsx", interactive=True, title="Persons", purpose="Table 1")
+    assert not (tmp_path / "outputs").exists() and records.answer["status"] == "SUBMITTED"
+    assert len(asked) == 1 and records.get("output_0").exception == "C is in the census tables"
+    purpose, stored = _stored(world, records.answer["id"])
+    assert "exception requested: C is in the census tables" in purpose and len(stored) == 2
+
+
 def test_finalise_with_nothing_to_send_sends_nothing(session, capsys) -> None:
     assert ACRO(db=session).finalise() is None
     assert "no outputs" in capsys.readouterr().out
