@@ -60,6 +60,23 @@ MESSAGES: dict[str, dict[str, str]] = {
     "extract_risky": {"ja": "リスクの高いレコード(中央値+2MAD かつ 0.1 超)", "en": "Risky records (above median + 2 MAD and 0.1)"},
     "extract_top": {"ja": "リスクの高いキーの組合せ(上位)", "en": "Riskiest key combinations"},
     "extract_no_report": {"ja": "リスクを計算できませんでした。", "en": "The risk could not be computed."},
+    "swap_title": {"ja": "レコードスワッピング(審査者のみ)", "en": "Record swapping (reviewers only)"},
+    "swap_note": {
+        "ja": "どの世帯をどの世帯と入れ替えたかは審査者だけに表示され、申請者には表示されません。",
+        "en": "Which household was swapped with which is shown to reviewers only, never to the requester.",
+    },
+    "swap_households": {"ja": "世帯数", "en": "Households"},
+    "swap_swapped": {"ja": "入れ替えた世帯(目標)", "en": "Households swapped (target)"},
+    "swap_rate": {"ja": "スワップ率", "en": "Swap rate"},
+    "swap_risky": {"ja": "リスクの高い世帯(階層別)", "en": "Risky households (by level)"},
+    "swap_unswapped": {"ja": "相手の見つからなかったリスクの高い世帯", "en": "Risky households without a donor"},
+    "swap_seed": {"ja": "乱数シード", "en": "Seed"},
+    "swap_pairs": {"ja": "入れ替えた世帯の組(先頭)", "en": "Swapped pairs (first ones)"},
+    "swap_household": {"ja": "世帯", "en": "Household"},
+    "swap_partner": {"ja": "相手", "en": "Partner"},
+    "swap_level": {"ja": "階層", "en": "Level"},
+    "swap_area": {"ja": "元の地域", "en": "Area before"},
+    "swap_partner_area": {"ja": "相手の元の地域", "en": "Partner's area before"},
     "none": {"ja": "なし", "en": "none"},
     "verdict": {"ja": "自動判定", "en": "Verdict"},
     "verdict_pass": {"ja": "合格", "en": "pass"},
@@ -146,6 +163,19 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "秘匿処理を保存しました。公表されるのは再計算した秘匿後の表です。",
         "en": "The protection was saved. The recomputed, protected table is what would be released.",
     },
+    "ckm_heading": {"ja": "セルキー法による攪乱", "en": "Perturbed by the cell key method"},
+    "ckm_note": {
+        "ja": "公表される値は、集計値にセルのレコードで決まる小さな雑音を加えたものです。同じレコードの集合は、どの表でも同じ値になります。"
+              "合計欄もそれ自体で攪乱されるため、内訳の和と一致するとは限りません(非加法性)。",
+        "en": "The released values are the computed ones plus a small noise chosen by each cell's records: the same "
+              "records give the same value in every table. Totals are perturbed as cells of their own, so they need "
+              "not equal the sum of the cells they cover (non-additivity).",
+    },
+    "ckm_changed": {"ja": "変更されたセル", "en": "Cells changed"},
+    "ckm_mad": {"ja": "平均絶対偏差", "en": "Mean absolute deviation"},
+    "ckm_mrd": {"ja": "平均相対偏差", "en": "Mean relative deviation"},
+    "ckm_max": {"ja": "最大絶対偏差", "en": "Largest absolute deviation"},
+    "ckm_total_minus_cells": {"ja": "総計 − 内訳セルの和", "en": "Grand total minus the sum of the cells"},
     "applied_heading": {"ja": "審査者が適用した秘匿処理", "en": "Protection applied by reviewers"},
     "applied_note": {
         "ja": "最新のものが公表されます。変更すると、それまでの承認は取り消されます。",

@@ -6,6 +6,7 @@ import csv
 import random
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import duckdb
 import pytest
@@ -18,6 +19,8 @@ from disclosure_review.workflow import messages
 from disclosure_review.workflow.policies import ReviewPolicy
 from disclosure_review.workflow.recompute import recompute_table
 from onsite_base.config import SettingInvalid
+from review_service.app import make_jinja
+from review_service.i18n import translator
 
 META = {"id": "survey", "title": {"ja": "調査", "en": "Survey"}, "variables": [
     {"name": "person", "role": "direct_identifier", "label": {"ja": "番号", "en": "Person"}},
@@ -154,3 +157,18 @@ def test_the_settings_refuse_a_perturbation_table_without_a_solution() -> None:
     with pytest.raises(SettingInvalid, match="p_large"):
         ReviewPolicy(cell_key_magnitudes={"D": 10, "V": 3, "step": 2, "icat": [1, 10], "p_small": 0.01,
                                           "p_large": 0.2, "epsilon": [1.0, 0.5, 0.3]})
+
+
+@pytest.mark.parametrize("lang, heading, loss", [("en", "Perturbed by the cell key method", "Mean absolute deviation"),
+                                                 ("ja", "セルキー法による攪乱", "平均絶対偏差")])
+def test_the_request_page_shows_the_noise_and_non_additivity(home, lang, heading, loss) -> None:
+    released = recompute_table(table(), None, datasets(home), "acro-default", PERTURBED)
+    facts = released.report["cell_key"]
+    html = make_jinja().get_template("_cellkey.html").render(
+        t=translator(lang), o=SimpleNamespace(id=7, report=released.report))
+    assert heading in html and loss in html and 'id="cell-key-7"' in html
+    assert f"{facts['information_loss']['changed']} / {facts['information_loss']['cells']}" in html
+    assert f"{facts['grand_total_minus_cells']:g}" in html
+    plain = recompute_table(table(), None, datasets(home), "acro-default", ReviewPolicy())
+    assert "cell-key" not in make_jinja().get_template("_cellkey.html").render(
+        t=translator(lang), o=SimpleNamespace(id=7, report=plain.report))
