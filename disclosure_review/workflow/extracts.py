@@ -17,6 +17,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import polars as pl
 import pyarrow as pa
 
 from dataplane.catalogue import attached_metadata
@@ -26,7 +27,10 @@ from disclosure_review.sdc.enums import Verdict
 from disclosure_review.sdc.results import CheckResult
 from disclosure_review.sdc.microdata import (
     ExtractSpec,
+    InvalidMicrodataInput,
+    SwapOptions,
     check_extract,
+    declared_roles,
     record_level_rules,
 )
 from disclosure_review.sdc.size import extract_cells
@@ -47,6 +51,8 @@ log = logging.getLogger(__name__)
 
 MAX_EXTRACT_ROWS = 1_000_000
 """Records an extract may hold; a larger one fails (with MAX_FILE_BYTES as the other limit)."""
+SWAP_PAIRS_SHOWN = 200
+"""Swapped pairs listed for reviewers (the report counts them all)."""
 CLAIM_FIGURES = ("records", "expected_reidentifications", "max_individual_risk")
 
 
@@ -69,10 +75,14 @@ def recompute_extract(
     *,
     timeout_s: float | None = None,
     references: Mapping[str, Any] | None = None,
+    swapping: SwapOptions | None = None,
 ) -> CheckedOutput:
     """Re-run `spec` over `datasets` ({dataset id: file}) and check it with the preset's record-level rules.
 
     `references`: the project's approved reference data; columns taken from it are undeclared (verdict at least review).
+    `swapping`: a reviewer's record swapping, applied to the recomputed records before they are checked and
+    written; what it swapped goes to `report["swapping"]`, which only reviewers see (the package's manifest
+    keeps the checks' results alone).
     """
     opened = open_guarded(record_level_rules, preset, datasets, policy, references_read(spec, references or {}))
     if isinstance(opened, CheckedOutput):
@@ -97,6 +107,16 @@ def recompute_extract(
         con.close()
     if table.num_rows > MAX_EXTRACT_ROWS:
         return not_run("extract_too_many_records", limit=MAX_EXTRACT_ROWS)
+    swap_report = None
+    if swapping is not None:
+        roles = declared_roles(table.column_names, metadata, spec.keys)
+        if roles.household is None:
+            return not_run("swapping_needs_household")
+        try:
+            swapped = swapping.apply(pl.from_arrow(table), roles.household, roles.keys)
+        except InvalidMicrodataInput as exc:
+            return not_run("swapping_invalid", error=str(exc))
+        table, swap_report = swapped.data.to_arrow(), swapped.report(max_pairs=SWAP_PAIRS_SHOWN)
     content = render_csv(table)
     if len(content) > MAX_FILE_BYTES:
         return not_run("extract_too_large", size=len(content), limit=MAX_FILE_BYTES)
@@ -113,6 +133,8 @@ def recompute_extract(
                   "sensitive": list(roles.sensitive), "undeclared": list(roles.undeclared)},
         "risk": risk,
     }
+    if swap_report is not None:
+        report["swapping"] = swap_report
     recomputed = {"columns": table.column_names, "records": table.num_rows,
                   "sha256": hashlib.sha256(content).hexdigest()}
     return CheckedOutput(

@@ -64,6 +64,14 @@ OWN: dict[str, dict[str, str]] = {
         "ja": "申請全体の制限時間({seconds:g} 秒)を使い切ったため、このクエリは実行されませんでした。"
               "表を減らすか、より速いクエリで申請してください",
     },
+    "swapping_needs_household": {
+        "en": "record swapping needs the household id: the extract has no column the datasets declare as one",
+        "ja": "レコードスワッピングには世帯番号が必要ですが、データセットで世帯番号と宣言された列が個票データにありません",
+    },
+    "swapping_invalid": {
+        "en": "record swapping could not be applied: {error}",
+        "ja": "レコードスワッピングを適用できませんでした: {error}",
+    },
     "extract_too_many_records": {
         "en": "the extract has more than {limit:,} records: release a sample or a table",
         "ja": "個票データが {limit:,} レコードを超えています。標本か集計表にして申請してください",

@@ -19,7 +19,7 @@ from .risk import GlobalRisk, RiskMethod, global_risk, household_risk, individua
 from .subsets import SubsetKAnonymity, SubsetViolation, subset_k_anonymity
 from .suda2 import Suda2Result, suda2
 from .suppression import SuppressionMethod, local_suppression
-from .swapping import SwapResult, record_swap
+from .swapping import SwapOptions, SwapResult, record_swap
 
 __all__ = [
     "CodingSide",
@@ -49,6 +49,7 @@ __all__ = [
     "SubsetViolation",
     "Suda2Result",
     "SuppressionMethod",
+    "SwapOptions",
     "SwapResult",
     "add_noise",
     "check_record_level",

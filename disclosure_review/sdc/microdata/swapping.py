@@ -98,6 +98,56 @@ class SwapResult:
         }
 
 
+@dataclasses.dataclass(frozen=True)
+class SwapOptions:
+    """A reviewer's record swapping of an extract, as stored (`to_dict` / `from_dict`).
+
+    The household variable is the one the datasets declare; empty
+    `risk_variables` means the extract's key variables outside the hierarchy.
+    """
+
+    hierarchy: tuple[str, ...]
+    seed: int
+    swap_rate: float = 0.05
+    similar: tuple[tuple[str, ...], ...] = ()
+    risk_variables: tuple[str, ...] = ()
+    k_anonymity: int = 3
+    carry_along: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"hierarchy": list(self.hierarchy), "seed": self.seed, "swap_rate": self.swap_rate,
+                "similar": [list(p) for p in self.similar], "risk_variables": list(self.risk_variables),
+                "k_anonymity": self.k_anonymity, "carry_along": list(self.carry_along)}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> SwapOptions:
+        if not isinstance(data, dict):
+            raise InvalidMicrodataInput("record swapping options must be a JSON object")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InvalidMicrodataInput(f"unknown record swapping option(s) {unknown}; known: {sorted(known)}")
+        missing = sorted({"hierarchy", "seed"} - set(data))
+        if missing:
+            raise InvalidMicrodataInput(f"record swapping needs {missing}")
+        return cls(
+            hierarchy=_names(data["hierarchy"], "hierarchy", minimum=1),
+            seed=whole_number(data["seed"], "seed", minimum=0),
+            swap_rate=number_in(data.get("swap_rate", 0.05), "swap_rate", 0.0, 1.0),
+            similar=tuple(p for p in _profiles(data.get("similar", [])) if p),
+            risk_variables=_names(data.get("risk_variables", []), "risk_variables"),
+            k_anonymity=whole_number(data.get("k_anonymity", 3), "k_anonymity", minimum=0),
+            carry_along=_names(data.get("carry_along", []), "carry_along"),
+        )
+
+    def apply(self, data: Any, household: str, keys: Sequence[str] = ()) -> SwapResult:
+        """`record_swap` of `data` with these options; `keys`: the risk variables when none are given."""
+        risk = self.risk_variables or tuple(k for k in keys if k not in self.hierarchy)
+        return record_swap(data, household=household, hierarchy=self.hierarchy, swap_rate=self.swap_rate,
+                           similar=list(self.similar), risk_variables=risk, k_anonymity=self.k_anonymity,
+                           carry_along=self.carry_along, seed=self.seed)
+
+
 def record_swap(
     data: Any,
     *,
