@@ -7,6 +7,16 @@ review service, CLI): PostgreSQL takes a transaction-scoped advisory lock,
 SQLite takes the write lock at BEGIN IMMEDIATE (see onsite_base.db), and
 `prev_hash` is unique so a fork cannot even be stored.
 
+Group commit (PostgreSQL). The lock is held until the transaction ends, so a
+writer that waited for its commit's WAL flush inside the lock made every other
+writer wait for one disk flush per event. A transaction that takes the lock
+commits without waiting for the flush (`synchronous_commit` off for it alone),
+which releases the lock at once; `commit()` then returns only once the WAL is
+flushed past that commit (`wait_until_durable`), and the writers waiting at
+the same moment share one flush. The caller learns of its commit only when the
+event is on disk, as before. A later event that chained on it is in the WAL
+after it, so a server crash keeps a prefix of the chain, never a fork.
+
 Every event names its client (`client_address` in its details, so the hash
 covers it): the process that serves a request names it once with
 `set_client` (the hub and the web services per request, the `onsite` command
@@ -31,6 +41,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy import String, func, select, text, type_coerce
+from sqlalchemy import event as orm_event
 from sqlalchemy.orm import Session
 
 from access_control.enums import AuditEventType, Outcome
@@ -160,10 +171,38 @@ def stored_entry(row: Any) -> bytes:
 def lock_ledger(session: Session) -> None:
     """Hold the ledger's append lock until the transaction ends. `record` takes it
     itself; take it first to serialize a whole read-check-write change with every
-    other writer (the admin CLI does, so concurrent edits see each other)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LEDGER_LOCK_KEY})
-    # SQLite: the transaction already holds the database write lock (BEGIN IMMEDIATE).
+    other writer (the admin CLI does, so concurrent edits see each other).
+    PostgreSQL: the transaction then commits as a group commit (see the module's doc)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return  # SQLite: the transaction already holds the database write lock (BEGIN IMMEDIATE).
+    session.info[UNFLUSHED_COMMIT] = True
+    session.execute(LOCK_FOR_GROUP_COMMIT)  # one round trip: no parameters, so both statements in one message
+
+
+LOCK_FOR_GROUP_COMMIT = text(f"SET LOCAL synchronous_commit TO OFF; SELECT pg_advisory_xact_lock({LEDGER_LOCK_KEY})")
+FLUSH_WAL = text("SELECT pg_logical_emit_message(true, 'onsite-ledger-flush', '')")
+UNFLUSHED_COMMIT = "onsite_ledger_unflushed_commit"
+"""Session.info flag: this transaction holds the ledger lock and commits without waiting for its WAL flush."""
+
+
+@orm_event.listens_for(Session, "after_commit")
+def wait_until_durable(session: Session) -> None:
+    """Return from `commit()` only once the WAL is on disk past the commit the ledger lock made asynchronous.
+
+    A transaction that writes WAL commits synchronously, which flushes the WAL up to its own commit record
+    and so past ours; writers doing this at the same moment share one flush. Its one write is an empty
+    logical-decoding message (no table, no row lock: flushers never wait for each other; merely taking a
+    transaction id writes no WAL, and PostgreSQL then skips the flush). Raises when the store is gone:
+    the caller then does not learn of a commit that may be lost."""
+    if session.info.pop(UNFLUSHED_COMMIT, False):
+        with session.get_bind().connect() as connection:
+            connection.execute(FLUSH_WAL)
+            connection.commit()
+
+
+@orm_event.listens_for(Session, "after_rollback")
+def _forget_unflushed(session: Session) -> None:
+    session.info.pop(UNFLUSHED_COMMIT, None)
 
 
 def record(

@@ -22,11 +22,14 @@ import hashlib
 import json
 import os
 import stat
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -48,6 +51,8 @@ HEAD_SCHEMA = "onsite.tree_head/v1"
 COSIGNATURE_SCHEMA = "onsite.cosignature/v1"
 INCLUSION_SCHEMA = "onsite.inclusion_proof/v1"
 CONSISTENCY_SCHEMA = "onsite.consistency_proof/v1"
+CONSISTENCY_PATH_SCHEMA = "onsite.consistency_path/v1"
+MAX_WITNESS_NAME = AuditCosignature.__table__.c.witness.type.length or 200
 MAX_QUERY_KEYS = 500
 
 
@@ -535,34 +540,155 @@ class WitnessRefused(Exception):
     """The witness did not co-sign: the message says why (the log's head does not extend the last it saw)."""
 
 
-def witness(factory: sessionmaker[Session], log_key: Ed25519PublicKey, key: Ed25519PrivateKey, state: Path,
-            name: str) -> Cosignature:
-    """Check the log's newest head against the last head this witness co-signed (kept in `state`),
-    then co-sign it and store the cosignature in the log. The first head is taken on trust."""
-    with read_transaction(factory) as session:
-        head = newest_head(session)
-        if head is None:
-            raise WitnessRefused("the log has no signed head yet")
-        if not head.signed_by(log_key):
-            raise WitnessRefused(f"the newest head ({head.tree_size} events) is not signed by the log key")
-        last = read_witness_state(state)
-        if last is not None and last.tree_size > 0:  # every log extends the empty one
-            if head.tree_size < last.tree_size:
-                raise WitnessRefused(f"the log shrank: {head.tree_size} events, {last.tree_size} when last seen at {last.timestamp}")
+class LogUnreachable(Exception):
+    """The log's API did not answer, or answered something that is not the log's: the message says what."""
+
+
+class LogSource(Protocol):
+    """The log as a witness sees it: its newest signed head, consistency proofs, a place for cosignatures.
+    None of it is trusted: the witness checks the head's signature and every proof itself."""
+
+    def newest_head(self) -> TreeHead | None: ...
+
+    def consistency(self, old_size: int, new_size: int) -> list[bytes]: ...
+
+    def add_cosignature(self, cosignature: Cosignature) -> None: ...
+
+
+class StoreLog:
+    """The log read from its store (a database URL the witness may read and write cosignatures to)."""
+
+    def __init__(self, factory: sessionmaker[Session]) -> None:
+        self.factory = factory
+
+    def newest_head(self) -> TreeHead | None:
+        with read_transaction(self.factory) as session:
+            return newest_head(session)
+
+    def consistency(self, old_size: int, new_size: int) -> list[bytes]:
+        with read_transaction(self.factory) as session:
+            return [bytes.fromhex(h) for h in consistency_path(session, old_size, new_size)["proof"]]
+
+    def add_cosignature(self, cosignature: Cosignature) -> None:
+        with transaction(self.factory) as session:
+            accept_cosignature(session, cosignature)
+
+
+class HttpLog:
+    """The log over HTTP: the admin service's read-only log API (admin_service.app, `log/…`), with a Hub API token."""
+
+    def __init__(self, base_url: str, token: str = "", timeout: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/") + "/"
+        self.token = token
+        self.timeout = timeout
+
+    def call(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        request = urllib.request.Request(self.base_url + path, method="GET" if body is None else "POST",
+                                         data=None if body is None else json.dumps(body).encode())
+        request.add_header("Accept", "application/json")
+        if body is not None:
+            request.add_header("Content-Type", "application/json")
+        if self.token:
+            request.add_header("Authorization", f"token {self.token}")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as e:
+            if e.code == 404 and path == "log/head":
+                return None
             try:
-                proof = TreeReader(session, head.tree_size).consistency_proof(last.tree_size)
-            except TreeIncomplete as e:
-                raise WitnessRefused(f"the log cannot prove its head: {e}") from None
-            if not merkle.verify_consistency(last.tree_size, head.tree_size, bytes.fromhex(last.root_hash),
-                                             bytes.fromhex(head.root_hash), proof):
-                raise WitnessRefused(f"the head of {head.tree_size} events does not extend the head of {last.tree_size} "
-                                     f"events seen at {last.timestamp}: the log's history was rewritten")
+                said = json.loads(e.read()).get("error", "")
+            except (ValueError, AttributeError):
+                said = ""
+            raise LogUnreachable(f"{self.base_url}{path} answered {e.code} {e.reason}" + (f": {said}" if said else "")) from None
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            raise LogUnreachable(f"{self.base_url}{path}: {e}") from None
+
+    def newest_head(self) -> TreeHead | None:
+        value = self.call("log/head")
+        try:
+            return None if value is None else TreeHead.from_dict(value)
+        except ProofInvalid as e:
+            raise LogUnreachable(f"{self.base_url}log/head: {e}") from None
+
+    def consistency(self, old_size: int, new_size: int) -> list[bytes]:
+        value = self.call(f"log/consistency?{urllib.parse.urlencode({'old': old_size, 'new': new_size})}")
+        try:
+            return hexes(value.get("proof") if isinstance(value, dict) else None)
+        except ProofInvalid as e:
+            raise LogUnreachable(f"{self.base_url}log/consistency: {e}") from None
+
+    def add_cosignature(self, cosignature: Cosignature) -> None:
+        self.call("log/cosignatures", cosignature.as_dict())
+
+
+def consistency_path(session: Session, old_size: int, new_size: int) -> dict[str, Any]:
+    """The hashes that prove the tree of `new_size` events (a signed head's) extends the tree of its first
+    `old_size`: what a witness asks for, naming the head it saw last (which a rewritten log may no longer have)."""
+    if head_of_size(session, new_size) is None:
+        raise PolicyError("ledger_no_head_of_size", size=new_size)
+    if not 0 < old_size <= new_size:
+        raise PolicyError("ledger_sizes_backwards", old=old_size, new=new_size)
+    proof = TreeReader(session, new_size).consistency_proof(old_size)
+    return {"schema": CONSISTENCY_PATH_SCHEMA, "old_size": old_size, "new_size": new_size, "proof": [p.hex() for p in proof]}
+
+
+def accept_cosignature(session: Session, cosignature: Cosignature) -> None:
+    """Store a witness's cosignature: refused (PolicyError) unless its signature checks, it names a head this log
+    signed (same size and root), and the witness's name goes with the key it first co-signed with."""
+    if not cosignature.valid():
+        raise PolicyError("ledger_cosignature_invalid", witness=cosignature.witness)
+    head = head_of_size(session, cosignature.tree_size)
+    if head is None or head.root_hash != cosignature.root_hash:
+        raise PolicyError("ledger_cosignature_unknown_head", witness=cosignature.witness, size=cosignature.tree_size)
+    known = session.scalars(select(AuditCosignature.witness_key).where(AuditCosignature.witness == cosignature.witness)
+                            .order_by(AuditCosignature.id).limit(1)).first()
+    if known is not None and known != cosignature.witness_key:
+        raise PolicyError("ledger_cosignature_other_key", witness=cosignature.witness)
+    session.add(AuditCosignature(**asdict(cosignature)))
+
+
+def cosignature_from_dict(value: Any) -> Cosignature:
+    """A cosignature as `Cosignature.as_dict` writes it (the log API's POST body)."""
+    try:
+        fields = {name: value[name] for name in ("witness", "witness_key", "root_hash", "head_timestamp", "witnessed_at",
+                                                 "signature")}
+        if not all(isinstance(v, str) for v in fields.values()) or not isinstance(value["tree_size"], int):
+            raise TypeError("text fields and an integer tree_size")
+        if not 0 < len(fields["witness"]) <= MAX_WITNESS_NAME:
+            raise ValueError(f"a witness name of 1 to {MAX_WITNESS_NAME} characters")
+        return Cosignature(tree_size=value["tree_size"], **fields)
+    except (TypeError, KeyError, ValueError) as e:
+        raise PolicyError("ledger_cosignature_unreadable", error=str(e)) from None
+
+
+def witness(log: LogSource, log_key: Ed25519PublicKey, key: Ed25519PrivateKey, state: Path, name: str) -> Cosignature:
+    """Check the log's newest head against the last head this witness co-signed (kept in `state`),
+    then co-sign it and hand the cosignature to the log. The first head is taken on trust.
+    Whatever the log sends is checked here: the head's signature with `log_key`, the proof with the kept root."""
+    head = log.newest_head()
+    if head is None:
+        raise WitnessRefused("the log has no signed head yet")
+    if not head.signed_by(log_key):
+        raise WitnessRefused(f"the newest head ({head.tree_size} events) is not signed by the log key")
+    last = read_witness_state(state)
+    if last is not None and last.tree_size > 0:  # every log extends the empty one
+        if head.tree_size < last.tree_size:
+            raise WitnessRefused(f"the log shrank: {head.tree_size} events, {last.tree_size} when last seen at {last.timestamp}")
+        try:
+            proof = log.consistency(last.tree_size, head.tree_size) if head.tree_size > last.tree_size else []
+        except (TreeIncomplete, PolicyError, LogUnreachable) as e:
+            raise WitnessRefused(f"the log cannot prove its head of {head.tree_size} events extends the head of "
+                                 f"{last.tree_size} seen at {last.timestamp}: {e}") from None
+        if not merkle.verify_consistency(last.tree_size, head.tree_size, bytes.fromhex(last.root_hash),
+                                         bytes.fromhex(head.root_hash), proof):
+            raise WitnessRefused(f"the head of {head.tree_size} events does not extend the head of {last.tree_size} "
+                                 f"events seen at {last.timestamp}: the log's history was rewritten")
     public = key.public_key()
     cosignature = Cosignature(name, base64.b64encode(keys.raw_public(public)).decode(), head.tree_size, head.root_hash,
                               head.timestamp, now_text())
     cosignature = Cosignature(**{**asdict(cosignature), "signature": base64.b64encode(key.sign(cosignature.message())).decode()})
-    with transaction(factory) as session:
-        session.add(AuditCosignature(**asdict(cosignature)))
+    log.add_cosignature(cosignature)
     write_witness_state(state, head)
     return cosignature
 

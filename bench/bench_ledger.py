@@ -5,8 +5,11 @@ Ours is the ledger with its Merkle tree (access_control.ledger); the peer is tod
 
 - appends/s: WRITERS processes each appending one event per transaction (`audit.record`, the path
   every action takes) for SECONDS; ours with a head signer running beside them (`ledger.sign_head`
-  every HEAD_INTERVAL_S, as the hub's anchor service does every anchor_interval_s), the peer without. SQLite
-  and PostgreSQL (127.0.0.1:5432, `$ONSITE_BENCH_PG`, a scratch database dropped at exit).
+  every HEAD_INTERVAL_S, as the hub's anchor service does every anchor_interval_s), the peer without.
+  On PostgreSQL ours is the group commit (the ledger lock released before the commit's WAL flush,
+  `audit.wait_until_durable`); the peer is the append as it was before it, the lock held through a
+  synchronous commit (`append_as_before`). SQLite has one path (its write lock spans the
+  transaction). PostgreSQL: 127.0.0.1:5432, `$ONSITE_BENCH_PG`, a scratch database dropped at exit.
 - verify: `ledger.verify` (chain, tree, heads) vs `audit.verify` (chain) over a log of VERIFY_EVENTS.
 - proof: `ledger.inclusion_proof` of a random event in a log of PROOF_EVENTS (SQLite) vs what the
   chain offers instead, re-checking the chain from that event to its head (timed once).
@@ -32,7 +35,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
 
 from access_control import audit, ledger, merkle
 from access_control.enums import AuditEventType
@@ -110,21 +114,34 @@ def fill(url: str, events: int, key_path: Path) -> None:
     engine.dispose()
 
 
-def appender(url: str, seconds: float, go: Path, sign: bool, key_path: Path) -> None:
-    """One writer process: wait for `go`, append (or sign heads) for `seconds`, print the count."""
+def append(session: Session) -> None:
+    audit.record(session, AuditEventType.SESSION_ACTIVITY, actor="bench", object="session:bench",
+                 details={"kind": "execute", "code": "x = 1"})
+
+
+def append_as_before(session: Session) -> None:
+    """The peer: today's hash chain as it appended before the group commit, the ledger lock held
+    while the commit waits for its WAL flush (the same `record`, its commit made synchronous again)."""
+    append(session)
+    if session.info.pop(audit.UNFLUSHED_COMMIT, False):
+        session.execute(text("SET LOCAL synchronous_commit TO ON"))
+
+
+def appender(url: str, seconds: float, go: Path, kind: str, key_path: Path) -> None:
+    """One writer process: wait for `go`, append (`ours`, `peer`) or sign heads (`sign`) for `seconds`, print the count."""
     factory = session_factory(make_engine(url))
     while not go.exists():
         time.sleep(0.001)
     end, n = time.perf_counter() + seconds, 0
-    key = ledger.signing_key(key_path) if sign else None
+    key = ledger.signing_key(key_path) if kind == "sign" else None
+    write = append if kind == "ours" else append_as_before
     while time.perf_counter() < end:
         if key is not None:
             ledger.sign_head(factory, key)
             time.sleep(HEAD_INTERVAL_S)
         else:
             with transaction(factory) as session:
-                audit.record(session, AuditEventType.SESSION_ACTIVITY, actor="bench", object="session:bench",
-                             details={"kind": "execute", "code": "x = 1"})
+                write(session)
         n += 1
     print(n)
 
@@ -132,7 +149,8 @@ def appender(url: str, seconds: float, go: Path, sign: bool, key_path: Path) -> 
 def appends_per_second(url: str, writers: int, seconds: float, with_signer: bool, work: Path) -> float:
     go = work / f"go-{uuid.uuid4().hex}"
     command = [sys.executable, "-m", "bench.bench_ledger", "--writer", url, str(seconds), str(go)]
-    processes = [subprocess.Popen([*command, "append"], stdout=subprocess.PIPE, text=True) for _ in range(writers)]
+    kind = "ours" if with_signer else "peer"
+    processes = [subprocess.Popen([*command, kind], stdout=subprocess.PIPE, text=True) for _ in range(writers)]
     if with_signer:
         processes.append(subprocess.Popen([*command, "sign", str(work / "key.pem")], stdout=subprocess.PIPE, text=True))
     time.sleep(3.0)  # every process imported and connected
@@ -238,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
             peer = appends_per_second(url, args.writers, args.seconds, False, work)
             ours = appends_per_second(url, args.writers, args.seconds, True, work)
             row(f"appends_{backend}", f"{peer:,.0f}/s", f"{ours:,.0f}/s", peer / ours, f"{args.writers} writer processes, "
-                f"{args.seconds:g} s, one event a transaction; ours with a head signer beside them")
+                f"{args.seconds:g} s, one event a transaction; ours with a head signer beside them"
+                + ("; peer: the lock held through a synchronous commit, ours: group commit" if backend == "postgresql" else ""))
     if "verify" in only:
         url = scratch_sqlite(work, "verify.sqlite")
         began = time.perf_counter()
@@ -262,6 +281,6 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--writer"]:
         url, seconds, go, kind = sys.argv[2], float(sys.argv[3]), Path(sys.argv[4]), sys.argv[5]
-        appender(url, seconds, go, kind == "sign", Path(sys.argv[6]) if kind == "sign" else Path())
+        appender(url, seconds, go, kind, Path(sys.argv[6]) if kind == "sign" else Path())
     else:
         sys.exit(main())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -272,30 +273,46 @@ def run_check_proof(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def run_witness(args: argparse.Namespace, settings: Settings) -> int:
+def witness_log(args: argparse.Namespace) -> tuple[ledger.LogSource, Any]:
+    """The log a witness checks: the admin service's log API (an http(s) URL, a Hub API token from
+    --token-file or $ONSITE_LOG_TOKEN), or its store (a database URL); and what to close after."""
     source = args.source
     if source.startswith(("http://", "https://")):
-        raise UserError("the log has no HTTP API yet: give the log's store (a database URL the witness may read and "
-                        "write its cosignatures to)")
+        token = os.environ.get("ONSITE_LOG_TOKEN", "")
+        if args.token_file:
+            try:
+                token = Path(args.token_file).read_text(encoding="utf-8").strip()
+            except OSError as e:
+                raise UserError(f"cannot read the token file {args.token_file}: {e}") from None
+        return ledger.HttpLog(source, token), None
     try:
         make_url(source)
     except ArgumentError:
-        raise UserError(f"{source!r} is not a database URL (e.g. postgresql+psycopg://witness@log-host/onsite)") from None
+        raise UserError(f"{source!r} is neither the log's API (https://hub.example/services/onsite-admin/) nor a database URL "
+                        "(e.g. postgresql+psycopg://witness@log-host/onsite)") from None
+    engine = make_engine(source)
+    return ledger.StoreLog(session_factory(engine)), engine
+
+
+def run_witness(args: argparse.Namespace, settings: Settings) -> int:
     try:
         log_public = ledger.read_public_key(Path(args.log_key))
         key = ledger.signing_key(Path(args.key))
     except PolicyError as e:
         raise spoken(e) from None
-    engine = make_engine(source)
+    log, engine = witness_log(args)
     try:
-        cosignature = ledger.witness(session_factory(engine), log_public, key, Path(args.state), args.name)
+        cosignature = ledger.witness(log, log_public, key, Path(args.state), args.name)
     except ledger.WitnessRefused as e:
         print(f"REFUSED: {e}")
         return 1
+    except ledger.LogUnreachable as e:
+        raise UserError(f"the log did not answer as a log: {e}; nothing was co-signed") from None
     except PolicyError as e:
         raise spoken(e) from None
     finally:
-        engine.dispose()
+        if engine is not None:
+            engine.dispose()
     if args.json:
         print_json(cosignature.as_dict())
     else:
@@ -377,21 +394,26 @@ AUDIT_COMMANDS = (
         arg("--head", metavar="FILE", help="a signed head you kept (e.g. a witness's): the proof must be about it"),
     ), run_check_proof, "Exit 0 and 'ok: …' when it checks, else 'INVALID: …' and exit 1."),
     Command("audit witness", "check the log's newest head extends the last one this witness saw, then co-sign it", (
-        arg("source", metavar="STORE", help="the log's store: a database URL this witness may read (and write its "
-            "cosignatures to)"),
+        arg("source", metavar="LOG", help="the log: its API, the admin service's URL (e.g. "
+            "https://hub.example/services/onsite-admin/), or its store, a database URL this witness may read (and write "
+            "its cosignatures to)"),
+        arg("--token-file", metavar="FILE", help="with an API URL: a file holding a Hub API token of an administrator "
+            "(scope access:services!service=onsite-admin); default $ONSITE_LOG_TOKEN"),
         arg("--log-key", metavar="PEM", required=True, help="the log's public key (`onsite audit public-key`)"),
         arg("--key", metavar="FILE", required=True, help="this witness's own Ed25519 key (made when absent, 0600)"),
         arg("--state", metavar="FILE", required=True, help="where this witness keeps the last head it co-signed"),
         arg("--name", required=True, help="this witness's name, shown in `onsite audit witnesses`"),
         JSON,
     ), run_witness,
-        "The first run takes the log's head on trust; every later run co-signs only a head the log proves "
+        "Over HTTP it reads the newest signed head and a consistency proof from the log's API (admin service, "
+        "`log/head`, `log/consistency`) and posts its cosignature (`log/cosignatures`); nothing the log sends is "
+        "trusted. The first run takes the log's head on trust; every later run co-signs only a head the log proves "
         "consistent with the one kept in --state, and prints 'REFUSED: …' (exit 1) otherwise: a history rewritten "
         "even consistently, every hash recomputed and re-signed with the log key, fails here. Run it from another "
         "facility or the operations centre, with its key and state on its own storage."),
     Command("audit witnesses", "the last head each witness co-signed", (JSON,), run_witnesses,
-            "`onsite audit verify` checks each cosigned root against the events; the operations view of the "
-            "witnessed heads (issue #16) does not exist yet."),
+            "`onsite audit verify` checks each cosigned root against the events; the admin service's operations "
+            "view shows the same (ledger.last_cosignatures)."),
 )
 
 

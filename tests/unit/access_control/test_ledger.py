@@ -105,10 +105,10 @@ def test_a_head_of_the_empty_log_is_checked_and_extended(db, key, tmp_path):
     empty = ledger.sign_head(db, key)
     assert empty.tree_size == 0 and empty.root_hash == hashlib.sha256(b"").hexdigest()
     witness_key, state = ledger.signing_key(tmp_path / "w.pem"), tmp_path / "w.json"
-    assert ledger.witness(db, key.public_key(), witness_key, state, "w").tree_size == 0
+    assert ledger.witness(ledger.StoreLog(db), key.public_key(), witness_key, state, "w").tree_size == 0
     add_events(db, 3)
     ledger.sign_head(db, key)
-    assert ledger.witness(db, key.public_key(), witness_key, state, "w").tree_size == 3
+    assert ledger.witness(ledger.StoreLog(db), key.public_key(), witness_key, state, "w").tree_size == 3
     result = full_verify(db, key)
     assert result.ok and result.signed_heads == 2, result.problem
     sql(db, "UPDATE audit_tree_head SET root_hash = :r WHERE tree_size = 0", r="11" * 32)
@@ -238,11 +238,11 @@ def test_a_witness_cosigns_growth_and_refuses_a_rewritten_history(log, key, tmp_
     witness_key = ledger.signing_key(tmp_path / "witness" / "key.pem")
     state = tmp_path / "witness" / "last-head.json"
     ledger.sign_head(log, key)
-    first = ledger.witness(log, key.public_key(), witness_key, state, "ops-centre")
+    first = ledger.witness(ledger.StoreLog(log), key.public_key(), witness_key, state, "ops-centre")
     assert first.tree_size == N and first.valid()
     add_events(log, 10, start=N)
     ledger.sign_head(log, key)
-    second = ledger.witness(log, key.public_key(), witness_key, state, "ops-centre")
+    second = ledger.witness(ledger.StoreLog(log), key.public_key(), witness_key, state, "ops-centre")
     assert second.tree_size == N + 10
     with log() as s:
         assert [c.tree_size for c in ledger.last_cosignatures(s)] == [N + 10]
@@ -256,7 +256,7 @@ def test_a_witness_cosigns_growth_and_refuses_a_rewritten_history(log, key, tmp_
     ledger.sign_head(log, key)
     assert full_verify(log, key).ok
     with pytest.raises(ledger.WitnessRefused, match="history was rewritten"):
-        ledger.witness(log, key.public_key(), witness_key, state, "ops-centre")
+        ledger.witness(ledger.StoreLog(log), key.public_key(), witness_key, state, "ops-centre")
     assert ledger.read_witness_state(state).tree_size == N + 10  # the witness keeps the head it trusted
 
 
@@ -264,15 +264,15 @@ def test_a_witness_refuses_a_shrunk_log_and_a_head_not_signed_by_the_log(log, ke
     witness_key = ledger.signing_key(tmp_path / "w.pem")
     state = tmp_path / "w.json"
     ledger.sign_head(log, key)
-    ledger.witness(log, key.public_key(), witness_key, state, "w")
+    ledger.witness(ledger.StoreLog(log), key.public_key(), witness_key, state, "w")
     with pytest.raises(ledger.WitnessRefused, match="not signed by the log key"):
-        ledger.witness(log, Ed25519PrivateKey.generate().public_key(), witness_key, state, "w")
+        ledger.witness(ledger.StoreLog(log), Ed25519PrivateKey.generate().public_key(), witness_key, state, "w")
     sql(log, "DELETE FROM audit_tree_head")
     sql(log, "DELETE FROM audit_tree_node")
     sql(log, "DELETE FROM audit_event WHERE seq > 20")
     ledger.sign_head(log, key)
     with pytest.raises(ledger.WitnessRefused, match="shrank"):
-        ledger.witness(log, key.public_key(), witness_key, state, "w")
+        ledger.witness(ledger.StoreLog(log), key.public_key(), witness_key, state, "w")
 
 
 def test_a_signer_goes_on_from_the_blocks_another_stored(db, key):

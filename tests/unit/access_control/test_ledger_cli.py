@@ -113,9 +113,9 @@ def test_witness_cosigns_then_refuses_a_rewrite(onsite, db_url, tmp_path):
     assert onsite("audit", "verify")[0] == 0  # inside the database the rewrite is now invisible
     code, out, _ = onsite(*witness)
     assert code == 1 and out.startswith("REFUSED: the head of") and "rewritten" in out
-    code, _, err = onsite("audit", "witness", "https://log.example/", "--log-key", str(public), "--key", "k", "--state", "s",
-                          "--name", "x")
-    assert code == 2 and "no HTTP API" in err
+    code, _, err = onsite("audit", "witness", "log.example", "--log-key", str(public), "--key", str(tmp_path / "k"),
+                          "--state", str(tmp_path / "s"), "--name", "x")
+    assert code == 2 and "neither the log's API" in err
 
 
 def test_a_ledger_from_before_the_tree_migrates_and_verifies(tmp_path):

@@ -1,0 +1,56 @@
+"""The ledger's group commit on PostgreSQL (access_control.audit): a transaction holding the ledger lock
+commits without waiting for its WAL flush, so the lock is free at once, but `commit()` returns only once
+that commit is on disk. Checked against the server's own WAL positions: what the server has flushed when
+the caller learns of its commit, and what the transaction had written before it committed."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from access_control import audit, policy
+from access_control.enums import AuditEventType
+from onsite_base.db import transaction
+
+pytestmark = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+
+ROUNDS = 40
+
+
+def flushed_lsn(db) -> int:
+    with db() as s:
+        return s.scalar(text("SELECT pg_current_wal_flush_lsn() - '0/0'::pg_lsn"))
+
+
+def test_a_commit_returns_only_once_its_event_is_on_disk(db):
+    """Without the wait, the server's WAL writer flushes an asynchronous commit up to 200 ms later: most of
+    these rounds would find their own WAL records not yet flushed when the commit has returned."""
+    late = []
+    for i in range(ROUNDS):
+        with transaction(db) as s:
+            audit.record(s, AuditEventType.SESSION_ACTIVITY, actor="tanaka", object="session:tanaka", details={"i": i})
+            assert s.scalar(text("SHOW synchronous_commit")) == "off"  # the lock is released before the flush
+            written = s.scalar(text("SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn"))
+        if flushed_lsn(db) < written:
+            late.append(i)
+    assert late == [], f"commits acknowledged before their WAL was flushed in rounds {late}"
+
+
+def test_a_change_recorded_with_its_event_is_durable_too_and_a_rollback_leaves_nothing_pending(db):
+    with transaction(db) as s:
+        policy.add_person(s, username="sato", display_name="Sato", actor="admin:test")
+        written = s.scalar(text("SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn"))
+    assert flushed_lsn(db) >= written
+    with db() as s:
+        s.begin()
+        audit.record(s, AuditEventType.SESSION_ACTIVITY, actor="tanaka", object="session:tanaka")
+        assert s.info[audit.UNFLUSHED_COMMIT]
+        s.rollback()
+        assert audit.UNFLUSHED_COMMIT not in s.info  # the next transaction of this session waits for nothing it did not do
+    with db() as s:
+        assert audit.count(s) == 1
+
+
+def test_without_the_ledger_lock_a_transaction_commits_as_configured(db):
+    with transaction(db) as s:
+        assert s.scalar(text("SHOW synchronous_commit")) == "on"
+        assert audit.UNFLUSHED_COMMIT not in s.info
