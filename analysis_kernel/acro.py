@@ -52,6 +52,7 @@ from analysis_kernel.verdicts import badge
 from disclosure_review import acro_format, wire
 from disclosure_review.sdc import MARGIN_LABEL, CheckReport, InvalidSpec, Statistic, TableKind, TableSpec, Verdict
 from disclosure_review.sdc import check_table, histogram_table_spec, load_preset, shadow_from_frame
+from disclosure_review.sdc.spec import quote_identifier
 
 QUERY_ATTR = "onsite_query"
 """Key of `DataFrame.attrs` holding the SQL of the relation a frame was made from."""
@@ -63,12 +64,7 @@ STATISTICS = {"count": None, "sum": Statistic.SUM, "mean": Statistic.MEAN, "medi
 ROUNDABLE = (None, Statistic.SUM)
 """Statistics Onsite can round (their margins are sums of cells); record deletion, ACRO's suppression, fits all."""
 MITIGATIONS = ("none", "suppress", "round")
-SURVIVAL_ALTERNATIVE = (
-    "Onsite has no survival-function output yet, so surv_func is not available. Alternatives: a frequency table of "
-    "events and censorings by time band (acro.crosstab(df.time_band, df.status)), from which a life table follows; "
-    "or fit the curve, save its figure and add it with acro.custom_output(filename, comment) for a reviewer to judge "
-    "(verdict review)."
-)
+SURVIVAL_OUTPUTS = ("table", "plot")
 NOTICES = {
     "unverified": {
         "en": "{uid} is unverified ({why}): its verdict is review, a reviewer judges it. To keep provenance, read the "
@@ -712,8 +708,57 @@ class ACRO:
     def surv_func(self, time: Any, status: Any, output: str, entry: Any = None, title: Any = None,
                   freq_weights: Any = None, exog: Any = None, bw_factor: float = 1.0,
                   filename: str = "kaplan-meier.png") -> Any:
-        """Not available: Onsite has no survival-function output (the error names the alternatives)."""
-        raise AcroError(SURVIVAL_ALTERNATIVE)
+        """The Kaplan-Meier survival function of `time` (status 1: the event, 0: censored), as ACRO: its table
+        (output="table", statsmodels' SurvfuncRight summary) or its plot saved as `filename` (output="plot",
+        returns (axes, file name)); any other `output` returns None and records nothing.
+
+        The Onsite output is the table of events and censorings by time (time x status counts), from which the
+        survival table follows: verified from the data's query as any crosstab, and checked as a frequency table.
+        Under suppression the times are grouped into bands (in the SQL too), each closing once it holds at least
+        the threshold number of events and of censorings; the returned table gains ACRO's rounded_survival_fun,
+        here the survival function over those bands."""
+        command = _command("surv_func()")
+        if output not in SURVIVAL_OUTPUTS:
+            return None
+        uid = f"output_{self.results.output_id}"
+        fitted = sm.SurvfuncRight(time, status, entry, title, freq_weights, exog, bw_factor)
+        survival = fitted.summary()
+        time_var, status_var = (str(getattr(s, "name", None) or n) for s, n in ((time, "time"), (status, "status")))
+        if time_var == status_var:
+            raise AcroError("time and status are the same variable: give the time and the event indicator")
+        frame = pd.DataFrame({time_var: np.asarray(time), status_var: np.asarray(status)})
+        query = query_of(time, status)
+        if self.suppress:
+            bands = _survival_bands(frame, time_var, status_var, load_preset(self.db.preset).threshold or 10)
+            frame[time_var] = frame[time_var].map(bands)
+            survival["rounded_survival_fun"] = _banded_survival(frame, time_var, status_var, survival.index)
+            query = query and _banded_query(query, time_var, status_var, sorted(set(bands.values())))
+        counts = pd.crosstab(frame[time_var], frame[status_var], dropna=False)
+        part = self._part(query, frame, [time_var], [status_var], "count", None, prefix=())
+        if part.table is not None and any(v is not None for v in (entry, freq_weights, exog)):
+            part.table, part.why = None, "entry times, weights or exog change the survival table beyond its counts"
+        if part.table is not None and (why := _mismatch(counts, part, part.table, "All")):
+            part.table, part.why = None, why
+        if output == "plot":
+            path = _unique(Path(filename))
+            figure = Figure()
+            axes = figure.add_subplot()
+            if self.suppress:
+                axes.step(survival.index, survival["rounded_survival_fun"], where="post")
+            else:
+                fitted.plot(ax=axes)
+            figure.savefig(path)
+        onsite: Output = (_renamed(part.table, uid) if part.table is not None
+                          else self._table_file(uid, survival, command, part))
+        record = self.results.add(Record(
+            uid, onsite.verdict.value, "table" if output == "table" else "survival plot",
+            {"method": "surv func" if output == "table" else "surv_func"}, command, _summary(part.report),
+            outcome_table(counts, [part], "All"), [survival] if output == "table" else [str(path)], [onsite],
+            part.table is not None, fair=_fair([part.report], status_var, [time_var], "survival")))
+        _show(record)
+        if part.table is None:
+            self._say("unverified", uid=uid, why=part.why)
+        return survival if output == "table" else (axes, str(path))
 
     # -- regressions: fitted as ACRO fits them, checked by Onsite's model checks; always judged by a reviewer
 
@@ -833,6 +878,49 @@ class ACRO:
                                               project=project, timeout=timeout)
         self._say("finalise", path=path)
         return self.results
+
+
+def _survival_bands(frame: pd.DataFrame, time_var: str, status_var: str, threshold: int) -> dict[Any, Any]:
+    """Each time -> the last time of its band. A band closes once it holds at least `threshold` people of every
+    status (events and censorings), so that each of its cells passes the threshold; a remainder that does not
+    joins the band before it."""
+    counts = pd.crosstab(frame[time_var], frame[status_var]).sort_index()
+    bands: list[list[Any]] = []
+    members: list[Any] = []
+    held = np.zeros(counts.shape[1], dtype=int)
+    for time, row in counts.iterrows():
+        members.append(time)
+        held += row.to_numpy()
+        if (held >= threshold).all():
+            bands.append(members)
+            members, held = [], np.zeros_like(held)
+    if members:
+        if bands:
+            bands[-1] += members
+        else:
+            bands.append(members)
+    return {time: band[-1] for band in bands for time in band}
+
+
+def _banded_survival(frame: pd.DataFrame, time_var: str, status_var: str, times: pd.Index) -> list[float]:
+    """The Kaplan-Meier survival over bands (the frame's times are the bands' last times), at each of `times`:
+    the survival after the last band that closed at or before it."""
+    events = frame.groupby(time_var)[status_var].sum().sort_index()
+    leaving = frame.groupby(time_var).size().sort_index()
+    at_risk = len(frame) - leaving.cumsum().shift(fill_value=0)
+    survival = (1 - events / at_risk).cumprod()
+    return [float(survival[survival.index <= t].iloc[-1]) if (survival.index <= t).any() else 1.0 for t in times]
+
+
+def _banded_query(query: str, time_var: str, status_var: str, ends: Sequence[Any]) -> str:
+    """`query` with its time variable replaced by its band's last time (bands ending at `ends`, ascending)."""
+    def literal(value: Any) -> str:
+        return str(int(value)) if float(value).is_integer() and not isinstance(value, float) else \
+            f"CAST({float(value)!r} AS DOUBLE)"
+
+    time, status = quote_identifier(time_var), quote_identifier(status_var)
+    whens = " ".join(f"WHEN {time} <= {literal(end)} THEN {literal(end)}" for end in ends)
+    return f"SELECT CASE {whens} END AS {time}, {status} FROM (\n{query}\n) AS survival_data"
 
 
 add_constant = sm.add_constant

@@ -285,9 +285,74 @@ def test_formula_regressions(acro, survey, method, fit) -> None:
     assert acro.results.get_index(-1).properties["method"] == method
 
 
-def test_surv_func_says_what_to_use_instead(acro, survey) -> None:
-    with pytest.raises(AcroError, match=r"no survival-function output.*crosstab.*custom_output"):
-        acro.surv_func(survey.income, survey.person_id, "table")
+SURVIVAL = """SELECT (a.income + 2 * b.income)::BIGINT % 397 + 1 AS futime,
+                      ((a.income + b.income)::BIGINT % 3 = 0)::INTEGER AS death
+               FROM survey a, survey b"""  # 1,600 follow-up times and deaths, made from the granted data in SQL
+
+
+def _kaplan_meier(cells: dict) -> tuple[list[float], list[float]]:
+    """Survival and numbers at risk at each event time, from released (time, status) counts."""
+    times = sorted({float(t) for t, s in cells if t is not MARGIN})
+    at_risk, survival, shown_risk, shown_survival = cells[(MARGIN, MARGIN)], 1.0, [], []
+    for t in times:
+        label = next(k for k in cells if k[0] is not MARGIN and float(k[0]) == t)[0]
+        events, leaving = cells.get((label, "1")) or 0, cells[(label, MARGIN)]
+        if events:
+            survival *= 1 - events / at_risk
+            shown_risk.append(at_risk)
+            shown_survival.append(survival)
+        at_risk -= leaving
+    return shown_survival, shown_risk
+
+
+def test_surv_func_returns_acros_table_and_sends_the_counts_behind_it(acro, db) -> None:
+    df = db.sql(SURVIVAL).df()
+    table = acro.surv_func(df.futime, df.death, output="table")
+    pd.testing.assert_frame_equal(table, sm.SurvfuncRight(df.futime, df.death).summary())
+    record = acro.results.get_index(-1)
+    [onsite] = record.onsite
+    assert record.verified and (record.output_type, record.properties["method"]) == ("table", "surv func")
+    assert (onsite.spec.rows, onsite.spec.columns) == (("futime",), ("death",))
+    # the released counts give back the returned survival table
+    survival, at_risk = _kaplan_meier(onsite_cells(onsite))
+    assert np.allclose(survival, table["Surv prob"]) and at_risk == list(table["num at risk"])
+    assert record.status == onsite.verdict.value == "fail"  # single events at a time face the threshold (D15)
+    assert "MinimumThresholdCheck" in record.outcome.to_string()
+    assert record.fair["dependent"] == "death" and record.fair["independent"] == ["futime"]
+
+
+def test_surv_func_under_suppression_releases_bands_that_pass(db) -> None:
+    acro = ACRO(suppress=True, db=db)
+    df = db.sql(SURVIVAL).df()
+    table = acro.surv_func(df.futime, df.death, output="table")
+    record = acro.results.get_index(-1)
+    [onsite] = record.onsite
+    assert record.verified and "CASE WHEN" in onsite.spec.query and record.status == "pass"
+    cells = {k: v for k, v in onsite_cells(onsite).items() if MARGIN not in k}
+    bands = sorted({float(t) for t, _ in cells})
+    assert 1 < len(bands) < df.futime.nunique() and all(v >= 10 for v in cells.values())
+    # rounded_survival_fun: the survival over the released bands, a step at each band's end
+    survival, _ = _kaplan_meier(onsite_cells(onsite))
+    steps = dict(zip(bands, survival))
+    for t, value in table["rounded_survival_fun"].items():
+        ended = [b for b in bands if b <= t]
+        assert value == pytest.approx(steps[ended[-1]] if ended else 1.0)
+    assert list(table.columns[:4]) == ["Surv prob", "Surv prob SE", "num at risk", "num events"]
+
+
+def test_surv_func_plot_and_what_acro_ignores(acro, db, survey, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    df = db.sql(SURVIVAL).df()
+    axes, name = acro.surv_func(df.futime, df.death, output="plot")
+    assert name == "kaplan-meier.png" and Path(name).read_bytes().startswith(b"\x89PNG") and axes.lines
+    assert acro.results.get_index(-1).output_type == "survival plot"
+    assert acro.surv_func(df.futime, df.death, output="curve") is None and len(acro.results.get_keys()) == 1
+    acro.surv_func(df.futime, df.death, output="table", entry=df.futime * 0)  # left truncation: beyond the counts
+    assert not acro.results.get_index(-1).verified
+    late = df[df.futime > 3]  # filtered in pandas: the survival table is sent as a file for a reviewer
+    acro.surv_func(late.futime, late.death, output="table")
+    record = acro.results.get_index(-1)
+    assert not record.verified and isinstance(record.onsite[0], FileOutput) and record.status == "review"
 
 
 def test_session_management_as_in_acro(acro, survey, tmp_path) -> None:
