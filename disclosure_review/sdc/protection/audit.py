@@ -375,30 +375,7 @@ def audit(
     solver = solver or IntervalSolver(table)
     solver.set_pattern(suppressed)
     tol = tolerance(table)
-    intervals = []
-    for cell in np.flatnonzero(suppressed):
-        cell = int(cell)
-        value = float(table.values[cell])
-        try:
-            low, high = solver.interval(cell)
-            status = judge(value, low, high, levels, cell, tol)
-        except SolverFailure as exc:
-            log.warning("interval audit undecided for cell %d: %s", cell, exc)
-            low, high, status = float("nan"), float("nan"), IntervalStatus.UNDECIDED
-        intervals.append(
-            CellInterval(
-                cell=cell,
-                key=table.key(cell),
-                value=value,
-                primary=bool(table.unsafe[cell]),
-                low=low,
-                high=high,
-                required_lower=float(levels.lower[cell]),
-                required_upper=float(levels.upper[cell]),
-                required_width=float(levels.sliding[cell]),
-                status=status,
-            )
-        )
+    intervals = [exact_interval(table, solver, int(cell), levels, tol) for cell in np.flatnonzero(suppressed)]
     published_unsafe = tuple(
         table.key(int(c)) for c in np.flatnonzero(table.unsafe & ~suppressed)
     )
@@ -407,6 +384,37 @@ def audit(
         intervals=tuple(intervals),
         published_unsafe=published_unsafe,
         dims=table.dims,
+    )
+
+
+def exact_interval(
+    table: LinkedTable, solver: IntervalSolver, cell: int, levels: ProtectionLevels, tol: float
+) -> CellInterval:
+    """The interval of one cell under the solver's pattern (UNDECIDED when the solver gives no answer)."""
+    value = float(table.values[cell])
+    try:
+        low, high = solver.interval(cell)
+        status = judge(value, low, high, levels, cell, tol)
+    except SolverFailure as exc:
+        log.warning("interval audit undecided for cell %d: %s", cell, exc)
+        low, high, status = float("nan"), float("nan"), IntervalStatus.UNDECIDED
+    return cell_interval(table, cell, low, high, levels, status)
+
+
+def cell_interval(
+    table: LinkedTable, cell: int, low: float, high: float, levels: ProtectionLevels, status: IntervalStatus
+) -> CellInterval:
+    return CellInterval(
+        cell=cell,
+        key=table.key(cell),
+        value=float(table.values[cell]),
+        primary=bool(table.unsafe[cell]),
+        low=low,
+        high=high,
+        required_lower=float(levels.lower[cell]),
+        required_upper=float(levels.upper[cell]),
+        required_width=float(levels.sliding[cell]),
+        status=status,
     )
 
 

@@ -41,8 +41,16 @@ import logging
 import numpy as np
 import scipy.sparse as sp
 
-from .audit import AuditReport, CellInterval, IntervalSolver, IntervalStatus, judge, tolerance, verdict_of
-from .errors import SolverFailure
+from .audit import (
+    AuditReport,
+    IntervalSolver,
+    IntervalStatus,
+    cell_interval,
+    exact_interval,
+    judge,
+    tolerance,
+    verdict_of,
+)
 from .levels import ProtectionLevels
 from .table import LinkedTable
 
@@ -248,22 +256,14 @@ def certified_audit(
         value = float(table.values[cell])
         low, high = value - down[cell], value + up[cell]
         status = judge(value, low, high, levels, cell, tol)
-        if status is not IntervalStatus.PROTECTED:
-            exact += 1
-            if solver is None:
-                solver = IntervalSolver(table)
-                solver.set_pattern(suppressed)
-            try:
-                low, high = solver.interval(cell)
-                status = judge(value, low, high, levels, cell, tol)
-            except SolverFailure as exc:
-                log.warning("interval audit undecided for cell %d: %s", cell, exc)
-                low, high, status = float("nan"), float("nan"), IntervalStatus.UNDECIDED
-        intervals.append(CellInterval(
-            cell=cell, key=table.key(cell), value=value, primary=bool(table.unsafe[cell]), low=low, high=high,
-            required_lower=float(levels.lower[cell]), required_upper=float(levels.upper[cell]),
-            required_width=float(levels.sliding[cell]), status=status,
-        ))
+        if status is IntervalStatus.PROTECTED:
+            intervals.append(cell_interval(table, cell, low, high, levels, status))
+            continue
+        exact += 1
+        if solver is None:
+            solver = IntervalSolver(table)
+            solver.set_pattern(suppressed)
+        intervals.append(exact_interval(table, solver, cell, levels, tol))
     log.info("certified audit: %d suppressed cells, %d by the exact LP", len(intervals), exact)
     published_unsafe = tuple(table.key(int(c)) for c in np.flatnonzero(table.unsafe & ~suppressed))
     return AuditReport(verdict=verdict_of(intervals, published_unsafe), intervals=tuple(intervals),
