@@ -163,3 +163,9 @@ def _print_verdicts(answer: dict[str, Any], lang: str) -> None:
     print(translator(lang)("release_request", id=answer.get("id"), status=answer.get("status")))
     for item in answer.get("outputs", []):
         print(f"  {item.get('name')}: {verdict_word(item.get('verdict'), lang)}")
+        loss = item.get("cell_key")
+        if loss:  # computed by the review service, which alone holds the record keys
+            mrd = loss.get("mean_relative_deviation")
+            print("    " + translator(lang)("cell_key_loss", changed=loss.get("changed"), cells=loss.get("cells"),
+                                            mad=loss.get("mean_absolute_deviation") or 0.0,
+                                            mrd="—" if mrd is None else f"{100 * mrd:.2f} %"))

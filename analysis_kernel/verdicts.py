@@ -35,6 +35,11 @@ MESSAGES = {
     "model_unverified": {"en": "<i>unverified</i> (a reviewer judges the model with your code)",
                          "ja": "<i>未検証</i>（審査者がコードとともにモデルを判断します）"},
     "release_request": {"en": "release request {id}: {status}", "ja": "公表申請 {id}: {status}"},
+    "cell_key_loss": {"en": "released perturbed (cell key method): {changed} of {cells} cells changed, mean absolute "
+                            "deviation {mad:.3g}, mean relative deviation {mrd}; the released cells are on the "
+                            "request's page",
+                      "ja": "セルキー法で攪乱して公表: {cells} セル中 {changed} セルが変更、平均絶対偏差 {mad:.3g}、"
+                            "平均相対偏差 {mrd}。公表されるセルは申請のページで確認できます"},
     "service_only": {"en": "Checked only by the review service: {checks} (this table against the project's "
                            "other tables, pending, approved or released, which a session cannot read). A pass "
                            "here may still be review or fail there.",

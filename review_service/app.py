@@ -449,8 +449,15 @@ class DownloadHandler(BaseHandler):
         self.finish(data)
 
 
+def _cell_key_loss(output) -> dict[str, Any]:
+    """A table released perturbed: its information loss (figures over the cells, never a cell)."""
+    facts = (output.report or {}).get("cell_key") if isinstance(output.report, dict) else None
+    return {"cell_key": facts["information_loss"]} if facts else {}
+
+
 def request_summary(request) -> dict[str, Any]:
-    """What the API tells the requester of a release request: its status only. No cells, and an error as its
+    """What the API tells the requester of a release request: its status only (and, for a table released perturbed,
+    its information loss). No cells, and an error as its
     code (its text may quote data, e.g. a value that would not convert), for a token may be used off site;
     the request page shows the rest at the terminal of the session."""
     return {
@@ -463,7 +470,7 @@ def request_summary(request) -> dict[str, Any]:
                 "verified": o.verified,
                 "error": (o.error_message or {}).get("code", "error") if o.error else None,
                 "decision": o.decision.value if o.decision else None,
-            }
+            } | _cell_key_loss(o)
             for o in request.outputs
         ],
     }

@@ -3,6 +3,7 @@ a dataset ingested for real, so its record keys are the ones ingest drew."""
 from __future__ import annotations
 
 import csv
+import json
 import random
 import shutil
 from pathlib import Path
@@ -19,7 +20,8 @@ from disclosure_review.workflow import messages
 from disclosure_review.workflow.policies import ReviewPolicy
 from disclosure_review.workflow.recompute import recompute_table
 from onsite_base.config import SettingInvalid
-from review_service.app import make_jinja
+from analysis_kernel.release import _print_verdicts as print_verdicts
+from review_service.app import make_jinja, request_summary
 from review_service.i18n import translator
 
 META = {"id": "survey", "title": {"ja": "調査", "en": "Survey"}, "variables": [
@@ -172,3 +174,17 @@ def test_the_request_page_shows_the_noise_and_non_additivity(home, lang, heading
     plain = recompute_table(table(), None, datasets(home), "acro-default", ReviewPolicy())
     assert "cell-key" not in make_jinja().get_template("_cellkey.html").render(
         t=translator(lang), o=SimpleNamespace(id=7, report=plain.report))
+
+
+def test_the_notebook_is_told_the_information_loss_never_a_cell(home, capsys) -> None:
+    released = recompute_table(table(), None, datasets(home), "acro-default", PERTURBED)
+    output = SimpleNamespace(name="t", verdict=released.verdict, verified=True, error=None, error_message=None,
+                             decision=None, report=released.report)
+    summary = request_summary(SimpleNamespace(id=3, status=SimpleNamespace(value="submitted"), outputs=[output]))
+    [item] = summary["outputs"]
+    assert item["cell_key"] == released.report["cell_key"]["information_loss"]
+    assert "rows" not in json.dumps(summary)  # figures over the cells only
+    print_verdicts(summary, "ja")
+    shown = capsys.readouterr().out
+    loss = item["cell_key"]
+    assert f"{loss['cells']} セル中 {loss['changed']} セルが変更" in shown and "平均絶対偏差" in shown
