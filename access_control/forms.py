@@ -143,6 +143,14 @@ def parse_timezone(name: str) -> str:
 MAX_SEATS = 10_000
 
 
+def parse_year(text: str) -> int:
+    """A calendar year, e.g. 2027."""
+    value = normal(text)
+    if not re.fullmatch(r"\d{4}", value):
+        raise InputInvalid("year_invalid", text=text)
+    return int(value)
+
+
 def parse_seats(text: str) -> int | None:
     """A facility's seats: a whole number 0…MAX_SEATS (0: nobody can book), or '' (cleared with '-'): not limited."""
     value = normal(text)

@@ -233,6 +233,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "terminal address {text!r} ({network}) is broader than a /24 (IPv6: /56): register each terminal's address, or, "
               "if this is meant, ask for the broad-network override explicitly (it is recorded)",
     },
+    "year_invalid": {"ja": "「{text}」は年ではありません。例: 2027", "en": "{text!r} is not a year: write e.g. 2027"},
     "holiday_year": {"ja": "{year} 年の祝日は登録できません。{first}〜{last} 年を指定してください",
                      "en": "no public holidays for {year}: give a year from {first} to {last}"},
     "holidays_closed_already": {"ja": "施設「{name}」は {year} 年の祝日をすべて休室日にしています",

@@ -45,11 +45,13 @@ ADMIN_COMMANDS = (
     Command("project", "projects: add, list, show, change", "onsite.commands.admin"),
     Command("member", "add or remove a project member", "onsite.commands.admin"),
     Command("grant", "grant datasets to projects: add, list, revoke", "onsite.commands.admin"),
-    Command("facility", "on-site facilities: add, change, list, show, hours, close-day, reopen-day", "onsite.commands.admin"),
+    Command("facility", "on-site facilities: add, change, list, show, hours, close-day, reopen-day, holidays, close, reopen",
+            "onsite.commands.admin"),
+    Command("manager", "facility managers: grant, revoke, list", "onsite.commands.admin"),
     Command("terminal", "terminals (IP addresses or networks) of facilities: add, list, remove", "onsite.commands.admin"),
     Command("sessions", "live sessions on the hub: list, end", "onsite.commands.admin"),
     Command("accreditation", "accreditations of people: add, list, revoke", "onsite.commands.admin"),
-    Command("booking", "bookings of seats at facilities: add, list, cancel", "onsite.commands.admin"),
+    Command("booking", "bookings of seats at facilities: add, list, cancel, seats", "onsite.commands.admin"),
     Command("dataset", "ingest, list and describe datasets", "onsite.commands.datasets"),
 )
 

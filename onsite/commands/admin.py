@@ -6,7 +6,12 @@ one call of the service layer (`access_control.policy`) in the one transaction
 of `access_control.admin.change`, the same call the admin pages make, with
 input read by the same parsers (`access_control.forms`). Bad input is refused
 with the reason and nothing changes. Changes are audit events whose actor is
-`admin:<OS login>`. With LDAP configured (`ONSITE_LDAP_URI`, see
+`admin:<OS login>` (the login of the process's real user id, not $USER). An OS
+login that is a person in the store acts within that person's scope: an
+administrator everything, a facility manager only their facilities' commands
+(`Command.managers`) and records, anyone else nothing; a login that is nobody in
+the store is the operator's and may do everything. A refusal for being out of
+scope is an ADMIN_ACCESS event. With LDAP configured (`ONSITE_LDAP_URI`, see
 docs/how-to/ldap.md) role and membership changes also change the LDAP groups
 before the commit; a directory failure fails the command and the database
 keeps its state.
@@ -21,10 +26,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextvars
 import csv
 import enum
 import getpass
 import json
+import os
+import pwd
 import sys
 import unicodedata
 from collections.abc import Callable
@@ -38,24 +46,26 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InternalError, OperationalError
 from sqlalchemy.orm import Session
 
-from access_control import forms, policy
+from access_control import audit, forms, policy
 from access_control.accounts import account_state
-from access_control.admin import change, ldap_directory
-from access_control.enums import Role
+from access_control.admin import change, close_for_emergency, end_session_in_scope, ldap_directory, live_sessions
+from access_control.enums import AuditEventType, Outcome, Role
 from access_control.errors import Done, InputInvalid, Label, PolicyError, cli_text
 from access_control.hub_api import HubApiUnavailable, HubClient
 from access_control.models import Accreditation, Booking, Facility, Grant, Person, Project, Terminal
-from access_control.sessions import end_session, session_projects
 from hub_config.settings import CLI_TOKEN_FILE, HUB_API_URL_FILE
 from onsite.commands.language import cli_language
 from onsite.migrations import migrate, store_exists
 from onsite_base import times
-from onsite_base.db import make_engine, read_transaction, session_factory
+from onsite_base.db import make_engine, read_transaction, session_factory, transaction
 from onsite_base.errors import UserError
 from onsite_base.settings import Settings
 
 MAX_REASON = 300
 E = TypeVar("E", bound=enum.Enum)
+T = TypeVar("T")
+RUNNING = contextvars.ContextVar("RUNNING", default="")
+"""The command being run ('terminal add'), for the ledger's record of a refusal."""
 Run = Callable[[argparse.Namespace, Settings], int]
 
 
@@ -83,11 +93,70 @@ def open_store(settings: Settings) -> None:
     migrate(settings.db_url)
 
 
+def os_login() -> str:
+    """The login of the real user id: what the ledger names and the scope is read for ($USER could be anyone's)."""
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # a uid without an account (a container): named by its number
+        return f"uid-{os.getuid()}"
+
+
 def admin_actor() -> str:
-    return f"admin:{getpass.getuser()}"
+    return f"admin:{os_login()}"
 
 
-def in_transaction(settings: Settings, work: Callable[[Session], int], *, read_only: bool = False) -> int:
+def acting_scope(session: Session) -> policy.Scope | None:
+    """What the login running the command may administer (see the module's docstring); None: nothing."""
+    login = os_login()
+    if policy.get_person(session, login) is None:
+        return policy.EVERYTHING
+    try:
+        return policy.actor_scope(session, login)
+    except PolicyError:
+        return None
+
+
+def require_administrator(session: Session) -> None:
+    """For commands outside this table that change the store (`dataset ingest`): the acting login's, unless it is a
+    facility manager's or nobody's to run."""
+    scope = acting_scope(session)
+    if scope is None or not scope.everything:
+        raise PolicyError("administrators_only")
+
+
+def scoped(command: Command) -> Run:
+    """The command run with `args.scope`, the acting login's; refused (and recorded) when it is not the login's to run."""
+
+    def run(args: argparse.Namespace, settings: Settings) -> int:
+        RUNNING.set(command.name)
+        args.scope = in_transaction(settings, acting_scope, read_only=True)
+        if args.scope is None or not (args.scope.everything or command.managers):
+            error = PolicyError("not_admin", name=os_login()) if args.scope is None else PolicyError("administrators_only")
+            record_refusal(settings, error)
+            raise spoken(error)
+        return command.run(args, settings)
+
+    return run
+
+
+def out_of_scope(error: PolicyError) -> bool:
+    """A refusal for acting outside one's scope (recorded), not for bad input."""
+    return isinstance(error, policy.OutOfScope) or error.key in ("administrators_only", "not_admin")
+
+
+def record_refusal(settings: Settings, error: PolicyError) -> None:
+    """An out-of-scope command, in the ledger as the admin pages record theirs (ADMIN_ACCESS, DENIED)."""
+    engine = make_engine(settings.db_url)
+    try:
+        with transaction(session_factory(engine)) as session:
+            audit.record(session, AuditEventType.ADMIN_ACCESS, actor=admin_actor(), object="cli:onsite admin", outcome=Outcome.DENIED,
+                         details={"command": RUNNING.get(), "refused": error.key,
+                                  "names": {k: str(v)[:100] for k, v in error.params.items()}})
+    finally:
+        engine.dispose()
+
+
+def in_transaction(settings: Settings, work: Callable[[Session], T], *, read_only: bool = False) -> T:
     """Run `work` in one transaction on a migrated store (`access_control.admin.change`); a refusal rolls
     everything back. `read_only` work reads a snapshot without holding up writers (the hub's logins).
     A change the store cannot take (disk full, read-only, gone) is refused: nothing is done unrecorded."""
@@ -103,6 +172,8 @@ def in_transaction(settings: Settings, work: Callable[[Session], int], *, read_o
         finally:
             engine.dispose()
     except PolicyError as e:
+        if out_of_scope(e):
+            record_refusal(settings, e)
         raise spoken(e) from None
     except (OperationalError, InternalError) as e:
         if read_only:
@@ -297,6 +368,9 @@ def facility_view(facility: Facility) -> dict[str, Any]:
         "closed_days": [c.day.isoformat() for c in facility.closures],
         "booking_required": facility.booking_required,
         "accreditation_kind": facility.accreditation_kind,
+        "seats": facility.seats,
+        "emergency_closed_at": facility.emergency_closed_at,
+        "emergency_reason": facility.emergency_reason,
     }
 
 
@@ -326,7 +400,7 @@ def booking_view(booking: Booking) -> dict[str, Any]:
 
 
 def terminal_view(terminal: Terminal) -> dict[str, Any]:
-    return {"address": terminal.address, "facility": terminal.facility.name, "label": terminal.label}
+    return {"address": terminal.address, "facility": terminal.facility.name, "label": terminal.label, "override": terminal.is_override}
 
 
 def or_dash(*keys: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
@@ -479,59 +553,118 @@ def revoke_grant(session: Session, args: argparse.Namespace) -> Answer:
 # ---------------------------------------------------------------- facilities and terminals
 
 
-def facility_answer(session: Session, name: str, key: str, **params: object) -> Answer:
+def facility_answer(session: Session, args: argparse.Namespace, name: str, key: str, **params: object) -> Answer:
     """What a change of a facility did, and the facility as `facility show` prints it."""
-    facility = policy.require_facility(session, name)
-    return Done(key, name=facility.name, **params), facility_details(session, argparse.Namespace(name=facility.name))
+    facility = policy.require_facility(session, name, args.scope)
+    return Done(key, name=facility.name, **params), facility_details(session, argparse.Namespace(name=facility.name, scope=args.scope))
 
 
 def add_facility(session: Session, args: argparse.Namespace) -> Answer:
-    facility = policy.add_facility(session, name=args.name, address=args.address, timezone_name=args.timezone, actor=admin_actor())
-    return facility_answer(session, facility.name, "done_facility_added", zone=facility.timezone)
+    facility = policy.add_facility(session, name=args.name, address=args.address, timezone_name=args.timezone, actor=admin_actor(),
+                                   scope=args.scope)
+    return facility_answer(session, args, facility.name, "done_facility_added", zone=facility.timezone)
 
 
 def facility_details(session: Session, args: argparse.Namespace) -> dict[str, Any]:
-    facility = policy.require_facility(session, args.name)
-    return facility_view(facility) | {"terminals": [terminal_view(t) for t in facility.terminals]}
+    facility = policy.require_facility(session, args.name, args.scope)
+    return facility_view(facility) | {
+        "terminals": [terminal_view(t) for t in facility.terminals],
+        "closure_notes": {c.day.isoformat(): c.note for c in facility.closures if c.note},
+        "managers": [p.username for p in policy.managers_of(session, facility.name)] if args.scope.everything else [],
+    }
 
 
 def print_facility(view: dict[str, Any], zone: str) -> None:
-    print_view(view | {"terminals": [f"{t['address']} ({t['label']})" if t["label"] else t["address"] for t in view["terminals"]]}, zone)
+    notes = view["closure_notes"]
+    shown = view | {
+        "terminals": [f"{t['address']}{' (override)' if t['override'] else ''}{' ' + t['label'] if t['label'] else ''}"
+                      for t in view["terminals"]],
+        "closed_days": [f"{day} {notes.get(day, '')}".strip() for day in view["closed_days"]],
+        "seats": "not limited" if view["seats"] is None else view["seats"],
+    }
+    del shown["closure_notes"]
+    print_view(shown, zone)
 
 
 def change_facility(session: Session, args: argparse.Namespace) -> Answer:
     policy.change_facility(
         session, args.name, address=args.address, timezone_name=args.timezone, booking_required=args.booking_required,
-        accreditation_kind=args.accreditation_kind, actor=admin_actor(),
+        accreditation_kind=args.accreditation_kind, seats=args.seats, actor=admin_actor(), scope=args.scope,
     )
-    return facility_answer(session, args.name, "done_facility_changed")
+    return facility_answer(session, args, args.name, "done_facility_changed")
 
 
 def set_hours(session: Session, args: argparse.Namespace) -> Answer:
-    facility = policy.set_opening_hours(session, args.name, args.schedule, actor=admin_actor())
-    return facility_answer(session, facility.name, "done_hours_set", zone=facility.timezone, hours=forms.shown_hours(facility.hours))
+    facility = policy.set_opening_hours(session, args.name, args.schedule, actor=admin_actor(), scope=args.scope)
+    return facility_answer(session, args, facility.name, "done_hours_set", zone=facility.timezone, hours=forms.shown_hours(facility.hours))
 
 
 def close_day(session: Session, args: argparse.Namespace) -> Answer:
-    policy.add_closed_day(session, args.name, args.day, note=args.note, actor=admin_actor())
-    return facility_answer(session, args.name, "done_day_closed", day=args.day)
+    policy.add_closed_day(session, args.name, args.day, note=args.note, actor=admin_actor(), scope=args.scope)
+    return facility_answer(session, args, args.name, "done_day_closed", day=args.day)
 
 
 def reopen_day(session: Session, args: argparse.Namespace) -> Answer:
-    policy.remove_closed_day(session, args.name, args.day, actor=admin_actor())
-    return facility_answer(session, args.name, "done_day_reopened", day=args.day)
+    policy.remove_closed_day(session, args.name, args.day, actor=admin_actor(), scope=args.scope)
+    return facility_answer(session, args, args.name, "done_day_reopened", day=args.day)
+
+
+def close_holidays(session: Session, args: argparse.Namespace) -> Answer:
+    added = policy.add_public_holidays(session, args.name, args.year, actor=admin_actor(), scope=args.scope)
+    return facility_answer(session, args, args.name, "done_holidays_closed", year=args.year, count=len(added))
+
+
+def reopen_facility(session: Session, args: argparse.Namespace) -> Answer:
+    policy.reopen_after_emergency(session, args.name, actor=admin_actor(), scope=args.scope)
+    return facility_answer(session, args, args.name, "done_emergency_reopened")
+
+
+def run_emergency_close(args: argparse.Namespace, settings: Settings) -> int:
+    """Close now and end the sessions there through the running hub (`admin.close_for_emergency`)."""
+    hub = hub_client(settings)
+    engine = make_engine(settings.db_url)
+    try:
+        ended = asyncio.run(close_for_emergency(hub, session_factory(engine), args.name, args.reason, admin_actor(), scope=args.scope))
+    except HubApiUnavailable as e:  # the closure stands: the sessions stop at their next entry re-check
+        raise hub_refused(e) from None
+    except PolicyError as e:
+        if out_of_scope(e):
+            record_refusal(settings, e)
+        raise spoken(e) from None
+    finally:
+        engine.dispose()
+    if args.json:
+        print_json({"facility": args.name, "reason": args.reason.strip(), "sessions_ended": ended})
+    else:
+        print(Done("done_emergency_closed", name=args.name, reason=args.reason.strip(), ended=", ".join(ended) or "-").text(cli_language()))
+    return 0
 
 
 def add_terminal(session: Session, args: argparse.Namespace) -> Answer:
-    terminal = policy.add_terminal(session, facility=args.facility, address=args.address, label=args.label, actor=admin_actor())
+    terminal = policy.add_terminal(session, facility=args.facility, address=args.address, label=args.label, override=args.override,
+                                   actor=admin_actor(), scope=args.scope)
     return Done("done_terminal_added", network=terminal.address, facility=terminal.facility.name), terminal_view(terminal)
 
 
 def remove_terminal(session: Session, args: argparse.Namespace) -> Answer:
-    removed = {t.address: terminal_view(t) for t in policy.list_terminals(session)}
+    removed = {t.address: terminal_view(t) for t in policy.list_terminals(session, args.scope)}
     network = str(forms.parse_network(args.address, registering=False))
-    policy.remove_terminal(session, address=args.address, actor=admin_actor())
+    policy.remove_terminal(session, address=args.address, actor=admin_actor(), scope=args.scope)
     return Done("done_terminal_removed", network=network), removed[network]
+
+
+def change_manager(session: Session, args: argparse.Namespace) -> Answer:
+    grant = args.manager_command == "grant"
+    (policy.grant_facility_manager if grant else policy.revoke_facility_manager)(
+        session, args.username, args.facility, actor=admin_actor(), scope=args.scope, directory=ldap_directory())
+    person = policy.require_person(session, args.username)
+    done = Done("done_manager_granted" if grant else "done_manager_revoked", name=person.username, facility=args.facility)
+    return done, {"username": person.username, "facilities": [f.name for f in policy.managed_facilities(session, person.username)]}
+
+
+def managers(session: Session, args: argparse.Namespace) -> list[dict[str, Any]]:
+    return [{"facility": f.name, "managers": [p.username for p in policy.managers_of(session, f.name)]}
+            for f in policy.list_facilities(session, args.scope)]
 
 
 # ---------------------------------------------------------------- accreditations and bookings
@@ -554,7 +687,8 @@ def revoke_accreditation(session: Session, args: argparse.Namespace) -> Answer:
 
 def add_booking(session: Session, args: argparse.Namespace) -> Answer:
     booking = policy.add_booking(
-        session, username=args.username, facility=args.facility, starts_at=args.start, ends_at=args.end, actor=admin_actor()
+        session, username=args.username, facility=args.facility, starts_at=args.start, ends_at=args.end, actor=admin_actor(),
+        scope=args.scope,
     )
     view = booking_view(booking)
     done = Done("done_booking_added", id=booking.id, name=view["person"], facility=view["facility"],
@@ -572,13 +706,20 @@ def booking_cells(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def cancel_booking(session: Session, args: argparse.Namespace) -> Answer:
-    booking = policy.cancel_booking(session, args.booking_id, actor=admin_actor())
+    booking = policy.cancel_booking(session, args.booking_id, actor=admin_actor(), scope=args.scope)
     return Done("done_booking_cancelled", id=booking.id, name=booking.person.username, facility=booking.facility.name), booking_view(booking)
 
 
 def bookings(session: Session, args: argparse.Namespace) -> list[dict[str, Any]]:
     ending_after = None if args.all else datetime.now(timezone.utc)
-    return [booking_view(b) for b in policy.list_bookings(session, username=args.person, facility=args.facility, ending_after=ending_after)]
+    return [booking_view(b) for b in policy.list_bookings(session, username=args.person, facility=args.facility, ending_after=ending_after,
+                                                         scope=args.scope)]
+
+
+def seats(session: Session, args: argparse.Namespace) -> list[dict[str, Any]]:
+    first = args.first or datetime.now(ZoneInfo(policy.require_facility(session, args.facility, args.scope).timezone)).date()
+    return [{"day": d.day.isoformat(), "booked": d.booked, "free": d.free, "closed": d.closed}
+            for d in policy.seat_days(session, args.facility, first, args.days, scope=args.scope)]
 
 
 # ---------------------------------------------------------------- live sessions (the running hub's API)
@@ -601,24 +742,29 @@ def hub_refused(e: HubApiUnavailable) -> UserError:
 
 
 def run_sessions_list(args: argparse.Namespace, settings: Settings) -> int:
+    hub = hub_client(settings)
+    engine = make_engine(settings.db_url)
     try:
-        servers = asyncio.run(hub_client(settings).live_servers())
+        running = asyncio.run(live_sessions(hub, session_factory(engine), args.scope))
     except HubApiUnavailable as e:
         raise hub_refused(e) from None
+    finally:
+        engine.dispose()
 
     def rows_of(session: Session, args: argparse.Namespace) -> list[dict[str, Any]]:
         return [
             {
-                "username": server.user,
-                "projects": session_projects(session, server.user),
-                "started": server.started,
-                "last_activity": server.last_activity,
-                "state": "running" if server.ready else f"pending ({server.pending})" if server.pending else "not ready",
+                "username": s.server.user,
+                "facility": s.facility or "-",
+                "projects": s.projects,
+                "started": s.server.started,
+                "last_activity": s.server.last_activity,
+                "state": "running" if s.server.ready else f"pending ({s.server.pending})" if s.server.pending else "not ready",
             }
-            for server in servers
+            for s in running
         ]
 
-    columns = ["username", "projects", "started", "last_activity", "state"]
+    columns = ["username", "facility", "projects", "started", "last_activity", "state"]
     return listing(rows_of, columns, lambda row: row | {"projects": ",".join(row["projects"])})(args, settings)
 
 
@@ -629,10 +775,13 @@ def run_sessions_end(args: argparse.Namespace, settings: Settings) -> int:
     open_store(settings)
     engine = make_engine(settings.db_url)
     try:
-        asyncio.run(end_session(hub, session_factory(engine), args.username, admin_actor(),
-                                reason=args.reason.strip() if args.reason else None))
+        asyncio.run(end_session_in_scope(hub, session_factory(engine), args.username, admin_actor(), scope=args.scope,
+                                         reason=args.reason.strip() if args.reason else None))
     except HubApiUnavailable as e:
         raise hub_refused(e) from None  # the failed attempt is in the ledger
+    except policy.OutOfScope as e:
+        record_refusal(settings, e)
+        raise spoken(e) from None
     finally:
         engine.dispose()
     if args.json:
@@ -660,6 +809,8 @@ class Command:
     arguments: tuple[Arg, ...]
     run: Run
     description: str = ""
+    managers: bool = False
+    """Open to facility managers (within their facilities); every other command is an administrator's."""
 
 
 ROLES = ", ".join(r.value.lower() for r in Role)
@@ -760,27 +911,32 @@ MEMBERS_AND_GRANTS = (
             changing(revoke_grant)),
 )
 
+FACILITY_MANAGERS = "Open to facility managers, for their own facilities."
 FACILITIES = (
     Command("facility add", "register a facility", (
         arg("name"),
         arg("--address", default="", help="postal address"),
         arg("--timezone", default="Asia/Tokyo", help="IANA time zone in which project dates are read (default Asia/Tokyo)"), JSON,
     ), changing(add_facility)),
-    Command("facility change", "change a facility's address, time zone, booking rule or required accreditation", (
+    Command("facility change", "change a facility's address, time zone, booking rule, required accreditation or seats", (
         arg("name"),
         arg("--address", type=forms.parse_change, help="postal address; '-' clears it"),
         arg("--timezone", type=forms.parse_change, help="IANA time zone in which project dates, opening hours and accreditation expiry are read"),
         arg("--booking-required", action=argparse.BooleanOptionalAction, default=None,
             help="entry here needs a booking covering the moment of entry (--no-booking-required: not)"),
         arg("--accreditation-kind", metavar="KIND", type=forms.parse_change,
-            help="kind of accreditation researchers need to enter here, e.g. onsite-training; '-' for none"), JSON,
-    ), changing(change_facility), CHANGE + " Example: onsite admin facility change 東京センター --accreditation-kind -"),
+            help="kind of accreditation researchers need to enter here, e.g. onsite-training; '-' for none (administrators only)"),
+        arg("--seats", type=forms.parse_change, help=f"how many people may be booked at once, 0-{forms.MAX_SEATS}; '-' for not limited"),
+        JSON,
+    ), changing(change_facility), CHANGE + " Example: onsite admin facility change 東京センター --seats 12. " + FACILITY_MANAGERS,
+        managers=True),
     Command("facility list", "all facilities with their entry rules", (JSON,),
-            listing(lambda s, a: [facility_view(f) for f in policy.list_facilities(s)],
-                    ["name", "timezone", "terminals", "booking_required", "accreditation_kind", "hours"],
-                    lambda row: or_dash("accreditation_kind")(row) | {"hours": row["hours"][:50]})),
-    Command("facility show", "one facility: hours, closed days, booking and accreditation rules, terminals", (arg("name"), JSON),
-            showing(facility_details, print_facility)),
+            listing(lambda s, a: [facility_view(f) for f in policy.list_facilities(s, a.scope)],
+                    ["name", "timezone", "terminals", "seats", "booking_required", "accreditation_kind", "hours"],
+                    lambda row: or_dash("accreditation_kind")(row) | {"hours": row["hours"][:50], "seats": row["seats"] or "-"}),
+            FACILITY_MANAGERS, managers=True),
+    Command("facility show", "one facility: hours, closed days, seats, booking and accreditation rules, terminals, managers",
+            (arg("name"), JSON), showing(facility_details, print_facility), FACILITY_MANAGERS, managers=True),
     Command("facility hours", "set the weekly opening hours (replaces them all)", (
         arg("name"), arg("schedule", help="e.g. 'mon-fri 09:00-17:30', or 'always'"), JSON,
     ), changing(set_hours),
@@ -788,22 +944,53 @@ FACILITIES = (
         "'mon-fri 09:00-17:30, sat 10:00-12:00'; several intervals on one day are separate entries "
         "('mon 09:00-12:00, mon 13:00-17:00'). Opening time inclusive, closing time exclusive (24:00 is midnight); "
         "intervals cannot pass midnight. Days not listed are closed. 'always' (or '') removes the hours: always open. "
-        "Sessions outside the hours are refused at log-in and stopped at the next re-check."),
+        "Sessions outside the hours are refused at log-in and stopped at the next re-check. " + FACILITY_MANAGERS, managers=True),
     Command("facility close-day", "close the facility for a whole day (holiday), in its time zone", (
         arg("name"), arg("day", type=day("field_closed_day"), help="YYYY-MM-DD"), arg("--note", default="", help="e.g. the holiday's name"), JSON,
-    ), changing(close_day)),
+    ), changing(close_day), FACILITY_MANAGERS, managers=True),
     Command("facility reopen-day", "undo close-day", (arg("name"), arg("day", type=day("field_closed_day"), help="YYYY-MM-DD"), JSON),
-            changing(reopen_day)),
+            changing(reopen_day), FACILITY_MANAGERS, managers=True),
+    Command("facility holidays", "close the facility on every Japanese public holiday of a year (named in Japanese)", (
+        arg("name"), arg("year", type=int, help="e.g. 2027"), JSON,
+    ), changing(close_holidays),
+        "The holidays come from the maintained `holidays` package (Japan's Act on National Holidays, substitute "
+        "holidays included), each closed day noted with the holiday's Japanese name, e.g. 元日. Days already closed "
+        "keep their note. " + FACILITY_MANAGERS, managers=True),
+    Command("facility close", "close the facility now for an emergency and end every session running there", (
+        arg("name"), arg("--reason", required=True, help=f"why, kept in the ledger and given to the sessions ended (at most {MAX_REASON} characters)"),
+        JSON,
+    ), run_emergency_close,
+        "Nobody enters until `facility reopen` (entry refused: EMERGENCY_CLOSURE). Sessions started at the "
+        "facility's terminals are ended through the running hub, as `sessions end` does; if the hub cannot be "
+        "reached the closure stands and they stop at their next entry re-check. " + FACILITY_MANAGERS, managers=True),
+    Command("facility reopen", "end an emergency closure", (arg("name"), JSON), changing(reopen_facility), FACILITY_MANAGERS,
+            managers=True),
     Command("terminal add", "register a terminal address; only registered terminals may log in", (
         arg("facility", help="facility name"),
         arg("address", help="IPv4/IPv6 address or CIDR network, e.g. 192.0.2.10 or 2001:db8::/64"),
-        arg("--label", default="", help="e.g. the seat number"), JSON,
+        arg("--label", default="", help="e.g. the seat number"),
+        arg("--override", action="store_true", help="allow a network broader than a /24 (IPv4) or /56 (IPv6); recorded in the ledger"),
+        JSON,
     ), changing(add_terminal),
         "A network that overlaps a terminal of another facility is refused (the facility, and so the time zone of "
-        "the entry decision, would be ambiguous)."),
+        "the entry decision, would be ambiguous). A network broader than a /24 or /56 lets many machines in: it needs "
+        "--override, and is flagged wherever terminals are shown. " + FACILITY_MANAGERS, managers=True),
     Command("terminal list", "all terminals with their facility", (JSON,),
-            listing(lambda s, a: [terminal_view(t) for t in policy.list_terminals(s)], ["address", "facility", "label"])),
-    Command("terminal remove", "unregister a terminal address", (arg("address"), JSON), changing(remove_terminal)),
+            listing(lambda s, a: [terminal_view(t) for t in policy.list_terminals(s, a.scope)], ["address", "facility", "label", "override"]),
+            FACILITY_MANAGERS, managers=True),
+    Command("terminal remove", "unregister a terminal address", (arg("address"), JSON), changing(remove_terminal), FACILITY_MANAGERS,
+            managers=True),
+)
+
+MANAGERS = (
+    *(Command(f"manager {action}", f"{'make' if action == 'grant' else 'stop'} a person {'a' if action == 'grant' else 'being a'} "
+              "manager of a facility", (USERNAME, arg("facility", help="facility name"), JSON), changing(change_manager),
+              "A facility manager handles their facilities' terminals, opening hours, closures, seats, bookings, entry log "
+              "and live sessions (the admin pages and these commands), and nothing of people, projects, grants or other "
+              "facilities. Recorded as ROLE_GRANT / ROLE_REVOKE with the facility; the last facility revoked takes the role.")
+      for action in ("grant", "revoke")),
+    Command("manager list", "every facility with its managers", (JSON,),
+            listing(managers, ["facility", "managers"], lambda row: row | {"managers": ",".join(row["managers"]) or "-"})),
 )
 
 ENTRY_RULES = (
@@ -829,29 +1016,39 @@ ENTRY_RULES = (
     ), changing(add_booking),
         "Times without an offset are in the facility's time zone. The slot runs from --start "
         "(inclusive) to --end (exclusive), at most 24 hours, within one opening interval of the facility and "
-        "not on a closed day; it may not overlap another booking of the same person. At a facility with "
+        "not on a closed day, with a seat free for all of it (`facility change --seats`); it may not overlap "
+        "another booking of the same person. At a facility with "
         "--booking-required, entry is allowed only while a booking covers the moment, and a session is stopped "
-        "at the first re-check after its booking ends."),
+        "at the first re-check after its booking ends. " + FACILITY_MANAGERS, managers=True),
     Command("booking list", "bookings that have not ended yet (with --all: every booking), cancelled ones included", (
         arg("--person", help="only this person's"),
         arg("--facility", help="only this facility's"),
         arg("--all", action="store_true", help="include bookings that have ended"),
         JSON,
-    ), listing(bookings, ["id", "person", "facility", "starts_at", "ends_at", "cancelled_at"], booking_cells)),
+    ), listing(bookings, ["id", "person", "facility", "starts_at", "ends_at", "cancelled_at"], booking_cells), FACILITY_MANAGERS,
+        managers=True),
     Command("booking cancel", "cancel a booking (its number from `booking list`)", (arg("booking_id", type=row_number("booking")), JSON),
-            changing(cancel_booking)),
+            changing(cancel_booking), FACILITY_MANAGERS, managers=True),
+    Command("booking seats", "seats booked and free per day at a facility", (
+        arg("facility", help="facility name"),
+        arg("--from", dest="first", type=day("field_start_date"), help="first day, YYYY-MM-DD (default today in the facility's zone)"),
+        arg("--days", type=int, default=14, choices=range(1, 367), metavar="N", help="how many days (default 14)"), JSON,
+    ), listing(seats, ["day", "booked", "free", "closed"], lambda row: row | {"free": "-" if row["free"] is None else row["free"]}),
+        "booked: the most bookings at one moment of the day; free: seats left then ('-': not limited). " + FACILITY_MANAGERS,
+        managers=True),
 )
 
 SESSIONS = (
     Command("sessions list", "who has a server on the running hub, with the projects their session opened", (JSON,), run_sessions_list,
             "Asks the running hub's API (the address and the `onsite-cli` token the hub wrote to its "
-            "runtime directory when it started), so it works on the hub's machine while the hub runs."),
+            "runtime directory when it started), so it works on the hub's machine while the hub runs. facility: that of the "
+            "terminal the session started from. " + FACILITY_MANAGERS + " (sessions started there)", managers=True),
     Command("sessions end", "stop a person's server now (recorded as SESSION_END)", (
         USERNAME, arg("--reason", help=f"why, kept in the ledger (at most {MAX_REASON} characters)"), JSON,
     ), run_sessions_end,
         "Asks the running hub to stop the person's server; the kernel and its unsaved state are "
         "lost, files in the workspace stay. Recorded in the audit ledger as SESSION_END by admin:<your login> (and the session's SESSION_STOP), "
-        "FAILED when the hub refuses."),
+        "FAILED when the hub refuses. " + FACILITY_MANAGERS + " (sessions started there)", managers=True),
 )
 
 def by_group(commands: tuple[Command, ...]) -> dict[str, tuple[Command, ...]]:
@@ -862,7 +1059,7 @@ def by_group(commands: tuple[Command, ...]) -> dict[str, tuple[Command, ...]]:
     return groups
 
 
-GROUPS = by_group(PEOPLE + MEMBERS_AND_GRANTS + FACILITIES + ENTRY_RULES + SESSIONS)
+GROUPS = by_group(PEOPLE + MEMBERS_AND_GRANTS + FACILITIES + MANAGERS + ENTRY_RULES + SESSIONS)
 """Each group's commands ('person' -> person add, person import, …); `project` is built by `project_commands`."""
 
 
@@ -874,7 +1071,7 @@ def add_actions(parser: argparse.ArgumentParser, commands: tuple[Command, ...]) 
         action = actions.add_parser(command.name.split(" ")[1], help=command.help, description=command.description or None)
         for names, options in command.arguments:
             action.add_argument(*names, **options)
-        action.set_defaults(run=command.run)
+        action.set_defaults(run=scoped(command))
 
 
 def run_init(args: argparse.Namespace, settings: Settings) -> int:

@@ -19,7 +19,7 @@ from dataplane.catalogue import (
 )
 from dataplane.ids import check_dataset_id
 from disclosure_review.sdc.microdata import InvalidMicrodataInput, risk_report
-from onsite.commands.admin import admin_actor, in_transaction, print_json, print_rows
+from onsite.commands.admin import admin_actor, in_transaction, print_json, print_rows, require_administrator
 from onsite.demo_data import METADATA_PATH, generate
 from onsite_base.errors import UserError
 from onsite_base.settings import Settings
@@ -112,6 +112,8 @@ def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
     ingested: list[DatasetInfo] = []
 
     def work(session) -> int:
+        require_administrator(session)  # before the file is written
+
         def register(info: DatasetInfo) -> None:
             register_dataset(
                 session, dataset_id=info.id, title_ja=info.metadata.title.ja, title_en=info.metadata.title.en,

@@ -132,11 +132,11 @@ def test_project_grant_facility_terminal_commands(onsite, factory):
     assert onsite("admin", "member", "remove", "p2026-001", "alice")[0] == 0
 
     assert onsite("admin", "facility", "add", "東京センター", "--address", "東京都")[0] == 0
-    assert onsite("admin", "terminal", "add", "東京センター", "2001:DB8::/48", "--label", "room A")[0] == 0
+    assert onsite("admin", "terminal", "add", "東京センター", "2001:DB8::/48", "--label", "room A", "--override")[0] == 0  # > /56
     code, out, err = onsite("admin", "terminal", "add", "東京センター", "192.0.2.1/24")
     assert code == 2 and "did you mean 192.0.2.0/24" in err
     assert json.loads(onsite("admin", "terminal", "list", "--json")[1]) == [
-        {"address": "2001:db8::/48", "facility": "東京センター", "label": "room A"}
+        {"address": "2001:db8::/48", "facility": "東京センター", "label": "room A", "override": True}
     ]
     assert json.loads(onsite("admin", "facility", "list", "--json")[1])[0]["terminals"] == 1
     assert onsite("admin", "terminal", "remove", "2001:db8::/48")[0] == 0

@@ -125,7 +125,7 @@ def test_every_change_answers_json_with_the_object_written_as_show_prints_it(ons
     assert person == answer("person", "show", "bob") and person["roles"] == ["reviewer"]
     assert answer("role", "revoke", "bob", "reviewer")["roles"] == []
     assert answer("terminal", "add", "Tokyo", "2001:db8::/64", "--label", "room") == {
-        "address": "2001:db8::/64", "facility": "Tokyo", "label": "room"}
+        "address": "2001:db8::/64", "facility": "Tokyo", "label": "room", "override": False}
     assert answer("terminal", "remove", "2001:db8::/64")["address"] == "2001:db8::/64"
     assert answer("facility", "hours", "Tokyo", "mon-fri 09:00-17:00") == answer("facility", "show", "Tokyo")
     assert answer("project", "change", "p1", "--preset", "jp-onsite")["preset"] == "jp-onsite"
