@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .ptable import PTable, PTableInvalid
+from .ptable import PTable, PTableInvalid, parameters_from_dict
 
 KEY_SCALE = 2**32  # a key is k / 2^32 with k a uint32
 _KEY_MULTIPLIERS = (1, 0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D, 0x27D4EB2F, 0x165667B1, 0xD3A2646D, 0xFD7046C5)
@@ -113,11 +113,7 @@ class MagnitudeParams:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MagnitudeParams:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise PTableInvalid("ptable_param_unknown", names=unknown, known=sorted(known))
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+        return parameters_from_dict(cls, data)
 
 
 def _positive(x: Any) -> bool:

@@ -117,11 +117,16 @@ class PTableParams:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PTableParams:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise PTableInvalid("ptable_param_unknown", names=unknown, known=sorted(known))
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+        return parameters_from_dict(cls, data)
+
+
+def parameters_from_dict(cls: type, data: dict[str, Any]) -> Any:
+    """A parameter dataclass from JSON (lists become tuples); unknown names are refused, listing the known ones."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise PTableInvalid("ptable_param_unknown", names=unknown, known=sorted(known))
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
 def _whole(value: Any, name: str, least: int) -> None:

@@ -120,3 +120,11 @@ def test_a_damaged_csv_is_refused(text, code) -> None:
     with pytest.raises(PTableInvalid) as caught:
         read_csv(text)
     assert caught.value.code == code
+
+
+def test_settings_from_json_name_an_unknown_parameter() -> None:
+    assert PTableParams.from_dict({"D": 2, "V": 1.05, "js": 1, "mono": [True, True, False, True]}).mono == (
+        True, True, False, True)
+    with pytest.raises(PTableInvalid) as caught:
+        PTableParams.from_dict({"D": 5, "V": 3, "varaince": 2})
+    assert caught.value.code == "ptable_param_unknown" and "varaince" in str(caught.value)
