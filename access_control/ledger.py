@@ -21,7 +21,6 @@ import base64
 import hashlib
 import json
 import os
-import stat
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -66,14 +65,14 @@ def default_key_file(db_url: str, environ: Mapping[str, str] | None = None) -> P
 
 def signing_key(path: Path, *, create: bool = True) -> Ed25519PrivateKey:
     """The Ed25519 private key in `path` (PEM), made (0600, its directory 0700) when absent and `create`.
-    Refused when another account could read or change it, or it is not this account's."""
+    Refused when another account could read it or replace it, or owns it or its folder (`keys.check_private_key_file`)."""
     if create and not path.exists():
         keys.create_key_file(path)
     try:
-        info = path.stat()
-        if stat.S_IMODE(info.st_mode) & 0o077 or info.st_uid != os.geteuid():
-            raise PolicyError("ledger_key_unsafe", path=str(path), mode=f"{stat.S_IMODE(info.st_mode):o}")
+        keys.check_private_key_file(path)
         return keys.load_private_key(path)
+    except keys.KeyFileUnsafe as e:
+        raise PolicyError("ledger_key_unsafe", path=str(e.path), mode=f"{e.mode:o}", uid=e.uid) from None
     except (OSError, keys.KeyFileError) as e:
         raise InputInvalid("ledger_key_unreadable", path=str(path), error=str(e)) from None
 

@@ -341,10 +341,12 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     # -- the ledger's tree, keys and proofs (access_control.ledger) ----------------------------
     "ledger_key_unsafe": {
-        "ja": "署名鍵ファイル {path} は他のアカウントが読み書きできるか、このアカウントのものではありません(モード {mode})。"
-              "所有者をこのアカウントにし chmod 600 してください。使用しません",
-        "en": "the signing key file {path} can be read or changed by other accounts, or is not this account's (mode {mode}): "
-              "make this account its owner and chmod 600 it; not used",
+        "ja": "署名鍵 {path}(鍵ファイルまたはそのフォルダー)は他のアカウントが読み書きできるか、このアカウントのものではありません"
+              "(所有者 uid {uid}、モード {mode})。所有者をこのアカウントにし、ファイルは chmod 600、フォルダーは chmod 700 "
+              "にしてください。使用しません",
+        "en": "the signing key {path} (the key file or its folder) can be read or changed by other accounts, or is not this "
+              "account's (owner uid {uid}, mode {mode}): make this account its owner, chmod 600 the file and 700 the "
+              "folder; not used",
     },
     "ledger_key_unreadable": {
         "ja": "鍵ファイル {path} を読めません({error})",

@@ -1,9 +1,11 @@
 """Ed25519 key files of the services (the ledger's log key, the release signing key): made once
-and never over an existing file, read back, named by fingerprint."""
+and never over an existing file, read back, named by fingerprint, and one rule for who may hold them
+(`check_private_key_file`)."""
 from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -12,6 +14,26 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 class KeyFileError(Exception):
     """A key file that cannot be read as an Ed25519 private key; the message says why."""
+
+
+class KeyFileUnsafe(Exception):
+    """A private key another account could read, replace or owns: `path` is the key file or its folder."""
+
+    def __init__(self, path: Path, kind: str, uid: int, mode: int) -> None:
+        self.path, self.kind, self.uid, self.mode = path, kind, uid, mode
+        super().__init__(f"the key {kind} {path} (owner uid {uid}, mode {mode:o}) is not private to uid {os.geteuid()}")
+
+
+def check_private_key_file(path: Path) -> None:
+    """The one rule for a service's private key file: the file and its folder owned by this account; no other
+    account may read or write the file (no bit of 0o077: 0600), nor write the folder (no bit of 0o022), where it
+    could swap the key for one of its own. Raises KeyFileUnsafe naming the first part that breaks the rule
+    (the folder first), OSError when either cannot be examined."""
+    for target, kind, others in ((path.parent, "directory", 0o022), (path, "file", 0o077)):
+        info = target.stat()
+        mode = stat.S_IMODE(info.st_mode)
+        if info.st_uid != os.geteuid() or mode & others:
+            raise KeyFileUnsafe(target, kind, info.st_uid, mode)
 
 
 def private_pem(key: Ed25519PrivateKey) -> bytes:

@@ -23,7 +23,6 @@ import binascii
 import hashlib
 import json
 import os
-import stat
 import zipfile
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -45,7 +44,8 @@ from onsite_base.config import Section, SettingInvalid, load_config
 from onsite_base.db import make_engine, session_factory, transaction
 from onsite_base.errors import UserError
 from onsite_base.fileio import write_atomic
-from onsite_base.keys import KeyFileError, create_key_file, fingerprint, load_private_key, private_pem, raw_public
+from onsite_base.keys import (KeyFileError, KeyFileUnsafe, check_private_key_file, create_key_file, fingerprint,
+                              load_private_key, private_pem, raw_public)
 from onsite_base.settings import AbsolutePath, Settings
 
 MANIFEST = "manifest.json"
@@ -176,17 +176,17 @@ def write_keyring(path: Path, keys: list[KeyRecord]) -> None:
 
 def check_private(path: Path) -> None:
     """Refuse a key file another account may read, a folder another account may change (and so swap the key),
-    or either owned by another account."""
-    for target, what, bits, fix in ((path.parent, "directory", 0o022, "0700"), (path, "file", 0o077, "0600")):
-        info = target.stat()
-        if info.st_uid != os.geteuid():
-            raise SigningKeyInvalid(f"the release signing key {what} {target} is owned by uid {info.st_uid}, not by "
-                                    f"this service's account (uid {os.geteuid()}): chown it")
-        if stat.S_IMODE(info.st_mode) & bits:
-            raise SigningKeyInvalid(
-                f"the release signing key {what} {target} has mode {stat.S_IMODE(info.st_mode):o}: other accounts may "
-                f"{'read' if what == 'file' else 'change'} it. Make it {fix} (chmod), and rotate the key "
-                "(`onsite release key rotate`) if someone may have read or replaced it")
+    or either owned by another account (`onsite_base.keys.check_private_key_file`)."""
+    try:
+        check_private_key_file(path)
+    except KeyFileUnsafe as e:
+        if e.uid != os.geteuid():
+            raise SigningKeyInvalid(f"the release signing key {e.kind} {e.path} is owned by uid {e.uid}, not by "
+                                    f"this service's account (uid {os.geteuid()}): chown it") from None
+        raise SigningKeyInvalid(
+            f"the release signing key {e.kind} {e.path} has mode {e.mode:o}: other accounts may "
+            f"{'read' if e.kind == 'file' else 'change'} it. Make it {'0600' if e.kind == 'file' else '0700'} (chmod), "
+            "and rotate the key (`onsite release key rotate`) if someone may have read or replaced it") from None
 
 
 def _load_private(path: Path) -> Ed25519PrivateKey:
