@@ -130,24 +130,15 @@ class HypercubeSearch:
     def best(
         self, cell: int, suppressed: np.ndarray, upper: float, lower: float, sliding: float, tol: float
     ) -> Hypercube | None:
-        k = len(self.table.shape)
         candidates = [self.flows[d][i] for d, i in enumerate(self.table.multi_index(cell))]
-        if any(c[0].shape[0] == 0 for c in candidates):
-            return None
-        # Axes: the flow chosen in each dimension, then the corner's position in each flow.
-        flat = np.zeros([1] * (2 * k), dtype=np.int64)
-        sign = np.ones([1] * (2 * k))
-        valid = np.ones([1] * (2 * k), dtype=bool)
+        # Rows: a choice of one flow per dimension; columns: a corner (a position in each chosen flow).
+        flat, sign, valid = (np.zeros((1, 1), dtype=np.int64), np.ones((1, 1)), np.ones((1, 1), dtype=bool))
         for d, (levels, signs, ok) in enumerate(candidates):
-            view = [1] * (2 * k)
-            view[d], view[k + d] = levels.shape
-            flat = flat + (levels * self.strides[d]).reshape(view)
-            sign = sign * signs.reshape(view)
-            valid = valid & ok.reshape(view)
-        shape = flat.shape[:k]  # every dimension has set its two axes: the arrays are full
-        corners = int(np.prod(flat.shape[k:]))
-        flat, positive, valid = (a.reshape(-1, corners) for a in (flat, sign > 0, valid))
-        side = positive.astype(np.int64)
+            flat = _outer(np.add, flat, levels * self.strides[d])
+            sign = _outer(np.multiply, sign, signs)
+            valid = _outer(np.logical_and, valid, ok)
+        shape = tuple(c[0].shape[0] for c in candidates)
+        side = (sign > 0).astype(np.int64)
         cap_up = np.where(valid, self.rooms[side, flat], np.inf).min(axis=1).reshape(shape)
         cap_down = np.where(valid, self.rooms[1 - side, flat], np.inf).min(axis=1).reshape(shape)
         cost = np.where(valid & ~suppressed[flat], self.weights[flat], 0.0).sum(axis=1).reshape(shape)
@@ -165,6 +156,11 @@ class HypercubeSearch:
             cells = (cells[:, None] + levels[ok][None, :] * self.strides[d]).ravel()
             signs = (signs[:, None] * sign[ok][None, :]).ravel()
         return hypercube(self.table, cells, signs)
+
+
+def _outer(op: np.ufunc, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(n, s) and (m, t) to (n * m, s * t): every row pair, every column pair."""
+    return op(a[:, None, :, None], b[None, :, None, :]).reshape(a.shape[0] * b.shape[0], -1)
 
 
 def hypercube(table: LinkedTable, cells: np.ndarray, signs: np.ndarray) -> Hypercube:
