@@ -73,3 +73,4 @@ class AuditEventType(enum.Enum):
     RELEASE_KEY_REVOKE = "RELEASE_KEY_REVOKE"  # a signing key revoked from a time on (fingerprint, reason)
     # the ledger itself
     LEDGER_VERIFY = "LEDGER_VERIFY"
+    LEDGER_KEY_ROTATE = "LEDGER_KEY_ROTATE"  # the log key handed over to a new one (the transition, signed by the old key)
