@@ -11,15 +11,18 @@ from types import SimpleNamespace
 
 import duckdb
 import pytest
+from workflow_factories import submit, table_output, vote
 
 from dataplane import record_keys
-from dataplane.catalogue import DatasetMetadata, guarded_connection, ingest
+from dataplane.catalogue import DatasetMetadata, guarded_connection, ingest, read_dataset_info
 from disclosure_review.sdc.enums import Verdict
 from disclosure_review.sdc.spec import TableSpec
-from disclosure_review.workflow import messages
+from disclosure_review.workflow import messages, service
+from disclosure_review.workflow.enums import Decision, ReleaseStatus
 from disclosure_review.workflow.policies import ReviewPolicy
 from disclosure_review.workflow.recompute import recompute_table
 from onsite_base.config import SettingInvalid
+from onsite_base.db import transaction
 from analysis_kernel.release import _print_verdicts as print_verdicts
 from review_service.app import make_jinja, request_summary
 from review_service.i18n import translator
@@ -97,8 +100,9 @@ def test_sums_are_released_perturbed_by_their_largest_contributions(home) -> Non
     noisy = cells(recompute_table(spec, None, datasets(home), "acro-default", PERTURBED))
     again = cells(recompute_table(spec, None, datasets(home), "acro-default", PERTURBED))
     assert noisy == again
-    for cell, value in plain.items():
-        assert noisy[cell] != value and abs(noisy[cell] - value) <= 10 * 0.2 * 20000 * 3
+    moved = [cell for cell, value in plain.items() if noisy[cell] != value]
+    assert len(moved) > len(plain) / 2  # three contributions each drawing v = 0 is rare
+    assert all(abs(noisy[cell] - value) <= 10 * 0.2 * 20000 * 3 for cell, value in plain.items())
 
 
 @pytest.mark.parametrize("spec, code", [
@@ -188,3 +192,24 @@ def test_the_notebook_is_told_the_information_loss_never_a_cell(home, capsys) ->
     shown = capsys.readouterr().out
     loss = item["cell_key"]
     assert f"{loss['cells']} セル中 {loss['changed']} セルが変更" in shown and "平均絶対偏差" in shown
+
+
+def test_the_release_package_holds_the_perturbed_table(world) -> None:
+    survey = world.settings.datasets_dir / "survey.duckdb"
+    info = read_dataset_info(survey)
+    record_keys.commit_keys(record_keys.write_keys(world.settings.datasets_dir, "survey", info.rows,
+                                                   info.source_sha256), world.settings.datasets_dir, "survey")
+    policy = ReviewPolicy(cell_key_datasets=["survey"], required_approvals=1)
+    output = table_output(query="SELECT * FROM survey WHERE region <> 'C'")  # regions A (30) and B (25): passes
+    request_id = submit(world, output, policy_=policy)
+    with transaction(world.factory) as s:
+        [stored_output] = service.view(s, request_id, "bob").outputs
+        stored, report = stored_output.recomputed, stored_output.report
+    assert report["cell_key"]["information_loss"]["cells"] == len(stored["rows"])
+    assert vote(world, request_id, "bob", Decision.APPROVE) is ReleaseStatus.RELEASED
+    released = list(csv.reader((world.settings.egress_dir / str(request_id) / "by_region.csv").open()))
+    assert released[1:] == [[str(v) for v in row] for row in stored["rows"]]
+    plain = recompute_table(TableSpec.from_dict(output["spec"]), None, {"survey": str(survey)},
+                            "acro-default", ReviewPolicy())
+    changed = sum(a != b for a, b in zip(stored["rows"], plain.recomputed["rows"]))  # what left is the perturbed
+    assert changed == report["cell_key"]["information_loss"]["changed"]
