@@ -123,6 +123,7 @@ class HypercubeSearch:
         self.weights = weights
         # rooms[1]: how far each cell can go up, rooms[0]: down.
         self.rooms = np.stack([table.values - table.lower_bounds, table.upper_bounds - table.values])
+        self.magnitude = np.abs(table.values)
         self.flows = [[_padded(f) for f in dim] for dim in dimension_flows(table)]
         shape = table.shape
         self.strides = [int(np.prod(shape[d + 1 :])) for d in range(len(shape))]
@@ -141,12 +142,16 @@ class HypercubeSearch:
         side = (sign > 0).astype(np.int64)
         cap_up = np.where(valid, self.rooms[side, flat], np.inf).min(axis=1).reshape(shape)
         cap_down = np.where(valid, self.rooms[1 - side, flat], np.inf).min(axis=1).reshape(shape)
-        cost = np.where(valid & ~suppressed[flat], self.weights[flat], 0.0).sum(axis=1).reshape(shape)
+        new = valid & ~suppressed[flat]
+        cost = np.where(new, self.weights[flat], 0.0).sum(axis=1).reshape(shape)
+        # Ties (e.g. cost = cells) go to the cube suppressing the smallest total: interior cells, not margins.
+        lost = np.where(new, self.magnitude[flat], 0.0).sum(axis=1).reshape(shape)
         feasible = (cap_up >= upper - tol) & (cap_down >= lower - tol) & (cap_up + cap_down >= sliding - tol)
         feasible &= (cap_up + cap_down) > tol
         if not feasible.any():
             return None
-        best = np.unravel_index(int(np.argmin(np.where(feasible, cost, np.inf))), shape)
+        cheapest = feasible & (cost <= np.where(feasible, cost, np.inf).min())
+        best = np.unravel_index(int(np.argmin(np.where(cheapest, lost, np.inf))), shape)
         return self._cube([(levels[i], signs[i], ok[i]) for (levels, signs, ok), i in zip(candidates, best)])
 
     def _cube(self, chosen: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> Hypercube:
