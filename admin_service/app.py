@@ -1,8 +1,9 @@
 """The admin pages: a tornado application run as the JupyterHub service `onsite-admin`.
 
-Administrators only: the Hub identifies the person (Hub OAuth), and the policy
-store must give them Role.ADMINISTRATOR (and not a disabled account); anyone
-else gets 403 and the refusal is an audit event. Every form is XSRF-protected
+Administrators, and facility managers on the facility pages: the Hub identifies
+the person (Hub OAuth), and the policy store must give them Role.ADMINISTRATOR
+or Role.FACILITY_MANAGER (and not a disabled account; `admin_service.handlers`);
+anyone else gets 403 and the refusal is an audit event. Every form is XSRF-protected
 and calls the same `access_control.policy` function as `onsite admin …`, with
 its fields read by the same parsers (`access_control.forms`), in the same
 transaction (`access_control.admin.change`: the ledger lock first). Bad input
@@ -11,7 +12,7 @@ nothing is changed.
 
 URL paths (under the service prefix, e.g. /services/onsite-admin/):
 
-    GET  ./                                   → ./people
+    GET  ./                                   → ./people (a facility manager: ./facilities)
     GET  ./people          POST ./people      list; add
     GET  ./people/<name>                      one person
     POST ./people/<name>/(disable|enable|unlock|password)
@@ -21,19 +22,10 @@ URL paths (under the service prefix, e.g. /services/onsite-admin/):
     POST ./projects/<id>/members              add or remove (op=add|remove, username)
     GET  ./datasets        POST ./grants      datasets and grants; add a grant
     POST ./grants/<n>/revoke
-    GET  ./facilities      POST ./facilities  list; add
-    POST ./facilities/change                 address, time zone, booking required, accreditation kind
-    POST ./facilities/hours                  weekly opening hours
-    POST ./facilities/closed                 add or remove a closed day (op=add|remove)
+    GET  ./facilities, ./terminals, ./bookings, ./entries, ./sessions and their forms   admin_service.facility_pages
+                                              (facility managers too, within their facilities)
     GET  ./accreditations  POST ./accreditations   list; add
     POST ./accreditations/<n>/revoke
-    GET  ./bookings        POST ./bookings    list (ending within the last week or later); add
-    POST ./bookings/<n>/cancel
-    GET  ./terminals       POST ./terminals   list; add
-    POST ./terminals/remove
-    GET  ./entries                            ENTRY_DECIDE events, filtered, paginated
-    GET  ./sessions                           live sessions (Hub API)
-    POST ./sessions/<name>/stop               end one (Hub API), audited SESSION_END
     GET  ./log/head                           the log's API for witnesses (JSON, admin_service.log_api): newest signed head
     GET  ./log/consistency?old=N&new=M        consistency proof between the trees of N and M events
     GET  ./log/inclusion?seq=N                inclusion proof of event N in the newest head
@@ -46,40 +38,33 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import jinja2
 from jupyterhub.services.auth import HubOAuthCallbackHandler
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from tornado import web
 
-from access_control import audit, forms, policy
-from access_control.accounts import account_state, canonical_username
-from access_control.entry import DEFAULT_TIMEZONE, DenialReason
-from access_control.enums import AuditEventType, Outcome, Role
-from access_control.errors import Done, InputInvalid, Label, PolicyError
-from access_control.hub_api import HubApiUnavailable, HubClient
+from access_control import forms, policy
+from access_control.accounts import account_state
+from access_control.enums import Outcome, Role
+from access_control.errors import Done, Label, PolicyError
+from access_control.hub_api import HubClient
 from access_control.operations import OperationsView
-from access_control.models import MAX_ADDRESS, MAX_EMAIL, MAX_NAME, MAX_PURPOSE, MAX_TITLE, AuditEvent, Dataset, ProjectStatus
-from access_control.sessions import end_session, session_projects
+from access_control.models import MAX_ADDRESS, MAX_EMAIL, MAX_NAME, MAX_PURPOSE, MAX_TITLE, Dataset, ProjectStatus
+from admin_service import facility_pages
 from admin_service.handlers import SERVICE_NAME as SERVICE_NAME, AdminHandler, Performed  # SERVICE_NAME: for __main__
 from admin_service.operations import ROUTES as OPERATIONS_ROUTES
 from admin_service.log_api import ROUTES as LOG_API_ROUTES
-from admin_service.i18n import MESSAGES, translator
 from disclosure_review.sdc.rules import DEFAULT_PRESET, preset_names
-from onsite_base.db import read_transaction
-from onsite_base import times
 from onsite_base.settings import Settings
 from onsite_base.web.service import Identity, application, normal_prefix, templates
 
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
-ENTRIES_PER_PAGE = 50
 LIMITS = {"name": MAX_NAME, "title": MAX_TITLE, "purpose": MAX_PURPOSE, "address": MAX_ADDRESS, "email": MAX_EMAIL}
 """The longest text each kind of field takes (as policy checks it): the forms' maxlength."""
 
@@ -108,9 +93,11 @@ def person_row(session: Session, person) -> dict[str, Any]:
 
 
 class HomeHandler(AdminHandler):
+    for_managers = True
+
     @web.authenticated
     def get(self) -> None:
-        self.redirect(self.prefix + "people")
+        self.redirect(self.prefix + ("people" if self.scope is not None and self.scope.everything else "facilities"))
 
 
 class PeoplePage(AdminHandler):
@@ -290,59 +277,8 @@ class GrantRevokeForm(DatasetsPage):
         return ()
 
 
-# ---------------------------------------------------------------- facilities and terminals
-
-
-class FacilitiesPage(AdminHandler):
-    template = "facilities.html"
-    form = "facility-add"
-
-    def context(self, session: Session, *args: str) -> dict[str, Any]:
-        return {"facilities": policy.list_facilities(session)}
-
-    def perform(self, session: Session, *args: str) -> Performed:
-        facility = policy.add_facility(
-            session, name=self.arg("name"), address=self.arg("address"),
-            timezone_name=self.arg("timezone").strip() or DEFAULT_TIMEZONE, actor=self.actor,
-        )
-        return "facilities", Done("done_facility_added", name=facility.name, zone=facility.timezone)
-
-
-class FacilityChangeForm(FacilitiesPage):
-    form = "facility-change"
-
-    def perform(self, session: Session, *args: str) -> Performed:
-        policy.change_facility(
-            session, self.arg("name"), address=self.changed("address"), timezone_name=self.changed("timezone"),
-            booking_required={"yes": True, "no": False}.get(self.arg("booking_required")),
-            accreditation_kind=self.changed("accreditation_kind"), actor=self.actor,
-        )
-        return "facilities", Done("done_facility_changed", name=self.arg("name"))
-
-
-class FacilityHoursForm(FacilitiesPage):
-    form = "facility-hours"
-
-    def perform(self, session: Session, *args: str) -> Performed:
-        facility = policy.set_opening_hours(session, self.arg("name"), self.arg("hours"), actor=self.actor)
-        hours = forms.format_hours(facility.hours) or Label("always_open")
-        return "facilities", Done("done_hours_set", name=facility.name, zone=facility.timezone, hours=hours)
-
-
-class FacilityClosedDayForm(FacilitiesPage):
-    form = "facility-closed"
-
-    def perform(self, session: Session, *args: str) -> Performed:
-        day = forms.parse_date(self.arg("day"), "field_closed_day", required=True)
-        reopen = self.arg("op") == "remove"
-        if reopen:
-            policy.remove_closed_day(session, self.arg("name"), day, actor=self.actor)
-        else:
-            policy.add_closed_day(session, self.arg("name"), day, note=self.arg("note"), actor=self.actor)
-        return "facilities", Done("done_day_reopened" if reopen else "done_day_closed", name=self.arg("name"), day=day)
-
-
-# ---------------------------------------------------------------- accreditations and bookings
+# ---------------------------------------------------------------- accreditations (facilities, terminals, bookings, the entry
+# log and live sessions: admin_service.facility_pages)
 
 
 class AccreditationsPage(AdminHandler):
@@ -375,202 +311,6 @@ class AccreditationRevokeForm(AccreditationsPage):
         return ()
 
 
-class BookingsPage(AdminHandler):
-    template = "bookings.html"
-    form = "booking-add"
-
-    def context(self, session: Session, *args: str) -> dict[str, Any]:
-        bookings = policy.list_bookings(session, ending_after=datetime.now(timezone.utc) - timedelta(days=7))
-        return {"bookings": bookings, "people": policy.list_people(session), "facilities": policy.list_facilities(session)}
-
-    def perform(self, session: Session, *args: str) -> Performed:
-        booking = policy.add_booking(
-            session, username=self.arg("username"), facility=self.arg("facility"),
-            starts_at=forms.parse_time(self.arg("starts_at"), "field_booking_start"),
-            ends_at=forms.parse_time(self.arg("ends_at"), "field_booking_end"), actor=self.actor,
-        )
-        zone = booking.facility.timezone
-        return "bookings", Done("done_booking_added", id=booking.id, name=booking.person.username, facility=booking.facility.name,
-                                start=times.shown(booking.starts_at, zone), end=times.shown(booking.ends_at, zone))
-
-
-class BookingCancelForm(BookingsPage):
-    form = "bookings"
-
-    def perform(self, session: Session, *args: str) -> Performed:
-        booking = policy.cancel_booking(session, forms.parse_row_number(args[0], "booking"), actor=self.actor)
-        return "bookings", Done("done_booking_cancelled", id=booking.id, name=booking.person.username, facility=booking.facility.name)
-
-    def page_args(self, *args: str) -> tuple[str, ...]:
-        return ()
-
-
-class TerminalsPage(AdminHandler):
-    template = "terminals.html"
-    form = "terminal-add"
-
-    def context(self, session: Session, *args: str) -> dict[str, Any]:
-        return {"terminals": policy.list_terminals(session), "facilities": policy.list_facilities(session)}
-
-    def perform(self, session: Session, *args: str) -> Performed:
-        terminal = policy.add_terminal(session, facility=self.arg("facility"), address=self.arg("address"), label=self.arg("label"),
-                                       actor=self.actor)
-        return "terminals", Done("done_terminal_added", network=terminal.address, facility=terminal.facility.name)
-
-
-class TerminalRemoveForm(TerminalsPage):
-    form = "terminals"
-
-    def perform(self, session: Session, *args: str) -> Performed:
-        policy.remove_terminal(session, address=self.arg("address"), actor=self.actor)
-        return "terminals", Done("done_terminal_removed", network=str(forms.parse_network(self.arg("address"), registering=False)))
-
-
-# ---------------------------------------------------------------- entry log
-
-
-class EntriesPage(AdminHandler):
-    template = "entries.html"
-
-    def filters(self, t: Callable[..., str]) -> tuple[dict[str, str], list[Any], str]:
-        """The query's filters as typed, the SQL conditions they make, and an error (bad filter: no rows)."""
-        typed = {k: self.get_query_argument(k, "").strip() for k in ("person", "outcome", "since", "until", "facility", "address")}
-        conditions: list[Any] = [AuditEvent.action == AuditEventType.ENTRY_DECIDE]
-        days: dict[str, date] = {}
-        for key in ("since", "until"):
-            try:
-                day = forms.parse_date(typed[key], f"field_{key}")
-            except InputInvalid as e:
-                return typed, conditions, e.text(self.language)
-            if day is not None:
-                days[key] = day
-        if "since" in days and "until" in days and days["until"] < days["since"]:
-            return typed, conditions, t("bad_filter_range")
-        zone = self.settings["onsite"].timezone  # days as the log shows its times
-        if "since" in days:
-            conditions.append(AuditEvent.created_at >= times.midnight(days["since"], zone))
-        if "until" in days:
-            conditions.append(AuditEvent.created_at < times.midnight(days["until"] + timedelta(days=1), zone))
-        if typed["person"]:
-            try:
-                name = canonical_username(typed["person"])
-            except InputInvalid:
-                name = typed["person"]
-            conditions.append(AuditEvent.actor == name)
-        if typed["outcome"] in Outcome.__members__:
-            conditions.append(AuditEvent.outcome == Outcome[typed["outcome"]])
-        # details is canonical JSON (sorted keys, no spaces), so a field's exact value is an exact substring.
-        for key, field in (("facility", "facility"), ("address", "client_address")):
-            if typed[key]:
-                conditions.append(AuditEvent.details.contains(f'"{field}":{audit.canonical_json(typed[key])}', autoescape=True))
-        return typed, conditions, ""
-
-    @web.authenticated
-    def get(self) -> None:
-        t = translator(self.language)
-        typed, conditions, error = self.filters(t)
-        try:
-            page = max(1, int(self.get_query_argument("page", "1")))
-        except ValueError:
-            page = 1
-        rows: list[dict[str, Any]] = []
-        total = 0
-        with read_transaction(self.factory) as session:
-            if not error:
-                total = session.scalar(select(func.count()).select_from(AuditEvent).where(*conditions)) or 0
-                events = session.scalars(
-                    select(AuditEvent).where(*conditions).order_by(AuditEvent.seq.desc())
-                    .offset((page - 1) * ENTRIES_PER_PAGE).limit(ENTRIES_PER_PAGE)
-                )
-                rows = [self.entry_row(e, t) for e in events]
-            facilities = [f.name for f in policy.list_facilities(session)]
-
-        def page_url(n: int) -> str:
-            return "?" + urlencode({**{k: v for k, v in typed.items() if v}, "page": n})
-
-        first = (page - 1) * ENTRIES_PER_PAGE + 1
-        self.render_page(
-            "entries.html",
-            status=400 if error else 200,
-            rows=rows,
-            filters=typed,
-            error=error,
-            facilities=facilities,
-            total=total,
-            first=first,
-            last=first + len(rows) - 1,
-            previous_url=page_url(page - 1) if page > 1 else "",
-            next_url=page_url(page + 1) if page * ENTRIES_PER_PAGE < total else "",
-        )
-
-    def entry_row(self, event: AuditEvent, t: Callable[..., str]) -> dict[str, Any]:
-        details = event.details_dict
-        reasons = []
-        for code in details.get("reasons", []):
-            try:
-                reasons.append(DenialReason(code).message(self.language))
-            except ValueError:  # a reason added after this page was written: show its code
-                reasons.append(str(code))
-        stage = str(details.get("stage", ""))
-        return {
-            "seq": event.seq,
-            "when": event.created_at,
-            "person": event.actor,
-            "outcome": event.outcome,
-            "stage": t(f"stage_{stage}") if f"stage_{stage}" in MESSAGES else stage,
-            "client_address": details.get("client_address", ""),
-            "facility": details.get("facility", ""),
-            "reasons": reasons,
-            "active_projects": details.get("active_projects", []),
-        }
-
-
-# ---------------------------------------------------------------- live sessions
-
-
-class SessionsPage(AdminHandler):
-    template = "sessions.html"
-    form = "sessions"
-
-    @property
-    def hub(self) -> HubClient:
-        return self.settings["hub_client"]
-
-    async def show_sessions(self, *, status: int = 200, error: str = "") -> None:
-        t = translator(self.language)
-        rows: list[dict[str, Any]] = []
-        hub_error = ""
-        try:
-            servers = await self.hub.live_servers()
-        except HubApiUnavailable as e:
-            servers, hub_error = [], t("hub_unavailable", detail=str(e))
-        with read_transaction(self.factory) as session:
-            for server in servers:
-                person = policy.get_person(session, server.user)
-                rows.append({
-                    "server": server,
-                    "display_name": person.display_name if person else "",
-                    "projects": session_projects(session, server.user),
-                })
-        self.render_page("sessions.html", status=status, rows=rows, hub_error=hub_error, error=error,
-                         error_form=self.form if error else "", values={})
-
-    @web.authenticated
-    async def get(self, *args: str) -> None:
-        await self.show_sessions()
-
-
-class SessionStopForm(SessionsPage):
-    @web.authenticated
-    async def post(self, username: str) -> None:
-        try:
-            await end_session(self.hub, self.factory, username, self.actor)
-        except HubApiUnavailable as e:
-            await self.show_sessions(status=502, error=translator(self.language)("hub_unavailable", detail=str(e)))
-            return
-        self.redirect(self.done_url(f"{self.prefix}sessions", Done("done_session_ended", name=username)), status=303)
-
-
 def make_app(
     settings: Settings,
     *,
@@ -600,19 +340,9 @@ def make_app(
         (rf"{p}datasets", DatasetsPage),
         (rf"{p}grants", DatasetsPage),
         (rf"{p}grants/(\d+)/revoke", GrantRevokeForm),
-        (rf"{p}facilities", FacilitiesPage),
-        (rf"{p}facilities/change", FacilityChangeForm),
-        (rf"{p}facilities/hours", FacilityHoursForm),
-        (rf"{p}facilities/closed", FacilityClosedDayForm),
+        *facility_pages.routes(p),
         (rf"{p}accreditations", AccreditationsPage),
         (rf"{p}accreditations/(\d+)/revoke", AccreditationRevokeForm),
-        (rf"{p}bookings", BookingsPage),
-        (rf"{p}bookings/(\d+)/cancel", BookingCancelForm),
-        (rf"{p}terminals", TerminalsPage),
-        (rf"{p}terminals/remove", TerminalRemoveForm),
-        (rf"{p}entries", EntriesPage),
-        (rf"{p}sessions", SessionsPage),
-        (rf"{p}sessions/{name}/stop", SessionStopForm),
         *((p + path, handler) for path, handler in OPERATIONS_ROUTES),
         *((p + path, handler) for path, handler in LOG_API_ROUTES),
         (rf"{p}oauth_callback", HubOAuthCallbackHandler),

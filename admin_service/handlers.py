@@ -1,5 +1,6 @@
-"""The base of every admin page: who may use it (administrators only, every refusal in the ledger), its
-language, its database, rendering, and forms that change the policy through `access_control.admin.change`.
+"""The base of every admin page: who may use it (administrators; facility managers the pages that say so, within
+their facilities — `self.scope`; every refusal in the ledger), its language, its database, rendering, and forms
+that change the policy through `access_control.admin.change`.
 
 Its own module so that the pages of other modules (admin_service.operations) subclass it while
 admin_service.app, which registers every page, imports them.
@@ -17,7 +18,7 @@ from tornado.web import decode_signed_value
 
 from access_control import audit, forms, policy
 from access_control.admin import change, ldap_directory
-from access_control.enums import AuditEventType, Outcome, Role
+from access_control.enums import AuditEventType, Outcome
 from access_control.errors import Done, Label, PolicyError, error_text
 from admin_service.i18n import LANGUAGES, translator
 from onsite_base.db import read_transaction, transaction
@@ -41,30 +42,42 @@ class AdminHandler(HubServiceHandler):
 
     template = ""
     form = ""
+    for_managers = False
+    """Whether facility managers may use this page; it then shows and changes only what `self.scope` covers."""
+    scope: policy.Scope | None = None
+    """What the signed-in person may administer (policy.actor_scope); None: nothing."""
 
     def prepare(self) -> None:
-        """Administrators only; any other signed-in person is refused and recorded."""
+        """Administrators; facility managers on the pages `for_managers`; any other signed-in person is refused
+        and recorded."""
         super().prepare()  # the client address check
         user = self.current_user
         if user is None:
             return  # @web.authenticated sends them to log in
         with read_transaction(self.factory) as session:
-            person = policy.get_person(session, user)
-            allowed = person is not None and not person.disabled and Role.ADMINISTRATOR in person.role_set
-        if allowed:
+            try:
+                self.scope = policy.actor_scope(session, user)
+            except PolicyError:
+                self.scope = None
+        if self.scope is not None and (self.scope.everything or self.for_managers):
             return
+        reason = "not an administrator" if self.scope is None else "a facility manager on an administrator's page"
+        self.record_refusal(reason)
+        raise web.HTTPError(403, "not_admin" if self.scope is None else "admin_only")
+
+    def record_refusal(self, reason: str, **details: audit.DetailValue) -> None:
+        """An attempt outside the person's scope, in the ledger (ADMIN_ACCESS, DENIED)."""
         with transaction(self.factory) as session:
             audit.record(
                 session,
                 AuditEventType.ADMIN_ACCESS,
-                actor=user[: audit.MAX_ACTOR],
+                actor=self.current_user[: audit.MAX_ACTOR],
                 object=f"service:{SERVICE_NAME}",
                 outcome=Outcome.DENIED,
                 details={"service": SERVICE_NAME, "method": self.request.method, "path": self.request.path[:300],
-                         "reason": "not an administrator"},
+                         "reason": reason, **details},
             )
-        log.warning("admin pages refused to %s (%s %s): not an administrator", user, self.request.method, self.request.path)
-        raise web.HTTPError(403, "not_admin")
+        log.warning("admin pages refused to %s (%s %s): %s", self.current_user, self.request.method, self.request.path, reason)
 
     content_security_policy = "default-src 'self'; frame-ancestors 'none'; form-action 'self'"
 
@@ -88,6 +101,7 @@ class AdminHandler(HubServiceHandler):
             prefix=self.prefix,
             section=self.request.path.removeprefix(self.prefix).split("/")[0].replace("grants", "datasets"),
             user=self.current_user,
+            scope=self.scope,
             xsrf_form_html=self.xsrf_form_html,
             done=self.done_text(),
             **context,
@@ -158,6 +172,9 @@ class AdminHandler(HubServiceHandler):
             with change(self.factory) as session:
                 target, done = self.perform(session, *args)
         except UserError as e:
+            if isinstance(e, policy.OutOfScope) or (isinstance(e, PolicyError) and e.key == "administrators_only"):
+                self.record_refusal("outside the facility manager's scope", refused=e.key,
+                                    names={k: str(v)[:100] for k, v in e.params.items()})
             values = {k: ", ".join(self.get_body_arguments(k)) for k in self.request.body_arguments if k not in ("_xsrf", "password")}
             see = e.page() if isinstance(e, PolicyError) else ""
             self.show(*self.page_args(*args), status=400, error=error_text(e, self.language), values=values, see=see)
@@ -173,8 +190,8 @@ class AdminHandler(HubServiceHandler):
         exc = kwargs.get("exc_info", (None, None, None))[1]
         message = exc.log_message if isinstance(exc, web.HTTPError) and exc.log_message else ""
         key = {403: "error_forbidden", 404: "error_not_found", 400: "error_bad_request"}.get(status_code, "error_server")
-        if message == "not_admin":
-            detail = t("error_not_admin")
+        if message in ("not_admin", "admin_only"):
+            detail = t(f"error_{message}")
         elif "_xsrf" in message:
             detail = t("error_xsrf")
         else:

@@ -5,6 +5,7 @@ shared with the reviewer app (onsite_base.i18n).
 """
 from __future__ import annotations
 
+from admin_service.facility_messages import FACILITY_MESSAGES
 from admin_service.operations_messages import OPERATIONS_MESSAGES
 from onsite_base.i18n import DEFAULT_LANGUAGE, LANGUAGES, SHARED_MESSAGES, make_translator, negotiate
 
@@ -13,6 +14,7 @@ __all__ = ["DEFAULT_LANGUAGE", "LANGUAGES", "MESSAGES", "negotiate", "translator
 MESSAGES: dict[str, dict[str, str]] = {
     **SHARED_MESSAGES,
     **OPERATIONS_MESSAGES,
+    **FACILITY_MESSAGES,
     "app_title": {"ja": "Onsite 管理", "en": "Onsite administration"},
     "nav_people": {"ja": "利用者", "en": "People"},
     "nav_projects": {"ja": "プロジェクト", "en": "Projects"},
