@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from access_control import audit, policy
 from access_control.entry import load_terminals, match_terminal
 from access_control.errors import ChangeInvalid, PolicyError
-from access_control.hub_api import HubClient, LiveServer
+from access_control.hub_api import HubApiUnavailable, HubClient, LiveServer
 from access_control.ldap import DirectoryUnavailable, LdapDirectory, LdapSettings, LdapSettingsInvalid
 from access_control.policy import EVERYTHING, GroupDirectory, OutOfScope, Scope
 from access_control.sessions import end_session, session_projects, started_session
@@ -97,14 +97,16 @@ async def end_session_in_scope(
 
 
 async def close_for_emergency(
-    hub: HubClient, factory: sessionmaker[Session], facility: str, reason: str, actor: str, *, scope: Scope = EVERYTHING
+    hub: HubClient | None, factory: sessionmaker[Session], facility: str, reason: str, actor: str, *, scope: Scope = EVERYTHING
 ) -> list[str]:
     """Close the facility for an emergency (committed first: from then on nobody enters there) and end every session
     running at its terminals with the reason; returns whose sessions were ended. Raises HubApiUnavailable when the hub
-    cannot list or stop them: the closure stands, and the sessions stop at their next entry re-check."""
+    cannot list or stop them (None: no hub known): the closure stands, and the sessions stop at their next entry re-check."""
     with change(factory) as session:
         closed = policy.close_for_emergency(session, facility, reason, actor=actor, scope=scope)
         name, reason = closed.name, closed.emergency_reason
+    if hub is None:
+        raise HubApiUnavailable("the hub is not running")
     ended = []
     for running in await live_sessions(hub, factory, Scope(frozenset({name}))):
         await end_session(hub, factory, running.server.user, actor, reason=f"emergency closure of {name}: {reason}")

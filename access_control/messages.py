@@ -240,6 +240,11 @@ MESSAGES: dict[str, dict[str, str]] = {
                                 "en": "facility {name!r} is already closed on every public holiday of {year}"},
     "closed_for_emergency_already": {"ja": "施設「{name}」はすでに緊急閉鎖中です(理由: {reason})",
                                      "en": "facility {name!r} is already closed for an emergency ({reason})"},
+    "emergency_closed_hub_unavailable": {
+        "ja": "施設「{name}」を緊急閉鎖しましたが、ハブに接続できないためセッションを終了できませんでした({error})。セッションは次回の入室確認で停止します",
+        "en": "facility {name!r} is closed for an emergency, but no session was ended: the hub did not answer ({error}); "
+              "they stop at their next entry re-check",
+    },
     "not_closed_for_emergency": {"ja": "施設「{name}」は緊急閉鎖されていません", "en": "facility {name!r} is not closed for an emergency"},
     "facility_exists": {"ja": "施設「{name}」はすでに登録されています", "en": "facility {name!r} already exists"},
     "facility_unchanged": {
