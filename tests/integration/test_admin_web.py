@@ -88,12 +88,12 @@ def form_error(page: str, form: str) -> str:
     return html.unescape(re.sub(r"<[^>]+>", " ", match.group(1)))
 
 
-def snapshot(db_url: str) -> dict[str, list[tuple]]:
-    """Every row of every policy table and the ledger, to prove a refusal changed nothing."""
+def snapshot(db_url: str, tables: tuple[str, ...] = TABLES) -> dict[str, list[tuple]]:
+    """Every row of every policy table and the ledger (or of `tables`), to prove a refusal changed nothing."""
     engine = make_engine(db_url)
     try:
         with engine.connect() as conn:
-            return {t: sorted(map(tuple, conn.execute(text(f"SELECT * FROM {t}"))), key=repr) for t in TABLES}
+            return {t: sorted(map(tuple, conn.execute(text(f"SELECT * FROM {t}"))), key=repr) for t in tables}
     finally:
         engine.dispose()
 

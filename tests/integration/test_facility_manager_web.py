@@ -9,14 +9,13 @@ from datetime import date, timedelta
 
 import pytest
 import requests
-from sqlalchemy import text
 
 from access_control import policy
 from access_control.enums import AuditEventType, Outcome, Role
 from hub_config.config import free_port
 from onsite_base.db import make_engine, session_factory, transaction
 
-from test_admin_web import PREFIX, events, form_error, login, xsrf_of
+from test_admin_web import PREFIX, events, form_error, login, snapshot, xsrf_of
 
 pytestmark = pytest.mark.integration
 ADMIN, MANAGER, RESEARCHER = "kato", "mika", "alice"
@@ -45,12 +44,7 @@ def seed(db_url: str) -> int:
 
 
 def rows(db_url: str) -> dict[str, list[tuple]]:
-    engine = make_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            return {t: sorted(map(tuple, conn.execute(text(f"SELECT * FROM {t}"))), key=repr) for t in TABLES}
-    finally:
-        engine.dispose()
+    return snapshot(db_url, TABLES)
 
 
 @pytest.fixture
