@@ -14,7 +14,7 @@ OPERATIONS_MESSAGES: dict[str, dict[str, str]] = {
     "col_facility": {"ja": "施設", "en": "Facility"},
     "col_now": {"ja": "現在", "en": "Now"},
     "col_local_time": {"ja": "現地時刻", "en": "Local time"},
-    "col_booked": {"ja": "本日の予約(席)", "en": "Booked today (seats)"},
+    "ops_col_booked": {"ja": "本日の予約(席)", "en": "Booked today (seats)"},
     "col_in_use": {"ja": "利用中", "en": "In use"},
     "col_refusals": {"ja": "拒否(1時間)", "en": "Refused (last hour)"},
     "ops_col_terminals": {"ja": "端末", "en": "Terminals"},

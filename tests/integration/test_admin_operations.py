@@ -84,9 +84,25 @@ def test_only_administrators_see_the_view_and_its_json_and_refusals_are_recorded
     for path in ("operations", "operations.json", "usage", "usage.csv"):
         response = alice.get(base + path)
         assert response.status_code == 403, path
-        assert RESEARCHER not in response.text or "in_use" not in response.text
+        assert "data-live" not in response.text and "in_use" not in response.text and "sessions," not in response.text
     refused = [e for e in events(settings.db_url, AuditEventType.ADMIN_ACCESS, RESEARCHER) if e.outcome is Outcome.DENIED]
     assert len(refused) == 4 and "operations.json" in refused[1].details
+
+
+def test_a_facility_manager_sees_no_operations_page_not_even_of_her_facility(server):
+    """The view shows every facility and the network's people: administrators only. A manager of Tokyo asking for
+    the overview, her own facility's page, its JSON or the usage CSV is refused, and each refusal recorded."""
+    base, settings = server
+    write(settings.db_url, lambda s: (policy.add_person(s, username="mika", display_name="Mika", actor="test"),
+                                      policy.grant_facility_manager(s, "mika", FACILITY, actor="test")))
+    tokyo = facility_number(settings.db_url, FACILITY)
+    mika = login(base, "mika")
+    for path in ("operations", f"operations/{tokyo}", f"operations.json?facility={tokyo}", "usage", f"usage.csv?facility={tokyo}"):
+        response = mika.get(base + path)
+        assert response.status_code == 403, path
+        assert "data-live" not in response.text and "in_use" not in response.text and "sessions," not in response.text
+    refused = [e for e in events(settings.db_url, AuditEventType.ADMIN_ACCESS, "mika") if e.outcome is Outcome.DENIED]
+    assert len(refused) == 5
 
 
 def test_usage_table_chart_and_csv(server):
