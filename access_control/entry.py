@@ -117,8 +117,8 @@ class DenialReason(enum.Enum):
     )
     NOT_STAFF_ADDRESS = (
         "NOT_STAFF_ADDRESS",
-        "審査者・管理者の業務は、職員用ネットワークまたは施設の端末からのみ行えます。",
-        "Reviewers and administrators can work only from a staff network or a facility terminal.",
+        "審査者・管理者・施設管理者の業務は、職員用ネットワークまたは施設の端末からのみ行えます。",
+        "Reviewers, administrators and facility managers can work only from a staff network or a facility terminal.",
     )
     STORE_UNAVAILABLE = (
         "STORE_UNAVAILABLE",
