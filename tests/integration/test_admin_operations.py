@@ -3,17 +3,24 @@ glance, its JSON refresh following the ledger, one facility in full, usage by mo
 CSV; administrators only, the JSON endpoint included."""
 from __future__ import annotations
 
+import asyncio
 import csv
 import html
 import io
 import re
+import threading
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from test_admin_web import ADMIN, FACILITY, OTHER_FACILITY, RESEARCHER, events, login, server  # noqa: F401  (server is a fixture)
+import requests
+from test_admin_web import ADMIN, FACILITY, OTHER_FACILITY, RESEARCHER, events, login, seed, server  # noqa: F401  (server is a fixture)
+from traitlets.config import Config
 
 from access_control import audit, policy
+from access_control.addresses import service_check
+from admin_service.app import SERVICE_NAME, make_app
+from hub_config.config import free_port
 from access_control.enums import AuditEventType, Outcome
 from disclosure_review.workflow.enums import Decision, OutputKind, ReleaseStatus
 from disclosure_review.workflow.store import ReleaseOutput, ReleasePackage, ReleaseRequest
@@ -103,6 +110,38 @@ def test_a_facility_manager_sees_no_operations_page_not_even_of_her_facility(ser
         assert "data-live" not in response.text and "in_use" not in response.text and "sessions," not in response.text
     refused = [e for e in events(settings.db_url, AuditEventType.ADMIN_ACCESS, "mika") if e.outcome is Outcome.DENIED]
     assert len(refused) == 5
+
+
+def serve_in_thread(app) -> str:
+    """The app on a free loopback port in a thread of this process; its base URL."""
+    port = free_port()
+    ready = threading.Event()
+
+    async def main() -> None:
+        app.listen(port, address="127.0.0.1")
+        ready.set()
+        await asyncio.Event().wait()
+
+    threading.Thread(target=asyncio.run, args=(main(),), daemon=True).start()
+    assert ready.wait(10)
+    return f"http://127.0.0.1:{port}/admin/"
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_the_refresh_endpoint_refuses_an_administrator_from_another_address(db_url, settings):
+    """The address check every admin page passes (HubServiceHandler.prepare with the service's ClientCheck, as
+    `run` installs it) guards operations.json too: the administrator's own identity, coming through the proxy
+    from an address that is neither a staff network nor a terminal, gets 403 and the refusal is recorded."""
+    seed(db_url)
+    app = make_app(settings, prefix="/admin/", test_identity=lambda handler: ADMIN)
+    app.settings["check_client"] = service_check(Config(), SERVICE_NAME)
+    base = serve_in_thread(app)
+    assert requests.get(base + "operations.json", timeout=30).status_code == 200  # from this machine: a staff network
+    for path in ("operations.json", "operations", "usage.csv"):
+        response = requests.get(base + path, headers={"X-Forwarded-For": "203.0.113.9"}, timeout=30)
+        assert response.status_code == 403 and "figures" not in response.text, path
+    refused = [e for e in events(db_url, AuditEventType.ENTRY_DECIDE, ADMIN) if e.details_dict.get("stage") == "request"]
+    assert [(e.outcome, e.details_dict["client_address"]) for e in refused] == [(Outcome.DENIED, "203.0.113.9")] * 3
 
 
 def test_usage_table_chart_and_csv(server):
