@@ -25,7 +25,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
@@ -37,6 +37,7 @@ from sqlalchemy import and_, func, insert, or_, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from access_control import audit, merkle
+from access_control.enums import AuditEventType
 from access_control.errors import InputInvalid, PolicyError
 from access_control.models import AuditCosignature, AuditEvent, AuditTreeHead, AuditTreeNode
 from onsite_base import keys
@@ -51,6 +52,7 @@ COSIGNATURE_SCHEMA = "onsite.cosignature/v1"
 INCLUSION_SCHEMA = "onsite.inclusion_proof/v1"
 CONSISTENCY_SCHEMA = "onsite.consistency_proof/v1"
 CONSISTENCY_PATH_SCHEMA = "onsite.consistency_path/v1"
+TRANSITION_SCHEMA = "onsite.log_key_transition/v1"
 MAX_WITNESS_NAME = AuditCosignature.__table__.c.witness.type.length or 200
 MAX_QUERY_KEYS = 500
 
@@ -134,6 +136,11 @@ class TreeHead:
     def signed_by(self, public: Ed25519PublicKey) -> bool:
         return self.key_id == key_id(public) and signature_ok(public, self.signature, self.message())
 
+    def signed_by_one_of(self, trusted: Mapping[str, Ed25519PublicKey]) -> bool:
+        """Signed by one of `trusted` (key id → key: a log key and those it handed over to, `trusted_keys`)."""
+        public = trusted.get(self.key_id)
+        return public is not None and self.signed_by(public)
+
     def as_dict(self) -> dict[str, Any]:
         return {"schema": HEAD_SCHEMA, **asdict(self)}
 
@@ -185,6 +192,90 @@ class Cosignature:
     def from_row(cls, row: AuditCosignature) -> Cosignature:
         return cls(row.witness, row.witness_key, row.tree_size, row.root_hash, row.head_timestamp, row.witnessed_at,
                    row.signature)
+
+
+@dataclass(frozen=True)
+class KeyTransition:
+    """The log key handing over to a new one (`rotate_key`): signed by the key it retires, recorded in the log as
+    LEDGER_KEY_ROTATE. Whoever trusts the old key may trust the new one; the old key's last head is named."""
+
+    old_public_key: str
+    """Raw Ed25519 public keys, base64."""
+    new_public_key: str
+    tree_size: int
+    root_hash: str
+    at: str
+    signature: str = ""
+
+    def message(self) -> bytes:
+        return audit.canonical_json({"schema": TRANSITION_SCHEMA, "old_public_key": self.old_public_key,
+                                     "new_public_key": self.new_public_key, "tree_size": self.tree_size,
+                                     "root_hash": self.root_hash, "at": self.at}).encode()
+
+    @property
+    def old_key(self) -> Ed25519PublicKey:
+        return Ed25519PublicKey.from_public_bytes(base64.b64decode(self.old_public_key, validate=True))
+
+    @property
+    def new_key(self) -> Ed25519PublicKey:
+        return Ed25519PublicKey.from_public_bytes(base64.b64decode(self.new_public_key, validate=True))
+
+    def valid(self) -> bool:
+        try:
+            return signature_ok(self.old_key, self.signature, self.message()) and bool(self.new_key)
+        except ValueError:
+            return False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"schema": TRANSITION_SCHEMA, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, value: Any) -> KeyTransition:
+        try:
+            return cls(str(value["old_public_key"]), str(value["new_public_key"]), int(value["tree_size"]),
+                       str(value["root_hash"]), str(value["at"]), str(value["signature"]))
+        except (TypeError, KeyError, ValueError) as e:
+            raise ProofInvalid(f"not a log key transition: {e}") from None
+
+
+def raw_b64(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
+    return base64.b64encode(keys.raw_public(key.public_key() if isinstance(key, Ed25519PrivateKey) else key)).decode()
+
+
+def key_transitions(session: Session) -> list[KeyTransition]:
+    """The log key's handovers recorded in the log, oldest first (unreadable ones left out: they hand over nothing)."""
+    found = []
+    for details in session.scalars(select(AuditEvent.details).where(AuditEvent.action == AuditEventType.LEDGER_KEY_ROTATE)
+                                   .order_by(AuditEvent.seq)):
+        try:
+            found.append(KeyTransition.from_dict(json.loads(details).get("transition")))
+        except (ProofInvalid, ValueError, AttributeError):
+            continue
+    return found
+
+
+def trusted_keys(public: Ed25519PublicKey | None, transitions: Iterable[KeyTransition],
+                 earlier: bool = False) -> dict[str, Ed25519PublicKey]:
+    """`public` and the keys it handed over to, in turn (key id → key): each handover signed by the key it retires.
+    With `earlier` (verifying the log itself, whose heads cover the handovers): the whole line of keys `public`
+    belongs to, from the first key that handed over, so the newest key also vouches for its predecessors' heads."""
+    transitions = [t for t in transitions if t.valid()]
+
+    def line_from(start: Ed25519PublicKey) -> dict[str, Ed25519PublicKey]:
+        line = {key_id(start): start}
+        for t in transitions:
+            if raw_b64(t.old_key) == raw_b64(start):
+                start = t.new_key
+                line[key_id(start)] = start
+        return line
+
+    if public is None:
+        return {}
+    if earlier and transitions:
+        whole = line_from(transitions[0].old_key)
+        if key_id(public) in whole:
+            return whole
+    return line_from(public)
 
 
 class ProofInvalid(Exception):
@@ -368,6 +459,32 @@ def sign_head(factory: sessionmaker[Session], key: Ed25519PrivateKey) -> TreeHea
     return head
 
 
+def rotate_key(factory: sessionmaker[Session], path: Path, actor: str) -> tuple[TreeHead, KeyTransition, TreeHead]:
+    """Hand the log key in `path` over to a new one: a last head signed with the old key, the handover (signed by
+    the old key) recorded in the log, the new key in `path`, a first head signed with it. Returns the two heads
+    and the handover. The new key waits beside the old (`.next`) until the handover is recorded: a crash leaves
+    the old key in place, and the next rotation goes on with the same new key if its handover was recorded."""
+    old = signing_key(path, create=False)
+    pending = path.with_name(path.name + ".next")
+    last = sign_head(factory, old)
+    with read_transaction(factory) as session:
+        recorded = {t.new_public_key for t in key_transitions(session) if raw_b64(t.old_key) == raw_b64(old)}
+    new = signing_key(pending, create=False) if pending.exists() else None
+    if new is None or raw_b64(new) not in recorded:
+        pending.unlink(missing_ok=True)
+        new = signing_key(pending)
+        transition = KeyTransition(raw_b64(old), raw_b64(new), last.tree_size, last.root_hash, now_text())
+        transition = replace(transition, signature=base64.b64encode(old.sign(transition.message())).decode())
+        with transaction(factory) as session:
+            audit.record(session, AuditEventType.LEDGER_KEY_ROTATE, actor=actor, object=f"ledger_key/{key_id(new)[:16]}",
+                         details={"transition": transition.as_dict(), "old_key_id": key_id(old), "new_key_id": key_id(new)})
+    else:
+        with read_transaction(factory) as session:
+            transition = next(t for t in key_transitions(session) if t.new_public_key == raw_b64(new))
+    os.replace(pending, path)
+    return last, transition, sign_head(factory, new)
+
+
 # ---------------------------------------------------------------- proofs
 
 
@@ -383,7 +500,8 @@ def inclusion_proof(session: Session, seq: int, head: TreeHead | None = None) ->
         raise PolicyError("ledger_event_after_head", seq=seq, size=head.tree_size)
     path = TreeReader(session, head.tree_size).inclusion_path(seq - 1)
     return {"schema": INCLUSION_SCHEMA, "event": audit.event_as_dict(event), "leaf_index": seq - 1,
-            "tree_size": head.tree_size, "audit_path": [p.hex() for p in path], "head": head.as_dict()}
+            "tree_size": head.tree_size, "audit_path": [p.hex() for p in path], "head": head.as_dict(),
+            "key_transitions": [t.as_dict() for t in key_transitions(session)]}
 
 
 def consistency_proof(session: Session, old_size: int, new_size: int) -> dict[str, Any]:
@@ -394,7 +512,8 @@ def consistency_proof(session: Session, old_size: int, new_size: int) -> dict[st
     if not 0 < old_size <= new_size:
         raise PolicyError("ledger_sizes_backwards", old=old_size, new=new_size)
     proof = TreeReader(session, new_size).consistency_proof(old_size)
-    return {"schema": CONSISTENCY_SCHEMA, "old": old.as_dict(), "new": new.as_dict(), "proof": [p.hex() for p in proof]}
+    return {"schema": CONSISTENCY_SCHEMA, "old": old.as_dict(), "new": new.as_dict(), "proof": [p.hex() for p in proof],
+            "key_transitions": [t.as_dict() for t in key_transitions(session)]}
 
 
 def hexes(values: Any) -> list[bytes]:
@@ -408,13 +527,16 @@ def hexes(values: Any) -> list[bytes]:
 
 def check_proof(proof: Any, public: Ed25519PublicKey) -> str:
     """Check an inclusion or consistency proof with only the log's public key; says what it proves.
+    A head signed by a later log key checks when the proof carries the handovers from `public` to it.
     Raises ProofInvalid naming what does not check."""
     if not isinstance(proof, dict):
         raise ProofInvalid("a proof is a JSON object")
+    handovers = proof.get("key_transitions") or []
+    trusted = trusted_keys(public, [KeyTransition.from_dict(t) for t in handovers] if isinstance(handovers, list) else [])
     if proof.get("schema") == INCLUSION_SCHEMA:
         head = TreeHead.from_dict(proof.get("head"))
-        if not head.signed_by(public):
-            raise ProofInvalid("the head is not signed by this log key")
+        if not head.signed_by_one_of(trusted):
+            raise ProofInvalid("the head is not signed by this log key (nor by a key it handed over to)")
         event = proof.get("event")
         try:
             entry = audit.exported_entry(event)
@@ -431,8 +553,8 @@ def check_proof(proof: Any, public: Ed25519PublicKey) -> str:
         return f"event {event['seq']} is in the log's head of {head.tree_size} events signed at {head.timestamp}"
     if proof.get("schema") == CONSISTENCY_SCHEMA:
         old, new = TreeHead.from_dict(proof.get("old")), TreeHead.from_dict(proof.get("new"))
-        if not (old.signed_by(public) and new.signed_by(public)):
-            raise ProofInvalid("a head is not signed by this log key")
+        if not (old.signed_by_one_of(trusted) and new.signed_by_one_of(trusted)):
+            raise ProofInvalid("a head is not signed by this log key (nor by a key it handed over to)")
         if not merkle.verify_consistency(old.tree_size, new.tree_size, bytes.fromhex(old.root_hash),
                                          bytes.fromhex(new.root_hash), hexes(proof.get("proof"))):
             raise ProofInvalid(f"the head of {new.tree_size} events does not extend the head of {old.tree_size}")
@@ -448,7 +570,7 @@ class TreeCheck:
     (its root at its size, its signature when the log key is known) and every cosignature."""
 
     def __init__(self, session: Session, public: Ed25519PublicKey | None) -> None:
-        self.public = public
+        self.trusted = trusted_keys(public, key_transitions(session), earlier=True)
         self.nodes = {(level, index): bytes(h) for level, index, h in
                       session.execute(select(AuditTreeNode.level, AuditTreeNode.idx, AuditTreeNode.hash))}
         self.heads = sorted((TreeHead.from_row(r) for r in session.scalars(select(AuditTreeHead))), key=lambda h: h.tree_size)
@@ -477,9 +599,9 @@ class TreeCheck:
             head = self.heads.pop(0)
             if head.root_hash != root:
                 return f"the head of {size} events signed at {head.timestamp} has another root: history was rewritten"
-            if self.public is None or head.key_id != key_id(self.public):
+            if head.key_id not in self.trusted:
                 self.other_keys.add(head.key_id)
-            elif not head.signed_by(self.public):
+            elif not head.signed_by_one_of(self.trusted):
                 return f"the head of {size} events signed at {head.timestamp} has a bad signature"
             else:
                 self.signed_heads += 1
@@ -553,6 +675,8 @@ class LogSource(Protocol):
 
     def add_cosignature(self, cosignature: Cosignature) -> None: ...
 
+    def key_transitions(self) -> list[KeyTransition]: ...
+
 
 class StoreLog:
     """The log read from its store (a database URL the witness may read and write cosignatures to)."""
@@ -571,6 +695,10 @@ class StoreLog:
     def add_cosignature(self, cosignature: Cosignature) -> None:
         with transaction(self.factory) as session:
             accept_cosignature(session, cosignature)
+
+    def key_transitions(self) -> list[KeyTransition]:
+        with read_transaction(self.factory) as session:
+            return key_transitions(session)
 
 
 class HttpLog:
@@ -620,6 +748,13 @@ class HttpLog:
     def add_cosignature(self, cosignature: Cosignature) -> None:
         self.call("log/cosignatures", cosignature.as_dict())
 
+    def key_transitions(self) -> list[KeyTransition]:
+        value = self.call("log/keys")
+        try:
+            return [KeyTransition.from_dict(t) for t in value["key_transitions"]]
+        except (TypeError, KeyError, ProofInvalid) as e:
+            raise LogUnreachable(f"{self.base_url}log/keys: {e}") from None
+
 
 def consistency_path(session: Session, old_size: int, new_size: int) -> dict[str, Any]:
     """The hashes that prove the tree of `new_size` events (a signed head's) extends the tree of its first
@@ -668,8 +803,9 @@ def witness(log: LogSource, log_key: Ed25519PublicKey, key: Ed25519PrivateKey, s
     head = log.newest_head()
     if head is None:
         raise WitnessRefused("the log has no signed head yet")
-    if not head.signed_by(log_key):
-        raise WitnessRefused(f"the newest head ({head.tree_size} events) is not signed by the log key")
+    if not head.signed_by(log_key) and not head.signed_by_one_of(trusted_keys(log_key, log.key_transitions())):
+        raise WitnessRefused(f"the newest head ({head.tree_size} events) is not signed by the log key, nor by a key it "
+                             "handed over to")
     last = read_witness_state(state)
     if last is not None and last.tree_size > 0:  # every log extends the empty one
         if head.tree_size < last.tree_size:

@@ -6,6 +6,12 @@ Who may call is who may use every admin page (`AdminHandler`): an administrator 
 (the client check; refusals recorded). A program sends a Hub API token (`Authorization: token …`, scope
 `access:services!service=onsite-admin`), which the Hub exempts from XSRF. Read-only but for the
 cosignatures, which are checked (`ledger.accept_cosignature`) before they are stored.
+
+    GET  log/head                      the newest signed tree head
+    GET  log/consistency?old=N&new=M   the consistency path from the tree of N events to a signed head of M
+    GET  log/inclusion?seq=N           an inclusion proof of event N in the newest head
+    GET  log/keys                      the log key's handovers (`ledger.rotate_key`), each signed by the key it retires
+    POST log/cosignatures              a witness's cosignature of a head this log signed
 """
 from __future__ import annotations
 
@@ -84,6 +90,11 @@ class LogInclusion(LogApi):
         self.answer(lambda session: ledger.inclusion_proof(session, seq))
 
 
+class LogKeys(LogApi):
+    def get(self) -> None:
+        self.answer(lambda session: {"key_transitions": [t.as_dict() for t in ledger.key_transitions(session)]})
+
+
 class LogCosignatures(LogApi):
     def post(self) -> None:
         try:
@@ -105,6 +116,7 @@ ROUTES = [
     ("log/head", LogHead),
     ("log/consistency", LogConsistency),
     ("log/inclusion", LogInclusion),
+    ("log/keys", LogKeys),
     ("log/cosignatures", LogCosignatures),
 ]
 """Paths under the service prefix (admin_service.app registers them)."""

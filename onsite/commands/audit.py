@@ -230,6 +230,21 @@ def run_public_key(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def run_rotate_key(args: argparse.Namespace, settings: Settings) -> int:
+    path = ledger_key_file(settings, HubSettings.load())
+    log_key(settings)  # made when absent, refused when not private, as for a head
+    try:
+        last, _, first = with_factory(settings, lambda factory: ledger.rotate_key(factory, path, admin_actor()))
+    except (ledger.LedgerBroken, ledger.TreeIncomplete) as e:
+        print(f"TAMPERED: the key was not rotated: {e}")
+        return 1
+    print(f"handed the log key over: the old key {last.key_id[:16]}… signed its last head ({last.tree_size} events) and "
+          f"the handover (LEDGER_KEY_ROTATE); the new key {first.key_id[:16]}… signed the head of {first.tree_size} events")
+    print("give witnesses and proof checkers nothing new: the old public key still checks, through the handover; "
+          "`onsite audit public-key` prints the new one", file=sys.stderr)
+    return 0
+
+
 def run_prove(args: argparse.Namespace, settings: Settings) -> int:
     if (args.event is None) == (args.consistency is None):
         raise UserError("give an EVENT (its seq) or --consistency OLD NEW")
@@ -381,6 +396,12 @@ AUDIT_COMMANDS = (
         arg("--limit", type=int, default=20, help="at most this many, newest first (default 20)"), JSON,
     ), listing(heads, ["tree_size", "root_hash", "timestamp", "key_id"], moments("timestamp"))),
     Command("audit public-key", "print the log's public key (PEM) for proof checkers and witnesses", (), run_public_key),
+    Command("audit rotate-key", "hand the log key over to a new one (the old key signs the handover)", (), run_rotate_key,
+            "Signs a last head with the current log key (HubSettings.ledger_key_file), makes a new key, records the "
+            "handover in the ledger (LEDGER_KEY_ROTATE: the new public key and the old key's last head, signed by the "
+            "old key), puts the new key in the key file and signs a head with it. Proofs carry the handovers, so "
+            "`check-proof`, `verify` and witnesses holding the old public key accept heads of the new one. Rotate "
+            "when the key may have been read by someone else, or on the site's schedule."),
     Command("audit prove", "print an inclusion proof of an event, or a consistency proof between two heads (JSON)", (
         arg("event", nargs="?", type=event_number, help="the event's seq (`onsite audit list`)"),
         arg("--consistency", nargs=2, type=event_number, metavar=("OLD", "NEW"),

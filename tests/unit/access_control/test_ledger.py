@@ -299,3 +299,61 @@ def test_session_events_are_in_the_one_log_and_provable(db, key):
     assert ledger.check_proof(proof, key.public_key()).startswith(f"event {last} is in")
     sql(db, "UPDATE audit_event SET details = :d WHERE seq = :s", d='{"kind":"contents"}', s=last)
     assert not full_verify(db, key).ok
+
+
+def test_the_log_key_hands_over_and_the_old_public_key_still_checks(log, key, tmp_path):
+    path = tmp_path / "keys" / "ledger.pem"  # the `key` fixture's file
+    state = tmp_path / "witness.json"
+    witness_key = ledger.signing_key(tmp_path / "w" / "key.pem")
+    ledger.sign_head(log, key)
+    ledger.witness(ledger.StoreLog(log), key.public_key(), witness_key, state, "osaka")
+    last, handover, first = ledger.rotate_key(log, path, "admin:test")
+    new = ledger.signing_key(path, create=False)
+    assert ledger.key_id(new) != ledger.key_id(key) and not path.with_name("ledger.pem.next").exists()
+    assert (last.key_id, first.key_id) == (ledger.key_id(key), ledger.key_id(new))
+    assert first.tree_size == last.tree_size + 1  # the handover is an event of the log it hands over
+    assert handover.valid() and handover.tree_size == last.tree_size and handover.root_hash == last.root_hash
+    add_events(log, 5, start=N)
+    ledger.sign_head(log, new)
+    for public in (key.public_key(), new.public_key()):  # either key checks every head: the old one forward, the new back
+        with log() as s:
+            result = ledger.verify(s, public)
+        assert result.ok and result.signed_heads == 4 and not result.other_keys, result
+    with log() as s:
+        proof = ledger.inclusion_proof(s, 3)  # in the newest head, signed by the new key
+    assert ledger.check_proof(proof, key.public_key()).startswith("event 3 is in")
+    assert ledger.witness(ledger.StoreLog(log), key.public_key(), witness_key, state, "osaka").tree_size == N + 6
+
+    # An attacker with the database hands the key over to their own: the handover is not signed by the log key.
+    theirs = Ed25519PrivateKey.generate()
+    forged = ledger.KeyTransition(ledger.raw_b64(new), ledger.raw_b64(theirs), N + 6, "00" * 32, ledger.now_text())
+    forged = ledger.KeyTransition(**{**forged.__dict__, "signature": base64.b64encode(theirs.sign(forged.message())).decode()})
+    with transaction(log) as s:
+        audit.record(s, AuditEventType.LEDGER_KEY_ROTATE, actor="admin:attacker", details={"transition": forged.as_dict()})
+    head = ledger.sign_head(log, theirs)
+    assert ledger.key_id(theirs) in full_verify(log, key).other_keys  # a key nobody handed over to: not trusted
+    with log() as s:
+        proof = ledger.inclusion_proof(s, 3, head)
+    with pytest.raises(ledger.ProofInvalid, match="not signed by this log key"):
+        ledger.check_proof(proof, key.public_key())
+    with pytest.raises(ledger.WitnessRefused, match="not signed by the log key"):
+        ledger.witness(ledger.StoreLog(log), key.public_key(), witness_key, state, "osaka")
+
+
+def test_a_rotation_cut_short_after_the_handover_goes_on_with_the_same_new_key(log, key, tmp_path, monkeypatch):
+    path = tmp_path / "keys" / "ledger.pem"
+    real_replace = os.replace
+
+    def crash(src, dst):
+        raise OSError("killed before the new key was put in place")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="killed"):
+        ledger.rotate_key(log, path, "admin:test")
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert ledger.key_id(ledger.signing_key(path, create=False)) == ledger.key_id(key)  # the old key still in place
+    _, handover, first = ledger.rotate_key(log, path, "admin:test")
+    with log() as s:
+        assert ledger.key_transitions(s) == [handover]  # one handover, to the key made the first time
+    assert first.key_id == ledger.key_id(ledger.signing_key(path, create=False)) == ledger.key_id(handover.new_key)
+    assert full_verify(log, key).ok and not full_verify(log, key).other_keys

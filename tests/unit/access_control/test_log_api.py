@@ -188,3 +188,17 @@ def test_cosignatures_that_do_not_check_are_refused_and_not_stored(db, log_servi
     with db() as s:
         stored = [ledger.Cosignature.from_row(r) for r in s.scalars(select(AuditCosignature))]
     assert [asdict(c) for c in stored] == [asdict(good)]
+
+
+def test_after_a_key_rotation_the_witness_follows_the_handover_over_http(onsite, db, log_service, log_key, tmp_path):
+    key, public = log_key  # the witness keeps the public key it was given before the rotation
+    add_events(db, 10)
+    ledger.sign_head(db, key)
+    witness = witness_args(log_service, tmp_path, public)
+    assert onsite(*witness)[0] == 0
+    code, out, _ = onsite("audit", "rotate-key")
+    assert code == 0 and out.startswith("handed the log key over"), out
+    code, out, _ = onsite(*witness)
+    assert code == 0 and out.startswith("co-signed the head of 14 events"), out  # 3 people, 10 events, the handover
+    code, out, _ = onsite("audit", "verify", "--public-key", str(public))
+    assert code == 0 and "3 signed heads" in out, out

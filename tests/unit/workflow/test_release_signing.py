@@ -260,7 +260,9 @@ def test_a_revoked_key(world, tmp_path):
     manifest = json.loads((after / "manifest.json").read_text())
     manifest["released_at"] = signing.now().isoformat()
     sign_as(stolen, after, manifest)
-    assert codes(check(after, keys)) == {"signed_after_revocation"}
+    refused = check(after, keys)
+    assert codes(refused) == {"signed_after_revocation"}
+    assert revoked.revoked_at.isoformat() in refused.problems[0].text("en")  # refused with the revocation's date
     assert check(released(world), keys).ok  # the service goes on signing with its new key
 
     with transaction(world.factory) as s:  # revoked from the time it may have been taken: older packages refused
