@@ -73,15 +73,24 @@ def _per_cell(records: pl.DataFrame, shadow: ShadowTable, top_k: int) -> pl.Data
     cells = shadow.frame.select(*spec.dimensions, GROUPING).rename(dict(zip(spec.dimensions, d)))
     cells = cells.with_row_index("sdc_cell")
     records = records.with_columns(pl.col(x).cast(cells.schema[x]) for x in d)
-    aggregates = [pl.len().alias("n"), pl.col("key").sum().alias("ks")]
+    # One pass over the records gives the finest cells; every margin is a sum of finest cells (records and key
+    # sums add up; a margin's largest contributions are among its finest cells' largest).
+    top = [pl.col("c").drop_nulls().top_k_by(pl.col("c").drop_nulls().abs(), top_k).alias("top")] if top_k else []
+    finest = records.group_by(d).agg(pl.len().alias("n"), pl.col("key").sum().alias("ks"), *top)
     if top_k:
-        aggregates.append(pl.col("c").drop_nulls().top_k_by(pl.col("c").drop_nulls().abs(), top_k).alias("top"))
+        finest = finest.with_columns(pl.col("top").list.eval(pl.element().cast(pl.Float64)))
+    held = pl.col("top").list.explode(keep_nulls=False, empty_as_null=False)
+    margin_top = [held.top_k_by(held.abs(), top_k).alias("top")] if top_k else []
     located = []
     for positions in grouping_sets(spec):
         bits = sum(1 << (k - 1 - i) for i in range(k) if i not in positions)
         by = [d[i] for i in positions]
-        by = by or [pl.lit(0).alias("sdc_all")]  # the grand total: one group of every record
-        grouped = records.group_by(by).agg(aggregates).drop("sdc_all", strict=False)
+        if len(by) == k:
+            grouped = finest
+        else:
+            by = by or [pl.lit(0).alias("sdc_all")]  # the grand total: one group of every cell
+            grouped = finest.group_by(by).agg(pl.col("n").sum(), pl.col("ks").sum(), *margin_top)
+            grouped = grouped.drop("sdc_all", strict=False)
         grouped = grouped.with_columns(*(pl.lit(None, cells.schema[x]).alias(x) for i, x in enumerate(d)
                                          if i not in positions), pl.lit(bits, cells.schema[GROUPING]).alias(GROUPING))
         located.append(grouped.join(cells, on=[*d, GROUPING], how="inner", nulls_equal=True))
