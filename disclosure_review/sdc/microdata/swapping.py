@@ -230,15 +230,15 @@ def record_swap(
     pairs: list[tuple[int, int, int]] = []
 
     def swap(todo: np.ndarray, h: int, donors: _DonorPool) -> None:
-        for hh in todo:
+        for hh in todo.tolist():
             if used[hh]:
                 continue  # taken as another household's donor meanwhile: swapped out of its area already
-            donor = donors.take(int(hh))
+            donor = donors.take(hh)
             if donor < 0:
                 failed[hh] = True
             else:
-                used[[hh, donor]] = True
-                pairs.append((int(hh), donor, h))
+                used[hh] = used[donor] = True
+                pairs.append((hh, donor, h))
 
     lowest = len(hierarchy) - 1
     for h in range(lowest):
@@ -299,25 +299,28 @@ class _DonorPool:
         self, similarity: list[np.ndarray], risk: np.ndarray, area: np.ndarray, used: np.ndarray,
         rng: np.random.Generator,
     ) -> None:
-        self.similarity, self.area, self.used = similarity, area, used
+        self.area, self.used = area, used
         key = risk / rng.exponential(size=risk.size)
         free = np.flatnonzero(~used)
-        self.queues: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        # Per profile: each household's group, the donors in group order (best key first), where each group
+        # starts, and its first donor not yet known to be used (Python lists: read one item at a time).
+        self.queues: list[tuple[np.ndarray, list[int], list[int], list[int]]] = []
         for groups in similarity:
             order = free[np.lexsort((-key[free], groups[free]))]
-            starts = np.searchsorted(groups[order], np.arange(int(groups.max()) + 2))
-            self.queues.append((order, starts, starts[:-1].copy()))
+            starts = np.searchsorted(groups[order], np.arange(int(groups.max()) + 2)).tolist()
+            self.queues.append((groups, order.tolist(), starts, starts[:-1]))
 
     def take(self, hh: int) -> int:
-        for groups, (order, starts, heads) in zip(self.similarity, self.queues):
-            g = groups[hh]
+        used, area = self.used, self.area
+        for groups, order, starts, heads in self.queues:
+            g = int(groups[hh])
             end = starts[g + 1]
-            while heads[g] < end and self.used[order[heads[g]]]:
+            while heads[g] < end and used[order[heads[g]]]:
                 heads[g] += 1  # swapped since: never a donor again
             for i in range(heads[g], end):
                 donor = order[i]
-                if not self.used[donor] and self.area[donor] != self.area[hh]:
-                    return int(donor)
+                if not used[donor] and area[donor] != area[hh]:
+                    return donor
         return -1
 
 
