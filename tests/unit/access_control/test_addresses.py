@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timezone
 
@@ -13,9 +12,7 @@ import pytest
 import requests
 from sqlalchemy import select
 from tornado import web
-from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
-from tornado.testing import bind_unused_port
 
 from access_control import audit, policy
 from access_control.addresses import AddressPolicy, ClientCheck, RequestSeen, decide_access, judge_request
@@ -24,7 +21,8 @@ from access_control.enums import AuditEventType, Role
 from access_control.models import AuditEvent, ProjectStatus
 from onsite_base.config import SettingInvalid
 from onsite_base.db import make_engine, session_factory, transaction
-from onsite_base.web.service import ContextCopyingExecutor, HubServiceHandler
+from onsite_base.web.service import HubServiceHandler
+from threaded_server import serving
 
 NOON = datetime(2026, 6, 1, 3, 0, tzinfo=timezone.utc)  # 12:00 in Tokyo
 TERMINAL = TerminalFacts(ipaddress.ip_network("192.0.2.0/28"), "seat", "Tokyo", "Asia/Tokyo")
@@ -120,27 +118,8 @@ def service(db):
     app = web.Application([(r"/page", Page), (r"/executor", ExecutorPage)], session_factory=db, prefix="/",
                           test_identity=lambda handler: handler.request.headers.get("X-Test-User"),
                           check_client=ClientCheck(AddressPolicy(), "onsite-review"))
-    sock, port = bind_unused_port()
-    ready, stop = threading.Event(), {}
-
-    def serve() -> None:
-        async def main() -> None:
-            asyncio.get_running_loop().set_default_executor(ContextCopyingExecutor())
-            server = HTTPServer(app)
-            server.add_sockets([sock])
-            stop["loop"], stop["event"] = asyncio.get_running_loop(), asyncio.Event()
-            ready.set()
-            await stop["event"].wait()
-            server.stop()
-
-        asyncio.run(main())
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    ready.wait(10)
-    yield f"http://127.0.0.1:{port}"
-    stop["loop"].call_soon_threadsafe(stop["event"].set)
-    thread.join(10)
+    with serving(app) as url:
+        yield url
 
 
 def events(db, object_: str) -> list[dict]:

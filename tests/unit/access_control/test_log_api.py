@@ -8,18 +8,14 @@ identity comes through the test seam (the Authorization header's token names the
 """
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
-import threading
 from dataclasses import asdict, replace
 
 import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
-from tornado.httpserver import HTTPServer
-from tornado.testing import bind_unused_port
 
 from access_control import ledger, policy
 from access_control.addresses import AddressPolicy, ClientCheck
@@ -30,9 +26,9 @@ from admin_service.app import make_app
 from onsite_base.db import transaction
 from onsite_base.keys import raw_public
 from onsite_base.settings import Settings
-from onsite_base.web.service import ContextCopyingExecutor
 from test_access_cli import onsite  # noqa: F401  (fixture)
 from test_ledger import add_events, rewrite_consistently, sql
+from threaded_server import serving
 
 PREFIX = "/services/onsite-admin/"
 TOKENS = {"token admin-token": "kato", "token reviewer-token": "sato", "token researcher-token": "alice"}
@@ -40,7 +36,7 @@ TOKENS = {"token admin-token": "kato", "token reviewer-token": "sato", "token re
 
 @pytest.fixture
 def log_service(db, db_url, tmp_path):
-    """The admin app on a real port over the store; an administrator and a researcher in it."""
+    """The admin app on a real port over the store; an administrator, a reviewer and a researcher in it."""
     with transaction(db) as s:
         policy.add_person(s, username="kato", display_name="Kato", actor="test", roles=[Role.ADMINISTRATOR])
         policy.add_person(s, username="sato", display_name="Sato", actor="test", roles=[Role.REVIEWER])
@@ -49,27 +45,8 @@ def log_service(db, db_url, tmp_path):
                    hub_client=HubClient("http://127.0.0.1:9/hub/api", "no-token"),
                    test_identity=lambda handler: TOKENS.get(handler.request.headers.get("Authorization", "")))
     app.settings["check_client"] = ClientCheck(AddressPolicy(), "onsite-admin")
-    sock, port = bind_unused_port()
-    ready, stop = threading.Event(), {}
-
-    def serve() -> None:
-        async def main() -> None:
-            asyncio.get_running_loop().set_default_executor(ContextCopyingExecutor())
-            server = HTTPServer(app)
-            server.add_sockets([sock])
-            stop["loop"], stop["event"] = asyncio.get_running_loop(), asyncio.Event()
-            ready.set()
-            await stop["event"].wait()
-            server.stop()
-
-        asyncio.run(main())
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    assert ready.wait(10)
-    yield f"http://127.0.0.1:{port}{PREFIX}"
-    stop["loop"].call_soon_threadsafe(stop["event"].set)
-    thread.join(10)
+    with serving(app) as url:
+        yield url + PREFIX
     app.settings["session_factory"].kw["bind"].dispose()
 
 
