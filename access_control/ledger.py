@@ -42,6 +42,7 @@ from access_control.errors import InputInvalid, PolicyError
 from access_control.models import AuditCosignature, AuditEvent, AuditTreeHead, AuditTreeNode
 from onsite_base import keys
 from onsite_base.db import read_transaction, transaction
+from onsite_base.fileio import write_atomic
 
 STORED_LEVEL = 4
 BLOCK = 1 << STORED_LEVEL
@@ -840,13 +841,7 @@ def read_witness_state(path: Path) -> TreeHead | None:
 def write_witness_state(path: Path, head: TreeHead) -> None:
     """Replace the witness's last head at once (a crash leaves the old one or the new one)."""
     path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
-    partial = path.with_name(path.name + ".new")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(audit.canonical_json(head.as_dict()) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(partial, path)
+    write_atomic(path, (audit.canonical_json(head.as_dict()) + "\n").encode(), mode=0o600)
 
 
 def last_cosignatures(session: Session) -> list[Cosignature]:
