@@ -196,7 +196,7 @@ def bookings_today(session: Session, facilities: list[Facility], now: datetime) 
     rows = session.execute(
         select(Booking.facility_id, Person.username, Booking.starts_at, Booking.ends_at)
         .join(Person, Person.id == Booking.person_id)
-        .where(Booking.facility_id.in_(days), Booking.cancelled_at.is_(None),
+        .where(Booking.facility_id.in_(list(days)), Booking.cancelled_at.is_(None),
                Booking.starts_at < max(end for _, end in days.values()),
                Booking.ends_at > min(start for start, _ in days.values()))
         .order_by(Booking.starts_at)

@@ -150,8 +150,8 @@ class OperationsJson(OperationsHandler):
                 view = operations.facility_view(session, facility_id, now, self.view_settings.silent_after)
             if view is None:
                 return None
-            names = {f.id: f.name for f in operations.load_facilities(session)}
-            return live_figures(view, t, self.language, names, self.settings["onsite"].timezone)
+            states = view.facilities if isinstance(view, operations.Overview) else (view.state,)
+            return live_figures(view, t, self.language, {f.id: f.name for f in states}, self.settings["onsite"].timezone)
 
         figures = self.read(work)
         if figures is None:
