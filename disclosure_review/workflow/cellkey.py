@@ -142,7 +142,7 @@ def perturb_table(con: duckdb.DuckDBPyConnection, shadow: ShadowTable, released:
     out = released.with_columns(pl.when(pl.col(column).is_not_null()).then(pl.Series(perturbed)).alias(column))
     if not magnitude and spec.weight is None:
         out = out.with_columns(pl.col(column).round(0).cast(pl.Int64))
-    return out, _facts(shadow, value, perturbed, shown, magnitudes if magnitude else counts)
+    return out, _facts(shadow, value, perturbed, shown, n > 0, magnitudes if magnitude else counts)
 
 
 def _kind(spec: TableSpec) -> bool:
@@ -154,11 +154,13 @@ def _kind(spec: TableSpec) -> bool:
     raise CellKeyFailed("cell_key_statistic", statistic="histograms" if spec.is_histogram else spec.statistic.value)
 
 
-def _facts(shadow: ShadowTable, value: np.ndarray, perturbed: np.ndarray, shown: np.ndarray,
+def _facts(shadow: ShadowTable, value: np.ndarray, perturbed: np.ndarray, shown: np.ndarray, held: np.ndarray,
            params: Mapping[str, Any]) -> dict[str, Any]:
+    """Information loss over the shown cells that hold records (empty cells stay empty: as cellKey's
+    `exclude_zeros`), the margins, and how far the grand total is from the sum of the finest cells."""
     grouping = shadow.frame.get_column(GROUPING).to_numpy()
     finest, total = grouping == 0, grouping == grouping.max()
-    loss = information_loss(value[shown], perturbed[shown]).to_dict()
+    loss = information_loss(value[shown & held], perturbed[shown & held]).to_dict()
     facts: dict[str, Any] = {"method": "cell_key", "parameters": dict(params), "information_loss": loss,
                              "margins": int(np.count_nonzero(grouping != 0))}
     if grouping.max() > 0 and total.sum() == 1 and shown[finest].all():

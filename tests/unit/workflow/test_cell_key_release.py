@@ -213,3 +213,11 @@ def test_the_release_package_holds_the_perturbed_table(world) -> None:
                             "acro-default", ReviewPolicy())
     changed = sum(a != b for a, b in zip(stored["rows"], plain.recomputed["rows"]))  # what left is the perturbed
     assert changed == report["cell_key"]["information_loss"]["changed"]
+
+
+def test_empty_cells_stay_empty_and_do_not_dilute_the_information_loss(home) -> None:
+    spec = table("SELECT * FROM survey WHERE region <> 'A' OR sex = 'M'", name="holes")
+    released = recompute_table(spec, None, datasets(home), "acro-default", PERTURBED)
+    noisy = cells(released)
+    assert noisy[("A", "F")] == 0  # no records: nothing to perturb
+    assert released.report["cell_key"]["information_loss"]["cells"] == len(noisy) - 1
