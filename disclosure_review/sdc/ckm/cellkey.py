@@ -52,17 +52,23 @@ def kth_keys(key_sums: np.ndarray, k: int) -> np.ndarray:
     return np.stack(columns, axis=1).astype(np.float64) / KEY_SCALE
 
 
-def _lookup(table: PTable, row: float, keys: np.ndarray, kind: str | None = None) -> np.ndarray:
+def _one_kind(table: PTable) -> None:
+    """cellKey picks among even/odd/small_cells tables by the cell; here a table is of one kind."""
+    kinds = sorted(set(table.type))
+    if len(kinds) != 1:
+        raise PTableInvalid("ckm_one_type", types=kinds)
+
+
+def _lookup(table: PTable, row: float, keys: np.ndarray) -> np.ndarray:
     """The deviation of row `row` whose interval holds each key."""
     at = table.i == row
-    if kind is not None:
-        at &= np.array([t == kind for t in table.type])
     ub, v = table.p_int_ub[at], table.v[at]
     return v[np.minimum(np.searchsorted(ub, keys, side="right"), len(v) - 1)]
 
 
 def perturb_counts(counts: np.ndarray, keys: np.ndarray, table: PTable) -> np.ndarray:
     """The deviation added to each count (0 for empty cells), looked up by its cell key."""
+    _one_kind(table)
     counts = np.asarray(counts, dtype=np.int64)
     keys = np.asarray(keys, dtype=np.float64)
     top = int(table.classes.max())
@@ -148,6 +154,7 @@ def perturb_magnitudes(values: np.ndarray, top: np.ndarray, keys: np.ndarray, ta
 
     `values`: the cells' totals; `top`: [cells, top_k] their largest contributions by absolute value (NaN where a
     cell has fewer); `keys`: [cells, top_k] from `kth_keys`; `sensitive`: cells that get `mu_c` more."""
+    _one_kind(table)
     values = np.asarray(values, dtype=np.float64)
     current = values.copy()
     mu = np.where(sensitive, params.mu_c, 0.0) if sensitive is not None else np.zeros(len(values))

@@ -84,4 +84,8 @@ MESSAGES: dict[str, dict[str, str]] = {
               "with v = j - i",
         "ja": "攪乱表の行 i = {i}: 区間 p_int_lb, p_int_ub は 0 から 1 までを順に覆い、v = j - i である必要があります",
     },
+    "ckm_one_type": {
+        "en": "the perturbation table holds rows of several types {types}: give one table of one type (all)",
+        "ja": "攪乱表に複数の種類 {types} の行があります。1 種類(all)の表を指定してください",
+    },
 }

@@ -315,10 +315,11 @@ def read_csv(source: str | Path) -> PTable:
     bad = sorted(set(kinds) - set(TYPES))
     if bad:
         raise PTableInvalid("ptable_param_choice", name="type", value=repr(bad[0]), choices=", ".join(TYPES))
-    order = np.lexsort((numbers["j"], numbers["i"]))
+    kind_index = np.array([TYPES.index(k) for k in kinds])
+    order = np.lexsort((numbers["j"], numbers["i"], kind_index))  # rows of one type together (even, odd, …)
     table = PTable(**{c: numbers[c][order] for c in COLUMNS[:6]}, type=tuple(kinds[k] for k in order))
-    for value in table.classes:
-        sel = table.i == value
+    for kind, value in sorted(set(zip(table.type, table.i))):
+        sel = (table.i == value) & np.array([t == kind for t in table.type])
         lb, ub = table.p_int_lb[sel], table.p_int_ub[sel]
         if (abs(lb[0]) > 1e-7 or abs(ub[-1] - 1.0) > 1e-7 or np.any(np.abs(lb[1:] - ub[:-1]) > 1e-7)
                 or np.any(ub < lb) or np.any(table.j[sel] - value - table.v[sel] > 1e-4)):

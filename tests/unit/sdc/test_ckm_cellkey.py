@@ -8,7 +8,7 @@ from hypothesis import given, settings, strategies as st
 
 from disclosure_review.sdc.ckm.cellkey import (KEY_SCALE, MagnitudeParams, cell_keys, draw_record_keys,
                                                information_loss, kth_keys, perturb_counts, perturb_magnitudes)
-from disclosure_review.sdc.ckm.ptable import PTableInvalid, create_cnt_ptable, create_num_ptable
+from disclosure_review.sdc.ckm.ptable import PTableInvalid, create_cnt_ptable, create_num_ptable, read_csv
 
 D, V, JS = 5, 3.0, 2
 
@@ -131,3 +131,11 @@ def test_differencing_two_releases_recovers_the_target_no_better_than_the_noise_
     assert hits / trials <= agree + 4 * np.sqrt(agree * (1 - agree) / trials)
     if others >= 8:  # both cells on the table's last row: each noise has variance V
         assert np.var(errors) >= 2 * V * 0.6
+
+
+def test_a_table_of_several_types_is_refused(table) -> None:
+    odd = table.to_csv().replace(",all\n", ",odd\n").splitlines()[1:]
+    mixed = read_csv(table.to_csv() + "\n".join(odd) + "\n")
+    with pytest.raises(PTableInvalid) as caught:
+        perturb_counts(np.array([3]), np.array([0.5]), mixed)
+    assert caught.value.code == "ckm_one_type"
