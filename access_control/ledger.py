@@ -705,15 +705,18 @@ class StoreLog:
 class HttpLog:
     """The log over HTTP: the admin service's read-only log API (admin_service.app, `log/…`), with a Hub API token."""
 
-    def __init__(self, base_url: str, token: str = "", timeout: float = 30.0) -> None:
+    def __init__(self, base_url: str, token: str = "", timeout: float = 30.0, language: str = "en") -> None:
         self.base_url = base_url.rstrip("/") + "/"
         self.token = token
         self.timeout = timeout
+        self.language = language
+        """The language of the API's refusals (ja or en: the witness's own)."""
 
     def call(self, path: str, body: dict[str, Any] | None = None) -> Any:
         request = urllib.request.Request(self.base_url + path, method="GET" if body is None else "POST",
                                          data=None if body is None else json.dumps(body).encode())
         request.add_header("Accept", "application/json")
+        request.add_header("Accept-Language", self.language)
         if body is not None:
             request.add_header("Content-Type", "application/json")
         if self.token:

@@ -29,6 +29,7 @@ from access_control.enums import AuditEventType, Outcome
 from access_control.errors import PolicyError
 from access_control.models import AuditTreeHead
 from hub_config.settings import HubSettings, ledger_anchor_file, ledger_key_file
+from onsite.commands.language import cli_language
 from onsite.commands.admin import (JSON, Command, add_actions, admin_actor, arg, enum_arg, in_transaction, listing, print_json, spoken,
                                    unwritable)
 from onsite_base import times
@@ -299,7 +300,7 @@ def witness_log(args: argparse.Namespace) -> tuple[ledger.LogSource, Any]:
                 token = Path(args.token_file).read_text(encoding="utf-8").strip()
             except OSError as e:
                 raise UserError(f"cannot read the token file {args.token_file}: {e}") from None
-        return ledger.HttpLog(source, token), None
+        return ledger.HttpLog(source, token, language=cli_language()), None
     try:
         make_url(source)
     except ArgumentError:

@@ -179,3 +179,16 @@ def test_after_a_key_rotation_the_witness_follows_the_handover_over_http(onsite,
     assert code == 0 and out.startswith("co-signed the head of 14 events"), out  # 3 people, 10 events, the handover
     code, out, _ = onsite("audit", "verify", "--public-key", str(public))
     assert code == 0 and "3 signed heads" in out, out
+
+
+def test_a_witness_the_api_refuses_says_so_and_co_signs_nothing(onsite, db, log_service, log_key, tmp_path, monkeypatch):
+    add_events(db, 3)
+    ledger.sign_head(db, log_key[0])
+    witness = witness_args(log_service, tmp_path, log_key[1])
+    (tmp_path / "token").write_text("reviewer-token\n")  # a staff member, but not an administrator
+    code, _, err = onsite(*witness)
+    assert code == 2 and "log/head answered 403" in err and "nothing was co-signed" in err, err
+    assert not (tmp_path / "w" / "head.json").exists()
+    monkeypatch.setenv("ONSITE_LOG_TOKEN", "admin-token")
+    code, _, err = onsite(*[a for a in witness if a not in ("--token-file", str(tmp_path / "token"))])
+    assert code == 0, err
