@@ -1,47 +1,57 @@
-"""Sessions on a real hub: log-in to kernel-ready latency, hub API latency under load, memory.
+"""Sessions on a real hub: log-in to kernel-ready latency, side by side with a stock JupyterHub; hub API
+latency under load; memory per session.
 
 The harness times `ours` against `peer` by median, which does not fit latency
 percentiles under concurrency; this module therefore has a report of its own:
 
-    python -m bench.bench_sessions [--concurrent 20] [--sessions 50] [--single 5]
+    python -m bench.bench_sessions [--single 5] [--concurrent 30] [--sessions 50]
 
-It starts `onsite hub` (as root: every session isolated under its own OS account,
-as in production) with `--sessions` researchers in the demo project, then
+It starts, in the same run on the same machine, two hubs with `--sessions` researchers each:
 
-1. log-in to kernel-ready, one researcher at a time (`--single` runs): log-in form,
-   server start, OAuth into the server, kernel start, `1 + 1` executed;
-2. the same for `--concurrent` researchers at once (one thread each);
-3. starts servers for the rest up to `--sessions` active sessions, then times
-   `GET /hub/api/users/<me>` and `GET /hub/api/` from a researcher's browser
-   session (p50/p95 of 200 calls) and reads the memory (RSS) of every session's
-   processes from /proc.
+- ours: `onsite hub` as root, so every session is isolated (its own OS account, dataset groups,
+  namespaces, network rules) as in production;
+- the peer: a stock JupyterHub of the same version (`LocalProcessSpawner`, each researcher an OS account
+  of their own, `DummyAuthenticator`), the same single-user server, JupyterLab and ipykernel, nothing of Onsite.
 
-`cases()` gives the harness one comparable case: a single log-in to kernel-ready on
-an isolated session (ours) against the same hub with isolation switched off
-(`OnsiteSpawner.isolate = False`, the peer): what OS isolation costs.
+On each it times log-in to kernel-ready (log-in form, server start, OAuth into the server, kernel start,
+`1 + 1` executed), split into those phases: `--single` runs one researcher at a time (alternating the
+hubs, after one untimed warm-up each), then `--concurrent` researchers logging in at once (one thread each), and reads the memory of
+every session's processes (RSS, and PSS, which counts a page shared by several processes once in all).
+Then, on ours, it starts servers for the rest up to `--sessions` active sessions and times
+`GET /hub/api/users/<me>` and `GET /hub/api/` (p50/p95 of 200 calls).
+
+`cases()` gives the harness one comparable case: a single log-in to kernel-ready on an isolated
+session (ours) against the stock hub (the peer).
 """
 from __future__ import annotations
 
 import argparse
 import atexit
 import importlib.util
+import os
 import pwd
+import re
 import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
+import requests
 from tqdm import tqdm
 
 from access_control import policy
 from access_control.enums import Role
 from bench import Case, Context
 from hub_config import isolation
+from hub_config.ports import free_port
+from hub_config.settings import HubSettings
 from onsite.demo import DEMO_PROJECT, set_up_demo
 from onsite_base.db import make_engine, session_factory, transaction
 from onsite_base.settings import Settings
@@ -50,6 +60,11 @@ TESTS = Path(__file__).resolve().parents[1] / "tests"
 PASSWORD = "Bench-session-2026"
 API_CALLS = 200
 SPAWN_BATCH = 10
+PHASES = ("login", "spawn", "open", "kernel", "execute")
+"""log-in form and POST; server start (POST to ready); OAuth into the server and the lab page; POST api/kernels;
+`print(1 + 1)` over the kernel websocket."""
+PEER_PREFIX = "onsitepeer"
+"""OS accounts of the stock hub's researchers ("onsite…": the test suite's sweep removes any left behind)."""
 
 
 def _load(name: str, path: Path) -> ModuleType:
@@ -76,26 +91,32 @@ def percentile(values: list[float], q: float) -> float:
 
 @dataclass
 class BenchHub:
+    name: str
     hub: object
     home: Path
     usernames: list[str]
+    accounts: list[str] = field(default_factory=list)  # OS accounts to remove at the end
+
+    def account_of(self, username: str) -> str:
+        return username if self.name == "peer" else f"onsite-{username}"
 
     def stop(self) -> None:
         """Stop the hub, remove the OS accounts its sessions got, and its state."""
         self.hub.stop()
-        for name in self.usernames:
+        for name in self.accounts or [self.account_of(u) for u in self.usernames]:
             try:
-                uid = pwd.getpwnam(f"onsite-{name}").pw_uid
+                uid = pwd.getpwnam(name).pw_uid
             except KeyError:
                 continue
             isolation.kill_account_processes(uid)
-            isolation.remove_account(f"onsite-{name}")
+            isolation.remove_account(name)
         if self.home.parent.name.startswith("onsite-bench-hub-"):
             shutil.rmtree(self.home.parent, ignore_errors=True)
 
 
-def start_hub(researchers: int, *, isolate: bool = True) -> BenchHub:
-    """A fresh demo hub with `researchers` extra researchers (bench001…) in the demo project."""
+def start_hub(researchers: int, *, isolate: bool = True, fork: bool = True) -> BenchHub:
+    """A fresh demo hub with `researchers` extra researchers (bench001…) in the demo project; `fork`: servers
+    forked from the pre-imported one (`OnsiteSpawner.fork_servers`), else each a new interpreter."""
     base = Path(tempfile.mkdtemp(prefix="onsite-bench-hub-"))
     base.chmod(0o711)
     home = base / "home"
@@ -111,30 +132,152 @@ def start_hub(researchers: int, *, isolate: bool = True) -> BenchHub:
                 policy.add_member(session, DEMO_PROJECT, name, actor="bench")
     finally:
         engine.dispose()
-    lines = ["c.OnsiteSpawner.recheck_interval = 600"]
+    # Every researcher may start at once (the default limit, 20, would answer the rest 429).
+    lines = ["c.OnsiteSpawner.recheck_interval = 600", f"c.HubSettings.concurrent_spawn_limit = {max(researchers, 20)}"]
     if not isolate:
         lines.append("c.OnsiteSpawner.isolate = False")
+    if not fork:
+        lines.append("c.OnsiteSpawner.fork_servers = False")
     (home / "onsite_config.py").write_text("\n".join(lines) + "\n")
     hub = hubtools().RunningHub(home)
-    hub.start(timeout=120)
-    return BenchHub(hub, home, usernames)
+    hub.start(timeout=180)
+    return BenchHub("ours" if fork else "ours-exec", hub, home, usernames)
 
 
-def login_to_kernel_ready(bench: BenchHub, username: str) -> tuple[float, object]:
-    """Seconds from the log-in form to a kernel that has executed `1 + 1`; returns the user too."""
+PEER_CONFIG = """\
+c.JupyterHub.ip = "127.0.0.1"
+c.JupyterHub.port = {port}
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.hub_port = {hub_port}
+c.JupyterHub.db_url = "sqlite:///{home}/jupyterhub.sqlite"
+c.JupyterHub.cookie_secret_file = "{home}/cookie_secret"
+c.JupyterHub.pid_file = "{home}/jupyterhub.pid"
+c.ConfigurableHTTPProxy.command = ["{proxy}"]
+c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api_port}"
+c.ConfigurableHTTPProxy.pid_file = "{home}/proxy.pid"
+c.JupyterHub.authenticator_class = "dummy"
+c.DummyAuthenticator.password = "{password}"
+c.Authenticator.allow_all = True
+c.JupyterHub.spawner_class = "localprocess"
+c.JupyterHub.concurrent_spawn_limit = {limit}
+c.Spawner.cmd = ["{singleuser}"]
+c.Spawner.default_url = "/lab"
+c.Spawner.http_timeout = 60
+c.Spawner.start_timeout = 90
+"""
+
+
+class PeerHub:
+    """A stock JupyterHub (`jupyterhub -f`) with the interface of hubtools.RunningHub that HubUser needs."""
+
+    def __init__(self, home: Path, researchers: int) -> None:
+        self.home = home
+        self.ip, self.port = "127.0.0.1", free_port()
+        self.log_path = home / "hub.log"
+        self.config = home / "jupyterhub_config.py"
+        self.config.write_text(PEER_CONFIG.format(
+            port=self.port, hub_port=free_port(), proxy_api_port=free_port(), home=home, password=PASSWORD,
+            proxy=HubSettings().proxy_command, limit=max(researchers, 20),
+            singleuser=Path(sys.executable).parent / "jupyterhub-singleuser"))
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.ip}:{self.port}"
+
+    def start(self, timeout: float = 180) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("ONSITE_", "JUPYTER"))}
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen([str(Path(sys.executable).parent / "jupyterhub"), "-f", str(self.config)],
+                                         cwd=self.home, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the stock hub exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                if requests.get(f"{self.url}/hub/api/", timeout=2).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"the stock hub did not answer within {timeout} s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+def start_peer_hub(researchers: int) -> BenchHub:
+    """A stock JupyterHub whose researchers onsitepeer001… are OS accounts with homes of their own."""
+    base = Path(tempfile.mkdtemp(prefix="onsite-bench-hub-"))
+    base.chmod(0o711)
+    home = base / "home"
+    home.mkdir()
+    usernames = [f"{PEER_PREFIX}{i:03d}" for i in range(1, researchers + 1)]
+    bench = BenchHub("peer", PeerHub(home, researchers), home, usernames, accounts=[])
+    for name in usernames:
+        user_home = home / "users" / name
+        subprocess.run(["useradd", "--home-dir", str(user_home), "--create-home", "--shell", "/usr/sbin/nologin",
+                        name], check=True, capture_output=True)
+        bench.accounts.append(name)
+    os.chmod(home / "users", 0o711)
+    bench.hub.start()
+    return bench
+
+
+@dataclass
+class Login:
+    """One log-in to kernel-ready: the seconds of each of PHASES, and the browser session."""
+
+    phases: dict[str, float]
+    user: object
+
+    @property
+    def total(self) -> float:
+        return sum(self.phases.values())
+
+
+def login_to_kernel_ready(bench: BenchHub, username: str) -> Login:
+    """Log-in form → server ready → OAuth into the server → kernel → `print(1 + 1)` answered, timed by phase."""
     tools = hubtools()
     user = tools.HubUser(bench.hub, username)
-    started = time.perf_counter()
+    phases: dict[str, float] = {}
+    mark = time.perf_counter()
+
+    def lap(phase: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        phases[phase], mark = now - mark, now
+
     if user.login(PASSWORD).status_code != 302:
         raise RuntimeError(f"log-in of {username} failed")
-    user.start_server(timeout=600)
+    lap("login")
+    started = user.start_server(timeout=600)
+    if started.status_code not in (201, 202):
+        raise RuntimeError(f"{username}'s server did not start: HTTP {started.status_code} {started.text[:200]}")
+    lap("spawn")
     if user.open_server().status_code != 200:
         raise RuntimeError(f"{username} could not open the server")
+    lap("open")
     kernel = user.start_kernel()
+    lap("kernel")
     result = user.execute(kernel, "print(1 + 1)", timeout=300)
     if result.stdout.strip() != "2":
         raise RuntimeError(f"{username}'s kernel answered {result.stdout!r} {result.error}")
-    return time.perf_counter() - started, user
+    lap("execute")
+    return Login(phases, user)
 
 
 def stop_server(user) -> None:
@@ -145,45 +288,52 @@ def stop_server(user) -> None:
         time.sleep(0.5)
 
 
-def concurrent_logins(bench: BenchHub, usernames: list[str]) -> tuple[list[float], list[object]]:
-    times: dict[str, float] = {}
-    users: dict[str, object] = {}
-    errors: list[str] = []
-
-    def one(name: str) -> None:
-        try:
-            times[name], users[name] = login_to_kernel_ready(bench, name)
-        except Exception as e:  # reported, not hidden: a failed session is part of the result
-            errors.append(f"{name}: {e}")
-
-    threads = [threading.Thread(target=one, args=(name,)) for name in usernames]
+def in_threads(function, items: list) -> None:
+    threads = [threading.Thread(target=function, args=(item,)) for item in items]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    if errors:
-        raise RuntimeError(f"{len(errors)} of {len(usernames)} sessions failed: {errors[:3]}")
-    return [times[n] for n in usernames], [users[n] for n in usernames]
 
 
-def session_memory_mb(uid_prefix_accounts: list[str]) -> dict[str, float]:
-    """RSS in MB of all processes of each session account, from /proc."""
-    uids = {}
-    for name in uid_prefix_accounts:
+def concurrent_logins(bench: BenchHub, usernames: list[str]) -> list[Login]:
+    logins: dict[str, Login] = {}
+    errors: list[str] = []
+
+    def one(name: str) -> None:
         try:
-            uids[pwd.getpwnam(f"onsite-{name}").pw_uid] = name
+            logins[name] = login_to_kernel_ready(bench, name)
+        except Exception as e:  # reported, not hidden: a failed session is part of the result
+            errors.append(f"{name}: {e}")
+
+    in_threads(one, usernames)
+    if errors:
+        raise RuntimeError(f"{bench.name}: {len(errors)} of {len(usernames)} sessions failed: {errors[:3]}")
+    return [logins[n] for n in usernames]
+
+
+def session_memory_mb(accounts: list[str]) -> dict[str, tuple[float, float]]:
+    """(RSS, PSS) in MB of all processes of each OS account, from /proc (PSS: a page shared by n processes
+    counts 1/n in each, so the sum over sessions is what they take together)."""
+    uids = {}
+    for name in accounts:
+        try:
+            uids[pwd.getpwnam(name).pw_uid] = name
         except KeyError:
             continue
-    rss: dict[str, float] = {name: 0.0 for name in uids.values()}
+    memory: dict[str, list[float]] = {name: [0.0, 0.0] for name in uids.values()}
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
             fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
-        except OSError:
+            uid = int(fields.get("Uid", "-1").split()[0])
+            if uid not in uids or "VmRSS" not in fields:
+                continue
+            rollup = dict(line.split(":", 1) for line in (status.parent / "smaps_rollup").read_text().splitlines()[1:])
+        except (OSError, ValueError):
             continue
-        uid = int(fields.get("Uid", "-1").split()[0])
-        if uid in uids and "VmRSS" in fields:
-            rss[uids[uid]] += int(fields["VmRSS"].split()[0]) / 1024
-    return rss
+        memory[uids[uid]][0] += int(fields["VmRSS"].split()[0]) / 1024
+        memory[uids[uid]][1] += int(rollup["Pss"].split()[0]) / 1024
+    return {name: (rss, pss) for name, (rss, pss) in memory.items()}
 
 
 def api_latencies(user, path: str, calls: int = API_CALLS) -> list[float]:
@@ -198,91 +348,131 @@ def api_latencies(user, path: str, calls: int = API_CALLS) -> list[float]:
     return out
 
 
-def report(single: int, concurrent: int, sessions: int) -> str:
-    bench = start_hub(max(sessions, concurrent) + 1)
-    lines = []
+SET_UP_LINE = re.compile(r"session: OS set-up ([0-9.]+) s, server process until it listens ([0-9.]+) s")
+
+
+def spawner_split(bench: BenchHub) -> str:
+    """The spawner's own split of its starts (hub log): OS set-up (account, groups, home, manifest, nftables) and
+    starting the server process until it accepts connections (fork or exec), medians."""
+    found = SET_UP_LINE.findall(bench.hub.log_path.read_text(errors="replace"))
+    if not found:
+        return ""
+    set_up, process = (statistics.median(float(x[i]) for x in found) for i in (0, 1))
+    return f"{bench.name}: {len(found)} starts; OS set-up p50 {set_up * 1000:.0f} ms, server process until it listens p50 {process * 1000:.0f} ms"
+
+
+def phase_cells(logins: list[Login]) -> str:
+    """Each phase's median, then the p50 / p95 of the whole."""
+    medians = " | ".join(f"{statistics.median(x.phases[p] for x in logins):.2f}" for p in PHASES)
+    totals = [x.total for x in logins]
+    return f"{medians} | {statistics.median(totals):.2f} | {percentile(totals, 95):.2f}"
+
+
+def memory_cells(memory: dict[str, tuple[float, float]]) -> str:
+    rss = [m[0] for m in memory.values()]
+    pss = [m[1] for m in memory.values()]
+    return f"{statistics.mean(rss):.0f} MB | {statistics.mean(pss):.0f} MB"
+
+
+HUBS = {"peer": start_peer_hub, "ours": start_hub, "ours-exec": lambda n: start_hub(n, fork=False)}
+"""The hubs a report can compare: the stock JupyterHub, ours, ours with each server a new interpreter."""
+
+
+def report(single: int, concurrent: int, sessions: int, names: list[str]) -> str:
+    researchers = max(sessions, concurrent) + 1
+    hubs: list[BenchHub] = []
+    timing = ["| hub | researchers | " + " | ".join(f"{p} (p50)" for p in PHASES) + " | total p50 | total p95 |",
+              "|---|---|" + "---|" * (len(PHASES) + 2)]
+    memory = ["| hub | sessions (server + 1 kernel each) | RSS per session | PSS per session |", "|---|---|---|---|"]
+    api = []
     try:
-        names = bench.usernames
-        singles = []
-        for i in tqdm(range(single), desc="single log-ins", leave=False):
-            seconds, user = login_to_kernel_ready(bench, names[0])
-            singles.append(seconds)
-            stop_server(user)
-        lines.append(f"| log-in → kernel ready, 1 researcher ({single} runs) | p50 {statistics.median(singles):.2f} s | "
-                     f"p95 {percentile(singles, 95):.2f} s | max {max(singles):.2f} s |")
-        started = time.perf_counter()
-        times, users = concurrent_logins(bench, names[1:concurrent + 1])
-        wall = time.perf_counter() - started
-        lines.append(f"| log-in → kernel ready, {concurrent} researchers at once | p50 {statistics.median(times):.2f} s | "
-                     f"p95 {percentile(times, 95):.2f} s | all ready after {wall:.1f} s |")
-        with_kernel = session_memory_mb(names[1:concurrent + 1])
-        rest = names[concurrent + 1:sessions + 1] if sessions > concurrent else []
-        tools = hubtools()
-        extra = []
-        for name in tqdm(rest, desc="more sessions", leave=False):
-            user = tools.HubUser(bench.hub, name)
-            user.login(PASSWORD)
-            extra.append(user)
-        gate = threading.Semaphore(SPAWN_BATCH)  # below the hub's concurrent_spawn_limit (20): no 429s
-        ready: list[str] = []
-
-        def spawn(user) -> None:
-            with gate:
-                if user.start_server(timeout=900).status_code in (201, 202):
-                    ready.append(user.username)
-
-        threads = [threading.Thread(target=spawn, args=(u,)) for u in extra]
-        started = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        spawn_wall = time.perf_counter() - started
-        if len(ready) != len(extra):
-            raise RuntimeError(f"only {len(ready)} of {len(extra)} further servers started")
-        active = len(users) + len(extra)
-        me = users[0]
-        for path in (f"users/{me.username}", ""):
-            lat = api_latencies(me, path)
-            lines.append(f"| GET /hub/api/{path or ''} with {active} active sessions ({API_CALLS} calls) | "
-                         f"p50 {statistics.median(lat) * 1000:.0f} ms | p95 {percentile(lat, 95) * 1000:.0f} ms | "
-                         f"max {max(lat) * 1000:.0f} ms |")
-        server_only = session_memory_mb([u.username for u in extra])
-        if with_kernel:
-            lines.append(f"| memory per session, server + 1 kernel ({len(with_kernel)} sessions) | "
-                         f"mean {statistics.mean(with_kernel.values()):.0f} MB | max {max(with_kernel.values()):.0f} MB | |")
-        if server_only:
-            lines.append(f"| memory per session, server only ({len(server_only)} sessions, started {len(extra)} at once "
-                         f"in {spawn_wall:.1f} s) | mean {statistics.mean(server_only.values()):.0f} MB | "
-                         f"max {max(server_only.values()):.0f} MB | |")
+        for name in names:
+            hubs.append(HUBS[name](researchers))
+        for bench in hubs:  # a warm-up, untimed: the first start reads every file from disk (and starts the fork server)
+            stop_server(login_to_kernel_ready(bench, bench.usernames[0]).user)
+        singles: dict[str, list[Login]] = {b.name: [] for b in hubs}
+        for _ in tqdm(range(single), desc="single log-ins", leave=False):
+            for bench in hubs:  # alternating: a disturbance of the machine falls on both
+                login = login_to_kernel_ready(bench, bench.usernames[0])
+                singles[bench.name].append(login)
+                stop_server(login.user)
+        for bench in hubs if single else ():
+            timing.append(f"| {bench.name} | 1 ({single} runs in a row) | {phase_cells(singles[bench.name])} |")
+        for bench in hubs if concurrent else ():
+            started = time.perf_counter()
+            logins = concurrent_logins(bench, bench.usernames[1:concurrent + 1])
+            wall = time.perf_counter() - started
+            timing.append(f"| {bench.name} | {concurrent} at once (all ready after {wall:.1f} s) | {phase_cells(logins)} |")
+            used = session_memory_mb([bench.account_of(u) for u in bench.usernames[1:concurrent + 1]])
+            memory.append(f"| {bench.name} | {len(used)} | {memory_cells(used)} |")
+            if bench.name == "ours" and sessions > concurrent:
+                api = hub_api_under_load(bench, logins, sessions)
+            in_threads(stop_server, [x.user for x in logins])
+        split = [line for line in map(spawner_split, hubs) if line]
+    except BaseException:
+        print("\n".join(["what was measured before the failure:", *timing, "", *memory]), file=sys.stderr)
+        raise
     finally:
-        bench.stop()
-    return "\n".join(["| measure | | | |", "|---|---|---|---|", *lines])
+        for bench in hubs:
+            bench.stop()
+    return "\n".join([*timing, "", *memory, "", *api, "", *split])
+
+
+def hub_api_under_load(bench: BenchHub, logins: list[Login], sessions: int) -> list[str]:
+    """Servers for more researchers up to `sessions` active sessions, then the hub API timed from a browser."""
+    tools = hubtools()
+    extra = []
+    for name in tqdm(bench.usernames[len(logins) + 1:sessions + 1], desc="more sessions", leave=False):
+        user = tools.HubUser(bench.hub, name)
+        user.login(PASSWORD)
+        extra.append(user)
+    gate = threading.Semaphore(SPAWN_BATCH)
+    ready: list[str] = []
+
+    def spawn(user) -> None:
+        with gate:
+            if user.start_server(timeout=900).status_code in (201, 202):
+                ready.append(user.username)
+
+    in_threads(spawn, extra)
+    if len(ready) != len(extra):
+        raise RuntimeError(f"only {len(ready)} of {len(extra)} further servers started")
+    active = len(logins) + len(extra)
+    me = logins[0].user
+    lines = ["| hub API call | active sessions | p50 | p95 | max |", "|---|---|---|---|---|"]
+    for path in (f"users/{me.username}", ""):
+        lat = api_latencies(me, path)
+        lines.append(f"| GET /hub/api/{path} | {active} | {statistics.median(lat) * 1000:.0f} ms | "
+                     f"{percentile(lat, 95) * 1000:.0f} ms | {max(lat) * 1000:.0f} ms |")
+    in_threads(stop_server, extra)
+    return lines
 
 
 def cases(ctx: Context) -> list[Case]:
     isolated = start_hub(2)
     atexit.register(isolated.stop)
-    plain = start_hub(2, isolate=False)
+    plain = start_peer_hub(2)
     atexit.register(plain.stop)
 
     def cycle(bench: BenchHub):
         def run() -> None:
-            _, user = login_to_kernel_ready(bench, bench.usernames[0])
-            stop_server(user)
+            stop_server(login_to_kernel_ready(bench, bench.usernames[0]).user)
         return run
 
-    return [Case("login_to_kernel_ready", cycle(isolated), "same hub, isolate=False", cycle(plain), repeat=3,
-                 note="log-in form → server → OAuth → kernel → 1 + 1; server stopped after each run")]
+    return [Case("login_to_kernel_ready", cycle(isolated), "stock JupyterHub (LocalProcessSpawner)", cycle(plain),
+                 repeat=3, note="log-in form → server → OAuth → kernel → 1 + 1; server stopped after each run")]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_sessions", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--single", type=int, default=5, help="sequential log-ins of one researcher (default 5)")
-    parser.add_argument("--concurrent", type=int, default=20, help="researchers logging in at once (default 20)")
+    parser.add_argument("--single", type=int, default=5, help="log-ins of one researcher in a row, per hub (default 5)")
+    parser.add_argument("--concurrent", type=int, default=30, help="researchers logging in at once (default 30)")
     parser.add_argument("--sessions", type=int, default=50, help="active sessions while the hub API is timed (default 50)")
+    parser.add_argument("--hub", action="append", choices=sorted(HUBS), dest="hubs",
+                        help="hubs to compare, in this order (default: peer, ours); ours-exec: each server a new "
+                             "interpreter (OnsiteSpawner.fork_servers = False)")
     args = parser.parse_args(argv)
-    print(report(args.single, args.concurrent, args.sessions))
+    print(report(args.single, args.concurrent, args.sessions, args.hubs or ["peer", "ours"]))
     return 0
 
 

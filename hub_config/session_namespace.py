@@ -21,14 +21,22 @@ loopback, where the hub reaches it) in which:
 Mounts stay in the namespace (private propagation) and the namespace ends with
 its last process: the spawner's teardown kills every process of the account,
 and the tmpfs and its contents are freed with it.
+
+`SessionProcess` is the whole of what the server's process does as root before
+the server runs (this view, the limits, no new privileges, the dataset groups,
+the account's uid): the same steps whether the process is about to exec the
+server (the spawner's `preexec_fn`) or was forked from the pre-imported server
+(`hub_config.server_fork`).
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from hub_config.isolation import SessionLimits
 from onsite_base.namespaces import (CLONE_NEWIPC, CLONE_NEWNS, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY,
                                     MS_NODEV, MS_NOEXEC, MS_NOSUID, Libc, NamespaceError)
 
@@ -111,3 +119,36 @@ class SessionView:
         libc.bind(f"/proc/self/fd/{home}", own)
         libc.set_mount_attributes(own, clear=MOUNT_ATTR_RDONLY, set=MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)
         libc.set_mount_attributes(workspaces, set=MOUNT_ATTR_RDONLY)
+
+
+@dataclass(frozen=True)
+class SessionProcess:
+    """What a session's server process becomes: its view, limits, groups and account, then its home as cwd."""
+
+    view: SessionView
+    limits: SessionLimits
+    groups: tuple[int, ...]
+
+    def become(self, libc: Libc) -> None:
+        """Run as root in a single-threaded process; afterwards it is the account, for good."""
+        self.view.enter(libc)
+        self.limits.apply()
+        libc.no_new_privileges()
+        os.setgroups(list(self.groups))
+        os.setgid(self.view.gid)
+        os.setuid(self.view.uid)
+        os.umask(0o077)
+        os.chdir(self.view.home)
+
+    def to_json(self) -> dict:
+        return {"view": {**dataclasses.asdict(self.view), "home": str(self.view.home),
+                         "workspaces": str(self.view.workspaces), "kept": [str(p) for p in self.view.kept]},
+                "limits": dataclasses.asdict(self.limits), "groups": list(self.groups)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> SessionProcess:
+        view = data["view"]
+        return cls(view=SessionView(home=Path(view["home"]), workspaces=Path(view["workspaces"]), uid=int(view["uid"]),
+                                    gid=int(view["gid"]), tmp_size_mb=int(view["tmp_size_mb"]),
+                                    kept=tuple(Path(p) for p in view["kept"])),
+                   limits=SessionLimits.from_dict(data["limits"]), groups=tuple(int(g) for g in data["groups"]))

@@ -16,7 +16,11 @@ reach only the hub API and the review service, and a mount and IPC namespace
 of the session's own (private /tmp, /var/tmp and /dev/shm, no other home
 visible, nothing else writable); kernels run in network and PID namespaces of
 their own and die with their server. A server found gone (killed, crashed) is
-torn down like a stopped one, where `poll()` first sees it. While a session
+torn down like a stopped one, where `poll()` first sees it. An isolated
+server is not a new interpreter: it is forked from one process that imported
+the single-user server once (`hub_config.server_fork`, `fork_servers`), and
+the child becomes the session by the same steps (`SessionProcess`) an exec'd
+server's `preexec_fn` takes. While a session
 lives its entry decision and grants are re-checked every `recheck_interval`
 seconds; a session no longer allowed is stopped (SESSION_STOP with the reason).
 A re-check never skips: one that cannot read the store is retried
@@ -51,16 +55,19 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
+import time
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
+from subprocess import Popen
 from urllib.parse import urlsplit
 
 from jupyterhub.spawner import LocalProcessSpawner, SpawnException
 from sqlalchemy import select
 from tornado.ioloop import PeriodicCallback
 from traitlets import Any as AnyTrait
-from traitlets import Bool, Dict, Float, Int, Unicode, default, validate
+from traitlets import Bool, Dict, Float, Instance, Int, Unicode, Union, default, validate
 
 from access_control import audit
 from access_control.entry import EntryDecision, decide_entry, load_entry_facts, record_entry
@@ -68,7 +75,7 @@ from access_control.enums import AuditEventType, Outcome
 from access_control.models import Dataset, Project
 from access_control.policy import get_person, granted_datasets
 from dataplane.manifest import SessionManifest
-from hub_config import isolation, netfilter, session_namespace
+from hub_config import isolation, netfilter, server_fork, session_namespace
 from hub_config.ports import free_port
 from hub_config.authenticator import entry_message
 from hub_config.isolation import SessionAccount, SessionLimits
@@ -83,6 +90,7 @@ log = logging.getLogger(__name__)
 MANIFEST_RELATIVE = Path(".onsite") / "session.json"
 OUTBOX_RELATIVE = Path(".onsite") / "outbox"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+LISTEN_POLL_S = 0.05  # how often a start asks whether its server accepts connections yet
 RECHECK_RETRY_S = 2.0  # pause before the second try of a failed re-check (then twice that, ...)
 NOT_ISOLATED_WARNING = (
     "SESSIONS ARE NOT ISOLATED: %s's server runs as the hub's own OS account (uid %d), "
@@ -90,6 +98,9 @@ NOT_ISOLATED_WARNING = (
     "Use this only for a demo or development; run the hub as root for per-user OS accounts "
     "(see docs/how-to/isolation.md)."
 )
+
+SERVER_FORKS = server_fork.ServerForks()
+"""The hub's one fork server (`OnsiteSpawner.fork_servers`), started with the first spawner."""
 
 
 class SetupStep(enum.Enum):
@@ -236,12 +247,41 @@ class OnsiteSpawner(LocalProcessSpawner):
         beyond it fail with ENOSPC). No other session sees it.""",
     ).tag(config=True)
 
+    fork_servers = Bool(
+        True,
+        help="""Start each isolated session's server by forking it from one process that
+        imported the single-user server once (`hub_config.server_fork`, started in the
+        background when the hub makes its first spawner, e.g. at the first log-in),
+        instead of a new interpreter that imports it all again (4–6 CPU-s a start).
+        The forked child becomes the session exactly as an exec'd server does. Only
+        for the stock single-user command (`Spawner.cmd` left as Onsite sets it).""",
+    ).tag(config=True)
+
+    proc = Union(
+        [Instance(Popen), Instance(server_fork.ForkedServer)],
+        allow_none=True,
+        help="The server's process: a Popen, or a ForkedServer when forked from the pre-imported server.",
+    )
+
     runtime_dir = Unicode(
         "",
         help="""Per-session JUPYTER_RUNTIME_DIR of a session that is not isolated, created
         at spawn under /tmp: short, because ZMQ ipc socket paths must stay under 108
         bytes. An isolated session's is `session_namespace.RUNTIME_DIR`, in its private /tmp.""",
     )
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if self.fork_servers and self.isolated:
+            # The first spawner the hub makes (at its start for running servers, else at the first log-in)
+            # has the fork server import the server in the background: the first spawn need not wait for all of it.
+            threading.Thread(target=self._warm_fork_server, name="onsite-fork-server-start", daemon=True).start()
+
+    def _warm_fork_server(self) -> None:
+        try:
+            SERVER_FORKS.start()
+        except Exception:
+            self.log.exception("the fork server did not start; the next spawn tries again")
 
     @default("settings")
     def _settings_default(self) -> Settings:
@@ -334,13 +374,19 @@ class OnsiteSpawner(LocalProcessSpawner):
                    "isolated": self.isolated, "started_by": starter}
         step = SetupStep.ISOLATION
         try:
+            began = time.perf_counter()
             await asyncio.to_thread(self._set_up_session, plan)
+            set_up = time.perf_counter()
             step = SetupStep.SERVER
             if not self.isolated:
                 self.log.warning(NOT_ISOLATED_WARNING, self.user.name, os.geteuid())
             if self.port == 0:  # else JupyterHub's pick, inside the ephemeral range (hub_config.ports)
                 self.port = free_port(self.ip or "127.0.0.1")
-            result = await super().start()
+            result = await (self._fork_server() if self._forks else super().start())
+            await self._until_listening(*result)
+            self.log.info("%s's session: OS set-up %.3f s, server process until it listens %.3f s (%s)",
+                          self.user.name, set_up - began, time.perf_counter() - set_up,
+                          "forked" if self._forks else "exec")
             step = SetupStep.LEDGER
             details["uid"] = self._account.uid if self._account is not None else os.geteuid()
             await asyncio.to_thread(self._write_event, AuditEventType.SESSION_START, details, Outcome.OK, starter)
@@ -357,6 +403,20 @@ class OnsiteSpawner(LocalProcessSpawner):
                                  log_message=f"set-up of {self.user.name}'s session failed at {step.value}: {error}") from e
         self._start_recheck()
         return result
+
+    async def _until_listening(self, ip: str, port: int) -> None:
+        """Return once the server accepts connections (or has exited, or `http_timeout` passed): JupyterHub's own
+        wait for it backs off exponentially with jitter (0.2, 0.4, 0.8 … s), often finding a server up a
+        second late, but asks at once after `start()` returns. A bare connection: no request the server logs."""
+        deadline = time.monotonic() + self.http_timeout
+        while time.monotonic() < deadline and self.proc is not None and self.proc.poll() is None:
+            try:
+                _, writer = await asyncio.open_connection(ip, port)
+            except OSError:
+                await asyncio.sleep(LISTEN_POLL_S)
+                continue
+            writer.close()
+            return
 
     def _check_entry(self, decision: EntryDecision, address: str) -> None:
         """A spawn refused by the entry decision (already in the ledger) shows the researcher every reason."""
@@ -658,28 +718,39 @@ class OnsiteSpawner(LocalProcessSpawner):
                                              gid=self._account.gid, tmp_size_mb=self.private_tmp_mb,
                                              kept=tuple(Path(os.path.realpath(p)) for p in kept))
 
+    def _session_process(self) -> session_namespace.SessionProcess:
+        return session_namespace.SessionProcess(view=self._session_view(), limits=self._limits, groups=self._groups)
+
+    @property
+    def _forks(self) -> bool:
+        """Whether this start forks the server from the pre-imported one (`fork_servers`)."""
+        return (self.fork_servers and self.isolated and self._account is not None and not self.shell_cmd
+                and not self.popen_kwargs and server_fork.is_singleuser_command(self.cmd))
+
+    async def _fork_server(self) -> tuple[str, int]:
+        """LocalProcessSpawner.start, with the process forked from `SERVER_FORKS` instead of Popen."""
+        env, args = self.get_env(), self.get_args()
+        self.log.info("Forking %s's server: %s %s", self.user.name, server_fork.SERVER_COMMAND, " ".join(args))
+        self.proc = await asyncio.to_thread(SERVER_FORKS.spawn, args, env, self._session_process())
+        self.pid = self.proc.pid
+        return (self.ip or "127.0.0.1", self.port)
+
     def make_preexec_fn(self, name: str):
         home = str(self.home_dir)
-        account, groups, limits = self._account, list(self._groups), self._limits
-        isolated = self.isolated and account is not None
-        view = self._session_view() if isolated else None
+        process = self._session_process() if self.isolated and self._account is not None else None
         libc = Libc()  # looked up here: the child of a threaded hub must not take the loader's lock
 
         def preexec() -> None:
             # SIGINT must stop the server even when the hub was started with
             # SIGINT ignored (background job).
             signal.signal(signal.SIGINT, signal.SIG_DFL)
-            if isolated:
+            if process is not None:
                 try:
-                    view.enter(libc)
+                    process.become(libc)
                 except Exception as e:  # Popen reports only "Exception occurred in preexec_fn": say what
-                    os.write(2, f"onsite: the session's namespace could not be set up: {e}\n".encode())
+                    os.write(2, f"onsite: the session's process could not be set up: {e}\n".encode())
                     raise
-                limits.apply()
-                libc.no_new_privileges()
-                os.setgroups(groups)
-                os.setgid(account.gid)
-                os.setuid(account.uid)
+                return
             os.umask(0o077)
             os.chdir(home)
 

@@ -4,6 +4,8 @@
 # (see DESIGN.md); each switch is attacked in tests/security/test_browser_*.py.
 # JupyterLab's download, export, open-in-new-tab, terminal and extension manager
 # plugins are disabled and locked in labconfig/page_config.json beside this file.
+from jupyterlab.commands import get_user_settings_dir, get_workspaces_dir
+
 from singleuser.contents import project_folder
 from singleuser.undumpable import make_undumpable
 
@@ -44,3 +46,8 @@ c.LabApp.news_url = None
 c.LabApp.check_for_updates_class = "jupyterlab.NeverCheckForUpdate"
 # The file browser, and so the launcher, starts in the project's workspace folder (docs/how-to/researcher.md).
 c.ContentsManager.preferred_dir = project_folder()
+# JupyterLab's own defaults for these are computed from $HOME when jupyterlab.labapp is imported; a server
+# forked from the pre-imported one (hub_config.server_fork) imported it with the fork server's environment,
+# so they are computed here again, from the session's (the same values an exec'd server's import gives).
+c.LabApp.user_settings_dir = get_user_settings_dir()
+c.LabApp.workspaces_dir = get_workspaces_dir()
