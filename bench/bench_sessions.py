@@ -101,8 +101,11 @@ class BenchHub:
         return username if self.name == "peer" else f"onsite-{username}"
 
     def stop(self) -> None:
-        """Stop the hub, remove the OS accounts its sessions got, and its state."""
+        """Stop the hub, remove the OS accounts its sessions got, and its state (the hub's log is kept)."""
         self.hub.stop()
+        kept = Path(tempfile.gettempdir()) / f"onsite-bench-{self.name}-hub.log"
+        shutil.copyfile(self.hub.log_path, kept)
+        print(f"{self.name}: the hub's log is kept in {kept}", file=sys.stderr)
         for name in self.accounts or [self.account_of(u) for u in self.usernames]:
             try:
                 uid = pwd.getpwnam(name).pw_uid
@@ -249,6 +252,31 @@ class Login:
         return sum(self.phases.values())
 
 
+def log_in(user) -> requests.Response:
+    """HubUser.login with the patience of a browser (30 people at once on 2 cores wait longer than its 10 s)."""
+    page = user.http.get(f"{user.hub.url}/hub/login", timeout=300)
+    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
+    return user.http.post(f"{user.hub.url}/hub/login?next=", data={"username": user.username, "password": PASSWORD,
+                          "_xsrf": xsrf}, allow_redirects=False, timeout=300)
+
+
+def start_server(user, timeout: float = 900) -> requests.Response:
+    """HubUser.start_server, each request as patient as log_in's."""
+    api = f"{user.hub.url}/hub/api/users/{user.username}"
+    r = user.http.post(f"{api}/server", headers=user._hub_xsrf(), timeout=300)
+    deadline = time.monotonic() + timeout
+    while r.status_code in (201, 202) and time.monotonic() < deadline:
+        server = user.http.get(api, headers=user._hub_xsrf(), timeout=300).json().get("servers", {}).get("", {})
+        if server.get("ready"):
+            return r
+        if not server:
+            raise RuntimeError(f"the server of {user.username} stopped while starting")
+        time.sleep(0.2)
+    if r.status_code in (201, 202):
+        raise RuntimeError(f"the server of {user.username} was not ready in {timeout} s")
+    return r
+
+
 def login_to_kernel_ready(bench: BenchHub, username: str) -> Login:
     """Log-in form → server ready → OAuth into the server → kernel → `print(1 + 1)` answered, timed by phase."""
     tools = hubtools()
@@ -261,10 +289,10 @@ def login_to_kernel_ready(bench: BenchHub, username: str) -> Login:
         now = time.perf_counter()
         phases[phase], mark = now - mark, now
 
-    if user.login(PASSWORD).status_code != 302:
+    if log_in(user).status_code != 302:
         raise RuntimeError(f"log-in of {username} failed")
     lap("login")
-    started = user.start_server(timeout=600)
+    started = start_server(user)
     if started.status_code not in (201, 202):
         raise RuntimeError(f"{username}'s server did not start: HTTP {started.status_code} {started.text[:200]}")
     lap("spawn")
@@ -424,14 +452,14 @@ def hub_api_under_load(bench: BenchHub, logins: list[Login], sessions: int) -> l
     extra = []
     for name in tqdm(bench.usernames[len(logins) + 1:sessions + 1], desc="more sessions", leave=False):
         user = tools.HubUser(bench.hub, name)
-        user.login(PASSWORD)
+        log_in(user)
         extra.append(user)
     gate = threading.Semaphore(SPAWN_BATCH)
     ready: list[str] = []
 
     def spawn(user) -> None:
         with gate:
-            if user.start_server(timeout=900).status_code in (201, 202):
+            if start_server(user).status_code in (201, 202):
                 ready.append(user.username)
 
     in_threads(spawn, extra)
