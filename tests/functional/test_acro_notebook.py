@@ -169,7 +169,7 @@ def _labels(label) -> tuple[str, ...]:
 
 def released_equal(acros: pd.DataFrame, recomputed: dict) -> None:
     """Every value of ACRO's returned table is the service's cell of the same labels (a blank one: not released);
-    the cells ACRO's table lacks (a level pandas dropped when all its cells were blank) are not released either."""
+    of the cells ACRO's table lacks, only margins are released (an Onsite table always has them)."""
     cells = {tuple(str(v) for v in row[:-1]): row[-1] for row in recomputed["rows"]}
     seen = set()
     for row in acros.index:
@@ -178,7 +178,7 @@ def released_equal(acros: pd.DataFrame, recomputed: dict) -> None:
             seen.add(key)
             theirs, ours = acros.loc[row, column], cells.get(key)
             assert (ours is None and math.isnan(theirs)) or math.isclose(theirs, ours, rel_tol=1e-9), (key, theirs, ours)
-    assert all(value is None for key, value in cells.items() if key not in seen)
+    assert all(value is None or "Total" in key for key, value in cells.items() if key not in seen)
 
 
 def test_acros_example_notebook_runs_whole_on_a_real_hub(running) -> None:
