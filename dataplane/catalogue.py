@@ -389,12 +389,16 @@ def ingest(
         with duckdb.connect(str(tmp)) as con:
             con.execute("SET enable_progress_bar_print = false")  # our tqdm bars show its progress
             info = _build(con, source, metadata, target, progress)
-        # The cell key method's record keys: kept apart from the file sessions read (dataplane.record_keys).
-        keys_tmp = record_keys.write_keys(datasets_dir, dataset_id, info.rows, info.source_sha256, progress=progress)
+        # The cell key method's record keys: kept apart from the file sessions read (dataplane.record_keys),
+        # drawn once per source file.
+        if not record_keys.kept(datasets_dir, dataset_id, info.rows, info.source_sha256):
+            keys_tmp = record_keys.write_keys(datasets_dir, dataset_id, info.rows, info.source_sha256,
+                                              progress=progress)
         os.chmod(tmp, DATASET_FILE_MODE)
         if before_commit is not None:
             before_commit(info)
-        record_keys.commit_keys(keys_tmp, datasets_dir, dataset_id)
+        if keys_tmp is not None:
+            record_keys.commit_keys(keys_tmp, datasets_dir, dataset_id)
         os.replace(tmp, target)
     finally:
         for leftover in (tmp, tmp.with_name(tmp.name + ".wal"), keys_tmp):

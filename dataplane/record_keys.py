@@ -1,6 +1,7 @@
 """Record keys of the cell key method: drawn once at ingest, kept apart from the dataset file.
 
-A session's dataset group reads the whole dataset file, so the keys are not in it: they are in
+Drawn once: ingesting the same source file again keeps them (`kept`). A session's dataset group reads the whole
+dataset file, so the keys are not in it: they are in
 `$ONSITE_HOME/run/record-keys/<dataset id>.keys` (run/ is the hub's account's only, 0700; the
 directory 0700, the file 0600), which only the review service reads. One key per row of the
 dataset's `microdata` table, in row-id order: a uint32 k standing for k / 2^32, from os.urandom.
@@ -69,6 +70,17 @@ def commit_keys(tmp: Path, datasets_dir: Path, dataset_id: str) -> Path:
     target = key_file(datasets_dir, dataset_id)
     os.replace(tmp, target)
     return target
+
+
+def kept(datasets_dir: Path, dataset_id: str, rows: int, source_sha256: str) -> bool:
+    """Whether the dataset already has keys for this very source (a re-ingest of the same file keeps them: the same
+    rows in the same order, so every record keeps its key and every released value stays what it was)."""
+    try:
+        with open(key_file(datasets_dir, dataset_id), "rb") as f:
+            magic, stored_rows, digest = HEADER.unpack(f.read(HEADER.size))
+    except (OSError, struct.error):
+        return False
+    return magic == MAGIC and stored_rows == rows and digest == bytes.fromhex(source_sha256)
 
 
 def read_keys(datasets_dir: Path, dataset_id: str, rows: int, source_sha256: str) -> np.ndarray:

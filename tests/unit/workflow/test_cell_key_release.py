@@ -221,3 +221,20 @@ def test_empty_cells_stay_empty_and_do_not_dilute_the_information_loss(home) -> 
     noisy = cells(released)
     assert noisy[("A", "F")] == 0  # no records: nothing to perturb
     assert released.report["cell_key"]["information_loss"]["cells"] == len(noisy) - 1
+
+
+def test_ingesting_the_same_source_again_keeps_the_keys_and_the_released_values(home, tmp_path) -> None:
+    here = tmp_path / "datasets"
+    metadata = DatasetMetadata.from_dict(META)
+    ingest(home / "survey.csv", metadata, "survey", here, progress=False)
+    first = record_keys.key_file(here, "survey").read_bytes()
+    released = cells(recompute_table(table(), None, {"survey": str(here / "survey.duckdb")}, "acro-default",
+                                     PERTURBED))
+    ingest(home / "survey.csv", metadata, "survey", here, replace=True, progress=False)
+    assert record_keys.key_file(here, "survey").read_bytes() == first
+    assert cells(recompute_table(table(), None, {"survey": str(here / "survey.duckdb")}, "acro-default",
+                                 PERTURBED)) == released
+    changed = tmp_path / "changed.csv"
+    changed.write_text((home / "survey.csv").read_text() + "3000,A,M,500\n")
+    ingest(changed, metadata, "survey", here, replace=True, progress=False)
+    assert record_keys.key_file(here, "survey").read_bytes()[64:68 + 64] != first[64:68 + 64]  # another source
