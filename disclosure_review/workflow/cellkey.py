@@ -99,10 +99,11 @@ def _per_cell(records: pl.DataFrame, shadow: ShadowTable, top_k: int) -> pl.Data
 
 
 def perturb_table(con: duckdb.DuckDBPyConnection, shadow: ShadowTable, released: pl.DataFrame, traced: tuple[str, str],
-                  datasets: Mapping[str, str], counts: Mapping[str, Any], magnitudes: Mapping[str, Any]
-                  ) -> tuple[pl.DataFrame, dict[str, Any]]:
+                  datasets: Mapping[str, str], counts: Mapping[str, Any], magnitudes: Mapping[str, Any],
+                  sensitive: np.ndarray | None = None) -> tuple[pl.DataFrame, dict[str, Any]]:
     """`released` (the table as it would be released, blank cells kept blank) with each shown cell perturbed, and
-    the facts for the report. `traced`: the query with its row ids and the dataset they are of."""
+    the facts for the report. `traced`: the query with its row ids and the dataset they are of; `sensitive`: cells
+    (frame order) a check fails, which get the magnitude parameters' `mu_c` more (cellKey's special protection)."""
     spec = shadow.spec
     magnitude = _kind(spec)
     query, dataset = traced
@@ -132,7 +133,7 @@ def perturb_table(con: duckdb.DuckDBPyConnection, shadow: ShadowTable, released:
         for row, contributions in enumerate(cells.get_column("top").to_list()):
             if contributions:
                 top[row, :len(contributions)] = contributions
-        perturbed = value + perturb_magnitudes(value, top, kth_keys(sums, params.top_k), table, params)
+        perturbed = value + perturb_magnitudes(value, top, kth_keys(sums, params.top_k), table, params, sensitive)
     else:
         deviation = perturb_counts(n, cell_keys(sums), table)
         # weighted counts: the perturbed count times the cell's mean weight (as cellKey does)

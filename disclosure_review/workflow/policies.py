@@ -127,7 +127,7 @@ class ReviewPolicy(Section):
         help="""Perturbation of sum cells: the magnitude table in ptable's names (D, V, step, icat,
         optim, mono) and cellKey's flex function (top_k largest contributions, fp flex point,
         p_small and p_large shares of noise below and far above it, q, epsilon per contribution,
-        mu_c).""",
+        mu_c: extra deviation, in noise units, for cells a check fails, default 0).""",
     ).tag(config=True)
 
     @validate("cell_key_counts")

@@ -36,7 +36,7 @@ from disclosure_review.sdc.differencing import RULE as DIFFERENCING
 from disclosure_review.sdc.differencing import OtherOutput, check_differencing
 from disclosure_review.sdc.enums import Verdict
 from disclosure_review.sdc.microdata import ExtractSpec
-from disclosure_review.sdc.protect import ProtectedTable, evaluate_table
+from disclosure_review.sdc.protect import ProtectedTable, evaluate_table, failing_mask
 from disclosure_review.sdc.rules import Rules
 from disclosure_review.sdc.shadow import RECORDS, VALUE, ShadowTable
 from disclosure_review.sdc.size import table_cells
@@ -270,7 +270,8 @@ def perturbed(con: duckdb.DuckDBPyConnection, protected: ProtectedTable, dataset
     if traced is None:
         raise cellkey.CellKeyFailed("cell_key_untraced")
     return cellkey.perturb_table(con, protected.shadow, protected.cells, traced, datasets,
-                                 policy.cell_key_counts, policy.cell_key_magnitudes)
+                                 policy.cell_key_counts, policy.cell_key_magnitudes,
+                                 sensitive=failing_mask(protected.shadow, protected.report))
 
 
 class QueryTimeout(Exception):

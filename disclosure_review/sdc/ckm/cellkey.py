@@ -168,7 +168,7 @@ def perturb_magnitudes(values: np.ndarray, top: np.ndarray, keys: np.ndarray, ta
         a = np.divide(np.abs(current), np.abs(delta), out=np.zeros(len(values)), where=delta != 0)
         v = _lookup_magnitude(table, a, keys[:, j])
         sign = np.where(current >= 0, 1.0, -1.0)
-        hat = sign * np.abs(delta) * np.sign(v) * (mu + np.abs(v))
+        hat = sign * np.abs(delta) * np.where(v >= 0, 1.0, -1.0) * (mu + np.abs(v))  # v = 0 counts as up (mu_c)
         # a negative deviation never moves the value past zero
         hat = np.where((v < 0) & (current < 0), np.minimum(hat, -current), hat)
         hat = np.where((v < 0) & (current > 0), np.maximum(hat, -current), hat)

@@ -139,3 +139,17 @@ def test_a_table_of_several_types_is_refused(table) -> None:
     with pytest.raises(PTableInvalid) as caught:
         perturb_counts(np.array([3]), np.array([0.5]), mixed)
     assert caught.value.code == "ckm_one_type"
+
+
+def test_sensitive_cells_get_mu_c_more(nums) -> None:
+    rng = np.random.default_rng(11)
+    top = np.minimum(rng.lognormal(6, 0.5, (2000, 1)), 999.0)  # below the flex point (1000): a unit is 0.2 x
+    values = top[:, 0] * 3
+    keys = kth_keys(rng.integers(0, 2**40, 2000).astype(np.uint64), 1)
+    one = {"top_k": 1, "epsilon": (1.0,)}
+    plain = perturb_magnitudes(values, top, keys, nums, MagnitudeParams(**one))
+    extra = perturb_magnitudes(values, top, keys, nums, MagnitudeParams(mu_c=2.0, **one), np.arange(2000) < 1000)
+    assert np.array_equal(plain[1000:], extra[1000:])  # not marked: unchanged
+    # marked: at least mu_c units away, in the direction of their noise (v = 0 counts as up)
+    assert (np.abs(extra[:1000]) >= 2.0 * 0.2 * top[:1000, 0] * (1 - 1e-9)).all()
+    assert (np.abs(extra[:1000]) - np.abs(plain[:1000]) >= 2.0 * 0.2 * top[:1000, 0] * (1 - 1e-9)).all()
