@@ -389,6 +389,12 @@ def spawner_split(bench: BenchHub) -> str:
     return f"{bench.name}: {len(found)} starts; OS set-up p50 {set_up * 1000:.0f} ms, server process until it listens p50 {process * 1000:.0f} ms"
 
 
+def progress(line: str) -> str:
+    """A result line, also shown at once (on stderr): a long run cut short keeps what it measured."""
+    print(line, file=sys.stderr, flush=True)
+    return line
+
+
 def phase_cells(logins: list[Login]) -> str:
     """Each phase's median, then the p50 / p95 of the whole."""
     medians = " | ".join(f"{statistics.median(x.phases[p] for x in logins):.2f}" for p in PHASES)
@@ -425,14 +431,15 @@ def report(single: int, concurrent: int, sessions: int, names: list[str]) -> str
                 singles[bench.name].append(login)
                 stop_server(login.user)
         for bench in hubs if single else ():
-            timing.append(f"| {bench.name} | 1 ({single} runs in a row) | {phase_cells(singles[bench.name])} |")
+            timing.append(progress(f"| {bench.name} | 1 ({single} runs in a row) | {phase_cells(singles[bench.name])} |"))
         for bench in hubs if concurrent else ():
             started = time.perf_counter()
             logins = concurrent_logins(bench, bench.usernames[1:concurrent + 1])
             wall = time.perf_counter() - started
-            timing.append(f"| {bench.name} | {concurrent} at once (all ready after {wall:.1f} s) | {phase_cells(logins)} |")
+            timing.append(progress(f"| {bench.name} | {concurrent} at once (all ready after {wall:.1f} s) | "
+                                   f"{phase_cells(logins)} |"))
             used = session_memory_mb([bench.account_of(u) for u in bench.usernames[1:concurrent + 1]])
-            memory.append(f"| {bench.name} | {len(used)} | {memory_cells(used)} |")
+            memory.append(progress(f"| {bench.name} | {len(used)} | {memory_cells(used)} |"))
             if bench.name == "ours" and sessions > concurrent:
                 api = hub_api_under_load(bench, logins, sessions)
             in_threads(stop_server, [x.user for x in logins])
