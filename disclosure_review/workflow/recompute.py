@@ -271,7 +271,8 @@ def perturbed(con: duckdb.DuckDBPyConnection, protected: ProtectedTable, dataset
         raise cellkey.CellKeyFailed("cell_key_untraced")
     return cellkey.perturb_table(con, protected.shadow, protected.cells, traced, datasets,
                                  policy.cell_key_counts, policy.cell_key_magnitudes,
-                                 sensitive=failing_mask(protected.shadow, protected.report))
+                                 sensitive=failing_mask(protected.shadow, protected.report),
+                                 left_out=protected.left_out)
 
 
 class QueryTimeout(Exception):

@@ -238,3 +238,18 @@ def test_ingesting_the_same_source_again_keeps_the_keys_and_the_released_values(
     changed.write_text((home / "survey.csv").read_text() + "3000,A,M,500\n")
     ingest(changed, metadata, "survey", here, replace=True, progress=False)
     assert record_keys.key_file(here, "survey").read_bytes()[64:68 + 64] != first[64:68 + 64]  # another source
+
+
+def test_deleted_records_are_in_no_released_margin(home) -> None:
+    # region F keeps only its few low incomes: its cells fail the threshold and their records are deleted
+    query = "SELECT * FROM survey WHERE region <> 'F' OR income < 300"
+    deleted = recompute_table(table(query, protection={"version": 1, "method": "delete_records"}), None,
+                              datasets(home), "acro-default", PERTURBED)
+    assert deleted.verified and deleted.report["protection"]["deleted_cells"]
+    without_f = cells(recompute_table(table("SELECT * FROM survey WHERE region <> 'F'", name="nof"), None,
+                                      datasets(home), "acro-default", PERTURBED))
+    released = cells(deleted)
+    # the same records, the same released values: the totals carry no key of a deleted record
+    assert released[("Total", "Total")] == without_f[("Total", "Total")]
+    assert released[("Total", "M")] == without_f[("Total", "M")]
+    assert released.get(("F", "M")) is None and released[("A", "M")] == without_f[("A", "M")]
