@@ -7,6 +7,8 @@ import json
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from disclosure_review.sdc.microdata import InvalidMicrodataInput, record_swap
 
@@ -174,3 +176,42 @@ def test_report_is_json_ready_and_counts_levels(data: pl.DataFrame) -> None:
 def test_bad_parameters_say_what_to_fix(data: pl.DataFrame, options: dict, message: str) -> None:
     with pytest.raises(InvalidMicrodataInput, match=message):
         swap(data, **options)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n=st.integers(20, 400),
+    seed=st.integers(0, 2**16),
+    rate=st.sampled_from([0.0, 0.05, 0.3, 1.0]),
+    k=st.integers(0, 4),
+    depth=st.integers(1, 3),
+    rare=st.sampled_from([0.0, 0.05]),
+)
+def test_every_swap_is_a_clean_exchange(n: int, seed: int, rate: float, k: int, depth: int, rare: float) -> None:
+    """Whatever the data and parameters: each household in at most one pair, partners from different areas
+    at the pair's level with the same household size, each taking the other's geography; per area (every level)
+    and household size, the households are those of before."""
+    data = census(n=n, seed=seed, rare=rare)
+    hierarchy = HIERARCHY[:depth]
+    result = swap(data, hierarchy=hierarchy, swap_rate=rate, k_anonymity=k, seed=seed,
+                  risk_variables=["age_group", "nationality"])
+    pairs = result.pairs
+    members = pairs["household"].to_list() + pairs["partner"].to_list()
+    assert len(members) == len(set(members)) == result.swapped_households
+    before = households(data).select("hid", "hsize", *hierarchy)
+    after = households(result.data).select("hid", *hierarchy)
+    for row in pairs.iter_rows(named=True):
+        a, b = (before.filter(pl.col("hid") == h).row(0, named=True) for h in (row["household"], row["partner"]))
+        depth_of_level = hierarchy.index(row["level"]) + 1
+        assert a["hsize"] == b["hsize"]
+        assert tuple(a[c] for c in hierarchy[:depth_of_level]) != tuple(b[c] for c in hierarchy[:depth_of_level])
+        assert after.filter(pl.col("hid") == row["household"]).row(0) == (row["household"], *(b[c] for c in hierarchy))
+    for level in range(1, depth + 1):
+        counts = [
+            f.join(before.select("hid", "hsize"), on="hid", how="left", suffix="_b")
+            .group_by([*hierarchy[:level], "hsize"]).len().sort([*hierarchy[:level], "hsize"])
+            for f in (before.drop("hsize"), after)
+        ]
+        assert counts[0].equals(counts[1])
+    if k == 0 and rate > 0:
+        assert result.swapped_households <= result.target_households
