@@ -10,6 +10,7 @@ import pytest
 from test_admin_operations_browser import layout_problems
 from test_facility_manager_web import DAY, MANAGER, OSAKA, RESEARCHER, TOKYO, server  # noqa: F401  (server is a fixture)
 
+from admin_service.i18n import MESSAGES
 from functional.browser import CHROMIUM, CHROMIUM_ARGS, needs_chromium
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
@@ -17,8 +18,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser]
 SCREENSHOTS = Path("/tmp/onsite-facility-manager-screens")
 WIDTHS = (1280, 760)
 PAGES = ("facilities", "terminals", "bookings", "entries", "sessions")
-HEADINGS = {"ja": ("施設", "端末", "予約(先週以降)", "入室記録", "利用中のセッション"),
-            "en": ("Facilities", "Terminals", "Bookings (from last week on)", "Entry log", "Who is in a session now")}
+HEADINGS = ("facilities_heading", "terminals_heading", "bookings_heading", "entries_heading", "sessions_heading")
 BOOKED = {"ja": "予約 ", "en": "booking "}
 
 
@@ -60,9 +60,9 @@ def test_a_managers_pages_work_and_fit_1280_and_760(server, language):
 
             for width in WIDTHS:
                 page.set_viewport_size({"width": width, "height": 900})
-                for name, heading in zip(PAGES, HEADINGS[language]):
+                for name, heading in zip(PAGES, HEADINGS):
                     page.goto(base + name)
-                    assert page.locator("h1").inner_text() == heading
+                    assert page.locator("h1").inner_text() == MESSAGES[heading][language]
                     assert TOKYO not in page.content()
                     page.screenshot(path=str(SCREENSHOTS / f"{name}-{language}-{width}.png"), full_page=True)
                     assert layout_problems(page) == [], f"{name} at {width}px"
