@@ -22,7 +22,8 @@ import duckdb
 import polars as pl
 
 from analysis_kernel.extracts import ExtractOutput, build_extract
-from analysis_kernel.verdicts import badge, reason, reasons_in, service_only_note, translator, verdict_word
+from analysis_kernel.verdicts import (badge, perturbed_loss, reason, reasons_in, service_only_note, translator,
+                                      verdict_word)
 from dataplane.manifest import session_language
 from dataplane.sql import tables_read
 from disclosure_review import wire
@@ -144,6 +145,17 @@ class TableOutput:
                    "shadow": self.shadow.to_dict(), "verdict": self.verdict.value}
         return wire.TablePayload(name=self.name, spec=self.spec, claimed=claimed)
 
+    def released_beside(self, answer: dict[str, Any]) -> PerturbedTable | None:
+        """This table's cells beside the cells the review service will release, perturbed by the cell key
+        method, from `request_release`'s `answer`; None when the answer holds none for it (not perturbed, or
+        not asked from the terminal of this session)."""
+        item = next((o for o in answer.get("outputs", []) if o.get("name") == self.name), None)
+        released = (item or {}).get("released")
+        if not released:
+            return None
+        return PerturbedTable(self.name, self.table, pl.DataFrame(released["rows"], schema=released["columns"],
+                                                                  orient="row"), item.get("cell_key") or {}, self.lang)
+
     def __repr__(self) -> str:
         reasons = "".join(f"\n  - {r}" for r in reasons_in(self.report, self.lang))
         return (f"<TableOutput {self.name!r}: {verdict_word(self.verdict, self.lang)} ({self.report.preset}){reasons}>\n"
@@ -151,6 +163,45 @@ class TableOutput:
 
     def _repr_html_(self) -> str:
         return render_table_html(self)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class PerturbedTable:
+    """A table as computed in the session beside the cells the review service will release (perturbed by the cell
+    key method, which only the service can apply: it alone reads the record keys), with the information loss."""
+
+    name: str
+    computed: pl.DataFrame
+    released: pl.DataFrame
+    loss: dict[str, Any]
+    lang: str = "en"
+
+    @property
+    def table(self) -> pl.DataFrame:
+        """One row per cell: its levels, the computed value and the released one (null: not released)."""
+        keys = self.computed.columns[:-1]
+        t = translator(self.lang)
+        as_text = [pl.col(k).cast(pl.String) for k in keys]
+        computed = self.computed.with_columns(as_text).rename({self.computed.columns[-1]: t("computed")})
+        released = self.released.rename(dict(zip(self.released.columns, self.computed.columns)))
+        released = released.with_columns(as_text).rename({self.computed.columns[-1]: t("released")})
+        return computed.join(released, on=keys, how="left", nulls_equal=True, maintain_order="left")
+
+    def __repr__(self) -> str:
+        t = translator(self.lang)
+        return f"{t('perturbed_heading', name=self.name)}\n{perturbed_loss(self.loss, self.lang)}\n{self.table}"
+
+    def _repr_html_(self) -> str:
+        esc, t, view = html.escape, translator(self.lang), self.table
+        header = "".join(f"<th>{esc(c)}</th>" for c in view.columns)
+        body = "".join("<tr>" + "".join(f"<td>{esc(_shown(v))}</td>" for v in row[:-2])
+                       + "".join(f"<td style='text-align:right'>{esc(_shown(v))}</td>" for v in row[-2:]) + "</tr>"
+                       for row in view.head(HTML_MAX_ROWS).iter_rows())
+        more = (f"<tr><td colspan='{view.width}'>{t('more_cells', n=view.height - HTML_MAX_ROWS)}</td></tr>"
+                if view.height > HTML_MAX_ROWS else "")
+        return (f"<div><b>{esc(t('perturbed_heading', name=self.name))}</b><br>"
+                f"<small>{esc(perturbed_loss(self.loss, self.lang))}</small>"
+                f"<table><thead><tr>{header}</tr></thead><tbody>{body}{more}</tbody></table></div>")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -90,7 +90,7 @@ def request_release(
     except wire.LimitExceeded as exc:
         raise ReleaseError(exc.text(session["language"])) from None
     answer = send_to_review_service(payload, timeout=timeout, outbox=session["outbox"], language=session["language"])
-    _print_verdicts(answer, session["language"])
+    _print_verdicts(answer, session["language"], outputs)
     return answer
 
 
@@ -157,9 +157,10 @@ def _forget(forget: bool, *paths: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def _print_verdicts(answer: dict[str, Any], lang: str) -> None:
+def _print_verdicts(answer: dict[str, Any], lang: str, outputs: Sequence[Any] = ()) -> None:
     """The service's answer in the session's language: the request's status (as the service names it) and
-    each output's verdict."""
+    each output's verdict; a table of `outputs` released perturbed, its cells beside the released ones when the
+    answer holds them (`TableOutput.released_beside`)."""
     print(translator(lang)("release_request", id=answer.get("id"), status=answer.get("status")))
     for item in answer.get("outputs", []):
         print(f"  {item.get('name')}: {verdict_word(item.get('verdict'), lang)}")
@@ -169,3 +170,8 @@ def _print_verdicts(answer: dict[str, Any], lang: str) -> None:
             print("    " + translator(lang)("cell_key_loss", changed=loss.get("changed"), cells=loss.get("cells"),
                                             mad=loss.get("mean_absolute_deviation") or 0.0,
                                             mrd="—" if mrd is None else f"{100 * mrd:.2f} %"))
+    for output in outputs:
+        beside = getattr(output, "released_beside", None)
+        shown = beside(answer) if callable(beside) else None
+        if shown is not None:
+            print(repr(shown))

@@ -40,6 +40,17 @@ MESSAGES = {
                             "request's page",
                       "ja": "セルキー法で攪乱して公表: {cells} セル中 {changed} セルが変更、平均絶対偏差 {mad:.3g}、"
                             "平均相対偏差 {mrd}。公表されるセルは申請のページで確認できます"},
+    "perturbed_heading": {"en": "{name}: computed here, and as it will be released (perturbed by the cell key "
+                                "method in the review service)",
+                          "ja": "{name}: ここで計算した値と、公表される値（審査サービスがセルキー法で攪乱）"},
+    "computed": {"en": "computed", "ja": "計算値"},
+    "released": {"en": "released", "ja": "公表値"},
+    "perturbed_loss": {"en": "information loss: {changed} of {cells} cells changed, mean absolute deviation {mad:.3g}, "
+                             "mean relative deviation {mrd}, largest deviation {max:.3g}. Margins are perturbed on "
+                             "their own: rows and columns need not add up to their totals.",
+                       "ja": "情報損失: {cells} セル中 {changed} セルが変更、平均絶対偏差 {mad:.3g}、平均相対偏差 {mrd}、"
+                             "最大偏差 {max:.3g}。合計欄もそれ自体で攪乱されるため、行・列の和は合計と一致しないことが"
+                             "あります。"},
     "service_only": {"en": "Checked only by the review service: {checks} (this table against the project's "
                            "other tables, pending, approved or released, which a session cannot read). A pass "
                            "here may still be review or fail there.",
@@ -71,6 +82,14 @@ def reasons_in(report: CheckReport, lang: str) -> list[str]:
 def service_only_note(lang: str) -> str:
     """What the verdict shown in the session cannot include, in `lang`."""
     return translator(lang)("service_only", checks=", ".join(SERVICE_ONLY_CHECKS))
+
+
+def perturbed_loss(loss: dict, lang: str) -> str:
+    """The information loss of a table released perturbed (the service's figures), in `lang`."""
+    mrd = loss.get("mean_relative_deviation")
+    return translator(lang)("perturbed_loss", changed=loss.get("changed"), cells=loss.get("cells"),
+                            mad=loss.get("mean_absolute_deviation") or 0.0, max=loss.get("max_absolute_deviation") or 0.0,
+                            mrd="—" if mrd is None else f"{100 * mrd:.2f} %")
 
 
 def badge(verdict: Verdict, lang: str = "en") -> str:

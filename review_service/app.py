@@ -20,7 +20,8 @@ URL paths (under the service prefix, e.g. /services/onsite-review/):
     POST ./requests/<id>/withdraw            requester withdraws (_xsrf)
     GET  ./requests/<id>/package.zip         requester downloads the release package
     POST ./api/requests                      JSON submission (token auth)
-    GET  ./api/requests/<id>                 JSON status for the requester (token auth; statuses and codes only)
+    GET  ./api/requests/<id>                 JSON status for the requester (token auth; statuses and codes only;
+                                             at their session's terminal, a perturbed table's released cells)
     GET  ./oauth_callback                    Hub OAuth
     ./ingress…, POST ./api/ingress, ./api/reference   ingress requests (review_service.ingress)
 """
@@ -30,6 +31,7 @@ import base64
 import json
 import logging
 import os
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from types import SimpleNamespace
@@ -46,6 +48,7 @@ from access_control.enums import AuditEventType
 from access_control.hub_api import HubClient
 from disclosure_review.sdc import text
 from disclosure_review.sdc.enums import SecondaryMethod, Verdict
+from disclosure_review.sdc.microdata import ExtractSpec
 from disclosure_review import wire
 from disclosure_review.sdc.messages import result_text
 from disclosure_review.workflow import ingress, messages, package, permissions, service
@@ -76,7 +79,9 @@ CELLS_PER_PAGE = 100
 """A request page shows this many outputs, and of each table this many cells (and shadow rows), with paging links."""
 RELEASED_SHOWN = 20
 """The queue page lists this many of the newest released requests, each linking to its package."""
-PROTECTION_FIELDS = ("method", "base", "secondary", "merge_variable", "merge_levels", "merge_label")
+PROTECTION_FIELDS = ("method", "base", "secondary", "merge_variable", "merge_levels", "merge_label",
+                     "swap_hierarchy", "swap_similar", "swap_rate", "swap_seed")
+DEFAULT_SWAP_RATE = "0.05"
 
 
 def marked_rows(output, window: slice = slice(None)) -> list[tuple[list[Any], str | None]]:
@@ -135,18 +140,25 @@ def _cell_marks(output) -> dict[tuple, str]:
 def _protection_form(output) -> dict[str, str]:
     """The protection form filled with the output's current choice (a reviewer changes it from there)."""
     current = output.current_protection
+    # A fresh seed for a first swap: the preview and the save post it back, so both swap alike.
+    blank = {field: "" for field in PROTECTION_FIELDS} | {"swap_rate": DEFAULT_SWAP_RATE,
+                                                         "swap_seed": str(secrets.randbelow(2**31))}
     if current is None:
-        return {field: "" for field in PROTECTION_FIELDS} | {"method": protection_choice.SUBMITTED}
+        extract = output.kind is OutputKind.EXTRACT
+        return blank | {"method": protection_choice.SWAP if extract else protection_choice.SUBMITTED}
     choice = current.choice
     sdc = choice.get("protection") or {}
     merge = choice.get("merge") or {}
-    return {
+    swap = choice.get("swapping") or {}
+    return blank | {
         "method": choice.get("method", protection_choice.SUBMITTED),
         "base": str(sdc.get("base") or ""),
         "secondary": sdc.get("secondary") or "",
         "merge_variable": merge.get("variable", ""),
         "merge_levels": "\n".join(merge.get("levels", [])),
         "merge_label": merge.get("label", ""),
+        **({"swap_hierarchy": ", ".join(swap["hierarchy"]), "swap_similar": ", ".join(sum(swap["similar"], [])),
+            "swap_rate": str(swap["swap_rate"]), "swap_seed": str(swap["seed"])} if swap else {}),
     }
 
 
@@ -162,6 +174,11 @@ def _submitted_levels(output) -> dict[str, list[str]]:
 def _preview(preview: service.ProtectionPreview) -> dict[str, Any]:
     """What the service recomputed with a reviewer's protection, shaped like an output for the templates."""
     job, checked = preview.job, preview.checked
+    if isinstance(job.spec, ExtractSpec):  # the swap report and the checks; the records are never shown
+        shown = SimpleNamespace(kind=OutputKind.EXTRACT, recomputed=checked.recomputed, report=checked.report,
+                                verdict=checked.verdict, error=checked.error, error_message=checked.error_message,
+                                id=job.output_id)
+        return {"output": shown, "verified": checked.verified, "digest": preview.digest}
     shown = SimpleNamespace(kind=OutputKind.TABLE, recomputed=checked.recomputed, report=checked.report,
                             spec=job.spec.to_dict(), verdict=checked.verdict, error=checked.error,
                             error_message=checked.error_message, id=job.output_id)
@@ -205,6 +222,7 @@ def make_jinja() -> jinja2.Environment:
     env.filters["labelled"] = labelled  # a code with its label from the dataset metadata: "19 山梨県"
     env.globals.update(Verdict=Verdict, Decision=Decision, OutputKind=OutputKind, ReleaseStatus=ReleaseStatus,
                        protection_methods=protection_choice.METHODS, protection_fields=PROTECTION_FIELDS,
+                       extract_methods=protection_choice.EXTRACT_METHODS,
                        secondary_methods=[m.value for m in SecondaryMethod],
                        check_text=result_text,  # a stored check result's message in the page's language
                        stored_text=messages.text,  # a stored workflow message (error, mismatch), likewise
@@ -449,17 +467,24 @@ class DownloadHandler(BaseHandler):
         self.finish(data)
 
 
-def _cell_key_loss(output) -> dict[str, Any]:
-    """A table released perturbed: its information loss (figures over the cells, never a cell)."""
+def _cell_key_preview(output, access: service.ContentAccess | None) -> dict[str, Any]:
+    """A table released perturbed: its information loss (figures over the cells), and — only when `access` says
+    its content may be shown (asked from the terminal of the requester's running session) — its cells as they will
+    be released (the perturbed values the package will hold; never a record key)."""
     facts = (output.report or {}).get("cell_key") if isinstance(output.report, dict) else None
-    return {"cell_key": facts["information_loss"]} if facts else {}
+    if not facts:
+        return {}
+    shown = access is not None and access.request is None and output.id not in access.outputs
+    released = {"released": output.recomputed} if shown and output.recomputed else {}
+    return {"cell_key": facts["information_loss"]} | released
 
 
-def request_summary(request) -> dict[str, Any]:
-    """What the API tells the requester of a release request: its status only (and, for a table released perturbed,
-    its information loss). No cells, and an error as its
-    code (its text may quote data, e.g. a value that would not convert), for a token may be used off site;
-    the request page shows the rest at the terminal of the session."""
+def request_summary(request, access: service.ContentAccess | None = None) -> dict[str, Any]:
+    """What the API tells the requester of a release request: its status (and, for a table released perturbed,
+    its information loss). No cells, and an error as its code (its text may quote data, e.g. a value that would
+    not convert), for a token may be used off site; `access` (`service.content_access` of the asker): a table
+    released perturbed carries its released cells where it lets the content be shown, so the notebook shows them
+    beside the computed ones. The request page shows the rest at the terminal of the session."""
     return {
         "id": request.id,
         "status": request.status.value,
@@ -470,14 +495,25 @@ def request_summary(request) -> dict[str, Any]:
                 "verified": o.verified,
                 "error": (o.error_message or {}).get("code", "error") if o.error else None,
                 "decision": o.decision.value if o.decision else None,
-            } | _cell_key_loss(o)
+            } | _cell_key_preview(o, access)
             for o in request.outputs
         ],
     }
 
 
+class ReleaseApiHandler(ApiHandler):
+    async def summary(self, request_id: int) -> dict[str, Any]:
+        """`request_summary` of request `request_id` for the token's user, with what they may see from where
+        they ask (the Hub asked first, outside the transaction). Raises the workflow's UserError when they may
+        not view it."""
+        presence = await self.presence()
+        with transaction(self.factory) as session:
+            request = service.view(session, request_id, self.current_user)
+            return request_summary(request, service.content_access(session, request, self.current_user, presence))
+
+
 @web.stream_request_body
-class ApiRequestsHandler(ApiHandler):
+class ApiRequestsHandler(ReleaseApiHandler):
     """A release request. The body is read in chunks and kept up to `ReviewPolicy.max_bytes_per_request`; a larger
     one is read to its end without being kept (up to `DRAIN_FACTOR` times the limit, past that the connection is
     cut), then answered HTTP 413 with the limit's JSON refusal, which the kernel shows, and audited."""
@@ -519,7 +555,7 @@ class ApiRequestsHandler(ApiHandler):
                 service.record_refusal(session, AuditEventType.RELEASE_SUBMIT, actor=requester, object="", reason=str(exc))
             self.send_json(403 if isinstance(exc, ReleasePermissionDenied) else 400, {"message": str(exc)})
             return
-        self.send_json(201, request_summary(request))
+        self.send_json(201, await self.summary(request.id))
 
     def refuse_limit(self, exc: wire.LimitExceeded) -> None:
         """HTTP 413 with the limit's JSON refusal (the kernel shows it in its language), audited naming the limit."""
@@ -529,16 +565,15 @@ class ApiRequestsHandler(ApiHandler):
         self.send_json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, exc.to_json())
 
 
-class ApiRequestHandler(ApiHandler):
-    def get(self, request_id: str) -> None:
-        with transaction(self.factory) as session:
-            try:
-                request = service.view(session, int(request_id), self.current_user)
-            except UserError as exc:
-                status = 404 if isinstance(exc, ReleaseRequestNotFound) else 403
-                self.send_json(status, {"message": str(exc)})
-                return
-            self.send_json(200, request_summary(request))
+class ApiRequestHandler(ReleaseApiHandler):
+    async def get(self, request_id: str) -> None:
+        try:
+            summary = await self.summary(int(request_id))
+        except UserError as exc:
+            status = 404 if isinstance(exc, ReleaseRequestNotFound) else 403
+            self.send_json(status, {"message": str(exc)})
+            return
+        self.send_json(200, summary)
 
 
 def make_app(
