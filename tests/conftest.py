@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import grp
+import json
 import os
 import pwd
 import shutil
@@ -32,9 +33,6 @@ GROUPED_FOLDERS = ("integration", "security", "functional", "unit/hub_config")
 ONE_GROUP_FOLDERS = ("integration/ldap",)
 # Files that are one group each, by the name given: a cost their tests share (an import, a module fixture) is
 # paid by one worker, not by every one. jsonschema: 1-2 CPU-s to import; the message corpus: ~1 CPU-s.
-# Groups long enough to decide when the run ends if they start late: handed out before the others. The
-# Ansible deployment takes 5-8 min (two playbook runs, a venv filled, a hub started).
-START_FIRST = ("integration/test_ansible_deploy.py",)
 ONE_GROUP_FILES = {"unit/workflow/test_wire.py": "jsonschema", "unit/analysis_kernel/test_wire_requests.py": "jsonschema",
                    "unit/sdc/test_sdc_messages.py": "message corpus"}
 
@@ -50,22 +48,58 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.postgresql)
 
 
+# Seconds each scheduling unit took in a whole run (`make test ARGS=--store-durations` rewrites it): a group's
+# by its name, an ungrouped test's by its file (shared by the file's tests).
+DURATIONS = TESTS / "durations.json"
+UNKNOWN_TEST_S = 1.0  # a test the file has no figure for (new since the last --store-durations run)
+PREFETCH_S = 2.0  # a process is sent its next unit once what it holds is expected to take less than this
+
+
+def duration_key(nodeid: str) -> str:
+    """The unit tests/durations.json keeps a test's seconds under: its xdist group, else its file."""
+    file = nodeid.split("::")[0]
+    return xdist_group_of(TESTS.parent / file) or Path(file).relative_to("tests").as_posix()
+
+
 class GroupScheduling(LoadScopeScheduling):
     """`--dist loadgroup` by `xdist_group_of`: a group's tests go to one worker, in order. Here, in the
     controller, because xdist's own `xdist_group` marks no longer group anything under pytest 9 (it
-    renames `item._nodeid`, which pytest 9 does not read). The groups of START_FIRST are handed out
-    first, then the rest by xdist's order (most tests first)."""
+    renames `item._nodeid`, which pytest 9 does not read). Longest expected first (tests/durations.json;
+    the longest-processing-time rule, so that no long group starts near the end), and a process gets its
+    next unit only when it is nearly done: a unit never waits behind a long one on a busy process while
+    another process runs out of work."""
 
     def _split_scope(self, nodeid: str) -> str:
         return xdist_group_of(TESTS.parent / nodeid.split("::")[0]) or nodeid
 
+    def _seconds(self, nodeid: str) -> float:
+        if not hasattr(self, "_per_test"):
+            recorded = json.loads(DURATIONS.read_text()) if DURATIONS.exists() else {}
+            counts: dict[str, int] = {}
+            for test in self.collection:
+                counts[duration_key(test)] = counts.get(duration_key(test), 0) + 1
+            self._per_test = {key: recorded[key] / n for key, n in counts.items() if key in recorded}
+        return self._per_test.get(duration_key(nodeid), UNKNOWN_TEST_S)
+
+    def _seconds_left(self, node) -> float:
+        return sum(self._seconds(nodeid) for unit in self.assigned_work.get(node, {}).values()
+                   for nodeid, done in unit.items() if not done)
+
     def _assign_work_unit(self, node) -> None:
-        if not getattr(self, "_started_first", False):  # the first hand-out: the work queue is complete
-            self._started_first = True
-            for scope in reversed(START_FIRST):
-                if scope in self.workqueue:
-                    self.workqueue.move_to_end(scope, last=False)
+        if not getattr(self, "_sorted", False):  # the first hand-out: the work queue is complete
+            self._sorted = True
+            units = sorted(self.workqueue.items(), key=lambda unit: -sum(map(self._seconds, unit[1])))
+            self.workqueue.clear()
+            self.workqueue.update(units)
         super()._assign_work_unit(node)
+
+    def _reschedule(self, node) -> None:
+        if node.shutting_down:
+            return
+        while self.workqueue and self._seconds_left(node) < PREFETCH_S:
+            self._assign_work_unit(node)
+        if not self.workqueue:
+            node.shutdown()
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -107,6 +141,32 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     # Here, not in tests/security/conftest.py, so that a whole-suite run (make test) can pass it too.
     parser.addoption("--update-security-doc", action="store_true",
                      help="rewrite the attempts table of docs/security.md from this run (tests/security)")
+    parser.addoption("--store-durations", action="store_true",
+                     help="write the seconds each scheduling unit took into tests/durations.json (units this "
+                          "run did not run keep their figure): the order make test hands units out in")
+
+
+
+class DurationRecorder:
+    """--store-durations: sums each scheduling unit's setup, call and teardown seconds, in the process that
+    started the run (xdist hands the workers' reports to it), and merges them into tests/durations.json."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        key = duration_key(report.nodeid)
+        self.seconds[key] = self.seconds.get(key, 0.0) + report.duration
+
+    def pytest_sessionfinish(self) -> None:
+        recorded = json.loads(DURATIONS.read_text()) if DURATIONS.exists() else {}
+        recorded.update({key: round(seconds, 1) for key, seconds in self.seconds.items()})
+        DURATIONS.write_text(json.dumps(dict(sorted(recorded.items())), indent=0) + "\n")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("store_durations") and not is_xdist_worker(config):
+        config.pluginmanager.register(DurationRecorder(), "onsite-durations")
 
 @pytest.fixture(scope="session")
 def pg_admin_url() -> str:
