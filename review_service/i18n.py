@@ -77,6 +77,34 @@ MESSAGES: dict[str, dict[str, str]] = {
     "swap_level": {"ja": "階層", "en": "Level"},
     "swap_area": {"ja": "元の地域", "en": "Area before"},
     "swap_partner_area": {"ja": "相手の元の地域", "en": "Partner's area before"},
+    "swap_heading": {"ja": "レコードスワッピングを適用する", "en": "Apply record swapping"},
+    "swap_form_note": {
+        "ja": "サービスが個票データを元データから再抽出し、地域の階層に沿って世帯を入れ替えます(リスクの高い世帯から)。"
+              "プレビューを確認してから保存してください。パラメータと入れ替えの内容は審査者だけに表示されます。",
+        "en": "The service re-runs the extract from the source data and swaps households between areas along the "
+              "hierarchy, risky households first. Preview it, then save. The parameters and what was swapped are "
+              "shown to reviewers only.",
+    },
+    "swap_hierarchy": {"ja": "地域の階層", "en": "Geographic hierarchy"},
+    "swap_hierarchy_hint": {
+        "ja": "変数名をカンマ区切りで、上位の階層から(例: 都道府県, 市区町村)。世帯内で同じ値の変数にしてください。",
+        "en": "Variable names separated by commas, highest level first (e.g. prefecture, municipality); "
+              "one value per household.",
+    },
+    "swap_similar": {"ja": "一致させる変数", "en": "Similarity variables"},
+    "swap_similar_hint": {
+        "ja": "入れ替える世帯どうしで値が一致しなければならない変数(例: 世帯人員)。カンマ区切り、空欄可。",
+        "en": "Variables that must match between swapped households (e.g. household size); commas, may be empty.",
+    },
+    "swap_rate_hint": {
+        "ja": "入れ替える世帯の割合(0 より大きく 1 以下、例: 0.05 は 5%)。",
+        "en": "Share of households to swap: above 0 and at most 1 (0.05 is 5 %).",
+    },
+    "swap_seed_hint": {
+        "ja": "乱数シード(0 以上の整数)。同じデータとシードからは同じ入れ替えになります。",
+        "en": "A whole number from 0: the same data and seed give the same swaps.",
+    },
+    "method_record_swap": {"ja": "レコードスワッピング", "en": "Record swapping"},
     "none": {"ja": "なし", "en": "none"},
     "verdict": {"ja": "自動判定", "en": "Verdict"},
     "verdict_pass": {"ja": "合格", "en": "pass"},
@@ -345,8 +373,40 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "This request is {status}: its outputs can no longer be protected.",
     },
     "err_not_a_table": {
-        "ja": "出力 {output} は集計表ではありません。ここで秘匿処理できるのは集計表だけです。",
-        "en": "Output {output} is not a table: only tables can be protected here.",
+        "ja": "出力 {output} は集計表でも個票データでもないため、ここでは秘匿処理できません。",
+        "en": "Output {output} is neither a table nor an extract: it cannot be protected here.",
+    },
+    "err_extract_method": {
+        "ja": "個票データの秘匿処理はレコードスワッピングか秘匿なしです({methods})。",
+        "en": "An extract is protected by record swapping or none ({methods}).",
+    },
+    "err_swap_table": {
+        "ja": "レコードスワッピングは個票データにだけ適用できます。集計表には使えません。",
+        "en": "Record swapping applies to record-level extracts, not tables.",
+    },
+    "err_swap_hierarchy_missing": {
+        "ja": "入れ替えに使う地域の階層の変数を、上位から書いてください。",
+        "en": "Name the geographic hierarchy to swap along, highest level first.",
+    },
+    "err_swap_too_many": {
+        "ja": "階層と一致させる変数は合わせて {limit} 個までです。",
+        "en": "Name at most {limit} hierarchy and similarity variables.",
+    },
+    "err_swap_variable_twice": {
+        "ja": "{variables} は階層の変数です。一致させる変数には書けません。",
+        "en": "{variables}: a hierarchy variable cannot also be a similarity variable.",
+    },
+    "err_swap_rate": {
+        "ja": "スワップ率は 0 より大きく 1 以下の数にしてください(入力値: {value})。",
+        "en": "The swap rate must be a number above 0 and at most 1 (you gave: {value}).",
+    },
+    "err_swap_seed": {
+        "ja": "乱数シードは 0 から {limit} までの整数にしてください(入力値: {value})。",
+        "en": "The seed must be a whole number from 0 to {limit} (you gave: {value}).",
+    },
+    "err_swap_variable_unknown": {
+        "ja": "{variables} はこの個票データの変数ではありません(変数: {known})。",
+        "en": "{variables}: not a variable of this extract (its variables: {known}).",
     },
     "err_protection_method": {"ja": "秘匿の方法を選んでください({methods})。", "en": "Choose a protection method ({methods})."},
     "err_protection_base": {

@@ -43,7 +43,7 @@ from access_control.enums import AuditEventType
 from access_control.models import AuditEvent, utcnow
 from disclosure_review.sdc import text
 from disclosure_review.wire import IMAGE_TYPES
-from disclosure_review.workflow import acro_results
+from disclosure_review.workflow import acro_results, protection
 from disclosure_review.workflow.enums import Decision, OutputKind
 from disclosure_review.workflow.exceptions import PackageError, PackageTampered, ReleaseRequestInvalid
 from disclosure_review.workflow.signing import MANIFEST, SIGNATURE, Signer, signature_valid
@@ -235,7 +235,7 @@ def manifest(request: ReleaseRequest, files: list[dict[str, Any]], released_at: 
                         "revision": p.revision,
                         "reviewer": named[p.reviewer],
                         "at": _iso(p.created_at),
-                        "choice": p.choice,
+                        "choice": protection.public_choice(p.choice),  # no swapping seed: it would undo the swap
                         "verdict": p.verdict.value,
                         "invalidated_approvals": [named[v["reviewer"]] for v in p.invalidated],
                     }

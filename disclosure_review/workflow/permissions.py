@@ -94,12 +94,14 @@ def check_can_vote(session: Session, username: str, output: ReleaseOutput) -> No
 
 def check_can_protect(session: Session, username: str, output: ReleaseOutput) -> None:
     """Apply protection: as voting (never on one's own project's request, only while the output is
-    undecided), but a reviewer who approved may change it (which withdraws that approval), and only tables."""
+    undecided), but a reviewer who approved may change it (which withdraws that approval), and only outputs the
+    service recomputes (tables and extracts)."""
     check_can_review(session, username, output.request)
     _check_open_and_undecided(output, "its outputs can no longer be protected", "not_protectable_status")
-    if output.kind is not OutputKind.TABLE or not output.spec:
+    if output.kind not in (OutputKind.TABLE, OutputKind.EXTRACT) or not output.spec:
         raise ReleasePermissionDenied(
-            f"output {output.name} is not a table: only tables can be protected here", key="not_a_table", output=output.name
+            f"output {output.name} is neither a table nor an extract: it cannot be protected here",
+            key="not_a_table", output=output.name,
         )
 
 

@@ -7,6 +7,12 @@ the researcher declared, and may merge levels of one row or column variable
 query (a CASE over the variable) and the protection goes into the spec, so
 the table is recomputed from the source data and checked again exactly as
 a submitted one (`recompute.recompute_table`).
+
+For a record-level extract the one choice is targeted record swapping
+(`SWAP`, `sdc.microdata.SwapOptions`): the service re-runs the extract and
+swaps its households (`extracts.recompute_extract`). Its parameters, above all
+the seed, would let the researcher replay the swap on the data they hold: they
+stay with reviewers (`public_choice` is what the researcher and the package get).
 """
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from disclosure_review.sdc.enums import ProtectionMethod, SecondaryMethod
+from disclosure_review.sdc.microdata import SwapOptions
 from disclosure_review.sdc.shadow import MARGIN_LABEL
 from disclosure_review.sdc.spec import MAX_ROUND_BASE, InvalidSpec, Protection, TableSpec, quote_identifier
 from disclosure_review.workflow.exceptions import ProtectionInvalid
@@ -23,6 +30,12 @@ CHOICE_VERSION = 1
 SUBMITTED = "submitted"  # the protection the researcher declared (or none), as submitted
 NONE = "none"
 METHODS = (SUBMITTED, NONE, *(m.value for m in ProtectionMethod))
+"""Choices for a table."""
+SWAP = "record_swap"
+EXTRACT_METHODS = (NONE, SWAP)
+"""Choices for a record-level extract: as submitted, or with targeted record swapping."""
+MAX_SWAP_VARIABLES = 20
+MAX_SEED = 2**63 - 1
 MAX_LABEL = 100
 MAX_MERGED_LEVELS = 1000
 
@@ -46,6 +59,7 @@ class ProtectionChoice:
     method: str
     protection: Protection | None = None
     merge: Merge | None = None
+    swapping: SwapOptions | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -53,13 +67,23 @@ class ProtectionChoice:
             "method": self.method,
             "protection": None if self.protection is None else self.protection.to_dict(),
             "merge": None if self.merge is None else self.merge.to_dict(),
+            "swapping": None if self.swapping is None else self.swapping.to_dict(),
         }
 
 
+def public_choice(choice: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored choice as the researcher and the release package may see it: record swapping without its
+    parameters (with the seed and the variables, the swap could be replayed on the data the researcher holds)."""
+    return {key: value for key, value in choice.items() if key != "swapping"}
+
+
 def parse_choice(method: str, *, base: str = "", secondary: str = "", merge_variable: str = "",
-                 merge_levels: str | Sequence[str] = "", merge_label: str = "") -> ProtectionChoice:
+                 merge_levels: str | Sequence[str] = "", merge_label: str = "", swap_hierarchy: str = "",
+                 swap_similar: str = "", swap_rate: str = "", swap_seed: str = "") -> ProtectionChoice:
     """A choice from form text. Parameters of other methods are ignored; bad ones raise `ProtectionInvalid`."""
     method = (method or "").strip()
+    if method == SWAP:
+        return ProtectionChoice(SWAP, swapping=parse_swapping(swap_hierarchy, swap_similar, swap_rate, swap_seed))
     if method not in METHODS:
         raise ProtectionInvalid(f"choose a protection method: one of {', '.join(METHODS)}", key="protection_method",
                                 methods=", ".join(METHODS))
@@ -77,6 +101,48 @@ def parse_choice(method: str, *, base: str = "", secondary: str = "", merge_vari
     elif method == ProtectionMethod.DELETE_RECORDS.value:
         protection = Protection(ProtectionMethod.DELETE_RECORDS)
     return ProtectionChoice(method, protection, _merge(merge_variable, merge_levels, merge_label))
+
+
+def parse_swapping(hierarchy: str, similar: str, rate: str, seed: str) -> SwapOptions:
+    """Record swapping from form text: variable names separated by commas or lines (hierarchy highest level first),
+    the share of households to swap (0 to 1) and a whole-number seed."""
+    levels, profile = _variable_names(hierarchy), _variable_names(similar)
+    if not levels:
+        raise ProtectionInvalid("name the geographic hierarchy to swap along, highest level first",
+                                key="swap_hierarchy_missing")
+    if len(levels) + len(profile) > MAX_SWAP_VARIABLES:
+        raise ProtectionInvalid(f"name at most {MAX_SWAP_VARIABLES} hierarchy and similarity variables",
+                                key="swap_too_many", limit=MAX_SWAP_VARIABLES)
+    both = [v for v in profile if v in levels]
+    if both:
+        raise ProtectionInvalid(f"{', '.join(both)}: a hierarchy variable cannot also be a similarity variable",
+                                key="swap_variable_twice", variables=", ".join(both))
+    try:
+        share = float((rate or "").strip())
+    except ValueError:
+        share = -1.0
+    if not 0 < share <= 1:  # also refuses nan
+        raise ProtectionInvalid(f"the swap rate must be a number above 0 and at most 1 (got {rate!r})",
+                                key="swap_rate", value=rate)
+    text = (seed or "").strip()
+    if not (text.isascii() and text.isdigit()) or int(text) > MAX_SEED:
+        raise ProtectionInvalid(f"the seed must be a whole number from 0 to {MAX_SEED} (got {seed!r})",
+                                key="swap_seed", limit=MAX_SEED, value=seed)
+    return SwapOptions(hierarchy=levels, seed=int(text), swap_rate=share, similar=(profile,) if profile else ())
+
+
+def _variable_names(text: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(n.strip() for n in (text or "").replace(",", "\n").splitlines() if n.strip()))
+
+
+def check_swap_variables(options: SwapOptions, columns: Sequence[str]) -> None:
+    """Refuse hierarchy or similarity variables that are no column of the extract."""
+    named = [*options.hierarchy, *(v for profile in options.similar for v in profile)]
+    unknown = [v for v in named if v not in columns]
+    if unknown:
+        raise ProtectionInvalid(
+            f"{', '.join(unknown)}: not a variable of this extract (its variables: {', '.join(columns)})",
+            key="swap_variable_unknown", variables=", ".join(unknown), known=", ".join(columns))
 
 
 def _base(text: str) -> int | None:

@@ -585,14 +585,15 @@ def withdraw(session: Session, request_id: int, requester: str) -> ReleaseReques
 
 @dataclass(frozen=True)
 class ProtectionJob:
-    """A reviewer's protection of one table output, checked and ready to recompute (no session needed)."""
+    """A reviewer's protection of one table or extract output, checked and ready to recompute (no session needed)."""
 
     request_id: int
     output_id: int
     reviewer: str
     choice: protection_choice.ProtectionChoice
-    spec: TableSpec
-    """The submitted spec with the reviewer's choice: what the service recomputes and would release."""
+    spec: TableSpec | ExtractSpec
+    """The submitted spec with the reviewer's choice: what the service recomputes and would release (an extract's
+    spec is the submitted one: its record swapping is `choice.swapping`)."""
     revision: int
     """The output's protection revision when prepared: saving refuses if another reviewer changed it since."""
     preset: str
@@ -627,13 +628,11 @@ def prepare_protection(
             key="protection_changed", output=output.name,
         )
     request = output.request
-    submitted = TableSpec.from_dict(output.spec)
-    # Levels of the table as submitted (the first protection keeps what it replaced).
+    # The output as submitted (the first protection keeps what it replaced).
     as_submitted = output.protections[0].previous.get("recomputed") if output.protections else output.recomputed
-    levels = protection_choice.dimension_levels(as_submitted, submitted.dimensions)
-    spec = protection_choice.protected_spec(submitted, choice, levels)
+    spec = _protected_spec(output, choice, as_submitted)
     _check_no_retired_reference(session, request.project_id, spec.query, output.name)
-    if spec.protection is not None and spec.protection.method.rounds and spec.protection.base is None:
+    if isinstance(spec, TableSpec) and spec.protection is not None and spec.protection.method.rounds and spec.protection.base is None:
         try:
             needs_base = load_preset(request.preset).round_base is None
         except Exception:
@@ -653,6 +652,24 @@ def prepare_protection(
     )
 
 
+def _protected_spec(output: ReleaseOutput, choice: protection_choice.ProtectionChoice,
+                    as_submitted: Mapping[str, Any] | None) -> TableSpec | ExtractSpec:
+    """The spec the service recomputes with `choice`, refusing a choice that does not fit the output's kind."""
+    if output.kind is OutputKind.EXTRACT:
+        if choice.method not in protection_choice.EXTRACT_METHODS:
+            methods = ", ".join(protection_choice.EXTRACT_METHODS)
+            raise ProtectionInvalid(f"an extract is protected by record swapping or none: one of {methods}",
+                                    key="extract_method", methods=methods)
+        if choice.swapping is not None:
+            protection_choice.check_swap_variables(choice.swapping, (as_submitted or {}).get("columns", []))
+        return ExtractSpec.from_dict(output.spec)
+    if choice.method == protection_choice.SWAP:
+        raise ProtectionInvalid("record swapping applies to record-level extracts, not tables", key="swap_table")
+    submitted = TableSpec.from_dict(output.spec)
+    levels = protection_choice.dimension_levels(as_submitted, submitted.dimensions)
+    return protection_choice.protected_spec(submitted, choice, levels)
+
+
 def _check_no_retired_reference(session: Session, project_id: str, query: str, output_name: str,
                                 error: type[WorkflowError] = ProtectionInvalid, step: str = "recomputed") -> None:
     ingress.check_none_retired(session, project_id, tables_read(query), error, f"output {output_name} cannot be {step}")
@@ -666,10 +683,13 @@ def retired_references(session: Session, output: ReleaseOutput) -> list[IngressR
 
 
 def compute_protection(job: ProtectionJob) -> recompute.CheckedOutput:
-    """Recompute the table from the source data with the reviewer's protection and check it. Slow; no session.
+    """Recompute the output from the source data with the reviewer's protection and check it. Slow; no session.
 
     Nothing the kernel sent is used. A recomputation that fails comes back unverified with its error.
     """
+    if isinstance(job.spec, ExtractSpec):  # compared with no other output, as at submission
+        return extracts.recompute_extract(job.spec, None, job.datasets, job.preset, job.policy,
+                                          references=job.references, swapping=job.choice.swapping)
     checked = recompute.recompute_table(job.spec, None, job.datasets, job.preset, job.policy,
                                         references=job.references)
     if checked.verified:
@@ -691,7 +711,7 @@ def content_digest(checked: recompute.CheckedOutput) -> str:
 def apply_protection(
     session: Session, job: ProtectionJob, checked: recompute.CheckedOutput, *, previewed: str
 ) -> OutputProtection:
-    """Store the recomputed, protected table as the output's content and record who applied it.
+    """Store the recomputed, protected output (an extract's CSV too) as its content and record who applied it.
 
     Approvals of the content it replaces are withdrawn (kept in the record and the audit
     event): the required approvals must all be of the same protected content.
@@ -739,6 +759,8 @@ def apply_protection(
     output.report = checked.report
     output.record_state = checked.record_state
     output.error = output.error_message = None
+    if output.kind is OutputKind.EXTRACT:  # the file released is the one rendered from this re-run
+        output.content, output.cells = checked.content, checked.cells
     audit.record(
         session,
         AuditEventType.OUTPUT_PROTECT,
