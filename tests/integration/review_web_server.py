@@ -10,11 +10,15 @@ handlers, XSRF, the workflow service, the database — is the real thing.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 
 from tornado import web
 
+from access_control.hub_api import HubClient
+from disclosure_review.workflow.policies import ReviewPolicy
+from onsite_base.config import load_config
 from review_service.app import make_app
 from onsite_base.settings import Settings
 
@@ -41,7 +45,11 @@ class TestLogin(web.RequestHandler):
 
 
 async def main(port: int, prefix: str) -> None:
-    app = make_app(Settings.load(), prefix=prefix, test_identity=page_identity, test_api_identity=api_identity)
+    # the review rules from the config file, as the service reads them; the Hub at $TEST_HUB_API_URL when a test
+    # stands one in (whether a researcher's session runs), else the default (none answers: content withheld)
+    hub = HubClient(os.environ["TEST_HUB_API_URL"], "no-token") if os.environ.get("TEST_HUB_API_URL") else None
+    app = make_app(Settings.load(), prefix=prefix, test_identity=page_identity, test_api_identity=api_identity,
+                   policy=ReviewPolicy(config=load_config([ReviewPolicy])), hub_client=hub)
     app.add_handlers(r".*", [(app.settings["prefix"] + "test-login", TestLogin)])
     app.listen(port, address="127.0.0.1", max_body_size=app.settings["max_body_size"])
     await asyncio.Event().wait()
