@@ -41,6 +41,7 @@ def layout_problems(page) -> list[str]:
         const root = document.scrollingElement;
         if (root.scrollWidth > window.innerWidth) problems.push(`page ${root.scrollWidth}px wide in ${window.innerWidth}px`);
         for (const cell of document.querySelectorAll("main table th, main table td")) {
+            if (cell.getClientRects().length === 0) continue;  // in a hidden table (no refusal to list): not shown
             const style = getComputedStyle(cell);
             if (parseFloat(style.fontSize) < 12) problems.push(`text ${style.fontSize} in ${cell.textContent.trim().slice(0, 20)}`);
             const box = cell.getBoundingClientRect();
