@@ -19,6 +19,9 @@ make_undumpable()
 # (singleuser.serverext, which calls singleuser.lockdown.load).
 c.ServerApp.jpserver_extensions.update({"singleuser.serverext": True})
 
+# No language servers: jupyter_lsp starts processes in the session beside the kernel, and its autodetection
+# alone ran `npm prefix -g` at every server start (whose update check then spun in a session with no network).
+c.ServerApp.jpserver_extensions.update({"jupyter_lsp": False})
 # No terminals: a shell is a way around every notebook-level control.
 c.ServerApp.terminals_enabled = False
 # No /files/ download handler; /view/, /nbconvert/, ?download= and binary

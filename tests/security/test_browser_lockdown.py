@@ -154,6 +154,14 @@ def test_terminal_cannot_be_started(lab):
     hub.record("browser: terminal", "POST /api/terminals", f"HTTP {r.status_code}")
 
 
+def test_no_language_server_can_be_started(lab):
+    hub, user, _ = lab
+    r = user.http.get(f"{user.server_url}/lsp/status", timeout=30)
+    assert r.status_code == 404, (r.status_code, r.text[:300])
+    hub.record("browser: language server", "GET /lsp/status (a language server runs beside the audited kernel)",
+               f"HTTP {r.status_code}")
+
+
 def test_extension_manager_cannot_install(lab):
     hub, user, _ = lab
     r = user.http.post(f"{user.server_url}/lab/api/extensions", json={"cmd": "install", "extension_name": "jupyterlab-git"},
