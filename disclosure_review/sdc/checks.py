@@ -15,7 +15,7 @@ from .enums import Statistic, TableKind, Verdict
 from .messages import msg
 from .results import REPORT_VERSION, CellKey, CheckReport, CheckResult  # noqa: F401 (this module's API)
 from .rules import Rules
-from .shadow import GROUPING, MISSING, NEGATIVE, RECORDS, SUM, TOP, UNITS, VALUES, ZERO, ShadowTable
+from .shadow import GROUPING, MISSING, MODE_UNITS, NEGATIVE, RECORDS, SUM, TOP, UNITS, VALUES, ZERO, ShadowTable
 
 TableCheck = Callable[[ShadowTable, Rules], CheckResult]
 CHECKS: dict[str, TableCheck] = {}
@@ -175,9 +175,10 @@ def check_missing(shadow: ShadowTable, rules: Rules) -> CheckResult:
 def check_single_unit(shadow: ShadowTable, rules: Rules) -> CheckResult:
     """Min and max are one unit's own value: every non-empty cell is flagged (ACRO lets them pass).
 
-    Median, percentiles and mode are flagged when fewer than `threshold` units
-    contribute (the value may then be one unit's), or always when the preset sets
-    no threshold.
+    Median and percentiles are flagged when fewer than `threshold` units contribute
+    (the value may then be one unit's); a mode when fewer than `threshold` units hold
+    the modal value (all values distinct: the mode is one unit's own value, however
+    many contribute). Every non-empty cell is flagged when the preset sets no threshold.
     """
     statistic = shadow.spec.statistic
     verdict = rules.single_unit_stats_verdict
@@ -186,6 +187,8 @@ def check_single_unit(shadow: ShadowTable, rules: Rules) -> CheckResult:
         mask, why = pl.col(VALUES) > 0, "single_unit_own"
     elif limit is None:
         mask, why = pl.col(VALUES) > 0, "single_unit_no_threshold"
+    elif statistic is Statistic.MODE:  # held by fewer units than contribute, so this covers too few contributors
+        mask, why = (pl.col(VALUES) > 0) & (pl.col(MODE_UNITS) < limit), "single_unit_mode_few"
     else:
         mask, why = (pl.col(VALUES) > 0) & (pl.col(UNITS) < limit), "single_unit_few"
     return flag("single_unit", shadow, mask, verdict, why,

@@ -111,6 +111,12 @@ MESSAGES: dict[str, dict[str, str]] = {
               "(fewer than {threshold} contributors)",
         "ja": "{cells} セル中 {flagged} セル: {statistic}が 1 つの寄与者自身の値である可能性があります(寄与者が {threshold} 未満)",
     },
+    "single_unit_mode_few": {
+        "en": "{flagged} of {cells} cells: the {statistic} is held by fewer than {threshold} contributors, "
+              "so it may be one contributor's own value",
+        "ja": "{cells} セル中 {flagged} セル: {statistic}の値を持つ寄与者が {threshold} 未満のため、"
+              "1 つの寄与者自身の値である可能性があります",
+    },
     "single_unit_no_threshold": {
         "en": "{flagged} of {cells} cells: the {statistic} may be one contributor's own value "
               "(the preset sets no threshold)",

@@ -3,7 +3,8 @@
 One DuckDB statement computes, for every cell and every margin (GROUPING SETS),
 the number of records, of distinct units, the weighted count, the sum, the top-n
 contributions (summed per unit first when the table declares a unit), min, max,
-and the counts of missing, negative and zero values, plus the released statistic.
+and the counts of missing, negative and zero values, plus the released statistic
+(and, for a mode, how many contributors hold the released value).
 
 Cells: every combination of the levels observed for each variable is a cell, the
 empty ones included (count 0), like ACRO (pandas crosstab with dropna=False).
@@ -32,7 +33,7 @@ from .spec import TableSpec, quote_identifier
 
 log = logging.getLogger(__name__)
 
-SHADOW_VERSION = 1
+SHADOW_VERSION = 2  # 2: sdc_mode_units
 MARGIN_LABEL = "Total"
 # Shadow columns, after the row and column variables.
 GROUPING = "sdc_grouping"  # bit i set: dimension i is summed over (a margin)
@@ -49,7 +50,9 @@ MISSING = "sdc_missing"  # records whose value or weight is missing
 NEGATIVE = "sdc_negative"
 ZERO = "sdc_zero"
 VALUE = "sdc_value"  # the released statistic
-SHADOW_COLUMNS = (GROUPING, RECORDS, VALUES, UNITS, WEIGHTED, SUM, TOP, MIN, MAX, MISSING, NEGATIVE, ZERO, VALUE)
+MODE_UNITS = "sdc_mode_units"  # mode tables: contributors (units, else records) holding the released mode; else null
+SHADOW_COLUMNS = (GROUPING, RECORDS, VALUES, UNITS, WEIGHTED, SUM, TOP, MIN, MAX, MISSING, NEGATIVE, ZERO, VALUE,
+                  MODE_UNITS)
 
 
 class ShadowError(RuntimeError):
@@ -134,7 +137,7 @@ class ShadowTable:
 _SHADOW_SCHEMA: dict[str, pl.DataType | None] = {
     GROUPING: pl.Int64, RECORDS: pl.Int64, VALUES: pl.Int64, UNITS: pl.Int64, WEIGHTED: pl.Float64,
     SUM: pl.Float64, TOP: pl.List(pl.Float64), MIN: pl.Float64, MAX: pl.Float64, MISSING: pl.Int64,
-    NEGATIVE: pl.Int64, ZERO: pl.Int64, VALUE: pl.Float64,
+    NEGATIVE: pl.Int64, ZERO: pl.Int64, VALUE: pl.Float64, MODE_UNITS: pl.Int64,
 }
 
 
@@ -255,6 +258,9 @@ def source_columns(spec: TableSpec) -> tuple[list[str], str]:
     return columns, where
 
 
+_JOINED = {"r": "rec", "un": "units", "h": "held"}  # join alias -> CTE
+
+
 def shadow_sql(spec: TableSpec, top_n: int = 2) -> str:
     """The single SQL statement computing a table's cells and shadow statistics."""
     if not isinstance(top_n, int) or top_n < 1:
@@ -263,6 +269,7 @@ def shadow_sql(spec: TableSpec, top_n: int = 2) -> str:
     d = [f"d{i}" for i in range(k)]
     dims = ", ".join(d)
     magnitude = spec.kind is TableKind.MAGNITUDE or spec.is_histogram
+    mode = spec.statistic is Statistic.MODE
     src_columns, where = source_columns(spec)
     if spec.unit:
         src_columns.append(f"{quote_identifier(spec.unit)} AS u")
@@ -277,6 +284,8 @@ def shadow_sql(spec: TableSpec, top_n: int = 2) -> str:
         ctes = [src, *_two_stage_rec(spec, dims, gsets, top_n, missing, magnitude)]
     else:  # order statistics and spreads (always magnitude tables): one aggregation per grouping set
         record_top = "" if spec.unit else f", max(v, {top_n}) AS top, count(v) AS n_units"
+        if mode and not spec.unit:  # the mode is a most frequent value: its count is the largest count
+            record_top += ", list_max(map_values(histogram(v))) AS mode_units"
         ctes = [
             src,
             f"""rec AS MATERIALIZED (SELECT {dims}, GROUPING({dims}) AS g, count(*) AS n_records,
@@ -295,6 +304,13 @@ def shadow_sql(spec: TableSpec, top_n: int = 2) -> str:
             f"max(contrib, {top_n}) AS top "
             f"FROM per_unit GROUP BY {dims}, g)"
         )
+        if mode:  # per cell, value -> distinct units holding it (a unit's repeated records count once)
+            gsets_unit_value = ", ".join("(" + ", ".join([*(d[i] for i in s), "u", "v"]) + ")" for s in sets)
+            ctes.append(
+                f"unit_values AS (SELECT {dims}, GROUPING({dims}) AS g, v FROM src WHERE v IS NOT NULL "
+                f"GROUP BY GROUPING SETS ({gsets_unit_value}))"
+            )
+            ctes.append(f"held AS (SELECT {dims}, g, histogram(v) AS by_value FROM unit_values GROUP BY {dims}, g)")
     # Observed levels, from the finest cells (g = 0) rather than a new scan of the data.
     ctes += [f"lv{i} AS (SELECT DISTINCT {d[i]} FROM rec WHERE g = 0)" for i in range(k)]
     cell_selects = []
@@ -308,7 +324,14 @@ def shadow_sql(spec: TableSpec, top_n: int = 2) -> str:
 
     def join(alias: str) -> str:
         keys = " AND ".join(f"c.{x} IS NOT DISTINCT FROM {alias}.{x}" for x in d)
-        return f"LEFT JOIN {'units' if alias == 'un' else 'rec'} {alias} ON {keys} AND c.g = {alias}.g"
+        return f"LEFT JOIN {_JOINED[alias]} {alias} ON {keys} AND c.g = {alias}.g"
+
+    if not mode:
+        mode_units = "CAST(NULL AS BIGINT)"
+    elif spec.unit:
+        mode_units = "coalesce(map_extract_value(h.by_value, r.value), 0)"
+    else:
+        mode_units = "coalesce(r.mode_units, 0)"
 
     outputs = [f"c.{x} AS {quote_identifier(name)}" for x, name in zip(d, spec.dimensions)] + [
         f"CAST(c.g AS BIGINT) AS {GROUPING}",
@@ -324,8 +347,9 @@ def shadow_sql(spec: TableSpec, top_n: int = 2) -> str:
         f"coalesce(r.n_negative, 0) AS {NEGATIVE}",
         f"coalesce(r.n_zero, 0) AS {ZERO}",
         f"{'coalesce(r.value, 0)' if spec.statistic is Statistic.COUNT else 'r.value'} AS {VALUE}",
+        f"CAST({mode_units} AS BIGINT) AS {MODE_UNITS}",
     ]
-    joins = join("r") + (" " + join("un") if spec.unit else "")
+    joins = " ".join(join(a) for a in ("r", *(("un",) if spec.unit else ()), *(("h",) if spec.unit and mode else ())))
     order = ", ".join(["c.g", *(f"c.{x} NULLS LAST" for x in d)])
     return (
         "WITH " + ",\n".join(ctes) + f"\nSELECT {', '.join(outputs)} FROM cells c {joins} ORDER BY {order}"

@@ -136,6 +136,48 @@ def test_median_needs_threshold_contributors() -> None:
     assert CHECKS["single_unit"](shadow, ACRO).cells == (("few",),)
 
 
+def test_mode_of_distinct_values_is_one_units_value_and_fails() -> None:
+    # Twelve contributors, every value distinct: enough contributors, but the "mode" is one person's income.
+    shadow = magnitude(cells({"a": [float(i) for i in range(11)] + [1_000_000.0]}), Statistic.MODE)
+    assert CHECKS["threshold"](shadow, ACRO).verdict is Verdict.PASS
+    result = CHECKS["single_unit"](shadow, ACRO)
+    assert result.verdict is Verdict.FAIL and result.cells == (("a",), (MARGIN,))
+    assert "held by fewer than 10" in result.message
+    lenient = ACRO.replace(single_unit_stats_verdict=Verdict.REVIEW)
+    assert CHECKS["single_unit"](shadow, lenient).verdict is Verdict.REVIEW
+
+
+def test_mode_held_by_threshold_units_passes_and_one_fewer_fails() -> None:
+    shadow = magnitude(cells({"held": [5.0] * 10 + [1.0, 2.0], "short": [5.0] * 9 + [1.0, 2.0, 3.0]}),
+                       Statistic.MODE)
+    result = CHECKS["single_unit"](shadow, ACRO)
+    assert result.verdict is Verdict.FAIL and result.cells == (("short",),)  # the margin: 19 hold 5
+    assert CHECKS["single_unit"](magnitude(cells({"held": [5.0] * 10 + [1.0, 2.0]}), Statistic.MODE),
+                                 ACRO).verdict is Verdict.PASS
+
+
+def test_mode_counts_units_holding_it_not_their_records() -> None:
+    # Ten records of 5.0 from three households, two records of 1.0: the mode is held by 3 units.
+    frame = cells({"h": [5.0] * 10 + [1.0, 2.0]}, unit={"h": [1, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 5]})
+    assert CHECKS["single_unit"](magnitude(frame, Statistic.MODE), ACRO).verdict is Verdict.PASS
+    result = CHECKS["single_unit"](magnitude(frame, Statistic.MODE, unit=True), ACRO)
+    assert result.verdict is Verdict.FAIL and result.cells == (("h",), (MARGIN,))
+
+
+def test_mode_margins_count_the_holders_of_the_margins_mode() -> None:
+    # Inner cells: 5.0 held by 3; row and column margins: by 6; the total: by 12.
+    frame = pl.DataFrame({"g": ["a"] * 8 + ["b"] * 8, "c": ["x", "y"] * 8,
+                          "v": [5.0] * 6 + [1.0, 2.0] + [5.0] * 6 + [3.0, 4.0]})
+    spec = TableSpec(TableKind.MAGNITUDE, "SELECT * FROM data", rows=("g",), columns=("c",), value="v",
+                     statistic=Statistic.MODE)
+    shadow = shadow_from_frame(frame, spec)
+    inner = (("a", "x"), ("a", "y"), ("b", "x"), ("b", "y"))
+    assert CHECKS["single_unit"](shadow, ACRO.replace(threshold=6)).cells == inner
+    assert CHECKS["single_unit"](shadow, ACRO.replace(threshold=7)).cells == (
+        *inner, ("a", MARGIN), ("b", MARGIN), (MARGIN, "x"), (MARGIN, "y"))
+    assert CHECKS["single_unit"](shadow, ACRO.replace(threshold=3)).verdict is Verdict.PASS
+
+
 def test_standard_deviation_degrees_of_freedom_boundary() -> None:
     # n = 11 -> 10 degrees of freedom: passes at dof threshold 10; n = 10 -> 9: fails
     shadow = magnitude(cells({"eleven": [float(i) for i in range(11)], "ten": [float(i) for i in range(10)]}),
