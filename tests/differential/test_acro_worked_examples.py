@@ -58,6 +58,15 @@ def test_d7_mode_has_no_threshold_in_acro(acro) -> None:
     assert ours(few, Statistic.MODE).verdict is Verdict.FAIL
 
 
+def test_d7_mode_of_distinct_values_passes_in_acro(acro) -> None:
+    # 12 records a cell, every value distinct: the "mode" is one record's value (a person's income of 23).
+    status, cells = acro_outcome(acro, TWO_CELLS, "mode")
+    assert status == "pass" and cells[("b", "x")] == "ok"
+    result = ours(TWO_CELLS, Statistic.MODE).result("single_unit")
+    assert result.verdict is Verdict.FAIL and ("b", "x") in result.cells
+    assert ours(TWO_CELLS.assign(v=[5.0] * 24), Statistic.MODE).verdict is Verdict.PASS
+
+
 def test_d8_std_cells_tagged_although_dof_suffice(acro) -> None:
     status, cells = acro_outcome(acro, TWO_CELLS, "std")
     assert "MinimumDoFCheck" in cells[("a", "x")]  # 12 records: 11 degrees of freedom

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from disclosure_review.sdc import MARGIN_LABEL, ShadowError, Statistic, TableKind, TableSpec, compute_shadow, shadow_from_frame
 from disclosure_review.sdc.shadow import (
-    MAX, MIN, MISSING, NEGATIVE, RECORDS, SUM, TOP, UNITS, VALUE, VALUES, WEIGHTED, ZERO, ShadowTable,
+    MAX, MIN, MISSING, MODE_UNITS, NEGATIVE, RECORDS, SUM, TOP, UNITS, VALUE, VALUES, WEIGHTED, ZERO, ShadowTable,
 )
 
 records = st.lists(
@@ -94,6 +94,25 @@ def test_magnitude_shadow_matches_record_by_record_computation(rows: list[dict],
             r["v"] is not None and r["w"] is not None for r in rows
             if all(label[i] == MARGIN_LABEL or label[i] == (None if r[d] is None else str(r[d]))
                    for i, d in enumerate(["r", "c"]))) else None), label
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=records, with_unit=st.booleans())
+def test_mode_units_count_the_holders_of_the_released_mode(rows: list[dict], with_unit: bool) -> None:
+    frame = pl.DataFrame(rows, schema={"r": pl.String, "c": pl.Int64, "v": pl.Float64, "w": pl.Float64, "u": pl.Int64})
+    spec = TableSpec(TableKind.MAGNITUDE, "SELECT * FROM data", rows=("r",), columns=("c",), value="v",
+                     statistic=Statistic.MODE, unit="u" if with_unit else None)
+    shadow = shadow_from_frame(frame, spec)
+    for label, cell in zip(shadow.labels(), shadow.frame.iter_rows(named=True)):
+        members = [r for r in rows if r["v"] is not None and all(
+            label[i] == MARGIN_LABEL or label[i] == (None if r[d] is None else str(r[d])) for i, d in enumerate("rc"))]
+        if not members:
+            assert cell[MODE_UNITS] == 0, label
+            continue
+        counts = {v: sum(1 for r in members if r["v"] == v) for v in {r["v"] for r in members}}
+        assert counts[cell[VALUE]] == max(counts.values()), label  # the released value is a mode
+        holders = [r for r in members if r["v"] == cell[VALUE]]
+        assert cell[MODE_UNITS] == (len({r["u"] for r in holders}) if with_unit else len(holders)), label
 
 
 @settings(max_examples=40, deadline=None)
