@@ -81,23 +81,33 @@ class GroupScheduling(LoadScopeScheduling):
             self._per_test = {key: recorded[key] / n for key, n in counts.items() if key in recorded}
         return self._per_test.get(duration_key(nodeid), UNKNOWN_TEST_S)
 
-    def _seconds_left(self, node) -> float:
-        return sum(self._seconds(nodeid) for unit in self.assigned_work.get(node, {}).values()
-                   for nodeid, done in unit.items() if not done)
+    def _pending(self, node) -> list[str]:
+        return [nodeid for unit in self.assigned_work.get(node, {}).values() for nodeid, done in unit.items() if not done]
 
-    def _assign_work_unit(self, node) -> None:
+    def _assign_work_unit(self, node, shortest: bool = False) -> None:
         if not getattr(self, "_sorted", False):  # the first hand-out: the work queue is complete
             self._sorted = True
             units = sorted(self.workqueue.items(), key=lambda unit: -sum(map(self._seconds, unit[1])))
             self.workqueue.clear()
             self.workqueue.update(units)
-        super()._assign_work_unit(node)
+        scope, work_unit = self.workqueue.popitem(last=shortest)
+        self.assigned_work.setdefault(node, {})[scope] = work_unit
+        collection = self.registered_collections[node]
+        node.send_runtest_some([collection.index(nodeid) for nodeid, done in work_unit.items() if not done])
 
     def _reschedule(self, node) -> None:
+        """A worker runs a test only once it knows the next one (or is told to shut down), so a process holding one
+        test gets the shortest unit as its next; else more only when what it holds is nearly done."""
         if node.shutting_down:
             return
-        while self.workqueue and self._seconds_left(node) < PREFETCH_S:
-            self._assign_work_unit(node)
+        while self.workqueue:
+            pending = self._pending(node)
+            if len(pending) < 2:
+                self._assign_work_unit(node, shortest=bool(pending))
+            elif sum(map(self._seconds, pending)) < PREFETCH_S:
+                self._assign_work_unit(node)
+            else:
+                break
         if not self.workqueue:
             node.shutdown()
 
