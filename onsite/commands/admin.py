@@ -129,7 +129,10 @@ def scoped(command: Command) -> Run:
 
     def run(args: argparse.Namespace, settings: Settings) -> int:
         RUNNING.set(command.name)
-        args.scope = in_transaction(settings, acting_scope, read_only=True)
+        try:
+            args.scope = in_transaction(settings, acting_scope, read_only=True)
+        except (OperationalError, InternalError) as e:  # a store that cannot even be read (disk full, gone)
+            raise spoken(unwritable(e)) from None
         if args.scope is None or not (args.scope.everything or command.managers):
             error = PolicyError("not_admin", name=os_login()) if args.scope is None else PolicyError("administrators_only")
             record_refusal(settings, error)
