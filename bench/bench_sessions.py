@@ -139,8 +139,7 @@ def start_hub(researchers: int, *, isolate: bool = True, fork: bool = True) -> B
     lines = ["c.OnsiteSpawner.recheck_interval = 600", f"c.HubSettings.concurrent_spawn_limit = {max(researchers, 20)}"]
     if not isolate:
         lines.append("c.OnsiteSpawner.isolate = False")
-    if not fork:
-        lines.append("c.OnsiteSpawner.fork_servers = False")
+    lines.append(f"c.OnsiteSpawner.fork_servers = {fork}")  # said either way: the default is off
     (home / "onsite_config.py").write_text("\n".join(lines) + "\n")
     hub = hubtools().RunningHub(home)
     hub.start(timeout=180)
