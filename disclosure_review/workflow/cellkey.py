@@ -26,7 +26,7 @@ from dataplane.catalogue import attached_metadata
 from dataplane.record_keys import RecordKeysInvalid, read_keys
 from disclosure_review.sdc.ckm.cellkey import (MagnitudeParams, cell_keys, information_loss, kth_keys,
                                                perturb_counts, perturb_magnitudes)
-from disclosure_review.sdc.ckm.ptable import PTable, PTableParams, create_ptable
+from disclosure_review.sdc.ckm.ptable import PTable, PTableParams, create_ptable, read_csv
 from disclosure_review.sdc.enums import Statistic, TableKind
 from disclosure_review.sdc.records import RECORD_COLUMN, records_sql
 from disclosure_review.sdc.shadow import GROUPING, VALUE, ShadowTable, grouping_sets
@@ -55,6 +55,9 @@ def _ptable(params_json: str) -> PTable:
 
 
 def count_ptable(params: Mapping[str, Any]) -> PTable:
+    """From ptable's parameters, or `{"file": path}`: a table made by the R package ptable (`write.csv`)."""
+    if "file" in params:
+        return read_csv(Path(params["file"]))
     return _ptable(json.dumps(dict(params), sort_keys=True))
 
 

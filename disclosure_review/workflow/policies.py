@@ -118,7 +118,8 @@ class ReviewPolicy(Section):
         help="""Perturbation table of count cells, in the R package ptable's names: D (largest
         deviation), V (variance), js (counts 1..js never released), pstay (least probability of
         no change), optim, mono, epsilon. A set without a solution stops the service, naming the
-        parameter to change.""",
+        parameter to change. Or {"file": path}: a table made by ptable in R (`write.csv`), checked
+        when the service starts.""",
     ).tag(config=True)
 
     cell_key_magnitudes = Dict(
@@ -134,7 +135,7 @@ class ReviewPolicy(Section):
     def _count_ptable(self, proposal: Any) -> dict:
         try:
             count_ptable(proposal.value)
-        except (PTableInvalid, TypeError) as exc:
+        except (PTableInvalid, TypeError, OSError) as exc:  # OSError: a ptable file that cannot be read
             raise TraitError(str(exc)) from None
         return proposal.value
 

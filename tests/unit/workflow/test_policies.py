@@ -2,10 +2,13 @@ from __future__ import annotations
 
 import pytest
 
+from disclosure_review.sdc.ckm.ptable import PTableParams, create_ptable
 from disclosure_review.sdc.enums import Verdict
 from disclosure_review.workflow.enums import Decision
 from disclosure_review.workflow.exceptions import VoteInvalid
+from disclosure_review.workflow.cellkey import count_ptable
 from disclosure_review.workflow.policies import ReviewPolicy, check_vote_content
+from onsite_base.config import SettingInvalid
 
 
 def test_approving_a_fail_needs_an_override_reason():
@@ -36,3 +39,13 @@ def test_approving_a_pass_needs_nothing():
 def test_policy_refuses_zero_approvals():
     with pytest.raises(ValueError):
         ReviewPolicy(required_approvals=0)
+
+
+def test_a_count_ptable_made_by_r_is_loaded_from_its_file_and_a_missing_one_stops_the_service(tmp_path):
+    made = create_ptable(PTableParams.from_dict({"D": 2, "V": 1.0}))
+    written = tmp_path / "ptable.csv"
+    written.write_text(made.to_csv(), encoding="utf-8")
+    policy = ReviewPolicy(cell_key_counts={"file": str(written)})
+    assert count_ptable(policy.cell_key_counts).to_csv() == made.to_csv()
+    with pytest.raises(SettingInvalid, match="cell_key_counts.*nowhere.csv"):
+        ReviewPolicy(cell_key_counts={"file": str(tmp_path / "nowhere.csv")})
