@@ -205,6 +205,40 @@ def test_store_changes_reach_the_decision(db, world):
     assert reasons("alice", "2001:db8::1") == {DenialReason.NO_ACTIVE_PROJECT}
 
 
+def test_the_terminal_snapshot_a_process_keeps_follows_every_change(db, world):
+    """load_terminals keeps the network between decisions: each change to terminals, hours, closed days, an
+    emergency, a booking rule or a time zone is seen by the very next decision in the same process."""
+    now = datetime(2026, 6, 1, 3, 0, tzinfo=UTC)  # a Monday, 12:00 in Tokyo
+
+    def reasons(address="127.0.0.1"):
+        with db() as s:
+            return set(decide_entry(load_entry_facts(s, "alice", address), now).reasons)
+
+    steps = [
+        (lambda s: policy.close_for_emergency(s, "Tokyo", "fire", actor=ACTOR), {DenialReason.EMERGENCY_CLOSURE}),
+        (lambda s: policy.reopen_after_emergency(s, "Tokyo", actor=ACTOR), set()),
+        (lambda s: policy.add_closed_day(s, "Tokyo", date(2026, 6, 1), actor=ACTOR), {DenialReason.FACILITY_CLOSED}),
+        (lambda s: policy.remove_closed_day(s, "Tokyo", date(2026, 6, 1), actor=ACTOR), set()),
+        (lambda s: policy.set_opening_hours(s, "Tokyo", "Mon-Fri 13:00-17:00", actor=ACTOR), {DenialReason.FACILITY_CLOSED}),
+        (lambda s: policy.change_facility(s, "Tokyo", timezone_name="Pacific/Honolulu", actor=ACTOR), {DenialReason.FACILITY_CLOSED}),
+        (lambda s: policy.set_opening_hours(s, "Tokyo", "always", actor=ACTOR), set()),
+        (lambda s: policy.change_facility(s, "Tokyo", booking_required=True, actor=ACTOR), {DenialReason.NO_BOOKING}),
+        (lambda s: policy.change_facility(s, "Tokyo", booking_required=False, actor=ACTOR), set()),
+        (lambda s: policy.remove_terminal(s, address="127.0.0.1", actor=ACTOR), {DenialReason.TERMINAL_NOT_REGISTERED}),
+        (lambda s: policy.add_terminal(s, facility="Tokyo", address="127.0.0.0/24", label="seat 1", actor=ACTOR), set()),
+    ]
+    assert reasons() == set()
+    for step, expected in steps:
+        with transaction(db) as s:
+            step(s)
+        assert reasons() == expected, step
+    with transaction(db) as s:
+        policy.add_facility(s, name="Osaka", actor=ACTOR)
+        policy.add_terminal(s, facility="Osaka", address="127.0.1.9", label="seat 1", actor=ACTOR)
+        policy.change_facility(s, "Osaka", booking_required=True, actor=ACTOR)
+    assert reasons("127.0.1.9") == {DenialReason.NO_BOOKING}  # a terminal of a new facility
+
+
 def test_absurd_user_name_is_unknown_and_recorded_bounded(db, world):
     """Whatever a login form sends fits the ledger on every backend (PostgreSQL enforces lengths)."""
     name = "ｘ" * 1000 + "*)(uid=*"
