@@ -344,6 +344,14 @@ MESSAGES: dict[str, dict[str, str]] = {
               "reachable from this host, and the URL's host, port, database, user and password (ONSITE_DB_URL or the "
               "config file); nothing was changed",
     },
+    "store_unreadable": {
+        "ja": "Onsite のストア {store} を読めません({error})。Onsite のデータベースではないか、壊れているか、ディスクに"
+              "障害があります。ONSITE_DB_URL(または設定ファイル)が正しいストアを指しているか確認し、壊れている場合は"
+              "バックアップから戻してください。何も変更していません",
+        "en": "cannot read the Onsite store {store} ({error}): it is not an Onsite database, it is damaged, or its disk "
+              "is failing. Check that ONSITE_DB_URL (or the config file) names the right store, and restore a damaged "
+              "one from its backup; nothing was changed",
+    },
     # -- the ledger's tree, keys and proofs (access_control.ledger) ----------------------------
     "ledger_key_unsafe": {
         "ja": "署名鍵 {path}(鍵ファイルまたはそのフォルダー)は他のアカウントが読み書きできるか、このアカウントのものではありません"

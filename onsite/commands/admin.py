@@ -43,7 +43,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, InternalError, OperationalError
+from sqlalchemy.exc import DatabaseError, DBAPIError, InternalError, OperationalError
 from sqlalchemy.orm import Session
 
 from access_control import audit, forms, policy
@@ -85,7 +85,13 @@ def store_name(settings: Settings) -> str:
 def open_store(settings: Settings) -> None:
     """Bring the store of `settings` to the newest schema. Only `onsite init` and `onsite up` create one: a
     command run from another folder (./var) or with a mistyped $ONSITE_DB_URL is refused, naming the store."""
-    if not store_exists(settings.db_url):
+    try:
+        exists = store_exists(settings.db_url)
+    except DatabaseError as e:
+        if not damaged(e):
+            raise
+        raise spoken(unreadable(settings, e)) from None
+    if not exists:
         raise spoken(PolicyError(
             "store_missing", store=store_name(settings), home=str(settings.home),
             config=str(settings.config_file or settings.home / "onsite_config.py"),
@@ -129,10 +135,7 @@ def scoped(command: Command) -> Run:
 
     def run(args: argparse.Namespace, settings: Settings) -> int:
         RUNNING.set(command.name)
-        try:
-            args.scope = in_transaction(settings, acting_scope, read_only=True)
-        except (OperationalError, InternalError) as e:  # a store that cannot even be read (disk full, gone)
-            raise spoken(unwritable(e)) from None
+        args.scope = in_transaction(settings, acting_scope, read_only=True, before_change=True)
         if args.scope is None or not (args.scope.everything or command.managers):
             error = PolicyError("not_admin", name=os_login()) if args.scope is None else PolicyError("administrators_only")
             record_refusal(settings, error)
@@ -159,10 +162,13 @@ def record_refusal(settings: Settings, error: PolicyError) -> None:
         engine.dispose()
 
 
-def in_transaction(settings: Settings, work: Callable[[Session], T], *, read_only: bool = False) -> T:
+def in_transaction(settings: Settings, work: Callable[[Session], T], *, read_only: bool = False,
+                   before_change: bool = False) -> T:
     """Run `work` in one transaction on a migrated store (`access_control.admin.change`); a refusal rolls
     everything back. `read_only` work reads a snapshot without holding up writers (the hub's logins).
-    A change the store cannot take (disk full, read-only, gone) is refused: nothing is done unrecorded."""
+    A change the store cannot take (disk full, read-only, gone) is refused: nothing is done unrecorded. A store
+    that cannot be read is named as such, unless the read comes `before_change` (the acting login's scope), which
+    is refused as the change it precedes would be."""
     try:
         open_store(settings)
         engine = make_engine(settings.db_url)
@@ -179,14 +185,31 @@ def in_transaction(settings: Settings, work: Callable[[Session], T], *, read_onl
             record_refusal(settings, e)
         raise spoken(e) from None
     except (OperationalError, InternalError) as e:
-        if read_only:
+        raise spoken(unreadable(settings, e) if read_only and not before_change else unwritable(e)) from None
+    except DatabaseError as e:
+        if not damaged(e):
             raise
-        raise spoken(unwritable(e)) from None
+        raise spoken(unreadable(settings, e)) from None
 
 
 def unwritable(error: DBAPIError) -> PolicyError:
     """The refusal of a change the ledger could not record (nothing of it was committed)."""
-    return PolicyError("ledger_unwritable", error=str(error.orig or error).strip().splitlines()[0][:200])
+    return PolicyError("ledger_unwritable", error=first_line(error))
+
+
+def unreadable(settings: Settings, error: DBAPIError) -> PolicyError:
+    """The refusal of a read from a store that answers but cannot be read (damaged, not a database, a failing disk)."""
+    return PolicyError("store_unreadable", store=store_name(settings), error=first_line(error))
+
+
+def damaged(error: DatabaseError) -> bool:
+    """The driver's plain DatabaseError: the file is not a database or is malformed. Its subclasses (a constraint
+    or a statement refused) are bugs to see, and OperationalError is the store's state (full, read-only, gone)."""
+    return type(error) is DatabaseError
+
+
+def first_line(error: DBAPIError) -> str:
+    return str(error.orig or error).strip().splitlines()[0][:200]
 
 
 def parsed(parse: Callable[[str], Any]) -> Callable[[str], Any]:

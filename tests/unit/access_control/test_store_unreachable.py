@@ -37,3 +37,26 @@ def test_a_store_that_does_not_answer_is_named_with_what_to_check(tmp_path, monk
     assert f"postgresql+psycopg://onsite:***@127.0.0.1:{closed_port}/onsite" in err and "s3cret" not in err
     assert "Connection refused" in err and all(word in err for word in words), err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", [("admin", "person", "list"), ("admin", "person", "add", "x", "--name", "X", "--no-password"),
+                                     ("review", "list"), ("audit", "verify"), ("audit", "head")])
+@pytest.mark.parametrize(("lang", "words"), [
+    ("C.UTF-8", ["cannot read the Onsite store", "file is not a database", "restore a damaged one", "nothing was changed"]),
+    ("ja_JP.UTF-8", ["を読めません", "バックアップから戻して", "何も変更していません"]),
+])
+def test_a_store_that_is_not_a_database_is_named_with_what_to_do(tmp_path, monkeypatch, capsys, command, lang, words):
+    store = tmp_path / "onsite.sqlite"
+    store.write_bytes(b"not a database, e.g. a file copied over the store by mistake\n" * 100)
+    before = store.read_bytes()
+    monkeypatch.setenv("ONSITE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ONSITE_DB_URL", f"sqlite:///{store}")
+    monkeypatch.setenv("ONSITE_ANCHOR_FILE", str(tmp_path / "anchor.jsonl"))
+    monkeypatch.setenv("LANG", lang)
+    for name in ("ONSITE_CONFIG", "LC_ALL", "LC_MESSAGES"):
+        monkeypatch.delenv(name, raising=False)
+    assert onsite_cli.main(list(command)) == 2
+    err = capsys.readouterr().err
+    assert str(store) in err and all(word in err for word in words), err
+    assert "Traceback" not in err
+    assert store.read_bytes() == before  # nothing written over it
