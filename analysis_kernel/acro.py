@@ -35,6 +35,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import duckdb
@@ -455,6 +456,21 @@ class ACRO:
     def disable_rounding(self) -> None:
         if self.mitigation == "round":
             self.mitigation = "none"
+
+    @property
+    def config(self) -> MappingProxyType:
+        """ACRO's settings under ACRO's names, read from the project's rule preset, which every check here and the
+        review service's recomputation use. Read-only: ACRO reads its YAML once, so changing `config` afterwards
+        changes no check there either; here the preset is the project's, set by administrators."""
+        rules = load_preset(self.db.preset)
+        return MappingProxyType({
+            "safe_threshold": rules.threshold, "safe_dof_threshold": rules.dof_threshold,
+            "safe_nk_n": rules.nk_n, "safe_nk_k": rules.nk_k, "safe_pratio_p": rules.p_ratio,
+            "check_missing_values": rules.check_missing, "survival_safe_threshold": rules.threshold,
+            "zeros_are_disclosive": rules.zeros_disclosive,
+            "safe_round_base": self.round_base if self.round_base is not None else rules.round_base,
+            "federated": False,
+        })
 
     @property
     def db(self) -> AnalysisConnection:

@@ -11,6 +11,7 @@ import pytest
 
 import analysis_kernel.acro as onsite_acro
 from analysis_kernel.acro import ACRO
+from disclosure_review.sdc import load_preset
 
 ACRO_1_0_METHODS = (
     "add_comments", "add_exception", "crosstab", "custom_output", "disable_rounding", "disable_suppression",
@@ -52,6 +53,27 @@ def test_signatures_are_acros() -> None:
     for name in ACRO_1_0_FUNCTIONS:
         theirs, ours = (inspect.signature(getattr(m, name)).parameters.values() for m in (acro, onsite_acro))
         assert [(p.name, repr(p.default)) for p in theirs] == [(p.name, repr(p.default)) for p in ours], name
+
+
+def test_config_is_acros_keys_with_the_presets_values() -> None:
+    """`acro.config` has ACRO's keys; the values are the project's preset (here acro-default, ACRO's own numbers),
+    and it cannot be changed to loosen a check."""
+    ours = ACRO(db=_Offline())
+    acro_module = pytest.importorskip("acro")
+    logging.disable(logging.INFO)
+    try:
+        theirs = acro_module.ACRO().config
+    finally:
+        logging.disable(logging.NOTSET)
+    shared = {k: v for k, v in theirs.items() if k in ours.config}
+    assert set(ours.config) <= set(theirs) and len(shared) == 10
+    assert dict(ours.config) == shared | {"check_missing_values": True}  # Onsite reviews cells with missing values
+    with pytest.raises(TypeError):
+        ours.config["safe_threshold"] = 1
+    strict = _Offline()
+    strict.preset = "jp-onsite"
+    rules, config = load_preset("jp-onsite"), ACRO(db=strict).config
+    assert (config["safe_nk_n"], config["safe_pratio_p"]) == (rules.nk_n, rules.p_ratio) == (None, None)  # no such rule
 
 
 def test_fair_summaries_read_as_acros() -> None:
