@@ -74,3 +74,5 @@ class AuditEventType(enum.Enum):
     # the ledger itself
     LEDGER_VERIFY = "LEDGER_VERIFY"
     LEDGER_KEY_ROTATE = "LEDGER_KEY_ROTATE"  # the log key handed over to a new one (the transition, signed by the old key)
+    LEDGER_WITNESS_ADD = "LEDGER_WITNESS_ADD"  # a witness issued its log API credential (its name, the token's SHA-256)
+    LEDGER_WITNESS_REMOVE = "LEDGER_WITNESS_REMOVE"  # a witness's credential withdrawn

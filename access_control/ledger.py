@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import os
+import secrets
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -56,6 +58,8 @@ CONSISTENCY_PATH_SCHEMA = "onsite.consistency_path/v1"
 TRANSITION_SCHEMA = "onsite.log_key_transition/v1"
 MAX_WITNESS_NAME = AuditCosignature.__table__.c.witness.type.length or 200
 MAX_QUERY_KEYS = 500
+WITNESS_TOKEN_PREFIX = "onsite-witness."
+"""A witness credential's start: the log API reads it as a witness's (`Authorization: Witness …`), not a Hub token."""
 
 
 # ---------------------------------------------------------------- keys
@@ -719,8 +723,9 @@ class HttpLog:
         request.add_header("Accept-Language", self.language)
         if body is not None:
             request.add_header("Content-Type", "application/json")
-        if self.token:
-            request.add_header("Authorization", f"token {self.token}")
+        if self.token:  # a witness's own credential (`add_witness`), or a Hub API token of an administrator
+            scheme = "Witness" if self.token.startswith(WITNESS_TOKEN_PREFIX) else "token"
+            request.add_header("Authorization", f"{scheme} {self.token}")
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 return json.loads(response.read() or b"null")
@@ -854,3 +859,57 @@ def last_cosignatures(session: Session) -> list[Cosignature]:
     rows = session.scalars(select(AuditCosignature).join(newest, AuditCosignature.id == newest.c.id)
                            .order_by(AuditCosignature.witness))
     return [Cosignature.from_row(r) for r in rows]
+
+
+# ---------------------------------------------------------------- witness credentials
+
+
+def add_witness(session: Session, name: str, *, actor: str) -> str:
+    """Issue witness `name` its credential for the log API: a random token, returned once; the ledger keeps only its
+    SHA-256 (LEDGER_WITNESS_ADD). Issuing again replaces the name's credential: the older token stops working."""
+    name = name.strip()
+    if not 0 < len(name) <= MAX_WITNESS_NAME or not name.isprintable():
+        raise InputInvalid("ledger_witness_name", name=name[:MAX_WITNESS_NAME], limit=MAX_WITNESS_NAME)
+    token = WITNESS_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    audit.record(session, AuditEventType.LEDGER_WITNESS_ADD, actor=actor, object=f"witness:{name}"[:audit.MAX_OBJECT],
+                 details={"witness": name, "token_sha256": token_digest(token)})
+    return token
+
+
+def remove_witness(session: Session, name: str, *, actor: str) -> None:
+    """Withdraw witness `name`'s credential (LEDGER_WITNESS_REMOVE): the log API refuses it from now on."""
+    audit.lock_ledger(session)  # the check and the record in one turn: two removals cannot both pass it
+    if name not in witness_credentials(session):
+        raise PolicyError("ledger_witness_unknown", name=name)
+    audit.record(session, AuditEventType.LEDGER_WITNESS_REMOVE, actor=actor, object=f"witness:{name}"[:audit.MAX_OBJECT],
+                 details={"witness": name})
+
+
+def witness_credentials(session: Session) -> dict[str, str]:
+    """Each witness with a credential now: name → its token's SHA-256, from the ledger's LEDGER_WITNESS_ADD and
+    _REMOVE events in order."""
+    current: dict[str, str] = {}
+    rows = session.execute(select(AuditEvent.action, AuditEvent.details).where(AuditEvent.action.in_(
+        (AuditEventType.LEDGER_WITNESS_ADD, AuditEventType.LEDGER_WITNESS_REMOVE))).order_by(AuditEvent.seq))
+    for action, details in rows:
+        try:
+            fields = json.loads(details)
+            name = fields["witness"]
+            if action is AuditEventType.LEDGER_WITNESS_ADD:
+                current[name] = str(fields["token_sha256"])
+            else:
+                current.pop(name, None)
+        except (ValueError, TypeError, KeyError):
+            continue  # unreadable: issues nothing (verify names the altered event)
+    return current
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def witness_of(session: Session, token: str) -> str | None:
+    """The witness whose credential `token` is, or None (unknown, replaced or withdrawn)."""
+    digest = token_digest(token)
+    found = [name for name, known in witness_credentials(session).items() if hmac.compare_digest(known, digest)]
+    return found[0] if found else None

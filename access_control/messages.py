@@ -402,6 +402,15 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "連署を読めません({error})",
         "en": "the cosignature cannot be read ({error})",
     },
+    "ledger_witness_name": {
+        "ja": "ウィットネスの名前「{name}」は使えません。1〜{limit} 文字の、改行や制御文字を含まない名前にしてください",
+        "en": "the witness name {name!r} cannot be used: give 1 to {limit} characters without line breaks or control "
+              "characters",
+    },
+    "ledger_witness_unknown": {
+        "ja": "ウィットネス {name} には有効な資格情報がありません(`onsite audit witness-list` で確認してください)",
+        "en": "witness {name} holds no credential (see `onsite audit witness-list`)",
+    },
     "ledger_unwritable": {
         "ja": "監査台帳に記録できないため、この操作を拒否しました({error})。何も変更していません。"
               "ディスクの空き容量とデータベースの状態を確認してください",

@@ -346,6 +346,25 @@ def run_witnesses(args: argparse.Namespace, settings: Settings) -> int:
                    )(args, settings)
 
 
+def run_witness_add(args: argparse.Namespace, settings: Settings) -> int:
+    token = in_transaction(settings, lambda session: ledger.add_witness(session, args.name, actor=admin_actor()))
+    print(token)
+    print(f"witness {args.name.strip()} may now read the log's heads and proofs and post its cosignatures with this "
+          "credential, and nothing else; it is shown once: hand it over in a file only the witness's account may read "
+          "(`onsite audit witness LOG --token-file FILE`). Issuing it again replaces it.", file=sys.stderr)
+    return 0
+
+
+def run_witness_remove(args: argparse.Namespace, settings: Settings) -> int:
+    in_transaction(settings, lambda session: ledger.remove_witness(session, args.name, actor=admin_actor()))
+    print(f"withdrew the credential of witness {args.name}: the log API refuses it from now on")
+    return 0
+
+
+def witness_credentials(session: Session, args: argparse.Namespace) -> list[dict[str, Any]]:
+    return [{"witness": name, "token_sha256": digest} for name, digest in sorted(ledger.witness_credentials(session).items())]
+
+
 def event_number(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not an event number (the seq shown by `onsite audit list`)")
@@ -419,8 +438,9 @@ AUDIT_COMMANDS = (
         arg("source", metavar="LOG", help="the log: its API, the admin service's URL (e.g. "
             "https://hub.example/services/onsite-admin/), or its store, a database URL this witness may read (and write "
             "its cosignatures to)"),
-        arg("--token-file", metavar="FILE", help="with an API URL: a file holding a Hub API token of an administrator "
-            "(scope access:services!service=onsite-admin); default $ONSITE_LOG_TOKEN"),
+        arg("--token-file", metavar="FILE", help="with an API URL: a file holding this witness's credential "
+            "(`onsite audit witness-add`), or a Hub API token of an administrator (scope "
+            "access:services!service=onsite-admin); default $ONSITE_LOG_TOKEN"),
         arg("--log-key", metavar="PEM", required=True, help="the log's public key (`onsite audit public-key`)"),
         arg("--key", metavar="FILE", required=True, help="this witness's own Ed25519 key (made when absent, 0600)"),
         arg("--state", metavar="FILE", required=True, help="where this witness keeps the last head it co-signed"),
@@ -433,6 +453,18 @@ AUDIT_COMMANDS = (
         "consistent with the one kept in --state, and prints 'REFUSED: …' (exit 1) otherwise: a history rewritten "
         "even consistently, every hash recomputed and re-signed with the log key, fails here. Run it from another "
         "facility or the operations centre, with its key and state on its own storage."),
+    Command("audit witness-add", "issue a witness its own credential for the log API (printed once)", (
+        arg("name", help="the witness's name, as it co-signs (`audit witness --name`)"),
+    ), run_witness_add,
+        "The credential opens the log API's requests (log/head, log/consistency, log/inclusion, log/keys, and "
+        "log/cosignatures in the witness's own name) and nothing else: no admin page, no other service, no "
+        "administrator's token needed. The ledger records the issue (LEDGER_WITNESS_ADD) with the token's SHA-256 "
+        "only. Issuing a name again replaces its credential."),
+    Command("audit witness-remove", "withdraw a witness's credential for the log API", (
+        arg("name", help="the witness's name"),
+    ), run_witness_remove, "Recorded as LEDGER_WITNESS_REMOVE; the log API refuses the credential from then on."),
+    Command("audit witness-list", "the witnesses holding a credential for the log API",
+            (JSON,), listing(witness_credentials, ["witness", "token_sha256"])),
     Command("audit witnesses", "the last head each witness co-signed", (JSON,), run_witnesses,
             "`onsite audit verify` checks each cosigned root against the events; the admin service's operations "
             "view shows the same (ledger.last_cosignatures)."),
