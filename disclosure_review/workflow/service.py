@@ -224,9 +224,12 @@ def check_received_size(payload: Any, policy: policies.ReviewPolicy) -> None:
 
 def stored_size(item: SubmittedOutput, result: recompute.CheckedOutput) -> int:
     """Bytes an output keeps in the store: what the service computed, the session's claims and the file."""
-    kept = (result.recomputed, result.shadow, result.report, result.mismatch, item.claimed)
     content = result.content if item.kind is OutputKind.EXTRACT else item.content
-    return sum(wire.json_size(v) for v in kept if v is not None) + len(content or b"")
+    return kept_bytes(result.recomputed, result.shadow, result.report, result.mismatch, item.claimed, content=content)
+
+
+def kept_bytes(*documents: Any, content: bytes | None) -> int:
+    return sum(wire.json_size(v) for v in documents if v is not None) + len(content or b"")
 
 
 def check_computed_size(authorized: AuthorizedSubmission, checked: list[recompute.CheckedOutput]) -> None:
@@ -761,6 +764,9 @@ def apply_protection(
     output.error = output.error_message = None
     if output.kind is OutputKind.EXTRACT:  # the file released is the one rendered from this re-run
         output.content, output.cells = checked.content, checked.cells
+    # what the project's waiting requests hold (ReviewPolicy.max_bytes_per_project) counts the protected content
+    output.size_bytes = kept_bytes(output.recomputed, output.shadow, output.report, output.mismatch, output.claimed,
+                                   content=output.content)
     audit.record(
         session,
         AuditEventType.OUTPUT_PROTECT,

@@ -51,9 +51,13 @@ def _cells(recomputed: dict) -> dict:
 def test_suppression_applied_by_a_reviewer_is_recomputed_recorded_and_audited(world):
     request_id = submit(world, table_output())
     assert _state(world, request_id)["verdict"] is Verdict.FAIL  # C has 2 records
+    with transaction(world.factory) as s:
+        size_before = service.view(s, request_id, "carol").outputs[0].size_bytes
     assert _protect(world, request_id, method="suppress", secondary="hypercube") == 1
     with transaction(world.factory) as s:
         o = service.view(s, request_id, "carol").outputs[0]
+        assert o.size_bytes == service.kept_bytes(o.recomputed, o.shadow, o.report, o.mismatch, o.claimed,
+                                                  content=o.content) != size_before  # the report has the protection
         cells = _cells(o.recomputed)
         assert cells[("C",)] is None  # the failing cell is blank, and so is a secondary one (else Total - A - B = C)
         assert sum(v is None for v in cells.values()) == 2 and cells[("Total",)] == 57
