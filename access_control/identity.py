@@ -43,6 +43,14 @@ def check_password_rules(password: str, username: str) -> None:
 
 
 @dataclass(frozen=True)
+class PasswordCheck:
+    """A password verified against the hash the store held when it was read (`LocalIdentityStore.precheck`)."""
+
+    stored_hash: str | None
+    ok: bool
+
+
+@dataclass(frozen=True)
 class LoginResult:
     person: Person | None
     """The authenticated person, or None when the login is refused."""
@@ -80,7 +88,25 @@ class LocalIdentityStore:
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
 
-    def check_login(self, session: Session, username: str, password: str, now: datetime | None = None) -> LoginResult:
+    def precheck(self, session: Session, username: str, password: str) -> PasswordCheck:
+        """The password verified against the stored hash, read in `session` (a read, no lock): the argon2 work
+        (~0.2 CPU-s) then runs before `check_login`'s write transaction, not under it — on SQLite that lock is
+        the whole store's, and every other log-in would queue behind each hash."""
+        stored = self._stored_hash(session, username)
+        return PasswordCheck(stored, self._verify(stored, password[:MAX_PASSWORD_LENGTH]))
+
+    @staticmethod
+    def _stored_hash(session: Session, username: str) -> str | None:
+        try:
+            name = canonical_username(username)
+        except InputInvalid:
+            return None
+        return session.scalar(select(Person.password_hash).where(Person.username == name))
+
+    def check_login(self, session: Session, username: str, password: str, now: datetime | None = None,
+                    checked: PasswordCheck | None = None) -> LoginResult:
+        """The log-in decided and its outcome written in `session` (failure count, lock-out, LOGIN_FAIL).
+        `checked` (from `precheck`) is used only if the hash is still the one it was verified against."""
         now = now or datetime.now(timezone.utc)
         try:
             name = canonical_username(username)
@@ -88,7 +114,11 @@ class LocalIdentityStore:
             name = None
         # FOR UPDATE: parallel guesses must each count (PostgreSQL; SQLite transactions are serial).
         person = session.scalar(select(Person).where(Person.username == name).with_for_update()) if name else None
-        password_ok = self._verify(person.password_hash if person else None, password[:MAX_PASSWORD_LENGTH])
+        stored = person.password_hash if person else None
+        if checked is not None and checked.stored_hash == stored:
+            password_ok = checked.ok
+        else:  # no precheck, or the password changed since: verified again against the hash of now
+            password_ok = self._verify(stored, password[:MAX_PASSWORD_LENGTH])
         shown = name or shown_name(username)
         if person is None:
             self._refuse(session, shown, DenialReason.BAD_CREDENTIALS, {"known": False})

@@ -49,7 +49,7 @@ from access_control.enums import Role
 from access_control.identity import LocalIdentityStore
 from access_control.policy import list_people
 from hub_config.roles import ADMIN_SERVICE, HUB_ROLES, REVIEW_SERVICE
-from onsite_base.db import make_engine, session_factory, transaction
+from onsite_base.db import make_engine, read_transaction, session_factory, transaction
 from onsite_base.netaddr import client_address, is_direct, parse_client_address, peer_address
 from onsite_base.settings import Settings
 
@@ -137,9 +137,11 @@ class OnsiteAuthenticator(Authenticator):
     def _check_local_password(self, username: str, password: str) -> DenialReason | None:
         if self._identity_store is None:  # built once: it hashes a timing-equaliser password
             self._identity_store = LocalIdentityStore()
+        with read_transaction(self.session_factory) as session:  # the hash checked outside the write lock
+            checked = self._identity_store.precheck(session, username, password)
         # Failure counts, locks and LOGIN_FAIL events commit even though the login fails.
         with transaction(self.session_factory) as session:
-            result = self._identity_store.check_login(session, username, password)
+            result = self._identity_store.check_login(session, username, password, checked=checked)
         return None if result.person is not None else (result.reason or DenialReason.BAD_CREDENTIALS)
 
     # --- JupyterHub hooks ------------------------------------------------------
@@ -167,13 +169,14 @@ class OnsiteAuthenticator(Authenticator):
 
     def _known_address(self, username: str, address: str) -> bool:
         """Whether anyone may log in from `address`; if not, the refusal is recorded (password not checked)."""
-        with transaction(self.session_factory) as session:
+        with read_transaction(self.session_factory) as session:  # the write lock only for a refusal
             facts = load_entry_facts(session, username, address)
-            if self.address_policy.is_known_address(address, facts.terminals):
-                return True
+        if self.address_policy.is_known_address(address, facts.terminals):
+            return True
+        with transaction(self.session_factory) as session:
             refused = EntryDecision(False, (DenialReason.TERMINAL_NOT_REGISTERED,))
             record_entry(session, refused, username=facts.username, client_address=address, stage="login")
-            return False
+        return False
 
     def _decide(self, username: str, address: str, stage: str) -> tuple[EntryDecision, str, frozenset[Role]]:
         """At log-in the access decision (any role may allow it), at spawn and re-check the researcher's entry decision."""

@@ -123,15 +123,21 @@ def test_canonical_username_refuses(raw):
         canonical_username(raw)
 
 
-def test_parallel_guesses_are_all_counted(db, world):
-    """A brute force spread over parallel requests cannot lose failure counts."""
+@pytest.mark.parametrize("prechecked", [False, True], ids=["hashed-in-transaction", "hub-precheck"])
+def test_parallel_guesses_are_all_counted(db, world, prechecked):
+    """A brute force spread over parallel requests cannot lose failure counts, also on the hub's path
+    (the hash checked by `precheck` outside the transaction, then `check_login` in it)."""
     import threading
 
     store = LocalIdentityStore(max_failed_logins=100)
 
     def guess(k: int) -> None:
+        checked = None
+        if prechecked:
+            with db() as s:
+                checked = store.precheck(s, "alice", f"parallel-guess-{k}")
         with transaction(db) as s:
-            assert store.authenticate(s, "alice", f"parallel-guess-{k}") is None
+            assert store.check_login(s, "alice", f"parallel-guess-{k}", checked=checked).person is None
 
     threads = [threading.Thread(target=guess, args=(k,)) for k in range(8)]
     for t in threads:
@@ -141,3 +147,32 @@ def test_parallel_guesses_are_all_counted(db, world):
     with db() as s:
         assert policy.get_person(s, "alice").failed_logins == 8
         assert len(login_failures(s)) == 8
+
+
+class CountingHasher(PasswordHasher):
+    """argon2 as it is, counting verifications."""
+
+    verifications = 0
+
+    def verify(self, hash, password):  # noqa: A002 (argon2's own parameter name)
+        CountingHasher.verifications += 1
+        return super().verify(hash, password)
+
+
+def test_a_precheck_stands_only_for_the_hash_it_verified(db, world):
+    """The hash is verified before the write transaction (`precheck`); `check_login` takes that verdict only
+    while the stored hash is the same, so a password changed in between is not let in on the old one."""
+    store = LocalIdentityStore(hasher=CountingHasher())
+    with db() as s:
+        right = store.precheck(s, "alice", PASSWORD)
+    assert right.ok
+    CountingHasher.verifications = 0
+    with transaction(db) as s:
+        assert store.check_login(s, "alice", PASSWORD, checked=right).person.username == "alice"
+    assert CountingHasher.verifications == 0  # the verdict was used, not hashed again under the lock
+    with transaction(db) as s:
+        policy.set_password(s, "alice", "a new passphrase 2026", actor=ACTOR)
+    with transaction(db) as s:  # the precheck of the old password, after the change: verified again, refused
+        assert store.check_login(s, "alice", PASSWORD, checked=right).reason is DenialReason.BAD_CREDENTIALS
+    assert CountingHasher.verifications == 1
+
