@@ -254,6 +254,30 @@ def match_terminal(terminals: tuple[TerminalFacts, ...], client_address: str) ->
     return max(containing, key=lambda t: t.network.prefixlen, default=None)
 
 
+class TerminalIndex:
+    """`match_terminal` for many addresses against one network: a lookup per prefix length in use (most specific
+    first) of the address's masked integer, instead of a scan of every terminal (the usage projection folds a
+    year of session starts)."""
+
+    def __init__(self, terminals: tuple[TerminalFacts, ...]) -> None:
+        self.by_length: dict[tuple[int, int], dict[int, TerminalFacts]] = {}
+        for t in terminals:
+            self.by_length.setdefault((t.network.version, t.network.prefixlen), {})[int(t.network.network_address)] = t
+        bits = {4: 32, 6: 128}
+        self.lengths = [(version, length, ((1 << length) - 1) << (bits[version] - length))
+                        for version, length in sorted(self.by_length, key=lambda key: -key[1])]
+
+    def match(self, client_address: str) -> TerminalFacts | None:
+        address = parse_client_address(client_address)
+        if address is None:
+            return None
+        number = int(address)
+        for version, length, mask in self.lengths:
+            if version == address.version and (found := self.by_length[version, length].get(number & mask)) is not None:
+                return found
+        return None
+
+
 def decide_entry(facts: EntryFacts, now: datetime) -> EntryDecision:
     """Allow or deny entry at `now` (timezone-aware), with every reason that applies."""
     if now.tzinfo is None:

@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session, lazyload
 from traitlets import Float, Int
 
@@ -49,6 +49,16 @@ class OperationsView(Section):
         help="""How often (seconds) an open operations page fetches its figures again
         (`operations.json`) and updates them in place, without reloading the page.""",
     ).tag(config=True, env="ONSITE_OPERATIONS_REFRESH_SECONDS")
+
+    catch_up_seconds = Float(
+        10.0,
+        min=0.5,
+        help="""How often (seconds) the admin service folds new ledger events (sessions, entry
+        refusals, terminals seen) into the usage tables the operations view reads. It folds once
+        at start and then on this timer, in a worker thread: pages never wait for it and show
+        the time their figures are as of. Lower it for fresher figures; each run reads only the
+        events that are new.""",
+    ).tag(config=True, env="ONSITE_USAGE_CATCH_UP_SECONDS")
 
     @property
     def silent_after(self) -> timedelta:
@@ -155,7 +165,8 @@ class MonthUsage:
     sessions: int = 0
     hours: float = 0.0
     """Sessions' lengths, each counted in the month it started; a live session up to now."""
-    researchers: set[str] = field(default_factory=set)
+    researchers: int = 0
+    """Distinct people with a session."""
 
 
 # ---------------------------------------------------------------- queries
@@ -286,27 +297,23 @@ def first_month(now: datetime, months: int) -> date:
 
 def monthly_usage(session: Session, now: datetime, *, months: int = USAGE_MONTHS,
                   facility_id: int | None = None) -> dict[tuple[int, str], MonthUsage]:
-    """Sessions, hours and distinct researchers by (facility, month), the last `months` months."""
-    zones = dict(session.execute(select(Facility.id, Facility.timezone)).all())
-    since = first_month(now, months)
-    earliest = datetime.combine(since - timedelta(days=1), datetime.min.time(), ZoneInfo("UTC"))  # any zone's month start
-    query = (select(UsageSession.facility_id, UsageSession.username, UsageSession.started_at, UsageSession.ended_at)
-             .where(UsageSession.facility_id.is_not(None), UsageSession.started_at >= earliest))
+    """Sessions, hours and distinct researchers by (facility, month), the last `months` months: one GROUP BY over
+    the projection (each session's month in its facility's zone and its length are folded in with it), and the
+    live sessions' time so far added to theirs."""
+    conditions = [UsageSession.facility_id.is_not(None), UsageSession.month >= first_month(now, months).strftime("%Y-%m")]
     if facility_id is not None:
-        query = query.where(UsageSession.facility_id == facility_id)
-    first = since.strftime("%Y-%m")
-    usage: dict[tuple[int, str], MonthUsage] = {}
-    tz = {fid: ZoneInfo(name) for fid, name in zones.items()}
-    for fid, username, started, ended in session.execute(query):
-        month = month_of(started, tz[fid])
-        if month < first:
-            continue
-        row = usage.get((fid, month))
-        if row is None:
-            row = usage[(fid, month)] = MonthUsage(fid, month)
-        row.sessions += 1
-        row.hours += ((ended or now) - started).total_seconds() / 3600
-        row.researchers.add(username)
+        conditions.append(UsageSession.facility_id == facility_id)
+    grouped = session.execute(
+        select(UsageSession.facility_id, UsageSession.month, func.count(), func.coalesce(func.sum(UsageSession.seconds), 0.0),
+               func.count(distinct(UsageSession.username)))
+        .where(*conditions).group_by(UsageSession.facility_id, UsageSession.month)
+    )
+    usage = {(fid, month): MonthUsage(fid, month, sessions, seconds / 3600, researchers)
+             for fid, month, sessions, seconds, researchers in grouped}
+    live = session.execute(select(UsageSession.facility_id, UsageSession.month, UsageSession.started_at)
+                           .where(*conditions, UsageSession.ended_at.is_(None)))
+    for fid, month, started in live:
+        usage[(fid, month)].hours += (now - started).total_seconds() / 3600
     return usage
 
 

@@ -56,7 +56,7 @@ from access_control.operations import OperationsView
 from access_control.models import MAX_ADDRESS, MAX_EMAIL, MAX_NAME, MAX_PURPOSE, MAX_TITLE, Dataset, ProjectStatus
 from admin_service import facility_pages
 from admin_service.handlers import SERVICE_NAME as SERVICE_NAME, AdminHandler, Performed  # SERVICE_NAME: for __main__
-from admin_service.operations import ROUTES as OPERATIONS_ROUTES
+from admin_service.operations import ROUTES as OPERATIONS_ROUTES, UsageKeeper
 from admin_service.log_api import ROUTES as LOG_API_ROUTES
 from disclosure_review.sdc.rules import DEFAULT_PRESET, preset_names
 from onsite_base.settings import Settings
@@ -347,5 +347,8 @@ def make_app(
         *((p + path, handler) for path, handler in LOG_API_ROUTES),
         (rf"{p}oauth_callback", HubOAuthCallbackHandler),
     ]
-    return application(routes, settings, prefix, HERE, jinja=make_jinja(), cookie_secret=cookie_secret,
-                       test_identity=test_identity, hub_client=hub_client, operations=OperationsView.load())
+    operations = OperationsView.load()
+    app = application(routes, settings, prefix, HERE, jinja=make_jinja(), cookie_secret=cookie_secret,
+                      test_identity=test_identity, hub_client=hub_client, operations=operations)
+    app.settings["usage_keeper"] = UsageKeeper(app.settings["session_factory"], operations.catch_up_seconds).start()
+    return app

@@ -7,21 +7,25 @@
     GET ./usage.csv[?facility=<n>]        the same table as CSV
 
 Administrators only, judged as every admin page (AdminHandler.prepare: the client
-address, then Role.ADMINISTRATOR), the JSON endpoint included. Each request first
-folds new ledger events into the usage tables (access_control.usage.catch_up),
-then reads in one read transaction (access_control.operations; the review figures
-from disclosure_review.workflow.usage).
+address, then Role.ADMINISTRATOR), the JSON endpoint included. A request reads in
+one read transaction (access_control.operations; the review figures from
+disclosure_review.workflow.usage) and never folds the ledger itself: `UsageKeeper`,
+a thread of the service, folds new events into the usage tables
+(access_control.usage.catch_up) at start, on a timer and when a page asks for it,
+and the pages say the time their figures are as of.
 """
 from __future__ import annotations
 
 import csv
 import io
+import logging
+import threading
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 from xml.sax.saxutils import escape
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 from tornado import web
 
 from access_control import ledger, operations, usage
@@ -32,6 +36,8 @@ from admin_service.i18n import translator
 from disclosure_review.workflow.usage import ReviewMonth, review_usage
 from onsite_base import times
 from onsite_base.db import read_transaction
+
+log = logging.getLogger(__name__)
 
 CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 """A spreadsheet runs a cell starting with one of these as a formula: such text is written with a leading '."""
@@ -76,18 +82,60 @@ def live_figures(view: operations.Overview | operations.FacilityView, t: Callabl
     }
 
 
+class UsageKeeper:
+    """Keeps the usage tables caught up with the ledger from a daemon thread: at start, every
+    `OperationsView.catch_up_seconds`, and soon after a page asks (`wake`), so that no request waits for a fold
+    (the first over a long ledger takes minutes). A failed fold (store unreachable) is logged and retried."""
+
+    def __init__(self, factory: sessionmaker[Session], interval_s: float) -> None:
+        self.factory = factory
+        self.interval_s = interval_s
+        self.asked = threading.Event()
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self.run, name="usage-catch-up", daemon=True)
+
+    def start(self) -> UsageKeeper:
+        self.thread.start()
+        return self
+
+    def wake(self) -> None:
+        self.asked.set()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.asked.set()
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            self.asked.clear()
+            try:
+                usage.catch_up(self.factory)
+            except Exception:  # the store may be away for a while: the next round tries again
+                log.warning("usage: catch-up failed, retrying in %g s", self.interval_s, exc_info=True)
+            self.asked.wait(self.interval_s)
+
+
 class OperationsHandler(AdminHandler):
-    """Catches the usage tables up with the ledger, then reads."""
+    """Reads the usage tables as they are (asking the keeper to fold what is new, without waiting)."""
+
+    as_of: datetime | None = None
+    """When the usage tables were last caught up with the ledger (`read` sets it)."""
 
     @property
     def view_settings(self) -> OperationsView:
         return self.settings["operations"]
 
     def read(self, work: Callable[[Session, datetime], Any]) -> Any:
-        usage.catch_up(self.factory)
+        self.settings["usage_keeper"].wake()
         now = datetime.now(timezone.utc)
         with read_transaction(self.factory) as session:
+            self.as_of = usage.caught_up_at(session)
             return work(session, now)
+
+    def as_of_text(self) -> str:
+        if self.as_of is None:
+            return translator(self.language)("usage_not_folded_yet")
+        return times.shown(self.as_of, self.settings["onsite"].timezone, seconds=True)
 
     def facility_arg(self) -> int | None:
         text = self.get_query_argument("facility", "")
@@ -98,7 +146,7 @@ class OperationsHandler(AdminHandler):
         return int(text)
 
     def common(self) -> dict[str, Any]:
-        return {"refresh_seconds": self.view_settings.refresh_seconds,
+        return {"refresh_seconds": self.view_settings.refresh_seconds, "as_of": self.as_of_text(),
                 "silent_hours": f"{self.view_settings.terminal_silent_after_hours:g}",
                 "reason_text": lambda code: reason_text(code, self.language)}
 
@@ -113,7 +161,8 @@ class OperationsPage(OperationsHandler):
             return {"view": view, "witnesses": ledger.last_cosignatures(session),
                     "names": {f.id: f.name for f in view.facilities}}
 
-        self.render_page(self.template, **self.common(), **self.read(work), json_url=self.prefix + "operations.json")
+        context = self.read(work)
+        self.render_page(self.template, **self.common(), **context, json_url=self.prefix + "operations.json")
 
 
 class FacilityOperationsPage(OperationsHandler):
@@ -156,6 +205,7 @@ class OperationsJson(OperationsHandler):
         figures = self.read(work)
         if figures is None:
             raise web.HTTPError(404, t("no_such_facility", number=facility_id))
+        figures["figures"]["as_of"] = self.as_of_text()
         self.set_header("Cache-Control", "no-store")
         self.finish(figures)
 
@@ -175,7 +225,7 @@ def usage_rows(session: Session, now: datetime, facility_id: int | None = None) 
             reviewed = reviews.get((f.id, month)) or ReviewMonth(f.id, month)
             turnaround = reviewed.median_turnaround_hours
             rows.append({"facility_id": f.id, "facility": f.name, "month": month, "sessions": used.sessions,
-                         "hours": round(used.hours, 1), "researchers": len(used.researchers),
+                         "hours": round(used.hours, 1), "researchers": used.researchers,
                          "outputs_released": reviewed.outputs_released,
                          "turnaround_hours": None if turnaround is None else round(turnaround, 1)})
     return rows
@@ -244,7 +294,7 @@ class UsagePage(OperationsHandler):
         rows, facilities, facility_id = self.rows()
         chosen = dict(facilities).get(facility_id, t("all_facilities")) if facility_id is not None else t("all_facilities")
         chart = chart_svg(rows, t("usage_chart_title", facility=chosen), t("col_sessions"), t("ops_col_hours"))
-        self.render_page(self.template, rows=rows, facilities=facilities, facility_id=facility_id, chart=chart,
+        self.render_page(self.template, rows=rows, facilities=facilities, facility_id=facility_id, chart=chart, as_of=self.as_of_text(),
                          csv_url=self.prefix + "usage.csv" + (f"?facility={facility_id}" if facility_id is not None else ""))
 
 

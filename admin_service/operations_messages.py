@@ -10,6 +10,8 @@ OPERATIONS_MESSAGES: dict[str, dict[str, str]] = {
         "en": "Updated every {seconds} seconds without reloading the page. Times are each facility's own time zone.",
     },
     "updated_at": {"ja": "最終更新", "en": "Updated"},
+    "usage_as_of": {"ja": "利用記録の集計時点", "en": "Sessions and refusals as of"},
+    "usage_not_folded_yet": {"ja": "集計中(初回)", "en": "being tallied for the first time"},
     "refresh_failed": {"ja": "更新できませんでした。表示は前回の内容です。", "en": "Could not update; the figures shown are the last ones."},
     "col_facility": {"ja": "施設", "en": "Facility"},
     "col_now": {"ja": "現在", "en": "Now"},

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import random
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
@@ -14,8 +15,10 @@ from access_control.entry import (
     EntryFacts,
     ProjectFacts,
     TerminalFacts,
+    TerminalIndex,
     decide_entry,
     load_entry_facts,
+    match_terminal,
     record_entry,
 )
 from access_control.enums import AuditEventType, Outcome, Role
@@ -140,6 +143,21 @@ def test_most_specific_terminal_wins():
     wide = TerminalFacts(ipaddress.ip_network("192.0.2.0/24"), "room", "Tokyo")
     seat = TerminalFacts(ipaddress.ip_network("192.0.2.7/32"), "seat 7", "Tokyo")
     assert decide_entry(researcher("192.0.2.7", terminals=(wide, seat)), NOON).terminal == seat
+
+
+def test_the_terminal_index_matches_as_the_scan_does():
+    """TerminalIndex (the projection's lookup per prefix length) finds the same, most specific, terminal as
+    match_terminal for addresses inside, between and outside nested networks of both versions."""
+    terminals = tuple(TerminalFacts(ipaddress.ip_network(n), n, "F") for n in (
+        "10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24", "10.1.2.3/32", "192.0.2.0/28", "2001:db8::/32", "2001:db8:1::/48",
+        "2001:db8:1::5/128"))
+    index = TerminalIndex(terminals)
+    rng = random.Random(3)
+    addresses = ["10.1.2.3", "10.1.2.4", "10.1.3.1", "10.2.0.1", "11.0.0.1", "192.0.2.15", "192.0.2.16", "::ffff:10.1.2.3",
+                 "2001:db8:1::5", "[2001:db8:1::6]", "2001:db8:2::1", "2001:db9::1", "garbage", ""]
+    addresses += [f"10.{rng.choice((1, 2))}.{rng.choice((2, 3))}.{rng.randrange(256)}" for _ in range(200)]
+    for address in addresses:
+        assert index.match(address) is match_terminal(terminals, address), address
 
 
 def test_every_reason_has_both_languages():

@@ -3,7 +3,9 @@
 in, then read back per facility; a fixed number of queries whatever the number of facilities."""
 from __future__ import annotations
 
+import json
 from datetime import date, datetime, timedelta, timezone
+from types import SimpleNamespace
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -125,9 +127,40 @@ def test_a_start_without_a_stop_is_ended_by_the_next_start_and_usage_counts_hour
         now = datetime.now(timezone.utc)
         months = operations.monthly_usage(s, now)
     tokyo_id, osaka_id = facility_id(db, TOKYO), facility_id(db, OSAKA)
-    month = operations.month_of(rows[0].started_at, operations.ZoneInfo("Asia/Tokyo"))
-    assert months[(tokyo_id, month)].sessions == 1 and months[(osaka_id, month)].researchers == {"alice"}
+    month = rows[0].started_at.astimezone(operations.ZoneInfo("Asia/Tokyo")).strftime("%Y-%m")
+    assert [r.month for r in rows] == [month, month]
+    assert [r.seconds for r in rows] == [(r.ended_at - r.started_at).total_seconds() for r in rows]
+    assert months[(tokyo_id, month)].sessions == 1 and months[(osaka_id, month)].researchers == 1
+    assert months[(tokyo_id, month)].hours == pytest.approx(rows[0].seconds / 3600)
     assert 0 <= months[(tokyo_id, month)].hours < 0.1
+
+
+def test_a_session_counts_in_its_own_facility_s_month_with_its_length(db):
+    """Folded in bulk (COPY on PostgreSQL), each session keeps the month it started in its facility's zone and,
+    once ended, its length; usage groups by them, a live session counting up to now."""
+    seed(db)
+    with transaction(db) as s:
+        policy.change_facility(s, OSAKA, timezone_name="Pacific/Honolulu", actor="test")
+    start = datetime(2026, 3, 1, 2, 0, tzinfo=timezone.utc)  # 1 March 11:00 in Tokyo, 28 February 16:00 in Honolulu
+
+    def event(seq: int, action: AuditEventType, who: str, at: datetime, details: dict) -> SimpleNamespace:
+        return SimpleNamespace(seq=seq, created_at=at, action=action, actor=who, object=f"session:{who}",
+                               outcome=Outcome.OK, details=json.dumps(details))
+
+    with transaction(db) as s:
+        usage.Folder(s).fold([
+            event(1, AuditEventType.SESSION_START, "alice", start, {"client_address": "192.0.2.3"}),
+            event(2, AuditEventType.SESSION_START, "bob", start, {"client_address": "::ffff:198.51.100.7"}),
+            event(3, AuditEventType.SESSION_STOP, "alice", start + timedelta(minutes=90), {}),
+        ])
+    now = datetime(2026, 3, 15, tzinfo=timezone.utc)
+    with db() as s:
+        months = operations.monthly_usage(s, now)
+        rows = s.scalars(select(usage.UsageSession).order_by(usage.UsageSession.start_seq)).all()
+    tokyo, osaka = months[(facility_id(db, TOKYO), "2026-03")], months[(facility_id(db, OSAKA), "2026-02")]
+    assert [(r.month, r.seconds, r.started_at) for r in rows] == [("2026-03", 5400.0, start), ("2026-02", None, start)]
+    assert (tokyo.sessions, tokyo.hours, tokyo.researchers) == (1, 1.5, 1)
+    assert (osaka.sessions, osaka.researchers) == (1, 1) and osaka.hours == pytest.approx((now - start).total_seconds() / 3600)
 
 
 def test_the_overview_takes_the_same_number_of_queries_for_two_facilities_or_twenty(db):
