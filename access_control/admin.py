@@ -17,6 +17,8 @@ its own:
   facility manager sees and ends only those at their facilities, and an
   emergency closure ends every session at the facility (the admin's own
   session-ending path, `access_control.sessions.end_session`).
+- `record_manager_read`: a facility manager's read of their facilities' entry
+  log or live sessions, in the ledger as their changes are.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from access_control import audit, policy
 from access_control.entry import load_terminals, match_terminal
+from access_control.enums import AuditEventType, Outcome
 from access_control.errors import ChangeInvalid, PolicyError
 from access_control.hub_api import HubApiUnavailable, HubClient, LiveServer
 from access_control.ldap import DirectoryUnavailable, LdapDirectory, LdapSettings, LdapSettingsInvalid
@@ -60,6 +63,20 @@ def change(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise ChangeInvalid("conflict", error=str(e.orig)) from None
     except DirectoryUnavailable as e:  # raised inside the transaction: the database change rolled back
         raise ChangeInvalid("ldap_refused", error=e.reason) from None
+
+
+def record_manager_read(factory: sessionmaker[Session], scope: Scope, actor: str, what: str, *, rows: int,
+                        **details: audit.DetailValue) -> None:
+    """A facility manager's successful read of personal records of their facilities (`what`: the entry log, the
+    live sessions) as an ADMIN_ACCESS event (OK) naming the facilities, how many rows were shown and how they were
+    asked for. Written before the records are shown: a ledger that cannot take it refuses the read. An
+    administrator's reads are not recorded (as before)."""
+    if scope.everything:
+        return
+    with transaction(factory) as session:
+        audit.record(session, AuditEventType.ADMIN_ACCESS, actor=actor[: audit.MAX_ACTOR], object=f"read:{what}",
+                     outcome=Outcome.OK,
+                     details={"read": what, "facilities": sorted(scope.facilities or ()), "rows": rows, **details})
 
 
 @dataclass(frozen=True)

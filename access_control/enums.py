@@ -53,7 +53,7 @@ class AuditEventType(enum.Enum):
     ACCREDITATION_REVOKE = "ACCREDITATION_REVOKE"
     BOOKING_ADD = "BOOKING_ADD"
     BOOKING_CANCEL = "BOOKING_CANCEL"
-    ADMIN_ACCESS = "ADMIN_ACCESS"  # the admin pages refused to someone not an administrator
+    ADMIN_ACCESS = "ADMIN_ACCESS"  # the admin faces refused someone (DENIED), or a facility manager read records (OK)
     # disclosure review
     RELEASE_SUBMIT = "RELEASE_SUBMIT"
     OUTPUT_CHECK = "OUTPUT_CHECK"

@@ -17,7 +17,8 @@ sessions — the pages a facility manager uses too, showing and changing only th
     POST ./sessions/<name>/stop               end one (Hub API), audited SESSION_END
 
 A record of another facility, named in a form or a URL, is refused as one that does not exist, and the attempt
-is an ADMIN_ACCESS event (AdminHandler).
+is an ADMIN_ACCESS event (AdminHandler). A facility manager's reads of the entry log and the live sessions are
+ADMIN_ACCESS events too (OK, `access_control.admin.record_manager_read`), written before the page is shown.
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ from tornado import web
 
 from access_control import audit, forms, policy
 from access_control.accounts import canonical_username
-from access_control.admin import close_for_emergency, end_session_in_scope, live_sessions
+from access_control.admin import close_for_emergency, end_session_in_scope, live_sessions, record_manager_read
 from access_control.entry import DEFAULT_TIMEZONE, DenialReason
 from access_control.enums import AuditEventType, Outcome
 from access_control.errors import Done, InputInvalid, Label, PolicyError, error_text
@@ -274,6 +275,8 @@ class EntriesPage(FacilityPage):
                     .offset((page - 1) * ENTRIES_PER_PAGE).limit(ENTRIES_PER_PAGE)
                 )
                 rows = [self.entry_row(e, t) for e in events]
+        record_manager_read(self.factory, self.scope, self.actor, "entries", rows=len(rows), path=self.request.path[:300],
+                            filters={k: v[:100] for k, v in typed.items() if v}, page=page)
 
         def page_url(n: int) -> str:
             return "?" + urlencode({**{k: v for k, v in typed.items() if v}, "page": n})
@@ -344,6 +347,7 @@ class SessionsPage(FacilityPage):
             running = await live_sessions(self.hub, self.factory, self.scope)
         except HubApiUnavailable as e:
             running, hub_error = [], t("hub_unavailable", detail=str(e))
+        record_manager_read(self.factory, self.scope, self.actor, "sessions", rows=len(running), path=self.request.path[:300])
         with read_transaction(self.factory) as session:
             for live in running:
                 person = policy.get_person(session, live.server.user)

@@ -48,7 +48,9 @@ from sqlalchemy.orm import Session
 
 from access_control import audit, forms, policy
 from access_control.accounts import account_state
-from access_control.admin import change, close_for_emergency, end_session_in_scope, ldap_directory, live_sessions
+from access_control.admin import (
+    change, close_for_emergency, end_session_in_scope, ldap_directory, live_sessions, record_manager_read,
+)
 from access_control.enums import AuditEventType, Outcome, Role
 from access_control.errors import Done, InputInvalid, Label, PolicyError, cli_text
 from access_control.hub_api import HubApiUnavailable, HubClient
@@ -775,6 +777,8 @@ def run_sessions_list(args: argparse.Namespace, settings: Settings) -> int:
     engine = make_engine(settings.db_url)
     try:
         running = asyncio.run(live_sessions(hub, session_factory(engine), args.scope))
+        record_manager_read(session_factory(engine), args.scope, admin_actor(), "sessions", rows=len(running),
+                            command=RUNNING.get())
     except HubApiUnavailable as e:
         raise hub_refused(e) from None
     finally:

@@ -85,6 +85,22 @@ def test_a_manager_sees_only_her_facility(server):
     assert RESEARCHER not in bookings  # no list of people to choose from: she types a user name
 
 
+def test_a_managers_reads_of_the_entry_log_and_sessions_are_in_the_ledger(server):
+    """Like her changes, each time mika reads her facility's entry log or live sessions is an ADMIN_ACCESS event
+    (OK) naming her facilities, the rows shown and the filters; the administrator's reads are not recorded."""
+    base, settings, _ = server
+    mika, kato = Browser(base, MANAGER), Browser(base, ADMIN)
+    assert mika.get("entries?outcome=DENIED&person=alice").status_code == 200
+    assert mika.get("sessions").status_code == 200
+    assert kato.get("entries").status_code == 200 and kato.get("sessions").status_code == 200
+    reads = [e for e in events(settings.db_url, AuditEventType.ADMIN_ACCESS) if e.outcome is Outcome.OK]
+    assert [(e.actor, e.object) for e in reads] == [(MANAGER, "read:entries"), (MANAGER, "read:sessions")]
+    entries, sessions = (e.details_dict for e in reads)
+    assert entries["facilities"] == [OSAKA] and entries["filters"] == {"outcome": "DENIED", "person": "alice"}
+    assert entries["rows"] == 0 and entries["page"] == 1 and entries["path"].endswith("/entries")
+    assert sessions["facilities"] == [OSAKA] and sessions["rows"] == 0
+
+
 def test_the_administrators_pages_are_closed_to_a_manager(server):
     base, settings, _ = server
     mika = Browser(base, MANAGER)
