@@ -4,7 +4,7 @@ latency under load; memory per session.
 The harness times `ours` against `peer` by median, which does not fit latency
 percentiles under concurrency; this module therefore has a report of its own:
 
-    python -m bench.bench_sessions [--single 5] [--concurrent 30] [--sessions 50]
+    python -m bench.bench_sessions [--single 5] [--concurrent 30] [--sessions 100]
 
 It starts, in the same run on the same machine, two hubs with `--sessions` researchers each:
 
@@ -17,8 +17,9 @@ On each it times log-in to kernel-ready (log-in form, server start, OAuth into t
 `1 + 1` executed), split into those phases: `--single` runs one researcher at a time (alternating the
 hubs, after one untimed warm-up each), then `--concurrent` researchers logging in at once (one thread each), and reads the memory of
 every session's processes (RSS, and PSS, which counts a page shared by several processes once in all).
-Then, on ours, it starts servers for the rest up to `--sessions` active sessions and times
-`GET /hub/api/users/<me>` and `GET /hub/api/` (p50/p95 of 200 calls).
+Then, on each hub, it starts servers for the rest up to `--sessions` active sessions and times
+`GET /hub/api/users/<me>` and `GET /hub/api/` (p50/p95 of 200 calls); it stops short, saying so, when the
+machine has less than `MIN_AVAILABLE_MB` of memory left (an exec'd server holds ~170 MB of its own).
 
 `cases()` gives the harness one comparable case: a single log-in to kernel-ready on an isolated
 session (ours) against the stock hub (the peer).
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import importlib.util
+import json
 import os
 import pwd
 import re
@@ -60,6 +62,7 @@ TESTS = Path(__file__).resolve().parents[1] / "tests"
 PASSWORD = "Bench-session-2026"
 API_CALLS = 200
 SPAWN_BATCH = 10
+MIN_AVAILABLE_MB = 2048
 PHASES = ("login", "spawn", "open", "kernel", "execute")
 """log-in form and POST; server start (POST to ready); OAuth into the server and the lab page; POST api/kernels;
 `print(1 + 1)` over the kernel websocket."""
@@ -98,7 +101,7 @@ class BenchHub:
     accounts: list[str] = field(default_factory=list)  # OS accounts to remove at the end
 
     def account_of(self, username: str) -> str:
-        return username if self.name == "peer" else f"onsite-{username}"
+        return username if self.name == "peer" else f"{self.hub.names.account_prefix}{username}"
 
     def stop(self) -> None:
         """Stop the hub, remove the OS accounts its sessions got, and its state (the hub's log is kept)."""
@@ -139,7 +142,7 @@ def start_hub(researchers: int, *, isolate: bool = True, fork: bool = True) -> B
     lines = ["c.OnsiteSpawner.recheck_interval = 600", f"c.HubSettings.concurrent_spawn_limit = {max(researchers, 20)}"]
     if not isolate:
         lines.append("c.OnsiteSpawner.isolate = False")
-    lines.append(f"c.OnsiteSpawner.fork_servers = {fork}")  # said either way: the default is off
+    lines.append(f"c.OnsiteSpawner.fork_servers = {fork}")  # said either way, so a run names what it measured
     (home / "onsite_config.py").write_text("\n".join(lines) + "\n")
     hub = hubtools().RunningHub(home)
     hub.start(timeout=180)
@@ -260,20 +263,24 @@ def log_in(user) -> requests.Response:
 
 
 def start_server(user, timeout: float = 900) -> requests.Response:
-    """HubUser.start_server, each request as patient as log_in's."""
+    """POST the hub API to start the server, then wait for it as JupyterHub's spawn page does: one request on the
+    progress event stream (polling the user model five times a second, 30 browsers at once would be 150
+    requests a second the hub answers on top of the starts)."""
     api = f"{user.hub.url}/hub/api/users/{user.username}"
     r = user.http.post(f"{api}/server", headers=user._hub_xsrf(), timeout=300)
+    if r.status_code not in (201, 202):
+        return r
     deadline = time.monotonic() + timeout
-    while r.status_code in (201, 202) and time.monotonic() < deadline:
-        server = user.http.get(api, headers=user._hub_xsrf(), timeout=300).json().get("servers", {}).get("", {})
-        if server.get("ready"):
-            return r
-        if not server:
-            raise RuntimeError(f"the server of {user.username} stopped while starting")
-        time.sleep(0.2)
-    if r.status_code in (201, 202):
-        raise RuntimeError(f"the server of {user.username} was not ready in {timeout} s")
-    return r
+    with user.http.get(f"{api}/server/progress", headers=user._hub_xsrf(), stream=True, timeout=300) as events:
+        for line in events.iter_lines():
+            if not line.startswith(b"data:"):
+                continue
+            event = json.loads(line[len(b"data:"):])
+            if event.get("ready"):
+                return r
+            if event.get("failed") or time.monotonic() > deadline:
+                break
+    raise RuntimeError(f"the server of {user.username} did not start: {event.get('message', '')[:300]}")
 
 
 def login_to_kernel_ready(bench: BenchHub, username: str) -> Login:
@@ -323,20 +330,22 @@ def in_threads(function, items: list) -> None:
         t.join()
 
 
-def concurrent_logins(bench: BenchHub, usernames: list[str]) -> list[Login]:
+def concurrent_logins(bench: BenchHub, usernames: list[str]) -> tuple[list[Login], list[str]]:
+    """Everyone's log-in at once; the sessions that reached a kernel, and what failed for the others (a failure
+    under load is part of the result, not a reason to lose the run)."""
     logins: dict[str, Login] = {}
     errors: list[str] = []
 
     def one(name: str) -> None:
         try:
             logins[name] = login_to_kernel_ready(bench, name)
-        except Exception as e:  # reported, not hidden: a failed session is part of the result
+        except Exception as e:
             errors.append(f"{name}: {e}")
 
     in_threads(one, usernames)
-    if errors:
-        raise RuntimeError(f"{bench.name}: {len(errors)} of {len(usernames)} sessions failed: {errors[:3]}")
-    return [logins[n] for n in usernames]
+    if not logins:
+        raise RuntimeError(f"{bench.name}: all {len(usernames)} sessions failed: {errors[:3]}")
+    return [logins[n] for n in usernames if n in logins], errors
 
 
 def session_memory_mb(accounts: list[str]) -> dict[str, tuple[float, float]]:
@@ -363,6 +372,48 @@ def session_memory_mb(accounts: list[str]) -> dict[str, tuple[float, float]]:
     return {name: (rss, pss) for name, (rss, pss) in memory.items()}
 
 
+PARTS = ("hub", "proxy", "fork server", "services", "sessions")
+
+
+def cpu_by_part(bench: BenchHub, accounts: list[str]) -> dict[str, float]:
+    """CPU-seconds so far of the hub's process tree, by part: the hub (with the helpers it ran and reaped:
+    useradd, nft, the kill helper), the proxy, the fork server, the services, the sessions' servers and kernels
+    (the processes of `accounts`)."""
+    uids = set()
+    for name in accounts:
+        try:
+            uids.add(pwd.getpwnam(name).pw_uid)
+        except KeyError:
+            continue
+    tick = os.sysconf("SC_CLK_TCK")
+    table = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            table[int(entry.name)] = (int(fields[1]), sum(int(x) for x in fields[11:15]) / tick, entry.stat().st_uid,
+                                      (entry / "cmdline").read_bytes())
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+    hub = bench.hub.proc.pid
+    used = dict.fromkeys(PARTS, 0.0)
+    for pid, (ppid, cpu, uid, cmdline) in table.items():
+        ancestor = ppid
+        while ancestor not in (0, 1, hub) and ancestor in table:
+            ancestor = table[ancestor][0]
+        if pid != hub and ancestor != hub:
+            continue
+        part = ("hub" if pid == hub else "sessions" if uid in uids else "fork server" if b"server_fork" in cmdline
+                else "proxy" if b"configurable-http-proxy" in cmdline else "services")
+        used[part] += cpu
+    return used
+
+
+def cpu_cells(before: dict[str, float], after: dict[str, float], sessions: int) -> str:
+    spent = {part: after[part] - before[part] for part in PARTS}
+    return " | ".join([*(f"{spent[p]:.1f}" for p in PARTS), f"{sum(spent.values()):.1f}",
+                       f"{sum(spent.values()) / sessions:.2f}"])
+
+
 def api_latencies(user, path: str, calls: int = API_CALLS) -> list[float]:
     url = f"{user.hub.url}/hub/api/{path}"
     out = []
@@ -384,8 +435,10 @@ def spawner_split(bench: BenchHub) -> str:
     found = SET_UP_LINE.findall(bench.hub.log_path.read_text(errors="replace"))
     if not found:
         return ""
-    set_up, process = (statistics.median(float(x[i]) for x in found) for i in (0, 1))
-    return f"{bench.name}: {len(found)} starts; OS set-up p50 {set_up * 1000:.0f} ms, server process until it listens p50 {process * 1000:.0f} ms"
+    set_up, process = ([float(x[i]) for x in found] for i in (0, 1))
+    return (f"{bench.name}: {len(found)} starts; OS set-up p50 {statistics.median(set_up) * 1000:.0f} ms "
+            f"p95 {percentile(set_up, 95) * 1000:.0f} ms, server process until it listens p50 "
+            f"{statistics.median(process) * 1000:.0f} ms p95 {percentile(process, 95) * 1000:.0f} ms")
 
 
 def progress(line: str) -> str:
@@ -394,11 +447,12 @@ def progress(line: str) -> str:
     return line
 
 
-def phase_cells(logins: list[Login]) -> str:
-    """Each phase's median, then the p50 / p95 of the whole."""
+def phase_cells(logins: list[Login], failed: int = 0) -> str:
+    """Each phase's median, then the p50 / p95 of the whole, a failed log-in counting as never ready."""
     medians = " | ".join(f"{statistics.median(x.phases[p] for x in logins):.2f}" for p in PHASES)
-    totals = [x.total for x in logins]
-    return f"{medians} | {statistics.median(totals):.2f} | {percentile(totals, 95):.2f}"
+    totals = [x.total for x in logins] + [float("inf")] * failed
+    return " | ".join([medians, *(f"{q:.2f}" if q < float("inf") else "failed" for q in (percentile(totals, 50),
+                                                                                           percentile(totals, 95)))])
 
 
 def memory_cells(memory: dict[str, tuple[float, float]]) -> str:
@@ -417,7 +471,8 @@ def report(single: int, concurrent: int, sessions: int, names: list[str]) -> str
     timing = ["| hub | researchers | " + " | ".join(f"{p} (p50)" for p in PHASES) + " | total p50 | total p95 |",
               "|---|---|" + "---|" * (len(PHASES) + 2)]
     memory = ["| hub | sessions (server + 1 kernel each) | RSS per session | PSS per session |", "|---|---|---|---|"]
-    api = []
+    cpu = ["| hub | log-ins | CPU-s: " + " | ".join(PARTS) + " | all | per session |", "|---|---|" + "---|" * (len(PARTS) + 2)]
+    api = ["| hub | hub API call | active sessions | p50 | p95 | max |", "|---|---|---|---|---|---|"]
     try:
         for name in names:
             hubs.append(HUBS[name](researchers))
@@ -432,54 +487,73 @@ def report(single: int, concurrent: int, sessions: int, names: list[str]) -> str
         for bench in hubs if single else ():
             timing.append(progress(f"| {bench.name} | 1 ({single} runs in a row) | {phase_cells(singles[bench.name])} |"))
         for bench in hubs if concurrent else ():
-            started = time.perf_counter()
-            logins = concurrent_logins(bench, bench.usernames[1:concurrent + 1])
+            accounts = [bench.account_of(u) for u in bench.usernames[1:concurrent + 1]]
+            cpu_before, started = cpu_by_part(bench, accounts), time.perf_counter()
+            logins, errors = concurrent_logins(bench, bench.usernames[1:concurrent + 1])
             wall = time.perf_counter() - started
-            timing.append(progress(f"| {bench.name} | {concurrent} at once (all ready after {wall:.1f} s) | "
-                                   f"{phase_cells(logins)} |"))
-            used = session_memory_mb([bench.account_of(u) for u in bench.usernames[1:concurrent + 1]])
+            cpu.append(progress(f"| {bench.name} | {concurrent} at once, {wall:.1f} s | "
+                                f"{cpu_cells(cpu_before, cpu_by_part(bench, accounts), concurrent)} |"))
+            failed = f", {len(errors)} failed: {'; '.join(errors)[:300]}" if errors else ""
+            timing.append(progress(f"| {bench.name} | {concurrent} at once (all done after {wall:.1f} s{failed}) | "
+                                   f"{phase_cells(logins, len(errors))} |"))
+            used = session_memory_mb(accounts)
             memory.append(progress(f"| {bench.name} | {len(used)} | {memory_cells(used)} |"))
-            if bench.name == "ours" and sessions > concurrent:
-                api = hub_api_under_load(bench, logins, sessions)
+            if sessions > concurrent:
+                api += hub_api_under_load(bench, logins, bench.usernames[concurrent + 1:sessions + 1])
             in_threads(stop_server, [x.user for x in logins])
         split = [line for line in map(spawner_split, hubs) if line]
     except BaseException:
-        print("\n".join(["what was measured before the failure:", *timing, "", *memory]), file=sys.stderr)
+        print("\n".join(["what was measured before the failure:", *timing, "", *cpu, "", *memory]), file=sys.stderr)
         raise
     finally:
         for bench in hubs:
             bench.stop()
-    return "\n".join([*timing, "", *memory, "", *api, "", *split])
+    return "\n".join([*timing, "", *cpu, "", *memory, "", *(api if len(api) > 2 else []), "", *split])
 
 
-def hub_api_under_load(bench: BenchHub, logins: list[Login], sessions: int) -> list[str]:
-    """Servers for more researchers up to `sessions` active sessions, then the hub API timed from a browser."""
+def hub_api_under_load(bench: BenchHub, logins: list[Login], more: list[str]) -> list[str]:
+    """Servers for the researchers `more` besides those of `logins`, then the hub API timed from a browser."""
     tools = hubtools()
     extra = []
-    for name in tqdm(bench.usernames[len(logins) + 1:sessions + 1], desc="more sessions", leave=False):
+    for name in tqdm(more, desc="more sessions", leave=False):
         user = tools.HubUser(bench.hub, name)
         log_in(user)
         extra.append(user)
     gate = threading.Semaphore(SPAWN_BATCH)
     ready: list[str] = []
 
+    short: list[str] = []
+
     def spawn(user) -> None:
         with gate:
+            if available_mb() < MIN_AVAILABLE_MB:
+                short.append(user.username)
+                return
             if start_server(user).status_code in (201, 202):
                 ready.append(user.username)
 
     in_threads(spawn, extra)
-    if len(ready) != len(extra):
+    if len(ready) + len(short) != len(extra):
         raise RuntimeError(f"only {len(ready)} of {len(extra)} further servers started")
-    active = len(logins) + len(extra)
+    if short:
+        progress(f"{bench.name}: {len(short)} servers not started, less than {MIN_AVAILABLE_MB} MB of memory left")
+    active = len(logins) + len(ready)
     me = logins[0].user
-    lines = ["| hub API call | active sessions | p50 | p95 | max |", "|---|---|---|---|---|"]
+    lines = []
     for path in (f"users/{me.username}", ""):
         lat = api_latencies(me, path)
-        lines.append(f"| GET /hub/api/{path} | {active} | {statistics.median(lat) * 1000:.0f} ms | "
-                     f"{percentile(lat, 95) * 1000:.0f} ms | {max(lat) * 1000:.0f} ms |")
-    in_threads(stop_server, extra)
+        lines.append(progress(f"| {bench.name} | GET /hub/api/{path} | {active} | {statistics.median(lat) * 1000:.0f} ms | "
+                              f"{percentile(lat, 95) * 1000:.0f} ms | {max(lat) * 1000:.0f} ms |"))
+    in_threads(stop_server, [u for u in extra if u.username in ready])
     return lines
+
+
+def available_mb() -> float:
+    """MemAvailable of /proc/meminfo in MB."""
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no MemAvailable in /proc/meminfo")
 
 
 def cases(ctx: Context) -> list[Case]:
@@ -501,7 +575,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_sessions", description=__doc__.split("\n\n")[0])
     parser.add_argument("--single", type=int, default=5, help="log-ins of one researcher in a row, per hub (default 5)")
     parser.add_argument("--concurrent", type=int, default=30, help="researchers logging in at once (default 30)")
-    parser.add_argument("--sessions", type=int, default=50, help="active sessions while the hub API is timed (default 50)")
+    parser.add_argument("--sessions", type=int, default=100, help="active sessions while the hub API is timed (default 100)")
     parser.add_argument("--hub", action="append", choices=sorted(HUBS), dest="hubs",
                         help="hubs to compare, in this order (default: peer, ours); ours-exec: each server a new "
                              "interpreter (OnsiteSpawner.fork_servers = False)")
