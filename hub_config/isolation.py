@@ -141,11 +141,10 @@ def ensure_account(username: str, person_id: int, *, prefix: str, uid_base: int,
     hub's own account.
     """
     name = account_name(prefix, username)
-    with _account_lock:
-        try:
-            entry = pwd.getpwnam(name)
-        except KeyError:
-            entry = _create_account(name, uid_base + person_id, home)
+    entry = _existing(pwd.getpwnam, name)
+    if entry is None:
+        with _account_lock:
+            entry = _existing(pwd.getpwnam, name) or _create_account(name, uid_base + person_id, home)
     if entry.pw_uid < MIN_ACCOUNT_UID or entry.pw_uid == os.geteuid():
         raise IsolationError(
             f"OS account {name} has uid {entry.pw_uid}, a system or the hub's own account: "
@@ -189,13 +188,24 @@ def _gid_owner(gid: int) -> str | None:
 def ensure_dataset_group(dataset_id: str, *, prefix: str) -> int:
     """The gid of the dataset's group, created (system gid range) on first use."""
     name = dataset_group_name(prefix, dataset_id)
-    with _account_lock:
-        try:
-            return grp.getgrnam(name).gr_gid
-        except KeyError:
-            _run(["groupadd", "--system", name])
-            log.info("created group %s for dataset %s", name, dataset_id)
-            return grp.getgrnam(name).gr_gid
+    group = _existing(grp.getgrnam, name)
+    if group is None:
+        with _account_lock:
+            group = _existing(grp.getgrnam, name)
+            if group is None:
+                _run(["groupadd", "--system", name])
+                log.info("created group %s for dataset %s", name, dataset_id)
+                group = grp.getgrnam(name)
+    return group.gr_gid
+
+
+def _existing(lookup, name: str):
+    """`lookup(name)` (pwd.getpwnam, grp.getgrnam), or None. Looked up first without `_account_lock`: a spawn
+    whose account and groups exist (every one but a person's first) does not wait behind another's useradd."""
+    try:
+        return lookup(name)
+    except KeyError:
+        return None
 
 
 def secure_dataset_file(path: Path, gid: int) -> None:

@@ -6,6 +6,7 @@ import os
 import pwd
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from jupyter_client.kernelspec import NoSuchKernel
@@ -118,6 +119,11 @@ def test_account_and_dataset_group(tmp_path):
     try:
         assert (account.name, account.uid, account.gid) == ("onsite-ut-someone", 299007, 299007)
         assert isolation.ensure_account("someone", 7, prefix=prefix, uid_base=299000, home=tmp_path / "home") == account
+        with isolation._account_lock:  # another spawn's useradd under way: an existing account does not wait for it
+            found = ThreadPoolExecutor(1).submit(
+                lambda: (isolation.ensure_account("someone", 7, prefix=prefix, uid_base=299000, home=tmp_path / "home"),
+                         isolation.ensure_dataset_group("ds_unit", prefix="onsite-ut-ds-")))
+            assert found.result(timeout=10) == (account, gid)
         assert pwd.getpwnam(account.name).pw_shell == isolation.NOLOGIN_SHELL
         data = tmp_path / "ds_unit.duckdb"
         data.write_text("x")
