@@ -248,16 +248,14 @@ class OnsiteSpawner(LocalProcessSpawner):
     ).tag(config=True)
 
     fork_servers = Bool(
-        False,
+        True,
         help="""Start each isolated session's server by forking it from one process that
         imported the single-user server once (`hub_config.server_fork`, started in the
         background when the hub makes its first spawner, e.g. at the first log-in),
         instead of a new interpreter that imports it all again (4–6 CPU-s a start).
         The forked child becomes the session exactly as an exec'd server does. Only
         for the stock single-user command (`Spawner.cmd` left as Onsite sets it).
-        Off by default until the security suite's attacks on the server's Hub token
-        are rewritten for it (they read the token from the server's environment,
-        where a forked server no longer keeps it).""",
+        Off: each server a new interpreter, as JupyterHub's LocalProcessSpawner does.""",
     ).tag(config=True)
 
     proc = Union(

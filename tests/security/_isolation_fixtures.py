@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -119,3 +120,28 @@ def server_pid(hub: IsolatedHub, username: str) -> int:
     pids = server_pids(hub, username)
     assert len(pids) == 1, pids
     return pids[0]
+
+
+TOKEN_ENTRY = re.compile(rb"JUPYTERHUB_API_TOKEN=([0-9A-Za-z_-]{16,})\0")
+
+
+def server_token(hub: IsolatedHub, username: str) -> str:
+    """The Hub token `username`'s running server holds, as a thief with root on the host would take it: from
+    the server's memory (its environment block, for a server exec'd with it, or the entry putenv made, for one
+    forked from the pre-imported server), not from /proc/<pid>/environ, which a forked server never had it in.
+    The server is non-dumpable, so no process of the session itself can do this (test_isolation_attacks)."""
+    pid = server_pid(hub, username)
+    found: set[bytes] = set()
+    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
+        for line in maps:
+            span, perms, *rest = line.split()
+            if not perms.startswith("rw") or (len(rest) > 3 and rest[3].startswith("/")):
+                continue  # only writable anonymous memory (heap, stack, arenas): where an environment entry lives
+            start, end = (int(x, 16) for x in span.split("-"))
+            try:
+                mem.seek(start)
+                found.update(TOKEN_ENTRY.findall(mem.read(end - start)))
+            except (OSError, OverflowError, ValueError):  # a guard page, [vvar], [vsyscall]
+                continue
+    assert len(found) == 1, f"expected one Hub token in the server's memory, found {len(found)}"
+    return found.pop().decode()

@@ -19,7 +19,7 @@ from functional.hubtools import HubUser
 from functional.seeding import (OTHER_DATASET, SUSPENDED_PASSWORD, SUSPENDED_PROJECT, SUSPENDED_RESEARCHER, audit_events,
                                suspend_project)
 from onsite.demo import DEMO_DATASET, DEMO_PROJECT
-from security._isolation_fixtures import RECHECK_S, isolated_hub, researcher_session, server_pid, server_pids  # noqa: F401 (fixture)
+from security._isolation_fixtures import RECHECK_S, isolated_hub, researcher_session, server_pid, server_pids, server_token  # noqa: F401 (fixture)
 from hopper import HOPPER, beating, started
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
@@ -127,12 +127,6 @@ def test_state_of_the_hub_is_out_of_reach(sessions, target):
     hub.record("filesystem", f"open the {target} ({'write' if 'w' in mode or '+' in mode else 'read'})", out)
 
 
-def server_environ(pid: int) -> dict[str, str]:
-    """The server's environment, as root reads it."""
-    raw = Path(f"/proc/{pid}/environ").read_bytes()
-    return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
-
-
 def test_the_servers_token_is_out_of_reach_of_the_session(sessions):
     hub, tanaka, kernel = sessions
     # From the kernel: the single-user server, which holds the Hub token, by its pid.
@@ -146,7 +140,7 @@ def test_the_servers_token_is_out_of_reach_of_the_session(sessions):
               " 'mem': attempt(lambda: open(f'/proc/{server}/mem', 'rb')), 'maps': attempt(lambda: open(f'/proc/{server}/maps').read()),"
               " 'fd': attempt(lambda: os.listdir(f'/proc/{server}/fd')), 'cmdline': attempt(lambda: open(f'/proc/{server}/cmdline').read())}")
     assert out.pop("server") == server
-    secrets = {"server token": server_environ(server)["JUPYTERHUB_API_TOKEN"]}
+    secrets = {"server token": server_token(hub, "tanaka")}
     for name in ("jupyterhub_cookie_secret", "proxy_auth_token", "cli-api-token"):
         secrets[name] = (hub.settings.runtime_dir / name).read_text().strip()
     assert len(secrets["server token"]) >= 32

@@ -13,7 +13,6 @@ from __future__ import annotations
 import html
 import json
 import re
-from pathlib import Path
 
 import pytest
 import requests
@@ -28,7 +27,7 @@ from functional.seeding import audit_events
 from onsite.demo import DEMO_DATASET, DEMO_PROJECT
 from onsite_base.db import make_engine, session_factory, transaction
 from review_service.app import CELLS_PER_PAGE
-from security._isolation_fixtures import isolated_hub, researcher_session, server_pid  # noqa: F401 (fixture)
+from security._isolation_fixtures import isolated_hub, researcher_session, server_token  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -167,8 +166,7 @@ out["left"] = sorted(n for n in set(os.listdir(outbox)) - before if n.endswith(w
 
 def post_as_the_server(hub, body: bytes) -> requests.Response:
     # The server's own Hub token, as a thief who got it would hold it (read here as root: the kernel cannot).
-    environ = Path(f"/proc/{server_pid(hub, 'tanaka')}/environ").read_bytes().decode(errors="replace").split("\0")
-    token = dict(item.split("=", 1) for item in environ if "=" in item)["JUPYTERHUB_API_TOKEN"]
+    token = server_token(hub, "tanaka")
     return requests.post(f"{hub.hub.url}{REVIEW}/api/requests", data=body, timeout=600,
                          headers={"Authorization": f"token {token}", "Content-Type": "application/json"})
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import html
 import re
 import time
-from pathlib import Path
 
 import duckdb
 import pytest
@@ -20,7 +19,7 @@ import pytest
 from functional.hubtools import HubUser
 from functional.seeding import audit_events, revoke_grant
 from onsite.demo import DEMO_DATASET, DEMO_PROJECT
-from security._isolation_fixtures import isolated_hub, researcher_session  # noqa: F401 (fixture)
+from security._isolation_fixtures import isolated_hub, researcher_session, server_token  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -186,7 +185,7 @@ def test_records_are_seen_only_at_the_terminal_of_a_running_session(world):
 
     # The server token, as the researcher's own code can read it, used from the other address on the API.
     token_user = HubUser(hub.hub, "tanaka", source_address=OTHER_ADDRESS).http.get(
-        f"{hub.hub.url}{REVIEW}/api/requests/{leak_id}", timeout=30, headers={"Authorization": f"token {server_token(hub)}"})
+        f"{hub.hub.url}{REVIEW}/api/requests/{leak_id}", timeout=30, headers={"Authorization": f"token {server_token(hub, 'tanaka')}"})
     assert not leaked(token_user.content, records)
     hub.record("review service", f"read the request through the API from {OTHER_ADDRESS} with the session's "
                "server token",
@@ -212,22 +211,6 @@ def test_records_are_seen_only_at_the_terminal_of_a_running_session(world):
     assert not leaked(body, records)
     hub.record("review service", "read the whole-records table's request page at the terminal right after the "
                "project's grant was revoked", "no record")
-
-
-def server_token(hub) -> str:
-    """The running server's Hub token, as a thief who got it off site would hold it (read here as root: the
-    server is non-dumpable, so its own kernel cannot read it)."""
-    uid = hub.account("tanaka").pw_uid
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            if proc.stat().st_uid != uid:
-                continue
-            env = dict(item.split("=", 1) for item in proc.joinpath("environ").read_text().split("\0") if "=" in item)
-        except OSError:
-            continue
-        if env.get("JUPYTERHUB_API_TOKEN"):
-            return env["JUPYTERHUB_API_TOKEN"]
-    raise AssertionError("no process of the session holds a Hub token")
 
 
 def wait_for(condition, timeout: float = 60) -> None:
