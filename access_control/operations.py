@@ -192,10 +192,13 @@ def local_day(now: datetime, zone: str) -> tuple[datetime, datetime]:
             datetime.combine(today + timedelta(days=1), datetime.min.time(), tz))
 
 
-def load_facilities(session: Session, facility_id: int | None = None) -> list[Facility]:
+def load_facilities(session: Session, facility_id: int | None = None, names: frozenset[str] | None = None) -> list[Facility]:
+    """Every facility, or the one numbered `facility_id`, among those named `names` (None: any)."""
     query = select(Facility).options(lazyload(Facility.terminals)).order_by(Facility.name)
     if facility_id is not None:
         query = query.where(Facility.id == facility_id)
+    if names is not None:
+        query = query.where(Facility.name.in_(names))
     return list(session.scalars(query))
 
 
@@ -220,26 +223,35 @@ def bookings_today(session: Session, facilities: list[Facility], now: datetime) 
     return booked
 
 
-def live_sessions(session: Session, facility_id: int | None = None) -> list[LiveUse]:
+def live_sessions(session: Session, facility_id: int | None = None, among: list[int] | None = None) -> list[LiveUse]:
+    """Live sessions, of one facility or of those `among` (None: everywhere, also from no terminal)."""
     query = select(UsageSession).where(UsageSession.ended_at.is_(None)).order_by(UsageSession.started_at)
     if facility_id is not None:
         query = query.where(UsageSession.facility_id == facility_id)
+    if among is not None:
+        query = query.where(UsageSession.facility_id.in_(among))
     return [LiveUse(s.username, s.facility_id, s.terminal, s.client_address, s.started_at) for s in session.scalars(query)]
 
 
-def recent_refusals(session: Session, now: datetime, facility_id: int | None = None) -> list[Refusal]:
+def recent_refusals(session: Session, now: datetime, facility_id: int | None = None,
+                    among: list[int] | None = None) -> list[Refusal]:
     query = select(UsageRefusal).where(UsageRefusal.created_at >= now - REFUSAL_WINDOW).order_by(UsageRefusal.seq.desc())
     if facility_id is not None:
         query = query.where(UsageRefusal.facility_id == facility_id)
+    if among is not None:
+        query = query.where(UsageRefusal.facility_id.in_(among))
     return [Refusal(r.seq, r.created_at, r.username, r.facility_id, r.client_address, r.stage, tuple(json.loads(r.reasons)))
             for r in session.scalars(query)]
 
 
-def terminal_states(session: Session, now: datetime, silent_after: timedelta, facility_id: int | None = None) -> list[TerminalState]:
+def terminal_states(session: Session, now: datetime, silent_after: timedelta, facility_id: int | None = None,
+                    among: list[int] | None = None) -> list[TerminalState]:
     query = (select(Terminal.address, Terminal.label, Terminal.facility_id, TerminalSeen.last_seen_at)
              .outerjoin(TerminalSeen, TerminalSeen.terminal == Terminal.address).order_by(Terminal.address))
     if facility_id is not None:
         query = query.where(Terminal.facility_id == facility_id)
+    if among is not None:
+        query = query.where(Terminal.facility_id.in_(among))
     return [TerminalState(address, label, fid, seen, seen is not None and now - seen > silent_after, is_override_network(address))
             for address, label, fid, seen in session.execute(query)]
 
@@ -262,19 +274,22 @@ def facility_states(facilities: Iterable[Facility], now: datetime, booked: dict[
     return states
 
 
-def overview(session: Session, now: datetime, silent_after: timedelta) -> Overview:
-    """Every facility at a glance."""
-    facilities = load_facilities(session)
-    live = live_sessions(session)
-    refusals = recent_refusals(session, now)
+def overview(session: Session, now: datetime, silent_after: timedelta, names: frozenset[str] | None = None) -> Overview:
+    """Every facility at a glance; only those named `names` (a facility manager's), with their sessions and
+    refusals only (none from no terminal), when given."""
+    facilities = load_facilities(session, names=names)
+    among = None if names is None else [f.id for f in facilities]
+    live = live_sessions(session, among=among)
+    refusals = recent_refusals(session, now, among=among)
     states = facility_states(facilities, now, bookings_today(session, facilities, now), live, refusals,
-                             terminal_states(session, now, silent_after))
+                             terminal_states(session, now, silent_after, among=among))
     return Overview(now, tuple(states), tuple(refusals), sum(1 for s in live if s.facility_id is None))
 
 
-def facility_view(session: Session, facility_id: int, now: datetime, silent_after: timedelta) -> FacilityView | None:
-    """One facility in full; None when there is no such facility."""
-    facilities = load_facilities(session, facility_id)
+def facility_view(session: Session, facility_id: int, now: datetime, silent_after: timedelta,
+                  names: frozenset[str] | None = None) -> FacilityView | None:
+    """One facility in full; None when there is no such facility (among those named `names`, when given)."""
+    facilities = load_facilities(session, facility_id, names)
     if not facilities:
         return None
     booked = bookings_today(session, facilities, now)

@@ -6,8 +6,14 @@
     GET ./usage[?facility=<n>]            usage by facility and month: table and chart
     GET ./usage.csv[?facility=<n>]        the same table as CSV
 
-Administrators only, judged as every admin page (AdminHandler.prepare: the client
-address, then Role.ADMINISTRATOR), the JSON endpoint included. A request reads in
+Administrators, and facility managers restricted to their facilities (`self.scope`):
+the same pages showing only those facilities, their sessions, refusals, terminals
+and months (no refusal from no terminal, no witnesses); another facility's page,
+refresh or usage by number answers as one that does not exist, and the attempt is
+an ADMIN_ACCESS event. A manager's reads of the pages and refreshes that name
+people (sessions, refusals) are ADMIN_ACCESS events (OK) as her other reads are.
+Judged as every admin page (AdminHandler.prepare: the client address, then the
+role), the JSON endpoint included. A request reads in
 one read transaction (access_control.operations; the review figures from
 disclosure_review.workflow.usage) and never folds the ledger itself: `UsageKeeper`,
 a thread of the service, folds new events into the usage tables
@@ -31,6 +37,7 @@ from tornado import web
 from access_control import ledger, operations, usage
 from access_control.operations import OperationsView
 from access_control.entry import DenialReason
+from access_control.admin import record_manager_read
 from admin_service.handlers import AdminHandler
 from admin_service.i18n import translator
 from disclosure_review.workflow.usage import ReviewMonth, review_usage
@@ -116,8 +123,10 @@ class UsageKeeper:
 
 
 class OperationsHandler(AdminHandler):
-    """Reads the usage tables as they are (asking the keeper to fold what is new, without waiting)."""
+    """Reads the usage tables as they are (asking the keeper to fold what is new, without waiting); a facility
+    manager's within her facilities."""
 
+    for_managers = True
     as_of: datetime | None = None
     """When the usage tables were last caught up with the ledger (`read` sets it)."""
 
@@ -136,6 +145,23 @@ class OperationsHandler(AdminHandler):
         if self.as_of is None:
             return translator(self.language)("usage_not_folded_yet")
         return times.shown(self.as_of, self.settings["onsite"].timezone, seconds=True)
+
+    @property
+    def names(self) -> frozenset[str] | None:
+        """The facilities the person may see (None: every one)."""
+        return self.scope.facilities if self.scope is not None else frozenset()
+
+    def no_such_facility(self, number: int | None) -> web.HTTPError:
+        """Another facility's number is answered as a number no facility has; a manager's attempt is recorded."""
+        if self.names is not None:
+            self.record_refusal("outside the facility manager's scope", facility=str(number))
+        return web.HTTPError(404, translator(self.language)("no_such_facility", number=number))
+
+    def record_read(self, view: operations.Overview | operations.FacilityView) -> None:
+        """A manager's read of the people in the view (live sessions, refusals), in the ledger."""
+        live = view.live if isinstance(view, operations.FacilityView) else ()
+        record_manager_read(self.factory, self.scope, self.actor, "operations", rows=len(view.refusals) + len(live),
+                            path=self.request.path[:300])
 
     def facility_arg(self) -> int | None:
         text = self.get_query_argument("facility", "")
@@ -157,11 +183,12 @@ class OperationsPage(OperationsHandler):
     @web.authenticated
     def get(self) -> None:
         def work(session: Session, now: datetime) -> dict[str, Any]:
-            view = operations.overview(session, now, self.view_settings.silent_after)
-            return {"view": view, "witnesses": ledger.last_cosignatures(session),
+            view = operations.overview(session, now, self.view_settings.silent_after, self.names)
+            return {"view": view, "witnesses": ledger.last_cosignatures(session) if self.names is None else [],
                     "names": {f.id: f.name for f in view.facilities}}
 
         context = self.read(work)
+        self.record_read(context["view"])
         self.render_page(self.template, **self.common(), **context, json_url=self.prefix + "operations.json")
 
 
@@ -173,14 +200,15 @@ class FacilityOperationsPage(OperationsHandler):
         facility_id = int(number)
 
         def work(session: Session, now: datetime) -> dict[str, Any] | None:
-            view = operations.facility_view(session, facility_id, now, self.view_settings.silent_after)
+            view = operations.facility_view(session, facility_id, now, self.view_settings.silent_after, self.names)
             if view is None:
                 return None
             return {"view": view, "rows": usage_rows(session, now, facility_id), "names": {view.state.id: view.state.name}}
 
         context = self.read(work)
         if context is None:
-            raise web.HTTPError(404, translator(self.language)("no_such_facility", number=facility_id))
+            raise self.no_such_facility(facility_id)
+        self.record_read(context["view"])
         self.render_page(self.template, **self.common(), **context,
                          json_url=f"{self.prefix}operations.json?facility={facility_id}")
 
@@ -191,20 +219,22 @@ class OperationsJson(OperationsHandler):
         facility_id = self.facility_arg()
         t = translator(self.language)
 
-        def work(session: Session, now: datetime) -> dict[str, Any] | None:
+        def work(session: Session, now: datetime) -> tuple[Any, dict[str, Any]] | None:
             if facility_id is None:
                 view: operations.Overview | operations.FacilityView | None = operations.overview(
-                    session, now, self.view_settings.silent_after)
+                    session, now, self.view_settings.silent_after, self.names)
             else:
-                view = operations.facility_view(session, facility_id, now, self.view_settings.silent_after)
+                view = operations.facility_view(session, facility_id, now, self.view_settings.silent_after, self.names)
             if view is None:
                 return None
             states = view.facilities if isinstance(view, operations.Overview) else (view.state,)
-            return live_figures(view, t, self.language, {f.id: f.name for f in states}, self.settings["onsite"].timezone)
+            return view, live_figures(view, t, self.language, {f.id: f.name for f in states}, self.settings["onsite"].timezone)
 
-        figures = self.read(work)
-        if figures is None:
-            raise web.HTTPError(404, t("no_such_facility", number=facility_id))
+        read = self.read(work)
+        if read is None:
+            raise self.no_such_facility(facility_id)
+        view, figures = read
+        self.record_read(view)
         figures["figures"]["as_of"] = self.as_of_text()
         self.set_header("Cache-Control", "no-store")
         self.finish(figures)
@@ -213,9 +243,11 @@ class OperationsJson(OperationsHandler):
 # ---------------------------------------------------------------- usage statistics
 
 
-def usage_rows(session: Session, now: datetime, facility_id: int | None = None) -> list[dict[str, Any]]:
-    """One row a facility and month of the last twelve, months without any use included (zeros)."""
-    facilities = operations.load_facilities(session, facility_id)
+def usage_rows(session: Session, now: datetime, facility_id: int | None = None,
+               names: frozenset[str] | None = None) -> list[dict[str, Any]]:
+    """One row a facility (of those named `names`, None: any) and month of the last twelve, months without any use
+    included (zeros)."""
+    facilities = operations.load_facilities(session, facility_id, names)
     sessions = operations.monthly_usage(session, now, facility_id=facility_id)
     reviews = review_usage(session, now, facility_id=facility_id)
     rows = []
@@ -283,9 +315,12 @@ class UsagePage(OperationsHandler):
         facility_id = self.facility_arg()
 
         def work(session: Session, now: datetime) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:
-            return usage_rows(session, now, facility_id), [(f.id, f.name) for f in operations.load_facilities(session)]
+            return (usage_rows(session, now, facility_id, self.names),
+                    [(f.id, f.name) for f in operations.load_facilities(session, names=self.names)])
 
         rows, facilities = self.read(work)
+        if facility_id is not None and facility_id not in dict(facilities):
+            raise self.no_such_facility(facility_id)
         return rows, facilities, facility_id
 
     @web.authenticated

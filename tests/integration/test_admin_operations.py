@@ -7,6 +7,7 @@ import asyncio
 import csv
 import html
 import io
+import json
 import re
 import threading
 import time
@@ -106,20 +107,54 @@ def test_only_administrators_see_the_view_and_its_json_and_refusals_are_recorded
     assert len(refused) == 4 and "operations.json" in refused[1].details
 
 
-def test_a_facility_manager_sees_no_operations_page_not_even_of_her_facility(server):
-    """The view shows every facility and the network's people: administrators only. A manager of Tokyo asking for
-    the overview, her own facility's page, its JSON or the usage CSV is refused, and each refusal recorded."""
+def refuse_entry(db_url: str, username: str, address: str, facility: str, terminal: str) -> None:
+    """An ENTRY_DECIDE DENIED as the hub writes it."""
+    write(db_url, lambda s: audit.record(s, AuditEventType.ENTRY_DECIDE, actor=username, object=f"person:{username}",
+                                         outcome=Outcome.DENIED, details={"client_address": address, "facility": facility,
+                                                                          "terminal": terminal, "reasons": ["NO_BOOKING"],
+                                                                          "stage": "login", "active_projects": []}))
+
+
+def test_a_facility_manager_sees_only_her_facilities_in_the_operations_view(server):
+    """mika manages Osaka. The overview, its refresh and usage show Osaka only: Tokyo's row, its live session, its
+    refusal (and one from no terminal) are nowhere. Tokyo's page, refresh and usage asked for by number answer as a
+    number no facility has (404), each attempt an ADMIN_ACCESS DENIED; her reads of the view are ADMIN_ACCESS OK."""
     base, settings = server
     write(settings.db_url, lambda s: (policy.add_person(s, username="mika", display_name="Mika", actor="test"),
-                                      policy.grant_facility_manager(s, "mika", FACILITY, actor="test")))
-    tokyo = facility_number(settings.db_url, FACILITY)
-    mika = login(base, "mika")
-    for path in ("operations", f"operations/{tokyo}", f"operations.json?facility={tokyo}", "usage", f"usage.csv?facility={tokyo}"):
+                                      policy.grant_facility_manager(s, "mika", OTHER_FACILITY, actor="test")))
+    tokyo, osaka = facility_number(settings.db_url, FACILITY), facility_number(settings.db_url, OTHER_FACILITY)
+    start_session(settings.db_url, RESEARCHER, "192.0.2.3")
+    refuse_entry(settings.db_url, "tokyoguest", "192.0.2.4", FACILITY, "192.0.2.0/28")
+    refuse_entry(settings.db_url, "nowhereguest", "203.0.113.5", "", "")
+    refuse_entry(settings.db_url, "osakaguest", "2001:db8::9", OTHER_FACILITY, "2001:db8::/64")
+    admin = login(base, ADMIN, **{"Accept-Language": "en"})
+    eventually(lambda: admin.get(base + "operations.json").json(), lambda j: j["figures"][f"f{tokyo}.in_use"] == "1")
+    mika = login(base, "mika", **{"Accept-Language": "en"})
+
+    page = mika.get(base + "operations")
+    assert page.status_code == 200 and OTHER_FACILITY in page.text and "osakaguest" in page.text
+    figures = mika.get(base + "operations.json").json()
+    assert {key.split(".")[0] for key in figures["figures"]} == {f"f{osaka}", "as_of"}
+    assert [r["person"] for r in figures["refusals"]] == ["osakaguest"]
+    usage_page = mika.get(base + "usage")
+    usage_csv = list(csv.DictReader(io.StringIO(mika.get(base + "usage.csv").text)))
+    assert usage_page.status_code == 200 and {r["facility"] for r in usage_csv} == {OTHER_FACILITY}
+    assert mika.get(base + f"operations/{osaka}").status_code == 200
+    for shown in (page.text, json.dumps(figures, ensure_ascii=False), usage_page.text):
+        assert FACILITY not in shown and f"f{tokyo}." not in shown and f"usage-{tokyo}-" not in shown
+        assert RESEARCHER not in shown and "tokyoguest" not in shown and "nowhereguest" not in shown
+        assert "192.0.2" not in shown and 'id="witnesses' not in shown
+
+    for path in (f"operations/{tokyo}", f"operations.json?facility={tokyo}", f"usage?facility={tokyo}",
+                 f"usage.csv?facility={tokyo}", "operations/999999"):
         response = mika.get(base + path)
-        assert response.status_code == 403, path
-        assert "data-live" not in response.text and "in_use" not in response.text and "sessions," not in response.text
-    refused = [e for e in events(settings.db_url, AuditEventType.ADMIN_ACCESS, "mika") if e.outcome is Outcome.DENIED]
-    assert len(refused) == 5
+        assert response.status_code == 404, path
+        assert FACILITY not in response.text and RESEARCHER not in response.text and "figures" not in response.text
+    mine = events(settings.db_url, AuditEventType.ADMIN_ACCESS, "mika")
+    refused = [e.details_dict for e in mine if e.outcome is Outcome.DENIED]
+    assert [r["facility"] for r in refused] == [str(tokyo)] * 4 + ["999999"]
+    reads = [e.details_dict for e in mine if e.outcome is Outcome.OK]
+    assert [(r["read"], r["facilities"], r["rows"]) for r in reads] == [("operations", [OTHER_FACILITY], 1)] * 3  # its refusal
 
 
 def serve_in_thread(app) -> str:
