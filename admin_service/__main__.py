@@ -13,15 +13,25 @@ from __future__ import annotations
 import os
 import sys
 
+from tornado import web
+from traitlets.config import Config
+
 from access_control.addresses import AddressPolicy, service_check
 from access_control.operations import OperationsView
 from admin_service.app import SERVICE_NAME, make_app
+from onsite_base.settings import Settings
 from onsite_base.web.service import run
 
 
+def serving_app(settings: Settings, config: Config, prefix: str) -> web.Application:
+    """The app, its usage projection folded from the start (admin_service.operations.UsageKeeper)."""
+    app = make_app(settings, prefix=prefix)
+    app.settings["usage_keeper"].start()
+    return app
+
+
 def main() -> int:
-    return run(lambda settings, config, prefix: make_app(settings, prefix=prefix), SERVICE_NAME, dict(os.environ),
-               sections=(AddressPolicy, OperationsView), check_client=service_check)
+    return run(serving_app, SERVICE_NAME, dict(os.environ), sections=(AddressPolicy, OperationsView), check_client=service_check)
 
 
 if __name__ == "__main__":

@@ -350,5 +350,7 @@ def make_app(
     operations = OperationsView.load()
     app = application(routes, settings, prefix, HERE, jinja=make_jinja(), cookie_secret=cookie_secret,
                       test_identity=test_identity, hub_client=hub_client, operations=operations)
-    app.settings["usage_keeper"] = UsageKeeper(app.settings["session_factory"], operations.catch_up_seconds).start()
+    # Started by the service's main (and by the first operations page): an app made only to answer other pages,
+    # as tests make many, runs no thread.
+    app.settings["usage_keeper"] = UsageKeeper(app.settings["session_factory"], operations.catch_up_seconds)
     return app

@@ -90,7 +90,7 @@ def live_figures(view: operations.Overview | operations.FacilityView, t: Callabl
 
 
 class UsageKeeper:
-    """Keeps the usage tables caught up with the ledger from a daemon thread: at start, every
+    """Keeps the usage tables caught up with the ledger from a daemon thread: from the service's start, every
     `OperationsView.catch_up_seconds`, and soon after a page asks (`wake`), so that no request waits for a fold
     (the first over a long ledger takes minutes). A failed fold (store unreachable) is logged and retried."""
 
@@ -99,14 +99,19 @@ class UsageKeeper:
         self.interval_s = interval_s
         self.asked = threading.Event()
         self.stopped = threading.Event()
+        self.starting = threading.Lock()
         self.thread = threading.Thread(target=self.run, name="usage-catch-up", daemon=True)
 
     def start(self) -> UsageKeeper:
-        self.thread.start()
+        """Fold from now on (the service's start calls it; a page's `wake` too, for an app started without)."""
+        with self.starting:
+            if not self.thread.is_alive() and not self.stopped.is_set():
+                self.thread.start()
         return self
 
     def wake(self) -> None:
         self.asked.set()
+        self.start()
 
     def stop(self) -> None:
         self.stopped.set()
