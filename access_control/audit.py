@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy import String, func, select, text, type_coerce
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy import event as orm_event
 from sqlalchemy.orm import Session
 
@@ -204,6 +205,37 @@ def lock_ledger(session: Session) -> None:
 
 
 LOCK_FOR_GROUP_COMMIT = text(f"SET LOCAL synchronous_commit TO OFF; SELECT pg_advisory_xact_lock({LEDGER_LOCK_KEY})")
+HEAD_QUERY = "SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1"
+LOCK_AND_HEAD = f"SET LOCAL synchronous_commit TO OFF; SELECT pg_advisory_xact_lock({LEDGER_LOCK_KEY}); {HEAD_QUERY}"
+"""One message, one round trip: each statement reads its own snapshot (READ COMMITTED), so the head is read after
+the lock is granted, as it must be."""
+TRANSACTION_HEAD = "onsite_ledger_transaction_head"
+"""Session.info: (transaction, seq, hash) of the ledger's head as the transaction holding the lock last appended it."""
+
+
+def locked_head(session: Session) -> tuple[int, str]:
+    """Take the ledger lock and read its head (seq, hash), or (0, GENESIS_HASH) when empty; the head this transaction
+    appended last when it already holds the lock (nobody else can append until it ends)."""
+    known = session.info.get(TRANSACTION_HEAD)
+    if known is not None and known[0] is session.get_transaction():
+        return known[1], known[2]
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":  # SQLite: the transaction holds the write lock (BEGIN IMMEDIATE)
+        head = connection.exec_driver_sql(HEAD_QUERY).first()
+        return (head[0], head[1]) if head else (0, GENESIS_HASH)
+    session.info[UNFLUSHED_COMMIT] = True
+    dbapi = connection.dialect.loaded_dbapi
+    cursor = connection.connection.cursor()  # the driver's own: three statements, one message (no parameters)
+    try:
+        cursor.execute(LOCK_AND_HEAD)
+        while cursor.nextset():
+            pass  # to the last statement's rows, the head
+        head = cursor.fetchone()
+    except dbapi.Error as e:  # as SQLAlchemy raises it, for the callers' fail-closed handling
+        raise DBAPIError.instance(LOCK_AND_HEAD, None, e, dbapi.Error, dialect=connection.dialect) from e
+    finally:
+        cursor.close()
+    return (head[0], head[1]) if head else (0, GENESIS_HASH)
 FLUSH_WAL = text("SELECT pg_logical_emit_message(true, 'onsite-ledger-flush', '')")
 UNFLUSHED_COMMIT = "onsite_ledger_unflushed_commit"
 """Session.info flag: this transaction holds the ledger lock and commits without waiting for its WAL flush."""
@@ -229,6 +261,12 @@ def _forget_unflushed(session: Session) -> None:
     session.info.pop(UNFLUSHED_COMMIT, None)
 
 
+@orm_event.listens_for(Session, "after_commit")
+@orm_event.listens_for(Session, "after_soft_rollback")
+def _forget_head(session: Session, *_: object) -> None:
+    session.info.pop(TRANSACTION_HEAD, None)  # a savepoint rolled back may have taken the head's event with it
+
+
 def record(
     session: Session,
     action: AuditEventType,
@@ -248,10 +286,9 @@ def record(
         raise ValueError(f"audit actor or object too long (at most {MAX_ACTOR} / {MAX_OBJECT} characters)")
     client = _client.get()
     details_text = canonical_json({**(client.details() if client else {}), **dict(details or {})})
-    lock_ledger(session)
     session.flush()  # earlier pending rows of this transaction first
-    head = session.execute(select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)).first()
-    seq, prev_hash = (head.seq + 1, head.hash) if head else (1, GENESIS_HASH)
+    last_seq, prev_hash = locked_head(session)
+    seq = last_seq + 1
     created_at = datetime.now(timezone.utc)
     event = AuditEvent(
         seq=seq,
@@ -275,6 +312,7 @@ def record(
     )
     session.add(event)
     session.flush()
+    session.info[TRANSACTION_HEAD] = (session.get_transaction(), seq, event.hash)
     log.debug("audit event %d %s by %s", seq, action.value, actor)
     return event
 

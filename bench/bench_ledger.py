@@ -53,6 +53,8 @@ PROOF_EVENTS = 10_000_000
 HARNESS_EVENTS = 100_000
 BATCH = 20_000
 HEAD_INTERVAL_S = 1.0  # the signer's pause between heads: 600 times as often as the hub's default
+EVENTS_PER_TRANSACTION = 20
+"""The batched rows: events a transaction, as the hub's session-event sink writes a server's queued events."""
 
 
 def scratch_directory() -> Path:
@@ -127,8 +129,9 @@ def append_as_before(session: Session) -> None:
         session.execute(text("SET LOCAL synchronous_commit TO ON"))
 
 
-def appender(url: str, seconds: float, go: Path, kind: str, key_path: Path) -> None:
-    """One writer process: wait for `go`, append (`ours`, `peer`) or sign heads (`sign`) for `seconds`, print the count."""
+def appender(url: str, seconds: float, go: Path, kind: str, key_path: Path, per_transaction: int = 1) -> None:
+    """One writer process: wait for `go`, append (`ours`, `peer`: `per_transaction` events a transaction) or sign
+    heads (`sign`) for `seconds`, print the count of events."""
     factory = session_factory(make_engine(url))
     while not go.exists():
         time.sleep(0.001)
@@ -139,18 +142,22 @@ def appender(url: str, seconds: float, go: Path, kind: str, key_path: Path) -> N
         if key is not None:
             ledger.sign_head(factory, key)
             time.sleep(HEAD_INTERVAL_S)
+            n += 1
         else:
             with transaction(factory) as session:
-                write(session)
-        n += 1
+                for _ in range(per_transaction):
+                    write(session)
+            n += per_transaction
     print(n)
 
 
-def appends_per_second(url: str, writers: int, seconds: float, with_signer: bool, work: Path) -> float:
+def appends_per_second(url: str, writers: int, seconds: float, with_signer: bool, work: Path,
+                       per_transaction: int = 1) -> float:
     go = work / f"go-{uuid.uuid4().hex}"
     command = [sys.executable, "-m", "bench.bench_ledger", "--writer", url, str(seconds), str(go)]
     kind = "ours" if with_signer else "peer"
-    processes = [subprocess.Popen([*command, kind], stdout=subprocess.PIPE, text=True) for _ in range(writers)]
+    processes = [subprocess.Popen([*command, kind, str(per_transaction)], stdout=subprocess.PIPE, text=True)
+                 for _ in range(writers)]
     if with_signer:
         processes.append(subprocess.Popen([*command, "sign", str(work / "key.pem")], stdout=subprocess.PIPE, text=True))
     time.sleep(3.0)  # every process imported and connected
@@ -258,6 +265,11 @@ def main(argv: list[str] | None = None) -> int:
             row(f"appends_{backend}", f"{peer:,.0f}/s", f"{ours:,.0f}/s", peer / ours, f"{args.writers} writer processes, "
                 f"{args.seconds:g} s, one event a transaction; ours with a head signer beside them"
                 + ("; peer: the lock held through a synchronous commit, ours: group commit" if backend == "postgresql" else ""))
+            n = EVENTS_PER_TRANSACTION
+            peer = appends_per_second(url, args.writers, args.seconds, False, work, n)
+            ours = appends_per_second(url, args.writers, args.seconds, True, work, n)
+            row(f"appends_{backend}_batched", f"{peer:,.0f}/s", f"{ours:,.0f}/s", peer / ours, f"as above, {n} events a "
+                "transaction (the session-event sink's way: a server's queued events in one transaction)")
     if "verify" in only:
         url = scratch_sqlite(work, "verify.sqlite")
         began = time.perf_counter()
@@ -281,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--writer"]:
         url, seconds, go, kind = sys.argv[2], float(sys.argv[3]), Path(sys.argv[4]), sys.argv[5]
-        appender(url, seconds, go, kind, Path(sys.argv[6]) if kind == "sign" else Path())
+        appender(url, seconds, go, kind, Path(sys.argv[6]) if kind == "sign" else Path(),
+                 1 if kind == "sign" else int(sys.argv[6]))
     else:
         sys.exit(main())
