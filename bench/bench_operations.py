@@ -7,13 +7,13 @@ The usage projection is then folded in once (`usage.catch_up`, timed), and the r
 in a thread of this process, identity through its test seam) answers over HTTP:
 
 - ours: GET operations (every facility), operations/<n> (one facility with its year by month),
-  operations.json (the refresh) and usage (every facility, 12 months) — each request folds the ledger's
-  new events first, as in production;
+  operations.json (the refresh) and usage (every facility, 12 months) — read from the projection as it is,
+  the app's keeper thread folding new events beside them, as in production;
 - peer (`cases()`): the figures of the overview read straight from the ledger without the projection
   (live sessions by pairing SESSION_START/STOP, refusals of the last hour by time) in hand-written SQL on
   a bare psycopg connection: what the projection saves.
 
-`python -m bench.bench_operations` prints the fill and fold times, p50/p95 of each page, and p50/p99 of
+`python -m bench.bench_operations` prints the load average, the fill and fold times, p50/p95 of each page, and p50/p99 of
 the entry decision (load_entry_facts + decide_entry, as bench_entry) on this store. Goals (issue 16):
 pages < 1 s p95, the entry decision < 50 ms p99.
 """
@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import json
+import os
 import random
 import statistics
 import threading
@@ -280,7 +281,12 @@ def cases(ctx: Context) -> list[Case]:
                       f"{bench.counts['events']:,} ledger events")]
 
 
+def load_average() -> str:
+    return " ".join(f"{v:.1f}" for v in os.getloadavg())
+
+
 def main() -> None:
+    print(f"load average at start {load_average()}")
     bench = OperationsBench()
     c = bench.counts
     print(f"filled {FACILITIES} facilities × {TERMINALS_EACH} terminals, {PEOPLE:,} researchers, {PROJECTS:,} projects, "
@@ -301,6 +307,7 @@ def main() -> None:
         print(f"peer: the overview's ledger figures without the projection: {time.perf_counter() - start:.1f} s")
     except psycopg.errors.QueryCanceled:
         print(f"peer: the overview's ledger figures without the projection: more than {PEER_TIMEOUT_S} s (stopped)")
+    print(f"load average at end {load_average()}")
 
 
 if __name__ == "__main__":
