@@ -32,9 +32,8 @@ GROUPED_FOLDERS = ("integration", "security", "functional", "unit/hub_config")
 # Folders that are one group together: their files share a session fixture (one slapd).
 ONE_GROUP_FOLDERS = ("integration/ldap",)
 # Files that are one group each, by the name given: a cost their tests share (an import, a module fixture) is
-# paid by one worker, not by every one. jsonschema: 1-2 CPU-s to import; the message corpus: ~1 CPU-s.
-ONE_GROUP_FILES = {"unit/workflow/test_wire.py": "jsonschema", "unit/analysis_kernel/test_wire_requests.py": "jsonschema",
-                   "unit/sdc/test_sdc_messages.py": "message corpus"}
+# paid by one worker, not by every one. The message corpus: ~1 CPU-s.
+ONE_GROUP_FILES = {"unit/sdc/test_sdc_messages.py": "message corpus"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
