@@ -5,15 +5,21 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import threading
+from http.server import ThreadingHTTPServer
 
 from sqlalchemy import select
 
-from access_control import policy
+from access_control import audit, policy
 from access_control.enums import AuditEventType, Outcome, Role
 from access_control.models import AuditEvent
+from access_control.sessions import session_object
+from hub_config.ports import free_port
+from hub_config.settings import CLI_TOKEN_FILE, HUB_API_URL_FILE
 from onsite_base.db import transaction
 
 from test_access_cli import factory, ledger_length, onsite  # noqa: F401  (fixtures)
+from test_facility_sessions import HubStandIn
 
 LOGIN = pwd.getpwuid(os.getuid()).pw_name
 
@@ -143,3 +149,32 @@ def test_managers_are_granted_and_listed_by_an_administrator(onsite, factory):
     assert code == 2 and "per facility" in err
     code, out, _ = onsite("admin", "manager", "revoke", "alice", "Tokyo", "--json")
     assert code == 0 and json.loads(out) == {"username": "alice", "facilities": []}
+
+
+def test_a_managers_listing_of_live_sessions_shows_hers_and_is_in_the_ledger(onsite, factory, tmp_path):
+    """`onsite admin sessions list` by the manager of Osaka, against a stand-in of the hub's API: alice's session at
+    Osaka is listed, adam's at Tokyo is not, and the read is an ADMIN_ACCESS OK event naming Osaka and one row."""
+    seed(factory)
+    with transaction(factory) as s:
+        policy.add_terminal(s, facility="Osaka", address="192.0.2.0/28", actor="test")
+        for user, address in (("alice", "192.0.2.5"), ("adam", "198.51.100.3")):
+            audit.record(s, AuditEventType.SESSION_START, actor=user, object=session_object(user),
+                         details={"client_address": address, "projects": []})
+    HubStandIn.running = {"alice": True, "adam": True}
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), HubStandIn)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    run = tmp_path / "home" / "run"
+    run.mkdir(parents=True, exist_ok=True)
+    (run / HUB_API_URL_FILE).write_text(f"http://127.0.0.1:{server.server_address[1]}/hub/api\n")
+    (run / CLI_TOKEN_FILE).write_text("token\n")
+    try:
+        code, out, err = onsite("admin", "sessions", "list", "--json")
+    finally:
+        server.shutdown()
+    assert code == 0, err
+    assert [(r["username"], r["facility"]) for r in json.loads(out)] == [("alice", "Osaka")]
+    with factory() as s:
+        reads = s.scalars(select(AuditEvent).where(AuditEvent.action == AuditEventType.ADMIN_ACCESS)).all()
+    assert [(e.actor, e.object, e.outcome) for e in reads] == [(f"admin:{LOGIN}", "read:sessions", Outcome.OK)]
+    details = reads[0].details_dict
+    assert (details["read"], details["facilities"], details["rows"], details["command"]) == ("sessions", ["Osaka"], 1, "sessions list")
