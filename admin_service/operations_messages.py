@@ -5,6 +5,7 @@ OPERATIONS_MESSAGES: dict[str, dict[str, str]] = {
     "nav_operations": {"ja": "運用状況", "en": "Operations"},
     "nav_usage": {"ja": "利用統計", "en": "Usage statistics"},
     "operations_heading": {"ja": "全施設の運用状況", "en": "Every facility now"},
+    "operations_heading_managed": {"ja": "担当施設の運用状況", "en": "Your facilities now"},
     "operations_note": {
         "ja": "{seconds} 秒ごとに自動で更新します(ページは再読み込みしません)。時刻は各施設のタイムゾーンです。",
         "en": "Updated every {seconds} seconds without reloading the page. Times are each facility's own time zone.",

@@ -133,6 +133,7 @@ def test_a_facility_manager_sees_only_her_facilities_in_the_operations_view(serv
 
     page = mika.get(base + "operations")
     assert page.status_code == 200 and OTHER_FACILITY in page.text and "osakaguest" in page.text
+    assert "<h1>Your facilities now</h1>" in page.text
     figures = mika.get(base + "operations.json").json()
     assert {key.split(".")[0] for key in figures["figures"]} == {f"f{osaka}", "as_of"}
     assert [r["person"] for r in figures["refusals"]] == ["osakaguest"]

@@ -1,13 +1,14 @@
 """The operations view in real Chromium, in Japanese and in English (issue 16): the page updates a figure by
 itself when the ledger changes (no reload), and the overview, a facility and the usage statistics are laid out
-at 1280 and 760 px without horizontal overflow and with their tables readable. Screenshots in SCREENSHOTS."""
+at 1280 and 760 px without horizontal overflow and with their tables readable; a facility manager's view of her
+facility alone too. Screenshots in SCREENSHOTS."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 from test_admin_operations import facility_number, start_session, write
-from test_admin_web import FACILITY, RESEARCHER, server  # noqa: F401  (server is a fixture)
+from test_admin_web import FACILITY, OTHER_FACILITY, RESEARCHER, server  # noqa: F401  (server is a fixture)
 
 from access_control import policy
 from functional.browser import CHROMIUM, CHROMIUM_ARGS, needs_chromium
@@ -16,8 +17,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 SCREENSHOTS = Path("/tmp/onsite-operations-screens")
 HEADING = {"ja": "全施設の運用状況", "en": "Every facility now"}
+MANAGED_HEADING = {"ja": "担当施設の運用状況", "en": "Your facilities now"}
 USAGE = {"ja": "施設・月別の利用統計", "en": "Usage by facility and month"}
 WIDTHS = (1280, 760)
+NAV_OPERATIONS = {"ja": "運用状況", "en": "Operations"}
+AS_OF_PENDING = {"ja": "集計中(初回)", "en": "being tallied for the first time"}
 
 
 @pytest.fixture
@@ -87,5 +91,41 @@ def test_the_operations_view_refreshes_itself_and_fits_1280_and_760(server, lang
                         assert page.locator("svg.chart").is_visible()
                     page.screenshot(path=str(SCREENSHOTS / f"{name}-{language}-{width}.png"), full_page=True)
                     assert layout_problems(page) == [], f"{name} at {width}px"
+        finally:
+            browser.close()
+
+
+@needs_chromium
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("language", ["ja", "en"])
+def test_a_facility_managers_operations_view_shows_her_facility_only_and_fits(server, language):
+    """mika manages Osaka: her menu leads to the operations view and usage of Osaka alone (Tokyo's live session
+    nowhere), which refresh by themselves and are laid out at 1280 and 760 px."""
+    from playwright.sync_api import expect, sync_playwright
+
+    base, settings = server
+    write(settings.db_url, lambda s: (more_facilities(s), policy.add_person(s, username="mika", display_name="Mika", actor="test"),
+                                      policy.grant_facility_manager(s, "mika", OTHER_FACILITY, actor="test")))
+    osaka = facility_number(settings.db_url, OTHER_FACILITY)
+    start_session(settings.db_url, RESEARCHER, "192.0.2.3")  # at Tokyo
+    SCREENSHOTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(locale="ja-JP" if language == "ja" else "en-US", viewport={"width": 1280, "height": 900})
+            page.goto(base + "test-login?user=mika")
+            page.goto(base + "facilities")
+            page.locator("nav a", has_text=NAV_OPERATIONS[language]).click()
+            assert page.locator("h1").inner_text() == MANAGED_HEADING[language]
+            assert page.locator("tr[id^='facility-']").count() == 1 and page.locator(f"#facility-{osaka}").is_visible()
+            expect(page.locator("#as-of")).not_to_have_text(AS_OF_PENDING[language], timeout=20_000)  # refreshed in place
+            assert FACILITY not in page.content() and RESEARCHER not in page.content()
+            for width in WIDTHS:
+                page.set_viewport_size({"width": width, "height": 900})
+                for name, path in (("operations", "operations"), ("facility", f"operations/{osaka}"), ("usage", "usage")):
+                    page.goto(base + path)
+                    assert FACILITY not in page.content(), f"{name}: Tokyo shown"
+                    page.screenshot(path=str(SCREENSHOTS / f"manager-{name}-{language}-{width}.png"), full_page=True)
+                    assert layout_problems(page) == [], f"manager's {name} at {width}px"
         finally:
             browser.close()
