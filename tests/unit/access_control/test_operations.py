@@ -4,6 +4,7 @@ in, then read back per facility; a fixed number of queries whatever the number o
 from __future__ import annotations
 
 import json
+import time
 from datetime import date, datetime, timedelta, timezone
 from types import SimpleNamespace
 
@@ -17,6 +18,7 @@ from access_control import audit, operations, policy, usage
 from access_control.entry import decide_entry, load_entry_facts, record_entry
 from access_control.enums import AuditEventType, Outcome, Role
 from access_control.models import Terminal
+from admin_service.operations import UsageKeeper
 from disclosure_review.sdc.rules import preset_names
 from onsite_base.db import Base, make_engine, transaction
 
@@ -215,3 +217,33 @@ def test_the_migration_makes_the_usage_tables_as_declared(db_url):
     finally:
         engine.dispose()
     assert [d for d in diffs if table_of(d) in tables] == []
+
+
+def test_the_keeper_folds_from_its_start_and_when_a_page_wakes_it(db):
+    """UsageKeeper (the admin service's thread): folds at start without any request, then again when woken long
+    before its timer, and stops when told."""
+    seed(db)
+    session_event(db, AuditEventType.SESSION_START, "alice", "192.0.2.3")
+
+    def until(done) -> None:
+        deadline = time.monotonic() + 20
+        while not done() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def live() -> list[str]:
+        with db() as s:
+            return [u.username for u in operations.live_sessions(s)]
+
+    keeper = UsageKeeper(db, interval_s=3600).start()
+    try:
+        until(lambda: live() == ["alice"])
+        with db() as s:
+            assert live() == ["alice"] and usage.caught_up_at(s) is not None
+        session_event(db, AuditEventType.SESSION_STOP, "alice")
+        keeper.wake()
+        until(lambda: live() == [])
+        assert live() == []
+    finally:
+        keeper.stop()
+        keeper.thread.join(10)
+    assert not keeper.thread.is_alive()
