@@ -206,6 +206,8 @@ def test_session_events_reach_the_ledger_and_the_researcher_cannot_write_them(la
     assert executed and executed[0]["actor"] == "tanaka"
     assert executed[0]["details"]["code"] == f"x = 6 * 7 * 1009  # {MARKER}\nprint(x)"
     assert not any("42378" in json.dumps(e["details"]) for e in executed)  # the code, never its output
+    # A cell's record is sent at once; the refusal before it waits for the next once-a-second batch.
+    wait_for_activity(hub.settings, f"nbconvert/script/{NOTEBOOK}")
     events = session_activity(hub.settings)
     assert all(e["actor"] == "tanaka" for e in events)
     assert any(e["details"]["kind"] == "contents" and e["details"]["action"] == "save" and e["details"]["path"] == NOTEBOOK
