@@ -9,8 +9,9 @@ from datetime import date, timedelta
 
 import pytest
 import requests
+from sqlalchemy import text
 
-from access_control import policy
+from access_control import audit, policy
 from access_control.enums import AuditEventType, Outcome, Role
 from hub_config.config import free_port
 from onsite_base.db import make_engine, session_factory, transaction
@@ -99,6 +100,34 @@ def test_a_managers_reads_of_the_entry_log_and_sessions_are_in_the_ledger(server
     assert entries["facilities"] == [OSAKA] and entries["filters"] == {"outcome": "DENIED", "person": "alice"}
     assert entries["rows"] == 0 and entries["page"] == 1 and entries["path"].endswith("/entries")
     assert sessions["facilities"] == [OSAKA] and sessions["rows"] == 0
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_managers_read_the_ledger_cannot_record_shows_nothing(server):
+    """Fail closed: when the ledger refuses her read's event (here a trigger on audit_event refusing `read:` events,
+    standing in for a ledger that cannot take a write), mika's entry log answers an error and shows no entry; the
+    administrator, whose reads are not recorded, still reads it."""
+    base, settings, _ = server
+    engine = make_engine(settings.db_url)
+    try:
+        with transaction(session_factory(engine)) as s:
+            audit.record(s, AuditEventType.ENTRY_DECIDE, actor="osakavisitor", object="person:osakavisitor",
+                         outcome=Outcome.DENIED, details={"client_address": "198.51.100.3", "facility": OSAKA,
+                                                          "terminal": "198.51.100.0/28", "reasons": ["NO_BOOKING"],
+                                                          "stage": "login", "active_projects": []})
+        mika, kato = Browser(base, MANAGER), Browser(base, ADMIN)
+        assert "osakavisitor" in mika.get("entries").text
+        with engine.begin() as conn:
+            conn.execute(text(
+                "CREATE FUNCTION refuse_reads() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "IF NEW.object LIKE 'read:%' THEN RAISE EXCEPTION 'ledger unwritable'; END IF; RETURN NEW; END $$"))
+            conn.execute(text("CREATE TRIGGER refuse_reads BEFORE INSERT ON audit_event FOR EACH ROW EXECUTE FUNCTION refuse_reads()"))
+        refused = mika.get("entries")
+        assert refused.status_code == 500 and "osakavisitor" not in refused.text
+        assert mika.get("sessions").status_code == 500
+        assert "osakavisitor" in kato.get("entries").text
+    finally:
+        engine.dispose()
 
 
 def test_the_administrators_pages_are_closed_to_a_manager(server):
