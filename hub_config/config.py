@@ -54,6 +54,7 @@ from hub_config.settings import (  # noqa: F401 (HubSettings and the file names:
     ledger_anchor_file,
     load_hub_settings,
 )
+from hub_config.slurm import OnsiteSlurmSpawner, port_handler
 from hub_config.spawner import OnsiteSpawner
 from onsite_base.config import CONFIG_FILE_NAME, load_config, setting_name
 from onsite_base.errors import UserError
@@ -157,12 +158,12 @@ def configure_hub_app(c: Config, settings: Settings, hub: HubSettings) -> None:
     c.JupyterHub.template_paths = [str(TEMPLATES_DIR)]
     # JupyterHub's pages in the browser's language, Japanese first (hub_config/pages.py).
     c.JupyterHub.jinja_environment_options = {"extensions": [HubPageLanguage]}
-    c.JupyterHub.spawner_class = OnsiteSpawner
+    c.JupyterHub.spawner_class = OnsiteSlurmSpawner if hub.session_engine == "slurm" else OnsiteSpawner
     c.JupyterHub.allow_named_servers = False
     c.JupyterHub.concurrent_spawn_limit = hub.concurrent_spawn_limit
     c.JupyterHub.default_url = default_url
     # Servers post what happens in a session to the hub, which writes it to the ledger (hub_config.audit_sink).
-    c.JupyterHub.extra_handlers = session_event_handlers()
+    c.JupyterHub.extra_handlers = session_event_handlers() + ([port_handler()] if hub.session_engine == "slurm" else [])
     c.JupyterHub.load_roles = [
         {"name": "user", "description": "Onsite researchers and reviewers", "scopes": USER_SCOPES},
         IDLE_CULLER_ROLE,

@@ -67,7 +67,9 @@ class SessionLimits:
     DuckDB and polars map), `processes` RLIMIT_NPROC for the account,
     `file_size_mb` RLIMIT_FSIZE (largest file a session can write; the
     filesystem here has no quotas), `cpu_seconds` RLIMIT_CPU per process (0: none),
-    `nice` the scheduling priority (higher yields to the hub).
+    `nice` the scheduling priority (higher yields to the hub). `cpus` is the CPUs a
+    Slurm session asks for (`sbatch --cpus-per-task`, `hub_config.slurm`; 0: the
+    cluster's default); a session on the hub host shares its CPUs, with `nice`.
     """
 
     memory_mb: int = 8192
@@ -75,6 +77,7 @@ class SessionLimits:
     file_size_mb: int = 4096
     cpu_seconds: int = 0
     nice: int = 5
+    cpus: int = 0
 
     @classmethod
     def from_dict(cls, data: dict) -> SessionLimits:
@@ -82,8 +85,8 @@ class SessionLimits:
         if unknown:
             raise ValueError(f"unknown session limit(s) {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
         limits = cls(**{k: int(v) for k, v in data.items()})
-        if min(limits.memory_mb, limits.processes, limits.file_size_mb) <= 0 or limits.cpu_seconds < 0:
-            raise ValueError(f"session limits must be positive (cpu_seconds may be 0 for none): {limits}")
+        if min(limits.memory_mb, limits.processes, limits.file_size_mb) <= 0 or min(limits.cpu_seconds, limits.cpus) < 0:
+            raise ValueError(f"session limits must be positive (cpu_seconds and cpus may be 0 for none): {limits}")
         if not 0 <= limits.nice <= 19:
             raise ValueError(f"nice must be between 0 and 19, not {limits.nice}")
         return limits
@@ -97,6 +100,7 @@ class SessionLimits:
             file_size_mb=max(self.file_size_mb, other.file_size_mb),
             cpu_seconds=cpu,
             nice=min(self.nice, other.nice),
+            cpus=0 if 0 in (self.cpus, other.cpus) else max(self.cpus, other.cpus),
         )
 
     def apply(self) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from traitlets import Bool, Int, TraitError, Unicode, default, validate
+from traitlets import Bool, CaselessStrEnum, Int, TraitError, Unicode, default, validate
 
 from access_control.audit import default_anchor_file
 from access_control.ledger import default_key_file
@@ -84,6 +84,17 @@ class HubSettings(Section):
         node_modules (`make up`, `npm ci`); a deployment from a wheel names Debian's proxy.
         Must exist when the hub starts.""",
     ).tag(config=True, env="ONSITE_PROXY_COMMAND")
+
+    session_engine = CaselessStrEnum(
+        ["local", "slurm"],
+        default_value="local",
+        help="""Where researchers' sessions run. `local`: on this host, as processes of the hub
+        (OnsiteSpawner). `slurm`: as Slurm jobs on a compute cluster (OnsiteSlurmSpawner,
+        batchspawner's SlurmSpawner with the same account, groups, locked server and
+        re-check); the nodes need the Onsite installation, the shared datasets and
+        workspaces paths and the Prolog/Epilog of docs/how-to/operator.md ("Sessions on a
+        Slurm cluster"). Set its Slurm options on c.OnsiteSlurmSpawner.""",
+    ).tag(config=True, env="ONSITE_SESSION_ENGINE")
 
     concurrent_spawn_limit = Int(
         20,

@@ -210,7 +210,8 @@ class OnsiteSpawner(LocalProcessSpawner):
         help="""Default resource limits of a session, keys of
         `hub_config.isolation.SessionLimits`: memory_mb (RLIMIT_AS per process, default
         8192), processes (RLIMIT_NPROC, 256), file_size_mb (RLIMIT_FSIZE, 4096),
-        cpu_seconds (RLIMIT_CPU per process, 0 = none), nice (5).""",
+        cpu_seconds (RLIMIT_CPU per process, 0 = none), nice (5), cpus (CPUs of a Slurm
+        session, sbatch --cpus-per-task; 0 = the cluster's default; not applied on the hub host).""",
     ).tag(config=True)
 
     project_limits = Dict(
@@ -383,7 +384,7 @@ class OnsiteSpawner(LocalProcessSpawner):
                 self.log.warning(NOT_ISOLATED_WARNING, self.user.name, os.geteuid())
             if self.port == 0:  # else JupyterHub's pick, inside the ephemeral range (hub_config.ports)
                 self.port = free_port(self.ip or "127.0.0.1")
-            result = await (self._fork_server() if self._forks else super().start())
+            result = await self._start_server()
             await self._until_listening(*result)
             self.log.info("%s's session: OS set-up %.3f s, server process until it listens %.3f s (%s)",
                           self.user.name, set_up - began, time.perf_counter() - set_up,
@@ -431,9 +432,28 @@ class OnsiteSpawner(LocalProcessSpawner):
         if decision.day is None:
             raise SpawnException("entry decision without a date", reason="entry")
 
+    # --- the server process: started, polled and stopped here (a Slurm job: hub_config.slurm) ---
+
+    runs_on_hub = True
+    """The session's processes run on this host, so its network rules and leftover processes are the hub's
+    to set and clear; a Slurm session's are the compute node's (its Prolog and Epilog)."""
+
+    async def _start_server(self) -> tuple[str, int]:
+        return await (self._fork_server() if self._forks else super().start())
+
+    async def _poll_server(self) -> int | None:
+        return await super().poll()
+
+    async def _stop_server(self, now: bool) -> None:
+        await super().stop(now=now)
+
+    @property
+    def _server_known(self) -> bool:
+        return bool(self.pid)  # the base class forgets the pid once it sees the process gone
+
     async def poll(self) -> int | None:
-        running = bool(self.pid)  # the base class forgets the pid once it sees the process gone
-        status = await super().poll()
+        running = self._server_known
+        status = await self._poll_server()
         if status is None:
             self._start_recheck()  # after a hub restart the callback is not running yet
         elif running and not self._stopping:
@@ -455,13 +475,13 @@ class OnsiteSpawner(LocalProcessSpawner):
         """
         self._stop_recheck()
         self._stopping = True
-        if not self._stop_reason and await super().poll() is not None:
+        if not self._stop_reason and await self._poll_server() is not None:
             # Gone before anyone asked: killed, crashed, or stopped itself (the audit ledger failing).
             self._stop_reason, self._stopped_by = f"SERVER_EXITED:{self.proc.returncode if self.proc else 'unknown'}", "server"
         proc = self.proc
         stop_error: BaseException | None = None
         try:
-            await super().stop(now=now)
+            await self._stop_server(now)
         except BaseException as e:
             stop_error = e
             raise
@@ -485,7 +505,7 @@ class OnsiteSpawner(LocalProcessSpawner):
 
         if proc is not None:
             await attempt("reap", proc.poll)  # the session ends without a zombie left behind
-        if self._account is not None and self.isolated:
+        if self._account is not None and self.isolated and self.runs_on_hub:
             await attempt("kill processes", isolation.kill_account_processes, self._account.uid)
             if self.server_firewall:
                 await attempt("remove network rules", netfilter.remove_session_rules, self._account.uid)
@@ -550,7 +570,7 @@ class OnsiteSpawner(LocalProcessSpawner):
         self._write_manifest(plan, home / MANIFEST_RELATIVE, outbox)
         if self._account is None:
             self.runtime_dir = tempfile.mkdtemp(prefix="onsite-")
-        elif self.server_firewall:
+        elif self.server_firewall and self.runs_on_hub:
             netfilter.apply_session_rules(self._account.uid, self._allowed_endpoints())
 
     def _session_account(self, plan: SessionPlan) -> SessionAccount:
@@ -782,7 +802,7 @@ class OnsiteSpawner(LocalProcessSpawner):
         return env
 
     def get_args(self) -> list[str]:
-        args = super().get_args()
+        args = list(super().get_args())  # a copy: the base class returns the `args` setting itself
         # Kernels talk to the server over ipc sockets: they live in a network
         # namespace of their own. Only the locked kernelspec can be started.
         args.append("--KernelManager.transport=ipc")

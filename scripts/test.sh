@@ -13,6 +13,8 @@ command -v ldapadd >/dev/null || pkgs+=(ldap-utils)
 command -v chromium >/dev/null || pkgs+=(chromium)
 fc-list 2>/dev/null | grep -qi 'Noto Sans CJK' || pkgs+=(fonts-noto-cjk)
 command -v nft >/dev/null || pkgs+=(nftables)    # per-session network rules (hub_config.netfilter)
+command -v slurmctld >/dev/null || pkgs+=(slurm-wlm)  # a one-node cluster for Slurm sessions (tests/security/test_slurm_sessions.py)
+command -v munged >/dev/null || pkgs+=(munge)
 pg_answers() { "$VENV/bin/python" - "$1" <<'PY'
 import sys, psycopg
 try:

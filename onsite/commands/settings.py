@@ -21,6 +21,7 @@ from disclosure_review.workflow.signing import ReleaseSigning
 from hub_config.authenticator import OnsiteAuthenticator
 from hub_config.ldap_authenticator import OnsiteLDAPAuthenticator
 from hub_config.settings import HubSettings
+from hub_config.slurm import OnsiteSlurmSpawner
 from hub_config.spawner import OnsiteSpawner
 from onsite_base.config import config_file, load_config, settings_reference
 from onsite_base.settings import Settings
@@ -59,7 +60,7 @@ services it starts, so they read the same file and state."""
 def reference_classes() -> list[type[Configurable]]:
     """Onsite's configurable classes, bottom layer first."""
     return [Settings, AddressPolicy, LdapSettings, OperationsView, ReviewPolicy, ReleaseSigning, HubSettings, OnsiteAuthenticator, OnsiteLDAPAuthenticator,
-            OnsiteSpawner]
+            OnsiteSpawner, OnsiteSlurmSpawner]
 
 
 def reference_page() -> str:
