@@ -277,9 +277,10 @@ def wait_until_durable(session: Session) -> None:
     transaction id writes no WAL, and PostgreSQL then skips the flush). Raises when the store is gone:
     the caller then does not learn of a commit that may be lost."""
     if session.info.pop(UNFLUSHED_COMMIT, False):
-        with session.get_bind().connect() as connection:
+        # Autocommit: the statement is its own transaction, committed (and so flushed) before it answers; one round
+        # trip, no BEGIN and COMMIT of their own.
+        with session.get_bind().connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.execute(FLUSH_WAL)
-            connection.commit()
 
 
 @orm_event.listens_for(Session, "after_rollback")
