@@ -120,6 +120,12 @@ class OnsiteSlurmSpawner(OnsiteSpawner, SlurmSpawner):
     def _warm_fork_server(self) -> None:
         """Servers run on compute nodes: the hub forks none."""
 
+    _dataset_checks: dict[str, str] = {}  # granted dataset file -> the catalogue's SHA-256 of its source
+
+    def _set_up_session(self, plan) -> None:
+        super()._set_up_session(plan)
+        self._dataset_checks = {str(plan.dataset_files[d]): plan.dataset_digests[d] for d in plan.granted}
+
     @property
     def _forks(self) -> bool:
         return False
@@ -158,7 +164,8 @@ class OnsiteSlurmSpawner(OnsiteSpawner, SlurmSpawner):
 
     def cmd_formatted_for_batch(self) -> str:
         """`slurm_node session` with what the process becomes, then the server command, all quoted."""
-        session = {"process": self._session_process().to_json(), "firewall": self.server_firewall}
+        session = {"process": self._session_process().to_json(), "firewall": self.server_firewall,
+                   "datasets": self._dataset_checks}
         wrapper = str(Path(self.node_python).parent / self.batchspawner_singleuser_cmd)
         return shlex.join([self.node_python, "-I", "-m", "hub_config.slurm_node", "session", json.dumps(session),
                            wrapper, *self.cmd, *self.get_args()])

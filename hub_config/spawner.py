@@ -57,7 +57,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
 from subprocess import Popen
@@ -135,6 +135,7 @@ class SessionPlan:
     person_id: int | None
     projects: dict[str, dict]  # project id -> the manifest's {"title", "preset", "datasets": {id: path}}
     dataset_files: dict[str, Path]  # every registered dataset: each file is secured at every spawn
+    dataset_digests: dict[str, str] = field(default_factory=dict)  # the catalogue's SHA-256 of each dataset's source
 
     @property
     def granted(self) -> list[str]:
@@ -551,8 +552,10 @@ class OnsiteSpawner(LocalProcessSpawner):
                 project = session.get(Project, project_id)
                 datasets = {d.id: str(d.path) for d in granted_datasets(session, project_id, day)}
                 projects[project_id] = {"title": project.title, "preset": project.preset, "datasets": datasets}
-            files = {d.id: Path(d.path) for d in session.scalars(select(Dataset))}
-            return SessionPlan(person_id=person.id if person else None, projects=projects, dataset_files=files)
+            datasets = list(session.scalars(select(Dataset)))
+            return SessionPlan(person_id=person.id if person else None, projects=projects,
+                               dataset_files={d.id: Path(d.path) for d in datasets},
+                               dataset_digests={d.id: d.source_sha256 for d in datasets})
 
     def _set_up_session(self, plan: SessionPlan) -> None:
         """The OS work of a start, outside any transaction: account, dataset groups and files,

@@ -106,7 +106,8 @@ def test_a_query_runs_in_the_kernel_as_the_researcher_with_the_granted_groups_on
                     "'as': resource.getrlimit(resource.RLIMIT_AS)[0], 'job': os.environ.get('SLURM_JOB_ID')}")
     assert out["uid"] == account_uid(hub, "tanaka") and out["rows"] == 500
     granted_gid = os.stat(settings.datasets_dir / f"{DEMO_DATASET}.duckdb").st_gid
-    assert out["groups"] == [granted_gid]
+    assert len(out["groups"]) == 1  # the kernel's own user namespace shows it unmapped; the server, from outside:
+    assert server_status(account_uid(hub, "tanaka"))["Groups"].split() == [str(granted_gid)]
     assert out["as"] == 6144 * 2**20
     assert out["job"] is None  # the kernel's environment is the locked kernelspec's, not the job's
 
@@ -138,15 +139,24 @@ def test_the_nodes_prolog_confined_the_session_account_to_the_hub_and_review_ser
         assert as_session_account(uid, host, port) in ("ECONNREFUSED", "EACCES", "EPERM", "EHOSTUNREACH"), (host, port)
 
 
-def server_environ(uid: int) -> dict[str, str]:
+def server_pid(uid: int) -> int:
     for pid in isolation.account_processes(uid):
         try:
             if b"jupyterhub-singleuser" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                raw = Path(f"/proc/{pid}/environ").read_bytes()
-                return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
+                return pid
         except OSError:
             continue
     raise AssertionError("no single-user server process of the account")
+
+
+def server_status(uid: int) -> dict[str, str]:
+    lines = Path(f"/proc/{server_pid(uid)}/status").read_text().splitlines()
+    return {k: v.strip() for k, _, v in (line.partition(":") for line in lines)}
+
+
+def server_environ(uid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{server_pid(uid)}/environ").read_bytes()
+    return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
 
 
 def test_the_server_cannot_set_its_spawners_attributes_through_the_port_api(session):
@@ -192,3 +202,23 @@ def test_user_options_never_reach_the_job_script(session):
     assert str(marker) not in script and "--uid" not in script and "--export=ALL" not in script, script
     assert job["comment"].startswith(f"onsite-session uid={account_uid(hub, 'tanaka')} ")
     assert not marker.exists()
+
+
+def test_a_dataset_file_that_is_not_the_catalogues_stops_the_start_on_the_node(session):
+    """A replaced (or stale) dataset on the shared path: the node checks it against the catalogue before the session."""
+    hub, cluster, settings, user, _ = session
+    ended = subprocess.run([sys.executable, "-m", "onsite.cli", "admin", "sessions", "end", "tanaka", "--reason", "test"],
+                           env={**hub.env}, capture_output=True, text=True, timeout=120)
+    assert ended.returncode == 0, ended.stderr
+    granted = settings.datasets_dir / f"{DEMO_DATASET}.duckdb"
+    kept = granted.with_suffix(".kept")
+    shutil.copy2(granted, kept)
+    try:
+        shutil.copyfile(settings.datasets_dir / f"{OTHER_DATASET}.duckdb", granted)
+        with pytest.raises(RuntimeError, match="stopped while starting"):
+            user.start_server(timeout=120)
+        log = "\n".join(p.read_text(errors="replace") for p in (cluster.base / "jobs").glob("session-*.log"))
+        assert "is not the catalogue's" in log
+        assert cluster.jobs() == []
+    finally:
+        os.replace(kept, granted)
