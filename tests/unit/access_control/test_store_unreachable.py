@@ -17,6 +17,17 @@ def closed_port() -> int:
         return s.getsockname()[1]  # closed again when the block ends: connecting is refused
 
 
+def run_against(url: str, lang: str, tmp_path, monkeypatch, command: tuple[str, ...]) -> int:
+    """`onsite COMMAND` with the store at `url`, in the language of `lang`, no config file."""
+    monkeypatch.setenv("ONSITE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ONSITE_DB_URL", url)
+    monkeypatch.setenv("ONSITE_ANCHOR_FILE", str(tmp_path / "anchor.jsonl"))
+    monkeypatch.setenv("LANG", lang)
+    for name in ("ONSITE_CONFIG", "LC_ALL", "LC_MESSAGES"):
+        monkeypatch.delenv(name, raising=False)
+    return onsite_cli.main(list(command))
+
+
 @pytest.mark.parametrize("command", [("admin", "person", "list"), ("review", "list"), ("audit", "verify"), ("init",),
                                      ("hub",)])
 @pytest.mark.parametrize(("lang", "words"), [
@@ -26,13 +37,7 @@ def closed_port() -> int:
 def test_a_store_that_does_not_answer_is_named_with_what_to_check(tmp_path, monkeypatch, capsys, closed_port,
                                                                     command, lang, words):
     url = f"postgresql+psycopg://onsite:s3cret@127.0.0.1:{closed_port}/onsite"
-    monkeypatch.setenv("ONSITE_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("ONSITE_DB_URL", url)
-    monkeypatch.setenv("ONSITE_ANCHOR_FILE", str(tmp_path / "anchor.jsonl"))
-    monkeypatch.setenv("LANG", lang)
-    for name in ("ONSITE_CONFIG", "LC_ALL", "LC_MESSAGES"):
-        monkeypatch.delenv(name, raising=False)
-    assert onsite_cli.main(list(command)) == 2
+    assert run_against(url, lang, tmp_path, monkeypatch, command) == 2
     err = capsys.readouterr().err
     assert f"postgresql+psycopg://onsite:***@127.0.0.1:{closed_port}/onsite" in err and "s3cret" not in err
     assert "Connection refused" in err and all(word in err for word in words), err
@@ -49,13 +54,7 @@ def test_a_store_that_is_not_a_database_is_named_with_what_to_do(tmp_path, monke
     store = tmp_path / "onsite.sqlite"
     store.write_bytes(b"not a database, e.g. a file copied over the store by mistake\n" * 100)
     before = store.read_bytes()
-    monkeypatch.setenv("ONSITE_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("ONSITE_DB_URL", f"sqlite:///{store}")
-    monkeypatch.setenv("ONSITE_ANCHOR_FILE", str(tmp_path / "anchor.jsonl"))
-    monkeypatch.setenv("LANG", lang)
-    for name in ("ONSITE_CONFIG", "LC_ALL", "LC_MESSAGES"):
-        monkeypatch.delenv(name, raising=False)
-    assert onsite_cli.main(list(command)) == 2
+    assert run_against(f"sqlite:///{store}", lang, tmp_path, monkeypatch, command) == 2
     err = capsys.readouterr().err
     assert str(store) in err and all(word in err for word in words), err
     assert "Traceback" not in err
