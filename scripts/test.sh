@@ -54,7 +54,7 @@ export ONSITE_TEST_PG="$PG_URL"
 
 # pytest-xdist: ONSITE_TEST_WORKERS processes; the tests that start hubs run one after another on one of
 # them (the xdist groups of tests/conftest.py). `-n 0` or `-p no:xdist` in the arguments: one process.
-parallel=(-n "${ONSITE_TEST_WORKERS:-4}" --dist loadgroup)
+parallel=(-n "${ONSITE_TEST_WORKERS:-3}" --dist loadgroup)
 [[ "$*" == *no:xdist* ]] && parallel=()
 
 rc=0
