@@ -112,21 +112,23 @@ def test_a_query_runs_in_the_kernel_as_the_researcher_with_the_granted_groups_on
     assert out["job"] is None  # the kernel's environment is the locked kernelspec's, not the job's
 
 
-def test_a_dataset_not_granted_cannot_be_read(session):
+def test_a_dataset_not_granted_cannot_be_read(session, record_attempt):
     _, _, settings, user, kernel = session
     other = settings.datasets_dir / f"{OTHER_DATASET}.duckdb"
     assert other.exists()
     out = result_of(user, kernel, f"try:\n    open({str(other)!r}, 'rb').read(16)\n    out = 'read'\n"
                     "except Exception as e:\n    out = type(e).__name__")
     assert out == "PermissionError"
+    record_attempt("slurm", "read a dataset not granted from the kernel of a Slurm session", out)
 
 
-def test_the_kernel_reaches_no_address(session):
+def test_the_kernel_reaches_no_address(session, record_attempt):
     _, _, _, user, kernel = session
     assert kernel_connect(user, kernel, [("127.0.0.1", 5432), ("10.0.0.1", 80)]) == ["ENETUNREACH", "ENETUNREACH"]
+    record_attempt("slurm", "connect from the kernel of a Slurm session to PostgreSQL and an outside address", "ENETUNREACH")
 
 
-def test_the_nodes_prolog_confined_the_session_account_to_the_hub_and_review_service(session):
+def test_the_nodes_prolog_confined_the_session_account_to_the_hub_and_review_service(session, record_attempt):
     hub, cluster, _, _, _ = session
     uid = account_uid(hub, "tanaka")
     assert netfilter.table_name(uid) in netfilter.session_tables(), "the Prolog wrote no nftables table"
@@ -137,6 +139,8 @@ def test_the_nodes_prolog_confined_the_session_account_to_the_hub_and_review_ser
     assert as_session_account(uid, "127.0.0.1", hub_api) == "connected"
     for host, port in (("127.0.0.1", 5432), ("127.0.0.1", hub.port), ("10.0.0.1", 80)):
         assert as_session_account(uid, host, port) in ("ECONNREFUSED", "EACCES", "EPERM", "EHOSTUNREACH"), (host, port)
+    record_attempt("slurm", "connect as a Slurm session's account on the node to PostgreSQL, the hub's public port and an "
+                   "outside address", "refused by the node's nftables table (Prolog)")
 
 
 def server_pid(uid: int) -> int:
@@ -159,7 +163,7 @@ def server_environ(uid: int) -> dict[str, str]:
     return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
 
 
-def test_the_server_cannot_set_its_spawners_attributes_through_the_port_api(session):
+def test_the_server_cannot_set_its_spawners_attributes_through_the_port_api(session, record_attempt):
     hub, cluster, _, _, _ = session
     token = server_environ(account_uid(hub, "tanaka"))["JUPYTERHUB_API_TOKEN"]
     url = f"{hub.url}/hub/api/batchspawner"
@@ -167,6 +171,8 @@ def test_the_server_cannot_set_its_spawners_attributes_through_the_port_api(sess
     for body in ({"job_id": "1"}, {"port": 1, "ip": "10.0.0.1"}, {"port": 2}):
         assert requests.post(url, json=body, headers=headers, timeout=10).status_code == 403, body  # not starting
     assert [j["name"] for j in cluster.jobs()] == ["onsite-tanaka"]
+    record_attempt("slurm", "set the spawner's job id, address or port through /hub/api/batchspawner with the server's token",
+                   "HTTP 403")
 
 
 def test_ended_by_an_administrator_the_job_is_cancelled_and_the_node_cleaned(session):
@@ -184,7 +190,7 @@ def test_ended_by_an_administrator_the_job_is_cancelled_and_the_node_cleaned(ses
     assert isolation.account_processes(uid) == []
 
 
-def test_user_options_never_reach_the_job_script(session):
+def test_user_options_never_reach_the_job_script(session, record_attempt):
     """The job script runs as root: a researcher's spawn options naming a command or sbatch options are ignored."""
     hub, cluster, _, user, _ = session
     api = f"{hub.url}/hub/api/users/tanaka/server"
@@ -202,9 +208,11 @@ def test_user_options_never_reach_the_job_script(session):
     assert str(marker) not in script and "--uid" not in script and "--export=ALL" not in script, script
     assert job["comment"].startswith(f"onsite-session uid={account_uid(hub, 'tanaka')} ")
     assert not marker.exists()
+    record_attempt("slurm", "spawn options naming a command, sbatch options and a job comment for the root job script",
+                   "ignored: not in the script, nothing run")
 
 
-def test_a_dataset_file_that_is_not_the_catalogues_stops_the_start_on_the_node(session):
+def test_a_dataset_file_that_is_not_the_catalogues_stops_the_start_on_the_node(session, record_attempt):
     """A replaced (or stale) dataset on the shared path: the node checks it against the catalogue before the session."""
     hub, cluster, settings, user, _ = session
     ended = subprocess.run([sys.executable, "-m", "onsite.cli", "admin", "sessions", "end", "tanaka", "--reason", "test"],
@@ -222,3 +230,5 @@ def test_a_dataset_file_that_is_not_the_catalogues_stops_the_start_on_the_node(s
         assert cluster.jobs() == []
     finally:
         os.replace(kept, granted)
+    record_attempt("slurm", "start a Slurm session on a node whose granted dataset file is not the catalogue's",
+                   "refused on the node before the session, no job left")
