@@ -130,7 +130,11 @@ def server_token(hub: IsolatedHub, username: str) -> str:
     the server's memory (its environment block, for a server exec'd with it, or the entry putenv made, for one
     forked from the pre-imported server), not from /proc/<pid>/environ, which a forked server never had it in.
     The server is non-dumpable, so no process of the session itself can do this (test_isolation_attacks)."""
-    pid = server_pid(hub, username)
+    return token_in_memory(server_pid(hub, username))
+
+
+def token_in_memory(pid: int) -> str:
+    """The one Hub token in the writable anonymous memory of process `pid` (see `server_token`)."""
     found: set[bytes] = set()
     with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
         for line in maps:

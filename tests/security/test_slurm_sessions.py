@@ -25,6 +25,7 @@ from functional.seeding import OTHER_DATASET, seed_attacks, seed_demo
 from hub_config import isolation, netfilter
 from onsite.demo import DEMO_DATASET
 from security import _slurm_cluster
+from security._isolation_fixtures import token_in_memory
 from security.test_network_attacks import as_session_account, kernel_connect
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -158,14 +159,11 @@ def server_status(uid: int) -> dict[str, str]:
     return {k: v.strip() for k, _, v in (line.partition(":") for line in lines)}
 
 
-def server_environ(uid: int) -> dict[str, str]:
-    raw = Path(f"/proc/{server_pid(uid)}/environ").read_bytes()
-    return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
 
 
 def test_the_server_cannot_set_its_spawners_attributes_through_the_port_api(session, record_attempt):
     hub, cluster, _, _, _ = session
-    token = server_environ(account_uid(hub, "tanaka"))["JUPYTERHUB_API_TOKEN"]
+    token = token_in_memory(server_pid(account_uid(hub, "tanaka")))
     url = f"{hub.url}/hub/api/batchspawner"
     headers = {"Authorization": f"token {token}"}
     for body in ({"job_id": "1"}, {"port": 1, "ip": "10.0.0.1"}, {"port": 2}):
