@@ -3,13 +3,18 @@
 Raised by the service layer (`policy`, `forms`, `admin`) and shown by both
 faces in their language: the admin pages in the page's, `onsite admin` in
 the administrator's (see `onsite.commands.language.cli_language`). `str(error)`
-is the English text, for logs and for callers that know no language.
+is the English text, for logs and for callers that know no language. A
+parameter that is a moment (a datetime) is shown as every page and command
+shows times (`onsite_base.times.shown`), in the zone the face passes: its
+`Settings.timezone`.
 """
 from __future__ import annotations
 
-from onsite_base.errors import UserError
-
+from datetime import datetime
 from urllib.parse import quote
+
+from onsite_base import times
+from onsite_base.errors import UserError
 
 from access_control.messages import MESSAGES, SEE
 
@@ -32,9 +37,9 @@ class PolicyError(UserError):
         self.params = params
         super().__init__(self.text("en"))
 
-    def text(self, language: str) -> str:
-        """The refusal in `language` (ja or en); labels and nested refusals in the same language."""
-        return _format(self.key, self.params, language)
+    def text(self, language: str, zone: str = times.DEFAULT_TIMEZONE) -> str:
+        """The refusal in `language` (ja or en), its moments in `zone`; labels and nested refusals likewise."""
+        return _format(self.key, self.params, language, zone)
 
     def page(self) -> str:
         """The admin page (a path under the service) showing what the refusal names; '' when none does."""
@@ -66,29 +71,31 @@ class Done:
         self.key = _known(key)
         self.params = params
 
-    def text(self, language: str) -> str:
-        return _format(self.key, self.params, language)
+    def text(self, language: str, zone: str = times.DEFAULT_TIMEZONE) -> str:
+        return _format(self.key, self.params, language, zone)
 
 
-def _format(key: str, params: dict[str, object], language: str) -> str:
-    return MESSAGES[key][language].format(**{name: _shown(value, language) for name, value in params.items()})
+def _format(key: str, params: dict[str, object], language: str, zone: str) -> str:
+    return MESSAGES[key][language].format(**{name: _shown(value, language, zone) for name, value in params.items()})
 
 
-def _shown(value: object, language: str) -> object:
+def _shown(value: object, language: str, zone: str) -> object:
     if isinstance(value, Label):
         return MESSAGES[value][language]
     if isinstance(value, PolicyError):
-        return value.text(language)
+        return value.text(language, zone)
+    if isinstance(value, datetime):
+        return times.shown(value, zone)
     return value
 
 
-def error_text(error: UserError, language: str) -> str:
-    """What a person is shown: a `PolicyError` in their language, any other refusal as it was written."""
-    return error.text(language) if isinstance(error, PolicyError) else str(error)
+def error_text(error: UserError, language: str, zone: str = times.DEFAULT_TIMEZONE) -> str:
+    """What a person is shown: a `PolicyError` in their language and time zone, any other refusal as it was written."""
+    return error.text(language, zone) if isinstance(error, PolicyError) else str(error)
 
 
-def cli_text(error: UserError, language: str) -> str:
+def cli_text(error: UserError, language: str, zone: str = times.DEFAULT_TIMEZONE) -> str:
     """The refusal as `onsite admin` prints it: the text, then the command that shows what it names."""
-    text = error_text(error, language)
+    text = error_text(error, language, zone)
     command = error.command() if isinstance(error, PolicyError) else ""
     return f"{text} (`{command}`)" if command else text

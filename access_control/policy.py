@@ -67,6 +67,7 @@ from access_control.models import (
     is_override_network,
 )
 from dataplane.ids import is_dataset_id
+from onsite_base import times
 
 PROJECT_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
@@ -646,7 +647,7 @@ def revoke_grant(session: Session, grant_id: int, *, actor: str) -> Grant:
     if grant is None:
         raise RecordNotFound("unknown_grant", id=grant_id)
     if grant.revoked_at is not None:
-        raise ChangeInvalid("grant_revoked", id=grant_id, when=grant.revoked_at.isoformat())
+        raise ChangeInvalid("grant_revoked", id=grant_id, when=grant.revoked_at)
     grant.revoked_at = datetime.now(timezone.utc)
     audit.record(
         session,
@@ -941,7 +942,7 @@ def revoke_accreditation(session: Session, accreditation_id: int, *, actor: str)
     if accreditation is None:
         raise RecordNotFound("unknown_accreditation", id=accreditation_id)
     if accreditation.revoked_at is not None:
-        raise ChangeInvalid("accreditation_revoked", id=accreditation_id, when=accreditation.revoked_at.isoformat())
+        raise ChangeInvalid("accreditation_revoked", id=accreditation_id, when=accreditation.revoked_at)
     accreditation.revoked_at = datetime.now(timezone.utc)
     audit.record(
         session,
@@ -1164,9 +1165,9 @@ def add_booking(
     zone = ZoneInfo(place.timezone)
     starts_at, ends_at = (t if t.tzinfo else t.replace(tzinfo=zone) for t in (starts_at, ends_at))
     if ends_at <= starts_at:
-        raise InputInvalid("booking_reversed", end=ends_at.isoformat(), start=starts_at.isoformat())
+        raise InputInvalid("booking_reversed", end=times.shown(ends_at, place.timezone), start=times.shown(starts_at, place.timezone))
     if ends_at <= (now or datetime.now(timezone.utc)):
-        raise InputInvalid("booking_past", end=ends_at.isoformat())
+        raise InputInvalid("booking_past", end=times.shown(ends_at, place.timezone))
     if ends_at - starts_at > MAX_BOOKING:
         raise InputInvalid("booking_too_long")
     if not _within_opening_hours(place, starts_at, ends_at):
@@ -1181,11 +1182,11 @@ def add_booking(
     if clash is not None:
         raise ChangeInvalid(
             "booking_clash", name=person.username, id=clash.id, facility=clash.facility.name,
-            start=clash.starts_at.isoformat(), end=clash.ends_at.isoformat(),
+            start=times.shown(clash.starts_at, clash.facility.timezone), end=times.shown(clash.ends_at, clash.facility.timezone),
         )
     if place.seats is not None and peak_overlap(_booked_slots(session, place, starts_at, ends_at), starts_at, ends_at) >= place.seats:
         raise ChangeInvalid("booking_no_seat", name=place.name, seats=place.seats,
-                            start=starts_at.astimezone(zone).isoformat(), end=ends_at.astimezone(zone).isoformat())
+                            start=times.shown(starts_at, place.timezone), end=times.shown(ends_at, place.timezone))
     booking = Booking(person=person, facility=place, starts_at=starts_at, ends_at=ends_at, created_by=actor)
     session.add(booking)
     session.flush()
@@ -1207,7 +1208,7 @@ def cancel_booking(session: Session, booking_id: int, *, actor: str, scope: Scop
     if not scope.covers(booking.facility.name):
         raise OutOfScope("unknown_booking", id=booking_id)
     if booking.cancelled_at is not None:
-        raise ChangeInvalid("booking_cancelled", id=booking_id, when=booking.cancelled_at.isoformat())
+        raise ChangeInvalid("booking_cancelled", id=booking_id, when=booking.cancelled_at)
     booking.cancelled_at = datetime.now(timezone.utc)
     audit.record(
         session,

@@ -129,7 +129,7 @@ class PersonPage(AdminHandler):
         try:
             return person_row(session, policy.require_person(session, username))
         except PolicyError as e:
-            raise web.HTTPError(404, e.text(self.language)) from None
+            raise web.HTTPError(404, self.refusal(e)) from None
 
     def page_args(self, username: str, *args: str) -> tuple[str, ...]:
         return (username,)
@@ -199,7 +199,7 @@ class ProjectPage(AdminHandler):
         try:
             project = policy.require_project(session, project_id)
         except PolicyError as e:
-            raise web.HTTPError(404, e.text(self.language)) from None
+            raise web.HTTPError(404, self.refusal(e)) from None
         return {
             "project": project,
             "members": policy.members_of(session, project_id),

@@ -37,7 +37,7 @@ from access_control.accounts import canonical_username
 from access_control.admin import close_for_emergency, end_session_in_scope, live_sessions, record_manager_read
 from access_control.entry import DEFAULT_TIMEZONE, DenialReason
 from access_control.enums import AuditEventType, Outcome
-from access_control.errors import Done, InputInvalid, Label, PolicyError, error_text
+from access_control.errors import Done, InputInvalid, Label, PolicyError
 from access_control.hub_api import HubApiUnavailable, HubClient
 from access_control.models import AuditEvent
 from admin_service.handlers import AdminHandler, Performed
@@ -139,7 +139,7 @@ class FacilityEmergencyForm(FacilitiesPage):
         except PolicyError as e:
             if isinstance(e, policy.OutOfScope):
                 self.record_refusal("outside the facility manager's scope", refused=e.key)
-            self.show(status=400, error=error_text(e, self.language), values={"reason": self.arg("reason")})
+            self.show(status=400, error=self.refusal(e), values={"reason": self.arg("reason")})
             return
         except HubApiUnavailable as e:  # closed: the sessions stop at their next entry re-check
             self.show(status=502, error=t("emergency_hub_unavailable", detail=str(e)))
@@ -231,7 +231,7 @@ class EntriesPage(FacilityPage):
             try:
                 day = forms.parse_date(typed[key], f"field_{key}")
             except InputInvalid as e:
-                return typed, conditions, e.text(self.language)
+                return typed, conditions, self.refusal(e)
             if day is not None:
                 days[key] = day
         if "since" in days and "until" in days and days["until"] < days["since"]:
@@ -371,7 +371,7 @@ class SessionStopForm(SessionsPage):
             return
         except policy.OutOfScope as e:
             self.record_refusal("outside the facility manager's scope", refused=e.key)
-            await self.show_sessions(status=400, error=e.text(self.language))
+            await self.show_sessions(status=400, error=self.refusal(e))
             return
         self.redirect(self.done_url(f"{self.prefix}sessions", Done("done_session_ended", name=username)), status=303)
 

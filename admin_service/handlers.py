@@ -110,6 +110,10 @@ class AdminHandler(HubServiceHandler):
         self.set_header("Content-Type", "text/html; charset=UTF-8")
         self.finish(html)
 
+    def refusal(self, error: UserError) -> str:
+        """A refusal as the page shows it: in its language, moments in the installation's zone."""
+        return error_text(error, self.language, self.settings["onsite"].timezone)
+
     def done_url(self, url: str, done: Done) -> str:
         """Where a form sends the browser once done: the page, with what was done signed into the query, so that
         no link from elsewhere can make a page claim a change it did not make."""
@@ -177,7 +181,7 @@ class AdminHandler(HubServiceHandler):
                                     names={k: str(v)[:100] for k, v in e.params.items()})
             values = {k: ", ".join(self.get_body_arguments(k)) for k in self.request.body_arguments if k not in ("_xsrf", "password")}
             see = e.page() if isinstance(e, PolicyError) else ""
-            self.show(*self.page_args(*args), status=400, error=error_text(e, self.language), values=values, see=see)
+            self.show(*self.page_args(*args), status=400, error=self.refusal(e), values=values, see=see)
             return
         self.redirect(self.done_url(self.prefix + target, done), status=303)
 

@@ -92,7 +92,7 @@ class LogApi(AdminHandler):
             with read_transaction(self.factory) as session:
                 value = work(session)
         except PolicyError as e:
-            raise web.HTTPError(404, e.text(self.language).replace("%", "%%")) from None
+            raise web.HTTPError(404, self.refusal(e).replace("%", "%%")) from None
         except ledger.TreeIncomplete as e:
             raise web.HTTPError(409, str(e).replace("%", "%%")) from None
         if value is None:
@@ -129,14 +129,14 @@ class LogCosignatures(LogApi):
         except ValueError:
             raise web.HTTPError(400, "the body must be a cosignature in JSON (onsite.cosignature/v1)") from None
         except PolicyError as e:
-            raise web.HTTPError(400, e.text(self.language).replace("%", "%%")) from None
+            raise web.HTTPError(400, self.refusal(e).replace("%", "%%")) from None
         if self.witness is not None and cosignature.witness != self.witness:
             raise web.HTTPError(403, WITNESS_OTHER_NAME[self.language].format(witness=self.witness).replace("%", "%%"))
         try:
             with transaction(self.factory) as session:
                 ledger.accept_cosignature(session, cosignature)
         except PolicyError as e:
-            raise web.HTTPError(409, e.text(self.language).replace("%", "%%")) from None
+            raise web.HTTPError(409, self.refusal(e).replace("%", "%%")) from None
         log.info("stored the cosignature of witness %s at %d events", cosignature.witness, cosignature.tree_size)
         self.send({"stored": True, "witness": cosignature.witness, "tree_size": cosignature.tree_size}, 201)
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from access_control import audit
 from access_control.errors import cli_text
 from onsite.commands.language import cli_language
+from onsite_base import times
 from onsite_base.errors import UserError
 from onsite_base.settings import Settings
 
@@ -106,11 +107,14 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser(argv).parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    settings: Settings | None = None
     try:
+        settings = Settings.load()
         with audit.client_context(audit.Client(audit.LOCAL, os_user=getpass.getuser())):
-            return args.run(args, Settings.load()) or 0
+            return args.run(args, settings) or 0
     except UserError as e:
-        print(f"onsite: error: {cli_text(e, cli_language())}", file=sys.stderr)
+        zone = settings.timezone if settings else times.DEFAULT_TIMEZONE
+        print(f"onsite: error: {cli_text(e, cli_language(), zone)}", file=sys.stderr)
         return 2
 
 

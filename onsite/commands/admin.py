@@ -74,9 +74,10 @@ Run = Callable[[argparse.Namespace, Settings], int]
 # ---------------------------------------------------------------- language, transactions, output
 
 
-def spoken(error: UserError) -> UserError:
-    """The refusal as the CLI prints it: in the administrator's language, naming the command that shows what it names."""
-    return UserError(cli_text(error, cli_language()))
+def spoken(error: UserError, zone: str = times.DEFAULT_TIMEZONE) -> UserError:
+    """The refusal as the CLI prints it: in the administrator's language, its moments in `zone`
+    (`Settings.timezone`), naming the command that shows what it names."""
+    return UserError(cli_text(error, cli_language(), zone))
 
 
 def store_name(settings: Settings) -> str:
@@ -185,7 +186,7 @@ def in_transaction(settings: Settings, work: Callable[[Session], T], *, read_onl
     except PolicyError as e:
         if out_of_scope(e):
             record_refusal(settings, e)
-        raise spoken(e) from None
+        raise spoken(e, settings.timezone) from None
     except (OperationalError, InternalError) as e:
         raise spoken(unreadable(settings, e) if read_only and not before_change else unwritable(e)) from None
     except DatabaseError as e:
@@ -661,7 +662,7 @@ def run_emergency_close(args: argparse.Namespace, settings: Settings) -> int:
     except PolicyError as e:
         if out_of_scope(e):
             record_refusal(settings, e)
-        raise spoken(e) from None
+        raise spoken(e, settings.timezone) from None
     finally:
         engine.dispose()
     if args.json:

@@ -289,6 +289,8 @@ def test_accreditations_bookings_and_facility_rules_through_the_forms(server):
     assert r.status_code == 200 and f"予約 {booking_id}({RESEARCHER}、施設 {FACILITY})を取り消しました" in r.text
     r = admin.post("accreditations", f"accreditations/{accreditation_id}/revoke", {})
     assert r.status_code == 200 and f"認定 {accreditation_id}({RESEARCHER} の five-safes)を取り消しました" in r.text
+    r = admin.post("accreditations", f"accreditations/{accreditation_id}/revoke", {})  # twice: refused, its moment as pages show times
+    assert r.status_code == 400 and re.search(rf"認定 {accreditation_id} は \d{{4}}-\d\d-\d\d \d\d:\d\d JST に取り消し済みです", r.text)
     r = admin.post("facilities", "facilities/closed", {"name": FACILITY, "day": str(day + timedelta(days=1)), "op": "remove"})
     r = admin.post("facilities", "facilities/change", {"name": FACILITY, "booking_required": "no", "accreditation_kind": "-"})
     assert r.status_code == 200

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -26,7 +27,7 @@ def seed(factory) -> None:
         policy.add_facility(s, name="Tokyo", actor="test")
 
 
-def test_accreditation_commands(onsite, factory):
+def test_accreditation_commands(onsite, factory, monkeypatch):
     seed(factory)
     code, out, _ = onsite("admin", "accreditation", "add", "alice", "onsite-training", "--issued", "2026-04-01", "--expiry", "2027-03-31")
     assert code == 0 and "from 2026-04-01 through 2027-03-31" in out
@@ -38,7 +39,11 @@ def test_accreditation_commands(onsite, factory):
     assert code == 2 and "expiry 2026-04-01 is before the start 2026-04-02" in err and ledger_length(factory) == before
     assert onsite("admin", "accreditation", "revoke", str(row["id"]))[0] == 0
     code, _, err = onsite("admin", "accreditation", "revoke", str(row["id"]))
-    assert code == 2 and "already revoked" in err
+    assert code == 2 and re.search(r"already revoked at \d{4}-\d\d-\d\d \d\d:\d\d JST", err), err  # a moment as shown everywhere
+    monkeypatch.setenv("ONSITE_TIMEZONE", "Europe/London")  # the installation's zone, not a fixed one
+    monkeypatch.setenv("LC_ALL", "ja_JP.UTF-8")
+    code, _, err = onsite("admin", "accreditation", "revoke", str(row["id"]))
+    assert code == 2 and re.search(r"認定 \d+ は \d{4}-\d\d-\d\d \d\d:\d\d GMT に取り消し済みです", err), err
     assert json.loads(onsite("admin", "accreditation", "list", "--person", "alice", "--json")[1])[0]["revoked_at"] is not None
 
 
@@ -50,6 +55,7 @@ def test_booking_commands_read_times_in_the_facility_zone_and_refuse_overlaps(on
     before = ledger_length(factory)
     code, _, err = onsite("admin", "booking", "add", "alice", "Tokyo", "--start", f"{day}T02:30+00:00", "--end", f"{day}T04:00+00:00")
     assert code == 2 and "overlaps" in err and ledger_length(factory) == before  # 11:30-13:00 in Tokyo
+    assert f"from {day} 09:00 JST to {day} 12:00 JST" in err  # the booking it clashes with, in its facility's zone
     [row] = json.loads(onsite("admin", "booking", "list", "--json")[1])
     assert datetime.fromisoformat(row["starts_at"]) == datetime.fromisoformat(f"{day}T09:00").replace(tzinfo=TOKYO)
     assert onsite("admin", "booking", "cancel", str(row["id"]))[0] == 0
