@@ -42,7 +42,7 @@ from access_control import audit, merkle
 from access_control.enums import AuditEventType
 from access_control.errors import InputInvalid, PolicyError
 from access_control.models import AuditCosignature, AuditEvent, AuditTreeHead, AuditTreeNode
-from onsite_base import keys
+from onsite_base import keys, times
 from onsite_base.db import read_transaction, transaction
 from onsite_base.fileio import write_atomic
 
@@ -530,8 +530,9 @@ def hexes(values: Any) -> list[bytes]:
         raise ProofInvalid("the proof's hashes must be hexadecimal") from None
 
 
-def check_proof(proof: Any, public: Ed25519PublicKey) -> str:
-    """Check an inclusion or consistency proof with only the log's public key; says what it proves.
+def check_proof(proof: Any, public: Ed25519PublicKey, zone: str = times.DEFAULT_TIMEZONE) -> str:
+    """Check an inclusion or consistency proof with only the log's public key; says what it proves (a head's
+    moment shown in `zone`).
     A head signed by a later log key checks when the proof carries the handovers from `public` to it.
     Raises ProofInvalid naming what does not check."""
     if not isinstance(proof, dict):
@@ -555,7 +556,8 @@ def check_proof(proof: Any, public: Ed25519PublicKey) -> str:
         if not merkle.verify_inclusion(merkle.leaf_hash(entry), index, head.tree_size, hexes(proof.get("audit_path")),
                                        bytes.fromhex(head.root_hash)):
             raise ProofInvalid(f"event {event['seq']} is not in the head of {head.tree_size} events")
-        return f"event {event['seq']} is in the log's head of {head.tree_size} events signed at {head.timestamp}"
+        return (f"event {event['seq']} is in the log's head of {head.tree_size} events signed at "
+                f"{times.shown(datetime.fromisoformat(head.timestamp), zone, seconds=True)}")
     if proof.get("schema") == CONSISTENCY_SCHEMA:
         old, new = TreeHead.from_dict(proof.get("old")), TreeHead.from_dict(proof.get("new"))
         if not (old.signed_by_one_of(trusted) and new.signed_by_one_of(trusted)):

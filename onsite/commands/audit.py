@@ -276,7 +276,7 @@ def run_check_proof(args: argparse.Namespace, settings: Settings) -> int:
         raise spoken(e) from None
     proof = read_json(args.proof, "proof")
     try:
-        said = ledger.check_proof(proof, public)
+        said = ledger.check_proof(proof, public, settings.timezone)
         if args.head:
             kept = ledger.TreeHead.from_dict(read_json(args.head, "head"))
             heads_in_proof = [proof.get("head"), proof.get("new"), proof.get("old")]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from alembic import command
 from sqlalchemy import text
@@ -14,6 +16,12 @@ from onsite.commands.audit import AUDIT_COMMANDS
 from onsite.migrations import alembic_config, migrate
 from onsite_base.db import make_engine, session_factory, transaction
 from test_access_cli import onsite  # noqa: F401  (fixture)
+
+
+def shown_head_time(proof: str) -> str:
+    """The proof's head's moment as people read times (Settings.timezone's default, Asia/Tokyo)."""
+    signed = datetime.fromisoformat(json.loads(proof)["head"]["timestamp"])
+    return signed.astimezone(ZoneInfo("Asia/Tokyo")).strftime("%Y-%m-%d %H:%M:%S JST")
 
 
 def add_people(onsite, names) -> None:
@@ -37,7 +45,7 @@ def test_prove_and_check_with_only_the_public_key(onsite, tmp_path):
     code, proof, _ = onsite("audit", "prove", "3")
     assert code == 0 and json.loads(proof)["tree_size"] == 25
     assert onsite("audit", "check-proof", "-", "--public-key", str(public), stdin=proof)[:2] == (
-        0, f"ok: event 3 is in the log's head of 25 events signed at {json.loads(proof)['head']['timestamp']}\n")
+        0, f"ok: event 3 is in the log's head of 25 events signed at {shown_head_time(proof)}\n")
     forged = json.loads(proof)
     forged["event"]["actor"] = "admin:someone-else"
     code, out, _ = onsite("audit", "check-proof", "-", "--public-key", str(public), stdin=json.dumps(forged))
