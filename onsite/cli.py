@@ -15,7 +15,6 @@ request's own client address instead).
 from __future__ import annotations
 
 import argparse
-import getpass
 import importlib
 import logging
 import sys
@@ -26,6 +25,7 @@ from access_control.errors import cli_text
 from onsite.commands.language import cli_language
 from onsite_base import times
 from onsite_base.errors import UserError
+from onsite_base.os_user import os_login
 from onsite_base.settings import Settings
 
 
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     settings: Settings | None = None
     try:
         settings = Settings.load()
-        with audit.client_context(audit.Client(audit.LOCAL, os_user=getpass.getuser())):
+        with audit.client_context(audit.Client(audit.LOCAL, os_user=os_login())):
             return args.run(args, settings) or 0
     except UserError as e:
         zone = settings.timezone if settings else times.DEFAULT_TIMEZONE

@@ -31,8 +31,6 @@ import csv
 import enum
 import getpass
 import json
-import os
-import pwd
 import sys
 import unicodedata
 from collections.abc import Callable
@@ -61,6 +59,7 @@ from onsite.migrations import migrate, store_exists
 from onsite_base import times
 from onsite_base.db import make_engine, read_transaction, session_factory, transaction
 from onsite_base.errors import UserError
+from onsite_base.os_user import os_login
 from onsite_base.settings import Settings
 
 MAX_REASON = 300
@@ -100,14 +99,6 @@ def open_store(settings: Settings) -> None:
             config=str(settings.config_file or settings.home / "onsite_config.py"),
         ))
     migrate(settings.db_url)
-
-
-def os_login() -> str:
-    """The login of the real user id: what the ledger names and the scope is read for ($USER could be anyone's)."""
-    try:
-        return pwd.getpwuid(os.getuid()).pw_name
-    except KeyError:  # a uid without an account (a container): named by its number
-        return f"uid-{os.getuid()}"
 
 
 def admin_actor() -> str:

@@ -8,7 +8,6 @@ and the keyring and record each change in the ledger (`disclosure_review.workflo
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from onsite.commands.language import cli_language
 from onsite_base import times
 from onsite_base.db import make_engine, session_factory, transaction
 from onsite_base.errors import UserError
+from onsite_base.os_user import os_login
 from onsite_base.i18n import make_translator
 from onsite_base.settings import Settings
 
@@ -130,7 +130,7 @@ def _factory(settings: Settings):
 
 
 def _actor() -> str:
-    return f"cli:{getpass.getuser()}"
+    return f"cli:{os_login()}"
 
 
 def _ensure(args: argparse.Namespace, settings: Settings) -> int:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import enum
-import getpass
 
 from sqlalchemy import select
 
@@ -26,6 +25,7 @@ from onsite.commands.language import cli_language
 from onsite_base import times
 from onsite_base.db import make_engine, session_factory, transaction
 from onsite_base.errors import UserError
+from onsite_base.os_user import os_login
 from onsite_base.settings import Settings
 from review_service.labels import CodeLabels, code_labels, labelled
 
@@ -228,7 +228,7 @@ def describe_choice(choice: dict) -> str:
 def _release(args: argparse.Namespace, settings: Settings) -> int:
     try:
         with transaction(_factory(settings)) as session:
-            package = service.release(session, args.request_id, settings=settings, actor=f"cli:{getpass.getuser()}")
+            package = service.release(session, args.request_id, settings=settings, actor=f"cli:{os_login()}")
     except PackageError as exc:
         raise UserError(f"{exc}; check that {settings.egress_dir} exists and is writable by this account") from None
     print(f"release request {args.request_id} released: {package.path}")

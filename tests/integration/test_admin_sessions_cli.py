@@ -2,8 +2,9 @@
 hub API address the hub writes to its runtime directory, and SESSION_END in the ledger."""
 from __future__ import annotations
 
-import getpass
 import json
+import os
+import pwd
 import time
 
 import pytest
@@ -30,7 +31,7 @@ def test_list_and_end_a_session_under_a_real_hub(tmp_path, monkeypatch, capsys):
     for name in ("LC_ALL", "LC_MESSAGES"):  # refusals in English whatever the machine's locale
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("LANG", "C.UTF-8")
-    admin_actor = f"admin:{getpass.getuser()}"
+    admin_actor = f"admin:{pwd.getpwuid(os.getuid()).pw_name}"
 
     code, _, err = onsite(capsys, "admin", "sessions", "list")
     assert code == 2 and HUB_API_URL_FILE in err and "is the hub running?" in err and "make up" in err
@@ -71,7 +72,7 @@ def test_list_and_end_a_session_under_a_real_hub(tmp_path, monkeypatch, capsys):
         assert audit_events(settings, "SESSION_END", actor=admin_actor) == [{
             "actor": admin_actor, "outcome": "OK", "object": "session:tanaka",
             "details": {"requested_by": admin_actor, "reason": "left the terminal unattended",
-                        "client_address": "local", "os_user": getpass.getuser()},  # the CLI names its client
+                        "client_address": "local", "os_user": pwd.getpwuid(os.getuid()).pw_name},  # the CLI names its client
         }]
         code, out, _ = onsite(capsys, "admin", "sessions", "list", "--json")
         assert code == 0 and json.loads(out) == []

@@ -4,6 +4,8 @@ from __future__ import annotations
 import getpass
 import io
 import json
+import os
+import pwd
 import sys
 
 import pytest
@@ -76,7 +78,17 @@ def test_person_lifecycle(onsite, factory):
     assert json.loads(onsite("admin", "person", "show", "hanako", "--json")[1])["locked_until"] is None
     code, out, _ = onsite("audit", "export")
     events = [json.loads(line) for line in out.splitlines()]
-    assert {e["actor"] for e in events if e["action"] != "LOGIN_FAIL"} == {f"admin:{getpass.getuser()}"}
+    assert {e["actor"] for e in events if e["action"] != "LOGIN_FAIL"} == {f"admin:{pwd.getpwuid(os.getuid()).pw_name}"}
+
+
+def test_the_ledger_names_the_real_login_whatever_USER_says(onsite, monkeypatch):
+    """$USER and $LOGNAME are the caller's to set: an administrator cannot put another's name on their actions."""
+    real = pwd.getpwuid(os.getuid()).pw_name
+    for name in ("USER", "LOGNAME", "LNAME", "USERNAME"):
+        monkeypatch.setenv(name, "mallory")
+    assert onsite("admin", "person", "add", "hanako", "--name", "山田花子", "--role", "researcher", "--no-password")[0] == 0
+    [event] = [json.loads(line) for line in onsite("audit", "export")[1].splitlines() if '"PERSON_ADD"' in line]
+    assert (event["actor"], event["details"]["os_user"]) == (f"admin:{real}", real)
 
 
 @pytest.mark.parametrize(
