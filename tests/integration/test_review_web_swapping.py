@@ -98,6 +98,10 @@ def test_reviewer_swaps_an_extract_and_only_reviewers_see_how(server):  # noqa: 
     swapped = int(swap_figure(summary, "Households swapped \\(target\\)").split()[0])
     assert swapped >= 0.1 * HOUSEHOLDS
     assert "Seed" in reviewer_page and "pref → muni" in reviewer_page  # the parameters, for reviewers
+    r = post_protection(bob, base, request_id, output_id, action="preview", **{**SWAP, "swap_seed": "8"})
+    assert r.status_code == 200, r.text  # a new preview beside the saved swap: every element id once on the page
+    ids = re.findall(r'\bid="([^"]+)"', r.text)
+    assert f"swap-summary-{output_id}-preview" in ids and not {i for i in ids if ids.count(i) > 1}
 
     # The researcher's page: no swap report, no parameters, no seed.
     researcher_page = section_of(alice.get(base + f"requests/{request_id}", params={"lang": "en"}).text, output_id)
