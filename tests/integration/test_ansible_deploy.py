@@ -150,7 +150,7 @@ def deployment(pg_admin_url):
         "onsite_prefix": str(prefix),
         "onsite_build_dir": str(prefix / "build"),
         "onsite_source_version": commit,  # fixed, so a commit by someone else meanwhile changes nothing
-        "onsite_pip_extra_args": ["--no-compile"],
+        "onsite_compile_bytecode": False,  # the hub runs as root and writes what it imports
         "onsite_hub_systemd": False,
         "onsite_nftables_apply": False,
         "onsite_postgresql_external": True,
