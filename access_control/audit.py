@@ -7,15 +7,24 @@ review service, CLI): PostgreSQL takes a transaction-scoped advisory lock,
 SQLite takes the write lock at BEGIN IMMEDIATE (see onsite_base.db), and
 `prev_hash` is unique so a fork cannot even be stored.
 
+Chained at commit. `record` leaves the event pending in the session; it is
+chained (seq, prev_hash, hash) when the transaction commits, or earlier when the
+session runs a query first (as an autoflush), so read an event's `.seq` after
+the commit. On PostgreSQL the server chains it (`onsite_chain_event`, migration
+ac0007: lock, head, insert, the hash over the client's part of the entry and
+the head), and at commit one message carries BEGIN, the events, COMMIT and the
+WAL flush: the ledger lock is held over no client round trip (issue 17).
+
 Group commit (PostgreSQL). The lock is held until the transaction ends, so a
 writer that waited for its commit's WAL flush inside the lock made every other
 writer wait for one disk flush per event. A transaction that takes the lock
 commits without waiting for the flush (`synchronous_commit` off for it alone),
 which releases the lock at once; `commit()` then returns only once the WAL is
-flushed past that commit (`wait_until_durable`), and the writers waiting at
-the same moment share one flush. The caller learns of its commit only when the
-event is on disk, as before. A later event that chained on it is in the WAL
-after it, so a server crash keeps a prefix of the chain, never a fork.
+flushed past that commit (a synchronous statement of its own after it, in the
+same message or `wait_until_durable`), and the writers waiting at the same
+moment share one flush. The caller learns of its commit only when the event is
+on disk, as before. A later event that chained on it is in the WAL after it, so
+a server crash keeps a prefix of the chain, never a fork.
 
 Every event names its client (`client_address` in its details, so the hash
 covers it): the process that serves a request names it once with
@@ -41,7 +50,7 @@ from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import String, func, select, text, type_coerce
+from sqlalchemy import String, func, insert, select, text, type_coerce
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy import event as orm_event
 from sqlalchemy.orm import Session
@@ -294,6 +303,10 @@ def _forget_head(session: Session, *_: object) -> None:
     session.info.pop(TRANSACTION_HEAD, None)  # a savepoint rolled back may have taken the head's event with it
 
 
+PENDING = "onsite_ledger_pending"
+"""Session.info: events `record` made in this transaction, not yet chained (`chain_pending`)."""
+
+
 def record(
     session: Session,
     action: AuditEventType,
@@ -304,8 +317,12 @@ def record(
     details: Mapping[str, DetailValue] | None = None,
 ) -> AuditEvent:
     """Append one audit event in the caller's transaction: it is stored if and
-    only if the caller's change commits. Holds the ledger lock until then.
-    The context's client (`set_client`) goes into the details, unless the caller names one."""
+    only if the caller's change commits. The context's client (`set_client`) goes
+    into the details, unless the caller names one.
+
+    The event is chained (seq, prev_hash, hash set) when the transaction commits, or
+    earlier when the session runs a query first (`chain_pending`): read its `.seq`
+    after the commit."""
     if not isinstance(action, AuditEventType) or not isinstance(outcome, Outcome):
         raise TypeError("action must be an AuditEventType and outcome an Outcome")
     # The same limits on every backend (SQLite would store longer text silently).
@@ -313,35 +330,124 @@ def record(
         raise ValueError(f"audit actor or object too long (at most {MAX_ACTOR} / {MAX_OBJECT} characters)")
     client = _client.get()
     details_text = canonical_json({**(client.details() if client else {}), **dict(details or {})})
-    session.flush()  # earlier pending rows of this transaction first
-    last_seq, prev_hash = locked_head(session)
-    seq = last_seq + 1
-    created_at = datetime.now(timezone.utc)
-    event = AuditEvent(
-        seq=seq,
-        created_at=created_at,
-        actor=actor,
-        action=action,
-        object=object,
-        outcome=outcome,
-        details=details_text,
-        prev_hash=prev_hash,
-    )
-    event.hash = event_hash(
-        seq=seq,
-        created_at=created_at,
-        actor=actor,
-        action=action.value,
-        object=object,
-        outcome=outcome.value,
-        details=json.loads(details_text),
-        prev_hash=prev_hash,
-    )
-    session.add(event)
-    session.flush()
-    session.info[TRANSACTION_HEAD] = (session.get_transaction(), seq, event.hash)
-    log.debug("audit event %d %s by %s", seq, action.value, actor)
+    event = AuditEvent(created_at=datetime.now(timezone.utc), actor=actor, action=action, object=object,
+                       outcome=outcome, details=details_text)
+    session.info.setdefault(PENDING, []).append(event)
+    if session.in_nested_transaction():
+        chain_pending(session)  # a savepoint rolled back takes its events with it
+    log.debug("audit event %s by %s", action.value, actor)
     return event
+
+
+def chain_pending(session: Session, *, commit: bool = False, connection: Any = None) -> None:
+    """Chain and insert the events `record` left pending in this transaction (on `connection`, by default the
+    session's), holding the ledger lock until it ends. PostgreSQL: one message (`CHAIN_EVENT`); with `commit`, the
+    same message commits and waits for the WAL flush too, so the lock is held by no client round trip at all."""
+    pending = session.info.pop(PENDING, None)
+    if not pending:
+        return
+    connection = connection or session.connection()
+    if connection.dialect.name == "postgresql":
+        _chain_on_postgresql(session, connection, pending, commit)
+        return
+    head = connection.exec_driver_sql(HEAD_QUERY).first()  # SQLite: the transaction holds the write lock
+    last_seq, prev_hash = (head[0], head[1]) if head else (0, GENESIS_HASH)
+    for event in pending:
+        event.seq, event.prev_hash = last_seq + 1, prev_hash
+        event.hash = hashlib.sha256(_entry_head(event.seq) + _entry_middle(event) + _entry_tail(prev_hash)).hexdigest()
+        last_seq, prev_hash = event.seq, event.hash
+    # Core, not the ORM: a query inside a flush may chain (`_chain_before_query`), and the event stays a plain object.
+    connection.execute(insert(AuditEvent.__table__), [{column: getattr(event, column) for column in INSERTED}
+                                                      for event in pending])
+
+
+INSERTED = ("seq", "created_at", "actor", "action", "object", "outcome", "details", "prev_hash", "hash")
+
+
+def _entry_middle(event: AuditEvent) -> bytes:
+    """`event_entry`'s bytes between seq and prev_hash: all the client knows before it holds the lock."""
+    return canonical_json([event.created_at.isoformat(), event.actor, event.action.value, event.object,
+                           event.outcome.value, json.loads(event.details)])[1:-1].encode("utf-8")
+
+
+def _entry_head(seq: int) -> bytes:
+    return f"[{seq},".encode()
+
+
+def _entry_tail(prev_hash: str) -> bytes:
+    return f',"{prev_hash}"]'.encode()
+
+
+CHAIN_EVENT = "SELECT o_seq AS seq, o_prev_hash, o_hash FROM onsite_chain_event (%s, %s, %s, %s, %s, %s, %s)"
+"""One event chained by the server (migration ac0007): the ledger lock, the head, the insert, the hash SHA-256 of
+`event_entry`'s bytes, the client's part (`_entry_middle`) between the seq and prev_hash the server fills in."""
+COMMIT_DURABLE = "COMMIT; SELECT pg_logical_emit_message(true, 'onsite-ledger-flush', '')"
+"""After the asynchronous commit, a statement of its own transaction (synchronous) flushes the WAL past it."""
+
+
+def _chain_on_postgresql(session: Session, connection: Any, pending: list[AuditEvent], commit: bool) -> None:
+    raw = connection.connection.dbapi_connection
+    dbapi = connection.dialect.loaded_dbapi
+    # Nothing sent yet in a transaction this message commits: its BEGIN rides in the same message.
+    idle = commit and raw.info.transaction_status == dbapi.pq.TransactionStatus.IDLE
+    parts = ["BEGIN"] if idle else []
+    parts += [*[CHAIN_EVENT] * len(pending)] + ([COMMIT_DURABLE] if commit else [])
+    params: list[Any] = []
+    for event in pending:
+        params += [event.created_at.astimezone(timezone.utc).replace(tzinfo=None), event.actor, event.action.value,
+                   event.object, event.outcome.value, event.details, _entry_middle(event).decode("utf-8")]
+    query = "; ".join(parts)
+    if idle:
+        raw.autocommit = True  # the message's own BEGIN opens the transaction, not a round trip of the driver's
+    try:
+        with dbapi.ClientCursor(raw) as cursor:  # values bound by the driver's quoting: several statements, one message
+            cursor.execute(query, params)
+            chained = []
+            while True:
+                if cursor.description is not None and cursor.description[0].name == "seq":
+                    chained.append(cursor.fetchone())
+                if not cursor.nextset():
+                    break
+    except dbapi.Error as e:  # as SQLAlchemy raises it, for the callers' fail-closed handling
+        if idle and not raw.closed and raw.info.transaction_status != dbapi.pq.TransactionStatus.IDLE:
+            raw.execute("ROLLBACK")
+        raise DBAPIError.instance(query, None, e, dbapi.Error, dialect=connection.dialect) from e
+    finally:
+        if idle and not raw.closed:
+            raw.autocommit = False
+    for event, (seq, prev_hash, hash_) in zip(pending, chained, strict=True):
+        event.seq, event.prev_hash, event.hash = seq, prev_hash, hash_
+    if commit:
+        session.info.pop(UNFLUSHED_COMMIT, None)  # this message flushed the WAL already
+    else:
+        session.info[UNFLUSHED_COMMIT] = True
+
+
+@orm_event.listens_for(Session, "do_orm_execute")
+def _chain_before_query(state: Any) -> None:
+    """As an autoflush: a query in the transaction sees the events recorded before it."""
+    if state.session.info.get(PENDING):
+        chain_pending(state.session)
+
+
+@orm_event.listens_for(Session, "before_commit")
+def _chain_at_commit(session: Session) -> None:
+    if session.info.get(PENDING) and not session.in_nested_transaction():
+        session.flush()  # the caller's own rows first: the message below commits
+        chain_pending(session, commit=True)
+
+
+@orm_event.listens_for(Session, "after_transaction_create")
+def _chain_before_savepoint(session: Session, transaction: Any) -> None:
+    """Events recorded before a savepoint are chained outside it: its rollback must not take them."""
+    if transaction.nested and session.info.get(PENDING):
+        chain_pending(session, connection=transaction.parent.connection(None))
+
+
+@orm_event.listens_for(Session, "after_transaction_end")
+def _forget_pending(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:
+        session.info.pop(PENDING, None)  # rolled back or closed: the events go with the change
 
 
 @dataclass(frozen=True)

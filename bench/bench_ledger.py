@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import hashlib
+import json
 import random
 import shutil
 import statistics
@@ -39,7 +40,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from access_control import audit, ledger, merkle
-from access_control.enums import AuditEventType
+from access_control.enums import AuditEventType, Outcome
 from access_control.models import AuditEvent
 from bench import Case, Context
 from bench.bench_entry import scratch_database
@@ -122,11 +123,21 @@ def append(session: Session) -> None:
 
 
 def append_as_before(session: Session) -> None:
-    """The peer: today's hash chain as it appended before the group commit, the ledger lock held
-    while the commit waits for its WAL flush (the same `record`, its commit made synchronous again)."""
-    append(session)
-    if session.info.pop(audit.UNFLUSHED_COMMIT, False):
-        session.execute(text("SET LOCAL synchronous_commit TO ON"))
+    """The peer: the append as it was before this version (cec192b), the event chained by the client under the
+    ledger lock: lock and head read in one message, the hash computed here, the row inserted through the ORM, the
+    commit asynchronous and its WAL flush waited for after it (group commit, `audit.wait_until_durable`) on a
+    second pooled connection; the lock held over two client round trips (insert, commit)."""
+    details = audit.canonical_json({"kind": "execute", "code": "x = 1"})
+    session.flush()
+    last_seq, prev_hash = audit.locked_head(session)
+    created_at = datetime.now(timezone.utc)
+    event = AuditEvent(seq=last_seq + 1, created_at=created_at, actor="bench", action=AuditEventType.SESSION_ACTIVITY,
+                       object="session:bench", outcome=Outcome.OK, details=details, prev_hash=prev_hash)
+    event.hash = audit.event_hash(seq=event.seq, created_at=created_at, actor="bench", action=event.action.value,
+                                  object="session:bench", outcome="OK", details=json.loads(details), prev_hash=prev_hash)
+    session.add(event)
+    session.flush()
+    session.info[audit.TRANSACTION_HEAD] = (session.get_transaction(), event.seq, event.hash)
 
 
 def appender(url: str, seconds: float, go: Path, kind: str, key_path: Path, per_transaction: int = 1) -> None:

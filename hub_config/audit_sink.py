@@ -64,13 +64,13 @@ def clean_event(raw: Any) -> dict[str, Any]:
 
 def record_session_events(session_factory: Any, user: str, events: list[dict[str, Any]]) -> int:
     """Append `events` of `user` to the ledger in one transaction; returns the seq of the last."""
-    last = 0
+    recorded = []
     with transaction(session_factory) as session:
         for event in events:
             outcome = Outcome.DENIED if event["kind"] == "refused" else Outcome.OK
-            last = audit.record(session, AuditEventType.SESSION_ACTIVITY, actor=user, object=f"session:{user}",
-                                outcome=outcome, details=event).seq
-    return last
+            recorded.append(audit.record(session, AuditEventType.SESSION_ACTIVITY, actor=user, object=f"session:{user}",
+                                         outcome=outcome, details=event))
+    return recorded[-1].seq if recorded else 0  # chained at the commit
 
 
 class SessionEventHandler(APIHandler):

@@ -721,8 +721,9 @@ class OnsiteSpawner(LocalProcessSpawner):
         if not decision.allowed:
             try:
                 with transaction(self.authenticator.session_factory) as session:
-                    entry_seq = record_entry(session, decision, username=facts.username, client_address=self._address,
-                                             stage="recheck").seq
+                    entry = record_entry(session, decision, username=facts.username, client_address=self._address,
+                                         stage="recheck")
+                entry_seq = entry.seq  # chained at the commit
             except Exception as e:
                 self.log.error("could not record the refused re-check of %s: %s", self.user.name, e)
                 entry_seq = None

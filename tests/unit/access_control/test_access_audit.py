@@ -259,3 +259,41 @@ def test_record_refuses_strings_for_enums(db):
     with transaction(db) as s:
         event = audit.record(s, AuditEventType.LOGIN_FAIL, actor="x", outcome=Outcome.DENIED)
     assert event.seq == 1 and event.prev_hash == GENESIS_HASH
+
+
+ODD = {"quote": "'; DROP TABLE audit_event; --", "backslash": "C:\\temp\\%s %(x)s", "text": "東京\u2028\n\"x\"",
+       "number": 1.5, "none": None, "nested": {"b": [1, True], "a": -0.0}}
+
+
+def test_events_are_chained_at_commit_or_by_a_query_after_them_with_odd_text(db):
+    """`record` leaves the event pending: a query in the transaction chains it first (as an autoflush), the commit
+    chains the rest (on PostgreSQL the server computes the hash: text the driver quotes must hash as Python does)."""
+    with transaction(db) as s:
+        first = audit.record(s, AuditEventType.PERSON_ADD, actor="o'brien\\ %s", object="person:東京", details=ODD)
+        assert first.seq is None
+        assert audit.count(s) == 1 and first.seq == 1 and first.prev_hash == GENESIS_HASH
+        second = audit.record(s, AuditEventType.PERSON_CHANGE, actor="x", object="person:y", details=ODD)
+        third = audit.record(s, AuditEventType.PERSON_CHANGE, actor="x", object="person:z")
+        assert second.seq is None
+    assert (second.seq, third.seq) == (2, 3) and second.prev_hash == first.hash and third.prev_hash == second.hash
+    for event in (first, second, third):
+        stored = row(db, event.seq)
+        assert stored["hash"] == event.hash == event_hash(
+            seq=event.seq, created_at=event.created_at, actor=event.actor, action=event.action.value,
+            object=event.object, outcome=event.outcome.value, details=json.loads(event.details),
+            prev_hash=event.prev_hash)
+    assert json.loads(row(db, 1)["details"]) == ODD
+    assert verify(db).ok
+
+
+def test_an_event_recorded_in_a_savepoint_rolled_back_is_not_stored(db):
+    with transaction(db) as s:
+        kept = audit.record(s, AuditEventType.PERSON_ADD, actor="x", object="person:kept")
+        with pytest.raises(RuntimeError), s.begin_nested():
+            audit.record(s, AuditEventType.PERSON_ADD, actor="x", object="person:gone")
+            raise RuntimeError("the inner change failed")
+        after = audit.record(s, AuditEventType.PERSON_ADD, actor="x", object="person:after")
+    assert (kept.seq, after.seq) == (1, 2)
+    with db() as s:
+        assert [e.object for e in audit.find_events(s)] == ["person:after", "person:kept"]
+        assert audit.verify(s).ok

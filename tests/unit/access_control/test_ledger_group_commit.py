@@ -1,7 +1,11 @@
 """The ledger's group commit on PostgreSQL (access_control.audit): a transaction holding the ledger lock
 commits without waiting for its WAL flush, so the lock is free at once, but `commit()` returns only once
 that commit is on disk. Checked against the server's own WAL positions: what the server has flushed when
-the caller learns of its commit, and what the transaction had written before it committed."""
+the caller learns of its commit, and what the transaction had written before it committed.
+
+Two paths: events chained at commit (`record` then commit: one message chains, commits and flushes) and
+events chained earlier because the transaction ran a query after `record` (the lock then held until commit,
+the flush sent after it)."""
 from __future__ import annotations
 
 import pytest
@@ -35,6 +39,41 @@ def test_a_commit_returns_only_once_its_event_is_on_disk(db):
     assert late == [], f"commits acknowledged before their WAL was flushed in rounds {late}"
 
 
+def wal_marked(db):
+    """A trigger noting the WAL insert position as each event is inserted: the one message of the commit path
+    chains, commits and flushes with no query of the caller's in between."""
+    with transaction(db) as s:
+        s.execute(text("CREATE TABLE wal_mark (lsn bigint)"))
+        s.execute(text("CREATE FUNCTION mark_wal() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                       "INSERT INTO wal_mark VALUES (pg_current_wal_insert_lsn() - '0/0'::pg_lsn); RETURN NEW; END $$"))
+        s.execute(text("CREATE TRIGGER mark AFTER INSERT ON audit_event FOR EACH ROW EXECUTE FUNCTION mark_wal()"))
+
+    def late_rounds() -> list[int]:
+        late = []
+        for i in range(ROUNDS):
+            with transaction(db) as s:
+                event = audit.record(s, AuditEventType.SESSION_ACTIVITY, actor="tanaka", object="session:tanaka",
+                                     details={"i": i})
+                assert event.seq is None  # chained by the commit's message
+            flushed = flushed_lsn(db)
+            with db() as s:
+                if flushed < s.scalar(text("SELECT max(lsn) FROM wal_mark")):
+                    late.append(i)
+            assert event.seq is not None
+        return late
+
+    return late_rounds
+
+
+def test_events_chained_at_commit_are_on_disk_when_the_commit_returns(db, monkeypatch):
+    late_rounds = wal_marked(db)
+    assert late_rounds() == []
+    monkeypatch.setattr(audit, "COMMIT_DURABLE", "COMMIT")  # the same message without its flush: late, so seen
+    assert late_rounds(), "the check cannot tell a flushed commit from an unflushed one"
+    with db() as s:
+        assert audit.verify(s).ok
+
+
 def test_a_change_recorded_with_its_event_is_durable_too_and_a_rollback_leaves_nothing_pending(db):
     with transaction(db) as s:
         policy.add_person(s, username="sato", display_name="Sato", actor="admin:test")
@@ -43,9 +82,16 @@ def test_a_change_recorded_with_its_event_is_durable_too_and_a_rollback_leaves_n
     with db() as s:
         s.begin()
         audit.record(s, AuditEventType.SESSION_ACTIVITY, actor="tanaka", object="session:tanaka")
-        assert s.info[audit.UNFLUSHED_COMMIT]
+        assert s.info[audit.PENDING]
+        s.execute(text("SELECT 1"))  # a query chains what was recorded before it: the lock is held from here
+        assert s.info[audit.UNFLUSHED_COMMIT] and not s.info.get(audit.PENDING)
         s.rollback()
         assert audit.UNFLUSHED_COMMIT not in s.info  # the next transaction of this session waits for nothing it did not do
+    with db() as s:
+        s.begin()
+        audit.record(s, AuditEventType.SESSION_ACTIVITY, actor="tanaka", object="session:tanaka")
+        s.rollback()
+        assert audit.PENDING not in s.info
     with db() as s:
         assert audit.count(s) == 1
 
