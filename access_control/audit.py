@@ -42,7 +42,7 @@ import logging
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -409,12 +409,16 @@ def _chain_on_postgresql(session: Session, connection: Any, pending: list[AuditE
                 if not cursor.nextset():
                     break
     except dbapi.Error as e:  # as SQLAlchemy raises it, for the callers' fail-closed handling
-        if idle and not raw.closed and raw.info.transaction_status != dbapi.pq.TransactionStatus.IDLE:
-            raw.execute("ROLLBACK")
+        if idle and raw.info.transaction_status != dbapi.pq.TransactionStatus.IDLE:
+            with suppress(dbapi.Error):  # the message's own transaction, failed part-way
+                raw.execute("ROLLBACK")
         raise DBAPIError.instance(query, None, e, dbapi.Error, dialect=connection.dialect) from e
     finally:
-        if idle and not raw.closed:
-            raw.autocommit = False
+        if idle:
+            try:
+                raw.autocommit = False
+            except dbapi.Error:  # never back in the pool in autocommit: the next caller's changes would not be atomic
+                connection.invalidate()
     for event, (seq, prev_hash, hash_) in zip(pending, chained, strict=True):
         event.seq, event.prev_hash, event.hash = seq, prev_hash, hash_
     if commit:

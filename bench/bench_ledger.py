@@ -6,10 +6,11 @@ Ours is the ledger with its Merkle tree (access_control.ledger); the peer is tod
 - appends/s: WRITERS processes each appending one event per transaction (`audit.record`, the path
   every action takes) for SECONDS; ours with a head signer running beside them (`ledger.sign_head`
   every HEAD_INTERVAL_S, as the hub's anchor service does every anchor_interval_s), the peer without.
-  On PostgreSQL ours is the group commit (the ledger lock released before the commit's WAL flush,
-  `audit.wait_until_durable`); the peer is the append as it was before it, the lock held through a
-  synchronous commit (`append_as_before`). SQLite has one path (its write lock spans the
-  transaction). PostgreSQL: 127.0.0.1:5432, `$ONSITE_BENCH_PG`, a scratch database dropped at exit.
+  Ours chains the events at commit (on PostgreSQL the server does, in the commit's own message: the
+  ledger lock over no client round trip); the peer is the append as it was before that
+  (`append_as_before`: the client chains the event under the lock, inserts it through the ORM and
+  commits, the group commit's flush on a second connection). PostgreSQL: 127.0.0.1:5432,
+  `$ONSITE_BENCH_PG`, a scratch database dropped at exit.
 - verify: `ledger.verify` (chain, tree, heads) vs `audit.verify` (chain) over a log of VERIFY_EVENTS.
 - proof: `ledger.inclusion_proof` of a random event in a log of PROOF_EVENTS (SQLite) vs what the
   chain offers instead, re-checking the chain from that event to its head (timed once).
@@ -275,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
             ours = appends_per_second(url, args.writers, args.seconds, True, work)
             row(f"appends_{backend}", f"{peer:,.0f}/s", f"{ours:,.0f}/s", peer / ours, f"{args.writers} writer processes, "
                 f"{args.seconds:g} s, one event a transaction; ours with a head signer beside them"
-                + ("; peer: the lock held through a synchronous commit, ours: group commit" if backend == "postgresql" else ""))
+                + "; peer: the client chains under the lock (before 50ac66d), ours: chained at commit")
             n = EVENTS_PER_TRANSACTION
             peer = appends_per_second(url, args.writers, args.seconds, False, work, n)
             ours = appends_per_second(url, args.writers, args.seconds, True, work, n)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from access_control import audit, policy
 from access_control.enums import AuditEventType
@@ -100,3 +101,26 @@ def test_without_the_ledger_lock_a_transaction_commits_as_configured(db):
     with transaction(db) as s:
         assert s.scalar(text("SHOW synchronous_commit")) == "on"
         assert audit.UNFLUSHED_COMMIT not in s.info
+
+
+def test_a_commit_message_failing_part_way_stores_nothing_and_leaves_no_autocommit_connection(db):
+    """The commit's message opens its own transaction (the connection in autocommit for it): when the server refuses
+    an event, nothing of the message stays, the caller hears the error, and the pooled connection is transactional
+    again, so the next caller's change is still all or nothing."""
+    with transaction(db) as s:
+        s.execute(text("CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                       "IF NEW.actor = 'boom' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$"))
+        s.execute(text("CREATE TRIGGER refuse BEFORE INSERT ON audit_event FOR EACH ROW EXECUTE FUNCTION refuse()"))
+    with pytest.raises(DBAPIError, match="refused"), transaction(db) as s:
+        audit.record(s, AuditEventType.SESSION_ACTIVITY, actor="fine", object="session:fine")
+        audit.record(s, AuditEventType.SESSION_ACTIVITY, actor="boom", object="session:boom")
+    with pytest.raises(RuntimeError), transaction(db) as s:
+        policy.add_person(s, username="sato", display_name="Sato", actor="admin:test")
+        s.flush()
+        raise RuntimeError("the change failed after its row was sent")
+    with db() as s:
+        assert audit.count(s) == 0 and s.scalar(text("SELECT count(*) FROM person")) == 0
+    with transaction(db) as s:
+        audit.record(s, AuditEventType.SESSION_ACTIVITY, actor="fine", object="session:fine")
+    with db() as s:
+        assert audit.count(s) == 1 and audit.verify(s).ok
