@@ -35,7 +35,7 @@ from dataplane.catalogue import (attached_metadata, attached_name, guarded_conne
 from disclosure_review.sdc import TableKind, TableSpec, compute_shadow
 from disclosure_review.sdc.ckm.cellkey import KEY_SCALE, flex_share, kth_keys
 from disclosure_review.sdc.enums import Statistic
-from disclosure_review.sdc.records import records_sql
+from disclosure_review.sdc.records import records_sql, traced_records
 from disclosure_review.sdc.shadow import GROUPING
 from disclosure_review.workflow.cellkey import count_ptable, magnitude_settings, perturb_table
 from disclosure_review.workflow.policies import ReviewPolicy
@@ -128,10 +128,11 @@ def _perturbation_case(name: str, ctx: Context, kind: TableKind, rows: tuple[str
     con = guarded_connection(datasets)
     shadow = compute_shadow(con, spec)
     released = shadow.released_view()
-    traced = traced_query(con, spec.query, datasets)
+    traced, traced_dataset = traced_query(con, spec.query, datasets)
 
-    def ours() -> pl.DataFrame:
-        return perturb_table(con, shadow, released, traced, datasets, POLICY.cell_key_counts,
+    def ours() -> pl.DataFrame:  # the records read too: the service reads them once for this and the record state
+        records = traced_records(con, spec, traced)
+        return perturb_table(con, shadow, released, records, traced_dataset, datasets, POLICY.cell_key_counts,
                              POLICY.cell_key_magnitudes)[0]
 
     def ours_sorted() -> list[float]:

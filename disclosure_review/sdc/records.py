@@ -616,15 +616,12 @@ def records_sql(spec: TableSpec, traced_query: str) -> str:
             f"SELECT {dims}, {RECORD_COLUMN}, v, w FROM src")
 
 
-def compute_record_state(con: duckdb.DuckDBPyConnection, shadow: ShadowTable, traced_query: str, dataset: str,
-                         threshold: int | None, *, left_out: pl.DataFrame | None = None,
-                         counts: Sequence[int] | None = None) -> RecordState:
-    """The record state of `shadow`'s cells, from `traced_query` (whose row ids are those of `dataset`) run on
-    `con`, the connection the cells came from.
+def traced_records(con: duckdb.DuckDBPyConnection, spec: TableSpec, traced_query: str,
+                   left_out: pl.DataFrame | None = None) -> pl.DataFrame:
+    """The records of `spec`'s cells (`records_sql`), read once for both the record state and the cell key method.
 
     `left_out`: finest cells (their levels) whose records no released cell holds (redacted: the margins are
-    the sums of the cells shown); `counts`: then the records each cell holds (default: the shadow's)."""
-    spec = shadow.spec
+    the sums of the cells shown): their records are dropped. NotOneRowPerRecord for a join that repeats a record."""
     records = con.sql(records_sql(spec, traced_query)).pl()
     if records.get_column(RECORD_COLUMN).n_unique() != records.height:
         raise NotOneRowPerRecord(f"table {spec.name!r}: some record gives more than one row")
@@ -633,6 +630,14 @@ def compute_record_state(con: duckdb.DuckDBPyConnection, shadow: ShadowTable, tr
         left_out = left_out.rename(dict(zip(spec.dimensions, d))).with_columns(
             pl.col(x).cast(records.schema[x]) for x in d)
         records = records.join(left_out, on=d, how="anti", nulls_equal=True)
+    return records
+
+
+def state_of_records(shadow: ShadowTable, records: pl.DataFrame, dataset: str, threshold: int | None,
+                     counts: Sequence[int] | None = None) -> RecordState:
+    """The record state of `shadow`'s cells from their `traced_records`; `counts`: the records each cell holds
+    (default: the shadow's; a redacted table's margins hold only the records of the cells shown)."""
+    spec = shadow.spec
     cells = shadow.frame.select(*spec.dimensions, GROUPING)
     return build_state(spec.name, records, dataset, cells, spec.dimensions, grouping_sets(spec), GROUPING,
                        shadow.labels(), shadow.frame.get_column(RECORDS).to_list() if counts is None else counts,

@@ -28,7 +28,7 @@ from disclosure_review.sdc.ckm.cellkey import (MagnitudeParams, cell_keys, infor
                                                perturb_counts, perturb_magnitudes)
 from disclosure_review.sdc.ckm.ptable import PTable, PTableParams, create_ptable, read_csv
 from disclosure_review.sdc.enums import Statistic, TableKind
-from disclosure_review.sdc.records import RECORD_COLUMN, records_sql
+from disclosure_review.sdc.records import RECORD_COLUMN
 from disclosure_review.sdc.shadow import GROUPING, VALUE, ShadowTable, grouping_sets
 from disclosure_review.sdc.spec import TableSpec
 
@@ -101,31 +101,20 @@ def _per_cell(records: pl.DataFrame, shadow: ShadowTable, top_k: int) -> pl.Data
     return cells.select("sdc_cell").join(found, on="sdc_cell", how="left").sort("sdc_cell")
 
 
-def perturb_table(con: duckdb.DuckDBPyConnection, shadow: ShadowTable, released: pl.DataFrame, traced: tuple[str, str],
-                  datasets: Mapping[str, str], counts: Mapping[str, Any], magnitudes: Mapping[str, Any],
-                  sensitive: np.ndarray | None = None, left_out: pl.DataFrame | None = None
-                  ) -> tuple[pl.DataFrame, dict[str, Any]]:
+def perturb_table(con: duckdb.DuckDBPyConnection, shadow: ShadowTable, released: pl.DataFrame, records: pl.DataFrame,
+                  dataset: str, datasets: Mapping[str, str], counts: Mapping[str, Any], magnitudes: Mapping[str, Any],
+                  sensitive: np.ndarray | None = None) -> tuple[pl.DataFrame, dict[str, Any]]:
     """`released` (the table as it would be released, blank cells kept blank) with each shown cell perturbed, and
-    the facts for the report. `traced`: the query with its row ids and the dataset they are of; `sensitive`: cells
-    (frame order) a check fails, which get the magnitude parameters' `mu_c` more (cellKey's special protection);
-    `left_out`: finest cells (their levels) whose records no released cell holds (deleted): their records are in
-    no cell, margins included, so the margins' keys are those of the records they release."""
+    the facts for the report. `records`: the cells' `traced_records` (rows of `dataset`; a deleted cell's records
+    already dropped, so the margins' keys are those of the records they release); `sensitive`: cells (frame order)
+    a check fails, which get the magnitude parameters' `mu_c` more (cellKey's special protection)."""
     spec = shadow.spec
     magnitude = _kind(spec)
-    query, dataset = traced
     info = attached_metadata(con, dataset)
     try:
         keys = read_keys(Path(datasets[dataset]).parent, dataset, info.rows, info.source_sha256)
     except RecordKeysInvalid as exc:
         raise CellKeyFailed("cell_key_keys", error=str(exc)) from None
-    records = con.sql(records_sql(spec, query)).pl()
-    if records.get_column(RECORD_COLUMN).n_unique() != records.height:
-        raise CellKeyFailed("cell_key_untraced")
-    if left_out is not None and left_out.height:
-        d = [f"d{i}" for i in range(len(spec.dimensions))]
-        left_out = left_out.rename(dict(zip(spec.dimensions, d))).with_columns(
-            pl.col(x).cast(records.schema[x]) for x in d)
-        records = records.join(left_out, on=d, how="anti", nulls_equal=True)
     ids = records.get_column(RECORD_COLUMN).to_numpy()
     records = records.with_columns(pl.Series("key", keys[ids].astype(np.uint64)))
     if magnitude:

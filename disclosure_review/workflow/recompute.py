@@ -23,13 +23,14 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import duckdb
+import polars as pl
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from access_control.models import Dataset
 from dataplane.catalogue import MICRODATA_TABLE, attached_name, guarded_connection
 from dataplane.reference import SCHEMA as REFERENCE_SCHEMA, ReferenceFile, ReferenceInvalid, verified_table
-from dataplane.sql import tables_read
+from dataplane.sql import parse_tree, tables_read
 from disclosure_review.queries import tracker_check
 from disclosure_review.sdc import load_preset, records
 from disclosure_review.sdc.differencing import RULE as DIFFERENCING
@@ -147,12 +148,7 @@ def _expression(sql: str) -> dict[str, Any]:
 
 
 def _parse_select(sql: str) -> dict[str, Any]:
-    con = duckdb.connect(":memory:")
-    try:
-        (text,) = con.execute("SELECT json_serialize_sql(?::VARCHAR)", [sql]).fetchall()[0]
-    finally:
-        con.close()
-    tree = json.loads(text)
+    tree = parse_tree(sql)
     if tree.get("error") or len(tree["statements"]) != 1:
         raise ValueError("not one statement")
     return tree["statements"][0]["node"]
@@ -238,27 +234,44 @@ def traced_query(con: duckdb.DuckDBPyConnection, query: str, datasets: Mapping[s
     return text, traced[1]
 
 
-def record_state(con: duckdb.DuckDBPyConnection, protected: ProtectedTable, datasets: Mapping[str, str],
-                 threshold: int | None) -> records.RecordState | None:
-    """The record state of a recomputed table's cells (those released blank left out), or None when its query's
-    rows cannot be traced to records or tracing fails."""
-    shadow = protected.shadow
-    traced = traced_query(con, shadow.spec.query, datasets)
+@dataclass(frozen=True)
+class TracedRecords:
+    """A table's records, traced to the rows of `dataset` (`records.traced_records`): read once, for the record
+    state and the cell key method alike."""
+
+    frame: pl.DataFrame
+    dataset: str
+
+
+def trace_records(con: duckdb.DuckDBPyConnection, protected: ProtectedTable,
+                  datasets: Mapping[str, str]) -> TracedRecords | None:
+    """The records of a recomputed table's cells (those of cells deleted left out), or None when its query's rows
+    cannot be traced to records or tracing fails."""
+    spec = protected.shadow.spec
+    traced = traced_query(con, spec.query, datasets)
     if traced is None:
         return None
     try:
-        state = records.compute_record_state(con, shadow, *traced, threshold, left_out=protected.left_out,
-                                             counts=protected.held_records)
+        return TracedRecords(records.traced_records(con, spec, traced[0], protected.left_out), traced[1])
     except (duckdb.Error, records.NotOneRowPerRecord) as exc:  # an aggregate in the select list, a join that repeats
-        log.info("table %s: records not traced (%s)", shadow.spec.name, type(exc).__name__)
+        log.info("table %s: records not traced (%s)", spec.name, type(exc).__name__)
         return None
+
+
+def record_state(protected: ProtectedTable, traced: TracedRecords | None,
+                 threshold: int | None) -> records.RecordState | None:
+    """The record state of a recomputed table's cells (those released blank left out); None when untraced."""
+    if traced is None:
+        return None
+    shadow = protected.shadow
+    state = records.state_of_records(shadow, traced.frame, traced.dataset, threshold, protected.held_records)
     shown = protected.cells.get_column(protected.cells.columns[-1]).is_not_null().to_list()
     values = shadow.frame.get_column(VALUE).is_not_null().to_list()
     return state.blanked({label for label, s, v in zip(state.labels, shown, values) if v and not s})
 
 
-def perturbed(con: duckdb.DuckDBPyConnection, protected: ProtectedTable, datasets: Mapping[str, str],
-              policy: ReviewPolicy) -> tuple[Any, dict[str, Any]] | None:
+def perturbed(con: duckdb.DuckDBPyConnection, protected: ProtectedTable, traced: TracedRecords | None,
+              datasets: Mapping[str, str], policy: ReviewPolicy) -> tuple[Any, dict[str, Any]] | None:
     """The released cells perturbed by the cell key method and its facts, when the policy asks it for a dataset
     the query reads (None otherwise); `cellkey.CellKeyFailed` when it asks and cannot be done (fails closed)."""
     spec = protected.shadow.spec
@@ -266,13 +279,11 @@ def perturbed(con: duckdb.DuckDBPyConnection, protected: ProtectedTable, dataset
         return None
     if spec.protection is not None and spec.protection.method.rounds:
         raise cellkey.CellKeyFailed("cell_key_rounding")
-    traced = traced_query(con, spec.query, datasets)
     if traced is None:
         raise cellkey.CellKeyFailed("cell_key_untraced")
-    return cellkey.perturb_table(con, protected.shadow, protected.cells, traced, datasets,
+    return cellkey.perturb_table(con, protected.shadow, protected.cells, traced.frame, traced.dataset, datasets,
                                  policy.cell_key_counts, policy.cell_key_magnitudes,
-                                 sensitive=failing_mask(protected.shadow, protected.report),
-                                 left_out=protected.left_out)
+                                 sensitive=failing_mask(protected.shadow, protected.report))
 
 
 class QueryTimeout(Exception):
@@ -329,8 +340,9 @@ def recompute_table(
         # Our own cells, checks and the spec's protection re-applied: the kernel's pattern is never used.
         protected = evaluate_table(con, spec, rules)
         protected = with_check(protected, tracker_check(con, spec.query, datasets))  # does the query single out records?
-        return protected, record_state(con, protected, datasets, rules.threshold), perturbed(con, protected, datasets,
-                                                                                             policy)
+        traced = trace_records(con, protected, datasets)
+        return protected, record_state(protected, traced, rules.threshold), perturbed(con, protected, traced, datasets,
+                                                                                      policy)
 
     try:
         protected, state, noisy = run_with_limits(con, compute, timeout_s or policy.query_timeout_s)

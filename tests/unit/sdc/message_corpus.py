@@ -14,7 +14,7 @@ import statsmodels.formula.api as smf
 
 from disclosure_review.sdc import CHECKS, Statistic, TableKind, TableSpec, check_table, compute_shadow, load_preset
 from disclosure_review.sdc.differencing import OtherOutput, check_differencing
-from disclosure_review.sdc.records import compute_record_state
+from disclosure_review.sdc.records import state_of_records, traced_records
 from disclosure_review.sdc.microdata import RecordLevelRules, check_extract, check_record_level
 from disclosure_review.sdc.models import check_model
 from disclosure_review.sdc.protect import evaluate_table, excuse_blank_cells
@@ -73,7 +73,7 @@ def table_results(con: duckdb.DuckDBPyConnection) -> list:
     # differencing by records: a subgroup, more cells than are listed, untraced outputs, nothing else, no threshold
     def state(spec: TableSpec):
         traced = f"SELECT *, i AS sdc_record FROM ({spec.query}) AS q"
-        return compute_record_state(con, compute_shadow(con, spec), traced, "people", acro.threshold)
+        return state_of_records(compute_shadow(con, spec), traced_records(con, spec, traced), "people", acro.threshold)
 
     everyone = OtherOutput("#1 by_sex", state(frequency(("sex",), name="by_sex")))
     large = state(frequency(("sex",), query=LARGE, name="by_sex_large"))

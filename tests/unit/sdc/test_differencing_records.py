@@ -17,9 +17,10 @@ from disclosure_review.sdc.differencing import OtherOutput, check_differencing, 
 from disclosure_review.sdc.records import (
     SUBTABLES,
     RecordState,
-    compute_record_state,
     difference,
     slots_and_check,
+    state_of_records,
+    traced_records,
     width_for,
 )
 from disclosure_review.sdc.enums import Statistic
@@ -50,7 +51,7 @@ def state(con, where: str = "true", value: str = "income", kind=TableKind.FREQUE
     spec = TableSpec(kind, query, rows=rows, columns=columns, name=name,
                      **({"value": "income", "statistic": Statistic.SUM} if kind is TableKind.MAGNITUDE else {}))
     traced = f"SELECT *, id AS sdc_record FROM ({query}) AS q"
-    return compute_record_state(con, compute_shadow(con, spec), traced, "people", threshold)
+    return state_of_records(compute_shadow(con, spec), traced_records(con, spec, traced), "people", threshold)
 
 
 def total_pair(a: RecordState, b: RecordState):

@@ -16,13 +16,14 @@ from disclosure_review.sdc.records import (
     RecordState,
     SketchIndex,
     bottom_k,
-    compute_record_state,
     fingerprints,
     records_sql,
     sketch_apart,
     sketch_entries,
     sketch_hashes,
     sketch_meets,
+    state_of_records,
+    traced_records,
 )
 
 T = 10
@@ -123,7 +124,7 @@ def test_every_cells_sketch_is_the_bottom_k_of_its_own_records_margins_included(
     spec = TableSpec(TableKind.FREQUENCY, query, rows=("area",), columns=("sex",), name="t")
     traced = f"SELECT *, id AS {RECORD_COLUMN} FROM ({query}) AS q"
     shadow = compute_shadow(con, spec)
-    state = compute_record_state(con, shadow, traced, "people", T)
+    state = state_of_records(shadow, traced_records(con, spec, traced), "people", T)
     records = con.sql(records_sql(spec, traced)).pl()
     elements = (records.get_column(RECORD_COLUMN).to_numpy().astype(np.uint64) << np.uint64(32)) | fingerprints(
         records.get_column("v").cast(pl.Float64).to_numpy(), records.get_column("w").cast(pl.Float64).to_numpy(),
@@ -143,8 +144,8 @@ def test_every_cells_sketch_is_the_bottom_k_of_its_own_records_margins_included(
 def test_states_stored_without_a_sketch_are_read_and_compared_as_before(con):
     query = "SELECT id, area, sex, income FROM data"
     spec = TableSpec(TableKind.FREQUENCY, query, rows=("area",), columns=("sex",), name="t")
-    state = compute_record_state(con, compute_shadow(con, spec), f"SELECT *, id AS {RECORD_COLUMN} FROM ({query}) q",
-                                 "people", T)
+    traced = f"SELECT *, id AS {RECORD_COLUMN} FROM ({query}) q"
+    state = state_of_records(compute_shadow(con, spec), traced_records(con, spec, traced), "people", T)
     old = RecordState(state.name, state.width, state.labels, state.counts, state.elements, state.checks)
     again = RecordState.from_bytes(old.to_bytes())
     assert again.sketch is None and (again.elements == state.elements).all()

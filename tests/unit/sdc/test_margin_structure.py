@@ -10,7 +10,7 @@ from disclosure_review.sdc import MARGIN_LABEL, TableKind, TableSpec, Verdict, c
 from disclosure_review.sdc.differencing import OtherOutput, check_differencing, released_population
 from disclosure_review.sdc.enums import ProtectionMethod, SecondaryMethod
 from disclosure_review.sdc.protect import evaluate_table
-from disclosure_review.sdc.records import RecordState, compute_record_state
+from disclosure_review.sdc.records import RecordState, state_of_records, traced_records
 from disclosure_review.sdc.shadow import margin_label_for
 from disclosure_review.sdc.spec import Protection
 
@@ -39,7 +39,7 @@ def state(con, where: str, name: str, rows=("region",)) -> RecordState:
     """The table's record state, rows traced by `id` as the service traces them by the file's row id."""
     table = spec(where, name=name, rows=rows)
     traced = f"SELECT *, id AS sdc_record FROM ({table.query}) AS q"
-    return compute_record_state(con, compute_shadow(con, table), traced, "people", JP.threshold)
+    return state_of_records(compute_shadow(con, table), traced_records(con, table, traced), "people", JP.threshold)
 
 
 def released(protected) -> dict:

@@ -11,7 +11,7 @@ from disclosure_review.sdc import InvalidSpec, TableKind, TableSpec, Verdict, lo
 from disclosure_review.sdc.enums import ProtectionMethod, SecondaryMethod, Statistic
 from disclosure_review.sdc.differencing import OtherOutput, findings_between
 from disclosure_review.sdc.protect import deletion_query, evaluate_table
-from disclosure_review.sdc.records import compute_record_state
+from disclosure_review.sdc.records import state_of_records, traced_records
 from disclosure_review.sdc.spec import Protection
 
 # region a: 30 records, b: 25, c: 3 (the small cell); sex alternates; income = 10 * i
@@ -111,11 +111,11 @@ def test_redact_then_round_margins_hold_only_the_records_of_the_cells_shown(con)
     protected = evaluate_table(con, spec(ProtectionMethod.REDACT_ROUND, base=5), acro)
     assert sorted(protected.left_out.rows()) == [("c", "F"), ("c", "M")]
     traced = "SELECT *, i AS sdc_record FROM data"
-    redacted = compute_record_state(con, protected.shadow, traced, "d", acro.threshold, left_out=protected.left_out,
-                                    counts=protected.held_records)
+    redacted = state_of_records(protected.shadow, traced_records(con, protected.shadow.spec, traced, protected.left_out),
+                                "d", acro.threshold, protected.held_records)
     labels = protected.shadow.labels()
     everyone = evaluate_table(con, spec(None), acro)
-    whole = compute_record_state(con, everyone.shadow, traced, "d", acro.threshold)
+    whole = state_of_records(everyone.shadow, traced_records(con, everyone.shadow.spec, traced), "d", acro.threshold)
     total = labels.index(("Total", "Total"))
     [finding] = [f for f in findings_between(redacted, OtherOutput("everyone", whole), acro.threshold)
                  if f.cell == f.other_cell == ("Total", "Total")]
