@@ -11,7 +11,16 @@ It starts, in the same run on the same machine, two hubs with `--sessions` resea
 - ours: `onsite hub` as root, so every session is isolated (its own OS account, dataset groups,
   namespaces, network rules) as in production;
 - the peer: a stock JupyterHub of the same version (`LocalProcessSpawner`, each researcher an OS account
-  of their own, `DummyAuthenticator`), the same single-user server, JupyterLab and ipykernel, nothing of Onsite.
+  of their own, `DummyAuthenticator`), the same single-user server, JupyterLab and ipykernel, nothing of Onsite;
+
+and, with `--hub ours-slurm --hub peer-slurm`, the same two through Slurm, on a one-node cluster (munged,
+slurmctld, slurmd with Onsite's Prolog and Epilog) started for the run as the Slurm test starts it
+(tests/security/_slurm_cluster.py), its node declared with a CPU and 8 GiB for every session so that all 30
+are placed at once:
+
+- ours-slurm: `onsite hub` with `session_engine = "slurm"` (`OnsiteSlurmSpawner`, production settings);
+- peer-slurm: the stock JupyterHub with batchspawner's own `SlurmSpawner` (its stock job script, jobs
+  submitted as the researcher through `runuser`), nothing of Onsite: the unisolated Slurm peer.
 
 On each it times log-in to kernel-ready (log-in form, server start, OAuth into the server, kernel start,
 `1 + 1` executed), split into those phases: `--single` runs one researcher at a time (alternating the
@@ -85,6 +94,38 @@ def hubtools() -> ModuleType:
     return _load("onsite_tests_hubtools", TESTS / "functional" / "hubtools.py")
 
 
+SLURM_SESSION_MB = 8192
+"""Memory the Slurm node is declared to have per session (`SessionLimits.memory_mb`'s default, `--mem`)."""
+_clusters: list = []  # the run's one Slurm cluster, once a Slurm hub needed it
+
+
+def slurm_cluster(researchers: int):
+    """The run's one-node Slurm cluster (started at the first call; `stop_slurm_cluster` ends it)."""
+    if not _clusters:
+        tools = _load("onsite_tests_slurm_cluster", TESTS / "security" / "_slurm_cluster.py")
+        if tools.missing():
+            raise RuntimeError(f"missing {tools.missing()}: apt-get install slurm-wlm munge")
+        base = Path(tempfile.mkdtemp(prefix="onsite-bench-slurm-"))
+        base.chmod(0o711)
+        _clusters.append(tools.SlurmCluster(base, cpus=researchers + 1,
+                                            memory_mb=(researchers + 1) * SLURM_SESSION_MB).start())
+    return _clusters[0]
+
+
+def stop_slurm_cluster() -> None:
+    """Cancel what is left of the run's jobs, end the daemons (their logs are kept), remove the cluster."""
+    for cluster in _clusters:
+        for job in cluster.jobs():
+            cluster.run("scancel", job["id"])
+        cluster.stop()
+        kept = Path(tempfile.gettempdir()) / "onsite-bench-slurm-logs"
+        shutil.rmtree(kept, ignore_errors=True)
+        shutil.copytree(cluster.base / "log", kept)
+        print(f"the Slurm daemons' logs are kept in {kept}", file=sys.stderr)
+        shutil.rmtree(cluster.base, ignore_errors=True)
+    _clusters.clear()
+
+
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100) of a non-empty list."""
     ordered = sorted(values)
@@ -101,7 +142,7 @@ class BenchHub:
     accounts: list[str] = field(default_factory=list)  # OS accounts to remove at the end
 
     def account_of(self, username: str) -> str:
-        return username if self.name == "peer" else f"{self.hub.names.account_prefix}{username}"
+        return username if self.name.startswith("peer") else f"{self.hub.names.account_prefix}{username}"
 
     def stop(self) -> None:
         """Stop the hub, remove the OS accounts its sessions got, and its state (the hub's log is kept)."""
@@ -120,9 +161,10 @@ class BenchHub:
             shutil.rmtree(self.home.parent, ignore_errors=True)
 
 
-def start_hub(researchers: int, *, isolate: bool = True, fork: bool = True) -> BenchHub:
+def start_hub(researchers: int, *, isolate: bool = True, fork: bool = True, slurm: bool = False) -> BenchHub:
     """A fresh demo hub with `researchers` extra researchers (bench001…) in the demo project; `fork`: servers
-    forked from the pre-imported one (`OnsiteSpawner.fork_servers`), else each a new interpreter."""
+    forked from the pre-imported one (`OnsiteSpawner.fork_servers`), else each a new interpreter; `slurm`:
+    sessions as jobs on the run's Slurm cluster (`session_engine = "slurm"`)."""
     base = Path(tempfile.mkdtemp(prefix="onsite-bench-hub-"))
     base.chmod(0o711)
     home = base / "home"
@@ -142,11 +184,16 @@ def start_hub(researchers: int, *, isolate: bool = True, fork: bool = True) -> B
     lines = ["c.OnsiteSpawner.recheck_interval = 600", f"c.HubSettings.concurrent_spawn_limit = {max(researchers, 20)}"]
     if not isolate:
         lines.append("c.OnsiteSpawner.isolate = False")
-    lines.append(f"c.OnsiteSpawner.fork_servers = {fork}")  # said either way, so a run names what it measured
+    if slurm:
+        lines.append(slurm_cluster(researchers).onsite_config())
+    else:
+        lines.append(f"c.OnsiteSpawner.fork_servers = {fork}")  # said either way, so a run names what it measured
     (home / "onsite_config.py").write_text("\n".join(lines) + "\n")
     hub = hubtools().RunningHub(home)
+    if slurm:
+        hub.env["ONSITE_SESSION_ENGINE"] = "slurm"
     hub.start(timeout=180)
-    return BenchHub("ours" if fork else "ours-exec", hub, home, usernames)
+    return BenchHub("ours-slurm" if slurm else "ours" if fork else "ours-exec", hub, home, usernames)
 
 
 PEER_CONFIG = """\
@@ -171,11 +218,19 @@ c.Spawner.http_timeout = 60
 c.Spawner.start_timeout = 90
 """
 
+PEER_SLURM_CONFIG = """\
+c.JupyterHub.spawner_class = "batchspawner.SlurmSpawner"
+c.SlurmSpawner.exec_prefix = "runuser -u {username} --"
+c.Spawner.env_keep = ["PATH", "LANG", "SLURM_CONF"]
+"""
+"""batchspawner's SlurmSpawner as it comes (stock job script, poll intervals), but for the submission: without
+sudo here, the hub (root) submits as the researcher through runuser."""
+
 
 class PeerHub:
     """A stock JupyterHub (`jupyterhub -f`) with the interface of hubtools.RunningHub that HubUser needs."""
 
-    def __init__(self, home: Path, researchers: int) -> None:
+    def __init__(self, home: Path, researchers: int, slurm_conf: Path | None = None) -> None:
         self.home = home
         self.ip, self.port = "127.0.0.1", free_port()
         self.log_path = home / "hub.log"
@@ -184,6 +239,10 @@ class PeerHub:
             port=self.port, hub_port=free_port(), proxy_api_port=free_port(), home=home, password=PASSWORD,
             proxy=HubSettings().proxy_command, limit=max(researchers, 20),
             singleuser=Path(sys.executable).parent / "jupyterhub-singleuser"))
+        if slurm_conf is not None:
+            with self.config.open("a") as config:
+                config.write(PEER_SLURM_CONFIG)
+        self.slurm_conf = slurm_conf
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -192,6 +251,9 @@ class PeerHub:
 
     def start(self, timeout: float = 180) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ONSITE_", "JUPYTER"))}
+        env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}"  # the job's, too
+        if self.slurm_conf is not None:
+            env["SLURM_CONF"] = str(self.slurm_conf)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen([str(Path(sys.executable).parent / "jupyterhub"), "-f", str(self.config)],
                                          cwd=self.home, env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -224,18 +286,21 @@ class PeerHub:
             return "(no log)"
 
 
-def start_peer_hub(researchers: int) -> BenchHub:
-    """A stock JupyterHub whose researchers onsitepeer001… are OS accounts with homes of their own."""
+def start_peer_hub(researchers: int, slurm: bool = False) -> BenchHub:
+    """A stock JupyterHub whose researchers onsitepeer001… (onsitepeers001… through Slurm) are OS accounts with
+    homes of their own (and, through Slurm, a shell: the stock job script reads the login environment)."""
     base = Path(tempfile.mkdtemp(prefix="onsite-bench-hub-"))
     base.chmod(0o711)
     home = base / "home"
     home.mkdir()
-    usernames = [f"{PEER_PREFIX}{i:03d}" for i in range(1, researchers + 1)]
-    bench = BenchHub("peer", PeerHub(home, researchers), home, usernames, accounts=[])
+    prefix = f"{PEER_PREFIX}s" if slurm else PEER_PREFIX
+    usernames = [f"{prefix}{i:03d}" for i in range(1, researchers + 1)]
+    conf = slurm_cluster(researchers).conf if slurm else None
+    bench = BenchHub("peer-slurm" if slurm else "peer", PeerHub(home, researchers, conf), home, usernames, accounts=[])
     for name in usernames:
         user_home = home / "users" / name
-        subprocess.run(["useradd", "--home-dir", str(user_home), "--create-home", "--shell", "/usr/sbin/nologin",
-                        name], check=True, capture_output=True)
+        subprocess.run(["useradd", "--home-dir", str(user_home), "--create-home", "--shell",
+                        "/bin/sh" if slurm else "/usr/sbin/nologin", name], check=True, capture_output=True)
         bench.accounts.append(name)
     os.chmod(home / "users", 0o711)
     bench.hub.start()
@@ -372,13 +437,15 @@ def session_memory_mb(accounts: list[str]) -> dict[str, tuple[float, float]]:
     return {name: (rss, pss) for name, (rss, pss) in memory.items()}
 
 
-PARTS = ("hub", "proxy", "fork server", "services", "sessions")
+PARTS = ("hub", "proxy", "fork server", "services", "sessions", "slurm")
+SLURM_DAEMONS = (b"slurmctld", b"slurmd", b"slurmstepd", b"munged")
 
 
 def cpu_by_part(bench: BenchHub, accounts: list[str]) -> dict[str, float]:
     """CPU-seconds so far of the hub's process tree, by part: the hub (with the helpers it ran and reaped:
-    useradd, nft, the kill helper), the proxy, the fork server, the services, the sessions' servers and kernels
-    (the processes of `accounts`)."""
+    useradd, nft, the kill helper, sbatch and squeue), the proxy, the fork server, the services, the sessions'
+    servers and kernels (the processes of `accounts`, wherever they run), and the Slurm daemons (with the
+    Prologs and Epilogs they ran and reaped)."""
     uids = set()
     for name in accounts:
         try:
@@ -400,7 +467,11 @@ def cpu_by_part(bench: BenchHub, accounts: list[str]) -> dict[str, float]:
         ancestor = ppid
         while ancestor not in (0, 1, hub) and ancestor in table:
             ancestor = table[ancestor][0]
-        if pid != hub and ancestor != hub:
+        daemon = cmdline.split(b"\0")[0].rsplit(b"/", 1)[-1]
+        if daemon in SLURM_DAEMONS and _clusters:
+            used["slurm"] += cpu
+            continue
+        if pid != hub and ancestor != hub and uid not in uids:
             continue
         part = ("hub" if pid == hub else "sessions" if uid in uids else "fork server" if b"server_fork" in cmdline
                 else "proxy" if b"configurable-http-proxy" in cmdline else "services")
@@ -461,8 +532,10 @@ def memory_cells(memory: dict[str, tuple[float, float]]) -> str:
     return f"{statistics.mean(rss):.0f} MB | {statistics.mean(pss):.0f} MB"
 
 
-HUBS = {"peer": start_peer_hub, "ours": start_hub, "ours-exec": lambda n: start_hub(n, fork=False)}
-"""The hubs a report can compare: the stock JupyterHub, ours, ours with each server a new interpreter."""
+HUBS = {"peer": start_peer_hub, "ours": start_hub, "ours-exec": lambda n: start_hub(n, fork=False),
+        "ours-slurm": lambda n: start_hub(n, slurm=True), "peer-slurm": lambda n: start_peer_hub(n, slurm=True)}
+"""The hubs a report can compare: the stock JupyterHub, ours, ours with each server a new interpreter, and
+ours and the stock hub with batchspawner's SlurmSpawner, both through the run's Slurm cluster."""
 
 
 def report(single: int, concurrent: int, sessions: int, names: list[str]) -> str:
@@ -508,6 +581,7 @@ def report(single: int, concurrent: int, sessions: int, names: list[str]) -> str
     finally:
         for bench in hubs:
             bench.stop()
+        stop_slurm_cluster()
     return "\n".join([*timing, "", *cpu, "", *memory, "", *(api if len(api) > 2 else []), "", *split])
 
 
@@ -578,7 +652,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sessions", type=int, default=100, help="active sessions while the hub API is timed (default 100)")
     parser.add_argument("--hub", action="append", choices=sorted(HUBS), dest="hubs",
                         help="hubs to compare, in this order (default: peer, ours); ours-exec: each server a new "
-                             "interpreter (OnsiteSpawner.fork_servers = False)")
+                             "interpreter (OnsiteSpawner.fork_servers = False); ours-slurm, peer-slurm: ours and "
+                             "the stock hub with batchspawner's SlurmSpawner, on a one-node Slurm cluster")
     args = parser.parse_args(argv)
     print(report(args.single, args.concurrent, args.sessions, args.hubs or ["peer", "ours"]))
     return 0

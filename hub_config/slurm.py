@@ -7,7 +7,7 @@ arguments, the re-check, the ledger) whose server is a Slurm job (batchspawner's
 processes run, so what runs there as root is the compute node's:
 
 - the hub submits the job as root (`sbatch`, no `sudo`), so the job script
-  starts as root on the node; it runs `python -m hub_config.slurm_node session`,
+  starts as root on the node; it runs `python -m hub_config.slurm_job`,
   which takes exactly the steps a local server's process takes
   (`session_namespace.SessionProcess.become`: the mount and IPC view, the
   limits, the granted datasets' groups, the researcher's uid) and then execs
@@ -35,14 +35,15 @@ import os
 import re
 import shlex
 import sys
+import time
 from pathlib import Path
 
-from batchspawner import SlurmSpawner
+from batchspawner import JobStatus, SlurmSpawner
 from batchspawner.api import BatchSpawnerAPIHandler
 from jinja2 import Environment, StrictUndefined
 from jupyterhub.apihandlers import APIHandler, default_handlers
 from tornado import web
-from traitlets import Unicode, default
+from traitlets import Float, Unicode, default
 
 from hub_config.slurm_node import job_comment
 from hub_config.spawner import OnsiteSpawner
@@ -89,9 +90,22 @@ class OnsiteSlurmSpawner(OnsiteSpawner, SlurmSpawner):
         Slurm's own default, /etc/slurm/slurm.conf.""",
     ).tag(config=True)
 
+    job_check_interval = Float(
+        2.0,
+        help="""Seconds between the `squeue` calls that check a session's job is still running while its
+        start waits for the server to listen (the port is known before the server has imported itself).""",
+    ).tag(config=True)
+
+    startup_poll_interval = Float(
+        0.2,
+        help="""Seconds between the `squeue` calls while a session's job is pending, and between looks at
+        whether its server has said its port (batchspawner's default 0.5: on average 0.25 s of every start
+        spent waiting for the next look).""",
+    ).tag(config=True)
+
     node_python = Unicode(
         help="""The Python of the Onsite installation on the compute nodes (the same path on every
-        node); the job runs `<node_python> -m hub_config.slurm_node session`. Default: the hub's.""",
+        node); the job runs `<node_python> -m hub_config.slurm_job`. Default: the hub's.""",
     ).tag(config=True)
 
     # The hub (root) submits, queries and cancels; the job starts as root and becomes the researcher itself.
@@ -138,10 +152,22 @@ class OnsiteSlurmSpawner(OnsiteSpawner, SlurmSpawner):
         if self._account is None:
             raise RuntimeError("a Slurm session needs an isolating hub (run as root, OnsiteSpawner.isolate = True)")
         self.user_options = {}  # researcher input: never into a script that runs as root
-        return await SlurmSpawner.start(self)
+        started = await SlurmSpawner.start(self)
+        self._job_asked = time.monotonic()  # it has just seen the job running
+        return started
 
     async def _poll_server(self) -> int | None:
         return await SlurmSpawner.poll(self) if self.job_id else 0
+
+    _job_asked: float = 0.0  # when _server_may_come_up last asked Slurm
+
+    async def _server_may_come_up(self) -> bool:
+        """The job still running (or Slurm not answering), asked at most every `job_check_interval`: the
+        server posts its port before it imports itself, so the start waits here until it listens."""
+        if time.monotonic() - self._job_asked < self.job_check_interval:
+            return True
+        self._job_asked = time.monotonic()
+        return await self.query_job_status() in (JobStatus.RUNNING, JobStatus.UNKNOWN)
 
     async def _stop_server(self, now: bool) -> None:
         if self.job_id:
@@ -163,11 +189,11 @@ class OnsiteSlurmSpawner(OnsiteSpawner, SlurmSpawner):
         return Environment(undefined=StrictUndefined, autoescape=False).from_string(self.batch_script).render(**values)
 
     def cmd_formatted_for_batch(self) -> str:
-        """`slurm_node session` with what the process becomes, then the server command, all quoted."""
+        """`slurm_job` with what the process becomes, then the server command, all quoted."""
         session = {"process": self._session_process().to_json(), "firewall": self.server_firewall,
                    "datasets": self._dataset_checks}
         wrapper = str(Path(self.node_python).parent / self.batchspawner_singleuser_cmd)
-        return shlex.join([self.node_python, "-I", "-m", "hub_config.slurm_node", "session", json.dumps(session),
+        return shlex.join([self.node_python, "-I", "-m", "hub_config.slurm_job", json.dumps(session),
                            wrapper, *self.cmd, *self.get_args()])
 
     async def run_command(self, cmd, input=None, env=None):

@@ -412,7 +412,7 @@ class OnsiteSpawner(LocalProcessSpawner):
         wait for it backs off exponentially with jitter (0.2, 0.4, 0.8 … s), often finding a server up a
         second late, but asks at once after `start()` returns. A bare connection: no request the server logs."""
         deadline = time.monotonic() + self.http_timeout
-        while time.monotonic() < deadline and self.proc is not None and self.proc.poll() is None:
+        while time.monotonic() < deadline and await self._server_may_come_up():
             try:
                 _, writer = await asyncio.open_connection(ip, port)
             except OSError:
@@ -420,6 +420,10 @@ class OnsiteSpawner(LocalProcessSpawner):
                 continue
             writer.close()
             return
+
+    async def _server_may_come_up(self) -> bool:
+        """While a start waits for its server to listen: its process has not exited."""
+        return self.proc is not None and self.proc.poll() is None
 
     def _check_entry(self, decision: EntryDecision, address: str) -> None:
         """A spawn refused by the entry decision (already in the ledger) shows the researcher every reason."""

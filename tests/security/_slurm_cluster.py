@@ -2,6 +2,7 @@
 slurmctld, slurmd), each with its configuration, key, sockets, state and logs in one temporary directory and
 ports of its own, so it touches nothing of the machine's own Slurm. The node's Prolog and Epilog are
 Onsite's (`python -m hub_config.slurm_node prolog|epilog`), as docs/how-to/operator.md says to install them.
+Used by tests/security/test_slurm_sessions.py and by the Slurm hubs of bench/bench_sessions.py.
 """
 from __future__ import annotations
 
@@ -24,13 +25,21 @@ def missing() -> list[str]:
 
 
 class SlurmCluster:
-    """`start()` writes the configuration and starts the three daemons; `stop()` ends them."""
+    """`start()` writes the configuration and starts the three daemons; `stop()` ends them. `cpus` and
+    `memory_mb` declare the node bigger than the machine (slurmd's `config_overrides`) so that more sessions
+    than cores are placed at once, as the benchmark's 30 need; by default the machine's own."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, cpus: int | None = None, memory_mb: int | None = None) -> None:
         self.base = base
         self.conf = base / "slurm.conf"
         self.node = socket.gethostname().split(".")[0]
         self.pids: dict[str, Path] = {name: base / f"{name}.pid" for name in DAEMONS}
+        self.cpus, self.memory_mb = cpus, memory_mb
+
+    def onsite_config(self) -> str:
+        """The hub's onsite_config.py lines for sessions on this cluster (its slurm.conf, the jobs' logs)."""
+        return (f"c.OnsiteSlurmSpawner.slurm_conf = {str(self.conf)!r}\n"
+                f"c.OnsiteSlurmSpawner.job_output = {str(self.base / 'jobs' / 'session-%j.log')!r}\n")
 
     @property
     def env(self) -> dict[str, str]:
@@ -43,13 +52,15 @@ class SlurmCluster:
         base = self.base
         for folder in ("munge", "state", "spool", "log", "jobs"):
             (base / folder).mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(base / "munge", 0o711)  # its socket, for jobs submitted as a user (the key stays root's, 0400)
         (base / "munge" / "munge.key").write_bytes(os.urandom(1024))
         os.chmod(base / "munge" / "munge.key", 0o400)
         for hook in ("prolog", "epilog"):
             script = base / f"{hook}.sh"
             script.write_text(f"#!/bin/sh\nexec {sys.executable} -I -m hub_config.slurm_node {hook}\n")
             script.chmod(0o755)
-        memory_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20 - 512
+        memory_mb = self.memory_mb or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20 - 512
+        overrides = "SlurmdParameters=config_overrides\n" if self.cpus or self.memory_mb else ""
         self.conf.write_text(f"""ClusterName=onsite{os.getpid()}
 SlurmctldHost={self.node}(127.0.0.1)
 SlurmctldPort={free_port()}
@@ -76,7 +87,7 @@ JobCompType=jobcomp/none
 AccountingStorageType=accounting_storage/none
 Prolog={base}/prolog.sh
 Epilog={base}/epilog.sh
-NodeName={self.node} NodeAddr=127.0.0.1 CPUs={os.cpu_count()} RealMemory={memory_mb} State=UNKNOWN
+{overrides}NodeName={self.node} NodeAddr=127.0.0.1 CPUs={self.cpus or os.cpu_count()} RealMemory={memory_mb} State=UNKNOWN
 PartitionName=onsite Nodes={self.node} Default=YES MaxTime=INFINITE State=UP
 """)
 

@@ -20,10 +20,13 @@ from pathlib import Path
 import pytest
 import requests
 
+from access_control import audit
+from access_control.enums import AuditEventType
 from functional.hubtools import HubUser, RunningHub
-from functional.seeding import OTHER_DATASET, seed_attacks, seed_demo
+from functional.seeding import OTHER_DATASET, revoke_grant, seed_attacks, seed_demo
 from hub_config import isolation, netfilter
-from onsite.demo import DEMO_DATASET
+from onsite.demo import DEMO_DATASET, DEMO_PROJECT
+from onsite_base.db import make_engine, session_factory
 from security import _slurm_cluster
 from security._isolation_fixtures import token_in_memory
 from security.test_network_attacks import as_session_account, kernel_connect
@@ -43,9 +46,7 @@ def slurm_hub():
     settings, logins = seed_demo(base / "home", rows=500)
     seed_attacks(settings)
     (settings.home / "onsite_config.py").write_text(
-        f"c.OnsiteSlurmSpawner.slurm_conf = {str(cluster.conf)!r}\n"
-        f"c.OnsiteSlurmSpawner.job_output = {str(cluster.base / 'jobs' / 'session-%j.log')!r}\n"
-        "c.OnsiteSlurmSpawner.startup_poll_interval = 0.2\n"
+        cluster.onsite_config() +
         "c.OnsiteSpawner.recheck_interval = 2\n"
         "c.OnsiteSpawner.session_limits = {'memory_mb': 6144, 'cpus': 1}\n")
     hub = RunningHub(settings.home)
@@ -96,7 +97,7 @@ def test_the_session_is_a_slurm_job_submitted_by_the_hub(session):
     assert job["comment"].startswith(f"onsite-session uid={uid} allow=127.0.0.1:")
     script = cluster.run("scontrol", "write", "batch_script", job["id"], "-").stdout
     assert "#SBATCH --mem=6144M" in script and "#SBATCH --cpus-per-task=1" in script
-    assert "hub_config.slurm_node session" in script
+    assert "-m hub_config.slurm_job " in script
 
 
 def test_a_query_runs_in_the_kernel_as_the_researcher_with_the_granted_groups_only(session):
@@ -230,3 +231,22 @@ def test_a_dataset_file_that_is_not_the_catalogues_stops_the_start_on_the_node(s
         os.replace(kept, granted)
     record_attempt("slurm", "start a Slurm session on a node whose granted dataset file is not the catalogue's",
                    "refused on the node before the session, no job left")
+
+
+def test_a_revoked_grant_ends_the_job_at_the_next_entry_recheck(session):
+    """The periodic entry re-check (every 2 s here) ends a Slurm session as it ends a local one: scancel."""
+    hub, cluster, settings, user, _ = session
+    user.start_server(timeout=120)
+    assert [j["name"] for j in cluster.jobs()] == ["onsite-tanaka"]
+    revoke_grant(settings, DEMO_PROJECT, DEMO_DATASET)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and cluster.jobs():
+        time.sleep(0.2)
+    assert cluster.jobs() == [], "the re-check did not cancel the job"
+    engine = make_engine(settings.db_url)
+    try:
+        with session_factory(engine)() as db:
+            stop = json.loads(audit.find_events(db, action=AuditEventType.SESSION_STOP, limit=1)[0].details)
+    finally:
+        engine.dispose()
+    assert (stop["stopped_by"], stop["reason"]) == ("recheck", f"GRANT_REVOKED:{DEMO_DATASET}"), stop
