@@ -21,6 +21,18 @@ from onsite_base.errors import UserError
 
 PASSWORD = "correct horse battery"  # alice's, set by the world fixture
 ACTOR = "admin:test"
+# argon2id at its least cost, for tests of lock-out and failure counts, which do not depend on it. Production's
+# (PasswordHasher(): 3 passes over 64 MiB, ~0.2 CPU-s a hash or a verify) is what the tests of the stored hash,
+# of equal timing for unknown users, of parallel guesses and of the precheck run.
+FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+@pytest.fixture
+def fast_alice(db, world) -> PasswordHasher:
+    """FAST, with alice's password stored at its cost (a verify costs what the stored hash says, not the hasher)."""
+    with transaction(db) as s:
+        policy.get_person(s, "alice").password_hash = FAST.hash(PASSWORD)
+    return FAST
 
 
 def login_failures(session) -> list[dict]:
@@ -39,8 +51,8 @@ def test_stored_hash_is_argon2id_and_verifies_with_argon2(db, world):
     assert PasswordHasher().verify(stored, PASSWORD)
 
 
-def test_right_password_authenticates_wrong_does_not(db, world):
-    store = LocalIdentityStore()
+def test_right_password_authenticates_wrong_does_not(db, fast_alice):
+    store = LocalIdentityStore(hasher=fast_alice)
     with transaction(db) as s:
         assert store.authenticate(s, "alice", PASSWORD).username == "alice"
         assert store.authenticate(s, "ＡＬＩＣＥ", PASSWORD).username == "alice"  # full-width is the same account
@@ -56,8 +68,8 @@ def test_right_password_authenticates_wrong_does_not(db, world):
     assert [f["actor"] for f in failures if f.get("known") is False] == ["ghost", "alice)(|(uid=*"]
 
 
-def test_brute_force_locks_account_even_for_the_right_password_until_unlocked(db, world):
-    store = LocalIdentityStore(max_failed_logins=3, lockout=timedelta(minutes=15))
+def test_brute_force_locks_account_even_for_the_right_password_until_unlocked(db, fast_alice):
+    store = LocalIdentityStore(hasher=fast_alice, max_failed_logins=3, lockout=timedelta(minutes=15))
     now = datetime(2026, 6, 1, 10, 0, tzinfo=timezone.utc)
     with transaction(db) as s:
         for guess in ("guess-one-1", "guess-two-2", "guess-three-3"):
@@ -84,8 +96,8 @@ def test_brute_force_locks_account_even_for_the_right_password_until_unlocked(db
         assert (person.failed_logins, person.locked_until) == (0, None)
 
 
-def test_success_resets_failure_count(db, world):
-    store = LocalIdentityStore(max_failed_logins=3)
+def test_success_resets_failure_count(db, fast_alice):
+    store = LocalIdentityStore(hasher=fast_alice, max_failed_logins=3)
     with transaction(db) as s:
         store.authenticate(s, "alice", "wrong-password-1")
         store.authenticate(s, "alice", "wrong-password-2")
