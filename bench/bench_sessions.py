@@ -220,11 +220,13 @@ c.Spawner.start_timeout = 90
 
 PEER_SLURM_CONFIG = """\
 c.JupyterHub.spawner_class = "batchspawner.SlurmSpawner"
-c.SlurmSpawner.exec_prefix = "runuser -u {username} --"
+c.SlurmSpawner.exec_prefix = "runuser -u {{username}} --"
 c.Spawner.env_keep = ["PATH", "LANG", "SLURM_CONF"]
+c.SlurmSpawner.req_memory = "{memory_mb}M"
 """
 """batchspawner's SlurmSpawner as it comes (stock job script, poll intervals), but for the submission: without
-sudo here, the hub (root) submits as the researcher through runuser."""
+sudo here, the hub (root) submits as the researcher through runuser; and each job asks for the memory ours asks
+(without --mem, Slurm gives a job the whole node's memory, and the sessions would start one at a time)."""
 
 
 class PeerHub:
@@ -241,7 +243,7 @@ class PeerHub:
             singleuser=Path(sys.executable).parent / "jupyterhub-singleuser"))
         if slurm_conf is not None:
             with self.config.open("a") as config:
-                config.write(PEER_SLURM_CONFIG)
+                config.write(PEER_SLURM_CONFIG.format(memory_mb=SLURM_SESSION_MB))
         self.slurm_conf = slurm_conf
         self.proc: subprocess.Popen | None = None
 
