@@ -128,18 +128,22 @@ def shared_hashes(a: np.ndarray, a_len: np.ndarray, b: np.ndarray, b_len: np.nda
     return np.bincount((b_keys[a_keys[at] == b_keys] >> np.uint64(32)).astype(np.int64), minlength=len(a))
 
 
-BUCKET_BITS = 20  # a table's sketch hashes bucketed by their low bits (uniform: bottom-k hashes are all small)
+# A table's sketch hashes bucketed by their low bits (uniform: bottom-k hashes are all small): 16 to 32 buckets a
+# hash, so that most lookups find theirs empty, at most 2^BUCKET_BITS; a small table's index is not 2^20 buckets
+# (~7 CPU-ms to build).
+BUCKET_BITS = 20
+SPARE_BITS = 4
 
 
 @dataclasses.dataclass(frozen=True)
 class SketchIndex:
-    """A table's sketch hashes ready to be joined: its distinct hashes ordered by bucket (their low `BUCKET_BITS`
-    bits), where each bucket starts (and whether it holds any: most hashes of another table find theirs empty),
+    """A table's sketch hashes ready to be joined: its distinct hashes ordered by bucket (their low bits, a power of
+    2 of buckets, above), where each bucket starts (and whether it holds any: most hashes of another table find theirs empty),
     and per distinct hash the cells holding it (`cells[cell_start[i]:cell_start[i + 1]]`)."""
 
     hashes: np.ndarray  # uint32, distinct
-    bucket_start: np.ndarray  # int64 [2^BUCKET_BITS + 1]
-    occupied: np.ndarray  # bool [2^BUCKET_BITS]
+    bucket_start: np.ndarray  # int64 [2^bits + 1]
+    occupied: np.ndarray  # bool [2^bits]
     cell_start: np.ndarray  # int64 [len(hashes) + 1]
     cells: np.ndarray  # int64
 
@@ -147,13 +151,14 @@ class SketchIndex:
     def of(cls, sketch: np.ndarray, sizes: np.ndarray, first: int | None = None) -> SketchIndex:
         """The index of `sketch_entries(sketch, sizes, first)`."""
         rows, hashes = sketch_entries(sketch, sizes, first)
-        mask = np.uint32((1 << BUCKET_BITS) - 1)
+        bits = min(len(hashes).bit_length() + SPARE_BITS, BUCKET_BITS)
+        mask = np.uint32((1 << bits) - 1)
         keys = (hashes & mask).astype(np.uint64) << np.uint64(32) | hashes
         order = np.argsort(keys, kind="stable")
         keys = keys[order]
         first_of = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))[:len(keys)]  # none if empty
         distinct = (keys[first_of] & np.uint64(0xFFFFFFFF)).astype(np.uint32)
-        per_bucket = np.bincount(distinct & mask, minlength=1 << BUCKET_BITS)
+        per_bucket = np.bincount(distinct & mask, minlength=1 << bits)
         return cls(distinct, np.concatenate(([0], np.cumsum(per_bucket))), per_bucket > 0,
                    np.append(first_of, len(keys)), rows[order])
 
@@ -163,7 +168,7 @@ def sketch_meets(a: SketchIndex, b: tuple[np.ndarray, np.ndarray]) -> tuple[np.n
     (cell of `a`, cell of `b`), each pair once per hash both cells' sketches hold. Only pairs sharing a hash meet
     (few: a record is in a few cells), so the cost follows the sketches' size, not the number of pairs of cells."""
     b_owner, b_hash = b
-    bucket = b_hash & np.uint32((1 << BUCKET_BITS) - 1)
+    bucket = b_hash & np.uint32(len(a.occupied) - 1)  # the index's own number of buckets, a power of 2
     hit = np.flatnonzero(a.occupied[bucket])
     b_owner, b_hash, bucket = b_owner[hit], b_hash[hit], bucket[hit]
     start = a.bucket_start[bucket]
