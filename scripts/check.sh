@@ -6,6 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
+# Byte-code caches on (__pycache__ is git-ignored): with PYTHONDONTWRITEBYTECODE set, as in some shells, each
+# process (both test processes, every command a test starts) compiled our modules again and pytest rewrote the
+# asserts of every test file again, ~6 CPU-s a process, on every run.
+unset PYTHONDONTWRITEBYTECODE
 
 # pytest-xdist: ONSITE_TEST_WORKERS processes; the tests that start hubs run one after another on one of
 # them (the xdist groups of tests/conftest.py). `-n 0` or `-p no:xdist` in the arguments: one process.
