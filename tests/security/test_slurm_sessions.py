@@ -244,9 +244,13 @@ def test_a_revoked_grant_ends_the_job_at_the_next_entry_recheck(session):
         time.sleep(0.2)
     assert cluster.jobs() == [], "the re-check did not cancel the job"
     engine = make_engine(settings.db_url)
-    try:
-        with session_factory(engine)() as db:
-            stop = json.loads(audit.find_events(db, action=AuditEventType.SESSION_STOP, limit=1)[0].details)
+    try:  # SESSION_STOP follows once batchspawner's stop has seen the job gone (it asks once a second)
+        while True:
+            with session_factory(engine)() as db:
+                stop = json.loads(audit.find_events(db, action=AuditEventType.SESSION_STOP, limit=1)[0].details)
+            if stop["stopped_by"] == "recheck" or time.monotonic() > deadline + 30:
+                break
+            time.sleep(0.5)
     finally:
         engine.dispose()
     assert (stop["stopped_by"], stop["reason"]) == ("recheck", f"GRANT_REVOKED:{DEMO_DATASET}"), stop
