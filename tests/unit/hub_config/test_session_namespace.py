@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from hub_config.session_namespace import RUNTIME_DIR, SessionView
-from onsite_base.namespaces import Libc
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (mount namespaces, other uids)")
 
@@ -41,20 +40,37 @@ def workspaces():
     shutil.rmtree(base, ignore_errors=True)
 
 
+ROOT = Path(__file__).resolve().parents[3]
+ENTER = """
+import json, os, sys
+from pathlib import Path
+from hub_config.session_namespace import SessionView
+from onsite_base.namespaces import Libc
+v = json.loads(sys.argv[1])
+view = SessionView(home=Path(v["home"]), workspaces=Path(v["workspaces"]), uid=v["uid"], gid=v["gid"],
+                   tmp_size_mb=v["tmp_size_mb"], kept=tuple(map(Path, v["kept"])))
+view.enter(Libc())
+os.setgroups([])
+os.setgid(view.gid)
+os.setuid(view.uid)
+os.chdir(view.home)
+os.execv(sys.executable, [sys.executable, "-I", "-c", sys.argv[2]])
+"""
+"""Enters a view in a fresh, single-threaded process (as `SessionView.enter` requires; a pytest process that ran
+DuckDB and polars has threads, in which a `preexec_fn` is not safe), drops to its uid, then runs the script."""
+
+
+def in_view(view: SessionView, script: str) -> list[str]:
+    """The command that runs `script` in a process that entered `view` and dropped to its uid, as a server does."""
+    fields = {"home": str(view.home), "workspaces": str(view.workspaces), "uid": view.uid, "gid": view.gid,
+              "tmp_size_mb": view.tmp_size_mb, "kept": [str(p) for p in view.kept]}
+    return [sys.executable, "-c", ENTER, json.dumps(fields), script]
+
+
 def run_in_view(view: SessionView, code: str) -> dict:
     """`code` (which sets `out`) in a process that entered `view` and dropped to its uid, as a server does."""
-    libc = Libc()
-
-    def preexec() -> None:
-        view.enter(libc)
-        os.setgroups([])
-        os.setgid(view.gid)
-        os.setuid(view.uid)
-        os.chdir(view.home)
-
     script = "import json, os\n" + code + "\nprint(json.dumps(out))"
-    result = subprocess.run([sys.executable, "-I", "-c", script], preexec_fn=preexec, capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(in_view(view, script), capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
     return json.loads(result.stdout)
 
@@ -96,11 +112,9 @@ def test_two_sessions_share_no_tmp(workspaces):
                     kept=(workspaces.parent,))
     b = SessionView(home=workspaces / "b", workspaces=workspaces, uid=UID_B, gid=UID_B, tmp_size_mb=8,
                     kept=(workspaces.parent,))
-    libc = Libc()
-    holder = subprocess.Popen([sys.executable, "-I", "-c", "open('/dev/shm/held', 'w').write('record'); "
-                               "open('/tmp/held', 'w').write('record'); print('ready', flush=True); import sys; sys.stdin.read()"],
-                              preexec_fn=lambda: (a.enter(libc), os.setgid(UID_A), os.setuid(UID_A)),
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(in_view(a, "open('/dev/shm/held', 'w').write('record'); open('/tmp/held', 'w').write('record'); "
+                                     "print('ready', flush=True); import sys; sys.stdin.read()"),
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         assert holder.stdout.readline().strip() == "ready"  # a's files exist while b looks
         out = run_in_view(b, "out = [sorted(os.listdir('/tmp')), os.listdir('/dev/shm')]")
@@ -112,7 +126,7 @@ def test_two_sessions_share_no_tmp(workspaces):
 def test_a_view_refuses_a_home_that_is_not_the_accounts(workspaces):
     view = SessionView(home=workspaces / "b", workspaces=workspaces, uid=UID_A, gid=UID_A, tmp_size_mb=8,
                        kept=(workspaces.parent,))
-    with pytest.raises(subprocess.SubprocessError):  # the child said why on stderr: not owned by uid
+    with pytest.raises(AssertionError, match="is not a directory owned by uid"):  # the child refused, saying why
         run_in_view(view, "out = 1")
     with pytest.raises(ValueError, match="not directly in the workspaces root"):
         SessionView(home=workspaces / "a" / "x", workspaces=workspaces, uid=UID_A, gid=UID_A, tmp_size_mb=8)
