@@ -11,6 +11,7 @@ import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -106,9 +107,15 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 @contextmanager
 def read_transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """A consistent read that never blocks writers (long reads: ledger verify, export).
-    Nothing may be written in it: on SQLite a write here can fail with "database is locked"."""
+    """A consistent read that never blocks writers (long reads: ledger verify, export, the usage pages): every
+    statement in it sees one snapshot, taken at its first. Nothing may be written in it: on SQLite a write here can
+    fail with "database is locked", and PostgreSQL refuses it."""
     with factory() as session, session.begin():
-        session.connection(execution_options={READ_ONLY: True})
+        options: dict[str, Any] = {READ_ONLY: True}
+        if session.get_bind().dialect.name == "postgresql":
+            # PostgreSQL's default (READ COMMITTED) takes a new snapshot per statement: two statements could see
+            # a writer's commit between them (a live session whose month the grouped count had not yet seen).
+            options.update(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+        session.connection(execution_options=options)
         yield session
         session.rollback()

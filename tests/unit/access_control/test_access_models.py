@@ -104,3 +104,22 @@ def test_sqlite_reads_do_not_wait_for_a_writer(db):
         thread.join()
     with read_transaction(db) as s:
         assert s.execute(text("SELECT COUNT(*) FROM facility")).scalar_one() == 1
+
+
+def test_a_read_sees_one_snapshot_through_a_writers_commit(db):
+    """Every statement of a read_transaction sees the store as at its first, on both backends: a read that
+    counts, then lists, may not see a row appear in between (the usage page once failed on exactly that)."""
+    with read_transaction(db) as reading:
+        before = reading.execute(text("SELECT COUNT(*) FROM facility")).scalar_one()
+        with transaction(db) as writing:
+            writing.add(Facility(name="opened meanwhile", address="", timezone="Asia/Tokyo"))
+        assert reading.execute(text("SELECT COUNT(*) FROM facility")).scalar_one() == before
+    with read_transaction(db) as s:
+        assert s.execute(text("SELECT COUNT(*) FROM facility")).scalar_one() == before + 1
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_read_transaction_refuses_a_write_on_postgresql(db):
+    with read_transaction(db) as s:
+        with pytest.raises(Exception, match="read-only"):
+            s.execute(text("INSERT INTO facility (name, address, timezone) VALUES ('x', '', 'Asia/Tokyo')"))
