@@ -104,7 +104,7 @@ class SessionLimits:
         )
 
     def apply(self) -> None:
-        """Set the limits on the calling process (a preexec function, before dropping root)."""
+        """Set the limits on the calling process (as root, before it drops to the account: `SessionProcess.become`)."""
         mib = 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (self.memory_mb * mib, self.memory_mb * mib))
         resource.setrlimit(resource.RLIMIT_NPROC, (self.processes, self.processes))

@@ -7,8 +7,8 @@ against (pandas, polars, pyarrow, duckdb, jsonschema) — 4–6 CPU-seconds of a
 server start of 5–7 (bench/RESULTS.md, "sessions"). So the hub starts one
 process, as root, that imports all of that once (`PRELOADED`) and then, for each
 isolated session, forks a child that becomes the session (`SessionProcess.become`:
-namespaces, limits, groups, the account's uid — what the spawner's preexec_fn
-did before exec) and runs the server in the interpreter it already has.
+namespaces, limits, groups, the account's uid — what an exec'd server's launcher
+does, `python -m hub_config.session_namespace`) and runs the server in the interpreter it already has.
 
 What keeps sessions apart here:
 

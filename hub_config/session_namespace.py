@@ -1,7 +1,7 @@
 """A session's own view of the filesystem: sessions share nothing.
 
-Entered by the single-user server's process as root, in the spawner's
-`preexec_fn`, just before it drops to the researcher's account; the server and
+Entered by the single-user server's process as root, just before it drops to
+the researcher's account (`SessionProcess.become`); the server and
 every kernel it starts live in it. It is a mount namespace and an IPC namespace
 of their own (no new network namespace: the server listens on the host's
 loopback, where the hub reaches it) in which:
@@ -24,17 +24,29 @@ and the tmpfs and its contents are freed with it.
 
 `SessionProcess` is the whole of what the server's process does as root before
 the server runs (this view, the limits, no new privileges, the dataset groups,
-the account's uid): the same steps whether the process is about to exec the
-server (the spawner's `preexec_fn`) or was forked from the pre-imported server
-(`hub_config.server_fork`).
+the account's uid): the same steps whether the process was forked from the pre-imported server
+(`hub_config.server_fork`), is a Slurm job (`hub_config.slurm_job`) or was started
+to exec the server:
+
+    python -m hub_config.session_namespace PROCESS_JSON COMMAND...
+
+as root, which becomes the session described by PROCESS_JSON (`SessionProcess.to_json`)
+and execs COMMAND. That fresh interpreter is single-threaded, as `become` requires; a
+`preexec_fn` run in the child of the threaded hub is not (the child may deadlock on, or
+crash in, a lock another thread held at the fork).
 """
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import signal
 import stat
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from hub_config.isolation import SessionLimits
 from onsite_base.namespaces import (CLONE_NEWIPC, CLONE_NEWNS, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY,
@@ -66,7 +78,7 @@ class SessionView:
                 raise ValueError(f"{path} cannot be kept in a session's view: not absolute, or a private directory itself")
 
     def enter(self, libc: Libc) -> None:
-        """Run as root in a single-threaded process (a `preexec_fn`) before it drops privileges."""
+        """Run as root in a single-threaded process before it drops privileges."""
         libc.unshare(CLONE_NEWNS | CLONE_NEWIPC, "unshare(mount, ipc)")
         libc.private_mounts()
         home = self._open_home()
@@ -152,3 +164,26 @@ class SessionProcess:
                                     gid=int(view["gid"]), tmp_size_mb=int(view["tmp_size_mb"]),
                                     kept=tuple(Path(p) for p in view["kept"])),
                    limits=SessionLimits.from_dict(data["limits"]), groups=tuple(int(g) for g in data["groups"]))
+
+
+def exec_as_session(process: SessionProcess, command: list[str], env: Mapping[str, str]) -> NoReturn:
+    """As root in a fresh single-threaded process: become the session, then exec `command` with `env`."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # a hub started with SIGINT ignored (a background job) passed that on
+    process.become(Libc())
+    os.execvpe(command[0], command, env)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    try:
+        process = SessionProcess.from_json(json.loads(argv[0]))
+        exec_as_session(process, argv[1:], os.environ)
+    except Exception as e:  # the hub's log shows the server's stderr: say what failed, not only a traceback
+        print(f"onsite: the session's process could not be set up: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

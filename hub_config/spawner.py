@@ -20,7 +20,7 @@ torn down like a stopped one, where `poll()` first sees it. An isolated
 server is not a new interpreter: it is forked from one process that imported
 the single-user server once (`hub_config.server_fork`, `fork_servers`), and
 the child becomes the session by the same steps (`SessionProcess`) an exec'd
-server's `preexec_fn` takes. While a session
+server's launcher takes (`fork_servers` off: `python -m hub_config.session_namespace`). While a session
 lives its entry decision and grants are re-checked every `recheck_interval`
 seconds; a session no longer allowed is stopped (SESSION_STOP with the reason).
 A re-check never skips: one that cannot read the store is retried
@@ -49,8 +49,10 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import json
 import logging
 import os
+import shlex
 import shutil
 import signal
 import sys
@@ -80,7 +82,6 @@ from hub_config.ports import free_port
 from hub_config.authenticator import entry_message
 from hub_config.isolation import SessionAccount, SessionLimits
 from onsite_base.db import read_transaction, transaction
-from onsite_base.namespaces import Libc
 from onsite_base.settings import Settings
 from singleuser import CONFIG_DIR
 from singleuser.kernelspec import kernelspec_dir
@@ -444,7 +445,11 @@ class OnsiteSpawner(LocalProcessSpawner):
     to set and clear; a Slurm session's are the compute node's (its Prolog and Epilog)."""
 
     async def _start_server(self) -> tuple[str, int]:
-        return await (self._fork_server() if self._forks else super().start())
+        if self._forks:
+            return await self._fork_server()
+        if self._isolates:
+            return self._exec_server()
+        return await super().start()
 
     async def _poll_server(self) -> int | None:
         return await super().poll()
@@ -751,10 +756,15 @@ class OnsiteSpawner(LocalProcessSpawner):
         return session_namespace.SessionProcess(view=self._session_view(), limits=self._limits, groups=self._groups)
 
     @property
+    def _isolates(self) -> bool:
+        """Whether this start puts the server in the session's account, view and limits."""
+        return self.isolated and self._account is not None
+
+    @property
     def _forks(self) -> bool:
         """Whether this start forks the server from the pre-imported one (`fork_servers`)."""
-        return (self.fork_servers and self.isolated and self._account is not None and not self.shell_cmd
-                and not self.popen_kwargs and server_fork.is_singleuser_command(self.cmd))
+        return (self.fork_servers and self._isolates and not self.shell_cmd and not self.popen_kwargs
+                and server_fork.is_singleuser_command(self.cmd))
 
     async def _fork_server(self) -> tuple[str, int]:
         """LocalProcessSpawner.start, with the process forked from `SERVER_FORKS` instead of Popen."""
@@ -764,22 +774,28 @@ class OnsiteSpawner(LocalProcessSpawner):
         self.pid = self.proc.pid
         return (self.ip or "127.0.0.1", self.port)
 
+    def _exec_server(self) -> tuple[str, int]:
+        """LocalProcessSpawner.start for an isolated server not forked: a fresh interpreter becomes the session
+        (`python -m hub_config.session_namespace`), then execs the server. No `preexec_fn`: its child of the
+        threaded hub could deadlock on, or crash in, a lock another thread held at the fork."""
+        command = [*self.cmd, *self.get_args()]
+        if self.shell_cmd:
+            command = [*self.shell_cmd, shlex.join(command)]
+        process = json.dumps(self._session_process().to_json())
+        self.log.info("Spawning %s's server: %s", self.user.name, shlex.join(command))
+        self.proc = Popen([sys.executable, "-I", "-m", session_namespace.__name__, process, *command],
+                          **{"start_new_session": True, **self.popen_kwargs, "env": self.get_env()})
+        self.pid = self.proc.pid
+        return (self.ip or "127.0.0.1", self.port)
+
     def make_preexec_fn(self, name: str):
+        """A server that is not isolated (no account of its own: a hub not running as root)."""
         home = str(self.home_dir)
-        process = self._session_process() if self.isolated and self._account is not None else None
-        libc = Libc()  # looked up here: the child of a threaded hub must not take the loader's lock
 
         def preexec() -> None:
             # SIGINT must stop the server even when the hub was started with
             # SIGINT ignored (background job).
             signal.signal(signal.SIGINT, signal.SIG_DFL)
-            if process is not None:
-                try:
-                    process.become(libc)
-                except Exception as e:  # Popen reports only "Exception occurred in preexec_fn": say what
-                    os.write(2, f"onsite: the session's process could not be set up: {e}\n".encode())
-                    raise
-                return
             os.umask(0o077)
             os.chdir(home)
 

@@ -7,13 +7,18 @@ A real isolated hub (running as root) whose PATH starts with two probes, `userad
 SQLite's write lock now? how many SESSION_START has the researcher?), then runs the real
 tool. useradd is the first OS step of a new account and `nft -f` the last, so together
 they bracket the set-up.
+
+This hub starts servers as new interpreters (`fork_servers` off), so its sessions also show
+that path isolating a server as the forked one does (the other modules' hubs fork them).
 """
 from __future__ import annotations
 
+import grp
 import html
 import json
 import os
 import pwd
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -53,7 +58,7 @@ def probed_hub(request):
     probes = Path(tempfile.mkdtemp(prefix="onsite-probes-"))
     os.chmod(probes, 0o755)
     log = probes / "seen.jsonl"
-    with running_isolated_hub(request, path_prefix=probes) as hub:
+    with running_isolated_hub(request, path_prefix=probes, config="c.OnsiteSpawner.fork_servers = False\n") as hub:
         db = hub.settings.db_url.split("///", 1)[1]
         for tool in ("useradd", "nft"):
             real = shutil.which(tool, path="/usr/sbin:/sbin")
@@ -96,6 +101,32 @@ def test_no_transaction_is_open_while_the_os_works_and_session_start_follows_the
     assert netfilter.table_name(account.pw_uid) in netfilter.session_tables()
     hub.record("session set-up", "write to the ledger while the hub creates the OS account and loads the network rules",
                "the write lock was free at both; SESSION_START written after the nftables table existed")
+
+
+def test_a_server_started_without_the_fork_server_is_the_session_not_the_hub(probed_hub):
+    """The exec'd server (its launcher became the session first) runs as the researcher's account with only the
+    dataset groups, no new privileges, the session's limits and a mount namespace of its own whose /tmp is not
+    the host's."""
+    hub, _ = probed_hub
+    user = HubUser(hub.hub, "tanaka")
+    assert user.login(hub.logins["tanaka"].password).status_code == 302
+    assert user.start_server().status_code in (201, 202, 400)  # 400: running already (started by the test above)
+    account = hub.account("tanaka")
+    (pid,) = [p for p in isolation.account_processes(account.pw_uid)
+              if "jupyterhub-singleuser" in Path(f"/proc/{p}/cmdline").read_text()]
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    assert status["Uid"].split() == [str(account.pw_uid)] * 4 and status["Gid"].split() == [str(account.pw_gid)] * 4
+    assert status["NoNewPrivs"].strip() == "1"
+    groups = [grp.getgrgid(int(g)).gr_name for g in status["Groups"].split()]
+    assert groups and all(g.startswith(hub.hub.names.group_prefix) for g in groups), groups  # the granted datasets'
+    assert os.readlink(f"/proc/{pid}/ns/mnt") != os.readlink("/proc/self/ns/mnt")
+    assert os.stat(f"/proc/{pid}/root/tmp").st_dev != os.stat("/tmp").st_dev  # its private tmpfs
+    limits = Path(f"/proc/{pid}/limits").read_text()
+    assert re.search(r"Max core file size\s+0\s+0", limits)
+    log = hub.hub.log_path.read_text()
+    assert "Spawning tanaka's server" in log and re.search(r"tanaka's session: OS set-up .* \(exec\)", log)
+    hub.record("session set-up", "start a server as a new interpreter (fork_servers off), not forked",
+               "it runs as the account, dataset groups only, no new privileges, limits set, its own mount namespace and /tmp")
 
 
 def test_a_set_up_that_fails_is_recorded_and_the_researcher_is_told_why(probed_hub):

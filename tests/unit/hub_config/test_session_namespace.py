@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from hub_config.session_namespace import RUNTIME_DIR, SessionView
+from hub_config.isolation import SessionLimits
+from hub_config.session_namespace import RUNTIME_DIR, SessionProcess, SessionView
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (mount namespaces, other uids)")
 
@@ -41,30 +42,14 @@ def workspaces():
 
 
 ROOT = Path(__file__).resolve().parents[3]
-ENTER = """
-import json, os, sys
-from pathlib import Path
-from hub_config.session_namespace import SessionView
-from onsite_base.namespaces import Libc
-v = json.loads(sys.argv[1])
-view = SessionView(home=Path(v["home"]), workspaces=Path(v["workspaces"]), uid=v["uid"], gid=v["gid"],
-                   tmp_size_mb=v["tmp_size_mb"], kept=tuple(map(Path, v["kept"])))
-view.enter(Libc())
-os.setgroups([])
-os.setgid(view.gid)
-os.setuid(view.uid)
-os.chdir(view.home)
-os.execv(sys.executable, [sys.executable, "-I", "-c", sys.argv[2]])
-"""
-"""Enters a view in a fresh, single-threaded process (as `SessionView.enter` requires; a pytest process that ran
-DuckDB and polars has threads, in which a `preexec_fn` is not safe), drops to its uid, then runs the script."""
 
 
 def in_view(view: SessionView, script: str) -> list[str]:
-    """The command that runs `script` in a process that entered `view` and dropped to its uid, as a server does."""
-    fields = {"home": str(view.home), "workspaces": str(view.workspaces), "uid": view.uid, "gid": view.gid,
-              "tmp_size_mb": view.tmp_size_mb, "kept": [str(p) for p in view.kept]}
-    return [sys.executable, "-c", ENTER, json.dumps(fields), script]
+    """The command that runs `script` as a session's server runs when it is not forked: the launcher becomes the
+    session (this view, default limits, no dataset group) in a fresh single-threaded process, then execs it."""
+    process = SessionProcess(view=view, limits=SessionLimits(), groups=())
+    return [sys.executable, "-I", "-m", "hub_config.session_namespace", json.dumps(process.to_json()),
+            sys.executable, "-I", "-c", script]
 
 
 def run_in_view(view: SessionView, code: str) -> dict:
@@ -126,7 +111,8 @@ def test_two_sessions_share_no_tmp(workspaces):
 def test_a_view_refuses_a_home_that_is_not_the_accounts(workspaces):
     view = SessionView(home=workspaces / "b", workspaces=workspaces, uid=UID_A, gid=UID_A, tmp_size_mb=8,
                        kept=(workspaces.parent,))
-    with pytest.raises(AssertionError, match="is not a directory owned by uid"):  # the child refused, saying why
+    # the launcher refused, saying why
+    with pytest.raises(AssertionError, match="could not be set up: NamespaceError: .* is not a directory owned by uid"):
         run_in_view(view, "out = 1")
     with pytest.raises(ValueError, match="not directly in the workspaces root"):
         SessionView(home=workspaces / "a" / "x", workspaces=workspaces, uid=UID_A, gid=UID_A, tmp_size_mb=8)
