@@ -13,8 +13,9 @@ once, alone, and `record_durably` returns only when the hub has answered that
 the ledger committed it (one round trip to the hub per executed cell; nothing
 that gates execution is batched): until then the message waits, and if the hub
 cannot record it (store down, sink error, no answer within
-DURABLE_TIMEOUT_S) it never reaches the kernel. After MAX_DURABLE_FAILURES
-such failures in a row the server stops itself, kernels included: a session
+`SessionEvents.record_timeout_s`) it never reaches the kernel. After
+`SessionEvents.max_record_failures` such failures in a row the server stops
+itself, kernels included: a session
 that cannot be audited does not go on. Everything else (contents, kernel
 events, refusals) is queued and sent once a second.
 """
@@ -30,6 +31,8 @@ from typing import Any
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.ioloop import PeriodicCallback
+from traitlets import Float, Int, TraitError, validate
+from traitlets.config import Configurable
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +42,40 @@ SINK_PATH = "/onsite/session-events"  # under $JUPYTERHUB_API_URL (see hub_confi
 FORWARD_MS = 1000
 MAX_QUEUED = 10_000
 MAX_BATCH = 1000  # the hub takes at most this many events a request (hub_config.audit_sink)
-DURABLE_TIMEOUT_S = 10.0  # the longest a cell waits for its record; the hub commits one in milliseconds
-MAX_DURABLE_FAILURES = 3  # records in a row the hub could not commit before the server stops itself
 SETTINGS_KEY = "onsite_session_events"
 """The forwarder in the web application's settings, for handlers (the kernel websocket)."""
+
+
+class SessionEvents(Configurable):
+    """How the single-user server records what gates execution (set for every server through the hub's
+    `c.OnsiteSpawner.args`, e.g. `["--SessionEvents.record_timeout_s=5"]`)."""
+
+    record_timeout_s = Float(
+        10.0,
+        help="""Seconds a cell waits for the hub to answer that the audit ledger committed its record (the hub
+        commits one in milliseconds). With no answer in time the cell is not run and the failure counts
+        towards max_record_failures; a record committed after the timeout is in the ledger though its code
+        never ran (the safe side). Must be above 0.""",
+    ).tag(config=True)
+
+    max_record_failures = Int(
+        3,
+        help="""Records in a row the hub could not commit (store down, no answer within record_timeout_s)
+        before the server stops itself and its kernels: a session that cannot be audited does not go on.
+        At least 1.""",
+    ).tag(config=True)
+
+    @validate("record_timeout_s")
+    def _positive_timeout(self, proposal: Any) -> float:
+        if proposal.value <= 0:
+            raise TraitError(f"SessionEvents.record_timeout_s must be above 0, not {proposal.value}")
+        return proposal.value
+
+    @validate("max_record_failures")
+    def _at_least_one_failure(self, proposal: Any) -> int:
+        if proposal.value < 1:
+            raise TraitError(f"SessionEvents.max_record_failures must be at least 1, not {proposal.value}")
+        return proposal.value
 
 
 def request_path(handler: Any) -> str:
@@ -68,7 +101,7 @@ class RecordNotDurable(Exception):
         super().__init__(cause)
         self.cause = cause
         self.stopping = stopping
-        """True when this failure ends the session (MAX_DURABLE_FAILURES in a row)."""
+        """True when this failure ends the session (`SessionEvents.max_record_failures` in a row)."""
 
 
 class SessionEventForwarder:
@@ -80,11 +113,14 @@ class SessionEventForwarder:
     with the next batch, so a gap is visible in the log.
     """
 
-    def __init__(self, api_url: str, token: str, on_give_up: Callable[[str], None] | None = None) -> None:
+    def __init__(self, api_url: str, token: str, on_give_up: Callable[[str], None] | None = None,
+                 settings: SessionEvents | None = None) -> None:
         self.endpoint = api_url.rstrip("/") + SINK_PATH
         self.token = token
+        self.settings = settings or SessionEvents()
         self.on_give_up = on_give_up
-        """Called once, with the cause, after MAX_DURABLE_FAILURES failed records in a row: stops the server."""
+        """Called once, with the cause, after `settings.max_record_failures` failed records in a row: stops
+        the server."""
         self.queue: deque[dict] = deque()
         self.dropped = 0
         self.durable_failures = 0
@@ -101,24 +137,26 @@ class SessionEventForwarder:
         """Send `event` alone; return once the hub answered that the ledger committed it.
 
         Raises RecordNotDurable otherwise (the hub unreachable or erring, the store
-        down, no answer within DURABLE_TIMEOUT_S); the failure is logged here, and
-        the MAX_DURABLE_FAILURES-th in a row calls `on_give_up`. A record the hub
+        down, no answer within `record_timeout_s`); the failure is logged here, and
+        the `max_record_failures`-th in a row calls `on_give_up`. A record the hub
         commits after the timeout is in the ledger though its code never ran: the
         safe side.
         """
         try:
             response = await AsyncHTTPClient().fetch(
-                self._request({"events": [{**event, "at": time.time()}], "dropped": 0}, DURABLE_TIMEOUT_S))
+                self._request({"events": [{**event, "at": time.time()}], "dropped": 0},
+                              self.settings.record_timeout_s))
             appended = json.loads(response.body).get("appended")
             if response.code != 201 or appended != 1:
                 raise ValueError(f"unexpected answer {response.code} {appended!r}")
         except Exception as e:  # any failure means: not known to be durable
             self.durable_failures += 1
             cause = f"{type(e).__name__}: {e}"[:300]
-            stopping = self.durable_failures >= MAX_DURABLE_FAILURES
+            most = self.settings.max_record_failures
+            stopping = self.durable_failures >= most
             log.error("onsite: the hub did not commit a %s record (%d in a row): %s", event.get("kind"),
                       self.durable_failures, cause)
-            if self.durable_failures == MAX_DURABLE_FAILURES and self.on_give_up is not None:
+            if self.durable_failures == most and self.on_give_up is not None:
                 self.on_give_up(cause)
             raise RecordNotDurable(cause, stopping=stopping) from e
         self.durable_failures = 0
@@ -170,13 +208,14 @@ def forward_session_events(serverapp: Any, api_url: str, token: str) -> SessionE
     """Forward refusals, kernel websocket records and the server's contents and kernel events to the hub
     (`start()` it inside the running event loop)."""
     global _forwarder
+    settings = SessionEvents(config=serverapp.config)
 
     def give_up(cause: str) -> None:
         log.critical("onsite: %d records in a row could not be committed to the audit ledger (%s): "
-                     "stopping this server and its kernels", MAX_DURABLE_FAILURES, cause)
+                     "stopping this server and its kernels", settings.max_record_failures, cause)
         serverapp.stop()
 
-    forwarder = _forwarder = SessionEventForwarder(api_url, token, on_give_up=give_up)
+    forwarder = _forwarder = SessionEventForwarder(api_url, token, on_give_up=give_up, settings=settings)
     serverapp.web_app.settings[SETTINGS_KEY] = forwarder
     root = Path(serverapp.root_dir)
 

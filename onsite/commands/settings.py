@@ -25,6 +25,7 @@ from hub_config.slurm import OnsiteSlurmSpawner
 from hub_config.spawner import OnsiteSpawner
 from onsite_base.config import config_file, load_config, settings_reference
 from onsite_base.settings import Settings
+from singleuser.events import SessionEvents
 
 REFERENCE_PAGE = Path(__file__).resolve().parents[2] / "docs" / "reference" / "settings.md"
 INTRO = """\
@@ -60,7 +61,7 @@ services it starts, so they read the same file and state."""
 def reference_classes() -> list[type[Configurable]]:
     """Onsite's configurable classes, bottom layer first."""
     return [Settings, AddressPolicy, LdapSettings, OperationsView, ReviewPolicy, ReleaseSigning, HubSettings, OnsiteAuthenticator, OnsiteLDAPAuthenticator,
-            OnsiteSpawner, OnsiteSlurmSpawner]
+            OnsiteSpawner, OnsiteSlurmSpawner, SessionEvents]
 
 
 def reference_page() -> str:

@@ -60,9 +60,10 @@ class IsolatedHub:
 
 
 @contextmanager
-def running_isolated_hub(request, *, path_prefix: Path | None = None) -> Iterator[IsolatedHub]:
+def running_isolated_hub(request, *, path_prefix: Path | None = None, config: str = "") -> Iterator[IsolatedHub]:
     """The isolated hub of one test module; `path_prefix` goes first on the hub's PATH
-    (a directory of probes that look at the hub from outside, then run the real tool)."""
+    (a directory of probes that look at the hub from outside, then run the real tool); `config`: lines of the
+    module's own for the hub's config file."""
     if os.geteuid() != 0:
         pytest.skip("per-user isolation needs a hub running as root")
     base = Path(tempfile.mkdtemp(prefix="onsite-sec-"))
@@ -70,7 +71,7 @@ def running_isolated_hub(request, *, path_prefix: Path | None = None) -> Iterato
     settings, logins = seed_demo(base / "home", rows=500)
     seed_attacks(settings)
     # Re-check live sessions every 2 s so that a revoked grant is seen quickly; the hub adds its own names.
-    (settings.home / "onsite_config.py").write_text(f"c.OnsiteSpawner.recheck_interval = {RECHECK_S}\n")
+    (settings.home / "onsite_config.py").write_text(f"c.OnsiteSpawner.recheck_interval = {RECHECK_S}\n{config}")
     hub = RunningHub(settings.home)
     if path_prefix is not None:
         hub.env["PATH"] = f"{path_prefix}{os.pathsep}{hub.env['PATH']}"
