@@ -10,6 +10,9 @@ VENV=${VENV:-.venv}
 # process (both test processes, every command a test starts) compiled our modules again and pytest rewrote the
 # asserts of every test file again, ~6 CPU-s a process, on every run.
 unset PYTHONDONTWRITEBYTECODE
+# The property tests (hypothesis) try half of each one's examples here, all of them in `make test`
+# (tests/property_examples.py): ~20 CPU-s less.
+export ONSITE_PROPERTY_EXAMPLES=${ONSITE_PROPERTY_EXAMPLES:-0.5}
 
 # pytest-xdist: ONSITE_TEST_WORKERS processes; the tests that start hubs run one after another on one of
 # them (the xdist groups of tests/conftest.py). `-n 0` or `-p no:xdist` in the arguments: one process.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
+from property_examples import examples
 
 from disclosure_review.sdc.ckm.cellkey import (KEY_SCALE, MagnitudeParams, cell_keys, draw_record_keys,
                                                information_loss, kth_keys, perturb_counts, perturb_magnitudes)
@@ -106,7 +107,7 @@ def test_information_loss() -> None:
 
 # -- the differencing attack -----------------------------------------------------------------------
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 @given(others=st.integers(min_value=JS + 1, max_value=500), seed=st.integers(min_value=0, max_value=2**32 - 1))
 def test_differencing_two_releases_recovers_the_target_no_better_than_the_noise_allows(table, others, seed) -> None:
     """Two published cells: everyone (the target and `others` more) and everyone but the target. Their difference

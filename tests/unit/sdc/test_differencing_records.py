@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from property_examples import examples
 
 from disclosure_review.sdc import MARGIN_LABEL, TableKind, TableSpec, Verdict, compute_shadow, load_preset
 from disclosure_review.sdc.differencing import OtherOutput, check_differencing, findings_between, sum_findings
@@ -200,7 +201,7 @@ def _where(ids) -> str:
     return "id IN (" + ", ".join(map(str, sorted(ids))) + ")"
 
 
-@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(60), deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(subsets())
 def test_property_a_pair_differing_on_fewer_than_threshold_records_is_always_caught_and_never_otherwise(con, case):
     base, other, moved, value_changes, dims = case
@@ -235,7 +236,7 @@ def _members(ids: set, label) -> set:
     return set(rows.get_column("id").to_list())
 
 
-@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(40), deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(two_tables())
 def test_property_every_pair_of_cells_differing_on_fewer_than_threshold_records_is_found(con, case):
     # all cells, margins included, of a stored table against a new one, by the sketch join (small and large cells)
@@ -316,7 +317,7 @@ def splits(draw):
     return whole, low, high, gap, extra, sorted(inside[:changed])
 
 
-@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(60), deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(splits())
 def test_property_a_total_minus_two_parts_leaving_fewer_than_threshold_is_always_caught_and_never_otherwise(con, case):
     whole, low, high, gap, extra, changed = case

@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from property_examples import examples
 
 from disclosure_review.sdc import MARGIN_LABEL, TableKind, TableSpec, compute_shadow
 from disclosure_review.sdc.records import (
@@ -69,7 +70,7 @@ HASHES = {
 
 @pytest.mark.parametrize("hash_name", HASHES)
 @pytest.mark.parametrize("k", [SKETCH, 16, T, 8])
-@settings(max_examples=300, deadline=None, derandomize=True)
+@settings(max_examples=examples(300), deadline=None, derandomize=True)
 @given(case=pairs())
 def test_property_the_filter_never_skips_a_pair_differing_on_fewer_than_threshold_records(hash_name, k, case):
     a, b, differing, shared = case

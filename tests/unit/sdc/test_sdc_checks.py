@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from property_examples import examples
 
 from disclosure_review.sdc import (
     CHECKS, CheckReport, Rules, Statistic, TableKind, TableSpec, Verdict, check_table, load_preset, shadow_from_frame,
@@ -232,7 +233,7 @@ contributions = st.dictionaries(
 )
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=examples(80), deadline=None)
 @given(data=contributions)
 def test_dominance_and_threshold_match_a_direct_computation(data: dict[str, list[float]]) -> None:
     """Cell by cell against the formulas applied by hand, margins included."""

@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from property_examples import examples
 
 from disclosure_review.sdc import MARGIN_LABEL, ShadowError, Statistic, TableKind, TableSpec, compute_shadow, shadow_from_frame
 from disclosure_review.sdc.shadow import (
@@ -72,7 +73,7 @@ def close(a: float | None, b: float | None) -> bool:
     return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=records, with_unit=st.booleans(), top_n=st.integers(1, 3))
 def test_magnitude_shadow_matches_record_by_record_computation(rows: list[dict], with_unit: bool, top_n: int) -> None:
     frame = pl.DataFrame(rows, schema={"r": pl.String, "c": pl.Int64, "v": pl.Float64, "w": pl.Float64, "u": pl.Int64})
@@ -96,7 +97,7 @@ def test_magnitude_shadow_matches_record_by_record_computation(rows: list[dict],
                    for i, d in enumerate(["r", "c"]))) else None), label
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=records, with_unit=st.booleans())
 def test_mode_units_count_the_holders_of_the_released_mode(rows: list[dict], with_unit: bool) -> None:
     frame = pl.DataFrame(rows, schema={"r": pl.String, "c": pl.Int64, "v": pl.Float64, "w": pl.Float64, "u": pl.Int64})
@@ -115,7 +116,7 @@ def test_mode_units_count_the_holders_of_the_released_mode(rows: list[dict], wit
         assert cell[MODE_UNITS] == (len({r["u"] for r in holders}) if with_unit else len(holders)), label
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(rows=records)
 def test_frequency_shadow_counts_every_level_combination(rows: list[dict]) -> None:
     frame = pd.DataFrame(rows)

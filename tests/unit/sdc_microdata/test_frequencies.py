@@ -112,10 +112,11 @@ def test_bad_input_is_refused():
 
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+from property_examples import examples  # noqa: E402
 from reference import brute_force_fk  # noqa: E402
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(
     st.integers(1, 4).flatmap(
         lambda p: st.lists(st.tuples(*[st.one_of(st.none(), st.integers(0, 2))] * p), min_size=1, max_size=30)

@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from property_examples import examples
 
 from disclosure_review.sdc.microdata import InvalidMicrodataInput, l_diversity, multi_l_diversity
 
@@ -111,7 +112,7 @@ def test_multi_matches_plain_implementation(testdata, c):
         assert (ours.entropy <= single[s].entropy + 1e-12).all() and (ours.recursive <= single[s].recursive).all()
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     st.integers(2, 3).flatmap(lambda m: st.lists(
         st.tuples(st.integers(0, 2), *[st.one_of(st.none(), st.integers(0, 2))] * m), min_size=1, max_size=40)),

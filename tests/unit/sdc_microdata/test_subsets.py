@@ -12,6 +12,7 @@ import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from property_examples import examples
 from reference import brute_force_fk
 from test_suppression import KEYS, age_groups, r_sample_data
 
@@ -138,7 +139,7 @@ rows_strategy = st.integers(1, 4).flatmap(
 )
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(rows_strategy, st.data())
 def test_measure_matches_pairwise_counting(rows, draw):
     p = len(rows[0])
@@ -157,7 +158,7 @@ def test_measure_matches_pairwise_counting(rows, draw):
     np.testing.assert_array_equal(res.below, expected_below)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(rows_strategy, st.data(), st.sampled_from(list(SuppressionMethod)))
 def test_suppression_always_reaches_k_on_every_subset(rows, draw, method):
     p = len(rows[0])

@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from property_examples import examples
 from r_rng import RRandom
 
 from disclosure_review.sdc.microdata import InvalidMicrodataInput, suda2
@@ -106,7 +107,7 @@ def brute_force(rows: list[tuple], m: int, original: bool = True, dis_fraction: 
     return scores, dis_suda
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(
     st.integers(3, 5).flatmap(
         lambda p: st.lists(st.tuples(*[st.one_of(st.none(), st.integers(0, 2))] * p), min_size=2, max_size=25)

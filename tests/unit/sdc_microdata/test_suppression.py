@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from property_examples import examples
 from r_rng import RRandom
 from reference import brute_force_fk
 
@@ -77,7 +78,7 @@ def test_sdcmicro_issue_352_example_reaches_k_on_all_keys():
         assert full_fk(res.data, data.columns).min() >= 3
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(
     st.integers(1, 4).flatmap(
         lambda p: st.tuples(

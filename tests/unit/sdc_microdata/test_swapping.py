@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from property_examples import examples
 
 from disclosure_review.sdc.microdata import InvalidMicrodataInput, record_swap
 
@@ -178,7 +179,7 @@ def test_bad_parameters_say_what_to_fix(data: pl.DataFrame, options: dict, messa
         swap(data, **options)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     n=st.integers(20, 400),
     seed=st.integers(0, 2**16),

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from property_examples import examples
 
 from disclosure_review.sdc.enums import Verdict
 from disclosure_review.sdc.protection import (
@@ -137,7 +138,7 @@ def table_and_pattern(draw: st.DrawFn) -> tuple[LinkedTable, np.ndarray]:
     return table, np.array(flags)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 @given(table_and_pattern())
 def test_intervals_agree_with_an_independent_lp(case: tuple[LinkedTable, np.ndarray]) -> None:
     """Our reduced deviation LP against scipy's linprog on the plain cell-value formulation."""
@@ -150,7 +151,7 @@ def test_intervals_agree_with_an_independent_lp(case: tuple[LinkedTable, np.ndar
         assert cell.high == pytest.approx(high, abs=1e-6)
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=examples(20), deadline=None)
 @given(table_and_pattern())
 def test_cut_coefficients_reproduce_the_move_by_duality(
     case: tuple[LinkedTable, np.ndarray],

@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from property_examples import examples
 
 from disclosure_review.sdc.enums import Verdict
 from disclosure_review.sdc.protection import (
@@ -150,7 +151,7 @@ def test_a_certificate_claiming_more_room_than_the_bounds_allow_is_recomputed() 
     assert report.verdict is Verdict.FAIL
 
 
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(10), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(0, 10_000), st.sampled_from([6.0, 12.0, 30.0]))
 def test_hierarchical_patterns_pass_the_exact_audit(seed: int, mean: float) -> None:
     table = business_table(seed, mean)

@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from property_examples import examples
 
 from disclosure_review.sdc.enums import Verdict
 from disclosure_review.sdc.protection import (
@@ -142,7 +143,7 @@ def label_rows(table: LinkedTable) -> np.ndarray:
     return np.array(rows)
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(15), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(st.integers(0, 20), min_size=8, max_size=8),
     st.lists(st.sampled_from(list(itertools.product(list(ROWS), ["F", "M", "Total"]))), min_size=1, max_size=3, unique=True),

@@ -6,6 +6,7 @@ import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from property_examples import examples
 
 from disclosure_review.sdc.protection import (
     InvalidTable,
@@ -36,7 +37,7 @@ def test_round_to_base_recomputes_margins_from_rounded_cells() -> None:
         round_to_base(table, 0)
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=examples(15), deadline=None)
 @given(
     st.integers(2, 5),
     st.integers(2, 5),

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from property_examples import examples
 
 from disclosure_review.sdc.enums import Verdict
 from disclosure_review.sdc.protection import (
@@ -62,7 +63,7 @@ def check_protects(table: LinkedTable, levels: ProtectionLevels, method: Suppres
     assert protected(table, result.suppressed, levels.lower, levels.upper, levels.sliding)
 
 
-PROPERTY = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(max_examples=examples(20), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @PROPERTY
@@ -73,7 +74,7 @@ def test_2d_suppression_never_leaves_a_narrow_interval(
     check_protects(*case, method)
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(15), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(unsafe_tables(3), st.sampled_from(list(SuppressionMethod)))
 def test_3d_suppression_never_leaves_a_narrow_interval(
     case: tuple[LinkedTable, ProtectionLevels], method: SuppressionMethod
@@ -96,7 +97,7 @@ def brute_force_minimum(table: LinkedTable, levels: ProtectionLevels, weights: n
     return np.inf
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(6), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(st.integers(0, 12), min_size=4, max_size=4),
     st.integers(0, 8),
