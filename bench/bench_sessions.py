@@ -15,7 +15,7 @@ It starts, in the same run on the same machine, two hubs with `--sessions` resea
 
 and, with `--hub ours-slurm --hub peer-slurm`, the same two through Slurm, on a one-node cluster (munged,
 slurmctld, slurmd with Onsite's Prolog and Epilog) started for the run as the Slurm test starts it
-(tests/security/_slurm_cluster.py), its node declared with a CPU and 8 GiB for every session so that all 30
+(bench/slurm_cluster.py), its node declared with a CPU and 8 GiB for every session so that all 30
 are placed at once:
 
 - ours-slurm: `onsite hub` with `session_engine = "slurm"` (`OnsiteSlurmSpawner`, production settings);
@@ -60,6 +60,8 @@ from tqdm import tqdm
 from access_control import policy
 from access_control.enums import Role
 from bench import Case, Context
+from bench.slurm_cluster import SlurmCluster
+from bench.slurm_cluster import missing as missing_slurm_daemons
 from hub_config import isolation
 from hub_config.ports import free_port
 from hub_config.settings import HubSettings
@@ -96,19 +98,17 @@ def hubtools() -> ModuleType:
 
 SLURM_SESSION_MB = 8192
 """Memory the Slurm node is declared to have per session (`SessionLimits.memory_mb`'s default, `--mem`)."""
-_clusters: list = []  # the run's one Slurm cluster, once a Slurm hub needed it
+_clusters: list[SlurmCluster] = []  # the run's one Slurm cluster, once a Slurm hub needed it
 
 
-def slurm_cluster(researchers: int):
+def slurm_cluster(researchers: int) -> SlurmCluster:
     """The run's one-node Slurm cluster (started at the first call; `stop_slurm_cluster` ends it)."""
     if not _clusters:
-        tools = _load("onsite_tests_slurm_cluster", TESTS / "security" / "_slurm_cluster.py")
-        if tools.missing():
-            raise RuntimeError(f"missing {tools.missing()}: apt-get install slurm-wlm munge")
+        if missing_slurm_daemons():
+            raise RuntimeError(f"missing {missing_slurm_daemons()}: apt-get install slurm-wlm munge")
         base = Path(tempfile.mkdtemp(prefix="onsite-bench-slurm-"))
         base.chmod(0o711)
-        _clusters.append(tools.SlurmCluster(base, cpus=researchers + 1,
-                                            memory_mb=(researchers + 1) * SLURM_SESSION_MB).start())
+        _clusters.append(SlurmCluster(base, cpus=researchers + 1, memory_mb=(researchers + 1) * SLURM_SESSION_MB).start())
     return _clusters[0]
 
 

@@ -22,12 +22,12 @@ import requests
 
 from access_control import audit
 from access_control.enums import AuditEventType
+from bench import slurm_cluster
 from functional.hubtools import HubUser, RunningHub
 from functional.seeding import OTHER_DATASET, revoke_grant, seed_attacks, seed_demo
 from hub_config import isolation, netfilter
 from onsite.demo import DEMO_DATASET, DEMO_PROJECT
 from onsite_base.db import make_engine, session_factory
-from security import _slurm_cluster
 from security._isolation_fixtures import token_in_memory
 from security.test_network_attacks import as_session_account, kernel_connect
 
@@ -38,11 +38,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 def slurm_hub():
     if os.geteuid() != 0:
         pytest.skip("Slurm sessions need a hub running as root")
-    if _slurm_cluster.missing():
-        pytest.skip(f"missing {_slurm_cluster.missing()}: apt-get install slurm-wlm munge (scripts/test.sh does)")
+    if slurm_cluster.missing():
+        pytest.skip(f"missing {slurm_cluster.missing()}: apt-get install slurm-wlm munge (scripts/test.sh does)")
     base = Path(tempfile.mkdtemp(prefix="onsite-slurm-"))
     os.chmod(base, 0o711)
-    cluster = _slurm_cluster.SlurmCluster(base / "slurm")
+    cluster = slurm_cluster.SlurmCluster(base / "slurm")
     settings, logins = seed_demo(base / "home", rows=500)
     seed_attacks(settings)
     (settings.home / "onsite_config.py").write_text(
@@ -160,6 +160,14 @@ def server_status(uid: int) -> dict[str, str]:
     return {k: v.strip() for k, _, v in (line.partition(":") for line in lines)}
 
 
+def test_the_server_has_the_spawners_environment_not_roots_login_environment_on_the_node(session):
+    """The job passes on sbatch's environment (the spawner's) as it is: an `--export` list of names would make slurmd
+    load the job user's login environment first (`su - root` on the node) and hand root's LOGNAME and MAIL on."""
+    hub, _, _, _, _ = session
+    raw = Path(f"/proc/{server_pid(account_uid(hub, 'tanaka'))}/environ").read_bytes().decode()
+    environ = dict(item.split("=", 1) for item in raw.split("\0") if "=" in item)
+    assert "LOGNAME" not in environ and "MAIL" not in environ, sorted(environ)
+    assert environ["USER"] == isolation.account_name(hub.names.account_prefix, "tanaka")
 
 
 def test_the_server_cannot_set_its_spawners_attributes_through_the_port_api(session, record_attempt):

@@ -2,7 +2,8 @@
 slurmctld, slurmd), each with its configuration, key, sockets, state and logs in one temporary directory and
 ports of its own, so it touches nothing of the machine's own Slurm. The node's Prolog and Epilog are
 Onsite's (`python -m hub_config.slurm_node prolog|epilog`), as docs/how-to/operator.md says to install them.
-Used by tests/security/test_slurm_sessions.py and by the Slurm hubs of bench/bench_sessions.py.
+Used by tests/security/test_slurm_sessions.py and by the Slurm hubs of bench/bench_sessions.py (both import it;
+it lives in `bench`, the installed package the test suite already imports from).
 """
 from __future__ import annotations
 
