@@ -104,7 +104,7 @@ def test_without_the_ledger_lock_a_transaction_commits_as_configured(db):
 
 
 def test_a_commit_message_failing_part_way_stores_nothing_and_leaves_no_autocommit_connection(db):
-    """The commit's message opens its own transaction (the connection in autocommit for it): when the server refuses
+    """The commit's message opens its own transaction (its own BEGIN, sent past the driver): when the server refuses
     an event, nothing of the message stays, the caller hears the error, and the pooled connection is transactional
     again, so the next caller's change is still all or nothing."""
     with transaction(db) as s:
