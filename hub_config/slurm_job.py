@@ -15,8 +15,7 @@ from pathlib import Path
 
 from dataplane.catalogue import DatasetNotFound, read_dataset_info
 from hub_config import netfilter
-from hub_config.session_namespace import SessionProcess
-from onsite_base.namespaces import Libc
+from hub_config.session_namespace import SessionProcess, exec_as_session
 
 
 class NodeError(RuntimeError):
@@ -37,8 +36,9 @@ def check_datasets(expected: dict[str, str]) -> None:
                             f"registered {digest}): check the shared dataset file system")
 
 
-def become_session(spec: dict) -> None:
-    """As root in the job: refuse without the Prolog's network rules, then become the session (as on the hub host)."""
+def session_of(spec: dict) -> SessionProcess:
+    """As root in the job: what the process becomes, refused without the Prolog's network rules, without root, or
+    with a granted dataset this node does not have as the catalogue registered it."""
     process = SessionProcess.from_json(spec["process"])
     if spec.get("firewall", True) and netfilter.table_name(process.view.uid) not in netfilter.session_tables():
         raise NodeError(f"no nftables table {netfilter.table_name(process.view.uid)} on this node: its Slurm Prolog "
@@ -46,16 +46,17 @@ def become_session(spec: dict) -> None:
     if os.geteuid() != 0:
         raise NodeError("a session job must start as root (submitted by the hub as root) to become the researcher")
     check_datasets(spec.get("datasets", {}))
-    process.become(Libc())
+    return process
 
 
 def main(argv: list[str]) -> int:
     if len(argv) < 2:
         print(__doc__, file=sys.stderr)
         return 2
-    become_session(json.loads(argv[0]))
-    # The server's environment is the one a local server gets: Slurm's own variables stay behind.
-    os.execve(argv[1], argv[1:], {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")})
+    process = session_of(json.loads(argv[0]))
+    # Becomes the session as a local server's launcher does; the server's environment is the one a local server
+    # gets: Slurm's own variables stay behind.
+    exec_as_session(process, argv[1:], {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")})
 
 
 if __name__ == "__main__":
