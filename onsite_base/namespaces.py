@@ -3,9 +3,8 @@
 Used by the session's view of the filesystem (`hub_config.session_namespace`,
 entered as root in the server's process just before it drops to the account)
 and by the kernel's sandbox (`singleuser.kernel_sandbox`, unprivileged, in a
-user namespace). The functions are looked up once, when `Libc()` is made, so
-that a child forked from a threaded process (a `preexec_fn`) calls them without
-taking the dynamic loader's lock.
+user namespace). The functions are looked up once, when `Libc()` is made,
+before any namespace or mount work starts.
 """
 from __future__ import annotations
 
