@@ -18,6 +18,9 @@ make_undumpable()
 # The release outbox forwarder, the terminal guard, the intake folder and the session events
 # (singleuser.serverext, which calls singleuser.lockdown.load).
 c.ServerApp.jpserver_extensions.update({"singleuser.serverext": True})
+# An extension that fails to load stops the server: jupyter_server's default logs a warning and serves on without
+# it, i.e. without the terminal guard, the session events or the outbox forwarder if singleuser.serverext failed.
+c.ServerApp.reraise_server_extension_failures = True
 
 # No language servers: jupyter_lsp starts processes in the session beside the kernel, and its autodetection
 # alone ran `npm prefix -g` at every server start (whose update check then spun in a session with no network).
