@@ -301,10 +301,12 @@ class LdapDirectory:
     def _unavailable(self, error: Exception) -> DirectoryUnavailable:
         text = str(error).lower()
         uris = " ".join(self.settings.server_uris)
-        if any(word in text for word in ("certificate", "ssl", "tls", "handshake")):
-            problem = DirectoryUnavailable("ldap_tls_failed", "ca_file and tls", uris=uris, error=error)
-        elif "timed out" in text or isinstance(error, ldap_errors.LDAPSocketReceiveError):
+        # A time-out first: a directory that hangs mid-handshake ("The handshake operation timed out") is slow or
+        # stuck, not signed by the wrong CA.
+        if "timed out" in text or isinstance(error, ldap_errors.LDAPSocketReceiveError):
             problem = DirectoryUnavailable("ldap_timeout", "connect_timeout/receive_timeout", uris=uris, error=error)
+        elif any(word in text for word in ("certificate", "ssl", "tls", "handshake")):
+            problem = DirectoryUnavailable("ldap_tls_failed", "ca_file and tls", uris=uris, error=error)
         else:
             problem = DirectoryUnavailable("ldap_unreachable", "server_uris", uris=uris, error=error)
         log.error("LDAP directory unavailable: %s", problem)

@@ -5,6 +5,7 @@ Passwords at log-in are the hub's business (ldapauthenticator): tests/integratio
 """
 from __future__ import annotations
 
+import socket
 import time
 import uuid
 
@@ -157,6 +158,18 @@ def test_a_hung_directory_is_unavailable_within_the_receive_timeout(doomed_slapd
         doomed_slapd.server.resume()
     assert 0.9 < elapsed < 3.5
     assert "receive_timeout" in raised.value.setting
+
+
+def test_a_directory_hung_mid_handshake_is_a_timeout_not_a_certificate_problem(directory):
+    """A port that accepts and never answers the TLS handshake (ldaps://): a slow or stuck directory, so the
+    refusal points at the time-outs, not at the CA (a whole run once met this through StartTLS, see above)."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        uri = f"ldaps://127.0.0.1:{silent.getsockname()[1]}"
+        ldap = LdapDirectory(directory.settings(server_uris=(uri,), tls=TlsMode.LDAPS, receive_timeout=1))
+        with pytest.raises(DirectoryUnavailable) as raised:
+            ldap.ensure_group(fresh_project_group())
+    assert "timed out" in str(raised.value).lower()
+    assert "receive_timeout" in raised.value.setting and "ca_file" not in raised.value.setting
 
 
 def test_the_next_server_answers_when_the_first_is_down(directory):
